@@ -1,0 +1,109 @@
+import Foundation
+import PersonaTensor
+
+/// Builds a GGUF v3 file (alignment 32). Shapes are given outermost-first and stored reversed as ggml `ne[]`.
+public struct GGUFWriter {
+    private var keys: [String] = []
+    private var values: [String: GGUFValue] = [:]
+    private var tensors: [(name: String, dtype: DType, shape: [Int], data: Data)] = []
+    private var names = Set<String>()
+    static let alignment = 32
+
+    public init() {}
+
+    /// Sets a metadata value (replacing an earlier one with the same key, keeping its position).
+    public mutating func set(_ key: String, _ value: GGUFValue) {
+        if values.updateValue(value, forKey: key) == nil { keys.append(key) }
+    }
+
+    /// Adds a tensor; `data.count` must equal the dtype's size for `shape` (inner dim a multiple of the block size).
+    public mutating func addTensor(name: String, dtype: DType, shape: [Int], data: Data) throws {
+        guard !names.contains(name) else { throw FormatError("GGUFWriter: duplicate tensor '\(name)'") }
+        guard shape.count <= GGUFFile.maxDims else {
+            throw FormatError("GGUFWriter: tensor '\(name)' has \(shape.count) dimensions, GGUF allows \(GGUFFile.maxDims)")
+        }
+        switch expectedByteCount(dtype: dtype, shape: shape) {
+        case let .success(n):
+            guard n == data.count else {
+                throw FormatError("GGUFWriter: tensor '\(name)' (\(dtype.rawValue), shape \(shapeText(shape))) needs \(n) bytes, got \(data.count)")
+            }
+        case let .failure(e):
+            throw FormatError("GGUFWriter: tensor '\(name)' (\(dtype.rawValue), shape \(shapeText(shape))): \(e)")
+        }
+        names.insert(name)
+        tensors.append((name, dtype, shape, data))
+    }
+
+    /// Writes the file atomically (temporary file + rename).
+    public func write(to url: URL) throws {
+        var header = [UInt8]()
+        header += Array("GGUF".utf8)
+        append(&header, UInt32(3))
+        append(&header, UInt64(tensors.count))
+        append(&header, UInt64(keys.count))
+        for k in keys {
+            appendString(&header, k)
+            let v = values[k]!
+            append(&header, v.typeCode)
+            try appendValue(&header, v, key: k, file: url.path)
+        }
+        var offset = 0
+        for t in tensors {
+            appendString(&header, t.name)
+            append(&header, UInt32(t.shape.count))
+            for d in t.shape.reversed() { append(&header, UInt64(d)) }
+            append(&header, t.dtype.ggmlType)
+            append(&header, UInt64(offset))
+            offset = Checked.alignUp(offset + t.data.count, Self.alignment)!
+        }
+        var w = try AtomicFileWriter(url: url)
+        do {
+            try w.write(header)
+            try w.pad(to: Self.alignment)
+            for t in tensors {
+                try w.write(t.data)
+                try w.pad(to: Self.alignment)
+            }
+            try w.commit()
+        } catch {
+            w.abort_()
+            throw error
+        }
+    }
+
+    private func append<T: FixedWidthInteger>(_ out: inout [UInt8], _ v: T) {
+        withUnsafeBytes(of: v.littleEndian) { out += $0 }
+    }
+
+    private func appendString(_ out: inout [UInt8], _ s: String) {
+        let u = Array(s.utf8)
+        append(&out, UInt64(u.count))
+        out += u
+    }
+
+    private func appendValue(_ out: inout [UInt8], _ v: GGUFValue, key: String, file: String) throws {
+        switch v {
+        case let .uint8(x): append(&out, x)
+        case let .int8(x): append(&out, x)
+        case let .uint16(x): append(&out, x)
+        case let .int16(x): append(&out, x)
+        case let .uint32(x): append(&out, x)
+        case let .int32(x): append(&out, x)
+        case let .uint64(x): append(&out, x)
+        case let .int64(x): append(&out, x)
+        case let .float32(x): append(&out, x.bitPattern)
+        case let .float64(x): append(&out, x.bitPattern)
+        case let .bool(x): out.append(x ? 1 : 0)
+        case let .string(s): appendString(&out, s)
+        case let .array(a):
+            // GGUF arrays are homogeneous; an empty array is written as an empty uint8 array.
+            let et = a.first?.typeCode ?? 0
+            guard a.allSatisfy({ $0.typeCode == et }) else {
+                throw FormatError(file: file, "metadata '\(key)': array elements must all have the same type")
+            }
+            append(&out, et)
+            append(&out, UInt64(a.count))
+            for e in a { try appendValue(&out, e, key: key, file: file) }
+        }
+    }
+}
