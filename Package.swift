@@ -1,0 +1,37 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// C kernels are always compiled optimised (even in debug builds) so tests stay fast;
+// per-function `target` attributes + runtime dispatch pick AVX-512/AVX2/NEON paths.
+let kernelFlags: [CSetting] = [.unsafeFlags(["-O3", "-fno-math-errno"])]
+
+let package = Package(
+    name: "PersonaScope",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "persona", targets: ["persona"]),
+        .library(name: "PersonaCore", targets: ["PersonaCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .target(name: "CPersonaKernels", cSettings: kernelFlags),
+        .target(name: "PersonaTensor", dependencies: ["CPersonaKernels"]),
+        .target(name: "PersonaFormats", dependencies: ["PersonaTensor"]),
+        .target(name: "PersonaTokenizers", dependencies: ["PersonaFormats"]),
+        .target(name: "PersonaModels", dependencies: ["PersonaTensor", "PersonaFormats", "PersonaTokenizers"]),
+        .target(name: "PersonaGeneration", dependencies: ["PersonaModels", "PersonaTokenizers"]),
+        .target(name: "PersonaCore", dependencies: ["PersonaGeneration", "PersonaModels", "PersonaFormats"]),
+        .executableTarget(name: "persona", dependencies: [
+            "PersonaCore", "PersonaGeneration", "PersonaModels", "PersonaTokenizers", "PersonaFormats",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "PersonaTensorTests", dependencies: ["PersonaTensor"]),
+        .testTarget(name: "PersonaFormatsTests", dependencies: ["PersonaFormats"]),
+        .testTarget(name: "PersonaTokenizersTests", dependencies: ["PersonaTokenizers"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "PersonaModelsTests", dependencies: ["PersonaModels", "PersonaGeneration"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "PersonaCoreTests", dependencies: ["PersonaCore"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

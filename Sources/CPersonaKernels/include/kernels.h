@@ -1,0 +1,38 @@
+#ifndef PERSONA_KERNELS_H
+#define PERSONA_KERNELS_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* dtype codes, same order as Swift's DType.kernelCode */
+enum { PK_F32 = 0, PK_F16 = 1, PK_BF16 = 2, PK_Q8_0 = 3, PK_Q4_0 = 4, PK_Q4_K = 5, PK_Q6_K = 6 };
+
+/* Bytes of one row of `cols` elements of `dtype` (cols must be a multiple of the block size). */
+size_t pk_row_bytes(int dtype, int64_t cols);
+
+/* Dequantise / convert one row of `cols` elements to f32. */
+void pk_dequant_row(int dtype, const void *row, int64_t cols, float *out);
+
+/* Y[t*ldy + r] = sum_c W[r, c] * X[t*ldx + c]   for t in [0, T), r in [r0, r1).
+   W is row-major [rows, cols] in `dtype` (rows packed, pk_row_bytes(dtype, cols) each).
+   T == 1 is matrix-vector; larger T amortises the weight conversion per tile. */
+void pk_matmul_rows(int dtype, const void *W, int64_t cols,
+                    const float *X, int64_t ldx, int64_t T,
+                    float *Y, int64_t ldy, int64_t r0, int64_t r1);
+
+/* f32 dot product and axpy helpers used by attention and hooks. */
+float pk_dot_f32(const float *a, const float *b, int64_t n);
+void pk_axpy_f32(float a, const float *x, float *y, int64_t n);
+
+/* f16 / bf16 <-> f32 scalar conversions (bit exact, round-to-nearest-even on the way down). */
+float pk_f16_to_f32(uint16_t h);
+uint16_t pk_f32_to_f16(float f);
+float pk_bf16_to_f32(uint16_t h);
+uint16_t pk_f32_to_bf16(float f);
+
+/* Quantise one row of f32 to q8_0 (cols multiple of 32), as ggml does. */
+void pk_quantize_row_q8_0(const float *x, int64_t cols, void *out);
+
+/* Which SIMD path was selected at run time ("avx512", "avx2", "neon", "scalar"). */
+const char *pk_simd_level(void);
+
+#endif

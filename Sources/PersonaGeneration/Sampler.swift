@@ -1,0 +1,144 @@
+import Foundation
+
+/// Sampling settings. `temperature == 0` is greedy (argmax, lowest id on ties).
+public struct SamplingParameters: Sendable, Equatable {
+    public var temperature: Float = 0
+    public var topK: Int = 0            // 0 = off
+    public var topP: Float = 1          // 1 = off
+    public var minP: Float = 0          // 0 = off
+    public var repetitionPenalty: Float = 1  // 1 = off (HF/CTRL style: divide positive logits, multiply negative)
+    public var seed: UInt64 = 0
+
+    public init(temperature: Float = 0, topK: Int = 0, topP: Float = 1, minP: Float = 0, repetitionPenalty: Float = 1, seed: UInt64 = 0) {
+        self.temperature = temperature
+        self.topK = topK
+        self.topP = topP
+        self.minP = minP
+        self.repetitionPenalty = repetitionPenalty
+        self.seed = seed
+    }
+
+    /// Errors name the offending parameter.
+    public func validate() throws {
+        if !(temperature >= 0 && temperature.isFinite) { throw GenerationError("temperature must be >= 0, got \(temperature)") }
+        if topK < 0 { throw GenerationError("top-k must be >= 0, got \(topK)") }
+        if !(topP > 0 && topP <= 1) { throw GenerationError("top-p must be in (0, 1], got \(topP)") }
+        if !(minP >= 0 && minP < 1) { throw GenerationError("min-p must be in [0, 1), got \(minP)") }
+        if !(repetitionPenalty > 0 && repetitionPenalty.isFinite) { throw GenerationError("repetition penalty must be > 0, got \(repetitionPenalty)") }
+    }
+}
+
+public struct GenerationError: Error, CustomStringConvertible, LocalizedError {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+    public var errorDescription: String? { message }
+}
+
+/// xoshiro256** seeded through SplitMix64: fast, reproducible across platforms.
+public struct SeededRandom: RandomNumberGenerator, Sendable {
+    private var s: (UInt64, UInt64, UInt64, UInt64)
+
+    public init(seed: UInt64) {
+        var z = seed
+        func splitmix() -> UInt64 {
+            z &+= 0x9E3779B97F4A7C15
+            var x = z
+            x = (x ^ (x >> 30)) &* 0xBF58476D1CE4E5B9
+            x = (x ^ (x >> 27)) &* 0x94D049BB133111EB
+            return x ^ (x >> 31)
+        }
+        s = (splitmix(), splitmix(), splitmix(), splitmix())
+    }
+
+    public mutating func next() -> UInt64 {
+        let result = ((s.1 &* 5) << 7 | (s.1 &* 5) >> 57) &* 9
+        let t = s.1 << 17
+        s.2 ^= s.0; s.3 ^= s.1; s.1 ^= s.2; s.0 ^= s.3
+        s.2 ^= t
+        s.3 = (s.3 << 45) | (s.3 >> 19)
+        return result
+    }
+
+    /// Uniform in [0, 1).
+    public mutating func nextUnit() -> Double { Double(next() >> 11) * 0x1.0p-53 }
+}
+
+/// Picks the next token from logits. Keeps its scratch buffers so sampling allocates nothing per step.
+public struct Sampler {
+    public let parameters: SamplingParameters
+    private var rng: SeededRandom
+    private var indices: [Int32] = []
+    private var probs: [Float] = []
+
+    public init(_ parameters: SamplingParameters) {
+        self.parameters = parameters
+        rng = SeededRandom(seed: parameters.seed)
+    }
+
+    /// `logits` is modified in place (penalty, temperature). `history` is used by the repetition penalty.
+    public mutating func sample(_ logits: UnsafeMutableBufferPointer<Float>, history: [Int]) -> Int {
+        let p = parameters
+        let n = logits.count
+        if p.repetitionPenalty != 1 {
+            for id in Set(history) where id >= 0 && id < n {
+                let l = logits[id]
+                logits[id] = l > 0 ? l / p.repetitionPenalty : l * p.repetitionPenalty
+            }
+        }
+        if p.temperature == 0 { return Sampler.argmax(UnsafeBufferPointer(logits)) }
+
+        // candidates sorted by logit, cut by top-k
+        if indices.count != n { indices = (0..<Int32(n)).map { $0 }; probs = [Float](repeating: 0, count: n) }
+        for i in 0..<n { indices[i] = Int32(i) }
+        let k = p.topK > 0 ? min(p.topK, n) : n
+        indices.withUnsafeMutableBufferPointer { idx in
+            idx.sort { logits[Int($0)] > logits[Int($1)] || (logits[Int($0)] == logits[Int($1)] && $0 < $1) }
+        }
+        // softmax at temperature over the top-k
+        let maxL = logits[Int(indices[0])]
+        var sum: Double = 0
+        for i in 0..<k {
+            let e = Float(Foundation.exp(Double((logits[Int(indices[i])] - maxL) / p.temperature)))
+            probs[i] = e
+            sum += Double(e)
+        }
+        var count = k
+        // min-p: drop tokens below minP * p(max)
+        if p.minP > 0 {
+            let cut = Float(Double(probs[0]) / sum) * p.minP
+            var c = 0
+            while c < count, Float(Double(probs[c]) / sum) >= cut { c += 1 }
+            count = max(1, c)
+        }
+        // top-p: smallest prefix whose mass reaches topP
+        if p.topP < 1 {
+            var acc: Double = 0
+            var c = 0
+            var total: Double = 0
+            for i in 0..<count { total += Double(probs[i]) }
+            while c < count {
+                acc += Double(probs[c]) / total
+                c += 1
+                if acc >= Double(p.topP) { break }
+            }
+            count = max(1, c)
+        }
+        var total: Double = 0
+        for i in 0..<count { total += Double(probs[i]) }
+        let r = rng.nextUnit() * total
+        var acc: Double = 0
+        for i in 0..<count {
+            acc += Double(probs[i])
+            if r < acc { return Int(indices[i]) }
+        }
+        return Int(indices[count - 1])
+    }
+
+    public static func argmax(_ x: UnsafeBufferPointer<Float>) -> Int {
+        var best = 0
+        var bv = -Float.infinity
+        for i in 0..<x.count where x[i] > bv { bv = x[i]; best = i }
+        return best
+    }
+}

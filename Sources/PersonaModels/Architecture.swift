@@ -1,0 +1,139 @@
+import Foundation
+import PersonaFormats
+
+/// One supported architecture: how its config reads and which tensors its checkpoint holds.
+/// The forward pass itself is shared (Transformer.swift); an architecture only switches on the parts it uses.
+protocol Architecture {
+    /// Hugging Face `model_type` values (and `architectures` aliases) this file handles.
+    static var hfModelTypes: [String] { get }
+    /// GGUF `general.architecture` values this file handles.
+    static var ggufArchitectures: [String] { get }
+    static func config(hf: JSONConfig) throws -> ModelConfig
+    static func config(gguf: GGUFConfig) throws -> ModelConfig
+}
+
+/// The registry of architectures; aliases reuse a type (mistral builds Llama).
+public enum ArchitectureRegistry {
+    static let all: [Architecture.Type] = [
+        LlamaArchitecture.self, MistralArchitecture.self, Qwen2Architecture.self, Qwen3Architecture.self,
+        GemmaArchitecture.self, Gemma2Architecture.self,
+    ]
+
+    public static var supportedModelTypes: [String] { all.flatMap { $0.hfModelTypes }.sorted() }
+    public static var supportedGGUFArchitectures: [String] { all.flatMap { $0.ggufArchitectures }.sorted() }
+
+    static func forHF(_ modelType: String) -> Architecture.Type? { all.first { $0.hfModelTypes.contains(modelType) } }
+    static func forGGUF(_ arch: String) -> Architecture.Type? { all.first { $0.ggufArchitectures.contains(arch) } }
+
+    /// Parses a HF config.json into a ModelConfig.
+    public static func config(hfConfigAt url: URL) throws -> ModelConfig {
+        let j = try JSONConfig(url: url)
+        guard let mt = j.optString("model_type") else { throw ModelError("\(url.path): missing 'model_type'") }
+        guard let a = forHF(mt) else {
+            throw ModelError("\(url.path): unknown architecture model_type '\(mt)' (supported: \(supportedModelTypes.joined(separator: ", ")))")
+        }
+        let c = try a.config(hf: j)
+        try c.validate(source: url.path)
+        return c
+    }
+
+    /// Reads a GGUF file's metadata into a ModelConfig.
+    public static func config(gguf: GGUFFile) throws -> ModelConfig {
+        let g = GGUFConfig(file: gguf)
+        guard let arch = gguf.architecture else { throw ModelError("\(gguf.url.path): missing general.architecture") }
+        guard let a = forGGUF(arch) else {
+            throw ModelError("\(gguf.url.path): unknown architecture '\(arch)' (supported: \(supportedGGUFArchitectures.joined(separator: ", ")))")
+        }
+        let c = try a.config(gguf: g)
+        try c.validate(source: gguf.url.path)
+        return c
+    }
+}
+
+/// Fields shared by every Llama-like HF config.
+func baseConfig(_ j: JSONConfig, architecture: String) throws -> ModelConfig {
+    let hidden = try j.int("hidden_size")
+    let heads = try j.int("num_attention_heads")
+    guard heads > 0 else { throw ModelError("\(j.source): num_attention_heads must be positive") }
+    var c = ModelConfig(
+        architecture: architecture,
+        vocabSize: try j.int("vocab_size"),
+        hiddenSize: hidden,
+        intermediateSize: try j.int("intermediate_size"),
+        numLayers: try j.int("num_hidden_layers"),
+        numHeads: heads,
+        numKVHeads: j.optInt("num_key_value_heads") ?? heads,
+        headDim: j.optInt("head_dim") ?? hidden / heads,
+        rmsNormEps: Float(j.optDouble("rms_norm_eps") ?? 1e-6))
+    c.maxPositions = j.optInt("max_position_embeddings") ?? 2048
+    c.tieWordEmbeddings = j.optBool("tie_word_embeddings") ?? false
+    c.bosTokenId = j.optInt("bos_token_id")
+    c.eosTokenIds = j.intList("eos_token_id")
+    try readRope(j, into: &c)
+    return c
+}
+
+/// RoPE base and scaling: top-level `rope_theta` + `rope_scaling` (older) or `rope_parameters` (newer transformers).
+func readRope(_ j: JSONConfig, into c: inout ModelConfig) throws {
+    var params = j.optDict("rope_parameters")
+    // Per-layer-type parameters (newer Gemma-style configs): take the full-attention entry.
+    if let p = params, p["rope_theta"] == nil, let full = (p["full_attention"] ?? p.values.first) as? [String: Any] {
+        params = full
+    }
+    let theta = (params?["rope_theta"] as? NSNumber)?.doubleValue ?? j.optDouble("rope_theta") ?? 10000
+    c.ropeTheta = theta
+    let scaling = j.optDict("rope_scaling") ?? params
+    guard let s = scaling else { return }
+    let type = (s["rope_type"] as? String) ?? (s["type"] as? String) ?? "default"
+    switch type {
+    case "default", "linear" where ((s["factor"] as? NSNumber)?.doubleValue ?? 1) == 1:
+        return
+    case "llama3":
+        func num(_ k: String) throws -> Double {
+            guard let v = (s[k] as? NSNumber)?.doubleValue else { throw ModelError("\(j.source): rope scaling llama3 needs '\(k)'") }
+            return v
+        }
+        c.ropeScaling = Llama3RopeScaling(factor: try num("factor"), lowFreqFactor: try num("low_freq_factor"),
+                                          highFreqFactor: try num("high_freq_factor"),
+                                          originalMaxPositions: try num("original_max_position_embeddings"))
+    default:
+        throw ModelError("\(j.source): unsupported rope scaling type '\(type)' (supported: default, llama3)")
+    }
+}
+
+/// Typed access to GGUF metadata for `{arch}.*` keys.
+struct GGUFConfig {
+    let file: GGUFFile
+    var arch: String { file.architecture ?? "" }
+    var source: String { file.url.path }
+
+    func int(_ key: String) throws -> Int {
+        guard let v = file.metadata["\(arch).\(key)"]?.int else { throw ModelError("\(source): missing metadata '\(arch).\(key)'") }
+        return v
+    }
+    func optInt(_ key: String) -> Int? { file.metadata["\(arch).\(key)"]?.int }
+    func optDouble(_ key: String) -> Double? { file.metadata["\(arch).\(key)"]?.double }
+
+    /// Fields shared by every Llama-like GGUF.
+    func base(architecture: String) throws -> ModelConfig {
+        let hidden = try int("embedding_length")
+        let heads = try int("attention.head_count")
+        guard heads > 0 else { throw ModelError("\(source): \(arch).attention.head_count must be positive") }
+        let vocab = file.metadata["\(arch).vocab_size"]?.int
+            ?? file.metadata["tokenizer.ggml.tokens"]?.array?.count
+            ?? file.tensor("token_embd.weight")?.shape.first
+        guard let vocab else { throw ModelError("\(source): cannot tell the vocabulary size") }
+        var c = ModelConfig(
+            architecture: architecture, vocabSize: vocab, hiddenSize: hidden,
+            intermediateSize: try int("feed_forward_length"), numLayers: try int("block_count"),
+            numHeads: heads, numKVHeads: optInt("attention.head_count_kv") ?? heads,
+            headDim: optInt("attention.key_length") ?? hidden / heads,
+            rmsNormEps: Float(optDouble("attention.layer_norm_rms_epsilon") ?? 1e-5))
+        c.maxPositions = optInt("context_length") ?? 2048
+        c.ropeTheta = optDouble("rope.freq_base") ?? 10000
+        c.tieWordEmbeddings = file.tensor("output.weight") == nil
+        c.bosTokenId = file.metadata["tokenizer.ggml.bos_token_id"]?.int
+        c.eosTokenIds = [file.metadata["tokenizer.ggml.eos_token_id"]?.int, file.metadata["tokenizer.ggml.eot_token_id"]?.int].compactMap { $0 }
+        return c
+    }
+}

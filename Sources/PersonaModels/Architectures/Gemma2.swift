@@ -1,0 +1,39 @@
+/// Gemma-2: Gemma plus sandwich norms (post-attention and post-feed-forward), attention and final
+/// logit soft-capping, query_pre_attn_scalar, and a sliding window on alternating layers.
+enum Gemma2Architecture: Architecture {
+    static let hfModelTypes = ["gemma2"]
+    static let ggufArchitectures = ["gemma2"]
+
+    static func config(hf j: JSONConfig) throws -> ModelConfig {
+        var c = try baseConfig(j, architecture: "gemma2")
+        c.tieWordEmbeddings = j.optBool("tie_word_embeddings") ?? true
+        c.normOffset = 1
+        c.embedScale = Float(c.hiddenSize).squareRoot()
+        c.activation = try gemmaActivation(j)
+        c.sandwichNorms = true
+        c.attnLogitSoftcap = j.optDouble("attn_logit_softcapping").map(Float.init)
+        c.finalLogitSoftcap = j.optDouble("final_logit_softcapping").map(Float.init)
+        if let s = j.optDouble("query_pre_attn_scalar") { c.attnScale = Float(1 / s.squareRoot()) }
+        c.slidingWindow = j.optInt("sliding_window")
+        if let types = j.dict["layer_types"] as? [String] {
+            c.slidingLayers = types.map { $0 == "sliding_attention" }
+        } else {
+            // Reference default: even layers (0, 2, ...) slide.
+            c.slidingLayers = (0..<c.numLayers).map { $0 % 2 == 0 }
+        }
+        if c.slidingWindow == nil { c.slidingLayers = Array(repeating: false, count: c.numLayers) }
+        return c
+    }
+
+    static func config(gguf g: GGUFConfig) throws -> ModelConfig {
+        var c = try g.base(architecture: "gemma2")
+        c.embedScale = Float(c.hiddenSize).squareRoot()
+        c.activation = .geluTanh
+        c.sandwichNorms = true
+        c.attnLogitSoftcap = g.optDouble("attn_logit_softcapping").map(Float.init)
+        c.finalLogitSoftcap = g.optDouble("final_logit_softcapping").map(Float.init)
+        c.slidingWindow = g.optInt("attention.sliding_window")
+        c.slidingLayers = (0..<c.numLayers).map { c.slidingWindow != nil && $0 % 2 == 0 }
+        return c
+    }
+}

@@ -1,0 +1,35 @@
+/// Llama 2 / 3 / 3.x, SmolLM, TinyLlama: pre-norm blocks, SwiGLU MLP, RoPE (optionally Llama-3 scaled).
+enum LlamaArchitecture: Architecture {
+    static let hfModelTypes = ["llama"]
+    static let ggufArchitectures = ["llama"]
+
+    static func config(hf j: JSONConfig) throws -> ModelConfig {
+        var c = try baseConfig(j, architecture: "llama")
+        c.attentionBias = j.optBool("attention_bias") ?? false
+        return c
+    }
+
+    static func config(gguf g: GGUFConfig) throws -> ModelConfig {
+        var c = try g.base(architecture: "llama")
+        // llama.cpp's converter permutes Q/K rows so that interleaved RoPE reproduces HF's rotate_half.
+        c.ropeStyle = .interleaved
+        return c
+    }
+}
+
+/// Mistral: the Llama block with an optional sliding window on every layer.
+enum MistralArchitecture: Architecture {
+    static let hfModelTypes = ["mistral"]
+    static let ggufArchitectures: [String] = []
+
+    static func config(hf j: JSONConfig) throws -> ModelConfig {
+        var c = try baseConfig(j, architecture: "mistral")
+        if let w = j.optInt("sliding_window"), w > 0 {
+            c.slidingWindow = w
+            c.slidingLayers = Array(repeating: true, count: c.numLayers)
+        }
+        return c
+    }
+
+    static func config(gguf g: GGUFConfig) throws -> ModelConfig { try LlamaArchitecture.config(gguf: g) }
+}

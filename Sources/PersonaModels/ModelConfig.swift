@@ -1,0 +1,148 @@
+import Foundation
+import PersonaFormats
+
+/// How RoPE pairs dimensions: Hugging Face's rotate_half (i, i + d/2), or interleaved (2i, 2i+1)
+/// as llama.cpp uses for GGUF `llama` weights (whose Q/K rows were permuted at conversion).
+public enum RopeStyle: String, Sendable { case halfRotation, interleaved }
+
+public enum Activation: String, Sendable { case silu, geluTanh, gelu }
+
+/// Llama-3 style RoPE frequency scaling.
+public struct Llama3RopeScaling: Sendable, Equatable {
+    public var factor: Double
+    public var lowFreqFactor: Double
+    public var highFreqFactor: Double
+    public var originalMaxPositions: Double
+}
+
+/// Everything the shared transformer forward needs, whatever file it came from.
+public struct ModelConfig: Sendable {
+    public var architecture: String            // registry key: llama, mistral, qwen2, qwen3, gemma, gemma2
+    public var vocabSize: Int
+    public var hiddenSize: Int
+    public var intermediateSize: Int
+    public var numLayers: Int
+    public var numHeads: Int
+    public var numKVHeads: Int
+    public var headDim: Int
+    public var rmsNormEps: Float
+    public var ropeTheta: Double = 10000
+    public var ropeScaling: Llama3RopeScaling? = nil
+    public var ropeStyle: RopeStyle = .halfRotation
+    public var maxPositions: Int = 2048
+    public var tieWordEmbeddings = false
+    public var attentionBias = false
+    public var qkNorm = false
+    /// RMSNorm multiplies by (normOffset + w): 1 for Gemma's HF weights, 0 otherwise.
+    public var normOffset: Float = 0
+    /// Embeddings are multiplied by this (Gemma: sqrt(hidden)).
+    public var embedScale: Float = 1
+    public var activation: Activation = .silu
+    /// Gemma-2 sandwich norms: post-attention and post-feed-forward norms.
+    public var sandwichNorms = false
+    public var attnLogitSoftcap: Float? = nil
+    public var finalLogitSoftcap: Float? = nil
+    /// Attention scores are scaled by attnScale (default 1/sqrt(headDim)).
+    public var attnScale: Float
+    public var slidingWindow: Int? = nil
+    /// Per layer: true if the layer uses the sliding window.
+    public var slidingLayers: [Bool] = []
+    public var bosTokenId: Int? = nil
+    public var eosTokenIds: [Int] = []
+
+    public init(architecture: String, vocabSize: Int, hiddenSize: Int, intermediateSize: Int, numLayers: Int,
+                numHeads: Int, numKVHeads: Int, headDim: Int, rmsNormEps: Float) {
+        self.architecture = architecture
+        self.vocabSize = vocabSize
+        self.hiddenSize = hiddenSize
+        self.intermediateSize = intermediateSize
+        self.numLayers = numLayers
+        self.numHeads = numHeads
+        self.numKVHeads = numKVHeads
+        self.headDim = headDim
+        self.rmsNormEps = rmsNormEps
+        self.attnScale = 1 / Float(headDim).squareRoot()
+        self.slidingLayers = Array(repeating: false, count: numLayers)
+    }
+
+    public var qDim: Int { numHeads * headDim }
+    public var kvDim: Int { numKVHeads * headDim }
+
+    /// Checks the numbers are usable; errors name the field and the file.
+    public func validate(source: String) throws {
+        func need(_ ok: Bool, _ what: String) throws {
+            if !ok { throw ModelError("\(source): invalid config: \(what)") }
+        }
+        try need(vocabSize > 0 && vocabSize < 1 << 24, "vocab_size \(vocabSize)")
+        try need(hiddenSize > 0 && hiddenSize < 1 << 17, "hidden_size \(hiddenSize)")
+        try need(intermediateSize > 0 && intermediateSize < 1 << 20, "intermediate_size \(intermediateSize)")
+        try need(numLayers > 0 && numLayers < 1024, "num_hidden_layers \(numLayers)")
+        try need(numHeads > 0 && numHeads < 1024, "num_attention_heads \(numHeads)")
+        try need(numKVHeads > 0 && numHeads % numKVHeads == 0, "num_key_value_heads \(numKVHeads) must divide num_attention_heads \(numHeads)")
+        try need(headDim > 0 && headDim % 2 == 0 && headDim <= 1024, "head_dim \(headDim)")
+        try need(maxPositions > 0, "max_position_embeddings \(maxPositions)")
+        try need(rmsNormEps > 0 && rmsNormEps.isFinite, "rms_norm_eps \(rmsNormEps)")
+        try need(slidingLayers.count == numLayers, "layer_types has \(slidingLayers.count) entries, expected \(numLayers)")
+    }
+}
+
+public struct ModelError: Error, CustomStringConvertible, LocalizedError {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+    public var errorDescription: String? { message }
+}
+
+/// Typed access to a parsed config.json, with errors that name the key.
+struct JSONConfig {
+    let dict: [String: Any]
+    let source: String
+
+    init(url: URL) throws {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw ModelError("\(url.path): cannot read config: \(error.localizedDescription)")
+        }
+        guard let obj = try? JSONSerialization.jsonObject(with: data), let d = obj as? [String: Any] else {
+            throw ModelError("\(url.path): not a JSON object")
+        }
+        // Multimodal wrappers keep the language model's config under text_config.
+        if let text = d["text_config"] as? [String: Any], d["num_hidden_layers"] == nil {
+            var merged = text
+            if merged["model_type"] == nil { merged["model_type"] = d["model_type"] }
+            dict = merged
+        } else {
+            dict = d
+        }
+        source = url.path
+    }
+
+    init(dict: [String: Any], source: String) { self.dict = dict; self.source = source }
+
+    func int(_ key: String) throws -> Int {
+        guard let v = optInt(key) else { throw ModelError("\(source): missing or non-integer '\(key)'") }
+        return v
+    }
+    func optInt(_ key: String) -> Int? {
+        if let n = dict[key] as? NSNumber, !(dict[key] is Bool) {
+            let d = n.doubleValue
+            guard d.isFinite, d == d.rounded(), abs(d) < 1e15 else { return nil }
+            return Int(d)
+        }
+        return nil
+    }
+    func double(_ key: String) throws -> Double {
+        guard let v = optDouble(key) else { throw ModelError("\(source): missing or non-numeric '\(key)'") }
+        return v
+    }
+    func optDouble(_ key: String) -> Double? { (dict[key] as? NSNumber).map { $0.doubleValue } }
+    func optBool(_ key: String) -> Bool? { dict[key] as? Bool }
+    func optString(_ key: String) -> String? { dict[key] as? String }
+    func optDict(_ key: String) -> [String: Any]? { dict[key] as? [String: Any] }
+    /// Integer or list of integers (eos_token_id).
+    func intList(_ key: String) -> [Int] {
+        if let v = optInt(key) { return [v] }
+        if let a = dict[key] as? [NSNumber] { return a.map { $0.intValue } }
+        return []
+    }
+}

@@ -1,0 +1,149 @@
+import Foundation
+import PersonaFormats
+import PersonaTensor
+
+/// Weights of one decoder block. Shapes in [rows, cols] = [out, in] (PyTorch Linear convention).
+struct LayerWeights {
+    var attnNorm: [Float]            // (hidden)
+    var wq: WeightMatrix             // (heads * headDim, hidden)
+    var wk: WeightMatrix             // (kvHeads * headDim, hidden)
+    var wv: WeightMatrix             // (kvHeads * headDim, hidden)
+    var wo: WeightMatrix             // (hidden, heads * headDim)
+    var bq: [Float]?, bk: [Float]?, bv: [Float]?
+    var qNorm: [Float]?, kNorm: [Float]?   // (headDim), Qwen3
+    var postAttnNorm: [Float]?       // (hidden), Gemma-2
+    var ffnNorm: [Float]             // (hidden)
+    var postFFNorm: [Float]?         // (hidden), Gemma-2
+    var gate: WeightMatrix           // (intermediate, hidden)
+    var up: WeightMatrix             // (intermediate, hidden)
+    var down: WeightMatrix           // (hidden, intermediate)
+}
+
+struct ModelWeights {
+    var embed: WeightMatrix          // (vocab, hidden)
+    var layers: [LayerWeights]
+    var finalNorm: [Float]           // (hidden)
+    var lmHead: WeightMatrix         // (vocab, hidden); the embedding when tied
+    var ropeFreqFactors: [Float]?    // (headDim / 2), GGUF Llama-3 rope_freqs
+}
+
+/// Tensor names of a checkpoint family.
+enum TensorNaming {
+    case huggingFace, gguf
+
+    func name(_ part: String, layer: Int? = nil) -> String {
+        switch self {
+        case .huggingFace:
+            let hf: [String: String] = [
+                "embed": "model.embed_tokens.weight", "final_norm": "model.norm.weight", "lm_head": "lm_head.weight",
+                "attn_norm": "input_layernorm.weight", "q": "self_attn.q_proj.weight", "k": "self_attn.k_proj.weight",
+                "v": "self_attn.v_proj.weight", "o": "self_attn.o_proj.weight", "q_bias": "self_attn.q_proj.bias",
+                "k_bias": "self_attn.k_proj.bias", "v_bias": "self_attn.v_proj.bias", "q_norm": "self_attn.q_norm.weight",
+                "k_norm": "self_attn.k_norm.weight", "post_attn_norm": "post_attention_layernorm.weight",
+                "ffn_norm_llama": "post_attention_layernorm.weight", "ffn_norm_gemma2": "pre_feedforward_layernorm.weight",
+                "post_ffn_norm": "post_feedforward_layernorm.weight", "gate": "mlp.gate_proj.weight",
+                "up": "mlp.up_proj.weight", "down": "mlp.down_proj.weight",
+            ]
+            let n = hf[part]!
+            return layer.map { "model.layers.\($0).\(n)" } ?? n
+        case .gguf:
+            let g: [String: String] = [
+                "embed": "token_embd.weight", "final_norm": "output_norm.weight", "lm_head": "output.weight",
+                "attn_norm": "attn_norm.weight", "q": "attn_q.weight", "k": "attn_k.weight", "v": "attn_v.weight",
+                "o": "attn_output.weight", "q_bias": "attn_q.bias", "k_bias": "attn_k.bias", "v_bias": "attn_v.bias",
+                "q_norm": "attn_q_norm.weight", "k_norm": "attn_k_norm.weight", "post_attn_norm": "post_attention_norm.weight",
+                "ffn_norm_llama": "ffn_norm.weight", "ffn_norm_gemma2": "ffn_norm.weight", "post_ffn_norm": "post_ffw_norm.weight",
+                "gate": "ffn_gate.weight", "up": "ffn_up.weight", "down": "ffn_down.weight",
+            ]
+            let n = g[part]!
+            return layer.map { "blk.\($0).\(n)" } ?? n
+        }
+    }
+}
+
+/// Reads tensors by name, checking shapes, and remembers which ones were used so that
+/// unexpected tensors are reported (strict loading).
+final class WeightReader {
+    let store: TensorStore
+    let source: String
+    private(set) var used = Set<String>()
+
+    init(store: TensorStore, source: String) {
+        self.store = store
+        self.source = source
+    }
+
+    func has(_ name: String) -> Bool { store.tensor(name) != nil }
+
+    func matrix(_ name: String, rows: Int, cols: Int) throws -> WeightMatrix {
+        guard let t = store.tensor(name) else { throw ModelError("\(source): missing tensor '\(name)'") }
+        guard t.shape == [rows, cols] else {
+            throw ModelError("\(source): tensor '\(name)' has shape \(t.shape), expected [\(rows), \(cols)]")
+        }
+        guard let rb = t.dtype.rowBytes(cols), rb * rows == t.byteCount else {
+            throw ModelError("\(source): tensor '\(name)' (\(t.dtype)) has \(t.byteCount) bytes, which does not fit shape [\(rows), \(cols)]")
+        }
+        used.insert(name)
+        return WeightMatrix(data: t.data, dtype: t.dtype, rows: rows, cols: cols, owner: t.owner)
+    }
+
+    func vector(_ name: String, count: Int) throws -> [Float] {
+        guard let t = store.tensor(name) else { throw ModelError("\(source): missing tensor '\(name)'") }
+        guard t.shape == [count] else {
+            throw ModelError("\(source): tensor '\(name)' has shape \(t.shape), expected [\(count)]")
+        }
+        used.insert(name)
+        let m = WeightMatrix(data: t.data, dtype: t.dtype, rows: 1, cols: count, owner: t.owner)
+        return m.rowArray(0)
+    }
+
+    func optionalVector(_ name: String, count: Int) throws -> [Float]? {
+        has(name) ? try vector(name, count: count) : nil
+    }
+
+    /// Tensors present in the file but not consumed, minus names known to be harmless buffers.
+    func unexpected(ignoring ignorable: (String) -> Bool) -> [String] {
+        store.tensorNames.filter { !used.contains($0) && !ignorable($0) }
+    }
+}
+
+func loadWeights(_ c: ModelConfig, reader r: WeightReader, naming n: TensorNaming) throws -> ModelWeights {
+    let D = c.hiddenSize, F = c.intermediateSize
+    var layers: [LayerWeights] = []
+    layers.reserveCapacity(c.numLayers)
+    for l in 0..<c.numLayers {
+        func m(_ p: String, _ rows: Int, _ cols: Int) throws -> WeightMatrix { try r.matrix(n.name(p, layer: l), rows: rows, cols: cols) }
+        func v(_ p: String, _ count: Int) throws -> [Float] { try r.vector(n.name(p, layer: l), count: count) }
+        let lw = LayerWeights(
+            attnNorm: try v("attn_norm", D),
+            wq: try m("q", c.qDim, D), wk: try m("k", c.kvDim, D), wv: try m("v", c.kvDim, D), wo: try m("o", D, c.qDim),
+            bq: c.attentionBias ? try v("q_bias", c.qDim) : nil,
+            bk: c.attentionBias ? try v("k_bias", c.kvDim) : nil,
+            bv: c.attentionBias ? try v("v_bias", c.kvDim) : nil,
+            qNorm: c.qkNorm ? try v("q_norm", c.headDim) : nil,
+            kNorm: c.qkNorm ? try v("k_norm", c.headDim) : nil,
+            postAttnNorm: c.sandwichNorms ? try v("post_attn_norm", D) : nil,
+            ffnNorm: try v(c.sandwichNorms ? "ffn_norm_gemma2" : "ffn_norm_llama", D),
+            postFFNorm: c.sandwichNorms ? try v("post_ffn_norm", D) : nil,
+            gate: try m("gate", F, D), up: try m("up", F, D), down: try m("down", D, F))
+        layers.append(lw)
+    }
+    let embed = try r.matrix(n.name("embed"), rows: c.vocabSize, cols: D)
+    let finalNorm = try r.vector(n.name("final_norm"), count: D)
+    let lmHead: WeightMatrix
+    if c.tieWordEmbeddings {
+        lmHead = embed
+        if r.has(n.name("lm_head")) { _ = try r.matrix(n.name("lm_head"), rows: c.vocabSize, cols: D) } // saved copy of the tied weight
+    } else {
+        lmHead = try r.matrix(n.name("lm_head"), rows: c.vocabSize, cols: D)
+    }
+    var factors: [Float]? = nil
+    if n == .gguf, r.has("rope_freqs.weight") { factors = try r.vector("rope_freqs.weight", count: c.headDim / 2) }
+    let extra = r.unexpected { name in
+        name.hasSuffix("rotary_emb.inv_freq") || name.hasSuffix(".attn_rot_embd")
+    }
+    if let first = extra.first {
+        throw ModelError("\(r.source): unexpected tensor '\(first)'\(extra.count > 1 ? " (and \(extra.count - 1) more)" : "") for architecture \(c.architecture)")
+    }
+    return ModelWeights(embed: embed, layers: layers, finalNorm: finalNorm, lmHead: lmHead, ropeFreqFactors: factors)
+}

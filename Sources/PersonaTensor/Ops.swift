@@ -1,0 +1,68 @@
+import CPersonaKernels
+import Foundation
+
+/// Numerical building blocks of the forward pass. All buffers are f32, row-major.
+public enum Ops {
+    /// y[t, :] = W x[t, :] for t in 0..<T.  x: [T, W.cols], y: [T, W.rows].
+    public static func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, T: Int, _ y: UnsafeMutablePointer<Float>,
+                              pool: ThreadPool = .shared) {
+        let rows = w.rows
+        let chunks = min(pool.threads * 4, max(1, rows / 16))
+        let per = (rows + chunks - 1) / chunks
+        let code = w.dtype.kernelCode, cols = Int64(w.cols)
+        pool.parallelFor(chunks) { c in
+            let r0 = c * per, r1 = min(rows, r0 + per)
+            if r0 < r1 {
+                pk_matmul_rows(code, w.data, cols, x, cols, Int64(T), y, Int64(rows), Int64(r0), Int64(r1))
+            }
+        }
+    }
+
+    /// RMSNorm over each of T rows of length n: out = x / rms(x) * (offset + weight).
+    /// Gemma stores weights as w with scale (1 + w): pass offset 1.
+    public static func rmsNorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, offset: Float, eps: Float,
+                               n: Int, T: Int, out: UnsafeMutablePointer<Float>) {
+        for t in 0..<T {
+            let xr = x + t * n, o = out + t * n
+            let ss = pk_dot_f32(xr, xr, Int64(n))
+            let inv = 1 / (ss / Float(n) + eps).squareRoot()
+            for i in 0..<n { o[i] = xr[i] * inv * (offset + weight[i]) }
+        }
+    }
+
+    public static func add(_ a: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, count: Int) {
+        for i in 0..<count { a[i] += b[i] }
+    }
+
+    /// Adds a bias row to each of T rows.
+    public static func addBias(_ y: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, n: Int, T: Int) {
+        for t in 0..<T { add(y + t * n, bias, count: n) }
+    }
+
+    public static func silu(_ x: Float) -> Float { x / (1 + Foundation.exp(-x)) }
+
+    /// tanh approximation of GELU (gelu_pytorch_tanh).
+    public static func geluTanh(_ x: Float) -> Float {
+        let c: Float = 0.7978845608028654 // sqrt(2/pi)
+        return 0.5 * x * (1 + Foundation.tanh(c * (x + 0.044715 * x * x * x)))
+    }
+
+    /// Exact GELU with erf.
+    public static func gelu(_ x: Float) -> Float { 0.5 * x * (1 + Foundation.erf(x / 2.0.squareRoot().float)) }
+
+    /// In-place softmax of n values.
+    public static func softmax(_ x: UnsafeMutablePointer<Float>, n: Int) {
+        var m = -Float.infinity
+        for i in 0..<n where x[i] > m { m = x[i] }
+        var s: Float = 0
+        for i in 0..<n { let e = Foundation.exp(x[i] - m); x[i] = e; s += e }
+        let inv = 1 / s
+        for i in 0..<n { x[i] *= inv }
+    }
+
+    public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, n: Int) -> Float {
+        pk_dot_f32(a, b, Int64(n))
+    }
+}
+
+extension Double { @inlinable var float: Float { Float(self) } }

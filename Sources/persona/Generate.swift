@@ -1,0 +1,69 @@
+import ArgumentParser
+import Foundation
+import PersonaGeneration
+import PersonaModels
+
+struct ModelOption: ParsableArguments {
+    @Option(name: .long, help: "A Hugging Face model folder or a .gguf file.")
+    var model: String
+}
+
+struct SamplingOptions: ParsableArguments {
+    @Option(help: "Sampling temperature (0 = greedy).") var temperature: Float = 0
+    @Option(name: .customLong("top-k"), help: "Keep the k most likely tokens (0 = off).") var topK: Int = 0
+    @Option(name: .customLong("top-p"), help: "Nucleus sampling mass (1 = off).") var topP: Float = 1
+    @Option(name: .customLong("min-p"), help: "Drop tokens below min-p x p(max) (0 = off).") var minP: Float = 0
+    @Option(name: .customLong("repetition-penalty"), help: "CTRL-style repetition penalty (1 = off).") var repetitionPenalty: Float = 1
+    @Option(help: "Random seed for sampling.") var seed: UInt64 = 0
+
+    var parameters: SamplingParameters {
+        SamplingParameters(temperature: temperature, topK: topK, topP: topP, minP: minP, repetitionPenalty: repetitionPenalty, seed: seed)
+    }
+
+    func validate() throws {
+        do { try parameters.validate() } catch { throw ValidationError("\(error)") }
+    }
+}
+
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Generate a completion; prints only the completion text.")
+
+    @OptionGroup var modelOption: ModelOption
+    @Option(help: "The prompt text.") var prompt: String
+    @Option(name: .customLong("max-tokens"), help: "Maximum number of new tokens.") var maxTokens: Int = 128
+    @OptionGroup var sampling: SamplingOptions
+    @Flag(help: "Skip the chat template (implied when the model has none).") var raw = false
+    @Option(help: "System prompt (merged into the user turn for templates without a system role).") var system: String?
+    @Option(name: .customLong("stop"), help: "Stop string (repeatable).") var stop: [String] = []
+    @Flag(name: .customLong("ignore-eos"), help: "Keep generating past the end-of-sequence token.") var ignoreEOS = false
+    @Flag(help: "Print speed to standard error.") var verbose = false
+
+    func validate() throws {
+        if maxTokens < 0 { throw ValidationError("--max-tokens must be >= 0") }
+    }
+
+    func run() throws {
+        let loaded = try ModelLoader.load(path: modelOption.model)
+        let gen = Generator(loaded)
+        let ids = try gen.promptIds(for: prompt, system: system, raw: raw)
+        let options = GenerationOptions(maxTokens: maxTokens, sampling: sampling.parameters, stopStrings: stop, stopAtEOS: !ignoreEOS)
+        let out = FileHandle.standardOutput
+        var printed = ""
+        let result = try gen.generate(promptIds: ids, options: options) { ev in
+            if !ev.text.isEmpty {
+                printed += ev.text
+                out.write(ev.text.data(using: .utf8)!)
+            }
+            return true
+        }
+        // Anything held back (stop-string cut aside) is printed at the end.
+        if result.text.count > printed.count, result.text.hasPrefix(printed) {
+            out.write(String(result.text.dropFirst(printed.count)).data(using: .utf8)!)
+        }
+        if verbose {
+            note(String(format: "\n[%d prompt tokens, %d generated, prefill %.1f tok/s, decode %.1f tok/s, finish: %@]",
+                        ids.count, result.tokens.count, Double(ids.count) / max(result.prefillSeconds, 1e-9),
+                        result.tokensPerSecond, result.finishReason.rawValue))
+        }
+    }
+}
