@@ -28,9 +28,14 @@ public final class GGUFFile: TensorStore {
     static let maxDims = 4          // GGML_MAX_DIMS
     static let maxArrayDepth = 4    // nested arrays deeper than this are refused
 
-    public init(url: URL) throws {
-        let file = try MappedFile(url: url)
+    public convenience init(url: URL) throws {
+        try self.init(file: MappedFile(url: url))
+    }
+
+    /// Parses an already mapped (or in-memory) file.
+    init(file: MappedFile) throws {
         self.file = file
+        let url = file.url
         self.url = url
         let name = url.path
         var r = ByteReader(file.bytes, file: name)

@@ -15,6 +15,7 @@ public final class MappedFile: @unchecked Sendable {
     public let url: URL
     public let bytes: UnsafeRawBufferPointer
     private let mapped: Bool
+    private let allocated: Bool
 
     /// Maps `url`. Throws a `FormatError` naming the path if it is not a regular file or cannot be opened or mapped.
     /// An empty file is allowed (`bytes.count == 0`).
@@ -41,6 +42,7 @@ public final class MappedFile: @unchecked Sendable {
         if size == 0 {
             bytes = UnsafeRawBufferPointer(start: nil, count: 0)
             mapped = false
+            allocated = false
             return
         }
         guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
@@ -48,11 +50,30 @@ public final class MappedFile: @unchecked Sendable {
         }
         bytes = UnsafeRawBufferPointer(start: UnsafeRawPointer(p), count: size)
         mapped = true
+        allocated = false
+    }
+
+    /// An in-memory copy of `contents` standing in for a file named `url` (parsers and fuzz tests use it
+    /// without touching the disk).
+    init(url: URL, contents: [UInt8]) {
+        self.url = url
+        mapped = false
+        if contents.isEmpty {
+            bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+            allocated = false
+            return
+        }
+        let p = UnsafeMutableRawPointer.allocate(byteCount: contents.count, alignment: 64)
+        contents.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: contents.count) }
+        bytes = UnsafeRawBufferPointer(start: p, count: contents.count)
+        allocated = true
     }
 
     deinit {
         if mapped, let base = bytes.baseAddress {
             munmap(UnsafeMutableRawPointer(mutating: base), bytes.count)
+        } else if allocated, let base = bytes.baseAddress {
+            UnsafeMutableRawPointer(mutating: base).deallocate()
         }
     }
 

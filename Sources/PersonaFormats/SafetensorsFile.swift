@@ -26,9 +26,14 @@ public final class SafetensorsFile: TensorStore {
 
     public func tensor(_ name: String) -> TensorInfo? { tensors[name] }
 
-    public init(url: URL) throws {
-        let file = try MappedFile(url: url)
+    public convenience init(url: URL) throws {
+        try self.init(file: MappedFile(url: url))
+    }
+
+    /// Parses an already mapped (or in-memory) file.
+    init(file: MappedFile) throws {
         self.file = file
+        let url = file.url
         self.url = url
         let fname = url.path
         let bytes = file.bytes
