@@ -1,0 +1,99 @@
+import Foundation
+import PersonaFormats
+
+/// Everything tokenizer-related found in a model folder or a GGUF file.
+public struct TokenizerBundle {
+    public let tokenizer: any Tokenizer
+    /// Jinja chat template, if the model ships one.
+    public let chatTemplate: String?
+    /// BOS / EOS token strings, for template rendering.
+    public let bosToken: String?
+    public let eosToken: String?
+
+    public init(tokenizer: any Tokenizer, chatTemplate: String?, bosToken: String?, eosToken: String?) {
+        self.tokenizer = tokenizer
+        self.chatTemplate = chatTemplate
+        self.bosToken = bosToken
+        self.eosToken = eosToken
+    }
+
+    /// Loads tokenizer.json (required) plus tokenizer_config.json, generation_config.json,
+    /// special_tokens_map.json and chat_template.jinja / chat_template.json when present.
+    public static func load(directory: URL) throws -> TokenizerBundle {
+        let tjURL = directory.appendingPathComponent("tokenizer.json")
+        guard FileManager.default.fileExists(atPath: tjURL.path) else {
+            throw TokenizerError("\(tjURL.path): not found (only tokenizer.json tokenizers are supported for model folders)")
+        }
+        let root = try readJSON(tjURL)
+        let config = try readJSONIfPresent(directory.appendingPathComponent("tokenizer_config.json"))
+        let specialMap = try readJSONIfPresent(directory.appendingPathComponent("special_tokens_map.json"))
+        let genConfig = try readJSONIfPresent(directory.appendingPathComponent("generation_config.json"))
+
+        let bosToken = tokenString(config?.dict["bos_token"]) ?? tokenString(specialMap?.dict["bos_token"])
+        let eosToken = tokenString(config?.dict["eos_token"]) ?? tokenString(specialMap?.dict["eos_token"])
+        var extraEos: [Int] = []
+        if let g = genConfig {
+            if let one = g.int("eos_token_id") { extraEos.append(one) }
+            if let many = g.array("eos_token_id") { extraEos += many.compactMap { ($0 as? NSNumber)?.intValue } }
+        }
+        let tok = try HFTokenizerJSON.build(root, bosToken: bosToken, eosTokens: eosToken.map { [$0] } ?? [],
+                                            extraBosId: genConfig?.int("bos_token_id"), extraEosIds: extraEos,
+                                            bosOverride: config?.bool("add_bos_token"))
+
+        var template = try readChatTemplate(from: config)
+        if template == nil {
+            let jinja = directory.appendingPathComponent("chat_template.jinja")
+            if FileManager.default.fileExists(atPath: jinja.path) {
+                do { template = try String(contentsOf: jinja, encoding: .utf8) }
+                catch { throw TokenizerError("\(jinja.path): not readable as UTF-8") }
+            }
+        }
+        if template == nil, let ct = try readJSONIfPresent(directory.appendingPathComponent("chat_template.json")) {
+            template = try readChatTemplate(from: ct)
+        }
+        return TokenizerBundle(tokenizer: tok, chatTemplate: template, bosToken: bosToken, eosToken: eosToken)
+    }
+
+    /// Loads the tokenizer embedded in a GGUF file (`tokenizer.ggml.model` "llama" or "gpt2").
+    public static func load(gguf: GGUFFile) throws -> TokenizerBundle {
+        let tok = try GGUFTokenizer.build(gguf.metadata)
+        let eos = gguf.metadata["tokenizer.ggml.eos_token_id"]?.int
+        return TokenizerBundle(tokenizer: tok, chatTemplate: gguf.metadata["tokenizer.chat_template"]?.string,
+                               bosToken: tok.bosTokenId.flatMap(tok.tokenString), eosToken: eos.flatMap(tok.tokenString))
+    }
+}
+
+private func readJSON(_ url: URL) throws -> JSONObject {
+    let data: Data
+    do { data = try Data(contentsOf: url) } catch { throw TokenizerError("\(url.path): not readable") }
+    let any: Any
+    do { any = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) }
+    catch { throw TokenizerError("\(url.path): invalid JSON (\(error.localizedDescription))") }
+    return try JSONObject(any, path: url.lastPathComponent)
+}
+
+private func readJSONIfPresent(_ url: URL) throws -> JSONObject? {
+    FileManager.default.fileExists(atPath: url.path) ? try readJSON(url) : nil
+}
+
+/// bos_token / eos_token are either a string or an AddedToken object {"content": ...}.
+private func tokenString(_ v: Any?) -> String? {
+    if let s = v as? String { return s }
+    if let d = v as? [String: Any] { return d["content"] as? String }
+    return nil
+}
+
+/// "chat_template" is a string, or a list of {name, template} (take "default").
+private func readChatTemplate(from obj: JSONObject?) throws -> String? {
+    guard let obj, obj.has("chat_template") else { return nil }
+    if let s = obj.string("chat_template") { return s }
+    if let list = obj.array("chat_template") {
+        var first: String?
+        for case let d as [String: Any] in list {
+            if d["name"] as? String == "default", let t = d["template"] as? String { return t }
+            if first == nil { first = d["template"] as? String }
+        }
+        return first
+    }
+    throw TokenizerError("\(obj.path).chat_template: expected a string or a list of {name, template}")
+}

@@ -1,0 +1,38 @@
+import Foundation
+import XCTest
+import PersonaFormats
+@testable import PersonaTokenizers
+
+/// llama.cpp's tokenizer test suite (ggml-vocab-*.gguf with .inp texts and .out ids made by
+/// Hugging Face `AutoTokenizer.encode(text, add_special_tokens=False)`), read from ../shared.
+final class GGUFVocabTests: XCTestCase {
+    private func runSuite(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let gguf = try requireShared("reference/llama.cpp-vocab/ggml-vocab-\(name).gguf")
+        let inp = try String(contentsOf: URL(fileURLWithPath: gguf.path + ".inp"), encoding: .utf8)
+        let out = try String(contentsOf: URL(fileURLWithPath: gguf.path + ".out"), encoding: .utf8)
+        var texts = inp.components(separatedBy: "\n__ggml_vocab_test__\n")
+        if texts.last == "" { texts.removeLast() }
+        let expected = out.split(separator: "\n", omittingEmptySubsequences: false).map { l in
+            l.split(separator: " ").compactMap { Int($0) }
+        }
+        XCTAssertGreaterThan(texts.count, 40, file: file, line: line)
+        let bundle = try TokenizerBundle.load(gguf: try GGUFFile(url: gguf))
+        let tok = bundle.tokenizer
+        var failures = 0
+        for (i, text) in texts.enumerated() {
+            let got = tok.encode(text, addSpecialTokens: false)
+            if got != expected[i] {
+                failures += 1
+                XCTFail("\(name) case \(i) \(text.debugDescription.prefix(60)): got \(got) want \(expected[i])", file: file, line: line)
+            }
+        }
+        XCTAssertEqual(failures, 0, "\(name): \(failures)/\(texts.count) cases differ", file: file, line: line)
+    }
+
+    func testLlamaSPM() throws { try runSuite("llama-spm") }
+    func testPhi3() throws { try runSuite("phi-3") }
+    func testLlamaBPE() throws { try runSuite("llama-bpe") }
+    func testQwen2() throws { try runSuite("qwen2") }
+    func testGPT2() throws { try runSuite("gpt-2") }
+    func testDeepseekLLM() throws { try runSuite("deepseek-llm") }
+}
