@@ -124,7 +124,7 @@ struct JSONConfig {
         return v
     }
     func optInt(_ key: String) -> Int? {
-        if let n = dict[key] as? NSNumber, !(dict[key] is Bool) {
+        if let n = dict[key] as? NSNumber {
             let d = n.doubleValue
             guard d.isFinite, d == d.rounded(), abs(d) < 1e15 else { return nil }
             return Int(d)

@@ -1,0 +1,103 @@
+import Foundation
+import PersonaFormats
+import PersonaGeneration
+import PersonaModels
+import XCTest
+
+/// Every architecture against transformers (f32 compute over bf16 weights): hidden states, logits,
+/// greedy continuation, and cached decode vs uncached recompute.
+final class EngineReferenceTests: XCTestCase {
+    static let architectures = ["llama", "llama2", "mistral", "qwen2", "qwen3", "gemma", "gemma2"]
+    let tolerance: Float = 1e-4
+
+    func fixture(_ name: String) -> URL { TestPaths.fixtures.appendingPathComponent(name) }
+
+    func reference(_ name: String) throws -> Reference {
+        let dir = fixture(name)
+        return try Reference(safetensors: dir.appendingPathComponent("reference.safetensors"),
+                             json: dir.appendingPathComponent("reference.json"))
+    }
+
+    func checkHiddenStates(model: TransformerModel, ref: Reference, label: String) throws {
+        let ids = ref.ints("input_ids")
+        XCTAssertFalse(ids.isEmpty, "\(label): reference has no input_ids")
+        let trace = try HiddenStateTrace.run(model: model, tokens: ids)
+        XCTAssertEqual(trace.hiddenStates.count, model.config.numLayers + 1)
+        for (i, h) in trace.hiddenStates.enumerated() {
+            let r = try ref.floats("hidden_states.\(i)")
+            XCTAssertEqual(r.shape, [ids.count, model.config.hiddenSize], "\(label) hidden_states.\(i) shape")
+            let d = maxAbsDiff(h, r.values)
+            XCTAssertLessThanOrEqual(d, tolerance, "\(label) hidden_states.\(i) max |diff| \(d)")
+        }
+        let r = try ref.floats("logits")
+        let d = maxAbsDiff(trace.logits, r.values)
+        XCTAssertLessThanOrEqual(d, tolerance, "\(label) logits max |diff| \(d)")
+    }
+
+    func greedy(model: TransformerModel, prompt: [Int], steps: Int) throws -> [Int] {
+        let cache = model.makeCache(capacity: prompt.count + steps)
+        var out: [Int] = []
+        var logits = try model.forward(prompt, cache: cache, logits: .last)
+        for _ in 0..<steps {
+            let id = Sampler.argmax(logits)
+            out.append(id)
+            if out.count == steps { break }
+            logits = try model.forward([id], cache: cache, logits: .last)
+        }
+        return out
+    }
+
+    /// Runs `body` for every architecture, reporting each failure separately.
+    func eachArchitecture(_ body: (String) throws -> Void) {
+        for arch in Self.architectures {
+            do { try body(arch) } catch { XCTFail("\(arch): \(error)") }
+        }
+    }
+
+    func testHiddenStatesAndLogitsMatchTransformers() throws {
+        eachArchitecture { arch in
+            let model = try ModelLoader.loadNetwork(path: fixture(arch).path)
+            try checkHiddenStates(model: model, ref: try reference(arch), label: arch)
+        }
+    }
+
+    func testGreedyContinuationMatchesTransformers() throws {
+        eachArchitecture { arch in
+            let ref = try reference(arch)
+            let model = try ModelLoader.loadNetwork(path: fixture(arch).path)
+            let expected = ref.ints("greedy_ids")
+            let prompt = ref.ints("greedy_prompt_ids")
+            XCTAssertEqual(try greedy(model: model, prompt: prompt, steps: expected.count), expected, arch)
+        }
+    }
+
+    func testCachedDecodeEqualsUncachedRecompute() throws {
+        eachArchitecture { arch in
+            let model = try ModelLoader.loadNetwork(path: fixture(arch).path)
+            let ids = try reference(arch).ints("input_ids")
+            // incremental: prefill half, then one token at a time
+            let cache = model.makeCache(capacity: ids.count)
+            try model.forward(Array(ids.prefix(ids.count / 2)), cache: cache, logits: .none)
+            var last: [Float] = []
+            for id in ids.dropFirst(ids.count / 2) { last = Array(try model.forward([id], cache: cache, logits: .last)) }
+            // uncached: the whole sequence at once
+            let full = Array(try model.forward(ids, cache: model.makeCache(capacity: ids.count), logits: .all))
+            let V = model.config.vocabSize
+            let d = maxAbsDiff(last, Array(full[(ids.count - 1) * V ..< ids.count * V]))
+            XCTAssertLessThanOrEqual(d, tolerance, "\(arch): cached vs uncached last-position logits differ by \(d)")
+        }
+    }
+
+    func testGGUFVariantsMatchTransformers() throws {
+        for variant in ["f32", "f16", "q8_0"] {
+            let gguf = fixture("llama2-\(variant).gguf")
+            guard FileManager.default.fileExists(atPath: gguf.path) else { throw XCTSkip("no GGUF fixture \(variant)") }
+            let ref = try Reference(safetensors: fixture("llama2-\(variant).reference.safetensors"),
+                                    json: fixture("llama2-\(variant).reference.json"))
+            let model = try ModelLoader.loadNetwork(path: gguf.path)
+            try checkHiddenStates(model: model, ref: ref, label: "llama2-\(variant).gguf")
+            let expected = ref.ints("greedy_ids")
+            XCTAssertEqual(try greedy(model: model, prompt: ref.ints("greedy_prompt_ids"), steps: expected.count), expected)
+        }
+    }
+}

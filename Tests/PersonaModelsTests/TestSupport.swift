@@ -1,0 +1,52 @@
+import Foundation
+import PersonaFormats
+import XCTest
+
+/// Paths to committed fixtures and to the shared reference folder beside the repository.
+enum TestPaths {
+    static var fixtures: URL { Bundle.module.resourceURL!.appendingPathComponent("Fixtures") }
+
+    static var repoRoot: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    }
+
+    /// `../shared` beside the repository (or $PERSONA_SHARED).
+    static var shared: URL {
+        if let s = ProcessInfo.processInfo.environment["PERSONA_SHARED"] { return URL(fileURLWithPath: s) }
+        return repoRoot.deletingLastPathComponent().appendingPathComponent("shared")
+    }
+
+    static var stories260K: URL { shared.appendingPathComponent("models/stories260K/stories260K.gguf") }
+}
+
+/// Reference outputs of transformers saved by Scripts/make_model_fixtures.py.
+struct Reference {
+    let tensors: SafetensorsFile
+    let json: [String: Any]
+
+    init(safetensors: URL, json: URL) throws {
+        tensors = try SafetensorsFile(url: safetensors)
+        self.json = try JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [String: Any] ?? [:]
+    }
+
+    func floats(_ name: String) throws -> (shape: [Int], values: [Float]) {
+        guard let t = tensors.tensor(name) else { throw XCTSkip("reference has no tensor \(name)") }
+        XCTAssertEqual(t.dtype, .f32)
+        let values = Array(UnsafeBufferPointer(start: t.data.assumingMemoryBound(to: Float.self), count: t.elementCount))
+        return (t.shape, values)
+    }
+
+    func ints(_ key: String) -> [Int] { (json[key] as? [NSNumber])?.map { $0.intValue } ?? [] }
+    func string(_ key: String) -> String? { json[key] as? String }
+}
+
+func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
+    precondition(a.count == b.count, "length \(a.count) vs \(b.count)")
+    var m: Float = 0
+    for i in a.indices {
+        let d = abs(a[i] - b[i])
+        if d.isNaN { return .nan }
+        m = max(m, d)
+    }
+    return m
+}
