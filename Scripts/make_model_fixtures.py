@@ -1,0 +1,866 @@
+#!/usr/bin/env python3
+"""Make the tiny-model reference fixtures for PersonaModelsTests.
+
+Run BY HAND (never in CI), from the repository root:
+
+    /work/V/bin/python Scripts/make_model_fixtures.py
+
+Pinned environment it was run with (checked at start; pass --any-version to override):
+    python 3 / torch 2.13.0+cpu / transformers 5.24.0 / tokenizers 0.23.3 /
+    safetensors 0.8.0 / gguf 0.19.0 / numpy 2.4.6 / jinja2 3.1.6
+
+What it writes (Tests/PersonaModelsTests/Fixtures/, described in README.md there):
+  * one folder per architecture (llama, llama2, mistral, qwen2, qwen3, gemma, gemma2) holding a tiny
+    random model saved by transformers as bf16 safetensors, its config.json, generation_config.json,
+    a tiny byte-level BPE tokenizer (tokenizer.json + tokenizer_config.json with a chat template),
+    and reference.safetensors + reference.json with transformers' outputs;
+  * llama2-{f32,f16,q8_0}.gguf: the llama2 fixture converted to GGUF the way llama.cpp's
+    convert_hf_to_gguf.py lays it out (own code), plus llama2-<variant>.reference.{safetensors,json}
+    computed from the weights exactly as each GGUF stores them;
+  * stories260K.reference.{safetensors,json}: transformers' outputs for the real stories260K GGUF in
+    ../shared/models/stories260K (the GGUF itself is not copied).
+
+Conventions (checked by assertions below, against transformers 5.24):
+  * references are computed in float32 from the bf16 weights (model loaded back from the saved folder,
+    upcast exactly), attn_implementation="eager", one thread;
+  * hidden_states.{i}, i = 0..L: output_hidden_states=True. 0 = input of block 0 (embeddings after any
+    scaling, e.g. Gemma's sqrt(hidden)), i = output of block i-1, and L = output of the last block AFTER the
+    final norm: transformers 5 still replaces the last captured hidden state by `last_hidden_state`
+    (capture_outputs(tie_last_hidden_states=True)); the script asserts this;
+  * logits are the model's final logits (after Gemma-2's final soft-capping; asserted);
+  * greedy_ids: 16 new ids (prompt not included) from generate() with the KV cache, do_sample=False, no
+    repetition penalty, eos_token_id=None (EOS neither stops nor is suppressed); the script checks they
+    equal an uncached recompute (full forward per step, argmax).
+Deterministic: fixed seeds, fixed corpus, one thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+PINNED = {
+    "torch": "2.13.0",
+    "transformers": "5.24.0",
+    "tokenizers": "0.23.3",
+    "safetensors": "0.8.0",
+    "gguf": "0.19.0",
+    "numpy": "2.4.6",
+}
+
+REPO = Path(__file__).resolve().parent.parent
+OUT = REPO / "Tests" / "PersonaModelsTests" / "Fixtures"
+STORIES = REPO.parent / "shared" / "models" / "stories260K"
+
+# Small English corpus (written for this script) to train the tiny BPE on.
+CORPUS = """\
+Once upon a time there was a little girl who lived in a small house near the woods.
+Every morning she walked to the river with her dog, and they watched the boats go by.
+The sun was warm and the water was bright. She liked to count the birds in the trees.
+One day a kind old man asked her where she was going. She said she was going home.
+He smiled and gave her a red apple. She thanked him and ran back to tell her mother.
+Her mother was happy and they made a pie with the apple and some honey from the shop.
+The cat sat on the mat and looked out of the window at the rain.
+When the rain stopped, the children went out to play in the park with a big blue ball.
+They played until the sky turned orange and the first stars came out over the hill.
+Hello! How are you today? I am fine, thank you. What would you like to do this evening?
+I would like to read a good book, drink a cup of tea and listen to some quiet music.
+The model answers questions, writes short stories and explains ideas in simple words.
+A helpful assistant is honest, calm and careful. It says when it does not know something.
+Numbers like 1, 2, 3, 10, 42 and 2024 appear in text, and so do names like Anna and Tom.
+The quick brown fox jumps over the lazy dog. The lazy dog sleeps in the afternoon sun.
+We went to the market to buy bread, milk, eggs, cheese and fresh green vegetables.
+In the winter the lake froze and people walked on the ice with their warm coats and hats.
+She wrote a letter to her friend and told her about the garden, the flowers and the bees.
+He was happy, then sad, then happy again, because the story had a very good ending.
+Hi there! Thanks for asking. Let me think about that for a moment before I answer you.
+"""
+
+PROMPT_TEXT = "Once upon a time there was a little"
+CHAT_MESSAGES = [{"role": "user", "content": "Hi there"}]
+T_INPUT = 16
+GREEDY_PROMPT_LEN = 6
+GREEDY_NEW = 16
+TEXT_NEW = 12
+TARGET_VOCAB = 384
+MIN_GREEDY_MARGIN = 1e-3  # top1 - top2 logit gap at every greedy step, so float noise cannot flip a choice
+
+# ---------------------------------------------------------------------------------------------------------
+# Chat templates (short, written for these fixtures in each family's style).
+
+LLAMA3_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}"
+    "<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n{{ m['content'] | trim }}<|eot_id|>"
+    "{% endfor %}{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
+)
+LLAMA2_TEMPLATE = (
+    "{% if messages[0]['role'] == 'system' %}{% set sys = messages[0]['content'] %}{% set msgs = messages[1:] %}"
+    "{% else %}{% set sys = none %}{% set msgs = messages %}{% endif %}"
+    "{% for m in msgs %}{% if m['role'] == 'user' %}"
+    "{% if loop.first and sys is not none %}{% set content = '<<SYS>>\\n' + sys + '\\n<</SYS>>\\n\\n' + m['content'] %}"
+    "{% else %}{% set content = m['content'] %}{% endif %}"
+    "{{ bos_token }}[INST] {{ content | trim }} [/INST]"
+    "{% elif m['role'] == 'assistant' %} {{ m['content'] | trim }} {{ eos_token }}"
+    "{% else %}{{ raise_exception('Unknown role: ' + m['role']) }}{% endif %}{% endfor %}"
+)
+MISTRAL_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}"
+    "{% if (m['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if m['role'] == 'user' %}[INST] {{ m['content'] }} [/INST]"
+    "{% else %}{{ m['content'] }}{{ eos_token }}{% endif %}{% endfor %}"
+)
+QWEN2_TEMPLATE = (
+    "{% if messages[0]['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+QWEN3_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+GEMMA_TEMPLATE = (
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
+    "{% for m in messages %}"
+    "{% if (m['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if m['role'] == 'assistant' %}{% set role = 'model' %}{% else %}{% set role = m['role'] %}{% endif %}"
+    "<start_of_turn>{{ role }}\n{{ m['content'] | trim }}<end_of_turn>\n{% endfor %}"
+    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+
+LLAMA3_SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
+SPM_SPECIALS = ["<unk>", "<s>", "</s>"]
+QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+GEMMA_SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]
+
+# Tokenizer "families": special tokens, which ones are bos/eos/pad/unk, whether BOS is added, chat template,
+# and the generation eos ids (names) as the real family's generation_config.json lists them.
+TOKENIZER_FAMILIES = {
+    "llama3": dict(specials=LLAMA3_SPECIALS, bos="<|begin_of_text|>", eos="<|eot_id|>", pad=None, unk=None,
+                   add_bos=True, template=LLAMA3_TEMPLATE, gen_eos=["<|end_of_text|>", "<|eot_id|>"],
+                   config_eos="<|end_of_text|>", config_bos="<|begin_of_text|>"),
+    "llama2": dict(specials=SPM_SPECIALS, bos="<s>", eos="</s>", pad=None, unk="<unk>", add_bos=True,
+                   template=LLAMA2_TEMPLATE, gen_eos=["</s>"], config_eos="</s>", config_bos="<s>"),
+    "mistral": dict(specials=SPM_SPECIALS, bos="<s>", eos="</s>", pad=None, unk="<unk>", add_bos=True,
+                    template=MISTRAL_TEMPLATE, gen_eos=["</s>"], config_eos="</s>", config_bos="<s>"),
+    "qwen2": dict(specials=QWEN_SPECIALS, bos=None, eos="<|im_end|>", pad="<|endoftext|>", unk=None, add_bos=False,
+                  template=QWEN2_TEMPLATE, gen_eos=["<|im_end|>", "<|endoftext|>"],
+                  config_eos="<|endoftext|>", config_bos="<|endoftext|>"),
+    "qwen3": dict(specials=QWEN_SPECIALS, bos=None, eos="<|im_end|>", pad="<|endoftext|>", unk=None, add_bos=False,
+                  template=QWEN3_TEMPLATE, gen_eos=["<|im_end|>", "<|endoftext|>"],
+                  config_eos="<|im_end|>", config_bos="<|endoftext|>"),
+    "gemma": dict(specials=GEMMA_SPECIALS, bos="<bos>", eos="<eos>", pad="<pad>", unk="<unk>", add_bos=True,
+                  template=GEMMA_TEMPLATE, gen_eos=["<eos>", "<end_of_turn>"], config_eos="<eos>", config_bos="<bos>"),
+}
+
+COMMON_SHAPE = dict(hidden_size=64, num_attention_heads=4, num_key_value_heads=2, intermediate_size=128,
+                    max_position_embeddings=256)
+
+# Model fixtures. `legacy_rope`: rewrite config.json in the older Hub layout (top-level rope_theta /
+# rope_scaling instead of transformers 5's rope_parameters) so both layouts are covered; verified by reloading.
+MODELS = {
+    "llama": dict(arch="LlamaForCausalLM", family="llama3", seed=101, layers=2,
+                  cfg=dict(tie_word_embeddings=False, rms_norm_eps=1e-5,
+                           rope_parameters=dict(rope_type="llama3", rope_theta=500000.0, factor=8.0,
+                                                low_freq_factor=1.0, high_freq_factor=4.0,
+                                                original_max_position_embeddings=64))),
+    "llama2": dict(arch="LlamaForCausalLM", family="llama2", seed=102, layers=2, legacy_rope=True,
+                   cfg=dict(tie_word_embeddings=True, rms_norm_eps=1e-5,
+                            rope_parameters=dict(rope_type="default", rope_theta=10000.0))),
+    "mistral": dict(arch="MistralForCausalLM", family="mistral", seed=103, layers=2, legacy_rope=True,
+                    cfg=dict(tie_word_embeddings=False, rms_norm_eps=1e-5, sliding_window=None,
+                             rope_parameters=dict(rope_type="default", rope_theta=1000000.0))),
+    "qwen2": dict(arch="Qwen2ForCausalLM", family="qwen2", seed=104, layers=2, legacy_rope=True,
+                  cfg=dict(tie_word_embeddings=True, rms_norm_eps=1e-6, use_sliding_window=False,
+                           rope_parameters=dict(rope_type="default", rope_theta=1000000.0))),
+    "qwen3": dict(arch="Qwen3ForCausalLM", family="qwen3", seed=105, layers=2,
+                  cfg=dict(tie_word_embeddings=True, rms_norm_eps=1e-6, head_dim=32, attention_bias=False,
+                           use_sliding_window=False,
+                           rope_parameters=dict(rope_type="default", rope_theta=1000000.0))),
+    # Gemma: smaller embeddings (they are multiplied by sqrt(hidden) = 8 and tied to the output), larger linears;
+    # Gemma-2: post-norm gains around 2 so block outputs are not swamped by the embedding (otherwise greedy
+    # decoding just repeats one token). Seeds picked for varied greedy continuations.
+    "gemma": dict(arch="GemmaForCausalLM", family="gemma", seed=106, layers=2,
+                  init=dict(embed=0.15, linear=0.3),
+                  cfg=dict(tie_word_embeddings=True, rms_norm_eps=1e-6, head_dim=16, hidden_act="gelu_pytorch_tanh",
+                           rope_parameters=dict(rope_type="default", rope_theta=10000.0))),
+    "gemma2": dict(arch="Gemma2ForCausalLM", family="gemma", seed=111, layers=3,
+                   init=dict(embed=0.15, linear=0.3, post_norm_offset=1.0),
+                   cfg=dict(tie_word_embeddings=True, rms_norm_eps=1e-6, head_dim=16,
+                            hidden_activation="gelu_pytorch_tanh", query_pre_attn_scalar=24,
+                            attn_logit_softcapping=50.0, final_logit_softcapping=30.0, sliding_window=6,
+                            rope_parameters=dict(rope_type="default", rope_theta=10000.0))),
+}
+
+# Init scales: large enough that attention is not uniform and logits are not near zero.
+STD_EMBED = 0.25
+STD_LINEAR = 0.15
+STD_BIAS = 0.1
+STD_NORM = 0.1
+
+
+def check_versions(allow_any: bool) -> dict:
+    import gguf  # noqa: F401
+    import safetensors
+    import tokenizers
+    import transformers
+    from importlib.metadata import version
+    found = {
+        "torch": torch.__version__.split("+")[0],
+        "transformers": transformers.__version__,
+        "tokenizers": tokenizers.__version__,
+        "safetensors": safetensors.__version__,
+        "gguf": version("gguf"),
+        "numpy": np.__version__,
+    }
+    bad = {k: (found[k], v) for k, v in PINNED.items() if found[k] != v}
+    if bad and not allow_any:
+        sys.exit(f"version mismatch (found, pinned): {bad}; rerun with --any-version to override")
+    return found
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Tokenizers
+
+
+def train_tokenizer(family: str):
+    """Byte-level BPE (GPT-2 style pre-tokenizer), specials first (ids 0..k-1), BOS post-processor if the family adds it."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    fam = TOKENIZER_FAMILIES[family]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=TARGET_VOCAB, special_tokens=fam["specials"], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), min_frequency=2)
+    tok.train_from_iterator(CORPUS.splitlines(), trainer=trainer)
+    if fam["add_bos"]:
+        bos = fam["bos"]
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, tok.token_to_id(bos))])
+    else:
+        tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    return tok
+
+
+def write_tokenizer(tok, family: str, folder: Path) -> None:
+    fam = TOKENIZER_FAMILIES[family]
+    tok.save(str(folder / "tokenizer.json"))
+    cfg = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "bos_token": fam["bos"],
+        "eos_token": fam["eos"],
+        "add_bos_token": fam["add_bos"],
+        "add_eos_token": False,
+        "clean_up_tokenization_spaces": False,
+        "model_max_length": COMMON_SHAPE["max_position_embeddings"],
+        "chat_template": fam["template"],
+    }
+    if fam["pad"] is not None:
+        cfg["pad_token"] = fam["pad"]
+    if fam["unk"] is not None:
+        cfg["unk_token"] = fam["unk"]
+    (folder / "tokenizer_config.json").write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Models
+
+
+def make_config(name: str, spec: dict, tok):
+    from transformers import AutoConfig
+    fam = TOKENIZER_FAMILIES[spec["family"]]
+    model_type = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral", "Qwen2ForCausalLM": "qwen2",
+                  "Qwen3ForCausalLM": "qwen3", "GemmaForCausalLM": "gemma", "Gemma2ForCausalLM": "gemma2"}[spec["arch"]]
+    kw = dict(COMMON_SHAPE)
+    kw.update(copy.deepcopy(spec["cfg"]))
+    kw.update(num_hidden_layers=spec["layers"], vocab_size=tok.get_vocab_size(),
+              bos_token_id=tok.token_to_id(fam["config_bos"]), eos_token_id=tok.token_to_id(fam["config_eos"]),
+              pad_token_id=tok.token_to_id(fam["pad"]) if fam["pad"] else None,
+              architectures=[spec["arch"]])
+    return AutoConfig.for_model(model_type, **kw)
+
+
+def randomize(model, gemma_norm: bool, seed: int, init: dict | None = None) -> None:
+    init = init or {}
+    std_embed = init.get("embed", STD_EMBED)
+    std_linear = init.get("linear", STD_LINEAR)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for pname, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
+            if pname.endswith("norm.weight"):
+                base = 0.0 if gemma_norm else 1.0  # Gemma RMSNorm multiplies by (1 + w)
+                if ".post_" in pname:
+                    base += init.get("post_norm_offset", 0.0)
+                p.copy_(base + STD_NORM * torch.randn(p.shape, generator=g))
+            elif "embed_tokens" in pname:
+                p.copy_(std_embed * torch.randn(p.shape, generator=g))
+            elif pname.startswith("lm_head"):
+                p.copy_(std_embed * torch.randn(p.shape, generator=g))
+            elif pname.endswith(".bias"):
+                p.copy_(STD_BIAS * torch.randn(p.shape, generator=g))
+            elif pname.endswith(".weight") and p.dim() == 2:
+                p.copy_(std_linear * torch.randn(p.shape, generator=g))
+            else:
+                raise RuntimeError(f"no init rule for parameter {pname}")
+
+
+def legacy_rope_layout(folder: Path) -> None:
+    """Rewrite config.json's rope_parameters into the older top-level rope_theta / rope_scaling layout."""
+    path = folder / "config.json"
+    cfg = json.loads(path.read_text())
+    rp = cfg.pop("rope_parameters")
+    cfg["rope_theta"] = rp.pop("rope_theta")
+    rope_type = rp.pop("rope_type")
+    cfg["rope_scaling"] = None if rope_type == "default" and not rp else dict(rope_type=rope_type, **rp)
+    path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+
+
+def load_f32(folder: Path, **kw):
+    from transformers import AutoModelForCausalLM
+    m = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32, attn_implementation="eager", **kw)
+    m.eval()
+    return m
+
+
+def fixed_input_ids(seed: int, first_id: int, n_special: int, vocab: int) -> list[int]:
+    rng = np.random.default_rng(seed)
+    rest = rng.integers(n_special, vocab, size=T_INPUT - 1)
+    return [int(first_id)] + [int(x) for x in rest]
+
+
+@torch.no_grad()
+def forward_reference(model, ids: list[int], gemma_scale: float | None) -> tuple[dict, dict]:
+    """hidden_states.{i} and logits as F32 numpy arrays, with checks of the conventions."""
+    x = torch.tensor([ids])
+    captured = {}
+    last_block = model.model.layers[-1]
+    h = last_block.register_forward_hook(lambda mod, a, out: captured.__setitem__(
+        "pre_norm", out[0] if isinstance(out, tuple) else out))
+    out = model(input_ids=x, output_hidden_states=True, use_cache=False)
+    h.remove()
+    hs = out.hidden_states
+    L = model.config.num_hidden_layers
+    assert len(hs) == L + 1, (len(hs), L)
+    # 0 = embeddings (after any scaling)
+    emb = model.model.embed_tokens.weight[x[0]]
+    if gemma_scale is not None:
+        emb = emb * gemma_scale
+    assert torch.equal(hs[0][0], emb), "hidden_states[0] is not the (scaled) embedding"
+    # L = last block output after the final norm
+    assert torch.equal(hs[L][0], model.model.norm(captured["pre_norm"])[0]), "hidden_states[L] is not final-normed"
+    logits = out.logits[0]
+    raw = model.lm_head(hs[L])[0]
+    cap = getattr(model.config, "final_logit_softcapping", None)
+    expect = raw if cap is None else torch.tanh(raw / cap) * cap
+    assert torch.allclose(logits, expect, atol=1e-6, rtol=0), "logits are not lm_head(hidden_states[L]) (+softcap)"
+    tensors = {f"hidden_states.{i}": hs[i][0].float().contiguous().numpy() for i in range(L + 1)}
+    tensors["logits"] = logits.float().contiguous().numpy()
+    probs = torch.softmax(logits, -1)
+    stats = {"mean_max_prob": round(float(probs.max(-1).values.mean()), 4),
+             "logits_std": round(float(logits.std()), 4)}
+    return tensors, stats
+
+
+@torch.no_grad()
+def greedy_checked(model, prompt: list[int], n_new: int, check_uncached: bool = True) -> tuple[list[int], float]:
+    """Greedy ids with the KV cache (generate), checked against an uncached recompute; returns min top1-top2 gap."""
+    from transformers import GenerationConfig
+    gc = GenerationConfig(do_sample=False, max_new_tokens=n_new, min_new_tokens=0, eos_token_id=None,
+                          repetition_penalty=1.0, pad_token_id=0, temperature=None, top_k=None, top_p=None)
+    x = torch.tensor([prompt])
+    gc.use_cache = True
+    # generate() fills unset (None) fields from the model's own generation config; clear its EOS so none stops us.
+    saved = model.generation_config
+    model.generation_config = copy.deepcopy(saved)
+    model.generation_config.eos_token_id = None
+    try:
+        out = model.generate(x, attention_mask=torch.ones_like(x), generation_config=gc)
+    finally:
+        model.generation_config = saved
+    cached = out[0, len(prompt):].tolist()
+    assert len(cached) == n_new, f"generate returned {len(cached)} new tokens, expected {n_new}"
+    if not check_uncached:
+        return cached, float("nan")
+    seq = list(prompt)
+    margin = float("inf")
+    for _ in range(n_new):
+        logits = model(input_ids=torch.tensor([seq]), use_cache=False).logits[0, -1]
+        top2 = torch.topk(logits, 2).values
+        margin = min(margin, float(top2[0] - top2[1]))
+        seq.append(int(torch.argmax(logits)))
+    uncached = seq[len(prompt):]
+    assert cached == uncached, f"cached {cached} != uncached {uncached}"
+    return cached, margin
+
+
+@torch.no_grad()
+def text_generation(model, tokenizer, gen_eos: list[int]) -> dict:
+    from transformers import GenerationConfig
+    enc = tokenizer(PROMPT_TEXT)
+    prompt_ids = list(enc["input_ids"])
+    gc = GenerationConfig(do_sample=False, max_new_tokens=TEXT_NEW, eos_token_id=gen_eos, repetition_penalty=1.0,
+                          pad_token_id=0, temperature=None, top_k=None, top_p=None)
+    x = torch.tensor([prompt_ids])
+    out = model.generate(x, attention_mask=torch.ones_like(x), generation_config=gc)
+    new = out[0, len(prompt_ids):].tolist()
+    chat_text = tokenizer.apply_chat_template(CHAT_MESSAGES, add_generation_prompt=True, tokenize=False)
+    chat_ids = list(tokenizer(chat_text, add_special_tokens=False)["input_ids"])
+    return {
+        "prompt_text": PROMPT_TEXT,
+        "prompt_ids": prompt_ids,
+        "greedy_text_ids": new,
+        "greedy_text": tokenizer.decode(new, skip_special_tokens=True),
+        "greedy_text_stopped_on_eos": bool(new and new[-1] in gen_eos),
+        "chat_messages": CHAT_MESSAGES,
+        "chat_prompt_text": chat_text,
+        "chat_prompt_ids": chat_ids,
+    }
+
+
+def save_reference(path_stem: Path, tensors: dict, meta: dict) -> None:
+    from safetensors.numpy import save_file
+    for k, v in tensors.items():
+        assert v.dtype == np.float32, k
+    save_file(tensors, str(path_stem) + ".safetensors", metadata={"generator": "Scripts/make_model_fixtures.py"})
+    Path(str(path_stem) + ".json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+
+
+def check_tokenizer(folder: Path, tok, family: str) -> None:
+    """The HF AutoTokenizer loaded from the folder must agree with the raw tokenizers object."""
+    from transformers import AutoTokenizer
+    fam = TOKENIZER_FAMILIES[family]
+    hf = AutoTokenizer.from_pretrained(str(folder))
+    for text in [PROMPT_TEXT, "Hello world! 42 apples.", " leading space", "naïve café"]:
+        a = list(hf(text)["input_ids"])
+        b = tok.encode(text).ids
+        assert a == b, (family, text, a, b)
+        if fam["add_bos"]:
+            assert a[0] == tok.token_to_id(fam["bos"]) and a.count(a[0]) == 1, (family, a)
+        else:
+            assert all(i >= len(fam["specials"]) for i in a), (family, a)
+    assert len(hf) == tok.get_vocab_size(), (len(hf), tok.get_vocab_size())
+
+
+def make_model_fixture(name: str, spec: dict, tokenizers_by_family: dict, versions: dict) -> dict:
+    from transformers import AutoModelForCausalLM, GenerationConfig
+    fam_name = spec["family"]
+    fam = TOKENIZER_FAMILIES[fam_name]
+    tok = tokenizers_by_family[fam_name]
+    folder = OUT / name
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+
+    config = make_config(name, spec, tok)
+    torch.manual_seed(spec["seed"])
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32, attn_implementation="eager")
+    randomize(model, gemma_norm=name.startswith("gemma"), seed=spec["seed"], init=spec.get("init"))
+    model.to(torch.bfloat16).save_pretrained(str(folder), safe_serialization=True)
+    gen_eos = [tok.token_to_id(t) for t in fam["gen_eos"]]
+    GenerationConfig(bos_token_id=config.bos_token_id, eos_token_id=gen_eos if len(gen_eos) > 1 else gen_eos[0],
+                     pad_token_id=config.pad_token_id).save_pretrained(str(folder))
+    write_tokenizer(tok, fam_name, folder)
+    check_tokenizer(folder, tok, fam_name)
+
+    rope_before = dict(load_f32(folder).config.rope_parameters)
+    if spec.get("legacy_rope"):
+        legacy_rope_layout(folder)
+    # References always come from the files as written: reload (bf16 -> f32 is exact).
+    model = load_f32(folder)
+    assert dict(model.config.rope_parameters) == rope_before, (name, model.config.rope_parameters, rope_before)
+    assert model.config.vocab_size == tok.get_vocab_size()
+    if name == "gemma2":
+        lt = list(model.config.layer_types)
+        assert lt == ["sliding_attention", "full_attention", "sliding_attention"], lt
+        assert model.config.sliding_window == 6
+    gemma_scale = float(config.hidden_size) ** 0.5 if name.startswith("gemma") else None
+
+    ids = fixed_input_ids(spec["seed"], config.bos_token_id, len(fam["specials"]), config.vocab_size)
+    tensors, stats = forward_reference(model, ids, gemma_scale)
+    greedy, margin = greedy_checked(model, ids[:GREEDY_PROMPT_LEN], GREEDY_NEW)
+    assert margin > MIN_GREEDY_MARGIN, f"{name}: greedy top1-top2 gap {margin} too small; change the seed"
+    from transformers import AutoTokenizer
+    text = text_generation(model, AutoTokenizer.from_pretrained(str(folder)), gen_eos)
+    if name == "gemma2":
+        assert T_INPUT > 2 * config.sliding_window
+
+    meta = {
+        "fixture": name,
+        "architecture": spec["arch"],
+        "generator": "Scripts/make_model_fixtures.py",
+        "versions": versions,
+        "weights_dtype": "bf16 (model.safetensors); references computed in float32 from these weights, eager attention",
+        "input_ids": ids,
+        "greedy_prompt_ids": ids[:GREEDY_PROMPT_LEN],
+        "greedy_ids": greedy,
+        "greedy_note": "new ids only; KV-cache generate, do_sample=False, no repetition penalty, EOS ignored; "
+                       "equal to an uncached full recompute",
+        "greedy_min_top2_margin": round(margin, 6),
+        **text,
+        "config": {
+            "num_layers": config.num_hidden_layers,
+            "hidden_size": config.hidden_size,
+            "vocab_size": config.vocab_size,
+            "num_attention_heads": config.num_attention_heads,
+            "num_key_value_heads": config.num_key_value_heads,
+            "head_dim": getattr(config, "head_dim", config.hidden_size // config.num_attention_heads),
+            "config_json_rope_layout": "legacy rope_theta/rope_scaling" if spec.get("legacy_rope") else "rope_parameters",
+        },
+        "tensors": sorted(tensors.keys(), key=lambda k: (k != "logits", k)),
+        "tensor_shapes": {k: list(v.shape) for k, v in tensors.items()},
+        "output_stats": stats,
+        "tolerance_abs": 1e-4,
+    }
+    save_reference(folder / "reference", tensors, meta)
+    print(f"{name}: vocab {config.vocab_size}, greedy {greedy}, margin {margin:.4f}, stats {stats}, "
+          f"text {text['greedy_text']!r}")
+    return meta
+
+
+# ---------------------------------------------------------------------------------------------------------
+# GGUF (llama architecture), written with the gguf package following llama.cpp's layout (own code).
+
+
+def permute_qk(w: np.ndarray, n_heads: int) -> np.ndarray:
+    """HF rotate-half (NeoX) row order -> llama.cpp's interleaved pair order, per head.
+
+    Rows of one head [x0..x_{d/2-1}, y0..y_{d/2-1}] become [x0, y0, x1, y1, ...]."""
+    rows = w.shape[0]
+    d = rows // n_heads
+    return w.reshape(n_heads, 2, d // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def unpermute_qk(w: np.ndarray, n_heads: int) -> np.ndarray:
+    rows = w.shape[0]
+    d = rows // n_heads
+    return w.reshape(n_heads, d // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+GGUF_VARIANTS = {"f32": 0, "f16": 1, "q8_0": 7}  # general.file_type (LLAMA_FTYPE_ALL_F32, MOSTLY_F16, MOSTLY_Q8_0)
+
+
+def hf_to_gguf_name(hf: str) -> str:
+    if hf == "model.embed_tokens.weight":
+        return "token_embd.weight"
+    if hf == "model.norm.weight":
+        return "output_norm.weight"
+    if hf == "lm_head.weight":
+        return "output.weight"
+    parts = hf.split(".")  # model.layers.N.<sub>.<name>.weight
+    n = parts[2]
+    sub = ".".join(parts[3:])
+    table = {
+        "input_layernorm.weight": "attn_norm.weight",
+        "self_attn.q_proj.weight": "attn_q.weight",
+        "self_attn.k_proj.weight": "attn_k.weight",
+        "self_attn.v_proj.weight": "attn_v.weight",
+        "self_attn.o_proj.weight": "attn_output.weight",
+        "post_attention_layernorm.weight": "ffn_norm.weight",
+        "mlp.gate_proj.weight": "ffn_gate.weight",
+        "mlp.up_proj.weight": "ffn_up.weight",
+        "mlp.down_proj.weight": "ffn_down.weight",
+    }
+    if sub not in table:
+        raise KeyError(f"no GGUF name for {hf}")
+    return f"blk.{n}.{table[sub]}"
+
+
+def write_llama_gguf(src: Path, dst: Path, variant: str) -> None:
+    import gguf
+    from safetensors.torch import load_file
+    cfg = json.loads((src / "config.json").read_text())
+    tcfg = json.loads((src / "tokenizer_config.json").read_text())
+    tokj = json.loads((src / "tokenizer.json").read_text())
+    state = {k: v.float().numpy() for k, v in load_file(str(src / "model.safetensors")).items()}
+    n_head, n_kv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    head_dim = cfg.get("head_dim") or cfg["hidden_size"] // n_head
+    rope_theta = cfg["rope_theta"] if "rope_theta" in cfg else cfg["rope_parameters"]["rope_theta"]
+
+    w = gguf.GGUFWriter(str(dst), "llama")
+    w.add_name(f"PersonaScope fixture llama2 ({variant})")
+    w.add_file_type(GGUF_VARIANTS[variant])
+    if variant == "q8_0":
+        w.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    w.add_context_length(cfg["max_position_embeddings"])
+    w.add_embedding_length(cfg["hidden_size"])
+    w.add_block_count(cfg["num_hidden_layers"])
+    w.add_feed_forward_length(cfg["intermediate_size"])
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_kv)
+    w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    w.add_rope_freq_base(rope_theta)
+    w.add_rope_dimension_count(head_dim)
+    w.add_vocab_size(cfg["vocab_size"])
+
+    # Tokenizer: GPT-2 style byte-level BPE ("gpt2" model, "gpt-2" pre-tokenizer regex).
+    vocab = tokj["model"]["vocab"]
+    added = {a["id"]: a for a in tokj["added_tokens"]}
+    tokens = [None] * len(vocab)
+    for t, i in vocab.items():
+        tokens[i] = t
+    for i, a in added.items():
+        tokens[i] = a["content"]
+    assert all(t is not None for t in tokens) and len(tokens) == cfg["vocab_size"]
+    types = [gguf.TokenType.CONTROL if (i in added and added[i]["special"]) else
+             gguf.TokenType.USER_DEFINED if i in added else gguf.TokenType.NORMAL for i in range(len(tokens))]
+    merges = [m if isinstance(m, str) else " ".join(m) for m in tokj["model"]["merges"]]
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("gpt-2")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges(merges)
+    w.add_bos_token_id(vocab_id(tokens, tcfg["bos_token"]))
+    w.add_eos_token_id(vocab_id(tokens, tcfg["eos_token"]))
+    if tcfg.get("unk_token"):
+        w.add_unk_token_id(vocab_id(tokens, tcfg["unk_token"]))
+    w.add_add_bos_token(bool(tcfg["add_bos_token"]))
+    w.add_add_eos_token(False)
+    w.add_chat_template(tcfg["chat_template"])
+
+    for hf_name in sorted(state, key=_tensor_order):
+        data = state[hf_name]
+        if hf_name.endswith("q_proj.weight"):
+            data = permute_qk(data, n_head)
+        elif hf_name.endswith("k_proj.weight"):
+            data = permute_qk(data, n_kv)
+        name = hf_to_gguf_name(hf_name)
+        data = np.ascontiguousarray(data, dtype=np.float32)
+        if data.ndim == 1 or variant == "f32":
+            w.add_tensor(name, data)
+        elif variant == "f16":
+            w.add_tensor(name, data.astype(np.float16))
+        else:
+            q = gguf.quants.quantize(data, gguf.GGMLQuantizationType.Q8_0)
+            w.add_tensor(name, q, raw_shape=q.shape, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def vocab_id(tokens: list[str], tok: str) -> int:
+    return tokens.index(tok)
+
+
+def _tensor_order(hf_name: str):
+    if hf_name.startswith("model.embed_tokens"):
+        return (0, 0, hf_name)
+    if hf_name.startswith("model.layers."):
+        return (1, int(hf_name.split(".")[2]), hf_name)
+    return (2, 0, hf_name)
+
+
+def read_gguf_state(path: Path, n_head: int, n_kv: int) -> dict:
+    """Read a GGUF back (dequantising), undo the Q/K permutation, and return HF-named float32 tensors."""
+    import gguf
+    reader = gguf.GGUFReader(str(path))
+    inv = {}
+    for t in reader.tensors:
+        shape = [int(x) for x in reversed(t.shape.tolist())]  # ggml ne is fastest-first
+        data = gguf.quants.dequantize(t.data, t.tensor_type).reshape(shape).astype(np.float32)
+        inv[t.name] = data
+    out = {}
+    for gname, data in inv.items():
+        hf = gguf_to_hf_name(gname)
+        if hf.endswith("q_proj.weight"):
+            data = unpermute_qk(data, n_head)
+        elif hf.endswith("k_proj.weight"):
+            data = unpermute_qk(data, n_kv)
+        out[hf] = torch.from_numpy(np.ascontiguousarray(data))
+    return out
+
+
+def gguf_to_hf_name(g: str) -> str:
+    fixed = {"token_embd.weight": "model.embed_tokens.weight", "output_norm.weight": "model.norm.weight",
+             "output.weight": "lm_head.weight"}
+    if g in fixed:
+        return fixed[g]
+    _, n, rest = g.split(".", 2)
+    table = {"attn_norm.weight": "input_layernorm.weight", "attn_q.weight": "self_attn.q_proj.weight",
+             "attn_k.weight": "self_attn.k_proj.weight", "attn_v.weight": "self_attn.v_proj.weight",
+             "attn_output.weight": "self_attn.o_proj.weight", "ffn_norm.weight": "post_attention_layernorm.weight",
+             "ffn_gate.weight": "mlp.gate_proj.weight", "ffn_up.weight": "mlp.up_proj.weight",
+             "ffn_down.weight": "mlp.down_proj.weight"}
+    return f"model.layers.{n}.{table[rest]}"
+
+
+def make_gguf_fixtures(src_name: str, versions: dict) -> None:
+    src = OUT / src_name
+    base_meta = json.loads((src / "reference.json").read_text())
+    cfg = json.loads((src / "config.json").read_text())
+    ids = base_meta["input_ids"]
+    for variant in GGUF_VARIANTS:
+        path = OUT / f"{src_name}-{variant}.gguf"
+        write_llama_gguf(src, path, variant)
+        # Reference: the HF model with exactly the weights this GGUF stores.
+        model = load_f32(src)
+        state = read_gguf_state(path, cfg["num_attention_heads"], cfg["num_key_value_heads"])
+        if "lm_head.weight" not in state:
+            assert model.config.tie_word_embeddings
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        assert not unexpected, unexpected
+        assert set(missing) <= {"lm_head.weight"}, missing
+        model.tie_weights()
+        assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+        if variant == "f32":
+            ref = load_f32(src)
+            for k, v in ref.state_dict().items():
+                assert torch.equal(v, model.state_dict()[k]), f"f32 GGUF round trip changed {k}"
+        tensors, stats = forward_reference(model, ids, None)
+        greedy, margin = greedy_checked(model, ids[:GREEDY_PROMPT_LEN], GREEDY_NEW)
+        assert margin > MIN_GREEDY_MARGIN, (variant, margin)
+        # Independent check of the file layout: transformers' own GGUF loader must give the same logits.
+        with tempfile.TemporaryDirectory() as tmp:
+            os.symlink(path, Path(tmp) / path.name)
+            tf = load_f32(Path(tmp), gguf_file=path.name)
+            tf_logits = tf(input_ids=torch.tensor([ids]), use_cache=False).logits[0].detach().numpy()
+        diff = float(np.abs(tf_logits - tensors["logits"]).max())
+        assert diff < 1e-4, f"{variant}: transformers' GGUF loader differs from reference by {diff}"
+        base = np.abs(tensors["logits"] - load_reference(src / "reference.safetensors")["logits"]).max()
+        meta = {
+            "fixture": path.name,
+            "architecture": "llama (GGUF)",
+            "source_fixture": src_name,
+            "generator": "Scripts/make_model_fixtures.py",
+            "versions": versions,
+            "gguf_variant": variant,
+            "gguf_tensor_types": "2-D weights " + {"f32": "F32", "f16": "F16", "q8_0": "Q8_0"}[variant]
+                                 + ", 1-D norm weights F32; no output.weight (tied to token_embd)",
+            "weights_note": "references computed in float32 from the weights exactly as stored in the GGUF "
+                            "(dequantised), with the Q/K permutation undone, in transformers' LlamaForCausalLM",
+            "qk_permutation": "attn_q/attn_k rows permuted per head like llama.cpp's convert_hf_to_gguf.py "
+                              "(interleaved pairs): use normal (non-NeoX) RoPE on them",
+            "input_ids": ids,
+            "greedy_prompt_ids": ids[:GREEDY_PROMPT_LEN],
+            "greedy_ids": greedy,
+            "greedy_min_top2_margin": round(margin, 6),
+            "config": base_meta["config"],
+            "transformers_gguf_loader_max_abs_logit_diff": diff,
+            "max_abs_logit_diff_vs_bf16_reference": float(base),
+            "tensors": sorted(tensors.keys(), key=lambda k: (k != "logits", k)),
+            "tensor_shapes": {k: list(v.shape) for k, v in tensors.items()},
+            "output_stats": stats,
+            "tolerance_abs": 1e-4,
+        }
+        save_reference(OUT / f"{src_name}-{variant}.reference", tensors, meta)
+        print(f"{path.name}: {path.stat().st_size} bytes, greedy {greedy}, tf-loader diff {diff:.2e}, "
+              f"vs bf16 {base:.2e}")
+
+
+def load_reference(path: Path) -> dict:
+    from safetensors.numpy import load_file
+    return load_file(str(path))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# stories260K (real model, read from ../shared; not copied)
+
+
+def make_stories_fixture(versions: dict) -> None:
+    from transformers import AutoTokenizer
+    gguf_path = STORIES / "stories260K.gguf"
+    if not gguf_path.exists():
+        print(f"skip stories260K: {gguf_path} not found")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        os.symlink(gguf_path, Path(tmp) / gguf_path.name)
+        # Its GGUF stores pad id 0xFFFFFFFF ("none"), which transformers would take as a padding index.
+        model = load_f32(Path(tmp), gguf_file=gguf_path.name, pad_token_id=None)
+        # The same pad id breaks transformers' GGUF tokenizer reader; give it a temporary copy with pad = <unk> (0).
+        import gguf
+        patched = Path(tmp) / "patched" / gguf_path.name
+        patched.parent.mkdir()
+        shutil.copyfile(gguf_path, patched)
+        reader = gguf.GGUFReader(str(patched), "r+")
+        reader.fields["tokenizer.ggml.padding_token_id"].parts[-1][0] = 0
+        del reader
+        tok = AutoTokenizer.from_pretrained(str(patched.parent), gguf_file=patched.name)
+    ids = list(tok("Once upon a time")["input_ids"])
+    assert ids[0] == 1, ids
+    tensors, stats = forward_reference(model, ids, None)
+    greedy, margin = greedy_checked(model, ids, 32)
+    text = tok.decode(ids + greedy, skip_special_tokens=True)
+    # Sanity check of transformers itself: its long greedy run must reproduce the author's documented text.
+    readme = (STORIES / "README.md").read_text()
+    doc = readme.split("```")[1].strip("\n")
+    long_ids, _ = greedy_checked(model, ids, 256, check_uncached=False)
+    long_text = tok.decode(ids + long_ids, skip_special_tokens=True)
+    documented_match = long_text.startswith(doc)
+    assert documented_match, f"transformers does not reproduce the documented text:\n{long_text!r}\n{doc!r}"
+    assert doc.startswith(text), (text, doc[:200])
+    c = model.config
+    meta = {
+        "fixture": "stories260K",
+        "source": "../shared/models/stories260K/stories260K.gguf (not copied)",
+        "generator": "Scripts/make_model_fixtures.py",
+        "versions": versions,
+        "weights_note": "loaded by transformers' GGUF loader (F32; it undoes the Q/K permutation), float32, eager",
+        "prompt_text": "Once upon a time",
+        "input_ids": ids,
+        "greedy_prompt_ids": ids,
+        "greedy_ids": greedy,
+        "greedy_text": text,
+        "greedy_min_top2_margin": round(margin, 6),
+        "transformers_reproduces_documented_256_token_text": documented_match,
+        "config": {"num_layers": c.num_hidden_layers, "hidden_size": c.hidden_size, "vocab_size": c.vocab_size,
+                   "num_attention_heads": c.num_attention_heads, "num_key_value_heads": c.num_key_value_heads},
+        "tensors": sorted(tensors.keys(), key=lambda k: (k != "logits", k)),
+        "tensor_shapes": {k: list(v.shape) for k, v in tensors.items()},
+        "output_stats": stats,
+        "tolerance_abs": 1e-4,
+    }
+    save_reference(OUT / "stories260K.reference", tensors, meta)
+    print(f"stories260K: ids {ids}, greedy text {text!r}, margin {margin:.4f}")
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--any-version", action="store_true", help="run even if library versions differ from the pins")
+    ap.add_argument("--only", nargs="*", help="fixture names to (re)make (default: all)")
+    args = ap.parse_args()
+    versions = check_versions(args.any_version)
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    OUT.mkdir(parents=True, exist_ok=True)
+
+    # One training per family (deterministic); trained twice to prove it.
+    toks = {}
+    for fam in TOKENIZER_FAMILIES:
+        a, b = train_tokenizer(fam), train_tokenizer(fam)
+        assert a.to_str() == b.to_str(), f"BPE training for {fam} is not deterministic"
+        toks[fam] = a
+
+    only = set(args.only) if args.only else None
+    for name, spec in MODELS.items():
+        if only is None or name in only:
+            make_model_fixture(name, spec, toks, versions)
+    if only is None or "llama2-gguf" in only:
+        make_gguf_fixtures("llama2", versions)
+    if only is None or "stories260K" in only:
+        make_stories_fixture(versions)
+
+    total = 0
+    for p in sorted(OUT.rglob("*")):
+        if p.is_file():
+            total += p.stat().st_size
+            assert p.stat().st_size < 700_000, f"{p} is too large ({p.stat().st_size} bytes)"
+    print(f"total fixture bytes: {total}")
+
+
+if __name__ == "__main__":
+    main()
