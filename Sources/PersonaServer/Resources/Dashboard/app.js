@@ -297,8 +297,15 @@
     const parts = [];
     if (run.model && run.model.id) parts.push("model " + run.model.id);
     parts.push(run.tokens.length + " tokens");
-    const layerBits = run.traits.map((t) => run.hookPoints[t] ? t + " @ " + run.hookPoints[t] : (run.layers[t] != null ? t + " @ row " + run.layers[t] : null)).filter(Boolean);
-    if (layerBits.length) parts.push(layerBits.join(", "));
+    // Group traits by where they were read ("a, b @ blocks.2.hook_resid_post").
+    const where = new Map();
+    for (const t of run.traits) {
+      const w = run.hookPoints[t] ? String(run.hookPoints[t]) : (run.layers[t] != null ? "row " + run.layers[t] : null);
+      if (!w) continue;
+      if (!where.has(w)) where.set(w, []);
+      where.get(w).push(t);
+    }
+    if (where.size) parts.push(Array.from(where.entries()).map(([w, ts]) => ts.join(", ") + " @ " + w).join("; "));
     if (run.metadata.temperature != null) parts.push("T=" + run.metadata.temperature);
     if (run.metadata.seed != null) parts.push("seed " + run.metadata.seed);
     if (run.metadata.tokens_per_s != null) parts.push(fmt(Number(run.metadata.tokens_per_s), 1) + " tok/s");
@@ -443,7 +450,8 @@
     const traits = visibleTraits(run);
     const series = traits.map((t) => ({ name: t, color: colorOf(t), values: smooth(run, t), raw: state.window > 1 && state.showRaw ? run.scores[t] : null }));
     const markers = [];
-    for (const t of traits) for (const d of PS.decisionPoints(run, t)) markers.push({ series: t, index: d.index, kind: d.kind, title: t + " " + d.kind + " at token " + (d.index + 1) + " (" + (d.method || "") + ")" });
+    const only = $("dp-filter").value === "trait" ? state.heatTrait : null;
+    for (const t of traits) if (!only || t === only) for (const d of PS.decisionPoints(run, t)) markers.push({ series: t, index: d.index, kind: d.kind, title: t + " " + d.kind + " at token " + (d.index + 1) + " (" + (d.method || "") + ")" });
     const thresholds = traits.filter((t) => Number.isFinite(state.thresholds[t])).map((t) => ({ value: state.thresholds[t], color: colorOf(t), name: t }));
     const W = chartWidth("curve-wrap");
     charts.curves = PS.lineChart($("curve-chart"), {
@@ -599,12 +607,14 @@
     PS.clearNode(ul);
     const all = [];
     let own = false;
+    const only = $("dp-filter").value === "trait" ? state.heatTrait : null;
     for (const t of run.traits) {
+      if (only && t !== only) continue;
       if (run.decisionPoints[t] && run.decisionPoints[t].length) own = true;
       for (const d of PS.decisionPoints(run, t)) all.push(d);
     }
     all.sort((a, b) => a.index - b.index || a.trait.localeCompare(b.trait));
-    $("dp-source").textContent = own ? "from the run" : "per-token rule (computed here)";
+    $("dp-source").textContent = (only ? only + ": " : "all traits: ") + (own ? "from the run" : "per-token rule (first rise above the first 3 tokens' mean + std; spikes = peaks above mean + std)");
     if (!all.length) ul.appendChild(h("li", { class: "muted small" }, ["None found."]));
     const sym = { rise: "▲", fall: "▼", spike: "◆" };
     for (const d of all) {
@@ -772,7 +782,7 @@
   function jumpDecision(dir) {
     const run = state.current;
     if (!run) return;
-    const idx = Array.from(new Set(run.traits.flatMap((t) => PS.decisionPoints(run, t).map((d) => d.index)))).sort((a, b) => a - b);
+    const idx = Array.from(new Set(Array.from(document.querySelectorAll("#decision-points [data-index]")).map((b) => Number(b.dataset.index)))).sort((a, b) => a - b);
     const next = dir > 0 ? idx.find((x) => x > state.cursor) : idx.reverse().find((x) => x < state.cursor);
     if (next != null) setCursor(next);
   }
@@ -891,7 +901,8 @@
       steer: steerSpec(),
       save: $("live-save").checked,
     };
-    const prevKey = state.lastLiveKey || state.currentKey;
+    // Compare with the previous generation, or with the shown run when it has the same prompt.
+    const prevKey = state.lastLiveKey || (state.current && state.current.prompt === prompt ? state.currentKey : null);
     const run = PS.normalizeRun({ prompt, tokens: [], trait_scores: {}, steering: body.steer, model: state.model ? state.model.id : null,
       metadata: { temperature: body.temperature, seed: body.seed, max_new_tokens: body.max_tokens } }, "live", null);
     run.metadata = { temperature: body.temperature, seed: body.seed, max_new_tokens: body.max_tokens };
@@ -906,7 +917,8 @@
     const redraw = rafThrottle(() => {
       if (state.current !== run) return;
       if ($("token-slider").max != String(Math.max(0, run.tokens.length - 1)) || run.traits.length !== $("heat-trait").options.length) renderControls();
-      renderTokens(); renderCurves(); renderStats(); renderDecisionPoints(); renderCorr();
+      renderTokens(); renderCurves(); renderDecisionPoints(); renderCorr();
+      if (!$("stats-card").contains(document.activeElement)) renderStats();
       setCursor(run.tokens.length - 1, { silent: true });
     });
     let finished = false;
@@ -1005,7 +1017,8 @@
     $("run-search").addEventListener("input", refilter);
     $("run-trait-filter").addEventListener("change", refilter);
     $("run-min-score").addEventListener("input", refilter);
-    $("heat-trait").addEventListener("change", (e) => { state.heatTrait = e.target.value; renderTokens(); renderHeatmap(); renderCompare(); setCursor(state.cursor, { silent: true }); });
+    $("heat-trait").addEventListener("change", (e) => { state.heatTrait = e.target.value; renderTokens(); renderCurves(); renderDecisionPoints(); renderHeatmap(); renderCompare(); setCursor(state.cursor, { silent: true }); });
+    $("dp-filter").addEventListener("change", () => { if (state.current) { renderCurves(); renderDecisionPoints(); setCursor(state.cursor, { silent: true }); } });
     $("heat-center").addEventListener("change", (e) => { state.heatCenter = e.target.value; LS.set("personascope.heatCenter", state.heatCenter); renderTokens(); renderCompare(); setCursor(state.cursor, { silent: true }); });
     $("window-input").addEventListener("input", (e) => {
       state.window = Math.max(1, Math.min(20, Number(e.target.value) || 1));

@@ -38,7 +38,8 @@
     return "rgb(230,97,1)";
   }
   /** Black or white text for a diverging() background. */
-  function textOn(t) { return Number.isFinite(t) && Math.abs(t) > 0.72 ? "#fff" : "#111"; }
+  // Dark text has the better contrast everywhere except the deep-blue end.
+  function textOn(t) { return Number.isFinite(t) && t < -0.85 ? "#fff" : "#111"; }
 
   function niceTicks(lo, hi, count) {
     if (!(hi > lo)) return [lo];

@@ -1,0 +1,306 @@
+#!/usr/bin/env python3
+"""Real-browser test of the PersonaScope dashboard (headless Chromium via chromedriver).
+
+Talks W3C WebDriver to Debian's `chromium-driver` with the standard library only (no Selenium,
+no pip packages), so it runs anywhere `apt-get install chromium chromium-driver` works.
+
+    python3 Scripts/browser_test.py --base-url http://127.0.0.1:8000/ --out artifacts/screens \
+        [--generate] [--prompt "Once upon a time"] [--pertoken ../shared/reference/trait-interp/pertoken_results/pilot_results.json]
+
+Checks (each one prints PASS/FAIL; exit status 1 if any failed):
+  * the page loads without JavaScript errors and the server badge settles;
+  * with --generate: a live generation streams tokens into the token view and curves appear,
+    and the finished run is listed in the run picker;
+  * a per-token-project result file dropped on the page (a real `drop` event carrying a File)
+    loads client-side: file runs listed, tokens and curves shown;
+  * the token slider / arrow keys move the cursor: the "k / N" label, the curve cursor and
+    the current-token highlight follow, and the snapshot bars change;
+  * a decision point is listed, and clicking it moves the cursor to its token;
+  * the file input accepts layer_comparison.json's object-of-lists format.
+Screenshots go to --out (one PNG per step).
+Written against Chromium/chromedriver 13x (Debian bookworm); any W3C chromedriver should work.
+"""
+import argparse
+import base64
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_PERTOKEN = os.path.join(REPO, "..", "shared", "reference", "trait-interp", "pertoken_results", "pilot_results.json")
+DEFAULT_LAYERS = os.path.join(REPO, "..", "shared", "reference", "trait-interp", "pertoken_results", "layer_comparison.json")
+
+
+class WebDriverError(RuntimeError):
+    pass
+
+
+class Driver:
+    """Minimal W3C WebDriver client over HTTP (what chromedriver speaks)."""
+
+    def __init__(self, chromedriver, chromium, width, height):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.profile = tempfile.mkdtemp(prefix="ps-browser-")
+        self.proc = subprocess.Popen([chromedriver, "--port=%d" % self.port],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.base = "http://127.0.0.1:%d" % self.port
+        for _ in range(100):
+            try:
+                self._call("GET", "/status")
+                break
+            except Exception:
+                time.sleep(0.1)
+        caps = {"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:loggingPrefs": {"browser": "ALL"},
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--window-size=%d,%d" % (width, height), "--user-data-dir=" + self.profile],
+            },
+        }}}
+        self.sid = self._call("POST", "/session", caps)["sessionId"]
+
+    def _call(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.base + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=120) as r:
+                out = json.loads(r.read() or b"{}")
+        except urllib.error.HTTPError as e:
+            try:
+                v = json.loads(e.read()).get("value", {})
+                raise WebDriverError("%s %s: %s: %s" % (method, path, v.get("error"), v.get("message", "")[:400]))
+            except (ValueError, AttributeError):
+                raise WebDriverError("%s %s: HTTP %d" % (method, path, e.code))
+        if isinstance(out, dict) and "sessionId" in out and "value" not in out:
+            return out
+        v = out.get("value")
+        if isinstance(v, dict) and "sessionId" in v:
+            return v
+        return v
+
+    def s(self, method, path, body=None):
+        return self._call(method, "/session/%s%s" % (self.sid, path), body)
+
+    def get(self, url):
+        self.s("POST", "/url", {"url": url})
+
+    def js(self, script, *args):
+        return self.s("POST", "/execute/sync", {"script": script, "args": list(args)})
+
+    def js_async(self, script, *args):
+        return self.s("POST", "/execute/async", {"script": script, "args": list(args)})
+
+    def find(self, css):
+        v = self.s("POST", "/element", {"using": "css selector", "value": css})
+        return list(v.values())[0]
+
+    def click(self, css):
+        self.s("POST", "/element/%s/click" % self.find(css), {})
+
+    def send_keys(self, css, text):
+        self.s("POST", "/element/%s/value" % self.find(css), {"text": text})
+
+    def screenshot(self, path):
+        with open(path, "wb") as f:
+            f.write(base64.b64decode(self.s("GET", "/screenshot")))
+
+    def browser_log(self):
+        try:
+            return self.s("POST", "/se/log", {"type": "browser"}) or []
+        except WebDriverError:
+            return []
+
+    def wait(self, script, timeout, *args):
+        """Polls `script` (a JS expression body returning a value) until truthy."""
+        end = time.time() + timeout
+        last = None
+        while time.time() < end:
+            last = self.js(script, *args)
+            if last:
+                return last
+            time.sleep(0.1)
+        return last
+
+    def close(self):
+        try:
+            self._call("DELETE", "/session/%s" % self.sid)
+        except Exception:
+            pass
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+ARROW_RIGHT = "\ue014"
+END = "\ue010"
+HOME = "\ue011"
+
+DROP_JS = """
+const [name, text] = arguments;
+const dt = new DataTransfer();
+dt.items.add(new File([text], name, {type: 'application/json'}));
+for (const type of ['dragenter', 'dragover', 'drop']) {
+  const ev = new DragEvent(type, {bubbles: true, cancelable: true, dataTransfer: dt});
+  document.getElementById('main').dispatchEvent(ev);
+}
+return true;
+"""
+
+STATE_JS = """
+const q = (s) => document.querySelector(s);
+const bars = Array.from(document.querySelectorAll('[data-testid=snapshot-bar]')).map(b => [b.dataset.trait, b.dataset.value]);
+const cur = q('#token-view .tok.current');
+return {
+  position: q('#token-position') ? q('#token-position').textContent : null,
+  slider: q('#token-slider') ? Number(q('#token-slider').value) : null,
+  cursor: q('#curve-cursor') ? q('#curve-cursor').getAttribute('data-index') : null,
+  current: cur ? Number(cur.dataset.index) : null,
+  bars: bars,
+  tokens: document.querySelectorAll('#token-view [data-testid=token]').length,
+  curves: document.querySelectorAll('#curve-chart path.curve').length,
+  decisions: document.querySelectorAll('[data-testid=decision-point]').length,
+  fileRuns: document.querySelectorAll('[data-testid=run-item][data-source=file]').length,
+  serverRuns: document.querySelectorAll('[data-testid=run-item][data-source=server]').length,
+  server: q('#server-status').dataset.state,
+  liveStatus: q('#live-status').textContent,
+  toast: q('#toast').hidden ? '' : q('#toast').textContent,
+};
+"""
+
+
+class Checks:
+    def __init__(self):
+        self.failed = []
+
+    def check(self, name, ok, detail=""):
+        print(("PASS " if ok else "FAIL ") + name + ("" if ok else "  -- " + str(detail)), flush=True)
+        if not ok:
+            self.failed.append(name)
+        return ok
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--base-url", required=True, help="dashboard URL, e.g. http://127.0.0.1:8000/")
+    ap.add_argument("--out", required=True, help="folder for screenshots")
+    ap.add_argument("--generate", action="store_true", help="also run a live generation (needs a server with a model)")
+    ap.add_argument("--prompt", default="Once upon a time")
+    ap.add_argument("--max-tokens", type=int, default=24)
+    ap.add_argument("--pertoken", default=DEFAULT_PERTOKEN, help="per-token project result list to drop")
+    ap.add_argument("--layers-file", default=DEFAULT_LAYERS, help="layer_comparison.json to load with the file input ('' to skip)")
+    ap.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
+    ap.add_argument("--chromedriver", default=shutil.which("chromedriver") or "/usr/bin/chromedriver")
+    ap.add_argument("--timeout", type=float, default=120, help="seconds to wait for a live generation")
+    a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    c = Checks()
+    d = Driver(a.chromedriver, a.chromium, 1400, 900)
+    shot = lambda name: d.screenshot(os.path.join(a.out, name + ".png"))
+    try:
+        d.get(a.base_url)
+        c.check("page loads", d.wait("return !!(window.PersonaScope && document.getElementById('run-list'))", 15), "window.PersonaScope missing")
+        server = d.wait("const s = document.getElementById('server-status').dataset.state; return s !== 'checking' ? s : null;", 15)
+        c.check("server badge settles", server in ("online", "nomodel", "offline"), server)
+        time.sleep(0.5)
+        shot("01-loaded")
+
+        if a.generate:
+            d.click("#tab-live")
+            d.js("document.getElementById('live-prompt').value = arguments[0];"
+                 "document.getElementById('live-max-tokens').value = arguments[1];", a.prompt, a.max_tokens)
+            before = d.js(STATE_JS)["serverRuns"]
+            d.click("#generate-btn")
+            streamed = d.wait("return document.querySelectorAll('#token-view [data-testid=token]').length > 0 && "
+                              "document.querySelectorAll('#curve-chart path.curve').length > 0", a.timeout)
+            c.check("live generation streams tokens and curves", bool(streamed), d.js(STATE_JS))
+            done = d.wait("const t = document.getElementById('live-status').textContent; return /^(Done|Error|Stopped|The stream)/.test(t) ? t : null;", a.timeout)
+            c.check("live generation finishes", bool(done) and str(done).startswith("Done"), done)
+            st = d.js(STATE_JS)
+            c.check("generated run has tokens and curves", st["tokens"] > 0 and st["curves"] > 0, st)
+            listed = d.wait("return document.querySelectorAll('[data-testid=run-item][data-source=server]').length > arguments[0] || "
+                            "document.querySelectorAll('[data-testid=run-item][data-source=file]').length > 0", 15, before)
+            c.check("generated run appears in the run list", bool(listed), d.js(STATE_JS))
+            shot("02-generated")
+            d.click("#tab-runs")
+
+        with open(a.pertoken, encoding="utf-8") as f:
+            text = f.read()
+        n_entries = len(json.loads(text))
+        d.js(DROP_JS, os.path.basename(a.pertoken), text)
+        loaded = d.wait("return document.querySelectorAll('[data-testid=run-item][data-source=file]').length", 10)
+        c.check("dropped per-token file loads all entries", loaded == n_entries, "%s of %d" % (loaded, n_entries))
+        st = d.wait("const n = document.querySelectorAll('#token-view [data-testid=token]').length; return n ? n : null;", 10)
+        c.check("dropped run shows tokens", bool(st), st)
+        st0 = d.js(STATE_JS)
+        c.check("curves drawn for every trait", st0["curves"] == len(st0["bars"]) and st0["curves"] > 0, st0)
+        c.check("slider starts at token 1", st0["position"] is not None and st0["position"].startswith("1 /"), st0["position"])
+        shot("03-dropped")
+
+        # Move by keyboard on the token view, then by the slider.
+        d.send_keys("#token-view", ARROW_RIGHT * 5)
+        st1 = d.js(STATE_JS)
+        c.check("arrow keys move the cursor", st1["slider"] == 5 and st1["position"].startswith("6 /"), st1)
+        c.check("curve cursor follows", st1["cursor"] == "5", st1["cursor"])
+        c.check("current token highlighted", st1["current"] == 5, st1["current"])
+        c.check("snapshot changes with the cursor", st1["bars"] != st0["bars"], (st0["bars"], st1["bars"]))
+        d.js("const s = document.getElementById('token-slider'); s.value = 42; s.dispatchEvent(new Event('input', {bubbles: true}));")
+        st2 = d.js(STATE_JS)
+        c.check("slider moves the cursor", st2["position"].startswith("43 /") and st2["cursor"] == "42" and st2["current"] == 42, st2)
+        c.check("snapshot changes with the slider", st2["bars"] != st1["bars"], (st1["bars"], st2["bars"]))
+        d.send_keys("#token-view", END)
+        st3 = d.js(STATE_JS)
+        c.check("End jumps to the last token", st3["position"] is not None and st3["position"].split(" / ")[0] == st3["position"].split(" / ")[1], st3["position"])
+        shot("04-scrubbed")
+
+        c.check("a decision point is listed", st3["decisions"] > 0, st3["decisions"])
+        if st3["decisions"]:
+            idx = d.js("const b = document.querySelectorAll('[data-testid=decision-point]'); const x = b[b.length > 1 ? 1 : 0]; x.click(); return Number(x.dataset.index);")
+            st4 = d.js(STATE_JS)
+            c.check("clicking a decision point moves the cursor", st4["slider"] == idx and st4["cursor"] == str(idx), (idx, st4))
+
+        # Compare two file runs: overlay chart appears with a shared cursor.
+        d.js("document.querySelectorAll('[data-testid=run-compare][data-run-key]')[1].click();")
+        cmp_ok = d.wait("return document.querySelectorAll('#compare-chart path.curve').length > 0 && !!document.getElementById('compare-cursor')", 5)
+        c.check("comparison chart shows runs A and B", bool(cmp_ok))
+        d.js("document.getElementById('compare-card').scrollIntoView();")
+        shot("05-compare")
+
+        if a.layers_file:
+            d.send_keys("#file-input", os.path.abspath(a.layers_file))
+            more = d.wait("return document.querySelectorAll('[data-testid=run-item][data-source=file]').length > arguments[0]", 10, n_entries)
+            c.check("file input loads layer_comparison.json", bool(more), d.js(STATE_JS))
+
+        # HTTP error statuses (e.g. 503 from /api/model without a model) are logged as "network"; only script errors count.
+        errors = [e for e in d.browser_log() if e.get("level") == "SEVERE" and e.get("source") != "network"]
+        c.check("no JavaScript errors", not errors, errors[:5])
+        d.js("window.scrollTo(0, 0)")
+        shot("06-final")
+    except Exception as e:  # report, keep the screenshots taken so far
+        c.check("test ran to completion", False, repr(e))
+        try:
+            shot("99-error")
+        except Exception:
+            pass
+    finally:
+        d.close()
+    print("%d check(s) failed" % len(c.failed) if c.failed else "all checks passed")
+    return 1 if c.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
