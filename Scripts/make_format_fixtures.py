@@ -130,6 +130,49 @@ def safetensors_fixtures():
     return expected
 
 
+def torch_fixtures():
+    """torch.save archives (zip, stored entries) and a few files our reader must refuse."""
+    import pickle
+    import zipfile
+    td = OUT / "torch"
+    td.mkdir(exist_ok=True)
+    torch.manual_seed(99)
+    base = torch.randn(3, 4)
+    files = {
+        # persona_vectors saves one [layers + 1, hidden] tensor per trait.
+        "vector.pt": torch.randn(6, 8),
+        "dict.pt": {"a": torch.randn(2, 3).half(), "b": torch.randn(5).bfloat16(), "row": base[1], "scalar": torch.tensor(-0.75)},
+        "layers.pt": {0: torch.arange(4, dtype=torch.float32), 7: torch.ones(2, 2)},
+    }
+    expected = {}
+    for name, obj in files.items():
+        torch.save(obj, str(td / name))
+        items = obj.items() if isinstance(obj, dict) else [("", obj)]
+        expected[name] = {
+            str(k): {
+                "dtype": {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16"}[v.dtype],
+                "shape": list(v.shape),
+                "hex": v.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes().hex(),
+            }
+            for k, v in items
+        }
+    # Must be refused: non-contiguous view, legacy format, deflated zip, a pickle that would run code.
+    torch.save(base.t(), str(td / "bad_noncontiguous.pt"))
+    torch.save(base, str(td / "bad_legacy.pt"), _use_new_zipfile_serialization=False)
+    with zipfile.ZipFile(td / "vector.pt") as z, zipfile.ZipFile(td / "bad_deflated.pt", "w", zipfile.ZIP_DEFLATED) as out:
+        for info in z.infolist():
+            out.writestr(info.filename, z.read(info.filename))
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo should-never-run",))
+
+    with zipfile.ZipFile(td / "bad_evil.pt", "w", zipfile.ZIP_STORED) as out:
+        out.writestr("bad_evil/data.pkl", pickle.dumps(Evil(), protocol=2))
+        out.writestr("bad_evil/byteorder", "little")
+    return expected
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     fx = {
@@ -137,6 +180,7 @@ def main():
         "stories260K": gguf_fixture(),
         "vocab": vocab_fixture(),
         "safetensors": safetensors_fixtures(),
+        "torch": torch_fixtures(),
     }
     (OUT / "formats_expected.json").write_text(json.dumps(fx, indent=1, ensure_ascii=False) + "\n")
     print("wrote", OUT)
