@@ -166,6 +166,10 @@ final class HostileInputTests: XCTestCase {
         assertFormatError(try st(header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#, data: 12), mentions: ["overlap"])
         assertFormatError(try st(header: #"{"__metadata__":{"a":1}}"#, data: 0), mentions: ["__metadata__", "'a'"])
         assertFormatError(try st(header: #"{"__metadata__":[]}"#, data: 0), mentions: ["__metadata__"])
+        // Deep nesting is refused by the JSON parser, not a stack overflow.
+        assertFormatError(try st(header: "{\"w\":" + String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000) + "}", data: 0), mentions: ["JSON"])
+        // A newline in a tensor name does not break the one-line message.
+        assertFormatError(try st(header: #"{"w\nx":{"dtype":"X9","shape":[1],"data_offsets":[0,4]}}"#, data: 4), mentions: ["X9"])
     }
 
     func testTruncatedSafetensors() throws {

@@ -42,7 +42,8 @@ final class TorchTensorReaderTests: XCTestCase {
             }
             var rng = SplitMix64(seed: 0x70_7263)
             var ok = 0, failed = 0
-            for _ in 0 ..< 1500 {
+            let iterations = ProcessInfo.processInfo.environment["PERSONA_FUZZ_ITERATIONS"].flatMap { Int($0) } ?? 1500
+            for _ in 0 ..< iterations {
                 var b = full
                 for _ in 0 ..< 1 + Int(rng.next() % 4) {
                     b[Int(rng.next() % UInt64(b.count))] = UInt8(truncatingIfNeeded: rng.next())
