@@ -7,7 +7,8 @@ Run BY HAND (never in CI), from the repository root:
 
 Pinned environment it was run with (checked at start; pass --any-version to override):
     python 3 / torch 2.13.0+cpu / transformers 5.24.0 / tokenizers 0.23.3 /
-    safetensors 0.8.0 / gguf 0.19.0 / numpy 2.4.6 / jinja2 3.1.6
+    safetensors 0.8.0 / gguf 0.19.0 / numpy 2.4.6 / jinja2 3.1.6 / accelerate 1.15.0
+    (accelerate only because transformers' GGUF loader requires it; installed with pip --no-deps)
 
 What it writes (Tests/PersonaModelsTests/Fixtures/, described in README.md there):
   * one folder per architecture (llama, llama2, mistral, qwen2, qwen3, gemma, gemma2) holding a tiny
@@ -40,6 +41,7 @@ import argparse
 import copy
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -55,6 +57,7 @@ PINNED = {
     "safetensors": "0.8.0",
     "gguf": "0.19.0",
     "numpy": "2.4.6",
+    "accelerate": "1.15.0",
 }
 
 REPO = Path(__file__).resolve().parent.parent
@@ -222,6 +225,7 @@ def check_versions(allow_any: bool) -> dict:
         "safetensors": safetensors.__version__,
         "gguf": version("gguf"),
         "numpy": np.__version__,
+        "accelerate": version("accelerate"),
     }
     bad = {k: (found[k], v) for k, v in PINNED.items() if found[k] != v}
     if bad and not allow_any:
@@ -427,12 +431,19 @@ def text_generation(model, tokenizer, gen_eos: list[int]) -> dict:
     }
 
 
+def dump_json(obj) -> str:
+    """Indented JSON with lists of numbers kept on one line."""
+    text = json.dumps(obj, indent=2, ensure_ascii=False)
+    return re.sub(r"\[\s*(-?[\d.e+-]+(?:,\s*-?[\d.e+-]+)*)\s*\]",
+                  lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text) + "\n"
+
+
 def save_reference(path_stem: Path, tensors: dict, meta: dict) -> None:
     from safetensors.numpy import save_file
     for k, v in tensors.items():
         assert v.dtype == np.float32, k
     save_file(tensors, str(path_stem) + ".safetensors", metadata={"generator": "Scripts/make_model_fixtures.py"})
-    Path(str(path_stem) + ".json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    Path(str(path_stem) + ".json").write_text(dump_json(meta))
 
 
 def check_tokenizer(folder: Path, tok, family: str) -> None:
@@ -559,23 +570,29 @@ def hf_to_gguf_name(hf: str) -> str:
     parts = hf.split(".")  # model.layers.N.<sub>.<name>.weight
     n = parts[2]
     sub = ".".join(parts[3:])
-    table = {
-        "input_layernorm.weight": "attn_norm.weight",
-        "self_attn.q_proj.weight": "attn_q.weight",
-        "self_attn.k_proj.weight": "attn_k.weight",
-        "self_attn.v_proj.weight": "attn_v.weight",
-        "self_attn.o_proj.weight": "attn_output.weight",
-        "post_attention_layernorm.weight": "ffn_norm.weight",
-        "mlp.gate_proj.weight": "ffn_gate.weight",
-        "mlp.up_proj.weight": "ffn_up.weight",
-        "mlp.down_proj.weight": "ffn_down.weight",
-    }
-    if sub not in table:
+    if sub not in GGUF_BLOCK_NAMES:
         raise KeyError(f"no GGUF name for {hf}")
-    return f"blk.{n}.{table[sub]}"
+    return f"blk.{n}.{GGUF_BLOCK_NAMES[sub]}"
 
 
-def write_llama_gguf(src: Path, dst: Path, variant: str) -> None:
+GGUF_BLOCK_NAMES = {
+    "input_layernorm.weight": "attn_norm.weight",
+    "self_attn.q_proj.weight": "attn_q.weight",
+    "self_attn.k_proj.weight": "attn_k.weight",
+    "self_attn.v_proj.weight": "attn_v.weight",
+    "self_attn.q_proj.bias": "attn_q.bias",
+    "self_attn.k_proj.bias": "attn_k.bias",
+    "self_attn.v_proj.bias": "attn_v.bias",
+    "self_attn.o_proj.weight": "attn_output.weight",
+    "post_attention_layernorm.weight": "ffn_norm.weight",
+    "mlp.gate_proj.weight": "ffn_gate.weight",
+    "mlp.up_proj.weight": "ffn_up.weight",
+    "mlp.down_proj.weight": "ffn_down.weight",
+}
+
+
+def write_gguf(src: Path, dst: Path, variant: str, arch: str) -> None:
+    """arch "llama" (Q/K rows permuted for llama.cpp's interleaved RoPE) or "qwen2" (NeoX RoPE, no permutation)."""
     import gguf
     from safetensors.torch import load_file
     cfg = json.loads((src / "config.json").read_text())
@@ -586,8 +603,8 @@ def write_llama_gguf(src: Path, dst: Path, variant: str) -> None:
     head_dim = cfg.get("head_dim") or cfg["hidden_size"] // n_head
     rope_theta = cfg["rope_theta"] if "rope_theta" in cfg else cfg["rope_parameters"]["rope_theta"]
 
-    w = gguf.GGUFWriter(str(dst), "llama")
-    w.add_name(f"PersonaScope fixture llama2 ({variant})")
+    w = gguf.GGUFWriter(str(dst), arch)
+    w.add_name(f"PersonaScope fixture {src.name} ({variant})")
     w.add_file_type(GGUF_VARIANTS[variant])
     if variant == "q8_0":
         w.add_quantization_version(gguf.GGML_QUANT_VERSION)
@@ -619,7 +636,8 @@ def write_llama_gguf(src: Path, dst: Path, variant: str) -> None:
     w.add_token_list(tokens)
     w.add_token_types(types)
     w.add_token_merges(merges)
-    w.add_bos_token_id(vocab_id(tokens, tcfg["bos_token"]))
+    # Like llama.cpp's SpecialVocab: tokenizer_config first, then config.json (Qwen has no bos_token there).
+    w.add_bos_token_id(vocab_id(tokens, tcfg["bos_token"]) if tcfg.get("bos_token") else cfg["bos_token_id"])
     w.add_eos_token_id(vocab_id(tokens, tcfg["eos_token"]))
     if tcfg.get("unk_token"):
         w.add_unk_token_id(vocab_id(tokens, tcfg["unk_token"]))
@@ -629,9 +647,9 @@ def write_llama_gguf(src: Path, dst: Path, variant: str) -> None:
 
     for hf_name in sorted(state, key=_tensor_order):
         data = state[hf_name]
-        if hf_name.endswith("q_proj.weight"):
+        if arch == "llama" and hf_name.endswith("q_proj.weight"):
             data = permute_qk(data, n_head)
-        elif hf_name.endswith("k_proj.weight"):
+        elif arch == "llama" and hf_name.endswith("k_proj.weight"):
             data = permute_qk(data, n_kv)
         name = hf_to_gguf_name(hf_name)
         data = np.ascontiguousarray(data, dtype=np.float32)
@@ -660,7 +678,7 @@ def _tensor_order(hf_name: str):
     return (2, 0, hf_name)
 
 
-def read_gguf_state(path: Path, n_head: int, n_kv: int) -> dict:
+def read_gguf_state(path: Path, n_head: int, n_kv: int, arch: str) -> dict:
     """Read a GGUF back (dequantising), undo the Q/K permutation, and return HF-named float32 tensors."""
     import gguf
     reader = gguf.GGUFReader(str(path))
@@ -672,9 +690,9 @@ def read_gguf_state(path: Path, n_head: int, n_kv: int) -> dict:
     out = {}
     for gname, data in inv.items():
         hf = gguf_to_hf_name(gname)
-        if hf.endswith("q_proj.weight"):
+        if arch == "llama" and hf.endswith("q_proj.weight"):
             data = unpermute_qk(data, n_head)
-        elif hf.endswith("k_proj.weight"):
+        elif arch == "llama" and hf.endswith("k_proj.weight"):
             data = unpermute_qk(data, n_kv)
         out[hf] = torch.from_numpy(np.ascontiguousarray(data))
     return out
@@ -686,25 +704,22 @@ def gguf_to_hf_name(g: str) -> str:
     if g in fixed:
         return fixed[g]
     _, n, rest = g.split(".", 2)
-    table = {"attn_norm.weight": "input_layernorm.weight", "attn_q.weight": "self_attn.q_proj.weight",
-             "attn_k.weight": "self_attn.k_proj.weight", "attn_v.weight": "self_attn.v_proj.weight",
-             "attn_output.weight": "self_attn.o_proj.weight", "ffn_norm.weight": "post_attention_layernorm.weight",
-             "ffn_gate.weight": "mlp.gate_proj.weight", "ffn_up.weight": "mlp.up_proj.weight",
-             "ffn_down.weight": "mlp.down_proj.weight"}
+    table = {v: k for k, v in GGUF_BLOCK_NAMES.items()}
     return f"model.layers.{n}.{table[rest]}"
 
 
-def make_gguf_fixtures(src_name: str, versions: dict) -> None:
+def make_gguf_fixtures(src_name: str, arch: str, variants: list[str], versions: dict) -> None:
+    from transformers import AutoTokenizer
     src = OUT / src_name
     base_meta = json.loads((src / "reference.json").read_text())
     cfg = json.loads((src / "config.json").read_text())
     ids = base_meta["input_ids"]
-    for variant in GGUF_VARIANTS:
+    for variant in variants:
         path = OUT / f"{src_name}-{variant}.gguf"
-        write_llama_gguf(src, path, variant)
+        write_gguf(src, path, variant, arch)
         # Reference: the HF model with exactly the weights this GGUF stores.
         model = load_f32(src)
-        state = read_gguf_state(path, cfg["num_attention_heads"], cfg["num_key_value_heads"])
+        state = read_gguf_state(path, cfg["num_attention_heads"], cfg["num_key_value_heads"], arch)
         if "lm_head.weight" not in state:
             assert model.config.tie_word_embeddings
         missing, unexpected = model.load_state_dict(state, strict=False)
@@ -724,26 +739,36 @@ def make_gguf_fixtures(src_name: str, versions: dict) -> None:
             os.symlink(path, Path(tmp) / path.name)
             tf = load_f32(Path(tmp), gguf_file=path.name)
             tf_logits = tf(input_ids=torch.tensor([ids]), use_cache=False).logits[0].detach().numpy()
+            # ... and its GGUF tokenizer reader must tokenize like the source folder's tokenizer.json.
+            gtok = AutoTokenizer.from_pretrained(tmp, gguf_file=path.name)
         diff = float(np.abs(tf_logits - tensors["logits"]).max())
         assert diff < 1e-4, f"{variant}: transformers' GGUF loader differs from reference by {diff}"
+        htok = AutoTokenizer.from_pretrained(str(src))
+        for text_in in [PROMPT_TEXT, "Hello world! 42 apples.", "naïve café", CHAT_MESSAGES[0]["content"]]:
+            assert gtok(text_in)["input_ids"] == htok(text_in)["input_ids"], (path.name, text_in)
+        gen_eos = json.loads((src / "generation_config.json").read_text())["eos_token_id"]
+        text = text_generation(model, htok, gen_eos if isinstance(gen_eos, list) else [gen_eos])
         base = np.abs(tensors["logits"] - load_reference(src / "reference.safetensors")["logits"]).max()
         meta = {
             "fixture": path.name,
-            "architecture": "llama (GGUF)",
+            "architecture": f"{arch} (GGUF)",
             "source_fixture": src_name,
             "generator": "Scripts/make_model_fixtures.py",
             "versions": versions,
             "gguf_variant": variant,
             "gguf_tensor_types": "2-D weights " + {"f32": "F32", "f16": "F16", "q8_0": "Q8_0"}[variant]
-                                 + ", 1-D norm weights F32; no output.weight (tied to token_embd)",
+                                 + ", 1-D norm weights and biases F32; no output.weight (tied to token_embd)",
             "weights_note": "references computed in float32 from the weights exactly as stored in the GGUF "
-                            "(dequantised), with the Q/K permutation undone, in transformers' LlamaForCausalLM",
-            "qk_permutation": "attn_q/attn_k rows permuted per head like llama.cpp's convert_hf_to_gguf.py "
-                              "(interleaved pairs): use normal (non-NeoX) RoPE on them",
+                            f"(dequantised{', Q/K permutation undone' if arch == 'llama' else ''}) "
+                            f"in transformers' {base_meta['architecture']}",
+            "qk_permutation": ("attn_q/attn_k rows permuted per head like llama.cpp's convert_hf_to_gguf.py "
+                               "(interleaved pairs): use normal (non-NeoX) RoPE on them") if arch == "llama" else
+                              "none (qwen2 uses NeoX / rotate-half RoPE, rows as in the HF checkpoint)",
             "input_ids": ids,
             "greedy_prompt_ids": ids[:GREEDY_PROMPT_LEN],
             "greedy_ids": greedy,
             "greedy_min_top2_margin": round(margin, 6),
+            **text,
             "config": base_meta["config"],
             "transformers_gguf_loader_max_abs_logit_diff": diff,
             "max_abs_logit_diff_vs_bf16_reference": float(base),
@@ -850,7 +875,9 @@ def main() -> None:
         if only is None or name in only:
             make_model_fixture(name, spec, toks, versions)
     if only is None or "llama2-gguf" in only:
-        make_gguf_fixtures("llama2", versions)
+        make_gguf_fixtures("llama2", "llama", ["f32", "f16", "q8_0"], versions)
+    if only is None or "qwen2-gguf" in only:
+        make_gguf_fixtures("qwen2", "qwen2", ["f16"], versions)
     if only is None or "stories260K" in only:
         make_stories_fixture(versions)
 
