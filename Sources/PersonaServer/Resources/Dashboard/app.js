@@ -34,7 +34,7 @@
     gen: null,                   // {controller, run, count}
     lastLiveKey: null,
   };
-  let charts = { curves: null, heatmap: null, compare: null };
+  let charts = { curves: null, heatmap: null, across: null, compare: null };
 
   // ---------- helpers ----------
   function h(tag, attrs, children) {
@@ -142,7 +142,8 @@
     const f = filters();
     try {
       const items = await PS.api.listRuns({ q: f.q, trait: f.trait, min_score: f.minScore == null ? "" : f.minScore, limit: 200 });
-      state.serverItems = Array.isArray(items) ? items.filter((x) => x && x.id != null) : [];
+      const list = Array.isArray(items) ? items : (items && Array.isArray(items.runs) ? items.runs : []);
+      state.serverItems = list.filter((x) => x && x.id != null);
     } catch (err) {
       state.serverItems = [];
       toast("Could not list runs: " + err.message, "error");
@@ -284,6 +285,7 @@
     renderDecisionPoints();
     renderNotes();
     renderHeatmap();
+    renderAcross();
     renderCorr();
     renderCompare();
     setCursor(state.cursor, { silent: true });
@@ -377,11 +379,14 @@
     PS.clearNode(view);
     const frag = document.createDocumentFragment();
     if (opts.prompt && run.promptTokens && run.promptTokens.length) {
-      for (const t of run.promptTokens) {
+      const ps = trait && run.promptScores && Array.isArray(run.promptScores[trait]) ? run.promptScores[trait] : null;
+      run.promptTokens.forEach((t, k) => {
         const p = tokenParts(t, state.showWs);
-        frag.appendChild(h("span", { class: "tok prompt-tok" }, [p.text]));
+        const span = h("span", { class: "tok prompt-tok", title: "prompt token " + (k + 1) + (ps ? "  " + trait + " " + fmt(Number(ps[k])) : "") }, [p.text]);
+        if (ps && Number.isFinite(ps[k])) { const tn = (ps[k] - scale.c) / scale.a; span.style.background = PS.diverging(tn); span.style.color = PS.textOn(tn); }
+        frag.appendChild(span);
         if (p.newlines) frag.appendChild(h("br"));
-      }
+      });
       frag.appendChild(h("span", { class: "prompt-sep", "aria-hidden": "true" }, ["▸ response"]));
     } else if (opts.prompt && run.prompt) {
       frag.appendChild(h("span", { class: "tok prompt-tok" }, [tokenParts(run.prompt, state.showWs).text]));
@@ -665,8 +670,31 @@
     svg.style.display = ok ? "" : "none";
     for (const id of ["export-heatmap-png", "export-heatmap-svg"]) $(id).disabled = !ok;
     if (!ok) { PS.clearNode(svg); charts.heatmap = null; return; }
-    charts.heatmap = PS.heatmap(svg, { rows, n: run.tokens.length, width: chartWidth("heatmap-card") - 24, norm: $("heatmap-norm").value,
+    charts.heatmap = PS.heatmap(svg, { rows, n: run.tokens.length, width: chartWidth("heatmap-card") - 24, norm: $("heatmap-norm").value, cursorId: "heatmap-cursor",
       cursor: state.cursor, markRow: run.layers[t], onPick: (i) => setCursor(i) });
+  }
+
+  /** Prompt x token heatmap over the runs that came from the same file as the current one. */
+  function renderAcross() {
+    const run = state.current;
+    const t = state.heatTrait;
+    const group = run.serverId ? [] : state.localRuns.filter((r) => r.origin === run.origin && r.scores[t]);
+    const card = $("across-card");
+    card.hidden = group.length < 2;
+    if (card.hidden) { charts.across = null; return; }
+    const n = Math.max(...group.map((r) => r.tokens.length));
+    const rows = group.map((r) => { const a = r.scores[t].slice(); while (a.length < n) a.push(NaN); return a; });
+    $("across-trait").textContent = "(" + t + ")";
+    $("across-origin").textContent = run.origin;
+    charts.across = PS.heatmap($("across-heatmap"), {
+      rows, n, width: chartWidth("across-card") - 24, norm: "pooled", cursor: state.cursor, cursorId: "across-cursor",
+      rowLabels: group.map((r, k) => (k + 1) + ". " + r.prompt), markRow: group.indexOf(run),
+      onPick: (i, k) => {
+        const target = k != null ? group[k] : run;
+        if (target !== state.current) showRun(target, target.key);
+        setCursor(Math.min(i, target.tokens.length - 1));
+      },
+    });
   }
 
   function renderCorr() {
@@ -772,6 +800,7 @@
     markCurrent($("token-view"), i);
     if (charts.curves) charts.curves.setCursor(i);
     if (charts.heatmap) charts.heatmap.setCursor(i);
+    if (charts.across) charts.across.setCursor(i);
     if (charts.compare) { charts.compare.setCursor(i); markCurrent($("compare-tokens"), i); }
     for (const b of document.querySelectorAll("#decision-points button")) b.classList.toggle("at", Number(b.dataset.index) === i);
     renderSnapshot();
@@ -916,7 +945,9 @@
     showRun(run, run.key);
     const redraw = rafThrottle(() => {
       if (state.current !== run) return;
-      if ($("token-slider").max != String(Math.max(0, run.tokens.length - 1)) || run.traits.length !== $("heat-trait").options.length) renderControls();
+      if (run.traits.length !== $("heat-trait").options.length) renderControls();
+      $("token-slider").max = Math.max(0, run.tokens.length - 1);
+      $("token-slider").disabled = run.tokens.length === 0;
       renderTokens(); renderCurves(); renderDecisionPoints(); renderCorr();
       if (!$("stats-card").contains(document.activeElement)) renderStats();
       setCursor(run.tokens.length - 1, { silent: true });
@@ -1017,7 +1048,7 @@
     $("run-search").addEventListener("input", refilter);
     $("run-trait-filter").addEventListener("change", refilter);
     $("run-min-score").addEventListener("input", refilter);
-    $("heat-trait").addEventListener("change", (e) => { state.heatTrait = e.target.value; renderTokens(); renderCurves(); renderDecisionPoints(); renderHeatmap(); renderCompare(); setCursor(state.cursor, { silent: true }); });
+    $("heat-trait").addEventListener("change", (e) => { state.heatTrait = e.target.value; renderTokens(); renderCurves(); renderDecisionPoints(); renderHeatmap(); renderAcross(); renderCompare(); setCursor(state.cursor, { silent: true }); });
     $("dp-filter").addEventListener("change", () => { if (state.current) { renderCurves(); renderDecisionPoints(); setCursor(state.cursor, { silent: true }); } });
     $("heat-center").addEventListener("change", (e) => { state.heatCenter = e.target.value; LS.set("personascope.heatCenter", state.heatCenter); renderTokens(); renderCompare(); setCursor(state.cursor, { silent: true }); });
     $("window-input").addEventListener("input", (e) => {
@@ -1052,7 +1083,7 @@
     $("export-csv").addEventListener("click", () => state.current && download(fileStem(state.current) + ".csv", PS.runToCSV(state.current, state.window), "text/csv"));
     $("export-json").addEventListener("click", () => state.current && download(fileStem(state.current) + ".json", JSON.stringify(PS.runToDocument(state.current), null, 1), "application/json"));
     $("export-pertoken").addEventListener("click", () => state.current && download(fileStem(state.current) + "-pertoken.json", JSON.stringify([PS.runToPertoken(state.current)], null, 1), "application/json"));
-    for (const [base, svg] of [["curves", "curve-chart"], ["heatmap", "layer-heatmap"], ["corr", "corr-matrix"], ["compare", "compare-chart"]]) {
+    for (const [base, svg] of [["curves", "curve-chart"], ["heatmap", "layer-heatmap"], ["across", "across-heatmap"], ["corr", "corr-matrix"], ["compare", "compare-chart"]]) {
       $("export-" + base + "-png").addEventListener("click", () => exportChart(svg, "png", base));
       $("export-" + base + "-svg").addEventListener("click", () => exportChart(svg, "svg", base));
     }
@@ -1131,7 +1162,7 @@
       e.preventDefault();
       setCursor(to);
     });
-    const onResize = debounce(() => { if (state.current) { renderCurves(); renderHeatmap(); renderCompare(); setCursor(state.cursor, { silent: true }); } }, 150);
+    const onResize = debounce(() => { if (state.current) { renderCurves(); renderHeatmap(); renderAcross(); renderCompare(); setCursor(state.cursor, { silent: true }); } }, 150);
     if (window.ResizeObserver) new ResizeObserver(onResize).observe($("main"));
     else window.addEventListener("resize", onResize);
     setupDrop();

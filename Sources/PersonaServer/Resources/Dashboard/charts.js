@@ -194,15 +194,24 @@
     clear(svg);
     const rows = opts.rows, L = rows.length, n = opts.n;
     const W = Math.max(200, opts.width);
-    const m = { l: 56, r: 10, t: 8, b: 30 };
-    const cellH = Math.max(8, Math.min(22, 300 / Math.max(1, L)));
+    const labels = opts.rowLabels || null;
+    const m = { l: labels ? 190 : 56, r: 10, t: 8, b: 30 };
+    const cellH = Math.max(labels ? 14 : 8, Math.min(22, 300 / Math.max(1, L)));
+    // Row 0 at the bottom for layers (depth grows upwards), at the top for labelled rows (runs).
+    const rowY = (l) => m.t + (labels ? l : L - 1 - l) * cellH;
     const H = m.t + m.b + cellH * L;
     svg.setAttribute("viewBox", "0 0 " + W + " " + H);
     svg.setAttribute("width", W); svg.setAttribute("height", H);
     const iw = W - m.l - m.r, cw = iw / Math.max(1, n);
     const muted = cssVar("--muted", "#666"), fg = cssVar("--fg", "#222");
     const scale = [];
-    if (opts.norm === "global") {
+    if (opts.norm === "pooled") {
+      let sum = 0, cnt = 0, a = 0;
+      for (const r of rows) for (const v of r) if (Number.isFinite(v)) { sum += v; cnt++; }
+      const c = cnt ? sum / cnt : 0;
+      for (const r of rows) for (const v of r) if (Number.isFinite(v)) a = Math.max(a, Math.abs(v - c));
+      for (let l = 0; l < L; l++) scale.push({ c, s: a || 1 });
+    } else if (opts.norm === "global") {
       let a = 0;
       for (const r of rows) for (const v of r) if (Number.isFinite(v)) a = Math.max(a, Math.abs(v));
       for (let l = 0; l < L; l++) scale.push({ c: 0, s: a || 1 });
@@ -214,18 +223,19 @@
     }
     const g = el("g", { "shape-rendering": "crispEdges" }, svg);
     for (let l = 0; l < L; l++) {
-      const r = rows[l], yy = m.t + (L - 1 - l) * cellH;
+      const r = rows[l], yy = rowY(l);
       for (let i = 0; i < n; i++) {
         const v = r[i];
         const rect = el("rect", { x: (m.l + i * cw).toFixed(2), y: yy.toFixed(2), width: (cw + 0.3).toFixed(2), height: cellH + 0.3, fill: diverging((v - scale[l].c) / scale[l].s) }, g);
-        if (opts.titles !== false && n * L <= 6000) { const ti = el("title", null, rect); ti.textContent = "layer row " + l + ", token " + (i + 1) + ": " + fmt(v); }
+        if (opts.titles !== false && n * L <= 6000) { const ti = el("title", null, rect); ti.textContent = (labels ? labels[l] : "layer row " + l) + ", token " + (i + 1) + ": " + fmt(v); }
       }
     }
     const lg = el("g", { "font-size": 10, "font-family": "system-ui, sans-serif", fill: muted }, svg);
     const every = Math.max(1, Math.ceil(12 / cellH));
     for (let l = 0; l < L; l += every) {
-      const t = el("text", { x: m.l - 6, y: m.t + (L - 1 - l) * cellH + cellH / 2 + 3.5, "text-anchor": "end" }, lg);
-      t.textContent = "row " + l + (opts.markRow === l ? " ◀" : "");
+      const t = el("text", { x: m.l - 6, y: rowY(l) + cellH / 2 + 3.5, "text-anchor": "end", "font-weight": opts.markRow === l ? 700 : null, fill: opts.markRow === l ? fg : null }, lg);
+      const lab = labels ? String(labels[l]) : "row " + l;
+      t.textContent = (lab.length > 30 ? lab.slice(0, 29) + "…" : lab) + (!labels && opts.markRow === l ? " ◀" : "");
     }
     for (const v of niceTicks(0, n - 1, Math.max(2, Math.floor(iw / 70)))) {
       if (v !== Math.round(v)) continue;
@@ -234,12 +244,15 @@
     }
     const t = el("text", { x: m.l + iw / 2, y: H - 2, "text-anchor": "middle" }, lg);
     t.textContent = "token";
-    const cursor = el("rect", { y: m.t, height: cellH * L, width: Math.max(2, cw), fill: "none", stroke: fg, "stroke-width": 1.5, id: "heatmap-cursor" }, svg);
+    const cursor = el("rect", { y: m.t, height: cellH * L, width: Math.max(2, cw), fill: "none", stroke: fg, "stroke-width": 1.5, id: opts.cursorId || null }, svg);
+    if (labels && opts.markRow != null && opts.markRow >= 0) el("rect", { x: m.l - 1, y: rowY(opts.markRow), width: iw + 2, height: cellH, fill: "none", stroke: fg, "stroke-width": 1.5 }, svg);
     svg.onclick = (evt) => {
       const r = svg.getBoundingClientRect();
-      const px = ((evt.clientX - r.left) / r.width) * W;
+      const px = ((evt.clientX - r.left) / r.width) * W, py = ((evt.clientY - r.top) / r.height) * H;
       const i = Math.floor((px - m.l) / cw);
-      if (i >= 0 && i < n && opts.onPick) opts.onPick(i);
+      const k = Math.floor((py - m.t) / cellH);
+      const l = labels ? k : L - 1 - k;
+      if (i >= 0 && i < n && opts.onPick) opts.onPick(i, l >= 0 && l < L ? l : null);
     };
     function setCursor(i) { cursor.setAttribute("x", m.l + i * cw); cursor.setAttribute("visibility", i >= 0 ? "visible" : "hidden"); }
     setCursor(opts.cursor);
