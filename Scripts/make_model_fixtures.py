@@ -15,9 +15,10 @@ What it writes (Tests/PersonaModelsTests/Fixtures/, described in README.md there
     random model saved by transformers as bf16 safetensors, its config.json, generation_config.json,
     a tiny byte-level BPE tokenizer (tokenizer.json + tokenizer_config.json with a chat template),
     and reference.safetensors + reference.json with transformers' outputs;
-  * llama2-{f32,f16,q8_0}.gguf: the llama2 fixture converted to GGUF the way llama.cpp's
-    convert_hf_to_gguf.py lays it out (own code), plus llama2-<variant>.reference.{safetensors,json}
-    computed from the weights exactly as each GGUF stores them;
+  * llama2-{f32,f16,q8_0}.gguf (arch "llama", Q/K permuted) and qwen2-f16.gguf (arch "qwen2"): fixtures
+    converted to GGUF the way llama.cpp's convert_hf_to_gguf.py lays them out (own code), plus
+    <name>-<variant>.reference.{safetensors,json} computed from the weights exactly as each GGUF stores them,
+    cross-checked against transformers' own GGUF loader and GGUF tokenizer reader;
   * stories260K.reference.{safetensors,json}: transformers' outputs for the real stories260K GGUF in
     ../shared/models/stories260K (the GGUF itself is not copied).
 
