@@ -14,6 +14,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
     ],
     targets: [
         .target(name: "CPersonaKernels", cSettings: kernelFlags),
@@ -22,16 +24,27 @@ let package = Package(
         .target(name: "PersonaTokenizers", dependencies: ["PersonaFormats"]),
         .target(name: "PersonaModels", dependencies: ["PersonaTensor", "PersonaFormats", "PersonaTokenizers"]),
         .target(name: "PersonaGeneration", dependencies: ["PersonaModels", "PersonaTokenizers"]),
-        .target(name: "PersonaCore", dependencies: ["PersonaGeneration", "PersonaModels", "PersonaFormats"]),
+        .target(name: "PersonaRuns"),
+        .target(name: "PersonaCore", dependencies: ["PersonaGeneration", "PersonaModels", "PersonaFormats", "PersonaRuns"]),
+        .target(name: "PersonaServer", dependencies: [
+            "PersonaRuns",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ], resources: [.copy("Resources/Dashboard")]),
         .executableTarget(name: "persona", dependencies: [
-            "PersonaCore", "PersonaGeneration", "PersonaModels", "PersonaTokenizers", "PersonaFormats",
+            "PersonaCore", "PersonaServer", "PersonaRuns", "PersonaGeneration", "PersonaModels", "PersonaTokenizers", "PersonaFormats",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "PersonaTensorTests", dependencies: ["PersonaTensor"]),
-        .testTarget(name: "PersonaFormatsTests", dependencies: ["PersonaFormats"]),
+        .testTarget(name: "PersonaFormatsTests", dependencies: ["PersonaFormats"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PersonaTokenizersTests", dependencies: ["PersonaTokenizers"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PersonaModelsTests", dependencies: ["PersonaModels", "PersonaGeneration"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "PersonaCoreTests", dependencies: ["PersonaCore"]),
+        .testTarget(name: "PersonaRunsTests", dependencies: ["PersonaRuns"]),
+        .testTarget(name: "PersonaCoreTests", dependencies: ["PersonaCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "PersonaServerTests", dependencies: [
+            "PersonaServer", "PersonaRuns",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
     ],
     swiftLanguageModes: [.v5]
 )

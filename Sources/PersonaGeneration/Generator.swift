@@ -41,9 +41,13 @@ public struct GenerationOptions: Sendable {
     public var stopAtEOS = true
     /// How many top alternatives to report per token (0 = none; the chosen token's logprob is always computed).
     public var topLogprobs = 0
+    /// Also run the last generated token through the model (no logits) so hooks see its own hidden state.
+    /// Monitoring needs it: every token's score is the state at that token's position.
+    public var processFinalToken = false
 
     public init(maxTokens: Int = 128, sampling: SamplingParameters = SamplingParameters(), stopStrings: [String] = [],
-                stopAtEOS: Bool = true, topLogprobs: Int = 0) {
+                stopAtEOS: Bool = true, topLogprobs: Int = 0, processFinalToken: Bool = false) {
+        self.processFinalToken = processFinalToken
         self.maxTokens = maxTokens
         self.sampling = sampling
         self.stopStrings = stopStrings
@@ -87,7 +91,7 @@ public final class Generator: @unchecked Sendable {
         guard promptIds.count < maxPos else {
             throw GenerationError("the prompt has \(promptIds.count) tokens; the model's context length is \(maxPos)")
         }
-        let capacity = min(maxPos, promptIds.count + options.maxTokens)
+        let capacity = min(maxPos, promptIds.count + options.maxTokens + (options.processFinalToken ? 1 : 0))
         let cache = model.makeCache(capacity: capacity)
         let tokenizer = loaded.tokenizer.tokenizer
         let eos = options.stopAtEOS ? loaded.eosTokenIds : []
@@ -104,6 +108,7 @@ public final class Generator: @unchecked Sendable {
         let prefill = Date().timeIntervalSince(t0)
         let t1 = Date()
         var produced = 0
+        var pendingForward: Int? = nil   // last emitted token not yet run through the model
         while produced < options.maxTokens {
             scratch.withUnsafeMutableBufferPointer { s in _ = s.initialize(from: logits) }
             let (logprob, alts) = Generator.logprobs(UnsafeBufferPointer(start: logits.baseAddress, count: logits.count),
@@ -119,6 +124,7 @@ public final class Generator: @unchecked Sendable {
             produced += 1
             if isEOS { finish = .eos; break }
             events.append(event)
+            pendingForward = id
             let keepGoing = try onToken(event)
             if let s = options.stopStrings.first(where: { text.text.contains($0) }) {
                 text.cut(at: s)
@@ -128,6 +134,10 @@ public final class Generator: @unchecked Sendable {
             if !keepGoing { finish = .stop; break }
             if produced >= options.maxTokens || cache.count >= cache.capacity { break }
             logits = try model.forward([id], cache: cache, hooks: hooks, logits: .last)
+            pendingForward = nil
+        }
+        if options.processFinalToken, let id = pendingForward, cache.count < cache.capacity {
+            try model.forward([id], cache: cache, hooks: hooks, logits: .none)
         }
         return GenerationResult(promptIds: promptIds, tokens: events, text: text.text + text.flush(), finishReason: finish,
                                 prefillSeconds: prefill, decodeSeconds: Date().timeIntervalSince(t1))

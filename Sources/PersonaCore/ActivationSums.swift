@@ -1,0 +1,107 @@
+import Foundation
+import PersonaModels
+
+/// The three per-sample averages of persona_vectors.
+public enum AverageMethod: String, CaseIterable, Sendable, Codable {
+    /// Mean over the response positions [prompt_len, end).
+    case responseAvg = "response_avg"
+    /// Mean over the prompt positions [0, prompt_len).
+    case promptAvg = "prompt_avg"
+    /// The last prompt position, prompt_len - 1.
+    case promptLast = "prompt_last"
+}
+
+/// Sufficient statistics of a mean difference: for each side (positive / negative) and method, the sum of
+/// per-sample averages for every hidden-state row, and the sample count. Shards merge exactly by adding.
+public struct ActivationSums: Codable, Sendable, Equatable {
+    public var numRows: Int
+    public var hiddenSize: Int
+    /// sums[side][method] = [rows * hidden] (f64 so that merging many shards stays exact enough).
+    public var positive: [String: [Double]]
+    public var negative: [String: [Double]]
+    public var positiveCount: Int
+    public var negativeCount: Int
+
+    public init(numRows: Int, hiddenSize: Int) {
+        self.numRows = numRows
+        self.hiddenSize = hiddenSize
+        let zero = [Double](repeating: 0, count: numRows * hiddenSize)
+        positive = Dictionary(uniqueKeysWithValues: AverageMethod.allCases.map { ($0.rawValue, zero) })
+        negative = positive
+        positiveCount = 0
+        negativeCount = 0
+    }
+
+    /// Adds one sample from its hidden states (HF rows, each [T, hidden] flattened) and prompt length.
+    /// Samples with an empty response or prompt are rejected with an error.
+    public mutating func add(hiddenStates: [[Float]], promptLength: Int, positive isPositive: Bool) throws {
+        guard hiddenStates.count == numRows else { throw VectorError("sample has \(hiddenStates.count) hidden-state rows, expected \(numRows)") }
+        let T = (hiddenStates.first?.count ?? 0) / hiddenSize
+        guard promptLength > 0, promptLength < T else {
+            throw VectorError("sample needs a prompt and a response: prompt length \(promptLength), total \(T) tokens")
+        }
+        let D = hiddenSize
+        var target = isPositive ? positive : negative
+        for (r, h) in hiddenStates.enumerated() {
+            func addMean(_ method: AverageMethod, _ range: Range<Int>) {
+                let inv = 1 / Double(range.count)
+                target[method.rawValue]!.withUnsafeMutableBufferPointer { s in
+                    for t in range { for i in 0..<D { s[r * D + i] += Double(h[t * D + i]) * inv } }
+                }
+            }
+            addMean(.responseAvg, promptLength..<T)
+            addMean(.promptAvg, 0..<promptLength)
+            addMean(.promptLast, (promptLength - 1)..<promptLength)
+        }
+        if isPositive { positive = target; positiveCount += 1 } else { negative = target; negativeCount += 1 }
+    }
+
+    /// Exact merge of another shard's statistics.
+    public mutating func merge(_ o: ActivationSums) throws {
+        guard o.numRows == numRows, o.hiddenSize == hiddenSize else {
+            throw VectorError("cannot merge statistics of shape [\(o.numRows), \(o.hiddenSize)] into [\(numRows), \(hiddenSize)]")
+        }
+        for k in positive.keys {
+            positive[k] = zip(positive[k]!, o.positive[k] ?? []).map(+)
+            negative[k] = zip(negative[k]!, o.negative[k] ?? []).map(+)
+        }
+        positiveCount += o.positiveCount
+        negativeCount += o.negativeCount
+    }
+
+    /// v[l] = mean_pos - mean_neg for every row, as f32 (not normalised).
+    public func vector(trait: String, method: AverageMethod, model: String? = nil, positiveMeaning: String? = nil) throws -> TraitVector {
+        guard positiveCount > 0, negativeCount > 0 else {
+            throw VectorError("trait '\(trait)': no samples on the \(positiveCount == 0 ? "positive" : "negative") side")
+        }
+        let p = positive[method.rawValue]!, n = negative[method.rawValue]!
+        let ip = 1 / Double(positiveCount), inn = 1 / Double(negativeCount)
+        let rows = (0..<numRows).map { r in
+            (0..<hiddenSize).map { i in Float(p[r * hiddenSize + i] * ip - n[r * hiddenSize + i] * inn) }
+        }
+        return TraitVector(trait: trait, method: method.rawValue, rows: rows, model: model, positiveMeaning: positiveMeaning,
+                           samplesPositive: positiveCount, samplesNegative: negativeCount)
+    }
+}
+
+/// Separation of two score sets: AUROC (probability a positive outscores a negative) and Cohen's d.
+public enum Separation {
+    public static func auroc(positive: [Double], negative: [Double]) -> Double {
+        guard !positive.isEmpty, !negative.isEmpty else { return .nan }
+        var wins = 0.0
+        for p in positive { for n in negative { wins += p > n ? 1 : (p == n ? 0.5 : 0) } }
+        return wins / Double(positive.count * negative.count)
+    }
+
+    public static func cohensD(positive: [Double], negative: [Double]) -> Double {
+        func mv(_ x: [Double]) -> (Double, Double) {
+            let m = x.reduce(0, +) / Double(x.count)
+            let v = x.count > 1 ? x.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(x.count - 1) : 0
+            return (m, v)
+        }
+        guard positive.count > 1, negative.count > 1 else { return .nan }
+        let (mp, vp) = mv(positive), (mn, vn) = mv(negative)
+        let pooled = ((Double(positive.count - 1) * vp + Double(negative.count - 1) * vn) / Double(positive.count + negative.count - 2)).squareRoot()
+        return pooled > 0 ? (mp - mn) / pooled : .nan
+    }
+}

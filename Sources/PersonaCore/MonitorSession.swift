@@ -1,0 +1,167 @@
+import Foundation
+import PersonaGeneration
+import PersonaModels
+import PersonaRuns
+import PersonaTokenizers
+
+/// What to generate and watch.
+public struct MonitorRequest: Sendable {
+    public var prompt: String
+    public var system: String? = nil
+    public var raw = false
+    public var options = GenerationOptions(maxTokens: 64)
+    /// Trait names to monitor (nil = all loaded vectors).
+    public var traits: [String]? = nil
+    public var layers: LayerSelection = .recommended
+    public var steering: [SteeringSpec] = []
+    public var condition: SteeringCondition? = nil
+    /// Also record scores for the prompt tokens.
+    public var includePrompt = false
+
+    public init(prompt: String, options: GenerationOptions = GenerationOptions(maxTokens: 64)) {
+        self.prompt = prompt
+        self.options = options
+    }
+}
+
+/// A generated token together with its trait scores (available once its own hidden state was computed).
+public struct MonitoredToken: Sendable {
+    public let event: TokenEvent
+    /// Score per trait at the trait's primary row.
+    public let scores: [String: Double]
+}
+
+/// Generation with per-token monitoring and optional steering in one pass, producing a run document.
+public final class MonitorSession: @unchecked Sendable {
+    public let loaded: LoadedModel
+    public let vectors: [TraitVector]
+
+    public init(loaded: LoadedModel, vectors: [TraitVector]) throws {
+        self.loaded = loaded
+        self.vectors = vectors
+        for v in vectors { try v.check(against: loaded.config) }
+    }
+
+    /// Runs the request. `onToken` gets each token once its own score is known (one token behind the sampler);
+    /// returning false stops generation.
+    public func run(_ request: MonitorRequest, onToken: (MonitoredToken) throws -> Bool = { _ in true }) throws -> RunDocument {
+        let config = loaded.config
+        let selected: [TraitVector]
+        if let names = request.traits {
+            selected = try names.map { n in
+                guard let v = vectors.first(where: { $0.trait == n }) else {
+                    throw VectorError("--traits: no vector for trait '\(n)' (have: \(vectors.map(\.trait).sorted().joined(separator: ", ")))")
+                }
+                return v
+            }
+        } else {
+            selected = vectors
+        }
+        let gen = Generator(loaded)
+        let promptIds = try gen.promptIds(for: request.prompt, system: request.system, raw: request.raw)
+        var options = request.options
+        options.processFinalToken = true
+        let capacity = promptIds.count + options.maxTokens + 1
+        let monitor = try TraitMonitor(vectors: selected, layers: request.layers, numLayers: config.numLayers,
+                                       hiddenSize: config.hiddenSize, capacity: capacity)
+        // Steering first, then monitoring, so a monitor at the steered point sees the steered state.
+        let steer = try Steering.interventions(request.steering, vectors: vectors, numLayers: config.numLayers,
+                                               promptLength: promptIds.count, condition: request.condition, monitor: monitor)
+        let hooks = HookSet(steer + monitor.interventions())
+
+        var pending: TokenEvent? = nil
+        var stopped = false
+        func emit(_ ev: TokenEvent) throws {
+            if stopped { return }
+            if try !onToken(MonitoredToken(event: ev, scores: monitor.primaryScores(position: ev.position))) { stopped = true }
+        }
+        let started = Date()
+        let result = try gen.generate(promptIds: promptIds, options: options, hooks: hooks) { ev in
+            // The previous token's state was computed by the forward that produced this one.
+            if let p = pending { try emit(p) }
+            pending = ev
+            return !stopped
+        }
+        if let p = pending { try emit(p) }
+        if let bad = monitor.nonFinite {
+            throw GenerationError("non-finite activation (NaN/Inf) at \(bad.point.name), position \(bad.position): the weights or the steering coefficients are broken")
+        }
+        let elapsed = Date().timeIntervalSince(started)
+        return document(request: request, promptIds: promptIds, result: result, monitor: monitor, elapsed: elapsed)
+    }
+
+    func document(request: MonitorRequest, promptIds: [Int], result: GenerationResult, monitor: TraitMonitor, elapsed: Double) -> RunDocument {
+        let config = loaded.config
+        let tok = loaded.tokenizer.tokenizer
+        let positions = result.tokens.map(\.position)
+        var scores: [String: [Double]] = [:]
+        var layers: [String: Int] = [:]
+        var hooks: [String: String] = [:]
+        var cosine: [String: [Double]] = [:]
+        var perLayer: [String: [[Double]]] = [:]
+        var promptScores: [String: [Double]] = [:]
+        for trait in monitor.traits {
+            let main = monitor.primaryProbe(trait: trait)!
+            let probe = monitor.probes[main]
+            scores[trait] = positions.map { Double(monitor.projection(probe: main, position: $0)) }
+            cosine[trait] = positions.map { Double(monitor.cosine(probe: main, position: $0)) }
+            layers[trait] = probe.row
+            hooks[trait] = probe.point.name
+            if request.includePrompt {
+                promptScores[trait] = (0..<promptIds.count).map { Double(monitor.projection(probe: main, position: $0)) }
+            }
+            if case .all = request.layers {
+                perLayer[trait] = (0...config.numLayers).map { row in
+                    let i = monitor.probes.firstIndex { $0.trait == trait && $0.row == row }!
+                    return positions.map { Double(monitor.projection(probe: i, position: $0)) }
+                }
+            }
+        }
+        let promptText = tok.decode(promptIds, skipSpecialTokens: false)
+        var doc = RunDocument(
+            model: ModelRef(id: loaded.name, path: loaded.url.path, architecture: config.architecture,
+                            numLayers: config.numLayers, hiddenSize: config.hiddenSize),
+            prompt: request.prompt, promptText: promptText, response: result.text,
+            tokens: result.tokens.map(\.display), tokenIds: result.tokenIds, traitScores: scores,
+            layers: layers, hookPoints: hooks)
+        doc.cosine = cosine
+        if let first = monitor.traits.first, let i = monitor.primaryProbe(trait: first) {
+            doc.residNorm = positions.map { Double(monitor.residualNorm(probe: i, position: $0)) }
+        }
+        doc.logprobs = result.tokens.map { Double($0.logprob) }
+        if request.options.topLogprobs > 0 {
+            doc.topK = result.tokens.map { ev in
+                ev.topAlternatives.map { TopKEntry(id: $0.id, token: displayString(forTokenBytes: tok.tokenBytes($0.id)), logprob: Double($0.logprob)) }
+            }
+        }
+        if request.includePrompt {
+            doc.promptScores = promptScores
+            doc.promptTokenIds = promptIds
+            doc.promptTokens = promptIds.map { displayString(forTokenBytes: tok.tokenBytes($0)) }
+        }
+        if !perLayer.isEmpty { doc.perLayer = perLayer }
+        if !request.steering.isEmpty {
+            doc.steering = request.steering.map { s in
+                SteeringRecord(trait: s.trait, coef: Double(s.coef),
+                               layer: s.row ?? vectors.first { $0.trait == s.trait }?.defaultRow,
+                               positions: s.positions.rawValue, mode: s.mode.rawValue, when: request.condition?.description)
+            }
+        }
+        let sampling = request.options.sampling
+        doc.metadata = [
+            "convention": .string(RunDocument.ownConvention),
+            "num_tokens": .number(Double(result.tokens.count)),
+            "max_new_tokens": .number(Double(request.options.maxTokens)),
+            "personas": .array(monitor.traits.map { .string($0) }),
+            "temperature": .number(Double(sampling.temperature)),
+            "seed": .number(Double(sampling.seed)),
+            "finish_reason": .string(result.finishReason.rawValue),
+            "elapsed_s": .number(elapsed),
+            "tokens_per_s": .number(result.tokensPerSecond),
+            "prompt_tokens": .number(Double(promptIds.count)),
+        ]
+        if let l = layers.values.first, Set(layers.values).count == 1 { doc.metadata["layer"] = .number(Double(l)) }
+        doc.computeAnalysis()
+        return doc
+    }
+}

@@ -1,0 +1,143 @@
+import Foundation
+import PersonaModels
+
+/// One steering instruction: `trait:coef[@row][:positions]`, or `trait:ablate[@row][:positions]`.
+///
+/// Adding puts `coef * v[row]` (v unnormalised) on the output of block row-1 (HF hidden-state row `row`);
+/// ablation removes the component along v: `h - (h . q) q`, q = v / ||v||.
+public struct SteeringSpec: Sendable, Equatable {
+    public enum Mode: String, Sendable, Codable { case add, ablate }
+    /// all: every position of every forward; prompt: prompt positions (prefill only);
+    /// response: the last position of each forward (last prompt token, then each new token).
+    public enum Positions: String, Sendable, Codable { case all, prompt, response }
+
+    public var trait: String
+    public var coef: Float
+    public var row: Int?
+    public var positions: Positions
+    public var mode: Mode
+
+    public init(trait: String, coef: Float, row: Int? = nil, positions: Positions = .all, mode: Mode = .add) {
+        self.trait = trait
+        self.coef = coef
+        self.row = row
+        self.positions = positions
+        self.mode = mode
+    }
+
+    /// Parses the `--steer` syntax; errors quote the text.
+    public init(parsing text: String) throws {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 2 || parts.count == 3, !parts[0].isEmpty else {
+            throw VectorError("--steer '\(text)': expected trait:coef[@layer][:all|prompt|response], e.g. evil:1.5@16:response or evil:ablate")
+        }
+        trait = parts[0]
+        var amount = parts[1]
+        row = nil
+        if let at = amount.firstIndex(of: "@") {
+            let r = String(amount[amount.index(after: at)...])
+            guard let n = Int(r), n >= 0 else { throw VectorError("--steer '\(text)': layer '\(r)' is not a hidden-state row number") }
+            row = n
+            amount = String(amount[..<at])
+        }
+        if amount == "ablate" {
+            mode = .ablate
+            coef = 0
+        } else {
+            guard let c = Float(amount), c.isFinite else { throw VectorError("--steer '\(text)': coefficient '\(amount)' is not a number (or 'ablate')") }
+            mode = .add
+            coef = c
+        }
+        if parts.count == 3 {
+            guard let p = Positions(rawValue: parts[2]) else {
+                throw VectorError("--steer '\(text)': positions must be all, prompt or response, not '\(parts[2])'")
+            }
+            positions = p
+        } else {
+            positions = .all
+        }
+    }
+
+    public var description: String {
+        "\(trait):\(mode == .ablate ? "ablate" : String(coef))\(row.map { "@\($0)" } ?? ""):\(positions.rawValue)"
+    }
+}
+
+/// Closed-loop steering: apply the steering vectors only while a monitored projection crosses a threshold.
+public struct SteeringCondition: Sendable, Equatable {
+    public var trait: String
+    public var above: Bool
+    public var threshold: Float
+
+    /// Parses `trait>0.5` or `trait<-1`.
+    public init(parsing text: String) throws {
+        let ops: [(Character, Bool)] = [(">", true), ("<", false)]
+        for (op, above) in ops {
+            if let i = text.firstIndex(of: op) {
+                let t = String(text[..<i]), v = String(text[text.index(after: i)...])
+                guard !t.isEmpty, let th = Float(v), th.isFinite else { break }
+                trait = t
+                self.above = above
+                threshold = th
+                return
+            }
+        }
+        throw VectorError("--steer-when '\(text)': expected trait>threshold or trait<threshold, e.g. evil>2.5")
+    }
+
+    public init(trait: String, above: Bool, threshold: Float) {
+        self.trait = trait
+        self.above = above
+        self.threshold = threshold
+    }
+
+    public func holds(_ score: Float) -> Bool { above ? score > threshold : score < threshold }
+    public var description: String { "\(trait)\(above ? ">" : "<")\(threshold)" }
+}
+
+public enum Steering {
+    /// Builds the interventions for `specs`. `promptLength` defines the prompt positions.
+    /// With a condition, vectors apply only while `monitor`'s latest projection of the condition's trait holds it.
+    public static func interventions(_ specs: [SteeringSpec], vectors: [TraitVector], numLayers: Int, promptLength: Int,
+                                     condition: SteeringCondition? = nil, monitor: TraitMonitor? = nil) throws -> [Intervention] {
+        if let condition, monitor?.primaryProbe(trait: condition.trait) == nil {
+            throw VectorError("--steer-when: trait '\(condition.trait)' is not monitored")
+        }
+        return try specs.map { spec in
+            guard let v = vectors.first(where: { $0.trait == spec.trait }) else {
+                throw VectorError("--steer: no vector for trait '\(spec.trait)' (have: \(vectors.map(\.trait).joined(separator: ", ")))")
+            }
+            let row = spec.row ?? v.defaultRow
+            guard row >= 0, row < v.rows.count, let point = HookPoint.hiddenStateRow(row, numLayers: numLayers) else {
+                throw VectorError("--steer: row \(row) is out of range (0...\(numLayers))")
+            }
+            let positions: PositionSelector
+            switch spec.positions {
+            case .all: positions = .all
+            case .prompt: positions = .range(0..<promptLength)
+            case .response: positions = .last
+            }
+            let vector = v.rows[row]
+            guard let condition, let monitor else {
+                switch spec.mode {
+                case .add: return Intervention(point, positions: positions, .add(vector: vector, coef: spec.coef))
+                case .ablate: return Intervention(point, positions: positions, .ablate(direction: vector))
+                }
+            }
+            // Closed loop: the same operation, gated by the monitored score.
+            let norm = vector.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            let unit = norm > 0 ? vector.map { $0 / norm } : vector
+            let coef = spec.coef, mode = spec.mode
+            return Intervention(point, positions: positions, .custom { _, h, ctx in
+                guard let s = monitor.latest(trait: condition.trait), condition.holds(s) else { return }
+                switch mode {
+                case .add: for i in 0..<ctx.dim { h[i] += coef * vector[i] }
+                case .ablate:
+                    var d: Float = 0
+                    for i in 0..<ctx.dim { d += h[i] * unit[i] }
+                    for i in 0..<ctx.dim { h[i] -= d * unit[i] }
+                }
+            })
+        }
+    }
+}

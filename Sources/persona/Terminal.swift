@@ -1,0 +1,91 @@
+import Foundation
+import PersonaCore
+import PersonaRuns
+
+/// A progress line on stderr with rate and ETA.
+final class Progress {
+    let total: Int
+    let label: String
+    let enabled: Bool
+    private var done = 0
+    private let start = Date()
+
+    init(total: Int, label: String, enabled: Bool = true) {
+        self.total = total
+        self.label = label
+        self.enabled = enabled && isatty(STDERR_FILENO) != 0 || (enabled && ProcessInfo.processInfo.environment["PERSONA_PROGRESS"] != nil)
+    }
+
+    func step(_ n: Int = 1, extra: String = "") {
+        done += n
+        guard enabled else { return }
+        let el = Date().timeIntervalSince(start)
+        let rate = el > 0 ? Double(done) / el : 0
+        let eta = rate > 0 ? Double(total - done) / rate : 0
+        let width = 24
+        let filled = total > 0 ? width * done / total : 0
+        let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
+        let line = String(format: "\r[%@] %d/%d %@  %.2f/s  ETA %@ %@", bar, done, total, label, rate, formatDuration(eta), extra)
+        FileHandle.standardError.write(line.data(using: .utf8)!)
+        if done >= total { FileHandle.standardError.write("\n".data(using: .utf8)!) }
+    }
+}
+
+func formatDuration(_ s: Double) -> String {
+    guard s.isFinite, s >= 0 else { return "?" }
+    let t = Int(s.rounded())
+    return t >= 3600 ? String(format: "%dh%02dm", t / 3600, t / 60 % 60) : String(format: "%dm%02ds", t / 60, t % 60)
+}
+
+/// Live terminal view for `monitor`: each token coloured by the first trait's score, plus a strip per trait.
+final class LiveView {
+    let enabled: Bool
+    private var start = Date()
+    private var count = 0
+    private var scales: [String: Double] = [:]
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    func begin(prompt: String) {
+        guard enabled else { return }
+        start = Date()
+        count = 0
+        print("\u{1B}[1m\(prompt)\u{1B}[0m")
+    }
+
+    /// Blue (negative) .. red (positive) background on a 256-colour terminal.
+    func colour(_ x: Double, scale: Double) -> String {
+        let v = max(-1, min(1, scale > 0 ? x / scale : 0))
+        let palette = [21, 27, 33, 39, 255, 214, 208, 202, 196]
+        let idx = Int(((v + 1) / 2 * Double(palette.count - 1)).rounded())
+        return "\u{1B}[48;5;\(palette[idx])m\u{1B}[30m"
+    }
+
+    func token(_ t: MonitoredToken) {
+        guard enabled else { return }
+        count += 1
+        let trait = t.scores.keys.sorted().first
+        if let trait, let x = t.scores[trait] {
+            scales[trait] = max(scales[trait] ?? 1e-6, abs(x))
+            let text = t.event.display.replacingOccurrences(of: "\n", with: "⏎\n")
+            print("\(colour(x, scale: scales[trait]!))\(text)\u{1B}[0m", terminator: "")
+        } else {
+            print(t.event.display, terminator: "")
+        }
+        fflush(stdout)
+    }
+
+    func end(_ doc: RunDocument) {
+        guard enabled else { return }
+        let el = Date().timeIntervalSince(start)
+        print("\n")
+        for trait in doc.traitNames {
+            let xs = doc.traitScores[trait] ?? []
+            let scale = xs.map(abs).max() ?? 1
+            let strip = xs.map { colour($0, scale: scale) + " " }.joined() + "\u{1B}[0m"
+            let st = doc.stats?[trait]
+            print(String(format: "%-16@ %@  mean %+.3f  max %+.3f", trait as NSString, strip, st?.mean ?? 0, st?.max ?? 0))
+        }
+        print(String(format: "%d tokens, %.1f tok/s", count, Double(count) / max(el, 1e-9)))
+    }
+}
