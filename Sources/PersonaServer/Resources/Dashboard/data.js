@@ -39,6 +39,7 @@
     const traits = [];
     let n = Array.isArray(e.tokens) ? e.tokens.length : -1;
     for (const t of Object.keys(scoresObj)) {
+      if (t === "__proto__" || t === "constructor" || t === "prototype") throw new Error("invalid trait name \"" + t + "\"");
       const arr = numArray(scoresObj[t]);
       if (!arr) throw new Error("scores for trait \"" + t + "\" are not a list");
       scores[t] = arr;
@@ -84,7 +85,7 @@
     const topK = Array.isArray(e.top_k) ? e.top_k.map((row) => Array.isArray(row) ? row.filter(isPlainObject).map((c) => ({
       id: c.id, text: c.text != null ? String(c.text) : (c.token != null ? String(c.token) : ""), logprob: c.logprob })) : []) : null;
     return {
-      key: e.id != null ? String(e.id) : localId("file"),
+      key: localId("file"),  // unique even when the same file is loaded twice; the app rekeys server runs
       serverId: null,
       origin: origin || "",
       indexInFile: indexInFile == null ? null : indexInFile,
