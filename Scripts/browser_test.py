@@ -241,9 +241,10 @@ def main():
         with open(a.pertoken, encoding="utf-8") as f:
             text = f.read()
         n_entries = len(json.loads(text))
+        before = d.js(STATE_JS)["fileRuns"]  # an unsaved live run is listed as a local run too
         d.js(DROP_JS, os.path.basename(a.pertoken), text)
-        loaded = d.wait("return document.querySelectorAll('[data-testid=run-item][data-source=file]').length", 10)
-        c.check("dropped per-token file loads all entries", loaded == n_entries, "%s of %d" % (loaded, n_entries))
+        loaded = d.wait("const n = document.querySelectorAll('[data-testid=run-item][data-source=file]').length; return n > arguments[0] ? n : null;", 10, before)
+        c.check("dropped per-token file loads all entries", loaded == before + n_entries, "%s listed, expected %d" % (loaded, before + n_entries))
         st = d.wait("const n = document.querySelectorAll('#token-view [data-testid=token]').length; return n ? n : null;", 10)
         c.check("dropped run shows tokens", bool(st), st)
         st0 = d.js(STATE_JS)
@@ -282,7 +283,7 @@ def main():
 
         if a.layers_file:
             d.send_keys("#file-input", os.path.abspath(a.layers_file))
-            more = d.wait("return document.querySelectorAll('[data-testid=run-item][data-source=file]').length > arguments[0]", 10, n_entries)
+            more = d.wait("return document.querySelectorAll('[data-testid=run-item][data-source=file]').length > arguments[0]", 10, before + n_entries)
             c.check("file input loads layer_comparison.json", bool(more), d.js(STATE_JS))
 
         # HTTP error statuses (e.g. 503 from /api/model without a model) are logged as "network"; only script errors count.

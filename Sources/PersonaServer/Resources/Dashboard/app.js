@@ -725,7 +725,7 @@
     }
     sel.value = state.compareKey || "";
   }
-  async function setCompare(key) {
+  async function setCompare(key, noScroll) {
     if (!key) { state.compare = null; state.compareKey = null; }
     else {
       try {
@@ -737,7 +737,7 @@
     for (const b of document.querySelectorAll("#run-list .run-compare")) b.setAttribute("aria-pressed", b.dataset.runKey === state.compareKey ? "true" : "false");
     $("compare-select").value = state.compareKey || "";
     if (state.current) { renderCompare(); setCursor(state.cursor, { silent: true }); }
-    if (key) $("compare-card").scrollIntoView({ block: "nearest", behavior: "smooth" });
+    if (key && !noScroll) $("compare-card").scrollIntoView({ block: "nearest", behavior: "smooth" });
   }
   function renderCompare() {
     const A = state.current, B = state.compare;
@@ -989,7 +989,7 @@
           state.gen = null;
           showRun(final, final.key, true);
           setCursor(final.tokens.length - 1, { silent: true });
-          if ($("live-compare-prev").checked && prevKey && prevKey !== final.key && (state.cache.has(prevKey) || state.localRuns.some((r) => r.key === prevKey))) setCompare(prevKey);
+          if ($("live-compare-prev").checked && prevKey && prevKey !== final.key && (state.cache.has(prevKey) || state.localRuns.some((r) => r.key === prevKey))) setCompare(prevKey, true);
           state.lastLiveKey = final.key;
         },
         error(d) {
