@@ -7,6 +7,8 @@ Swift code supports, saves each tokenizer.json + tokenizer_config.json, and reco
 text set. Also records transformers' ids for the stories260K GGUF tokenizer.
 
 Run by hand:  /work/V/bin/python Scripts/make_tokenizer_fixtures.py
+Training is not bit-reproducible across runs (the Rust trainer's hash maps break ties differently),
+so re-running rewrites the fixtures; each golden.json always matches the tokenizer.json saved beside it.
 Pinned to the versions it was run with: tokenizers 0.23.3, transformers 5.24.0 (checked below).
 """
 import json
@@ -121,13 +123,26 @@ def golden(tok, texts=TEXTS):
     return cases
 
 
-def save(name, tok, config, extra=None):
+ADDED_TEXTS = [
+    "I love New York and new york and NEW YORK",
+    "the cat sat; concatenate cat. cats cat_x (cat)",
+    "fill <mask> here   <mask>and<mask>",
+    "end<|end|>   next<|end|>\n\nline",
+    "a <sep>  b\t<sep>\nc",
+    "think</think>done </think> ok",
+    "Digits 12345 and ½ ﬁ Ⅻ",
+    "<mask>",
+    "   <mask>   ",
+]
+
+
+def save(name, tok, config, extra=None, texts=TEXTS):
     d = os.path.join(OUT, name)
     os.makedirs(d, exist_ok=True)
     tok.save(os.path.join(d, "tokenizer.json"))
     with open(os.path.join(d, "tokenizer_config.json"), "w", encoding="utf-8") as f:
         json.dump(config, f, ensure_ascii=False, indent=1)
-    g = {"name": name, "generator": f"tokenizers {tokenizers.__version__}", "cases": golden(tok)}
+    g = {"name": name, "generator": f"tokenizers {tokenizers.__version__}", "cases": golden(tok, texts)}
     if extra:
         g.update(extra)
     with open(os.path.join(d, "golden.json"), "w", encoding="utf-8") as f:
@@ -213,6 +228,39 @@ def train_wordpiece(name):
     save(name, tok, {"cls_token": "[CLS]", "sep_token": "[SEP]"})
 
 
+def train_added_tokens(name):
+    """lstrip / rstrip / single_word / normalized added tokens, with a normalizer that changes text."""
+    from tokenizers import AddedToken
+    tok = Tokenizer(models.BPE())
+    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
+                                                 pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=600, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator([CORPUS], trainer)
+    tok.add_special_tokens([AddedToken("<mask>", lstrip=True, rstrip=False, special=True, normalized=False),
+                            AddedToken("<|end|>", rstrip=True, special=True, normalized=False),
+                            AddedToken("<sep>", lstrip=True, rstrip=True, special=True, normalized=False)])
+    tok.add_tokens([AddedToken("New York", normalized=True, special=False),
+                    AddedToken("cat", single_word=True, normalized=False, special=False),
+                    AddedToken("</think>", normalized=False, special=False)])
+    save(name, tok, {}, texts=TEXTS + ADDED_TEXTS)
+
+
+def train_misc(name):
+    """Non-byte-level BPE with unk, regex Replace / Strip / NFD+StripAccents, Whitespace + Punctuation + Digits, no decoder."""
+    tok = Tokenizer(models.BPE(unk_token="[UNK]", continuing_subword_prefix="##"))
+    tok.normalizer = normalizers.Sequence([normalizers.Strip(), normalizers.Replace(Regex(r"\s+"), " "),
+                                           normalizers.NFD(), normalizers.StripAccents()])
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation(),
+                                                 pre_tokenizers.Digits(individual_digits=False)])
+    trainer = trainers.BpeTrainer(vocab_size=500, special_tokens=["[UNK]", "[BOS]"], limit_alphabet=80,
+                                  continuing_subword_prefix="##", show_progress=False)
+    tok.train_from_iterator([CORPUS], trainer)
+    tok.post_processor = processors.TemplateProcessing(single="[BOS] $A", special_tokens=[("[BOS]", tok.token_to_id("[BOS]"))])
+    save(name, tok, {"bos_token": "[BOS]"})
+
+
 def stories260k():
     """transformers' own GGUF tokenizer conversion for stories260K (llama SentencePiece, BOS=1)."""
     from transformers import AutoTokenizer
@@ -287,6 +335,8 @@ def main():
     train_spm_bpe("spm_gemma", normalizers.Replace(" ", "\u2581"), None,
                   decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse()]),
                   config={"bos_token": "<s>", "eos_token": "</s>", "add_bos_token": True})
+    train_added_tokens("bpe_added_tokens")
+    train_misc("bpe_misc")
     train_unigram("unigram")
     train_wordpiece("wordpiece")
     stories260k()

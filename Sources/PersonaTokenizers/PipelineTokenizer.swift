@@ -33,7 +33,14 @@ final class PipelineTokenizer: Tokenizer, @unchecked Sendable {
         normalizedMatcher = AddedTokenMatcher(tokens: norm, patterns: norm.map { normalizer?.normalize($0.content) ?? $0.content })
         var byId: [Int: AddedToken] = [:]
         var byContent: [String: Int] = [:]
-        for t in addedTokens { byId[t.id] = t; byContent[t.content] = t.id }
+        for t in addedTokens {
+            // HF reports a normalized added token by its normalized form (id_to_token, decode).
+            var shown = t
+            if t.normalized, let n = normalizer { shown.content = n.normalize(t.content) }
+            byId[t.id] = shown
+            byContent[shown.content] = t.id
+            byContent[t.content] = t.id
+        }
         addedById = byId
         addedByContent = byContent
         self.bosTokenId = bosTokenId

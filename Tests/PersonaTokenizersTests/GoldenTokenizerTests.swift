@@ -17,7 +17,7 @@ final class GoldenTokenizerTests: XCTestCase {
     struct Golden: Decodable { let name: String; let cases: [Case] }
 
     static let fixtureNames = ["bpe_llama3", "bpe_qwen2", "bpe_gpt2", "bpe_prefix_space", "spm_llama2", "spm_metaspace",
-                               "spm_gemma", "unigram", "unigram_bytefallback", "wordpiece"]
+                               "spm_gemma", "unigram", "unigram_bytefallback", "wordpiece", "bpe_added_tokens", "bpe_misc"]
 
     private func load(_ name: String) throws -> (TokenizerBundle, Golden) {
         let dir = try fixtureURL(name)
@@ -53,6 +53,8 @@ final class GoldenTokenizerTests: XCTestCase {
     func testUnigram() throws { try check("unigram") }
     func testUnigramByteFallback() throws { try check("unigram_bytefallback") }
     func testWordPiece() throws { try check("wordpiece") }
+    func testAddedTokensStripSingleWordNormalized() throws { try check("bpe_added_tokens") }
+    func testMiscNormalizersAndPreTokenizers() throws { try check("bpe_misc") }
 
     func testSpecialIdsFromConfig() throws {
         let (l3, _) = try load("bpe_llama3")
