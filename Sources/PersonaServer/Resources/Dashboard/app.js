@@ -508,7 +508,7 @@
       PS.clearNode(box);
       for (const t of run.traits) {
         box.appendChild(h("div", { class: "snap-row", role: "listitem", "data-testid": "snapshot-bar", "data-trait": t }, [
-          h("span", { class: "name", title: t }, [h("span", { class: "sw chip", style: "background:" + colorOf(t) + ";padding:0 4px;margin-right:4px" }), t]),
+          h("span", { class: "name", title: t }, [h("span", { class: "sw", style: "background:" + colorOf(t) + ";margin-right:4px" }), t]),
           h("span", { class: "track" }, [h("span", { class: "zero" }), h("span", { class: "fill", style: "background:" + colorOf(t) }), h("span", { class: "avg", title: "trailing average" })]),
           h("span", { class: "val" }),
         ]));
@@ -882,7 +882,7 @@
       const mode = h("select", { "aria-label": "Steering mode for " + t.name, class: "mode" }, [h("option", { value: "add" }, ["add"]), h("option", { value: "ablate" }, ["ablate"])]);
       mode.value = s.mode || "add";
       const row = h("div", { class: "steer-row", "data-testid": "steer-row", "data-trait": t.name }, [
-        h("div", { class: "top" }, [h("span", { class: "sw chip", style: "background:" + colorOf(t.name) + ";padding:0 4px" }),
+        h("div", { class: "top" }, [h("span", { class: "sw", style: "background:" + colorOf(t.name) }),
           h("label", { for: id, class: "name", title: t.hook_point || "" }, [t.name + (t.layer != null ? " · row " + t.layer : "")]), out]),
         range, h("div", { class: "opts" }, [pos, mode])]);
       const changed = () => { out.textContent = fmt(Number(range.value), 1); range.disabled = mode.value === "ablate"; saveSteer(); };
@@ -948,7 +948,7 @@
       if (run.traits.length !== $("heat-trait").options.length) renderControls();
       $("token-slider").max = Math.max(0, run.tokens.length - 1);
       $("token-slider").disabled = run.tokens.length === 0;
-      renderTokens(); renderCurves(); renderDecisionPoints(); renderCorr();
+      renderHeader(); renderTokens(); renderCurves(); renderDecisionPoints(); renderCorr();
       if (!$("stats-card").contains(document.activeElement)) renderStats();
       setCursor(run.tokens.length - 1, { silent: true });
     });
@@ -1131,6 +1131,7 @@
       try { localStorage.setItem("personascope.theme", dark ? "dark" : "light"); } catch (_) { /* ignore */ }
       syncThemeButton();
       renderRunList();
+      if (state.serverTraits.length) renderSteering();
       if (state.current) renderAll();
     });
     $("keys-btn").addEventListener("click", () => {
