@@ -11,6 +11,7 @@ Checks (each one prints PASS/FAIL; exit status 1 if any failed):
   * the page loads without JavaScript errors and the server badge settles;
   * with --generate: a live generation streams tokens into the token view and curves appear,
     and the finished run is listed in the run picker;
+  * the trailing average equals the per-token project's precomputed `<trait>_running_avg_N` fields;
   * a per-token-project result file dropped on the page (a real `drop` event carrying a File)
     loads client-side: file runs listed, tokens and curves shown;
   * the token slider / arrow keys move the cursor: the "k / N" label, the curve cursor and
@@ -251,6 +252,23 @@ def main():
         c.check("curves drawn for every trait", st0["curves"] == len(st0["bars"]) and st0["curves"] > 0, st0)
         c.check("slider starts at token 1", st0["position"] is not None and st0["position"].startswith("1 /"), st0["position"])
         shot("03-dropped")
+
+        # The trailing average must match the per-token project's own precomputed running averages.
+        entries = json.loads(text)
+        worst = 0.0
+        checked = 0
+        for e in entries:
+            scores = e.get("projections") or e.get("trait_scores") or {}
+            for t, xs in scores.items():
+                for w in (5, 10):
+                    ref = e.get("%s_running_avg_%d" % (t, w))
+                    if not isinstance(ref, list):
+                        continue
+                    got = d.js("return PS.trailingAverage(arguments[0], arguments[1]);", xs, w)
+                    worst = max([worst] + [abs(g - r) for g, r in zip(got, ref)])
+                    checked += 1
+        if checked:
+            c.check("trailing average matches the per-token project's running averages (%d series)" % checked, worst < 1e-9, worst)
 
         # Move by keyboard on the token view, then by the slider.
         d.send_keys("#token-view", ARROW_RIGHT * 5)
