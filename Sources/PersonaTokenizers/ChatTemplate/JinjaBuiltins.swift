@@ -215,7 +215,7 @@ extension Interpreter {
             guard !x.isNaN || v.isDouble else { throw fail(.type, "round filter needs a number") }
             let m = pow(10.0, Double(precision))
             switch method {
-            case "common": return .double((x * m).rounded(.toNearestOrAwayFromZero) / m)
+            case "common": return .double((x * m).rounded(.toNearestOrEven) / m)  // Python round(): half-even
             case "ceil": return .double((x * m).rounded(.up) / m)
             case "floor": return .double((x * m).rounded(.down) / m)
             default: throw fail(.runtime, "method must be common, ceil or floor")
