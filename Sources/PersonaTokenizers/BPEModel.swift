@@ -28,7 +28,7 @@ final class BPEModel: TokenModel {
         for (rank, (a, b)) in merges.enumerated() {
             guard let ia = vocab[a], let ib = vocab[b] else { continue }
             let bTail = prefixLen > 0 && b.scalarsHavePrefix(continuingSubwordPrefix!) ? String(b.unicodeScalars.dropFirst(prefixLen)) : b
-            guard let inew = vocab[a + bTail] else { continue }
+            guard let inew = vocab[a + bTail], ia >= 0, ib >= 0, ia <= Int(UInt32.max), ib <= Int(UInt32.max) else { continue }
             let key = UInt64(UInt32(ia)) << 32 | UInt64(UInt32(ib))
             if m[key] == nil { m[key] = (rank, inew) }
         }

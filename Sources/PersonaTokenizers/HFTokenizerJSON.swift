@@ -7,7 +7,7 @@ enum HFTokenizerJSON {
         var added: [AddedToken] = []
         if root.has("added_tokens") {
             for t in try root.objects("added_tokens") {
-                guard let id = t.int("id") else { throw TokenizerError("\(t.path).id: expected an integer") }
+                guard let id = t.int("id"), id >= 0, id < Int(Int32.max) else { throw TokenizerError("\(t.path).id: expected a non-negative integer id") }
                 added.append(AddedToken(id: id, content: try t.requireString("content"), special: t.bool("special") ?? false,
                                         lstrip: t.bool("lstrip") ?? false, rstrip: t.bool("rstrip") ?? false,
                                         normalized: t.bool("normalized") ?? !(t.bool("special") ?? false),
@@ -72,7 +72,8 @@ enum HFTokenizerJSON {
         out.reserveCapacity(v.count)
         for (k, x) in v {
             guard let id = (x as? NSNumber)?.intValue else { throw TokenizerError("\(obj.path).vocab[\(k)]: expected an integer id") }
-            out[k] = id
+            // Corrupt ids (negative, absurdly large) are dropped so encode never returns them.
+            if id >= 0 && id < v.count + 1_000_000 { out[k] = id }
         }
         return out
     }

@@ -47,11 +47,13 @@ struct MergeHeap {
     }
 }
 
-/// Vocabulary-sized id -> token table built from a token -> id map.
+/// Vocabulary-sized id -> token table built from a token -> id map. Ids far beyond the
+/// vocabulary size (corrupt files) are left out rather than allocating a huge table.
 func reverseVocab(_ vocab: [String: Int]) -> [String?] {
-    let n = (vocab.values.max() ?? -1) + 1
+    let limit = vocab.count + 1_000_000
+    let n = (vocab.values.filter { $0 < limit }.max() ?? -1) + 1
     var r = [String?](repeating: nil, count: max(n, 0))
-    for (k, v) in vocab where v >= 0 { r[v] = k }
+    for (k, v) in vocab where v >= 0 && v < n { r[v] = k }
     return r
 }
 
