@@ -89,13 +89,12 @@ final class EngineReferenceTests: XCTestCase {
     }
 
     func testGGUFVariantsMatchTransformers() throws {
-        for variant in ["f32", "f16", "q8_0"] {
-            let gguf = fixture("llama2-\(variant).gguf")
-            guard FileManager.default.fileExists(atPath: gguf.path) else { throw XCTSkip("no GGUF fixture \(variant)") }
-            let ref = try Reference(safetensors: fixture("llama2-\(variant).reference.safetensors"),
-                                    json: fixture("llama2-\(variant).reference.json"))
+        for name in ["llama2-f32", "llama2-f16", "llama2-q8_0", "qwen2-f16"] {
+            let gguf = fixture("\(name).gguf")
+            let ref = try Reference(safetensors: fixture("\(name).reference.safetensors"),
+                                    json: fixture("\(name).reference.json"))
             let model = try ModelLoader.loadNetwork(path: gguf.path)
-            try checkHiddenStates(model: model, ref: ref, label: "llama2-\(variant).gguf")
+            try checkHiddenStates(model: model, ref: ref, label: "\(name).gguf")
             let expected = ref.ints("greedy_ids")
             XCTAssertEqual(try greedy(model: model, prompt: ref.ints("greedy_prompt_ids"), steps: expected.count), expected)
         }
