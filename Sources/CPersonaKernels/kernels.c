@@ -1,6 +1,7 @@
-// Portable reference kernels. Weight rows are converted to f32 one tile at a time so
-// large T (prefill) reuses each converted row across all T inputs.
-#include "kernels.h"
+// Portable kernels and the run-time SIMD dispatch. The SIMD versions live in kernels_x86.c /
+// kernels_neon.c; every public entry point goes through the table chosen here.
+#include "pk_internal.h"
+#include <stdlib.h>
 #include <string.h>
 #include <math.h>
 
@@ -76,7 +77,7 @@ static void get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
     else { *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4); *m = (q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4); }
 }
 
-void pk_dequant_row(int dtype, const void *row, int64_t cols, float *out) {
+void pk_dequant_row_scalar(int dtype, const void *row, int64_t cols, float *out) {
     const uint8_t *p = (const uint8_t *)row;
     switch (dtype) {
     case PK_F32: memcpy(out, row, (size_t)cols * 4); return;
@@ -153,7 +154,10 @@ void pk_dequant_row(int dtype, const void *row, int64_t cols, float *out) {
     }
 }
 
-float pk_dot_f32(const float *a, const float *b, int64_t n) {
+
+// MARK: portable (scalar) level
+
+static float dot_scalar(const float *a, const float *b, int64_t n) {
     // 8 partial sums so the compiler vectorises without -ffast-math
     float s[8] = {0};
     int64_t i = 0;
@@ -164,45 +168,172 @@ float pk_dot_f32(const float *a, const float *b, int64_t n) {
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) + t;
 }
 
-void pk_axpy_f32(float a, const float *x, float *y, int64_t n) {
+static void axpy_scalar(float a, const float *x, float *y, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
 }
 
-#define PK_TILE_ROWS 8
-#define PK_MAX_COLS_STACK 16384
+static void gemm_scalar(const float *w, int64_t ldw, int nr, const float *x, int64_t ldx, int nt,
+                        int64_t k, float *y, int64_t ldy, int accumulate) {
+    for (int j = 0; j < nt; j++)
+        for (int i = 0; i < nr; i++) {
+            float s = dot_scalar(w + i * ldw, x + j * ldx, k);
+            y[j * ldy + i] = accumulate ? y[j * ldy + i] + s : s;
+        }
+}
+
+static uint64_t read_sum_scalar(const void *p, size_t bytes) {
+    const uint32_t *u = (const uint32_t *)p;
+    uint64_t s[4] = {0};
+    for (size_t i = 0; i + 4 <= bytes / 4; i += 4) { s[0] += u[i]; s[1] += u[i + 1]; s[2] += u[i + 2]; s[3] += u[i + 3]; }
+    return s[0] + s[1] + s[2] + s[3];
+}
+
+const pk_ops pk_ops_scalar = {
+    .name = "scalar", .dot = dot_scalar, .axpy = axpy_scalar, .gemm = gemm_scalar, .read_sum = read_sum_scalar,
+};
+
+// MARK: dispatch
+
+static const pk_ops *pk_table_for(const char *name) {
+    if (!name) return NULL;
+    if (strcmp(name, "scalar") == 0) return &pk_ops_scalar;
+#if defined(__x86_64__)
+    if (strcmp(name, "avx2") == 0) return pk_x86_has_avx2() ? &pk_ops_avx2 : NULL;
+    if (strcmp(name, "avx512") == 0) return pk_x86_has_avx512() ? &pk_ops_avx512 : NULL;
+#endif
+#if defined(__aarch64__)
+    if (strcmp(name, "neon") == 0) return &pk_ops_neon;
+#endif
+    return NULL;
+}
+
+static const pk_ops *pk_best(void) {
+    const pk_ops *forced = pk_table_for(getenv("PERSONA_SIMD"));
+    if (forced) return forced;
+#if defined(__x86_64__)
+    if (pk_x86_has_avx512()) return &pk_ops_avx512;
+    if (pk_x86_has_avx2()) return &pk_ops_avx2;
+#endif
+#if defined(__aarch64__)
+    return &pk_ops_neon;
+#endif
+    return &pk_ops_scalar;
+}
+
+static const pk_ops *pk_current = NULL;
+
+static inline const pk_ops *ops(void) {
+    const pk_ops *o = __atomic_load_n(&pk_current, __ATOMIC_ACQUIRE);
+    if (__builtin_expect(o == NULL, 0)) {
+        o = pk_best();   // racing first calls compute the same answer
+        __atomic_store_n(&pk_current, o, __ATOMIC_RELEASE);
+    }
+    return o;
+}
+
+const char *pk_simd_level(void) { return ops()->name; }
+int pk_simd_level_available(const char *name) { return pk_table_for(name) != NULL; }
+int pk_simd_set_level(const char *name) {
+    const pk_ops *o = name ? pk_table_for(name) : pk_best();
+    if (!o) return -1;
+    __atomic_store_n(&pk_current, o, __ATOMIC_RELEASE);
+    return 0;
+}
+
+// MARK: public entry points
+
+float pk_dot_f32(const float *a, const float *b, int64_t n) { return ops()->dot(a, b, n); }
+void pk_axpy_f32(float a, const float *x, float *y, int64_t n) { ops()->axpy(a, x, y, n); }
+uint64_t pk_read_sum(const void *p, size_t bytes) { return ops()->read_sum(p, bytes); }
+
+static inline void dequant_with(const pk_ops *o, int dtype, const void *row, int64_t cols, float *out) {
+    if (dtype >= 0 && dtype < PK_NTYPES && o->dequant[dtype]) o->dequant[dtype](row, cols, out);
+    else pk_dequant_row_scalar(dtype, row, cols, out);
+}
+
+void pk_dequant_row(int dtype, const void *row, int64_t cols, float *out) { dequant_with(ops(), dtype, row, cols, out); }
+
+static int64_t block_size(int dtype) {
+    return (dtype == PK_Q4_K || dtype == PK_Q6_K) ? 256 : (dtype == PK_Q8_0 || dtype == PK_Q4_0) ? 32 : 1;
+}
+
+/* T == 1 without a dedicated kernel: convert each row (in column chunks if very wide), then dot. */
+static void matvec_generic(const pk_ops *o, int dtype, const uint8_t *W, size_t rb, int64_t cols,
+                           const float *x, float *y, int64_t r0, int64_t r1) {
+    if (dtype == PK_F32) {
+        for (int64_t r = r0; r < r1; r++) y[r] = o->dot((const float *)(W + (size_t)r * rb), x, cols);
+        return;
+    }
+    float buf[PK_MAX_COLS_STACK] __attribute__((aligned(64)));
+    int64_t bs = block_size(dtype);
+    int64_t chunk = (PK_MAX_COLS_STACK / bs) * bs;
+    for (int64_t r = r0; r < r1; r++) {
+        float s = 0;
+        for (int64_t c0 = 0; c0 < cols; c0 += chunk) {
+            int64_t n = cols - c0 < chunk ? cols - c0 : chunk;
+            dequant_with(o, dtype, W + (size_t)r * rb + pk_row_bytes(dtype, c0), n, buf);
+            s += o->dot(buf, x + c0, n);
+        }
+        y[r] = s;
+    }
+}
+
+/* Column chunk of the converted weight tile: 4 rows x PK_KC floats (16 KiB) stay in L1/L2 while
+   every input of the batch passes over them. */
+#define PK_KC 1024
+
+static void gemm_driver(const pk_ops *o, int dtype, const uint8_t *W, size_t rb, int64_t cols,
+                        const float *X, int64_t ldx, int64_t T, float *Y, int64_t ldy, int64_t r0, int64_t r1) {
+    float wbuf[4 * PK_KC] __attribute__((aligned(64)));
+    int64_t kc = dtype == PK_F32 ? cols : PK_KC;
+    if (kc <= 0) kc = 1;
+    for (int64_t r = r0; r < r1; r += 4) {
+        int nr = r1 - r < 4 ? (int)(r1 - r) : 4;
+        for (int64_t k0 = 0; k0 < cols; k0 += kc) {
+            int64_t kn = cols - k0 < kc ? cols - k0 : kc;
+            const float *w;
+            int64_t ldw;
+            if (dtype == PK_F32) {
+                w = (const float *)(W + (size_t)r * rb) + k0;
+                ldw = (int64_t)(rb / 4);
+            } else {
+                for (int i = 0; i < nr; i++)
+                    dequant_with(o, dtype, W + (size_t)(r + i) * rb + pk_row_bytes(dtype, k0), kn, wbuf + i * PK_KC);
+                w = wbuf;
+                ldw = PK_KC;
+            }
+            for (int64_t t = 0; t < T; t += 4) {
+                int nt = T - t < 4 ? (int)(T - t) : 4;
+                o->gemm(w, ldw, nr, X + t * ldx + k0, ldx, nt, kn, Y + t * ldy + r, ldy, k0 > 0);
+            }
+        }
+    }
+}
 
 void pk_matmul_rows(int dtype, const void *W, int64_t cols,
                     const float *X, int64_t ldx, int64_t T,
                     float *Y, int64_t ldy, int64_t r0, int64_t r1) {
+    if (r0 >= r1 || T <= 0) return;
+    if (dtype < 0 || dtype >= PK_NTYPES) {
+        for (int64_t t = 0; t < T; t++) for (int64_t r = r0; r < r1; r++) Y[t * ldy + r] = NAN;
+        return;
+    }
+    const pk_ops *o = ops();
     size_t rb = pk_row_bytes(dtype, cols);
     const uint8_t *base = (const uint8_t *)W;
-    if (dtype == PK_F32) {
-        for (int64_t r = r0; r < r1; r++) {
-            const float *w = (const float *)(base + (size_t)r * rb);
-            for (int64_t t = 0; t < T; t++) Y[t * ldy + r] = pk_dot_f32(w, X + t * ldx, cols);
-        }
+    if (cols == 0) {
+        for (int64_t t = 0; t < T; t++) for (int64_t r = r0; r < r1; r++) Y[t * ldy + r] = 0;
         return;
     }
-    float buf[PK_MAX_COLS_STACK];
-    if (cols > PK_MAX_COLS_STACK) {
-        // very wide rows: convert in chunks of columns
-        for (int64_t r = r0; r < r1; r++) {
-            for (int64_t t = 0; t < T; t++) Y[t * ldy + r] = 0;
-            int64_t bs = (dtype == PK_Q4_K || dtype == PK_Q6_K) ? 256 : 32;
-            int64_t chunk = (PK_MAX_COLS_STACK / bs) * bs;
-            for (int64_t c0 = 0; c0 < cols; c0 += chunk) {
-                int64_t n = cols - c0 < chunk ? cols - c0 : chunk;
-                pk_dequant_row(dtype, base + (size_t)r * rb + pk_row_bytes(dtype, c0), n, buf);
-                for (int64_t t = 0; t < T; t++) Y[t * ldy + r] += pk_dot_f32(buf, X + t * ldx + c0, n);
-            }
-        }
+    if (T == 1) {
+        if (o->matvec[dtype]) o->matvec[dtype](base, rb, cols, X, Y, r0, r1);
+        else matvec_generic(o, dtype, base, rb, cols, X, Y, r0, r1);
         return;
     }
-    for (int64_t r = r0; r < r1; r++) {
-        pk_dequant_row(dtype, base + (size_t)r * rb, cols, buf);
-        for (int64_t t = 0; t < T; t++) Y[t * ldy + r] = pk_dot_f32(buf, X + t * ldx, cols);
-    }
+    gemm_driver(o, dtype, base, rb, cols, X, ldx, T, Y, ldy, r0, r1);
 }
+
+// MARK: quantisation
 
 void pk_quantize_row_q8_0(const float *x, int64_t cols, void *out) {
     uint8_t *o = (uint8_t *)out;
@@ -218,4 +349,21 @@ void pk_quantize_row_q8_0(const float *x, int64_t cols, void *out) {
     }
 }
 
-const char *pk_simd_level(void) { return "scalar"; }
+// MARK: attention
+
+void pk_attention_head(const float *q, const float *K, int64_t ldk, const float *V, int64_t ldv,
+                       int64_t n, int64_t hd, float scale, float softcap, float *scores, float *out) {
+    const pk_ops *o = ops();
+    float m = -INFINITY;
+    for (int64_t j = 0; j < n; j++) {
+        float s = o->dot(q, K + j * ldk, hd) * scale;
+        if (softcap > 0) s = tanhf(s / softcap) * softcap;
+        scores[j] = s;
+        if (s > m) m = s;
+    }
+    float sum = 0;
+    for (int64_t j = 0; j < n; j++) { float e = expf(scores[j] - m); scores[j] = e; sum += e; }
+    float inv = 1.0f / sum;
+    memset(out, 0, (size_t)hd * sizeof(float));
+    for (int64_t j = 0; j < n; j++) o->axpy(scores[j] * inv, V + j * ldv, out, hd);
+}

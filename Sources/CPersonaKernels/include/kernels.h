@@ -14,7 +14,9 @@ void pk_dequant_row(int dtype, const void *row, int64_t cols, float *out);
 
 /* Y[t*ldy + r] = sum_c W[r, c] * X[t*ldx + c]   for t in [0, T), r in [r0, r1).
    W is row-major [rows, cols] in `dtype` (rows packed, pk_row_bytes(dtype, cols) each).
-   T == 1 is matrix-vector; larger T amortises the weight conversion per tile. */
+   T == 1 is matrix-vector (streams the weights once); larger T converts each tile of weight rows once
+   and reuses it for all T inputs (register-blocked 4 rows x 4 inputs). Activations stay f32 in every
+   path: results differ from an exact sum only by f32 rounding in some summation order. */
 void pk_matmul_rows(int dtype, const void *W, int64_t cols,
                     const float *X, int64_t ldx, int64_t T,
                     float *Y, int64_t ldy, int64_t r0, int64_t r1);
@@ -32,7 +34,24 @@ uint16_t pk_f32_to_bf16(float f);
 /* Quantise one row of f32 to q8_0 (cols multiple of 32), as ggml does. */
 void pk_quantize_row_q8_0(const float *x, int64_t cols, void *out);
 
-/* Which SIMD path was selected at run time ("avx512", "avx2", "neon", "scalar"). */
+/* Which SIMD path is in use ("avx512", "avx2", "neon", "scalar"). Chosen once at first use: the best
+   the CPU supports, or the one named by the environment variable PERSONA_SIMD if it is available. */
 const char *pk_simd_level(void);
+
+/* 1 if this CPU (and OS) can run SIMD level `name`, else 0. */
+int pk_simd_level_available(const char *name);
+
+/* Selects SIMD level `name` for all later calls (NULL: back to the automatic choice).
+   Returns 0, or -1 if the level is unknown or unavailable here. Not thread-safe: call while no kernel runs. */
+int pk_simd_set_level(const char *name);
+
+/* Sum of 4-byte words of `bytes` bytes at p (bytes multiple of 64): a read-bandwidth probe. */
+uint64_t pk_read_sum(const void *p, size_t bytes);
+
+/* One attention head, one query, over keys/values at positions [0, n):
+   scores[j] = (q . k_j) * scale (then cap * tanh(s / cap) when softcap > 0), softmax over j,
+   out[0, hd) = sum_j p_j v_j.  k_j = K + j * ldk, v_j = V + j * ldv.  `scores` has room for n floats. */
+void pk_attention_head(const float *q, const float *K, int64_t ldk, const float *V, int64_t ldv,
+                       int64_t n, int64_t hd, float scale, float softcap, float *scores, float *out);
 
 #endif

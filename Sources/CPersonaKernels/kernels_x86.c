@@ -1,0 +1,425 @@
+// AVX2 and AVX-512 kernels, compiled per function with `target` attributes and chosen at run time
+// (kernels.c), so one binary runs on any x86-64 CPU.
+#include "pk_internal.h"
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <cpuid.h>
+#include <string.h>
+
+// MARK: CPU detection
+
+static uint64_t xgetbv0(void) {
+    uint32_t eax, edx;
+    __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+    return ((uint64_t)edx << 32) | eax;
+}
+
+static int cpu_flags(int *avx2, int *avx512) {
+    unsigned a, b, c, d;
+    *avx2 = *avx512 = 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, f16c = (c >> 29) & 1;
+    if (!(osxsave && avx)) return 0;
+    uint64_t xcr0 = xgetbv0();
+    if ((xcr0 & 0x6) != 0x6) return 0;   // OS saves xmm/ymm state
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    int has_avx2 = (b >> 5) & 1;
+    *avx2 = has_avx2 && fma && f16c;
+    int f = (b >> 16) & 1, dq = (b >> 17) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1;
+    *avx512 = *avx2 && f && dq && bw && vl && (xcr0 & 0xE0) == 0xE0;   // OS saves zmm/opmask state
+    return 1;
+}
+
+int pk_x86_has_avx2(void) { int a2, a5; cpu_flags(&a2, &a5); return a2; }
+int pk_x86_has_avx512(void) { int a2, a5; cpu_flags(&a2, &a5); return a5; }
+
+static inline float f16_scalar(const uint8_t *p) { uint16_t h; memcpy(&h, p, 2); return pk_f16_to_f32(h); }
+
+// =====================================================================================================
+// MARK: AVX-512
+#define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")))
+
+T512 static inline __mmask16 tail16(int64_t n) { return (__mmask16)((1u << n) - 1u); }
+
+T512 static float dot_512(const float *a, const float *b, int64_t n) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+        s2 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 32), _mm512_loadu_ps(b + i + 32), s2);
+        s3 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 48), _mm512_loadu_ps(b + i + 48), s3);
+    }
+    for (; i + 16 <= n; i += 16) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+    if (i < n) {
+        __mmask16 m = tail16(n - i);
+        s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+}
+
+T512 static void axpy_512(float a, const float *x, float *y, int64_t n) {
+    __m512 av = _mm512_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(av, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+    if (i < n) {
+        __mmask16 m = tail16(n - i);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+
+T512 static uint64_t read_sum_512(const void *p, size_t bytes) {
+    const uint8_t *u = (const uint8_t *)p;
+    __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
+    size_t i = 0;
+    for (; i + 256 <= bytes; i += 256) {
+        s0 = _mm512_add_epi32(s0, _mm512_loadu_si512(u + i));
+        s1 = _mm512_add_epi32(s1, _mm512_loadu_si512(u + i + 64));
+        s2 = _mm512_add_epi32(s2, _mm512_loadu_si512(u + i + 128));
+        s3 = _mm512_add_epi32(s3, _mm512_loadu_si512(u + i + 192));
+    }
+    for (; i + 64 <= bytes; i += 64) s0 = _mm512_add_epi32(s0, _mm512_loadu_si512(u + i));
+    __m512i s = _mm512_add_epi32(_mm512_add_epi32(s0, s1), _mm512_add_epi32(s2, s3));
+    return (uint64_t)(uint32_t)_mm512_reduce_add_epi32(s);
+}
+
+// conversions of 16 elements
+T512 static inline __m512 bf16x16(const uint16_t *p) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
+}
+T512 static inline __m512 bf16x16_mask(const uint16_t *p, __mmask16 m) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+}
+T512 static inline __m512 f16x16(const uint16_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
+T512 static inline __m512 f16x16_mask(const uint16_t *p, __mmask16 m) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
+T512 static inline __m512 i8x16(const uint8_t *p) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p))); }
+
+T512 static void dequant_f16_512(const void *row, int64_t cols, float *out) {
+    const uint16_t *h = (const uint16_t *)row;
+    int64_t i = 0;
+    for (; i + 16 <= cols; i += 16) _mm512_storeu_ps(out + i, f16x16(h + i));
+    if (i < cols) { __mmask16 m = tail16(cols - i); _mm512_mask_storeu_ps(out + i, m, f16x16_mask(h + i, m)); }
+}
+
+T512 static void dequant_bf16_512(const void *row, int64_t cols, float *out) {
+    const uint16_t *h = (const uint16_t *)row;
+    int64_t i = 0;
+    for (; i + 16 <= cols; i += 16) _mm512_storeu_ps(out + i, bf16x16(h + i));
+    if (i < cols) { __mmask16 m = tail16(cols - i); _mm512_mask_storeu_ps(out + i, m, bf16x16_mask(h + i, m)); }
+}
+
+T512 static void dequant_q8_0_512(const void *row, int64_t cols, float *out) {
+    const uint8_t *p = (const uint8_t *)row;
+    for (int64_t b = 0; b < cols / 32; b++, p += 34) {
+        __m512 d = _mm512_set1_ps(f16_scalar(p));
+        _mm512_storeu_ps(out + b * 32, _mm512_mul_ps(d, i8x16(p + 2)));
+        _mm512_storeu_ps(out + b * 32 + 16, _mm512_mul_ps(d, i8x16(p + 18)));
+    }
+}
+
+// Matrix-vector: 4 rows share each load of x; 4 independent FMA chains hide the FMA latency.
+#define MATVEC_512(NAME, ELEM_T, LOAD, LOADM)                                                                  \
+T512 static void NAME(const uint8_t *W, size_t rb, int64_t cols, const float *x, float *y, int64_t r0, int64_t r1) { \
+    int64_t r = r0;                                                                                            \
+    for (; r + 4 <= r1; r += 4) {                                                                              \
+        const ELEM_T *w0 = (const ELEM_T *)(W + (size_t)r * rb), *w1 = (const ELEM_T *)((const uint8_t *)w0 + rb); \
+        const ELEM_T *w2 = (const ELEM_T *)((const uint8_t *)w1 + rb), *w3 = (const ELEM_T *)((const uint8_t *)w2 + rb); \
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                            \
+        int64_t c = 0;                                                                                         \
+        for (; c + 16 <= cols; c += 16) {                                                                      \
+            __m512 xv = _mm512_loadu_ps(x + c);                                                                \
+            a0 = _mm512_fmadd_ps(LOAD(w0 + c), xv, a0);                                                        \
+            a1 = _mm512_fmadd_ps(LOAD(w1 + c), xv, a1);                                                        \
+            a2 = _mm512_fmadd_ps(LOAD(w2 + c), xv, a2);                                                        \
+            a3 = _mm512_fmadd_ps(LOAD(w3 + c), xv, a3);                                                        \
+        }                                                                                                      \
+        if (c < cols) {                                                                                        \
+            __mmask16 m = tail16(cols - c);                                                                    \
+            __m512 xv = _mm512_maskz_loadu_ps(m, x + c);                                                       \
+            a0 = _mm512_fmadd_ps(LOADM(w0 + c, m), xv, a0);                                                    \
+            a1 = _mm512_fmadd_ps(LOADM(w1 + c, m), xv, a1);                                                    \
+            a2 = _mm512_fmadd_ps(LOADM(w2 + c, m), xv, a2);                                                    \
+            a3 = _mm512_fmadd_ps(LOADM(w3 + c, m), xv, a3);                                                    \
+        }                                                                                                      \
+        y[r] = _mm512_reduce_add_ps(a0); y[r + 1] = _mm512_reduce_add_ps(a1);                                  \
+        y[r + 2] = _mm512_reduce_add_ps(a2); y[r + 3] = _mm512_reduce_add_ps(a3);                              \
+    }                                                                                                          \
+    for (; r < r1; r++) {                                                                                      \
+        const ELEM_T *w0 = (const ELEM_T *)(W + (size_t)r * rb);                                               \
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0;                                                              \
+        int64_t c = 0;                                                                                         \
+        for (; c + 32 <= cols; c += 32) {                                                                      \
+            a0 = _mm512_fmadd_ps(LOAD(w0 + c), _mm512_loadu_ps(x + c), a0);                                    \
+            a1 = _mm512_fmadd_ps(LOAD(w0 + c + 16), _mm512_loadu_ps(x + c + 16), a1);                          \
+        }                                                                                                      \
+        for (; c + 16 <= cols; c += 16) a0 = _mm512_fmadd_ps(LOAD(w0 + c), _mm512_loadu_ps(x + c), a0);        \
+        if (c < cols) {                                                                                        \
+            __mmask16 m = tail16(cols - c);                                                                    \
+            a1 = _mm512_fmadd_ps(LOADM(w0 + c, m), _mm512_maskz_loadu_ps(m, x + c), a1);                       \
+        }                                                                                                      \
+        y[r] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));                                                    \
+    }                                                                                                          \
+}
+
+#define LOAD_F32_512(p) _mm512_loadu_ps(p)
+#define LOADM_F32_512(p, m) _mm512_maskz_loadu_ps(m, p)
+MATVEC_512(matvec_f32_512, float, LOAD_F32_512, LOADM_F32_512)
+MATVEC_512(matvec_bf16_512, uint16_t, bf16x16, bf16x16_mask)
+MATVEC_512(matvec_f16_512, uint16_t, f16x16, f16x16_mask)
+
+// q8_0: per block, sum(q * x) in f32 then one FMA with the block scale.
+T512 static void matvec_q8_0_512(const uint8_t *W, size_t rb, int64_t cols, const float *x, float *y, int64_t r0, int64_t r1) {
+    int64_t nb = cols / 32;
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        const uint8_t *p0 = W + (size_t)r * rb, *p1 = p0 + rb, *p2 = p1 + rb, *p3 = p2 + rb;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int64_t b = 0; b < nb; b++, p0 += 34, p1 += 34, p2 += 34, p3 += 34) {
+            __m512 x0 = _mm512_loadu_ps(x + b * 32), x1 = _mm512_loadu_ps(x + b * 32 + 16);
+            a0 = _mm512_fmadd_ps(_mm512_fmadd_ps(i8x16(p0 + 18), x1, _mm512_mul_ps(i8x16(p0 + 2), x0)), _mm512_set1_ps(f16_scalar(p0)), a0);
+            a1 = _mm512_fmadd_ps(_mm512_fmadd_ps(i8x16(p1 + 18), x1, _mm512_mul_ps(i8x16(p1 + 2), x0)), _mm512_set1_ps(f16_scalar(p1)), a1);
+            a2 = _mm512_fmadd_ps(_mm512_fmadd_ps(i8x16(p2 + 18), x1, _mm512_mul_ps(i8x16(p2 + 2), x0)), _mm512_set1_ps(f16_scalar(p2)), a2);
+            a3 = _mm512_fmadd_ps(_mm512_fmadd_ps(i8x16(p3 + 18), x1, _mm512_mul_ps(i8x16(p3 + 2), x0)), _mm512_set1_ps(f16_scalar(p3)), a3);
+        }
+        y[r] = _mm512_reduce_add_ps(a0); y[r + 1] = _mm512_reduce_add_ps(a1);
+        y[r + 2] = _mm512_reduce_add_ps(a2); y[r + 3] = _mm512_reduce_add_ps(a3);
+    }
+    for (; r < r1; r++) {
+        const uint8_t *p0 = W + (size_t)r * rb;
+        __m512 a0 = _mm512_setzero_ps();
+        for (int64_t b = 0; b < nb; b++, p0 += 34) {
+            __m512 x0 = _mm512_loadu_ps(x + b * 32), x1 = _mm512_loadu_ps(x + b * 32 + 16);
+            a0 = _mm512_fmadd_ps(_mm512_fmadd_ps(i8x16(p0 + 18), x1, _mm512_mul_ps(i8x16(p0 + 2), x0)), _mm512_set1_ps(f16_scalar(p0)), a0);
+        }
+        y[r] = _mm512_reduce_add_ps(a0);
+    }
+}
+
+// 4 x 4 register block: 16 accumulators, 8 loads per 16 FMAs. Missing rows / inputs reuse row / input 0
+// and are not stored.
+T512 static void gemm_512(const float *w, int64_t ldw, int nr, const float *x, int64_t ldx, int nt,
+                          int64_t k, float *y, int64_t ldy, int accumulate) {
+    const float *wr[4], *xr[4];
+    for (int i = 0; i < 4; i++) { wr[i] = w + (i < nr ? i : 0) * ldw; xr[i] = x + (i < nt ? i : 0) * ldx; }
+    __m512 acc[4][4];
+    for (int i = 0; i < 4; i++) for (int j = 0; j < 4; j++) acc[i][j] = _mm512_setzero_ps();
+    int64_t c = 0;
+    for (; c + 16 <= k; c += 16) {
+        __m512 wv[4], xv[4];
+        for (int i = 0; i < 4; i++) wv[i] = _mm512_loadu_ps(wr[i] + c);
+        for (int j = 0; j < 4; j++) xv[j] = _mm512_loadu_ps(xr[j] + c);
+        for (int i = 0; i < 4; i++) for (int j = 0; j < 4; j++) acc[i][j] = _mm512_fmadd_ps(wv[i], xv[j], acc[i][j]);
+    }
+    if (c < k) {
+        __mmask16 m = tail16(k - c);
+        __m512 wv[4], xv[4];
+        for (int i = 0; i < 4; i++) wv[i] = _mm512_maskz_loadu_ps(m, wr[i] + c);
+        for (int j = 0; j < 4; j++) xv[j] = _mm512_maskz_loadu_ps(m, xr[j] + c);
+        for (int i = 0; i < 4; i++) for (int j = 0; j < 4; j++) acc[i][j] = _mm512_fmadd_ps(wv[i], xv[j], acc[i][j]);
+    }
+    for (int j = 0; j < nt; j++)
+        for (int i = 0; i < nr; i++) {
+            float s = _mm512_reduce_add_ps(acc[i][j]);
+            y[j * ldy + i] = accumulate ? y[j * ldy + i] + s : s;
+        }
+}
+
+const pk_ops pk_ops_avx512 = {
+    .name = "avx512", .dot = dot_512, .axpy = axpy_512, .gemm = gemm_512, .read_sum = read_sum_512,
+    .dequant = { [PK_F16] = dequant_f16_512, [PK_BF16] = dequant_bf16_512, [PK_Q8_0] = dequant_q8_0_512 },
+    .matvec = { [PK_F32] = matvec_f32_512, [PK_F16] = matvec_f16_512, [PK_BF16] = matvec_bf16_512, [PK_Q8_0] = matvec_q8_0_512 },
+};
+
+// =====================================================================================================
+// MARK: AVX2 + FMA + F16C
+#define T256 __attribute__((target("avx2,fma,f16c")))
+
+T256 static inline float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static const int32_t mask_table[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+T256 static inline __m256i tail8(int64_t n) { return _mm256_loadu_si256((const __m256i *)(mask_table + 8 - n)); }
+
+T256 static float dot_256(const float *a, const float *b, int64_t n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
+    }
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    if (i < n) {
+        __m256i m = tail8(n - i);
+        s1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(b + i, m), s1);
+    }
+    return hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+}
+
+T256 static void axpy_256(float a, const float *x, float *y, int64_t n) {
+    __m256 av = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+T256 static uint64_t read_sum_256(const void *p, size_t bytes) {
+    const uint8_t *u = (const uint8_t *)p;
+    __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+    size_t i = 0;
+    for (; i + 128 <= bytes; i += 128) {
+        s0 = _mm256_add_epi32(s0, _mm256_loadu_si256((const __m256i *)(u + i)));
+        s1 = _mm256_add_epi32(s1, _mm256_loadu_si256((const __m256i *)(u + i + 32)));
+        s2 = _mm256_add_epi32(s2, _mm256_loadu_si256((const __m256i *)(u + i + 64)));
+        s3 = _mm256_add_epi32(s3, _mm256_loadu_si256((const __m256i *)(u + i + 96)));
+    }
+    __m256i s = _mm256_add_epi32(_mm256_add_epi32(s0, s1), _mm256_add_epi32(s2, s3));
+    uint32_t lanes[8];
+    _mm256_storeu_si256((__m256i *)lanes, s);
+    uint32_t t = 0;
+    for (int k = 0; k < 8; k++) t += lanes[k];
+    for (; i + 4 <= bytes; i += 4) { uint32_t v; memcpy(&v, u + i, 4); t += v; }
+    return t;
+}
+
+T256 static inline __m256 bf16x8(const uint16_t *p) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+}
+T256 static inline __m256 f16x8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+T256 static inline __m256 i8x8(const uint8_t *p) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p))); }
+
+T256 static void dequant_f16_256(const void *row, int64_t cols, float *out) {
+    const uint16_t *h = (const uint16_t *)row;
+    int64_t i = 0;
+    for (; i + 8 <= cols; i += 8) _mm256_storeu_ps(out + i, f16x8(h + i));
+    for (; i < cols; i++) out[i] = pk_f16_to_f32(h[i]);
+}
+
+T256 static void dequant_bf16_256(const void *row, int64_t cols, float *out) {
+    const uint16_t *h = (const uint16_t *)row;
+    int64_t i = 0;
+    for (; i + 8 <= cols; i += 8) _mm256_storeu_ps(out + i, bf16x8(h + i));
+    for (; i < cols; i++) out[i] = pk_bf16_to_f32(h[i]);
+}
+
+T256 static void dequant_q8_0_256(const void *row, int64_t cols, float *out) {
+    const uint8_t *p = (const uint8_t *)row;
+    for (int64_t b = 0; b < cols / 32; b++, p += 34) {
+        __m256 d = _mm256_set1_ps(f16_scalar(p));
+        for (int k = 0; k < 4; k++) _mm256_storeu_ps(out + b * 32 + 8 * k, _mm256_mul_ps(d, i8x8(p + 2 + 8 * k)));
+    }
+}
+
+// Tails of rows whose length is not a multiple of 8 are finished in scalar code.
+#define MATVEC_256(NAME, ELEM_T, LOAD, CONV)                                                                   \
+T256 static void NAME(const uint8_t *W, size_t rb, int64_t cols, const float *x, float *y, int64_t r0, int64_t r1) { \
+    int64_t r = r0;                                                                                            \
+    int64_t cv = cols & ~(int64_t)7;                                                                           \
+    for (; r + 4 <= r1; r += 4) {                                                                              \
+        const ELEM_T *w0 = (const ELEM_T *)(W + (size_t)r * rb), *w1 = (const ELEM_T *)((const uint8_t *)w0 + rb); \
+        const ELEM_T *w2 = (const ELEM_T *)((const uint8_t *)w1 + rb), *w3 = (const ELEM_T *)((const uint8_t *)w2 + rb); \
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                            \
+        for (int64_t c = 0; c < cv; c += 8) {                                                                  \
+            __m256 xv = _mm256_loadu_ps(x + c);                                                                \
+            a0 = _mm256_fmadd_ps(LOAD(w0 + c), xv, a0);                                                        \
+            a1 = _mm256_fmadd_ps(LOAD(w1 + c), xv, a1);                                                        \
+            a2 = _mm256_fmadd_ps(LOAD(w2 + c), xv, a2);                                                        \
+            a3 = _mm256_fmadd_ps(LOAD(w3 + c), xv, a3);                                                        \
+        }                                                                                                      \
+        float s0 = hsum256(a0), s1 = hsum256(a1), s2 = hsum256(a2), s3 = hsum256(a3);                          \
+        for (int64_t c = cv; c < cols; c++) {                                                                  \
+            s0 += CONV(w0[c]) * x[c]; s1 += CONV(w1[c]) * x[c]; s2 += CONV(w2[c]) * x[c]; s3 += CONV(w3[c]) * x[c]; \
+        }                                                                                                      \
+        y[r] = s0; y[r + 1] = s1; y[r + 2] = s2; y[r + 3] = s3;                                                \
+    }                                                                                                          \
+    for (; r < r1; r++) {                                                                                      \
+        const ELEM_T *w0 = (const ELEM_T *)(W + (size_t)r * rb);                                               \
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0;                                                              \
+        int64_t c = 0;                                                                                         \
+        for (; c + 16 <= cv; c += 16) {                                                                        \
+            a0 = _mm256_fmadd_ps(LOAD(w0 + c), _mm256_loadu_ps(x + c), a0);                                    \
+            a1 = _mm256_fmadd_ps(LOAD(w0 + c + 8), _mm256_loadu_ps(x + c + 8), a1);                            \
+        }                                                                                                      \
+        for (; c < cv; c += 8) a0 = _mm256_fmadd_ps(LOAD(w0 + c), _mm256_loadu_ps(x + c), a0);                 \
+        float s = hsum256(_mm256_add_ps(a0, a1));                                                              \
+        for (c = cv; c < cols; c++) s += CONV(w0[c]) * x[c];                                                   \
+        y[r] = s;                                                                                              \
+    }                                                                                                          \
+}
+
+#define LOAD_F32_256(p) _mm256_loadu_ps(p)
+#define CONV_F32(v) (v)
+MATVEC_256(matvec_f32_256, float, LOAD_F32_256, CONV_F32)
+MATVEC_256(matvec_bf16_256, uint16_t, bf16x8, pk_bf16_to_f32)
+MATVEC_256(matvec_f16_256, uint16_t, f16x8, pk_f16_to_f32)
+
+T256 static inline __m256 q8_block_256(const uint8_t *p, const float *x) {
+    __m256 s = _mm256_mul_ps(i8x8(p + 2), _mm256_loadu_ps(x));
+    s = _mm256_fmadd_ps(i8x8(p + 10), _mm256_loadu_ps(x + 8), s);
+    s = _mm256_fmadd_ps(i8x8(p + 18), _mm256_loadu_ps(x + 16), s);
+    return _mm256_fmadd_ps(i8x8(p + 26), _mm256_loadu_ps(x + 24), s);
+}
+
+T256 static void matvec_q8_0_256(const uint8_t *W, size_t rb, int64_t cols, const float *x, float *y, int64_t r0, int64_t r1) {
+    int64_t nb = cols / 32;
+    int64_t r = r0;
+    for (; r + 2 <= r1; r += 2) {
+        const uint8_t *p0 = W + (size_t)r * rb, *p1 = p0 + rb;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+        for (int64_t b = 0; b < nb; b++, p0 += 34, p1 += 34) {
+            a0 = _mm256_fmadd_ps(q8_block_256(p0, x + b * 32), _mm256_set1_ps(f16_scalar(p0)), a0);
+            a1 = _mm256_fmadd_ps(q8_block_256(p1, x + b * 32), _mm256_set1_ps(f16_scalar(p1)), a1);
+        }
+        y[r] = hsum256(a0); y[r + 1] = hsum256(a1);
+    }
+    for (; r < r1; r++) {
+        const uint8_t *p0 = W + (size_t)r * rb;
+        __m256 a0 = _mm256_setzero_ps();
+        for (int64_t b = 0; b < nb; b++, p0 += 34)
+            a0 = _mm256_fmadd_ps(q8_block_256(p0, x + b * 32), _mm256_set1_ps(f16_scalar(p0)), a0);
+        y[r] = hsum256(a0);
+    }
+}
+
+// 4 rows x 2 inputs per pass (8 accumulators fit the 16 ymm registers with the loads).
+T256 static void gemm_256(const float *w, int64_t ldw, int nr, const float *x, int64_t ldx, int nt,
+                          int64_t k, float *y, int64_t ldy, int accumulate) {
+    const float *wr[4];
+    for (int i = 0; i < 4; i++) wr[i] = w + (i < nr ? i : 0) * ldw;
+    int64_t kv = k & ~(int64_t)7;
+    for (int j0 = 0; j0 < nt; j0 += 2) {
+        const float *x0 = x + j0 * ldx, *x1 = x + (j0 + 1 < nt ? j0 + 1 : j0) * ldx;
+        __m256 acc[4][2];
+        for (int i = 0; i < 4; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+        for (int64_t c = 0; c < kv; c += 8) {
+            __m256 xa = _mm256_loadu_ps(x0 + c), xb = _mm256_loadu_ps(x1 + c);
+            for (int i = 0; i < 4; i++) {
+                __m256 wv = _mm256_loadu_ps(wr[i] + c);
+                acc[i][0] = _mm256_fmadd_ps(wv, xa, acc[i][0]);
+                acc[i][1] = _mm256_fmadd_ps(wv, xb, acc[i][1]);
+            }
+        }
+        for (int jj = 0; jj < 2 && j0 + jj < nt; jj++) {
+            const float *xr = jj ? x1 : x0;
+            for (int i = 0; i < nr; i++) {
+                float s = hsum256(acc[i][jj]);
+                for (int64_t c = kv; c < k; c++) s += wr[i][c] * xr[c];
+                float *o = y + (j0 + jj) * ldy + i;
+                *o = accumulate ? *o + s : s;
+            }
+        }
+    }
+}
+
+const pk_ops pk_ops_avx2 = {
+    .name = "avx2", .dot = dot_256, .axpy = axpy_256, .gemm = gemm_256, .read_sum = read_sum_256,
+    .dequant = { [PK_F16] = dequant_f16_256, [PK_BF16] = dequant_bf16_256, [PK_Q8_0] = dequant_q8_0_256 },
+    .matvec = { [PK_F32] = matvec_f32_256, [PK_F16] = matvec_f16_256, [PK_BF16] = matvec_bf16_256, [PK_Q8_0] = matvec_q8_0_256 },
+};
+
+#endif

@@ -1,0 +1,42 @@
+// Private to CPersonaKernels: the per-SIMD-level function table.
+#ifndef PK_INTERNAL_H
+#define PK_INTERNAL_H
+#include "include/kernels.h"
+
+#define PK_NTYPES 7
+/* Widest row the kernels convert at once on the stack; wider rows are processed in column chunks. */
+#define PK_MAX_COLS_STACK 16384
+
+/* Converts `cols` elements (a multiple of the block size) of one row to f32. */
+typedef void (*pk_dequant_fn)(const void *row, int64_t cols, float *out);
+/* y[r] = W[r, :] . x for r in [r0, r1); rows are `rb` bytes apart. */
+typedef void (*pk_matvec_fn)(const uint8_t *W, size_t rb, int64_t cols, const float *x, float *y, int64_t r0, int64_t r1);
+/* Micro-kernel: for i < nr (<= 4), j < nt (<= 4): s = sum_{c<k} w[i*ldw + c] * x[j*ldx + c];
+   y[j*ldy + i] = s, or += s when accumulate. */
+typedef void (*pk_gemm_fn)(const float *w, int64_t ldw, int nr, const float *x, int64_t ldx, int nt,
+                           int64_t k, float *y, int64_t ldy, int accumulate);
+
+typedef struct {
+    const char *name;
+    float (*dot)(const float *, const float *, int64_t);
+    void (*axpy)(float, const float *, float *, int64_t);
+    pk_dequant_fn dequant[PK_NTYPES];   /* NULL: the portable one */
+    pk_matvec_fn matvec[PK_NTYPES];     /* NULL: convert each row, then dot */
+    pk_gemm_fn gemm;
+    uint64_t (*read_sum)(const void *, size_t);
+} pk_ops;
+
+extern const pk_ops pk_ops_scalar;
+#if defined(__x86_64__)
+extern const pk_ops pk_ops_avx2;
+extern const pk_ops pk_ops_avx512;
+int pk_x86_has_avx2(void);
+int pk_x86_has_avx512(void);
+#endif
+#if defined(__aarch64__)
+extern const pk_ops pk_ops_neon;
+#endif
+
+void pk_dequant_row_scalar(int dtype, const void *row, int64_t cols, float *out);
+
+#endif

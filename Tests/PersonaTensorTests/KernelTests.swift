@@ -1,0 +1,295 @@
+import CPersonaKernels
+import Foundation
+import PersonaTensor
+import XCTest
+
+/// SIMD levels this CPU can run; every kernel test runs once per level.
+enum SIMDLevels {
+    static let all: [String] = ["scalar", "avx2", "avx512", "neon"].filter { pk_simd_level_available($0) != 0 }
+
+    static func each(_ body: (String) throws -> Void) rethrows {
+        defer { _ = pk_simd_set_level(nil) }
+        for level in all {
+            XCTAssertEqual(pk_simd_set_level(level), 0, "cannot select \(level)")
+            XCTAssertEqual(String(cString: pk_simd_level()), level)
+            try body(level)
+        }
+    }
+}
+
+final class KernelTests: XCTestCase {
+    static let dtypes: [(String, Int32)] = [("f32", 0), ("f16", 1), ("bf16", 2), ("q8_0", 3), ("q4_0", 4), ("q4_k", 5), ("q6_k", 6)]
+
+    /// Random but valid stored rows: floats from a normal distribution; quantised blocks are random bytes
+    /// with their f16 scale fields set to moderate values.
+    static func randomRows(_ dtype: String, rows: Int, cols: Int, rng: inout TestRNG) -> [UInt8] {
+        var out: [UInt8] = []
+        func f16Bytes(_ v: Float) -> [UInt8] { let b = Float16(v).bitPattern; return [UInt8(b & 0xFF), UInt8(b >> 8)] }
+        for _ in 0..<rows {
+            switch dtype {
+            case "f32":
+                for _ in 0..<cols { let b = rng.normal().bitPattern; out += [0, 8, 16, 24].map { UInt8(truncatingIfNeeded: b >> $0) } }
+            case "f16":
+                for _ in 0..<cols { out += f16Bytes(rng.normal()) }
+            case "bf16":
+                for _ in 0..<cols { let b = rng.normal().bitPattern >> 16; out += [UInt8(b & 0xFF), UInt8(b >> 8)] }
+            case "q8_0", "q4_0":
+                let bs = dtype == "q8_0" ? 34 : 18
+                for _ in 0..<(cols / 32) {
+                    out += f16Bytes((rng.uniform() - 0.5) * 0.1)
+                    for _ in 2..<bs { out.append(rng.byte()) }
+                }
+            case "q4_k":
+                for _ in 0..<(cols / 256) {
+                    out += f16Bytes((rng.uniform() - 0.5) * 0.04) + f16Bytes((rng.uniform() - 0.5) * 0.04)
+                    for _ in 4..<144 { out.append(rng.byte()) }
+                }
+            case "q6_k":
+                for _ in 0..<(cols / 256) {
+                    for _ in 0..<208 { out.append(rng.byte()) }
+                    out += f16Bytes((rng.uniform() - 0.5) * 0.02)
+                }
+            default: fatalError()
+            }
+        }
+        return out
+    }
+
+    /// |terms| summed for the error bound: the size of what a kernel adds up, whatever order it uses.
+    /// For q4_k a kernel may compute d*sc*sum(q*x) - dmin*m*sum(x), so both parts count.
+    static func magnitude(_ dtype: String, _ b: [UInt8], _ i: Int) -> Float {
+        guard dtype == "q4_k" else { return abs(ReferenceDequant.element(dtype, b, i)) }
+        let blk = (i / 256) * 144
+        let d = abs(ReferenceDequant.f16(ReferenceDequant.u16(b, blk))), dmin = abs(ReferenceDequant.f16(ReferenceDequant.u16(b, blk + 2)))
+        return (d + dmin) * 63 * 15 // upper bound of |d*sc*q| + |dmin*m|
+    }
+
+    func testDequantRowMatchesReferenceEveryDtype() {
+        var rng = TestRNG(1)
+        SIMDLevels.each { level in
+            for (name, code) in Self.dtypes {
+                let bs = name.hasPrefix("q4_k") || name.hasPrefix("q6_k") ? 256 : (name.hasPrefix("q") ? 32 : 1)
+                for cols in [bs, bs * 3, bs == 1 ? 37 : bs * 5] {
+                    let bytes = Self.randomRows(name, rows: 1, cols: cols, rng: &rng)
+                    XCTAssertEqual(pk_row_bytes(code, Int64(cols)), bytes.count, name)
+                    var out = [Float](repeating: .nan, count: cols)
+                    pk_dequant_row(code, bytes, Int64(cols), &out)
+                    let ref = ReferenceDequant.row(name, bytes, cols: cols)
+                    for i in 0..<cols where abs(out[i] - ref[i]) > 1e-6 * Self.magnitude(name, bytes, i) {
+                        XCTFail("\(level) \(name) cols \(cols) element \(i): \(out[i]) vs \(ref[i])"); break
+                    }
+                }
+            }
+        }
+    }
+
+    /// Blocks made and dequantised by gguf-py (llama.cpp's Python package): checks our reading of the layouts.
+    func testDequantMatchesGGUFPy() {
+        for (name, hexBytes, hexValues) in GGUFPyReference.dequant {
+            let bytes = [UInt8](hex: hexBytes), expected = floatsFromHex(hexValues)
+            let code = Self.dtypes.first { $0.0 == name }!.1
+            XCTAssertEqual(pk_row_bytes(code, Int64(expected.count)), bytes.count, name)
+            let ref = ReferenceDequant.row(name, bytes, cols: expected.count)
+            XCTAssertEqual(ref, expected, "test reference vs gguf-py, \(name)")
+            SIMDLevels.each { level in
+                var out = [Float](repeating: .nan, count: expected.count)
+                pk_dequant_row(code, bytes, Int64(expected.count), &out)
+                for i in 0..<expected.count where abs(out[i] - expected[i]) > 1e-6 * abs(expected[i]) {
+                    XCTFail("\(level) \(name) element \(i): \(out[i]) vs gguf-py \(expected[i])"); break
+                }
+            }
+        }
+    }
+
+    func checkMatmul(_ name: String, code: Int32, rows: Int, cols: Int, T: Int, rng: inout TestRNG, level: String) {
+        let w = Self.randomRows(name, rows: rows, cols: cols, rng: &rng)
+        let ldx = cols + 5, ldy = rows + 3   // strides wider than the data
+        var x = [Float](repeating: .nan, count: T * ldx)
+        for t in 0..<T { for c in 0..<cols { x[t * ldx + c] = rng.normal() } }
+        let rb = Int(pk_row_bytes(code, Int64(cols)))
+        let deq = (0..<rows).map { r in ReferenceDequant.row(name, Array(w[(r * rb)..<((r + 1) * rb)]), cols: cols) }
+        let mag = (0..<rows).map { r in (0..<cols).map { Self.magnitude(name, Array(w[(r * rb)..<((r + 1) * rb)]), $0) } }
+        // whole range, and an odd sub-range as a thread would get
+        for (r0, r1) in [(0, rows), (min(3, rows), max(min(3, rows), rows - 2))] {
+            let sentinel: Float = -12345
+            var y = [Float](repeating: sentinel, count: T * ldy)
+            pk_matmul_rows(code, w, Int64(cols), x, Int64(ldx), Int64(T), &y, Int64(ldy), Int64(r0), Int64(r1))
+            for t in 0..<T {
+                for r in 0..<ldy {
+                    let got = y[t * ldy + r]
+                    guard r >= r0 && r < r1 else {
+                        if got != sentinel { XCTFail("\(level) \(name): wrote outside rows \(r0)..<\(r1) at t \(t) r \(r)"); return }
+                        continue
+                    }
+                    var exact = 0.0, size: Float = 0
+                    for c in 0..<cols {
+                        exact += Double(deq[r][c]) * Double(x[t * ldx + c])
+                        size += mag[r][c] * abs(x[t * ldx + c])
+                    }
+                    // worst-case f32 rounding of a length-`cols` sum in any order (gamma_n), plus the dequantisation
+                    let tol = Float(cols + 4) * Float.ulpOfOne / 2 * size + 1e-30
+                    if !(abs(Double(got) - exact) <= Double(tol)) {
+                        XCTFail("\(level) \(name) rows \(rows) cols \(cols) T \(T) [\(r0),\(r1)) t \(t) r \(r): \(got) vs \(exact) (tol \(tol))")
+                        return
+                    }
+                }
+            }
+        }
+    }
+
+    func testMatmulAllDtypesOddSizes() {
+        var rng = TestRNG(2)
+        SIMDLevels.each { level in
+            for (name, code) in Self.dtypes {
+                let colsList: [Int]
+                switch name {
+                case "f32", "f16", "bf16": colsList = [1, 7, 67, 300, 1029]
+                case "q8_0", "q4_0": colsList = [32, 96, 288]
+                default: colsList = [256, 768]
+                }
+                for cols in colsList {
+                    for T in [1, 3, 17] {
+                        for rows in [1, 5, 37] {
+                            checkMatmul(name, code: code, rows: rows, cols: cols, T: T, rng: &rng, level: level)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rows wider than the kernels' stack tile (16384) take the column-chunked path.
+    func testMatmulVeryWideRows() {
+        var rng = TestRNG(3)
+        SIMDLevels.each { level in
+            for (name, code) in Self.dtypes where ["bf16", "q8_0", "q4_k"].contains(name) {
+                checkMatmul(name, code: code, rows: 3, cols: 16384 + 512, T: 2, rng: &rng, level: level)
+            }
+        }
+    }
+
+    func testDotAndAxpyOddLengths() {
+        var rng = TestRNG(4)
+        SIMDLevels.each { level in
+            for n in [0, 1, 3, 15, 16, 17, 63, 64, 65, 131, 1000] {
+                let a = (0..<n).map { _ in rng.normal() }, b = (0..<n).map { _ in rng.normal() }
+                var exact = 0.0, size: Float = 0
+                for i in 0..<n { exact += Double(a[i]) * Double(b[i]); size += abs(a[i] * b[i]) }
+                let got = pk_dot_f32(a, b, Int64(n))
+                XCTAssertLessThanOrEqual(abs(Double(got) - exact), Double(Float(n + 2) * Float.ulpOfOne / 2 * size) + 1e-30, "\(level) dot n \(n)")
+                var y = b
+                pk_axpy_f32(0.75, a, &y, Int64(n))
+                for i in 0..<n { XCTAssertEqual(y[i], b[i] + 0.75 * a[i], accuracy: 2 * Float.ulpOfOne * (abs(b[i]) + abs(a[i])), "\(level) axpy n \(n)") }
+            }
+        }
+    }
+}
+
+final class ConversionTests: XCTestCase {
+    /// Every f16 bit pattern against Swift's Float16.
+    func testF16ToF32AllPatterns() {
+        for h in 0...UInt16.max {
+            let want = Float(Float16(bitPattern: h)), got = pk_f16_to_f32(h)
+            if want.isNaN {
+                XCTAssertTrue(got.isNaN, "pattern \(h)")
+            } else if got.bitPattern != want.bitPattern {
+                XCTFail("f16 pattern 0x\(String(h, radix: 16)): \(got) vs \(want)"); return
+            }
+        }
+    }
+
+    /// The f16 row conversion of every SIMD level, over all 65536 patterns.
+    func testF16RowConversionAllPatterns() {
+        var bytes = [UInt8](); bytes.reserveCapacity(131072)
+        for h in 0...UInt16.max { bytes += [UInt8(h & 0xFF), UInt8(h >> 8)] }
+        SIMDLevels.each { level in
+            var out = [Float](repeating: 0, count: 65536)
+            pk_dequant_row(1, bytes, 65536, &out)
+            for h in 0...Int(UInt16.max) {
+                let want = Float(Float16(bitPattern: UInt16(h)))
+                if want.isNaN ? !out[h].isNaN : out[h].bitPattern != want.bitPattern {
+                    XCTFail("\(level): f16 pattern 0x\(String(h, radix: 16)): \(out[h]) vs \(want)"); return
+                }
+            }
+        }
+    }
+
+    /// f32 -> f16 rounding against Swift's Float16(Float): exact values, midpoints (ties to even), just either side
+    /// of them, overflow and subnormals.
+    func testF32ToF16Rounding() {
+        var inputs: [Float] = [0, -0, .infinity, -.infinity, 65504, 65519.996, 65520, 1e10, 5.96e-8, 2.98e-8, 2.99e-8, 1e-9]
+        for h in stride(from: 0, through: 0x7BFF, by: 1) {
+            let a = Float(Float16(bitPattern: UInt16(h))), b = Float(Float16(bitPattern: UInt16(h + 1)))
+            let mid = (a + b) / 2   // exact in f32
+            inputs += [a, mid, mid.nextUp, mid.nextDown, -mid]
+        }
+        for x in inputs {
+            let want = Float16(x).bitPattern, got = pk_f32_to_f16(x)
+            if got != want { XCTFail("f32 \(x) (0x\(String(x.bitPattern, radix: 16))): 0x\(String(got, radix: 16)) vs Float16 0x\(String(want, radix: 16))"); return }
+        }
+        XCTAssertTrue(Float16(bitPattern: pk_f32_to_f16(.nan)).isNaN)
+    }
+
+    func testBF16RoundToNearestEven() {
+        // hand-checked: ties go to the even mantissa, above-half rounds up, max finite rounds to infinity
+        XCTAssertEqual(pk_f32_to_bf16(Float(bitPattern: 0x3F80_8000)), 0x3F80)  // 1 + 2^-8: tie, even is down
+        XCTAssertEqual(pk_f32_to_bf16(Float(bitPattern: 0x3F81_8000)), 0x3F82)  // tie, even is up
+        XCTAssertEqual(pk_f32_to_bf16(Float(bitPattern: 0x3F80_8001)), 0x3F81)  // just above the tie
+        XCTAssertEqual(pk_f32_to_bf16(Float(bitPattern: 0x3F81_7FFF)), 0x3F81)  // just below the tie
+        XCTAssertEqual(pk_f32_to_bf16(Float(bitPattern: 0x7F7F_FFFF)), 0x7F80)  // max f32 -> inf
+        XCTAssertEqual(pk_f32_to_bf16(-0.0), 0x8000)
+        XCTAssertEqual(pk_f32_to_bf16(Float(bitPattern: 0x0000_8000)), 0x0000)  // subnormal tie, even
+        XCTAssertEqual(pk_f32_to_bf16(Float(bitPattern: 0x0001_8000)), 0x0002)
+        let nan = pk_f32_to_bf16(Float(bitPattern: 0x7F80_0001))            // signalling NaN must stay NaN
+        XCTAssertTrue(Float(bitPattern: UInt32(nan) << 16).isNaN)
+        // against gguf-py's conversion
+        let xs = floatsFromHex(GGUFPyReference.bf16Input)
+        let want = [UInt8](hex: GGUFPyReference.bf16Output)
+        for (i, x) in xs.enumerated() {
+            XCTAssertEqual(pk_f32_to_bf16(x), UInt16(want[2 * i]) << 8 | UInt16(want[2 * i + 1]), "bf16 of \(x)")
+        }
+        for h in 0...UInt16.max where !Float(bitPattern: UInt32(h) << 16).isNaN {
+            if pk_bf16_to_f32(h).bitPattern != UInt32(h) << 16 { XCTFail("bf16 pattern \(h)"); return }
+            if pk_f32_to_bf16(pk_bf16_to_f32(h)) != h { XCTFail("bf16 round trip \(h)"); return }
+        }
+    }
+
+    func testQuantizeQ8_0MatchesGGML() {
+        var rng = TestRNG(5)
+        for n in [32, 64, 320] {
+            var x = (0..<n).map { _ in rng.normal() * 3 }
+            if n == 64 { for i in 32..<64 { x[i] = 0 } }                   // all-zero block: scale 0
+            if n == 320 { x[5] = 127.0 / 2 * 0.02; x[6] = -0.02 * 127 }   // exact .5 ties after scaling
+            var out = [UInt8](repeating: 0, count: n / 32 * 34)
+            pk_quantize_row_q8_0(x, Int64(n), &out)
+            XCTAssertEqual(out, referenceQuantizeQ8_0(x), "n \(n)")
+        }
+        let x = floatsFromHex(GGUFPyReference.q8Input)
+        var out = [UInt8](repeating: 0, count: x.count / 32 * 34)
+        pk_quantize_row_q8_0(x, Int64(x.count), &out)
+        XCTAssertEqual(out, [UInt8](hex: GGUFPyReference.q8Output), "q8_0 vs gguf-py")
+    }
+
+    func testWeightMatrixRoundTrip() {
+        var rng = TestRNG(6)
+        let rows = 3, cols = 64
+        let v = (0..<(rows * cols)).map { _ in rng.normal() }
+        for dt in [DType.f32, .f16, .bf16, .q8_0] {
+            let m = WeightMatrix.from(v, rows: rows, cols: cols, dtype: dt)
+            XCTAssertEqual(m.byteCount, rows * dt.rowBytes(cols)!)
+            let back = m.toFloatArray()
+            for i in 0..<v.count {
+                // half an ulp of the stored type; q8_0: half a step of its block scale (amax / 127), plus the f16 scale's rounding
+                let blockMax = v[(i / 32 * 32)..<(i / 32 * 32 + 32)].map { abs($0) }.max()!
+                let tol: Float
+                switch dt {
+                case .f32: tol = 0
+                case .f16: tol = abs(v[i]) * 0x1p-11
+                case .bf16: tol = abs(v[i]) * 0x1p-8
+                default: tol = blockMax / 127 * 0.5 * 1.001 + abs(v[i]) * 0x1p-11
+                }
+                XCTAssertLessThanOrEqual(abs(back[i] - v[i]), tol, "\(dt) element \(i)")
+            }
+        }
+    }
+}
