@@ -131,7 +131,7 @@ final class ChatTemplateTests: XCTestCase {
         case "TemplateAssertionError": return .unsupported
         case "UndefinedError", "SecurityError": return .undefined
         case "TemplateError": return .raised
-        case "TypeError": return .type
+        case "TypeError", "FilterArgumentError": return .type
         case "OverflowError": return .limit
         default: return .runtime
         }
@@ -282,5 +282,36 @@ final class ChatTemplateTests: XCTestCase {
             (2.0 / 3.0, "0.6666666666666666"), (1234567890123456.7, "1234567890123456.8"),
         ]
         for (d, s) in cases { XCTAssertEqual(pyFloatRepr(d), s, "\(d)") }
+    }
+}
+
+extension ChatTemplateTests {
+    /// Seeded random templates (whitespace control; expressions over mixed types) rendered by jinja2 via transformers.
+    func testRandomDifferential() throws {
+        let cases = try Self.loadCases("jinja_random_expected")
+        XCTAssertGreaterThanOrEqual(cases.count, 400)
+        var ctx: [String: RValue] = [:]
+        var failures = 0
+        for c in cases {
+            let name = c["name"] as! String, src = c["template"] as! String
+            if ctx.isEmpty { for (k, v) in try Self.object(c["context_json"] as! String) { ctx[k] = RValue(v) } }
+            let result: Result<String, Error> = Result { try ChatTemplate(source: src).renderContext(ctx) }
+            if let expected = c["expected"] as? String {
+                switch result {
+                case .success(let got):
+                    if got != expected { failures += 1; XCTFail("\(name): \(src.debugDescription)\n got \(got.debugDescription)\n exp \(expected.debugDescription)") }
+                case .failure(let e): failures += 1; XCTFail("\(name): \(src.debugDescription): unexpected error \(e)")
+                }
+            } else {
+                let type = c["error_type"] as! String, msg = c["error"] as! String
+                switch result {
+                case .success(let got): failures += 1; XCTFail("\(name): \(src.debugDescription) expected \(type): \(msg), got \(got.debugDescription)")
+                case .failure(let e as ChatTemplateError):
+                    if e.kind != Self.kind(forPython: type) { failures += 1; XCTFail("\(name): \(src.debugDescription) expected \(type): \(msg), got \(e)") }
+                case .failure(let e): failures += 1; XCTFail("\(name): \(e)")
+                }
+            }
+        }
+        XCTAssertEqual(failures, 0)
     }
 }

@@ -333,7 +333,6 @@ final class Interpreter {
         switch container {
         case .string(let s):
             guard case .string(let sub) = item else {
-                if case .undefined(let m) = item { throw fail(.undefined, m) }
                 throw fail(.type, "'in <string>' requires string as left operand, not \(item.typeName)")
             }
             return sub.isEmpty || s.contains(sub)
@@ -521,7 +520,10 @@ final class Interpreter {
             var v = String.UnicodeScalarView()
             for i in try indices(u.count) { v.append(u[i]) }
             return .string(String(v))
-        default: throw fail(.type, "'\(obj.typeName)' object is not subscriptable")
+        case .dict: throw fail(.type, "unhashable type: 'slice'")
+        default:
+            // jinja2 compiles slices to plain Python subscripts (no Undefined fallback).
+            throw fail(.type, "'\(obj.typeName)' object is not subscriptable")
         }
     }
 }
