@@ -92,13 +92,13 @@ public enum VectorFiles {
         if head.starts(with: [0x50, 0x4B, 0x03, 0x04]) {  // "PK\3\4": torch.save's zip archive
             return try loadTorch(url, numLayers: numLayers)
         }
-        if head.first == 0x80 || url.pathExtension.lowercased() == "pt" && !head.starts(with: [0x50, 0x4B]) {
-            throw VectorError("\(path): not a zip-format torch file (legacy pickle files from "
-                + "_use_new_zipfile_serialization=False are not supported; re-save with a current torch.save)")
-        }
         // safetensors: 8-byte little-endian header length, then a JSON object.
         if head.count >= 9 && head[8] == UInt8(ascii: "{") || url.pathExtension.lowercased() == "safetensors" {
             return try loadOurs(url, numLayers: numLayers)
+        }
+        if head.first == 0x80 || url.pathExtension.lowercased() == "pt" {
+            throw VectorError("\(path): not a zip-format torch.save file (legacy pickle files from "
+                + "_use_new_zipfile_serialization=False are not supported; re-save with a current torch.save)")
         }
         throw VectorError("\(path): unknown vector file format (not safetensors, a control-vector GGUF or a torch .pt archive)")
     }
@@ -365,7 +365,7 @@ public enum VectorFiles {
             tensors.append((name, .f32, [v.rows.count, v.hiddenSize], floatData(v.rows.flatMap { $0 })))
             let record = VectorRecord(
                 model: v.model, trait: v.trait, method: v.method, samples_pos: v.samplesPositive, samples_neg: v.samplesNegative,
-                norms: v.norms, recommended_row: v.recommendedRow,
+                norms: v.rows.map { r in r.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot() }, recommended_row: v.recommendedRow,
                 recommended_hook: v.recommendedRow.flatMap { HookPoint.hiddenStateRow($0, numLayers: L)?.name },
                 positive_meaning: v.positiveMeaning, source: v.source)
             metadata[name] = String(decoding: try enc.encode(record), as: UTF8.self)
@@ -380,7 +380,7 @@ public enum VectorFiles {
         var method: String
         var samples_pos: Int?
         var samples_neg: Int?
-        var norms: [Float]
+        var norms: [Double]
         var recommended_row: Int?
         var recommended_hook: String?
         var positive_meaning: String?
