@@ -1,0 +1,49 @@
+import Foundation
+import XCTest
+
+/// Reference data lives outside the repo at ../shared relative to the repository root (never copied in).
+func sharedReferenceURL(_ relative: String) -> URL? {
+    var candidates: [URL] = []
+    if let env = ProcessInfo.processInfo.environment["PERSONA_SHARED"] { candidates.append(URL(fileURLWithPath: env)) }
+    let repoRoot = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath()
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    candidates.append(repoRoot.deletingLastPathComponent().appendingPathComponent("shared"))
+    for c in candidates {
+        let u = c.appendingPathComponent(relative)
+        if FileManager.default.fileExists(atPath: u.path) { return u }
+    }
+    return nil
+}
+
+func requireShared(_ relative: String) throws -> URL {
+    guard let u = sharedReferenceURL(relative) else {
+        throw XCTSkip("reference file ../shared/\(relative) not present (set PERSONA_SHARED to the shared folder)")
+    }
+    return u
+}
+
+func fixtureURL(_ name: String) throws -> URL {
+    guard let base = Bundle.module.resourceURL else { throw XCTSkip("no resource bundle") }
+    let u = base.appendingPathComponent("Fixtures").appendingPathComponent(name)
+    guard FileManager.default.fileExists(atPath: u.path) else { throw XCTSkip("fixture \(name) missing") }
+    return u
+}
+
+/// Deterministic standard-normal samples (SplitMix64 + Box-Muller) for synthetic curves.
+struct GaussianNoise {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func nextUInt64() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func uniform() -> Double { (Double(nextUInt64() >> 11) + 0.5) / Double(1 << 53) }
+    mutating func next() -> Double {
+        let u1 = uniform(), u2 = uniform()
+        return (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
+    }
+    mutating func series(_ n: Int, sigma: Double = 1) -> [Double] { (0..<n).map { _ in sigma * next() } }
+}
