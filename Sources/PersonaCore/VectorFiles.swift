@@ -33,6 +33,9 @@ public enum VectorFiles {
     /// persona_vectors' three averages, recognised at the end of `.pt` file names.
     public static let personaVectorsMethods = ["response_avg", "prompt_avg", "prompt_last"]
 
+    /// Largest block count accepted for a control vector (its rows are allocated from it).
+    static let maxControlVectorLayers = 4096
+
     /// Extensions `load` picks up when given a directory.
     public static let vectorFileExtensions: Set<String> = ["safetensors", "pt", "gguf"]
 
@@ -311,6 +314,10 @@ public enum VectorFiles {
             }
         } else {
             throw VectorError("\(path): controlvector.layer_count is missing; pass numLayers (the model's block count)")
+        }
+        // Rows are allocated from L: refuse depths no model has (a hostile layer_count must not exhaust memory).
+        guard L <= maxControlVectorLayers else {
+            throw VectorError("\(path): \(L) blocks is implausible for a model (limit \(maxControlVectorLayers))")
         }
         guard maxN <= L - 1 else {
             let why = numLayers != nil ? "the model has \(L) blocks"

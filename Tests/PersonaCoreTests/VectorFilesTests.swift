@@ -458,6 +458,11 @@ final class VectorFilesTests: XCTestCase {
             try g.addTensor(name: "direction.1", dtype: .q8_0, shape: [32], data: Data(count: 34))
         }
         assertThrows(["quant.gguf", "direction.1", "q8_0"]) { _ = try VectorFiles.load(quant) }
+        let deep = try cv("deep.gguf") { g in
+            g.set("controlvector.layer_count", .int32(2_000_000_000))
+            try g.addTensor(name: "direction.7", dtype: .f32, shape: [4], data: Data(count: 16))
+        }
+        assertThrows(["deep.gguf", "2000000000 blocks", "implausible"]) { _ = try VectorFiles.load(deep) }
         let empty = try cv("empty.gguf") { g in g.set("controlvector.layer_count", .int32(4)) }
         assertThrows(["empty.gguf", "no direction"]) { _ = try VectorFiles.load(empty) }
 
