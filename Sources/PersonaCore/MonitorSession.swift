@@ -8,6 +8,8 @@ import PersonaTokenizers
 public struct MonitorRequest: Sendable {
     public var prompt: String
     public var system: String? = nil
+    /// A whole conversation; when set it replaces `prompt`/`system` for building the model input.
+    public var messages: [ChatMessage]? = nil
     public var raw = false
     public var options = GenerationOptions(maxTokens: 64)
     /// Trait names to monitor (nil = all loaded vectors).
@@ -58,7 +60,8 @@ public final class MonitorSession: @unchecked Sendable {
             selected = vectors
         }
         let gen = Generator(loaded)
-        let promptIds = try gen.promptIds(for: request.prompt, system: request.system, raw: request.raw)
+        let promptIds = try request.messages.map { try gen.promptIds(messages: $0, raw: request.raw) }
+            ?? gen.promptIds(for: request.prompt, system: request.system, raw: request.raw)
         var options = request.options
         options.processFinalToken = true
         let capacity = promptIds.count + options.maxTokens + 1

@@ -66,18 +66,23 @@ public final class Generator: @unchecked Sendable {
     /// Builds the prompt ids: through the chat template unless `raw` (or the model has none), else the
     /// text with the tokenizer's own special tokens (BOS once).
     public func promptIds(for prompt: String, system: String? = nil, raw: Bool) throws -> [Int] {
+        var messages: [ChatMessage] = []
+        if let system { messages.append(ChatMessage(role: "system", content: system)) }
+        messages.append(ChatMessage(role: "user", content: prompt))
+        return try promptIds(messages: messages, raw: raw)
+    }
+
+    /// Prompt ids for a whole conversation through the chat template (system merged where unsupported).
+    /// Without a template (or with `raw`), the messages' contents are joined by blank lines as plain text.
+    public func promptIds(messages: [ChatMessage], raw: Bool) throws -> [Int] {
         let tok = loaded.tokenizer
         if !raw, let template = tok.chatTemplate {
-            var messages: [ChatMessage] = []
-            if let system { messages.append(ChatMessage(role: "system", content: system)) }
-            messages.append(ChatMessage(role: "user", content: prompt))
             let t = try ChatTemplate(source: template)
             let text = try t.renderMergingSystemIfUnsupported(messages: messages, addGenerationPrompt: true,
                                                               bosToken: tok.bosToken, eosToken: tok.eosToken)
             return tok.tokenizer.encode(text, addSpecialTokens: false)
         }
-        let text = system.map { "\($0)\n\n\(prompt)" } ?? prompt
-        return tok.tokenizer.encode(text, addSpecialTokens: true)
+        return tok.tokenizer.encode(messages.map(\.content).joined(separator: "\n\n"), addSpecialTokens: true)
     }
 
     /// Generates up to `options.maxTokens` tokens after `promptIds`. `onToken` returns false to stop early.

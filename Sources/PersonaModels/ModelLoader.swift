@@ -69,6 +69,17 @@ public enum ModelLoader {
                            name: url.deletingPathExtension().lastPathComponent, weightType: weights.layers.first?.wq.dtype ?? .f32)
     }
 
+    /// Loads only the tokenizer files of a model folder or GGUF (no weights are read).
+    public static func loadTokenizer(path: String) throws -> TokenizerBundle {
+        let url = URL(fileURLWithPath: (path as NSString).expandingTildeInPath)
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
+            throw ModelError("\(url.path): no such file or folder")
+        }
+        if isDir.boolValue { return try TokenizerBundle.load(directory: url) }
+        return try TokenizerBundle.load(gguf: try GGUFFile(url: url))
+    }
+
     /// Loads only the network (no tokenizer), e.g. for traces fed with ids or benchmarks.
     public static func loadNetwork(path: String) throws -> TransformerModel {
         let url = URL(fileURLWithPath: path)

@@ -99,4 +99,26 @@ final class EngineReferenceTests: XCTestCase {
             XCTAssertEqual(try greedy(model: model, prompt: ref.ints("greedy_prompt_ids"), steps: expected.count), expected)
         }
     }
+
+    /// The full path a user takes: tokenizer + chat template + generation, against transformers.
+    func testPromptIdsAndGenerationThroughTokenizerMatchTransformers() throws {
+        eachArchitecture { arch in
+            let ref = try reference(arch)
+            let loaded = try ModelLoader.load(path: fixture(arch).path)
+            let gen = Generator(loaded)
+            if let text = ref.string("prompt_text") {
+                let ids = try gen.promptIds(for: text, raw: true)
+                XCTAssertEqual(ids, ref.ints("prompt_ids"), "\(arch): raw prompt ids")
+                let expected = ref.ints("greedy_text_ids")
+                let result = try gen.generate(promptIds: ids, options: GenerationOptions(maxTokens: expected.count))
+                XCTAssertEqual(result.tokenIds, Array(expected.prefix(result.tokenIds.count)), "\(arch): generated ids")
+                if (ref.json["greedy_text_stopped_on_eos"] as? Bool) == true {
+                    XCTAssertEqual(result.finishReason, .eos, "\(arch): should stop on EOS like transformers")
+                } else {
+                    XCTAssertEqual(result.tokenIds.count, expected.count, "\(arch): stopped early")
+                }
+            }
+            XCTAssertEqual(try gen.promptIds(for: "Hi there", raw: false), ref.ints("chat_prompt_ids"), "\(arch): chat prompt ids")
+        }
+    }
 }
