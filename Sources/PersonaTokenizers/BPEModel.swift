@@ -3,7 +3,7 @@ import Foundation
 /// Byte-pair encoding with merge ranks, as HF `tokenizers` BPE (also SentencePiece-style
 /// BPE with `byte_fallback`, and llama.cpp's `gpt2` vocabularies).
 final class BPEModel: TokenModel {
-    let vocab: [String: Int]
+    let vocab: TokenVocab
     let idToTok: [String?]
     /// (left id, right id) packed -> (rank, merged id)
     let merges: [UInt64: (rank: Int, id: Int)]
@@ -17,7 +17,7 @@ final class BPEModel: TokenModel {
     private let cache = WordCache()
 
     /// `merges` are token pairs in rank order; pairs naming unknown tokens are skipped.
-    init(vocab: [String: Int], merges: [(String, String)], unkToken: String? = nil, fuseUnk: Bool = false,
+    init(vocab: TokenVocab, merges: [(String, String)], unkToken: String? = nil, fuseUnk: Bool = false,
          byteFallback: Bool = false, ignoreMerges: Bool = false,
          continuingSubwordPrefix: String? = nil, endOfWordSuffix: String? = nil) {
         self.vocab = vocab

@@ -58,8 +58,7 @@ enum GGUFTokenizer {
             guard let mergeLines = md["tokenizer.ggml.merges"]?.stringArray else {
                 throw TokenizerError("GGUF: tokenizer.ggml.merges missing for gpt2 tokenizer")
             }
-            var vocab: [String: Int] = [:]
-            vocab.reserveCapacity(tokens.count)
+            var vocab = TokenVocab(minimumCapacity: tokens.count)
             for (i, t) in tokens.enumerated() where vocab[t] == nil { vocab[t] = i }
             let model = BPEModel(vocab: vocab, merges: mergeLines.compactMap(splitMergeLine), ignoreMerges: spec.ignoreMerges)
             var splits: [PreTokenizer] = []

@@ -21,7 +21,7 @@ enum HFTokenizerJSON {
         let post = try root.object("post_processor").map(makePostProcessor)
         let decoder = try root.object("decoder").map(makeDecoder)
 
-        func lookup(_ s: String) -> Int? { added.first { $0.content == s }?.id ?? model.tokenToId(s) }
+        func lookup(_ s: String) -> Int? { added.first { $0.content.utf8.elementsEqual(s.utf8) }?.id ?? model.tokenToId(s) }
         let bos = bosToken.flatMap(lookup) ?? extraBosId
         var eos = Set(eosTokens.compactMap(lookup))
         eos.formUnion(extraEosIds)
@@ -30,14 +30,14 @@ enum HFTokenizerJSON {
     }
 
     static func makeModel(_ obj: JSONObject) throws -> TokenModel {
-        let type = obj.string("type") ?? (obj.has("merges") ? "BPE" : (obj.dict["vocab"] is [Any] ? "Unigram" : "WordPiece"))
+        let type = obj.string("type") ?? (obj.has("merges") ? "BPE" : (obj.array("vocab") != nil ? "Unigram" : "WordPiece"))
         switch type {
         case "BPE":
             let vocab = try intVocab(obj)
             var merges: [(String, String)] = []
             for (i, m) in (obj.array("merges") ?? []).enumerated() {
-                if let s = m as? String, let p = splitMergeLine(s) { merges.append(p) }
-                else if let a = m as? [String], a.count == 2 { merges.append((a[0], a[1])) }
+                if let s = m.string, let p = splitMergeLine(s) { merges.append(p) }
+                else if let a = m.array?.compactMap(\.string), a.count == 2 { merges.append((a[0], a[1])) }
                 else { throw TokenizerError("\(obj.path).merges[\(i)]: expected \"a b\" or [a, b]") }
             }
             return BPEModel(vocab: vocab, merges: merges, unkToken: obj.string("unk_token"), fuseUnk: obj.bool("fuse_unk") ?? false,
@@ -49,7 +49,7 @@ enum HFTokenizerJSON {
             var pieces: [(String, Double)] = []
             pieces.reserveCapacity(v.count)
             for (i, e) in v.enumerated() {
-                guard let a = e as? [Any], a.count == 2, let s = a[0] as? String, let sc = (a[1] as? NSNumber)?.doubleValue else {
+                guard let a = e.array, a.count == 2, let s = a[0].string, let sc = a[1].double else {
                     throw TokenizerError("\(obj.path).vocab[\(i)]: expected [piece, score]")
                 }
                 pieces.append((s, sc))
@@ -66,12 +66,11 @@ enum HFTokenizerJSON {
         }
     }
 
-    private static func intVocab(_ obj: JSONObject) throws -> [String: Int] {
-        guard let v = obj.dict["vocab"] as? [String: Any] else { throw TokenizerError("\(obj.path).vocab: expected {token: id}") }
-        var out: [String: Int] = [:]
-        out.reserveCapacity(v.count)
+    private static func intVocab(_ obj: JSONObject) throws -> TokenVocab {
+        guard let v = obj["vocab"]?.members else { throw TokenizerError("\(obj.path).vocab: expected {token: id}") }
+        var out = TokenVocab(minimumCapacity: v.count)
         for (k, x) in v {
-            guard let id = (x as? NSNumber)?.intValue else { throw TokenizerError("\(obj.path).vocab[\(k)]: expected an integer id") }
+            guard let id = x.int else { throw TokenizerError("\(obj.path).vocab[\(k)]: expected an integer id") }
             // Corrupt ids (negative, absurdly large) are dropped so encode never returns them.
             if id >= 0 && id < v.count + 1_000_000 { out[k] = id }
         }

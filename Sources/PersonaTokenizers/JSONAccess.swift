@@ -1,25 +1,27 @@
 import Foundation
 
-/// Typed reads from `JSONSerialization` output; `path` names the field in errors.
+/// Typed reads from a JSON object; `path` names the field in errors.
 struct JSONObject {
-    let dict: [String: Any]
+    let value: JSONValue
     let path: String
 
-    init(_ any: Any?, path: String) throws {
-        guard let d = any as? [String: Any] else { throw TokenizerError("\(path): expected a JSON object") }
-        dict = d
+    init(_ v: JSONValue?, path: String) throws {
+        guard let v, v.members != nil else { throw TokenizerError("\(path): expected a JSON object") }
+        value = v
         self.path = path
     }
 
-    func has(_ key: String) -> Bool { dict[key] != nil && !(dict[key] is NSNull) }
-    func string(_ key: String) -> String? { dict[key] as? String }
-    func int(_ key: String) -> Int? { (dict[key] as? NSNumber)?.intValue }
-    func double(_ key: String) -> Double? { (dict[key] as? NSNumber)?.doubleValue }
-    func bool(_ key: String) -> Bool? { (dict[key] as? NSNumber)?.boolValue }
-    func array(_ key: String) -> [Any]? { dict[key] as? [Any] }
+    subscript(key: String) -> JSONValue? { value[key] }
+    var members: [(String, JSONValue)] { value.members ?? [] }
+    func has(_ key: String) -> Bool { value[key].map { !$0.isNull } ?? false }
+    func string(_ key: String) -> String? { value[key]?.string }
+    func int(_ key: String) -> Int? { value[key]?.int }
+    func double(_ key: String) -> Double? { value[key]?.double }
+    func bool(_ key: String) -> Bool? { value[key]?.bool }
+    func array(_ key: String) -> [JSONValue]? { value[key]?.array }
     func object(_ key: String) throws -> JSONObject? {
         guard has(key) else { return nil }
-        return try JSONObject(dict[key], path: "\(path).\(key)")
+        return try JSONObject(value[key], path: "\(path).\(key)")
     }
     func objects(_ key: String) throws -> [JSONObject] {
         guard let a = array(key) else { throw TokenizerError("\(path).\(key): expected an array") }

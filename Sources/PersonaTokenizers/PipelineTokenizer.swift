@@ -12,7 +12,7 @@ final class PipelineTokenizer: Tokenizer, @unchecked Sendable {
     private let rawMatcher: AddedTokenMatcher
     private let normalizedMatcher: AddedTokenMatcher
     private let addedById: [Int: AddedToken]
-    private let addedByContent: [String: Int]
+    private let addedByContent: TokenVocab
 
     let bosTokenId: Int?
     let eosTokenIds: Set<Int>
@@ -32,7 +32,7 @@ final class PipelineTokenizer: Tokenizer, @unchecked Sendable {
         let norm = addedTokens.filter { $0.normalized }
         normalizedMatcher = AddedTokenMatcher(tokens: norm, patterns: norm.map { normalizer?.normalize($0.content) ?? $0.content })
         var byId: [Int: AddedToken] = [:]
-        var byContent: [String: Int] = [:]
+        var byContent = TokenVocab()
         for t in addedTokens {
             // HF reports a normalized added token by its normalized form (id_to_token, decode).
             var shown = t

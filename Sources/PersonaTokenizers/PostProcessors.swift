@@ -13,7 +13,7 @@ func makePostProcessor(_ obj: JSONObject) throws -> PostProcessor {
     case "ByteLevel": return IdentityPostProcessor()
     case "RobertaProcessing", "BertProcessing":
         func pair(_ k: String) throws -> Int {
-            guard let a = obj.array(k), a.count == 2, let id = (a[1] as? NSNumber)?.intValue else {
+            guard let a = obj.array(k), a.count == 2, let id = a[1].int else {
                 throw TokenizerError("\(obj.path).\(k): expected [token, id]")
             }
             return id
@@ -43,9 +43,9 @@ struct TemplatePostProcessor: PostProcessor {
     init(_ obj: JSONObject) throws {
         var specials: [String: [Int]] = [:]
         if let st = try obj.object("special_tokens") {
-            for (k, v) in st.dict {
+            for (k, v) in st.members {
                 let o = try JSONObject(v, path: "\(st.path).\(k)")
-                specials[k] = (o.array("ids") ?? []).compactMap { ($0 as? NSNumber)?.intValue }
+                specials[k] = (o.array("ids") ?? []).compactMap(\.int)
             }
         }
         var b: [Int] = [], a: [Int] = []

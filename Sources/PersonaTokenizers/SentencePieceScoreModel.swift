@@ -5,15 +5,14 @@ import Foundation
 /// entry with the highest score (leftmost on ties), then emit pieces, falling back to the
 /// `<0xNN>` byte tokens for characters outside the vocabulary.
 final class SentencePieceScoreModel: TokenModel {
-    let vocab: [String: Int]
+    let vocab: TokenVocab
     let idToTok: [String?]
     let scores: [Float]
     let byteIds: [Int?]
     let unkId: Int?
 
     init(tokens: [String], scores: [Float], unkId: Int?) {
-        var v: [String: Int] = [:]
-        v.reserveCapacity(tokens.count)
+        var v = TokenVocab(minimumCapacity: tokens.count)
         // First occurrence wins for duplicate pieces.
         for (i, t) in tokens.enumerated() where v[t] == nil { v[t] = i }
         vocab = v
@@ -45,7 +44,7 @@ final class SentencePieceScoreModel: TokenModel {
         var heap = MergeHeap()
         // Pending bigrams carry the combined length so stale entries can be recognised.
         var bigramSize: [Int: Int] = [:]
-        var revMerge: [String: (Int, Int)] = [:]
+        var revMerge: [ByteString: (Int, Int)] = [:]
         var serial = 0
         var bigramLR: [Int: (Int, Int)] = [:]
         func tryAdd(_ l: Int, _ r: Int) {
@@ -56,7 +55,7 @@ final class SentencePieceScoreModel: TokenModel {
             heap.push(.init(key: -Double(scores[id]), pos: l, payload: serial))
             bigramSize[serial] = syms[l].n + syms[r].n
             bigramLR[serial] = (l, r)
-            revMerge[t] = (l, r)
+            revMerge[ByteString(t)] = (l, r)
             serial += 1
         }
         for k in 1..<syms.count { tryAdd(k - 1, k) }
@@ -77,7 +76,7 @@ final class SentencePieceScoreModel: TokenModel {
         func resegment(_ s: Symbol) {
             let t = text(s.start, s.n)
             if let id = vocab[t] { out.append(id); return }
-            if let (a, b) = revMerge[t] { resegment(syms[a]); resegment(syms[b]); return }
+            if let (a, b) = revMerge[ByteString(t)] { resegment(syms[a]); resegment(syms[b]); return }
             for k in s.start..<(s.start + s.n) {
                 if let id = byteIds[Int(bytes[k])] { out.append(id) } else if let u = unkId { out.append(u) }
             }

@@ -49,29 +49,29 @@ struct MergeHeap {
 
 /// Vocabulary-sized id -> token table built from a token -> id map. Ids far beyond the
 /// vocabulary size (corrupt files) are left out rather than allocating a huge table.
-func reverseVocab(_ vocab: [String: Int]) -> [String?] {
+func reverseVocab(_ vocab: TokenVocab) -> [String?] {
     let limit = vocab.count + 1_000_000
     let n = (vocab.values.filter { $0 < limit }.max() ?? -1) + 1
     var r = [String?](repeating: nil, count: max(n, 0))
-    for (k, v) in vocab where v >= 0 && v < n { r[v] = k }
+    for (k, v) in vocab.pairs where v >= 0 && v < n { r[v] = k }
     return r
 }
 
 /// Ids of the SentencePiece byte tokens "<0x00>" ... "<0xFF>", where present.
-func byteFallbackIds(_ vocab: [String: Int]) -> [Int?] {
+func byteFallbackIds(_ vocab: TokenVocab) -> [Int?] {
     (0..<256).map { vocab[String(format: "<0x%02X>", $0)] }
 }
 
 /// Small thread-safe word cache (HF caches BPE words too).
 final class WordCache: @unchecked Sendable {
-    private var map: [String: [Int]] = [:]
+    private var map: [ByteString: [Int]] = [:]
     private let lock = NSLock()
     private let capacity: Int
     init(capacity: Int = 10_000) { self.capacity = capacity }
-    func get(_ k: String) -> [Int]? { lock.lock(); defer { lock.unlock() }; return map[k] }
+    func get(_ k: String) -> [Int]? { lock.lock(); defer { lock.unlock() }; return map[ByteString(k)] }
     func set(_ k: String, _ v: [Int]) {
         lock.lock(); defer { lock.unlock() }
         if map.count >= capacity { map.removeAll(keepingCapacity: true) }
-        map[k] = v
+        map[ByteString(k)] = v
     }
 }

@@ -29,12 +29,12 @@ public struct TokenizerBundle {
         let specialMap = try readJSONIfPresent(directory.appendingPathComponent("special_tokens_map.json"))
         let genConfig = try readJSONIfPresent(directory.appendingPathComponent("generation_config.json"))
 
-        let bosToken = tokenString(config?.dict["bos_token"]) ?? tokenString(specialMap?.dict["bos_token"])
-        let eosToken = tokenString(config?.dict["eos_token"]) ?? tokenString(specialMap?.dict["eos_token"])
+        let bosToken = tokenString(config?["bos_token"]) ?? tokenString(specialMap?["bos_token"])
+        let eosToken = tokenString(config?["eos_token"]) ?? tokenString(specialMap?["eos_token"])
         var extraEos: [Int] = []
         if let g = genConfig {
             if let one = g.int("eos_token_id") { extraEos.append(one) }
-            if let many = g.array("eos_token_id") { extraEos += many.compactMap { ($0 as? NSNumber)?.intValue } }
+            if let many = g.array("eos_token_id") { extraEos += many.compactMap(\.int) }
         }
         let tok = try HFTokenizerJSON.build(root, bosToken: bosToken, eosTokens: eosToken.map { [$0] } ?? [],
                                             extraBosId: genConfig?.int("bos_token_id"), extraEosIds: extraEos,
@@ -66,10 +66,9 @@ public struct TokenizerBundle {
 private func readJSON(_ url: URL) throws -> JSONObject {
     let data: Data
     do { data = try Data(contentsOf: url) } catch { throw TokenizerError("\(url.path): not readable") }
-    let any: Any
-    do { any = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) }
-    catch { throw TokenizerError("\(url.path): invalid JSON (\(error.localizedDescription))") }
-    return try JSONObject(any, path: url.lastPathComponent)
+    let v: JSONValue
+    do { v = try JSONValue.parse(data) } catch { throw TokenizerError("\(url.path): \(error)") }
+    return try JSONObject(v, path: url.lastPathComponent)
 }
 
 private func readJSONIfPresent(_ url: URL) throws -> JSONObject? {
@@ -77,10 +76,8 @@ private func readJSONIfPresent(_ url: URL) throws -> JSONObject? {
 }
 
 /// bos_token / eos_token are either a string or an AddedToken object {"content": ...}.
-private func tokenString(_ v: Any?) -> String? {
-    if let s = v as? String { return s }
-    if let d = v as? [String: Any] { return d["content"] as? String }
-    return nil
+private func tokenString(_ v: JSONValue?) -> String? {
+    v?.string ?? v?["content"]?.string
 }
 
 /// "chat_template" is a string, or a list of {name, template} (take "default").
@@ -89,9 +86,9 @@ private func readChatTemplate(from obj: JSONObject?) throws -> String? {
     if let s = obj.string("chat_template") { return s }
     if let list = obj.array("chat_template") {
         var first: String?
-        for case let d as [String: Any] in list {
-            if d["name"] as? String == "default", let t = d["template"] as? String { return t }
-            if first == nil { first = d["template"] as? String }
+        for d in list {
+            if d["name"]?.string == "default", let t = d["template"]?.string { return t }
+            if first == nil { first = d["template"]?.string }
         }
         return first
     }

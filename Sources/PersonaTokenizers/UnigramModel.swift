@@ -5,7 +5,7 @@ import Foundation
 final class UnigramModel: TokenModel {
     let pieces: [(String, Double)]
     let vocab: [[UInt8]: Int]
-    let tokToId: [String: Int]
+    let tokToId: TokenVocab
     let unkId: Int?
     let byteFallback: Bool
     let byteIds: [Int?]
@@ -16,7 +16,7 @@ final class UnigramModel: TokenModel {
     init(pieces: [(String, Double)], unkId: Int?, byteFallback: Bool) {
         self.pieces = pieces
         var v: [[UInt8]: Int] = [:]
-        var t: [String: Int] = [:]
+        var t = TokenVocab()
         var maxLen = 1
         for (i, p) in pieces.enumerated() {
             if t[p.0] == nil { t[p.0] = i; v[Array(p.0.utf8)] = i }
@@ -102,13 +102,13 @@ final class UnigramModel: TokenModel {
 
 /// BERT WordPiece: greedy longest match with a continuation prefix.
 final class WordPieceModel: TokenModel {
-    let vocab: [String: Int]
+    let vocab: TokenVocab
     let idToTok: [String?]
     let unkId: Int?
     let prefix: String
     let maxChars: Int
 
-    init(vocab: [String: Int], unkToken: String, prefix: String, maxChars: Int) {
+    init(vocab: TokenVocab, unkToken: String, prefix: String, maxChars: Int) {
         self.vocab = vocab
         idToTok = reverseVocab(vocab)
         unkId = vocab[unkToken]
@@ -144,10 +144,10 @@ final class WordPieceModel: TokenModel {
 
 /// WordLevel: each word is one vocabulary entry, else `unk`.
 final class WordLevelModel: TokenModel {
-    let vocab: [String: Int]
+    let vocab: TokenVocab
     let idToTok: [String?]
     let unkId: Int?
-    init(vocab: [String: Int], unkToken: String) {
+    init(vocab: TokenVocab, unkToken: String) {
         self.vocab = vocab
         idToTok = reverseVocab(vocab)
         unkId = vocab[unkToken]

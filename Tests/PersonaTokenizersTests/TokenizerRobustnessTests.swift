@@ -93,6 +93,20 @@ final class TokenizerRobustnessTests: XCTestCase {
         XCTAssertEqual(tok.decode([0, 2, -3, 99999999999], skipSpecialTokens: false), "c ab")
     }
 
+    /// "ά" U+03AC and "ά" U+1F71 are canonically equivalent but distinct tokens (Llama/Phi-3 vocabularies hold both).
+    func testCanonicallyEquivalentTokensStayDistinct() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tok-nfc-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let json = #"{"model": {"type": "BPE", "vocab": {"\u03ac": 0, "\u1f71": 1, "x": 2}, "merges": []}}"#
+        try json.write(to: dir.appendingPathComponent("tokenizer.json"), atomically: true, encoding: .utf8)
+        let tok = try TokenizerBundle.load(directory: dir).tokenizer
+        XCTAssertEqual(tok.encode("\u{03AC}x\u{1F71}", addSpecialTokens: false), [0, 2, 1])
+        XCTAssertEqual(Array(tok.decode([1, 0], skipSpecialTokens: false).unicodeScalars), ["\u{1F71}", " ", "\u{03AC}"])
+        XCTAssertEqual(tok.tokenId("\u{1F71}"), 1)
+        XCTAssertEqual(tok.tokenId("\u{03AC}"), 0)
+    }
+
     func testMissingTokenizerJSONNamesTheFile() {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tok-none-\(UUID().uuidString)")
         XCTAssertThrowsError(try TokenizerBundle.load(directory: dir)) { e in
