@@ -34,7 +34,7 @@ let package = Package(
         .executableTarget(name: "persona", dependencies: [
             "PersonaCore", "PersonaServer", "PersonaRuns", "PersonaGeneration", "PersonaModels", "PersonaTokenizers", "PersonaFormats",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        ], resources: [.copy("Examples")]),
         .testTarget(name: "PersonaTensorTests", dependencies: ["PersonaTensor"]),
         .testTarget(name: "PersonaFormatsTests", dependencies: ["PersonaFormats"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PersonaTokenizersTests", dependencies: ["PersonaTokenizers"], resources: [.copy("Fixtures")]),

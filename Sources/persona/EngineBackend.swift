@@ -1,0 +1,97 @@
+import Foundation
+import PersonaCore
+import PersonaGeneration
+import PersonaModels
+import PersonaRuns
+import PersonaServer
+import PersonaTokenizers
+
+/// The server's live generation, backed by the real engine: monitoring and steering in one pass.
+/// One generation runs at a time (the model owns its scratch buffers); the server queues the rest.
+final class EngineBackend: GenerationBackend, @unchecked Sendable {
+    let session: MonitorSession
+    let modelInfo: ModelInfo
+    let traits: [TraitInfo]
+    private let gate = NSLock()
+
+    init(loaded: LoadedModel, vectors: [TraitVector]) throws {
+        session = try MonitorSession(loaded: loaded, vectors: vectors)
+        let c = loaded.config
+        modelInfo = ModelInfo(id: loaded.name, architecture: c.architecture, layers: c.numLayers, hidden: c.hiddenSize,
+                              contextLength: c.maxPositions)
+        traits = vectors.map { v in
+            let row = v.defaultRow
+            return TraitInfo(name: v.trait, layer: row, hookPoint: v.hookPoint(row: row)?.name ?? "", norm: Double(v.norms[row]))
+        }
+    }
+
+    func monitorRequest(_ r: GenerationRequest) throws -> MonitorRequest {
+        var sampling = SamplingParameters(temperature: Float(r.temperature), seed: r.seed ?? UInt64.random(in: 0...UInt64(UInt32.max)))
+        if let p = r.topP { sampling.topP = Float(p) }
+        if let k = r.topK { sampling.topK = k }
+        if let m = r.minP { sampling.minP = Float(m) }
+        var m = MonitorRequest(prompt: r.prompt, options: GenerationOptions(
+            maxTokens: r.maxTokens, sampling: sampling, stopStrings: r.stop ?? [], topLogprobs: r.topLogprobs ?? 5))
+        m.raw = r.raw
+        if let msgs = r.messages, !msgs.isEmpty {
+            m.messages = msgs.map { PersonaTokenizers.ChatMessage(role: $0.role, content: $0.content) }
+            if r.prompt.isEmpty { m.prompt = msgs.last { $0.role == "user" }?.content ?? msgs.last!.content }
+        }
+        m.traits = r.traits
+        var condition: SteeringCondition? = nil
+        m.steering = try r.steer.map { s in
+            if let w = s.when, !w.isEmpty { condition = try SteeringCondition(parsing: w) }
+            guard let positions = SteeringSpec.Positions(rawValue: s.positions) else {
+                throw VectorError("steer.positions must be all, prompt or response, not '\(s.positions)'")
+            }
+            guard let mode = SteeringSpec.Mode(rawValue: s.mode) else {
+                throw VectorError("steer.mode must be add or ablate, not '\(s.mode)'")
+            }
+            return SteeringSpec(trait: s.trait, coef: Float(s.coef), row: s.layer, positions: positions, mode: mode)
+        }
+        m.condition = condition
+        return m
+    }
+
+    func generate(_ request: GenerationRequest) -> AsyncThrowingStream<GenerationEvent, Error> {
+        AsyncThrowingStream { continuation in
+            let cancelled = CancelToken()
+            continuation.onTermination = { _ in cancelled.cancel() }
+            let thread = Thread { [self] in
+                gate.lock()
+                defer { gate.unlock() }
+                do {
+                    let req = try monitorRequest(request)
+                    let doc = try session.run(req) { tok in
+                        let ev = tok.event
+                        continuation.yield(.token(PersonaServer.TokenEvent(
+                            index: ev.index, id: ev.id, text: ev.display, logprob: Double(ev.logprob),
+                            topK: ev.topAlternatives.map { alt in
+                                TokenAlternative(id: alt.id, text: displayString(forTokenBytes: self.session.loaded.tokenizer.tokenizer.tokenBytes(alt.id)),
+                                                 logprob: Double(alt.logprob))
+                            },
+                            scores: tok.scores)))
+                        return !cancelled.isCancelled
+                    }
+                    let reason: String
+                    if cancelled.isCancelled { reason = "cancelled" }
+                    else if doc.metadata["finish_reason"]?.stringValue == FinishReason.length.rawValue { reason = "length" }
+                    else { reason = "stop" }
+                    continuation.yield(.done(doc, finishReason: reason))
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+    }
+}
+
+final class CancelToken: @unchecked Sendable {
+    private let lock = NSLock()
+    private var flag = false
+    func cancel() { lock.lock(); flag = true; lock.unlock() }
+    var isCancelled: Bool { lock.lock(); defer { lock.unlock() }; return flag }
+}
