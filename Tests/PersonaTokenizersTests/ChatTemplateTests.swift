@@ -242,6 +242,45 @@ final class ChatTemplateTests: XCTestCase {
         }
     }
 
+    func testHostileInputsDoNotCrash() throws {
+        // Deep syntactic nesting is a syntax error, not a stack overflow.
+        for src in ["{{ " + String(repeating: "(", count: 5000) + "1" + String(repeating: ")", count: 5000) + " }}",
+                    "{{ " + String(repeating: "not ", count: 5000) + "1 }}",
+                    "{{ " + String(repeating: "-", count: 5000) + "1 }}",
+                    "{{ " + String(repeating: "[", count: 5000) + String(repeating: "]", count: 5000) + " }}",
+                    String(repeating: "{% if true %}", count: 5000) + String(repeating: "{% endif %}", count: 5000)] {
+            XCTAssertThrowsError(try ChatTemplate(source: src)) { e in
+                XCTAssertTrue((e as! ChatTemplateError).message.contains("nested too deeply"), "\(e)")
+            }
+        }
+        // The deepest accepted nesting parses and evaluates on a thread with a small (512 KiB) stack.
+        let deepest = "{{ " + String(repeating: "(", count: 30) + "[1]|length" + String(repeating: ")", count: 30) + " }}" +
+            String(repeating: "{% for i in [1] %}", count: 31) + "x" + String(repeating: "{% endfor %}", count: 31)
+        final class Box: @unchecked Sendable { var result: Result<String, Error>? }  // written before signal, read after wait
+        let box = Box()
+        let done = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            box.result = Result { try ChatTemplate(source: deepest).renderContext([:]) }
+            done.signal()
+        }
+        thread.stackSize = 512 << 10
+        thread.start()
+        done.wait()
+        XCTAssertEqual(try box.result?.get(), "1x")
+                // Deep values built at run time print/compare/serialise without recursing unboundedly.
+        let deep = try ChatTemplate(source: "{% set ns = namespace(x=[]) %}{% for i in range(5000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ (ns.x|string)|length > 0 }} {{ ns.x == ns.x }}")
+        XCTAssertEqual(try deep.renderContext([:]), "True False")
+        XCTAssertThrowsError(try ChatTemplate(source: "{% set ns = namespace(x=[]) %}{% for i in range(5000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x|tojson }}").renderContext([:])) { e in
+            XCTAssertEqual((e as! ChatTemplateError).kind, .type)
+        }
+        // Extreme integers never trap.
+        let edge = try ChatTemplate(source: "{{ range(-9223372036854775807, 9223372036854775807, 9223372036854775807)|list }} {{ [1, 2, 3][1::9223372036854775807] }} {{ (-9223372036854775807 - 1) is divisibleby(-1) }} {{ 'ab' * -9223372036854775807 }}")
+        XCTAssertEqual(try edge.renderContext([:]), "[-9223372036854775807, 0] [2] True ")
+        for src in ["{{ 9223372036854775807 + 1 }}", "{{ -(-9223372036854775807 - 1) }}", "{{ (-9223372036854775807 - 1) // -1 }}", "{{ 99999999999999999999 }}", "{{ range(-9223372036854775807, 9223372036854775807)|length }}", "{{ 'a' * 9223372036854775807 }}"] {
+            XCTAssertThrowsError(try ChatTemplate(source: src).renderContext([:]), src)
+        }
+    }
+
     /// Truncated and mangled real templates must give a result or a ChatTemplateError, never crash.
     func testMangledTemplatesNeverCrash() throws {
         guard let dir = Self.templatesDir() else { throw XCTSkip("shared templates not found") }
@@ -278,7 +317,7 @@ final class ChatTemplateTests: XCTestCase {
     func testPythonFloatRepr() {
         let cases: [(Double, String)] = [
             (1, "1.0"), (0.1, "0.1"), (1e16, "1e+16"), (1e15, "1000000000000000.0"), (1e-4, "0.0001"), (1e-5, "1e-05"),
-            (-2.5, "-2.5"), (123456789.125, "123456789.125"), (1.5e300, "1.5e+300"), (5e-324, "5e-324"), (0, "0.0"),
+            (-2.5, "-2.5"), (123456789.125, "123456789.125"), (1.5e300, "1.5e+300"), (Double.leastNonzeroMagnitude, "5e-324"), (0, "0.0"),
             (2.0 / 3.0, "0.6666666666666666"), (1234567890123456.7, "1234567890123456.8"),
         ]
         for (d, s) in cases { XCTAssertEqual(pyFloatRepr(d), s, "\(d)") }

@@ -44,10 +44,18 @@ extension Interpreter {
             default: throw interp.fail(.type, "range expected 1 to 3 arguments, got \(ints.count)")
             }
             guard step != 0 else { throw interp.fail(.runtime, "range() arg 3 must not be zero") }
-            let count = step > 0 ? (stop > start ? (stop - start - 1) / step + 1 : 0) : (start > stop ? (start - stop - 1) / (-step) + 1 : 0)
+            // Count in floating point first so extreme bounds cannot overflow.
+            let approx = step > 0 ? (Double(stop) - Double(start)) / Double(step) : (Double(start) - Double(stop)) / -Double(step)
+            guard approx <= 100_000 else { throw interp.fail(.limit, "Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).") }
+            // The true span fits in UInt even when it overflows Int; elements lie in [start, stop) so wrapping math is exact.
+            var count = 0
+            if approx > 0 {
+                let span = step > 0 ? UInt(bitPattern: stop &- start) : UInt(bitPattern: start &- stop)
+                count = Int((span - 1) / step.magnitude + 1)
+            }
             // jinja2 sandbox MAX_RANGE.
             guard count <= 100_000 else { throw interp.fail(.limit, "Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).") }
-            return .list((0..<count).map { .int(start + $0 * step) })
+            return .list((0..<count).map { .int(start &+ $0 &* step) })
         })
         globals.vars["namespace"] = .callable(Callable("namespace") { interp, a, k in
             var attrs: [(String, RValue)] = []
@@ -150,7 +158,8 @@ extension Interpreter {
             }
             let sortKeys = a.get(3, "sort_keys")?.truthy ?? false
             guard let j = v.toJSON(indent: indent, itemSep: itemSep, keySep: keySep, sortKeys: sortKeys, ensureASCII: ensureASCII) else {
-                throw fail(.type, "Object of type \(firstUnserializable(v)) is not JSON serializable")
+                let bad = firstUnserializable(v)
+                throw fail(.type, bad.isEmpty ? "value nested too deeply for tojson" : "Object of type \(bad) is not JSON serializable")
             }
             return .string(j)
         case "replace":
@@ -391,17 +400,18 @@ extension Interpreter {
         }
     }
 
-    func firstUnserializable(_ v: RValue) -> String {
+    func firstUnserializable(_ v: RValue, depth: Int = 0) -> String {
+        if depth > maxValueDepth { return "" }
         switch v {
         case .undefined: return "Undefined"
         case .namespace: return "Namespace"
         case .callable: return "function"
         case .list(let a), .tuple(let a):
-            for x in a { let n = firstUnserializable(x); if !n.isEmpty { return n } }
+            for x in a { let n = firstUnserializable(x, depth: depth + 1); if !n.isEmpty { return n } }
         case .dict(let d):
             for (k, x) in d.entries {
                 if case .tuple = k { return "tuple" }
-                let n = firstUnserializable(x); if !n.isEmpty { return n }
+                let n = firstUnserializable(x, depth: depth + 1); if !n.isEmpty { return n }
             }
         default: break
         }
@@ -461,7 +471,7 @@ extension Interpreter {
             return (abs(i % 2) == 1) == (name == "odd")
         case "divisibleby":
             guard case .int(let i)? = numeric(v), case .int(let n)? = numeric(try arg()), n != 0 else { throw fail(.type, "divisibleby needs non-zero integers") }
-            return i % n == 0
+            return n == -1 || i % n == 0
         case "eq", "equalto", "==": return pyEquals(v, try arg())
         case "ne", "!=": return !pyEquals(v, try arg())
         case "lt", "<", "lessthan": return try compare("<", v, try arg())

@@ -419,14 +419,16 @@ final class Interpreter {
         case ("*", .string(let s), _), ("*", _, .string(let s)):
             guard case .int(let n)? = numeric(l.isString ? r : l) else { throw fail(.type, "can't multiply sequence by non-int of type '\((l.isString ? r : l).typeName)'") }
             if n <= 0 { return .string("") }
-            guard s.utf8.count.multipliedReportingOverflow(by: n).partialValue <= limits.maxOutputBytes, s.utf8.count * n <= limits.maxOutputBytes else {
+            let (bytes, over) = s.utf8.count.multipliedReportingOverflow(by: n)
+            guard !over, bytes <= limits.maxOutputBytes else {
                 throw fail(.limit, "string repetition exceeds the output limit")
             }
             return .string(String(repeating: s, count: n))
         case ("*", .list(let a), _), ("*", _, .list(let a)):
             guard case .int(let n)? = numeric(l.isList ? r : l) else { throw fail(.type, "can't multiply sequence by non-int") }
             if n <= 0 || a.isEmpty { return .list([]) }
-            guard a.count.multipliedReportingOverflow(by: n).partialValue <= limits.maxIterations, a.count * n <= limits.maxIterations else {
+            let (items, over) = a.count.multipliedReportingOverflow(by: n)
+            guard !over, items <= limits.maxIterations else {
                 throw fail(.limit, "list repetition exceeds the iteration limit")
             }
             return .list(Array([[RValue]](repeating: a, count: n).joined()))
@@ -509,7 +511,12 @@ final class Interpreter {
             } else { stop = step < 0 ? -1 : n }
             var r: [Int] = []
             var i = start
-            while step > 0 ? i < stop : i > stop { r.append(i); i += step }
+            while step > 0 ? i < stop : i > stop {
+                r.append(i)
+                let (next, over) = i.addingReportingOverflow(step)
+                if over { break }
+                i = next
+            }
             return r
         }
         switch obj {

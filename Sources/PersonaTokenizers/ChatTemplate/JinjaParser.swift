@@ -64,6 +64,14 @@ indirect enum NodeKind: Sendable {
 struct JinjaParser {
     let toks: [Token]
     var i = 0
+    // Nesting guard: hostile templates must not overflow the stack of the recursive descent / evaluator.
+    var depth = 0
+    static let maxDepth = 32
+
+    mutating func enter() throws {
+        depth += 1
+        if depth > Self.maxDepth { throw fail("template nested too deeply (more than \(Self.maxDepth) levels)") }
+    }
 
     init(tokens: [Token]) { toks = tokens }
 
@@ -148,6 +156,8 @@ struct JinjaParser {
     }
 
     mutating func parseStatement(_ kw: String, line: Int) throws -> Node {
+        try enter()
+        defer { depth -= 1 }
         let kwTok = cur
         advance()
         switch kw {
@@ -244,6 +254,8 @@ struct JinjaParser {
             advance()
             try expectBlockEnd()
             return Node(line: line, kind: .generation(body))
+        case "endif", "endfor", "endset", "endmacro", "endfilter", "endraw", "endgeneration", "elif", "else":
+            throw fail("unexpected '\(kw)' (no matching open block)", kwTok)
         default:
             throw fail("unsupported tag '\(kw)'", kwTok)
         }
@@ -312,6 +324,8 @@ struct JinjaParser {
     }
 
     mutating func parseExpression() throws -> Expr {
+        try enter()
+        defer { depth -= 1 }
         var e = try parseOr()
         while isName("if") {
             advance()
@@ -334,7 +348,12 @@ struct JinjaParser {
         return l
     }
     mutating func parseNot() throws -> Expr {
-        if isName("not") { advance(); return .not(try parseNot()) }
+        if isName("not") {
+            try enter()
+            defer { depth -= 1 }
+            advance()
+            return .not(try parseNot())
+        }
         return try parseCompare()
     }
     mutating func parseCompare() throws -> Expr {
@@ -373,9 +392,16 @@ struct JinjaParser {
     }
     mutating func parseUnary(withFilter: Bool = true) throws -> Expr {
         var node: Expr
-        if isOp("-") { advance(); node = .neg(try parseUnary(withFilter: false)) }
-        else if isOp("+") { advance(); node = .pos(try parseUnary(withFilter: false)) }
-        else { node = try parsePrimary() }
+        if isOp("-") || isOp("+") {
+            try enter()
+            defer { depth -= 1 }
+            let neg = isOp("-")
+            advance()
+            let operand = try parseUnary(withFilter: false)
+            node = neg ? .neg(operand) : .pos(operand)
+        } else {
+            node = try parsePrimary()
+        }
         node = try parsePostfix(node)
         if withFilter { node = try parseFilterExpr(node) }
         return node

@@ -97,15 +97,19 @@ enum RValue {
 
 // MARK: Python equality and ordering
 
-func pyEquals(_ a: RValue, _ b: RValue) -> Bool {
+/// Values nested deeper than this (only buildable by hostile templates) are not compared/printed recursively.
+let maxValueDepth = 200
+
+func pyEquals(_ a: RValue, _ b: RValue, depth: Int = 0) -> Bool {
+    if depth > maxValueDepth { return false }
     switch (a, b) {
     case (.undefined, .undefined), (.none, .none): return true
     case (.string(let x), .string(let y)): return x.unicodeScalars.elementsEqual(y.unicodeScalars)
     case (.list(let x), .list(let y)), (.tuple(let x), .tuple(let y)):
-        return x.count == y.count && zip(x, y).allSatisfy { pyEquals($0, $1) }
+        return x.count == y.count && zip(x, y).allSatisfy { pyEquals($0, $1, depth: depth + 1) }
     case (.dict(let x), .dict(let y)):
         guard x.entries.count == y.entries.count else { return false }
-        for (k, v) in x.entries { guard let w = y[k], pyEquals(v, w) else { return false } }
+        for (k, v) in x.entries { guard let w = y[k], pyEquals(v, w, depth: depth + 1) else { return false } }
         return true
     case (.namespace(let x), .namespace(let y)): return x === y
     case (.callable(let x), .callable(let y)): return x === y
@@ -139,7 +143,8 @@ func asDouble(_ v: RValue) -> Double {
 }
 
 /// Python `<` ordering; nil when the types are not orderable.
-func pyCompare(_ a: RValue, _ b: RValue) -> Int? {
+func pyCompare(_ a: RValue, _ b: RValue, depth: Int = 0) -> Int? {
+    if depth > maxValueDepth { return nil }
     if let x = numeric(a), let y = numeric(b) {
         if case .int(let p) = x, case .int(let q) = y { return p < q ? -1 : (p > q ? 1 : 0) }
         let p = asDouble(x), q = asDouble(y)
@@ -158,7 +163,7 @@ func pyCompare(_ a: RValue, _ b: RValue) -> Int? {
             }
         }
     case (.list(let x), .list(let y)), (.tuple(let x), .tuple(let y)):
-        for (p, q) in zip(x, y) where !pyEquals(p, q) { return pyCompare(p, q) }
+        for (p, q) in zip(x, y) where !pyEquals(p, q, depth: depth + 1) { return pyCompare(p, q, depth: depth + 1) }
         return x.count < y.count ? -1 : (x.count > y.count ? 1 : 0)
     default: return nil
     }
@@ -174,7 +179,9 @@ func pyStr(_ v: RValue) -> String {
     }
 }
 
-func pyRepr(_ v: RValue) -> String {
+func pyRepr(_ v: RValue, depth: Int = 0) -> String {
+    if depth > maxValueDepth { return "..." }
+    let r = { (x: RValue) in pyRepr(x, depth: depth + 1) }
     switch v {
     case .undefined: return "Undefined"
     case .none: return "None"
@@ -182,10 +189,10 @@ func pyRepr(_ v: RValue) -> String {
     case .int(let i): return String(i)
     case .double(let d): return pyFloatRepr(d)
     case .string(let s): return pyStringRepr(s)
-    case .list(let a): return "[" + a.map(pyRepr).joined(separator: ", ") + "]"
-    case .tuple(let a): return a.count == 1 ? "(" + pyRepr(a[0]) + ",)" : "(" + a.map(pyRepr).joined(separator: ", ") + ")"
-    case .dict(let d): return "{" + d.entries.map { pyRepr($0.0) + ": " + pyRepr($0.1) }.joined(separator: ", ") + "}"
-    case .namespace(let n): return "<Namespace " + n.attrs.map { "\($0.0)=" + pyRepr($0.1) }.joined(separator: ", ") + ">"
+    case .list(let a): return "[" + a.map(r).joined(separator: ", ") + "]"
+    case .tuple(let a): return a.count == 1 ? "(" + r(a[0]) + ",)" : "(" + a.map(r).joined(separator: ", ") + ")"
+    case .dict(let d): return "{" + d.entries.map { r($0.0) + ": " + r($0.1) }.joined(separator: ", ") + "}"
+    case .namespace(let n): return "<Namespace " + n.attrs.map { "\($0.0)=" + r($0.1) }.joined(separator: ", ") + ">"
     case .callable(let c): return "<function \(c.name)>"
     }
 }
@@ -266,6 +273,7 @@ func pyFloatRepr(_ d: Double) -> String {
 extension RValue {
     /// Returns nil if the value holds something JSON cannot encode (Undefined, functions, ...).
     func toJSON(indent: String?, itemSep: String, keySep: String, sortKeys: Bool, ensureASCII: Bool, level: Int = 0) -> String? {
+        if level > maxValueDepth { return nil }
         switch self {
         case .none: return "null"
         case .bool(let b): return b ? "true" : "false"
