@@ -73,8 +73,25 @@ enum GGUFTokenizer {
             return PipelineTokenizer(normalizer: nil, preTokenizer: SequencePreTokenizer(items: splits), model: model,
                                      postProcessor: post, decoder: ByteLevelDecoder(), addedTokens: added,
                                      bosTokenId: bos, eosTokenIds: eos, bosOverride: nil)
+        case "gemma4":
+            // SentencePiece-style BPE with merges and byte fallback (HF's Gemma tokenizer.json shape).
+            guard let mergeLines = md["tokenizer.ggml.merges"]?.stringArray else {
+                throw TokenizerError("GGUF: tokenizer.ggml.merges missing for gemma4 tokenizer")
+            }
+            var vocab = TokenVocab(minimumCapacity: tokens.count)
+            for (i, t) in tokens.enumerated() where vocab[t] == nil { vocab[t] = i }
+            let model = BPEModel(vocab: vocab, merges: mergeLines.compactMap(splitMergeLine),
+                                 unkToken: id("tokenizer.ggml.unknown_token_id").map { tokens[$0] }, byteFallback: true)
+            // Like transformers: no automatic BOS although the file sets the flag, because Gemma-4's
+            // chat template writes <bos> itself (llama.cpp forces it on instead; ggml-org/llama.cpp#21500).
+            let post = SimplePostProcessor(before: [], after: [])
+            return PipelineTokenizer(normalizer: ReplaceNormalizer(pattern: .literal(" "), content: "\u{2581}"), preTokenizer: nil,
+                                     model: model, postProcessor: post,
+                                     decoder: SequenceDecoder(items: [ReplaceDecoder(pattern: .literal("\u{2581}"), content: " "),
+                                                                     ByteFallbackDecoder(), FuseDecoder()]),
+                                     addedTokens: added, bosTokenId: bos, eosTokenIds: eos, bosOverride: nil)
         default:
-            throw TokenizerError("GGUF: tokenizer.ggml.model \"\(kind)\" not supported (supported: llama, gpt2)")
+            throw TokenizerError("GGUF: tokenizer.ggml.model \"\(kind)\" not supported (supported: llama, gpt2, gemma4)")
         }
     }
 

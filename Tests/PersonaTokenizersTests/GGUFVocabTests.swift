@@ -35,4 +35,5 @@ final class GGUFVocabTests: XCTestCase {
     func testQwen2() throws { try runSuite("qwen2") }
     func testGPT2() throws { try runSuite("gpt-2") }
     func testDeepseekLLM() throws { try runSuite("deepseek-llm") }
+    func testGemma4() throws { try runSuite("gemma-4") }
 }
