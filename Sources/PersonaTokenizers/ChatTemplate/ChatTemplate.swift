@@ -105,6 +105,12 @@ public struct ChatTemplate: Sendable {
         return try renderContext(ctx)
     }
 
+    /// Renders with exactly these variables and no defaults, for messages that carry more than role/content
+    /// (tool calls, content blocks, reasoning). Pass e.g. `messages`, `add_generation_prompt`, `bos_token`, `tools`.
+    public func render(variables: [String: JinjaValue]) throws -> String {
+        try renderContext(variables.mapValues { RValue($0) })
+    }
+
     func renderContext(_ ctx: [String: RValue]) throws -> String {
         let interp = Interpreter(limits: limits, now: now)
         return try interp.render(nodes, context: ctx)

@@ -405,6 +405,7 @@ extension Interpreter {
         switch v {
         case .undefined: return "Undefined"
         case .namespace: return "Namespace"
+        case .loop: return "LoopContext"
         case .callable: return "function"
         case .list(let a), .tuple(let a):
             for x in a { let n = firstUnserializable(x, depth: depth + 1); if !n.isEmpty { return n } }

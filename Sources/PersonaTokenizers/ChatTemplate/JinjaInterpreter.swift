@@ -108,23 +108,10 @@ final class Interpreter {
                     if f != .normal { return f }
                     continue
                 }
-                let n = items.count
                 for (idx, item) in items.enumerated() {
                     try tick()
                     let f = Frame(parent: frame)
-                    let loop = NamespaceBox([
-                        ("index", .int(idx + 1)), ("index0", .int(idx)),
-                        ("revindex", .int(n - idx)), ("revindex0", .int(n - idx - 1)),
-                        ("first", .bool(idx == 0)), ("last", .bool(idx == n - 1)),
-                        ("length", .int(n)), ("depth", .int(1)), ("depth0", .int(0)),
-                        ("previtem", idx > 0 ? items[idx - 1] : .undefined("there is no previous item")),
-                        ("nextitem", idx + 1 < n ? items[idx + 1] : .undefined("there is no next item")),
-                        ("cycle", .callable(Callable("cycle") { _, args, _ in
-                            guard !args.isEmpty else { throw ChatTemplateError(kind: .runtime, message: "no items for cycling given", line: nil, column: nil) }
-                            return args[idx % args.count]
-                        })),
-                    ])
-                    f.vars["loop"] = .namespace(loop)
+                    f.vars["loop"] = .loop(LoopInfo(items: items, index0: idx))
                     try bind(target, item, f)
                     let flow = try exec(body, f)
                     line = node.line
@@ -451,6 +438,8 @@ final class Interpreter {
         case .namespace(let ns):
             if let v = ns[name] { return v }
             return .undefined("'\(obj.typeName) object' has no attribute '\(name)'")
+        case .loop(let l):
+            return l.attr(name) ?? .undefined("'LoopContext object' has no attribute '\(name)'")
         default:
             if let m = method(obj, name) { return m }
             return .undefined("'\(obj.typeName == "NoneType" ? "None" : obj.typeName + " object")' has no attribute '\(name)'")

@@ -13,6 +13,38 @@ final class NamespaceBox {
     }
 }
 
+/// The `loop` variable of one for-loop iteration; attributes are computed on access (cheap per iteration).
+final class LoopInfo {
+    let items: [RValue]
+    let index0: Int
+    init(items: [RValue], index0: Int) {
+        self.items = items
+        self.index0 = index0
+    }
+    func attr(_ name: String) -> RValue? {
+        let n = items.count, i = index0
+        switch name {
+        case "index": return .int(i + 1)
+        case "index0": return .int(i)
+        case "revindex": return .int(n - i)
+        case "revindex0": return .int(n - i - 1)
+        case "first": return .bool(i == 0)
+        case "last": return .bool(i == n - 1)
+        case "length": return .int(n)
+        case "depth": return .int(1)
+        case "depth0": return .int(0)
+        case "previtem": return i > 0 ? items[i - 1] : .undefined("there is no previous item")
+        case "nextitem": return i + 1 < n ? items[i + 1] : .undefined("there is no next item")
+        case "cycle":
+            return .callable(Callable("cycle") { interp, args, _ in
+                guard !args.isEmpty else { throw interp.fail(.type, "no items for cycling given") }
+                return args[i % args.count]
+            })
+        default: return nil
+        }
+    }
+}
+
 /// A callable: global function, bound method, macro or loop helper.
 final class Callable {
     let name: String
@@ -49,6 +81,7 @@ enum RValue {
     case tuple([RValue])
     case dict(PyDict)
     case namespace(NamespaceBox)
+    case loop(LoopInfo)
     case callable(Callable)
 
     init(_ j: JinjaValue) {
@@ -75,6 +108,7 @@ enum RValue {
         case .tuple: return "tuple"
         case .dict: return "dict"
         case .namespace: return "Namespace"
+        case .loop: return "LoopContext"
         case .callable: return "function"
         }
     }
@@ -90,7 +124,7 @@ enum RValue {
         case .string(let s): return !s.isEmpty
         case .list(let a), .tuple(let a): return !a.isEmpty
         case .dict(let d): return !d.entries.isEmpty
-        case .namespace, .callable: return true
+        case .namespace, .loop, .callable: return true
         }
     }
 }
@@ -112,6 +146,7 @@ func pyEquals(_ a: RValue, _ b: RValue, depth: Int = 0) -> Bool {
         for (k, v) in x.entries { guard let w = y[k], pyEquals(v, w, depth: depth + 1) else { return false } }
         return true
     case (.namespace(let x), .namespace(let y)): return x === y
+    case (.loop(let x), .loop(let y)): return x === y
     case (.callable(let x), .callable(let y)): return x === y
     default:
         if let x = numeric(a), let y = numeric(b) {
@@ -193,6 +228,7 @@ func pyRepr(_ v: RValue, depth: Int = 0) -> String {
     case .tuple(let a): return a.count == 1 ? "(" + r(a[0]) + ",)" : "(" + a.map(r).joined(separator: ", ") + ")"
     case .dict(let d): return "{" + d.entries.map { r($0.0) + ": " + r($0.1) }.joined(separator: ", ") + "}"
     case .namespace(let n): return "<Namespace " + n.attrs.map { "\($0.0)=" + r($0.1) }.joined(separator: ", ") + ">"
+    case .loop(let l): return "<LoopContext \(l.index0 + 1)/\(l.items.count)>"
     case .callable(let c): return "<function \(c.name)>"
     }
 }
@@ -315,7 +351,7 @@ extension RValue {
                 parts.append(jsonQuote(k, ensureASCII: ensureASCII) + keySep + j)
             }
             return wrap("{", "}", parts, indent: indent, itemSep: itemSep, level: level)
-        case .undefined, .namespace, .callable: return nil
+        case .undefined, .namespace, .loop, .callable: return nil
         }
     }
 
