@@ -73,7 +73,7 @@ enum TextPattern {
         switch self {
         case .literal(let p):
             return p.isEmpty ? s : s.replacingOccurrences(of: p, with: content, options: .literal)
-        case .regex(let re):
+        case .regex:
             let ns = s as NSString
             var out = ""
             var last = 0

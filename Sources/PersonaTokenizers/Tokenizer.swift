@@ -74,7 +74,7 @@ func utf8SequenceLength(_ b: [UInt8], at i: Int) -> Int {
 /// Incremental decoding for streaming display: holds back incomplete UTF-8 sequences so
 /// partial bytes never print as garbage. The concatenation of everything returned equals
 /// `decode(allIds)` for tokenizers whose decoding is prefix-stable (all supported ones).
-public struct StreamingDetokenizer {
+public struct StreamingDetokenizer: Sendable {
     private let tokenizer: any Tokenizer
     private let skipSpecialTokens: Bool
     private var ids: [Int] = []

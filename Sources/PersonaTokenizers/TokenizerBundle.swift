@@ -2,7 +2,7 @@ import Foundation
 import PersonaFormats
 
 /// Everything tokenizer-related found in a model folder or a GGUF file.
-public struct TokenizerBundle {
+public struct TokenizerBundle: Sendable {
     public let tokenizer: any Tokenizer
     /// Jinja chat template, if the model ships one.
     public let chatTemplate: String?
@@ -52,6 +52,27 @@ public struct TokenizerBundle {
             template = try readChatTemplate(from: ct)
         }
         return TokenizerBundle(tokenizer: tok, chatTemplate: template, bosToken: bosToken, eosToken: eosToken)
+    }
+
+    /// Loads from a model folder (tokenizer.json) or a `.gguf` file; a folder without
+    /// tokenizer.json but with exactly one `.gguf` file uses that file's tokenizer.
+    public static func load(path: URL) throws -> TokenizerBundle {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path.path, isDirectory: &isDir) else {
+            throw TokenizerError("\(path.path): no such file or folder")
+        }
+        if !isDir.boolValue {
+            guard path.pathExtension.lowercased() == "gguf" else {
+                throw TokenizerError("\(path.path): expected a model folder or a .gguf file")
+            }
+            return try load(gguf: try GGUFFile(url: path))
+        }
+        if FileManager.default.fileExists(atPath: path.appendingPathComponent("tokenizer.json").path) {
+            return try load(directory: path)
+        }
+        let ggufs = ((try? FileManager.default.contentsOfDirectory(atPath: path.path)) ?? []).filter { $0.lowercased().hasSuffix(".gguf") }
+        if ggufs.count == 1 { return try load(gguf: try GGUFFile(url: path.appendingPathComponent(ggufs[0]))) }
+        return try load(directory: path)  // throws, naming the missing tokenizer.json
     }
 
     /// Loads the tokenizer embedded in a GGUF file (`tokenizer.ggml.model` "llama" or "gpt2").

@@ -114,3 +114,16 @@ final class TokenizerRobustnessTests: XCTestCase {
         }
     }
 }
+
+final class TokenizerBundlePathTests: XCTestCase {
+    func testLoadByPath() throws {
+        let gguf = try requireShared("models/stories260K/stories260K.gguf")
+        XCTAssertEqual(try TokenizerBundle.load(path: gguf).tokenizer.vocabSize, 512)
+        // The stories260K folder has no tokenizer.json, only the .gguf.
+        XCTAssertEqual(try TokenizerBundle.load(path: gguf.deletingLastPathComponent()).tokenizer.bosTokenId, 1)
+        let dir = try fixtureURL("bpe_qwen2")
+        XCTAssertNotNil(try TokenizerBundle.load(path: dir).tokenizer.tokenId("<|im_end|>"))
+        XCTAssertThrowsError(try TokenizerBundle.load(path: dir.appendingPathComponent("golden.json")))
+        XCTAssertThrowsError(try TokenizerBundle.load(path: dir.appendingPathComponent("nope")))
+    }
+}
