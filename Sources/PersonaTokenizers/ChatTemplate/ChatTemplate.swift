@@ -73,7 +73,7 @@ public struct ChatTemplate: Sendable {
         }
     }
 
-    let nodes: [Node]
+    let nodes: [JNode]
     public var limits: Limits
     /// Clock used by `strftime_now` (local time zone, like Python's `datetime.now()`); replaceable for reproducible output.
     public var now: @Sendable () -> Date
@@ -94,7 +94,7 @@ public struct ChatTemplate: Sendable {
     public func render(messages: [ChatMessage], addGenerationPrompt: Bool, bosToken: String?, eosToken: String?,
                        extra: [String: JinjaValue] = [:]) throws -> String {
         var ctx: [String: RValue] = [
-            "messages": .list(messages.map { .dict(PyDict(entries: [(.string("role"), .string($0.role)), (.string("content"), .string($0.content))])) }),
+            "messages": .list(messages.map { .dict(JDict(entries: [(.string("role"), .string($0.role)), (.string("content"), .string($0.content))])) }),
             "add_generation_prompt": .bool(addGenerationPrompt),
             "tools": .none,
             "documents": .none,
@@ -112,7 +112,7 @@ public struct ChatTemplate: Sendable {
     }
 
     func renderContext(_ ctx: [String: RValue]) throws -> String {
-        let interp = Interpreter(limits: limits, now: now)
+        let interp = JinjaInterpreter(limits: limits, now: now)
         return try interp.render(nodes, context: ctx)
     }
 
@@ -150,12 +150,12 @@ public struct ChatTemplate: Sendable {
 
     // MARK: static checks (jinja2 rejects unknown filters/tests at compile time)
 
-    static func validate(_ nodes: [Node]) throws {
+    static func validate(_ nodes: [JNode]) throws {
         for n in nodes {
-            func chk(_ e: Expr) throws { try validate(e, line: n.line) }
-            func chkFilters(_ fs: [FilterCall]) throws {
+            func chk(_ e: JExpr) throws { try validate(e, line: n.line) }
+            func chkFilters(_ fs: [JFilterCall]) throws {
                 for f in fs {
-                    guard knownFilters.contains(f.name) else {
+                    guard jinjaKnownFilters.contains(f.name) else {
                         throw ChatTemplateError(kind: .unsupported, message: "unsupported filter '\(f.name)'", line: n.line, column: nil)
                     }
                     try f.args.forEach(chk)
@@ -183,8 +183,8 @@ public struct ChatTemplate: Sendable {
         }
     }
 
-    static func validate(_ e: Expr, line: Int) throws {
-        func v(_ x: Expr) throws { try validate(x, line: line) }
+    static func validate(_ e: JExpr, line: Int) throws {
+        func v(_ x: JExpr) throws { try validate(x, line: line) }
         switch e {
         case .const, .name: break
         case .list(let xs), .tuple(let xs), .concat(let xs): try xs.forEach(v)
@@ -194,12 +194,12 @@ public struct ChatTemplate: Sendable {
         case .slice(let o, let a, let b, let c): try v(o); for x in [a, b, c] { if let x { try v(x) } }
         case .call(let f, let a, let k): try v(f); try a.forEach(v); try k.forEach { try v($0.1) }
         case .filter(let x, let name, let a, let k):
-            guard knownFilters.contains(name) else {
+            guard jinjaKnownFilters.contains(name) else {
                 throw ChatTemplateError(kind: .unsupported, message: "unsupported filter '\(name)'", line: line, column: nil)
             }
             try v(x); try a.forEach(v); try k.forEach { try v($0.1) }
         case .test(let x, let name, let a, _):
-            guard knownTests.contains(name) else {
+            guard jinjaKnownTests.contains(name) else {
                 throw ChatTemplateError(kind: .unsupported, message: "unsupported test '\(name)'", line: line, column: nil)
             }
             try v(x); try a.forEach(v)

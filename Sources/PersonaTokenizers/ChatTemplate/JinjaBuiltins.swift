@@ -1,7 +1,7 @@
 import Foundation
 
 /// Positional + keyword argument binding helper (Python call semantics, simplified).
-struct Args {
+struct JArgs {
     let pos: [RValue]
     let kw: [(String, RValue)]
     let fname: String
@@ -9,31 +9,31 @@ struct Args {
         if i >= 0, i < pos.count { return pos[i] }
         return kw.first(where: { $0.0 == name })?.1
     }
-    func check(max: Int, names: [String], _ interp: Interpreter) throws {
+    func check(max: Int, names: [String], _ interp: JinjaInterpreter) throws {
         if pos.count > max { throw interp.fail(.type, "\(fname)() takes at most \(max) positional argument(s) (\(pos.count) given)") }
         for (k, _) in kw where !names.contains(k) { throw interp.fail(.type, "\(fname)() got an unexpected keyword argument '\(k)'") }
     }
 }
 
-let knownFilters: Set<String> = [
+let jinjaKnownFilters: Set<String> = [
     "abs", "attr", "batch", "capitalize", "center", "count", "d", "default", "dictsort", "e", "escape", "first", "float",
     "format", "forceescape", "indent", "int", "items", "join", "last", "length", "list", "lower", "map", "max", "min",
     "reject", "rejectattr", "replace", "reverse", "round", "safe", "select", "selectattr", "sort", "string", "sum",
     "title", "tojson", "trim", "unique", "upper", "wordcount",
 ]
 
-let knownTests: Set<String> = [
+let jinjaKnownTests: Set<String> = [
     "boolean", "callable", "defined", "divisibleby", "eq", "equalto", "==", "escaped", "even", "false", "filter", "float",
     "ge", ">=", "gt", ">", "greaterthan", "in", "integer", "iterable", "le", "<=", "lower", "lt", "<", "lessthan", "mapping",
     "ne", "!=", "none", "number", "odd", "sameas", "sequence", "string", "test", "true", "undefined", "upper",
 ]
 
-extension Interpreter {
+extension JinjaInterpreter {
     func installGlobals() {
-        globals.vars["range"] = .callable(Callable("range") { interp, a, _ in
+        globals.vars["range"] = .callable(JCallable("range") { interp, a, _ in
             var ints: [Int] = []
             for v in a {
-                guard case .int(let i)? = numeric(v), !v.isDouble else { throw interp.fail(.type, "range() arguments must be integers") }
+                guard case .int(let i)? = pyNumeric(v), !v.isDouble else { throw interp.fail(.type, "range() arguments must be integers") }
                 ints.append(i)
             }
             let (start, stop, step): (Int, Int, Int)
@@ -57,22 +57,22 @@ extension Interpreter {
             guard count <= 100_000 else { throw interp.fail(.limit, "Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).") }
             return .list((0..<count).map { .int(start &+ $0 &* step) })
         })
-        globals.vars["namespace"] = .callable(Callable("namespace") { interp, a, k in
+        globals.vars["namespace"] = .callable(JCallable("namespace") { interp, a, k in
             var attrs: [(String, RValue)] = []
             if let first = a.first {
                 guard case .dict(let d) = first else { throw interp.fail(.type, "namespace() positional argument must be a dict") }
                 for (key, v) in d.entries { attrs.append((pyStr(key), v)) }
             }
             attrs += k
-            let ns = NamespaceBox([])
+            let ns = JNamespace([])
             for (key, v) in attrs {
                 if key.hasPrefix("_") { throw interp.fail(.runtime, "Chat templates cannot store underscore-prefixed attributes on a namespace, but got '\(key)'.") }
                 ns[key] = v
             }
             return .namespace(ns)
         })
-        globals.vars["dict"] = .callable(Callable("dict") { interp, a, k in
-            var d = PyDict()
+        globals.vars["dict"] = .callable(JCallable("dict") { interp, a, k in
+            var d = JDict()
             if let first = a.first {
                 switch first {
                 case .dict(let x): d = x
@@ -87,25 +87,25 @@ extension Interpreter {
             for (key, v) in k { d[.string(key)] = v }
             return .dict(d)
         })
-        globals.vars["raise_exception"] = .callable(Callable("raise_exception") { interp, a, _ in
+        globals.vars["raise_exception"] = .callable(JCallable("raise_exception") { interp, a, _ in
             throw interp.fail(.raised, a.first.map(pyStr) ?? "")
         })
-        globals.vars["strftime_now"] = .callable(Callable("strftime_now") { interp, a, _ in
+        globals.vars["strftime_now"] = .callable(JCallable("strftime_now") { interp, a, _ in
             guard case .string(let fmt)? = a.first else { throw interp.fail(.type, "strftime_now() argument must be str") }
-            return .string(try strftime(fmt, interp.now(), interp))
+            return .string(try pyStrftime(fmt, interp.now(), interp))
         })
     }
 
     // MARK: filters
 
-    func applyFilter(_ name: String, _ v: RValue, _ argExprs: [Expr], _ kwExprs: [(String, Expr)], _ f: Frame) throws -> RValue {
-        let a = Args(pos: try argExprs.map { try eval($0, f) }, kw: try kwExprs.map { ($0.0, try eval($0.1, f)) }, fname: name)
+    func applyFilter(_ name: String, _ v: RValue, _ argExprs: [JExpr], _ kwExprs: [(String, JExpr)], _ f: JFrame) throws -> RValue {
+        let a = JArgs(pos: try argExprs.map { try eval($0, f) }, kw: try kwExprs.map { ($0.0, try eval($0.1, f)) }, fname: name)
         return try filter(name, v, a)
     }
 
     func str(_ v: RValue) -> String { pyStr(v) }
 
-    func filter(_ name: String, _ v: RValue, _ a: Args) throws -> RValue {
+    func filter(_ name: String, _ v: RValue, _ a: JArgs) throws -> RValue {
         switch name {
         case "safe": return v
         case "string": return .string(pyStr(v))
@@ -165,7 +165,7 @@ extension Interpreter {
         case "replace":
             guard let old = a.get(0, "old"), let new = a.get(1, "new") else { throw fail(.type, "replace() needs 'old' and 'new'") }
             var count = -1
-            if let c = a.get(2, "count"), case .int(let n)? = numeric(c) { count = n }
+            if let c = a.get(2, "count"), case .int(let n)? = pyNumeric(c) { count = n }
             return .string(pyReplace(pyStr(v), pyStr(old), pyStr(new), count: count))
         case "join":
             let sep = pyStr(a.get(0, "d") ?? .string(""))
@@ -220,7 +220,7 @@ extension Interpreter {
             let precision: Int
             if case .int(let p)? = a.get(0, "precision") { precision = p } else { precision = 0 }
             let method = pyStr(a.get(1, "method") ?? .string("common"))
-            let x = asDouble(numeric(v) ?? .double(.nan))
+            let x = pyAsDouble(pyNumeric(v) ?? .double(.nan))
             guard !x.isNaN || v.isDouble else { throw fail(.type, "round filter needs a number") }
             let m = pow(10.0, Double(precision))
             switch method {
@@ -370,8 +370,8 @@ extension Interpreter {
                 })
             }
             guard case .string(let fname)? = a.pos.first else { throw fail(.type, "map needs a filter name or attribute=") }
-            guard knownFilters.contains(fname) else { throw fail(.unsupported, "unsupported filter '\(fname)'") }
-            let sub = Args(pos: Array(a.pos.dropFirst()), kw: a.kw, fname: fname)
+            guard jinjaKnownFilters.contains(fname) else { throw fail(.unsupported, "unsupported filter '\(fname)'") }
+            let sub = JArgs(pos: Array(a.pos.dropFirst()), kw: a.kw, fname: fname)
             return .list(try items.map { try filter(fname, $0, sub) })
         case "select", "reject", "selectattr", "rejectattr":
             let byAttr = name.hasSuffix("attr")
@@ -385,7 +385,7 @@ extension Interpreter {
             var testName: String? = nil
             if !pos.isEmpty {
                 guard case .string(let t) = pos.removeFirst() else { throw fail(.type, "\(name): test name must be a string") }
-                guard knownTests.contains(t) else { throw fail(.unsupported, "unsupported test '\(t)'") }
+                guard jinjaKnownTests.contains(t) else { throw fail(.unsupported, "unsupported test '\(t)'") }
                 testName = t
             }
             var res: [RValue] = []
@@ -401,7 +401,7 @@ extension Interpreter {
     }
 
     func firstUnserializable(_ v: RValue, depth: Int = 0) -> String {
-        if depth > maxValueDepth { return "" }
+        if depth > jinjaMaxValueDepth { return "" }
         switch v {
         case .undefined: return "Undefined"
         case .namespace: return "Namespace"
@@ -454,7 +454,7 @@ extension Interpreter {
         case "false": return { if case .bool(false) = v { return true }; return false }()
         case "integer": return { if case .int = v { return true }; return false }()
         case "float": return v.isDouble
-        case "number": return numeric(v) != nil
+        case "number": return pyNumeric(v) != nil
         case "string": return v.isString
         case "mapping": return { if case .dict = v { return true }; return false }()
         case "iterable", "sequence":
@@ -468,10 +468,10 @@ extension Interpreter {
         case "upper": let s = pyStr(v); return v.isString && s == s.uppercased() && s != s.lowercased()
         case "escaped": return false
         case "odd", "even":
-            guard case .int(let i)? = numeric(v) else { throw fail(.type, "test '\(name)' needs an integer") }
+            guard case .int(let i)? = pyNumeric(v) else { throw fail(.type, "test '\(name)' needs an integer") }
             return (abs(i % 2) == 1) == (name == "odd")
         case "divisibleby":
-            guard case .int(let i)? = numeric(v), case .int(let n)? = numeric(try arg()), n != 0 else { throw fail(.type, "divisibleby needs non-zero integers") }
+            guard case .int(let i)? = pyNumeric(v), case .int(let n)? = pyNumeric(try arg()), n != 0 else { throw fail(.type, "divisibleby needs non-zero integers") }
             return n == -1 || i % n == 0
         case "eq", "equalto", "==": return pyEquals(v, try arg())
         case "ne", "!=": return !pyEquals(v, try arg())
@@ -490,8 +490,8 @@ extension Interpreter {
             case (.int(let x), .int(let y)): return x == y && (-5...256).contains(x)  // CPython small-int cache
             default: return false
             }
-        case "filter": guard case .string(let s) = v else { return false }; return knownFilters.contains(s)
-        case "test": guard case .string(let s) = v else { return false }; return knownTests.contains(s)
+        case "filter": guard case .string(let s) = v else { return false }; return jinjaKnownFilters.contains(s)
+        case "test": guard case .string(let s) = v else { return false }; return jinjaKnownTests.contains(s)
         default: throw fail(.unsupported, "unsupported test '\(name)'")
         }
     }
@@ -499,8 +499,8 @@ extension Interpreter {
     // MARK: methods of str / dict / list
 
     func method(_ obj: RValue, _ name: String) -> RValue? {
-        func m(_ fn: @escaping (Interpreter, Args) throws -> RValue) -> RValue {
-            .callable(Callable(name) { interp, a, k in try fn(interp, Args(pos: a, kw: k, fname: name)) })
+        func m(_ fn: @escaping (JinjaInterpreter, JArgs) throws -> RValue) -> RValue {
+            .callable(JCallable(name) { interp, a, k in try fn(interp, JArgs(pos: a, kw: k, fname: name)) })
         }
         switch obj {
         case .string(let s):
@@ -646,7 +646,7 @@ extension Interpreter {
     // MARK: formatting
 
     /// Python `str.format` with auto/explicit positional and named fields; no format specs beyond empty.
-    func pyFormat(_ fmt: String, _ a: Args) throws -> String {
+    func pyFormat(_ fmt: String, _ a: JArgs) throws -> String {
         var out = ""
         let u = Array(fmt.unicodeScalars)
         var i = 0, auto = 0
@@ -707,12 +707,12 @@ extension Interpreter {
             case "r": out += pyRepr(try next())
             case "d", "i":
                 let v = try next()
-                guard let n = numeric(v) else { throw fail(.type, "%d format: a real number is required, not \(v.typeName)") }
-                if case .int(let x) = n { out += String(x) } else { out += String(Int(asDouble(n).rounded(.towardZero))) }
+                guard let n = pyNumeric(v) else { throw fail(.type, "%d format: a real number is required, not \(v.typeName)") }
+                if case .int(let x) = n { out += String(x) } else { out += String(Int(pyAsDouble(n).rounded(.towardZero))) }
             case "f":
                 let v = try next()
-                guard let n = numeric(v) else { throw fail(.type, "must be real number, not \(v.typeName)") }
-                out += String(format: "%.\(precision ?? 6)f", asDouble(n))
+                guard let n = pyNumeric(v) else { throw fail(.type, "must be real number, not \(v.typeName)") }
+                out += String(format: "%.\(precision ?? 6)f", pyAsDouble(n))
             default: throw fail(.unsupported, "unsupported format character '\(u[i])'")
             }
             i += 1
@@ -841,7 +841,7 @@ func jinjaTitle(_ s: String) -> String {
 
 // MARK: strftime (Python datetime.strftime, C locale, local time zone)
 
-func strftime(_ fmt: String, _ date: Date, _ interp: Interpreter) throws -> String {
+func pyStrftime(_ fmt: String, _ date: Date, _ interp: JinjaInterpreter) throws -> String {
     var cal = Calendar(identifier: .gregorian)
     cal.timeZone = TimeZone.current
     let c = cal.dateComponents([.year, .month, .day, .hour, .minute, .second, .weekday, .nanosecond], from: date)

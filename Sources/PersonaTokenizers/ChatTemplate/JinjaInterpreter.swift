@@ -1,11 +1,11 @@
 import Foundation
 
-final class Frame {
+final class JFrame {
     var vars: [String: RValue] = [:]
-    let parent: Frame?
-    init(parent: Frame?) { self.parent = parent }
+    let parent: JFrame?
+    init(parent: JFrame?) { self.parent = parent }
     func lookup(_ n: String) -> RValue? {
-        var f: Frame? = self
+        var f: JFrame? = self
         while let cur = f {
             if let v = cur.vars[n] { return v }
             f = cur.parent
@@ -14,11 +14,11 @@ final class Frame {
     }
 }
 
-enum Flow { case normal, breakLoop, continueLoop }
+enum JFlow { case normal, breakLoop, continueLoop }
 
 /// Tree-walking evaluator with jinja2 semantics (scoping: `for` bodies get a fresh scope per iteration,
 /// `if` does not; undefined names are jinja2 Undefined).
-final class Interpreter {
+final class JinjaInterpreter {
     let limits: ChatTemplate.Limits
     let now: () -> Date
     var out = ""
@@ -26,12 +26,12 @@ final class Interpreter {
     var steps = 0
     var callDepth = 0
     var line = 0
-    let globals: Frame
+    let globals: JFrame
 
     init(limits: ChatTemplate.Limits, now: @escaping () -> Date) {
         self.limits = limits
         self.now = now
-        globals = Frame(parent: nil)
+        globals = JFrame(parent: nil)
         installGlobals()
     }
 
@@ -39,8 +39,8 @@ final class Interpreter {
         ChatTemplateError(kind: kind, message: msg, line: line, column: nil)
     }
 
-    func render(_ nodes: [Node], context: [String: RValue]) throws -> String {
-        let root = Frame(parent: globals)
+    func render(_ nodes: [JNode], context: [String: RValue]) throws -> String {
+        let root = JFrame(parent: globals)
         root.vars = context
         let flow = try exec(nodes, root)
         if flow != .normal { throw fail(.runtime, "'break'/'continue' outside of a loop") }
@@ -62,7 +62,7 @@ final class Interpreter {
         }
     }
 
-    func capture(_ body: () throws -> Flow) throws -> (String, Flow) {
+    func capture(_ body: () throws -> JFlow) throws -> (String, JFlow) {
         let saved = out
         out = ""
         defer { out = saved }
@@ -72,7 +72,7 @@ final class Interpreter {
 
     // MARK: statements
 
-    private func exec(_ nodes: [Node], _ frame: Frame) throws -> Flow {
+    private func exec(_ nodes: [JNode], _ frame: JFrame) throws -> JFlow {
         for node in nodes {
             line = node.line
             switch node.kind {
@@ -96,7 +96,7 @@ final class Interpreter {
                 if let cond {
                     for item in seq {
                         try tick()
-                        let f = Frame(parent: frame)
+                        let f = JFrame(parent: frame)
                         try bind(target, item, f)
                         if try eval(cond, f).truthy { items.append(item) }
                     }
@@ -110,8 +110,8 @@ final class Interpreter {
                 }
                 for (idx, item) in items.enumerated() {
                     try tick()
-                    let f = Frame(parent: frame)
-                    f.vars["loop"] = .loop(LoopInfo(items: items, index0: idx))
+                    let f = JFrame(parent: frame)
+                    f.vars["loop"] = .loop(JLoopInfo(items: items, index0: idx))
                     try bind(target, item, f)
                     let flow = try exec(body, f)
                     line = node.line
@@ -144,8 +144,8 @@ final class Interpreter {
         return .normal
     }
 
-    private func makeMacro(_ def: MacroDef, _ defFrame: Frame) -> Callable {
-        Callable(def.name) { [unowned self] _, args, kwargs in
+    private func makeMacro(_ def: JMacroDef, _ defFrame: JFrame) -> JCallable {
+        JCallable(def.name) { [unowned self] _, args, kwargs in
             try self.tick()
             guard self.callDepth < self.limits.maxCallDepth else {
                 throw self.fail(.limit, "macro recursion deeper than \(self.limits.maxCallDepth)")
@@ -155,7 +155,7 @@ final class Interpreter {
             }
             self.callDepth += 1
             defer { self.callDepth -= 1 }
-            let f = Frame(parent: defFrame)
+            let f = JFrame(parent: defFrame)
             for (k, _) in kwargs where !def.params.contains(where: { $0.0 == k }) {
                 throw self.fail(.runtime, "macro '\(def.name)' was invoked with an unknown keyword argument '\(k)'")
             }
@@ -172,7 +172,7 @@ final class Interpreter {
         }
     }
 
-    func bind(_ target: Target, _ v: RValue, _ frame: Frame) throws {
+    func bind(_ target: JTarget, _ v: RValue, _ frame: JFrame) throws {
         switch target {
         case .name(let n): frame.vars[n] = v
         case .attr(let n, let a):
@@ -203,7 +203,7 @@ final class Interpreter {
 
     // MARK: expressions
 
-    func eval(_ e: Expr, _ f: Frame) throws -> RValue {
+    func eval(_ e: JExpr, _ f: JFrame) throws -> RValue {
         switch e {
         case .const(let c):
             switch c {
@@ -218,7 +218,7 @@ final class Interpreter {
         case .list(let xs): return .list(try xs.map { try eval($0, f) })
         case .tuple(let xs): return .tuple(try xs.map { try eval($0, f) })
         case .dict(let kvs):
-            var d = PyDict()
+            var d = JDict()
             for (k, v) in kvs {
                 let kv = try eval(k, f)
                 switch kv {
@@ -336,7 +336,7 @@ final class Interpreter {
         func unsupported() -> ChatTemplateError {
             fail(.type, "unsupported operand type(s) for \(op): '\(l.typeName)' and '\(r.typeName)'")
         }
-        if let x = numeric(l), let y = numeric(r) {
+        if let x = pyNumeric(l), let y = pyNumeric(r) {
             if case .int(let p) = x, case .int(let q) = y {
                 switch op {
                 case "+": let (v, o) = p.addingReportingOverflow(q); if o { throw fail(.runtime, "integer overflow") }; return .int(v)
@@ -377,7 +377,7 @@ final class Interpreter {
                 default: throw unsupported()
                 }
             }
-            let p = asDouble(x), q = asDouble(y)
+            let p = pyAsDouble(x), q = pyAsDouble(y)
             switch op {
             case "+": return .double(p + q)
             case "-": return .double(p - q)
@@ -404,7 +404,7 @@ final class Interpreter {
         case ("+", .tuple(let a), .tuple(let b)): return .tuple(a + b)
         case ("+", .list, _): throw fail(.type, "can only concatenate list (not \"\(r.typeName)\") to list")
         case ("*", .string(let s), _), ("*", _, .string(let s)):
-            guard case .int(let n)? = numeric(l.isString ? r : l) else { throw fail(.type, "can't multiply sequence by non-int of type '\((l.isString ? r : l).typeName)'") }
+            guard case .int(let n)? = pyNumeric(l.isString ? r : l) else { throw fail(.type, "can't multiply sequence by non-int of type '\((l.isString ? r : l).typeName)'") }
             if n <= 0 { return .string("") }
             let (bytes, over) = s.utf8.count.multipliedReportingOverflow(by: n)
             guard !over, bytes <= limits.maxOutputBytes else {
@@ -412,7 +412,7 @@ final class Interpreter {
             }
             return .string(String(repeating: s, count: n))
         case ("*", .list(let a), _), ("*", _, .list(let a)):
-            guard case .int(let n)? = numeric(l.isList ? r : l) else { throw fail(.type, "can't multiply sequence by non-int") }
+            guard case .int(let n)? = pyNumeric(l.isList ? r : l) else { throw fail(.type, "can't multiply sequence by non-int") }
             if n <= 0 || a.isEmpty { return .list([]) }
             let (items, over) = a.count.multipliedReportingOverflow(by: n)
             guard !over, items <= limits.maxIterations else {
@@ -452,13 +452,13 @@ final class Interpreter {
         case .dict(let d):
             if let v = d[key] { return v }
         case .list(let a), .tuple(let a):
-            if case .int(var i)? = numeric(key), !(key.isDouble) {
+            if case .int(var i)? = pyNumeric(key), !(key.isDouble) {
                 if i < 0 { i += a.count }
                 if i >= 0 && i < a.count { return a[i] }
                 return .undefined("'\(obj.typeName) object' has no element \(pyRepr(key))")
             }
         case .string(let s):
-            if case .int(var i)? = numeric(key), !(key.isDouble) {
+            if case .int(var i)? = pyNumeric(key), !(key.isDouble) {
                 let u = Array(s.unicodeScalars)
                 if i < 0 { i += u.count }
                 if i >= 0 && i < u.count { return .string(String(u[i])) }

@@ -2,7 +2,7 @@ import Foundation
 
 /// Tokens of the template source. Text outside tags is already whitespace-controlled
 /// (`-` markers, trim_blocks, lstrip_blocks) exactly as jinja2's lexer does it.
-enum TokKind: Equatable {
+enum JTokKind: Equatable {
     case text(String)
     case varBegin, varEnd, blockBegin, blockEnd
     case name(String)
@@ -13,8 +13,8 @@ enum TokKind: Equatable {
     case eof
 }
 
-struct Token {
-    let kind: TokKind
+struct JToken {
+    let kind: JTokKind
     let line: Int
     let col: Int
 }
@@ -30,7 +30,7 @@ struct Token {
 struct JinjaLexer {
     let s: [Unicode.Scalar]
     var pos = 0
-    var tokens: [Token] = []
+    var tokens: [JToken] = []
     // jinja2 Environment options used by transformers.
     let trimBlocks = true
     let lstripBlocks = true
@@ -85,12 +85,12 @@ struct JinjaLexer {
         return (curLine, curCol)
     }
 
-    mutating func emit(_ k: TokKind, at p: Int) {
+    mutating func emit(_ k: JTokKind, at p: Int) {
         let (l, c) = lc(p)
-        tokens.append(Token(kind: k, line: l, col: c))
+        tokens.append(JToken(kind: k, line: l, col: c))
     }
 
-    mutating func tokenize() throws -> [Token] {
+    mutating func tokenize() throws -> [JToken] {
         var lineStarting = true
         let n = s.count
         while pos < n {

@@ -1,68 +1,68 @@
 import Foundation
 
-enum Const: Sendable {
+enum JConst: Sendable {
     case none, bool(Bool), int(Int), double(Double), string(String)
 }
 
-indirect enum Expr: Sendable {
-    case const(Const)
+indirect enum JExpr: Sendable {
+    case const(JConst)
     case name(String)
-    case list([Expr])
-    case tuple([Expr])
-    case dict([(Expr, Expr)])
-    case getattr(Expr, String)
-    case getitem(Expr, Expr)
-    case slice(Expr, Expr?, Expr?, Expr?)
-    case call(Expr, [Expr], [(String, Expr)])
-    case filter(Expr, String, [Expr], [(String, Expr)])
-    case test(Expr, String, [Expr], negated: Bool)
-    case neg(Expr), pos(Expr), not(Expr)
-    case binary(String, Expr, Expr)
-    case and(Expr, Expr), or(Expr, Expr)
-    case compare(Expr, [(String, Expr)])
-    case concat([Expr])
-    case cond(test: Expr, then: Expr, otherwise: Expr?)
+    case list([JExpr])
+    case tuple([JExpr])
+    case dict([(JExpr, JExpr)])
+    case getattr(JExpr, String)
+    case getitem(JExpr, JExpr)
+    case slice(JExpr, JExpr?, JExpr?, JExpr?)
+    case call(JExpr, [JExpr], [(String, JExpr)])
+    case filter(JExpr, String, [JExpr], [(String, JExpr)])
+    case test(JExpr, String, [JExpr], negated: Bool)
+    case neg(JExpr), pos(JExpr), not(JExpr)
+    case binary(String, JExpr, JExpr)
+    case and(JExpr, JExpr), or(JExpr, JExpr)
+    case compare(JExpr, [(String, JExpr)])
+    case concat([JExpr])
+    case cond(test: JExpr, then: JExpr, otherwise: JExpr?)
 }
 
-indirect enum Target: Sendable {
+indirect enum JTarget: Sendable {
     case name(String)
     case attr(String, String)  // namespace attribute assignment: ns.x
-    case tuple([Target])
+    case tuple([JTarget])
 }
 
-struct FilterCall: Sendable {
+struct JFilterCall: Sendable {
     let name: String
-    let args: [Expr]
-    let kwargs: [(String, Expr)]
+    let args: [JExpr]
+    let kwargs: [(String, JExpr)]
 }
 
-struct Node: Sendable {
+struct JNode: Sendable {
     let line: Int
-    let kind: NodeKind
+    let kind: JNodeKind
 }
 
-struct MacroDef: Sendable {
+struct JMacroDef: Sendable {
     let name: String
-    let params: [(String, Expr?)]
-    let body: [Node]
+    let params: [(String, JExpr?)]
+    let body: [JNode]
 }
 
-indirect enum NodeKind: Sendable {
+indirect enum JNodeKind: Sendable {
     case text(String)
-    case output(Expr)
-    case ifChain([(Expr, [Node])], otherwise: [Node])
-    case forLoop(target: Target, iter: Expr, cond: Expr?, body: [Node], otherwise: [Node])
-    case set(Target, Expr)
-    case setBlock(Target, [Node], [FilterCall])
-    case macro(MacroDef)
-    case filterBlock([FilterCall], [Node])
+    case output(JExpr)
+    case ifChain([(JExpr, [JNode])], otherwise: [JNode])
+    case forLoop(target: JTarget, iter: JExpr, cond: JExpr?, body: [JNode], otherwise: [JNode])
+    case set(JTarget, JExpr)
+    case setBlock(JTarget, [JNode], [JFilterCall])
+    case macro(JMacroDef)
+    case filterBlock([JFilterCall], [JNode])
     case breakLoop, continueLoop
-    case generation([Node])
+    case generation([JNode])
 }
 
 /// Recursive-descent parser following jinja2's grammar and operator precedence.
 struct JinjaParser {
-    let toks: [Token]
+    let toks: [JToken]
     var i = 0
     // Nesting guard: hostile templates must not overflow the stack of the recursive descent / evaluator.
     var depth = 0
@@ -73,18 +73,18 @@ struct JinjaParser {
         if depth > Self.maxDepth { throw fail("template nested too deeply (more than \(Self.maxDepth) levels)") }
     }
 
-    init(tokens: [Token]) { toks = tokens }
+    init(tokens: [JToken]) { toks = tokens }
 
-    var cur: Token { toks[min(i, toks.count - 1)] }
-    func peek(_ k: Int = 1) -> Token { toks[min(i + k, toks.count - 1)] }
+    var cur: JToken { toks[min(i, toks.count - 1)] }
+    func peek(_ k: Int = 1) -> JToken { toks[min(i + k, toks.count - 1)] }
     mutating func advance() { if i < toks.count - 1 { i += 1 } }
 
-    func fail(_ msg: String, _ t: Token? = nil) -> ChatTemplateError {
+    func fail(_ msg: String, _ t: JToken? = nil) -> ChatTemplateError {
         let t = t ?? cur
         return ChatTemplateError(kind: .syntax, message: msg, line: t.line, column: t.col)
     }
 
-    func describe(_ k: TokKind) -> String {
+    func describe(_ k: JTokKind) -> String {
         switch k {
         case .text: return "template text"
         case .varBegin: return "'{{'"
@@ -118,15 +118,15 @@ struct JinjaParser {
 
     // MARK: statements
 
-    mutating func parseTemplate() throws -> [Node] {
+    mutating func parseTemplate() throws -> [JNode] {
         let (body, end) = try parseBody(until: [])
         if let end { throw fail("unexpected '\(end)' outside of any block", cur) }
         return body
     }
 
     /// Parses nodes until a `{% name %}` with name in `until`; leaves `cur` on that name token.
-    mutating func parseBody(until: Set<String>) throws -> ([Node], String?) {
-        var nodes: [Node] = []
+    mutating func parseBody(until: Set<String>) throws -> ([JNode], String?) {
+        var nodes: [JNode] = []
         while true {
             let t = cur
             switch t.kind {
@@ -136,14 +136,14 @@ struct JinjaParser {
                 }
                 return (nodes, nil)
             case .text(let s):
-                nodes.append(Node(line: t.line, kind: .text(s)))
+                nodes.append(JNode(line: t.line, kind: .text(s)))
                 advance()
             case .varBegin:
                 advance()
                 let e = try parseTuple()
                 guard case .varEnd = cur.kind else { throw fail("expected end of print statement '}}', got \(describe(cur.kind))") }
                 advance()
-                nodes.append(Node(line: t.line, kind: .output(e)))
+                nodes.append(JNode(line: t.line, kind: .output(e)))
             case .blockBegin:
                 advance()
                 guard case .name(let kw) = cur.kind else { throw fail("expected a statement name, got \(describe(cur.kind))") }
@@ -155,14 +155,14 @@ struct JinjaParser {
         }
     }
 
-    mutating func parseStatement(_ kw: String, line: Int) throws -> Node {
+    mutating func parseStatement(_ kw: String, line: Int) throws -> JNode {
         try enter()
         defer { depth -= 1 }
         let kwTok = cur
         advance()
         switch kw {
         case "if":
-            var branches: [(Expr, [Node])] = []
+            var branches: [(JExpr, [JNode])] = []
             var cond = try parseExpression()
             try expectBlockEnd()
             while true {
@@ -179,54 +179,54 @@ struct JinjaParser {
                     let (eb, _) = try parseBody(until: ["endif"])
                     advance()
                     try expectBlockEnd()
-                    return Node(line: line, kind: .ifChain(branches, otherwise: eb))
+                    return JNode(line: line, kind: .ifChain(branches, otherwise: eb))
                 }
                 try expectBlockEnd()
-                return Node(line: line, kind: .ifChain(branches, otherwise: []))
+                return JNode(line: line, kind: .ifChain(branches, otherwise: []))
             }
         case "for":
             let target = try parseAssignTarget(allowAttr: false)
             guard isName("in") else { throw fail("expected 'in' in for loop, got \(describe(cur.kind))") }
             advance()
             let iter = try parseTuple(withCond: false)
-            var cond: Expr? = nil
+            var cond: JExpr? = nil
             if isName("if") { advance(); cond = try parseExpression() }
             if isName("recursive") { throw fail("recursive for loops are not supported") }
             try expectBlockEnd()
             let (body, end) = try parseBody(until: ["else", "endfor"])
             advance()
-            var otherwise: [Node] = []
+            var otherwise: [JNode] = []
             if end == "else" {
                 try expectBlockEnd()
                 (otherwise, _) = try parseBody(until: ["endfor"])
                 advance()
             }
             try expectBlockEnd()
-            return Node(line: line, kind: .forLoop(target: target, iter: iter, cond: cond, body: body, otherwise: otherwise))
+            return JNode(line: line, kind: .forLoop(target: target, iter: iter, cond: cond, body: body, otherwise: otherwise))
         case "set":
             let target = try parseAssignTarget(allowAttr: true)
             if isOp("=") {
                 advance()
                 let e = try parseTuple()
                 try expectBlockEnd()
-                return Node(line: line, kind: .set(target, e))
+                return JNode(line: line, kind: .set(target, e))
             }
-            var filters: [FilterCall] = []
+            var filters: [JFilterCall] = []
             while isOp("|") { advance(); filters.append(try parseFilterCall()) }
             try expectBlockEnd()
             let (body, _) = try parseBody(until: ["endset"])
             advance()
             try expectBlockEnd()
-            return Node(line: line, kind: .setBlock(target, body, filters))
+            return JNode(line: line, kind: .setBlock(target, body, filters))
         case "macro":
             let name = try expectName()
             try expectOp("(")
-            var params: [(String, Expr?)] = []
+            var params: [(String, JExpr?)] = []
             while !isOp(")") {
                 if !params.isEmpty { try expectOp(",") }
                 if isOp(")") { break }
                 let p = try expectName()
-                var def: Expr? = nil
+                var def: JExpr? = nil
                 if isOp("=") { advance(); def = try parseExpression() }
                 params.append((p, def))
             }
@@ -236,7 +236,7 @@ struct JinjaParser {
             advance()
             if case .name = cur.kind { advance() }  // optional `endmacro name`
             try expectBlockEnd()
-            return Node(line: line, kind: .macro(MacroDef(name: name, params: params, body: body)))
+            return JNode(line: line, kind: .macro(JMacroDef(name: name, params: params, body: body)))
         case "filter":
             var filters = [try parseFilterCall()]
             while isOp("|") { advance(); filters.append(try parseFilterCall()) }
@@ -244,16 +244,16 @@ struct JinjaParser {
             let (body, _) = try parseBody(until: ["endfilter"])
             advance()
             try expectBlockEnd()
-            return Node(line: line, kind: .filterBlock(filters, body))
+            return JNode(line: line, kind: .filterBlock(filters, body))
         case "break", "continue":
             try expectBlockEnd()
-            return Node(line: line, kind: kw == "break" ? .breakLoop : .continueLoop)
+            return JNode(line: line, kind: kw == "break" ? .breakLoop : .continueLoop)
         case "generation":
             try expectBlockEnd()
             let (body, _) = try parseBody(until: ["endgeneration"])
             advance()
             try expectBlockEnd()
-            return Node(line: line, kind: .generation(body))
+            return JNode(line: line, kind: .generation(body))
         case "endif", "endfor", "endset", "endmacro", "endfilter", "endraw", "endgeneration", "elif", "else":
             throw fail("unexpected '\(kw)' (no matching open block)", kwTok)
         default:
@@ -261,8 +261,8 @@ struct JinjaParser {
         }
     }
 
-    mutating func parseAssignTarget(allowAttr: Bool) throws -> Target {
-        func one(_ p: inout JinjaParser) throws -> Target {
+    mutating func parseAssignTarget(allowAttr: Bool) throws -> JTarget {
+        func one(_ p: inout JinjaParser) throws -> JTarget {
             let n = try p.expectName()
             if allowAttr, p.isOp(".") {
                 p.advance()
@@ -284,19 +284,19 @@ struct JinjaParser {
         return isTuple || parens && items.count > 1 ? .tuple(items) : items[0]
     }
 
-    mutating func parseFilterCall() throws -> FilterCall {
+    mutating func parseFilterCall() throws -> JFilterCall {
         var name = try expectName()
         while isOp(".") { advance(); name += "." + (try expectName()) }
-        var args: [Expr] = []
-        var kwargs: [(String, Expr)] = []
+        var args: [JExpr] = []
+        var kwargs: [(String, JExpr)] = []
         if isOp("(") { (args, kwargs) = try parseCallArgs() }
-        return FilterCall(name: name, args: args, kwargs: kwargs)
+        return JFilterCall(name: name, args: args, kwargs: kwargs)
     }
 
     // MARK: expressions (jinja2 precedence)
 
-    mutating func parseTuple(withCond: Bool = true) throws -> Expr {
-        var items: [Expr] = []
+    mutating func parseTuple(withCond: Bool = true) throws -> JExpr {
+        var items: [JExpr] = []
         var isTuple = false
         while true {
             if !items.isEmpty {
@@ -323,31 +323,31 @@ struct JinjaParser {
         }
     }
 
-    mutating func parseExpression() throws -> Expr {
+    mutating func parseExpression() throws -> JExpr {
         try enter()
         defer { depth -= 1 }
         var e = try parseOr()
         while isName("if") {
             advance()
             let test = try parseOr()
-            var otherwise: Expr? = nil
+            var otherwise: JExpr? = nil
             if isName("else") { advance(); otherwise = try parseExpression() }
             e = .cond(test: test, then: e, otherwise: otherwise)
         }
         return e
     }
 
-    mutating func parseOr() throws -> Expr {
+    mutating func parseOr() throws -> JExpr {
         var l = try parseAnd()
         while isName("or") { advance(); l = .or(l, try parseAnd()) }
         return l
     }
-    mutating func parseAnd() throws -> Expr {
+    mutating func parseAnd() throws -> JExpr {
         var l = try parseNot()
         while isName("and") { advance(); l = .and(l, try parseNot()) }
         return l
     }
-    mutating func parseNot() throws -> Expr {
+    mutating func parseNot() throws -> JExpr {
         if isName("not") {
             try enter()
             defer { depth -= 1 }
@@ -356,9 +356,9 @@ struct JinjaParser {
         }
         return try parseCompare()
     }
-    mutating func parseCompare() throws -> Expr {
+    mutating func parseCompare() throws -> JExpr {
         let first = try parseMath1()
-        var ops: [(String, Expr)] = []
+        var ops: [(String, JExpr)] = []
         while true {
             if case .op(let o) = cur.kind, ["==", "!=", "<", ">", "<=", ">="].contains(o) {
                 advance(); ops.append((o, try parseMath1()))
@@ -370,28 +370,28 @@ struct JinjaParser {
         }
         return ops.isEmpty ? first : .compare(first, ops)
     }
-    mutating func parseMath1() throws -> Expr {
+    mutating func parseMath1() throws -> JExpr {
         var l = try parseConcat()
         while case .op(let o) = cur.kind, o == "+" || o == "-" { advance(); l = .binary(o, l, try parseConcat()) }
         return l
     }
-    mutating func parseConcat() throws -> Expr {
+    mutating func parseConcat() throws -> JExpr {
         var args = [try parseMath2()]
         while isOp("~") { advance(); args.append(try parseMath2()) }
         return args.count == 1 ? args[0] : .concat(args)
     }
-    mutating func parseMath2() throws -> Expr {
+    mutating func parseMath2() throws -> JExpr {
         var l = try parsePow()
         while case .op(let o) = cur.kind, ["*", "/", "//", "%"].contains(o) { advance(); l = .binary(o, l, try parsePow()) }
         return l
     }
-    mutating func parsePow() throws -> Expr {
+    mutating func parsePow() throws -> JExpr {
         var l = try parseUnary()
         while isOp("**") { advance(); l = .binary("**", l, try parseUnary()) }
         return l
     }
-    mutating func parseUnary(withFilter: Bool = true) throws -> Expr {
-        var node: Expr
+    mutating func parseUnary(withFilter: Bool = true) throws -> JExpr {
+        var node: JExpr
         if isOp("-") || isOp("+") {
             try enter()
             defer { depth -= 1 }
@@ -407,7 +407,7 @@ struct JinjaParser {
         return node
     }
 
-    mutating func parsePrimary() throws -> Expr {
+    mutating func parsePrimary() throws -> JExpr {
         let t = cur
         switch t.kind {
         case .name(let n):
@@ -427,7 +427,7 @@ struct JinjaParser {
         case .op("("):
             advance()
             if isOp(")") { advance(); return .tuple([]) }
-            var items: [Expr] = []
+            var items: [JExpr] = []
             var isTuple = false
             while true {
                 items.append(try parseExpression())
@@ -443,7 +443,7 @@ struct JinjaParser {
             return isTuple ? .tuple(items) : items[0]
         case .op("["):
             advance()
-            var items: [Expr] = []
+            var items: [JExpr] = []
             while !isOp("]") {
                 if !items.isEmpty { try expectOp(","); if isOp("]") { break } }
                 items.append(try parseExpression())
@@ -452,7 +452,7 @@ struct JinjaParser {
             return .list(items)
         case .op("{"):
             advance()
-            var items: [(Expr, Expr)] = []
+            var items: [(JExpr, JExpr)] = []
             while !isOp("}") {
                 if !items.isEmpty { try expectOp(","); if isOp("}") { break } }
                 let k = try parseExpression()
@@ -466,7 +466,7 @@ struct JinjaParser {
         }
     }
 
-    mutating func parsePostfix(_ start: Expr) throws -> Expr {
+    mutating func parsePostfix(_ start: JExpr) throws -> JExpr {
         var node = start
         while true {
             if isOp(".") {
@@ -488,11 +488,11 @@ struct JinjaParser {
         }
     }
 
-    mutating func parseSubscript(_ obj: Expr) throws -> Expr {
+    mutating func parseSubscript(_ obj: JExpr) throws -> JExpr {
         // Already past '['.
-        var parts: [Expr?] = []
+        var parts: [JExpr?] = []
         var isSlice = false
-        var current: Expr? = nil
+        var current: JExpr? = nil
         while true {
             if isOp("]") { parts.append(current); break }
             if isOp(":") {
@@ -516,10 +516,10 @@ struct JinjaParser {
         return .slice(obj, parts[0], parts[1], parts[2])
     }
 
-    mutating func parseCallArgs() throws -> ([Expr], [(String, Expr)]) {
+    mutating func parseCallArgs() throws -> ([JExpr], [(String, JExpr)]) {
         try expectOp("(")
-        var args: [Expr] = []
-        var kwargs: [(String, Expr)] = []
+        var args: [JExpr] = []
+        var kwargs: [(String, JExpr)] = []
         while !isOp(")") {
             if !args.isEmpty || !kwargs.isEmpty { try expectOp(","); if isOp(")") { break } }
             if isOp("*") || isOp("**") { throw fail("*args / **kwargs in calls are not supported") }
@@ -535,7 +535,7 @@ struct JinjaParser {
         return (args, kwargs)
     }
 
-    mutating func parseFilterExpr(_ start: Expr) throws -> Expr {
+    mutating func parseFilterExpr(_ start: JExpr) throws -> JExpr {
         var node = start
         while true {
             if isOp("|") {
@@ -548,7 +548,7 @@ struct JinjaParser {
                 if isName("not") { advance(); negated = true }
                 var name = try expectName()
                 while isOp(".") { advance(); name += "." + (try expectName()) }
-                var args: [Expr] = []
+                var args: [JExpr] = []
                 if isOp("(") {
                     let (a, k) = try parseCallArgs()
                     if !k.isEmpty { throw fail("keyword arguments to tests are not supported") }

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Mutable attribute bag created by `namespace(...)`; reference semantics like jinja2's Namespace.
-final class NamespaceBox {
+final class JNamespace {
     var attrs: [(String, RValue)]
     init(_ attrs: [(String, RValue)]) { self.attrs = attrs }
     subscript(_ k: String) -> RValue? {
@@ -14,7 +14,7 @@ final class NamespaceBox {
 }
 
 /// The `loop` variable of one for-loop iteration; attributes are computed on access (cheap per iteration).
-final class LoopInfo {
+final class JLoopInfo {
     let items: [RValue]
     let index0: Int
     init(items: [RValue], index0: Int) {
@@ -36,7 +36,7 @@ final class LoopInfo {
         case "previtem": return i > 0 ? items[i - 1] : .undefined("there is no previous item")
         case "nextitem": return i + 1 < n ? items[i + 1] : .undefined("there is no next item")
         case "cycle":
-            return .callable(Callable("cycle") { interp, args, _ in
+            return .callable(JCallable("cycle") { interp, args, _ in
                 guard !args.isEmpty else { throw interp.fail(.type, "no items for cycling given") }
                 return args[i % args.count]
             })
@@ -46,17 +46,17 @@ final class LoopInfo {
 }
 
 /// A callable: global function, bound method, macro or loop helper.
-final class Callable {
+final class JCallable {
     let name: String
-    let fn: (Interpreter, [RValue], [(String, RValue)]) throws -> RValue
-    init(_ name: String, _ fn: @escaping (Interpreter, [RValue], [(String, RValue)]) throws -> RValue) {
+    let fn: (JinjaInterpreter, [RValue], [(String, RValue)]) throws -> RValue
+    init(_ name: String, _ fn: @escaping (JinjaInterpreter, [RValue], [(String, RValue)]) throws -> RValue) {
         self.name = name
         self.fn = fn
     }
 }
 
 /// Insertion-ordered dict with arbitrary hashable-ish keys (string keys in practice).
-struct PyDict {
+struct JDict {
     var entries: [(RValue, RValue)] = []
     func index(of k: RValue) -> Int? { entries.firstIndex(where: { pyEquals($0.0, k) }) }
     subscript(_ k: RValue) -> RValue? {
@@ -79,10 +79,10 @@ enum RValue {
     case string(String)
     case list([RValue])
     case tuple([RValue])
-    case dict(PyDict)
-    case namespace(NamespaceBox)
-    case loop(LoopInfo)
-    case callable(Callable)
+    case dict(JDict)
+    case namespace(JNamespace)
+    case loop(JLoopInfo)
+    case callable(JCallable)
 
     init(_ j: JinjaValue) {
         switch j {
@@ -92,7 +92,7 @@ enum RValue {
         case .double(let d): self = .double(d)
         case .string(let s): self = .string(s)
         case .array(let a): self = .list(a.map(RValue.init))
-        case .object(let o): self = .dict(PyDict(entries: o.entries.map { (.string($0.key), RValue($0.value)) }))
+        case .object(let o): self = .dict(JDict(entries: o.entries.map { (.string($0.key), RValue($0.value)) }))
         }
     }
 
@@ -132,10 +132,10 @@ enum RValue {
 // MARK: Python equality and ordering
 
 /// Values nested deeper than this (only buildable by hostile templates) are not compared/printed recursively.
-let maxValueDepth = 200
+let jinjaMaxValueDepth = 200
 
 func pyEquals(_ a: RValue, _ b: RValue, depth: Int = 0) -> Bool {
-    if depth > maxValueDepth { return false }
+    if depth > jinjaMaxValueDepth { return false }
     switch (a, b) {
     case (.undefined, .undefined), (.none, .none): return true
     case (.string(let x), .string(let y)): return x.unicodeScalars.elementsEqual(y.unicodeScalars)
@@ -149,10 +149,10 @@ func pyEquals(_ a: RValue, _ b: RValue, depth: Int = 0) -> Bool {
     case (.loop(let x), .loop(let y)): return x === y
     case (.callable(let x), .callable(let y)): return x === y
     default:
-        if let x = numeric(a), let y = numeric(b) {
+        if let x = pyNumeric(a), let y = pyNumeric(b) {
             switch (x, y) {
             case (.int(let p), .int(let q)): return p == q
-            default: return asDouble(x) == asDouble(y)
+            default: return pyAsDouble(x) == pyAsDouble(y)
             }
         }
         return false
@@ -160,7 +160,7 @@ func pyEquals(_ a: RValue, _ b: RValue, depth: Int = 0) -> Bool {
 }
 
 /// bool is an int subclass in Python.
-func numeric(_ v: RValue) -> RValue? {
+func pyNumeric(_ v: RValue) -> RValue? {
     switch v {
     case .bool(let b): return .int(b ? 1 : 0)
     case .int, .double: return v
@@ -168,7 +168,7 @@ func numeric(_ v: RValue) -> RValue? {
     }
 }
 
-func asDouble(_ v: RValue) -> Double {
+func pyAsDouble(_ v: RValue) -> Double {
     switch v {
     case .int(let i): return Double(i)
     case .double(let d): return d
@@ -179,10 +179,10 @@ func asDouble(_ v: RValue) -> Double {
 
 /// Python `<` ordering; nil when the types are not orderable.
 func pyCompare(_ a: RValue, _ b: RValue, depth: Int = 0) -> Int? {
-    if depth > maxValueDepth { return nil }
-    if let x = numeric(a), let y = numeric(b) {
+    if depth > jinjaMaxValueDepth { return nil }
+    if let x = pyNumeric(a), let y = pyNumeric(b) {
         if case .int(let p) = x, case .int(let q) = y { return p < q ? -1 : (p > q ? 1 : 0) }
-        let p = asDouble(x), q = asDouble(y)
+        let p = pyAsDouble(x), q = pyAsDouble(y)
         return p < q ? -1 : (p > q ? 1 : 0)
     }
     switch (a, b) {
@@ -215,7 +215,7 @@ func pyStr(_ v: RValue) -> String {
 }
 
 func pyRepr(_ v: RValue, depth: Int = 0) -> String {
-    if depth > maxValueDepth { return "..." }
+    if depth > jinjaMaxValueDepth { return "..." }
     let r = { (x: RValue) in pyRepr(x, depth: depth + 1) }
     switch v {
     case .undefined: return "Undefined"
@@ -309,7 +309,7 @@ func pyFloatRepr(_ d: Double) -> String {
 extension RValue {
     /// Returns nil if the value holds something JSON cannot encode (Undefined, functions, ...).
     func toJSON(indent: String?, itemSep: String, keySep: String, sortKeys: Bool, ensureASCII: Bool, level: Int = 0) -> String? {
-        if level > maxValueDepth { return nil }
+        if level > jinjaMaxValueDepth { return nil }
         switch self {
         case .none: return "null"
         case .bool(let b): return b ? "true" : "false"
@@ -318,7 +318,7 @@ extension RValue {
             if d.isNaN { return "NaN" }
             if d.isInfinite { return d < 0 ? "-Infinity" : "Infinity" }
             return pyFloatRepr(d)
-        case .string(let s): return jsonQuote(s, ensureASCII: ensureASCII)
+        case .string(let s): return pyJSONQuote(s, ensureASCII: ensureASCII)
         case .list(let a), .tuple(let a):
             if a.isEmpty { return "[]" }
             var parts: [String] = []
@@ -348,7 +348,7 @@ extension RValue {
             var parts: [String] = []
             for (k, v) in entries {
                 guard let j = v.toJSON(indent: indent, itemSep: itemSep, keySep: keySep, sortKeys: sortKeys, ensureASCII: ensureASCII, level: level + 1) else { return nil }
-                parts.append(jsonQuote(k, ensureASCII: ensureASCII) + keySep + j)
+                parts.append(pyJSONQuote(k, ensureASCII: ensureASCII) + keySep + j)
             }
             return wrap("{", "}", parts, indent: indent, itemSep: itemSep, level: level)
         case .undefined, .namespace, .loop, .callable: return nil
@@ -363,7 +363,7 @@ extension RValue {
     }
 }
 
-func jsonQuote(_ s: String, ensureASCII: Bool) -> String {
+func pyJSONQuote(_ s: String, ensureASCII: Bool) -> String {
     var out = String.UnicodeScalarView()
     out.append("\"")
     for c in s.unicodeScalars {

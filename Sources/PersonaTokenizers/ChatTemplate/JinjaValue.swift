@@ -202,6 +202,6 @@ private struct JSONScanner {
     }
 }
 
-extension Array where Element == Unicode.Scalar {
+fileprivate extension Array where Element == Unicode.Scalar {
     @inline(__always) func at(_ i: Int) -> Unicode.Scalar? { i >= 0 && i < count ? self[i] : nil }
 }
