@@ -4,7 +4,7 @@ import Foundation
 protocol TokenDecoder {
     func decodeChain(_ tokens: [String]) -> [String]
     /// Byte-exact contribution of one token for display, ignoring position-dependent
-    /// steps (Strip, first-token prefix removal). nil = this step leaves bytes unchanged.
+    /// steps (Strip, first-token prefix removal); steps that do not apply return the bytes unchanged.
     func pieceBytes(_ bytes: [UInt8]) -> [UInt8]
 }
 
