@@ -258,20 +258,24 @@ final class ChatTemplateTests: XCTestCase {
                 XCTAssertTrue((e as! ChatTemplateError).message.contains("nested too deeply"), "\(e)")
             }
         }
-        // The deepest accepted nesting parses and evaluates on a thread with a small (512 KiB) stack.
+        // Deep (but accepted) nesting and the deepest macro recursion work when called from a thread with a small (512 KiB) stack.
         let deepest = "{{ " + String(repeating: "(", count: 30) + "[1]|length" + String(repeating: ")", count: 30) + " }}" +
             String(repeating: "{% for i in [1] %}", count: 31) + "x" + String(repeating: "{% endfor %}", count: 31)
-        final class Box: @unchecked Sendable { var result: Result<String, Error>? }  // written before signal, read after wait
+        let recursion = try ChatTemplate(source: "{% macro f(n) %}{% for i in [n] %}{% if n > 0 %}{{ f(n - 1) }}{% else %}{{ raise_exception('bottom') }}{% endif %}{% endfor %}{% endmacro %}{{ f(1000) }}")
+        final class Box: @unchecked Sendable { var result, recursion: Result<String, Error>? }  // written before signal, read after wait
         let box = Box()
         let done = DispatchSemaphore(value: 0)
         let thread = Thread {
             box.result = Result { try ChatTemplate(source: deepest).renderContext([:]) }
+            // Deepest macro recursion allowed (the call-depth limit), also on the small stack.
+            box.recursion = Result { try recursion.renderContext([:]) }
             done.signal()
         }
         thread.stackSize = 512 << 10
         thread.start()
         done.wait()
         XCTAssertEqual(try box.result?.get(), "1x")
+        XCTAssertThrowsError(try box.recursion?.get()) { e in XCTAssertEqual((e as? ChatTemplateError)?.kind, .limit, "\(e)") }
                 // Deep values built at run time print/compare/serialise without recursing unboundedly.
         let deep = try ChatTemplate(source: "{% set ns = namespace(x=[]) %}{% for i in range(5000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ (ns.x|string)|length > 0 }} {{ ns.x == ns.x }}")
         XCTAssertEqual(try deep.renderContext([:]), "True False")

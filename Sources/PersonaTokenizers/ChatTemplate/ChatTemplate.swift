@@ -80,13 +80,16 @@ public struct ChatTemplate: Sendable {
 
     /// Parses the template once; syntax errors and unknown filters/tests throw `ChatTemplateError` with line/column.
     public init(source: String, limits: Limits = Limits()) throws {
-        var lexer = JinjaLexer(source: source)
-        let tokens = try lexer.tokenize()
-        var parser = JinjaParser(tokens: tokens)
-        nodes = try parser.parseTemplate()
+        let parsed = try runOnLargeStack { () throws -> [JNode] in
+            var lexer = JinjaLexer(source: source)
+            var parser = JinjaParser(tokens: try lexer.tokenize())
+            let nodes = try parser.parseTemplate()
+            try Self.validate(nodes)
+            return nodes
+        }
+        nodes = parsed
         self.limits = limits
         self.now = { Date() }
-        try Self.validate(nodes)
     }
 
     /// Renders with variables `messages`, `add_generation_prompt`, `bos_token`, `eos_token` (left undefined when nil),
@@ -112,8 +115,10 @@ public struct ChatTemplate: Sendable {
     }
 
     func renderContext(_ ctx: [String: RValue]) throws -> String {
-        let interp = JinjaInterpreter(limits: limits, now: now)
-        return try interp.render(nodes, context: ctx)
+        let (limits, now, nodes) = (self.limits, self.now, self.nodes)
+        return try runOnLargeStack {
+            try JinjaInterpreter(limits: limits, now: now).render(nodes, context: ctx)
+        }
     }
 
     /// As `render`, but if the template raises on a leading system message (e.g. Gemma's "System role not supported"),
@@ -209,4 +214,31 @@ public struct ChatTemplate: Sendable {
         case .cond(let t, let a, let b): try v(t); try v(a); if let b { try v(b) }
         }
     }
+}
+
+/// Parsing and evaluation recurse with the template's nesting (macros, nested blocks). Run them on a thread with a
+/// known large stack so the caller's stack size (512 KiB on secondary threads in some runtimes) never matters.
+final class JResultBox<T>: @unchecked Sendable {  // written before the semaphore signal, read after the wait
+    var result: Result<T, Error>?
+}
+
+func runOnLargeStack<T>(_ body: @escaping () throws -> T) throws -> T {
+    let box = JResultBox<T>()
+    let done = DispatchSemaphore(value: 0)
+    let work = JUncheckedSendable(body)
+    let thread = Thread {
+        box.result = Result { try work.value() }
+        done.signal()
+    }
+    thread.stackSize = 64 << 20
+    thread.start()
+    done.wait()
+    guard let r = box.result else { throw ChatTemplateError(kind: .runtime, message: "template worker thread did not finish", line: nil, column: nil) }
+    return try r.get()
+}
+
+/// The closure is only run on the worker thread while the caller blocks, so no concurrent access happens.
+struct JUncheckedSendable<V>: @unchecked Sendable {
+    let value: V
+    init(_ v: V) { value = v }
 }

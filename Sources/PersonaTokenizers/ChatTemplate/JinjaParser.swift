@@ -66,7 +66,7 @@ struct JinjaParser {
     var i = 0
     // Nesting guard: hostile templates must not overflow the stack of the recursive descent / evaluator.
     var depth = 0
-    static let maxDepth = 32
+    static let maxDepth = 64
 
     mutating func enter() throws {
         depth += 1
