@@ -2,7 +2,7 @@
 """Reference renderings for PersonaTokenizers' ChatTemplate (Swift Jinja subset).
 
 Run by hand (not in CI):  /work/V/bin/python Scripts/make_template_fixtures.py
-Generated with: Python 3.11, transformers 5.24.0, jinja2 3.1.6 (the script records the versions it ran with).
+Generated with: Python 3.11.7, transformers 5.24.0, jinja2 3.1.6 (also recorded in each fixture's "meta").
 
 Expected strings come from transformers' own chat-template path
 (transformers.utils.chat_template_utils.render_jinja_template, which compiles with _compile_jinja_template:
