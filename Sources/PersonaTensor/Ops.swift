@@ -4,18 +4,29 @@ import Foundation
 /// Numerical building blocks of the forward pass. All buffers are f32, row-major.
 public enum Ops {
     /// y[t, :] = W x[t, :] for t in 0..<T.  x: [T, W.cols], y: [T, W.rows].
+    /// Rows are split into chunks of a multiple of 16 rows (64-byte lines of y, whole 4-row tiles), several per
+    /// thread so that a thread that gets preempted on a shared machine leaves its chunks to the others.
     public static func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, T: Int, _ y: UnsafeMutablePointer<Float>,
                               pool: ThreadPool = .shared) {
         let rows = w.rows
-        let chunks = min(pool.threads * 4, max(1, rows / 16))
-        let per = (rows + chunks - 1) / chunks
         let code = w.dtype.kernelCode, cols = Int64(w.cols)
+        let per = matmulChunkRows(rows: rows, threads: pool.threads)
+        let chunks = (rows + per - 1) / per
+        if chunks <= 1 {
+            pk_matmul_rows(code, w.data, cols, x, cols, Int64(T), y, Int64(rows), 0, Int64(rows))
+            return
+        }
         pool.parallelFor(chunks) { c in
             let r0 = c * per, r1 = min(rows, r0 + per)
-            if r0 < r1 {
-                pk_matmul_rows(code, w.data, cols, x, cols, Int64(T), y, Int64(rows), Int64(r0), Int64(r1))
-            }
+            pk_matmul_rows(code, w.data, cols, x, cols, Int64(T), y, Int64(rows), Int64(r0), Int64(r1))
         }
+    }
+
+    /// Rows per task: about 8 tasks per thread, at least 64 rows, a multiple of 16.
+    static func matmulChunkRows(rows: Int, threads: Int) -> Int {
+        if threads <= 1 { return max(rows, 1) }
+        let target = max(64, rows / (threads * 8))
+        return (target + 15) / 16 * 16
     }
 
     /// RMSNorm over each of T rows of length n: out = x / rms(x) * (offset + weight).

@@ -1,11 +1,23 @@
+import CPersonaKernels
 import Foundation
 
-/// Splits work over the machine's cores. One shared instance; `parallelFor` blocks until done.
+/// A persistent pool of worker threads (C, `pk_pool_*`): the caller works too, idle workers spin briefly and
+/// then sleep, and tasks are handed out one index at a time so a preempted thread delays nobody.
+/// `parallelFor` blocks until done; nested or concurrent calls run serially on the calling thread.
 public final class ThreadPool: @unchecked Sendable {
+    /// The pool the engine uses: `PERSONA_THREADS` threads, else one per active core.
     public static let shared = ThreadPool(threads: ThreadPool.defaultThreadCount())
+    /// Threads that work on a loop, the caller included.
     public let threads: Int
+    private let pool: OpaquePointer?
 
-    public init(threads: Int) { self.threads = max(1, threads) }
+    public init(threads: Int) {
+        let n = max(1, threads)
+        pool = n > 1 ? pk_pool_create(Int32(n)) : nil
+        self.threads = pool.map { Int(pk_pool_threads($0)) } ?? 1
+    }
+
+    deinit { if let pool { pk_pool_destroy(pool) } }
 
     static func defaultThreadCount() -> Int {
         if let s = ProcessInfo.processInfo.environment["PERSONA_THREADS"], let n = Int(s), n > 0 { return n }
@@ -15,12 +27,17 @@ public final class ThreadPool: @unchecked Sendable {
     /// Runs `body(i)` for i in 0..<n, spread over the pool's threads.
     public func parallelFor(_ n: Int, _ body: (Int) -> Void) {
         if n <= 0 { return }
-        if n == 1 || threads == 1 {
+        guard let pool, n > 1 else {
             for i in 0..<n { body(i) }
             return
         }
         withoutActuallyEscaping(body) { body in
-            DispatchQueue.concurrentPerform(iterations: n) { i in body(i) }
+            var task = body
+            withUnsafeMutablePointer(to: &task) { ctx in
+                pk_pool_run(pool, Int64(n), { ctx, i in
+                    ctx!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(Int(i))
+                }, ctx)
+            }
         }
     }
 }

@@ -54,4 +54,16 @@ uint64_t pk_read_sum(const void *p, size_t bytes);
 void pk_attention_head(const float *q, const float *K, int64_t ldk, const float *V, int64_t ldv,
                        int64_t n, int64_t hd, float scale, float softcap, float *scores, float *out);
 
+/* A persistent pool of worker threads for data-parallel loops. The caller takes part in the work, so a pool of
+   `threads` starts threads - 1 workers. Idle workers spin briefly (the next matmul of a decode step usually
+   follows within microseconds) and then sleep on a condition variable. */
+typedef struct pk_pool pk_pool;
+typedef void (*pk_task_fn)(void *ctx, int64_t index);
+pk_pool *pk_pool_create(int threads);
+void pk_pool_destroy(pk_pool *pool);
+int pk_pool_threads(const pk_pool *pool);
+/* Runs fn(ctx, i) for i in [0, n), spread over the pool; returns when all are done. A call made from inside a
+   task, or while another thread is using the pool, runs its loop on the calling thread instead of waiting. */
+void pk_pool_run(pk_pool *pool, int64_t n, pk_task_fn fn, void *ctx);
+
 #endif

@@ -1,0 +1,125 @@
+import CPersonaKernels
+import Foundation
+import PersonaTensor
+import XCTest
+
+final class ThreadPoolTests: XCTestCase {
+    /// Every index runs exactly once, over many back-to-back jobs of different sizes (workers crossing jobs).
+    func testEveryIndexOnceAcrossManyJobs() {
+        let pool = ThreadPool(threads: 3)
+        XCTAssertEqual(pool.threads, 3)
+        let counts = UnsafeMutablePointer<Int32>.allocate(capacity: 1000)
+        defer { counts.deallocate() }
+        for job in 0..<2000 {
+            let n = [1, 2, 3, 7, 64, 1000][job % 6]
+            counts.initialize(repeating: 0, count: n)
+            pool.parallelFor(n) { i in
+                // plain increment is fine: each index must be handed to exactly one thread
+                counts[i] += 1
+            }
+            for i in 0..<n where counts[i] != 1 { XCTFail("job \(job): index \(i) ran \(counts[i]) times"); return }
+        }
+    }
+
+    /// A parallelFor inside a task, and two threads sharing one pool, both complete (serially) without deadlock.
+    func testNestedAndConcurrentCalls() {
+        let pool = ThreadPool(threads: 2)
+        let total = UnsafeMutablePointer<Int>.allocate(capacity: 8)
+        defer { total.deallocate() }
+        total.initialize(repeating: 0, count: 8)
+        pool.parallelFor(8) { i in
+            var s = 0
+            pool.parallelFor(10) { j in s += j }   // nested: runs on this thread
+            total[i] = s
+        }
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: total, count: 8)), Array(repeating: 45, count: 8))
+
+        let group = DispatchGroup()
+        final class Sums: @unchecked Sendable { var v = [0, 0] }
+        let sums = Sums()
+        for k in 0..<2 {
+            DispatchQueue.global().async(group: group) {
+                for _ in 0..<200 {
+                    let part = UnsafeMutablePointer<Int>.allocate(capacity: 16)
+                    part.initialize(repeating: 0, count: 16)
+                    pool.parallelFor(16) { i in part[i] = i }
+                    sums.v[k] += (0..<16).reduce(0) { $0 + part[$1] }
+                    part.deallocate()
+                }
+            }
+        }
+        XCTAssertEqual(group.wait(timeout: .now() + 60), .success)
+        XCTAssertEqual(sums.v, [200 * 120, 200 * 120])
+    }
+
+    /// Ops.matmul over a pool (chunked rows) against a Double reference, T = 1 and a batch.
+    func testMatmulOverPool() {
+        var rng = TestRNG(9)
+        let pool = ThreadPool(threads: 3)
+        for (rows, cols, T) in [(1000, 96, 1), (333, 64, 5), (7, 32, 2)] {
+            let v = (0..<(rows * cols)).map { _ in rng.normal() }
+            let x = (0..<(T * cols)).map { _ in rng.normal() }
+            for dt in [DType.f32, .bf16, .q8_0] {
+                let w = WeightMatrix.from(v, rows: rows, cols: cols, dtype: dt)
+                let deq = w.toFloatArray()
+                var y = [Float](repeating: .nan, count: T * rows)
+                x.withUnsafeBufferPointer { xb in y.withUnsafeMutableBufferPointer { yb in
+                    Ops.matmul(w, xb.baseAddress!, T: T, yb.baseAddress!, pool: pool)
+                } }
+                for t in 0..<T {
+                    for r in 0..<rows {
+                        var exact = 0.0, size: Float = 0
+                        for c in 0..<cols { exact += Double(deq[r * cols + c]) * Double(x[t * cols + c]); size += abs(deq[r * cols + c] * x[t * cols + c]) }
+                        let tol = Float(cols + 4) * Float.ulpOfOne / 2 * size
+                        if !(abs(Double(y[t * rows + r]) - exact) <= Double(tol)) {
+                            XCTFail("\(dt) rows \(rows) T \(T): y[\(t),\(r)] = \(y[t * rows + r]) vs \(exact)"); return
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+final class AttentionKernelTests: XCTestCase {
+    /// pk_attention_head against a Double softmax-attention written out here, with and without soft-capping.
+    func testAttentionHeadMatchesNaive() {
+        var rng = TestRNG(10)
+        SIMDLevels.each { level in
+            for (n, hd, cap) in [(1, 64, Float(0)), (5, 67, 0), (130, 128, 0), (17, 64, 50)] {
+                let ld = hd + 3
+                let q = (0..<hd).map { _ in rng.normal() }
+                let K = (0..<(n * ld)).map { _ in rng.normal() }, V = (0..<(n * ld)).map { _ in rng.normal() }
+                let scale = 1 / Float(hd).squareRoot()
+                var scores = [Float](repeating: 0, count: n), out = [Float](repeating: .nan, count: hd)
+                pk_attention_head(q, K, Int64(ld), V, Int64(ld), Int64(n), Int64(hd), scale, cap, &scores, &out)
+                var s = (0..<n).map { j -> Double in
+                    var d = 0.0
+                    for i in 0..<hd { d += Double(q[i]) * Double(K[j * ld + i]) }
+                    d *= Double(scale)
+                    return cap > 0 ? Foundation.tanh(d / Double(cap)) * Double(cap) : d
+                }
+                let m = s.max()!
+                s = s.map { Foundation.exp($0 - m) }
+                let z = s.reduce(0, +)
+                for i in 0..<hd {
+                    var o = 0.0
+                    for j in 0..<n { o += s[j] / z * Double(V[j * ld + i]) }
+                    // scores carry f32 rounding of length-hd dots (|q.k| <~ 4 sqrt(hd)) through exp: ~1e-5 relative
+                    XCTAssertEqual(Double(out[i]), o, accuracy: 2e-5 * (1 + abs(o)) * Double(hd).squareRoot(), "\(level) n \(n) hd \(hd) i \(i)")
+                }
+            }
+        }
+    }
+
+    func testReadSum() {
+        let n = 4096
+        let p = UnsafeMutablePointer<UInt32>.allocate(capacity: n)
+        defer { p.deallocate() }
+        for i in 0..<n { p[i] = UInt32(i &* 2654435761 & 0xFFFF) }
+        let want = (0..<n).reduce(UInt32(0)) { $0 &+ p[$1] }
+        SIMDLevels.each { level in
+            XCTAssertEqual(UInt32(truncatingIfNeeded: pk_read_sum(p, n * 4)), want, level)
+        }
+    }
+}
