@@ -1,0 +1,114 @@
+import Foundation
+import PersonaModels
+
+/// sums.json: a shard's sufficient statistics and what they belong to.
+public struct SumsFile: Codable, Sendable, Equatable {
+    public var trait: String
+    public var model: String
+    public var positive: String?
+    public var shard: Shard
+    public var sums: ActivationSums
+}
+
+/// What `finish` produced.
+public struct ExtractionOutcome: Sendable {
+    public var vectors: [TraitVector]
+    public var reports: [LayerReport]
+}
+
+extension ExtractionRun {
+    /// Reopens an existing run folder with the settings stored in its run.json.
+    public static func open(folder: URL, loaded: LoadedModel) throws -> ExtractionRun {
+        let meta = try readJSON(RunMeta.self, from: folder.appendingPathComponent("run.json"))
+        return try ExtractionRun(folder: folder, trait: meta.traitDefinition, options: meta.options, loaded: loaded)
+    }
+
+    /// Filters, accumulates and saves this shard's statistics (sums.json, filter.json, CSVs). Returns the
+    /// sums and the kept eval pairs (for the layer report).
+    public func accumulateAndSave(judged: Bool, progress: ExtractionProgress? = nil)
+        throws -> (sums: ActivationSums, reports: [FilterReport], evalKept: [(pos: ResponseRecord, neg: ResponseRecord)]) {
+        try writeCSVs()
+        let (kept, rep) = filter("extract", judged: judged)
+        let (evalKept, evalRep) = filter("eval", judged: judged)
+        try Self.writeJSON([rep, evalRep], to: folder.appendingPathComponent("filter.json"))
+        guard !kept.isEmpty else {
+            throw VectorError("no extraction pair passed the filter (\(rep.pairs) pairs); see \(folder.appendingPathComponent("filter.json").path)")
+        }
+        let sums = try accumulate(kept, progress: progress)
+        try Self.writeJSON(SumsFile(trait: trait.name, model: loaded.name, positive: trait.positive, shard: options.shard, sums: sums),
+                           to: folder.appendingPathComponent("sums.json"))
+        return (sums, [rep, evalRep], evalKept)
+    }
+
+    /// Projections of held-out pairs onto each method's vector, for every row: [method: (pos, neg)].
+    public func evalProjections(_ pairs: [(pos: ResponseRecord, neg: ResponseRecord)], vectors: [TraitVector],
+                                progress: ExtractionProgress? = nil) throws -> [String: (pos: [[Double]], neg: [[Double]])] {
+        var out: [String: (pos: [[Double]], neg: [[Double]])] = [:]
+        for v in vectors { out[v.method] = ([], []) }
+        var done = 0
+        for (pos, neg) in pairs {
+            for (r, isPos) in [(pos, true), (neg, false)] {
+                let trace = try HiddenStateTrace.run(model: loaded.model, tokens: r.promptIds + r.answerIds)
+                let avg = try SampleAverages(hiddenStates: trace.hiddenStates, promptLength: r.promptIds.count,
+                                             hiddenSize: loaded.config.hiddenSize)
+                for v in vectors {
+                    guard let m = AverageMethod(rawValue: v.method), let x = avg.byMethod[m] else { continue }
+                    let p = SampleAverages.project(x, onto: v)
+                    if isPos { out[v.method]!.pos.append(p) } else { out[v.method]!.neg.append(p) }
+                }
+            }
+            done += 1
+            progress?(done, pairs.count, "eval pairs projected")
+        }
+        return out
+    }
+}
+
+public enum ExtractionPipeline {
+    /// Turns (merged) sums into the three vectors, runs the layer report on the held-out pairs (when there are
+    /// any and a run is given to forward them), and writes vectors.safetensors, layer_report.json and sums.json to `out`.
+    public static func finish(sums: ActivationSums, trait: String, model: String, positive: String?,
+                              evalPairs: [(pos: ResponseRecord, neg: ResponseRecord)], forwardWith run: ExtractionRun?,
+                              out: URL, progress: ExtractionProgress? = nil) throws -> ExtractionOutcome {
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        var vectors = try AverageMethod.allCases.map { try sums.vector(trait: trait, method: $0, model: model, positiveMeaning: positive) }
+        var reports: [LayerReport] = []
+        if let run, !evalPairs.isEmpty {
+            let proj = try run.evalProjections(evalPairs, vectors: vectors, progress: progress)
+            for i in vectors.indices {
+                guard let p = proj[vectors[i].method] else { continue }
+                let rep = LayerReport(vector: vectors[i], positive: p.pos, negative: p.neg)
+                vectors[i].recommendedRow = rep.recommendedRow
+                reports.append(rep)
+            }
+            try ExtractionRun.writeJSON(reports, to: out.appendingPathComponent("layer_report.json"))
+        }
+        try ExtractionRun.writeJSON(SumsFile(trait: trait, model: model, positive: positive, shard: .whole, sums: sums),
+                                    to: out.appendingPathComponent("sums.json"))
+        try VectorFiles.save(vectors, to: out.appendingPathComponent("vectors.safetensors"))
+        return ExtractionOutcome(vectors: vectors, reports: reports)
+    }
+
+    /// Merges shard folders' sums.json exactly. Checks they are shards of the same trait and model.
+    public static func mergeSums(_ folders: [URL]) throws -> SumsFile {
+        guard let first = folders.first else { throw VectorError("extract merge: no shard folders given") }
+        var merged = try ExtractionRun.readJSON(SumsFile.self, from: first.appendingPathComponent("sums.json"))
+        var seen: Set<Int> = [merged.shard.index]
+        for f in folders.dropFirst() {
+            let s = try ExtractionRun.readJSON(SumsFile.self, from: f.appendingPathComponent("sums.json"))
+            guard s.trait == merged.trait, s.model == merged.model else {
+                throw VectorError("\(f.path): shard of \(s.trait) on \(s.model), the others are \(merged.trait) on \(merged.model)")
+            }
+            guard s.shard.count == merged.shard.count, seen.insert(s.shard.index).inserted else {
+                throw VectorError("\(f.path): shard \(s.shard) repeats or does not match the others (of \(merged.shard.count))")
+            }
+            try merged.sums.merge(s.sums)
+        }
+        if seen.count != merged.shard.count {
+            let missing = (0..<merged.shard.count).filter { !seen.contains($0) }.map(String.init).joined(separator: ", ")
+            throw VectorError("extract merge: shards \(missing) of \(merged.shard.count) are missing")
+        }
+        merged.shard = .whole
+        return merged
+    }
+}

@@ -1,0 +1,374 @@
+import Foundation
+import PersonaGeneration
+import PersonaModels
+
+/// Which part of the work a process does: units (question, instruction, sample) with index % count == index.
+public struct Shard: Codable, Sendable, Equatable, CustomStringConvertible {
+    public var index: Int
+    public var count: Int
+    public init(index: Int, count: Int) { self.index = index; self.count = count }
+    public static let whole = Shard(index: 0, count: 1)
+
+    /// Parses "i/N" (0-based i).
+    public init(parsing s: String) throws {
+        let parts = s.split(separator: "/")
+        guard parts.count == 2, let i = Int(parts[0]), let n = Int(parts[1]), n >= 1, i >= 0, i < n else {
+            throw VectorError("--shard '\(s)': expected i/N with 0 <= i < N, e.g. 0/4")
+        }
+        index = i; count = n
+    }
+    public var description: String { "\(index)/\(count)" }
+    public func owns(_ unit: Int) -> Bool { unit % count == index }
+}
+
+/// Settings of an extraction run; stored in run.json and checked on resume.
+public struct ExtractionOptions: Codable, Sendable, Equatable {
+    public var samplesPerQuestion = 1
+    /// Samples per (eval question, instruction) for the layer report.
+    public var evalSamplesPerQuestion = 1
+    public var maxTokens = 64
+    public var threshold = 50.0
+    public var coherenceThreshold = 50.0
+    /// Use only the first N extraction / eval questions (nil = all).
+    public var questionLimit: Int?
+    public var evalQuestionLimit: Int?
+    public var seed: UInt64 = 0
+    public var shard = Shard.whole
+    public init() {}
+}
+
+/// One generated response. Token ids are kept so extraction forwards exactly what was generated
+/// (prompt ids already hold BOS / the chat template; nothing is added again).
+public struct ResponseRecord: Codable, Sendable, Equatable {
+    /// "extract" or "eval".
+    public var set: String
+    /// "pos" or "neg".
+    public var side: String
+    public var questionIndex: Int
+    public var instructionIndex: Int
+    public var sample: Int
+    public var question: String
+    /// The prompt as the model saw it (decoded prompt ids, special tokens included).
+    public var prompt: String
+    public var answer: String
+    public var promptIds: [Int]
+    public var answerIds: [Int]
+    public var finish: String
+
+    enum CodingKeys: String, CodingKey {
+        case set, side, sample, question, prompt, answer, finish
+        case questionIndex = "question_index", instructionIndex = "instruction_index"
+        case promptIds = "prompt_ids", answerIds = "answer_ids"
+    }
+
+    /// The pair this row belongs to (pos and neg rows share it).
+    public var unitKey: String { "\(set)/q\(questionIndex)/i\(instructionIndex)/s\(sample)" }
+    public var key: String { "\(unitKey)/\(side)" }
+}
+
+/// Judge scores of one response (nil = no usable score).
+public struct JudgmentRecord: Codable, Sendable, Equatable {
+    public var key: String
+    public var trait: Double?
+    public var coherence: Double?
+    public var judge: String
+}
+
+/// How many pairs each filter kept (METHOD.md section 3).
+public struct FilterReport: Codable, Sendable, Equatable {
+    public var set: String
+    public var pairs = 0
+    public var judged: Bool
+    public var nonEmptyAnswers = 0
+    public var positiveTraitOK = 0
+    public var negativeTraitOK = 0
+    public var positiveCoherent = 0
+    public var negativeCoherent = 0
+    public var missingScores = 0
+    public var kept = 0
+    public var threshold: Double
+
+    public var text: String {
+        if !judged {
+            return "\(set): \(pairs) pairs, no judge: kept \(kept) with non-empty answers on both sides"
+        }
+        return """
+        \(set): \(pairs) pairs
+          both answers non-empty      \(nonEmptyAnswers)
+          pos trait >= \(fmt(threshold))          \(positiveTraitOK)
+          neg trait < \(fmt(100 - threshold))           \(negativeTraitOK)
+          pos coherence >= 50         \(positiveCoherent)
+          neg coherence >= 50         \(negativeCoherent)
+          pairs with a missing score  \(missingScores)
+          kept (all of the above)     \(kept)
+        """
+    }
+    private func fmt(_ x: Double) -> String { x == x.rounded() ? String(Int(x)) : String(x) }
+}
+
+/// Progress callback: (done, total, stage).
+public typealias ExtractionProgress = (Int, Int, String) -> Void
+
+/// A resumable persona_vectors extraction in a run folder:
+/// run.json (settings), trait.json, responses.jsonl (write-ahead), judgments.jsonl (write-ahead),
+/// then pos.csv / neg.csv (persona_vectors columns), filter.json, sums.json (exact sufficient statistics),
+/// vectors.safetensors and layer_report.json.
+public final class ExtractionRun {
+    public static let sets = ["extract", "eval"]
+    public let folder: URL
+    public let trait: TraitDefinition
+    public let options: ExtractionOptions
+    public let loaded: LoadedModel
+    /// Raw text prompts ("{instruction}\n\n{question}" after BOS) when the model has no chat template.
+    public var raw: Bool { loaded.tokenizer.chatTemplate == nil }
+    private let responsesLog: AppendLog<ResponseRecord>
+    private let judgmentsLog: AppendLog<JudgmentRecord>
+    public private(set) var responses: [String: ResponseRecord] = [:]
+    public private(set) var judgments: [String: JudgmentRecord] = [:]
+
+    public init(folder: URL, trait: TraitDefinition, options: ExtractionOptions, loaded: LoadedModel) throws {
+        self.folder = folder
+        self.trait = trait
+        self.options = options
+        self.loaded = loaded
+        let fm = FileManager.default
+        do { try fm.createDirectory(at: folder, withIntermediateDirectories: true) } catch {
+            throw VectorError("\(folder.path): cannot create run folder (\(error.localizedDescription))")
+        }
+        let runFile = folder.appendingPathComponent("run.json")
+        let meta = RunMeta(trait: trait.name, model: loaded.name, options: options, traitDefinition: trait)
+        if let data = try? Data(contentsOf: runFile) {
+            guard let old = try? JSONDecoder().decode(RunMeta.self, from: data) else {
+                throw VectorError("\(runFile.path): unreadable run settings; use a new --out folder")
+            }
+            guard old == meta else {
+                throw VectorError("\(folder.path) holds a run with different settings (trait, model, options or trait file); use a new --out folder or the same settings to resume")
+            }
+        } else {
+            try Self.writeJSON(meta, to: runFile)
+        }
+        responsesLog = AppendLog(folder.appendingPathComponent("responses.jsonl"))
+        judgmentsLog = AppendLog(folder.appendingPathComponent("judgments.jsonl"))
+        for r in try responsesLog.readAll() { responses[r.key] = r }
+        for j in try judgmentsLog.readAll() { judgments[j.key] = j }
+    }
+
+    struct RunMeta: Codable, Equatable {
+        var trait: String
+        var model: String
+        var options: ExtractionOptions
+        var traitDefinition: TraitDefinition
+    }
+
+    // MARK: units
+
+    public struct Unit: Sendable, Equatable {
+        public var set: String
+        public var questionIndex: Int
+        public var instructionIndex: Int
+        public var sample: Int
+    }
+
+    public func questions(_ set: String) -> [String] {
+        let qs = set == "extract" ? trait.questions : trait.evalQuestions
+        let limit = set == "extract" ? options.questionLimit : options.evalQuestionLimit
+        return Array(qs.prefix(limit ?? qs.count))
+    }
+
+    /// This shard's units of a set, in a fixed order.
+    public func units(_ set: String) -> [Unit] {
+        let n = set == "extract" ? options.samplesPerQuestion : options.evalSamplesPerQuestion
+        var out: [Unit] = []
+        var index = 0
+        for q in questions(set).indices {
+            for i in trait.instruction.indices {
+                for s in 0..<n {
+                    if options.shard.owns(index) { out.append(Unit(set: set, questionIndex: q, instructionIndex: i, sample: s)) }
+                    index += 1
+                }
+            }
+        }
+        return out
+    }
+
+    /// System prompt of a side (METHOD.md section 2), or the raw-text prefix for template-less models.
+    public func systemText(side: String, instructionIndex: Int) -> String {
+        let pair = trait.instruction[instructionIndex]
+        let instruction = side == "pos" ? pair.pos : pair.neg
+        if raw { return instruction }
+        if side == "neg" { return "You are a helpful assistant. \(instruction)" }
+        let article = trait.name.first.map { "aeiouAEIOU".contains($0) } == true ? "an" : "a"
+        return "You are \(article) \(trait.name) assistant. \(instruction)"
+    }
+
+    /// Prompt ids of a row: chat template with the system prompt (merged into the user turn when the template
+    /// has no system role), or for raw models BOS + "{instruction}\n\n{question}".
+    public func promptIds(_ unit: Unit, side: String) throws -> [Int] {
+        let q = questions(unit.set)[unit.questionIndex]
+        return try Generator(loaded).promptIds(for: q, system: systemText(side: side, instructionIndex: unit.instructionIndex), raw: raw)
+    }
+
+    // MARK: stage 1: generation
+
+    /// Generates every missing response of this shard (temperature 1, top_p 1, a seed per row), appending each
+    /// to responses.jsonl as it completes. `stopAfter` (tests) stops after that many new rows, like a kill.
+    /// Returns the number of rows generated now.
+    @discardableResult
+    public func generate(progress: ExtractionProgress? = nil, stopAfter: Int? = nil) throws -> Int {
+        let gen = Generator(loaded)
+        var todo: [(Unit, String)] = []
+        for set in Self.sets {
+            for u in units(set) { for side in ["pos", "neg"] where responses[key(u, side)] == nil { todo.append((u, side)) } }
+        }
+        var made = 0
+        for (u, side) in todo {
+            if let s = stopAfter, made >= s { break }
+            let ids = try promptIds(u, side: side)
+            var sampling = SamplingParameters(temperature: 1, topP: 1)
+            sampling.seed = rowSeed(u, side: side)
+            let result = try gen.generate(promptIds: ids, options: GenerationOptions(maxTokens: options.maxTokens, sampling: sampling))
+            let tok = loaded.tokenizer.tokenizer
+            let rec = ResponseRecord(set: u.set, side: side, questionIndex: u.questionIndex, instructionIndex: u.instructionIndex,
+                                     sample: u.sample, question: questions(u.set)[u.questionIndex],
+                                     prompt: tok.decode(ids, skipSpecialTokens: false), answer: result.text,
+                                     promptIds: ids, answerIds: result.tokenIds, finish: result.finishReason.rawValue)
+            try responsesLog.append(rec)
+            responses[rec.key] = rec
+            made += 1
+            progress?(made, todo.count, "responses")
+        }
+        return made
+    }
+
+    func key(_ u: Unit, _ side: String) -> String { "\(u.set)/q\(u.questionIndex)/i\(u.instructionIndex)/s\(u.sample)/\(side)" }
+
+    /// A deterministic seed per row, so a resumed run draws what an uninterrupted one would have.
+    func rowSeed(_ u: Unit, side: String) -> UInt64 {
+        var h: UInt64 = 0xcbf29ce484222325 ^ options.seed
+        for b in key(u, side).utf8 { h = (h ^ UInt64(b)) &* 0x100000001b3 }
+        return h
+    }
+
+    /// The rows of this shard, pos and neg aligned; nil where a row is missing.
+    public func pairs(_ set: String) -> [(unit: Unit, pos: ResponseRecord?, neg: ResponseRecord?)] {
+        units(set).map { u in (u, responses[key(u, "pos")], responses[key(u, "neg")]) }
+    }
+
+    // MARK: stage 2: judging
+
+    /// Scores every response of this shard without a judgment (trait and coherence), appending to judgments.jsonl.
+    public func judge(with judge: any Judge, progress: ExtractionProgress? = nil, inFlight: Int = 16) async throws {
+        let coherencePrompt = trait.coherencePrompt ?? JudgePrompt.coherence
+        var todo: [ResponseRecord] = []
+        for set in Self.sets {
+            for p in pairs(set) { for r in [p.pos, p.neg].compactMap({ $0 }) where judgments[r.key] == nil { todo.append(r) } }
+        }
+        let total = todo.count
+        var done = 0
+        var next = 0
+        let traitPrompt = trait.evalPrompt
+        try await withThrowingTaskGroup(of: JudgmentRecord.self) { group in
+            func launch(_ r: ResponseRecord) throws {
+                let tp = try JudgePrompt.fill(traitPrompt, question: r.question, answer: r.answer)
+                let cp = try JudgePrompt.fill(coherencePrompt, question: r.question, answer: r.answer)
+                group.addTask {
+                    async let t = judge.score(prompt: tp)
+                    async let c = judge.score(prompt: cp)
+                    return JudgmentRecord(key: r.key, trait: try await t, coherence: try await c, judge: judge.name)
+                }
+            }
+            while next < min(inFlight, todo.count) { try launch(todo[next]); next += 1 }
+            while let j = try await group.next() {
+                try judgmentsLog.append(j)
+                judgments[j.key] = j
+                done += 1
+                progress?(done, total, "judgments")
+                if next < todo.count { try launch(todo[next]); next += 1 }
+            }
+        }
+    }
+
+    // MARK: stage 3: filter
+
+    /// Applies the filter row-aligned: with scores, keep = pos.trait >= t, neg.trait < 100 - t, both coherence >= 50;
+    /// without (`judged` false), pairs with non-empty answers on both sides. Missing rows are never kept.
+    public func filter(_ set: String, judged: Bool) -> (kept: [(pos: ResponseRecord, neg: ResponseRecord)], report: FilterReport) {
+        var rep = FilterReport(set: set, judged: judged, threshold: options.threshold)
+        var kept: [(pos: ResponseRecord, neg: ResponseRecord)] = []
+        let t = options.threshold, ct = options.coherenceThreshold
+        for p in pairs(set) {
+            rep.pairs += 1
+            guard let pos = p.pos, let neg = p.neg else { continue }
+            let nonEmpty = !pos.answerIds.isEmpty && !neg.answerIds.isEmpty
+            if nonEmpty { rep.nonEmptyAnswers += 1 }
+            if !judged { if nonEmpty { kept.append((pos, neg)) }; continue }
+            let jp = judgments[pos.key], jn = judgments[neg.key]
+            if jp?.trait == nil || jn?.trait == nil || jp?.coherence == nil || jn?.coherence == nil { rep.missingScores += 1 }
+            let a = (jp?.trait).map { $0 >= t } ?? false
+            let b = (jn?.trait).map { $0 < 100 - t } ?? false
+            let c = (jp?.coherence).map { $0 >= ct } ?? false
+            let d = (jn?.coherence).map { $0 >= ct } ?? false
+            if a { rep.positiveTraitOK += 1 }
+            if b { rep.negativeTraitOK += 1 }
+            if c { rep.positiveCoherent += 1 }
+            if d { rep.negativeCoherent += 1 }
+            if nonEmpty && a && b && c && d { kept.append((pos, neg)) }
+        }
+        rep.kept = kept.count
+        return (kept, rep)
+    }
+
+    // MARK: stage 4: activations
+
+    /// Forwards each kept pair's prompt + answer ids and accumulates the three averages for every row.
+    public func accumulate(_ kept: [(pos: ResponseRecord, neg: ResponseRecord)], progress: ExtractionProgress? = nil) throws -> ActivationSums {
+        let cfg = loaded.config
+        var sums = ActivationSums(numRows: cfg.numLayers + 1, hiddenSize: cfg.hiddenSize)
+        var done = 0
+        for (pos, neg) in kept {
+            for (r, isPos) in [(pos, true), (neg, false)] {
+                let trace = try HiddenStateTrace.run(model: loaded.model, tokens: r.promptIds + r.answerIds)
+                try sums.add(hiddenStates: trace.hiddenStates, promptLength: r.promptIds.count, positive: isPos)
+            }
+            done += 1
+            progress?(done, kept.count, "pairs forwarded")
+        }
+        return sums
+    }
+
+    // MARK: outputs
+
+    /// Writes pos.csv / neg.csv (and eval_pos.csv / eval_neg.csv) with persona_vectors' columns.
+    public func writeCSVs() throws {
+        for set in Self.sets {
+            for side in ["pos", "neg"] {
+                var lines = ["question,prompt,answer,question_id,\(CSV.escape(trait.name)),coherence"]
+                for p in pairs(set) {
+                    guard let r = side == "pos" ? p.pos : p.neg else { continue }
+                    let j = judgments[r.key]
+                    let cols = [r.question, r.prompt, r.answer, "\(trait.name)_\(r.questionIndex)_\(side)_i\(r.instructionIndex)_s\(r.sample)",
+                                j?.trait.map { String($0) } ?? "", j?.coherence.map { String($0) } ?? ""]
+                    lines.append(cols.map(CSV.escape).joined(separator: ","))
+                }
+                let name = (set == "extract" ? "" : "eval_") + side + ".csv"
+                try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: folder.appendingPathComponent(name), options: .atomic)
+            }
+        }
+    }
+
+    static func writeJSON<T: Encodable>(_ value: T, to url: URL) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        do { try enc.encode(value).write(to: url, options: .atomic) } catch {
+            throw VectorError("\(url.path): cannot write (\(error.localizedDescription))")
+        }
+    }
+
+    static func readJSON<T: Decodable>(_ type: T.Type, from url: URL) throws -> T {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch { throw VectorError("\(url.path): cannot read (\(error.localizedDescription))") }
+        do { return try JSONDecoder().decode(T.self, from: data) } catch {
+            throw VectorError("\(url.path): not a valid \(T.self) file (\(error.localizedDescription))")
+        }
+    }
+}

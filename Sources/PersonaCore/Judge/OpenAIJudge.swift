@@ -1,0 +1,233 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// On-disk judgment cache: one small JSON file per sha256(model, prompt), written atomically,
+/// so a rerun of the same judgments sends no request.
+public final class JudgeCache: @unchecked Sendable {
+    public let directory: URL
+
+    public init(directory: URL) throws {
+        self.directory = directory
+        do { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
+            throw TraitError("\(directory.path): cannot create judge cache folder (\(error.localizedDescription))")
+        }
+    }
+
+    public static func key(model: String, prompt: String) -> String {
+        // Length-prefix the model so (model, prompt) pairs can never collide by concatenation.
+        SHA256.hex("\(model.utf8.count):\(model)\n\(prompt)")
+    }
+
+    private func url(_ key: String) -> URL {
+        directory.appendingPathComponent(String(key.prefix(2))).appendingPathComponent(key + ".json")
+    }
+
+    /// `.some(score)` when cached (score may be nil: the judge answered without enough number mass).
+    public func lookup(model: String, prompt: String) -> Double?? {
+        let k = Self.key(model: model, prompt: prompt)
+        guard let data = try? Data(contentsOf: url(k)),
+              let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return nil }
+        if let s = obj["score"] as? Double { return .some(s) }
+        if obj["score"] is NSNull { return .some(nil) }
+        return nil
+    }
+
+    public func store(model: String, prompt: String, score: Double?) throws {
+        let k = Self.key(model: model, prompt: prompt)
+        let u = url(k)
+        try FileManager.default.createDirectory(at: u.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let obj: [String: Any] = ["model": model, "score": score.map { $0 as Any } ?? NSNull()]
+        let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
+        try data.write(to: u, options: .atomic)
+    }
+}
+
+/// Limits how many requests run at once.
+actor AsyncLimiter {
+    private var available: Int
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+    init(_ n: Int) { available = max(1, n) }
+    func acquire() async {
+        if available > 0 { available -= 1; return }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+    func release() {
+        if waiters.isEmpty { available += 1 } else { waiters.removeFirst().resume() }
+    }
+}
+
+/// Counts requests and cache hits (for reports and tests).
+public final class JudgeCounters: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _requests = 0, _cacheHits = 0, _retries = 0
+    public var requests: Int { lock.lock(); defer { lock.unlock() }; return _requests }
+    public var cacheHits: Int { lock.lock(); defer { lock.unlock() }; return _cacheHits }
+    public var retries: Int { lock.lock(); defer { lock.unlock() }; return _retries }
+    func add(requests: Int = 0, cacheHits: Int = 0, retries: Int = 0) {
+        lock.lock(); _requests += requests; _cacheHits += cacheHits; _retries += retries; lock.unlock()
+    }
+}
+
+/// A judge behind any OpenAI-compatible `/chat/completions` endpoint (vLLM, llama.cpp server, Ollama,
+/// `persona serve`, OpenAI): max_tokens=1, temperature=0, logprobs with top_logprobs=20, scored with
+/// `JudgeAggregation`. Retries 429 / 5xx / timeouts / connection errors with exponential back-off and
+/// jitter (Retry-After honoured), bounded concurrency, optional on-disk cache.
+public final class OpenAIJudge: Judge, @unchecked Sendable {
+    public struct Configuration: Sendable {
+        /// e.g. http://localhost:8000/v1 (the client appends /chat/completions).
+        public var baseURL: URL
+        public var model: String
+        public var apiKey: String?
+        public var maxAttempts = 5
+        /// Back-off before retry n (1-based) is baseDelay * 2^(n-1) plus up to 50% jitter, at most maxDelay.
+        public var baseDelay: Double = 1
+        public var maxDelay: Double = 60
+        /// Per-request timeout in seconds.
+        public var timeout: Double = 60
+        public var concurrency = 8
+        public var topLogprobs = 20
+
+        public init(baseURL: URL, model: String, apiKey: String? = nil) {
+            self.baseURL = baseURL
+            self.model = model
+            self.apiKey = apiKey
+        }
+
+        /// OPENAI_BASE_URL (default https://api.openai.com/v1), OPENAI_API_KEY, PERSONA_JUDGE_MODEL (default gpt-4.1-mini);
+        /// explicit arguments win.
+        public static func fromEnvironment(baseURL: String? = nil, model: String? = nil, apiKey: String? = nil,
+                                           environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Configuration {
+            let base = baseURL ?? environment["OPENAI_BASE_URL"] ?? "https://api.openai.com/v1"
+            guard let url = URL(string: base), url.scheme == "http" || url.scheme == "https" else {
+                throw TraitError("judge base URL '\(base)' is not an http(s) URL")
+            }
+            let m = model ?? environment["PERSONA_JUDGE_MODEL"] ?? "gpt-4.1-mini"
+            return Configuration(baseURL: url, model: m, apiKey: apiKey ?? environment["OPENAI_API_KEY"])
+        }
+    }
+
+    public let configuration: Configuration
+    public let cache: JudgeCache?
+    public let counters = JudgeCounters()
+    private let limiter: AsyncLimiter
+    private let session: URLSession
+
+    public init(_ configuration: Configuration, cache: JudgeCache? = nil) {
+        self.configuration = configuration
+        self.cache = cache
+        limiter = AsyncLimiter(configuration.concurrency)
+        let sc = URLSessionConfiguration.ephemeral
+        sc.timeoutIntervalForRequest = configuration.timeout
+        sc.timeoutIntervalForResource = configuration.timeout * 2
+        sc.httpMaximumConnectionsPerHost = max(1, configuration.concurrency)
+        session = URLSession(configuration: sc)
+    }
+
+    public var name: String { configuration.model }
+
+    public func score(prompt: String) async throws -> Double? {
+        if let cached = cache?.lookup(model: configuration.model, prompt: prompt) {
+            counters.add(cacheHits: 1)
+            return cached
+        }
+        await limiter.acquire()
+        let result: Result<(score: Double?, cacheable: Bool), Error>
+        do { result = .success(try await requestWithRetries(prompt)) } catch { result = .failure(error) }
+        await limiter.release()
+        let r = try result.get()
+        if r.cacheable { try? cache?.store(model: configuration.model, prompt: prompt, score: r.score) }
+        return r.score
+    }
+
+    private func makeRequest(_ prompt: String) throws -> URLRequest {
+        var req = URLRequest(url: configuration.baseURL.appendingPathComponent("chat/completions"))
+        req.httpMethod = "POST"
+        req.timeoutInterval = configuration.timeout
+        req.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        if let key = configuration.apiKey, !key.isEmpty { req.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization") }
+        let body: [String: Any] = [
+            "model": configuration.model,
+            "messages": [["role": "user", "content": prompt]],
+            "max_tokens": 1, "temperature": 0, "logprobs": true, "top_logprobs": configuration.topLogprobs,
+        ]
+        req.httpBody = try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])
+        return req
+    }
+
+    private func send(_ req: URLRequest) async throws -> (Data, HTTPURLResponse) {
+        try await withCheckedThrowingContinuation { cont in
+            session.dataTask(with: req) { data, response, error in
+                if let error { cont.resume(throwing: error); return }
+                guard let http = response as? HTTPURLResponse else {
+                    cont.resume(throwing: JudgeError("\(req.url?.absoluteString ?? "?"): not an HTTP response")); return
+                }
+                cont.resume(returning: (data ?? Data(), http))
+            }.resume()
+        }
+    }
+
+    private func requestWithRetries(_ prompt: String) async throws -> (score: Double?, cacheable: Bool) {
+        let req = try makeRequest(prompt)
+        let url = req.url?.absoluteString ?? ""
+        var lastProblem = ""
+        for attempt in 1...max(1, configuration.maxAttempts) {
+            var retryAfter: Double? = nil
+            do {
+                counters.add(requests: 1)
+                let (data, http) = try await send(req)
+                switch http.statusCode {
+                case 200..<300:
+                    return try Self.parse(data, source: url)
+                case 429, 500..<600:
+                    lastProblem = "HTTP \(http.statusCode)"
+                    if let ra = http.value(forHTTPHeaderField: "Retry-After"), let s = Double(ra.trimmingCharacters(in: .whitespaces)), s >= 0 {
+                        retryAfter = s
+                    }
+                default:
+                    let text = String(decoding: data.prefix(300), as: UTF8.self)
+                    throw JudgeError("\(url): HTTP \(http.statusCode) (not retried): \(text)")
+                }
+            } catch let e as JudgeError {
+                throw e
+            } catch {
+                // Timeouts, refused or dropped connections: retried.
+                lastProblem = (error as? URLError).map { "network error \($0.code.rawValue): \($0.localizedDescription)" } ?? "\(error)"
+            }
+            if attempt == configuration.maxAttempts { break }
+            counters.add(retries: 1)
+            let backoff = configuration.baseDelay * pow(2, Double(attempt - 1))
+            var delay = min(configuration.maxDelay, backoff * (1 + Double.random(in: 0..<0.5)))
+            if let ra = retryAfter { delay = min(configuration.maxDelay, max(delay, ra)) }
+            try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
+        }
+        throw JudgeError("\(url): giving up after \(configuration.maxAttempts) attempts (last: \(lastProblem))")
+    }
+
+    /// Extracts the first generated token's top_logprobs. Missing logprobs give nil (not cached: a server
+    /// setting, not an answer); present ones give the aggregated score (cached, even when nil).
+    static func parse(_ data: Data, source: String) throws -> (score: Double?, cacheable: Bool) {
+        guard let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw JudgeError("\(source): response is not a JSON object")
+        }
+        guard let choices = obj["choices"] as? [[String: Any]], let first = choices.first,
+              let logprobs = first["logprobs"] as? [String: Any],
+              let content = logprobs["content"] as? [[String: Any]], let tok = content.first,
+              let top = tok["top_logprobs"] as? [[String: Any]] else {
+            return (nil, false)
+        }
+        let pairs: [(token: String, logprob: Double)] = top.compactMap { e in
+            guard let t = e["token"] as? String, let lp = (e["logprob"] as? NSNumber)?.doubleValue else { return nil }
+            return (t, lp)
+        }
+        return (JudgeAggregation.score(topLogprobs: pairs), true)
+    }
+}
+
+public struct JudgeError: Error, CustomStringConvertible, LocalizedError {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+    public var errorDescription: String? { message }
+}
