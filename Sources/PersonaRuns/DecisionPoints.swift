@@ -66,7 +66,7 @@ public enum DecisionPoints {
 
     /// Robust noise scale of a curve: `1.4826 * MAD(diff(x)) / sqrt(2)` (differences cancel slow level
     /// changes; the MAD ignores the few large differences that steps and spikes make). Falls back to the
-    /// plain std of the differences when the MAD is 0, and never goes below the relative floor.
+    /// mean absolute deviation of the differences when the MAD is 0, and never goes below the relative floor.
     public static func noiseScale(_ x: [Double], parameters p: Parameters = .init()) -> Double {
         let floor = p.minRelativeScale * Swift.max(1, x.map(abs).max() ?? 0)
         guard x.count >= 3 else { return floor }
@@ -76,7 +76,12 @@ public enum DecisionPoints {
         let med = median(d)
         let mad = median(d.map { abs($0 - med) })
         var sigma = 1.4826 * mad / 2.0.squareRoot()
-        if !(sigma > 0) { sigma = RunStats.std(d) / 2.0.squareRoot() }
+        if !(sigma > 0) {
+            // More than half the differences are equal (quantised or periodic data): fall back to the mean
+            // absolute deviation (sqrt(pi/2) makes it a std for Gaussian data), less swayed by spikes than the std.
+            let meanAbs = d.reduce(0) { $0 + abs($1 - med) } / Double(d.count)
+            sigma = (Double.pi / 2).squareRoot() * meanAbs / 2.0.squareRoot()
+        }
         return sigma.isFinite ? Swift.max(sigma, floor) : floor
     }
 

@@ -1,0 +1,180 @@
+import Foundation
+import PersonaRuns
+
+/// One chat message (OpenAI shape).
+public struct ChatMessage: Codable, Sendable, Equatable {
+    public var role: String
+    public var content: String
+    public init(role: String, content: String) { self.role = role; self.content = content }
+}
+
+/// A steering intervention requested for one generation (see issue 4: `--steer trait:coef[@layer][:positions]`).
+public struct SteerSpec: Codable, Sendable, Equatable {
+    public var trait: String
+    public var coef: Double
+    /// Hugging Face hidden-state row; nil means the trait's recommended layer.
+    public var layer: Int?
+    /// all | prompt | response
+    public var positions: String
+    /// add | ablate
+    public var mode: String
+    /// Closed-loop condition such as "happy>0.5"; nil applies the vector unconditionally.
+    public var when: String?
+
+    public init(trait: String, coef: Double, layer: Int? = nil, positions: String = "all", mode: String = "add", when: String? = nil) {
+        self.trait = trait; self.coef = coef; self.layer = layer; self.positions = positions; self.mode = mode; self.when = when
+    }
+
+    enum CodingKeys: String, CodingKey { case trait, coef, layer, positions, mode, when }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        trait = try c.decode(String.self, forKey: .trait)
+        coef = try c.decodeIfPresent(Double.self, forKey: .coef) ?? 0
+        layer = try c.decodeIfPresent(Int.self, forKey: .layer)
+        positions = try c.decodeIfPresent(String.self, forKey: .positions) ?? "all"
+        mode = try c.decodeIfPresent(String.self, forKey: .mode) ?? "add"
+        when = try c.decodeIfPresent(String.self, forKey: .when)
+    }
+
+    /// The same intervention as recorded in a run document.
+    public var record: SteeringRecord {
+        SteeringRecord(trait: trait, coef: coef, layer: layer, positions: positions, mode: mode, when: when)
+    }
+}
+
+/// What to generate. JSON keys are snake_case (`max_tokens`, `top_p`, `top_k`, `min_p`, `top_logprobs`).
+public struct GenerationRequest: Codable, Sendable, Equatable {
+    /// Prompt text; with `raw` it is fed to the model as is, otherwise it is the user turn of the chat template.
+    public var prompt: String
+    /// A whole conversation (used instead of `prompt` when present).
+    public var messages: [ChatMessage]?
+    public var maxTokens: Int
+    public var temperature: Double
+    public var topP: Double?
+    public var topK: Int?
+    public var minP: Double?
+    public var seed: UInt64?
+    /// Skip the chat template.
+    public var raw: Bool
+    /// Stop sequences (text); generation ends before the first one produced.
+    public var stop: [String]?
+    public var steer: [SteerSpec]
+    /// Traits to score; nil means every loaded trait.
+    public var traits: [String]?
+    /// How many alternatives to report per token (0 or nil: none).
+    public var topLogprobs: Int?
+    /// Store the finished run (the server reads this; backends may ignore it).
+    public var save: Bool
+
+    public init(prompt: String, messages: [ChatMessage]? = nil, maxTokens: Int = 64, temperature: Double = 1, topP: Double? = nil,
+                topK: Int? = nil, minP: Double? = nil, seed: UInt64? = nil, raw: Bool = false, stop: [String]? = nil,
+                steer: [SteerSpec] = [], traits: [String]? = nil, topLogprobs: Int? = nil, save: Bool = true) {
+        self.prompt = prompt; self.messages = messages; self.maxTokens = maxTokens; self.temperature = temperature
+        self.topP = topP; self.topK = topK; self.minP = minP; self.seed = seed; self.raw = raw; self.stop = stop
+        self.steer = steer; self.traits = traits; self.topLogprobs = topLogprobs; self.save = save
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case prompt, messages, temperature, seed, raw, stop, steer, traits, save
+        case maxTokens = "max_tokens", topP = "top_p", topK = "top_k", minP = "min_p", topLogprobs = "top_logprobs"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        prompt = try c.decodeIfPresent(String.self, forKey: .prompt) ?? ""
+        messages = try c.decodeIfPresent([ChatMessage].self, forKey: .messages)
+        maxTokens = try c.decodeIfPresent(Int.self, forKey: .maxTokens) ?? 64
+        temperature = try c.decodeIfPresent(Double.self, forKey: .temperature) ?? 1
+        topP = try c.decodeIfPresent(Double.self, forKey: .topP)
+        topK = try c.decodeIfPresent(Int.self, forKey: .topK)
+        minP = try c.decodeIfPresent(Double.self, forKey: .minP)
+        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed)
+        raw = try c.decodeIfPresent(Bool.self, forKey: .raw) ?? false
+        if let one = try? c.decodeIfPresent(String.self, forKey: .stop) {
+            stop = [one]
+        } else {
+            stop = try c.decodeIfPresent([String].self, forKey: .stop)
+        }
+        steer = try c.decodeIfPresent([SteerSpec].self, forKey: .steer) ?? []
+        traits = try c.decodeIfPresent([String].self, forKey: .traits)
+        topLogprobs = try c.decodeIfPresent(Int.self, forKey: .topLogprobs)
+        save = try c.decodeIfPresent(Bool.self, forKey: .save) ?? true
+    }
+}
+
+/// One alternative token.
+public struct TokenAlternative: Codable, Sendable, Equatable {
+    public var id: Int
+    public var text: String
+    public var logprob: Double
+    public init(id: Int, text: String, logprob: Double) { self.id = id; self.text = text; self.logprob = logprob }
+}
+
+/// One generated token with its trait scores, as soon as it is produced.
+public struct TokenEvent: Codable, Sendable, Equatable {
+    /// Position in the response (0-based).
+    public var index: Int
+    public var id: Int
+    /// Display-safe text of the token.
+    public var text: String
+    /// Raw bytes of the token when they differ from `text`'s UTF-8 (e.g. a partial UTF-8 sequence).
+    public var bytes: [UInt8]?
+    public var logprob: Double?
+    /// Alternatives, best first (as many as the request's `topLogprobs`).
+    public var topK: [TokenAlternative]
+    /// Score per trait at the trait's layer, for this token's own hidden state.
+    public var scores: [String: Double]
+
+    public init(index: Int, id: Int, text: String, bytes: [UInt8]? = nil, logprob: Double? = nil,
+                topK: [TokenAlternative] = [], scores: [String: Double] = [:]) {
+        self.index = index; self.id = id; self.text = text; self.bytes = bytes; self.logprob = logprob
+        self.topK = topK; self.scores = scores
+    }
+
+    enum CodingKeys: String, CodingKey { case index, id, text, bytes, logprob, scores; case topK = "top_k" }
+}
+
+/// What a generation stream yields: tokens as they are produced, then the finished run.
+public enum GenerationEvent: Sendable {
+    case token(TokenEvent)
+    /// The finished run; `finishReason` is "stop" (end of text or a stop sequence), "length" (max tokens) or "cancelled".
+    case done(RunDocument, finishReason: String)
+}
+
+/// The loaded model, as the API reports it.
+public struct ModelInfo: Codable, Sendable, Equatable {
+    public var id: String
+    public var architecture: String
+    public var layers: Int
+    public var hidden: Int
+    public var contextLength: Int
+    public init(id: String, architecture: String, layers: Int, hidden: Int, contextLength: Int) {
+        self.id = id; self.architecture = architecture; self.layers = layers; self.hidden = hidden; self.contextLength = contextLength
+    }
+    enum CodingKeys: String, CodingKey { case id, architecture, layers, hidden; case contextLength = "context_length" }
+}
+
+/// A loaded trait vector.
+public struct TraitInfo: Codable, Sendable, Equatable {
+    public var name: String
+    /// Hugging Face hidden-state row the trait is scored at (row l = output of block l-1).
+    public var layer: Int
+    /// TransformerLens hook point name, e.g. "blocks.2.hook_resid_post".
+    public var hookPoint: String
+    /// ||v|| at that row.
+    public var norm: Double
+    public init(name: String, layer: Int, hookPoint: String, norm: Double) {
+        self.name = name; self.layer = layer; self.hookPoint = hookPoint; self.norm = norm
+    }
+    enum CodingKeys: String, CodingKey { case name, layer, norm; case hookPoint = "hook_point" }
+}
+
+/// Live generation with monitoring. The CLI implements it with the real engine; the server only consumes it.
+public protocol GenerationBackend: Sendable {
+    var modelInfo: ModelInfo { get }
+    var traits: [TraitInfo] { get }
+    /// Streams tokens then `.done`. Cancelling the consuming task (or dropping the stream) must stop
+    /// generation: implement `onTermination` on the stream's continuation.
+    func generate(_ request: GenerationRequest) -> AsyncThrowingStream<GenerationEvent, Error>
+}

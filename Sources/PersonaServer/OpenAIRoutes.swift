@@ -1,0 +1,323 @@
+import Foundation
+import Hummingbird
+import PersonaRuns
+
+/// OpenAI-compatible /v1 routes. Each choice (and each streamed chunk) carries an extra `persona` field with
+/// the per-token trait projections, so any OpenAI client gets monitoring for free.
+struct OpenAIRoutes: Sendable {
+    let api: APIRoutes
+
+    func add(to router: Router<BasicRequestContext>) {
+        router.get("/v1/models") { _, _ in try self.models() }
+        router.post("/v1/chat/completions") { req, _ in try await self.completions(req, chat: true) }
+        router.post("/v1/completions") { req, _ in try await self.completions(req, chat: false) }
+    }
+
+    func models() throws -> Response {
+        var data: [JSONValue] = []
+        if let b = api.backend {
+            data.append(.object(["id": .string(b.modelInfo.id), "object": "model", "created": 0, "owned_by": "personascope"]))
+        }
+        return try jsonResponse(JSONValue.object(["object": "list", "data": .array(data)]))
+    }
+
+    // MARK: request
+
+    /// Fields of both request kinds; unknown fields (presence_penalty, user, ...) are ignored.
+    struct Body: Decodable {
+        var model: String?
+        var messages: [Message]?
+        var prompt: PromptField?
+        var maxTokens: Int?
+        var maxCompletionTokens: Int?
+        var temperature: Double?
+        var topP: Double?
+        var seed: Int64?
+        var stop: StopField?
+        var logprobs: LogprobsField?
+        var topLogprobs: Int?
+        var stream: Bool?
+        var streamOptions: StreamOptions?
+        var n: Int?
+        var echo: Bool?
+        var persona: PersonaOptions?
+
+        enum CodingKeys: String, CodingKey {
+            case model, messages, prompt, temperature, seed, stop, logprobs, stream, n, echo, persona
+            case maxTokens = "max_tokens", maxCompletionTokens = "max_completion_tokens", topP = "top_p"
+            case topLogprobs = "top_logprobs", streamOptions = "stream_options"
+        }
+    }
+
+    struct StreamOptions: Decodable {
+        var includeUsage: Bool?
+        enum CodingKeys: String, CodingKey { case includeUsage = "include_usage" }
+    }
+
+    /// Extension field: steering, trait selection, top_k/min_p and saving, for clients that know about it.
+    struct PersonaOptions: Decodable {
+        var steer: [SteerSpec]?
+        var traits: [String]?
+        var save: Bool?
+        var topK: Int?
+        var minP: Double?
+        enum CodingKeys: String, CodingKey { case steer, traits, save; case topK = "top_k", minP = "min_p" }
+    }
+
+    /// A message whose content is a string or a list of `{type: "text", text}` parts.
+    struct Message: Decodable {
+        var role: String
+        var content: String
+        enum CodingKeys: String, CodingKey { case role, content }
+        struct Part: Decodable { var type: String; var text: String? }
+        init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            role = try c.decode(String.self, forKey: .role)
+            if let s = try? c.decode(String.self, forKey: .content) {
+                content = s
+            } else if let parts = try? c.decode([Part].self, forKey: .content) {
+                guard parts.allSatisfy({ $0.type == "text" }) else {
+                    throw DecodingError.dataCorruptedError(forKey: .content, in: c, debugDescription: "only text content parts are supported")
+                }
+                content = parts.compactMap(\.text).joined()
+            } else if try c.decodeNil(forKey: .content) {
+                content = ""
+            } else {
+                throw DecodingError.dataCorruptedError(forKey: .content, in: c, debugDescription: "expected a string or a list of text parts")
+            }
+        }
+    }
+
+    struct PromptField: Decodable {
+        var text: String
+        init(from decoder: Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let s = try? c.decode(String.self) { text = s; return }
+            let list = try c.decode([String].self)
+            guard list.count == 1 else {
+                throw DecodingError.dataCorruptedError(in: c, debugDescription: "only one prompt per request is supported")
+            }
+            text = list[0]
+        }
+    }
+
+    struct StopField: Decodable {
+        var values: [String]
+        init(from decoder: Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if c.decodeNil() { values = [] } else if let s = try? c.decode(String.self) { values = [s] } else { values = try c.decode([String].self) }
+        }
+    }
+
+    /// Chat: a boolean; completions: an integer count of alternatives.
+    struct LogprobsField: Decodable {
+        var enabled: Bool
+        var count: Int?
+        init(from decoder: Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if c.decodeNil() { enabled = false; count = nil } else if let b = try? c.decode(Bool.self) { enabled = b; count = nil } else {
+                let n = try c.decode(Int.self)
+                enabled = true; count = n
+            }
+        }
+    }
+
+    /// Maps an OpenAI request onto a generation request; throws 400 naming the parameter.
+    func generationRequest(_ b: Body, chat: Bool) throws -> (GenerationRequest, wantLogprobs: Bool, topLogprobs: Int) {
+        if let n = b.n, n != 1 { throw APIError.badRequest("n: only n=1 is supported") }
+        if b.echo == true { throw APIError.badRequest("echo: not supported") }
+        var topLogprobs = 0
+        var wantLogprobs = false
+        if chat {
+            guard let msgs = b.messages, !msgs.isEmpty else { throw APIError.badRequest("messages: required and must not be empty") }
+            if let lp = b.logprobs, lp.count != nil { throw APIError.badRequest("logprobs: must be a boolean for chat completions") }
+            wantLogprobs = b.logprobs?.enabled ?? false
+            topLogprobs = b.topLogprobs ?? 0
+            if topLogprobs > 0 && !wantLogprobs { throw APIError.badRequest("top_logprobs: requires logprobs=true") }
+        } else {
+            guard let p = b.prompt else { throw APIError.badRequest("prompt: required") }
+            _ = p
+            wantLogprobs = b.logprobs?.enabled ?? false
+            if let lp = b.logprobs, lp.count == nil, lp.enabled { throw APIError.badRequest("logprobs: must be an integer for completions") }
+            topLogprobs = b.logprobs?.count ?? 0
+        }
+        guard (0...20).contains(topLogprobs) else { throw APIError.badRequest("top_logprobs: must be from 0 to 20") }
+        let maxTokens = b.maxCompletionTokens ?? b.maxTokens ?? (chat ? min(256, api.config.maxTokensPerRequest) : 16)
+        let messages = b.messages?.map { ChatMessage(role: $0.role, content: $0.content) }
+        let prompt = chat ? (messages?.last(where: { $0.role == "user" })?.content ?? messages?.last?.content ?? "") : (b.prompt?.text ?? "")
+        var r = GenerationRequest(prompt: prompt, messages: chat ? messages : nil, maxTokens: maxTokens,
+                                  temperature: b.temperature ?? 1, topP: b.topP, topK: b.persona?.topK, minP: b.persona?.minP,
+                                  seed: b.seed.map { UInt64(bitPattern: $0) }, raw: !chat, stop: b.stop?.values,
+                                  steer: b.persona?.steer ?? [], traits: b.persona?.traits,
+                                  topLogprobs: wantLogprobs ? topLogprobs : 0, save: b.persona?.save ?? false)
+        if r.stop?.isEmpty == true { r.stop = nil }
+        return (r, wantLogprobs, topLogprobs)
+    }
+
+    // MARK: response
+
+    func completions(_ req: Request, chat: Bool) async throws -> Response {
+        let backend = try api.requireBackend()
+        let body = try await api.decodeJSON(Body.self, req)
+        let (gen, wantLogprobs, _) = try generationRequest(body, chat: chat)
+        try api.validate(gen)
+        let slot = try await api.acquireSlot()
+        let ctx = ResponseContext(id: (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: ""),
+                                  created: Int(Date().timeIntervalSince1970), model: backend.modelInfo.id, chat: chat,
+                                  logprobs: wantLogprobs, layers: Dictionary(backend.traits.map { ($0.name, $0.layer) }, uniquingKeysWith: { a, _ in a }))
+        let stream = backend.generate(gen)
+        if body.stream == true {
+            let includeUsage = body.streamOptions?.includeUsage ?? false
+            let responseBody = ResponseBody { writer in
+                defer { slot.release() }
+                do {
+                    if chat { try await writer.write(SSE.data(ctx.chunk(delta: ["role": "assistant", "content": ""], token: nil, finish: nil, persona: nil))) }
+                    for try await event in stream {
+                        switch event {
+                        case .token(let t):
+                            try await writer.write(SSE.data(ctx.chunk(delta: ["content": .string(t.text)], token: t, finish: nil,
+                                                                      persona: ctx.tokenPersona(t))))
+                        case .done(let run, let reason):
+                            let finished = try await api.finish(run, save: gen.save)
+                            try await writer.write(SSE.data(ctx.chunk(delta: [:], token: nil, finish: ctx.finishReason(reason),
+                                                                      persona: ctx.runPersona(finished, saved: gen.save))))
+                            if includeUsage {
+                                try await writer.write(SSE.data(ctx.usageChunk(finished)))
+                            }
+                        }
+                    }
+                } catch {
+                    try? await writer.write(SSE.data(JSONValue.object(["error": .object([
+                        "message": .string("generation failed: \(error)"), "type": "server_error"])])))
+                }
+                try? await writer.write(SSE.doneMarker)
+                try? await writer.finish(nil)
+            }
+            return Response(status: .ok, headers: SSE.headers, body: responseBody)
+        }
+
+        defer { slot.release() }
+        var tokens: [TokenEvent] = []
+        var result: (RunDocument, String)?
+        for try await event in stream {
+            switch event {
+            case .token(let t): tokens.append(t)
+            case .done(let run, let reason): result = (run, reason)
+            }
+        }
+        guard let (run, reason) = result else { throw APIError(.internalServerError, "generation ended without a result") }
+        let finished = try await api.finish(run, save: gen.save)
+        return try jsonResponse(ctx.full(finished, tokens: tokens, reason: reason, saved: gen.save), sortedKeys: false)
+    }
+
+    /// Builds the JSON bodies of one response.
+    struct ResponseContext: Sendable {
+        let id: String
+        let created: Int
+        let model: String
+        let chat: Bool
+        let logprobs: Bool
+        let layers: [String: Int]
+
+        func finishReason(_ r: String) -> String { r == "length" ? "length" : "stop" }
+
+        static func bytes(_ t: TokenEvent) -> [UInt8] { t.bytes ?? Array(t.text.utf8) }
+
+        /// Chat format: `{token, logprob, bytes, top_logprobs: [{token, logprob, bytes}]}`.
+        func chatLogprob(_ t: TokenEvent) -> JSONValue {
+            .object([
+                "token": .string(t.text), "logprob": .number(t.logprob ?? 0),
+                "bytes": .array(ResponseContext.bytes(t).map { .number(Double($0)) }),
+                "top_logprobs": .array(t.topK.map { alt in
+                    .object(["token": .string(alt.text), "logprob": .number(alt.logprob),
+                             "bytes": .array(Array(alt.text.utf8).map { .number(Double($0)) })])
+                }),
+            ])
+        }
+
+        /// Completions format: parallel lists `tokens`, `token_logprobs`, `top_logprobs` (token -> logprob maps), `text_offset`.
+        func completionLogprobs(_ ts: [TokenEvent], startOffset: Int = 0) -> JSONValue {
+            var offsets: [JSONValue] = []
+            var off = startOffset
+            for t in ts { offsets.append(.number(Double(off))); off += t.text.utf8.count }
+            return .object([
+                "tokens": .array(ts.map { .string($0.text) }),
+                "token_logprobs": .array(ts.map { .number($0.logprob ?? 0) }),
+                "top_logprobs": .array(ts.map { t in
+                    var m: [String: JSONValue] = [:]
+                    for alt in t.topK where m[alt.text] == nil { m[alt.text] = .number(alt.logprob) }
+                    return .object(m)
+                }),
+                "text_offset": .array(offsets),
+            ])
+        }
+
+        func tokenPersona(_ t: TokenEvent) -> JSONValue {
+            .object([
+                "token_index": .number(Double(t.index)),
+                "trait_scores": .object(t.scores.mapValues { .array([.number($0)]) }),
+                "layers": .object(layers.filter { t.scores[$0.key] != nil }.mapValues { .number(Double($0)) }),
+            ])
+        }
+
+        func runPersona(_ run: RunDocument, saved: Bool) -> JSONValue {
+            var o: [String: JSONValue] = [
+                "trait_scores": .object(run.traitScores.mapValues { .array($0.map { .number($0) }) }),
+                "layers": .object((run.layers ?? layers.filter { run.traitScores[$0.key] != nil }).mapValues { .number(Double($0)) }),
+            ]
+            if let hp = run.hookPoints { o["hook_points"] = .object(hp.mapValues { .string($0) }) }
+            if let dp = run.decisionPoints {
+                o["decision_points"] = .object(dp.mapValues { list in
+                    .array(list.map { .object(["index": .number(Double($0.index)), "kind": .string($0.kind.rawValue),
+                                               "method": .string($0.method), "score": .number($0.score)]) })
+                })
+            }
+            o["run_id"] = saved ? .string(run.id) : .null
+            return .object(o)
+        }
+
+        func usage(_ run: RunDocument) -> JSONValue {
+            let p = run.promptTokenIds?.count ?? run.promptTokens?.count ?? 0
+            let c = run.tokens.count
+            return .object(["prompt_tokens": .number(Double(p)), "completion_tokens": .number(Double(c)), "total_tokens": .number(Double(p + c))])
+        }
+
+        func envelope(_ choices: [JSONValue], object: String) -> [String: JSONValue] {
+            ["id": .string(id), "object": .string(object), "created": .number(Double(created)), "model": .string(model),
+             "system_fingerprint": "personascope", "choices": .array(choices)]
+        }
+
+        func full(_ run: RunDocument, tokens: [TokenEvent], reason: String, saved: Bool) -> JSONValue {
+            var choice: [String: JSONValue] = ["index": 0, "finish_reason": .string(finishReason(reason)), "persona": runPersona(run, saved: saved)]
+            if chat {
+                choice["message"] = .object(["role": "assistant", "content": .string(run.response), "refusal": .null])
+                choice["logprobs"] = logprobs ? .object(["content": .array(tokens.map(chatLogprob)), "refusal": .null]) : .null
+            } else {
+                choice["text"] = .string(run.response)
+                choice["logprobs"] = logprobs ? completionLogprobs(tokens) : .null
+            }
+            var o = envelope([.object(choice)], object: chat ? "chat.completion" : "text_completion")
+            o["usage"] = usage(run)
+            return .object(o)
+        }
+
+        func chunk(delta: [String: JSONValue], token: TokenEvent?, finish: String?, persona: JSONValue?) -> JSONValue {
+            var choice: [String: JSONValue] = ["index": 0, "finish_reason": finish.map { .string($0) } ?? .null]
+            if let persona { choice["persona"] = persona }
+            if chat {
+                choice["delta"] = .object(delta)
+                choice["logprobs"] = (logprobs && token != nil) ? .object(["content": .array([chatLogprob(token!)]), "refusal": .null]) : .null
+            } else {
+                choice["text"] = delta["content"] ?? ""
+                choice["logprobs"] = (logprobs && token != nil) ? completionLogprobs([token!]) : .null
+            }
+            return .object(envelope([.object(choice)], object: chat ? "chat.completion.chunk" : "text_completion"))
+        }
+
+        func usageChunk(_ run: RunDocument) -> JSONValue {
+            var o = envelope([], object: chat ? "chat.completion.chunk" : "text_completion")
+            o["usage"] = usage(run)
+            return .object(o)
+        }
+    }
+}

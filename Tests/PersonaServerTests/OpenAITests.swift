@@ -1,0 +1,229 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import PersonaRuns
+import XCTest
+@testable import PersonaServer
+
+/// /v1 routes, checked against the field names and types of OpenAI's API reference
+/// (chat.completion, chat.completion.chunk, text_completion, list/model, error).
+final class OpenAITests: XCTestCase {
+    func chat(_ s: String) -> ByteBuffer { body(s) }
+
+    func checkEnvelope(_ o: [String: Any], object: String, idPrefix: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(o["object"] as? String, object, file: file, line: line)
+        XCTAssertTrue((o["id"] as? String)?.hasPrefix(idPrefix) == true, "\(String(describing: o["id"]))", file: file, line: line)
+        XCTAssertNotNil(o["created"] as? Int, file: file, line: line)
+        XCTAssertEqual(o["model"] as? String, "fake-model", file: file, line: line)
+        XCTAssertNotNil(o["choices"] as? [Any], file: file, line: line)
+    }
+
+    func checkUsage(_ o: [String: Any], completion: Int, file: StaticString = #filePath, line: UInt = #line) throws {
+        let u = try XCTUnwrap(o["usage"] as? [String: Any], file: file, line: line)
+        let p = try XCTUnwrap(u["prompt_tokens"] as? Int, file: file, line: line)
+        XCTAssertEqual(p, 2, file: file, line: line)  // the fake's prompt has 2 tokens
+        XCTAssertEqual(u["completion_tokens"] as? Int, completion, file: file, line: line)
+        XCTAssertEqual(u["total_tokens"] as? Int, p + completion, file: file, line: line)
+    }
+
+    func testModels() async throws {
+        try await makeApp().test(.router) { client in
+            let o = try json(try await client.execute(uri: "/v1/models", method: .get).body)
+            XCTAssertEqual(o["object"] as? String, "list")
+            let m = try XCTUnwrap((o["data"] as? [[String: Any]])?.first)
+            XCTAssertEqual(m["id"] as? String, "fake-model")
+            XCTAssertEqual(m["object"] as? String, "model")
+            XCTAssertNotNil(m["created"] as? Int)
+            XCTAssertNotNil(m["owned_by"] as? String)
+        }
+    }
+
+    func testChatCompletionWithLogprobsAndPersona() async throws {
+        let backend = FakeBackend()
+        try await makeApp(backend: backend).test(.router) { client in
+            let r = try await client.execute(uri: "/v1/chat/completions", method: .post, headers: jsonHeaders, body: chat("""
+                {"model": "whatever", "messages": [{"role": "system", "content": "Be nice"},
+                 {"role": "user", "content": [{"type": "text", "text": "Tell "}, {"type": "text", "text": "a story"}]}],
+                 "max_tokens": 4, "temperature": 0.7, "top_p": 0.9, "seed": 7, "logprobs": true, "top_logprobs": 2,
+                 "presence_penalty": 0, "user": "someone"}
+                """))
+            XCTAssertEqual(r.status, .ok, text(r.body))
+            let o = try json(r.body)
+            checkEnvelope(o, object: "chat.completion", idPrefix: "chatcmpl-")
+            let choice = try XCTUnwrap((o["choices"] as? [[String: Any]])?.first)
+            XCTAssertEqual(choice["index"] as? Int, 0)
+            XCTAssertEqual(choice["finish_reason"] as? String, "length")
+            let msg = try XCTUnwrap(choice["message"] as? [String: Any])
+            XCTAssertEqual(msg["role"] as? String, "assistant")
+            XCTAssertEqual(msg["content"] as? String, " Once upon a time")
+            let content = try XCTUnwrap((choice["logprobs"] as? [String: Any])?["content"] as? [[String: Any]])
+            XCTAssertEqual(content.count, 4)
+            for (i, c) in content.enumerated() {
+                XCTAssertEqual(c["token"] as? String, FakeBackend.words[i])
+                XCTAssertEqual(try XCTUnwrap(c["logprob"] as? Double), -0.1 * Double(i + 1), accuracy: 1e-12)
+                XCTAssertEqual(c["bytes"] as? [Int], Array(FakeBackend.words[i].utf8).map(Int.init))
+                let top = try XCTUnwrap(c["top_logprobs"] as? [[String: Any]])
+                XCTAssertEqual(top.count, 2)
+                XCTAssertEqual(top[0]["token"] as? String, FakeBackend.words[i])
+                XCTAssertNotNil(top[1]["logprob"] as? Double)
+                XCTAssertNotNil(top[1]["bytes"] as? [Int])
+            }
+            try checkUsage(o, completion: 4)
+            let persona = try XCTUnwrap(choice["persona"] as? [String: Any])
+            let scores = try XCTUnwrap(persona["trait_scores"] as? [String: [Double]])
+            XCTAssertEqual(scores["sad"], (0..<4).map { FakeBackend.score("sad", $0) })
+            XCTAssertEqual(persona["layers"] as? [String: Int], ["happy": 2, "sad": 3])
+            XCTAssertTrue(persona["run_id"] is NSNull)  // not saved unless persona.save is true
+
+            let req = try XCTUnwrap(backend.requests.first)
+            XCTAssertEqual(req.messages?.map(\.content), ["Be nice", "Tell a story"])
+            XCTAssertEqual(req.raw, false)
+            XCTAssertEqual(req.seed, 7)
+            XCTAssertEqual(req.topP, 0.9)
+            XCTAssertEqual(req.temperature, 0.7)
+            XCTAssertEqual(req.topLogprobs, 2)
+        }
+    }
+
+    /// The judge client's call: one token, greedy, 20 alternatives.
+    func testJudgeStyleCall() async throws {
+        let store = InMemoryRunStore()
+        try await makeApp(store: store).test(.router) { client in
+            let r = try await client.execute(uri: "/v1/chat/completions", method: .post, headers: jsonHeaders, body: chat("""
+                {"model": "m", "messages": [{"role": "user", "content": "Score 0-100"}], "max_tokens": 1, "temperature": 0,
+                 "logprobs": true, "top_logprobs": 20}
+                """))
+            XCTAssertEqual(r.status, .ok, text(r.body))
+            let o = try json(r.body)
+            let choice = try XCTUnwrap((o["choices"] as? [[String: Any]])?.first)
+            let content = try XCTUnwrap((choice["logprobs"] as? [String: Any])?["content"] as? [[String: Any]])
+            XCTAssertEqual(content.count, 1)
+            let top = try XCTUnwrap(content[0]["top_logprobs"] as? [[String: Any]])
+            XCTAssertEqual(top.count, 20)
+            for t in top {
+                XCTAssertNotNil(t["token"] as? String)
+                XCTAssertLessThanOrEqual(try XCTUnwrap(t["logprob"] as? Double), 0)
+            }
+            try checkUsage(o, completion: 1)
+        }
+        let n = try await store.count()
+        XCTAssertEqual(n, 0, "judge calls are not stored")
+    }
+
+    func testChatStreaming() async throws {
+        let store = InMemoryRunStore()
+        try await makeApp(store: store).test(.router) { client in
+            let r = try await client.execute(uri: "/v1/chat/completions", method: .post, headers: jsonHeaders, body: chat("""
+                {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3, "stream": true, "logprobs": true,
+                 "stream_options": {"include_usage": true}, "persona": {"save": true}}
+                """))
+            XCTAssertEqual(r.status, .ok)
+            XCTAssertEqual(r.headers[.contentType], "text/event-stream; charset=utf-8")
+            let events = parseSSE(text(r.body))
+            XCTAssertTrue(events.allSatisfy { $0.event == nil })
+            XCTAssertEqual(events.last?.data, "[DONE]")
+            let chunks = try events.dropLast().map { try jsonObject($0.data) }
+            XCTAssertEqual(chunks.count, 1 + 3 + 1 + 1)  // role, 3 tokens, finish, usage
+            var ids = Set<String>()
+            for c in chunks {
+                checkEnvelope(c, object: "chat.completion.chunk", idPrefix: "chatcmpl-")
+                ids.insert(c["id"] as? String ?? "")
+            }
+            XCTAssertEqual(ids.count, 1, "every chunk has the same id")
+            let choices = chunks.map { ($0["choices"] as? [[String: Any]]) ?? [] }
+            XCTAssertEqual((choices[0].first?["delta"] as? [String: Any])?["role"] as? String, "assistant")
+            var textOut = ""
+            for i in 1...3 {
+                let ch = try XCTUnwrap(choices[i].first)
+                XCTAssertTrue(ch["finish_reason"] is NSNull)
+                textOut += (ch["delta"] as? [String: Any])?["content"] as? String ?? ""
+                let lp = try XCTUnwrap((ch["logprobs"] as? [String: Any])?["content"] as? [[String: Any]])
+                XCTAssertEqual(lp.count, 1)
+                let persona = try XCTUnwrap(ch["persona"] as? [String: Any])
+                XCTAssertEqual(persona["token_index"] as? Int, i - 1)
+                XCTAssertEqual((persona["trait_scores"] as? [String: [Double]])?["sad"], [FakeBackend.score("sad", i - 1)])
+            }
+            XCTAssertEqual(textOut, " Once upon a")
+            let last = try XCTUnwrap(choices[4].first)
+            XCTAssertEqual(last["finish_reason"] as? String, "length")
+            XCTAssertEqual((last["delta"] as? [String: Any])?.count, 0)
+            let runID = try XCTUnwrap((last["persona"] as? [String: Any])?["run_id"] as? String)
+            XCTAssertEqual(choices[5].count, 0)
+            try checkUsage(chunks[5], completion: 3)
+            let stored = try await client.execute(uri: "/api/runs/\(runID)", method: .get)
+            XCTAssertEqual(stored.status, .ok)
+        }
+    }
+
+    func testCompletions() async throws {
+        let backend = FakeBackend()
+        try await makeApp(backend: backend).test(.router) { client in
+            let r = try await client.execute(uri: "/v1/completions", method: .post, headers: jsonHeaders,
+                                             body: body(#"{"model": "m", "prompt": "Once", "max_tokens": 5, "logprobs": 3, "stop": [" was"]}"#))
+            XCTAssertEqual(r.status, .ok, text(r.body))
+            let o = try json(r.body)
+            checkEnvelope(o, object: "text_completion", idPrefix: "cmpl-")
+            let choice = try XCTUnwrap((o["choices"] as? [[String: Any]])?.first)
+            XCTAssertEqual(choice["text"] as? String, " Once upon a time there")
+            XCTAssertEqual(choice["index"] as? Int, 0)
+            XCTAssertEqual(choice["finish_reason"] as? String, "length")
+            let lp = try XCTUnwrap(choice["logprobs"] as? [String: Any])
+            XCTAssertEqual(lp["tokens"] as? [String], Array(FakeBackend.words.prefix(5)))
+            XCTAssertEqual((lp["token_logprobs"] as? [Double])?.count, 5)
+            let top = try XCTUnwrap(lp["top_logprobs"] as? [[String: Double]])
+            XCTAssertEqual(top.count, 5)
+            XCTAssertEqual(top[0].count, 3)
+            XCTAssertEqual(lp["text_offset"] as? [Int], [0, 5, 10, 12, 17])
+            try checkUsage(o, completion: 5)
+            XCTAssertNotNil(choice["persona"] as? [String: Any])
+            XCTAssertEqual(backend.requests.first?.raw, true)
+            XCTAssertEqual(backend.requests.first?.stop, [" was"])
+
+            let stopped = try json(try await client.execute(uri: "/v1/completions", method: .post,
+                                                            body: body(#"{"prompt": "Once", "max_tokens": 9, "stop": " a"}"#)).body)
+            let sc = try XCTUnwrap((stopped["choices"] as? [[String: Any]])?.first)
+            XCTAssertEqual(sc["finish_reason"] as? String, "stop")
+            XCTAssertEqual(sc["text"] as? String, " Once upon")
+            XCTAssertTrue(sc["logprobs"] is NSNull)
+        }
+    }
+
+    func testCompletionsStreaming() async throws {
+        try await makeApp().test(.router) { client in
+            let r = try await client.execute(uri: "/v1/completions", method: .post,
+                                             body: body(#"{"prompt": "Once", "max_tokens": 2, "stream": true, "logprobs": 1}"#))
+            let events = parseSSE(text(r.body))
+            XCTAssertEqual(events.last?.data, "[DONE]")
+            let chunks = try events.dropLast().map { try jsonObject($0.data) }
+            XCTAssertEqual(chunks.count, 3)
+            for c in chunks { checkEnvelope(c, object: "text_completion", idPrefix: "cmpl-") }
+            let texts = chunks.compactMap { (($0["choices"] as? [[String: Any]])?.first?["text"] as? String) }
+            XCTAssertEqual(texts, [" Once", " upon", ""])
+            let lp = try XCTUnwrap((chunks[0]["choices"] as? [[String: Any]])?.first?["logprobs"] as? [String: Any])
+            XCTAssertEqual(lp["tokens"] as? [String], [" Once"])
+            XCTAssertEqual((chunks[2]["choices"] as? [[String: Any]])?.first?["finish_reason"] as? String, "length")
+        }
+    }
+
+    func testBadRequests() async throws {
+        try await makeApp().test(.router) { client in
+            let cases: [(String, String, String)] = [
+                ("/v1/chat/completions", #"{"messages": [{"role": "user", "content": "x"}], "n": 2}"#, "n:"),
+                ("/v1/chat/completions", #"{"model": "m"}"#, "messages:"),
+                ("/v1/chat/completions", #"{"messages": [{"role": "user", "content": "x"}], "logprobs": true, "top_logprobs": 21}"#, "top_logprobs:"),
+                ("/v1/chat/completions", #"{"messages": [{"role": "user", "content": "x"}], "top_logprobs": 3}"#, "top_logprobs:"),
+                ("/v1/chat/completions", #"{"messages": [{"role": "user", "content": "x"}], "max_tokens": -5}"#, "max_tokens:"),
+                ("/v1/chat/completions", #"{"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}"#, "malformed JSON request"),
+                ("/v1/chat/completions", #"{"messages": "#, "malformed JSON request"),
+                ("/v1/completions", #"{"max_tokens": 3}"#, "prompt:"),
+                ("/v1/completions", #"{"prompt": ["a", "b"]}"#, "malformed JSON request"),
+                ("/v1/completions", #"{"prompt": "a", "logprobs": 50}"#, "top_logprobs:"),
+                ("/v1/completions", #"{"prompt": "a", "temperature": "hot"}"#, "malformed JSON request: temperature"),
+            ]
+            for (uri, req, prefix) in cases {
+                let m = try assertErrorShape(try await client.execute(uri: uri, method: .post, body: body(req)), .badRequest)
+                XCTAssertTrue(m.hasPrefix(prefix), "\(req) -> \(m)")
+            }
+        }
+    }
+}
