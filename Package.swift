@@ -25,7 +25,8 @@ let package = Package(
         .target(name: "PersonaModels", dependencies: ["PersonaTensor", "PersonaFormats", "PersonaTokenizers"]),
         .target(name: "PersonaGeneration", dependencies: ["PersonaModels", "PersonaTokenizers"]),
         .target(name: "PersonaRuns"),
-        .target(name: "PersonaCore", dependencies: ["PersonaGeneration", "PersonaModels", "PersonaFormats", "PersonaRuns"]),
+        .target(name: "PersonaCore", dependencies: ["PersonaGeneration", "PersonaModels", "PersonaFormats", "PersonaRuns"],
+                resources: [.copy("Resources/traits")]),
         .target(name: "PersonaServer", dependencies: [
             "PersonaRuns",
             .product(name: "Hummingbird", package: "hummingbird"),
@@ -39,7 +40,7 @@ let package = Package(
         .testTarget(name: "PersonaFormatsTests", dependencies: ["PersonaFormats"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PersonaTokenizersTests", dependencies: ["PersonaTokenizers"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PersonaModelsTests", dependencies: ["PersonaModels", "PersonaGeneration"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "PersonaRunsTests", dependencies: ["PersonaRuns"]),
+        .testTarget(name: "PersonaRunsTests", dependencies: ["PersonaRuns"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PersonaCoreTests", dependencies: ["PersonaCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PersonaServerTests", dependencies: [
             "PersonaServer", "PersonaRuns",
