@@ -62,6 +62,10 @@ actor AsyncLimiter {
 public final class JudgeCounters: @unchecked Sendable {
     private let lock = NSLock()
     private var _requests = 0, _cacheHits = 0, _retries = 0
+    private var _lastRetryReason: String?
+    /// Why the most recent retry happened (e.g. "HTTP 429", "network error -1001: ...").
+    public var lastRetryReason: String? { lock.lock(); defer { lock.unlock() }; return _lastRetryReason }
+    func noteRetry(_ reason: String) { lock.lock(); _retries += 1; _lastRetryReason = reason; lock.unlock() }
     public var requests: Int { lock.lock(); defer { lock.unlock() }; return _requests }
     public var cacheHits: Int { lock.lock(); defer { lock.unlock() }; return _cacheHits }
     public var retries: Int { lock.lock(); defer { lock.unlock() }; return _retries }
@@ -84,7 +88,7 @@ public final class OpenAIJudge: Judge, @unchecked Sendable {
         /// Back-off before retry n (1-based) is baseDelay * 2^(n-1) plus up to 50% jitter, at most maxDelay.
         public var baseDelay: Double = 1
         public var maxDelay: Double = 60
-        /// Per-request timeout in seconds.
+        /// Per-request timeout in seconds (at least 1: swift-corelibs-foundation times out at once below 1 s).
         public var timeout: Double = 60
         public var concurrency = 8
         public var topLogprobs = 20
@@ -119,8 +123,8 @@ public final class OpenAIJudge: Judge, @unchecked Sendable {
         self.cache = cache
         limiter = AsyncLimiter(configuration.concurrency)
         let sc = URLSessionConfiguration.ephemeral
-        sc.timeoutIntervalForRequest = configuration.timeout
-        sc.timeoutIntervalForResource = configuration.timeout * 2
+        sc.timeoutIntervalForRequest = max(1, configuration.timeout)
+        sc.timeoutIntervalForResource = max(1, configuration.timeout) * 2
         sc.httpMaximumConnectionsPerHost = max(1, configuration.concurrency)
         session = URLSession(configuration: sc)
     }
@@ -144,7 +148,7 @@ public final class OpenAIJudge: Judge, @unchecked Sendable {
     private func makeRequest(_ prompt: String) throws -> URLRequest {
         var req = URLRequest(url: configuration.baseURL.appendingPathComponent("chat/completions"))
         req.httpMethod = "POST"
-        req.timeoutInterval = configuration.timeout
+        req.timeoutInterval = max(1, configuration.timeout)
         req.setValue("application/json", forHTTPHeaderField: "Content-Type")
         if let key = configuration.apiKey, !key.isEmpty { req.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization") }
         let body: [String: Any] = [
@@ -196,7 +200,7 @@ public final class OpenAIJudge: Judge, @unchecked Sendable {
                 lastProblem = (error as? URLError).map { "network error \($0.code.rawValue): \($0.localizedDescription)" } ?? "\(error)"
             }
             if attempt == configuration.maxAttempts { break }
-            counters.add(retries: 1)
+            counters.noteRetry(lastProblem)
             let backoff = configuration.baseDelay * pow(2, Double(attempt - 1))
             var delay = min(configuration.maxDelay, backoff * (1 + Double.random(in: 0..<0.5)))
             if let ra = retryAfter { delay = min(configuration.maxDelay, max(delay, ra)) }

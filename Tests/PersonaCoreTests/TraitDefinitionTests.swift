@@ -1,0 +1,105 @@
+import Foundation
+import XCTest
+@testable import PersonaCore
+
+/// /work/shared (or $PERSONA_SHARED), found from this file's path: <repo>/Tests/PersonaCoreTests/X.swift -> <repo>/../shared.
+func sharedFolder(_ file: String = #filePath) -> URL {
+    if let env = ProcessInfo.processInfo.environment["PERSONA_SHARED"] { return URL(fileURLWithPath: env) }
+    return repoRoot(file).deletingLastPathComponent().appendingPathComponent("shared")
+}
+
+func repoRoot(_ file: String = #filePath) -> URL {
+    URL(fileURLWithPath: file).resolvingSymlinksInPath().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+}
+
+final class TraitDefinitionTests: XCTestCase {
+    static let expected = ["corrigibility", "evil", "hallucinating", "overconfidence", "refusal", "sycophantic", "uncertainty", "verbosity"]
+
+    func testBuiltinTraitsAreCompleteAndValid() throws {
+        XCTAssertEqual(BuiltinTraits.names, Self.expected)
+        for name in Self.expected {
+            let t = try BuiltinTraits.resolve(name)
+            XCTAssertEqual(t.name, name)
+            let (errors, warnings) = t.validate()
+            XCTAssertEqual(errors, [], name)
+            XCTAssertEqual(warnings, [], name)
+            XCTAssertEqual(t.instruction.count, 5, name)
+            XCTAssertEqual(t.questions.count, 20, name)
+            XCTAssertEqual(t.evalQuestions.count, 20, name)
+            XCTAssertTrue(Set(t.questions).isDisjoint(with: t.evalQuestions), name)
+            XCTAssertEqual(Set(t.questions + t.evalQuestions).count, 40, "\(name): duplicate questions")
+            XCTAssertFalse((t.positive ?? "").isEmpty, name)
+            let filled = try JudgePrompt.fill(t.evalPrompt, question: "QQQ", answer: "AAA")
+            XCTAssertTrue(filled.contains("QQQ") && filled.contains("AAA") && filled.contains("0 to 100"), name)
+        }
+    }
+
+    func testCorrigibilitySignIsStatedAndOppositeToReference() throws {
+        let ours = try BuiltinTraits.resolve("corrigibility")
+        XCTAssertTrue(ours.positive!.contains("accepts"))
+        XCTAssertTrue(ours.instruction.allSatisfy { $0.pos.lowercased().contains("accept") || $0.pos.lowercased().contains("defer")
+            || $0.pos.lowercased().contains("open") || $0.pos.lowercased().contains("concede") || $0.pos.lowercased().contains("valuable") })
+        // The reference file's pos side resists correction (METHOD.md section 1): it must read as the opposite.
+        let ref = try TraitDefinition.load(sharedFolder().appendingPathComponent("reference/trait-interp/trait_data_extract/corrigibility.json"))
+        XCTAssertTrue(ref.instruction[0].pos.lowercased().contains("resist"))
+    }
+
+    func testOurTextIsNotCopiedFromTheReference() throws {
+        let dir = sharedFolder().appendingPathComponent("reference/trait-interp")
+        var refStrings = Set<String>()
+        for sub in ["trait_data_extract", "trait_data_eval"] {
+            for f in try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent(sub).path) where f.hasSuffix(".json") {
+                let t = try TraitDefinition.load(dir.appendingPathComponent(sub).appendingPathComponent(f))
+                refStrings.formUnion(t.questions + t.instruction.flatMap { [$0.pos, $0.neg] } + [t.evalPrompt])
+            }
+        }
+        for name in Self.expected {
+            let t = try BuiltinTraits.resolve(name)
+            for s in t.questions + t.evalQuestions + t.instruction.flatMap({ [$0.pos, $0.neg] }) + [t.evalPrompt] {
+                XCTAssertFalse(refStrings.contains(s), "\(name): copied text: \(s)")
+            }
+        }
+    }
+
+    func testEveryReferenceFileLoadsAsIs() throws {
+        let dir = sharedFolder().appendingPathComponent("reference/trait-interp")
+        var count = 0
+        for sub in ["trait_data_extract", "trait_data_eval"] {
+            let folder = dir.appendingPathComponent(sub)
+            for f in try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted() where f.hasSuffix(".json") {
+                let t = try TraitDefinition.load(folder.appendingPathComponent(f))
+                XCTAssertEqual(t.name, String(f.dropLast(5)))
+                XCTAssertEqual(t.instruction.count, 5, f)
+                XCTAssertEqual(t.questions.count, 20, f)
+                XCTAssertEqual(t.validate().errors, [], "\(sub)/\(f)")
+                count += 1
+            }
+        }
+        XCTAssertEqual(count, 18)
+    }
+
+    func testRoundTripAndBadInput() throws {
+        let t = try BuiltinTraits.resolve("refusal")
+        let data = try JSONEncoder().encode(t)
+        XCTAssertEqual(try TraitDefinition.decode(data, source: "x", defaultName: "other"), t)
+        XCTAssertThrowsError(try TraitDefinition.decode(Data("{\"instruction\": [], \"questions\": []}".utf8), source: "f.json", defaultName: "f")) {
+            XCTAssertTrue("\($0)".contains("f.json") && "\($0)".contains("eval_prompt"), "\($0)")
+        }
+        XCTAssertThrowsError(try TraitDefinition.decode(Data("{\"instruction\": [{\"pos\": 1}], \"questions\": [], \"eval_prompt\": \"\"}".utf8),
+                                                         source: "f.json", defaultName: "f")) {
+            XCTAssertTrue("\($0)".contains("instruction[0]"), "\($0)")
+        }
+        XCTAssertThrowsError(try TraitDefinition.decode(Data("not json".utf8), source: "f.json", defaultName: "f"))
+        XCTAssertThrowsError(try BuiltinTraits.resolve("no-such-trait"))
+    }
+
+    func testValidateCatchesProblems() {
+        var t = TraitDefinition.template(name: "x")
+        XCTAssertEqual(t.validate().errors, [])
+        t.evalPrompt = "no placeholders"
+        t.evalQuestions.append(t.questions[0])
+        t.instruction[1].neg = " "
+        let errors = t.validate().errors
+        XCTAssertEqual(errors.count, 4, "\(errors)")
+    }
+}
