@@ -1,3 +1,4 @@
+import CPersonaKernels
 import Foundation
 import PersonaFormats
 import PersonaTensor
@@ -137,28 +138,10 @@ public final class TransformerModel: @unchecked Sendable {
             for t in 0..<T {
                 let pos = p0 + t
                 let lo = window.map { max(0, pos - $0 + 1) } ?? 0
-                let qh = q + t * qDim + head * hd
-                var maxScore = -Float.infinity
-                for j in lo...pos {
-                    var s = Ops.dot(qh, kc + j * kvDim + kvh * hd, n: hd) * scale
-                    if let cap = softcap { s = Foundation.tanh(s / cap) * cap }
-                    scores[j - lo] = s
-                    if s > maxScore { maxScore = s }
-                }
-                var sum: Float = 0
-                for j in 0...(pos - lo) {
-                    let e = Foundation.exp(scores[j] - maxScore)
-                    scores[j] = e
-                    sum += e
-                }
-                let inv = 1 / sum
-                let o = ctxOut + t * qDim + head * hd
-                for i in 0..<hd { o[i] = 0 }
-                for j in lo...pos {
-                    let p = scores[j - lo] * inv
-                    let vr = vc + j * kvDim + kvh * hd
-                    for i in 0..<hd { o[i] += p * vr[i] }
-                }
+                // scores, softmax and the weighted sum of values over positions lo...pos (C kernel, SIMD dots)
+                pk_attention_head(q + t * qDim + head * hd, kc + lo * kvDim + kvh * hd, Int64(kvDim),
+                                  vc + lo * kvDim + kvh * hd, Int64(kvDim), Int64(pos - lo + 1), Int64(hd),
+                                  scale, softcap ?? 0, scores, ctxOut + t * qDim + head * hd)
             }
         }
         Ops.matmul(w.wo, ctxOut, T: T, out)
