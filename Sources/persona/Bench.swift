@@ -1,0 +1,266 @@
+import ArgumentParser
+import CPersonaKernels
+import Foundation
+import PersonaModels
+import PersonaTensor
+
+/// `persona bench`: prefill and decode speed (plain, monitored, steered) against the machine's measured
+/// memory bandwidth, on a real model or on random weights of a real model's shape.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure prefill / decode speed, monitoring and steering overhead, bandwidth use, memory and load time.")
+
+    @Option(help: "A Hugging Face model folder or a .gguf file.")
+    var model: String?
+
+    @Option(help: "A Hugging Face config.json: benchmark random weights of that shape (e.g. ../shared/configs/qwen2.5-0.5b-instruct.json).")
+    var config: String?
+
+    @Option(help: "Storage type of synthetic weights: bf16, f16, q8_0 or f32.")
+    var dtype: String = "bf16"
+
+    @Option(help: "Worker threads (default: PERSONA_THREADS or one per core).")
+    var threads: Int?
+
+    @Option(name: .customLong("prompt-tokens"), help: "Prompt length for the prefill measurement.")
+    var promptTokens: Int = 128
+
+    @Option(name: .customLong("decode-tokens"), help: "Tokens per decode measurement.")
+    var decodeTokens: Int = 64
+
+    @Option(help: "Repetitions of each measurement; the best is reported (the machine may be shared).")
+    var repeats: Int = 3
+
+    @Option(help: "Seed of the synthetic weights and prompt ids.")
+    var seed: UInt64 = 1
+
+    @Option(name: .customLong("dump-gguf"), help: "Write the synthetic weights as GGUF (llama / qwen2 shapes) and benchmark the model loaded back from it.")
+    var dumpGGUF: String?
+
+    @Flag(help: "Print JSON instead of a table.")
+    var json = false
+
+    func validate() throws {
+        if (model == nil) == (config == nil) { throw ValidationError("give exactly one of --model PATH or --config CONFIG.json") }
+        if DType(rawValue: dtype) == nil { throw ValidationError("--dtype must be one of bf16, f16, q8_0, f32 (got '\(dtype)')") }
+        if promptTokens < 1 || decodeTokens < 1 { throw ValidationError("--prompt-tokens and --decode-tokens must be at least 1") }
+        if repeats < 1 { throw ValidationError("--repeats must be at least 1") }
+        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
+        if dumpGGUF != nil && config == nil { throw ValidationError("--dump-gguf needs --config (it writes synthetic weights)") }
+    }
+
+    func run() throws {
+        // The shared pool reads PERSONA_THREADS when first used, which is below.
+        if let t = threads { setenv("PERSONA_THREADS", String(t), 1) }
+        let pool = ThreadPool.shared
+        var report = BenchReport()
+        report.threads = pool.threads
+        report.simd = String(cString: pk_simd_level())
+        report.cpu = cpuName()
+        report.date = ISO8601DateFormatter().string(from: Date())
+        #if DEBUG
+        report.build = "debug"
+        #else
+        report.build = "release"
+        #endif
+
+        // load (or synthesise) the network
+        var net: TransformerModel
+        let t0 = Date()
+        if let config {
+            let url = URL(fileURLWithPath: config)
+            let c = try ArchitectureRegistry.config(hfConfigAt: url)
+            net = try TransformerModel.synthetic(config: c, dtype: DType(rawValue: dtype)!, seed: seed, pool: pool)
+            report.source = "synthetic \(url.deletingPathExtension().lastPathComponent)"
+            report.loadSeconds = Date().timeIntervalSince(t0)
+            report.loadKind = "synthesised in memory"
+            if let dumpGGUF {
+                try net.writeBenchmarkGGUF(to: URL(fileURLWithPath: dumpGGUF))
+                net = try ModelLoader.loadNetwork(path: dumpGGUF)   // warm page cache: this is the load time
+                let t1 = Date()
+                net = try ModelLoader.loadNetwork(path: dumpGGUF)
+                report.loadSeconds = Date().timeIntervalSince(t1)
+                report.loadKind = "GGUF from page cache"
+                report.source += " (\(dumpGGUF))"
+            }
+        } else {
+            net = try ModelLoader.loadNetwork(path: model!)
+            report.loadSeconds = Date().timeIntervalSince(t0)
+            report.loadKind = "from disk / page cache"
+            report.source = model!
+        }
+        let c = net.config
+        report.architecture = c.architecture
+        report.dtype = net.weightType.rawValue
+        report.weightBytesPerToken = net.weightBytesPerToken
+        report.weightBytesTotal = net.weightBytesTotal
+        report.promptTokens = promptTokens
+        report.decodeTokens = decodeTokens
+
+        var rng = BenchRNG(seed)
+        let prompt = (0..<promptTokens).map { _ in Int(rng.next() % UInt64(c.vocabSize)) }
+        let capacity = min(c.maxPositions, promptTokens + decodeTokens + 1)
+        let cache = net.makeCache(capacity: capacity)
+        report.kvCacheBytes = cache.byteCount
+
+        // prefill: the whole prompt in one batched forward
+        var best = Double.infinity
+        for _ in 0..<repeats {
+            cache.reset()
+            let s = Date()
+            try net.forward(prompt, cache: cache, logits: .last)
+            best = min(best, Date().timeIntervalSince(s))
+        }
+        report.prefillTokensPerSecond = Double(promptTokens) / best
+
+        // decode: plain, monitored (8 traits read at every layer), steered (one vector added)
+        let D = c.hiddenSize, traits = 8
+        let vectors = UnsafeMutablePointer<Float>.allocate(capacity: traits * D)
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: traits * c.numLayers)
+        defer { vectors.deallocate(); scores.deallocate() }
+        for i in 0..<(traits * D) { vectors[i] = Float(rng.next() >> 40) * 0x1p-24 - 0.5 }
+        var monitor = HookSet()
+        for l in 0..<c.numLayers {
+            let out = scores + l * traits
+            monitor.add(Intervention(.residPost(l), positions: .last, .custom { _, row, ctx in
+                for k in 0..<traits { out[k] = pk_dot_f32(row, vectors + k * D, Int64(ctx.dim)) }
+            }))
+        }
+        let steerVector = (0..<D).map { _ in Float(rng.next() >> 40) * 0x1p-24 - 0.5 }
+        let steer = HookSet([Intervention(.residPost(c.numLayers / 2), positions: .all, .add(vector: steerVector, coef: 4))])
+
+        func decodeSpeed(_ hooks: HookSet) throws -> Double {
+            var best = Double.infinity
+            for _ in 0..<repeats {
+                cache.reset()
+                var logits = try net.forward(prompt, cache: cache, hooks: hooks, logits: .last)
+                var one = [0]
+                let s = Date()
+                for _ in 0..<decodeTokens {
+                    one[0] = argmax(logits)
+                    logits = try net.forward(one, cache: cache, hooks: hooks, logits: .last)
+                }
+                best = min(best, Date().timeIntervalSince(s))
+            }
+            return Double(decodeTokens) / best
+        }
+        report.decodePlain = try decodeSpeed(HookSet())
+        report.decodeMonitored = try decodeSpeed(monitor)
+        report.decodeSteered = try decodeSpeed(steer)
+        report.peakRSSBytes = peakRSS()
+
+        // memory bandwidth, measured last so its buffer does not count in the peak above
+        report.bandwidthBytesPerSecond = measureBandwidth(pool: pool)
+        print(json ? report.jsonText() : report.table())
+    }
+}
+
+/// Everything one `persona bench` run reports.
+struct BenchReport: Codable {
+    var source = "", architecture = "", dtype = "", cpu = "", simd = "", build = "", date = "", loadKind = ""
+    var threads = 1, promptTokens = 0, decodeTokens = 0
+    var weightBytesPerToken = 0, weightBytesTotal = 0, kvCacheBytes = 0, peakRSSBytes = 0
+    var loadSeconds = 0.0, prefillTokensPerSecond = 0.0
+    var decodePlain = 0.0, decodeMonitored = 0.0, decodeSteered = 0.0
+    var bandwidthBytesPerSecond = 0.0
+
+    /// Decode speed if every weight byte were read once per token at the measured bandwidth.
+    var bandwidthBoundTokensPerSecond: Double { bandwidthBytesPerSecond / Double(max(weightBytesPerToken, 1)) }
+    var bandwidthRatio: Double { decodePlain / max(bandwidthBoundTokensPerSecond, 1e-9) }
+    var monitorOverhead: Double { decodePlain / max(decodeMonitored, 1e-9) - 1 }
+    var steerOverhead: Double { decodePlain / max(decodeSteered, 1e-9) - 1 }
+
+    func jsonText() -> String {
+        var d: [String: Any] = [
+            "source": source, "architecture": architecture, "dtype": dtype, "cpu": cpu, "simd": simd, "build": build,
+            "date": date, "threads": threads, "prompt_tokens": promptTokens, "decode_tokens": decodeTokens,
+            "weight_bytes_per_token": weightBytesPerToken, "weight_bytes_total": weightBytesTotal,
+            "kv_cache_bytes": kvCacheBytes, "peak_rss_bytes": peakRSSBytes, "load_seconds": loadSeconds, "load_kind": loadKind,
+            "prefill_tok_s": prefillTokensPerSecond, "decode_tok_s": decodePlain, "decode_monitored_tok_s": decodeMonitored,
+            "decode_steered_tok_s": decodeSteered, "bandwidth_gb_s": bandwidthBytesPerSecond / 1e9,
+            "bandwidth_bound_tok_s": bandwidthBoundTokensPerSecond, "bandwidth_ratio": bandwidthRatio,
+            "monitor_overhead": monitorOverhead, "steer_overhead": steerOverhead,
+        ]
+        d = d.mapValues { v in (v as? Double).map { $0.isFinite ? $0 : 0 } ?? v }
+        let data = (try? JSONSerialization.data(withJSONObject: d, options: [.prettyPrinted, .sortedKeys])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    func table() -> String {
+        func f(_ v: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", v) }
+        let mib = { (b: Int) in f(Double(b) / 1_048_576, 0) + " MiB" }
+        let rows: [(String, String)] = [
+            ("model", "\(source) [\(architecture), \(dtype)]"),
+            ("machine", "\(cpu), \(threads) threads, \(simd), \(build) build, \(date)"),
+            ("load", "\(f(loadSeconds, 3)) s (\(loadKind))"),
+            ("prefill", "\(f(prefillTokensPerSecond)) tok/s (\(promptTokens) tokens)"),
+            ("decode plain", "\(f(decodePlain, 2)) tok/s"),
+            ("decode monitored", "\(f(decodeMonitored, 2)) tok/s (8 traits at every layer, \(f(monitorOverhead * 100))% overhead)"),
+            ("decode steered", "\(f(decodeSteered, 2)) tok/s (one vector added, \(f(steerOverhead * 100))% overhead)"),
+            ("memory bandwidth", "\(f(bandwidthBytesPerSecond / 1e9, 2)) GB/s (read, \(threads) threads)"),
+            ("bandwidth bound", "\(f(bandwidthBoundTokensPerSecond, 2)) tok/s (\(mib(weightBytesPerToken)) of weights per token); decode reaches \(f(bandwidthRatio * 100, 0))%"),
+            ("peak RSS", "\(mib(peakRSSBytes)) (weights \(mib(weightBytesTotal)) + KV cache \(mib(kvCacheBytes)))"),
+        ]
+        let w = rows.map(\.0.count).max() ?? 0
+        return rows.map { $0.0.padding(toLength: w, withPad: " ", startingAt: 0) + "  " + $0.1 }.joined(separator: "\n")
+    }
+}
+
+private struct BenchRNG {
+    var state: UInt64
+    init(_ seed: UInt64) { state = seed &+ 0x5DEECE66D }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E3779B97F4A7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
+        z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
+        return z ^ (z >> 31)
+    }
+}
+
+private func argmax(_ v: UnsafeBufferPointer<Float>) -> Int {
+    var best = 0
+    for i in v.indices where v[i] > v[best] { best = i }
+    return best
+}
+
+private func peakRSS() -> Int {
+    var u = rusage()
+    #if os(Linux)
+    getrusage(RUSAGE_SELF.rawValue, &u)
+    return Int(u.ru_maxrss) * 1024   // kilobytes on Linux
+    #else
+    getrusage(RUSAGE_SELF, &u)
+    return Int(u.ru_maxrss)          // bytes on macOS
+    #endif
+}
+
+private func cpuName() -> String {
+    #if os(Linux)
+    if let s = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+       let line = s.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
+       let name = line.split(separator: ":", maxSplits: 1).last {
+        return name.trimmingCharacters(in: .whitespaces)
+    }
+    #endif
+    return "unknown CPU"
+}
+
+/// Read bandwidth over a 512 MiB buffer (far larger than any L3), split over the pool's threads; best of 5.
+private func measureBandwidth(pool: ThreadPool) -> Double {
+    let bytes = 512 << 20
+    let buf = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+    defer { buf.deallocate() }
+    memset(buf, 1, bytes)   // fault the pages in
+    let parts = pool.threads
+    let per = bytes / parts / 64 * 64
+    var best = Double.infinity
+    let sink = UnsafeMutablePointer<UInt64>.allocate(capacity: parts)
+    defer { sink.deallocate() }
+    for _ in 0..<5 {
+        let s = Date()
+        pool.parallelFor(parts) { i in sink[i] = pk_read_sum(buf + i * per, per) }
+        best = min(best, Date().timeIntervalSince(s))
+    }
+    return Double(per * parts) / best
+}
