@@ -188,8 +188,21 @@ static uint64_t read_sum_scalar(const void *p, size_t bytes) {
     return s[0] + s[1] + s[2] + s[3];
 }
 
+static void silu_mul_scalar(float *g, const float *u, int64_t n) {
+    for (int64_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+static void gelu_tanh_mul_scalar(float *g, const float *u, int64_t n) {
+    const float c = 0.7978845608028654f;   // sqrt(2/pi)
+    for (int64_t i = 0; i < n; i++) {
+        float x = g[i];
+        g[i] = 0.5f * x * (1.0f + tanhf(c * (x + 0.044715f * x * x * x))) * u[i];
+    }
+}
+
 const pk_ops pk_ops_scalar = {
     .name = "scalar", .dot = dot_scalar, .axpy = axpy_scalar, .gemm = gemm_scalar, .read_sum = read_sum_scalar,
+    .silu_mul = silu_mul_scalar, .gelu_tanh_mul = gelu_tanh_mul_scalar,
 };
 
 // MARK: dispatch
@@ -245,6 +258,8 @@ int pk_simd_set_level(const char *name) {
 float pk_dot_f32(const float *a, const float *b, int64_t n) { return ops()->dot(a, b, n); }
 void pk_axpy_f32(float a, const float *x, float *y, int64_t n) { ops()->axpy(a, x, y, n); }
 uint64_t pk_read_sum(const void *p, size_t bytes) { return ops()->read_sum(p, bytes); }
+void pk_silu_mul(float *g, const float *u, int64_t n) { ops()->silu_mul(g, u, n); }
+void pk_gelu_tanh_mul(float *g, const float *u, int64_t n) { ops()->gelu_tanh_mul(g, u, n); }
 
 static inline void dequant_with(const pk_ops *o, int dtype, const void *row, int64_t cols, float *out) {
     if (dtype >= 0 && dtype < PK_NTYPES && o->dequant[dtype]) o->dequant[dtype](row, cols, out);

@@ -5,6 +5,7 @@
 #include <immintrin.h>
 #include <cpuid.h>
 #include <string.h>
+#include <math.h>
 
 // MARK: CPU detection
 
@@ -227,8 +228,51 @@ T512 static void gemm_512(const float *w, int64_t ldw, int nr, const float *x, i
         }
 }
 
+// exp(x): x = k ln2 + r, |r| <= ln2/2, Cephes' degree-6 polynomial for e^r (about 1 ulp), times 2^k.
+// x is clamped to [-87.3, 88.37] so the result stays a finite normal number.
+T512 static inline __m512 exp_512(__m512 x) {
+    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.3762626647949f)), _mm512_set1_ps(-87.3365447505531f));
+    __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, k);
+}
+
+T512 static inline __m512 silu_512(__m512 x) {
+    return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), exp_512(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+}
+
+T512 static inline __m512 gelu_tanh_512(__m512 x) {
+    // tanh(z) = 1 - 2 / (e^{2z} + 1)
+    __m512 z = _mm512_mul_ps(_mm512_set1_ps(0.7978845608028654f),
+                             _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(0.044715f), x), _mm512_mul_ps(x, x), x));
+    __m512 t = _mm512_sub_ps(_mm512_set1_ps(1.0f), _mm512_div_ps(_mm512_set1_ps(2.0f),
+                             _mm512_add_ps(exp_512(_mm512_add_ps(z, z)), _mm512_set1_ps(1.0f))));
+    return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), x), _mm512_add_ps(_mm512_set1_ps(1.0f), t));
+}
+
+#define ACT_MUL_512(NAME, ACT)                                                                              \
+T512 static void NAME(float *g, const float *u, int64_t n) {                                                \
+    int64_t i = 0;                                                                                          \
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(g + i, _mm512_mul_ps(ACT(_mm512_loadu_ps(g + i)), _mm512_loadu_ps(u + i))); \
+    if (i < n) {                                                                                            \
+        __mmask16 m = tail16(n - i);                                                                        \
+        _mm512_mask_storeu_ps(g + i, m, _mm512_mul_ps(ACT(_mm512_maskz_loadu_ps(m, g + i)), _mm512_maskz_loadu_ps(m, u + i))); \
+    }                                                                                                       \
+}
+ACT_MUL_512(silu_mul_512, silu_512)
+ACT_MUL_512(gelu_tanh_mul_512, gelu_tanh_512)
+
 const pk_ops pk_ops_avx512 = {
     .name = "avx512", .dot = dot_512, .axpy = axpy_512, .gemm = gemm_512, .read_sum = read_sum_512,
+    .silu_mul = silu_mul_512, .gelu_tanh_mul = gelu_tanh_mul_512,
     .dequant = { [PK_F16] = dequant_f16_512, [PK_BF16] = dequant_bf16_512, [PK_Q8_0] = dequant_q8_0_512 },
     .matvec = { [PK_F32] = matvec_f32_512, [PK_F16] = matvec_f16_512, [PK_BF16] = matvec_bf16_512, [PK_Q8_0] = matvec_q8_0_512 },
 };
@@ -419,8 +463,51 @@ T256 static void gemm_256(const float *w, int64_t ldw, int nr, const float *x, i
     }
 }
 
+// Same exp as the AVX-512 one; 2^k built in the exponent bits (x clamped so k stays in [-126, 127]).
+T256 static inline __m256 exp_256(__m256 x) {
+    x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.0f)), _mm256_set1_ps(-87.3365447505531f));
+    __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+T256 static void silu_mul_256(float *g, const float *u, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_loadu_ps(g + i);
+        __m256 s = _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), exp_256(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+        _mm256_storeu_ps(g + i, _mm256_mul_ps(s, _mm256_loadu_ps(u + i)));
+    }
+    for (; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+T256 static void gelu_tanh_mul_256(float *g, const float *u, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_loadu_ps(g + i);
+        __m256 z = _mm256_mul_ps(_mm256_set1_ps(0.7978845608028654f),
+                                 _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(0.044715f), x), _mm256_mul_ps(x, x), x));
+        __m256 t = _mm256_sub_ps(_mm256_set1_ps(1.0f), _mm256_div_ps(_mm256_set1_ps(2.0f),
+                                 _mm256_add_ps(exp_256(_mm256_add_ps(z, z)), _mm256_set1_ps(1.0f))));
+        _mm256_storeu_ps(g + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), _mm256_add_ps(_mm256_set1_ps(1.0f), t)),
+                                             _mm256_loadu_ps(u + i)));
+    }
+    const float c = 0.7978845608028654f;
+    for (; i < n; i++) { float x = g[i]; g[i] = 0.5f * x * (1.0f + tanhf(c * (x + 0.044715f * x * x * x))) * u[i]; }
+}
+
 const pk_ops pk_ops_avx2 = {
     .name = "avx2", .dot = dot_256, .axpy = axpy_256, .gemm = gemm_256, .read_sum = read_sum_256,
+    .silu_mul = silu_mul_256, .gelu_tanh_mul = gelu_tanh_mul_256,
     .dequant = { [PK_F16] = dequant_f16_256, [PK_BF16] = dequant_bf16_256, [PK_Q8_0] = dequant_q8_0_256 },
     .matvec = { [PK_F32] = matvec_f32_256, [PK_F16] = matvec_f16_256, [PK_BF16] = matvec_bf16_256, [PK_Q8_0] = matvec_q8_0_256 },
 };

@@ -24,6 +24,8 @@ typedef struct {
     pk_matvec_fn matvec[PK_NTYPES];     /* NULL: convert each row, then dot */
     pk_gemm_fn gemm;
     uint64_t (*read_sum)(const void *, size_t);
+    void (*silu_mul)(float *g, const float *u, int64_t n);
+    void (*gelu_tanh_mul)(float *g, const float *u, int64_t n);
 } pk_ops;
 
 extern const pk_ops pk_ops_scalar;

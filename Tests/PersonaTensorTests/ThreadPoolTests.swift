@@ -123,3 +123,31 @@ final class AttentionKernelTests: XCTestCase {
         }
     }
 }
+
+final class ActivationKernelTests: XCTestCase {
+    /// silu(g) * u and gelu_tanh(g) * u against Double formulas, over a wide range including the clamped tails.
+    func testGatedActivations() {
+        var rng = TestRNG(11)
+        var g0: [Float] = [0, -0.0, 1e-6, -1e-6, 0.5, -0.5, 20, -20, 87, -87, 88.5, -88.5, 100, -100, 1e4, -1e4]
+        for _ in 0..<(1000 - g0.count + 3) { g0.append(rng.normal() * 6) }   // length not a multiple of 8 or 16
+        let u = g0.indices.map { _ in rng.normal() }
+        SIMDLevels.each { level in
+            for gelu in [false, true] {
+                var g = g0
+                if gelu { pk_gelu_tanh_mul(&g, u, Int64(g.count)) } else { pk_silu_mul(&g, u, Int64(g.count)) }
+                for i in g.indices {
+                    let x = Double(g0[i])
+                    let act = gelu ? 0.5 * x * (1 + Foundation.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
+                                   : x / (1 + Foundation.exp(-x))
+                    let want = act * Double(u[i])
+                    // a few f32 roundings of each intermediate (exp to ~1 ulp, divide, multiplies): 8 ulps relative,
+                    // plus an absolute floor below which the function is ~0 (its tails, e.g. x e^x for x << 0)
+                    let tol = 8 * Double(Float.ulpOfOne) * abs(want) + 1e-30 + (gelu ? 1e-7 * abs(x * Double(u[i])) : 0)
+                    if !(abs(Double(g[i]) - want) <= tol) {
+                        XCTFail("\(level) \(gelu ? "gelu_tanh" : "silu")(\(x)) * \(u[i]) = \(g[i]), want \(want)"); return
+                    }
+                }
+            }
+        }
+    }
+}

@@ -54,6 +54,12 @@ uint64_t pk_read_sum(const void *p, size_t bytes);
 void pk_attention_head(const float *q, const float *K, int64_t ldk, const float *V, int64_t ldv,
                        int64_t n, int64_t hd, float scale, float softcap, float *scores, float *out);
 
+/* Gated activations of the MLP, in place over n values: g = act(g) * u.
+   silu(x) = x / (1 + e^-x); gelu_tanh(x) = x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). SIMD levels use a
+   polynomial exp accurate to a few ulp. */
+void pk_silu_mul(float *g, const float *u, int64_t n);
+void pk_gelu_tanh_mul(float *g, const float *u, int64_t n);
+
 /* A persistent pool of worker threads for data-parallel loops. The caller takes part in the work, so a pool of
    `threads` starts threads - 1 workers. Idle workers spin briefly (the next matmul of a decode step usually
    follows within microseconds) and then sleep on a condition variable. */
