@@ -154,10 +154,16 @@ public final class TransformerModel: @unchecked Sendable {
         let g = ws.gate, u = ws.up
         Ops.matmul(w.gate, h, T: T, g)
         Ops.matmul(w.up, h, T: T, u)
-        switch config.activation {
-        case .silu: for i in 0..<(T * F) { g[i] = Ops.silu(g[i]) * u[i] }
-        case .geluTanh: for i in 0..<(T * F) { g[i] = Ops.geluTanh(g[i]) * u[i] }
-        case .gelu: for i in 0..<(T * F) { g[i] = Ops.gelu(g[i]) * u[i] }
+        // act(gate) * up: SIMD kernels, in 16-aligned chunks over the pool
+        let n = T * F, act = config.activation
+        let chunk = 8192, chunks = (n + chunk - 1) / chunk
+        ThreadPool.shared.parallelFor(chunks) { c in
+            let i0 = c * chunk, m = min(chunk, n - i0)
+            switch act {
+            case .silu: pk_silu_mul(g + i0, u + i0, Int64(m))
+            case .geluTanh: pk_gelu_tanh_mul(g + i0, u + i0, Int64(m))
+            case .gelu: for i in i0..<(i0 + m) { g[i] = Ops.gelu(g[i]) * u[i] }
+            }
         }
         Ops.matmul(w.down, g, T: T, out)
     }
