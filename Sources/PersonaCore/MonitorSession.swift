@@ -137,11 +137,9 @@ public final class MonitorSession: @unchecked Sendable {
                 ev.topAlternatives.map { TopKEntry(id: $0.id, token: displayString(forTokenBytes: tok.tokenBytes($0.id)), logprob: Double($0.logprob)) }
             }
         }
-        if request.includePrompt {
-            doc.promptScores = promptScores
-            doc.promptTokenIds = promptIds
-            doc.promptTokens = promptIds.map { displayString(forTokenBytes: tok.tokenBytes($0)) }
-        }
+        doc.promptTokenIds = promptIds
+        doc.promptTokens = promptIds.map { displayString(forTokenBytes: tok.tokenBytes($0)) }
+        if request.includePrompt { doc.promptScores = promptScores }
         if !perLayer.isEmpty { doc.perLayer = perLayer }
         if !request.steering.isEmpty {
             doc.steering = request.steering.map { s in

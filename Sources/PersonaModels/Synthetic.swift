@@ -91,7 +91,12 @@ extension TransformerModel {
 
     /// Writes the weights as a GGUF file llama.cpp can load (llama / qwen2 architectures; no tokenizer:
     /// `tokenizer.ggml.model = "none"`, so feed token ids). Matrices keep their stored bytes; norms and biases are F32.
-    public func writeBenchmarkGGUF(to url: URL) throws {
+    public func writeBenchmarkGGUF(to url: URL) throws { try writeGGUF(to: url) }
+
+    /// Writes the weights, in their stored types, as a GGUF with llama.cpp's tensor names and metadata
+    /// (llama, mistral -> `llama`, qwen2). Q/K rows are permuted for the `llama` architecture when the
+    /// model uses HF's rotate_half RoPE, as llama.cpp's converter does, so llama.cpp computes the same thing.
+    public func writeGGUF(to url: URL) throws {
         let c = config
         guard ["llama", "qwen2", "mistral"].contains(c.architecture) else {
             throw ModelError("GGUF export: architecture \(c.architecture) is not supported (llama, mistral, qwen2)")
@@ -117,6 +122,20 @@ extension TransformerModel {
         func raw(_ m: WeightMatrix) -> Data {
             Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: m.data), count: m.byteCount, deallocator: .none)
         }
+        let permute = arch == "llama" && c.ropeStyle == .halfRotation
+        // rotate_half pairs (i, i + d/2) -> interleaved pairs (2i, 2i + 1): within each head, row j*half + i moves to 2i + j.
+        func qk(_ m: WeightMatrix, heads: Int) -> Data {
+            guard permute else { return raw(m) }
+            let rb = m.rowBytes, hd = c.headDim, half = hd / 2
+            var out = Data(count: m.byteCount)
+            out.withUnsafeMutableBytes { dst in
+                for h in 0..<heads { for i in 0..<half { for j in 0..<2 {
+                    let from = h * hd + j * half + i, to = h * hd + 2 * i + j
+                    dst.baseAddress!.advanced(by: to * rb).copyMemory(from: m.data + from * rb, byteCount: rb)
+                } } }
+            }
+            return out
+        }
         func f32(_ v: [Float]) -> Data { v.withUnsafeBufferPointer { Data(buffer: $0) } }
         try g.addTensor(name: "token_embd.weight", dtype: weights.embed.dtype, shape: [c.vocabSize, c.hiddenSize], data: raw(weights.embed))
         try g.addTensor(name: "output_norm.weight", dtype: .f32, shape: [c.hiddenSize], data: f32(weights.finalNorm))
@@ -126,8 +145,9 @@ extension TransformerModel {
         for (l, w) in weights.layers.enumerated() {
             let p = "blk.\(l)."
             try g.addTensor(name: p + "attn_norm.weight", dtype: .f32, shape: [c.hiddenSize], data: f32(w.attnNorm))
-            for (n, m) in [("attn_q", w.wq), ("attn_k", w.wk), ("attn_v", w.wv), ("attn_output", w.wo),
-                           ("ffn_gate", w.gate), ("ffn_up", w.up), ("ffn_down", w.down)] {
+            try g.addTensor(name: p + "attn_q.weight", dtype: w.wq.dtype, shape: [w.wq.rows, w.wq.cols], data: qk(w.wq, heads: c.numHeads))
+            try g.addTensor(name: p + "attn_k.weight", dtype: w.wk.dtype, shape: [w.wk.rows, w.wk.cols], data: qk(w.wk, heads: c.numKVHeads))
+            for (n, m) in [("attn_v", w.wv), ("attn_output", w.wo), ("ffn_gate", w.gate), ("ffn_up", w.up), ("ffn_down", w.down)] {
                 try g.addTensor(name: p + n + ".weight", dtype: m.dtype, shape: [m.rows, m.cols], data: raw(m))
             }
             for (n, b) in [("attn_q", w.bq), ("attn_k", w.bk), ("attn_v", w.bv)] {

@@ -121,4 +121,16 @@ final class EngineReferenceTests: XCTestCase {
             XCTAssertEqual(try gen.promptIds(for: "Hi there", raw: false), ref.ints("chat_prompt_ids"), "\(arch): chat prompt ids")
         }
     }
+
+    /// HF folder -> our GGUF export (Q/K rows permuted for llama.cpp's interleaved RoPE) -> load: same numbers as transformers.
+    func testGGUFExportReproducesTransformers() throws {
+        for arch in ["llama2", "qwen2", "mistral"] {
+            let out = FileManager.default.temporaryDirectory.appendingPathComponent("persona-export-\(arch)-\(UUID().uuidString).gguf")
+            defer { try? FileManager.default.removeItem(at: out) }
+            try ModelLoader.loadNetwork(path: fixture(arch).path).writeGGUF(to: out)
+            let model = try ModelLoader.loadNetwork(path: out.path)
+            XCTAssertEqual(model.config.ropeStyle, arch == "qwen2" ? .halfRotation : .interleaved)
+            try checkHiddenStates(model: model, ref: try reference(arch), label: "\(arch) exported to GGUF")
+        }
+    }
 }
