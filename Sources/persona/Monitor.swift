@@ -68,7 +68,8 @@ struct Monitor: ParsableCommand {
         let session = try MonitorSession(loaded: loaded, vectors: vectors)
         let (specs, condition) = try steering.parsed()
         let layerSel = try LayerSelection(parsing: layers)
-        let texts: [String] = try prompt.map { [$0] } ?? PromptSet.load(URL(fileURLWithPath: prompts!)).map(\.prompt)
+        let items: [PromptItem] = try prompt.map { [PromptItem(prompt: $0)] } ?? PromptSet.load(URL(fileURLWithPath: prompts!))
+        let texts = items.map(\.prompt)
         let live = LiveView(enabled: !jsonLines && isatty(STDOUT_FILENO) != 0)
         var docs: [RunDocument] = []
         let progress = Progress(total: texts.count, label: "prompts", enabled: texts.count > 1 && !jsonLines)
@@ -83,7 +84,7 @@ struct Monitor: ParsableCommand {
             req.condition = condition
             req.includePrompt = includePrompt
             live.begin(prompt: text)
-            let doc = try session.run(req) { tok in
+            var doc = try session.run(req) { tok in
                 if jsonLines {
                     printJSONLine(["event": "token", "prompt_index": i, "index": tok.event.index, "id": tok.event.id,
                                    "text": tok.event.display, "logprob": Double(tok.event.logprob), "scores": tok.scores])
@@ -91,6 +92,7 @@ struct Monitor: ParsableCommand {
                 live.token(tok)
                 return true
             }
+            if !items[i].tags.isEmpty { doc.metadata["tags"] = .array(items[i].tags.map { .string($0) }) }
             live.end(doc)
             if jsonLines { printJSONLine(["event": "done", "prompt_index": i, "run_id": doc.id, "num_tokens": doc.tokens.count]) }
             docs.append(doc)
