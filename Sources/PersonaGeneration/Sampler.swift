@@ -70,6 +70,7 @@ public struct Sampler {
     private var rng: SeededRandom
     private var indices: [Int32] = []
     private var probs: [Float] = []
+    private var seen: [Bool] = []
 
     public init(_ parameters: SamplingParameters) {
         self.parameters = parameters
@@ -81,15 +82,42 @@ public struct Sampler {
         let p = parameters
         let n = logits.count
         if p.repetitionPenalty != 1 {
-            for id in Set(history) where id >= 0 && id < n {
+            // each id once, however often it occurs (a reused mask instead of a Set per step)
+            if seen.count != n { seen = [Bool](repeating: false, count: n) }
+            for id in history where id >= 0 && id < n && !seen[id] {
+                seen[id] = true
                 let l = logits[id]
                 logits[id] = l > 0 ? l / p.repetitionPenalty : l * p.repetitionPenalty
             }
+            for id in history where id >= 0 && id < n { seen[id] = false }
         }
         if p.temperature == 0 { return Sampler.argmax(UnsafeBufferPointer(logits)) }
+        if probs.count != n { probs = [Float](repeating: 0, count: n) }
+
+        if p.topK == 0 && p.topP >= 1 {
+            // No ordering needed (temperature, optionally min-p): one pass over the vocabulary.
+            var maxL = -Float.infinity
+            for v in logits where v > maxL { maxL = v }
+            var total: Double = 0
+            for i in 0..<n {
+                var e = Float(Foundation.exp(Double((logits[i] - maxL) / p.temperature)))
+                if e < p.minP { e = 0 }   // p(max) is exp(0) = 1 here, so min-p compares directly
+                probs[i] = e
+                total += Double(e)
+            }
+            let r = rng.nextUnit() * total
+            var acc: Double = 0
+            var last = 0
+            for i in 0..<n where probs[i] > 0 {
+                acc += Double(probs[i])
+                last = i
+                if r < acc { return i }
+            }
+            return last
+        }
 
         // candidates sorted by logit, cut by top-k
-        if indices.count != n { indices = (0..<Int32(n)).map { $0 }; probs = [Float](repeating: 0, count: n) }
+        if indices.count != n { indices = (0..<Int32(n)).map { $0 } }
         for i in 0..<n { indices[i] = Int32(i) }
         let k = p.topK > 0 ? min(p.topK, n) : n
         indices.withUnsafeMutableBufferPointer { idx in
