@@ -288,6 +288,13 @@ public final class ExtractionRun {
         }
     }
 
+    /// Records a judgment made elsewhere (e.g. imported scores); appended like the judge's own.
+    public func record(_ j: JudgmentRecord) throws {
+        guard responses[j.key] != nil else { throw VectorError("judgment for unknown row '\(j.key)'") }
+        try judgmentsLog.append(j)
+        judgments[j.key] = j
+    }
+
     // MARK: stage 3: filter
 
     /// Applies the filter row-aligned: with scores, keep = pos.trait >= t, neg.trait < 100 - t, both coherence >= 50;
