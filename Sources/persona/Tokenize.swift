@@ -7,12 +7,38 @@ struct Tokenize: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print the token ids of a text as a JSON array.")
 
     @OptionGroup var modelOption: ModelOption
-    @Option(help: "Text to tokenise.") var text: String
+    @Option(help: "Text to tokenise.") var text: String?
+    @Option(help: "Tokenise this file's text instead.") var file: String?
     @Flag(name: .customLong("add-special"), help: "Add the tokenizer's special tokens (e.g. BOS).") var addSpecial = false
+    @Flag(help: "Print encode throughput (MB/s, tokens/s) as JSON instead of the ids; the text is encoded line by line.")
+    var bench = false
+
+    func validate() throws {
+        if (text == nil) == (file == nil) { throw ValidationError("give exactly one of --text or --file") }
+    }
 
     func run() throws {
         let bundle = try ModelLoader.loadTokenizer(path: modelOption.model)
-        let ids = bundle.tokenizer.encode(text, addSpecialTokens: addSpecial)
+        let input: String
+        if let file {
+            do { input = try String(contentsOfFile: file, encoding: .utf8) } catch {
+                throw ValidationError("--file: cannot read \(file): \(error.localizedDescription)")
+            }
+        } else {
+            input = text!
+        }
+        if bench {
+            let lines = input.split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
+            let bytes = lines.reduce(0) { $0 + $1.utf8.count }
+            var tokens = 0
+            let start = Date()
+            for l in lines { tokens += bundle.tokenizer.encode(l, addSpecialTokens: addSpecial).count }
+            let s = Date().timeIntervalSince(start)
+            print(String(format: "{\"bytes\": %d, \"tokens\": %d, \"seconds\": %.4f, \"mb_per_s\": %.3f, \"tokens_per_s\": %.0f}",
+                         bytes, tokens, s, Double(bytes) / 1e6 / s, Double(tokens) / s))
+            return
+        }
+        let ids = bundle.tokenizer.encode(input, addSpecialTokens: addSpecial)
         print("[" + ids.map(String.init).joined(separator: ", ") + "]")
     }
 }
