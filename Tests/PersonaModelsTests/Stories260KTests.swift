@@ -19,8 +19,8 @@ final class Stories260KTests: XCTestCase {
         let prompt = "Once upon a time"
         let ids = try gen.promptIds(for: prompt, raw: true)
         XCTAssertEqual(ids.first, 1, "BOS once at the start")
-        // llama2.c's 256 steps count the prompt positions too.
-        let result = try gen.generate(promptIds: ids, options: GenerationOptions(maxTokens: 256 - ids.count))
+        // llama2.c's 256 steps are positions 0..<256: BOS at 0, then every printed token (prompt tokens included).
+        let result = try gen.generate(promptIds: ids, options: GenerationOptions(maxTokens: 256 - (ids.count - 1)))
         let expected = try documentedText()
         let produced = prompt + result.text
         // The documented block ends at step 256, mid-story: the 256 steps must give exactly that text.
