@@ -6,20 +6,30 @@ public enum Ops {
     /// y[t, :] = W x[t, :] for t in 0..<T.  x: [T, W.cols], y: [T, W.rows].
     /// Rows are split into chunks of a multiple of 16 rows (64-byte lines of y, whole 4-row tiles), several per
     /// thread so that a thread that gets preempted on a shared machine leaves its chunks to the others.
+    /// Allocates nothing.
     public static func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, T: Int, _ y: UnsafeMutablePointer<Float>,
                               pool: ThreadPool = .shared) {
         let rows = w.rows
-        let code = w.dtype.kernelCode, cols = Int64(w.cols)
         let per = matmulChunkRows(rows: rows, threads: pool.threads)
         let chunks = (rows + per - 1) / per
+        var job = MatmulJob(code: w.dtype.kernelCode, data: w.data, cols: Int64(w.cols), x: x, T: Int64(T), y: y,
+                            rows: Int64(rows), per: Int64(per))
         if chunks <= 1 {
-            pk_matmul_rows(code, w.data, cols, x, cols, Int64(T), y, Int64(rows), 0, Int64(rows))
+            pk_matmul_rows(job.code, job.data, job.cols, x, job.cols, job.T, y, job.rows, 0, job.rows)
             return
         }
-        pool.parallelFor(chunks) { c in
-            let r0 = c * per, r1 = min(rows, r0 + per)
-            pk_matmul_rows(code, w.data, cols, x, cols, Int64(T), y, Int64(rows), Int64(r0), Int64(r1))
+        withUnsafeMutablePointer(to: &job) { p in
+            pool.parallelFor(chunks, context: UnsafeMutableRawPointer(p)) { ctx, c in
+                let j = ctx!.assumingMemoryBound(to: MatmulJob.self).pointee
+                let r0 = c * j.per, r1 = min(j.rows, r0 + j.per)
+                pk_matmul_rows(j.code, j.data, j.cols, j.x, j.cols, j.T, j.y, j.rows, r0, r1)
+            }
         }
+    }
+
+    struct MatmulJob {
+        var code: Int32, data: UnsafeRawPointer, cols: Int64, x: UnsafePointer<Float>, T: Int64
+        var y: UnsafeMutablePointer<Float>, rows: Int64, per: Int64
     }
 
     /// Rows per task: about 8 tasks per thread, at least 64 rows, a multiple of 16.

@@ -9,7 +9,7 @@ public final class ThreadPool: @unchecked Sendable {
     public static let shared = ThreadPool(threads: ThreadPool.defaultThreadCount())
     /// Threads that work on a loop, the caller included.
     public let threads: Int
-    private let pool: OpaquePointer?
+    @usableFromInline let pool: OpaquePointer?
 
     public init(threads: Int) {
         let n = max(1, threads)
@@ -25,6 +25,8 @@ public final class ThreadPool: @unchecked Sendable {
     }
 
     /// Runs `body(i)` for i in 0..<n, spread over the pool's threads.
+    /// Inlinable so the optimiser keeps the closure's context on the stack: the decode loop must not allocate.
+    @inlinable
     public func parallelFor(_ n: Int, _ body: (Int) -> Void) {
         if n <= 0 { return }
         guard let pool, n > 1 else {
@@ -39,5 +41,16 @@ public final class ThreadPool: @unchecked Sendable {
                 }, ctx)
             }
         }
+    }
+
+    /// Allocation-free form for hot loops: runs `task(context, i)` for i in 0..<n. `task` must not capture
+    /// anything (a C function pointer); pass what it needs through `context`.
+    public func parallelFor(_ n: Int, context: UnsafeMutableRawPointer, _ task: @convention(c) (UnsafeMutableRawPointer?, Int64) -> Void) {
+        if n <= 0 { return }
+        guard let pool, n > 1 else {
+            for i in 0..<n { task(context, Int64(i)) }
+            return
+        }
+        pk_pool_run(pool, Int64(n), task, context)
     }
 }
