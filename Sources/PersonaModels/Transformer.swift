@@ -132,16 +132,22 @@ public final class TransformerModel: @unchecked Sendable {
         let window = c.slidingLayers[l] ? c.slidingWindow : nil
         let scale = c.attnScale, softcap = c.attnLogitSoftcap
         let att = ws.att, attStride = ws.contextCapacity, ctxOut = ws.ctx
-        ThreadPool.shared.parallelFor(c.numHeads) { head in
-            let kvh = head / group
-            let scores = att + head * attStride
-            for t in 0..<T {
-                let pos = p0 + t
-                let lo = window.map { max(0, pos - $0 + 1) } ?? 0
-                // scores, softmax and the weighted sum of values over positions lo...pos (C kernel, SIMD dots)
-                pk_attention_head(q + t * qDim + head * hd, kc + lo * kvDim + kvh * hd, Int64(kvDim),
-                                  vc + lo * kvDim + kvh * hd, Int64(kvDim), Int64(pos - lo + 1), Int64(hd),
-                                  scale, softcap ?? 0, scores, ctxOut + t * qDim + head * hd)
+        // one task per head; the job travels by pointer so the decode step allocates nothing
+        var job = AttentionJob(q: q, kc: kc, vc: vc, scores: att, out: ctxOut, attStride: attStride, T: T, p0: p0,
+                               qDim: qDim, kvDim: kvDim, hd: hd, group: group, window: window ?? 0,
+                               scale: scale, softcap: softcap ?? 0)
+        withUnsafeMutablePointer(to: &job) { p in
+            ThreadPool.shared.parallelFor(c.numHeads, context: UnsafeMutableRawPointer(p)) { ctx, head in
+                let j = ctx!.assumingMemoryBound(to: AttentionJob.self).pointee
+                let head = Int(head), kvh = head / j.group
+                for t in 0..<j.T {
+                    let pos = j.p0 + t
+                    let lo = j.window > 0 ? max(0, pos - j.window + 1) : 0
+                    // scores, softmax and the weighted sum of values over positions lo...pos (C kernel, SIMD dots)
+                    pk_attention_head(j.q + t * j.qDim + head * j.hd, j.kc + lo * j.kvDim + kvh * j.hd, Int64(j.kvDim),
+                                      j.vc + lo * j.kvDim + kvh * j.hd, Int64(j.kvDim), Int64(pos - lo + 1), Int64(j.hd),
+                                      j.scale, j.softcap, j.scores + head * j.attStride, j.out + t * j.qDim + head * j.hd)
+                }
             }
         }
         Ops.matmul(w.wo, ctxOut, T: T, out)
@@ -155,14 +161,17 @@ public final class TransformerModel: @unchecked Sendable {
         Ops.matmul(w.gate, h, T: T, g)
         Ops.matmul(w.up, h, T: T, u)
         // act(gate) * up: SIMD kernels, in 16-aligned chunks over the pool
-        let n = T * F, act = config.activation
-        let chunk = 8192, chunks = (n + chunk - 1) / chunk
-        ThreadPool.shared.parallelFor(chunks) { c in
-            let i0 = c * chunk, m = min(chunk, n - i0)
-            switch act {
-            case .silu: pk_silu_mul(g + i0, u + i0, Int64(m))
-            case .geluTanh: pk_gelu_tanh_mul(g + i0, u + i0, Int64(m))
-            case .gelu: for i in i0..<(i0 + m) { g[i] = Ops.gelu(g[i]) * u[i] }
+        let n = T * F, chunk = 8192
+        var job = ActivationJob(g: g, u: u, n: n, chunk: chunk, activation: config.activation)
+        withUnsafeMutablePointer(to: &job) { p in
+            ThreadPool.shared.parallelFor((n + chunk - 1) / chunk, context: UnsafeMutableRawPointer(p)) { ctx, c in
+                let j = ctx!.assumingMemoryBound(to: ActivationJob.self).pointee
+                let i0 = Int(c) * j.chunk, m = min(j.chunk, j.n - i0)
+                switch j.activation {
+                case .silu: pk_silu_mul(j.g + i0, j.u + i0, Int64(m))
+                case .geluTanh: pk_gelu_tanh_mul(j.g + i0, j.u + i0, Int64(m))
+                case .gelu: for i in i0..<(i0 + m) { j.g[i] = Ops.gelu(j.g[i]) * j.u[i] }
+                }
             }
         }
         Ops.matmul(w.down, g, T: T, out)
@@ -221,6 +230,19 @@ public final class TransformerModel: @unchecked Sendable {
             }
         }
     }
+}
+
+/// What an attention task needs (passed by pointer to the pool: no closure context to allocate).
+private struct AttentionJob {
+    var q, kc, vc, scores, out: UnsafeMutablePointer<Float>
+    var attStride, T, p0, qDim, kvDim, hd, group, window: Int   // window 0: none
+    var scale, softcap: Float                                    // softcap 0: none
+}
+
+private struct ActivationJob {
+    var g, u: UnsafeMutablePointer<Float>
+    var n, chunk: Int
+    var activation: Activation
 }
 
 /// Scratch buffers of one forward pass, grown only when a longer batch or context arrives.
