@@ -1,0 +1,93 @@
+import Foundation
+import PersonaFormats
+import XCTest
+
+/// The command-line surface outside checks use (`generate`, `trace`, `tokenize`, `convert`), run as a user would.
+final class CLITests: XCTestCase {
+    /// The `persona` binary built beside the test bundle.
+    var binary: URL {
+        get throws {
+            var dir = Bundle(for: CLITests.self).bundleURL
+            for _ in 0..<3 {
+                let candidate = dir.appendingPathComponent("persona")
+                if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+                dir = dir.deletingLastPathComponent()
+            }
+            throw XCTSkip("persona binary not built (run `swift build` first)")
+        }
+    }
+
+    func run(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let p = Process()
+        p.executableURL = try binary
+        p.arguments = args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+
+    var stories: String { TestPaths.stories260K.path }
+
+    func testGeneratePrintsOnlyTheCompletion() throws {
+        // Reference: transformers' greedy continuation (Fixtures/stories260K.reference.json), 32 tokens.
+        let ref = try JSONSerialization.jsonObject(with: Data(contentsOf: TestPaths.fixtures.appendingPathComponent("stories260K.reference.json"))) as! [String: Any]
+        let expected = ref["greedy_text"] as! String
+        let r = try run(["generate", "--model", stories, "--prompt", "Once upon a time", "--max-tokens", "32", "--temperature", "0"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual("Once upon a time" + r.stdout, expected)
+    }
+
+    func testTraceWritesHiddenStatesAndLogitsMatchingTransformers() throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("trace-\(UUID().uuidString).safetensors")
+        defer { try? FileManager.default.removeItem(at: out) }
+        let r = try run(["trace", "--model", stories, "--ids", "1,403,407,261,378", "--out", out.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let mine = try SafetensorsFile(url: out)
+        let ref = try SafetensorsFile(url: TestPaths.fixtures.appendingPathComponent("stories260K.reference.safetensors"))
+        XCTAssertEqual(Set(mine.tensorNames), Set((0...5).map { "hidden_states.\($0)" } + ["logits"]))
+        for name in mine.tensorNames {
+            let a = mine.tensor(name)!, b = ref.tensor(name)!
+            XCTAssertEqual(a.shape, b.shape, name)
+            XCTAssertEqual(a.dtype, .f32)
+            let x = UnsafeBufferPointer(start: a.data.assumingMemoryBound(to: Float.self), count: a.elementCount)
+            let y = UnsafeBufferPointer(start: b.data.assumingMemoryBound(to: Float.self), count: b.elementCount)
+            XCTAssertLessThanOrEqual(maxAbsDiff(Array(x), Array(y)), 1e-4, name)
+        }
+    }
+
+    func testTokenizePrintsJSONIds() throws {
+        let r = try run(["tokenize", "--model", stories, "--text", "Once upon a time", "--add-special"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let ids = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [Int]
+        XCTAssertEqual(ids, [1, 403, 407, 261, 378])  // transformers' GGUF tokenizer gives the same
+    }
+
+    func testBadArgumentsAreOneLineErrors() throws {
+        let r = try run(["generate", "--model", "/nonexistent.gguf", "--prompt", "x"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("/nonexistent.gguf"), r.stderr)
+        let t = try run(["trace", "--model", stories, "--ids", "1,x", "--out", "/tmp/never.safetensors"])
+        XCTAssertNotEqual(t.status, 0)
+        XCTAssertTrue(t.stderr.contains("'x'"), t.stderr)
+    }
+
+    func testConvertImportsPerTokenProjectResults() throws {
+        let input = TestPaths.shared.appendingPathComponent("reference/trait-interp/pertoken_results/pilot_results.json")
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("runs-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: out) }
+        let r = try run(["convert", input.path, "--out", out.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let runs = try JSONSerialization.jsonObject(with: Data(contentsOf: out)) as! [[String: Any]]
+        let theirs = try JSONSerialization.jsonObject(with: Data(contentsOf: input)) as! [[String: Any]]
+        XCTAssertEqual(runs.count, theirs.count)
+        XCTAssertEqual(runs[0]["schema"] as? String, "personascope.run/1")
+        XCTAssertEqual(runs[0]["tokens"] as? [String], theirs[0]["tokens"] as? [String])
+        let mine = (runs[0]["trait_scores"] as! [String: [Double]])["evil"]!
+        let orig = (theirs[0]["projections"] as! [String: [Double]])["evil"]!
+        XCTAssertEqual(mine, orig)
+    }
+}
