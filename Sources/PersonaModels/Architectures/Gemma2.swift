@@ -5,11 +5,8 @@ enum Gemma2Architecture: Architecture {
     static let ggufArchitectures = ["gemma2"]
 
     static func config(hf j: JSONConfig) throws -> ModelConfig {
-        var c = try baseConfig(j, architecture: "gemma2")
-        c.tieWordEmbeddings = j.optBool("tie_word_embeddings") ?? true
-        c.normOffset = 1
-        c.embedScale = Float(c.hiddenSize).squareRoot()
-        c.activation = try gemmaActivation(j)
+        var c = try GemmaArchitecture.config(hf: j)
+        c.architecture = "gemma2"
         c.sandwichNorms = true
         c.attnLogitSoftcap = j.optDouble("attn_logit_softcapping").map(Float.init)
         c.finalLogitSoftcap = j.optDouble("final_logit_softcapping").map(Float.init)
@@ -26,9 +23,8 @@ enum Gemma2Architecture: Architecture {
     }
 
     static func config(gguf g: GGUFConfig) throws -> ModelConfig {
-        var c = try g.base(architecture: "gemma2")
-        c.embedScale = Float(c.hiddenSize).squareRoot()
-        c.activation = .geluTanh
+        var c = try GemmaArchitecture.config(gguf: g)
+        c.architecture = "gemma2"
         c.sandwichNorms = true
         c.attnLogitSoftcap = g.optDouble("attn_logit_softcapping").map(Float.init)
         c.finalLogitSoftcap = g.optDouble("final_logit_softcapping").map(Float.init)
