@@ -54,6 +54,23 @@ final class HookTests: XCTestCase {
         }
     }
 
+    func testReplaceAtAPositionAndItsEffectDownstream() throws {
+        let m = try model()
+        let D = m.config.hiddenSize
+        let v = (0..<D).map { Float($0) / Float(D) }
+        let ids = [1, 5, 9, 13]
+        let seen = CaptureBuffer(), next = CaptureBuffer(), base = CaptureBuffer()
+        try m.forward(ids, cache: m.makeCache(capacity: 4), hooks: HookSet([Intervention(.residPre(1), .capture(base))]), logits: .none)
+        try m.forward(ids, cache: m.makeCache(capacity: 4),
+                      hooks: HookSet([Intervention(.residPost(0), positions: .range(2..<3), .replace(vector: v)),
+                                      Intervention(.residPost(0), .capture(seen)), Intervention(.residPre(1), .capture(next))]),
+                      logits: .none)
+        XCTAssertEqual(seen.row(2), v)
+        XCTAssertEqual(next.row(2), v, "resid_post(0) is resid_pre(1)")
+        XCTAssertEqual(next.row(1), base.row(1), "other positions untouched")
+        XCTAssertNotEqual(next.row(2), base.row(2))
+    }
+
     func testEmptyHooksChangeNothing() throws {
         let m = try model()
         let ids = [1, 5, 9, 13]
