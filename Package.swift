@@ -25,6 +25,7 @@ let package = Package(
         .target(name: "PersonaModels", dependencies: ["PersonaTensor", "PersonaFormats", "PersonaTokenizers"]),
         .target(name: "PersonaGeneration", dependencies: ["PersonaModels", "PersonaTokenizers"]),
         .target(name: "PersonaRuns"),
+        .target(name: "PersonaHub"),
         .target(name: "PersonaCore", dependencies: ["PersonaGeneration", "PersonaModels", "PersonaFormats", "PersonaRuns"],
                 resources: [.copy("Resources/traits")]),
         .target(name: "PersonaServer", dependencies: [
@@ -33,13 +34,14 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
         ], resources: [.copy("Resources/Dashboard")]),
         .executableTarget(name: "persona", dependencies: [
-            "PersonaCore", "PersonaServer", "PersonaRuns", "PersonaGeneration", "PersonaModels", "PersonaTokenizers", "PersonaFormats",
+            "PersonaCore", "PersonaServer", "PersonaRuns", "PersonaHub", "PersonaGeneration", "PersonaModels", "PersonaTokenizers", "PersonaFormats",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], resources: [.copy("Examples")]),
         .testTarget(name: "PersonaTensorTests", dependencies: ["PersonaTensor"]),
         .testTarget(name: "PersonaFormatsTests", dependencies: ["PersonaFormats"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PersonaTokenizersTests", dependencies: ["PersonaTokenizers"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PersonaModelsTests", dependencies: ["PersonaModels", "PersonaGeneration"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "PersonaHubTests", dependencies: ["PersonaHub"]),
         .testTarget(name: "PersonaRunsTests", dependencies: ["PersonaRuns"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PersonaCoreTests", dependencies: ["PersonaCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PersonaServerTests", dependencies: [
