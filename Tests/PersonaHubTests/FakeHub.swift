@@ -7,7 +7,7 @@ import Darwin
 
 /// A Hub-shaped HTTP/1.1 server on a loopback POSIX socket (one request per connection):
 /// `GET /api/models/{id}/revision/{rev}`, `HEAD|GET /{id}/resolve/{rev}/{file}` (LFS files answer
-/// 302 to `/cdn/{sha256}` with X-Linked-Etag/X-Linked-Size, small files 200 with a git-sha1 ETag),
+/// 302 to `http://localhost:{port}/cdn/{sha256}`, another host name like the Hub's CDN, with X-Linked-Etag/X-Linked-Size, small files 200 with a git-sha1 ETag),
 /// and `GET /cdn/{sha256}` with Range (206). Hashes come from `sha256sum` and `git hash-object`,
 /// not from the code under test.
 final class FakeHub: @unchecked Sendable {
@@ -206,7 +206,7 @@ final class FakeHub: @unchecked Sendable {
             }
             if f.isLFS {
                 return send(c, status: 302, headers: [
-                    "Location": "\(endpoint.absoluteString)/cdn/\(f.sha256)?name=\(fileName)",
+                    "Location": "http://localhost:\(port)/cdn/\(f.sha256)?name=\(fileName)",
                     "X-Linked-Etag": "\"\(f.sha256)\"", "X-Linked-Size": "\(f.data.count)",
                     "X-Repo-Commit": commit, "ETag": "\"\(f.gitSHA1)\"",
                 ], body: Data(), head: r.method == "HEAD")
