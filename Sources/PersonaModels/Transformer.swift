@@ -52,6 +52,7 @@ public final class TransformerModel: @unchecked Sendable {
             if c.embedScale != 1 { for i in 0..<D { x[t * D + i] *= c.embedScale } }
         }
         hooks.apply(.embed, x, start: p0, count: T, dim: D)
+        try checkFinite(x, count: T, dim: D, start: p0) { "hook_embed" }
         ropeTables(start: p0, count: T)
 
         for l in 0..<c.numLayers {
@@ -77,12 +78,15 @@ public final class TransformerModel: @unchecked Sendable {
             hooks.apply(.mlpOut(l), ws.mlpOut, start: p0, count: T, dim: D)
             Ops.add(x, ws.mlpOut, count: T * D)   // residual connection
             hooks.apply(.residPost(l), x, start: p0, count: T, dim: D)
+            // NaN/Inf from a bad weight or an overflowing intervention would otherwise flow silently into scores
+            try checkFinite(x, count: T, dim: D, start: p0) { "blocks.\(l).hook_resid_post" }
         }
         cache.count = p0 + T
 
         // final norm
         Ops.rmsNorm(x, weight: weights.finalNorm, offset: c.normOffset, eps: c.rmsNormEps, n: D, T: T, out: h)
         hooks.apply(.lnFinal, h, start: p0, count: T, dim: D)
+        try checkFinite(h, count: T, dim: D, start: p0) { "ln_final.hook_normalized" }
 
         switch mode {
         case .none:
@@ -90,12 +94,23 @@ public final class TransformerModel: @unchecked Sendable {
         case .last:
             Ops.matmul(weights.lmHead, h + (T - 1) * D, T: 1, ws.logits)
             softcapLogits(ws.logits, count: c.vocabSize)
+            try checkFinite(ws.logits, count: 1, dim: c.vocabSize, start: p0 + T - 1) { "the logits (final norm or lm_head)" }
             return UnsafeBufferPointer(start: ws.logits, count: c.vocabSize)
         case .all:
             Ops.matmul(weights.lmHead, h, T: T, ws.logits)
             softcapLogits(ws.logits, count: T * c.vocabSize)
+            try checkFinite(ws.logits, count: T, dim: c.vocabSize, start: p0) { "the logits (final norm or lm_head)" }
             return UnsafeBufferPointer(start: ws.logits, count: T * c.vocabSize)
         }
+    }
+
+    /// Throws if any of the T rows holds NaN or +-Inf (one integer pass over T * D floats, ~0.1% of a decode step).
+    @inline(__always)
+    private func checkFinite(_ x: UnsafeMutablePointer<Float>, count T: Int, dim D: Int, start p0: Int, point: () -> String) throws {
+        let i = Int(pk_first_nonfinite(x, Int64(T * D)))
+        guard i >= 0 else { return }
+        throw ModelError("non-finite activation (NaN/Inf) in \(point()) at position \(p0 + i / D): value \(x[i]) at index \(i % D)"
+                         + " (a NaN/Inf or overflowing weight there, or an intervention at that point that overflowed)")
     }
 
     private func softcapLogits(_ p: UnsafeMutablePointer<Float>, count: Int) {

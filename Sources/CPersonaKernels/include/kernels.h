@@ -72,4 +72,7 @@ int pk_pool_threads(const pk_pool *pool);
    task, or while another thread is using the pool, runs its loop on the calling thread instead of waiting. */
 void pk_pool_run(pk_pool *pool, int64_t n, pk_task_fn fn, void *ctx);
 
+/* Index of the first NaN or +-Inf among x[0, n), or -1 if all are finite (finite.c). */
+int64_t pk_first_nonfinite(const float *x, int64_t n);
+
 #endif
