@@ -214,6 +214,10 @@ public final class HubClient: @unchecked Sendable {
         let expectedSize = meta.size ?? listing?.size
         let blob = cache.blobURL(repo: repo, etag: meta.etag)
         try fm.createDirectory(at: blob.deletingLastPathComponent(), withIntermediateDirectories: true)
+        // The same lock file huggingface_hub takes; re-check the blob once it is ours.
+        let lock = try await FileLock.acquire(cache.root.appendingPathComponent(".locks")
+            .appendingPathComponent(HubID(repo: repo).cacheFolderName).appendingPathComponent("\(meta.etag).lock"))
+        defer { lock.release() }
         var received: Int64 = 0
         if !fm.fileExists(atPath: blob.path) {
             received = try await fetchBlob(meta: meta, to: blob, expectedSize: expectedSize, file: file, repo: repo, tracker: tracker)

@@ -1,5 +1,8 @@
 import XCTest
 @testable import PersonaHub
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Downloads over real HTTP from the loopback fake Hub serving Tests/PersonaModelsTests/Fixtures/llama2.
 final class HubClientTests: XCTestCase {
@@ -207,5 +210,24 @@ final class HubClientTests: XCTestCase {
         XCTAssertEqual(s.files, ["config.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json"])
         let snap = try ModelReference.resolve("tiny/sharded", environment: env)
         XCTAssertEqual(try Data(contentsOf: snap.appendingPathComponent("model-00002-of-00002.safetensors")), Data("shard two".utf8))
+    }
+
+    func testWaitsForHuggingFaceHubsLockOnTheBlob() async throws {
+        // The lock path huggingface_hub uses: <root>/.locks/models--org--name/<etag>.lock (flock).
+        let sha = try FakeHub.sha256sum(llama2Folder.appendingPathComponent("model.safetensors"))
+        let lockDir = cacheRoot.appendingPathComponent(".locks/models--tiny--llama2")
+        try FileManager.default.createDirectory(at: lockDir, withIntermediateDirectories: true)
+        let fd = open(lockDir.appendingPathComponent("\(sha).lock").path, O_RDWR | O_CREAT, 0o664)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        XCTAssertEqual(flock(fd, LOCK_EX), 0)
+        let c = client()
+        let task = Task { try await c.pull(repo: "tiny/llama2") }
+        try await Task.sleep(nanoseconds: 800_000_000)
+        let blobs = (try? FileManager.default.contentsOfDirectory(atPath: repoFolder.appendingPathComponent("blobs").path)) ?? []
+        XCTAssertFalse(blobs.contains { $0.hasPrefix(sha) }, "written while another process held the lock: \(blobs)")
+        flock(fd, LOCK_UN)
+        close(fd)
+        _ = try await task.value
+        try assertSnapshotMatchesServer(files: needed)
     }
 }
