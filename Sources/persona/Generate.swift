@@ -1,11 +1,18 @@
 import ArgumentParser
 import Foundation
 import PersonaGeneration
+import PersonaHub
 import PersonaModels
 
 struct ModelOption: ParsableArguments {
-    @Option(name: .long, help: "A Hugging Face model folder or a .gguf file.")
+    @Option(name: .long, help: "A model folder, a .gguf file, or a Hub id org/name[@revision] from the Hugging Face cache.")
     var model: String
+
+    /// `--model` as a path the loader accepts: a folder or file on disk first, else a Hub id resolved
+    /// from the local cache (never the network); the error says how to download a missing model.
+    func resolvedPath() throws -> String {
+        try ModelReference.resolve(model).path
+    }
 }
 
 struct SamplingOptions: ParsableArguments {
@@ -43,7 +50,7 @@ struct Generate: ParsableCommand {
     }
 
     func run() throws {
-        let loaded = try ModelLoader.load(path: modelOption.model)
+        let loaded = try ModelLoader.load(path: modelOption.resolvedPath())
         let gen = Generator(loaded)
         let ids = try gen.promptIds(for: prompt, system: system, raw: raw)
         let options = GenerationOptions(maxTokens: maxTokens, sampling: sampling.parameters, stopStrings: stop, stopAtEOS: !ignoreEOS)

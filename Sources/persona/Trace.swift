@@ -34,9 +34,9 @@ struct Trace: ParsableCommand {
                 parsed.append(v)
             }
             tokens = parsed
-            model = try ModelLoader.loadNetwork(path: modelOption.model)
+            model = try ModelLoader.loadNetwork(path: modelOption.resolvedPath())
         } else {
-            let loaded = try ModelLoader.load(path: modelOption.model)
+            let loaded = try ModelLoader.load(path: modelOption.resolvedPath())
             tokens = loaded.tokenizer.tokenizer.encode(prompt!, addSpecialTokens: true)
             model = loaded.model
         }
