@@ -278,10 +278,10 @@ public final class HubClient: @unchecked Sendable {
         var lastError: Error?
         for attempt in 0..<maxAttempts {
             try Task.checkCancellation()
-            if !fm.fileExists(atPath: partial.path) { fm.createFile(atPath: partial.path, contents: nil) }
+            if !fm.fileExists(atPath: partial.path) { _ = fm.createFile(atPath: partial.path, contents: nil) }
             let sink = Sink()
             var offset = (try? fm.attributesOfItem(atPath: partial.path)[.size] as? NSNumber)?.int64Value ?? 0
-            if let e = expectedSize, offset > e { try? fm.removeItem(at: partial); fm.createFile(atPath: partial.path, contents: nil); offset = 0 }
+            if let e = expectedSize, offset > e { try? fm.removeItem(at: partial); _ = fm.createFile(atPath: partial.path, contents: nil); offset = 0 }
             if verifySHA && offset > 0 { try SHA256Hasher.hash(fileAt: partial, into: &sink.hasher) }
             guard let handle = try? FileHandle(forWritingTo: partial) else {
                 throw HubError(.io, "\(partial.path): cannot write (check permissions and free space)")
@@ -445,8 +445,10 @@ public final class HubClient: @unchecked Sendable {
             throw HubError(.notFound, "\(repo): repository not found on \(environment.endpoint.absoluteString) (HTTP \(r.statusCode)). Check the id (org/name); a private repository also needs a token: \(tokenNote).")
         case (_, "RevisionNotFound"):
             throw HubError(.notFound, "\(repo): revision '\(revision)' not found (HTTP \(r.statusCode)); check the branch, tag or commit")
-        case (_, "EntryNotFound"), (404, _) where file != nil:
+        case (_, "EntryNotFound"):
             throw HubError(.notFound, "\(what): file not found at revision \(revision) (HTTP \(r.statusCode))")
+        case (404, _) where file != nil:
+            throw HubError(.notFound, "\(what): file not found at revision \(revision) (HTTP 404)")
         case (401, _), (403, _):
             throw HubError(.unauthorized, "\(what): access denied (HTTP \(r.statusCode)). It may be a gated or private model: accept its terms at \(page); \(tokenNote).")
         case (404, _):

@@ -38,6 +38,10 @@ final class FakeHub: @unchecked Sendable {
     private var _cutOnce: [String: Int] = [:]   // file name -> bytes sent before closing, first GET only
     private var _corrupt: Set<String> = []       // file names served with one byte flipped
     var token = "hf_testtoken"
+    /// Seconds the storage host waits before each body (to observe parallel downloads).
+    var cdnDelay: Double = 0
+    private var cdnActive = 0
+    private(set) var cdnMaxActive = 0
 
     var endpoint: URL { URL(string: "http://127.0.0.1:\(port)")! }
     var requests: [Request] { lock.lock(); defer { lock.unlock() }; return _requests }
@@ -219,6 +223,12 @@ final class FakeHub: @unchecked Sendable {
             guard let f = repos.values.lazy.flatMap({ $0.files.values }).first(where: { $0.sha256 == parts[1] }) else {
                 return send(c, status: 404, headers: [:], body: Data())
             }
+            lock.lock()
+            cdnActive += 1
+            cdnMaxActive = max(cdnMaxActive, cdnActive)
+            lock.unlock()
+            if cdnDelay > 0 { Thread.sleep(forTimeInterval: cdnDelay) }
+            defer { lock.lock(); cdnActive -= 1; lock.unlock() }
             lock.lock()
             let cut = _cutOnce.removeValue(forKey: f.name)
             var body = f.data

@@ -230,4 +230,17 @@ final class HubClientTests: XCTestCase {
         _ = try await task.value
         try assertSnapshotMatchesServer(files: needed)
     }
+
+    func testParallelDownloadsAreBounded() async throws {
+        let dir = try makeTempDir("many")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let names = (1...6).map { "model-0000\($0)-of-00006.safetensors" }
+        for n in names { try Data(n.utf8).write(to: dir.appendingPathComponent(n)) }
+        hub.addRepo("tiny/many", .init(commit: commit, branches: ["main": commit], files: try FakeHub.files(in: dir, names: names)))
+        hub.cdnDelay = 0.3
+        let c = HubClient(environment: HubEnvironment(cacheRoot: cacheRoot, endpoint: hub.endpoint), maxConcurrentDownloads: 2, timeout: 20)
+        let r = try await c.pull(repo: "tiny/many", include: ["*.safetensors"])
+        XCTAssertEqual(r.files, names)
+        XCTAssertEqual(hub.cdnMaxActive, 2)
+    }
 }
