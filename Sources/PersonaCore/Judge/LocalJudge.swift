@@ -32,6 +32,12 @@ public final class LocalJudge: Judge, @unchecked Sendable {
 
     /// The same score, synchronously.
     public func scoreSync(prompt: String) throws -> Double? {
+        let probs = try numberProbabilities(prompt: prompt)
+        return JudgeAggregation.score(topLogprobs: probs.map { (token: String($0.value), logprob: Foundation.log($0.p)) })
+    }
+
+    /// Next-token probability of every number token after the judge prompt (full softmax over the vocabulary).
+    public func numberProbabilities(prompt: String) throws -> [(id: Int, value: Int, p: Double)] {
         lock.lock(); defer { lock.unlock() }
         let ids = try generator.promptIds(for: prompt, raw: false)
         let model = loaded.model
@@ -44,8 +50,6 @@ public final class LocalJudge: Judge, @unchecked Sendable {
         for v in logits where v > m { m = v }
         var z = 0.0
         for v in logits { z += Foundation.exp(Double(v - m)) }
-        let logZ = Double(m) + Foundation.log(z)
-        let pairs = numberTokens.map { (token: String($0.value), logprob: Double(logits[$0.id]) - logZ) }
-        return JudgeAggregation.score(topLogprobs: pairs)
+        return numberTokens.map { (id: $0.id, value: $0.value, p: Foundation.exp(Double(logits[$0.id] - m)) / z) }
     }
 }
