@@ -39,13 +39,19 @@ struct JudgeOptions: ParsableArguments {
 struct Extract: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Extract a trait vector: contrastive generation, judging, filtering, mean differences, layer report.",
+        subcommands: [ExtractRun.self, ExtractMerge.self], defaultSubcommand: ExtractRun.self)
+}
+
+struct ExtractRun: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run (or resume) an extraction; the default, so `persona extract --model ...` works.",
         discussion: """
         Everything goes to the --out run folder and a rerun with the same settings resumes where it stopped \
         (responses.jsonl and judgments.jsonl are written ahead, row by row). Vectors are HF hidden-state rows \
         0...L (row l = output of block l-1), positive = the trait's 'positive' statement. With --shard i/N \
         only sums.json is produced; combine shards with `persona extract merge`.
-        """,
-        subcommands: [Merge.self])
+        """)
 
     @OptionGroup var modelOption: ModelOption
     @Option(help: "Built-in trait name or trait .json file.") var trait: String
@@ -124,8 +130,11 @@ struct Extract: AsyncParsableCommand {
         printOutcome(outcome, folder: folder)
     }
 
-    struct Merge: AsyncParsableCommand {
+}
+
+struct ExtractMerge: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "merge",
             abstract: "Merge shard run folders exactly (sums of sums and counts) into one vector file.",
             discussion: "With --model, the layer report is computed from the shards' held-out eval responses.")
         @Argument(help: "Shard run folders.") var folders: [String]
@@ -153,11 +162,14 @@ struct Extract: AsyncParsableCommand {
                                                         out: URL(fileURLWithPath: out))
             printOutcome(outcome, folder: URL(fileURLWithPath: out))
         }
-    }
 }
 
 func printOutcome(_ o: ExtractionOutcome, folder: URL) {
     for r in o.reports where r.method == AverageMethod.responseAvg.rawValue { print(r.table) }
+    for r in o.reports where r.method != AverageMethod.responseAvg.rawValue {
+        let best = r.recommendedRow.flatMap { row in r.rows.first { $0.row == row } }
+        print("\(r.method): recommended row \(best.map { String($0.row) } ?? "-"), AUROC \(best?.auroc.map { String(format: "%.3f", $0) } ?? "-") (all rows in layer_report.json)")
+    }
     if let v = o.vectors.first {
         print("\(v.trait): \(v.samplesPositive ?? 0) pos / \(v.samplesNegative ?? 0) neg samples; recommended row \(v.recommendedRow.map(String.init) ?? "-") (HF hidden-state row = output of block row-1)")
     }
