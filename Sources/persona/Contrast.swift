@@ -36,7 +36,7 @@ struct Contrast: ParsableCommand {
     }
 
     func run() throws {
-        let loaded = try ModelLoader.load(path: modelOption.model)
+        let loaded = try ModelLoader.load(path: modelOption.resolvedPath())
         let pos = try Self.lines(positive), neg = try Self.lines(negative)
         func split(_ x: [String]) -> ([String], [String]) {
             let k = holdout > 0 ? max(1, Int((Double(x.count) * holdout).rounded())) : 0

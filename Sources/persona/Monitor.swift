@@ -63,7 +63,7 @@ struct Monitor: ParsableCommand {
     }
 
     func run() throws {
-        let loaded = try ModelLoader.load(path: modelOption.model)
+        let loaded = try ModelLoader.load(path: modelOption.resolvedPath())
         let vectors = try vectorOptions.load(numLayers: loaded.config.numLayers)
         let session = try MonitorSession(loaded: loaded, vectors: vectors)
         let (specs, condition) = try steering.parsed()

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import PersonaCore
+import PersonaHub
 import PersonaModels
 import PersonaRuns
 import PersonaServer
@@ -16,7 +17,7 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "Address to bind (127.0.0.1 keeps it on this machine).") var host: String = "127.0.0.1"
     @Option(help: "Port.") var port: Int = 8000
-    @Option(help: "A Hugging Face model folder or a .gguf file for live generation.") var model: String?
+    @Option(help: "A Hugging Face model folder, a .gguf file or a Hub id (org/name[@rev]) for live generation.") var model: String?
     @Option(help: "Trait vector file or folder (needed with --model for trait scores).") var vectors: String?
     @Option(help: "Folder for the run database (runs.sqlite).") var runs: String = "~/.persona"
     @Option(name: .customLong("api-key"), help: "Require 'Authorization: Bearer KEY' on the API (default: $PERSONA_API_KEY).")
@@ -55,7 +56,7 @@ struct Serve: AsyncParsableCommand {
 
         var backend: EngineBackend? = nil
         if let model {
-            let loaded = try ModelLoader.load(path: model)
+            let loaded = try ModelLoader.load(path: ModelReference.resolve(model).path)
             let vs = try vectors.map { try VectorFiles.load(URL(fileURLWithPath: $0), numLayers: loaded.config.numLayers) } ?? []
             backend = try EngineBackend(loaded: loaded, vectors: vs)
             note("model \(loaded.name) (\(loaded.config.architecture), \(loaded.config.numLayers) layers); traits: \(vs.map(\.trait).joined(separator: ", "))")

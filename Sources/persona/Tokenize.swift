@@ -18,7 +18,7 @@ struct Tokenize: ParsableCommand {
     }
 
     func run() throws {
-        let bundle = try ModelLoader.loadTokenizer(path: modelOption.model)
+        let bundle = try ModelLoader.loadTokenizer(path: modelOption.resolvedPath())
         let input: String
         if let file {
             do { input = try String(contentsOfFile: file, encoding: .utf8) } catch {
@@ -52,7 +52,7 @@ struct ChatTemplateCommand: ParsableCommand {
     @Flag(name: .customLong("no-generation-prompt"), help: "Do not append the assistant turn opener.") var noGenerationPrompt = false
 
     func run() throws {
-        let bundle = try ModelLoader.loadTokenizer(path: modelOption.model)
+        let bundle = try ModelLoader.loadTokenizer(path: modelOption.resolvedPath())
         guard let source = bundle.chatTemplate else {
             throw ValidationError("\(modelOption.model): the model has no chat template")
         }
