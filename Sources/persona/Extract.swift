@@ -84,7 +84,7 @@ struct ExtractRun: AsyncParsableCommand {
         if !errors.isEmpty { throw ValidationError("trait \(def.name): " + errors.joined(separator: "; ")) }
         for w in warnings { note("trait \(def.name): warning: \(w)") }
 
-        let loaded = try ModelLoader.load(path: modelOption.model)
+        let loaded = try ModelLoader.load(path: modelOption.resolvedPath())
         var opts = ExtractionOptions()
         opts.samplesPerQuestion = nPerQuestion
         opts.evalSamplesPerQuestion = nEval

@@ -21,7 +21,7 @@ struct Project: ParsableCommand {
     @Option(help: "Output CSV.") var out: String
 
     func run() throws {
-        let loaded = try ModelLoader.load(path: modelOption.model)
+        let loaded = try ModelLoader.load(path: modelOption.resolvedPath())
         let all = try VectorFiles.load(URL(fileURLWithPath: vectors), numLayers: loaded.config.numLayers)
         let forTrait = all.filter { $0.trait == trait }
         guard let v = forTrait.first(where: { $0.method == method }) ?? (forTrait.count == 1 ? forTrait.first : nil) else {
