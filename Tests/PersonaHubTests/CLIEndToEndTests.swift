@@ -54,8 +54,14 @@ final class CLIEndToEndTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: cache) }
         let home = cache.appendingPathComponent("home")   // no token file from the real user
 
-        let pull = try run(["pull", "tiny/llama2"], env: ["HF_HUB_CACHE": cache.path, "HF_HOME": home.path, "HF_ENDPOINT": hub.endpoint.absoluteString])
+        let pull = try run(["pull", "tiny/llama2"], env: ["HF_HUB_CACHE": cache.path, "HF_HOME": home.path, "HF_ENDPOINT": hub.endpoint.absoluteString,
+                                                          "PERSONA_PROGRESS": "1"])
         XCTAssertEqual(pull.status, 0, pull.stderr)
+        // The progress line (forced on without a terminal) ends complete, with speed and ETA.
+        let total = try needed.map { try Data(contentsOf: llama2Folder.appendingPathComponent($0)).count }.reduce(0, +)
+        let lastLine = pull.stderr.components(separatedBy: "\r").last(where: { $0.contains("ETA") }) ?? ""
+        XCTAssertTrue(lastLine.contains("100%") && lastLine.contains("/s  ETA") && lastLine.contains("(5/5)"), pull.stderr)
+        XCTAssertTrue(pull.stderr.contains("commit \(commit), 5 files"), pull.stderr)
         let snapshot = cache.appendingPathComponent("models--tiny--llama2/snapshots/\(commit)")
         XCTAssertEqual(pull.stdout.trimmingCharacters(in: .whitespacesAndNewlines), snapshot.path)
         for f in needed {
@@ -93,7 +99,6 @@ final class CLIEndToEndTests: XCTestCase {
         XCTAssertEqual(row["architecture"] as? String, "llama")   // config.json model_type
         XCTAssertEqual(row["dtype"] as? String, "BF16")           // reference.json: weights_dtype bf16
         XCTAssertEqual(row["path"] as? String, snapshot.path)
-        let size = try needed.map { try Data(contentsOf: llama2Folder.appendingPathComponent($0)).count }.reduce(0, +)
-        XCTAssertEqual((row["size_bytes"] as? NSNumber)?.intValue, size)
+        XCTAssertEqual((row["size_bytes"] as? NSNumber)?.intValue, total)
     }
 }
