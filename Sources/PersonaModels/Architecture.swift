@@ -55,12 +55,15 @@ func baseConfig(_ j: JSONConfig, architecture: String) throws -> ModelConfig {
     let hidden = try j.int("hidden_size")
     let heads = try j.int("num_attention_heads")
     guard heads > 0 else { throw ModelError("\(j.source): num_attention_heads must be positive") }
+    // Checked before anything is sized by it (the architectures build per-layer arrays next).
+    let layers = try j.int("num_hidden_layers")
+    guard (1 ..< 1024).contains(layers) else { throw ModelError("\(j.source): invalid config: num_hidden_layers \(layers)") }
     var c = ModelConfig(
         architecture: architecture,
         vocabSize: try j.int("vocab_size"),
         hiddenSize: hidden,
         intermediateSize: try j.int("intermediate_size"),
-        numLayers: try j.int("num_hidden_layers"),
+        numLayers: layers,
         numHeads: heads,
         numKVHeads: j.optInt("num_key_value_heads") ?? heads,
         headDim: j.optInt("head_dim") ?? hidden / heads,
@@ -123,9 +126,11 @@ struct GGUFConfig {
             ?? file.metadata["tokenizer.ggml.tokens"]?.array?.count
             ?? file.tensor("token_embd.weight")?.shape.first
         guard let vocab else { throw ModelError("\(source): cannot tell the vocabulary size") }
+        let layers = try int("block_count")
+        guard (1 ..< 1024).contains(layers) else { throw ModelError("\(source): invalid metadata: \(arch).block_count \(layers)") }
         var c = ModelConfig(
             architecture: architecture, vocabSize: vocab, hiddenSize: hidden,
-            intermediateSize: try int("feed_forward_length"), numLayers: try int("block_count"),
+            intermediateSize: try int("feed_forward_length"), numLayers: layers,
             numHeads: heads, numKVHeads: optInt("attention.head_count_kv") ?? heads,
             headDim: optInt("attention.key_length") ?? hidden / heads,
             rmsNormEps: Float(optDouble("attention.layer_norm_rms_epsilon") ?? 1e-5))

@@ -62,7 +62,8 @@ public struct ModelConfig: Sendable {
         self.headDim = headDim
         self.rmsNormEps = rmsNormEps
         self.attnScale = 1 / Float(headDim).squareRoot()
-        self.slidingLayers = Array(repeating: false, count: numLayers)
+        // validate() refuses out-of-range layer counts with a message; a hostile config must not crash before that
+        self.slidingLayers = Array(repeating: false, count: (0 ... 1 << 16).contains(numLayers) ? numLayers : 0)
     }
 
     public var qDim: Int { numHeads * headDim }
