@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PersonaCore
+import PersonaHub
 import PersonaModels
 
 struct JudgeOptions: ParsableArguments {
@@ -147,7 +148,7 @@ struct ExtractMerge: AsyncParsableCommand {
             var evalPairs: [(pos: ResponseRecord, neg: ResponseRecord)] = []
             var forward: ExtractionRun? = nil
             if let model {
-                let loaded = try ModelLoader.load(path: model)
+                let loaded = try ModelLoader.load(path: ModelReference.resolve(model).path)
                 for u in urls {
                     let r = try ExtractionRun.open(folder: u, loaded: loaded)
                     let judged = !r.judgments.isEmpty

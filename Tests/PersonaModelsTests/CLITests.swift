@@ -17,10 +17,11 @@ final class CLITests: XCTestCase {
         }
     }
 
-    func run(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    func run(_ args: [String], environment: [String: String]? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
         let p = Process()
         p.executableURL = try binary
         p.arguments = args
+        if let environment { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
@@ -89,5 +90,35 @@ final class CLITests: XCTestCase {
         let mine = (runs[0]["trait_scores"] as! [String: [Double]])["evil"]!
         let orig = (theirs[0]["projections"] as! [String: [Double]])["evil"]!
         XCTAssertEqual(mine, orig)
+    }
+
+    /// A model in a Hugging Face cache (laid out as huggingface_hub does: blobs, snapshot symlinks, refs)
+    /// loads by id, offline, and generates exactly what the folder itself generates.
+    func testHubIdFromTheCacheGeneratesLikeTheFolder() throws {
+        let fm = FileManager.default
+        let root = fm.temporaryDirectory.appendingPathComponent("hub-\(UUID().uuidString)")
+        defer { try? fm.removeItem(at: root) }
+        let repo = root.appendingPathComponent("models--tiny--llama2")
+        let commit = "0123456789abcdef0123456789abcdef01234567"
+        let snapshot = repo.appendingPathComponent("snapshots/\(commit)")
+        try fm.createDirectory(at: snapshot, withIntermediateDirectories: true)
+        try fm.createDirectory(at: repo.appendingPathComponent("blobs"), withIntermediateDirectories: true)
+        try fm.createDirectory(at: repo.appendingPathComponent("refs"), withIntermediateDirectories: true)
+        try commit.write(to: repo.appendingPathComponent("refs/main"), atomically: true, encoding: .utf8)
+        let source = TestPaths.fixtures.appendingPathComponent("llama2")
+        for (i, name) in try fm.contentsOfDirectory(atPath: source.path).sorted().enumerated() where !name.hasPrefix("reference") {
+            let blob = "blob\(i)"
+            try fm.copyItem(at: source.appendingPathComponent(name), to: repo.appendingPathComponent("blobs/\(blob)"))
+            try fm.createSymbolicLink(atPath: snapshot.appendingPathComponent(name).path, withDestinationPath: "../../blobs/\(blob)")
+        }
+        let args = ["generate", "--prompt", "Once upon a time", "--max-tokens", "12", "--temperature", "0", "--raw"]
+        let byId = try run(args + ["--model", "tiny/llama2"], environment: ["HF_HUB_CACHE": root.path, "HF_HUB_OFFLINE": "1"])
+        let byPath = try run(args + ["--model", source.path])
+        XCTAssertEqual(byId.status, 0, byId.stderr)
+        XCTAssertEqual(byId.stdout, byPath.stdout)
+        XCTAssertFalse(byId.stdout.isEmpty)
+        let missing = try run(args + ["--model", "tiny/absent"], environment: ["HF_HUB_CACHE": root.path, "HF_HUB_OFFLINE": "1"])
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssertTrue(missing.stderr.contains("persona pull"), missing.stderr)
     }
 }
