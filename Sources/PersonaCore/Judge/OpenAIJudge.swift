@@ -29,8 +29,9 @@ public final class JudgeCache: @unchecked Sendable {
         let k = Self.key(model: model, prompt: prompt)
         guard let data = try? Data(contentsOf: url(k)),
               let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return nil }
-        if let s = obj["score"] as? Double { return .some(s) }
         if obj["score"] is NSNull { return .some(nil) }
+        // NSNumber, not `as? Double`: on Linux a whole number read back from JSON does not bridge to Double.
+        if let s = obj["score"] as? NSNumber { return .some(s.doubleValue) }
         return nil
     }
 
