@@ -5,8 +5,11 @@ import Hummingbird
 struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
     let apiKey: String?
 
+    /// Judged on the first non-empty path component, as the router matches: "//api/health" reaches /api/health.
     static func isProtected(_ path: String) -> Bool {
-        path == "/api" || path.hasPrefix("/api/") || path == "/v1" || path.hasPrefix("/v1/")
+        guard let first = path.split(separator: "/", omittingEmptySubsequences: true).first(where: { $0 != "." }) else { return false }
+        let name = (String(first).removingPercentEncoding ?? String(first)).lowercased()
+        return name == "api" || name == "v1"
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
