@@ -54,7 +54,12 @@ enum HFTokenizerJSON {
                 }
                 pieces.append((s, sc))
             }
-            return UnigramModel(pieces: pieces, unkId: obj.int("unk_id"), byteFallback: obj.bool("byte_fallback") ?? false)
+            // As HF tokenizers (UnkIdNotInVocabulary): an unk_id outside the vocabulary would be emitted as a token id.
+            let unkId = obj.int("unk_id")
+            if let u = unkId, !(0 ..< pieces.count).contains(u) {
+                throw TokenizerError("\(obj.path).unk_id: \(u) is outside the vocabulary (0..<\(pieces.count))")
+            }
+            return UnigramModel(pieces: pieces, unkId: unkId, byteFallback: obj.bool("byte_fallback") ?? false)
         case "WordPiece":
             return WordPieceModel(vocab: try intVocab(obj), unkToken: obj.string("unk_token") ?? "[UNK]",
                                   prefix: obj.string("continuing_subword_prefix") ?? "##",

@@ -163,4 +163,27 @@ final class FuzzTokenizerTests: XCTestCase {
         XCTAssertLessThan(tally.slowest, 5, "one template took too long: \(tally)")
         print("fuzz chat templates: \(tally)")
     }
+
+    /// Found by the tokenizer.json fuzzer (seed 0x70C_5EED, iteration 611 of 2000): a Unigram unk_id outside the
+    /// vocabulary was accepted and then emitted by encode as a token id (-9223372036854775808). HF tokenizers refuses
+    /// it too (UnkIdNotInVocabulary).
+    func testRegressionUnigramUnkIdOutsideVocabularyIsRefused() throws {
+        let src = try fixtureURL("unigram")
+        let data = try Data(contentsOf: src.appendingPathComponent("tokenizer.json"))
+        guard var root = try JSONSerialization.jsonObject(with: data) as? [String: Any],
+              var model = root["model"] as? [String: Any], let vocab = model["vocab"] as? [Any] else {
+            return XCTFail("unigram fixture is not a Unigram tokenizer.json")
+        }
+        for bad in [Int.min, -1, vocab.count] {
+            model["unk_id"] = bad
+            root["model"] = model
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("unk-id-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: dir) }
+            try JSONSerialization.data(withJSONObject: root).write(to: dir.appendingPathComponent("tokenizer.json"))
+            XCTAssertThrowsError(try TokenizerBundle.load(directory: dir)) { e in
+                XCTAssertTrue(e is TokenizerError && "\(e)".contains("unk_id") && "\(e)".contains("\(bad)"), "\(e)")
+            }
+        }
+    }
 }
