@@ -63,6 +63,7 @@ struct Monitor: ParsableCommand {
     }
 
     func run() throws {
+        try OutputFile.checkWritable(out, option: "--out")
         let loaded = try ModelLoader.load(path: modelOption.resolvedPath())
         let vectors = try vectorOptions.load(numLayers: loaded.config.numLayers)
         let session = try MonitorSession(loaded: loaded, vectors: vectors)
@@ -99,7 +100,7 @@ struct Monitor: ParsableCommand {
             progress.step()
         }
         let data = texts.count == 1 && prompt != nil ? try docs[0].jsonData() : try RunDocument.jsonData(docs)
-        try data.write(to: URL(fileURLWithPath: out), options: .atomic)
+        try OutputFile.write(data, to: out, option: "--out")
         if !jsonLines { note("wrote \(docs.count) run\(docs.count == 1 ? "" : "s") to \(out)") }
     }
 }

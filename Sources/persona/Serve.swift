@@ -46,8 +46,9 @@ struct Serve: AsyncParsableCommand {
 
         let dir = URL(fileURLWithPath: (runs as NSString).expandingTildeInPath)
         do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
-            throw ValidationError("--runs: cannot create \(dir.path): \(error.localizedDescription)")
+            throw ValidationError("--runs: cannot create \(dir.path): \(OutputFile.reason(error))")
         }
+        try OutputFile.checkFolderWritable(dir, option: "--runs")   // SQLite would only say "unable to open database file"
         let store = try SQLiteRunStore(path: dir.appendingPathComponent("runs.sqlite").path)
         if !noExamples, try await store.count() == 0 {
             let added = try await importExamples(into: store)
