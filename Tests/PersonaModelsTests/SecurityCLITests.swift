@@ -1,0 +1,195 @@
+import Foundation
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The built `persona` binary, run as a user would: `serve` refuses to expose itself without a key and never prints
+/// the key; `monitor --out` and `serve --runs` say clearly when a folder is read-only or the disk is full (and
+/// `monitor` says so before generating).
+final class SecurityCLITests: XCTestCase {
+    var binary: URL {
+        get throws {
+            var dir = Bundle(for: SecurityCLITests.self).bundleURL
+            for _ in 0..<3 {
+                let candidate = dir.appendingPathComponent("persona")
+                if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+                dir = dir.deletingLastPathComponent()
+            }
+            throw XCTSkip("persona binary not built (run `swift build` first)")
+        }
+    }
+
+    /// Runs the binary to completion (or kills it after `timeout` seconds), without $PERSONA_API_KEY.
+    func run(_ args: [String], timeout: TimeInterval = 120) throws -> (status: Int32, output: String) {
+        let p = Process()
+        p.executableURL = try binary
+        p.arguments = args
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "PERSONA_API_KEY")
+        p.environment = env
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        while p.isRunning && Date() < deadline { usleep(20_000) }
+        if p.isRunning { p.terminate() }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    var stories: String { TestPaths.stories260K.path }
+    var vectors: String {
+        URL(fileURLWithPath: #filePath).resolvingSymlinksInPath().deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("examples/vectors/stories260K").path
+    }
+
+    func tempDir() throws -> URL {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("persona-sec-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: d) }
+        return d
+    }
+
+    /// A folder no file can be created in: chmod 0555 for a normal user; as root (which ignores permissions) a
+    /// read-only tmpfs, or a skip where mounting is not allowed.
+    func readOnlyDir() throws -> URL {
+        let d = try tempDir().appendingPathComponent("ro")
+        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        if getuid() != 0 {
+            chmod(d.path, 0o555)
+            addTeardownBlock { chmod(d.path, 0o755) }
+            return d
+        }
+        try mountTmpfs(at: d, options: "ro,size=64k")
+        return d
+    }
+
+    /// A 64 KiB tmpfs filled to the last few KiB (root only; skipped where mounting is not allowed).
+    func fullDir() throws -> URL {
+        guard getuid() == 0 else { throw XCTSkip("a full file system needs a tmpfs mount (root)") }
+        let d = try tempDir().appendingPathComponent("full")
+        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        try mountTmpfs(at: d, options: "size=64k")
+        // Fill it: write until the file system refuses.
+        let fd = open(d.appendingPathComponent("filler").path, O_WRONLY | O_CREAT, 0o600)
+        let block = [UInt8](repeating: 0, count: 4096)
+        while write(fd, block, block.count) > 0 {}
+        close(fd)
+        return d
+    }
+
+    func mountTmpfs(at d: URL, options: String) throws {
+        let m = Process()
+        m.executableURL = URL(fileURLWithPath: "/bin/mount")
+        m.arguments = ["-t", "tmpfs", "-o", options, "tmpfs", d.path]
+        m.standardError = Pipe()
+        guard (try? m.run()) != nil else { throw XCTSkip("cannot run mount") }
+        m.waitUntilExit()
+        guard m.terminationStatus == 0 else { throw XCTSkip("mounting a tmpfs is not allowed here") }
+        addTeardownBlock {
+            let u = Process()
+            u.executableURL = URL(fileURLWithPath: "/bin/umount")
+            u.arguments = [d.path]
+            try? u.run()
+            u.waitUntilExit()
+        }
+    }
+
+    func testServeRefusesAnExposedHostWithoutAKey() throws {
+        let runs = try tempDir()
+        let r = try run(["serve", "--host", "0.0.0.0", "--port", "18765", "--runs", runs.path, "--no-examples"], timeout: 30)
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.output.contains("--api-key"), r.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: runs.appendingPathComponent("runs.sqlite").path), "it must refuse before opening anything")
+    }
+
+    func testServeNeverPrintsTheKey() throws {
+        let runs = try tempDir()
+        let key = "cli-S3cret-\(UUID().uuidString)"
+        let port = 18000 + Int(getpid() % 1000)
+        let p = Process()
+        p.executableURL = try binary
+        p.arguments = ["serve", "--port", "\(port)", "--runs", runs.path, "--api-key", key]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        defer { if p.isRunning { p.terminate() }; p.waitUntilExit() }
+        // Wait for it to answer, then use it with and without the key.
+        var up = false
+        for _ in 0 ..< 300 where !up {
+            usleep(50_000)
+            up = (try? http(port: port, "GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) != nil
+        }
+        XCTAssertTrue(up, "serve did not start")
+        XCTAssertEqual(try http(port: port, "GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").prefix(12), "HTTP/1.1 401")
+        XCTAssertEqual(try http(port: port, "GET /api/health HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(key)\r\nConnection: close\r\n\r\n").prefix(12), "HTTP/1.1 200")
+        p.terminate()
+        p.waitUntilExit()
+        let printed = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertTrue(printed.contains("http://127.0.0.1:\(port)/"), printed)
+        XCTAssertFalse(printed.contains(key), "the key was printed:\n\(printed)")
+    }
+
+    func testMonitorOutIntoReadOnlyFolderFailsBeforeGenerating() throws {
+        let ro = try readOnlyDir()
+        let t0 = Date()
+        let r = try run(["monitor", "--model", stories, "--vectors", vectors, "--prompt", "Once upon a time",
+                         "--max-tokens", "4000", "--out", ro.appendingPathComponent("run.json").path])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.output.contains("--out \(ro.path)/run.json: cannot create files in \(ro.path)"), r.output)
+        XCTAssertTrue(r.output.contains("Read-only file system") || r.output.contains("Permission denied"), r.output)
+        XCTAssertFalse(r.output.contains("Domain="), "a raw Foundation error: \(r.output)")
+        XCTAssertLessThan(Date().timeIntervalSince(t0), 60, "it should refuse before generating 4000 tokens")
+    }
+
+    func testServeRunsInReadOnlyFolder() throws {
+        let ro = try readOnlyDir()
+        for runs in [ro.path, ro.appendingPathComponent("sub").path] {
+            let r = try run(["serve", "--port", "18766", "--runs", runs, "--no-examples"], timeout: 30)
+            XCTAssertNotEqual(r.status, 0)
+            XCTAssertTrue(r.output.contains("--runs"), r.output)
+            XCTAssertTrue(r.output.contains("Read-only file system") || r.output.contains("Permission denied"), r.output)
+        }
+    }
+
+    func testMonitorOutOnAFullDiskSaysSo() throws {
+        let full = try fullDir()
+        let out = full.appendingPathComponent("run.json")
+        let r = try run(["monitor", "--model", stories, "--vectors", vectors, "--prompt", "Once upon a time",
+                         "--max-tokens", "64", "--out", out.path])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.output.contains("--out \(out.path): cannot write"), r.output)
+        XCTAssertTrue(r.output.contains("No space left on device"), r.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.path), "no partial file")
+        let left = try FileManager.default.contentsOfDirectory(atPath: full.path).filter { $0 != "filler" }
+        XCTAssertEqual(left, [], "temporary files left behind: \(left)")
+    }
+}
+
+/// One HTTP/1.1 exchange on loopback; the whole response.
+private func http(port: Int, _ request: String) throws -> String {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw POSIXError(.EIO) }
+    defer { close(fd) }
+    var tv = timeval(tv_sec: 10, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = in_port_t(UInt16(port).bigEndian)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    guard rc == 0 else { throw POSIXError(.ECONNREFUSED) }
+    let bytes = Array(request.utf8)
+    _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    var out = [UInt8](), buf = [UInt8](repeating: 0, count: 16384)
+    while true {
+        let n = recv(fd, &buf, buf.count, 0)
+        if n <= 0 { break }
+        out += buf[0 ..< n]
+    }
+    return String(decoding: out, as: UTF8.self)
+}
