@@ -73,8 +73,18 @@ struct Monitor: ParsableCommand {
         let texts = items.map(\.prompt)
         let live = LiveView(enabled: !jsonLines && isatty(STDOUT_FILENO) != 0)
         var docs: [RunDocument] = []
+        // A prompt set is journaled so that an interrupted run resumes without redoing or duplicating prompts.
+        let journal = prompts != nil ? try RunJournal(out: out, prompts: texts) : nil
+        if let journal, !journal.done.isEmpty, !jsonLines {
+            note("resuming: \(journal.done.count) of \(texts.count) prompts already done (\(journal.url.lastPathComponent))")
+        }
         let progress = Progress(total: texts.count, label: "prompts", enabled: texts.count > 1 && !jsonLines)
         for (i, text) in texts.enumerated() {
+            if let finished = journal?.done[i] {
+                docs.append(finished)
+                progress.step()
+                continue
+            }
             var req = MonitorRequest(prompt: text, options: GenerationOptions(
                 maxTokens: maxTokens, sampling: sampling.parameters, topLogprobs: topAlternatives))
             req.system = system
@@ -96,11 +106,13 @@ struct Monitor: ParsableCommand {
             if !items[i].tags.isEmpty { doc.metadata["tags"] = .array(items[i].tags.map { .string($0) }) }
             live.end(doc)
             if jsonLines { printJSONLine(["event": "done", "prompt_index": i, "run_id": doc.id, "num_tokens": doc.tokens.count]) }
+            try journal?.append(index: i, prompt: text, run: doc)
             docs.append(doc)
             progress.step()
         }
         let data = texts.count == 1 && prompt != nil ? try docs[0].jsonData() : try RunDocument.jsonData(docs)
         try OutputFile.write(data, to: out, option: "--out")
+        journal?.finish()
         if !jsonLines { note("wrote \(docs.count) run\(docs.count == 1 ? "" : "s") to \(out)") }
     }
 }

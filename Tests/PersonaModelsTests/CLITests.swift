@@ -121,4 +121,48 @@ final class CLITests: XCTestCase {
         XCTAssertNotEqual(missing.status, 0)
         XCTAssertTrue(missing.stderr.contains("persona pull"), missing.stderr)
     }
+
+    /// A batch monitor killed with SIGKILL resumes from its journal: no lost or duplicated runs, same result as
+    /// an uninterrupted run (greedy decoding is deterministic).
+    func testBatchMonitorResumesAfterKill9() throws {
+        let fm = FileManager.default
+        let dir = fm.temporaryDirectory.appendingPathComponent("batch-\(UUID().uuidString)")
+        try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? fm.removeItem(at: dir) }
+        let prompts = (0..<40).map { "{\"prompt\": \"Once upon a time there was a cat number \($0)\"}" }.joined(separator: "\n")
+        let set = dir.appendingPathComponent("prompts.jsonl")
+        try prompts.write(to: set, atomically: true, encoding: .utf8)
+        let vectors = TestPaths.repoRoot.appendingPathComponent("examples/vectors/stories260K").path
+        func args(_ out: URL) -> [String] {
+            ["monitor", "--model", stories, "--vectors", vectors, "--prompts", set.path, "--max-tokens", "24", "--out", out.path]
+        }
+        let out = dir.appendingPathComponent("runs.json"), journal = URL(fileURLWithPath: out.path + ".partial.jsonl")
+        let p = Process()
+        p.executableURL = try binary
+        p.arguments = args(out)
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        // kill -9 once a few prompts are journaled
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            if let d = try? Data(contentsOf: journal), d.filter({ $0 == UInt8(ascii: "\n") }).count >= 3 { break }
+            usleep(20_000)
+        }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        XCTAssertFalse(fm.fileExists(atPath: out.path), "killed before the end")
+        let resumed = try run(args(out))
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertTrue(resumed.stderr.contains("resuming"), resumed.stderr)
+        XCTAssertFalse(fm.fileExists(atPath: journal.path), "journal removed once the output is written")
+        let full = dir.appendingPathComponent("full.json")
+        XCTAssertEqual(try run(args(full)).status, 0)
+        let a = try JSONSerialization.jsonObject(with: Data(contentsOf: out)) as! [[String: Any]]
+        let b = try JSONSerialization.jsonObject(with: Data(contentsOf: full)) as! [[String: Any]]
+        XCTAssertEqual(a.count, 40)
+        XCTAssertEqual(Set(a.map { $0["id"] as! String }).count, 40, "no duplicated runs")
+        XCTAssertEqual(a.map { $0["prompt"] as! String }, b.map { $0["prompt"] as! String })
+        XCTAssertEqual(a.map { $0["token_ids"] as! [Int] }, b.map { $0["token_ids"] as! [Int] })
+    }
 }
