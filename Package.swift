@@ -26,7 +26,7 @@ let package = Package(
         .target(name: "PersonaGeneration", dependencies: ["PersonaModels", "PersonaTokenizers"]),
         .target(name: "PersonaRuns"),
         .target(name: "PersonaHub"),
-        .target(name: "PersonaCore", dependencies: ["PersonaGeneration", "PersonaModels", "PersonaFormats", "PersonaRuns"],
+        .target(name: "PersonaCore", dependencies: ["PersonaGeneration", "PersonaModels", "PersonaFormats", "PersonaRuns", "PersonaHub"],
                 resources: [.copy("Resources/traits")]),
         .target(name: "PersonaServer", dependencies: [
             "PersonaRuns",
