@@ -191,11 +191,13 @@ public final class Generator: @unchecked Sendable {
     }
 }
 
-final class CancelFlag: @unchecked Sendable {
+/// A thread-safe "stop" flag set by a stream's consumer and read by the generating thread.
+public final class CancelFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var cancelled = false
-    func cancel() { lock.lock(); cancelled = true; lock.unlock() }
-    var isCancelled: Bool { lock.lock(); defer { lock.unlock() }; return cancelled }
+    public init() {}
+    public func cancel() { lock.lock(); cancelled = true; lock.unlock() }
+    public var isCancelled: Bool { lock.lock(); defer { lock.unlock() }; return cancelled }
 }
 
 /// Incremental detokenisation: decodes a short window of ids with some left context so tokenizers that

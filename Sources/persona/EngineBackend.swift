@@ -55,7 +55,7 @@ final class EngineBackend: GenerationBackend, @unchecked Sendable {
 
     func generate(_ request: GenerationRequest) -> AsyncThrowingStream<GenerationEvent, Error> {
         AsyncThrowingStream { continuation in
-            let cancelled = CancelToken()
+            let cancelled = CancelFlag()
             continuation.onTermination = { _ in cancelled.cancel() }
             let thread = Thread { [self] in
                 gate.lock()
@@ -87,11 +87,4 @@ final class EngineBackend: GenerationBackend, @unchecked Sendable {
             thread.start()
         }
     }
-}
-
-final class CancelToken: @unchecked Sendable {
-    private let lock = NSLock()
-    private var flag = false
-    func cancel() { lock.lock(); flag = true; lock.unlock() }
-    var isCancelled: Bool { lock.lock(); defer { lock.unlock() }; return flag }
 }
