@@ -15,6 +15,8 @@ public final class TransformerModel: @unchecked Sendable {
     let weights: ModelWeights
     let invFreq: [Float]
     private var ws: Workspace
+    /// How matrix products treat activations (`.exact`: f32, the default; `.native`: llama.cpp-style int8 / bf16).
+    public var precision: MatmulPrecision = .exact
     private let lock = NSLock()
 
     init(config: ModelConfig, weights: ModelWeights) {
@@ -92,12 +94,12 @@ public final class TransformerModel: @unchecked Sendable {
         case .none:
             return UnsafeBufferPointer(start: ws.logits, count: 0)
         case .last:
-            Ops.matmul(weights.lmHead, h + (T - 1) * D, T: 1, ws.logits)
+            Ops.matmul(weights.lmHead, h + (T - 1) * D, T: 1, ws.logits, precision: precision)
             softcapLogits(ws.logits, count: c.vocabSize)
             try checkFinite(ws.logits, count: 1, dim: c.vocabSize, start: p0 + T - 1) { "the logits (final norm or lm_head)" }
             return UnsafeBufferPointer(start: ws.logits, count: c.vocabSize)
         case .all:
-            Ops.matmul(weights.lmHead, h, T: T, ws.logits)
+            Ops.matmul(weights.lmHead, h, T: T, ws.logits, precision: precision)
             softcapLogits(ws.logits, count: T * c.vocabSize)
             try checkFinite(ws.logits, count: T, dim: c.vocabSize, start: p0) { "the logits (final norm or lm_head)" }
             return UnsafeBufferPointer(start: ws.logits, count: T * c.vocabSize)
@@ -124,9 +126,9 @@ public final class TransformerModel: @unchecked Sendable {
                            start p0: Int, count T: Int, out: UnsafeMutablePointer<Float>) {
         let c = config, hd = c.headDim, qDim = c.qDim, kvDim = c.kvDim
         let q = ws.q, k = ws.k, v = ws.v
-        Ops.matmul(w.wq, h, T: T, q)
-        Ops.matmul(w.wk, h, T: T, k)
-        Ops.matmul(w.wv, h, T: T, v)
+        Ops.matmul(w.wq, h, T: T, q, precision: precision)
+        Ops.matmul(w.wk, h, T: T, k, precision: precision)
+        Ops.matmul(w.wv, h, T: T, v, precision: precision)
         if let b = w.bq { Ops.addBias(q, b, n: qDim, T: T) }
         if let b = w.bk { Ops.addBias(k, b, n: kvDim, T: T) }
         if let b = w.bv { Ops.addBias(v, b, n: kvDim, T: T) }
@@ -165,7 +167,7 @@ public final class TransformerModel: @unchecked Sendable {
                 }
             }
         }
-        Ops.matmul(w.wo, ctxOut, T: T, out)
+        Ops.matmul(w.wo, ctxOut, T: T, out, precision: precision)
     }
 
     // MARK: MLP
@@ -173,8 +175,8 @@ public final class TransformerModel: @unchecked Sendable {
     private func mlp(w: LayerWeights, input h: UnsafeMutablePointer<Float>, count T: Int, out: UnsafeMutablePointer<Float>) {
         let F = config.intermediateSize
         let g = ws.gate, u = ws.up
-        Ops.matmul(w.gate, h, T: T, g)
-        Ops.matmul(w.up, h, T: T, u)
+        Ops.matmul(w.gate, h, T: T, g, precision: precision)
+        Ops.matmul(w.up, h, T: T, u, precision: precision)
         // act(gate) * up: SIMD kernels, in 16-aligned chunks over the pool
         let n = T * F, chunk = 8192
         var job = ActivationJob(g: g, u: u, n: n, chunk: chunk, activation: config.activation)
@@ -189,7 +191,7 @@ public final class TransformerModel: @unchecked Sendable {
                 }
             }
         }
-        Ops.matmul(w.down, g, T: T, out)
+        Ops.matmul(w.down, g, T: T, out, precision: precision)
     }
 
     // MARK: RoPE

@@ -8,7 +8,7 @@ public enum Ops {
     /// thread so that a thread that gets preempted on a shared machine leaves its chunks to the others.
     /// Allocates nothing.
     public static func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, T: Int, _ y: UnsafeMutablePointer<Float>,
-                              pool: ThreadPool = .shared) {
+                              precision: MatmulPrecision = .exact, pool: ThreadPool = .shared) {
         let rows = w.rows
         let per = matmulChunkRows(rows: rows, threads: pool.threads)
         let chunks = (rows + per - 1) / per
