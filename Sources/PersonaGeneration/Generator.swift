@@ -88,64 +88,110 @@ public final class Generator: @unchecked Sendable {
     /// Generates up to `options.maxTokens` tokens after `promptIds`. `onToken` returns false to stop early.
     public func generate(promptIds: [Int], options: GenerationOptions, hooks: HookSet = HookSet(),
                          onToken: (TokenEvent) throws -> Bool = { _ in true }) throws -> GenerationResult {
-        try options.sampling.validate()
-        guard !promptIds.isEmpty else { throw GenerationError("the prompt is empty (no tokens)") }
-        guard options.maxTokens >= 0 else { throw GenerationError("max tokens must be >= 0, got \(options.maxTokens)") }
         let model = loaded.model
-        let maxPos = model.config.maxPositions
-        guard promptIds.count < maxPos else {
-            throw GenerationError("the prompt has \(promptIds.count) tokens; the model's context length is \(maxPos)")
-        }
-        let capacity = min(maxPos, promptIds.count + options.maxTokens + (options.processFinalToken ? 1 : 0))
-        let cache = model.makeCache(capacity: capacity)
-        let tokenizer = loaded.tokenizer.tokenizer
-        let eos = options.stopAtEOS ? loaded.eosTokenIds : []
-        var sampler = Sampler(options.sampling)
-        var history = promptIds
-        history.reserveCapacity(promptIds.count + options.maxTokens)
-        var events: [TokenEvent] = []
-        var text = TextAccumulator(tokenizer: tokenizer, context: promptIds)
-        var finish = FinishReason.length
+        try validate(promptIds, options, label: "the prompt")
+        let cache = model.makeCache(capacity: capacity(promptIds, options))
+        var seq = SequenceState(promptIds: promptIds, options: options, eos: options.stopAtEOS ? loaded.eosTokenIds : [],
+                                tokenizer: loaded.tokenizer.tokenizer)
         var scratch = [Float](repeating: 0, count: model.config.vocabSize)
 
         let t0 = Date()
         var logits = try model.forward(promptIds, cache: cache, hooks: hooks, logits: .last)
         let prefill = Date().timeIntervalSince(t0)
         let t1 = Date()
-        var produced = 0
-        var pendingForward: Int? = nil   // last emitted token not yet run through the model
-        while produced < options.maxTokens {
-            scratch.withUnsafeMutableBufferPointer { s in _ = s.initialize(from: logits) }
-            let (logprob, alts) = Generator.logprobs(UnsafeBufferPointer(start: logits.baseAddress, count: logits.count),
-                                                     top: options.topLogprobs)
-            let id = scratch.withUnsafeMutableBufferPointer { sampler.sample($0, history: history) }
-            let chosenLogprob = logprob(id)
-            history.append(id)
-            let isEOS = eos.contains(id)
-            let piece = isEOS ? "" : text.append(id)
-            let event = TokenEvent(index: produced, position: promptIds.count + produced, id: id, text: piece,
-                                   display: displayString(forTokenBytes: tokenizer.tokenBytes(id)),
-                                   logprob: chosenLogprob, topAlternatives: alts)
-            produced += 1
-            if isEOS { finish = .eos; break }
-            events.append(event)
-            pendingForward = id
-            let keepGoing = try onToken(event)
-            if let s = options.stopStrings.first(where: { text.text.contains($0) }) {
-                text.cut(at: s)
-                finish = .stop
-                break
-            }
-            if !keepGoing { finish = .stop; break }
-            if produced >= options.maxTokens || cache.count >= cache.capacity { break }
+        while let id = try seq.step(logits: logits, scratch: &scratch, cacheFull: cache.count >= cache.capacity, onToken: onToken) {
             logits = try model.forward([id], cache: cache, hooks: hooks, logits: .last)
-            pendingForward = nil
+            seq.pending = nil
         }
-        if options.processFinalToken, let id = pendingForward, cache.count < cache.capacity {
+        if options.processFinalToken, let id = seq.pending, cache.count < cache.capacity {
             try model.forward([id], cache: cache, hooks: hooks, logits: .none)
         }
-        return GenerationResult(promptIds: promptIds, tokens: events, text: text.text + text.flush(), finishReason: finish,
-                                prefillSeconds: prefill, decodeSeconds: Date().timeIntervalSince(t1))
+        return seq.result(prefillSeconds: prefill, decodeSeconds: Date().timeIntervalSince(t1))
+    }
+
+    /// Generates a continuation for each prompt at once: the prompts are prefilled together, then every step runs
+    /// the sequences still going in one batched forward pass (one read of the weights for all of them), dropping
+    /// each as it finishes. Each sequence has its own KV cache and sampler; `seeds[i]` (if given) replaces the
+    /// sampling seed of sequence i, so its tokens are those that `generate(promptIds:)` with that seed draws
+    /// (up to f32 rounding of the batched products). `onToken(i, event)` streams tokens of sequence i and returns
+    /// false to stop that sequence; `onFinish(i, result)` is called as soon as sequence i is done, so callers can
+    /// save finished work while the rest are still generating. Results are returned in prompt order.
+    public func generate(batch prompts: [[Int]], options: GenerationOptions, seeds: [UInt64]? = nil, hooks: HookSet = HookSet(),
+                         onToken: (Int, TokenEvent) throws -> Bool = { _, _ in true },
+                         onFinish: (Int, GenerationResult) throws -> Void = { _, _ in }) throws -> [GenerationResult] {
+        guard !prompts.isEmpty else { return [] }
+        if let seeds, seeds.count != prompts.count {
+            throw GenerationError("batch generation: \(seeds.count) seeds for \(prompts.count) prompts")
+        }
+        let model = loaded.model
+        for (i, p) in prompts.enumerated() { try validate(p, options, label: "prompt \(i) of the batch") }
+        let eos = options.stopAtEOS ? loaded.eosTokenIds : []
+        let tokenizer = loaded.tokenizer.tokenizer
+        var caches: [KVCache] = []
+        var seqs: [SequenceState] = []
+        for (i, p) in prompts.enumerated() {
+            caches.append(model.makeCache(capacity: capacity(p, options)))
+            var o = options
+            if let seeds { o.sampling.seed = seeds[i] }
+            seqs.append(SequenceState(promptIds: p, options: o, eos: eos, tokenizer: tokenizer))
+        }
+        var results = [GenerationResult?](repeating: nil, count: prompts.count)
+        var scratch = [Float](repeating: 0, count: model.config.vocabSize)
+        let V = model.config.vocabSize
+
+        let t0 = Date()
+        var logits = try model.forward(batch: prompts.indices.map { BatchSequence(tokens: prompts[$0], cache: caches[$0], hooks: hooks) },
+                                       logits: .last)
+        let prefill = Date().timeIntervalSince(t0)
+        let t1 = Date()
+        var active = Array(prompts.indices)   // sequences whose logits are rows of `logits`, in order
+        var finished: [Int] = []               // done, but their last token not yet run (processFinalToken)
+        func finish(_ i: Int) throws {
+            let r = seqs[i].result(prefillSeconds: prefill, decodeSeconds: Date().timeIntervalSince(t1))
+            results[i] = r
+            try onFinish(i, r)
+        }
+        while !active.isEmpty {
+            var next: [Int] = [], nextIds: [Int] = []
+            for (row, i) in active.enumerated() {
+                let rowLogits = UnsafeBufferPointer(rebasing: logits[(row * V)..<((row + 1) * V)])
+                if let id = try seqs[i].step(logits: rowLogits, scratch: &scratch, cacheFull: caches[i].count >= caches[i].capacity,
+                                             onToken: { try onToken(i, $0) }) {
+                    next.append(i)
+                    nextIds.append(id)
+                } else if options.processFinalToken, seqs[i].pending != nil, caches[i].count < caches[i].capacity {
+                    finished.append(i)
+                } else {
+                    try finish(i)
+                }
+            }
+            active = next
+            guard !active.isEmpty else { break }
+            logits = try model.forward(batch: active.indices.map { BatchSequence(tokens: [nextIds[$0]], cache: caches[active[$0]], hooks: hooks) },
+                                       logits: .last)
+            for i in active { seqs[i].pending = nil }
+        }
+        if !finished.isEmpty {
+            // every token's own state reaches the hooks (monitoring), as in generate(promptIds:)
+            try model.forward(batch: finished.map { BatchSequence(tokens: [seqs[$0].pending!], cache: caches[$0], hooks: hooks) },
+                              logits: .none)
+            for i in finished { try finish(i) }
+        }
+        return results.map { $0! }
+    }
+
+    private func validate(_ promptIds: [Int], _ options: GenerationOptions, label: String) throws {
+        try options.sampling.validate()
+        guard !promptIds.isEmpty else { throw GenerationError("\(label) is empty (no tokens)") }
+        guard options.maxTokens >= 0 else { throw GenerationError("max tokens must be >= 0, got \(options.maxTokens)") }
+        let maxPos = loaded.model.config.maxPositions
+        guard promptIds.count < maxPos else {
+            throw GenerationError("\(label) has \(promptIds.count) tokens; the model's context length is \(maxPos)")
+        }
+    }
+
+    private func capacity(_ promptIds: [Int], _ options: GenerationOptions) -> Int {
+        min(loaded.model.config.maxPositions, promptIds.count + options.maxTokens + (options.processFinalToken ? 1 : 0))
     }
 
     /// Streams tokens as an AsyncSequence; cancelling the consuming task stops generation.
@@ -188,6 +234,68 @@ public final class Generator: @unchecked Sendable {
         }
         let base = logits.baseAddress!
         return ({ id in base[id] - lse }, alts)
+    }
+}
+
+/// What one sequence carries between forward passes: its sampler, history, events, text and stop state.
+/// `step` consumes the logits of the sequence's last position and returns the token to run next, or nil once
+/// the sequence is done (EOS, a stop string, `onToken` returning false, max tokens, or a full cache).
+struct SequenceState {
+    let promptIds: [Int]
+    let options: GenerationOptions
+    let eos: Set<Int>
+    let tokenizer: any Tokenizer
+    var sampler: Sampler
+    var history: [Int]
+    var events: [TokenEvent] = []
+    var text: TextAccumulator
+    var finish = FinishReason.length
+    var produced = 0
+    /// The last emitted token, until it has been run through the model.
+    var pending: Int? = nil
+
+    init(promptIds: [Int], options: GenerationOptions, eos: Set<Int>, tokenizer: any Tokenizer) {
+        self.promptIds = promptIds
+        self.options = options
+        self.eos = eos
+        self.tokenizer = tokenizer
+        sampler = Sampler(options.sampling)
+        history = promptIds
+        history.reserveCapacity(promptIds.count + options.maxTokens)
+        text = TextAccumulator(tokenizer: tokenizer, context: promptIds)
+    }
+
+    mutating func step(logits: UnsafeBufferPointer<Float>, scratch: inout [Float], cacheFull: Bool,
+                       onToken: (TokenEvent) throws -> Bool) rethrows -> Int? {
+        guard produced < options.maxTokens else { return nil }
+        scratch.withUnsafeMutableBufferPointer { s in _ = s.initialize(from: logits) }
+        let (logprob, alts) = Generator.logprobs(logits, top: options.topLogprobs)
+        let id = scratch.withUnsafeMutableBufferPointer { sampler.sample($0, history: history) }
+        history.append(id)
+        let isEOS = eos.contains(id)
+        let piece = isEOS ? "" : text.append(id)
+        let event = TokenEvent(index: produced, position: promptIds.count + produced, id: id, text: piece,
+                               display: displayString(forTokenBytes: tokenizer.tokenBytes(id)),
+                               logprob: logprob(id), topAlternatives: alts)
+        produced += 1
+        if isEOS { finish = .eos; return nil }
+        events.append(event)
+        pending = id
+        let keepGoing = try onToken(event)
+        if let s = options.stopStrings.first(where: { text.text.contains($0) }) {
+            text.cut(at: s)
+            finish = .stop
+            return nil
+        }
+        if !keepGoing { finish = .stop; return nil }
+        if produced >= options.maxTokens || cacheFull { return nil }
+        return id
+    }
+
+    mutating func result(prefillSeconds: Double, decodeSeconds: Double) -> GenerationResult {
+        _ = text.flush()   // appends any text held back for an incomplete UTF-8 sequence
+        return GenerationResult(promptIds: promptIds, tokens: events, text: text.text,
+                                finishReason: finish, prefillSeconds: prefillSeconds, decodeSeconds: decodeSeconds)
     }
 }
 

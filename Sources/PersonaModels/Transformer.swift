@@ -34,42 +34,79 @@ public final class TransformerModel: @unchecked Sendable {
     /// Returns logits (`[T, vocab]` for .all, `[vocab]` for .last) in a buffer valid until the next call.
     @discardableResult
     public func forward(_ tokens: [Int], cache: KVCache, hooks: HookSet = HookSet(), logits mode: LogitsMode = .last) throws -> UnsafeBufferPointer<Float> {
+        // one sequence on the stack: the decode step stays free of allocations
+        let one = BatchSequence(tokens: tokens, cache: cache, hooks: hooks)
+        return try withUnsafePointer(to: one) { try run(UnsafeBufferPointer(start: $0, count: 1), logits: mode) }
+    }
+
+    /// Runs several independent sequences in one pass: each appends its tokens to its own cache (at its own
+    /// positions) and sees its own hooks, while the matrix products read every weight once for all of them.
+    /// This is what makes generating many samples at once cheaper than one after another: a decode step of B
+    /// sequences costs about one weight read instead of B.
+    /// Returns logits in a buffer valid until the next call: `.last` gives `[B, vocab]` (the last token of each
+    /// sequence, in order); `.all` gives every token's row, sequences one after another.
+    @discardableResult
+    public func forward(batch: [BatchSequence], logits mode: LogitsMode = .last) throws -> UnsafeBufferPointer<Float> {
+        guard !batch.isEmpty else { throw ModelError("forward: empty batch") }
+        for i in batch.indices {
+            for j in batch.indices where j > i && batch[i].cache === batch[j].cache {
+                throw ModelError("forward: sequences \(i) and \(j) of the batch share one KV cache; each needs its own")
+            }
+        }
+        return try batch.withUnsafeBufferPointer { try run($0, logits: mode) }
+    }
+
+    private func run(_ seqs: UnsafeBufferPointer<BatchSequence>, logits mode: LogitsMode) throws -> UnsafeBufferPointer<Float> {
         lock.lock()
         defer { lock.unlock() }
-        let c = config, T = tokens.count, D = c.hiddenSize
-        guard T > 0 else { throw ModelError("forward: no tokens") }
-        let p0 = cache.count
-        guard p0 + T <= cache.capacity else {
-            throw ModelError("context length exceeded: \(p0 + T) positions needed, the cache holds \(cache.capacity) (model maximum \(c.maxPositions))")
+        let c = config, D = c.hiddenSize, B = seqs.count
+        var T = 0, capacity = 0
+        for (b, s) in seqs.enumerated() {
+            let which = B > 1 ? "sequence \(b): " : ""
+            guard !s.tokens.isEmpty else { throw ModelError("forward: \(which)no tokens") }
+            guard s.cache.numLayers == c.numLayers, s.cache.kvDim == c.kvDim else {
+                throw ModelError("forward: \(which)the KV cache was made for another model (\(s.cache.numLayers) layers x \(s.cache.kvDim), this one has \(c.numLayers) x \(c.kvDim))")
+            }
+            let p0 = s.cache.count, n = s.tokens.count
+            guard p0 + n <= s.cache.capacity else {
+                throw ModelError("\(which)context length exceeded: \(p0 + n) positions needed, the cache holds \(s.cache.capacity) (model maximum \(c.maxPositions))")
+            }
+            for (i, id) in s.tokens.enumerated() where id < 0 || id >= c.vocabSize {
+                throw ModelError("\(which)token id \(id) at index \(i) is outside the vocabulary (0..<\(c.vocabSize))")
+            }
+            T += n
+            capacity = max(capacity, s.cache.capacity)
         }
-        for (i, id) in tokens.enumerated() where id < 0 || id >= c.vocabSize {
-            throw ModelError("token id \(id) at index \(i) is outside the vocabulary (0..<\(c.vocabSize))")
-        }
-        ws.ensure(tokens: T, contextCapacity: cache.capacity)
+        ws.ensure(tokens: T, contextCapacity: capacity)
+        ws.ensureLogits(rows: mode == .all ? T : B)
         let x = ws.x, h = ws.h
 
         // token embeddings (Gemma scales them by sqrt(hidden))
-        for (t, id) in tokens.enumerated() {
-            weights.embed.dequantizeRow(id, into: x + t * D)
-            if c.embedScale != 1 { for i in 0..<D { x[t * D + i] *= c.embedScale } }
+        var row = 0
+        for s in seqs {
+            for id in s.tokens {
+                weights.embed.dequantizeRow(id, into: x + row * D)
+                if c.embedScale != 1 { for i in 0..<D { x[row * D + i] *= c.embedScale } }
+                row += 1
+            }
         }
-        hooks.apply(.embed, x, start: p0, count: T, dim: D)
-        try checkFinite(x, count: T, dim: D, start: p0) { "hook_embed" }
-        ropeTables(start: p0, count: T)
+        eachSequence(seqs, x) { s, p, n in s.hooks.apply(.embed, p, start: s.cache.count, count: n, dim: D) }
+        try checkFinite(seqs, x) { "hook_embed" }
+        ropeTables(seqs)
 
         for l in 0..<c.numLayers {
             let w = weights.layers[l]
-            hooks.apply(.residPre(l), x, start: p0, count: T, dim: D)
+            eachSequence(seqs, x) { s, p, n in s.hooks.apply(.residPre(l), p, start: s.cache.count, count: n, dim: D) }
 
             // attention
             Ops.rmsNorm(x, weight: w.attnNorm, offset: c.normOffset, eps: c.rmsNormEps, n: D, T: T, out: h)
-            attention(layer: l, w: w, input: h, cache: cache, start: p0, count: T, out: ws.attnOut)
+            attention(layer: l, w: w, input: h, seqs: seqs, count: T, out: ws.attnOut)
             if let pn = w.postAttnNorm {
                 Ops.rmsNorm(ws.attnOut, weight: pn, offset: c.normOffset, eps: c.rmsNormEps, n: D, T: T, out: ws.attnOut)
             }
-            hooks.apply(.attnOut(l), ws.attnOut, start: p0, count: T, dim: D)
+            eachSequence(seqs, ws.attnOut) { s, p, n in s.hooks.apply(.attnOut(l), p, start: s.cache.count, count: n, dim: D) }
             Ops.add(x, ws.attnOut, count: T * D)  // residual connection
-            hooks.apply(.residMid(l), x, start: p0, count: T, dim: D)
+            eachSequence(seqs, x) { s, p, n in s.hooks.apply(.residMid(l), p, start: s.cache.count, count: n, dim: D) }
 
             // feed-forward: down(act(gate h) * up h)
             Ops.rmsNorm(x, weight: w.ffnNorm, offset: c.normOffset, eps: c.rmsNormEps, n: D, T: T, out: h)
@@ -77,41 +114,86 @@ public final class TransformerModel: @unchecked Sendable {
             if let pn = w.postFFNorm {
                 Ops.rmsNorm(ws.mlpOut, weight: pn, offset: c.normOffset, eps: c.rmsNormEps, n: D, T: T, out: ws.mlpOut)
             }
-            hooks.apply(.mlpOut(l), ws.mlpOut, start: p0, count: T, dim: D)
+            eachSequence(seqs, ws.mlpOut) { s, p, n in s.hooks.apply(.mlpOut(l), p, start: s.cache.count, count: n, dim: D) }
             Ops.add(x, ws.mlpOut, count: T * D)   // residual connection
-            hooks.apply(.residPost(l), x, start: p0, count: T, dim: D)
+            eachSequence(seqs, x) { s, p, n in s.hooks.apply(.residPost(l), p, start: s.cache.count, count: n, dim: D) }
             // NaN/Inf from a bad weight or an overflowing intervention would otherwise flow silently into scores
-            try checkFinite(x, count: T, dim: D, start: p0) { "blocks.\(l).hook_resid_post" }
+            try checkFinite(seqs, x) { "blocks.\(l).hook_resid_post" }
         }
-        cache.count = p0 + T
+        for s in seqs { s.cache.count += s.tokens.count }
 
-        // final norm
+        // final norm (hooks see positions already counted into the caches: subtract this pass's tokens)
         Ops.rmsNorm(x, weight: weights.finalNorm, offset: c.normOffset, eps: c.rmsNormEps, n: D, T: T, out: h)
-        hooks.apply(.lnFinal, h, start: p0, count: T, dim: D)
-        try checkFinite(h, count: T, dim: D, start: p0) { "ln_final.hook_normalized" }
+        eachSequence(seqs, h) { s, p, n in s.hooks.apply(.lnFinal, p, start: s.cache.count - n, count: n, dim: D) }
+        try checkFinite(seqs, h, committed: true) { "ln_final.hook_normalized" }
 
         switch mode {
         case .none:
             return UnsafeBufferPointer(start: ws.logits, count: 0)
         case .last:
-            Ops.matmul(weights.lmHead, h + (T - 1) * D, T: 1, ws.logits, precision: precision)
-            softcapLogits(ws.logits, count: c.vocabSize)
-            try checkFinite(ws.logits, count: 1, dim: c.vocabSize, start: p0 + T - 1) { "the logits (final norm or lm_head)" }
-            return UnsafeBufferPointer(start: ws.logits, count: c.vocabSize)
+            var last = h + (T - 1) * D
+            if B > 1 {
+                // gather each sequence's last row (attnOut is free by now) so the head reads its weights once
+                var end = 0
+                for (b, s) in seqs.enumerated() {
+                    end += s.tokens.count
+                    (ws.attnOut + b * D).update(from: h + (end - 1) * D, count: D)
+                }
+                last = ws.attnOut
+            }
+            Ops.matmul(weights.lmHead, last, T: B, ws.logits, precision: precision)
+            softcapLogits(ws.logits, count: B * c.vocabSize)
+            for (b, s) in seqs.enumerated() {
+                try checkFinite(ws.logits + b * c.vocabSize, count: 1, dim: c.vocabSize, start: s.cache.count - 1,
+                                sequence: B > 1 ? b : nil) { "the logits (final norm or lm_head)" }
+            }
+            return UnsafeBufferPointer(start: ws.logits, count: B * c.vocabSize)
         case .all:
             Ops.matmul(weights.lmHead, h, T: T, ws.logits, precision: precision)
             softcapLogits(ws.logits, count: T * c.vocabSize)
-            try checkFinite(ws.logits, count: T, dim: c.vocabSize, start: p0) { "the logits (final norm or lm_head)" }
+            var row = 0
+            for (b, s) in seqs.enumerated() {
+                let n = s.tokens.count
+                try checkFinite(ws.logits + row * c.vocabSize, count: n, dim: c.vocabSize, start: s.cache.count - n,
+                                sequence: B > 1 ? b : nil) { "the logits (final norm or lm_head)" }
+                row += n
+            }
             return UnsafeBufferPointer(start: ws.logits, count: T * c.vocabSize)
+        }
+    }
+
+    /// Calls `body` with each sequence and its rows of `x` (pointer, count), in batch order.
+    @inline(__always)
+    private func eachSequence(_ seqs: UnsafeBufferPointer<BatchSequence>, _ x: UnsafeMutablePointer<Float>,
+                              _ body: (BatchSequence, UnsafeMutablePointer<Float>, Int) throws -> Void) rethrows {
+        var row = 0
+        for s in seqs {
+            try body(s, x + row * config.hiddenSize, s.tokens.count)
+            row += s.tokens.count
+        }
+    }
+
+    /// checkFinite over every sequence's rows; positions start at the cache count (or before it once `committed`).
+    @inline(__always)
+    private func checkFinite(_ seqs: UnsafeBufferPointer<BatchSequence>, _ x: UnsafeMutablePointer<Float>, committed: Bool = false,
+                             point: () -> String) throws {
+        var row = 0
+        for (b, s) in seqs.enumerated() {
+            let n = s.tokens.count
+            try checkFinite(x + row * config.hiddenSize, count: n, dim: config.hiddenSize,
+                            start: s.cache.count - (committed ? n : 0), sequence: seqs.count > 1 ? b : nil, point: point)
+            row += n
         }
     }
 
     /// Throws if any of the T rows holds NaN or +-Inf (one integer pass over T * D floats, ~0.1% of a decode step).
     @inline(__always)
-    private func checkFinite(_ x: UnsafeMutablePointer<Float>, count T: Int, dim D: Int, start p0: Int, point: () -> String) throws {
+    private func checkFinite(_ x: UnsafeMutablePointer<Float>, count T: Int, dim D: Int, start p0: Int, sequence: Int? = nil,
+                             point: () -> String) throws {
         let i = Int(pk_first_nonfinite(x, Int64(T * D)))
         guard i >= 0 else { return }
-        throw ModelError("non-finite activation (NaN/Inf) in \(point()) at position \(p0 + i / D): value \(x[i]) at index \(i % D)"
+        let seq = sequence.map { " of sequence \($0)" } ?? ""
+        throw ModelError("non-finite activation (NaN/Inf) in \(point()) at position \(p0 + i / D)\(seq): value \(x[i]) at index \(i % D)"
                          + " (a NaN/Inf or overflowing weight there, or an intervention at that point that overflowed)")
     }
 
@@ -122,8 +204,8 @@ public final class TransformerModel: @unchecked Sendable {
 
     // MARK: attention
 
-    private func attention(layer l: Int, w: LayerWeights, input h: UnsafeMutablePointer<Float>, cache: KVCache,
-                           start p0: Int, count T: Int, out: UnsafeMutablePointer<Float>) {
+    private func attention(layer l: Int, w: LayerWeights, input h: UnsafeMutablePointer<Float>,
+                           seqs: UnsafeBufferPointer<BatchSequence>, count T: Int, out: UnsafeMutablePointer<Float>) {
         let c = config, hd = c.headDim, qDim = c.qDim, kvDim = c.kvDim
         let q = ws.q, k = ws.k, v = ws.v
         Ops.matmul(w.wq, h, T: T, q, precision: precision)
@@ -140,32 +222,36 @@ public final class TransformerModel: @unchecked Sendable {
         applyRope(q, heads: c.numHeads, count: T)
         applyRope(k, heads: c.numKVHeads, count: T)
 
-        // append to the cache
-        let kc = cache.keys[l], vc = cache.values[l]
-        (kc + p0 * kvDim).update(from: k, count: T * kvDim)
-        (vc + p0 * kvDim).update(from: v, count: T * kvDim)
-
         let group = c.numHeads / c.numKVHeads
         let window = c.slidingLayers[l] ? c.slidingWindow : nil
         let scale = c.attnScale, softcap = c.attnLogitSoftcap
         let att = ws.att, attStride = ws.contextCapacity, ctxOut = ws.ctx
-        // one task per head; the job travels by pointer so the decode step allocates nothing
-        var job = AttentionJob(q: q, kc: kc, vc: vc, scores: att, out: ctxOut, attStride: attStride, T: T, p0: p0,
-                               qDim: qDim, kvDim: kvDim, hd: hd, group: group, window: window ?? 0,
-                               scale: scale, softcap: softcap ?? 0)
-        withUnsafeMutablePointer(to: &job) { p in
-            ThreadPool.shared.parallelFor(c.numHeads, context: UnsafeMutableRawPointer(p)) { ctx, head in
-                let j = ctx!.assumingMemoryBound(to: AttentionJob.self).pointee
-                let head = Int(head), kvh = head / j.group
-                for t in 0..<j.T {
-                    let pos = j.p0 + t
-                    let lo = j.window > 0 ? max(0, pos - j.window + 1) : 0
-                    // scores, softmax and the weighted sum of values over positions lo...pos (C kernel, SIMD dots)
-                    pk_attention_head(j.q + t * j.qDim + head * j.hd, j.kc + lo * j.kvDim + kvh * j.hd, Int64(j.kvDim),
-                                      j.vc + lo * j.kvDim + kvh * j.hd, Int64(j.kvDim), Int64(pos - lo + 1), Int64(j.hd),
-                                      j.scale, j.softcap, j.scores + head * j.attStride, j.out + t * j.qDim + head * j.hd)
+        var row = 0
+        for s in seqs {
+            // append to this sequence's cache, then attend over it
+            let p0 = s.cache.count, n = s.tokens.count
+            let kc = s.cache.keys[l], vc = s.cache.values[l]
+            (kc + p0 * kvDim).update(from: k + row * kvDim, count: n * kvDim)
+            (vc + p0 * kvDim).update(from: v + row * kvDim, count: n * kvDim)
+            // one task per head; the job travels by pointer so the decode step allocates nothing
+            var job = AttentionJob(q: q + row * qDim, kc: kc, vc: vc, scores: att, out: ctxOut + row * qDim, attStride: attStride,
+                                   T: n, p0: p0, qDim: qDim, kvDim: kvDim, hd: hd, group: group, window: window ?? 0,
+                                   scale: scale, softcap: softcap ?? 0)
+            withUnsafeMutablePointer(to: &job) { p in
+                ThreadPool.shared.parallelFor(c.numHeads, context: UnsafeMutableRawPointer(p)) { ctx, head in
+                    let j = ctx!.assumingMemoryBound(to: AttentionJob.self).pointee
+                    let head = Int(head), kvh = head / j.group
+                    for t in 0..<j.T {
+                        let pos = j.p0 + t
+                        let lo = j.window > 0 ? max(0, pos - j.window + 1) : 0
+                        // scores, softmax and the weighted sum of values over positions lo...pos (C kernel, SIMD dots)
+                        pk_attention_head(j.q + t * j.qDim + head * j.hd, j.kc + lo * j.kvDim + kvh * j.hd, Int64(j.kvDim),
+                                          j.vc + lo * j.kvDim + kvh * j.hd, Int64(j.kvDim), Int64(pos - lo + 1), Int64(j.hd),
+                                          j.scale, j.softcap, j.scores + head * j.attStride, j.out + t * j.qDim + head * j.hd)
+                    }
                 }
             }
+            row += n
         }
         Ops.matmul(w.wo, ctxOut, T: T, out, precision: precision)
     }
@@ -219,14 +305,19 @@ public final class TransformerModel: @unchecked Sendable {
         return inv
     }
 
-    private func ropeTables(start: Int, count: Int) {
+    /// cos/sin for every row of the pass, each at its own sequence's position.
+    private func ropeTables(_ seqs: UnsafeBufferPointer<BatchSequence>) {
         let half = config.headDim / 2
-        for t in 0..<count {
-            let pos = Float(start + t)
-            for i in 0..<half {
-                let a = pos * invFreq[i]
-                ws.cos[t * half + i] = Foundation.cos(a)
-                ws.sin[t * half + i] = Foundation.sin(a)
+        var row = 0
+        for s in seqs {
+            for t in 0..<s.tokens.count {
+                let pos = Float(s.cache.count + t)
+                for i in 0..<half {
+                    let a = pos * invFreq[i]
+                    ws.cos[row * half + i] = Foundation.cos(a)
+                    ws.sin[row * half + i] = Foundation.sin(a)
+                }
+                row += 1
             }
         }
     }
@@ -246,6 +337,18 @@ public final class TransformerModel: @unchecked Sendable {
                 }
             }
         }
+    }
+}
+
+/// One sequence of a batched forward pass: its new tokens, its own KV cache and its own hooks.
+public struct BatchSequence: @unchecked Sendable {
+    public var tokens: [Int]
+    public var cache: KVCache
+    public var hooks: HookSet
+    public init(tokens: [Int], cache: KVCache, hooks: HookSet = HookSet()) {
+        self.tokens = tokens
+        self.cache = cache
+        self.hooks = hooks
     }
 }
 
@@ -277,7 +380,18 @@ struct Workspace {
             (dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy)
         storage = dummy
         ensure(tokens: tokens, contextCapacity: contextCapacity)
+        ensureLogits(rows: 1)
     }
+
+    /// Logits are sized by the rows asked for (all tokens, or one per sequence), not by the tokens of the pass:
+    /// a long prompt or a batched prefill needs no `[T, vocab]` buffer unless all logits are wanted.
+    mutating func ensureLogits(rows: Int) {
+        if rows <= logitRows { return }
+        if logitRows > 0 { logits.deallocate() }
+        logits = UnsafeMutablePointer<Float>.allocate(capacity: rows * config.vocabSize)
+        logitRows = rows
+    }
+    private(set) var logitRows = 0
 
     mutating func ensure(tokens T: Int, contextCapacity C: Int) {
         if T <= tokens && C <= contextCapacity { return }
@@ -285,7 +399,7 @@ struct Workspace {
         let c = config
         let sizes = [T * c.hiddenSize, T * c.hiddenSize, T * c.qDim, T * c.kvDim, T * c.kvDim, T * c.qDim,
                      T * c.hiddenSize, T * c.hiddenSize, T * c.intermediateSize, T * c.intermediateSize,
-                     T * c.vocabSize, c.numHeads * C, T * c.headDim / 2, T * c.headDim / 2]
+                     16, c.numHeads * C, T * c.headDim / 2, T * c.headDim / 2]
         // 16-float alignment per buffer
         let padded = sizes.map { ($0 + 15) / 16 * 16 }
         storage?.deallocate()
@@ -294,7 +408,7 @@ struct Workspace {
         var off = 0
         for s in padded { ptrs.append(base + off); off += s }
         (x, h, q, k, v, ctx, attnOut, mlpOut, gate, up) = (ptrs[0], ptrs[1], ptrs[2], ptrs[3], ptrs[4], ptrs[5], ptrs[6], ptrs[7], ptrs[8], ptrs[9])
-        (logits, att, cos, sin) = (ptrs[10], ptrs[11], ptrs[12], ptrs[13])
+        (att, cos, sin) = (ptrs[11], ptrs[12], ptrs[13])
         storage = base
         tokens = T
         contextCapacity = C
