@@ -17,4 +17,30 @@ public struct HiddenStateTrace {
         let logits = try model.forward(tokens, cache: cache, hooks: hooks, logits: .all)
         return HiddenStateTrace(hiddenStates: buffers.map { $0.values }, logits: Array(logits))
     }
+
+    /// Runs several token sequences (each from an empty cache) in one batched forward pass and returns one trace
+    /// per sequence, in order. `logits: .none` skips the output head (activation statistics do not need it);
+    /// `.all` fills each trace's logits.
+    public static func run(model: TransformerModel, batch: [[Int]], logits mode: LogitsMode = .all) throws -> [HiddenStateTrace] {
+        guard !batch.isEmpty else { return [] }
+        let L = model.config.numLayers, V = model.config.vocabSize
+        var buffers: [[CaptureBuffer]] = []
+        var seqs: [BatchSequence] = []
+        for tokens in batch {
+            let rows = (0...L).map { _ in CaptureBuffer() }
+            var hooks = HookSet()
+            for row in 0...L { hooks.add(Intervention(HookPoint.hiddenStateRow(row, numLayers: L)!, .capture(rows[row]))) }
+            buffers.append(rows)
+            seqs.append(BatchSequence(tokens: tokens, cache: model.makeCache(capacity: tokens.count), hooks: hooks))
+        }
+        let out = try model.forward(batch: seqs, logits: mode == .all ? .all : .none)
+        var traces: [HiddenStateTrace] = []
+        var row = 0
+        for (b, tokens) in batch.enumerated() {
+            let logits = mode == .all ? Array(out[(row * V)..<((row + tokens.count) * V)]) : []
+            traces.append(HiddenStateTrace(hiddenStates: buffers[b].map { $0.values }, logits: logits))
+            row += tokens.count
+        }
+        return traces
+    }
 }

@@ -67,11 +67,14 @@ struct ExtractRun: AsyncParsableCommand {
     @Option(name: .customLong("eval-count"), help: "Use only the first N eval questions.") var evalCount: Int?
     @Option(help: "Shard i/N of the work (0-based).") var shard: String = "0/1"
     @Option(help: "Base seed (each row gets its own seed from it).") var seed: UInt64 = 0
+    @Option(name: .customLong("batch-size"), help: "Responses generated at once in one batched forward pass (does not change what is drawn: each row has its own seed).")
+    var batchSize: Int = 8
     @Option(help: "Run folder.") var out: String
 
     func validate() throws {
         if nPerQuestion < 1 || nEval < 1 { throw ValidationError("--n-per-question and --n-eval must be >= 1") }
         if maxTokens < 1 { throw ValidationError("--max-tokens must be >= 1") }
+        if batchSize < 1 { throw ValidationError("--batch-size must be >= 1") }
         if !(0...100).contains(threshold) { throw ValidationError("--threshold must be in 0...100") }
         if let q = questions, q < 1 { throw ValidationError("--questions must be >= 1") }
         if let q = evalCount, q < 0 { throw ValidationError("--eval-count must be >= 0") }
@@ -103,7 +106,7 @@ struct ExtractRun: AsyncParsableCommand {
         let have = run.responses.count
         if have > 0 { note("resuming: \(have) of \(total) responses already in \(folder.path)/responses.jsonl") }
         let gp = Progress(total: max(0, total - have), label: "responses")
-        try run.generate { _, _, _ in gp.step() }
+        try run.generate(batchSize: batchSize) { _, _, _ in gp.step() }
 
         let judge = try judgeOptions.make(out: folder, extractionModel: loaded)
         if let judge {

@@ -206,6 +206,43 @@ final class ExtractionTests: XCTestCase {
         XCTAssertThrowsError(try ExtractionRun(folder: a, trait: trait, options: other, loaded: loaded))
     }
 
+    /// Batched generation draws what one-at-a-time generation draws (each row has its own seed), and a run
+    /// started with one batch size resumes with another; batched accumulation equals per-row traces.
+    func testBatchSizeDoesNotChangeRowsOrSums() throws {
+        let loaded = try ModelLoader.load(path: Self.storiesPath)
+        let trait = try storyTrait()
+        let opts = options(questions: 2, eval: 1, maxTokens: 12)
+        let base = tempFolder("batch"); defer { try? FileManager.default.removeItem(at: base) }
+        let single = try ExtractionRun(folder: base.appendingPathComponent("one"), trait: trait, options: opts, loaded: loaded)
+        let total = ExtractionRun.sets.reduce(0) { $0 + 2 * single.units($1).count }
+        XCTAssertEqual(try single.generate(batchSize: 1), total)
+
+        let mixedFolder = base.appendingPathComponent("mixed")
+        let first = try ExtractionRun(folder: mixedFolder, trait: trait, options: opts, loaded: loaded)
+        XCTAssertEqual(try first.generate(batchSize: 6, stopAfter: 9), 9)
+        let resumed = try ExtractionRun(folder: mixedFolder, trait: trait, options: opts, loaded: loaded)
+        XCTAssertEqual(try resumed.generate(batchSize: 4), total - 9)
+        XCTAssertEqual(resumed.responses, single.responses, "rows are the same whatever the batch size")
+        XCTAssertGreaterThan(Set(single.responses.values.map(\.answerIds)).count, total / 2, "rows differ from each other (seeds per row)")
+
+        let kept = single.filter("extract", judged: false).kept
+        XCTAssertFalse(kept.isEmpty)
+        let batched = try single.accumulate(kept, batchSize: 3)
+        var perRow = ActivationSums(numRows: loaded.config.numLayers + 1, hiddenSize: loaded.config.hiddenSize)
+        for (pos, neg) in kept {
+            for (r, isPos) in [(pos, true), (neg, false)] {
+                let t = try HiddenStateTrace.run(model: loaded.model, tokens: r.promptIds + r.answerIds)
+                try perRow.add(hiddenStates: t.hiddenStates, promptLength: r.promptIds.count, positive: isPos)
+            }
+        }
+        for m in AverageMethod.allCases {
+            let a = try batched.vector(trait: "happy", method: m), b = try perRow.vector(trait: "happy", method: m)
+            for row in 0...loaded.config.numLayers {
+                XCTAssertLessThanOrEqual(zip(a.rows[row], b.rows[row]).map { abs($0 - $1) }.max() ?? 0, 1e-5, "\(m) row \(row)")
+            }
+        }
+    }
+
     func testFilterIsRowAlignedAndCountsEachRule() throws {
         let loaded = try ModelLoader.load(path: Self.storiesPath)
         let dir = tempFolder("filter"); defer { try? FileManager.default.removeItem(at: dir) }

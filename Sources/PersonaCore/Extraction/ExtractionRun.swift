@@ -210,32 +210,38 @@ public final class ExtractionRun {
 
     // MARK: stage 1: generation
 
-    /// Generates every missing response of this shard (temperature 1, top_p 1, a seed per row), appending each
-    /// to responses.jsonl as it completes. `stopAfter` (tests) stops after that many new rows, like a kill.
-    /// Returns the number of rows generated now.
+    /// Generates every missing response of this shard (temperature 1, top_p 1, a seed per row), `batchSize`
+    /// sequences at a time in one batched forward pass, appending each row to responses.jsonl as soon as it
+    /// completes. Rows depend only on their own seed, so the batch size does not change what is drawn (up to f32
+    /// rounding of the batched products) and a run may resume with another batch size. `stopAfter` (tests) stops
+    /// after that many new rows, like a kill. Returns the number of rows generated now.
     @discardableResult
-    public func generate(progress: ExtractionProgress? = nil, stopAfter: Int? = nil) throws -> Int {
+    public func generate(batchSize: Int = 8, progress: ExtractionProgress? = nil, stopAfter: Int? = nil) throws -> Int {
+        guard batchSize >= 1 else { throw VectorError("batch size must be >= 1, got \(batchSize)") }
         let gen = Generator(loaded)
         var todo: [(Unit, String)] = []
         for set in Self.sets {
             for u in units(set) { for side in ["pos", "neg"] where responses[key(u, side)] == nil { todo.append((u, side)) } }
         }
+        if let s = stopAfter { todo = Array(todo.prefix(s)) }
+        let tok = loaded.tokenizer.tokenizer
+        let options = GenerationOptions(maxTokens: self.options.maxTokens, sampling: SamplingParameters(temperature: 1, topP: 1))
         var made = 0
-        for (u, side) in todo {
-            if let s = stopAfter, made >= s { break }
-            let ids = try promptIds(u, side: side)
-            var sampling = SamplingParameters(temperature: 1, topP: 1)
-            sampling.seed = rowSeed(u, side: side)
-            let result = try gen.generate(promptIds: ids, options: GenerationOptions(maxTokens: options.maxTokens, sampling: sampling))
-            let tok = loaded.tokenizer.tokenizer
-            let rec = ResponseRecord(set: u.set, side: side, questionIndex: u.questionIndex, instructionIndex: u.instructionIndex,
-                                     sample: u.sample, question: questions(u.set)[u.questionIndex],
-                                     prompt: tok.decode(ids, skipSpecialTokens: false), answer: result.text,
-                                     promptIds: ids, answerIds: result.tokenIds, finish: result.finishReason.rawValue)
-            try responsesLog.append(rec)
-            responses[rec.key] = rec
-            made += 1
-            progress?(made, todo.count, "responses")
+        for start in stride(from: 0, to: todo.count, by: batchSize) {
+            let batch = Array(todo[start..<min(todo.count, start + batchSize)])
+            let prompts = try batch.map { try promptIds($0.0, side: $0.1) }
+            _ = try gen.generate(batch: prompts, options: options, seeds: batch.map { rowSeed($0.0, side: $0.1) },
+                                 onFinish: { i, result in
+                let (u, side) = batch[i], ids = prompts[i]
+                let rec = ResponseRecord(set: u.set, side: side, questionIndex: u.questionIndex, instructionIndex: u.instructionIndex,
+                                         sample: u.sample, question: questions(u.set)[u.questionIndex],
+                                         prompt: tok.decode(ids, skipSpecialTokens: false), answer: result.text,
+                                         promptIds: ids, answerIds: result.tokenIds, finish: result.finishReason.rawValue)
+                try responsesLog.append(rec)   // written ahead the moment the row is done
+                responses[rec.key] = rec
+                made += 1
+                progress?(made, todo.count, "responses")
+            })
         }
         return made
     }
@@ -327,17 +333,21 @@ public final class ExtractionRun {
 
     // MARK: stage 4: activations
 
-    /// Forwards each kept pair's prompt + answer ids and accumulates the three averages for every row.
-    public func accumulate(_ kept: [(pos: ResponseRecord, neg: ResponseRecord)], progress: ExtractionProgress? = nil) throws -> ActivationSums {
+    /// Forwards each kept pair's prompt + answer ids and accumulates the three averages for every row,
+    /// `batchSize` pairs (2 x batchSize sequences) per batched forward pass so short rows still fill the GEMM.
+    public func accumulate(_ kept: [(pos: ResponseRecord, neg: ResponseRecord)], batchSize: Int = 4,
+                           progress: ExtractionProgress? = nil) throws -> ActivationSums {
         let cfg = loaded.config
         var sums = ActivationSums(numRows: cfg.numLayers + 1, hiddenSize: cfg.hiddenSize)
         var done = 0
-        for (pos, neg) in kept {
-            for (r, isPos) in [(pos, true), (neg, false)] {
-                let trace = try HiddenStateTrace.run(model: loaded.model, tokens: r.promptIds + r.answerIds)
+        for start in stride(from: 0, to: kept.count, by: max(1, batchSize)) {
+            let pairs = kept[start..<min(kept.count, start + max(1, batchSize))]
+            let rows = pairs.flatMap { [($0.pos, true), ($0.neg, false)] }
+            let traces = try HiddenStateTrace.run(model: loaded.model, batch: rows.map { $0.0.promptIds + $0.0.answerIds }, logits: .none)
+            for ((r, isPos), trace) in zip(rows, traces) {
                 try sums.add(hiddenStates: trace.hiddenStates, promptLength: r.promptIds.count, positive: isPos)
             }
-            done += 1
+            done += pairs.count
             progress?(done, kept.count, "pairs forwarded")
         }
         return sums
