@@ -1,6 +1,7 @@
 // Portable kernels and the run-time SIMD dispatch. The SIMD versions live in kernels_x86.c /
 // kernels_neon.c; every public entry point goes through the table chosen here.
 #include "pk_internal.h"
+#include "include/kernels_small.h"
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
@@ -345,6 +346,7 @@ void pk_matmul_rows(int dtype, const void *W, int64_t cols,
         else matvec_generic(o, dtype, base, rb, cols, X, Y, r0, r1);
         return;
     }
+    if (T <= 8 && pk_matmul_rows_small(dtype, W, cols, X, ldx, T, Y, ldy, r0, r1) == 0) return;  // kernels_small.c
     gemm_driver(o, dtype, base, rb, cols, X, ldx, T, Y, ldy, r0, r1);
 }
 

@@ -148,7 +148,7 @@ final class KernelTests: XCTestCase {
                 default: colsList = [256, 768]
                 }
                 for cols in colsList {
-                    for T in [1, 3, 17] {
+                    for T in [1, 2, 3, 4, 5, 8, 9, 17] {   // 2...8: the small-batch kernels
                         for rows in [1, 5, 37] {
                             checkMatmul(name, code: code, rows: rows, cols: cols, T: T, rng: &rng, level: level)
                         }
