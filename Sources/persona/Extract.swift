@@ -68,7 +68,7 @@ struct ExtractRun: AsyncParsableCommand {
     @Option(help: "Shard i/N of the work (0-based).") var shard: String = "0/1"
     @Option(help: "Base seed (each row gets its own seed from it).") var seed: UInt64 = 0
     @Option(name: .customLong("batch-size"), help: "Responses generated at once in one batched forward pass (does not change what is drawn: each row has its own seed).")
-    var batchSize: Int = 8
+    var batchSize: Int = 16
     @Option(help: "Run folder.") var out: String
 
     func validate() throws {

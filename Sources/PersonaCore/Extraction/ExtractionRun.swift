@@ -216,7 +216,7 @@ public final class ExtractionRun {
     /// rounding of the batched products) and a run may resume with another batch size. `stopAfter` (tests) stops
     /// after that many new rows, like a kill. Returns the number of rows generated now.
     @discardableResult
-    public func generate(batchSize: Int = 8, progress: ExtractionProgress? = nil, stopAfter: Int? = nil) throws -> Int {
+    public func generate(batchSize: Int = 16, progress: ExtractionProgress? = nil, stopAfter: Int? = nil) throws -> Int {
         guard batchSize >= 1 else { throw VectorError("batch size must be >= 1, got \(batchSize)") }
         let gen = Generator(loaded)
         var todo: [(Unit, String)] = []
