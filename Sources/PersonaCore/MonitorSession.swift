@@ -47,6 +47,78 @@ public final class MonitorSession: @unchecked Sendable {
     /// Runs the request. `onToken` gets each token once its own score is known (one token behind the sampler);
     /// returning false stops generation.
     public func run(_ request: MonitorRequest, onToken: (MonitoredToken) throws -> Bool = { _ in true }) throws -> RunDocument {
+        let p = try prepare(request)
+        let gen = Generator(loaded)
+        var pending: TokenEvent? = nil
+        var stopped = false
+        func emit(_ ev: TokenEvent) throws {
+            if stopped { return }
+            if try !onToken(MonitoredToken(event: ev, scores: p.monitor.primaryScores(position: ev.position))) { stopped = true }
+        }
+        let started = Date()
+        let result = try gen.generate(promptIds: p.promptIds, options: p.options, hooks: p.hooks) { ev in
+            // The previous token's state was computed by the forward that produced this one.
+            if let prev = pending { try emit(prev) }
+            pending = ev
+            return !stopped
+        }
+        if let prev = pending { try emit(prev) }
+        try p.checkFinite()
+        return document(request: request, promptIds: p.promptIds, result: result, monitor: p.monitor, elapsed: Date().timeIntervalSince(started))
+    }
+
+    /// Runs several requests as one batch: one batched forward pass per step for all unfinished prompts, each with
+    /// its own monitor, steering and sampler, so each document equals what `run` gives for that request alone
+    /// (up to f32 rounding of the batched products). `onToken(i, token)` streams request i's scored tokens and
+    /// returns false to stop that request; `onFinish(i, document)` is called as soon as request i is done.
+    /// Documents are returned in request order; a document's elapsed time is the batch's time until it finished.
+    public func run(batch requests: [MonitorRequest], onToken: (Int, MonitoredToken) throws -> Bool = { _, _ in true },
+                    onFinish: (Int, RunDocument) throws -> Void = { _, _ in }) throws -> [RunDocument] {
+        guard !requests.isEmpty else { return [] }
+        let prepared = try requests.map { try prepare($0) }
+        var pending = [TokenEvent?](repeating: nil, count: requests.count)
+        var stopped = [Bool](repeating: false, count: requests.count)
+        func emit(_ i: Int, _ ev: TokenEvent) throws {
+            if stopped[i] { return }
+            if try !onToken(i, MonitoredToken(event: ev, scores: prepared[i].monitor.primaryScores(position: ev.position))) { stopped[i] = true }
+        }
+        var docs = [RunDocument?](repeating: nil, count: requests.count)
+        let started = Date()
+        _ = try Generator(loaded).generate(
+            batch: prepared.map(\.promptIds), options: prepared.map(\.options), hooks: prepared.map(\.hooks),
+            onToken: { i, ev in
+                if let prev = pending[i] { try emit(i, prev) }
+                pending[i] = ev
+                return !stopped[i]
+            },
+            onFinish: { i, result in
+                if let prev = pending[i] { try emit(i, prev) }
+                pending[i] = nil
+                try prepared[i].checkFinite()
+                let doc = document(request: requests[i], promptIds: prepared[i].promptIds, result: result,
+                                   monitor: prepared[i].monitor, elapsed: Date().timeIntervalSince(started))
+                docs[i] = doc
+                try onFinish(i, doc)
+            })
+        return docs.map { $0! }
+    }
+
+    /// A request turned into model input, generation options and hooks (steering first, then monitoring, so a
+    /// monitor at the steered point sees the steered state).
+    struct Prepared {
+        let promptIds: [Int]
+        let options: GenerationOptions
+        let monitor: TraitMonitor
+        let hooks: HookSet
+
+        func checkFinite() throws {
+            if let bad = monitor.nonFinite {
+                throw GenerationError("non-finite activation (NaN/Inf) at \(bad.point.name), position \(bad.position): the weights or the steering coefficients are broken")
+            }
+        }
+    }
+
+    func prepare(_ request: MonitorRequest) throws -> Prepared {
         let config = loaded.config
         let selected: [TraitVector]
         if let names = request.traits {
@@ -67,30 +139,9 @@ public final class MonitorSession: @unchecked Sendable {
         let capacity = promptIds.count + options.maxTokens + 1
         let monitor = try TraitMonitor(vectors: selected, layers: request.layers, numLayers: config.numLayers,
                                        hiddenSize: config.hiddenSize, capacity: capacity)
-        // Steering first, then monitoring, so a monitor at the steered point sees the steered state.
         let steer = try Steering.interventions(request.steering, vectors: vectors, numLayers: config.numLayers,
                                                promptLength: promptIds.count, condition: request.condition, monitor: monitor)
-        let hooks = HookSet(steer + monitor.interventions())
-
-        var pending: TokenEvent? = nil
-        var stopped = false
-        func emit(_ ev: TokenEvent) throws {
-            if stopped { return }
-            if try !onToken(MonitoredToken(event: ev, scores: monitor.primaryScores(position: ev.position))) { stopped = true }
-        }
-        let started = Date()
-        let result = try gen.generate(promptIds: promptIds, options: options, hooks: hooks) { ev in
-            // The previous token's state was computed by the forward that produced this one.
-            if let p = pending { try emit(p) }
-            pending = ev
-            return !stopped
-        }
-        if let p = pending { try emit(p) }
-        if let bad = monitor.nonFinite {
-            throw GenerationError("non-finite activation (NaN/Inf) at \(bad.point.name), position \(bad.position): the weights or the steering coefficients are broken")
-        }
-        let elapsed = Date().timeIntervalSince(started)
-        return document(request: request, promptIds: promptIds, result: result, monitor: monitor, elapsed: elapsed)
+        return Prepared(promptIds: promptIds, options: options, monitor: monitor, hooks: HookSet(steer + monitor.interventions()))
     }
 
     func document(request: MonitorRequest, promptIds: [Int], result: GenerationResult, monitor: TraitMonitor, elapsed: Double) -> RunDocument {

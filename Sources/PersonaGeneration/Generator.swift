@@ -119,28 +119,42 @@ public final class Generator: @unchecked Sendable {
     public func generate(batch prompts: [[Int]], options: GenerationOptions, seeds: [UInt64]? = nil, hooks: HookSet = HookSet(),
                          onToken: (Int, TokenEvent) throws -> Bool = { _, _ in true },
                          onFinish: (Int, GenerationResult) throws -> Void = { _, _ in }) throws -> [GenerationResult] {
-        guard !prompts.isEmpty else { return [] }
         if let seeds, seeds.count != prompts.count {
             throw GenerationError("batch generation: \(seeds.count) seeds for \(prompts.count) prompts")
         }
+        let perSequence = prompts.indices.map { i -> GenerationOptions in
+            var o = options
+            if let seeds { o.sampling.seed = seeds[i] }
+            return o
+        }
+        return try generate(batch: prompts, options: perSequence, hooks: Array(repeating: hooks, count: prompts.count),
+                            onToken: onToken, onFinish: onFinish)
+    }
+
+    /// Batched generation with options and hooks of its own for each sequence (e.g. one monitor per prompt).
+    public func generate(batch prompts: [[Int]], options: [GenerationOptions], hooks: [HookSet],
+                         onToken: (Int, TokenEvent) throws -> Bool = { _, _ in true },
+                         onFinish: (Int, GenerationResult) throws -> Void = { _, _ in }) throws -> [GenerationResult] {
+        guard !prompts.isEmpty else { return [] }
+        guard options.count == prompts.count, hooks.count == prompts.count else {
+            throw GenerationError("batch generation: \(prompts.count) prompts need as many options and hook sets (got \(options.count) and \(hooks.count))")
+        }
         let model = loaded.model
-        for (i, p) in prompts.enumerated() { try validate(p, options, label: "prompt \(i) of the batch") }
-        let eos = options.stopAtEOS ? loaded.eosTokenIds : []
+        for (i, p) in prompts.enumerated() { try validate(p, options[i], label: "prompt \(i) of the batch") }
         let tokenizer = loaded.tokenizer.tokenizer
         var caches: [KVCache] = []
         var seqs: [SequenceState] = []
         for (i, p) in prompts.enumerated() {
-            caches.append(model.makeCache(capacity: capacity(p, options)))
-            var o = options
-            if let seeds { o.sampling.seed = seeds[i] }
-            seqs.append(SequenceState(promptIds: p, options: o, eos: eos, tokenizer: tokenizer))
+            caches.append(model.makeCache(capacity: capacity(p, options[i])))
+            seqs.append(SequenceState(promptIds: p, options: options[i], eos: options[i].stopAtEOS ? loaded.eosTokenIds : [],
+                                      tokenizer: tokenizer))
         }
         var results = [GenerationResult?](repeating: nil, count: prompts.count)
         var scratch = [Float](repeating: 0, count: model.config.vocabSize)
         let V = model.config.vocabSize
 
         let t0 = Date()
-        var logits = try model.forward(batch: prompts.indices.map { BatchSequence(tokens: prompts[$0], cache: caches[$0], hooks: hooks) },
+        var logits = try model.forward(batch: prompts.indices.map { BatchSequence(tokens: prompts[$0], cache: caches[$0], hooks: hooks[$0]) },
                                        logits: .last)
         let prefill = Date().timeIntervalSince(t0)
         let t1 = Date()
@@ -159,7 +173,7 @@ public final class Generator: @unchecked Sendable {
                                              onToken: { try onToken(i, $0) }) {
                     next.append(i)
                     nextIds.append(id)
-                } else if options.processFinalToken, seqs[i].pending != nil, caches[i].count < caches[i].capacity {
+                } else if options[i].processFinalToken, seqs[i].pending != nil, caches[i].count < caches[i].capacity {
                     finished.append(i)
                 } else {
                     try finish(i)
@@ -167,13 +181,13 @@ public final class Generator: @unchecked Sendable {
             }
             active = next
             guard !active.isEmpty else { break }
-            logits = try model.forward(batch: active.indices.map { BatchSequence(tokens: [nextIds[$0]], cache: caches[active[$0]], hooks: hooks) },
+            logits = try model.forward(batch: active.indices.map { BatchSequence(tokens: [nextIds[$0]], cache: caches[active[$0]], hooks: hooks[active[$0]]) },
                                        logits: .last)
             for i in active { seqs[i].pending = nil }
         }
         if !finished.isEmpty {
             // every token's own state reaches the hooks (monitoring), as in generate(promptIds:)
-            try model.forward(batch: finished.map { BatchSequence(tokens: [seqs[$0].pending!], cache: caches[$0], hooks: hooks) },
+            try model.forward(batch: finished.map { BatchSequence(tokens: [seqs[$0].pending!], cache: caches[$0], hooks: hooks[$0]) },
                               logits: .none)
             for i in finished { try finish(i) }
         }

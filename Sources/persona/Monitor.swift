@@ -54,12 +54,15 @@ struct Monitor: ParsableCommand {
     @Flag(name: .customLong("include-prompt"), help: "Also score the prompt tokens.") var includePrompt = false
     @Option(name: .customLong("top-k-alternatives"), help: "Record this many top alternatives per token.") var topAlternatives: Int = 5
     @Flag(name: .customLong("json-lines"), help: "Stream one JSON event per line on stdout.") var jsonLines = false
+    @Option(name: .customLong("batch-size"), help: "With --prompts: prompts generated together in one batched forward pass per step (1: one at a time, with the live view on a terminal).")
+    var batchSize: Int = 8
     @Option(help: "Output run JSON file.") var out: String
 
     func validate() throws {
         if (prompt == nil) == (prompts == nil) { throw ValidationError("give exactly one of --prompt or --prompts") }
         if maxTokens < 1 { throw ValidationError("--max-tokens must be >= 1") }
         if topAlternatives < 0 || topAlternatives > 50 { throw ValidationError("--top-k-alternatives must be in 0...50") }
+        if batchSize < 1 { throw ValidationError("--batch-size must be >= 1") }
     }
 
     func run() throws {
@@ -71,21 +74,27 @@ struct Monitor: ParsableCommand {
         let layerSel = try LayerSelection(parsing: layers)
         let items: [PromptItem] = try prompt.map { [PromptItem(prompt: $0)] } ?? PromptSet.load(URL(fileURLWithPath: prompts!))
         let texts = items.map(\.prompt)
-        let live = LiveView(enabled: !jsonLines && isatty(STDOUT_FILENO) != 0)
-        var docs: [RunDocument] = []
+        // several prompts in flight interleave their tokens: the live view is for one at a time
+        let batch = prompts == nil ? 1 : batchSize
+        let live = LiveView(enabled: !jsonLines && batch == 1 && isatty(STDOUT_FILENO) != 0)
+        var docs = [RunDocument?](repeating: nil, count: texts.count)
         // A prompt set is journaled so that an interrupted run resumes without redoing or duplicating prompts.
         let journal = prompts != nil ? try RunJournal(out: out, prompts: texts) : nil
         if let journal, !journal.done.isEmpty, !jsonLines {
             note("resuming: \(journal.done.count) of \(texts.count) prompts already done (\(journal.url.lastPathComponent))")
         }
         let progress = Progress(total: texts.count, label: "prompts", enabled: texts.count > 1 && !jsonLines)
-        for (i, text) in texts.enumerated() {
+        var todo: [Int] = []
+        for i in texts.indices {
             if let finished = journal?.done[i] {
-                docs.append(finished)
+                docs[i] = finished
                 progress.step()
-                continue
+            } else {
+                todo.append(i)
             }
-            var req = MonitorRequest(prompt: text, options: GenerationOptions(
+        }
+        func request(_ i: Int) -> MonitorRequest {
+            var req = MonitorRequest(prompt: texts[i], options: GenerationOptions(
                 maxTokens: maxTokens, sampling: sampling.parameters, topLogprobs: topAlternatives))
             req.system = system
             req.raw = raw
@@ -94,26 +103,40 @@ struct Monitor: ParsableCommand {
             req.steering = specs
             req.condition = condition
             req.includePrompt = includePrompt
-            live.begin(prompt: text)
-            var doc = try session.run(req) { tok in
-                if jsonLines {
-                    printJSONLine(["event": "token", "prompt_index": i, "index": tok.event.index, "id": tok.event.id,
-                                   "text": tok.event.display, "logprob": Double(tok.event.logprob), "scores": tok.scores])
-                }
-                live.token(tok)
-                return true
+            return req
+        }
+        func streamed(_ i: Int, _ tok: MonitoredToken) {
+            if jsonLines {
+                printJSONLine(["event": "token", "prompt_index": i, "index": tok.event.index, "id": tok.event.id,
+                               "text": tok.event.display, "logprob": Double(tok.event.logprob), "scores": tok.scores])
             }
+            live.token(tok)
+        }
+        func finished(_ i: Int, _ run: RunDocument) throws {
+            var doc = run
             if !items[i].tags.isEmpty { doc.metadata["tags"] = .array(items[i].tags.map { .string($0) }) }
             live.end(doc)
             if jsonLines { printJSONLine(["event": "done", "prompt_index": i, "run_id": doc.id, "num_tokens": doc.tokens.count]) }
-            try journal?.append(index: i, prompt: text, run: doc)
-            docs.append(doc)
+            try journal?.append(index: i, prompt: texts[i], run: doc)   // written ahead the moment it is done
+            docs[i] = doc
             progress.step()
         }
-        let data = texts.count == 1 && prompt != nil ? try docs[0].jsonData() : try RunDocument.jsonData(docs)
+        for start in stride(from: 0, to: todo.count, by: batch) {
+            let group = Array(todo[start..<min(todo.count, start + batch)])
+            if group.count == 1 {
+                let i = group[0]
+                live.begin(prompt: texts[i])
+                try finished(i, try session.run(request(i)) { tok in streamed(i, tok); return true })
+            } else {
+                _ = try session.run(batch: group.map(request), onToken: { k, tok in streamed(group[k], tok); return true },
+                                    onFinish: { k, doc in try finished(group[k], doc) })
+            }
+        }
+        let all = docs.compactMap { $0 }
+        let data = texts.count == 1 && prompt != nil ? try all[0].jsonData() : try RunDocument.jsonData(all)
         try OutputFile.write(data, to: out, option: "--out")
         journal?.finish()
-        if !jsonLines { note("wrote \(docs.count) run\(docs.count == 1 ? "" : "s") to \(out)") }
+        if !jsonLines { note("wrote \(all.count) run\(all.count == 1 ? "" : "s") to \(out)") }
     }
 }
 

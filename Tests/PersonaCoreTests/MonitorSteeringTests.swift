@@ -125,6 +125,58 @@ final class MonitorSteeringTests: XCTestCase {
         XCTAssertEqual(always.steering?.first?.when, "alpha>-1e+09")
     }
 
+    /// A batch of requests (plain, steered, closed-loop, different prompts and lengths) gives each request the
+    /// document it gets alone: same tokens, same scores; the batch's own scores also equal a trace's dot products.
+    func testBatchedMonitoringEqualsOneAtATime() throws {
+        let (loaded, vectors) = try setUpModel()
+        let session = try MonitorSession(loaded: loaded, vectors: vectors)
+        func request(_ prompt: String, tokens: Int) -> MonitorRequest {
+            var r = MonitorRequest(prompt: prompt, options: GenerationOptions(maxTokens: tokens, stopAtEOS: false))
+            r.raw = true
+            r.layers = .all
+            r.includePrompt = true
+            return r
+        }
+        var steered = request("The cat sat", tokens: 7)
+        steered.steering = [SteeringSpec(trait: "alpha", coef: 4, row: 2)]
+        var gated = request("Once upon a time there", tokens: 5)
+        gated.steering = [SteeringSpec(trait: "beta", coef: -3, row: 1)]
+        gated.condition = SteeringCondition(trait: "alpha", above: true, threshold: -1e9)
+        var sampled = request("A dog", tokens: 9)
+        sampled.options.sampling = SamplingParameters(temperature: 1, seed: 7)
+        let requests = [request("Once upon a time", tokens: 8), steered, gated, sampled]
+
+        var streamed = [[MonitoredToken]](repeating: [], count: requests.count)
+        var finishOrder: [Int] = []
+        let batch = try session.run(batch: requests, onToken: { i, t in streamed[i].append(t); return true },
+                                    onFinish: { i, _ in finishOrder.append(i) })
+        XCTAssertEqual(Set(finishOrder), Set(requests.indices))
+        for (i, req) in requests.enumerated() {
+            let alone = try session.run(req)
+            XCTAssertEqual(batch[i].tokenIds, alone.tokenIds, "request \(i)")
+            XCTAssertEqual(batch[i].tokens.count, req.options.maxTokens, "request \(i)")
+            XCTAssertEqual(streamed[i].map(\.event.id), alone.tokenIds!, "request \(i): streamed")
+            XCTAssertEqual(batch[i].steering?.count, alone.steering?.count)
+            for v in vectors {
+                for (a, b) in zip(batch[i].traitScores[v.trait]!, alone.traitScores[v.trait]!) { XCTAssertEqual(a, b, accuracy: 1e-4, "request \(i) \(v.trait)") }
+                for (a, b) in zip(batch[i].promptScores![v.trait]!, alone.promptScores![v.trait]!) { XCTAssertEqual(a, b, accuracy: 1e-4) }
+                for (k, t) in streamed[i].enumerated() { XCTAssertEqual(t.scores[v.trait]!, batch[i].traitScores[v.trait]![k], accuracy: 1e-9) }
+            }
+        }
+        // independent check of the plain request's batched scores: dot products of one uncached trace
+        let doc = batch[0], P = doc.promptTokenIds!.count, D = loaded.config.hiddenSize
+        let trace = try HiddenStateTrace.run(model: loaded.model, tokens: doc.promptTokenIds! + doc.tokenIds!)
+        for v in vectors {
+            for row in 0...loaded.config.numLayers {
+                for i in 0..<doc.tokens.count {
+                    let h = trace.hiddenStates[row][(P + i) * D ..< (P + i + 1) * D]
+                    let expected = zip(h, v.rows[row]).reduce(Float(0)) { $0 + $1.0 * $1.1 } / v.norms[row]
+                    XCTAssertEqual(doc.perLayer![v.trait]![row][i], Double(expected), accuracy: 1e-4, "\(v.trait) row \(row) token \(i)")
+                }
+            }
+        }
+    }
+
     func testSteeringSpecParsing() throws {
         let s = try SteeringSpec(parsing: "evil:1.5@16:response")
         XCTAssertEqual(s, SteeringSpec(trait: "evil", coef: 1.5, row: 16, positions: .response, mode: .add))
