@@ -214,6 +214,8 @@ static const pk_ops *pk_table_for(const char *name) {
 #if defined(__x86_64__)
     if (strcmp(name, "avx2") == 0) return pk_x86_has_avx2() ? &pk_ops_avx2 : NULL;
     if (strcmp(name, "avx512") == 0) return pk_x86_has_avx512() ? &pk_ops_avx512 : NULL;
+    if (strcmp(name, "avx512vnni") == 0) return pk_x86_has_avx512vnni() ? &pk_ops_avx512vnni : NULL;
+    if (strcmp(name, "avx512bf16") == 0) return pk_x86_has_avx512bf16() ? &pk_ops_avx512bf16 : NULL;
 #endif
 #if defined(__aarch64__)
     if (strcmp(name, "neon") == 0) return &pk_ops_neon;
@@ -225,6 +227,8 @@ static const pk_ops *pk_best(void) {
     const pk_ops *forced = pk_table_for(getenv("PERSONA_SIMD"));
     if (forced) return forced;
 #if defined(__x86_64__)
+    if (pk_x86_has_avx512bf16()) return &pk_ops_avx512bf16;
+    if (pk_x86_has_avx512vnni()) return &pk_ops_avx512vnni;
     if (pk_x86_has_avx512()) return &pk_ops_avx512;
     if (pk_x86_has_avx2()) return &pk_ops_avx2;
 #endif
@@ -245,6 +249,7 @@ static inline const pk_ops *ops(void) {
     return o;
 }
 
+const pk_ops *pk_ops_current(void) { return ops(); }
 const char *pk_simd_level(void) { return ops()->name; }
 int pk_simd_level_available(const char *name) { return pk_table_for(name) != NULL; }
 int pk_simd_set_level(const char *name) {

@@ -15,28 +15,39 @@ static uint64_t xgetbv0(void) {
     return ((uint64_t)edx << 32) | eax;
 }
 
-static int cpu_flags(int *avx2, int *avx512) {
+// avx512: F, DQ, BW, VL (+ AVX2/FMA/F16C); vnni: AVX512-VNNI (vpdpbusd); bf16: AVX512-BF16 (vdpbf16ps, CPUID 7.1).
+static int cpu_flags(int *avx2, int *avx512, int *vnni, int *bf16) {
     unsigned a, b, c, d;
-    *avx2 = *avx512 = 0;
+    *avx2 = *avx512 = *vnni = *bf16 = 0;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
     int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, f16c = (c >> 29) & 1;
     if (!(osxsave && avx)) return 0;
     uint64_t xcr0 = xgetbv0();
     if ((xcr0 & 0x6) != 0x6) return 0;   // OS saves xmm/ymm state
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    unsigned max7 = 0;
+    if (!__get_cpuid_count(7, 0, &max7, &b, &c, &d)) return 0;
     int has_avx2 = (b >> 5) & 1;
     *avx2 = has_avx2 && fma && f16c;
     int f = (b >> 16) & 1, dq = (b >> 17) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1;
     *avx512 = *avx2 && f && dq && bw && vl && (xcr0 & 0xE0) == 0xE0;   // OS saves zmm/opmask state
+    *vnni = *avx512 && ((c >> 11) & 1);
+    if (*vnni && max7 >= 1 && __get_cpuid_count(7, 1, &a, &b, &c, &d)) *bf16 = (a >> 5) & 1;
     return 1;
 }
 
-int pk_x86_has_avx2(void) { int a2, a5; cpu_flags(&a2, &a5); return a2; }
-int pk_x86_has_avx512(void) { int a2, a5; cpu_flags(&a2, &a5); return a5; }
+int pk_x86_has_avx2(void) { int a2, a5, vn, bf; cpu_flags(&a2, &a5, &vn, &bf); return a2; }
+int pk_x86_has_avx512(void) { int a2, a5, vn, bf; cpu_flags(&a2, &a5, &vn, &bf); return a5; }
+int pk_x86_has_avx512vnni(void) { int a2, a5, vn, bf; cpu_flags(&a2, &a5, &vn, &bf); return vn; }
+int pk_x86_has_avx512bf16(void) { int a2, a5, vn, bf; cpu_flags(&a2, &a5, &vn, &bf); return bf; }
 
 // Block scales: one f16 -> f32 with F16C (both SIMD levels require it).
 __attribute__((target("f16c"))) static inline float f16_scalar(const uint8_t *p) {
     uint16_t h; memcpy(&h, p, 2); return _cvtsh_ss(h);
+}
+// The same scale broadcast to 8 lanes from a broadcast load: _cvtsh_ss compiles to a vpinsrw into a free register,
+// which in the q8_0 loop was an accumulator, chaining every block's scale to the previous block's FMA.
+__attribute__((target("avx2,f16c"))) static inline __m256 f16_bcast8(const uint8_t *p) {
+    int16_t h; memcpy(&h, p, 2); return _mm256_cvtph_ps(_mm_set1_epi16(h));
 }
 
 // =====================================================================================================
@@ -199,12 +210,18 @@ T512 static void NAME(float *g, const float *u, int64_t n) {                    
 ACT_MUL_512(silu_mul_512, silu_512)
 ACT_MUL_512(gelu_tanh_mul_512, gelu_tanh_512)
 
-const pk_ops pk_ops_avx512 = {
-    .name = "avx512", .dot = dot_512, .axpy = axpy_512, .gemm = gemm_512, .read_sum = read_sum_512,
-    .silu_mul = silu_mul_512, .gelu_tanh_mul = gelu_tanh_mul_512,
-    .dequant = { [PK_F16] = dequant_f16_512, [PK_BF16] = dequant_bf16_512, [PK_Q8_0] = dequant_q8_0_512 },
-    .matvec = { [PK_F32] = matvec_f32_256, [PK_F16] = matvec_f16_256, [PK_BF16] = matvec_bf16_256, [PK_Q8_0] = matvec_q8_0_256 },
-};
+#define PK_OPS_AVX512_COMMON                                                                                \
+    .dot = dot_512, .axpy = axpy_512, .gemm = gemm_512, .read_sum = read_sum_512,                           \
+    .silu_mul = silu_mul_512, .gelu_tanh_mul = gelu_tanh_mul_512,                                           \
+    .dequant = { [PK_F16] = dequant_f16_512, [PK_BF16] = dequant_bf16_512, [PK_Q8_0] = dequant_q8_0_512 },  \
+    .matvec = { [PK_F32] = matvec_f32_256, [PK_F16] = matvec_f16_256, [PK_BF16] = matvec_bf16_256, [PK_Q8_0] = matvec_q8_0_256 }
+
+// The exact kernels are the same at the three AVX-512 levels; the VNNI / BF16 levels add the native ones
+// (kernels_native.c).
+const pk_ops pk_ops_avx512 = { .name = "avx512", PK_OPS_AVX512_COMMON, .native_q8 = pk_native_q8_avx2 };
+const pk_ops pk_ops_avx512vnni = { .name = "avx512vnni", PK_OPS_AVX512_COMMON, .native_q8 = pk_native_q8_vnni };
+const pk_ops pk_ops_avx512bf16 = { .name = "avx512bf16", PK_OPS_AVX512_COMMON, .native_q8 = pk_native_q8_vnni,
+                                   .native_bf16 = pk_native_bf16_avx512bf16 };
 
 // =====================================================================================================
 // MARK: AVX2 + FMA + F16C
@@ -336,10 +353,10 @@ T256 static void matvec_q8_0_256(const uint8_t *W, size_t rb, int64_t cols, cons
         __m256 a0 = _mm256_setzero_ps(), a1 = a0;
         int64_t b = 0;
         for (; b + 2 <= nb; b += 2, p0 += 68) {
-            a0 = _mm256_fmadd_ps(q8_block_256(p0, x + b * 32), _mm256_set1_ps(f16_scalar(p0)), a0);
-            a1 = _mm256_fmadd_ps(q8_block_256(p0 + 34, x + b * 32 + 32), _mm256_set1_ps(f16_scalar(p0 + 34)), a1);
+            a0 = _mm256_fmadd_ps(q8_block_256(p0, x + b * 32), f16_bcast8(p0), a0);
+            a1 = _mm256_fmadd_ps(q8_block_256(p0 + 34, x + b * 32 + 32), f16_bcast8(p0 + 34), a1);
         }
-        if (b < nb) a0 = _mm256_fmadd_ps(q8_block_256(p0, x + b * 32), _mm256_set1_ps(f16_scalar(p0)), a0);
+        if (b < nb) a0 = _mm256_fmadd_ps(q8_block_256(p0, x + b * 32), f16_bcast8(p0), a0);
         y[r] = hsum256(_mm256_add_ps(a0, a1));
     }
 }
@@ -421,6 +438,7 @@ const pk_ops pk_ops_avx2 = {
     .silu_mul = silu_mul_256, .gelu_tanh_mul = gelu_tanh_mul_256,
     .dequant = { [PK_F16] = dequant_f16_256, [PK_BF16] = dequant_bf16_256, [PK_Q8_0] = dequant_q8_0_256 },
     .matvec = { [PK_F32] = matvec_f32_256, [PK_F16] = matvec_f16_256, [PK_BF16] = matvec_bf16_256, [PK_Q8_0] = matvec_q8_0_256 },
+    .native_q8 = pk_native_q8_avx2,
 };
 
 #endif

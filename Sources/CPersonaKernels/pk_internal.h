@@ -16,6 +16,11 @@ typedef void (*pk_matvec_fn)(const uint8_t *W, size_t rb, int64_t cols, const fl
 typedef void (*pk_gemm_fn)(const float *w, int64_t ldw, int nr, const float *x, int64_t ldx, int nt,
                            int64_t k, float *y, int64_t ldy, int accumulate);
 
+/* Native precision (kernels_native.c): Y[t*ldy + r] for t < T, r in [r0, r1), from activations that
+   pk_native_prepare wrote, `xs` bytes per token. */
+typedef void (*pk_native_fn)(const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,
+                             float *Y, int64_t ldy, int64_t r0, int64_t r1);
+
 typedef struct {
     const char *name;
     float (*dot)(const float *, const float *, int64_t);
@@ -26,6 +31,8 @@ typedef struct {
     uint64_t (*read_sum)(const void *, size_t);
     void (*silu_mul)(float *g, const float *u, int64_t n);
     void (*gelu_tanh_mul)(float *g, const float *u, int64_t n);
+    pk_native_fn native_q8;             /* NULL: the portable one */
+    pk_native_fn native_bf16;           /* NULL: bf16-rounded f32 activations through the exact kernels */
 } pk_ops;
 
 extern const pk_ops pk_ops_scalar;
@@ -34,10 +41,23 @@ extern const pk_ops pk_ops_avx2;
 extern const pk_ops pk_ops_avx512;
 int pk_x86_has_avx2(void);
 int pk_x86_has_avx512(void);
+int pk_x86_has_avx512vnni(void);
+int pk_x86_has_avx512bf16(void);
+extern const pk_ops pk_ops_avx512vnni;
+extern const pk_ops pk_ops_avx512bf16;
+void pk_native_q8_avx2(const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,
+                       float *Y, int64_t ldy, int64_t r0, int64_t r1);
+void pk_native_q8_vnni(const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,
+                       float *Y, int64_t ldy, int64_t r0, int64_t r1);
+void pk_native_bf16_avx512bf16(const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,
+                               float *Y, int64_t ldy, int64_t r0, int64_t r1);
 #endif
 #if defined(__aarch64__)
 extern const pk_ops pk_ops_neon;
 #endif
+
+/* The pk_ops table in use (kernels.c). */
+const pk_ops *pk_ops_current(void);
 
 void pk_dequant_row_scalar(int dtype, const void *row, int64_t cols, float *out);
 

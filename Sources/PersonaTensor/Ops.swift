@@ -6,9 +6,12 @@ public enum Ops {
     /// y[t, :] = W x[t, :] for t in 0..<T.  x: [T, W.cols], y: [T, W.rows].
     /// Rows are split into chunks of a multiple of 16 rows (64-byte lines of y, whole 4-row tiles), several per
     /// thread so that a thread that gets preempted on a shared machine leaves its chunks to the others.
-    /// Allocates nothing.
+    /// `precision` `.native` rounds the activations for q8_0 and bf16 weights (see `MatmulPrecision`); other
+    /// types compute as `.exact`. Allocates nothing once the calling thread's scratch has grown to the largest
+    /// T x cols it has seen.
     public static func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, T: Int, _ y: UnsafeMutablePointer<Float>,
                               precision: MatmulPrecision = .exact, pool: ThreadPool = .shared) {
+        if precision == .native, T > 0, matmulNative(w, x, T: T, y, pool: pool) { return }
         let rows = w.rows
         let per = matmulChunkRows(rows: rows, threads: pool.threads)
         let chunks = (rows + per - 1) / per
@@ -30,6 +33,55 @@ public enum Ops {
     struct MatmulJob {
         var code: Int32, data: UnsafeRawPointer, cols: Int64, x: UnsafePointer<Float>, T: Int64
         var y: UnsafeMutablePointer<Float>, rows: Int64, per: Int64
+    }
+
+    /// The `.native` path: x rounded once per call into the calling thread's scratch (C, `pk_thread_scratch`),
+    /// then every row chunk reads it. Once per call rather than once per chunk, because for a prompt the rounding
+    /// costs about as much per chunk as the integer / bf16 dot products it feeds; per thread, because models on
+    /// different threads may multiply at the same time (pool workers only read the caller's buffer, and a matmul
+    /// never runs another matmul inside its tasks). Returns false when the type has no native form or the scratch
+    /// cannot be allocated; the caller then computes `.exact`.
+    static func matmulNative(_ w: WeightMatrix, _ x: UnsafePointer<Float>, T: Int, _ y: UnsafeMutablePointer<Float>,
+                             pool: ThreadPool) -> Bool {
+        let code = w.dtype.kernelCode
+        guard pk_native_supported(code) != 0 else { return false }
+        let stride = pk_native_x_stride(code, Int64(w.cols))
+        guard stride > 0 else { return false }
+        let (bytes, overflow) = stride.multipliedReportingOverflow(by: T)
+        guard !overflow, let xn = pk_thread_scratch(bytes) else { return false }
+        let rows = w.rows
+        let per = matmulChunkRows(rows: rows, threads: pool.threads)
+        let chunks = (rows + per - 1) / per
+        // Rounding a long prompt is spread over the pool too (token ranges are independent).
+        let tokenChunks = pool.threads > 1 && T >= 16 ? min(T, pool.threads * 4) : 1
+        var job = NativeJob(code: code, data: w.data, cols: Int64(w.cols), x: x, xn: xn, T: Int64(T), y: y,
+                            rows: Int64(rows), per: Int64(per), tokenChunks: Int64(tokenChunks))
+        withUnsafeMutablePointer(to: &job) { p in
+            if tokenChunks <= 1 {
+                pk_native_prepare(code, x, Int64(w.cols), Int64(w.cols), xn, 0, Int64(T))
+            } else {
+                pool.parallelFor(tokenChunks, context: UnsafeMutableRawPointer(p)) { ctx, c in
+                    let j = ctx!.assumingMemoryBound(to: NativeJob.self).pointee
+                    let t0 = Int64(c) * j.T / j.tokenChunks, t1 = Int64(c + 1) * j.T / j.tokenChunks
+                    pk_native_prepare(j.code, j.x, j.cols, j.cols, j.xn, t0, t1)
+                }
+            }
+            if chunks <= 1 {
+                pk_matmul_rows_native(code, w.data, Int64(w.cols), xn, Int64(T), y, Int64(rows), 0, Int64(rows))
+                return
+            }
+            pool.parallelFor(chunks, context: UnsafeMutableRawPointer(p)) { ctx, c in
+                let j = ctx!.assumingMemoryBound(to: NativeJob.self).pointee
+                let r0 = Int64(c) * j.per, r1 = min(j.rows, r0 + j.per)
+                pk_matmul_rows_native(j.code, j.data, j.cols, j.xn, j.T, j.y, j.rows, r0, r1)
+            }
+        }
+        return true
+    }
+
+    struct NativeJob {
+        var code: Int32, data: UnsafeRawPointer, cols: Int64, x: UnsafePointer<Float>, xn: UnsafeMutableRawPointer
+        var T: Int64, y: UnsafeMutablePointer<Float>, rows: Int64, per: Int64, tokenChunks: Int64
     }
 
     /// Rows per task: about 8 tasks per thread, at least 64 rows, a multiple of 16.

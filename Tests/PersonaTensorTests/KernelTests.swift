@@ -5,7 +5,7 @@ import XCTest
 
 /// SIMD levels this CPU can run; every kernel test runs once per level.
 enum SIMDLevels {
-    static let all: [String] = ["scalar", "avx2", "avx512", "neon"].filter { pk_simd_level_available($0) != 0 }
+    static let all: [String] = ["scalar", "avx2", "avx512", "avx512vnni", "avx512bf16", "neon"].filter { pk_simd_level_available($0) != 0 }
 
     static func each(_ body: (String) throws -> Void) rethrows {
         defer { _ = pk_simd_set_level(nil) }

@@ -21,6 +21,38 @@ void pk_matmul_rows(int dtype, const void *W, int64_t cols,
                     const float *X, int64_t ldx, int64_t T,
                     float *Y, int64_t ldy, int64_t r0, int64_t r1);
 
+/* ---- Native precision (Swift's MatmulPrecision.native): activations rounded as llama.cpp rounds them ----
+   q8_0 weights: each token's activations quantised to q8_0 per 32 values exactly as ggml's quantize_row_q8_0
+   (d = amax / 127 kept as f16, q = round-half-away(x / d)), then an exact integer dot per block times
+   d_w * d_x, summed in f32. bf16 weights: activations rounded to bf16 (round to nearest even, pk_f32_to_bf16),
+   products exact, summed in f32. Every SIMD level gives these numerics up to f32 summation order (the AVX-512
+   BF16 instruction also treats bf16 subnormals, |v| < 2^-126, as zero); levels without VNNI / BF16 are slower,
+   not different. Use: pk_native_prepare once per input, then pk_matmul_rows_native per row range (any threads).
+   The SIMD level must not change in between. */
+
+/* 1 if `dtype` has a native form (PK_Q8_0, PK_BF16), else 0. */
+int pk_native_supported(int dtype);
+
+/* Bytes one token's prepared activations take (a multiple of 64); 0 if `dtype` has no native form or `cols` is
+   not a positive multiple of its block size. */
+size_t pk_native_x_stride(int dtype, int64_t cols);
+
+/* Prepares tokens [t0, t1) of X (token t at X + t*ldx, `cols` f32 values) for a dtype-`dtype` matrix:
+   token t goes to (char *)xn + t * pk_native_x_stride(dtype, cols). Disjoint token ranges may run in parallel. */
+void pk_native_prepare(int dtype, const float *X, int64_t ldx, int64_t cols, void *xn, int64_t t0, int64_t t1);
+
+/* Y[t*ldy + r] = sum_c W[r, c] * x_t[c] for t in [0, T), r in [r0, r1), with x_t the prepared (rounded)
+   activations of token t. W as in pk_matmul_rows. T == 1 streams the weights once; T > 1 reuses each tile of
+   weight rows for all T tokens. */
+void pk_matmul_rows_native(int dtype, const void *W, int64_t cols, const void *xn, int64_t T,
+                           float *Y, int64_t ldy, int64_t r0, int64_t r1);
+
+/* A grow-only scratch buffer of at least `bytes` bytes (64-byte aligned) owned by the calling thread, or NULL
+   if memory runs out. Valid until this thread's next call; freed when the thread exits. Per thread, so that
+   matmuls running at the same time on different threads (different models) never share it, and a decode loop
+   that has warmed it up allocates nothing. */
+void *pk_thread_scratch(size_t bytes);
+
 /* f32 dot product and axpy helpers used by attention and hooks. */
 float pk_dot_f32(const float *a, const float *b, int64_t n);
 void pk_axpy_f32(float a, const float *x, float *y, int64_t n);
@@ -34,7 +66,8 @@ uint16_t pk_f32_to_bf16(float f);
 /* Quantise one row of f32 to q8_0 (cols multiple of 32), as ggml does. */
 void pk_quantize_row_q8_0(const float *x, int64_t cols, void *out);
 
-/* Which SIMD path is in use ("avx512", "avx2", "neon", "scalar"). Chosen once at first use: the best
+/* Which SIMD path is in use ("avx512bf16", "avx512vnni", "avx512", "avx2", "neon", "scalar"; the avx512*
+   levels share the exact kernels and differ in the native ones). Chosen once at first use: the best
    the CPU supports, or the one named by the environment variable PERSONA_SIMD if it is available. */
 const char *pk_simd_level(void);
 
