@@ -8,17 +8,9 @@ import XCTest
 final class BatchedForwardTests: XCTestCase {
     let tolerance: Float = 1e-4   // the same agreement the single-sequence engine tests ask for
 
-    func fixture(_ name: String) -> URL { TestPaths.fixtures.appendingPathComponent(name) }
-    func reference(_ arch: String) throws -> Reference {
-        try Reference(safetensors: fixture(arch).appendingPathComponent("reference.safetensors"),
-                      json: fixture(arch).appendingPathComponent("reference.json"))
-    }
-
-    func eachArchitecture(_ body: (String) throws -> Void) {
-        for arch in EngineReferenceTests.architectures {
-            do { try body(arch) } catch { XCTFail("\(arch): \(error)") }
-        }
-    }
+    func fixture(_ name: String) -> URL { ArchitectureFixtures.url(name) }
+    func reference(_ arch: String) throws -> Reference { try ArchitectureFixtures.reference(arch) }
+    func eachArchitecture(_ body: (String) throws -> Void) { ArchitectureFixtures.each(body) }
 
     /// Three sequences in one pass, at different positions: the reference prompt from scratch, the second half of
     /// the same prompt over a cache already holding the first half, and a short unrelated prompt. Every hidden

@@ -7,16 +7,11 @@ import XCTest
 /// Every architecture against transformers (f32 compute over bf16 weights): hidden states, logits,
 /// greedy continuation, and cached decode vs uncached recompute.
 final class EngineReferenceTests: XCTestCase {
-    static let architectures = ["llama", "llama2", "mistral", "qwen2", "qwen3", "gemma", "gemma2"]
     let tolerance: Float = 1e-4
 
-    func fixture(_ name: String) -> URL { TestPaths.fixtures.appendingPathComponent(name) }
-
-    func reference(_ name: String) throws -> Reference {
-        let dir = fixture(name)
-        return try Reference(safetensors: dir.appendingPathComponent("reference.safetensors"),
-                             json: dir.appendingPathComponent("reference.json"))
-    }
+    func fixture(_ name: String) -> URL { ArchitectureFixtures.url(name) }
+    func reference(_ name: String) throws -> Reference { try ArchitectureFixtures.reference(name) }
+    func eachArchitecture(_ body: (String) throws -> Void) { ArchitectureFixtures.each(body) }
 
     func checkHiddenStates(model: TransformerModel, ref: Reference, label: String) throws {
         let ids = ref.ints("input_ids")
@@ -45,13 +40,6 @@ final class EngineReferenceTests: XCTestCase {
             logits = try model.forward([id], cache: cache, logits: .last)
         }
         return out
-    }
-
-    /// Runs `body` for every architecture, reporting each failure separately.
-    func eachArchitecture(_ body: (String) throws -> Void) {
-        for arch in Self.architectures {
-            do { try body(arch) } catch { XCTFail("\(arch): \(error)") }
-        }
     }
 
     func testHiddenStatesAndLogitsMatchTransformers() throws {

@@ -40,6 +40,25 @@ struct Reference {
     func string(_ key: String) -> String? { json[key] as? String }
 }
 
+/// The tiny random models of every architecture and their transformers references (Fixtures/<arch>).
+enum ArchitectureFixtures {
+    static let names = ["llama", "llama2", "mistral", "qwen2", "qwen3", "gemma", "gemma2"]
+
+    static func url(_ name: String) -> URL { TestPaths.fixtures.appendingPathComponent(name) }
+
+    static func reference(_ arch: String) throws -> Reference {
+        try Reference(safetensors: url(arch).appendingPathComponent("reference.safetensors"),
+                      json: url(arch).appendingPathComponent("reference.json"))
+    }
+
+    /// Runs `body` for every architecture, reporting each failure separately.
+    static func each(_ body: (String) throws -> Void) {
+        for arch in names {
+            do { try body(arch) } catch { XCTFail("\(arch): \(error)") }
+        }
+    }
+}
+
 func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
     precondition(a.count == b.count, "length \(a.count) vs \(b.count)")
     var m: Float = 0
