@@ -262,7 +262,9 @@ struct SequenceState {
     var sampler: Sampler
     var history: [Int]
     var events: [TokenEvent] = []
-    var text: TextAccumulator
+    var detokenizer: StreamingDetokenizer
+    var text = ""
+    private var stopped = false   // cut at a stop string: nothing held back may follow
     var finish = FinishReason.length
     var produced = 0
     /// The last emitted token, until it has been run through the model.
@@ -276,7 +278,7 @@ struct SequenceState {
         sampler = Sampler(options.sampling)
         history = promptIds
         history.reserveCapacity(promptIds.count + options.maxTokens)
-        text = TextAccumulator(tokenizer: tokenizer, context: promptIds)
+        detokenizer = StreamingDetokenizer(tokenizer: tokenizer, context: promptIds)
     }
 
     mutating func step(logits: UnsafeBufferPointer<Float>, scratch: inout [Float], cacheFull: Bool,
@@ -287,7 +289,8 @@ struct SequenceState {
         let id = scratch.withUnsafeMutableBufferPointer { sampler.sample($0, history: history) }
         history.append(id)
         let isEOS = eos.contains(id)
-        let piece = isEOS ? "" : text.append(id)
+        let piece = isEOS ? "" : detokenizer.append(id)
+        text += piece
         let event = TokenEvent(index: produced, position: promptIds.count + produced, id: id, text: piece,
                                display: displayString(forTokenBytes: tokenizer.tokenBytes(id)),
                                logprob: logprob(id), topAlternatives: alts)
@@ -296,8 +299,9 @@ struct SequenceState {
         events.append(event)
         pending = id
         let keepGoing = try onToken(event)
-        if let s = options.stopStrings.first(where: { text.text.contains($0) }) {
-            text.cut(at: s)
+        if let s = options.stopStrings.first(where: { text.contains($0) }), let r = text.range(of: s) {
+            text = String(text[..<r.lowerBound])
+            stopped = true
             finish = .stop
             return nil
         }
@@ -307,8 +311,8 @@ struct SequenceState {
     }
 
     mutating func result(prefillSeconds: Double, decodeSeconds: Double) -> GenerationResult {
-        _ = text.flush()   // appends any text held back for an incomplete UTF-8 sequence
-        return GenerationResult(promptIds: promptIds, tokens: events, text: text.text,
+        if !stopped { text += detokenizer.flush() }   // text held back for an incomplete UTF-8 sequence
+        return GenerationResult(promptIds: promptIds, tokens: events, text: text,
                                 finishReason: finish, prefillSeconds: prefillSeconds, decodeSeconds: decodeSeconds)
     }
 }
@@ -320,59 +324,4 @@ public final class CancelFlag: @unchecked Sendable {
     public init() {}
     public func cancel() { lock.lock(); cancelled = true; lock.unlock() }
     public var isCancelled: Bool { lock.lock(); defer { lock.unlock() }; return cancelled }
-}
-
-/// Incremental detokenisation: decodes a short window of ids with some left context so tokenizers that
-/// strip or merge at the start of a decode (SentencePiece's leading space) still give the exact continuation,
-/// and holds back text while a UTF-8 sequence is incomplete (decoders emit U+FFFD for it).
-struct TextAccumulator {
-    let tokenizer: any Tokenizer
-    private var ids: [Int]
-    private var emitted = ""       // decoded text of the window up to the last emitted point
-    private var windowStart: Int
-    private(set) var text = ""
-
-    init(tokenizer: any Tokenizer, context: [Int]) {
-        self.tokenizer = tokenizer
-        ids = Array(context.suffix(4))
-        windowStart = 0
-        emitted = tokenizer.decode(ids, skipSpecialTokens: true)
-    }
-
-    /// Appends one id; returns the newly completed text.
-    mutating func append(_ id: Int) -> String {
-        ids.append(id)
-        let full = tokenizer.decode(Array(ids[windowStart...]), skipSpecialTokens: true)
-        if full.hasSuffix("\u{FFFD}") { return "" }
-        // Compare by unicode scalars: a combining mark must not re-emit the character it joins.
-        let f = Array(full.unicodeScalars), e = Array(emitted.unicodeScalars)
-        var common = 0
-        while common < min(f.count, e.count), f[common] == e[common] { common += 1 }
-        var piece = ""
-        piece.unicodeScalars.append(contentsOf: f[common...])
-        text += piece
-        // slide the window so decoding stays O(1) per token
-        if ids.count - windowStart > 16 {
-            windowStart = ids.count - 4
-            emitted = tokenizer.decode(Array(ids[windowStart...]), skipSpecialTokens: true)
-        } else {
-            emitted = full
-        }
-        return piece
-    }
-
-    mutating func flush() -> String {
-        let full = tokenizer.decode(Array(ids[windowStart...]), skipSpecialTokens: true)
-        let f = Array(full.unicodeScalars), e = Array(emitted.unicodeScalars)
-        guard f.count > e.count, f.starts(with: e) else { return "" }
-        var piece = ""
-        piece.unicodeScalars.append(contentsOf: f[e.count...])
-        text += piece
-        emitted = full
-        return piece
-    }
-
-    mutating func cut(at stop: String) {
-        if let r = text.range(of: stop) { text = String(text[..<r.lowerBound]) }
-    }
 }

@@ -82,9 +82,14 @@ public struct StreamingDetokenizer: Sendable {
     private var prefixOffset = 0
     private var readOffset = 0
 
-    public init(tokenizer: any Tokenizer, skipSpecialTokens: Bool = true) {
+    /// `context`: ids already before the first appended one (e.g. the prompt's last few). Decoding starts with
+    /// them so that what a tokenizer does at the start of a decode (SentencePiece drops the leading space of the
+    /// first piece) does not happen to the first new token; none of their text is returned.
+    public init(tokenizer: any Tokenizer, skipSpecialTokens: Bool = true, context: [Int] = []) {
         self.tokenizer = tokenizer
         self.skipSpecialTokens = skipSpecialTokens
+        ids = Array(context.suffix(4))
+        readOffset = ids.count
     }
 
     /// Adds one token; returns the newly completed text (may be "").

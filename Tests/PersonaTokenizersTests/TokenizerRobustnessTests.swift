@@ -32,6 +32,26 @@ final class TokenizerRobustnessTests: XCTestCase {
         XCTAssertEqual(displayString(forTokenBytes: tok.tokenBytes(rocketBytes[0])), "<0xF0>")
     }
 
+    /// A continuation streamed after a prompt keeps the first piece's leading space (decoding it alone would drop
+    /// it, as SentencePiece does at the start of any decode): the pieces are exactly what decoding prompt +
+    /// continuation adds to decoding the prompt, as HF tokenizers computes it.
+    func testStreamingWithContextKeepsTheFirstLeadingSpace() throws {
+        let url = try requireShared("models/stories260K/stories260K.gguf")
+        let tok = try TokenizerBundle.load(gguf: try GGUFFile(url: url)).tokenizer
+        let prompt = tok.encode("Once upon a time", addSpecialTokens: true)
+        let all = tok.encode("Once upon a time there was a 🚀 cat.", addSpecialTokens: true)
+        XCTAssertEqual(Array(all.prefix(prompt.count)), prompt)
+        let continuation = Array(all.dropFirst(prompt.count))
+        var s = StreamingDetokenizer(tokenizer: tok, context: prompt)
+        let streamed = continuation.map { s.append($0) }.joined() + s.flush()
+        let full = tok.decode(all, skipSpecialTokens: true), head = tok.decode(prompt, skipSpecialTokens: true)
+        XCTAssertTrue(full.hasPrefix(head))
+        XCTAssertEqual(streamed, String(full.dropFirst(head.count)))
+        XCTAssertEqual(streamed, " there was a 🚀 cat.")
+        var alone = StreamingDetokenizer(tokenizer: tok)
+        XCTAssertEqual(continuation.map { alone.append($0) }.joined() + alone.flush(), "there was a 🚀 cat.")
+    }
+
     /// Arbitrary text and ids never crash any tokenizer.
     func testRandomInputDoesNotCrash() throws {
         var rng = SystemRandomNumberGenerator()
