@@ -106,13 +106,13 @@ struct ExtractRun: AsyncParsableCommand {
         let have = run.responses.count
         if have > 0 { note("resuming: \(have) of \(total) responses already in \(folder.path)/responses.jsonl") }
         let gp = Progress(total: max(0, total - have), label: "responses")
-        try run.generate(batchSize: batchSize) { _, _, _ in gp.step() }
+        try run.generate(batchSize: batchSize) { done, _, _ in gp.update(done) }
 
         let judge = try judgeOptions.make(out: folder, extractionModel: loaded)
         if let judge {
             let missing = run.responses.values.filter { run.judgments[$0.key] == nil }.count
             let jp = Progress(total: missing, label: "judged")
-            try await run.judge(with: judge) { _, _, _ in jp.step() }
+            try await run.judge(with: judge) { done, _, _ in jp.update(done) }
             if let oj = judge as? OpenAIJudge {
                 note("judge \(oj.name): \(oj.counters.requests) requests, \(oj.counters.cacheHits) cache hits, \(oj.counters.retries) retries")
             }
@@ -122,7 +122,7 @@ struct ExtractRun: AsyncParsableCommand {
 
         let keptCount = run.filter("extract", judged: judge != nil).kept.count
         let ap = Progress(total: keptCount, label: "pairs forwarded")
-        let (sums, reports, evalKept) = try run.accumulateAndSave(judged: judge != nil) { _, _, _ in ap.step() }
+        let (sums, reports, evalKept) = try run.accumulateAndSave(judged: judge != nil) { done, _, _ in ap.update(done) }
         for r in reports { print(r.text) }
         if opts.shard.count > 1 {
             print("shard \(opts.shard): wrote \(folder.path)/sums.json; combine all shards with `persona extract merge DIR... --out DIR --model \(modelOption.model)`")
@@ -130,7 +130,7 @@ struct ExtractRun: AsyncParsableCommand {
         }
         let ep = Progress(total: evalKept.count, label: "eval pairs")
         let outcome = try ExtractionPipeline.finish(sums: sums, trait: def.name, model: loaded.name, positive: def.positive,
-                                                    evalPairs: evalKept, forwardWith: run, out: folder) { _, _, _ in ep.step() }
+                                                    evalPairs: evalKept, forwardWith: run, out: folder) { done, _, _ in ep.update(done) }
         printOutcome(outcome, folder: folder)
     }
 

@@ -16,8 +16,12 @@ final class Progress {
         self.enabled = enabled && isatty(STDERR_FILENO) != 0 || (enabled && ProcessInfo.processInfo.environment["PERSONA_PROGRESS"] != nil)
     }
 
-    func step(_ n: Int = 1, extra: String = "") {
-        done += n
+    func step(_ n: Int = 1, extra: String = "") { update(done + n, extra: extra) }
+
+    /// Sets the count done so far (work that completes in batches reports its running total).
+    func update(_ count: Int, extra: String = "") {
+        guard count != done || count == 0 else { return }
+        done = count
         guard enabled else { return }
         let el = Date().timeIntervalSince(start)
         let rate = el > 0 ? Double(done) / el : 0

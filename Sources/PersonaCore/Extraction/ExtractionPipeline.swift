@@ -46,9 +46,12 @@ extension ExtractionRun {
         var out: [String: (pos: [[Double]], neg: [[Double]])] = [:]
         for v in vectors { out[v.method] = ([], []) }
         var done = 0
-        for (pos, neg) in pairs {
-            for (r, isPos) in [(pos, true), (neg, false)] {
-                let trace = try HiddenStateTrace.run(model: loaded.model, tokens: r.promptIds + r.answerIds)
+        // 4 pairs (8 sequences) per batched forward pass, like the accumulation
+        for start in stride(from: 0, to: pairs.count, by: 4) {
+            let group = pairs[start..<min(pairs.count, start + 4)]
+            let rows = group.flatMap { [($0.pos, true), ($0.neg, false)] }
+            let traces = try HiddenStateTrace.run(model: loaded.model, batch: rows.map { $0.0.promptIds + $0.0.answerIds }, logits: .none)
+            for ((r, isPos), trace) in zip(rows, traces) {
                 let avg = try SampleAverages(hiddenStates: trace.hiddenStates, promptLength: r.promptIds.count,
                                              hiddenSize: loaded.config.hiddenSize)
                 for v in vectors {
@@ -57,7 +60,7 @@ extension ExtractionRun {
                     if isPos { out[v.method]!.pos.append(p) } else { out[v.method]!.neg.append(p) }
                 }
             }
-            done += 1
+            done += group.count
             progress?(done, pairs.count, "eval pairs projected")
         }
         return out
