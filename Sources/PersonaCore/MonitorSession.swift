@@ -103,6 +103,44 @@ public final class MonitorSession: @unchecked Sendable {
         return docs.map { $0! }
     }
 
+    /// Queues the request on a continuous-batching scheduler (which must serve this session's model): it shares
+    /// forward passes with whatever else the scheduler runs. Callbacks come on the scheduler's thread: `onToken`
+    /// gets each scored token (one behind the sampler, as in `run`) and returns false to stop; `onFinish` is
+    /// called once with the document or the error (bad requests included).
+    public func submit(_ request: MonitorRequest, to scheduler: BatchScheduler,
+                       onToken: @escaping (MonitoredToken) -> Bool,
+                       onFinish: @escaping (Result<RunDocument, Error>) -> Void) {
+        let p: Prepared
+        do { p = try prepare(request) } catch { onFinish(.failure(error)); return }
+        final class Stream: @unchecked Sendable { var pending: TokenEvent?; var stopped = false }
+        let stream = Stream()
+        let monitor = p.monitor
+        func emit(_ ev: TokenEvent) {
+            if stream.stopped { return }
+            if !onToken(MonitoredToken(event: ev, scores: monitor.primaryScores(position: ev.position))) { stream.stopped = true }
+        }
+        let started = Date()
+        scheduler.submit(promptIds: p.promptIds, options: p.options, hooks: p.hooks, onToken: { ev in
+            if let prev = stream.pending { emit(prev) }
+            stream.pending = ev
+            return !stream.stopped
+        }, onFinish: { [self] result in
+            switch result {
+            case .failure(let error):
+                onFinish(.failure(error))
+            case .success(let r):
+                if let prev = stream.pending { emit(prev) }
+                do {
+                    try p.checkFinite()
+                    onFinish(.success(document(request: request, promptIds: p.promptIds, result: r, monitor: monitor,
+                                               elapsed: Date().timeIntervalSince(started))))
+                } catch {
+                    onFinish(.failure(error))
+                }
+            }
+        })
+    }
+
     /// A request turned into model input, generation options and hooks (steering first, then monitoring, so a
     /// monitor at the steered point sees the steered state).
     struct Prepared {

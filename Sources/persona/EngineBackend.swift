@@ -7,15 +7,17 @@ import PersonaServer
 import PersonaTokenizers
 
 /// The server's live generation, backed by the real engine: monitoring and steering in one pass.
-/// One generation runs at a time (the model owns its scratch buffers); the server queues the rest.
+/// Concurrent generations (up to the server's --max-concurrent) share forward passes through one
+/// continuous-batching scheduler, which owns the model.
 final class EngineBackend: GenerationBackend, @unchecked Sendable {
     let session: MonitorSession
+    let scheduler: BatchScheduler
     let modelInfo: ModelInfo
     let traits: [TraitInfo]
-    private let gate = NSLock()
 
-    init(loaded: LoadedModel, vectors: [TraitVector]) throws {
+    init(loaded: LoadedModel, vectors: [TraitVector], maxBatch: Int) throws {
         session = try MonitorSession(loaded: loaded, vectors: vectors)
+        scheduler = BatchScheduler(loaded: loaded, maxBatch: maxBatch)
         let c = loaded.config
         modelInfo = ModelInfo(id: loaded.name, architecture: c.architecture, layers: c.numLayers, hidden: c.hiddenSize,
                               contextLength: c.maxPositions)
@@ -57,34 +59,31 @@ final class EngineBackend: GenerationBackend, @unchecked Sendable {
         AsyncThrowingStream { continuation in
             let cancelled = CancelFlag()
             continuation.onTermination = { _ in cancelled.cancel() }
-            let thread = Thread { [self] in
-                gate.lock()
-                defer { gate.unlock() }
-                do {
-                    let req = try monitorRequest(request)
-                    let doc = try session.run(req) { tok in
-                        let ev = tok.event
-                        continuation.yield(.token(PersonaServer.TokenEvent(
-                            index: ev.index, id: ev.id, text: ev.display, logprob: Double(ev.logprob),
-                            topK: ev.topAlternatives.map { alt in
-                                TokenAlternative(id: alt.id, text: displayString(forTokenBytes: self.session.loaded.tokenizer.tokenizer.tokenBytes(alt.id)),
-                                                 logprob: Double(alt.logprob))
-                            },
-                            scores: tok.scores)))
-                        return !cancelled.isCancelled
-                    }
+            let req: MonitorRequest
+            do { req = try monitorRequest(request) } catch { continuation.finish(throwing: error); return }
+            let tokenizer = session.loaded.tokenizer.tokenizer
+            session.submit(req, to: scheduler, onToken: { tok in
+                let ev = tok.event
+                continuation.yield(.token(PersonaServer.TokenEvent(
+                    index: ev.index, id: ev.id, text: ev.display, logprob: Double(ev.logprob),
+                    topK: ev.topAlternatives.map { alt in
+                        TokenAlternative(id: alt.id, text: displayString(forTokenBytes: tokenizer.tokenBytes(alt.id)), logprob: Double(alt.logprob))
+                    },
+                    scores: tok.scores)))
+                return !cancelled.isCancelled
+            }, onFinish: { result in
+                switch result {
+                case .failure(let error):
+                    continuation.finish(throwing: error)
+                case .success(let doc):
                     let reason: String
                     if cancelled.isCancelled { reason = "cancelled" }
                     else if doc.metadata["finish_reason"]?.stringValue == FinishReason.length.rawValue { reason = "length" }
                     else { reason = "stop" }
                     continuation.yield(.done(doc, finishReason: reason))
                     continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
                 }
-            }
-            thread.stackSize = 8 << 20
-            thread.start()
+            })
         }
     }
 }

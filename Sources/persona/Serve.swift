@@ -24,8 +24,8 @@ struct Serve: AsyncParsableCommand {
     var apiKey: String?
     @Flag(name: .customLong("insecure-no-auth"), help: "Allow a non-loopback --host without an API key.") var insecureNoAuth = false
     @Flag(name: .customLong("no-examples"), help: "Do not add the bundled example runs to an empty store.") var noExamples = false
-    @Option(name: .customLong("max-concurrent"), help: "Generations running at once (queue behind them, 429 past the queue).")
-    var maxConcurrent: Int = 1
+    @Option(name: .customLong("max-concurrent"), help: "Generations running at once, batched into shared forward passes (queue behind them, 429 past the queue).")
+    var maxConcurrent: Int = 4
 
     func validate() throws {
         if !(1...65535).contains(port) { throw ValidationError("--port must be in 1...65535") }
@@ -59,7 +59,7 @@ struct Serve: AsyncParsableCommand {
         if let model {
             let loaded = try ModelLoader.load(path: ModelReference.resolve(model).path)
             let vs = try vectors.map { try VectorFiles.load(URL(fileURLWithPath: $0), numLayers: loaded.config.numLayers) } ?? []
-            backend = try EngineBackend(loaded: loaded, vectors: vs)
+            backend = try EngineBackend(loaded: loaded, vectors: vs, maxBatch: maxConcurrent)
             note("model \(loaded.name) (\(loaded.config.architecture), \(loaded.config.numLayers) layers); traits: \(vs.map(\.trait).joined(separator: ", "))")
         }
         let app = try await buildApplication(config, backend: backend, store: store)
