@@ -1,0 +1,415 @@
+// Checks every public CPersonaKernels entry point at the SIMD level in use (NEON on aarch64, or the one
+// PERSONA_SIMD names) against references computed here in double, for odd sizes. Built and run under
+// qemu-aarch64 by Scripts/neon/run.sh. Tolerances are worst-case f32 rounding bounds (gamma_n * sum |terms|),
+// as Tests/PersonaTensorTests/KernelTests.swift uses; the reference dequantisation below is written from the
+// GGML block layouts, independently of kernels.c.
+#include "kernels.h"
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const double EPS = FLT_EPSILON;   // 2^-23; unit roundoff is EPS / 2
+static long checks = 0, failures = 0;
+static double worst_ratio = 0;            // largest |error| / tolerance seen over the tolerance-based checks
+static char worst_what[160];
+
+#define FAIL(...) do { if (failures++ < 30) { printf("FAIL "); printf(__VA_ARGS__); printf("\n"); } } while (0)
+
+// Records one tolerance check; returns 1 if it passed.
+static int within(double got, double want, double tol, const char *what) {
+    checks++;
+    double err = fabs(got - want);
+    if (!(err <= tol)) { FAIL("%s: got %.9g want %.9g (err %.3g, tol %.3g)", what, got, want, err, tol); return 0; }
+    if (tol > 0 && err / tol > worst_ratio) { worst_ratio = err / tol; snprintf(worst_what, sizeof worst_what, "%s", what); }
+    return 1;
+}
+
+// MARK: random inputs (splitmix64)
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint64_t next_u64(void) {
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static double uniform(void) { return (double)(next_u64() >> 11) / 9007199254740992.0; }
+static float normal(void) {
+    double u1 = uniform(), u2 = uniform();
+    if (u1 < 1e-300) u1 = 1e-300;
+    return (float)(sqrt(-2 * log(u1)) * cos(2 * M_PI * u2));
+}
+
+// MARK: reference formats (double)
+
+static double ref_f16(uint16_t h) {
+    int s = h >> 15, e = (h >> 10) & 31, m = h & 1023;
+    double v = e == 0 ? ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexp(1024 + m, e - 25);
+    return s ? -v : v;
+}
+static double ref_bf16(uint16_t h) { uint32_t b = (uint32_t)h << 16; float f; memcpy(&f, &b, 4); return f; }
+static uint16_t u16at(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static uint16_t f16_bits(double v) {   // test data only: moderate normal values, rounding via the library
+    return pk_f32_to_f16((float)v);
+}
+
+enum { NT = 7 };
+static const char *NAMES[NT] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_K", "q6_K"};
+static int block_of(int dt) { return dt >= PK_Q4_K ? 256 : dt >= PK_Q8_0 ? 32 : 1; }
+
+// Element i of a row as a double, and `mag`: the size of the terms a kernel may add or subtract to make it
+// (|d sc q| + |dmin m| for q4_K, whose kernels may split the two parts).
+static double ref_elem(int dt, const uint8_t *row, int64_t i, double *mag) {
+    double v;
+    *mag = -1;
+    switch (dt) {
+    case PK_F32: { float f; memcpy(&f, row + 4 * i, 4); v = f; break; }
+    case PK_F16: v = ref_f16(u16at(row + 2 * i)); break;
+    case PK_BF16: v = ref_bf16(u16at(row + 2 * i)); break;
+    case PK_Q8_0: { const uint8_t *b = row + (i / 32) * 34; v = ref_f16(u16at(b)) * (int8_t)b[2 + i % 32]; break; }
+    case PK_Q4_0: {
+        const uint8_t *b = row + (i / 32) * 18; int j = (int)(i % 32);
+        int q = j < 16 ? (b[2 + j] & 15) : (b[2 + j - 16] >> 4);
+        v = ref_f16(u16at(b)) * (q - 8); break;
+    }
+    case PK_Q4_K: {
+        // 256 values = 8 sub-blocks of 32; sub-block s has 6-bit scale and min packed in 12 bytes; values in
+        // 64-value groups: low nibbles are sub-block 2g, high nibbles 2g+1, from the same 32 bytes.
+        const uint8_t *b = row + (i / 256) * 144; int j = (int)(i % 256), s = j / 32, g = j / 64, l = j % 32;
+        const uint8_t *sc = b + 4;
+        int scale, mn;
+        if (s < 4) { scale = sc[s] & 63; mn = sc[s + 4] & 63; }
+        else { scale = (sc[s + 4] & 15) | ((sc[s - 4] >> 6) << 4); mn = (sc[s + 4] >> 4) | ((sc[s] >> 6) << 4); }
+        uint8_t qb = b[16 + 32 * g + l];
+        int q = (s % 2 == 0) ? (qb & 15) : (qb >> 4);
+        double d = ref_f16(u16at(b)), dmin = ref_f16(u16at(b + 2));
+        v = d * scale * q - dmin * mn;
+        *mag = fabs(d * scale * q) + fabs(dmin * mn);
+        break;
+    }
+    case PK_Q6_K: {
+        // ql[128] low 4 bits, qh[64] high 2 bits, int8 scales[16] (one per 16 values), f16 d last.
+        const uint8_t *b = row + (i / 256) * 210; int j = (int)(i % 256), h = j / 128, k = j % 128, quarter = k / 32, l = k % 32;
+        const uint8_t *ql = b + 64 * h, *qh = b + 128 + 32 * h;
+        int lo = quarter == 0 ? (ql[l] & 15) : quarter == 1 ? (ql[l + 32] & 15) : quarter == 2 ? (ql[l] >> 4) : (ql[l + 32] >> 4);
+        int hi = (qh[l] >> (2 * quarter)) & 3;
+        int scale = (int8_t)b[192 + 8 * h + 2 * quarter + l / 16];
+        v = ref_f16(u16at(b + 208)) * scale * ((lo | hi << 4) - 32);
+        break;
+    }
+    default: v = NAN;
+    }
+    if (*mag < 0) *mag = fabs(v);
+    return v;
+}
+
+// Random stored rows: normal values for float types; quantised blocks random bytes with moderate f16 scales;
+// q8_0 made by pk_quantize_row_q8_0 from normal values, plus one -128 per block (valid storage, never produced
+// by the quantiser).
+static uint8_t *random_rows(int dt, int64_t rows, int64_t cols) {
+    size_t rb = pk_row_bytes(dt, cols);
+    uint8_t *w = malloc(rb * (size_t)rows + 1);
+    for (int64_t r = 0; r < rows; r++) {
+        uint8_t *p = w + rb * (size_t)r;
+        switch (dt) {
+        case PK_F32: for (int64_t c = 0; c < cols; c++) { float f = normal(); memcpy(p + 4 * c, &f, 4); } break;
+        case PK_F16: for (int64_t c = 0; c < cols; c++) { uint16_t h = pk_f32_to_f16(normal()); memcpy(p + 2 * c, &h, 2); } break;
+        case PK_BF16: for (int64_t c = 0; c < cols; c++) { float f = normal(); uint32_t b; memcpy(&b, &f, 4); uint16_t h = (uint16_t)(b >> 16); memcpy(p + 2 * c, &h, 2); } break;
+        case PK_Q8_0: {
+            float *x = malloc(sizeof(float) * (size_t)cols);
+            for (int64_t c = 0; c < cols; c++) x[c] = normal() * 0.05f;
+            pk_quantize_row_q8_0(x, cols, p);
+            for (int64_t b = 0; b < cols / 32; b++) p[b * 34 + 2 + (next_u64() % 32)] = 0x80;
+            free(x);
+            break;
+        }
+        case PK_Q4_0:
+            for (int64_t b = 0; b < cols / 32; b++) {
+                uint16_t d = f16_bits((uniform() - 0.5) * 0.1); memcpy(p + b * 18, &d, 2);
+                for (int k = 2; k < 18; k++) p[b * 18 + k] = (uint8_t)next_u64();
+            }
+            break;
+        case PK_Q4_K:
+            for (int64_t b = 0; b < cols / 256; b++) {
+                uint16_t d = f16_bits((uniform() - 0.5) * 0.04), dm = f16_bits((uniform() - 0.5) * 0.04);
+                memcpy(p + b * 144, &d, 2); memcpy(p + b * 144 + 2, &dm, 2);
+                for (int k = 4; k < 144; k++) p[b * 144 + k] = (uint8_t)next_u64();
+            }
+            break;
+        case PK_Q6_K:
+            for (int64_t b = 0; b < cols / 256; b++) {
+                for (int k = 0; k < 208; k++) p[b * 210 + k] = (uint8_t)next_u64();
+                uint16_t d = f16_bits((uniform() - 0.5) * 0.02); memcpy(p + b * 210 + 208, &d, 2);
+            }
+            break;
+        }
+    }
+    return w;
+}
+
+// MARK: tests
+
+static void test_level(const char *want) {
+    checks++;
+    if (strcmp(pk_simd_level(), want) != 0) FAIL("pk_simd_level() = %s, want %s", pk_simd_level(), want);
+    checks++;
+#if defined(__aarch64__)
+    if (!pk_simd_level_available("neon") || pk_simd_level_available("avx2")) FAIL("level availability on aarch64");
+#endif
+}
+
+static void test_dot_axpy(void) {
+    const int64_t ns[] = {0, 1, 3, 5, 7, 15, 17, 31, 33, 63, 65, 131, 1000, 1029};
+    for (size_t k = 0; k < sizeof ns / sizeof *ns; k++) {
+        int64_t n = ns[k];
+        float *a = malloc(4 * (size_t)n + 4), *b = malloc(4 * (size_t)n + 4), *y = malloc(4 * (size_t)n + 4);
+        for (int64_t i = 0; i < n; i++) { a[i] = normal(); b[i] = normal(); }
+        double exact = 0, size = 0;
+        for (int64_t i = 0; i < n; i++) { exact += (double)a[i] * b[i]; size += fabs((double)a[i] * b[i]); }
+        char what[64]; snprintf(what, sizeof what, "dot n %lld", (long long)n);
+        within(pk_dot_f32(a, b, n), exact, (n + 2) * EPS / 2 * size + 1e-30, what);
+        const float alpha = -0.7310586f;
+        memcpy(y, b, 4 * (size_t)n);
+        pk_axpy_f32(alpha, a, y, n);
+        snprintf(what, sizeof what, "axpy n %lld", (long long)n);
+        for (int64_t i = 0; i < n; i++) {
+            // one rounding of the product and one of the sum (or a single fused one)
+            double w = (double)b[i] + (double)alpha * a[i];
+            if (!within(y[i], w, EPS * (fabs(b[i]) + fabs((double)alpha * a[i])) + 1e-30, what)) break;
+        }
+        free(a); free(b); free(y);
+    }
+}
+
+static void test_dequant(void) {
+    for (int dt = 0; dt < NT; dt++) {
+        int bs = block_of(dt);
+        int64_t cl[8]; int ncl = 0;
+        if (bs == 1) { int64_t v[] = {1, 3, 5, 7, 17, 37, 1029}; for (int i = 0; i < 7; i++) cl[ncl++] = v[i]; }
+        else { cl[ncl++] = bs; cl[ncl++] = 3 * bs; cl[ncl++] = 5 * bs; }
+        for (int k = 0; k < ncl; k++) {
+            int64_t cols = cl[k];
+            uint8_t *w = random_rows(dt, 1, cols);
+            float *out = malloc(4 * (size_t)cols);
+            for (int64_t i = 0; i < cols; i++) out[i] = NAN;
+            pk_dequant_row(dt, w, cols, out);
+            char what[64]; snprintf(what, sizeof what, "dequant %s cols %lld", NAMES[dt], (long long)cols);
+            for (int64_t i = 0; i < cols; i++) {
+                double mag, v = ref_elem(dt, w, i, &mag);
+                // exact for all but the K-quants (products of few-bit integers and an f16 fit in f32);
+                // q4_K / q6_K: a couple of f32 roundings of the terms
+                double tol = dt >= PK_Q4_K ? 2 * EPS * mag : 0;
+                if (!within(out[i], v, tol, what)) break;
+            }
+            free(w); free(out);
+        }
+    }
+    // all 65536 f16 patterns, bit for bit (NaN stays NaN)
+    uint16_t *h = malloc(2 * 65536);
+    float *out = malloc(4 * 65536);
+    for (int i = 0; i < 65536; i++) h[i] = (uint16_t)i;
+    pk_dequant_row(PK_F16, h, 65536, out);
+    int bad = 0;
+    for (int i = 0; i < 65536; i++) {
+        double want = ref_f16((uint16_t)i);
+        int ok = isnan(want) ? isnan(out[i]) : (out[i] == (float)want && !signbit(out[i]) == !signbit(want));
+        if (!ok && bad++ < 3) FAIL("f16 pattern 0x%04x: %.9g vs %.9g", i, out[i], want);
+    }
+    checks++;
+    free(h); free(out);
+}
+
+static void check_matmul(int dt, int64_t rows, int64_t cols, int64_t T) {
+    uint8_t *w = random_rows(dt, rows, cols);
+    size_t rb = pk_row_bytes(dt, cols);
+    int64_t ldx = cols + 5, ldy = rows + 3;   // strides wider than the data
+    float *x = malloc(4 * (size_t)(T * ldx));
+    for (int64_t i = 0; i < T * ldx; i++) x[i] = NAN;
+    for (int64_t t = 0; t < T; t++) for (int64_t c = 0; c < cols; c++) x[t * ldx + c] = normal();
+    double *deq = malloc(8 * (size_t)(rows * cols)), *mag = malloc(8 * (size_t)(rows * cols));
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) deq[r * cols + c] = ref_elem(dt, w + rb * (size_t)r, c, &mag[r * cols + c]);
+    float *y = malloc(4 * (size_t)(T * ldy));
+    int64_t ranges[2][2] = {{0, rows}, {rows < 3 ? rows : 3, 0}};
+    ranges[1][1] = rows - 2 > ranges[1][0] ? rows - 2 : ranges[1][0];   // an odd sub-range, as a thread gets
+    for (int g = 0; g < 2; g++) {
+        int64_t r0 = ranges[g][0], r1 = ranges[g][1];
+        const float sentinel = -12345.0f;
+        for (int64_t i = 0; i < T * ldy; i++) y[i] = sentinel;
+        pk_matmul_rows(dt, w, cols, x, ldx, T, y, ldy, r0, r1);
+        char what[96];
+        snprintf(what, sizeof what, "matmul %s rows %lld cols %lld T %lld [%lld,%lld)", NAMES[dt], (long long)rows,
+                 (long long)cols, (long long)T, (long long)r0, (long long)r1);
+        int stop = 0;
+        for (int64_t t = 0; t < T && !stop; t++)
+            for (int64_t r = 0; r < ldy && !stop; r++) {
+                float got = y[t * ldy + r];
+                if (r < r0 || r >= r1) {
+                    checks++;
+                    if (got != sentinel) { FAIL("%s: wrote outside the rows at t %lld r %lld", what, (long long)t, (long long)r); stop = 1; }
+                    continue;
+                }
+                double exact = 0, size = 0;
+                for (int64_t c = 0; c < cols; c++) {
+                    exact += deq[r * cols + c] * x[t * ldx + c];
+                    size += mag[r * cols + c] * fabs(x[t * ldx + c]);
+                }
+                // worst-case f32 rounding of a length-cols sum in any order (gamma_n), plus the dequantisation
+                if (!within(got, exact, (cols + 4) * EPS / 2 * size + 1e-30, what)) stop = 1;
+            }
+    }
+    free(w); free(x); free(deq); free(mag); free(y);
+}
+
+static void test_matmul(void) {
+    const int64_t Ts[] = {1, 2, 3, 5, 17}, rowsl[] = {1, 5, 37};
+    for (int dt = 0; dt < NT; dt++) {
+        int64_t cl[5]; int ncl = 0;
+        if (dt <= PK_BF16) { int64_t v[] = {1, 7, 67, 300, 1029}; for (int i = 0; i < 5; i++) cl[ncl++] = v[i]; }
+        else if (dt <= PK_Q4_0) { cl[ncl++] = 32; cl[ncl++] = 96; cl[ncl++] = 288; }
+        else { cl[ncl++] = 256; cl[ncl++] = 768; }
+        for (int a = 0; a < 3; a++) for (int b = 0; b < ncl; b++) for (int c = 0; c < 5; c++) check_matmul(dt, rowsl[a], cl[b], Ts[c]);
+    }
+    // rows wider than the kernels' stack tile (16384 values) take the column-chunked paths
+    const int wide[] = {PK_F32, PK_BF16, PK_Q8_0, PK_Q4_K};
+    for (int k = 0; k < 4; k++) { check_matmul(wide[k], 3, 16384 + 512, 1); check_matmul(wide[k], 3, 16384 + 512, 2); }
+}
+
+static void test_attention(void) {
+    const int64_t ns[] = {1, 5, 37}, hds[] = {1, 7, 64, 67};
+    const float caps[] = {0, 30};
+    for (int a = 0; a < 3; a++) for (int b = 0; b < 4; b++) for (int c = 0; c < 2; c++) {
+        int64_t n = ns[a], hd = hds[b], ldk = hd + 3, ldv = hd + 1;
+        float softcap = caps[c], scale = 1.0f / sqrtf((float)hd);
+        float *q = malloc(4 * (size_t)hd), *K = malloc(4 * (size_t)(n * ldk)), *V = malloc(4 * (size_t)(n * ldv));
+        float *scores = malloc(4 * (size_t)n), *out = malloc(4 * (size_t)hd);
+        for (int64_t i = 0; i < hd; i++) q[i] = normal() * 2;
+        for (int64_t i = 0; i < n * ldk; i++) K[i] = normal() * 2;
+        for (int64_t i = 0; i < n * ldv; i++) V[i] = normal();
+        pk_attention_head(q, K, ldk, V, ldv, n, hd, scale, softcap, scores, out);
+        double *s = malloc(8 * (size_t)n), m = -INFINITY, emax = 0, smax = 0;
+        for (int64_t j = 0; j < n; j++) {
+            double d = 0, size = 0;
+            for (int64_t i = 0; i < hd; i++) { d += (double)q[i] * K[j * ldk + i]; size += fabs((double)q[i] * K[j * ldk + i]); }
+            s[j] = d * scale;
+            if (softcap > 0) s[j] = tanh(s[j] / softcap) * softcap;
+            // error of the f32 score: the dot (gamma_hd), the scaling, and tanh/divide/multiply (slope <= 1)
+            double e = (hd + 2) * EPS / 2 * size * scale + 4 * EPS * fabs(s[j]);
+            if (e > emax) emax = e;
+            if (fabs(s[j]) > smax) smax = fabs(s[j]);
+            if (s[j] > m) m = s[j];
+        }
+        double sum = 0;
+        for (int64_t j = 0; j < n; j++) { s[j] = exp(s[j] - m); sum += s[j]; }
+        // relative error of each weight p_j: score errors (twice, via the max and via the sum), rounding of
+        // s - m, expf (a few ulp), the n-term sum and the division; then n axpy roundings of sum_j p_j |v_j|
+        double rel = 2 * (2 * emax + EPS * 2 * smax + 4 * EPS) + (n + 4) * EPS + (n + 2) * EPS;
+        char what[80]; snprintf(what, sizeof what, "attention n %lld hd %lld softcap %g", (long long)n, (long long)hd, softcap);
+        for (int64_t i = 0; i < hd; i++) {
+            double o = 0, size = 0;
+            for (int64_t j = 0; j < n; j++) { o += s[j] / sum * V[j * ldv + i]; size += s[j] / sum * fabs(V[j * ldv + i]); }
+            if (!within(out[i], o, rel * size + 1e-30, what)) break;
+        }
+        free(q); free(K); free(V); free(scores); free(out); free(s);
+    }
+}
+
+static void test_activations(void) {
+    const float special[] = {0, -0.0f, 1e-6f, -1e-6f, 0.5f, -0.5f, 20, -20, 87, -87, 88.5f, -88.5f, 100, -100, 1e4f, -1e4f};
+    const int64_t ns[] = {1, 3, 5, 7, 17, 1003};
+    for (int gelu = 0; gelu < 2; gelu++)
+        for (size_t k = 0; k < sizeof ns / sizeof *ns; k++) {
+            int64_t n = ns[k];
+            float *g0 = malloc(4 * (size_t)n), *g = malloc(4 * (size_t)n), *u = malloc(4 * (size_t)n);
+            for (int64_t i = 0; i < n; i++) {
+                g0[i] = n == 1003 && i < 16 ? special[i] : normal() * 6;
+                u[i] = normal();
+            }
+            if (n == 17) g0[16] = -100;   // a clamped value in the tail
+            memcpy(g, g0, 4 * (size_t)n);
+            if (gelu) pk_gelu_tanh_mul(g, u, n); else pk_silu_mul(g, u, n);
+            char what[64]; snprintf(what, sizeof what, "%s n %lld", gelu ? "gelu_tanh_mul" : "silu_mul", (long long)n);
+            for (int64_t i = 0; i < n; i++) {
+                double x = g0[i];
+                double act = gelu ? 0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))) : x / (1 + exp(-x));
+                double want = act * u[i];
+                // a few f32 roundings of each intermediate (exp to ~1 ulp, divide, multiplies): 8 ulps relative, plus
+                // an absolute floor for gelu where 1 + tanh(z) cancels (tanh from 1 - 2/(e^2z + 1): ~1.5 ulp of 1
+                // absolute, times |x/2|), as ThreadPoolTests.swift's check
+                double tol = 8 * EPS * fabs(want) + 1e-30 + (gelu ? 1e-7 * fabs(x * u[i]) : 0);
+                if (!within(g[i], want, tol, what)) break;
+            }
+            free(g0); free(g); free(u);
+        }
+    // NaN must come through (the overflow checks rely on it)
+    float g[5] = {1, NAN, 2, 3, NAN}, u[5] = {1, 1, 1, 1, 1};
+    pk_silu_mul(g, u, 5);
+    checks++; if (!isnan(g[1]) || !isnan(g[4])) FAIL("silu_mul lost a NaN");
+    float h[5] = {1, NAN, 2, 3, NAN};
+    pk_gelu_tanh_mul(h, u, 5);
+    checks++; if (!isnan(h[1]) || !isnan(h[4])) FAIL("gelu_tanh_mul lost a NaN");
+}
+
+static void test_read_sum(void) {
+    const size_t sizes[] = {64, 128, 192, 1088, 65536 + 64};
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+        size_t bytes = sizes[k], n = bytes / 4;
+        uint32_t *p = malloc(bytes);
+        uint64_t want = 0;
+        for (size_t i = 0; i < n; i++) { p[i] = (uint32_t)next_u64(); want += p[i]; }
+        uint64_t got = pk_read_sum(p, bytes);
+        checks++;
+        // the header promises the word sum; the x86 levels keep it mod 2^32, scalar and NEON exactly
+        if ((uint32_t)got != (uint32_t)want) FAIL("read_sum %zu bytes: %llu vs %llu", bytes, (unsigned long long)got, (unsigned long long)want);
+#if defined(__aarch64__)
+        checks++;
+        if (got != want) FAIL("read_sum %zu bytes not the exact 64-bit sum: %llu vs %llu", bytes, (unsigned long long)got, (unsigned long long)want);
+#endif
+        free(p);
+    }
+}
+
+static void test_first_nonfinite(void) {
+    const int64_t ns[] = {0, 1, 5, 17, 255, 256, 257, 1000};
+    const float bad[] = {NAN, INFINITY, -INFINITY};
+    for (size_t k = 0; k < sizeof ns / sizeof *ns; k++) {
+        int64_t n = ns[k];
+        float *x = malloc(4 * (size_t)n + 4);
+        for (int64_t i = 0; i < n; i++) x[i] = (i % 3 == 0) ? FLT_MAX : (i % 3 == 1) ? -1e-40f : normal();
+        checks++;
+        if (pk_first_nonfinite(x, n) != -1) FAIL("first_nonfinite n %lld: finite input flagged", (long long)n);
+        for (int64_t pos = 0; pos < n; pos += (n > 20 ? n / 7 + 1 : 1)) {
+            float keep = x[pos];
+            x[pos] = bad[pos % 3];
+            if (pos + 2 < n) x[n - 1] = NAN;   // a later one must not win
+            checks++;
+            int64_t got = pk_first_nonfinite(x, n);
+            if (got != pos) FAIL("first_nonfinite n %lld: %lld, want %lld", (long long)n, (long long)got, (long long)pos);
+            x[pos] = keep;
+            x[n - 1] = normal();
+        }
+        free(x);
+    }
+}
+
+int main(void) {
+    const char *want = getenv("PERSONA_SIMD");
+#if defined(__aarch64__)
+    if (!want || !*want) want = "neon";
+#else
+    if (!want || !*want) want = pk_simd_level();   // built for the host: whatever it picked
+#endif
+    test_level(want);
+    test_dot_axpy();
+    test_dequant();
+    test_matmul();
+    test_attention();
+    test_activations();
+    test_read_sum();
+    test_first_nonfinite();
+    printf("test_neon: level %s: %ld checks, %ld failures; worst error/tolerance %.3g (%s)\n",
+           pk_simd_level(), checks, failures, worst_ratio, worst_what[0] ? worst_what : "-");
+    return failures ? 1 : 0;
+}

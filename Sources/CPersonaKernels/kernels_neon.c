@@ -1,0 +1,267 @@
+// NEON kernels for aarch64 (Apple Silicon, arm64 Linux). Advanced SIMD is part of baseline ARMv8-A, so this
+// level needs no run-time check; the optional dot-product path (native q8_0) is chosen at compile time only.
+// Same numerics as the x86 levels: activations stay f32, sums differ from exact only by f32 rounding in their
+// order, exp is the same Cephes polynomial.
+#include "pk_internal.h"
+#if defined(__aarch64__)
+#include <arm_neon.h>
+#include <string.h>
+#include <math.h>
+
+// One f16 scale to f32 (fcvt; __fp16 is always available on aarch64).
+static inline float f16_at(const uint8_t *p) { __fp16 h; memcpy(&h, p, 2); return (float)h; }
+
+static inline float32x4_t bf16x4(const uint16_t *p) { return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16)); }
+static inline float32x4_t f16x4(const uint16_t *p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
+static inline float32x4_t f32x4(const float *p) { return vld1q_f32(p); }
+static inline float conv_f32(float v) { return v; }
+
+// MARK: dot, axpy, read_sum
+
+static float dot_neon(const float *a, const float *b, int64_t n) {
+    float32x4_t s0 = vdupq_n_f32(0), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = vfmaq_f32(s0, vld1q_f32(a + i), vld1q_f32(b + i));
+        s1 = vfmaq_f32(s1, vld1q_f32(a + i + 4), vld1q_f32(b + i + 4));
+        s2 = vfmaq_f32(s2, vld1q_f32(a + i + 8), vld1q_f32(b + i + 8));
+        s3 = vfmaq_f32(s3, vld1q_f32(a + i + 12), vld1q_f32(b + i + 12));
+        s4 = vfmaq_f32(s4, vld1q_f32(a + i + 16), vld1q_f32(b + i + 16));
+        s5 = vfmaq_f32(s5, vld1q_f32(a + i + 20), vld1q_f32(b + i + 20));
+        s6 = vfmaq_f32(s6, vld1q_f32(a + i + 24), vld1q_f32(b + i + 24));
+        s7 = vfmaq_f32(s7, vld1q_f32(a + i + 28), vld1q_f32(b + i + 28));
+    }
+    for (; i + 4 <= n; i += 4) s0 = vfmaq_f32(s0, vld1q_f32(a + i), vld1q_f32(b + i));
+    float t = 0;
+    for (; i < n; i++) t += a[i] * b[i];
+    float32x4_t s = vaddq_f32(vaddq_f32(vaddq_f32(s0, s1), vaddq_f32(s2, s3)), vaddq_f32(vaddq_f32(s4, s5), vaddq_f32(s6, s7)));
+    return vaddvq_f32(s) + t;
+}
+
+static void axpy_neon(float a, const float *x, float *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), a));
+        vst1q_f32(y + i + 4, vfmaq_n_f32(vld1q_f32(y + i + 4), vld1q_f32(x + i + 4), a));
+        vst1q_f32(y + i + 8, vfmaq_n_f32(vld1q_f32(y + i + 8), vld1q_f32(x + i + 8), a));
+        vst1q_f32(y + i + 12, vfmaq_n_f32(vld1q_f32(y + i + 12), vld1q_f32(x + i + 12), a));
+    }
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), a));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+// Exact 64-bit sum (as the scalar level): uadalp widens each pair of words into 64-bit lanes at no extra cost.
+static uint64_t read_sum_neon(const void *p, size_t bytes) {
+    const uint32_t *u = (const uint32_t *)p;
+    size_t n = bytes / 4, i = 0;
+    uint64x2_t s0 = vdupq_n_u64(0), s1 = s0, s2 = s0, s3 = s0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = vpadalq_u32(s0, vld1q_u32(u + i));
+        s1 = vpadalq_u32(s1, vld1q_u32(u + i + 4));
+        s2 = vpadalq_u32(s2, vld1q_u32(u + i + 8));
+        s3 = vpadalq_u32(s3, vld1q_u32(u + i + 12));
+    }
+    uint64_t t = vaddvq_u64(vaddq_u64(vaddq_u64(s0, s1), vaddq_u64(s2, s3)));
+    for (; i < n; i++) t += u[i];
+    return t;
+}
+
+// MARK: conversions
+
+static void dequant_f16_neon(const void *row, int64_t cols, float *out) {
+    const uint16_t *h = (const uint16_t *)row;
+    int64_t i = 0;
+    for (; i + 8 <= cols; i += 8) {
+        float16x8_t v = vreinterpretq_f16_u16(vld1q_u16(h + i));
+        vst1q_f32(out + i, vcvt_f32_f16(vget_low_f16(v)));
+        vst1q_f32(out + i + 4, vcvt_high_f32_f16(v));
+    }
+    for (; i + 4 <= cols; i += 4) vst1q_f32(out + i, f16x4(h + i));
+    for (; i < cols; i++) out[i] = pk_f16_to_f32(h[i]);
+}
+
+static void dequant_bf16_neon(const void *row, int64_t cols, float *out) {
+    const uint16_t *h = (const uint16_t *)row;
+    int64_t i = 0;
+    for (; i + 8 <= cols; i += 8) {
+        uint16x8_t v = vld1q_u16(h + i);
+        vst1q_f32(out + i, vreinterpretq_f32_u32(vshll_n_u16(vget_low_u16(v), 16)));
+        vst1q_f32(out + i + 4, vreinterpretq_f32_u32(vshll_high_n_u16(v, 16)));
+    }
+    for (; i + 4 <= cols; i += 4) vst1q_f32(out + i, bf16x4(h + i));
+    for (; i < cols; i++) out[i] = pk_bf16_to_f32(h[i]);
+}
+
+// 16 int8 -> 4 x 4 f32 (exact).
+#define I8X16_TO_F32(v, f0, f1, f2, f3) do {                                         \
+        int16x8_t lo_ = vmovl_s8(vget_low_s8(v)), hi_ = vmovl_high_s8(v);             \
+        f0 = vcvtq_f32_s32(vmovl_s16(vget_low_s16(lo_)));                             \
+        f1 = vcvtq_f32_s32(vmovl_high_s16(lo_));                                      \
+        f2 = vcvtq_f32_s32(vmovl_s16(vget_low_s16(hi_)));                             \
+        f3 = vcvtq_f32_s32(vmovl_high_s16(hi_));                                      \
+    } while (0)
+
+static void dequant_q8_0_neon(const void *row, int64_t cols, float *out) {
+    const uint8_t *p = (const uint8_t *)row;
+    for (int64_t b = 0; b < cols / 32; b++, p += 34) {
+        float d = f16_at(p);
+        for (int h = 0; h < 2; h++) {
+            float32x4_t f0, f1, f2, f3;
+            I8X16_TO_F32(vld1q_s8((const int8_t *)(p + 2 + 16 * h)), f0, f1, f2, f3);
+            float *o = out + b * 32 + 16 * h;
+            vst1q_f32(o, vmulq_n_f32(f0, d));
+            vst1q_f32(o + 4, vmulq_n_f32(f1, d));
+            vst1q_f32(o + 8, vmulq_n_f32(f2, d));
+            vst1q_f32(o + 12, vmulq_n_f32(f3, d));
+        }
+    }
+}
+
+// MARK: matrix-vector
+
+// One row at a time (one sequential stream per thread, as on x86); 8 accumulators of 4 lanes cover the FMA
+// latency of wide cores (Apple's have 4 FMA pipes). Tails shorter than 4 are finished in scalar code.
+#define MATVEC_NEON(NAME, ELEM_T, LOAD, CONV)                                                                  \
+static void NAME(const uint8_t *W, size_t rb, int64_t cols, const float *x, float *y, int64_t r0, int64_t r1) { \
+    for (int64_t r = r0; r < r1; r++) {                                                                        \
+        const ELEM_T *w = (const ELEM_T *)(W + (size_t)r * rb);                                                \
+        float32x4_t a0 = vdupq_n_f32(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;        \
+        int64_t c = 0;                                                                                         \
+        for (; c + 32 <= cols; c += 32) {                                                                      \
+            a0 = vfmaq_f32(a0, LOAD(w + c), vld1q_f32(x + c));                                                 \
+            a1 = vfmaq_f32(a1, LOAD(w + c + 4), vld1q_f32(x + c + 4));                                         \
+            a2 = vfmaq_f32(a2, LOAD(w + c + 8), vld1q_f32(x + c + 8));                                         \
+            a3 = vfmaq_f32(a3, LOAD(w + c + 12), vld1q_f32(x + c + 12));                                       \
+            a4 = vfmaq_f32(a4, LOAD(w + c + 16), vld1q_f32(x + c + 16));                                       \
+            a5 = vfmaq_f32(a5, LOAD(w + c + 20), vld1q_f32(x + c + 20));                                       \
+            a6 = vfmaq_f32(a6, LOAD(w + c + 24), vld1q_f32(x + c + 24));                                       \
+            a7 = vfmaq_f32(a7, LOAD(w + c + 28), vld1q_f32(x + c + 28));                                       \
+        }                                                                                                      \
+        for (; c + 4 <= cols; c += 4) a0 = vfmaq_f32(a0, LOAD(w + c), vld1q_f32(x + c));                      \
+        float s = vaddvq_f32(vaddq_f32(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)),                        \
+                                       vaddq_f32(vaddq_f32(a4, a5), vaddq_f32(a6, a7))));                      \
+        for (; c < cols; c++) s += CONV(w[c]) * x[c];                                                          \
+        y[r] = s;                                                                                              \
+    }                                                                                                          \
+}
+
+MATVEC_NEON(matvec_f32_neon, float, f32x4, conv_f32)
+MATVEC_NEON(matvec_f16_neon, uint16_t, f16x4, pk_f16_to_f32)
+MATVEC_NEON(matvec_bf16_neon, uint16_t, bf16x4, pk_bf16_to_f32)
+
+// sum_i q[i] * x[i] over one 32-value block, as 4 lanes.
+static inline float32x4_t q8_block_neon(const uint8_t *q, const float *x) {
+    float32x4_t f0, f1, f2, f3, g0, g1, g2, g3;
+    I8X16_TO_F32(vld1q_s8((const int8_t *)q), f0, f1, f2, f3);
+    I8X16_TO_F32(vld1q_s8((const int8_t *)(q + 16)), g0, g1, g2, g3);
+    float32x4_t s0 = vmulq_f32(f0, vld1q_f32(x)), s1 = vmulq_f32(f1, vld1q_f32(x + 4));
+    s0 = vfmaq_f32(s0, f2, vld1q_f32(x + 8));
+    s1 = vfmaq_f32(s1, f3, vld1q_f32(x + 12));
+    s0 = vfmaq_f32(s0, g0, vld1q_f32(x + 16));
+    s1 = vfmaq_f32(s1, g1, vld1q_f32(x + 20));
+    s0 = vfmaq_f32(s0, g2, vld1q_f32(x + 24));
+    s1 = vfmaq_f32(s1, g3, vld1q_f32(x + 28));
+    return vaddq_f32(s0, s1);
+}
+
+static void matvec_q8_0_neon(const uint8_t *W, size_t rb, int64_t cols, const float *x, float *y, int64_t r0, int64_t r1) {
+    int64_t nb = cols / 32;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *p = W + (size_t)r * rb;
+        float32x4_t a0 = vdupq_n_f32(0), a1 = a0;
+        int64_t b = 0;
+        for (; b + 2 <= nb; b += 2, p += 68) {
+            a0 = vfmaq_n_f32(a0, q8_block_neon(p + 2, x + b * 32), f16_at(p));
+            a1 = vfmaq_n_f32(a1, q8_block_neon(p + 36, x + b * 32 + 32), f16_at(p + 34));
+        }
+        if (b < nb) a0 = vfmaq_n_f32(a0, q8_block_neon(p + 2, x + b * 32), f16_at(p));
+        y[r] = vaddvq_f32(vaddq_f32(a0, a1));
+    }
+}
+
+// MARK: GEMM micro-kernel
+
+// 4 x 4 register block: 16 accumulators + 8 loads of the 32 vector registers. Missing rows / inputs reuse
+// row / input 0 and are not stored; the last k % 4 columns go through zero-padded copies.
+static void gemm_neon(const float *w, int64_t ldw, int nr, const float *x, int64_t ldx, int nt,
+                      int64_t k, float *y, int64_t ldy, int accumulate) {
+    const float *wr[4], *xr[4];
+    for (int i = 0; i < 4; i++) { wr[i] = w + (i < nr ? i : 0) * ldw; xr[i] = x + (i < nt ? i : 0) * ldx; }
+    float32x4_t acc[4][4];
+    for (int i = 0; i < 4; i++) for (int j = 0; j < 4; j++) acc[i][j] = vdupq_n_f32(0);
+    int64_t c = 0;
+    for (; c + 4 <= k; c += 4) {
+        float32x4_t wv[4], xv[4];
+        for (int i = 0; i < 4; i++) wv[i] = vld1q_f32(wr[i] + c);
+        for (int j = 0; j < 4; j++) xv[j] = vld1q_f32(xr[j] + c);
+        for (int i = 0; i < 4; i++) for (int j = 0; j < 4; j++) acc[i][j] = vfmaq_f32(acc[i][j], wv[i], xv[j]);
+    }
+    if (c < k) {
+        float wt[4][4] = {{0}}, xt[4][4] = {{0}};
+        for (int i = 0; i < 4; i++) for (int64_t l = c; l < k; l++) { wt[i][l - c] = wr[i][l]; xt[i][l - c] = xr[i][l]; }
+        float32x4_t wv[4], xv[4];
+        for (int i = 0; i < 4; i++) { wv[i] = vld1q_f32(wt[i]); xv[i] = vld1q_f32(xt[i]); }
+        for (int i = 0; i < 4; i++) for (int j = 0; j < 4; j++) acc[i][j] = vfmaq_f32(acc[i][j], wv[i], xv[j]);
+    }
+    for (int j = 0; j < nt; j++)
+        for (int i = 0; i < nr; i++) {
+            float s = vaddvq_f32(acc[i][j]);
+            y[j * ldy + i] = accumulate ? y[j * ldy + i] + s : s;
+        }
+}
+
+// MARK: gated activations
+
+// exp(x): x = k ln2 + r, |r| <= ln2/2, Cephes' degree-6 polynomial for e^r (about 1 ulp), times 2^k built in the
+// exponent bits; x clamped to [-87.34, 88] so k stays in [-126, 127] and the result a finite normal number.
+// NaN passes through (fmin/fmax propagate it).
+static inline float32x4_t exp_neon(float32x4_t x) {
+    x = vmaxq_f32(vminq_f32(x, vdupq_n_f32(88.0f)), vdupq_n_f32(-87.3365447505531f));
+    float32x4_t k = vrndnq_f32(vmulq_n_f32(x, 1.44269504088896341f));
+    float32x4_t r = vfmsq_f32(x, k, vdupq_n_f32(0.693359375f));
+    r = vfmsq_f32(r, k, vdupq_n_f32(-2.12194440e-4f));
+    float32x4_t p = vdupq_n_f32(1.9875691500e-4f);
+    p = vfmaq_f32(vdupq_n_f32(1.3981999507e-3f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(8.3334519073e-3f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(4.1665795894e-2f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.6666665459e-1f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(5.0000001201e-1f), p, r);
+    p = vfmaq_f32(vaddq_f32(r, vdupq_n_f32(1.0f)), p, vmulq_f32(r, r));
+    int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(k), vdupq_n_s32(127)), 23);
+    return vmulq_f32(p, vreinterpretq_f32_s32(e));
+}
+
+static inline float32x4_t silu_neon(float32x4_t x) {
+    return vdivq_f32(x, vaddq_f32(vdupq_n_f32(1.0f), exp_neon(vnegq_f32(x))));
+}
+
+static inline float32x4_t gelu_tanh_neon(float32x4_t x) {
+    // tanh(z) = 1 - 2 / (e^{2z} + 1)
+    float32x4_t z = vmulq_n_f32(vfmaq_f32(x, vmulq_n_f32(x, 0.044715f), vmulq_f32(x, x)), 0.7978845608028654f);
+    float32x4_t t = vsubq_f32(vdupq_n_f32(1.0f), vdivq_f32(vdupq_n_f32(2.0f), vaddq_f32(exp_neon(vaddq_f32(z, z)), vdupq_n_f32(1.0f))));
+    return vmulq_f32(vmulq_n_f32(x, 0.5f), vaddq_f32(vdupq_n_f32(1.0f), t));
+}
+
+// The last n % 4 values go through a zero-padded copy, so every value gets the same formula.
+#define ACT_MUL_NEON(NAME, ACT)                                                                             \
+static void NAME(float *g, const float *u, int64_t n) {                                                     \
+    int64_t i = 0;                                                                                          \
+    for (; i + 4 <= n; i += 4) vst1q_f32(g + i, vmulq_f32(ACT(vld1q_f32(g + i)), vld1q_f32(u + i)));        \
+    if (i < n) {                                                                                            \
+        float gt[4] = {0}, ut[4] = {0};                                                                     \
+        for (int64_t l = i; l < n; l++) { gt[l - i] = g[l]; ut[l - i] = u[l]; }                             \
+        vst1q_f32(gt, vmulq_f32(ACT(vld1q_f32(gt)), vld1q_f32(ut)));                                        \
+        for (int64_t l = i; l < n; l++) g[l] = gt[l - i];                                                   \
+    }                                                                                                       \
+}
+ACT_MUL_NEON(silu_mul_neon, silu_neon)
+ACT_MUL_NEON(gelu_tanh_mul_neon, gelu_tanh_neon)
+
+const pk_ops pk_ops_neon = {
+    .name = "neon", .dot = dot_neon, .axpy = axpy_neon, .gemm = gemm_neon, .read_sum = read_sum_neon,
+    .silu_mul = silu_mul_neon, .gelu_tanh_mul = gelu_tanh_mul_neon,
+    .dequant = { [PK_F16] = dequant_f16_neon, [PK_BF16] = dequant_bf16_neon, [PK_Q8_0] = dequant_q8_0_neon },
+    .matvec = { [PK_F32] = matvec_f32_neon, [PK_F16] = matvec_f16_neon, [PK_BF16] = matvec_bf16_neon, [PK_Q8_0] = matvec_q8_0_neon },
+};
+
+#endif
