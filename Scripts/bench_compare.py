@@ -4,7 +4,9 @@
 For each config x dtype: `persona bench --config C --dtype D --dump-gguf F --json` synthesises random weights of
 the model's shape, writes them as GGUF and benchmarks the model loaded back from that file; then llama.cpp loads
 the same GGUF (same bytes, same threads) in a separate process and is timed the same way: prefill of N random
-token ids in one batch, then M single-token decode steps (greedy), best of R repeats. Optionally transformers
+token ids in one batch, then M single-token decode steps (greedy), best of R repeats. `--precision exact|native|both`
+runs ours with f32 activations (the default), with llama.cpp-style rounded activations (q8_0 int8 blocks / bf16),
+or both (one table row each, against the same llama.cpp run; the second of ours loads the dumped GGUF). Optionally transformers
 (--transformers) decodes the same shape in bf16 with random weights (not identical values; speed only).
 
 Run by hand, not in CI (needs a release build and llama-cpp-python):
@@ -131,6 +133,8 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--rounds", type=int, default=1,
                    help="run each side this many times, alternating, and keep the best speeds (shared machines are noisy)")
+    p.add_argument("--precision", choices=["exact", "native", "both"], default="exact",
+                   help="matrix-product precision of ours: exact (f32 activations), native (rounded like llama.cpp), or both")
     p.add_argument("--transformers", action="store_true", help="also time transformers (bf16) per config")
     p.add_argument("--markdown", help="also write the table (markdown) to this file")
     p.add_argument("--gguf")
@@ -147,50 +151,59 @@ def main():
     for config in args.configs:
         name = os.path.splitext(os.path.basename(config))[0]
         tf = child("transformers-worker", config=os.path.abspath(config), **common) if args.transformers else {}
+        precisions = ["exact", "native"] if args.precision == "both" else [args.precision]
         for dtype in args.dtypes:
-            ours, theirs = None, {}
+            ours, theirs, failed = {}, {}, False
             for _ in range(args.rounds):
                 with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
                     gguf = os.path.join(tmp, f"{name}-{dtype}.gguf")
-                    cmd = [args.persona, "bench", "--config", config, "--dtype", dtype, "--threads", str(args.threads),
-                           "--prompt-tokens", str(args.prompt_tokens), "--decode-tokens", str(args.decode_tokens),
-                           "--repeats", str(args.repeats), "--seed", str(args.seed), "--dump-gguf", gguf, "--json"]
-                    r = subprocess.run(cmd, capture_output=True, text=True)
-                    if r.returncode != 0:
-                        print(f"persona bench failed for {name} {dtype}: {r.stderr.strip()}", file=sys.stderr)
+                    for i, prec in enumerate(precisions):
+                        # the first run writes the GGUF; later ones load it (same bytes, no second write)
+                        src = ["--config", config, "--dtype", dtype, "--dump-gguf", gguf] if i == 0 else ["--model", gguf]
+                        cmd = [args.persona, "bench", *src, "--precision", prec, "--threads", str(args.threads),
+                               "--prompt-tokens", str(args.prompt_tokens), "--decode-tokens", str(args.decode_tokens),
+                               "--repeats", str(args.repeats), "--seed", str(args.seed), "--json"]
+                        r = subprocess.run(cmd, capture_output=True, text=True)
+                        if r.returncode != 0:
+                            print(f"persona bench failed for {name} {dtype} {prec}: {r.stderr.strip()}", file=sys.stderr)
+                            failed = True
+                            break
+                        ours[prec] = best_of(ours.get(prec), json.loads(r.stdout))
+                    if failed:
                         break
-                    ours = best_of(ours, json.loads(r.stdout))
                     theirs = best_of(theirs, child("llama-worker", gguf=gguf, **common))
-            if ours is None:
-                continue
-            if ours.get("monitor_overhead") is not None:
-                # overheads from the best plain / monitored / steered speeds of all rounds
-                ours["monitor_overhead"] = ours["decode_tok_s"] / ours["decode_monitored_tok_s"] - 1
-                ours["steer_overhead"] = ours["decode_tok_s"] / ours["decode_steered_tok_s"] - 1
-                ours["bandwidth_bound_tok_s"] = ours["bandwidth_gb_s"] * 1e9 / ours["weight_bytes_per_token"]
-                ours["bandwidth_ratio"] = ours["decode_tok_s"] / ours["bandwidth_bound_tok_s"]
-            rows.append((name, dtype, ours, theirs, tf))
+            for prec in precisions:
+                o = ours.get(prec)
+                if o is None:
+                    continue
+                if o.get("monitor_overhead") is not None:
+                    # overheads from the best plain / monitored / steered speeds of all rounds
+                    o["monitor_overhead"] = o["decode_tok_s"] / o["decode_monitored_tok_s"] - 1
+                    o["steer_overhead"] = o["decode_tok_s"] / o["decode_steered_tok_s"] - 1
+                    o["bandwidth_bound_tok_s"] = o["bandwidth_gb_s"] * 1e9 / o["weight_bytes_per_token"]
+                    o["bandwidth_ratio"] = o["decode_tok_s"] / o["bandwidth_bound_tok_s"]
+                rows.append((name, dtype, prec, o, theirs, tf))
             print(f"done {name} {dtype}", file=sys.stderr)
 
     def ratio(a, b):
         return f"{a / b:.2f}x" if a and b else "n/a"
 
-    first = rows[0][2] if rows else {}
+    first = rows[0][3] if rows else {}
     lines = [f"Machine: {first.get('cpu', '?')}, {args.threads} threads, SIMD {first.get('simd', '?')}, "
              f"measured bandwidth {first.get('bandwidth_gb_s', 0):.1f} GB/s; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
              f"Prompt {args.prompt_tokens} tokens, decode {args.decode_tokens} tokens, best of {args.repeats} repeats x {args.rounds} rounds.",
              "",
-             "| model | dtype | prefill ours | prefill llama.cpp | ratio | decode ours | monitored, 8 traits x all layers (overhead) | steered (overhead) | decode llama.cpp | ratio | bandwidth-bound tok/s | ours / bound | peak RSS ours / llama.cpp (MiB) | load ours (s) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for name, dtype, o, t, tf in rows:
+             "| model | dtype | precision (ours) | prefill ours | prefill llama.cpp | ratio | decode ours | monitored, 8 traits x all layers (overhead) | steered (overhead) | decode llama.cpp | ratio | bandwidth-bound tok/s | ours / bound | peak RSS ours / llama.cpp (MiB) | load ours (s) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, dtype, prec, o, t, tf in rows:
         lp, ld = t.get("prefill_tok_s"), t.get("decode_tok_s")
-        lines.append("| {} | {} | {:.1f} | {} | {} | {:.2f} | {:.2f} ({:+.1f}%) | {:.2f} ({:+.1f}%) | {} | {} | {:.1f} | {:.0f}% | {:.0f} / {} | {:.3f} |".format(
-            name, dtype, o["prefill_tok_s"], f"{lp:.1f}" if lp else t.get("error", "n/a"), ratio(o["prefill_tok_s"], lp),
+        lines.append("| {} | {} | {} | {:.1f} | {} | {} | {:.2f} | {:.2f} ({:+.1f}%) | {:.2f} ({:+.1f}%) | {} | {} | {:.1f} | {:.0f}% | {:.0f} / {} | {:.3f} |".format(
+            name, dtype, prec, o["prefill_tok_s"], f"{lp:.1f}" if lp else t.get("error", "n/a"), ratio(o["prefill_tok_s"], lp),
             o["decode_tok_s"], o["decode_monitored_tok_s"], o["monitor_overhead"] * 100,
             o["decode_steered_tok_s"], o["steer_overhead"] * 100,
             f"{ld:.2f}" if ld else "n/a", ratio(o["decode_tok_s"], ld), o["bandwidth_bound_tok_s"], o["bandwidth_ratio"] * 100,
             o["peak_rss_bytes"] / 2**20, f"{t['peak_rss_bytes'] / 2**20:.0f}" if "peak_rss_bytes" in t else "n/a", o["load_seconds"]))
-    tfs = [(name, tf) for name, dtype, o, t, tf in rows if tf]
+    tfs = [(name, tf) for name, dtype, prec, o, t, tf in rows if tf]
     seen = set()
     for name, tf in tfs:
         if name in seen:

@@ -37,6 +37,9 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("dump-gguf"), help: "Write the synthetic weights as GGUF (llama / qwen2 shapes) and benchmark the model loaded back from it.")
     var dumpGGUF: String?
 
+    @Option(help: "Matrix-product precision: exact (f32 activations, the default) or native (activations rounded like llama.cpp: int8 blocks for q8_0, bf16 for bf16 weights; faster, ~0.4% / 2^-8 per activation).")
+    var precision: String = "exact"
+
     @Flag(help: "Print JSON instead of a table.")
     var json = false
 
@@ -45,6 +48,7 @@ struct Bench: ParsableCommand {
         if DType(rawValue: dtype) == nil { throw ValidationError("--dtype must be one of bf16, f16, q8_0, f32 (got '\(dtype)')") }
         if promptTokens < 1 || decodeTokens < 1 { throw ValidationError("--prompt-tokens and --decode-tokens must be at least 1") }
         if repeats < 1 { throw ValidationError("--repeats must be at least 1") }
+        if MatmulPrecision(rawValue: precision) == nil { throw ValidationError("--precision must be exact or native (got '\(precision)')") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
         if dumpGGUF != nil && config == nil { throw ValidationError("--dump-gguf needs --config (it writes synthetic weights)") }
     }
@@ -89,6 +93,8 @@ struct Bench: ParsableCommand {
             report.loadKind = "from disk / page cache"
             report.source = model!
         }
+        net.precision = MatmulPrecision(rawValue: precision) ?? .exact
+        report.precision = net.precision.rawValue
         let c = net.config
         report.architecture = c.architecture
         report.dtype = net.weightType.rawValue
@@ -168,6 +174,7 @@ struct Bench: ParsableCommand {
 /// Everything one `persona bench` run reports.
 struct BenchReport: Codable {
     var source = "", architecture = "", dtype = "", cpu = "", simd = "", build = "", date = "", loadKind = ""
+    var precision = "exact"
     var threads = 1, promptTokens = 0, decodeTokens = 0
     var weightBytesPerToken = 0, weightBytesTotal = 0, kvCacheBytes = 0, peakRSSBytes = 0
     var loadSeconds = 0.0, prefillTokensPerSecond = 0.0
@@ -182,7 +189,7 @@ struct BenchReport: Codable {
 
     func jsonText() -> String {
         var d: [String: Any] = [
-            "source": source, "architecture": architecture, "dtype": dtype, "cpu": cpu, "simd": simd, "build": build,
+            "source": source, "architecture": architecture, "dtype": dtype, "precision": precision, "cpu": cpu, "simd": simd, "build": build,
             "date": date, "threads": threads, "prompt_tokens": promptTokens, "decode_tokens": decodeTokens,
             "weight_bytes_per_token": weightBytesPerToken, "weight_bytes_total": weightBytesTotal,
             "kv_cache_bytes": kvCacheBytes, "peak_rss_bytes": peakRSSBytes, "load_seconds": loadSeconds, "load_kind": loadKind,
@@ -201,6 +208,7 @@ struct BenchReport: Codable {
         let mib = { (b: Int) in f(Double(b) / 1_048_576, 0) + " MiB" }
         let rows: [(String, String)] = [
             ("model", "\(source) [\(architecture), \(dtype)]"),
+            ("precision", precision == "native" ? "native (activations rounded as llama.cpp: q8_0 int8 blocks / bf16)" : "exact (f32 activations)"),
             ("machine", "\(cpu), \(threads) threads, \(simd), \(build) build, \(date)"),
             ("load", "\(f(loadSeconds, 3)) s (\(loadKind))"),
             ("prefill", "\(f(prefillTokensPerSecond)) tok/s (\(promptTokens) tokens)"),

@@ -3,6 +3,19 @@ import Foundation
 import PersonaGeneration
 import PersonaHub
 import PersonaModels
+import PersonaTensor
+
+/// `--precision exact|native` for commands that run the model (generate, trace).
+struct PrecisionOption: ParsableArguments {
+    @Option(help: "Matrix-product precision: exact (f32 activations; matches transformers in f32, the default) or native (activations rounded as llama.cpp does - int8 per 32-value block for q8_0 weights, bf16 for bf16 weights - for faster prefill / decode; other weight types are unaffected).")
+    var precision: String = "exact"
+
+    var value: MatmulPrecision { MatmulPrecision(rawValue: precision) ?? .exact }
+
+    func validate() throws {
+        if MatmulPrecision(rawValue: precision) == nil { throw ValidationError("--precision must be exact or native (got '\(precision)')") }
+    }
+}
 
 struct ModelOption: ParsableArguments {
     @Option(name: .long, help: "A model folder, a .gguf file, or a Hub id org/name[@revision] from the Hugging Face cache.")
@@ -44,6 +57,7 @@ struct Generate: ParsableCommand {
     @Option(name: .customLong("stop"), help: "Stop string (repeatable).") var stop: [String] = []
     @Flag(name: .customLong("ignore-eos"), help: "Keep generating past the end-of-sequence token.") var ignoreEOS = false
     @Flag(help: "Print speed to standard error.") var verbose = false
+    @OptionGroup var precisionOption: PrecisionOption
 
     func validate() throws {
         if maxTokens < 0 { throw ValidationError("--max-tokens must be >= 0") }
@@ -51,6 +65,7 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         let loaded = try ModelLoader.load(path: modelOption.resolvedPath())
+        loaded.model.precision = precisionOption.value
         let gen = Generator(loaded)
         let ids = try gen.promptIds(for: prompt, system: system, raw: raw)
         let options = GenerationOptions(maxTokens: maxTokens, sampling: sampling.parameters, stopStrings: stop, stopAtEOS: !ignoreEOS)

@@ -17,6 +17,7 @@ struct Trace: ParsableCommand {
     @Option(help: "Comma-separated token ids, fed as given (no BOS added).") var ids: String?
     @Option(help: "Prompt text, tokenised with the model's special tokens (BOS), no chat template.") var prompt: String?
     @Option(help: "Output .safetensors file.") var out: String
+    @OptionGroup var precisionOption: PrecisionOption
 
     func validate() throws {
         if (ids == nil) == (prompt == nil) { throw ValidationError("give exactly one of --ids or --prompt") }
@@ -41,6 +42,7 @@ struct Trace: ParsableCommand {
             model = loaded.model
         }
         if tokens.isEmpty { throw ValidationError("no tokens to trace") }
+        model.precision = precisionOption.value
         let result = try HiddenStateTrace.run(model: model, tokens: tokens)
         var tensors: [(name: String, dtype: DType, shape: [Int], data: Data)] = []
         for (i, h) in result.hiddenStates.enumerated() {
