@@ -235,11 +235,11 @@ static inline float32x4_t silu_neon(float32x4_t x) {
     return vdivq_f32(x, vaddq_f32(vdupq_n_f32(1.0f), exp_neon(vnegq_f32(x))));
 }
 
+// x/2 (1 + tanh z) = x / (1 + e^{-2z}): the x86 levels' 1 - 2/(e^{2z} + 1) loses relative accuracy where
+// 1 + tanh z cancels (x below about -3); this form keeps a few ulp everywhere, with fewer operations.
 static inline float32x4_t gelu_tanh_neon(float32x4_t x) {
-    // tanh(z) = 1 - 2 / (e^{2z} + 1)
     float32x4_t z = vmulq_n_f32(vfmaq_f32(x, vmulq_n_f32(x, 0.044715f), vmulq_f32(x, x)), 0.7978845608028654f);
-    float32x4_t t = vsubq_f32(vdupq_n_f32(1.0f), vdivq_f32(vdupq_n_f32(2.0f), vaddq_f32(exp_neon(vaddq_f32(z, z)), vdupq_n_f32(1.0f))));
-    return vmulq_f32(vmulq_n_f32(x, 0.5f), vaddq_f32(vdupq_n_f32(1.0f), t));
+    return vdivq_f32(x, vaddq_f32(vdupq_n_f32(1.0f), exp_neon(vmulq_n_f32(z, -2.0f))));
 }
 
 // The last n % 4 values go through a zero-padded copy, so every value gets the same formula.
