@@ -1,37 +1,51 @@
 #!/bin/sh
 # Builds CPersonaKernels + Scripts/neon/test_neon.c for aarch64 and runs the test under qemu-aarch64, at the
-# NEON level and once with PERSONA_SIMD=scalar; then the same with the optional dot-product / fp16 features
-# enabled (-march=armv8.2-a+dotprod+fp16), and a syntax check of every C file with clang for aarch64.
-# Needs: apt-get install -y qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+# NEON level and once with PERSONA_SIMD=scalar, in three builds:
+#   gcc   -O2 -march=armv8-a                  (baseline ARMv8-A: no dot-product / fp16 instructions)
+#   clang -O3 -fno-math-errno -march=armv8-a  (Package.swift's C flags, the compiler Swift uses)
+#   clang -O3 -fno-math-errno -mcpu=apple-m1  (what arm64 macOS builds target: dotprod, fp16, ...)
+# then a clang --target=aarch64-linux-gnu -fsyntax-only check of every C file of the target.
+# Needs: apt-get install -y qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross  (clang: Swift's, if on PATH)
 # Exit status non-zero on any failure.
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 src="$root/Sources/CPersonaKernels"
-out=${NEON_OUT:-$(mktemp -d)}
-cc=${AARCH64_CC:-aarch64-linux-gnu-gcc}
-sysroot=${AARCH64_SYSROOT:-/usr/aarch64-linux-gnu}
-qemu=${QEMU_AARCH64:-qemu-aarch64}
-for tool in "$cc" "$qemu"; do
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+sysroot=/usr/aarch64-linux-gnu
+for tool in aarch64-linux-gnu-gcc qemu-aarch64; do
     command -v "$tool" >/dev/null 2>&1 || { echo "run.sh: $tool not found (apt-get install -y qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross)" >&2; exit 2; }
 done
+have_clang=0
+command -v clang >/dev/null 2>&1 && have_clang=1
 
 status=0
-for march in armv8-a armv8.2-a+dotprod+fp16; do
-    bin="$out/test_neon-$march"
-    # -ffp-contract=off: no fused multiply-adds beyond the ones the kernels ask for, as Swift's clang builds
-    "$cc" -O2 -march="$march" -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -ffp-contract=off -pthread \
-        -I"$src/include" -I"$src" "$src"/*.c "$root/Scripts/neon/test_neon.c" -lm -o "$bin"
+build_and_run() {   # name, compiler and flags...
+    name=$1; shift
+    echo "== $name"
+    if ! "$@" -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -I"$src/include" -I"$src" \
+            "$src"/*.c "$root/Scripts/neon/test_neon.c" -lm -o "$out/t"; then
+        echo "FAIL build: $name"; status=1; return
+    fi
     for simd in "" scalar; do
-        echo "== -march=$march PERSONA_SIMD=${simd:-<unset>}"
-        PERSONA_SIMD=$simd "$qemu" -L "$sysroot" "$bin" || status=1
+        echo "-- PERSONA_SIMD=${simd:-<unset>}"
+        PERSONA_SIMD=$simd qemu-aarch64 -L "$sysroot" "$out/t" || status=1
     done
-done
+}
 
-if command -v clang >/dev/null 2>&1; then
+build_and_run "gcc -O2 -march=armv8-a" aarch64-linux-gnu-gcc -O2 -march=armv8-a
+if [ $have_clang = 1 ]; then
+    build_and_run "clang -O3 -fno-math-errno -march=armv8-a" clang --target=aarch64-linux-gnu -fuse-ld=lld -O3 -fno-math-errno -march=armv8-a
+    build_and_run "clang -O3 -fno-math-errno -mcpu=apple-m1" clang --target=aarch64-linux-gnu -fuse-ld=lld -O3 -fno-math-errno -mcpu=apple-m1
+    n=0
     for f in "$src"/*.c; do
-        clang --target=aarch64-linux-gnu --sysroot="$sysroot" -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fsyntax-only \
-            -I"$src/include" -I"$src" "$f" || { echo "clang aarch64 syntax check failed: $f"; status=1; }
+        n=$((n + 1))
+        clang --target=aarch64-linux-gnu -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fsyntax-only -I"$src/include" -I"$src" "$f" \
+            || { echo "FAIL clang aarch64 syntax check: $f"; status=1; }
     done
-    echo "== clang --target=aarch64-linux-gnu -fsyntax-only: $(ls "$src"/*.c | wc -l) files checked"
+    echo "== clang --target=aarch64-linux-gnu -fsyntax-only: $n files"
+else
+    echo "(no clang on PATH: clang builds and syntax check skipped)"
 fi
+[ $status = 0 ] && echo "neon run.sh: all passed" || echo "neon run.sh: FAILED"
 exit $status
