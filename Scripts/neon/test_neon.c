@@ -289,6 +289,98 @@ static void test_matmul(void) {
     for (int k = 0; k < 4; k++) { check_matmul(wide[k], 3, 16384 + 512, 1); check_matmul(wide[k], 3, 16384 + 512, 2); }
 }
 
+// Round to `bits` significant bits, ties to even (exact in double: v / ulp is a power-of-two scaling);
+// values below the smallest normal `emin` keep the subnormal spacing. For the reference activation rounding.
+static double round_bits(double v, int bits, int emin) {
+    if (v == 0 || !isfinite(v)) return v;
+    int e;
+    frexp(v, &e);               // |v| in [2^(e-1), 2^e)
+    if (e - 1 < emin) e = emin + 1;
+    double ulp = ldexp(1, e - bits);
+    return nearbyint(v / ulp) * ulp;
+}
+
+// pk_native_prepare + pk_matmul_rows_native against the promised numerics (kernels.h): q8_0 activations quantised
+// as ggml's quantize_row_q8_0 (d = amax / 127 in f32, kept as f16; q = round-half-away(x * (1/d))), exact integer
+// dots per block times d_w * d_x; bf16 activations rounded to nearest even. Reference sums in double.
+static void check_native(int dt, int64_t rows, int64_t cols, int64_t T) {
+    uint8_t *w = random_rows(dt, rows, cols);
+    size_t rb = pk_row_bytes(dt, cols), xs = pk_native_x_stride(dt, cols);
+    int64_t ldx = cols + 3, ldy = rows + 2;
+    float *x = malloc(4 * (size_t)(T * ldx)), *y = malloc(4 * (size_t)(T * ldy));
+    for (int64_t i = 0; i < T * ldx; i++) x[i] = normal() * (i % 7 == 0 ? 4 : 1);
+    void *xn = pk_thread_scratch(xs * (size_t)T);
+    if (!xn) { FAIL("pk_thread_scratch(%zu) returned NULL", xs * (size_t)T); return; }
+    pk_native_prepare(dt, x, ldx, cols, xn, 0, T);
+    const float sentinel = -12345.0f;
+    for (int64_t i = 0; i < T * ldy; i++) y[i] = sentinel;
+    int64_t r0 = rows > 2 ? 1 : 0, r1 = rows;
+    pk_matmul_rows_native(dt, w, cols, xn, T, y, ldy, r0, r1);
+    char what[96];
+    snprintf(what, sizeof what, "native %s rows %lld cols %lld T %lld", NAMES[dt], (long long)rows, (long long)cols, (long long)T);
+    int64_t nb = cols / 32;
+    double *xr = malloc(8 * (size_t)cols), *dxb = malloc(8 * (size_t)(nb + 1));
+    int stop = 0;
+    for (int64_t t = 0; t < T && !stop; t++) {
+        const float *xt = x + t * ldx;
+        if (dt == PK_Q8_0) {
+            for (int64_t b = 0; b < nb; b++) {
+                float amax = 0;
+                for (int i = 0; i < 32; i++) if (fabsf(xt[b * 32 + i]) > amax) amax = fabsf(xt[b * 32 + i]);
+                float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+                dxb[b] = round_bits(d, 11, -14);
+                for (int i = 0; i < 32; i++) {
+                    float v = xt[b * 32 + i] * id;
+                    xr[b * 32 + i] = v < 0 ? -floor(-(double)v + 0.5) : floor((double)v + 0.5);
+                }
+            }
+        } else {
+            for (int64_t c = 0; c < cols; c++) xr[c] = round_bits(xt[c], 8, -126);
+        }
+        for (int64_t r = 0; r < ldy && !stop; r++) {
+            float got = y[t * ldy + r];
+            if (r < r0 || r >= r1) {
+                checks++;
+                if (got != sentinel) { FAIL("%s: wrote outside the rows at t %lld r %lld", what, (long long)t, (long long)r); stop = 1; }
+                continue;
+            }
+            const uint8_t *wr = w + rb * (size_t)r;
+            double exact = 0, size = 0, tol;
+            if (dt == PK_Q8_0) {
+                double bsize = 0;
+                for (int64_t b = 0; b < nb; b++) {
+                    double isum = 0, asum = 0;
+                    for (int i = 0; i < 32; i++) {
+                        double pr = (double)(int8_t)wr[b * 34 + 2 + i] * xr[b * 32 + i];
+                        isum += pr; asum += fabs(pr);
+                    }
+                    double sc = fabs(ref_f16(u16at(wr + b * 34)) * dxb[b]);
+                    exact += isum * ref_f16(u16at(wr + b * 34)) * dxb[b];
+                    size += sc * asum; bsize += sc * fabs(isum);
+                }
+                // NEON sums each block's integers exactly: d_w * d_x and its product with the block sum are rounded
+                // once each, then an nb-term f32 sum. Other levels may split a block's sum over lanes before scaling,
+                // so their bound (NativeKernelTests.swift's) counts |products| and nb + 16 roundings.
+                if (strcmp(pk_simd_level(), "neon") == 0) tol = (nb + 4) * EPS / 2 * bsize + 1e-30;
+                else tol = (nb + 16) * EPS / 2 * size + 1e-30;
+            } else {
+                for (int64_t c = 0; c < cols; c++) { double m, v = ref_elem(dt, wr, c, &m); exact += v * xr[c]; size += fabs(v * xr[c]); }
+                tol = (cols + 4) * EPS / 2 * size + 1e-30;
+            }
+            if (!within(got, exact, tol, what)) stop = 1;
+        }
+    }
+    free(w); free(x); free(y); free(xr); free(dxb);
+}
+
+static void test_native(void) {
+    const int64_t Ts[] = {1, 2, 3, 5, 17}, rowsl[] = {1, 5, 37};
+    for (int a = 0; a < 3; a++) for (int c = 0; c < 5; c++) {
+        const int64_t qc[] = {32, 96, 160, 288}, bc[] = {1, 7, 67, 300};
+        for (int b = 0; b < 4; b++) { check_native(PK_Q8_0, rowsl[a], qc[b], Ts[c]); check_native(PK_BF16, rowsl[a], bc[b], Ts[c]); }
+    }
+}
+
 static void test_attention(void) {
     const int64_t ns[] = {1, 5, 37}, hds[] = {1, 7, 64, 67};
     const float caps[] = {0, 30};
@@ -424,6 +516,7 @@ int main(void) {
     test_dot_axpy();
     test_dequant();
     test_matmul();
+    test_native();
     test_attention();
     test_activations();
     test_read_sum();
