@@ -24,7 +24,7 @@ static void note_ratio(const char *what, double ratio) {
     for (; k < NCAT && cat_name[k][0]; k++) if (strlen(cat_name[k]) == len && strncmp(cat_name[k], what, len) == 0) break;
     if (k == NCAT) return;
     if (!cat_name[k][0]) memcpy(cat_name[k], what, len);
-    if (ratio > cat_worst[k] || !cat_what[k][0]) { cat_worst[k] = ratio; snprintf(cat_what[k], sizeof cat_what[k], "%s", what); }
+    if (ratio > cat_worst[k] || !cat_what[k][0]) { cat_worst[k] = ratio; snprintf(cat_what[k], sizeof cat_what[k], "%s", ratio > 0 ? what : "every result exact"); }
 }
 
 #define FAIL(...) do { if (failures++ < 30) { printf("FAIL "); printf(__VA_ARGS__); printf("\n"); } } while (0)
