@@ -169,7 +169,38 @@ static void test_level(const char *want) {
     checks++;
 #if defined(__aarch64__)
     if (!pk_simd_level_available("neon") || pk_simd_level_available("avx2")) FAIL("level availability on aarch64");
+    checks++;
+    if (pk_simd_set_level("avx2") != -1 || pk_simd_set_level("scalar") != 0 || strcmp(pk_simd_level(), "scalar") != 0)
+        FAIL("pk_simd_set_level on aarch64");
+    checks++;
+    if (pk_simd_set_level(NULL) != 0 || strcmp(pk_simd_level(), want) != 0) FAIL("pk_simd_set_level(NULL) did not go back to %s", want);
 #endif
+}
+
+// The pool (pool.c spins with `yield` on aarch64): every index runs exactly once, over many rounds; a call from
+// inside a task runs inline.
+typedef struct { int *hits; pk_pool *pool; int *inner; } pool_ctx;
+static void pool_inner(void *c, int64_t i) { ((pool_ctx *)c)->inner[i]++; }
+static void pool_task(void *c, int64_t i) {
+    pool_ctx *ctx = (pool_ctx *)c;
+    __atomic_fetch_add(&ctx->hits[i], 1, __ATOMIC_RELAXED);
+    if (i == 7) pk_pool_run(ctx->pool, 5, pool_inner, c);
+}
+static void test_pool(void) {
+    pk_pool *pool = pk_pool_create(3);
+    checks++;
+    if (!pool || pk_pool_threads(pool) != 3) { FAIL("pk_pool_create(3)"); return; }
+    int hits[257], inner[5];
+    pool_ctx ctx = {hits, pool, inner};
+    for (int round = 0; round < 200; round++) {
+        int64_t n = 1 + (round * 37) % 257;
+        memset(hits, 0, sizeof hits); memset(inner, 0, sizeof inner);
+        pk_pool_run(pool, n, pool_task, &ctx);
+        checks++;
+        for (int64_t i = 0; i < n; i++) if (hits[i] != 1) { FAIL("pool round %d: index %lld ran %d times", round, (long long)i, hits[i]); break; }
+        if (n > 7) for (int i = 0; i < 5; i++) if (inner[i] != 1) { FAIL("pool round %d: nested index %d ran %d times", round, i, inner[i]); break; }
+    }
+    pk_pool_destroy(pool);
 }
 
 static void test_dot_axpy(void) {
@@ -521,6 +552,7 @@ int main(void) {
     test_activations();
     test_read_sum();
     test_first_nonfinite();
+    test_pool();
     for (int k = 0; k < NCAT && cat_name[k][0]; k++)
         printf("  worst error/tolerance %-14s %.3g  (%s)\n", cat_name[k], cat_worst[k], cat_what[k]);
     printf("test_neon: level %s: %ld checks, %ld failures\n", pk_simd_level(), checks, failures);
