@@ -40,6 +40,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Matrix-product precision: exact (f32 activations, the default) or native (activations rounded like llama.cpp: int8 blocks for q8_0, bf16 for bf16 weights; faster, ~0.4% / 2^-8 per activation).")
     var precision: String = "exact"
 
+    @Option(help: "Also measure decoding N sequences at once (one batched forward pass per step, as extraction and batch monitoring do); 0 skips it.")
+    var batch: Int = 0
+
     @Flag(help: "Print JSON instead of a table.")
     var json = false
 
@@ -48,6 +51,7 @@ struct Bench: ParsableCommand {
         if DType(rawValue: dtype) == nil { throw ValidationError("--dtype must be one of bf16, f16, q8_0, f32 (got '\(dtype)')") }
         if promptTokens < 1 || decodeTokens < 1 { throw ValidationError("--prompt-tokens and --decode-tokens must be at least 1") }
         if repeats < 1 { throw ValidationError("--repeats must be at least 1") }
+        if batch < 0 || batch > 256 { throw ValidationError("--batch must be in 0...256") }
         if MatmulPrecision(rawValue: precision) == nil { throw ValidationError("--precision must be exact or native (got '\(precision)')") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
         if dumpGGUF != nil && config == nil { throw ValidationError("--dump-gguf needs --config (it writes synthetic weights)") }
@@ -166,6 +170,25 @@ struct Bench: ParsableCommand {
         report.decodeMonitored = Double(decodeTokens) / best3[1]
         report.decodeSteered = Double(decodeTokens) / best3[2]
         report.bandwidthBytesPerSecond = bw
+
+        // batched decode: `batch` sequences with prompts of their own, decodeTokens steps in lockstep
+        if batch > 0 {
+            let prompts = (0..<batch).map { _ in (0..<promptTokens).map { _ in Int(rng.next() % UInt64(c.vocabSize)) } }
+            let caches = (0..<batch).map { _ in net.makeCache(capacity: capacity) }
+            var bestBatch = Double.infinity
+            for _ in 0..<repeats {
+                caches.forEach { $0.reset() }
+                var logits = try net.forward(batch: (0..<batch).map { BatchSequence(tokens: prompts[$0], cache: caches[$0]) })
+                let s = Date()
+                for _ in 0..<decodeTokens {
+                    let next = (0..<batch).map { b in argmax(UnsafeBufferPointer(rebasing: logits[(b * c.vocabSize)..<((b + 1) * c.vocabSize)])) }
+                    logits = try net.forward(batch: (0..<batch).map { BatchSequence(tokens: [next[$0]], cache: caches[$0]) })
+                }
+                bestBatch = min(bestBatch, Date().timeIntervalSince(s))
+            }
+            report.batch = batch
+            report.decodeBatched = Double(batch * decodeTokens) / bestBatch
+        }
         report.peakRSSBytes = peakRSS()
         print(json ? report.jsonText() : report.table())
     }
@@ -180,6 +203,8 @@ struct BenchReport: Codable {
     var loadSeconds = 0.0, prefillTokensPerSecond = 0.0
     var decodePlain = 0.0, decodeMonitored = 0.0, decodeSteered = 0.0
     var bandwidthBytesPerSecond = 0.0
+    /// Sequences decoded at once in the batched measurement (0: not measured) and their summed tokens per second.
+    var batch = 0, decodeBatched = 0.0
 
     /// Decode speed if every weight byte were read once per token at the measured bandwidth.
     var bandwidthBoundTokensPerSecond: Double { bandwidthBytesPerSecond / Double(max(weightBytesPerToken, 1)) }
@@ -197,6 +222,7 @@ struct BenchReport: Codable {
             "decode_steered_tok_s": decodeSteered, "bandwidth_gb_s": bandwidthBytesPerSecond / 1e9,
             "bandwidth_bound_tok_s": bandwidthBoundTokensPerSecond, "bandwidth_ratio": bandwidthRatio,
             "monitor_overhead": monitorOverhead, "steer_overhead": steerOverhead,
+            "batch": batch, "decode_batched_tok_s": decodeBatched,
         ]
         d = d.mapValues { v in (v as? Double).map { $0.isFinite ? $0 : 0 } ?? v }
         let data = (try? JSONSerialization.data(withJSONObject: d, options: [.prettyPrinted, .sortedKeys])) ?? Data()
@@ -215,6 +241,9 @@ struct BenchReport: Codable {
             ("decode plain", "\(f(decodePlain, 2)) tok/s"),
             ("decode monitored", "\(f(decodeMonitored, 2)) tok/s (8 traits at every layer, \(f(monitorOverhead * 100))% overhead)"),
             ("decode steered", "\(f(decodeSteered, 2)) tok/s (one vector added, \(f(steerOverhead * 100))% overhead)"),
+        ] + (batch > 0 ? [
+            ("decode batched", "\(f(decodeBatched, 2)) tok/s summed over \(batch) sequences (\(f(decodeBatched / max(decodePlain, 1e-9), 2))x one sequence)"),
+        ] : []) + [
             ("memory bandwidth", "\(f(bandwidthBytesPerSecond / 1e9, 2)) GB/s (streaming the weights, \(threads) threads, best of the probes between decode runs)"),
             ("bandwidth bound", "\(f(bandwidthBoundTokensPerSecond, 2)) tok/s (\(mib(weightBytesPerToken)) of weights per token); decode reaches \(f(bandwidthRatio * 100, 0))%"),
             ("peak RSS", "\(mib(peakRSSBytes)) (weights \(mib(weightBytesTotal)) + KV cache \(mib(kvCacheBytes)))"),

@@ -55,6 +55,7 @@ struct ExtractRun: AsyncParsableCommand {
         """)
 
     @OptionGroup var modelOption: ModelOption
+    @OptionGroup var precisionOption: PrecisionOption
     @Option(help: "Built-in trait name or trait .json file.") var trait: String
     @Option(name: .customLong("eval-questions"), help: "A trait file whose 'questions' replace the held-out eval set (e.g. a trait_data_eval file).")
     var evalQuestionsFile: String?
@@ -89,6 +90,7 @@ struct ExtractRun: AsyncParsableCommand {
         for w in warnings { note("trait \(def.name): warning: \(w)") }
 
         let loaded = try ModelLoader.load(path: modelOption.resolvedPath())
+        loaded.model.precision = precisionOption.value
         var opts = ExtractionOptions()
         opts.samplesPerQuestion = nPerQuestion
         opts.evalSamplesPerQuestion = nEval

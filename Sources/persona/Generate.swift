@@ -5,7 +5,7 @@ import PersonaHub
 import PersonaModels
 import PersonaTensor
 
-/// `--precision exact|native` for commands that run the model (generate, trace).
+/// `--precision exact|native` for commands that run the model (generate, trace, monitor, extract, serve).
 struct PrecisionOption: ParsableArguments {
     @Option(help: "Matrix-product precision: exact (f32 activations; matches transformers in f32, the default) or native (activations rounded as llama.cpp does - int8 per 32-value block for q8_0 weights, bf16 for bf16 weights - for faster prefill / decode; other weight types are unaffected).")
     var precision: String = "exact"

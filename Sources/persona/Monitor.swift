@@ -42,6 +42,7 @@ struct Monitor: ParsableCommand {
         """)
 
     @OptionGroup var modelOption: ModelOption
+    @OptionGroup var precisionOption: PrecisionOption
     @OptionGroup var vectorOptions: VectorOptions
     @Option(help: "HF hidden-state rows to record: 16, 8,16 or all (default: each vector's recommended row).") var layers: String = "recommended"
     @Option(help: "The prompt text.") var prompt: String?
@@ -68,6 +69,7 @@ struct Monitor: ParsableCommand {
     func run() throws {
         try OutputFile.checkWritable(out, option: "--out")
         let loaded = try ModelLoader.load(path: modelOption.resolvedPath())
+        loaded.model.precision = precisionOption.value
         let vectors = try vectorOptions.load(numLayers: loaded.config.numLayers)
         let session = try MonitorSession(loaded: loaded, vectors: vectors)
         let (specs, condition) = try steering.parsed()

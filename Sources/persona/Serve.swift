@@ -19,6 +19,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Port.") var port: Int = 8000
     @Option(help: "A Hugging Face model folder, a .gguf file or a Hub id (org/name[@rev]) for live generation.") var model: String?
     @Option(help: "Trait vector file or folder (needed with --model for trait scores).") var vectors: String?
+    @OptionGroup var precisionOption: PrecisionOption
     @Option(help: "Folder for the run database (runs.sqlite).") var runs: String = "~/.persona"
     @Option(name: .customLong("api-key"), help: "Require 'Authorization: Bearer KEY' on the API (default: $PERSONA_API_KEY).")
     var apiKey: String?
@@ -58,6 +59,7 @@ struct Serve: AsyncParsableCommand {
         var backend: EngineBackend? = nil
         if let model {
             let loaded = try ModelLoader.load(path: ModelReference.resolve(model).path)
+            loaded.model.precision = precisionOption.value
             let vs = try vectors.map { try VectorFiles.load(URL(fileURLWithPath: $0), numLayers: loaded.config.numLayers) } ?? []
             backend = try EngineBackend(loaded: loaded, vectors: vs, maxBatch: maxConcurrent)
             note("model \(loaded.name) (\(loaded.config.architecture), \(loaded.config.numLayers) layers); traits: \(vs.map(\.trait).joined(separator: ", "))")

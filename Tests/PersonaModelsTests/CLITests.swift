@@ -122,6 +122,24 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(missing.stderr.contains("persona pull"), missing.stderr)
     }
 
+    /// `persona bench --json` reports every measurement, the batched decode included, for both precisions.
+    func testBenchReportsBatchedDecode() throws {
+        for precision in ["exact", "native"] {
+            let r = try run(["bench", "--model", stories, "--prompt-tokens", "8", "--decode-tokens", "4", "--repeats", "1",
+                             "--batch", "3", "--precision", precision, "--json"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let j = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+            XCTAssertEqual(j["batch"] as? Int, 3)
+            XCTAssertEqual(j["precision"] as? String, precision)
+            for key in ["prefill_tok_s", "decode_tok_s", "decode_monitored_tok_s", "decode_steered_tok_s", "decode_batched_tok_s"] {
+                XCTAssertGreaterThan(j[key] as? Double ?? 0, 0, key)
+            }
+        }
+        let bad = try run(["bench", "--model", stories, "--batch", "-1"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("--batch"), bad.stderr)
+    }
+
     /// A batch monitor killed with SIGKILL resumes from its journal: no lost or duplicated runs, same result as
     /// an uninterrupted one-prompt-at-a-time run (greedy decoding is deterministic; prompts run 5 at a time
     /// finish out of order and are journaled as they finish).
