@@ -8,20 +8,9 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-#define TS __attribute__((target("avx2,fma,f16c")))
-
-TS static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
+#include "pk_x86.h"
+#define TS T256
 TS static inline __m256 ld_f32(const float *p) { return _mm256_loadu_ps(p); }
-TS static inline __m256 ld_bf16(const uint16_t *p) {
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
-}
-TS static inline __m256 ld_f16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
-TS static inline __m256 ld_i8(const uint8_t *p) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p))); }
 static inline float cv_f32(float v) { return v; }
 
 // NT inputs, U independent accumulators per input (U = 2 keeps enough FMA chains in flight when NT is small).
@@ -43,7 +32,7 @@ TS static void NAME(const uint8_t *W, size_t rb, int64_t cols, const float *X, i
         for (int t = 0; t < NT; t++) {                                                                         \
             __m256 a = acc[t][0];                                                                              \
             for (int u = 1; u < U; u++) a = _mm256_add_ps(a, acc[t][u]);                                       \
-            float s = hsum8(a);                                                                                \
+            float s = hsum256(a);                                                                                \
             for (int64_t c = cv; c < cols; c++) s += CONV(w[c]) * X[t * ldx + c];                              \
             Y[t * ldy + r] = s;                                                                                \
         }                                                                                                      \
@@ -63,7 +52,7 @@ TS static void NAME(const uint8_t *W, size_t rb, int64_t cols, const float *X, i
             uint16_t dh; memcpy(&dh, p, 2);                                                                    \
             __m256 d = _mm256_set1_ps(_cvtsh_ss(dh));                                                          \
             for (int k = 0; k < 4; k++) {                                                                      \
-                __m256 wv = _mm256_mul_ps(d, ld_i8(p + 2 + 8 * k));                                            \
+                __m256 wv = _mm256_mul_ps(d, i8x8(p + 2 + 8 * k));                                            \
                 const int u = k % U;                                                                           \
                 for (int t = 0; t < NT; t++)                                                                   \
                     acc[t][u] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(X + t * ldx + b * 32 + 8 * k), acc[t][u]); \
@@ -72,7 +61,7 @@ TS static void NAME(const uint8_t *W, size_t rb, int64_t cols, const float *X, i
         for (int t = 0; t < NT; t++) {                                                                         \
             __m256 a = acc[t][0];                                                                              \
             for (int u = 1; u < U; u++) a = _mm256_add_ps(a, acc[t][u]);                                       \
-            Y[t * ldy + r] = hsum8(a);                                                                         \
+            Y[t * ldy + r] = hsum256(a);                                                                         \
         }                                                                                                      \
     }                                                                                                          \
 }
@@ -80,8 +69,8 @@ TS static void NAME(const uint8_t *W, size_t rb, int64_t cols, const float *X, i
 #define ALL_T(M, P, ...) M(P##2, 2, 2, __VA_ARGS__) M(P##3, 3, 2, __VA_ARGS__) M(P##4, 4, 2, __VA_ARGS__)     \
     M(P##5, 5, 1, __VA_ARGS__) M(P##6, 6, 1, __VA_ARGS__) M(P##7, 7, 1, __VA_ARGS__) M(P##8, 8, 1, __VA_ARGS__)
 ALL_T(SMALL_DENSE, small_f32_, float, ld_f32, cv_f32)
-ALL_T(SMALL_DENSE, small_bf16_, uint16_t, ld_bf16, pk_bf16_to_f32)
-ALL_T(SMALL_DENSE, small_f16_, uint16_t, ld_f16, pk_f16_to_f32)
+ALL_T(SMALL_DENSE, small_bf16_, uint16_t, bf16x8, pk_bf16_to_f32)
+ALL_T(SMALL_DENSE, small_f16_, uint16_t, f16x8, pk_f16_to_f32)
 SMALL_Q8(small_q8_2, 2, 2) SMALL_Q8(small_q8_3, 3, 2) SMALL_Q8(small_q8_4, 4, 2) SMALL_Q8(small_q8_5, 5, 1)
 SMALL_Q8(small_q8_6, 6, 1) SMALL_Q8(small_q8_7, 7, 1) SMALL_Q8(small_q8_8, 8, 1)
 

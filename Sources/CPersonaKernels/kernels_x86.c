@@ -1,6 +1,7 @@
 // AVX2 and AVX-512 kernels, compiled per function with `target` attributes and chosen at run time
 // (kernels.c), so one binary runs on any x86-64 CPU.
 #include "pk_internal.h"
+#include "pk_x86.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include <cpuid.h>
@@ -225,14 +226,7 @@ const pk_ops pk_ops_avx512bf16 = { .name = "avx512bf16", PK_OPS_AVX512_COMMON, .
 
 // =====================================================================================================
 // MARK: AVX2 + FMA + F16C
-#define T256 __attribute__((target("avx2,fma,f16c")))
-
-T256 static inline float hsum256(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
+// T256, hsum256 and the bf16x8 / f16x8 / i8x8 loads are in pk_x86.h.
 
 static const int32_t mask_table[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
 T256 static inline __m256i tail8(int64_t n) { return _mm256_loadu_si256((const __m256i *)(mask_table + 8 - n)); }
@@ -280,11 +274,6 @@ T256 static uint64_t read_sum_256(const void *p, size_t bytes) {
     return t;
 }
 
-T256 static inline __m256 bf16x8(const uint16_t *p) {
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
-}
-T256 static inline __m256 f16x8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
-T256 static inline __m256 i8x8(const uint8_t *p) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p))); }
 
 T256 static void dequant_f16_256(const void *row, int64_t cols, float *out) {
     const uint16_t *h = (const uint16_t *)row;
