@@ -54,14 +54,17 @@ public final class BatchScheduler: @unchecked Sendable {
         self.maxBatch = max(1, maxBatch)
     }
 
-    deinit { shutdown() }
-
     /// Queues a generation. Bad input (empty prompt, context too long, invalid sampling) is reported through
     /// `onFinish` like any other failure.
     public func submit(promptIds: [Int], options: GenerationOptions, hooks: HookSet = HookSet(),
                        onToken: @escaping (TokenEvent) -> Bool, onFinish: @escaping (Result<GenerationResult, Error>) -> Void) {
         let job = Job(promptIds: promptIds, options: options, hooks: hooks, onToken: onToken, onFinish: onFinish)
         condition.lock()
+        if stopping {
+            condition.unlock()
+            onFinish(.failure(GenerationError("the batch scheduler has been shut down")))
+            return
+        }
         if thread == nil {
             let t = Thread { [weak self] in self?.work() }
             t.stackSize = 8 << 20
@@ -74,7 +77,8 @@ public final class BatchScheduler: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Stops the worker once the requests it holds are done.
+    /// Stops the worker once the requests it holds are done; later submissions fail at once. (The worker keeps
+    /// the scheduler alive until then.)
     public func shutdown() {
         condition.lock()
         stopping = true

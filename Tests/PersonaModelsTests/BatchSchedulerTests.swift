@@ -110,6 +110,12 @@ final class BatchSchedulerTests: XCTestCase {
                              onToken: { _ in true }, onFinish: { r in results.with { $0[k] = try? r.get() }; done.signal() })
         }
         for _ in 0..<2 { XCTAssertEqual(done.wait(timeout: .now() + 60), .success) }
+        scheduler.shutdown()
+        let late = DispatchSemaphore(value: 0)
+        scheduler.submit(promptIds: ids, options: GenerationOptions(maxTokens: 2), onToken: { _ in true }, onFinish: { r in
+            if case .failure(let e) = r, "\(e)".contains("shut down") { late.signal() }
+        })
+        XCTAssertEqual(late.wait(timeout: .now() + 5), .success, "a request after shutdown fails at once")
         for k in 0..<2 {
             let r = try XCTUnwrap(results.with { $0[k] })
             let D = loaded.config.hiddenSize
@@ -118,6 +124,5 @@ final class BatchSchedulerTests: XCTestCase {
             let trace = try HiddenStateTrace.run(model: loaded.model, tokens: ids + r.tokenIds)
             XCTAssertLessThanOrEqual(maxAbsDiff(buffers[k].values, trace.hiddenStates[2]), 1e-4)
         }
-        scheduler.shutdown()
     }
 }
