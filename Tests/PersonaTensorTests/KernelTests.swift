@@ -109,32 +109,17 @@ final class KernelTests: XCTestCase {
         let rb = Int(pk_row_bytes(code, Int64(cols)))
         let deq = (0..<rows).map { r in ReferenceDequant.row(name, Array(w[(r * rb)..<((r + 1) * rb)]), cols: cols) }
         let mag = (0..<rows).map { r in (0..<cols).map { Self.magnitude(name, Array(w[(r * rb)..<((r + 1) * rb)]), $0) } }
-        // whole range, and an odd sub-range as a thread would get
-        for (r0, r1) in [(0, rows), (min(3, rows), max(min(3, rows), rows - 2))] {
-            let sentinel: Float = -12345
-            var y = [Float](repeating: sentinel, count: T * ldy)
+        checkRowRanges(rows: rows, T: T, ldy: ldy, label: "\(level) \(name) rows \(rows) cols \(cols)", multiply: { r0, r1, y in
             pk_matmul_rows(code, w, Int64(cols), x, Int64(ldx), Int64(T), &y, Int64(ldy), Int64(r0), Int64(r1))
-            for t in 0..<T {
-                for r in 0..<ldy {
-                    let got = y[t * ldy + r]
-                    guard r >= r0 && r < r1 else {
-                        if got != sentinel { XCTFail("\(level) \(name): wrote outside rows \(r0)..<\(r1) at t \(t) r \(r)"); return }
-                        continue
-                    }
-                    var exact = 0.0, size: Float = 0
-                    for c in 0..<cols {
-                        exact += Double(deq[r][c]) * Double(x[t * ldx + c])
-                        size += mag[r][c] * abs(x[t * ldx + c])
-                    }
-                    // worst-case f32 rounding of a length-`cols` sum in any order (gamma_n), plus the dequantisation
-                    let tol = Float(cols + 4) * Float.ulpOfOne / 2 * size + 1e-30
-                    if !(abs(Double(got) - exact) <= Double(tol)) {
-                        XCTFail("\(level) \(name) rows \(rows) cols \(cols) T \(T) [\(r0),\(r1)) t \(t) r \(r): \(got) vs \(exact) (tol \(tol))")
-                        return
-                    }
-                }
+        }, expect: { t, r in
+            var exact = 0.0, size: Float = 0
+            for c in 0..<cols {
+                exact += Double(deq[r][c]) * Double(x[t * ldx + c])
+                size += mag[r][c] * abs(x[t * ldx + c])
             }
-        }
+            // worst-case f32 rounding of a length-`cols` sum in any order (gamma_n), plus the dequantisation
+            return (exact, Double(Float(cols + 4) * Float.ulpOfOne / 2 * size + 1e-30))
+        })
     }
 
     func testMatmulAllDtypesOddSizes() {

@@ -106,25 +106,9 @@ final class NativeKernelTests: XCTestCase {
         // and fewer than nb + 16 additions (lanes, blocks, column chunks); bf16 - exact products, at most cols + 4
         // additions in any order.
         let depth = dtype == Self.q8 ? cols / 32 + 16 : cols + 4
-        for (r0, r1) in [(0, rows), (min(3, rows), max(min(3, rows), rows - 2))] {
-            let sentinel: Float = -12345
-            var y = [Float](repeating: sentinel, count: T * ldy)
+        checkRowRanges(rows: rows, T: T, ldy: ldy, label: "\(level) \(name) rows \(rows) cols \(cols)", multiply: { r0, r1, y in
             pk_matmul_rows_native(dtype, w, Int64(cols), xn, Int64(T), &y, Int64(ldy), Int64(r0), Int64(r1))
-            for t in 0..<T {
-                for r in 0..<ldy {
-                    let got = y[t * ldy + r]
-                    guard r >= r0 && r < r1 else {
-                        if got != sentinel { XCTFail("\(level) \(name): wrote outside rows \(r0)..<\(r1) at t \(t) r \(r)"); return }
-                        continue
-                    }
-                    let tol = Double(depth) * Double(Float.ulpOfOne) / 2 * size[t][r] + 1e-30
-                    if !(abs(Double(got) - want[t][r]) <= tol) {
-                        XCTFail("\(level) \(name) rows \(rows) cols \(cols) T \(T) [\(r0),\(r1)) t \(t) r \(r): \(got) vs \(want[t][r]) (tol \(tol))")
-                        return
-                    }
-                }
-            }
-        }
+        }, expect: { t, r in (want[t][r], Double(depth) * Double(Float.ulpOfOne) / 2 * size[t][r] + 1e-30) })
     }
 
     func testNativeQ8OddSizesEveryLevel() {
