@@ -23,27 +23,6 @@ public final class BatchScheduler: @unchecked Sendable {
         let onFinish: (Result<GenerationResult, Error>) -> Void
     }
 
-    /// A running request.
-    private final class Running {
-        let job: Job
-        let cache: KVCache
-        var state: SequenceState
-        /// Tokens to run next step (the prompt at first, then one token).
-        var input: [Int]
-        /// Only the final token's own state is wanted (processFinalToken): no sampling after this step.
-        var finalOnly = false
-        let submitted: Date
-        var prefillSeconds = 0.0
-        var decodeStart = Date()
-        init(job: Job, cache: KVCache, state: SequenceState) {
-            self.job = job
-            self.cache = cache
-            self.state = state
-            input = job.promptIds
-            submitted = Date()
-        }
-    }
-
     private let condition = NSCondition()
     private var queue: [Job] = []
     private var stopping = false
@@ -87,107 +66,24 @@ public final class BatchScheduler: @unchecked Sendable {
     }
 
     private func work() {
-        var running: [Running] = []
+        let decoder = BatchDecoder(loaded: loaded)
         while true {
             condition.lock()
-            while queue.isEmpty && running.isEmpty && !stopping { condition.wait() }
-            if queue.isEmpty && running.isEmpty && stopping { condition.unlock(); return }
-            let room = maxBatch - running.count
-            let admitted = Array(queue.prefix(max(0, room)))
+            while queue.isEmpty && decoder.isEmpty && !stopping { condition.wait() }
+            if queue.isEmpty && decoder.isEmpty && stopping { condition.unlock(); return }
+            let admitted = Array(queue.prefix(max(0, maxBatch - decoder.running.count)))
             queue.removeFirst(admitted.count)
             condition.unlock()
             for job in admitted {
-                if let r = start(job) { running.append(r) }
-            }
-            if running.isEmpty { continue }
-            running = step(running)
-        }
-    }
-
-    /// Validates and sets up a request; nil (after reporting the error) if it cannot run.
-    private func start(_ job: Job) -> Running? {
-        let model = loaded.model
-        do {
-            try job.options.sampling.validate()
-            guard !job.promptIds.isEmpty else { throw GenerationError("the prompt is empty (no tokens)") }
-            guard job.options.maxTokens >= 0 else { throw GenerationError("max tokens must be >= 0, got \(job.options.maxTokens)") }
-            let maxPos = model.config.maxPositions
-            guard job.promptIds.count < maxPos else {
-                throw GenerationError("the prompt has \(job.promptIds.count) tokens; the model's context length is \(maxPos)")
-            }
-            let capacity = min(maxPos, job.promptIds.count + job.options.maxTokens + (job.options.processFinalToken ? 1 : 0))
-            let state = SequenceState(promptIds: job.promptIds, options: job.options,
-                                      eos: job.options.stopAtEOS ? loaded.eosTokenIds : [], tokenizer: loaded.tokenizer.tokenizer)
-            return Running(job: job, cache: model.makeCache(capacity: capacity), state: state)
-        } catch {
-            job.onFinish(.failure(error))
-            return nil
-        }
-    }
-
-    /// One forward pass for all running requests, then sampling; returns those still running.
-    private func step(_ running: [Running]) -> [Running] {
-        let model = loaded.model
-        let V = model.config.vocabSize
-        var logits: UnsafeBufferPointer<Float>
-        do {
-            logits = try model.forward(batch: running.map { BatchSequence(tokens: $0.input, cache: $0.cache, hooks: $0.job.hooks) },
-                                       logits: .last)
-        } catch {
-            // One request's failure (e.g. an overflowing steering vector) must not end the others': the caches
-            // are unchanged by a failed pass, so run each alone and fail only those that fail alone.
-            return running.compactMap { r in
                 do {
-                    let l = try model.forward(r.input, cache: r.cache, hooks: r.job.hooks, logits: .last)
-                    return consume(r, logits: l) ? r : nil
+                    try decoder.admit(promptIds: job.promptIds, options: job.options, hooks: job.hooks, label: "the prompt",
+                                      onToken: job.onToken, onFinish: job.onFinish)
                 } catch {
-                    r.job.onFinish(.failure(error))
-                    return nil
+                    job.onFinish(.failure(error))   // a bad request, reported like any other failure
                 }
             }
+            // the callbacks here do not throw, and failing passes are isolated: nothing reaches this catch
+            do { try decoder.step(isolateFailures: true) } catch {}
         }
-        var still: [Running] = []
-        var scratchRow = 0
-        for r in running {
-            let row = UnsafeBufferPointer(rebasing: logits[(scratchRow * V)..<((scratchRow + 1) * V)])
-            scratchRow += 1
-            if consume(r, logits: row) { still.append(r) }
-        }
-        return still
-    }
-
-    private var scratch: [Float] = []
-
-    /// Samples the request's next token from its logits row; false once it is finished (and reported).
-    private func consume(_ r: Running, logits: UnsafeBufferPointer<Float>) -> Bool {
-        let isPrefill = r.input.count == r.job.promptIds.count && r.cache.count == r.job.promptIds.count
-        if isPrefill {
-            r.prefillSeconds = Date().timeIntervalSince(r.submitted)
-            r.decodeStart = Date()
-        }
-        if r.finalOnly {
-            finish(r)
-            return false
-        }
-        r.state.pending = nil
-        if scratch.count != logits.count { scratch = [Float](repeating: 0, count: logits.count) }
-        let next = r.state.step(logits: logits, scratch: &scratch, cacheFull: r.cache.count >= r.cache.capacity,
-                                onToken: r.job.onToken)
-        if let id = next {
-            r.input = [id]
-            return true
-        }
-        if r.job.options.processFinalToken, let id = r.state.pending, r.cache.count < r.cache.capacity {
-            // one more pass so the hooks see the last token's own state
-            r.input = [id]
-            r.finalOnly = true
-            return true
-        }
-        finish(r)
-        return false
-    }
-
-    private func finish(_ r: Running) {
-        r.job.onFinish(.success(r.state.result(prefillSeconds: r.prefillSeconds, decodeSeconds: Date().timeIntervalSince(r.decodeStart))))
     }
 }

@@ -89,10 +89,9 @@ public final class Generator: @unchecked Sendable {
     public func generate(promptIds: [Int], options: GenerationOptions, hooks: HookSet = HookSet(),
                          onToken: (TokenEvent) throws -> Bool = { _ in true }) throws -> GenerationResult {
         let model = loaded.model
-        try validate(promptIds, options, label: "the prompt")
-        let cache = model.makeCache(capacity: capacity(promptIds, options))
-        var seq = SequenceState(promptIds: promptIds, options: options, eos: options.stopAtEOS ? loaded.eosTokenIds : [],
-                                tokenizer: loaded.tokenizer.tokenizer)
+        try loaded.checkRequest(promptIds, options, label: "the prompt")
+        let cache = model.makeCache(capacity: loaded.cacheCapacity(promptIds, options))
+        var seq = SequenceState(promptIds: promptIds, options: options, loaded: loaded)
         var scratch = [Float](repeating: 0, count: model.config.vocabSize)
 
         let t0 = Date()
@@ -139,73 +138,24 @@ public final class Generator: @unchecked Sendable {
         guard options.count == prompts.count, hooks.count == prompts.count else {
             throw GenerationError("batch generation: \(prompts.count) prompts need as many options and hook sets (got \(options.count) and \(hooks.count))")
         }
-        let model = loaded.model
-        for (i, p) in prompts.enumerated() { try validate(p, options[i], label: "prompt \(i) of the batch") }
-        let tokenizer = loaded.tokenizer.tokenizer
-        var caches: [KVCache] = []
-        var seqs: [SequenceState] = []
-        for (i, p) in prompts.enumerated() {
-            caches.append(model.makeCache(capacity: capacity(p, options[i])))
-            seqs.append(SequenceState(promptIds: p, options: options[i], eos: options[i].stopAtEOS ? loaded.eosTokenIds : [],
-                                      tokenizer: tokenizer))
-        }
         var results = [GenerationResult?](repeating: nil, count: prompts.count)
-        var scratch = [Float](repeating: 0, count: model.config.vocabSize)
-        let V = model.config.vocabSize
-
-        let t0 = Date()
-        var logits = try model.forward(batch: prompts.indices.map { BatchSequence(tokens: prompts[$0], cache: caches[$0], hooks: hooks[$0]) },
-                                       logits: .last)
-        let prefill = Date().timeIntervalSince(t0)
-        let t1 = Date()
-        var active = Array(prompts.indices)   // sequences whose logits are rows of `logits`, in order
-        var finished: [Int] = []               // done, but their last token not yet run (processFinalToken)
-        func finish(_ i: Int) throws {
-            let r = seqs[i].result(prefillSeconds: prefill, decodeSeconds: Date().timeIntervalSince(t1))
-            results[i] = r
-            try onFinish(i, r)
-        }
-        while !active.isEmpty {
-            var next: [Int] = [], nextIds: [Int] = []
-            for (row, i) in active.enumerated() {
-                let rowLogits = UnsafeBufferPointer(rebasing: logits[(row * V)..<((row + 1) * V)])
-                if let id = try seqs[i].step(logits: rowLogits, scratch: &scratch, cacheFull: caches[i].count >= caches[i].capacity,
-                                             onToken: { try onToken(i, $0) }) {
-                    next.append(i)
-                    nextIds.append(id)
-                } else if options[i].processFinalToken, seqs[i].pending != nil, caches[i].count < caches[i].capacity {
-                    finished.append(i)
-                } else {
-                    try finish(i)
+        try withoutActuallyEscaping(onToken) { onToken in
+            try withoutActuallyEscaping(onFinish) { onFinish in
+                // every prompt is checked before anything runs
+                let decoder = BatchDecoder(loaded: loaded)
+                for i in prompts.indices {
+                    try decoder.admit(promptIds: prompts[i], options: options[i], hooks: hooks[i], label: "prompt \(i) of the batch",
+                                      onToken: { try onToken(i, $0) },
+                                      onFinish: { r in
+                                          let result = try r.get()
+                                          results[i] = result
+                                          try onFinish(i, result)
+                                      })
                 }
+                while !decoder.isEmpty { try decoder.step(isolateFailures: false) }
             }
-            active = next
-            guard !active.isEmpty else { break }
-            logits = try model.forward(batch: active.indices.map { BatchSequence(tokens: [nextIds[$0]], cache: caches[active[$0]], hooks: hooks[active[$0]]) },
-                                       logits: .last)
-            for i in active { seqs[i].pending = nil }
-        }
-        if !finished.isEmpty {
-            // every token's own state reaches the hooks (monitoring), as in generate(promptIds:)
-            try model.forward(batch: finished.map { BatchSequence(tokens: [seqs[$0].pending!], cache: caches[$0], hooks: hooks[$0]) },
-                              logits: .none)
-            for i in finished { try finish(i) }
         }
         return results.map { $0! }
-    }
-
-    private func validate(_ promptIds: [Int], _ options: GenerationOptions, label: String) throws {
-        try options.sampling.validate()
-        guard !promptIds.isEmpty else { throw GenerationError("\(label) is empty (no tokens)") }
-        guard options.maxTokens >= 0 else { throw GenerationError("max tokens must be >= 0, got \(options.maxTokens)") }
-        let maxPos = loaded.model.config.maxPositions
-        guard promptIds.count < maxPos else {
-            throw GenerationError("\(label) has \(promptIds.count) tokens; the model's context length is \(maxPos)")
-        }
-    }
-
-    private func capacity(_ promptIds: [Int], _ options: GenerationOptions) -> Int {
-        min(loaded.model.config.maxPositions, promptIds.count + options.maxTokens + (options.processFinalToken ? 1 : 0))
     }
 
     /// Streams tokens as an AsyncSequence; cancelling the consuming task stops generation.
@@ -270,11 +220,11 @@ struct SequenceState {
     /// The last emitted token, until it has been run through the model.
     var pending: Int? = nil
 
-    init(promptIds: [Int], options: GenerationOptions, eos: Set<Int>, tokenizer: any Tokenizer) {
+    init(promptIds: [Int], options: GenerationOptions, loaded: LoadedModel) {
         self.promptIds = promptIds
         self.options = options
-        self.eos = eos
-        self.tokenizer = tokenizer
+        eos = options.stopAtEOS ? loaded.eosTokenIds : []
+        tokenizer = loaded.tokenizer.tokenizer
         sampler = Sampler(options.sampling)
         history = promptIds
         history.reserveCapacity(promptIds.count + options.maxTokens)
