@@ -48,23 +48,12 @@ public final class MonitorSession: @unchecked Sendable {
     /// returning false stops generation.
     public func run(_ request: MonitorRequest, onToken: (MonitoredToken) throws -> Bool = { _ in true }) throws -> RunDocument {
         let p = try prepare(request)
-        let gen = Generator(loaded)
-        var pending: TokenEvent? = nil
-        var stopped = false
-        func emit(_ ev: TokenEvent) throws {
-            if stopped { return }
-            if try !onToken(MonitoredToken(event: ev, scores: p.monitor.primaryScores(position: ev.position))) { stopped = true }
-        }
         let started = Date()
-        let result = try gen.generate(promptIds: p.promptIds, options: p.options, hooks: p.hooks) { ev in
-            // The previous token's state was computed by the forward that produced this one.
-            if let prev = pending { try emit(prev) }
-            pending = ev
-            return !stopped
+        let result = try Generator(loaded).generate(promptIds: p.promptIds, options: p.options, hooks: p.hooks) { ev in
+            try p.sampled(ev, emit: onToken)
         }
-        if let prev = pending { try emit(prev) }
-        try p.checkFinite()
-        return document(request: request, promptIds: p.promptIds, result: result, monitor: p.monitor, elapsed: Date().timeIntervalSince(started))
+        try p.flush(emit: onToken)
+        return try finished(p, result, started: started)
     }
 
     /// Runs several requests as one batch: one batched forward pass per step for all unfinished prompts, each with
@@ -76,27 +65,14 @@ public final class MonitorSession: @unchecked Sendable {
                     onFinish: (Int, RunDocument) throws -> Void = { _, _ in }) throws -> [RunDocument] {
         guard !requests.isEmpty else { return [] }
         let prepared = try requests.map { try prepare($0) }
-        var pending = [TokenEvent?](repeating: nil, count: requests.count)
-        var stopped = [Bool](repeating: false, count: requests.count)
-        func emit(_ i: Int, _ ev: TokenEvent) throws {
-            if stopped[i] { return }
-            if try !onToken(i, MonitoredToken(event: ev, scores: prepared[i].monitor.primaryScores(position: ev.position))) { stopped[i] = true }
-        }
         var docs = [RunDocument?](repeating: nil, count: requests.count)
         let started = Date()
         _ = try Generator(loaded).generate(
             batch: prepared.map(\.promptIds), options: prepared.map(\.options), hooks: prepared.map(\.hooks),
-            onToken: { i, ev in
-                if let prev = pending[i] { try emit(i, prev) }
-                pending[i] = ev
-                return !stopped[i]
-            },
+            onToken: { i, ev in try prepared[i].sampled(ev) { try onToken(i, $0) } },
             onFinish: { i, result in
-                if let prev = pending[i] { try emit(i, prev) }
-                pending[i] = nil
-                try prepared[i].checkFinite()
-                let doc = document(request: requests[i], promptIds: prepared[i].promptIds, result: result,
-                                   monitor: prepared[i].monitor, elapsed: Date().timeIntervalSince(started))
+                try prepared[i].flush { try onToken(i, $0) }
+                let doc = try finished(prepared[i], result, started: started)
                 docs[i] = doc
                 try onFinish(i, doc)
             })
@@ -112,48 +88,67 @@ public final class MonitorSession: @unchecked Sendable {
                        onFinish: @escaping (Result<RunDocument, Error>) -> Void) {
         let p: Prepared
         do { p = try prepare(request) } catch { onFinish(.failure(error)); return }
-        final class Stream: @unchecked Sendable { var pending: TokenEvent?; var stopped = false }
-        let stream = Stream()
-        let monitor = p.monitor
-        func emit(_ ev: TokenEvent) {
-            if stream.stopped { return }
-            if !onToken(MonitoredToken(event: ev, scores: monitor.primaryScores(position: ev.position))) { stream.stopped = true }
-        }
         let started = Date()
         scheduler.submit(promptIds: p.promptIds, options: p.options, hooks: p.hooks, onToken: { ev in
-            if let prev = stream.pending { emit(prev) }
-            stream.pending = ev
-            return !stream.stopped
+            p.sampled(ev, emit: onToken)
         }, onFinish: { [self] result in
-            switch result {
-            case .failure(let error):
+            do {
+                let r = try result.get()
+                p.flush(emit: onToken)
+                onFinish(.success(try finished(p, r, started: started)))
+            } catch {
                 onFinish(.failure(error))
-            case .success(let r):
-                if let prev = stream.pending { emit(prev) }
-                do {
-                    try p.checkFinite()
-                    onFinish(.success(document(request: request, promptIds: p.promptIds, result: r, monitor: monitor,
-                                               elapsed: Date().timeIntervalSince(started))))
-                } catch {
-                    onFinish(.failure(error))
-                }
             }
         })
     }
 
     /// A request turned into model input, generation options and hooks (steering first, then monitoring, so a
-    /// monitor at the steered point sees the steered state).
-    struct Prepared {
+    /// monitor at the steered point sees the steered state), and the stream of its scored tokens: a token's own
+    /// state is computed by the forward pass that samples the next one, so tokens go out one behind the sampler
+    /// and the last one when generation ends.
+    final class Prepared: @unchecked Sendable {
+        let request: MonitorRequest
         let promptIds: [Int]
         let options: GenerationOptions
         let monitor: TraitMonitor
         let hooks: HookSet
+        private var pending: TokenEvent?
+        private var stopped = false
 
-        func checkFinite() throws {
-            if let bad = monitor.nonFinite {
-                throw GenerationError("non-finite activation (NaN/Inf) at \(bad.point.name), position \(bad.position): the weights or the steering coefficients are broken")
-            }
+        init(request: MonitorRequest, promptIds: [Int], options: GenerationOptions, monitor: TraitMonitor, hooks: HookSet) {
+            self.request = request
+            self.promptIds = promptIds
+            self.options = options
+            self.monitor = monitor
+            self.hooks = hooks
         }
+
+        /// Takes a freshly sampled token and emits the previous one, now scored; false once `emit` said stop.
+        func sampled(_ ev: TokenEvent, emit: (MonitoredToken) throws -> Bool) rethrows -> Bool {
+            if let prev = pending { try send(prev, emit) }
+            pending = ev
+            return !stopped
+        }
+
+        /// Emits the last token once generation has ended.
+        func flush(emit: (MonitoredToken) throws -> Bool) rethrows {
+            if let prev = pending { try send(prev, emit) }
+            pending = nil
+        }
+
+        private func send(_ ev: TokenEvent, _ emit: (MonitoredToken) throws -> Bool) rethrows {
+            if stopped { return }
+            if try !emit(MonitoredToken(event: ev, scores: monitor.primaryScores(position: ev.position))) { stopped = true }
+        }
+    }
+
+    /// The run document of a finished request (an error if a monitored state was NaN/Inf).
+    func finished(_ p: Prepared, _ result: GenerationResult, started: Date) throws -> RunDocument {
+        if let bad = p.monitor.nonFinite {
+            throw GenerationError("non-finite activation (NaN/Inf) at \(bad.point.name), position \(bad.position): the weights or the steering coefficients are broken")
+        }
+        return document(request: p.request, promptIds: p.promptIds, result: result, monitor: p.monitor,
+                        elapsed: Date().timeIntervalSince(started))
     }
 
     func prepare(_ request: MonitorRequest) throws -> Prepared {
@@ -179,7 +174,8 @@ public final class MonitorSession: @unchecked Sendable {
                                        hiddenSize: config.hiddenSize, capacity: capacity)
         let steer = try Steering.interventions(request.steering, vectors: vectors, numLayers: config.numLayers,
                                                promptLength: promptIds.count, condition: request.condition, monitor: monitor)
-        return Prepared(promptIds: promptIds, options: options, monitor: monitor, hooks: HookSet(steer + monitor.interventions()))
+        return Prepared(request: request, promptIds: promptIds, options: options, monitor: monitor,
+                        hooks: HookSet(steer + monitor.interventions()))
     }
 
     func document(request: MonitorRequest, promptIds: [Int], result: GenerationResult, monitor: TraitMonitor, elapsed: Double) -> RunDocument {
