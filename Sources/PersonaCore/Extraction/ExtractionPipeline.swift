@@ -45,23 +45,15 @@ extension ExtractionRun {
                                 progress: ExtractionProgress? = nil) throws -> [String: (pos: [[Double]], neg: [[Double]])] {
         var out: [String: (pos: [[Double]], neg: [[Double]])] = [:]
         for v in vectors { out[v.method] = ([], []) }
-        var done = 0
         // 4 pairs (8 sequences) per batched forward pass, like the accumulation
-        for start in stride(from: 0, to: pairs.count, by: 4) {
-            let group = pairs[start..<min(pairs.count, start + 4)]
-            let rows = group.flatMap { [($0.pos, true), ($0.neg, false)] }
-            let traces = try HiddenStateTrace.run(model: loaded.model, batch: rows.map { $0.0.promptIds + $0.0.answerIds }, logits: .none)
-            for ((r, isPos), trace) in zip(rows, traces) {
-                let avg = try SampleAverages(hiddenStates: trace.hiddenStates, promptLength: r.promptIds.count,
-                                             hiddenSize: loaded.config.hiddenSize)
-                for v in vectors {
-                    guard let m = AverageMethod(rawValue: v.method), let x = avg.byMethod[m] else { continue }
-                    let p = SampleAverages.project(x, onto: v)
-                    if isPos { out[v.method]!.pos.append(p) } else { out[v.method]!.neg.append(p) }
-                }
+        try traceRows(pairs, pairsPerPass: 4, progress: { progress?($0, pairs.count, "eval pairs projected") }) { r, isPos, trace in
+            let avg = try SampleAverages(hiddenStates: trace.hiddenStates, promptLength: r.promptIds.count,
+                                         hiddenSize: loaded.config.hiddenSize)
+            for v in vectors {
+                guard let m = AverageMethod(rawValue: v.method), let x = avg.byMethod[m] else { continue }
+                let p = SampleAverages.project(x, onto: v)
+                if isPos { out[v.method]!.pos.append(p) } else { out[v.method]!.neg.append(p) }
             }
-            done += group.count
-            progress?(done, pairs.count, "eval pairs projected")
         }
         return out
     }

@@ -339,18 +339,24 @@ public final class ExtractionRun {
                            progress: ExtractionProgress? = nil) throws -> ActivationSums {
         let cfg = loaded.config
         var sums = ActivationSums(numRows: cfg.numLayers + 1, hiddenSize: cfg.hiddenSize)
-        var done = 0
-        for start in stride(from: 0, to: kept.count, by: max(1, batchSize)) {
-            let pairs = kept[start..<min(kept.count, start + max(1, batchSize))]
-            let rows = pairs.flatMap { [($0.pos, true), ($0.neg, false)] }
-            let traces = try HiddenStateTrace.run(model: loaded.model, batch: rows.map { $0.0.promptIds + $0.0.answerIds }, logits: .none)
-            for ((r, isPos), trace) in zip(rows, traces) {
-                try sums.add(hiddenStates: trace.hiddenStates, promptLength: r.promptIds.count, positive: isPos)
-            }
-            done += pairs.count
-            progress?(done, kept.count, "pairs forwarded")
+        try traceRows(kept, pairsPerPass: batchSize, progress: { progress?($0, kept.count, "pairs forwarded") }) { r, isPos, trace in
+            try sums.add(hiddenStates: trace.hiddenStates, promptLength: r.promptIds.count, positive: isPos)
         }
         return sums
+    }
+
+    /// Traces each pair's positive and negative row (prompt + answer ids), `pairsPerPass` pairs per batched forward
+    /// pass, calling `body` for every row in order (pos before neg) and `progress` with the pairs done so far.
+    func traceRows(_ pairs: [(pos: ResponseRecord, neg: ResponseRecord)], pairsPerPass: Int, progress: (Int) -> Void,
+                   _ body: (ResponseRecord, Bool, HiddenStateTrace) throws -> Void) throws {
+        let n = max(1, pairsPerPass)
+        for start in stride(from: 0, to: pairs.count, by: n) {
+            let group = pairs[start..<min(pairs.count, start + n)]
+            let rows = group.flatMap { [($0.pos, true), ($0.neg, false)] }
+            let traces = try HiddenStateTrace.run(model: loaded.model, batch: rows.map { $0.0.promptIds + $0.0.answerIds }, logits: .none)
+            for ((r, isPos), trace) in zip(rows, traces) { try body(r, isPos, trace) }
+            progress(start + group.count)
+        }
     }
 
     // MARK: outputs
