@@ -7,12 +7,7 @@ public struct HiddenStateTrace {
 
     /// Runs `tokens` from an empty cache, capturing every hidden-state row.
     public static func run(model: TransformerModel, tokens: [Int], hooks extra: [Intervention] = []) throws -> HiddenStateTrace {
-        let L = model.config.numLayers
-        let buffers = (0...L).map { _ in CaptureBuffer() }
-        var hooks = HookSet(extra)
-        for row in 0...L {
-            hooks.add(Intervention(HookPoint.hiddenStateRow(row, numLayers: L)!, .capture(buffers[row])))
-        }
+        let (hooks, buffers) = captureEveryRow(numLayers: model.config.numLayers, after: extra)
         let cache = model.makeCache(capacity: tokens.count)
         let logits = try model.forward(tokens, cache: cache, hooks: hooks, logits: .all)
         return HiddenStateTrace(hiddenStates: buffers.map { $0.values }, logits: Array(logits))
@@ -27,9 +22,7 @@ public struct HiddenStateTrace {
         var buffers: [[CaptureBuffer]] = []
         var seqs: [BatchSequence] = []
         for tokens in batch {
-            let rows = (0...L).map { _ in CaptureBuffer() }
-            var hooks = HookSet()
-            for row in 0...L { hooks.add(Intervention(HookPoint.hiddenStateRow(row, numLayers: L)!, .capture(rows[row]))) }
+            let (hooks, rows) = captureEveryRow(numLayers: L)
             buffers.append(rows)
             seqs.append(BatchSequence(tokens: tokens, cache: model.makeCache(capacity: tokens.count), hooks: hooks))
         }
@@ -42,5 +35,13 @@ public struct HiddenStateTrace {
             row += tokens.count
         }
         return traces
+    }
+
+    /// Hooks that copy every hidden-state row 0...L (after the interventions in `extra`), and their buffers.
+    static func captureEveryRow(numLayers L: Int, after extra: [Intervention] = []) -> (HookSet, [CaptureBuffer]) {
+        let buffers = (0...L).map { _ in CaptureBuffer() }
+        var hooks = HookSet(extra)
+        for row in 0...L { hooks.add(Intervention(HookPoint.hiddenStateRow(row, numLayers: L)!, .capture(buffers[row]))) }
+        return (hooks, buffers)
     }
 }
