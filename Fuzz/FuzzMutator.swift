@@ -178,6 +178,25 @@ struct FuzzTally: CustomStringConvertible {
     var messages = Set<String>()
     var description: String { "ok \(ok), refused \(refused), slowest iteration #\(slowestIteration) \(String(format: "%.3f", slowest)) s, \(messages.count) distinct messages" }
 
+    /// Runs one iteration: counts it as ok or refused (keeping the refusal's message, cut to `messageLength`),
+    /// and keeps the slowest time. Returns a failure text when the refusal is not acceptable (see `problem`).
+    mutating func run(iteration i: Int, expectedTypes: [Error.Type], messageLength: Int? = nil, _ body: () throws -> Void) -> String? {
+        let t0 = Date()
+        defer {
+            let dt = Date().timeIntervalSince(t0)
+            if dt > slowest { (slowest, slowestIteration) = (dt, i) }
+        }
+        do {
+            try body()
+            ok += 1
+            return nil
+        } catch {
+            refused += 1
+            messages.insert(messageLength.map { "\(error)".prefix($0).description } ?? "\(error)")
+            return Self.problem(with: error, expectedTypes: expectedTypes)
+        }
+    }
+
     /// A refusal must be a described error of an expected type: a message that is not just Foundation's
     /// generic "The operation could not be completed". Returns a failure text, or nil when acceptable.
     static func problem(with error: Error, expectedTypes: [Error.Type]) -> String? {

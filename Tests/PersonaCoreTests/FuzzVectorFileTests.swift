@@ -25,8 +25,7 @@ final class FuzzVectorFileTests: XCTestCase {
             let url = work.appendingPathComponent(name)   // same name: the .pt trait/method come from it
             try Data(FuzzMutator.mutated(orig, rng: &rng, others: others)).write(to: url)
             let numLayers: Int? = rng.chance(2) ? nil : rng.pick([1, 2, 4, 8, 32, 4096, 1 << 20])
-            let t0 = Date()
-            do {
+            if let p = tally.run(iteration: i, expectedTypes: [VectorError.self, FormatError.self], {
                 let vs = try VectorFiles.load(url, numLayers: numLayers)
                 for v in vs {
                     XCTAssertGreaterThan(v.rows.count, 0, "iteration \(i)")
@@ -34,14 +33,7 @@ final class FuzzVectorFileTests: XCTestCase {
                     XCTAssertTrue(v.rows.allSatisfy { $0.allSatisfy(\.isFinite) }, "iteration \(i): non-finite value accepted")
                     if let n = numLayers { XCTAssertEqual(v.numLayers, n, "iteration \(i)") }
                 }
-                tally.ok += 1
-            } catch {
-                tally.refused += 1
-                tally.messages.insert("\(error)")
-                if let p = FuzzTally.problem(with: error, expectedTypes: [VectorError.self, FormatError.self]) { XCTFail("iteration \(i): \(p)") }
-            }
-            let dt = Date().timeIntervalSince(t0)
-            if dt > tally.slowest { (tally.slowest, tally.slowestIteration) = (dt, i) }
+            }) { XCTFail("iteration \(i): \(p)") }
         }
         XCTAssertGreaterThan(tally.refused, 0, "\(tally)")
         XCTAssertGreaterThan(tally.ok, 0, "\(tally)")

@@ -41,20 +41,12 @@ final class FuzzModelFileTests: XCTestCase {
         for i in 0 ..< FuzzMutator.iterations(300) {
             let (dir, config) = rng.pick(corpus)
             try Data(FuzzMutator.mutatedJSON(config, rng: &rng)).write(to: dir.appendingPathComponent("config.json"))
-            let t0 = Date()
-            do {
+            if let p = tally.run(iteration: i, expectedTypes: Self.expected, {
                 _ = try ArchitectureRegistry.config(hfConfigAt: dir.appendingPathComponent("config.json"))
                 let m = try ModelLoader.loadNetwork(path: dir.path)
                 try exercise(m)
                 forwards += 1
-                tally.ok += 1
-            } catch {
-                tally.refused += 1
-                tally.messages.insert("\(error)")
-                if let p = FuzzTally.problem(with: error, expectedTypes: Self.expected) { XCTFail("iteration \(i): \(p)") }
-            }
-            let dt = Date().timeIntervalSince(t0)
-            if dt > tally.slowest { (tally.slowest, tally.slowestIteration) = (dt, i) }
+            }) { XCTFail("iteration \(i): \(p)") }
         }
         XCTAssertGreaterThan(tally.refused, 0, "\(tally)")
         XCTAssertGreaterThan(forwards, 0, "\(tally)")
@@ -81,8 +73,7 @@ final class FuzzModelFileTests: XCTestCase {
             // Mostly the metadata and tensor table; one time in eight anywhere (weights included: NaN detection).
             let b = FuzzMutator.mutated(orig, rng: &rng, region: rng.chance(8) ? nil : header)
             try Data(b).write(to: work)
-            let t0 = Date()
-            do {
+            if let p = tally.run(iteration: i, expectedTypes: Self.expected, {
                 if withTokenizer {
                     let loaded = try ModelLoader.load(path: work.path)
                     _ = loaded.tokenizer.tokenizer.encode("Once upon a time", addSpecialTokens: true)
@@ -91,14 +82,7 @@ final class FuzzModelFileTests: XCTestCase {
                     try exercise(try ModelLoader.loadNetwork(path: work.path))
                 }
                 forwards += 1
-                tally.ok += 1
-            } catch {
-                tally.refused += 1
-                tally.messages.insert("\(error)")
-                if let p = FuzzTally.problem(with: error, expectedTypes: Self.expected) { XCTFail("iteration \(i): \(p)") }
-            }
-            let dt = Date().timeIntervalSince(t0)
-            if dt > tally.slowest { (tally.slowest, tally.slowestIteration) = (dt, i) }
+            }) { XCTFail("iteration \(i): \(p)") }
         }
         XCTAssertGreaterThan(tally.refused, 0, "\(tally)")
         XCTAssertGreaterThan(forwards, 0, "\(tally)")

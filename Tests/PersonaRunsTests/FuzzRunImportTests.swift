@@ -27,8 +27,7 @@ final class FuzzRunImportTests: XCTestCase {
         var tally = FuzzTally()
         for i in 0 ..< FuzzMutator.iterations(150) {
             let input = FuzzMutator.mutatedJSON(rng.pick(corpus), rng: &rng, others: corpus)
-            let t0 = Date()
-            do {
+            if let p = tally.run(iteration: i, expectedTypes: [RunError.self], {
                 let runs = try RunImport.load(data: Data(input), source: "fuzz.json")
                 for r in runs {
                     let analysed = r.withAnalysis()
@@ -36,14 +35,7 @@ final class FuzzRunImportTests: XCTestCase {
                     _ = RunExport.csv(analysed)
                 }
                 _ = try RunExport.perTokenProject(runs)
-                tally.ok += 1
-            } catch {
-                tally.refused += 1
-                tally.messages.insert("\(error)")
-                if let p = FuzzTally.problem(with: error, expectedTypes: [RunError.self]) { XCTFail("iteration \(i): \(p)") }
-            }
-            let dt = Date().timeIntervalSince(t0)
-            if dt > tally.slowest { (tally.slowest, tally.slowestIteration) = (dt, i) }
+            }) { XCTFail("iteration \(i): \(p)") }
         }
         XCTAssertGreaterThan(tally.refused, 0, "\(tally)")
         XCTAssertGreaterThan(tally.ok, 0, "\(tally)")

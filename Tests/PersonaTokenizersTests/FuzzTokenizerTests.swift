@@ -43,18 +43,10 @@ final class FuzzTokenizerTests: XCTestCase {
             let cfgURL = work.appendingPathComponent("tokenizer_config.json")
             try? FileManager.default.removeItem(at: cfgURL)
             if let cfg { try Data(mutateConfig ? FuzzMutator.mutatedJSON(cfg, rng: &rng) : cfg).write(to: cfgURL) }
-            let t0 = Date()
-            do {
+            if let p = tally.run(iteration: i, expectedTypes: [TokenizerError.self], {
                 let b = try TokenizerBundle.load(directory: work)
                 exercise(b.tokenizer)
-                tally.ok += 1
-            } catch {
-                tally.refused += 1
-                tally.messages.insert("\(error)")
-                if let p = FuzzTally.problem(with: error, expectedTypes: [TokenizerError.self]) { XCTFail("iteration \(i): \(p)") }
-            }
-            let dt = Date().timeIntervalSince(t0)
-            if dt > tally.slowest { (tally.slowest, tally.slowestIteration) = (dt, i) }
+            }) { XCTFail("iteration \(i): \(p)") }
         }
         XCTAssertGreaterThan(tally.refused, 0, "\(tally)")
         XCTAssertGreaterThan(tally.ok, 0, "\(tally)")
@@ -92,18 +84,10 @@ final class FuzzTokenizerTests: XCTestCase {
                 }
             }
             try Data(b).write(to: work)
-            let t0 = Date()
-            do {
+            if let p = tally.run(iteration: i, expectedTypes: [TokenizerError.self, FormatError.self], {
                 let bundle = try TokenizerBundle.load(gguf: try GGUFFile(url: work))
                 exercise(bundle.tokenizer)
-                tally.ok += 1
-            } catch {
-                tally.refused += 1
-                tally.messages.insert("\(error)")
-                if let p = FuzzTally.problem(with: error, expectedTypes: [TokenizerError.self, FormatError.self]) { XCTFail("iteration \(i): \(p)") }
-            }
-            let dt = Date().timeIntervalSince(t0)
-            if dt > tally.slowest { (tally.slowest, tally.slowestIteration) = (dt, i) }
+            }) { XCTFail("iteration \(i): \(p)") }
         }
         XCTAssertGreaterThan(tally.refused, 0, "\(tally)")
         XCTAssertGreaterThan(tally.ok, 0, "\(tally)")
@@ -142,21 +126,11 @@ final class FuzzTokenizerTests: XCTestCase {
         var tally = FuzzTally()
         for i in 0 ..< FuzzMutator.iterations(3000) {
             let src = String(decoding: FuzzMutator.mutated(rng.pick(corpus), rng: &rng, others: corpus, maxStack: 6), as: UTF8.self)
-            let t0 = Date()
-            do {
+            if let p = tally.run(iteration: i, expectedTypes: [ChatTemplateError.self, JinjaJSONError.self], messageLength: 60, {
                 let t = try ChatTemplate(source: src, limits: limits)
                 let out = try t.render(messages: messages, addGenerationPrompt: rng.chance(2), bosToken: "<s>", eosToken: "</s>")
                 XCTAssertLessThanOrEqual(out.utf8.count, limits.maxOutputBytes)
-                tally.ok += 1
-            } catch {
-                tally.refused += 1
-                tally.messages.insert("\(error)".prefix(60).description)
-                if let p = FuzzTally.problem(with: error, expectedTypes: [ChatTemplateError.self, JinjaJSONError.self]) {
-                    XCTFail("iteration \(i): \(p)")
-                }
-            }
-            let dt = Date().timeIntervalSince(t0)
-            if dt > tally.slowest { (tally.slowest, tally.slowestIteration) = (dt, i) }
+            }) { XCTFail("iteration \(i): \(p)") }
         }
         XCTAssertGreaterThan(tally.refused, 0, "\(tally)")
         XCTAssertGreaterThan(tally.ok, 0, "\(tally)")
