@@ -15,15 +15,7 @@ final class JudgeAgainstServeTests: XCTestCase {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     }
 
-    func binary() throws -> URL {
-        var dir = Bundle(for: JudgeAgainstServeTests.self).bundleURL
-        for _ in 0..<3 {
-            let c = dir.appendingPathComponent("persona")
-            if FileManager.default.isExecutableFile(atPath: c.path) { return c }
-            dir = dir.deletingLastPathComponent()
-        }
-        throw XCTSkip("persona binary not built")
-    }
+    func binary() throws -> URL { try Subprocess.personaBinary(besides: JudgeAgainstServeTests.self) }
 
     func testOpenAIJudgeThroughPersonaServe() async throws {
         // stories260K: a real model whose next token after this prompt is not the end of text (a judge call

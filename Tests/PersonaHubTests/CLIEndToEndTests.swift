@@ -8,37 +8,10 @@ import XCTest
 final class CLIEndToEndTests: XCTestCase {
     let commit = "89abcdef0123456789abcdef0123456789abcdef"
 
-    var binary: URL {
-        get throws {
-            if let p = ProcessInfo.processInfo.environment["PERSONA_BINARY"] {
-                guard FileManager.default.isExecutableFile(atPath: p) else { throw XCTSkip("PERSONA_BINARY=\(p) is not executable") }
-                return URL(fileURLWithPath: p)
-            }
-            var dir = Bundle(for: CLIEndToEndTests.self).bundleURL
-            for _ in 0..<3 {
-                let candidate = dir.appendingPathComponent("persona")
-                if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-                dir = dir.deletingLastPathComponent()
-            }
-            throw XCTSkip("persona binary not built (run `swift build` first, or set PERSONA_BINARY)")
-        }
-    }
+    var binary: URL { get throws { try Subprocess.personaBinary(besides: CLIEndToEndTests.self) } }
 
     func run(_ args: [String], env: [String: String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let p = Process()
-        p.executableURL = try binary
-        p.arguments = args
-        var e = ProcessInfo.processInfo.environment
-        for k in e.keys where k.hasPrefix("HF_") { e[k] = nil }
-        e.merge(env) { $1 }
-        p.environment = e
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), errData = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+        try Subprocess.run(try binary, args, environment: Subprocess.environment(merging: env, droppingPrefix: "HF_"))
     }
 
     func testPulledCacheLoadsWithGenerateOffline() throws {

@@ -15,23 +15,11 @@ final class PythonInteropTests: XCTestCase {
     }
 
     func runPython(_ py: String, _ script: String, env: [String: String]) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: py)
-        p.arguments = ["-c", script]
-        var e = ProcessInfo.processInfo.environment
-        for k in e.keys where k.hasPrefix("HF_") { e[k] = nil }
-        e.merge(env) { $1 }
-        p.environment = e
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        if p.terminationStatus == 3 { throw XCTSkip("huggingface_hub is not installed for \(py)") }
-        XCTAssertEqual(p.terminationStatus, 0, String(decoding: errData, as: UTF8.self))
-        return String(decoding: o, as: UTF8.self)
+        let r = try Subprocess.run(URL(fileURLWithPath: py), ["-c", script],
+                                   environment: Subprocess.environment(merging: env, droppingPrefix: "HF_"))
+        if r.status == 3 { throw XCTSkip("huggingface_hub is not installed for \(py)") }
+        XCTAssertEqual(r.status, 0, r.stderr)
+        return r.stdout
     }
 
     /// Relative path -> symlink target or file bytes, for every entry under the repo folder (locks aside).

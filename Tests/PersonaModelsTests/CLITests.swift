@@ -4,31 +4,10 @@ import XCTest
 
 /// The command-line surface outside checks use (`generate`, `trace`, `tokenize`, `convert`), run as a user would.
 final class CLITests: XCTestCase {
-    /// The `persona` binary built beside the test bundle.
-    var binary: URL {
-        get throws {
-            var dir = Bundle(for: CLITests.self).bundleURL
-            for _ in 0..<3 {
-                let candidate = dir.appendingPathComponent("persona")
-                if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-                dir = dir.deletingLastPathComponent()
-            }
-            throw XCTSkip("persona binary not built (run `swift build` first)")
-        }
-    }
+    var binary: URL { get throws { try Subprocess.personaBinary(besides: CLITests.self) } }
 
     func run(_ args: [String], environment: [String: String]? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
-        let p = Process()
-        p.executableURL = try binary
-        p.arguments = args
-        if let environment { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        try Subprocess.run(try binary, args, environment: environment.map { Subprocess.environment(merging: $0) })
     }
 
     var stories: String { TestPaths.stories260K.path }

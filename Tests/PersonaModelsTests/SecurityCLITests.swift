@@ -8,17 +8,7 @@ import Glibc
 /// the key; `monitor --out` and `serve --runs` say clearly when a folder is read-only or the disk is full (and
 /// `monitor` says so before generating).
 final class SecurityCLITests: XCTestCase {
-    var binary: URL {
-        get throws {
-            var dir = Bundle(for: SecurityCLITests.self).bundleURL
-            for _ in 0..<3 {
-                let candidate = dir.appendingPathComponent("persona")
-                if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-                dir = dir.deletingLastPathComponent()
-            }
-            throw XCTSkip("persona binary not built (run `swift build` first)")
-        }
-    }
+    var binary: URL { get throws { try Subprocess.personaBinary(besides: SecurityCLITests.self) } }
 
     /// Runs the binary to completion (or kills it after `timeout` seconds), without $PERSONA_API_KEY.
     func run(_ args: [String], timeout: TimeInterval = 120) throws -> (status: Int32, output: String) {
