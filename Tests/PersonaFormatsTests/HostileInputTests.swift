@@ -202,7 +202,7 @@ final class HostileInputTests: XCTestCase {
         let headerEnd = try gguf(gg).dataOffset
         let sf = try [UInt8](Data(contentsOf: TestPaths.fixtures.appendingPathComponent("small.safetensors")))
         let sfHeaderEnd = 8 + Int(sf.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
-        var rng = SplitMix64(seed: 0x5EED_F0F0)
+        var rng = FuzzRNG(seed: 0x5EED_F0F0)
         var outcomes = [String: Int]()
         let start = Date()
         // PERSONA_FUZZ_ITERATIONS raises the count for a longer run by hand.
@@ -226,7 +226,7 @@ final class HostileInputTests: XCTestCase {
         if iterations == 2000 { XCTAssertLessThan(Date().timeIntervalSince(start), 60) }
     }
 
-    private func mutate(_ b: inout [UInt8], region: Int, rng: inout SplitMix64) {
+    private func mutate(_ b: inout [UInt8], region: Int, rng: inout FuzzRNG) {
         let kind = rng.next() % 5
         let pos = Int(rng.next() % UInt64(max(region, 1)))
         switch kind {
@@ -260,15 +260,3 @@ final class HostileInputTests: XCTestCase {
     }
 }
 
-/// Small deterministic PRNG for the mutation loop.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -40,7 +40,7 @@ final class TorchTensorReaderTests: XCTestCase {
             for n in 0 ..< full.count {
                 assertFormatError(try TorchTensorReader.readTensors(file: MappedFile(url: name, contents: Array(full[..<n]))), mentions: ["x.pt"])
             }
-            var rng = SplitMix64(seed: 0x70_7263)
+            var rng = FuzzRNG(seed: 0x70_7263)
             var ok = 0, failed = 0
             let iterations = ProcessInfo.processInfo.environment["PERSONA_FUZZ_ITERATIONS"].flatMap { Int($0) } ?? 1500
             for _ in 0 ..< iterations {

@@ -29,18 +29,11 @@ func fixtureURL(_ name: String) throws -> URL {
     return u
 }
 
-/// Deterministic standard-normal samples (SplitMix64 + Box-Muller) for synthetic curves.
+/// Deterministic standard-normal samples (SplitMix64, the fuzzers' FuzzRNG, + Box-Muller) for synthetic curves.
 struct GaussianNoise {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func nextUInt64() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func uniform() -> Double { (Double(nextUInt64() >> 11) + 0.5) / Double(1 << 53) }
+    var bits: FuzzRNG
+    init(seed: UInt64) { bits = FuzzRNG(seed: seed) }
+    mutating func uniform() -> Double { (Double(bits.next() >> 11) + 0.5) / Double(1 << 53) }
     mutating func next() -> Double {
         let u1 = uniform(), u2 = uniform()
         return (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)

@@ -1,0 +1,1 @@
+../../Fuzz/FuzzMutator.swift
