@@ -112,11 +112,11 @@ final class SecurityCLITests: XCTestCase {
         var up = false
         for _ in 0 ..< 300 where !up {
             usleep(50_000)
-            up = (try? http(port: port, "GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) != nil
+            up = (try? rawHTTP(port: port, "GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) != nil
         }
         XCTAssertTrue(up, "serve did not start")
-        XCTAssertEqual(try http(port: port, "GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").prefix(12), "HTTP/1.1 401")
-        XCTAssertEqual(try http(port: port, "GET /api/health HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(key)\r\nConnection: close\r\n\r\n").prefix(12), "HTTP/1.1 200")
+        XCTAssertEqual(try rawHTTP(port: port, "GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").1.prefix(12), "HTTP/1.1 401")
+        XCTAssertEqual(try rawHTTP(port: port, "GET /api/health HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(key)\r\nConnection: close\r\n\r\n").1.prefix(12), "HTTP/1.1 200")
         p.terminate()
         p.waitUntilExit()
         let printed = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
@@ -160,26 +160,3 @@ final class SecurityCLITests: XCTestCase {
     }
 }
 
-/// One HTTP/1.1 exchange on loopback; the whole response.
-private func http(port: Int, _ request: String) throws -> String {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw POSIXError(.EIO) }
-    defer { close(fd) }
-    var tv = timeval(tv_sec: 10, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = in_port_t(UInt16(port).bigEndian)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-    guard rc == 0 else { throw POSIXError(.ECONNREFUSED) }
-    let bytes = Array(request.utf8)
-    _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-    var out = [UInt8](), buf = [UInt8](repeating: 0, count: 16384)
-    while true {
-        let n = recv(fd, &buf, buf.count, 0)
-        if n <= 0 { break }
-        out += buf[0 ..< n]
-    }
-    return String(decoding: out, as: UTF8.self)
-}

@@ -1,0 +1,1 @@
+../Shared/LoopbackHTTP.swift
