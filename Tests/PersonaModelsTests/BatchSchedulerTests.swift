@@ -42,6 +42,12 @@ final class BatchSchedulerTests: XCTestCase {
         XCTAssertEqual(firstToken.wait(timeout: .now() + 30), .success)
         for i in 2..<prompts.count { submit(i) }   // they join a batch that is already decoding
         for _ in prompts { XCTAssertEqual(done.wait(timeout: .now() + 60), .success) }
+        // request 0 is greedy from transformers' prompt: its tokens are transformers' greedy continuation
+        let ref = try JSONSerialization.jsonObject(with: Data(contentsOf: TestPaths.fixtures.appendingPathComponent("stories260K.reference.json"))) as! [String: Any]
+        XCTAssertEqual(prompts[0], (ref["greedy_prompt_ids"] as! [NSNumber]).map(\.intValue))
+        let expected = (ref["greedy_ids"] as! [NSNumber]).map(\.intValue)
+        let first = try XCTUnwrap(results.with { $0[0] }).get().tokenIds
+        XCTAssertEqual(Array(first.prefix(expected.count)), Array(expected.prefix(first.count)))
         for i in prompts.indices {
             let alone = try gen.generate(promptIds: prompts[i], options: options[i])
             let got = try XCTUnwrap(results.with { $0[i] }).get()
