@@ -3,7 +3,8 @@ import PackageDescription
 
 // C kernels are always compiled optimised (even in debug builds) so tests stay fast;
 // per-function `target` attributes + runtime dispatch pick AVX-512/AVX2/NEON paths.
-let kernelFlags: [CSetting] = [.unsafeFlags(["-O3", "-fno-math-errno"])]
+// -ffp-contract=off: dequantisation rounds d * q before adding the offset, as ggml and gguf-py do (bit-equal rows)
+let kernelFlags: [CSetting] = [.unsafeFlags(["-O3", "-fno-math-errno", "-ffp-contract=off"])]
 
 let package = Package(
     name: "PersonaScope",

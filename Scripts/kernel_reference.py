@@ -26,6 +26,8 @@ def random_blocks(qtype, nblocks):
     for b in range(nblocks):
         if qtype in (Q.Q8_0, Q.Q4_0):
             raw[b, 0:2] = f16_bytes([rng.uniform(-0.05, 0.05)])
+        elif qtype == Q.Q4_1:
+            raw[b, 0:4] = f16_bytes([rng.uniform(0.0, 0.01), rng.uniform(-0.08, 0.0)])
         elif qtype == Q.Q4_K:
             raw[b, 0:4] = f16_bytes(rng.uniform(-0.02, 0.02, size=2))
         elif qtype == Q.Q6_K:
@@ -42,7 +44,7 @@ def hexfloats(a):
 
 
 cases = []
-for name, qtype, nblocks in [("q8_0", Q.Q8_0, 3), ("q4_0", Q.Q4_0, 3), ("q4_k", Q.Q4_K, 2), ("q6_k", Q.Q6_K, 2)]:
+for name, qtype, nblocks in [("q8_0", Q.Q8_0, 3), ("q4_0", Q.Q4_0, 3), ("q4_1", Q.Q4_1, 3), ("q4_k", Q.Q4_K, 2), ("q6_k", Q.Q6_K, 2)]:
     raw = random_blocks(qtype, nblocks)
     block, _ = gguf.GGML_QUANT_SIZES[qtype]
     deq = quants.dequantize(raw, qtype).reshape(-1)

@@ -65,6 +65,7 @@ size_t pk_row_bytes(int dtype, int64_t cols) {
     case PK_F16: case PK_BF16: return (size_t)cols * 2;
     case PK_Q8_0: return (size_t)(cols / 32) * 34;
     case PK_Q4_0: return (size_t)(cols / 32) * 18;
+    case PK_Q4_1: return (size_t)(cols / 32) * 20;
     case PK_Q4_K: return (size_t)(cols / 256) * 144;
     case PK_Q6_K: return (size_t)(cols / 256) * 210;
     default: return 0;
@@ -105,6 +106,18 @@ void pk_dequant_row_scalar(int dtype, const void *row, int64_t cols, float *out)
             for (int i = 0; i < 16; i++) {
                 out[b * 32 + i] = d * (float)((int)(q[i] & 0xF) - 8);
                 out[b * 32 + i + 16] = d * (float)((int)(q[i] >> 4) - 8);
+            }
+        }
+        return;
+    case PK_Q4_1:
+        // ggml / gguf-py: x = d * q + m, the product rounded before the add (-ffp-contract=off in Package.swift)
+        for (int64_t b = 0; b < cols / 32; b++) {
+            const uint8_t *blk = p + b * 20;
+            float d = pk_f16_to_f32(rd16(blk)), m = pk_f16_to_f32(rd16(blk + 2));
+            const uint8_t *q = blk + 4;
+            for (int i = 0; i < 16; i++) {
+                out[b * 32 + i] = d * (float)(q[i] & 0xF) + m;
+                out[b * 32 + i + 16] = d * (float)(q[i] >> 4) + m;
             }
         }
         return;
@@ -275,7 +288,7 @@ static inline void dequant_with(const pk_ops *o, int dtype, const void *row, int
 void pk_dequant_row(int dtype, const void *row, int64_t cols, float *out) { dequant_with(ops(), dtype, row, cols, out); }
 
 static int64_t block_size(int dtype) {
-    return (dtype == PK_Q4_K || dtype == PK_Q6_K) ? 256 : (dtype == PK_Q8_0 || dtype == PK_Q4_0) ? 32 : 1;
+    return (dtype == PK_Q4_K || dtype == PK_Q6_K) ? 256 : (dtype == PK_Q8_0 || dtype == PK_Q4_0 || dtype == PK_Q4_1) ? 32 : 1;
 }
 
 /* T == 1 without a dedicated kernel: convert each row (in column chunks if very wide), then dot. */

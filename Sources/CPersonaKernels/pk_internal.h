@@ -3,7 +3,7 @@
 #define PK_INTERNAL_H
 #include "include/kernels.h"
 
-#define PK_NTYPES 7
+#define PK_NTYPES 8
 /* Widest row the kernels convert at once on the stack; wider rows are processed in column chunks. */
 #define PK_MAX_COLS_STACK 16384
 

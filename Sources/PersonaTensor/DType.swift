@@ -1,13 +1,13 @@
 /// Storage type of a weight tensor. Weights stay in their stored type in memory;
 /// kernels convert per row / per tile while computing.
 public enum DType: String, Sendable, CaseIterable, Codable {
-    case f32, f16, bf16, q8_0, q4_0, q4_k, q6_k
+    case f32, f16, bf16, q8_0, q4_0, q4_1, q4_k, q6_k
 
     /// Elements per quantisation block (1 for plain floats).
     public var blockSize: Int {
         switch self {
         case .f32, .f16, .bf16: return 1
-        case .q8_0, .q4_0: return 32
+        case .q8_0, .q4_0, .q4_1: return 32
         case .q4_k, .q6_k: return 256
         }
     }
@@ -19,6 +19,7 @@ public enum DType: String, Sendable, CaseIterable, Codable {
         case .f16, .bf16: return 2
         case .q8_0: return 34   // f16 scale + 32 x int8
         case .q4_0: return 18   // f16 scale + 16 bytes of nibbles
+        case .q4_1: return 20   // f16 scale + f16 minimum + 16 bytes of nibbles
         case .q4_k: return 144  // 2 x f16 + 12 scale bytes + 128 nibble bytes
         case .q6_k: return 210  // 128 low + 64 high + 16 scales + f16
         }
@@ -41,6 +42,7 @@ public enum DType: String, Sendable, CaseIterable, Codable {
         case .q4_0: return 4
         case .q4_k: return 5
         case .q6_k: return 6
+        case .q4_1: return 7
         }
     }
 
@@ -50,6 +52,7 @@ public enum DType: String, Sendable, CaseIterable, Codable {
         case .f32: return 0
         case .f16: return 1
         case .q4_0: return 2
+        case .q4_1: return 3
         case .q8_0: return 8
         case .q4_k: return 12
         case .q6_k: return 14

@@ -18,7 +18,7 @@ enum SIMDLevels {
 }
 
 final class KernelTests: XCTestCase {
-    static let dtypes: [(String, Int32)] = [("f32", 0), ("f16", 1), ("bf16", 2), ("q8_0", 3), ("q4_0", 4), ("q4_k", 5), ("q6_k", 6)]
+    static let dtypes: [(String, Int32)] = [("f32", 0), ("f16", 1), ("bf16", 2), ("q8_0", 3), ("q4_0", 4), ("q4_1", 7), ("q4_k", 5), ("q6_k", 6)]
 
     /// Random but valid stored rows: floats from a normal distribution; quantised blocks are random bytes
     /// with their f16 scale fields set to moderate values.
@@ -33,6 +33,11 @@ final class KernelTests: XCTestCase {
                 for _ in 0..<cols { out += f16Bytes(rng.normal()) }
             case "bf16":
                 for _ in 0..<cols { let b = rng.normal().bitPattern >> 16; out += [UInt8(b & 0xFF), UInt8(b >> 8)] }
+            case "q4_1":
+                for _ in 0..<(cols / 32) {
+                    out += f16Bytes(rng.uniform() * 0.01) + f16Bytes(-rng.uniform() * 0.08)
+                    for _ in 4..<20 { out.append(rng.byte()) }
+                }
             case "q8_0", "q4_0":
                 let bs = dtype == "q8_0" ? 34 : 18
                 for _ in 0..<(cols / 32) {
@@ -58,6 +63,10 @@ final class KernelTests: XCTestCase {
     /// |terms| summed for the error bound: the size of what a kernel adds up, whatever order it uses.
     /// For q4_k a kernel may compute d*sc*sum(q*x) - dmin*m*sum(x), so both parts count.
     static func magnitude(_ dtype: String, _ b: [UInt8], _ i: Int) -> Float {
+        if dtype == "q4_1" {   // d*q + m: a kernel may sum d*q*x and m*x apart
+            let blk = (i / 32) * 20
+            return abs(ReferenceDequant.f16(ReferenceDequant.u16(b, blk))) * 15 + abs(ReferenceDequant.f16(ReferenceDequant.u16(b, blk + 2)))
+        }
         guard dtype == "q4_k" else { return abs(ReferenceDequant.element(dtype, b, i)) }
         let blk = (i / 256) * 144
         let d = abs(ReferenceDequant.f16(ReferenceDequant.u16(b, blk))), dmin = abs(ReferenceDequant.f16(ReferenceDequant.u16(b, blk + 2)))
@@ -94,7 +103,8 @@ final class KernelTests: XCTestCase {
             SIMDLevels.each { level in
                 var out = [Float](repeating: .nan, count: expected.count)
                 pk_dequant_row(code, bytes, Int64(expected.count), &out)
-                for i in 0..<expected.count where abs(out[i] - expected[i]) > 1e-6 * abs(expected[i]) {
+                // bit for bit: the same products and sums in the same f32 rounding as gguf-py
+                for i in 0..<expected.count where out[i].bitPattern != expected[i].bitPattern {
                     XCTFail("\(level) \(name) element \(i): \(out[i]) vs gguf-py \(expected[i])"); break
                 }
             }
@@ -129,7 +139,7 @@ final class KernelTests: XCTestCase {
                 let colsList: [Int]
                 switch name {
                 case "f32", "f16", "bf16": colsList = [1, 7, 67, 300, 1029]
-                case "q8_0", "q4_0": colsList = [32, 96, 288]
+                case "q8_0", "q4_0", "q4_1": colsList = [32, 96, 288]
                 default: colsList = [256, 768]
                 }
                 for cols in colsList {
@@ -147,7 +157,7 @@ final class KernelTests: XCTestCase {
     func testMatmulVeryWideRows() {
         var rng = TestRNG(3)
         SIMDLevels.each { level in
-            for (name, code) in Self.dtypes where ["bf16", "q8_0", "q4_k"].contains(name) {
+            for (name, code) in Self.dtypes where ["bf16", "q8_0", "q4_1", "q4_k"].contains(name) {
                 checkMatmul(name, code: code, rows: 3, cols: 16384 + 512, T: 2, rng: &rng, level: level)
             }
         }

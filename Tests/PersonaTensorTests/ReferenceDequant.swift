@@ -25,6 +25,12 @@ enum ReferenceDequant {
             let byte = b[blk + 2 + j % 16]
             let q = j < 16 ? Int(byte & 0x0F) : Int(byte >> 4)
             return f16(u16(b, blk)) * Float(q - 8)
+        case "q4_1":  // { f16 d; f16 m; uint8 qs[16] }: nibbles as q4_0, unsigned; x = d * q + m
+            let blk = (i / 32) * 20, j = i % 32
+            let byte = b[blk + 4 + j % 16]
+            let q = j < 16 ? Int(byte & 0x0F) : Int(byte >> 4)
+            let scaled = f16(u16(b, blk)) * Float(q)
+            return scaled + f16(u16(b, blk + 2))
         case "q4_k":  // { f16 d; f16 dmin; uint8 scales[12]; uint8 qs[128] }, 8 sub-blocks of 32
             let blk = (i / 256) * 144, j = i % 256
             let d = f16(u16(b, blk)), dmin = f16(u16(b, blk + 2))

@@ -4,7 +4,7 @@
 #include <stdint.h>
 
 /* dtype codes, same order as Swift's DType.kernelCode */
-enum { PK_F32 = 0, PK_F16 = 1, PK_BF16 = 2, PK_Q8_0 = 3, PK_Q4_0 = 4, PK_Q4_K = 5, PK_Q6_K = 6 };
+enum { PK_F32 = 0, PK_F16 = 1, PK_BF16 = 2, PK_Q8_0 = 3, PK_Q4_0 = 4, PK_Q4_K = 5, PK_Q6_K = 6, PK_Q4_1 = 7 };
 
 /* Bytes of one row of `cols` elements of `dtype` (cols must be a multiple of the block size). */
 size_t pk_row_bytes(int dtype, int64_t cols);
