@@ -82,6 +82,13 @@ public final class TraitMonitor: @unchecked Sendable {
                 rows = r
             }
             let main = rows.contains(v.defaultRow) ? v.defaultRow : rows[0]
+            // A zero vector projects everything to 0: refuse it rather than report a flat line (a control vector
+            // has no rows 0 and 1). With --layers all, zero rows are listed as 0 beside a non-zero primary row.
+            let n = v.norms
+            for r in (layers == .all ? [main] : rows) where !(n[r] > 0) {
+                throw VectorError("trait '\(v.trait)': the vector is zero at row \(r) (\(HookPoint.hiddenStateRow(r, numLayers: numLayers)!.name)); "
+                    + "non-zero rows: \(Self.rowRanges((0...numLayers).filter { n[$0] > 0 }))")
+            }
             traits.append(v.trait)
             primary[v.trait] = main
             for r in rows {
@@ -100,6 +107,19 @@ public final class TraitMonitor: @unchecked Sendable {
         cosines = [Float](repeating: .nan, count: probes.count * capacity)
         norms = [Float](repeating: .nan, count: probes.count * capacity)
         seen = [Bool](repeating: false, count: capacity)
+    }
+
+    /// "2-5, 7" (or "none").
+    static func rowRanges(_ rows: [Int]) -> String {
+        var parts: [String] = []
+        var i = 0
+        while i < rows.count {
+            var j = i
+            while j + 1 < rows.count && rows[j + 1] == rows[j] + 1 { j += 1 }
+            parts.append(i == j ? "\(rows[i])" : "\(rows[i])-\(rows[j])")
+            i = j + 1
+        }
+        return parts.isEmpty ? "none" : parts.joined(separator: ", ")
     }
 
     /// One read-only intervention per hook point that has probes.

@@ -12,7 +12,7 @@ public struct MonitorRequest: Sendable {
     public var messages: [ChatMessage]? = nil
     public var raw = false
     public var options = GenerationOptions(maxTokens: 64)
-    /// Trait names to monitor (nil = all loaded vectors).
+    /// Traits to monitor, `trait` or `trait@method` (nil = every trait's default method; see `TraitSelection`).
     public var traits: [String]? = nil
     public var layers: LayerSelection = .recommended
     public var steering: [SteeringSpec] = []
@@ -153,17 +153,7 @@ public final class MonitorSession: @unchecked Sendable {
 
     func prepare(_ request: MonitorRequest) throws -> Prepared {
         let config = loaded.config
-        let selected: [TraitVector]
-        if let names = request.traits {
-            selected = try names.map { n in
-                guard let v = vectors.first(where: { $0.trait == n }) else {
-                    throw VectorError("--traits: no vector for trait '\(n)' (have: \(vectors.map(\.trait).sorted().joined(separator: ", ")))")
-                }
-                return v
-            }
-        } else {
-            selected = vectors
-        }
+        let selected = try TraitSelection.select(request.traits, from: vectors, option: "--traits")
         let gen = Generator(loaded)
         let promptIds = try request.messages.map { try gen.promptIds(messages: $0, raw: request.raw) }
             ?? gen.promptIds(for: request.prompt, system: request.system, raw: request.raw)
@@ -229,7 +219,8 @@ public final class MonitorSession: @unchecked Sendable {
         if !request.steering.isEmpty {
             doc.steering = request.steering.map { s in
                 SteeringRecord(trait: s.trait, coef: Double(s.coef),
-                               layer: s.row ?? vectors.first { $0.trait == s.trait }?.defaultRow,
+                               layer: (try? TraitSelection.find(s.trait, in: vectors)).flatMap { v in
+                                   let rows = Steering.rows(s, v); return rows.count == 1 ? rows[0] : nil } ?? s.row,
                                positions: s.positions.rawValue, mode: s.mode.rawValue, when: request.condition?.description)
             }
         }

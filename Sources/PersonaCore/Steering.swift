@@ -103,41 +103,58 @@ public enum Steering {
         if let condition, monitor?.primaryProbe(trait: condition.trait) == nil {
             throw VectorError("--steer-when: trait '\(condition.trait)' is not monitored")
         }
-        return try specs.map { spec in
-            guard let v = vectors.first(where: { $0.trait == spec.trait }) else {
-                throw VectorError("--steer: no vector for trait '\(spec.trait)' (have: \(vectors.map(\.trait).joined(separator: ", ")))")
-            }
-            let row = spec.row ?? v.defaultRow
-            guard row >= 0, row < v.rows.count, let point = HookPoint.hiddenStateRow(row, numLayers: numLayers) else {
-                throw VectorError("--steer: row \(row) is out of range (0...\(numLayers))")
-            }
-            let positions: PositionSelector
-            switch spec.positions {
-            case .all: positions = .all
-            case .prompt: positions = .range(0..<promptLength)
-            case .response: positions = .last
-            }
-            let vector = v.rows[row]
-            guard let condition, let monitor else {
-                switch spec.mode {
-                case .add: return Intervention(point, positions: positions, .add(vector: vector, coef: spec.coef))
-                case .ablate: return Intervention(point, positions: positions, .ablate(direction: vector))
+        return try specs.flatMap { spec in
+            let v = try TraitSelection.find(spec.trait, in: vectors, option: "--steer")
+            return try rows(spec, v).map { row in
+                guard row >= 0, row < v.rows.count, var point = HookPoint.hiddenStateRow(row, numLayers: numLayers) else {
+                    throw VectorError("--steer: row \(row) is out of range (0...\(numLayers))")
                 }
+                // llama.cpp adds direction.N to block N's output; for the last block that is before the final norm
+                if v.isControlVector && spec.row == nil { point = .residPost(row - 1) }
+                return try intervention(spec, vector: v.rows[row], at: point, promptLength: promptLength,
+                                        condition: condition, monitor: monitor)
             }
-            // Closed loop: the same operation, gated by the monitored score.
-            let norm = vector.reduce(0) { $0 + $1 * $1 }.squareRoot()
-            let unit = norm > 0 ? vector.map { $0 / norm } : vector
-            let coef = spec.coef, mode = spec.mode
-            return Intervention(point, positions: positions, .custom { _, h, ctx in
-                guard let s = monitor.latest(trait: condition.trait), condition.holds(s) else { return }
-                switch mode {
-                case .add: for i in 0..<ctx.dim { h[i] += coef * vector[i] }
-                case .ablate:
-                    var d: Float = 0
-                    for i in 0..<ctx.dim { d += h[i] * unit[i] }
-                    for i in 0..<ctx.dim { h[i] -= d * unit[i] }
-                }
-            })
         }
+    }
+
+    /// The rows a spec steers: its own row; every non-zero row of a control vector given without one (as
+    /// llama.cpp's `--control-vector` applies each direction at its block); else the vector's default steering row.
+    public static func rows(_ spec: SteeringSpec, _ v: TraitVector) -> [Int] {
+        if let r = spec.row { return [r] }
+        if v.isControlVector { return (1..<v.rows.count).filter { v.norms[$0] > 0 } }
+        return [v.defaultSteeringRow]
+    }
+
+    private static func intervention(_ spec: SteeringSpec, vector: [Float], at point: HookPoint, promptLength: Int,
+                                     condition: SteeringCondition?, monitor: TraitMonitor?) throws -> Intervention {
+        guard spec.mode == .add || vector.contains(where: { $0 != 0 }) else {
+            throw VectorError("--steer \(spec.trait):ablate: the vector is zero at \(point.name); nothing to ablate")
+        }
+        let positions: PositionSelector
+        switch spec.positions {
+        case .all: positions = .all
+        case .prompt: positions = .range(0..<promptLength)
+        case .response: positions = .last
+        }
+        guard let condition, let monitor else {
+            switch spec.mode {
+            case .add: return Intervention(point, positions: positions, .add(vector: vector, coef: spec.coef))
+            case .ablate: return Intervention(point, positions: positions, .ablate(direction: vector))
+            }
+        }
+        // Closed loop: the same operation, gated by the monitored score.
+        let norm = vector.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        let unit = norm > 0 ? vector.map { $0 / norm } : vector
+        let coef = spec.coef, mode = spec.mode
+        return Intervention(point, positions: positions, .custom { _, h, ctx in
+            guard let s = monitor.latest(trait: condition.trait), condition.holds(s) else { return }
+            switch mode {
+            case .add: for i in 0..<ctx.dim { h[i] += coef * vector[i] }
+            case .ablate:
+                var d: Float = 0
+                for i in 0..<ctx.dim { d += h[i] * unit[i] }
+                for i in 0..<ctx.dim { h[i] -= d * unit[i] }
+            }
+        })
     }
 }

@@ -224,6 +224,18 @@ public enum VectorFiles {
                     }
                     v.recommendedRow = r
                 }
+                if let r = try int("recommended_steering_row") {
+                    guard r >= 1, r <= L else {
+                        throw VectorError("\(path): \(label): recommended_steering_row \(r) is outside 1...\(L)")
+                    }
+                    v.steeringRow = r
+                }
+                if let x = m["recommended_steering_coef"], !(x is NSNull) {
+                    guard let n = x as? NSNumber, n.doubleValue.isFinite else {
+                        throw VectorError("\(path): metadata '\(name)': 'recommended_steering_coef' is not a finite number")
+                    }
+                    v.steeringCoef = n.floatValue
+                }
             }
             try checkDepth(v, numLayers: numLayers, file: path)
             out.append(v)
@@ -338,6 +350,10 @@ public enum VectorFiles {
         var v = TraitVector(trait: trait, method: method, rows: rows, model: g.metadata["controlvector.model_hint"]?.string,
                             source: source)
         v.positiveMeaning = g.metadata["personascope.positive_meaning"]?.string
+        v.isControlVector = true
+        if let r = g.metadata["personascope.recommended_row"]?.int, r >= 1, r <= L, rows[r].contains(where: { $0 != 0 }) {
+            v.recommendedRow = r
+        }
         return [v]
     }
 
@@ -374,6 +390,7 @@ public enum VectorFiles {
                 model: v.model, trait: v.trait, method: v.method, samples_pos: v.samplesPositive, samples_neg: v.samplesNegative,
                 norms: v.rows.map { r in r.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot() }, recommended_row: v.recommendedRow,
                 recommended_hook: v.recommendedRow.flatMap { HookPoint.hiddenStateRow($0, numLayers: L)?.name },
+                recommended_steering_row: v.steeringRow, recommended_steering_coef: v.steeringCoef.map(Double.init),
                 positive_meaning: v.positiveMeaning, source: v.source)
             metadata[name] = String(decoding: try enc.encode(record), as: UTF8.self)
         }
@@ -390,11 +407,14 @@ public enum VectorFiles {
         var norms: [Double]
         var recommended_row: Int?
         var recommended_hook: String?
+        var recommended_steering_row: Int?
+        var recommended_steering_coef: Double?
         var positive_meaning: String?
         var source: String?
 
         enum CodingKeys: String, CodingKey {
-            case model, trait, method, samples_pos, samples_neg, norms, recommended_row, recommended_hook, positive_meaning, source
+            case model, trait, method, samples_pos, samples_neg, norms, recommended_row, recommended_hook
+            case recommended_steering_row, recommended_steering_coef, positive_meaning, source
         }
 
         func encode(to encoder: Encoder) throws {
@@ -407,6 +427,8 @@ public enum VectorFiles {
             try c.encode(norms, forKey: .norms)
             try c.encode(recommended_row, forKey: .recommended_row)
             try c.encode(recommended_hook, forKey: .recommended_hook)
+            try c.encode(recommended_steering_row, forKey: .recommended_steering_row)
+            try c.encode(recommended_steering_coef, forKey: .recommended_steering_coef)
             try c.encode(positive_meaning, forKey: .positive_meaning)
             try c.encode(source, forKey: .source)
         }
@@ -444,6 +466,7 @@ public enum VectorFiles {
         w.set("personascope.method", .string(v.method))
         w.set("personascope.coef", .float32(coef))
         if let p = v.positiveMeaning { w.set("personascope.positive_meaning", .string(p)) }
+        if let r = v.recommendedRow, chosen.contains(r) { w.set("personascope.recommended_row", .int32(Int32(r))) }
         for r in chosen {
             let scaled = v.rows[r].map { $0 * coef }
             if let j = scaled.firstIndex(where: { !$0.isFinite }) {

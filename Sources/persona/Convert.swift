@@ -21,6 +21,8 @@ struct Convert: ParsableCommand {
     @Option(name: .customLong("model-hint"), help: "controlvector.model_hint for --to control-vector.") var modelHint: String = "llama"
     @Option(help: "Coefficient folded into a control vector.") var coef: Float = 1
     @Option(help: "HF rows to export as control-vector directions (default 2...L-1).") var rows: String?
+    @Option(help: "--to control-vector: the trait to export, trait or trait@method (default: the file's only trait, its response_avg).")
+    var trait: String?
 
     func run() throws {
         let url = URL(fileURLWithPath: input)
@@ -45,15 +47,23 @@ struct Convert: ParsableCommand {
                 try VectorFiles.save(vectors, to: output)
                 note("wrote \(vectors.count) vector\(vectors.count == 1 ? "" : "s") (\(vectors.map(\.trait).joined(separator: ", "))) to \(out)")
             } else {
-                guard vectors.count == 1 else {
-                    throw ValidationError("a control vector holds one direction; \(input) has \(vectors.count) vectors (\(vectors.map { "\($0.trait).\($0.method)" }.joined(separator: ", ")))")
+                // one direction per file: the named trait (trait or trait@method), else the file's only trait's default method
+                let chosen: TraitVector
+                if let trait {
+                    chosen = try TraitSelection.find(trait, in: vectors, option: "--trait")
+                } else {
+                    let traits = TraitSelection.defaults(vectors)
+                    guard traits.count == 1 else {
+                        throw ValidationError("a control vector holds one trait; \(input) has \(traits.count) (\(TraitSelection.available(vectors))): choose one with --trait")
+                    }
+                    chosen = traits[0]
                 }
                 let rowList = try rows.map { s in try s.split(separator: ",").map { p -> Int in
                     guard let r = Int(p.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--rows: '\(p)' is not a row number") }
                     return r
                 } }
-                try VectorFiles.exportControlVector(vectors[0], rows: rowList, coef: coef, modelHint: modelHint, to: output)
-                note("wrote control vector \(vectors[0].trait) to \(out)")
+                try VectorFiles.exportControlVector(chosen, rows: rowList, coef: coef, modelHint: modelHint, to: output)
+                note("wrote control vector \(chosen.trait) (\(chosen.method)) to \(out)")
             }
         case "gguf":
             let net = try ModelLoader.loadNetwork(path: input)

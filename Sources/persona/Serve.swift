@@ -62,7 +62,7 @@ struct Serve: AsyncParsableCommand {
             loaded.model.precision = precisionOption.value
             let vs = try vectors.map { try VectorFiles.load(URL(fileURLWithPath: $0), numLayers: loaded.config.numLayers) } ?? []
             backend = try EngineBackend(loaded: loaded, vectors: vs, maxBatch: maxConcurrent)
-            note("model \(loaded.name) (\(loaded.config.architecture), \(loaded.config.numLayers) layers); traits: \(vs.map(\.trait).joined(separator: ", "))")
+            note("model \(loaded.name) (\(loaded.config.architecture), \(loaded.config.numLayers) layers); traits: \(TraitSelection.available(vs))")
         }
         let app = try await buildApplication(config, backend: backend, store: store)
         note("PersonaScope dashboard: http://\(host == "0.0.0.0" ? "127.0.0.1" : host):\(port)/")
