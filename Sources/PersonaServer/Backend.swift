@@ -164,10 +164,17 @@ public struct TraitInfo: Codable, Sendable, Equatable {
     public var hookPoint: String
     /// ||v|| at that row.
     public var norm: Double
-    public init(name: String, layer: Int, hookPoint: String, norm: Double) {
+    /// The row steering acts on when a request names none (the vector's measured or default steering row).
+    public var steeringLayer: Int?
+    /// The measured steering coefficient, when the vector file carries one.
+    public var steeringCoef: Double?
+    public init(name: String, layer: Int, hookPoint: String, norm: Double, steeringLayer: Int? = nil, steeringCoef: Double? = nil) {
         self.name = name; self.layer = layer; self.hookPoint = hookPoint; self.norm = norm
+        self.steeringLayer = steeringLayer; self.steeringCoef = steeringCoef
     }
-    enum CodingKeys: String, CodingKey { case name, layer, norm; case hookPoint = "hook_point" }
+    enum CodingKeys: String, CodingKey {
+        case name, layer, norm; case hookPoint = "hook_point"; case steeringLayer = "steering_layer"; case steeringCoef = "steering_coef"
+    }
 }
 
 /// Live generation with monitoring. The CLI implements it with the real engine; the server only consumes it.

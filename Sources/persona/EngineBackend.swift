@@ -21,9 +21,11 @@ final class EngineBackend: GenerationBackend, @unchecked Sendable {
         let c = loaded.config
         modelInfo = ModelInfo(id: loaded.name, architecture: c.architecture, layers: c.numLayers, hidden: c.hiddenSize,
                               contextLength: c.maxPositions)
-        traits = vectors.map { v in
+        traits = TraitSelection.defaults(vectors).map { v in
             let row = v.defaultRow
-            return TraitInfo(name: v.trait, layer: row, hookPoint: v.hookPoint(row: row)?.name ?? "", norm: Double(v.norms[row]))
+            let steer = Steering.rows(SteeringSpec(trait: v.trait, coef: 1), v)
+            return TraitInfo(name: v.trait, layer: row, hookPoint: v.hookPoint(row: row)?.name ?? "", norm: Double(v.norms[row]),
+                             steeringLayer: steer.count == 1 ? steer[0] : nil, steeringCoef: v.steeringCoef.map(Double.init))
         }
     }
 

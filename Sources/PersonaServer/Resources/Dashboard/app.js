@@ -126,8 +126,10 @@
     $("model-info").textContent = state.model ? [state.model.id, state.model.architecture,
       state.model.num_layers != null ? state.model.num_layers + " layers" : null].filter(Boolean).join(" · ") : "";
     try {
-      const traits = await PS.api.traits();
-      state.serverTraits = Array.isArray(traits) ? traits.filter((t) => t && typeof t.name === "string") : [];
+      // GET /api/traits answers {"traits": [...]}
+      const body = await PS.api.traits();
+      const traits = body && Array.isArray(body.traits) ? body.traits : [];
+      state.serverTraits = traits.filter((t) => t && typeof t.name === "string");
     } catch (err) {
       state.serverTraits = [];
     }
@@ -883,7 +885,8 @@
       mode.value = s.mode || "add";
       const row = h("div", { class: "steer-row", "data-testid": "steer-row", "data-trait": t.name }, [
         h("div", { class: "top" }, [h("span", { class: "sw", style: "background:" + colorOf(t.name) }),
-          h("label", { for: id, class: "name", title: t.hook_point || "" }, [t.name + (t.layer != null ? " · row " + t.layer : "")]), out]),
+          h("label", { for: id, class: "name", title: "scored at " + (t.hook_point || "row " + t.layer) + (t.steering_layer != null ? "; steered at row " + t.steering_layer : "") },
+            [t.name + (t.steering_layer != null ? " · row " + t.steering_layer : "")]), out]),
         range, h("div", { class: "opts" }, [pos, mode])]);
       const changed = () => { out.textContent = fmt(Number(range.value), 1); range.disabled = mode.value === "ablate"; saveSteer(); };
       range.addEventListener("input", changed);
@@ -901,10 +904,8 @@
       const mode = row.querySelector(".mode").value;
       if (mode === "add" && !coef) continue;
       const trait = row.dataset.trait;
-      const info = state.serverTraits.find((t) => t.name === trait);
-      const s = { trait, coef: mode === "ablate" ? 0 : coef, positions: row.querySelector(".pos").value, mode };
-      if (info && info.layer != null) s.layer = info.layer;
-      out.push(s);
+      // No layer: the server steers at the vector's steering row (its scoring row is often too late to steer).
+      out.push({ trait, coef: mode === "ablate" ? 0 : coef, positions: row.querySelector(".pos").value, mode });
     }
     return out;
   }
