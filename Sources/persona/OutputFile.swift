@@ -64,3 +64,18 @@ enum OutputFile {
         return text.hasPrefix(generic) ? String(text.dropFirst(generic.count)) : text
     }
 }
+
+/// The bytes of an input file; "-" is standard input. Pipes, FIFOs and /dev/stdin are read to their end
+/// (Foundation's Data(contentsOf:) refuses files whose size it cannot stat).
+func readInput(_ path: String) throws -> Data {
+    if path == "-" { return FileHandle.standardInput.readDataToEndOfFile() }
+    var st = stat()
+    if stat(path, &st) == 0, (st.st_mode & S_IFMT) != S_IFREG {
+        guard let h = FileHandle(forReadingAtPath: path) else {
+            throw CocoaError(.fileReadNoPermission, userInfo: [NSFilePathErrorKey: path])
+        }
+        defer { try? h.close() }
+        return h.readDataToEndOfFile()
+    }
+    return try Data(contentsOf: URL(fileURLWithPath: path))
+}

@@ -48,7 +48,7 @@ struct ChatTemplateCommand: ParsableCommand {
                                                     abstract: "Render a conversation through the model's chat template.")
 
     @OptionGroup var modelOption: ModelOption
-    @Option(help: "JSON file: a list of {role, content} messages (or {\"messages\": [...]}).") var messages: String
+    @Option(help: "JSON file (- for standard input): a list of {role, content} messages (or {\"messages\": [...]}).") var messages: String
     @Flag(name: .customLong("no-generation-prompt"), help: "Do not append the assistant turn opener.") var noGenerationPrompt = false
 
     func run() throws {
@@ -57,7 +57,7 @@ struct ChatTemplateCommand: ParsableCommand {
             throw ValidationError("\(modelOption.model): the model has no chat template")
         }
         let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: messages)) } catch {
+        do { data = try readInput(messages) } catch {
             throw ValidationError("--messages: cannot read \(messages): \(error.localizedDescription)")
         }
         let list: [ChatMessage]

@@ -46,6 +46,26 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(ids, [1, 403, 407, 261, 378])  // transformers' GGUF tokenizer gives the same
     }
 
+    /// `--messages -` and `--messages /dev/stdin` read standard input; the render equals transformers' (fixture).
+    func testChatTemplateReadsMessagesFromStandardInput() throws {
+        let ref = try ArchitectureFixtures.reference("llama")
+        let expected = try XCTUnwrap(ref.string("chat_prompt_text"))
+        let model = ArchitectureFixtures.url("llama").path
+        let messages = #"[{"role": "user", "content": "Hi there"}]"#
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("msgs-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try Data(messages.utf8).write(to: file)
+        for source in ["-", "/dev/stdin"] {
+            let r = try Subprocess.run(URL(fileURLWithPath: "/bin/sh"), ["-c", "\"$0\" chat-template --model \"$1\" --messages \"$2\" < \"$3\"",
+                                                                          try binary.path, model, source, file.path])
+            XCTAssertEqual(r.status, 0, "--messages \(source): \(r.stderr)")
+            XCTAssertEqual(r.stdout, expected, "--messages \(source)")
+        }
+        let piped = try Subprocess.run(URL(fileURLWithPath: "/bin/sh"), ["-c", "cat \"$2\" | \"$0\" chat-template --model \"$1\" --messages -",
+                                                                        try binary.path, model, file.path])
+        XCTAssertEqual(piped.stdout, expected, piped.stderr)
+    }
+
     func testBadArgumentsAreOneLineErrors() throws {
         let r = try run(["generate", "--model", "/nonexistent.gguf", "--prompt", "x"])
         XCTAssertNotEqual(r.status, 0)
