@@ -108,7 +108,7 @@ struct ExtractRun: AsyncParsableCommand {
         let have = run.responses.count
         if have > 0 { note("resuming: \(have) of \(total) responses already in \(folder.path)/responses.jsonl") }
         let gp = Progress(total: max(0, total - have), label: "responses")
-        try run.generate(batchSize: batchSize) { done, _, _ in gp.update(done) }
+        try run.generate(batchSize: batchSize, progress: { done, _, _ in gp.update(done) }, onTokens: { gp.addTokens($0) })
 
         let judge = try judgeOptions.make(out: folder, extractionModel: loaded)
         if let judge {

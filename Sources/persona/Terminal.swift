@@ -2,36 +2,64 @@ import Foundation
 import PersonaCore
 import PersonaRuns
 
-/// A progress line on stderr with rate and ETA.
+/// Progress on stderr: items done / total, rate, ETA, and tokens/s when tokens are counted. On a terminal one
+/// line is redrawn in place; otherwise (a log file, CI) a full line is written every few seconds and at the end,
+/// so long work is never silent. PERSONA_PROGRESS=0 turns it off.
 final class Progress {
     let total: Int
     let label: String
     let enabled: Bool
+    private let tty: Bool
     private var done = 0
+    private var tokens = 0
     private let start = Date()
+    private var lastDraw = Date.distantPast
+    private let interval: TimeInterval
 
     init(total: Int, label: String, enabled: Bool = true) {
         self.total = total
         self.label = label
-        self.enabled = enabled && isatty(STDERR_FILENO) != 0 || (enabled && ProcessInfo.processInfo.environment["PERSONA_PROGRESS"] != nil)
+        tty = isatty(STDERR_FILENO) != 0
+        self.enabled = enabled && total > 0 && ProcessInfo.processInfo.environment["PERSONA_PROGRESS"] != "0"
+        interval = tty ? 0.1 : Double(ProcessInfo.processInfo.environment["PERSONA_PROGRESS_SECONDS"] ?? "") ?? 5
     }
 
     func step(_ n: Int = 1, extra: String = "") { update(done + n, extra: extra) }
+
+    /// Counts generated tokens (shown as tokens/s).
+    func addTokens(_ n: Int) {
+        tokens += n
+        draw(final: false)
+    }
 
     /// Sets the count done so far (work that completes in batches reports its running total).
     func update(_ count: Int, extra: String = "") {
         guard count != done || count == 0 else { return }
         done = count
+        draw(final: done >= total, extra: extra)
+    }
+
+    private func draw(final: Bool, extra: String = "") {
         guard enabled else { return }
-        let el = Date().timeIntervalSince(start)
+        let now = Date()
+        guard final || now.timeIntervalSince(lastDraw) >= interval else { return }
+        lastDraw = now
+        let el = now.timeIntervalSince(start)
         let rate = el > 0 ? Double(done) / el : 0
-        let eta = rate > 0 ? Double(total - done) / rate : 0
-        let width = 24
-        let filled = total > 0 ? width * done / total : 0
-        let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
-        let line = String(format: "\r[%@] %d/%d %@  %.2f/s  ETA %@ %@", bar, done, total, label, rate, formatDuration(eta), extra)
+        // before the first item is done, estimate from tokens if there are any
+        let eta = rate > 0 ? Double(total - done) / rate : .nan
+        let tps = tokens > 0 && el > 0 ? String(format: "  %.1f tok/s", Double(tokens) / el) : ""
+        var line = String(format: "%d/%d %@  %.2f/s%@  elapsed %@  ETA %@ %@", done, total, label, rate, tps,
+                          formatDuration(el), formatDuration(eta), extra)
+        if tty {
+            let width = 24
+            let filled = total > 0 ? width * min(done, total) / total : 0
+            line = "\r[" + String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled) + "] " + line
+            if final { line += "\n" }
+        } else {
+            line += "\n"
+        }
         FileHandle.standardError.write(line.data(using: .utf8)!)
-        if done >= total { FileHandle.standardError.write("\n".data(using: .utf8)!) }
     }
 }
 

@@ -216,7 +216,9 @@ public final class ExtractionRun {
     /// rounding of the batched products) and a run may resume with another batch size. `stopAfter` (tests) stops
     /// after that many new rows, like a kill. Returns the number of rows generated now.
     @discardableResult
-    public func generate(batchSize: Int = 16, progress: ExtractionProgress? = nil, stopAfter: Int? = nil) throws -> Int {
+    /// `onTokens(n)` is called for every `n` tokens generated (for a tokens/s figure while a batch is running).
+    public func generate(batchSize: Int = 16, progress: ExtractionProgress? = nil, stopAfter: Int? = nil,
+                         onTokens: ((Int) -> Void)? = nil) throws -> Int {
         guard batchSize >= 1 else { throw VectorError("batch size must be >= 1, got \(batchSize)") }
         let gen = Generator(loaded)
         var todo: [(Unit, String)] = []
@@ -231,6 +233,7 @@ public final class ExtractionRun {
             let batch = Array(todo[start..<min(todo.count, start + batchSize)])
             let prompts = try batch.map { try promptIds($0.0, side: $0.1) }
             _ = try gen.generate(batch: prompts, options: options, seeds: batch.map { rowSeed($0.0, side: $0.1) },
+                                 onToken: { _, _ in onTokens?(1); return true },
                                  onFinish: { i, result in
                 let (u, side) = batch[i], ids = prompts[i]
                 let rec = ResponseRecord(set: u.set, side: side, questionIndex: u.questionIndex, instructionIndex: u.instructionIndex,
