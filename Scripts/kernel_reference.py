@@ -26,8 +26,16 @@ def random_blocks(qtype, nblocks):
     for b in range(nblocks):
         if qtype in (Q.Q8_0, Q.Q4_0):
             raw[b, 0:2] = f16_bytes([rng.uniform(-0.05, 0.05)])
-        elif qtype == Q.Q4_1:
+        elif qtype in (Q.Q4_1, Q.Q5_1):
             raw[b, 0:4] = f16_bytes([rng.uniform(0.0, 0.01), rng.uniform(-0.08, 0.0)])
+        elif qtype in (Q.Q5_0, Q.IQ4_NL, Q.IQ4_XS):
+            raw[b, 0:2] = f16_bytes([rng.uniform(-0.05, 0.05)])
+        elif qtype == Q.Q2_K:
+            raw[b, 80:84] = f16_bytes(rng.uniform(-0.02, 0.02, size=2))
+        elif qtype == Q.Q3_K:
+            raw[b, 108:110] = f16_bytes([rng.uniform(-0.01, 0.01)])
+        elif qtype == Q.Q5_K:
+            raw[b, 0:4] = f16_bytes(rng.uniform(-0.02, 0.02, size=2))
         elif qtype == Q.Q4_K:
             raw[b, 0:4] = f16_bytes(rng.uniform(-0.02, 0.02, size=2))
         elif qtype == Q.Q6_K:
@@ -44,7 +52,9 @@ def hexfloats(a):
 
 
 cases = []
-for name, qtype, nblocks in [("q8_0", Q.Q8_0, 3), ("q4_0", Q.Q4_0, 3), ("q4_1", Q.Q4_1, 3), ("q4_k", Q.Q4_K, 2), ("q6_k", Q.Q6_K, 2)]:
+for name, qtype, nblocks in [("q8_0", Q.Q8_0, 3), ("q4_0", Q.Q4_0, 3), ("q4_1", Q.Q4_1, 3), ("q4_k", Q.Q4_K, 2), ("q6_k", Q.Q6_K, 2),
+                             ("q5_0", Q.Q5_0, 3), ("q5_1", Q.Q5_1, 3), ("q2_k", Q.Q2_K, 2), ("q3_k", Q.Q3_K, 2),
+                             ("q5_k", Q.Q5_K, 2), ("iq4_nl", Q.IQ4_NL, 3), ("iq4_xs", Q.IQ4_XS, 2)]:
     raw = random_blocks(qtype, nblocks)
     block, _ = gguf.GGML_QUANT_SIZES[qtype]
     deq = quants.dequantize(raw, qtype).reshape(-1)

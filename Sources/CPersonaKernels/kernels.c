@@ -59,20 +59,26 @@ uint16_t pk_f32_to_bf16(float f) {
     return (uint16_t)(x >> 16);
 }
 
+// One table of block geometry (elements, bytes) for every type: ggml-common.h's block structs.
+static const struct { int64_t elements; size_t bytes; } block_geometry[PK_NTYPES] = {
+    [PK_F32] = {1, 4}, [PK_F16] = {1, 2}, [PK_BF16] = {1, 2},
+    [PK_Q8_0] = {32, 34},   [PK_Q4_0] = {32, 18},   [PK_Q4_1] = {32, 20},   [PK_Q5_0] = {32, 22}, [PK_Q5_1] = {32, 24},
+    [PK_Q2_K] = {256, 84},  [PK_Q3_K] = {256, 110}, [PK_Q4_K] = {256, 144}, [PK_Q5_K] = {256, 176},
+    [PK_Q6_K] = {256, 210}, [PK_IQ4_NL] = {32, 18}, [PK_IQ4_XS] = {256, 136},
+};
+
+int64_t pk_block_elements(int dtype) { return dtype >= 0 && dtype < PK_NTYPES ? block_geometry[dtype].elements : 0; }
+size_t pk_block_bytes(int dtype) { return dtype >= 0 && dtype < PK_NTYPES ? block_geometry[dtype].bytes : 0; }
+
 size_t pk_row_bytes(int dtype, int64_t cols) {
-    switch (dtype) {
-    case PK_F32: return (size_t)cols * 4;
-    case PK_F16: case PK_BF16: return (size_t)cols * 2;
-    case PK_Q8_0: return (size_t)(cols / 32) * 34;
-    case PK_Q4_0: return (size_t)(cols / 32) * 18;
-    case PK_Q4_1: return (size_t)(cols / 32) * 20;
-    case PK_Q4_K: return (size_t)(cols / 256) * 144;
-    case PK_Q6_K: return (size_t)(cols / 256) * 210;
-    default: return 0;
-    }
+    int64_t n = pk_block_elements(dtype);
+    return n ? (size_t)(cols / n) * pk_block_bytes(dtype) : 0;
 }
 
 static inline uint16_t rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+
+// ggml's kvalues_iq4nl: the 16 levels of IQ4_NL / IQ4_XS
+const int8_t pk_iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
 static void get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
     if (j < 4) { *d = q[j] & 63; *m = q[j + 4] & 63; }
@@ -118,6 +124,92 @@ void pk_dequant_row_scalar(int dtype, const void *row, int64_t cols, float *out)
             for (int i = 0; i < 16; i++) {
                 out[b * 32 + i] = d * (float)(q[i] & 0xF) + m;
                 out[b * 32 + i + 16] = d * (float)(q[i] >> 4) + m;
+            }
+        }
+        return;
+    case PK_Q5_0: case PK_Q5_1: {
+        // { f16 d; [f16 m;] uint32 qh; uint8 qs[16] }: 4 low bits as q4, bit j of qh is element j's fifth bit
+        int one = dtype == PK_Q5_1;
+        size_t bytes = one ? 24 : 22;
+        for (int64_t b = 0; b < cols / 32; b++) {
+            const uint8_t *blk = p + b * bytes;
+            float d = pk_f16_to_f32(rd16(blk)), m = one ? pk_f16_to_f32(rd16(blk + 2)) : 0;
+            uint32_t qh; memcpy(&qh, blk + 2 + 2 * one, 4);
+            const uint8_t *q = blk + 6 + 2 * one;
+            for (int i = 0; i < 32; i++) {
+                int v = (i < 16 ? q[i] & 0xF : q[i - 16] >> 4) | (int)((qh >> i) & 1) << 4;
+                out[b * 32 + i] = one ? d * (float)v + m : d * (float)(v - 16);
+            }
+        }
+        return;
+    }
+    case PK_Q2_K:
+        // { uint8 scales[16]; uint8 qs[64]; f16 d; f16 dmin }: 16 sub-blocks of 16, 2-bit q, 4-bit scale and min
+        for (int64_t b = 0; b < cols / 256; b++) {
+            const uint8_t *blk = p + b * 84, *sc = blk, *q = blk + 16;
+            float d = pk_f16_to_f32(rd16(blk + 80)), dmin = pk_f16_to_f32(rd16(blk + 82));
+            for (int i = 0; i < 256; i++) {
+                int g = i / 128, s = (i % 128) / 32, l = i % 32, sub = i / 16;
+                float dl = d * (float)(sc[sub] & 0xF), ml = dmin * (float)(sc[sub] >> 4);
+                out[b * 256 + i] = dl * (float)((q[g * 32 + l] >> (2 * s)) & 3) - ml;
+            }
+        }
+        return;
+    case PK_Q3_K:
+        // { uint8 hmask[32]; uint8 qs[64]; uint8 scales[12]; f16 d }: 2 low bits in qs, the third (inverted) in hmask,
+        // 16 signed 6-bit scales
+        for (int64_t b = 0; b < cols / 256; b++) {
+            const uint8_t *blk = p + b * 110, *hm = blk, *q = blk + 32, *sc = blk + 96;
+            float d = pk_f16_to_f32(rd16(blk + 108));
+            for (int i = 0; i < 256; i++) {
+                int g = i / 128, s = (i % 128) / 32, l = i % 32, sub = i / 16;
+                int lo = sub < 8 ? sc[sub] & 0xF : sc[sub - 8] >> 4, hi = (sc[8 + sub % 4] >> (2 * (sub / 4))) & 3;
+                float dl = d * (float)((lo | hi << 4) - 32);
+                int ql = (q[g * 32 + l] >> (2 * s)) & 3, high = ((hm[l] >> (i / 32)) & 1) ^ 1;
+                out[b * 256 + i] = dl * (float)(ql - (high << 2));
+            }
+        }
+        return;
+    case PK_Q5_K:
+        // { f16 d; f16 dmin; uint8 scales[12]; uint8 qh[32]; uint8 qs[128] }: q4_k plus a fifth bit per element
+        for (int64_t b = 0; b < cols / 256; b++) {
+            const uint8_t *blk = p + b * 176, *scales = blk + 4, *qh = blk + 16, *q = blk + 48;
+            float d = pk_f16_to_f32(rd16(blk)), dmin = pk_f16_to_f32(rd16(blk + 2));
+            for (int sub = 0; sub < 8; sub++) {
+                uint8_t sc, m;
+                get_scale_min_k4(sub, scales, &sc, &m);
+                float d1 = d * sc, m1 = dmin * m;
+                for (int l = 0; l < 32; l++) {
+                    int v = ((q[(sub / 2) * 32 + l] >> (4 * (sub % 2))) & 0xF) | ((qh[l] >> sub) & 1) << 4;
+                    out[b * 256 + sub * 32 + l] = d1 * (float)v - m1;
+                }
+            }
+        }
+        return;
+    case PK_IQ4_NL:
+        // { f16 d; uint8 qs[16] }: nibbles as q4_0, each an index into a non-linear table
+        for (int64_t b = 0; b < cols / 32; b++) {
+            const uint8_t *blk = p + b * 18, *q = blk + 2;
+            float d = pk_f16_to_f32(rd16(blk));
+            for (int i = 0; i < 16; i++) {
+                out[b * 32 + i] = d * (float)pk_iq4nl_values[q[i] & 0xF];
+                out[b * 32 + i + 16] = d * (float)pk_iq4nl_values[q[i] >> 4];
+            }
+        }
+        return;
+    case PK_IQ4_XS:
+        // { f16 d; uint16 scales_h; uint8 scales_l[4]; uint8 qs[128] }: 8 sub-blocks of 32 with signed 6-bit scales
+        for (int64_t b = 0; b < cols / 256; b++) {
+            const uint8_t *blk = p + b * 136, *sl = blk + 4, *q = blk + 8;
+            float d = pk_f16_to_f32(rd16(blk));
+            uint16_t sh = rd16(blk + 2);
+            for (int sub = 0; sub < 8; sub++) {
+                int ls = ((sl[sub / 2] >> (4 * (sub % 2))) & 0xF) | ((sh >> (2 * sub)) & 3) << 4;
+                float dl = d * (float)(ls - 32);
+                for (int e = 0; e < 32; e++) {
+                    int v = (q[sub * 16 + e % 16] >> (4 * (e / 16))) & 0xF;
+                    out[b * 256 + sub * 32 + e] = dl * (float)pk_iq4nl_values[v];
+                }
             }
         }
         return;
@@ -287,9 +379,7 @@ static inline void dequant_with(const pk_ops *o, int dtype, const void *row, int
 
 void pk_dequant_row(int dtype, const void *row, int64_t cols, float *out) { dequant_with(ops(), dtype, row, cols, out); }
 
-static int64_t block_size(int dtype) {
-    return (dtype == PK_Q4_K || dtype == PK_Q6_K) ? 256 : (dtype == PK_Q8_0 || dtype == PK_Q4_0 || dtype == PK_Q4_1) ? 32 : 1;
-}
+static int64_t block_size(int dtype) { return pk_block_elements(dtype); }
 
 /* T == 1 without a dedicated kernel: convert each row (in column chunks if very wide), then dot. */
 static void matvec_generic(const pk_ops *o, int dtype, const uint8_t *W, size_t rb, int64_t cols,

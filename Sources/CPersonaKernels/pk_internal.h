@@ -3,7 +3,7 @@
 #define PK_INTERNAL_H
 #include "include/kernels.h"
 
-#define PK_NTYPES 8
+#define PK_NTYPES 15
 /* Widest row the kernels convert at once on the stack; wider rows are processed in column chunks. */
 #define PK_MAX_COLS_STACK 16384
 
@@ -59,6 +59,6 @@ extern const pk_ops pk_ops_neon;
 /* The pk_ops table in use (kernels.c). */
 const pk_ops *pk_ops_current(void);
 
-void pk_dequant_row_scalar(int dtype, const void *row, int64_t cols, float *out);
+extern const int8_t pk_iq4nl_values[16];
 
 #endif

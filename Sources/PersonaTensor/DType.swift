@@ -1,49 +1,42 @@
+import CPersonaKernels
+
 /// Storage type of a weight tensor. Weights stay in their stored type in memory;
 /// kernels convert per row / per tile while computing.
 public enum DType: String, Sendable, CaseIterable, Codable {
-    case f32, f16, bf16, q8_0, q4_0, q4_1, q4_k, q6_k
+    case f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs
+
+    /// Code passed to the C kernels (`PK_*` in kernels.h), which also own the block geometry.
+    public var kernelCode: Int32 {
+        switch self {
+        case .f32: return Int32(PK_F32)
+        case .f16: return Int32(PK_F16)
+        case .bf16: return Int32(PK_BF16)
+        case .q8_0: return Int32(PK_Q8_0)
+        case .q4_0: return Int32(PK_Q4_0)
+        case .q4_1: return Int32(PK_Q4_1)
+        case .q5_0: return Int32(PK_Q5_0)
+        case .q5_1: return Int32(PK_Q5_1)
+        case .q2_k: return Int32(PK_Q2_K)
+        case .q3_k: return Int32(PK_Q3_K)
+        case .q4_k: return Int32(PK_Q4_K)
+        case .q5_k: return Int32(PK_Q5_K)
+        case .q6_k: return Int32(PK_Q6_K)
+        case .iq4_nl: return Int32(PK_IQ4_NL)
+        case .iq4_xs: return Int32(PK_IQ4_XS)
+        }
+    }
 
     /// Elements per quantisation block (1 for plain floats).
-    public var blockSize: Int {
-        switch self {
-        case .f32, .f16, .bf16: return 1
-        case .q8_0, .q4_0, .q4_1: return 32
-        case .q4_k, .q6_k: return 256
-        }
-    }
+    public var blockSize: Int { Int(pk_block_elements(kernelCode)) }
 
     /// Bytes per block (per element for plain floats).
-    public var blockBytes: Int {
-        switch self {
-        case .f32: return 4
-        case .f16, .bf16: return 2
-        case .q8_0: return 34   // f16 scale + 32 x int8
-        case .q4_0: return 18   // f16 scale + 16 bytes of nibbles
-        case .q4_1: return 20   // f16 scale + f16 minimum + 16 bytes of nibbles
-        case .q4_k: return 144  // 2 x f16 + 12 scale bytes + 128 nibble bytes
-        case .q6_k: return 210  // 128 low + 64 high + 16 scales + f16
-        }
-    }
+    public var blockBytes: Int { Int(pk_block_bytes(kernelCode)) }
 
     /// Bytes of one row of `cols` elements, or nil when `cols` is not a multiple of the block size.
     public func rowBytes(_ cols: Int) -> Int? {
         guard cols >= 0, cols % blockSize == 0 else { return nil }
         let (b, o) = (cols / blockSize).multipliedReportingOverflow(by: blockBytes)
         return o ? nil : b
-    }
-
-    /// Code passed to the C kernels (`PK_*` in kernels.h).
-    public var kernelCode: Int32 {
-        switch self {
-        case .f32: return 0
-        case .f16: return 1
-        case .bf16: return 2
-        case .q8_0: return 3
-        case .q4_0: return 4
-        case .q4_k: return 5
-        case .q6_k: return 6
-        case .q4_1: return 7
-        }
     }
 
     /// GGML type id as stored in GGUF files.
@@ -53,9 +46,16 @@ public enum DType: String, Sendable, CaseIterable, Codable {
         case .f16: return 1
         case .q4_0: return 2
         case .q4_1: return 3
+        case .q5_0: return 6
+        case .q5_1: return 7
         case .q8_0: return 8
+        case .q2_k: return 10
+        case .q3_k: return 11
         case .q4_k: return 12
+        case .q5_k: return 13
         case .q6_k: return 14
+        case .iq4_nl: return 20
+        case .iq4_xs: return 23
         case .bf16: return 30
         }
     }

@@ -18,7 +18,10 @@ enum SIMDLevels {
 }
 
 final class KernelTests: XCTestCase {
-    static let dtypes: [(String, Int32)] = [("f32", 0), ("f16", 1), ("bf16", 2), ("q8_0", 3), ("q4_0", 4), ("q4_1", 7), ("q4_k", 5), ("q6_k", 6)]
+    static let dtypes: [(String, Int32)] = [("f32", 0), ("f16", 1), ("bf16", 2), ("q8_0", 3), ("q4_0", 4), ("q4_1", 7), ("q4_k", 5), ("q6_k", 6),
+                                                 ("q5_0", 8), ("q5_1", 9), ("q2_k", 10), ("q3_k", 11), ("q5_k", 12), ("iq4_nl", 13), ("iq4_xs", 14)]
+    /// Elements per block.
+    static func blockSize(_ name: String) -> Int { Int(pk_block_elements(dtypes.first { $0.0 == name }!.1)) }
 
     /// Random but valid stored rows: floats from a normal distribution; quantised blocks are random bytes
     /// with their f16 scale fields set to moderate values.
@@ -33,10 +36,35 @@ final class KernelTests: XCTestCase {
                 for _ in 0..<cols { out += f16Bytes(rng.normal()) }
             case "bf16":
                 for _ in 0..<cols { let b = rng.normal().bitPattern >> 16; out += [UInt8(b & 0xFF), UInt8(b >> 8)] }
-            case "q4_1":
+            case "q4_1", "q5_1":
                 for _ in 0..<(cols / 32) {
                     out += f16Bytes(rng.uniform() * 0.01) + f16Bytes(-rng.uniform() * 0.08)
-                    for _ in 4..<20 { out.append(rng.byte()) }
+                    for _ in 4..<(dtype == "q4_1" ? 20 : 24) { out.append(rng.byte()) }
+                }
+            case "q5_0", "iq4_nl":
+                for _ in 0..<(cols / 32) {
+                    out += f16Bytes((rng.uniform() - 0.5) * 0.1)
+                    for _ in 2..<(dtype == "q5_0" ? 22 : 18) { out.append(rng.byte()) }
+                }
+            case "q2_k":
+                for _ in 0..<(cols / 256) {
+                    for _ in 0..<80 { out.append(rng.byte()) }
+                    out += f16Bytes((rng.uniform() - 0.5) * 0.04) + f16Bytes((rng.uniform() - 0.5) * 0.04)
+                }
+            case "q3_k":
+                for _ in 0..<(cols / 256) {
+                    for _ in 0..<108 { out.append(rng.byte()) }
+                    out += f16Bytes((rng.uniform() - 0.5) * 0.02)
+                }
+            case "q5_k":
+                for _ in 0..<(cols / 256) {
+                    out += f16Bytes((rng.uniform() - 0.5) * 0.04) + f16Bytes((rng.uniform() - 0.5) * 0.04)
+                    for _ in 4..<176 { out.append(rng.byte()) }
+                }
+            case "iq4_xs":
+                for _ in 0..<(cols / 256) {
+                    out += f16Bytes((rng.uniform() - 0.5) * 0.02)
+                    for _ in 2..<136 { out.append(rng.byte()) }
                 }
             case "q8_0", "q4_0":
                 let bs = dtype == "q8_0" ? 34 : 18
@@ -67,6 +95,11 @@ final class KernelTests: XCTestCase {
             let blk = (i / 32) * 20
             return abs(ReferenceDequant.f16(ReferenceDequant.u16(b, blk))) * 15 + abs(ReferenceDequant.f16(ReferenceDequant.u16(b, blk + 2)))
         }
+        if !ReferenceDequant.written.contains(dtype) {   // converted row by row, then summed
+            let bs = blockSize(dtype), bb = Int(pk_block_bytes(dtypes.first { $0.0 == dtype }!.1))
+            let blk = Array(b[(i / bs * bb)..<(i / bs * bb + bb)])
+            return abs(ReferenceDequant.row(dtype, blk, cols: bs)[i % bs])
+        }
         guard dtype == "q4_k" else { return abs(ReferenceDequant.element(dtype, b, i)) }
         let blk = (i / 256) * 144
         let d = abs(ReferenceDequant.f16(ReferenceDequant.u16(b, blk))), dmin = abs(ReferenceDequant.f16(ReferenceDequant.u16(b, blk + 2)))
@@ -77,7 +110,7 @@ final class KernelTests: XCTestCase {
         var rng = TestRNG(1)
         SIMDLevels.each { level in
             for (name, code) in Self.dtypes {
-                let bs = name.hasPrefix("q4_k") || name.hasPrefix("q6_k") ? 256 : (name.hasPrefix("q") ? 32 : 1)
+                let bs = Self.blockSize(name)
                 for cols in [bs, bs * 3, bs == 1 ? 37 : bs * 5] {
                     let bytes = Self.randomRows(name, rows: 1, cols: cols, rng: &rng)
                     XCTAssertEqual(pk_row_bytes(code, Int64(cols)), bytes.count, name)
@@ -139,8 +172,7 @@ final class KernelTests: XCTestCase {
                 let colsList: [Int]
                 switch name {
                 case "f32", "f16", "bf16": colsList = [1, 7, 67, 300, 1029]
-                case "q8_0", "q4_0", "q4_1": colsList = [32, 96, 288]
-                default: colsList = [256, 768]
+                default: colsList = Self.blockSize(name) == 32 ? [32, 96, 288] : [256, 768]
                 }
                 for cols in colsList {
                     for T in [1, 2, 3, 4, 5, 8, 9, 17] {   // 2...8: the small-batch kernels

@@ -4,13 +4,21 @@
 #include <stdint.h>
 
 /* dtype codes, same order as Swift's DType.kernelCode */
-enum { PK_F32 = 0, PK_F16 = 1, PK_BF16 = 2, PK_Q8_0 = 3, PK_Q4_0 = 4, PK_Q4_K = 5, PK_Q6_K = 6, PK_Q4_1 = 7 };
+enum { PK_F32 = 0, PK_F16 = 1, PK_BF16 = 2, PK_Q8_0 = 3, PK_Q4_0 = 4, PK_Q4_K = 5, PK_Q6_K = 6, PK_Q4_1 = 7,
+       PK_Q5_0 = 8, PK_Q5_1 = 9, PK_Q2_K = 10, PK_Q3_K = 11, PK_Q5_K = 12, PK_IQ4_NL = 13, PK_IQ4_XS = 14 };
+
+/* Elements per block and bytes per block of `dtype` (1 and the element size for plain floats); 0 if unknown. */
+int64_t pk_block_elements(int dtype);
+size_t pk_block_bytes(int dtype);
 
 /* Bytes of one row of `cols` elements of `dtype` (cols must be a multiple of the block size). */
 size_t pk_row_bytes(int dtype, int64_t cols);
 
 /* Dequantise / convert one row of `cols` elements to f32. */
 void pk_dequant_row(int dtype, const void *row, int64_t cols, float *out);
+/* The same with the portable code, whatever the SIMD level: the reference the SIMD conversions must equal, and
+   bit-equal to gguf-py's dequantize for every type. */
+void pk_dequant_row_scalar(int dtype, const void *row, int64_t cols, float *out);
 
 /* Y[t*ldy + r] = sum_c W[r, c] * X[t*ldx + c]   for t in [0, T), r in [r0, r1).
    W is row-major [rows, cols] in `dtype` (rows packed, pk_row_bytes(dtype, cols) each).
