@@ -1,5 +1,6 @@
 import Foundation
 import PersonaModels
+import PersonaFormats
 import XCTest
 
 /// Broken model files give a one-line error that names the file and what is wrong.
@@ -81,5 +82,35 @@ final class BadModelFileTests: XCTestCase {
         XCTAssertThrowsError(try ModelLoader.load(path: "/nonexistent/model")) { e in
             XCTAssertTrue("\(e)".contains("/nonexistent/model"))
         }
+    }
+}
+
+/// Gemma-2 from GGUF: the attention scale llama.cpp uses (1/sqrt(hidden/heads) for the 46-block 27B model, where
+/// query_pre_attn_scalar = 144 differs from head_dim = 128; 1/sqrt(head_dim) otherwise), on synthetic configs of
+/// the real shapes (gemma-2-27b-it and gemma-2-2b-it config.json values).
+final class Gemma2GGUFConfigTests: XCTestCase {
+    func config(blocks: Int, hidden: Int, heads: Int, kvHeads: Int, headDim: Int) throws -> ModelConfig {
+        var w = GGUFWriter()
+        w.set("general.architecture", .string("gemma2"))
+        for (k, v) in [("block_count", blocks), ("embedding_length", hidden), ("attention.head_count", heads),
+                       ("attention.head_count_kv", kvHeads), ("attention.key_length", headDim), ("attention.value_length", headDim),
+                       ("feed_forward_length", 4 * hidden), ("vocab_size", 256000), ("context_length", 8192),
+                       ("attention.sliding_window", 4096)] {
+            w.set("gemma2.\(k)", .uint32(UInt32(v)))
+        }
+        w.set("gemma2.attention.layer_norm_rms_epsilon", .float32(1e-6))
+        w.set("gemma2.attn_logit_softcapping", .float32(50))
+        w.set("gemma2.final_logit_softcapping", .float32(30))
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("gemma2-\(UUID().uuidString).gguf")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try w.write(to: url)
+        return try ArchitectureRegistry.config(gguf: try GGUFFile(url: url))
+    }
+
+    func testAttentionScaleAsLlamaCpp() throws {
+        let big = try config(blocks: 46, hidden: 4608, heads: 32, kvHeads: 16, headDim: 128)
+        XCTAssertEqual(big.attnScale, 1 / Float(144).squareRoot(), accuracy: 1e-7, "27B: query_pre_attn_scalar 144")
+        let small = try config(blocks: 26, hidden: 2304, heads: 8, kvHeads: 4, headDim: 256)
+        XCTAssertEqual(small.attnScale, 1 / Float(256).squareRoot(), accuracy: 1e-7, "2B: head_dim 256 (hidden/heads would be 288)")
     }
 }

@@ -30,6 +30,9 @@ enum Gemma2Architecture: Architecture {
         c.finalLogitSoftcap = g.optDouble("final_logit_softcapping").map(Float.init)
         c.slidingWindow = g.optInt("attention.sliding_window")
         c.slidingLayers = (0..<c.numLayers).map { c.slidingWindow != nil && $0 % 2 == 0 }
+        // GGUF has no query_pre_attn_scalar; llama.cpp infers it from the size as gemma_pytorch's configs give it:
+        // hidden / heads for the 27B model (46 blocks: 4608 / 32 = 144, head_dim 128), head_dim for the others.
+        if c.numLayers == 46 { c.attnScale = 1 / (Float(c.hiddenSize) / Float(c.numHeads)).rounded(.down).squareRoot() }
         return c
     }
 }
