@@ -56,14 +56,41 @@ public struct ActivationSums: Codable, Sendable, Equatable {
         if isPositive { positive = target; positiveCount += 1 } else { negative = target; negativeCount += 1 }
     }
 
-    /// Exact merge of another shard's statistics.
-    public mutating func merge(_ o: ActivationSums) throws {
+    /// Checks what a decoded file or a shard holds: every method on both sides, each sum numRows x hiddenSize
+    /// finite values, counts not negative. `source` names the file in the error.
+    public func validate(source: String) throws {
+        guard numRows >= 1, hiddenSize >= 1, numRows <= Int.max / hiddenSize else {
+            throw VectorError("\(source): statistics of shape [\(numRows), \(hiddenSize)] are not a model's")
+        }
+        guard positiveCount >= 0, negativeCount >= 0 else {
+            throw VectorError("\(source): negative sample counts (\(positiveCount) positive, \(negativeCount) negative)")
+        }
+        for (side, sums) in [("positive", positive), ("negative", negative)] {
+            for m in AverageMethod.allCases {
+                guard let xs = sums[m.rawValue] else { throw VectorError("\(source): \(side) sums have no \(m.rawValue)") }
+                guard xs.count == numRows * hiddenSize else {
+                    throw VectorError("\(source): \(side) \(m.rawValue) sums hold \(xs.count) values, [\(numRows), \(hiddenSize)] needs \(numRows * hiddenSize)")
+                }
+                if let i = xs.firstIndex(where: { !$0.isFinite }) {
+                    throw VectorError("\(source): \(side) \(m.rawValue) sums hold \(xs[i]) at \(i)")
+                }
+            }
+            if let extra = sums.keys.first(where: { AverageMethod(rawValue: $0) == nil }) {
+                throw VectorError("\(source): \(side) sums name an unknown method '\(extra)'")
+            }
+        }
+    }
+
+    /// Exact merge of another shard's statistics; both must pass `validate` (nothing is truncated or dropped).
+    public mutating func merge(_ o: ActivationSums, source: String = "shard") throws {
+        try validate(source: "merged statistics")
+        try o.validate(source: source)
         guard o.numRows == numRows, o.hiddenSize == hiddenSize else {
-            throw VectorError("cannot merge statistics of shape [\(o.numRows), \(o.hiddenSize)] into [\(numRows), \(hiddenSize)]")
+            throw VectorError("\(source): cannot merge statistics of shape [\(o.numRows), \(o.hiddenSize)] into [\(numRows), \(hiddenSize)]")
         }
         for k in positive.keys {
-            positive[k] = zip(positive[k]!, o.positive[k] ?? []).map(+)
-            negative[k] = zip(negative[k]!, o.negative[k] ?? []).map(+)
+            positive[k] = zip(positive[k]!, o.positive[k]!).map(+)
+            negative[k] = zip(negative[k]!, o.negative[k]!).map(+)
         }
         positiveCount += o.positiveCount
         negativeCount += o.negativeCount

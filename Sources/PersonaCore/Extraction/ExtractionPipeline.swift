@@ -8,6 +8,9 @@ public struct SumsFile: Codable, Sendable, Equatable {
     public var positive: String?
     public var shard: Shard
     public var sums: ActivationSums
+    public init(trait: String, model: String, positive: String?, shard: Shard, sums: ActivationSums) {
+        self.trait = trait; self.model = model; self.positive = positive; self.shard = shard; self.sums = sums
+    }
 }
 
 /// What `finish` produced.
@@ -87,7 +90,9 @@ public enum ExtractionPipeline {
     /// Merges shard folders' sums.json exactly. Checks they are shards of the same trait and model.
     public static func mergeSums(_ folders: [URL]) throws -> SumsFile {
         guard let first = folders.first else { throw VectorError("extract merge: no shard folders given") }
-        var merged = try ExtractionRun.readJSON(SumsFile.self, from: first.appendingPathComponent("sums.json"))
+        let firstFile = first.appendingPathComponent("sums.json")
+        var merged = try ExtractionRun.readJSON(SumsFile.self, from: firstFile)
+        try merged.sums.validate(source: firstFile.path)
         var seen: Set<Int> = [merged.shard.index]
         for f in folders.dropFirst() {
             let s = try ExtractionRun.readJSON(SumsFile.self, from: f.appendingPathComponent("sums.json"))
@@ -97,7 +102,7 @@ public enum ExtractionPipeline {
             guard s.shard.count == merged.shard.count, seen.insert(s.shard.index).inserted else {
                 throw VectorError("\(f.path): shard \(s.shard) repeats or does not match the others (of \(merged.shard.count))")
             }
-            try merged.sums.merge(s.sums)
+            try merged.sums.merge(s.sums, source: f.appendingPathComponent("sums.json").path)
         }
         if seen.count != merged.shard.count {
             let missing = (0..<merged.shard.count).filter { !seen.contains($0) }.map(String.init).joined(separator: ", ")
