@@ -64,6 +64,8 @@ struct ExtractRun: AsyncParsableCommand {
     @Option(name: .customLong("n-eval"), help: "Samples per (eval question, instruction) and side.") var nEval: Int = 1
     @Option(name: .customLong("max-tokens"), help: "Maximum new tokens per response.") var maxTokens: Int = 256
     @Option(help: "Trait-score threshold t: keep pos >= t and neg < 100 - t.") var threshold: Double = 50
+    @Option(name: .customLong("coherence-threshold"), help: "Keep pairs whose answers both score at least this coherence.")
+    var coherenceThreshold: Double = 50
     @Option(help: "Use only the first N extraction questions.") var questions: Int?
     @Option(name: .customLong("eval-count"), help: "Use only the first N eval questions.") var evalCount: Int?
     @Option(help: "Shard i/N of the work (0-based).") var shard: String = "0/1"
@@ -77,6 +79,7 @@ struct ExtractRun: AsyncParsableCommand {
         if maxTokens < 1 { throw ValidationError("--max-tokens must be >= 1") }
         if batchSize < 1 { throw ValidationError("--batch-size must be >= 1") }
         if !(0...100).contains(threshold) { throw ValidationError("--threshold must be in 0...100") }
+        if !(0...100).contains(coherenceThreshold) { throw ValidationError("--coherence-threshold must be in 0...100") }
         if let q = questions, q < 1 { throw ValidationError("--questions must be >= 1") }
         if let q = evalCount, q < 0 { throw ValidationError("--eval-count must be >= 0") }
         do { _ = try Shard(parsing: shard) } catch { throw ValidationError("\(error)") }
@@ -96,6 +99,7 @@ struct ExtractRun: AsyncParsableCommand {
         opts.evalSamplesPerQuestion = nEval
         opts.maxTokens = maxTokens
         opts.threshold = threshold
+        opts.coherenceThreshold = coherenceThreshold
         opts.questionLimit = questions
         opts.evalQuestionLimit = evalCount
         opts.seed = seed

@@ -270,6 +270,11 @@ final class ExtractionTests: XCTestCase {
         XCTAssertEqual(rep.missingScores, 1)
         XCTAssertEqual(rep.kept, 2)
         XCTAssertTrue(rep.text.contains("kept (all of the above)     2"), rep.text)
+        XCTAssertTrue(rep.text.contains("pos coherence >= 50 "), rep.text)
+        var stricter = rep
+        stricter.coherenceThreshold = 70
+        XCTAssertTrue(stricter.text.contains("pos coherence >= 70 ") && stricter.text.contains("neg coherence >= 70 "),
+                      "the text states the threshold in use: \(stricter.text)")
         // persona_vectors-style CSV with the judged columns.
         try run.writeCSVs()
         let rows = CSV.parse(try String(contentsOf: dir.appendingPathComponent("pos.csv"), encoding: .utf8))

@@ -87,6 +87,7 @@ public struct FilterReport: Codable, Sendable, Equatable {
     public var missingScores = 0
     public var kept = 0
     public var threshold: Double
+    public var coherenceThreshold: Double = 50
 
     public var text: String {
         if !judged {
@@ -97,8 +98,8 @@ public struct FilterReport: Codable, Sendable, Equatable {
           both answers non-empty      \(nonEmptyAnswers)
           pos trait >= \(fmt(threshold))          \(positiveTraitOK)
           neg trait < \(fmt(100 - threshold))           \(negativeTraitOK)
-          pos coherence >= 50         \(positiveCoherent)
-          neg coherence >= 50         \(negativeCoherent)
+          pos coherence >= \(fmt(coherenceThreshold))         \(positiveCoherent)
+          neg coherence >= \(fmt(coherenceThreshold))         \(negativeCoherent)
           pairs with a missing score  \(missingScores)
           kept (all of the above)     \(kept)
         """
@@ -306,10 +307,11 @@ public final class ExtractionRun {
 
     // MARK: stage 3: filter
 
-    /// Applies the filter row-aligned: with scores, keep = pos.trait >= t, neg.trait < 100 - t, both coherence >= 50;
+    /// Applies the filter row-aligned: with scores, keep = pos.trait >= t, neg.trait < 100 - t, both coherence >= the
+    /// coherence threshold (50 by default);
     /// without (`judged` false), pairs with non-empty answers on both sides. Missing rows are never kept.
     public func filter(_ set: String, judged: Bool) -> (kept: [(pos: ResponseRecord, neg: ResponseRecord)], report: FilterReport) {
-        var rep = FilterReport(set: set, judged: judged, threshold: options.threshold)
+        var rep = FilterReport(set: set, judged: judged, threshold: options.threshold, coherenceThreshold: options.coherenceThreshold)
         var kept: [(pos: ResponseRecord, neg: ResponseRecord)] = []
         let t = options.threshold, ct = options.coherenceThreshold
         for p in pairs(set) {
