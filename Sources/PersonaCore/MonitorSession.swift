@@ -221,7 +221,8 @@ public final class MonitorSession: @unchecked Sendable {
                 SteeringRecord(trait: s.trait, coef: Double(s.coef),
                                layer: (try? TraitSelection.find(s.trait, in: vectors)).flatMap { v in
                                    let rows = Steering.rows(s, v); return rows.count == 1 ? rows[0] : nil } ?? s.row,
-                               positions: s.positions.rawValue, mode: s.mode.rawValue, when: request.condition?.description)
+                               positions: s.positions.rawValue, mode: s.mode.rawValue,
+                               when: (s.condition ?? request.condition)?.description)
             }
         }
         let sampling = request.options.sampling
@@ -231,7 +232,8 @@ public final class MonitorSession: @unchecked Sendable {
             "max_new_tokens": .number(Double(request.options.maxTokens)),
             "personas": .array(monitor.traits.map { .string($0) }),
             "temperature": .number(Double(sampling.temperature)),
-            "seed": .number(Double(sampling.seed)),
+            // exact, as a signed 64-bit integer: an OpenAI seed (Int64) reads back as given
+            "seed": JSONValue(exactly: Int64(bitPattern: sampling.seed)),
             "finish_reason": .string(result.finishReason.rawValue),
             "elapsed_s": .number(elapsed),
             "tokens_per_s": .number(result.tokensPerSecond),

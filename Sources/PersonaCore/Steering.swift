@@ -16,13 +16,17 @@ public struct SteeringSpec: Sendable, Equatable {
     public var row: Int?
     public var positions: Positions
     public var mode: Mode
+    /// This spec's own closed-loop condition (the API's per-vector `when`); nil: the request's condition, if any.
+    public var condition: SteeringCondition?
 
-    public init(trait: String, coef: Float, row: Int? = nil, positions: Positions = .all, mode: Mode = .add) {
+    public init(trait: String, coef: Float, row: Int? = nil, positions: Positions = .all, mode: Mode = .add,
+                condition: SteeringCondition? = nil) {
         self.trait = trait
         self.coef = coef
         self.row = row
         self.positions = positions
         self.mode = mode
+        self.condition = condition
     }
 
     /// Parses the `--steer` syntax; errors quote the text.
@@ -97,11 +101,14 @@ public struct SteeringCondition: Sendable, Equatable {
 
 public enum Steering {
     /// Builds the interventions for `specs`. `promptLength` defines the prompt positions.
-    /// With a condition, vectors apply only while `monitor`'s latest projection of the condition's trait holds it.
+    /// With a condition (the spec's own, else `condition`), a vector applies only while `monitor`'s latest projection
+    /// of the condition's trait holds it.
     public static func interventions(_ specs: [SteeringSpec], vectors: [TraitVector], numLayers: Int, promptLength: Int,
                                      condition: SteeringCondition? = nil, monitor: TraitMonitor? = nil) throws -> [Intervention] {
-        if let condition, monitor?.primaryProbe(trait: condition.trait) == nil {
-            throw VectorError("--steer-when: trait '\(condition.trait)' is not monitored")
+        for c in [condition] + specs.map(\.condition) {
+            if let c, monitor?.primaryProbe(trait: c.trait) == nil {
+                throw VectorError("--steer-when: trait '\(c.trait)' is not monitored")
+            }
         }
         return try specs.flatMap { spec in
             let v = try TraitSelection.find(spec.trait, in: vectors, option: "--steer")
@@ -112,7 +119,7 @@ public enum Steering {
                 // llama.cpp adds direction.N to block N's output; for the last block that is before the final norm
                 if v.isControlVector && spec.row == nil { point = .residPost(row - 1) }
                 return try intervention(spec, vector: v.rows[row], at: point, promptLength: promptLength,
-                                        condition: condition, monitor: monitor)
+                                        condition: spec.condition ?? condition, monitor: monitor)
             }
         }
     }

@@ -6,6 +6,8 @@ public enum JSONValue: Codable, Sendable, Equatable, Hashable {
     case null
     case bool(Bool)
     case number(Double)
+    /// An integer a Double would round (|i| >= 2^53), kept exact: seeds, hashes.
+    case integer(Int64)
     case string(String)
     case array([JSONValue])
     case object([String: JSONValue])
@@ -14,7 +16,10 @@ public enum JSONValue: Codable, Sendable, Equatable, Hashable {
         let c = try decoder.singleValueContainer()
         if c.decodeNil() { self = .null; return }
         if let b = try? c.decode(Bool.self) { self = .bool(b); return }
-        if let d = try? c.decode(Double.self) { self = .number(d); return }
+        if let d = try? c.decode(Double.self) {
+            if d.isFinite, abs(d) >= 9_007_199_254_740_992, let i = try? c.decode(Int64.self) { self = .integer(i) } else { self = .number(d) }
+            return
+        }
         if let s = try? c.decode(String.self) { self = .string(s); return }
         if let a = try? c.decode([JSONValue].self) { self = .array(a); return }
         if let o = try? c.decode([String: JSONValue].self) { self = .object(o); return }
@@ -29,6 +34,7 @@ public enum JSONValue: Codable, Sendable, Equatable, Hashable {
         case .number(let d):
             // Integral values are written without a fraction so ids and counts stay integers.
             if d.isFinite, d == d.rounded(), abs(d) < 9.0e15 { try c.encode(Int64(d)) } else { try c.encode(d) }
+        case .integer(let i): try c.encode(i)
         case .string(let s): try c.encode(s)
         case .array(let a): try c.encode(a)
         case .object(let o): try c.encode(o)
@@ -36,10 +42,22 @@ public enum JSONValue: Codable, Sendable, Equatable, Hashable {
     }
 
     public var stringValue: String? { if case .string(let s) = self { return s }; return nil }
-    public var doubleValue: Double? { if case .number(let d) = self { return d }; return nil }
+    public var doubleValue: Double? {
+        switch self {
+        case .number(let d): return d
+        case .integer(let i): return Double(i)
+        default: return nil
+        }
+    }
     public var intValue: Int? {
         if case .number(let d) = self, d.isFinite, d == d.rounded(), abs(d) < 9.0e15 { return Int(d) }
+        if case .integer(let i) = self { return Int(exactly: i) }
         return nil
+    }
+
+    /// An exact integer: a number while a Double holds it exactly, else `.integer`.
+    public init(exactly i: Int64) {
+        self = i.magnitude < 9_007_199_254_740_992 ? .number(Double(i)) : .integer(i)
     }
     public var boolValue: Bool? { if case .bool(let b) = self { return b }; return nil }
     public var arrayValue: [JSONValue]? { if case .array(let a) = self { return a }; return nil }

@@ -42,18 +42,17 @@ final class EngineBackend: GenerationBackend, @unchecked Sendable {
             if r.prompt.isEmpty { m.prompt = msgs.last { $0.role == "user" }?.content ?? msgs.last!.content }
         }
         m.traits = r.traits
-        var condition: SteeringCondition? = nil
+        // each vector's own `when`: a condition gates only the vector it is given with
         m.steering = try r.steer.map { s in
-            if let w = s.when, !w.isEmpty { condition = try SteeringCondition(parsing: w) }
+            let condition = try s.when.flatMap { $0.isEmpty ? nil : try SteeringCondition(parsing: $0) }
             guard let positions = SteeringSpec.Positions(rawValue: s.positions) else {
                 throw VectorError("steer.positions must be all, prompt or response, not '\(s.positions)'")
             }
             guard let mode = SteeringSpec.Mode(rawValue: s.mode) else {
                 throw VectorError("steer.mode must be add or ablate, not '\(s.mode)'")
             }
-            return SteeringSpec(trait: s.trait, coef: Float(s.coef), row: s.layer, positions: positions, mode: mode)
+            return SteeringSpec(trait: s.trait, coef: Float(s.coef), row: s.layer, positions: positions, mode: mode, condition: condition)
         }
-        m.condition = condition
         return m
     }
 

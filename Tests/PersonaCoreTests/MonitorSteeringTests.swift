@@ -123,6 +123,34 @@ final class MonitorSteeringTests: XCTestCase {
         let always = try run(SteeringCondition(trait: "alpha", above: true, threshold: -1e9))
         XCTAssertNotEqual(always.tokenIds, plain.tokenIds, "a condition that always holds must steer the response")
         XCTAssertEqual(always.steering?.first?.when, "alpha>-1e+09")
+
+        // Per-vector conditions (the API's `when`) gate only their own vector: a never-open gate on beta next to
+        // an unconditional alpha steers exactly as alpha alone.
+        func steered(_ specs: [SteeringSpec]) throws -> RunDocument {
+            var r = req
+            r.steering = specs
+            return try session.run(r)
+        }
+        let alphaOnly = try steered([SteeringSpec(trait: "alpha", coef: 4, row: 1)])
+        let mixed = try steered([SteeringSpec(trait: "alpha", coef: 4, row: 1),
+                                 SteeringSpec(trait: "beta", coef: 8, row: 1, condition: SteeringCondition(trait: "alpha", above: true, threshold: 1e9))])
+        XCTAssertEqual(mixed.tokenIds, alphaOnly.tokenIds)
+        XCTAssertEqual(mixed.traitScores["alpha"]!, alphaOnly.traitScores["alpha"]!)
+        XCTAssertEqual(mixed.steering?.map(\.when), [nil, "alpha>1e+09"])
+    }
+
+    /// The sampler's 64-bit seed is written exactly: a negative OpenAI seed reads back as sent, a large one whole.
+    func testSeedIsWrittenExactly() throws {
+        let (loaded, vectors) = try setUpModel()
+        let session = try MonitorSession(loaded: loaded, vectors: vectors)
+        for seed: Int64 in [-5, 42, (1 << 60) + 1, Int64.min] {
+            var req = MonitorRequest(prompt: "Once upon a time", options: GenerationOptions(
+                maxTokens: 2, sampling: SamplingParameters(temperature: 1, seed: UInt64(bitPattern: seed))))
+            req.raw = true
+            let doc = try session.run(req)
+            let back = try JSONDecoder().decode(RunDocument.self, from: try doc.jsonData())
+            XCTAssertEqual(back.metadata["seed"]?.intValue, Int(seed), "seed \(seed)")
+        }
     }
 
     /// A batch of requests (plain, steered, closed-loop, different prompts and lengths) gives each request the
