@@ -122,12 +122,13 @@ public final class TraitMonitor: @unchecked Sendable {
         return parts.isEmpty ? "none" : parts.joined(separator: ", ")
     }
 
-    /// One read-only intervention per hook point that has probes.
+    /// One read-only intervention per hook point that has probes. They keep the monitor alive (no cycle: the
+    /// monitor does not hold them), so a hook set may outlive the caller's reference to the monitor.
     public func interventions() -> [Intervention] {
         var byPoint: [HookPoint: [Int]] = [:]
         for (i, p) in probes.enumerated() { byPoint[p.point, default: []].append(i) }
         return byPoint.map { point, indices in
-            Intervention(point, .custom { [unowned self] position, row, ctx in
+            Intervention(point, .custom { position, row, ctx in
                 self.record(indices: indices, position: position, row: row, dim: ctx.dim, point: point)
             })
         }

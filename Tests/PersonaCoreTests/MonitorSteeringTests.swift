@@ -139,6 +139,19 @@ final class MonitorSteeringTests: XCTestCase {
         XCTAssertEqual(mixed.steering?.map(\.when), [nil, "alpha>1e+09"])
     }
 
+    /// Hooks made by a monitor keep working after the caller drops the monitor (they used an unowned reference).
+    func testMonitorHooksOutliveTheCallersReference() throws {
+        let (loaded, vectors) = try setUpModel()
+        var monitor: TraitMonitor? = try TraitMonitor(vectors: vectors, layers: .recommended, numLayers: loaded.config.numLayers,
+                                                      hiddenSize: loaded.config.hiddenSize, capacity: 8)
+        weak var weakMonitor = monitor
+        let hooks = HookSet(monitor!.interventions())
+        monitor = nil
+        XCTAssertNotNil(weakMonitor, "the hooks hold the monitor")
+        _ = try Generator(loaded).generate(promptIds: [1, 2, 3], options: GenerationOptions(maxTokens: 2, stopAtEOS: false), hooks: hooks)
+        XCTAssertTrue(weakMonitor?.hasPosition(0) == true, "the hooks recorded into the monitor")
+    }
+
     /// The sampler's 64-bit seed is written exactly: a negative OpenAI seed reads back as sent, a large one whole.
     func testSeedIsWrittenExactly() throws {
         let (loaded, vectors) = try setUpModel()
