@@ -116,35 +116,58 @@ public struct Sampler {
             return last
         }
 
-        // candidates sorted by logit, cut by top-k
+        // Candidates in order (logit descending, id ascending), found by partial selection: sorting the whole
+        // vocabulary each step (49k-152k ids) cost more than the rest of sampling.
         if indices.count != n { indices = (0..<Int32(n)).map { $0 } }
         for i in 0..<n { indices[i] = Int32(i) }
-        let k = p.topK > 0 ? min(p.topK, n) : n
-        indices.withUnsafeMutableBufferPointer { idx in
-            idx.sort { logits[Int($0)] > logits[Int($1)] || (logits[Int($0)] == logits[Int($1)] && $0 < $1) }
-        }
-        // softmax at temperature over the top-k
-        let maxL = logits[Int(indices[0])]
+        let before = { (a: Int32, b: Int32) -> Bool in logits[Int(a)] > logits[Int(b)] || (logits[Int(a)] == logits[Int(b)] && a < b) }
+        var count: Int
         var sum: Double = 0
-        for i in 0..<k {
-            let e = Float(Foundation.exp(Double((logits[Int(indices[i])] - maxL) / p.temperature)))
-            probs[i] = e
-            sum += Double(e)
-        }
-        var count = k
-        // min-p: drop tokens below minP * p(max)
-        if p.minP > 0 {
-            let cut = Float(Double(probs[0]) / sum) * p.minP
-            var c = 0
-            while c < count, Float(Double(probs[c]) / sum) >= cut { c += 1 }
-            count = max(1, c)
+        if p.topK > 0 && p.topK < n || p.topP >= 1 {
+            // top-k: the k first ids, sorted; softmax at temperature over them
+            let k = p.topK > 0 ? min(p.topK, n) : n
+            indices.withUnsafeMutableBufferPointer { idx in
+                Sampler.selectFirst(k, idx, before)
+                idx[0..<k].sort(by: before)
+            }
+            let maxL = logits[Int(indices[0])]
+            for i in 0..<k {
+                let e = Float(Foundation.exp(Double((logits[Int(indices[i])] - maxL) / p.temperature)))
+                probs[i] = e
+                sum += Double(e)
+            }
+            count = k
+            // min-p: drop tokens below minP * p(max)
+            if p.minP > 0 {
+                let cut = Float(Double(probs[0]) / sum) * p.minP
+                var c = 0
+                while c < count, Float(Double(probs[c]) / sum) >= cut { c += 1 }
+                count = max(1, c)
+            }
+        } else {
+            // top-p over the whole vocabulary: weights in id order (p(max) has weight 1); min-p keeps weights >= minP.
+            // The nucleus lies among weights >= (1 - topP) * total / n: the others together hold less than
+            // (1 - topP) of the mass, so only those candidates are sorted.
+            var maxL = -Float.infinity
+            for v in logits where v > maxL { maxL = v }
+            for i in 0..<n {
+                let e = Float(Foundation.exp(Double((logits[i] - maxL) / p.temperature)))
+                probs[i] = e >= p.minP ? e : 0
+                sum += Double(probs[i])
+            }
+            let eps = Float((1 - Double(p.topP)) * sum / Double(n))
+            count = 0
+            for i in 0..<n where probs[i] > 0 && probs[i] >= eps { indices[count] = Int32(i); count += 1 }
+            let m = count
+            indices.withUnsafeMutableBufferPointer { idx in idx[0..<m].sort(by: before) }
+            for i in 0..<count { probs[i] = Float(Foundation.exp(Double((logits[Int(indices[i])] - maxL) / p.temperature))) }
         }
         // top-p: smallest prefix whose mass reaches topP
         if p.topP < 1 {
             var acc: Double = 0
             var c = 0
-            var total: Double = 0
-            for i in 0..<count { total += Double(probs[i]) }
+            var total = sum
+            if p.topK > 0 && p.topK < n { total = 0; for i in 0..<count { total += Double(probs[i]) } }
             while c < count {
                 acc += Double(probs[c]) / total
                 c += 1
@@ -161,6 +184,28 @@ public struct Sampler {
             if r < acc { return Int(indices[i]) }
         }
         return Int(indices[count - 1])
+    }
+
+    /// Reorders `idx` so that its first `k` entries are the `k` that come first under `before` (a strict total
+    /// order), in no particular order among themselves: quickselect, linear on average.
+    static func selectFirst(_ k: Int, _ idx: UnsafeMutableBufferPointer<Int32>, _ before: (Int32, Int32) -> Bool) {
+        guard k > 0, k < idx.count else { return }
+        var lo = 0, hi = idx.count - 1
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2
+            // median of three as the pivot
+            if before(idx[mid], idx[lo]) { idx.swapAt(mid, lo) }
+            if before(idx[hi], idx[lo]) { idx.swapAt(hi, lo) }
+            if before(idx[hi], idx[mid]) { idx.swapAt(hi, mid) }
+            let pivot = idx[mid]
+            var i = lo, j = hi
+            while i <= j {
+                while before(idx[i], pivot) { i += 1 }
+                while before(pivot, idx[j]) { j -= 1 }
+                if i <= j { idx.swapAt(i, j); i += 1; j -= 1 }
+            }
+            if k - 1 <= j { hi = j } else if k - 1 >= i { lo = i } else { return }
+        }
     }
 
     public static func argmax(_ x: UnsafeBufferPointer<Float>) -> Int {

@@ -52,6 +52,64 @@ final class SamplerTests: XCTestCase {
         XCTAssertEqual(m[2] + m[3] + m[4], 0)
     }
 
+    /// The filters written the plain way (sort the whole vocabulary, then cut): the sampler, which only sorts the
+    /// candidates it needs, must draw exactly the same ids for the same seeds.
+    func referenceDraw(_ logits: [Float], _ p: SamplingParameters, _ rng: inout SeededRandom) -> Int {
+        let n = logits.count
+        let order = (0..<n).sorted { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
+        let maxL = logits[order[0]]
+        let w = order.map { Float(Foundation.exp(Double((logits[$0] - maxL) / p.temperature))) }
+        var keep: [Int]   // ranks
+        var norm: Double
+        if p.topK > 0 && p.topK < n {
+            keep = Array(0..<p.topK)
+            norm = keep.reduce(0.0) { $0 + Double(w[$1]) }
+            if p.minP > 0 {
+                let cut = Float(Double(w[0]) / norm) * p.minP
+                var c = 0
+                while c < keep.count, Float(Double(w[c]) / norm) >= cut { c += 1 }
+                keep = Array(keep.prefix(max(1, c)))
+            }
+            norm = keep.reduce(0.0) { $0 + Double(w[$1]) }
+        } else {
+            keep = (0..<n).filter { w[$0] >= p.minP }
+            norm = 0
+            for i in 0..<n { let e = Float(Foundation.exp(Double((logits[i] - maxL) / p.temperature))); if e >= p.minP { norm += Double(e) } }
+        }
+        if p.topP < 1 {
+            var acc = 0.0, c = 0
+            while c < keep.count { acc += Double(w[keep[c]]) / norm; c += 1; if acc >= Double(p.topP) { break } }
+            keep = Array(keep.prefix(max(1, c)))
+        }
+        let total = keep.reduce(0.0) { $0 + Double(w[$1]) }
+        let r = rng.nextUnit() * total
+        var acc = 0.0
+        for k in keep { acc += Double(w[k]); if r < acc { return order[k] } }
+        return order[keep.last!]
+    }
+
+    func testPartialSelectionDrawsWhatAFullSortDraws() {
+        var gen = SeededRandom(seed: 99)
+        for trial in 0..<24 {
+            let n = [5, 64, 1000, 49152][trial % 4]
+            // peaked logits with ties, as real vocabularies have
+            let logits = (0..<n).map { _ in Float((gen.nextUnit() * 12).rounded() / 2) - 3 }
+            let params = [SamplingParameters(temperature: 0.8, topK: 40, seed: UInt64(trial)),
+                          SamplingParameters(temperature: 1, topP: 0.9, seed: UInt64(trial)),
+                          SamplingParameters(temperature: 1.2, topK: 7, topP: 0.5, seed: UInt64(trial)),
+                          SamplingParameters(temperature: 1, topP: 0.95, minP: 0.05, seed: UInt64(trial))]
+            for p in params {
+                var sampler = Sampler(p)
+                var rng = SeededRandom(seed: p.seed)
+                for draw in 0..<3 {
+                    var l = logits
+                    let got = l.withUnsafeMutableBufferPointer { sampler.sample($0, history: []) }
+                    XCTAssertEqual(got, referenceDraw(logits, p, &rng), "n \(n) \(p) draw \(draw)")
+                }
+            }
+        }
+    }
+
     func testRepetitionPenaltyAsInTransformers() {
         // CTRL / HF: positive logits divided by the penalty, negative multiplied.
         var s = Sampler(SamplingParameters(temperature: 0, repetitionPenalty: 2))
