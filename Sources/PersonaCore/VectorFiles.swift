@@ -528,37 +528,16 @@ public enum VectorFiles {
         return rows
     }
 
-    /// Little-endian F32 / F16 / BF16 values widened to Float.
+    /// Little-endian F32 / F16 / BF16 values widened to Float (by the C kernels' conversions).
     private static func floats(_ raw: UnsafeRawBufferPointer, dtype: DType, count: Int, file: String, label: String) throws -> [Float] {
-        let width: Int
-        switch dtype {
-        case .f32: width = 4
-        case .f16, .bf16: width = 2
-        default: throw VectorError("\(file): \(label) is \(dtype.rawValue); vectors must be F32 (F16 and BF16 are widened)")
+        guard [.f32, .f16, .bf16].contains(dtype) else {
+            throw VectorError("\(file): \(label) is \(dtype.rawValue); vectors must be F32 (F16 and BF16 are widened)")
         }
-        let (need, o) = count.multipliedReportingOverflow(by: width)
-        guard !o, raw.count == need else {
-            throw VectorError("\(file): \(label) has \(raw.count) bytes, \(count) \(dtype.rawValue) values need \(count * width)")
-        }
-        var out = [Float](repeating: 0, count: count)
-        for i in 0 ..< count {
-            switch dtype {
-            case .f32: out[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
-            case .f16: out[i] = halfToFloat(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
-            default: out[i] = Float(bitPattern: UInt32(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) << 16)
-            }
+        guard let out = dtype.floats(raw, count: count) else {
+            let (need, o) = count.multipliedReportingOverflow(by: dtype.blockBytes)
+            throw VectorError("\(file): \(label) has \(raw.count) bytes, \(count) \(dtype.rawValue) values need \(o ? "more" : String(need))")
         }
         return out
-    }
-
-    /// IEEE half -> float (exact; subnormals, infinities and NaN included).
-    static func halfToFloat(_ h: UInt16) -> Float {
-        let sign: Float = h & 0x8000 != 0 ? -1 : 1
-        let e = Int((h >> 10) & 0x1F)
-        let m = UInt32(h & 0x3FF)
-        if e == 0 { return sign * Float(m) * 0x1p-24 }
-        if e == 31 { return m == 0 ? sign * .infinity : .nan }
-        return Float(bitPattern: (h & 0x8000 != 0 ? 0x8000_0000 : 0) | UInt32(e + 112) << 23 | m << 13)
     }
 
     private static func floatData(_ xs: [Float]) -> Data {

@@ -499,14 +499,21 @@ final class VectorFilesTests: XCTestCase {
     }
 
     func testHalfWidening() {
-        // Hand-computed IEEE half values.
-        XCTAssertEqual(VectorFiles.halfToFloat(0x3C00), 1)
-        XCTAssertEqual(VectorFiles.halfToFloat(0xC000), -2)
-        XCTAssertEqual(VectorFiles.halfToFloat(0x3555), 0.333251953125)
-        XCTAssertEqual(VectorFiles.halfToFloat(0x0001), 0x1p-24)        // smallest subnormal
-        XCTAssertEqual(VectorFiles.halfToFloat(0x7BFF), 65504)
-        XCTAssertEqual(VectorFiles.halfToFloat(0x7C00), .infinity)
-        XCTAssertTrue(VectorFiles.halfToFloat(0x7E00).isNaN)
-        XCTAssertEqual(VectorFiles.halfToFloat(0x8000).sign, .minus)
+        // Hand-computed IEEE half values, through the conversion every vector reader uses.
+        func half(_ h: UInt16) -> Float { withUnsafeBytes(of: h.littleEndian) { DType.f16.floats($0, count: 1)![0] } }
+        XCTAssertEqual(half(0x3C00), 1)
+        XCTAssertEqual(half(0xC000), -2)
+        XCTAssertEqual(half(0x3555), 0.333251953125)
+        XCTAssertEqual(half(0x0001), 0x1p-24)        // smallest subnormal
+        XCTAssertEqual(half(0x7BFF), 65504)
+        XCTAssertEqual(half(0x7C00), .infinity)
+        XCTAssertTrue(half(0x7E00).isNaN)
+        XCTAssertEqual(half(0x8000).sign, .minus)
+        // unaligned input and a wrong byte count
+        let bytes: [UInt8] = [0xFF, 0x00, 0x3C, 0x00, 0xC0]
+        bytes.withUnsafeBytes { raw in
+            XCTAssertEqual(DType.f16.floats(UnsafeRawBufferPointer(rebasing: raw[1...]), count: 2), [1, -2])
+            XCTAssertNil(DType.f16.floats(UnsafeRawBufferPointer(rebasing: raw[1...]), count: 3))
+        }
     }
 }
