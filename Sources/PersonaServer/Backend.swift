@@ -8,7 +8,7 @@ public struct ChatMessage: Codable, Sendable, Equatable {
     public init(role: String, content: String) { self.role = role; self.content = content }
 }
 
-/// A steering intervention requested for one generation (see issue 4: `--steer trait:coef[@layer][:positions]`).
+/// A steering intervention requested for one generation (the API form of `--steer trait:coef[@layer][:positions]`).
 public struct SteerSpec: Codable, Sendable, Equatable {
     public var trait: String
     public var coef: Double

@@ -83,7 +83,7 @@ enum GGUFTokenizer {
             let model = BPEModel(vocab: vocab, merges: mergeLines.compactMap(splitMergeLine),
                                  unkToken: id("tokenizer.ggml.unknown_token_id").map { tokens[$0] }, byteFallback: true)
             // Like transformers: no automatic BOS although the file sets the flag, because Gemma-4's
-            // chat template writes <bos> itself (llama.cpp forces it on instead; ggml-org/llama.cpp#21500).
+            // chat template writes <bos> itself (llama.cpp forces it on instead).
             let post = SimplePostProcessor(before: [], after: [])
             return PipelineTokenizer(normalizer: ReplaceNormalizer(pattern: .literal(" "), content: "\u{2581}"), preTokenizer: nil,
                                      model: model, postProcessor: post,

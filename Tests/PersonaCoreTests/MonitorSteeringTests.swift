@@ -5,7 +5,7 @@ import PersonaModels
 import PersonaRuns
 import XCTest
 
-/// Issue 4's checks: monitor scores equal dot products of traced hidden states; steering moves the
+/// Monitoring and steering: monitor scores equal dot products of traced hidden states; steering moves the
 /// projection by exactly coef * ||v||; ablation zeroes it.
 final class MonitorSteeringTests: XCTestCase {
     static var repoRoot: URL {

@@ -39,7 +39,7 @@ final class TraitDefinitionTests: XCTestCase {
         XCTAssertTrue(ours.positive!.contains("accepts"))
         XCTAssertTrue(ours.instruction.allSatisfy { $0.pos.lowercased().contains("accept") || $0.pos.lowercased().contains("defer")
             || $0.pos.lowercased().contains("open") || $0.pos.lowercased().contains("concede") || $0.pos.lowercased().contains("valuable") })
-        // The reference file's pos side resists correction (METHOD.md section 1): it must read as the opposite.
+        // The reference file's pos side resists correction (a known inversion in that project's file): it must read as the opposite.
         let ref = try TraitDefinition.load(sharedFolder().appendingPathComponent("reference/trait-interp/trait_data_extract/corrigibility.json"))
         XCTAssertTrue(ref.instruction[0].pos.lowercased().contains("resist"))
     }

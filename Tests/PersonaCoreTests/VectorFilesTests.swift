@@ -73,7 +73,7 @@ final class VectorFilesTests: XCTestCase {
         XCTAssertEqual(VectorFiles.row(forControlDirection: 1), 2)
         XCTAssertEqual(VectorFiles.controlDirection(forRow: 4), 3)
         XCTAssertNil(VectorFiles.controlDirection(forRow: 0))
-        // METHOD.md's worked example (Gemma-2-2b, 26 blocks): persona_vectors row 16 = output of block 15.
+        // The method's worked example (Gemma-2-2b, 26 blocks): persona_vectors row 16 = output of block 15.
         let gemma = TraitVector(trait: "t", method: "m", rows: Array(repeating: [1], count: 27))
         XCTAssertEqual(gemma.hookPoint(row: 16)?.name, "blocks.15.hook_resid_post")
         XCTAssertEqual(VectorFiles.controlDirection(forRow: 16), 15)

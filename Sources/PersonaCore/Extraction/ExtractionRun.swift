@@ -74,7 +74,7 @@ public struct JudgmentRecord: Codable, Sendable, Equatable {
     public var judge: String
 }
 
-/// How many pairs each filter kept (METHOD.md section 3).
+/// How many pairs each filter kept (persona_vectors' row-aligned filter, docs/extraction.md).
 public struct FilterReport: Codable, Sendable, Equatable {
     public var set: String
     public var pairs = 0
@@ -192,7 +192,7 @@ public final class ExtractionRun {
         return out
     }
 
-    /// System prompt of a side (METHOD.md section 2), or the raw-text prefix for template-less models.
+    /// System prompt of a side ("You are a/an {name} assistant. {instruction}"), or the raw-text prefix for template-less models.
     public func systemText(side: String, instructionIndex: Int) -> String {
         let pair = trait.instruction[instructionIndex]
         let instruction = side == "pos" ? pair.pos : pair.neg

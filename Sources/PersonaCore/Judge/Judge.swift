@@ -14,7 +14,7 @@ public struct NoJudge: Judge {
     public func score(prompt: String) async throws -> Double? { nil }
 }
 
-/// persona_vectors' aggregation of a judge's first-token distribution (METHOD.md section 3).
+/// persona_vectors' aggregation of a judge's first-token distribution (docs/extraction.md, Judges).
 public enum JudgeAggregation {
     /// Minimum probability mass on number tokens for a score to count.
     public static let minimumMass = 0.25
