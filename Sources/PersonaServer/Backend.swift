@@ -2,14 +2,14 @@ import Foundation
 import PersonaRuns
 
 /// One chat message (OpenAI shape).
-public struct ChatMessage: Codable, Sendable, Equatable {
+public struct APIMessage: Codable, Sendable, Equatable {
     public var role: String
     public var content: String
     public init(role: String, content: String) { self.role = role; self.content = content }
 }
 
 /// A steering intervention requested for one generation (the API form of `--steer trait:coef[@layer][:positions]`).
-public struct SteerSpec: Codable, Sendable, Equatable {
+public struct APISteer: Codable, Sendable, Equatable {
     public var trait: String
     public var coef: Double
     /// Hugging Face hidden-state row; nil means the trait's recommended layer.
@@ -48,7 +48,7 @@ public struct GenerationRequest: Codable, Sendable, Equatable {
     /// Prompt text; with `raw` it is fed to the model as is, otherwise it is the user turn of the chat template.
     public var prompt: String
     /// A whole conversation (used instead of `prompt` when present).
-    public var messages: [ChatMessage]?
+    public var messages: [APIMessage]?
     public var maxTokens: Int
     public var temperature: Double
     public var topP: Double?
@@ -59,7 +59,7 @@ public struct GenerationRequest: Codable, Sendable, Equatable {
     public var raw: Bool
     /// Stop sequences (text); generation ends before the first one produced.
     public var stop: [String]?
-    public var steer: [SteerSpec]
+    public var steer: [APISteer]
     /// Traits to score; nil means every loaded trait.
     public var traits: [String]?
     /// How many alternatives to report per token (0 or nil: none).
@@ -67,9 +67,9 @@ public struct GenerationRequest: Codable, Sendable, Equatable {
     /// Store the finished run (the server reads this; backends may ignore it).
     public var save: Bool
 
-    public init(prompt: String, messages: [ChatMessage]? = nil, maxTokens: Int = 64, temperature: Double = 1, topP: Double? = nil,
+    public init(prompt: String, messages: [APIMessage]? = nil, maxTokens: Int = 64, temperature: Double = 1, topP: Double? = nil,
                 topK: Int? = nil, minP: Double? = nil, seed: UInt64? = nil, raw: Bool = false, stop: [String]? = nil,
-                steer: [SteerSpec] = [], traits: [String]? = nil, topLogprobs: Int? = nil, save: Bool = true) {
+                steer: [APISteer] = [], traits: [String]? = nil, topLogprobs: Int? = nil, save: Bool = true) {
         self.prompt = prompt; self.messages = messages; self.maxTokens = maxTokens; self.temperature = temperature
         self.topP = topP; self.topK = topK; self.minP = minP; self.seed = seed; self.raw = raw; self.stop = stop
         self.steer = steer; self.traits = traits; self.topLogprobs = topLogprobs; self.save = save
@@ -83,7 +83,7 @@ public struct GenerationRequest: Codable, Sendable, Equatable {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         prompt = try c.decodeIfPresent(String.self, forKey: .prompt) ?? ""
-        messages = try c.decodeIfPresent([ChatMessage].self, forKey: .messages)
+        messages = try c.decodeIfPresent([APIMessage].self, forKey: .messages)
         maxTokens = try c.decodeIfPresent(Int.self, forKey: .maxTokens) ?? 64
         temperature = try c.decodeIfPresent(Double.self, forKey: .temperature) ?? 1
         topP = try c.decodeIfPresent(Double.self, forKey: .topP)
@@ -96,7 +96,7 @@ public struct GenerationRequest: Codable, Sendable, Equatable {
         } else {
             stop = try c.decodeIfPresent([String].self, forKey: .stop)
         }
-        steer = try c.decodeIfPresent([SteerSpec].self, forKey: .steer) ?? []
+        steer = try c.decodeIfPresent([APISteer].self, forKey: .steer) ?? []
         traits = try c.decodeIfPresent([String].self, forKey: .traits)
         topLogprobs = try c.decodeIfPresent(Int.self, forKey: .topLogprobs)
         save = try c.decodeIfPresent(Bool.self, forKey: .save) ?? true
@@ -112,7 +112,7 @@ public struct TokenAlternative: Codable, Sendable, Equatable {
 }
 
 /// One generated token with its trait scores, as soon as it is produced.
-public struct TokenEvent: Codable, Sendable, Equatable {
+public struct StreamedToken: Codable, Sendable, Equatable {
     /// Position in the response (0-based).
     public var index: Int
     public var id: Int
@@ -137,7 +137,7 @@ public struct TokenEvent: Codable, Sendable, Equatable {
 
 /// What a generation stream yields: tokens as they are produced, then the finished run.
 public enum GenerationEvent: Sendable {
-    case token(TokenEvent)
+    case token(StreamedToken)
     /// The finished run; `finishReason` is "stop" (end of text or a stop sequence), "length" (max tokens) or "cancelled".
     case done(RunDocument, finishReason: String)
 }

@@ -56,7 +56,7 @@ struct OpenAIRoutes: Sendable {
 
     /// Extension field: steering, trait selection, top_k/min_p and saving, for clients that know about it.
     struct PersonaOptions: Decodable {
-        var steer: [SteerSpec]?
+        var steer: [APISteer]?
         var traits: [String]?
         var save: Bool?
         var topK: Int?
@@ -143,7 +143,7 @@ struct OpenAIRoutes: Sendable {
         }
         guard (0...20).contains(topLogprobs) else { throw APIError.badRequest("top_logprobs: must be from 0 to 20") }
         let maxTokens = b.maxCompletionTokens ?? b.maxTokens ?? (chat ? min(256, api.config.maxTokensPerRequest) : 16)
-        let messages = b.messages?.map { ChatMessage(role: $0.role, content: $0.content) }
+        let messages = b.messages?.map { APIMessage(role: $0.role, content: $0.content) }
         let prompt = chat ? (messages?.last(where: { $0.role == "user" })?.content ?? messages?.last?.content ?? "") : (b.prompt?.text ?? "")
         var r = GenerationRequest(prompt: prompt, messages: chat ? messages : nil, maxTokens: maxTokens,
                                   temperature: b.temperature ?? 1, topP: b.topP, topK: b.persona?.topK, minP: b.persona?.minP,
@@ -197,7 +197,7 @@ struct OpenAIRoutes: Sendable {
         }
 
         defer { slot.release() }
-        var tokens: [TokenEvent] = []
+        var tokens: [StreamedToken] = []
         var result: (RunDocument, String)?
         for try await event in stream {
             switch event {
@@ -221,10 +221,10 @@ struct OpenAIRoutes: Sendable {
 
         func finishReason(_ r: String) -> String { r == "length" ? "length" : "stop" }
 
-        static func bytes(_ t: TokenEvent) -> [UInt8] { t.bytes ?? Array(t.text.utf8) }
+        static func bytes(_ t: StreamedToken) -> [UInt8] { t.bytes ?? Array(t.text.utf8) }
 
         /// Chat format: `{token, logprob, bytes, top_logprobs: [{token, logprob, bytes}]}`.
-        func chatLogprob(_ t: TokenEvent) -> JSONValue {
+        func chatLogprob(_ t: StreamedToken) -> JSONValue {
             .object([
                 "token": .string(t.text), "logprob": .number(t.logprob ?? 0),
                 "bytes": .array(ResponseContext.bytes(t).map { .number(Double($0)) }),
@@ -236,7 +236,7 @@ struct OpenAIRoutes: Sendable {
         }
 
         /// Completions format: parallel lists `tokens`, `token_logprobs`, `top_logprobs` (token -> logprob maps), `text_offset`.
-        func completionLogprobs(_ ts: [TokenEvent], startOffset: Int = 0) -> JSONValue {
+        func completionLogprobs(_ ts: [StreamedToken], startOffset: Int = 0) -> JSONValue {
             var offsets: [JSONValue] = []
             var off = startOffset
             for t in ts { offsets.append(.number(Double(off))); off += t.text.utf8.count }
@@ -252,7 +252,7 @@ struct OpenAIRoutes: Sendable {
             ])
         }
 
-        func tokenPersona(_ t: TokenEvent) -> JSONValue {
+        func tokenPersona(_ t: StreamedToken) -> JSONValue {
             .object([
                 "token_index": .number(Double(t.index)),
                 "trait_scores": .object(t.scores.mapValues { .array([.number($0)]) }),
@@ -287,7 +287,7 @@ struct OpenAIRoutes: Sendable {
              "system_fingerprint": "personascope", "choices": .array(choices)]
         }
 
-        func full(_ run: RunDocument, tokens: [TokenEvent], reason: String, saved: Bool) -> JSONValue {
+        func full(_ run: RunDocument, tokens: [StreamedToken], reason: String, saved: Bool) -> JSONValue {
             var choice: [String: JSONValue] = ["index": 0, "finish_reason": .string(finishReason(reason)), "persona": runPersona(run, saved: saved)]
             if chat {
                 choice["message"] = .object(["role": "assistant", "content": .string(run.response), "refusal": .null])
@@ -301,7 +301,7 @@ struct OpenAIRoutes: Sendable {
             return .object(o)
         }
 
-        func chunk(delta: [String: JSONValue], token: TokenEvent?, finish: String?, persona: JSONValue?) -> JSONValue {
+        func chunk(delta: [String: JSONValue], token: StreamedToken?, finish: String?, persona: JSONValue?) -> JSONValue {
             var choice: [String: JSONValue] = ["index": 0, "finish_reason": finish.map { .string($0) } ?? .null]
             if let persona { choice["persona"] = persona }
             if chat {

@@ -38,7 +38,7 @@ final class EngineBackend: GenerationBackend, @unchecked Sendable {
             maxTokens: r.maxTokens, sampling: sampling, stopStrings: r.stop ?? [], topLogprobs: r.topLogprobs ?? 5))
         m.raw = r.raw
         if let msgs = r.messages, !msgs.isEmpty {
-            m.messages = msgs.map { PersonaTokenizers.ChatMessage(role: $0.role, content: $0.content) }
+            m.messages = msgs.map { ChatMessage(role: $0.role, content: $0.content) }
             if r.prompt.isEmpty { m.prompt = msgs.last { $0.role == "user" }?.content ?? msgs.last!.content }
         }
         m.traits = r.traits
@@ -65,7 +65,7 @@ final class EngineBackend: GenerationBackend, @unchecked Sendable {
             let tokenizer = session.loaded.tokenizer.tokenizer
             session.submit(req, to: scheduler, onToken: { tok in
                 let ev = tok.event
-                continuation.yield(.token(PersonaServer.TokenEvent(
+                continuation.yield(.token(StreamedToken(
                     index: ev.index, id: ev.id, text: ev.display, logprob: Double(ev.logprob),
                     topK: ev.topAlternatives.map { alt in
                         TokenAlternative(id: alt.id, text: displayString(forTokenBytes: tokenizer.tokenBytes(alt.id)), logprob: Double(alt.logprob))

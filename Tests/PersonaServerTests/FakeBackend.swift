@@ -61,7 +61,7 @@ final class FakeBackend: GenerationBackend, @unchecked Sendable {
                         for n in names { s[n] = FakeBackend.score(n, i); scores[n, default: []].append(s[n]!) }
                         tokens.append(w); ids.append(10 + i); lps.append(lp)
                         self.lock.withLock { self._tokensProduced += 1 }
-                        cont.yield(.token(TokenEvent(index: i, id: 10 + i, text: w, logprob: lp, topK: alts, scores: s)))
+                        cont.yield(.token(StreamedToken(index: i, id: 10 + i, text: w, logprob: lp, topK: alts, scores: s)))
                     }
                 } catch {
                     cont.finish(throwing: error)

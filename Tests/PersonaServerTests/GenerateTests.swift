@@ -65,7 +65,7 @@ final class GenerateTests: XCTestCase {
         let req = try XCTUnwrap(backend.requests.first)
         XCTAssertEqual(req.stop, [" time"])
         XCTAssertEqual(req.seed, 42)
-        XCTAssertEqual(req.steer, [SteerSpec(trait: "happy", coef: 1.5, positions: "response")])
+        XCTAssertEqual(req.steer, [APISteer(trait: "happy", coef: 1.5, positions: "response")])
         XCTAssertEqual(req.traits, ["sad"])
     }
 
