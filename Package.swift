@@ -26,8 +26,9 @@ let package = Package(
         .target(name: "PersonaModels", dependencies: ["PersonaTensor", "PersonaFormats", "PersonaTokenizers"]),
         .target(name: "PersonaGeneration", dependencies: ["PersonaModels", "PersonaTokenizers"]),
         .target(name: "PersonaRuns"),
-        .target(name: "PersonaHub"),
-        .target(name: "PersonaCore", dependencies: ["PersonaGeneration", "PersonaModels", "PersonaFormats", "PersonaRuns", "PersonaHub"],
+        .target(name: "PersonaHash"),
+        .target(name: "PersonaHub", dependencies: ["PersonaHash"]),
+        .target(name: "PersonaCore", dependencies: ["PersonaGeneration", "PersonaModels", "PersonaFormats", "PersonaRuns", "PersonaHash"],
                 resources: [.copy("Resources/traits")]),
         .target(name: "PersonaServer", dependencies: [
             "PersonaRuns",
@@ -42,7 +43,7 @@ let package = Package(
         .testTarget(name: "PersonaFormatsTests", dependencies: ["PersonaFormats"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PersonaTokenizersTests", dependencies: ["PersonaTokenizers"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PersonaModelsTests", dependencies: ["PersonaModels", "PersonaGeneration"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "PersonaHubTests", dependencies: ["PersonaHub"]),
+        .testTarget(name: "PersonaHubTests", dependencies: ["PersonaHub", "PersonaHash"]),
         .testTarget(name: "PersonaRunsTests", dependencies: ["PersonaRuns"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PersonaCoreTests", dependencies: ["PersonaCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PersonaServerTests", dependencies: [

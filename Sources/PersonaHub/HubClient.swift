@@ -1,4 +1,5 @@
 import Foundation
+import PersonaHash
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif

@@ -1,4 +1,5 @@
 import XCTest
+import PersonaHash
 @testable import PersonaHub
 
 final class HubCacheTests: XCTestCase {

@@ -1,6 +1,7 @@
 import Foundation
 
-/// Incremental SHA-256 (FIPS 180-4), used to verify LFS blobs while they stream in.
+/// Incremental SHA-256 (FIPS 180-4): Hub downloads verify LFS blobs with it while they stream in, the judge cache
+/// names its entries with it. A module of its own so that neither user depends on the other.
 /// Foundation on Linux has no digest API and this module avoids extra package dependencies.
 public struct SHA256Hasher: Sendable {
     private var h: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
