@@ -26,6 +26,8 @@ public final class TransformerModel: @unchecked Sendable {
         self.ws = Workspace(config: config, tokens: 1, contextCapacity: 1)
     }
 
+    deinit { ws.release() }
+
     public func makeCache(capacity: Int? = nil) -> KVCache {
         KVCache(numLayers: config.numLayers, kvDim: config.kvDim, capacity: min(capacity ?? config.maxPositions, config.maxPositions))
     }
@@ -381,6 +383,14 @@ struct Workspace {
         storage = dummy
         ensure(tokens: tokens, contextCapacity: contextCapacity)
         ensureLogits(rows: 1)
+    }
+
+    /// Frees the buffers (the owning model's deinit; the workspace is not used afterwards).
+    mutating func release() {
+        storage?.deallocate()
+        storage = nil
+        logits.deallocate()
+        logitRows = 0
     }
 
     /// Logits are sized by the rows asked for (all tokens, or one per sequence), not by the tokens of the pass:

@@ -114,3 +114,31 @@ final class Gemma2GGUFConfigTests: XCTestCase {
         XCTAssertEqual(small.attnScale, 1 / Float(256).squareRoot(), accuracy: 1e-7, "2B: head_dim 256 (hidden/heads would be 288)")
     }
 }
+
+#if os(Linux)
+/// A model frees its scratch buffers when it goes away (they were never freed: every loaded-then-dropped model
+/// leaked its workspace, which grows with the longest batch it ran).
+final class WorkspaceLifetimeTests: XCTestCase {
+    /// Resident bytes of this process (/proc/self/statm). Buffers this large are mmapped by malloc and given back
+    /// to the system when freed, so a leak shows as growth and freeing does not.
+    func residentBytes() throws -> Int {
+        let fields = try String(contentsOfFile: "/proc/self/statm", encoding: .utf8).split(separator: " ")
+        return Int(fields[1])! * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
+    func testDroppedModelsReturnTheirWorkspace() throws {
+        let path = TestPaths.fixtures.appendingPathComponent("llama2").path
+        func cycle() throws {
+            let net = try ModelLoader.loadNetwork(path: path)
+            // 6 x 250 tokens in one pass (the model holds 256 positions): workspace and logits of several MB
+            let batch = (0..<6).map { _ in BatchSequence(tokens: Array(repeating: 5, count: 250), cache: net.makeCache(capacity: 256)) }
+            try net.forward(batch: batch, logits: .all)
+        }
+        try cycle()
+        let before = try residentBytes()
+        for _ in 0..<12 { try cycle() }
+        let grown = try residentBytes() - before
+        XCTAssertLessThan(grown, 16 << 20, "resident memory grew by \(grown >> 20) MB over 12 load-run-drop cycles")
+    }
+}
+#endif
