@@ -10,7 +10,7 @@ final class FuzzRunImportTests: XCTestCase {
     func testRunImportMutations() throws {
         let repo = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath()
             .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        var corpus: [[UInt8]] = [[UInt8](try Data(contentsOf: repo.appendingPathComponent("Sources/persona/Examples/07-closed-loop-happy.json")))]
+        var corpus: [[UInt8]] = [[UInt8](try Data(contentsOf: repo.appendingPathComponent("Sources/persona/Examples/08-closed-loop-evil.json")))]
         for f in ["layer_comparison.json", "analysis_summary.json"] {
             if let u = sharedReferenceURL("reference/trait-interp/pertoken_results/\(f)") { corpus.append([UInt8](try Data(contentsOf: u))) }
         }
