@@ -17,7 +17,10 @@ Checks (each one prints PASS/FAIL; exit status 1 if any failed):
   * the token slider / arrow keys move the cursor: the "k / N" label, the curve cursor and
     the current-token highlight follow, and the snapshot bars change;
   * a decision point is listed, and clicking it moves the cursor to its token;
-  * the file input accepts layer_comparison.json's object-of-lists format.
+  * the file input accepts layer_comparison.json's object-of-lists format;
+  * with --steer-trait T --steer-coef C (needs --generate and a server with trait vectors): the Steering panel
+    lists every trait of GET /api/traits, moving T's slider to C and generating again sends the steering (the saved
+    run records it), changes the generated text and T's curve, and shifts T's mean score in the sign of C.
 Screenshots go to --out (one PNG per step).
 Written against Chromium/chromedriver 13x (Debian bookworm); any W3C chromedriver should work.
 """
@@ -195,6 +198,61 @@ class Checks:
         return ok
 
 
+LIVE_JS = """
+const toks = Array.from(document.querySelectorAll('#token-view [data-testid=token]')).map(t => t.textContent).join('');
+const curves = {};
+for (const p of document.querySelectorAll('#curve-chart path.curve')) curves[p.dataset.series] = p.getAttribute('d');
+return {text: toks, curves: curves};
+"""
+
+
+def api(base, path):
+    with urllib.request.urlopen(base.rstrip("/") + "/" + path, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def latest_run(base):
+    """The newest saved run on the server, in full."""
+    items = api(base, "api/runs?limit=1")
+    items = items.get("runs", items.get("items", items)) if isinstance(items, dict) else items
+    return api(base, "api/runs/" + items[0]["id"])
+
+
+def steer_check(d, c, a, shot):
+    """Steering from the dashboard: the panel lists the server's traits; a moved slider steers the next generation."""
+    traits = api(a.base_url, "api/traits")["traits"]
+    rows = d.wait("const n = document.querySelectorAll('#steer-list [data-testid=steer-row]').length; return n ? n : null;", 10)
+    c.check("steering panel lists every server trait (%d)" % len(traits), rows == len(traits), (rows, [t["name"] for t in traits]))
+    base = d.js(LIVE_JS)
+    base_run = latest_run(a.base_url)
+    found = d.js("const r = document.querySelector('#steer-list [data-trait=\"' + arguments[0] + '\"] input.coef');"
+                 "if (!r) return false; r.value = arguments[1];"
+                 "r.dispatchEvent(new Event('input', {bubbles: true})); r.dispatchEvent(new Event('change', {bubbles: true})); return true;",
+                 a.steer_trait, a.steer_coef)
+    c.check("steering slider for %s found" % a.steer_trait, bool(found))
+    shot("02b-slider-moved")
+    d.click("#generate-btn")
+    done = d.wait("const t = document.getElementById('live-status').textContent; return /^(Done|Error|Stopped|The stream)/.test(t) && "
+                  "document.querySelectorAll('#token-view [data-testid=token]').length > 0 ? t : null;", a.timeout)
+    c.check("steered generation finishes", bool(done) and str(done).startswith("Done"), done)
+    time.sleep(0.5)
+    steered = d.js(LIVE_JS)
+    shot("02c-steered")
+    c.check("steering changes the generated text", steered["text"] != base["text"], (base["text"][:80], steered["text"][:80]))
+    c.check("steering changes the %s curve" % a.steer_trait,
+            steered["curves"].get(a.steer_trait) not in (None, base["curves"].get(a.steer_trait)), list(steered["curves"]))
+    run = latest_run(a.base_url)
+    rec = [s for s in (run.get("steering") or []) if s.get("trait") == a.steer_trait]
+    c.check("the saved run records the slider's steering", bool(rec) and abs(rec[0].get("coef", 0) - a.steer_coef) < 1e-6, run.get("steering"))
+    mean = lambda r: sum(r["trait_scores"][a.steer_trait]) / max(1, len(r["trait_scores"][a.steer_trait]))
+    shift = mean(run) - mean(base_run)
+    c.check("the %s score moves in the sign of the coefficient (%+.2f)" % (a.steer_trait, shift), shift * a.steer_coef > 0,
+            (mean(base_run), mean(run)))
+    # back to unsteered for the rest of the test
+    d.js("const r = document.querySelector('#steer-list [data-trait=\"' + arguments[0] + '\"] input.coef'); r.value = 0;"
+         "r.dispatchEvent(new Event('input', {bubbles: true}));", a.steer_trait)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--base-url", required=True, help="dashboard URL, e.g. http://127.0.0.1:8000/")
@@ -207,6 +265,8 @@ def main():
     ap.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
     ap.add_argument("--chromedriver", default=shutil.which("chromedriver") or "/usr/bin/chromedriver")
     ap.add_argument("--timeout", type=float, default=120, help="seconds to wait for a live generation")
+    ap.add_argument("--steer-trait", help="with --generate: move this trait's steering slider and generate again")
+    ap.add_argument("--steer-coef", type=float, default=2.0, help="the slider value for --steer-trait")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     c = Checks()
@@ -237,6 +297,8 @@ def main():
                             "document.querySelectorAll('[data-testid=run-item][data-source=file]').length > 0", 15, before)
             c.check("generated run appears in the run list", bool(listed), d.js(STATE_JS))
             shot("02-generated")
+            if a.steer_trait:
+                steer_check(d, c, a, shot)
             d.click("#tab-runs")
 
         with open(a.pertoken, encoding="utf-8") as f:
