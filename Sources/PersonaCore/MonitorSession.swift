@@ -85,7 +85,7 @@ public final class MonitorSession: @unchecked Sendable {
     /// called once with the document or the error (bad requests included).
     public func submit(_ request: MonitorRequest, to scheduler: BatchScheduler,
                        onToken: @escaping (MonitoredToken) -> Bool,
-                       onFinish: @escaping (Result<RunDocument, Error>) -> Void) {
+                       onFinish: @escaping (Result<(document: RunDocument, finish: FinishReason), Error>) -> Void) {
         let p: Prepared
         do { p = try prepare(request) } catch { onFinish(.failure(error)); return }
         let started = Date()
@@ -95,7 +95,7 @@ public final class MonitorSession: @unchecked Sendable {
             do {
                 let r = try result.get()
                 p.flush(emit: onToken)
-                onFinish(.success(try finished(p, r, started: started)))
+                onFinish(.success((try finished(p, r, started: started), r.finishReason)))
             } catch {
                 onFinish(.failure(error))
             }

@@ -76,11 +76,8 @@ final class EngineBackend: GenerationBackend, @unchecked Sendable {
                 switch result {
                 case .failure(let error):
                     continuation.finish(throwing: error)
-                case .success(let doc):
-                    let reason: String
-                    if cancelled.isCancelled { reason = "cancelled" }
-                    else if doc.metadata["finish_reason"]?.stringValue == FinishReason.length.rawValue { reason = "length" }
-                    else { reason = "stop" }
+                case .success(let (doc, finish)):
+                    let reason = cancelled.isCancelled ? "cancelled" : finish == .length ? "length" : "stop"
                     continuation.yield(.done(doc, finishReason: reason))
                     continuation.finish()
                 }
