@@ -143,25 +143,11 @@ public enum Steering {
         case .prompt: positions = .range(0..<promptLength)
         case .response: positions = .last
         }
-        guard let condition, let monitor else {
-            switch spec.mode {
-            case .add: return Intervention(point, positions: positions, .add(vector: vector, coef: spec.coef))
-            case .ablate: return Intervention(point, positions: positions, .ablate(direction: vector))
-            }
-        }
-        // Closed loop: the same operation, gated by the monitored score.
-        let norm = vector.reduce(0) { $0 + $1 * $1 }.squareRoot()
-        let unit = norm > 0 ? vector.map { $0 / norm } : vector
-        let coef = spec.coef, mode = spec.mode
-        return Intervention(point, positions: positions, .custom { _, h, ctx in
-            guard let s = monitor.latest(trait: condition.trait), condition.holds(s) else { return }
-            switch mode {
-            case .add: for i in 0..<ctx.dim { h[i] += coef * vector[i] }
-            case .ablate:
-                var d: Float = 0
-                for i in 0..<ctx.dim { d += h[i] * unit[i] }
-                for i in 0..<ctx.dim { h[i] -= d * unit[i] }
-            }
+        let action: Intervention.Action = spec.mode == .add ? .add(vector: vector, coef: spec.coef) : .ablate(direction: vector)
+        guard let condition, let monitor else { return Intervention(point, positions: positions, action) }
+        // Closed loop: the same operation, gated by the latest monitored score.
+        return Intervention(point, positions: positions, action, gate: {
+            monitor.latest(trait: condition.trait).map(condition.holds) ?? false
         })
     }
 }

@@ -46,10 +46,13 @@ public struct Intervention: @unchecked Sendable {
     public var point: HookPoint
     public var positions: PositionSelector
     public var action: Action
+    /// Asked once per forward pass at this point: the action runs only when it returns true (closed-loop steering).
+    public var gate: (() -> Bool)?
 
-    public init(_ point: HookPoint, positions: PositionSelector = .all, _ action: Action) {
+    public init(_ point: HookPoint, positions: PositionSelector = .all, _ action: Action, gate: (() -> Bool)? = nil) {
         self.point = point
         self.positions = positions
+        self.gate = gate
         if case .ablate(let d) = action {
             // Normalise once here, not per row.
             let n = d.reduce(0) { $0 + $1 * $1 }.squareRoot()
@@ -103,6 +106,7 @@ public struct HookSet: @unchecked Sendable {
         guard let list = byPoint[point] else { return }
         let ctx = HookContext(point: point, startPosition: start, count: count, dim: dim)
         for iv in list {
+            if let gate = iv.gate, !gate() { continue }
             for t in 0..<count where iv.positions.contains(position: start + t, t: t, count: count) {
                 let row = x + t * dim
                 switch iv.action {
