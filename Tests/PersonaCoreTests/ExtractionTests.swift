@@ -67,7 +67,7 @@ func tempFolder(_ name: String) -> URL {
 
 final class ExtractionTests: XCTestCase {
     static let llama2Path = repoRoot().appendingPathComponent("Tests/PersonaModelsTests/Fixtures/llama2").path
-    static var storiesPath: String { sharedFolder().appendingPathComponent("models/stories260K/stories260K.gguf").path }
+    static var storiesPath: String { get throws { try sharedFolder().appendingPathComponent("models/stories260K/stories260K.gguf").path } }
 
     /// A small chat trait for the llama2 fixture (it has a chat template).
     func chatTrait() throws -> TraitDefinition {

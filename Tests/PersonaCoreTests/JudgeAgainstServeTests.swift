@@ -11,18 +11,13 @@ import XCTest
 /// The OpenAI-compatible judge client against our own `persona serve` (the real binary, loopback):
 /// the score must equal the method's aggregation over the top-20 of the engine's own next-token distribution.
 final class JudgeAgainstServeTests: XCTestCase {
-    static var repoRoot: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    }
 
     func binary() throws -> URL { try Subprocess.personaBinary(besides: JudgeAgainstServeTests.self) }
 
     func testOpenAIJudgeThroughPersonaServe() async throws {
         // stories260K: a real model whose next token after this prompt is not the end of text (a judge call
         // whose top token is EOS gets no logprobs and no score, by design).
-        let shared = ProcessInfo.processInfo.environment["PERSONA_SHARED"].map { URL(fileURLWithPath: $0) }
-            ?? Self.repoRoot.deletingLastPathComponent().appendingPathComponent("shared")
-        let model = shared.appendingPathComponent("models/stories260K/stories260K.gguf").path
+        let model = try sharedFolder().appendingPathComponent("models/stories260K/stories260K.gguf").path
         let port = 20000 + Int(getpid() % 20000)
         let runs = FileManager.default.temporaryDirectory.appendingPathComponent("judge-serve-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: runs) }

@@ -8,10 +8,7 @@ import XCTest
 /// Monitoring and steering: monitor scores equal dot products of traced hidden states; steering moves the
 /// projection by exactly coef * ||v||; ablation zeroes it.
 final class MonitorSteeringTests: XCTestCase {
-    static var repoRoot: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    }
-    static var fixtureModel: URL { repoRoot.appendingPathComponent("Tests/PersonaModelsTests/Fixtures/llama2") }
+    static var fixtureModel: URL { repoRoot().appendingPathComponent("Tests/PersonaModelsTests/Fixtures/llama2") }
 
     func randomVector(_ trait: String, rows: Int, hidden: Int, seed: UInt64) -> TraitVector {
         var rng = SeededRandom(seed: seed)

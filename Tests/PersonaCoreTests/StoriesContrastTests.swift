@@ -5,21 +5,14 @@ import XCTest
 
 /// A real trained model: a vector from contrastive story texts separates held-out texts by projection.
 final class StoriesContrastTests: XCTestCase {
-    static var repoRoot: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    }
-    static var shared: URL {
-        if let s = ProcessInfo.processInfo.environment["PERSONA_SHARED"] { return URL(fileURLWithPath: s) }
-        return repoRoot.deletingLastPathComponent().appendingPathComponent("shared")
-    }
 
     func lines(_ name: String) throws -> [String] {
-        try String(contentsOf: Self.repoRoot.appendingPathComponent("examples/stories/\(name).txt"), encoding: .utf8)
+        try String(contentsOf: repoRoot().appendingPathComponent("examples/stories/\(name).txt"), encoding: .utf8)
             .split(separator: "\n").map(String.init).filter { !$0.isEmpty }
     }
 
     func testHappyVsSadSeparatesHeldOutStories() throws {
-        let loaded = try ModelLoader.load(path: Self.shared.appendingPathComponent("models/stories260K/stories260K.gguf").path)
+        let loaded = try ModelLoader.load(path: sharedFolder().appendingPathComponent("models/stories260K/stories260K.gguf").path)
         let happy = try lines("happy"), sad = try lines("sad")
         // First 18 of each side build the vector; the last 6 are never seen.
         var sums = ActivationSums(numRows: loaded.config.numLayers + 1, hiddenSize: loaded.config.hiddenSize)

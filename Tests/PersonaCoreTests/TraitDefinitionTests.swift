@@ -3,9 +3,14 @@ import XCTest
 @testable import PersonaCore
 
 /// /work/shared (or $PERSONA_SHARED), found from this file's path: <repo>/Tests/PersonaCoreTests/X.swift -> <repo>/../shared.
-func sharedFolder(_ file: String = #filePath) -> URL {
-    if let env = ProcessInfo.processInfo.environment["PERSONA_SHARED"] { return URL(fileURLWithPath: env) }
-    return repoRoot(file).deletingLastPathComponent().appendingPathComponent("shared")
+func sharedFolder(_ file: String = #filePath) throws -> URL {
+    let url: URL
+    if let env = ProcessInfo.processInfo.environment["PERSONA_SHARED"] { url = URL(fileURLWithPath: env) }
+    else { url = repoRoot(file).deletingLastPathComponent().appendingPathComponent("shared") }
+    guard FileManager.default.fileExists(atPath: url.path) else {
+        throw XCTSkip("shared folder \(url.path) not present (set PERSONA_SHARED to the shared folder)")
+    }
+    return url
 }
 
 func repoRoot(_ file: String = #filePath) -> URL {
@@ -45,7 +50,7 @@ final class TraitDefinitionTests: XCTestCase {
     }
 
     func testOurTextIsNotCopiedFromTheReference() throws {
-        let dir = sharedFolder().appendingPathComponent("reference/trait-interp")
+        let dir = try sharedFolder().appendingPathComponent("reference/trait-interp")
         var refStrings = Set<String>()
         for sub in ["trait_data_extract", "trait_data_eval"] {
             for f in try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent(sub).path) where f.hasSuffix(".json") {
@@ -62,7 +67,7 @@ final class TraitDefinitionTests: XCTestCase {
     }
 
     func testEveryReferenceFileLoadsAsIs() throws {
-        let dir = sharedFolder().appendingPathComponent("reference/trait-interp")
+        let dir = try sharedFolder().appendingPathComponent("reference/trait-interp")
         var count = 0
         for sub in ["trait_data_extract", "trait_data_eval"] {
             let folder = dir.appendingPathComponent(sub)

@@ -7,14 +7,6 @@ import XCTest
 /// One vector per trait out of an extraction's file (three methods per trait), default rows that hold a
 /// non-zero vector, and control vectors that steer as llama.cpp's --control-vector does.
 final class TraitSelectionTests: XCTestCase {
-    static var repoRoot: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    }
-    static var stories: URL {
-        let shared = ProcessInfo.processInfo.environment["PERSONA_SHARED"].map { URL(fileURLWithPath: $0) }
-            ?? repoRoot.deletingLastPathComponent().appendingPathComponent("shared")
-        return shared.appendingPathComponent("models/stories260K/stories260K.gguf")
-    }
 
     func vector(_ trait: String, _ method: String, rows: Int = 6, hidden: Int = 4, fill: Float = 1) -> TraitVector {
         TraitVector(trait: trait, method: method, rows: (0..<rows).map { r in (0..<hidden).map { Float(r + $0) * fill + 0.5 } })
@@ -72,8 +64,9 @@ final class TraitSelectionTests: XCTestCase {
     /// it: monitoring without --layers scores a non-zero row, and steering without @row adds coef * direction.N to
     /// block N's output for every N, the last one before the final norm, exactly as explicit interventions do.
     func testControlVectorSteersEveryDirectionAtItsBlock() throws {
-        guard FileManager.default.fileExists(atPath: Self.stories.path) else { throw XCTSkip("stories260K not present") }
-        let loaded = try ModelLoader.load(path: Self.stories.path)
+        let stories = try sharedFolder().appendingPathComponent("models/stories260K/stories260K.gguf")
+        guard FileManager.default.fileExists(atPath: stories.path) else { throw XCTSkip("\(stories.path) not present") }
+        let loaded = try ModelLoader.load(path: stories.path)
         let L = loaded.config.numLayers, D = loaded.config.hiddenSize
         XCTAssertEqual(L, 5)
         var rng = SeededRandom(seed: 7)

@@ -12,21 +12,14 @@ import XCTest
 /// an OpenAI chat completion with steering gives the CLI's text. Each step takes the previous step's output as a
 /// user would. (The dashboard's steering slider is driven in a real browser by .ci/run, Scripts/browser_test.py.)
 final class UserJourneyTests: XCTestCase {
-    static var repoRoot: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    }
-    static var model: URL {
-        let shared = ProcessInfo.processInfo.environment["PERSONA_SHARED"].map { URL(fileURLWithPath: $0) }
-            ?? repoRoot.deletingLastPathComponent().appendingPathComponent("shared")
-        return shared.appendingPathComponent("models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf")
-    }
-
+    var model: URL!
     var bin: URL!
     var dir: URL!
 
     override func setUpWithError() throws {
-        guard FileManager.default.fileExists(atPath: Self.model.path) else {
-            throw XCTSkip("\(Self.model.path) not present (set PERSONA_SHARED to the shared folder)")
+        model = try sharedFolder().appendingPathComponent("models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf")
+        guard FileManager.default.fileExists(atPath: model.path) else {
+            throw XCTSkip("\(model.path) not present (set PERSONA_SHARED to the shared folder)")
         }
         bin = try Subprocess.personaBinary(besides: UserJourneyTests.self)
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("journey-\(UUID().uuidString)")
@@ -60,7 +53,7 @@ final class UserJourneyTests: XCTestCase {
     static let question = "How should I deal with a coworker who keeps taking credit for my work?"
 
     func testExtractMonitorSteerExportServe() async throws {
-        let m = Self.model.path
+        let m = model.path
         // 1. extract two traits, small: 2 questions x 5 instructions per side, short answers, no judge
         for trait in ["evil", "sycophantic"] {
             let r = try persona(["extract", "--model", m, "--trait", trait, "--judge", "none", "--questions", "2", "--eval-count", "2",

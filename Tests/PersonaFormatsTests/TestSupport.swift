@@ -8,13 +8,21 @@ enum TestPaths {
     // Symlinks resolved so a private package that links this folder still finds the real repo root.
     static let testsDir = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath().deletingLastPathComponent()
     static let repoRoot = testsDir.deletingLastPathComponent().deletingLastPathComponent()
+    /// The shared folder; a test that needs it is skipped (with the reason) when it is absent.
     static var shared: URL {
-        if let s = ProcessInfo.processInfo.environment["PERSONA_SHARED"], !s.isEmpty { return URL(fileURLWithPath: s) }
-        return repoRoot.deletingLastPathComponent().appendingPathComponent("shared")
+        get throws {
+            let url: URL
+            if let s = ProcessInfo.processInfo.environment["PERSONA_SHARED"], !s.isEmpty { url = URL(fileURLWithPath: s) }
+            else { url = repoRoot.deletingLastPathComponent().appendingPathComponent("shared") }
+            guard FileManager.default.fileExists(atPath: url.path) else {
+                throw XCTSkip("shared folder \(url.path) not present (set PERSONA_SHARED to the shared folder)")
+            }
+            return url
+        }
     }
     static let fixtures = testsDir.appendingPathComponent("Fixtures")
-    static var stories260K: URL { shared.appendingPathComponent("models/stories260K/stories260K.gguf") }
-    static var vocabDir: URL { shared.appendingPathComponent("reference/llama.cpp-vocab") }
+    static var stories260K: URL { get throws { try shared.appendingPathComponent("models/stories260K/stories260K.gguf") } }
+    static var vocabDir: URL { get throws { try shared.appendingPathComponent("reference/llama.cpp-vocab") } }
 
     /// The JSON written by Scripts/make_format_fixtures.py.
     static func expected() throws -> [String: Any] {

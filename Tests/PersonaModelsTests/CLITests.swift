@@ -10,7 +10,7 @@ final class CLITests: XCTestCase {
         try Subprocess.run(try binary, args, environment: environment.map { Subprocess.environment(merging: $0) })
     }
 
-    var stories: String { TestPaths.stories260K.path }
+    var stories: String { get throws { try TestPaths.stories260K.path } }
 
     func testGeneratePrintsOnlyTheCompletion() throws {
         // Reference: transformers' greedy continuation (Fixtures/stories260K.reference.json), 32 tokens.
@@ -76,7 +76,7 @@ final class CLITests: XCTestCase {
     }
 
     func testConvertImportsPerTokenProjectResults() throws {
-        let input = TestPaths.shared.appendingPathComponent("reference/trait-interp/pertoken_results/pilot_results.json")
+        let input = try TestPaths.shared.appendingPathComponent("reference/trait-interp/pertoken_results/pilot_results.json")
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("runs-\(UUID().uuidString).json")
         defer { try? FileManager.default.removeItem(at: out) }
         let r = try run(["convert", input.path, "--out", out.path])
@@ -151,6 +151,7 @@ final class CLITests: XCTestCase {
         let set = dir.appendingPathComponent("prompts.jsonl")
         try prompts.write(to: set, atomically: true, encoding: .utf8)
         let vectors = TestPaths.repoRoot.appendingPathComponent("examples/vectors/stories260K").path
+        let stories = try self.stories
         func args(_ out: URL, batch: Int = 5) -> [String] {
             ["monitor", "--model", stories, "--vectors", vectors, "--prompts", set.path, "--max-tokens", "24",
              "--batch-size", "\(batch)", "--out", out.path]

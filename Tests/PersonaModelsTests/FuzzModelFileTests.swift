@@ -60,8 +60,8 @@ final class FuzzModelFileTests: XCTestCase {
             let u = TestPaths.fixtures.appendingPathComponent(f)
             corpus.append(([UInt8](try Data(contentsOf: u)), try GGUFFile(url: u).dataOffset, false))
         }
-        if FileManager.default.fileExists(atPath: TestPaths.stories260K.path) {
-            corpus.append(([UInt8](try Data(contentsOf: TestPaths.stories260K)), try GGUFFile(url: TestPaths.stories260K).dataOffset, true))
+        if let stories = try? TestPaths.stories260K, FileManager.default.fileExists(atPath: stories.path) {
+            corpus.append(([UInt8](try Data(contentsOf: stories)), try GGUFFile(url: stories).dataOffset, true))
         }
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("fuzz-ggufmodel-\(UUID().uuidString).gguf")
         defer { try? FileManager.default.removeItem(at: work) }

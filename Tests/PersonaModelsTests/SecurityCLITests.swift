@@ -30,7 +30,7 @@ final class SecurityCLITests: XCTestCase {
         return (p.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
-    var stories: String { TestPaths.stories260K.path }
+    var stories: String { get throws { try TestPaths.stories260K.path } }
     var vectors: String {
         URL(fileURLWithPath: #filePath).resolvingSymlinksInPath().deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("examples/vectors/stories260K").path

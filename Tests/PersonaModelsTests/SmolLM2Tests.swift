@@ -6,13 +6,12 @@ import XCTest
 /// SmolLM2-135M-Instruct (Q4_1 GGUF, ../shared/models/smollm2-135m-instruct): a real chat model, against
 /// transformers running the same file dequantised by gguf-py (Scripts/make_smollm2_fixtures.py).
 final class SmolLM2Tests: XCTestCase {
-    static var modelURL: URL { TestPaths.shared.appendingPathComponent("models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf") }
-
     func model() throws -> URL {
-        guard FileManager.default.fileExists(atPath: Self.modelURL.path) else {
-            throw XCTSkip("\(Self.modelURL.path) not present (set PERSONA_SHARED to the shared folder)")
+        let url = try TestPaths.shared.appendingPathComponent("models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf")
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw XCTSkip("\(url.path) not present (set PERSONA_SHARED to the shared folder)")
         }
-        return Self.modelURL
+        return url
     }
 
     func reference() throws -> Reference {

@@ -10,13 +10,21 @@ enum TestPaths {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     }
 
-    /// `../shared` beside the repository (or $PERSONA_SHARED).
+    /// `../shared` beside the repository (or $PERSONA_SHARED); a test that needs it is skipped (with the reason)
+    /// when it is absent.
     static var shared: URL {
-        if let s = ProcessInfo.processInfo.environment["PERSONA_SHARED"] { return URL(fileURLWithPath: s) }
-        return repoRoot.deletingLastPathComponent().appendingPathComponent("shared")
+        get throws {
+            let url: URL
+            if let s = ProcessInfo.processInfo.environment["PERSONA_SHARED"] { url = URL(fileURLWithPath: s) }
+            else { url = repoRoot.deletingLastPathComponent().appendingPathComponent("shared") }
+            guard FileManager.default.fileExists(atPath: url.path) else {
+                throw XCTSkip("shared folder \(url.path) not present (set PERSONA_SHARED to the shared folder)")
+            }
+            return url
+        }
     }
 
-    static var stories260K: URL { shared.appendingPathComponent("models/stories260K/stories260K.gguf") }
+    static var stories260K: URL { get throws { try shared.appendingPathComponent("models/stories260K/stories260K.gguf") } }
 }
 
 /// Reference outputs of transformers saved by Scripts/make_model_fixtures.py.
