@@ -1,6 +1,7 @@
 import ArgumentParser
 import CPersonaKernels
 import Foundation
+import PersonaCore
 import PersonaModels
 import PersonaTensor
 
@@ -123,24 +124,22 @@ struct Bench: ParsableCommand {
         }
         report.prefillTokensPerSecond = Double(promptTokens) / best
 
-        // decode: plain, monitored (8 traits read at every layer), steered (one vector added)
+        // decode: plain, monitored (the real TraitMonitor: 8 traits at every hidden-state row, with each token's
+        // scores read out as `monitor` streams them), steered (one vector added)
         let D = c.hiddenSize, traits = 8
-        let vectors = UnsafeMutablePointer<Float>.allocate(capacity: traits * D)
-        let scores = UnsafeMutablePointer<Float>.allocate(capacity: traits * c.numLayers)
-        defer { vectors.deallocate(); scores.deallocate() }
-        for i in 0..<(traits * D) { vectors[i] = Float(rng.next() >> 40) * 0x1p-24 - 0.5 }
-        var monitor = HookSet()
-        for l in 0..<c.numLayers {
-            let out = scores + l * traits
-            monitor.add(Intervention(.residPost(l), positions: .last, .custom { _, row, ctx in
-                for k in 0..<traits { out[k] = pk_dot_f32(row, vectors + k * D, Int64(ctx.dim)) }
-            }))
+        let traitVectors = (0..<traits).map { k in
+            TraitVector(trait: "trait\(k)", method: "bench",
+                        rows: (0...c.numLayers).map { _ in (0..<D).map { _ in Float(rng.next() >> 40) * 0x1p-24 - 0.5 } })
         }
+        let traitMonitor = try TraitMonitor(vectors: traitVectors, layers: .all, numLayers: c.numLayers, hiddenSize: D,
+                                            capacity: capacity)
+        let monitor = HookSet(traitMonitor.interventions())
         let steerVector = (0..<D).map { _ in Float(rng.next() >> 40) * 0x1p-24 - 0.5 }
         let steer = HookSet([Intervention(.residPost(c.numLayers / 2), positions: .all, .add(vector: steerVector, coef: 4))])
 
-        // One timed decode of decodeTokens steps after a fresh prefill; returns seconds.
-        func decodeOnce(_ hooks: HookSet) throws -> Double {
+        // One timed decode of decodeTokens steps after a fresh prefill; returns seconds. `readScores` reads each
+        // step's scores (the monitored variant).
+        func decodeOnce(_ hooks: HookSet, readScores: Bool = false) throws -> Double {
             cache.reset()
             var logits = try net.forward(prompt, cache: cache, hooks: hooks, logits: .last)
             var one = [0]
@@ -148,6 +147,7 @@ struct Bench: ParsableCommand {
             for _ in 0..<decodeTokens {
                 one[0] = argmax(logits)
                 logits = try net.forward(one, cache: cache, hooks: hooks, logits: .last)
+                if readScores { _ = traitMonitor.primaryScores(position: cache.count - 1) }
             }
             return Date().timeIntervalSince(s)
         }
@@ -162,7 +162,7 @@ struct Bench: ParsableCommand {
         var bw = 0.0
         for _ in 0..<repeats {
             for (i, hooks) in [HookSet(), monitor, steer].enumerated() {
-                best3[i] = min(best3[i], try decodeOnce(hooks))
+                best3[i] = min(best3[i], try decodeOnce(hooks, readScores: i == 1))
                 bw = max(bw, bandwidth())
             }
         }
@@ -239,7 +239,7 @@ struct BenchReport: Codable {
             ("load", "\(f(loadSeconds, 3)) s (\(loadKind))"),
             ("prefill", "\(f(prefillTokensPerSecond)) tok/s (\(promptTokens) tokens)"),
             ("decode plain", "\(f(decodePlain, 2)) tok/s"),
-            ("decode monitored", "\(f(decodeMonitored, 2)) tok/s (8 traits at every layer, \(f(monitorOverhead * 100))% overhead)"),
+            ("decode monitored", "\(f(decodeMonitored, 2)) tok/s (TraitMonitor: 8 traits x every row, \(f(monitorOverhead * 100))% overhead)"),
             ("decode steered", "\(f(decodeSteered, 2)) tok/s (one vector added, \(f(steerOverhead * 100))% overhead)"),
         ] + (batch > 0 ? [
             ("decode batched", "\(f(decodeBatched, 2)) tok/s summed over \(batch) sequences (\(f(decodeBatched / max(decodePlain, 1e-9), 2))x one sequence)"),
