@@ -1,5 +1,6 @@
 import Foundation
-import PersonaCore
+@testable import PersonaCore
+import PersonaModels
 import XCTest
 
 /// Merging shard statistics refuses what does not fit instead of truncating (zip) or wiping a method.
@@ -39,6 +40,34 @@ final class ActivationSumsTests: XCTestCase {
         XCTAssertThrowsError(try a.merge(nan))
         XCTAssertThrowsError(try a.merge(try sums(rows: 4)))
         XCTAssertEqual(a.positiveCount, 1, "nothing was merged")
+    }
+
+    /// Sums accumulated inside the forward pass equal `add` over a full trace bit for bit (same order, same
+    /// arithmetic), for sequences of different lengths run in one batch.
+    func testInHookAccumulationEqualsTraceSums() throws {
+        let loaded = try ModelLoader.load(path: repoRoot().appendingPathComponent("Tests/PersonaModelsTests/Fixtures/llama2").path)
+        let L = loaded.config.numLayers, D = loaded.config.hiddenSize
+        let samples: [(ids: [Int], prompt: Int, positive: Bool)] = [
+            ([1, 5, 9, 13, 2, 7, 3], 4, true), ([1, 8, 3, 20, 4], 2, false), ([1, 11, 6, 5, 5, 5, 9, 30, 2], 6, true)]
+        // the same batch traced (a batched pass rounds like a batched pass)
+        var expected = ActivationSums(numRows: L + 1, hiddenSize: D)
+        let traces = try HiddenStateTrace.run(model: loaded.model, batch: samples.map(\.ids), logits: .none)
+        for (s, trace) in zip(samples, traces) {
+            try expected.add(hiddenStates: trace.hiddenStates, promptLength: s.prompt, positive: s.positive)
+        }
+        let acc = ActivationAccumulator(numRows: L + 1, hiddenSize: D)
+        let seqs = try samples.map { s in
+            BatchSequence(tokens: s.ids, cache: loaded.model.makeCache(capacity: s.ids.count),
+                          hooks: try acc.hooks(promptLength: s.prompt, total: s.ids.count, positive: s.positive))
+        }
+        try loaded.model.forward(batch: seqs, logits: .none)
+        let got = acc.statistics()
+        XCTAssertEqual([got.positiveCount, got.negativeCount], [expected.positiveCount, expected.negativeCount])
+        for m in AverageMethod.allCases {
+            XCTAssertTrue(got.positive[m.rawValue] == expected.positive[m.rawValue], "positive \(m.rawValue) differs")
+            XCTAssertTrue(got.negative[m.rawValue] == expected.negative[m.rawValue], "negative \(m.rawValue) differs")
+        }
+        XCTAssertThrowsError(try acc.hooks(promptLength: 5, total: 5, positive: true), "a sample without a response")
     }
 
     /// A tampered sums.json in a shard folder is named in the error of `extract merge`.

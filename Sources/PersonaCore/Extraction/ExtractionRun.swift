@@ -343,11 +343,20 @@ public final class ExtractionRun {
     public func accumulate(_ kept: [(pos: ResponseRecord, neg: ResponseRecord)], batchSize: Int = 4,
                            progress: ExtractionProgress? = nil) throws -> ActivationSums {
         let cfg = loaded.config
-        var sums = ActivationSums(numRows: cfg.numLayers + 1, hiddenSize: cfg.hiddenSize)
-        try traceRows(kept, pairsPerPass: batchSize, progress: { progress?($0, kept.count, "pairs forwarded") }) { r, isPos, trace in
-            try sums.add(hiddenStates: trace.hiddenStates, promptLength: r.promptIds.count, positive: isPos)
+        // summed inside the forward pass: no hidden states are kept
+        let acc = ActivationAccumulator(numRows: cfg.numLayers + 1, hiddenSize: cfg.hiddenSize)
+        let n = max(1, batchSize)
+        for start in stride(from: 0, to: kept.count, by: n) {
+            let group = kept[start..<min(kept.count, start + n)]
+            let seqs = try group.flatMap { [($0.pos, true), ($0.neg, false)] }.map { r, isPos in
+                let ids = r.promptIds + r.answerIds
+                return BatchSequence(tokens: ids, cache: loaded.model.makeCache(capacity: ids.count),
+                                     hooks: try acc.hooks(promptLength: r.promptIds.count, total: ids.count, positive: isPos))
+            }
+            if !seqs.isEmpty { try loaded.model.forward(batch: seqs, logits: .none) }
+            progress?(start + group.count, kept.count, "pairs forwarded")
         }
-        return sums
+        return acc.statistics()
     }
 
     /// Traces each pair's positive and negative row (prompt + answer ids), `pairsPerPass` pairs per batched forward
