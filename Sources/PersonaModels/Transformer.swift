@@ -16,7 +16,14 @@ public final class TransformerModel: @unchecked Sendable {
     let invFreq: [Float]
     private var ws: Workspace
     /// How matrix products treat activations (`.exact`: f32, the default; `.native`: llama.cpp-style int8 / bf16).
-    public var precision: MatmulPrecision = .exact
+    /// A change made while a forward pass runs (on another thread) waits for it: a pass uses one precision.
+    public var precision: MatmulPrecision {
+        get { lock.lock(); defer { lock.unlock() }; return requestedPrecision }
+        set { lock.lock(); requestedPrecision = newValue; lock.unlock() }
+    }
+    private var requestedPrecision: MatmulPrecision = .exact
+    /// The precision of the pass in flight, read once when it starts (under the lock).
+    private var passPrecision: MatmulPrecision = .exact
     private let lock = NSLock()
 
     init(config: ModelConfig, weights: ModelWeights) {
@@ -61,6 +68,7 @@ public final class TransformerModel: @unchecked Sendable {
     private func run(_ seqs: UnsafeBufferPointer<BatchSequence>, logits mode: LogitsMode) throws -> UnsafeBufferPointer<Float> {
         lock.lock()
         defer { lock.unlock() }
+        passPrecision = requestedPrecision
         let c = config, D = c.hiddenSize, B = seqs.count
         var T = 0, capacity = 0
         for (b, s) in seqs.enumerated() {
@@ -143,7 +151,7 @@ public final class TransformerModel: @unchecked Sendable {
                 }
                 last = ws.attnOut
             }
-            Ops.matmul(weights.lmHead, last, T: B, ws.logits, precision: precision)
+            Ops.matmul(weights.lmHead, last, T: B, ws.logits, precision: passPrecision)
             softcapLogits(ws.logits, count: B * c.vocabSize)
             for (b, s) in seqs.enumerated() {
                 try checkFinite(ws.logits + b * c.vocabSize, count: 1, dim: c.vocabSize, start: s.cache.count - 1,
@@ -151,7 +159,7 @@ public final class TransformerModel: @unchecked Sendable {
             }
             return UnsafeBufferPointer(start: ws.logits, count: B * c.vocabSize)
         case .all:
-            Ops.matmul(weights.lmHead, h, T: T, ws.logits, precision: precision)
+            Ops.matmul(weights.lmHead, h, T: T, ws.logits, precision: passPrecision)
             softcapLogits(ws.logits, count: T * c.vocabSize)
             var row = 0
             for (b, s) in seqs.enumerated() {
@@ -210,9 +218,9 @@ public final class TransformerModel: @unchecked Sendable {
                            seqs: UnsafeBufferPointer<BatchSequence>, count T: Int, out: UnsafeMutablePointer<Float>) {
         let c = config, hd = c.headDim, qDim = c.qDim, kvDim = c.kvDim
         let q = ws.q, k = ws.k, v = ws.v
-        Ops.matmul(w.wq, h, T: T, q, precision: precision)
-        Ops.matmul(w.wk, h, T: T, k, precision: precision)
-        Ops.matmul(w.wv, h, T: T, v, precision: precision)
+        Ops.matmul(w.wq, h, T: T, q, precision: passPrecision)
+        Ops.matmul(w.wk, h, T: T, k, precision: passPrecision)
+        Ops.matmul(w.wv, h, T: T, v, precision: passPrecision)
         if let b = w.bq { Ops.addBias(q, b, n: qDim, T: T) }
         if let b = w.bk { Ops.addBias(k, b, n: kvDim, T: T) }
         if let b = w.bv { Ops.addBias(v, b, n: kvDim, T: T) }
@@ -255,7 +263,7 @@ public final class TransformerModel: @unchecked Sendable {
             }
             row += n
         }
-        Ops.matmul(w.wo, ctxOut, T: T, out, precision: precision)
+        Ops.matmul(w.wo, ctxOut, T: T, out, precision: passPrecision)
     }
 
     // MARK: MLP
@@ -263,8 +271,8 @@ public final class TransformerModel: @unchecked Sendable {
     private func mlp(w: LayerWeights, input h: UnsafeMutablePointer<Float>, count T: Int, out: UnsafeMutablePointer<Float>) {
         let F = config.intermediateSize
         let g = ws.gate, u = ws.up
-        Ops.matmul(w.gate, h, T: T, g, precision: precision)
-        Ops.matmul(w.up, h, T: T, u, precision: precision)
+        Ops.matmul(w.gate, h, T: T, g, precision: passPrecision)
+        Ops.matmul(w.up, h, T: T, u, precision: passPrecision)
         // act(gate) * up: SIMD kernels, in 16-aligned chunks over the pool
         let n = T * F, chunk = 8192
         var job = ActivationJob(g: g, u: u, n: n, chunk: chunk, activation: config.activation)
@@ -279,7 +287,7 @@ public final class TransformerModel: @unchecked Sendable {
                 }
             }
         }
-        Ops.matmul(w.down, g, T: T, out, precision: precision)
+        Ops.matmul(w.down, g, T: T, out, precision: passPrecision)
     }
 
     // MARK: RoPE

@@ -142,3 +142,36 @@ final class WorkspaceLifetimeTests: XCTestCase {
     }
 }
 #endif
+
+/// A precision change made from another thread while a forward pass runs waits for the pass: the pass computes
+/// in the precision it started with (it used to read the property at every product).
+final class PrecisionChangeTests: XCTestCase {
+    func testPrecisionSetDuringAPassWaitsForIt() throws {
+        let net = try ModelLoader.loadNetwork(path: TestPaths.fixtures.appendingPathComponent("llama2-q8_0.gguf").path)
+        let ids = [1, 5, 9, 13, 2, 7, 3, 11]
+        let exact = Array(try net.forward(ids, cache: net.makeCache(capacity: 16), logits: .all))
+        net.precision = .native
+        let native = Array(try net.forward(ids, cache: net.makeCache(capacity: 16), logits: .all))
+        XCTAssertNotEqual(exact, native, "q8_0 weights compute differently in native precision")
+        net.precision = .exact
+
+        // At block 0's output, another thread asks for native precision; the pass must finish in exact.
+        let changed = DispatchSemaphore(value: 0)
+        let flags = NSLock()
+        var hookDone = false, setReturnedDuringPass = false
+        let hooks = HookSet([Intervention(.residPost(0), positions: .last, .custom { _, _, _ in
+            DispatchQueue.global().async {
+                net.precision = .native
+                flags.lock(); setReturnedDuringPass = !hookDone; flags.unlock()
+                changed.signal()
+            }
+            Thread.sleep(forTimeInterval: 0.2)   // time for the setter to return if nothing held it back
+            flags.lock(); hookDone = true; flags.unlock()
+        })])
+        let during = Array(try net.forward(ids, cache: net.makeCache(capacity: 16), hooks: hooks, logits: .all))
+        changed.wait()
+        XCTAssertFalse(setReturnedDuringPass, "the setter returned while the pass was running")
+        XCTAssertEqual(during, exact, "the pass switched precision halfway")
+        XCTAssertEqual(net.precision, .native, "the change took effect after the pass")
+    }
+}
