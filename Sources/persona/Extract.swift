@@ -126,7 +126,7 @@ struct ExtractRun: AsyncParsableCommand {
             note("no judge: every pair with non-empty answers is kept (pass --judge openai|local to filter)")
         }
 
-        let keptCount = run.filter("extract", judged: judge != nil).kept.count
+        let keptCount = run.filter(.extract, judged: judge != nil).kept.count
         let ap = Progress(total: keptCount, label: "pairs forwarded")
         let (sums, reports, evalKept) = try run.accumulateAndSave(judged: judge != nil) { done, _, _ in ap.update(done) }
         for r in reports { print(r.text) }
@@ -161,7 +161,7 @@ struct ExtractMerge: AsyncParsableCommand {
                 for u in urls {
                     let r = try ExtractionRun.open(folder: u, loaded: loaded)
                     let judged = !r.judgments.isEmpty
-                    evalPairs += r.filter("eval", judged: judged).kept
+                    evalPairs += r.filter(.eval, judged: judged).kept
                     forward = forward ?? r
                 }
             } else {

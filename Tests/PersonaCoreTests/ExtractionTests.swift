@@ -93,7 +93,7 @@ final class ExtractionTests: XCTestCase {
         let dir = tempFolder("meandiff"); defer { try? FileManager.default.removeItem(at: dir) }
         let run = try ExtractionRun(folder: dir, trait: try chatTrait(), options: options(questions: 3, eval: 0), loaded: loaded)
         try run.generate()
-        let (kept, report) = run.filter("extract", judged: false)
+        let (kept, report) = run.filter(.extract, judged: false)
         XCTAssertEqual(report.pairs, 6)
         XCTAssertGreaterThan(kept.count, 2)
         let sums = try run.accumulate(kept)
@@ -225,7 +225,7 @@ final class ExtractionTests: XCTestCase {
         XCTAssertEqual(resumed.responses, single.responses, "rows are the same whatever the batch size")
         XCTAssertGreaterThan(Set(single.responses.values.map(\.answerIds)).count, total / 2, "rows differ from each other (seeds per row)")
 
-        let kept = single.filter("extract", judged: false).kept
+        let kept = single.filter(.extract, judged: false).kept
         XCTAssertFalse(kept.isEmpty)
         let batched = try single.accumulate(kept, batchSize: 3)
         var perRow = ActivationSums(numRows: loaded.config.numLayers + 1, hiddenSize: loaded.config.hiddenSize)
@@ -254,12 +254,12 @@ final class ExtractionTests: XCTestCase {
                                                               (49, 90, 10, 90),    // pos trait too low
                                                               (90, 90, 50, 90),    // neg trait not < 50
                                                               (90, 40, nil, 90)]   // pos incoherent, neg score missing
-        for p in run.pairs("extract") {
+        for p in run.pairs(.extract) {
             let sc = scores[p.unit.instructionIndex]
             try run.record(JudgmentRecord(key: p.pos!.key, trait: sc.0, coherence: sc.1, judge: "hand"))
             try run.record(JudgmentRecord(key: p.neg!.key, trait: sc.2, coherence: sc.3, judge: "hand"))
         }
-        let (kept, rep) = run.filter("extract", judged: true)
+        let (kept, rep) = run.filter(.extract, judged: true)
         XCTAssertEqual(kept.map { $0.pos.instructionIndex }, [0, 1])
         XCTAssertEqual(kept.map { $0.neg.instructionIndex }, [0, 1])
         XCTAssertEqual(rep.pairs, 5)
@@ -283,7 +283,7 @@ final class ExtractionTests: XCTestCase {
         XCTAssertEqual(rows[1][4], "80.0")
         // Judgments survive a reopen (write-ahead log).
         let reopened = try ExtractionRun.open(folder: dir, loaded: loaded)
-        XCTAssertEqual(reopened.filter("extract", judged: true).report, rep)
+        XCTAssertEqual(reopened.filter(.extract, judged: true).report, rep)
     }
 
     /// The judge stage scores every row once (trait + coherence), records it, and a rerun asks nothing.

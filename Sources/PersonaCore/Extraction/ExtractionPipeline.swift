@@ -31,8 +31,8 @@ extension ExtractionRun {
     public func accumulateAndSave(judged: Bool, progress: ExtractionProgress? = nil)
         throws -> (sums: ActivationSums, reports: [FilterReport], evalKept: [(pos: ResponseRecord, neg: ResponseRecord)]) {
         try writeCSVs()
-        let (kept, rep) = filter("extract", judged: judged)
-        let (evalKept, evalRep) = filter("eval", judged: judged)
+        let (kept, rep) = filter(.extract, judged: judged)
+        let (evalKept, evalRep) = filter(.eval, judged: judged)
         try Self.writeJSON([rep, evalRep], to: folder.appendingPathComponent("filter.json"))
         guard !kept.isEmpty else {
             throw VectorError("no extraction pair passed the filter (\(rep.pairs) pairs); see \(folder.appendingPathComponent("filter.json").path)")

@@ -37,13 +37,23 @@ public struct ExtractionOptions: Codable, Sendable, Equatable {
     public init() {}
 }
 
+/// Which questions a row answers: the extraction set, or the held-out eval set of the layer report.
+public enum ResponseSet: String, Codable, Sendable, CaseIterable, CustomStringConvertible {
+    case extract, eval
+    public var description: String { rawValue }
+}
+
+/// Which system prompt a row was generated under: the trait's (positive) or its opposite (negative).
+public enum Side: String, Codable, Sendable, CaseIterable, CustomStringConvertible {
+    case pos, neg
+    public var description: String { rawValue }
+}
+
 /// One generated response. Token ids are kept so extraction forwards exactly what was generated
 /// (prompt ids already hold BOS / the chat template; nothing is added again).
 public struct ResponseRecord: Codable, Sendable, Equatable {
-    /// "extract" or "eval".
-    public var set: String
-    /// "pos" or "neg".
-    public var side: String
+    public var set: ResponseSet
+    public var side: Side
     public var questionIndex: Int
     public var instructionIndex: Int
     public var sample: Int
@@ -61,9 +71,14 @@ public struct ResponseRecord: Codable, Sendable, Equatable {
         case promptIds = "prompt_ids", answerIds = "answer_ids"
     }
 
-    /// The pair this row belongs to (pos and neg rows share it).
-    public var unitKey: String { "\(set)/q\(questionIndex)/i\(instructionIndex)/s\(sample)" }
-    public var key: String { "\(unitKey)/\(side)" }
+    /// The row's key (judgments.jsonl refers to rows by it; row seeds derive from it): the one place it is spelled.
+    public var key: String {
+        Self.key(set: set, questionIndex: questionIndex, instructionIndex: instructionIndex, sample: sample, side: side)
+    }
+
+    public static func key(set: ResponseSet, questionIndex: Int, instructionIndex: Int, sample: Int, side: Side) -> String {
+        "\(set)/q\(questionIndex)/i\(instructionIndex)/s\(sample)/\(side)"
+    }
 }
 
 /// Judge scores of one response (nil = no usable score).
@@ -76,7 +91,7 @@ public struct JudgmentRecord: Codable, Sendable, Equatable {
 
 /// How many pairs each filter kept (persona_vectors' row-aligned filter, docs/extraction.md).
 public struct FilterReport: Codable, Sendable, Equatable {
-    public var set: String
+    public var set: ResponseSet
     public var pairs = 0
     public var judged: Bool
     public var nonEmptyAnswers = 0
@@ -115,7 +130,7 @@ public typealias ExtractionProgress = (Int, Int, String) -> Void
 /// then pos.csv / neg.csv (persona_vectors columns), filter.json, sums.json (exact sufficient statistics),
 /// vectors.safetensors and layer_report.json.
 public final class ExtractionRun {
-    public static let sets = ["extract", "eval"]
+    public static let sets = ResponseSet.allCases
     public let folder: URL
     public let trait: TraitDefinition
     public let options: ExtractionOptions
@@ -164,21 +179,25 @@ public final class ExtractionRun {
     // MARK: units
 
     public struct Unit: Sendable, Equatable {
-        public var set: String
+        public var set: ResponseSet
         public var questionIndex: Int
         public var instructionIndex: Int
         public var sample: Int
+
+        public func key(_ side: Side) -> String {
+            ResponseRecord.key(set: set, questionIndex: questionIndex, instructionIndex: instructionIndex, sample: sample, side: side)
+        }
     }
 
-    public func questions(_ set: String) -> [String] {
-        let qs = set == "extract" ? trait.questions : trait.evalQuestions
-        let limit = set == "extract" ? options.questionLimit : options.evalQuestionLimit
+    public func questions(_ set: ResponseSet) -> [String] {
+        let qs = set == .extract ? trait.questions : trait.evalQuestions
+        let limit = set == .extract ? options.questionLimit : options.evalQuestionLimit
         return Array(qs.prefix(limit ?? qs.count))
     }
 
     /// This shard's units of a set, in a fixed order.
-    public func units(_ set: String) -> [Unit] {
-        let n = set == "extract" ? options.samplesPerQuestion : options.evalSamplesPerQuestion
+    public func units(_ set: ResponseSet) -> [Unit] {
+        let n = set == .extract ? options.samplesPerQuestion : options.evalSamplesPerQuestion
         var out: [Unit] = []
         var index = 0
         for q in questions(set).indices {
@@ -193,18 +212,18 @@ public final class ExtractionRun {
     }
 
     /// System prompt of a side ("You are a/an {name} assistant. {instruction}"), or the raw-text prefix for template-less models.
-    public func systemText(side: String, instructionIndex: Int) -> String {
+    public func systemText(side: Side, instructionIndex: Int) -> String {
         let pair = trait.instruction[instructionIndex]
-        let instruction = side == "pos" ? pair.pos : pair.neg
+        let instruction = side == .pos ? pair.pos : pair.neg
         if raw { return instruction }
-        if side == "neg" { return "You are a helpful assistant. \(instruction)" }
+        if side == .neg { return "You are a helpful assistant. \(instruction)" }
         let article = trait.name.first.map { "aeiouAEIOU".contains($0) } == true ? "an" : "a"
         return "You are \(article) \(trait.name) assistant. \(instruction)"
     }
 
     /// Prompt ids of a row: chat template with the system prompt (merged into the user turn when the template
     /// has no system role), or for raw models BOS + "{instruction}\n\n{question}".
-    public func promptIds(_ unit: Unit, side: String) throws -> [Int] {
+    public func promptIds(_ unit: Unit, side: Side) throws -> [Int] {
         let q = questions(unit.set)[unit.questionIndex]
         return try Generator(loaded).promptIds(for: q, system: systemText(side: side, instructionIndex: unit.instructionIndex), raw: raw)
     }
@@ -222,9 +241,9 @@ public final class ExtractionRun {
                          onTokens: ((Int) -> Void)? = nil) throws -> Int {
         guard batchSize >= 1 else { throw VectorError("batch size must be >= 1, got \(batchSize)") }
         let gen = Generator(loaded)
-        var todo: [(Unit, String)] = []
+        var todo: [(Unit, Side)] = []
         for set in Self.sets {
-            for u in units(set) { for side in ["pos", "neg"] where responses[key(u, side)] == nil { todo.append((u, side)) } }
+            for u in units(set) { for side in Side.allCases where responses[u.key(side)] == nil { todo.append((u, side)) } }
         }
         if let s = stopAfter { todo = Array(todo.prefix(s)) }
         let tok = loaded.tokenizer.tokenizer
@@ -250,18 +269,16 @@ public final class ExtractionRun {
         return made
     }
 
-    func key(_ u: Unit, _ side: String) -> String { "\(u.set)/q\(u.questionIndex)/i\(u.instructionIndex)/s\(u.sample)/\(side)" }
-
     /// A deterministic seed per row, so a resumed run draws what an uninterrupted one would have.
-    func rowSeed(_ u: Unit, side: String) -> UInt64 {
+    func rowSeed(_ u: Unit, side: Side) -> UInt64 {
         var h: UInt64 = 0xcbf29ce484222325 ^ options.seed
-        for b in key(u, side).utf8 { h = (h ^ UInt64(b)) &* 0x100000001b3 }
+        for b in u.key(side).utf8 { h = (h ^ UInt64(b)) &* 0x100000001b3 }
         return h
     }
 
     /// The rows of this shard, pos and neg aligned; nil where a row is missing.
-    public func pairs(_ set: String) -> [(unit: Unit, pos: ResponseRecord?, neg: ResponseRecord?)] {
-        units(set).map { u in (u, responses[key(u, "pos")], responses[key(u, "neg")]) }
+    public func pairs(_ set: ResponseSet) -> [(unit: Unit, pos: ResponseRecord?, neg: ResponseRecord?)] {
+        units(set).map { u in (u, responses[u.key(.pos)], responses[u.key(.neg)]) }
     }
 
     // MARK: stage 2: judging
@@ -310,7 +327,7 @@ public final class ExtractionRun {
     /// Applies the filter row-aligned: with scores, keep = pos.trait >= t, neg.trait < 100 - t, both coherence >= the
     /// coherence threshold (50 by default);
     /// without (`judged` false), pairs with non-empty answers on both sides. Missing rows are never kept.
-    public func filter(_ set: String, judged: Bool) -> (kept: [(pos: ResponseRecord, neg: ResponseRecord)], report: FilterReport) {
+    public func filter(_ set: ResponseSet, judged: Bool) -> (kept: [(pos: ResponseRecord, neg: ResponseRecord)], report: FilterReport) {
         var rep = FilterReport(set: set, judged: judged, threshold: options.threshold, coherenceThreshold: options.coherenceThreshold)
         var kept: [(pos: ResponseRecord, neg: ResponseRecord)] = []
         let t = options.threshold, ct = options.coherenceThreshold
@@ -378,16 +395,16 @@ public final class ExtractionRun {
     /// Writes pos.csv / neg.csv (and eval_pos.csv / eval_neg.csv) with persona_vectors' columns.
     public func writeCSVs() throws {
         for set in Self.sets {
-            for side in ["pos", "neg"] {
+            for side in Side.allCases {
                 var lines = ["question,prompt,answer,question_id,\(CSV.escape(trait.name)),coherence"]
                 for p in pairs(set) {
-                    guard let r = side == "pos" ? p.pos : p.neg else { continue }
+                    guard let r = side == .pos ? p.pos : p.neg else { continue }
                     let j = judgments[r.key]
                     let cols = [r.question, r.prompt, r.answer, "\(trait.name)_\(r.questionIndex)_\(side)_i\(r.instructionIndex)_s\(r.sample)",
                                 j?.trait.map { String($0) } ?? "", j?.coherence.map { String($0) } ?? ""]
                     lines.append(cols.map(CSV.escape).joined(separator: ","))
                 }
-                let name = (set == "extract" ? "" : "eval_") + side + ".csv"
+                let name = (set == .extract ? "" : "eval_") + side.rawValue + ".csv"
                 try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: folder.appendingPathComponent(name), options: .atomic)
             }
         }
