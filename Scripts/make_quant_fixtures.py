@@ -63,22 +63,12 @@ def write_source(path):
     w.add_rope_dimension_count(HIDDEN // HEADS)
     w.add_layer_norm_rms_eps(1e-5)
     w.add_file_type(0)
-    for name, field in src.fields.items():
-        if not name.startswith("tokenizer."):
-            continue
-        value = field.contents()
-        if name == "tokenizer.ggml.model":
-            w.add_tokenizer_model(value)
-        elif name == "tokenizer.ggml.tokens":
-            w.add_token_list(value)
-        elif name == "tokenizer.ggml.scores":
-            w.add_token_scores(value)
-        elif name == "tokenizer.ggml.token_type":
-            w.add_token_types(value)
-        elif name == "tokenizer.ggml.bos_token_id":
-            w.add_bos_token_id(value)
-        elif name == "tokenizer.ggml.eos_token_id":
-            w.add_eos_token_id(value)
+    copy = {"tokenizer.ggml.model": w.add_tokenizer_model, "tokenizer.ggml.tokens": w.add_token_list,
+            "tokenizer.ggml.scores": w.add_token_scores, "tokenizer.ggml.token_type": w.add_token_types,
+            "tokenizer.ggml.bos_token_id": w.add_bos_token_id, "tokenizer.ggml.eos_token_id": w.add_eos_token_id}
+    for name, field in src.fields.items():   # in the source file's order
+        if name in copy:
+            copy[name](field.contents())
     vocab = len(src.fields["tokenizer.ggml.tokens"].contents())
     rng = np.random.default_rng(20261204)
     kv = KV_HEADS * (HIDDEN // HEADS)
