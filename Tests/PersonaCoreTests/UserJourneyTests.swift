@@ -113,6 +113,12 @@ final class UserJourneyTests: XCTestCase {
         XCTAssertEqual(a.count, b.count)
         XCTAssertFalse(a.isEmpty)
         for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: 1e-5 * max(1, abs(x)), "control vector scores at row \(row)") }
+        // another method by name; a folder of two traits needs --trait
+        try persona(["convert", evilFile, "--to", "control-vector", "--trait", "evil@prompt_avg", "--out", path("evil-prompt.gguf")])
+        XCTAssertEqual(try VectorFiles.load(URL(fileURLWithPath: path("evil-prompt.gguf"))).first?.method, "prompt_avg")
+        let both = try Subprocess.run(bin, ["convert", vecs.path, "--to", "control-vector", "--out", path("x.gguf")])
+        XCTAssertNotEqual(both.status, 0)
+        XCTAssertTrue(both.stderr.contains("choose one with --trait"), both.stderr)
         // a control vector without @layer steers every direction at its block, as llama.cpp's --control-vector
         try persona(["monitor", "--vectors", path("evil.gguf"), "--layers", row, "--steer", "evil:0.3"] + common + ["--out", path("cv-steer.json")])
         let cvSteer = try run("cv-steer.json")
