@@ -86,26 +86,10 @@ public final class Generator: @unchecked Sendable {
     }
 
     /// Generates up to `options.maxTokens` tokens after `promptIds`. `onToken` returns false to stop early.
+    /// The batch decoder with one sequence: every generation path runs the same loop.
     public func generate(promptIds: [Int], options: GenerationOptions, hooks: HookSet = HookSet(),
                          onToken: (TokenEvent) throws -> Bool = { _ in true }) throws -> GenerationResult {
-        let model = loaded.model
-        try loaded.checkRequest(promptIds, options, label: "the prompt")
-        let cache = model.makeCache(capacity: loaded.cacheCapacity(promptIds, options))
-        var seq = SequenceState(promptIds: promptIds, options: options, loaded: loaded)
-        var scratch = [Float](repeating: 0, count: model.config.vocabSize)
-
-        let t0 = Date()
-        var logits = try model.forward(promptIds, cache: cache, hooks: hooks, logits: .last)
-        let prefill = Date().timeIntervalSince(t0)
-        let t1 = Date()
-        while let id = try seq.step(logits: logits, scratch: &scratch, cacheFull: cache.count >= cache.capacity, onToken: onToken) {
-            logits = try model.forward([id], cache: cache, hooks: hooks, logits: .last)
-            seq.pending = nil
-        }
-        if options.processFinalToken, let id = seq.pending, cache.count < cache.capacity {
-            try model.forward([id], cache: cache, hooks: hooks, logits: .none)
-        }
-        return seq.result(prefillSeconds: prefill, decodeSeconds: Date().timeIntervalSince(t1))
+        try generate(batch: [promptIds], options: [options], hooks: [hooks], onToken: { _, ev in try onToken(ev) })[0]
     }
 
     /// Generates a continuation for each prompt at once: the prompts are prefilled together, then every step runs
@@ -144,7 +128,7 @@ public final class Generator: @unchecked Sendable {
                 // every prompt is checked before anything runs
                 let decoder = BatchDecoder(loaded: loaded)
                 for i in prompts.indices {
-                    try decoder.admit(promptIds: prompts[i], options: options[i], hooks: hooks[i], label: "prompt \(i) of the batch",
+                    try decoder.admit(promptIds: prompts[i], options: options[i], hooks: hooks[i], label: prompts.count == 1 ? "the prompt" : "prompt \(i) of the batch",
                                       onToken: { try onToken(i, $0) },
                                       onFinish: { r in
                                           let result = try r.get()
