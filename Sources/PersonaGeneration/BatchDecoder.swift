@@ -35,6 +35,9 @@ final class BatchDecoder {
         }
     }
 
+    /// An error from sampling or a callback, told apart from a failed pass.
+    private struct SamplingFailure: Error { let underlying: Error }
+
     let loaded: LoadedModel
     private(set) var running: [Sequence] = []
     private var scratch: [Float] = []
@@ -60,10 +63,21 @@ final class BatchDecoder {
     func step(isolateFailures: Bool) throws {
         guard !running.isEmpty else { return }
         let model = loaded.model
-        let logits: UnsafeBufferPointer<Float>
+        let V = model.config.vocabSize
+        var still: [Sequence] = []
         do {
-            logits = try model.forward(batch: running.map { BatchSequence(tokens: $0.input, cache: $0.cache, hooks: $0.hooks) },
-                                       logits: .last)
+            // sampled under the model's lock: no other pass can overwrite the logits meanwhile
+            try model.forward(batch: running.map { BatchSequence(tokens: $0.input, cache: $0.cache, hooks: $0.hooks) }, logits: .last) { logits in
+                do {
+                    for (row, s) in running.enumerated() where try consume(s, logits: UnsafeBufferPointer(rebasing: logits[(row * V)..<((row + 1) * V)])) {
+                        still.append(s)
+                    }
+                } catch {
+                    throw SamplingFailure(underlying: error)   // not the pass: no rerun
+                }
+            }
+        } catch let failure as SamplingFailure {
+            throw failure.underlying
         } catch {
             guard isolateFailures else { throw error }
             var still: [Sequence] = []
@@ -76,11 +90,6 @@ final class BatchDecoder {
             }
             running = still
             return
-        }
-        let V = model.config.vocabSize
-        var still: [Sequence] = []
-        for (row, s) in running.enumerated() where try consume(s, logits: UnsafeBufferPointer(rebasing: logits[(row * V)..<((row + 1) * V)])) {
-            still.append(s)
         }
         running = still
     }

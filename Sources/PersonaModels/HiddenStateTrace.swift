@@ -9,8 +9,8 @@ public struct HiddenStateTrace {
     public static func run(model: TransformerModel, tokens: [Int], hooks extra: [Intervention] = []) throws -> HiddenStateTrace {
         let (hooks, buffers) = captureEveryRow(numLayers: model.config.numLayers, after: extra)
         let cache = model.makeCache(capacity: tokens.count)
-        let logits = try model.forward(tokens, cache: cache, hooks: hooks, logits: .all)
-        return HiddenStateTrace(hiddenStates: buffers.map { $0.values }, logits: Array(logits))
+        let logits = try model.forward(batch: [BatchSequence(tokens: tokens, cache: cache, hooks: hooks)], logits: .all) { Array($0) }
+        return HiddenStateTrace(hiddenStates: buffers.map { $0.values }, logits: logits)
     }
 
     /// Runs several token sequences (each from an empty cache) in one batched forward pass and returns one trace
@@ -26,15 +26,16 @@ public struct HiddenStateTrace {
             buffers.append(rows)
             seqs.append(BatchSequence(tokens: tokens, cache: model.makeCache(capacity: tokens.count), hooks: hooks))
         }
-        let out = try model.forward(batch: seqs, logits: mode == .all ? .all : .none)
-        var traces: [HiddenStateTrace] = []
-        var row = 0
-        for (b, tokens) in batch.enumerated() {
-            let logits = mode == .all ? Array(out[(row * V)..<((row + tokens.count) * V)]) : []
-            traces.append(HiddenStateTrace(hiddenStates: buffers[b].map { $0.values }, logits: logits))
-            row += tokens.count
+        return try model.forward(batch: seqs, logits: mode == .all ? .all : .none) { out in
+            var traces: [HiddenStateTrace] = []
+            var row = 0
+            for (b, tokens) in batch.enumerated() {
+                let logits = mode == .all ? Array(out[(row * V)..<((row + tokens.count) * V)]) : []
+                traces.append(HiddenStateTrace(hiddenStates: buffers[b].map { $0.values }, logits: logits))
+                row += tokens.count
+            }
+            return traces
         }
-        return traces
     }
 
     /// Hooks that copy every hidden-state row 0...L (after the interventions in `extra`), and their buffers.

@@ -40,12 +40,26 @@ public final class TransformerModel: @unchecked Sendable {
     }
 
     /// Runs `tokens` at positions cache.count ..< cache.count + tokens.count, appending to the cache.
-    /// Returns logits (`[T, vocab]` for .all, `[vocab]` for .last) in a buffer valid until the next call.
+    /// Returns logits (`[T, vocab]` for .all, `[vocab]` for .last) in the model's buffer: valid until the next pass,
+    /// which may come from another thread once this returns. A caller that shares the model reads the logits in
+    /// `forward(batch:logits:body:)` instead, under the model's lock.
     @discardableResult
     public func forward(_ tokens: [Int], cache: KVCache, hooks: HookSet = HookSet(), logits mode: LogitsMode = .last) throws -> UnsafeBufferPointer<Float> {
         // one sequence on the stack: the decode step stays free of allocations
         let one = BatchSequence(tokens: tokens, cache: cache, hooks: hooks)
+        lock.lock()
+        defer { lock.unlock() }
         return try withUnsafePointer(to: one) { try run(UnsafeBufferPointer(start: $0, count: 1), logits: mode) }
+    }
+
+    /// `forward(batch:logits:)` with the logits read by `body` before any other pass can start: the model's lock
+    /// is held until `body` returns, so `body` must not run the model itself.
+    public func forward<R>(batch: [BatchSequence], logits mode: LogitsMode = .last,
+                           body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R {
+        try checkBatch(batch)
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(try batch.withUnsafeBufferPointer { try run($0, logits: mode) })
     }
 
     /// Runs several independent sequences in one pass: each appends its tokens to its own cache (at its own
@@ -56,18 +70,23 @@ public final class TransformerModel: @unchecked Sendable {
     /// sequence, in order); `.all` gives every token's row, sequences one after another.
     @discardableResult
     public func forward(batch: [BatchSequence], logits mode: LogitsMode = .last) throws -> UnsafeBufferPointer<Float> {
+        try checkBatch(batch)
+        lock.lock()
+        defer { lock.unlock() }
+        return try batch.withUnsafeBufferPointer { try run($0, logits: mode) }
+    }
+
+    private func checkBatch(_ batch: [BatchSequence]) throws {
         guard !batch.isEmpty else { throw ModelError("forward: empty batch") }
         for i in batch.indices {
             for j in batch.indices where j > i && batch[i].cache === batch[j].cache {
                 throw ModelError("forward: sequences \(i) and \(j) of the batch share one KV cache; each needs its own")
             }
         }
-        return try batch.withUnsafeBufferPointer { try run($0, logits: mode) }
     }
 
+    /// One pass; the caller holds `lock`.
     private func run(_ seqs: UnsafeBufferPointer<BatchSequence>, logits mode: LogitsMode) throws -> UnsafeBufferPointer<Float> {
-        lock.lock()
-        defer { lock.unlock() }
         passPrecision = requestedPrecision
         let c = config, D = c.hiddenSize, B = seqs.count
         var T = 0, capacity = 0

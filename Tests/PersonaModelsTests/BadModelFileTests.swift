@@ -175,3 +175,24 @@ final class PrecisionChangeTests: XCTestCase {
         XCTAssertEqual(net.precision, .native, "the change took effect after the pass")
     }
 }
+
+/// Logits read in `forward(batch:logits:body:)` cannot be overwritten by a pass from another thread: that pass
+/// waits for the reader (the plain `forward` returns the model's buffer, which the next pass reuses).
+final class LogitsOwnershipTests: XCTestCase {
+    func testAnotherThreadsPassWaitsForTheReader() throws {
+        let net = try ModelLoader.loadNetwork(path: TestPaths.fixtures.appendingPathComponent("llama2").path)
+        let done = DispatchSemaphore(value: 0)
+        var intact = false
+        try net.forward(batch: [BatchSequence(tokens: [1, 5, 9], cache: net.makeCache(capacity: 8))], logits: .last) { logits in
+            let copy = Array(logits)
+            DispatchQueue.global().async {
+                _ = try? net.forward([1, 300, 2, 8, 8], cache: net.makeCache(capacity: 8), logits: .last)
+                done.signal()
+            }
+            Thread.sleep(forTimeInterval: 0.2)   // the other pass would have finished by now if it could run
+            intact = Array(logits) == copy
+        }
+        done.wait()
+        XCTAssertTrue(intact, "another pass overwrote the logits while they were being read")
+    }
+}
