@@ -20,8 +20,9 @@ enum SIMDLevels {
 final class KernelTests: XCTestCase {
     static let dtypes: [(String, Int32)] = [("f32", 0), ("f16", 1), ("bf16", 2), ("q8_0", 3), ("q4_0", 4), ("q4_1", 7), ("q4_k", 5), ("q6_k", 6),
                                                  ("q5_0", 8), ("q5_1", 9), ("q2_k", 10), ("q3_k", 11), ("q5_k", 12), ("iq4_nl", 13), ("iq4_xs", 14)]
-    /// Elements per block.
+    /// Elements and bytes per block.
     static func blockSize(_ name: String) -> Int { Int(pk_block_elements(dtypes.first { $0.0 == name }!.1)) }
+    static func blockBytes(_ name: String) -> Int { Int(pk_block_bytes(dtypes.first { $0.0 == name }!.1)) }
 
     /// Random but valid stored rows: floats from a normal distribution; quantised blocks are random bytes
     /// with their f16 scale fields set to moderate values.
@@ -39,12 +40,7 @@ final class KernelTests: XCTestCase {
             case "q4_1", "q5_1":
                 for _ in 0..<(cols / 32) {
                     out += f16Bytes(rng.uniform() * 0.01) + f16Bytes(-rng.uniform() * 0.08)
-                    for _ in 4..<(dtype == "q4_1" ? 20 : 24) { out.append(rng.byte()) }
-                }
-            case "q5_0", "iq4_nl":
-                for _ in 0..<(cols / 32) {
-                    out += f16Bytes((rng.uniform() - 0.5) * 0.1)
-                    for _ in 2..<(dtype == "q5_0" ? 22 : 18) { out.append(rng.byte()) }
+                    for _ in 4..<blockBytes(dtype) { out.append(rng.byte()) }
                 }
             case "q2_k":
                 for _ in 0..<(cols / 256) {
@@ -56,26 +52,20 @@ final class KernelTests: XCTestCase {
                     for _ in 0..<108 { out.append(rng.byte()) }
                     out += f16Bytes((rng.uniform() - 0.5) * 0.02)
                 }
-            case "q5_k":
-                for _ in 0..<(cols / 256) {
-                    out += f16Bytes((rng.uniform() - 0.5) * 0.04) + f16Bytes((rng.uniform() - 0.5) * 0.04)
-                    for _ in 4..<176 { out.append(rng.byte()) }
-                }
             case "iq4_xs":
                 for _ in 0..<(cols / 256) {
                     out += f16Bytes((rng.uniform() - 0.5) * 0.02)
                     for _ in 2..<136 { out.append(rng.byte()) }
                 }
-            case "q8_0", "q4_0":
-                let bs = dtype == "q8_0" ? 34 : 18
+            case "q8_0", "q4_0", "q5_0", "iq4_nl":   // f16 scale first, then the block's quants
                 for _ in 0..<(cols / 32) {
                     out += f16Bytes((rng.uniform() - 0.5) * 0.1)
-                    for _ in 2..<bs { out.append(rng.byte()) }
+                    for _ in 2..<blockBytes(dtype) { out.append(rng.byte()) }
                 }
-            case "q4_k":
+            case "q4_k", "q5_k":   // f16 scale and min first
                 for _ in 0..<(cols / 256) {
                     out += f16Bytes((rng.uniform() - 0.5) * 0.04) + f16Bytes((rng.uniform() - 0.5) * 0.04)
-                    for _ in 4..<144 { out.append(rng.byte()) }
+                    for _ in 4..<blockBytes(dtype) { out.append(rng.byte()) }
                 }
             case "q6_k":
                 for _ in 0..<(cols / 256) {
@@ -96,7 +86,7 @@ final class KernelTests: XCTestCase {
             return abs(ReferenceDequant.f16(ReferenceDequant.u16(b, blk))) * 15 + abs(ReferenceDequant.f16(ReferenceDequant.u16(b, blk + 2)))
         }
         if !ReferenceDequant.written.contains(dtype) {   // converted row by row, then summed
-            let bs = blockSize(dtype), bb = Int(pk_block_bytes(dtypes.first { $0.0 == dtype }!.1))
+            let bs = blockSize(dtype), bb = blockBytes(dtype)
             let blk = Array(b[(i / bs * bb)..<(i / bs * bb + bb)])
             return abs(ReferenceDequant.row(dtype, blk, cols: bs)[i % bs])
         }
