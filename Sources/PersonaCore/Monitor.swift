@@ -84,15 +84,15 @@ public final class TraitMonitor: @unchecked Sendable {
             let main = rows.contains(v.defaultRow) ? v.defaultRow : rows[0]
             // A zero vector projects everything to 0: refuse it rather than report a flat line (a control vector
             // has no rows 0 and 1). With --layers all, zero rows are listed as 0 beside a non-zero primary row.
-            let n = v.norms
-            for r in (layers == .all ? [main] : rows) where !(n[r] > 0) {
+            let norms = v.norms   // every row's ||v||, once
+            for r in (layers == .all ? [main] : rows) where !(norms[r] > 0) {
                 throw VectorError("trait '\(v.trait)': the vector is zero at row \(r) (\(HookPoint.hiddenStateRow(r, numLayers: numLayers)!.name)); "
-                    + "non-zero rows: \(Self.rowRanges((0...numLayers).filter { n[$0] > 0 }))")
+                    + "non-zero rows: \(Self.rowRanges((0...numLayers).filter { norms[$0] > 0 }))")
             }
             traits.append(v.trait)
             primary[v.trait] = main
             for r in rows {
-                let n = v.norms[r]
+                let n = norms[r]
                 let unit = n > 0 ? v.rows[r].map { $0 / n } : v.rows[r]
                 if r == main { primaryIndex.append(probes.count) }
                 probes.append(Probe(trait: v.trait, row: r, point: HookPoint.hiddenStateRow(r, numLayers: numLayers)!, norm: n, unit: unit))

@@ -128,7 +128,7 @@ public enum Steering {
     /// llama.cpp's `--control-vector` applies each direction at its block); else the vector's default steering row.
     public static func rows(_ spec: SteeringSpec, _ v: TraitVector) -> [Int] {
         if let r = spec.row { return [r] }
-        if v.isControlVector { return (1..<v.rows.count).filter { v.norms[$0] > 0 } }
+        if v.isControlVector { let norms = v.norms; return (1..<v.rows.count).filter { norms[$0] > 0 } }
         return [v.defaultSteeringRow]
     }
 

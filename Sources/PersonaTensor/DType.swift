@@ -90,7 +90,7 @@ extension DType {
     /// number of blocks), widened to f32 by the C kernels: one conversion for every reader. Nil when `raw` does not
     /// hold exactly that many values.
     public func floats(_ raw: UnsafeRawBufferPointer, count: Int) -> [Float]? {
-        guard count >= 0, count % blockSize == 0, let need = rowBytes(count), raw.count == need else { return nil }
+        guard let need = rowBytes(count), raw.count == need else { return nil }
         guard count > 0 else { return [] }
         return [Float](unsafeUninitializedCapacity: count) { out, n in
             pk_dequant_row(kernelCode, raw.baseAddress!, Int64(count), out.baseAddress!)

@@ -46,7 +46,7 @@ final class Progress {
         lastDraw = now
         let el = now.timeIntervalSince(start)
         let rate = el > 0 ? Double(done) / el : 0
-        // before the first item is done, estimate from tokens if there are any
+        // no ETA ("?") until the first item is done; tokens/s shows the work going on meanwhile
         let eta = rate > 0 ? Double(total - done) / rate : .nan
         let tps = tokens > 0 && el > 0 ? String(format: "  %.1f tok/s", Double(tokens) / el) : ""
         var line = String(format: "%d/%d %@  %.2f/s%@  elapsed %@  ETA %@ %@", done, total, label, rate, tps,
