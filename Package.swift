@@ -39,17 +39,25 @@ let package = Package(
             "PersonaCore", "PersonaServer", "PersonaRuns", "PersonaHub", "PersonaGeneration", "PersonaModels", "PersonaTokenizers", "PersonaFormats",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], resources: [.copy("Examples")]),
-        .testTarget(name: "PersonaTensorTests", dependencies: ["PersonaTensor"]),
-        .testTarget(name: "PersonaFormatsTests", dependencies: ["PersonaFormats"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "PersonaTokenizersTests", dependencies: ["PersonaTokenizers"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "PersonaModelsTests", dependencies: ["PersonaModels", "PersonaGeneration"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "PersonaHubTests", dependencies: ["PersonaHub", "PersonaHash"]),
-        .testTarget(name: "PersonaRunsTests", dependencies: ["PersonaRuns"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "PersonaCoreTests", dependencies: ["PersonaCore"], resources: [.copy("Fixtures")]),
+        // Helpers every test target shares (paths, subprocesses, the fake Hub, the fuzz mutator). It imports
+        // XCTest, so it is built only for tests: build the tool with `swift build --product persona`.
+        .target(name: "PersonaTestSupport", dependencies: ["PersonaFormats"], path: "Tests/PersonaTestSupport"),
+        .testTarget(name: "PersonaTensorTests", dependencies: ["PersonaTensor", "PersonaTestSupport"]),
+        .testTarget(name: "PersonaFormatsTests", dependencies: ["PersonaFormats", "PersonaTestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "PersonaTokenizersTests", dependencies: ["PersonaTokenizers", "PersonaTestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "PersonaModelsTests", dependencies: ["PersonaModels", "PersonaGeneration", "PersonaTestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "PersonaHubTests", dependencies: ["PersonaHub", "PersonaHash", "PersonaTestSupport"]),
+        .testTarget(name: "PersonaRunsTests", dependencies: ["PersonaRuns", "PersonaTestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "PersonaCoreTests", dependencies: ["PersonaCore", "PersonaTestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PersonaServerTests", dependencies: [
-            "PersonaServer", "PersonaRuns",
+            "PersonaServer", "PersonaRuns", "PersonaTestSupport",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
+        // Tests that run the built `persona` binary end to end (the user's journey, the CLI contracts).
+        .testTarget(name: "PersonaCLITests", dependencies: [
+            "PersonaTestSupport", "PersonaCore", "PersonaHub", "PersonaModels", "PersonaGeneration", "PersonaTokenizers",
+            "PersonaFormats",
         ]),
     ],
     swiftLanguageModes: [.v5]

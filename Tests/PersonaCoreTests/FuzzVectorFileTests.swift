@@ -2,6 +2,7 @@ import Foundation
 import PersonaCore
 import PersonaFormats
 import XCTest
+@testable import PersonaTestSupport
 
 /// Seeded mutation fuzzing of trait-vector files as `VectorFiles.load` reads them: our safetensors, persona_vectors
 /// `.pt` archives and llama.cpp / repeng control-vector GGUFs (the committed fixtures). A file that loads must give

@@ -1,21 +1,10 @@
 import Foundation
 import XCTest
+@testable import PersonaTestSupport
 @testable import PersonaCore
 
-/// /work/shared (or $PERSONA_SHARED), found from this file's path: <repo>/Tests/PersonaCoreTests/X.swift -> <repo>/../shared.
-func sharedFolder(_ file: String = #filePath) throws -> URL {
-    let url: URL
-    if let env = ProcessInfo.processInfo.environment["PERSONA_SHARED"] { url = URL(fileURLWithPath: env) }
-    else { url = repoRoot(file).deletingLastPathComponent().appendingPathComponent("shared") }
-    guard FileManager.default.fileExists(atPath: url.path) else {
-        throw XCTSkip("shared folder \(url.path) not present (set PERSONA_SHARED to the shared folder)")
-    }
-    return url
-}
-
-func repoRoot(_ file: String = #filePath) -> URL {
-    URL(fileURLWithPath: file).resolvingSymlinksInPath().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-}
+func sharedFolder() throws -> URL { try Repository.shared }
+func repoRoot() -> URL { Repository.root }
 
 final class TraitDefinitionTests: XCTestCase {
     static let expected = ["corrigibility", "evil", "hallucinating", "overconfidence", "refusal", "sycophantic", "uncertainty", "verbosity"]

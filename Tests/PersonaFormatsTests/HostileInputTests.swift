@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import PersonaTestSupport
 @testable import PersonaFormats
 import PersonaTensor
 

@@ -1,25 +1,14 @@
 import Foundation
 import XCTest
+@testable import PersonaTestSupport
 @testable import PersonaFormats
 
 /// Paths used by the tests: the shared reference data (../shared from the repo root, or $PERSONA_SHARED)
 /// and this target's Fixtures folder (found next to this file, so no bundle lookup is needed).
 enum TestPaths {
-    // Symlinks resolved so a private package that links this folder still finds the real repo root.
-    static let testsDir = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath().deletingLastPathComponent()
-    static let repoRoot = testsDir.deletingLastPathComponent().deletingLastPathComponent()
-    /// The shared folder; a test that needs it is skipped (with the reason) when it is absent.
-    static var shared: URL {
-        get throws {
-            let url: URL
-            if let s = ProcessInfo.processInfo.environment["PERSONA_SHARED"], !s.isEmpty { url = URL(fileURLWithPath: s) }
-            else { url = repoRoot.deletingLastPathComponent().appendingPathComponent("shared") }
-            guard FileManager.default.fileExists(atPath: url.path) else {
-                throw XCTSkip("shared folder \(url.path) not present (set PERSONA_SHARED to the shared folder)")
-            }
-            return url
-        }
-    }
+    static let testsDir = Repository.root.appendingPathComponent("Tests/PersonaFormatsTests")
+    static let repoRoot = Repository.root
+    static var shared: URL { get throws { try Repository.shared } }
     static let fixtures = testsDir.appendingPathComponent("Fixtures")
     static var stories260K: URL { get throws { try shared.appendingPathComponent("models/stories260K/stories260K.gguf") } }
     static var vocabDir: URL { get throws { try shared.appendingPathComponent("reference/llama.cpp-vocab") } }

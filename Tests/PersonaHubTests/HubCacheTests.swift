@@ -1,4 +1,5 @@
 import XCTest
+@testable import PersonaTestSupport
 import PersonaHash
 @testable import PersonaHub
 

@@ -1,4 +1,5 @@
 import XCTest
+@testable import PersonaTestSupport
 @testable import PersonaHub
 #if canImport(Glibc)
 import Glibc

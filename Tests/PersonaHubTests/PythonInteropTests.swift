@@ -1,4 +1,5 @@
 import XCTest
+@testable import PersonaTestSupport
 @testable import PersonaHub
 
 /// huggingface_hub itself (Python, the reference implementation) against the same fake Hub:

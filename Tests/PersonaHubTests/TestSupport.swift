@@ -1,12 +1,11 @@
 import Foundation
 import XCTest
+@testable import PersonaTestSupport
 
-/// Repository root (Tests/PersonaHubTests/<file> -> ../..), symlinks resolved.
-let repoRoot: URL = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath()
-    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+let repoRoot = Repository.root
 
 /// The tiny llama2 model folder served by the fake Hub.
-let llama2Folder = repoRoot.appendingPathComponent("Tests/PersonaModelsTests/Fixtures/llama2")
+let llama2Folder = Repository.modelFixtures.appendingPathComponent("llama2")
 
 func makeTempDir(_ name: String = "hub") throws -> URL {
     let url = FileManager.default.temporaryDirectory.appendingPathComponent("personahub-\(name)-\(UUID().uuidString)", isDirectory: true)

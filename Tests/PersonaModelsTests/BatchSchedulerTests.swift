@@ -2,6 +2,7 @@ import Foundation
 import PersonaGeneration
 import PersonaModels
 import XCTest
+@testable import PersonaTestSupport
 
 /// Continuous batching: requests submitted while others run get the tokens they get alone; stopping,
 /// bad requests and failing requests affect only themselves.

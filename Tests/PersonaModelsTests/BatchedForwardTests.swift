@@ -2,6 +2,7 @@ import Foundation
 import PersonaGeneration
 import PersonaModels
 import XCTest
+@testable import PersonaTestSupport
 
 /// Several sequences in one forward pass (each with its own cache, positions and hooks) against transformers,
 /// and batched generation against transformers' greedy output and against one-at-a-time generation.

@@ -3,6 +3,7 @@ import PersonaFormats
 import PersonaGeneration
 import PersonaModels
 import XCTest
+@testable import PersonaTestSupport
 
 /// Every architecture against transformers (f32 compute over bf16 weights): hidden states, logits,
 /// greedy continuation, and cached decode vs uncached recompute.

@@ -3,6 +3,7 @@ import PersonaFormats
 import PersonaModels
 import PersonaTokenizers
 import XCTest
+@testable import PersonaTestSupport
 
 /// Seeded mutation fuzzing of what the loader reads beyond the containers (whose parsers PersonaFormatsTests fuzz):
 /// config.json of every fixture architecture, and GGUF model metadata (hyper-parameters, tokenizer) with real

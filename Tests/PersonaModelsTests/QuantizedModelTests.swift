@@ -2,6 +2,7 @@ import Foundation
 import PersonaFormats
 import PersonaModels
 import XCTest
+@testable import PersonaTestSupport
 
 /// GGUF files quantised by llama.cpp's own quantizer into every type we read (Q4_0 ... IQ4_XS, and the *_K_M
 /// mixes), against transformers running the same files dequantised by gguf-py (Scripts/make_quant_fixtures.py).

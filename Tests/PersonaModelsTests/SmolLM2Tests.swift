@@ -2,6 +2,7 @@ import Foundation
 import PersonaGeneration
 import PersonaModels
 import XCTest
+@testable import PersonaTestSupport
 
 /// SmolLM2-135M-Instruct (Q4_1 GGUF, ../shared/models/smollm2-135m-instruct): a real chat model, against
 /// transformers running the same file dequantised by gguf-py (Scripts/make_smollm2_fixtures.py).

@@ -2,6 +2,7 @@ import Foundation
 import PersonaGeneration
 import PersonaModels
 import XCTest
+@testable import PersonaTestSupport
 
 /// stories260K is a real trained model: greedy decoding must reproduce its author's documented text.
 final class Stories260KTests: XCTestCase {

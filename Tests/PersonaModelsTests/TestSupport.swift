@@ -1,79 +1,15 @@
 import Foundation
 import PersonaFormats
 import XCTest
+@testable import PersonaTestSupport
 
 /// Paths to committed fixtures and to the shared reference folder beside the repository.
 enum TestPaths {
     static var fixtures: URL { Bundle.module.resourceURL!.appendingPathComponent("Fixtures") }
 
-    static var repoRoot: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    }
-
-    /// `../shared` beside the repository (or $PERSONA_SHARED); a test that needs it is skipped (with the reason)
-    /// when it is absent.
-    static var shared: URL {
-        get throws {
-            let url: URL
-            if let s = ProcessInfo.processInfo.environment["PERSONA_SHARED"] { url = URL(fileURLWithPath: s) }
-            else { url = repoRoot.deletingLastPathComponent().appendingPathComponent("shared") }
-            guard FileManager.default.fileExists(atPath: url.path) else {
-                throw XCTSkip("shared folder \(url.path) not present (set PERSONA_SHARED to the shared folder)")
-            }
-            return url
-        }
-    }
+    static var repoRoot: URL { Repository.root }
+    static var shared: URL { get throws { try Repository.shared } }
 
     static var stories260K: URL { get throws { try shared.appendingPathComponent("models/stories260K/stories260K.gguf") } }
 }
 
-/// Reference outputs of transformers saved by Scripts/make_model_fixtures.py.
-struct Reference {
-    let tensors: SafetensorsFile
-    let json: [String: Any]
-
-    init(safetensors: URL, json: URL) throws {
-        tensors = try SafetensorsFile(url: safetensors)
-        self.json = try JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [String: Any] ?? [:]
-    }
-
-    func floats(_ name: String) throws -> (shape: [Int], values: [Float]) {
-        guard let t = tensors.tensor(name) else { throw XCTSkip("reference has no tensor \(name)") }
-        XCTAssertEqual(t.dtype, .f32)
-        let values = Array(UnsafeBufferPointer(start: t.data.assumingMemoryBound(to: Float.self), count: t.elementCount))
-        return (t.shape, values)
-    }
-
-    func ints(_ key: String) -> [Int] { (json[key] as? [NSNumber])?.map { $0.intValue } ?? [] }
-    func string(_ key: String) -> String? { json[key] as? String }
-}
-
-/// The tiny random models of every architecture and their transformers references (Fixtures/<arch>).
-enum ArchitectureFixtures {
-    static let names = ["llama", "llama2", "mistral", "qwen2", "qwen3", "gemma", "gemma2"]
-
-    static func url(_ name: String) -> URL { TestPaths.fixtures.appendingPathComponent(name) }
-
-    static func reference(_ arch: String) throws -> Reference {
-        try Reference(safetensors: url(arch).appendingPathComponent("reference.safetensors"),
-                      json: url(arch).appendingPathComponent("reference.json"))
-    }
-
-    /// Runs `body` for every architecture, reporting each failure separately.
-    static func each(_ body: (String) throws -> Void) {
-        for arch in names {
-            do { try body(arch) } catch { XCTFail("\(arch): \(error)") }
-        }
-    }
-}
-
-func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
-    precondition(a.count == b.count, "length \(a.count) vs \(b.count)")
-    var m: Float = 0
-    for i in a.indices {
-        let d = abs(a[i] - b[i])
-        if d.isNaN { return .nan }
-        m = max(m, d)
-    }
-    return m
-}

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import PersonaTestSupport
 @testable import PersonaRuns
 
 /// Synthetic curves with known change points (unit Gaussian noise unless said otherwise).

@@ -1,6 +1,7 @@
 import Foundation
 import PersonaRuns
 import XCTest
+@testable import PersonaTestSupport
 
 /// Seeded mutation fuzzing of run-file import (`RunImport.load`): our own documents (the bundled example runs) and
 /// the per-token project's result files. An import that succeeds must survive what the server then does with a

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import PersonaTestSupport
 @testable import PersonaRuns
 
 /// Statistics checked against numpy (Scripts/make_runs_fixtures.py -> Fixtures/stats_reference.json).

@@ -4,6 +4,7 @@ import HummingbirdTesting
 import Logging
 import PersonaRuns
 import XCTest
+@testable import PersonaTestSupport
 @testable import PersonaServer
 #if canImport(Glibc)
 import Glibc

@@ -3,27 +3,11 @@ import Hummingbird
 import HummingbirdTesting
 import PersonaRuns
 import XCTest
+@testable import PersonaTestSupport
 @testable import PersonaServer
 
-func sharedReferenceURL(_ relative: String) -> URL? {
-    var candidates: [URL] = []
-    if let env = ProcessInfo.processInfo.environment["PERSONA_SHARED"] { candidates.append(URL(fileURLWithPath: env)) }
-    let repoRoot = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath()
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    candidates.append(repoRoot.deletingLastPathComponent().appendingPathComponent("shared"))
-    for c in candidates {
-        let u = c.appendingPathComponent(relative)
-        if FileManager.default.fileExists(atPath: u.path) { return u }
-    }
-    return nil
-}
-
-func requireShared(_ relative: String) throws -> URL {
-    guard let u = sharedReferenceURL(relative) else {
-        throw XCTSkip("reference file ../shared/\(relative) not present (set PERSONA_SHARED to the shared folder)")
-    }
-    return u
-}
+func sharedReferenceURL(_ relative: String) -> URL? { Repository.sharedFile(relative) }
+func requireShared(_ relative: String) throws -> URL { try Repository.requireShared(relative) }
 
 /// Parses a JSON body into Foundation objects (an independent reader of what the server wrote).
 func json(_ buffer: ByteBuffer) throws -> [String: Any] {

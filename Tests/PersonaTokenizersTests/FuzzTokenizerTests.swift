@@ -2,6 +2,7 @@ import Foundation
 import PersonaFormats
 import PersonaTokenizers
 import XCTest
+@testable import PersonaTestSupport
 
 /// Seeded mutation fuzzing of the tokenizer-side parsers, starting from real files: tokenizer.json folders,
 /// vocabulary-only GGUFs from llama.cpp, and real chat templates. Every input must load (and then encode, decode

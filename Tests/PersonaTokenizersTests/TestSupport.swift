@@ -1,26 +1,9 @@
 import Foundation
 import XCTest
+@testable import PersonaTestSupport
 
-/// Reference data lives outside the repo at ../shared relative to the repository root (never copied in).
-func sharedReferenceURL(_ relative: String) -> URL? {
-    var candidates: [URL] = []
-    if let env = ProcessInfo.processInfo.environment["PERSONA_SHARED"] { candidates.append(URL(fileURLWithPath: env)) }
-    let repoRoot = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath()
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    candidates.append(repoRoot.deletingLastPathComponent().appendingPathComponent("shared"))
-    for c in candidates {
-        let u = c.appendingPathComponent(relative)
-        if FileManager.default.fileExists(atPath: u.path) { return u }
-    }
-    return nil
-}
-
-func requireShared(_ relative: String) throws -> URL {
-    guard let u = sharedReferenceURL(relative) else {
-        throw XCTSkip("reference file ../shared/\(relative) not present (set PERSONA_SHARED to the shared folder)")
-    }
-    return u
-}
+func sharedReferenceURL(_ relative: String) -> URL? { Repository.sharedFile(relative) }
+func requireShared(_ relative: String) throws -> URL { try Repository.requireShared(relative) }
 
 func fixtureURL(_ name: String) throws -> URL {
     guard let base = Bundle.module.resourceURL else { throw XCTSkip("no resource bundle") }

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import PersonaTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -3,7 +3,7 @@ import Foundation
 import Glibc
 #endif
 
-// A raw HTTP/1.1 exchange on loopback, shared by test targets through symlinks (like Subprocess.swift).
+// A raw HTTP/1.1 exchange on loopback.
 
 /// Sends `request` as-is over a loopback TCP connection and returns (status, whole response). Used where a
 /// client library would normalise or re-encode the path before sending it.

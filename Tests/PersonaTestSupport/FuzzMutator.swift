@@ -1,6 +1,6 @@
 import Foundation
 
-// Seeded mutation fuzzing shared by the Fuzz*Tests files (each test target links this file through a symlink).
+// Seeded mutation fuzzing shared by the Fuzz*Tests files.
 // Deterministic: the same seed gives the same inputs, so a failure report names the seed and iteration to replay.
 
 /// SplitMix64: small, fast, deterministic.

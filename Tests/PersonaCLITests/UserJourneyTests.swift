@@ -4,6 +4,7 @@ import FoundationNetworking
 #endif
 import PersonaCore
 import XCTest
+@testable import PersonaTestSupport
 
 /// The whole user journey through the built `persona` binary on the real chat model SmolLM2-135M-Instruct:
 /// extract two traits -> monitor with the files extraction wrote -> steer at the default steering row (the

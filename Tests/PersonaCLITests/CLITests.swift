@@ -1,6 +1,7 @@
 import Foundation
 import PersonaFormats
 import XCTest
+@testable import PersonaTestSupport
 
 /// The command-line surface outside checks use (`generate`, `trace`, `tokenize`, `convert`), run as a user would.
 final class CLITests: XCTestCase {

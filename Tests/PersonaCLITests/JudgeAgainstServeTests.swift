@@ -7,6 +7,7 @@ import PersonaGeneration
 import PersonaModels
 import PersonaTokenizers
 import XCTest
+@testable import PersonaTestSupport
 
 /// The OpenAI-compatible judge client against our own `persona serve` (the real binary, loopback):
 /// the score must equal the method's aggregation over the top-20 of the engine's own next-token distribution.

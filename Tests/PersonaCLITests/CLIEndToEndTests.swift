@@ -1,4 +1,5 @@
 import XCTest
+@testable import PersonaTestSupport
 @testable import PersonaHub
 
 /// The user's path through the `persona` binary: `pull` from the loopback fake Hub, then `generate` and

@@ -1,8 +1,7 @@
 import Foundation
 import XCTest
 
-// Running the built `persona` binary (and other programs) from tests; shared by several test targets through
-// symlinks, like Fuzz/FuzzMutator.swift.
+// Running the built `persona` binary (and other programs) from tests.
 enum Subprocess {
     /// The `persona` binary: $PERSONA_BINARY, else the one `swift build` left beside the test bundle of `testClass`.
     /// Skips the calling test when there is none.

@@ -1,1 +1,0 @@
-../Shared/LoopbackHTTP.swift
