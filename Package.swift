@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.30.0"),
     ],
     targets: [
         .target(name: "CPersonaKernels", cSettings: kernelFlags),
@@ -27,8 +28,10 @@ let package = Package(
         .target(name: "PersonaGeneration", dependencies: ["PersonaModels", "PersonaTokenizers"]),
         .target(name: "PersonaRuns"),
         .target(name: "PersonaHash"),
-        .target(name: "PersonaHub", dependencies: ["PersonaHash"]),
-        .target(name: "PersonaCore", dependencies: ["PersonaGeneration", "PersonaModels", "PersonaFormats", "PersonaRuns", "PersonaHash"],
+        // The network edge (Hub downloads, the OpenAI-compatible judge): SwiftNIO, so no libcurl at run time.
+        .target(name: "PersonaHTTP", dependencies: [.product(name: "AsyncHTTPClient", package: "async-http-client")]),
+        .target(name: "PersonaHub", dependencies: ["PersonaHash", "PersonaHTTP"]),
+        .target(name: "PersonaCore", dependencies: ["PersonaGeneration", "PersonaModels", "PersonaFormats", "PersonaRuns", "PersonaHash", "PersonaHTTP"],
                 resources: [.copy("Resources/traits")]),
         .target(name: "PersonaServer", dependencies: [
             "PersonaRuns",

@@ -1,8 +1,6 @@
 import Foundation
+import PersonaHTTP
 import PersonaHash
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -73,7 +71,6 @@ public final class HubClient: @unchecked Sendable {
         self.http = HTTPSession(timeout: timeout)
     }
 
-    deinit { http.invalidate() }
 
     // MARK: listing
 
@@ -294,7 +291,7 @@ public final class HubClient: @unchecked Sendable {
             if let e = expectedSize, offset == e {
                 // Everything arrived before an interruption; only the checks and rename are left.
             } else {
-                var req = URLRequest(url: meta.location)
+                var req = HTTPRequest(url: meta.location)
                 req.setValue("identity", forHTTPHeaderField: "Accept-Encoding")
                 if offset > 0 { req.setValue("bytes=\(offset)-", forHTTPHeaderField: "Range") }
                 if meta.location.host == environment.endpoint.host, let t = environment.token { req.setValue("Bearer \(t)", forHTTPHeaderField: "Authorization") }
@@ -415,9 +412,8 @@ public final class HubClient: @unchecked Sendable {
         }
     }
 
-    private func request(_ url: URL, method: String, followRedirects: Bool, context: String, revision: String) async throws -> (HTTPURLResponse, Data) {
-        var req = URLRequest(url: url)
-        req.httpMethod = method
+    private func request(_ url: URL, method: String, followRedirects: Bool, context: String, revision: String) async throws -> (HTTPResponse, Data) {
+        var req = HTTPRequest(url: url, method: method)
         req.setValue("identity", forHTTPHeaderField: "Accept-Encoding")
         req.setValue(HubClient.userAgent, forHTTPHeaderField: "User-Agent")
         if let t = environment.token { req.setValue("Bearer \(t)", forHTTPHeaderField: "Authorization") }
@@ -431,7 +427,7 @@ public final class HubClient: @unchecked Sendable {
     }
 
     /// Maps Hub errors (`X-Error-Code`, status) to messages that say what to do.
-    private func checkStatus(_ r: HTTPURLResponse, body: Data, repo: String, revision: String, file: String?) throws {
+    private func checkStatus(_ r: HTTPResponse, body: Data, repo: String, revision: String, file: String?) throws {
         let code = r.value(forHTTPHeaderField: "X-Error-Code") ?? ""
         let what = file.map { "\(repo)/\($0)" } ?? repo
         let page = environment.endpoint.absoluteString + "/" + repo

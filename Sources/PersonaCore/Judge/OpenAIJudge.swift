@@ -1,7 +1,5 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
+import PersonaHTTP
 
 /// On-disk judgment cache: one small JSON file per sha256(model, prompt), written atomically,
 /// so a rerun of the same judgments sends no request.
@@ -117,17 +115,13 @@ public final class OpenAIJudge: Judge, @unchecked Sendable {
     public let cache: JudgeCache?
     public let counters = JudgeCounters()
     private let limiter: AsyncLimiter
-    private let session: URLSession
+    private let session: HTTPSession
 
     public init(_ configuration: Configuration, cache: JudgeCache? = nil) {
         self.configuration = configuration
         self.cache = cache
         limiter = AsyncLimiter(configuration.concurrency)
-        let sc = URLSessionConfiguration.ephemeral
-        sc.timeoutIntervalForRequest = max(1, configuration.timeout)
-        sc.timeoutIntervalForResource = max(1, configuration.timeout) * 2
-        sc.httpMaximumConnectionsPerHost = max(1, configuration.concurrency)
-        session = URLSession(configuration: sc)
+        session = HTTPSession(timeout: max(1, configuration.timeout), maxConnectionsPerHost: max(1, configuration.concurrency))
     }
 
     public var name: String { configuration.model }
@@ -146,10 +140,9 @@ public final class OpenAIJudge: Judge, @unchecked Sendable {
         return r.score
     }
 
-    private func makeRequest(_ prompt: String) throws -> URLRequest {
-        var req = URLRequest(url: configuration.baseURL.appendingPathComponent("chat/completions"))
-        req.httpMethod = "POST"
-        req.timeoutInterval = max(1, configuration.timeout)
+    private func makeRequest(_ prompt: String) throws -> HTTPRequest {
+        var req = HTTPRequest(url: configuration.baseURL.appendingPathComponent("chat/completions"), method: "POST")
+        req.timeout = max(1, configuration.timeout) * 2
         req.setValue("application/json", forHTTPHeaderField: "Content-Type")
         if let key = configuration.apiKey, !key.isEmpty { req.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization") }
         let body: [String: Any] = [
@@ -157,25 +150,18 @@ public final class OpenAIJudge: Judge, @unchecked Sendable {
             "messages": [["role": "user", "content": prompt]],
             "max_tokens": 1, "temperature": 0, "logprobs": true, "top_logprobs": configuration.topLogprobs,
         ]
-        req.httpBody = try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])
+        req.body = try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])
         return req
     }
 
-    private func send(_ req: URLRequest) async throws -> (Data, HTTPURLResponse) {
-        try await withCheckedThrowingContinuation { cont in
-            session.dataTask(with: req) { data, response, error in
-                if let error { cont.resume(throwing: error); return }
-                guard let http = response as? HTTPURLResponse else {
-                    cont.resume(throwing: JudgeError("\(req.url?.absoluteString ?? "?"): not an HTTP response")); return
-                }
-                cont.resume(returning: (data ?? Data(), http))
-            }.resume()
-        }
+    private func send(_ req: HTTPRequest) async throws -> (Data, HTTPResponse) {
+        let (http, data) = try await session.fetch(req, followRedirects: true)
+        return (data, http)
     }
 
     private func requestWithRetries(_ prompt: String) async throws -> (score: Double?, cacheable: Bool) {
         let req = try makeRequest(prompt)
-        let url = req.url?.absoluteString ?? ""
+        let url = req.url.absoluteString
         var lastProblem = ""
         for attempt in 1...max(1, configuration.maxAttempts) {
             var retryAfter: Double? = nil
@@ -198,7 +184,8 @@ public final class OpenAIJudge: Judge, @unchecked Sendable {
                 throw e
             } catch {
                 // Timeouts, refused or dropped connections: retried.
-                lastProblem = (error as? URLError).map { "network error \($0.code.rawValue): \($0.localizedDescription)" } ?? "\(error)"
+                if error is CancellationError { throw error }
+                lastProblem = "network error: \(error)"
             }
             if attempt == configuration.maxAttempts { break }
             counters.noteRetry(lastProblem)
