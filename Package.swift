@@ -28,18 +28,20 @@ let package = Package(
         .target(name: "PersonaGeneration", dependencies: ["PersonaModels", "PersonaTokenizers"]),
         .target(name: "PersonaRuns"),
         .target(name: "PersonaHash"),
+        // Finds the shipped resources beside the binary, appended to it, or in the source tree.
+        .target(name: "PersonaResources", dependencies: ["PersonaHash"]),
         // The network edge (Hub downloads, the OpenAI-compatible judge): SwiftNIO, so no libcurl at run time.
         .target(name: "PersonaHTTP", dependencies: [.product(name: "AsyncHTTPClient", package: "async-http-client")]),
         .target(name: "PersonaHub", dependencies: ["PersonaHash", "PersonaHTTP"]),
-        .target(name: "PersonaCore", dependencies: ["PersonaGeneration", "PersonaModels", "PersonaFormats", "PersonaRuns", "PersonaHash", "PersonaHTTP"],
+        .target(name: "PersonaCore", dependencies: ["PersonaGeneration", "PersonaModels", "PersonaFormats", "PersonaRuns", "PersonaHash", "PersonaHTTP", "PersonaResources"],
                 resources: [.copy("Resources/traits")]),
         .target(name: "PersonaServer", dependencies: [
-            "PersonaRuns",
+            "PersonaRuns", "PersonaResources",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "GRDB", package: "GRDB.swift"),
         ], resources: [.copy("Resources/Dashboard")]),
         .executableTarget(name: "persona", dependencies: [
-            "PersonaCore", "PersonaServer", "PersonaRuns", "PersonaHub", "PersonaGeneration", "PersonaModels", "PersonaTokenizers", "PersonaFormats",
+            "PersonaCore", "PersonaServer", "PersonaRuns", "PersonaHub", "PersonaResources", "PersonaGeneration", "PersonaModels", "PersonaTokenizers", "PersonaFormats",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], resources: [.copy("Examples")]),
         // Helpers every test target shares (paths, subprocesses, the fake Hub, the fuzz mutator). It imports
@@ -51,7 +53,7 @@ let package = Package(
         .testTarget(name: "PersonaModelsTests", dependencies: ["PersonaModels", "PersonaGeneration", "PersonaTestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PersonaHubTests", dependencies: ["PersonaHub", "PersonaHash", "PersonaTestSupport"]),
         .testTarget(name: "PersonaRunsTests", dependencies: ["PersonaRuns", "PersonaTestSupport"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "PersonaCoreTests", dependencies: ["PersonaCore", "PersonaTestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "PersonaCoreTests", dependencies: ["PersonaCore", "PersonaResources", "PersonaTestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PersonaServerTests", dependencies: [
             "PersonaServer", "PersonaRuns", "PersonaTestSupport",
             .product(name: "Hummingbird", package: "hummingbird"),

@@ -1,4 +1,5 @@
 import Foundation
+import PersonaResources
 import Hummingbird
 import Logging
 import PersonaRuns
@@ -25,7 +26,9 @@ public func buildRouter(_ config: ServerConfig, backend: (any GenerationBackend)
                                               allowMethods: [.get, .post, .delete, .options]))
     }
     router.add(middleware: AuthMiddleware(apiKey: config.apiKey))
-    let dashboard = config.dashboardDirectory ?? Bundle.module.url(forResource: "Dashboard", withExtension: nil)
+    let dashboard = config.dashboardDirectory ?? ResourceLocator.folder(
+        bundle: "PersonaScope_PersonaServer", subpath: "Dashboard",
+        source: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Resources/Dashboard"))
     router.add(middleware: StaticFilesMiddleware(files: StaticFilesMiddleware<BasicRequestContext>.load(root: dashboard)))
     let api = APIRoutes(config: config, backend: backend, store: store,
                         limiter: GenerationLimiter(maxActive: config.maxConcurrentGenerations, maxQueued: config.maxQueuedGenerations))

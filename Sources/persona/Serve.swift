@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PersonaResources
 import Hummingbird
 import PersonaCore
 import PersonaHub
@@ -70,7 +71,9 @@ struct Serve: AsyncParsableCommand {
     }
 
     func importExamples(into store: some RunStore) async throws -> Int {
-        guard let dir = Bundle.module.url(forResource: "Examples", withExtension: nil) else { return 0 }
+        guard let dir = ResourceLocator.folder(bundle: "PersonaScope_persona", subpath: "Examples",
+                                               source: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Examples"))
+        else { return 0 }
         let files = (try? FileManager.default.contentsOfDirectory(at: dir, includingPropertiesForKeys: nil)) ?? []
         var n = 0
         for f in files.sorted(by: { $0.lastPathComponent < $1.lastPathComponent }) where f.pathExtension == "json" {

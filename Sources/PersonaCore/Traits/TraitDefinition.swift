@@ -1,4 +1,5 @@
 import Foundation
+import PersonaResources
 
 /// One contrastive instruction pair: `pos` elicits the trait, `neg` suppresses it.
 public struct InstructionPair: Codable, Sendable, Equatable {
@@ -156,22 +157,12 @@ public struct TraitDefinition: Codable, Sendable, Equatable {
 
 /// The traits shipped with PersonaScope (Resources/traits/*.json).
 public enum BuiltinTraits {
-    /// The traits folder: $PERSONA_TRAITS_DIR, else the SwiftPM resource bundle next to the executable
-    /// (PersonaScope_PersonaCore.resources on Linux, .bundle on macOS), else the source tree this file was built from.
+    /// The traits folder: $PERSONA_TRAITS_DIR, else the shipped copy (see ResourceLocator).
     static var folder: URL? {
-        let fm = FileManager.default
-        var candidates: [URL] = []
-        if let env = ProcessInfo.processInfo.environment["PERSONA_TRAITS_DIR"] { candidates.append(URL(fileURLWithPath: env)) }
-        // Looked up by hand rather than through Bundle.module so the module builds whether or not the
-        // package declares the resource yet.
-        for base in [Bundle.main.bundleURL, Bundle.main.executableURL?.deletingLastPathComponent()].compactMap({ $0 }) {
-            candidates.append(base.appendingPathComponent("PersonaScope_PersonaCore.resources/traits"))
-            candidates.append(base.appendingPathComponent("PersonaScope_PersonaCore.bundle/Contents/Resources/traits"))
-            candidates.append(base.appendingPathComponent("PersonaScope_PersonaCore.bundle/traits"))
-        }
-        candidates.append(URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Resources/traits"))
-        return candidates.first { var d: ObjCBool = false; return fm.fileExists(atPath: $0.path, isDirectory: &d) && d.boolValue }
+        if let env = ProcessInfo.processInfo.environment["PERSONA_TRAITS_DIR"] { return URL(fileURLWithPath: env) }
+        return ResourceLocator.folder(bundle: "PersonaScope_PersonaCore", subpath: "traits",
+                                      source: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                                          .appendingPathComponent("Resources/traits"))
     }
 
     /// Names of the shipped traits, sorted.
