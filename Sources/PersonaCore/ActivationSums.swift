@@ -13,10 +13,21 @@ public enum AverageMethod: String, CaseIterable, Sendable, Codable {
 
 /// Sufficient statistics of a mean difference: for each side (positive / negative) and method, the sum of
 /// per-sample averages for every hidden-state row, and the sample count. Shards merge exactly by adding.
+///
+/// Exactness: each sample's average is rounded to a multiple of 2^-24 (`quantize`) before it is added. Sums of such
+/// numbers are exact in f64 while they stay below 2^29 in magnitude, so addition order does not matter: N shards
+/// merged give the same bits as one process, whatever the split. The rounding (at most 3e-8 per average) is
+/// below f32 resolution for the values hidden states take.
 public struct ActivationSums: Codable, Sendable, Equatable {
+    /// The grid sample averages are rounded to.
+    public static let quantum = 0x1p-24
+    /// Below this magnitude sums of quantized averages are exact in f64.
+    public static let exactLimit = 0x1p29
+    @inline(__always) public static func quantize(_ x: Double) -> Double { (x * 0x1p24).rounded() * 0x1p-24 }
+
     public var numRows: Int
     public var hiddenSize: Int
-    /// sums[side][method] = [rows * hidden] (f64 so that merging many shards stays exact enough).
+    /// sums[side][method] = [rows * hidden], each a sum of quantized per-sample averages.
     public var positive: [String: [Double]]
     public var negative: [String: [Double]]
     public var positiveCount: Int
@@ -42,11 +53,14 @@ public struct ActivationSums: Codable, Sendable, Equatable {
         }
         let D = hiddenSize
         var target = isPositive ? positive : negative
+        var mean = [Double](repeating: 0, count: D)
         for (r, h) in hiddenStates.enumerated() {
             func addMean(_ method: AverageMethod, _ range: Range<Int>) {
                 let inv = 1 / Double(range.count)
+                for i in 0..<D { mean[i] = 0 }
+                for t in range { for i in 0..<D { mean[i] += Double(h[t * D + i]) * inv } }
                 target[method.rawValue]!.withUnsafeMutableBufferPointer { s in
-                    for t in range { for i in 0..<D { s[r * D + i] += Double(h[t * D + i]) * inv } }
+                    for i in 0..<D { s[r * D + i] += Self.quantize(mean[i]) }
                 }
             }
             addMean(.responseAvg, promptLength..<T)
@@ -134,10 +148,10 @@ public enum Separation {
 }
 
 /// Accumulates what `ActivationSums.add` computes from a trace inside the forward pass instead: hooks at every
-/// hidden-state row add each position's state, scaled by 1/count of its average, straight into running sums, so
-/// no sequence's hidden states are kept (at 8B scale a batch of traces held about 0.9 GB). For every sum element
-/// the additions happen in the same order (position by position) with the same arithmetic, so the result equals
-/// `add` on the trace bit for bit.
+/// hidden-state row add each position's state, scaled by 1/count of its average, into the sample's own averages,
+/// which are quantized and added to the running sums once the sample's last hook has run. No sequence's hidden
+/// states are kept (at 8B scale a batch of traces held about 0.9 GB), only its averages. The additions happen in the
+/// same order (position by position) with the same arithmetic, so the result equals `add` on the trace bit for bit.
 final class ActivationAccumulator: @unchecked Sendable {
     let numRows: Int
     let hiddenSize: Int
@@ -168,16 +182,41 @@ final class ActivationAccumulator: @unchecked Sendable {
                                         AverageMethod.allCases.firstIndex(of: .promptAvg)!,
                                         AverageMethod.allCases.firstIndex(of: .promptLast)!)
         let invResponse = 1 / Double(T - P), invPrompt = 1 / Double(P)
+        let sample = SampleAverages(count: methods * rows * D, calls: rows * T)
         return HookSet((0...L).map { r in
             Intervention(HookPoint.hiddenStateRow(r, numLayers: L)!, .custom { position, h, _ in
                 func add(_ method: Int, _ scale: Double) {
-                    let s = base + (method * rows + r) * D
+                    let s = sample.values + (method * rows + r) * D
                     for i in 0..<D { s[i] += Double(h[i]) * scale }
                 }
                 if position >= P { add(response, invResponse) } else { add(prompt, invPrompt) }
                 if position == P - 1 { add(last, 1) }
+                sample.calls -= 1
+                if sample.calls == 0 {
+                    // The sample's last hook: its averages are complete.
+                    for i in 0..<sample.count { base[i] += ActivationSums.quantize(sample.values[i]) }
+                    sample.release()
+                }
             })
         })
+    }
+
+    /// One sample's averages while its forward pass runs, [method][row * hidden].
+    private final class SampleAverages: @unchecked Sendable {
+        private(set) var values: UnsafeMutablePointer<Double>
+        let count: Int
+        var calls: Int
+        init(count: Int, calls: Int) {
+            self.count = count
+            self.calls = calls
+            values = .allocate(capacity: count)
+            values.initialize(repeating: 0, count: count)
+        }
+        func release() {
+            values.deallocate()
+            values = .allocate(capacity: 0)
+        }
+        deinit { values.deallocate() }
     }
 
     /// The accumulated statistics.
