@@ -141,8 +141,24 @@ public enum VectorFiles {
                 out.append(v)
             }
         }
+        if found == 0 {
+            // A folder of run folders (`persona extract --trait a,b --out DIR`): each DIR/<trait>/vectors.safetensors.
+            for name in names where !name.hasPrefix(".") {
+                let file = dir.appendingPathComponent(name).appendingPathComponent("vectors.safetensors")
+                guard FileManager.default.fileExists(atPath: file.path) else { continue }
+                found += 1
+                for v in try load(file, numLayers: numLayers) {
+                    let key = "\(v.trait).\(v.method)"
+                    if let other = origin[key] {
+                        throw VectorError("\(dir.path): trait '\(v.trait)' method '\(v.method)' is in both \(other) and \(name); keep one")
+                    }
+                    origin[key] = name + "/vectors.safetensors"
+                    out.append(v)
+                }
+            }
+        }
         guard found > 0 else {
-            throw VectorError("\(dir.path): directory holds no vector files (.safetensors, .pt, .gguf)")
+            throw VectorError("\(dir.path): directory holds no vector files (.safetensors, .pt, .gguf), nor run folders with vectors.safetensors")
         }
         return out
     }

@@ -50,13 +50,20 @@ struct ExtractRun: AsyncParsableCommand {
         discussion: """
         Everything goes to the --out run folder and a rerun with the same settings resumes where it stopped \
         (responses.jsonl and judgments.jsonl are written ahead, row by row). Vectors are HF hidden-state rows \
-        0...L (row l = output of block l-1), positive = the trait's 'positive' statement. With --shard i/N \
-        only sums.json is produced; combine shards with `persona extract merge`.
+        0...L (row l = output of block l-1), positive = the trait's 'positive' statement.
+
+        Several traits (--trait a,b or all) go to OUT/<trait>, one after another. With --shard i/N only sums.json \
+        is produced; combine shards with `persona extract merge`. Without --shard, a task of a Slurm job array \
+        (SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT) or of a Kubernetes Indexed Job (JOB_COMPLETION_INDEX with \
+        PERSONA_SHARD_COUNT) takes its share from the environment: the N tasks are split evenly over the traits, \
+        task i doing trait i / K, shard i % K of K = N / traits, in OUT[/<trait>]/shards/<i>-of-<K> so that \
+        tasks never share a folder. `persona extract merge OUT` then merges every trait.
         """)
 
     @OptionGroup var modelOption: ModelOption
     @OptionGroup var precisionOption: PrecisionOption
-    @Option(help: "Built-in trait name or trait .json file.") var trait: String
+    @Option(help: "Built-in trait name or trait .json file; several separated by commas, or all (the built-in ones).")
+    var trait: String
     @Option(name: .customLong("eval-questions"), help: "A trait file whose 'questions' replace the held-out eval set (e.g. a trait_data_eval file).")
     var evalQuestionsFile: String?
     @OptionGroup var judgeOptions: JudgeOptions
@@ -68,7 +75,8 @@ struct ExtractRun: AsyncParsableCommand {
     var coherenceThreshold: Double = 50
     @Option(help: "Use only the first N extraction questions.") var questions: Int?
     @Option(name: .customLong("eval-count"), help: "Use only the first N eval questions.") var evalCount: Int?
-    @Option(help: "Shard i/N of the work (0-based).") var shard: String = "0/1"
+    @Option(help: "Shard i/N of the work (0-based). Default: the job array task's share (Slurm, Kubernetes), else all of it.")
+    var shard: String?
     @Option(help: "Base seed (each row gets its own seed from it).") var seed: UInt64 = 0
     @Option(name: .customLong("batch-size"), help: "Responses generated at once in one batched forward pass (does not change what is drawn: each row has its own seed).")
     var batchSize: Int = 16
@@ -82,18 +90,61 @@ struct ExtractRun: AsyncParsableCommand {
         if !(0...100).contains(coherenceThreshold) { throw ValidationError("--coherence-threshold must be in 0...100") }
         if let q = questions, q < 1 { throw ValidationError("--questions must be >= 1") }
         if let q = evalCount, q < 0 { throw ValidationError("--eval-count must be >= 0") }
-        do { _ = try Shard(parsing: shard) } catch { throw ValidationError("\(error)") }
+        if let shard { do { _ = try Shard(parsing: shard) } catch { throw ValidationError("\(error)") } }
+        if traitNames.isEmpty { throw ValidationError("--trait: no trait named") }
+    }
+
+    /// The traits named by --trait, in order.
+    var traitNames: [String] {
+        if trait == "all" { return BuiltinTraits.names }
+        return trait.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    /// One trait's run: which shard, into which folder.
+    struct Job { var definition: TraitDefinition; var shard: Shard; var folder: URL }
+
+    func plan() throws -> [Job] {
+        var defs: [TraitDefinition] = []
+        for name in traitNames {
+            var def = try BuiltinTraits.resolve(name)
+            if let f = evalQuestionsFile { def.evalQuestions = try TraitDefinition.load(URL(fileURLWithPath: f)).questions }
+            let (errors, warnings) = def.validate()
+            if !errors.isEmpty { throw ValidationError("trait \(def.name): " + errors.joined(separator: "; ")) }
+            for w in warnings { note("trait \(def.name): warning: \(w)") }
+            defs.append(def)
+        }
+        let names = defs.map(\.name)
+        if Set(names).count != names.count { throw ValidationError("--trait names a trait twice: \(names.joined(separator: ","))") }
+        let root = URL(fileURLWithPath: out)
+        let several = defs.count > 1
+        func base(_ d: TraitDefinition) -> URL { several ? root.appendingPathComponent(d.name) : root }
+        if let shard {
+            let s = try Shard(parsing: shard)
+            // An explicit shard of one trait goes where --out says (the caller names the folders).
+            return defs.map { Job(definition: $0, shard: s, folder: several && s.count > 1
+                                  ? base($0).appendingPathComponent("shards/\(s.folderName)") : base($0)) }
+        }
+        if let task = try ArrayTask.fromEnvironment(ProcessInfo.processInfo.environment) {
+            let (t, s) = try task.split(traits: defs.count)
+            let folder = s.count > 1 ? base(defs[t]).appendingPathComponent("shards/\(s.folderName)") : base(defs[t])
+            note("work share from the environment: \(task) -> trait \(defs[t].name), shard \(s) in \(folder.path)")
+            return [Job(definition: defs[t], shard: s, folder: folder)]
+        }
+        return defs.map { Job(definition: $0, shard: .whole, folder: base($0)) }
     }
 
     func run() async throws {
-        var def = try BuiltinTraits.resolve(trait)
-        if let f = evalQuestionsFile { def.evalQuestions = try TraitDefinition.load(URL(fileURLWithPath: f)).questions }
-        let (errors, warnings) = def.validate()
-        if !errors.isEmpty { throw ValidationError("trait \(def.name): " + errors.joined(separator: "; ")) }
-        for w in warnings { note("trait \(def.name): warning: \(w)") }
-
+        let jobs = try plan()
         let loaded = try ModelLoader.load(path: modelOption.resolvedPath())
         loaded.model.precision = precisionOption.value
+        for (k, job) in jobs.enumerated() {
+            if jobs.count > 1 { note("trait \(k + 1) of \(jobs.count): \(job.definition.name) -> \(job.folder.path)") }
+            try await extract(job, loaded: loaded)
+        }
+    }
+
+    func extract(_ job: Job, loaded: LoadedModel) async throws {
+        let def = job.definition
         var opts = ExtractionOptions()
         opts.samplesPerQuestion = nPerQuestion
         opts.evalSamplesPerQuestion = nEval
@@ -103,8 +154,8 @@ struct ExtractRun: AsyncParsableCommand {
         opts.questionLimit = questions
         opts.evalQuestionLimit = evalCount
         opts.seed = seed
-        opts.shard = try Shard(parsing: shard)
-        let folder = URL(fileURLWithPath: out)
+        opts.shard = job.shard
+        let folder = job.folder
         let run = try ExtractionRun(folder: folder, trait: def, options: opts, loaded: loaded)
         if run.raw { note("\(loaded.name) has no chat template: prompts are raw text \"{instruction}\\n\\n{question}\" after BOS") }
 
@@ -131,7 +182,7 @@ struct ExtractRun: AsyncParsableCommand {
         let (sums, reports, evalKept) = try run.accumulateAndSave(judged: judge != nil) { done, _, _ in ap.update(done) }
         for r in reports { print(r.text) }
         if opts.shard.count > 1 {
-            print("shard \(opts.shard): wrote \(folder.path)/sums.json; combine all shards with `persona extract merge DIR... --out DIR --model \(modelOption.model)`")
+            print("shard \(opts.shard) of \(def.name): wrote \(folder.path)/sums.json; when all \(opts.shard.count) are done: `persona extract merge \(out) --model \(modelOption.model)`")
             return
         }
         let ep = Progress(total: evalKept.count, label: "eval pairs")
@@ -139,39 +190,71 @@ struct ExtractRun: AsyncParsableCommand {
                                                     evalPairs: evalKept, forwardWith: run, out: folder) { done, _, _ in ep.update(done) }
         printOutcome(outcome, folder: folder)
     }
-
 }
 
 struct ExtractMerge: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            commandName: "merge",
-            abstract: "Merge shard run folders exactly (sums of sums and counts) into one vector file.",
-            discussion: "With --model, the layer report is computed from the shards' held-out eval responses.")
-        @Argument(help: "Shard run folders.") var folders: [String]
-        @Option(help: "Output folder.") var out: String
-        @Option(help: "The model the shards ran (needed for the layer report).") var model: String?
+    static let configuration = CommandConfiguration(
+        commandName: "merge",
+        abstract: "Merge shard run folders exactly (sums of sums and counts) into one vector file.",
+        discussion: """
+        Give the shard folders and --out, or the --out folder of sharded `persona extract` tasks: OUT (its \
+        shards/*) or OUT with one folder per trait (each trait's shards/* merged into OUT/<trait>). Missing, \
+        unfinished, repeated or mismatched shards are refused. With --model, the layer report is computed from \
+        the shards' held-out eval responses.
+        """)
+    @Argument(help: "Shard run folders, or the folder holding them.") var folders: [String]
+    @Option(help: "Output folder (default: the folder holding the shards).") var out: String?
+    @Option(help: "The model the shards ran (needed for the layer report).") var model: String?
 
-        func run() async throws {
-            let urls = folders.map { URL(fileURLWithPath: $0) }
-            let merged = try ExtractionPipeline.mergeSums(urls)
+    /// (shard folders, output folder) for every merge to do.
+    func plan() throws -> [(shards: [URL], out: URL)] {
+        let fm = FileManager.default
+        func isDir(_ u: URL) -> Bool { var d: ObjCBool = false; return fm.fileExists(atPath: u.path, isDirectory: &d) && d.boolValue }
+        func shardFolders(_ dir: URL) throws -> [URL] {
+            let names = try fm.contentsOfDirectory(atPath: dir.path).filter { !$0.hasPrefix(".") }.sorted()
+            return names.map { dir.appendingPathComponent($0) }.filter(isDir)
+        }
+        let urls = folders.map { URL(fileURLWithPath: $0) }
+        for u in urls where !isDir(u) { throw ValidationError("\(u.path): no such folder") }
+        if urls.count == 1, !fm.fileExists(atPath: urls[0].appendingPathComponent("sums.json").path) || isDir(urls[0].appendingPathComponent("shards")) {
+            let root = urls[0]
+            if isDir(root.appendingPathComponent("shards")) {
+                return [(try shardFolders(root.appendingPathComponent("shards")), out.map { URL(fileURLWithPath: $0) } ?? root)]
+            }
+            let traits = try shardFolders(root).filter { isDir($0.appendingPathComponent("shards")) }
+            guard !traits.isEmpty else {
+                throw ValidationError("\(root.path) holds neither sums.json, nor shards/, nor trait folders with shards/")
+            }
+            if out != nil { throw ValidationError("--out is not used when merging every trait of \(root.path) (each goes to its own folder)") }
+            return try traits.map { (try shardFolders($0.appendingPathComponent("shards")), $0) }
+        }
+        guard let out else { throw ValidationError("--out is needed when shard folders are listed one by one") }
+        return [(urls, URL(fileURLWithPath: out))]
+    }
+
+    func run() async throws {
+        let merges = try plan()
+        let loaded = try model.map { try ModelLoader.load(path: ModelReference.resolve($0).path) }
+        if loaded == nil { note("no --model: vectors without a layer report or recommended row") }
+        for m in merges {
+            note("merging \(m.shards.count) shards into \(m.out.path)")
+            let merged = try ExtractionPipeline.mergeSums(m.shards)
             var evalPairs: [(pos: ResponseRecord, neg: ResponseRecord)] = []
             var forward: ExtractionRun? = nil
-            if let model {
-                let loaded = try ModelLoader.load(path: ModelReference.resolve(model).path)
-                for u in urls {
+            if let loaded {
+                for u in m.shards {
                     let r = try ExtractionRun.open(folder: u, loaded: loaded)
                     let judged = !r.judgments.isEmpty
                     evalPairs += r.filter(.eval, judged: judged).kept
                     forward = forward ?? r
                 }
-            } else {
-                note("no --model: vectors without a layer report or recommended row")
             }
             let outcome = try ExtractionPipeline.finish(sums: merged.sums, trait: merged.trait, model: merged.model,
                                                         positive: merged.positive, evalPairs: evalPairs, forwardWith: forward,
-                                                        out: URL(fileURLWithPath: out))
-            printOutcome(outcome, folder: URL(fileURLWithPath: out))
+                                                        out: m.out)
+            printOutcome(outcome, folder: m.out)
         }
+    }
 }
 
 func printOutcome(_ o: ExtractionOutcome, folder: URL) {

@@ -36,9 +36,20 @@ struct SteeringOptions: ParsableArguments {
 struct Monitor: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Generate while recording every token's projection onto trait vectors; write a run JSON.",
+        subcommands: [MonitorRun.self, MonitorMerge.self], defaultSubcommand: MonitorRun.self)
+}
+
+struct MonitorRun: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Monitor one prompt or a prompt set; the default, so `persona monitor --model ...` works.",
         discussion: """
         Scores are (h . v)/||v|| of each generated token's own hidden state at the trait's row \
         (HF hidden-state row l = blocks.{l-1}.hook_resid_post). --layers takes HF rows, 'all' or 'recommended'.
+
+        With --prompts, --shard i/N (or, without it, a Slurm array task or Kubernetes Indexed Job's share from the \
+        environment) does the prompts whose index % N == i and writes OUT with .shard-i-of-N before its \
+        extension; `persona monitor merge OUT` joins the shards in prompt order. --shard 0/1 ignores the environment.
         """)
 
     @OptionGroup var modelOption: ModelOption
@@ -57,6 +68,7 @@ struct Monitor: ParsableCommand {
     @Flag(name: .customLong("json-lines"), help: "Stream one JSON event per line on stdout.") var jsonLines = false
     @Option(name: .customLong("batch-size"), help: "With --prompts: prompts generated together in one batched forward pass per step (1: one at a time, with the live view on a terminal).")
     var batchSize: Int = 8
+    @Option(help: "With --prompts: shard i/N of the prompts (default: a job array task's share, else all).") var shard: String?
     @Option(help: "Output run JSON file.") var out: String
 
     func validate() throws {
@@ -64,9 +76,23 @@ struct Monitor: ParsableCommand {
         if maxTokens < 1 { throw ValidationError("--max-tokens must be >= 1") }
         if topAlternatives < 0 || topAlternatives > 50 { throw ValidationError("--top-k-alternatives must be in 0...50") }
         if batchSize < 1 { throw ValidationError("--batch-size must be >= 1") }
+        if let shard {
+            do { _ = try Shard(parsing: shard) } catch { throw ValidationError("\(error)") }
+            if prompts == nil { throw ValidationError("--shard needs --prompts") }
+        }
+    }
+
+    /// This process's part of the prompt set: --shard, else the job array's share, else all.
+    func share() throws -> Shard {
+        if let shard { return try Shard(parsing: shard) }
+        guard prompts != nil, let task = try ArrayTask.fromEnvironment(ProcessInfo.processInfo.environment) else { return .whole }
+        if !jsonLines { note("work share from the environment: \(task) (pass --shard 0/1 to do every prompt)") }
+        return Shard(index: task.index, count: task.count)
     }
 
     func run() throws {
+        let share = try share()
+        let out = share.count > 1 ? MonitorShards.path(self.out, share) : self.out
         try OutputFile.checkWritable(out, option: "--out")
         let loaded = try ModelLoader.load(path: modelOption.resolvedPath())
         loaded.model.precision = precisionOption.value
@@ -85,9 +111,13 @@ struct Monitor: ParsableCommand {
         if let journal, !journal.done.isEmpty, !jsonLines {
             note("resuming: \(journal.done.count) of \(texts.count) prompts already done (\(journal.url.lastPathComponent))")
         }
-        let progress = Progress(total: texts.count, label: "prompts", enabled: texts.count > 1 && !jsonLines)
+        let mine = texts.indices.filter { share.owns($0) }.count
+        let progress = Progress(total: mine, label: "prompts", enabled: mine > 1 && !jsonLines)
         var todo: [Int] = []
-        for i in texts.indices {
+        if share.count > 1 && !jsonLines {
+            note("shard \(share): \(texts.indices.filter { share.owns($0) }.count) of \(texts.count) prompts -> \(out)")
+        }
+        for i in texts.indices where share.owns(i) {
             if let finished = journal?.done[i] {
                 docs[i] = finished
                 progress.step()
@@ -117,6 +147,7 @@ struct Monitor: ParsableCommand {
         func finished(_ i: Int, _ run: RunDocument) throws {
             var doc = run
             if !items[i].tags.isEmpty { doc.metadata["tags"] = .array(items[i].tags.map { .string($0) }) }
+            if share.count > 1 { doc.metadata["prompt_index"] = JSONValue(exactly: Int64(i)); doc.metadata["shard"] = .string(share.description) }
             live.end(doc)
             if jsonLines { printJSONLine(["event": "done", "prompt_index": i, "run_id": doc.id, "num_tokens": doc.tokens.count]) }
             try journal?.append(index: i, prompt: texts[i], run: doc)   // written ahead the moment it is done
@@ -146,5 +177,65 @@ func printJSONLine(_ obj: [String: Any]) {
     if let d = try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), let s = String(data: d, encoding: .utf8) {
         print(s)
         fflush(stdout)
+    }
+}
+
+/// Where the shards of a sharded `monitor --prompts` go, and how they are joined again.
+enum MonitorShards {
+    /// runs.json -> runs.shard-1-of-4.json (beside OUT, so shards of one run never share a file).
+    static func path(_ out: String, _ shard: Shard) -> String {
+        let u = URL(fileURLWithPath: out)
+        let ext = u.pathExtension
+        let stem = ext.isEmpty ? u.lastPathComponent : String(u.lastPathComponent.dropLast(ext.count + 1))
+        return u.deletingLastPathComponent().appendingPathComponent("\(stem).shard-\(shard.folderName)\(ext.isEmpty ? "" : "." + ext)").path
+    }
+}
+
+struct MonitorMerge: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "merge",
+        abstract: "Join the shards of a sharded `monitor --prompts` into OUT, in prompt order.",
+        discussion: "Finds OUT's shard files (OUT with .shard-i-of-N before its extension); refuses missing, repeated or mixed shards.")
+    @Argument(help: "The --out the shards were given.") var out: String
+
+    func run() throws {
+        let u = URL(fileURLWithPath: out)
+        let dir = u.deletingLastPathComponent()
+        let ext = u.pathExtension
+        let stem = ext.isEmpty ? u.lastPathComponent : String(u.lastPathComponent.dropLast(ext.count + 1))
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+        var found: [Shard: URL] = [:]
+        for n in names where n.hasPrefix(stem + ".shard-") && (ext.isEmpty || n.hasSuffix("." + ext)) {
+            let middle = n.dropFirst(stem.count + 7).dropLast(ext.isEmpty ? 0 : ext.count + 1)
+            let parts = middle.split(separator: "-")
+            guard parts.count == 3, parts[1] == "of", let i = Int(parts[0]), let c = Int(parts[2]), c >= 1, (0..<c).contains(i) else { continue }
+            found[Shard(index: i, count: c)] = dir.appendingPathComponent(n)
+        }
+        guard let count = found.keys.first?.count else { throw ValidationError("no shard files \(stem).shard-i-of-N\(ext.isEmpty ? "" : "." + ext) in \(dir.path)") }
+        guard found.keys.allSatisfy({ $0.count == count }) else {
+            throw ValidationError("\(dir.path) holds shards of different splits (\(Set(found.keys.map(\.count)).sorted().map(String.init).joined(separator: ", ")) shards); keep one")
+        }
+        let missing = (0..<count).filter { found[Shard(index: $0, count: count)] == nil }
+        guard missing.isEmpty else {
+            throw ValidationError("shards \(missing.map(String.init).joined(separator: ", ")) of \(count) are missing (\(stem).shard-i-of-\(count)); run them (they resume), then merge again")
+        }
+        var byIndex: [Int: RunDocument] = [:]
+        for i in 0..<count {
+            let file = found[Shard(index: i, count: count)]!
+            for run in try RunImport.load(data: Data(contentsOf: file), source: file.path) {
+                guard let p = run.metadata["prompt_index"]?.intValue else {
+                    throw ValidationError("\(file.path): a run without metadata.prompt_index; not a shard of `monitor --prompts`")
+                }
+                guard Shard(index: i, count: count).owns(p), byIndex[p] == nil else {
+                    throw ValidationError("\(file.path): prompt \(p) is repeated or belongs to another shard")
+                }
+                var r = run
+                r.metadata["shard"] = nil
+                byIndex[p] = r
+            }
+        }
+        let runs = byIndex.keys.sorted().map { byIndex[$0]! }
+        try OutputFile.write(try RunDocument.jsonData(runs), to: out, option: "OUT")
+        note("merged \(count) shards, \(runs.count) runs, into \(out)")
     }
 }

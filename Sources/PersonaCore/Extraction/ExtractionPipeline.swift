@@ -90,6 +90,20 @@ public enum ExtractionPipeline {
     /// Merges shard folders' sums.json exactly. Checks they are shards of the same trait and model.
     public static func mergeSums(_ folders: [URL]) throws -> SumsFile {
         guard let first = folders.first else { throw VectorError("extract merge: no shard folders given") }
+        for f in folders where !FileManager.default.fileExists(atPath: f.appendingPathComponent("sums.json").path) {
+            throw VectorError("\(f.path) has no sums.json: that shard has not finished (rerun it with the same settings: it resumes), then merge again")
+        }
+        // Shards must be parts of one run: the same trait file, model and options but for the shard.
+        var settings: ExtractionRun.RunMeta? = nil
+        for f in folders {
+            guard let data = try? Data(contentsOf: f.appendingPathComponent("run.json")),
+                  var meta = try? JSONDecoder().decode(ExtractionRun.RunMeta.self, from: data) else { continue }
+            meta.options.shard = .whole
+            if let s = settings, s != meta {
+                throw VectorError("\(f.path): this shard ran other settings than \(first.path) (trait file, model or options differ); merge only shards of one run")
+            }
+            settings = meta
+        }
         let firstFile = first.appendingPathComponent("sums.json")
         var merged = try ExtractionRun.readJSON(SumsFile.self, from: firstFile)
         try merged.sums.validate(source: firstFile.path)

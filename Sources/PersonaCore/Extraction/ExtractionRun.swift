@@ -3,7 +3,7 @@ import PersonaGeneration
 import PersonaModels
 
 /// Which part of the work a process does: units (question, instruction, sample) with index % count == index.
-public struct Shard: Codable, Sendable, Equatable, CustomStringConvertible {
+public struct Shard: Codable, Sendable, Hashable, CustomStringConvertible {
     public var index: Int
     public var count: Int
     public init(index: Int, count: Int) { self.index = index; self.count = count }
@@ -18,7 +18,63 @@ public struct Shard: Codable, Sendable, Equatable, CustomStringConvertible {
         index = i; count = n
     }
     public var description: String { "\(index)/\(count)" }
+    /// The shard's folder name under a run folder's `shards/`.
+    public var folderName: String { "\(index)-of-\(count)" }
     public func owns(_ unit: Int) -> Bool { unit % count == index }
+}
+
+/// A task's place in a job array, read from the scheduler's environment when no --shard is given.
+public struct ArrayTask: Equatable, Sendable, CustomStringConvertible {
+    public var index: Int
+    public var count: Int
+    /// The variables it came from, for the log.
+    public var source: String
+    public var description: String { "task \(index) of \(count) (\(source))" }
+
+    /// Slurm job arrays (SLURM_ARRAY_TASK_ID with SLURM_ARRAY_TASK_COUNT, _MIN and _STEP) or Kubernetes Indexed
+    /// Jobs (JOB_COMPLETION_INDEX with PERSONA_SHARD_COUNT, which the Job's manifest sets to its `completions`:
+    /// Kubernetes does not pass the count); nil outside both.
+    public static func fromEnvironment(_ env: [String: String]) throws -> ArrayTask? {
+        func int(_ k: String) throws -> Int? {
+            guard let v = env[k]?.trimmingCharacters(in: .whitespaces), !v.isEmpty else { return nil }
+            guard let n = Int(v) else { throw VectorError("\(k)=\(v) is not an integer") }
+            return n
+        }
+        if let id = try int("SLURM_ARRAY_TASK_ID") {
+            guard let count = try int("SLURM_ARRAY_TASK_COUNT"), count >= 1 else {
+                throw VectorError("SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not (Slurm sets it since 20.11); pass --shard i/N")
+            }
+            let min = try int("SLURM_ARRAY_TASK_MIN") ?? 0, step = try int("SLURM_ARRAY_TASK_STEP") ?? 1
+            let offset = id - min
+            guard step >= 1, offset >= 0, offset % step == 0, offset / step < count else {
+                throw VectorError("Slurm array task \(id) (min \(min), step \(step), \(count) tasks) is not part of a contiguous range: submit with --array=0-\(count - 1), or pass --shard i/N")
+            }
+            let job = env["SLURM_ARRAY_JOB_ID"].map { " \($0)" } ?? ""
+            return ArrayTask(index: offset / step, count: count,
+                             source: "Slurm array job\(job): SLURM_ARRAY_TASK_ID=\(id), SLURM_ARRAY_TASK_COUNT=\(count)")
+        }
+        if let index = try int("JOB_COMPLETION_INDEX") {
+            guard let count = try int("PERSONA_SHARD_COUNT"), count >= 1 else {
+                throw VectorError("JOB_COMPLETION_INDEX is set but PERSONA_SHARD_COUNT is not: set it to the Indexed Job's completions (examples/cluster/k8s-indexed-job.yaml), or pass --shard i/N")
+            }
+            guard (0..<count).contains(index) else {
+                throw VectorError("JOB_COMPLETION_INDEX=\(index) is outside 0..<\(count) (PERSONA_SHARD_COUNT)")
+            }
+            return ArrayTask(index: index, count: count,
+                             source: "Kubernetes Indexed Job: JOB_COMPLETION_INDEX=\(index), PERSONA_SHARD_COUNT=\(count)")
+        }
+        return nil
+    }
+
+    /// This task's work when `traits` traits share the array: consecutive blocks of count/traits tasks per trait,
+    /// each block the shards of one trait (task i: trait i / K, shard i % K of K).
+    public func split(traits: Int) throws -> (trait: Int, shard: Shard) {
+        guard traits >= 1, count % traits == 0 else {
+            throw VectorError("\(count) array tasks cannot be shared evenly by \(traits) traits: use a multiple of \(traits) tasks")
+        }
+        let k = count / traits
+        return (index / k, Shard(index: index % k, count: k))
+    }
 }
 
 /// Settings of an extraction run; stored in run.json and checked on resume.
