@@ -217,8 +217,10 @@ public final class MonitorSession: @unchecked Sendable {
         if request.includePrompt { doc.promptScores = promptScores }
         if !perLayer.isEmpty { doc.perLayer = perLayer }
         if !request.steering.isEmpty {
-            doc.steering = request.steering.map { s in
-                SteeringRecord(trait: s.trait, coef: Double(s.coef),
+            doc.steering = request.steering.map { given in
+                // `trait:auto` is recorded as what it resolved to.
+                let s = (try? TraitSelection.find(given.trait, in: vectors)).flatMap { try? given.resolved(for: $0) } ?? given
+                return SteeringRecord(trait: s.trait, coef: Double(s.coef),
                                layer: (try? TraitSelection.find(s.trait, in: vectors)).flatMap { v in
                                    let rows = Steering.rows(s, v); return rows.count == 1 ? rows[0] : nil } ?? s.row,
                                positions: s.positions.rawValue, mode: s.mode.rawValue,

@@ -18,6 +18,8 @@ public struct SteeringSpec: Sendable, Equatable {
     public var mode: Mode
     /// This spec's own closed-loop condition (the API's per-vector `when`); nil: the request's condition, if any.
     public var condition: SteeringCondition?
+    /// `trait:auto`: the row and coefficient the vector file recommends (written by `persona evaluate steering`).
+    public var auto = false
 
     public init(trait: String, coef: Float, row: Int? = nil, positions: Positions = .all, mode: Mode = .add,
                 condition: SteeringCondition? = nil) {
@@ -33,7 +35,7 @@ public struct SteeringSpec: Sendable, Equatable {
     public init(parsing text: String) throws {
         let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
         guard parts.count == 2 || parts.count == 3, !parts[0].isEmpty else {
-            throw VectorError("--steer '\(text)': expected trait:coef[@layer][:all|prompt|response], e.g. evil:1.5@16:response or evil:ablate")
+            throw VectorError("--steer '\(text)': expected trait:coef[@layer][:all|prompt|response], e.g. evil:1.5@16:response, evil:ablate or evil:auto")
         }
         trait = parts[0]
         var amount = parts[1]
@@ -47,6 +49,11 @@ public struct SteeringSpec: Sendable, Equatable {
         if amount == "ablate" {
             mode = .ablate
             coef = 0
+        } else if amount == "auto" {
+            guard row == nil else { throw VectorError("--steer '\(text)': auto takes the vector's own row; drop @\(row!)") }
+            mode = .add
+            coef = 0
+            auto = true
         } else {
             guard let c = Float(amount), c.isFinite else { throw VectorError("--steer '\(text)': coefficient '\(amount)' is not a number (or 'ablate')") }
             mode = .add
@@ -63,7 +70,20 @@ public struct SteeringSpec: Sendable, Equatable {
     }
 
     public var description: String {
-        "\(trait):\(mode == .ablate ? "ablate" : String(coef))\(row.map { "@\($0)" } ?? ""):\(positions.rawValue)"
+        "\(trait):\(mode == .ablate ? "ablate" : auto ? "auto" : String(coef))\(row.map { "@\($0)" } ?? ""):\(positions.rawValue)"
+    }
+
+    /// The spec with `auto` replaced by the row and coefficient `v` recommends.
+    public func resolved(for v: TraitVector) throws -> SteeringSpec {
+        guard auto else { return self }
+        guard let r = v.steeringRow, let c = v.steeringCoef else {
+            throw VectorError("--steer \(trait):auto: the vector has no recommended steering row and coefficient; run `persona evaluate steering ... --write-vector` first, or give trait:coef[@row]")
+        }
+        var s = self
+        s.auto = false
+        s.row = r
+        s.coef = c
+        return s
     }
 }
 
@@ -110,8 +130,9 @@ public enum Steering {
                 throw VectorError("--steer-when: trait '\(c.trait)' is not monitored")
             }
         }
-        return try specs.flatMap { spec in
-            let v = try TraitSelection.find(spec.trait, in: vectors, option: "--steer")
+        return try specs.flatMap { given in
+            let v = try TraitSelection.find(given.trait, in: vectors, option: "--steer")
+            let spec = try given.resolved(for: v)
             return try rows(spec, v).map { row in
                 guard row >= 0, row < v.rows.count, var point = HookPoint.hiddenStateRow(row, numLayers: numLayers) else {
                     throw VectorError("--steer: row \(row) is out of range (0...\(numLayers))")

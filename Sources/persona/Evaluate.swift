@@ -1,0 +1,237 @@
+import ArgumentParser
+import Foundation
+import PersonaCore
+import PersonaModels
+
+struct Evaluate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure whether a trait vector works: steering sweeps over rows and coefficients.",
+        subcommands: [EvaluateSteering.self])
+}
+
+struct EvaluateSteering: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "steering",
+        abstract: "Sweep steering rows x coefficients on the trait's held-out eval questions and pick the setting.",
+        discussion: """
+        Every eval question is answered unsteered (the baseline) and under every (row, coefficient); one question's \\
+        settings run together as one batch, each sequence with its own steering. With a judge, each answer gets a \\
+        trait score and a coherence score (0-100, the trait's own judge prompt); the chosen setting is the largest \\
+        rise of the mean trait score over the baseline whose mean coherence stays >= --coherence-threshold. \\
+        Without a judge (--judge none) the sweep reports proxies instead, and says so: the rise of the mean \\
+        projection at the monitoring row, and the answer's perplexity under the unsteered model as a coherence \\
+        proxy (kept while <= --max-perplexity-ratio x the baseline's). Writes OUT/sweep.json, sweep.csv, \\
+        heatmap.svg; samples.jsonl and judgments.jsonl are written ahead, so a rerun resumes. --write-vector \\
+        stores the choice in the vector file as recommended_steering_row / _coef, which `--steer trait:auto` uses.
+        """)
+
+    @OptionGroup var modelOption: ModelOption
+    @OptionGroup var precisionOption: PrecisionOption
+    @Option(help: "Trait vector file or folder (ours; the file is rewritten by --write-vector).") var vectors: String
+    @Option(help: "The trait to sweep: trait or trait@method.") var trait: String
+    @Option(name: .customLong("trait-file"), help: "Trait definition for the eval questions and judge prompt (default: the built-in trait of that name).")
+    var traitFile: String?
+    @Option(help: "HF hidden-state rows to steer at: 8,12,16, a range 6-24, or auto (7 rows spread over the middle 60%).")
+    var rows: String = "auto"
+    @Option(help: "Coefficients (the vector, unnormalised, times coef); 0 is always run as the baseline.")
+    var coefs: String = "1,2,3,4,6"
+    @Option(help: "Use only the first N eval questions.") var questions: Int?
+    @Option(name: .customLong("max-tokens")) var maxTokens: Int = 64
+    @Option(help: "Sampling temperature (0 = greedy; every setting of a question shares its seed).") var temperature: Float = 0
+    @Option(help: "Base seed.") var seed: UInt64 = 0
+    @OptionGroup var judgeOptions: JudgeOptions
+    @Option(name: .customLong("coherence-threshold"), help: "Judged: mean coherence a setting must keep.") var coherenceThreshold: Double = 70
+    @Option(name: .customLong("max-perplexity-ratio"), help: "No judge: mean perplexity a setting may reach, as a multiple of the baseline's.")
+    var maxPerplexityRatio: Double = 2
+    @Option(name: .customLong("batch-size"), help: "Settings of one question generated together.") var batchSize: Int = 16
+    @Flag(name: .customLong("write-vector"), help: "Write the chosen row and coefficient into the vector file.") var writeVector = false
+    @Option(help: "Output folder.") var out: String
+
+    func validate() throws {
+        if maxTokens < 1 { throw ValidationError("--max-tokens must be >= 1") }
+        if batchSize < 1 { throw ValidationError("--batch-size must be >= 1") }
+        if let q = questions, q < 1 { throw ValidationError("--questions must be >= 1") }
+        if !(0...100).contains(coherenceThreshold) { throw ValidationError("--coherence-threshold must be in 0...100") }
+        if !(maxPerplexityRatio >= 1) { throw ValidationError("--max-perplexity-ratio must be >= 1") }
+        _ = try parsedCoefs()
+    }
+
+    func parsedCoefs() throws -> [Float] {
+        var out: [Float] = []
+        for part in coefs.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !part.isEmpty {
+            guard let c = Float(part), c.isFinite else { throw ValidationError("--coefs: '\(part)' is not a number") }
+            if c != 0, !out.contains(c) { out.append(c) }
+        }
+        guard !out.isEmpty else { throw ValidationError("--coefs: give at least one non-zero coefficient") }
+        return out
+    }
+
+    func parsedRows(numLayers L: Int) throws -> [Int] {
+        if rows == "auto" {
+            let lo = max(1, Int((Double(L) * 0.2).rounded())), hi = min(L, Int((Double(L) * 0.8).rounded()))
+            return Array(Set((0..<7).map { lo + Int((Double(hi - lo) * Double($0) / 6).rounded()) })).sorted()
+        }
+        var out: [Int] = []
+        for part in rows.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !part.isEmpty {
+            let ends = part.split(separator: "-").map { Int($0) }
+            if ends.count == 2, let a = ends[0], let b = ends[1], a <= b { out += Array(a...b) }
+            else if ends.count == 1, let a = ends[0] { out.append(a) }
+            else { throw ValidationError("--rows: '\(part)' is not a row or a range a-b") }
+        }
+        for r in out where !(1...L).contains(r) { throw ValidationError("--rows: row \(r) is outside 1...\(L)") }
+        return Array(Set(out)).sorted()
+    }
+
+    func run() async throws {
+        let loaded = try ModelLoader.load(path: modelOption.resolvedPath())
+        loaded.model.precision = precisionOption.value
+        let L = loaded.config.numLayers
+        let all = try VectorFiles.load(URL(fileURLWithPath: vectors), numLayers: L)
+        let v = try TraitSelection.find(trait, in: all, option: "--trait")
+        var def = try traitFile.map { try TraitDefinition.load(URL(fileURLWithPath: $0)) } ?? BuiltinTraits.resolve(v.trait)
+        if let q = questions { def.evalQuestions = Array(def.evalQuestions.prefix(q)) }
+        guard !def.evalQuestions.isEmpty else { throw ValidationError("trait \(def.name) has no eval questions") }
+        let settings = SweepSettings(trait: v.trait, method: v.method, model: loaded.name, rows: try parsedRows(numLayers: L),
+                                     coefs: try parsedCoefs(), questions: def.evalQuestions, maxTokens: maxTokens,
+                                     temperature: temperature, seed: seed, monitoringRow: v.defaultRow)
+        let session = try MonitorSession(loaded: loaded, vectors: [v])
+        let folder = URL(fileURLWithPath: out)
+        let sweep = try SteeringSweep(folder: folder, settings: settings, definition: def, session: session, traitName: v.trait)
+        note("sweep \(v.trait)@\(v.method): rows \(settings.rows.map(String.init).joined(separator: ",")), coefficients \(settings.coefs.map { String($0) }.joined(separator: ",")), \(settings.questions.count) questions = \(sweep.totalSamples) answers; effect measured at row \(settings.monitoringRow)")
+        if !sweep.samples.isEmpty { note("resuming: \(sweep.samples.count) of \(sweep.totalSamples) answers already in \(folder.path)/samples.jsonl") }
+        let gp = Progress(total: sweep.totalSamples - sweep.samples.count, label: "answers")
+        try sweep.generate(batchSize: batchSize, progress: { done, _, _ in gp.update(done) }, onTokens: { gp.addTokens($0) })
+
+        if let judge = try judgeOptions.make(out: folder, extractionModel: loaded) {
+            let missing = sweep.samples.count - sweep.judgments.count
+            let jp = Progress(total: missing, label: "judged")
+            try await sweep.judge(with: judge) { done, _, _ in jp.update(done) }
+        } else {
+            note("no judge: effects are projection shifts and coherence is a perplexity proxy (pass --judge openai|local for scores)")
+        }
+        let summary = sweep.summary(coherenceThreshold: coherenceThreshold, maxPerplexityRatio: maxPerplexityRatio)
+        try SweepReport.write(summary, to: folder)
+        print(SweepReport.table(summary))
+        if let c = summary.chosen {
+            print("chosen: row \(c.row), coef \(c.coef) (effect \(String(format: "%+.2f", c.effect ?? 0)) \(summary.judged ? "trait points" : "projection"); wrote \(folder.path)/sweep.json, sweep.csv, heatmap.svg")
+        } else {
+            print("no setting with a positive effect passed the coherence bar; wrote \(folder.path)/sweep.json, sweep.csv, heatmap.svg")
+        }
+        if writeVector {
+            guard let c = summary.chosen else { throw ValidationError("--write-vector: nothing was chosen, the vector file is unchanged") }
+            let file = try SweepReport.fileHolding(v, in: URL(fileURLWithPath: vectors), numLayers: L)
+            var vs = try VectorFiles.load(file, numLayers: L)
+            for i in vs.indices where vs[i].trait == v.trait && vs[i].method == v.method {
+                vs[i].steeringRow = c.row
+                vs[i].steeringCoef = c.coef
+            }
+            try VectorFiles.save(vs, to: file)
+            print("wrote recommended_steering_row \(c.row), recommended_steering_coef \(c.coef) for \(v.trait)@\(v.method) into \(file.path); use --steer \(v.trait):auto")
+        }
+    }
+}
+
+/// The files a sweep leaves: sweep.json (the summary), sweep.csv (one line per setting), heatmap.svg.
+enum SweepReport {
+    static func write(_ s: SweepSummary, to folder: URL) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        try enc.encode(s).write(to: folder.appendingPathComponent("sweep.json"), options: .atomic)
+        func f(_ x: Double?) -> String { x.map { String(format: "%.4f", $0) } ?? "" }
+        var csv = "row,coef,n,trait,coherence,projection,perplexity,effect,coherent\n"
+        for c in [s.baseline] + s.cells {
+            csv += "\(c.row),\(c.coef),\(c.n),\(f(c.trait)),\(f(c.coherence)),\(f(c.projection)),\(f(c.perplexity)),\(f(c.effect)),\(c.coherent)\n"
+        }
+        try csv.write(to: folder.appendingPathComponent("sweep.csv"), atomically: true, encoding: .utf8)
+        try svg(s).write(to: folder.appendingPathComponent("heatmap.svg"), atomically: true, encoding: .utf8)
+    }
+
+    /// Rows down, coefficients across: the effect per setting, its value printed, '*' on the chosen one and
+    /// '(x)' where the coherence bar failed.
+    static func table(_ s: SweepSummary) -> String {
+        let coefs = Array(Set(s.cells.map(\.coef))).sorted(), rows = Array(Set(s.cells.map(\.row))).sorted()
+        var lines = ["\(s.trait): effect per setting (\(s.judged ? "trait score - baseline" : "projection - baseline, proxy")); x: fails the coherence \(s.judged ? "bar" : "proxy"), *: chosen"]
+        func pad(_ t: String, _ n: Int) -> String { String(repeating: " ", count: max(0, n - t.count)) + t }
+        lines.append("row " + coefs.map { pad(String($0), 11) }.joined())
+        for r in rows {
+            var line = pad(String(r), 3) + " "
+            for c in coefs {
+                guard let cell = s.cells.first(where: { $0.row == r && $0.coef == c }) else { line += pad("", 11); continue }
+                let mark = s.chosen == cell ? "*" : cell.coherent ? " " : "x"
+                line += pad(String(format: "%+.2f", cell.effect ?? .nan), 10) + mark
+            }
+            lines.append(line)
+        }
+        let b = s.baseline
+        lines.append("baseline: " + (s.judged ? "trait \(String(format: "%.1f", b.trait ?? .nan)), coherence \(String(format: "%.1f", b.coherence ?? .nan))"
+                                               : "projection \(String(format: "%.3f", b.projection)), perplexity \(String(format: "%.2f", b.perplexity))"))
+        return lines.joined(separator: "\n")
+    }
+
+    /// Two panels: the effect (diverging colour, 0 white) and coherence (judged score, or perplexity / baseline).
+    static func svg(_ s: SweepSummary) -> String {
+        let coefs = Array(Set(s.cells.map(\.coef))).sorted(), rows = Array(Set(s.cells.map(\.row))).sorted()
+        let cw = 56.0, ch = 22.0, left = 50.0, top = 46.0, gap = 40.0
+        let panelW = cw * Double(coefs.count)
+        let width = left + 2 * panelW + gap + 20, height = top + ch * Double(rows.count) + 40
+        let maxEffect = max(1e-9, s.cells.compactMap { $0.effect.map(abs) }.max() ?? 1)
+        func esc(_ t: String) -> String { t.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;") }
+        func diverging(_ x: Double) -> String {
+            let t = max(-1, min(1, x / maxEffect))
+            let (r, g, b) = t >= 0 ? (255.0, 255 * (1 - t), 255 * (1 - t)) : (255 * (1 + t), 255 * (1 + t), 255.0)
+            return "rgb(\(Int(r)),\(Int(g)),\(Int(b)))"
+        }
+        func coherenceColour(_ c: SweepCellSummary) -> (String, String) {
+            if s.judged {
+                let v = max(0, min(100, c.coherence ?? 0)) / 100
+                return ("rgb(\(Int(255 * (1 - v))),\(Int(200 * v + 55)),90)", String(format: "%.0f", c.coherence ?? .nan))
+            }
+            let ratio = c.perplexity / max(1e-9, s.baseline.perplexity)
+            let v = max(0, min(1, (ratio - 1) / max(1e-9, (s.maxPerplexityRatio ?? 2) * 2 - 1)))
+            return ("rgb(\(Int(255 * v)),\(Int(200 * (1 - v) + 55)),90)", String(format: "%.2fx", ratio))
+        }
+        var out = ["<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"11\">",
+                   "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>",
+                   "<text x=\"\(left)\" y=\"16\" font-size=\"13\">\(esc(s.trait)) on \(esc(s.model)): effect (\(s.judged ? "trait score" : "projection, proxy") - baseline) and \(s.judged ? "coherence" : "perplexity / baseline (proxy)")</text>"]
+        for (p, title) in [(0, "effect"), (1, s.judged ? "coherence" : "perplexity ratio")] {
+            let x0 = left + Double(p) * (panelW + gap)
+            out.append("<text x=\"\(x0)\" y=\"36\" font-weight=\"bold\">\(title)</text>")
+            for (j, c) in coefs.enumerated() {
+                out.append("<text x=\"\(x0 + cw * (Double(j) + 0.5))\" y=\"\(top + ch * Double(rows.count) + 14)\" text-anchor=\"middle\">\(c)</text>")
+            }
+            for (i, r) in rows.enumerated() {
+                out.append("<text x=\"\(x0 - 6)\" y=\"\(top + ch * (Double(i) + 0.7))\" text-anchor=\"end\">\(r)</text>")
+                for (j, c) in coefs.enumerated() {
+                    guard let cell = s.cells.first(where: { $0.row == r && $0.coef == c }) else { continue }
+                    let (fill, label) = p == 0 ? (diverging(cell.effect ?? 0), String(format: "%+.2f", cell.effect ?? .nan)) : coherenceColour(cell)
+                    let x = x0 + cw * Double(j), y = top + ch * Double(i)
+                    let stroke = s.chosen == cell ? " stroke=\"black\" stroke-width=\"2.5\"" : cell.coherent ? "" : " stroke=\"#999\" stroke-dasharray=\"3,2\""
+                    out.append("<g><title>row \(r), coef \(c): effect \(String(format: "%.3f", cell.effect ?? .nan)), n \(cell.n)</title><rect x=\"\(x)\" y=\"\(y)\" width=\"\(cw - 2)\" height=\"\(ch - 2)\" fill=\"\(fill)\"\(stroke)/><text x=\"\(x + cw / 2 - 1)\" y=\"\(y + ch * 0.68)\" text-anchor=\"middle\">\(label)</text></g>")
+                }
+            }
+            out.append("<text x=\"\(x0 + panelW / 2)\" y=\"\(height - 6)\" text-anchor=\"middle\">coefficient (rows down)</text>")
+        }
+        out.append("</svg>")
+        return out.joined(separator: "\n")
+    }
+
+    /// The file among `url` (a file, or a folder of files / run folders) that holds `v`; only our format is rewritten.
+    static func fileHolding(_ v: TraitVector, in url: URL, numLayers: Int) throws -> URL {
+        var isDir: ObjCBool = false
+        FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir)
+        var candidates: [URL] = []
+        if isDir.boolValue {
+            let names = try FileManager.default.contentsOfDirectory(atPath: url.path).sorted()
+            candidates = names.map { url.appendingPathComponent($0) }.filter { $0.pathExtension == "safetensors" }
+            candidates += names.map { url.appendingPathComponent($0).appendingPathComponent("vectors.safetensors") }
+                .filter { FileManager.default.fileExists(atPath: $0.path) }
+        } else {
+            candidates = [url]
+        }
+        for f in candidates where f.pathExtension == "safetensors" {
+            if let vs = try? VectorFiles.load(f, numLayers: numLayers), vs.contains(where: { $0.trait == v.trait && $0.method == v.method }) { return f }
+        }
+        throw ValidationError("--write-vector: no PersonaScope .safetensors file under \(url.path) holds \(v.trait)@\(v.method) (convert other formats first: persona convert)")
+    }
+}
