@@ -5,8 +5,8 @@ import PersonaModels
 
 struct Evaluate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure whether a trait vector works: steering sweeps over rows and coefficients.",
-        subcommands: [EvaluateSteering.self])
+        abstract: "Measure whether a trait vector works: steering sweeps, and whether the projection predicts behaviour.",
+        subcommands: [EvaluateSteering.self, EvaluateMonitor.self])
 }
 
 struct EvaluateSteering: AsyncParsableCommand {
@@ -128,6 +128,129 @@ struct EvaluateSteering: AsyncParsableCommand {
             try VectorFiles.save(vs, to: file)
             print("wrote recommended_steering_row \(c.row), recommended_steering_coef \(c.coef) for \(v.trait)@\(v.method) into \(file.path); use --steer \(v.trait):auto")
         }
+    }
+}
+
+struct EvaluateMonitor: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "monitor",
+        abstract: "Check that the projection predicts the judged trait: Pearson and Spearman r per row, with bootstrap intervals.",
+        discussion: """
+        Every eval question is answered with no system prompt and under each of the trait's positive and negative \
+        system prompts. For every HF row, the last prompt token's projection and the answer's mean projection are \
+        correlated with the judged trait score of the answer (the paper reports r = 0.75-0.83 for the last prompt \
+        token). Without a judge the target is the condition (positive 100, neutral 50, negative 0), a proxy for \
+        separation that the report names. Writes OUT/monitor-eval.json, monitor-eval.csv (the monitoring row's \
+        points) and scatter.svg; samples.jsonl and judgments.jsonl are written ahead, so a rerun resumes.
+        """)
+
+    @OptionGroup var modelOption: ModelOption
+    @OptionGroup var precisionOption: PrecisionOption
+    @Option(help: "Trait vector file or folder.") var vectors: String
+    @Option(help: "The trait: trait or trait@method.") var trait: String
+    @Option(name: .customLong("trait-file"), help: "Trait definition (default: the built-in trait of that name).") var traitFile: String?
+    @Option(help: "Use only the first N eval questions.") var questions: Int?
+    @Option(help: "Use only the first N instruction pairs (each gives a positive and a negative system prompt).") var instructions: Int?
+    @Option(name: .customLong("max-tokens")) var maxTokens: Int = 64
+    @Option(help: "Sampling temperature (0 = greedy).") var temperature: Float = 0
+    @Option(help: "Base seed.") var seed: UInt64 = 0
+    @OptionGroup var judgeOptions: JudgeOptions
+    @Option(help: "Bootstrap resamples for the 95% intervals.") var bootstrap: Int = 1000
+    @Option(name: .customLong("batch-size")) var batchSize: Int = 16
+    @Option(help: "Output folder.") var out: String
+
+    func validate() throws {
+        if maxTokens < 1 { throw ValidationError("--max-tokens must be >= 1") }
+        if batchSize < 1 { throw ValidationError("--batch-size must be >= 1") }
+        if bootstrap < 0 { throw ValidationError("--bootstrap must be >= 0") }
+        if let q = questions, q < 1 { throw ValidationError("--questions must be >= 1") }
+        if let i = instructions, i < 1 { throw ValidationError("--instructions must be >= 1") }
+    }
+
+    func run() async throws {
+        let loaded = try ModelLoader.load(path: modelOption.resolvedPath())
+        loaded.model.precision = precisionOption.value
+        let L = loaded.config.numLayers
+        let v = try TraitSelection.find(trait, in: try VectorFiles.load(URL(fileURLWithPath: vectors), numLayers: L), option: "--trait")
+        let def = try traitFile.map { try TraitDefinition.load(URL(fileURLWithPath: $0)) } ?? BuiltinTraits.resolve(v.trait)
+        let qs = Array(def.evalQuestions.prefix(questions ?? Int.max))
+        guard !qs.isEmpty else { throw ValidationError("trait \(def.name) has no eval questions") }
+        let settings = MonitorValidationSettings(trait: v.trait, method: v.method, model: loaded.name, questions: qs, definition: def,
+                                                 instructions: instructions, maxTokens: maxTokens, temperature: temperature,
+                                                 seed: seed, monitoringRow: v.defaultRow)
+        let folder = URL(fileURLWithPath: out)
+        let validation = try MonitorValidation(folder: folder, settings: settings, definition: def,
+                                               session: try MonitorSession(loaded: loaded, vectors: [v]), vector: v)
+        note("\(v.trait)@\(v.method): \(qs.count) questions x \(settings.conditions.count) conditions = \(validation.total) answers; monitoring row \(settings.monitoringRow)")
+        if !validation.samples.isEmpty { note("resuming: \(validation.samples.count) of \(validation.total) answers already in \(folder.path)/samples.jsonl") }
+        let gp = Progress(total: validation.total - validation.samples.count, label: "answers")
+        try validation.generate(batchSize: batchSize, progress: { done, _, _ in gp.update(done) }, onTokens: { gp.addTokens($0) })
+        if let judge = try judgeOptions.make(out: folder, extractionModel: loaded) {
+            let jp = Progress(total: validation.samples.count - validation.judgments.count, label: "judged")
+            try await validation.judge(with: judge) { done, _, _ in jp.update(done) }
+        } else {
+            note("no judge: the target is the condition (positive 100, neutral 50, negative 0), a proxy for separation, not behaviour")
+        }
+        let report = validation.report(bootstrap: bootstrap, seed: seed)
+        try MonitorEvalReport.write(report, to: folder)
+        print(MonitorEvalReport.table(report))
+        print("wrote \(folder.path)/monitor-eval.json, monitor-eval.csv, scatter.svg")
+    }
+}
+
+/// monitor-eval.json (every row), monitor-eval.csv (the monitoring row's points), scatter.svg.
+enum MonitorEvalReport {
+    static func write(_ r: MonitorValidationReport, to folder: URL) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        try enc.encode(r).write(to: folder.appendingPathComponent("monitor-eval.json"), options: .atomic)
+        var csv = "question,condition,score,last_prompt_projection,response_mean_projection\n"
+        for p in r.points { csv += "\(p.question),\(p.condition),\(p.score),\(p.lastPrompt),\(p.responseMean)\n" }
+        try csv.write(to: folder.appendingPathComponent("monitor-eval.csv"), atomically: true, encoding: .utf8)
+        try svg(r).write(to: folder.appendingPathComponent("scatter.svg"), atomically: true, encoding: .utf8)
+    }
+
+    static func fmt(_ c: Correlation) -> String {
+        guard let r = c.r else { return "   -" }
+        let ci = c.low.flatMap { lo in c.high.map { String(format: " [%.2f, %.2f]", lo, $0) } } ?? ""
+        return String(format: "%+.2f", r) + ci
+    }
+
+    static func table(_ r: MonitorValidationReport) -> String {
+        var lines = ["\(r.trait): correlation with the \(r.judged ? "judged trait score" : "condition (proxy: no judge)"), n = \(r.n), 95% bootstrap intervals"]
+        lines.append("row  last prompt token: Pearson / Spearman            answer mean: Pearson / Spearman")
+        for row in r.rows where row.row > 0 {
+            let mark = row.row == r.monitoringRow ? " <- monitoring row" : ""
+            lines.append(String(format: "%3d  ", row.row) + fmt(row.lastPromptPearson) + "  " + fmt(row.lastPromptSpearman)
+                         + "    " + fmt(row.responsePearson) + "  " + fmt(row.responseSpearman) + mark)
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// The monitoring row: last prompt token projection (x) against the score (y), coloured by condition.
+    static func svg(_ r: MonitorValidationReport) -> String {
+        let w = 520.0, h = 360.0, l = 60.0, b = 40.0, t = 40.0, rt = 20.0
+        let xs = r.points.map(\.lastPrompt), ys = r.points.map(\.score)
+        let x0 = xs.min() ?? 0, x1 = max((xs.max() ?? 1), x0 + 1e-9), y0 = min(0, ys.min() ?? 0), y1 = max(100, ys.max() ?? 100)
+        func px(_ x: Double) -> Double { l + (x - x0) / (x1 - x0) * (w - l - rt) }
+        func py(_ y: Double) -> Double { h - b - (y - y0) / (y1 - y0) * (h - b - t) }
+        let row = r.rows.first { $0.row == r.monitoringRow }
+        var out = ["<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" font-family=\"sans-serif\" font-size=\"11\">",
+                   "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>",
+                   "<text x=\"\(l)\" y=\"18\" font-size=\"13\">\(r.trait), row \(r.monitoringRow): last prompt token projection vs \(r.judged ? "judged score" : "condition (proxy)")</text>",
+                   "<text x=\"\(l)\" y=\"32\">Pearson \(row.map { fmt($0.lastPromptPearson) } ?? "-"), Spearman \(row.map { fmt($0.lastPromptSpearman) } ?? "-"), n = \(r.n)</text>",
+                   "<line x1=\"\(l)\" y1=\"\(h - b)\" x2=\"\(w - rt)\" y2=\"\(h - b)\" stroke=\"black\"/>",
+                   "<line x1=\"\(l)\" y1=\"\(t)\" x2=\"\(l)\" y2=\"\(h - b)\" stroke=\"black\"/>",
+                   "<text x=\"\((l + w - rt) / 2)\" y=\"\(h - 8)\" text-anchor=\"middle\">projection (\(String(format: "%.2f", x0)) to \(String(format: "%.2f", x1)))</text>",
+                   "<text x=\"14\" y=\"\((t + h - b) / 2)\" transform=\"rotate(-90 14 \((t + h - b) / 2))\" text-anchor=\"middle\">score</text>"]
+        for p in r.points {
+            let colour = p.condition.hasPrefix("pos") ? "#d62728" : p.condition.hasPrefix("neg") ? "#1f77b4" : "#7f7f7f"
+            out.append("<circle cx=\"\(px(p.lastPrompt))\" cy=\"\(py(p.score))\" r=\"3.5\" fill=\"\(colour)\" fill-opacity=\"0.7\"><title>q\(p.question) \(p.condition): \(String(format: "%.2f", p.lastPrompt)), \(String(format: "%.1f", p.score))</title></circle>")
+        }
+        out.append("<text x=\"\(w - rt - 150)\" y=\"\(t + 10)\" fill=\"#d62728\">positive</text><text x=\"\(w - rt - 95)\" y=\"\(t + 10)\" fill=\"#7f7f7f\">neutral</text><text x=\"\(w - rt - 45)\" y=\"\(t + 10)\" fill=\"#1f77b4\">negative</text>")
+        out.append("</svg>")
+        return out.joined(separator: "\n")
     }
 }
 
