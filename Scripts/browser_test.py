@@ -267,6 +267,8 @@ def main():
     ap.add_argument("--timeout", type=float, default=120, help="seconds to wait for a live generation")
     ap.add_argument("--steer-trait", help="with --generate: move this trait's steering slider and generate again")
     ap.add_argument("--steer-coef", type=float, default=2.0, help="the slider value for --steer-trait")
+    ap.add_argument("--sweep", help="a sweep.json of persona evaluate steering to open with the file input")
+    ap.add_argument("--monitor-eval", help="a monitor-eval.json of persona evaluate monitor to open with the file input")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     c = Checks()
@@ -365,6 +367,30 @@ def main():
             d.send_keys("#file-input", os.path.abspath(a.layers_file))
             more = d.wait("return document.querySelectorAll('[data-testid=run-item][data-source=file]').length > arguments[0]", 10, before + n_entries)
             c.check("file input loads layer_comparison.json", bool(more), d.js(STATE_JS))
+
+        if a.sweep:
+            with open(a.sweep) as f:
+                sw = json.load(f)
+            d.send_keys("#file-input", os.path.abspath(a.sweep))
+            n = d.wait("return document.querySelectorAll('[data-testid=sweep-cell]').length", 10)
+            c.check("sweep view draws both heatmaps (%d settings)" % len(sw["cells"]), n == 2 * len(sw["cells"]), n)
+            last = d.js("var cs = document.querySelectorAll('[data-testid=sweep-cell]'); var g = cs[cs.length - 1];"
+                        "g.dispatchEvent(new MouseEvent('click', {bubbles: true})); return [Number(g.dataset.row), Number(g.dataset.coef)];")
+            mine = [x for x in sw["answers"] if x["row"] == last[0] and abs(x["coef"] - last[1]) < 1e-6]
+            shown = d.wait("var a = document.querySelectorAll('[data-testid=sweep-answer] .steered');"
+                           "return a.length == arguments[0] ? Array.from(a).map(function (e) { return e.textContent; }) : null;", 5, len(mine))
+            ok = bool(shown) and all(m["answer"].strip()[:40] in t for m, t in zip(mine, shown))
+            c.check("clicking a sweep cell shows that setting's answers (%d)" % len(mine), ok, (last, shown))
+            shot("07-sweep")
+        if a.monitor_eval:
+            with open(a.monitor_eval) as f:
+                me = json.load(f)
+            d.send_keys("#file-input", os.path.abspath(a.monitor_eval))
+            n = d.wait("return document.querySelectorAll('[data-testid=scatter-point]').length", 10)
+            c.check("monitor validation scatter shows every point (%d)" % len(me["points"]), n == len(me["points"]), n)
+            rows = d.js("return document.querySelectorAll('[data-testid=monitor-eval-table] tbody tr').length")
+            c.check("monitor validation table lists the rows", rows == len(me["rows"]) - 1, rows)
+            shot("08-monitor-eval")
 
         # HTTP error statuses (e.g. 503 from /api/model without a model) are logged as "network"; only script errors count.
         errors = [e for e in d.browser_log() if e.get("level") == "SEVERE" and e.get("source") != "network"]

@@ -89,6 +89,21 @@ public struct SweepSummary: Codable, Sendable, Equatable {
     public var cells: [SweepCellSummary]
     /// The largest positive effect among coherent cells with a positive coefficient; nil when none is coherent.
     public var chosen: SweepCellSummary?
+    /// Every answer with its scores, so the file alone shows what each setting made the model say (the dashboard's
+    /// sweep view opens it).
+    public var answers: [SweepAnswer]
+}
+
+public struct SweepAnswer: Codable, Sendable, Equatable {
+    public var question: Int
+    public var questionText: String
+    public var row: Int
+    public var coef: Float
+    public var answer: String
+    public var trait: Double?
+    public var coherence: Double?
+    public var projection: Double
+    public var perplexity: Double
 }
 
 /// A steering sweep in a folder: every eval question answered under every (row, coefficient), each question's
@@ -256,6 +271,11 @@ public final class SteeringSweep {
                                 : "proxy (no judge): projection at the monitoring row minus the baseline's; perplexity under the unsteered model <= ratio x the baseline's",
                             coherenceThreshold: judged ? coherenceThreshold : nil,
                             maxPerplexityRatio: judged ? nil : maxPerplexityRatio,
-                            monitoringRow: settings.monitoringRow, baseline: base, cells: cells, chosen: chosen)
+                            monitoringRow: settings.monitoringRow, baseline: base, cells: cells, chosen: chosen,
+                            answers: samples.values.sorted { ($0.question, $0.cell.row, $0.cell.coef) < ($1.question, $1.cell.row, $1.cell.coef) }.map {
+                                SweepAnswer(question: $0.question, questionText: settings.questions[$0.question], row: $0.cell.row,
+                                            coef: $0.cell.coef, answer: $0.answer, trait: judgments[$0.key]?.trait,
+                                            coherence: judgments[$0.key]?.coherence, projection: $0.projection, perplexity: $0.perplexity)
+                            })
     }
 }

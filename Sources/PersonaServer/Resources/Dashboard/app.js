@@ -269,6 +269,7 @@
     state.cursor = Math.max(0, Math.min(state.cursor, run.tokens.length - 1));
     state.notes = LS.get("personascope.notes." + PS.storageKey(run), {});
     $("empty-state").hidden = true;
+    if (window.PSEval) window.PSEval.hide();
     $("run-view").hidden = false;
     renderAll();
     for (const b of document.querySelectorAll("#run-list .run-item")) b.setAttribute("aria-current", b.dataset.runKey === state.currentKey ? "true" : "false");
@@ -820,7 +821,7 @@
 
   // ---------- files ----------
   async function loadFiles(files) {
-    let added = 0;
+    let added = 0, opened = 0;
     const errors = [];
     let firstKey = null;
     for (const f of files) {
@@ -828,6 +829,7 @@
       try { text = await f.text(); } catch (err) { errors.push(f.name + ": could not read (" + err.message + ")"); continue; }
       let value;
       try { value = JSON.parse(text); } catch (err) { errors.push(f.name + ": not valid JSON (" + err.message + ")"); continue; }
+      if (window.PSEval && window.PSEval.open(value, f.name)) { opened++; continue; }
       const res = PS.parseRunFile(value, f.name);
       for (const r of res.runs) {
         state.localRuns.push(r);
@@ -841,6 +843,7 @@
       $("tab-runs").click();
       await selectRun(firstKey);
     }
+    if (opened && !added && !errors.length) { toast("Opened " + opened + " evaluation file" + (opened === 1 ? "" : "s") + "."); return; }
     if (errors.length) toast((added ? "Loaded " + added + " run(s), with problems:\n" : "Nothing loaded:\n") + errors.slice(0, 8).join("\n") + (errors.length > 8 ? "\n… " + (errors.length - 8) + " more" : ""), "error");
     else if (added) toast("Loaded " + added + " run" + (added === 1 ? "" : "s") + ".");
   }
