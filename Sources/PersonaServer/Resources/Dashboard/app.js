@@ -881,7 +881,9 @@
       const s = saved[t.name] || {};
       const id = "steer-" + t.name.replace(/[^A-Za-z0-9_-]/g, "_");
       const out = h("output", { for: id }, [fmt(Number(s.coef || 0), 1)]);
-      const range = h("input", { type: "range", id, class: "coef", min: -3, max: 3, step: 0.1, value: s.coef || 0, "data-testid": "steer-coef", "aria-label": "Steering coefficient for " + t.name });
+      // A coefficient chosen by `persona evaluate steering` (recommended_steering_coef) widens the range and gets a button.
+      const lim = Math.max(3, t.steering_coef != null ? Math.ceil(Math.abs(t.steering_coef) * 1.5) : 3);
+      const range = h("input", { type: "range", id, class: "coef", min: -lim, max: lim, step: 0.1, value: s.coef || 0, "data-testid": "steer-coef", "aria-label": "Steering coefficient for " + t.name });
       const pos = h("select", { "aria-label": "Positions steered for " + t.name, class: "pos" }, ["all", "prompt", "response"].map((p) => h("option", { value: p }, [p])));
       pos.value = s.positions || "all";
       const mode = h("select", { "aria-label": "Steering mode for " + t.name, class: "mode" }, [h("option", { value: "add" }, ["add"]), h("option", { value: "ablate" }, ["ablate"])]);
@@ -890,7 +892,9 @@
         h("div", { class: "top" }, [h("span", { class: "sw", style: "background:" + colorOf(t.name) }),
           h("label", { for: id, class: "name", title: "scored at " + (t.hook_point || "row " + t.layer) + (t.steering_layer != null ? "; steered at row " + t.steering_layer : "") },
             [t.name + (t.steering_layer != null ? " · row " + t.steering_layer : "")]), out]),
-        range, h("div", { class: "opts" }, [pos, mode])]);
+        range, h("div", { class: "opts" }, [pos, mode, t.steering_coef != null ? h("button", { type: "button", class: "btn ghost small", "data-testid": "steer-recommended",
+          title: "the setting persona evaluate steering chose (row " + t.steering_layer + ")",
+          onclick: () => { range.value = t.steering_coef; mode.value = "add"; changed(); if ($("steer-auto").checked) autoRegen(); } }, ["use " + fmt(t.steering_coef, 1)]) : null])]);
       const changed = () => { out.textContent = fmt(Number(range.value), 1); range.disabled = mode.value === "ablate"; saveSteer(); };
       range.addEventListener("input", changed);
       range.addEventListener("change", () => { if ($("steer-auto").checked) autoRegen(); });
