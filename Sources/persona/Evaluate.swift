@@ -43,6 +43,8 @@ struct EvaluateSteering: AsyncParsableCommand {
     @Option(name: .customLong("coherence-threshold"), help: "Judged: mean coherence a setting must keep.") var coherenceThreshold: Double = 70
     @Option(name: .customLong("max-perplexity-ratio"), help: "No judge: mean perplexity a setting may reach, as a multiple of the baseline's.")
     var maxPerplexityRatio: Double = 2
+    @Option(name: .customLong("max-repetition"), help: "No judge: largest share of repeated token 3-grams a setting's answers may have (perplexity misses loops).")
+    var maxRepetition: Double = 0.3
     @Option(name: .customLong("batch-size"), help: "Settings of one question generated together.") var batchSize: Int = 16
     @Flag(name: .customLong("write-vector"), help: "Write the chosen row and coefficient into the vector file.") var writeVector = false
     @Option(help: "Output folder.") var out: String
@@ -53,6 +55,7 @@ struct EvaluateSteering: AsyncParsableCommand {
         if let q = questions, q < 1 { throw ValidationError("--questions must be >= 1") }
         if !(0...100).contains(coherenceThreshold) { throw ValidationError("--coherence-threshold must be in 0...100") }
         if !(maxPerplexityRatio >= 1) { throw ValidationError("--max-perplexity-ratio must be >= 1") }
+        if !(0...1).contains(maxRepetition) { throw ValidationError("--max-repetition must be in 0...1") }
         _ = try parsedCoefs()
     }
 
@@ -109,7 +112,10 @@ struct EvaluateSteering: AsyncParsableCommand {
         } else {
             note("no judge: effects are projection shifts and coherence is a perplexity proxy (pass --judge openai|local for scores)")
         }
-        let summary = sweep.summary(coherenceThreshold: coherenceThreshold, maxPerplexityRatio: maxPerplexityRatio)
+        let summary = sweep.summary(coherenceThreshold: coherenceThreshold, maxPerplexityRatio: maxPerplexityRatio, maxRepetition: maxRepetition)
+        if let u = summary.usableJudgments, !summary.judged {
+            note("the judge gave both scores for only \(u) of \(sweep.samples.count) answers: reporting the proxies instead (a small model rarely answers with a number)")
+        }
         try SweepReport.write(summary, to: folder)
         print(SweepReport.table(summary))
         if let c = summary.chosen {
@@ -262,9 +268,9 @@ enum SweepReport {
         enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         try enc.encode(s).write(to: folder.appendingPathComponent("sweep.json"), options: .atomic)
         func f(_ x: Double?) -> String { x.map { String(format: "%.4f", $0) } ?? "" }
-        var csv = "row,coef,n,trait,coherence,projection,perplexity,effect,coherent\n"
+        var csv = "row,coef,n,trait,coherence,projection,perplexity,repetition,effect,coherent\n"
         for c in [s.baseline] + s.cells {
-            csv += "\(c.row),\(c.coef),\(c.n),\(f(c.trait)),\(f(c.coherence)),\(f(c.projection)),\(f(c.perplexity)),\(f(c.effect)),\(c.coherent)\n"
+            csv += "\(c.row),\(c.coef),\(c.n),\(f(c.trait)),\(f(c.coherence)),\(f(c.projection)),\(f(c.perplexity)),\(f(c.repetition)),\(f(c.effect)),\(c.coherent)\n"
         }
         try csv.write(to: folder.appendingPathComponent("sweep.csv"), atomically: true, encoding: .utf8)
         try svg(s).write(to: folder.appendingPathComponent("heatmap.svg"), atomically: true, encoding: .utf8)
@@ -288,7 +294,7 @@ enum SweepReport {
         }
         let b = s.baseline
         lines.append("baseline: " + (s.judged ? "trait \(String(format: "%.1f", b.trait ?? .nan)), coherence \(String(format: "%.1f", b.coherence ?? .nan))"
-                                               : "projection \(String(format: "%.3f", b.projection)), perplexity \(String(format: "%.2f", b.perplexity))"))
+                                               : "projection \(String(format: "%.3f", b.projection)), perplexity \(String(format: "%.2f", b.perplexity)), repetition \(String(format: "%.2f", b.repetition))"))
         return lines.joined(separator: "\n")
     }
 
@@ -330,7 +336,7 @@ enum SweepReport {
                     let (fill, label) = p == 0 ? (diverging(cell.effect ?? 0), String(format: "%+.2f", cell.effect ?? .nan)) : coherenceColour(cell)
                     let x = x0 + cw * Double(j), y = top + ch * Double(i)
                     let stroke = s.chosen == cell ? " stroke=\"black\" stroke-width=\"2.5\"" : cell.coherent ? "" : " stroke=\"#999\" stroke-dasharray=\"3,2\""
-                    out.append("<g><title>row \(r), coef \(c): effect \(String(format: "%.3f", cell.effect ?? .nan)), n \(cell.n)</title><rect x=\"\(x)\" y=\"\(y)\" width=\"\(cw - 2)\" height=\"\(ch - 2)\" fill=\"\(fill)\"\(stroke)/><text x=\"\(x + cw / 2 - 1)\" y=\"\(y + ch * 0.68)\" text-anchor=\"middle\">\(label)</text></g>")
+                    out.append("<g><title>row \(r), coef \(c): effect \(String(format: "%.3f", cell.effect ?? .nan)), perplexity \(String(format: "%.2f", cell.perplexity)), repetition \(String(format: "%.2f", cell.repetition)), n \(cell.n)</title><rect x=\"\(x)\" y=\"\(y)\" width=\"\(cw - 2)\" height=\"\(ch - 2)\" fill=\"\(fill)\"\(stroke)/><text x=\"\(x + cw / 2 - 1)\" y=\"\(y + ch * 0.68)\" text-anchor=\"middle\">\(label)</text></g>")
                 }
             }
             out.append("<text x=\"\(x0 + panelW / 2)\" y=\"\(height - 6)\" text-anchor=\"middle\">coefficient (rows down)</text>")

@@ -133,8 +133,12 @@ final class EvaluateCLITests: XCTestCase {
         let judgments = try lines(out.appendingPathComponent("judgments.jsonl"))
         XCTAssertEqual(judgments.count, 2)
         XCTAssertTrue(judgments.allSatisfy { $0["judge"] as? String == "smollm2" })
+        // A 135M model rarely answers a judge prompt with a number: the sweep counts the usable scores and falls
+        // back to the proxies when fewer than half of the answers have both.
+        let usable = judgments.filter { $0["trait"] != nil && $0["coherence"] != nil }.count
         let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("sweep.json"))) as? [String: Any])
-        XCTAssertEqual(summary["judged"] as? Bool, true)
+        XCTAssertEqual(summary["usableJudgments"] as? Int, usable)
+        XCTAssertEqual(summary["judged"] as? Bool, 2 * usable >= 2 && usable > 0)
     }
 
     /// `evaluate monitor` without a judge: the per-row correlations are those of the points it wrote, and the

@@ -50,6 +50,9 @@ public struct SweepSample: Codable, Sendable, Equatable {
     public var projection: Double
     /// exp(mean negative log-likelihood) of the answer under the unsteered model (coherence proxy).
     public var perplexity: Double
+    /// Share of the answer's token 3-grams that repeat an earlier one (coherence proxy: perplexity misses loops,
+    /// which the unsteered model finds likely). nil in files written before it was recorded.
+    public var repetition: Double?
     public var key: String { SweepSample.key(question: question, cell: cell) }
     public static func key(question: Int, cell: SweepCell) -> String { "q\(question)/r\(cell.row)/c\(cell.coef)" }
 }
@@ -70,6 +73,7 @@ public struct SweepCellSummary: Codable, Sendable, Equatable {
     public var coherence: Double?
     public var projection: Double
     public var perplexity: Double
+    public var repetition: Double
     /// Change against the baseline of the measure the choice uses (judged trait score, else projection).
     public var effect: Double?
     /// Whether the cell passes the coherence bar (judged coherence, else the perplexity proxy).
@@ -84,6 +88,10 @@ public struct SweepSummary: Codable, Sendable, Equatable {
     public var measure: String
     public var coherenceThreshold: Double?
     public var maxPerplexityRatio: Double?
+    public var maxRepetition: Double?
+    /// Answers the judge gave both scores for (nil without a judge). Under half of all answers, the sweep falls
+    /// back to the proxies and `measure` says so.
+    public var usableJudgments: Int?
     public var monitoringRow: Int
     public var baseline: SweepCellSummary
     public var cells: [SweepCellSummary]
@@ -176,7 +184,8 @@ public final class SteeringSweep {
                     let answerIds = doc.tokenIds ?? []
                     let sample = SweepSample(question: q, cell: cell, answer: doc.response, answerTokens: answerIds.count,
                                              projection: scores.isEmpty ? 0 : scores.reduce(0, +) / Double(scores.count),
-                                             perplexity: try perplexity(prompt: doc.promptTokenIds ?? [], answer: answerIds))
+                                             perplexity: try perplexity(prompt: doc.promptTokenIds ?? [], answer: answerIds),
+                                             repetition: Self.repetition(answerIds))
                     try samplesLog.append(sample)
                     samples[sample.key] = sample
                     done += 1
@@ -206,6 +215,15 @@ public final class SteeringSweep {
             }
             return Foundation.exp(nll / Double(answer.count))
         }
+    }
+
+    /// 1 - distinct token 3-grams / all token 3-grams; 0 below 4 tokens.
+    public static func repetition(_ ids: [Int]) -> Double {
+        guard ids.count >= 4 else { return 0 }
+        var seen = Set<[Int]>()
+        let grams = ids.count - 2
+        for i in 0..<grams { seen.insert(Array(ids[i..<(i + 3)])) }
+        return 1 - Double(seen.count) / Double(grams)
     }
 
     /// Scores every answer without a judgment with the trait's own judge prompt and the coherence prompt.
@@ -238,8 +256,9 @@ public final class SteeringSweep {
     /// Per-cell means and the choice. With judgments: effect = mean trait score - the baseline's, coherent = mean
     /// coherence >= `coherenceThreshold`. Without: effect = mean projection - the baseline's (at the monitoring
     /// row), coherent = mean perplexity <= `maxPerplexityRatio` x the baseline's (a proxy).
-    public func summary(coherenceThreshold: Double = 70, maxPerplexityRatio: Double = 2) -> SweepSummary {
-        let judged = !judgments.isEmpty
+    public func summary(coherenceThreshold: Double = 70, maxPerplexityRatio: Double = 2, maxRepetition: Double = 0.3) -> SweepSummary {
+        let usable = judgments.isEmpty ? nil : Optional(samples.keys.filter { judgments[$0]?.trait != nil && judgments[$0]?.coherence != nil }.count)
+        let judged = (usable ?? 0) > 0 && 2 * (usable ?? 0) >= samples.count
         func summarise(_ cell: SweepCell) -> SweepCellSummary {
             let xs = settings.questions.indices.compactMap { samples[SweepSample.key(question: $0, cell: cell)] }
             func mean(_ v: [Double]) -> Double? { v.isEmpty ? nil : v.reduce(0, +) / Double(v.count) }
@@ -247,7 +266,7 @@ public final class SteeringSweep {
             return SweepCellSummary(row: cell.row, coef: cell.coef, n: xs.count,
                                     trait: mean(js.compactMap(\.trait)), coherence: mean(js.compactMap(\.coherence)),
                                     projection: mean(xs.map(\.projection)) ?? .nan, perplexity: mean(xs.map(\.perplexity)) ?? .nan,
-                                    effect: nil, coherent: false)
+                                    repetition: mean(xs.map { $0.repetition ?? 0 }) ?? .nan, effect: nil, coherent: false)
         }
         let unsteered = summarise(.baseline)
         var base = unsteered
@@ -259,7 +278,7 @@ public final class SteeringSweep {
                 c.coherent = (c.coherence ?? -1) >= coherenceThreshold
             } else {
                 c.effect = c.projection - base.projection
-                c.coherent = c.perplexity <= maxPerplexityRatio * base.perplexity
+                c.coherent = c.perplexity <= maxPerplexityRatio * base.perplexity && c.repetition <= maxRepetition
             }
         }
         finish(&base)
@@ -268,9 +287,11 @@ public final class SteeringSweep {
             .max { ($0.effect ?? 0, -$0.coef) < ($1.effect ?? 0, -$1.coef) }
         return SweepSummary(trait: settings.trait, model: settings.model, judged: judged,
                             measure: judged ? "judge: trait score 0-100 minus the baseline's; coherence >= threshold"
-                                : "proxy (no judge): projection at the monitoring row minus the baseline's; perplexity under the unsteered model <= ratio x the baseline's",
+                                : (usable.map { "proxy (the judge scored only \($0) of \(samples.count) answers): " } ?? "proxy (no judge): ")
+                                    + "projection at the monitoring row minus the baseline's; coherent while perplexity under the unsteered model <= ratio x the baseline's and repeated token 3-grams <= the limit",
                             coherenceThreshold: judged ? coherenceThreshold : nil,
                             maxPerplexityRatio: judged ? nil : maxPerplexityRatio,
+                            maxRepetition: judged ? nil : maxRepetition, usableJudgments: usable,
                             monitoringRow: settings.monitoringRow, baseline: base, cells: cells, chosen: chosen,
                             answers: samples.values.sorted { ($0.question, $0.cell.row, $0.cell.coef) < ($1.question, $1.cell.row, $1.cell.coef) }.map {
                                 SweepAnswer(question: $0.question, questionText: settings.questions[$0.question], row: $0.cell.row,

@@ -50,7 +50,7 @@
       const chosen = sw.chosen && sw.chosen.row === cell.row && sw.chosen.coef === cell.coef;
       const g = s("g", { "data-testid": "sweep-cell", "data-row": cell.row, "data-coef": cell.coef, tabindex: 0, role: "button",
                          class: "sweep-cell" + (chosen ? " chosen" : "") + (cell.coherent ? "" : " incoherent") }, [
-        s("title", {}, ["row " + cell.row + ", coef " + cell.coef + ": " + label(cell)]),
+        s("title", {}, ["row " + cell.row + ", coef " + cell.coef + ": " + label(cell) + (cell.repetition != null ? ", repeated 3-grams " + fmt(cell.repetition) : "")]),
         s("rect", { x: left + cw * j, y: top + ch * i, width: cw - 2, height: ch - 2, fill: colour(cell),
                     stroke: chosen ? "#000" : (cell.coherent ? "none" : "#888"), "stroke-width": chosen ? 2.5 : 1,
                     "stroke-dasharray": cell.coherent || chosen ? "" : "3,2" }),
@@ -72,7 +72,7 @@
     const ratio = (c) => c.perplexity / Math.max(1e-9, sw.baseline.perplexity);
     const coherenceColour = (c) => {
       const v = sw.judged ? Math.max(0, Math.min(1, (c.coherence || 0) / 100))
-                          : 1 - Math.max(0, Math.min(1, (ratio(c) - 1) / (2 * (sw.maxPerplexityRatio || 2) - 1)));
+                          : c.coherent ? 1 - Math.max(0, Math.min(0.5, (ratio(c) - 1) / (2 * (sw.maxPerplexityRatio || 2) - 1))) : 0.15;
       return "rgb(" + Math.round(255 * (1 - v)) + "," + Math.round(200 * v + 55) + ",90)";
     };
     const answers = h("div", { id: "sweep-answers", "data-testid": "sweep-answers", class: "sweep-answers" },
@@ -97,7 +97,7 @@
     const view = h("div", { class: "eval", "data-testid": "sweep-view" }, [
       h("h2", { text: "Steering sweep: " + sw.trait + " on " + sw.model }),
       h("p", { class: "muted small", text: name + " · " + sw.measure + " · effect measured at row " + sw.monitoringRow + " · " + chosen }),
-      sw.judged ? null : h("p", { class: "notice", text: "No judge: the effect is the projection shift and coherence the perplexity ratio, proxies only." }),
+      sw.judged ? null : h("p", { class: "notice", text: "Proxies only: the effect is the projection shift; a setting counts as coherent while its perplexity stays within the ratio and its answers do not loop (repeated token 3-grams). " + (sw.usableJudgments != null ? "The judge scored only " + sw.usableJudgments + " answers." : "No judge was used.") }),
       h("div", { class: "sweep-maps" }, [
         heatmap(sw, sw.judged ? "Trait score − baseline" : "Projection − baseline (proxy)", diverging, (c) => signed(c.effect), pick),
         heatmap(sw, sw.judged ? "Coherence (0–100)" : "Perplexity / baseline (proxy)", coherenceColour,
