@@ -135,3 +135,13 @@ struct ClusterSlurm: ParsableCommand {
         return "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 }
+
+/// A command's share of the work: `--shard i/N`, else a job array task's (Slurm, Kubernetes; said on stderr), else all.
+func workShare(_ explicit: String?, option: String = "--shard") throws -> Shard {
+    if let explicit {
+        do { return try Shard(parsing: explicit) } catch { throw ValidationError("\(error)") }
+    }
+    guard let task = try ArrayTask.fromEnvironment(ProcessInfo.processInfo.environment) else { return .whole }
+    note("work share from the environment: \(task) (pass \(option) 0/1 to do all of it)")
+    return Shard(index: task.index, count: task.count)
+}

@@ -47,6 +47,7 @@ struct EvaluateSteering: AsyncParsableCommand {
     var maxRepetition: Double = 0.3
     @Option(name: .customLong("batch-size"), help: "Settings of one question generated together.") var batchSize: Int = 16
     @Flag(name: .customLong("write-vector"), help: "Write the chosen row and coefficient into the vector file.") var writeVector = false
+    @Option(help: "Shard i/N of the questions (default: a job array task's share, else all); shards share OUT.") var shard: String?
     @Option(help: "Output folder.") var out: String
 
     func validate() throws {
@@ -99,18 +100,23 @@ struct EvaluateSteering: AsyncParsableCommand {
                                      temperature: temperature, seed: seed, monitoringRow: v.defaultRow)
         let session = try MonitorSession(loaded: loaded, vectors: [v])
         let folder = URL(fileURLWithPath: out)
-        let sweep = try SteeringSweep(folder: folder, settings: settings, definition: def, session: session, traitName: v.trait)
+        let share = try workShare(shard)
+        let sweep = try SteeringSweep(folder: folder, settings: settings, definition: def, session: session, traitName: v.trait, shard: share)
         note("sweep \(v.trait)@\(v.method): rows \(settings.rows.map(String.init).joined(separator: ",")), coefficients \(settings.coefs.map { String($0) }.joined(separator: ",")), \(settings.questions.count) questions = \(sweep.totalSamples) answers; effect measured at row \(settings.monitoringRow)")
-        if !sweep.samples.isEmpty { note("resuming: \(sweep.samples.count) of \(sweep.totalSamples) answers already in \(folder.path)/samples.jsonl") }
-        let gp = Progress(total: sweep.totalSamples - sweep.samples.count, label: "answers")
+        if sweep.ownDone > 0 { note("resuming: \(sweep.ownDone) of \(sweep.ownSamples) answers already in \(folder.path)") }
+        let gp = Progress(total: sweep.ownSamples - sweep.ownDone, label: "answers")
         try sweep.generate(batchSize: batchSize, progress: { done, _, _ in gp.update(done) }, onTokens: { gp.addTokens($0) })
 
         if let judge = try judgeOptions.make(out: folder, extractionModel: loaded) {
-            let missing = sweep.samples.count - sweep.judgments.count
+            let missing = sweep.samples.values.filter { sweep.judgments[$0.key] == nil && share.owns($0.question) }.count
             let jp = Progress(total: missing, label: "judged")
             try await sweep.judge(with: judge) { done, _, _ in jp.update(done) }
         } else {
             note("no judge: effects are projection shifts and coherence is a perplexity proxy (pass --judge openai|local for scores)")
+        }
+        if share.count > 1 {
+            print("shard \(share): \(sweep.ownSamples) answers in \(folder.path); when every shard is done, run the same command with --shard 0/1 (or outside the array) to summarise")
+            return
         }
         let summary = sweep.summary(coherenceThreshold: coherenceThreshold, maxPerplexityRatio: maxPerplexityRatio, maxRepetition: maxRepetition)
         if let u = summary.usableJudgments, !summary.judged {
@@ -163,6 +169,7 @@ struct EvaluateMonitor: AsyncParsableCommand {
     @OptionGroup var judgeOptions: JudgeOptions
     @Option(help: "Bootstrap resamples for the 95% intervals.") var bootstrap: Int = 1000
     @Option(name: .customLong("batch-size")) var batchSize: Int = 16
+    @Option(help: "Shard i/N of the questions (default: a job array task's share, else all); shards share OUT.") var shard: String?
     @Option(help: "Output folder.") var out: String
 
     func validate() throws {
@@ -185,17 +192,23 @@ struct EvaluateMonitor: AsyncParsableCommand {
                                                  instructions: instructions, maxTokens: maxTokens, temperature: temperature,
                                                  seed: seed, monitoringRow: v.defaultRow)
         let folder = URL(fileURLWithPath: out)
+        let share = try workShare(shard)
         let validation = try MonitorValidation(folder: folder, settings: settings, definition: def,
-                                               session: try MonitorSession(loaded: loaded, vectors: [v]), vector: v)
+                                               session: try MonitorSession(loaded: loaded, vectors: [v]), vector: v, shard: share)
         note("\(v.trait)@\(v.method): \(qs.count) questions x \(settings.conditions.count) conditions = \(validation.total) answers; monitoring row \(settings.monitoringRow)")
-        if !validation.samples.isEmpty { note("resuming: \(validation.samples.count) of \(validation.total) answers already in \(folder.path)/samples.jsonl") }
-        let gp = Progress(total: validation.total - validation.samples.count, label: "answers")
+        if validation.ownDone > 0 { note("resuming: \(validation.ownDone) of \(validation.own) answers already in \(folder.path)") }
+        let gp = Progress(total: validation.own - validation.ownDone, label: "answers")
         try validation.generate(batchSize: batchSize, progress: { done, _, _ in gp.update(done) }, onTokens: { gp.addTokens($0) })
         if let judge = try judgeOptions.make(out: folder, extractionModel: loaded) {
-            let jp = Progress(total: validation.samples.count - validation.judgments.count, label: "judged")
+            let missing = validation.samples.values.filter { validation.judgments[$0.key] == nil && share.owns($0.question) }.count
+            let jp = Progress(total: missing, label: "judged")
             try await validation.judge(with: judge) { done, _, _ in jp.update(done) }
         } else {
             note("no judge: the target is the condition (positive 100, neutral 50, negative 0), a proxy for separation, not behaviour")
+        }
+        if share.count > 1 {
+            print("shard \(share): \(validation.own) answers in \(folder.path); when every shard is done, run the same command with --shard 0/1 (or outside the array) to report")
+            return
         }
         let report = validation.report(bootstrap: bootstrap, seed: seed)
         try MonitorEvalReport.write(report, to: folder)

@@ -84,10 +84,8 @@ struct MonitorRun: ParsableCommand {
 
     /// This process's part of the prompt set: --shard, else the job array's share, else all.
     func share() throws -> Shard {
-        if let shard { return try Shard(parsing: shard) }
-        guard prompts != nil, let task = try ArrayTask.fromEnvironment(ProcessInfo.processInfo.environment) else { return .whole }
-        if !jsonLines { note("work share from the environment: \(task) (pass --shard 0/1 to do every prompt)") }
-        return Shard(index: task.index, count: task.count)
+        if shard == nil && prompts == nil { return .whole }
+        return try workShare(shard)
     }
 
     func run() throws {

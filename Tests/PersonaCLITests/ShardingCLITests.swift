@@ -79,4 +79,32 @@ final class ShardingCLITests: XCTestCase {
         XCTAssertTrue(ids.allSatisfy { !$0.isEmpty })
         XCTAssertEqual(ids, b.map { $0["token_ids"] as? [Int] ?? [] })
     }
+
+    /// `evaluate steering` split over a job array's tasks (shared folder, one log per task), then summarised:
+    /// the same sweep.json as one process.
+    func testEvaluateSteeringSharesSummariseToTheSingleRun() throws {
+        let model = try Repository.smolLM2.path
+        let common = ["evaluate", "steering", "--model", model, "--vectors", Repository.root.appendingPathComponent("examples/vectors/smollm2").path,
+                      "--trait", "evil", "--questions", "3", "--rows", "12", "--coefs", "2", "--max-tokens", "8"]
+        let shared = dir.appendingPathComponent("shared").path
+        for i in 0..<2 {
+            let r = try persona(common + ["--out", shared], env: ["SLURM_ARRAY_TASK_ID": "\(i)", "SLURM_ARRAY_TASK_COUNT": "2"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(r.stdout.contains("shard \(i)/2"), r.stdout)
+            XCTAssertTrue(FileManager.default.fileExists(atPath: "\(shared)/samples.shard-\(i)-of-2.jsonl"))
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(shared)/sweep.json"), "a shard does not summarise")
+        let summary = try persona(common + ["--out", shared])
+        XCTAssertEqual(summary.status, 0, summary.stderr)
+        XCTAssertTrue(summary.stderr.contains("resuming: 6 of 6"), summary.stderr)
+        let single = dir.appendingPathComponent("single").path
+        XCTAssertEqual(try persona(common + ["--out", single]).status, 0)
+        func load(_ p: String) throws -> [String: Any] {
+            try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: p + "/sweep.json"))) as? [String: Any])
+        }
+        let a = try load(shared), b = try load(single)
+        XCTAssertEqual((a["answers"] as? [[String: Any]])?.map { $0["answer"] as? String }, (b["answers"] as? [[String: Any]])?.map { $0["answer"] as? String })
+        XCTAssertEqual(try JSONSerialization.data(withJSONObject: a["cells"] as Any, options: [.sortedKeys]),
+                       try JSONSerialization.data(withJSONObject: b["cells"] as Any, options: [.sortedKeys]))
+    }
 }

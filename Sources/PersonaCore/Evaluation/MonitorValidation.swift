@@ -95,13 +95,15 @@ public final class MonitorValidation {
     public let definition: TraitDefinition
     let session: MonitorSession
     let vector: TraitVector
+    /// This process's part of a job array (the questions with index % count == index); `.whole` otherwise.
+    public let shard: Shard
     private let samplesLog: AppendLog<MonitorSample>
     private let judgmentsLog: AppendLog<MonitorJudgment>
     public private(set) var samples: [String: MonitorSample] = [:]
     public private(set) var judgments: [String: MonitorJudgment] = [:]
 
     public init(folder: URL, settings: MonitorValidationSettings, definition: TraitDefinition, session: MonitorSession,
-                vector: TraitVector) throws {
+                vector: TraitVector, shard: Shard = .whole) throws {
         self.folder = folder
         self.settings = settings
         self.definition = definition
@@ -118,20 +120,24 @@ public final class MonitorValidation {
         } else {
             try ExtractionRun.writeJSON(settings, to: file)
         }
-        samplesLog = AppendLog(folder.appendingPathComponent("samples.jsonl"))
-        judgmentsLog = AppendLog(folder.appendingPathComponent("judgments.jsonl"))
-        for s in try samplesLog.readAll() { samples[s.key] = s }
-        for j in try judgmentsLog.readAll() { judgments[j.key] = j }
+        self.shard = shard
+        samplesLog = ShardedLogs.log(folder, "samples", shard)
+        judgmentsLog = ShardedLogs.log(folder, "judgments", shard)
+        for s in try ShardedLogs.readAll(folder, "samples") as [MonitorSample] { samples[s.key] = s }
+        for j in try ShardedLogs.readAll(folder, "judgments") as [MonitorJudgment] { judgments[j.key] = j }
     }
 
     public var total: Int { settings.questions.count * settings.conditions.count }
+    /// The answers this process is to make (its shard's questions).
+    public var own: Int { settings.questions.indices.filter(shard.owns).count * settings.conditions.count }
+    public var ownDone: Int { samples.values.filter { shard.owns($0.question) }.count }
 
     /// Answers every (question, condition) not yet done, a question's conditions as one batch; then one plain
     /// forward of prompt + answer gives every row's projections.
     public func generate(batchSize: Int = 16, progress: ExtractionProgress? = nil, onTokens: ((Int) -> Void)? = nil) throws {
         var done = 0
         let norms = vector.norms
-        for (q, question) in settings.questions.enumerated() {
+        for (q, question) in settings.questions.enumerated() where shard.owns(q) {
             let todo = settings.conditions.filter { samples[MonitorSample.key(question: q, condition: $0)] == nil }
             for start in stride(from: 0, to: todo.count, by: max(1, batchSize)) {
                 let group = Array(todo[start..<min(todo.count, start + batchSize)])
@@ -167,14 +173,14 @@ public final class MonitorValidation {
                     samples[s.key] = s
                     done += 1
                     onTokens?(answer.count)
-                    progress?(done, total, "answers")
+                    progress?(done, own, "answers")
                 }
             }
         }
     }
 
     public func judge(with judge: any Judge, progress: ExtractionProgress? = nil, inFlight: Int = 16) async throws {
-        let todo = samples.values.filter { judgments[$0.key] == nil }.sorted { $0.key < $1.key }
+        let todo = samples.values.filter { judgments[$0.key] == nil && shard.owns($0.question) }.sorted { $0.key < $1.key }
         var done = 0, next = 0
         try await withThrowingTaskGroup(of: MonitorJudgment.self) { group in
             func launch(_ s: MonitorSample) throws {

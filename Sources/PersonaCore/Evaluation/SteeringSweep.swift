@@ -124,13 +124,16 @@ public final class SteeringSweep {
     public let definition: TraitDefinition
     let session: MonitorSession
     let traitName: String
+    /// This process's part of a job array (the questions with index % count == index); `.whole` otherwise.
+    public let shard: Shard
     private let samplesLog: AppendLog<SweepSample>
     private let judgmentsLog: AppendLog<SweepJudgment>
     public private(set) var samples: [String: SweepSample] = [:]
     public private(set) var judgments: [String: SweepJudgment] = [:]
 
     /// `traitName` is how the vector is named among the session's vectors (`trait` or `trait@method`).
-    public init(folder: URL, settings: SweepSettings, definition: TraitDefinition, session: MonitorSession, traitName: String) throws {
+    public init(folder: URL, settings: SweepSettings, definition: TraitDefinition, session: MonitorSession, traitName: String,
+                shard: Shard = .whole) throws {
         self.folder = folder
         self.settings = settings
         self.definition = definition
@@ -148,20 +151,24 @@ public final class SteeringSweep {
         } else {
             try ExtractionRun.writeJSON(settings, to: file)
         }
-        samplesLog = AppendLog(folder.appendingPathComponent("samples.jsonl"))
-        judgmentsLog = AppendLog(folder.appendingPathComponent("judgments.jsonl"))
-        for s in try samplesLog.readAll() { samples[s.key] = s }
-        for j in try judgmentsLog.readAll() { judgments[j.key] = j }
+        self.shard = shard
+        samplesLog = ShardedLogs.log(folder, "samples", shard)
+        judgmentsLog = ShardedLogs.log(folder, "judgments", shard)
+        for s in try ShardedLogs.readAll(folder, "samples") as [SweepSample] { samples[s.key] = s }
+        for j in try ShardedLogs.readAll(folder, "judgments") as [SweepJudgment] { judgments[j.key] = j }
     }
 
     public var totalSamples: Int { settings.questions.count * settings.cells.count }
+    /// The answers this process is to make (its shard's questions).
+    public var ownSamples: Int { settings.questions.indices.filter(shard.owns).count * settings.cells.count }
+    public var ownDone: Int { samples.values.filter { shard.owns($0.question) }.count }
 
     /// Generates every missing answer. A question's cells run as one batch of `batchSize` at most; each answer gets
     /// its own seed from (seed, question, cell index), so the split into batches does not change what is drawn.
     public func generate(batchSize: Int = 16, progress: ExtractionProgress? = nil, onTokens: ((Int) -> Void)? = nil) throws {
         let cells = settings.cells
         var done = 0
-        for (q, question) in settings.questions.enumerated() {
+        for (q, question) in settings.questions.enumerated() where shard.owns(q) {
             let todo = cells.enumerated().filter { samples[SweepSample.key(question: q, cell: $0.element)] == nil }
             for start in stride(from: 0, to: todo.count, by: max(1, batchSize)) {
                 let group = Array(todo[start..<min(todo.count, start + batchSize)])
@@ -190,7 +197,7 @@ public final class SteeringSweep {
                     samples[sample.key] = sample
                     done += 1
                     onTokens?(answerIds.count)
-                    progress?(done, totalSamples, "answers")
+                    progress?(done, ownSamples, "answers")
                 }
             }
         }
@@ -229,7 +236,7 @@ public final class SteeringSweep {
     /// Scores every answer without a judgment with the trait's own judge prompt and the coherence prompt.
     public func judge(with judge: any Judge, progress: ExtractionProgress? = nil, inFlight: Int = 16) async throws {
         let coherencePrompt = definition.coherencePrompt ?? JudgePrompt.coherence
-        let todo = samples.values.filter { judgments[$0.key] == nil }.sorted { $0.key < $1.key }
+        let todo = samples.values.filter { judgments[$0.key] == nil && shard.owns($0.question) }.sorted { $0.key < $1.key }
         var done = 0, next = 0
         try await withThrowingTaskGroup(of: SweepJudgment.self) { group in
             func launch(_ s: SweepSample) throws {

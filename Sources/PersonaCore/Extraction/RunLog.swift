@@ -70,3 +70,20 @@ final class AppendLog<Record: Codable> {
         guard fsync(fd) == 0 else { throw VectorError("\(url.path): fsync failed (\(String(cString: strerror(errno))))") }
     }
 }
+
+/// The write-ahead logs of a folder that job-array tasks share: each task appends to `<stem>.shard-i-of-N.jsonl`,
+/// a whole run to `<stem>.jsonl`, and every reader sees all of them.
+enum ShardedLogs {
+    static func log<R: Codable>(_ folder: URL, _ stem: String, _ shard: Shard) -> AppendLog<R> {
+        AppendLog(folder.appendingPathComponent(shard.count > 1 ? "\(stem).shard-\(shard.folderName).jsonl" : "\(stem).jsonl"))
+    }
+
+    static func readAll<R: Codable>(_ folder: URL, _ stem: String) throws -> [R] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+        var out: [R] = []
+        for n in names.sorted() where n == "\(stem).jsonl" || (n.hasPrefix("\(stem).shard-") && n.hasSuffix(".jsonl")) {
+            out += try AppendLog<R>(folder.appendingPathComponent(n)).readAll()
+        }
+        return out
+    }
+}
