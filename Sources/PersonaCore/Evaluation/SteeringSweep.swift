@@ -154,7 +154,11 @@ public final class SteeringSweep {
         self.shard = shard
         samplesLog = ShardedLogs.log(folder, "samples", shard)
         judgmentsLog = ShardedLogs.log(folder, "judgments", shard)
-        for s in try ShardedLogs.readAll(folder, "samples") as [SweepSample] { samples[s.key] = s }
+        for var s in try ShardedLogs.readAll(folder, "samples") as [SweepSample] {
+            // Files from before repetition was recorded: measured on the answer re-tokenised.
+            if s.repetition == nil { s.repetition = Self.repetition(session.loaded.tokenizer.tokenizer.encode(s.answer, addSpecialTokens: false)) }
+            samples[s.key] = s
+        }
         for j in try ShardedLogs.readAll(folder, "judgments") as [SweepJudgment] { judgments[j.key] = j }
     }
 
