@@ -314,9 +314,9 @@ enum SweepReport {
     /// Two panels: the effect (diverging colour, 0 white) and coherence (judged score, or perplexity / baseline).
     static func svg(_ s: SweepSummary) -> String {
         let coefs = Array(Set(s.cells.map(\.coef))).sorted(), rows = Array(Set(s.cells.map(\.row))).sorted()
-        let cw = 56.0, ch = 22.0, left = 50.0, top = 46.0, gap = 40.0
+        let cw = 56.0, ch = 22.0, left = 50.0, top = 58.0, gap = 40.0
         let panelW = cw * Double(coefs.count)
-        let width = left + 2 * panelW + gap + 20, height = top + ch * Double(rows.count) + 40
+        let width = max(720, left + 2 * panelW + gap + 20), height = top + ch * Double(rows.count) + 40
         let maxEffect = max(1e-9, s.cells.compactMap { $0.effect.map(abs) }.max() ?? 1)
         func esc(_ t: String) -> String { t.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;") }
         func diverging(_ x: Double) -> String {
@@ -330,15 +330,17 @@ enum SweepReport {
                 return ("rgb(\(Int(255 * (1 - v))),\(Int(200 * v + 55)),90)", String(format: "%.0f", c.coherence ?? .nan))
             }
             let ratio = c.perplexity / max(1e-9, s.baseline.perplexity)
-            let v = max(0, min(1, (ratio - 1) / max(1e-9, (s.maxPerplexityRatio ?? 2) * 2 - 1)))
-            return ("rgb(\(Int(255 * v)),\(Int(200 * (1 - v) + 55)),90)", String(format: "%.2fx", ratio))
+            let loops = c.repetition > (s.maxRepetition ?? 1)
+            let v = c.coherent ? max(0, min(0.5, (ratio - 1) / max(1e-9, (s.maxPerplexityRatio ?? 2) * 2 - 1))) : 0.85
+            return ("rgb(\(Int(255 * v)),\(Int(200 * (1 - v) + 55)),90)", String(format: "%.2fx", ratio) + (loops ? " loop" : ""))
         }
         var out = ["<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"11\">",
                    "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>",
-                   "<text x=\"\(left)\" y=\"16\" font-size=\"13\">\(esc(s.trait)) on \(esc(s.model)): effect (\(s.judged ? "trait score" : "projection, proxy") - baseline) and \(s.judged ? "coherence" : "perplexity / baseline (proxy)")</text>"]
+                   "<text x=\"\(left)\" y=\"14\" font-size=\"13\">\(esc(s.trait)) on \(esc(s.model)): effect (\(s.judged ? "trait score" : "projection, proxy") - baseline) and \(s.judged ? "coherence" : "perplexity / baseline (proxy)")</text>",
+                   "<text x=\"\(left)\" y=\"27\" fill=\"#666\">outlined: chosen; dashed: fails the coherence \(s.judged ? "bar" : "proxy (loop: repeated token 3-grams over the limit)")</text>"]
         for (p, title) in [(0, "effect"), (1, s.judged ? "coherence" : "perplexity ratio")] {
             let x0 = left + Double(p) * (panelW + gap)
-            out.append("<text x=\"\(x0)\" y=\"36\" font-weight=\"bold\">\(title)</text>")
+            out.append("<text x=\"\(x0)\" y=\"48\" font-weight=\"bold\">\(title)</text>")
             for (j, c) in coefs.enumerated() {
                 out.append("<text x=\"\(x0 + cw * (Double(j) + 0.5))\" y=\"\(top + ch * Double(rows.count) + 14)\" text-anchor=\"middle\">\(c)</text>")
             }
