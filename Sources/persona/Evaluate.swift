@@ -45,14 +45,14 @@ struct EvaluateSteering: AsyncParsableCommand {
     var maxPerplexityRatio: Double = 2
     @Option(name: .customLong("max-repetition"), help: "No judge: largest share of repeated token 3-grams a setting's answers may have (perplexity misses loops).")
     var maxRepetition: Double = 0.3
-    @Option(name: .customLong("batch-size"), help: "Settings of one question generated together.") var batchSize: Int = 16
+    @Option(name: .customLong("batch-size"), help: "Settings of one question generated together (0: all of them, one batched pass per step).") var batchSize: Int = 0
     @Flag(name: .customLong("write-vector"), help: "Write the chosen row and coefficient into the vector file.") var writeVector = false
     @Option(help: "Shard i/N of the questions (default: a job array task's share, else all); shards share OUT.") var shard: String?
     @Option(help: "Output folder.") var out: String
 
     func validate() throws {
         if maxTokens < 1 { throw ValidationError("--max-tokens must be >= 1") }
-        if batchSize < 1 { throw ValidationError("--batch-size must be >= 1") }
+        if batchSize < 0 { throw ValidationError("--batch-size must be >= 0") }
         if let q = questions, q < 1 { throw ValidationError("--questions must be >= 1") }
         if !(0...100).contains(coherenceThreshold) { throw ValidationError("--coherence-threshold must be in 0...100") }
         if !(maxPerplexityRatio >= 1) { throw ValidationError("--max-perplexity-ratio must be >= 1") }
@@ -168,13 +168,13 @@ struct EvaluateMonitor: AsyncParsableCommand {
     @Option(help: "Base seed.") var seed: UInt64 = 0
     @OptionGroup var judgeOptions: JudgeOptions
     @Option(help: "Bootstrap resamples for the 95% intervals.") var bootstrap: Int = 1000
-    @Option(name: .customLong("batch-size")) var batchSize: Int = 16
+    @Option(name: .customLong("batch-size"), help: "Conditions of one question generated together (0: all of them).") var batchSize: Int = 0
     @Option(help: "Shard i/N of the questions (default: a job array task's share, else all); shards share OUT.") var shard: String?
     @Option(help: "Output folder.") var out: String
 
     func validate() throws {
         if maxTokens < 1 { throw ValidationError("--max-tokens must be >= 1") }
-        if batchSize < 1 { throw ValidationError("--batch-size must be >= 1") }
+        if batchSize < 0 { throw ValidationError("--batch-size must be >= 0") }
         if bootstrap < 0 { throw ValidationError("--bootstrap must be >= 0") }
         if let q = questions, q < 1 { throw ValidationError("--questions must be >= 1") }
         if let i = instructions, i < 1 { throw ValidationError("--instructions must be >= 1") }

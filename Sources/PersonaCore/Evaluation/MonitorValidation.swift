@@ -134,13 +134,14 @@ public final class MonitorValidation {
 
     /// Answers every (question, condition) not yet done, a question's conditions as one batch; then one plain
     /// forward of prompt + answer gives every row's projections.
-    public func generate(batchSize: Int = 16, progress: ExtractionProgress? = nil, onTokens: ((Int) -> Void)? = nil) throws {
+    public func generate(batchSize: Int = 0, progress: ExtractionProgress? = nil, onTokens: ((Int) -> Void)? = nil) throws {
         var done = 0
         let norms = vector.norms
         for (q, question) in settings.questions.enumerated() where shard.owns(q) {
             let todo = settings.conditions.filter { samples[MonitorSample.key(question: q, condition: $0)] == nil }
-            for start in stride(from: 0, to: todo.count, by: max(1, batchSize)) {
-                let group = Array(todo[start..<min(todo.count, start + batchSize)])
+            let size = batchSize > 0 ? batchSize : max(1, todo.count)
+            for start in stride(from: 0, to: todo.count, by: size) {
+                let group = Array(todo[start..<min(todo.count, start + size)])
                 let requests = group.map { c -> MonitorRequest in
                     var sampling = SamplingParameters()
                     sampling.temperature = settings.temperature

@@ -169,13 +169,14 @@ public final class SteeringSweep {
 
     /// Generates every missing answer. A question's cells run as one batch of `batchSize` at most; each answer gets
     /// its own seed from (seed, question, cell index), so the split into batches does not change what is drawn.
-    public func generate(batchSize: Int = 16, progress: ExtractionProgress? = nil, onTokens: ((Int) -> Void)? = nil) throws {
+    public func generate(batchSize: Int = 0, progress: ExtractionProgress? = nil, onTokens: ((Int) -> Void)? = nil) throws {
         let cells = settings.cells
         var done = 0
         for (q, question) in settings.questions.enumerated() where shard.owns(q) {
             let todo = cells.enumerated().filter { samples[SweepSample.key(question: q, cell: $0.element)] == nil }
-            for start in stride(from: 0, to: todo.count, by: max(1, batchSize)) {
-                let group = Array(todo[start..<min(todo.count, start + batchSize)])
+            let size = batchSize > 0 ? batchSize : max(1, todo.count)
+            for start in stride(from: 0, to: todo.count, by: size) {
+                let group = Array(todo[start..<min(todo.count, start + size)])
                 let requests = group.map { (k, cell) -> MonitorRequest in
                     var sampling = SamplingParameters()
                     sampling.temperature = settings.temperature
