@@ -108,8 +108,7 @@ struct EvaluateSteering: AsyncParsableCommand {
         try sweep.generate(batchSize: batchSize, progress: { done, _, _ in gp.update(done) }, onTokens: { gp.addTokens($0) })
 
         if let judge = try judgeOptions.make(out: folder, extractionModel: loaded) {
-            let missing = sweep.samples.values.filter { sweep.judgments[$0.key] == nil && share.owns($0.question) }.count
-            let jp = Progress(total: missing, label: "judged")
+            let jp = Progress(total: sweep.unjudged.count, label: "judged")
             try await sweep.judge(with: judge) { done, _, _ in jp.update(done) }
         } else {
             note("no judge: effects are projection shifts and coherence is a perplexity proxy (pass --judge openai|local for scores)")
@@ -200,8 +199,7 @@ struct EvaluateMonitor: AsyncParsableCommand {
         let gp = Progress(total: validation.own - validation.ownDone, label: "answers")
         try validation.generate(batchSize: batchSize, progress: { done, _, _ in gp.update(done) }, onTokens: { gp.addTokens($0) })
         if let judge = try judgeOptions.make(out: folder, extractionModel: loaded) {
-            let missing = validation.samples.values.filter { validation.judgments[$0.key] == nil && share.owns($0.question) }.count
-            let jp = Progress(total: missing, label: "judged")
+            let jp = Progress(total: validation.unjudged.count, label: "judged")
             try await validation.judge(with: judge) { done, _, _ in jp.update(done) }
         } else {
             note("no judge: the target is the condition (positive 100, neutral 50, negative 0), a proxy for separation, not behaviour")

@@ -81,19 +81,9 @@ public final class DataScreen {
     func projections(_ tokens: [Int], promptLength P: Int) throws -> [String: Double] {
         guard tokens.count > P else { return Dictionary(uniqueKeysWithValues: vectors.map { ($0.trait, 0) }) }
         let trace = try HiddenStateTrace.run(model: loaded.model, tokens: tokens)
-        let D = loaded.config.hiddenSize
         var out: [String: Double] = [:]
         for v in vectors {
-            let row = v.defaultRow, dir = v.rows[row], n = Double(v.norms[row])
-            guard n > 0 else { out[v.trait] = 0; continue }
-            let h = trace.hiddenStates[row]
-            var total = 0.0
-            for t in P..<tokens.count {
-                var s = 0.0
-                for k in 0..<D { s += Double(h[t * D + k]) * Double(dir[k]) }
-                total += s / n
-            }
-            out[v.trait] = total / Double(tokens.count - P)
+            out[v.trait] = RowProjector(v.rows[v.defaultRow]).mean(trace.hiddenStates[v.defaultRow], P..<tokens.count)
         }
         return out
     }

@@ -109,17 +109,7 @@ public final class MonitorValidation {
         self.definition = definition
         self.session = session
         self.vector = vector
-        do { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) } catch {
-            throw VectorError("\(folder.path): cannot create the folder (\(error.localizedDescription))")
-        }
-        let file = folder.appendingPathComponent("monitor-settings.json")
-        if let data = try? Data(contentsOf: file) {
-            guard let old = try? JSONDecoder().decode(MonitorValidationSettings.self, from: data), old == settings else {
-                throw VectorError("\(folder.path) holds a validation with other settings; use a new --out folder or the same settings to resume")
-            }
-        } else {
-            try ExtractionRun.writeJSON(settings, to: file)
-        }
+        try RunFolder.open(folder, settingsFile: "monitor-settings.json", settings: settings, mismatch: "a validation with other settings")
         self.shard = shard
         samplesLog = ShardedLogs.log(folder, "samples", shard)
         judgmentsLog = ShardedLogs.log(folder, "judgments", shard)
@@ -136,7 +126,7 @@ public final class MonitorValidation {
     /// forward of prompt + answer gives every row's projections.
     public func generate(batchSize: Int = 0, progress: ExtractionProgress? = nil, onTokens: ((Int) -> Void)? = nil) throws {
         var done = 0
-        let norms = vector.norms
+        let projectors = vector.rows.map(RowProjector.init)
         for (q, question) in settings.questions.enumerated() where shard.owns(q) {
             let todo = settings.conditions.filter { samples[MonitorSample.key(question: q, condition: $0)] == nil }
             let size = batchSize > 0 ? batchSize : max(1, todo.count)
@@ -156,19 +146,9 @@ public final class MonitorValidation {
                 for (i, doc) in docs.enumerated() {
                     let prompt = doc.promptTokenIds ?? [], answer = doc.tokenIds ?? []
                     let trace = try HiddenStateTrace.run(model: session.loaded.model, tokens: prompt + answer)
-                    let D = session.loaded.config.hiddenSize, P = prompt.count, T = prompt.count + answer.count
-                    var last: [Double] = [], mean: [Double] = []
-                    for (r, h) in trace.hiddenStates.enumerated() {
-                        let v = vector.rows[r], n = Double(norms[r])
-                        func proj(_ t: Int) -> Double {
-                            guard n > 0 else { return 0 }
-                            var s = 0.0
-                            for k in 0..<D { s += Double(h[t * D + k]) * Double(v[k]) }
-                            return s / n
-                        }
-                        last.append(proj(P - 1))
-                        mean.append(T > P ? (P..<T).map(proj).reduce(0, +) / Double(T - P) : 0)
-                    }
+                    let P = prompt.count
+                    let last = zip(projectors, trace.hiddenStates).map { project, h in project(h, P - 1) }
+                    let mean = zip(projectors, trace.hiddenStates).map { project, h in project.mean(h, P..<(P + answer.count)) }
                     let s = MonitorSample(question: q, condition: group[i], answer: doc.response, lastPrompt: last, responseMean: mean)
                     try samplesLog.append(s)
                     samples[s.key] = s
@@ -181,22 +161,18 @@ public final class MonitorValidation {
     }
 
     public func judge(with judge: any Judge, progress: ExtractionProgress? = nil, inFlight: Int = 16) async throws {
-        let todo = samples.values.filter { judgments[$0.key] == nil && shard.owns($0.question) }.sorted { $0.key < $1.key }
-        var done = 0, next = 0
-        try await withThrowingTaskGroup(of: MonitorJudgment.self) { group in
-            func launch(_ s: MonitorSample) throws {
-                let p = try JudgePrompt.fill(definition.evalPrompt, question: settings.questions[s.question], answer: s.answer)
-                group.addTask { MonitorJudgment(key: s.key, trait: try await judge.score(prompt: p), judge: judge.name) }
-            }
-            while next < min(inFlight, todo.count) { try launch(todo[next]); next += 1 }
-            while let j = try await group.next() {
-                try judgmentsLog.append(j)
-                judgments[j.key] = j
-                done += 1
-                progress?(done, todo.count, "judgments")
-                if next < todo.count { try launch(todo[next]); next += 1 }
-            }
-        }
+        try await JudgingQueue.run(unjudged, inFlight: inFlight, progress: progress, job: { s in
+            let p = try JudgePrompt.fill(definition.evalPrompt, question: settings.questions[s.question], answer: s.answer)
+            return { MonitorJudgment(key: s.key, trait: try await judge.score(prompt: p), judge: judge.name) }
+        }, record: { j in
+            try judgmentsLog.append(j)
+            judgments[j.key] = j
+        })
+    }
+
+    /// This process's answers that have no judgment yet, in key order.
+    public var unjudged: [MonitorSample] {
+        samples.values.filter { judgments[$0.key] == nil && shard.owns($0.question) }.sorted { $0.key < $1.key }
     }
 
     /// Correlations per row. Without judgments the target is the condition itself (positive 100, neutral 50,
@@ -243,23 +219,17 @@ public final class MonitorValidation {
         return out
     }
 
-    /// r on all pairs, and the 2.5% / 97.5% percentiles of r over `b` resamples of the pairs (SplitMix64, seeded).
+    /// r on all pairs, and the 2.5% / 97.5% percentiles of r over `b` resamples of the pairs (the sampler's seeded
+    /// generator).
     static func correlation(_ x: [Double], _ y: [Double], _ f: ([Double], [Double]) -> Double?, _ b: Int, _ seed: UInt64) -> Correlation {
         guard let r = f(x, y) else { return Correlation(r: nil, low: nil, high: nil) }
         guard b > 0, x.count >= 3 else { return Correlation(r: r, low: nil, high: nil) }
-        var state = seed &+ 0x9E37_79B9_7F4A_7C15
-        func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var rng = SeededRandom(seed: seed)
         var rs: [Double] = []
         rs.reserveCapacity(b)
         var xs = x, ys = y
         for _ in 0..<b {
-            for i in x.indices { let k = Int(next() % UInt64(x.count)); xs[i] = x[k]; ys[i] = y[k] }
+            for i in x.indices { let k = Int.random(in: 0..<x.count, using: &rng); xs[i] = x[k]; ys[i] = y[k] }
             if let v = f(xs, ys) { rs.append(v) }
         }
         guard rs.count >= 20 else { return Correlation(r: r, low: nil, high: nil) }

@@ -139,18 +139,8 @@ public final class SteeringSweep {
         self.definition = definition
         self.session = session
         self.traitName = traitName
-        let fm = FileManager.default
-        do { try fm.createDirectory(at: folder, withIntermediateDirectories: true) } catch {
-            throw VectorError("\(folder.path): cannot create the sweep folder (\(error.localizedDescription))")
-        }
-        let file = folder.appendingPathComponent("sweep-settings.json")
-        if let data = try? Data(contentsOf: file) {
-            guard let old = try? JSONDecoder().decode(SweepSettings.self, from: data), old == settings else {
-                throw VectorError("\(folder.path) holds a sweep with other settings (trait, model, rows, coefficients, questions or sampling); use a new --out folder or the same settings to resume")
-            }
-        } else {
-            try ExtractionRun.writeJSON(settings, to: file)
-        }
+        try RunFolder.open(folder, settingsFile: "sweep-settings.json", settings: settings,
+                           mismatch: "a sweep with other settings (trait, model, rows, coefficients, questions or sampling)")
         self.shard = shard
         samplesLog = ShardedLogs.log(folder, "samples", shard)
         judgmentsLog = ShardedLogs.log(folder, "judgments", shard)
@@ -241,28 +231,23 @@ public final class SteeringSweep {
     /// Scores every answer without a judgment with the trait's own judge prompt and the coherence prompt.
     public func judge(with judge: any Judge, progress: ExtractionProgress? = nil, inFlight: Int = 16) async throws {
         let coherencePrompt = definition.coherencePrompt ?? JudgePrompt.coherence
-        let todo = samples.values.filter { judgments[$0.key] == nil && shard.owns($0.question) }.sorted { $0.key < $1.key }
-        var done = 0, next = 0
-        try await withThrowingTaskGroup(of: SweepJudgment.self) { group in
-            func launch(_ s: SweepSample) throws {
-                let question = settings.questions[s.question]
-                let tp = try JudgePrompt.fill(definition.evalPrompt, question: question, answer: s.answer)
-                let cp = try JudgePrompt.fill(coherencePrompt, question: question, answer: s.answer)
-                group.addTask {
-                    async let t = judge.score(prompt: tp)
-                    async let c = judge.score(prompt: cp)
-                    return SweepJudgment(key: s.key, trait: try await t, coherence: try await c, judge: judge.name)
-                }
+        try await JudgingQueue.run(unjudged, inFlight: inFlight, progress: progress, job: { s in
+            let question = settings.questions[s.question]
+            let tp = try JudgePrompt.fill(definition.evalPrompt, question: question, answer: s.answer)
+            let cp = try JudgePrompt.fill(coherencePrompt, question: question, answer: s.answer)
+            return {
+                let (t, c) = try await JudgingQueue.traitAndCoherence(judge, traitPrompt: tp, coherencePrompt: cp)
+                return SweepJudgment(key: s.key, trait: t, coherence: c, judge: judge.name)
             }
-            while next < min(inFlight, todo.count) { try launch(todo[next]); next += 1 }
-            while let j = try await group.next() {
-                try judgmentsLog.append(j)
-                judgments[j.key] = j
-                done += 1
-                progress?(done, todo.count, "judgments")
-                if next < todo.count { try launch(todo[next]); next += 1 }
-            }
-        }
+        }, record: { j in
+            try judgmentsLog.append(j)
+            judgments[j.key] = j
+        })
+    }
+
+    /// This process's answers that have no judgment yet, in key order.
+    public var unjudged: [SweepSample] {
+        samples.values.filter { judgments[$0.key] == nil && shard.owns($0.question) }.sorted { $0.key < $1.key }
     }
 
     /// Per-cell means and the choice. With judgments: effect = mean trait score - the baseline's, coherent = mean

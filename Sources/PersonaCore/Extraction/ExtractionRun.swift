@@ -203,22 +203,9 @@ public final class ExtractionRun {
         self.trait = trait
         self.options = options
         self.loaded = loaded
-        let fm = FileManager.default
-        do { try fm.createDirectory(at: folder, withIntermediateDirectories: true) } catch {
-            throw VectorError("\(folder.path): cannot create run folder (\(error.localizedDescription))")
-        }
-        let runFile = folder.appendingPathComponent("run.json")
-        let meta = RunMeta(trait: trait.name, model: loaded.name, options: options, traitDefinition: trait)
-        if let data = try? Data(contentsOf: runFile) {
-            guard let old = try? JSONDecoder().decode(RunMeta.self, from: data) else {
-                throw VectorError("\(runFile.path): unreadable run settings; use a new --out folder")
-            }
-            guard old == meta else {
-                throw VectorError("\(folder.path) holds a run with different settings (trait, model, options or trait file); use a new --out folder or the same settings to resume")
-            }
-        } else {
-            try Self.writeJSON(meta, to: runFile)
-        }
+        try RunFolder.open(folder, settingsFile: "run.json",
+                           settings: RunMeta(trait: trait.name, model: loaded.name, options: options, traitDefinition: trait),
+                           mismatch: "a run with different settings (trait, model, options or trait file)")
         responsesLog = AppendLog(folder.appendingPathComponent("responses.jsonl"))
         judgmentsLog = AppendLog(folder.appendingPathComponent("judgments.jsonl"))
         for r in try responsesLog.readAll() { responses[r.key] = r }
@@ -346,29 +333,17 @@ public final class ExtractionRun {
         for set in Self.sets {
             for p in pairs(set) { for r in [p.pos, p.neg].compactMap({ $0 }) where judgments[r.key] == nil { todo.append(r) } }
         }
-        let total = todo.count
-        var done = 0
-        var next = 0
-        let traitPrompt = trait.evalPrompt
-        try await withThrowingTaskGroup(of: JudgmentRecord.self) { group in
-            func launch(_ r: ResponseRecord) throws {
-                let tp = try JudgePrompt.fill(traitPrompt, question: r.question, answer: r.answer)
-                let cp = try JudgePrompt.fill(coherencePrompt, question: r.question, answer: r.answer)
-                group.addTask {
-                    async let t = judge.score(prompt: tp)
-                    async let c = judge.score(prompt: cp)
-                    return JudgmentRecord(key: r.key, trait: try await t, coherence: try await c, judge: judge.name)
-                }
+        try await JudgingQueue.run(todo, inFlight: inFlight, progress: progress, job: { r in
+            let tp = try JudgePrompt.fill(trait.evalPrompt, question: r.question, answer: r.answer)
+            let cp = try JudgePrompt.fill(coherencePrompt, question: r.question, answer: r.answer)
+            return {
+                let (t, c) = try await JudgingQueue.traitAndCoherence(judge, traitPrompt: tp, coherencePrompt: cp)
+                return JudgmentRecord(key: r.key, trait: t, coherence: c, judge: judge.name)
             }
-            while next < min(inFlight, todo.count) { try launch(todo[next]); next += 1 }
-            while let j = try await group.next() {
-                try judgmentsLog.append(j)
-                judgments[j.key] = j
-                done += 1
-                progress?(done, total, "judgments")
-                if next < todo.count { try launch(todo[next]); next += 1 }
-            }
-        }
+        }, record: { j in
+            try judgmentsLog.append(j)
+            judgments[j.key] = j
+        })
     }
 
     /// Records a judgment made elsewhere (e.g. imported scores); appended like the judge's own.

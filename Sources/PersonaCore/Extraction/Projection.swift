@@ -1,6 +1,29 @@
 import Foundation
 import PersonaModels
 
+/// (h_t . v) / ||v|| of one vector row against a hidden-state row stored [T, D]; 0 when the vector row is zero.
+struct RowProjector {
+    let v: [Float]
+    let norm: Double
+
+    init(_ v: [Float]) {
+        self.v = v
+        norm = Double(v.reduce(0) { $0 + $1 * $1 }).squareRoot()
+    }
+
+    func callAsFunction(_ h: [Float], _ t: Int) -> Double {
+        guard norm > 0 else { return 0 }
+        var dot = 0.0
+        for i in v.indices { dot += Double(h[t * v.count + i]) * Double(v[i]) }
+        return dot / norm
+    }
+
+    /// The mean over `positions`; 0 when it is empty.
+    func mean(_ h: [Float], _ positions: Range<Int>) -> Double {
+        positions.isEmpty ? 0 : positions.reduce(0.0) { $0 + self(h, $1) } / Double(positions.count)
+    }
+}
+
 /// persona_vectors' cal_projection: projections of existing (prompt, answer) texts onto one vector row.
 public enum TextProjection {
     /// Token ids of prompt + answer and the prompt length, tokenised as persona_vectors does (no special tokens
@@ -30,19 +53,10 @@ public enum TextProjection {
         guard ids.count <= loaded.config.maxPositions else {
             throw VectorError("text has \(ids.count) tokens, more than the model's context (\(loaded.config.maxPositions))")
         }
-        let trace = try HiddenStateTrace.run(model: loaded.model, tokens: ids)
-        let h = trace.hiddenStates[row]
-        let v = vector.rows[row]
-        let D = v.count
-        let norm = Double(v.reduce(0) { $0 + $1 * $1 }).squareRoot()
-        func proj(_ t: Int) -> Double {
-            var dot = 0.0
-            for i in 0..<D { dot += Double(h[t * D + i]) * Double(v[i]) }
-            return norm > 0 ? dot / norm : 0
-        }
-        let last = proj(pl - 1)
+        let h = try HiddenStateTrace.run(model: loaded.model, tokens: ids).hiddenStates[row]
+        let project = RowProjector(vector.rows[row])
+        let last = project(h, pl - 1)
         guard ids.count > pl else { return (nil, last) }
-        let resp = (pl..<ids.count).reduce(0.0) { $0 + proj($1) } / Double(ids.count - pl)
-        return (resp, last)
+        return (project.mean(h, pl..<ids.count), last)
     }
 }

@@ -87,3 +87,51 @@ enum ShardedLogs {
         return out
     }
 }
+
+/// A resumable run folder: created if absent, its settings file written on the first run and compared on every
+/// later one, so a rerun resumes only what it started.
+enum RunFolder {
+    /// `mismatch` ends the error when the folder holds other settings.
+    static func open<S: Codable & Equatable>(_ folder: URL, settingsFile: String, settings: S, mismatch: String) throws {
+        do { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) } catch {
+            throw VectorError("\(folder.path): cannot create the folder (\(error.localizedDescription))")
+        }
+        let file = folder.appendingPathComponent(settingsFile)
+        guard let data = try? Data(contentsOf: file) else { return try ExtractionRun.writeJSON(settings, to: file) }
+        guard let old = try? JSONDecoder().decode(S.self, from: data) else {
+            throw VectorError("\(file.path): unreadable run settings; use a new --out folder")
+        }
+        guard old == settings else { throw VectorError("\(folder.path) holds \(mismatch); use a new --out folder or the same settings to resume") }
+    }
+}
+
+/// Judging many answers with at most `inFlight` requests open: `job` turns an item into its request, `record`
+/// receives each result as it arrives (written ahead by the caller), `progress` counts them.
+enum JudgingQueue {
+    static func run<Item, R: Sendable>(_ todo: [Item], inFlight: Int, progress: ExtractionProgress?,
+                                       job: (Item) throws -> @Sendable () async throws -> R,
+                                       record: (R) throws -> Void) async throws {
+        var done = 0, next = 0
+        try await withThrowingTaskGroup(of: R.self) { group in
+            func launch() throws {
+                let work = try job(todo[next])
+                next += 1
+                group.addTask { try await work() }
+            }
+            while next < min(max(1, inFlight), todo.count) { try launch() }
+            while let r = try await group.next() {
+                try record(r)
+                done += 1
+                progress?(done, todo.count, "judgments")
+                if next < todo.count { try launch() }
+            }
+        }
+    }
+
+    /// The trait and coherence scores of one answer, both requests in flight at once.
+    static func traitAndCoherence(_ judge: any Judge, traitPrompt: String, coherencePrompt: String) async throws -> (Double?, Double?) {
+        async let t = judge.score(prompt: traitPrompt)
+        async let c = judge.score(prompt: coherencePrompt)
+        return (try await t, try await c)
+    }
+}
