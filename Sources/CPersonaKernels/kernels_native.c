@@ -18,10 +18,16 @@
 
 static inline int64_t round64(int64_t n) { return (n + 63) & ~(int64_t)63; }
 
-int pk_native_supported(int dtype) { return dtype == PK_Q8_0 || dtype == PK_BF16; }
+int pk_native_supported(int dtype) {
+    return dtype == PK_Q8_0 || dtype == PK_BF16 || pk_native_legacy_x_stride(dtype, 256) || pk_native_k_x_stride(dtype, 256);
+}
 
 size_t pk_native_x_stride(int dtype, int64_t cols) {
     if (cols <= 0) return 0;
+    if (dtype != PK_Q8_0 && dtype != PK_BF16) {
+        size_t s = pk_native_legacy_x_stride(dtype, cols);
+        return s ? s : pk_native_k_x_stride(dtype, cols);
+    }
     if (dtype == PK_Q8_0) return cols % 32 ? 0 : (size_t)round64(cols / 32 * 8 + cols);
     if (dtype == PK_BF16) return (size_t)round64(cols * 4);   // room for the f32 form
     return 0;
@@ -180,6 +186,8 @@ void pk_native_prepare(int dtype, const float *X, int64_t ldx, int64_t cols, voi
     for (int64_t t = t0; t < t1; t++) {
         const float *x = X + t * ldx;
         uint8_t *out = (uint8_t *)xn + (size_t)t * xs;
+        if (pk_native_legacy_x_stride(dtype, cols)) { pk_native_legacy_prepare(dtype, x, cols, out); continue; }
+        if (pk_native_k_x_stride(dtype, cols)) { pk_native_k_prepare(dtype, x, cols, out); continue; }
         if (dtype == PK_Q8_0) {
 #if defined(__x86_64__)
             if (simd) { q8x_quantize_avx2(x, cols, out); continue; }
@@ -486,7 +494,11 @@ void pk_matmul_rows_native(int dtype, const void *W, int64_t cols, const void *x
     }
     const pk_ops *o = pk_ops_current();
     size_t rb = pk_row_bytes(dtype, cols);
-    if (dtype == PK_Q8_0) {
+    if (pk_native_legacy_x_stride(dtype, cols)) {
+        pk_native_legacy_matmul(dtype, (const uint8_t *)W, rb, cols, (const uint8_t *)xn, xs, T, Y, ldy, r0, r1);
+    } else if (pk_native_k_x_stride(dtype, cols)) {
+        pk_native_k_matmul(dtype, (const uint8_t *)W, rb, cols, (const uint8_t *)xn, xs, T, Y, ldy, r0, r1);
+    } else if (dtype == PK_Q8_0) {
         (o->native_q8 ? o->native_q8 : native_q8_scalar)((const uint8_t *)W, rb, cols, (const uint8_t *)xn, xs, T, Y, ldy, r0, r1);
     } else if (o->native_bf16) {
         o->native_bf16((const uint8_t *)W, rb, cols, (const uint8_t *)xn, xs, T, Y, ldy, r0, r1);

@@ -61,4 +61,19 @@ const pk_ops *pk_ops_current(void);
 
 extern const int8_t pk_iq4nl_values[16];
 
+/* Native precision of the other quantised types, one file per family (kernels_native.c dispatches to them):
+   kernels_native_legacy.c: q4_0, q5_0, iq4_nl with q8_0 activations, q4_1, q5_1 with q8_1 activations;
+   kernels_native_k.c: q2_K, q3_K, q4_K, q5_K, q6_K, iq4_xs with q8_K activations.
+   x_stride: bytes one prepared token takes (a multiple of 64), 0 if the family does not handle `dtype` / `cols`.
+   prepare: one token's f32 activations -> its prepared form (identical bits at every SIMD level).
+   matmul: Y[t*ldy + r] for t < T, r in [r0, r1) from T prepared tokens `xs` bytes apart; W rows `rb` bytes apart. */
+size_t pk_native_legacy_x_stride(int dtype, int64_t cols);
+void pk_native_legacy_prepare(int dtype, const float *x, int64_t cols, uint8_t *out);
+void pk_native_legacy_matmul(int dtype, const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,
+                             float *Y, int64_t ldy, int64_t r0, int64_t r1);
+size_t pk_native_k_x_stride(int dtype, int64_t cols);
+void pk_native_k_prepare(int dtype, const float *x, int64_t cols, uint8_t *out);
+void pk_native_k_matmul(int dtype, const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,
+                        float *Y, int64_t ldy, int64_t r0, int64_t r1);
+
 #endif
