@@ -48,7 +48,7 @@ let package = Package(
         // XCTest, so it is built only for tests: build the tool with `swift build --product persona`.
         .target(name: "PersonaTestSupport", dependencies: ["PersonaFormats"], path: "Tests/PersonaTestSupport"),
         .testTarget(name: "PersonaTensorTests", dependencies: ["PersonaTensor", "PersonaTestSupport"]),
-        .testTarget(name: "PersonaFormatsTests", dependencies: ["PersonaFormats", "PersonaTestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "PersonaFormatsTests", dependencies: ["PersonaFormats", "PersonaHash", "PersonaTestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PersonaTokenizersTests", dependencies: ["PersonaTokenizers", "PersonaTestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PersonaModelsTests", dependencies: ["PersonaModels", "PersonaGeneration", "PersonaTestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PersonaHubTests", dependencies: ["PersonaHub", "PersonaHash", "PersonaTestSupport"]),

@@ -11,7 +11,9 @@ struct Convert: ParsableCommand {
         discussion: """
         runs:            per-token-project result JSON (or ours) -> our run documents (--to runs), or back (--to pertoken), or CSV
         vectors:         persona_vectors .pt / control-vector .gguf / ours -> ours (--to vectors) or a llama.cpp control vector (--to control-vector)
-        model:           a model folder or .gguf -> GGUF with llama.cpp tensor names (--to gguf), weights in their stored type
+        model:           a model folder or .gguf -> GGUF with llama.cpp tensor names (--to gguf), weights in their stored type,
+                         or with --quantize TYPE (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q6_K) as llama-quantize writes them (--pure: every
+                         matrix in TYPE)
         """)
 
     @Argument(help: "Input file or folder.") var input: String
@@ -23,6 +25,10 @@ struct Convert: ParsableCommand {
     @Option(help: "HF rows to export as control-vector directions (default 2...L-1).") var rows: String?
     @Option(help: "--to control-vector: the trait to export, trait or trait@method (default: the file's only trait, its response_avg).")
     var trait: String?
+    @Option(help: "--to gguf: quantise the weight matrices as llama-quantize does: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 or Q6_K.")
+    var quantize: String?
+    @Flag(help: "--quantize: every weight matrix in TYPE, also the output head (llama-quantize --pure).")
+    var pure = false
 
     func run() throws {
         let url = URL(fileURLWithPath: input)
@@ -66,12 +72,49 @@ struct Convert: ParsableCommand {
                 note("wrote control vector \(chosen.trait) (\(chosen.method)) to \(out)")
             }
         case "gguf":
+            if let quantize {
+                guard let type = GGUFQuantizer.FileType(name: quantize) else {
+                    throw ValidationError("--quantize must be one of \(GGUFQuantizer.FileType.allCases.map(\.rawValue).joined(separator: ", ")), not '\(quantize)'")
+                }
+                try quantizeModel(url, type: type, output: output)
+                return
+            }
+            if pure { throw ValidationError("--pure goes with --quantize") }
             let net = try ModelLoader.loadNetwork(path: input)
             try net.writeGGUF(to: output)
             note("wrote \(net.config.architecture) weights (\(net.config.numLayers) layers) to \(out)")
         default:
             throw ValidationError("--to must be runs, pertoken, csv, vectors, control-vector or gguf, not '\(target)'")
         }
+    }
+
+    /// A GGUF is quantised as it is (metadata and tokenizer kept); a model folder is first written as a GGUF
+    /// beside the output (its weights in their stored type), then quantised, then that file is removed.
+    func quantizeModel(_ url: URL, type: GGUFQuantizer.FileType, output: URL) throws {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
+            throw ValidationError("\(input): no such file or folder")
+        }
+        var source = url
+        var temporary: URL?
+        defer { if let temporary { try? FileManager.default.removeItem(at: temporary) } }
+        if isDir.boolValue || url.pathExtension.lowercased() != "gguf" {
+            let net = try ModelLoader.loadNetwork(path: input)
+            let t = output.deletingLastPathComponent().appendingPathComponent(".\(output.lastPathComponent).unquantized.gguf")
+            try net.writeGGUF(to: t)
+            temporary = t
+            source = t
+        }
+        let file = try GGUFFile(url: source)
+        let q = GGUFQuantizer(fileType: type, pure: pure)
+        let plans = try q.plan(file)
+        // progress in MB of input weights
+        let progress = Progress(total: max(1, file.tensorNames.reduce(0) { $0 + file.tensor($1)!.byteCount } / 1_000_000), label: "MB quantised")
+        try q.quantize(file, to: output) { done, _ in progress.update(done / 1_000_000) }
+        var counts: [String: Int] = [:]
+        for p in plans { counts[p.to.rawValue.uppercased(), default: 0] += 1 }
+        let mix = counts.sorted { $0.value > $1.value }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+        note("wrote \(out): \(type.rawValue)\(pure ? " (pure)" : ""), \(plans.count) tensors (\(mix))")
     }
 
     static func defaultTarget(_ url: URL) -> String {

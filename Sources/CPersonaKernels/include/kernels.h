@@ -74,6 +74,13 @@ uint16_t pk_f32_to_bf16(float f);
 /* Quantise one row of f32 to q8_0 (cols multiple of 32), as ggml does. */
 void pk_quantize_row_q8_0(const float *x, int64_t cols, void *out);
 
+/* 1 if pk_quantize_row can write `dtype` (q8_0, q4_0, q4_1, q5_0, q5_1, q6_K), else 0 (quantize.c). */
+int pk_quantize_supported(int dtype);
+/* Quantises one row of `cols` f32 values (a multiple of the block size) to `dtype` with llama.cpp's reference
+   quantiser (no importance matrix): the same bytes as llama-quantize. Returns 0, or -1 for an unsupported type
+   or shape. */
+int pk_quantize_row(int dtype, const float *x, int64_t cols, void *out);
+
 /* Which SIMD path is in use ("avx512bf16", "avx512vnni", "avx512", "avx2", "neon", "scalar"; the avx512*
    levels share the exact kernels and differ in the native ones). Chosen once at first use: the best
    the CPU supports, or the one named by the environment variable PERSONA_SIMD if it is available. */

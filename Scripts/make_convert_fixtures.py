@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""What llama.cpp's quantizer writes, for `persona convert --quantize` to equal (PersonaFormatsTests, PersonaCLITests).
+
+Run BY HAND (never in CI), from the repository root:
+
+    /work/V/bin/python Scripts/make_convert_fixtures.py
+
+Pinned environment it was run with (checked at start; --any-version overrides): llama-cpp-python 0.3.36
+(llama_model_quantize), gguf 0.19.0, numpy 2.4.6.
+
+What it writes to Tests/PersonaFormatsTests/Fixtures/quantize/:
+  source_f16.gguf      a small random Llama in F16 (1 block, hidden 256, feed-forward 288 so that ffn_down's rows
+                       are not whole 256-blocks, tied embeddings, stories260K's tokenizer metadata);
+  llama_quantize.json  for every file type we quantise (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q6_K), default mix and
+                       --pure: llama.cpp's output file's metadata keys and, per tensor in file order, its name, type
+                       and the SHA-256 of its bytes, and the whole file's SHA-256.
+                       Also, for the real SmolLM2-135M-Instruct Q4_1 file in ../shared, requantised by llama.cpp
+                       (allow_requantize) to each type: the output file's SHA-256 (`smollm2_requantized`).
+The quantised files themselves are not kept (the hashes say everything the test needs).
+"""
+import argparse
+import hashlib
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+OUT = REPO / "Tests" / "PersonaFormatsTests" / "Fixtures" / "quantize"
+STORIES = REPO.parent / "shared" / "models" / "stories260K" / "stories260K.gguf"
+SMOLLM2 = REPO.parent / "shared" / "models" / "smollm2-135m-instruct" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+PINNED = {"llama_cpp_python": "0.3.36", "gguf": "0.19.0", "numpy": "2.4.6"}
+TYPES = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q6_K"]
+HIDDEN, FFN, HEADS, KV_HEADS = 256, 288, 4, 2
+
+
+def versions(allow_any):
+    from importlib.metadata import version
+    found = {"llama_cpp_python": version("llama-cpp-python"), "gguf": version("gguf"), "numpy": np.__version__}
+    bad = {k: (found[k], v) for k, v in PINNED.items() if found[k] != v}
+    if bad and not allow_any:
+        sys.exit(f"version mismatch (found, pinned): {bad}; rerun with --any-version")
+    return found
+
+
+def write_source(path):
+    import gguf
+    src = gguf.GGUFReader(str(STORIES))
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_context_length(256)
+    w.add_embedding_length(HIDDEN)
+    w.add_block_count(1)
+    w.add_feed_forward_length(FFN)
+    w.add_head_count(HEADS)
+    w.add_head_count_kv(KV_HEADS)
+    w.add_rope_dimension_count(HIDDEN // HEADS)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_file_type(1)
+    copy = {"tokenizer.ggml.model": w.add_tokenizer_model, "tokenizer.ggml.tokens": w.add_token_list,
+            "tokenizer.ggml.scores": w.add_token_scores, "tokenizer.ggml.token_type": w.add_token_types,
+            "tokenizer.ggml.bos_token_id": w.add_bos_token_id, "tokenizer.ggml.eos_token_id": w.add_eos_token_id}
+    for name, field in src.fields.items():
+        if name in copy:
+            copy[name](field.contents())
+    vocab = len(src.fields["tokenizer.ggml.tokens"].contents())
+    rng = np.random.default_rng(20261205)
+    kv = KV_HEADS * (HIDDEN // HEADS)
+
+    def mat(rows, cols, scale=0.08):
+        m = rng.standard_normal((rows, cols)) * scale
+        m[0, :32] = 0                      # an all-zero block
+        m[1, :32] = np.linspace(-1, 1, 32)  # ties and exact levels
+        return m.astype(np.float16)
+
+    def norm(n):
+        return (1 + 0.1 * rng.standard_normal(n)).astype(np.float32)
+
+    w.add_tensor("token_embd.weight", mat(vocab, HIDDEN, 0.5))
+    w.add_tensor("blk.0.attn_norm.weight", norm(HIDDEN))
+    w.add_tensor("blk.0.attn_q.weight", mat(HIDDEN, HIDDEN))
+    w.add_tensor("blk.0.attn_k.weight", mat(kv, HIDDEN))
+    w.add_tensor("blk.0.attn_v.weight", mat(kv, HIDDEN))
+    w.add_tensor("blk.0.attn_output.weight", mat(HIDDEN, HIDDEN))
+    w.add_tensor("blk.0.ffn_norm.weight", norm(HIDDEN))
+    w.add_tensor("blk.0.ffn_gate.weight", mat(FFN, HIDDEN))
+    w.add_tensor("blk.0.ffn_up.weight", mat(FFN, HIDDEN))
+    w.add_tensor("blk.0.ffn_down.weight", mat(HIDDEN, FFN))
+    w.add_tensor("output_norm.weight", norm(HIDDEN))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def quantize(src, dst, kind, pure, requantize=False):
+    import llama_cpp
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = getattr(llama_cpp, "LLAMA_FTYPE_MOSTLY_" + kind)
+    params.nthread = 2
+    params.pure = pure
+    params.allow_requantize = requantize
+    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), params)
+    assert rc == 0, f"llama_model_quantize {kind} failed ({rc})"
+
+
+def describe(path):
+    import gguf
+    r = gguf.GGUFReader(str(path))
+    raw = path.read_bytes()
+    tensors = []
+    for t in r.tensors:
+        data = raw[t.data_offset:t.data_offset + t.n_bytes]
+        tensors.append({"name": t.name, "type": t.tensor_type.name, "sha256": hashlib.sha256(data).hexdigest()})
+    return {"keys": [k for k in r.fields.keys() if not k.startswith("GGUF.")], "tensors": tensors,
+            "file_sha256": hashlib.sha256(raw).hexdigest(), "bytes": len(raw)}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--any-version", action="store_true")
+    a = ap.parse_args()
+    found = versions(a.any_version)
+    OUT.mkdir(parents=True, exist_ok=True)
+    src = OUT / "source_f16.gguf"
+    write_source(src)
+    meta = {"generator": "Scripts/make_convert_fixtures.py", "versions": found, "source": src.name, "outputs": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in TYPES:
+            for pure in (False, True):
+                dst = Path(tmp) / f"{kind}-{pure}.gguf"
+                quantize(src, dst, kind, pure)
+                d = describe(dst)
+                meta["outputs"][kind + ("-pure" if pure else "")] = d
+                print(kind, "pure" if pure else "mix", sorted({t["type"] for t in d["tensors"]}), d["bytes"])
+        meta["smollm2_requantized"] = {}
+        for kind in TYPES:
+            dst = Path(tmp) / f"smollm2-{kind}.gguf"
+            quantize(SMOLLM2, dst, kind, False, requantize=True)
+            meta["smollm2_requantized"][kind] = hashlib.sha256(dst.read_bytes()).hexdigest()
+    (OUT / "llama_quantize.json").write_text(json.dumps(meta, indent=1) + "\n")
+    print("source", src.stat().st_size, "bytes")
+
+
+if __name__ == "__main__":
+    main()

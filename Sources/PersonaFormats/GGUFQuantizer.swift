@@ -1,0 +1,163 @@
+import CPersonaKernels
+import Foundation
+import PersonaTensor
+
+/// Rewrites a GGUF file with its weight matrices quantised the way llama.cpp's `llama-quantize` does without an
+/// importance matrix: the same per-tensor types (llama_tensor_get_type for the legacy and Q6_K file types, or one
+/// type for every matrix with `pure`), the same reference quantisers (quantize.c), the same metadata plus
+/// `general.quantization_version` and `general.file_type` moved to the end, tensors in llama.cpp's order (by block
+/// number, tensors outside blocks first, then by name).
+public struct GGUFQuantizer {
+    /// A file type `llama-quantize` accepts, by the name it prints (Q4_0, Q8_0, ...).
+    public enum FileType: String, CaseIterable, Sendable {
+        case q4_0 = "Q4_0", q4_1 = "Q4_1", q5_0 = "Q5_0", q5_1 = "Q5_1", q8_0 = "Q8_0", q6_k = "Q6_K"
+
+        /// The matrices' default type.
+        public var dtype: DType {
+            switch self {
+            case .q4_0: return .q4_0
+            case .q4_1: return .q4_1
+            case .q5_0: return .q5_0
+            case .q5_1: return .q5_1
+            case .q8_0: return .q8_0
+            case .q6_k: return .q6_k
+            }
+        }
+
+        /// llama_ftype (LLAMA_FTYPE_MOSTLY_*), stored as general.file_type.
+        public var llamaFileType: UInt32 {
+            switch self {
+            case .q4_0: return 2
+            case .q4_1: return 3
+            case .q8_0: return 7
+            case .q5_0: return 8
+            case .q5_1: return 9
+            case .q6_k: return 18
+            }
+        }
+
+        /// Parses "q4_0", "Q4_0", "q6_k" ...
+        public init?(name: String) {
+            guard let t = FileType.allCases.first(where: { $0.rawValue.lowercased() == name.lowercased() }) else { return nil }
+            self = t
+        }
+    }
+
+    public let fileType: FileType
+    /// Every quantisable matrix in `fileType.dtype` (llama-quantize --pure): no Q6_K / Q8_0 output head.
+    public let pure: Bool
+
+    public init(fileType: FileType, pure: Bool = false) {
+        self.fileType = fileType
+        self.pure = pure
+    }
+
+    /// One tensor's plan: the type it is written in.
+    public struct Plan: Equatable, Sendable {
+        public let name: String
+        public let from: DType
+        public let to: DType
+    }
+
+    /// The type llama.cpp chooses for each tensor of `file`, in the order it writes them.
+    public func plan(_ file: GGUFFile) throws -> [Plan] {
+        let names = file.tensorNamesInFileOrder
+        let tied = !names.contains("output.weight")
+        return try names.sorted(by: Self.llamaOrder).map { name in
+            let t = file.tensor(name)!
+            return Plan(name: name, from: t.dtype, to: try targetType(name: name, shape: t.shape, stored: t.dtype, tiedEmbeddings: tied, file: file.url.path))
+        }
+    }
+
+    /// llama-model-loader's weight_name_comparer: block number ("blk.N.", -1 outside blocks), then the name's bytes.
+    static func llamaOrder(_ a: String, _ b: String) -> Bool {
+        func layer(_ s: String) -> Int {
+            guard s.hasPrefix("blk.") else { return -1 }
+            return Int(s.dropFirst(4).prefix { $0.isNumber }) ?? -1
+        }
+        let (la, lb) = (layer(a), layer(b))
+        if la != lb { return la < lb }
+        return Array(a.utf8).lexicographicallyPrecedes(Array(b.utf8))
+    }
+
+    /// llama.cpp's tensor_allows_quantization (the parts that apply to the architectures read here), then
+    /// llama_tensor_get_type for the output head, then the fallback for rows that are not whole blocks.
+    func targetType(name: String, shape: [Int], stored: DType, tiedEmbeddings: Bool, file: String) throws -> DType {
+        let quantisable = shape.count >= 2 && name.hasSuffix("weight") && !name.contains("_norm.weight")
+            && !name.contains("ffn_gate_inp.weight") && name != "position_embd.weight" && name != "token_types.weight"
+        guard quantisable else { return stored }
+        let cols = shape.last!   // ggml ne[0]: the row length
+        var type = fileType.dtype
+        if !pure && (name == "output.weight" || (tiedEmbeddings && name == "token_embd.weight")) {
+            // the output head gets more bits: Q6_K, or Q8_0 when its rows are not whole blocks
+            if cols % type.blockSize != 0 { type = .q8_0 } else if type != .q8_0 { type = .q6_k }
+        }
+        if cols % type.blockSize != 0 {
+            switch type {
+            case .q6_k: type = .q8_0
+            default:
+                throw FormatError(file: file, "tensor '\(name)': rows of \(cols) values are not whole \(type.rawValue) blocks of \(type.blockSize) (llama.cpp has no fallback for this type either)")
+            }
+            if cols % type.blockSize != 0 { type = .f16 }
+        }
+        return type
+    }
+
+    /// Quantises `input` into `output` (written atomically). `progress(done, total)` is called after each
+    /// tensor with bytes of input processed.
+    public func quantize(_ input: GGUFFile, to output: URL, pool: ThreadPool = .shared,
+                         progress: (Int, Int) -> Void = { _, _ in }) throws {
+        let plans = try plan(input)
+        var g = GGUFWriter()
+        let moved: Set<String> = ["general.alignment", "general.quantization_version", "general.file_type"]
+        for k in input.metadataKeys where !moved.contains(k) && !k.hasPrefix("split.") {
+            g.set(k, input.metadata[k]!)
+        }
+        g.set("general.quantization_version", .uint32(2))
+        g.set("general.file_type", .uint32(fileType.llamaFileType))
+        let total = plans.reduce(0) { $0 + input.tensor($1.name)!.byteCount }
+        var done = 0
+        for p in plans {
+            let t = input.tensor(p.name)!
+            let data = p.to == p.from ? Data(bytes: t.data, count: t.byteCount) : try convert(t, to: p.to, pool: pool, file: input.url.path)
+            try g.addTensor(name: p.name, dtype: p.to, shape: t.shape, data: data)
+            done += t.byteCount
+            progress(done, total)
+        }
+        try g.write(to: output)
+    }
+
+    /// Rows dequantised to f32 (as gguf-py does) and quantised to `to`, spread over the pool.
+    func convert(_ t: TensorInfo, to: DType, pool: ThreadPool, file: String) throws -> Data {
+        let cols = t.shape.last!
+        let rows = t.shape.dropLast().reduce(1, *)
+        guard let inRow = t.dtype.rowBytes(cols), let outRow = to.rowBytes(cols) else {
+            throw FormatError(file: file, "tensor '\(t.name)': \(cols) values per row do not fit \(t.dtype.rawValue) -> \(to.rawValue)")
+        }
+        guard to == .f32 || to == .f16 || pk_quantize_supported(to.kernelCode) != 0 else {
+            throw FormatError(file: file, "tensor '\(t.name)': quantising to \(to.rawValue) is not supported (supported: \(FileType.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        var out = Data(count: rows * outRow)
+        out.withUnsafeMutableBytes { dst in
+            let base = dst.baseAddress!
+            let src = t.data
+            let chunk = 64
+            pool.parallelFor((rows + chunk - 1) / chunk) { ci in
+                let row = UnsafeMutablePointer<Float>.allocate(capacity: cols)
+                defer { row.deallocate() }
+                for r in (ci * chunk)..<min(rows, (ci + 1) * chunk) {
+                    pk_dequant_row_scalar(t.dtype.kernelCode, src + r * inRow, Int64(cols), row)
+                    let o = base + r * outRow
+                    switch to {
+                    case .f32: o.copyMemory(from: row, byteCount: outRow)
+                    case .f16:
+                        let h = o.assumingMemoryBound(to: UInt16.self)
+                        for i in 0..<cols { h[i] = pk_f32_to_f16(row[i]) }
+                    default: _ = pk_quantize_row(to.kernelCode, row, Int64(cols), o)
+                    }
+                }
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,55 @@
+import Foundation
+import XCTest
+@testable import PersonaTestSupport
+
+/// `persona convert --to gguf --quantize TYPE` through the binary on the real SmolLM2 file: the file llama.cpp's
+/// quantizer writes from the same input (`--allow-requantize`; SHA-256 recorded by Scripts/make_convert_fixtures.py),
+/// and a file the other commands then run.
+final class ConvertQuantizeCLITests: XCTestCase {
+    var dir: URL!
+    override func setUpWithError() throws { dir = try Repository.temporaryDirectory("quantize") }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
+
+    func persona(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        try Subprocess.run(try Subprocess.personaBinary(besides: Self.self), args)
+    }
+
+    func sha256(_ url: URL) throws -> String {
+        let r = try Subprocess.run(URL(fileURLWithPath: "/usr/bin/env"), ["sha256sum", url.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        return String(r.stdout.prefix(64))
+    }
+
+    func testSmolLM2RequantisedEqualsLlamaQuantizeAndRuns() throws {
+        let model = try Repository.smolLM2
+        let fixture = Repository.root.appendingPathComponent("Tests/PersonaFormatsTests/Fixtures/quantize/llama_quantize.json")
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: fixture)) as? [String: Any])
+        let want = try XCTUnwrap(json["smollm2_requantized"] as? [String: String])
+        for type in ["Q8_0", "Q4_0", "Q5_1", "Q6_K"] {
+            let out = dir.appendingPathComponent("smollm2-\(type).gguf")
+            let r = try persona(["convert", model.path, "--to", "gguf", "--quantize", type.lowercased(), "--out", out.path])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(r.stderr.contains("wrote \(out.path): \(type)"), r.stderr)
+            XCTAssertEqual(try sha256(out), want[type], "\(type): not the file llama-quantize writes")
+        }
+        // The Q8_0 file is a model like any other: chat generation with its own tokenizer and template.
+        let q8 = dir.appendingPathComponent("smollm2-Q8_0.gguf").path
+        let g = try persona(["generate", "--model", q8, "--prompt", "What is the capital of France?", "--max-tokens", "12", "--temperature", "0"])
+        XCTAssertEqual(g.status, 0, g.stderr)
+        XCTAssertTrue(g.stdout.contains("Paris"), g.stdout)
+    }
+
+    func testBadQuantizeArgumentsAreNamed() throws {
+        let model = try Repository.stories260K
+        let bad = try persona(["convert", model.path, "--to", "gguf", "--quantize", "q4_k_m", "--out", dir.appendingPathComponent("x.gguf").path])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("--quantize must be one of Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q6_K"), bad.stderr)
+        let pure = try persona(["convert", model.path, "--to", "gguf", "--pure", "--out", dir.appendingPathComponent("y.gguf").path])
+        XCTAssertNotEqual(pure.status, 0)
+        XCTAssertTrue(pure.stderr.contains("--pure goes with --quantize"), pure.stderr)
+        // stories260K's rows (64 wide) are whole q4_0 blocks but not Q6_K blocks: Q6_K falls back to Q8_0 as llama.cpp does
+        let q6 = try persona(["convert", model.path, "--to", "gguf", "--quantize", "Q6_K", "--out", dir.appendingPathComponent("s.gguf").path])
+        XCTAssertEqual(q6.status, 0, q6.stderr)
+        XCTAssertTrue(q6.stderr.contains("Q8_0"), q6.stderr)
+    }
+}

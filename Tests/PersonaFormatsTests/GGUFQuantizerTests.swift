@@ -1,0 +1,78 @@
+import Foundation
+import PersonaHash
+import PersonaTensor
+import XCTest
+@testable import PersonaFormats
+
+/// `GGUFQuantizer` against llama.cpp's own quantizer (llama_model_quantize, via Scripts/make_convert_fixtures.py):
+/// the same per-tensor types, the same bytes in every tensor, the same metadata keys, the same file.
+final class GGUFQuantizerTests: XCTestCase {
+    static let folder = TestPaths.fixtures.appendingPathComponent("quantize")
+
+    static func expected() throws -> [String: Any] {
+        let data = try Data(contentsOf: folder.appendingPathComponent("llama_quantize.json"))
+        return try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+
+    static func sha256(_ p: UnsafeRawPointer, _ n: Int) -> String {
+        var h = SHA256Hasher()
+        h.update(UnsafeRawBufferPointer(start: p, count: n))
+        return h.hexDigest()
+    }
+
+    static func sha256(file url: URL) throws -> String {  // small files only (debug builds hash slowly)
+        var h = SHA256Hasher()
+        h.update(try Data(contentsOf: url))
+        return h.hexDigest()
+    }
+
+    func testEveryFileTypeEqualsLlamaQuantize() throws {
+        let outputs = try XCTUnwrap(try Self.expected()["outputs"] as? [String: [String: Any]])
+        let source = try GGUFFile(url: Self.folder.appendingPathComponent("source_f16.gguf"))
+        let dir = try TestPaths.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        XCTAssertEqual(outputs.count, GGUFQuantizer.FileType.allCases.count * 2)
+        for type in GGUFQuantizer.FileType.allCases {
+            for pure in [false, true] {
+                let key = type.rawValue + (pure ? "-pure" : "")
+                let want = try XCTUnwrap(outputs[key], key)
+                let url = dir.appendingPathComponent("\(key).gguf")
+                try GGUFQuantizer(fileType: type, pure: pure).quantize(source, to: url)
+                let ours = try GGUFFile(url: url)
+                let tensors = try XCTUnwrap(want["tensors"] as? [[String: String]])
+                XCTAssertEqual(ours.tensorNamesInFileOrder, tensors.map { $0["name"]! }, "\(key): tensor order")
+                for t in tensors {
+                    let name = t["name"]!
+                    let mine = try XCTUnwrap(ours.tensor(name), "\(key) \(name)")
+                    XCTAssertEqual(mine.dtype.rawValue.uppercased(), t["type"]!.uppercased(), "\(key) \(name): type")
+                    XCTAssertEqual(Self.sha256(mine.data, mine.byteCount), t["sha256"], "\(key) \(name): bytes")
+                }
+                XCTAssertEqual(ours.metadataKeys, want["keys"] as? [String], "\(key): metadata keys")
+                XCTAssertEqual(ours.metadata["general.file_type"]?.int, Int(type.llamaFileType))
+                XCTAssertEqual(try Self.sha256(file: url), want["file_sha256"] as? String, "\(key): whole file")
+            }
+        }
+    }
+
+    /// llama.cpp's choices on a 576-wide model (rows not whole 256-blocks): the tied embedding falls back to Q8_0.
+    func testOutputHeadRules() throws {
+        let q = GGUFQuantizer(fileType: .q4_1)
+        XCTAssertEqual(try q.targetType(name: "token_embd.weight", shape: [49152, 576], stored: .f16, tiedEmbeddings: true, file: "f"), .q8_0)
+        XCTAssertEqual(try q.targetType(name: "token_embd.weight", shape: [49152, 576], stored: .f16, tiedEmbeddings: false, file: "f"), .q4_1)
+        XCTAssertEqual(try q.targetType(name: "output.weight", shape: [49152, 512], stored: .f16, tiedEmbeddings: false, file: "f"), .q6_k)
+        XCTAssertEqual(try q.targetType(name: "blk.0.attn_norm.weight", shape: [576], stored: .f32, tiedEmbeddings: true, file: "f"), .f32)
+        XCTAssertEqual(try GGUFQuantizer(fileType: .q6_k).targetType(name: "blk.0.ffn_down.weight", shape: [576, 1536], stored: .f16, tiedEmbeddings: true, file: "f"), .q6_k)
+        XCTAssertEqual(try GGUFQuantizer(fileType: .q6_k).targetType(name: "blk.0.ffn_up.weight", shape: [1536, 576], stored: .f16, tiedEmbeddings: true, file: "f"), .q8_0)
+        XCTAssertEqual(try GGUFQuantizer(fileType: .q4_0, pure: true).targetType(name: "token_embd.weight", shape: [100, 64], stored: .f32, tiedEmbeddings: true, file: "f"), .q4_0)
+        assertFormatError(try GGUFQuantizer(fileType: .q4_0).targetType(name: "blk.0.attn_q.weight", shape: [48, 48], stored: .f32, tiedEmbeddings: true, file: "m.gguf"),
+                          mentions: ["m.gguf", "blk.0.attn_q.weight", "48", "q4_0"])
+        XCTAssertEqual(GGUFQuantizer.FileType(name: "q5_1"), .q5_1)
+        XCTAssertNil(GGUFQuantizer.FileType(name: "q4_k_m"))
+    }
+
+    /// llama-model-loader's order: tensors outside blocks first, then blocks by number (blk.10 after blk.9).
+    func testTensorOrder() {
+        let names = ["blk.10.a", "token_embd.weight", "blk.9.b", "blk.9.a", "output_norm.weight", "blk.1.z"]
+        XCTAssertEqual(names.sorted(by: GGUFQuantizer.llamaOrder), ["output_norm.weight", "token_embd.weight", "blk.1.z", "blk.9.a", "blk.9.b", "blk.10.a"])
+    }
+}
