@@ -1,9 +1,680 @@
-// Placeholder: no type of this family has a native form yet (pk_internal.h describes the contract).
+// Native precision of the K-quant family (q2_K, q3_K, q4_K, q5_K, q6_K) and iq4_xs, as llama.cpp computes them:
+// each token is quantised to ggml's block_q8_K (per 256 values: f32 d, 256 int8, 16 int16 sums of 16), and a row
+// is dotted with ggml_vec_dot_<type>_q8_K's arithmetic: exact integer sums per super-block (sub-block scales and
+// mins applied in integers), then f32 d_w * d_x times those sums, accumulated in f32. Every level computes the
+// same integers per super-block, reduced to one int32 per super-block before any f32 arithmetic, and then the same
+// f32 operations in the same order (no FMA): every level returns identical bits.
+//
+// Prepared token (pk_native_k_x_stride bytes, a multiple of 64; nb = cols / 256 super-blocks):
+//   int8  q[cols]                  at 0            (64-byte aligned when the buffer is; loads are unaligned-safe)
+//   float d[nb]                    at cols
+//   int16 bsums[nb][16]            at cols + round32(4 nb)   (sum of each 16 q's)
+//
+// Levels: portable code for all six types (the reference, used at "scalar" / "neon"); AVX2 (maddubs / madd) at
+// "avx2" / "avx512"; AVX-512 VNNI (vpdpbusd / vpdpwssd, 256-bit vectors: Zen 4 runs 512-bit ones as two halves
+// and the 256-bit streaming loops were faster, see kernels_x86.c) at "avx512vnni" / "avx512bf16" for q4_K, q5_K,
+// q6_K and iq4_xs. q2_K and q3_K stay portable at every level (plain loops the compiler vectorises, ~2 GB/s).
+// T == 1 streams the rows once, one row at a time; T > 1 decodes each row's super-blocks once per 4 tokens (VNNI)
+// and keeps a 4-token slice in L1 while a group of 4 rows passes over it.
+//
+// iq4_xs: ggml's generic C code multiplies each sub-block sum by the f32 d * (ls - 32); here (as in ggml's SIMD
+// code) (ls - 32) is applied in integers and d once per super-block, so all levels share one integer per block.
 #include "pk_internal.h"
+#include <math.h>
+#include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
-size_t pk_native_k_x_stride(int dtype, int64_t cols) { (void)dtype; (void)cols; return 0; }
-void pk_native_k_prepare(int dtype, const float *x, int64_t cols, uint8_t *out) { (void)dtype; (void)x; (void)cols; (void)out; }
+enum { NK_QK = 256 };
+
+static inline int64_t nk_round(int64_t n, int64_t a) { return (n + a - 1) & ~(a - 1); }
+static inline int64_t nk_bsum_off(int64_t cols) { return cols + nk_round(cols / NK_QK * 4, 32); }
+
+static int nk_handles(int dtype) {
+    return dtype == PK_Q2_K || dtype == PK_Q3_K || dtype == PK_Q4_K || dtype == PK_Q5_K || dtype == PK_Q6_K ||
+           dtype == PK_IQ4_XS;
+}
+
+size_t pk_native_k_x_stride(int dtype, int64_t cols) {
+    if (!nk_handles(dtype) || cols <= 0 || cols % NK_QK) return 0;
+    return (size_t)nk_round(nk_bsum_off(cols) + cols / NK_QK * 32, 64);
+}
+
+static inline uint16_t nk_rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+
+// MARK: activations -> block_q8_K (ggml's quantize_row_q8_K_ref)
+
+// ggml's nearest_int: adding 1.5 * 2^23 rounds to an integer (ties to even) in the low mantissa bits. Kept as its
+// own statement so the compiler cannot fuse the multiply before it into an FMA.
+static inline int nk_nearest_int(float v) {
+    volatile float t = v + 12582912.f;   // volatile: no contraction with the caller's product, no reassociation
+    int32_t i; float tv = t;
+    memcpy(&i, &tv, 4);
+    return (i & 0x007fffff) - 0x00400000;
+}
+
+void pk_native_k_prepare(int dtype, const float *x, int64_t cols, uint8_t *out) {
+    if (!pk_native_k_x_stride(dtype, cols)) return;
+    const int64_t nb = cols / NK_QK;
+    int8_t *q = (int8_t *)out;
+    float *d = (float *)(out + cols);
+    int16_t *bs = (int16_t *)(out + nk_bsum_off(cols));
+    for (int64_t b = 0; b < nb; b++) {
+        const float *xb = x + b * NK_QK;
+        int8_t *qb = q + b * NK_QK;
+        // the signed value of the first element of largest magnitude (NaN never compares greater)
+        float max = 0, amax = 0;
+        for (int j = 0; j < NK_QK; j++) {
+            float ax = fabsf(xb[j]);
+            if (ax > amax) { amax = ax; max = xb[j]; }
+        }
+        if (!amax) {   // ggml leaves bsums unset here; zero is what any use of them needs
+            d[b] = 0;
+            memset(qb, 0, NK_QK);
+            memset(bs + b * 16, 0, 32);
+            continue;
+        }
+        const float iscale = -127.f / max;
+        for (int j = 0; j < NK_QK; j++) {
+            float p = iscale * xb[j];
+            int v = nk_nearest_int(p);
+            qb[j] = (int8_t)(v < 127 ? v : 127);   // ggml: MIN(127, v) stored to int8
+        }
+        for (int j = 0; j < 16; j++) {
+            int s = 0;
+            for (int i = 0; i < 16; i++) s += qb[j * 16 + i];
+            bs[b * 16 + j] = (int16_t)s;
+        }
+        d[b] = 1 / iscale;
+    }
+}
+
+// MARK: portable dot products (one row, one token)
+
+typedef struct { const int8_t *q; const float *d; const int16_t *bs; } nk_tok;
+static inline nk_tok nk_token(const uint8_t *xt, int64_t cols) {
+    nk_tok t = { (const int8_t *)xt, (const float *)(xt + cols), (const int16_t *)(xt + nk_bsum_off(cols)) };
+    return t;
+}
+
+// q4_K / q5_K 6-bit scales and mins of the 8 sub-blocks (ggml's get_scale_min_k4)
+static inline void nk_scale_min_k4(const uint8_t *s, uint8_t *sc, uint8_t *mn) {
+    for (int j = 0; j < 8; j++) {
+        if (j < 4) { sc[j] = s[j] & 63; mn[j] = s[j + 4] & 63; }
+        else { sc[j] = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4); mn[j] = (s[j + 4] >> 4) | ((s[j] >> 6) << 4); }
+    }
+}
+
+// Portable kernels decode a super-block to 256 int8 weights first (as ggml's generic code does) so that the
+// integer dot products below are plain loops the compiler vectorises (SSE2 / NEON).
+// t[j] = sum of the 16 products of sub-block j (exact: |t| < 16 * 128 * 128).
+static inline void nk_dot16(const int8_t *a, const int8_t *q8, int32_t t[16]) {
+    for (int j = 0; j < 16; j++) {
+        int32_t s = 0;
+        for (int i = 0; i < 16; i++) s += (int32_t)a[16 * j + i] * q8[16 * j + i];
+        t[j] = s;
+    }
+}
+
+// q2_K block: { uint8 scales[16] (low 4 bits scale, high 4 bits min); uint8 qs[64]; f16 d; f16 dmin }:
+// value 128 g + 32 k + l is bits 2k of qs[32 g + l]
+static float q2k_dot_scalar(const uint8_t *w, nk_tok x, int64_t nb) {
+    float s = 0;
+    int8_t a[NK_QK];
+    int32_t t[16];
+    for (int64_t b = 0; b < nb; b++, w += 84) {
+        const uint8_t *sc = w, *q2 = w + 16;
+        for (int g = 0; g < 2; g++)
+            for (int k = 0; k < 4; k++)
+                for (int l = 0; l < 32; l++) a[128 * g + 32 * k + l] = (int8_t)((q2[32 * g + l] >> (2 * k)) & 3);
+        nk_dot16(a, x.q + b * NK_QK, t);
+        int summs = 0, isum = 0;
+        for (int j = 0; j < 16; j++) { summs += x.bs[b * 16 + j] * (sc[j] >> 4); isum += (sc[j] & 0xF) * t[j]; }
+        const float dall = x.d[b] * pk_f16_to_f32(nk_rd16(w + 80));
+        const float dmin = x.d[b] * pk_f16_to_f32(nk_rd16(w + 82));
+        const float p = dall * (float)isum, m = dmin * (float)summs;
+        s += p - m;
+    }
+    return s;
+}
+
+// q3_K block: { uint8 hmask[32]; uint8 qs[64]; uint8 scales[12]; f16 d }: value 128 g + 32 k + l is bits 2k of
+// qs[32 g + l] minus 4 if bit 4g + k of hmask[l] is clear; 16 6-bit scales stored + 32
+static float q3k_dot_scalar(const uint8_t *w, nk_tok x, int64_t nb) {
+    float s = 0;
+    int8_t a[NK_QK];
+    int32_t t[16];
+    for (int64_t b = 0; b < nb; b++, w += 110) {
+        const uint8_t *hm = w, *q3 = w + 32, *sc = w + 96;
+        for (int g = 0; g < 2; g++)
+            for (int k = 0; k < 4; k++)
+                for (int l = 0; l < 32; l++)
+                    a[128 * g + 32 * k + l] = (int8_t)(((q3[32 * g + l] >> (2 * k)) & 3) - (((hm[l] >> (4 * g + k)) & 1) ? 0 : 4));
+        nk_dot16(a, x.q + b * NK_QK, t);
+        int isum = 0;
+        for (int j = 0; j < 16; j++) {
+            int lo = j < 8 ? sc[j] & 0xF : sc[j - 8] >> 4, hi = (sc[8 + j % 4] >> (2 * (j / 4))) & 3;
+            isum += ((lo | hi << 4) - 32) * t[j];
+        }
+        const float d = pk_f16_to_f32(nk_rd16(w + 108)) * x.d[b], p = d * (float)isum;
+        s += p;
+    }
+    return s;
+}
+
+// q4_K block: { f16 d; f16 dmin; uint8 scales[12]; uint8 qs[128] }; q5_K adds uint8 qh[32] before qs (fifth bit of
+// sub-block j in bit j). Sub-block j (32 values): nibble j % 2 of qs[32 (j / 2) + l].
+static float q45k_dot_scalar(const uint8_t *w, nk_tok x, int64_t nb, int five) {
+    const size_t bb = five ? 176 : 144;
+    float s = 0;
+    int8_t a[NK_QK];
+    int32_t t[16];
+    for (int64_t b = 0; b < nb; b++, w += bb) {
+        const uint8_t *qh = w + 16, *q = w + (five ? 48 : 16);
+        for (int jj = 0; jj < 4; jj++)
+            for (int l = 0; l < 32; l++) {
+                a[64 * jj + l] = (int8_t)(q[32 * jj + l] & 0xF);
+                a[64 * jj + 32 + l] = (int8_t)(q[32 * jj + l] >> 4);
+            }
+        if (five)
+            for (int j = 0; j < 8; j++)
+                for (int l = 0; l < 32; l++) a[32 * j + l] |= (int8_t)(((qh[l] >> j) & 1) << 4);
+        nk_dot16(a, x.q + b * NK_QK, t);
+        uint8_t sc[8], mn[8];
+        nk_scale_min_k4(w + 4, sc, mn);
+        int isum = 0, imin = 0;
+        for (int j = 0; j < 16; j++) { imin += x.bs[b * 16 + j] * mn[j / 2]; isum += sc[j / 2] * t[j]; }
+        const float d = pk_f16_to_f32(nk_rd16(w)) * x.d[b];
+        const float dmin = pk_f16_to_f32(nk_rd16(w + 2)) * x.d[b];
+        const float p = d * (float)isum, pm = dmin * (float)imin;
+        s += p;
+        s -= pm;
+    }
+    return s;
+}
+
+// q6_K block: { uint8 ql[128]; uint8 qh[64]; int8 scales[16]; f16 d }: in half h, value 32 g + l of
+// (low nibble (g < 2) or high nibble of ql[64 h + 32 (g % 2) + l]) | (bits 2g of qh[32 h + l]) << 4, minus 32
+static float q6k_dot_scalar(const uint8_t *w, nk_tok x, int64_t nb) {
+    float s = 0;
+    int8_t a[NK_QK];
+    int32_t t[16];
+    for (int64_t b = 0; b < nb; b++, w += 210) {
+        const int8_t *sc = (const int8_t *)(w + 192);
+        for (int h = 0; h < 2; h++)
+            for (int g = 0; g < 4; g++)
+                for (int l = 0; l < 32; l++) {
+                    const uint8_t *ql = w + 64 * h, *qh = w + 128 + 32 * h;
+                    int lo = (ql[l + 32 * (g & 1)] >> (4 * (g >> 1))) & 0xF;
+                    a[128 * h + 32 * g + l] = (int8_t)((lo | ((qh[l] >> (2 * g)) & 3) << 4) - 32);
+                }
+        nk_dot16(a, x.q + b * NK_QK, t);
+        int isum = 0;
+        for (int j = 0; j < 16; j++) isum += sc[j] * t[j];
+        const float d = pk_f16_to_f32(nk_rd16(w + 208)) * x.d[b], p = d * (float)isum;
+        s += p;
+    }
+    return s;
+}
+
+// iq4_xs block: { f16 d; uint16 scales_h; uint8 scales_l[4]; uint8 qs[128] }: sub-block j (32 values) has the
+// 6-bit scale ls (minus 32); value e < 16 is the low nibble of qs[16 j + e], e >= 16 the high nibble of qs[16 j + e - 16],
+// each an index into the iq4_nl table
+static float iq4xs_dot_scalar(const uint8_t *w, nk_tok x, int64_t nb) {
+    float s = 0;
+    int8_t a[NK_QK];
+    int32_t t[16];
+    for (int64_t b = 0; b < nb; b++, w += 136) {
+        const uint8_t *sl = w + 4, *q = w + 8;
+        const uint16_t sh = nk_rd16(w + 2);
+        for (int j = 0; j < 8; j++)
+            for (int e = 0; e < 16; e++) {
+                a[32 * j + e] = pk_iq4nl_values[q[16 * j + e] & 0xF];
+                a[32 * j + e + 16] = pk_iq4nl_values[q[16 * j + e] >> 4];
+            }
+        nk_dot16(a, x.q + b * NK_QK, t);
+        int isum = 0;
+        for (int j = 0; j < 8; j++) {
+            int ls = ((sl[j / 2] >> (4 * (j % 2))) & 0xF) | ((sh >> (2 * j)) & 3) << 4;
+            isum += (ls - 32) * (t[2 * j] + t[2 * j + 1]);
+        }
+        const float d = pk_f16_to_f32(nk_rd16(w)) * x.d[b], p = d * (float)isum;
+        s += p;
+    }
+    return s;
+}
+
+static float nk_dot_scalar(int dtype, const uint8_t *w, nk_tok x, int64_t nb) {
+    switch (dtype) {
+    case PK_Q2_K: return q2k_dot_scalar(w, x, nb);
+    case PK_Q3_K: return q3k_dot_scalar(w, x, nb);
+    case PK_Q4_K: return q45k_dot_scalar(w, x, nb, 0);
+    case PK_Q5_K: return q45k_dot_scalar(w, x, nb, 1);
+    case PK_Q6_K: return q6k_dot_scalar(w, x, nb);
+    case PK_IQ4_XS: return iq4xs_dot_scalar(w, x, nb);
+    }
+    return NAN;
+}
+
+static void nk_matmul_scalar(int dtype, const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs,
+                             int64_t T, float *Y, int64_t ldy, int64_t r0, int64_t r1) {
+    const int64_t nb = cols / NK_QK;
+    for (int64_t r = r0; r < r1; r++)
+        for (int64_t t = 0; t < T; t++)
+            Y[t * ldy + r] = nk_dot_scalar(dtype, W + (size_t)r * rb, nk_token(xn + (size_t)t * xs, cols), nb);
+}
+
+// MARK: x86
+
+#if defined(__x86_64__)
+#define TA __attribute__((target("avx2,fma,f16c")))
+#define TV __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
+
+// Two consecutive f16 (d, dmin) times the token's d, as [d d_x, dmin d_x, ...]. A vector conversion from a load:
+// _cvtsh_ss would insert into a live register and chain the blocks (see kernels_native.c's scale8).
+TA static inline __m128 nk_dd2(const uint8_t *p, const float *dx) {
+    int32_t v; memcpy(&v, p, 4);
+    return _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(v)), _mm_broadcast_ss(dx));
+}
+
+// Sum of the 8 int32 lanes (exact: every per-block sum fits in int32, see the bounds above each kernel).
+TA static inline int32_t nk_hsum_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+// f16 at p times the token's d, as the portable code computes it
+TA static inline float nk_dmul(const uint8_t *p, const float *dx) {
+    return _mm_cvtss_f32(_mm_mul_ss(_mm_cvtph_ps(_mm_cvtsi32_si128(nk_rd16(p))), _mm_load_ss(dx)));
+}
+
+// Scale multiply-accumulate: acc + (p16 pairs) * (s16 pairs), int16 products summed in int32 lanes.
+TA static inline __m256i nk_sacc_avx2(__m256i acc, __m256i p, __m256i s) { return _mm256_add_epi32(acc, _mm256_madd_epi16(p, s)); }
+
+// Fifth bit of q5_K sub-block `sub` (bit `sub` of each qh byte) moved to 0x10 and or-ed into the nibbles.
+TA static inline __m256i nk_q5hi_avx2(__m256i v, __m256i qh, int sub) {
+    __m256i h = _mm256_srl_epi16(qh, _mm_cvtsi32_si128(sub));
+    return _mm256_or_si256(v, _mm256_and_si256(_mm256_slli_epi16(h, 4), _mm256_set1_epi8(0x10)));
+}
+TV static inline __m256i nk_q5hi_vnni(__m256i v, __m256i qh, int sub) {
+    __mmask32 k = _mm256_test_epi8_mask(qh, _mm256_set1_epi8((char)(1 << sub)));
+    return _mm256_mask_add_epi8(v, k, v, _mm256_set1_epi8(0x10));
+}
+TA static inline __m256i nk_q5hi_none(__m256i v, __m256i qh, int sub) { (void)qh; (void)sub; return v; }
+
+// pshufb masks that broadcast int16 number k of each 128-bit lane to the whole lane
+static const uint8_t nk_bcast16[8][32] __attribute__((aligned(32))) = {
+#define NK_B(k) { 2*k, 2*k+1, 2*k, 2*k+1, 2*k, 2*k+1, 2*k, 2*k+1, 2*k, 2*k+1, 2*k, 2*k+1, 2*k, 2*k+1, 2*k, 2*k+1, \
+                  2*k, 2*k+1, 2*k, 2*k+1, 2*k, 2*k+1, 2*k, 2*k+1, 2*k, 2*k+1, 2*k, 2*k+1, 2*k, 2*k+1, 2*k, 2*k+1 }
+    NK_B(0), NK_B(1), NK_B(2), NK_B(3), NK_B(4), NK_B(5), NK_B(6), NK_B(7)
+#undef NK_B
+};
+// q6_K: int16 number 2g in the low lane, 2g + 1 in the high lane (the two sub-blocks of 16 of a 32-value group)
+static const uint8_t nk_pair16[4][32] __attribute__((aligned(32))) = {
+#define NK_P(g) { 4*g, 4*g+1, 4*g, 4*g+1, 4*g, 4*g+1, 4*g, 4*g+1, 4*g, 4*g+1, 4*g, 4*g+1, 4*g, 4*g+1, 4*g, 4*g+1, \
+                  4*g+2, 4*g+3, 4*g+2, 4*g+3, 4*g+2, 4*g+3, 4*g+2, 4*g+3, 4*g+2, 4*g+3, 4*g+2, 4*g+3, 4*g+2, 4*g+3, 4*g+2, 4*g+3 }
+    NK_P(0), NK_P(1), NK_P(2), NK_P(3)
+#undef NK_P
+};
+
+// q4_K scales / mins of one block (ggml's kmask arithmetic on the 12 bytes a0 a1 a2, in vector registers: built
+// from general registers, the compiler inserted them into the f32 accumulator's register and chained every block
+// to the previous one). Bytes 0-7 of the result are the 8 scales, 8-15 the 8 mins:
+//   [a0 & 0x3f.., (a2 & 0x0f..) | (a0 >> 6 & 3..) << 4, a1 & 0x3f.., (a2 >> 4 & 0x0f..) | (a1 >> 6 & 3..) << 4]
+TA static inline __m128i nk_k4_unpack(const uint8_t *s) {
+    const __m128i v = _mm_loadu_si128((const __m128i *)s);   // 12 bytes used; the block's qs follow
+    const __m128i lo = _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(v, 0x98), _mm_setr_epi32(0, 0, 0, 4)),
+                                     _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+    const __m128i hi = _mm_and_si128(_mm_srli_epi32(_mm_shuffle_epi32(v, 0x50), 2), _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
+    return _mm_or_si128(lo, hi);
+}
+
+// q4_K / q5_K, one row against one token. Per 32-value sub-block: maddubs (nibble <= 31 times |x| <= 127, pair
+// sums < 2^15) then the int16 scale, into int32 lanes; the mins: bsums times the sub-block's min, pairwise.
+#define NK_Q45(NAME, TGT, SACC, HI, FIVE)                                                                      \
+TGT static float NAME(const uint8_t *w, nk_tok x, int64_t nb) {                                               \
+    const size_t bb = FIVE ? 176 : 144;                                                                       \
+    const __m256i m4 = _mm256_set1_epi8(0x0F);                                                                \
+    float acc = 0;                                                                                            \
+    for (int64_t b = 0; b < nb; b++, w += bb) {                                                               \
+        const __m128i sm = nk_k4_unpack(w + 4);                                                               \
+        const __m256i sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));                                \
+        const __m256i mn = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm));   /* m0 m0 m1 m1 ... m7 m7 */       \
+        const __m256i mi = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(x.bs + b * 16)), mn);       \
+        const uint8_t *q = w + (FIVE ? 48 : 16);                                                              \
+        const int8_t *q8 = x.q + b * NK_QK;                                                                   \
+        const __m256i qh = FIVE ? _mm256_loadu_si256((const __m256i *)(w + 16)) : _mm256_setzero_si256();    \
+        __m256i s0 = _mm256_setzero_si256(), s1 = s0;                                                         \
+        for (int j = 0; j < 4; j++) {                                                                         \
+            const __m256i qb = _mm256_loadu_si256((const __m256i *)(q + 32 * j));                             \
+            __m256i lo = _mm256_and_si256(qb, m4), hi = _mm256_and_si256(_mm256_srli_epi16(qb, 4), m4);       \
+            lo = HI(lo, qh, 2 * j); hi = HI(hi, qh, 2 * j + 1);                                               \
+            const __m256i pl = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j)));   \
+            const __m256i ph = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j + 32))); \
+            s0 = SACC(s0, pl, _mm256_shuffle_epi8(sc, _mm256_load_si256((const __m256i *)nk_bcast16[2 * j])));   \
+            s1 = SACC(s1, ph, _mm256_shuffle_epi8(sc, _mm256_load_si256((const __m256i *)nk_bcast16[2 * j + 1]))); \
+        }                                                                                                     \
+        /* both sums reduced together: [isum, imin] as f32, times [d d_x, dmin d_x] */                       \
+        const __m256i si = _mm256_add_epi32(s0, s1);                                                          \
+        __m128i h = _mm_hadd_epi32(_mm_add_epi32(_mm256_castsi256_si128(si), _mm256_extracti128_si256(si, 1)), \
+                                   _mm_add_epi32(_mm256_castsi256_si128(mi), _mm256_extracti128_si256(mi, 1))); \
+        h = _mm_hadd_epi32(h, h);                                                                             \
+        const __m128 t = _mm_mul_ps(_mm_cvtepi32_ps(h), nk_dd2(w, x.d + b));                                  \
+        acc += _mm_cvtss_f32(t);                                                                              \
+        acc -= _mm_cvtss_f32(_mm_movehdup_ps(t));                                                             \
+    }                                                                                                         \
+    return acc;                                                                                               \
+}
+NK_Q45(q4k_dot_avx2, TA, nk_sacc_avx2, nk_q5hi_none, 0)
+NK_Q45(q5k_dot_avx2, TA, nk_sacc_avx2, nk_q5hi_avx2, 1)
+
+// q6_K: the 6-bit values unsigned (q + 32 <= 63, so maddubs pair sums < 2^15) with int16 scales per 16 values
+// (low 128-bit lane one sub-block, high lane the next), then - 32 * sum(scale * bsum) for the offset.
+#define NK_Q6(NAME, TGT, SACC)                                                                                 \
+TGT static float NAME(const uint8_t *w, nk_tok x, int64_t nb) {                                               \
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);                                  \
+    float acc = 0;                                                                                            \
+    for (int64_t b = 0; b < nb; b++, w += 210) {                                                              \
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)(w + 192));                                      \
+        const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);                                                       \
+        const __m256i off = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(x.bs + b * 16)), sc16);   \
+        const int8_t *q8 = x.q + b * NK_QK;                                                                   \
+        __m256i s0 = _mm256_setzero_si256(), s1 = s0;                                                         \
+        for (int h = 0; h < 2; h++) {                                                                         \
+            const __m256i sch = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16((h ? _mm_srli_si128(sc8, 8) : sc8)));   \
+            const __m256i l0 = _mm256_loadu_si256((const __m256i *)(w + 64 * h));                             \
+            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(w + 64 * h + 32));                        \
+            const __m256i qh = _mm256_loadu_si256((const __m256i *)(w + 128 + 32 * h));                       \
+            const __m256i u0 = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30)); \
+            const __m256i u1 = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30)); \
+            const __m256i u2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(qh, m30)); \
+            const __m256i u3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30)); \
+            const int8_t *xq = q8 + 128 * h;                                                                  \
+            const __m256i p0 = _mm256_maddubs_epi16(u0, _mm256_loadu_si256((const __m256i *)(xq)));            \
+            const __m256i p1 = _mm256_maddubs_epi16(u1, _mm256_loadu_si256((const __m256i *)(xq + 32)));       \
+            const __m256i p2 = _mm256_maddubs_epi16(u2, _mm256_loadu_si256((const __m256i *)(xq + 64)));       \
+            const __m256i p3 = _mm256_maddubs_epi16(u3, _mm256_loadu_si256((const __m256i *)(xq + 96)));       \
+            s0 = SACC(s0, p0, _mm256_shuffle_epi8(sch, _mm256_load_si256((const __m256i *)nk_pair16[0])));    \
+            s1 = SACC(s1, p1, _mm256_shuffle_epi8(sch, _mm256_load_si256((const __m256i *)nk_pair16[1])));    \
+            s0 = SACC(s0, p2, _mm256_shuffle_epi8(sch, _mm256_load_si256((const __m256i *)nk_pair16[2])));    \
+            s1 = SACC(s1, p3, _mm256_shuffle_epi8(sch, _mm256_load_si256((const __m256i *)nk_pair16[3])));    \
+        }                                                                                                     \
+        const __m256i isum = _mm256_sub_epi32(_mm256_add_epi32(s0, s1), _mm256_slli_epi32(off, 5));           \
+        const float p = nk_dmul(w + 208, x.d + b) * (float)nk_hsum_i32(isum);                                 \
+        acc += p;   /* its own statement: never contracted into an FMA, as in the portable code */           \
+    }                                                                                                         \
+    return acc;                                                                                               \
+}
+NK_Q6(q6k_dot_avx2, TA, nk_sacc_avx2)
+
+// VNNI, q4_K / q5_K / q6_K: vpdpbusd gives, per 32 values, 8 int32 lanes of 4 products each; with unsigned
+// weights <= 63 and |x| <= 127 a lane is below 4 * 63 * 127 < 2^15, so packssdw packs two such results to int16
+// exactly and one vpdpwssd applies both sub-blocks' scales (about half the work of maddubs + madd per 32 values).
+// packssdw interleaves per 128-bit lane: int16 0-3 from the first, 4-7 from the second. nk_pack16[k] gives the
+// matching scale vector from 8 int16 scales in both lanes: number (2k, 2k + 1) of q4_K's sub-blocks for the pair
+// (2k, 2k + 1); q6_K uses nk_pack6 (below).
+static const uint8_t nk_pack16[4][32] __attribute__((aligned(32))) = {
+#define NK_Q(k) { 4*k, 4*k+1, 4*k, 4*k+1, 4*k, 4*k+1, 4*k, 4*k+1, 4*k+2, 4*k+3, 4*k+2, 4*k+3, 4*k+2, 4*k+3, 4*k+2, 4*k+3, \
+                  4*k, 4*k+1, 4*k, 4*k+1, 4*k, 4*k+1, 4*k, 4*k+1, 4*k+2, 4*k+3, 4*k+2, 4*k+3, 4*k+2, 4*k+3, 4*k+2, 4*k+3 }
+    NK_Q(0), NK_Q(1), NK_Q(2), NK_Q(3)
+#undef NK_Q
+};
+
+// Up to NK_MT tokens per pass over a row (prefill): the weights of a super-block are decoded once into registers
+// and every token runs against them; each token's f32 arithmetic is the single-token sequence, so the bits do not
+// depend on T. `nt` is a constant in every inlined copy (see NK_MT_ENTRY).
+#define NK_MT 4
+#define NK_INL __attribute__((always_inline)) inline
+
+// the per-token tail of q4_K / q5_K: integer sums reduced, times [d d_x, dmin d_x], added to acc in order
+TV static NK_INL float nk_q45_finish(float acc, __m256i si, __m256i mi, __m128 dw, const float *dx) {
+    __m128i h = _mm_hadd_epi32(_mm_add_epi32(_mm256_castsi256_si128(si), _mm256_extracti128_si256(si, 1)),
+                               _mm_add_epi32(_mm256_castsi256_si128(mi), _mm256_extracti128_si256(mi, 1)));
+    h = _mm_hadd_epi32(h, h);
+    const __m128 t = _mm_mul_ps(_mm_cvtepi32_ps(h), _mm_mul_ps(dw, _mm_broadcast_ss(dx)));
+    acc += _mm_cvtss_f32(t);
+    acc -= _mm_cvtss_f32(_mm_movehdup_ps(t));
+    return acc;
+}
+
+TV static NK_INL void nk_q45_vnni(const uint8_t *w, const nk_tok *x, const int nt, int64_t nb, float *out, const int five) {
+    const size_t bb = five ? 176 : 144;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), z = _mm256_setzero_si256();
+    float acc[NK_MT] = {0};
+    for (int64_t b = 0; b < nb; b++, w += bb) {
+        const __m128i sm = nk_k4_unpack(w + 4);
+        const __m256i sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
+        const __m256i mn = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm));   // m0 m0 m1 m1 ... m7 m7
+        const uint8_t *q = w + (five ? 48 : 16);
+        const __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(w + 16)) : z;
+        __m256i lo[4], hi[4], sv[4];
+        for (int j = 0; j < 4; j++) {
+            const __m256i qb = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
+            lo[j] = _mm256_and_si256(qb, m4);
+            hi[j] = _mm256_and_si256(_mm256_srli_epi16(qb, 4), m4);
+            if (five) { lo[j] = nk_q5hi_vnni(lo[j], qh, 2 * j); hi[j] = nk_q5hi_vnni(hi[j], qh, 2 * j + 1); }
+            sv[j] = _mm256_shuffle_epi8(sc, _mm256_load_si256((const __m256i *)nk_pack16[j]));
+        }
+        int32_t dm; memcpy(&dm, w, 4);
+        const __m128 dw = _mm_cvtph_ps(_mm_cvtsi32_si128(dm));   // [d, dmin]
+        for (int k = 0; k < nt; k++) {
+            const int8_t *q8 = x[k].q + b * NK_QK;
+            const __m256i mi = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(x[k].bs + b * 16)), mn);
+            __m256i s0 = z, s1 = z;
+            for (int j = 0; j < 4; j++) {
+                const __m256i rl = _mm256_dpbusd_epi32(z, lo[j], _mm256_loadu_si256((const __m256i *)(q8 + 64 * j)));
+                const __m256i rh = _mm256_dpbusd_epi32(z, hi[j], _mm256_loadu_si256((const __m256i *)(q8 + 64 * j + 32)));
+                if (j & 1) s1 = _mm256_dpwssd_epi32(s1, _mm256_packs_epi32(rl, rh), sv[j]);
+                else s0 = _mm256_dpwssd_epi32(s0, _mm256_packs_epi32(rl, rh), sv[j]);
+            }
+            acc[k] = nk_q45_finish(acc[k], _mm256_add_epi32(s0, s1), mi, dw, x[k].d + b);
+        }
+    }
+    for (int k = 0; k < nt; k++) out[k] = acc[k];
+}
+
+// One entry per kernel: nt dispatched to constant-nt inlined copies.
+#define NK_MT_ENTRY(NAME, BODY, ...)                                                                           \
+TV static void NAME(const uint8_t *w, const nk_tok *x, int nt, int64_t nb, float *out) {                      \
+    switch (nt) {                                                                                             \
+    case 1: BODY(w, x, 1, nb, out, ##__VA_ARGS__); break;                                                     \
+    case 2: BODY(w, x, 2, nb, out, ##__VA_ARGS__); break;                                                     \
+    case 3: BODY(w, x, 3, nb, out, ##__VA_ARGS__); break;                                                     \
+    default: BODY(w, x, 4, nb, out, ##__VA_ARGS__); break;                                                    \
+    }                                                                                                         \
+}
+NK_MT_ENTRY(q4k_mt_vnni, nk_q45_vnni, 0)
+NK_MT_ENTRY(q5k_mt_vnni, nk_q45_vnni, 1)
+
+// q6_K pairs groups (g, g + 1) of 32 values: lanes 0-3 of a group are its first sub-block of 16, lanes 4-7 the
+// second, so after packssdw the low 128 bits want scales (2g, 2g + 2), the high ones (2g + 1, 2g + 3).
+static const uint8_t nk_pack6[2][32] __attribute__((aligned(32))) = {
+#define NK_S(g) { 4*g, 4*g+1, 4*g, 4*g+1, 4*g, 4*g+1, 4*g, 4*g+1, 4*g+4, 4*g+5, 4*g+4, 4*g+5, 4*g+4, 4*g+5, 4*g+4, 4*g+5, \
+                  4*g+2, 4*g+3, 4*g+2, 4*g+3, 4*g+2, 4*g+3, 4*g+2, 4*g+3, 4*g+6, 4*g+7, 4*g+6, 4*g+7, 4*g+6, 4*g+7, 4*g+6, 4*g+7 }
+    NK_S(0), NK_S(2)
+#undef NK_S
+};
+
+TV static NK_INL void nk_q6_vnni(const uint8_t *w, const nk_tok *x, const int nt, int64_t nb, float *out) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30), z = _mm256_setzero_si256();
+    float acc[NK_MT] = {0};
+    for (int64_t b = 0; b < nb; b++, w += 210) {
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)(w + 192));
+        const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+        __m256i u[8], sv[4];
+        for (int h = 0; h < 2; h++) {
+            const __m256i sch = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(h ? _mm_srli_si128(sc8, 8) : sc8));
+            const __m256i l0 = _mm256_loadu_si256((const __m256i *)(w + 64 * h));
+            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(w + 64 * h + 32));
+            const __m256i qh = _mm256_loadu_si256((const __m256i *)(w + 128 + 32 * h));
+            // (low nibble & 0x0F) | (2 bits at 0x30): one vpternlogd each (select by the 0x0F mask)
+            u[4 * h + 0] = _mm256_ternarylogic_epi32(l0, _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30), m4, 0xE4);
+            u[4 * h + 1] = _mm256_ternarylogic_epi32(l1, _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30), m4, 0xE4);
+            u[4 * h + 2] = _mm256_ternarylogic_epi32(_mm256_srli_epi16(l0, 4), _mm256_and_si256(qh, m30), m4, 0xE4);
+            u[4 * h + 3] = _mm256_ternarylogic_epi32(_mm256_srli_epi16(l1, 4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30), m4, 0xE4);
+            sv[2 * h + 0] = _mm256_shuffle_epi8(sch, _mm256_load_si256((const __m256i *)nk_pack6[0]));
+            sv[2 * h + 1] = _mm256_shuffle_epi8(sch, _mm256_load_si256((const __m256i *)nk_pack6[1]));
+        }
+        const float dw = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(nk_rd16(w + 208))));
+        for (int k = 0; k < nt; k++) {
+            const int8_t *q8 = x[k].q + b * NK_QK;
+            const __m256i off = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(x[k].bs + b * 16)), sc16);
+            __m256i s0 = z, s1 = z;
+            for (int g = 0; g < 8; g += 2) {
+                const __m256i r0 = _mm256_dpbusd_epi32(z, u[g], _mm256_loadu_si256((const __m256i *)(q8 + 32 * g)));
+                const __m256i r1 = _mm256_dpbusd_epi32(z, u[g + 1], _mm256_loadu_si256((const __m256i *)(q8 + 32 * g + 32)));
+                if (g & 2) s1 = _mm256_dpwssd_epi32(s1, _mm256_packs_epi32(r0, r1), sv[g / 2]);
+                else s0 = _mm256_dpwssd_epi32(s0, _mm256_packs_epi32(r0, r1), sv[g / 2]);
+            }
+            const __m256i isum = _mm256_sub_epi32(_mm256_add_epi32(s0, s1), _mm256_slli_epi32(off, 5));
+            const float d = dw * x[k].d[b], p = d * (float)nk_hsum_i32(isum);
+            acc[k] += p;
+        }
+    }
+    for (int k = 0; k < nt; k++) out[k] = acc[k];
+}
+NK_MT_ENTRY(q6k_mt_vnni, nk_q6_vnni)
+
+// iq4_xs scales (ls - 32) of the 8 sub-blocks as int32 lanes: nibble j of scales_l | bits 2j, 2j+1 of scales_h << 4
+TA static inline __m256i nk_iq4xs_scales(const uint8_t *w) {
+    int32_t l, h;
+    memcpy(&l, w + 4, 4);
+    memcpy(&h, w, 4);   // d | scales_h << 16
+    const __m256i lo = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(l), _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28)),
+                                        _mm256_set1_epi32(0xF));
+    const __m256i hi = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(h), _mm256_setr_epi32(16, 18, 20, 22, 24, 26, 28, 30)),
+                                        _mm256_set1_epi32(3));
+    return _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32(hi, 4)), _mm256_set1_epi32(32));
+}
+
+// iq4_xs, AVX2: 32 bytes of qs are two sub-blocks (one per 128-bit lane); the tokens' values are regrouped to match
+// (low nibbles: values 0-15 of each sub-block, high nibbles: 16-31). Signed table values times x through ggml's
+// sign trick (|v| <= 127: maddubs pair sums <= 2 * 127 * 127 < 2^15), then the int16 scales per lane.
+TA static float iq4xs_dot_avx2(const uint8_t *w, nk_tok x, int64_t nb) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i tbl = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)pk_iq4nl_values));
+    float acc = 0;
+    for (int64_t b = 0; b < nb; b++, w += 136) {
+        // int16 scales: lane j of sv holds (s_j, s_j); perm picks j for the low 128 bits, j + 1 for the high ones
+        const __m256i s32 = nk_iq4xs_scales(w);
+        const __m256i sp = _mm256_or_si256(_mm256_and_si256(s32, _mm256_set1_epi32(0xFFFF)), _mm256_slli_epi32(s32, 16));
+        const int8_t *q8 = x.q + b * NK_QK;
+        __m256i s0 = _mm256_setzero_si256(), s1 = s0;
+        for (int j = 0; j < 8; j += 2) {
+            const __m256i qb = _mm256_loadu_si256((const __m256i *)(w + 8 + 16 * j));
+            const __m256i x0 = _mm256_loadu_si256((const __m256i *)(q8 + 32 * j));
+            const __m256i x1 = _mm256_loadu_si256((const __m256i *)(q8 + 32 * j + 32));
+            const __m256i xl = _mm256_permute2x128_si256(x0, x1, 0x20), xh = _mm256_permute2x128_si256(x0, x1, 0x31);
+            const __m256i vl = _mm256_shuffle_epi8(tbl, _mm256_and_si256(qb, m4));
+            const __m256i vh = _mm256_shuffle_epi8(tbl, _mm256_and_si256(_mm256_srli_epi16(qb, 4), m4));
+            const __m256i pl = _mm256_maddubs_epi16(_mm256_sign_epi8(vl, vl), _mm256_sign_epi8(xl, vl));
+            const __m256i ph = _mm256_maddubs_epi16(_mm256_sign_epi8(vh, vh), _mm256_sign_epi8(xh, vh));
+            const __m256i sv = _mm256_permutevar8x32_epi32(sp, _mm256_setr_epi32(j, j, j, j, j + 1, j + 1, j + 1, j + 1));
+            s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(pl, sv));
+            s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(ph, sv));
+        }
+        const float p = nk_dmul(w, x.d + b) * (float)nk_hsum_i32(_mm256_add_epi32(s0, s1));
+        acc += p;
+    }
+    return acc;
+}
+
+// iq4_xs, VNNI: table values + 128 (unsigned, <= 241) straight into vpdpbusd (two sub-blocks per 32 bytes, one per
+// lane), the lane sums times the int32 scale, and the offset taken back as -128 * sum(scale * bsums).
+TV static NK_INL void nk_iq4xs_vnni(const uint8_t *w, const nk_tok *x, const int nt, int64_t nb, float *out) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), z = _mm256_setzero_si256();
+    const __m256i tbl = _mm256_xor_si256(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)pk_iq4nl_values)),
+                                         _mm256_set1_epi8((char)0x80));
+    float acc[NK_MT] = {0};
+    for (int64_t b = 0; b < nb; b++, w += 136) {
+        const __m256i s32 = nk_iq4xs_scales(w);
+        // offset: sub-block j's two bsums times s[j] (int16 pairs (s, s) in lane j)
+        const __m256i s2 = _mm256_or_si256(_mm256_and_si256(s32, _mm256_set1_epi32(0xFFFF)), _mm256_slli_epi32(s32, 16));
+        __m256i vl[4], vh[4], sv[4];
+        for (int j = 0; j < 4; j++) {
+            const __m256i qb = _mm256_loadu_si256((const __m256i *)(w + 8 + 32 * j));
+            vl[j] = _mm256_shuffle_epi8(tbl, _mm256_and_si256(qb, m4));
+            vh[j] = _mm256_shuffle_epi8(tbl, _mm256_and_si256(_mm256_srli_epi16(qb, 4), m4));
+            sv[j] = _mm256_permutevar8x32_epi32(s32, _mm256_setr_epi32(2 * j, 2 * j, 2 * j, 2 * j, 2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1));
+        }
+        const float dw = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(nk_rd16(w))));
+        for (int k = 0; k < nt; k++) {
+            const int8_t *q8 = x[k].q + b * NK_QK;
+            const __m256i off = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(x[k].bs + b * 16)), s2);
+            __m256i s0 = _mm256_sub_epi32(z, _mm256_slli_epi32(off, 7)), s1 = z;
+            for (int j = 0; j < 4; j++) {
+                const __m256i x0 = _mm256_loadu_si256((const __m256i *)(q8 + 64 * j));
+                const __m256i x1 = _mm256_loadu_si256((const __m256i *)(q8 + 64 * j + 32));
+                const __m256i xl = _mm256_permute2x128_si256(x0, x1, 0x20), xh = _mm256_permute2x128_si256(x0, x1, 0x31);
+                const __m256i r = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(z, vl[j], xl), vh[j], xh);
+                if (j & 1) s1 = _mm256_add_epi32(s1, _mm256_mullo_epi32(r, sv[j]));
+                else s0 = _mm256_add_epi32(s0, _mm256_mullo_epi32(r, sv[j]));
+            }
+            const float d = dw * x[k].d[b], p = d * (float)nk_hsum_i32(_mm256_add_epi32(s0, s1));
+            acc[k] += p;
+        }
+    }
+    for (int k = 0; k < nt; k++) out[k] = acc[k];
+}
+NK_MT_ENTRY(iq4xs_mt_vnni, nk_iq4xs_vnni)
+
+// AVX2: one token at a time (the weights are decoded again per token)
+typedef void (*nk_mt_fn)(const uint8_t *w, const nk_tok *x, int nt, int64_t nb, float *out);
+#define NK_MT_AVX2(NAME, DOT)                                                                                  \
+TA static void NAME(const uint8_t *w, const nk_tok *x, int nt, int64_t nb, float *out) {                      \
+    for (int k = 0; k < nt; k++) out[k] = DOT(w, x[k], nb);                                                   \
+}
+NK_MT_AVX2(q4k_mt_avx2, q4k_dot_avx2)
+NK_MT_AVX2(q5k_mt_avx2, q5k_dot_avx2)
+NK_MT_AVX2(q6k_mt_avx2, q6k_dot_avx2)
+NK_MT_AVX2(iq4xs_mt_avx2, iq4xs_dot_avx2)
+
+static nk_mt_fn nk_simd_fn(int dtype, int vnni) {
+    switch (dtype) {
+    case PK_Q4_K: return vnni ? q4k_mt_vnni : q4k_mt_avx2;
+    case PK_Q5_K: return vnni ? q5k_mt_vnni : q5k_mt_avx2;
+    case PK_Q6_K: return vnni ? q6k_mt_vnni : q6k_mt_avx2;
+    case PK_IQ4_XS: return vnni ? iq4xs_mt_vnni : iq4xs_mt_avx2;
+    }
+    return NULL;
+}
+
+// T == 1: one row after another (one sequential weight stream per thread). T > 1: NK_RG rows at a time against
+// NK_MT tokens at a time; the 4 tokens' slices (about 4.6 KiB per 4096 columns) stay in L1 while the row group
+// passes over them, and each row is decoded once per 4 tokens.
+#define NK_RG 4
+static void nk_matmul_simd(nk_mt_fn f, const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs,
+                           int64_t T, float *Y, int64_t ldy, int64_t r0, int64_t r1) {
+    const int64_t nb = cols / NK_QK;
+    for (int64_t rg = r0; rg < r1; rg += NK_RG) {
+        const int64_t re = rg + NK_RG < r1 ? rg + NK_RG : r1;
+        for (int64_t t = 0; t < T; t += NK_MT) {
+            const int nt = T - t < NK_MT ? (int)(T - t) : NK_MT;
+            nk_tok x[NK_MT];
+            for (int k = 0; k < nt; k++) x[k] = nk_token(xn + (size_t)(t + k) * xs, cols);
+            for (int64_t r = rg; r < re; r++) {
+                float out[NK_MT];
+                f(W + (size_t)r * rb, x, nt, nb, out);
+                for (int k = 0; k < nt; k++) Y[(t + k) * ldy + r] = out[k];
+            }
+        }
+    }
+}
+#endif
+
+// MARK: entry points
+
 void pk_native_k_matmul(int dtype, const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,
                         float *Y, int64_t ldy, int64_t r0, int64_t r1) {
-    (void)dtype; (void)W; (void)rb; (void)cols; (void)xn; (void)xs; (void)T; (void)Y; (void)ldy; (void)r0; (void)r1;
+    if (!pk_native_k_x_stride(dtype, cols) || r0 >= r1 || T <= 0) return;
+#if defined(__x86_64__)
+    const char *lv = pk_ops_current()->name;
+    int vnni = strcmp(lv, "avx512vnni") == 0 || strcmp(lv, "avx512bf16") == 0;
+    int avx2 = strcmp(lv, "avx2") == 0 || strcmp(lv, "avx512") == 0;
+    nk_mt_fn f = (vnni || avx2) ? nk_simd_fn(dtype, vnni) : NULL;
+    if (f) { nk_matmul_simd(f, W, rb, cols, xn, xs, T, Y, ldy, r0, r1); return; }
+#endif
+    nk_matmul_scalar(dtype, W, rb, cols, xn, xs, T, Y, ldy, r0, r1);
 }
