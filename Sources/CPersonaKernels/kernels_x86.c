@@ -292,9 +292,15 @@ ACT_MUL_512(gelu_tanh_mul_512, gelu_tanh_512)
     .dot = dot_512, .axpy = axpy_512, .gemm = gemm_512, .read_sum = read_sum_512,                           \
     .silu_mul = silu_mul_512, .gelu_tanh_mul = gelu_tanh_mul_512,                                           \
     .dequant = { [PK_F16] = dequant_f16_512, [PK_BF16] = dequant_bf16_512, [PK_Q8_0] = dequant_q8_0_512,   \
-                 [PK_Q4_0] = dequant_q4_0_512, [PK_Q4_1] = dequant_q4_1_512 },                              \
+                 [PK_Q4_0] = dequant_q4_0_512, [PK_Q4_1] = dequant_q4_1_512, PK_X86_QUANT_FNS(dequant, 512) },   \
     .matvec = { [PK_F32] = matvec_f32_256, [PK_F16] = matvec_f16_256, [PK_BF16] = matvec_bf16_256, [PK_Q8_0] = matvec_q8_0_512, \
-                [PK_Q4_0] = matvec_q4_0_512, [PK_Q4_1] = matvec_q4_1_512 }
+                [PK_Q4_0] = matvec_q4_0_512, [PK_Q4_1] = matvec_q4_1_512, PK_X86_QUANT_FNS(matvec, 512) }
+
+// kernels_x86_quant.c
+#define PK_X86_QUANT_FNS(F, W)                                                                              \
+    [PK_Q5_0] = pk_##F##_q5_0_##W, [PK_Q5_1] = pk_##F##_q5_1_##W, [PK_IQ4_NL] = pk_##F##_iq4_nl_##W,        \
+    [PK_Q2_K] = pk_##F##_q2_K_##W, [PK_Q3_K] = pk_##F##_q3_K_##W, [PK_Q4_K] = pk_##F##_q4_K_##W,            \
+    [PK_Q5_K] = pk_##F##_q5_K_##W, [PK_Q6_K] = pk_##F##_q6_K_##W, [PK_IQ4_XS] = pk_##F##_iq4_xs_##W
 
 // The exact kernels are the same at the three AVX-512 levels; the VNNI / BF16 levels add the native ones
 // (kernels_native.c).
@@ -504,8 +510,10 @@ T256 static void gelu_tanh_mul_256(float *g, const float *u, int64_t n) {
 const pk_ops pk_ops_avx2 = {
     .name = "avx2", .dot = dot_256, .axpy = axpy_256, .gemm = gemm_256, .read_sum = read_sum_256,
     .silu_mul = silu_mul_256, .gelu_tanh_mul = gelu_tanh_mul_256,
-    .dequant = { [PK_F16] = dequant_f16_256, [PK_BF16] = dequant_bf16_256, [PK_Q8_0] = dequant_q8_0_256 },
-    .matvec = { [PK_F32] = matvec_f32_256, [PK_F16] = matvec_f16_256, [PK_BF16] = matvec_bf16_256, [PK_Q8_0] = matvec_q8_0_256 },
+    .dequant = { [PK_F16] = dequant_f16_256, [PK_BF16] = dequant_bf16_256, [PK_Q8_0] = dequant_q8_0_256,
+                 PK_X86_QUANT_FNS(dequant, 256) },
+    .matvec = { [PK_F32] = matvec_f32_256, [PK_F16] = matvec_f16_256, [PK_BF16] = matvec_bf16_256, [PK_Q8_0] = matvec_q8_0_256,
+                PK_X86_QUANT_FNS(matvec, 256) },
     .native_q8 = pk_native_q8_avx2,
 };
 

@@ -49,6 +49,15 @@ void pk_native_q8_avx2(const uint8_t *W, size_t rb, int64_t cols, const uint8_t 
                        float *Y, int64_t ldy, int64_t r0, int64_t r1);
 void pk_native_q8_vnni(const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,
                        float *Y, int64_t ldy, int64_t r0, int64_t r1);
+/* kernels_x86_quant.c: AVX-512 (_512) and AVX2 (_256) dequant and matrix-vector kernels of the types kernels_x86.c has none for. */
+#define PK_X86_QUANT_DECL(TYPE)                                                                              \
+    void pk_dequant_##TYPE##_512(const void *row, int64_t cols, float *out);                                \
+    void pk_matvec_##TYPE##_512(const uint8_t *W, size_t rb, int64_t cols, const float *x, float *y, int64_t r0, int64_t r1); \
+    void pk_dequant_##TYPE##_256(const void *row, int64_t cols, float *out);                                \
+    void pk_matvec_##TYPE##_256(const uint8_t *W, size_t rb, int64_t cols, const float *x, float *y, int64_t r0, int64_t r1);
+PK_X86_QUANT_DECL(q5_0) PK_X86_QUANT_DECL(q5_1) PK_X86_QUANT_DECL(iq4_nl) PK_X86_QUANT_DECL(q2_K) PK_X86_QUANT_DECL(q3_K)
+PK_X86_QUANT_DECL(q4_K) PK_X86_QUANT_DECL(q5_K) PK_X86_QUANT_DECL(q6_K) PK_X86_QUANT_DECL(iq4_xs)
+#undef PK_X86_QUANT_DECL
 void pk_native_bf16_avx512bf16(const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,
                                float *Y, int64_t ldy, int64_t r0, int64_t r1);
 #endif

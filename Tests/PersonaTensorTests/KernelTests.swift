@@ -175,11 +175,42 @@ final class KernelTests: XCTestCase {
         }
     }
 
-    /// Rows wider than the kernels' stack tile (16384) take the column-chunked path.
+    /// Every SIMD level's dequantisation equals the portable one bit for bit on arbitrary bytes, the f16 scale
+    /// fields included: zero, subnormal, largest finite, inf and NaN (any NaN counts as equal to any NaN).
+    func testDequantBitExactOnArbitraryBytes() {
+        var rng = TestRNG(5)
+        let scaleFields: [String: [Int]] = ["q8_0": [0], "q4_0": [0], "q5_0": [0], "iq4_nl": [0], "q4_1": [0, 2], "q5_1": [0, 2],
+                                            "q4_k": [0, 2], "q5_k": [0, 2], "q6_k": [208], "q2_k": [80, 82], "q3_k": [108], "iq4_xs": [0]]
+        let specials: [UInt16] = [0x0000, 0x8000, 0x0001, 0x8001, 0x03FF, 0x0400, 0x7BFF, 0xFBFF, 0x7C00, 0xFC00, 0x7E00, 0xFE00, 0x7C01]
+        SIMDLevels.each { level in
+            for (name, code) in Self.dtypes {
+                guard let fields = scaleFields[name] else { continue }
+                let bs = Self.blockSize(name), bb = Self.blockBytes(name)
+                for blocks in [1, 3, 9] {
+                    var bytes = (0..<(blocks * bb)).map { _ in rng.byte() }
+                    for b in 0..<blocks {
+                        for f in fields where rng.byte() & 1 == 0 {
+                            let h = specials[Int(rng.byte()) % specials.count]
+                            bytes[b * bb + f] = UInt8(h & 0xFF); bytes[b * bb + f + 1] = UInt8(h >> 8)
+                        }
+                    }
+                    let cols = blocks * bs
+                    var out = [Float](repeating: 0, count: cols), ref = [Float](repeating: 0, count: cols)
+                    pk_dequant_row(code, bytes, Int64(cols), &out)
+                    pk_dequant_row_scalar(code, bytes, Int64(cols), &ref)
+                    for i in 0..<cols where out[i].bitPattern != ref[i].bitPattern && !(out[i].isNaN && ref[i].isNaN) {
+                        XCTFail("\(level) \(name) blocks \(blocks) element \(i): \(out[i]) vs portable \(ref[i])"); break
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rows wider than the kernels' stack tile (16384) take the column-chunked path (or stream in one piece).
     func testMatmulVeryWideRows() {
         var rng = TestRNG(3)
         SIMDLevels.each { level in
-            for (name, code) in Self.dtypes where ["bf16", "q8_0", "q4_1", "q4_k"].contains(name) {
+            for (name, code) in Self.dtypes where ["bf16", "q8_0", "q4_1", "q4_k", "q5_k", "q6_k", "iq4_xs", "q5_0", "q2_k"].contains(name) {
                 checkMatmul(name, code: code, rows: 3, cols: 16384 + 512, T: 2, rng: &rng, level: level)
             }
         }
