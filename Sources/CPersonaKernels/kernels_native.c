@@ -1,5 +1,6 @@
 // Native-precision matrix products (Swift's MatmulPrecision.native): the activations are rounded the way
-// llama.cpp rounds them (q8_0 per 32-value block for q8_0 weights, bf16 for bf16 weights) so the dot products can
+// llama.cpp rounds them (q8_0 per 32-value block for q8_0 weights, bf16 for bf16 weights; the other quantised
+// types in kernels_native_legacy.c and kernels_native_k.c) so the dot products can
 // use integer (VNNI) and bf16 (AVX512-BF16) instructions. Every level computes the same rounded products; only
 // the order of the f32 sums differs.
 //

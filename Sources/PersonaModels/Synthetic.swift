@@ -5,17 +5,22 @@ import PersonaTensor
 
 /// Random weights of a real model's shape, for benchmarks: speed does not depend on the values.
 extension TransformerModel {
-    /// A model of `config`'s shapes whose matrices are stored as `dtype` (f32, f16, bf16 or q8_0), filled with
-    /// deterministic random values (uniform, std 0.02; norms 1; small biases) from `seed`. Generation is spread
-    /// over `pool`.
+    /// A model of `config`'s shapes whose matrices are stored as `dtype`, filled with deterministic random values
+    /// (uniform, std 0.02; norms 1; small biases) from `seed`. Generation is spread over `pool`.
     public static func synthetic(config c: ModelConfig, dtype: DType, seed: UInt64, pool: ThreadPool = .shared) throws -> TransformerModel {
-        guard [.f32, .f16, .bf16, .q8_0].contains(dtype) else {
-            throw ModelError("synthetic weights: dtype \(dtype.rawValue) is not supported (use f32, f16, bf16 or q8_0)")
-        }
+        try synthetic(config: c, types: SyntheticTypes(dtype), seed: seed, pool: pool)
+    }
+
+    /// The same with the per-matrix types of `types` (one type, or a llama.cpp mix such as q4_k_m). f32 / f16 / bf16
+    /// and the types `pk_quantize_row` writes hold the random values (rounded / quantised as llama.cpp would); the
+    /// other quantised types (K- and IQ-types) hold random blocks with fixed, small scales: speed does not depend on
+    /// the values, and the model stays finite.
+    public static func synthetic(config c: ModelConfig, types: SyntheticTypes, seed: UInt64, pool: ThreadPool = .shared) throws -> TransformerModel {
         try c.validate(source: "synthetic \(c.architecture)")
         var next: UInt64 = 0
-        func matrix(_ rows: Int, _ cols: Int) throws -> WeightMatrix {
+        func matrix(_ rows: Int, _ cols: Int, _ role: SyntheticTypes.Role, _ layer: Int = -1) throws -> WeightMatrix {
             next += 1
+            let dtype = types.type(role, layer: layer, layers: c.numLayers, cols: cols, gqa: c.numHeads / max(1, c.numKVHeads))
             return try randomMatrix(rows: rows, cols: cols, dtype: dtype, seed: seed &+ next &* 0x9E3779B97F4A7C15, pool: pool)
         }
         func vector(_ n: Int, around center: Float, spread: Float) -> [Float] {
@@ -26,10 +31,11 @@ extension TransformerModel {
         let D = c.hiddenSize, F = c.intermediateSize
         let one = 1 - c.normOffset   // stored norm weight whose effective scale is 1
         var layers: [LayerWeights] = []
-        for _ in 0..<c.numLayers {
+        for i in 0..<c.numLayers {
             layers.append(LayerWeights(
                 attnNorm: vector(D, around: one, spread: 0),
-                wq: try matrix(c.qDim, D), wk: try matrix(c.kvDim, D), wv: try matrix(c.kvDim, D), wo: try matrix(D, c.qDim),
+                wq: try matrix(c.qDim, D, .attnQ, i), wk: try matrix(c.kvDim, D, .attnK, i), wv: try matrix(c.kvDim, D, .attnV, i),
+                wo: try matrix(D, c.qDim, .attnOutput, i),
                 bq: c.attentionBias ? vector(c.qDim, around: 0, spread: 0.02) : nil,
                 bk: c.attentionBias ? vector(c.kvDim, around: 0, spread: 0.02) : nil,
                 bv: c.attentionBias ? vector(c.kvDim, around: 0, spread: 0.02) : nil,
@@ -38,10 +44,10 @@ extension TransformerModel {
                 postAttnNorm: c.sandwichNorms ? vector(D, around: one, spread: 0) : nil,
                 ffnNorm: vector(D, around: one, spread: 0),
                 postFFNorm: c.sandwichNorms ? vector(D, around: one, spread: 0) : nil,
-                gate: try matrix(F, D), up: try matrix(F, D), down: try matrix(D, F)))
+                gate: try matrix(F, D, .ffnGate, i), up: try matrix(F, D, .ffnUp, i), down: try matrix(D, F, .ffnDown, i)))
         }
-        let embed = try matrix(c.vocabSize, D)
-        let lmHead = c.tieWordEmbeddings ? embed : try matrix(c.vocabSize, D)
+        let embed = try matrix(c.vocabSize, D, c.tieWordEmbeddings ? .output : .tokenEmbedding)
+        let lmHead = c.tieWordEmbeddings ? embed : try matrix(c.vocabSize, D, .output)
         let weights = ModelWeights(embed: embed, layers: layers, finalNorm: vector(D, around: one, spread: 0),
                                    lmHead: lmHead, ropeFreqFactors: nil)
         return TransformerModel(config: c, weights: weights)
@@ -65,11 +71,35 @@ extension TransformerModel {
                 case .f32: dst.copyMemory(from: row, byteCount: rb)
                 case .f16: let d = dst.assumingMemoryBound(to: UInt16.self); for i in 0..<cols { d[i] = Float16(row[i]).bitPattern }
                 case .bf16: let d = dst.assumingMemoryBound(to: UInt16.self); for i in 0..<cols { d[i] = pk_f32_to_bf16(row[i]) }
-                default: pk_quantize_row_q8_0(row, Int64(cols), dst)
+                case _ where dtype != .q6_k && pk_quantize_supported(dtype.kernelCode) != 0:
+                    _ = pk_quantize_row(dtype.kernelCode, row, Int64(cols), dst)
+                default: randomBlocks(dst, bytes: rb, dtype: dtype, rng: &rng)
                 }
             }
         }
         return WeightMatrix(data: UnsafeRawPointer(storage.pointer), dtype: dtype, rows: rows, cols: cols, owner: storage)
+    }
+
+    /// Random block bytes with every scale field set to a small value (so weights are ~0.02 in size).
+    static func randomBlocks(_ dst: UnsafeMutableRawPointer, bytes: Int, dtype: DType, rng: inout SplitMix) {
+        var i = 0
+        while i + 8 <= bytes { dst.storeBytes(of: rng.next(), toByteOffset: i, as: UInt64.self); i += 8 }
+        while i < bytes { dst.storeBytes(of: UInt8(truncatingIfNeeded: rng.next()), toByteOffset: i, as: UInt8.self); i += 1 }
+        // (offsets of the f16 scale fields in a block, their value): ggml-common.h's block layouts
+        let fields: ([Int], Float)
+        switch dtype {
+        case .q2_k: fields = ([80, 82], 1.6e-3)
+        case .q3_k: fields = ([108], 6e-4)
+        case .q4_k, .q5_k: fields = ([0, 2], 8e-5)
+        case .q6_k: fields = ([208], 2e-5)
+        case .iq4_nl: fields = ([0], 3e-4)
+        case .iq4_xs: fields = ([0], 2e-5)
+        default: fields = ([0], 1e-3)
+        }
+        let h = pk_f32_to_f16(fields.1)
+        for b in stride(from: 0, to: bytes, by: dtype.blockBytes) {
+            for o in fields.0 { dst.storeBytes(of: h, toByteOffset: b + o, as: UInt16.self) }
+        }
     }
 
     /// Bytes of weights one decode step reads: every block matrix and the output head (embedding rows are
@@ -84,6 +114,14 @@ extension TransformerModel {
     public var weightBytesTotal: Int {
         weightBytesPerToken - weights.lmHead.byteCount + weights.embed.byteCount
             + (config.tieWordEmbeddings ? 0 : weights.lmHead.byteCount)
+    }
+
+    /// How many matrices (block matrices and the output head) of each type, most common first: "q5_0 x 96, q6_k x 30".
+    public var weightTypeCounts: String {
+        var n: [DType: Int] = [:]
+        for l in weights.layers { for m in [l.wq, l.wk, l.wv, l.wo, l.gate, l.up, l.down] { n[m.dtype, default: 0] += 1 } }
+        n[weights.lmHead.dtype, default: 0] += 1
+        return n.sorted { ($0.value, $1.key.rawValue) > ($1.value, $0.key.rawValue) }.map { "\($0.key.rawValue) x \($0.value)" }.joined(separator: ", ")
     }
 
     /// Storage type of the block matrices.
@@ -156,6 +194,68 @@ extension TransformerModel {
             try g.addTensor(name: p + "ffn_norm.weight", dtype: .f32, shape: [c.hiddenSize], data: f32(w.ffnNorm))
         }
         try g.write(to: url)
+    }
+}
+
+/// Which type each matrix of a synthetic model gets: one type for all, or the per-tensor choice llama-quantize
+/// makes for a file type (llama_tensor_get_type, no importance matrix): `q4_k_m`, `q5_k_m`, `q4_k_s`, `iq4_xs`, and
+/// single-type file types whose output head gets Q6_K (or Q8_0 when its rows are not whole 256-blocks).
+public struct SyntheticTypes: Sendable {
+    public enum Role: Sendable { case tokenEmbedding, output, attnQ, attnK, attnV, attnOutput, ffnGate, ffnUp, ffnDown }
+    public let name: String
+    let base: DType
+    let mix: Bool
+
+    /// One type for every matrix, as before (`persona bench --dtype bf16`).
+    public init(_ dtype: DType) { name = dtype.rawValue; base = dtype; mix = false }
+
+    /// A dtype name (bf16, q4_0, ...: every matrix in it) or a llama.cpp file type name (q4_k_m, q5_k_m, q4_k_s,
+    /// iq4_xs_mix, q6_k_mix ...: llama-quantize's mix). Nil for unknown names.
+    public init?(name: String) {
+        let n = name.lowercased()
+        switch n {
+        case "q4_k_m", "q4_k_s": base = .q4_k; mix = true
+        case "q5_k_m", "q5_k_s": base = .q5_k; mix = true
+        default:
+            if n.hasSuffix("_mix"), let t = DType(rawValue: String(n.dropLast(4))), t != .f32, t != .f16, t != .bf16 { base = t; mix = true }
+            else if let t = DType(rawValue: n) { base = t; mix = false }
+            else { return nil }
+        }
+        self.name = n
+    }
+
+    public static let names = "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs (every matrix), or a llama-quantize mix: q4_k_m, q4_k_s, q5_k_m, q5_k_s, <type>_mix"
+
+    func type(_ role: Role, layer: Int, layers n: Int, cols: Int, gqa: Int) -> DType {
+        guard mix else { return base }
+        func moreBits(_ i: Int) -> Bool { i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2 }
+        var t = base
+        switch role {
+        case .output:
+            t = cols % base.blockSize != 0 ? .q8_0 : (base == .q8_0 ? .q8_0 : .q6_k)
+        case .attnV:
+            if base == .iq4_xs || base == .iq4_nl, gqa >= 4 { t = .q5_k }
+            else if (name == "q4_k_m" || name == "q5_k_m") && moreBits(layer) { t = .q6_k }
+            else if name == "q4_k_s" && layer < 4 { t = .q5_k }
+        case .ffnDown:
+            if name == "q4_k_m" || name == "q5_k_m" { if moreBits(layer) { t = .q6_k } }
+            else if (base == .iq4_xs || base == .iq4_nl) && layer < n / 8 { t = .q5_k }
+            else if name == "q4_k_s" && layer < n / 8 { t = .q5_k }
+        default: break
+        }
+        // rows that are not whole blocks: llama.cpp's fallback types
+        if cols % t.blockSize != 0 {
+            switch t {
+            case .q4_k: t = .q5_0
+            case .q5_k: t = .q5_1
+            case .q6_k: t = .q8_0
+            case .iq4_xs: t = .iq4_nl
+            case .q2_k, .q3_k: t = .q4_0
+            default: break
+            }
+            if cols % t.blockSize != 0 { t = .f16 }
+        }
+        return t
     }
 }
 

@@ -6,8 +6,8 @@ public enum Ops {
     /// y[t, :] = W x[t, :] for t in 0..<T.  x: [T, W.cols], y: [T, W.rows].
     /// Rows are split into chunks of a multiple of 16 rows (64-byte lines of y, whole 4-row tiles), several per
     /// thread so that a thread that gets preempted on a shared machine leaves its chunks to the others.
-    /// `precision` `.native` rounds the activations for q8_0 and bf16 weights (see `MatmulPrecision`); other
-    /// types compute as `.exact`. Allocates nothing once the calling thread's scratch has grown to the largest
+    /// `precision` `.native` rounds the activations as llama.cpp does for bf16 and every quantised type (see
+    /// `MatmulPrecision`); f32 and f16 compute as `.exact`. Allocates nothing once the calling thread's scratch has grown to the largest
     /// T x cols it has seen.
     public static func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, T: Int, _ y: UnsafeMutablePointer<Float>,
                               precision: MatmulPrecision = .exact, pool: ThreadPool = .shared) {

@@ -4,8 +4,10 @@ public enum MatmulPrecision: String, Sendable, CaseIterable {
     /// which is what the engine's agreement with transformers (f32 compute) relies on. The default.
     case exact
     /// Activations rounded to the weight's own compute type where the CPU has a faster dot product for it,
-    /// as llama.cpp does: int8 per 32-value block for q8_0 (VNNI), bf16 for bf16 weights (AVX512-BF16).
-    /// Other weight types compute as `.exact`.
+    /// as llama.cpp does: bf16 for bf16 weights (AVX512-BF16); for the quantised types ggml's activation types
+    /// (int8 per 32 values: q8_0 for q8_0, q4_0, q5_0, iq4_nl; q8_1, with its block sum, for q4_1, q5_1; q8_K, one
+    /// f32 scale per 256 values, for q2_K..q6_K and iq4_xs) with exact integer block sums (VNNI / AVX2).
+    /// f32 and f16 weights compute as `.exact`.
     ///
     /// Numerics, the same on every CPU up to the order of f32 sums (CPUs without VNNI / AVX512-BF16 run slower
     /// code with the same rounding): q8_0 - each token's activations are quantised per 32 values exactly as

@@ -17,7 +17,7 @@ struct Bench: ParsableCommand {
     @Option(help: "A Hugging Face config.json: benchmark random weights of that shape (e.g. ../shared/configs/qwen2.5-0.5b-instruct.json).")
     var config: String?
 
-    @Option(help: "Storage type of synthetic weights: bf16, f16, q8_0 or f32.")
+    @Option(help: "Storage type of synthetic weights: \(SyntheticTypes.names).")
     var dtype: String = "bf16"
 
     @Option(help: "Worker threads (default: PERSONA_THREADS or one per core).")
@@ -38,7 +38,7 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("dump-gguf"), help: "Write the synthetic weights as GGUF (llama / qwen2 shapes) and benchmark the model loaded back from it.")
     var dumpGGUF: String?
 
-    @Option(help: "Matrix-product precision: exact (f32 activations, the default) or native (activations rounded like llama.cpp: int8 blocks for q8_0, bf16 for bf16 weights; faster, ~0.4% / 2^-8 per activation).")
+    @Option(help: "Matrix-product precision: exact (f32 activations, the default) or native (activations rounded like llama.cpp: bf16 for bf16 weights, int8 blocks (q8_0 / q8_1 / q8_K) for the quantised types; faster, ~0.4% / 2^-8 per activation).")
     var precision: String = "exact"
 
     @Option(help: "Also measure decoding N sequences at once (one batched forward pass per step, as extraction and batch monitoring do); 0 skips it.")
@@ -49,7 +49,7 @@ struct Bench: ParsableCommand {
 
     func validate() throws {
         if (model == nil) == (config == nil) { throw ValidationError("give exactly one of --model PATH or --config CONFIG.json") }
-        if DType(rawValue: dtype) == nil { throw ValidationError("--dtype must be one of bf16, f16, q8_0, f32 (got '\(dtype)')") }
+        if SyntheticTypes(name: dtype) == nil { throw ValidationError("--dtype must be one of \(SyntheticTypes.names) (got '\(dtype)')") }
         if promptTokens < 1 || decodeTokens < 1 { throw ValidationError("--prompt-tokens and --decode-tokens must be at least 1") }
         if repeats < 1 { throw ValidationError("--repeats must be at least 1") }
         if batch < 0 || batch > 256 { throw ValidationError("--batch must be in 0...256") }
@@ -79,7 +79,7 @@ struct Bench: ParsableCommand {
         if let config {
             let url = URL(fileURLWithPath: config)
             let c = try ArchitectureRegistry.config(hfConfigAt: url)
-            net = try TransformerModel.synthetic(config: c, dtype: DType(rawValue: dtype)!, seed: seed, pool: pool)
+            net = try TransformerModel.synthetic(config: c, types: SyntheticTypes(name: dtype)!, seed: seed, pool: pool)
             report.source = "synthetic \(url.deletingPathExtension().lastPathComponent)"
             report.loadSeconds = Date().timeIntervalSince(t0)
             report.loadKind = "synthesised in memory"
@@ -102,7 +102,8 @@ struct Bench: ParsableCommand {
         report.precision = net.precision.rawValue
         let c = net.config
         report.architecture = c.architecture
-        report.dtype = net.weightType.rawValue
+        report.dtype = config != nil ? SyntheticTypes(name: dtype)!.name : net.weightType.rawValue
+        report.weightTypes = net.weightTypeCounts
         report.weightBytesPerToken = net.weightBytesPerToken
         report.weightBytesTotal = net.weightBytesTotal
         report.promptTokens = promptTokens
@@ -197,6 +198,7 @@ struct Bench: ParsableCommand {
 /// Everything one `persona bench` run reports.
 struct BenchReport: Codable {
     var source = "", architecture = "", dtype = "", cpu = "", simd = "", build = "", date = "", loadKind = ""
+    var weightTypes = ""
     var precision = "exact"
     var threads = 1, promptTokens = 0, decodeTokens = 0
     var weightBytesPerToken = 0, weightBytesTotal = 0, kvCacheBytes = 0, peakRSSBytes = 0
@@ -214,7 +216,7 @@ struct BenchReport: Codable {
 
     func jsonText() -> String {
         var d: [String: Any] = [
-            "source": source, "architecture": architecture, "dtype": dtype, "precision": precision, "cpu": cpu, "simd": simd, "build": build,
+            "source": source, "architecture": architecture, "dtype": dtype, "weight_types": weightTypes, "precision": precision, "cpu": cpu, "simd": simd, "build": build,
             "date": date, "threads": threads, "prompt_tokens": promptTokens, "decode_tokens": decodeTokens,
             "weight_bytes_per_token": weightBytesPerToken, "weight_bytes_total": weightBytesTotal,
             "kv_cache_bytes": kvCacheBytes, "peak_rss_bytes": peakRSSBytes, "load_seconds": loadSeconds, "load_kind": loadKind,
@@ -234,6 +236,7 @@ struct BenchReport: Codable {
         let mib = { (b: Int) in f(Double(b) / 1_048_576, 0) + " MiB" }
         let rows: [(String, String)] = [
             ("model", "\(source) [\(architecture), \(dtype)]"),
+            ("weight types", weightTypes),
             ("precision", precision == "native" ? "native (activations rounded as llama.cpp: q8_0 int8 blocks / bf16)" : "exact (f32 activations)"),
             ("machine", "\(cpu), \(threads) threads, \(simd), \(build) build, \(date)"),
             ("load", "\(f(loadSeconds, 3)) s (\(loadKind))"),
