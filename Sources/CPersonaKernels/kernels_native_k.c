@@ -14,8 +14,9 @@
 // "avx2" / "avx512"; AVX-512 VNNI (vpdpbusd / vpdpwssd, 256-bit vectors: Zen 4 runs 512-bit ones as two halves
 // and the 256-bit streaming loops were faster, see kernels_x86.c) at "avx512vnni" / "avx512bf16" for q4_K, q5_K,
 // q6_K and iq4_xs. q2_K and q3_K stay portable at every level (plain loops the compiler vectorises, ~2 GB/s).
-// T == 1 streams the rows once, one row at a time; T > 1 decodes each row's super-blocks once per 4 tokens (VNNI)
-// and keeps a 4-token slice in L1 while a group of 4 rows passes over it.
+// T == 1 streams the rows once, one row at a time; small T > 1 decodes each row's super-blocks once per 4 tokens
+// and keeps a 4-token slice in L1 while a group of 4 rows passes over it; larger T (VNNI) decodes tiles of 16 rows
+// and runs every token against them (see "T > 1 with VNNI: 16-row tiles").
 //
 // iq4_xs: ggml's generic C code multiplies each sub-block sum by the f32 d * (ls - 32); here (as in ggml's SIMD
 // code) (ls - 32) is applied in integers and d once per super-block, so all levels share one integer per block.
@@ -662,6 +663,234 @@ static void nk_matmul_simd(nk_mt_fn f, const uint8_t *W, size_t rb, int64_t cols
         }
     }
 }
+
+// MARK: T > 1 with VNNI: 16-row tiles
+// 16 weight rows are decoded per super-block to unsigned bytes and transposed so that one zmm holds 4 values of
+// each of the 16 rows; vpdpbusd against 4 q of one token broadcast gives the 16 rows' partial sums at once (no
+// horizontal sums), and each tile (in L1) is reused by every token (the scheme of pk_native_q8_vnni). Per token
+// and sub-block the int32 sums are multiplied by the rows' integer scales (vpmulld), the q4_K / q5_K mins come
+// from the token's bsums (vpdpwssd), and the unsigned offsets of q6_K (+32) and iq4_xs (+128) are taken back by
+// starting each sub-block's sum at -offset * sum(q): the same exact integers per super-block as the other paths,
+// then the same f32 operations per row, 16 rows per vector.
+typedef struct {
+    uint8_t q[64][64];    // group g: values 4g..4g+3 of the super-block, 4 bytes per row
+    int32_t sc[16][16];   // scale of sub-block j per row (q4_K, q5_K, iq4_xs: 8 of 32 values; q6_K: 16 of 16)
+    int32_t mn[8][16];    // q4_K / q5_K: min of sub-block j per row as the int16 pair (m, m)
+    float d[16], dm[16];  // f16 d (and dmin) as f32; rows past the end 0
+} nk_tile;                // 5760 bytes
+// Fewest tokens for the tiles (q4_K 4864 x 1024, one core: rows ~100 GOPS at any T, 66 at T = 5 (4 + 1); tiles
+// 100 / 93 / 134 / 250 / 300 GOPS at T = 4 / 5 / 6 / 16 / 128; iq4_xs tiles already ahead at T = 3). Settable (as
+// a macro of the dtype) to test the tiles at small T.
+#ifndef NK_TILE_T
+#define NK_TILE_T(dtype) ((dtype) == PK_IQ4_XS ? 3 : 5)
+#endif
+#define NK_KB 4           // super-blocks per tile chunk (23 KiB)
+#define NK_TT 8           // tokens per micro-kernel call
+
+// 16 x 16 int32 transpose: 64 bytes of 16 rows `stride` bytes apart to q[0..15] (q[k]: dword k of every row)
+TV static NK_INL void nk_tr16(const uint8_t *src, size_t stride, uint8_t (*q)[64]) {
+    __m512i z[16], a[16], b[16];
+    for (int i = 0; i < 16; i++) z[i] = _mm512_load_si512((const __m512i *)(src + i * stride));
+    for (int i = 0; i < 16; i += 2) {
+        a[i] = _mm512_unpacklo_epi32(z[i], z[i + 1]);
+        a[i + 1] = _mm512_unpackhi_epi32(z[i], z[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {   // b[i + c'] lane L: column 4L + c' of rows i..i+3
+        b[i + 0] = _mm512_unpacklo_epi64(a[i], a[i + 2]);
+        b[i + 1] = _mm512_unpackhi_epi64(a[i], a[i + 2]);
+        b[i + 2] = _mm512_unpacklo_epi64(a[i + 1], a[i + 3]);
+        b[i + 3] = _mm512_unpackhi_epi64(a[i + 1], a[i + 3]);
+    }
+    for (int k = 0; k < 4; k++) {
+        const __m512i e0 = _mm512_shuffle_i32x4(b[k], b[4 + k], 0x88), e1 = _mm512_shuffle_i32x4(b[k], b[4 + k], 0xDD);
+        const __m512i f0 = _mm512_shuffle_i32x4(b[8 + k], b[12 + k], 0x88), f1 = _mm512_shuffle_i32x4(b[8 + k], b[12 + k], 0xDD);
+        _mm512_store_si512((__m512i *)q[k], _mm512_shuffle_i32x4(e0, f0, 0x88));
+        _mm512_store_si512((__m512i *)q[4 + k], _mm512_shuffle_i32x4(e1, f1, 0x88));
+        _mm512_store_si512((__m512i *)q[8 + k], _mm512_shuffle_i32x4(e0, f0, 0xDD));
+        _mm512_store_si512((__m512i *)q[12 + k], _mm512_shuffle_i32x4(e1, f1, 0xDD));
+    }
+}
+
+// One super-block of one row: 256 unsigned values in element order to u, scales (and mins) to s, the f16 d
+// (and dmin) to h.
+TV static NK_INL void nk_tile_row(int dtype, const uint8_t *w, uint8_t *u, int32_t *s, uint16_t *h) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    if (dtype == PK_Q4_K || dtype == PK_Q5_K) {
+        const int five = dtype == PK_Q5_K;
+        const uint8_t *q = w + (five ? 48 : 16);
+        const __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(w + 16)) : _mm256_setzero_si256();
+        for (int j = 0; j < 4; j++) {
+            const __m256i qb = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
+            __m256i lo = _mm256_and_si256(qb, m4), hi = _mm256_and_si256(_mm256_srli_epi16(qb, 4), m4);
+            if (five) { lo = nk_q5hi_vnni(lo, qh, 2 * j); hi = nk_q5hi_vnni(hi, qh, 2 * j + 1); }
+            _mm256_store_si256((__m256i *)(u + 64 * j), lo);
+            _mm256_store_si256((__m256i *)(u + 64 * j + 32), hi);
+        }
+        const __m128i sm = nk_k4_unpack(w + 4);   // 8 scales, 8 mins
+        _mm512_storeu_si512((__m512i *)s, _mm512_cvtepu8_epi32(sm));
+        h[0] = nk_rd16(w); h[1] = nk_rd16(w + 2);
+    } else if (dtype == PK_Q6_K) {
+        const __m256i m30 = _mm256_set1_epi8(0x30);
+        for (int hh = 0; hh < 2; hh++) {
+            const __m256i l0 = _mm256_loadu_si256((const __m256i *)(w + 64 * hh));
+            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(w + 64 * hh + 32));
+            const __m256i qh = _mm256_loadu_si256((const __m256i *)(w + 128 + 32 * hh));
+            uint8_t *o = u + 128 * hh;
+            _mm256_store_si256((__m256i *)o, _mm256_ternarylogic_epi32(l0, _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30), m4, 0xE4));
+            _mm256_store_si256((__m256i *)(o + 32), _mm256_ternarylogic_epi32(l1, _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30), m4, 0xE4));
+            _mm256_store_si256((__m256i *)(o + 64), _mm256_ternarylogic_epi32(_mm256_srli_epi16(l0, 4), _mm256_and_si256(qh, m30), m4, 0xE4));
+            _mm256_store_si256((__m256i *)(o + 96), _mm256_ternarylogic_epi32(_mm256_srli_epi16(l1, 4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30), m4, 0xE4));
+        }
+        _mm512_storeu_si512((__m512i *)s, _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(w + 192))));
+        h[0] = nk_rd16(w + 208);
+    } else {   // iq4_xs: table values + 128; 32 bytes of qs are sub-blocks 2j (low 128 bits) and 2j + 1
+        const __m256i tbl = _mm256_xor_si256(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)pk_iq4nl_values)),
+                                             _mm256_set1_epi8((char)0x80));
+        for (int j = 0; j < 4; j++) {
+            const __m256i qb = _mm256_loadu_si256((const __m256i *)(w + 8 + 32 * j));
+            const __m256i vl = _mm256_shuffle_epi8(tbl, _mm256_and_si256(qb, m4));
+            const __m256i vh = _mm256_shuffle_epi8(tbl, _mm256_and_si256(_mm256_srli_epi16(qb, 4), m4));
+            _mm256_store_si256((__m256i *)(u + 64 * j), _mm256_permute2x128_si256(vl, vh, 0x20));
+            _mm256_store_si256((__m256i *)(u + 64 * j + 32), _mm256_permute2x128_si256(vl, vh, 0x31));
+        }
+        _mm256_storeu_si256((__m256i *)s, nk_iq4xs_scales(w));
+        h[0] = nk_rd16(w);
+    }
+}
+
+// Super-blocks b0 .. b0 + nbk of rows r .. r + nr (nr <= 16) into tiles; rows past nr are zero.
+TV static NK_INL void nk_tile_pack(int dtype, const uint8_t *W, size_t rb, int64_t r, int nr, int64_t b0, int nbk, nk_tile *out) {
+    const size_t bb = dtype == PK_Q4_K ? 144 : dtype == PK_Q5_K ? 176 : dtype == PK_Q6_K ? 210 : 136;
+    uint8_t u[16][256] __attribute__((aligned(64)));
+    int32_t s[16][16] __attribute__((aligned(64)));
+    uint16_t h[2][16] __attribute__((aligned(32)));
+    memset(u[nr], 0, (size_t)(16 - nr) * 256);
+    memset(s, 0, sizeof s);
+    memset(h, 0, sizeof h);
+    for (int bi = 0; bi < nbk; bi++) {
+        nk_tile *o = out + bi;
+        uint16_t hr[2];
+        for (int i = 0; i < nr; i++) {
+            nk_tile_row(dtype, W + (size_t)(r + i) * rb + (size_t)(b0 + bi) * bb, u[i], s[i], hr);
+            h[0][i] = hr[0]; h[1][i] = hr[1];
+        }
+        for (int c = 0; c < 4; c++) nk_tr16(u[0] + 64 * c, 256, o->q + 16 * c);
+        // scales (q4_K / q5_K: 8 scales, 8 mins) per row -> per sub-block; q4_K / q5_K mins to (m, m) pairs
+        nk_tr16((const uint8_t *)s, 64, (uint8_t (*)[64])o->sc);
+        if (dtype == PK_Q4_K || dtype == PK_Q5_K)
+            for (int j = 0; j < 8; j++) {
+                const __m512i v = _mm512_load_si512((const __m512i *)o->sc[8 + j]);
+                _mm512_store_si512((__m512i *)o->mn[j], _mm512_or_si512(v, _mm512_slli_epi32(v, 16)));
+            }
+        _mm512_store_ps(o->d, _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)h[0])));
+        _mm512_store_ps(o->dm, _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)h[1])));
+    }
+}
+
+static inline int32_t nk_rd32(const void *p) { int32_t v; memcpy(&v, p, 4); return v; }
+
+// nt tokens x 16 rows over nbk tiles: Y[k ldy + i] for the first nr rows, continuing the f32 sums already there
+// unless `first` (each row's sum runs over the super-blocks in order, as on the other paths).
+TV static NK_INL void nk_tile_micro(const int dtype, const int nt, const nk_tile *tl, int nbk, int64_t b0, const nk_tok *x,
+                                    float *y, int64_t ldy, int nr, int first) {
+    const int q6 = dtype == PK_Q6_K, mins = dtype == PK_Q4_K || dtype == PK_Q5_K;
+    const int nsub = q6 ? 16 : 8, gps = q6 ? 4 : 8;   // sub-blocks, groups of 4 values per sub-block
+    const __mmask16 m = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1u);
+    __m512 f[NK_TT];
+    for (int k = 0; k < nt; k++) f[k] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, y + k * ldy);
+    for (int bi = 0; bi < nbk; bi++) {
+        const nk_tile *p = tl + bi;
+        const int64_t b = b0 + bi;
+        __m512i is[NK_TT], im[NK_TT];
+        // q6_K / iq4_xs: -32 bs_j per sub-block of 16, -128 (bs_2j + bs_2j+1) per sub-block of 32 (the start of
+        // each sub-block's sum, broadcast from memory)
+        int32_t off[NK_TT][16] __attribute__((aligned(64)));
+        if (q6)
+            for (int k = 0; k < nt; k++)
+                _mm512_store_si512((__m512i *)off[k], _mm512_slli_epi32(_mm512_sub_epi32(_mm512_setzero_si512(),
+                                   _mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)(x[k].bs + b * 16)))), 5));
+        else if (!mins)
+            for (int k = 0; k < nt; k++)
+                _mm256_store_si256((__m256i *)off[k], _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(x[k].bs + b * 16)),
+                                                                        _mm256_set1_epi16(-128)));
+        for (int k = 0; k < nt; k++) is[k] = _mm512_setzero_si512();
+        for (int j = 0; j < nsub; j++) {
+            __m512i t[NK_TT];
+            for (int k = 0; k < nt; k++) t[k] = mins ? _mm512_setzero_si512() : _mm512_set1_epi32(off[k][j]);
+            for (int g = 0; g < gps; g++) {
+                const __m512i w = _mm512_load_si512((const __m512i *)p->q[gps * j + g]);
+                for (int k = 0; k < nt; k++)
+                    t[k] = _mm512_dpbusd_epi32(t[k], w, _mm512_set1_epi32(nk_rd32(x[k].q + b * NK_QK + 4 * (gps * j + g))));
+            }
+            const __m512i s = _mm512_load_si512((const __m512i *)p->sc[j]);
+            for (int k = 0; k < nt; k++) is[k] = _mm512_add_epi32(is[k], _mm512_mullo_epi32(t[k], s));
+        }
+        if (mins) {   // bsums (2j, 2j + 1) times the int16 pair (m_j, m_j) of each row
+            for (int k = 0; k < nt; k++) im[k] = _mm512_setzero_si512();
+            for (int j = 0; j < 8; j++) {
+                const __m512i mn = _mm512_load_si512((const __m512i *)p->mn[j]);
+                for (int k = 0; k < nt; k++) im[k] = _mm512_dpwssd_epi32(im[k], mn, _mm512_set1_epi32(nk_rd32(x[k].bs + b * 16 + 2 * j)));
+            }
+        }
+        const __m512 dw = _mm512_load_ps(p->d), dmw = _mm512_load_ps(p->dm);
+        for (int k = 0; k < nt; k++) {
+            const __m512 dx = _mm512_set1_ps(x[k].d[b]);
+            const __m512 pv = _mm512_mul_ps(_mm512_mul_ps(dw, dx), _mm512_cvtepi32_ps(is[k]));
+            f[k] = _mm512_add_ps(f[k], pv);
+            if (mins) {
+                const __m512 pm = _mm512_mul_ps(_mm512_mul_ps(dmw, dx), _mm512_cvtepi32_ps(im[k]));
+                f[k] = _mm512_sub_ps(f[k], pm);
+            }
+        }
+    }
+    for (int k = 0; k < nt; k++) _mm512_mask_storeu_ps(y + k * ldy, m, f[k]);
+}
+
+#define NK_TILES(NAME, DT)                                                                                    \
+TV static void NAME(const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,      \
+                    float *Y, int64_t ldy, int64_t r0, int64_t r1) {                                          \
+    const int64_t nb = cols / NK_QK;                                                                          \
+    nk_tile tl[NK_KB] __attribute__((aligned(64)));                                                           \
+    for (int64_t r = r0; r < r1; r += 16) {                                                                   \
+        const int nr = r1 - r < 16 ? (int)(r1 - r) : 16;                                                      \
+        for (int64_t b0 = 0; b0 < nb; b0 += NK_KB) {                                                          \
+            const int nbk = nb - b0 < NK_KB ? (int)(nb - b0) : NK_KB;                                         \
+            nk_tile_pack(DT, W, rb, r, nr, b0, nbk, tl);                                                      \
+            for (int64_t t = 0; t < T; t += NK_TT) {                                                          \
+                const int nt = T - t < NK_TT ? (int)(T - t) : NK_TT;                                          \
+                nk_tok x[NK_TT];                                                                              \
+                for (int k = 0; k < nt; k++) x[k] = nk_token(xn + (size_t)(t + k) * xs, cols);               \
+                float *y = Y + t * ldy + r;                                                                   \
+                switch (nt) {                                                                                 \
+                case 1: nk_tile_micro(DT, 1, tl, nbk, b0, x, y, ldy, nr, b0 == 0); break;                     \
+                case 2: nk_tile_micro(DT, 2, tl, nbk, b0, x, y, ldy, nr, b0 == 0); break;                     \
+                case 3: nk_tile_micro(DT, 3, tl, nbk, b0, x, y, ldy, nr, b0 == 0); break;                     \
+                case 4: nk_tile_micro(DT, 4, tl, nbk, b0, x, y, ldy, nr, b0 == 0); break;                     \
+                case 5: nk_tile_micro(DT, 5, tl, nbk, b0, x, y, ldy, nr, b0 == 0); break;                     \
+                case 6: nk_tile_micro(DT, 6, tl, nbk, b0, x, y, ldy, nr, b0 == 0); break;                     \
+                case 7: nk_tile_micro(DT, 7, tl, nbk, b0, x, y, ldy, nr, b0 == 0); break;                     \
+                default: nk_tile_micro(DT, 8, tl, nbk, b0, x, y, ldy, nr, b0 == 0); break;                    \
+                }                                                                                             \
+            }                                                                                                 \
+        }                                                                                                     \
+    }                                                                                                         \
+}
+NK_TILES(q4k_tiles_vnni, PK_Q4_K)
+NK_TILES(q5k_tiles_vnni, PK_Q5_K)
+NK_TILES(q6k_tiles_vnni, PK_Q6_K)
+NK_TILES(iq4xs_tiles_vnni, PK_IQ4_XS)
+
+typedef void (*nk_tiles_fn)(const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,
+                            float *Y, int64_t ldy, int64_t r0, int64_t r1);
+static nk_tiles_fn nk_tiles_vnni(int dtype) {
+    switch (dtype) {
+    case PK_Q4_K: return q4k_tiles_vnni;
+    case PK_Q5_K: return q5k_tiles_vnni;
+    case PK_Q6_K: return q6k_tiles_vnni;
+    case PK_IQ4_XS: return iq4xs_tiles_vnni;
+    }
+    return NULL;
+}
 #endif
 
 // MARK: entry points
@@ -673,6 +902,7 @@ void pk_native_k_matmul(int dtype, const uint8_t *W, size_t rb, int64_t cols, co
     const char *lv = pk_ops_current()->name;
     int vnni = strcmp(lv, "avx512vnni") == 0 || strcmp(lv, "avx512bf16") == 0;
     int avx2 = strcmp(lv, "avx2") == 0 || strcmp(lv, "avx512") == 0;
+    if (vnni && T >= NK_TILE_T(dtype) && nk_tiles_vnni(dtype)) { nk_tiles_vnni(dtype)(W, rb, cols, xn, xs, T, Y, ldy, r0, r1); return; }
     nk_mt_fn f = (vnni || avx2) ? nk_simd_fn(dtype, vnni) : NULL;
     if (f) { nk_matmul_simd(f, W, rb, cols, xn, xs, T, Y, ldy, r0, r1); return; }
 #endif

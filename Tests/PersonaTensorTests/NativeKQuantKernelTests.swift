@@ -213,4 +213,55 @@ final class NativeKQuantKernelTests: XCTestCase {
             for t in Self.types { check(t, rows: 37, cols: 512, T: 1, extreme: false, mode: 0, rng: &rng) }
         }
     }
+
+    /// Prefill at the VNNI level: tiles of 16 rows (two full, one partial, and odd row ranges through
+    /// checkRowRanges), chunks of super-blocks (2304 columns: 9), micro-kernels of 1-8 tokens (T = 9, 13: 8 + 1, 8 + 5).
+    func testNativeKQuantsManyRowsPrefill() {
+        var rng = TestRNG(24)
+        SIMDLevels.each { _ in
+            for t in Self.types {
+                check(t, rows: 37, cols: 2304, T: 9, extreme: true, mode: 1, rng: &rng)
+                check(t, rows: 21, cols: 1280, T: 13, extreme: false, mode: 3, rng: &rng)
+            }
+        }
+    }
+
+    /// Identical bits at every level and every T: the T-token product against the scalar level and against each
+    /// token alone (T = 1), over T values on both sides of the tiles' cut-over and odd row ranges.
+    func testNativeKQuantsBitsIndependentOfLevelAndT() {
+        var rng = TestRNG(25)
+        let rows = 35, cols = 1536, ldy = rows + 1
+        for t in Self.types {
+            let w = Self.randomRows(t, rows: rows, cols: cols, extreme: true, rng: &rng)
+            for T in [2, 4, 5, 8, 9, 20] {
+                var x = [Float]()
+                for _ in 0..<T { x += Self.randomX(cols, mode: T % 4, rng: &rng) }
+                let stride = pk_native_x_stride(t.1, Int64(cols))
+                var xn = [UInt8](repeating: 0, count: stride * T)
+                pk_native_prepare(t.1, x, Int64(cols), Int64(cols), &xn, 0, Int64(T))
+                let level = String(cString: pk_simd_level())
+                XCTAssertEqual(pk_simd_set_level("scalar"), 0)
+                var ys = [Float](repeating: 0, count: T * ldy)
+                pk_matmul_rows_native(t.1, w, Int64(cols), xn, Int64(T), &ys, Int64(ldy), 0, Int64(rows))
+                XCTAssertEqual(pk_simd_set_level(level), 0)
+                SIMDLevels.each { lv in
+                    for (r0, r1) in [(0, rows), (3, 34)] {
+                        var y = [Float](repeating: 0, count: T * ldy)
+                        pk_matmul_rows_native(t.1, w, Int64(cols), xn, Int64(T), &y, Int64(ldy), Int64(r0), Int64(r1))
+                        for tk in 0..<T {
+                            var y1 = [Float](repeating: 0, count: ldy)
+                            xn.withUnsafeBytes { p in
+                                pk_matmul_rows_native(t.1, w, Int64(cols), p.baseAddress! + tk * stride, 1, &y1, Int64(ldy), Int64(r0), Int64(r1))
+                            }
+                            for r in r0..<r1 where y[tk * ldy + r].bitPattern != ys[tk * ldy + r].bitPattern
+                                || y1[r].bitPattern != ys[tk * ldy + r].bitPattern {
+                                XCTFail("\(lv) \(t.0) T \(T) [\(r0),\(r1)) t \(tk) r \(r): \(y[tk * ldy + r]), T = 1 \(y1[r]), scalar \(ys[tk * ldy + r])")
+                                return
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
