@@ -198,8 +198,9 @@ extension TransformerModel {
 }
 
 /// Which type each matrix of a synthetic model gets: one type for all, or the per-tensor choice llama-quantize
-/// makes for a file type (llama_tensor_get_type, no importance matrix): `q4_k_m`, `q5_k_m`, `q4_k_s`, `iq4_xs`, and
-/// single-type file types whose output head gets Q6_K (or Q8_0 when its rows are not whole 256-blocks).
+/// makes for a file type (llama_tensor_get_type, no importance matrix): the output head in Q6_K (Q8_0 when its rows
+/// are not whole blocks), more bits for some attn_v / ffn_down in the mixes, fallback types for other rows that are
+/// not whole blocks.
 public struct SyntheticTypes: Sendable {
     public enum Role: Sendable { case tokenEmbedding, output, attnQ, attnK, attnV, attnOutput, ffnGate, ffnUp, ffnDown }
     public let name: String
@@ -209,22 +210,24 @@ public struct SyntheticTypes: Sendable {
     /// One type for every matrix, as before (`persona bench --dtype bf16`).
     public init(_ dtype: DType) { name = dtype.rawValue; base = dtype; mix = false }
 
-    /// A dtype name (bf16, q4_0, ...: every matrix in it) or a llama.cpp file type name (q4_k_m, q5_k_m, q4_k_s,
-    /// iq4_xs_mix, q6_k_mix ...: llama-quantize's mix). Nil for unknown names.
+    /// A llama.cpp file type name: f32, f16, bf16 (every matrix in it), a quantised type (q4_0 ... q6_k, iq4_xs:
+    /// what `llama-quantize` writes for that file type, i.e. the output head in Q6_K / Q8_0 and llama.cpp's
+    /// fallback types for rows that are not whole blocks), a mix (q4_k_m, q4_k_s, q5_k_m, q5_k_s), or
+    /// `<type>_pure` (every matrix in that type, as `llama-quantize --pure`). Nil for unknown names.
     public init?(name: String) {
         let n = name.lowercased()
         switch n {
         case "q4_k_m", "q4_k_s": base = .q4_k; mix = true
         case "q5_k_m", "q5_k_s": base = .q5_k; mix = true
         default:
-            if n.hasSuffix("_mix"), let t = DType(rawValue: String(n.dropLast(4))), t != .f32, t != .f16, t != .bf16 { base = t; mix = true }
-            else if let t = DType(rawValue: n) { base = t; mix = false }
+            if n.hasSuffix("_pure"), let t = DType(rawValue: String(n.dropLast(5))) { base = t; mix = false }
+            else if let t = DType(rawValue: n) { base = t; mix = ![.f32, .f16, .bf16].contains(t) }
             else { return nil }
         }
         self.name = n
     }
 
-    public static let names = "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs (every matrix), or a llama-quantize mix: q4_k_m, q4_k_s, q5_k_m, q5_k_s, <type>_mix"
+    public static let names = "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs (as llama-quantize writes that file type), q4_k_m, q4_k_s, q5_k_m, q5_k_s, or <type>_pure (every matrix in <type>)"
 
     func type(_ role: Role, layer: Int, layers n: Int, cols: Int, gqa: Int) -> DType {
         guard mix else { return base }
