@@ -2,7 +2,11 @@
 // quantize_row_<type>_ref, what `llama-quantize` runs when no importance matrix is given), written so that the
 // output is the same bytes. Every operation is rounded where ggml's C rounds it: no contraction into FMAs
 // (llama.cpp's build keeps these as separate multiplies and adds; checked against its output by the tests).
+#if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
 #include "pk_internal.h"
 #include <float.h>
 #include <math.h>
