@@ -43,12 +43,15 @@ static inline size_t x_q(int64_t b, int j) {
 }
 
 // roundf (half away from zero), NaN to 0, clamped to [-127, 127]; a NaN activation makes the block's d NaN instead.
+// Written with a truncating conversion (|v| < 127, so v - trunc(v) is exact) because roundf is a library call on
+// baseline x86-64: it took 1.4% of a native decode step.
 static inline int8_t q8_round(float v) {
-    float r = roundf(v);
-    if (r != r) return 0;
-    if (r > 127.0f) r = 127.0f;
-    if (r < -127.0f) r = -127.0f;
-    return (int8_t)r;
+    if (v != v) return 0;
+    float a = fabsf(v);
+    if (a >= 127.0f) return v > 0 ? 127 : -127;
+    int32_t i = (int32_t)a;
+    int32_t r = i + ((a - (float)i) >= 0.5f);
+    return (int8_t)(v < 0 ? -r : r);
 }
 
 void pk_native_legacy_prepare(int dtype, const float *x, int64_t cols, uint8_t *out) {
