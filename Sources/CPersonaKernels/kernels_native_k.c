@@ -14,9 +14,11 @@
 // "avx2" / "avx512"; AVX-512 VNNI (vpdpbusd / vpdpwssd, 256-bit vectors: Zen 4 runs 512-bit ones as two halves
 // and the 256-bit streaming loops were faster, see kernels_x86.c) at "avx512vnni" / "avx512bf16" for q4_K, q5_K,
 // q6_K and iq4_xs. q2_K and q3_K stay portable at every level (plain loops the compiler vectorises, ~2 GB/s).
-// T == 1 streams the rows once, one row at a time; small T > 1 decodes each row's super-blocks once per 4 tokens
-// and keeps a 4-token slice in L1 while a group of 4 rows passes over it; larger T (VNNI) decodes tiles of 16 rows
-// and runs every token against them (see "T > 1 with VNNI: 16-row tiles").
+// T == 1 streams the rows once (VNNI q4_K / q5_K: 4 rows at a time in 512-bit vectors, their per-block sums
+// reduced together and the f32 epilogue of the 4 rows in one vector, see nk_q45_rows4z; otherwise one row at a
+// time); small T > 1 decodes each row's super-blocks once per 4 tokens and keeps a 4-token slice in L1 while a
+// group of 4 rows passes over it; larger T (VNNI) decodes tiles of 16 rows and runs every token against them (see
+// "T > 1 with VNNI: 16-row tiles").
 //
 // iq4_xs: ggml's generic C code multiplies each sub-block sum by the f32 d * (ls - 32); here (as in ggml's SIMD
 // code) (ls - 32) is applied in integers and d once per super-block, so all levels share one integer per block.
@@ -486,6 +488,102 @@ TV static void NAME(const uint8_t *w, const nk_tok *x, int nt, int64_t nb, float
     default: BODY(w, x, 4, nb, out, ##__VA_ARGS__); break;                                                    \
     }                                                                                                         \
 }
+// zmm variant: activations re-laid per call (xr, see nk_relayout) so that the low nibbles of 64 bytes of qs
+// (sub-blocks 4k, 4k + 2) and the high nibbles (4k + 1, 4k + 3) each meet one contiguous 64-byte load.
+static const uint16_t nk_zsc_idx[2][32] __attribute__((aligned(64))) = {
+#define NK_Z(k) { 4*k, 4*k, 4*k, 4*k, 4*k+1, 4*k+1, 4*k+1, 4*k+1, 4*k, 4*k, 4*k, 4*k, 4*k+1, 4*k+1, 4*k+1, 4*k+1, \
+                  4*k+2, 4*k+2, 4*k+2, 4*k+2, 4*k+3, 4*k+3, 4*k+3, 4*k+3, 4*k+2, 4*k+2, 4*k+2, 4*k+2, 4*k+3, 4*k+3, 4*k+3, 4*k+3 }
+    NK_Z(0), NK_Z(1)
+#undef NK_Z
+};
+// q4_K scales / mins of two blocks at once (nk_k4_unpack per 128-bit lane)
+TV static inline __m256i nk_k4_unpack2(const uint8_t *s0, const uint8_t *s1) {
+    const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)s0)),
+                                              _mm_loadu_si128((const __m128i *)s1), 1);
+    const __m256i lo = _mm256_and_si256(_mm256_srlv_epi32(_mm256_shuffle_epi32(v, 0x98), _mm256_setr_epi32(0, 0, 0, 4, 0, 0, 0, 4)),
+                                        _mm256_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+    const __m256i hi = _mm256_and_si256(_mm256_srli_epi32(_mm256_shuffle_epi32(v, 0x50), 2),
+                                        _mm256_setr_epi32(0, 0x30303030, 0, 0x30303030, 0, 0x30303030, 0, 0x30303030));
+    return _mm256_or_si256(lo, hi);
+}
+static const uint16_t nk_zmn_idx2[32] __attribute__((aligned(64))) = {
+    8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15, 24, 24, 25, 25, 26, 26, 27, 27, 28, 28, 29, 29, 30, 30, 31, 31 };
+// one row's block against the re-laid token: the scaled sums in 16 int32 lanes
+TV static NK_INL __m512i nk_q45_zrow(const uint8_t *wr, const int8_t *q8, __m512i sm16, __m512i i0, __m512i i1, const int five) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F), z = _mm512_setzero_si512();
+    const uint8_t *q = wr + (five ? 48 : 16);
+    __m512i qh = z;
+    if (five) qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(wr + 16)));
+    __m512i s = z;
+    for (int k = 0; k < 2; k++) {
+        const __m512i qb = _mm512_loadu_si512(q + 64 * k);
+        __m512i lo = _mm512_and_si512(qb, m4), hi = _mm512_and_si512(_mm512_srli_epi16(qb, 4), m4);
+        if (five) {
+            const int bl = 4 * k;
+            const __m512i tl = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << bl)), _mm256_set1_epi8((char)(1 << (bl + 2))), 1);
+            const __m512i th = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (bl + 1))), _mm256_set1_epi8((char)(1 << (bl + 3))), 1);
+            lo = _mm512_mask_add_epi8(lo, _mm512_test_epi8_mask(qh, tl), lo, _mm512_set1_epi8(0x10));
+            hi = _mm512_mask_add_epi8(hi, _mm512_test_epi8_mask(qh, th), hi, _mm512_set1_epi8(0x10));
+        }
+        const __m512i rl = _mm512_dpbusd_epi32(z, lo, _mm512_loadu_si512(q8 + 128 * k));
+        const __m512i rh = _mm512_dpbusd_epi32(z, hi, _mm512_loadu_si512(q8 + 128 * k + 64));
+        s = _mm512_dpwssd_epi32(s, _mm512_packs_epi32(rl, rh), _mm512_permutexvar_epi16(k ? i1 : i0, sm16));
+    }
+    return s;
+}
+TV static NK_INL void nk_q45_rows4z(const uint8_t *w, size_t rb, const int8_t *xr, const nk_tok *x, int64_t nb, float *out, const int five) {
+    const size_t bb = five ? 176 : 144;
+    const __m512i si0 = _mm512_load_si512(nk_zsc_idx[0]), si1 = _mm512_load_si512(nk_zsc_idx[1]);
+    const __m512i sj0 = _mm512_add_epi16(si0, _mm512_set1_epi16(16)), sj1 = _mm512_add_epi16(si1, _mm512_set1_epi16(16));
+    const __m512i mni = _mm512_load_si512(nk_zmn_idx2);
+    __m256 acc = _mm256_setzero_ps();
+    // the 4 rows are 4 short streams the hardware prefetchers hardly follow: the next group (the next 4 rb bytes)
+    // is prefetched in address order, 4 bb bytes per block
+    // (into L1 while the group is small, else into L2: 4 rb bytes ahead would push the current rows out of L1)
+    const uint8_t *pf = w + 4 * rb;
+    const int l1 = 4 * rb <= 8192;
+    for (int64_t b = 0; b < nb; b++, w += bb, pf += 4 * bb) {
+        if (l1) for (int i = 0; i < (int)(4 * bb); i += 64) _mm_prefetch((const char *)(pf + i), _MM_HINT_T0);
+        else for (int i = 0; i < (int)(4 * bb); i += 64) _mm_prefetch((const char *)(pf + i), _MM_HINT_T1);
+        const int8_t *q8 = xr + b * NK_QK;
+        const __m512i bs = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x->bs + b * 16)));
+        __m512i L[2];
+        for (int p = 0; p < 2; p++) {
+            const uint8_t *wa = w + (2 * p) * rb, *wb = wa + rb;
+            const __m512i sm16 = _mm512_cvtepu8_epi16(nk_k4_unpack2(wa + 4, wb + 4));   // [sA mA | sB mB] int16
+            const __m512i M = _mm512_madd_epi16(bs, _mm512_permutexvar_epi16(mni, sm16));
+            const __m512i SA = nk_q45_zrow(wa, q8, sm16, si0, si1, five), SB = nk_q45_zrow(wb, q8, sm16, sj0, sj1, five);
+            const __m512i S = _mm512_add_epi32(_mm512_mask_blend_epi32(0xFF00, SA, SB), _mm512_shuffle_i64x2(SA, SB, 0x4E));
+            const __m512i X = _mm512_mask_blend_epi32(0xAAAA, S, M), Y = _mm512_mask_blend_epi32(0xAAAA, M, S);
+            L[p] = _mm512_add_epi32(X, _mm512_shuffle_epi32(Y, 0xB1));   // [S M S M] partial per 128 bits
+        }
+        const __m512i X2 = _mm512_mask_blend_epi32(0xCCCC, L[0], L[1]), Y2 = _mm512_mask_blend_epi32(0xCCCC, L[1], L[0]);
+        const __m512i L2 = _mm512_add_epi32(X2, _mm512_shuffle_epi32(Y2, 0x4E));   // 128-bit lanes: [SA MA SC MC] x2, [SB MB SD MD] x2
+        const __m512i H = _mm512_shuffle_i64x2(L2, L2, 0xD8);
+        const __m256i R = _mm256_add_epi32(_mm512_castsi512_si256(H), _mm512_extracti64x4_epi64(H, 1));
+        int32_t d4[4];
+        for (int r = 0; r < 4; r++) memcpy(&d4[r], w + r * rb, 4);   // f16 d, dmin of each row
+        const __m128i dA = _mm_cvtsi32_si128(d4[0]), dB = _mm_cvtsi32_si128(d4[1]);
+        const __m128i dC = _mm_cvtsi32_si128(d4[2]), dD = _mm_cvtsi32_si128(d4[3]);
+        const __m128i dw16 = _mm_unpacklo_epi64(_mm_unpacklo_epi32(dA, dC), _mm_unpacklo_epi32(dB, dD));
+        const __m256 dw = _mm256_mul_ps(_mm256_cvtph_ps(dw16), _mm256_broadcast_ss(x->d + b));
+        const __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(R), dw);
+        acc = _mm256_mask_add_ps(acc, 0x55, acc, t);
+        acc = _mm256_mask_sub_ps(acc, 0x55, acc, _mm256_movehdup_ps(t));
+    }
+    float a[8];
+    _mm256_storeu_ps(a, acc);
+    out[0] = a[0]; out[1] = a[4]; out[2] = a[2]; out[3] = a[6];
+}
+static void nk_relayout(const int8_t *q, int64_t cols, int8_t *xr) {
+    for (int64_t o = 0; o < cols; o += 128) {
+        memcpy(xr + o, q + o, 32); memcpy(xr + o + 32, q + o + 64, 32);
+        memcpy(xr + o + 64, q + o + 32, 32); memcpy(xr + o + 96, q + o + 96, 32);
+    }
+}
+TV static void q4k_rows4z_vnni(const uint8_t *w, size_t rb, const int8_t *xr, const nk_tok *x, int64_t nb, float *out) { nk_q45_rows4z(w, rb, xr, x, nb, out, 0); }
+TV static void q5k_rows4z_vnni(const uint8_t *w, size_t rb, const int8_t *xr, const nk_tok *x, int64_t nb, float *out) { nk_q45_rows4z(w, rb, xr, x, nb, out, 1); }
+
 NK_MT_ENTRY(q4k_mt_vnni, nk_q45_vnni, 0)
 NK_MT_ENTRY(q5k_mt_vnni, nk_q45_vnni, 1)
 
@@ -903,6 +1001,19 @@ void pk_native_k_matmul(int dtype, const uint8_t *W, size_t rb, int64_t cols, co
     int vnni = strcmp(lv, "avx512vnni") == 0 || strcmp(lv, "avx512bf16") == 0;
     int avx2 = strcmp(lv, "avx2") == 0 || strcmp(lv, "avx512") == 0;
     if (vnni && T >= NK_TILE_T(dtype) && nk_tiles_vnni(dtype)) { nk_tiles_vnni(dtype)(W, rb, cols, xn, xs, T, Y, ldy, r0, r1); return; }
+    if (vnni && T == 1 && (dtype == PK_Q4_K || dtype == PK_Q5_K)) {
+        const nk_tok x = nk_token(xn, cols);
+        int64_t r = r0;
+        if (cols <= 65536 && r1 - r0 >= 4) {   // the re-laid token on the stack (pool threads have 4 MiB)
+            int8_t xr[cols] __attribute__((aligned(64)));
+            nk_relayout(x.q, cols, xr);
+            for (; r + 4 <= r1; r += 4)
+                (dtype == PK_Q4_K ? q4k_rows4z_vnni : q5k_rows4z_vnni)(W + (size_t)r * rb, rb, xr, &x, cols / NK_QK, Y + r);
+        }
+        nk_mt_fn f1 = nk_simd_fn(dtype, 1);
+        for (; r < r1; r++) f1(W + (size_t)r * rb, &x, 1, cols / NK_QK, Y + r);
+        return;
+    }
     nk_mt_fn f = (vnni || avx2) ? nk_simd_fn(dtype, vnni) : NULL;
     if (f) { nk_matmul_simd(f, W, rb, cols, xn, xs, T, Y, ldy, r0, r1); return; }
 #endif
