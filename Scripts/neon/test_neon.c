@@ -412,6 +412,161 @@ static void test_native(void) {
     }
 }
 
+// MARK: native precision of the quantised types (kernels_native_legacy.c, kernels_native_k.c)
+// Random valid rows (random bytes, the f16 scale fields small and finite, as NativeLegacyKernelTests.swift and
+// NativeKQuantKernelTests.swift build them), T tokens, two row ranges (all rows, an odd sub-range); against the row
+// dequantised by pk_dequant_row_scalar times the decoded prepared activations, in double, with those tests' bounds.
+// At the neon level also against the scalar level: bit for bit for the K types (kernels_native_k.c promises identical
+// bits), within twice the bound for the legacy ones (their f32 sums may run in another order).
+static const char *nq_name(int dt) {
+    switch (dt) {
+    case PK_Q4_0: return "q4_0"; case PK_Q4_1: return "q4_1"; case PK_Q5_0: return "q5_0"; case PK_Q5_1: return "q5_1";
+    case PK_IQ4_NL: return "iq4_nl"; case PK_Q2_K: return "q2_K"; case PK_Q3_K: return "q3_K"; case PK_Q4_K: return "q4_K";
+    case PK_Q5_K: return "q5_K"; case PK_Q6_K: return "q6_K"; case PK_IQ4_XS: return "iq4_xs";
+    }
+    return "?";
+}
+static int nq_is_k(int dt) { return dt == PK_Q2_K || dt == PK_Q3_K || dt == PK_Q4_K || dt == PK_Q5_K || dt == PK_Q6_K || dt == PK_IQ4_XS; }
+static int nq_q81(int dt) { return dt == PK_Q4_1 || dt == PK_Q5_1; }
+// Offsets of the f16 d and of the f16 dmin / m (-1: none) in a block.
+static int nq_d_at(int dt) { return dt == PK_Q2_K ? 80 : dt == PK_Q3_K ? 108 : dt == PK_Q6_K ? 208 : 0; }
+static int nq_m_at(int dt) { return dt == PK_Q2_K ? 82 : (dt == PK_Q4_K || dt == PK_Q5_K || nq_q81(dt)) ? 2 : -1; }
+static void put_f16(uint8_t *p, double v) { uint16_t h = f16_bits(v); memcpy(p, &h, 2); }
+
+static uint8_t *nq_random_rows(int dt, int64_t rows, int64_t cols) {
+    const size_t bb = pk_block_bytes(dt), qk = nq_is_k(dt) ? 256 : 32, nblk = (size_t)(rows * cols) / qk;
+    uint8_t *w = malloc(bb * nblk + 1);
+    for (size_t i = 0; i < bb * nblk; i++) w[i] = (uint8_t)next_u64();
+    for (size_t b = 0; b < nblk; b++) {
+        uint8_t *p = w + b * bb;
+        if (nq_is_k(dt)) {
+            put_f16(p + nq_d_at(dt), (uniform() * 2 - 1) * 0.01);
+            if (nq_m_at(dt) >= 0) put_f16(p + nq_m_at(dt), uniform() * 0.01);
+        } else {
+            put_f16(p, (uniform() - 0.5) * 0.1);
+            if (nq_q81(dt)) put_f16(p + 2, (uniform() - 0.5) * 0.5);
+        }
+    }
+    return w;
+}
+
+// The prepared legacy token's block b: d_x, aux (s for q8_1 types), q[j] (layout: kernels_native_legacy.c's header).
+static double lg_dx(const uint8_t *xt, int64_t b) { float v; memcpy(&v, xt + (b / 8) * 320 + 4 * ((b & 1) * 4 + (b & 7) / 2), 4); return v; }
+static double lg_s(const uint8_t *xt, int64_t b) { float v; memcpy(&v, xt + (b / 8) * 320 + 32 + 4 * ((b & 1) * 4 + (b & 7) / 2), 4); return v; }
+static int lg_q(const uint8_t *xt, int64_t b, int j) {
+    return (int8_t)xt[(b / 8) * 320 + 64 + 64 * ((b & 7) / 2) + (j < 16 ? 0 : 32) + 16 * (b & 1) + (j & 15)];
+}
+
+static void check_native_quant(int dt, int64_t rows, int64_t cols, int64_t T) {
+    const int k = nq_is_k(dt);
+    uint8_t *w = nq_random_rows(dt, rows, cols);
+    const size_t rb = pk_row_bytes(dt, cols), xs = pk_native_x_stride(dt, cols), bb = pk_block_bytes(dt);
+    const int64_t ldx = cols + 3, ldy = rows + 2, nb = k ? cols / 256 : cols / 32;
+    float *x = malloc(4 * (size_t)(T * ldx)), *y = malloc(4 * (size_t)(T * ldy)), *ys = malloc(4 * (size_t)(T * ldy));
+    for (int64_t i = 0; i < T * ldx; i++) x[i] = normal() * (i % 7 == 0 ? 4 : 1);
+    uint8_t *xn = malloc(xs * (size_t)T);
+    pk_native_prepare(dt, x, ldx, cols, xn, 0, T / 2);   // in two token ranges, as the pool does
+    pk_native_prepare(dt, x, ldx, cols, xn, T / 2, T);
+    // reference sums and bounds per (token, row)
+    double *want = malloc(8 * (size_t)(T * rows)), *tol = malloc(8 * (size_t)(T * rows)), *xd = malloc(8 * (size_t)cols);
+    float *wf = malloc(4 * (size_t)cols), *wa = malloc(4 * (size_t)cols), *wm = malloc(4 * (size_t)cols);
+    uint8_t *tmp = malloc(rb);
+    const double off = k || nq_q81(dt) ? 0 : dt == PK_Q4_0 ? 8 : dt == PK_Q5_0 ? 16 : 128;
+    for (int64_t r = 0; r < rows; r++) {
+        const uint8_t *row = w + rb * (size_t)r;
+        pk_dequant_row_scalar(dt, row, cols, wf);
+        if (k) {   // the scale part (dmin = 0) and the min part (d = 0) separately, for the K bound
+            if (nq_m_at(dt) >= 0) {
+                memcpy(tmp, row, rb);
+                for (int64_t b = 0; b < nb; b++) memset(tmp + b * bb + nq_m_at(dt), 0, 2);
+                pk_dequant_row_scalar(dt, tmp, cols, wa);
+                memcpy(tmp, row, rb);
+                for (int64_t b = 0; b < nb; b++) memset(tmp + b * bb + nq_d_at(dt), 0, 2);
+                pk_dequant_row_scalar(dt, tmp, cols, wm);
+            } else {
+                memcpy(wa, wf, 4 * (size_t)cols);
+                memset(wm, 0, 4 * (size_t)cols);
+            }
+        }
+        for (int64_t t = 0; t < T; t++) {
+            const uint8_t *xt = xn + xs * (size_t)t;
+            double s = 0, size = 0, wx = 0;
+            if (k) {
+                for (int64_t c = 0; c < cols; c++) {
+                    float d; memcpy(&d, xt + cols + 4 * (c / 256), 4);
+                    xd[c] = (double)d * (int8_t)xt[c];
+                }
+                for (int64_t c = 0; c < cols; c++) { s += wf[c] * xd[c]; size += (fabs(wa[c]) + fabs(wm[c])) * fabs(xd[c]); }
+                tol[t * rows + r] = (2 * nb + 24) * EPS / 2 * size + 1e-30;
+            } else {
+                // NativeLegacyKernelTests.swift's bound: (8 nb + 18) u size + u sum |w x|, size counting the codes'
+                // offsets; q8_1 types use ggml's f16 s for the m term
+                for (int64_t b = 0; b < nb; b++) {
+                    const double dw = ref_f16(u16at(row + b * bb)), m = nq_q81(dt) ? ref_f16(u16at(row + b * bb + 2)) : 0, dx = lg_dx(xt, b);
+                    int qsum = 0;
+                    for (int j = 0; j < 32; j++) {
+                        const double q = lg_q(xt, b, j), wj = wf[b * 32 + j];
+                        s += wj * dx * q;
+                        wx += fabs(wj * dx * q);
+                        size += (fabs(wj - m) + 2 * off * fabs(dw)) * fabs(dx * q);
+                        qsum += (int)q;
+                    }
+                    if (nq_q81(dt)) { s += m * (lg_s(xt, b) - dx * qsum); size += fabs(m * lg_s(xt, b)); }
+                }
+                tol[t * rows + r] = (8 * nb + 18) * EPS / 2 * size + EPS / 2 * wx + 1e-30;
+            }
+            want[t * rows + r] = s;
+        }
+    }
+    int64_t ranges[2][2] = {{0, rows}, {rows < 3 ? rows : 3, 0}};
+    ranges[1][1] = rows - 2 > ranges[1][0] ? rows - 2 : ranges[1][0];   // an odd sub-range, as a thread gets
+    const char *level = pk_simd_level();
+    for (int g = 0; g < 2; g++) {
+        const int64_t r0 = ranges[g][0], r1 = ranges[g][1];
+        const float sentinel = -12345.0f;
+        for (int64_t i = 0; i < T * ldy; i++) y[i] = ys[i] = sentinel;
+        pk_matmul_rows_native(dt, w, cols, xn, T, y, ldy, r0, r1);
+        int cmp = strcmp(level, "scalar") != 0;
+        if (cmp) {
+            pk_simd_set_level("scalar");
+            pk_matmul_rows_native(dt, w, cols, xn, T, ys, ldy, r0, r1);
+            pk_simd_set_level(level);
+        }
+        char what[112];
+        snprintf(what, sizeof what, "native_%s %s rows %lld cols %lld T %lld [%lld,%lld)", k ? "K" : "legacy", nq_name(dt),
+                 (long long)rows, (long long)cols, (long long)T, (long long)r0, (long long)r1);
+        int stop = 0;
+        for (int64_t t = 0; t < T && !stop; t++)
+            for (int64_t r = 0; r < ldy && !stop; r++) {
+                float got = y[t * ldy + r];
+                if (r < r0 || r >= r1) {
+                    checks++;
+                    if (got != sentinel) { FAIL("%s: wrote outside the rows at t %lld r %lld", what, (long long)t, (long long)r); stop = 1; }
+                    continue;
+                }
+                if (!within(got, want[t * rows + r], tol[t * rows + r], what)) stop = 1;
+                if (!cmp) continue;
+                checks++;
+                float gs = ys[t * ldy + r];
+                if (k ? memcmp(&got, &gs, 4) != 0 : !(fabs((double)got - gs) <= 2 * tol[t * rows + r])) {
+                    FAIL("%s vs scalar at t %lld r %lld: %.9g vs %.9g", what, (long long)t, (long long)r, got, gs);
+                    stop = 1;
+                }
+            }
+    }
+    free(w); free(x); free(y); free(ys); free(xn); free(want); free(tol); free(xd); free(wf); free(wa); free(wm); free(tmp);
+}
+
+static void test_native_quant(void) {
+    const int legacy[] = {PK_Q4_0, PK_Q4_1, PK_Q5_0, PK_Q5_1, PK_IQ4_NL}, kq[] = {PK_Q2_K, PK_Q3_K, PK_Q4_K, PK_Q5_K, PK_Q6_K, PK_IQ4_XS};
+    const int64_t Ts[] = {1, 2, 5, 17}, rowsl[] = {1, 5, 37};
+    const int64_t lc[] = {32, 96, 288, 544}, kc[] = {256, 768};
+    for (int a = 0; a < 3; a++) for (int c = 0; c < 4; c++) {
+        for (int i = 0; i < 5; i++) for (int b = 0; b < 4; b++) check_native_quant(legacy[i], rowsl[a], lc[b], Ts[c]);
+        for (int i = 0; i < 6; i++) for (int b = 0; b < 2; b++) check_native_quant(kq[i], rowsl[a], kc[b], Ts[c]);
+    }
+}
+
 static void test_attention(void) {
     const int64_t ns[] = {1, 5, 37}, hds[] = {1, 7, 64, 67};
     const float caps[] = {0, 30};
@@ -548,6 +703,7 @@ int main(void) {
     test_dequant();
     test_matmul();
     test_native();
+    test_native_quant();
     test_attention();
     test_activations();
     test_read_sum();

@@ -10,7 +10,8 @@
 //   float d[nb]                    at cols
 //   int16 bsums[nb][16]            at cols + round32(4 nb)   (sum of each 16 q's)
 //
-// Levels: portable code for all six types (the reference, used at "scalar" / "neon"); AVX2 (maddubs / madd) at
+// Levels: portable code for all six types (the reference, used at "scalar", and at "neon" for q2_K / q3_K); NEON
+// (sdot with the dot-product extension, else vmull + vpadal) for q4_K, q5_K, q6_K and iq4_xs at "neon"; AVX2 (maddubs / madd) at
 // "avx2" / "avx512"; AVX-512 VNNI (vpdpbusd / vpdpwssd, 256-bit vectors: Zen 4 runs 512-bit ones as two halves
 // and the 256-bit streaming loops were faster, see kernels_x86.c) at "avx512vnni" / "avx512bf16" for q4_K, q5_K,
 // q6_K and iq4_xs. q2_K and q3_K stay portable at every level (plain loops the compiler vectorises, ~2 GB/s).
@@ -991,6 +992,138 @@ static nk_tiles_fn nk_tiles_vnni(int dtype) {
 }
 #endif
 
+// MARK: aarch64 (NEON)
+// One row at a time, one token at a time (T > 1 loops the tokens while the row is in L1). Each super-block's
+// integer sums go through int32 lanes, scaled per sub-block with vmlaq_n_s32 (exact: the bounds of the portable
+// kernels above hold lane by lane), and are reduced once to the same int32 the portable code forms; the f32
+// epilogue is the portable code's, statement for statement, so every level returns the same bits.
+// q2_K and q3_K keep the portable code.
+#if defined(__aarch64__)
+#include <arm_neon.h>
+
+// acc + the 16 products a * b in int32 lanes (the lanes differ by path; their sum does not).
+static inline int32x4_t nk_dot16_neon(int32x4_t acc, int8x16_t a, int8x16_t b) {
+#if defined(__ARM_FEATURE_DOTPROD)
+    return vdotq_s32(acc, a, b);
+#else
+    acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(a), vget_low_s8(b)));   // |a b| <= 128 * 127: a pair fits int16
+    return vpadalq_s16(acc, vmull_high_s8(a, b));
+#endif
+}
+
+// q4_K / q5_K: sub-block j (32 values) against q8[32 j ..]; codes 0..31, sc < 64, so |sum| < 8 * 64 * 32 * 31 * 127
+static float q45k_dot_neon(const uint8_t *w, nk_tok x, int64_t nb, int five) {
+    const size_t bb = five ? 176 : 144;
+    const uint8x16_t m4 = vdupq_n_u8(0x0F), b4 = vdupq_n_u8(0x10);
+    float s = 0;
+    for (int64_t b = 0; b < nb; b++, w += bb) {
+        const uint8_t *q = w + (five ? 48 : 16);
+        const int8_t *q8 = x.q + b * NK_QK;
+        uint8_t sc[8], mn[8];
+        nk_scale_min_k4(w + 4, sc, mn);
+        uint8x16_t h0 = vdupq_n_u8(0), h1 = h0;
+        if (five) { h0 = vld1q_u8(w + 16); h1 = vld1q_u8(w + 32); }
+        int32x4_t acc = vdupq_n_s32(0);
+        for (int jj = 0; jj < 4; jj++) {
+            const uint8x16_t r0 = vld1q_u8(q + 32 * jj), r1 = vld1q_u8(q + 32 * jj + 16);
+            uint8x16_t l0 = vandq_u8(r0, m4), l1 = vandq_u8(r1, m4), u0 = vshrq_n_u8(r0, 4), u1 = vshrq_n_u8(r1, 4);
+            if (five) {   // bit j of qh[l] is the fifth bit of sub-block j's value l
+                const uint8x16_t bl = vdupq_n_u8((uint8_t)(1u << (2 * jj))), bu = vdupq_n_u8((uint8_t)(2u << (2 * jj)));
+                l0 = vorrq_u8(l0, vandq_u8(vtstq_u8(h0, bl), b4)); l1 = vorrq_u8(l1, vandq_u8(vtstq_u8(h1, bl), b4));
+                u0 = vorrq_u8(u0, vandq_u8(vtstq_u8(h0, bu), b4)); u1 = vorrq_u8(u1, vandq_u8(vtstq_u8(h1, bu), b4));
+            }
+            const int8_t *xq = q8 + 64 * jj;
+            int32x4_t tl = nk_dot16_neon(vdupq_n_s32(0), vreinterpretq_s8_u8(l0), vld1q_s8(xq));
+            tl = nk_dot16_neon(tl, vreinterpretq_s8_u8(l1), vld1q_s8(xq + 16));
+            int32x4_t tu = nk_dot16_neon(vdupq_n_s32(0), vreinterpretq_s8_u8(u0), vld1q_s8(xq + 32));
+            tu = nk_dot16_neon(tu, vreinterpretq_s8_u8(u1), vld1q_s8(xq + 48));
+            acc = vmlaq_n_s32(acc, tl, sc[2 * jj]);
+            acc = vmlaq_n_s32(acc, tu, sc[2 * jj + 1]);
+        }
+        const int isum = vaddvq_s32(acc);
+        // the mins against the bsums: 8 pairs of int16 sums
+        const int16x8_t bs0 = vld1q_s16(x.bs + b * 16), bs1 = vld1q_s16(x.bs + b * 16 + 8);
+        const int16x8_t ps = vpaddq_s16(bs0, bs1);   // sums of sub-blocks 0..7 (|.| <= 32 * 127)
+        const int16x8_t mv = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(mn)));
+        const int imin = vaddvq_s32(vmlal_high_s16(vmull_s16(vget_low_s16(ps), vget_low_s16(mv)), ps, mv));
+        const float d = pk_f16_to_f32(nk_rd16(w)) * x.d[b];
+        const float dmin = pk_f16_to_f32(nk_rd16(w + 2)) * x.d[b];
+        const float p = d * (float)isum, pm = dmin * (float)imin;
+        s += p;
+        s -= pm;
+    }
+    return s;
+}
+
+// q6_K: values (lo | hi << 4) - 32 in int8; 16 int8 scales, one per 16 values
+static float q6k_dot_neon(const uint8_t *w, nk_tok x, int64_t nb) {
+    const uint8x16_t m4 = vdupq_n_u8(0x0F), m3 = vdupq_n_u8(3);
+    const int8x16_t o32 = vdupq_n_s8(32);
+    float s = 0;
+    for (int64_t b = 0; b < nb; b++, w += 210) {
+        const int8_t *sc = (const int8_t *)(w + 192), *q8 = x.q + b * NK_QK;
+        int32x4_t acc = vdupq_n_s32(0);
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = w + 64 * h, *qh = w + 128 + 32 * h;
+            const uint8x16_t L[4] = { vld1q_u8(ql), vld1q_u8(ql + 16), vld1q_u8(ql + 32), vld1q_u8(ql + 48) };
+            const uint8x16_t H[2] = { vld1q_u8(qh), vld1q_u8(qh + 16) };
+            for (int g = 0; g < 4; g++)
+                for (int half = 0; half < 2; half++) {   // values 128 h + 32 g + 16 half .. + 15: sub-block 8 h + 2 g + half
+                    uint8x16_t l = L[2 * (g & 1) + half];
+                    l = g >> 1 ? vshrq_n_u8(l, 4) : vandq_u8(l, m4);
+                    const uint8x16_t hb = vandq_u8(vshlq_u8(H[half], vdupq_n_s8((int8_t)(-2 * g))), m3);
+                    const int8x16_t a = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(l, vshlq_n_u8(hb, 4))), o32);
+                    const int j = 8 * h + 2 * g + half;
+                    acc = vmlaq_n_s32(acc, nk_dot16_neon(vdupq_n_s32(0), a, vld1q_s8(q8 + 16 * j)), sc[j]);
+                }
+        }
+        const int isum = vaddvq_s32(acc);
+        const float d = pk_f16_to_f32(nk_rd16(w + 208)) * x.d[b], p = d * (float)isum;
+        s += p;
+    }
+    return s;
+}
+
+// iq4_xs: sub-block j's 16 bytes give values 32 j + 0..15 (low nibbles) and + 16..31 (high), via the iq4_nl table
+static float iq4xs_dot_neon(const uint8_t *w, nk_tok x, int64_t nb) {
+    const int8x16_t lut = vld1q_s8(pk_iq4nl_values);
+    const uint8x16_t m4 = vdupq_n_u8(0x0F);
+    float s = 0;
+    for (int64_t b = 0; b < nb; b++, w += 136) {
+        const uint8_t *sl = w + 4, *q = w + 8;
+        const uint16_t sh = nk_rd16(w + 2);
+        const int8_t *q8 = x.q + b * NK_QK;
+        int32x4_t acc = vdupq_n_s32(0);
+        for (int j = 0; j < 8; j++) {
+            const uint8x16_t r = vld1q_u8(q + 16 * j);
+            int32x4_t t = nk_dot16_neon(vdupq_n_s32(0), vqtbl1q_s8(lut, vandq_u8(r, m4)), vld1q_s8(q8 + 32 * j));
+            t = nk_dot16_neon(t, vqtbl1q_s8(lut, vshrq_n_u8(r, 4)), vld1q_s8(q8 + 32 * j + 16));
+            const int ls = ((sl[j / 2] >> (4 * (j % 2))) & 0xF) | ((sh >> (2 * j)) & 3) << 4;
+            acc = vmlaq_n_s32(acc, t, ls - 32);
+        }
+        const int isum = vaddvq_s32(acc);
+        const float d = pk_f16_to_f32(nk_rd16(w)) * x.d[b], p = d * (float)isum;
+        s += p;
+    }
+    return s;
+}
+
+static int nk_neon_handles(int dtype) { return dtype == PK_Q4_K || dtype == PK_Q5_K || dtype == PK_Q6_K || dtype == PK_IQ4_XS; }
+
+static void nk_matmul_neon(int dtype, const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs,
+                           int64_t T, float *Y, int64_t ldy, int64_t r0, int64_t r1) {
+    const int64_t nb = cols / NK_QK;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *w = W + (size_t)r * rb;
+        for (int64_t t = 0; t < T; t++) {
+            const nk_tok x = nk_token(xn + (size_t)t * xs, cols);
+            Y[t * ldy + r] = dtype == PK_Q6_K ? q6k_dot_neon(w, x, nb) : dtype == PK_IQ4_XS ? iq4xs_dot_neon(w, x, nb)
+                                                                       : q45k_dot_neon(w, x, nb, dtype == PK_Q5_K);
+        }
+    }
+}
+#endif
+
 // MARK: entry points
 
 void pk_native_k_matmul(int dtype, const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,
@@ -1016,6 +1149,12 @@ void pk_native_k_matmul(int dtype, const uint8_t *W, size_t rb, int64_t cols, co
     }
     nk_mt_fn f = (vnni || avx2) ? nk_simd_fn(dtype, vnni) : NULL;
     if (f) { nk_matmul_simd(f, W, rb, cols, xn, xs, T, Y, ldy, r0, r1); return; }
+#endif
+#if defined(__aarch64__)
+    if (nk_neon_handles(dtype) && strcmp(pk_ops_current()->name, "neon") == 0) {
+        nk_matmul_neon(dtype, W, rb, cols, xn, xs, T, Y, ldy, r0, r1);
+        return;
+    }
 #endif
     nk_matmul_scalar(dtype, W, rb, cols, xn, xs, T, Y, ldy, r0, r1);
 }

@@ -492,6 +492,73 @@ static legacy_fn tiles_vnni(int ty) {
 }
 #endif
 
+// MARK: aarch64 (NEON)
+// One row at a time, one token at a time (T > 1 loops the tokens while the row is in L1). A block's 32 weights
+// become signed int8 values (ggml's levels: q4_0 - 8, q5_0 - 16, iq4_nl table; q4_1 / q5_1 codes as they are),
+// dotted with the block's q in int32 lanes and reduced once per block to the portable code's exact sumi; the f32
+// epilogue per block is the portable code's.
+#if defined(__aarch64__)
+#include <arm_neon.h>
+
+// acc + the 16 products a * b in int32 lanes (the lanes differ by path; their sum does not).
+static inline int32x4_t lg_dot16_neon(int32x4_t acc, int8x16_t a, int8x16_t b) {
+#if defined(__ARM_FEATURE_DOTPROD)
+    return vdotq_s32(acc, a, b);
+#else
+    acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(a), vget_low_s8(b)));   // |a b| <= 128 * 127: a pair fits int16
+    return vpadalq_s16(acc, vmull_high_s8(a, b));
+#endif
+}
+
+// 0x10 in byte i where bit i of the 16 bits is set (the fifth bits of q5_0 / q5_1)
+static inline uint8x16_t lg_bit16_neon(uint32_t bits) {
+    static const uint8_t sel[16] = { 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128 };
+    const uint8x16_t v = vcombine_u8(vdup_n_u8((uint8_t)bits), vdup_n_u8((uint8_t)(bits >> 8)));
+    return vandq_u8(vtstq_u8(v, vld1q_u8(sel)), vdupq_n_u8(0x10));
+}
+
+static inline float legacy_dot_neon(int ty, const uint8_t *w, const uint8_t *xt, int64_t nb) {
+    const int one = ty == PK_Q5_1;
+    const int64_t bs = ty == PK_Q4_1 ? 20 : ty == PK_Q5_0 ? 22 : one ? 24 : 18;
+    const int64_t qo = ty == PK_Q4_1 ? 4 : ty == PK_Q5_0 ? 6 : one ? 8 : 2;
+    const uint8x16_t m4 = vdupq_n_u8(0x0F);
+    const int8x16_t lut = vld1q_s8(pk_iq4nl_values);
+    float sumf = 0;
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = w + b * bs;
+        const uint8x16_t r = vld1q_u8(blk + qo);
+        uint8x16_t lo = vandq_u8(r, m4), hi = vshrq_n_u8(r, 4);   // elements 0..15, 16..31
+        int8x16_t a0, a1;
+        if (ty == PK_IQ4_NL) {
+            a0 = vqtbl1q_s8(lut, lo); a1 = vqtbl1q_s8(lut, hi);
+        } else {
+            if (ty == PK_Q5_0 || ty == PK_Q5_1) {
+                uint32_t qh; memcpy(&qh, blk + (one ? 4 : 2), 4);
+                lo = vorrq_u8(lo, lg_bit16_neon(qh)); hi = vorrq_u8(hi, lg_bit16_neon(qh >> 16));
+            }
+            a0 = vreinterpretq_s8_u8(lo); a1 = vreinterpretq_s8_u8(hi);
+            if (ty == PK_Q4_0 || ty == PK_Q5_0) {
+                const int8x16_t off = vdupq_n_s8(ty == PK_Q4_0 ? 8 : 16);
+                a0 = vsubq_s8(a0, off); a1 = vsubq_s8(a1, off);
+            }
+        }
+        const uint8_t *xq = xt + x_q(b, 0);   // elements 0..15 here, 16..31 at + 32
+        const int32x4_t acc = lg_dot16_neon(lg_dot16_neon(vdupq_n_s32(0), a0, vld1q_s8((const int8_t *)xq)), a1, vld1q_s8((const int8_t *)(xq + 32)));
+        const int32_t sumi = vaddvq_s32(acc);
+        const float dw = f16p(blk);
+        sumf += (float)sumi * (dw * xd_at(xt, b));
+        if (is_q81(ty)) sumf += f16p(blk + 2) * xs_at(xt, b);
+    }
+    return sumf;
+}
+
+static void legacy_neon(int ty, const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,
+                        float *Y, int64_t ldy, int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++)
+        for (int64_t t = 0; t < T; t++) Y[t * ldy + r] = legacy_dot_neon(ty, W + (size_t)r * rb, xn + (size_t)t * xs, cols / 32);
+}
+#endif
+
 // MARK: entry point
 
 void pk_native_legacy_matmul(int dtype, const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,
@@ -507,6 +574,12 @@ void pk_native_legacy_matmul(int dtype, const uint8_t *W, size_t rb, int64_t col
     }
     if (!strcmp(level, "avx2") || !strcmp(level, "avx512")) {
         rows_avx2(dtype)(W, rb, cols, xn, xs, T, Y, ldy, r0, r1);
+        return;
+    }
+#endif
+#if defined(__aarch64__)
+    if (strcmp(pk_ops_current()->name, "neon") == 0) {
+        legacy_neon(dtype, W, rb, cols, xn, xs, T, Y, ldy, r0, r1);
         return;
     }
 #endif
