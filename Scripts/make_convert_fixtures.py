@@ -11,7 +11,8 @@ Pinned environment it was run with (checked at start; --any-version overrides): 
 What it writes to Tests/PersonaFormatsTests/Fixtures/quantize/:
   source_f16.gguf      a small random Llama in F16 (1 block, hidden 256, feed-forward 288 so that ffn_down's rows
                        are not whole 256-blocks, tied embeddings, stories260K's tokenizer metadata);
-  llama_quantize.json  for every file type we quantise (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q6_K), default mix and
+  llama_quantize.json  for every file type we quantise (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K_S, Q4_K_M, Q5_K_S,
+                       Q5_K_M, Q6_K), default mix and
                        --pure: llama.cpp's output file's metadata keys and, per tensor in file order, its name, type
                        and the SHA-256 of its bytes, and the whole file's SHA-256.
                        Also, for the real SmolLM2-135M-Instruct Q4_1 file in ../shared, requantised by llama.cpp
@@ -32,7 +33,7 @@ OUT = REPO / "Tests" / "PersonaFormatsTests" / "Fixtures" / "quantize"
 STORIES = REPO.parent / "shared" / "models" / "stories260K" / "stories260K.gguf"
 SMOLLM2 = REPO.parent / "shared" / "models" / "smollm2-135m-instruct" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 PINNED = {"llama_cpp_python": "0.3.36", "gguf": "0.19.0", "numpy": "2.4.6"}
-TYPES = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q6_K"]
+TYPES = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K"]
 HIDDEN, FFN, HEADS, KV_HEADS = 256, 288, 4, 2
 
 

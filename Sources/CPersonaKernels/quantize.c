@@ -14,7 +14,7 @@
 
 int pk_quantize_supported(int dtype) {
     switch (dtype) {
-    case PK_Q8_0: case PK_Q4_0: case PK_Q4_1: case PK_Q5_0: case PK_Q5_1: case PK_Q6_K: return 1;
+    case PK_Q8_0: case PK_Q4_0: case PK_Q4_1: case PK_Q5_0: case PK_Q5_1: case PK_Q4_K: case PK_Q5_K: case PK_Q6_K: return 1;
     default: return 0;
     }
 }
@@ -181,6 +181,151 @@ static void quantize_q6_k(const float *x, int64_t nb, uint8_t *o) {
     }
 }
 
+// ggml's make_qkx2_quants: levels [0, nmax] with a scale and a (negative) min for n values, the weighted error
+// of each of nstep + 1 trial scales refit by least squares (use_mad false: squared error). Returns the scale and
+// writes -min to *the_min.
+static float make_qkx2_quants(int n, int nmax, const float *x, const float *weights, uint8_t *L, float *the_min,
+                              uint8_t *Laux, float rmin, float rdelta, int nstep) {
+    float min = x[0], max = x[0];
+    float sum_w = weights[0];
+    float sum_x = sum_w * x[0];
+    for (int i = 1; i < n; i++) {
+        if (x[i] < min) min = x[i];
+        if (x[i] > max) max = x[i];
+        float w = weights[i];
+        sum_w += w;
+        sum_x += w * x[i];
+    }
+    if (min > 0) min = 0;
+    if (max == min) {
+        for (int i = 0; i < n; i++) L[i] = 0;
+        *the_min = -min;
+        return 0.f;
+    }
+    float iscale = nmax / (max - min);
+    float scale = 1 / iscale;
+    float best_error = 0;
+    for (int i = 0; i < n; i++) {
+        int l = nearest_int(iscale * (x[i] - min));
+        L[i] = (uint8_t)(l < 0 ? 0 : (l > nmax ? nmax : l));
+        float diff = scale * L[i] + min - x[i];
+        diff = diff * diff;
+        best_error += weights[i] * diff;
+    }
+    for (int is = 0; is <= nstep; is++) {
+        iscale = (rmin + rdelta * is + nmax) / (max - min);
+        float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+        for (int i = 0; i < n; i++) {
+            int l = nearest_int(iscale * (x[i] - min));
+            l = l < 0 ? 0 : (l > nmax ? nmax : l);
+            Laux[i] = (uint8_t)l;
+            float w = weights[i];
+            sum_l += w * l;
+            sum_l2 += w * l * l;
+            sum_xl += w * l * x[i];
+        }
+        float D = sum_w * sum_l2 - sum_l * sum_l;
+        if (D > 0) {
+            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+            float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+            if (this_min > 0) {
+                this_min = 0;
+                this_scale = sum_xl / sum_l2;
+            }
+            float cur_error = 0;
+            for (int i = 0; i < n; i++) {
+                float diff = this_scale * Laux[i] + this_min - x[i];
+                diff = diff * diff;
+                cur_error += weights[i] * diff;
+            }
+            if (cur_error < best_error) {
+                for (int i = 0; i < n; i++) L[i] = Laux[i];
+                best_error = cur_error;
+                scale = this_scale;
+                min = this_min;
+            }
+        }
+    }
+    *the_min = -min;
+    return scale;
+}
+
+static inline void scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
+    if (j < 4) { *d = q[j] & 63; *m = q[j + 4] & 63; }
+    else { *d = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4)); *m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4)); }
+}
+
+// q4_K (144 bytes per 256: f16 d, f16 dmin, 12 bytes of 6-bit scales and mins, 128 nibble bytes) and q5_K (176:
+// the same plus 32 bytes of fifth bits before the nibbles): 8 sub-blocks of 32, each fit by make_qkx2_quants with
+// weights av_x + |x|, their scales and mins quantised to 6 bits against the largest.
+static void quantize_qk_k(const float *x, int64_t nb, uint8_t *o, int bits) {
+    const int nmax = (1 << bits) - 1;
+    const size_t bb = bits == 4 ? 144 : 176;
+    uint8_t L[256], Laux[32];
+    float weights[32], mins[8], scales[8];
+    for (int64_t b = 0; b < nb; b++, x += 256, o += bb) {
+        uint8_t *sc = o + 4;
+        memset(sc, 0, 12);
+        float max_scale = 0, max_min = 0;
+        for (int j = 0; j < 8; j++) {
+            float sum_x2 = 0;
+            for (int l = 0; l < 32; l++) sum_x2 += x[32 * j + l] * x[32 * j + l];
+            float av_x = sqrtf(sum_x2 / 32);
+            for (int l = 0; l < 32; l++) weights[l] = av_x + fabsf(x[32 * j + l]);
+            scales[j] = bits == 4 ? make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -1.f, 0.1f, 20)
+                                  : make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.5f, 0.1f, 15);
+            if (scales[j] > max_scale) max_scale = scales[j];
+            if (mins[j] > max_min) max_min = mins[j];
+        }
+        float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
+        float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+        for (int j = 0; j < 8; j++) {
+            uint8_t ls = (uint8_t)nearest_int(inv_scale * scales[j]);
+            uint8_t lm = (uint8_t)nearest_int(inv_min * mins[j]);
+            if (ls > 63) ls = 63;
+            if (lm > 63) lm = 63;
+            if (j < 4) { sc[j] = ls; sc[j + 4] = lm; }
+            else {
+                sc[j + 4] = (uint8_t)((ls & 0xF) | ((lm & 0xF) << 4));
+                sc[j - 4] |= (uint8_t)((ls >> 4) << 6);
+                sc[j] |= (uint8_t)((lm >> 4) << 6);
+            }
+        }
+        put16(o, pk_f32_to_f16(max_scale / 63.f));
+        put16(o + 2, pk_f32_to_f16(max_min / 63.f));
+        float d16 = f16_round(max_scale / 63.f), dmin16 = f16_round(max_min / 63.f);
+        for (int j = 0; j < 8; j++) {
+            uint8_t s6, m6;
+            scale_min_k4(j, sc, &s6, &m6);
+            float d = d16 * s6;
+            if (d == 0) continue;
+            float dm = dmin16 * m6;
+            for (int i = 0; i < 32; i++) {
+                int l = nearest_int((x[32 * j + i] + dm) / d);
+                L[32 * j + i] = (uint8_t)(l < 0 ? 0 : (l > nmax ? nmax : l));
+            }
+        }
+        if (bits == 4) {
+            uint8_t *q = o + 16;
+            for (int j = 0; j < 256; j += 64, q += 32)
+                for (int l = 0; l < 32; l++) q[l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
+        } else {
+            uint8_t *qh = o + 16, *ql = o + 48;
+            memset(qh, 0, 32);
+            uint8_t m1 = 1, m2 = 2;
+            for (int n = 0; n < 256; n += 64, ql += 32) {
+                for (int j = 0; j < 32; j++) {
+                    int l1 = L[n + j], l2 = L[n + j + 32];
+                    if (l1 > 15) { l1 -= 16; qh[j] |= m1; }
+                    if (l2 > 15) { l2 -= 16; qh[j] |= m2; }
+                    ql[j] = (uint8_t)(l1 | (l2 << 4));
+                }
+                m1 = (uint8_t)(m1 << 2); m2 = (uint8_t)(m2 << 2);
+            }
+        }
+    }
+}
+
 int pk_quantize_row(int dtype, const float *x, int64_t cols, void *out) {
     int64_t be = pk_block_elements(dtype);
     if (!pk_quantize_supported(dtype) || be <= 0 || cols % be != 0) return -1;
@@ -192,6 +337,8 @@ int pk_quantize_row(int dtype, const float *x, int64_t cols, void *out) {
     case PK_Q5_0: quantize_sym(x, nb, o, 5); break;
     case PK_Q4_1: quantize_affine(x, nb, o, 4); break;
     case PK_Q5_1: quantize_affine(x, nb, o, 5); break;
+    case PK_Q4_K: quantize_qk_k(x, nb, o, 4); break;
+    case PK_Q5_K: quantize_qk_k(x, nb, o, 5); break;
     case PK_Q6_K: quantize_q6_k(x, nb, o); break;
     default: return -1;
     }

@@ -3,14 +3,15 @@ import Foundation
 import PersonaTensor
 
 /// Rewrites a GGUF file with its weight matrices quantised the way llama.cpp's `llama-quantize` does without an
-/// importance matrix: the same per-tensor types (llama_tensor_get_type for the legacy and Q6_K file types, or one
-/// type for every matrix with `pure`), the same reference quantisers (quantize.c), the same metadata plus
+/// importance matrix: the same per-tensor types (llama_tensor_get_type for the legacy, K-mix and Q6_K file types, or
+/// one type for every matrix with `pure`), the same reference quantisers (quantize.c), the same metadata plus
 /// `general.quantization_version` and `general.file_type` moved to the end, tensors in llama.cpp's order (by block
 /// number, tensors outside blocks first, then by name).
 public struct GGUFQuantizer {
     /// A file type `llama-quantize` accepts, by the name it prints (Q4_0, Q8_0, ...).
     public enum FileType: String, CaseIterable, Sendable {
-        case q4_0 = "Q4_0", q4_1 = "Q4_1", q5_0 = "Q5_0", q5_1 = "Q5_1", q8_0 = "Q8_0", q6_k = "Q6_K"
+        case q4_0 = "Q4_0", q4_1 = "Q4_1", q5_0 = "Q5_0", q5_1 = "Q5_1", q8_0 = "Q8_0"
+        case q4_k_s = "Q4_K_S", q4_k_m = "Q4_K_M", q5_k_s = "Q5_K_S", q5_k_m = "Q5_K_M", q6_k = "Q6_K"
 
         /// The matrices' default type.
         public var dtype: DType {
@@ -20,6 +21,8 @@ public struct GGUFQuantizer {
             case .q5_0: return .q5_0
             case .q5_1: return .q5_1
             case .q8_0: return .q8_0
+            case .q4_k_s, .q4_k_m: return .q4_k
+            case .q5_k_s, .q5_k_m: return .q5_k
             case .q6_k: return .q6_k
             }
         }
@@ -32,6 +35,10 @@ public struct GGUFQuantizer {
             case .q8_0: return 7
             case .q5_0: return 8
             case .q5_1: return 9
+            case .q4_k_s: return 14
+            case .q4_k_m: return 15
+            case .q5_k_s: return 16
+            case .q5_k_m: return 17
             case .q6_k: return 18
             }
         }
@@ -63,9 +70,11 @@ public struct GGUFQuantizer {
     public func plan(_ file: GGUFFile) throws -> [Plan] {
         let names = file.tensorNamesInFileOrder
         let tied = !names.contains("output.weight")
+        let layers = names.filter { $0.contains("attn_v.weight") }.count   // llama.cpp's n_attention_wv
         return try names.sorted(by: Self.llamaOrder).map { name in
             let t = file.tensor(name)!
-            return Plan(name: name, from: t.dtype, to: try targetType(name: name, shape: t.shape, stored: t.dtype, tiedEmbeddings: tied, file: file.url.path))
+            return Plan(name: name, from: t.dtype, to: try targetType(name: name, shape: t.shape, stored: t.dtype, tiedEmbeddings: tied,
+                                                                   layers: layers, file: file.url.path))
         }
     }
 
@@ -80,9 +89,10 @@ public struct GGUFQuantizer {
         return Array(a.utf8).lexicographicallyPrecedes(Array(b.utf8))
     }
 
-    /// llama.cpp's tensor_allows_quantization (the parts that apply to the architectures read here), then
-    /// llama_tensor_get_type for the output head, then the fallback for rows that are not whole blocks.
-    func targetType(name: String, shape: [Int], stored: DType, tiedEmbeddings: Bool, file: String) throws -> DType {
+    /// The type llama-quantize gives tensor `name` (ggml shape `shape`, outermost first; `layers` blocks): llama.cpp's
+    /// tensor_allows_quantization (the parts that apply to the architectures read here), then
+    /// llama_tensor_get_type (the output head, the K mixes), then the fallback for rows that are not whole blocks.
+    public func targetType(name: String, shape: [Int], stored: DType, tiedEmbeddings: Bool, layers: Int = 0, file: String) throws -> DType {
         let quantisable = shape.count >= 2 && name.hasSuffix("weight") && !name.contains("_norm.weight")
             && !name.contains("ffn_gate_inp.weight") && name != "position_embd.weight" && name != "token_types.weight"
         guard quantisable else { return stored }
@@ -91,9 +101,26 @@ public struct GGUFQuantizer {
         if !pure && (name == "output.weight" || (tiedEmbeddings && name == "token_embd.weight")) {
             // the output head gets more bits: Q6_K, or Q8_0 when its rows are not whole blocks
             if cols % type.blockSize != 0 { type = .q8_0 } else if type != .q8_0 { type = .q6_k }
+        } else if !pure {
+            // the K mixes: more bits for some attn_v / ffn_down (llama.cpp's use_more_bits: the first and last
+            // eighth of the layers and every third in between)
+            let layer = name.hasPrefix("blk.") ? Int(name.dropFirst(4).prefix { $0.isNumber }) ?? 0 : 0
+            let n = layers
+            let moreBits = layer < n / 8 || layer >= 7 * n / 8 || (layer - n / 8) % 3 == 2
+            if name.contains("attn_v.weight") {
+                if (fileType == .q4_k_m || fileType == .q5_k_m) && moreBits { type = .q6_k }
+                else if fileType == .q4_k_s && layer < 4 { type = .q5_k }
+            } else if name.contains("ffn_down") {
+                if (fileType == .q4_k_m || fileType == .q5_k_m) && moreBits { type = .q6_k }
+                else if fileType == .q4_k_s && layer < n / 8 { type = .q5_k }
+            } else if name.contains("attn_qkv.weight") {
+                if fileType == .q4_k_m { type = .q5_k } else if fileType == .q5_k_m { type = .q6_k }
+            }
         }
         if cols % type.blockSize != 0 {
             switch type {
+            case .q4_k: type = .q5_0
+            case .q5_k: type = .q5_1
             case .q6_k: type = .q8_0
             default:
                 throw FormatError(file: file, "tensor '\(name)': rows of \(cols) values are not whole \(type.rawValue) blocks of \(type.blockSize) (llama.cpp has no fallback for this type either)")

@@ -231,19 +231,32 @@ public struct SyntheticTypes: Sendable {
 
     func type(_ role: Role, layer: Int, layers n: Int, cols: Int, gqa: Int) -> DType {
         guard mix else { return base }
-        func moreBits(_ i: Int) -> Bool { i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2 }
+        // the file types `persona convert --quantize` writes: the same rules it follows
+        if let ft = GGUFQuantizer.FileType(name: name) {
+            let tensor: String
+            switch role {
+            case .tokenEmbedding: tensor = "token_embd.weight"
+            case .output: tensor = "output.weight"
+            case .attnQ: tensor = "blk.\(layer).attn_q.weight"
+            case .attnK: tensor = "blk.\(layer).attn_k.weight"
+            case .attnV: tensor = "blk.\(layer).attn_v.weight"
+            case .attnOutput: tensor = "blk.\(layer).attn_output.weight"
+            case .ffnGate: tensor = "blk.\(layer).ffn_gate.weight"
+            case .ffnUp: tensor = "blk.\(layer).ffn_up.weight"
+            case .ffnDown: tensor = "blk.\(layer).ffn_down.weight"
+            }
+            if let t = try? GGUFQuantizer(fileType: ft).targetType(name: tensor, shape: [1, cols], stored: .f32, tiedEmbeddings: false,
+                                                                   layers: n, file: "synthetic") { return t }
+        }
+        // the other file types (IQ4, Q2_K, Q3_K): llama_tensor_get_type's rules for them
         var t = base
         switch role {
         case .output:
             t = cols % base.blockSize != 0 ? .q8_0 : (base == .q8_0 ? .q8_0 : .q6_k)
         case .attnV:
             if base == .iq4_xs || base == .iq4_nl, gqa >= 4 { t = .q5_k }
-            else if (name == "q4_k_m" || name == "q5_k_m") && moreBits(layer) { t = .q6_k }
-            else if name == "q4_k_s" && layer < 4 { t = .q5_k }
         case .ffnDown:
-            if name == "q4_k_m" || name == "q5_k_m" { if moreBits(layer) { t = .q6_k } }
-            else if (base == .iq4_xs || base == .iq4_nl) && layer < n / 8 { t = .q5_k }
-            else if name == "q4_k_s" && layer < n / 8 { t = .q5_k }
+            if (base == .iq4_xs || base == .iq4_nl) && layer < n / 8 { t = .q5_k }
         default: break
         }
         // rows that are not whole blocks: llama.cpp's fallback types

@@ -67,7 +67,14 @@ final class GGUFQuantizerTests: XCTestCase {
         assertFormatError(try GGUFQuantizer(fileType: .q4_0).targetType(name: "blk.0.attn_q.weight", shape: [48, 48], stored: .f32, tiedEmbeddings: true, file: "m.gguf"),
                           mentions: ["m.gguf", "blk.0.attn_q.weight", "48", "q4_0"])
         XCTAssertEqual(GGUFQuantizer.FileType(name: "q5_1"), .q5_1)
-        XCTAssertNil(GGUFQuantizer.FileType(name: "q4_k_m"))
+        XCTAssertEqual(GGUFQuantizer.FileType(name: "q4_k_m"), .q4_k_m)
+        XCTAssertNil(GGUFQuantizer.FileType(name: "iq4_xs"))
+        // Q4_K_M on 30 layers: attn_v / ffn_down get Q6_K in the first and last eighth and every third between
+        let m = GGUFQuantizer(fileType: .q4_k_m)
+        let six = try (0..<30).filter { try m.targetType(name: "blk.\($0).ffn_down.weight", shape: [576, 1536], stored: .f16, tiedEmbeddings: true, layers: 30, file: "f") == .q6_k }
+        XCTAssertEqual(six, [0, 1, 2, 5, 8, 11, 14, 17, 20, 23, 26, 27, 28, 29])
+        XCTAssertEqual(try m.targetType(name: "blk.3.ffn_down.weight", shape: [576, 1536], stored: .f16, tiedEmbeddings: true, layers: 30, file: "f"), .q4_k)
+        XCTAssertEqual(try m.targetType(name: "blk.3.ffn_up.weight", shape: [1536, 576], stored: .f16, tiedEmbeddings: true, layers: 30, file: "f"), .q5_0)
     }
 
     /// llama-model-loader's order: tensors outside blocks first, then blocks by number (blk.10 after blk.9).

@@ -74,7 +74,7 @@ uint16_t pk_f32_to_bf16(float f);
 /* Quantise one row of f32 to q8_0 (cols multiple of 32), as ggml does. */
 void pk_quantize_row_q8_0(const float *x, int64_t cols, void *out);
 
-/* 1 if pk_quantize_row can write `dtype` (q8_0, q4_0, q4_1, q5_0, q5_1, q6_K), else 0 (quantize.c). */
+/* 1 if pk_quantize_row can write `dtype` (q8_0, q4_0, q4_1, q5_0, q5_1, q4_K, q5_K, q6_K), else 0 (quantize.c). */
 int pk_quantize_supported(int dtype);
 /* Quantises one row of `cols` f32 values (a multiple of the block size) to `dtype` with llama.cpp's reference
    quantiser (no importance matrix): the same bytes as llama-quantize. Returns 0, or -1 for an unsupported type
