@@ -80,10 +80,6 @@ static inline uint16_t rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); re
 // ggml's kvalues_iq4nl: the 16 levels of IQ4_NL / IQ4_XS
 const int8_t pk_iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
-static void get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
-    if (j < 4) { *d = q[j] & 63; *m = q[j + 4] & 63; }
-    else { *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4); *m = (q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4); }
-}
 
 void pk_dequant_row_scalar(int dtype, const void *row, int64_t cols, float *out) {
     const uint8_t *p = (const uint8_t *)row;
@@ -177,7 +173,7 @@ void pk_dequant_row_scalar(int dtype, const void *row, int64_t cols, float *out)
             float d = pk_f16_to_f32(rd16(blk)), dmin = pk_f16_to_f32(rd16(blk + 2));
             for (int sub = 0; sub < 8; sub++) {
                 uint8_t sc, m;
-                get_scale_min_k4(sub, scales, &sc, &m);
+                pk_scale_min_k4(sub, scales, &sc, &m);
                 float d1 = d * sc, m1 = dmin * m;
                 for (int l = 0; l < 32; l++) {
                     int v = ((q[(sub / 2) * 32 + l] >> (4 * (sub % 2))) & 0xF) | ((qh[l] >> sub) & 1) << 4;
@@ -222,9 +218,9 @@ void pk_dequant_row_scalar(int dtype, const void *row, int64_t cols, float *out)
             int is = 0;
             for (int j = 0; j < 256; j += 64) {
                 uint8_t sc, m;
-                get_scale_min_k4(is + 0, scales, &sc, &m);
+                pk_scale_min_k4(is + 0, scales, &sc, &m);
                 float d1 = d * sc, m1 = dmin * m;
-                get_scale_min_k4(is + 1, scales, &sc, &m);
+                pk_scale_min_k4(is + 1, scales, &sc, &m);
                 float d2 = d * sc, m2 = dmin * m;
                 for (int l = 0; l < 32; ++l) *y++ = d1 * (q[l] & 0xF) - m1;
                 for (int l = 0; l < 32; ++l) *y++ = d2 * (q[l] >> 4) - m2;

@@ -9,6 +9,7 @@
 //   bf16: uint16 bf16[cols] at levels with AVX512-BF16, otherwise float[cols] holding the bf16-rounded values
 //         (then the exact kernels compute the same products).
 #include "pk_internal.h"
+#include "pk_x86.h"
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -303,7 +304,6 @@ typedef struct { uint8_t q[8][64]; float d[16]; } q8_pack_blk;   // 8 groups x 1
 
 TV static void q8_pack16(const uint8_t *W, size_t rb, int64_t r, int nr, int64_t b0, int nbk, q8_pack_blk *out) {
     const __m512i flip = _mm512_set1_epi8((char)0x80);
-    const __m512i lo = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), hi = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
     for (int bi = 0; bi < nbk; bi++) {
         q8_pack_blk *o = out + bi;
         __m512i z[8];
@@ -312,23 +312,7 @@ TV static void q8_pack16(const uint8_t *W, size_t rb, int64_t r, int nr, int64_t
             __m256i b = j + 8 < nr ? _mm256_loadu_si256((const __m256i *)(W + (size_t)(r + j + 8) * rb + (b0 + bi) * 34 + 2)) : _mm256_setzero_si256();
             z[j] = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1), flip);
         }
-        // 8 x 8 dword transpose inside each 256-bit half: out[g] = dword g of rows 0..7 | of rows 8..15
-        __m512i t0 = _mm512_unpacklo_epi32(z[0], z[1]), t1 = _mm512_unpackhi_epi32(z[0], z[1]);
-        __m512i t2 = _mm512_unpacklo_epi32(z[2], z[3]), t3 = _mm512_unpackhi_epi32(z[2], z[3]);
-        __m512i t4 = _mm512_unpacklo_epi32(z[4], z[5]), t5 = _mm512_unpackhi_epi32(z[4], z[5]);
-        __m512i t6 = _mm512_unpacklo_epi32(z[6], z[7]), t7 = _mm512_unpackhi_epi32(z[6], z[7]);
-        __m512i u0 = _mm512_unpacklo_epi64(t0, t2), u1 = _mm512_unpackhi_epi64(t0, t2);
-        __m512i u2 = _mm512_unpacklo_epi64(t1, t3), u3 = _mm512_unpackhi_epi64(t1, t3);
-        __m512i u4 = _mm512_unpacklo_epi64(t4, t6), u5 = _mm512_unpackhi_epi64(t4, t6);
-        __m512i u6 = _mm512_unpacklo_epi64(t5, t7), u7 = _mm512_unpackhi_epi64(t5, t7);
-        _mm512_store_si512((__m512i *)o->q[0], _mm512_permutex2var_epi64(u0, lo, u4));
-        _mm512_store_si512((__m512i *)o->q[1], _mm512_permutex2var_epi64(u1, lo, u5));
-        _mm512_store_si512((__m512i *)o->q[2], _mm512_permutex2var_epi64(u2, lo, u6));
-        _mm512_store_si512((__m512i *)o->q[3], _mm512_permutex2var_epi64(u3, lo, u7));
-        _mm512_store_si512((__m512i *)o->q[4], _mm512_permutex2var_epi64(u0, hi, u4));
-        _mm512_store_si512((__m512i *)o->q[5], _mm512_permutex2var_epi64(u1, hi, u5));
-        _mm512_store_si512((__m512i *)o->q[6], _mm512_permutex2var_epi64(u2, hi, u6));
-        _mm512_store_si512((__m512i *)o->q[7], _mm512_permutex2var_epi64(u3, hi, u7));
+        pk_tile16_transpose(z, o->q);
         for (int i = 0; i < 16; i++) o->d[i] = i < nr ? f16_at(W + (size_t)(r + i) * rb + (b0 + bi) * 34) : 0.0f;
     }
 }

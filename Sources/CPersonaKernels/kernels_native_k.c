@@ -47,6 +47,21 @@ size_t pk_native_k_x_stride(int dtype, int64_t cols) {
 
 static inline uint16_t nk_rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 
+// The f32 epilogue of one super-block for the portable and NEON code (the x86 vector code does the same operations
+// in the same order): s + (d_w d_x) isum, and for q4_K / q5_K minus (dmin_w d_x) imin. Separate statements, so
+// nothing is fused into an FMA and every level returns the same bits.
+static inline float nk_fold(float s, const uint8_t *dw, float dx, int isum) {
+    const float d = pk_f16_to_f32(nk_rd16(dw)) * dx, p = d * (float)isum;
+    return s + p;
+}
+static inline float nk_fold_min(float s, const uint8_t *w, float dx, int isum, int imin) {
+    const float d = pk_f16_to_f32(nk_rd16(w)) * dx;
+    const float dmin = pk_f16_to_f32(nk_rd16(w + 2)) * dx;
+    const float p = d * (float)isum, pm = dmin * (float)imin;
+    s += p;
+    return s - pm;
+}
+
 // MARK: activations -> block_q8_K (ggml's quantize_row_q8_K_ref)
 
 // ggml's nearest_int: adding 1.5 * 2^23 rounds to an integer (ties to even) in the low mantissa bits. Kept as its
@@ -104,10 +119,7 @@ static inline nk_tok nk_token(const uint8_t *xt, int64_t cols) {
 
 // q4_K / q5_K 6-bit scales and mins of the 8 sub-blocks (ggml's get_scale_min_k4)
 static inline void nk_scale_min_k4(const uint8_t *s, uint8_t *sc, uint8_t *mn) {
-    for (int j = 0; j < 8; j++) {
-        if (j < 4) { sc[j] = s[j] & 63; mn[j] = s[j + 4] & 63; }
-        else { sc[j] = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4); mn[j] = (s[j + 4] >> 4) | ((s[j] >> 6) << 4); }
-    }
+    for (int j = 0; j < 8; j++) pk_scale_min_k4(j, s, sc + j, mn + j);
 }
 
 // Portable kernels decode a super-block to 256 int8 weights first (as ggml's generic code does) so that the
@@ -161,8 +173,7 @@ static float q3k_dot_scalar(const uint8_t *w, nk_tok x, int64_t nb) {
             int lo = j < 8 ? sc[j] & 0xF : sc[j - 8] >> 4, hi = (sc[8 + j % 4] >> (2 * (j / 4))) & 3;
             isum += ((lo | hi << 4) - 32) * t[j];
         }
-        const float d = pk_f16_to_f32(nk_rd16(w + 108)) * x.d[b], p = d * (float)isum;
-        s += p;
+        s = nk_fold(s, w + 108, x.d[b], isum);
     }
     return s;
 }
@@ -189,11 +200,7 @@ static float q45k_dot_scalar(const uint8_t *w, nk_tok x, int64_t nb, int five) {
         nk_scale_min_k4(w + 4, sc, mn);
         int isum = 0, imin = 0;
         for (int j = 0; j < 16; j++) { imin += x.bs[b * 16 + j] * mn[j / 2]; isum += sc[j / 2] * t[j]; }
-        const float d = pk_f16_to_f32(nk_rd16(w)) * x.d[b];
-        const float dmin = pk_f16_to_f32(nk_rd16(w + 2)) * x.d[b];
-        const float p = d * (float)isum, pm = dmin * (float)imin;
-        s += p;
-        s -= pm;
+        s = nk_fold_min(s, w, x.d[b], isum, imin);
     }
     return s;
 }
@@ -216,8 +223,7 @@ static float q6k_dot_scalar(const uint8_t *w, nk_tok x, int64_t nb) {
         nk_dot16(a, x.q + b * NK_QK, t);
         int isum = 0;
         for (int j = 0; j < 16; j++) isum += sc[j] * t[j];
-        const float d = pk_f16_to_f32(nk_rd16(w + 208)) * x.d[b], p = d * (float)isum;
-        s += p;
+        s = nk_fold(s, w + 208, x.d[b], isum);
     }
     return s;
 }
@@ -243,8 +249,7 @@ static float iq4xs_dot_scalar(const uint8_t *w, nk_tok x, int64_t nb) {
             int ls = ((sl[j / 2] >> (4 * (j % 2))) & 0xF) | ((sh >> (2 * j)) & 3) << 4;
             isum += (ls - 32) * (t[2 * j] + t[2 * j + 1]);
         }
-        const float d = pk_f16_to_f32(nk_rd16(w)) * x.d[b], p = d * (float)isum;
-        s += p;
+        s = nk_fold(s, w, x.d[b], isum);
     }
     return s;
 }
@@ -1001,15 +1006,6 @@ static nk_tiles_fn nk_tiles_vnni(int dtype) {
 #if defined(__aarch64__)
 #include <arm_neon.h>
 
-// acc + the 16 products a * b in int32 lanes (the lanes differ by path; their sum does not).
-static inline int32x4_t nk_dot16_neon(int32x4_t acc, int8x16_t a, int8x16_t b) {
-#if defined(__ARM_FEATURE_DOTPROD)
-    return vdotq_s32(acc, a, b);
-#else
-    acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(a), vget_low_s8(b)));   // |a b| <= 128 * 127: a pair fits int16
-    return vpadalq_s16(acc, vmull_high_s8(a, b));
-#endif
-}
 
 // q4_K / q5_K: sub-block j (32 values) against q8[32 j ..]; codes 0..31, sc < 64, so |sum| < 8 * 64 * 32 * 31 * 127
 static float q45k_dot_neon(const uint8_t *w, nk_tok x, int64_t nb, int five) {
@@ -1033,10 +1029,10 @@ static float q45k_dot_neon(const uint8_t *w, nk_tok x, int64_t nb, int five) {
                 u0 = vorrq_u8(u0, vandq_u8(vtstq_u8(h0, bu), b4)); u1 = vorrq_u8(u1, vandq_u8(vtstq_u8(h1, bu), b4));
             }
             const int8_t *xq = q8 + 64 * jj;
-            int32x4_t tl = nk_dot16_neon(vdupq_n_s32(0), vreinterpretq_s8_u8(l0), vld1q_s8(xq));
-            tl = nk_dot16_neon(tl, vreinterpretq_s8_u8(l1), vld1q_s8(xq + 16));
-            int32x4_t tu = nk_dot16_neon(vdupq_n_s32(0), vreinterpretq_s8_u8(u0), vld1q_s8(xq + 32));
-            tu = nk_dot16_neon(tu, vreinterpretq_s8_u8(u1), vld1q_s8(xq + 48));
+            int32x4_t tl = pk_dot16_neon(vdupq_n_s32(0), vreinterpretq_s8_u8(l0), vld1q_s8(xq));
+            tl = pk_dot16_neon(tl, vreinterpretq_s8_u8(l1), vld1q_s8(xq + 16));
+            int32x4_t tu = pk_dot16_neon(vdupq_n_s32(0), vreinterpretq_s8_u8(u0), vld1q_s8(xq + 32));
+            tu = pk_dot16_neon(tu, vreinterpretq_s8_u8(u1), vld1q_s8(xq + 48));
             acc = vmlaq_n_s32(acc, tl, sc[2 * jj]);
             acc = vmlaq_n_s32(acc, tu, sc[2 * jj + 1]);
         }
@@ -1046,11 +1042,7 @@ static float q45k_dot_neon(const uint8_t *w, nk_tok x, int64_t nb, int five) {
         const int16x8_t ps = vpaddq_s16(bs0, bs1);   // sums of sub-blocks 0..7 (|.| <= 32 * 127)
         const int16x8_t mv = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(mn)));
         const int imin = vaddvq_s32(vmlal_high_s16(vmull_s16(vget_low_s16(ps), vget_low_s16(mv)), ps, mv));
-        const float d = pk_f16_to_f32(nk_rd16(w)) * x.d[b];
-        const float dmin = pk_f16_to_f32(nk_rd16(w + 2)) * x.d[b];
-        const float p = d * (float)isum, pm = dmin * (float)imin;
-        s += p;
-        s -= pm;
+        s = nk_fold_min(s, w, x.d[b], isum, imin);
     }
     return s;
 }
@@ -1074,12 +1066,11 @@ static float q6k_dot_neon(const uint8_t *w, nk_tok x, int64_t nb) {
                     const uint8x16_t hb = vandq_u8(vshlq_u8(H[half], vdupq_n_s8((int8_t)(-2 * g))), m3);
                     const int8x16_t a = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(l, vshlq_n_u8(hb, 4))), o32);
                     const int j = 8 * h + 2 * g + half;
-                    acc = vmlaq_n_s32(acc, nk_dot16_neon(vdupq_n_s32(0), a, vld1q_s8(q8 + 16 * j)), sc[j]);
+                    acc = vmlaq_n_s32(acc, pk_dot16_neon(vdupq_n_s32(0), a, vld1q_s8(q8 + 16 * j)), sc[j]);
                 }
         }
         const int isum = vaddvq_s32(acc);
-        const float d = pk_f16_to_f32(nk_rd16(w + 208)) * x.d[b], p = d * (float)isum;
-        s += p;
+        s = nk_fold(s, w + 208, x.d[b], isum);
     }
     return s;
 }
@@ -1096,14 +1087,13 @@ static float iq4xs_dot_neon(const uint8_t *w, nk_tok x, int64_t nb) {
         int32x4_t acc = vdupq_n_s32(0);
         for (int j = 0; j < 8; j++) {
             const uint8x16_t r = vld1q_u8(q + 16 * j);
-            int32x4_t t = nk_dot16_neon(vdupq_n_s32(0), vqtbl1q_s8(lut, vandq_u8(r, m4)), vld1q_s8(q8 + 32 * j));
-            t = nk_dot16_neon(t, vqtbl1q_s8(lut, vshrq_n_u8(r, 4)), vld1q_s8(q8 + 32 * j + 16));
+            int32x4_t t = pk_dot16_neon(vdupq_n_s32(0), vqtbl1q_s8(lut, vandq_u8(r, m4)), vld1q_s8(q8 + 32 * j));
+            t = pk_dot16_neon(t, vqtbl1q_s8(lut, vshrq_n_u8(r, 4)), vld1q_s8(q8 + 32 * j + 16));
             const int ls = ((sl[j / 2] >> (4 * (j % 2))) & 0xF) | ((sh >> (2 * j)) & 3) << 4;
             acc = vmlaq_n_s32(acc, t, ls - 32);
         }
         const int isum = vaddvq_s32(acc);
-        const float d = pk_f16_to_f32(nk_rd16(w)) * x.d[b], p = d * (float)isum;
-        s += p;
+        s = nk_fold(s, w, x.d[b], isum);
     }
     return s;
 }

@@ -17,6 +17,7 @@
 //                         16..31 (high nibbles), so A's and B's bytes in one 256-bit register line up with 32 bytes
 //                         of q.
 #include "pk_internal.h"
+#include "pk_x86.h"
 #include <math.h>
 #include <string.h>
 #if defined(__x86_64__)
@@ -381,7 +382,6 @@ TV static INL __m256i row_codes(int ty, const uint8_t *blk) {
 
 TV static INL void lg_pack16(int ty, const uint8_t *W, size_t rb, int64_t r, int nr, int64_t b0, int nbk, lg_pack_blk *out) {
     const int64_t bs = block_bytes(ty);
-    const __m512i lo = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), hi = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
     for (int bi = 0; bi < nbk; bi++) {
         lg_pack_blk *o = out + bi;
         const int64_t off = (b0 + bi) * bs;
@@ -391,23 +391,7 @@ TV static INL void lg_pack16(int ty, const uint8_t *W, size_t rb, int64_t r, int
             __m256i b = j + 8 < nr ? row_codes(ty, W + (size_t)(r + j + 8) * rb + off) : _mm256_setzero_si256();
             z[j] = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
         }
-        // 8 x 8 dword transpose inside each 256-bit half: q[g] = dword g of rows 0..7 | of rows 8..15
-        __m512i t0 = _mm512_unpacklo_epi32(z[0], z[1]), t1 = _mm512_unpackhi_epi32(z[0], z[1]);
-        __m512i t2 = _mm512_unpacklo_epi32(z[2], z[3]), t3 = _mm512_unpackhi_epi32(z[2], z[3]);
-        __m512i t4 = _mm512_unpacklo_epi32(z[4], z[5]), t5 = _mm512_unpackhi_epi32(z[4], z[5]);
-        __m512i t6 = _mm512_unpacklo_epi32(z[6], z[7]), t7 = _mm512_unpackhi_epi32(z[6], z[7]);
-        __m512i u0 = _mm512_unpacklo_epi64(t0, t2), u1 = _mm512_unpackhi_epi64(t0, t2);
-        __m512i u2 = _mm512_unpacklo_epi64(t1, t3), u3 = _mm512_unpackhi_epi64(t1, t3);
-        __m512i u4 = _mm512_unpacklo_epi64(t4, t6), u5 = _mm512_unpackhi_epi64(t4, t6);
-        __m512i u6 = _mm512_unpacklo_epi64(t5, t7), u7 = _mm512_unpackhi_epi64(t5, t7);
-        _mm512_store_si512((__m512i *)o->q[0], _mm512_permutex2var_epi64(u0, lo, u4));
-        _mm512_store_si512((__m512i *)o->q[1], _mm512_permutex2var_epi64(u1, lo, u5));
-        _mm512_store_si512((__m512i *)o->q[2], _mm512_permutex2var_epi64(u2, lo, u6));
-        _mm512_store_si512((__m512i *)o->q[3], _mm512_permutex2var_epi64(u3, lo, u7));
-        _mm512_store_si512((__m512i *)o->q[4], _mm512_permutex2var_epi64(u0, hi, u4));
-        _mm512_store_si512((__m512i *)o->q[5], _mm512_permutex2var_epi64(u1, hi, u5));
-        _mm512_store_si512((__m512i *)o->q[6], _mm512_permutex2var_epi64(u2, hi, u6));
-        _mm512_store_si512((__m512i *)o->q[7], _mm512_permutex2var_epi64(u3, hi, u7));
+        pk_tile16_transpose(z, o->q);
         for (int i = 0; i < 16; i++) {
             const uint8_t *blk = W + (size_t)(r + i) * rb + off;
             o->d[i] = i < nr ? pk_f16_to_f32(rd16(blk)) : 0.0f;
@@ -500,15 +484,6 @@ static legacy_fn tiles_vnni(int ty) {
 #if defined(__aarch64__)
 #include <arm_neon.h>
 
-// acc + the 16 products a * b in int32 lanes (the lanes differ by path; their sum does not).
-static inline int32x4_t lg_dot16_neon(int32x4_t acc, int8x16_t a, int8x16_t b) {
-#if defined(__ARM_FEATURE_DOTPROD)
-    return vdotq_s32(acc, a, b);
-#else
-    acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(a), vget_low_s8(b)));   // |a b| <= 128 * 127: a pair fits int16
-    return vpadalq_s16(acc, vmull_high_s8(a, b));
-#endif
-}
 
 // 0x10 in byte i where bit i of the 16 bits is set (the fifth bits of q5_0 / q5_1)
 static inline uint8x16_t lg_bit16_neon(uint32_t bits) {
@@ -543,7 +518,7 @@ static inline float legacy_dot_neon(int ty, const uint8_t *w, const uint8_t *xt,
             }
         }
         const uint8_t *xq = xt + x_q(b, 0);   // elements 0..15 here, 16..31 at + 32
-        const int32x4_t acc = lg_dot16_neon(lg_dot16_neon(vdupq_n_s32(0), a0, vld1q_s8((const int8_t *)xq)), a1, vld1q_s8((const int8_t *)(xq + 32)));
+        const int32x4_t acc = pk_dot16_neon(pk_dot16_neon(vdupq_n_s32(0), a0, vld1q_s8((const int8_t *)xq)), a1, vld1q_s8((const int8_t *)(xq + 32)));
         const int32_t sumi = vaddvq_s32(acc);
         const float dw = f16p(blk);
         sumf += (float)sumi * (dw * xd_at(xt, b));

@@ -90,13 +90,7 @@ TQ static inline void iq4_nl_block(const uint8_t *blk, __m512 *w) {
 // out[8..15] = dmin * m.
 TQ static inline void k4_scales(const uint8_t *blk, float *out) {
     uint32_t u[4];
-    memcpy(u, blk + 4, 12);
-    const uint32_t m6 = 0x3f3f3f3f, m4 = 0x0f0f0f0f, m2 = 0x03030303;
-    u[3] = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4);
-    uint32_t mins_lo = u[1] & m6;
-    u[1] = (u[2] & m4) | (((u[0] >> 6) & m2) << 4);
-    u[2] = mins_lo;
-    u[0] &= m6;
+    pk_scale_min_k4_all(blk + 4, u);
     __m512 sm = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)u)));
     __m512 dd = _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_set1_epi16((short)rd16(blk)),
                                                          _mm_set1_epi16((short)rd16(blk + 2)), 1));
@@ -337,13 +331,7 @@ TQ2 static inline __m256i iq4_bytes(const uint8_t *qs) {
 
 TQ2 static inline void k4_scales8(const uint8_t *blk, qblock *o) {
     uint32_t u[4];
-    memcpy(u, blk + 4, 12);
-    const uint32_t m6 = 0x3f3f3f3f, m4 = 0x0f0f0f0f, m2 = 0x03030303;
-    u[3] = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4);
-    uint32_t mins_lo = u[1] & m6;
-    u[1] = (u[2] & m4) | (((u[0] >> 6) & m2) << 4);
-    u[2] = mins_lo;
-    u[0] &= m6;
+    pk_scale_min_k4_all(blk + 4, u);
     __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)u)));
     __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(u + 2))));
     _mm256_storeu_ps(o->sc, _mm256_mul_ps(_mm256_set1_ps(f16s(blk)), sc));

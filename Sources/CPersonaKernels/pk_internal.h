@@ -2,6 +2,7 @@
 #ifndef PK_INTERNAL_H
 #define PK_INTERNAL_H
 #include "include/kernels.h"
+#include <string.h>
 
 #define PK_NTYPES 15
 /* Widest row the kernels convert at once on the stack; wider rows are processed in column chunks. */
@@ -69,6 +70,39 @@ extern const pk_ops pk_ops_neon;
 const pk_ops *pk_ops_current(void);
 
 extern const int8_t pk_iq4nl_values[16];
+
+/* q4_K / q5_K: sub-block j's 6-bit scale and min from the 12 packed bytes (ggml's get_scale_min_k4). */
+static inline void pk_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
+    if (j < 4) { *d = q[j] & 63; *m = q[j + 4] & 63; }
+    else { *d = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4)); *m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4)); }
+}
+
+/* The same for all 8 sub-blocks at once, 32 bits at a time (as llama.cpp's SIMD code does): the bytes of u[0..1]
+   are the 8 scales, those of u[2..3] the 8 mins. */
+static inline void pk_scale_min_k4_all(const uint8_t *q, uint32_t u[4]) {
+    memcpy(u, q, 12);
+    const uint32_t m6 = 0x3f3f3f3f, m4 = 0x0f0f0f0f, m2 = 0x03030303;
+    u[3] = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4);
+    uint32_t mins_lo = u[1] & m6;
+    u[1] = (u[2] & m4) | (((u[0] >> 6) & m2) << 4);
+    u[2] = mins_lo;
+    u[0] &= m6;
+}
+
+#if defined(__aarch64__)
+#include <arm_neon.h>
+/* acc + the 16 products a * b in int32 lanes, for the native kernels of kernels_native_legacy.c and
+   kernels_native_k.c: sdot with the dot-product extension, else vmull + vpadal (the lanes differ by path; their sum
+   does not). */
+static inline int32x4_t pk_dot16_neon(int32x4_t acc, int8x16_t a, int8x16_t b) {
+#if defined(__ARM_FEATURE_DOTPROD)
+    return vdotq_s32(acc, a, b);
+#else
+    acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(a), vget_low_s8(b)));   // |a b| <= 128 * 127: a pair fits int16
+    return vpadalq_s16(acc, vmull_high_s8(a, b));
+#endif
+}
+#endif
 
 /* Native precision of the other quantised types, one file per family (kernels_native.c dispatches to them):
    kernels_native_legacy.c: q4_0, q5_0, iq4_nl with q8_0 activations, q4_1, q5_1 with q8_1 activations;

@@ -1,5 +1,5 @@
 // Private to CPersonaKernels (x86 only): 256-bit helpers shared by the AVX2 kernels of kernels_x86.c and the
-// small-batch kernels of kernels_small.c.
+// small-batch kernels of kernels_small.c, and the tile transpose of the VNNI prompt kernels (kernels_native*.c).
 #ifndef PK_X86_H
 #define PK_X86_H
 #if defined(__x86_64__)
@@ -22,6 +22,29 @@ T256 static inline __m256 bf16x8(const uint16_t *p) {
 }
 T256 static inline __m256 f16x8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
 T256 static inline __m256 i8x8(const uint8_t *p) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p))); }
+
+/* The 16-row tiles of the VNNI prompt kernels: z[j] holds 8 dwords of row j in its low half and of row j + 8 in its
+   high half; out[g] receives dword g of rows 0..7 | of rows 8..15 (an 8 x 8 dword transpose inside each half), so one
+   vpdpbusd against 4 broadcast activation bytes gives 16 row sums. */
+__attribute__((target("avx512f"))) static inline void pk_tile16_transpose(const __m512i z[8], uint8_t out[8][64]) {
+    const __m512i lo = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), hi = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+    __m512i t0 = _mm512_unpacklo_epi32(z[0], z[1]), t1 = _mm512_unpackhi_epi32(z[0], z[1]);
+    __m512i t2 = _mm512_unpacklo_epi32(z[2], z[3]), t3 = _mm512_unpackhi_epi32(z[2], z[3]);
+    __m512i t4 = _mm512_unpacklo_epi32(z[4], z[5]), t5 = _mm512_unpackhi_epi32(z[4], z[5]);
+    __m512i t6 = _mm512_unpacklo_epi32(z[6], z[7]), t7 = _mm512_unpackhi_epi32(z[6], z[7]);
+    __m512i u0 = _mm512_unpacklo_epi64(t0, t2), u1 = _mm512_unpackhi_epi64(t0, t2);
+    __m512i u2 = _mm512_unpacklo_epi64(t1, t3), u3 = _mm512_unpackhi_epi64(t1, t3);
+    __m512i u4 = _mm512_unpacklo_epi64(t4, t6), u5 = _mm512_unpackhi_epi64(t4, t6);
+    __m512i u6 = _mm512_unpacklo_epi64(t5, t7), u7 = _mm512_unpackhi_epi64(t5, t7);
+    _mm512_store_si512((__m512i *)out[0], _mm512_permutex2var_epi64(u0, lo, u4));
+    _mm512_store_si512((__m512i *)out[1], _mm512_permutex2var_epi64(u1, lo, u5));
+    _mm512_store_si512((__m512i *)out[2], _mm512_permutex2var_epi64(u2, lo, u6));
+    _mm512_store_si512((__m512i *)out[3], _mm512_permutex2var_epi64(u3, lo, u7));
+    _mm512_store_si512((__m512i *)out[4], _mm512_permutex2var_epi64(u0, hi, u4));
+    _mm512_store_si512((__m512i *)out[5], _mm512_permutex2var_epi64(u1, hi, u5));
+    _mm512_store_si512((__m512i *)out[6], _mm512_permutex2var_epi64(u2, hi, u6));
+    _mm512_store_si512((__m512i *)out[7], _mm512_permutex2var_epi64(u3, hi, u7));
+}
 
 #endif
 #endif

@@ -250,11 +250,6 @@ static float make_qkx2_quants(int n, int nmax, const float *x, const float *weig
     return scale;
 }
 
-static inline void scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
-    if (j < 4) { *d = q[j] & 63; *m = q[j + 4] & 63; }
-    else { *d = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4)); *m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4)); }
-}
-
 // q4_K (144 bytes per 256: f16 d, f16 dmin, 12 bytes of 6-bit scales and mins, 128 nibble bytes) and q5_K (176:
 // the same plus 32 bytes of fifth bits before the nibbles): 8 sub-blocks of 32, each fit by make_qkx2_quants with
 // weights av_x + |x|, their scales and mins quantised to 6 bits against the largest.
@@ -296,7 +291,7 @@ static void quantize_qk_k(const float *x, int64_t nb, uint8_t *o, int bits) {
         float d16 = f16_round(max_scale / 63.f), dmin16 = f16_round(max_min / 63.f);
         for (int j = 0; j < 8; j++) {
             uint8_t s6, m6;
-            scale_min_k4(j, sc, &s6, &m6);
+            pk_scale_min_k4(j, sc, &s6, &m6);
             float d = d16 * s6;
             if (d == 0) continue;
             float dm = dmin16 * m6;
