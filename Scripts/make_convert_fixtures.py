@@ -30,11 +30,10 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "Tests" / "PersonaFormatsTests" / "Fixtures" / "quantize"
-STORIES = REPO.parent / "shared" / "models" / "stories260K" / "stories260K.gguf"
 SMOLLM2 = REPO.parent / "shared" / "models" / "smollm2-135m-instruct" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 PINNED = {"llama_cpp_python": "0.3.36", "gguf": "0.19.0", "numpy": "2.4.6"}
 TYPES = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K"]
-HIDDEN, FFN, HEADS, KV_HEADS = 256, 288, 4, 2
+FFN = 288   # hidden 256, 4 heads, 2 KV heads: make_quant_fixtures.py's shape
 
 
 def versions(allow_any):
@@ -47,52 +46,9 @@ def versions(allow_any):
 
 
 def write_source(path):
-    import gguf
-    src = gguf.GGUFReader(str(STORIES))
-    w = gguf.GGUFWriter(str(path), "llama")
-    w.add_context_length(256)
-    w.add_embedding_length(HIDDEN)
-    w.add_block_count(1)
-    w.add_feed_forward_length(FFN)
-    w.add_head_count(HEADS)
-    w.add_head_count_kv(KV_HEADS)
-    w.add_rope_dimension_count(HIDDEN // HEADS)
-    w.add_layer_norm_rms_eps(1e-5)
-    w.add_file_type(1)
-    copy = {"tokenizer.ggml.model": w.add_tokenizer_model, "tokenizer.ggml.tokens": w.add_token_list,
-            "tokenizer.ggml.scores": w.add_token_scores, "tokenizer.ggml.token_type": w.add_token_types,
-            "tokenizer.ggml.bos_token_id": w.add_bos_token_id, "tokenizer.ggml.eos_token_id": w.add_eos_token_id}
-    for name, field in src.fields.items():
-        if name in copy:
-            copy[name](field.contents())
-    vocab = len(src.fields["tokenizer.ggml.tokens"].contents())
-    rng = np.random.default_rng(20261205)
-    kv = KV_HEADS * (HIDDEN // HEADS)
-
-    def mat(rows, cols, scale=0.08):
-        m = rng.standard_normal((rows, cols)) * scale
-        m[0, :32] = 0                      # an all-zero block
-        m[1, :32] = np.linspace(-1, 1, 32)  # ties and exact levels
-        return m.astype(np.float16)
-
-    def norm(n):
-        return (1 + 0.1 * rng.standard_normal(n)).astype(np.float32)
-
-    w.add_tensor("token_embd.weight", mat(vocab, HIDDEN, 0.5))
-    w.add_tensor("blk.0.attn_norm.weight", norm(HIDDEN))
-    w.add_tensor("blk.0.attn_q.weight", mat(HIDDEN, HIDDEN))
-    w.add_tensor("blk.0.attn_k.weight", mat(kv, HIDDEN))
-    w.add_tensor("blk.0.attn_v.weight", mat(kv, HIDDEN))
-    w.add_tensor("blk.0.attn_output.weight", mat(HIDDEN, HIDDEN))
-    w.add_tensor("blk.0.ffn_norm.weight", norm(HIDDEN))
-    w.add_tensor("blk.0.ffn_gate.weight", mat(FFN, HIDDEN))
-    w.add_tensor("blk.0.ffn_up.weight", mat(FFN, HIDDEN))
-    w.add_tensor("blk.0.ffn_down.weight", mat(HIDDEN, FFN))
-    w.add_tensor("output_norm.weight", norm(HIDDEN))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from make_quant_fixtures import write_source as write_one_block
+    write_one_block(path, ffn=FFN, dtype=np.float16, seed=20261205, marked_rows=True)
 
 
 def quantize(src, dst, kind, pure, requantize=False):

@@ -49,20 +49,22 @@ def versions(allow_any):
     return found
 
 
-def write_source(path):
-    """The F32 model, with stories260K's tokenizer so llama.cpp's loader accepts it."""
+def write_source(path, ffn=FFN, dtype=np.float32, seed=20261204, marked_rows=False):
+    """The one-block model (F32 by default), with stories260K's tokenizer so llama.cpp's loader accepts it.
+    Scripts/make_convert_fixtures.py writes its F16 source with this too (marked_rows: an all-zero block and a block
+    of evenly spaced values at the start of every matrix)."""
     import gguf
     src = gguf.GGUFReader(str(STORIES))
     w = gguf.GGUFWriter(str(path), "llama")
     w.add_context_length(256)
     w.add_embedding_length(HIDDEN)
     w.add_block_count(1)
-    w.add_feed_forward_length(FFN)
+    w.add_feed_forward_length(ffn)
     w.add_head_count(HEADS)
     w.add_head_count_kv(KV_HEADS)
     w.add_rope_dimension_count(HIDDEN // HEADS)
     w.add_layer_norm_rms_eps(1e-5)
-    w.add_file_type(0)
+    w.add_file_type(0 if dtype == np.float32 else 1)
     copy = {"tokenizer.ggml.model": w.add_tokenizer_model, "tokenizer.ggml.tokens": w.add_token_list,
             "tokenizer.ggml.scores": w.add_token_scores, "tokenizer.ggml.token_type": w.add_token_types,
             "tokenizer.ggml.bos_token_id": w.add_bos_token_id, "tokenizer.ggml.eos_token_id": w.add_eos_token_id}
@@ -70,11 +72,15 @@ def write_source(path):
         if name in copy:
             copy[name](field.contents())
     vocab = len(src.fields["tokenizer.ggml.tokens"].contents())
-    rng = np.random.default_rng(20261204)
+    rng = np.random.default_rng(seed)
     kv = KV_HEADS * (HIDDEN // HEADS)
 
     def mat(rows, cols, scale=0.08):
-        return (rng.standard_normal((rows, cols)) * scale).astype(np.float32)
+        m = rng.standard_normal((rows, cols)) * scale
+        if marked_rows:
+            m[0, :32] = 0                       # an all-zero block
+            m[1, :32] = np.linspace(-1, 1, 32)  # ties and exact levels
+        return m.astype(dtype)
 
     def norm(n):
         return (1 + 0.1 * rng.standard_normal(n)).astype(np.float32)
@@ -86,9 +92,9 @@ def write_source(path):
     w.add_tensor("blk.0.attn_v.weight", mat(kv, HIDDEN))
     w.add_tensor("blk.0.attn_output.weight", mat(HIDDEN, HIDDEN))
     w.add_tensor("blk.0.ffn_norm.weight", norm(HIDDEN))
-    w.add_tensor("blk.0.ffn_gate.weight", mat(FFN, HIDDEN))
-    w.add_tensor("blk.0.ffn_up.weight", mat(FFN, HIDDEN))
-    w.add_tensor("blk.0.ffn_down.weight", mat(HIDDEN, FFN))
+    w.add_tensor("blk.0.ffn_gate.weight", mat(ffn, HIDDEN))
+    w.add_tensor("blk.0.ffn_up.weight", mat(ffn, HIDDEN))
+    w.add_tensor("blk.0.ffn_down.weight", mat(HIDDEN, ffn))
     w.add_tensor("output_norm.weight", norm(HIDDEN))
     w.write_header_to_file()
     w.write_kv_data_to_file()
