@@ -131,9 +131,10 @@ public struct GGUFQuantizer {
     }
 
     /// Quantises `input` into `output` (written atomically). `progress(done, total)` is called after each
-    /// tensor with bytes of input processed.
+    /// tensor with bytes of input processed. Returns the plan it followed.
+    @discardableResult
     public func quantize(_ input: GGUFFile, to output: URL, pool: ThreadPool = .shared,
-                         progress: (Int, Int) -> Void = { _, _ in }) throws {
+                         progress: (Int, Int) -> Void = { _, _ in }) throws -> [Plan] {
         let plans = try plan(input)
         var g = GGUFWriter()
         let moved: Set<String> = ["general.alignment", "general.quantization_version", "general.file_type"]
@@ -152,6 +153,7 @@ public struct GGUFQuantizer {
             progress(done, total)
         }
         try g.write(to: output)
+        return plans
     }
 
     /// Rows dequantised to f32 (as gguf-py does) and quantised to `to`, spread over the pool.

@@ -107,10 +107,11 @@ struct Convert: ParsableCommand {
         }
         let file = try GGUFFile(url: source)
         let q = GGUFQuantizer(fileType: type, pure: pure)
-        let plans = try q.plan(file)
-        // progress in MB of input weights
-        let progress = Progress(total: max(1, file.tensorNames.reduce(0) { $0 + file.tensor($1)!.byteCount } / 1_000_000), label: "MB quantised")
-        try q.quantize(file, to: output) { done, _ in progress.update(done / 1_000_000) }
+        var progress: Progress?   // in MB of input weights, the total known once the quantiser has its plan
+        let plans = try q.quantize(file, to: output) { done, total in
+            if progress == nil { progress = Progress(total: max(1, total / 1_000_000), label: "MB quantised") }
+            progress?.update(done / 1_000_000)
+        }
         var counts: [String: Int] = [:]
         for p in plans { counts[p.to.rawValue.uppercased(), default: 0] += 1 }
         let mix = counts.sorted { $0.value > $1.value }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
