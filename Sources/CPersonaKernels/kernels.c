@@ -430,6 +430,29 @@ static void gemm_driver(const pk_ops *o, int dtype, const uint8_t *W, size_t rb,
     }
 }
 
+/* The exact kernels on laid-out x (pk_exact_kernel). Rows wider than 1.5 x PK_EXACT_KC columns are done in column
+   chunks of PK_EXACT_KC for up to 64 rows at a time, so that the part of x the rows read (17 KiB for a chunk) stays
+   in L1 while their weights stream past; a whole 8192-wide row's laid-out x (35 KiB) does not fit Zen 4's 32 KiB
+   and came from L2 for every row. Each layout is whole blocks (groups) laid out in column order, so a chunk starts
+   at x_floats(c0). The chunks' partial sums add in f32: one more summation order. */
+#define PK_EXACT_KC 4096
+static void exact_matvec(const pk_exact_kernel *e, int dtype, const uint8_t *W, size_t rb, int64_t cols, const float *xp,
+                         float *y, int64_t r0, int64_t r1) {
+    if (cols <= PK_EXACT_KC * 3 / 2) { e->matvec(W, rb, cols, xp, y, r0, r1); return; }
+    float part[64];
+    for (int64_t r = r0; r < r1; r += 64) {
+        int64_t n = r1 - r < 64 ? r1 - r : 64;
+        const uint8_t *rows = W + (size_t)r * rb;
+        for (int64_t c0 = 0; c0 < cols; c0 += PK_EXACT_KC) {
+            int64_t kc = cols - c0 < PK_EXACT_KC ? cols - c0 : PK_EXACT_KC;
+            const float *xc = xp + e->x_floats(c0);
+            if (c0 == 0) { e->matvec(rows, rb, kc, xc, y + r, 0, n); continue; }
+            e->matvec(rows + pk_row_bytes(dtype, c0), rb, kc, xc, part, 0, n);
+            for (int64_t i = 0; i < n; i++) y[r + i] += part[i];
+        }
+    }
+}
+
 void pk_matmul_rows(int dtype, const void *W, int64_t cols,
                     const float *X, int64_t ldx, int64_t T,
                     float *Y, int64_t ldy, int64_t r0, int64_t r1) {
@@ -446,12 +469,32 @@ void pk_matmul_rows(int dtype, const void *W, int64_t cols,
         return;
     }
     if (T == 1) {
+        const pk_exact_kernel *e = cols % pk_block_elements(dtype) == 0 ? o->exact[dtype] : NULL;
+        float *xp = e ? (float *)pk_thread_scratch_slot(PK_SCRATCH_EXACT, (size_t)e->x_floats(cols) * sizeof(float)) : NULL;
+        if (xp) {
+            e->prepare(X, cols, xp);
+            exact_matvec(e, dtype, base, rb, cols, xp, Y, r0, r1);
+            return;
+        }
         if (o->matvec[dtype]) o->matvec[dtype](base, rb, cols, X, Y, r0, r1);
         else matvec_generic(o, dtype, base, rb, cols, X, Y, r0, r1);
         return;
     }
     if (T <= 8 && pk_matmul_rows_small(dtype, W, cols, X, ldx, T, Y, ldy, r0, r1) == 0) return;  // kernels_small.c
     gemm_driver(o, dtype, base, rb, cols, X, ldx, T, Y, ldy, r0, r1);
+}
+
+int64_t pk_exact_x_floats(int dtype, int64_t cols) {
+    if (dtype < 0 || dtype >= PK_NTYPES || cols <= 0 || cols % pk_block_elements(dtype)) return 0;
+    const pk_exact_kernel *e = ops()->exact[dtype];
+    return e ? e->x_floats(cols) : 0;
+}
+
+void pk_exact_prepare(int dtype, const float *x, int64_t cols, float *xp) { ops()->exact[dtype]->prepare(x, cols, xp); }
+
+void pk_matvec_exact_prepared(int dtype, const void *W, int64_t cols, const float *xp, float *y, int64_t r0, int64_t r1) {
+    if (r0 >= r1) return;
+    exact_matvec(ops()->exact[dtype], dtype, (const uint8_t *)W, pk_row_bytes(dtype, cols), cols, xp, y, r0, r1);
 }
 
 // MARK: quantisation

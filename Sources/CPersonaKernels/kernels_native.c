@@ -40,17 +40,19 @@ size_t pk_native_x_stride(int dtype, int64_t cols) {
 typedef struct { void *p; size_t cap; } pk_scratch;
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-static void scratch_free(void *v) { pk_scratch *s = (pk_scratch *)v; free(s->p); free(s); }
+static void scratch_free(void *v) { pk_scratch *s = (pk_scratch *)v; for (int i = 0; i < PK_SCRATCH_SLOTS; i++) free(s[i].p); free(s); }
 static void scratch_init(void) { pthread_key_create(&scratch_key, scratch_free); }
 
-void *pk_thread_scratch(size_t bytes) {
+void *pk_thread_scratch_slot(int slot, size_t bytes) {
+    if (slot < 0 || slot >= PK_SCRATCH_SLOTS) return NULL;
     pthread_once(&scratch_once, scratch_init);
-    pk_scratch *s = (pk_scratch *)pthread_getspecific(scratch_key);
-    if (!s) {
-        s = (pk_scratch *)calloc(1, sizeof *s);
-        if (!s) return NULL;
-        if (pthread_setspecific(scratch_key, s) != 0) { free(s); return NULL; }
+    pk_scratch *all = (pk_scratch *)pthread_getspecific(scratch_key);
+    if (!all) {
+        all = (pk_scratch *)calloc(PK_SCRATCH_SLOTS, sizeof *all);
+        if (!all) return NULL;
+        if (pthread_setspecific(scratch_key, all) != 0) { free(all); return NULL; }
     }
+    pk_scratch *s = all + slot;
     if (s->cap < bytes || !s->p) {
         free(s->p);
         s->p = NULL; s->cap = 0;
@@ -63,6 +65,8 @@ void *pk_thread_scratch(size_t bytes) {
     }
     return s->p;
 }
+
+void *pk_thread_scratch(size_t bytes) { return pk_thread_scratch_slot(PK_SCRATCH_NATIVE, bytes); }
 
 // MARK: activation rounding (portable; the SIMD versions below give identical bits)
 

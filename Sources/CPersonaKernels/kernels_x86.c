@@ -294,7 +294,11 @@ ACT_MUL_512(gelu_tanh_mul_512, gelu_tanh_512)
     .dequant = { [PK_F16] = dequant_f16_512, [PK_BF16] = dequant_bf16_512, [PK_Q8_0] = dequant_q8_0_512,   \
                  [PK_Q4_0] = dequant_q4_0_512, [PK_Q4_1] = dequant_q4_1_512, PK_X86_QUANT_FNS(dequant, 512) },   \
     .matvec = { [PK_F32] = matvec_f32_256, [PK_F16] = matvec_f16_256, [PK_BF16] = matvec_bf16_256, [PK_Q8_0] = matvec_q8_0_512, \
-                [PK_Q4_0] = matvec_q4_0_512, [PK_Q4_1] = matvec_q4_1_512, PK_X86_QUANT_FNS(matvec, 512) }
+                [PK_Q4_0] = matvec_q4_0_512, [PK_Q4_1] = matvec_q4_1_512, PK_X86_QUANT_FNS(matvec, 512) },   \
+    .exact = { [PK_Q4_0] = &pk_exact512_q4_0, [PK_Q4_1] = &pk_exact512_q4_1, [PK_Q5_0] = &pk_exact512_q5_0,       \
+               [PK_Q5_1] = &pk_exact512_q5_1, [PK_IQ4_NL] = &pk_exact512_iq4_nl, [PK_Q8_0] = &pk_exact512_q8_0,    \
+               [PK_Q4_K] = &pk_exact512_q4_K, [PK_Q5_K] = &pk_exact512_q5_K, [PK_Q6_K] = &pk_exact512_q6_K,       \
+               [PK_IQ4_XS] = &pk_exact512_iq4_xs }
 
 // kernels_x86_quant.c
 #define PK_X86_QUANT_FNS(F, W)                                                                              \

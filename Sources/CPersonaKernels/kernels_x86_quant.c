@@ -9,6 +9,8 @@
 // shuffles use only the low 4 (5) index bits, so neighbouring bits need no masking.
 // Each type has one `<type>_block` that builds a block's weights in registers; dequant stores them, matvec
 // multiplies them into x with several accumulators, one row at a time (one sequential stream per thread).
+// Decode (T == 1) at the AVX-512 levels normally runs the faster kernels on laid-out x (kernels_x86_exact32.c,
+// kernels_x86_exactk.c); these matvec kernels are the path when that layout's scratch cannot be allocated.
 #include "pk_internal.h"
 #if defined(__x86_64__)
 #include <immintrin.h>

@@ -34,6 +34,7 @@ typedef struct {
     void (*gelu_tanh_mul)(float *g, const float *u, int64_t n);
     pk_native_fn native_q8;             /* NULL: the portable one */
     pk_native_fn native_bf16;           /* NULL: bf16-rounded f32 activations through the exact kernels */
+    const struct pk_exact_kernel *exact[PK_NTYPES];   /* T == 1 on laid-out activations; NULL: matvec */
 } pk_ops;
 
 extern const pk_ops pk_ops_scalar;
@@ -118,5 +119,22 @@ size_t pk_native_k_x_stride(int dtype, int64_t cols);
 void pk_native_k_prepare(int dtype, const float *x, int64_t cols, uint8_t *out);
 void pk_native_k_matmul(int dtype, const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,
                         float *Y, int64_t ldy, int64_t r0, int64_t r1);
+
+/* Exact T == 1 kernels that read x in an order of their own (AVX-512; kernels_x86_exact32.c for the blocks of 32,
+   kernels_x86_exactk.c for the blocks of 256). The activations are laid out once per call, so each 4-bit group
+   of a weight row can be turned into floats in place (mask, convert) with no shuffle, and the per-block scales
+   are applied to partial sums: y = sum over blocks of d * sum(q x) (- m * sum(x)), which equals the dequantised
+   f32 row times x within f32 summation rounding. x_floats: floats of the prepared x for `cols` (a multiple of
+   16); prepare: x -> xp (64-byte aligned); matvec: y[r] for r in [r0, r1), W rows `rb` bytes apart. */
+typedef struct pk_exact_kernel {
+    int64_t (*x_floats)(int64_t cols);
+    void (*prepare)(const float *x, int64_t cols, float *xp);
+    void (*matvec)(const uint8_t *W, size_t rb, int64_t cols, const float *xp, float *y, int64_t r0, int64_t r1);
+} pk_exact_kernel;
+#if defined(__x86_64__)
+extern const pk_exact_kernel pk_exact512_q4_0, pk_exact512_q4_1, pk_exact512_q5_0, pk_exact512_q5_1, pk_exact512_iq4_nl,
+    pk_exact512_q8_0;
+extern const pk_exact_kernel pk_exact512_q4_K, pk_exact512_q5_K, pk_exact512_q6_K, pk_exact512_iq4_xs;
+#endif
 
 #endif

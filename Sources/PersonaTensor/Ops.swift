@@ -7,11 +7,13 @@ public enum Ops {
     /// Rows are split into chunks of a multiple of 16 rows (64-byte lines of y, whole 4-row tiles), several per
     /// thread so that a thread that gets preempted on a shared machine leaves its chunks to the others.
     /// `precision` `.native` rounds the activations as llama.cpp does for bf16 and every quantised type (see
-    /// `MatmulPrecision`); f32 and f16 compute as `.exact`. Allocates nothing once the calling thread's scratch has grown to the largest
+    /// `MatmulPrecision`); f32 and f16 compute as `.exact`. `.exact` at T == 1 lays x out once per call for the
+    /// AVX-512 quantised kernels (`matvecExactPrepared`). Allocates nothing once the calling thread's scratch has grown to the largest
     /// T x cols it has seen.
     public static func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, T: Int, _ y: UnsafeMutablePointer<Float>,
                               precision: MatmulPrecision = .exact, pool: ThreadPool = .shared) {
         if precision == .native, T > 0, matmulNative(w, x, T: T, y, pool: pool) { return }
+        if T == 1, matvecExactPrepared(w, x, y, pool: pool) { return }
         let rows = w.rows
         let per = matmulChunkRows(rows: rows, threads: pool.threads)
         let chunks = (rows + per - 1) / per
@@ -77,6 +79,41 @@ public enum Ops {
             }
         }
         return true
+    }
+
+    /// `.exact` at T == 1 for the quantised types whose SIMD level reads x in an order of its own (AVX-512):
+    /// x is laid out once per call into the calling thread's exact-kernel scratch (C, `pk_exact_prepare`), then
+    /// every row chunk reads it, as `matmulNative` does with its rounded activations. Returns false where there is
+    /// no such kernel or no memory; the caller then runs `pk_matmul_rows`.
+    static func matvecExactPrepared(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                                    pool: ThreadPool) -> Bool {
+        let code = w.dtype.kernelCode
+        let floats = pk_exact_x_floats(code, Int64(w.cols))
+        guard floats > 0, floats <= Int64.max / 4,
+              let raw = pk_thread_scratch_slot(Int32(PK_SCRATCH_EXACT), Int(floats) * 4) else { return false }
+        let xp = raw.assumingMemoryBound(to: Float.self)
+        pk_exact_prepare(code, x, Int64(w.cols), xp)
+        let rows = w.rows
+        let per = matmulChunkRows(rows: rows, threads: pool.threads)
+        let chunks = (rows + per - 1) / per
+        if chunks <= 1 {
+            pk_matvec_exact_prepared(code, w.data, Int64(w.cols), xp, y, 0, Int64(rows))
+            return true
+        }
+        var job = ExactJob(code: code, data: w.data, cols: Int64(w.cols), xp: xp, y: y, rows: Int64(rows), per: Int64(per))
+        withUnsafeMutablePointer(to: &job) { p in
+            pool.parallelFor(chunks, context: UnsafeMutableRawPointer(p)) { ctx, c in
+                let j = ctx!.assumingMemoryBound(to: ExactJob.self).pointee
+                let r0 = Int64(c) * j.per, r1 = min(j.rows, r0 + j.per)
+                pk_matvec_exact_prepared(j.code, j.data, j.cols, j.xp, j.y, r0, r1)
+            }
+        }
+        return true
+    }
+
+    struct ExactJob {
+        var code: Int32, data: UnsafeRawPointer, cols: Int64, xp: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>
+        var rows: Int64, per: Int64
     }
 
     struct NativeJob {

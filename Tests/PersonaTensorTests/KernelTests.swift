@@ -79,11 +79,17 @@ final class KernelTests: XCTestCase {
     }
 
     /// |terms| summed for the error bound: the size of what a kernel adds up, whatever order it uses.
-    /// For q4_k a kernel may compute d*sc*sum(q*x) - dmin*m*sum(x), so both parts count.
+    /// For the types with a min (q4_1, q5_1: d*q + m; q4_k, q5_k: d*sc*q - dmin*m) a kernel may compute
+    /// d*sum(q*x) + m*sum(x) (the AVX-512 exact kernels do), so both parts count.
     static func magnitude(_ dtype: String, _ b: [UInt8], _ i: Int) -> Float {
-        if dtype == "q4_1" {   // d*q + m: a kernel may sum d*q*x and m*x apart
-            let blk = (i / 32) * 20
-            return abs(ReferenceDequant.f16(ReferenceDequant.u16(b, blk))) * 15 + abs(ReferenceDequant.f16(ReferenceDequant.u16(b, blk + 2)))
+        if dtype == "q4_1" || dtype == "q5_1" {
+            let bb = blockBytes(dtype), blk = (i / 32) * bb, qmax: Float = dtype == "q4_1" ? 15 : 31
+            return abs(ReferenceDequant.f16(ReferenceDequant.u16(b, blk))) * qmax + abs(ReferenceDequant.f16(ReferenceDequant.u16(b, blk + 2)))
+        }
+        if dtype == "q5_k" {
+            let blk = (i / 256) * 176
+            let d = abs(ReferenceDequant.f16(ReferenceDequant.u16(b, blk))), dmin = abs(ReferenceDequant.f16(ReferenceDequant.u16(b, blk + 2)))
+            return (d + dmin) * 63 * 31 // upper bound of |d*sc*q| + |dmin*m|
         }
         if !ReferenceDequant.written.contains(dtype) {   // converted row by row, then summed
             let bs = blockSize(dtype), bb = blockBytes(dtype)
@@ -212,6 +218,46 @@ final class KernelTests: XCTestCase {
         SIMDLevels.each { level in
             for (name, code) in Self.dtypes where ["bf16", "q8_0", "q4_1", "q4_k", "q5_k", "q6_k", "iq4_xs", "q5_0", "q2_k"].contains(name) {
                 checkMatmul(name, code: code, rows: 3, cols: 16384 + 512, T: 2, rng: &rng, level: level)
+            }
+        }
+    }
+
+    /// T == 1 on rows wider than the exact kernels' column chunk (4096): the AVX-512 kernels on laid-out x run
+    /// them in column chunks whose partial sums are added (kernels.c `exact_matvec`); every type, every level.
+    func testMatvecVeryWideRowsEveryType() {
+        var rng = TestRNG(7)
+        SIMDLevels.each { level in
+            for (name, code) in Self.dtypes where !["f32", "f16", "bf16"].contains(name) {
+                checkMatmul(name, code: code, rows: 5, cols: 16384 + 512, T: 1, rng: &rng, level: level)
+                checkMatmul(name, code: code, rows: 3, cols: 6144 + 256, T: 1, rng: &rng, level: level)
+            }
+        }
+    }
+
+    /// Ops.matmul at T == 1 lays x out once per call and hands row chunks to two threads
+    /// (`pk_matvec_exact_prepared`); that gives the same bits as pk_matmul_rows doing it all in one call, and
+    /// the C entry points say which types have such a kernel.
+    func testExactPreparedPathMatchesMatmulRows() {
+        var rng = TestRNG(8)
+        let pool = ThreadPool(threads: 2)
+        let kernelTypes: Set<String> = ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl", "q4_k", "q5_k", "q6_k", "iq4_xs"]
+        SIMDLevels.each { level in
+            for (name, code) in Self.dtypes where !["f32", "f16", "bf16"].contains(name) {
+                let dtype = DType.allCases.first { $0.kernelCode == code }!
+                let hasKernel = pk_exact_x_floats(code, 8192) > 0
+                XCTAssertEqual(hasKernel, level.hasPrefix("avx512") && kernelTypes.contains(name), "\(level) \(name)")
+                for cols in [Self.blockSize(name) == 32 ? 2080 : 2048, 8192 + 256] {
+                    let rows = 333
+                    let w = Self.randomRows(name, rows: rows, cols: cols, rng: &rng)
+                    let x = (0..<cols).map { _ in rng.normal() }
+                    var yRows = [Float](repeating: 0, count: rows), yOps = yRows
+                    pk_matmul_rows(code, w, Int64(cols), x, Int64(cols), 1, &yRows, Int64(rows), 0, Int64(rows))
+                    w.withUnsafeBytes { raw in
+                        let m = WeightMatrix(data: raw.baseAddress!, dtype: dtype, rows: rows, cols: cols, owner: nil)
+                        Ops.matmul(m, x, T: 1, &yOps, precision: .exact, pool: pool)
+                    }
+                    XCTAssertEqual(yOps.map(\.bitPattern), yRows.map(\.bitPattern), "\(level) \(name) cols \(cols)")
+                }
             }
         }
     }
