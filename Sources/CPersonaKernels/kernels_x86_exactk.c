@@ -193,6 +193,18 @@ TQ static inline void q5_K_group(__m512i lo, __m512i hi, const float *xj, __m512
     *e = a; *o = b;
 }
 
+// A q4_K / q5_K block into the row sums: each partial-sum vector of the two quant groups times its lanes'
+// sub-block scales (d * sc, lanes 0-7 of dm), and the mins (dmin * m, lanes 8-15) times the block's negated sums
+// of x (lanes 8-15 of sx; lanes 0-7 are 0).
+TQ static inline void k45_fold(__m512 dm, const float *sx, __m512 e0, __m512 o0, __m512 e1, __m512 o1,
+                               __m512 *t0, __m512 *t1, __m512 *tm) {
+    *tm = _mm512_fmadd_ps(dm, _mm512_load_ps(sx), *tm);
+    *t0 = _mm512_fmadd_ps(e0, _mm512_permutexvar_ps(K45_SEL(0, 0), dm), *t0);
+    *t1 = _mm512_fmadd_ps(o0, _mm512_permutexvar_ps(K45_SEL(0, 1), dm), *t1);
+    *t0 = _mm512_fmadd_ps(e1, _mm512_permutexvar_ps(K45_SEL(1, 0), dm), *t0);
+    *t1 = _mm512_fmadd_ps(o1, _mm512_permutexvar_ps(K45_SEL(1, 1), dm), *t1);
+}
+
 // Software prefetch of the row stream ~3 KB ahead (from memory: +5-10% at 4864 columns, +40% at 8192 where x
 // no longer fits L1); it runs past a row's end into the next row, and a prefetch never faults.
 #define PREFETCH_BLOCK(p) do { _mm_prefetch((const char *)(p) + 3072, _MM_HINT_T0); \
@@ -200,7 +212,6 @@ TQ static inline void q5_K_group(__m512i lo, __m512i hi, const float *xj, __m512
 
 TQ static void q4_K_matvec(const uint8_t *W, size_t rb, int64_t cols, const float *xp, float *y, int64_t r0, int64_t r1) {
     const int64_t nb = cols / 256;
-    const __m512i s00 = K45_SEL(0, 0), s01 = K45_SEL(0, 1), s10 = K45_SEL(1, 0), s11 = K45_SEL(1, 1);
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *p = W + (size_t)r * rb;
         const float *xb = xp;
@@ -211,11 +222,7 @@ TQ static void q4_K_matvec(const uint8_t *W, size_t rb, int64_t cols, const floa
             __m512 e0, o0, e1, o1;
             q4_K_group(_mm512_loadu_si512(p + 16), xb, &e0, &o0);
             q4_K_group(_mm512_loadu_si512(p + 80), xb + 128, &e1, &o1);
-            tm = _mm512_fmadd_ps(dm, _mm512_load_ps(xb + 256), tm);
-            t0 = _mm512_fmadd_ps(e0, _mm512_permutexvar_ps(s00, dm), t0);
-            t1 = _mm512_fmadd_ps(o0, _mm512_permutexvar_ps(s01, dm), t1);
-            t0 = _mm512_fmadd_ps(e1, _mm512_permutexvar_ps(s10, dm), t0);
-            t1 = _mm512_fmadd_ps(o1, _mm512_permutexvar_ps(s11, dm), t1);
+            k45_fold(dm, xb + 256, e0, o0, e1, o1, &t0, &t1, &tm);
         }
         y[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(t0, t1), tm));
     }
@@ -223,7 +230,6 @@ TQ static void q4_K_matvec(const uint8_t *W, size_t rb, int64_t cols, const floa
 
 TQ static void q5_K_matvec(const uint8_t *W, size_t rb, int64_t cols, const float *xp, float *y, int64_t r0, int64_t r1) {
     const int64_t nb = cols / 256;
-    const __m512i s00 = K45_SEL(0, 0), s01 = K45_SEL(0, 1), s10 = K45_SEL(1, 0), s11 = K45_SEL(1, 1);
     // fifth bit of sub-block s = bit s of qh[l]; lanes 0-7 / 8-15 of group j hold sub-blocks 4j + p / 4j + 2 + p
     const __m512i rl0 = _mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 2, 2, 2, 2, 2, 2, 2, 2);          // s = 0, 2
     const __m512i rh0 = _mm512_setr_epi32(3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);          // s = 1, 3
@@ -248,11 +254,7 @@ TQ static void q5_K_matvec(const uint8_t *W, size_t rb, int64_t cols, const floa
             __m512 e0, o0, e1, o1;
             q5_K_group(lo0, hi0, xb, &e0, &o0);
             q5_K_group(lo1, hi1, xb + 128, &e1, &o1);
-            tm = _mm512_fmadd_ps(dm, _mm512_load_ps(xb + 256), tm);
-            t0 = _mm512_fmadd_ps(e0, _mm512_permutexvar_ps(s00, dm), t0);
-            t1 = _mm512_fmadd_ps(o0, _mm512_permutexvar_ps(s01, dm), t1);
-            t0 = _mm512_fmadd_ps(e1, _mm512_permutexvar_ps(s10, dm), t0);
-            t1 = _mm512_fmadd_ps(o1, _mm512_permutexvar_ps(s11, dm), t1);
+            k45_fold(dm, xb + 256, e0, o0, e1, o1, &t0, &t1, &tm);
         }
         y[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(t0, t1), tm));
     }
