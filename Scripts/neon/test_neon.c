@@ -38,6 +38,15 @@ static int within(double got, double want, double tol, const char *what) {
     return 1;
 }
 
+// Rows outside the kernel's [r0, r1) must keep the sentinel. Returns 1 when r is outside (checked here; *stop set
+// on a failure), 0 when the caller checks the value.
+static int outside_rows(float got, float sentinel, int64_t t, int64_t r, int64_t r0, int64_t r1, const char *what, int *stop) {
+    if (r >= r0 && r < r1) return 0;
+    checks++;
+    if (got != sentinel) { FAIL("%s: wrote outside the rows at t %lld r %lld", what, (long long)t, (long long)r); *stop = 1; }
+    return 1;
+}
+
 // MARK: random inputs (splitmix64)
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
@@ -289,11 +298,7 @@ static void check_matmul(int dt, int64_t rows, int64_t cols, int64_t T) {
         for (int64_t t = 0; t < T && !stop; t++)
             for (int64_t r = 0; r < ldy && !stop; r++) {
                 float got = y[t * ldy + r];
-                if (r < r0 || r >= r1) {
-                    checks++;
-                    if (got != sentinel) { FAIL("%s: wrote outside the rows at t %lld r %lld", what, (long long)t, (long long)r); stop = 1; }
-                    continue;
-                }
+                if (outside_rows(got, sentinel, t, r, r0, r1, what, &stop)) continue;
                 double exact = 0, size = 0;
                 for (int64_t c = 0; c < cols; c++) {
                     exact += deq[r * cols + c] * x[t * ldx + c];
@@ -370,11 +375,7 @@ static void check_native(int dt, int64_t rows, int64_t cols, int64_t T) {
         }
         for (int64_t r = 0; r < ldy && !stop; r++) {
             float got = y[t * ldy + r];
-            if (r < r0 || r >= r1) {
-                checks++;
-                if (got != sentinel) { FAIL("%s: wrote outside the rows at t %lld r %lld", what, (long long)t, (long long)r); stop = 1; }
-                continue;
-            }
+            if (outside_rows(got, sentinel, t, r, r0, r1, what, &stop)) continue;
             const uint8_t *wr = w + rb * (size_t)r;
             double exact = 0, size = 0, tol;
             if (dt == PK_Q8_0) {
@@ -539,11 +540,7 @@ static void check_native_quant(int dt, int64_t rows, int64_t cols, int64_t T) {
         for (int64_t t = 0; t < T && !stop; t++)
             for (int64_t r = 0; r < ldy && !stop; r++) {
                 float got = y[t * ldy + r];
-                if (r < r0 || r >= r1) {
-                    checks++;
-                    if (got != sentinel) { FAIL("%s: wrote outside the rows at t %lld r %lld", what, (long long)t, (long long)r); stop = 1; }
-                    continue;
-                }
+                if (outside_rows(got, sentinel, t, r, r0, r1, what, &stop)) continue;
                 if (!within(got, want[t * rows + r], tol[t * rows + r], what)) stop = 1;
                 if (!cmp) continue;
                 checks++;
