@@ -20,6 +20,7 @@
 // Accuracy: products of exact small integers and x, one rounding per FMA, d applied to a sum of 8 products, so y
 // is the dequantised row times x within f32 summation rounding; NaN / Inf scales and x propagate to y.
 #include "pk_internal.h"
+#include "pk_x86.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include <string.h>
@@ -123,14 +124,12 @@ TQ static inline void f16_pairs4(const uint8_t *p, size_t stride, int n, __m512 
     *m = _mm512_permutexvar_ps(_mm512_add_epi32(i, _mm512_set1_epi32(1)), _mm512_castps256_ps512(f));
 }
 
-// Field k (bits 4k..4k+3, k < 4) of every lane as the float C_k + q, C_k = 2^(23 - 4k); sub = C_k + offset.
-#define C_NIB(k) (0x4B000000 - ((k) << 25))
-#define NIB(v, k, sub) _mm512_sub_ps(_mm512_castsi512_ps(_mm512_ternarylogic_epi32(v, _mm512_set1_epi32(0xF << (4 * (k))), \
-                                                                                   _mm512_set1_epi32(C_NIB(k)), 0xEA)), sub[k])
+// Field k (bits 4k..4k+3, k < 4) of every lane minus off, exactly (pk_field_off).
+#define NIB(v, k, off) pk_field_off(v, 0xFu << (4 * (k)), 4 * (k), off, 0)
 
 // The min types: nibble k of every lane times 2^4k, exactly (AND, vcvtudq2ps; x pre-scaled by 2^-4k); sum over
 // the 8 nibble slots of q x, per lane.
-#define CVT(v, k) _mm512_cvtepu32_ps(_mm512_and_si512(v, _mm512_set1_epi32((int)(0xFu << (4 * (k))))))
+#define CVT(v, k) pk_field_u(v, 0xFu << (4 * (k)))
 TQ static inline __m512 dot_cvt(__m512i v, const float *xg) {
     __m512 e = _mm512_mul_ps(CVT(v, 0), _mm512_load_ps(xg));
     __m512 o = _mm512_mul_ps(CVT(v, 1), _mm512_load_ps(xg + 16));
@@ -142,38 +141,36 @@ TQ static inline __m512 dot_cvt(__m512i v, const float *xg) {
     o = _mm512_fmadd_ps(CVT(v, 7), _mm512_load_ps(xg + 112), o);
     return _mm512_add_ps(e, o);
 }
-// sum over the 8 nibble slots of (q - off) x, per lane; sub[k] = C_k + off.
-TQ static inline __m512 dot_nib(__m512i v, const float *xg, const __m512 *sub) {
+// sum over the 8 nibble slots of (q - off) x, per lane.
+TQ static inline __m512 dot_nib(__m512i v, const float *xg, float off) {
     const __m512i h = _mm512_srli_epi32(v, 16);
-    __m512 e = _mm512_mul_ps(NIB(v, 0, sub), _mm512_load_ps(xg));
-    __m512 o = _mm512_mul_ps(NIB(v, 1, sub), _mm512_load_ps(xg + 16));
-    e = _mm512_fmadd_ps(NIB(v, 2, sub), _mm512_load_ps(xg + 32), e);
-    o = _mm512_fmadd_ps(NIB(v, 3, sub), _mm512_load_ps(xg + 48), o);
-    e = _mm512_fmadd_ps(NIB(h, 0, sub), _mm512_load_ps(xg + 64), e);
-    o = _mm512_fmadd_ps(NIB(h, 1, sub), _mm512_load_ps(xg + 80), o);
-    e = _mm512_fmadd_ps(NIB(h, 2, sub), _mm512_load_ps(xg + 96), e);
-    o = _mm512_fmadd_ps(NIB(h, 3, sub), _mm512_load_ps(xg + 112), o);
+    __m512 e = _mm512_mul_ps(NIB(v, 0, off), _mm512_load_ps(xg));
+    __m512 o = _mm512_mul_ps(NIB(v, 1, off), _mm512_load_ps(xg + 16));
+    e = _mm512_fmadd_ps(NIB(v, 2, off), _mm512_load_ps(xg + 32), e);
+    o = _mm512_fmadd_ps(NIB(v, 3, off), _mm512_load_ps(xg + 48), o);
+    e = _mm512_fmadd_ps(NIB(h, 0, off), _mm512_load_ps(xg + 64), e);
+    o = _mm512_fmadd_ps(NIB(h, 1, off), _mm512_load_ps(xg + 80), o);
+    e = _mm512_fmadd_ps(NIB(h, 2, off), _mm512_load_ps(xg + 96), e);
+    o = _mm512_fmadd_ps(NIB(h, 3, off), _mm512_load_ps(xg + 112), o);
     return _mm512_add_ps(e, o);
 }
 
-// Byte j (j < 2) of every lane as C_j + u, C_j = 2^(23 - 8j). Unsigned bytes: u = the byte (vpternlogd 0xEA:
-// (v & mask) | C); signed: u = byte + 128 (0x6A: v ^ sign bit inside the mask, C outside).
-#define C_BYTE(j) (0x4B000000 - ((j) << 26))
-#define BYTE(v, j, imm, sgn, sub) _mm512_sub_ps(_mm512_castsi512_ps(_mm512_ternarylogic_epi32(v, _mm512_set1_epi32(0xFF << (8 * (j))), \
-                                                   _mm512_set1_epi32(C_BYTE(j) | ((sgn) << (8 * (j) + 7))), imm)), sub[j])
+// Byte j (j < 2) of every lane minus off, exactly (pk_field_off); signed bytes (sgn = 1) flip their sign bit first
+// (byte + 128), so off = 128 gives the int8 value.
+#define BYTE(v, j, sgn, off) pk_field_off(v, 0xFFu << (8 * (j)), 8 * (j), off, (uint32_t)(sgn) << (8 * (j) + 7))
 
 // sum over the 4 byte slots of one vector of (q - off) x, per lane, added to e / o.
-#define DOT_BYTES(v, xg, imm, sgn, sub, e, o)                                              \
+#define DOT_BYTES(v, xg, sgn, off, e, o)                                              \
     do {                                                                                   \
         const __m512i h_ = _mm512_srli_epi32(v, 16);                                       \
-        e = _mm512_fmadd_ps(BYTE(v, 0, imm, sgn, sub), _mm512_load_ps(xg), e);             \
-        o = _mm512_fmadd_ps(BYTE(v, 1, imm, sgn, sub), _mm512_load_ps((xg) + 16), o);      \
-        e = _mm512_fmadd_ps(BYTE(h_, 0, imm, sgn, sub), _mm512_load_ps((xg) + 32), e);     \
-        o = _mm512_fmadd_ps(BYTE(h_, 1, imm, sgn, sub), _mm512_load_ps((xg) + 48), o);     \
+        e = _mm512_fmadd_ps(BYTE(v, 0, sgn, off), _mm512_load_ps(xg), e);             \
+        o = _mm512_fmadd_ps(BYTE(v, 1, sgn, off), _mm512_load_ps((xg) + 16), o);      \
+        e = _mm512_fmadd_ps(BYTE(h_, 0, sgn, off), _mm512_load_ps((xg) + 32), e);     \
+        o = _mm512_fmadd_ps(BYTE(h_, 1, sgn, off), _mm512_load_ps((xg) + 48), o);     \
     } while (0)
 
 // q5_1: byte j of every lane times 2^8j, exactly (x pre-scaled by 2^-8j); sum over the 4 slots of q x, per lane.
-#define CVTB(v, j) _mm512_cvtepu32_ps(_mm512_and_si512(v, _mm512_set1_epi32((int)(0xFFu << (8 * (j))))))
+#define CVTB(v, j) pk_field_u(v, 0xFFu << (8 * (j)))
 #define DOT_BYTES_CVT(v, xg, e, o)                                                         \
     do {                                                                                   \
         e = _mm512_fmadd_ps(CVTB(v, 0), _mm512_load_ps(xg), e);                            \
@@ -200,9 +197,8 @@ TQ static inline void q5_bytes(__m512i q, const uint8_t *qh, size_t stride, int 
 
 // One group of n blocks (4 in the main loop) at p; adds d * (partial sums) (+ m * lane sums of x) to acc.
 TQ static inline __m512 group_q4_0(const uint8_t *p, int n, const float *xg, __m512 acc) {
-    const __m512 sub[4] = {_mm512_set1_ps(8388616.f), _mm512_set1_ps(524296.f), _mm512_set1_ps(32776.f), _mm512_set1_ps(2056.f)};
     __m512i v = n == 4 ? quants4(p + 2, 18) : quants_n(p + 2, 18, n);
-    return _mm512_fmadd_ps(dot_nib(v, xg, sub), f16_lanes4(f16x4(p, 18, n)), acc);
+    return _mm512_fmadd_ps(dot_nib(v, xg, 8.0f), f16_lanes4(f16x4(p, 18, n)), acc);
 }
 TQ static inline __m512 group_q4_1(const uint8_t *p, int n, const float *xg, __m512 acc) {
     __m512i v = n == 4 ? quants4(p + 4, 20) : quants_n(p + 4, 20, n);
@@ -212,12 +208,11 @@ TQ static inline __m512 group_q4_1(const uint8_t *p, int n, const float *xg, __m
     return _mm512_fmadd_ps(dot_cvt(v, xg), d, acc);
 }
 TQ static inline __m512 group_q5_0(const uint8_t *p, int n, const float *xg, __m512 acc) {
-    const __m512 sub[2] = {_mm512_set1_ps(8388624.f), _mm512_set1_ps(32784.f)};
     __m512i lo, hi;
     q5_bytes(n == 4 ? quants4(p + 6, 22) : quants_n(p + 6, 22, n), p + 2, 22, n, &lo, &hi);
     __m512 e = _mm512_setzero_ps(), o = e;
-    DOT_BYTES(lo, xg, 0xEA, 0, sub, e, o);
-    DOT_BYTES(hi, xg + 64, 0xEA, 0, sub, e, o);
+    DOT_BYTES(lo, xg, 0, 16.0f, e, o);
+    DOT_BYTES(hi, xg + 64, 0, 16.0f, e, o);
     return _mm512_fmadd_ps(_mm512_add_ps(e, o), f16_lanes4(f16x4(p, 22, n)), acc);
 }
 TQ static inline __m512 group_q5_1(const uint8_t *p, int n, const float *xg, __m512 acc) {
@@ -245,7 +240,6 @@ TQ static inline __m512 group_iq4_nl(const uint8_t *p, int n, const float *xg, _
 }
 // q8_0: 2 blocks (n = 1 or 2), lanes 8b..8b+7 from block b.
 TQ static inline __m512 group_q8_0(const uint8_t *p, int n, const float *xg, __m512 acc) {
-    const __m512 sub[2] = {_mm512_set1_ps(8388736.f), _mm512_set1_ps(32896.f)};
     __m512i v = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(p + 2)));
     uint32_t h = rd16(p);
     if (n > 1) {
@@ -255,7 +249,7 @@ TQ static inline __m512 group_q8_0(const uint8_t *p, int n, const float *xg, __m
     __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)h));
     __m512 d = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1), _mm512_castps128_ps512(f));
     __m512 e = _mm512_setzero_ps(), o = e;
-    DOT_BYTES(v, xg, 0x6A, 1u, sub, e, o);
+    DOT_BYTES(v, xg, 1, 128.0f, e, o);
     return _mm512_fmadd_ps(_mm512_add_ps(e, o), d, acc);
 }
 

@@ -6,10 +6,10 @@
 // lane is turned into a float in place, then multiplied into the x value prepare put at that lane. Three exact
 // conversions, mixed per type to spread the work over Zen 4's FP pipes (per 16 weights: AND + convert + FMA and
 // shift / lookup + FMA both ~1.5 cycles; a vpternlog + vsubps + FMA ~1.9):
-//   - unsigned (q4_K, q5_K): vcvtdq2ps of (v & (mask << o)) is q * 2^o; prepare scaled x by 2^-o.
+//   - unsigned (q4_K, q5_K; pk_field_u): a convert of (v & (mask << o)) is q * 2^o; prepare scaled x by 2^-o.
 //   - lookup (the field at bit 0: q4_K, q5_K; every iq4_xs nibble after a shift): vpermps / vpermt2ps read only
 //     the low 4 / 5 index bits, so a table of the 16 / 32 values takes the field with no mask.
-//   - offset (q6_K): (v & (mask << o)) | bits(2^(23 - o)) read as a float is 2^(23 - o) + q (the field lands in
+//   - offset (q6_K; pk_field_off): (v & (mask << o)) | bits(2^(23 - o)) read as a float is 2^(23 - o) + q (the field lands in
 //     the mantissa's units), so one subtract of 2^(23 - o) + 32 gives q - 32 with x unscaled (needs o + 6 <= 23).
 // For the unsigned conversion the upper half of each lane is shifted down by 16 first, so o stays <= 12 and the
 // x scale >= 2^-12: the products stay exact down to |x| ~ 2^-114 (not only for |x| >= 2^-98, as with o up to 28).
@@ -24,6 +24,7 @@
 // Rows are done one at a time, one sequential stream per thread: two rows sharing each x load measured slower
 // from memory.
 #include "pk_internal.h"
+#include "pk_x86.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include <string.h>
@@ -32,16 +33,6 @@
 
 static inline uint16_t rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 static inline uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-
-// The field under `mask` (at bit o, below bit 16) as q * 2^o (exact: at most 16 significant bits).
-TQ static inline __m512 field_u(__m512i v, uint32_t mask) { return _mm512_cvtepi32_ps(_mm512_and_si512(v, _mm512_set1_epi32((int)mask))); }
-
-// The field (mask at offset o) minus `off`, exactly: 2^(23-o) + q from the bits, minus 2^(23-o) + off.
-#define MAGIC_BITS(o) (0x4B000000u - ((uint32_t)(o) << 23))   // bits of 2^(23 - o)
-TQ static inline __m512 field_off(__m512i v, uint32_t mask, int o, float off) {
-    __m512i t = _mm512_ternarylogic_epi32(v, _mm512_set1_epi32((int)mask), _mm512_set1_epi32((int)MAGIC_BITS(o)), 0xEA);   // (v & mask) | magic
-    return _mm512_sub_ps(_mm512_castsi512_ps(t), _mm512_set1_ps((float)(1 << (23 - o)) + off));
-}
 
 // =====================================================================================================
 // MARK: prepare
@@ -166,13 +157,13 @@ TQ static inline void q4_K_group(__m512i v, const float *xj, __m512 *e, __m512 *
     const __m512 io = iota16();
     __m512i h = _mm512_srli_epi32(v, 16);
     __m512 a = _mm512_mul_ps(_mm512_permutexvar_ps(v, io), _mm512_load_ps(xj));
-    __m512 b = _mm512_mul_ps(field_u(v, 0xF0), _mm512_load_ps(xj + 16));
-    a = _mm512_fmadd_ps(field_u(v, 0xF00), _mm512_load_ps(xj + 32), a);
-    b = _mm512_fmadd_ps(field_u(v, 0xF000), _mm512_load_ps(xj + 48), b);
+    __m512 b = _mm512_mul_ps(pk_field_u(v, 0xF0), _mm512_load_ps(xj + 16));
+    a = _mm512_fmadd_ps(pk_field_u(v, 0xF00), _mm512_load_ps(xj + 32), a);
+    b = _mm512_fmadd_ps(pk_field_u(v, 0xF000), _mm512_load_ps(xj + 48), b);
     a = _mm512_fmadd_ps(_mm512_permutexvar_ps(h, io), _mm512_load_ps(xj + 64), a);
-    b = _mm512_fmadd_ps(field_u(h, 0xF0), _mm512_load_ps(xj + 80), b);
-    a = _mm512_fmadd_ps(field_u(h, 0xF00), _mm512_load_ps(xj + 96), a);
-    b = _mm512_fmadd_ps(field_u(h, 0xF000), _mm512_load_ps(xj + 112), b);
+    b = _mm512_fmadd_ps(pk_field_u(h, 0xF0), _mm512_load_ps(xj + 80), b);
+    a = _mm512_fmadd_ps(pk_field_u(h, 0xF00), _mm512_load_ps(xj + 96), a);
+    b = _mm512_fmadd_ps(pk_field_u(h, 0xF000), _mm512_load_ps(xj + 112), b);
     *e = a; *o = b;
 }
 
@@ -184,12 +175,12 @@ TQ static inline void q5_K_group(__m512i lo, __m512i hi, const float *xj, __m512
     __m512i l2 = _mm512_srli_epi32(lo, 16), h2 = _mm512_srli_epi32(hi, 16);
     __m512 a = _mm512_mul_ps(_mm512_permutex2var_ps(i0, lo, i1), _mm512_load_ps(xj));
     __m512 b = _mm512_mul_ps(_mm512_permutex2var_ps(i0, hi, i1), _mm512_load_ps(xj + 16));
-    a = _mm512_fmadd_ps(field_u(lo, 0x1F00), _mm512_load_ps(xj + 32), a);
-    b = _mm512_fmadd_ps(field_u(hi, 0x1F00), _mm512_load_ps(xj + 48), b);
+    a = _mm512_fmadd_ps(pk_field_u(lo, 0x1F00), _mm512_load_ps(xj + 32), a);
+    b = _mm512_fmadd_ps(pk_field_u(hi, 0x1F00), _mm512_load_ps(xj + 48), b);
     a = _mm512_fmadd_ps(_mm512_permutex2var_ps(i0, l2, i1), _mm512_load_ps(xj + 64), a);
     b = _mm512_fmadd_ps(_mm512_permutex2var_ps(i0, h2, i1), _mm512_load_ps(xj + 80), b);
-    a = _mm512_fmadd_ps(field_u(l2, 0x1F00), _mm512_load_ps(xj + 96), a);
-    b = _mm512_fmadd_ps(field_u(h2, 0x1F00), _mm512_load_ps(xj + 112), b);
+    a = _mm512_fmadd_ps(pk_field_u(l2, 0x1F00), _mm512_load_ps(xj + 96), a);
+    b = _mm512_fmadd_ps(pk_field_u(h2, 0x1F00), _mm512_load_ps(xj + 112), b);
     *e = a; *o = b;
 }
 
@@ -263,10 +254,10 @@ TQ static void q5_K_matvec(const uint8_t *W, size_t rb, int64_t cols, const floa
 // q6_K: 6-bit values one per byte (bits 6-7 left over): q - 32 by the offset conversion, bytes 0-2 in place
 // (o = 0, 8, 16) and byte 3 after a shift by 24.
 TQ static inline __m512 q6_quad(__m512i v, const float *xq, __m512 acc) {
-    acc = _mm512_fmadd_ps(field_off(v, 0x3F, 0, 32.0f), _mm512_load_ps(xq), acc);
-    acc = _mm512_fmadd_ps(field_off(v, 0x3F00, 8, 32.0f), _mm512_load_ps(xq + 16), acc);
-    acc = _mm512_fmadd_ps(field_off(v, 0x3F0000, 16, 32.0f), _mm512_load_ps(xq + 32), acc);
-    return _mm512_fmadd_ps(field_off(_mm512_srli_epi32(v, 24), 0x3F, 0, 32.0f), _mm512_load_ps(xq + 48), acc);
+    acc = _mm512_fmadd_ps(pk_field_off(v, 0x3F, 0, 32.0f, 0), _mm512_load_ps(xq), acc);
+    acc = _mm512_fmadd_ps(pk_field_off(v, 0x3F00, 8, 32.0f, 0), _mm512_load_ps(xq + 16), acc);
+    acc = _mm512_fmadd_ps(pk_field_off(v, 0x3F0000, 16, 32.0f, 0), _mm512_load_ps(xq + 32), acc);
+    return _mm512_fmadd_ps(pk_field_off(_mm512_srli_epi32(v, 24), 0x3F, 0, 32.0f, 0), _mm512_load_ps(xq + 48), acc);
 }
 
 TQ static void q6_K_matvec(const uint8_t *W, size_t rb, int64_t cols, const float *xp, float *y, int64_t r0, int64_t r1) {

@@ -1,5 +1,6 @@
 // Private to CPersonaKernels (x86 only): 256-bit helpers shared by the AVX2 kernels of kernels_x86.c and the
-// small-batch kernels of kernels_small.c, and the tile transpose of the VNNI prompt kernels (kernels_native*.c).
+// small-batch kernels of kernels_small.c, the field conversions of the exact decode kernels (kernels_x86_exact*.c)
+// and the tile transpose of the VNNI prompt kernels (kernels_native*.c).
 #ifndef PK_X86_H
 #define PK_X86_H
 #if defined(__x86_64__)
@@ -22,6 +23,22 @@ T256 static inline __m256 bf16x8(const uint16_t *p) {
 }
 T256 static inline __m256 f16x8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
 T256 static inline __m256 i8x8(const uint8_t *p) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p))); }
+
+/* Exact conversions of a bit field of every dword lane to f32, in place (the decode kernels on laid-out x,
+   kernels_x86_exact32.c and kernels_x86_exactk.c): */
+#define PK_T512F __attribute__((target("avx512f")))
+/* the field under `mask` as q * 2^(mask's lowest bit): AND, unsigned convert (at most 8 significant bits: exact). */
+PK_T512F static inline __m512 pk_field_u(__m512i v, uint32_t mask) {
+    return _mm512_cvtepu32_ps(_mm512_and_si512(v, _mm512_set1_epi32((int)mask)));
+}
+/* the field under `mask` (lowest bit o, the field inside bits 0..22) minus `off`: one vpternlogd puts the field
+   into the mantissa of C = 2^(23 - o), where its unit is the mantissa's unit, and flips the `flip` bits inside the
+   mask (a signed byte's sign bit makes it byte + 128); one subtract of C + off then gives q - off exactly. */
+PK_T512F static inline __m512 pk_field_off(__m512i v, uint32_t mask, int o, float off, uint32_t flip) {
+    const uint32_t c = 0x4B000000u - ((uint32_t)o << 23);   // bits of 2^(23 - o)
+    __m512i t = _mm512_ternarylogic_epi32(v, _mm512_set1_epi32((int)mask), _mm512_set1_epi32((int)(c | flip)), 0x6A);   // mask ? v ^ flip : C
+    return _mm512_sub_ps(_mm512_castsi512_ps(t), _mm512_set1_ps((float)(1u << (23 - o)) + off));
+}
 
 /* The 16-row tiles of the VNNI prompt kernels: z[j] holds 8 dwords of row j in its low half and of row j + 8 in its
    high half; out[g] receives dword g of rows 0..7 | of rows 8..15 (an 8 x 8 dword transpose inside each half), so one
