@@ -134,7 +134,8 @@ extension TransformerModel {
     /// Writes the weights, in their stored types, as a GGUF with llama.cpp's tensor names and metadata
     /// (llama, mistral -> `llama`, qwen2). Q/K rows are permuted for the `llama` architecture when the
     /// model uses HF's rotate_half RoPE, as llama.cpp's converter does, so llama.cpp computes the same thing.
-    public func writeGGUF(to url: URL) throws {
+    /// `tokenizer`: `tokenizer.*` metadata to embed (GGUFTokenizerExport); nil writes `tokenizer.ggml.model = "none"`.
+    public func writeGGUF(to url: URL, name: String = "persona-bench-synthetic", tokenizer: [(String, GGUFValue)]? = nil) throws {
         let c = config
         guard ["llama", "qwen2", "mistral"].contains(c.architecture) else {
             throw ModelError("GGUF export: architecture \(c.architecture) is not supported (llama, mistral, qwen2)")
@@ -142,7 +143,7 @@ extension TransformerModel {
         let arch = c.architecture == "qwen2" ? "qwen2" : "llama"
         var g = GGUFWriter()
         g.set("general.architecture", .string(arch))
-        g.set("general.name", .string("persona-bench-synthetic"))
+        g.set("general.name", .string(name))
         g.set("\(arch).context_length", .uint32(UInt32(c.maxPositions)))
         g.set("\(arch).embedding_length", .uint32(UInt32(c.hiddenSize)))
         g.set("\(arch).feed_forward_length", .uint32(UInt32(c.intermediateSize)))
@@ -155,7 +156,7 @@ extension TransformerModel {
         g.set("\(arch).attention.layer_norm_rms_epsilon", .float32(c.rmsNormEps))
         g.set("\(arch).rope.freq_base", .float32(Float(c.ropeTheta)))
         g.set("\(arch).vocab_size", .uint32(UInt32(c.vocabSize)))
-        g.set("tokenizer.ggml.model", .string("none"))
+        if let tokenizer { for (k, v) in tokenizer { g.set(k, v) } } else { g.set("tokenizer.ggml.model", .string("none")) }
 
         func raw(_ m: WeightMatrix) -> Data {
             Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: m.data), count: m.byteCount, deallocator: .none)

@@ -84,7 +84,7 @@ public struct TokenizerBundle: Sendable {
     }
 }
 
-private func readJSON(_ url: URL) throws -> JSONObject {
+func readJSON(_ url: URL) throws -> JSONObject {
     let data: Data
     do { data = try Data(contentsOf: url) } catch { throw TokenizerError("\(url.path): not readable") }
     let v: JSONValue

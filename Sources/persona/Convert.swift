@@ -4,6 +4,7 @@ import PersonaCore
 import PersonaFormats
 import PersonaModels
 import PersonaRuns
+import PersonaTokenizers
 
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -81,7 +82,7 @@ struct Convert: ParsableCommand {
             }
             if pure { throw ValidationError("--pure goes with --quantize") }
             let net = try ModelLoader.loadNetwork(path: input)
-            try net.writeGGUF(to: output)
+            try writeFolderGGUF(net, url, to: output)
             note("wrote \(net.config.architecture) weights (\(net.config.numLayers) layers) to \(out)")
         default:
             throw ValidationError("--to must be runs, pertoken, csv, vectors, control-vector or gguf, not '\(target)'")
@@ -101,7 +102,7 @@ struct Convert: ParsableCommand {
         if isDir.boolValue || url.pathExtension.lowercased() != "gguf" {
             let net = try ModelLoader.loadNetwork(path: input)
             let t = output.deletingLastPathComponent().appendingPathComponent(".\(output.lastPathComponent).unquantized.gguf")
-            try net.writeGGUF(to: t)
+            try writeFolderGGUF(net, url, to: t)
             temporary = t
             source = t
         }
@@ -116,6 +117,23 @@ struct Convert: ParsableCommand {
         for p in plans { counts[p.to.rawValue.uppercased(), default: 0] += 1 }
         let mix = counts.sorted { $0.value > $1.value }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
         note("wrote \(out): \(type.rawValue)\(pure ? " (pure)" : ""), \(plans.count) tensors (\(mix))")
+    }
+
+    /// A model folder's weights as GGUF with its tokenizer and chat template embedded when a GGUF can describe the
+    /// tokenizer (byte-level BPE: GPT-2, Llama-3, Qwen2, SmolLM, ...); otherwise the file is still written, runs on
+    /// token ids, and stderr says why the tokenizer was left out.
+    func writeFolderGGUF(_ net: TransformerModel, _ url: URL, to file: URL) throws {
+        var isDir: ObjCBool = false
+        FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir)
+        let folder = isDir.boolValue ? url : url.deletingLastPathComponent()
+        var tokenizer: [(String, GGUFValue)]?
+        if FileManager.default.fileExists(atPath: folder.appendingPathComponent("tokenizer.json").path) {
+            do { tokenizer = try GGUFTokenizerExport.metadata(directory: folder, vocabSize: net.config.vocabSize) }
+            catch { note("warning: tokenizer not embedded (the GGUF runs on token ids): \(error)") }
+        } else {
+            note("warning: \(folder.path) has no tokenizer.json: the GGUF has no tokenizer (it runs on token ids)")
+        }
+        try net.writeGGUF(to: file, name: folder.lastPathComponent, tokenizer: tokenizer)
     }
 
     static func defaultTarget(_ url: URL) -> String {

@@ -52,4 +52,38 @@ final class ConvertQuantizeCLITests: XCTestCase {
         XCTAssertEqual(q6.status, 0, q6.stderr)
         XCTAssertTrue(q6.stderr.contains("Q8_0"), q6.stderr)
     }
+
+    /// A model folder's GGUF carries its tokenizer and chat template (tokenizer.ggml.*, as llama.cpp's converter
+    /// writes them): the binary tokenizes a chat-formatted text the same from the folder and from the file. A
+    /// tokenizer a GGUF cannot describe is left out with a warning naming why; the weights are still written.
+    func testModelFolderKeepsItsTokenizer() throws {
+        let fixtures = Repository.root.appendingPathComponent("Tests/PersonaModelsTests/Fixtures")
+        let text = "<|im_start|>user\nIt's 2024: café, 12345 tokens\t\tand  spaces!<|im_end|>\n"
+        for arch in ["qwen2", "llama"] {
+            let folder = fixtures.appendingPathComponent(arch).path
+            let out = dir.appendingPathComponent("\(arch)-q8_0.gguf")
+            let r = try persona(["convert", folder, "--to", "gguf", "--quantize", "Q8_0", "--out", out.path])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertFalse(r.stderr.contains("warning"), r.stderr)
+            let a = try persona(["tokenize", "--model", folder, "--text", text, "--add-special"])
+            let b = try persona(["tokenize", "--model", out.path, "--text", text, "--add-special"])
+            XCTAssertEqual(a.status, 0, a.stderr)
+            XCTAssertEqual(b.status, 0, b.stderr)
+            XCTAssertEqual(a.stdout, b.stdout, "\(arch): the GGUF tokenizes differently from its folder")
+            XCTAssertGreaterThan(a.stdout.count, 20)
+        }
+        // a SentencePiece-style (byte-fallback) tokenizer.json: weights written, tokenizer left out, said so
+        let spm = dir.appendingPathComponent("spm-folder")
+        try FileManager.default.createDirectory(at: spm, withIntermediateDirectories: true)
+        for f in ["config.json", "model.safetensors"] {
+            try FileManager.default.copyItem(at: fixtures.appendingPathComponent("llama/\(f)"), to: spm.appendingPathComponent(f))
+        }
+        try FileManager.default.copyItem(at: Repository.root.appendingPathComponent("Tests/PersonaTokenizersTests/Fixtures/spm_llama2/tokenizer.json"),
+                                         to: spm.appendingPathComponent("tokenizer.json"))
+        let out = dir.appendingPathComponent("spm.gguf")
+        let r = try persona(["convert", spm.path, "--to", "gguf", "--out", out.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("warning: tokenizer not embedded") && r.stderr.contains("byte-level"), r.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out.path))
+    }
 }

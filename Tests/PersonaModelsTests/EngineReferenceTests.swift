@@ -2,6 +2,7 @@ import Foundation
 import PersonaFormats
 import PersonaGeneration
 import PersonaModels
+import PersonaTokenizers
 import XCTest
 @testable import PersonaTestSupport
 
@@ -116,10 +117,18 @@ final class EngineReferenceTests: XCTestCase {
         for arch in ["llama2", "qwen2", "mistral"] {
             let out = FileManager.default.temporaryDirectory.appendingPathComponent("persona-export-\(arch)-\(UUID().uuidString).gguf")
             defer { try? FileManager.default.removeItem(at: out) }
-            try ModelLoader.loadNetwork(path: fixture(arch).path).writeGGUF(to: out)
+            let net = try ModelLoader.loadNetwork(path: fixture(arch).path)
+            try net.writeGGUF(to: out, tokenizer: try GGUFTokenizerExport.metadata(directory: fixture(arch), vocabSize: net.config.vocabSize))
             let model = try ModelLoader.loadNetwork(path: out.path)
             XCTAssertEqual(model.config.ropeStyle, arch == "qwen2" ? .halfRotation : .interleaved)
-            try checkHiddenStates(model: model, ref: try reference(arch), label: "\(arch) exported to GGUF")
+            let ref = try reference(arch)
+            try checkHiddenStates(model: model, ref: ref, label: "\(arch) exported to GGUF")
+            // the embedded tokenizer and chat template give transformers' prompt ids
+            let gen = Generator(try ModelLoader.load(path: out.path))
+            if let text = ref.string("prompt_text") {
+                XCTAssertEqual(try gen.promptIds(for: text, raw: true), ref.ints("prompt_ids"), "\(arch) GGUF: raw prompt ids")
+            }
+            XCTAssertEqual(try gen.promptIds(for: "Hi there", raw: false), ref.ints("chat_prompt_ids"), "\(arch) GGUF: chat prompt ids")
         }
     }
 }
