@@ -2,8 +2,8 @@
 """llama.cpp reads the tokenizer `persona convert --to gguf` embeds from a model folder as HF tokenizers does.
 
 For each test model folder (their tokenizers use the GPT-2 pre-tokenizer), and for the llama test model with each
-byte-level tokenizer fixture put in its place (Llama-3, Qwen2, GPT-2 pre-tokenizers; embedding rows padded to the
-tokenizer's size): converts the folder with the binary, loads the GGUF in llama-cpp-python (vocab only) and tokenizes every golden text of the tokenizer
+byte-level tokenizer fixture put in its place (Llama-3, Qwen2, GPT-2 pre-tokenizers; SentencePiece-style Llama-2,
+Gemma, Metaspace; embedding rows padded to the tokenizer's size): converts the folder with the binary, loads the GGUF in llama-cpp-python (vocab only) and tokenizes every golden text of the tokenizer
 fixtures (those NFC leaves as they are: llama.cpp has no normaliser) with special tokens parsed, with and without the BOS the folder adds, against the
 folder's tokenizer.json in HF `tokenizers`; then decodes back. Prints the counts; exit status 1 on any difference.
 
@@ -49,23 +49,32 @@ def swapped(tmp, name):
 bad = 0
 with tempfile.TemporaryDirectory() as tmp:
     folders = [os.path.join(root, "Tests/PersonaModelsTests/Fixtures", a) for a in ["llama", "llama2", "qwen2", "mistral"]]
-    folders += [swapped(tmp, n) for n in ["bpe_llama3", "bpe_qwen2", "bpe_gpt2"]]
+    folders += [swapped(tmp, n) for n in ["bpe_llama3", "bpe_qwen2", "bpe_gpt2", "spm_llama2", "spm_gemma", "spm_metaspace"]]
     for folder in folders:
         arch = os.path.basename(folder)
         out = os.path.join(tmp, arch + ".gguf")
         r = subprocess.run([args.persona, "convert", folder, "--to", "gguf", "--quantize", "Q8_0", "--out", out],
                            capture_output=True, text=True)
-        if r.returncode != 0 or "warning" in r.stderr:
+        metaspace = arch.endswith("spm_metaspace")   # the one caveat convert warns about (docs/quantization.md)
+        if r.returncode != 0 or ("warning" in r.stderr) != metaspace:
             print(arch, "convert failed:", r.stderr); bad += 1; continue
         llm = Llama(model_path=out, vocab_only=True, verbose=False)
         tk = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
         n = 0
+        prefix = llm.metadata.get("tokenizer.ggml.model") == "llama" and llm.metadata.get("tokenizer.ggml.add_space_prefix") == "true"
+        specials = [t.content for t in tk.get_added_tokens_decoder().values()]
         for t in texts:
+            if metaspace and (t[:1].isspace() or any(x in t for x in specials)):
+                continue
             a = llm.tokenize(t.encode(), add_bos=False, special=True)
             b = tk.encode(t, add_special_tokens=False).ids
             d = llm.detokenize(a, special=True).decode("utf-8", "replace")
-            if a != b or d != tk.decode(b, skip_special_tokens=False):
+            if prefix and d.startswith(" "):   # llama-cpp-python joins the pieces, keeping the ▁ prefix llama_detokenize strips
+                d = d[1:]
+            if a != b:
                 bad += 1; print(arch, "DIFF", repr(t), a[:16], b[:16])
+            elif d != tk.decode(b, skip_special_tokens=False) and not metaspace:   # (HF's Metaspace decoder drops spaces before some pieces)
+                bad += 1; print(arch, "DECODE DIFF", repr(t), repr(d), repr(tk.decode(b, skip_special_tokens=False)))
             # with the tokenizer's own special tokens (BOS where the folder adds one)
             a, b = llm.tokenize(t.encode(), add_bos=True, special=True), tk.encode(t, add_special_tokens=True).ids
             if a != b:

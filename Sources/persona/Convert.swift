@@ -128,8 +128,11 @@ struct Convert: ParsableCommand {
         let folder = isDir.boolValue ? url : url.deletingLastPathComponent()
         var tokenizer: [(String, GGUFValue)]?
         if FileManager.default.fileExists(atPath: folder.appendingPathComponent("tokenizer.json").path) {
-            do { tokenizer = try GGUFTokenizerExport.metadata(directory: folder, vocabSize: net.config.vocabSize) }
-            catch { note("warning: tokenizer not embedded (the GGUF runs on token ids): \(error)") }
+            do {
+                let e = try GGUFTokenizerExport.export(directory: folder, vocabSize: net.config.vocabSize)
+                tokenizer = e.metadata
+                for c in e.caveats { note("warning: tokenizer embedded, but \(c)") }
+            } catch { note("warning: tokenizer not embedded (the GGUF runs on token ids): \(error)") }
         } else {
             note("warning: \(folder.path) has no tokenizer.json: the GGUF has no tokenizer (it runs on token ids)")
         }

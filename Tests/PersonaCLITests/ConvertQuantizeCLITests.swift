@@ -72,18 +72,18 @@ final class ConvertQuantizeCLITests: XCTestCase {
             XCTAssertEqual(a.stdout, b.stdout, "\(arch): the GGUF tokenizes differently from its folder")
             XCTAssertGreaterThan(a.stdout.count, 20)
         }
-        // a SentencePiece-style (byte-fallback) tokenizer.json: weights written, tokenizer left out, said so
-        let spm = dir.appendingPathComponent("spm-folder")
+        // a Unigram tokenizer.json: weights written, tokenizer left out, said so
+        let spm = dir.appendingPathComponent("unigram-folder")
         try FileManager.default.createDirectory(at: spm, withIntermediateDirectories: true)
         for f in ["config.json", "model.safetensors"] {
             try FileManager.default.copyItem(at: fixtures.appendingPathComponent("llama/\(f)"), to: spm.appendingPathComponent(f))
         }
-        try FileManager.default.copyItem(at: Repository.root.appendingPathComponent("Tests/PersonaTokenizersTests/Fixtures/spm_llama2/tokenizer.json"),
+        try FileManager.default.copyItem(at: Repository.root.appendingPathComponent("Tests/PersonaTokenizersTests/Fixtures/unigram/tokenizer.json"),
                                          to: spm.appendingPathComponent("tokenizer.json"))
         let out = dir.appendingPathComponent("spm.gguf")
         let r = try persona(["convert", spm.path, "--to", "gguf", "--out", out.path])
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertTrue(r.stderr.contains("warning: tokenizer not embedded") && r.stderr.contains("byte-level"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("warning: tokenizer not embedded") && r.stderr.contains("not BPE"), r.stderr)
         XCTAssertTrue(FileManager.default.fileExists(atPath: out.path))
     }
 }
