@@ -11,10 +11,12 @@ Pinned environment it was run with (checked at start; --any-version overrides): 
 What it writes to Tests/PersonaFormatsTests/Fixtures/quantize/:
   source_f16.gguf      a small random Llama in F16 (1 block, hidden 256, feed-forward 288 so that ffn_down's rows
                        are not whole 256-blocks, tied embeddings, stories260K's tokenizer metadata);
-  llama_quantize.json  for every file type we quantise (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K_S, Q4_K_M, Q5_K_S,
-                       Q5_K_M, Q6_K), default mix and
+  llama_quantize.json  for every file type we quantise (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K_S, Q3_K_M, Q3_K_L,
+                       Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K, IQ4_NL, IQ4_XS), default mix and
                        --pure: llama.cpp's output file's metadata keys and, per tensor in file order, its name, type
                        and the SHA-256 of its bytes, and the whole file's SHA-256.
+                       `gqa4`: the same for the source with head_count 8 instead of 4 (n_gqa() 4; patched in place,
+                       see gqa4_source) for the file types whose attn_v type depends on it.
                        Also, for the real SmolLM2-135M-Instruct Q4_1 file in ../shared, requantised by llama.cpp
                        (allow_requantize) to each type: the output file's SHA-256 (`smollm2_requantized`).
 The quantised files themselves are not kept (the hashes say everything the test needs).
@@ -32,7 +34,9 @@ REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "Tests" / "PersonaFormatsTests" / "Fixtures" / "quantize"
 SMOLLM2 = REPO.parent / "shared" / "models" / "smollm2-135m-instruct" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 PINNED = {"llama_cpp_python": "0.3.36", "gguf": "0.19.0", "numpy": "2.4.6"}
-TYPES = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K"]
+TYPES = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S",
+         "Q5_K_M", "Q6_K", "IQ4_NL", "IQ4_XS"]
+GQA4_TYPES = ["Q2_K", "Q3_K_M", "IQ4_NL", "IQ4_XS"]   # the file types whose attn_v rule depends on n_gqa() >= 4
 FFN = 288   # hidden 256, 4 heads, 2 KV heads: make_quant_fixtures.py's shape
 
 
@@ -49,6 +53,18 @@ def write_source(path):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from make_quant_fixtures import write_source as write_one_block
     write_one_block(path, ffn=FFN, dtype=np.float16, seed=20261205, marked_rows=True)
+
+
+def gqa4_source(src, dst):
+    """source_f16.gguf with llama.attention.head_count 8 (KV heads 2: n_gqa() 4) and rope.dimension_count 32 (the
+    loader checks it against the head size), the uint32 values patched in place; the tensors are unchanged (the
+    quantizer reads only these counts). GGUFQuantizerTests patches the same bytes."""
+    raw = src.read_bytes()
+    for key, was, now in [(b"llama.attention.head_count", 4, 8), (b"llama.rope.dimension_count", 64, 32)]:
+        old = len(key).to_bytes(8, "little") + key + (4).to_bytes(4, "little") + was.to_bytes(4, "little")
+        assert raw.count(old) == 1
+        raw = raw.replace(old, old[:-4] + now.to_bytes(4, "little"))
+    dst.write_bytes(raw)
 
 
 def quantize(src, dst, kind, pure, requantize=False):
@@ -91,6 +107,14 @@ def main():
                 d = describe(dst)
                 meta["outputs"][kind + ("-pure" if pure else "")] = d
                 print(kind, "pure" if pure else "mix", sorted({t["type"] for t in d["tensors"]}), d["bytes"])
+        meta["gqa4"] = {}
+        gqa4 = Path(tmp) / "gqa4.gguf"
+        gqa4_source(src, gqa4)
+        for kind in GQA4_TYPES:
+            dst = Path(tmp) / f"gqa4-{kind}.gguf"
+            quantize(gqa4, dst, kind, False)
+            meta["gqa4"][kind] = describe(dst)
+            print("gqa4", kind, [(t["name"], t["type"]) for t in meta["gqa4"][kind]["tensors"] if "attn_v" in t["name"]])
         meta["smollm2_requantized"] = {}
         for kind in TYPES:
             dst = Path(tmp) / f"smollm2-{kind}.gguf"

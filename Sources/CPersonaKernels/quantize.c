@@ -14,7 +14,8 @@
 
 int pk_quantize_supported(int dtype) {
     switch (dtype) {
-    case PK_Q8_0: case PK_Q4_0: case PK_Q4_1: case PK_Q5_0: case PK_Q5_1: case PK_Q4_K: case PK_Q5_K: case PK_Q6_K: return 1;
+    case PK_Q8_0: case PK_Q4_0: case PK_Q4_1: case PK_Q5_0: case PK_Q5_1: case PK_Q2_K: case PK_Q3_K: case PK_Q4_K: case PK_Q5_K:
+    case PK_Q6_K: case PK_IQ4_NL: case PK_IQ4_XS: return 1;
     default: return 0;
     }
 }
@@ -182,10 +183,10 @@ static void quantize_q6_k(const float *x, int64_t nb, uint8_t *o) {
 }
 
 // ggml's make_qkx2_quants: levels [0, nmax] with a scale and a (negative) min for n values, the weighted error
-// of each of nstep + 1 trial scales refit by least squares (use_mad false: squared error). Returns the scale and
-// writes -min to *the_min.
+// of each of nstep + 1 trial scales refit by least squares (use_mad: absolute error, else squared). Returns the
+// scale and writes -min to *the_min.
 static float make_qkx2_quants(int n, int nmax, const float *x, const float *weights, uint8_t *L, float *the_min,
-                              uint8_t *Laux, float rmin, float rdelta, int nstep) {
+                              uint8_t *Laux, float rmin, float rdelta, int nstep, int use_mad) {
     float min = x[0], max = x[0];
     float sum_w = weights[0];
     float sum_x = sum_w * x[0];
@@ -209,7 +210,7 @@ static float make_qkx2_quants(int n, int nmax, const float *x, const float *weig
         int l = nearest_int(iscale * (x[i] - min));
         L[i] = (uint8_t)(l < 0 ? 0 : (l > nmax ? nmax : l));
         float diff = scale * L[i] + min - x[i];
-        diff = diff * diff;
+        diff = use_mad ? fabsf(diff) : diff * diff;
         best_error += weights[i] * diff;
     }
     for (int is = 0; is <= nstep; is++) {
@@ -235,7 +236,7 @@ static float make_qkx2_quants(int n, int nmax, const float *x, const float *weig
             float cur_error = 0;
             for (int i = 0; i < n; i++) {
                 float diff = this_scale * Laux[i] + this_min - x[i];
-                diff = diff * diff;
+                diff = use_mad ? fabsf(diff) : diff * diff;
                 cur_error += weights[i] * diff;
             }
             if (cur_error < best_error) {
@@ -267,8 +268,8 @@ static void quantize_qk_k(const float *x, int64_t nb, uint8_t *o, int bits) {
             for (int l = 0; l < 32; l++) sum_x2 += x[32 * j + l] * x[32 * j + l];
             float av_x = sqrtf(sum_x2 / 32);
             for (int l = 0; l < 32; l++) weights[l] = av_x + fabsf(x[32 * j + l]);
-            scales[j] = bits == 4 ? make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -1.f, 0.1f, 20)
-                                  : make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.5f, 0.1f, 15);
+            scales[j] = bits == 4 ? make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -1.f, 0.1f, 20, 0)
+                                  : make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.5f, 0.1f, 15, 0);
             if (scales[j] > max_scale) max_scale = scales[j];
             if (mins[j] > max_min) max_min = mins[j];
         }
@@ -321,6 +322,268 @@ static void quantize_qk_k(const float *x, int64_t nb, uint8_t *o, int bits) {
     }
 }
 
+// q2_K (84 bytes per 256: 16 bytes of 4-bit scale | 4-bit min per 16 values, 64 bytes of 2-bit levels, f16 d, f16
+// dmin): each 16 fit by make_qkx2_quants on |x| weights with absolute error, scales and mins quantised to 4 bits
+// against the largest, then the levels refit to the rounded scales.
+static void quantize_q2_k(const float *x, int64_t nb, uint8_t *o) {
+    uint8_t L[256], Laux[16];
+    float weights[16], mins[16], scales[16];
+    const float q4scale = 15.f;
+    for (int64_t b = 0; b < nb; b++, x += 256, o += 84) {
+        uint8_t *sc = o, *qs = o + 16;
+        float max_scale = 0, max_min = 0;
+        for (int j = 0; j < 16; j++) {
+            for (int l = 0; l < 16; l++) weights[l] = fabsf(x[16 * j + l]);
+            scales[j] = make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, 1);
+            if (scales[j] > max_scale) max_scale = scales[j];
+            if (mins[j] > max_min) max_min = mins[j];
+        }
+        if (max_scale > 0) {
+            float iscale = q4scale / max_scale;
+            for (int j = 0; j < 16; j++) sc[j] = (uint8_t)nearest_int(iscale * scales[j]);
+            put16(o + 80, pk_f32_to_f16(max_scale / q4scale));
+        } else {
+            memset(sc, 0, 16);
+            put16(o + 80, pk_f32_to_f16(0.f));
+        }
+        if (max_min > 0) {
+            float iscale = q4scale / max_min;
+            for (int j = 0; j < 16; j++) sc[j] |= (uint8_t)(nearest_int(iscale * mins[j]) << 4);
+            put16(o + 82, pk_f32_to_f16(max_min / q4scale));
+        } else {
+            put16(o + 82, pk_f32_to_f16(0.f));
+        }
+        uint16_t dh, mh;
+        memcpy(&dh, o + 80, 2); memcpy(&mh, o + 82, 2);
+        const float d16 = pk_f16_to_f32(dh), dmin16 = pk_f16_to_f32(mh);
+        for (int j = 0; j < 16; j++) {
+            const float d = d16 * (sc[j] & 0xF);
+            if (!d) continue;
+            const float dm = dmin16 * (sc[j] >> 4);
+            for (int i = 0; i < 16; i++) {
+                int l = nearest_int((x[16 * j + i] + dm) / d);
+                L[16 * j + i] = (uint8_t)(l < 0 ? 0 : (l > 3 ? 3 : l));
+            }
+        }
+        for (int j = 0; j < 256; j += 128)
+            for (int l = 0; l < 32; l++)
+                qs[j / 4 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
+    }
+}
+
+#define GROUP_MAX_EPS 1e-15f
+
+// ggml's make_q3_quants: symmetric levels [-nmax, nmax) for n values, with do_rmse a few passes that move single
+// levels while the weighted (x^2) fit improves. Returns the scale; L holds levels + nmax.
+static float make_q3_quants(int n, int nmax, const float *x, int8_t *L, int do_rmse) {
+    float max = 0, amax = 0;
+    for (int i = 0; i < n; i++) {
+        float ax = fabsf(x[i]);
+        if (ax > amax) { amax = ax; max = x[i]; }
+    }
+    if (amax < GROUP_MAX_EPS) {
+        for (int i = 0; i < n; i++) L[i] = 0;
+        return 0.f;
+    }
+    float iscale = -nmax / max;
+    if (do_rmse) {
+        float sumlx = 0, suml2 = 0;
+        for (int i = 0; i < n; i++) {
+            int l = nearest_int(iscale * x[i]);
+            l = l < -nmax ? -nmax : (l > nmax - 1 ? nmax - 1 : l);
+            L[i] = (int8_t)l;
+            float w = x[i] * x[i];
+            sumlx += w * x[i] * l;
+            suml2 += w * l * l;
+        }
+        for (int itry = 0; itry < 5; itry++) {
+            int n_changed = 0;
+            for (int i = 0; i < n; i++) {
+                float w = x[i] * x[i];
+                float slx = sumlx - w * x[i] * L[i];
+                if (slx > 0) {
+                    float sl2 = suml2 - w * L[i] * L[i];
+                    int new_l = nearest_int(x[i] * sl2 / slx);
+                    new_l = new_l < -nmax ? -nmax : (new_l > nmax - 1 ? nmax - 1 : new_l);
+                    if (new_l != L[i]) {
+                        slx += w * x[i] * new_l;
+                        sl2 += w * new_l * new_l;
+                        if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
+                            L[i] = (int8_t)new_l; sumlx = slx; suml2 = sl2;
+                            n_changed++;
+                        }
+                    }
+                }
+            }
+            if (!n_changed) break;
+        }
+        for (int i = 0; i < n; i++) L[i] = (int8_t)(L[i] + nmax);
+        return sumlx / suml2;
+    }
+    for (int i = 0; i < n; i++) {
+        int l = nearest_int(iscale * x[i]);
+        l = l < -nmax ? -nmax : (l > nmax - 1 ? nmax - 1 : l);
+        L[i] = (int8_t)(l + nmax);
+    }
+    return 1 / iscale;
+}
+
+// q3_K (110 bytes per 256: 32 bytes of high bits, 64 bytes of 2-bit low bits, 12 bytes of 6-bit signed scales
+// per 16 values, f16 d): each 16 fit by make_q3_quants, the scales quantised to 6 bits against the largest in
+// magnitude, then the levels refit to the rounded scales.
+static void quantize_q3_k(const float *x, int64_t nb, uint8_t *o) {
+    int8_t L[256];
+    float scales[16];
+    for (int64_t b = 0; b < nb; b++, x += 256, o += 110) {
+        uint8_t *hmask = o, *qs = o + 32, *sc = o + 96;
+        float max_scale = 0, amax = 0;
+        for (int j = 0; j < 16; j++) {
+            scales[j] = make_q3_quants(16, 4, x + 16 * j, L + 16 * j, 1);
+            float scale = fabsf(scales[j]);
+            if (scale > amax) { amax = scale; max_scale = scales[j]; }
+        }
+        memset(sc, 0, 12);
+        if (max_scale) {
+            float iscale = -32.f / max_scale;
+            for (int j = 0; j < 16; j++) {
+                int8_t l = (int8_t)nearest_int(iscale * scales[j]);
+                l = (int8_t)((l < -32 ? -32 : (l > 31 ? 31 : l)) + 32);
+                if (j < 8) sc[j] = (uint8_t)(l & 0xF);
+                else sc[j - 8] |= (uint8_t)((l & 0xF) << 4);
+                l >>= 4;
+                sc[j % 4 + 8] |= (uint8_t)(l << (2 * (j / 4)));
+            }
+            put16(o + 108, pk_f32_to_f16(1 / iscale));
+        } else {
+            put16(o + 108, pk_f32_to_f16(0.f));
+        }
+        uint16_t dh;
+        memcpy(&dh, o + 108, 2);
+        const float d16 = pk_f16_to_f32(dh);
+        for (int j = 0; j < 16; j++) {
+            int8_t s = (int8_t)(j < 8 ? sc[j] & 0xF : sc[j - 8] >> 4);
+            s = (int8_t)((s | (((sc[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32);
+            float d = d16 * s;
+            if (!d) continue;
+            for (int i = 0; i < 16; i++) {
+                int l = nearest_int(x[16 * j + i] / d);
+                l = l < -4 ? -4 : (l > 3 ? 3 : l);
+                L[16 * j + i] = (int8_t)(l + 4);
+            }
+        }
+        memset(hmask, 0, 32);
+        int m = 0;
+        uint8_t hm = 1;
+        for (int j = 0; j < 256; j++) {
+            if (L[j] > 3) { hmask[m] |= hm; L[j] = (int8_t)(L[j] - 4); }
+            if (++m == 32) { m = 0; hm = (uint8_t)(hm << 1); }
+        }
+        for (int j = 0; j < 256; j += 128)
+            for (int l = 0; l < 32; l++)
+                qs[j / 4 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
+    }
+}
+
+// ggml's best_index_int8: the index of the table value nearest x (the lower one on ties).
+static inline int best_index_int8(int n, const int8_t *val, float x) {
+    if (x <= val[0]) return 0;
+    if (x >= val[n - 1]) return n - 1;
+    int ml = 0, mu = n - 1;
+    while (mu - ml > 1) {
+        int mav = (ml + mu) / 2;
+        if (x < val[mav]) mu = mav; else ml = mav;
+    }
+    return x - val[mu - 1] < val[mu] - x ? mu - 1 : mu;
+}
+
+// ggml's quantize_row_iq4_nl_impl as quantize_iq4_nl / quantize_iq4_xs call it without an importance matrix
+// (weights x^2, ntry 7): per 32 values the scale of the non-linear levels that best fits after trying 15 scales
+// around max / values[0]; for iq4_xs (super-block 256) those 8 scales quantised to 6 bits against the largest
+// in magnitude and the levels refit. q4 gets the nibbles, dh the f16 scale, scales_h / scales_l the 6-bit ones.
+static void quantize_iq4_impl(int super_block_size, const float *x, uint8_t *dh, uint8_t *q4, uint8_t *scales_h,
+                              uint8_t *scales_l) {
+    const int8_t *values = pk_iq4nl_values;
+    const int block_size = 32, ntry = 7;
+    uint8_t L[256];
+    float weight[32], scales[8];
+    memset(q4, 0, (size_t)super_block_size / 2);
+    put16(dh, pk_f32_to_f16(0.f));
+    float max_scale = 0, amax_scale = 0;
+    for (int ib = 0; ib < super_block_size / block_size; ib++) {
+        const float *xb = x + ib * block_size;
+        uint8_t *Lb = L + ib * block_size;
+        for (int j = 0; j < block_size; j++) weight[j] = xb[j] * xb[j];
+        float amax = 0, max = 0;
+        for (int j = 0; j < block_size; j++) {
+            float ax = fabsf(xb[j]);
+            if (ax > amax) { amax = ax; max = xb[j]; }
+        }
+        if (amax < GROUP_MAX_EPS) {
+            scales[ib] = 0;
+            for (int j = 0; j < block_size; j++) Lb[j] = 0;   // (ggml leaves them as they were; rewritten below)
+            continue;
+        }
+        float d = -max / values[0];
+        float id = 1 / d;
+        float sumqx = 0, sumq2 = 0;
+        for (int j = 0; j < block_size; j++) {
+            float al = id * xb[j];
+            int l = best_index_int8(16, values, al);
+            Lb[j] = (uint8_t)l;
+            float q = values[l];
+            float w = weight[j];
+            sumqx += w * q * xb[j];
+            sumq2 += w * q * q;
+        }
+        d = sumqx / sumq2;
+        float best = d * sumqx;
+        for (int itry = -ntry; itry <= ntry; itry++) {
+            id = (itry + values[0]) / max;
+            sumqx = sumq2 = 0;
+            for (int j = 0; j < block_size; j++) {
+                float al = id * xb[j];
+                int l = best_index_int8(16, values, al);
+                float q = values[l];
+                float w = weight[j];
+                sumqx += w * q * xb[j];
+                sumq2 += w * q * q;
+            }
+            if (sumq2 > 0 && sumqx * sumqx > best * sumq2) { d = sumqx / sumq2; best = d * sumqx; }
+        }
+        scales[ib] = d;
+        float abs_d = fabsf(d);
+        if (abs_d > amax_scale) { amax_scale = abs_d; max_scale = d; }
+    }
+    if (super_block_size / block_size > 1) {
+        int nb = super_block_size / block_size;
+        uint16_t sh = 0;
+        float d = -max_scale / 32;
+        put16(dh, pk_f32_to_f16(d));
+        float id = d ? 1 / d : 0.f;
+        for (int ib = 0; ib < nb; ib++) {
+            int l = nearest_int(id * scales[ib]);
+            l = l < -32 ? -32 : (l > 31 ? 31 : l);
+            float dl = d * l;
+            float idl = dl ? 1 / dl : 0.f;
+            uint8_t *Lb = L + ib * block_size;
+            const float *xb = x + ib * block_size;
+            for (int j = 0; j < block_size; j++) Lb[j] = (uint8_t)best_index_int8(16, values, idl * xb[j]);
+            l += 32;
+            uint8_t l_l = (uint8_t)(l & 0xf), l_h = (uint8_t)(l >> 4);
+            if (ib % 2 == 0) scales_l[ib / 2] = l_l;
+            else scales_l[ib / 2] |= (uint8_t)(l_l << 4);
+            sh |= (uint16_t)(l_h << 2 * (ib % 8));
+        }
+        put16(scales_h, sh);
+    } else {
+        put16(dh, pk_f32_to_f16(scales[0]));
+        float id = scales[0] ? 1 / scales[0] : 0;
+        for (int j = 0; j < super_block_size; j++) L[j] = (uint8_t)best_index_int8(16, values, id * x[j]);
+    }
+    for (int i = 0; i < super_block_size / 32; i++)
+        for (int j = 0; j < 16; j++) q4[16 * i + j] = (uint8_t)(L[32 * i + j] | (L[32 * i + 16 + j] << 4));
+}
+
 int pk_quantize_row(int dtype, const float *x, int64_t cols, void *out) {
     int64_t be = pk_block_elements(dtype);
     if (!pk_quantize_supported(dtype) || be <= 0 || cols % be != 0) return -1;
@@ -335,6 +598,12 @@ int pk_quantize_row(int dtype, const float *x, int64_t cols, void *out) {
     case PK_Q4_K: quantize_qk_k(x, nb, o, 4); break;
     case PK_Q5_K: quantize_qk_k(x, nb, o, 5); break;
     case PK_Q6_K: quantize_q6_k(x, nb, o); break;
+    case PK_Q2_K: quantize_q2_k(x, nb, o); break;
+    case PK_Q3_K: quantize_q3_k(x, nb, o); break;
+    case PK_IQ4_NL: for (int64_t b = 0; b < nb; b++) quantize_iq4_impl(32, x + 32 * b, o + 18 * b, o + 18 * b + 2, NULL, NULL); break;
+    case PK_IQ4_XS:
+        for (int64_t b = 0; b < nb; b++) { uint8_t *q = o + 136 * b; quantize_iq4_impl(256, x + 256 * b, q, q + 8, q + 2, q + 4); }
+        break;
     default: return -1;
     }
     return 0;

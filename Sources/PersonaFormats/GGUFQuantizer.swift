@@ -3,7 +3,7 @@ import Foundation
 import PersonaTensor
 
 /// Rewrites a GGUF file with its weight matrices quantised the way llama.cpp's `llama-quantize` does without an
-/// importance matrix: the same per-tensor types (llama_tensor_get_type for the legacy, K-mix and Q6_K file types, or
+/// importance matrix: the same per-tensor types (llama_tensor_get_type for the legacy, K-mix, Q6_K and IQ4 file types, or
 /// one type for every matrix with `pure`), the same reference quantisers (quantize.c), the same metadata plus
 /// `general.quantization_version` and `general.file_type` moved to the end, tensors in llama.cpp's order (by block
 /// number, tensors outside blocks first, then by name).
@@ -11,7 +11,9 @@ public struct GGUFQuantizer {
     /// A file type `llama-quantize` accepts, by the name it prints (Q4_0, Q8_0, ...).
     public enum FileType: String, CaseIterable, Sendable {
         case q4_0 = "Q4_0", q4_1 = "Q4_1", q5_0 = "Q5_0", q5_1 = "Q5_1", q8_0 = "Q8_0"
+        case q2_k = "Q2_K", q3_k_s = "Q3_K_S", q3_k_m = "Q3_K_M", q3_k_l = "Q3_K_L"
         case q4_k_s = "Q4_K_S", q4_k_m = "Q4_K_M", q5_k_s = "Q5_K_S", q5_k_m = "Q5_K_M", q6_k = "Q6_K"
+        case iq4_nl = "IQ4_NL", iq4_xs = "IQ4_XS"
 
         /// The matrices' default type.
         public var dtype: DType {
@@ -21,9 +23,13 @@ public struct GGUFQuantizer {
             case .q5_0: return .q5_0
             case .q5_1: return .q5_1
             case .q8_0: return .q8_0
+            case .q2_k: return .q2_k
+            case .q3_k_s, .q3_k_m, .q3_k_l: return .q3_k
             case .q4_k_s, .q4_k_m: return .q4_k
             case .q5_k_s, .q5_k_m: return .q5_k
             case .q6_k: return .q6_k
+            case .iq4_nl: return .iq4_nl
+            case .iq4_xs: return .iq4_xs
             }
         }
 
@@ -35,11 +41,17 @@ public struct GGUFQuantizer {
             case .q8_0: return 7
             case .q5_0: return 8
             case .q5_1: return 9
+            case .q2_k: return 10
+            case .q3_k_s: return 11
+            case .q3_k_m: return 12
+            case .q3_k_l: return 13
             case .q4_k_s: return 14
             case .q4_k_m: return 15
             case .q5_k_s: return 16
             case .q5_k_m: return 17
             case .q6_k: return 18
+            case .iq4_nl: return 25
+            case .iq4_xs: return 30
             }
         }
 
@@ -71,10 +83,16 @@ public struct GGUFQuantizer {
         let names = file.tensorNamesInFileOrder
         let tied = !names.contains("output.weight")
         let layers = names.filter { $0.contains("attn_v.weight") }.count   // llama.cpp's n_attention_wv
+        // llama.cpp's n_gqa() (heads per KV head) and its 70B model type (llama, 80 layers, grouped KV heads)
+        let arch = file.metadata["general.architecture"]?.string ?? ""
+        let heads = file.metadata["\(arch).attention.head_count"]?.int ?? 0
+        let kvHeads = file.metadata["\(arch).attention.head_count_kv"]?.int ?? heads
+        let gqa = kvHeads > 0 ? heads / kvHeads : 0
+        let is70B = arch == "llama" && file.metadata["llama.block_count"]?.int == 80 && heads != kvHeads
         return try names.sorted(by: Self.llamaOrder).map { name in
             let t = file.tensor(name)!
             return Plan(name: name, from: t.dtype, to: try targetType(name: name, shape: t.shape, stored: t.dtype, tiedEmbeddings: tied,
-                                                                   layers: layers, file: file.url.path))
+                                                                   layers: layers, gqa: gqa, is70B: is70B, file: file.url.path))
         }
     }
 
@@ -89,36 +107,54 @@ public struct GGUFQuantizer {
         return Array(a.utf8).lexicographicallyPrecedes(Array(b.utf8))
     }
 
-    /// The type llama-quantize gives tensor `name` (ggml shape `shape`, outermost first; `layers` blocks): llama.cpp's
-    /// tensor_allows_quantization (the parts that apply to the architectures read here), then
-    /// llama_tensor_get_type (the output head, the K mixes), then the fallback for rows that are not whole blocks.
-    public func targetType(name: String, shape: [Int], stored: DType, tiedEmbeddings: Bool, layers: Int = 0, file: String) throws -> DType {
+    /// The type llama-quantize gives tensor `name` (ggml shape `shape`, outermost first; `layers` blocks, `gqa`
+    /// query heads per KV head): llama.cpp's tensor_allows_quantization (the parts that apply to the architectures
+    /// read here), then llama_tensor_get_type (the output head, the K and IQ4 mixes; dense models), then the fallback
+    /// for rows that are not whole blocks.
+    public func targetType(name: String, shape: [Int], stored: DType, tiedEmbeddings: Bool, layers: Int = 0, gqa: Int = 1,
+                           is70B: Bool = false, file: String) throws -> DType {
         let quantisable = shape.count >= 2 && name.hasSuffix("weight") && !name.contains("_norm.weight")
             && !name.contains("ffn_gate_inp.weight") && name != "position_embd.weight" && name != "token_types.weight"
         guard quantisable else { return stored }
         let cols = shape.last!   // ggml ne[0]: the row length
-        var type = fileType.dtype
+        let f = fileType
+        var type = f.dtype
         if !pure && (name == "output.weight" || (tiedEmbeddings && name == "token_embd.weight")) {
             // the output head gets more bits: Q6_K, or Q8_0 when its rows are not whole blocks
             if cols % type.blockSize != 0 { type = .q8_0 } else if type != .q8_0 { type = .q6_k }
         } else if !pure {
-            // the K mixes: more bits for some attn_v / ffn_down (llama.cpp's use_more_bits: the first and last
-            // eighth of the layers and every third in between)
+            // the mixes: more bits for some attn_v / ffn_down / attn_output (llama.cpp's use_more_bits: the first and
+            // last eighth of the layers and every third in between)
             let layer = name.hasPrefix("blk.") ? Int(name.dropFirst(4).prefix { $0.isNumber }) ?? 0 : 0
             let n = layers
             let moreBits = layer < n / 8 || layer >= 7 * n / 8 || (layer - n / 8) % 3 == 2
             if name.contains("attn_v.weight") {
-                if (fileType == .q4_k_m || fileType == .q5_k_m) && moreBits { type = .q6_k }
-                else if fileType == .q4_k_s && layer < 4 { type = .q5_k }
+                if f == .q2_k { type = gqa >= 4 ? .q4_k : .q3_k }
+                else if f == .q3_k_m { type = layer < 2 ? .q5_k : .q4_k }
+                else if f == .q3_k_l { type = .q5_k }
+                else if (f == .iq4_nl || f == .iq4_xs) && gqa >= 4 { type = .q5_k }
+                else if (f == .q4_k_m || f == .q5_k_m) && moreBits { type = .q6_k }
+                else if f == .q4_k_s && layer < 4 { type = .q5_k }
+                if is70B && (type == .q3_k || type == .q4_k) { type = .q5_k }
             } else if name.contains("ffn_down") {
-                if (fileType == .q4_k_m || fileType == .q5_k_m) && moreBits { type = .q6_k }
-                else if fileType == .q4_k_s && layer < n / 8 { type = .q5_k }
+                if f == .q2_k { type = .q3_k }
+                else if f == .q3_k_m { type = layer < n / 16 ? .q5_k : .q4_k }
+                else if f == .q3_k_l { type = .q5_k }
+                else if f == .q4_k_m { if moreBits { type = .q6_k } }
+                else if layer < n / 8 && (f == .iq4_nl || f == .iq4_xs) { type = .q5_k }   // (no importance matrix)
+                else if f == .q5_k_m && moreBits { type = .q6_k }
+                else if f == .q4_k_s && layer < n / 8 { type = .q5_k }
+            } else if name.contains("attn_output.weight") {
+                if f == .q2_k { type = .q3_k } else if f == .q3_k_m { type = .q4_k } else if f == .q3_k_l { type = .q5_k }
             } else if name.contains("attn_qkv.weight") {
-                if fileType == .q4_k_m { type = .q5_k } else if fileType == .q5_k_m { type = .q6_k }
+                if f == .q3_k_m || f == .q3_k_l { type = .q4_k }
+                else if f == .q4_k_m { type = .q5_k } else if f == .q5_k_m { type = .q6_k }
             }
         }
         if cols % type.blockSize != 0 {
             switch type {
+            case .q2_k, .q3_k: type = .q4_0   // (llama.cpp before 2025-06: IQ4_NL)
+            case .iq4_xs: type = .iq4_nl
             case .q4_k: type = .q5_0
             case .q5_k: type = .q5_1
             case .q6_k: type = .q8_0

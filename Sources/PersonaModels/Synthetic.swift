@@ -213,13 +213,14 @@ public struct SyntheticTypes: Sendable {
 
     /// A llama.cpp file type name: f32, f16, bf16 (every matrix in it), a quantised type (q4_0 ... q6_k, iq4_xs:
     /// what `llama-quantize` writes for that file type, i.e. the output head in Q6_K / Q8_0 and llama.cpp's
-    /// fallback types for rows that are not whole blocks), a mix (q4_k_m, q4_k_s, q5_k_m, q5_k_s), or
+    /// fallback types for rows that are not whole blocks), a mix (q3_k_s/m/l, q4_k_m, q4_k_s, q5_k_m, q5_k_s), or
     /// `<type>_pure` (every matrix in that type, as `llama-quantize --pure`). Nil for unknown names.
     public init?(name: String) {
         let n = name.lowercased()
         switch n {
         case "q4_k_m", "q4_k_s": base = .q4_k; mix = true
         case "q5_k_m", "q5_k_s": base = .q5_k; mix = true
+        case "q3_k_m", "q3_k_s", "q3_k_l": base = .q3_k; mix = true
         default:
             if n.hasSuffix("_pure"), let t = DType(rawValue: String(n.dropLast(5))) { base = t; mix = false }
             else if let t = DType(rawValue: n) { base = t; mix = ![.f32, .f16, .bf16].contains(t) }
@@ -228,51 +229,27 @@ public struct SyntheticTypes: Sendable {
         self.name = n
     }
 
-    public static let names = "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs (as llama-quantize writes that file type), q4_k_m, q4_k_s, q5_k_m, q5_k_s, or <type>_pure (every matrix in <type>)"
+    public static let names = "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs (as llama-quantize writes that file type; q3_k, q4_k, q5_k are its _M mixes), q3_k_s, q3_k_m, q3_k_l, q4_k_m, q4_k_s, q5_k_m, q5_k_s, or <type>_pure (every matrix in <type>)"
 
     func type(_ role: Role, layer: Int, layers n: Int, cols: Int, gqa: Int) -> DType {
         guard mix else { return base }
-        // the file types `persona convert --quantize` writes: the same rules it follows
-        if let ft = GGUFQuantizer.FileType(name: name) {
-            let tensor: String
-            switch role {
-            case .tokenEmbedding: tensor = "token_embd.weight"
-            case .output: tensor = "output.weight"
-            case .attnQ: tensor = "blk.\(layer).attn_q.weight"
-            case .attnK: tensor = "blk.\(layer).attn_k.weight"
-            case .attnV: tensor = "blk.\(layer).attn_v.weight"
-            case .attnOutput: tensor = "blk.\(layer).attn_output.weight"
-            case .ffnGate: tensor = "blk.\(layer).ffn_gate.weight"
-            case .ffnUp: tensor = "blk.\(layer).ffn_up.weight"
-            case .ffnDown: tensor = "blk.\(layer).ffn_down.weight"
-            }
-            if let t = try? GGUFQuantizer(fileType: ft).targetType(name: tensor, shape: [1, cols], stored: .f32, tiedEmbeddings: false,
-                                                                   layers: n, file: "synthetic") { return t }
-        }
-        // the other file types (IQ4, Q2_K, Q3_K): llama_tensor_get_type's rules for them
-        var t = base
+        // the file types `persona convert --quantize` writes, by the same rules (q3_k, q4_k, q5_k: llama-quantize's
+        // aliases of the _M mixes)
+        guard let ft = GGUFQuantizer.FileType(name: ["q3_k", "q4_k", "q5_k"].contains(name) ? name + "_m" : name) else { return base }
+        let tensor: String
         switch role {
-        case .output:
-            t = cols % base.blockSize != 0 ? .q8_0 : (base == .q8_0 ? .q8_0 : .q6_k)
-        case .attnV:
-            if base == .iq4_xs || base == .iq4_nl, gqa >= 4 { t = .q5_k }
-        case .ffnDown:
-            if (base == .iq4_xs || base == .iq4_nl) && layer < n / 8 { t = .q5_k }
-        default: break
+        case .tokenEmbedding: tensor = "token_embd.weight"
+        case .output: tensor = "output.weight"
+        case .attnQ: tensor = "blk.\(layer).attn_q.weight"
+        case .attnK: tensor = "blk.\(layer).attn_k.weight"
+        case .attnV: tensor = "blk.\(layer).attn_v.weight"
+        case .attnOutput: tensor = "blk.\(layer).attn_output.weight"
+        case .ffnGate: tensor = "blk.\(layer).ffn_gate.weight"
+        case .ffnUp: tensor = "blk.\(layer).ffn_up.weight"
+        case .ffnDown: tensor = "blk.\(layer).ffn_down.weight"
         }
-        // rows that are not whole blocks: llama.cpp's fallback types
-        if cols % t.blockSize != 0 {
-            switch t {
-            case .q4_k: t = .q5_0
-            case .q5_k: t = .q5_1
-            case .q6_k: t = .q8_0
-            case .iq4_xs: t = .iq4_nl
-            case .q2_k, .q3_k: t = .q4_0
-            default: break
-            }
-            if cols % t.blockSize != 0 { t = .f16 }
-        }
-        return t
+        return (try? GGUFQuantizer(fileType: ft).targetType(name: tensor, shape: [1, cols], stored: .f32, tiedEmbeddings: false,
+                                                            layers: n, gqa: gqa, file: "synthetic")) ?? base
     }
 }
 

@@ -25,7 +25,7 @@ final class ConvertQuantizeCLITests: XCTestCase {
         let fixture = Repository.root.appendingPathComponent("Tests/PersonaFormatsTests/Fixtures/quantize/llama_quantize.json")
         let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: fixture)) as? [String: Any])
         let want = try XCTUnwrap(json["smollm2_requantized"] as? [String: String])
-        for type in ["Q8_0", "Q4_0", "Q5_1", "Q6_K", "Q4_K_M", "Q5_K_M"] {
+        for type in ["Q8_0", "Q4_0", "Q5_1", "Q6_K", "Q4_K_M", "Q5_K_M", "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "IQ4_XS"] {
             let out = dir.appendingPathComponent("smollm2-\(type).gguf")
             let r = try persona(["convert", model.path, "--to", "gguf", "--quantize", type.lowercased(), "--out", out.path])
             XCTAssertEqual(r.status, 0, r.stderr)
@@ -41,9 +41,9 @@ final class ConvertQuantizeCLITests: XCTestCase {
 
     func testBadQuantizeArgumentsAreNamed() throws {
         let model = try Repository.stories260K
-        let bad = try persona(["convert", model.path, "--to", "gguf", "--quantize", "iq4_xs", "--out", dir.appendingPathComponent("x.gguf").path])
+        let bad = try persona(["convert", model.path, "--to", "gguf", "--quantize", "iq2_xxs", "--out", dir.appendingPathComponent("x.gguf").path])
         XCTAssertNotEqual(bad.status, 0)
-        XCTAssertTrue(bad.stderr.contains("--quantize must be one of Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K"), bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("--quantize must be one of Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K, IQ4_NL, IQ4_XS"), bad.stderr)
         let pure = try persona(["convert", model.path, "--to", "gguf", "--pure", "--out", dir.appendingPathComponent("y.gguf").path])
         XCTAssertNotEqual(pure.status, 0)
         XCTAssertTrue(pure.stderr.contains("--pure goes with --quantize"), pure.stderr)

@@ -54,6 +54,43 @@ final class GGUFQuantizerTests: XCTestCase {
         }
     }
 
+    /// The file types whose attn_v type depends on n_gqa() >= 4, on the source with 8 query heads per 2 KV heads
+    /// (head_count and rope.dimension_count patched in place, as Scripts/make_convert_fixtures.py does).
+    func testGroupedQueryFileTypesEqualLlamaQuantize() throws {
+        let outputs = try XCTUnwrap(try Self.expected()["gqa4"] as? [String: [String: Any]])
+        var raw = try Data(contentsOf: Self.folder.appendingPathComponent("source_f16.gguf"))
+        for (key, was, now) in [("llama.attention.head_count", UInt32(4), UInt32(8)), ("llama.rope.dimension_count", 64, 32)] {
+            func field(_ v: UInt32) -> Data {
+                var d = Data()
+                withUnsafeBytes(of: UInt64(key.utf8.count).littleEndian) { d.append(contentsOf: $0) }
+                d.append(contentsOf: Array(key.utf8))
+                withUnsafeBytes(of: UInt32(4).littleEndian) { d.append(contentsOf: $0) }   // GGUF uint32
+                withUnsafeBytes(of: v.littleEndian) { d.append(contentsOf: $0) }
+                return d
+            }
+            let range = try XCTUnwrap(raw.range(of: field(was)), key)
+            raw.replaceSubrange(range, with: field(now))
+        }
+        let dir = try TestPaths.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let src = dir.appendingPathComponent("gqa4.gguf")
+        try raw.write(to: src)
+        let source = try GGUFFile(url: src)
+        XCTAssertEqual(outputs.count, 4)
+        for (name, want) in outputs {
+            let type = try XCTUnwrap(GGUFQuantizer.FileType(name: name), name)
+            let url = dir.appendingPathComponent("\(name).gguf")
+            try GGUFQuantizer(fileType: type).quantize(source, to: url)
+            let ours = try GGUFFile(url: url)
+            for t in try XCTUnwrap(want["tensors"] as? [[String: String]]) {
+                let mine = try XCTUnwrap(ours.tensor(t["name"]!), "\(name) \(t["name"]!)")
+                XCTAssertEqual(mine.dtype.rawValue.uppercased(), t["type"]!.uppercased(), "gqa4 \(name) \(t["name"]!): type")
+                XCTAssertEqual(Self.sha256(mine.data, mine.byteCount), t["sha256"], "gqa4 \(name) \(t["name"]!): bytes")
+            }
+            XCTAssertEqual(try Self.sha256(file: url), want["file_sha256"] as? String, "gqa4 \(name): whole file")
+        }
+    }
+
     /// llama.cpp's choices on a 576-wide model (rows not whole 256-blocks): the tied embedding falls back to Q8_0.
     func testOutputHeadRules() throws {
         let q = GGUFQuantizer(fileType: .q4_1)
@@ -68,7 +105,14 @@ final class GGUFQuantizerTests: XCTestCase {
                           mentions: ["m.gguf", "blk.0.attn_q.weight", "48", "q4_0"])
         XCTAssertEqual(GGUFQuantizer.FileType(name: "q5_1"), .q5_1)
         XCTAssertEqual(GGUFQuantizer.FileType(name: "q4_k_m"), .q4_k_m)
-        XCTAssertNil(GGUFQuantizer.FileType(name: "iq4_xs"))
+        XCTAssertEqual(GGUFQuantizer.FileType(name: "iq4_xs"), .iq4_xs)
+        XCTAssertNil(GGUFQuantizer.FileType(name: "iq2_xxs"))   // needs an importance matrix in llama.cpp
+        // Q3_K_M on 30 layers: ffn_down in Q5_K for the first sixteenth, else Q4_K; attn_v Q5_K for the first 2
+        let q3 = GGUFQuantizer(fileType: .q3_k_m)
+        XCTAssertEqual(try (0..<30).map { try q3.targetType(name: "blk.\($0).ffn_down.weight", shape: [576, 1536], stored: .f16, tiedEmbeddings: true, layers: 30, file: "f") },
+                       [.q5_k] + Array(repeating: DType.q4_k, count: 29))
+        XCTAssertEqual(try (0..<4).map { try q3.targetType(name: "blk.\($0).attn_v.weight", shape: [192, 2048], stored: .f16, tiedEmbeddings: true, layers: 30, file: "f") },
+                       [.q5_k, .q5_k, .q4_k, .q4_k])
         // Q4_K_M on 30 layers: attn_v / ffn_down get Q6_K in the first and last eighth and every third between
         let m = GGUFQuantizer(fileType: .q4_k_m)
         let six = try (0..<30).filter { try m.targetType(name: "blk.\($0).ffn_down.weight", shape: [576, 1536], stored: .f16, tiedEmbeddings: true, layers: 30, file: "f") == .q6_k }
