@@ -10,16 +10,18 @@
 //   float d[nb]                    at cols
 //   int16 bsums[nb][16]            at cols + round32(4 nb)   (sum of each 16 q's)
 //
-// Levels: portable code for all six types (the reference, used at "scalar", and at "neon" for q2_K / q3_K); NEON
-// (sdot with the dot-product extension, else vmull + vpadal) for q4_K, q5_K, q6_K and iq4_xs at "neon"; AVX2 (maddubs / madd) at
-// "avx2" / "avx512"; AVX-512 VNNI (vpdpbusd / vpdpwssd, 256-bit vectors: Zen 4 runs 512-bit ones as two halves
-// and the 256-bit streaming loops were faster, see kernels_x86.c) at "avx512vnni" / "avx512bf16" for q4_K, q5_K,
-// q6_K and iq4_xs. q2_K and q3_K stay portable at every level (plain loops the compiler vectorises, ~2 GB/s).
+// Levels: portable code for all six types (the reference, used at "scalar"); NEON (sdot with the dot-product
+// extension, else vmull + vpadal) at "neon"; AVX2 (maddubs / madd) at "avx2" / "avx512"; AVX-512 VNNI (vpdpbusd /
+// vpdpwssd, 256-bit vectors: Zen 4 runs 512-bit ones as two halves and the 256-bit streaming loops were faster, see
+// kernels_x86.c) at "avx512vnni" / "avx512bf16".
 // T == 1 streams the rows once (VNNI q4_K / q5_K: 4 rows at a time in 512-bit vectors, their per-block sums
 // reduced together and the f32 epilogue of the 4 rows in one vector, see nk_q45_rows4z; otherwise one row at a
 // time); small T > 1 decodes each row's super-blocks once per 4 tokens and keeps a 4-token slice in L1 while a
 // group of 4 rows passes over it; larger T (VNNI) decodes tiles of 16 rows and runs every token against them (see
 // "T > 1 with VNNI: 16-row tiles").
+// q2_K / q3_K (Zen 4, 2 cores shared with other work, one thread, same run): T == 1 (8192 x 2048 and 2048 x 8192)
+// portable 2.2 GB/s, AVX2 11.4-11.9 (q2_K) / 12.4-12.8 (q3_K), VNNI 12.9-13.4 / 13.9-14.5; T = 128 (2048 x 2048)
+// portable 13 / 10 GOPS, AVX2 72 / 58, VNNI tiles 314 / 308.
 //
 // iq4_xs: ggml's generic C code multiplies each sub-block sum by the f32 d * (ls - 32); here (as in ggml's SIMD
 // code) (ls - 32) is applied in integers and d once per super-block, so all levels share one integer per block.
@@ -60,6 +62,14 @@ static inline float nk_fold_min(float s, const uint8_t *w, float dx, int isum, i
     const float p = d * (float)isum, pm = dmin * (float)imin;
     s += p;
     return s - pm;
+}
+
+// q2_K's epilogue (ggml's generic order): s + (dall isum - dmin summs)
+static inline float nk_fold_q2(float s, const uint8_t *w, float dx, int isum, int summs) {
+    const float dall = dx * pk_f16_to_f32(nk_rd16(w + 80));
+    const float dmin = dx * pk_f16_to_f32(nk_rd16(w + 82));
+    const float p = dall * (float)isum, m = dmin * (float)summs;
+    return s + (p - m);
 }
 
 // MARK: activations -> block_q8_K (ggml's quantize_row_q8_K_ref)
@@ -147,10 +157,7 @@ static float q2k_dot_scalar(const uint8_t *w, nk_tok x, int64_t nb) {
         nk_dot16(a, x.q + b * NK_QK, t);
         int summs = 0, isum = 0;
         for (int j = 0; j < 16; j++) { summs += x.bs[b * 16 + j] * (sc[j] >> 4); isum += (sc[j] & 0xF) * t[j]; }
-        const float dall = x.d[b] * pk_f16_to_f32(nk_rd16(w + 80));
-        const float dmin = x.d[b] * pk_f16_to_f32(nk_rd16(w + 82));
-        const float p = dall * (float)isum, m = dmin * (float)summs;
-        s += p - m;
+        s = nk_fold_q2(s, w, x.d[b], isum, summs);
     }
     return s;
 }
@@ -725,6 +732,143 @@ TV static NK_INL void nk_iq4xs_vnni(const uint8_t *w, const nk_tok *x, const int
 }
 NK_MT_ENTRY(iq4xs_mt_vnni, nk_iq4xs_vnni)
 
+// q2_K / q3_K: 32 bytes of qs (half g) hold 4 groups of 32 values (bits 2k: values 128 g + 32 k ..), each group two
+// sub-blocks of 16 (one per 128-bit lane). q3_K's values v = q - 4 (high bit clear) go in as u = q | h << 2 = v + 4
+// (unsigned, <= 7) and 4 * sum(scale * bsums) is taken back, as q6_K's offset: the same integers per super-block.
+// AVX2: maddubs (u <= 7, |x| <= 128: pair sums < 2^15), then the sub-block's int16 scale (nk_pair16 per group).
+// 16 int8 scales of q3_K (6 bits, minus 32): low nibbles of bytes 0-7, then their high nibbles; bits 2 (j / 4) of
+// byte 8 + j % 4 on top (only the block's 12 scale bytes are read: the last block of a row may end after them)
+TA static inline __m128i nk_q3_scales(const uint8_t *s) {
+    const __m128i a = _mm_loadl_epi64((const __m128i *)s);
+    int32_t c; memcpy(&c, s + 8, 4);
+    const __m128i lo = _mm_and_si128(_mm_unpacklo_epi64(a, _mm_srli_epi16(a, 4)), _mm_set1_epi8(0x0F));
+    const __m128i hi = _mm_and_si128(_mm_slli_epi32(_mm_srlv_epi32(_mm_set1_epi32(c), _mm_setr_epi32(0, 2, 4, 6)), 4),
+                                     _mm_set1_epi8(0x30));
+    return _mm_sub_epi8(_mm_or_si128(lo, hi), _mm_set1_epi8(32));
+}
+// q2_K: 16 scales (low nibbles) and mins (high nibbles) as int16
+TA static inline void nk_q2_scales(const uint8_t *s, __m256i *sc, __m256i *mn) {
+    const __m128i v = _mm_loadu_si128((const __m128i *)s), m4 = _mm_set1_epi8(0x0F);
+    *sc = _mm256_cvtepu8_epi16(_mm_and_si128(v, m4));
+    *mn = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(v, 4), m4));
+}
+// q3_K's high bit (bit `bit` of hm) moved to 0x04 (within the byte: 2 <= bit + ... <= 7)
+TA static inline __m256i nk_q3hi_avx2(__m256i hm, int bit) {
+    const __m256i h = bit >= 2 ? _mm256_srl_epi16(hm, _mm_cvtsi32_si128(bit - 2)) : _mm256_sll_epi16(hm, _mm_cvtsi32_si128(2 - bit));
+    return _mm256_and_si256(h, _mm256_set1_epi8(4));
+}
+// the q2_K tail: [isum, summs] reduced, times [d d_x, dmin d_x], then s + (p - m) as the portable code
+TA static inline float nk_q2_finish(float acc, __m256i si, __m256i mi, __m128 dd) {
+    __m128i h = _mm_hadd_epi32(_mm_add_epi32(_mm256_castsi256_si128(si), _mm256_extracti128_si256(si, 1)),
+                               _mm_add_epi32(_mm256_castsi256_si128(mi), _mm256_extracti128_si256(mi, 1)));
+    h = _mm_hadd_epi32(h, h);
+    const __m128 t = _mm_mul_ps(_mm_cvtepi32_ps(h), dd);
+    const float p = _mm_cvtss_f32(t), m = _mm_cvtss_f32(_mm_movehdup_ps(t));
+    return acc + (p - m);
+}
+
+TA static float q2k_dot_avx2(const uint8_t *w, nk_tok x, int64_t nb) {
+    const __m256i m3 = _mm256_set1_epi8(3);
+    float acc = 0;
+    for (int64_t b = 0; b < nb; b++, w += 84) {
+        __m256i sc, mn;
+        nk_q2_scales(w, &sc, &mn);
+        const __m256i mi = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(x.bs + b * 16)), mn);
+        const int8_t *q8 = x.q + b * NK_QK;
+        __m256i s0 = _mm256_setzero_si256(), s1 = s0;
+        for (int g = 0; g < 2; g++) {
+            const __m256i sch = (g ? _mm256_permute4x64_epi64(sc, 0xEE) : _mm256_permute4x64_epi64(sc, 0x44));   // scales 8 g .. 8 g + 7, both lanes
+            const __m256i qb = _mm256_loadu_si256((const __m256i *)(w + 16 + 32 * g));
+            for (int k = 0; k < 4; k++) {
+                const __m256i u = _mm256_and_si256(_mm256_srl_epi16(qb, _mm_cvtsi32_si128(2 * k)), m3);
+                const __m256i p = _mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)(q8 + 128 * g + 32 * k)));
+                const __m256i sv = _mm256_shuffle_epi8(sch, _mm256_load_si256((const __m256i *)nk_pair16[k]));
+                if (k & 1) s1 = nk_sacc_avx2(s1, p, sv);
+                else s0 = nk_sacc_avx2(s0, p, sv);
+            }
+        }
+        acc = nk_q2_finish(acc, _mm256_add_epi32(s0, s1), mi, nk_dd2(w + 80, x.d + b));
+    }
+    return acc;
+}
+
+TA static float q3k_dot_avx2(const uint8_t *w, nk_tok x, int64_t nb) {
+    const __m256i m3 = _mm256_set1_epi8(3);
+    float acc = 0;
+    for (int64_t b = 0; b < nb; b++, w += 110) {
+        const __m256i sc = _mm256_cvtepi8_epi16(nk_q3_scales(w + 96));
+        const __m256i off = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(x.bs + b * 16)), sc);
+        const __m256i hm = _mm256_loadu_si256((const __m256i *)w);
+        const int8_t *q8 = x.q + b * NK_QK;
+        __m256i s0 = _mm256_setzero_si256(), s1 = s0;
+        for (int g = 0; g < 2; g++) {
+            const __m256i sch = (g ? _mm256_permute4x64_epi64(sc, 0xEE) : _mm256_permute4x64_epi64(sc, 0x44));
+            const __m256i qb = _mm256_loadu_si256((const __m256i *)(w + 32 + 32 * g));
+            for (int k = 0; k < 4; k++) {
+                const __m256i u = _mm256_or_si256(_mm256_and_si256(_mm256_srl_epi16(qb, _mm_cvtsi32_si128(2 * k)), m3),
+                                                  nk_q3hi_avx2(hm, 4 * g + k));
+                const __m256i p = _mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)(q8 + 128 * g + 32 * k)));
+                const __m256i sv = _mm256_shuffle_epi8(sch, _mm256_load_si256((const __m256i *)nk_pair16[k]));
+                if (k & 1) s1 = nk_sacc_avx2(s1, p, sv);
+                else s0 = nk_sacc_avx2(s0, p, sv);
+            }
+        }
+        const __m256i isum = _mm256_sub_epi32(_mm256_add_epi32(s0, s1), _mm256_slli_epi32(off, 2));
+        const float p = nk_dmul(w + 108, x.d + b) * (float)nk_hsum_i32(isum);
+        acc += p;
+    }
+    return acc;
+}
+
+// VNNI q2_K / q3_K: vpdpbusd per 32 values (u <= 7: lanes < 4 * 7 * 128 < 2^15), packssdw and vpdpwssd with the
+// scales as q6_K (nk_pack6: the groups (2m, 2m + 1) of a half are sub-blocks 4m .. 4m + 3 of its 8)
+TV static NK_INL void nk_q23_vnni(const uint8_t *w, const nk_tok *x, const int nt, int64_t nb, float *out, const int three) {
+    const size_t bb = three ? 110 : 84;
+    const __m256i m3 = _mm256_set1_epi8(3), z = _mm256_setzero_si256();
+    float acc[NK_MT] = {0};
+    for (int64_t b = 0; b < nb; b++, w += bb) {
+        __m256i sc, mn = z, hm = z;
+        if (three) { sc = _mm256_cvtepi8_epi16(nk_q3_scales(w + 96)); hm = _mm256_loadu_si256((const __m256i *)w); }
+        else nk_q2_scales(w, &sc, &mn);
+        __m256i u[8], sv[4];
+        for (int g = 0; g < 2; g++) {
+            const __m256i sch = (g ? _mm256_permute4x64_epi64(sc, 0xEE) : _mm256_permute4x64_epi64(sc, 0x44));
+            const __m256i qb = _mm256_loadu_si256((const __m256i *)(w + (three ? 32 : 16) + 32 * g));
+            for (int k = 0; k < 4; k++) {
+                __m256i v = _mm256_and_si256(_mm256_srl_epi16(qb, _mm_cvtsi32_si128(2 * k)), m3);
+                if (three) v = _mm256_mask_add_epi8(v, _mm256_test_epi8_mask(hm, _mm256_set1_epi8((char)(1 << (4 * g + k)))), v, _mm256_set1_epi8(4));
+                u[4 * g + k] = v;
+            }
+            sv[2 * g + 0] = _mm256_shuffle_epi8(sch, _mm256_load_si256((const __m256i *)nk_pack6[0]));
+            sv[2 * g + 1] = _mm256_shuffle_epi8(sch, _mm256_load_si256((const __m256i *)nk_pack6[1]));
+        }
+        __m128 dw;   // q2_K [d, dmin], q3_K d
+        if (three) dw = _mm_cvtph_ps(_mm_cvtsi32_si128(nk_rd16(w + 108)));
+        else { int32_t dm; memcpy(&dm, w + 80, 4); dw = _mm_cvtph_ps(_mm_cvtsi32_si128(dm)); }
+        for (int k = 0; k < nt; k++) {
+            const int8_t *q8 = x[k].q + b * NK_QK;
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)(x[k].bs + b * 16));
+            __m256i s0 = z, s1 = z;
+            for (int g = 0; g < 8; g += 2) {
+                const __m256i r0 = _mm256_dpbusd_epi32(z, u[g], _mm256_loadu_si256((const __m256i *)(q8 + 32 * g)));
+                const __m256i r1 = _mm256_dpbusd_epi32(z, u[g + 1], _mm256_loadu_si256((const __m256i *)(q8 + 32 * g + 32)));
+                if (g & 2) s1 = _mm256_dpwssd_epi32(s1, _mm256_packs_epi32(r0, r1), sv[g / 2]);
+                else s0 = _mm256_dpwssd_epi32(s0, _mm256_packs_epi32(r0, r1), sv[g / 2]);
+            }
+            if (three) {
+                const __m256i isum = _mm256_sub_epi32(_mm256_add_epi32(s0, s1), _mm256_slli_epi32(_mm256_madd_epi16(bs, sc), 2));
+                const float d = _mm_cvtss_f32(dw) * x[k].d[b], p = d * (float)nk_hsum_i32(isum);
+                acc[k] += p;
+            } else
+                acc[k] = nk_q2_finish(acc[k], _mm256_add_epi32(s0, s1), _mm256_madd_epi16(bs, mn),
+                                      _mm_mul_ps(dw, _mm_broadcast_ss(x[k].d + b)));
+        }
+    }
+    for (int k = 0; k < nt; k++) out[k] = acc[k];
+}
+NK_MT_ENTRY(q2k_mt_vnni, nk_q23_vnni, 0)
+NK_MT_ENTRY(q3k_mt_vnni, nk_q23_vnni, 1)
+
 // AVX2: one token at a time (the weights are decoded again per token)
 typedef void (*nk_mt_fn)(const uint8_t *w, const nk_tok *x, int nt, int64_t nb, float *out);
 #define NK_MT_AVX2(NAME, DOT)                                                                                  \
@@ -735,6 +879,8 @@ NK_MT_AVX2(q4k_mt_avx2, q4k_dot_avx2)
 NK_MT_AVX2(q5k_mt_avx2, q5k_dot_avx2)
 NK_MT_AVX2(q6k_mt_avx2, q6k_dot_avx2)
 NK_MT_AVX2(iq4xs_mt_avx2, iq4xs_dot_avx2)
+NK_MT_AVX2(q2k_mt_avx2, q2k_dot_avx2)
+NK_MT_AVX2(q3k_mt_avx2, q3k_dot_avx2)
 
 static nk_mt_fn nk_simd_fn(int dtype, int vnni) {
     switch (dtype) {
@@ -742,6 +888,8 @@ static nk_mt_fn nk_simd_fn(int dtype, int vnni) {
     case PK_Q5_K: return vnni ? q5k_mt_vnni : q5k_mt_avx2;
     case PK_Q6_K: return vnni ? q6k_mt_vnni : q6k_mt_avx2;
     case PK_IQ4_XS: return vnni ? iq4xs_mt_vnni : iq4xs_mt_avx2;
+    case PK_Q2_K: return vnni ? q2k_mt_vnni : q2k_mt_avx2;
+    case PK_Q3_K: return vnni ? q3k_mt_vnni : q3k_mt_avx2;
     }
     return NULL;
 }
@@ -775,15 +923,19 @@ static void nk_matmul_simd(nk_mt_fn f, const uint8_t *W, size_t rb, int64_t cols
 // and sub-block the int32 sums are multiplied by the rows' integer scales (vpmulld), the q4_K / q5_K mins come
 // from the token's bsums (vpdpwssd), and the unsigned offsets of q6_K (+32) and iq4_xs (+128) are taken back by
 // starting each sub-block's sum at -offset * sum(q): the same exact integers per super-block as the other paths,
-// then the same f32 operations per row, 16 rows per vector.
+// then the same f32 operations per row, 16 rows per vector. q2_K / q3_K carry the sub-block scales in the tile's
+// bytes (q2_K q sc <= 45, q3_K v sc + 127 with the 127 taken back as -127 sum(q)): one vpdpbusd chain per token and
+// super-block, no vpmulld.
 typedef struct {
     uint8_t q[64][64];    // group g: values 4g..4g+3 of the super-block, 4 bytes per row
     int32_t sc[16][16];   // scale of sub-block j per row (q4_K, q5_K, iq4_xs: 8 of 32 values; q6_K: 16 of 16)
-    int32_t mn[8][16];    // q4_K / q5_K: min of sub-block j per row as the int16 pair (m, m)
+    int32_t mn[8][16];    // q4_K / q5_K: min of sub-block j per row as the int16 pair (m, m); q2_K (m_2j, m_2j+1)
     float d[16], dm[16];  // f16 d (and dmin) as f32; rows past the end 0
 } nk_tile;                // 5760 bytes
 // Fewest tokens for the tiles (q4_K 4864 x 1024, one core: rows ~100 GOPS at any T, 66 at T = 5 (4 + 1); tiles
-// 100 / 93 / 134 / 250 / 300 GOPS at T = 4 / 5 / 6 / 16 / 128; iq4_xs tiles already ahead at T = 3). Settable (as
+// 100 / 93 / 134 / 250 / 300 GOPS at T = 4 / 5 / 6 / 16 / 128; iq4_xs tiles already ahead at T = 3; q2_K / q3_K
+// 2048 x 2048: rows 121 / 110 / 115 GOPS at T = 4 / 5 / 6, tiles 116 / 135 / 152 (q3_K 128 / 108 / 116 vs 103 /
+// 121 / 137)). Settable (as
 // a macro of the dtype) to test the tiles at small T.
 #ifndef NK_TILE_T
 #define NK_TILE_T(dtype) ((dtype) == PK_IQ4_XS ? 3 : 5)
@@ -847,6 +999,30 @@ TV static NK_INL void nk_tile_row(int dtype, const uint8_t *w, uint8_t *u, int32
         }
         _mm512_storeu_si512((__m512i *)s, _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(w + 192))));
         h[0] = nk_rd16(w + 208);
+    } else if (dtype == PK_Q2_K || dtype == PK_Q3_K) {
+        // each value times its sub-block's scale in the byte (q2_K: q sc <= 45; q3_K: v sc + 127 in [3, 255], as
+        // |v sc| <= 128); q2_K's mins as int16 pairs (m_2j, m_2j+1) to s[j]
+        const int three = dtype == PK_Q3_K;
+        __m256i sc, mn = _mm256_setzero_si256();
+        if (three) sc = _mm256_cvtepi8_epi16(nk_q3_scales(w + 96));
+        else nk_q2_scales(w, &sc, &mn);
+        const __m512i sc2 = _mm512_castsi256_si512(sc);
+        const __m256i hm = three ? _mm256_loadu_si256((const __m256i *)w) : _mm256_setzero_si256();
+        for (int g = 0; g < 2; g++) {
+            const __m256i qb = _mm256_loadu_si256((const __m256i *)(w + (three ? 32 : 16) + 32 * g));
+            for (int k = 0; k < 4; k++) {
+                __m256i v = _mm256_and_si256(_mm256_srl_epi16(qb, _mm_cvtsi32_si128(2 * k)), _mm256_set1_epi8(3));
+                if (three) v = _mm256_mask_sub_epi8(v, _mm256_testn_epi8_mask(hm, _mm256_set1_epi8((char)(1 << (4 * g + k)))), v, _mm256_set1_epi8(4));
+                const int j = 8 * g + 2 * k;   // sub-blocks j (low 16 bytes), j + 1
+                const __m512i sj = _mm512_permutexvar_epi16(_mm512_inserti64x4(_mm512_set1_epi16((short)j), _mm256_set1_epi16((short)(j + 1)), 1), sc2);
+                __m512i p = _mm512_mullo_epi16(three ? _mm512_cvtepi8_epi16(v) : _mm512_cvtepu8_epi16(v), sj);
+                if (three) p = _mm512_add_epi16(p, _mm512_set1_epi16(127));
+                _mm256_store_si256((__m256i *)(u + 128 * g + 32 * k), _mm512_cvtepi16_epi8(p));
+            }
+        }
+        _mm256_storeu_si256((__m256i *)s, mn);
+        if (three) h[0] = nk_rd16(w + 108);
+        else { h[0] = nk_rd16(w + 80); h[1] = nk_rd16(w + 82); }
     } else {   // iq4_xs: table values + 128; 32 bytes of qs are sub-blocks 2j (low 128 bits) and 2j + 1
         const __m256i tbl = _mm256_xor_si256(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)pk_iq4nl_values)),
                                              _mm256_set1_epi8((char)0x80));
@@ -864,7 +1040,8 @@ TV static NK_INL void nk_tile_row(int dtype, const uint8_t *w, uint8_t *u, int32
 
 // Super-blocks b0 .. b0 + nbk of rows r .. r + nr (nr <= 16) into tiles; rows past nr are zero.
 TV static NK_INL void nk_tile_pack(int dtype, const uint8_t *W, size_t rb, int64_t r, int nr, int64_t b0, int nbk, nk_tile *out) {
-    const size_t bb = dtype == PK_Q4_K ? 144 : dtype == PK_Q5_K ? 176 : dtype == PK_Q6_K ? 210 : 136;
+    const size_t bb = dtype == PK_Q4_K ? 144 : dtype == PK_Q5_K ? 176 : dtype == PK_Q6_K ? 210 : dtype == PK_Q2_K ? 84 :
+                      dtype == PK_Q3_K ? 110 : 136;
     uint8_t u[16][256] __attribute__((aligned(64)));
     int32_t s[16][16] __attribute__((aligned(64)));
     uint16_t h[2][16] __attribute__((aligned(32)));
@@ -879,8 +1056,15 @@ TV static NK_INL void nk_tile_pack(int dtype, const uint8_t *W, size_t rb, int64
             h[0][i] = hr[0]; h[1][i] = hr[1];
         }
         for (int c = 0; c < 4; c++) nk_tr16(u[0] + 64 * c, 256, o->q + 16 * c);
-        // scales (q4_K / q5_K: 8 scales, 8 mins) per row -> per sub-block; q4_K / q5_K mins to (m, m) pairs
-        nk_tr16((const uint8_t *)s, 64, (uint8_t (*)[64])o->sc);
+        if (dtype == PK_Q2_K || dtype == PK_Q3_K) {   // scales already in the values; q2_K's min pairs per row -> per pair
+            if (dtype == PK_Q2_K) {
+                int32_t m[16][16] __attribute__((aligned(64)));
+                nk_tr16((const uint8_t *)s, 64, (uint8_t (*)[64])m);
+                memcpy(o->mn, m, sizeof o->mn);
+            }
+        } else
+            // scales (q4_K / q5_K: 8 scales, 8 mins) per row -> per sub-block; q4_K / q5_K mins to (m, m) pairs
+            nk_tr16((const uint8_t *)s, 64, (uint8_t (*)[64])o->sc);
         if (dtype == PK_Q4_K || dtype == PK_Q5_K)
             for (int j = 0; j < 8; j++) {
                 const __m512i v = _mm512_load_si512((const __m512i *)o->sc[8 + j]);
@@ -897,7 +1081,8 @@ static inline int32_t nk_rd32(const void *p) { int32_t v; memcpy(&v, p, 4); retu
 // unless `first` (each row's sum runs over the super-blocks in order, as on the other paths).
 TV static NK_INL void nk_tile_micro(const int dtype, const int nt, const nk_tile *tl, int nbk, int64_t b0, const nk_tok *x,
                                     float *y, int64_t ldy, int nr, int first) {
-    const int q6 = dtype == PK_Q6_K, mins = dtype == PK_Q4_K || dtype == PK_Q5_K;
+    const int q6 = dtype == PK_Q6_K, q2 = dtype == PK_Q2_K, mins = dtype == PK_Q4_K || dtype == PK_Q5_K || q2;
+    const int ps = q2 || dtype == PK_Q3_K;   // scales applied in the tile's values
     const int nsub = q6 ? 16 : 8, gps = q6 ? 4 : 8;   // sub-blocks, groups of 4 values per sub-block
     const __mmask16 m = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1u);
     __m512 f[NK_TT];
@@ -917,8 +1102,17 @@ TV static NK_INL void nk_tile_micro(const int dtype, const int nt, const nk_tile
             for (int k = 0; k < nt; k++)
                 _mm256_store_si256((__m256i *)off[k], _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(x[k].bs + b * 16)),
                                                                         _mm256_set1_epi16(-128)));
-        for (int k = 0; k < nt; k++) is[k] = _mm512_setzero_si512();
-        for (int j = 0; j < nsub; j++) {
+        if (ps) {   // q2_K / q3_K: one sum over the 64 groups; q3_K starts at -127 sum(q)
+            for (int k = 0; k < nt; k++)
+                is[k] = q2 ? _mm512_setzero_si512()
+                           : _mm512_set1_epi32(-127 * _mm512_reduce_add_epi32(_mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)(x[k].bs + b * 16)))));
+            for (int g = 0; g < 64; g++) {
+                const __m512i w = _mm512_load_si512((const __m512i *)p->q[g]);
+                for (int k = 0; k < nt; k++)
+                    is[k] = _mm512_dpbusd_epi32(is[k], w, _mm512_set1_epi32(nk_rd32(x[k].q + b * NK_QK + 4 * g)));
+            }
+        } else for (int k = 0; k < nt; k++) is[k] = _mm512_setzero_si512();
+        for (int j = 0; j < (ps ? 0 : nsub); j++) {
             __m512i t[NK_TT];
             for (int k = 0; k < nt; k++) t[k] = mins ? _mm512_setzero_si512() : _mm512_set1_epi32(off[k][j]);
             for (int g = 0; g < gps; g++) {
@@ -929,7 +1123,7 @@ TV static NK_INL void nk_tile_micro(const int dtype, const int nt, const nk_tile
             const __m512i s = _mm512_load_si512((const __m512i *)p->sc[j]);
             for (int k = 0; k < nt; k++) is[k] = _mm512_add_epi32(is[k], _mm512_mullo_epi32(t[k], s));
         }
-        if (mins) {   // bsums (2j, 2j + 1) times the int16 pair (m_j, m_j) of each row
+        if (mins) {   // bsums (2j, 2j + 1) times the int16 pair (m_j, m_j) of each row (q2_K: (m_2j, m_2j+1))
             for (int k = 0; k < nt; k++) im[k] = _mm512_setzero_si512();
             for (int j = 0; j < 8; j++) {
                 const __m512i mn = _mm512_load_si512((const __m512i *)p->mn[j]);
@@ -940,6 +1134,11 @@ TV static NK_INL void nk_tile_micro(const int dtype, const int nt, const nk_tile
         for (int k = 0; k < nt; k++) {
             const __m512 dx = _mm512_set1_ps(x[k].d[b]);
             const __m512 pv = _mm512_mul_ps(_mm512_mul_ps(dw, dx), _mm512_cvtepi32_ps(is[k]));
+            if (q2) {   // s + (p - m), as q2k_dot_scalar
+                const __m512 pm = _mm512_mul_ps(_mm512_mul_ps(dmw, dx), _mm512_cvtepi32_ps(im[k]));
+                f[k] = _mm512_add_ps(f[k], _mm512_sub_ps(pv, pm));
+                continue;
+            }
             f[k] = _mm512_add_ps(f[k], pv);
             if (mins) {
                 const __m512 pm = _mm512_mul_ps(_mm512_mul_ps(dmw, dx), _mm512_cvtepi32_ps(im[k]));
@@ -983,6 +1182,8 @@ NK_TILES(q4k_tiles_vnni, PK_Q4_K)
 NK_TILES(q5k_tiles_vnni, PK_Q5_K)
 NK_TILES(q6k_tiles_vnni, PK_Q6_K)
 NK_TILES(iq4xs_tiles_vnni, PK_IQ4_XS)
+NK_TILES(q2k_tiles_vnni, PK_Q2_K)
+NK_TILES(q3k_tiles_vnni, PK_Q3_K)
 
 typedef void (*nk_tiles_fn)(const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,
                             float *Y, int64_t ldy, int64_t r0, int64_t r1);
@@ -992,6 +1193,8 @@ static nk_tiles_fn nk_tiles_vnni(int dtype) {
     case PK_Q5_K: return q5k_tiles_vnni;
     case PK_Q6_K: return q6k_tiles_vnni;
     case PK_IQ4_XS: return iq4xs_tiles_vnni;
+    case PK_Q2_K: return q2k_tiles_vnni;
+    case PK_Q3_K: return q3k_tiles_vnni;
     }
     return NULL;
 }
@@ -1002,7 +1205,6 @@ static nk_tiles_fn nk_tiles_vnni(int dtype) {
 // integer sums go through int32 lanes, scaled per sub-block with vmlaq_n_s32 (exact: the bounds of the portable
 // kernels above hold lane by lane), and are reduced once to the same int32 the portable code forms; the f32
 // epilogue is the portable code's, statement for statement, so every level returns the same bits.
-// q2_K and q3_K keep the portable code.
 #if defined(__aarch64__)
 #include <arm_neon.h>
 
@@ -1098,7 +1300,68 @@ static float iq4xs_dot_neon(const uint8_t *w, nk_tok x, int64_t nb) {
     return s;
 }
 
-static int nk_neon_handles(int dtype) { return dtype == PK_Q4_K || dtype == PK_Q5_K || dtype == PK_Q6_K || dtype == PK_IQ4_XS; }
+// q2_K: values 0..3 (bits 2k of qs[32 g + l]) against sub-block j = 8 g + 2 k + half, its 4-bit scale per 16
+// values; the mins (high nibbles) against the bsums
+static float q2k_dot_neon(const uint8_t *w, nk_tok x, int64_t nb) {
+    const uint8x16_t m3 = vdupq_n_u8(3);
+    float s = 0;
+    for (int64_t b = 0; b < nb; b++, w += 84) {
+        const uint8_t *sc = w, *q2 = w + 16;
+        const int8_t *q8 = x.q + b * NK_QK;
+        int32x4_t acc = vdupq_n_s32(0);
+        for (int g = 0; g < 2; g++) {
+            const uint8x16_t Q[2] = { vld1q_u8(q2 + 32 * g), vld1q_u8(q2 + 32 * g + 16) };
+            for (int k = 0; k < 4; k++)
+                for (int half = 0; half < 2; half++) {
+                    const uint8x16_t a = vandq_u8(vshlq_u8(Q[half], vdupq_n_s8((int8_t)(-2 * k))), m3);
+                    const int j = 8 * g + 2 * k + half;
+                    acc = vmlaq_n_s32(acc, pk_dot16_neon(vdupq_n_s32(0), vreinterpretq_s8_u8(a), vld1q_s8(q8 + 16 * j)), sc[j] & 0xF);
+                }
+        }
+        const int isum = vaddvq_s32(acc);
+        const uint8x16_t mv = vshrq_n_u8(vld1q_u8(sc), 4);
+        const int16x8_t ml = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(mv))), mh = vreinterpretq_s16_u16(vmovl_high_u8(mv));
+        const int16x8_t bs0 = vld1q_s16(x.bs + b * 16), bs1 = vld1q_s16(x.bs + b * 16 + 8);
+        int32x4_t m = vmull_s16(vget_low_s16(bs0), vget_low_s16(ml));
+        m = vmlal_high_s16(m, bs0, ml);
+        m = vmlal_s16(m, vget_low_s16(bs1), vget_low_s16(mh));
+        m = vmlal_high_s16(m, bs1, mh);
+        s = nk_fold_q2(s, w, x.d[b], isum, vaddvq_s32(m));
+    }
+    return s;
+}
+
+// q3_K: values (bits 2k of qs) - 4 where bit 4 g + k of hmask is clear, in [-4, 3]; 16 6-bit scales - 32
+static float q3k_dot_neon(const uint8_t *w, nk_tok x, int64_t nb) {
+    const uint8x16_t m3 = vdupq_n_u8(3), four = vdupq_n_u8(4);
+    float s = 0;
+    for (int64_t b = 0; b < nb; b++, w += 110) {
+        const uint8_t *hm = w, *q3 = w + 32, *sc = w + 96;
+        const int8_t *q8 = x.q + b * NK_QK;
+        int sv[16];
+        for (int j = 0; j < 16; j++) {
+            int lo = j < 8 ? sc[j] & 0xF : sc[j - 8] >> 4, hi = (sc[8 + j % 4] >> (2 * (j / 4))) & 3;
+            sv[j] = (lo | hi << 4) - 32;
+        }
+        const uint8x16_t H[2] = { vld1q_u8(hm), vld1q_u8(hm + 16) };
+        int32x4_t acc = vdupq_n_s32(0);
+        for (int g = 0; g < 2; g++) {
+            const uint8x16_t Q[2] = { vld1q_u8(q3 + 32 * g), vld1q_u8(q3 + 32 * g + 16) };
+            for (int k = 0; k < 4; k++)
+                for (int half = 0; half < 2; half++) {
+                    const uint8x16_t q = vandq_u8(vshlq_u8(Q[half], vdupq_n_s8((int8_t)(-2 * k))), m3);
+                    const uint8x16_t h = vtstq_u8(H[half], vdupq_n_u8((uint8_t)(1u << (4 * g + k))));
+                    const int8x16_t a = vreinterpretq_s8_u8(vsubq_u8(q, vbicq_u8(four, h)));
+                    const int j = 8 * g + 2 * k + half;
+                    acc = vmlaq_n_s32(acc, pk_dot16_neon(vdupq_n_s32(0), a, vld1q_s8(q8 + 16 * j)), sv[j]);
+                }
+        }
+        s = nk_fold(s, w + 108, x.d[b], vaddvq_s32(acc));
+    }
+    return s;
+}
+
+static int nk_neon_handles(int dtype) { return nk_handles(dtype); }
 
 static void nk_matmul_neon(int dtype, const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs,
                            int64_t T, float *Y, int64_t ldy, int64_t r0, int64_t r1) {
@@ -1108,6 +1371,7 @@ static void nk_matmul_neon(int dtype, const uint8_t *W, size_t rb, int64_t cols,
         for (int64_t t = 0; t < T; t++) {
             const nk_tok x = nk_token(xn + (size_t)t * xs, cols);
             Y[t * ldy + r] = dtype == PK_Q6_K ? q6k_dot_neon(w, x, nb) : dtype == PK_IQ4_XS ? iq4xs_dot_neon(w, x, nb)
+                           : dtype == PK_Q2_K ? q2k_dot_neon(w, x, nb) : dtype == PK_Q3_K ? q3k_dot_neon(w, x, nb)
                                                                        : q45k_dot_neon(w, x, nb, dtype == PK_Q5_K);
         }
     }
