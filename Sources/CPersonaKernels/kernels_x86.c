@@ -298,7 +298,7 @@ ACT_MUL_512(gelu_tanh_mul_512, gelu_tanh_512)
     .exact = { [PK_Q4_0] = &pk_exact512_q4_0, [PK_Q4_1] = &pk_exact512_q4_1, [PK_Q5_0] = &pk_exact512_q5_0,       \
                [PK_Q5_1] = &pk_exact512_q5_1, [PK_IQ4_NL] = &pk_exact512_iq4_nl, [PK_Q8_0] = &pk_exact512_q8_0,    \
                [PK_Q4_K] = &pk_exact512_q4_K, [PK_Q5_K] = &pk_exact512_q5_K, [PK_Q6_K] = &pk_exact512_q6_K,       \
-               [PK_IQ4_XS] = &pk_exact512_iq4_xs }
+               [PK_IQ4_XS] = &pk_exact512_iq4_xs, [PK_Q2_K] = &pk_exact512_q2_K, [PK_Q3_K] = &pk_exact512_q3_K }
 
 // kernels_x86_quant.c
 #define PK_X86_QUANT_FNS(F, W)                                                                              \

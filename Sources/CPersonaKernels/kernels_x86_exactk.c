@@ -37,33 +37,6 @@ static inline uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); re
 // =====================================================================================================
 // MARK: prepare
 
-// The one gather every layout here is made of: from two 32-float runs A = a0 ‖ a1 and B = b0 ‖ b1 (16 floats
-// each), out[m] lane L = (L < 8 ? A : B)[4 (L & 7) + m], m = 0..3: the element of byte m of dword lane L when
-// lanes 0-7 cover A's 32 bytes and lanes 8-15 B's.
-TQ static inline void gather4(__m512 a0, __m512 a1, __m512 b0, __m512 b1, __m512 out[4]) {
-    const __m512i i01 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
-    const __m512i i23 = _mm512_setr_epi32(2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
-    __m512 p = _mm512_permutex2var_ps(a0, i01, a1), q = _mm512_permutex2var_ps(a0, i23, a1);
-    __m512 r = _mm512_permutex2var_ps(b0, i01, b1), s = _mm512_permutex2var_ps(b0, i23, b1);
-    out[0] = _mm512_shuffle_f32x4(p, r, 0x44);
-    out[1] = _mm512_shuffle_f32x4(p, r, 0xEE);
-    out[2] = _mm512_shuffle_f32x4(q, s, 0x44);
-    out[3] = _mm512_shuffle_f32x4(q, s, 0xEE);
-}
-
-// Sums of the 16 lanes of u[0..7], in lanes 0..7 (transpose-and-add: 3 levels).
-TQ static inline __m256 hsum8(const __m512 u[8]) {
-    __m512 t[4], v[2];
-    for (int i = 0; i < 4; i++)
-        t[i] = _mm512_add_ps(_mm512_unpacklo_ps(u[2 * i], u[2 * i + 1]), _mm512_unpackhi_ps(u[2 * i], u[2 * i + 1]));
-    for (int i = 0; i < 2; i++)   // per 128-bit lane: the sums of u[4i .. 4i + 3] in that lane
-        v[i] = _mm512_add_ps(_mm512_shuffle_ps(t[2 * i], t[2 * i + 1], 0x44), _mm512_shuffle_ps(t[2 * i], t[2 * i + 1], 0xEE));
-    // 128-bit lanes: v0.L0 + v0.L1, v0.L2 + v0.L3, v1.L0 + v1.L1, v1.L2 + v1.L3
-    __m512 w = _mm512_add_ps(_mm512_shuffle_f32x4(v[0], v[1], 0x88), _mm512_shuffle_f32x4(v[0], v[1], 0xDD));
-    __m512 f = _mm512_add_ps(_mm512_shuffle_f32x4(w, w, 0x08), _mm512_shuffle_f32x4(w, w, 0x0D));
-    return _mm512_castps512_ps256(f);
-}
-
 // q4_K / q5_K: per block of 256, 16 vectors then 16 floats (272):
 //   vec 8j + k, lane L = x[(4j + 2 (L >= 8) + (k & 1)) 32 + 4 (L & 7) + (k >> 1)] * scale(k), j = 0, 1, k = 0..7
 // (the element of bit group k of dword lane L of the block's 64-byte quant group j), then lanes 0-7: 0,
@@ -78,11 +51,11 @@ TQ static inline void k45_prepare(const float *x, int64_t cols, float *xp, const
             for (int p = 0; p < 2; p++) {
                 const float *a = x + (4 * j + p) * 32, *bb = a + 64;
                 __m512 o[4];
-                gather4(_mm512_loadu_ps(a), _mm512_loadu_ps(a + 16), _mm512_loadu_ps(bb), _mm512_loadu_ps(bb + 16), o);
+                pk_gather4(_mm512_loadu_ps(a), _mm512_loadu_ps(a + 16), _mm512_loadu_ps(bb), _mm512_loadu_ps(bb + 16), o);
                 for (int m = 0; m < 4; m++)
                     _mm512_store_ps(xp + 16 * (8 * j + 2 * m + p), _mm512_mul_ps(o[m], _mm512_set1_ps(sc[2 * m + p])));
             }
-        __m256 s8 = hsum8(u);
+        __m256 s8 = pk_hsum8(u);
         _mm512_store_ps(xp + 256, _mm512_insertf32x8(_mm512_setzero_ps(), _mm256_sub_ps(_mm256_setzero_ps(), s8), 1));
     }
 }
@@ -107,7 +80,7 @@ TQ static void q6_K_prepare(const float *x, int64_t cols, float *xp) {
         for (int nt = 0; nt < 4; nt++) {
             const float *a = x + 64 * nt;
             __m512 o[4];
-            gather4(_mm512_loadu_ps(a), _mm512_loadu_ps(a + 16), _mm512_loadu_ps(a + 32), _mm512_loadu_ps(a + 48), o);
+            pk_gather4(_mm512_loadu_ps(a), _mm512_loadu_ps(a + 16), _mm512_loadu_ps(a + 32), _mm512_loadu_ps(a + 48), o);
             for (int m = 0; m < 4; m++) _mm512_store_ps(xp + 16 * (4 * nt + m), o[m]);
         }
 }
@@ -120,7 +93,7 @@ TQ static void iq4_xs_prepare(const float *x, int64_t cols, float *xp) {
             for (int t = 0; t < 2; t++) {
                 const float *a = x + 128 * j + 16 * t;
                 __m512 o[4];
-                gather4(_mm512_loadu_ps(a), _mm512_loadu_ps(a + 32), _mm512_loadu_ps(a + 64), _mm512_loadu_ps(a + 96), o);
+                pk_gather4(_mm512_loadu_ps(a), _mm512_loadu_ps(a + 32), _mm512_loadu_ps(a + 64), _mm512_loadu_ps(a + 96), o);
                 for (int m = 0; m < 4; m++) _mm512_store_ps(xp + 16 * (8 * j + 4 * t + m), o[m]);
             }
 }

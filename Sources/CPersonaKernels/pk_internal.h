@@ -121,11 +121,12 @@ void pk_native_k_matmul(int dtype, const uint8_t *W, size_t rb, int64_t cols, co
                         float *Y, int64_t ldy, int64_t r0, int64_t r1);
 
 /* Exact T == 1 kernels that read x in an order of their own (AVX-512; kernels_x86_exact32.c for the blocks of 32,
-   kernels_x86_exactk.c for the blocks of 256). The activations are laid out once per call, so each 4-bit group
-   of a weight row can be turned into floats in place (mask, convert) with no shuffle, and the per-block scales
-   are applied to partial sums: y = sum over blocks of d * sum(q x) (- m * sum(x)), which equals the dequantised
-   f32 row times x within f32 summation rounding. x_floats: floats of the prepared x for `cols` (a multiple of
-   16); prepare: x -> xp (64-byte aligned); matvec: y[r] for r in [r0, r1), W rows `rb` bytes apart. */
+   kernels_x86_exactk.c for q4_K, q5_K, q6_K, iq4_xs, kernels_x86_exactk23.c for q2_K, q3_K). The activations are
+   laid out once per call, so each 4-bit group of a weight row can be turned into floats in place (mask, convert)
+   with no shuffle, and the per-block scales are applied to partial sums: y = sum over blocks of d * sum(q x)
+   (- m * sum(x)), which equals the dequantised f32 row times x within f32 summation rounding. x_floats: floats of
+   the prepared x for `cols` (a multiple of 16); prepare: x -> xp (64-byte aligned); matvec: y[r] for r in
+   [r0, r1), W rows `rb` bytes apart. */
 typedef struct pk_exact_kernel {
     int64_t (*x_floats)(int64_t cols);
     void (*prepare)(const float *x, int64_t cols, float *xp);
@@ -135,6 +136,7 @@ typedef struct pk_exact_kernel {
 extern const pk_exact_kernel pk_exact512_q4_0, pk_exact512_q4_1, pk_exact512_q5_0, pk_exact512_q5_1, pk_exact512_iq4_nl,
     pk_exact512_q8_0;
 extern const pk_exact_kernel pk_exact512_q4_K, pk_exact512_q5_K, pk_exact512_q6_K, pk_exact512_iq4_xs;
+extern const pk_exact_kernel pk_exact512_q2_K, pk_exact512_q3_K;
 #endif
 
 #endif

@@ -25,7 +25,7 @@ T256 static inline __m256 f16x8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_
 T256 static inline __m256 i8x8(const uint8_t *p) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p))); }
 
 /* Exact conversions of a bit field of every dword lane to f32, in place (the decode kernels on laid-out x,
-   kernels_x86_exact32.c and kernels_x86_exactk.c): */
+   kernels_x86_exact32.c, kernels_x86_exactk.c, kernels_x86_exactk23.c): */
 #define PK_T512F __attribute__((target("avx512f")))
 /* the field under `mask` as q * 2^(mask's lowest bit): AND, unsigned convert (at most 8 significant bits: exact). */
 PK_T512F static inline __m512 pk_field_u(__m512i v, uint32_t mask) {
@@ -38,6 +38,34 @@ PK_T512F static inline __m512 pk_field_off(__m512i v, uint32_t mask, int o, floa
     const uint32_t c = 0x4B000000u - ((uint32_t)o << 23);   // bits of 2^(23 - o)
     __m512i t = _mm512_ternarylogic_epi32(v, _mm512_set1_epi32((int)mask), _mm512_set1_epi32((int)(c | flip)), 0x6A);   // mask ? v ^ flip : C
     return _mm512_sub_ps(_mm512_castsi512_ps(t), _mm512_set1_ps((float)(1u << (23 - o)) + off));
+}
+
+#define PK_T512X __attribute__((target("avx512f,avx512dq")))
+/* The one gather the K-type layouts (kernels_x86_exactk.c, kernels_x86_exactk23.c) are made of: from two 32-float
+   runs A = a0 ‖ a1 and B = b0 ‖ b1 (16 floats each), out[m] lane L = (L < 8 ? A : B)[4 (L & 7) + m], m = 0..3: the element of byte m of dword lane L when
+   lanes 0-7 cover A's 32 bytes and lanes 8-15 B's. */
+PK_T512X static inline void pk_gather4(__m512 a0, __m512 a1, __m512 b0, __m512 b1, __m512 out[4]) {
+    const __m512i i01 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
+    const __m512i i23 = _mm512_setr_epi32(2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
+    __m512 p = _mm512_permutex2var_ps(a0, i01, a1), q = _mm512_permutex2var_ps(a0, i23, a1);
+    __m512 r = _mm512_permutex2var_ps(b0, i01, b1), s = _mm512_permutex2var_ps(b0, i23, b1);
+    out[0] = _mm512_shuffle_f32x4(p, r, 0x44);
+    out[1] = _mm512_shuffle_f32x4(p, r, 0xEE);
+    out[2] = _mm512_shuffle_f32x4(q, s, 0x44);
+    out[3] = _mm512_shuffle_f32x4(q, s, 0xEE);
+}
+
+/* Sums of the 16 lanes of u[0..7], in lanes 0..7 (transpose-and-add: 3 levels). */
+PK_T512X static inline __m256 pk_hsum8(const __m512 u[8]) {
+    __m512 t[4], v[2];
+    for (int i = 0; i < 4; i++)
+        t[i] = _mm512_add_ps(_mm512_unpacklo_ps(u[2 * i], u[2 * i + 1]), _mm512_unpackhi_ps(u[2 * i], u[2 * i + 1]));
+    for (int i = 0; i < 2; i++)   // per 128-bit lane: the sums of u[4i .. 4i + 3] in that lane
+        v[i] = _mm512_add_ps(_mm512_shuffle_ps(t[2 * i], t[2 * i + 1], 0x44), _mm512_shuffle_ps(t[2 * i], t[2 * i + 1], 0xEE));
+    // 128-bit lanes: v0.L0 + v0.L1, v0.L2 + v0.L3, v1.L0 + v1.L1, v1.L2 + v1.L3
+    __m512 w = _mm512_add_ps(_mm512_shuffle_f32x4(v[0], v[1], 0x88), _mm512_shuffle_f32x4(v[0], v[1], 0xDD));
+    __m512 f = _mm512_add_ps(_mm512_shuffle_f32x4(w, w, 0x08), _mm512_shuffle_f32x4(w, w, 0x0D));
+    return _mm512_castps512_ps256(f);
 }
 
 /* The 16-row tiles of the VNNI prompt kernels: z[j] holds 8 dwords of row j in its low half and of row j + 8 in its

@@ -86,6 +86,11 @@ final class KernelTests: XCTestCase {
             let bb = blockBytes(dtype), blk = (i / 32) * bb, qmax: Float = dtype == "q4_1" ? 15 : 31
             return abs(ReferenceDequant.f16(ReferenceDequant.u16(b, blk))) * qmax + abs(ReferenceDequant.f16(ReferenceDequant.u16(b, blk + 2)))
         }
+        if dtype == "q2_k" {   // the exact kernel takes the mins through sums of x
+            let blk = (i / 256) * 84
+            let d = abs(ReferenceDequant.f16(ReferenceDequant.u16(b, blk + 80))), dmin = abs(ReferenceDequant.f16(ReferenceDequant.u16(b, blk + 82)))
+            return d * 15 * 3 + dmin * 15 // upper bound of |d*sc*q| + |dmin*m|
+        }
         if dtype == "q5_k" {
             let blk = (i / 256) * 176
             let d = abs(ReferenceDequant.f16(ReferenceDequant.u16(b, blk))), dmin = abs(ReferenceDequant.f16(ReferenceDequant.u16(b, blk + 2)))
@@ -240,7 +245,7 @@ final class KernelTests: XCTestCase {
     func testExactPreparedPathMatchesMatmulRows() {
         var rng = TestRNG(8)
         let pool = ThreadPool(threads: 2)
-        let kernelTypes: Set<String> = ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl", "q4_k", "q5_k", "q6_k", "iq4_xs"]
+        let kernelTypes: Set<String> = ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_xs"]
         SIMDLevels.each { level in
             for (name, code) in Self.dtypes where !["f32", "f16", "bf16"].contains(name) {
                 let dtype = DType.allCases.first { $0.kernelCode == code }!
