@@ -66,11 +66,11 @@ enum { PK_SCRATCH_NATIVE = 0, PK_SCRATCH_EXACT = 1, PK_SCRATCH_SLOTS = 2 };
 void *pk_thread_scratch_slot(int slot, size_t bytes);
 
 /* Exact precision at T == 1 for the quantised types whose current SIMD level has a kernel that reads x in an
-   order of its own (AVX-512): pk_exact_x_floats gives the floats that layout takes (0: no such kernel; use
-   pk_matmul_rows, which then does the same per call), pk_exact_prepare writes it once per input (xp 64-byte
-   aligned), pk_matvec_exact_prepared computes y[r] = W[r, :] . x for r in [r0, r1) from it (any threads). The
-   result equals the weights dequantised to f32 times x within f32 summation rounding (per-block scales are
-   applied to partial sums). */
+   order of its own (AVX-512; AVX2 but for q8_0, iq4_nl, q2_K, q3_K): pk_exact_x_floats gives the floats that
+   layout takes (0: no such kernel; use pk_matmul_rows, which then does the same per call), pk_exact_prepare
+   writes it once per input (xp 64-byte aligned), pk_matvec_exact_prepared computes y[r] = W[r, :] . x for r in
+   [r0, r1) from it (any threads). The result equals the weights dequantised to f32 times x within f32 summation
+   rounding (per-block scales are applied to partial sums). */
 int64_t pk_exact_x_floats(int dtype, int64_t cols);
 void pk_exact_prepare(int dtype, const float *x, int64_t cols, float *xp);
 void pk_matvec_exact_prepared(int dtype, const void *W, int64_t cols, const float *xp, float *y, int64_t r0, int64_t r1);
