@@ -37,7 +37,7 @@
 //   q5_1           6.23 ->  9.19 (1.5x)    6.47 ->  9.23 (1.4x) *                  5.57 -> 8.65 (1.6x) *
 // q8_0 and iq4_nl keep the older AVX2 kernels: laid-out versions measured 23.7 -> 17.7 GB/s in cache for q8_0
 // (vpmovsxbd from memory widens 8 weights in one op; nothing here is cheaper) and 7.8 -> 7.8 for iq4_nl.
-// Rows one at a time with a software prefetch that follows the rows' chunks (PF_*).
+// Rows one at a time with a software prefetch along the rows (PF_*).
 #include "pk_internal.h"
 #include "pk_x86.h"
 #if defined(__x86_64__)
@@ -194,9 +194,9 @@ TA static inline __m256i iq4_table(void) {
 }
 
 // Software prefetch ~3 KB ahead along what the call reads: the L bytes at the start of each row (rows rb apart),
-// one row after another. kernels.c hands rows wider than 6144 columns over in chunks of 4096 columns for 64 rows,
-// where a plain p + 3 KB would fetch the row's next chunk instead of the next row's (and push x out of L1):
-// q6_K 4096 x 14336 from memory went 5.9 -> 10.4 GB/s with this. A prefetch never faults.
+// one row after another (whole rows from kernels.c; a caller passing a column range of each row gets the next
+// row's range, not the rest of this row: q6_K 4096 x 14336 in column chunks went 5.9 -> 10.4 GB/s with this).
+// A prefetch never faults.
 #define PF_SETUP(L) const size_t pf_L = (L) ? (L) : 1, pf_k = 3072 / pf_L, pf_rem = 3072 % pf_L
 #define PF_ROW(row) const uint8_t *pf_p = (row) + pf_k * rb + pf_rem, *pf_end = (row) + pf_k * rb + pf_L
 #define PF_STEP(bb, lines) do { for (int i_ = 0; i_ < (lines); i_++) _mm_prefetch((const char *)pf_p + 64 * i_, _MM_HINT_T0); \

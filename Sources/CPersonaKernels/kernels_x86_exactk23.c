@@ -82,9 +82,8 @@ TQ static void q3_K_prepare(const float *x, int64_t cols, float *xp) {
 // =====================================================================================================
 // MARK: matvec
 
-// Software prefetch ~3 KB ahead in the order the rows are read: kernels.c runs rows wider than 6144 in column
-// chunks (each row's chunk, then the next row's), so the distance is whole rows of `rb` when a call reads only a
-// part (`span` bytes) of each row.
+// Software prefetch ~3 KB ahead in the order the rows are read, in whole rows of `rb` (also right for a caller
+// that passes only a column range, `span` bytes, of each row).
 static inline size_t prefetch_distance(size_t span, size_t rb) {
     return span ? (3072 + span - 1) / span * rb : 0;
 }
