@@ -37,7 +37,7 @@
 //   q5_1           6.23 ->  9.19 (1.5x)    6.47 ->  9.23 (1.4x) *                  5.57 -> 8.65 (1.6x) *
 // q8_0 and iq4_nl keep the older AVX2 kernels: laid-out versions measured 23.7 -> 17.7 GB/s in cache for q8_0
 // (vpmovsxbd from memory widens 8 weights in one op; nothing here is cheaper) and 7.8 -> 7.8 for iq4_nl.
-// Rows one at a time with a software prefetch along the rows (PF_*).
+// Rows one at a time with a software prefetch along the rows (pk_prefetch_ahead).
 #include "pk_internal.h"
 #include "pk_x86.h"
 #if defined(__x86_64__)
@@ -193,15 +193,6 @@ TA static inline __m256i iq4_table(void) {
     return _mm256_add_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)pk_iq4nl_values)), _mm256_set1_epi8((char)0x80));
 }
 
-// Software prefetch ~3 KB ahead along what the call reads: the L bytes at the start of each row (rows rb apart),
-// one row after another (whole rows from kernels.c; a caller passing a column range of each row gets the next
-// row's range, not the rest of this row: q6_K 4096 x 14336 in column chunks went 5.9 -> 10.4 GB/s with this).
-// A prefetch never faults.
-#define PF_SETUP(L) const size_t pf_L = (L) ? (L) : 1, pf_k = 3072 / pf_L, pf_rem = 3072 % pf_L
-#define PF_ROW(row) const uint8_t *pf_p = (row) + pf_k * rb + pf_rem, *pf_end = (row) + pf_k * rb + pf_L
-#define PF_STEP(bb, lines) do { for (int i_ = 0; i_ < (lines); i_++) _mm_prefetch((const char *)pf_p + 64 * i_, _MM_HINT_T0); \
-    pf_p += (bb); if (pf_p >= pf_end) { pf_p += rb - pf_L; pf_end += rb; } } while (0)
-
 TA static inline __m256 bcast(__m256 v, int i) { return _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(i)); }
 
 // q4_K / q5_K: the 8 sub-block scales d * sc (*ds) and mins dmin * m (*dm), exact products (11 x 6 bits). The 12
@@ -235,14 +226,12 @@ TA static inline void q4_K_chunk(__m256i v, const float *xc, __m256 *e, __m256 *
 
 TA static void q4_K_matvec(const uint8_t *W, size_t rb, int64_t cols, const float *xp, float *y, int64_t r0, int64_t r1) {
     const int64_t nb = cols / 256;
-    PF_SETUP((size_t)nb * 144);
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *p = W + (size_t)r * rb;
-        PF_ROW(p);
         const float *xb = xp;
         __m256 t0 = _mm256_setzero_ps(), t1 = t0, tm = t0;
         for (int64_t b = 0; b < nb; b++, p += 144, xb += 264) {
-            PF_STEP(144, 3);
+            pk_prefetch_ahead(p, 3);
             __m256 ds, dm, e, o;
             k45_scales(p, &ds, &dm);
             tm = _mm256_fmadd_ps(dm, _mm256_load_ps(xb + 256), tm);
@@ -273,15 +262,13 @@ TA static inline __m256 dot5u(__m256i v, const float *xs) {
 
 TA static void q5_K_matvec(const uint8_t *W, size_t rb, int64_t cols, const float *xp, float *y, int64_t r0, int64_t r1) {
     const int64_t nb = cols / 256;
-    PF_SETUP((size_t)nb * 176);
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *p = W + (size_t)r * rb;
-        PF_ROW(p);
         const float *xb = xp;
         __m256 t0 = _mm256_setzero_ps(), t1 = t0, tm = t0;
         for (int64_t b = 0; b < nb; b++, p += 176, xb += 264) {
-            PF_STEP(176, 3);
+            pk_prefetch_ahead(p, 3);
             __m256 ds, dm;
             k45_scales(p, &ds, &dm);
             tm = _mm256_fmadd_ps(dm, _mm256_load_ps(xb + 256), tm);
@@ -302,16 +289,14 @@ TA static void q5_K_matvec(const uint8_t *W, size_t rb, int64_t cols, const floa
 // sub-block 8n + 2i, lanes 4-7 8n + 2i + 1.
 TA static void q6_K_matvec(const uint8_t *W, size_t rb, int64_t cols, const float *xp, float *y, int64_t r0, int64_t r1) {
     const int64_t nb = cols / 256;
-    PF_SETUP((size_t)nb * 210);
     const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
     const __m256i sel = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), two = _mm256_set1_epi32(2);
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *p = W + (size_t)r * rb;
-        PF_ROW(p);
         const float *xb = xp;
         __m256 t0 = _mm256_setzero_ps(), t1 = t0;
         for (int64_t b = 0; b < nb; b++, p += 210, xb += 256) {
-            PF_STEP(210, 3);
+            pk_prefetch_ahead(p, 3);
             __m256 d = _mm256_set1_ps(_cvtsh_ss(rd16(p + 208)));
             __m256 s0 = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p + 192)))));
             __m256 s1 = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p + 200)))));
@@ -341,17 +326,15 @@ TA static void q6_K_matvec(const uint8_t *W, size_t rb, int64_t cols, const floa
 // d (ls - 32), lanes 0-3 / 4-7 of chunk j use those of sub-blocks 2j / 2j + 1.
 TA static void iq4_xs_matvec(const uint8_t *W, size_t rb, int64_t cols, const float *xp, float *y, int64_t r0, int64_t r1) {
     const int64_t nb = cols / 256;
-    PF_SETUP((size_t)nb * 136);
     const __m256i lv = iq4_table(), m4 = _mm256_set1_epi8(0x0F);
     const __m256i cl = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28), ch = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
     const __m256i sel = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), two = _mm256_set1_epi32(2);
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *p = W + (size_t)r * rb;
-        PF_ROW(p);
         const float *xb = xp;
         __m256 t0 = _mm256_setzero_ps(), t1 = t0;
         for (int64_t b = 0; b < nb; b++, p += 136, xb += 256) {
-            PF_STEP(136, 3);
+            pk_prefetch_ahead(p, 3);
             // ls_s = (sl >> 4s) & 15 | ((sh >> 2s) & 3) << 4
             __m256i sl = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)rd32(p + 4)), cl), _mm256_set1_epi32(15));
             __m256i sh = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)rd16(p + 2)), ch), _mm256_set1_epi32(3));
@@ -464,15 +447,13 @@ TA static inline __m256 group_q5_1(const uint8_t *p, int n, const float *xg, __m
 #define EXACT256_32(TYPE, BYTES, XG, XF, PREP)                                                                \
 TA static void matvec_##TYPE(const uint8_t *W, size_t rb, int64_t cols, const float *xp, float *y, int64_t r0, int64_t r1) { \
     const int64_t nb = cols / 32, ng = nb / 2;                                                              \
-    PF_SETUP((size_t)nb * BYTES);                                                                           \
     for (int64_t r = r0; r < r1; r++) {                                                                     \
         const uint8_t *p = W + (size_t)r * rb;                                                              \
         const float *xg = xp;                                                                               \
-        PF_ROW(p);                                                                                          \
         __m256 a0 = _mm256_setzero_ps(), a1 = a0;                                                           \
         int64_t g = 0;                                                                                      \
         for (; g + 2 <= ng; g += 2, p += 4 * BYTES, xg += 2 * XG) {                                         \
-            PF_STEP(4 * BYTES, 2);                                                                          \
+            pk_prefetch_ahead(p, 2);                                                                          \
             a0 = group_##TYPE(p, 2, xg, a0);                                                                \
             a1 = group_##TYPE(p + 2 * BYTES, 2, xg + XG, a1);                                               \
         }                                                                                                   \

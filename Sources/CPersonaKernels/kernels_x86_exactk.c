@@ -169,11 +169,6 @@ TQ static inline void k45_fold(__m512 dm, const float *sx, __m512 e0, __m512 o0,
     *t1 = _mm512_fmadd_ps(o1, _mm512_permutexvar_ps(K45_SEL(1, 1), dm), *t1);
 }
 
-// Software prefetch of the row stream ~3 KB ahead (from memory: +5-10% at 4864 columns, +40% at 8192 where x
-// no longer fits L1); it runs past a row's end into the next row, and a prefetch never faults.
-#define PREFETCH_BLOCK(p) do { _mm_prefetch((const char *)(p) + 3072, _MM_HINT_T0); \
-    _mm_prefetch((const char *)(p) + 3136, _MM_HINT_T0); _mm_prefetch((const char *)(p) + 3200, _MM_HINT_T0); } while (0)
-
 TQ static void q4_K_matvec(const uint8_t *W, size_t rb, int64_t cols, const float *xp, float *y, int64_t r0, int64_t r1) {
     const int64_t nb = cols / 256;
     for (int64_t r = r0; r < r1; r++) {
@@ -181,7 +176,7 @@ TQ static void q4_K_matvec(const uint8_t *W, size_t rb, int64_t cols, const floa
         const float *xb = xp;
         __m512 t0 = _mm512_setzero_ps(), t1 = t0, tm = t0;
         for (int64_t b = 0; b < nb; b++, p += 144, xb += 272) {
-            PREFETCH_BLOCK(p);
+            pk_prefetch_ahead(p, 3);
             __m512 dm = k45_scales(p);
             __m512 e0, o0, e1, o1;
             q4_K_group(_mm512_loadu_si512(p + 16), xb, &e0, &o0);
@@ -205,7 +200,7 @@ TQ static void q5_K_matvec(const uint8_t *W, size_t rb, int64_t cols, const floa
         const float *xb = xp;
         __m512 t0 = _mm512_setzero_ps(), t1 = t0, tm = t0;
         for (int64_t b = 0; b < nb; b++, p += 176, xb += 272) {
-            PREFETCH_BLOCK(p);
+            pk_prefetch_ahead(p, 3);
             __m512 dm = k45_scales(p);
             // qh[l] for l = 4 (L & 7) + byte: the 32 bytes in both halves
             __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(p + 16)));
@@ -247,7 +242,7 @@ TQ static void q6_K_matvec(const uint8_t *W, size_t rb, int64_t cols, const floa
         const float *xb = xp;
         __m512 t0 = _mm512_setzero_ps(), t1 = t0;
         for (int64_t b = 0; b < nb; b++, p += 210, xb += 256) {
-            PREFETCH_BLOCK(p);
+            pk_prefetch_ahead(p, 3);
             __m512 ds = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_set1_epi16((short)rd16(p + 208))),
                                       _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 192)))));
             for (int n = 0; n < 2; n++) {
@@ -283,7 +278,7 @@ TQ static void iq4_xs_matvec(const uint8_t *W, size_t rb, int64_t cols, const fl
         const float *xb = xp;
         __m512 t0 = _mm512_setzero_ps(), t1 = t0;
         for (int64_t b = 0; b < nb; b++, p += 136, xb += 256) {
-            PREFETCH_BLOCK(p);
+            pk_prefetch_ahead(p, 3);
             __m256i sl = _mm256_set1_epi32((int)rd32(p + 4)), sh = _mm256_set1_epi32((int)rd32(p + 2));
             __m256i ls = _mm256_and_si256(_mm256_ternarylogic_epi32(_mm256_srlv_epi32(sl, cl), _mm256_rorv_epi32(sh, ch),
                                                                     _mm256_set1_epi32(15), 0xE4), _mm256_set1_epi32(63));

@@ -82,14 +82,6 @@ TQ static void q3_K_prepare(const float *x, int64_t cols, float *xp) {
 // =====================================================================================================
 // MARK: matvec
 
-// Software prefetch ~3 KB ahead in the order the rows are read, in whole rows of `rb` (also right for a caller
-// that passes only a column range, `span` bytes, of each row).
-static inline size_t prefetch_distance(size_t span, size_t rb) {
-    return span ? (3072 + span - 1) / span * rb : 0;
-}
-#define PREFETCH_BLOCK(p) do { _mm_prefetch((const char *)(p), _MM_HINT_T0); \
-    _mm_prefetch((const char *)(p) + 64, _MM_HINT_T0); } while (0)
-
 // Scale selector of field group s: lanes 0-3, 4-7 sub-blocks 2s, 2s + 1; lanes 8-11, 12-15 sub-blocks 8 + 2s, 9 + 2s.
 #define K23_SEL(s) _mm512_setr_epi32(2*s, 2*s, 2*s, 2*s, 2*s+1, 2*s+1, 2*s+1, 2*s+1, \
                                      8+2*s, 8+2*s, 8+2*s, 8+2*s, 9+2*s, 9+2*s, 9+2*s, 9+2*s)
@@ -105,13 +97,12 @@ TQ static inline __m512 q2_field(__m512i v, __m512i h, const __m512i w[4], int s
 
 TQ static void q2_K_matvec(const uint8_t *W, size_t rb, int64_t cols, const float *xp, float *y, int64_t r0, int64_t r1) {
     const int64_t nb = cols / 256;
-    const size_t pf = prefetch_distance((size_t)nb * 84, rb);
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *p = W + (size_t)r * rb;
         const float *xb = xp;
         __m512 t0 = _mm512_setzero_ps(), t1 = t0, tm = t0;
         for (int64_t b = 0; b < nb; b++, p += 84, xb += 272) {
-            PREFETCH_BLOCK(p + pf);
+            pk_prefetch_ahead(p, 2);
             __m512i sc = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
             __m512 dl = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_set1_epi16((short)rd16(p + 80))),
                                       _mm512_cvtepi32_ps(_mm512_and_si512(sc, _mm512_set1_epi32(15))));
@@ -162,13 +153,12 @@ TQ static inline __m512 q3_field(__m512i t, int m) {
 
 TQ static void q3_K_matvec(const uint8_t *W, size_t rb, int64_t cols, const float *xp, float *y, int64_t r0, int64_t r1) {
     const int64_t nb = cols / 256;
-    const size_t pf = prefetch_distance((size_t)nb * 110, rb);
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *p = W + (size_t)r * rb;
         const float *xb = xp;
         __m512 t0 = _mm512_setzero_ps(), t1 = t0;
         for (int64_t b = 0; b < nb; b++, p += 110, xb += 256) {
-            PREFETCH_BLOCK(p + pf);
+            pk_prefetch_ahead(p, 2);
             __m512 dl = q3_scales(p);
             __m512i hm = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p));
             __m512i v = _mm512_loadu_si512(p + 32);

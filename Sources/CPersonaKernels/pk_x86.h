@@ -24,6 +24,13 @@ T256 static inline __m256 bf16x8(const uint16_t *p) {
 T256 static inline __m256 f16x8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
 T256 static inline __m256 i8x8(const uint8_t *p) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p))); }
 
+/* The exact decode kernels' software prefetch of the row stream (kernels_x86_exact*.c): `lines` cache lines ~3 KB
+   ahead of p (from memory: +5-10% at 4864 columns, +40% at 8192 where x no longer fits L1). Rows are read one
+   after another, so it runs past a row's end into the next row; a prefetch never faults. */
+static inline void pk_prefetch_ahead(const void *p, int lines) {
+    for (int i = 0; i < lines; i++) _mm_prefetch((const char *)p + 3072 + 64 * i, _MM_HINT_T0);
+}
+
 /* Exact conversions of a bit field of every dword lane to f32, in place (the decode kernels on laid-out x,
    kernels_x86_exact32.c, kernels_x86_exactk.c, kernels_x86_exactk23.c): */
 #define PK_T512F __attribute__((target("avx512f")))
