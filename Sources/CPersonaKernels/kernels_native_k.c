@@ -444,12 +444,17 @@ static const uint8_t nk_pack16[4][32] __attribute__((aligned(32))) = {
 #define NK_MT 4
 #define NK_INL __attribute__((always_inline)) inline
 
-// the per-token tail of q4_K / q5_K: integer sums reduced, times [d d_x, dmin d_x], added to acc in order
-TV static NK_INL float nk_q45_finish(float acc, __m256i si, __m256i mi, __m128 dw, const float *dx) {
+// [sum of si's lanes, sum of mi's lanes, same, same] as floats (exact int32 sums, converted as the portable
+// code's (float) casts round them)
+TA static inline __m128 nk_sums2(__m256i si, __m256i mi) {
     __m128i h = _mm_hadd_epi32(_mm_add_epi32(_mm256_castsi256_si128(si), _mm256_extracti128_si256(si, 1)),
                                _mm_add_epi32(_mm256_castsi256_si128(mi), _mm256_extracti128_si256(mi, 1)));
-    h = _mm_hadd_epi32(h, h);
-    const __m128 t = _mm_mul_ps(_mm_cvtepi32_ps(h), _mm_mul_ps(dw, _mm_broadcast_ss(dx)));
+    return _mm_cvtepi32_ps(_mm_hadd_epi32(h, h));
+}
+
+// the per-token tail of q4_K / q5_K: integer sums reduced, times [d d_x, dmin d_x], added to acc in order
+TV static NK_INL float nk_q45_finish(float acc, __m256i si, __m256i mi, __m128 dw, const float *dx) {
+    const __m128 t = _mm_mul_ps(nk_sums2(si, mi), _mm_mul_ps(dw, _mm_broadcast_ss(dx)));
     acc += _mm_cvtss_f32(t);
     acc -= _mm_cvtss_f32(_mm_movehdup_ps(t));
     return acc;
@@ -759,66 +764,45 @@ TA static inline __m256i nk_q3hi_avx2(__m256i hm, int bit) {
 }
 // the q2_K tail: [isum, summs] reduced, times [d d_x, dmin d_x], then s + (p - m) as the portable code
 TA static inline float nk_q2_finish(float acc, __m256i si, __m256i mi, __m128 dd) {
-    __m128i h = _mm_hadd_epi32(_mm_add_epi32(_mm256_castsi256_si128(si), _mm256_extracti128_si256(si, 1)),
-                               _mm_add_epi32(_mm256_castsi256_si128(mi), _mm256_extracti128_si256(mi, 1)));
-    h = _mm_hadd_epi32(h, h);
-    const __m128 t = _mm_mul_ps(_mm_cvtepi32_ps(h), dd);
+    const __m128 t = _mm_mul_ps(nk_sums2(si, mi), dd);
     const float p = _mm_cvtss_f32(t), m = _mm_cvtss_f32(_mm_movehdup_ps(t));
     return acc + (p - m);
 }
 
-TA static float q2k_dot_avx2(const uint8_t *w, nk_tok x, int64_t nb) {
-    const __m256i m3 = _mm256_set1_epi8(3);
+// q2_K (three = 0) / q3_K (three = 1), one token; `three` is a constant in each copy.
+TA static NK_INL float nk_q23_dot_avx2(const uint8_t *w, nk_tok x, int64_t nb, const int three) {
+    const __m256i m3 = _mm256_set1_epi8(3), z = _mm256_setzero_si256();
     float acc = 0;
-    for (int64_t b = 0; b < nb; b++, w += 84) {
-        __m256i sc, mn;
-        nk_q2_scales(w, &sc, &mn);
-        const __m256i mi = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(x.bs + b * 16)), mn);
+    for (int64_t b = 0; b < nb; b++, w += three ? 110 : 84) {
+        __m256i sc, mn = z, hm = z;
+        if (three) { sc = _mm256_cvtepi8_epi16(nk_q3_scales(w + 96)); hm = _mm256_loadu_si256((const __m256i *)w); }
+        else nk_q2_scales(w, &sc, &mn);
+        const __m256i bs = _mm256_loadu_si256((const __m256i *)(x.bs + b * 16));
         const int8_t *q8 = x.q + b * NK_QK;
-        __m256i s0 = _mm256_setzero_si256(), s1 = s0;
+        __m256i s0 = z, s1 = z;
         for (int g = 0; g < 2; g++) {
             const __m256i sch = (g ? _mm256_permute4x64_epi64(sc, 0xEE) : _mm256_permute4x64_epi64(sc, 0x44));   // scales 8 g .. 8 g + 7, both lanes
-            const __m256i qb = _mm256_loadu_si256((const __m256i *)(w + 16 + 32 * g));
+            const __m256i qb = _mm256_loadu_si256((const __m256i *)(w + (three ? 32 : 16) + 32 * g));
             for (int k = 0; k < 4; k++) {
-                const __m256i u = _mm256_and_si256(_mm256_srl_epi16(qb, _mm_cvtsi32_si128(2 * k)), m3);
+                __m256i u = _mm256_and_si256(_mm256_srl_epi16(qb, _mm_cvtsi32_si128(2 * k)), m3);
+                if (three) u = _mm256_or_si256(u, nk_q3hi_avx2(hm, 4 * g + k));
                 const __m256i p = _mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)(q8 + 128 * g + 32 * k)));
                 const __m256i sv = _mm256_shuffle_epi8(sch, _mm256_load_si256((const __m256i *)nk_pair16[k]));
                 if (k & 1) s1 = nk_sacc_avx2(s1, p, sv);
                 else s0 = nk_sacc_avx2(s0, p, sv);
             }
         }
-        acc = nk_q2_finish(acc, _mm256_add_epi32(s0, s1), mi, nk_dd2(w + 80, x.d + b));
+        if (three) {   // minus 4 * sum(scale * bsums): the + 4 the unsigned values carry
+            const __m256i isum = _mm256_sub_epi32(_mm256_add_epi32(s0, s1), _mm256_slli_epi32(_mm256_madd_epi16(bs, sc), 2));
+            const float p = nk_dmul(w + 108, x.d + b) * (float)nk_hsum_i32(isum);
+            acc += p;
+        } else
+            acc = nk_q2_finish(acc, _mm256_add_epi32(s0, s1), _mm256_madd_epi16(bs, mn), nk_dd2(w + 80, x.d + b));
     }
     return acc;
 }
-
-TA static float q3k_dot_avx2(const uint8_t *w, nk_tok x, int64_t nb) {
-    const __m256i m3 = _mm256_set1_epi8(3);
-    float acc = 0;
-    for (int64_t b = 0; b < nb; b++, w += 110) {
-        const __m256i sc = _mm256_cvtepi8_epi16(nk_q3_scales(w + 96));
-        const __m256i off = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(x.bs + b * 16)), sc);
-        const __m256i hm = _mm256_loadu_si256((const __m256i *)w);
-        const int8_t *q8 = x.q + b * NK_QK;
-        __m256i s0 = _mm256_setzero_si256(), s1 = s0;
-        for (int g = 0; g < 2; g++) {
-            const __m256i sch = (g ? _mm256_permute4x64_epi64(sc, 0xEE) : _mm256_permute4x64_epi64(sc, 0x44));
-            const __m256i qb = _mm256_loadu_si256((const __m256i *)(w + 32 + 32 * g));
-            for (int k = 0; k < 4; k++) {
-                const __m256i u = _mm256_or_si256(_mm256_and_si256(_mm256_srl_epi16(qb, _mm_cvtsi32_si128(2 * k)), m3),
-                                                  nk_q3hi_avx2(hm, 4 * g + k));
-                const __m256i p = _mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)(q8 + 128 * g + 32 * k)));
-                const __m256i sv = _mm256_shuffle_epi8(sch, _mm256_load_si256((const __m256i *)nk_pair16[k]));
-                if (k & 1) s1 = nk_sacc_avx2(s1, p, sv);
-                else s0 = nk_sacc_avx2(s0, p, sv);
-            }
-        }
-        const __m256i isum = _mm256_sub_epi32(_mm256_add_epi32(s0, s1), _mm256_slli_epi32(off, 2));
-        const float p = nk_dmul(w + 108, x.d + b) * (float)nk_hsum_i32(isum);
-        acc += p;
-    }
-    return acc;
-}
+TA static float q2k_dot_avx2(const uint8_t *w, nk_tok x, int64_t nb) { return nk_q23_dot_avx2(w, x, nb, 0); }
+TA static float q3k_dot_avx2(const uint8_t *w, nk_tok x, int64_t nb) { return nk_q23_dot_avx2(w, x, nb, 1); }
 
 // VNNI q2_K / q3_K: vpdpbusd per 32 values (u <= 7: lanes < 4 * 7 * 128 < 2^15), packssdw and vpdpwssd with the
 // scales as q6_K (nk_pack6: the groups (2m, 2m + 1) of a half are sub-blocks 4m .. 4m + 3 of its 8)
