@@ -153,7 +153,7 @@ public struct GGUFQuantizer {
         }
         if cols % type.blockSize != 0 {
             switch type {
-            case .q2_k, .q3_k: type = .q4_0   // (llama.cpp before 2025-06: IQ4_NL)
+            case .q2_k, .q3_k: type = .q4_0   // (IQ4_NL in older llama.cpp, e.g. February 2025; Q4_0 in 0.3.36's)
             case .iq4_xs: type = .iq4_nl
             case .q4_k: type = .q5_0
             case .q5_k: type = .q5_1
