@@ -17,8 +17,8 @@
 // T == 1 streams the rows once (VNNI q4_K / q5_K: 4 rows at a time in 512-bit vectors, their per-block sums
 // reduced together and the f32 epilogue of the 4 rows in one vector, see nk_q45_rows4z; otherwise one row at a
 // time); small T > 1 decodes each row's super-blocks once per 4 tokens and keeps a 4-token slice in L1 while a
-// group of 4 rows passes over it; larger T (VNNI) decodes tiles of 16 rows and runs every token against them (see
-// "T > 1 with VNNI: 16-row tiles").
+// group of 4 rows passes over it; larger T decodes tiles of 16 rows (VNNI) or 8 rows (AVX2) and runs every token
+// against them (see "T > 1 with VNNI: 16-row tiles" and "T > 1 with AVX2: 8-row tiles").
 // q2_K / q3_K (Zen 4, 2 cores shared with other work, one thread, same run): T == 1 (8192 x 2048 and 2048 x 8192)
 // portable 2.2 GB/s, AVX2 11.4-11.9 (q2_K) / 12.4-12.8 (q3_K), VNNI 12.9-13.4 / 13.9-14.5; T = 128 (2048 x 2048)
 // portable 13 / 10 GOPS, AVX2 72 / 58, VNNI tiles 314 / 308.
@@ -924,6 +924,11 @@ typedef struct {
 #ifndef NK_TILE_T
 #define NK_TILE_T(dtype) ((dtype) == PK_IQ4_XS ? 3 : 5)
 #endif
+// AVX2 (the 8-row tiles below; one core, 2048 x 2048, rows / tiles in GOP/s): T = 2 tiles lose for q5_K, q6_K,
+// q2_K, iq4_xs (0.77-0.96x), T = 3 they win for all (q4_K 68 / 95, q6_K 56 / 81, iq4_xs 56 / 61), T = 128 2.3-3.6x
+#ifndef NK_TILE_T_AVX2
+#define NK_TILE_T_AVX2(dtype) 3
+#endif
 #define NK_KB 4           // super-blocks per tile chunk (23 KiB)
 #define NK_TT 8           // tokens per micro-kernel call
 
@@ -1182,6 +1187,257 @@ static nk_tiles_fn nk_tiles_vnni(int dtype) {
     }
     return NULL;
 }
+// MARK: T > 1 with AVX2: 8-row tiles
+// The VNNI tiles' scheme at 256 bits without vpdpbusd: 8 rows per super-block decoded to bytes and transposed so
+// that one ymm holds 4 values of each of the 8 rows; vpmaddubsw against 4 q of one token broadcast gives the 8 rows'
+// pair sums in int16, which are summed in int16 while no lane can exceed 2^15 (|q| <= 128: q4_K codes <= 15, 8
+// groups <= 8 * 2 * 15 * 128 = 30720; q5_K <= 31, 4 groups <= 31744; q6_K <= 63, 2 groups <= 32256; q2_K <= 3 and
+// q3_K v + 4 <= 7, a sub-block's 4 groups <= 7168), then vpmaddwd with the rows' int16 scale pairs (s, s) gives
+// int32 row sums. iq4_xs levels are signed (|v| <= 127): ggml's sign trick, one group per vpmaddwd (<= 32512).
+// Offsets (q6_K + 32, q3_K + 4) and the mins of q4_K / q5_K / q2_K go through the token's bsums as int16 pairs per
+// row (vpmaddwd). Each super-block gives the same exact int32 per row as every other path, then the same f32
+// operations in the same order, 8 rows per vector: the same bits as the other levels.
+typedef struct {
+    uint8_t q[64][32];    // group g: values 4g..4g+3 of the super-block, 4 bytes per row (iq4_xs: |v|)
+    int16_t sc[16][16];   // scale of sub-block j as the pair (s, s) per row (q4_K, q5_K, iq4_xs: 8 of 32 values)
+    int16_t mn[8][16];    // pair j per row: q4_K / q5_K (m_j, m_j); q2_K (m_2j, m_2j+1); q6_K / q3_K (s_2j, s_2j+1)
+    float d[8], dm[8];    // f16 d (and dmin) as f32; rows past the end 0
+    int8_t sg[64][32];    // iq4_xs: the signed levels (sign source)
+} nk_tile8;
+#define NK_TT2 4          // tokens per AVX2 micro-kernel call (accumulators in registers; 6 measured no faster)
+
+// 8 x 8 int32 transpose: 32 bytes of 8 rows `stride` bytes apart to q[0..7] (q[k]: dword k of every row)
+TA static NK_INL void nk_tr8(const uint8_t *src, size_t stride, uint8_t (*q)[32]) {
+    __m256i z[8], a[8], b[8];
+    for (int i = 0; i < 8; i++) z[i] = _mm256_loadu_si256((const __m256i *)(src + i * stride));
+    for (int i = 0; i < 8; i += 2) {
+        a[i] = _mm256_unpacklo_epi32(z[i], z[i + 1]);       // lanes: r_i c0, r_i+1 c0, r_i c1, r_i+1 c1 | c4 c5
+        a[i + 1] = _mm256_unpackhi_epi32(z[i], z[i + 1]);   // c2, c3 | c6, c7
+    }
+    for (int i = 0; i < 8; i += 4) {
+        b[i + 0] = _mm256_unpacklo_epi64(a[i], a[i + 2]);       // c0 of rows i..i+3 | c4
+        b[i + 1] = _mm256_unpackhi_epi64(a[i], a[i + 2]);       // c1 | c5
+        b[i + 2] = _mm256_unpacklo_epi64(a[i + 1], a[i + 3]);   // c2 | c6
+        b[i + 3] = _mm256_unpackhi_epi64(a[i + 1], a[i + 3]);   // c3 | c7
+    }
+    for (int c = 0; c < 4; c++) {
+        _mm256_store_si256((__m256i *)q[c], _mm256_permute2x128_si256(b[c], b[4 + c], 0x20));
+        _mm256_store_si256((__m256i *)q[4 + c], _mm256_permute2x128_si256(b[c], b[4 + c], 0x31));
+    }
+}
+
+// One super-block of one row: 256 codes in element order to u (iq4_xs: |v| to u, v to sv), the int16 scales to s
+// (16 for q6_K / q2_K / q3_K, else 8), the pair values to m (see nk_tile8.mn), the f16 d (and dmin) to h.
+TA static NK_INL void nk_tile8_row(int dtype, const uint8_t *w, uint8_t *u, int8_t *sv, int16_t *s, int16_t *m, uint16_t *h) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    if (dtype == PK_Q4_K || dtype == PK_Q5_K) {
+        const int five = dtype == PK_Q5_K;
+        const uint8_t *q = w + (five ? 48 : 16);
+        const __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(w + 16)) : _mm256_setzero_si256();
+        for (int j = 0; j < 4; j++) {
+            const __m256i qb = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
+            __m256i lo = _mm256_and_si256(qb, m4), hi = _mm256_and_si256(_mm256_srli_epi16(qb, 4), m4);
+            if (five) { lo = nk_q5hi_avx2(lo, qh, 2 * j); hi = nk_q5hi_avx2(hi, qh, 2 * j + 1); }
+            _mm256_store_si256((__m256i *)(u + 64 * j), lo);
+            _mm256_store_si256((__m256i *)(u + 64 * j + 32), hi);
+        }
+        uint8_t sm[16];
+        _mm_storeu_si128((__m128i *)sm, nk_k4_unpack(w + 4));   // 8 scales, 8 mins
+        for (int j = 0; j < 8; j++) { s[j] = sm[j]; m[2 * j] = m[2 * j + 1] = sm[8 + j]; }
+        h[0] = nk_rd16(w); h[1] = nk_rd16(w + 2);
+    } else if (dtype == PK_Q6_K) {
+        const __m256i m30 = _mm256_set1_epi8(0x30);
+        for (int hh = 0; hh < 2; hh++) {
+            const __m256i l0 = _mm256_loadu_si256((const __m256i *)(w + 64 * hh));
+            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(w + 64 * hh + 32));
+            const __m256i qh = _mm256_loadu_si256((const __m256i *)(w + 128 + 32 * hh));
+            uint8_t *o = u + 128 * hh;
+            _mm256_store_si256((__m256i *)o, _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30)));
+            _mm256_store_si256((__m256i *)(o + 32), _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30)));
+            _mm256_store_si256((__m256i *)(o + 64), _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(qh, m30)));
+            _mm256_store_si256((__m256i *)(o + 96), _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30)));
+        }
+        for (int j = 0; j < 16; j++) s[j] = m[j] = (int8_t)w[192 + j];
+        h[0] = nk_rd16(w + 208);
+    } else if (dtype == PK_Q2_K || dtype == PK_Q3_K) {
+        const int three = dtype == PK_Q3_K;
+        const __m256i hm = three ? _mm256_loadu_si256((const __m256i *)w) : _mm256_setzero_si256();
+        for (int g = 0; g < 2; g++) {
+            const __m256i qb = _mm256_loadu_si256((const __m256i *)(w + (three ? 32 : 16) + 32 * g));
+            for (int k = 0; k < 4; k++) {
+                __m256i v = _mm256_and_si256(_mm256_srl_epi16(qb, _mm_cvtsi32_si128(2 * k)), _mm256_set1_epi8(3));
+                if (three) v = _mm256_or_si256(v, nk_q3hi_avx2(hm, 4 * g + k));
+                _mm256_store_si256((__m256i *)(u + 128 * g + 32 * k), v);
+            }
+        }
+        if (three) {
+            int8_t sc[16];
+            _mm_storeu_si128((__m128i *)sc, nk_q3_scales(w + 96));
+            for (int j = 0; j < 16; j++) s[j] = m[j] = sc[j];
+            h[0] = nk_rd16(w + 108);
+        } else {
+            for (int j = 0; j < 16; j++) { s[j] = w[j] & 0xF; m[j] = w[j] >> 4; }
+            h[0] = nk_rd16(w + 80); h[1] = nk_rd16(w + 82);
+        }
+    } else {   // iq4_xs: 16 bytes of qs per sub-block, values 0-15 from the low nibbles, 16-31 from the high ones
+        const __m256i tbl = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)pk_iq4nl_values));
+        for (int j = 0; j < 4; j++) {
+            const __m256i qb = _mm256_loadu_si256((const __m256i *)(w + 8 + 32 * j));
+            const __m256i vl = _mm256_shuffle_epi8(tbl, _mm256_and_si256(qb, m4));
+            const __m256i vh = _mm256_shuffle_epi8(tbl, _mm256_and_si256(_mm256_srli_epi16(qb, 4), m4));
+            const __m256i a = _mm256_permute2x128_si256(vl, vh, 0x20), b = _mm256_permute2x128_si256(vl, vh, 0x31);
+            _mm256_store_si256((__m256i *)(sv + 64 * j), a);
+            _mm256_store_si256((__m256i *)(sv + 64 * j + 32), b);
+            _mm256_store_si256((__m256i *)(u + 64 * j), _mm256_sign_epi8(a, a));
+            _mm256_store_si256((__m256i *)(u + 64 * j + 32), _mm256_sign_epi8(b, b));
+        }
+        int32_t sc[8];
+        _mm256_storeu_si256((__m256i *)sc, nk_iq4xs_scales(w));
+        for (int j = 0; j < 8; j++) s[j] = (int16_t)sc[j];
+        h[0] = nk_rd16(w);
+    }
+}
+
+// Super-blocks b0 .. b0 + nbk of rows r .. r + nr (nr <= 8) into tiles; rows past nr are zero.
+TA static NK_INL void nk_tile8_pack(int dtype, const uint8_t *W, size_t rb, int64_t r, int nr, int64_t b0, int nbk, nk_tile8 *out) {
+    const size_t bb = dtype == PK_Q4_K ? 144 : dtype == PK_Q5_K ? 176 : dtype == PK_Q6_K ? 210 : dtype == PK_Q2_K ? 84 :
+                      dtype == PK_Q3_K ? 110 : 136;
+    const int iq = dtype == PK_IQ4_XS;
+    uint8_t u[8][256] __attribute__((aligned(32)));
+    int8_t sv[8][256] __attribute__((aligned(32)));
+    int16_t s[8][16], m[8][16];
+    uint16_t h[2][8];
+    memset(u[nr], 0, (size_t)(8 - nr) * 256);
+    if (iq) memset(sv[nr], 0, (size_t)(8 - nr) * 256);
+    memset(s, 0, sizeof s); memset(m, 0, sizeof m); memset(h, 0, sizeof h);
+    for (int bi = 0; bi < nbk; bi++) {
+        nk_tile8 *o = out + bi;
+        for (int i = 0; i < nr; i++) {
+            uint16_t hr[2] = {0, 0};
+            nk_tile8_row(dtype, W + (size_t)(r + i) * rb + (size_t)(b0 + bi) * bb, u[i], sv[i], s[i], m[i], hr);
+            h[0][i] = hr[0]; h[1][i] = hr[1];
+        }
+        for (int c = 0; c < 8; c++) nk_tr8(u[0] + 32 * c, 256, o->q + 8 * c);
+        if (iq) for (int c = 0; c < 8; c++) nk_tr8((const uint8_t *)sv[0] + 32 * c, 256, (uint8_t (*)[32])o->sg + 8 * c);
+        for (int j = 0; j < 16; j++)
+            for (int i = 0; i < 8; i++) o->sc[j][2 * i] = o->sc[j][2 * i + 1] = s[i][j];
+        for (int j = 0; j < 8; j++)
+            for (int i = 0; i < 8; i++) { o->mn[j][2 * i] = m[i][2 * j]; o->mn[j][2 * i + 1] = m[i][2 * j + 1]; }
+        _mm256_store_ps(o->d, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h[0])));
+        _mm256_store_ps(o->dm, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h[1])));
+    }
+}
+
+// nt tokens x 8 rows over nbk tiles: Y[k ldy + i] for the first nr rows, continuing the f32 sums already there
+// unless `first`.
+TA static NK_INL void nk_tile8_micro(const int dtype, const int nt, const nk_tile8 *tl, int nbk, int64_t b0, const nk_tok *x,
+                                     float *y, int64_t ldy, int nr, int first) {
+    const int q6 = dtype == PK_Q6_K, q2 = dtype == PK_Q2_K, q3 = dtype == PK_Q3_K, iq = dtype == PK_IQ4_XS;
+    const int mins = dtype == PK_Q4_K || dtype == PK_Q5_K || q2;
+    const int nsub = (q6 || q2 || q3) ? 16 : 8, gps = 64 / nsub;
+    // groups summed in int16 before a vpmaddwd (the bounds above)
+    const int run = dtype == PK_Q4_K ? 8 : dtype == PK_Q5_K ? 4 : q6 ? 2 : iq ? 1 : 4;
+    __m256 f[NK_TT2];
+    float tmp[8] __attribute__((aligned(32))) = {0};
+    for (int k = 0; k < nt; k++) {
+        if (first) f[k] = _mm256_setzero_ps();
+        else { memcpy(tmp, y + k * ldy, (size_t)nr * 4); f[k] = _mm256_load_ps(tmp); }
+    }
+    for (int bi = 0; bi < nbk; bi++) {
+        const nk_tile8 *p = tl + bi;
+        const int64_t b = b0 + bi;
+        __m256i is[NK_TT2], im[NK_TT2];
+        for (int k = 0; k < nt; k++) is[k] = _mm256_setzero_si256();
+        for (int j = 0; j < nsub; j++) {
+            const __m256i s = _mm256_load_si256((const __m256i *)p->sc[j]);
+            for (int g0 = 0; g0 < gps; g0 += run) {
+                __m256i t[NK_TT2];
+                for (int g = g0; g < g0 + run; g++) {
+                    const int gi = gps * j + g;
+                    const __m256i w = _mm256_load_si256((const __m256i *)p->q[gi]);
+                    for (int k = 0; k < nt; k++) {
+                        __m256i xb = _mm256_set1_epi32(nk_rd32(x[k].q + b * NK_QK + 4 * gi));
+                        if (iq) xb = _mm256_sign_epi8(xb, _mm256_load_si256((const __m256i *)p->sg[gi]));
+                        const __m256i pr = _mm256_maddubs_epi16(w, xb);
+                        t[k] = g == g0 ? pr : _mm256_add_epi16(t[k], pr);
+                    }
+                }
+                for (int k = 0; k < nt; k++) is[k] = _mm256_add_epi32(is[k], _mm256_madd_epi16(t[k], s));
+            }
+        }
+        if (mins || q6 || q3) {   // the token's bsum pairs (2j, 2j + 1) times each row's pair j
+            for (int k = 0; k < nt; k++) im[k] = _mm256_setzero_si256();
+            for (int j = 0; j < 8; j++) {
+                const __m256i mn = _mm256_load_si256((const __m256i *)p->mn[j]);
+                for (int k = 0; k < nt; k++) im[k] = _mm256_add_epi32(im[k], _mm256_madd_epi16(mn, _mm256_set1_epi32(nk_rd32(x[k].bs + b * 16 + 2 * j))));
+            }
+            // offsets: q6_K codes carry + 32, q3_K + 4
+            if (q6) for (int k = 0; k < nt; k++) is[k] = _mm256_sub_epi32(is[k], _mm256_slli_epi32(im[k], 5));
+            if (q3) for (int k = 0; k < nt; k++) is[k] = _mm256_sub_epi32(is[k], _mm256_slli_epi32(im[k], 2));
+        }
+        const __m256 dw = _mm256_load_ps(p->d), dmw = _mm256_load_ps(p->dm);
+        for (int k = 0; k < nt; k++) {
+            const __m256 dx = _mm256_set1_ps(x[k].d[b]);
+            const __m256 pv = _mm256_mul_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(is[k]));
+            if (q2) {   // s + (p - m), as q2k_dot_scalar
+                const __m256 pm = _mm256_mul_ps(_mm256_mul_ps(dmw, dx), _mm256_cvtepi32_ps(im[k]));
+                f[k] = _mm256_add_ps(f[k], _mm256_sub_ps(pv, pm));
+                continue;
+            }
+            f[k] = _mm256_add_ps(f[k], pv);
+            if (mins) {
+                const __m256 pm = _mm256_mul_ps(_mm256_mul_ps(dmw, dx), _mm256_cvtepi32_ps(im[k]));
+                f[k] = _mm256_sub_ps(f[k], pm);
+            }
+        }
+    }
+    for (int k = 0; k < nt; k++) { _mm256_store_ps(tmp, f[k]); memcpy(y + k * ldy, tmp, (size_t)nr * 4); }
+}
+
+#define NK_TILES8(NAME, DT)                                                                                   \
+TA static void NAME(const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,      \
+                    float *Y, int64_t ldy, int64_t r0, int64_t r1) {                                          \
+    const int64_t nb = cols / NK_QK;                                                                          \
+    nk_tile8 tl[NK_KB] __attribute__((aligned(32)));                                                          \
+    for (int64_t r = r0; r < r1; r += 8) {                                                                    \
+        const int nr = r1 - r < 8 ? (int)(r1 - r) : 8;                                                        \
+        for (int64_t b0 = 0; b0 < nb; b0 += NK_KB) {                                                          \
+            const int nbk = nb - b0 < NK_KB ? (int)(nb - b0) : NK_KB;                                         \
+            nk_tile8_pack(DT, W, rb, r, nr, b0, nbk, tl);                                                     \
+            for (int64_t t = 0; t < T; t += NK_TT2) {                                                         \
+                const int nt = T - t < NK_TT2 ? (int)(T - t) : NK_TT2;                                        \
+                nk_tok x[NK_TT2];                                                                             \
+                for (int k = 0; k < nt; k++) x[k] = nk_token(xn + (size_t)(t + k) * xs, cols);               \
+                float *y = Y + t * ldy + r;                                                                   \
+                switch (nt) {                                                                                 \
+                case 1: nk_tile8_micro(DT, 1, tl, nbk, b0, x, y, ldy, nr, b0 == 0); break;                    \
+                case 2: nk_tile8_micro(DT, 2, tl, nbk, b0, x, y, ldy, nr, b0 == 0); break;                    \
+                case 3: nk_tile8_micro(DT, 3, tl, nbk, b0, x, y, ldy, nr, b0 == 0); break;                    \
+                default: nk_tile8_micro(DT, 4, tl, nbk, b0, x, y, ldy, nr, b0 == 0); break;                   \
+                }                                                                                             \
+            }                                                                                                 \
+        }                                                                                                     \
+    }                                                                                                         \
+}
+NK_TILES8(q4k_tiles_avx2, PK_Q4_K)
+NK_TILES8(q5k_tiles_avx2, PK_Q5_K)
+NK_TILES8(q6k_tiles_avx2, PK_Q6_K)
+NK_TILES8(iq4xs_tiles_avx2, PK_IQ4_XS)
+NK_TILES8(q2k_tiles_avx2, PK_Q2_K)
+NK_TILES8(q3k_tiles_avx2, PK_Q3_K)
+
+static nk_tiles_fn nk_tiles_avx2(int dtype) {
+    switch (dtype) {
+    case PK_Q4_K: return q4k_tiles_avx2;
+    case PK_Q5_K: return q5k_tiles_avx2;
+    case PK_Q6_K: return q6k_tiles_avx2;
+    case PK_IQ4_XS: return iq4xs_tiles_avx2;
+    case PK_Q2_K: return q2k_tiles_avx2;
+    case PK_Q3_K: return q3k_tiles_avx2;
+    }
+    return NULL;
+}
+
 #endif
 
 // MARK: aarch64 (NEON)
@@ -1385,6 +1641,7 @@ void pk_native_k_matmul(int dtype, const uint8_t *W, size_t rb, int64_t cols, co
         for (; r < r1; r++) f1(W + (size_t)r * rb, &x, 1, cols / NK_QK, Y + r);
         return;
     }
+    if (avx2 && T >= NK_TILE_T_AVX2(dtype)) { nk_tiles_avx2(dtype)(W, rb, cols, xn, xs, T, Y, ldy, r0, r1); return; }
     nk_mt_fn f = (vnni || avx2) ? nk_simd_fn(dtype, vnni) : NULL;
     if (f) { nk_matmul_simd(f, W, rb, cols, xn, xs, T, Y, ldy, r0, r1); return; }
 #endif

@@ -214,8 +214,9 @@ final class NativeKQuantKernelTests: XCTestCase {
         }
     }
 
-    /// Prefill at the VNNI level: tiles of 16 rows (two full, one partial, and odd row ranges through
-    /// checkRowRanges), chunks of super-blocks (2304 columns: 9), micro-kernels of 1-8 tokens (T = 9, 13: 8 + 1, 8 + 5).
+    /// Prefill: VNNI tiles of 16 rows (two full, one partial, and odd row ranges through checkRowRanges), AVX2 tiles
+    /// of 8 rows, chunks of super-blocks (2304 columns: 9), micro-kernels of 1-8 tokens (VNNI, T = 9, 13: 8 + 1,
+    /// 8 + 5) and 1-4 tokens (AVX2).
     func testNativeKQuantsManyRowsPrefill() {
         var rng = TestRNG(24)
         SIMDLevels.each { _ in
@@ -233,7 +234,7 @@ final class NativeKQuantKernelTests: XCTestCase {
         let rows = 35, cols = 1536, ldy = rows + 1
         for t in Self.types {
             let w = Self.randomRows(t, rows: rows, cols: cols, extreme: true, rng: &rng)
-            for T in [2, 4, 5, 8, 9, 20] {
+            for T in [2, 3, 4, 5, 8, 9, 20] {
                 var x = [Float]()
                 for _ in 0..<T { x += Self.randomX(cols, mode: T % 4, rng: &rng) }
                 let stride = pk_native_x_stride(t.1, Int64(cols))
