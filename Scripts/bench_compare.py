@@ -9,6 +9,14 @@ runs ours with f32 activations (the default), with llama.cpp-style rounded activ
 or both (one table row each, against the same llama.cpp run; the second of ours loads the dumped GGUF). Optionally transformers
 (--transformers) decodes the same shape in bf16 with random weights (not identical values; speed only).
 
+Another llama.cpp build (e.g. one for CPUs without AVX-512) can stand in for llama-cpp-python: `--llama-bench PATH`
+times the same GGUF with that build's `llama-bench` (prefill of N tokens in one batch, N-token decode, best of R
+samples); `--simd LEVEL` runs ours at that SIMD level (PERSONA_SIMD: avx2, avx512, avx512vnni, ...). The AVX2 pair:
+    git clone https://github.com/ggerganov/llama.cpp && cd llama.cpp && cmake -B b -DCMAKE_BUILD_TYPE=Release \
+        -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DLLAMA_CURL=OFF \
+        && cmake --build b --target llama-bench -j
+    /work/V/bin/python Scripts/bench_compare.py --simd avx2 --llama-bench llama.cpp/b/bin/llama-bench ...
+
 Run by hand, not in CI (needs a release build and llama-cpp-python):
     swift build -c release --product persona
     /work/V/bin/pip install llama-cpp-python        # builds llama.cpp for this CPU (-march=native)
@@ -109,6 +117,20 @@ def best_of(a, b):
     return out
 
 
+def llama_bench(path, gguf, threads, prompt_tokens, decode_tokens, repeats, seed):
+    """Times one GGUF with a llama.cpp `llama-bench` binary: best sample of the prefill and the decode test."""
+    cmd = [path, "-m", gguf, "-t", str(threads), "-p", str(prompt_tokens), "-n", str(decode_tokens),
+           "-r", str(repeats), "-o", "json"]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        return {"error": (r.stderr.strip().splitlines() or ["llama-bench failed"])[-1]}
+    out = {}
+    for t in json.loads(r.stdout):
+        key = "prefill_tok_s" if t["n_prompt"] and not t["n_gen"] else "decode_tok_s"
+        out[key] = max(t.get("samples_ts") or [t["avg_ts"]])
+    return out
+
+
 def child(mode, **kw):
     cmd = [sys.executable, os.path.abspath(__file__), mode]
     for k, v in kw.items():
@@ -137,6 +159,8 @@ def main():
                    help="matrix-product precision of ours: exact (f32 activations), native (rounded like llama.cpp), or both")
     p.add_argument("--transformers", action="store_true", help="also time transformers (bf16) per config")
     p.add_argument("--markdown", help="also write the table (markdown) to this file")
+    p.add_argument("--simd", help="PERSONA_SIMD level for ours (e.g. avx2 to compare with an AVX2 llama.cpp build)")
+    p.add_argument("--llama-bench", help="time llama.cpp with this llama-bench binary instead of llama-cpp-python")
     p.add_argument("--gguf")
     p.add_argument("--config")
     args = p.parse_args()
@@ -163,7 +187,8 @@ def main():
                         cmd = [args.persona, "bench", *src, "--precision", prec, "--threads", str(args.threads),
                                "--prompt-tokens", str(args.prompt_tokens), "--decode-tokens", str(args.decode_tokens),
                                "--repeats", str(args.repeats), "--seed", str(args.seed), "--json"]
-                        r = subprocess.run(cmd, capture_output=True, text=True)
+                        env = dict(os.environ, PERSONA_SIMD=args.simd) if args.simd else None
+                        r = subprocess.run(cmd, capture_output=True, text=True, env=env)
                         if r.returncode != 0:
                             print(f"persona bench failed for {name} {dtype} {prec}: {r.stderr.strip()}", file=sys.stderr)
                             failed = True
@@ -171,7 +196,8 @@ def main():
                         ours[prec] = best_of(ours.get(prec), json.loads(r.stdout))
                     if failed:
                         break
-                    theirs = best_of(theirs, child("llama-worker", gguf=gguf, **common))
+                    run = llama_bench(args.llama_bench, gguf, **common) if args.llama_bench else child("llama-worker", gguf=gguf, **common)
+                    theirs = best_of(theirs, run)
             for prec in precisions:
                 o = ours.get(prec)
                 if o is None:
@@ -191,6 +217,7 @@ def main():
     first = rows[0][3] if rows else {}
     lines = [f"Machine: {first.get('cpu', '?')}, {args.threads} threads, SIMD {first.get('simd', '?')}, "
              f"measured bandwidth {first.get('bandwidth_gb_s', 0):.1f} GB/s; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
+             f"llama.cpp: {('llama-bench ' + args.llama_bench) if args.llama_bench else 'llama-cpp-python'}. "
              f"Prompt {args.prompt_tokens} tokens, decode {args.decode_tokens} tokens, best of {args.repeats} repeats x {args.rounds} rounds.",
              "",
              "| model | dtype | precision (ours) | prefill ours | prefill llama.cpp | ratio | decode ours | monitored, 8 traits x all layers (overhead) | steered (overhead) | decode llama.cpp | ratio | bandwidth-bound tok/s | ours / bound | peak RSS ours / llama.cpp (MiB) | load ours (s) |",
