@@ -26,6 +26,7 @@
 // iq4_xs: ggml's generic C code multiplies each sub-block sum by the f32 d * (ls - 32); here (as in ggml's SIMD
 // code) (ls - 32) is applied in integers and d once per super-block, so all levels share one integer per block.
 #include "pk_internal.h"
+#include "pk_x86.h"
 #include <math.h>
 #include <string.h>
 #if defined(__x86_64__)
@@ -1296,24 +1297,11 @@ typedef struct {
 } nk_tile8;
 #define NK_TT2 4          // tokens per AVX2 micro-kernel call (accumulators in registers; 6 measured no faster)
 
-// 8 x 8 int32 transpose: 32 bytes of 8 rows `stride` bytes apart to q[0..7] (q[k]: dword k of every row)
+// 32 bytes of 8 rows `stride` bytes apart to q[0..7] (q[k]: dword k of every row)
 TA static NK_INL void nk_tr8(const uint8_t *src, size_t stride, uint8_t (*q)[32]) {
-    __m256i z[8], a[8], b[8];
+    __m256i z[8];
     for (int i = 0; i < 8; i++) z[i] = _mm256_loadu_si256((const __m256i *)(src + i * stride));
-    for (int i = 0; i < 8; i += 2) {
-        a[i] = _mm256_unpacklo_epi32(z[i], z[i + 1]);       // lanes: r_i c0, r_i+1 c0, r_i c1, r_i+1 c1 | c4 c5
-        a[i + 1] = _mm256_unpackhi_epi32(z[i], z[i + 1]);   // c2, c3 | c6, c7
-    }
-    for (int i = 0; i < 8; i += 4) {
-        b[i + 0] = _mm256_unpacklo_epi64(a[i], a[i + 2]);       // c0 of rows i..i+3 | c4
-        b[i + 1] = _mm256_unpackhi_epi64(a[i], a[i + 2]);       // c1 | c5
-        b[i + 2] = _mm256_unpacklo_epi64(a[i + 1], a[i + 3]);   // c2 | c6
-        b[i + 3] = _mm256_unpackhi_epi64(a[i + 1], a[i + 3]);   // c3 | c7
-    }
-    for (int c = 0; c < 4; c++) {
-        _mm256_store_si256((__m256i *)q[c], _mm256_permute2x128_si256(b[c], b[4 + c], 0x20));
-        _mm256_store_si256((__m256i *)q[4 + c], _mm256_permute2x128_si256(b[c], b[4 + c], 0x31));
-    }
+    pk_tile8_transpose(z, q);
 }
 
 // One super-block of one row: 256 codes in element order to u (iq4_xs: |v| to u, v to sv), the int16 scales to s

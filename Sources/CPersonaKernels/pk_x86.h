@@ -75,6 +75,34 @@ PK_T512X static inline __m256 pk_hsum8(const __m512 u[8]) {
     return _mm512_castps512_ps256(f);
 }
 
+/* The 8-row tiles of the AVX2 prompt kernels: out[g] receives dword g of each z[j] (rows 0..7), so one vpmaddubsw
+   against 4 broadcast activation bytes gives 8 rows' pair sums. */
+__attribute__((target("avx2"))) static inline void pk_tile8_transpose(const __m256i z[8], uint8_t out[8][32]) {
+    __m256i t0 = _mm256_unpacklo_epi32(z[0], z[1]), t1 = _mm256_unpackhi_epi32(z[0], z[1]);
+    __m256i t2 = _mm256_unpacklo_epi32(z[2], z[3]), t3 = _mm256_unpackhi_epi32(z[2], z[3]);
+    __m256i t4 = _mm256_unpacklo_epi32(z[4], z[5]), t5 = _mm256_unpackhi_epi32(z[4], z[5]);
+    __m256i t6 = _mm256_unpacklo_epi32(z[6], z[7]), t7 = _mm256_unpackhi_epi32(z[6], z[7]);
+    __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
+    __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
+    __m256i u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);
+    __m256i u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);
+    _mm256_store_si256((__m256i *)out[0], _mm256_permute2x128_si256(u0, u4, 0x20));
+    _mm256_store_si256((__m256i *)out[1], _mm256_permute2x128_si256(u1, u5, 0x20));
+    _mm256_store_si256((__m256i *)out[2], _mm256_permute2x128_si256(u2, u6, 0x20));
+    _mm256_store_si256((__m256i *)out[3], _mm256_permute2x128_si256(u3, u7, 0x20));
+    _mm256_store_si256((__m256i *)out[4], _mm256_permute2x128_si256(u0, u4, 0x31));
+    _mm256_store_si256((__m256i *)out[5], _mm256_permute2x128_si256(u1, u5, 0x31));
+    _mm256_store_si256((__m256i *)out[6], _mm256_permute2x128_si256(u2, u6, 0x31));
+    _mm256_store_si256((__m256i *)out[7], _mm256_permute2x128_si256(u3, u7, 0x31));
+}
+
+/* The 8 row sums of an AVX2 tile to o[0..nr) (nr <= 8), added to what is there if `accumulate`. */
+__attribute__((target("avx2"))) static inline void pk_store8_rows(float *o, __m256 f, int nr, int accumulate) {
+    if (nr >= 8) { _mm256_storeu_ps(o, accumulate ? _mm256_add_ps(f, _mm256_loadu_ps(o)) : f); return; }
+    const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    _mm256_maskstore_ps(o, m, accumulate ? _mm256_add_ps(f, _mm256_maskload_ps(o, m)) : f);
+}
+
 /* The 16-row tiles of the VNNI prompt kernels: z[j] holds 8 dwords of row j in its low half and of row j + 8 in its
    high half; out[g] receives dword g of rows 0..7 | of rows 8..15 (an 8 x 8 dword transpose inside each half), so one
    vpdpbusd against 4 broadcast activation bytes gives 16 row sums. */

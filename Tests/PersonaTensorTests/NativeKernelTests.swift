@@ -115,7 +115,8 @@ final class NativeKernelTests: XCTestCase {
         var rng = TestRNG(12)
         SIMDLevels.each { level in
             for cols in [32, 96, 288, 33 * 32] {   // 33 blocks: crosses the 32-block packed chunk
-                for T in [1, 2, 3, 5, 17] {
+                // T > 1 runs packed tiles of 4 (AVX2) or 8 (VNNI) tokens: whole ones, and 1, 2, 3 left over
+                for T in [1, 2, 3, 5, 6, 7, 17] {
                     for rows in [1, 5, 21, 37] { checkNative(Self.q8, rows: rows, cols: cols, T: T, rng: &rng, level: level) }
                 }
             }
@@ -128,6 +129,34 @@ final class NativeKernelTests: XCTestCase {
             for cols in [1, 7, 67, 300, 1029, 2100] {   // 2100: three 1024-column chunks of the GEMM
                 for T in [1, 2, 3, 5, 17] {
                     for rows in [1, 5, 21, 37] { checkNative(Self.bf16, rows: rows, cols: cols, T: T, rng: &rng, level: level) }
+                }
+            }
+        }
+    }
+
+    /// The largest block sums the sign trick meets: weights all -128 or all 127 against q = +127 or -127
+    /// everywhere (vpmaddubsw pair sums of +-32512). d_w = 1 and these d_x make every product and sum exact.
+    func testNativeQ8LargestSums() {
+        let cols = 64, rows = 13, T = 7, nb = cols / 32
+        for wv: Int8 in [-128, 127] {
+            var w = [UInt8](repeating: UInt8(bitPattern: wv), count: rows * nb * 34)
+            let one = Float16(1).bitPattern
+            for blk in 0..<(rows * nb) { w[blk * 34] = UInt8(one & 0xFF); w[blk * 34 + 1] = UInt8(one >> 8) }
+            var x = [Float](repeating: 0, count: T * cols)
+            for t in 0..<T { for c in 0..<cols { x[t * cols + c] = t % 2 == 0 ? 1 : -1 } }
+            SIMDLevels.each { level in
+                var xn = [UInt8](repeating: 0, count: pk_native_x_stride(Self.q8, Int64(cols)) * T)
+                pk_native_prepare(Self.q8, x, Int64(cols), Int64(cols), &xn, 0, Int64(T))
+                let dx = Float(Float16(Float(1) / 127))
+                for T1 in [1, 2, 3, 5, 7] {
+                    var y = [Float](repeating: 0, count: T1 * rows)
+                    pk_matmul_rows_native(Self.q8, w, Int64(cols), xn, Int64(T1), &y, Int64(rows), 0, Int64(rows))
+                    for t in 0..<T1 {
+                        let want = Float(nb * 32 * Int(wv) * (t % 2 == 0 ? 127 : -127)) * dx
+                        for r in 0..<rows where y[t * rows + r] != want {
+                            XCTFail("\(level) w \(wv) T \(T1) t \(t) r \(r): \(y[t * rows + r]) vs \(want)"); return
+                        }
+                    }
                 }
             }
         }

@@ -172,15 +172,57 @@ final class NativeLegacyKernelTests: XCTestCase {
         var rng = TestRNG(22)
         for (name, code) in Self.types {
             // 96: an odd last block; 288: a group and one block; 480: a group and 7; 1056: crosses the 24-block
-            // packed chunk of the T > 1 kernel
+            // (VNNI) and 32-block (AVX2) packed chunks of the T > 1 kernels
             for cols in [32, 96, 288, 480, 1056] {
-                for T in [1, 2, 3, 5, 17] {
+                // T: row kernels below 3 to 5 tokens (by type), packed tiles of 4 (AVX2) or 8 (VNNI) tokens from
+                // there, with 1, 2, 3 left over
+                for T in [1, 2, 3, 4, 5, 6, 7, 17] {
                     for rows in [5, 37] {
                         checkProducts(code, name: name, rows: rows, cols: cols, T: T, extreme: false, rng: &rng)
                     }
                 }
             }
             for T in [1, 3, 17] { checkProducts(code, name: name, rows: 21, cols: 288, T: T, extreme: true, rng: &rng) }
+        }
+    }
+
+    /// The largest integer sums the kernels' int16 steps meet: every byte of the codes (and fifth bits) 0xFF or
+    /// 0x00 (the largest / smallest code; iq4_nl's -127 level), against q = +127 or -127 everywhere. A saturated or
+    /// wrapped int16 step would be off by far more than the rounding bound of checkProducts.
+    func testLargestSums() {
+        for (name, code) in Self.types {
+            let cols = 1056, nb = cols / 32, bb = Int(pk_block_bytes(code)), rows = 13, T = 7
+            for fill: UInt8 in [0xFF, 0x00] {
+                var w = [UInt8](repeating: fill, count: rows * nb * bb)
+                let one = Float16(1).bitPattern
+                for blk in 0..<(rows * nb) {
+                    w[blk * bb] = UInt8(one & 0xFF); w[blk * bb + 1] = UInt8(one >> 8)
+                    if Self.isQ81(code) { w[blk * bb + 2] = 0; w[blk * bb + 3] = 0 }   // m = 0
+                }
+                var wf = [Float](repeating: 0, count: cols)
+                pk_dequant_row_scalar(code, w, Int64(cols), &wf)   // every row the same
+                var x = [Float](repeating: 0, count: T * cols)
+                for t in 0..<T { for c in 0..<cols { x[t * cols + c] = t % 2 == 0 ? 1 : -1 } }
+                var xn = [UInt8](repeating: 0, count: pk_native_x_stride(code, Int64(cols)) * T)
+                pk_native_prepare(code, x, Int64(cols), Int64(cols), &xn, 0, Int64(T))
+                let dx = Double(Float(Float16(Float(1) / 127)))
+                let off = Double(Self.isQ81(code) ? 0 : Self.offset(code))
+                var sum = 0.0, size = 0.0
+                for c in 0..<cols { sum += Double(wf[c]) * 127 * dx; size += (abs(Double(wf[c])) + 2 * off) * 127 * dx }
+                let tol = Double(8 * nb + 18) * 0x1p-24 * size
+                SIMDLevels.each { level in
+                    for T1 in [1, 2, 3, 4, 5, 7] {   // row kernels and tiles
+                        var y = [Float](repeating: 0, count: T1 * rows)
+                        pk_matmul_rows_native(code, w, Int64(cols), xn, Int64(T1), &y, Int64(rows), 0, Int64(rows))
+                        for t in 0..<T1 {
+                            let want = t % 2 == 0 ? sum : -sum
+                            for r in 0..<rows where !(abs(Double(y[t * rows + r]) - want) <= tol) {
+                                XCTFail("\(level) \(name) fill \(fill) T \(T1) t \(t) r \(r): \(y[t * rows + r]) vs \(want)"); return
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 
