@@ -522,7 +522,8 @@ const pk_ops pk_ops_avx2 = {
     // kernels_x86_exact256.c; q8_0 and iq4_nl measured no faster that way than matvec_q8_0_256 / pk_matvec_iq4_nl_256
     .exact = { [PK_Q4_0] = &pk_exact256_q4_0, [PK_Q4_1] = &pk_exact256_q4_1, [PK_Q5_0] = &pk_exact256_q5_0,
                [PK_Q5_1] = &pk_exact256_q5_1, [PK_Q4_K] = &pk_exact256_q4_K, [PK_Q5_K] = &pk_exact256_q5_K,
-               [PK_Q6_K] = &pk_exact256_q6_K, [PK_IQ4_XS] = &pk_exact256_iq4_xs },
+               [PK_Q6_K] = &pk_exact256_q6_K, [PK_IQ4_XS] = &pk_exact256_iq4_xs, [PK_Q2_K] = &pk_exact256_q2_K,
+               [PK_Q3_K] = &pk_exact256_q3_K },
 };
 
 #endif

@@ -35,6 +35,10 @@
 //   q5_0           6.95 ->  7.68 (1.1x)    7.15 ->  7.76 (1.1x) *                  5.96 -> 6.60 (1.1x) *
 //   q4_1           1.00 -> 12.14 (12x)     1.07 -> 11.94 (11x) *                   0.99 -> 10.56 (11x) *
 //   q5_1           6.23 ->  9.19 (1.5x)    6.47 ->  9.23 (1.4x) *                  5.57 -> 8.65 (1.6x) *
+//   q2_K           2.55 ->  6.34 (2.5x)    2.52 ->  6.37 (2.5x)                    2.45 -> 6.03 (2.5x)
+//   q3_K           3.52 ->  7.02 (2.0x)    3.45 ->  6.93 (2.0x)                    3.27 -> 6.70 (2.0x)
+//   (q2_K, q3_K: 2026-12-05, thread CPU time, /tmp/hk23a harness, best of 5, in cache 16 x 8192: 2.57 -> 5.85
+//   and 3.54 -> 6.64; see "MARK: q2_K, q3_K" below for the scheme and why they live in this file.)
 // q8_0 and iq4_nl keep the older AVX2 kernels: laid-out versions measured 23.7 -> 17.7 GB/s in cache for q8_0
 // (vpmovsxbd from memory widens 8 weights in one op; nothing here is cheaper) and 7.8 -> 7.8 for iq4_nl.
 // Rows one at a time with a software prefetch along the rows (pk_prefetch_ahead).
@@ -469,9 +473,153 @@ EXACT256_32(q4_1, 20, 72, xf_72, prep32_q4_1)
 EXACT256_32(q5_0, 22, 64, xf_64, prep32_q5_0)
 EXACT256_32(q5_1, 24, 72, xf_72, prep32_q5_1)
 
+// =====================================================================================================
+// MARK: q2_K, q3_K
+// Here rather than in a file of their own (as kernels_x86_exactk23.c is on AVX-512): they use this file's static
+// helpers (tr4x8 / slots4, hsum8x8, cvt_u, bcast), which a separate file would have to copy.
+//
+// Both keep their 2 low bits in 64 qs bytes: 32 bytes (half g) as 8 dword lanes, lane L holding bytes 4L + m
+// (m = 0..3); bits 2k..2k+1 of byte m are element 128 g + 32 k + 4 L + m, sub-block (16 elements) 8 g + 2 k + (L >= 4).
+// Prepared x, per block: slot 32 (4 g + k) + 8 m, lane L = x[128 g + 32 k + 4 L + m] (slots4 of 32 consecutive x), so
+// the 4 fields (k, m = 0..3) of a half give one partial-sum vector per (g, k) whose lanes 0-3 / 4-7 are
+// sub-blocks 8 g + 2 k / + 1; it is multiplied once by those lanes' scales (one vpermps of 8 of the 16 scales).
+//   - q2_K (w = d sc q - dmin m): every field by AND + convert, from the lane (m < 2) or the lane >> 16 (m >= 2),
+//     bit offset o = 8 (m & 1) + 2k <= 14, x pre-scaled by 2^-o (exact for |x| >= 2^-112); the mins through
+//     per-sub-block sums of x made in prepare (16 more floats a block): y = sum_s d sc_s sum q x - sum_s dmin m_s sum x;
+//     d sc and dmin m exact (11 x 4 bits).
+//     k = 0 instead by vpermps (8-entry table 0..3 repeated: it reads index bits 0-2 of the lane, so bit 2, field
+//     k = 1's low bit, is ignored) of the lane >> 8m (the lane >> 16 shared), x unscaled there: 6 ops for those 4
+//     fields instead of 8, measured 3-4% faster.
+//   - q3_K (w = d (sc - 32)(q + 4h - 4)): per (g, k) the 3-bit index q | h << 2 is built in bits 0-2 of every byte
+//     ((lane >> 2k) & 3 | (hmask shifted so bit 4g + k lands at bit 2) & 4), then byte m is looked up by vpermps
+//     (only index bits 0-2 count, so byte m needs just a shift by 8m) in the table -4..3: q + 4h - 4 per weight,
+//     exact, x unscaled, so the error stays relative to sum |w x| (a -4 through sums of x would make it relative
+//     to (|q + 4h| + 4) |x|); d (sc - 32) exact (11 x 6 bits). Bytes 1, 2 by AND + convert - 4 * 2^8m (x scaled)
+//     instead of shift + lookup measured 5% slower.
+// Per 8 weights ~2.4 (q2_K) / ~3.5 (q3_K) vector ops besides the FMA; NaN / Inf scales and x propagate to y.
+
+// q2_K: per block 272 floats: the 32 slots (those of field (k > 0, m) scaled by 2^-(8 (m & 1) + 2k)), then the negated
+// sums of x over the 16 sub-blocks (times dmin m in matvec).
+static int64_t q2_K_x_floats(int64_t cols) { return cols / 256 * 272; }
+TA static void q2_K_prepare(const float *x, int64_t cols, float *xp) {
+    for (int64_t b = 0; b < cols / 256; b++, x += 256, xp += 272) {
+        for (int g = 0; g < 2; g++)
+            for (int k = 0; k < 4; k++) {
+                const float lo = 1.0f / (float)(1u << (2 * k)), hi = k ? lo * 0x1p-8f : 1.0f, sc[4] = {lo, hi, lo, hi};
+                slots4(x + 128 * g + 32 * k, x + 128 * g + 32 * k + 16, xp + 32 * (4 * g + k), 8, sc);
+            }
+        for (int h = 0; h < 2; h++) {
+            __m256 u[8];
+            for (int s = 0; s < 8; s++) u[s] = _mm256_add_ps(_mm256_loadu_ps(x + 128 * h + 16 * s), _mm256_loadu_ps(x + 128 * h + 16 * s + 8));
+            _mm256_store_ps(xp + 256 + 8 * h, _mm256_sub_ps(_mm256_setzero_ps(), hsum8x8(u)));
+        }
+    }
+}
+// q3_K: the 32 slots, unscaled.
+static const float SC1[4] = {1.0f, 1.0f, 1.0f, 1.0f};
+TA static void q3_K_prepare(const float *x, int64_t cols, float *xp) {
+    for (int64_t b = 0; b < cols; b += 32, x += 32, xp += 32) slots4(x, x + 16, xp, 8, SC1);
+}
+
+TA static void q2_K_matvec(const uint8_t *W, size_t rb, int64_t cols, const float *xp, float *y, int64_t r0, int64_t r1) {
+    const int64_t nb = cols / 256;
+    const __m256i m4 = _mm256_set1_epi32(15), sel = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+    const __m256 t2 = _mm256_setr_ps(0, 1, 2, 3, 0, 1, 2, 3);
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *p = W + (size_t)r * rb;
+        const float *xb = xp;
+        __m256 t0 = _mm256_setzero_ps(), t1 = t0, tm = t0;
+        for (int64_t b = 0; b < nb; b++, p += 84, xb += 272) {
+            pk_prefetch_ahead(p, 2);
+            const __m256 d = _mm256_set1_ps(_cvtsh_ss(rd16(p + 80))), dmin = _mm256_set1_ps(_cvtsh_ss(rd16(p + 82)));
+            __m256 dl[2];
+            for (int g = 0; g < 2; g++) {   // sub-blocks 8g .. 8g + 7: d * (scale & 15), dmin * (scale >> 4)
+                __m256i s = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + 8 * g)));
+                dl[g] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_and_si256(s, m4)));
+                tm = _mm256_fmadd_ps(_mm256_mul_ps(dmin, _mm256_cvtepi32_ps(_mm256_srli_epi32(s, 4))), _mm256_load_ps(xb + 256 + 8 * g), tm);
+            }
+            for (int g = 0; g < 2; g++) {
+                const __m256i v = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * g)), h = _mm256_srli_epi32(v, 16);
+                for (int k = 0; k < 4; k++) {
+                    const float *xs = xb + 32 * (4 * g + k);
+                    __m256 a;
+                    if (k == 0) {
+                        a = _mm256_mul_ps(_mm256_permutevar8x32_ps(t2, v), _mm256_load_ps(xs));
+                        a = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(t2, _mm256_srli_epi32(v, 8)), _mm256_load_ps(xs + 8), a);
+                        a = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(t2, h), _mm256_load_ps(xs + 16), a);
+                        a = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(t2, _mm256_srli_epi32(v, 24)), _mm256_load_ps(xs + 24), a);
+                    } else {
+                    a = _mm256_mul_ps(cvt_u(v, 3u << (2 * k)), _mm256_load_ps(xs));
+                    a = _mm256_fmadd_ps(cvt_u(v, 3u << (8 + 2 * k)), _mm256_load_ps(xs + 8), a);
+                    a = _mm256_fmadd_ps(cvt_u(h, 3u << (2 * k)), _mm256_load_ps(xs + 16), a);
+                    a = _mm256_fmadd_ps(cvt_u(h, 3u << (8 + 2 * k)), _mm256_load_ps(xs + 24), a);
+                    }
+                    __m256 sc = _mm256_permutevar8x32_ps(dl[g], _mm256_add_epi32(sel, _mm256_set1_epi32(2 * k)));
+                    if (k & 1) t1 = _mm256_fmadd_ps(a, sc, t1);
+                    else t0 = _mm256_fmadd_ps(a, sc, t0);
+                }
+            }
+        }
+        y[r] = hsum256(_mm256_add_ps(_mm256_add_ps(t0, t1), tm));
+    }
+}
+
+// q3_K: the 16 scales d (sc - 32) (sub-blocks 0-7 in *dl0, 8-15 in *dl1), unpacked as q3_K_dec in
+// kernels_x86_quant.c does: with a0, a1, t the dwords of the 12 bytes, the dwords of sc are
+// (a0 & m4) | (t & m2) << 4, (a1 & m4) | ((t >> 2) & m2) << 4, ((a0 >> 4) & m4) | ((t >> 4) & m2) << 4,
+// ((a1 >> 4) & m4) | ((t >> 6) & m2) << 4.
+TA static inline void q3_scales(const uint8_t *p, __m256 *dl0, __m256 *dl1) {
+    __m128i raw = _mm_loadu_si128((const __m128i *)(p + 94));   // bytes 94..109: the 12 scale bytes at 2..13
+    __m128i a = _mm_shuffle_epi8(raw, _mm_setr_epi8(2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5, 6, 7, 8, 9));
+    __m128i t = _mm_shuffle_epi8(raw, _mm_setr_epi8(10, 11, 12, 13, 10, 11, 12, 13, 10, 11, 12, 13, 10, 11, 12, 13));
+    __m128i lo = _mm_and_si128(_mm_srlv_epi32(a, _mm_setr_epi32(0, 0, 4, 4)), _mm_set1_epi8(0x0F));
+    __m128i hi = _mm_and_si128(_mm_slli_epi32(_mm_srlv_epi32(t, _mm_setr_epi32(0, 2, 4, 6)), 4), _mm_set1_epi8(0x30));
+    __m128i sc = _mm_sub_epi8(_mm_or_si128(lo, hi), _mm_set1_epi8(32));
+    const __m256 d = _mm256_set1_ps(_cvtsh_ss(rd16(p + 108)));
+    *dl0 = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc)));
+    *dl1 = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc, 8))));
+}
+
+TA static void q3_K_matvec(const uint8_t *W, size_t rb, int64_t cols, const float *xp, float *y, int64_t r0, int64_t r1) {
+    const int64_t nb = cols / 256;
+    const __m256 lv = _mm256_setr_ps(-4, -3, -2, -1, 0, 1, 2, 3);   // index q | h << 2 -> q + 4h - 4
+    const __m256i m3 = _mm256_set1_epi8(3), b2 = _mm256_set1_epi8(4), sel = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *p = W + (size_t)r * rb;
+        const float *xb = xp;
+        __m256 t0 = _mm256_setzero_ps(), t1 = t0;
+        for (int64_t b = 0; b < nb; b++, p += 110, xb += 256) {
+            pk_prefetch_ahead(p, 2);
+            __m256 dl[2];
+            q3_scales(p, &dl[0], &dl[1]);
+            const __m256i hm = _mm256_loadu_si256((const __m256i *)p);
+            for (int g = 0; g < 2; g++) {
+                const __m256i v = _mm256_loadu_si256((const __m256i *)(p + 32 + 32 * g));
+                for (int k = 0; k < 4; k++) {
+                    const int j = 4 * g + k;   // hmask bit of (g, k), moved to bit 2 of each byte (16-bit shifts: bit 2
+                                               // of a byte comes from bit j of the same byte)
+                    __m256i hb = j > 2 ? _mm256_srli_epi16(hm, j - 2) : j < 2 ? _mm256_slli_epi16(hm, 2 - j) : hm;
+                    __m256i t = _mm256_or_si256(_mm256_and_si256(k ? _mm256_srli_epi16(v, 2 * k) : v, m3), _mm256_and_si256(hb, b2));
+                    const float *xs = xb + 32 * j;
+                    __m256 a = _mm256_mul_ps(_mm256_permutevar8x32_ps(lv, t), _mm256_load_ps(xs));
+                    a = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(lv, _mm256_srli_epi32(t, 8)), _mm256_load_ps(xs + 8), a);
+                    a = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(lv, _mm256_srli_epi32(t, 16)), _mm256_load_ps(xs + 16), a);
+                    a = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(lv, _mm256_srli_epi32(t, 24)), _mm256_load_ps(xs + 24), a);
+                    __m256 sc = _mm256_permutevar8x32_ps(dl[g], _mm256_add_epi32(sel, _mm256_set1_epi32(2 * k)));
+                    if (k & 1) t1 = _mm256_fmadd_ps(a, sc, t1);
+                    else t0 = _mm256_fmadd_ps(a, sc, t0);
+                }
+            }
+        }
+        y[r] = hsum256(_mm256_add_ps(t0, t1));
+    }
+}
+
 const pk_exact_kernel pk_exact256_q4_K = {k45_x_floats, q4_K_prepare, q4_K_matvec};
 const pk_exact_kernel pk_exact256_q5_K = {k45_x_floats, q5_K_prepare, q5_K_matvec};
 const pk_exact_kernel pk_exact256_q6_K = {k256_x_floats, q6_K_prepare, q6_K_matvec};
 const pk_exact_kernel pk_exact256_iq4_xs = {k256_x_floats, iq4_xs_prepare, iq4_xs_matvec};
+const pk_exact_kernel pk_exact256_q2_K = {q2_K_x_floats, q2_K_prepare, q2_K_matvec};
+const pk_exact_kernel pk_exact256_q3_K = {k256_x_floats, q3_K_prepare, q3_K_matvec};
 
 #endif

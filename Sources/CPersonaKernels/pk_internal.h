@@ -139,7 +139,7 @@ extern const pk_exact_kernel pk_exact512_q4_K, pk_exact512_q5_K, pk_exact512_q6_
 extern const pk_exact_kernel pk_exact512_q2_K, pk_exact512_q3_K;
 /* The same on AVX2 (kernels_x86_exact256.c). */
 extern const pk_exact_kernel pk_exact256_q4_0, pk_exact256_q4_1, pk_exact256_q5_0, pk_exact256_q5_1, pk_exact256_q4_K,
-    pk_exact256_q5_K, pk_exact256_q6_K, pk_exact256_iq4_xs;
+    pk_exact256_q5_K, pk_exact256_q6_K, pk_exact256_iq4_xs, pk_exact256_q2_K, pk_exact256_q3_K;
 #endif
 
 #endif

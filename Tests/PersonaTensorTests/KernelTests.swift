@@ -145,8 +145,10 @@ final class KernelTests: XCTestCase {
         }
     }
 
-    func checkMatmul(_ name: String, code: Int32, rows: Int, cols: Int, T: Int, rng: inout TestRNG, level: String) {
-        let w = Self.randomRows(name, rows: rows, cols: cols, rng: &rng)
+    func checkMatmul(_ name: String, code: Int32, rows: Int, cols: Int, T: Int, rng: inout TestRNG, level: String,
+                     mutate: ((inout [UInt8], inout TestRNG) -> Void)? = nil) {
+        var w = Self.randomRows(name, rows: rows, cols: cols, rng: &rng)
+        mutate?(&w, &rng)
         let ldx = cols + 5, ldy = rows + 3   // strides wider than the data
         var x = [Float](repeating: .nan, count: T * ldx)
         for t in 0..<T { for c in 0..<cols { x[t * ldx + c] = rng.normal() } }
@@ -239,6 +241,29 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// T == 1 on q2_K / q3_K (the exact kernels on laid-out x at AVX-512 and AVX2) with extreme f16 scales: zero,
+    /// the f16 maximum, subnormal and tiny ones mixed with ordinary ones, block by block; all rows and an odd range.
+    func testExactK23ExtremeScales() {
+        var rng = TestRNG(9)
+        let fields: [String: (bytes: Int, offsets: [Int])] = ["q2_k": (84, [80, 82]), "q3_k": (110, [108])]
+        let values: [Float] = [0, 65504, -65504, 60000, 6e-8, -3e-7, 1e-5, -0.01, 0.02]
+        SIMDLevels.each { level in
+            for (name, code) in Self.dtypes {
+                guard let f = fields[name] else { continue }
+                for cols in [256, 2304, 8192] {
+                    checkMatmul(name, code: code, rows: 7, cols: cols, T: 1, rng: &rng, level: "\(level) extreme") { w, rng in
+                        for b in 0..<(w.count / f.bytes) {
+                            for o in f.offsets {
+                                let h = Float16(values[Int(rng.byte()) % values.count]).bitPattern
+                                w[b * f.bytes + o] = UInt8(h & 0xFF); w[b * f.bytes + o + 1] = UInt8(h >> 8)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Ops.matmul at T == 1 lays x out once per call and hands row chunks to two threads
     /// (`pk_matvec_exact_prepared`); that gives the same bits as pk_matmul_rows doing it all in one call, and
     /// the C entry points say which types have such a kernel.
@@ -246,7 +271,7 @@ final class KernelTests: XCTestCase {
         var rng = TestRNG(8)
         let pool = ThreadPool(threads: 2)
         let kernelTypes: Set<String> = ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_xs"]
-        let avx2KernelTypes: Set<String> = ["q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k", "iq4_xs"]   // kernels_x86_exact256.c
+        let avx2KernelTypes: Set<String> = ["q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_xs"]   // kernels_x86_exact256.c
         SIMDLevels.each { level in
             for (name, code) in Self.dtypes where !["f32", "f16", "bf16"].contains(name) {
                 let dtype = DType.allCases.first { $0.kernelCode == code }!
