@@ -387,11 +387,22 @@ TGT static float NAME(const uint8_t *w, nk_tok x, int64_t nb) {                 
 NK_Q45(q4k_dot_avx2, TA, nk_sacc_avx2, nk_q5hi_none, 0)
 NK_Q45(q5k_dot_avx2, TA, nk_sacc_avx2, nk_q5hi_avx2, 1)
 
+// q6_K half hh (128 values) of block w as 4 x 32 unsigned 6-bit codes in element order: ql nibbles | qh bit pairs
+TA static inline void nk_q6_codes_avx2(const uint8_t *w, int hh, __m256i u[4]) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+    const __m256i l0 = _mm256_loadu_si256((const __m256i *)(w + 64 * hh));
+    const __m256i l1 = _mm256_loadu_si256((const __m256i *)(w + 64 * hh + 32));
+    const __m256i qh = _mm256_loadu_si256((const __m256i *)(w + 128 + 32 * hh));
+    u[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30));
+    u[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
+    u[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(qh, m30));
+    u[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
+}
+
 // q6_K: the 6-bit values unsigned (q + 32 <= 63, so maddubs pair sums < 2^15) with int16 scales per 16 values
 // (low 128-bit lane one sub-block, high lane the next), then - 32 * sum(scale * bsum) for the offset.
 #define NK_Q6(NAME, TGT, SACC)                                                                                 \
 TGT static float NAME(const uint8_t *w, nk_tok x, int64_t nb) {                                               \
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);                                  \
     float acc = 0;                                                                                            \
     for (int64_t b = 0; b < nb; b++, w += 210) {                                                              \
         const __m128i sc8 = _mm_loadu_si128((const __m128i *)(w + 192));                                      \
@@ -401,18 +412,13 @@ TGT static float NAME(const uint8_t *w, nk_tok x, int64_t nb) {                 
         __m256i s0 = _mm256_setzero_si256(), s1 = s0;                                                         \
         for (int h = 0; h < 2; h++) {                                                                         \
             const __m256i sch = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16((h ? _mm_srli_si128(sc8, 8) : sc8)));   \
-            const __m256i l0 = _mm256_loadu_si256((const __m256i *)(w + 64 * h));                             \
-            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(w + 64 * h + 32));                        \
-            const __m256i qh = _mm256_loadu_si256((const __m256i *)(w + 128 + 32 * h));                       \
-            const __m256i u0 = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30)); \
-            const __m256i u1 = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30)); \
-            const __m256i u2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(qh, m30)); \
-            const __m256i u3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30)); \
+            __m256i u[4];                                                                                     \
+            nk_q6_codes_avx2(w, h, u);                                                                        \
             const int8_t *xq = q8 + 128 * h;                                                                  \
-            const __m256i p0 = _mm256_maddubs_epi16(u0, _mm256_loadu_si256((const __m256i *)(xq)));            \
-            const __m256i p1 = _mm256_maddubs_epi16(u1, _mm256_loadu_si256((const __m256i *)(xq + 32)));       \
-            const __m256i p2 = _mm256_maddubs_epi16(u2, _mm256_loadu_si256((const __m256i *)(xq + 64)));       \
-            const __m256i p3 = _mm256_maddubs_epi16(u3, _mm256_loadu_si256((const __m256i *)(xq + 96)));       \
+            const __m256i p0 = _mm256_maddubs_epi16(u[0], _mm256_loadu_si256((const __m256i *)(xq)));            \
+            const __m256i p1 = _mm256_maddubs_epi16(u[1], _mm256_loadu_si256((const __m256i *)(xq + 32)));       \
+            const __m256i p2 = _mm256_maddubs_epi16(u[2], _mm256_loadu_si256((const __m256i *)(xq + 64)));       \
+            const __m256i p3 = _mm256_maddubs_epi16(u[3], _mm256_loadu_si256((const __m256i *)(xq + 96)));       \
             s0 = SACC(s0, p0, _mm256_shuffle_epi8(sch, _mm256_load_si256((const __m256i *)nk_pair16[0])));    \
             s1 = SACC(s1, p1, _mm256_shuffle_epi8(sch, _mm256_load_si256((const __m256i *)nk_pair16[1])));    \
             s0 = SACC(s0, p2, _mm256_shuffle_epi8(sch, _mm256_load_si256((const __m256i *)nk_pair16[2])));    \
@@ -763,6 +769,12 @@ TA static inline __m256i nk_q3hi_avx2(__m256i hm, int bit) {
     const __m256i h = bit >= 2 ? _mm256_srl_epi16(hm, _mm_cvtsi32_si128(bit - 2)) : _mm256_sll_epi16(hm, _mm_cvtsi32_si128(2 - bit));
     return _mm256_and_si256(h, _mm256_set1_epi8(4));
 }
+// codes of q2_K / q3_K field group (g, k) from its 32 qs bytes qb (and q3_K's hmask hm): (qb >> 2k) & 3, plus
+// q3_K's high bit at 0x04 (v + 4)
+TA static inline __m256i nk_q23_codes_avx2(__m256i qb, __m256i hm, int g, int k, int three) {
+    const __m256i u = _mm256_and_si256(k ? _mm256_srli_epi16(qb, 2 * k) : qb, _mm256_set1_epi8(3));
+    return three ? _mm256_or_si256(u, nk_q3hi_avx2(hm, 4 * g + k)) : u;
+}
 // the q2_K tail: [isum, summs] reduced, times [d d_x, dmin d_x], then s + (p - m) as the portable code
 TA static inline float nk_q2_finish(float acc, __m256i si, __m256i mi, __m128 dd) {
     const __m128 t = _mm_mul_ps(nk_sums2(si, mi), dd);
@@ -774,7 +786,7 @@ TA static inline float nk_q2_finish(float acc, __m256i si, __m256i mi, __m128 dd
 // q2_K, the mins' lane sums mi.
 TA static NK_INL void nk_q23_ints_avx2(const uint8_t *w, const int8_t *q8, const int16_t *bsp, const int three,
                                        __m256i *si, __m256i *mi) {
-    const __m256i m3 = _mm256_set1_epi8(3), z = _mm256_setzero_si256();
+    const __m256i z = _mm256_setzero_si256();
     __m256i sc, mn = z, hm = z;
     if (three) { sc = _mm256_cvtepi8_epi16(nk_q3_scales(w + 96)); hm = _mm256_loadu_si256((const __m256i *)w); }
     else nk_q2_scales(w, &sc, &mn);
@@ -784,9 +796,7 @@ TA static NK_INL void nk_q23_ints_avx2(const uint8_t *w, const int8_t *q8, const
         const __m256i sch = (g ? _mm256_permute4x64_epi64(sc, 0xEE) : _mm256_permute4x64_epi64(sc, 0x44));   // scales 8 g .. 8 g + 7, both lanes
         const __m256i qb = _mm256_loadu_si256((const __m256i *)(w + (three ? 32 : 16) + 32 * g));
         for (int k = 0; k < 4; k++) {
-            __m256i u = _mm256_and_si256(k ? _mm256_srli_epi16(qb, 2 * k) : qb, m3);
-            if (three) u = _mm256_or_si256(u, nk_q3hi_avx2(hm, 4 * g + k));
-            const __m256i p = _mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)(q8 + 128 * g + 32 * k)));
+            const __m256i p = _mm256_maddubs_epi16(nk_q23_codes_avx2(qb, hm, g, k, three), _mm256_loadu_si256((const __m256i *)(q8 + 128 * g + 32 * k)));
             const __m256i sv = _mm256_shuffle_epi8(sch, _mm256_load_si256((const __m256i *)nk_pair16[k]));
             if (k & 1) s1 = nk_sacc_avx2(s1, p, sv);
             else s0 = nk_sacc_avx2(s0, p, sv);
@@ -1229,35 +1239,38 @@ TV static NK_INL void nk_tile_micro(const int dtype, const int nt, const nk_tile
     for (int k = 0; k < nt; k++) _mm512_mask_storeu_ps(y + k * ldy, m, f[k]);
 }
 
-#define NK_TILES(NAME, DT)                                                                                    \
-TV static void NAME(const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,      \
-                    float *Y, int64_t ldy, int64_t r0, int64_t r1) {                                          \
+// The tile loop of both levels: ROWS-row tiles of TILE (PACK) over chunks of NK_KB super-blocks, every token against
+// them, TT tokens per MICRO call (nt a constant in each inlined copy).
+#define NK_TILES_LOOP(NAME, TGT, TILE, ROWS, PACK, MICRO, TT, DT)                                            \
+TGT static void NAME(const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,     \
+                     float *Y, int64_t ldy, int64_t r0, int64_t r1) {                                         \
     const int64_t nb = cols / NK_QK;                                                                          \
-    nk_tile tl[NK_KB] __attribute__((aligned(64)));                                                           \
-    for (int64_t r = r0; r < r1; r += 16) {                                                                   \
-        const int nr = r1 - r < 16 ? (int)(r1 - r) : 16;                                                      \
+    TILE tl[NK_KB] __attribute__((aligned(64)));                                                              \
+    for (int64_t r = r0; r < r1; r += ROWS) {                                                                 \
+        const int nr = r1 - r < ROWS ? (int)(r1 - r) : ROWS;                                                  \
         for (int64_t b0 = 0; b0 < nb; b0 += NK_KB) {                                                          \
             const int nbk = nb - b0 < NK_KB ? (int)(nb - b0) : NK_KB;                                         \
-            nk_tile_pack(DT, W, rb, r, nr, b0, nbk, tl);                                                      \
-            for (int64_t t = 0; t < T; t += NK_TT) {                                                          \
-                const int nt = T - t < NK_TT ? (int)(T - t) : NK_TT;                                          \
-                nk_tok x[NK_TT];                                                                              \
+            PACK(DT, W, rb, r, nr, b0, nbk, tl);                                                              \
+            for (int64_t t = 0; t < T; t += TT) {                                                             \
+                const int nt = T - t < TT ? (int)(T - t) : TT;                                                \
+                nk_tok x[TT];                                                                                 \
                 for (int k = 0; k < nt; k++) x[k] = nk_token(xn + (size_t)(t + k) * xs, cols);               \
                 float *y = Y + t * ldy + r;                                                                   \
                 switch (nt) {                                                                                 \
-                case 1: nk_tile_micro(DT, 1, tl, nbk, b0, x, y, ldy, nr, b0 == 0); break;                     \
-                case 2: nk_tile_micro(DT, 2, tl, nbk, b0, x, y, ldy, nr, b0 == 0); break;                     \
-                case 3: nk_tile_micro(DT, 3, tl, nbk, b0, x, y, ldy, nr, b0 == 0); break;                     \
-                case 4: nk_tile_micro(DT, 4, tl, nbk, b0, x, y, ldy, nr, b0 == 0); break;                     \
-                case 5: nk_tile_micro(DT, 5, tl, nbk, b0, x, y, ldy, nr, b0 == 0); break;                     \
-                case 6: nk_tile_micro(DT, 6, tl, nbk, b0, x, y, ldy, nr, b0 == 0); break;                     \
-                case 7: nk_tile_micro(DT, 7, tl, nbk, b0, x, y, ldy, nr, b0 == 0); break;                     \
-                default: nk_tile_micro(DT, 8, tl, nbk, b0, x, y, ldy, nr, b0 == 0); break;                    \
+                case 1: MICRO(DT, 1, tl, nbk, b0, x, y, ldy, nr, b0 == 0); break;                             \
+                case 2: MICRO(DT, 2, tl, nbk, b0, x, y, ldy, nr, b0 == 0); break;                             \
+                case 3: MICRO(DT, 3, tl, nbk, b0, x, y, ldy, nr, b0 == 0); break;                             \
+                case 4: MICRO(DT, 4 < TT ? 4 : TT, tl, nbk, b0, x, y, ldy, nr, b0 == 0); break;               \
+                case 5: MICRO(DT, 5 < TT ? 5 : TT, tl, nbk, b0, x, y, ldy, nr, b0 == 0); break;               \
+                case 6: MICRO(DT, 6 < TT ? 6 : TT, tl, nbk, b0, x, y, ldy, nr, b0 == 0); break;               \
+                case 7: MICRO(DT, 7 < TT ? 7 : TT, tl, nbk, b0, x, y, ldy, nr, b0 == 0); break;               \
+                default: MICRO(DT, TT, tl, nbk, b0, x, y, ldy, nr, b0 == 0); break;                           \
                 }                                                                                             \
             }                                                                                                 \
         }                                                                                                     \
     }                                                                                                         \
 }
+#define NK_TILES(NAME, DT) NK_TILES_LOOP(NAME, TV, nk_tile, 16, nk_tile_pack, nk_tile_micro, NK_TT, DT)
 NK_TILES(q4k_tiles_vnni, PK_Q4_K)
 NK_TILES(q5k_tiles_vnni, PK_Q5_K)
 NK_TILES(q6k_tiles_vnni, PK_Q6_K)
@@ -1324,16 +1337,10 @@ TA static NK_INL void nk_tile8_row(int dtype, const uint8_t *w, uint8_t *u, int8
         for (int j = 0; j < 8; j++) { s[j] = sm[j]; m[2 * j] = m[2 * j + 1] = sm[8 + j]; }
         h[0] = nk_rd16(w); h[1] = nk_rd16(w + 2);
     } else if (dtype == PK_Q6_K) {
-        const __m256i m30 = _mm256_set1_epi8(0x30);
         for (int hh = 0; hh < 2; hh++) {
-            const __m256i l0 = _mm256_loadu_si256((const __m256i *)(w + 64 * hh));
-            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(w + 64 * hh + 32));
-            const __m256i qh = _mm256_loadu_si256((const __m256i *)(w + 128 + 32 * hh));
-            uint8_t *o = u + 128 * hh;
-            _mm256_store_si256((__m256i *)o, _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30)));
-            _mm256_store_si256((__m256i *)(o + 32), _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30)));
-            _mm256_store_si256((__m256i *)(o + 64), _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(qh, m30)));
-            _mm256_store_si256((__m256i *)(o + 96), _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30)));
+            __m256i c[4];
+            nk_q6_codes_avx2(w, hh, c);
+            for (int i = 0; i < 4; i++) _mm256_store_si256((__m256i *)(u + 128 * hh + 32 * i), c[i]);
         }
         for (int j = 0; j < 16; j++) s[j] = m[j] = (int8_t)w[192 + j];
         h[0] = nk_rd16(w + 208);
@@ -1343,9 +1350,7 @@ TA static NK_INL void nk_tile8_row(int dtype, const uint8_t *w, uint8_t *u, int8
         for (int g = 0; g < 2; g++) {
             const __m256i qb = _mm256_loadu_si256((const __m256i *)(w + (three ? 32 : 16) + 32 * g));
             for (int k = 0; k < 4; k++) {
-                __m256i v = _mm256_and_si256(_mm256_srl_epi16(qb, _mm_cvtsi32_si128(2 * k)), _mm256_set1_epi8(3));
-                if (three) v = _mm256_or_si256(v, nk_q3hi_avx2(hm, 4 * g + k));
-                _mm256_store_si256((__m256i *)(u + 128 * g + 32 * k), v);
+                _mm256_store_si256((__m256i *)(u + 128 * g + 32 * k), nk_q23_codes_avx2(qb, hm, g, k, three));
             }
         }
         if (three) {
@@ -1415,12 +1420,9 @@ TA static NK_INL void nk_tile8_micro(const int dtype, const int nt, const nk_til
     const int nsub = (q6 || q2 || q3) ? 16 : 8, gps = 64 / nsub;
     // groups summed in int16 before a vpmaddwd (the bounds above)
     const int run = dtype == PK_Q4_K ? 8 : dtype == PK_Q5_K ? 4 : q6 ? 2 : iq ? 1 : 4;
+    const __m256i rm = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     __m256 f[NK_TT2];
-    float tmp[8] __attribute__((aligned(32))) = {0};
-    for (int k = 0; k < nt; k++) {
-        if (first) f[k] = _mm256_setzero_ps();
-        else { memcpy(tmp, y + k * ldy, (size_t)nr * 4); f[k] = _mm256_load_ps(tmp); }
-    }
+    for (int k = 0; k < nt; k++) f[k] = first ? _mm256_setzero_ps() : _mm256_maskload_ps(y + k * ldy, rm);
     for (int bi = 0; bi < nbk; bi++) {
         const nk_tile8 *p = tl + bi;
         const int64_t b = b0 + bi;
@@ -1469,34 +1471,10 @@ TA static NK_INL void nk_tile8_micro(const int dtype, const int nt, const nk_til
             }
         }
     }
-    for (int k = 0; k < nt; k++) { _mm256_store_ps(tmp, f[k]); memcpy(y + k * ldy, tmp, (size_t)nr * 4); }
+    for (int k = 0; k < nt; k++) pk_store8_rows(y + k * ldy, f[k], nr, 0);
 }
 
-#define NK_TILES8(NAME, DT)                                                                                   \
-TA static void NAME(const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,      \
-                    float *Y, int64_t ldy, int64_t r0, int64_t r1) {                                          \
-    const int64_t nb = cols / NK_QK;                                                                          \
-    nk_tile8 tl[NK_KB] __attribute__((aligned(32)));                                                          \
-    for (int64_t r = r0; r < r1; r += 8) {                                                                    \
-        const int nr = r1 - r < 8 ? (int)(r1 - r) : 8;                                                        \
-        for (int64_t b0 = 0; b0 < nb; b0 += NK_KB) {                                                          \
-            const int nbk = nb - b0 < NK_KB ? (int)(nb - b0) : NK_KB;                                         \
-            nk_tile8_pack(DT, W, rb, r, nr, b0, nbk, tl);                                                     \
-            for (int64_t t = 0; t < T; t += NK_TT2) {                                                         \
-                const int nt = T - t < NK_TT2 ? (int)(T - t) : NK_TT2;                                        \
-                nk_tok x[NK_TT2];                                                                             \
-                for (int k = 0; k < nt; k++) x[k] = nk_token(xn + (size_t)(t + k) * xs, cols);               \
-                float *y = Y + t * ldy + r;                                                                   \
-                switch (nt) {                                                                                 \
-                case 1: nk_tile8_micro(DT, 1, tl, nbk, b0, x, y, ldy, nr, b0 == 0); break;                    \
-                case 2: nk_tile8_micro(DT, 2, tl, nbk, b0, x, y, ldy, nr, b0 == 0); break;                    \
-                case 3: nk_tile8_micro(DT, 3, tl, nbk, b0, x, y, ldy, nr, b0 == 0); break;                    \
-                default: nk_tile8_micro(DT, 4, tl, nbk, b0, x, y, ldy, nr, b0 == 0); break;                   \
-                }                                                                                             \
-            }                                                                                                 \
-        }                                                                                                     \
-    }                                                                                                         \
-}
+#define NK_TILES8(NAME, DT) NK_TILES_LOOP(NAME, TA, nk_tile8, 8, nk_tile8_pack, nk_tile8_micro, NK_TT2, DT)
 NK_TILES8(q4k_tiles_avx2, PK_Q4_K)
 NK_TILES8(q5k_tiles_avx2, PK_Q5_K)
 NK_TILES8(q6k_tiles_avx2, PK_Q6_K)
