@@ -387,18 +387,6 @@ TGT static float NAME(const uint8_t *w, nk_tok x, int64_t nb) {                 
 NK_Q45(q4k_dot_avx2, TA, nk_sacc_avx2, nk_q5hi_none, 0)
 NK_Q45(q5k_dot_avx2, TA, nk_sacc_avx2, nk_q5hi_avx2, 1)
 
-// q6_K half hh (128 values) of block w as 4 x 32 unsigned 6-bit codes in element order: ql nibbles | qh bit pairs
-TA static inline void nk_q6_codes_avx2(const uint8_t *w, int hh, __m256i u[4]) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
-    const __m256i l0 = _mm256_loadu_si256((const __m256i *)(w + 64 * hh));
-    const __m256i l1 = _mm256_loadu_si256((const __m256i *)(w + 64 * hh + 32));
-    const __m256i qh = _mm256_loadu_si256((const __m256i *)(w + 128 + 32 * hh));
-    u[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30));
-    u[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
-    u[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(qh, m30));
-    u[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
-}
-
 // q6_K: the 6-bit values unsigned (q + 32 <= 63, so maddubs pair sums < 2^15) with int16 scales per 16 values
 // (low 128-bit lane one sub-block, high lane the next), then - 32 * sum(scale * bsum) for the offset.
 #define NK_Q6(NAME, TGT, SACC)                                                                                 \
@@ -413,7 +401,7 @@ TGT static float NAME(const uint8_t *w, nk_tok x, int64_t nb) {                 
         for (int h = 0; h < 2; h++) {                                                                         \
             const __m256i sch = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16((h ? _mm_srli_si128(sc8, 8) : sc8)));   \
             __m256i u[4];                                                                                     \
-            nk_q6_codes_avx2(w, h, u);                                                                        \
+            pk_q6_codes_avx2(w, h, u);                                                                        \
             const int8_t *xq = q8 + 128 * h;                                                                  \
             const __m256i p0 = _mm256_maddubs_epi16(u[0], _mm256_loadu_si256((const __m256i *)(xq)));            \
             const __m256i p1 = _mm256_maddubs_epi16(u[1], _mm256_loadu_si256((const __m256i *)(xq + 32)));       \
@@ -1339,7 +1327,7 @@ TA static NK_INL void nk_tile8_row(int dtype, const uint8_t *w, uint8_t *u, int8
     } else if (dtype == PK_Q6_K) {
         for (int hh = 0; hh < 2; hh++) {
             __m256i c[4];
-            nk_q6_codes_avx2(w, hh, c);
+            pk_q6_codes_avx2(w, hh, c);
             for (int i = 0; i < 4; i++) _mm256_store_si256((__m256i *)(u + 128 * hh + 32 * i), c[i]);
         }
         for (int j = 0; j < 16; j++) s[j] = m[j] = (int8_t)w[192 + j];

@@ -293,7 +293,6 @@ TA static void q5_K_matvec(const uint8_t *W, size_t rb, int64_t cols, const floa
 // sub-block 8n + 2i, lanes 4-7 8n + 2i + 1.
 TA static void q6_K_matvec(const uint8_t *W, size_t rb, int64_t cols, const float *xp, float *y, int64_t r0, int64_t r1) {
     const int64_t nb = cols / 256;
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
     const __m256i sel = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), two = _mm256_set1_epi32(2);
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *p = W + (size_t)r * rb;
@@ -306,20 +305,16 @@ TA static void q6_K_matvec(const uint8_t *W, size_t rb, int64_t cols, const floa
             __m256 s1 = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p + 200)))));
             for (int n = 0; n < 2; n++) {
                 const __m256 sn = n ? s1 : s0;
-                __m256i l0 = _mm256_loadu_si256((const __m256i *)(p + 64 * n)), l1 = _mm256_loadu_si256((const __m256i *)(p + 64 * n + 32));
-                __m256i h = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * n));
-                __m256i a0 = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(h, 4), m30));
-                __m256i a1 = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(h, 2), m30));
-                __m256i a2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(h, m30));
-                __m256i a3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(h, 2), m30));
+                __m256i a[4];
+                pk_q6_codes_avx2(p, n, a);
                 const float *xn = xb + 128 * n;
 
                 __m256i i0 = sel, i1 = _mm256_add_epi32(sel, two);
-                t0 = _mm256_fmadd_ps(dot_ub(a0, xn, 8, 32.0f), _mm256_permutevar8x32_ps(sn, i0), t0);
-                t1 = _mm256_fmadd_ps(dot_ub(a1, xn + 32, 8, 32.0f), _mm256_permutevar8x32_ps(sn, i1), t1);
+                t0 = _mm256_fmadd_ps(dot_ub(a[0], xn, 8, 32.0f), _mm256_permutevar8x32_ps(sn, i0), t0);
+                t1 = _mm256_fmadd_ps(dot_ub(a[1], xn + 32, 8, 32.0f), _mm256_permutevar8x32_ps(sn, i1), t1);
                 i0 = _mm256_add_epi32(i1, two); i1 = _mm256_add_epi32(i0, two);
-                t0 = _mm256_fmadd_ps(dot_ub(a2, xn + 64, 8, 32.0f), _mm256_permutevar8x32_ps(sn, i0), t0);
-                t1 = _mm256_fmadd_ps(dot_ub(a3, xn + 96, 8, 32.0f), _mm256_permutevar8x32_ps(sn, i1), t1);
+                t0 = _mm256_fmadd_ps(dot_ub(a[2], xn + 64, 8, 32.0f), _mm256_permutevar8x32_ps(sn, i0), t0);
+                t1 = _mm256_fmadd_ps(dot_ub(a[3], xn + 96, 8, 32.0f), _mm256_permutevar8x32_ps(sn, i1), t1);
             }
         }
         y[r] = hsum256(_mm256_add_ps(t0, t1));

@@ -75,6 +75,20 @@ PK_T512X static inline __m256 pk_hsum8(const __m512 u[8]) {
     return _mm512_castps512_ps256(f);
 }
 
+/* q6_K half hh (128 values) of block w as 4 x 32 unsigned 6-bit codes in element order, ql nibbles | qh bit pairs
+   (the AVX2 native dot products and tiles, kernels_native_k.c, and the AVX2 exact kernel, kernels_x86_exact256.c):
+   u[i] byte j is the code of element 32 i + j of the half. */
+__attribute__((target("avx2"))) static inline void pk_q6_codes_avx2(const uint8_t *w, int hh, __m256i u[4]) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+    const __m256i l0 = _mm256_loadu_si256((const __m256i *)(w + 64 * hh));
+    const __m256i l1 = _mm256_loadu_si256((const __m256i *)(w + 64 * hh + 32));
+    const __m256i qh = _mm256_loadu_si256((const __m256i *)(w + 128 + 32 * hh));
+    u[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30));
+    u[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
+    u[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(qh, m30));
+    u[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
+}
+
 /* The 8-row tiles of the AVX2 prompt kernels: out[g] receives dword g of each z[j] (rows 0..7), so one vpmaddubsw
    against 4 broadcast activation bytes gives 8 rows' pair sums. */
 __attribute__((target("avx2"))) static inline void pk_tile8_transpose(const __m256i z[8], uint8_t out[8][32]) {
