@@ -556,9 +556,9 @@ static void check_native_quant(int dt, int64_t rows, int64_t cols, int64_t T) {
 
 static void test_native_quant(void) {
     const int legacy[] = {PK_Q4_0, PK_Q4_1, PK_Q5_0, PK_Q5_1, PK_IQ4_NL}, kq[] = {PK_Q2_K, PK_Q3_K, PK_Q4_K, PK_Q5_K, PK_Q6_K, PK_IQ4_XS};
-    const int64_t Ts[] = {1, 2, 5, 17}, rowsl[] = {1, 5, 37};
+    const int64_t Ts[] = {1, 2, 3, 4, 5, 17}, rowsl[] = {1, 5, 37};
     const int64_t lc[] = {32, 96, 288, 544}, kc[] = {256, 768};
-    for (int a = 0; a < 3; a++) for (int c = 0; c < 4; c++) {
+    for (int a = 0; a < 3; a++) for (int c = 0; c < 6; c++) {
         for (int i = 0; i < 5; i++) for (int b = 0; b < 4; b++) check_native_quant(legacy[i], rowsl[a], lc[b], Ts[c]);
         for (int i = 0; i < 6; i++) for (int b = 0; b < 2; b++) check_native_quant(kq[i], rowsl[a], kc[b], Ts[c]);
     }

@@ -1485,27 +1485,29 @@ static nk_tiles_fn nk_tiles_avx2(int dtype) {
 #endif
 
 // MARK: aarch64 (NEON)
-// One row at a time, one token at a time (T > 1 loops the tokens while the row is in L1). Each super-block's
-// integer sums go through int32 lanes, scaled per sub-block with vmlaq_n_s32 (exact: the bounds of the portable
-// kernels above hold lane by lane), and are reduced once to the same int32 the portable code forms; the f32
-// epilogue is the portable code's, statement for statement, so every level returns the same bits.
+// One row at a time against up to 4 tokens (T > 1 takes the tokens 4, then 2, then 1 at a time while the row is in
+// L1): each super-block's codes are unpacked once and dotted with every token's q8 values. Each token's integer sums
+// go through int32 lanes, scaled per sub-block with vmlaq_n_s32 (exact: the bounds of the portable kernels above
+// hold lane by lane), and are reduced once to the same int32 the portable code forms; the f32 epilogue is the
+// portable code's, statement for statement and token by token, so every level and every T returns the same bits.
 #if defined(__aarch64__)
 #include <arm_neon.h>
 
+#define NK_NEON_INLINE static inline __attribute__((always_inline))
 
 // q4_K / q5_K: sub-block j (32 values) against q8[32 j ..]; codes 0..31, sc < 64, so |sum| < 8 * 64 * 32 * 31 * 127
-static float q45k_dot_neon(const uint8_t *w, nk_tok x, int64_t nb, int five) {
+NK_NEON_INLINE void q45k_dots_neon(const uint8_t *w, const nk_tok *x, int nt, int64_t nb, int five, float *out) {
     const size_t bb = five ? 176 : 144;
     const uint8x16_t m4 = vdupq_n_u8(0x0F), b4 = vdupq_n_u8(0x10);
-    float s = 0;
+    float s[4] = {0, 0, 0, 0};
     for (int64_t b = 0; b < nb; b++, w += bb) {
         const uint8_t *q = w + (five ? 48 : 16);
-        const int8_t *q8 = x.q + b * NK_QK;
         uint8_t sc[8], mn[8];
         nk_scale_min_k4(w + 4, sc, mn);
         uint8x16_t h0 = vdupq_n_u8(0), h1 = h0;
         if (five) { h0 = vld1q_u8(w + 16); h1 = vld1q_u8(w + 32); }
-        int32x4_t acc = vdupq_n_s32(0);
+        int32x4_t acc[4];
+        for (int t = 0; t < nt; t++) acc[t] = vdupq_n_s32(0);
         for (int jj = 0; jj < 4; jj++) {
             const uint8x16_t r0 = vld1q_u8(q + 32 * jj), r1 = vld1q_u8(q + 32 * jj + 16);
             uint8x16_t l0 = vandq_u8(r0, m4), l1 = vandq_u8(r1, m4), u0 = vshrq_n_u8(r0, 4), u1 = vshrq_n_u8(r1, 4);
@@ -1514,33 +1516,38 @@ static float q45k_dot_neon(const uint8_t *w, nk_tok x, int64_t nb, int five) {
                 l0 = vorrq_u8(l0, vandq_u8(vtstq_u8(h0, bl), b4)); l1 = vorrq_u8(l1, vandq_u8(vtstq_u8(h1, bl), b4));
                 u0 = vorrq_u8(u0, vandq_u8(vtstq_u8(h0, bu), b4)); u1 = vorrq_u8(u1, vandq_u8(vtstq_u8(h1, bu), b4));
             }
-            const int8_t *xq = q8 + 64 * jj;
-            int32x4_t tl = pk_dot16_neon(vdupq_n_s32(0), vreinterpretq_s8_u8(l0), vld1q_s8(xq));
-            tl = pk_dot16_neon(tl, vreinterpretq_s8_u8(l1), vld1q_s8(xq + 16));
-            int32x4_t tu = pk_dot16_neon(vdupq_n_s32(0), vreinterpretq_s8_u8(u0), vld1q_s8(xq + 32));
-            tu = pk_dot16_neon(tu, vreinterpretq_s8_u8(u1), vld1q_s8(xq + 48));
-            acc = vmlaq_n_s32(acc, tl, sc[2 * jj]);
-            acc = vmlaq_n_s32(acc, tu, sc[2 * jj + 1]);
+            for (int t = 0; t < nt; t++) {
+                const int8_t *xq = x[t].q + b * NK_QK + 64 * jj;
+                int32x4_t tl = pk_dot16_neon(vdupq_n_s32(0), vreinterpretq_s8_u8(l0), vld1q_s8(xq));
+                tl = pk_dot16_neon(tl, vreinterpretq_s8_u8(l1), vld1q_s8(xq + 16));
+                int32x4_t tu = pk_dot16_neon(vdupq_n_s32(0), vreinterpretq_s8_u8(u0), vld1q_s8(xq + 32));
+                tu = pk_dot16_neon(tu, vreinterpretq_s8_u8(u1), vld1q_s8(xq + 48));
+                acc[t] = vmlaq_n_s32(acc[t], tl, sc[2 * jj]);
+                acc[t] = vmlaq_n_s32(acc[t], tu, sc[2 * jj + 1]);
+            }
         }
-        const int isum = vaddvq_s32(acc);
-        // the mins against the bsums: 8 pairs of int16 sums
-        const int16x8_t bs0 = vld1q_s16(x.bs + b * 16), bs1 = vld1q_s16(x.bs + b * 16 + 8);
-        const int16x8_t ps = vpaddq_s16(bs0, bs1);   // sums of sub-blocks 0..7 (|.| <= 32 * 127)
         const int16x8_t mv = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(mn)));
-        const int imin = vaddvq_s32(vmlal_high_s16(vmull_s16(vget_low_s16(ps), vget_low_s16(mv)), ps, mv));
-        s = nk_fold_min(s, w, x.d[b], isum, imin);
+        for (int t = 0; t < nt; t++) {
+            const int isum = vaddvq_s32(acc[t]);
+            // the mins against the bsums: 8 pairs of int16 sums
+            const int16x8_t bs0 = vld1q_s16(x[t].bs + b * 16), bs1 = vld1q_s16(x[t].bs + b * 16 + 8);
+            const int16x8_t ps = vpaddq_s16(bs0, bs1);   // sums of sub-blocks 0..7 (|.| <= 32 * 127)
+            const int imin = vaddvq_s32(vmlal_high_s16(vmull_s16(vget_low_s16(ps), vget_low_s16(mv)), ps, mv));
+            s[t] = nk_fold_min(s[t], w, x[t].d[b], isum, imin);
+        }
     }
-    return s;
+    for (int t = 0; t < nt; t++) out[t] = s[t];
 }
 
 // q6_K: values (lo | hi << 4) - 32 in int8; 16 int8 scales, one per 16 values
-static float q6k_dot_neon(const uint8_t *w, nk_tok x, int64_t nb) {
+NK_NEON_INLINE void q6k_dots_neon(const uint8_t *w, const nk_tok *x, int nt, int64_t nb, float *out) {
     const uint8x16_t m4 = vdupq_n_u8(0x0F), m3 = vdupq_n_u8(3);
     const int8x16_t o32 = vdupq_n_s8(32);
-    float s = 0;
+    float s[4] = {0, 0, 0, 0};
     for (int64_t b = 0; b < nb; b++, w += 210) {
-        const int8_t *sc = (const int8_t *)(w + 192), *q8 = x.q + b * NK_QK;
-        int32x4_t acc = vdupq_n_s32(0);
+        const int8_t *sc = (const int8_t *)(w + 192);
+        int32x4_t acc[4];
+        for (int t = 0; t < nt; t++) acc[t] = vdupq_n_s32(0);
         for (int h = 0; h < 2; h++) {
             const uint8_t *ql = w + 64 * h, *qh = w + 128 + 32 * h;
             const uint8x16_t L[4] = { vld1q_u8(ql), vld1q_u8(ql + 16), vld1q_u8(ql + 32), vld1q_u8(ql + 48) };
@@ -1552,83 +1559,88 @@ static float q6k_dot_neon(const uint8_t *w, nk_tok x, int64_t nb) {
                     const uint8x16_t hb = vandq_u8(vshlq_u8(H[half], vdupq_n_s8((int8_t)(-2 * g))), m3);
                     const int8x16_t a = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(l, vshlq_n_u8(hb, 4))), o32);
                     const int j = 8 * h + 2 * g + half;
-                    acc = vmlaq_n_s32(acc, pk_dot16_neon(vdupq_n_s32(0), a, vld1q_s8(q8 + 16 * j)), sc[j]);
+                    for (int t = 0; t < nt; t++)
+                        acc[t] = vmlaq_n_s32(acc[t], pk_dot16_neon(vdupq_n_s32(0), a, vld1q_s8(x[t].q + b * NK_QK + 16 * j)), sc[j]);
                 }
         }
-        const int isum = vaddvq_s32(acc);
-        s = nk_fold(s, w + 208, x.d[b], isum);
+        for (int t = 0; t < nt; t++) s[t] = nk_fold(s[t], w + 208, x[t].d[b], vaddvq_s32(acc[t]));
     }
-    return s;
+    for (int t = 0; t < nt; t++) out[t] = s[t];
 }
 
 // iq4_xs: sub-block j's 16 bytes give values 32 j + 0..15 (low nibbles) and + 16..31 (high), via the iq4_nl table
-static float iq4xs_dot_neon(const uint8_t *w, nk_tok x, int64_t nb) {
+NK_NEON_INLINE void iq4xs_dots_neon(const uint8_t *w, const nk_tok *x, int nt, int64_t nb, float *out) {
     const int8x16_t lut = vld1q_s8(pk_iq4nl_values);
     const uint8x16_t m4 = vdupq_n_u8(0x0F);
-    float s = 0;
+    float s[4] = {0, 0, 0, 0};
     for (int64_t b = 0; b < nb; b++, w += 136) {
         const uint8_t *sl = w + 4, *q = w + 8;
         const uint16_t sh = nk_rd16(w + 2);
-        const int8_t *q8 = x.q + b * NK_QK;
-        int32x4_t acc = vdupq_n_s32(0);
+        int32x4_t acc[4];
+        for (int t = 0; t < nt; t++) acc[t] = vdupq_n_s32(0);
         for (int j = 0; j < 8; j++) {
             const uint8x16_t r = vld1q_u8(q + 16 * j);
-            int32x4_t t = pk_dot16_neon(vdupq_n_s32(0), vqtbl1q_s8(lut, vandq_u8(r, m4)), vld1q_s8(q8 + 32 * j));
-            t = pk_dot16_neon(t, vqtbl1q_s8(lut, vshrq_n_u8(r, 4)), vld1q_s8(q8 + 32 * j + 16));
+            const int8x16_t lo = vqtbl1q_s8(lut, vandq_u8(r, m4)), hi = vqtbl1q_s8(lut, vshrq_n_u8(r, 4));
             const int ls = ((sl[j / 2] >> (4 * (j % 2))) & 0xF) | ((sh >> (2 * j)) & 3) << 4;
-            acc = vmlaq_n_s32(acc, t, ls - 32);
+            for (int t = 0; t < nt; t++) {
+                const int8_t *q8 = x[t].q + b * NK_QK + 32 * j;
+                const int32x4_t d = pk_dot16_neon(pk_dot16_neon(vdupq_n_s32(0), lo, vld1q_s8(q8)), hi, vld1q_s8(q8 + 16));
+                acc[t] = vmlaq_n_s32(acc[t], d, ls - 32);
+            }
         }
-        const int isum = vaddvq_s32(acc);
-        s = nk_fold(s, w, x.d[b], isum);
+        for (int t = 0; t < nt; t++) s[t] = nk_fold(s[t], w, x[t].d[b], vaddvq_s32(acc[t]));
     }
-    return s;
+    for (int t = 0; t < nt; t++) out[t] = s[t];
 }
 
 // q2_K: values 0..3 (bits 2k of qs[32 g + l]) against sub-block j = 8 g + 2 k + half, its 4-bit scale per 16
 // values; the mins (high nibbles) against the bsums
-static float q2k_dot_neon(const uint8_t *w, nk_tok x, int64_t nb) {
+NK_NEON_INLINE void q2k_dots_neon(const uint8_t *w, const nk_tok *x, int nt, int64_t nb, float *out) {
     const uint8x16_t m3 = vdupq_n_u8(3);
-    float s = 0;
+    float s[4] = {0, 0, 0, 0};
     for (int64_t b = 0; b < nb; b++, w += 84) {
         const uint8_t *sc = w, *q2 = w + 16;
-        const int8_t *q8 = x.q + b * NK_QK;
-        int32x4_t acc = vdupq_n_s32(0);
+        int32x4_t acc[4];
+        for (int t = 0; t < nt; t++) acc[t] = vdupq_n_s32(0);
         for (int g = 0; g < 2; g++) {
             const uint8x16_t Q[2] = { vld1q_u8(q2 + 32 * g), vld1q_u8(q2 + 32 * g + 16) };
             for (int k = 0; k < 4; k++)
                 for (int half = 0; half < 2; half++) {
                     const uint8x16_t a = vandq_u8(vshlq_u8(Q[half], vdupq_n_s8((int8_t)(-2 * k))), m3);
                     const int j = 8 * g + 2 * k + half;
-                    acc = vmlaq_n_s32(acc, pk_dot16_neon(vdupq_n_s32(0), vreinterpretq_s8_u8(a), vld1q_s8(q8 + 16 * j)), sc[j] & 0xF);
+                    for (int t = 0; t < nt; t++)
+                        acc[t] = vmlaq_n_s32(acc[t], pk_dot16_neon(vdupq_n_s32(0), vreinterpretq_s8_u8(a), vld1q_s8(x[t].q + b * NK_QK + 16 * j)), sc[j] & 0xF);
                 }
         }
-        const int isum = vaddvq_s32(acc);
         const uint8x16_t mv = vshrq_n_u8(vld1q_u8(sc), 4);
         const int16x8_t ml = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(mv))), mh = vreinterpretq_s16_u16(vmovl_high_u8(mv));
-        const int16x8_t bs0 = vld1q_s16(x.bs + b * 16), bs1 = vld1q_s16(x.bs + b * 16 + 8);
-        int32x4_t m = vmull_s16(vget_low_s16(bs0), vget_low_s16(ml));
-        m = vmlal_high_s16(m, bs0, ml);
-        m = vmlal_s16(m, vget_low_s16(bs1), vget_low_s16(mh));
-        m = vmlal_high_s16(m, bs1, mh);
-        s = nk_fold_q2(s, w, x.d[b], isum, vaddvq_s32(m));
+        for (int t = 0; t < nt; t++) {
+            const int isum = vaddvq_s32(acc[t]);
+            const int16x8_t bs0 = vld1q_s16(x[t].bs + b * 16), bs1 = vld1q_s16(x[t].bs + b * 16 + 8);
+            int32x4_t m = vmull_s16(vget_low_s16(bs0), vget_low_s16(ml));
+            m = vmlal_high_s16(m, bs0, ml);
+            m = vmlal_s16(m, vget_low_s16(bs1), vget_low_s16(mh));
+            m = vmlal_high_s16(m, bs1, mh);
+            s[t] = nk_fold_q2(s[t], w, x[t].d[b], isum, vaddvq_s32(m));
+        }
     }
-    return s;
+    for (int t = 0; t < nt; t++) out[t] = s[t];
 }
 
 // q3_K: values (bits 2k of qs) - 4 where bit 4 g + k of hmask is clear, in [-4, 3]; 16 6-bit scales - 32
-static float q3k_dot_neon(const uint8_t *w, nk_tok x, int64_t nb) {
+NK_NEON_INLINE void q3k_dots_neon(const uint8_t *w, const nk_tok *x, int nt, int64_t nb, float *out) {
     const uint8x16_t m3 = vdupq_n_u8(3), four = vdupq_n_u8(4);
-    float s = 0;
+    float s[4] = {0, 0, 0, 0};
     for (int64_t b = 0; b < nb; b++, w += 110) {
         const uint8_t *hm = w, *q3 = w + 32, *sc = w + 96;
-        const int8_t *q8 = x.q + b * NK_QK;
         int sv[16];
         for (int j = 0; j < 16; j++) {
             int lo = j < 8 ? sc[j] & 0xF : sc[j - 8] >> 4, hi = (sc[8 + j % 4] >> (2 * (j / 4))) & 3;
             sv[j] = (lo | hi << 4) - 32;
         }
         const uint8x16_t H[2] = { vld1q_u8(hm), vld1q_u8(hm + 16) };
-        int32x4_t acc = vdupq_n_s32(0);
+        int32x4_t acc[4];
+        for (int t = 0; t < nt; t++) acc[t] = vdupq_n_s32(0);
         for (int g = 0; g < 2; g++) {
             const uint8x16_t Q[2] = { vld1q_u8(q3 + 32 * g), vld1q_u8(q3 + 32 * g + 16) };
             for (int k = 0; k < 4; k++)
@@ -1637,12 +1649,28 @@ static float q3k_dot_neon(const uint8_t *w, nk_tok x, int64_t nb) {
                     const uint8x16_t h = vtstq_u8(H[half], vdupq_n_u8((uint8_t)(1u << (4 * g + k))));
                     const int8x16_t a = vreinterpretq_s8_u8(vsubq_u8(q, vbicq_u8(four, h)));
                     const int j = 8 * g + 2 * k + half;
-                    acc = vmlaq_n_s32(acc, pk_dot16_neon(vdupq_n_s32(0), a, vld1q_s8(q8 + 16 * j)), sv[j]);
+                    for (int t = 0; t < nt; t++)
+                        acc[t] = vmlaq_n_s32(acc[t], pk_dot16_neon(vdupq_n_s32(0), a, vld1q_s8(x[t].q + b * NK_QK + 16 * j)), sv[j]);
                 }
         }
-        s = nk_fold(s, w + 108, x.d[b], vaddvq_s32(acc));
+        for (int t = 0; t < nt; t++) s[t] = nk_fold(s[t], w + 108, x[t].d[b], vaddvq_s32(acc[t]));
     }
-    return s;
+    for (int t = 0; t < nt; t++) out[t] = s[t];
+}
+
+// One row against nt = 1, 2 or 4 tokens: each kernel inlined with a constant nt.
+#define NK_NEON_NT(CALL)                                                                                      \
+    do { if (nt == 4) { const int n_ = 4; CALL; } else if (nt == 2) { const int n_ = 2; CALL; }               \
+         else { const int n_ = 1; CALL; } } while (0)
+static void nk_row_neon(int dtype, const uint8_t *w, const nk_tok *x, int nt, int64_t nb, float *out) {
+    switch (dtype) {
+    case PK_Q6_K: NK_NEON_NT(q6k_dots_neon(w, x, n_, nb, out)); break;
+    case PK_IQ4_XS: NK_NEON_NT(iq4xs_dots_neon(w, x, n_, nb, out)); break;
+    case PK_Q2_K: NK_NEON_NT(q2k_dots_neon(w, x, n_, nb, out)); break;
+    case PK_Q3_K: NK_NEON_NT(q3k_dots_neon(w, x, n_, nb, out)); break;
+    case PK_Q5_K: NK_NEON_NT(q45k_dots_neon(w, x, n_, nb, 1, out)); break;
+    default: NK_NEON_NT(q45k_dots_neon(w, x, n_, nb, 0, out)); break;
+    }
 }
 
 static int nk_neon_handles(int dtype) { return nk_handles(dtype); }
@@ -1652,11 +1680,14 @@ static void nk_matmul_neon(int dtype, const uint8_t *W, size_t rb, int64_t cols,
     const int64_t nb = cols / NK_QK;
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *w = W + (size_t)r * rb;
-        for (int64_t t = 0; t < T; t++) {
-            const nk_tok x = nk_token(xn + (size_t)t * xs, cols);
-            Y[t * ldy + r] = dtype == PK_Q6_K ? q6k_dot_neon(w, x, nb) : dtype == PK_IQ4_XS ? iq4xs_dot_neon(w, x, nb)
-                           : dtype == PK_Q2_K ? q2k_dot_neon(w, x, nb) : dtype == PK_Q3_K ? q3k_dot_neon(w, x, nb)
-                                                                       : q45k_dot_neon(w, x, nb, dtype == PK_Q5_K);
+        for (int64_t t = 0; t < T;) {
+            const int nt = T - t >= 4 ? 4 : T - t >= 2 ? 2 : 1;
+            nk_tok x[4];
+            float o[4];
+            for (int i = 0; i < nt; i++) x[i] = nk_token(xn + (size_t)(t + i) * xs, cols);
+            nk_row_neon(dtype, w, x, nt, nb, o);
+            for (int i = 0; i < nt; i++) Y[(t + i) * ldy + r] = o[i];
+            t += nt;
         }
     }
 }

@@ -615,7 +615,7 @@ static legacy_fn tiles_vnni(int ty) {
 #endif
 
 // MARK: aarch64 (NEON)
-// One row at a time, one token at a time (T > 1 loops the tokens while the row is in L1). A block's 32 weights
+// One row at a time against up to 4 tokens (T > 1 takes them 4, 2, 1 at a time while the row is in L1). A block's 32 weights
 // become signed int8 values (ggml's levels: q4_0 - 8, q5_0 - 16, iq4_nl table; q4_1 / q5_1 codes as they are),
 // dotted with the block's q in int32 lanes and reduced once per block to the portable code's exact sumi; the f32
 // epilogue per block is the portable code's.
@@ -630,13 +630,16 @@ static inline uint8x16_t lg_bit16_neon(uint32_t bits) {
     return vandq_u8(vtstq_u8(v, vld1q_u8(sel)), vdupq_n_u8(0x10));
 }
 
-static inline float legacy_dot_neon(int ty, const uint8_t *w, const uint8_t *xt, int64_t nb) {
+// One row against nt = 1, 2 or 4 prepared tokens (a constant after inlining): each block's codes are unpacked once;
+// per token the same integer sum and the same two f32 statements as the portable code.
+static inline __attribute__((always_inline)) void legacy_dots_neon(int ty, const uint8_t *w, const uint8_t *const *xt, int nt,
+                                                                   int64_t nb, float *out) {
     const int one = ty == PK_Q5_1;
     const int64_t bs = ty == PK_Q4_1 ? 20 : ty == PK_Q5_0 ? 22 : one ? 24 : 18;
     const int64_t qo = ty == PK_Q4_1 ? 4 : ty == PK_Q5_0 ? 6 : one ? 8 : 2;
     const uint8x16_t m4 = vdupq_n_u8(0x0F);
     const int8x16_t lut = vld1q_s8(pk_iq4nl_values);
-    float sumf = 0;
+    float sumf[4] = {0, 0, 0, 0};
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = w + b * bs;
         const uint8x16_t r = vld1q_u8(blk + qo);
@@ -655,20 +658,34 @@ static inline float legacy_dot_neon(int ty, const uint8_t *w, const uint8_t *xt,
                 a0 = vsubq_s8(a0, off); a1 = vsubq_s8(a1, off);
             }
         }
-        const uint8_t *xq = xt + x_q(b, 0);   // elements 0..15 here, 16..31 at + 32
-        const int32x4_t acc = pk_dot16_neon(pk_dot16_neon(vdupq_n_s32(0), a0, vld1q_s8((const int8_t *)xq)), a1, vld1q_s8((const int8_t *)(xq + 32)));
-        const int32_t sumi = vaddvq_s32(acc);
         const float dw = f16p(blk);
-        sumf += (float)sumi * (dw * xd_at(xt, b));
-        if (is_q81(ty)) sumf += f16p(blk + 2) * xs_at(xt, b);
+        for (int t = 0; t < nt; t++) {
+            const uint8_t *xq = xt[t] + x_q(b, 0);   // elements 0..15 here, 16..31 at + 32
+            const int32x4_t acc = pk_dot16_neon(pk_dot16_neon(vdupq_n_s32(0), a0, vld1q_s8((const int8_t *)xq)), a1, vld1q_s8((const int8_t *)(xq + 32)));
+            const int32_t sumi = vaddvq_s32(acc);
+            sumf[t] += (float)sumi * (dw * xd_at(xt[t], b));
+            if (is_q81(ty)) sumf[t] += f16p(blk + 2) * xs_at(xt[t], b);
+        }
     }
-    return sumf;
+    for (int t = 0; t < nt; t++) out[t] = sumf[t];
 }
 
 static void legacy_neon(int ty, const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,
                         float *Y, int64_t ldy, int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; r++)
-        for (int64_t t = 0; t < T; t++) Y[t * ldy + r] = legacy_dot_neon(ty, W + (size_t)r * rb, xn + (size_t)t * xs, cols / 32);
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *w = W + (size_t)r * rb;
+        for (int64_t t = 0; t < T;) {
+            const int nt = T - t >= 4 ? 4 : T - t >= 2 ? 2 : 1;
+            const uint8_t *xt[4];
+            float o[4];
+            for (int i = 0; i < nt; i++) xt[i] = xn + (size_t)(t + i) * xs;
+            if (nt == 4) legacy_dots_neon(ty, w, xt, 4, cols / 32, o);
+            else if (nt == 2) legacy_dots_neon(ty, w, xt, 2, cols / 32, o);
+            else legacy_dots_neon(ty, w, xt, 1, cols / 32, o);
+            for (int i = 0; i < nt; i++) Y[(t + i) * ldy + r] = o[i];
+            t += nt;
+        }
+    }
 }
 #endif
 
