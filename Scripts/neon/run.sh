@@ -2,8 +2,8 @@
 # Builds CPersonaKernels + Scripts/neon/test_neon.c for aarch64 and runs the test under qemu-aarch64, at the
 # NEON level and once with PERSONA_SIMD=scalar, in three builds:
 #   gcc   -O2 -march=armv8-a                  (baseline ARMv8-A: no dot-product / fp16 instructions)
-#   clang -O3 -fno-math-errno -march=armv8-a  (Package.swift's C flags, the compiler Swift uses)
-#   clang -O3 -fno-math-errno -mcpu=apple-m1  (what arm64 macOS builds target: dotprod, fp16, ...)
+#   clang -O3 -fno-math-errno -ffp-contract=off -march=armv8-a  (Package.swift's C flags, the compiler Swift uses)
+#   clang -O3 -fno-math-errno -ffp-contract=off -mcpu=apple-m1  (what arm64 macOS builds target: dotprod, fp16, ...)
 # then a clang --target=aarch64-linux-gnu -fsyntax-only check of every C file of the target.
 # Needs: apt-get install -y qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross  (clang: Swift's, if on PATH)
 # Exit status non-zero on any failure.
@@ -35,8 +35,8 @@ build_and_run() {   # name, compiler and flags...
 
 build_and_run "gcc -O2 -march=armv8-a" aarch64-linux-gnu-gcc -O2 -march=armv8-a
 if [ $have_clang = 1 ]; then
-    build_and_run "clang -O3 -fno-math-errno -march=armv8-a" clang --target=aarch64-linux-gnu -fuse-ld=lld -O3 -fno-math-errno -march=armv8-a
-    build_and_run "clang -O3 -fno-math-errno -mcpu=apple-m1" clang --target=aarch64-linux-gnu -fuse-ld=lld -O3 -fno-math-errno -mcpu=apple-m1
+    build_and_run "clang -O3 -fno-math-errno -ffp-contract=off -march=armv8-a" clang --target=aarch64-linux-gnu -fuse-ld=lld -O3 -fno-math-errno -ffp-contract=off -march=armv8-a
+    build_and_run "clang -O3 -fno-math-errno -ffp-contract=off -mcpu=apple-m1" clang --target=aarch64-linux-gnu -fuse-ld=lld -O3 -fno-math-errno -ffp-contract=off -mcpu=apple-m1
     n=0
     for f in "$src"/*.c; do
         n=$((n + 1))

@@ -235,6 +235,39 @@ static void test_dot_axpy(void) {
     }
 }
 
+// Every quantised type, dequantised at the level in use, bit for bit against pk_dequant_row_scalar (which equals
+// gguf-py's rows: Tests/PersonaTensorTests): random codes; the f16 scale fields random normal values of either sign,
+// with blocks of the largest f16 (65504), the smallest normal (2^-14) and a subnormal (2^-24) scale.
+static void test_dequant_bits(void) {
+    static const struct { int dt; const char *name; int f16[2]; int nf; } T[] = {
+        {PK_Q8_0, "q8_0", {0}, 1}, {PK_Q4_0, "q4_0", {0}, 1}, {PK_Q4_1, "q4_1", {0, 2}, 2}, {PK_Q5_0, "q5_0", {0}, 1},
+        {PK_Q5_1, "q5_1", {0, 2}, 2}, {PK_IQ4_NL, "iq4_nl", {0}, 1}, {PK_Q2_K, "q2_K", {80, 82}, 2},
+        {PK_Q3_K, "q3_K", {108}, 1}, {PK_Q4_K, "q4_K", {0, 2}, 2}, {PK_Q5_K, "q5_K", {0, 2}, 2},
+        {PK_Q6_K, "q6_K", {208}, 1}, {PK_IQ4_XS, "iq4_xs", {0}, 1}};
+    static const uint16_t special[3] = {0x7BFF, 0x0400, 0x0001};
+    for (size_t t = 0; t < sizeof T / sizeof *T; t++) {
+        const int64_t be = pk_block_elements(T[t].dt), nblk = 7, cols = be * nblk;
+        const size_t bb = pk_block_bytes(T[t].dt);
+        uint8_t *w = malloc(bb * (size_t)nblk);
+        for (size_t i = 0; i < bb * (size_t)nblk; i++) w[i] = (uint8_t)next_u64();
+        for (int64_t b = 0; b < nblk; b++)
+            for (int k = 0; k < T[t].nf; k++) {
+                uint16_t h = b < 3 ? (uint16_t)(special[b] | (k ? 0x8000 : 0)) : f16_bits((uniform() - 0.5) * 0.2);
+                memcpy(w + b * bb + T[t].f16[k], &h, 2);
+            }
+        float *got = malloc(4 * (size_t)cols), *want = malloc(4 * (size_t)cols);
+        pk_dequant_row(T[t].dt, w, cols, got);
+        pk_dequant_row_scalar(T[t].dt, w, cols, want);
+        checks++;
+        for (int64_t i = 0; i < cols; i++)
+            if (memcmp(&got[i], &want[i], 4) != 0) {
+                FAIL("dequant bits %s element %lld: %.9g vs portable %.9g", T[t].name, (long long)i, got[i], want[i]);
+                break;
+            }
+        free(w); free(got); free(want);
+    }
+}
+
 static void test_dequant(void) {
     for (int dt = 0; dt < NT; dt++) {
         int bs = block_of(dt);
@@ -698,6 +731,7 @@ int main(void) {
     test_level(want);
     test_dot_axpy();
     test_dequant();
+    test_dequant_bits();
     test_matmul();
     test_native();
     test_native_quant();

@@ -117,6 +117,189 @@ static void dequant_q8_0_neon(const void *row, int64_t cols, float *out) {
     }
 }
 
+// The other quantised types, each value with the portable code's (pk_dequant_row_scalar's) f32 operations in its
+// order: the codes are small integers (exact in f32), then d * q, d * q + m or d1 * q - m1 with the per-sub-block
+// products d * sc / dmin * m rounded first, as there; separate multiplies and adds (no FMA: -ffp-contract=off, and
+// intrinsics are never fused), so every row equals the portable one, and gguf-py's, bit for bit.
+
+// 16 uint8 -> 4 x 4 f32 (exact).
+#define U8X16_TO_F32(v, f) do {                                                      \
+        uint16x8_t lo_ = vmovl_u8(vget_low_u8(v)), hi_ = vmovl_high_u8(v);            \
+        f[0] = vcvtq_f32_u32(vmovl_u16(vget_low_u16(lo_)));                           \
+        f[1] = vcvtq_f32_u32(vmovl_high_u16(lo_));                                    \
+        f[2] = vcvtq_f32_u32(vmovl_u16(vget_low_u16(hi_)));                           \
+        f[3] = vcvtq_f32_u32(vmovl_high_u16(hi_));                                    \
+    } while (0)
+
+// o[0..15] = d * codes (signed or unsigned bytes), d * codes + m, or d * codes - m
+static inline void st16_mul_s8(float *o, int8x16_t v, float d) {
+    float32x4_t f[4];
+    I8X16_TO_F32(v, f[0], f[1], f[2], f[3]);
+    for (int k = 0; k < 4; k++) vst1q_f32(o + 4 * k, vmulq_n_f32(f[k], d));
+}
+static inline void st16_mul_add_u8(float *o, uint8x16_t v, float d, float m) {
+    float32x4_t f[4];
+    U8X16_TO_F32(v, f);
+    for (int k = 0; k < 4; k++) vst1q_f32(o + 4 * k, vaddq_f32(vmulq_n_f32(f[k], d), vdupq_n_f32(m)));
+}
+static inline void st16_mul_sub_u8(float *o, uint8x16_t v, float d, float m) {
+    float32x4_t f[4];
+    U8X16_TO_F32(v, f);
+    for (int k = 0; k < 4; k++) vst1q_f32(o + 4 * k, vsubq_f32(vmulq_n_f32(f[k], d), vdupq_n_f32(m)));
+}
+
+// 0x10 in byte i where bit i of the 16 bits is set (the fifth bits of q5_0 / q5_1)
+static inline uint8x16_t bit16_to_0x10(uint32_t bits) {
+    static const uint8_t sel[16] = { 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128 };
+    const uint8x16_t v = vcombine_u8(vdup_n_u8((uint8_t)bits), vdup_n_u8((uint8_t)(bits >> 8)));
+    return vandq_u8(vtstq_u8(v, vld1q_u8(sel)), vdupq_n_u8(0x10));
+}
+
+// q4_0, q4_1, q5_0, q5_1, iq4_nl: elements 0..15 from the low nibbles, 16..31 from the high
+static inline void dequant_legacy_neon(int ty, const void *row, int64_t cols, float *out) {
+    const int one = ty == PK_Q5_1;
+    const size_t bs = ty == PK_Q4_1 ? 20 : ty == PK_Q5_0 ? 22 : one ? 24 : 18;
+    const size_t qo = ty == PK_Q4_1 ? 4 : ty == PK_Q5_0 ? 6 : one ? 8 : 2;
+    const uint8x16_t m4 = vdupq_n_u8(0x0F);
+    const int8x16_t lut = vld1q_s8(pk_iq4nl_values);
+    const uint8_t *p = (const uint8_t *)row;
+    for (int64_t b = 0; b < cols / 32; b++, p += bs, out += 32) {
+        const float d = f16_at(p);
+        const uint8x16_t r = vld1q_u8(p + qo);
+        uint8x16_t lo = vandq_u8(r, m4), hi = vshrq_n_u8(r, 4);
+        if (ty == PK_Q5_0 || ty == PK_Q5_1) {
+            uint32_t qh; memcpy(&qh, p + (one ? 4 : 2), 4);
+            lo = vorrq_u8(lo, bit16_to_0x10(qh)); hi = vorrq_u8(hi, bit16_to_0x10(qh >> 16));
+        }
+        if (ty == PK_Q4_1 || ty == PK_Q5_1) {
+            const float m = f16_at(p + 2);
+            st16_mul_add_u8(out, lo, d, m); st16_mul_add_u8(out + 16, hi, d, m);
+        } else if (ty == PK_IQ4_NL) {
+            st16_mul_s8(out, vqtbl1q_s8(lut, lo), d); st16_mul_s8(out + 16, vqtbl1q_s8(lut, hi), d);
+        } else {
+            const int8x16_t off = vdupq_n_s8(ty == PK_Q4_0 ? 8 : 16);
+            st16_mul_s8(out, vsubq_s8(vreinterpretq_s8_u8(lo), off), d);
+            st16_mul_s8(out + 16, vsubq_s8(vreinterpretq_s8_u8(hi), off), d);
+        }
+    }
+}
+static void dequant_q4_0_neon(const void *r, int64_t c, float *o) { dequant_legacy_neon(PK_Q4_0, r, c, o); }
+static void dequant_q4_1_neon(const void *r, int64_t c, float *o) { dequant_legacy_neon(PK_Q4_1, r, c, o); }
+static void dequant_q5_0_neon(const void *r, int64_t c, float *o) { dequant_legacy_neon(PK_Q5_0, r, c, o); }
+static void dequant_q5_1_neon(const void *r, int64_t c, float *o) { dequant_legacy_neon(PK_Q5_1, r, c, o); }
+static void dequant_iq4_nl_neon(const void *r, int64_t c, float *o) { dequant_legacy_neon(PK_IQ4_NL, r, c, o); }
+
+// q4_K / q5_K: sub-block sub (32 values) is nibble sub % 2 of q[32 (sub / 2) ..] (q5_K: bit sub of qh[l] on top),
+// d1 * v - m1 with d1 = d * sc, m1 = dmin * m
+static inline void dequant_k45_neon(int five, const void *row, int64_t cols, float *out) {
+    const size_t bb = five ? 176 : 144;
+    const uint8x16_t m4 = vdupq_n_u8(0x0F), one = vdupq_n_u8(1);
+    const uint8_t *p = (const uint8_t *)row;
+    for (int64_t b = 0; b < cols / 256; b++, p += bb, out += 256) {
+        const float d = f16_at(p), dmin = f16_at(p + 2);
+        const uint8_t *q = p + (five ? 48 : 16), *qh = p + 16;
+        for (int sub = 0; sub < 8; sub++) {
+            uint8_t sc, m;
+            pk_scale_min_k4(sub, p + 4, &sc, &m);
+            const float d1 = d * sc, m1 = dmin * m;
+            for (int h = 0; h < 2; h++) {
+                const uint8x16_t r = vld1q_u8(q + 32 * (sub / 2) + 16 * h);
+                uint8x16_t v = sub & 1 ? vshrq_n_u8(r, 4) : vandq_u8(r, m4);
+                if (five) {
+                    const uint8x16_t hb = vandq_u8(vshlq_u8(vld1q_u8(qh + 16 * h), vdupq_n_s8((int8_t)-sub)), one);
+                    v = vorrq_u8(v, vshlq_n_u8(hb, 4));
+                }
+                st16_mul_sub_u8(out + 32 * sub + 16 * h, v, d1, m1);
+            }
+        }
+    }
+}
+static void dequant_q4_K_neon(const void *r, int64_t c, float *o) { dequant_k45_neon(0, r, c, o); }
+static void dequant_q5_K_neon(const void *r, int64_t c, float *o) { dequant_k45_neon(1, r, c, o); }
+
+// q6_K: y[l + 32 k] = d * sc[is + 2 k] * q (the product d * sc rounded first, as there), q = (ql nibble | 2 qh
+// bits << 4) - 32, is = l / 16, per half of 128
+static void dequant_q6_K_neon(const void *row, int64_t cols, float *out) {
+    const uint8x16_t m4 = vdupq_n_u8(0x0F), m3 = vdupq_n_u8(3);
+    const int8x16_t o32 = vdupq_n_s8(32);
+    const uint8_t *p = (const uint8_t *)row;
+    for (int64_t b = 0; b < cols / 256; b++, p += 210) {
+        const float d = f16_at(p + 208);
+        const int8_t *sc = (const int8_t *)(p + 192);
+        for (int n = 0; n < 2; n++) {
+            const uint8_t *ql = p + 64 * n, *qh = p + 128 + 32 * n;
+            float *y = out + b * 256 + 128 * n;
+            for (int h = 0; h < 2; h++) {   // l = 16 h .. 16 h + 15, is = h
+                const uint8x16_t l0 = vld1q_u8(ql + 16 * h), l1 = vld1q_u8(ql + 32 + 16 * h), hh = vld1q_u8(qh + 16 * h);
+                const uint8x16_t lo4[4] = { vandq_u8(l0, m4), vandq_u8(l1, m4), vshrq_n_u8(l0, 4), vshrq_n_u8(l1, 4) };
+                for (int k = 0; k < 4; k++) {
+                    const uint8x16_t hb = vandq_u8(vshlq_u8(hh, vdupq_n_s8((int8_t)(-2 * k))), m3);
+                    const int8x16_t q = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(lo4[k], vshlq_n_u8(hb, 4))), o32);
+                    st16_mul_s8(y + 32 * k + 16 * h, q, d * sc[8 * n + h + 2 * k]);
+                }
+            }
+        }
+    }
+}
+
+// q2_K: element 128 g + 32 s + l is bits 2 s of q[32 g + l], sub-block 8 g + 2 s + l / 16: dl * q - ml,
+// dl = d * (sc & 15), ml = dmin * (sc >> 4)
+static void dequant_q2_K_neon(const void *row, int64_t cols, float *out) {
+    const uint8x16_t m3 = vdupq_n_u8(3);
+    const uint8_t *p = (const uint8_t *)row;
+    for (int64_t b = 0; b < cols / 256; b++, p += 84, out += 256) {
+        const float d = f16_at(p + 80), dmin = f16_at(p + 82);
+        for (int g = 0; g < 2; g++)
+            for (int s = 0; s < 4; s++)
+                for (int h = 0; h < 2; h++) {
+                    const int sub = 8 * g + 2 * s + h;
+                    const uint8x16_t v = vandq_u8(vshlq_u8(vld1q_u8(p + 16 + 32 * g + 16 * h), vdupq_n_s8((int8_t)(-2 * s))), m3);
+                    const float dl = d * (float)(p[sub] & 0xF), ml = dmin * (float)(p[sub] >> 4);
+                    st16_mul_sub_u8(out + 128 * g + 32 * s + 16 * h, v, dl, ml);
+                }
+    }
+}
+
+// q3_K: element 128 g + 32 s + l: ql = bits 2 s of q[32 g + l], minus 4 where bit 4 g + s of hm[l] is clear;
+// dl * v with dl = d * (6-bit scale - 32) of sub-block 8 g + 2 s + l / 16
+static void dequant_q3_K_neon(const void *row, int64_t cols, float *out) {
+    const uint8x16_t m3 = vdupq_n_u8(3), four = vdupq_n_u8(4);
+    const uint8_t *p = (const uint8_t *)row;
+    for (int64_t b = 0; b < cols / 256; b++, p += 110, out += 256) {
+        const uint8_t *hm = p, *q = p + 32, *sc = p + 96;
+        const float d = f16_at(p + 108);
+        for (int g = 0; g < 2; g++)
+            for (int s = 0; s < 4; s++)
+                for (int h = 0; h < 2; h++) {
+                    const int sub = 8 * g + 2 * s + h;
+                    const int lo = sub < 8 ? sc[sub] & 0xF : sc[sub - 8] >> 4, hi = (sc[8 + sub % 4] >> (2 * (sub / 4))) & 3;
+                    const float dl = d * (float)((lo | hi << 4) - 32);
+                    const uint8x16_t ql = vandq_u8(vshlq_u8(vld1q_u8(q + 32 * g + 16 * h), vdupq_n_s8((int8_t)(-2 * s))), m3);
+                    const uint8x16_t set = vtstq_u8(vld1q_u8(hm + 16 * h), vdupq_n_u8((uint8_t)(1u << (4 * g + s))));
+                    st16_mul_s8(out + 128 * g + 32 * s + 16 * h, vreinterpretq_s8_u8(vsubq_u8(ql, vbicq_u8(four, set))), dl);
+                }
+    }
+}
+
+// iq4_xs: sub-block sub's 16 bytes, low nibbles elements 0..15, high 16..31, levels by the iq4_nl table; dl * level,
+// dl = d * (ls - 32)
+static void dequant_iq4_xs_neon(const void *row, int64_t cols, float *out) {
+    const int8x16_t lut = vld1q_s8(pk_iq4nl_values);
+    const uint8x16_t m4 = vdupq_n_u8(0x0F);
+    const uint8_t *p = (const uint8_t *)row;
+    for (int64_t b = 0; b < cols / 256; b++, p += 136, out += 256) {
+        const float d = f16_at(p);
+        uint16_t sh; memcpy(&sh, p + 2, 2);
+        for (int sub = 0; sub < 8; sub++) {
+            const int ls = ((p[4 + sub / 2] >> (4 * (sub % 2))) & 0xF) | ((sh >> (2 * sub)) & 3) << 4;
+            const float dl = d * (float)(ls - 32);
+            const uint8x16_t r = vld1q_u8(p + 8 + 16 * sub);
+            st16_mul_s8(out + 32 * sub, vqtbl1q_s8(lut, vandq_u8(r, m4)), dl);
+            st16_mul_s8(out + 32 * sub + 16, vqtbl1q_s8(lut, vshrq_n_u8(r, 4)), dl);
+        }
+    }
+}
+
 // MARK: matrix-vector
 
 // One row at a time (one sequential stream per thread, as on x86); 8 accumulators of 4 lanes cover the FMA
@@ -326,7 +509,11 @@ static void native_q8_neon(const uint8_t *W, size_t rb, int64_t cols, const uint
 const pk_ops pk_ops_neon = {
     .name = "neon", .dot = dot_neon, .axpy = axpy_neon, .gemm = gemm_neon, .read_sum = read_sum_neon,
     .silu_mul = silu_mul_neon, .gelu_tanh_mul = gelu_tanh_mul_neon,
-    .dequant = { [PK_F16] = dequant_f16_neon, [PK_BF16] = dequant_bf16_neon, [PK_Q8_0] = dequant_q8_0_neon },
+    .dequant = { [PK_F16] = dequant_f16_neon, [PK_BF16] = dequant_bf16_neon, [PK_Q8_0] = dequant_q8_0_neon,
+                 [PK_Q4_0] = dequant_q4_0_neon, [PK_Q4_1] = dequant_q4_1_neon, [PK_Q5_0] = dequant_q5_0_neon,
+                 [PK_Q5_1] = dequant_q5_1_neon, [PK_IQ4_NL] = dequant_iq4_nl_neon, [PK_Q2_K] = dequant_q2_K_neon,
+                 [PK_Q3_K] = dequant_q3_K_neon, [PK_Q4_K] = dequant_q4_K_neon, [PK_Q5_K] = dequant_q5_K_neon,
+                 [PK_Q6_K] = dequant_q6_K_neon, [PK_IQ4_XS] = dequant_iq4_xs_neon },
     .matvec = { [PK_F32] = matvec_f32_neon, [PK_F16] = matvec_f16_neon, [PK_BF16] = matvec_bf16_neon, [PK_Q8_0] = matvec_q8_0_neon },
     .native_q8 = native_q8_neon,
 };
