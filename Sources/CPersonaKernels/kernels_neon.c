@@ -362,6 +362,110 @@ static void matvec_q8_0_neon(const uint8_t *W, size_t rb, int64_t cols, const fl
     }
 }
 
+// Exact q4_K / q6_K decode without writing the dequantised row: the codes become floats in registers and meet x
+// there. As the x86 exact kernels do, each sub-block's scale multiplies the sum of its code * x products once:
+//   q4_K: y = sum_s (d sc_s) sum_{i in s} q_i x_i - (dmin m_s) sum_{i in s} x_i   (sums of x per 32 made per call)
+//   q6_K: y = sum_j (d sc_j) sum_{i in j} (q_i - 32) x_i                            (j: 16 values)
+// so y is the dequantised row times x up to f32 summation rounding in another order (d sc is rounded once, as
+// in the row; q4_K's two parts are summed apart, which the tests' bound for q4_K allows).
+static inline float32x4_t dot16_u8(uint8x16_t v, const float *x) {
+    float32x4_t f[4];
+    U8X16_TO_F32(v, f);
+    float32x4_t a = vmulq_f32(f[0], vld1q_f32(x)), b = vmulq_f32(f[1], vld1q_f32(x + 4));
+    a = vfmaq_f32(a, f[2], vld1q_f32(x + 8));
+    b = vfmaq_f32(b, f[3], vld1q_f32(x + 12));
+    return vaddq_f32(a, b);
+}
+static inline float32x4_t dot16_s8(int8x16_t v, const float *x) {
+    float32x4_t f0, f1, f2, f3;
+    I8X16_TO_F32(v, f0, f1, f2, f3);
+    float32x4_t a = vmulq_f32(f0, vld1q_f32(x)), b = vmulq_f32(f1, vld1q_f32(x + 4));
+    a = vfmaq_f32(a, f2, vld1q_f32(x + 8));
+    b = vfmaq_f32(b, f3, vld1q_f32(x + 12));
+    return vaddq_f32(a, b);
+}
+
+// The 8 products d * sc (to ds[0..7]) and dmin * m (as two vectors) of a q4_K block: exact (11 x 6 bits).
+static inline void q4k_scales_neon(const uint8_t *p, float ds[8], float32x4_t dm[2]) {
+    uint32_t u[4];
+    pk_scale_min_k4_all(p + 4, u);
+    uint8x16_t b;
+    memcpy(&b, u, 16);
+    const uint16x8_t sc = vmovl_u8(vget_low_u8(b)), mn = vmovl_high_u8(b);
+    const float d = f16_at(p), dmin = f16_at(p + 2);
+    vst1q_f32(ds, vmulq_n_f32(vcvtq_f32_u32(vmovl_u16(vget_low_u16(sc))), d));
+    vst1q_f32(ds + 4, vmulq_n_f32(vcvtq_f32_u32(vmovl_high_u16(sc)), d));
+    dm[0] = vmulq_n_f32(vcvtq_f32_u32(vmovl_u16(vget_low_u16(mn))), dmin);
+    dm[1] = vmulq_n_f32(vcvtq_f32_u32(vmovl_high_u16(mn)), dmin);
+}
+
+static void matvec_q4_K_neon(const uint8_t *W, size_t rb, int64_t cols, const float *x, float *y, int64_t r0, int64_t r1) {
+    const int64_t nb = cols / 256, ns = cols / 32;
+    const uint8x16_t m4 = vdupq_n_u8(0x0F);
+    // sums of x per 32 values: once per call for all rows (the exact kernels' scratch slot, unused on NEON), or
+    // per block for a single row, which costs the same
+    float *sxs = r1 - r0 > 1 ? (float *)pk_thread_scratch_slot(PK_SCRATCH_EXACT, (size_t)ns * sizeof(float)) : NULL;
+    for (int64_t s = 0; sxs && s < ns; s++) {
+        float32x4_t a = vaddq_f32(vld1q_f32(x + 32 * s), vld1q_f32(x + 32 * s + 4));
+        for (int k = 2; k < 8; k++) a = vaddq_f32(a, vld1q_f32(x + 32 * s + 4 * k));
+        sxs[s] = vaddvq_f32(a);
+    }
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *p = W + (size_t)r * rb;
+        float32x4_t acc = vdupq_n_f32(0), macc = acc;
+        for (int64_t b = 0; b < nb; b++, p += 144) {
+            float ds[8], own[8];
+            float32x4_t dm[2];
+            q4k_scales_neon(p, ds, dm);
+            const float *xb = x + 256 * b, *sx = sxs ? sxs + 8 * b : own;
+            for (int sub = 0; !sxs && sub < 8; sub++) {
+                float32x4_t a = vaddq_f32(vld1q_f32(xb + 32 * sub), vld1q_f32(xb + 32 * sub + 4));
+                for (int k = 2; k < 8; k++) a = vaddq_f32(a, vld1q_f32(xb + 32 * sub + 4 * k));
+                own[sub] = vaddvq_f32(a);
+            }
+            macc = vfmaq_f32(vfmaq_f32(macc, dm[0], vld1q_f32(sx)), dm[1], vld1q_f32(sx + 4));
+            for (int j = 0; j < 4; j++) {   // sub-blocks 2 j (low nibbles) and 2 j + 1 (high) of q[32 j ..]
+                const uint8x16_t r0v = vld1q_u8(p + 16 + 32 * j), r1v = vld1q_u8(p + 16 + 32 * j + 16);
+                const float32x4_t lo = vaddq_f32(dot16_u8(vandq_u8(r0v, m4), xb + 64 * j), dot16_u8(vandq_u8(r1v, m4), xb + 64 * j + 16));
+                const float32x4_t hi = vaddq_f32(dot16_u8(vshrq_n_u8(r0v, 4), xb + 64 * j + 32), dot16_u8(vshrq_n_u8(r1v, 4), xb + 64 * j + 48));
+                acc = vfmaq_n_f32(acc, lo, ds[2 * j]);
+                acc = vfmaq_n_f32(acc, hi, ds[2 * j + 1]);
+            }
+        }
+        y[r] = vaddvq_f32(acc) - vaddvq_f32(macc);
+    }
+}
+
+static void matvec_q6_K_neon(const uint8_t *W, size_t rb, int64_t cols, const float *x, float *y, int64_t r0, int64_t r1) {
+    const int64_t nb = cols / 256;
+    const uint8x16_t m4 = vdupq_n_u8(0x0F), m3 = vdupq_n_u8(3);
+    const int8x16_t o32 = vdupq_n_s8(32);
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *p = W + (size_t)r * rb;
+        float32x4_t acc0 = vdupq_n_f32(0), acc1 = acc0;
+        for (int64_t b = 0; b < nb; b++, p += 210) {
+            const float d = f16_at(p + 208);
+            const int8_t *sc = (const int8_t *)(p + 192);
+            for (int n = 0; n < 2; n++) {
+                const uint8_t *ql = p + 64 * n, *qh = p + 128 + 32 * n;
+                const float *xn = x + 256 * b + 128 * n;
+                for (int h = 0; h < 2; h++) {   // values l = 16 h .. 16 h + 15 of each quarter k: scale 8 n + h + 2 k
+                    const uint8x16_t l0 = vld1q_u8(ql + 16 * h), l1 = vld1q_u8(ql + 32 + 16 * h), hh = vld1q_u8(qh + 16 * h);
+                    const uint8x16_t lo4[4] = { vandq_u8(l0, m4), vandq_u8(l1, m4), vshrq_n_u8(l0, 4), vshrq_n_u8(l1, 4) };
+                    for (int k = 0; k < 4; k++) {
+                        const uint8x16_t hb = vandq_u8(vshlq_u8(hh, vdupq_n_s8((int8_t)(-2 * k))), m3);
+                        const int8x16_t q = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(lo4[k], vshlq_n_u8(hb, 4))), o32);
+                        const float32x4_t s16 = dot16_s8(q, xn + 32 * k + 16 * h);
+                        if (k & 1) acc1 = vfmaq_n_f32(acc1, s16, d * sc[8 * n + h + 2 * k]);
+                        else acc0 = vfmaq_n_f32(acc0, s16, d * sc[8 * n + h + 2 * k]);
+                    }
+                }
+            }
+        }
+        y[r] = vaddvq_f32(vaddq_f32(acc0, acc1));
+    }
+}
+
 // MARK: GEMM micro-kernel
 
 // 4 x 4 register block: 16 accumulators + 8 loads of the 32 vector registers. Missing rows / inputs reuse
@@ -514,7 +618,8 @@ const pk_ops pk_ops_neon = {
                  [PK_Q5_1] = dequant_q5_1_neon, [PK_IQ4_NL] = dequant_iq4_nl_neon, [PK_Q2_K] = dequant_q2_K_neon,
                  [PK_Q3_K] = dequant_q3_K_neon, [PK_Q4_K] = dequant_q4_K_neon, [PK_Q5_K] = dequant_q5_K_neon,
                  [PK_Q6_K] = dequant_q6_K_neon, [PK_IQ4_XS] = dequant_iq4_xs_neon },
-    .matvec = { [PK_F32] = matvec_f32_neon, [PK_F16] = matvec_f16_neon, [PK_BF16] = matvec_bf16_neon, [PK_Q8_0] = matvec_q8_0_neon },
+    .matvec = { [PK_F32] = matvec_f32_neon, [PK_F16] = matvec_f16_neon, [PK_BF16] = matvec_bf16_neon, [PK_Q8_0] = matvec_q8_0_neon,
+                [PK_Q4_K] = matvec_q4_K_neon, [PK_Q6_K] = matvec_q6_K_neon },
     .native_q8 = native_q8_neon,
 };
 
