@@ -1541,8 +1541,6 @@ NK_NEON_INLINE void q45k_dots_neon(const uint8_t *w, const nk_tok *x, int nt, in
 
 // q6_K: values (lo | hi << 4) - 32 in int8; 16 int8 scales, one per 16 values
 NK_NEON_INLINE void q6k_dots_neon(const uint8_t *w, const nk_tok *x, int nt, int64_t nb, float *out) {
-    const uint8x16_t m4 = vdupq_n_u8(0x0F), m3 = vdupq_n_u8(3);
-    const int8x16_t o32 = vdupq_n_s8(32);
     float s[4] = {0, 0, 0, 0};
     for (int64_t b = 0; b < nb; b++, w += 210) {
         const int8_t *sc = (const int8_t *)(w + 192);
@@ -1554,10 +1552,7 @@ NK_NEON_INLINE void q6k_dots_neon(const uint8_t *w, const nk_tok *x, int nt, int
             const uint8x16_t H[2] = { vld1q_u8(qh), vld1q_u8(qh + 16) };
             for (int g = 0; g < 4; g++)
                 for (int half = 0; half < 2; half++) {   // values 128 h + 32 g + 16 half .. + 15: sub-block 8 h + 2 g + half
-                    uint8x16_t l = L[2 * (g & 1) + half];
-                    l = g >> 1 ? vshrq_n_u8(l, 4) : vandq_u8(l, m4);
-                    const uint8x16_t hb = vandq_u8(vshlq_u8(H[half], vdupq_n_s8((int8_t)(-2 * g))), m3);
-                    const int8x16_t a = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(l, vshlq_n_u8(hb, 4))), o32);
+                    const int8x16_t a = pk_q6_levels_neon(L[half], L[2 + half], H[half], g);
                     const int j = 8 * h + 2 * g + half;
                     for (int t = 0; t < nt; t++)
                         acc[t] = vmlaq_n_s32(acc[t], pk_dot16_neon(vdupq_n_s32(0), a, vld1q_s8(x[t].q + b * NK_QK + 16 * j)), sc[j]);

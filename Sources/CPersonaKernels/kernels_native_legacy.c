@@ -623,41 +623,16 @@ static legacy_fn tiles_vnni(int ty) {
 #include <arm_neon.h>
 
 
-// 0x10 in byte i where bit i of the 16 bits is set (the fifth bits of q5_0 / q5_1)
-static inline uint8x16_t lg_bit16_neon(uint32_t bits) {
-    static const uint8_t sel[16] = { 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128 };
-    const uint8x16_t v = vcombine_u8(vdup_n_u8((uint8_t)bits), vdup_n_u8((uint8_t)(bits >> 8)));
-    return vandq_u8(vtstq_u8(v, vld1q_u8(sel)), vdupq_n_u8(0x10));
-}
-
 // One row against nt = 1, 2 or 4 prepared tokens (a constant after inlining): each block's codes are unpacked once;
 // per token the same integer sum and the same two f32 statements as the portable code.
 static inline __attribute__((always_inline)) void legacy_dots_neon(int ty, const uint8_t *w, const uint8_t *const *xt, int nt,
                                                                    int64_t nb, float *out) {
-    const int one = ty == PK_Q5_1;
-    const int64_t bs = ty == PK_Q4_1 ? 20 : ty == PK_Q5_0 ? 22 : one ? 24 : 18;
-    const int64_t qo = ty == PK_Q4_1 ? 4 : ty == PK_Q5_0 ? 6 : one ? 8 : 2;
-    const uint8x16_t m4 = vdupq_n_u8(0x0F);
-    const int8x16_t lut = vld1q_s8(pk_iq4nl_values);
+    const int64_t bs = ty == PK_Q4_1 ? 20 : ty == PK_Q5_0 ? 22 : ty == PK_Q5_1 ? 24 : 18;
     float sumf[4] = {0, 0, 0, 0};
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = w + b * bs;
-        const uint8x16_t r = vld1q_u8(blk + qo);
-        uint8x16_t lo = vandq_u8(r, m4), hi = vshrq_n_u8(r, 4);   // elements 0..15, 16..31
         int8x16_t a0, a1;
-        if (ty == PK_IQ4_NL) {
-            a0 = vqtbl1q_s8(lut, lo); a1 = vqtbl1q_s8(lut, hi);
-        } else {
-            if (ty == PK_Q5_0 || ty == PK_Q5_1) {
-                uint32_t qh; memcpy(&qh, blk + (one ? 4 : 2), 4);
-                lo = vorrq_u8(lo, lg_bit16_neon(qh)); hi = vorrq_u8(hi, lg_bit16_neon(qh >> 16));
-            }
-            a0 = vreinterpretq_s8_u8(lo); a1 = vreinterpretq_s8_u8(hi);
-            if (ty == PK_Q4_0 || ty == PK_Q5_0) {
-                const int8x16_t off = vdupq_n_s8(ty == PK_Q4_0 ? 8 : 16);
-                a0 = vsubq_s8(a0, off); a1 = vsubq_s8(a1, off);
-            }
-        }
+        pk_legacy_levels_neon(ty, blk, &a0, &a1);
         const float dw = f16p(blk);
         for (int t = 0; t < nt; t++) {
             const uint8_t *xq = xt[t] + x_q(b, 0);   // elements 0..15 here, 16..31 at + 32

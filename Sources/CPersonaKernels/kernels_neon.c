@@ -148,38 +148,19 @@ static inline void st16_mul_sub_u8(float *o, uint8x16_t v, float d, float m) {
     for (int k = 0; k < 4; k++) vst1q_f32(o + 4 * k, vsubq_f32(vmulq_n_f32(f[k], d), vdupq_n_f32(m)));
 }
 
-// 0x10 in byte i where bit i of the 16 bits is set (the fifth bits of q5_0 / q5_1)
-static inline uint8x16_t bit16_to_0x10(uint32_t bits) {
-    static const uint8_t sel[16] = { 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128 };
-    const uint8x16_t v = vcombine_u8(vdup_n_u8((uint8_t)bits), vdup_n_u8((uint8_t)(bits >> 8)));
-    return vandq_u8(vtstq_u8(v, vld1q_u8(sel)), vdupq_n_u8(0x10));
-}
-
 // q4_0, q4_1, q5_0, q5_1, iq4_nl: elements 0..15 from the low nibbles, 16..31 from the high
 static inline void dequant_legacy_neon(int ty, const void *row, int64_t cols, float *out) {
-    const int one = ty == PK_Q5_1;
-    const size_t bs = ty == PK_Q4_1 ? 20 : ty == PK_Q5_0 ? 22 : one ? 24 : 18;
-    const size_t qo = ty == PK_Q4_1 ? 4 : ty == PK_Q5_0 ? 6 : one ? 8 : 2;
-    const uint8x16_t m4 = vdupq_n_u8(0x0F);
-    const int8x16_t lut = vld1q_s8(pk_iq4nl_values);
+    const size_t bs = ty == PK_Q4_1 ? 20 : ty == PK_Q5_0 ? 22 : ty == PK_Q5_1 ? 24 : 18;
     const uint8_t *p = (const uint8_t *)row;
     for (int64_t b = 0; b < cols / 32; b++, p += bs, out += 32) {
         const float d = f16_at(p);
-        const uint8x16_t r = vld1q_u8(p + qo);
-        uint8x16_t lo = vandq_u8(r, m4), hi = vshrq_n_u8(r, 4);
-        if (ty == PK_Q5_0 || ty == PK_Q5_1) {
-            uint32_t qh; memcpy(&qh, p + (one ? 4 : 2), 4);
-            lo = vorrq_u8(lo, bit16_to_0x10(qh)); hi = vorrq_u8(hi, bit16_to_0x10(qh >> 16));
-        }
-        if (ty == PK_Q4_1 || ty == PK_Q5_1) {
+        int8x16_t a0, a1;
+        pk_legacy_levels_neon(ty, p, &a0, &a1);
+        if (ty == PK_Q4_1 || ty == PK_Q5_1) {   // codes 0..31: the same bytes read unsigned
             const float m = f16_at(p + 2);
-            st16_mul_add_u8(out, lo, d, m); st16_mul_add_u8(out + 16, hi, d, m);
-        } else if (ty == PK_IQ4_NL) {
-            st16_mul_s8(out, vqtbl1q_s8(lut, lo), d); st16_mul_s8(out + 16, vqtbl1q_s8(lut, hi), d);
+            st16_mul_add_u8(out, vreinterpretq_u8_s8(a0), d, m); st16_mul_add_u8(out + 16, vreinterpretq_u8_s8(a1), d, m);
         } else {
-            const int8x16_t off = vdupq_n_s8(ty == PK_Q4_0 ? 8 : 16);
-            st16_mul_s8(out, vsubq_s8(vreinterpretq_s8_u8(lo), off), d);
-            st16_mul_s8(out + 16, vsubq_s8(vreinterpretq_s8_u8(hi), off), d);
+            st16_mul_s8(out, a0, d); st16_mul_s8(out + 16, a1, d);
         }
     }
 }
@@ -220,8 +201,6 @@ static void dequant_q5_K_neon(const void *r, int64_t c, float *o) { dequant_k45_
 // q6_K: y[l + 32 k] = d * sc[is + 2 k] * q (the product d * sc rounded first, as there), q = (ql nibble | 2 qh
 // bits << 4) - 32, is = l / 16, per half of 128
 static void dequant_q6_K_neon(const void *row, int64_t cols, float *out) {
-    const uint8x16_t m4 = vdupq_n_u8(0x0F), m3 = vdupq_n_u8(3);
-    const int8x16_t o32 = vdupq_n_s8(32);
     const uint8_t *p = (const uint8_t *)row;
     for (int64_t b = 0; b < cols / 256; b++, p += 210) {
         const float d = f16_at(p + 208);
@@ -231,12 +210,8 @@ static void dequant_q6_K_neon(const void *row, int64_t cols, float *out) {
             float *y = out + b * 256 + 128 * n;
             for (int h = 0; h < 2; h++) {   // l = 16 h .. 16 h + 15, is = h
                 const uint8x16_t l0 = vld1q_u8(ql + 16 * h), l1 = vld1q_u8(ql + 32 + 16 * h), hh = vld1q_u8(qh + 16 * h);
-                const uint8x16_t lo4[4] = { vandq_u8(l0, m4), vandq_u8(l1, m4), vshrq_n_u8(l0, 4), vshrq_n_u8(l1, 4) };
-                for (int k = 0; k < 4; k++) {
-                    const uint8x16_t hb = vandq_u8(vshlq_u8(hh, vdupq_n_s8((int8_t)(-2 * k))), m3);
-                    const int8x16_t q = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(lo4[k], vshlq_n_u8(hb, 4))), o32);
-                    st16_mul_s8(y + 32 * k + 16 * h, q, d * sc[8 * n + h + 2 * k]);
-                }
+                for (int k = 0; k < 4; k++)
+                    st16_mul_s8(y + 32 * k + 16 * h, pk_q6_levels_neon(l0, l1, hh, k), d * sc[8 * n + h + 2 * k]);
             }
         }
     }
@@ -438,8 +413,6 @@ static void matvec_q4_K_neon(const uint8_t *W, size_t rb, int64_t cols, const fl
 
 static void matvec_q6_K_neon(const uint8_t *W, size_t rb, int64_t cols, const float *x, float *y, int64_t r0, int64_t r1) {
     const int64_t nb = cols / 256;
-    const uint8x16_t m4 = vdupq_n_u8(0x0F), m3 = vdupq_n_u8(3);
-    const int8x16_t o32 = vdupq_n_s8(32);
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *p = W + (size_t)r * rb;
         float32x4_t acc0 = vdupq_n_f32(0), acc1 = acc0;
@@ -451,11 +424,8 @@ static void matvec_q6_K_neon(const uint8_t *W, size_t rb, int64_t cols, const fl
                 const float *xn = x + 256 * b + 128 * n;
                 for (int h = 0; h < 2; h++) {   // values l = 16 h .. 16 h + 15 of each quarter k: scale 8 n + h + 2 k
                     const uint8x16_t l0 = vld1q_u8(ql + 16 * h), l1 = vld1q_u8(ql + 32 + 16 * h), hh = vld1q_u8(qh + 16 * h);
-                    const uint8x16_t lo4[4] = { vandq_u8(l0, m4), vandq_u8(l1, m4), vshrq_n_u8(l0, 4), vshrq_n_u8(l1, 4) };
                     for (int k = 0; k < 4; k++) {
-                        const uint8x16_t hb = vandq_u8(vshlq_u8(hh, vdupq_n_s8((int8_t)(-2 * k))), m3);
-                        const int8x16_t q = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(lo4[k], vshlq_n_u8(hb, 4))), o32);
-                        const float32x4_t s16 = dot16_s8(q, xn + 32 * k + 16 * h);
+                        const float32x4_t s16 = dot16_s8(pk_q6_levels_neon(l0, l1, hh, k), xn + 32 * k + 16 * h);
                         if (k & 1) acc1 = vfmaq_n_f32(acc1, s16, d * sc[8 * n + h + 2 * k]);
                         else acc0 = vfmaq_n_f32(acc0, s16, d * sc[8 * n + h + 2 * k]);
                     }

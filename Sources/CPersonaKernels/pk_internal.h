@@ -103,6 +103,44 @@ static inline int32x4_t pk_dot16_neon(int32x4_t acc, int8x16_t a, int8x16_t b) {
     return vpadalq_s16(acc, vmull_high_s8(a, b));
 #endif
 }
+
+/* The 32 levels of a legacy block (q4_0 q - 8, q5_0 q - 16, iq4_nl's table, q4_1 / q5_1 codes 0..31) as int8:
+   a0 elements 0..15 (low nibbles), a1 16..31 (high nibbles); for the native dot products (kernels_native_legacy.c)
+   and the NEON dequantisation (kernels_neon.c). */
+static inline void pk_legacy_levels_neon(int ty, const uint8_t *blk, int8x16_t *a0, int8x16_t *a1) {
+    static const uint8_t sel[16] = { 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128 };
+    const int one = ty == PK_Q5_1;
+    const uint8x16_t r = vld1q_u8(blk + (ty == PK_Q4_1 ? 4 : ty == PK_Q5_0 ? 6 : one ? 8 : 2));
+    uint8x16_t lo = vandq_u8(r, vdupq_n_u8(0x0F)), hi = vshrq_n_u8(r, 4);
+    if (ty == PK_IQ4_NL) {
+        const int8x16_t lut = vld1q_s8(pk_iq4nl_values);
+        *a0 = vqtbl1q_s8(lut, lo); *a1 = vqtbl1q_s8(lut, hi);
+        return;
+    }
+    if (ty == PK_Q5_0 || ty == PK_Q5_1) {   // bit i of qh is element i's fifth bit: 0x10 where set
+        uint32_t qh; memcpy(&qh, blk + (one ? 4 : 2), 4);
+        const uint8x16_t bl = vcombine_u8(vdup_n_u8((uint8_t)qh), vdup_n_u8((uint8_t)(qh >> 8)));
+        const uint8x16_t bh = vcombine_u8(vdup_n_u8((uint8_t)(qh >> 16)), vdup_n_u8((uint8_t)(qh >> 24)));
+        lo = vorrq_u8(lo, vandq_u8(vtstq_u8(bl, vld1q_u8(sel)), vdupq_n_u8(0x10)));
+        hi = vorrq_u8(hi, vandq_u8(vtstq_u8(bh, vld1q_u8(sel)), vdupq_n_u8(0x10)));
+    }
+    *a0 = vreinterpretq_s8_u8(lo); *a1 = vreinterpretq_s8_u8(hi);
+    if (ty == PK_Q4_0 || ty == PK_Q5_0) {
+        const int8x16_t off = vdupq_n_s8(ty == PK_Q4_0 ? 8 : 16);
+        *a0 = vsubq_s8(*a0, off); *a1 = vsubq_s8(*a1, off);
+    }
+}
+
+/* q6_K: 16 values q - 32 as int8 from the quarter k (0..3) of a 128-value half: l0 / l1 the 16 ql bytes at ql + o /
+   ql + 32 + o, hh the 16 qh bytes at qh + o; quarter k is the low (k < 2) or high nibble of l0 (k even) or l1
+   (k odd) with qh bits 2k, 2k + 1 on top. For the native dot products (kernels_native_k.c) and the exact dequant /
+   decode (kernels_neon.c). */
+static inline int8x16_t pk_q6_levels_neon(uint8x16_t l0, uint8x16_t l1, uint8x16_t hh, int k) {
+    const uint8x16_t l = k & 1 ? l1 : l0;
+    const uint8x16_t lo = k >> 1 ? vshrq_n_u8(l, 4) : vandq_u8(l, vdupq_n_u8(0x0F));
+    const uint8x16_t hb = vandq_u8(vshlq_u8(hh, vdupq_n_s8((int8_t)(-2 * k))), vdupq_n_u8(3));
+    return vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(lo, vshlq_n_u8(hb, 4))), vdupq_n_s8(32));
+}
 #endif
 
 /* Native precision of the other quantised types, one file per family (kernels_native.c dispatches to them):
