@@ -587,6 +587,56 @@ static void check_native_quant(int dt, int64_t rows, int64_t cols, int64_t T) {
     free(w); free(x); free(y); free(ys); free(xn); free(want); free(tol); free(xd); free(wf); free(wa); free(wm); free(tmp);
 }
 
+// Exact precision (pk_matmul_rows) of every quantised type at the level in use, T = 1 (decode kernels) and T = 3
+// (tiles), against the portable rows times x in double. Bound: gamma_{cols+2} times the sum over elements of
+// (|scale part| + |min part|) |x| (nq_m_at's field zeroed, then the scale zeroed), since the kernels may sum the
+// two parts apart (q4_K / q5_K).
+static void check_exact_quant(int dt, int64_t rows, int64_t cols, int64_t T) {
+    const int k = nq_is_k(dt);
+    uint8_t *w = nq_random_rows(dt, rows, cols);
+    const size_t rb = pk_row_bytes(dt, cols), bb = pk_block_bytes(dt);
+    const int64_t nb = cols / (k ? 256 : 32), ldx = cols + 1;
+    float *x = malloc(4 * (size_t)(T * ldx)), *y = malloc(4 * (size_t)(T * rows));
+    for (int64_t i = 0; i < T * ldx; i++) x[i] = normal() * (i % 7 == 0 ? 4 : 1);
+    float *wf = malloc(4 * (size_t)cols), *wa = malloc(4 * (size_t)cols), *wm = malloc(4 * (size_t)cols);
+    uint8_t *tmp = malloc(rb);
+    pk_matmul_rows(dt, w, cols, x, ldx, T, y, rows, 0, rows);
+    char what[80]; snprintf(what, sizeof what, "exact %s rows %lld cols %lld T %lld", nq_name(dt), (long long)rows, (long long)cols, (long long)T);
+    int stop = 0;
+    for (int64_t r = 0; r < rows && !stop; r++) {
+        const uint8_t *row = w + rb * (size_t)r;
+        pk_dequant_row_scalar(dt, row, cols, wf);
+        const int mfield = k ? nq_m_at(dt) : nq_q81(dt) ? 2 : -1, dfield = k ? nq_d_at(dt) : 0;
+        if (mfield >= 0) {
+            memcpy(tmp, row, rb);
+            for (int64_t b = 0; b < nb; b++) memset(tmp + b * bb + mfield, 0, 2);
+            pk_dequant_row_scalar(dt, tmp, cols, wa);
+            memcpy(tmp, row, rb);
+            for (int64_t b = 0; b < nb; b++) memset(tmp + b * bb + dfield, 0, 2);
+            pk_dequant_row_scalar(dt, tmp, cols, wm);
+        } else {
+            memcpy(wa, wf, 4 * (size_t)cols);
+            memset(wm, 0, 4 * (size_t)cols);
+        }
+        for (int64_t t = 0; t < T && !stop; t++) {
+            double s = 0, size = 0;
+            for (int64_t c = 0; c < cols; c++) {
+                s += (double)wf[c] * x[t * ldx + c];
+                size += (fabs((double)wa[c]) + fabs((double)wm[c])) * fabs((double)x[t * ldx + c]);
+            }
+            if (!within(y[t * rows + r], s, (cols + 2) * EPS / 2 * size + 1e-30, what)) stop = 1;
+        }
+    }
+    free(w); free(x); free(y); free(wf); free(wa); free(wm); free(tmp);
+}
+
+static void test_exact_quant(void) {
+    const int types[] = {PK_Q4_0, PK_Q4_1, PK_Q5_0, PK_Q5_1, PK_IQ4_NL, PK_Q2_K, PK_Q3_K, PK_Q4_K, PK_Q5_K, PK_Q6_K, PK_IQ4_XS};
+    for (int i = 0; i < 11; i++)
+        for (int64_t rows = 1; rows <= 7; rows += 6)
+            for (int64_t T = 1; T <= 3; T += 2) check_exact_quant(types[i], rows, nq_is_k(types[i]) ? 768 : 288, T);
+}
+
 static void test_native_quant(void) {
     const int legacy[] = {PK_Q4_0, PK_Q4_1, PK_Q5_0, PK_Q5_1, PK_IQ4_NL}, kq[] = {PK_Q2_K, PK_Q3_K, PK_Q4_K, PK_Q5_K, PK_Q6_K, PK_IQ4_XS};
     const int64_t Ts[] = {1, 2, 3, 4, 5, 17}, rowsl[] = {1, 5, 37};
@@ -735,6 +785,7 @@ int main(void) {
     test_matmul();
     test_native();
     test_native_quant();
+    test_exact_quant();
     test_attention();
     test_activations();
     test_read_sum();

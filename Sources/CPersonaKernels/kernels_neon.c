@@ -337,9 +337,9 @@ static void matvec_q8_0_neon(const uint8_t *W, size_t rb, int64_t cols, const fl
     }
 }
 
-// Exact q4_K / q6_K decode without writing the dequantised row: the codes become floats in registers and meet x
+// Exact q4_K / q5_K / q6_K decode without writing the dequantised row: the codes become floats in registers and meet x
 // there. As the x86 exact kernels do, each sub-block's scale multiplies the sum of its code * x products once:
-//   q4_K: y = sum_s (d sc_s) sum_{i in s} q_i x_i - (dmin m_s) sum_{i in s} x_i   (sums of x per 32 made per call)
+//   q4_K, q5_K: y = sum_s (d sc_s) sum_{i in s} q_i x_i - (dmin m_s) sum_{i in s} x_i   (sums of x per 32 per call)
 //   q6_K: y = sum_j (d sc_j) sum_{i in j} (q_i - 32) x_i                            (j: 16 values)
 // so y is the dequantised row times x up to f32 summation rounding in another order (d sc is rounded once, as
 // in the row; q4_K's two parts are summed apart, which the tests' bound for q4_K allows).
@@ -374,9 +374,12 @@ static inline void q4k_scales_neon(const uint8_t *p, float ds[8], float32x4_t dm
     dm[1] = vmulq_n_f32(vcvtq_f32_u32(vmovl_high_u16(mn)), dmin);
 }
 
-static void matvec_q4_K_neon(const uint8_t *W, size_t rb, int64_t cols, const float *x, float *y, int64_t r0, int64_t r1) {
+// q4_K / q5_K (five: the fifth bit of value l of sub-block s is bit s of qh[l])
+static inline __attribute__((always_inline)) void matvec_k45_neon(int five, const uint8_t *W, size_t rb, int64_t cols, const float *x, float *y,
+                                                                 int64_t r0, int64_t r1) {
     const int64_t nb = cols / 256, ns = cols / 32;
-    const uint8x16_t m4 = vdupq_n_u8(0x0F);
+    const uint8x16_t m4 = vdupq_n_u8(0x0F), one = vdupq_n_u8(1);
+    const size_t bb = five ? 176 : 144;
     // sums of x per 32 values: once per call for all rows (the exact kernels' scratch slot, unused on NEON), or
     // per block for a single row, which costs the same
     float *sxs = r1 - r0 > 1 ? (float *)pk_thread_scratch_slot(PK_SCRATCH_EXACT, (size_t)ns * sizeof(float)) : NULL;
@@ -388,7 +391,7 @@ static void matvec_q4_K_neon(const uint8_t *W, size_t rb, int64_t cols, const fl
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *p = W + (size_t)r * rb;
         float32x4_t acc = vdupq_n_f32(0), macc = acc;
-        for (int64_t b = 0; b < nb; b++, p += 144) {
+        for (int64_t b = 0; b < nb; b++, p += bb) {
             float ds[8], own[8];
             float32x4_t dm[2];
             q4k_scales_neon(p, ds, dm);
@@ -399,16 +402,32 @@ static void matvec_q4_K_neon(const uint8_t *W, size_t rb, int64_t cols, const fl
                 own[sub] = vaddvq_f32(a);
             }
             macc = vfmaq_f32(vfmaq_f32(macc, dm[0], vld1q_f32(sx)), dm[1], vld1q_f32(sx + 4));
+            const uint8_t *q = p + (five ? 48 : 16);
             for (int j = 0; j < 4; j++) {   // sub-blocks 2 j (low nibbles) and 2 j + 1 (high) of q[32 j ..]
-                const uint8x16_t r0v = vld1q_u8(p + 16 + 32 * j), r1v = vld1q_u8(p + 16 + 32 * j + 16);
-                const float32x4_t lo = vaddq_f32(dot16_u8(vandq_u8(r0v, m4), xb + 64 * j), dot16_u8(vandq_u8(r1v, m4), xb + 64 * j + 16));
-                const float32x4_t hi = vaddq_f32(dot16_u8(vshrq_n_u8(r0v, 4), xb + 64 * j + 32), dot16_u8(vshrq_n_u8(r1v, 4), xb + 64 * j + 48));
+                const uint8x16_t r0v = vld1q_u8(q + 32 * j), r1v = vld1q_u8(q + 32 * j + 16);
+                uint8x16_t c[4] = { vandq_u8(r0v, m4), vandq_u8(r1v, m4), vshrq_n_u8(r0v, 4), vshrq_n_u8(r1v, 4) };
+                if (five) {
+                    const uint8x16_t h0 = vld1q_u8(p + 16), h1 = vld1q_u8(p + 32);
+                    for (int k = 0; k < 4; k++) {   // sub-block 2 j + k / 2, values 16 (k & 1) ..
+                        const uint8x16_t hb = vandq_u8(vshlq_u8(k & 1 ? h1 : h0, vdupq_n_s8((int8_t)-(2 * j + k / 2))), one);
+                        c[k] = vorrq_u8(c[k], vshlq_n_u8(hb, 4));
+                    }
+                }
+                const float32x4_t lo = vaddq_f32(dot16_u8(c[0], xb + 64 * j), dot16_u8(c[1], xb + 64 * j + 16));
+                const float32x4_t hi = vaddq_f32(dot16_u8(c[2], xb + 64 * j + 32), dot16_u8(c[3], xb + 64 * j + 48));
                 acc = vfmaq_n_f32(acc, lo, ds[2 * j]);
                 acc = vfmaq_n_f32(acc, hi, ds[2 * j + 1]);
             }
         }
         y[r] = vaddvq_f32(acc) - vaddvq_f32(macc);
     }
+}
+
+static void matvec_q4_K_neon(const uint8_t *W, size_t rb, int64_t cols, const float *x, float *y, int64_t r0, int64_t r1) {
+    matvec_k45_neon(0, W, rb, cols, x, y, r0, r1);
+}
+static void matvec_q5_K_neon(const uint8_t *W, size_t rb, int64_t cols, const float *x, float *y, int64_t r0, int64_t r1) {
+    matvec_k45_neon(1, W, rb, cols, x, y, r0, r1);
 }
 
 static void matvec_q6_K_neon(const uint8_t *W, size_t rb, int64_t cols, const float *x, float *y, int64_t r0, int64_t r1) {
@@ -589,7 +608,7 @@ const pk_ops pk_ops_neon = {
                  [PK_Q3_K] = dequant_q3_K_neon, [PK_Q4_K] = dequant_q4_K_neon, [PK_Q5_K] = dequant_q5_K_neon,
                  [PK_Q6_K] = dequant_q6_K_neon, [PK_IQ4_XS] = dequant_iq4_xs_neon },
     .matvec = { [PK_F32] = matvec_f32_neon, [PK_F16] = matvec_f16_neon, [PK_BF16] = matvec_bf16_neon, [PK_Q8_0] = matvec_q8_0_neon,
-                [PK_Q4_K] = matvec_q4_K_neon, [PK_Q6_K] = matvec_q6_K_neon },
+                [PK_Q4_K] = matvec_q4_K_neon, [PK_Q5_K] = matvec_q5_K_neon, [PK_Q6_K] = matvec_q6_K_neon },
     .native_q8 = native_q8_neon,
 };
 
