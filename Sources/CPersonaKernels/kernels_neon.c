@@ -342,7 +342,7 @@ static void matvec_q8_0_neon(const uint8_t *W, size_t rb, int64_t cols, const fl
 //   q4_K, q5_K: y = sum_s (d sc_s) sum_{i in s} q_i x_i - (dmin m_s) sum_{i in s} x_i   (sums of x per 32 per call)
 //   q6_K: y = sum_j (d sc_j) sum_{i in j} (q_i - 32) x_i                            (j: 16 values)
 // so y is the dequantised row times x up to f32 summation rounding in another order (d sc is rounded once, as
-// in the row; q4_K's two parts are summed apart, which the tests' bound for q4_K allows).
+// in the row; the scale and min parts of q4_K / q5_K are summed apart, which run.sh's bound allows).
 static inline float32x4_t dot16_u8(uint8x16_t v, const float *x) {
     float32x4_t f[4];
     U8X16_TO_F32(v, f);
@@ -360,7 +360,7 @@ static inline float32x4_t dot16_s8(int8x16_t v, const float *x) {
     return vaddq_f32(a, b);
 }
 
-// The 8 products d * sc (to ds[0..7]) and dmin * m (as two vectors) of a q4_K block: exact (11 x 6 bits).
+// The 8 products d * sc (to ds[0..7]) and dmin * m (as two vectors) of a q4_K / q5_K block: exact (11 x 6 bits).
 static inline void q4k_scales_neon(const uint8_t *p, float ds[8], float32x4_t dm[2]) {
     uint32_t u[4];
     pk_scale_min_k4_all(p + 4, u);
@@ -403,11 +403,11 @@ static inline __attribute__((always_inline)) void matvec_k45_neon(int five, cons
             }
             macc = vfmaq_f32(vfmaq_f32(macc, dm[0], vld1q_f32(sx)), dm[1], vld1q_f32(sx + 4));
             const uint8_t *q = p + (five ? 48 : 16);
+            const uint8x16_t h0 = five ? vld1q_u8(p + 16) : m4, h1 = five ? vld1q_u8(p + 32) : m4;
             for (int j = 0; j < 4; j++) {   // sub-blocks 2 j (low nibbles) and 2 j + 1 (high) of q[32 j ..]
                 const uint8x16_t r0v = vld1q_u8(q + 32 * j), r1v = vld1q_u8(q + 32 * j + 16);
                 uint8x16_t c[4] = { vandq_u8(r0v, m4), vandq_u8(r1v, m4), vshrq_n_u8(r0v, 4), vshrq_n_u8(r1v, 4) };
                 if (five) {
-                    const uint8x16_t h0 = vld1q_u8(p + 16), h1 = vld1q_u8(p + 32);
                     for (int k = 0; k < 4; k++) {   // sub-block 2 j + k / 2, values 16 (k & 1) ..
                         const uint8x16_t hb = vandq_u8(vshlq_u8(k & 1 ? h1 : h0, vdupq_n_s8((int8_t)-(2 * j + k / 2))), one);
                         c[k] = vorrq_u8(c[k], vshlq_n_u8(hb, 4));
