@@ -430,6 +430,53 @@ static void matvec_q5_K_neon(const uint8_t *W, size_t rb, int64_t cols, const fl
     matvec_k45_neon(1, W, rb, cols, x, y, r0, r1);
 }
 
+// The legacy types (q4_0, q4_1, q5_0, q5_1, iq4_nl): per block of 32, d times the sum of level * x products,
+// plus m times the block's sum of x for q4_1 / q5_1 (once per call; per block for a single row).
+static inline __attribute__((always_inline)) void matvec_legacy_neon(int ty, const uint8_t *W, size_t rb, int64_t cols, const float *x,
+                                                                     float *y, int64_t r0, int64_t r1) {
+    const int64_t nb = cols / 32;
+    const int min = ty == PK_Q4_1 || ty == PK_Q5_1;
+    const size_t bs = ty == PK_Q4_1 ? 20 : ty == PK_Q5_0 ? 22 : ty == PK_Q5_1 ? 24 : 18;
+    float *sxs = min && r1 - r0 > 1 ? (float *)pk_thread_scratch_slot(PK_SCRATCH_EXACT, (size_t)nb * sizeof(float)) : NULL;
+    for (int64_t b = 0; sxs && b < nb; b++) {
+        float32x4_t a = vaddq_f32(vld1q_f32(x + 32 * b), vld1q_f32(x + 32 * b + 4));
+        for (int k = 2; k < 8; k++) a = vaddq_f32(a, vld1q_f32(x + 32 * b + 4 * k));
+        sxs[b] = vaddvq_f32(a);
+    }
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *p = W + (size_t)r * rb;
+        float32x4_t acc0 = vdupq_n_f32(0), acc1 = acc0;
+        float mins = 0;
+        for (int64_t b = 0; b < nb; b++, p += bs) {
+            int8x16_t a0, a1;
+            pk_legacy_levels_neon(ty, p, &a0, &a1);
+            const float *xb = x + 32 * b;
+            const float32x4_t s = vaddq_f32(dot16_s8(a0, xb), dot16_s8(a1, xb + 16));
+            if (b & 1) acc1 = vfmaq_n_f32(acc1, s, f16_at(p)); else acc0 = vfmaq_n_f32(acc0, s, f16_at(p));
+            if (min) {
+                float sx;
+                if (sxs) sx = sxs[b];
+                else {
+                    float32x4_t a = vaddq_f32(vld1q_f32(xb), vld1q_f32(xb + 4));
+                    for (int k = 2; k < 8; k++) a = vaddq_f32(a, vld1q_f32(xb + 4 * k));
+                    sx = vaddvq_f32(a);
+                }
+                mins += f16_at(p + 2) * sx;
+            }
+        }
+        y[r] = vaddvq_f32(vaddq_f32(acc0, acc1)) + mins;
+    }
+}
+#define LEGACY_MATVEC_NEON(NAME, TY)                                                                           \
+static void NAME(const uint8_t *W, size_t rb, int64_t cols, const float *x, float *y, int64_t r0, int64_t r1) { \
+    matvec_legacy_neon(TY, W, rb, cols, x, y, r0, r1);                                                         \
+}
+LEGACY_MATVEC_NEON(matvec_q4_0_neon, PK_Q4_0)
+LEGACY_MATVEC_NEON(matvec_q4_1_neon, PK_Q4_1)
+LEGACY_MATVEC_NEON(matvec_q5_0_neon, PK_Q5_0)
+LEGACY_MATVEC_NEON(matvec_q5_1_neon, PK_Q5_1)
+LEGACY_MATVEC_NEON(matvec_iq4_nl_neon, PK_IQ4_NL)
+
 static void matvec_q6_K_neon(const uint8_t *W, size_t rb, int64_t cols, const float *x, float *y, int64_t r0, int64_t r1) {
     const int64_t nb = cols / 256;
     for (int64_t r = r0; r < r1; r++) {
@@ -608,7 +655,9 @@ const pk_ops pk_ops_neon = {
                  [PK_Q3_K] = dequant_q3_K_neon, [PK_Q4_K] = dequant_q4_K_neon, [PK_Q5_K] = dequant_q5_K_neon,
                  [PK_Q6_K] = dequant_q6_K_neon, [PK_IQ4_XS] = dequant_iq4_xs_neon },
     .matvec = { [PK_F32] = matvec_f32_neon, [PK_F16] = matvec_f16_neon, [PK_BF16] = matvec_bf16_neon, [PK_Q8_0] = matvec_q8_0_neon,
-                [PK_Q4_K] = matvec_q4_K_neon, [PK_Q5_K] = matvec_q5_K_neon, [PK_Q6_K] = matvec_q6_K_neon },
+                [PK_Q4_K] = matvec_q4_K_neon, [PK_Q5_K] = matvec_q5_K_neon, [PK_Q6_K] = matvec_q6_K_neon,
+                [PK_Q4_0] = matvec_q4_0_neon, [PK_Q4_1] = matvec_q4_1_neon, [PK_Q5_0] = matvec_q5_0_neon,
+                [PK_Q5_1] = matvec_q5_1_neon, [PK_IQ4_NL] = matvec_iq4_nl_neon },
     .native_q8 = native_q8_neon,
 };
 
