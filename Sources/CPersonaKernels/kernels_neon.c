@@ -430,6 +430,31 @@ static void matvec_q5_K_neon(const uint8_t *W, size_t rb, int64_t cols, const fl
     matvec_k45_neon(1, W, rb, cols, x, y, r0, r1);
 }
 
+// iq4_xs: per sub-block of 32, dl = d (ls - 32) times the sum of level * x products (levels by the iq4_nl table)
+static void matvec_iq4_xs_neon(const uint8_t *W, size_t rb, int64_t cols, const float *x, float *y, int64_t r0, int64_t r1) {
+    const int64_t nb = cols / 256;
+    const int8x16_t lut = vld1q_s8(pk_iq4nl_values);
+    const uint8x16_t m4 = vdupq_n_u8(0x0F);
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *p = W + (size_t)r * rb;
+        float32x4_t acc0 = vdupq_n_f32(0), acc1 = acc0;
+        for (int64_t b = 0; b < nb; b++, p += 136) {
+            const float d = f16_at(p);
+            uint16_t sh; memcpy(&sh, p + 2, 2);
+            const float *xb = x + 256 * b;
+            for (int sub = 0; sub < 8; sub++) {
+                const int ls = ((p[4 + sub / 2] >> (4 * (sub % 2))) & 0xF) | ((sh >> (2 * sub)) & 3) << 4;
+                const uint8x16_t q = vld1q_u8(p + 8 + 16 * sub);
+                const float32x4_t s = vaddq_f32(dot16_s8(vqtbl1q_s8(lut, vandq_u8(q, m4)), xb + 32 * sub),
+                                                dot16_s8(vqtbl1q_s8(lut, vshrq_n_u8(q, 4)), xb + 32 * sub + 16));
+                if (sub & 1) acc1 = vfmaq_n_f32(acc1, s, d * (float)(ls - 32));
+                else acc0 = vfmaq_n_f32(acc0, s, d * (float)(ls - 32));
+            }
+        }
+        y[r] = vaddvq_f32(vaddq_f32(acc0, acc1));
+    }
+}
+
 // The legacy types (q4_0, q4_1, q5_0, q5_1, iq4_nl): per block of 32, d times the sum of level * x products,
 // plus m times the block's sum of x for q4_1 / q5_1 (once per call; per block for a single row).
 static inline __attribute__((always_inline)) void matvec_legacy_neon(int ty, const uint8_t *W, size_t rb, int64_t cols, const float *x,
@@ -657,7 +682,7 @@ const pk_ops pk_ops_neon = {
     .matvec = { [PK_F32] = matvec_f32_neon, [PK_F16] = matvec_f16_neon, [PK_BF16] = matvec_bf16_neon, [PK_Q8_0] = matvec_q8_0_neon,
                 [PK_Q4_K] = matvec_q4_K_neon, [PK_Q5_K] = matvec_q5_K_neon, [PK_Q6_K] = matvec_q6_K_neon,
                 [PK_Q4_0] = matvec_q4_0_neon, [PK_Q4_1] = matvec_q4_1_neon, [PK_Q5_0] = matvec_q5_0_neon,
-                [PK_Q5_1] = matvec_q5_1_neon, [PK_IQ4_NL] = matvec_iq4_nl_neon },
+                [PK_Q5_1] = matvec_q5_1_neon, [PK_IQ4_NL] = matvec_iq4_nl_neon, [PK_IQ4_XS] = matvec_iq4_xs_neon },
     .native_q8 = native_q8_neon,
 };
 
