@@ -159,8 +159,7 @@ void pk_dequant_row_scalar(int dtype, const void *row, int64_t cols, float *out)
             float d = pk_f16_to_f32(rd16(blk + 108));
             for (int i = 0; i < 256; i++) {
                 int g = i / 128, s = (i % 128) / 32, l = i % 32, sub = i / 16;
-                int lo = sub < 8 ? sc[sub] & 0xF : sc[sub - 8] >> 4, hi = (sc[8 + sub % 4] >> (2 * (sub / 4))) & 3;
-                float dl = d * (float)((lo | hi << 4) - 32);
+                float dl = d * (float)pk_q3k_scale(sc, sub);
                 int ql = (q[g * 32 + l] >> (2 * s)) & 3, high = ((hm[l] >> (i / 32)) & 1) ^ 1;
                 out[b * 256 + i] = dl * (float)(ql - (high << 2));
             }
@@ -196,12 +195,10 @@ void pk_dequant_row_scalar(int dtype, const void *row, int64_t cols, float *out)
     case PK_IQ4_XS:
         // { f16 d; uint16 scales_h; uint8 scales_l[4]; uint8 qs[128] }: 8 sub-blocks of 32 with signed 6-bit scales
         for (int64_t b = 0; b < cols / 256; b++) {
-            const uint8_t *blk = p + b * 136, *sl = blk + 4, *q = blk + 8;
+            const uint8_t *blk = p + b * 136, *q = blk + 8;
             float d = pk_f16_to_f32(rd16(blk));
-            uint16_t sh = rd16(blk + 2);
             for (int sub = 0; sub < 8; sub++) {
-                int ls = ((sl[sub / 2] >> (4 * (sub % 2))) & 0xF) | ((sh >> (2 * sub)) & 3) << 4;
-                float dl = d * (float)(ls - 32);
+                float dl = d * (float)pk_iq4xs_scale(blk, sub);
                 for (int e = 0; e < 32; e++) {
                     int v = (q[sub * 16 + e % 16] >> (4 * (e / 16))) & 0xF;
                     out[b * 256 + sub * 32 + e] = dl * (float)pk_iq4nl_values[v];

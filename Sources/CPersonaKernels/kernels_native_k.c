@@ -177,10 +177,7 @@ static float q3k_dot_scalar(const uint8_t *w, nk_tok x, int64_t nb) {
                     a[128 * g + 32 * k + l] = (int8_t)(((q3[32 * g + l] >> (2 * k)) & 3) - (((hm[l] >> (4 * g + k)) & 1) ? 0 : 4));
         nk_dot16(a, x.q + b * NK_QK, t);
         int isum = 0;
-        for (int j = 0; j < 16; j++) {
-            int lo = j < 8 ? sc[j] & 0xF : sc[j - 8] >> 4, hi = (sc[8 + j % 4] >> (2 * (j / 4))) & 3;
-            isum += ((lo | hi << 4) - 32) * t[j];
-        }
+        for (int j = 0; j < 16; j++) isum += pk_q3k_scale(sc, j) * t[j];
         s = nk_fold(s, w + 108, x.d[b], isum);
     }
     return s;
@@ -244,8 +241,7 @@ static float iq4xs_dot_scalar(const uint8_t *w, nk_tok x, int64_t nb) {
     int8_t a[NK_QK];
     int32_t t[16];
     for (int64_t b = 0; b < nb; b++, w += 136) {
-        const uint8_t *sl = w + 4, *q = w + 8;
-        const uint16_t sh = nk_rd16(w + 2);
+        const uint8_t *q = w + 8;
         for (int j = 0; j < 8; j++)
             for (int e = 0; e < 16; e++) {
                 a[32 * j + e] = pk_iq4nl_values[q[16 * j + e] & 0xF];
@@ -253,10 +249,7 @@ static float iq4xs_dot_scalar(const uint8_t *w, nk_tok x, int64_t nb) {
             }
         nk_dot16(a, x.q + b * NK_QK, t);
         int isum = 0;
-        for (int j = 0; j < 8; j++) {
-            int ls = ((sl[j / 2] >> (4 * (j % 2))) & 0xF) | ((sh >> (2 * j)) & 3) << 4;
-            isum += (ls - 32) * (t[2 * j] + t[2 * j + 1]);
-        }
+        for (int j = 0; j < 8; j++) isum += pk_iq4xs_scale(w, j) * (t[2 * j] + t[2 * j + 1]);
         s = nk_fold(s, w, x.d[b], isum);
     }
     return s;
@@ -1569,18 +1562,17 @@ NK_NEON_INLINE void iq4xs_dots_neon(const uint8_t *w, const nk_tok *x, int nt, i
     const uint8x16_t m4 = vdupq_n_u8(0x0F);
     float s[4] = {0, 0, 0, 0};
     for (int64_t b = 0; b < nb; b++, w += 136) {
-        const uint8_t *sl = w + 4, *q = w + 8;
-        const uint16_t sh = nk_rd16(w + 2);
+        const uint8_t *q = w + 8;
         int32x4_t acc[4];
         for (int t = 0; t < nt; t++) acc[t] = vdupq_n_s32(0);
         for (int j = 0; j < 8; j++) {
             const uint8x16_t r = vld1q_u8(q + 16 * j);
             const int8x16_t lo = vqtbl1q_s8(lut, vandq_u8(r, m4)), hi = vqtbl1q_s8(lut, vshrq_n_u8(r, 4));
-            const int ls = ((sl[j / 2] >> (4 * (j % 2))) & 0xF) | ((sh >> (2 * j)) & 3) << 4;
+            const int ls = pk_iq4xs_scale(w, j);
             for (int t = 0; t < nt; t++) {
                 const int8_t *q8 = x[t].q + b * NK_QK + 32 * j;
                 const int32x4_t d = pk_dot16_neon(pk_dot16_neon(vdupq_n_s32(0), lo, vld1q_s8(q8)), hi, vld1q_s8(q8 + 16));
-                acc[t] = vmlaq_n_s32(acc[t], d, ls - 32);
+                acc[t] = vmlaq_n_s32(acc[t], d, ls);
             }
         }
         for (int t = 0; t < nt; t++) s[t] = nk_fold(s[t], w, x[t].d[b], vaddvq_s32(acc[t]));
@@ -1629,10 +1621,7 @@ NK_NEON_INLINE void q3k_dots_neon(const uint8_t *w, const nk_tok *x, int nt, int
     for (int64_t b = 0; b < nb; b++, w += 110) {
         const uint8_t *hm = w, *q3 = w + 32, *sc = w + 96;
         int sv[16];
-        for (int j = 0; j < 16; j++) {
-            int lo = j < 8 ? sc[j] & 0xF : sc[j - 8] >> 4, hi = (sc[8 + j % 4] >> (2 * (j / 4))) & 3;
-            sv[j] = (lo | hi << 4) - 32;
-        }
+        for (int j = 0; j < 16; j++) sv[j] = pk_q3k_scale(sc, j);
         const uint8x16_t H[2] = { vld1q_u8(hm), vld1q_u8(hm + 16) };
         int32x4_t acc[4];
         for (int t = 0; t < nt; t++) acc[t] = vdupq_n_s32(0);

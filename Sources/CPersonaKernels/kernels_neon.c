@@ -247,8 +247,7 @@ static void dequant_q3_K_neon(const void *row, int64_t cols, float *out) {
             for (int s = 0; s < 4; s++)
                 for (int h = 0; h < 2; h++) {
                     const int sub = 8 * g + 2 * s + h;
-                    const int lo = sub < 8 ? sc[sub] & 0xF : sc[sub - 8] >> 4, hi = (sc[8 + sub % 4] >> (2 * (sub / 4))) & 3;
-                    const float dl = d * (float)((lo | hi << 4) - 32);
+                    const float dl = d * (float)pk_q3k_scale(sc, sub);
                     const uint8x16_t ql = vandq_u8(vshlq_u8(vld1q_u8(q + 32 * g + 16 * h), vdupq_n_s8((int8_t)(-2 * s))), m3);
                     const uint8x16_t set = vtstq_u8(vld1q_u8(hm + 16 * h), vdupq_n_u8((uint8_t)(1u << (4 * g + s))));
                     st16_mul_s8(out + 128 * g + 32 * s + 16 * h, vreinterpretq_s8_u8(vsubq_u8(ql, vbicq_u8(four, set))), dl);
@@ -264,10 +263,8 @@ static void dequant_iq4_xs_neon(const void *row, int64_t cols, float *out) {
     const uint8_t *p = (const uint8_t *)row;
     for (int64_t b = 0; b < cols / 256; b++, p += 136, out += 256) {
         const float d = f16_at(p);
-        uint16_t sh; memcpy(&sh, p + 2, 2);
         for (int sub = 0; sub < 8; sub++) {
-            const int ls = ((p[4 + sub / 2] >> (4 * (sub % 2))) & 0xF) | ((sh >> (2 * sub)) & 3) << 4;
-            const float dl = d * (float)(ls - 32);
+            const float dl = d * (float)pk_iq4xs_scale(p, sub);
             const uint8x16_t r = vld1q_u8(p + 8 + 16 * sub);
             st16_mul_s8(out + 32 * sub, vqtbl1q_s8(lut, vandq_u8(r, m4)), dl);
             st16_mul_s8(out + 32 * sub + 16, vqtbl1q_s8(lut, vshrq_n_u8(r, 4)), dl);
@@ -374,6 +371,13 @@ static inline void q4k_scales_neon(const uint8_t *p, float ds[8], float32x4_t dm
     dm[1] = vmulq_n_f32(vcvtq_f32_u32(vmovl_high_u16(mn)), dmin);
 }
 
+// The sum of x[0..31] (the sums of x per 32 values that the min terms multiply)
+static inline float sum32_neon(const float *x) {
+    float32x4_t a = vaddq_f32(vld1q_f32(x), vld1q_f32(x + 4));
+    for (int k = 2; k < 8; k++) a = vaddq_f32(a, vld1q_f32(x + 4 * k));
+    return vaddvq_f32(a);
+}
+
 // q4_K / q5_K (five: the fifth bit of value l of sub-block s is bit s of qh[l])
 static inline __attribute__((always_inline)) void matvec_k45_neon(int five, const uint8_t *W, size_t rb, int64_t cols, const float *x, float *y,
                                                                  int64_t r0, int64_t r1) {
@@ -383,11 +387,7 @@ static inline __attribute__((always_inline)) void matvec_k45_neon(int five, cons
     // sums of x per 32 values: once per call for all rows (the exact kernels' scratch slot, unused on NEON), or
     // per block for a single row, which costs the same
     float *sxs = r1 - r0 > 1 ? (float *)pk_thread_scratch_slot(PK_SCRATCH_EXACT, (size_t)ns * sizeof(float)) : NULL;
-    for (int64_t s = 0; sxs && s < ns; s++) {
-        float32x4_t a = vaddq_f32(vld1q_f32(x + 32 * s), vld1q_f32(x + 32 * s + 4));
-        for (int k = 2; k < 8; k++) a = vaddq_f32(a, vld1q_f32(x + 32 * s + 4 * k));
-        sxs[s] = vaddvq_f32(a);
-    }
+    for (int64_t s = 0; sxs && s < ns; s++) sxs[s] = sum32_neon(x + 32 * s);
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *p = W + (size_t)r * rb;
         float32x4_t acc = vdupq_n_f32(0), macc = acc;
@@ -396,11 +396,7 @@ static inline __attribute__((always_inline)) void matvec_k45_neon(int five, cons
             float32x4_t dm[2];
             q4k_scales_neon(p, ds, dm);
             const float *xb = x + 256 * b, *sx = sxs ? sxs + 8 * b : own;
-            for (int sub = 0; !sxs && sub < 8; sub++) {
-                float32x4_t a = vaddq_f32(vld1q_f32(xb + 32 * sub), vld1q_f32(xb + 32 * sub + 4));
-                for (int k = 2; k < 8; k++) a = vaddq_f32(a, vld1q_f32(xb + 32 * sub + 4 * k));
-                own[sub] = vaddvq_f32(a);
-            }
+            for (int sub = 0; !sxs && sub < 8; sub++) own[sub] = sum32_neon(xb + 32 * sub);
             macc = vfmaq_f32(vfmaq_f32(macc, dm[0], vld1q_f32(sx)), dm[1], vld1q_f32(sx + 4));
             const uint8_t *q = p + (five ? 48 : 16);
             const uint8x16_t h0 = five ? vld1q_u8(p + 16) : m4, h1 = five ? vld1q_u8(p + 32) : m4;
@@ -440,15 +436,14 @@ static void matvec_iq4_xs_neon(const uint8_t *W, size_t rb, int64_t cols, const 
         float32x4_t acc0 = vdupq_n_f32(0), acc1 = acc0;
         for (int64_t b = 0; b < nb; b++, p += 136) {
             const float d = f16_at(p);
-            uint16_t sh; memcpy(&sh, p + 2, 2);
             const float *xb = x + 256 * b;
             for (int sub = 0; sub < 8; sub++) {
-                const int ls = ((p[4 + sub / 2] >> (4 * (sub % 2))) & 0xF) | ((sh >> (2 * sub)) & 3) << 4;
+                const float dl = d * (float)pk_iq4xs_scale(p, sub);
                 const uint8x16_t q = vld1q_u8(p + 8 + 16 * sub);
                 const float32x4_t s = vaddq_f32(dot16_s8(vqtbl1q_s8(lut, vandq_u8(q, m4)), xb + 32 * sub),
                                                 dot16_s8(vqtbl1q_s8(lut, vshrq_n_u8(q, 4)), xb + 32 * sub + 16));
-                if (sub & 1) acc1 = vfmaq_n_f32(acc1, s, d * (float)(ls - 32));
-                else acc0 = vfmaq_n_f32(acc0, s, d * (float)(ls - 32));
+                if (sub & 1) acc1 = vfmaq_n_f32(acc1, s, dl);
+                else acc0 = vfmaq_n_f32(acc0, s, dl);
             }
         }
         y[r] = vaddvq_f32(vaddq_f32(acc0, acc1));
@@ -463,11 +458,7 @@ static inline __attribute__((always_inline)) void matvec_legacy_neon(int ty, con
     const int min = ty == PK_Q4_1 || ty == PK_Q5_1;
     const size_t bs = ty == PK_Q4_1 ? 20 : ty == PK_Q5_0 ? 22 : ty == PK_Q5_1 ? 24 : 18;
     float *sxs = min && r1 - r0 > 1 ? (float *)pk_thread_scratch_slot(PK_SCRATCH_EXACT, (size_t)nb * sizeof(float)) : NULL;
-    for (int64_t b = 0; sxs && b < nb; b++) {
-        float32x4_t a = vaddq_f32(vld1q_f32(x + 32 * b), vld1q_f32(x + 32 * b + 4));
-        for (int k = 2; k < 8; k++) a = vaddq_f32(a, vld1q_f32(x + 32 * b + 4 * k));
-        sxs[b] = vaddvq_f32(a);
-    }
+    for (int64_t b = 0; sxs && b < nb; b++) sxs[b] = sum32_neon(x + 32 * b);
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *p = W + (size_t)r * rb;
         float32x4_t acc0 = vdupq_n_f32(0), acc1 = acc0;
@@ -478,16 +469,7 @@ static inline __attribute__((always_inline)) void matvec_legacy_neon(int ty, con
             const float *xb = x + 32 * b;
             const float32x4_t s = vaddq_f32(dot16_s8(a0, xb), dot16_s8(a1, xb + 16));
             if (b & 1) acc1 = vfmaq_n_f32(acc1, s, f16_at(p)); else acc0 = vfmaq_n_f32(acc0, s, f16_at(p));
-            if (min) {
-                float sx;
-                if (sxs) sx = sxs[b];
-                else {
-                    float32x4_t a = vaddq_f32(vld1q_f32(xb), vld1q_f32(xb + 4));
-                    for (int k = 2; k < 8; k++) a = vaddq_f32(a, vld1q_f32(xb + 4 * k));
-                    sx = vaddvq_f32(a);
-                }
-                mins += f16_at(p + 2) * sx;
-            }
+            if (min) mins += f16_at(p + 2) * (sxs ? sxs[b] : sum32_neon(xb));
         }
         y[r] = vaddvq_f32(vaddq_f32(acc0, acc1)) + mins;
     }

@@ -90,6 +90,18 @@ static inline void pk_scale_min_k4_all(const uint8_t *q, uint32_t u[4]) {
     u[0] &= m6;
 }
 
+/* q3_K: sub-block j's (0..15) signed 6-bit scale from the 12 packed bytes `sc` (4 low bits, then 2 high bits). */
+static inline int pk_q3k_scale(const uint8_t *sc, int j) {
+    const int lo = j < 8 ? sc[j] & 0xF : sc[j - 8] >> 4, hi = (sc[8 + j % 4] >> (2 * (j / 4))) & 3;
+    return (lo | hi << 4) - 32;
+}
+
+/* iq4_xs: sub-block j's (0..7) signed 6-bit scale ls - 32 from the block (scales_h at 2, scales_l at 4). */
+static inline int pk_iq4xs_scale(const uint8_t *blk, int j) {
+    uint16_t sh; memcpy(&sh, blk + 2, 2);
+    return (((blk[4 + j / 2] >> (4 * (j % 2))) & 0xF) | ((sh >> (2 * j)) & 3) << 4) - 32;
+}
+
 #if defined(__aarch64__)
 #include <arm_neon.h>
 /* acc + the 16 products a * b in int32 lanes, for the native kernels of kernels_native_legacy.c and
