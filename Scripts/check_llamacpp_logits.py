@@ -39,8 +39,10 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "Scripts"))
+# the same pins and llama.cpp quantizer call as the convert fixtures
+from make_convert_fixtures import quantize, versions  # noqa: E402
 SMOL = REPO.parent / "shared" / "models" / "smollm2-135m-instruct" / "SmolLM2-135M-Instruct.Q4_1.gguf"
-PINNED = {"llama_cpp_python": "0.3.36", "gguf": "0.19.0", "numpy": "2.4.6"}
 PROMPT = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
 LAYER = 3
 # (type, llama_ftype suffix, which matrices of block LAYER take it)
@@ -51,16 +53,11 @@ CASES = [("Q4_0", "Q4_0", ALL7), ("Q4_1", "Q4_1", ALL7), ("Q5_0", "Q5_0", ALL7),
          ("Q5_K", "Q5_K_S", ["ffn_down"]), ("Q6_K", "Q6_K", ["ffn_down"]), ("IQ4_XS", "IQ4_XS", ["ffn_down"])]
 
 
-def versions(allow_any):
-    from importlib.metadata import version
-    found = {"llama_cpp_python": version("llama-cpp-python"), "gguf": version("gguf"), "numpy": np.__version__}
-    bad = {k: (found[k], v) for k, v in PINNED.items() if found[k] != v}
-    if bad and not allow_any:
-        sys.exit(f"version mismatch (found, pinned): {bad}; rerun with --any-version")
-
-
-def copy_fields(reader, writer, file_type):
+def write_gguf(dst, reader, tensor):
+    """A GGUF with reader's metadata (file type 0, all F32) and, per tensor of reader, tensor(t) = (array, raw_dtype
+    or None for F32)."""
     import gguf
+    w = gguf.GGUFWriter(str(dst), "llama")
     for key, f in reader.fields.items():
         if key.startswith("GGUF.") or key == "general.architecture":
             continue
@@ -71,27 +68,14 @@ def copy_fields(reader, writer, file_type):
                 val = [bytes(f.parts[i]).decode("utf-8", "surrogateescape") for i in f.data]
             else:
                 val = [f.parts[i].tolist()[0] for i in f.data]
-            writer.add_key_value(key, val, t, sub_type=sub)
+            w.add_key_value(key, val, t, sub_type=sub)
         elif t == gguf.GGUFValueType.STRING:
-            writer.add_key_value(key, bytes(f.parts[f.data[0]]).decode("utf-8"), t)
-        elif key == "general.file_type":
-            writer.add_key_value(key, file_type, t)
+            w.add_key_value(key, bytes(f.parts[f.data[0]]).decode("utf-8"), t)
         else:
-            writer.add_key_value(key, f.parts[f.data[0]].tolist()[0], t)
-
-
-def write_mixed(dst, f32_reader, quant_reader=None, take=()):
-    """The F32 copy's tensors, except those named in `take`, which come raw from quant_reader."""
-    import gguf
-    w = gguf.GGUFWriter(str(dst), "llama")
-    copy_fields(f32_reader, w, 0)
-    q = {t.name: t for t in quant_reader.tensors} if quant_reader else {}
-    for t in f32_reader.tensors:
-        if t.name in take:
-            src = q[t.name]
-            w.add_tensor(t.name, np.asarray(src.data), raw_dtype=src.tensor_type)
-        else:
-            w.add_tensor(t.name, np.asarray(t.data))
+            w.add_key_value(key, 0 if key == "general.file_type" else f.parts[f.data[0]].tolist()[0], t)
+    for t in reader.tensors:
+        array, raw = tensor(t)
+        w.add_tensor(t.name, array, raw_dtype=raw)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -99,27 +83,17 @@ def write_mixed(dst, f32_reader, quant_reader=None, take=()):
 
 
 def write_f32(dst):
+    """SMOL with every tensor dequantised by gguf-py."""
     import gguf
-    r = gguf.GGUFReader(str(SMOL))
-    w = gguf.GGUFWriter(str(dst), "llama")
-    copy_fields(r, w, 0)
-    for t in r.tensors:
-        a = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32)
-        w.add_tensor(t.name, a.reshape([int(x) for x in reversed(t.shape)]))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    write_gguf(dst, gguf.GGUFReader(str(SMOL)), lambda t: (
+        gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32).reshape([int(x) for x in reversed(t.shape)]), None))
 
 
-def quantize(src, dst, kind):
-    import llama_cpp
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = getattr(llama_cpp, "LLAMA_FTYPE_MOSTLY_" + kind)
-    params.nthread = 2
-    params.pure = True
-    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), params)
-    assert rc == 0, f"llama_model_quantize {kind} failed ({rc})"
+def write_mixed(dst, f32_reader, quant_reader, take):
+    """The F32 copy's tensors, except those named in `take`, which come raw from quant_reader."""
+    q = {t.name: t for t in quant_reader.tensors}
+    write_gguf(dst, f32_reader, lambda t: (np.asarray(q[t.name].data), q[t.name].tensor_type) if t.name in take
+               else (np.asarray(t.data), None))
 
 
 def llama_logits(path, ids, one_by_one=False):
@@ -202,7 +176,7 @@ def main():
         f32r = gguf.GGUFReader(str(f32))
         for name, ftype, mats in CASES:
             qf = tmp / f"pure-{name}.gguf"
-            quantize(f32, qf, ftype)
+            quantize(f32, qf, ftype, pure=True)
             qr = gguf.GGUFReader(str(qf))
             take = {f"blk.{LAYER}.{m}.weight" for m in mats}
             got = {t.name: t.tensor_type.name for t in qr.tensors if t.name in take}
