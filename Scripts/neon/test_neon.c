@@ -235,39 +235,6 @@ static void test_dot_axpy(void) {
     }
 }
 
-// Every quantised type, dequantised at the level in use, bit for bit against pk_dequant_row_scalar (which equals
-// gguf-py's rows: Tests/PersonaTensorTests): random codes; the f16 scale fields random normal values of either sign,
-// with blocks of the largest f16 (65504), the smallest normal (2^-14) and a subnormal (2^-24) scale.
-static void test_dequant_bits(void) {
-    static const struct { int dt; const char *name; int f16[2]; int nf; } T[] = {
-        {PK_Q8_0, "q8_0", {0}, 1}, {PK_Q4_0, "q4_0", {0}, 1}, {PK_Q4_1, "q4_1", {0, 2}, 2}, {PK_Q5_0, "q5_0", {0}, 1},
-        {PK_Q5_1, "q5_1", {0, 2}, 2}, {PK_IQ4_NL, "iq4_nl", {0}, 1}, {PK_Q2_K, "q2_K", {80, 82}, 2},
-        {PK_Q3_K, "q3_K", {108}, 1}, {PK_Q4_K, "q4_K", {0, 2}, 2}, {PK_Q5_K, "q5_K", {0, 2}, 2},
-        {PK_Q6_K, "q6_K", {208}, 1}, {PK_IQ4_XS, "iq4_xs", {0}, 1}};
-    static const uint16_t special[3] = {0x7BFF, 0x0400, 0x0001};
-    for (size_t t = 0; t < sizeof T / sizeof *T; t++) {
-        const int64_t be = pk_block_elements(T[t].dt), nblk = 7, cols = be * nblk;
-        const size_t bb = pk_block_bytes(T[t].dt);
-        uint8_t *w = malloc(bb * (size_t)nblk);
-        for (size_t i = 0; i < bb * (size_t)nblk; i++) w[i] = (uint8_t)next_u64();
-        for (int64_t b = 0; b < nblk; b++)
-            for (int k = 0; k < T[t].nf; k++) {
-                uint16_t h = b < 3 ? (uint16_t)(special[b] | (k ? 0x8000 : 0)) : f16_bits((uniform() - 0.5) * 0.2);
-                memcpy(w + b * bb + T[t].f16[k], &h, 2);
-            }
-        float *got = malloc(4 * (size_t)cols), *want = malloc(4 * (size_t)cols);
-        pk_dequant_row(T[t].dt, w, cols, got);
-        pk_dequant_row_scalar(T[t].dt, w, cols, want);
-        checks++;
-        for (int64_t i = 0; i < cols; i++)
-            if (memcmp(&got[i], &want[i], 4) != 0) {
-                FAIL("dequant bits %s element %lld: %.9g vs portable %.9g", T[t].name, (long long)i, got[i], want[i]);
-                break;
-            }
-        free(w); free(got); free(want);
-    }
-}
-
 static void test_dequant(void) {
     for (int dt = 0; dt < NT; dt++) {
         int bs = block_of(dt);
@@ -454,7 +421,7 @@ static void test_native(void) {
 // bits), within twice the bound for the legacy ones (their f32 sums may run in another order).
 static const char *nq_name(int dt) {
     switch (dt) {
-    case PK_Q4_0: return "q4_0"; case PK_Q4_1: return "q4_1"; case PK_Q5_0: return "q5_0"; case PK_Q5_1: return "q5_1";
+    case PK_Q8_0: return "q8_0"; case PK_Q4_0: return "q4_0"; case PK_Q4_1: return "q4_1"; case PK_Q5_0: return "q5_0"; case PK_Q5_1: return "q5_1";
     case PK_IQ4_NL: return "iq4_nl"; case PK_Q2_K: return "q2_K"; case PK_Q3_K: return "q3_K"; case PK_Q4_K: return "q4_K";
     case PK_Q5_K: return "q5_K"; case PK_Q6_K: return "q6_K"; case PK_IQ4_XS: return "iq4_xs";
     }
@@ -466,6 +433,38 @@ static int nq_q81(int dt) { return dt == PK_Q4_1 || dt == PK_Q5_1; }
 static int nq_d_at(int dt) { return dt == PK_Q2_K ? 80 : dt == PK_Q3_K ? 108 : dt == PK_Q6_K ? 208 : 0; }
 static int nq_m_at(int dt) { return dt == PK_Q2_K ? 82 : (dt == PK_Q4_K || dt == PK_Q5_K || nq_q81(dt)) ? 2 : -1; }
 static void put_f16(uint8_t *p, double v) { uint16_t h = f16_bits(v); memcpy(p, &h, 2); }
+
+// Every quantised type, dequantised at the level in use, bit for bit against pk_dequant_row_scalar (which equals
+// gguf-py's rows: Tests/PersonaTensorTests): random codes; the f16 scale fields (nq_d_at, nq_m_at) random normal
+// values of either sign, with blocks of the largest f16 (65504), the smallest normal (2^-14) and a subnormal (2^-24)
+// scale.
+static void test_dequant_bits(void) {
+    static const int types[] = {PK_Q8_0, PK_Q4_0, PK_Q4_1, PK_Q5_0, PK_Q5_1, PK_IQ4_NL, PK_Q2_K, PK_Q3_K, PK_Q4_K,
+                                PK_Q5_K, PK_Q6_K, PK_IQ4_XS};
+    static const uint16_t special[3] = {0x7BFF, 0x0400, 0x0001};
+    for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
+        const int dt = types[t], f16[2] = {nq_d_at(dt), nq_m_at(dt)}, nf = f16[1] >= 0 ? 2 : 1;
+        const int64_t nblk = 7, cols = pk_block_elements(dt) * nblk;
+        const size_t bb = pk_block_bytes(dt);
+        uint8_t *w = malloc(bb * (size_t)nblk);
+        for (size_t i = 0; i < bb * (size_t)nblk; i++) w[i] = (uint8_t)next_u64();
+        for (int64_t b = 0; b < nblk; b++)
+            for (int k = 0; k < nf; k++) {
+                uint16_t h = b < 3 ? (uint16_t)(special[b] | (k ? 0x8000 : 0)) : f16_bits((uniform() - 0.5) * 0.2);
+                memcpy(w + b * bb + f16[k], &h, 2);
+            }
+        float *got = malloc(4 * (size_t)cols), *want = malloc(4 * (size_t)cols);
+        pk_dequant_row(dt, w, cols, got);
+        pk_dequant_row_scalar(dt, w, cols, want);
+        checks++;
+        for (int64_t i = 0; i < cols; i++)
+            if (memcmp(&got[i], &want[i], 4) != 0) {
+                FAIL("dequant bits %s element %lld: %.9g vs portable %.9g", nq_name(dt), (long long)i, got[i], want[i]);
+                break;
+            }
+        free(w); free(got); free(want);
+    }
+}
 
 static uint8_t *nq_random_rows(int dt, int64_t rows, int64_t cols) {
     const size_t bb = pk_block_bytes(dt), qk = nq_is_k(dt) ? 256 : 32, nblk = (size_t)(rows * cols) / qk;
