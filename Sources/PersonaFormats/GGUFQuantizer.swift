@@ -166,29 +166,37 @@ public struct GGUFQuantizer {
         return type
     }
 
-    /// Quantises `input` into `output` (written atomically). `progress(done, total)` is called after each
-    /// tensor with bytes of input processed. Returns the plan it followed.
+    /// Quantises `input` into `output` (written atomically), one tensor at a time: each is converted when the
+    /// writer reaches it and released once written, so memory holds one output tensor, not the whole model.
+    /// `progress(done, total)` is called after each tensor with bytes of input processed. Returns the plan it followed.
     @discardableResult
     public func quantize(_ input: GGUFFile, to output: URL, pool: ThreadPool = .shared,
                          progress: (Int, Int) -> Void = { _, _ in }) throws -> [Plan] {
         let plans = try plan(input)
-        var g = GGUFWriter()
-        let moved: Set<String> = ["general.alignment", "general.quantization_version", "general.file_type"]
-        for k in input.metadataKeys where !moved.contains(k) && !k.hasPrefix("split.") {
-            g.set(k, input.metadata[k]!)
-        }
-        g.set("general.quantization_version", .uint32(2))
-        g.set("general.file_type", .uint32(fileType.llamaFileType))
         let total = plans.reduce(0) { $0 + input.tensor($1.name)!.byteCount }
-        var done = 0
-        for p in plans {
-            let t = input.tensor(p.name)!
-            let data = p.to == p.from ? Data(bytes: t.data, count: t.byteCount) : try convert(t, to: p.to, pool: pool, file: input.url.path)
-            try g.addTensor(name: p.name, dtype: p.to, shape: t.shape, data: data)
-            done += t.byteCount
-            progress(done, total)
+        try withoutActuallyEscaping(progress) { progress in
+            // the writer, and with it the makers that call progress, ends inside this block
+            var g = GGUFWriter()
+            let moved: Set<String> = ["general.alignment", "general.quantization_version", "general.file_type"]
+            for k in input.metadataKeys where !moved.contains(k) && !k.hasPrefix("split.") {
+                g.set(k, input.metadata[k]!)
+            }
+            g.set("general.quantization_version", .uint32(2))
+            g.set("general.file_type", .uint32(fileType.llamaFileType))
+            var done = 0
+            for p in plans {
+                let t = input.tensor(p.name)!
+                try g.addTensor(name: p.name, dtype: p.to, shape: t.shape) {
+                    // a tensor kept in its type is written from the mapped input without a copy
+                    let data = p.to == p.from ? Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: t.data), count: t.byteCount, deallocator: .none)
+                        : try self.convert(t, to: p.to, pool: pool, file: input.url.path)
+                    done += t.byteCount
+                    progress(done, total)
+                    return data
+                }
+            }
+            try g.write(to: output)
         }
-        try g.write(to: output)
         return plans
     }
 

@@ -5,7 +5,10 @@ import PersonaTensor
 public struct GGUFWriter {
     private var keys: [String] = []
     private var values: [String: GGUFValue] = [:]
-    private var tensors: [(name: String, dtype: DType, shape: [Int], data: Data)] = []
+    /// A tensor's bytes: given, or made by `write` when it reaches the tensor (then dropped), so that a file larger
+    /// than memory is written holding one tensor at a time.
+    private enum Payload { case data(Data), deferred(() throws -> Data) }
+    private var tensors: [(name: String, dtype: DType, shape: [Int], byteCount: Int, payload: Payload)] = []
     private var names = Set<String>()
     static let alignment = 32
 
@@ -18,23 +21,34 @@ public struct GGUFWriter {
 
     /// Adds a tensor; `data.count` must equal the dtype's size for `shape` (inner dim a multiple of the block size).
     public mutating func addTensor(name: String, dtype: DType, shape: [Int], data: Data) throws {
+        let n = try checkedByteCount(name: name, dtype: dtype, shape: shape)
+        guard n == data.count else {
+            throw FormatError("GGUFWriter: tensor '\(name)' (\(dtype.rawValue), shape \(shapeText(shape))) needs \(n) bytes, got \(data.count)")
+        }
+        names.insert(name)
+        tensors.append((name, dtype, shape, n, .data(data)))
+    }
+
+    /// Adds a tensor whose bytes `make` returns only when `write` comes to it, in the order tensors were added; they
+    /// are written and released before the next tensor's are made. The count is checked then, as for `data`.
+    public mutating func addTensor(name: String, dtype: DType, shape: [Int], make: @escaping () throws -> Data) throws {
+        let n = try checkedByteCount(name: name, dtype: dtype, shape: shape)
+        names.insert(name)
+        tensors.append((name, dtype, shape, n, .deferred(make)))
+    }
+
+    private func checkedByteCount(name: String, dtype: DType, shape: [Int]) throws -> Int {
         guard !names.contains(name) else { throw FormatError("GGUFWriter: duplicate tensor '\(name)'") }
         guard shape.count <= GGUFFile.maxDims else {
             throw FormatError("GGUFWriter: tensor '\(name)' has \(shape.count) dimensions, GGUF allows \(GGUFFile.maxDims)")
         }
         switch expectedByteCount(dtype: dtype, shape: shape) {
-        case let .success(n):
-            guard n == data.count else {
-                throw FormatError("GGUFWriter: tensor '\(name)' (\(dtype.rawValue), shape \(shapeText(shape))) needs \(n) bytes, got \(data.count)")
-            }
-        case let .failure(e):
-            throw FormatError("GGUFWriter: tensor '\(name)' (\(dtype.rawValue), shape \(shapeText(shape))): \(e)")
+        case let .success(n): return n
+        case let .failure(e): throw FormatError("GGUFWriter: tensor '\(name)' (\(dtype.rawValue), shape \(shapeText(shape))): \(e)")
         }
-        names.insert(name)
-        tensors.append((name, dtype, shape, data))
     }
 
-    /// Writes the file atomically (temporary file + rename).
+    /// Writes the file atomically (temporary file + rename); an error from a deferred tensor leaves no file.
     public func write(to url: URL) throws {
         var header = [UInt8]()
         header += Array("GGUF".utf8)
@@ -54,14 +68,22 @@ public struct GGUFWriter {
             for d in t.shape.reversed() { append(&header, UInt64(d)) }
             append(&header, t.dtype.ggmlType)
             append(&header, UInt64(offset))
-            offset = Checked.alignUp(offset + t.data.count, Self.alignment)!
+            offset = Checked.alignUp(offset + t.byteCount, Self.alignment)!
         }
         var w = try AtomicFileWriter(url: url)
         do {
             try w.write(header)
             try w.pad(to: Self.alignment)
             for t in tensors {
-                try w.write(t.data)
+                switch t.payload {
+                case let .data(d): try w.write(d)
+                case let .deferred(make):
+                    let d = try make()
+                    guard d.count == t.byteCount else {
+                        throw FormatError(file: url.path, "tensor '\(t.name)' (\(t.dtype.rawValue), shape \(shapeText(t.shape))) needs \(t.byteCount) bytes, its writer made \(d.count)")
+                    }
+                    try w.write(d)
+                }
                 try w.pad(to: Self.alignment)
             }
             try w.commit()

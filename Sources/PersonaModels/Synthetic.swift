@@ -163,6 +163,7 @@ extension TransformerModel {
         }
         let permute = arch == "llama" && c.ropeStyle == .halfRotation
         // rotate_half pairs (i, i + d/2) -> interleaved pairs (2i, 2i + 1): within each head, row j*half + i moves to 2i + j.
+        // Made when the writer reaches the tensor (a deferred tensor), so one permuted copy is held at a time.
         func qk(_ m: WeightMatrix, heads: Int) -> Data {
             guard permute else { return raw(m) }
             let rb = m.rowBytes, hd = c.headDim, half = hd / 2
@@ -184,8 +185,8 @@ extension TransformerModel {
         for (l, w) in weights.layers.enumerated() {
             let p = "blk.\(l)."
             try g.addTensor(name: p + "attn_norm.weight", dtype: .f32, shape: [c.hiddenSize], data: f32(w.attnNorm))
-            try g.addTensor(name: p + "attn_q.weight", dtype: w.wq.dtype, shape: [w.wq.rows, w.wq.cols], data: qk(w.wq, heads: c.numHeads))
-            try g.addTensor(name: p + "attn_k.weight", dtype: w.wk.dtype, shape: [w.wk.rows, w.wk.cols], data: qk(w.wk, heads: c.numKVHeads))
+            try g.addTensor(name: p + "attn_q.weight", dtype: w.wq.dtype, shape: [w.wq.rows, w.wq.cols]) { qk(w.wq, heads: c.numHeads) }
+            try g.addTensor(name: p + "attn_k.weight", dtype: w.wk.dtype, shape: [w.wk.rows, w.wk.cols]) { qk(w.wk, heads: c.numKVHeads) }
             for (n, m) in [("attn_v", w.wv), ("attn_output", w.wo), ("ffn_gate", w.gate), ("ffn_up", w.up), ("ffn_down", w.down)] {
                 try g.addTensor(name: p + n + ".weight", dtype: m.dtype, shape: [m.rows, m.cols], data: raw(m))
             }

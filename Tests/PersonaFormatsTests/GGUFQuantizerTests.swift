@@ -54,6 +54,37 @@ final class GGUFQuantizerTests: XCTestCase {
         }
     }
 
+    /// The output is streamed: each tensor is quantised when the writer reaches it, after the header and every earlier
+    /// tensor are already in the temporary file (so memory holds one output tensor, not the model); the file equals
+    /// llama.cpp's as above.
+    func testQuantizeStreamsTensorByTensor() throws {
+        let source = try GGUFFile(url: Self.folder.appendingPathComponent("source_f16.gguf"))
+        let dir = try TestPaths.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("q8.gguf")
+        var sizes: [Int] = []   // the temporary file's size when each tensor has just been made
+        let plans = try GGUFQuantizer(fileType: .q8_0).quantize(source, to: url) { _, _ in
+            let tmp = (try? FileManager.default.contentsOfDirectory(atPath: dir.path))?.filter { $0.hasPrefix("q8.gguf.tmp-") } ?? []
+            XCTAssertEqual(tmp.count, 1, "one temporary file while writing")
+            let size = tmp.first.flatMap { try? FileManager.default.attributesOfItem(atPath: dir.appendingPathComponent($0).path)[.size] as? Int }
+            sizes.append(size ?? -1)
+        }
+        XCTAssertEqual(sizes.count, plans.count)
+        let ours = try GGUFFile(url: url)
+        let total = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int)
+        // before tensor k is made, the file holds everything up to tensor k's offset (the header padded to 32 first)
+        let names = ours.tensorNamesInFileOrder
+        let base = try XCTUnwrap((ours.tensor(names[0])?.owner as? MappedFile)?.bytes.baseAddress)
+        for (k, n) in names.enumerated() {
+            let offset = ours.tensor(n)!.data - base
+            XCTAssertGreaterThanOrEqual(sizes[k], offset, "tensor \(k) (\(n)) made before the ones before it were written")
+            XCTAssertLessThan(sizes[k], offset + ours.tensor(n)!.byteCount, "tensor \(k) (\(n)) not yet written when made")
+        }
+        XCTAssertLessThan(sizes.last!, total)
+        let want = try XCTUnwrap((try Self.expected()["outputs"] as? [String: [String: Any]])?["Q8_0"])
+        XCTAssertEqual(try Self.sha256(file: url), want["file_sha256"] as? String)
+    }
+
     /// The file types whose attn_v type depends on n_gqa() >= 4, on the source with 8 query heads per 2 KV heads
     /// (head_count and rope.dimension_count patched in place, as Scripts/make_convert_fixtures.py does).
     func testGroupedQueryFileTypesEqualLlamaQuantize() throws {

@@ -77,4 +77,46 @@ final class GGUFWriterTests: XCTestCase {
         assertFormatError(try w.write(to: dir.appendingPathComponent("m.gguf")), mentions: ["mixed"])
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), [])
     }
+
+    /// Deferred tensors are made only by `write`, one at a time in file order, and give the same bytes as tensors
+    /// given up front; a wrong size or a failing maker leaves no file and an earlier file at that path unchanged.
+    func testDeferredTensors() throws {
+        let dir = try TestPaths.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let a = dataFromFloats((0 ..< 12).map { Float($0) * 0.25 }), q = Data((0 ..< 2 * 34).map { UInt8(($0 * 5) & 0xff) })
+        let h = Data([0, 0x3c, 0, 0xc0, 0, 0])
+        var eager = GGUFWriter(), lazy = GGUFWriter()
+        eager.set("general.architecture", .string("llama"))
+        lazy.set("general.architecture", .string("llama"))
+        try eager.addTensor(name: "a", dtype: .f32, shape: [3, 4], data: a)
+        try eager.addTensor(name: "q", dtype: .q8_0, shape: [2, 32], data: q)
+        try eager.addTensor(name: "h", dtype: .f16, shape: [3], data: h)
+        var made: [String] = []
+        try lazy.addTensor(name: "a", dtype: .f32, shape: [3, 4]) { made.append("a"); return a }
+        try lazy.addTensor(name: "q", dtype: .q8_0, shape: [2, 32], data: q)
+        try lazy.addTensor(name: "h", dtype: .f16, shape: [3]) { made.append("h"); return h }
+        XCTAssertEqual(made, [], "nothing is made before write")
+        let e = dir.appendingPathComponent("e.gguf"), l = dir.appendingPathComponent("l.gguf")
+        try eager.write(to: e)
+        try lazy.write(to: l)
+        XCTAssertEqual(made, ["a", "h"])
+        XCTAssertEqual(try Data(contentsOf: l), try Data(contentsOf: e))
+
+        // the header checks apply to deferred tensors when they are added
+        var bad = GGUFWriter()
+        assertFormatError(try bad.addTensor(name: "b", dtype: .q4_0, shape: [2, 16]) { Data(count: 18) }, mentions: ["'b'", "block size"])
+        try bad.addTensor(name: "b", dtype: .f32, shape: [2]) { Data(count: 4) }
+        assertFormatError(try bad.addTensor(name: "b", dtype: .f32, shape: [2]) { Data(count: 8) }, mentions: ["duplicate", "'b'"])
+        // a maker returning the wrong size, or throwing, at write time: the error names the tensor, nothing is left
+        // behind and the file already at the path stays as it was
+        let keep = dir.appendingPathComponent("keep.gguf")
+        try FileManager.default.copyItem(at: e, to: keep)
+        assertFormatError(try bad.write(to: keep), mentions: ["'b'", "8 bytes", "made 4"])
+        var failing = GGUFWriter()
+        try failing.addTensor(name: "a", dtype: .f32, shape: [3, 4], data: a)
+        try failing.addTensor(name: "c", dtype: .f32, shape: [1]) { throw FormatError("cannot make c") }
+        assertFormatError(try failing.write(to: keep), mentions: ["cannot make c"])
+        XCTAssertEqual(try Data(contentsOf: keep), try Data(contentsOf: e))
+        XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: dir.path)), ["e.gguf", "l.gguf", "keep.gguf"])
+    }
 }
