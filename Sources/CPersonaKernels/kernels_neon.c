@@ -509,6 +509,101 @@ static void matvec_q6_K_neon(const uint8_t *W, size_t rb, int64_t cols, const fl
     }
 }
 
+// q2_K: y = sum_j dl_j sum_{i in j} q_i x_i - sum_j ml_j sum_{i in j} x_i over its 16 sub-blocks of 16 values
+// (dl = d (sc & 15), ml = dmin (sc >> 4), exact products as in the row); the sums of x per 16 once per call (per
+// block for a single row). Value 128 g + 32 s + l is bits 2 s of q[32 g + l], sub-block 8 g + 2 s + l / 16.
+static inline float32x4_t sum16x4_neon(const float *x) {   // lane k: a partial sum of x[0..15]
+    return vaddq_f32(vaddq_f32(vld1q_f32(x), vld1q_f32(x + 4)), vaddq_f32(vld1q_f32(x + 8), vld1q_f32(x + 12)));
+}
+static void matvec_q2_K_neon(const uint8_t *W, size_t rb, int64_t cols, const float *x, float *y, int64_t r0, int64_t r1) {
+    const int64_t nb = cols / 256, ns = cols / 16;
+    const uint8x16_t m3 = vdupq_n_u8(3), m4 = vdupq_n_u8(0x0F);
+    float *sxs = r1 - r0 > 1 ? (float *)pk_thread_scratch_slot(PK_SCRATCH_EXACT, (size_t)ns * sizeof(float)) : NULL;
+    for (int64_t j = 0; sxs && j < ns; j++) sxs[j] = vaddvq_f32(sum16x4_neon(x + 16 * j));
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *p = W + (size_t)r * rb;
+        float32x4_t acc0 = vdupq_n_f32(0), acc1 = acc0, macc = acc0;
+        for (int64_t b = 0; b < nb; b++, p += 84) {
+            const float d = f16_at(p + 80), dmin = f16_at(p + 82);
+            const float *xb = x + 256 * b;
+            float own[16];
+            const float *sx = sxs ? sxs + 16 * b : own;
+            for (int j = 0; !sxs && j < 16; j++) own[j] = vaddvq_f32(sum16x4_neon(xb + 16 * j));
+            // the mins: dmin (sc >> 4) for the 16 sub-blocks in order, times their sums of x
+            float32x4_t mf[4];
+            U8X16_TO_F32(vshrq_n_u8(vld1q_u8(p), 4), mf);
+            for (int k = 0; k < 4; k++) macc = vfmaq_f32(macc, vmulq_n_f32(mf[k], dmin), vld1q_f32(sx + 4 * k));
+            float dl[16];   // d (sc & 15), exact
+            U8X16_TO_F32(vandq_u8(vld1q_u8(p), m4), mf);
+            for (int k = 0; k < 4; k++) vst1q_f32(dl + 4 * k, vmulq_n_f32(mf[k], d));
+            for (int g = 0; g < 2; g++) {
+                const uint8x16_t q0 = vld1q_u8(p + 16 + 32 * g), q1 = vld1q_u8(p + 32 + 32 * g);
+                for (int s = 0; s < 4; s++) {
+                    const int8x16_t sh = vdupq_n_s8((int8_t)(-2 * s));
+                    const int j = 8 * g + 2 * s;
+                    const float32x4_t a = dot16_u8(vandq_u8(vshlq_u8(q0, sh), m3), xb + 128 * g + 32 * s);
+                    const float32x4_t c = dot16_u8(vandq_u8(vshlq_u8(q1, sh), m3), xb + 128 * g + 32 * s + 16);
+                    acc0 = vfmaq_n_f32(acc0, a, dl[j]);
+                    acc1 = vfmaq_n_f32(acc1, c, dl[j + 1]);
+                }
+            }
+        }
+        y[r] = vaddvq_f32(vaddq_f32(acc0, acc1)) - vaddvq_f32(macc);
+    }
+}
+
+// The 16 products d (6-bit scale - 32) of a q3_K block (pk_q3k_scale, 16 lanes at once; exact: 11 x 6 bits). Scale
+// j: low 4 bits from sc[j] (j < 8) or sc[j - 8] >> 4, high 2 from sc[8 + j % 4] >> 2 (j / 4); 12 bytes read.
+static inline void q3k_scales_neon(const uint8_t *sc, float d, float dl[16]) {
+    const uint8x8_t a = vld1_u8(sc);
+    uint32_t h4;
+    memcpy(&h4, sc + 8, 4);
+    const uint8x16_t lo = vcombine_u8(vand_u8(a, vdup_n_u8(0xF)), vshr_n_u8(a, 4));
+    const uint8x16_t hb = vreinterpretq_u8_u32(vdupq_n_u32(h4));   // sc[8 + j % 4] in lane j
+    const int8x16_t sh = {0, 0, 0, 0, -2, -2, -2, -2, -4, -4, -4, -4, -6, -6, -6, -6};
+    const uint8x16_t hi = vandq_u8(vshlq_u8(hb, sh), vdupq_n_u8(3));
+    const int8x16_t v = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(lo, vshlq_n_u8(hi, 4))), vdupq_n_s8(32));
+    float32x4_t f0, f1, f2, f3;
+    I8X16_TO_F32(v, f0, f1, f2, f3);
+    vst1q_f32(dl, vmulq_n_f32(f0, d));
+    vst1q_f32(dl + 4, vmulq_n_f32(f1, d));
+    vst1q_f32(dl + 8, vmulq_n_f32(f2, d));
+    vst1q_f32(dl + 12, vmulq_n_f32(f3, d));
+}
+
+// q3_K: y = sum_j dl_j sum_{i in j} v_i x_i, dl = d (6-bit scale - 32), v = the 2 low bits minus 4 where the high
+// bit is clear (signed -4..3, as the row's dequantisation builds it); value 128 g + 32 s + l: bits 2 s of
+// q[32 g + l] and bit 4 g + s of hm[l], sub-block 8 g + 2 s + l / 16.
+static void matvec_q3_K_neon(const uint8_t *W, size_t rb, int64_t cols, const float *x, float *y, int64_t r0, int64_t r1) {
+    const int64_t nb = cols / 256;
+    const uint8x16_t m3 = vdupq_n_u8(3), four = vdupq_n_u8(4);
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *p = W + (size_t)r * rb;
+        float32x4_t acc0 = vdupq_n_f32(0), acc1 = acc0;
+        for (int64_t b = 0; b < nb; b++, p += 110) {
+            float dl[16];
+            q3k_scales_neon(p + 96, f16_at(p + 108), dl);
+            const float *xb = x + 256 * b;
+            const uint8x16_t hm0 = vld1q_u8(p), hm1 = vld1q_u8(p + 16);
+            for (int g = 0; g < 2; g++) {
+                const uint8x16_t q0 = vld1q_u8(p + 32 + 32 * g), q1 = vld1q_u8(p + 48 + 32 * g);
+                for (int s = 0; s < 4; s++) {
+                    const int8x16_t sh = vdupq_n_s8((int8_t)(-2 * s));
+                    const uint8x16_t bit = vdupq_n_u8((uint8_t)(1u << (4 * g + s)));
+                    const int j = 8 * g + 2 * s;
+                    const uint8x16_t v0 = vsubq_u8(vandq_u8(vshlq_u8(q0, sh), m3), vbicq_u8(four, vtstq_u8(hm0, bit)));
+                    const uint8x16_t v1 = vsubq_u8(vandq_u8(vshlq_u8(q1, sh), m3), vbicq_u8(four, vtstq_u8(hm1, bit)));
+                    const float32x4_t a = dot16_s8(vreinterpretq_s8_u8(v0), xb + 128 * g + 32 * s);
+                    const float32x4_t c = dot16_s8(vreinterpretq_s8_u8(v1), xb + 128 * g + 32 * s + 16);
+                    acc0 = vfmaq_n_f32(acc0, a, dl[j]);
+                    acc1 = vfmaq_n_f32(acc1, c, dl[j + 1]);
+                }
+            }
+        }
+        y[r] = vaddvq_f32(vaddq_f32(acc0, acc1));
+    }
+}
+
 // MARK: GEMM micro-kernel
 
 // 4 x 4 register block: 16 accumulators + 8 loads of the 32 vector registers. Missing rows / inputs reuse
@@ -662,6 +757,7 @@ const pk_ops pk_ops_neon = {
                  [PK_Q3_K] = dequant_q3_K_neon, [PK_Q4_K] = dequant_q4_K_neon, [PK_Q5_K] = dequant_q5_K_neon,
                  [PK_Q6_K] = dequant_q6_K_neon, [PK_IQ4_XS] = dequant_iq4_xs_neon },
     .matvec = { [PK_F32] = matvec_f32_neon, [PK_F16] = matvec_f16_neon, [PK_BF16] = matvec_bf16_neon, [PK_Q8_0] = matvec_q8_0_neon,
+                [PK_Q2_K] = matvec_q2_K_neon, [PK_Q3_K] = matvec_q3_K_neon,
                 [PK_Q4_K] = matvec_q4_K_neon, [PK_Q5_K] = matvec_q5_K_neon, [PK_Q6_K] = matvec_q6_K_neon,
                 [PK_Q4_0] = matvec_q4_0_neon, [PK_Q4_1] = matvec_q4_1_neon, [PK_Q5_0] = matvec_q5_0_neon,
                 [PK_Q5_1] = matvec_q5_1_neon, [PK_IQ4_NL] = matvec_iq4_nl_neon, [PK_IQ4_XS] = matvec_iq4_xs_neon },
