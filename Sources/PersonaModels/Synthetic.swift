@@ -131,16 +131,43 @@ extension TransformerModel {
     /// `tokenizer.ggml.model = "none"`, so feed token ids). Matrices keep their stored bytes; norms and biases are F32.
     public func writeBenchmarkGGUF(to url: URL) throws { try writeGGUF(to: url) }
 
-    /// Writes the weights, in their stored types, as a GGUF with llama.cpp's tensor names and metadata
-    /// (llama, mistral -> `llama`, qwen2). Q/K rows are permuted for the `llama` architecture when the
-    /// model uses HF's rotate_half RoPE, as llama.cpp's converter does, so llama.cpp computes the same thing.
+    /// Writes the weights, in their stored types, as a GGUF with llama.cpp's tensor names and metadata, as its
+    /// converter (convert_hf_to_gguf.py) writes them: llama and mistral -> `llama`, qwen2, qwen3, gemma, gemma2.
+    /// Q/K rows are permuted for the `llama` architecture when the model uses HF's rotate_half RoPE, so that
+    /// llama.cpp's interleaved RoPE computes the same thing; Llama-3 RoPE scaling becomes the `rope_freqs` tensor;
+    /// Gemma's norm weights are stored as (1 + w), in f32. What a GGUF cannot say is refused with the reason (a
+    /// Gemma-2 query_pre_attn_scalar or sliding-window layout other than the ones llama.cpp infers), or, where
+    /// llama.cpp's own files drop it too, returned as a caveat (a Mistral / Qwen2 sliding window).
     /// `tokenizer`: `tokenizer.*` metadata to embed (GGUFTokenizerExport); nil writes `tokenizer.ggml.model = "none"`.
-    public func writeGGUF(to url: URL, name: String = "persona-bench-synthetic", tokenizer: [(String, GGUFValue)]? = nil) throws {
+    @discardableResult
+    public func writeGGUF(to url: URL, name: String = "persona-bench-synthetic", tokenizer: [(String, GGUFValue)]? = nil) throws -> [String] {
         let c = config
-        guard ["llama", "qwen2", "mistral"].contains(c.architecture) else {
-            throw ModelError("GGUF export: architecture \(c.architecture) is not supported (llama, mistral, qwen2)")
+        let archs = ["llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma": "gemma", "gemma2": "gemma2"]
+        guard let arch = archs[c.architecture] else {
+            throw ModelError("GGUF export: architecture \(c.architecture) is not supported (\(archs.keys.sorted().joined(separator: ", ")))")
         }
-        let arch = c.architecture == "qwen2" ? "qwen2" : "llama"
+        var caveats: [String] = []
+        if let w = c.slidingWindow, arch != "gemma2" {
+            caveats.append("sliding_window \(w) is not written: GGUF \(arch) has no sliding window (llama.cpp's converter drops it too), so the file attends to the whole context and differs from the folder past \(w) tokens")
+        }
+        if arch == "gemma" || arch == "gemma2" {
+            guard c.activation == .geluTanh else {
+                throw ModelError("GGUF export: this Gemma uses the \(c.activation.rawValue) activation; GGUF gemma always uses the tanh GELU")
+            }
+        }
+        if arch == "gemma2" {
+            // llama.cpp (and our reader) take these from the size alone: say so rather than write a different model
+            let inferred: Float = c.numLayers == 46 ? 1 / (Float(c.hiddenSize) / Float(c.numHeads)).rounded(.down).squareRoot()
+                                                    : 1 / Float(c.headDim).squareRoot()
+            guard abs(c.attnScale - inferred) <= 1e-6 * inferred else {
+                let given = String(format: "%g", 1 / (c.attnScale * c.attnScale)), assumed = String(format: "%g", 1 / (inferred * inferred))
+                throw ModelError("GGUF export: query_pre_attn_scalar \(given) cannot be written: GGUF gemma2 has no such key and llama.cpp assumes \(assumed) for this size")
+            }
+            let evenSlide = (0..<c.numLayers).map { c.slidingWindow != nil && $0 % 2 == 0 }
+            guard c.slidingLayers == evenSlide else {
+                throw ModelError("GGUF export: layer_types cannot be written: GGUF gemma2 slides on the even layers only")
+            }
+        }
         var g = GGUFWriter()
         g.set("general.architecture", .string(arch))
         g.set("general.name", .string(name))
@@ -156,6 +183,11 @@ extension TransformerModel {
         g.set("\(arch).attention.layer_norm_rms_epsilon", .float32(c.rmsNormEps))
         g.set("\(arch).rope.freq_base", .float32(Float(c.ropeTheta)))
         g.set("\(arch).vocab_size", .uint32(UInt32(c.vocabSize)))
+        if arch == "gemma2" {
+            if let v = c.attnLogitSoftcap { g.set("gemma2.attn_logit_softcapping", .float32(v)) }
+            if let v = c.finalLogitSoftcap { g.set("gemma2.final_logit_softcapping", .float32(v)) }
+            if let w = c.slidingWindow { g.set("gemma2.attention.sliding_window", .uint32(UInt32(w))) }
+        }
         if let tokenizer { for (k, v) in tokenizer { g.set(k, v) } } else { g.set("tokenizer.ggml.model", .string("none")) }
 
         func raw(_ m: WeightMatrix) -> Data {
@@ -177,14 +209,19 @@ extension TransformerModel {
             return out
         }
         func f32(_ v: [Float]) -> Data { v.withUnsafeBufferPointer { Data(buffer: $0) } }
+        // norm weights as the file's reader applies them: Gemma's (1 + w) stored whole, in f32 (as llama.cpp's converter)
+        func norm(_ v: [Float]) -> Data { f32(c.normOffset == 0 ? v : v.map { $0 + c.normOffset }) }
+        if let s = c.ropeScaling {
+            try g.addTensor(name: "rope_freqs.weight", dtype: .f32, shape: [c.headDim / 2], data: f32(Self.llama3RopeFactors(c, s)))
+        }
         try g.addTensor(name: "token_embd.weight", dtype: weights.embed.dtype, shape: [c.vocabSize, c.hiddenSize], data: raw(weights.embed))
-        try g.addTensor(name: "output_norm.weight", dtype: .f32, shape: [c.hiddenSize], data: f32(weights.finalNorm))
+        try g.addTensor(name: "output_norm.weight", dtype: .f32, shape: [c.hiddenSize], data: norm(weights.finalNorm))
         if !c.tieWordEmbeddings {
             try g.addTensor(name: "output.weight", dtype: weights.lmHead.dtype, shape: [c.vocabSize, c.hiddenSize], data: raw(weights.lmHead))
         }
         for (l, w) in weights.layers.enumerated() {
             let p = "blk.\(l)."
-            try g.addTensor(name: p + "attn_norm.weight", dtype: .f32, shape: [c.hiddenSize], data: f32(w.attnNorm))
+            try g.addTensor(name: p + "attn_norm.weight", dtype: .f32, shape: [c.hiddenSize], data: norm(w.attnNorm))
             try g.addTensor(name: p + "attn_q.weight", dtype: w.wq.dtype, shape: [w.wq.rows, w.wq.cols]) { qk(w.wq, heads: c.numHeads) }
             try g.addTensor(name: p + "attn_k.weight", dtype: w.wk.dtype, shape: [w.wk.rows, w.wk.cols]) { qk(w.wk, heads: c.numKVHeads) }
             for (n, m) in [("attn_v", w.wv), ("attn_output", w.wo), ("ffn_gate", w.gate), ("ffn_up", w.up), ("ffn_down", w.down)] {
@@ -193,9 +230,30 @@ extension TransformerModel {
             for (n, b) in [("attn_q", w.bq), ("attn_k", w.bk), ("attn_v", w.bv)] {
                 if let b { try g.addTensor(name: p + n + ".bias", dtype: .f32, shape: [b.count], data: f32(b)) }
             }
-            try g.addTensor(name: p + "ffn_norm.weight", dtype: .f32, shape: [c.hiddenSize], data: f32(w.ffnNorm))
+            for (n, v) in [("attn_q_norm", w.qNorm), ("attn_k_norm", w.kNorm)] {
+                if let v { try g.addTensor(name: p + n + ".weight", dtype: .f32, shape: [v.count], data: norm(v)) }
+            }
+            if let v = w.postAttnNorm { try g.addTensor(name: p + "post_attention_norm.weight", dtype: .f32, shape: [v.count], data: norm(v)) }
+            try g.addTensor(name: p + "ffn_norm.weight", dtype: .f32, shape: [c.hiddenSize], data: norm(w.ffnNorm))
+            if let v = w.postFFNorm { try g.addTensor(name: p + "post_ffw_norm.weight", dtype: .f32, shape: [v.count], data: norm(v)) }
         }
         try g.write(to: url)
+        return caveats
+    }
+
+    /// llama.cpp's `rope_freqs` for Llama-3 RoPE scaling (convert_hf_to_gguf.py's LlamaModel): per frequency pair, 1
+    /// for short wavelengths, `factor` for long ones, 1 / ((1 - smooth) / factor + smooth) between; the reader
+    /// divides each base frequency by it, which is ropeInverseFrequencies' scaling.
+    static func llama3RopeFactors(_ c: ModelConfig, _ s: Llama3RopeScaling) -> [Float] {
+        let lowWavelen = s.originalMaxPositions / s.lowFreqFactor, highWavelen = s.originalMaxPositions / s.highFreqFactor
+        return (0..<(c.headDim / 2)).map { i -> Float in
+            let f = 1 / Float(pow(c.ropeTheta, Double(2 * i) / Double(c.headDim)))
+            let wavelen = 2 * Double.pi / Double(f)
+            if wavelen < highWavelen { return 1 }
+            if wavelen > lowWavelen { return Float(s.factor) }
+            let smooth = (s.originalMaxPositions / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor)
+            return Float(1 / ((1 - smooth) / s.factor + smooth))
+        }
     }
 }
 

@@ -137,7 +137,7 @@ struct Convert: ParsableCommand {
         } else {
             note("warning: \(folder.path) has no tokenizer.json: the GGUF has no tokenizer (it runs on token ids)")
         }
-        try net.writeGGUF(to: file, name: folder.lastPathComponent, tokenizer: tokenizer)
+        for c in try net.writeGGUF(to: file, name: folder.lastPathComponent, tokenizer: tokenizer) { note("warning: \(c)") }
     }
 
     static func defaultTarget(_ url: URL) -> String {

@@ -112,15 +112,19 @@ final class EngineReferenceTests: XCTestCase {
         }
     }
 
-    /// HF folder -> our GGUF export (Q/K rows permuted for llama.cpp's interleaved RoPE) -> load: same numbers as transformers.
+    /// HF folder -> our GGUF export -> load: same numbers as transformers, for every architecture a GGUF can hold
+    /// as it is (Q/K rows permuted for llama.cpp's interleaved RoPE in `llama`; Llama-3 RoPE scaling as `rope_freqs`;
+    /// Gemma's norms as 1 + w). By hand, Scripts/check_gguf_export_llamacpp.py compares these files with llama.cpp's
+    /// own converter's (the same tensors) and runs them in llama.cpp.
     func testGGUFExportReproducesTransformers() throws {
-        for arch in ["llama2", "qwen2", "mistral"] {
+        for arch in ["llama", "llama2", "qwen2", "qwen3", "mistral", "gemma"] {
             let out = FileManager.default.temporaryDirectory.appendingPathComponent("persona-export-\(arch)-\(UUID().uuidString).gguf")
             defer { try? FileManager.default.removeItem(at: out) }
             let net = try ModelLoader.loadNetwork(path: fixture(arch).path)
-            try net.writeGGUF(to: out, tokenizer: try GGUFTokenizerExport.metadata(directory: fixture(arch), vocabSize: net.config.vocabSize))
+            let caveats = try net.writeGGUF(to: out, tokenizer: try GGUFTokenizerExport.metadata(directory: fixture(arch), vocabSize: net.config.vocabSize))
+            XCTAssertEqual(caveats, [], arch)
             let model = try ModelLoader.loadNetwork(path: out.path)
-            XCTAssertEqual(model.config.ropeStyle, arch == "qwen2" ? .halfRotation : .interleaved)
+            XCTAssertEqual(model.config.ropeStyle, ["llama", "llama2", "mistral"].contains(arch) ? .interleaved : .halfRotation, arch)
             let ref = try reference(arch)
             try checkHiddenStates(model: model, ref: ref, label: "\(arch) exported to GGUF")
             // the embedded tokenizer and chat template give transformers' prompt ids
@@ -130,5 +134,61 @@ final class EngineReferenceTests: XCTestCase {
             }
             XCTAssertEqual(try gen.promptIds(for: "Hi there", raw: false), ref.ints("chat_prompt_ids"), "\(arch) GGUF: chat prompt ids")
         }
+    }
+
+    /// A Mistral sliding window has no GGUF key (llama.cpp's converter drops it too): the file is written, and the
+    /// caveat says what differs.
+    func testMistralSlidingWindowIsACaveat() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("persona-mistral-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        for f in try FileManager.default.contentsOfDirectory(atPath: fixture("mistral").path) where !f.hasPrefix("reference") {
+            try FileManager.default.copyItem(at: fixture("mistral").appendingPathComponent(f), to: dir.appendingPathComponent(f))
+        }
+        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("config.json"))) as! [String: Any]
+        config["sliding_window"] = 4096
+        try JSONSerialization.data(withJSONObject: config).write(to: dir.appendingPathComponent("config.json"))
+        let out = dir.appendingPathComponent("m.gguf")
+        let caveats = try ModelLoader.loadNetwork(path: dir.path).writeGGUF(to: out)
+        XCTAssertEqual(caveats.count, 1)
+        XCTAssertTrue(caveats.first?.contains("sliding_window 4096 is not written") == true, "\(caveats)")
+        XCTAssertNil(try ModelLoader.loadNetwork(path: out.path).config.slidingWindow)
+    }
+
+    /// Gemma-2: GGUF has no query_pre_attn_scalar or per-layer window list (llama.cpp infers both from the size), so
+    /// the fixture (scalar 24, head_dim 16) is refused with the reason rather than written as another model. With
+    /// the scalar llama.cpp assumes, the export (sandwich norms, soft-caps, the window of 6 on even layers) computes
+    /// what the folder computes over 16 tokens.
+    func testGemma2GGUFExport() throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("persona-export-gemma2-\(UUID().uuidString).gguf")
+        defer { try? FileManager.default.removeItem(at: out) }
+        let net = try ModelLoader.loadNetwork(path: fixture("gemma2").path)
+        XCTAssertThrowsError(try net.writeGGUF(to: out)) { e in
+            XCTAssertTrue("\(e)".contains("query_pre_attn_scalar 24 cannot be written") && "\(e)".contains("assumes 16"), "\(e)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.path))
+        // the same folder with query_pre_attn_scalar = head_dim
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("persona-gemma2-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        for f in try FileManager.default.contentsOfDirectory(atPath: fixture("gemma2").path) where !f.hasPrefix("reference") {
+            try FileManager.default.copyItem(at: fixture("gemma2").appendingPathComponent(f), to: dir.appendingPathComponent(f))
+        }
+        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("config.json"))) as! [String: Any]
+        XCTAssertEqual(config["head_dim"] as? Int, 16)
+        config["query_pre_attn_scalar"] = 16
+        try JSONSerialization.data(withJSONObject: config).write(to: dir.appendingPathComponent("config.json"))
+        let folder = try ModelLoader.loadNetwork(path: dir.path)
+        XCTAssertEqual(try folder.writeGGUF(to: out), [])
+        let gguf = try ModelLoader.loadNetwork(path: out.path)
+        XCTAssertEqual(gguf.config.slidingWindow, 6)
+        XCTAssertEqual(gguf.config.slidingLayers, [true, false, true])
+        XCTAssertEqual(gguf.config.attnLogitSoftcap, folder.config.attnLogitSoftcap)
+        XCTAssertEqual(gguf.config.finalLogitSoftcap, folder.config.finalLogitSoftcap)
+        let ids = try reference("gemma2").ints("input_ids")
+        XCTAssertGreaterThan(ids.count, 6)
+        let a = try HiddenStateTrace.run(model: folder, tokens: ids), b = try HiddenStateTrace.run(model: gguf, tokens: ids)
+        let d = maxAbsDiff(a.logits, b.logits)
+        XCTAssertLessThanOrEqual(d, tolerance, "gemma2 folder vs its GGUF: logits max |diff| \(d)")
     }
 }

@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Our folder -> GGUF export against llama.cpp's own converter and llama.cpp itself, on the architecture fixtures.
+
+Run BY HAND (never in CI), from the repository root, after `swift build -c release --product persona`:
+
+    pip download --no-binary :all: --no-deps llama-cpp-python==0.3.36 && tar xzf llama_cpp_python-0.3.36.tar.gz
+    /work/V/bin/python Scripts/check_gguf_export_llamacpp.py --llama-cpp llama_cpp_python-0.3.36/vendor/llama.cpp
+
+Pinned environment it was run with (checked at start; pass --any-version to override):
+    llama-cpp-python 0.3.36 (its vendored llama.cpp: convert_hf_to_gguf.py and gguf-py) / transformers 5.25.0 /
+    torch 2.15.0
+
+For each fixture folder (Tests/PersonaModelsTests/Fixtures/<arch>, bf16 weights; Gemma-2 with
+query_pre_attn_scalar set to head_dim, the one value a GGUF can carry):
+  1. `persona convert <folder> --to gguf` (ours) and `convert_hf_to_gguf.py <folder> --outtype bf16` (llama.cpp's;
+     the fixtures' tiny tokenizers are not in its pre-tokenizer table and Gemma's converter wants a
+     SentencePiece model, so the vocabulary step is replaced by its plain GPT-2 BPE one: tokenizer metadata is not
+     compared here, GGUFTokenizerExportTests and check_gguf_tokenizer_llamacpp.py cover it);
+  2. every tensor of the two files: name, type, shape and bytes; every `<arch>.*` key the two both write;
+  3. llama.cpp (f32 K/V cache) runs our file on the fixture's input ids, against transformers' f32 logits.
+"""
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "Tests" / "PersonaModelsTests" / "Fixtures"
+ARCHS = ["llama", "llama2", "mistral", "qwen2", "qwen3", "gemma", "gemma2"]
+PINNED = {"llama_cpp_python": "0.3.36", "transformers": "5.25.0", "torch": "2.15.0"}
+
+# convert_hf_to_gguf.py with the vocabulary step replaced (see above), run as a child process
+CONVERT = """
+import sys
+sys.path.insert(0, sys.argv[1] + "/gguf-py"); sys.path.insert(0, sys.argv[1])
+import conversion.base as base, conversion.gemma as gemma
+for mod in (base, gemma):
+    for cls in vars(mod).values():
+        if isinstance(cls, type) and "get_vocab_base_pre" in vars(cls):
+            cls.get_vocab_base_pre = lambda self, tok: "gpt-2"
+        if isinstance(cls, type) and cls.__name__ in ("GemmaModel", "Gemma2Model"):
+            cls.set_vocab = lambda self: self._set_vocab_gpt2()
+import convert_hf_to_gguf
+sys.argv = ["convert_hf_to_gguf.py"] + sys.argv[2:]
+convert_hf_to_gguf.main()
+"""
+
+
+def versions(allow_any):
+    from importlib.metadata import version
+    import torch
+    import transformers
+    found = {"llama_cpp_python": version("llama-cpp-python"), "transformers": transformers.__version__,
+             "torch": torch.__version__.split("+")[0]}
+    bad = {k: (found[k], v) for k, v in PINNED.items() if found[k] != v}
+    if bad and not allow_any:
+        sys.exit(f"version mismatch (found, pinned): {bad}; rerun with --any-version")
+
+
+def read(path, gguf):
+    r = gguf.GGUFReader(str(path))
+    tensors = {t.name: (t.tensor_type.name, tuple(int(v) for v in t.shape), np.asarray(t.data).tobytes()) for t in r.tensors}
+    arch = r.fields["general.architecture"].contents()
+    keys = {k: f.contents() for k, f in r.fields.items() if k.startswith(arch + ".")}
+    return arch, tensors, keys
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--llama-cpp", required=True, help="a llama.cpp source tree (convert_hf_to_gguf.py, gguf-py)")
+    ap.add_argument("--persona", default=str(REPO / ".build" / "release" / "persona"))
+    ap.add_argument("--any-version", action="store_true")
+    a = ap.parse_args()
+    versions(a.any_version)
+    lcpp = Path(a.llama_cpp).resolve()
+    sys.path.insert(0, str(lcpp / "gguf-py"))
+    import gguf
+    import torch
+    from transformers import AutoModelForCausalLM
+    sys.path.insert(0, str(REPO / "Scripts"))
+    from check_llamacpp_logits import llama_logits
+    failures = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for arch in ARCHS:
+            folder = Path(tmp) / arch
+            shutil.copytree(FIXTURES / arch, folder, ignore=shutil.ignore_patterns("reference*"))
+            if arch == "gemma2":
+                cfg = json.loads((folder / "config.json").read_text())
+                cfg["query_pre_attn_scalar"] = cfg["head_dim"]
+                (folder / "config.json").write_text(json.dumps(cfg))
+            ours, theirs = Path(tmp) / f"{arch}-ours.gguf", Path(tmp) / f"{arch}-llamacpp.gguf"
+            subprocess.run([a.persona, "convert", str(folder), "--to", "gguf", "--out", str(ours)], check=True, capture_output=True)
+            subprocess.run([sys.executable, "-c", CONVERT, str(lcpp), str(folder), "--outtype", "bf16", "--outfile", str(theirs)],
+                           check=True, capture_output=True)
+            oa, ot, ok = read(ours, gguf)
+            la, lt, lk = read(theirs, gguf)
+            notes = []
+            if oa != la:
+                notes.append(f"architecture {oa} vs {la}")
+            for n in sorted(set(ot) | set(lt)):
+                if n not in ot or n not in lt:
+                    notes.append(f"{n}: only in {'ours' if n in ot else 'llama.cpp'}")
+                elif ot[n][:2] != lt[n][:2]:
+                    notes.append(f"{n}: {ot[n][:2]} vs {lt[n][:2]}")
+                elif ot[n][2] != lt[n][2]:
+                    d = ""
+                    if ot[n][0] == "F32":
+                        x, y = np.frombuffer(ot[n][2], np.float32), np.frombuffer(lt[n][2], np.float32)
+                        d = f" (max relative {np.max(np.abs(x - y) / np.maximum(np.abs(y), 1e-30)):.2g})"
+                    notes.append(f"{n}: bytes differ{d}")
+            for k in sorted(set(ok) & set(lk)):
+                if ok[k] != lk[k]:
+                    notes.append(f"{k}: {ok[k]} vs {lk[k]}")
+            extra = sorted(set(ok) - set(lk))
+            ids = json.loads((FIXTURES / arch / "reference.json").read_text())["input_ids"]
+            model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32, attn_implementation="eager")
+            with torch.no_grad():
+                want = model(torch.tensor([ids])).logits[0].numpy().astype(np.float64)
+            got = llama_logits(ours, ids)
+            diff = got - want
+            print(f"{arch}: {len(ot)} tensors, {'same as llama.cpp' if not notes else '; '.join(notes)}"
+                  f"{'; keys only ours writes: ' + ', '.join(extra) if extra else ''}; llama.cpp on our file vs "
+                  f"transformers (f32): max {np.abs(diff).max():.3g}, RMS {np.sqrt((diff ** 2).mean()):.3g}")
+            failures += any("rope_freqs" not in s for s in notes)
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
