@@ -12,7 +12,7 @@ What it writes to Tests/PersonaFormatsTests/Fixtures/quantize/:
   source_f16.gguf      a small random Llama in F16 (1 block, hidden 256, feed-forward 288 so that ffn_down's rows
                        are not whole 256-blocks, tied embeddings, stories260K's tokenizer metadata);
   llama_quantize.json  for every file type we quantise (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K_S, Q3_K_M, Q3_K_L,
-                       Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K, IQ4_NL, IQ4_XS), default mix and
+                       Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K, IQ4_NL, IQ4_XS; and F32, F16, BF16), default mix and
                        --pure: llama.cpp's output file's metadata keys and, per tensor in file order, its name, type
                        and the SHA-256 of its bytes, and the whole file's SHA-256.
                        `gqa4`: the same for the source with head_count 8 instead of 4 (n_gqa() 4; patched in place,
@@ -35,7 +35,7 @@ OUT = REPO / "Tests" / "PersonaFormatsTests" / "Fixtures" / "quantize"
 SMOLLM2 = REPO.parent / "shared" / "models" / "smollm2-135m-instruct" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 PINNED = {"llama_cpp_python": "0.3.36", "gguf": "0.19.0", "numpy": "2.4.6"}
 TYPES = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S",
-         "Q5_K_M", "Q6_K", "IQ4_NL", "IQ4_XS"]
+         "Q5_K_M", "Q6_K", "IQ4_NL", "IQ4_XS", "F32", "F16", "BF16"]
 GQA4_TYPES = ["Q2_K", "Q3_K_M", "IQ4_NL", "IQ4_XS"]   # the file types whose attn_v rule depends on n_gqa() >= 4
 FFN = 288   # hidden 256, 4 heads, 2 KV heads: make_quant_fixtures.py's shape
 
@@ -70,7 +70,7 @@ def gqa4_source(src, dst):
 def quantize(src, dst, kind, pure, requantize=False):
     import llama_cpp
     params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = getattr(llama_cpp, "LLAMA_FTYPE_MOSTLY_" + kind)
+    params.ftype = getattr(llama_cpp, "LLAMA_FTYPE_ALL_F32" if kind == "F32" else "LLAMA_FTYPE_MOSTLY_" + kind)
     params.nthread = 2
     params.pure = pure
     params.allow_requantize = requantize

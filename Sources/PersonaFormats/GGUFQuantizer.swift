@@ -14,6 +14,8 @@ public struct GGUFQuantizer {
         case q2_k = "Q2_K", q3_k_s = "Q3_K_S", q3_k_m = "Q3_K_M", q3_k_l = "Q3_K_L"
         case q4_k_s = "Q4_K_S", q4_k_m = "Q4_K_M", q5_k_s = "Q5_K_S", q5_k_m = "Q5_K_M", q6_k = "Q6_K"
         case iq4_nl = "IQ4_NL", iq4_xs = "IQ4_XS"
+        /// Not quantised: every quantisable tensor converted to this type (llama-quantize's F32 / F16 / BF16).
+        case f32 = "F32", f16 = "F16", bf16 = "BF16"
 
         /// The matrices' default type.
         public var dtype: DType {
@@ -30,6 +32,9 @@ public struct GGUFQuantizer {
             case .q6_k: return .q6_k
             case .iq4_nl: return .iq4_nl
             case .iq4_xs: return .iq4_xs
+            case .f32: return .f32
+            case .f16: return .f16
+            case .bf16: return .bf16
             }
         }
 
@@ -52,6 +57,9 @@ public struct GGUFQuantizer {
             case .q6_k: return 18
             case .iq4_nl: return 25
             case .iq4_xs: return 30
+            case .f32: return 0
+            case .f16: return 1
+            case .bf16: return 32
             }
         }
 
@@ -119,6 +127,9 @@ public struct GGUFQuantizer {
         let cols = shape.last!   // ggml ne[0]: the row length
         let f = fileType
         var type = f.dtype
+        // F32 / F16 / BF16: every quantisable tensor in that type, no mixes, no output-head rule (llama.cpp applies
+        // llama_tensor_get_type to quantised types only), and any row length fits
+        if [.f32, .f16, .bf16].contains(type) { return type }
         if !pure && (name == "output.weight" || (tiedEmbeddings && name == "token_embd.weight")) {
             // the output head gets more bits: Q6_K, or Q8_0 when its rows are not whole blocks
             if cols % type.blockSize != 0 { type = .q8_0 } else if type != .q8_0 { type = .q6_k }
@@ -207,7 +218,7 @@ public struct GGUFQuantizer {
         guard let inRow = t.dtype.rowBytes(cols), let outRow = to.rowBytes(cols) else {
             throw FormatError(file: file, "tensor '\(t.name)': \(cols) values per row do not fit \(t.dtype.rawValue) -> \(to.rawValue)")
         }
-        guard to == .f32 || to == .f16 || pk_quantize_supported(to.kernelCode) != 0 else {
+        guard to == .f32 || to == .f16 || to == .bf16 || pk_quantize_supported(to.kernelCode) != 0 else {
             throw FormatError(file: file, "tensor '\(t.name)': quantising to \(to.rawValue) is not supported (supported: \(FileType.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
         var out = Data(count: rows * outRow)
@@ -226,6 +237,9 @@ public struct GGUFQuantizer {
                     case .f16:
                         let h = o.assumingMemoryBound(to: UInt16.self)
                         for i in 0..<cols { h[i] = pk_f32_to_f16(row[i]) }
+                    case .bf16:
+                        let h = o.assumingMemoryBound(to: UInt16.self)
+                        for i in 0..<cols { h[i] = pk_f32_to_bf16(row[i]) }
                     default: _ = pk_quantize_row(to.kernelCode, row, Int64(cols), o)
                     }
                 }

@@ -14,7 +14,7 @@ struct Convert: ParsableCommand {
         vectors:         persona_vectors .pt / control-vector .gguf / ours -> ours (--to vectors) or a llama.cpp control vector (--to control-vector)
         model:           a model folder or .gguf -> GGUF with llama.cpp tensor names (--to gguf), weights in their stored type,
                          or with --quantize TYPE (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S,
-                         Q4_K_M, Q5_K_S, Q5_K_M, Q6_K, IQ4_NL, IQ4_XS) as llama-quantize writes them without an importance
+                         Q4_K_M, Q5_K_S, Q5_K_M, Q6_K, IQ4_NL, IQ4_XS; or F32, F16, BF16) as llama-quantize writes them without an importance
                          matrix (--pure: every matrix in TYPE's base type)
         """)
 
@@ -27,7 +27,7 @@ struct Convert: ParsableCommand {
     @Option(help: "HF rows to export as control-vector directions (default 2...L-1).") var rows: String?
     @Option(help: "--to control-vector: the trait to export, trait or trait@method (default: the file's only trait, its response_avg).")
     var trait: String?
-    @Option(help: "--to gguf: quantise the weight matrices as llama-quantize does: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K, IQ4_NL or IQ4_XS.")
+    @Option(help: "--to gguf: quantise the weight matrices as llama-quantize does: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K, IQ4_NL or IQ4_XS; F32, F16 or BF16 converts them instead.")
     var quantize: String?
     @Flag(help: "--quantize: every weight matrix in TYPE, also the output head (llama-quantize --pure).")
     var pure = false

@@ -25,7 +25,7 @@ final class ConvertQuantizeCLITests: XCTestCase {
         let fixture = Repository.root.appendingPathComponent("Tests/PersonaFormatsTests/Fixtures/quantize/llama_quantize.json")
         let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: fixture)) as? [String: Any])
         let want = try XCTUnwrap(json["smollm2_requantized"] as? [String: String])
-        for type in ["Q8_0", "Q4_0", "Q5_1", "Q6_K", "Q4_K_M", "Q5_K_M", "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "IQ4_XS"] {
+        for type in ["Q8_0", "Q4_0", "Q5_1", "Q6_K", "Q4_K_M", "Q5_K_M", "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "IQ4_XS", "F16", "BF16"] {
             let out = dir.appendingPathComponent("smollm2-\(type).gguf")
             let r = try persona(["convert", model.path, "--to", "gguf", "--quantize", type.lowercased(), "--out", out.path])
             XCTAssertEqual(r.status, 0, r.stderr)
