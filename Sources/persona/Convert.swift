@@ -82,6 +82,10 @@ struct Convert: ParsableCommand {
                 return
             }
             if pure { throw ValidationError("--pure goes with --quantize") }
+            // re-exporting a loaded GGUF would drop its tokenizer, chat template and other metadata
+            if url.pathExtension.lowercased() == "gguf" {
+                throw ValidationError("\(input) is a GGUF already: --to gguf needs --quantize TYPE to change its weights (F32, F16 or BF16 to convert them unquantised)")
+            }
             let net = try ModelLoader.loadNetwork(path: input)
             try writeFolderGGUF(net, url, to: output)
             note("wrote \(net.config.architecture) weights (\(net.config.numLayers) layers) to \(out)")

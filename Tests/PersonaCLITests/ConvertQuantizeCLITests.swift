@@ -47,6 +47,12 @@ final class ConvertQuantizeCLITests: XCTestCase {
         let pure = try persona(["convert", model.path, "--to", "gguf", "--pure", "--out", dir.appendingPathComponent("y.gguf").path])
         XCTAssertNotEqual(pure.status, 0)
         XCTAssertTrue(pure.stderr.contains("--pure goes with --quantize"), pure.stderr)
+        // a GGUF re-exported without --quantize would lose its tokenizer and template: refused, nothing written
+        let again = dir.appendingPathComponent("again.gguf")
+        let plain = try persona(["convert", model.path, "--to", "gguf", "--out", again.path])
+        XCTAssertNotEqual(plain.status, 0)
+        XCTAssertTrue(plain.stderr.contains("is a GGUF already: --to gguf needs --quantize TYPE"), plain.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: again.path))
         // stories260K's rows (64 wide) are whole q4_0 blocks but not Q6_K blocks: Q6_K falls back to Q8_0 as llama.cpp does
         let q6 = try persona(["convert", model.path, "--to", "gguf", "--quantize", "Q6_K", "--out", dir.appendingPathComponent("s.gguf").path])
         XCTAssertEqual(q6.status, 0, q6.stderr)
