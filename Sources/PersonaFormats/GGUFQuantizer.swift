@@ -2,6 +2,29 @@ import CPersonaKernels
 import Foundation
 import PersonaTensor
 
+/// What `GGUFQuantizer` reads: a GGUF file, or a model about to be written as one (a folder's export, which then
+/// needs no intermediate file). Tensors in file order; their bytes are asked for one tensor at a time.
+public protocol GGUFSource {
+    /// Names the source in messages (a file's path, or a folder's).
+    var sourcePath: String { get }
+    var metadataKeys: [String] { get }
+    var metadata: [String: GGUFValue] { get }
+    var tensorNamesInFileOrder: [String] { get }
+    /// Type and shape (outermost first) of a tensor, without its bytes.
+    func tensorHeader(_ name: String) -> (dtype: DType, shape: [Int])?
+    /// The tensor's bytes, valid only inside `body` (a source may make them for the call).
+    func withTensor<R>(_ name: String, _ body: (TensorInfo) throws -> R) throws -> R
+}
+
+extension GGUFFile: GGUFSource {
+    public var sourcePath: String { url.path }
+    public func tensorHeader(_ name: String) -> (dtype: DType, shape: [Int])? { tensor(name).map { ($0.dtype, $0.shape) } }
+    public func withTensor<R>(_ name: String, _ body: (TensorInfo) throws -> R) throws -> R {
+        guard let t = tensor(name) else { throw FormatError(file: url.path, "no tensor '\(name)'") }
+        return try body(t)
+    }
+}
+
 /// Rewrites a GGUF file with its weight matrices quantised the way llama.cpp's `llama-quantize` does without an
 /// importance matrix: the same per-tensor types (llama_tensor_get_type for the legacy, K-mix, Q6_K and IQ4 file types, or
 /// one type for every matrix with `pure`), the same reference quantisers (quantize.c), the same metadata plus
@@ -87,7 +110,7 @@ public struct GGUFQuantizer {
     }
 
     /// The type llama.cpp chooses for each tensor of `file`, in the order it writes them.
-    public func plan(_ file: GGUFFile) throws -> [Plan] {
+    public func plan(_ file: GGUFSource) throws -> [Plan] {
         let names = file.tensorNamesInFileOrder
         let tied = !names.contains("output.weight")
         let layers = names.filter { $0.contains("attn_v.weight") }.count   // llama.cpp's n_attention_wv
@@ -98,9 +121,9 @@ public struct GGUFQuantizer {
         let gqa = kvHeads > 0 ? heads / kvHeads : 0
         let is70B = arch == "llama" && file.metadata["llama.block_count"]?.int == 80 && heads != kvHeads
         return try names.sorted(by: Self.llamaOrder).map { name in
-            let t = file.tensor(name)!
+            let t = file.tensorHeader(name)!
             return Plan(name: name, from: t.dtype, to: try targetType(name: name, shape: t.shape, stored: t.dtype, tiedEmbeddings: tied,
-                                                                   layers: layers, gqa: gqa, is70B: is70B, file: file.url.path))
+                                                                   layers: layers, gqa: gqa, is70B: is70B, file: file.sourcePath))
         }
     }
 
@@ -181,10 +204,11 @@ public struct GGUFQuantizer {
     /// writer reaches it and released once written, so memory holds one output tensor, not the whole model.
     /// `progress(done, total)` is called after each tensor with bytes of input processed. Returns the plan it followed.
     @discardableResult
-    public func quantize(_ input: GGUFFile, to output: URL, pool: ThreadPool = .shared,
+    public func quantize(_ input: GGUFSource, to output: URL, pool: ThreadPool = .shared,
                          progress: (Int, Int) -> Void = { _, _ in }) throws -> [Plan] {
         let plans = try plan(input)
-        let total = plans.reduce(0) { $0 + input.tensor($1.name)!.byteCount }
+        func bytes(_ p: Plan) -> Int { (try? expectedByteCount(dtype: p.from, shape: input.tensorHeader(p.name)!.shape).get()) ?? 0 }
+        let total = plans.reduce(0) { $0 + bytes($1) }
         try withoutActuallyEscaping(progress) { progress in
             // the writer, and with it the makers that call progress, ends inside this block
             var g = GGUFWriter()
@@ -196,12 +220,11 @@ public struct GGUFQuantizer {
             g.set("general.file_type", .uint32(fileType.llamaFileType))
             var done = 0
             for p in plans {
-                let t = input.tensor(p.name)!
-                try g.addTensor(name: p.name, dtype: p.to, shape: t.shape) {
-                    // a tensor kept in its type is written from the mapped input without a copy
-                    let data = p.to == p.from ? Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: t.data), count: t.byteCount, deallocator: .none)
-                        : try self.convert(t, to: p.to, pool: pool, file: input.url.path)
-                    done += t.byteCount
+                try g.addTensor(name: p.name, dtype: p.to, shape: input.tensorHeader(p.name)!.shape) {
+                    let data = try input.withTensor(p.name) { t in
+                        p.to == p.from ? Data(bytes: t.data, count: t.byteCount) : try self.convert(t, to: p.to, pool: pool, file: input.sourcePath)
+                    }
+                    done += bytes(p)
                     progress(done, total)
                     return data
                 }

@@ -139,8 +139,18 @@ extension TransformerModel {
     /// Gemma-2 query_pre_attn_scalar or sliding-window layout other than the ones llama.cpp infers), or, where
     /// llama.cpp's own files drop it too, returned as a caveat (a Mistral / Qwen2 sliding window).
     /// `tokenizer`: `tokenizer.*` metadata to embed (GGUFTokenizerExport); nil writes `tokenizer.ggml.model = "none"`.
+    /// Returns the caveats (see `ggufContent`).
     @discardableResult
     public func writeGGUF(to url: URL, name: String = "persona-bench-synthetic", tokenizer: [(String, GGUFValue)]? = nil) throws -> [String] {
+        let (content, caveats) = try ggufContent(name: name, tokenizer: tokenizer)
+        try content.write(to: url)
+        return caveats
+    }
+
+    /// The GGUF `writeGGUF` writes, as content that `GGUFQuantizer` can also read directly (no intermediate file),
+    /// and what it cannot carry (see `writeGGUF`). Tensor bytes are made when asked for: mapped weights as they are,
+    /// permuted Q/K and f32 vectors into buffers of their own.
+    public func ggufContent(name: String, tokenizer: [(String, GGUFValue)]?, path: String = "model") throws -> (GGUFContent, [String]) {
         let c = config
         let archs = ["llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma": "gemma", "gemma2": "gemma2"]
         guard let arch = archs[c.architecture] else {
@@ -168,7 +178,7 @@ extension TransformerModel {
                 throw ModelError("GGUF export: layer_types cannot be written: GGUF gemma2 slides on the even layers only")
             }
         }
-        var g = GGUFWriter()
+        var g = GGUFContent(sourcePath: path)
         g.set("general.architecture", .string(arch))
         g.set("general.name", .string(name))
         g.set("\(arch).context_length", .uint32(UInt32(c.maxPositions)))
@@ -190,55 +200,54 @@ extension TransformerModel {
         }
         if let tokenizer { for (k, v) in tokenizer { g.set(k, v) } } else { g.set("tokenizer.ggml.model", .string("none")) }
 
-        func raw(_ m: WeightMatrix) -> Data {
-            Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: m.data), count: m.byteCount, deallocator: .none)
+        // weights without an owner of their own live as long as this model
+        func raw(_ m: WeightMatrix) -> () -> GGUFContent.TensorBytes {
+            { GGUFContent.TensorBytes(data: m.data, count: m.byteCount, owner: m.owner ?? self) }
         }
         let permute = arch == "llama" && c.ropeStyle == .halfRotation
         // rotate_half pairs (i, i + d/2) -> interleaved pairs (2i, 2i + 1): within each head, row j*half + i moves to 2i + j.
-        // Made when the writer reaches the tensor (a deferred tensor), so one permuted copy is held at a time.
-        func qk(_ m: WeightMatrix, heads: Int) -> Data {
+        // Made when the tensor is written (or quantised), so one permuted copy is held at a time.
+        func qk(_ m: WeightMatrix, heads: Int) -> () -> GGUFContent.TensorBytes {
             guard permute else { return raw(m) }
             let rb = m.rowBytes, hd = c.headDim, half = hd / 2
-            var out = Data(count: m.byteCount)
-            out.withUnsafeMutableBytes { dst in
-                for h in 0..<heads { for i in 0..<half { for j in 0..<2 {
-                    let from = h * hd + j * half + i, to = h * hd + 2 * i + j
-                    dst.baseAddress!.advanced(by: to * rb).copyMemory(from: m.data + from * rb, byteCount: rb)
-                } } }
+            return {
+                GGUFContent.TensorBytes(count: m.byteCount) { dst in
+                    for h in 0..<heads { for i in 0..<half { for j in 0..<2 {
+                        let from = h * hd + j * half + i, to = h * hd + 2 * i + j
+                        dst.advanced(by: to * rb).copyMemory(from: m.data + from * rb, byteCount: rb)
+                    } } }
+                }
             }
-            return out
         }
-        func f32(_ v: [Float]) -> Data { v.withUnsafeBufferPointer { Data(buffer: $0) } }
         // norm weights as the file's reader applies them: Gemma's (1 + w) stored whole, in f32 (as llama.cpp's converter)
-        func norm(_ v: [Float]) -> Data { f32(c.normOffset == 0 ? v : v.map { $0 + c.normOffset }) }
+        func norm(_ v: [Float]) -> [Float] { c.normOffset == 0 ? v : v.map { $0 + c.normOffset } }
         if let s = c.ropeScaling {
-            try g.addTensor(name: "rope_freqs.weight", dtype: .f32, shape: [c.headDim / 2], data: f32(Self.llama3RopeFactors(c, s)))
+            try g.addTensor(name: "rope_freqs.weight", shape: [c.headDim / 2], floats: Self.llama3RopeFactors(c, s))
         }
-        try g.addTensor(name: "token_embd.weight", dtype: weights.embed.dtype, shape: [c.vocabSize, c.hiddenSize], data: raw(weights.embed))
-        try g.addTensor(name: "output_norm.weight", dtype: .f32, shape: [c.hiddenSize], data: norm(weights.finalNorm))
+        try g.addTensor(name: "token_embd.weight", dtype: weights.embed.dtype, shape: [c.vocabSize, c.hiddenSize], make: raw(weights.embed))
+        try g.addTensor(name: "output_norm.weight", shape: [c.hiddenSize], floats: norm(weights.finalNorm))
         if !c.tieWordEmbeddings {
-            try g.addTensor(name: "output.weight", dtype: weights.lmHead.dtype, shape: [c.vocabSize, c.hiddenSize], data: raw(weights.lmHead))
+            try g.addTensor(name: "output.weight", dtype: weights.lmHead.dtype, shape: [c.vocabSize, c.hiddenSize], make: raw(weights.lmHead))
         }
         for (l, w) in weights.layers.enumerated() {
             let p = "blk.\(l)."
-            try g.addTensor(name: p + "attn_norm.weight", dtype: .f32, shape: [c.hiddenSize], data: norm(w.attnNorm))
-            try g.addTensor(name: p + "attn_q.weight", dtype: w.wq.dtype, shape: [w.wq.rows, w.wq.cols]) { qk(w.wq, heads: c.numHeads) }
-            try g.addTensor(name: p + "attn_k.weight", dtype: w.wk.dtype, shape: [w.wk.rows, w.wk.cols]) { qk(w.wk, heads: c.numKVHeads) }
+            try g.addTensor(name: p + "attn_norm.weight", shape: [c.hiddenSize], floats: norm(w.attnNorm))
+            try g.addTensor(name: p + "attn_q.weight", dtype: w.wq.dtype, shape: [w.wq.rows, w.wq.cols], make: qk(w.wq, heads: c.numHeads))
+            try g.addTensor(name: p + "attn_k.weight", dtype: w.wk.dtype, shape: [w.wk.rows, w.wk.cols], make: qk(w.wk, heads: c.numKVHeads))
             for (n, m) in [("attn_v", w.wv), ("attn_output", w.wo), ("ffn_gate", w.gate), ("ffn_up", w.up), ("ffn_down", w.down)] {
-                try g.addTensor(name: p + n + ".weight", dtype: m.dtype, shape: [m.rows, m.cols], data: raw(m))
+                try g.addTensor(name: p + n + ".weight", dtype: m.dtype, shape: [m.rows, m.cols], make: raw(m))
             }
             for (n, b) in [("attn_q", w.bq), ("attn_k", w.bk), ("attn_v", w.bv)] {
-                if let b { try g.addTensor(name: p + n + ".bias", dtype: .f32, shape: [b.count], data: f32(b)) }
+                if let b { try g.addTensor(name: p + n + ".bias", shape: [b.count], floats: b) }
             }
             for (n, v) in [("attn_q_norm", w.qNorm), ("attn_k_norm", w.kNorm)] {
-                if let v { try g.addTensor(name: p + n + ".weight", dtype: .f32, shape: [v.count], data: norm(v)) }
+                if let v { try g.addTensor(name: p + n + ".weight", shape: [v.count], floats: norm(v)) }
             }
-            if let v = w.postAttnNorm { try g.addTensor(name: p + "post_attention_norm.weight", dtype: .f32, shape: [v.count], data: norm(v)) }
-            try g.addTensor(name: p + "ffn_norm.weight", dtype: .f32, shape: [c.hiddenSize], data: norm(w.ffnNorm))
-            if let v = w.postFFNorm { try g.addTensor(name: p + "post_ffw_norm.weight", dtype: .f32, shape: [v.count], data: norm(v)) }
+            if let v = w.postAttnNorm { try g.addTensor(name: p + "post_attention_norm.weight", shape: [v.count], floats: norm(v)) }
+            try g.addTensor(name: p + "ffn_norm.weight", shape: [c.hiddenSize], floats: norm(w.ffnNorm))
+            if let v = w.postFFNorm { try g.addTensor(name: p + "post_ffw_norm.weight", shape: [v.count], floats: norm(v)) }
         }
-        try g.write(to: url)
-        return caveats
+        return (g, caveats)
     }
 
     /// llama.cpp's `rope_freqs` for Llama-3 RoPE scaling (convert_hf_to_gguf.py's LlamaModel): per frequency pair, 1

@@ -94,29 +94,28 @@ struct Convert: ParsableCommand {
         }
     }
 
-    /// A GGUF is quantised as it is (metadata and tokenizer kept); a model folder is first written as a GGUF
-    /// beside the output (its weights in their stored type), then quantised, then that file is removed.
+    /// A GGUF is quantised as it is (metadata and tokenizer kept); a model folder is quantised from the GGUF content
+    /// its plain export would have (tokenizer and template embedded), with no intermediate file.
     func quantizeModel(_ url: URL, type: GGUFQuantizer.FileType, output: URL) throws {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
             throw ValidationError("\(input): no such file or folder")
         }
-        var source = url
-        var temporary: URL?
-        defer { if let temporary { try? FileManager.default.removeItem(at: temporary) } }
+        let source: GGUFSource
+        var net: TransformerModel?   // a folder's mapped weights, alive while the content is read
         if isDir.boolValue || url.pathExtension.lowercased() != "gguf" {
-            let net = try ModelLoader.loadNetwork(path: input)
-            let t = output.deletingLastPathComponent().appendingPathComponent(".\(output.lastPathComponent).unquantized.gguf")
-            try writeFolderGGUF(net, url, to: t)
-            temporary = t
-            source = t
+            net = try ModelLoader.loadNetwork(path: input)
+            source = try folderContent(net!, url)
+        } else {
+            source = try GGUFFile(url: url)
         }
-        let file = try GGUFFile(url: source)
         let q = GGUFQuantizer(fileType: type, pure: pure)
         var progress: Progress?   // in MB of input weights, the total known once the quantiser has its plan
-        let plans = try q.quantize(file, to: output) { done, total in
-            if progress == nil { progress = Progress(total: max(1, total / 1_000_000), label: "MB quantised") }
-            progress?.update(done / 1_000_000)
+        let plans = try withExtendedLifetime(net) {
+            try q.quantize(source, to: output) { done, total in
+                if progress == nil { progress = Progress(total: max(1, total / 1_000_000), label: "MB quantised") }
+                progress?.update(done / 1_000_000)
+            }
         }
         var counts: [String: Int] = [:]
         for p in plans { counts[p.to.rawValue.uppercased(), default: 0] += 1 }
@@ -128,6 +127,11 @@ struct Convert: ParsableCommand {
     /// tokenizer (byte-level BPE: GPT-2, Llama-3, Qwen2, SmolLM, ...); otherwise the file is still written, runs on
     /// token ids, and stderr says why the tokenizer was left out.
     func writeFolderGGUF(_ net: TransformerModel, _ url: URL, to file: URL) throws {
+        try folderContent(net, url).write(to: file)
+    }
+
+    /// The GGUF content of a loaded folder (writeFolderGGUF), its tokenizer's and the export's caveats on stderr.
+    func folderContent(_ net: TransformerModel, _ url: URL) throws -> GGUFContent {
         var isDir: ObjCBool = false
         FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir)
         let folder = isDir.boolValue ? url : url.deletingLastPathComponent()
@@ -141,7 +145,9 @@ struct Convert: ParsableCommand {
         } else {
             note("warning: \(folder.path) has no tokenizer.json: the GGUF has no tokenizer (it runs on token ids)")
         }
-        for c in try net.writeGGUF(to: file, name: folder.lastPathComponent, tokenizer: tokenizer) { note("warning: \(c)") }
+        let (content, caveats) = try net.ggufContent(name: folder.lastPathComponent, tokenizer: tokenizer, path: folder.path)
+        for c in caveats { note("warning: \(c)") }
+        return content
     }
 
     static func defaultTarget(_ url: URL) -> String {

@@ -136,6 +136,27 @@ final class EngineReferenceTests: XCTestCase {
         }
     }
 
+    /// `convert folder --quantize` reads the export's content directly (no intermediate GGUF): the same file as
+    /// quantising the written export, for a permuted (llama) and an offset-norm (gemma) export.
+    func testQuantizingExportContentEqualsQuantizingTheWrittenFile() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("persona-content-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for arch in ["llama", "gemma"] {
+            let net = try ModelLoader.loadNetwork(path: fixture(arch).path)
+            let (content, _) = try net.ggufContent(name: arch, tokenizer: nil)
+            let written = dir.appendingPathComponent("\(arch).gguf")
+            try content.write(to: written)
+            for type in [GGUFQuantizer.FileType.q4_k_m, .f16] {
+                let direct = dir.appendingPathComponent("\(arch)-direct-\(type.rawValue).gguf")
+                let viaFile = dir.appendingPathComponent("\(arch)-file-\(type.rawValue).gguf")
+                try GGUFQuantizer(fileType: type).quantize(content, to: direct)
+                try GGUFQuantizer(fileType: type).quantize(try GGUFFile(url: written), to: viaFile)
+                XCTAssertEqual(try Data(contentsOf: direct), try Data(contentsOf: viaFile), "\(arch) \(type.rawValue)")
+            }
+        }
+    }
+
     /// A copy of fixture `arch` (its references left out) in a new temporary folder, config.json changed by `edit`.
     func editedFixture(_ arch: String, edit: (inout [String: Any]) -> Void) throws -> URL {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("persona-\(arch)-\(UUID().uuidString)")
