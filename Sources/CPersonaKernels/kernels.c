@@ -427,11 +427,10 @@ static void gemm_driver(const pk_ops *o, int dtype, const uint8_t *W, size_t rb,
     }
 }
 
-/* The exact kernels on laid-out x (pk_exact_kernel) run whole rows at a time. (Column chunks of 4096 for rows wider
-   than 6144, so that the part of x the rows read stays in L1 where a whole 8192-wide row's laid-out x (35 KiB)
-   does not fit Zen 4's 32 KiB, measured slower end to end with 2 threads: Llama-3.2-1B-shaped exact decode
-   q4_K_M 28.1-29.0 -> 29.7-30.1 tok/s, Q6_K 23.6 -> 24.5-24.8, Q8_0 22.1 -> 23.4-23.5, Q4_0 25.6-25.8 -> 28.5-28.6
-   without them, 2026-12-05; the kernels' software prefetch keeps the row stream ahead.) */
+/* The exact kernels on laid-out x (pk_exact_kernel) take whole rows, each kernel choosing its order: on wide rows
+   the AVX-512 ones run groups of rows over column chunks of x (pk_x86.h PK_EXACT_ROWS). (Column chunks of 4096
+   here, over all rows of the range, measured slower end to end with 2 threads than whole rows: the second pass
+   over every row broke the sequential weight stream.) */
 void pk_matmul_rows(int dtype, const void *W, int64_t cols,
                     const float *X, int64_t ldx, int64_t T,
                     float *Y, int64_t ldy, int64_t r0, int64_t r1) {

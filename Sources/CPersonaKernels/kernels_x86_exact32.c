@@ -255,24 +255,21 @@ TQ static inline __m512 group_q8_0(const uint8_t *p, int n, const float *xg, __m
 
 // Rows one at a time (one sequential stream per thread; two rows at a time measured no faster), two
 // accumulators over alternate groups; the partial last group (1..G-1 blocks) goes through the same code with the
-// missing blocks zero.
+// missing blocks zero. Wide rows as PK_EXACT_ROWS says, its step a pair of groups (chunks hold whole pairs, so
+// each accumulator sees the same groups in the same order).
 #define EXACT32(TYPE, G, BYTES, XG, XF, PREP)                                                                 \
+TQ static inline void pair_##TYPE(const uint8_t *p, const float *xg, __m512 a[2]) {                         \
+    a[0] = group_##TYPE(p, G, xg, a[0]);                                                                    \
+    a[1] = group_##TYPE(p + G * BYTES, G, xg + XG, a[1]);                                                   \
+}                                                                                                           \
+TQ static inline void tail_##TYPE(const uint8_t *p, const float *xg, __m512 a[2], int64_t cols) {              \
+    const int64_t ng = cols / 32 / G;                                                                       \
+    const int rest = (int)(cols / 32 % G);                                                                  \
+    if (ng % 2) { a[0] = group_##TYPE(p, G, xg, a[0]); p += G * BYTES; xg += XG; }                          \
+    if (rest) a[1] = group_##TYPE(p, rest, xg, a[1]);                                                       \
+}                                                                                                           \
 TQ static void matvec_##TYPE(const uint8_t *W, size_t rb, int64_t cols, const float *xp, float *y, int64_t r0, int64_t r1) { \
-    const int64_t nb = cols / 32, ng = nb / G;                                                              \
-    const int rest = (int)(nb % G);                                                                         \
-    for (int64_t r = r0; r < r1; r++) {                                                                     \
-        const uint8_t *p = W + (size_t)r * rb;                                                              \
-        const float *xg = xp;                                                                               \
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0;                                                           \
-        int64_t g = 0;                                                                                      \
-        for (; g + 2 <= ng; g += 2, p += 2 * G * BYTES, xg += 2 * XG) {                                     \
-            a0 = group_##TYPE(p, G, xg, a0);                                                                \
-            a1 = group_##TYPE(p + G * BYTES, G, xg + XG, a1);                                               \
-        }                                                                                                   \
-        if (g < ng) { a0 = group_##TYPE(p, G, xg, a0); p += G * BYTES; xg += XG; }                          \
-        if (rest) a1 = group_##TYPE(p, rest, xg, a1);                                                       \
-        y[r] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));                                                 \
-    }                                                                                                       \
+    PK_EXACT_ROWS(pair_##TYPE, 2, 64 * G, 2 * G * BYTES, 2 * XG, 0, XF, tail_##TYPE, PK_EXACT_WIDE_32);                       \
 }                                                                                                           \
 const pk_exact_kernel pk_exact512_##TYPE = { .x_floats = XF, .prepare = PREP, .matvec = matvec_##TYPE };
 

@@ -169,54 +169,40 @@ TQ static inline void k45_fold(__m512 dm, const float *sx, __m512 e0, __m512 o0,
     *t1 = _mm512_fmadd_ps(o1, _mm512_permutexvar_ps(K45_SEL(1, 1), dm), *t1);
 }
 
+TQ static inline void q4_K_block(const uint8_t *p, const float *xb, __m512 t[3]) {
+    __m512 dm = k45_scales(p);
+    __m512 e0, o0, e1, o1;
+    q4_K_group(_mm512_loadu_si512(p + 16), xb, &e0, &o0);
+    q4_K_group(_mm512_loadu_si512(p + 80), xb + 128, &e1, &o1);
+    k45_fold(dm, xb + 256, e0, o0, e1, o1, &t[0], &t[1], &t[2]);
+}
 TQ static void q4_K_matvec(const uint8_t *W, size_t rb, int64_t cols, const float *xp, float *y, int64_t r0, int64_t r1) {
-    const int64_t nb = cols / 256;
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *p = W + (size_t)r * rb;
-        const float *xb = xp;
-        __m512 t0 = _mm512_setzero_ps(), t1 = t0, tm = t0;
-        for (int64_t b = 0; b < nb; b++, p += 144, xb += 272) {
-            pk_prefetch_ahead(p, 3);
-            __m512 dm = k45_scales(p);
-            __m512 e0, o0, e1, o1;
-            q4_K_group(_mm512_loadu_si512(p + 16), xb, &e0, &o0);
-            q4_K_group(_mm512_loadu_si512(p + 80), xb + 128, &e1, &o1);
-            k45_fold(dm, xb + 256, e0, o0, e1, o1, &t0, &t1, &tm);
-        }
-        y[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(t0, t1), tm));
-    }
+    PK_EXACT_ROWS(q4_K_block, 3, 256, 144, 272, 3, k45_x_floats, PK_NO_TAIL, PK_EXACT_WIDE_K);
 }
 
-TQ static void q5_K_matvec(const uint8_t *W, size_t rb, int64_t cols, const float *xp, float *y, int64_t r0, int64_t r1) {
-    const int64_t nb = cols / 256;
+TQ static inline void q5_K_block(const uint8_t *p, const float *xb, __m512 t[3]) {
     // fifth bit of sub-block s = bit s of qh[l]; lanes 0-7 / 8-15 of group j hold sub-blocks 4j + p / 4j + 2 + p
     const __m512i rl0 = _mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 2, 2, 2, 2, 2, 2, 2, 2);          // s = 0, 2
     const __m512i rh0 = _mm512_setr_epi32(3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);          // s = 1, 3
     const __m512i rl1 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 30, 30, 30, 30, 30, 30, 30, 30);  // s = 4, 6
     const __m512i rh1 = _mm512_setr_epi32(31, 31, 31, 31, 31, 31, 31, 31, 29, 29, 29, 29, 29, 29, 29, 29);   // s = 5, 7
     const __m512i b4 = _mm512_set1_epi8(0x10);
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *p = W + (size_t)r * rb;
-        const float *xb = xp;
-        __m512 t0 = _mm512_setzero_ps(), t1 = t0, tm = t0;
-        for (int64_t b = 0; b < nb; b++, p += 176, xb += 272) {
-            pk_prefetch_ahead(p, 3);
-            __m512 dm = k45_scales(p);
-            // qh[l] for l = 4 (L & 7) + byte: the 32 bytes in both halves
-            __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(p + 16)));
-            __m512i v0 = _mm512_loadu_si512(p + 48), v1 = _mm512_loadu_si512(p + 112);
-            // (0x10 ? qh bit : nibble bits)
-            __m512i lo0 = _mm512_ternarylogic_epi32(v0, _mm512_rolv_epi32(qh, rl0), b4, 0xD8);
-            __m512i hi0 = _mm512_ternarylogic_epi32(_mm512_srli_epi32(v0, 4), _mm512_rolv_epi32(qh, rh0), b4, 0xD8);
-            __m512i lo1 = _mm512_ternarylogic_epi32(v1, _mm512_rolv_epi32(qh, rl1), b4, 0xD8);
-            __m512i hi1 = _mm512_ternarylogic_epi32(_mm512_srli_epi32(v1, 4), _mm512_rolv_epi32(qh, rh1), b4, 0xD8);
-            __m512 e0, o0, e1, o1;
-            q5_K_group(lo0, hi0, xb, &e0, &o0);
-            q5_K_group(lo1, hi1, xb + 128, &e1, &o1);
-            k45_fold(dm, xb + 256, e0, o0, e1, o1, &t0, &t1, &tm);
-        }
-        y[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(t0, t1), tm));
-    }
+    __m512 dm = k45_scales(p);
+    // qh[l] for l = 4 (L & 7) + byte: the 32 bytes in both halves
+    __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(p + 16)));
+    __m512i v0 = _mm512_loadu_si512(p + 48), v1 = _mm512_loadu_si512(p + 112);
+    // (0x10 ? qh bit : nibble bits)
+    __m512i lo0 = _mm512_ternarylogic_epi32(v0, _mm512_rolv_epi32(qh, rl0), b4, 0xD8);
+    __m512i hi0 = _mm512_ternarylogic_epi32(_mm512_srli_epi32(v0, 4), _mm512_rolv_epi32(qh, rh0), b4, 0xD8);
+    __m512i lo1 = _mm512_ternarylogic_epi32(v1, _mm512_rolv_epi32(qh, rl1), b4, 0xD8);
+    __m512i hi1 = _mm512_ternarylogic_epi32(_mm512_srli_epi32(v1, 4), _mm512_rolv_epi32(qh, rh1), b4, 0xD8);
+    __m512 e0, o0, e1, o1;
+    q5_K_group(lo0, hi0, xb, &e0, &o0);
+    q5_K_group(lo1, hi1, xb + 128, &e1, &o1);
+    k45_fold(dm, xb + 256, e0, o0, e1, o1, &t[0], &t[1], &t[2]);
+}
+TQ static void q5_K_matvec(const uint8_t *W, size_t rb, int64_t cols, const float *xp, float *y, int64_t r0, int64_t r1) {
+    PK_EXACT_ROWS(q5_K_block, 3, 256, 176, 272, 3, k45_x_floats, PK_NO_TAIL, PK_EXACT_WIDE_K);
 }
 
 // q6_K: 6-bit values one per byte (bits 6-7 left over): q - 32 by the offset conversion, bytes 0-2 in place
@@ -228,8 +214,7 @@ TQ static inline __m512 q6_quad(__m512i v, const float *xq, __m512 acc) {
     return _mm512_fmadd_ps(pk_field_off(_mm512_srli_epi32(v, 24), 0x3F, 0, 32.0f, 0), _mm512_load_ps(xq + 48), acc);
 }
 
-TQ static void q6_K_matvec(const uint8_t *W, size_t rb, int64_t cols, const float *xp, float *y, int64_t r0, int64_t r1) {
-    const int64_t nb = cols / 256;
+TQ static inline void q6_K_block(const uint8_t *p, const float *xb, __m512 t[2]) {
     // half n, t = 0 (low nibbles): lanes 0-3, 4-7, 8-11, 12-15 use scales 8n + 0, 1, 2, 3; t = 1: 8n + 4 .. 7
     const __m512i sel0 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
     const __m512i four = _mm512_set1_epi32(4);
@@ -237,67 +222,54 @@ TQ static void q6_K_matvec(const uint8_t *W, size_t rb, int64_t cols, const floa
     const __m512i ra = _mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 2, 2, 2, 2, 2, 2, 2, 2);
     const __m512i rbits = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 30, 30, 30, 30, 30, 30, 30, 30);
     const __m512i m4 = _mm512_set1_epi8(0x0F);
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *p = W + (size_t)r * rb;
-        const float *xb = xp;
-        __m512 t0 = _mm512_setzero_ps(), t1 = t0;
-        for (int64_t b = 0; b < nb; b++, p += 210, xb += 256) {
-            pk_prefetch_ahead(p, 3);
-            __m512 ds = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_set1_epi16((short)rd16(p + 208))),
-                                      _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 192)))));
-            for (int n = 0; n < 2; n++) {
-                __m512i l = _mm512_loadu_si512(p + 64 * n);
-                __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(p + 128 + 32 * n)));
-                // (0x0F ? nibble : high bits)
-                __m512i a = _mm512_ternarylogic_epi32(l, _mm512_rolv_epi32(qh, ra), m4, 0xE4);
-                __m512i c = _mm512_ternarylogic_epi32(_mm512_srli_epi32(l, 4), _mm512_rolv_epi32(qh, rbits), m4, 0xE4);
-                __m512 pa = q6_quad(a, xb + 128 * n, _mm512_setzero_ps());
-                __m512 pc = q6_quad(c, xb + 128 * n + 64, _mm512_setzero_ps());
-                __m512i sa = n ? _mm512_add_epi32(sel0, _mm512_set1_epi32(8)) : sel0;
-                t0 = _mm512_fmadd_ps(pa, _mm512_permutexvar_ps(sa, ds), t0);
-                t1 = _mm512_fmadd_ps(pc, _mm512_permutexvar_ps(_mm512_add_epi32(sa, four), ds), t1);
-            }
-        }
-        y[r] = _mm512_reduce_add_ps(_mm512_add_ps(t0, t1));
+    __m512 ds = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_set1_epi16((short)rd16(p + 208))),
+                              _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 192)))));
+    for (int n = 0; n < 2; n++) {
+        __m512i l = _mm512_loadu_si512(p + 64 * n);
+        __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(p + 128 + 32 * n)));
+        // (0x0F ? nibble : high bits)
+        __m512i a = _mm512_ternarylogic_epi32(l, _mm512_rolv_epi32(qh, ra), m4, 0xE4);
+        __m512i c = _mm512_ternarylogic_epi32(_mm512_srli_epi32(l, 4), _mm512_rolv_epi32(qh, rbits), m4, 0xE4);
+        __m512 pa = q6_quad(a, xb + 128 * n, _mm512_setzero_ps());
+        __m512 pc = q6_quad(c, xb + 128 * n + 64, _mm512_setzero_ps());
+        __m512i sa = n ? _mm512_add_epi32(sel0, _mm512_set1_epi32(8)) : sel0;
+        t[0] = _mm512_fmadd_ps(pa, _mm512_permutexvar_ps(sa, ds), t[0]);
+        t[1] = _mm512_fmadd_ps(pc, _mm512_permutexvar_ps(_mm512_add_epi32(sa, four), ds), t[1]);
     }
+}
+TQ static void q6_K_matvec(const uint8_t *W, size_t rb, int64_t cols, const float *xp, float *y, int64_t r0, int64_t r1) {
+    PK_EXACT_ROWS(q6_K_block, 2, 256, 210, 256, 3, k256_x_floats, PK_NO_TAIL, PK_EXACT_WIDE_K);
 }
 
 // iq4_xs: nibble k of each lane (v >> 4k) looks its level up as a float (vpermps reads the low 4 bits); this beat
 // vpshufb of 64 bytes + offset conversion (10 GB/s vs 14.7 in L3). The 8 sub-block scales d (ls - 32) are made
 // in 256-bit lanes, then spread to the lanes of each group (lanes 4q..4q+3 are sub-block 4j + q).
-TQ static void iq4_xs_matvec(const uint8_t *W, size_t rb, int64_t cols, const float *xp, float *y, int64_t r0, int64_t r1) {
-    const int64_t nb = cols / 256;
+TQ static inline void iq4_xs_block(const uint8_t *p, const float *xb, __m512 t[2]) {
     const __m512 lv = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)pk_iq4nl_values)));
     // ls_s = (sl >> 4s) & 15 | ((sh >> 2s) & 3) << 4; the 2 bits are rotated into bits 4-5 of the dword at byte 2
     // (sh, then sl's low half)
     const __m256i cl = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28), ch = _mm256_setr_epi32(28, 30, 0, 2, 4, 6, 8, 10);
     const __m512i q0 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
     const __m512i q1 = _mm512_add_epi32(q0, _mm512_set1_epi32(4));
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *p = W + (size_t)r * rb;
-        const float *xb = xp;
-        __m512 t0 = _mm512_setzero_ps(), t1 = t0;
-        for (int64_t b = 0; b < nb; b++, p += 136, xb += 256) {
-            pk_prefetch_ahead(p, 3);
-            __m256i sl = _mm256_set1_epi32((int)rd32(p + 4)), sh = _mm256_set1_epi32((int)rd32(p + 2));
-            __m256i ls = _mm256_and_si256(_mm256_ternarylogic_epi32(_mm256_srlv_epi32(sl, cl), _mm256_rorv_epi32(sh, ch),
-                                                                    _mm256_set1_epi32(15), 0xE4), _mm256_set1_epi32(63));
-            __m256 dl = _mm256_mul_ps(_mm256_cvtph_ps(_mm_set1_epi16((short)rd16(p))),
-                                      _mm256_cvtepi32_ps(_mm256_sub_epi32(ls, _mm256_set1_epi32(32))));
-            __m512 acc[2][2];
-            for (int j = 0; j < 2; j++) {
-                __m512i v = _mm512_loadu_si512(p + 8 + 64 * j);
-                for (int k = 0; k < 8; k++) {   // nibble k: byte k / 2, low (k even) or high: vector 8j + 4 (k & 1) + k / 2
-                    __m512 f = _mm512_permutexvar_ps(k ? _mm512_srli_epi32(v, 4 * k) : v, lv);
-                    __m512 x = _mm512_load_ps(xb + 128 * j + 16 * (4 * (k & 1) + (k >> 1)));
-                    acc[j][k & 1] = k < 2 ? _mm512_mul_ps(f, x) : _mm512_fmadd_ps(f, x, acc[j][k & 1]);
-                }
-            }
-            t0 = _mm512_fmadd_ps(_mm512_add_ps(acc[0][0], acc[0][1]), _mm512_permutexvar_ps(q0, _mm512_castps256_ps512(dl)), t0);
-            t1 = _mm512_fmadd_ps(_mm512_add_ps(acc[1][0], acc[1][1]), _mm512_permutexvar_ps(q1, _mm512_castps256_ps512(dl)), t1);
+    __m256i sl = _mm256_set1_epi32((int)rd32(p + 4)), sh = _mm256_set1_epi32((int)rd32(p + 2));
+    __m256i ls = _mm256_and_si256(_mm256_ternarylogic_epi32(_mm256_srlv_epi32(sl, cl), _mm256_rorv_epi32(sh, ch),
+                                                            _mm256_set1_epi32(15), 0xE4), _mm256_set1_epi32(63));
+    __m256 dl = _mm256_mul_ps(_mm256_cvtph_ps(_mm_set1_epi16((short)rd16(p))),
+                              _mm256_cvtepi32_ps(_mm256_sub_epi32(ls, _mm256_set1_epi32(32))));
+    __m512 acc[2][2];
+    for (int j = 0; j < 2; j++) {
+        __m512i v = _mm512_loadu_si512(p + 8 + 64 * j);
+        for (int k = 0; k < 8; k++) {   // nibble k: byte k / 2, low (k even) or high: vector 8j + 4 (k & 1) + k / 2
+            __m512 f = _mm512_permutexvar_ps(k ? _mm512_srli_epi32(v, 4 * k) : v, lv);
+            __m512 x = _mm512_load_ps(xb + 128 * j + 16 * (4 * (k & 1) + (k >> 1)));
+            acc[j][k & 1] = k < 2 ? _mm512_mul_ps(f, x) : _mm512_fmadd_ps(f, x, acc[j][k & 1]);
         }
-        y[r] = _mm512_reduce_add_ps(_mm512_add_ps(t0, t1));
     }
+    t[0] = _mm512_fmadd_ps(_mm512_add_ps(acc[0][0], acc[0][1]), _mm512_permutexvar_ps(q0, _mm512_castps256_ps512(dl)), t[0]);
+    t[1] = _mm512_fmadd_ps(_mm512_add_ps(acc[1][0], acc[1][1]), _mm512_permutexvar_ps(q1, _mm512_castps256_ps512(dl)), t[1]);
+}
+TQ static void iq4_xs_matvec(const uint8_t *W, size_t rb, int64_t cols, const float *xp, float *y, int64_t r0, int64_t r1) {
+    PK_EXACT_ROWS(iq4_xs_block, 2, 256, 136, 256, 3, k256_x_floats, PK_NO_TAIL, PK_EXACT_WIDE_K);
 }
 
 const pk_exact_kernel pk_exact512_q4_K = {k45_x_floats, q4_K_prepare, q4_K_matvec};

@@ -95,36 +95,29 @@ TQ static inline __m512 q2_field(__m512i v, __m512i h, const __m512i w[4], int s
     return pk_field_u(m < 2 ? v : h, 3u << (8 * (m & 1) + 2 * s));
 }
 
-TQ static void q2_K_matvec(const uint8_t *W, size_t rb, int64_t cols, const float *xp, float *y, int64_t r0, int64_t r1) {
-    const int64_t nb = cols / 256;
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *p = W + (size_t)r * rb;
-        const float *xb = xp;
-        __m512 t0 = _mm512_setzero_ps(), t1 = t0, tm = t0;
-        for (int64_t b = 0; b < nb; b++, p += 84, xb += 272) {
-            pk_prefetch_ahead(p, 2);
-            __m512i sc = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
-            __m512 dl = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_set1_epi16((short)rd16(p + 80))),
-                                      _mm512_cvtepi32_ps(_mm512_and_si512(sc, _mm512_set1_epi32(15))));
-            __m512 ml = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_set1_epi16((short)rd16(p + 82))),
-                                      _mm512_cvtepi32_ps(_mm512_srli_epi32(sc, 4)));
-            tm = _mm512_fmadd_ps(ml, _mm512_load_ps(xb + 256), tm);
-            __m512i v = _mm512_loadu_si512(p + 16), h = _mm512_srli_epi32(v, 16);
-            const __m512i w[4] = {v, _mm512_srli_epi32(v, 8), h, _mm512_srli_epi32(v, 24)};
-            __m512 ps[4];
-            for (int s = 0; s < 4; s++) {
-                __m512 a = _mm512_mul_ps(q2_field(v, h, w, s, 0), _mm512_load_ps(xb + 64 * s));
-                for (int m = 1; m < 4; m++)
-                    a = _mm512_fmadd_ps(q2_field(v, h, w, s, m), _mm512_load_ps(xb + 64 * s + 16 * m), a);
-                ps[s] = a;
-            }
-            t0 = _mm512_fmadd_ps(ps[0], _mm512_permutexvar_ps(K23_SEL(0), dl), t0);
-            t1 = _mm512_fmadd_ps(ps[1], _mm512_permutexvar_ps(K23_SEL(1), dl), t1);
-            t0 = _mm512_fmadd_ps(ps[2], _mm512_permutexvar_ps(K23_SEL(2), dl), t0);
-            t1 = _mm512_fmadd_ps(ps[3], _mm512_permutexvar_ps(K23_SEL(3), dl), t1);
-        }
-        y[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(t0, t1), tm));
+TQ static inline void q2_K_block(const uint8_t *p, const float *xb, __m512 t[3]) {
+    __m512i sc = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
+    __m512 dl = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_set1_epi16((short)rd16(p + 80))),
+                              _mm512_cvtepi32_ps(_mm512_and_si512(sc, _mm512_set1_epi32(15))));
+    __m512 ml = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_set1_epi16((short)rd16(p + 82))),
+                              _mm512_cvtepi32_ps(_mm512_srli_epi32(sc, 4)));
+    t[2] = _mm512_fmadd_ps(ml, _mm512_load_ps(xb + 256), t[2]);
+    __m512i v = _mm512_loadu_si512(p + 16), h = _mm512_srli_epi32(v, 16);
+    const __m512i w[4] = {v, _mm512_srli_epi32(v, 8), h, _mm512_srli_epi32(v, 24)};
+    __m512 ps[4];
+    for (int s = 0; s < 4; s++) {
+        __m512 a = _mm512_mul_ps(q2_field(v, h, w, s, 0), _mm512_load_ps(xb + 64 * s));
+        for (int m = 1; m < 4; m++)
+            a = _mm512_fmadd_ps(q2_field(v, h, w, s, m), _mm512_load_ps(xb + 64 * s + 16 * m), a);
+        ps[s] = a;
     }
+    t[0] = _mm512_fmadd_ps(ps[0], _mm512_permutexvar_ps(K23_SEL(0), dl), t[0]);
+    t[1] = _mm512_fmadd_ps(ps[1], _mm512_permutexvar_ps(K23_SEL(1), dl), t[1]);
+    t[0] = _mm512_fmadd_ps(ps[2], _mm512_permutexvar_ps(K23_SEL(2), dl), t[0]);
+    t[1] = _mm512_fmadd_ps(ps[3], _mm512_permutexvar_ps(K23_SEL(3), dl), t[1]);
+}
+TQ static void q2_K_matvec(const uint8_t *W, size_t rb, int64_t cols, const float *xp, float *y, int64_t r0, int64_t r1) {
+    PK_EXACT_ROWS(q2_K_block, 3, 256, 84, 272, 2, q2_K_x_floats, PK_NO_TAIL, PK_EXACT_WIDE_K);
 }
 
 // q3_K: the 16 scales d (sc - 32), sc = lo | hi << 4 with (ggml) lo = byte s & 15 (s < 8) or byte s - 8 >> 4,
@@ -151,37 +144,30 @@ TQ static inline __m512 q3_field(__m512i t, int m) {
     return pk_field_off(_mm512_srli_epi32(t, 16), 7u << 8, 8, 4.0f, 0);
 }
 
-TQ static void q3_K_matvec(const uint8_t *W, size_t rb, int64_t cols, const float *xp, float *y, int64_t r0, int64_t r1) {
-    const int64_t nb = cols / 256;
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *p = W + (size_t)r * rb;
-        const float *xb = xp;
-        __m512 t0 = _mm512_setzero_ps(), t1 = t0;
-        for (int64_t b = 0; b < nb; b++, p += 110, xb += 256) {
-            pk_prefetch_ahead(p, 2);
-            __m512 dl = q3_scales(p);
-            __m512i hm = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p));
-            __m512i v = _mm512_loadu_si512(p + 32);
-            __m512 ps[4];
-            for (int s = 0; s < 4; s++) {
-                // h of (g, s) is bit 4g + s of hmask byte l: rotated to bit 2 of each byte, under ql at bits 0-1
-                const __m512i rot = _mm512_setr_epi32((2 - s) & 31, (2 - s) & 31, (2 - s) & 31, (2 - s) & 31,
-                                                      (2 - s) & 31, (2 - s) & 31, (2 - s) & 31, (2 - s) & 31,
-                                                      30 - s, 30 - s, 30 - s, 30 - s, 30 - s, 30 - s, 30 - s, 30 - s);
-                __m512i t = _mm512_ternarylogic_epi32(s ? _mm512_srli_epi32(v, 2 * s) : v, _mm512_rolv_epi32(hm, rot),
-                                                      _mm512_set1_epi8(0x04), 0xD8);   // (0x04 ? h : ql)
-                __m512 a = _mm512_mul_ps(q3_field(t, 0), _mm512_load_ps(xb + 64 * s));
-                for (int m = 1; m < 4; m++)
-                    a = _mm512_fmadd_ps(q3_field(t, m), _mm512_load_ps(xb + 64 * s + 16 * m), a);
-                ps[s] = a;
-            }
-            t0 = _mm512_fmadd_ps(ps[0], _mm512_permutexvar_ps(K23_SEL(0), dl), t0);
-            t1 = _mm512_fmadd_ps(ps[1], _mm512_permutexvar_ps(K23_SEL(1), dl), t1);
-            t0 = _mm512_fmadd_ps(ps[2], _mm512_permutexvar_ps(K23_SEL(2), dl), t0);
-            t1 = _mm512_fmadd_ps(ps[3], _mm512_permutexvar_ps(K23_SEL(3), dl), t1);
-        }
-        y[r] = _mm512_reduce_add_ps(_mm512_add_ps(t0, t1));
+TQ static inline void q3_K_block(const uint8_t *p, const float *xb, __m512 t[2]) {
+    __m512 dl = q3_scales(p);
+    __m512i hm = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p));
+    __m512i v = _mm512_loadu_si512(p + 32);
+    __m512 ps[4];
+    for (int s = 0; s < 4; s++) {
+        // h of (g, s) is bit 4g + s of hmask byte l: rotated to bit 2 of each byte, under ql at bits 0-1
+        const __m512i rot = _mm512_setr_epi32((2 - s) & 31, (2 - s) & 31, (2 - s) & 31, (2 - s) & 31,
+                                              (2 - s) & 31, (2 - s) & 31, (2 - s) & 31, (2 - s) & 31,
+                                              30 - s, 30 - s, 30 - s, 30 - s, 30 - s, 30 - s, 30 - s, 30 - s);
+        __m512i t4 = _mm512_ternarylogic_epi32(s ? _mm512_srli_epi32(v, 2 * s) : v, _mm512_rolv_epi32(hm, rot),
+                                               _mm512_set1_epi8(0x04), 0xD8);   // (0x04 ? h : ql)
+        __m512 a = _mm512_mul_ps(q3_field(t4, 0), _mm512_load_ps(xb + 64 * s));
+        for (int m = 1; m < 4; m++)
+            a = _mm512_fmadd_ps(q3_field(t4, m), _mm512_load_ps(xb + 64 * s + 16 * m), a);
+        ps[s] = a;
     }
+    t[0] = _mm512_fmadd_ps(ps[0], _mm512_permutexvar_ps(K23_SEL(0), dl), t[0]);
+    t[1] = _mm512_fmadd_ps(ps[1], _mm512_permutexvar_ps(K23_SEL(1), dl), t[1]);
+    t[0] = _mm512_fmadd_ps(ps[2], _mm512_permutexvar_ps(K23_SEL(2), dl), t[0]);
+    t[1] = _mm512_fmadd_ps(ps[3], _mm512_permutexvar_ps(K23_SEL(3), dl), t[1]);
+}
+TQ static void q3_K_matvec(const uint8_t *W, size_t rb, int64_t cols, const float *xp, float *y, int64_t r0, int64_t r1) {
+    PK_EXACT_ROWS(q3_K_block, 2, 256, 110, 256, 2, q3_K_x_floats, PK_NO_TAIL, PK_EXACT_WIDE_K);
 }
 
 const pk_exact_kernel pk_exact512_q2_K = {q2_K_x_floats, q2_K_prepare, q2_K_matvec};

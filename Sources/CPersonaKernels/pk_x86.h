@@ -24,12 +24,85 @@ T256 static inline __m256 bf16x8(const uint16_t *p) {
 T256 static inline __m256 f16x8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
 T256 static inline __m256 i8x8(const uint8_t *p) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p))); }
 
-/* The exact decode kernels' software prefetch of the row stream (kernels_x86_exact*.c): `lines` cache lines ~3 KB
-   ahead of p (from memory: +5-10% at 4864 columns, +40% at 8192 where x no longer fits L1). Rows are read one
-   after another, so it runs past a row's end into the next row; a prefetch never faults. */
+/* The exact decode kernels' software prefetch of the row stream (kernels_x86_exact*.c, rows one at a time):
+   `lines` cache lines ~3 KB ahead of p (from memory: +5-10% at 4864 columns, +40% at 8192 before those rows were
+   grouped, PK_EXACT_ROWS). Rows are read one after another, so it runs past a row's end into the next row; a
+   prefetch never faults. */
 static inline void pk_prefetch_ahead(const void *p, int lines) {
     for (int i = 0; i < lines; i++) _mm_prefetch((const char *)p + 3072 + 64 * i, _MM_HINT_T0);
 }
+
+/* Rows whose prepared x passes WIDE floats (16 KiB for the blocks of 32, 24 KiB for the K types, about half the
+   L1d, which the weight stream shares; Llama-3.2-1B's 8192-wide ffn_down: 34 KiB for q4_K) lose 25-55% from
+   memory when run one at a time, x coming back from L2 for every row.
+   There the exact kernels take PK_EXACT_WIDE_ROWS rows together over PK_EXACT_WIDE_COLS columns at a time, so
+   each chunk of x stays in L1 for all of them, and prefetch the next group of rows in file order (it is one
+   contiguous run of bytes) instead of ahead in the row. Each row keeps its accumulators across chunks and runs
+   the same operations in the same order as alone: the same bits whichever rows share a group. 8192
+   columns, two cores, from memory (GB/s, 2026-12-05, this Zen 4): q8_0 18.1 -> 26.3-29.4, q4_0 15.1-16.1 -> 20.5-23.3, q6_K 18.6-21.2 ->
+   23.5-26.2, q4_K 17.2-18.9 -> 19.3-25.5; q8_0 at 5632-7168 columns 18.3-21.7 -> 28.6-30.0. The K types are left
+   one row at a time up to 24 KiB: at 4864 columns (Qwen2.5-0.5B's ffn_down) q4_K measured 10-15% slower grouped. */
+#define PK_EXACT_WIDE_32 4096
+#define PK_EXACT_WIDE_K 6144
+#define PK_EXACT_WIDE_ROWS 8
+#define PK_EXACT_WIDE_COLS 2048
+/* Prefetch the `bytes` from f on, a line at a time. */
+static inline void pk_prefetch_span(const uint8_t *f, int bytes) {
+    for (int i = 0; i < bytes; i += 64) _mm_prefetch((const char *)f + i, _MM_HINT_T0);
+}
+/* The row loop of an exact kernel whose one-block step is BLOCK(p, xb, acc) on NACC accumulators (summed in order
+   at the end): blocks of QK elements and BB bytes, XBF prepared floats each, cols / QK of them, then
+   TAIL(p, xb, acc, cols) for the columns left (PK_NO_TAIL: none); LINES lines prefetched ahead in the row when x is
+   narrow (x up to WIDE floats). Expands inside a matvec (W, rb, cols, xp, y, r0, r1) compiled for AVX-512. */
+#define PK_NO_TAIL(p, xb, acc, cols) ((void)0)
+#define PK_EXACT_ROWS(BLOCK, NACC, QK, BB, XBF, LINES, XFLOATS, TAIL, WIDE)                                           \
+    do {                                                                                                           \
+        const int64_t nb_ = cols / (QK);                                                                           \
+        if (XFLOATS(cols) <= (WIDE)) {                                                                             \
+            for (int64_t r_ = r0; r_ < r1; r_++) {                                                                 \
+                const uint8_t *p_ = W + (size_t)r_ * rb;                                                           \
+                const float *xb_ = xp;                                                                             \
+                __m512 a_[NACC];                                                                                   \
+                for (int k_ = 0; k_ < (NACC); k_++) a_[k_] = _mm512_setzero_ps();                                  \
+                for (int64_t b_ = 0; b_ < nb_; b_++, p_ += (BB), xb_ += (XBF)) {                                   \
+                    pk_prefetch_ahead(p_, LINES);                                                                  \
+                    BLOCK(p_, xb_, a_);                                                                            \
+                }                                                                                                  \
+                TAIL(p_, xb_, a_, cols);                                                                           \
+                __m512 s_ = a_[0];                                                                                 \
+                for (int k_ = 1; k_ < (NACC); k_++) s_ = _mm512_add_ps(s_, a_[k_]);                                \
+                y[r_] = _mm512_reduce_add_ps(s_);                                                                  \
+            }                                                                                                      \
+            break;                                                                                                 \
+        }                                                                                                          \
+        const int64_t ch_ = PK_EXACT_WIDE_COLS / (QK);                                                             \
+        for (int64_t r_ = r0; r_ < r1; r_ += PK_EXACT_WIDE_ROWS) {                                                 \
+            const int nr_ = r1 - r_ < PK_EXACT_WIDE_ROWS ? (int)(r1 - r_) : PK_EXACT_WIDE_ROWS;                    \
+            __m512 t_[PK_EXACT_WIDE_ROWS][NACC];                                                                   \
+            for (int i_ = 0; i_ < nr_; i_++) for (int k_ = 0; k_ < (NACC); k_++) t_[i_][k_] = _mm512_setzero_ps(); \
+            const uint8_t *f_ = W + (size_t)(r_ + PK_EXACT_WIDE_ROWS) * rb;   /* the next group, in file order */ \
+            for (int64_t c_ = 0; c_ < nb_; c_ += ch_) {                                                            \
+                const int64_t n_ = nb_ - c_ < ch_ ? nb_ - c_ : ch_;                                                \
+                for (int i_ = 0; i_ < nr_; i_++) {                                                                 \
+                    const uint8_t *p_ = W + (size_t)(r_ + i_) * rb + c_ * (BB);                                    \
+                    const float *xb_ = xp + c_ * (XBF);                                                            \
+                    __m512 a_[NACC];                                                                               \
+                    for (int k_ = 0; k_ < (NACC); k_++) a_[k_] = t_[i_][k_];                                       \
+                    for (int64_t b_ = 0; b_ < n_; b_++, p_ += (BB), xb_ += (XBF), f_ += (BB)) {                    \
+                        pk_prefetch_span(f_, BB);                                                                  \
+                        BLOCK(p_, xb_, a_);                                                                        \
+                    }                                                                                              \
+                    for (int k_ = 0; k_ < (NACC); k_++) t_[i_][k_] = a_[k_];                                       \
+                }                                                                                                  \
+            }                                                                                                      \
+            for (int i_ = 0; i_ < nr_; i_++) {                                                                     \
+                TAIL(W + (size_t)(r_ + i_) * rb + nb_ * (BB), xp + nb_ * (XBF), t_[i_], cols);                        \
+                __m512 s_ = t_[i_][0];                                                                             \
+                for (int k_ = 1; k_ < (NACC); k_++) s_ = _mm512_add_ps(s_, t_[i_][k_]);                            \
+                y[r_ + i_] = _mm512_reduce_add_ps(s_);                                                             \
+            }                                                                                                      \
+        }                                                                                                          \
+    } while (0)
 
 /* Exact conversions of a bit field of every dword lane to f32, in place (the decode kernels on laid-out x,
    kernels_x86_exact32.c, kernels_x86_exactk.c, kernels_x86_exactk23.c): */

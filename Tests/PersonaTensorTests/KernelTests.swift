@@ -229,14 +229,20 @@ final class KernelTests: XCTestCase {
         }
     }
 
-    /// T == 1 on rows wider than the exact kernels' column chunk (4096): the AVX-512 kernels on laid-out x run
-    /// them in column chunks whose partial sums are added (kernels.c `exact_matvec`); every type, every level.
+    /// T == 1 on wide rows: the AVX-512 kernels on laid-out x run groups of rows over column chunks of x there
+    /// (pk_x86.h `PK_EXACT_ROWS`); every type, every level.
     func testMatvecVeryWideRowsEveryType() {
         var rng = TestRNG(7)
         SIMDLevels.each { level in
             for (name, code) in Self.dtypes where !["f32", "f16", "bf16"].contains(name) {
                 checkMatmul(name, code: code, rows: 5, cols: 16384 + 512, T: 1, rng: &rng, level: level)
                 checkMatmul(name, code: code, rows: 3, cols: 6144 + 256, T: 1, rng: &rng, level: level)
+                // the grouped wide-row path (pk_x86.h PK_EXACT_ROWS): a group of 8 and a partial one, a last column
+                // chunk shorter than the others, and for the blocks of 32 an odd group and a partial group after
+                // the pairs (261 blocks: 65 groups of 4 + 1; 259: 129 groups of 2 + 1)
+                for cols in Self.blockSize(name) == 32 ? [8192 + 32 * 5, 8192 + 32 * 3] : [8192 + 256 * 3] {
+                    checkMatmul(name, code: code, rows: 19, cols: cols, T: 1, rng: &rng, level: level)
+                }
             }
         }
     }
@@ -265,8 +271,8 @@ final class KernelTests: XCTestCase {
     }
 
     /// Ops.matmul at T == 1 lays x out once per call and hands row chunks to two threads
-    /// (`pk_matvec_exact_prepared`); that gives the same bits as pk_matmul_rows doing it all in one call, and
-    /// the C entry points say which types have such a kernel.
+    /// (`pk_matvec_exact_prepared`); that gives the same bits as pk_matmul_rows doing it all in one call, and as
+    /// row ranges that split the wide kernels' row groups; the C entry points say which types have such a kernel.
     func testExactPreparedPathMatchesMatmulRows() {
         var rng = TestRNG(8)
         let pool = ThreadPool(threads: 2)
@@ -278,7 +284,7 @@ final class KernelTests: XCTestCase {
                 let hasKernel = pk_exact_x_floats(code, 8192) > 0
                 XCTAssertEqual(hasKernel, level.hasPrefix("avx512") ? kernelTypes.contains(name) : level == "avx2" && avx2KernelTypes.contains(name),
                                "\(level) \(name)")
-                for cols in [Self.blockSize(name) == 32 ? 2080 : 2048, 8192 + 256] {
+                for cols in Self.blockSize(name) == 32 ? [2080, 8192 + 256, 8192 + 32 * 5, 8192 + 32 * 3] : [2048, 8192 + 256, 8192 + 256 * 3] {
                     let rows = 333
                     let w = Self.randomRows(name, rows: rows, cols: cols, rng: &rng)
                     let x = (0..<cols).map { _ in rng.normal() }
@@ -289,6 +295,16 @@ final class KernelTests: XCTestCase {
                         Ops.matmul(m, x, T: 1, &yOps, precision: .exact, pool: pool)
                     }
                     XCTAssertEqual(yOps.map(\.bitPattern), yRows.map(\.bitPattern), "\(level) \(name) cols \(cols)")
+                    // wide rows run in groups of 8 (pk_x86.h PK_EXACT_ROWS): a row alone, or starting a range at an
+                    // odd row, gives the same bits as inside a group
+                    var yOne = [Float](repeating: 0, count: rows)
+                    for r in 0..<rows {
+                        let r1 = r % 3 == 0 ? r + 1 : min(rows, r + 5)
+                        var part = [Float](repeating: 0, count: rows)
+                        pk_matmul_rows(code, w, Int64(cols), x, Int64(cols), 1, &part, Int64(rows), Int64(r), Int64(r1))
+                        yOne[r] = part[r]
+                    }
+                    XCTAssertEqual(yOne.map(\.bitPattern), yRows.map(\.bitPattern), "\(level) \(name) cols \(cols), rows apart")
                 }
             }
         }
