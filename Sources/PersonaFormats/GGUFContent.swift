@@ -71,7 +71,12 @@ public struct GGUFContent: GGUFSource {
         for name in tensorNamesInFileOrder {
             let t = tensors[name]!
             try g.addTensor(name: name, dtype: t.dtype, shape: t.shape) {
-                try self.withTensor(name) { Data(bytes: $0.data, count: $0.byteCount) }
+                // the bytes where they lie (no copy of the largest tensor, the embedding, beside the model), kept
+                // alive by the Data until the writer has written it
+                let b = t.make()
+                let owner = b.owner
+                return Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: b.data), count: b.count,
+                            deallocator: .custom { _, _ in withExtendedLifetime(owner) {} })
             }
         }
         try g.write(to: url)
