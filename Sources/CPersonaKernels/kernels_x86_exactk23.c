@@ -95,6 +95,14 @@ TQ static inline __m512 q2_field(__m512i v, __m512i h, const __m512i w[4], int s
     return pk_field_u(m < 2 ? v : h, 3u << (8 * (m & 1) + 2 * s));
 }
 
+// The four 64-value partial sums of a block into the row's two accumulators, each lane times its sub-block scale.
+TQ static inline void k23_fold(const __m512 ps[4], __m512 dl, __m512 t[2]) {
+    t[0] = _mm512_fmadd_ps(ps[0], _mm512_permutexvar_ps(K23_SEL(0), dl), t[0]);
+    t[1] = _mm512_fmadd_ps(ps[1], _mm512_permutexvar_ps(K23_SEL(1), dl), t[1]);
+    t[0] = _mm512_fmadd_ps(ps[2], _mm512_permutexvar_ps(K23_SEL(2), dl), t[0]);
+    t[1] = _mm512_fmadd_ps(ps[3], _mm512_permutexvar_ps(K23_SEL(3), dl), t[1]);
+}
+
 TQ static inline void q2_K_block(const uint8_t *p, const float *xb, __m512 t[3]) {
     __m512i sc = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
     __m512 dl = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_set1_epi16((short)rd16(p + 80))),
@@ -111,10 +119,7 @@ TQ static inline void q2_K_block(const uint8_t *p, const float *xb, __m512 t[3])
             a = _mm512_fmadd_ps(q2_field(v, h, w, s, m), _mm512_load_ps(xb + 64 * s + 16 * m), a);
         ps[s] = a;
     }
-    t[0] = _mm512_fmadd_ps(ps[0], _mm512_permutexvar_ps(K23_SEL(0), dl), t[0]);
-    t[1] = _mm512_fmadd_ps(ps[1], _mm512_permutexvar_ps(K23_SEL(1), dl), t[1]);
-    t[0] = _mm512_fmadd_ps(ps[2], _mm512_permutexvar_ps(K23_SEL(2), dl), t[0]);
-    t[1] = _mm512_fmadd_ps(ps[3], _mm512_permutexvar_ps(K23_SEL(3), dl), t[1]);
+    k23_fold(ps, dl, t);
 }
 TQ static void q2_K_matvec(const uint8_t *W, size_t rb, int64_t cols, const float *xp, float *y, int64_t r0, int64_t r1) {
     PK_EXACT_ROWS(q2_K_block, 3, 256, 84, 272, 2, q2_K_x_floats, PK_NO_TAIL, PK_EXACT_WIDE_K);
@@ -161,10 +166,7 @@ TQ static inline void q3_K_block(const uint8_t *p, const float *xb, __m512 t[2])
             a = _mm512_fmadd_ps(q3_field(t4, m), _mm512_load_ps(xb + 64 * s + 16 * m), a);
         ps[s] = a;
     }
-    t[0] = _mm512_fmadd_ps(ps[0], _mm512_permutexvar_ps(K23_SEL(0), dl), t[0]);
-    t[1] = _mm512_fmadd_ps(ps[1], _mm512_permutexvar_ps(K23_SEL(1), dl), t[1]);
-    t[0] = _mm512_fmadd_ps(ps[2], _mm512_permutexvar_ps(K23_SEL(2), dl), t[0]);
-    t[1] = _mm512_fmadd_ps(ps[3], _mm512_permutexvar_ps(K23_SEL(3), dl), t[1]);
+    k23_fold(ps, dl, t);
 }
 TQ static void q3_K_matvec(const uint8_t *W, size_t rb, int64_t cols, const float *xp, float *y, int64_t r0, int64_t r1) {
     PK_EXACT_ROWS(q3_K_block, 2, 256, 110, 256, 2, q3_K_x_floats, PK_NO_TAIL, PK_EXACT_WIDE_K);
