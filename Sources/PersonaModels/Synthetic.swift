@@ -149,7 +149,7 @@ extension TransformerModel {
 
     /// The GGUF `writeGGUF` writes, as content that `GGUFQuantizer` can also read directly (no intermediate file),
     /// and what it cannot carry (see `writeGGUF`). Tensor bytes are made when asked for: mapped weights as they are,
-    /// permuted Q/K and f32 vectors into buffers of their own.
+    /// permuted Q/K and f32 vectors into buffers of their own. The content keeps this model alive.
     public func ggufContent(name: String, tokenizer: [(String, GGUFValue)]?, path: String = "model") throws -> (GGUFContent, [String]) {
         let c = config
         let archs = ["llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma": "gemma", "gemma2": "gemma2"]

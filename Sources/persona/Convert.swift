@@ -101,21 +101,14 @@ struct Convert: ParsableCommand {
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
             throw ValidationError("\(input): no such file or folder")
         }
-        let source: GGUFSource
-        var net: TransformerModel?   // a folder's mapped weights, alive while the content is read
-        if isDir.boolValue || url.pathExtension.lowercased() != "gguf" {
-            net = try ModelLoader.loadNetwork(path: input)
-            source = try folderContent(net!, url)
-        } else {
-            source = try GGUFFile(url: url)
-        }
+        // a folder's content keeps its loaded model (the mapped weights) alive while it is read
+        let source: GGUFSource = isDir.boolValue || url.pathExtension.lowercased() != "gguf"
+            ? try folderContent(ModelLoader.loadNetwork(path: input), url) : try GGUFFile(url: url)
         let q = GGUFQuantizer(fileType: type, pure: pure)
         var progress: Progress?   // in MB of input weights, the total known once the quantiser has its plan
-        let plans = try withExtendedLifetime(net) {
-            try q.quantize(source, to: output) { done, total in
-                if progress == nil { progress = Progress(total: max(1, total / 1_000_000), label: "MB quantised") }
-                progress?.update(done / 1_000_000)
-            }
+        let plans = try q.quantize(source, to: output) { done, total in
+            if progress == nil { progress = Progress(total: max(1, total / 1_000_000), label: "MB quantised") }
+            progress?.update(done / 1_000_000)
         }
         var counts: [String: Int] = [:]
         for p in plans { counts[p.to.rawValue.uppercased(), default: 0] += 1 }
