@@ -141,7 +141,9 @@ struct APIRoutes: Sendable {
 
     func decodeJSON<T: Decodable>(_ type: T.Type, _ req: Request) async throws -> T {
         let data = try await readBody(req)
-        do { return try JSONDecoder().decode(T.self, from: data) } catch {
+        do { return try JSONDecoder().decode(T.self, from: data) } catch let e as FieldError {
+            throw APIError.badRequest(e.description)
+        } catch {
             throw APIError.badRequest("malformed JSON request: \(RunImportErrorText.describe(error))")
         }
     }

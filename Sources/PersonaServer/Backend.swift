@@ -25,16 +25,22 @@ public struct APISteer: Codable, Sendable, Equatable {
         self.trait = trait; self.coef = coef; self.layer = layer; self.positions = positions; self.mode = mode; self.when = when
     }
 
-    enum CodingKeys: String, CodingKey { case trait, coef, layer, positions, mode, when }
+    enum CodingKeys: String, CodingKey, CaseIterable { case trait, coef, layer, positions, mode, when }
 
+    /// Unknown fields are refused, and `coef` is required unless the mode is `ablate` (an add without it would
+    /// steer by 0, a silent no-op).
     public init(from decoder: Decoder) throws {
+        try decoder.rejectUnknownFields(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         trait = try c.decode(String.self, forKey: .trait)
-        coef = try c.decodeIfPresent(Double.self, forKey: .coef) ?? 0
         layer = try c.decodeIfPresent(Int.self, forKey: .layer)
         positions = try c.decodeIfPresent(String.self, forKey: .positions) ?? "all"
         mode = try c.decodeIfPresent(String.self, forKey: .mode) ?? "add"
         when = try c.decodeIfPresent(String.self, forKey: .when)
+        guard let k = try c.decodeIfPresent(Double.self, forKey: .coef) ?? (mode == "ablate" ? 0 : nil) else {
+            throw FieldError(path: decoder.fieldPath("coef"), message: "required (the steering coefficient; or \"mode\": \"ablate\")")
+        }
+        coef = k
     }
 
     /// The same intervention as recorded in a run document.
@@ -75,12 +81,14 @@ public struct GenerationRequest: Codable, Sendable, Equatable {
         self.steer = steer; self.traits = traits; self.topLogprobs = topLogprobs; self.save = save
     }
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case prompt, messages, temperature, seed, raw, stop, steer, traits, save
         case maxTokens = "max_tokens", topP = "top_p", topK = "top_k", minP = "min_p", topLogprobs = "top_logprobs"
     }
 
+    /// Unknown fields are refused (`max_new_tokens` would otherwise be dropped for the default 64).
     public init(from decoder: Decoder) throws {
+        try decoder.rejectUnknownFields(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         prompt = try c.decodeIfPresent(String.self, forKey: .prompt) ?? ""
         messages = try c.decodeIfPresent([APIMessage].self, forKey: .messages)

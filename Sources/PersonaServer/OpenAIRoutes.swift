@@ -23,7 +23,10 @@ struct OpenAIRoutes: Sendable {
 
     // MARK: request
 
-    /// Fields of both request kinds; unknown fields (presence_penalty, user, ...) are ignored.
+    /// Fields of both request kinds; unknown fields (presence_penalty, user, ...) are ignored. PersonaScope's own
+    /// fields go in `persona`; `top_k` and `min_p` (as vLLM and llama.cpp's server take them) and `steer`, `traits`,
+    /// `save` (as `/api/generate` takes them) are read at the top level too, so a request written for either is not
+    /// run without them. The same field in both places with different values is refused.
     struct Body: Decodable {
         var model: String?
         var messages: [Message]?
@@ -41,11 +44,43 @@ struct OpenAIRoutes: Sendable {
         var n: Int?
         var echo: Bool?
         var persona: PersonaOptions?
+        /// The top-level forms of the `persona` fields.
+        var topLevel: PersonaOptions
 
         enum CodingKeys: String, CodingKey {
             case model, messages, prompt, temperature, seed, stop, logprobs, stream, n, echo, persona
             case maxTokens = "max_tokens", maxCompletionTokens = "max_completion_tokens", topP = "top_p"
             case topLogprobs = "top_logprobs", streamOptions = "stream_options"
+        }
+
+        init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            model = try c.decodeIfPresent(String.self, forKey: .model)
+            messages = try c.decodeIfPresent([Message].self, forKey: .messages)
+            prompt = try c.decodeIfPresent(PromptField.self, forKey: .prompt)
+            maxTokens = try c.decodeIfPresent(Int.self, forKey: .maxTokens)
+            maxCompletionTokens = try c.decodeIfPresent(Int.self, forKey: .maxCompletionTokens)
+            temperature = try c.decodeIfPresent(Double.self, forKey: .temperature)
+            topP = try c.decodeIfPresent(Double.self, forKey: .topP)
+            seed = try c.decodeIfPresent(Int64.self, forKey: .seed)
+            stop = try c.decodeIfPresent(StopField.self, forKey: .stop)
+            logprobs = try c.decodeIfPresent(LogprobsField.self, forKey: .logprobs)
+            topLogprobs = try c.decodeIfPresent(Int.self, forKey: .topLogprobs)
+            stream = try c.decodeIfPresent(Bool.self, forKey: .stream)
+            streamOptions = try c.decodeIfPresent(StreamOptions.self, forKey: .streamOptions)
+            n = try c.decodeIfPresent(Int.self, forKey: .n)
+            echo = try c.decodeIfPresent(Bool.self, forKey: .echo)
+            persona = try c.decodeIfPresent(PersonaOptions.self, forKey: .persona)
+            topLevel = try PersonaOptions(fields: decoder)
+        }
+
+        /// A `persona` field from wherever it was given; both places with different values is an error.
+        func option<V: Equatable>(_ key: PersonaOptions.CodingKeys, _ field: KeyPath<PersonaOptions, V?>) throws -> V? {
+            let inner = persona?[keyPath: field], outer = topLevel[keyPath: field]
+            if let inner, let outer, inner != outer {
+                throw APIError.badRequest("\(key.stringValue): given at the top level and in persona with different values; give it once")
+            }
+            return inner ?? outer
         }
     }
 
@@ -55,13 +90,28 @@ struct OpenAIRoutes: Sendable {
     }
 
     /// Extension field: steering, trait selection, top_k/min_p and saving, for clients that know about it.
+    /// Unknown fields inside `persona` are refused (it is PersonaScope's own object).
     struct PersonaOptions: Decodable {
         var steer: [APISteer]?
         var traits: [String]?
         var save: Bool?
         var topK: Int?
         var minP: Double?
-        enum CodingKeys: String, CodingKey { case steer, traits, save; case topK = "top_k", minP = "min_p" }
+        enum CodingKeys: String, CodingKey, CaseIterable { case steer, traits, save; case topK = "top_k", minP = "min_p" }
+
+        init(from decoder: Decoder) throws {
+            try decoder.rejectUnknownFields(CodingKeys.self)
+            try self.init(fields: decoder)
+        }
+        /// Reads the fields it knows from an object that may hold others (the request body's top level).
+        init(fields decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            steer = try c.decodeIfPresent([APISteer].self, forKey: .steer)
+            traits = try c.decodeIfPresent([String].self, forKey: .traits)
+            save = try c.decodeIfPresent(Bool.self, forKey: .save)
+            topK = try c.decodeIfPresent(Int.self, forKey: .topK)
+            minP = try c.decodeIfPresent(Double.self, forKey: .minP)
+        }
     }
 
     /// A message whose content is a string or a list of `{type: "text", text}` parts.
@@ -146,10 +196,11 @@ struct OpenAIRoutes: Sendable {
         let messages = b.messages?.map { APIMessage(role: $0.role, content: $0.content) }
         let prompt = chat ? (messages?.last(where: { $0.role == "user" })?.content ?? messages?.last?.content ?? "") : (b.prompt?.text ?? "")
         var r = GenerationRequest(prompt: prompt, messages: chat ? messages : nil, maxTokens: maxTokens,
-                                  temperature: b.temperature ?? 1, topP: b.topP, topK: b.persona?.topK, minP: b.persona?.minP,
+                                  temperature: b.temperature ?? 1, topP: b.topP, topK: try b.option(.topK, \.topK),
+                                  minP: try b.option(.minP, \.minP),
                                   seed: b.seed.map { UInt64(bitPattern: $0) }, raw: !chat, stop: b.stop?.values,
-                                  steer: b.persona?.steer ?? [], traits: b.persona?.traits,
-                                  topLogprobs: wantLogprobs ? topLogprobs : 0, save: b.persona?.save ?? false)
+                                  steer: try b.option(.steer, \.steer) ?? [], traits: try b.option(.traits, \.traits),
+                                  topLogprobs: wantLogprobs ? topLogprobs : 0, save: try b.option(.save, \.save) ?? false)
         if r.stop?.isEmpty == true { r.stop = nil }
         return (r, wantLogprobs, topLogprobs)
     }

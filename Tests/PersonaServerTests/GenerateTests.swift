@@ -86,6 +86,10 @@ final class GenerateTests: XCTestCase {
                 (#"{"prompt": "x", "steer": [{"trait": "happy", "coef": 1, "positions": "middle"}]}"#, "steer[0].positions"),
                 (#"{"prompt": "x", "traits": ["evil"]}"#, "unknown trait"),
                 (#"{"prompt": "x", "max_tokens": "many"}"#, "malformed JSON request: max_tokens"),
+                // a misspelt field would otherwise be dropped (64 tokens, no steering) without a word
+                (#"{"prompt": "x", "max_new_tokens": 5}"#, "max_new_tokens: unknown field (known: prompt, messages,"),
+                (#"{"prompt": "x", "steer": [{"trait": "happy", "coeff": 1}]}"#, "steer[0].coeff: unknown field"),
+                (#"{"prompt": "x", "steer": [{"trait": "happy"}]}"#, "steer[0].coef: required"),
             ]
             for (req, word) in cases {
                 let m = try assertErrorShape(try await client.execute(uri: "/api/generate", method: .post, body: body(req)), .badRequest)

@@ -85,6 +85,27 @@ final class OpenAITests: XCTestCase {
         }
     }
 
+    /// The persona fields reach the backend from `persona` and from the top level (as /api/generate, vLLM and
+    /// llama.cpp's server take them); before, a top-level `steer` or `top_k` was dropped without a word.
+    func testPersonaFieldsInEitherPlace() async throws {
+        let backend = FakeBackend()
+        try await makeApp(backend: backend).test(.router) { client in
+            let msgs = #""messages": [{"role": "user", "content": "x"}], "max_tokens": 2"#
+            for extra in [#""persona": {"steer": [{"trait": "happy", "coef": 2, "positions": "response"}], "traits": ["sad"], "top_k": 5, "min_p": 0.1}"#,
+                          #""steer": [{"trait": "happy", "coef": 2, "positions": "response"}], "traits": ["sad"], "top_k": 5, "min_p": 0.1"#,
+                          #""top_k": 5, "min_p": 0.1, "traits": ["sad"], "persona": {"steer": [{"trait": "happy", "coef": 2, "positions": "response"}], "top_k": 5}"#] {
+                let r = try await client.execute(uri: "/v1/chat/completions", method: .post, headers: jsonHeaders, body: chat("{\(msgs), \(extra)}"))
+                XCTAssertEqual(r.status, .ok, text(r.body))
+                let req = try XCTUnwrap(backend.requests.last)
+                XCTAssertEqual(req.steer, [APISteer(trait: "happy", coef: 2, positions: "response")], extra)
+                XCTAssertEqual(req.traits, ["sad"], extra)
+                XCTAssertEqual(req.topK, 5, extra)
+                XCTAssertEqual(req.minP, 0.1, extra)
+            }
+            XCTAssertEqual(backend.requests.count, 3)
+        }
+    }
+
     /// The judge client's call: one token, greedy, 20 alternatives.
     func testJudgeStyleCall() async throws {
         let store = InMemoryRunStore()
@@ -219,6 +240,10 @@ final class OpenAITests: XCTestCase {
                 ("/v1/completions", #"{"prompt": ["a", "b"]}"#, "malformed JSON request"),
                 ("/v1/completions", #"{"prompt": "a", "logprobs": 50}"#, "top_logprobs:"),
                 ("/v1/completions", #"{"prompt": "a", "temperature": "hot"}"#, "malformed JSON request: temperature"),
+                ("/v1/chat/completions", #"{"messages": [{"role": "user", "content": "x"}], "persona": {"steering": []}}"#, "persona.steering: unknown field"),
+                ("/v1/chat/completions", #"{"messages": [{"role": "user", "content": "x"}], "persona": {"steer": [{"trait": "happy", "coefficient": 2}]}}"#,
+                 "persona.steer[0].coefficient: unknown field"),
+                ("/v1/chat/completions", #"{"messages": [{"role": "user", "content": "x"}], "top_k": 5, "persona": {"top_k": 6}}"#, "top_k: given at the top level and in persona"),
             ]
             for (uri, req, prefix) in cases {
                 let m = try assertErrorShape(try await client.execute(uri: uri, method: .post, body: body(req)), .badRequest)
