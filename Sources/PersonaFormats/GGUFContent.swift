@@ -74,9 +74,7 @@ public struct GGUFContent: GGUFSource {
                 // the bytes where they lie (no copy of the largest tensor, the embedding, beside the model), kept
                 // alive by the Data until the writer has written it
                 let b = t.make()
-                let owner = b.owner
-                return Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: b.data), count: b.count,
-                            deallocator: .custom { _, _ in withExtendedLifetime(owner) {} })
+                return Data(sharing: b.data, count: b.count, owner: b.owner)
             }
         }
         try g.write(to: url)

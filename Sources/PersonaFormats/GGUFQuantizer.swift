@@ -222,7 +222,7 @@ public struct GGUFQuantizer {
             for p in plans {
                 try g.addTensor(name: p.name, dtype: p.to, shape: input.tensorHeader(p.name)!.shape) {
                     let data = try input.withTensor(p.name) { t in
-                        p.to == p.from ? Data(bytes: t.data, count: t.byteCount) : try self.convert(t, to: p.to, pool: pool, file: input.sourcePath)
+                        p.to == p.from ? t.sharedData : try self.convert(t, to: p.to, pool: pool, file: input.sourcePath)
                     }
                     done += bytes(p)
                     progress(done, total)

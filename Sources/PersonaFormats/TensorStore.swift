@@ -1,3 +1,4 @@
+import Foundation
 import PersonaTensor
 
 /// One tensor inside a mapped file. `shape` is outermost-first (PyTorch order), e.g. a Linear weight is [out, in].
@@ -24,6 +25,19 @@ public struct TensorInfo: @unchecked Sendable {
 
     /// The tensor's bytes, without copying (valid while `owner` lives).
     public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: data, count: byteCount) }
+
+    /// The tensor's bytes as a `Data` that holds `owner`, without copying them (a mapped file's pages are read when
+    /// the Data is; writers pass tensors on this way).
+    public var sharedData: Data { Data(sharing: data, count: byteCount, owner: owner) }
+}
+
+extension Data {
+    /// `count` bytes at `pointer`, not copied: the Data keeps `owner` (which keeps the bytes) alive and never
+    /// writes through the pointer (a mutation copies first).
+    public init(sharing pointer: UnsafeRawPointer, count: Int, owner: AnyObject) {
+        self.init(bytesNoCopy: UnsafeMutableRawPointer(mutating: pointer), count: count,
+                  deallocator: .custom { _, _ in withExtendedLifetime(owner) {} })
+    }
 }
 
 /// A set of named tensors backed by mapped files.
