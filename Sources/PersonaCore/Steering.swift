@@ -1,5 +1,6 @@
 import Foundation
 import PersonaModels
+import PersonaRuns
 
 /// One steering instruction: `trait:coef[@row][:positions]`, or `trait:ablate[@row][:positions]`.
 ///
@@ -95,18 +96,12 @@ public struct SteeringCondition: Sendable, Equatable {
 
     /// Parses `trait>0.5` or `trait<-1`.
     public init(parsing text: String) throws {
-        let ops: [(Character, Bool)] = [(">", true), ("<", false)]
-        for (op, above) in ops {
-            if let i = text.firstIndex(of: op) {
-                let t = String(text[..<i]), v = String(text[text.index(after: i)...])
-                guard !t.isEmpty, let th = Float(v), th.isFinite else { break }
-                trait = t
-                self.above = above
-                threshold = th
-                return
-            }
+        guard let c = SteeringRecord.parseCondition(text) else {
+            throw VectorError("--steer-when '\(text)': expected trait>threshold or trait<threshold, e.g. evil>2.5")
         }
-        throw VectorError("--steer-when '\(text)': expected trait>threshold or trait<threshold, e.g. evil>2.5")
+        trait = c.trait
+        above = c.above
+        threshold = c.threshold
     }
 
     public init(trait: String, above: Bool, threshold: Float) {

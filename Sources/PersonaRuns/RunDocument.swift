@@ -261,6 +261,18 @@ public struct SteeringRecord: Codable, Sendable, Equatable {
     }
     public static let validPositions: Set<String> = ["all", "prompt", "response"]
     public static let validModes: Set<String> = ["add", "ablate"]
+
+    /// A closed-loop condition `trait>threshold` or `trait<threshold` in its parts; nil when `text` is not of that
+    /// form (the one syntax of `--steer-when`, a steering entry's `when` in the API and in run files).
+    public static func parseCondition(_ text: String) -> (trait: String, above: Bool, threshold: Float)? {
+        for (op, above) in [(Character(">"), true), (Character("<"), false)] {
+            guard let i = text.firstIndex(of: op) else { continue }
+            let t = String(text[..<i])
+            guard !t.isEmpty, let th = Float(text[text.index(after: i)...]), th.isFinite else { return nil }
+            return (t, above, th)
+        }
+        return nil
+    }
 }
 
 /// Summary statistics of one trait curve (population standard deviation).

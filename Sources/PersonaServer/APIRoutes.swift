@@ -180,11 +180,18 @@ struct APIRoutes: Sendable {
             guard SteeringRecord.validPositions.contains(s.positions) else { throw bad("steer[\(i)].positions: must be all, prompt or response") }
             guard SteeringRecord.validModes.contains(s.mode) else { throw bad("steer[\(i)].mode: must be add or ablate") }
             if let l = s.layer { guard l >= 0 else { throw bad("steer[\(i)].layer: must be >= 0") } }
+            if let w = s.when, !w.isEmpty, SteeringRecord.parseCondition(w) == nil {
+                throw bad("steer[\(i)].when: \"\(w.prefix(60))\" is not trait>threshold or trait<threshold (e.g. evil>2.5)")
+            }
         }
         if let b = backend {
             let known = Set(b.traits.map(\.name))
             for t in (r.traits ?? []) + r.steer.map(\.trait) where !known.contains(t) {
                 throw bad("unknown trait \"\(t.prefix(60))\"; loaded: \(known.sorted().joined(separator: ", "))")
+            }
+            for (i, s) in r.steer.enumerated() {
+                guard let w = s.when, let c = SteeringRecord.parseCondition(w), !known.contains(c.trait) else { continue }
+                throw bad("steer[\(i)].when: unknown trait \"\(c.trait.prefix(60))\"; loaded: \(known.sorted().joined(separator: ", "))")
             }
         }
     }

@@ -90,6 +90,10 @@ final class GenerateTests: XCTestCase {
                 (#"{"prompt": "x", "max_new_tokens": 5}"#, "max_new_tokens: unknown field (known: prompt, messages,"),
                 (#"{"prompt": "x", "steer": [{"trait": "happy", "coeff": 1}]}"#, "steer[0].coeff: unknown field"),
                 (#"{"prompt": "x", "steer": [{"trait": "happy"}]}"#, "steer[0].coef: required"),
+                // a closed-loop condition is checked before the stream starts (it used to fail mid-stream, as a 200
+                // whose only event was a server_error naming the CLI's --steer-when)
+                (#"{"prompt": "x", "steer": [{"trait": "happy", "coef": 1, "when": "happy<<0"}]}"#, "steer[0].when: \"happy<<0\" is not trait>threshold"),
+                (#"{"prompt": "x", "steer": [{"trait": "happy", "coef": 1, "when": "evil>1"}]}"#, "steer[0].when: unknown trait \"evil\""),
             ]
             for (req, word) in cases {
                 let m = try assertErrorShape(try await client.execute(uri: "/api/generate", method: .post, body: body(req)), .badRequest)
