@@ -104,10 +104,11 @@ struct EvaluateSteering: AsyncParsableCommand {
         let sweep = try SteeringSweep(folder: folder, settings: settings, definition: def, session: session, traitName: v.trait, shard: share)
         note("sweep \(v.trait)@\(v.method): rows \(settings.rows.map(String.init).joined(separator: ",")), coefficients \(settings.coefs.map { String($0) }.joined(separator: ",")), \(settings.questions.count) questions = \(sweep.totalSamples) answers; effect measured at row \(settings.monitoringRow)")
         if sweep.ownDone > 0 { note("resuming: \(sweep.ownDone) of \(sweep.ownSamples) answers already in \(folder.path)") }
+        let judge = try await judgeOptions.prepare(out: folder, extractionModel: loaded, pending: sweep.ownSamples - sweep.ownDone)
         let gp = Progress(total: sweep.ownSamples - sweep.ownDone, label: "answers")
         try sweep.generate(batchSize: batchSize, progress: { done, _, _ in gp.update(done) }, onTokens: { gp.addTokens($0) })
 
-        if let judge = try judgeOptions.make(out: folder, extractionModel: loaded) {
+        if let judge {
             let jp = Progress(total: sweep.unjudged.count, label: "judged")
             try await sweep.judge(with: judge) { done, _, _ in jp.update(done) }
         } else {
@@ -196,9 +197,10 @@ struct EvaluateMonitor: AsyncParsableCommand {
                                                session: try MonitorSession(loaded: loaded, vectors: [v]), vector: v, shard: share)
         note("\(v.trait)@\(v.method): \(qs.count) questions x \(settings.conditions.count) conditions = \(validation.total) answers; monitoring row \(settings.monitoringRow)")
         if validation.ownDone > 0 { note("resuming: \(validation.ownDone) of \(validation.own) answers already in \(folder.path)") }
+        let judge = try await judgeOptions.prepare(out: folder, extractionModel: loaded, pending: validation.own - validation.ownDone)
         let gp = Progress(total: validation.own - validation.ownDone, label: "answers")
         try validation.generate(batchSize: batchSize, progress: { done, _, _ in gp.update(done) }, onTokens: { gp.addTokens($0) })
-        if let judge = try judgeOptions.make(out: folder, extractionModel: loaded) {
+        if let judge {
             let jp = Progress(total: validation.unjudged.count, label: "judged")
             try await validation.judge(with: judge) { done, _, _ in jp.update(done) }
         } else {

@@ -35,6 +35,20 @@ struct JudgeOptions: ParsableArguments {
             return nil
         }
     }
+
+    /// The judge, made before generation: a bad local model path fails at once, and an OpenAI judge gets one
+    /// checked request (`OpenAIJudge.preflight`) when `pending` answers are still to be generated, so a wrong URL,
+    /// key or model name, or a server without logprobs, stops the run before the generation rather than after it.
+    /// (With nothing left to generate the check is skipped: a finished run's judgments may all be cached.)
+    func prepare(out: URL, extractionModel: LoadedModel, pending: Int) async throws -> (any Judge)? {
+        let judge = try make(out: out, extractionModel: extractionModel)
+        if let oj = judge as? OpenAIJudge, pending > 0 {
+            do { try await oj.preflight() } catch {
+                throw ValidationError("--judge openai: \(error)\nNothing was generated yet; check --judge-base-url / OPENAI_BASE_URL, --judge-model / PERSONA_JUDGE_MODEL and OPENAI_API_KEY, or use --judge none")
+            }
+        }
+        return judge
+    }
 }
 
 struct Extract: AsyncParsableCommand {
@@ -162,10 +176,10 @@ struct ExtractRun: AsyncParsableCommand {
         let total = ExtractionRun.sets.reduce(0) { $0 + 2 * run.units($1).count }
         let have = run.responses.count
         if have > 0 { note("resuming: \(have) of \(total) responses already in \(folder.path)/responses.jsonl") }
+        let judge = try await judgeOptions.prepare(out: folder, extractionModel: loaded, pending: total - have)
         let gp = Progress(total: max(0, total - have), label: "responses")
         try run.generate(batchSize: batchSize, progress: { done, _, _ in gp.update(done) }, onTokens: { gp.addTokens($0) })
 
-        let judge = try judgeOptions.make(out: folder, extractionModel: loaded)
         if let judge {
             let missing = run.responses.values.filter { run.judgments[$0.key] == nil }.count
             let jp = Progress(total: missing, label: "judged")

@@ -78,7 +78,7 @@ final class EvaluateCLITests: XCTestCase {
         XCTAssertEqual(chosen?["row"] as? Int, best?.row)
         XCTAssertEqual((chosen?["coef"] as? NSNumber)?.doubleValue, best?.coef)
         for f in ["sweep.csv", "heatmap.svg"] { XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent(f).path), f) }
-        XCTAssertEqual(judge.requests.count, 2 * samples.count, "one trait and one coherence request per answer")
+        XCTAssertEqual(judge.requests.count, 1 + 2 * samples.count, "one check before generating (OpenAIJudge.preflight), then one trait and one coherence request per answer")
 
         // A rerun resumes: nothing is generated or judged again.
         let again = try persona(["evaluate", "steering", "--model", model, "--vectors", vectors.path, "--trait", "evil",
@@ -86,7 +86,7 @@ final class EvaluateCLITests: XCTestCase {
                                  "--judge", "openai", "--judge-base-url", judge.baseURL.absoluteString, "--judge-model", "double", "--out", out.path])
         XCTAssertEqual(again.status, 0, again.stderr)
         XCTAssertTrue(again.stderr.contains("resuming: 10 of 10"), again.stderr)
-        XCTAssertEqual(judge.requests.count, 2 * samples.count)
+        XCTAssertEqual(judge.requests.count, 1 + 2 * samples.count, "nothing left to generate: no check either")
 
         // With these answers the double's scores give a coherent rise (checked once: the hash is fixed, generation greedy).
         guard let best else { return XCTFail("no coherent setting rose: the --write-vector / auto half was not exercised") }
@@ -108,6 +108,23 @@ final class EvaluateCLITests: XCTestCase {
     }
 
     /// Plumbing: `persona serve` on SmolLM2 is the judge (its answers are whatever a 135M model says).
+    /// A judge that cannot score (here: a server whose replies carry no logprobs) stops extraction before any
+    /// answer is generated, with the reason; it used to surface only after the whole generation.
+    func testJudgeProblemStopsBeforeGeneration() throws {
+        let model = try Repository.stories260K.path
+        let server = try TinyHTTPServer { _, _ in .init(body: #"{"choices":[{"message":{"content":"85"}}]}"#) }
+        defer { server.stop() }
+        let out = dir.appendingPathComponent("extract")
+        let r = try persona(["extract", "--model", model, "--trait", "evil", "--questions", "1", "--max-tokens", "4",
+                             "--judge", "openai", "--judge-base-url", server.baseURL.absoluteString, "--judge-model", "m", "--out", out.path])
+        XCTAssertEqual(r.status, 64, r.stderr)
+        XCTAssertTrue(r.stderr.contains("--judge openai:") && r.stderr.contains("no logprobs") && r.stderr.contains("Nothing was generated yet"), r.stderr)
+        XCTAssertEqual(server.requests.count, 1)
+        let responses = out.appendingPathComponent("responses.jsonl")
+        let generated = (try? String(contentsOf: responses, encoding: .utf8))?.split(separator: "\n").count ?? 0
+        XCTAssertEqual(generated, 0)
+    }
+
     func testSweepJudgedByPersonaServe() throws {
         let model = try Repository.smolLM2.path
         let binary = try Subprocess.personaBinary(besides: Self.self)

@@ -122,6 +122,42 @@ final class JudgeHTTPTests: XCTestCase {
         XCTAssertEqual(bad.requests.count, 1)
     }
 
+    /// The check before generation: a good server passes with one request, a wrong key / model (4xx), a server
+    /// without logprobs and a closed port fail at once (no retries), a busy server (429 / 5xx) passes.
+    func testPreflight() async throws {
+        let good = try TinyHTTPServer { _, _ in .init(body: self.good) }
+        defer { good.stop() }
+        try await makeJudge(good).preflight()
+        XCTAssertEqual(good.requests.count, 1)
+        let cases: [(TinyHTTPServer.Reply, String?)] = [
+            (.init(status: 404, body: "{\"error\":\"model judge-test not found\"}"), "HTTP 404: {\"error\":\"model judge-test not found\"}"),
+            (.init(status: 401, body: "{}"), "HTTP 401"),
+            (.init(body: "{\"choices\":[{\"message\":{\"content\":\"85\"}}]}"), "no logprobs"),
+            (.init(status: 429, body: "{}"), nil),
+            (.init(status: 503, body: "{}"), nil),
+        ]
+        for (reply, expected) in cases {
+            let server = try TinyHTTPServer { _, _ in reply }
+            defer { server.stop() }
+            do {
+                try await makeJudge(server).preflight()
+                XCTAssertNil(expected, "expected an error for HTTP \(reply.status)")
+            } catch {
+                XCTAssertTrue(expected.map { "\(error)".contains($0) } ?? false, "\(error)")
+            }
+            XCTAssertEqual(server.requests.count, 1)
+        }
+        // a port nothing listens on: refused at once, not after the retries' back-off
+        let closed = try TinyHTTPServer { _, _ in .init(body: self.good) }
+        let url = closed.baseURL
+        closed.stop()
+        var cfg = OpenAIJudge.Configuration(baseURL: url, model: "judge-test")
+        cfg.timeout = 5
+        do { try await OpenAIJudge(cfg).preflight(); XCTFail("expected an error") } catch {
+            XCTAssertTrue("\(error)".contains("not reachable"), "\(error)")
+        }
+    }
+
     func testMissingLogprobsGiveNilNotCrash() async throws {
         let bodies = ["{\"choices\":[{\"message\":{\"content\":\"85\"}}]}",
                       "{\"choices\":[{\"logprobs\":null}]}",

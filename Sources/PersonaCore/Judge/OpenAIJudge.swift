@@ -140,6 +140,33 @@ public final class OpenAIJudge: Judge, @unchecked Sendable {
         return r.score
     }
 
+    /// One scoring request before the work starts, not cached and not retried, so that a wrong URL, key or model
+    /// name, or a server that gives no logprobs, is found before hours of generation rather than after them.
+    /// Throws for a network error, an HTTP 4xx other than 429, and a reply without the first token's
+    /// top_logprobs (every score would be missing and every pair dropped); 429 and 5xx pass, as transient (the
+    /// real requests retry them).
+    public func preflight() async throws {
+        let req = try makeRequest("Reply with one number from 0 to 100: how sure are you that 2 + 2 = 4?")
+        let url = req.url.absoluteString
+        counters.add(requests: 1)
+        let data: Data, http: HTTPResponse
+        do { (data, http) = try await send(req) } catch {
+            if error is CancellationError { throw error }
+            throw JudgeError("\(url): not reachable (\(error))")
+        }
+        switch http.statusCode {
+        case 200..<300:
+            guard try Self.parse(data, source: url).cacheable else {
+                throw JudgeError("\(url): the reply has no logprobs for its first token; the judge reads its score from "
+                                 + "top_logprobs, so the server must accept \"logprobs\": true and \"top_logprobs\": \(configuration.topLogprobs)")
+            }
+        case 429, 500..<600:
+            return
+        default:
+            throw JudgeError("\(url): HTTP \(http.statusCode): \(String(decoding: data.prefix(300), as: UTF8.self))")
+        }
+    }
+
     private func makeRequest(_ prompt: String) throws -> HTTPRequest {
         var req = HTTPRequest(url: configuration.baseURL.appendingPathComponent("chat/completions"), method: "POST")
         req.timeout = max(1, configuration.timeout) * 2
