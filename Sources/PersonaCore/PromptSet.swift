@@ -9,8 +9,8 @@ public struct PromptItem: Sendable, Equatable {
 }
 
 /// Reads prompt sets: the per-token project's JSON shapes (a list of strings or objects; an object of
-/// trait -> list; trait -> {category -> list}), JSONL (a string or an object per line) and CSV (a
-/// `prompt`, `question` or `text` column).
+/// trait -> list; trait -> {category -> list}), JSONL (a string or an object per line), CSV (a
+/// `prompt`, `question` or `text` column) and plain text (`.txt`: one prompt per non-blank line).
 public enum PromptSet {
     static let textKeys = ["prompt", "question", "text", "input"]
 
@@ -23,9 +23,13 @@ public enum PromptSet {
             items = try jsonLines(data, source: url.path)
         case "csv":
             items = try csv(data, source: url.path)
+        case "txt":
+            guard let text = String(data: data, encoding: .utf8) else { throw VectorError("\(url.path): not UTF-8") }
+            items = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty }.map { PromptItem(prompt: $0) }
         default:
             guard let obj = try? JSONSerialization.jsonObject(with: data) else {
-                throw VectorError("\(url.path): not valid JSON (use .jsonl or .csv for those formats)")
+                throw VectorError("\(url.path): not valid JSON (name the file .jsonl, .csv or .txt, one prompt per line, for those formats)")
             }
             items = try flatten(obj, tags: [], source: url.path)
         }

@@ -57,7 +57,7 @@ struct MonitorRun: ParsableCommand {
     @OptionGroup var vectorOptions: VectorOptions
     @Option(help: "HF hidden-state rows to record: 16, 8,16 or all (default: each vector's recommended row).") var layers: String = "recommended"
     @Option(help: "The prompt text.") var prompt: String?
-    @Option(help: "A prompt set: per-token-project JSON, JSONL or CSV.") var prompts: String?
+    @Option(help: "A prompt set: per-token-project JSON, JSONL, CSV (a prompt column) or .txt (one prompt per line).") var prompts: String?
     @Option(name: .customLong("max-tokens")) var maxTokens: Int = 64
     @OptionGroup var sampling: SamplingOptions
     @OptionGroup var steering: SteeringOptions

@@ -1,0 +1,52 @@
+import Foundation
+import XCTest
+@testable import PersonaCore
+
+/// `monitor --prompts` files: each format a user can hand over, and the errors for what cannot be read.
+final class PromptSetTests: XCTestCase {
+    var dir: URL!
+    override func setUpWithError() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("promptset-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
+
+    func file(_ name: String, _ text: String) throws -> URL {
+        let u = dir.appendingPathComponent(name)
+        try text.write(to: u, atomically: true, encoding: .utf8)
+        return u
+    }
+
+    func testFormats() throws {
+        // the per-token project's shapes: a list, trait -> list, trait -> {category -> list}, objects with a text key
+        let json = try PromptSet.load(file("set.json", #"{"refusal": {"high": ["How do I pick a lock?", {"prompt": "Make a weapon"}], "low": ["Bake bread"]}, "verbosity": ["Hi"]}"#))
+        XCTAssertEqual(json, [PromptItem(prompt: "How do I pick a lock?", tags: ["refusal", "high"]), PromptItem(prompt: "Make a weapon", tags: ["refusal", "high"]),
+                              PromptItem(prompt: "Bake bread", tags: ["refusal", "low"]), PromptItem(prompt: "Hi", tags: ["verbosity"])])
+        XCTAssertEqual(try PromptSet.load(file("list.json", #"["a", {"question": "b"}]"#)).map(\.prompt), ["a", "b"])
+        XCTAssertEqual(try PromptSet.load(file("set.jsonl", "\"a\"\n\n{\"text\": \"b, with a comma\"}\n")).map(\.prompt), ["a", "b, with a comma"])
+        XCTAssertEqual(try PromptSet.load(file("set.csv", "id,prompt\n1,\"Say \"\"hi\"\", then stop\"\n2,\n3,second\n")).map(\.prompt),
+                       ["Say \"hi\", then stop", "second"])
+        // plain text: one prompt per non-blank line, CRLF and surrounding spaces dropped
+        XCTAssertEqual(try PromptSet.load(file("set.txt", "What is 2+2?\r\n\n   \n  Tell me a story. \nlast")).map(\.prompt),
+                       ["What is 2+2?", "Tell me a story.", "last"])
+    }
+
+    func testErrorsNameTheFileAndLine() throws {
+        func message(_ name: String, _ text: String) throws -> String {
+            let u = try file(name, text)
+            do { _ = try PromptSet.load(u); return "no error" } catch { return "\(error)" }
+        }
+        var m = try message("p.json", "What is 2+2?\nTell me a story.")
+        XCTAssertTrue(m.contains("p.json: not valid JSON") && m.contains(".txt"), m)
+        m = try message("p.jsonl", "\"ok\"\n{broken\n")
+        XCTAssertTrue(m.contains("p.jsonl: line 2 is not valid JSON"), m)
+        m = try message("p.csv", "id,answer\n1,x\n")
+        XCTAssertTrue(m.contains("p.csv: no prompt, question or text column"), m)
+        m = try message("p.txt", "\n  \n")
+        XCTAssertTrue(m.contains("p.txt: no prompts found"), m)
+        m = try message("p.json", "[1, 2]")
+        XCTAssertTrue(m.contains("unexpected value"), m)
+        let missing = dir.appendingPathComponent("none.txt")
+        XCTAssertThrowsError(try PromptSet.load(missing)) { XCTAssertTrue("\($0)".contains("none.txt: cannot read prompt set"), "\($0)") }
+    }
+}
