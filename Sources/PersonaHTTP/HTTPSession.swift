@@ -65,6 +65,9 @@ public final class HTTPSession: Sendable {
                 timeout: .init(connect: .seconds(Int64(min(timeout, 30).rounded(.up))), read: .milliseconds(Int64(timeout * 1000))),
                 proxy: proxy, decompression: .disabled)
             c.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(1, maxConnectionsPerHost))
+            // a refused connection fails the request at once (the client would otherwise retry it until the
+            // connect timeout, 30 s); the callers (Hub downloads, the judge) retry with their own back-off
+            c.connectionPool.retryConnectionEstablishment = false
             return c
         }
         direct = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration(proxy: nil))

@@ -152,10 +152,13 @@ final class JudgeHTTPTests: XCTestCase {
         let url = closed.baseURL
         closed.stop()
         var cfg = OpenAIJudge.Configuration(baseURL: url, model: "judge-test")
-        cfg.timeout = 5
+        cfg.timeout = 30
+        let t0 = Date()
         do { try await OpenAIJudge(cfg).preflight(); XCTFail("expected an error") } catch {
             XCTAssertTrue("\(error)".contains("not reachable"), "\(error)")
         }
+        // the HTTP client no longer retries a refused connection until its 30 s connect timeout (HTTPSession)
+        XCTAssertLessThan(Date().timeIntervalSince(t0), 15)
     }
 
     func testMissingLogprobsGiveNilNotCrash() async throws {
