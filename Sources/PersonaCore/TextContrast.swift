@@ -10,8 +10,31 @@ public enum TextContrast {
         public var row: Int
         public var hookPoint: String
         public var auroc: Double
+        /// NaN when undefined (fewer than 2 held-out texts on a side, or no spread); null in JSON.
         public var cohensD: Double
         public var norm: Double
+
+        public init(row: Int, hookPoint: String, auroc: Double, cohensD: Double, norm: Double) {
+            self.row = row; self.hookPoint = hookPoint; self.auroc = auroc; self.cohensD = cohensD; self.norm = norm
+        }
+        enum CodingKeys: String, CodingKey { case row, hookPoint, auroc, cohensD, norm }
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            row = try c.decode(Int.self, forKey: .row)
+            hookPoint = try c.decode(String.self, forKey: .hookPoint)
+            auroc = try c.decode(Double.self, forKey: .auroc)
+            cohensD = try c.decodeIfPresent(Double.self, forKey: .cohensD) ?? .nan
+            norm = try c.decode(Double.self, forKey: .norm)
+        }
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(row, forKey: .row)
+            try c.encode(hookPoint, forKey: .hookPoint)
+            try c.encode(auroc, forKey: .auroc)
+            // JSON has no NaN: an undefined effect size is written as null
+            if cohensD.isFinite { try c.encode(cohensD, forKey: .cohensD) } else { try c.encodeNil(forKey: .cohensD) }
+            try c.encode(norm, forKey: .norm)
+        }
     }
 
     /// Hidden states of BOS + text, and the prompt length (1: the BOS, or the first token).
@@ -70,9 +93,17 @@ public enum TextContrast {
     public static func recommendedRow(_ report: [RowReport], numLayers: Int) -> Int {
         let candidates = report.filter { numLayers < 3 || ($0.row > 0 && $0.row < numLayers) }
         let third = Double(numLayers) / 3
+        // An undefined effect size (NaN: one held-out text a side) ranks below any defined one and ties with
+        // another undefined one, so equal AUROCs then go to the row nearest a third of the depth (NaN compared
+        // with < used to stop the ordering there and leave the first candidate, row 1).
         return candidates.max { a, b in
             if a.auroc != b.auroc { return a.auroc < b.auroc }
-            if a.cohensD != b.cohensD { return a.cohensD < b.cohensD }
+            switch (a.cohensD.isNaN, b.cohensD.isNaN) {
+            case (false, false) where a.cohensD != b.cohensD: return a.cohensD < b.cohensD
+            case (true, false): return true
+            case (false, true): return false
+            default: break
+            }
             return abs(Double(a.row) - third) > abs(Double(b.row) - third)
         }?.row ?? max(1, numLayers / 3)
     }

@@ -23,6 +23,7 @@ struct Contrast: ParsableCommand {
 
     func validate() throws {
         if !(holdout >= 0 && holdout < 1) { throw ValidationError("--holdout must be in [0, 1)") }
+        if reportPath != nil && holdout == 0 { throw ValidationError("--report needs held-out texts: a --holdout above 0") }
     }
 
     static func lines(_ path: String) throws -> [String] {
@@ -50,25 +51,32 @@ struct Contrast: ParsableCommand {
         var v = try sums.vector(trait: trait, method: .responseAvg,
                                 model: loaded.name, positiveMeaning: meaning)
         v.source = "persona contrast: \(positive) vs \(negative)"
+        var report: [TextContrast.RowReport]? = nil
         if !posTest.isEmpty && !negTest.isEmpty {
-            let report = try TextContrast.report(loaded, vector: v, positive: posTest, negative: negTest)
-            v.recommendedRow = TextContrast.recommendedRow(report, numLayers: loaded.config.numLayers)
+            let rows = try TextContrast.report(loaded, vector: v, positive: posTest, negative: negTest)
+            v.recommendedRow = TextContrast.recommendedRow(rows, numLayers: loaded.config.numLayers)
             print("held-out texts: \(posTest.count) positive, \(negTest.count) negative")
+            if posTest.count < 2 || negTest.count < 2 {
+                note("Cohen's d needs 2 held-out texts a side (n/a below), and an AUROC of 1 vs 1 texts is 0 or 1: give more texts or a larger --holdout for a report to choose the row by")
+            }
             print("row  hook point                        AUROC   Cohen's d    ||v||")
-            for r in report {
+            for r in rows {
                 let mark = r.row == v.recommendedRow ? "  <- recommended" : ""
                 let hook = r.hookPoint.padding(toLength: 32, withPad: " ", startingAt: 0)
-                print(String(format: "%3d  ", r.row) + hook + String(format: " %6.3f  %9.3f  %8.3f", r.auroc, r.cohensD, r.norm) + mark)
+                let d = r.cohensD.isFinite ? String(format: "%9.3f", r.cohensD) : "      n/a"
+                print(String(format: "%3d  ", r.row) + hook + String(format: " %6.3f  ", r.auroc) + d + String(format: "  %8.3f", r.norm) + mark)
             }
-            if let reportPath {
-                let enc = JSONEncoder()
-                enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-                try enc.encode(report).write(to: URL(fileURLWithPath: reportPath), options: .atomic)
-            }
+            report = rows
         } else {
             v.recommendedRow = max(1, loaded.config.numLayers / 3)
         }
+        // the vector first: a report that cannot be written must not cost it
         try VectorFiles.save([v], to: URL(fileURLWithPath: out))
+        if let reportPath, let report {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try enc.encode(report).write(to: URL(fileURLWithPath: reportPath), options: .atomic)
+        }
         fflush(stdout)
         note("wrote \(trait) (\(posTrain.count) vs \(negTrain.count) texts, recommended row \(v.recommendedRow!)) to \(out)")
     }

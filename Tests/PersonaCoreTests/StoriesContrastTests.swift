@@ -30,3 +30,24 @@ final class StoriesContrastTests: XCTestCase {
         XCTAssertGreaterThan(report[row].cohensD, 1)
     }
 }
+
+/// The row choice without a model: AUROC first, then a defined Cohen's d, then the row nearest a third of the depth.
+final class RecommendedRowTests: XCTestCase {
+    func rows(_ auroc: [Double], _ d: [Double]) -> [TextContrast.RowReport] {
+        zip(auroc, d).enumerated().map { TextContrast.RowReport(row: $0.offset, hookPoint: "", auroc: $0.element.0, cohensD: $0.element.1, norm: 1) }
+    }
+
+    func testUndefinedEffectSizesTieThenAThirdOfTheDepth() {
+        // 30 layers, rows 0...30: every AUROC 1, every d undefined -> row 10 (it was row 1: NaN broke the ordering)
+        XCTAssertEqual(TextContrast.recommendedRow(rows(Array(repeating: 1, count: 31), Array(repeating: .nan, count: 31)), numLayers: 30), 10)
+        // a defined d beats an undefined one at equal AUROC, wherever it is
+        var d = Array(repeating: Double.nan, count: 31); d[25] = 0.1
+        XCTAssertEqual(TextContrast.recommendedRow(rows(Array(repeating: 1, count: 31), d), numLayers: 30), 25)
+        // AUROC decides first; rows 0 and L are not candidates
+        var a = Array(repeating: 0.6, count: 31); a[30] = 1; a[0] = 1; a[4] = 0.9
+        XCTAssertEqual(TextContrast.recommendedRow(rows(a, Array(repeating: 2, count: 31)), numLayers: 30), 4)
+        // larger d wins among equal AUROCs
+        var d2 = Array(repeating: 1.0, count: 31); d2[7] = 3
+        XCTAssertEqual(TextContrast.recommendedRow(rows(Array(repeating: 0.8, count: 31), d2), numLayers: 30), 7)
+    }
+}
