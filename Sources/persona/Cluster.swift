@@ -16,12 +16,12 @@ struct ClusterSlurm: ParsableCommand {
         commandName: "slurm",
         abstract: "Extract traits as a Slurm job array plus a dependent merge job; prints the job ids.",
         discussion: """
-        Writes OUT/slurm/extract.sbatch (array 0..<traits x shards-per-trait; task i extracts trait i / K, shard \\
-        i % K, in OUT/<trait>/shards/<i>-of-<K>) and OUT/slurm/merge.sbatch (`persona extract merge OUT`), then \\
-        submits them: the merge with --dependency=afterany on the array, and it refuses to merge while a shard is \\
-        missing or unfinished, so a task that failed can be requeued (`scontrol requeue JOB_i`) and the merge \\
-        resubmitted (`sbatch OUT/slurm/merge.sbatch`). Options after `--` go to every `persona extract` task, \\
-        e.g. `-- --judge openai --judge-base-url http://judge:8000/v1 --max-tokens 128`. OUT must be on a file \\
+        Writes OUT/slurm/extract.sbatch (array 0..<traits x shards-per-trait; task i extracts trait i / K, shard \
+        i % K, in OUT/<trait>/shards/<i>-of-<K>) and OUT/slurm/merge.sbatch (`persona extract merge OUT`), then \
+        submits them: the merge with --dependency=afterany on the array, and it refuses to merge while a shard is \
+        missing or unfinished, so a task that failed can be requeued (`scontrol requeue JOB_i`) and the merge \
+        resubmitted (`sbatch OUT/slurm/merge.sbatch`). Options after `--` go to every `persona extract` task, \
+        e.g. `-- --judge openai --judge-base-url http://judge:8000/v1 --max-tokens 128`. OUT must be on a file \
         system every node sees. Logs: OUT/slurm/logs.
         """)
 

@@ -14,14 +14,14 @@ struct EvaluateSteering: AsyncParsableCommand {
         commandName: "steering",
         abstract: "Sweep steering rows x coefficients on the trait's held-out eval questions and pick the setting.",
         discussion: """
-        Every eval question is answered unsteered (the baseline) and under every (row, coefficient); one question's \\
-        settings run together as one batch, each sequence with its own steering. With a judge, each answer gets a \\
-        trait score and a coherence score (0-100, the trait's own judge prompt); the chosen setting is the largest \\
-        rise of the mean trait score over the baseline whose mean coherence stays >= --coherence-threshold. \\
-        Without a judge (--judge none) the sweep reports proxies instead, and says so: the rise of the mean \\
-        projection at the monitoring row, and the answer's perplexity under the unsteered model as a coherence \\
-        proxy (kept while <= --max-perplexity-ratio x the baseline's). Writes OUT/sweep.json, sweep.csv, \\
-        heatmap.svg; samples.jsonl and judgments.jsonl are written ahead, so a rerun resumes. --write-vector \\
+        Every eval question is answered unsteered (the baseline) and under every (row, coefficient); one question's \
+        settings run together as one batch, each sequence with its own steering. With a judge, each answer gets a \
+        trait score and a coherence score (0-100, the trait's own judge prompt); the chosen setting is the largest \
+        rise of the mean trait score over the baseline whose mean coherence stays >= --coherence-threshold. \
+        Without a judge (--judge none) the sweep reports proxies instead, and says so: the rise of the mean \
+        projection at the monitoring row, and the answer's perplexity under the unsteered model as a coherence \
+        proxy (kept while <= --max-perplexity-ratio x the baseline's). Writes OUT/sweep.json, sweep.csv, \
+        heatmap.svg; samples.jsonl and judgments.jsonl are written ahead, so a rerun resumes. --write-vector \
         stores the choice in the vector file as recommended_steering_row / _coef, which `--steer trait:auto` uses.
         """)
 

@@ -7,11 +7,11 @@ struct Screen: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Screen training data: flag samples whose responses project above the model's own answers.",
         discussion: """
-        For each sample (JSON lines: {"messages": [...]} ending with the assistant's turn, or {"prompt", "response"}), \\
-        the mean projection of its response on each trait at the trait's monitoring row, minus that of the model's \\
-        own greedy answer to the same prompt: the paper's projection difference, which predicts how training on the \\
-        sample would shift the trait. Samples are ranked per trait; the top --flag-top fraction (or those above \\
-        --flag-above) are written to OUT/flagged.jsonl as they were read, with their differences in \\
+        For each sample (JSON lines: {"messages": [...]} ending with the assistant's turn, or {"prompt", "response"}), \
+        the mean projection of its response on each trait at the trait's monitoring row, minus that of the model's \
+        own greedy answer to the same prompt: the paper's projection difference, which predicts how training on the \
+        sample would shift the trait. Samples are ranked per trait; the top --flag-top fraction (or those above \
+        --flag-above) are written to OUT/flagged.jsonl as they were read, with their differences in \
         OUT/screen.csv. screen.jsonl is written ahead, so a long data set resumes.
         """)
 

@@ -191,4 +191,25 @@ final class CLITests: XCTestCase {
             for (trait, v) in sx { for (p, q) in zip(v, sy[trait]!) { XCTAssertEqual(p, q, accuracy: 1e-4, trait) } }
         }
     }
+
+    /// Every command's --help, reached by walking the SUBCOMMANDS lists: it exits 0 and shows no source-code line
+    /// continuations (a doubled backslash in a help text printed "\" at the end of lines of three commands).
+    func testEveryHelpTextReadsClean() throws {
+        var queue: [[String]] = [[]], seen = 0
+        while let path = queue.popLast() {
+            let r = try run(path + ["--help"])
+            XCTAssertEqual(r.status, 0, "\(path) \(r.stderr)")
+            for line in r.stdout.split(separator: "\n") where line.hasSuffix("\\") {
+                XCTFail("persona \(path.joined(separator: " ")) --help: \(line)")
+            }
+            seen += 1
+            guard let start = r.stdout.range(of: "SUBCOMMANDS:\n") else { continue }
+            for line in r.stdout[start.upperBound...].split(separator: "\n", omittingEmptySubsequences: false) {
+                if line.isEmpty { break }
+                guard line.hasPrefix("  "), !line.hasPrefix("   "), let name = line.split(separator: " ").first else { continue }
+                queue.append(path + [String(name)])
+            }
+        }
+        XCTAssertGreaterThan(seen, 20, "the walk should reach every command")
+    }
 }
