@@ -5,14 +5,8 @@ import PersonaCore
 
 /// `persona contrast` through the binary on stories260K: the vector, the printed layer report and its JSON agree,
 /// and a report that is thin (one held-out text a side) still leaves the vector and a readable report.
-final class ContrastCLITests: XCTestCase {
-    var dir: URL!
-    override func setUpWithError() throws { dir = try Repository.temporaryDirectory("contrast") }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
-
-    func persona(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        try Subprocess.run(try Subprocess.personaBinary(besides: Self.self), args)
-    }
+final class ContrastCLITests: BinaryTestCase {
+    override class var folderPrefix: String { "contrast" }
 
     func stories(_ name: String, first n: Int) throws -> URL {
         let text = try String(contentsOf: Repository.root.appendingPathComponent("examples/stories/\(name).txt"), encoding: .utf8)

@@ -5,14 +5,8 @@ import XCTest
 /// `persona convert --to gguf --quantize TYPE` through the binary on the real SmolLM2 file: the file llama.cpp's
 /// quantizer writes from the same input (`--allow-requantize`; SHA-256 recorded by Scripts/make_convert_fixtures.py),
 /// and a file the other commands then run.
-final class ConvertQuantizeCLITests: XCTestCase {
-    var dir: URL!
-    override func setUpWithError() throws { dir = try Repository.temporaryDirectory("quantize") }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
-
-    func persona(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        try Subprocess.run(try Subprocess.personaBinary(besides: Self.self), args)
-    }
+final class ConvertQuantizeCLITests: BinaryTestCase {
+    override class var folderPrefix: String { "quantize" }
 
     func sha256(_ url: URL) throws -> String {
         let r = try Subprocess.run(URL(fileURLWithPath: "/usr/bin/env"), ["sha256sum", url.path])

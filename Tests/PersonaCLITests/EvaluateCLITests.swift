@@ -6,14 +6,8 @@ import PersonaCore
 /// `persona evaluate steering` on SmolLM2 through the binary: a deterministic judge double for the numbers (every
 /// score is a known function of the judge prompt, so the per-setting means and the choice can be recomputed here),
 /// `persona serve` as the OpenAI-compatible judge for the plumbing, and `--steer trait:auto` reproducing the choice.
-final class EvaluateCLITests: XCTestCase {
-    var dir: URL!
-    override func setUpWithError() throws { dir = try Repository.temporaryDirectory("evaluate") }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
-
-    func persona(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        try Subprocess.run(try Subprocess.personaBinary(besides: Self.self), args)
-    }
+final class EvaluateCLITests: BinaryTestCase {
+    override class var folderPrefix: String { "evaluate" }
 
     /// The double's score for a judge prompt: a hash of its text, 0...100 for trait prompts, 40...100 for coherence.
     static func score(_ prompt: String) -> Int {
