@@ -10,30 +10,13 @@ public enum TextContrast {
         public var row: Int
         public var hookPoint: String
         public var auroc: Double
-        /// NaN when undefined (fewer than 2 held-out texts on a side, or no spread); null in JSON.
+        /// NaN when undefined (fewer than 2 held-out texts on a side, or no spread); written "nan" in JSON, as
+        /// `evaluate`'s reports write non-finite numbers.
         public var cohensD: Double
         public var norm: Double
 
         public init(row: Int, hookPoint: String, auroc: Double, cohensD: Double, norm: Double) {
             self.row = row; self.hookPoint = hookPoint; self.auroc = auroc; self.cohensD = cohensD; self.norm = norm
-        }
-        enum CodingKeys: String, CodingKey { case row, hookPoint, auroc, cohensD, norm }
-        public init(from decoder: Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            row = try c.decode(Int.self, forKey: .row)
-            hookPoint = try c.decode(String.self, forKey: .hookPoint)
-            auroc = try c.decode(Double.self, forKey: .auroc)
-            cohensD = try c.decodeIfPresent(Double.self, forKey: .cohensD) ?? .nan
-            norm = try c.decode(Double.self, forKey: .norm)
-        }
-        public func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(row, forKey: .row)
-            try c.encode(hookPoint, forKey: .hookPoint)
-            try c.encode(auroc, forKey: .auroc)
-            // JSON has no NaN: an undefined effect size is written as null
-            if cohensD.isFinite { try c.encode(cohensD, forKey: .cohensD) } else { try c.encodeNil(forKey: .cohensD) }
-            try c.encode(norm, forKey: .norm)
         }
     }
 

@@ -75,6 +75,7 @@ struct Contrast: ParsableCommand {
         if let reportPath, let report {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
             try enc.encode(report).write(to: URL(fileURLWithPath: reportPath), options: .atomic)
         }
         fflush(stdout)

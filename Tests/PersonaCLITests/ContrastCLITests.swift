@@ -19,11 +19,16 @@ final class ContrastCLITests: BinaryTestCase {
         try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [[String: Any]])
     }
 
+    /// `persona contrast` on the first n happy and sad stories, writing name.safetensors and name.report.json.
+    func contrast(first n: Int, name: String, _ extra: [String] = []) throws -> (run: (status: Int32, stdout: String, stderr: String), out: URL, report: URL) {
+        let out = dir.appendingPathComponent("\(name).safetensors"), rep = dir.appendingPathComponent("\(name).report.json")
+        let r = try persona(["contrast", "--model", try Repository.stories260K.path, "--positive", try stories("happy", first: n).path,
+                             "--negative", try stories("sad", first: n).path, "--trait", "happy", "--report", rep.path, "--out", out.path] + extra)
+        return (r, out, rep)
+    }
+
     func testVectorAndReport() throws {
-        let model = try Repository.stories260K.path
-        let out = dir.appendingPathComponent("happy.safetensors"), rep = dir.appendingPathComponent("happy.report.json")
-        let r = try persona(["contrast", "--model", model, "--positive", try stories("happy", first: 24).path,
-                             "--negative", try stories("sad", first: 24).path, "--trait", "happy", "--report", rep.path, "--out", out.path])
+        let (r, out, rep) = try contrast(first: 24, name: "happy")
         XCTAssertEqual(r.status, 0, r.stderr)
         let v = try XCTUnwrap(try VectorFiles.load(out).first)
         let rows = try report(rep)
@@ -34,26 +39,24 @@ final class ContrastCLITests: BinaryTestCase {
         for row in rows { XCTAssertNotNil(row["cohensD"] as? Double, "6 vs 6 held out: d is defined on every row") }
     }
 
-    /// Two texts a side leave one held out: Cohen's d is undefined. It used to be written as NaN, which JSON
-    /// cannot hold, so `--report` failed before the vector was saved; and the NaN stopped the row choice at row 1.
+    /// Two texts a side leave one held out: Cohen's d is undefined. JSONEncoder refused the NaN, so `--report`
+    /// failed before the vector was saved; and the NaN stopped the row choice at row 1.
     func testOneHeldOutTextASide() throws {
-        let model = try Repository.stories260K.path
-        let out = dir.appendingPathComponent("thin.safetensors"), rep = dir.appendingPathComponent("thin.report.json")
-        let r = try persona(["contrast", "--model", model, "--positive", try stories("happy", first: 2).path,
-                             "--negative", try stories("sad", first: 2).path, "--trait", "happy", "--report", rep.path, "--out", out.path])
+        let (r, out, rep) = try contrast(first: 2, name: "thin")
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stderr.contains("Cohen's d needs 2 held-out texts a side"), r.stderr)
         XCTAssertTrue(r.stdout.contains("n/a"), r.stdout)
         let v = try XCTUnwrap(try VectorFiles.load(out).first)
         let rows = try report(rep)
         XCTAssertEqual(rows.count, v.rows.count)
-        for row in rows { XCTAssertTrue(row["cohensD"] is NSNull, "\(row)") }
-        let decoded = try JSONDecoder().decode([TextContrast.RowReport].self, from: Data(contentsOf: rep))
+        for row in rows { XCTAssertEqual(row["cohensD"] as? String, "nan", "\(row)") }
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        let decoded = try decoder.decode([TextContrast.RowReport].self, from: Data(contentsOf: rep))
         XCTAssertTrue(decoded.allSatisfy { $0.cohensD.isNaN })
         XCTAssertEqual(v.recommendedRow, TextContrast.recommendedRow(decoded, numLayers: v.rows.count - 1))
         // --report without held-out texts is refused before anything runs
-        let none = try persona(["contrast", "--model", model, "--positive", try stories("happy", first: 2).path,
-                                "--negative", try stories("sad", first: 2).path, "--trait", "happy", "--holdout", "0", "--report", rep.path, "--out", out.path])
+        let none = try contrast(first: 2, name: "none", ["--holdout", "0"]).run
         XCTAssertEqual(none.status, 64)
         XCTAssertTrue(none.stderr.contains("--report needs held-out texts"), none.stderr)
     }
