@@ -50,6 +50,12 @@ static inline void pk_prefetch_ahead(const void *p, int lines) {
 static inline void pk_prefetch_span(const uint8_t *f, int bytes) {
     for (int i = 0; i < bytes; i += 64) _mm_prefetch((const char *)f + i, _MM_HINT_T0);
 }
+/* A row's result from its NACC accumulators, summed in order. */
+__attribute__((target("avx512f"))) static inline float pk_sum_accumulators(const __m512 *a, int n) {
+    __m512 s = a[0];
+    for (int k = 1; k < n; k++) s = _mm512_add_ps(s, a[k]);
+    return _mm512_reduce_add_ps(s);
+}
 /* The row loop of an exact kernel whose one-block step is BLOCK(p, xb, acc) on NACC accumulators (summed in order
    at the end): blocks of QK elements and BB bytes, XBF prepared floats each, cols / QK of them, then
    TAIL(p, xb, acc, cols) for the columns left (PK_NO_TAIL: none); LINES lines prefetched ahead in the row when x is
@@ -69,9 +75,7 @@ static inline void pk_prefetch_span(const uint8_t *f, int bytes) {
                     BLOCK(p_, xb_, a_);                                                                            \
                 }                                                                                                  \
                 TAIL(p_, xb_, a_, cols);                                                                           \
-                __m512 s_ = a_[0];                                                                                 \
-                for (int k_ = 1; k_ < (NACC); k_++) s_ = _mm512_add_ps(s_, a_[k_]);                                \
-                y[r_] = _mm512_reduce_add_ps(s_);                                                                  \
+                y[r_] = pk_sum_accumulators(a_, NACC);                                                             \
             }                                                                                                      \
             break;                                                                                                 \
         }                                                                                                          \
@@ -97,9 +101,7 @@ static inline void pk_prefetch_span(const uint8_t *f, int bytes) {
             }                                                                                                      \
             for (int i_ = 0; i_ < nr_; i_++) {                                                                     \
                 TAIL(W + (size_t)(r_ + i_) * rb + nb_ * (BB), xp + nb_ * (XBF), t_[i_], cols);                        \
-                __m512 s_ = t_[i_][0];                                                                             \
-                for (int k_ = 1; k_ < (NACC); k_++) s_ = _mm512_add_ps(s_, t_[i_][k_]);                            \
-                y[r_ + i_] = _mm512_reduce_add_ps(s_);                                                             \
+                y[r_ + i_] = pk_sum_accumulators(t_[i_], NACC);                                                    \
             }                                                                                                      \
         }                                                                                                          \
     } while (0)

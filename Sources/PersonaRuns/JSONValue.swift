@@ -80,11 +80,11 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByFloatLiteral, Expr
     public init(booleanLiteral value: Bool) { self = .bool(value) }
 }
 
-/// A coding key for arbitrary strings (used to read and keep unknown keys).
-struct AnyKey: CodingKey {
-    var stringValue: String
-    var intValue: Int? { nil }
-    init(_ s: String) { stringValue = s }
-    init?(stringValue: String) { self.stringValue = stringValue }
-    init?(intValue: Int) { return nil }
+/// A coding key for arbitrary strings (used to read and keep unknown keys, and to list an object's keys).
+public struct AnyKey: CodingKey {
+    public var stringValue: String
+    public var intValue: Int? { nil }
+    public init(_ s: String) { stringValue = s }
+    public init?(stringValue: String) { self.stringValue = stringValue }
+    public init?(intValue: Int) { return nil }
 }

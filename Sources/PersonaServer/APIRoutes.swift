@@ -174,14 +174,18 @@ struct APIRoutes: Sendable {
         } else if r.prompt.isEmpty {
             throw bad("prompt: must not be empty (or give messages)")
         }
+        var conditionTraits: [(index: Int, trait: String)] = []   // each `when`'s trait, parsed once
         for (i, s) in r.steer.enumerated() {
             guard !s.trait.isEmpty else { throw bad("steer[\(i)].trait: must not be empty") }
             guard s.coef.isFinite else { throw bad("steer[\(i)].coef: must be a finite number") }
             guard SteeringRecord.validPositions.contains(s.positions) else { throw bad("steer[\(i)].positions: must be all, prompt or response") }
             guard SteeringRecord.validModes.contains(s.mode) else { throw bad("steer[\(i)].mode: must be add or ablate") }
             if let l = s.layer { guard l >= 0 else { throw bad("steer[\(i)].layer: must be >= 0") } }
-            if let w = s.when, !w.isEmpty, SteeringRecord.parseCondition(w) == nil {
-                throw bad("steer[\(i)].when: \"\(w.prefix(60))\" is not trait>threshold or trait<threshold (e.g. evil>2.5)")
+            if let w = s.when, !w.isEmpty {
+                guard let c = SteeringRecord.parseCondition(w) else {
+                    throw bad("steer[\(i)].when: \"\(w.prefix(60))\" is not trait>threshold or trait<threshold (e.g. evil>2.5)")
+                }
+                conditionTraits.append((i, c.trait))
             }
         }
         if let b = backend {
@@ -189,9 +193,8 @@ struct APIRoutes: Sendable {
             for t in (r.traits ?? []) + r.steer.map(\.trait) where !known.contains(t) {
                 throw bad("unknown trait \"\(t.prefix(60))\"; loaded: \(known.sorted().joined(separator: ", "))")
             }
-            for (i, s) in r.steer.enumerated() {
-                guard let w = s.when, let c = SteeringRecord.parseCondition(w), !known.contains(c.trait) else { continue }
-                throw bad("steer[\(i)].when: unknown trait \"\(c.trait.prefix(60))\"; loaded: \(known.sorted().joined(separator: ", "))")
+            for (i, t) in conditionTraits where !known.contains(t) {
+                throw bad("steer[\(i)].when: unknown trait \"\(t.prefix(60))\"; loaded: \(known.sorted().joined(separator: ", "))")
             }
         }
     }
@@ -283,10 +286,7 @@ enum SSE {
 /// Decoding-error text with the coding path (shared with RunImport's style).
 enum RunImportErrorText {
     static func describe(_ error: Error) -> String {
-        func path(_ p: [CodingKey]) -> String {
-            let s = p.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
-            return s.hasPrefix(".") ? String(s.dropFirst()) : s
-        }
+        let path = dottedPath
         switch error {
         case DecodingError.typeMismatch(let t, let c): return "\(path(c.codingPath)): expected \(t)"
         case DecodingError.valueNotFound(let t, let c): return "\(path(c.codingPath)): missing \(t)"
