@@ -14,6 +14,11 @@ public struct TokenEvent: Sendable {
     public let text: String
     /// Display-safe text of this token on its own.
     public let display: String
+    /// The part of the output this token makes final, for printing or streaming as it comes: `text` (with text an
+    /// earlier token left pending) up to where a stop string could still begin, or up to the stop string that
+    /// ends the output here. The events' `released`, in order, then `GenerationResult.unreleased`, give exactly
+    /// `GenerationResult.text`: no stop string and nothing past it is ever released.
+    public let released: String
     /// log p(token) under the model's raw distribution (before temperature and filters).
     public let logprob: Float
     /// The most likely alternatives: (id, logprob), best first; empty unless requested.
@@ -26,6 +31,9 @@ public struct GenerationResult: Sendable {
     public let promptIds: [Int]
     public let tokens: [TokenEvent]
     public let text: String
+    /// The end of `text` that no event released (held back for a stop string that did not come, or an incomplete
+    /// UTF-8 sequence flushed at the end).
+    public let unreleased: String
     public let finishReason: FinishReason
     public let prefillSeconds: Double
     public let decodeSeconds: Double
@@ -198,6 +206,7 @@ struct SequenceState {
     var events: [TokenEvent] = []
     var detokenizer: StreamingDetokenizer
     var text = ""
+    private var releasedUTF8 = 0   // bytes of `text` handed out in events' `released`
     private var stopped = false   // cut at a stop string: nothing held back may follow
     var finish = FinishReason.length
     var produced = 0
@@ -225,17 +234,34 @@ struct SequenceState {
         let isEOS = eos.contains(id)
         let piece = isEOS ? "" : detokenizer.append(id)
         text += piece
+        // The earliest stop string in the text ends it; otherwise a tail that could begin one waits.
+        var end = text.endIndex
+        let released: String
+        if options.stopStrings.isEmpty {
+            released = piece   // nothing is ever held back
+        } else if isEOS {
+            released = ""      // no event is sent for EOS: what is held goes to `unreleased`
+        } else {
+            if let cut = options.stopStrings.compactMap({ text.range(of: $0)?.lowerBound }).min() {
+                end = cut
+                stopped = true
+            } else {
+                end = text.index(end, offsetBy: -StopStrings.pendingSuffix(of: text, stops: options.stopStrings))
+            }
+            let from = text.utf8.index(text.startIndex, offsetBy: releasedUTF8)
+            released = from < end ? String(text[from..<end]) : ""
+        }
+        releasedUTF8 += released.utf8.count
         let event = TokenEvent(index: produced, position: promptIds.count + produced, id: id, text: piece,
-                               display: displayString(forTokenBytes: tokenizer.tokenBytes(id)),
+                               display: displayString(forTokenBytes: tokenizer.tokenBytes(id)), released: released,
                                logprob: logprob(id), topAlternatives: alts)
         produced += 1
         if isEOS { finish = .eos; return nil }
         events.append(event)
         pending = id
         let keepGoing = try onToken(event)
-        if let s = options.stopStrings.first(where: { text.contains($0) }), let r = text.range(of: s) {
-            text = String(text[..<r.lowerBound])
-            stopped = true
+        if stopped {
+            text = String(text[..<end])
             finish = .stop
             return nil
         }
@@ -246,8 +272,26 @@ struct SequenceState {
 
     mutating func result(prefillSeconds: Double, decodeSeconds: Double) -> GenerationResult {
         if !stopped { text += detokenizer.flush() }   // text held back for an incomplete UTF-8 sequence
-        return GenerationResult(promptIds: promptIds, tokens: events, text: text,
+        let unreleased = String(text.utf8.dropFirst(min(releasedUTF8, text.utf8.count)))!
+        return GenerationResult(promptIds: promptIds, tokens: events, text: text, unreleased: unreleased,
                                 finishReason: finish, prefillSeconds: prefillSeconds, decodeSeconds: decodeSeconds)
+    }
+}
+
+/// Stop-string matching shared by everything that streams generated text.
+public enum StopStrings {
+    /// The length in characters of the longest end of `text` that is the start of some stop string (and not a whole
+    /// one): text that must be held back while streaming, since the next token may complete a stop string there.
+    public static func pendingSuffix(of text: String, stops: [String]) -> Int {
+        var best = 0
+        for s in stops {
+            var k = min(s.count - 1, text.count)
+            while k > best {
+                if text.hasSuffix(s.prefix(k)) { best = k; break }
+                k -= 1
+            }
+        }
+        return best
     }
 }
 

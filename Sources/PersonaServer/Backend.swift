@@ -128,19 +128,23 @@ public struct StreamedToken: Codable, Sendable, Equatable {
     public var text: String
     /// Raw bytes of the token when they differ from `text`'s UTF-8 (e.g. a partial UTF-8 sequence).
     public var bytes: [UInt8]?
+    /// The response text this token makes final, when it differs from `text`: "" while a character split over
+    /// tokens is incomplete or while the text could still be the start of a stop string, then all of it; never a
+    /// stop string. Streamed pieces in order, then what `done`'s response has beyond them, are the response.
+    public var piece: String?
     public var logprob: Double?
     /// Alternatives, best first (as many as the request's `topLogprobs`).
     public var topK: [TokenAlternative]
     /// Score per trait at the trait's layer, for this token's own hidden state.
     public var scores: [String: Double]
 
-    public init(index: Int, id: Int, text: String, bytes: [UInt8]? = nil, logprob: Double? = nil,
+    public init(index: Int, id: Int, text: String, bytes: [UInt8]? = nil, piece: String? = nil, logprob: Double? = nil,
                 topK: [TokenAlternative] = [], scores: [String: Double] = [:]) {
-        self.index = index; self.id = id; self.text = text; self.bytes = bytes; self.logprob = logprob
+        self.index = index; self.id = id; self.text = text; self.bytes = bytes; self.piece = piece; self.logprob = logprob
         self.topK = topK; self.scores = scores
     }
 
-    enum CodingKeys: String, CodingKey { case index, id, text, bytes, logprob, scores; case topK = "top_k" }
+    enum CodingKeys: String, CodingKey { case index, id, text, bytes, piece, logprob, scores; case topK = "top_k" }
 }
 
 /// What a generation stream yields: tokens as they are produced, then the finished run.

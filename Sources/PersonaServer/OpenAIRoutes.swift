@@ -223,12 +223,21 @@ struct OpenAIRoutes: Sendable {
                 defer { slot.release() }
                 do {
                     if chat { try await writer.write(SSE.data(ctx.chunk(delta: ["role": "assistant", "content": ""], token: nil, finish: nil, persona: nil))) }
+                    // The content deltas add up to the non-streamed content: each token's final piece of the
+                    // response (not its display text, which spells a split character as bytes), then the rest.
+                    var sent = ""
                     for try await event in stream {
                         switch event {
                         case .token(let t):
-                            try await writer.write(SSE.data(ctx.chunk(delta: ["content": .string(t.text)], token: t, finish: nil,
+                            let piece = t.piece ?? t.text
+                            sent += piece
+                            try await writer.write(SSE.data(ctx.chunk(delta: ["content": .string(piece)], token: t, finish: nil,
                                                                       persona: ctx.tokenPersona(t))))
                         case .done(let run, let reason):
+                            if run.response.count > sent.count, run.response.hasPrefix(sent) {
+                                let rest = String(run.response.dropFirst(sent.count))
+                                try await writer.write(SSE.data(ctx.chunk(delta: ["content": .string(rest)], token: nil, finish: nil, persona: nil)))
+                            }
                             let finished = try await api.finish(run, save: gen.save)
                             try await writer.write(SSE.data(ctx.chunk(delta: [:], token: nil, finish: ctx.finishReason(reason),
                                                                       persona: ctx.runPersona(finished, saved: gen.save))))

@@ -65,8 +65,10 @@ final class EngineBackend: GenerationBackend, @unchecked Sendable {
             let tokenizer = session.loaded.tokenizer.tokenizer
             session.submit(req, to: scheduler, onToken: { tok in
                 let ev = tok.event
+                let bytes = tokenizer.tokenBytes(ev.id)
                 continuation.yield(.token(StreamedToken(
-                    index: ev.index, id: ev.id, text: ev.display, logprob: Double(ev.logprob),
+                    index: ev.index, id: ev.id, text: ev.display, bytes: Array(ev.display.utf8) == bytes ? nil : bytes,
+                    piece: ev.released == ev.display ? nil : ev.released, logprob: Double(ev.logprob),
                     topK: ev.topAlternatives.map { alt in
                         TokenAlternative(id: alt.id, text: displayString(forTokenBytes: tokenizer.tokenBytes(alt.id)), logprob: Double(alt.logprob))
                     },

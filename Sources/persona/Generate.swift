@@ -70,18 +70,12 @@ struct Generate: ParsableCommand {
         let ids = try gen.promptIds(for: prompt, system: system, raw: raw)
         let options = GenerationOptions(maxTokens: maxTokens, sampling: sampling.parameters, stopStrings: stop, stopAtEOS: !ignoreEOS)
         let out = FileHandle.standardOutput
-        var printed = ""
+        // Printed as it comes, except what a stop string may still cut (held back until it can't).
         let result = try gen.generate(promptIds: ids, options: options) { ev in
-            if !ev.text.isEmpty {
-                printed += ev.text
-                out.write(ev.text.data(using: .utf8)!)
-            }
+            if !ev.released.isEmpty { out.write(Data(ev.released.utf8)) }
             return true
         }
-        // Anything held back (stop-string cut aside) is printed at the end.
-        if result.text.count > printed.count, result.text.hasPrefix(printed) {
-            out.write(String(result.text.dropFirst(printed.count)).data(using: .utf8)!)
-        }
+        if !result.unreleased.isEmpty { out.write(Data(result.unreleased.utf8)) }
         if verbose {
             note(String(format: "\n[%d prompt tokens, %d generated, prefill %.1f tok/s, decode %.1f tok/s, finish: %@]",
                         ids.count, result.tokens.count, Double(ids.count) / max(result.prefillSeconds, 1e-9),

@@ -156,4 +156,47 @@ final class SamplerTests: XCTestCase {
         XCTAssertEqual(r.text, ", there was a little girl named ")
         XCTAssertEqual(r.finishReason, .stop)
     }
+
+    /// What the events release, in order, then `unreleased`, is the result's text; no stop string is ever released,
+    /// and text that may begin one waits only until it cannot (stops taken from the plain output itself).
+    func testReleasedTextAddsUpAndNeverShowsAStop() throws {
+        let loaded = try ModelLoader.load(path: TestPaths.stories260K.path)
+        let gen = Generator(loaded)
+        let ids = try gen.promptIds(for: "Once upon a time", raw: true)
+        let plain = try gen.generate(promptIds: ids, options: GenerationOptions(maxTokens: 40)).text
+        XCTAssertEqual(plain.prefix(32), ", there was a little girl named ")
+        let cases: [[String]] = [
+            [],                                // nothing held back
+            ["little girl"],                   // a stop spanning tokens, in the middle
+            ["girl", "little"],                // the earliest of two wins, not the first listed
+            ["little boy"],                    // "little " waits, then is released when "girl" comes
+            ["named Lilyx", "ere was a q"],    // prefixes that never complete: all released in the end
+        ]
+        for stops in cases {
+            var released = ""
+            var heldAfterNoMatch = false
+            let r = try gen.generate(promptIds: ids, options: GenerationOptions(maxTokens: 40, stopStrings: stops)) { ev in
+                released += ev.released
+                for s in stops { XCTAssertFalse(released.contains(s), "\(stops): released the stop \(s)") }
+                if ev.released != ev.text, !stops.contains(where: { released.contains($0) }) { heldAfterNoMatch = true }
+                return true
+            }
+            XCTAssertEqual(released + r.unreleased, r.text, "\(stops)")
+            let cut = stops.compactMap { plain.range(of: $0)?.lowerBound }.min()
+            XCTAssertEqual(r.text, cut.map { String(plain[..<$0]) } ?? plain, "\(stops): the text is the plain output up to the earliest stop")
+            XCTAssertEqual(r.finishReason, cut == nil ? .length : .stop, "\(stops)")
+            XCTAssertEqual(heldAfterNoMatch, !stops.isEmpty, "\(stops): held back only where a stop could begin")
+            if stops == ["little boy"] { XCTAssertEqual(r.unreleased, "", "the held \"little \" was released when \"girl\" came") }
+        }
+    }
+
+    func testPendingSuffix() {
+        XCTAssertEqual(StopStrings.pendingSuffix(of: "a little", stops: ["little boy"]), 6)
+        XCTAssertEqual(StopStrings.pendingSuffix(of: "a little ", stops: ["little boy"]), 7)
+        XCTAssertEqual(StopStrings.pendingSuffix(of: "a lit", stops: ["xyz", "lite", "t"]), 3)   // longest over the stops
+        XCTAssertEqual(StopStrings.pendingSuffix(of: "abc", stops: ["c"]), 0)                     // a whole stop is not pending
+        XCTAssertEqual(StopStrings.pendingSuffix(of: "ab", stops: ["abcdef"]), 2)                  // the whole text
+        XCTAssertEqual(StopStrings.pendingSuffix(of: "x café", stops: ["é!"]), 1)                  // characters, not bytes
+        XCTAssertEqual(StopStrings.pendingSuffix(of: "", stops: ["ab"]), 0)
+    }
 }
