@@ -51,12 +51,7 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--runs: cannot create \(dir.path): \(OutputFile.reason(error))")
         }
         try OutputFile.checkFolderWritable(dir, option: "--runs")   // SQLite would only say "unable to open database file"
-        let store = try SQLiteRunStore(path: dir.appendingPathComponent("runs.sqlite").path)
-        if !noExamples, try await store.count() == 0 {
-            let added = try await importExamples(into: store)
-            note("added \(added) example runs to \(dir.path)/runs.sqlite")
-        }
-
+        // The model and vectors first: a bad file stops the command before the store is made or filled.
         var backend: EngineBackend? = nil
         if let model {
             let loaded = try ModelLoader.load(path: ModelReference.resolve(model).path)
@@ -64,6 +59,11 @@ struct Serve: AsyncParsableCommand {
             let vs = try vectors.map { try VectorFiles.load(URL(fileURLWithPath: $0), numLayers: loaded.config.numLayers) } ?? []
             backend = try EngineBackend(loaded: loaded, vectors: vs, maxBatch: maxConcurrent)
             note("model \(loaded.name) (\(loaded.config.architecture), \(loaded.config.numLayers) layers); traits: \(TraitSelection.available(vs))")
+        }
+        let store = try SQLiteRunStore(path: dir.appendingPathComponent("runs.sqlite").path)
+        if !noExamples, try await store.count() == 0 {
+            let added = try await importExamples(into: store)
+            note("added \(added) example runs to \(dir.path)/runs.sqlite")
         }
         let app = try await buildApplication(config, backend: backend, store: store)
         note("PersonaScope dashboard: http://\(host == "0.0.0.0" ? "127.0.0.1" : host):\(port)/")

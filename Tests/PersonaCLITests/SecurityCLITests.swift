@@ -147,6 +147,19 @@ final class SecurityCLITests: XCTestCase {
         }
     }
 
+    /// A vector file that does not read stops `serve` before the store is made or filled with example runs.
+    func testServeWithBadVectorsLeavesNoStore() throws {
+        let d = try tempDir()
+        let bad = d.appendingPathComponent("evil.safetensors")
+        try Data("not a safetensors file".utf8).write(to: bad)
+        let runs = d.appendingPathComponent("runs")
+        let r = try run(["serve", "--port", "18767", "--runs", runs.path, "--model", try stories, "--vectors", bad.path], timeout: 30)
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.output.contains(bad.path) || r.output.contains("evil.safetensors"), "the error names the file: \(r.output)")
+        XCTAssertFalse(r.output.contains("example runs"), r.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: runs.appendingPathComponent("runs.sqlite").path), "a store was made")
+    }
+
     func testMonitorOutOnAFullDiskSaysSo() throws {
         let full = try fullDir()
         let out = full.appendingPathComponent("run.json")
