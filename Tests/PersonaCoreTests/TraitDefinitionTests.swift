@@ -87,13 +87,41 @@ final class TraitDefinitionTests: XCTestCase {
         XCTAssertThrowsError(try BuiltinTraits.resolve("no-such-trait"))
     }
 
-    func testValidateCatchesProblems() {
+    /// The template `traits new` writes is not a usable trait until its TODOs are written over: each field that
+    /// still has one is named once (it used to validate as "ok" and extract would run on "TODO extraction question 1").
+    func testTemplateTODOsAreErrorsUntilFilledIn() {
         var t = TraitDefinition.template(name: "x")
+        XCTAssertEqual(t.validate().errors, [
+            "instruction: 10 entries still hold the template's TODO text (first: instruction[0].pos)",
+            "questions: 20 entries still hold the template's TODO text (first: questions[0])",
+            "eval_questions: 20 entries still hold the template's TODO text (first: eval_questions[0])",
+            "eval_prompt still holds the template's TODO text",
+            "positive still holds the template's TODO text",
+        ])
+        t = filledTemplate()
+        XCTAssertEqual(t.validate().errors, [])
+        t.questions[7] = "TODO"
+        XCTAssertEqual(t.validate().errors, ["questions[7] still holds the template's TODO text"])
+        XCTAssertFalse(TraitDefinition.isPlaceholder("Write a TODO list for my week."))
+    }
+
+    func testValidateCatchesProblems() {
+        var t = filledTemplate()
         XCTAssertEqual(t.validate().errors, [])
         t.evalPrompt = "no placeholders"
         t.evalQuestions.append(t.questions[0])
         t.instruction[1].neg = " "
         let errors = t.validate().errors
         XCTAssertEqual(errors.count, 4, "\(errors)")
+    }
+
+    func filledTemplate() -> TraitDefinition {
+        var t = TraitDefinition.template(name: "x")
+        t.instruction = t.instruction.indices.map { InstructionPair(pos: "Be x, answer \($0).", neg: "Do not be x, answer \($0).") }
+        t.questions = t.questions.indices.map { "Question \($0)?" }
+        t.evalQuestions = t.evalQuestions.indices.map { "Held-out question \($0)?" }
+        t.evalPrompt = t.evalPrompt.replacingOccurrences(of: "TODO: describe what counts.", with: "Count being x.")
+        t.positive = "A high projection means x."
+        return t
     }
 }

@@ -113,7 +113,30 @@ public struct TraitDefinition: Codable, Sendable, Equatable {
         if !overlap.isEmpty { errors.append("eval_questions repeat \(overlap.count) extraction question(s), e.g. \"\(overlap.first!)\"") }
         if Set(questions).count != questions.count { warnings.append("questions contain duplicates") }
         if positive == nil { warnings.append("no 'positive' field saying what a high projection means") }
+        // `traits new` writes "TODO" where the author has to write; a template run as it is would generate and
+        // judge with "TODO extraction question 3" and give a vector of nothing.
+        var texts: [(field: String, path: String, text: String)] = []
+        for (i, p) in instruction.enumerated() {
+            texts += [("instruction", "instruction[\(i)].pos", p.pos), ("instruction", "instruction[\(i)].neg", p.neg)]
+        }
+        texts += questions.enumerated().map { ("questions", "questions[\($0.offset)]", $0.element) }
+        texts += evalQuestions.enumerated().map { ("eval_questions", "eval_questions[\($0.offset)]", $0.element) }
+        texts.append(("eval_prompt", "eval_prompt", evalPrompt))
+        if let coherencePrompt { texts.append(("coherence_prompt", "coherence_prompt", coherencePrompt)) }
+        if let positive { texts.append(("positive", "positive", positive)) }
+        let left = texts.filter { TraitDefinition.isPlaceholder($0.text) }
+        for field in ["instruction", "questions", "eval_questions", "eval_prompt", "coherence_prompt", "positive"] {
+            let here = left.filter { $0.field == field }
+            guard let first = here.first else { continue }
+            errors.append(here.count == 1 ? "\(first.path) still holds the template's TODO text"
+                                          : "\(field): \(here.count) entries still hold the template's TODO text (first: \(first.path))")
+        }
         return (errors, warnings)
+    }
+
+    /// Text `template` wrote for the author to replace: it starts with "TODO" or has a "TODO:" in it.
+    public static func isPlaceholder(_ text: String) -> Bool {
+        text.trimmingCharacters(in: .whitespacesAndNewlines).hasPrefix("TODO") || text.contains("TODO:")
     }
 
     /// A template for `persona traits new`.
