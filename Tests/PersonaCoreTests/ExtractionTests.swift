@@ -288,6 +288,32 @@ final class ExtractionTests: XCTestCase {
         XCTAssertEqual(reopened.filter(.extract, judged: true).report, rep)
     }
 
+    /// A judge that scores nothing stops the run with the counts and what to do, not only "see filter.json".
+    func testNoScoreAtAllSaysWhy() throws {
+        let loaded = try ModelLoader.load(path: Self.storiesPath)
+        let dir = tempFolder("noscore"); defer { try? FileManager.default.removeItem(at: dir) }
+        let run = try ExtractionRun(folder: dir, trait: try storyTrait(), options: options(questions: 1, eval: 0, maxTokens: 4), loaded: loaded)
+        try run.generate()
+        for p in run.pairs(.extract) {
+            try run.record(JudgmentRecord(key: p.pos!.key, trait: nil, coherence: nil, judge: "mute"))
+            try run.record(JudgmentRecord(key: p.neg!.key, trait: 90, coherence: nil, judge: "mute"))
+        }
+        XCTAssertThrowsError(try run.accumulateAndSave(judged: true)) { e in
+            let m = "\(e)"
+            XCTAssertTrue(m.contains("no extraction pair passed the filter (5 pairs)"), m)
+            XCTAssertTrue(m.contains("pairs with a missing score  5"), m)
+            XCTAssertTrue(m.contains("The judge scored none of them") && m.contains("--judge none"), m)
+        }
+        // one scored pair that fails a rule: the counts, without the judge advice
+        let first = run.pairs(.extract)[0]
+        try run.record(JudgmentRecord(key: first.pos!.key, trait: 10, coherence: 90, judge: "hand"))
+        try run.record(JudgmentRecord(key: first.neg!.key, trait: 10, coherence: 90, judge: "hand"))
+        XCTAssertThrowsError(try run.accumulateAndSave(judged: true)) { e in
+            XCTAssertTrue("\(e)".contains("pos trait >= 50             0"), "\(e)")
+            XCTAssertFalse("\(e)".contains("The judge scored none"), "\(e)")
+        }
+    }
+
     /// The judge stage scores every row once (trait + coherence), records it, and a rerun asks nothing.
     func testJudgeStageIsResumable() async throws {
         let loaded = try ModelLoader.load(path: Self.storiesPath)

@@ -35,7 +35,14 @@ extension ExtractionRun {
         let (evalKept, evalRep) = filter(.eval, judged: judged)
         try Self.writeJSON([rep, evalRep], to: folder.appendingPathComponent("filter.json"))
         guard !kept.isEmpty else {
-            throw VectorError("no extraction pair passed the filter (\(rep.pairs) pairs); see \(folder.appendingPathComponent("filter.json").path)")
+            var why = "no extraction pair passed the filter (\(rep.pairs) pairs); see \(folder.appendingPathComponent("filter.json").path)\n\(rep.text)"
+            if rep.judged, rep.pairs > 0, rep.missingScores == rep.pairs {
+                why += "\nThe judge scored none of them: a score needs a quarter of the judge's next-token probability on the"
+                    + " numbers 0-100, and this judge put it elsewhere (small models open with words). Judge with a stronger"
+                    + " model (--judge openai, or --judge local --judge-model PATH), or keep every pair with --judge none;"
+                    + " the answers in responses.jsonl are kept and will not be generated again."
+            }
+            throw VectorError(why)
         }
         let sums = try accumulate(kept, progress: progress)
         try Self.writeJSON(SumsFile(trait: trait.name, model: loaded.name, positive: trait.positive, shard: options.shard, sums: sums),

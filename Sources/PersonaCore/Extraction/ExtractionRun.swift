@@ -164,16 +164,18 @@ public struct FilterReport: Codable, Sendable, Equatable {
         if !judged {
             return "\(set): \(pairs) pairs, no judge: kept \(kept) with non-empty answers on both sides"
         }
-        return """
-        \(set): \(pairs) pairs
-          both answers non-empty      \(nonEmptyAnswers)
-          pos trait >= \(fmt(threshold))          \(positiveTraitOK)
-          neg trait < \(fmt(100 - threshold))           \(negativeTraitOK)
-          pos coherence >= \(fmt(coherenceThreshold))         \(positiveCoherent)
-          neg coherence >= \(fmt(coherenceThreshold))         \(negativeCoherent)
-          pairs with a missing score  \(missingScores)
-          kept (all of the above)     \(kept)
-        """
+        let rows: [(String, Int)] = [
+            ("both answers non-empty", nonEmptyAnswers),
+            ("pos trait >= \(fmt(threshold))", positiveTraitOK),
+            ("neg trait < \(fmt(100 - threshold))", negativeTraitOK),
+            ("pos coherence >= \(fmt(coherenceThreshold))", positiveCoherent),
+            ("neg coherence >= \(fmt(coherenceThreshold))", negativeCoherent),
+            ("pairs with a missing score", missingScores),
+            ("kept (all of the above)", kept),
+        ]
+        let width = rows.map(\.0.count).max()! + 2
+        return "\(set): \(pairs) pairs\n" + rows.map { "  " + $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "\($0.1)" }
+            .joined(separator: "\n")
     }
     private func fmt(_ x: Double) -> String { x == x.rounded() ? String(Int(x)) : String(x) }
 }
