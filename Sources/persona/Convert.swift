@@ -10,12 +10,15 @@ struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Convert runs, trait vectors and model weights between formats.",
         discussion: """
-        runs:            per-token-project result JSON (or ours) -> our run documents (--to runs), or back (--to pertoken), or CSV
-        vectors:         persona_vectors .pt / control-vector .gguf / ours -> ours (--to vectors) or a llama.cpp control vector (--to control-vector)
-        model:           a model folder or .gguf -> GGUF with llama.cpp tensor names (--to gguf), weights in their stored type,
-                         or with --quantize TYPE (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S,
-                         Q4_K_M, Q5_K_S, Q5_K_M, Q6_K, IQ4_NL, IQ4_XS; or F32, F16, BF16) as llama-quantize writes them without an importance
-                         matrix (--pure: every matrix in TYPE's base type)
+        Runs: a per-token-project result JSON (or ours) -> our run documents (--to runs), back to the \
+        per-token project's format (--to pertoken), or CSV (--to csv).
+
+        Vectors: persona_vectors .pt, a control-vector .gguf or ours -> ours (--to vectors), or a llama.cpp \
+        control vector (--to control-vector).
+
+        Models: a model folder or .gguf -> GGUF with llama.cpp tensor names (--to gguf), weights in their stored \
+        type, or with --quantize TYPE quantised as llama-quantize writes them without an importance matrix \
+        (--pure: every matrix in TYPE's base type).
         """)
 
     @Argument(help: "Input file or folder.") var input: String

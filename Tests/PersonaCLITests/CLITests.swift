@@ -202,6 +202,15 @@ final class CLITests: XCTestCase {
             for line in r.stdout.split(separator: "\n") where line.hasSuffix("\\") {
                 XCTFail("persona \(path.joined(separator: " ")) --help: \(line)")
             }
+            // The discussion is reflowed at 80 columns, so text laid out in columns there comes out broken
+            // (convert's did); and one blank line, not two, before USAGE.
+            if let usage = r.stdout.range(of: "USAGE:") {
+                let discussion = r.stdout[..<usage.lowerBound]
+                for line in discussion.split(separator: "\n") where line.drop { $0 == " " }.contains("   ") {
+                    XCTFail("persona \(path.joined(separator: " ")) --help: laid out in columns: \(line)")
+                }
+                XCTAssertFalse(discussion.hasSuffix("\n\n\n"), "persona \(path.joined(separator: " ")) --help: blank lines before USAGE")
+            }
             seen += 1
             guard let start = r.stdout.range(of: "SUBCOMMANDS:\n") else { continue }
             for line in r.stdout[start.upperBound...].split(separator: "\n", omittingEmptySubsequences: false) {
