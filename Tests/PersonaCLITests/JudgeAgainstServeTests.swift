@@ -22,22 +22,10 @@ final class JudgeAgainstServeTests: XCTestCase {
         let port = 20000 + Int(getpid() % 20000)
         let runs = FileManager.default.temporaryDirectory.appendingPathComponent("judge-serve-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: runs) }
-        let server = Process()
-        server.executableURL = try binary()
-        server.arguments = ["serve", "--port", "\(port)", "--runs", runs.path, "--no-examples", "--model", model]
-        server.standardOutput = FileHandle.nullDevice
-        server.standardError = FileHandle.nullDevice
-        try server.run()
-        defer { server.terminate(); server.waitUntilExit() }
-        let base = URL(string: "http://127.0.0.1:\(port)/v1")!
-        // wait for the server
-        var up = false
-        for _ in 0..<100 {
-            if let (_, r) = try? await URLSession.shared.data(from: base.appendingPathComponent("models")),
-               (r as? HTTPURLResponse)?.statusCode == 200 { up = true; break }
-            try await Task.sleep(nanoseconds: 100_000_000)
-        }
-        XCTAssertTrue(up, "persona serve did not start")
+        let server = ServeProcess(binary: try binary(), port: port, runs: runs, arguments: ["--model", model])
+        try await server.start()
+        defer { server.stop() }
+        let base = server.base.appendingPathComponent("v1")
 
         let cache = try JudgeCache(directory: runs.appendingPathComponent("judge-cache"))
         let judge = OpenAIJudge(OpenAIJudge.Configuration(baseURL: base, model: "stories260K"), cache: cache)

@@ -54,21 +54,11 @@ final class StreamingTextTests: BinaryTestCase {
     func testStreamedTextAddsUpToTheResponse() async throws {
         let m = try smollm2()
         let port = 23000 + Int(getpid() % 20000)
-        let server = Process()
-        server.executableURL = try Subprocess.personaBinary(besides: Self.self)
-        server.arguments = ["serve", "--port", "\(port)", "--runs", dir.appendingPathComponent("runs").path, "--no-examples", "--model", m]
-        server.standardOutput = FileHandle.nullDevice
-        server.standardError = FileHandle.nullDevice
-        try server.run()
-        defer { server.terminate(); server.waitUntilExit() }
-        let base = URL(string: "http://127.0.0.1:\(port)")!
-        var up = false
-        for _ in 0..<150 {
-            if let (_, r) = try? await URLSession.shared.data(from: base.appendingPathComponent("v1/models")),
-               (r as? HTTPURLResponse)?.statusCode == 200 { up = true; break }
-            try await Task.sleep(nanoseconds: 100_000_000)
-        }
-        XCTAssertTrue(up, "persona serve did not start")
+        let server = ServeProcess(binary: try Subprocess.personaBinary(besides: Self.self), port: port,
+                                  runs: dir.appendingPathComponent("runs"), arguments: ["--model", m])
+        try await server.start()
+        defer { server.stop() }
+        let base = server.base
 
         func post(_ route: String, _ body: [String: Any]) async throws -> String {
             var req = URLRequest(url: base.appendingPathComponent(route))

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import XCTest
 @testable import PersonaTestSupport
 
@@ -24,5 +27,37 @@ class BinaryTestCase: XCTestCase {
 
     func persona(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
         try Subprocess.run(try Subprocess.personaBinary(besides: Self.self), args)
+    }
+}
+
+/// `persona serve` for the length of a test, on loopback with its own run store and no example runs:
+/// `start` returns once `/v1/models` answers (or fails the test), `stop` ends it.
+final class ServeProcess {
+    let process = Process()
+    let base: URL
+
+    /// `port` should differ between test classes that may run at once; `arguments` follow `serve --port --runs`.
+    init(binary: URL, port: Int, runs: URL, arguments: [String]) {
+        base = URL(string: "http://127.0.0.1:\(port)")!
+        process.executableURL = binary
+        process.arguments = ["serve", "--port", "\(port)", "--runs", runs.path, "--no-examples"] + arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+    }
+
+    func start(file: StaticString = #filePath, line: UInt = #line) async throws {
+        try process.run()
+        for _ in 0..<150 {
+            if let (_, r) = try? await URLSession.shared.data(from: base.appendingPathComponent("v1/models")),
+               (r as? HTTPURLResponse)?.statusCode == 200 { return }
+            guard process.isRunning else { break }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        XCTFail("persona serve did not start at \(base)", file: file, line: line)
+    }
+
+    func stop() {
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
     }
 }

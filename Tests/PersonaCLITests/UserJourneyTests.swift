@@ -128,23 +128,12 @@ final class UserJourneyTests: XCTestCase {
 
         // 5. serve the vectors; an OpenAI chat completion with steering gives the CLI's text
         let port = 21000 + Int(getpid() % 20000)
-        let server = Process()
-        server.executableURL = bin
-        server.arguments = ["serve", "--port", "\(port)", "--runs", path("runs"), "--no-examples", "--model", m, "--vectors", vecs.path]
-        server.standardOutput = FileHandle.nullDevice
-        server.standardError = FileHandle.nullDevice
-        try server.run()
-        defer { server.terminate(); server.waitUntilExit() }
-        let baseURL = URL(string: "http://127.0.0.1:\(port)")!
-        var traits: [[String: Any]] = []
-        for _ in 0..<150 {
-            if let (d, r) = try? await URLSession.shared.data(from: baseURL.appendingPathComponent("api/traits")),
-               (r as? HTTPURLResponse)?.statusCode == 200 {
-                traits = ((try? JSONSerialization.jsonObject(with: d)) as? [String: Any])?["traits"] as? [[String: Any]] ?? []
-                break
-            }
-            try await Task.sleep(nanoseconds: 100_000_000)
-        }
+        let server = ServeProcess(binary: bin, port: port, runs: dir.appendingPathComponent("runs"), arguments: ["--model", m, "--vectors", vecs.path])
+        try await server.start()
+        defer { server.stop() }
+        let baseURL = server.base
+        let (td, _) = try await URLSession.shared.data(from: baseURL.appendingPathComponent("api/traits"))
+        let traits = ((try? JSONSerialization.jsonObject(with: td)) as? [String: Any])?["traits"] as? [[String: Any]] ?? []
         XCTAssertEqual(traits.compactMap { $0["name"] as? String }.sorted(), ["evil", "sycophantic"], "one entry per trait")
         XCTAssertEqual(traits.first { $0["name"] as? String == "evil" }?["steering_layer"] as? Int, steerRow)
         var req = URLRequest(url: baseURL.appendingPathComponent("v1/chat/completions"))
