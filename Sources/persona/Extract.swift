@@ -43,7 +43,9 @@ struct JudgeOptions: ParsableArguments {
     func prepare(out: URL, extractionModel: LoadedModel, pending: Int) async throws -> (any Judge)? {
         let judge = try make(out: out, extractionModel: extractionModel)
         if let oj = judge as? OpenAIJudge, pending > 0 {
-            do { try await oj.preflight() } catch {
+            do {
+                for w in try await oj.preflight() { note("warning: --judge openai: \(w)") }
+            } catch {
                 throw ValidationError("--judge openai: \(error)\nNothing was generated yet; check --judge-base-url / OPENAI_BASE_URL, --judge-model / PERSONA_JUDGE_MODEL and OPENAI_API_KEY, or use --judge none")
             }
         }

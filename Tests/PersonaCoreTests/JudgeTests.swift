@@ -127,8 +127,22 @@ final class JudgeHTTPTests: XCTestCase {
     func testPreflight() async throws {
         let good = try TinyHTTPServer { _, _ in .init(body: self.good) }
         defer { good.stop() }
-        try await makeJudge(good).preflight()
+        let noWarnings = try await makeJudge(good).preflight()
+        XCTAssertEqual(noWarnings, [])
         XCTAssertEqual(good.requests.count, 1)
+        // what the reply shows of the judge: digits only (a model that spells numbers), or little mass on numbers
+        let warned: [(TinyHTTPServer.Reply, String)] = [
+            (.init(body: TinyHTTPServer.completion([("8", log(0.7)), ("9", log(0.2)), ("The", log(0.05))])),
+             "only single digits among its top tokens (\"8\", \"9\")"),
+            (.init(body: TinyHTTPServer.completion([("Sure", log(0.8)), ("85", log(0.1))])), "put 10% of its first-token probability"),
+        ]
+        for (reply, expected) in warned {
+            let server = try TinyHTTPServer { _, _ in reply }
+            defer { server.stop() }
+            let w = try await makeJudge(server).preflight()
+            XCTAssertEqual(w.count, 1)
+            XCTAssertTrue(w.first?.contains(expected) == true, "\(w)")
+        }
         let cases: [(TinyHTTPServer.Reply, String?)] = [
             (.init(status: 404, body: "{\"error\":\"model judge-test not found\"}"), "HTTP 404: {\"error\":\"model judge-test not found\"}"),
             (.init(status: 401, body: "{}"), "HTTP 401"),

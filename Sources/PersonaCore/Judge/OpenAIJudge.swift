@@ -144,9 +144,14 @@ public final class OpenAIJudge: Judge, @unchecked Sendable {
     /// name, or a server that gives no logprobs, is found before hours of generation rather than after them.
     /// Throws for a network error, an HTTP 4xx other than 429, and a reply without the first token's
     /// top_logprobs (every score would be missing and every pair dropped); 429 and 5xx pass, as transient (the
-    /// real requests retry them).
-    public func preflight() async throws {
-        let req = try makeRequest("Reply with one number from 0 to 100: how sure are you that 2 + 2 = 4?")
+    /// real requests retry them). Returns warnings about what the reply shows of the judge: asked to reply 85,
+    /// a judge whose top tokens hold digits but no number of two digits spells numbers digit by digit (Qwen,
+    /// Mistral, Gemma, SmolLM2 behind vLLM or llama.cpp's server), so every first-token score would read 85 as 8
+    /// and the trait filter (>= 50) would pass nothing; and one that puts under a quarter of its probability on
+    /// numbers would leave most scores missing.
+    @discardableResult
+    public func preflight() async throws -> [String] {
+        let req = try makeRequest(Self.preflightPrompt)
         let url = req.url.absoluteString
         counters.add(requests: 1)
         let data: Data, http: HTTPResponse
@@ -156,16 +161,37 @@ public final class OpenAIJudge: Judge, @unchecked Sendable {
         }
         switch http.statusCode {
         case 200..<300:
-            guard try Self.parse(data, source: url).cacheable else {
+            guard let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+                throw JudgeError("\(url): response is not a JSON object")
+            }
+            guard let top = Self.topLogprobs(obj) else {
                 throw JudgeError("\(url): the reply has no logprobs for its first token; the judge reads its score from "
                                  + "top_logprobs, so the server must accept \"logprobs\": true and \"top_logprobs\": \(configuration.topLogprobs)")
             }
+            let numbers = top.compactMap { t in JudgeAggregation.number(t.token).map { (value: $0, p: Foundation.exp(t.logprob)) } }
+            if !numbers.isEmpty, numbers.allSatisfy({ $0.value < 10 }) {
+                return ["\(configuration.model) at \(url), asked to reply 85, has only single digits among its top tokens "
+                        + "(\(numbers.prefix(4).map { "\"\($0.value)\"" }.joined(separator: ", "))): it spells numbers digit by digit, "
+                        + "and a score read from the first token takes 85 as 8, so no answer would reach the trait threshold. "
+                        + "Use a judge with a token per number (OpenAI's models, Llama 3), or --judge local with a model file, "
+                        + "which follows the digits."]
+            }
+            let mass = numbers.reduce(0) { $0 + $1.p }
+            if mass < JudgeAggregation.minimumMass {
+                return [String(format: "%@ at %@, asked to reply 85, put %.0f%% of its first-token probability on numbers "
+                               + "0-100; a score needs %.0f%%, so many answers may get none.",
+                               configuration.model, url, 100 * mass, 100 * JudgeAggregation.minimumMass)]
+            }
+            return []
         case 429, 500..<600:
-            return
+            return []
         default:
             throw JudgeError("\(url): HTTP \(http.statusCode): \(String(decoding: data.prefix(300), as: UTF8.self))")
         }
     }
+
+    /// A question whose answer is a two-digit number: a judge with a token per number answers "85" in one token.
+    static let preflightPrompt = "Reply with the number 85 and nothing else."
 
     private func makeRequest(_ prompt: String) throws -> HTTPRequest {
         var req = HTTPRequest(url: configuration.baseURL.appendingPathComponent("chat/completions"), method: "POST")
@@ -230,17 +256,22 @@ public final class OpenAIJudge: Judge, @unchecked Sendable {
         guard let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw JudgeError("\(source): response is not a JSON object")
         }
+        guard let pairs = topLogprobs(obj) else { return (nil, false) }
+        return (JudgeAggregation.score(topLogprobs: pairs), true)
+    }
+
+    /// The first token's top_logprobs of a chat completion, or nil when the reply has none.
+    static func topLogprobs(_ obj: [String: Any]) -> [(token: String, logprob: Double)]? {
         guard let choices = obj["choices"] as? [[String: Any]], let first = choices.first,
               let logprobs = first["logprobs"] as? [String: Any],
               let content = logprobs["content"] as? [[String: Any]], let tok = content.first,
               let top = tok["top_logprobs"] as? [[String: Any]] else {
-            return (nil, false)
+            return nil
         }
-        let pairs: [(token: String, logprob: Double)] = top.compactMap { e in
+        return top.compactMap { e in
             guard let t = e["token"] as? String, let lp = (e["logprob"] as? NSNumber)?.doubleValue else { return nil }
             return (t, lp)
         }
-        return (JudgeAggregation.score(topLogprobs: pairs), true)
     }
 }
 
