@@ -242,13 +242,15 @@ struct SequenceState {
         } else if isEOS {
             released = ""      // no event is sent for EOS: what is held goes to `unreleased`
         } else {
-            if let cut = options.stopStrings.compactMap({ text.range(of: $0)?.lowerBound }).min() {
+            // only the unreleased tail is searched: a stop string beginning before it would have been held back
+            let from = text.utf8.index(text.startIndex, offsetBy: releasedUTF8)
+            let tail = text[from...]
+            if let cut = options.stopStrings.compactMap({ tail.range(of: $0)?.lowerBound }).min() {
                 end = cut
                 stopped = true
             } else {
-                end = text.index(end, offsetBy: -StopStrings.pendingSuffix(of: text, stops: options.stopStrings))
+                end = text.index(end, offsetBy: -StopStrings.pendingSuffix(of: tail, stops: options.stopStrings))
             }
-            let from = text.utf8.index(text.startIndex, offsetBy: releasedUTF8)
             released = from < end ? String(text[from..<end]) : ""
         }
         releasedUTF8 += released.utf8.count
@@ -282,10 +284,10 @@ struct SequenceState {
 public enum StopStrings {
     /// The length in characters of the longest end of `text` that is the start of some stop string (and not a whole
     /// one): text that must be held back while streaming, since the next token may complete a stop string there.
-    public static func pendingSuffix(of text: String, stops: [String]) -> Int {
+    public static func pendingSuffix(of text: some StringProtocol, stops: [String]) -> Int {
         var best = 0
         for s in stops {
-            var k = min(s.count - 1, text.count)
+            var k = s.count - 1
             while k > best {
                 if text.hasSuffix(s.prefix(k)) { best = k; break }
                 k -= 1
