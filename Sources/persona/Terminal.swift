@@ -93,16 +93,18 @@ final class LiveView {
         return "\u{1B}[48;5;\(palette[idx])m\u{1B}[30m"
     }
 
+    /// A token in its colour. Its decoded text, not its display form: a character split over tokens (an emoji, a
+    /// kana in a byte-level vocabulary) prints whole with the token that completes it rather than as <0xE3><0x81>.
     func token(_ t: MonitoredToken) {
         guard enabled else { return }
         count += 1
         let trait = t.scores.keys.sorted().first
         if let trait, let x = t.scores[trait] {
             scales[trait] = max(scales[trait] ?? 1e-6, abs(x))
-            let text = t.event.display.replacingOccurrences(of: "\n", with: "⏎\n")
+            let text = t.event.text.replacingOccurrences(of: "\n", with: "⏎\n")
             print("\(colour(x, scale: scales[trait]!))\(text)\u{1B}[0m", terminator: "")
         } else {
-            print(t.event.display, terminator: "")
+            print(t.event.text, terminator: "")
         }
         fflush(stdout)
     }
