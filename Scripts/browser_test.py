@@ -253,6 +253,19 @@ def steer_check(d, c, a, shot):
          "r.dispatchEvent(new Event('input', {bubbles: true}));", a.steer_trait)
 
 
+def system_check(d, c, a, shot):
+    """A system prompt from the Generate tab reaches the model through the chat template."""
+    d.js("document.getElementById('live-system').value = arguments[0];", a.system)
+    d.click("#generate-btn")
+    done = d.wait("const t = document.getElementById('live-status').textContent; return /^(Done|Error|Stopped|The stream)/.test(t) ? t : null;", a.timeout)
+    c.check("generation with a system prompt finishes", bool(done) and str(done).startswith("Done"), done)
+    run = latest_run(a.base_url)
+    c.check("the saved run's prompt holds the system prompt", a.system in (run.get("prompt_text") or ""), (run.get("prompt_text") or "")[:200])
+    c.check("the saved run's prompt is the user turn", run.get("prompt") == a.prompt, run.get("prompt"))
+    shot("02d-system")
+    d.js("document.getElementById('live-system').value = '';")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--base-url", required=True, help="dashboard URL, e.g. http://127.0.0.1:8000/")
@@ -267,6 +280,7 @@ def main():
     ap.add_argument("--timeout", type=float, default=120, help="seconds to wait for a live generation")
     ap.add_argument("--steer-trait", help="with --generate: move this trait's steering slider and generate again")
     ap.add_argument("--steer-coef", type=float, default=2.0, help="the slider value for --steer-trait")
+    ap.add_argument("--system", help="with --generate: generate once more with this system prompt")
     ap.add_argument("--sweep", help="a sweep.json of persona evaluate steering to open with the file input")
     ap.add_argument("--monitor-eval", help="a monitor-eval.json of persona evaluate monitor to open with the file input")
     a = ap.parse_args()
@@ -301,6 +315,8 @@ def main():
             shot("02-generated")
             if a.steer_trait:
                 steer_check(d, c, a, shot)
+            if a.system:
+                system_check(d, c, a, shot)
             d.click("#tab-runs")
 
         with open(a.pertoken, encoding="utf-8") as f:

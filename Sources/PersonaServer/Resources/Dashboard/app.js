@@ -938,6 +938,9 @@
       steer: steerSpec(),
       save: $("live-save").checked,
     };
+    // A system prompt goes in as a conversation, as persona_vectors' contrastive instructions do.
+    const system = $("live-system").value;
+    if (system.trim()) body.messages = [{ role: "system", content: system }, { role: "user", content: prompt }];
     // Compare with the previous generation, or with the shown run when it has the same prompt.
     const prevKey = state.lastLiveKey || (state.current && state.current.prompt === prompt ? state.currentKey : null);
     const run = PS.normalizeRun({ prompt, tokens: [], trait_scores: {}, steering: body.steer, model: state.model ? state.model.id : null,
