@@ -496,6 +496,7 @@ void pk_quantize_row_q8_0(const float *x, int64_t cols, void *out) {
 void pk_attention_head(const float *q, const float *K, int64_t ldk, const float *V, int64_t ldv,
                        int64_t n, int64_t hd, float scale, float softcap, float *scores, float *out) {
     const pk_ops *o = ops();
+    if (n > 0 && o->attention && o->attention(q, K, ldk, V, ldv, n, hd, scale, softcap, scores, out)) return;
     float m = -INFINITY;
     for (int64_t j = 0; j < n; j++) {
         float s = o->dot(q, K + j * ldk, hd) * scale;
@@ -508,4 +509,45 @@ void pk_attention_head(const float *q, const float *K, int64_t ldk, const float 
     float inv = 1.0f / sum;
     memset(out, 0, (size_t)hd * sizeof(float));
     for (int64_t j = 0; j < n; j++) o->axpy(scores[j] * inv, V + j * ldv, out, hd);
+}
+
+void pk_attention_partial(const float *q, int64_t H, int64_t group, const float *K, const float *V, int64_t ldkv,
+                          int64_t n, int64_t hd, float scale, float softcap, float *scores, int64_t lds,
+                          float *m, float *l, float *o) {
+    const pk_ops *ops_ = ops();
+    if (n > 0 && ops_->attention_partial &&
+        ops_->attention_partial(q, H, group, K, V, ldkv, n, hd, scale, softcap, scores, lds, m, l, o)) return;
+    for (int64_t h = 0; h < H; h++) {
+        const int64_t col = (h / group) * hd;
+        float *s = scores + h * lds, mx = -INFINITY;
+        for (int64_t j = 0; j < n; j++) {
+            float x = ops_->dot(q + h * hd, K + j * ldkv + col, hd) * scale;
+            if (softcap > 0) x = tanhf(x / softcap) * softcap;
+            s[j] = x;
+            if (x > mx) mx = x;
+        }
+        float sum = 0;
+        for (int64_t j = 0; j < n; j++) { s[j] = expf(s[j] - mx); sum += s[j]; }
+        m[h] = mx;
+        l[h] = sum;
+        memset(o + h * hd, 0, (size_t)hd * sizeof(float));
+        for (int64_t j = 0; j < n; j++) ops_->axpy(s[j], V + j * ldkv + col, o + h * hd, hd);
+    }
+}
+
+void pk_attention_merge(int64_t C, int64_t H, int64_t hd, const float *m, const float *l, const float *o, float *out) {
+    for (int64_t h = 0; h < H; h++) {
+        float M = -INFINITY;
+        for (int64_t c = 0; c < C; c++) if (m[c * H + h] > M) M = m[c * H + h];
+        float L = 0;
+        float *y = out + h * hd;
+        memset(y, 0, (size_t)hd * sizeof(float));
+        for (int64_t c = 0; c < C; c++) {
+            const float w = expf(m[c * H + h] - M);
+            L += w * l[c * H + h];
+            ops()->axpy(w, o + (c * H + h) * hd, y, hd);
+        }
+        const float inv = 1.0f / L;
+        for (int64_t i = 0; i < hd; i++) y[i] *= inv;
+    }
 }

@@ -262,6 +262,15 @@ public final class TransformerModel: @unchecked Sendable {
             let kc = s.cache.keys[l], vc = s.cache.values[l]
             (kc + p0 * kvDim).update(from: k + row * kvDim, count: n * kvDim)
             (vc + p0 * kvDim).update(from: v + row * kvDim, count: n * kvDim)
+            let lastLo = window.map { max(0, p0 + n - $0) } ?? 0
+            let chunks = min(Workspace.attentionChunks, (p0 + n - lastLo) / 256, 2 * ThreadPool.shared.threads)
+            if n == 1, chunks >= 2 {
+                // a long context: by position chunk over the threads, all heads of a chunk together
+                decodeAttention(q: q + row * qDim, kc: kc, vc: vc, lo: lastLo, count: p0 + 1 - lastLo, chunks: chunks,
+                                out: ctxOut + row * qDim)
+                row += n
+                continue
+            }
             // one task per head; the job travels by pointer so the decode step allocates nothing
             var job = AttentionJob(q: q + row * qDim, kc: kc, vc: vc, scores: att, out: ctxOut + row * qDim, attStride: attStride,
                                    T: n, p0: p0, qDim: qDim, kvDim: kvDim, hd: hd, group: group, window: window ?? 0,
@@ -283,6 +292,30 @@ public final class TransformerModel: @unchecked Sendable {
             row += n
         }
         Ops.matmul(w.wo, ctxOut, T: T, out, precision: passPrecision)
+    }
+
+    /// One query position over `count` cached positions from `lo`, in `chunks` position ranges run as tasks, each
+    /// reading its K / V rows once for every head (pk_attention_partial), then merged (pk_attention_merge). A long
+    /// context is bound by reading the cache: per head, a head's slice of each row is a strided stream a core reads
+    /// at a fraction of its bandwidth, and one head per task leaves the rows of a KV head to be read `group` times.
+    private func decodeAttention(q: UnsafeMutablePointer<Float>, kc: UnsafeMutablePointer<Float>, vc: UnsafeMutablePointer<Float>,
+                                 lo: Int, count: Int, chunks: Int, out: UnsafeMutablePointer<Float>) {
+        let c = config, H = c.numHeads, hd = c.headDim
+        let m = ws.attPartial, l = m + Workspace.attentionChunks * H, o = l + Workspace.attentionChunks * H
+        var job = DecodeAttentionJob(q: q, kc: kc + lo * c.kvDim, vc: vc + lo * c.kvDim, scores: ws.att + lo, m: m, l: l, o: o,
+                                     count: count, chunks: chunks, heads: H, group: H / c.numKVHeads, kvDim: c.kvDim, hd: hd,
+                                     attStride: ws.contextCapacity, scale: c.attnScale, softcap: c.attnLogitSoftcap ?? 0)
+        withUnsafeMutablePointer(to: &job) { p in
+            ThreadPool.shared.parallelFor(chunks, context: UnsafeMutableRawPointer(p)) { ctx, chunk in
+                let j = ctx!.assumingMemoryBound(to: DecodeAttentionJob.self).pointee
+                let chunk = Int(chunk), per = (j.count + j.chunks - 1) / j.chunks
+                let a = chunk * per, b = min(j.count, a + per)
+                pk_attention_partial(j.q, Int64(j.heads), Int64(j.group), j.kc + a * j.kvDim, j.vc + a * j.kvDim, Int64(j.kvDim),
+                                     Int64(b - a), Int64(j.hd), j.scale, j.softcap, j.scores + a, Int64(j.attStride),
+                                     j.m + chunk * j.heads, j.l + chunk * j.heads, j.o + chunk * j.heads * j.hd)
+            }
+        }
+        pk_attention_merge(Int64(chunks), Int64(H), Int64(hd), m, l, o, out)
     }
 
     // MARK: MLP
@@ -388,6 +421,12 @@ private struct AttentionJob {
     var scale, softcap: Float                                    // softcap 0: none
 }
 
+private struct DecodeAttentionJob {
+    var q, kc, vc, scores, m, l, o: UnsafeMutablePointer<Float>
+    var count, chunks, heads, group, kvDim, hd, attStride: Int
+    var scale, softcap: Float                                    // softcap 0: none
+}
+
 private struct ActivationJob {
     var g, u: UnsafeMutablePointer<Float>
     var n, chunk: Int
@@ -400,13 +439,15 @@ struct Workspace {
     private(set) var tokens = 0
     private(set) var contextCapacity = 0
     private var storage: UnsafeMutablePointer<Float>? = nil
-    var x, h, q, k, v, ctx, attnOut, mlpOut, gate, up, logits, att, cos, sin: UnsafeMutablePointer<Float>
+    var x, h, q, k, v, ctx, attnOut, mlpOut, gate, up, logits, att, cos, sin, attPartial: UnsafeMutablePointer<Float>
+    /// The most position chunks one decode step's attention is split into (`attPartial` holds their partials).
+    static let attentionChunks = 16
 
     init(config: ModelConfig, tokens: Int, contextCapacity: Int) {
         self.config = config
         let dummy = UnsafeMutablePointer<Float>.allocate(capacity: 1)
-        (x, h, q, k, v, ctx, attnOut, mlpOut, gate, up, logits, att, cos, sin) =
-            (dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy)
+        (x, h, q, k, v, ctx, attnOut, mlpOut, gate, up, logits, att, cos, sin, attPartial) =
+            (dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy)
         storage = dummy
         ensure(tokens: tokens, contextCapacity: contextCapacity)
         ensureLogits(rows: 1)
@@ -436,7 +477,8 @@ struct Workspace {
         let c = config
         let sizes = [T * c.hiddenSize, T * c.hiddenSize, T * c.qDim, T * c.kvDim, T * c.kvDim, T * c.qDim,
                      T * c.hiddenSize, T * c.hiddenSize, T * c.intermediateSize, T * c.intermediateSize,
-                     16, c.numHeads * C, T * c.headDim / 2, T * c.headDim / 2]
+                     16, c.numHeads * C, T * c.headDim / 2, T * c.headDim / 2,
+                     Workspace.attentionChunks * c.numHeads * (c.headDim + 2)]
         // 16-float alignment per buffer
         let padded = sizes.map { ($0 + 15) / 16 * 16 }
         storage?.deallocate()
@@ -445,7 +487,7 @@ struct Workspace {
         var off = 0
         for s in padded { ptrs.append(base + off); off += s }
         (x, h, q, k, v, ctx, attnOut, mlpOut, gate, up) = (ptrs[0], ptrs[1], ptrs[2], ptrs[3], ptrs[4], ptrs[5], ptrs[6], ptrs[7], ptrs[8], ptrs[9])
-        (att, cos, sin) = (ptrs[11], ptrs[12], ptrs[13])
+        (att, cos, sin, attPartial) = (ptrs[11], ptrs[12], ptrs[13], ptrs[14])
         storage = base
         tokens = T
         contextCapacity = C

@@ -46,6 +46,21 @@ final class SmolLM2Tests: XCTestCase {
         XCTAssertLessThanOrEqual(d, 2e-5 * max(expected.map(abs).max() ?? 1, 1), "logits: max |diff| \(d)")
     }
 
+    /// A decode step over more than 512 cached positions splits attention into position chunks over the threads,
+    /// all heads of a chunk together (decodeAttention: pk_attention_partial + pk_attention_merge). Its logits equal
+    /// those of one uncached forward pass of the whole sequence, whose attention goes head by head.
+    func testLongContextDecodeEqualsUncachedForward() throws {
+        let net = try ModelLoader.loadNetwork(path: model().path)
+        let ids = (0..<900).map { ($0 * 7919) % 40000 + 100 }
+        let cache = net.makeCache(capacity: ids.count)
+        try net.forward(Array(ids.prefix(ids.count - 3)), cache: cache, logits: .none)
+        var last: [Float] = []
+        for id in ids.suffix(3) { last = Array(try net.forward([id], cache: cache, logits: .last)) }
+        let full = Array(try net.forward(ids, cache: net.makeCache(capacity: ids.count), logits: .last))
+        let d = maxAbsDiff(last, full), scale = full.map(abs).max() ?? 1
+        XCTAssertLessThanOrEqual(d, 2e-5 * max(scale, 1), "max |diff| \(d), max |logit| \(scale)")
+    }
+
     /// The user's path: the GGUF's chat template and tokenizer, then greedy decoding with the KV cache, against
     /// transformers' greedy answers (uncached recompute), EOS included.
     func testGreedyChatAnswersMatchTransformers() throws {

@@ -86,7 +86,7 @@ final class AttentionKernelTests: XCTestCase {
     func testAttentionHeadMatchesNaive() {
         var rng = TestRNG(10)
         SIMDLevels.each { level in
-            for (n, hd, cap) in [(1, 64, Float(0)), (5, 67, 0), (130, 128, 0), (17, 64, 50)] {
+            for (n, hd, cap) in [(1, 64, Float(0)), (5, 67, 0), (130, 128, 0), (17, 64, 50), (16, 64, 0), (300, 256, 0), (33, 256, 30)] {
                 let ld = hd + 3
                 let q = (0..<hd).map { _ in rng.normal() }
                 let K = (0..<(n * ld)).map { _ in rng.normal() }, V = (0..<(n * ld)).map { _ in rng.normal() }
@@ -107,6 +107,57 @@ final class AttentionKernelTests: XCTestCase {
                     for j in 0..<n { o += s[j] / z * Double(V[j * ld + i]) }
                     // scores carry f32 rounding of length-hd dots (|q.k| <~ 4 sqrt(hd)) through exp: ~1e-5 relative
                     XCTAssertEqual(Double(out[i]), o, accuracy: 2e-5 * (1 + abs(o)) * Double(hd).squareRoot(), "\(level) n \(n) hd \(hd) i \(i)")
+                }
+            }
+        }
+    }
+
+    /// Decode attention by position chunk (pk_attention_partial over each chunk, then pk_attention_merge) against
+    /// a Double softmax-attention per head written out here: grouped heads reading their KV head's columns of
+    /// shared rows, chunkings that split a 16-position tile or leave a chunk of one, and soft-capping.
+    func testChunkedAttentionMatchesNaive() {
+        var rng = TestRNG(12)
+        SIMDLevels.each { level in
+            for (n, hd, H, group, chunks, cap) in [(1, 64, 3, 3, 1, Float(0)), (300, 64, 9, 3, 4, 0), (47, 128, 4, 2, 3, 0),
+                                                  (100, 8, 8, 1, 2, 0), (65, 256, 2, 2, 2, 40), (33, 64, 7, 7, 33, 0)] {
+                let kvDim = H / group * hd, ld = kvDim
+                let q = (0..<(H * hd)).map { _ in rng.normal() }
+                let K = (0..<(n * ld)).map { _ in rng.normal() }, V = (0..<(n * ld)).map { _ in rng.normal() }
+                let scale = 1 / Float(hd).squareRoot()
+                var scores = [Float](repeating: .nan, count: H * n)
+                var m = [Float](repeating: .nan, count: chunks * H), l = m
+                var o = [Float](repeating: .nan, count: chunks * H * hd), out = [Float](repeating: .nan, count: H * hd)
+                let per = (n + chunks - 1) / chunks
+                for c in 0..<chunks {
+                    let a = min(n, c * per), b = min(n, a + per)
+                    guard b > a else { XCTFail("empty chunk in the test's own setup"); return }
+                    K.withUnsafeBufferPointer { kp in V.withUnsafeBufferPointer { vp in scores.withUnsafeMutableBufferPointer { sp in
+                        m.withUnsafeMutableBufferPointer { mp in l.withUnsafeMutableBufferPointer { lp in o.withUnsafeMutableBufferPointer { op in
+                            pk_attention_partial(q, Int64(H), Int64(group), kp.baseAddress! + a * ld, vp.baseAddress! + a * ld, Int64(ld),
+                                                 Int64(b - a), Int64(hd), scale, cap, sp.baseAddress! + a, Int64(n),
+                                                 mp.baseAddress! + c * H, lp.baseAddress! + c * H, op.baseAddress! + c * H * hd)
+                        } } }
+                    } } }
+                }
+                pk_attention_merge(Int64(chunks), Int64(H), Int64(hd), m, l, o, &out)
+                for h in 0..<H {
+                    let col = (h / group) * hd
+                    var s = (0..<n).map { j -> Double in
+                        var d = 0.0
+                        for i in 0..<hd { d += Double(q[h * hd + i]) * Double(K[j * ld + col + i]) }
+                        d *= Double(scale)
+                        return cap > 0 ? Foundation.tanh(d / Double(cap)) * Double(cap) : d
+                    }
+                    let mx = s.max()!
+                    s = s.map { Foundation.exp($0 - mx) }
+                    let z = s.reduce(0, +)
+                    for i in 0..<hd {
+                        var y = 0.0
+                        for j in 0..<n { y += s[j] / z * Double(V[j * ld + col + i]) }
+                        // as testAttentionHeadMatchesNaive: f32 dots of length hd through exp, ~1e-5 relative
+                        XCTAssertEqual(Double(out[h * hd + i]), y, accuracy: 2e-5 * (1 + abs(y)) * Double(hd).squareRoot(),
+                                       "\(level) n \(n) hd \(hd) H \(H) group \(group) chunks \(chunks) head \(h) i \(i)")
+                    }
                 }
             }
         }

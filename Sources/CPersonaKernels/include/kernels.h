@@ -116,6 +116,20 @@ uint64_t pk_read_sum(const void *p, size_t bytes);
 void pk_attention_head(const float *q, const float *K, int64_t ldk, const float *V, int64_t ldv,
                        int64_t n, int64_t hd, float scale, float softcap, float *scores, float *out);
 
+/* Decode attention by position chunk: each K/V row is read once, whole, for all query heads (a head's own slice of
+   a row is a strided stream that one core reads at a third of its bandwidth), and the chunks of a long context go
+   to different threads (long contexts are bound by reading the cache).
+   pk_attention_partial: query heads h < H at q + h * hd, head h reading key/value head h / group at column
+   (h / group) * hd of the rows K + j * ldkv, V + j * ldkv, positions j in [0, n) (K, V offset to the chunk):
+   scores (scaled, capped as pk_attention_head) to scores + h * lds, then m[h] = max_j s_j,
+   l[h] = sum_j exp(s_j - m[h]), o[h * hd, +hd) = sum_j exp(s_j - m[h]) v_j (not normalised).
+   pk_attention_merge: C partials of H heads, partial c of head h at index c * H + h of m / l and at
+   o + (c * H + h) * hd, into out + h * hd: sum_c exp(m_c - M) o_c / sum_c exp(m_c - M) l_c, M = max_c m_c. */
+void pk_attention_partial(const float *q, int64_t H, int64_t group, const float *K, const float *V, int64_t ldkv,
+                          int64_t n, int64_t hd, float scale, float softcap, float *scores, int64_t lds,
+                          float *m, float *l, float *o);
+void pk_attention_merge(int64_t C, int64_t H, int64_t hd, const float *m, const float *l, const float *o, float *out);
+
 /* Gated activations of the MLP, in place over n values: g = act(g) * u.
    silu(x) = x / (1 + e^-x); gelu_tanh(x) = x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). SIMD levels use a
    polynomial exp accurate to a few ulp. */
