@@ -345,14 +345,19 @@ T512 static inline __attribute__((always_inline)) void attention_512_nc(
         _mm512_mask_storeu_ps(scores + j, k, e);
         sum = _mm512_add_ps(sum, e);
     }
-    const float inv = 1.0f / _mm512_reduce_add_ps(sum);
+    // the weights normalised first, as the portable loop and ggml's soft_max + mul_mat do
+    const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
+    for (int64_t j = 0; j < n; j += 16) {
+        const __mmask16 k = tail16(n - j < 16 ? n - j : 16);
+        _mm512_mask_storeu_ps(scores + j, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, scores + j), inv));
+    }
     for (int c = 0; c < NC; c++) o[c] = _mm512_setzero_ps();
     for (int64_t j = 0; j < n; j++) {
         const __m512 pj = _mm512_set1_ps(scores[j]);
         const float *vr = V + j * ldv;
         for (int c = 0; c < NC; c++) o[c] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vr + 16 * c), o[c]);
     }
-    for (int c = 0; c < NC; c++) _mm512_storeu_ps(out + 16 * c, _mm512_mul_ps(o[c], _mm512_set1_ps(inv)));
+    for (int c = 0; c < NC; c++) _mm512_storeu_ps(out + 16 * c, o[c]);
 }
 
 // Head sizes 64, 128, 256 (every architecture here but odd test shapes); 0 means "not handled, use the portable loop".
