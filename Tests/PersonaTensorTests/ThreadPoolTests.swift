@@ -82,6 +82,22 @@ final class ThreadPoolTests: XCTestCase {
 }
 
 final class AttentionKernelTests: XCTestCase {
+    /// Softmax attention in Double: the query against rows j < n of K / V at columns [column, column + hd).
+    static func naive(_ q: ArraySlice<Float>, _ K: [Float], _ V: [Float], ld: Int, column: Int, n: Int, hd: Int,
+                      scale: Float, cap: Float) -> [Double] {
+        let q = Array(q)
+        var s = (0..<n).map { j -> Double in
+            var d = 0.0
+            for i in 0..<hd { d += Double(q[i]) * Double(K[j * ld + column + i]) }
+            d *= Double(scale)
+            return cap > 0 ? Foundation.tanh(d / Double(cap)) * Double(cap) : d
+        }
+        let m = s.max()!
+        s = s.map { Foundation.exp($0 - m) }
+        let z = s.reduce(0, +)
+        return (0..<hd).map { i in (0..<n).reduce(0.0) { $0 + s[$1] / z * Double(V[$1 * ld + column + i]) } }
+    }
+
     /// pk_attention_head against a Double softmax-attention written out here, with and without soft-capping.
     func testAttentionHeadMatchesNaive() {
         var rng = TestRNG(10)
@@ -93,20 +109,10 @@ final class AttentionKernelTests: XCTestCase {
                 let scale = 1 / Float(hd).squareRoot()
                 var scores = [Float](repeating: 0, count: n), out = [Float](repeating: .nan, count: hd)
                 pk_attention_head(q, K, Int64(ld), V, Int64(ld), Int64(n), Int64(hd), scale, cap, &scores, &out)
-                var s = (0..<n).map { j -> Double in
-                    var d = 0.0
-                    for i in 0..<hd { d += Double(q[i]) * Double(K[j * ld + i]) }
-                    d *= Double(scale)
-                    return cap > 0 ? Foundation.tanh(d / Double(cap)) * Double(cap) : d
-                }
-                let m = s.max()!
-                s = s.map { Foundation.exp($0 - m) }
-                let z = s.reduce(0, +)
+                let want = Self.naive(q[...], K, V, ld: ld, column: 0, n: n, hd: hd, scale: scale, cap: cap)
                 for i in 0..<hd {
-                    var o = 0.0
-                    for j in 0..<n { o += s[j] / z * Double(V[j * ld + i]) }
                     // scores carry f32 rounding of length-hd dots (|q.k| <~ 4 sqrt(hd)) through exp: ~1e-5 relative
-                    XCTAssertEqual(Double(out[i]), o, accuracy: 2e-5 * (1 + abs(o)) * Double(hd).squareRoot(), "\(level) n \(n) hd \(hd) i \(i)")
+                    XCTAssertEqual(Double(out[i]), want[i], accuracy: 2e-5 * (1 + abs(want[i])) * Double(hd).squareRoot(), "\(level) n \(n) hd \(hd) i \(i)")
                 }
             }
         }
@@ -141,19 +147,9 @@ final class AttentionKernelTests: XCTestCase {
                 }
                 pk_attention_merge(Int64(chunks), Int64(H), Int64(hd), m, l, o, &out)
                 for h in 0..<H {
-                    let col = (h / group) * hd
-                    var s = (0..<n).map { j -> Double in
-                        var d = 0.0
-                        for i in 0..<hd { d += Double(q[h * hd + i]) * Double(K[j * ld + col + i]) }
-                        d *= Double(scale)
-                        return cap > 0 ? Foundation.tanh(d / Double(cap)) * Double(cap) : d
-                    }
-                    let mx = s.max()!
-                    s = s.map { Foundation.exp($0 - mx) }
-                    let z = s.reduce(0, +)
+                    let want = Self.naive(q[(h * hd)..<((h + 1) * hd)], K, V, ld: ld, column: (h / group) * hd, n: n, hd: hd, scale: scale, cap: cap)
                     for i in 0..<hd {
-                        var y = 0.0
-                        for j in 0..<n { y += s[j] / z * Double(V[j * ld + col + i]) }
+                        let y = want[i]
                         // as testAttentionHeadMatchesNaive: f32 dots of length hd through exp, ~1e-5 relative
                         XCTAssertEqual(Double(out[h * hd + i]), y, accuracy: 2e-5 * (1 + abs(y)) * Double(hd).squareRoot(),
                                        "\(level) n \(n) hd \(hd) H \(H) group \(group) chunks \(chunks) head \(h) i \(i)")
