@@ -493,37 +493,19 @@ void pk_quantize_row_q8_0(const float *x, int64_t cols, void *out) {
 
 // MARK: attention
 
-void pk_attention_head(const float *q, const float *K, int64_t ldk, const float *V, int64_t ldv,
-                       int64_t n, int64_t hd, float scale, float softcap, float *scores, float *out) {
-    const pk_ops *o = ops();
-    // under 16 positions a 16-row tile is mostly padding: the loop below (also what the llama.cpp comparisons of
-    // QuantizedModelTests run on their 8-token sequences, so they measure the matrix kernels alone)
-    if (n >= 16 && o->attention && o->attention(q, K, ldk, V, ldv, n, hd, scale, softcap, scores, out)) return;
-    float m = -INFINITY;
-    for (int64_t j = 0; j < n; j++) {
-        float s = o->dot(q, K + j * ldk, hd) * scale;
-        if (softcap > 0) s = tanhf(s / softcap) * softcap;
-        scores[j] = s;
-        if (s > m) m = s;
-    }
-    float sum = 0;
-    for (int64_t j = 0; j < n; j++) { float e = expf(scores[j] - m); scores[j] = e; sum += e; }
-    float inv = 1.0f / sum;
-    memset(out, 0, (size_t)hd * sizeof(float));
-    for (int64_t j = 0; j < n; j++) o->axpy(scores[j] * inv, V + j * ldv, out, hd);
-}
-
-void pk_attention_partial(const float *q, int64_t H, int64_t group, const float *K, const float *V, int64_t ldkv,
-                          int64_t n, int64_t hd, float scale, float softcap, float *scores, int64_t lds,
-                          float *m, float *l, float *o) {
+/* The attention loop at the portable level: query heads h < H at q + h * hd, head h reading key/value head
+   h / group at column (h / group) * hd of the rows K + j * ldk, V + j * ldv, positions j < n. With `normalise`
+   (pk_attention_head) the weights are divided by their sum before the weighted sum; without (pk_attention_partial)
+   the sum goes to l[h] and the weighted sum stays unnormalised for pk_attention_merge. */
+static void attention_portable(const float *q, int64_t H, int64_t group, const float *K, int64_t ldk, const float *V,
+                               int64_t ldv, int64_t n, int64_t hd, float scale, float softcap, float *scores, int64_t lds,
+                               float *m, float *l, float *o, int normalise) {
     const pk_ops *ops_ = ops();
-    if (n > 0 && ops_->attention_partial &&
-        ops_->attention_partial(q, H, group, K, V, ldkv, n, hd, scale, softcap, scores, lds, m, l, o)) return;
     for (int64_t h = 0; h < H; h++) {
         const int64_t col = (h / group) * hd;
         float *s = scores + h * lds, mx = -INFINITY;
         for (int64_t j = 0; j < n; j++) {
-            float x = ops_->dot(q + h * hd, K + j * ldkv + col, hd) * scale;
+            float x = ops_->dot(q + h * hd, K + j * ldk + col, hd) * scale;
             if (softcap > 0) x = tanhf(x / softcap) * softcap;
             s[j] = x;
             if (x > mx) mx = x;
@@ -532,9 +514,29 @@ void pk_attention_partial(const float *q, int64_t H, int64_t group, const float 
         for (int64_t j = 0; j < n; j++) { s[j] = expf(s[j] - mx); sum += s[j]; }
         m[h] = mx;
         l[h] = sum;
+        const float inv = normalise ? 1.0f / sum : 1.0f;
         memset(o + h * hd, 0, (size_t)hd * sizeof(float));
-        for (int64_t j = 0; j < n; j++) ops_->axpy(s[j], V + j * ldkv + col, o + h * hd, hd);
+        for (int64_t j = 0; j < n; j++) ops_->axpy(normalise ? s[j] * inv : s[j], V + j * ldv + col, o + h * hd, hd);
     }
+}
+
+void pk_attention_head(const float *q, const float *K, int64_t ldk, const float *V, int64_t ldv,
+                       int64_t n, int64_t hd, float scale, float softcap, float *scores, float *out) {
+    const pk_ops *o = ops();
+    float m, l;
+    // under 16 positions a 16-row tile is mostly padding: the loop below (also what the llama.cpp comparisons of
+    // QuantizedModelTests run on their 8-token sequences, so they measure the matrix kernels alone)
+    if (n >= 16 && o->attention && o->attention(q, 1, 1, K, ldk, V, ldv, n, hd, scale, softcap, scores, 0, &m, &l, out, 1)) return;
+    attention_portable(q, 1, 1, K, ldk, V, ldv, n, hd, scale, softcap, scores, 0, &m, &l, out, 1);
+}
+
+void pk_attention_partial(const float *q, int64_t H, int64_t group, const float *K, const float *V, int64_t ldkv,
+                          int64_t n, int64_t hd, float scale, float softcap, float *scores, int64_t lds,
+                          float *m, float *l, float *o) {
+    const pk_ops *ops_ = ops();
+    if (n > 0 && ops_->attention &&
+        ops_->attention(q, H, group, K, ldkv, V, ldkv, n, hd, scale, softcap, scores, lds, m, l, o, 0)) return;
+    attention_portable(q, H, group, K, ldkv, V, ldkv, n, hd, scale, softcap, scores, lds, m, l, o, 0);
 }
 
 void pk_attention_merge(int64_t C, int64_t H, int64_t hd, const float *m, const float *l, const float *o, float *out) {

@@ -288,12 +288,13 @@ T512 static void NAME(float *g, const float *u, int64_t n) {                    
 ACT_MUL_512(silu_mul_512, silu_512)
 ACT_MUL_512(gelu_tanh_mul_512, gelu_tanh_512)
 
-// One attention head, one query, over n positions (pk_attention_head), for head sizes of 16 x NC floats.
-// The portable loop makes a dot call and an axpy call per position, each reducing or storing a 64-float vector,
-// and an expf: ~2.5x the work of the matrix products on SmolLM2 at 3000 positions. Here the scores come 16
-// positions at a time (one product vector per position, then hsum16), the exps 16 at a time (exp_512), and the
-// output stays in NC registers across positions, normalised once at the end. The sums run in another order than
-// the portable loop, so the results agree up to f32 rounding.
+// The attention loop (attention_portable in kernels.c: pk_attention_head with `normalise`, pk_attention_partial
+// without) for head sizes of 16 x NC floats. The portable loop makes a dot call and an axpy call per position and
+// head, each reducing or storing a 64-float vector, and an expf: ~2.5x the work of the matrix products on SmolLM2
+// at 3000 positions. Here 16 positions at a time: the tile's K rows (then V rows) are read from memory once, whole,
+// and used from L1 for every head; one product vector per position and head, then hsum16; the exps 16 at a time
+// (exp_512); the weighted sum of V in NC registers across the tile. The sums run in another order than the
+// portable loop, so the results agree up to f32 rounding.
 
 // v[p] -> lane p = sum of v[p]'s 16 lanes: pairs of lanes, then of 64-bit pairs, then of 128-bit blocks.
 T512 static inline __m512 hsum16(const __m512 v[16]) {
@@ -310,92 +311,34 @@ T512 static inline __m512 hsum16(const __m512 v[16]) {
     return _mm512_add_ps(_mm512_shuffle_f32x4(d0, d1, 0x88), _mm512_shuffle_f32x4(d0, d1, 0xDD));
 }
 
-T512 static inline __attribute__((always_inline)) void attention_512_nc(
-        const int NC, const float *q, const float *K, int64_t ldk, const float *V, int64_t ldv, int64_t n,
-        float scale, float softcap, float *scores, float *out) {
-    __m512 qv[16], o[16];
-    for (int c = 0; c < NC; c++) qv[c] = _mm512_loadu_ps(q + 16 * c);
-    __m512 mx = _mm512_set1_ps(-INFINITY);
-    for (int64_t j = 0; j < n; j += 16) {
-        const int m = n - j < 16 ? (int)(n - j) : 16;
-        __m512 acc[16];
-        for (int p = 0; p < 16; p++) {
-            const float *kr = K + (j + (p < m ? p : 0)) * ldk;   // past the end: row j again, not stored
-            __m512 a = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kr));
-            for (int c = 1; c < NC; c++) a = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kr + 16 * c), a);
-            acc[p] = a;
-        }
-        __m512 sc = _mm512_mul_ps(hsum16(acc), _mm512_set1_ps(scale));
-        _mm512_mask_storeu_ps(scores + j, tail16(m), sc);
-        mx = _mm512_mask_max_ps(mx, tail16(m), mx, sc);
-    }
-    float m = _mm512_reduce_max_ps(mx);
-    if (softcap > 0) {
-        m = -INFINITY;
-        for (int64_t j = 0; j < n; j++) {
-            scores[j] = tanhf(scores[j] / softcap) * softcap;
-            if (scores[j] > m) m = scores[j];
-        }
-    }
-    __m512 sum = _mm512_setzero_ps();
-    for (int64_t j = 0; j < n; j += 16) {
-        const __mmask16 k = tail16(n - j < 16 ? n - j : 16);
-        __m512 e = exp_512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, scores + j), _mm512_set1_ps(m)));
-        e = _mm512_maskz_mov_ps(k, e);
-        _mm512_mask_storeu_ps(scores + j, k, e);
-        sum = _mm512_add_ps(sum, e);
-    }
-    // the weights normalised first, as the portable loop and ggml's soft_max + mul_mat do
-    const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
-    for (int64_t j = 0; j < n; j += 16) {
-        const __mmask16 k = tail16(n - j < 16 ? n - j : 16);
-        _mm512_mask_storeu_ps(scores + j, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, scores + j), inv));
-    }
-    for (int c = 0; c < NC; c++) o[c] = _mm512_setzero_ps();
-    for (int64_t j = 0; j < n; j++) {
-        const __m512 pj = _mm512_set1_ps(scores[j]);
-        const float *vr = V + j * ldv;
-        for (int c = 0; c < NC; c++) o[c] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vr + 16 * c), o[c]);
-    }
-    for (int c = 0; c < NC; c++) _mm512_storeu_ps(out + 16 * c, o[c]);
-}
-
-// Head sizes 64, 128, 256 (every architecture here but odd test shapes); 0 means "not handled, use the portable loop".
-T512 static int attention_512(const float *q, const float *K, int64_t ldk, const float *V, int64_t ldv, int64_t n,
-                              int64_t hd, float scale, float softcap, float *scores, float *out) {
-    switch (hd) {
-    case 64: attention_512_nc(4, q, K, ldk, V, ldv, n, scale, softcap, scores, out); return 1;
-    case 128: attention_512_nc(8, q, K, ldk, V, ldv, n, scale, softcap, scores, out); return 1;
-    case 256: attention_512_nc(16, q, K, ldk, V, ldv, n, scale, softcap, scores, out); return 1;
-    default: return 0;
-    }
-}
-
-// K / V tiles are asked for two tiles ahead, whole rows (every head reads its slice of them), into L2: at 3000
-// positions of SmolLM2 from memory, one core, 30 layers: 19.4 ms a token without, 18.6 into L1, 13.1 into L2.
+// K / V tiles are asked for two tiles ahead, the `width` floats of each row the heads read, into L2: at 3000
+// positions of SmolLM2 from memory, one core, 30 layers, all heads: 19.4 ms a token without, 18.6 into L1, 13.1
+// into L2.
 #define PK_ATT_AHEAD 32
-static inline __attribute__((always_inline)) void attention_prefetch_tile(const float *X, int64_t ld, int64_t j, int64_t n) {
+static inline __attribute__((always_inline)) void attention_prefetch_tile(const float *X, int64_t ld, int64_t width,
+                                                                           int64_t j, int64_t n) {
     for (int p = 0; p < 16 && j + p < n; p++)
-        for (int64_t c = 0; c < ld; c += 16) _mm_prefetch((const char *)(X + (j + p) * ld + c), _MM_HINT_T1);
+        for (int64_t c = 0; c < width; c += 16) _mm_prefetch((const char *)(X + (j + p) * ld + c), _MM_HINT_T1);
 }
 
-// pk_attention_partial for head sizes of 16 x NC floats: 16 positions at a time, each tile of K rows (then V
-// rows) read from memory once, whole, and used from L1 for every head.
-T512 static inline __attribute__((always_inline)) void attention_partial_512_nc(
-        const int NC, const float *q, int64_t H, int64_t group, const float *K, const float *V, int64_t ldkv, int64_t n,
-        float scale, float softcap, float *scores, int64_t lds, float *m, float *l, float *o) {
-    const int64_t hd = 16 * NC;
+T512 static inline __attribute__((always_inline)) void attention_512_nc(
+        const int NC, const float *q, int64_t H, int64_t group, const float *K, int64_t ldk, const float *V, int64_t ldv,
+        int64_t n, float scale, float softcap, float *scores, int64_t lds, float *m, float *l, float *o, int normalise) {
+    // the key/value heads read, side by side, prefetched; not for one head (pk_attention_head, prefill), whose rows
+    // were read at the same speed without and 30% slower with it from cache (9 heads x 1024 / 3000 positions)
+    const int64_t hd = 16 * NC, width = H == 1 ? 0 : ((H - 1) / group + 1) * hd;
     for (int64_t h = 0; h < H; h++) m[h] = -INFINITY;
     for (int64_t j = 0; j < n; j += 16) {
         const int mm = n - j < 16 ? (int)(n - j) : 16;
-        attention_prefetch_tile(K, ldkv, j + PK_ATT_AHEAD, n);
+        attention_prefetch_tile(K, ldk, width, j + PK_ATT_AHEAD, n);
         for (int64_t h = 0; h < H; h++) {
-            const float *qh = q + h * hd, *kc = K + (h / group) * hd;
-            __m512 acc[16];
+            const float *kc = K + (h / group) * hd;
+            __m512 qv[16], acc[16];
+            for (int c = 0; c < NC; c++) qv[c] = _mm512_loadu_ps(q + h * hd + 16 * c);
             for (int p = 0; p < 16; p++) {
-                const float *kr = kc + (j + (p < mm ? p : 0)) * ldkv;   // past the end: row j again, not stored
-                __m512 a = _mm512_mul_ps(_mm512_loadu_ps(qh), _mm512_loadu_ps(kr));
-                for (int c = 1; c < NC; c++) a = _mm512_fmadd_ps(_mm512_loadu_ps(qh + 16 * c), _mm512_loadu_ps(kr + 16 * c), a);
+                const float *kr = kc + (j + (p < mm ? p : 0)) * ldk;   // past the end: row j again, not stored
+                __m512 a = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kr));
+                for (int c = 1; c < NC; c++) a = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kr + 16 * c), a);
                 acc[p] = a;
             }
             const __m512 sc = _mm512_mul_ps(hsum16(acc), _mm512_set1_ps(scale));
@@ -421,11 +364,18 @@ T512 static inline __attribute__((always_inline)) void attention_partial_512_nc(
             sum = _mm512_add_ps(sum, e);
         }
         l[h] = _mm512_reduce_add_ps(sum);
+        if (normalise) {   // the weights divided by their sum first, as the portable loop does
+            const __m512 inv = _mm512_set1_ps(1.0f / l[h]);
+            for (int64_t j = 0; j < n; j += 16) {
+                const __mmask16 k = tail16(n - j < 16 ? n - j : 16);
+                _mm512_mask_storeu_ps(s + j, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, s + j), inv));
+            }
+        }
         for (int c = 0; c < NC; c++) _mm512_storeu_ps(o + h * hd + 16 * c, _mm512_setzero_ps());
     }
     for (int64_t j = 0; j < n; j += 16) {
         const int mm = n - j < 16 ? (int)(n - j) : 16;
-        attention_prefetch_tile(V, ldkv, j + PK_ATT_AHEAD, n);
+        attention_prefetch_tile(V, ldv, width, j + PK_ATT_AHEAD, n);
         for (int64_t h = 0; h < H; h++) {
             float *oh = o + h * hd;
             const float *s = scores + h * lds + j, *vc = V + (h / group) * hd;
@@ -433,7 +383,7 @@ T512 static inline __attribute__((always_inline)) void attention_partial_512_nc(
             for (int c = 0; c < NC; c++) acc[c] = _mm512_loadu_ps(oh + 16 * c);
             for (int p = 0; p < mm; p++) {
                 const __m512 pj = _mm512_set1_ps(s[p]);
-                const float *vr = vc + (j + p) * ldkv;
+                const float *vr = vc + (j + p) * ldv;
                 for (int c = 0; c < NC; c++) acc[c] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vr + 16 * c), acc[c]);
             }
             for (int c = 0; c < NC; c++) _mm512_storeu_ps(oh + 16 * c, acc[c]);
@@ -441,19 +391,24 @@ T512 static inline __attribute__((always_inline)) void attention_partial_512_nc(
     }
 }
 
-T512 static int attention_partial_512(const float *q, int64_t H, int64_t group, const float *K, const float *V, int64_t ldkv,
-                                      int64_t n, int64_t hd, float scale, float softcap, float *scores, int64_t lds,
-                                      float *m, float *l, float *o) {
+// Head sizes 64, 128, 256 (every architecture here but odd test shapes); 0 means "not handled, use the portable loop".
+// One head (pk_attention_head) gets its own inlined copy with H = group = 1 as constants.
+#define ATTENTION_512_NC(NC)                                                                                     \
+    (H == 1 && group == 1 ? attention_512_nc(NC, q, 1, 1, K, ldk, V, ldv, n, scale, softcap, scores, lds, m, l, o, normalise) \
+                          : attention_512_nc(NC, q, H, group, K, ldk, V, ldv, n, scale, softcap, scores, lds, m, l, o, normalise))
+T512 static int attention_512(const float *q, int64_t H, int64_t group, const float *K, int64_t ldk, const float *V,
+                              int64_t ldv, int64_t n, int64_t hd, float scale, float softcap, float *scores, int64_t lds,
+                              float *m, float *l, float *o, int normalise) {
     switch (hd) {
-    case 64: attention_partial_512_nc(4, q, H, group, K, V, ldkv, n, scale, softcap, scores, lds, m, l, o); return 1;
-    case 128: attention_partial_512_nc(8, q, H, group, K, V, ldkv, n, scale, softcap, scores, lds, m, l, o); return 1;
-    case 256: attention_partial_512_nc(16, q, H, group, K, V, ldkv, n, scale, softcap, scores, lds, m, l, o); return 1;
+    case 64: ATTENTION_512_NC(4); return 1;
+    case 128: ATTENTION_512_NC(8); return 1;
+    case 256: ATTENTION_512_NC(16); return 1;
     default: return 0;
     }
 }
 
 #define PK_OPS_AVX512_COMMON                                                                                \
-    .dot = dot_512, .axpy = axpy_512, .gemm = gemm_512, .read_sum = read_sum_512, .attention = attention_512, .attention_partial = attention_partial_512,                           \
+    .dot = dot_512, .axpy = axpy_512, .gemm = gemm_512, .read_sum = read_sum_512, .attention = attention_512,   \
     .silu_mul = silu_mul_512, .gelu_tanh_mul = gelu_tanh_mul_512,                                           \
     .dequant = { [PK_F16] = dequant_f16_512, [PK_BF16] = dequant_bf16_512, [PK_Q8_0] = dequant_q8_0_512,   \
                  [PK_Q4_0] = dequant_q4_0_512, [PK_Q4_1] = dequant_q4_1_512, PK_X86_QUANT_FNS(dequant, 512) },   \

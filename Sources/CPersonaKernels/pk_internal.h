@@ -32,13 +32,11 @@ typedef struct {
     uint64_t (*read_sum)(const void *, size_t);
     void (*silu_mul)(float *g, const float *u, int64_t n);
     void (*gelu_tanh_mul)(float *g, const float *u, int64_t n);
-    /* pk_attention_head for the head sizes it handles (returns 1), else 0; NULL: the portable loop */
-    int (*attention)(const float *q, const float *K, int64_t ldk, const float *V, int64_t ldv, int64_t n,
-                     int64_t hd, float scale, float softcap, float *scores, float *out);
-    /* pk_attention_partial for the head sizes it handles (returns 1), else 0; NULL: the portable loop */
-    int (*attention_partial)(const float *q, int64_t H, int64_t group, const float *K, const float *V, int64_t ldkv,
-                             int64_t n, int64_t hd, float scale, float softcap, float *scores, int64_t lds,
-                             float *m, float *l, float *o);
+    /* the attention loop (attention_portable in kernels.c) for the head sizes it handles (returns 1), else 0;
+       NULL: the portable loop */
+    int (*attention)(const float *q, int64_t H, int64_t group, const float *K, int64_t ldk, const float *V, int64_t ldv,
+                     int64_t n, int64_t hd, float scale, float softcap, float *scores, int64_t lds,
+                     float *m, float *l, float *o, int normalise);
     pk_native_fn native_q8;             /* NULL: the portable one */
     pk_native_fn native_bf16;           /* NULL: bf16-rounded f32 activations through the exact kernels */
     const struct pk_exact_kernel *exact[PK_NTYPES];   /* T == 1 on laid-out activations; NULL: matvec */
