@@ -68,7 +68,7 @@ public final class LocalJudge: Judge, @unchecked Sendable {
             return try numberProbabilities(prompt: prompt).reduce(into: [:]) { $0[$1.value, default: 0] += $1.p }
         }
         lock.lock(); defer { lock.unlock() }
-        let ids = try judgePromptIds(prompt)
+        let ids = try judgePromptIds(prompt, steps: 2)
         let model = loaded.model
         let cache = model.makeCache(capacity: ids.count + 2)
         let first = Self.softmax(try model.forward(ids, cache: cache, logits: .last))
@@ -100,9 +100,10 @@ public final class LocalJudge: Judge, @unchecked Sendable {
         return dist.filter { $0.value > 0 }
     }
 
-    private func judgePromptIds(_ prompt: String) throws -> [Int] {
+    /// The judge prompt's ids, with room for `steps` more tokens in the model's context.
+    private func judgePromptIds(_ prompt: String, steps: Int) throws -> [Int] {
         let ids = try generator.promptIds(for: prompt, raw: false)
-        guard ids.count + 2 < loaded.model.config.maxPositions else {
+        guard ids.count + steps < loaded.model.config.maxPositions else {
             throw JudgeError("local judge: the judge prompt has \(ids.count) tokens, more than the model's context (\(loaded.model.config.maxPositions))")
         }
         return ids
@@ -121,14 +122,9 @@ public final class LocalJudge: Judge, @unchecked Sendable {
     /// Next-token probability of every number token after the judge prompt (full softmax over the vocabulary).
     public func numberProbabilities(prompt: String) throws -> [(id: Int, value: Int, p: Double)] {
         lock.lock(); defer { lock.unlock() }
-        let ids = try judgePromptIds(prompt)
+        let ids = try judgePromptIds(prompt, steps: 0)
         let model = loaded.model
-        let cache = model.makeCache(capacity: ids.count)
-        let logits = try model.forward(ids, cache: cache, logits: .last)
-        var m = -Float.infinity
-        for v in logits where v > m { m = v }
-        var z = 0.0
-        for v in logits { z += Foundation.exp(Double(v - m)) }
-        return numberTokens.map { (id: $0.id, value: $0.value, p: Foundation.exp(Double(logits[$0.id] - m)) / z) }
+        let p = Self.softmax(try model.forward(ids, cache: model.makeCache(capacity: ids.count), logits: .last))
+        return numberTokens.map { (id: $0.id, value: $0.value, p: p[$0.id]) }
     }
 }
