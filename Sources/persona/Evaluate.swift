@@ -125,7 +125,7 @@ struct EvaluateSteering: AsyncParsableCommand {
         try SweepReport.write(summary, to: folder)
         print(SweepReport.table(summary))
         if let c = summary.chosen {
-            print("chosen: row \(c.row), coef \(c.coef) (effect \(String(format: "%+.2f", c.effect ?? 0)) \(summary.judged ? "trait points" : "projection"); wrote \(folder.path)/sweep.json, sweep.csv, heatmap.svg")
+            print("chosen: row \(c.row), coef \(c.coef) (effect \(String(format: "%+.2f", c.effect ?? 0)) \(summary.judged ? "trait points" : "projection")); wrote \(folder.path)/sweep.json, sweep.csv, heatmap.svg")
         } else {
             print("no setting with a positive effect passed the coherence bar; wrote \(folder.path)/sweep.json, sweep.csv, heatmap.svg")
         }

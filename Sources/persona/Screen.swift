@@ -20,7 +20,7 @@ struct Screen: ParsableCommand {
     @OptionGroup var vectorOptions: VectorOptions
     @Option(help: "The data set (JSON lines).") var data: String
     @Option(name: .customLong("max-tokens"), help: "Longest own answer generated per sample.") var maxTokens: Int = 128
-    @Option(name: .customLong("flag-top"), help: "Flag this fraction of samples per trait, highest differences first.") var flagTop: Double = 0.1
+    @Option(name: .customLong("flag-top"), help: "Flag this fraction of samples per trait, highest differences first (rounded up: at least one).") var flagTop: Double = 0.1
     @Option(name: .customLong("flag-above"), help: "Flag every sample whose difference is above this (replaces --flag-top).") var flagAbove: Double?
     @Option(name: .customLong("batch-size")) var batchSize: Int = 16
     @Option(help: "Output folder.") var out: String
@@ -50,7 +50,7 @@ struct Screen: ParsableCommand {
             let ranked = samples.indices.sorted { (screen.results[$0]?.difference[t] ?? 0) > (screen.results[$1]?.difference[t] ?? 0) }
             let chosen: [Int]
             if let above = flagAbove { chosen = ranked.filter { (screen.results[$0]?.difference[t] ?? 0) > above } }
-            else { chosen = Array(ranked.prefix(Int((Double(samples.count) * flagTop).rounded()))) }
+            else { chosen = Array(ranked.prefix(DataScreen.flagCount(of: samples.count, fraction: flagTop))) }
             flags[t] = Set(chosen)
             flagged.formUnion(chosen)
             let top = ranked.prefix(3).map { i in "#\(i) \(String(format: "%+.2f", screen.results[i]?.difference[t] ?? 0))" }.joined(separator: ", ")

@@ -25,4 +25,16 @@ final class EvaluationStatsTests: XCTestCase {
         XCTAssertTrue(lo <= r && r <= hi && hi <= 1, "\(lo) \(r) \(hi)")
         XCTAssertEqual(MonitorValidation.correlation(x, y, { a, b in MonitorValidation.spearman(a, b) }, 500, 7), c, "seeded")
     }
+
+    /// `screen --flag-top`: the fraction of the samples rounded up (10% of 3 flags the highest one, where rounding
+    /// to nearest flagged none), never more than there are, and 10% of 30 is 3 although 0.1 x 30 is 3.0000000000000004.
+    func testFlagTopRoundsUp() {
+        XCTAssertEqual(DataScreen.flagCount(of: 3, fraction: 0.1), 1)
+        XCTAssertEqual(DataScreen.flagCount(of: 30, fraction: 0.1), 3)
+        XCTAssertEqual(DataScreen.flagCount(of: 31, fraction: 0.1), 4)
+        XCTAssertEqual(DataScreen.flagCount(of: 6, fraction: 0.5), 3)
+        XCTAssertEqual(DataScreen.flagCount(of: 7, fraction: 1), 7)
+        XCTAssertEqual(DataScreen.flagCount(of: 7, fraction: 0), 0)
+        XCTAssertEqual(DataScreen.flagCount(of: 0, fraction: 0.1), 0)
+    }
 }

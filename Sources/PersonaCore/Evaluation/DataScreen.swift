@@ -66,6 +66,14 @@ public final class DataScreen {
     private let log: AppendLog<ScreenResult>
     public private(set) var results: [Int: ScreenResult] = [:]
 
+    /// How many of `count` samples `--flag-top fraction` flags: rounded up, so any fraction above 0 flags at least
+    /// the highest sample (10% of 3 samples rounded to nearest flagged none of them, however far above the rest),
+    /// with a little slack for products like 0.1 x 30 = 3.0000000000000004, which are 3.
+    public static func flagCount(of count: Int, fraction: Double) -> Int {
+        guard count > 0, fraction > 0 else { return 0 }
+        return min(count, max(1, Int((Double(count) * fraction - 1e-9).rounded(.up))))
+    }
+
     public init(loaded: LoadedModel, vectors: [TraitVector], maxTokens: Int, folder: URL) throws {
         self.loaded = loaded
         self.vectors = vectors
