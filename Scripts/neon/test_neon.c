@@ -646,10 +646,12 @@ static void test_native_quant(void) {
     }
 }
 
+// One head (pk_attention_head: the portable loop below 16 positions or at other head sizes, the tile loop from 16
+// positions at 64 / 128 / 256), against a double softmax-attention with a rounding bound.
 static void test_attention(void) {
-    const int64_t ns[] = {1, 5, 37}, hds[] = {1, 7, 64, 67};
+    const int64_t ns[] = {1, 5, 16, 37, 300}, hds[] = {1, 7, 64, 67, 128, 256};
     const float caps[] = {0, 30};
-    for (int a = 0; a < 3; a++) for (int b = 0; b < 4; b++) for (int c = 0; c < 2; c++) {
+    for (int a = 0; a < 5; a++) for (int b = 0; b < 6; b++) for (int c = 0; c < 2; c++) {
         int64_t n = ns[a], hd = hds[b], ldk = hd + 3, ldv = hd + 1;
         float softcap = caps[c], scale = 1.0f / sqrtf((float)hd);
         float *q = malloc(4 * (size_t)hd), *K = malloc(4 * (size_t)(n * ldk)), *V = malloc(4 * (size_t)(n * ldv));
@@ -682,6 +684,57 @@ static void test_attention(void) {
             if (!within(out[i], o, rel * size + 1e-30, what)) break;
         }
         free(q); free(K); free(V); free(scores); free(out); free(s);
+    }
+}
+
+// Decode attention by position chunk: pk_attention_partial over each chunk (query heads sharing key/value heads
+// of whole rows), then pk_attention_merge, against the double softmax-attention of each head over all positions.
+// The bound: test_attention's for the chunk's own softmax, plus the merge (an exp of each chunk's max offset, the
+// C-term sums of weights and of outputs, the division): (2 C + 8) EPS more.
+static void test_attention_chunks(void) {
+    const struct { int64_t n, hd, H, group, chunks; float cap; } cases[] = {
+        {1, 64, 3, 3, 1, 0}, {300, 64, 9, 3, 4, 0}, {47, 128, 4, 2, 3, 0}, {100, 8, 8, 1, 2, 0},
+        {65, 256, 2, 2, 2, 40}, {33, 64, 7, 7, 33, 0}};
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        const int64_t n = cases[t].n, hd = cases[t].hd, H = cases[t].H, group = cases[t].group, C = cases[t].chunks;
+        const float cap = cases[t].cap, scale = 1.0f / sqrtf((float)hd);
+        const int64_t ld = H / group * hd, per = (n + C - 1) / C;
+        float *q = malloc(4 * (size_t)(H * hd)), *K = malloc(4 * (size_t)(n * ld)), *V = malloc(4 * (size_t)(n * ld));
+        float *scores = malloc(4 * (size_t)(H * n)), *m = malloc(4 * (size_t)(C * H)), *l = malloc(4 * (size_t)(C * H));
+        float *o = malloc(4 * (size_t)(C * H * hd)), *out = malloc(4 * (size_t)(H * hd));
+        for (int64_t i = 0; i < H * hd; i++) q[i] = normal() * 2;
+        for (int64_t i = 0; i < n * ld; i++) { K[i] = normal() * 2; V[i] = normal(); }
+        for (int64_t c = 0; c < C; c++) {
+            const int64_t a = c * per < n ? c * per : n, b = a + per < n ? a + per : n;
+            pk_attention_partial(q, H, group, K + a * ld, V + a * ld, ld, b - a, hd, scale, cap, scores + a, n,
+                                 m + c * H, l + c * H, o + c * H * hd);
+        }
+        pk_attention_merge(C, H, hd, m, l, o, out);
+        double *s = malloc(8 * (size_t)n);
+        for (int64_t h = 0; h < H; h++) {
+            const int64_t col = (h / group) * hd;
+            double mx = -INFINITY, emax = 0, smax = 0, sum = 0;
+            for (int64_t j = 0; j < n; j++) {
+                double d = 0, size = 0;
+                for (int64_t i = 0; i < hd; i++) { d += (double)q[h * hd + i] * K[j * ld + col + i]; size += fabs((double)q[h * hd + i] * K[j * ld + col + i]); }
+                s[j] = d * scale;
+                if (cap > 0) s[j] = tanh(s[j] / cap) * cap;
+                double e = (hd + 2) * EPS / 2 * size * scale + 4 * EPS * fabs(s[j]);
+                if (e > emax) emax = e;
+                if (fabs(s[j]) > smax) smax = fabs(s[j]);
+                if (s[j] > mx) mx = s[j];
+            }
+            for (int64_t j = 0; j < n; j++) { s[j] = exp(s[j] - mx); sum += s[j]; }
+            double rel = 2 * (2 * emax + EPS * 2 * smax + 4 * EPS) + (n + 4) * EPS + (n + 2) * EPS + (2 * C + 8) * EPS;
+            char what[96]; snprintf(what, sizeof what, "attention_chunks n %lld hd %lld H %lld group %lld chunks %lld head %lld",
+                                    (long long)n, (long long)hd, (long long)H, (long long)group, (long long)C, (long long)h);
+            for (int64_t i = 0; i < hd; i++) {
+                double y = 0, size = 0;
+                for (int64_t j = 0; j < n; j++) { y += s[j] / sum * V[j * ld + col + i]; size += s[j] / sum * fabs(V[j * ld + col + i]); }
+                if (!within(out[h * hd + i], y, rel * size + 1e-30, what)) break;
+            }
+        }
+        free(q); free(K); free(V); free(scores); free(m); free(l); free(o); free(out); free(s);
     }
 }
 
@@ -786,6 +839,7 @@ int main(void) {
     test_native_quant();
     test_exact_quant();
     test_attention();
+    test_attention_chunks();
     test_activations();
     test_read_sum();
     test_first_nonfinite();

@@ -682,6 +682,113 @@ static void NAME(float *g, const float *u, int64_t n) {                         
 ACT_MUL_NEON(silu_mul_neon, silu_neon)
 ACT_MUL_NEON(gelu_tanh_mul_neon, gelu_tanh_neon)
 
+// MARK: attention
+
+// The x86 levels' tile loop (attention_512_nc in kernels_x86.c) in 4-float vectors: 8 positions a tile, each
+// position's product in two accumulators (16 independent FMA chains across the tile), four positions' sums
+// transposed into one vector by two pairwise adds; exps 4 at a time; the weighted sum of V over 64 columns at a
+// time in 16 registers. The portable loop instead makes a dot and an axpy call and an expf per position and head,
+// loading and storing the output row for every position. Not yet timed on ARM hardware (checked under qemu by
+// Scripts/neon, against a double reference with a rounding bound).
+
+// lanes = sums of a, b, c, d
+static inline float32x4_t hsum4x4(float32x4_t a, float32x4_t b, float32x4_t c, float32x4_t d) {
+    return vpaddq_f32(vpaddq_f32(a, b), vpaddq_f32(c, d));
+}
+
+static inline __attribute__((always_inline)) void attention_neon_nc(
+        const int NC, const float *q, int64_t H, int64_t group, const float *K, int64_t ldk, const float *V, int64_t ldv,
+        int64_t n, float scale, float softcap, float *scores, int64_t lds, float *m, float *l, float *o, int normalise) {
+    const int64_t hd = 4 * NC;
+    for (int64_t h = 0; h < H; h++) m[h] = -INFINITY;
+    for (int64_t j = 0; j < n; j += 8) {
+        const int mm = n - j < 8 ? (int)(n - j) : 8;
+        for (int64_t h = 0; h < H; h++) {
+            const float *kc = K + (h / group) * hd, *qh = q + h * hd;
+            float32x4_t acc[8];
+            for (int p = 0; p < 8; p++) {
+                const float *kr = kc + (j + (p < mm ? p : 0)) * ldk;   // past the end: row j again, not stored
+                float32x4_t a0 = vmulq_f32(vld1q_f32(qh), vld1q_f32(kr)), a1 = vmulq_f32(vld1q_f32(qh + 4), vld1q_f32(kr + 4));
+                for (int c = 2; c < NC; c += 2) {
+                    a0 = vfmaq_f32(a0, vld1q_f32(qh + 4 * c), vld1q_f32(kr + 4 * c));
+                    a1 = vfmaq_f32(a1, vld1q_f32(qh + 4 * c + 4), vld1q_f32(kr + 4 * c + 4));
+                }
+                acc[p] = vaddq_f32(a0, a1);
+            }
+            float sc[8];
+            vst1q_f32(sc, vmulq_n_f32(hsum4x4(acc[0], acc[1], acc[2], acc[3]), scale));
+            vst1q_f32(sc + 4, vmulq_n_f32(hsum4x4(acc[4], acc[5], acc[6], acc[7]), scale));
+            float *s = scores + h * lds + j;
+            for (int p = 0; p < mm; p++) {
+                s[p] = sc[p];
+                if (sc[p] > m[h]) m[h] = sc[p];
+            }
+        }
+    }
+    for (int64_t h = 0; h < H; h++) {
+        float *s = scores + h * lds;
+        if (softcap > 0) {
+            m[h] = -INFINITY;
+            for (int64_t j = 0; j < n; j++) {
+                s[j] = tanhf(s[j] / softcap) * softcap;
+                if (s[j] > m[h]) m[h] = s[j];
+            }
+        }
+        const float32x4_t mv = vdupq_n_f32(m[h]);
+        float32x4_t sum = vdupq_n_f32(0);
+        int64_t j = 0;
+        for (; j + 4 <= n; j += 4) {
+            const float32x4_t e = exp_neon(vsubq_f32(vld1q_f32(s + j), mv));
+            vst1q_f32(s + j, e);
+            sum = vaddq_f32(sum, e);
+        }
+        float tail = 0;
+        if (j < n) {   // the last n % 4 through a copy padded with the max, so each weight gets the same exp
+            float t[4] = {m[h], m[h], m[h], m[h]};
+            for (int64_t i = j; i < n; i++) t[i - j] = s[i];
+            vst1q_f32(t, exp_neon(vsubq_f32(vld1q_f32(t), mv)));
+            for (int64_t i = j; i < n; i++) { s[i] = t[i - j]; tail += t[i - j]; }
+        }
+        l[h] = vaddvq_f32(sum) + tail;
+        if (normalise) {   // the weights divided by their sum first, as the portable loop does
+            const float inv = 1.0f / l[h];
+            for (int64_t i = 0; i < n; i++) s[i] *= inv;
+        }
+        memset(o + h * hd, 0, (size_t)hd * sizeof(float));
+    }
+    for (int64_t j = 0; j < n; j += 8) {
+        const int mm = n - j < 8 ? (int)(n - j) : 8;
+        for (int64_t h = 0; h < H; h++) {
+            const float *s = scores + h * lds + j, *vc = V + (h / group) * hd;
+            for (int c0 = 0; c0 < NC; c0 += 16) {
+                float *oh = o + h * hd + 4 * c0;
+                float32x4_t acc[16];
+                for (int c = 0; c < 16; c++) acc[c] = vld1q_f32(oh + 4 * c);
+                for (int p = 0; p < mm; p++) {
+                    const float *vr = vc + (j + p) * ldv + 4 * c0;
+                    for (int c = 0; c < 16; c++) acc[c] = vfmaq_n_f32(acc[c], vld1q_f32(vr + 4 * c), s[p]);
+                }
+                for (int c = 0; c < 16; c++) vst1q_f32(oh + 4 * c, acc[c]);
+            }
+        }
+    }
+}
+
+// Head sizes 64, 128, 256, as the x86 levels; one head gets its own copy with H = group = 1 as constants.
+#define ATTENTION_NEON_NC(NC)                                                                                    \
+    (H == 1 && group == 1 ? attention_neon_nc(NC, q, 1, 1, K, ldk, V, ldv, n, scale, softcap, scores, lds, m, l, o, normalise) \
+                          : attention_neon_nc(NC, q, H, group, K, ldk, V, ldv, n, scale, softcap, scores, lds, m, l, o, normalise))
+static int attention_neon(const float *q, int64_t H, int64_t group, const float *K, int64_t ldk, const float *V,
+                          int64_t ldv, int64_t n, int64_t hd, float scale, float softcap, float *scores, int64_t lds,
+                          float *m, float *l, float *o, int normalise) {
+    switch (hd) {
+    case 64: ATTENTION_NEON_NC(16); return 1;
+    case 128: ATTENTION_NEON_NC(32); return 1;
+    case 256: ATTENTION_NEON_NC(64); return 1;
+    default: return 0;
+    }
+}
+
 // MARK: native precision, q8_0 (activations prepared by pk_native_prepare: float d[nb] | int32 m[nb] | int8 q[cols])
 
 // Integer dot of one 32-value block as 4 int32 lanes. Without the dot-product extension, pairs of products are
@@ -750,6 +857,7 @@ static void native_q8_neon(const uint8_t *W, size_t rb, int64_t cols, const uint
 // the bf16-rounded f32 activations go through the exact kernels above, which gives the promised products.
 const pk_ops pk_ops_neon = {
     .name = "neon", .dot = dot_neon, .axpy = axpy_neon, .gemm = gemm_neon, .read_sum = read_sum_neon,
+    .attention = attention_neon,
     .silu_mul = silu_mul_neon, .gelu_tanh_mul = gelu_tanh_mul_neon,
     .dequant = { [PK_F16] = dequant_f16_neon, [PK_BF16] = dequant_bf16_neon, [PK_Q8_0] = dequant_q8_0_neon,
                  [PK_Q4_0] = dequant_q4_0_neon, [PK_Q4_1] = dequant_q4_1_neon, [PK_Q5_0] = dequant_q5_0_neon,
