@@ -66,6 +66,35 @@ TS static void NAME(const uint8_t *W, size_t rb, int64_t cols, const float *X, i
     }                                                                                                          \
 }
 
+// q4_0 / q4_1: blocks of 32, two halves of 8 low- and 8 high-nibble weights (pk_x86.h), as the GEMM converts them.
+#define SMALL_Q4(NAME, NT, U, TYPE, BYTES)                                                                     \
+TS static void NAME(const uint8_t *W, size_t rb, int64_t cols, const float *X, int64_t ldx,                    \
+                    float *Y, int64_t ldy, int64_t r0, int64_t r1) {                                           \
+    const int64_t nb = cols / 32;                                                                              \
+    for (int64_t r = r0; r < r1; r++) {                                                                        \
+        const uint8_t *p = W + (size_t)r * rb;                                                                 \
+        __m256 acc[NT][U];                                                                                     \
+        for (int t = 0; t < NT; t++) for (int u = 0; u < U; u++) acc[t][u] = _mm256_setzero_ps();              \
+        for (int64_t b = 0; b < nb; b++, p += BYTES) {                                                         \
+            for (int h = 0; h < 2; h++) {                                                                      \
+                __m256 lo, hi;                                                                                 \
+                pk_##TYPE##_half(p, h, &lo, &hi);                                                              \
+                const int u0 = (2 * h) % U, u1 = (2 * h + 1) % U;                                              \
+                for (int t = 0; t < NT; t++) {                                                                 \
+                    const float *x = X + t * ldx + b * 32 + 8 * h;                                             \
+                    acc[t][u0] = _mm256_fmadd_ps(lo, _mm256_loadu_ps(x), acc[t][u0]);                         \
+                    acc[t][u1] = _mm256_fmadd_ps(hi, _mm256_loadu_ps(x + 16), acc[t][u1]);                    \
+                }                                                                                              \
+            }                                                                                                  \
+        }                                                                                                      \
+        for (int t = 0; t < NT; t++) {                                                                         \
+            __m256 a = acc[t][0];                                                                              \
+            for (int u = 1; u < U; u++) a = _mm256_add_ps(a, acc[t][u]);                                       \
+            Y[t * ldy + r] = hsum256(a);                                                                       \
+        }                                                                                                      \
+    }                                                                                                          \
+}
+
 #define ALL_T(M, P, ...) M(P##2, 2, 2, __VA_ARGS__) M(P##3, 3, 2, __VA_ARGS__) M(P##4, 4, 2, __VA_ARGS__)     \
     M(P##5, 5, 1, __VA_ARGS__) M(P##6, 6, 1, __VA_ARGS__) M(P##7, 7, 1, __VA_ARGS__) M(P##8, 8, 1, __VA_ARGS__)
 ALL_T(SMALL_DENSE, small_f32_, float, ld_f32, cv_f32)
@@ -73,6 +102,12 @@ ALL_T(SMALL_DENSE, small_bf16_, uint16_t, bf16x8, pk_bf16_to_f32)
 ALL_T(SMALL_DENSE, small_f16_, uint16_t, f16x8, pk_f16_to_f32)
 SMALL_Q8(small_q8_2, 2, 2) SMALL_Q8(small_q8_3, 3, 2) SMALL_Q8(small_q8_4, 4, 2) SMALL_Q8(small_q8_5, 5, 1)
 SMALL_Q8(small_q8_6, 6, 1) SMALL_Q8(small_q8_7, 7, 1) SMALL_Q8(small_q8_8, 8, 1)
+#define SMALL_Q4_ALL(TYPE, BYTES) SMALL_Q4(small_##TYPE##_2, 2, 2, TYPE, BYTES) SMALL_Q4(small_##TYPE##_3, 3, 2, TYPE, BYTES) \
+    SMALL_Q4(small_##TYPE##_4, 4, 2, TYPE, BYTES) SMALL_Q4(small_##TYPE##_5, 5, 1, TYPE, BYTES)                    \
+    SMALL_Q4(small_##TYPE##_6, 6, 1, TYPE, BYTES) SMALL_Q4(small_##TYPE##_7, 7, 1, TYPE, BYTES)                    \
+    SMALL_Q4(small_##TYPE##_8, 8, 1, TYPE, BYTES)
+SMALL_Q4_ALL(q4_0, 18)
+SMALL_Q4_ALL(q4_1, 20)
 
 typedef void (*small_fn)(const uint8_t *, size_t, int64_t, const float *, int64_t, float *, int64_t, int64_t, int64_t);
 static const small_fn small_table[4][7] = {
@@ -81,16 +116,24 @@ static const small_fn small_table[4][7] = {
     { small_bf16_2, small_bf16_3, small_bf16_4, small_bf16_5, small_bf16_6, small_bf16_7, small_bf16_8 },
     { small_q8_2, small_q8_3, small_q8_4, small_q8_5, small_q8_6, small_q8_7, small_q8_8 },
 };
+static const small_fn small_q4_table[2][7] = {
+    { small_q4_0_2, small_q4_0_3, small_q4_0_4, small_q4_0_5, small_q4_0_6, small_q4_0_7, small_q4_0_8 },
+    { small_q4_1_2, small_q4_1_3, small_q4_1_4, small_q4_1_5, small_q4_1_6, small_q4_1_7, small_q4_1_8 },
+};
 #endif
 
 int pk_matmul_rows_small(int dtype, const void *W, int64_t cols, const float *X, int64_t ldx, int64_t T,
                          float *Y, int64_t ldy, int64_t r0, int64_t r1) {
 #if defined(__x86_64__)
-    // PK_F32, PK_F16, PK_BF16, PK_Q8_0 are codes 0...3; the AVX2 and AVX-512 levels both run these 256-bit loops
-    if (T < 2 || T > 8 || dtype < 0 || dtype > PK_Q8_0 || r0 >= r1 || cols <= 0) return -1;
-    if (dtype == PK_Q8_0 && cols % 32 != 0) return -1;
+    // PK_F32, PK_F16, PK_BF16, PK_Q8_0 are codes 0...3, then q4_0 and q4_1 (SmolLM2's file: 4 sequences 1.3-1.5x one
+    // through the GEMM, whose conversion to memory cost more than its FMAs); the AVX2 and AVX-512 levels both
+    // run these 256-bit loops
+    const int q4 = dtype == PK_Q4_0 ? 0 : dtype == PK_Q4_1 ? 1 : -1;
+    if (T < 2 || T > 8 || dtype < 0 || (dtype > PK_Q8_0 && q4 < 0) || r0 >= r1 || cols <= 0) return -1;
+    if ((dtype == PK_Q8_0 || q4 >= 0) && cols % 32 != 0) return -1;
     if (strcmp(pk_simd_level(), "scalar") == 0) return -1;
-    small_table[dtype][T - 2]((const uint8_t *)W, pk_row_bytes(dtype, cols), cols, X, ldx, Y, ldy, r0, r1);
+    const small_fn f = q4 >= 0 ? small_q4_table[q4][T - 2] : small_table[dtype][T - 2];
+    f((const uint8_t *)W, pk_row_bytes(dtype, cols), cols, X, ldx, Y, ldy, r0, r1);
     return 0;
 #else
     (void)dtype; (void)W; (void)cols; (void)X; (void)ldx; (void)T; (void)Y; (void)ldy; (void)r0; (void)r1;

@@ -513,32 +513,21 @@ T256 static void dequant_q8_0_256(const void *row, int64_t cols, float *out) {
 
 // q4_0 / q4_1 as gguf-py dequantises them (q4_0 d * (q - 8), q4_1 d * q + m with the product rounded first), for
 // the prompt and batch GEMM; the matrix-vector products of these types go through the exact kernels
-// (kernels_x86_exact256.c). Without these the GEMM took the scalar fallback: SmolLM2 Q4_1 at T = 16 ran at 37
+// (kernels_x86_exact256.c), small batches through kernels_small.c. Without these the GEMM took the scalar fallback: SmolLM2 Q4_1 at T = 16 ran at 37
 // GFLOP/s against 77 for q8_0, one core.
-#define Q4_DEQUANT_256(TYPE, BYTES, OFFSET)                                                                 \
+#define Q4_DEQUANT_256(TYPE, BYTES)                                                                         \
 T256 static void dequant_##TYPE##_256(const void *row, int64_t cols, float *out) {                          \
     const uint8_t *p = (const uint8_t *)row;                                                                \
-    const __m256i m4 = _mm256_set1_epi32(15);                                                               \
-    for (int64_t b = 0; b < cols / 32; b++, p += BYTES) {                                                   \
-        const __m256 d = _mm256_set1_ps(f16_scalar(p));                                                     \
+    for (int64_t b = 0; b < cols / 32; b++, p += BYTES)                                                     \
         for (int h = 0; h < 2; h++) {                                                                       \
-            const __m256i w = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + OFFSET + 8 * h))); \
-            __m256 lo = _mm256_cvtepi32_ps(_mm256_and_si256(w, m4)), hi = _mm256_cvtepi32_ps(_mm256_srli_epi32(w, 4)); \
-            Q4_SCALE_##TYPE                                                                                 \
+            __m256 lo, hi;                                                                                  \
+            pk_##TYPE##_half(p, h, &lo, &hi);                                                               \
             _mm256_storeu_ps(out + b * 32 + 8 * h, lo);                                                     \
             _mm256_storeu_ps(out + b * 32 + 16 + 8 * h, hi);                                                \
         }                                                                                                   \
-    }                                                                                                       \
 }
-#define Q4_SCALE_q4_0                                                                                       \
-    lo = _mm256_mul_ps(d, _mm256_sub_ps(lo, _mm256_set1_ps(8.0f)));                                         \
-    hi = _mm256_mul_ps(d, _mm256_sub_ps(hi, _mm256_set1_ps(8.0f)));
-#define Q4_SCALE_q4_1                                                                                       \
-    const __m256 m = _mm256_set1_ps(f16_scalar(p + 2));                                                     \
-    lo = _mm256_add_ps(_mm256_mul_ps(d, lo), m);                                                            \
-    hi = _mm256_add_ps(_mm256_mul_ps(d, hi), m);
-Q4_DEQUANT_256(q4_0, 18, 2)
-Q4_DEQUANT_256(q4_1, 20, 4)
+Q4_DEQUANT_256(q4_0, 18)
+Q4_DEQUANT_256(q4_1, 20)
 
 // Matrix-vector: one row at a time, so each thread reads one sequential stream (the hardware prefetcher's best
 // case: measured 16 -> 28 GB/s for f32 on one Zen 4 core against 4 rows side by side); 4 accumulators hide the
