@@ -646,6 +646,29 @@ static void test_native_quant(void) {
     }
 }
 
+// The double softmax-attention of one head: s[j] = exp(score_j - max) over positions j < n of keys K + j * ldk,
+// their sum in *sum; returns the relative error bound of the f32 kernels' output against sum_j p_j |v_j|:
+// score errors (twice, via the max and via the sum), rounding of s - m, expf (a few ulp), the n-term sum and the
+// division, then n axpy roundings.
+static double reference_weights(const float *q, const float *K, int64_t ldk, int64_t n, int64_t hd, float scale,
+                                float softcap, double *s, double *sum) {
+    double m = -INFINITY, emax = 0, smax = 0;
+    for (int64_t j = 0; j < n; j++) {
+        double d = 0, size = 0;
+        for (int64_t i = 0; i < hd; i++) { d += (double)q[i] * K[j * ldk + i]; size += fabs((double)q[i] * K[j * ldk + i]); }
+        s[j] = d * scale;
+        if (softcap > 0) s[j] = tanh(s[j] / softcap) * softcap;
+        // error of the f32 score: the dot (gamma_hd), the scaling, and tanh/divide/multiply (slope <= 1)
+        double e = (hd + 2) * EPS / 2 * size * scale + 4 * EPS * fabs(s[j]);
+        if (e > emax) emax = e;
+        if (fabs(s[j]) > smax) smax = fabs(s[j]);
+        if (s[j] > m) m = s[j];
+    }
+    *sum = 0;
+    for (int64_t j = 0; j < n; j++) { s[j] = exp(s[j] - m); *sum += s[j]; }
+    return 2 * (2 * emax + EPS * 2 * smax + 4 * EPS) + (n + 4) * EPS + (n + 2) * EPS;
+}
+
 // One head (pk_attention_head: the portable loop below 16 positions or at other head sizes, the tile loop from 16
 // positions at 64 / 128 / 256), against a double softmax-attention with a rounding bound.
 static void test_attention(void) {
@@ -660,23 +683,8 @@ static void test_attention(void) {
         for (int64_t i = 0; i < n * ldk; i++) K[i] = normal() * 2;
         for (int64_t i = 0; i < n * ldv; i++) V[i] = normal();
         pk_attention_head(q, K, ldk, V, ldv, n, hd, scale, softcap, scores, out);
-        double *s = malloc(8 * (size_t)n), m = -INFINITY, emax = 0, smax = 0;
-        for (int64_t j = 0; j < n; j++) {
-            double d = 0, size = 0;
-            for (int64_t i = 0; i < hd; i++) { d += (double)q[i] * K[j * ldk + i]; size += fabs((double)q[i] * K[j * ldk + i]); }
-            s[j] = d * scale;
-            if (softcap > 0) s[j] = tanh(s[j] / softcap) * softcap;
-            // error of the f32 score: the dot (gamma_hd), the scaling, and tanh/divide/multiply (slope <= 1)
-            double e = (hd + 2) * EPS / 2 * size * scale + 4 * EPS * fabs(s[j]);
-            if (e > emax) emax = e;
-            if (fabs(s[j]) > smax) smax = fabs(s[j]);
-            if (s[j] > m) m = s[j];
-        }
-        double sum = 0;
-        for (int64_t j = 0; j < n; j++) { s[j] = exp(s[j] - m); sum += s[j]; }
-        // relative error of each weight p_j: score errors (twice, via the max and via the sum), rounding of
-        // s - m, expf (a few ulp), the n-term sum and the division; then n axpy roundings of sum_j p_j |v_j|
-        double rel = 2 * (2 * emax + EPS * 2 * smax + 4 * EPS) + (n + 4) * EPS + (n + 2) * EPS;
+        double *s = malloc(8 * (size_t)n), sum;
+        const double rel = reference_weights(q, K, ldk, n, hd, scale, softcap, s, &sum);
         char what[80]; snprintf(what, sizeof what, "attention n %lld hd %lld softcap %g", (long long)n, (long long)hd, softcap);
         for (int64_t i = 0; i < hd; i++) {
             double o = 0, size = 0;
@@ -713,19 +721,8 @@ static void test_attention_chunks(void) {
         double *s = malloc(8 * (size_t)n);
         for (int64_t h = 0; h < H; h++) {
             const int64_t col = (h / group) * hd;
-            double mx = -INFINITY, emax = 0, smax = 0, sum = 0;
-            for (int64_t j = 0; j < n; j++) {
-                double d = 0, size = 0;
-                for (int64_t i = 0; i < hd; i++) { d += (double)q[h * hd + i] * K[j * ld + col + i]; size += fabs((double)q[h * hd + i] * K[j * ld + col + i]); }
-                s[j] = d * scale;
-                if (cap > 0) s[j] = tanh(s[j] / cap) * cap;
-                double e = (hd + 2) * EPS / 2 * size * scale + 4 * EPS * fabs(s[j]);
-                if (e > emax) emax = e;
-                if (fabs(s[j]) > smax) smax = fabs(s[j]);
-                if (s[j] > mx) mx = s[j];
-            }
-            for (int64_t j = 0; j < n; j++) { s[j] = exp(s[j] - mx); sum += s[j]; }
-            double rel = 2 * (2 * emax + EPS * 2 * smax + 4 * EPS) + (n + 4) * EPS + (n + 2) * EPS + (2 * C + 8) * EPS;
+            double sum;
+            const double rel = reference_weights(q + h * hd, K + col, ld, n, hd, scale, cap, s, &sum) + (2 * C + 8) * EPS;
             char what[96]; snprintf(what, sizeof what, "attention_chunks n %lld hd %lld H %lld group %lld chunks %lld head %lld",
                                     (long long)n, (long long)hd, (long long)H, (long long)group, (long long)C, (long long)h);
             for (int64_t i = 0; i < hd; i++) {

@@ -727,13 +727,7 @@ static inline __attribute__((always_inline)) void attention_neon_nc(
     }
     for (int64_t h = 0; h < H; h++) {
         float *s = scores + h * lds;
-        if (softcap > 0) {
-            m[h] = -INFINITY;
-            for (int64_t j = 0; j < n; j++) {
-                s[j] = tanhf(s[j] / softcap) * softcap;
-                if (s[j] > m[h]) m[h] = s[j];
-            }
-        }
+        if (softcap > 0) m[h] = pk_softcap_scores(s, n, softcap);
         const float32x4_t mv = vdupq_n_f32(m[h]);
         float32x4_t sum = vdupq_n_f32(0);
         int64_t j = 0;

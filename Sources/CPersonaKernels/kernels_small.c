@@ -39,35 +39,17 @@ TS static void NAME(const uint8_t *W, size_t rb, int64_t cols, const float *X, i
     }                                                                                                          \
 }
 
-// q8_0: blocks of 32 int8 with one f16 scale; the scale is folded into the converted weights.
-#define SMALL_Q8(NAME, NT, U)                                                                                  \
-TS static void NAME(const uint8_t *W, size_t rb, int64_t cols, const float *X, int64_t ldx,                    \
-                    float *Y, int64_t ldy, int64_t r0, int64_t r1) {                                           \
-    const int64_t nb = cols / 32;                                                                              \
-    for (int64_t r = r0; r < r1; r++) {                                                                        \
-        const uint8_t *p = W + (size_t)r * rb;                                                                 \
-        __m256 acc[NT][U];                                                                                     \
-        for (int t = 0; t < NT; t++) for (int u = 0; u < U; u++) acc[t][u] = _mm256_setzero_ps();              \
-        for (int64_t b = 0; b < nb; b++, p += 34) {                                                            \
-            uint16_t dh; memcpy(&dh, p, 2);                                                                    \
-            __m256 d = _mm256_set1_ps(_cvtsh_ss(dh));                                                          \
-            for (int k = 0; k < 4; k++) {                                                                      \
-                __m256 wv = _mm256_mul_ps(d, i8x8(p + 2 + 8 * k));                                            \
-                const int u = k % U;                                                                           \
-                for (int t = 0; t < NT; t++)                                                                   \
-                    acc[t][u] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(X + t * ldx + b * 32 + 8 * k), acc[t][u]); \
-            }                                                                                                  \
-        }                                                                                                      \
-        for (int t = 0; t < NT; t++) {                                                                         \
-            __m256 a = acc[t][0];                                                                              \
-            for (int u = 1; u < U; u++) a = _mm256_add_ps(a, acc[t][u]);                                       \
-            Y[t * ldy + r] = hsum256(a);                                                                         \
-        }                                                                                                      \
-    }                                                                                                          \
+// The blocked types, 32 weights (34 / 18 / 20 bytes) a block, converted to 4 vectors of elements 0-7, 8-15, 16-23,
+// 24-31 as the GEMM converts them: q8_0 with its f16 scale folded in; q4_0 / q4_1 by halves (pk_x86.h).
+TS static inline void block_q8_0(const uint8_t *p, __m256 w[4]) {
+    uint16_t dh; memcpy(&dh, p, 2);
+    const __m256 d = _mm256_set1_ps(_cvtsh_ss(dh));
+    for (int k = 0; k < 4; k++) w[k] = _mm256_mul_ps(d, i8x8(p + 2 + 8 * k));
 }
+TS static inline void block_q4_0(const uint8_t *p, __m256 w[4]) { pk_q4_0_half(p, 0, &w[0], &w[2]); pk_q4_0_half(p, 1, &w[1], &w[3]); }
+TS static inline void block_q4_1(const uint8_t *p, __m256 w[4]) { pk_q4_1_half(p, 0, &w[0], &w[2]); pk_q4_1_half(p, 1, &w[1], &w[3]); }
 
-// q4_0 / q4_1: blocks of 32, two halves of 8 low- and 8 high-nibble weights (pk_x86.h), as the GEMM converts them.
-#define SMALL_Q4(NAME, NT, U, TYPE, BYTES)                                                                     \
+#define SMALL_B32(NAME, NT, U, TYPE, BYTES)                                                                    \
 TS static void NAME(const uint8_t *W, size_t rb, int64_t cols, const float *X, int64_t ldx,                    \
                     float *Y, int64_t ldy, int64_t r0, int64_t r1) {                                           \
     const int64_t nb = cols / 32;                                                                              \
@@ -76,15 +58,12 @@ TS static void NAME(const uint8_t *W, size_t rb, int64_t cols, const float *X, i
         __m256 acc[NT][U];                                                                                     \
         for (int t = 0; t < NT; t++) for (int u = 0; u < U; u++) acc[t][u] = _mm256_setzero_ps();              \
         for (int64_t b = 0; b < nb; b++, p += BYTES) {                                                         \
-            for (int h = 0; h < 2; h++) {                                                                      \
-                __m256 lo, hi;                                                                                 \
-                pk_##TYPE##_half(p, h, &lo, &hi);                                                              \
-                const int u0 = (2 * h) % U, u1 = (2 * h + 1) % U;                                              \
-                for (int t = 0; t < NT; t++) {                                                                 \
-                    const float *x = X + t * ldx + b * 32 + 8 * h;                                             \
-                    acc[t][u0] = _mm256_fmadd_ps(lo, _mm256_loadu_ps(x), acc[t][u0]);                         \
-                    acc[t][u1] = _mm256_fmadd_ps(hi, _mm256_loadu_ps(x + 16), acc[t][u1]);                    \
-                }                                                                                              \
+            __m256 w[4];                                                                                       \
+            block_##TYPE(p, w);                                                                                \
+            for (int k = 0; k < 4; k++) {                                                                      \
+                const int u = k % U;                                                                           \
+                for (int t = 0; t < NT; t++)                                                                   \
+                    acc[t][u] = _mm256_fmadd_ps(w[k], _mm256_loadu_ps(X + t * ldx + b * 32 + 8 * k), acc[t][u]); \
             }                                                                                                  \
         }                                                                                                      \
         for (int t = 0; t < NT; t++) {                                                                         \
@@ -100,21 +79,16 @@ TS static void NAME(const uint8_t *W, size_t rb, int64_t cols, const float *X, i
 ALL_T(SMALL_DENSE, small_f32_, float, ld_f32, cv_f32)
 ALL_T(SMALL_DENSE, small_bf16_, uint16_t, bf16x8, pk_bf16_to_f32)
 ALL_T(SMALL_DENSE, small_f16_, uint16_t, f16x8, pk_f16_to_f32)
-SMALL_Q8(small_q8_2, 2, 2) SMALL_Q8(small_q8_3, 3, 2) SMALL_Q8(small_q8_4, 4, 2) SMALL_Q8(small_q8_5, 5, 1)
-SMALL_Q8(small_q8_6, 6, 1) SMALL_Q8(small_q8_7, 7, 1) SMALL_Q8(small_q8_8, 8, 1)
-#define SMALL_Q4_ALL(TYPE, BYTES) SMALL_Q4(small_##TYPE##_2, 2, 2, TYPE, BYTES) SMALL_Q4(small_##TYPE##_3, 3, 2, TYPE, BYTES) \
-    SMALL_Q4(small_##TYPE##_4, 4, 2, TYPE, BYTES) SMALL_Q4(small_##TYPE##_5, 5, 1, TYPE, BYTES)                    \
-    SMALL_Q4(small_##TYPE##_6, 6, 1, TYPE, BYTES) SMALL_Q4(small_##TYPE##_7, 7, 1, TYPE, BYTES)                    \
-    SMALL_Q4(small_##TYPE##_8, 8, 1, TYPE, BYTES)
-SMALL_Q4_ALL(q4_0, 18)
-SMALL_Q4_ALL(q4_1, 20)
+ALL_T(SMALL_B32, small_q8_0_, q8_0, 34)
+ALL_T(SMALL_B32, small_q4_0_, q4_0, 18)
+ALL_T(SMALL_B32, small_q4_1_, q4_1, 20)
 
 typedef void (*small_fn)(const uint8_t *, size_t, int64_t, const float *, int64_t, float *, int64_t, int64_t, int64_t);
 static const small_fn small_table[4][7] = {
     { small_f32_2, small_f32_3, small_f32_4, small_f32_5, small_f32_6, small_f32_7, small_f32_8 },
     { small_f16_2, small_f16_3, small_f16_4, small_f16_5, small_f16_6, small_f16_7, small_f16_8 },
     { small_bf16_2, small_bf16_3, small_bf16_4, small_bf16_5, small_bf16_6, small_bf16_7, small_bf16_8 },
-    { small_q8_2, small_q8_3, small_q8_4, small_q8_5, small_q8_6, small_q8_7, small_q8_8 },
+    { small_q8_0_2, small_q8_0_3, small_q8_0_4, small_q8_0_5, small_q8_0_6, small_q8_0_7, small_q8_0_8 },
 };
 static const small_fn small_q4_table[2][7] = {
     { small_q4_0_2, small_q4_0_3, small_q4_0_4, small_q4_0_5, small_q4_0_6, small_q4_0_7, small_q4_0_8 },

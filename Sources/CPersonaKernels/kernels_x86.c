@@ -355,13 +355,7 @@ T512 static inline __attribute__((always_inline)) void attention_512_nc(
     }
     for (int64_t h = 0; h < H; h++) {
         float *s = scores + h * lds;
-        if (softcap > 0) {
-            m[h] = -INFINITY;
-            for (int64_t j = 0; j < n; j++) {
-                s[j] = tanhf(s[j] / softcap) * softcap;
-                if (s[j] > m[h]) m[h] = s[j];
-            }
-        }
+        if (softcap > 0) m[h] = pk_softcap_scores(s, n, softcap);
         __m512 sum = _mm512_setzero_ps();
         for (int64_t j = 0; j < n; j += 16) {
             const __mmask16 k = tail16(n - j < 16 ? n - j : 16);
@@ -708,13 +702,7 @@ T256 static inline __attribute__((always_inline)) void attention_256_nc(
     }
     for (int64_t h = 0; h < H; h++) {
         float *s = scores + h * lds;
-        if (softcap > 0) {
-            m[h] = -INFINITY;
-            for (int64_t j = 0; j < n; j++) {
-                s[j] = tanhf(s[j] / softcap) * softcap;
-                if (s[j] > m[h]) m[h] = s[j];
-            }
-        }
+        if (softcap > 0) m[h] = pk_softcap_scores(s, n, softcap);
         __m256 sum = _mm256_setzero_ps();
         for (int64_t j = 0; j < n; j += 8) {
             const __m256i k = tail8(n - j < 8 ? n - j : 8);

@@ -3,6 +3,7 @@
 #define PK_INTERNAL_H
 #include "include/kernels.h"
 #include <string.h>
+#include <math.h>
 
 #define PK_NTYPES 15
 /* Widest row the kernels convert at once on the stack; wider rows are processed in column chunks. */
@@ -41,6 +42,17 @@ typedef struct {
     pk_native_fn native_bf16;           /* NULL: bf16-rounded f32 activations through the exact kernels */
     const struct pk_exact_kernel *exact[PK_NTYPES];   /* T == 1 on laid-out activations; NULL: matvec */
 } pk_ops;
+
+/* The attention kernels' soft-capping of a head's n scores, softcap * tanh(s / softcap) in place (Gemma-2), after
+   the tile loop found the raw maximum; returns the new maximum. */
+static inline float pk_softcap_scores(float *s, int64_t n, float softcap) {
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < n; j++) {
+        s[j] = tanhf(s[j] / softcap) * softcap;
+        if (s[j] > mx) mx = s[j];
+    }
+    return mx;
+}
 
 extern const pk_ops pk_ops_scalar;
 #if defined(__x86_64__)
