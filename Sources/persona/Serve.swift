@@ -51,7 +51,9 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--runs: cannot create \(dir.path): \(OutputFile.reason(error))")
         }
         try OutputFile.checkFolderWritable(dir, option: "--runs")   // SQLite would only say "unable to open database file"
-        // The model and vectors first: a bad file stops the command before the store is made or filled.
+        // The port, model and vectors first: a taken port or a bad file stops the command before the store is made
+        // or filled.
+        try PortCheck.requireFree(host: host, port: port)
         var backend: EngineBackend? = nil
         if let model {
             let loaded = try ModelLoader.load(path: ModelReference.resolve(model).path)

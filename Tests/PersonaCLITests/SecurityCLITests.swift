@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import XCTest
 @testable import PersonaTestSupport
 #if canImport(Glibc)
@@ -158,6 +161,25 @@ final class SecurityCLITests: XCTestCase {
         XCTAssertTrue(r.output.contains(bad.path) || r.output.contains("evil.safetensors"), "the error names the file: \(r.output)")
         XCTAssertFalse(r.output.contains("example runs"), r.output)
         XCTAssertFalse(FileManager.default.fileExists(atPath: runs.appendingPathComponent("runs.sqlite").path), "a store was made")
+    }
+
+    /// A second `serve` on a port the first one holds stops with one line naming --port before it makes its run
+    /// store (it printed the dashboard's address, then NIO's "bind(descriptor:ptr:bytes:): Address already in use)
+    /// (errno: 98)"), and the first server keeps serving.
+    func testServeOnATakenPortSaysSoAndMakesNoStore() async throws {
+        let d = try tempDir(), port = 19000 + Int(getpid() % 1000)
+        let first = ServeProcess(binary: try binary, port: port, runs: d.appendingPathComponent("first"), arguments: [])
+        try await first.start()
+        defer { first.stop() }
+        let runs = d.appendingPathComponent("second")
+        let r = try run(["serve", "--port", "\(port)", "--runs", runs.path], timeout: 30)
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.output.contains("--port \(port): 127.0.0.1:\(port) is already in use"), r.output)
+        XCTAssertFalse(r.output.contains("dashboard: http"), "announced a server that never listened: \(r.output)")
+        XCTAssertFalse(r.output.contains("errno"), r.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: runs.appendingPathComponent("runs.sqlite").path), "a store was made")
+        let (_, response) = try await URLSession.shared.data(from: first.base.appendingPathComponent("v1/models"))
+        XCTAssertEqual((response as? HTTPURLResponse)?.statusCode, 200, "the first server still answers")
     }
 
     func testMonitorOutOnAFullDiskSaysSo() throws {
