@@ -46,14 +46,14 @@ struct Serve: AsyncParsableCommand {
         }
         config.maxTokensPerRequest = 4096
 
+        // A taken port stops the command before --runs is even created.
+        try PortCheck.requireFree(host: host, port: port)
         let dir = URL(fileURLWithPath: (runs as NSString).expandingTildeInPath)
         do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
             throw ValidationError("--runs: cannot create \(dir.path): \(OutputFile.reason(error))")
         }
         try OutputFile.checkFolderWritable(dir, option: "--runs")   // SQLite would only say "unable to open database file"
-        // The port, model and vectors first: a taken port or a bad file stops the command before the store is made
-        // or filled.
-        try PortCheck.requireFree(host: host, port: port)
+        // The model and vectors first: a bad file stops the command before the store is made or filled.
         var backend: EngineBackend? = nil
         if let model {
             let loaded = try ModelLoader.load(path: ModelReference.resolve(model).path)

@@ -177,7 +177,7 @@ final class SecurityCLITests: XCTestCase {
         XCTAssertTrue(r.output.contains("--port \(port): 127.0.0.1:\(port) is already in use"), r.output)
         XCTAssertFalse(r.output.contains("dashboard: http"), "announced a server that never listened: \(r.output)")
         XCTAssertFalse(r.output.contains("errno"), r.output)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: runs.appendingPathComponent("runs.sqlite").path), "a store was made")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: runs.path), "--runs was created")
         let (_, response) = try await URLSession.shared.data(from: first.base.appendingPathComponent("v1/models"))
         XCTAssertEqual((response as? HTTPURLResponse)?.statusCode, 200, "the first server still answers")
     }
