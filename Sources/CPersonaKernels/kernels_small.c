@@ -40,14 +40,12 @@ TS static void NAME(const uint8_t *W, size_t rb, int64_t cols, const float *X, i
 }
 
 // The blocked types, 32 weights (34 / 18 / 20 bytes) a block, converted to 4 vectors of elements 0-7, 8-15, 16-23,
-// 24-31 as the GEMM converts them: q8_0 with its f16 scale folded in; q4_0 / q4_1 by halves (pk_x86.h).
-TS static inline void block_q8_0(const uint8_t *p, __m256 w[4]) {
+// 24-31 as the GEMM converts them: q8_0 with its f16 scale folded in; q4_0 / q4_1 by pk_q4_*_block (pk_x86.h).
+TS static inline void pk_q8_0_block(const uint8_t *p, __m256 w[4]) {
     uint16_t dh; memcpy(&dh, p, 2);
     const __m256 d = _mm256_set1_ps(_cvtsh_ss(dh));
     for (int k = 0; k < 4; k++) w[k] = _mm256_mul_ps(d, i8x8(p + 2 + 8 * k));
 }
-TS static inline void block_q4_0(const uint8_t *p, __m256 w[4]) { pk_q4_0_half(p, 0, &w[0], &w[2]); pk_q4_0_half(p, 1, &w[1], &w[3]); }
-TS static inline void block_q4_1(const uint8_t *p, __m256 w[4]) { pk_q4_1_half(p, 0, &w[0], &w[2]); pk_q4_1_half(p, 1, &w[1], &w[3]); }
 
 #define SMALL_B32(NAME, NT, U, TYPE, BYTES)                                                                    \
 TS static void NAME(const uint8_t *W, size_t rb, int64_t cols, const float *X, int64_t ldx,                    \
@@ -59,7 +57,7 @@ TS static void NAME(const uint8_t *W, size_t rb, int64_t cols, const float *X, i
         for (int t = 0; t < NT; t++) for (int u = 0; u < U; u++) acc[t][u] = _mm256_setzero_ps();              \
         for (int64_t b = 0; b < nb; b++, p += BYTES) {                                                         \
             __m256 w[4];                                                                                       \
-            block_##TYPE(p, w);                                                                                \
+            pk_##TYPE##_block(p, w);                                                                                \
             for (int k = 0; k < 4; k++) {                                                                      \
                 const int u = k % U;                                                                           \
                 for (int t = 0; t < NT; t++)                                                                   \
@@ -84,30 +82,22 @@ ALL_T(SMALL_B32, small_q4_0_, q4_0, 18)
 ALL_T(SMALL_B32, small_q4_1_, q4_1, 20)
 
 typedef void (*small_fn)(const uint8_t *, size_t, int64_t, const float *, int64_t, float *, int64_t, int64_t, int64_t);
-static const small_fn small_table[4][7] = {
-    { small_f32_2, small_f32_3, small_f32_4, small_f32_5, small_f32_6, small_f32_7, small_f32_8 },
-    { small_f16_2, small_f16_3, small_f16_4, small_f16_5, small_f16_6, small_f16_7, small_f16_8 },
-    { small_bf16_2, small_bf16_3, small_bf16_4, small_bf16_5, small_bf16_6, small_bf16_7, small_bf16_8 },
-    { small_q8_0_2, small_q8_0_3, small_q8_0_4, small_q8_0_5, small_q8_0_6, small_q8_0_7, small_q8_0_8 },
-};
-static const small_fn small_q4_table[2][7] = {
-    { small_q4_0_2, small_q4_0_3, small_q4_0_4, small_q4_0_5, small_q4_0_6, small_q4_0_7, small_q4_0_8 },
-    { small_q4_1_2, small_q4_1_3, small_q4_1_4, small_q4_1_5, small_q4_1_6, small_q4_1_7, small_q4_1_8 },
+#define SMALL_ROW(P) { P##2, P##3, P##4, P##5, P##6, P##7, P##8 }
+static const small_fn small_table[PK_NTYPES][7] = {   // T = 2 ... 8; a type without a row is not handled here
+    [PK_F32] = SMALL_ROW(small_f32_), [PK_F16] = SMALL_ROW(small_f16_), [PK_BF16] = SMALL_ROW(small_bf16_),
+    [PK_Q8_0] = SMALL_ROW(small_q8_0_), [PK_Q4_0] = SMALL_ROW(small_q4_0_), [PK_Q4_1] = SMALL_ROW(small_q4_1_),
 };
 #endif
 
 int pk_matmul_rows_small(int dtype, const void *W, int64_t cols, const float *X, int64_t ldx, int64_t T,
                          float *Y, int64_t ldy, int64_t r0, int64_t r1) {
 #if defined(__x86_64__)
-    // PK_F32, PK_F16, PK_BF16, PK_Q8_0 are codes 0...3, then q4_0 and q4_1 (SmolLM2's file: 4 sequences 1.3-1.5x one
-    // through the GEMM, whose conversion to memory cost more than its FMAs); the AVX2 and AVX-512 levels both
-    // run these 256-bit loops
-    const int q4 = dtype == PK_Q4_0 ? 0 : dtype == PK_Q4_1 ? 1 : -1;
-    if (T < 2 || T > 8 || dtype < 0 || (dtype > PK_Q8_0 && q4 < 0) || r0 >= r1 || cols <= 0) return -1;
-    if ((dtype == PK_Q8_0 || q4 >= 0) && cols % 32 != 0) return -1;
+    // q4_0 / q4_1 too (SmolLM2's file: 4 sequences 1.3-1.5x one through the GEMM, whose conversion to memory cost
+    // more than its FMAs); the AVX2 and AVX-512 levels both run these 256-bit loops
+    if (T < 2 || T > 8 || dtype < 0 || dtype >= PK_NTYPES || !small_table[dtype][0] || r0 >= r1 || cols <= 0) return -1;
+    if (cols % pk_block_elements(dtype) != 0) return -1;
     if (strcmp(pk_simd_level(), "scalar") == 0) return -1;
-    const small_fn f = q4 >= 0 ? small_q4_table[q4][T - 2] : small_table[dtype][T - 2];
-    f((const uint8_t *)W, pk_row_bytes(dtype, cols), cols, X, ldx, Y, ldy, r0, r1);
+    small_table[dtype][T - 2]((const uint8_t *)W, pk_row_bytes(dtype, cols), cols, X, ldx, Y, ldy, r0, r1);
     return 0;
 #else
     (void)dtype; (void)W; (void)cols; (void)X; (void)ldx; (void)T; (void)Y; (void)ldy; (void)r0; (void)r1;

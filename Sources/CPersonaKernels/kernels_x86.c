@@ -217,8 +217,6 @@ static void matvec_f16_256(const uint8_t *W, size_t rb, int64_t cols, const floa
 static void matvec_bf16_256(const uint8_t *W, size_t rb, int64_t cols, const float *x, float *y, int64_t r0, int64_t r1);
 static void matvec_q8_0_256(const uint8_t *W, size_t rb, int64_t cols, const float *x, float *y, int64_t r0, int64_t r1);
 
-// 4 x 4 register block: 16 accumulators, 8 loads per 16 FMAs. Missing rows / inputs reuse row / input 0
-// and are not stored.
 // v[p] -> lane p = sum of v[p]'s 16 lanes: pairs of lanes, then of 64-bit pairs, then of 128-bit blocks.
 T512 static inline __m512 hsum16(const __m512 v[16]) {
     __m512 a[8], b[4];
@@ -234,6 +232,8 @@ T512 static inline __m512 hsum16(const __m512 v[16]) {
     return _mm512_add_ps(_mm512_shuffle_f32x4(d0, d1, 0x88), _mm512_shuffle_f32x4(d0, d1, 0xDD));
 }
 
+// 4 x 4 register block: 16 accumulators, 8 loads per 16 FMAs. Missing rows / inputs reuse row / input 0
+// and are not stored.
 T512 static void gemm_512(const float *w, int64_t ldw, int nr, const float *x, int64_t ldx, int nt,
                           int64_t k, float *y, int64_t ldy, int accumulate) {
     const float *wr[4], *xr[4];
@@ -505,20 +505,17 @@ T256 static void dequant_q8_0_256(const void *row, int64_t cols, float *out) {
     }
 }
 
-// q4_0 / q4_1 as gguf-py dequantises them (q4_0 d * (q - 8), q4_1 d * q + m with the product rounded first), for
-// the prompt and batch GEMM; the matrix-vector products of these types go through the exact kernels
-// (kernels_x86_exact256.c), small batches through kernels_small.c. Without these the GEMM took the scalar fallback: SmolLM2 Q4_1 at T = 16 ran at 37
-// GFLOP/s against 77 for q8_0, one core.
+// q4_0 / q4_1 (pk_x86.h) for the prompt and batch GEMM; their matrix-vector products go through the exact kernels
+// (kernels_x86_exact256.c), small batches through kernels_small.c. Without these the GEMM took the scalar fallback:
+// SmolLM2 Q4_1 at T = 16 ran at 37 GFLOP/s against 77 for q8_0, one core.
 #define Q4_DEQUANT_256(TYPE, BYTES)                                                                         \
 T256 static void dequant_##TYPE##_256(const void *row, int64_t cols, float *out) {                          \
     const uint8_t *p = (const uint8_t *)row;                                                                \
-    for (int64_t b = 0; b < cols / 32; b++, p += BYTES)                                                     \
-        for (int h = 0; h < 2; h++) {                                                                       \
-            __m256 lo, hi;                                                                                  \
-            pk_##TYPE##_half(p, h, &lo, &hi);                                                               \
-            _mm256_storeu_ps(out + b * 32 + 8 * h, lo);                                                     \
-            _mm256_storeu_ps(out + b * 32 + 16 + 8 * h, hi);                                                \
-        }                                                                                                   \
+    for (int64_t b = 0; b < cols / 32; b++, p += BYTES) {                                                   \
+        __m256 w[4];                                                                                        \
+        pk_##TYPE##_block(p, w);                                                                            \
+        for (int k = 0; k < 4; k++) _mm256_storeu_ps(out + b * 32 + 8 * k, w[k]);                           \
+    }                                                                                                       \
 }
 Q4_DEQUANT_256(q4_0, 18)
 Q4_DEQUANT_256(q4_1, 20)
@@ -576,7 +573,6 @@ T256 static void matvec_q8_0_256(const uint8_t *W, size_t rb, int64_t cols, cons
     }
 }
 
-// 4 rows x 2 inputs per pass (8 accumulators fit the 16 ymm registers with the loads).
 // v[p] -> lane p = sum of v[p]'s 8 lanes (as hsum16: pairs of lanes, then 64-bit pairs, then the 128-bit halves).
 T256 static inline __m256 hsum8x8(const __m256 v[8]) {
     __m256 a[4], b[2];
@@ -589,6 +585,7 @@ T256 static inline __m256 hsum8x8(const __m256 v[8]) {
     return _mm256_add_ps(_mm256_permute2f128_ps(b[0], b[1], 0x20), _mm256_permute2f128_ps(b[0], b[1], 0x31));
 }
 
+// 4 rows x 2 inputs per pass (8 accumulators fit the 16 ymm registers with the loads).
 T256 static void gemm_256(const float *w, int64_t ldw, int nr, const float *x, int64_t ldx, int nt,
                           int64_t k, float *y, int64_t ldy, int accumulate) {
     const float *wr[4];

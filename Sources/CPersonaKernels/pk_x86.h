@@ -23,21 +23,26 @@ T256 static inline __m256 bf16x8(const uint16_t *p) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
 }
 T256 static inline __m256 f16x8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
-/* Half h (0, 1) of a q4_0 / q4_1 block of 32 as gguf-py dequantises it (q4_0 d * (q - 8); q4_1 d * q + m, the
-   product rounded first): *lo = elements 8h .. 8h + 7 (low nibbles), *hi = elements 16 + 8h .. 16 + 8h + 7. */
-T256 static inline void pk_q4_0_half(const uint8_t *blk, int h, __m256 *lo, __m256 *hi) {
-    uint16_t dh; memcpy(&dh, blk, 2);
-    const __m256 d = _mm256_set1_ps(_cvtsh_ss(dh)), eight = _mm256_set1_ps(8.0f);
-    const __m256i w = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 2 + 8 * h)));
-    *lo = _mm256_mul_ps(d, _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_and_si256(w, _mm256_set1_epi32(15))), eight));
-    *hi = _mm256_mul_ps(d, _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(w, 4)), eight));
+/* A q4_0 / q4_1 block of 32 as gguf-py dequantises it (q4_0 d * (q - 8); q4_1 d * q + m, the product rounded
+   first), as 4 vectors of elements 0-7, 8-15 (low nibbles of bytes 0-15), 16-23, 24-31 (their high nibbles). */
+T256 static inline void pk_q4_nibbles(const uint8_t *q, __m256 w[4]) {
+    for (int h = 0; h < 2; h++) {
+        const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(q + 8 * h)));
+        w[h] = _mm256_cvtepi32_ps(_mm256_and_si256(v, _mm256_set1_epi32(15)));
+        w[2 + h] = _mm256_cvtepi32_ps(_mm256_srli_epi32(v, 4));
+    }
 }
-T256 static inline void pk_q4_1_half(const uint8_t *blk, int h, __m256 *lo, __m256 *hi) {
+T256 static inline void pk_q4_0_block(const uint8_t *blk, __m256 w[4]) {
+    uint16_t dh; memcpy(&dh, blk, 2);
+    const __m256 d = _mm256_set1_ps(_cvtsh_ss(dh));
+    pk_q4_nibbles(blk + 2, w);
+    for (int k = 0; k < 4; k++) w[k] = _mm256_mul_ps(d, _mm256_sub_ps(w[k], _mm256_set1_ps(8.0f)));
+}
+T256 static inline void pk_q4_1_block(const uint8_t *blk, __m256 w[4]) {
     uint16_t dh, mh; memcpy(&dh, blk, 2); memcpy(&mh, blk + 2, 2);
     const __m256 d = _mm256_set1_ps(_cvtsh_ss(dh)), m = _mm256_set1_ps(_cvtsh_ss(mh));
-    const __m256i w = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 4 + 8 * h)));
-    *lo = _mm256_add_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_and_si256(w, _mm256_set1_epi32(15)))), m);
-    *hi = _mm256_add_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_srli_epi32(w, 4))), m);
+    pk_q4_nibbles(blk + 4, w);
+    for (int k = 0; k < 4; k++) w[k] = _mm256_add_ps(_mm256_mul_ps(d, w[k]), m);
 }
 T256 static inline __m256 i8x8(const uint8_t *p) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p))); }
 
