@@ -106,13 +106,6 @@ static void bf16x_round_f32_scalar(const float *x, int64_t cols, float *out) {
 #if defined(__x86_64__)
 #define TQ __attribute__((target("avx2,fma,f16c")))
 
-TQ static inline float hmax8(__m256 v) {
-    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_max_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 TQ static inline __m256i q8_round8(__m256 v) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
@@ -137,7 +130,7 @@ TQ static void q8x_quantize_avx2(const float *x, int64_t cols, uint8_t *out) {
                                   _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
         __m256 un = _mm256_or_ps(_mm256_or_ps(_mm256_cmp_ps(v0, v0, _CMP_UNORD_Q), _mm256_cmp_ps(v1, v1, _CMP_UNORD_Q)),
                                  _mm256_or_ps(_mm256_cmp_ps(v2, v2, _CMP_UNORD_Q), _mm256_cmp_ps(v3, v3, _CMP_UNORD_Q)));
-        float amax = hmax8(mx);
+        float amax = hmax256(mx);
         float dd = _mm256_movemask_ps(un) ? NAN : amax / 127.0f;
         float id = dd != 0 ? 1.0f / dd : 0.0f;
         d[b] = _cvtsh_ss(_cvtss_sh(dd, _MM_FROUND_TO_NEAREST_INT));
@@ -235,12 +228,6 @@ static void native_q8_scalar(const uint8_t *W, size_t rb, int64_t cols, const ui
 // MARK: q8_0, x86
 
 #if defined(__x86_64__)
-TQ static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 TQ static inline float f16_at(const uint8_t *p) { uint16_t h; memcpy(&h, p, 2); return _cvtsh_ss(h); }
 static inline uint16_t rd16n(const uint8_t *p) { uint16_t h; memcpy(&h, p, 2); return h; }
 // Block scale d_w * d_x broadcast to 8 lanes. Built from a broadcast load: _cvtsh_ss compiles to a vpinsrw into
@@ -288,7 +275,7 @@ TGT static void NAME(const uint8_t *W, size_t rb, int64_t cols, const uint8_t *x
                 __m256i i0 = DOT(_mm256_loadu_si256((const __m256i *)(p + 2)), _mm256_loadu_si256((const __m256i *)(qx + b * 32))); \
                 a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0), scale8(p, dx + b), a0);           \
             }                                                                                                 \
-            Y[t * ldy + r] = hsum8(_mm256_add_ps(a0, a1));                                                    \
+            Y[t * ldy + r] = hsum256(_mm256_add_ps(a0, a1));                                                    \
         }                                                                                                     \
     }                                                                                                         \
 }
@@ -469,7 +456,7 @@ TBF static void bf16n_matvec(const uint8_t *W, size_t rb, int64_t cols, const ui
             a3 = dp16(a3, _mm256_loadu_si256((const __m256i *)(w + c + 48)), _mm256_loadu_si256((const __m256i *)(x + c + 48)));
         }
         for (; c < cols; c += 16) a0 = dp16(a0, ld16_mask(w + c, cols - c), ld16_mask(x + c, cols - c));
-        Y[r] = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+        Y[r] = hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
     }
 }
 

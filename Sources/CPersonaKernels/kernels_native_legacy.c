@@ -153,13 +153,6 @@ static inline int64_t qs_at(int ty) { return ty == PK_Q4_1 ? 4 : ty == PK_Q5_0 ?
 static inline int64_t qh_at(int ty) { return ty == PK_Q5_1 ? 4 : 2; }
 static inline uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 
-TQ static INL float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 // MARK: T == 1 (and T > 1 at AVX2)
 // One weight row at a time (one sequential stream per thread). A pair of blocks runs in one 256-bit register: codes
 // of A's and B's elements 0..15, then of 16..31, against 32 + 32 bytes of q (4 int32 lanes per block).
@@ -276,7 +269,7 @@ TQ static void NAME(const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn
             case 6: group_avx2(TY, p, 6, G, xs, 1, &acc); break;                                              \
             case 7: group_avx2(TY, p, 7, G, xs, 1, &acc); break;                                              \
             }                                                                                                 \
-            Y[r] = hsum8(acc);                                                                                \
+            Y[r] = hsum256(acc);                                                                                \
             continue;                                                                                         \
         }                                                                                                     \
         for (int64_t t = 0; t < T; t += NT_AVX2) {                                                            \
@@ -287,7 +280,7 @@ TQ static void NAME(const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn
             int64_t b = 0;                                                                                    \
             for (; b + 8 <= nb; b += 8) group_avx2(TY, w + b * bs, 8, x + (b / 8) * GREC, xs, nt, acc);      \
             if (b < nb) group_avx2(TY, w + b * bs, (int)(nb - b), x + (b / 8) * GREC, xs, nt, acc);           \
-            for (int j = 0; j < nt; j++) Y[(t + j) * ldy + r] = hsum8(acc[j]);                                \
+            for (int j = 0; j < nt; j++) Y[(t + j) * ldy + r] = hsum256(acc[j]);                                \
         }                                                                                                     \
     }                                                                                                         \
 }
@@ -342,7 +335,7 @@ TV static INL float row_dot_vnni(int ty, const uint8_t *w, const uint8_t *xt, in
     int64_t b = 0;
     for (; b + 8 <= nb; b += 8) acc = group_vnni(ty, w + b * bs, xt + (b / 8) * GREC, 8, acc, &accm);
     if (b < nb) acc = group_vnni(ty, w + b * bs, xt + (b / 8) * GREC, (int)(nb - b), acc, &accm);
-    return hsum8(is_q81(ty) ? _mm256_add_ps(acc, accm) : acc);
+    return hsum256(is_q81(ty) ? _mm256_add_ps(acc, accm) : acc);
 }
 
 // Each row against every token while it is in L1.

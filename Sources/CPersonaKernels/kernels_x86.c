@@ -666,13 +666,6 @@ T256 static void gelu_tanh_mul_256(float *g, const float *u, int64_t n) {
 // slower end to end on SmolLM2 at 3000 positions): 8 positions a tile, the query read from L1 (16 ymm registers
 // do not hold a 128-float head beside the products), the weighted sum of V over 64 columns at a time.
 
-T256 static inline float hmax256(__m256 v) {
-    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_max_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 T256 static inline __attribute__((always_inline)) void attention_256_nc(
         const int NC, const float *q, int64_t H, int64_t group, const float *K, int64_t ldk, const float *V, int64_t ldv,
         int64_t n, float scale, float softcap, float *scores, int64_t lds, float *m, float *l, float *o, int normalise) {

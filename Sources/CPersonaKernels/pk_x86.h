@@ -18,6 +18,14 @@ T256 static inline float hsum256(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+/* Largest of the 8 lanes. */
+T256 static inline float hmax256(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
 /* 8 bf16 / f16 / int8 values widened to f32 (bf16 by a 16-bit shift, f16 by F16C). */
 T256 static inline __m256 bf16x8(const uint16_t *p) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
