@@ -106,44 +106,17 @@ static void bf16x_round_f32_scalar(const float *x, int64_t cols, float *out) {
 #if defined(__x86_64__)
 #define TQ __attribute__((target("avx2,fma,f16c")))
 
-TQ static inline __m256i q8_round8(__m256 v) {
-    const __m256 sign = _mm256_set1_ps(-0.0f);
-    __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    __m256 fr = _mm256_andnot_ps(sign, _mm256_sub_ps(v, t));             // exact: |v| < 2^23
-    __m256 one = _mm256_or_ps(_mm256_and_ps(v, sign), _mm256_set1_ps(1.0f));
-    __m256 r = _mm256_add_ps(t, _mm256_and_ps(_mm256_cmp_ps(fr, _mm256_set1_ps(0.5f), _CMP_GE_OQ), one));
-    r = _mm256_andnot_ps(_mm256_cmp_ps(r, r, _CMP_UNORD_Q), r);          // NaN -> 0
-    r = _mm256_min_ps(_mm256_max_ps(r, _mm256_set1_ps(-127.0f)), _mm256_set1_ps(127.0f));
-    return _mm256_cvttps_epi32(r);
-}
-
 TQ static void q8x_quantize_avx2(const float *x, int64_t cols, uint8_t *out) {
     int64_t nb = cols / 32;
     float *d = (float *)out;
     int32_t *m = (int32_t *)(out + nb * 4);
     int8_t *q = (int8_t *)(out + nb * 8);
-    const __m256 sign = _mm256_set1_ps(-0.0f);
     for (int64_t b = 0; b < nb; b++) {
-        const float *xb = x + b * 32;
-        __m256 v0 = _mm256_loadu_ps(xb), v1 = _mm256_loadu_ps(xb + 8), v2 = _mm256_loadu_ps(xb + 16), v3 = _mm256_loadu_ps(xb + 24);
-        __m256 mx = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
-                                  _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
-        __m256 un = _mm256_or_ps(_mm256_or_ps(_mm256_cmp_ps(v0, v0, _CMP_UNORD_Q), _mm256_cmp_ps(v1, v1, _CMP_UNORD_Q)),
-                                 _mm256_or_ps(_mm256_cmp_ps(v2, v2, _CMP_UNORD_Q), _mm256_cmp_ps(v3, v3, _CMP_UNORD_Q)));
-        float amax = hmax256(mx);
-        float dd = _mm256_movemask_ps(un) ? NAN : amax / 127.0f;
-        float id = dd != 0 ? 1.0f / dd : 0.0f;
-        d[b] = _cvtsh_ss(_cvtss_sh(dd, _MM_FROUND_TO_NEAREST_INT));
-        __m256 iv = _mm256_set1_ps(id);
-        __m256i i0 = q8_round8(_mm256_mul_ps(v0, iv)), i1 = q8_round8(_mm256_mul_ps(v1, iv));
-        __m256i i2 = q8_round8(_mm256_mul_ps(v2, iv)), i3 = q8_round8(_mm256_mul_ps(v3, iv));
-        __m256i s = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
-        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
-        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
-        m[b] = -128 * _mm_cvtsi128_si32(s4);
-        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
-        p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        float dd;
+        int32_t s;
+        __m256i p = pk_q8_block32(x + b * 32, &dd, &s);
+        d[b] = pk_f16_round(dd);   // ggml keeps the scale as f16
+        m[b] = -128 * s;
         _mm256_storeu_si256((__m256i *)(q + b * 32), p);
     }
 }

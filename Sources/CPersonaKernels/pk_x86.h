@@ -7,6 +7,7 @@
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
+#include <math.h>
 
 #define T256 __attribute__((target("avx2,fma,f16c")))
 
@@ -52,6 +53,44 @@ T256 static inline void pk_q4_1_block(const uint8_t *blk, __m256 w[4]) {
     pk_q4_nibbles(blk + 4, w);
     for (int k = 0; k < 4; k++) w[k] = _mm256_add_ps(_mm256_mul_ps(d, w[k]), m);
 }
+/* ggml's q8_0 / q8_1 rounding of activations (quantize_row_q8_0_ref / q8_1_ref: roundf, half away from zero),
+   NaN to 0, clamped to [-127, 127], for 8 values; integer from a truncation (roundf is a library call). */
+T256 static inline __m256i pk_q8_round8(__m256 v) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    __m256 fr = _mm256_andnot_ps(sign, _mm256_sub_ps(v, t));             // exact: |v| < 2^23
+    __m256 one = _mm256_or_ps(_mm256_and_ps(v, sign), _mm256_set1_ps(1.0f));
+    __m256 r = _mm256_add_ps(t, _mm256_and_ps(_mm256_cmp_ps(fr, _mm256_set1_ps(0.5f), _CMP_GE_OQ), one));
+    r = _mm256_andnot_ps(_mm256_cmp_ps(r, r, _CMP_UNORD_Q), r);          // NaN -> 0
+    r = _mm256_min_ps(_mm256_max_ps(r, _mm256_set1_ps(-127.0f)), _mm256_set1_ps(127.0f));
+    return _mm256_cvttps_epi32(r);
+}
+/* One block of 32 activations as ggml quantises it to q8_0 / q8_1: *d = amax / 127 in f32 (NaN if any value is
+   NaN; callers round it to f16 as ggml stores it), *sum = the sum of the q, returned: the 32 q in element order. */
+T256 static inline __m256i pk_q8_block32(const float *xb, float *d, int32_t *sum) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 v0 = _mm256_loadu_ps(xb), v1 = _mm256_loadu_ps(xb + 8), v2 = _mm256_loadu_ps(xb + 16), v3 = _mm256_loadu_ps(xb + 24);
+    __m256 mx = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                              _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+    __m256 un = _mm256_or_ps(_mm256_or_ps(_mm256_cmp_ps(v0, v0, _CMP_UNORD_Q), _mm256_cmp_ps(v1, v1, _CMP_UNORD_Q)),
+                             _mm256_or_ps(_mm256_cmp_ps(v2, v2, _CMP_UNORD_Q), _mm256_cmp_ps(v3, v3, _CMP_UNORD_Q)));
+    float amax = hmax256(mx);
+    float dd = _mm256_movemask_ps(un) ? NAN : amax / 127.0f;
+    float id = dd != 0 ? 1.0f / dd : 0.0f;
+    *d = dd;
+    __m256 iv = _mm256_set1_ps(id);
+    __m256i i0 = pk_q8_round8(_mm256_mul_ps(v0, iv)), i1 = pk_q8_round8(_mm256_mul_ps(v1, iv));
+    __m256i i2 = pk_q8_round8(_mm256_mul_ps(v2, iv)), i3 = pk_q8_round8(_mm256_mul_ps(v3, iv));
+    __m256i s = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+    *sum = _mm_cvtsi128_si32(s4);
+    __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+    return _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+/* f32 -> f16 -> f32, rounding to nearest even as ggml's GGML_FP32_TO_FP16. */
+T256 static inline float pk_f16_round(float v) { return _cvtsh_ss(_cvtss_sh(v, _MM_FROUND_TO_NEAREST_INT)); }
 T256 static inline __m256 i8x8(const uint8_t *p) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p))); }
 
 /* The exact decode kernels' software prefetch of the row stream (kernels_x86_exact*.c, rows one at a time):

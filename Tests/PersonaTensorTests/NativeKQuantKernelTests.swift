@@ -78,6 +78,10 @@ final class NativeKQuantKernelTests: XCTestCase {
             for i in 0..<256 { x[i] = Float(Int(rng.next() % 254) - 127) + 0.5 }
             x[0] = 127
         case 3: x[0] = -x.map(abs).max()! * 2   // the largest magnitude negative
+        case 4:   // the largest magnitude twice, with opposite signs: the first one sets the sign of d
+            let m = x.map(abs).max()! * 2
+            x[5] = -m; x[9] = m
+            if n >= 768 { x[520] = m; x[700] = -m }
         default: break
         }
         return x
@@ -103,7 +107,7 @@ final class NativeKQuantKernelTests: XCTestCase {
         SIMDLevels.each { level in
             for t in Self.types {
                 for cols in [256, 768] {
-                    for mode in 0..<4 {
+                    for mode in 0..<5 {
                         let x = Self.randomX(cols, mode: mode, rng: &rng)
                         let stride = pk_native_x_stride(t.1, Int64(cols))
                         var buf = [UInt8](repeating: 0xAA, count: stride)
