@@ -735,6 +735,40 @@ static void test_attention_chunks(void) {
     }
 }
 
+// pk_softmax_weights (softmax.c): every weight the same bits as pk_softmax_weight (the portable one), the min-p cut,
+// the sum up to the order of its double additions, NaN kept, nothing written past n.
+static void test_softmax_weights(void) {
+    const int64_t ns[] = {0, 1, 3, 4, 5, 8, 13, 1003, 49155};
+    const float ts[] = {1.0f, 0.7f, 1.3f}, cuts[] = {0.0f, 0.0f, 0.05f};
+    for (size_t k = 0; k < sizeof ns / sizeof *ns; k++)
+        for (int c = 0; c < 3; c++) {
+            const int64_t n = ns[k];
+            float *x = malloc(4 * (size_t)n + 4), *out = malloc(4 * (size_t)n + 4);
+            for (int64_t i = 0; i < n; i++) x[i] = normal() * 6;
+            for (int64_t i = 2; i < n; i += 9) x[i] = 30 - 87.3f - (float)uniform() * 0.1f;   // around e^-87.34
+            for (int64_t i = 5; i < n; i += 13) x[i] = -200;
+            if (n > 0) x[n / 2] = 30;
+            out[n] = 12345;
+            const double sum = pk_softmax_weights(x, n, 30, ts[c], cuts[c], out);
+            double want = 0;
+            char what[80]; snprintf(what, sizeof what, "softmax_weights n %lld t %g cut %g", (long long)n, ts[c], cuts[c]);
+            for (int64_t i = 0; i < n; i++) {
+                float w = pk_softmax_weight(x[i], 30, ts[c]);
+                if (w < cuts[c]) w = 0;
+                want += w;
+                uint32_t a, b; memcpy(&a, &out[i], 4); memcpy(&b, &w, 4);
+                checks++;
+                if (a != b) { FAIL("%s: weight %lld of %g is %.9g, the portable code's %.9g", what, (long long)i, x[i], out[i], w); break; }
+            }
+            checks++; if (out[n] != 12345) FAIL("%s: wrote past the end", what);
+            within(sum, want, (double)(n + 1) * 0x1p-53 * want + 1e-300, what);
+            free(x); free(out);
+        }
+    float x[7] = {0, NAN, -1, -2, -3, NAN, -4}, out[7];
+    checks++; if (!isnan(pk_softmax_weights(x, 7, 0, 1, 0, out)) || !isnan(out[1]) || !isnan(out[5]) || isnan(out[2]))
+        FAIL("softmax_weights: NaN not kept where it was, or spread");
+}
+
 static void test_activations(void) {
     const float special[] = {0, -0.0f, 1e-6f, -1e-6f, 0.5f, -0.5f, 20, -20, 87, -87, 88.5f, -88.5f, 100, -100, 1e4f, -1e4f};
     const int64_t ns[] = {1, 3, 5, 7, 17, 1003};
@@ -838,6 +872,7 @@ int main(void) {
     test_attention();
     test_attention_chunks();
     test_activations();
+    test_softmax_weights();
     test_read_sum();
     test_first_nonfinite();
     test_pool();

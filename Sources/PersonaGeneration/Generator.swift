@@ -175,8 +175,7 @@ public final class Generator: @unchecked Sendable {
     static func logprobs(_ logits: UnsafeBufferPointer<Float>, top: Int) -> ((Int) -> Float, [(id: Int, logprob: Float)]) {
         var m = -Float.infinity
         for v in logits where v > m { m = v }
-        var s: Double = 0
-        for v in logits { s += Foundation.exp(Double(v - m)) }
+        let s = Ops.softmaxWeights(logits.baseAddress!, count: logits.count, shift: m, out: nil)
         let lse = m + Float(Foundation.log(s))
         var alts: [(id: Int, logprob: Float)] = []
         if top > 0 {

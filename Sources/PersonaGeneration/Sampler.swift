@@ -1,4 +1,5 @@
 import Foundation
+import PersonaTensor
 
 /// Sampling settings. `temperature == 0` is greedy (argmax, lowest id on ties).
 public struct SamplingParameters: Sendable, Equatable {
@@ -98,12 +99,9 @@ public struct Sampler {
             // No ordering needed (temperature, optionally min-p): one pass over the vocabulary.
             var maxL = -Float.infinity
             for v in logits where v > maxL { maxL = v }
-            var total: Double = 0
-            for i in 0..<n {
-                var e = Float(Foundation.exp(Double((logits[i] - maxL) / p.temperature)))
-                if e < p.minP { e = 0 }   // p(max) is exp(0) = 1 here, so min-p compares directly
-                probs[i] = e
-                total += Double(e)
+            // p(max) is exp(0) = 1 here, so min-p compares the weights directly
+            let total = probs.withUnsafeMutableBufferPointer {
+                Ops.softmaxWeights(logits.baseAddress!, count: n, shift: maxL, temperature: p.temperature, cut: p.minP, out: $0.baseAddress!)
             }
             let r = rng.nextUnit() * total
             var acc: Double = 0
@@ -132,7 +130,7 @@ public struct Sampler {
             }
             let maxL = logits[Int(indices[0])]
             for i in 0..<k {
-                let e = Float(Foundation.exp(Double((logits[Int(indices[i])] - maxL) / p.temperature)))
+                let e = Ops.softmaxWeight(logits[Int(indices[i])], shift: maxL, temperature: p.temperature)
                 probs[i] = e
                 sum += Double(e)
             }
@@ -150,17 +148,15 @@ public struct Sampler {
             // (1 - topP) of the mass, so only those candidates are sorted.
             var maxL = -Float.infinity
             for v in logits where v > maxL { maxL = v }
-            for i in 0..<n {
-                let e = Float(Foundation.exp(Double((logits[i] - maxL) / p.temperature)))
-                probs[i] = e >= p.minP ? e : 0
-                sum += Double(probs[i])
+            sum = probs.withUnsafeMutableBufferPointer {
+                Ops.softmaxWeights(logits.baseAddress!, count: n, shift: maxL, temperature: p.temperature, cut: p.minP, out: $0.baseAddress!)
             }
             let eps = Float((1 - Double(p.topP)) * sum / Double(n))
             count = 0
             for i in 0..<n where probs[i] > 0 && probs[i] >= eps { indices[count] = Int32(i); count += 1 }
             let m = count
             indices.withUnsafeMutableBufferPointer { idx in idx[0..<m].sort(by: before) }
-            for i in 0..<count { probs[i] = Float(Foundation.exp(Double((logits[Int(indices[i])] - maxL) / p.temperature))) }
+            for i in 0..<count { probs[i] = Ops.softmaxWeight(logits[Int(indices[i])], shift: maxL, temperature: p.temperature) }
         }
         // top-p: smallest prefix whose mass reaches topP
         if p.topP < 1 {

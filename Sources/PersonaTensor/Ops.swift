@@ -173,6 +173,18 @@ public enum Ops {
     public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, n: Int) -> Float {
         pk_dot_f32(a, b, Int64(n))
     }
+
+    /// Softmax weights e_i = exp((x_i - shift) / temperature), 0 where below `cut`, into `out` (nil: the sum only);
+    /// returns their sum. The same weight bits at every SIMD level (C: pk_softmax_weights).
+    public static func softmaxWeights(_ x: UnsafePointer<Float>, count n: Int, shift: Float, temperature: Float = 1,
+                                      cut: Float = 0, out: UnsafeMutablePointer<Float>?) -> Double {
+        pk_softmax_weights(x, Int64(n), shift, temperature, cut, out)
+    }
+
+    /// One weight exactly as `softmaxWeights` computes it.
+    public static func softmaxWeight(_ v: Float, shift: Float, temperature: Float = 1) -> Float {
+        pk_softmax_weight(v, shift, temperature)
+    }
 }
 
 extension Double { @inlinable var float: Float { Float(self) } }

@@ -2,6 +2,7 @@ import Foundation
 import PersonaGeneration
 import PersonaModels
 import XCTest
+import PersonaTensor
 
 final class SamplerTests: XCTestCase {
     func sample(_ logits: [Float], _ p: SamplingParameters, history: [Int] = [], n: Int) -> [Int] {
@@ -58,7 +59,8 @@ final class SamplerTests: XCTestCase {
         let n = logits.count
         let order = (0..<n).sorted { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
         let maxL = logits[order[0]]
-        let w = order.map { Float(Foundation.exp(Double((logits[$0] - maxL) / p.temperature))) }
+        // the sampler's weights (Ops.softmaxWeight, tested against exp in testSoftmaxWeights...)
+        let w = order.map { Ops.softmaxWeight(logits[$0], shift: maxL, temperature: p.temperature) }
         var keep: [Int]   // ranks
         var norm: Double
         if p.topK > 0 && p.topK < n {
@@ -74,7 +76,7 @@ final class SamplerTests: XCTestCase {
         } else {
             keep = (0..<n).filter { w[$0] >= p.minP }
             norm = 0
-            for i in 0..<n { let e = Float(Foundation.exp(Double((logits[i] - maxL) / p.temperature))); if e >= p.minP { norm += Double(e) } }
+            for i in 0..<n { let e = Ops.softmaxWeight(logits[i], shift: maxL, temperature: p.temperature); if e >= p.minP { norm += Double(e) } }
         }
         if p.topP < 1 {
             var acc = 0.0, c = 0

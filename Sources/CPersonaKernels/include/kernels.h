@@ -136,6 +136,15 @@ void pk_attention_merge(int64_t C, int64_t H, int64_t hd, const float *m, const 
 void pk_silu_mul(float *g, const float *u, int64_t n);
 void pk_gelu_tanh_mul(float *g, const float *u, int64_t n);
 
+/* Softmax weights for sampling and log-probabilities: e_i = exp((x[i] - shift) / t), set to 0 where e_i < cut
+   (min-p; 0 keeps all), written to out[i] unless out is NULL; returns the sum of the e_i kept, in double.
+   Meant for shift >= max x (then e_i <= 1). Every SIMD level computes each e_i with the same operations (a
+   polynomial exp with fused multiply-adds, about 1 ulp from e^x; 0 where e^x is below the normal f32 range,
+   x < -87.34), so the weights have the same bits everywhere and only the order of the sum differs.
+   pk_softmax_weight: one weight, the same bits. */
+double pk_softmax_weights(const float *x, int64_t n, float shift, float t, float cut, float *out);
+float pk_softmax_weight(float v, float shift, float t);
+
 /* A persistent pool of worker threads for data-parallel loops. The caller takes part in the work, so a pool of
    `threads` starts threads - 1 workers. Idle workers spin briefly (the next matmul of a decode step usually
    follows within microseconds) and then sleep on a condition variable. */
