@@ -646,6 +646,47 @@ static void test_native_quant(void) {
     }
 }
 
+// The prepared activations of every quantised native type, byte for byte as the scalar level writes them (the
+// vector roundings of kernels_native_legacy.c / kernels_native_k.c against the portable quantisers): zero blocks,
+// rounding ties, the largest magnitude twice with opposite signs, huge and tiny blocks, NaN.
+static void test_native_prepare_bits(void) {
+    const int types[] = {PK_Q4_0, PK_Q4_1, PK_Q5_0, PK_Q5_1, PK_IQ4_NL, PK_Q2_K, PK_Q3_K, PK_Q4_K, PK_Q5_K, PK_Q6_K, PK_IQ4_XS};
+    const char *level = pk_simd_level();
+    for (size_t k = 0; k < sizeof types / sizeof *types; k++)
+        for (int mode = 0; mode < 4; mode++) {
+            const int dt = types[k];
+            const int64_t cols = nq_is_k(dt) ? 1024 : 544;
+            const size_t xs = pk_native_x_stride(dt, cols);
+            float *x = malloc(4 * (size_t)cols);
+            uint8_t *a = malloc(xs), *b = malloc(xs);
+            for (int64_t i = 0; i < cols; i++) x[i] = normal() * 2;
+            for (int64_t i = 256; i < 512; i++) x[i] = 0;                         // zero blocks (both block sizes)
+            // ties: the first block's largest magnitude is 127, so d = 1 (legacy) and iscale = -1 (K)
+            for (int64_t i = 0; i < 32; i++) x[i] = (float)((int)(next_u64() % 254) - 127) + 0.5f;
+            x[0] = 127;
+            x[600 % cols] = -900; x[610 % cols] = 900;                            // |max| twice, - first
+            if (mode == 1) for (int64_t i = 0; i < cols; i++) x[i] *= 1e-30f;    // f16 scales underflow
+            if (mode == 2) for (int64_t i = 0; i < cols; i += 7) x[i] *= 1e6f;   // outliers, f16 overflow of s
+            if (mode == 3) { x[3] = NAN; x[cols - 5] = NAN; }
+            memset(a, 0xAA, xs); memset(b, 0xAA, xs);   // the same filler: the K layout leaves padding unwritten
+            pk_native_prepare(dt, x, cols, cols, a, 0, 1);
+            pk_simd_set_level("scalar");
+            pk_native_prepare(dt, x, cols, cols, b, 0, 1);
+            pk_simd_set_level(level);
+            // a NaN block's scale is NaN at both levels; compare it as NaN, not by its payload
+            int bad = -1;
+            for (size_t i = 0; i < xs && bad < 0; i++) if (a[i] != b[i]) bad = (int)i;
+            if (bad >= 0 && mode == 3 && (size_t)bad + 4 <= xs) {
+                float fa, fb;
+                memcpy(&fa, a + (bad & ~3), 4); memcpy(&fb, b + (bad & ~3), 4);
+                if (isnan(fa) && isnan(fb)) { memcpy(a + (bad & ~3), b + (bad & ~3), 4); bad = -1; for (size_t i = 0; i < xs && bad < 0; i++) if (a[i] != b[i]) bad = (int)i; }
+            }
+            checks++;
+            if (bad >= 0) FAIL("native prepare %s mode %d: byte %d is %d, the scalar level's %d", nq_name(dt), mode, bad, a[bad], b[bad]);
+            free(x); free(a); free(b);
+        }
+}
+
 // The double softmax-attention of one head: s[j] = exp(score_j - max) over positions j < n of keys K + j * ldk,
 // their sum in *sum; returns the relative error bound of the f32 kernels' output against sum_j p_j |v_j|:
 // score errors (twice, via the max and via the sum), rounding of s - m, expf (a few ulp), the n-term sum and the
@@ -868,6 +909,7 @@ int main(void) {
     test_matmul();
     test_native();
     test_native_quant();
+    test_native_prepare_bits();
     test_exact_quant();
     test_attention();
     test_attention_chunks();

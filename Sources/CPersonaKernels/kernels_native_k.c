@@ -1541,6 +1541,51 @@ static nk_tiles_fn nk_tiles_avx2(int dtype) {
 
 #define NK_NEON_INLINE static inline __attribute__((always_inline))
 
+// ggml's quantize_row_q8_K_ref as nk_prepare_scalar computes it, the same bytes (see nk_prepare_avx2). The product
+// and the sum are separate intrinsics, which gcc and clang keep as two roundings (checked in the assembly).
+NK_NEON_INLINE int32x4_t nk_nearest4_neon(float32x4_t iv, const float *x) {
+    const float32x4_t p = vmulq_f32(iv, vld1q_f32(x));
+    const float32x4_t t = vaddq_f32(p, vdupq_n_f32(12582912.f));
+    const int32x4_t i = vsubq_s32(vandq_s32(vreinterpretq_s32_f32(t), vdupq_n_s32(0x007fffff)), vdupq_n_s32(0x00400000));
+    return vminq_s32(i, vdupq_n_s32(127));
+}
+
+static void nk_prepare_neon(const float *x, int64_t cols, uint8_t *out) {
+    const int64_t nb = cols / NK_QK;
+    int8_t *q = (int8_t *)out;
+    float *d = (float *)(out + cols);
+    int16_t *bs = (int16_t *)(out + nk_bsum_off(cols));
+    for (int64_t b = 0; b < nb; b++) {
+        const float *xb = x + b * NK_QK;
+        int8_t *qb = q + b * NK_QK;
+        float32x4_t mx = vdupq_n_f32(0);
+        for (int j = 0; j < NK_QK; j += 4) {   // NaN lanes to 0: the portable compare never takes a NaN
+            const float32x4_t v = vld1q_f32(xb + j);
+            mx = vmaxq_f32(mx, vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(vabsq_f32(v)), vceqq_f32(v, v))));
+        }
+        const float amax = vmaxvq_f32(mx);
+        if (!amax) {
+            d[b] = 0;
+            memset(qb, 0, NK_QK);
+            memset(bs + b * 16, 0, 32);
+            continue;
+        }
+        float max = 0;
+        for (int j = 0; j < NK_QK; j++) if (fabsf(xb[j]) == amax) { max = xb[j]; break; }
+        const float iscale = -127.f / max;
+        const float32x4_t iv = vdupq_n_f32(iscale);
+        for (int j = 0; j < NK_QK; j += 16) {
+            const int32x4_t i0 = nk_nearest4_neon(iv, xb + j), i1 = nk_nearest4_neon(iv, xb + j + 4);
+            const int32x4_t i2 = nk_nearest4_neon(iv, xb + j + 8), i3 = nk_nearest4_neon(iv, xb + j + 12);
+            // every value is in [-127, 127] (NaN lanes give the low bits of their payload, at most 127)
+            const int16x8_t h0 = vcombine_s16(vmovn_s32(i0), vmovn_s32(i1)), h1 = vcombine_s16(vmovn_s32(i2), vmovn_s32(i3));
+            vst1q_s8(qb + j, vcombine_s8(vmovn_s16(h0), vmovn_s16(h1)));
+            bs[b * 16 + j / 16] = (int16_t)vaddvq_s32(vaddq_s32(vaddq_s32(i0, i1), vaddq_s32(i2, i3)));
+        }
+        d[b] = 1 / iscale;
+    }
+}
+
 // q4_K / q5_K: sub-block j (32 values) against q8[32 j ..]; codes 0..31, sc < 64, so |sum| < 8 * 64 * 32 * 31 * 127
 NK_NEON_INLINE void q45k_dots_neon(const uint8_t *w, const nk_tok *x, int nt, int64_t nb, int five, float *out) {
     const size_t bb = five ? 176 : 144;
@@ -1736,6 +1781,9 @@ void pk_native_k_prepare(int dtype, const float *x, int64_t cols, uint8_t *out) 
     if (!pk_native_k_x_stride(dtype, cols)) return;
 #if defined(__x86_64__)
     if (strcmp(pk_ops_current()->name, "scalar") != 0) { nk_prepare_avx2(x, cols, out); return; }
+#endif
+#if defined(__aarch64__)
+    if (strcmp(pk_ops_current()->name, "neon") == 0) { nk_prepare_neon(x, cols, out); return; }
 #endif
     nk_prepare_scalar(x, cols, out);
 }

@@ -638,6 +638,53 @@ static legacy_fn tiles_vnni(int ty) {
 #if defined(__aarch64__)
 #include <arm_neon.h>
 
+static inline float f16_round_neon(float v) { __fp16 h = (__fp16)v; return (float)h; }   // fcvt: to nearest even
+static inline float f16_neon(const uint8_t *p) { __fp16 h; memcpy(&h, p, 2); return (float)h; }   // f16p without the call
+
+// legacy_prepare_scalar's bytes from 8 vectors a block: vrndaq rounds half away from zero as roundf; a NaN makes
+// the scale NaN (as the portable code's flag does) and converts to 0.
+static void legacy_prepare_neon(int dtype, const float *x, int64_t cols, uint8_t *out, size_t xs) {
+    memset(out, 0, xs);
+    const int64_t nb = cols / 32;
+    const int q81 = is_q81(dtype);
+    for (int64_t b = 0; b < nb; b++) {
+        const float *xb = x + b * 32;
+        float32x4_t v[8], mx = vdupq_n_f32(0);
+        uint32x4_t ord = vdupq_n_u32(0xFFFFFFFFu);
+        for (int k = 0; k < 8; k++) {
+            v[k] = vld1q_f32(xb + 4 * k);
+            ord = vandq_u32(ord, vceqq_f32(v[k], v[k]));
+            mx = vmaxq_f32(mx, vabsq_f32(v[k]));
+        }
+        const float d = vminvq_u32(ord) ? vmaxvq_f32(mx) / 127.0f : NAN;
+        const float32x4_t id = vdupq_n_f32(d != 0 ? 1.0f / d : 0.0f);
+        int32x4_t s4 = vdupq_n_s32(0);
+        int8x8_t q8[4];
+        for (int k = 0; k < 8; k += 2) {
+            int32x4_t i[2];
+            for (int h = 0; h < 2; h++) {
+                float32x4_t r = vrndaq_f32(vmulq_f32(v[k + h], id));
+                r = vminq_f32(vmaxq_f32(r, vdupq_n_f32(-127.0f)), vdupq_n_f32(127.0f));
+                i[h] = vcvtq_s32_f32(r);   // NaN -> 0
+                s4 = vaddq_s32(s4, i[h]);
+            }
+            q8[k / 2] = vmovn_s16(vcombine_s16(vmovn_s32(i[0]), vmovn_s32(i[1])));
+        }
+        vst1q_s8((int8_t *)(out + x_q(b, 0)), vcombine_s8(q8[0], q8[1]));
+        vst1q_s8((int8_t *)(out + x_q(b, 16)), vcombine_s8(q8[2], q8[3]));
+        const int32_t sum = vaddvq_s32(s4);
+        const float dh = f16_round_neon(d);   // ggml stores d as f16
+        memcpy(out + x_pos(b), &dh, 4);
+        if (q81) {
+            const float sx = f16_round_neon((float)sum * d);   // ggml: f16(sum * d), the f32 d
+            memcpy(out + x_pos(b) + 32, &sx, 4);
+        } else {
+            const int32_t c = -weight_offset(dtype) * sum;
+            memcpy(out + x_pos(b) + 32, &c, 4);
+        }
+    }
+}
+
 
 // One row against nt = 1, 2 or 4 prepared tokens (a constant after inlining): each block's codes are unpacked once;
 // per token the same integer sum and the same two f32 statements as the portable code.
@@ -649,13 +696,13 @@ static inline __attribute__((always_inline)) void legacy_dots_neon(int ty, const
         const uint8_t *blk = w + b * bs;
         int8x16_t a0, a1;
         pk_legacy_levels_neon(ty, blk, &a0, &a1);
-        const float dw = f16p(blk);
+        const float dw = f16_neon(blk);
         for (int t = 0; t < nt; t++) {
             const uint8_t *xq = xt[t] + x_q(b, 0);   // elements 0..15 here, 16..31 at + 32
             const int32x4_t acc = pk_dot16_neon(pk_dot16_neon(vdupq_n_s32(0), a0, vld1q_s8((const int8_t *)xq)), a1, vld1q_s8((const int8_t *)(xq + 32)));
             const int32_t sumi = vaddvq_s32(acc);
             sumf[t] += (float)sumi * (dw * xd_at(xt[t], b));
-            if (is_q81(ty)) sumf[t] += f16p(blk + 2) * xs_at(xt[t], b);
+            if (is_q81(ty)) sumf[t] += f16_neon(blk + 2) * xs_at(xt[t], b);
         }
     }
     for (int t = 0; t < nt; t++) out[t] = sumf[t];
@@ -687,6 +734,9 @@ void pk_native_legacy_prepare(int dtype, const float *x, int64_t cols, uint8_t *
     if (!xs) return;
 #if defined(__x86_64__)
     if (strcmp(pk_ops_current()->name, "scalar") != 0) { legacy_prepare_avx2(dtype, x, cols, out, xs); return; }
+#endif
+#if defined(__aarch64__)
+    if (strcmp(pk_ops_current()->name, "neon") == 0) { legacy_prepare_neon(dtype, x, cols, out, xs); return; }
 #endif
     legacy_prepare_scalar(dtype, x, cols, out, xs);
 }
