@@ -237,9 +237,7 @@ public final class TransformerModel: @unchecked Sendable {
                            seqs: UnsafeBufferPointer<BatchSequence>, count T: Int, out: UnsafeMutablePointer<Float>) {
         let c = config, hd = c.headDim, qDim = c.qDim, kvDim = c.kvDim
         let q = ws.q, k = ws.k, v = ws.v
-        Ops.matmul(w.wq, h, T: T, q, precision: passPrecision)
-        Ops.matmul(w.wk, h, T: T, k, precision: passPrecision)
-        Ops.matmul(w.wv, h, T: T, v, precision: passPrecision)
+        Ops.matmul(w.wq, q, w.wk, k, w.wv, v, x: h, T: T, precision: passPrecision)   // one hand-off when one type
         if let b = w.bq { Ops.addBias(q, b, n: qDim, T: T) }
         if let b = w.bk { Ops.addBias(k, b, n: kvDim, T: T) }
         if let b = w.bv { Ops.addBias(v, b, n: kvDim, T: T) }
@@ -323,8 +321,7 @@ public final class TransformerModel: @unchecked Sendable {
     private func mlp(w: LayerWeights, input h: UnsafeMutablePointer<Float>, count T: Int, out: UnsafeMutablePointer<Float>) {
         let F = config.intermediateSize
         let g = ws.gate, u = ws.up
-        Ops.matmul(w.gate, h, T: T, g, precision: passPrecision)
-        Ops.matmul(w.up, h, T: T, u, precision: passPrecision)
+        Ops.matmul(w.gate, g, w.up, u, x: h, T: T, precision: passPrecision)
         // act(gate) * up: SIMD kernels, in 16-aligned chunks over the pool
         let n = T * F, chunk = 8192
         var job = ActivationJob(g: g, u: u, n: n, chunk: chunk, activation: config.activation)

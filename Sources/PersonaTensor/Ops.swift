@@ -46,32 +46,17 @@ public enum Ops {
     static func matmulNative(_ w: WeightMatrix, _ x: UnsafePointer<Float>, T: Int, _ y: UnsafeMutablePointer<Float>,
                              pool: ThreadPool) -> Bool {
         let code = w.dtype.kernelCode
-        guard pk_native_supported(code) != 0 else { return false }
-        let stride = pk_native_x_stride(code, Int64(w.cols))
-        guard stride > 0 else { return false }
-        let (bytes, overflow) = stride.multipliedReportingOverflow(by: T)
-        guard !overflow, let xn = pk_thread_scratch(bytes) else { return false }
+        guard pk_native_supported(code) != 0, let xn = nativePrepared(code, cols: w.cols, x, T: T, pool: pool) else { return false }
         let rows = w.rows
         let per = matmulChunkRows(rows: rows, threads: pool.threads)
         let chunks = (rows + per - 1) / per
-        // Rounding a long prompt is spread over the pool too (token ranges are independent).
-        let tokenChunks = pool.threads > 1 && T >= 16 ? min(T, pool.threads * 4) : 1
-        var job = NativeJob(code: code, data: w.data, cols: Int64(w.cols), x: x, xn: xn, T: Int64(T), y: y,
-                            rows: Int64(rows), per: Int64(per), tokenChunks: Int64(tokenChunks))
+        if chunks <= 1 {
+            pk_matmul_rows_native(code, w.data, Int64(w.cols), xn, Int64(T), y, Int64(rows), 0, Int64(rows))
+            return true
+        }
+        var job = NativeJob(code: code, data: w.data, cols: Int64(w.cols), xn: xn, T: Int64(T), y: y,
+                            rows: Int64(rows), per: Int64(per))
         withUnsafeMutablePointer(to: &job) { p in
-            if tokenChunks <= 1 {
-                pk_native_prepare(code, x, Int64(w.cols), Int64(w.cols), xn, 0, Int64(T))
-            } else {
-                pool.parallelFor(tokenChunks, context: UnsafeMutableRawPointer(p)) { ctx, c in
-                    let j = ctx!.assumingMemoryBound(to: NativeJob.self).pointee
-                    let t0 = Int64(c) * j.T / j.tokenChunks, t1 = Int64(c + 1) * j.T / j.tokenChunks
-                    pk_native_prepare(j.code, j.x, j.cols, j.cols, j.xn, t0, t1)
-                }
-            }
-            if chunks <= 1 {
-                pk_matmul_rows_native(code, w.data, Int64(w.cols), xn, Int64(T), y, Int64(rows), 0, Int64(rows))
-                return
-            }
             pool.parallelFor(chunks, context: UnsafeMutableRawPointer(p)) { ctx, c in
                 let j = ctx!.assumingMemoryBound(to: NativeJob.self).pointee
                 let r0 = Int64(c) * j.per, r1 = min(j.rows, r0 + j.per)
@@ -81,6 +66,29 @@ public enum Ops {
         return true
     }
 
+    /// x rounded for the native kernels of type `code` into the calling thread's scratch (a long prompt's tokens
+    /// spread over the pool: they are independent); nil where the type has no native form or no memory.
+    static func nativePrepared(_ code: Int32, cols: Int, _ x: UnsafePointer<Float>, T: Int, pool: ThreadPool) -> UnsafeMutableRawPointer? {
+        let stride = pk_native_x_stride(code, Int64(cols))
+        guard stride > 0 else { return nil }
+        let (bytes, overflow) = stride.multipliedReportingOverflow(by: T)
+        guard !overflow, let xn = pk_thread_scratch(bytes) else { return nil }
+        let tokenChunks = pool.threads > 1 && T >= 16 ? min(T, pool.threads * 4) : 1
+        if tokenChunks <= 1 {
+            pk_native_prepare(code, x, Int64(cols), Int64(cols), xn, 0, Int64(T))
+            return xn
+        }
+        var job = PrepareJob(code: code, cols: Int64(cols), x: x, xn: xn, T: Int64(T), tokenChunks: Int64(tokenChunks))
+        withUnsafeMutablePointer(to: &job) { p in
+            pool.parallelFor(tokenChunks, context: UnsafeMutableRawPointer(p)) { ctx, c in
+                let j = ctx!.assumingMemoryBound(to: PrepareJob.self).pointee
+                let t0 = Int64(c) * j.T / j.tokenChunks, t1 = Int64(c + 1) * j.T / j.tokenChunks
+                pk_native_prepare(j.code, j.x, j.cols, j.cols, j.xn, t0, t1)
+            }
+        }
+        return xn
+    }
+
     /// `.exact` at T == 1 for the quantised types whose SIMD level reads x in an order of its own (AVX-512):
     /// x is laid out once per call into the calling thread's exact-kernel scratch (C, `pk_exact_prepare`), then
     /// every row chunk reads it, as `matmulNative` does with its rounded activations. Returns false where there is
@@ -88,11 +96,7 @@ public enum Ops {
     static func matvecExactPrepared(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                                     pool: ThreadPool) -> Bool {
         let code = w.dtype.kernelCode
-        let floats = pk_exact_x_floats(code, Int64(w.cols))
-        guard floats > 0, floats <= Int64.max / 4,
-              let raw = pk_thread_scratch_slot(Int32(PK_SCRATCH_EXACT), Int(floats) * 4) else { return false }
-        let xp = raw.assumingMemoryBound(to: Float.self)
-        pk_exact_prepare(code, x, Int64(w.cols), xp)
+        guard let xp = exactPrepared(code, cols: w.cols, x) else { return false }
         let rows = w.rows
         let per = matmulChunkRows(rows: rows, threads: pool.threads)
         let chunks = (rows + per - 1) / per
@@ -111,14 +115,92 @@ public enum Ops {
         return true
     }
 
+    /// x laid out for the exact T == 1 kernels of type `code` in the calling thread's scratch; nil where there are
+    /// none at this SIMD level, or no memory.
+    static func exactPrepared(_ code: Int32, cols: Int, _ x: UnsafePointer<Float>) -> UnsafeMutablePointer<Float>? {
+        let floats = pk_exact_x_floats(code, Int64(cols))
+        guard floats > 0, floats <= Int64.max / 4,
+              let raw = pk_thread_scratch_slot(Int32(PK_SCRATCH_EXACT), Int(floats) * 4) else { return nil }
+        let xp = raw.assumingMemoryBound(to: Float.self)
+        pk_exact_prepare(code, x, Int64(cols), xp)
+        return xp
+    }
+
     struct ExactJob {
         var code: Int32, data: UnsafeRawPointer, cols: Int64, xp: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>
         var rows: Int64, per: Int64
     }
 
     struct NativeJob {
-        var code: Int32, data: UnsafeRawPointer, cols: Int64, x: UnsafePointer<Float>, xn: UnsafeMutableRawPointer
-        var T: Int64, y: UnsafeMutablePointer<Float>, rows: Int64, per: Int64, tokenChunks: Int64
+        var code: Int32, data: UnsafeRawPointer, cols: Int64, xn: UnsafeMutableRawPointer
+        var T: Int64, y: UnsafeMutablePointer<Float>, rows: Int64, per: Int64
+    }
+
+    struct PrepareJob {
+        var code: Int32, cols: Int64, x: UnsafePointer<Float>, xn: UnsafeMutableRawPointer, T: Int64, tokenChunks: Int64
+    }
+
+    /// `y_i = W_i x` for two or three matrices that read the same x (q / k / v, gate / up). When they share a type
+    /// and a width, one hand-off to the pool runs all their row chunks, and x is rounded (`.native`) or laid out
+    /// (`.exact` at T == 1) once instead of once per matrix: a decode step of a small model is made of many small
+    /// products, and each hand-off and each rounding of x cost about as much as a few hundred rows. Each row range is
+    /// computed by the same kernel as `matmul` with the same chunks, so the results are the same bits. Matrices of
+    /// different types or widths go one by one through `matmul`.
+    public static func matmul(_ w0: WeightMatrix, _ y0: UnsafeMutablePointer<Float>, _ w1: WeightMatrix,
+                              _ y1: UnsafeMutablePointer<Float>, _ w2: WeightMatrix? = nil, _ y2: UnsafeMutablePointer<Float>? = nil,
+                              x: UnsafePointer<Float>, T: Int, precision: MatmulPrecision = .exact, pool: ThreadPool = .shared) {
+        let code = w0.dtype.kernelCode, cols = w0.cols
+        func same(_ w: WeightMatrix?) -> Bool { w.map { $0.dtype.kernelCode == code && $0.cols == cols } ?? true }
+        guard T > 0, same(w1), same(w2), (w2 == nil) == (y2 == nil) else {
+            matmul(w0, x, T: T, y0, precision: precision, pool: pool)
+            matmul(w1, x, T: T, y1, precision: precision, pool: pool)
+            if let w2, let y2 { matmul(w2, x, T: T, y2, precision: precision, pool: pool) }
+            return
+        }
+        var job = GroupJob(mode: .rows, code: code, cols: Int64(cols), x: x, xp: nil, T: Int64(T))
+        if precision == .native, pk_native_supported(code) != 0, let xn = nativePrepared(code, cols: cols, x, T: T, pool: pool) {
+            job.mode = .native
+            job.xp = UnsafeRawPointer(xn)
+        } else if T == 1, let xp = exactPrepared(code, cols: cols, x) {
+            job.mode = .exactPrepared
+            job.xp = UnsafeRawPointer(xp)
+        }
+        job.add(w0, y0, threads: pool.threads)
+        job.add(w1, y1, threads: pool.threads)
+        if let w2, let y2 { job.add(w2, y2, threads: pool.threads) }
+        let chunks = Int(job.chunks)
+        withUnsafeMutablePointer(to: &job) { p in
+            pool.parallelFor(chunks, context: UnsafeMutableRawPointer(p)) { ctx, c in
+                ctx!.assumingMemoryBound(to: GroupJob.self).pointee.run(chunk: c)
+            }
+        }
+    }
+
+    /// Up to three matrices of one type and width on one x, their row chunks numbered one after another. Plain
+    /// fields, no arrays: the decode step allocates nothing.
+    struct GroupJob {
+        enum Mode { case rows, native, exactPrepared }
+        struct Part { var data: UnsafeRawPointer, y: UnsafeMutablePointer<Float>, rows: Int64, per: Int64, end: Int64 }
+        var mode: Mode, code: Int32, cols: Int64, x: UnsafePointer<Float>, xp: UnsafeRawPointer?, T: Int64
+        var p0: Part? = nil, p1: Part? = nil, p2: Part? = nil
+        var chunks: Int64 { (p2 ?? p1 ?? p0)?.end ?? 0 }
+
+        mutating func add(_ w: WeightMatrix, _ out: UnsafeMutablePointer<Float>, threads: Int) {
+            let per = Int64(Ops.matmulChunkRows(rows: w.rows, threads: threads)), rows = Int64(w.rows)
+            let part = Part(data: w.data, y: out, rows: rows, per: per, end: chunks + (rows + per - 1) / per)
+            if p0 == nil { p0 = part } else if p1 == nil { p1 = part } else { p2 = part }
+        }
+
+        func run(chunk c: Int64) {
+            let (part, start) = c < p0!.end ? (p0!, 0) : c < p1!.end ? (p1!, p0!.end) : (p2!, p1!.end)
+            let r0 = (c - start) * part.per, r1 = min(part.rows, r0 + part.per)
+            switch mode {
+            case .rows: pk_matmul_rows(code, part.data, cols, x, cols, T, part.y, part.rows, r0, r1)
+            case .native: pk_matmul_rows_native(code, part.data, cols, xp!, T, part.y, part.rows, r0, r1)
+            case .exactPrepared:
+                pk_matvec_exact_prepared(code, part.data, cols, xp!.assumingMemoryBound(to: Float.self), part.y, r0, r1)
+            }
+        }
     }
 
     /// Rows per task: about 8 tasks per thread, at least 64 rows, a multiple of 16.
