@@ -76,9 +76,9 @@ static uint16_t f16_bits(double v) {   // test data only: moderate normal values
     return pk_f32_to_f16((float)v);
 }
 
-enum { NT = 7 };
-static const char *NAMES[NT] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_K", "q6_K"};
-static int block_of(int dt) { return dt >= PK_Q4_K ? 256 : dt >= PK_Q8_0 ? 32 : 1; }
+enum { NT = 8 };
+static const char *NAMES[NT] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_K", "q6_K", "q4_1"};
+static int block_of(int dt) { return (int)pk_block_elements(dt); }
 
 // Element i of a row as a double, and `mag`: the size of the terms a kernel may add or subtract to make it
 // (|d sc q| + |dmin m| for q4_K, whose kernels may split the two parts).
@@ -94,6 +94,14 @@ static double ref_elem(int dt, const uint8_t *row, int64_t i, double *mag) {
         const uint8_t *b = row + (i / 32) * 18; int j = (int)(i % 32);
         int q = j < 16 ? (b[2 + j] & 15) : (b[2 + j - 16] >> 4);
         v = ref_f16(u16at(b)) * (q - 8); break;
+    }
+    case PK_Q4_1: {   // d * q + m
+        const uint8_t *b = row + (i / 32) * 20; int j = (int)(i % 32);
+        int q = j < 16 ? (b[4 + j] & 15) : (b[4 + j - 16] >> 4);
+        double d = ref_f16(u16at(b)), m = ref_f16(u16at(b + 2));
+        v = d * q + m;
+        *mag = fabs(d * q) + fabs(m);
+        break;
     }
     case PK_Q4_K: {
         // 256 values = 8 sub-blocks of 32; sub-block s has 6-bit scale and min packed in 12 bytes; values in
@@ -150,6 +158,13 @@ static uint8_t *random_rows(int dt, int64_t rows, int64_t cols) {
             for (int64_t b = 0; b < cols / 32; b++) {
                 uint16_t d = f16_bits((uniform() - 0.5) * 0.1); memcpy(p + b * 18, &d, 2);
                 for (int k = 2; k < 18; k++) p[b * 18 + k] = (uint8_t)next_u64();
+            }
+            break;
+        case PK_Q4_1:
+            for (int64_t b = 0; b < cols / 32; b++) {
+                uint16_t d = f16_bits((uniform() - 0.5) * 0.1), m = f16_bits((uniform() - 0.5) * 0.5);
+                memcpy(p + b * 20, &d, 2); memcpy(p + b * 20 + 2, &m, 2);
+                for (int k = 4; k < 20; k++) p[b * 20 + k] = (uint8_t)next_u64();
             }
             break;
         case PK_Q4_K:
@@ -312,13 +327,14 @@ static void check_matmul(int dt, int64_t rows, int64_t cols, int64_t T) {
 }
 
 static void test_matmul(void) {
-    const int64_t Ts[] = {1, 2, 3, 5, 17}, rowsl[] = {1, 5, 37};
+    // T = 2 ... 8: the small-batch kernels (kernels_small.c) for f32 / f16 / bf16 / q8_0 / q4_0 / q4_1
+    const int64_t Ts[] = {1, 2, 3, 4, 5, 8, 17}, rowsl[] = {1, 5, 37};
     for (int dt = 0; dt < NT; dt++) {
         int64_t cl[5]; int ncl = 0;
         if (dt <= PK_BF16) { int64_t v[] = {1, 7, 67, 300, 1029}; for (int i = 0; i < 5; i++) cl[ncl++] = v[i]; }
-        else if (dt <= PK_Q4_0) { cl[ncl++] = 32; cl[ncl++] = 96; cl[ncl++] = 288; }
+        else if (block_of(dt) == 32) { cl[ncl++] = 32; cl[ncl++] = 96; cl[ncl++] = 288; }
         else { cl[ncl++] = 256; cl[ncl++] = 768; }
-        for (int a = 0; a < 3; a++) for (int b = 0; b < ncl; b++) for (int c = 0; c < 5; c++) check_matmul(dt, rowsl[a], cl[b], Ts[c]);
+        for (int a = 0; a < 3; a++) for (int b = 0; b < ncl; b++) for (int c = 0; c < 7; c++) check_matmul(dt, rowsl[a], cl[b], Ts[c]);
     }
     // rows wider than the kernels' stack tile (16384 values) take the column-chunked paths
     const int wide[] = {PK_F32, PK_BF16, PK_Q8_0, PK_Q4_K};
