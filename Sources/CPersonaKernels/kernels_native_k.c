@@ -84,6 +84,13 @@ static inline int nk_nearest_int(float v) {
     return (i & 0x007fffff) - 0x00400000;
 }
 
+// An all-zero super-block: d = 0 and zero q and sums (ggml leaves the sums unset; zero is what any use needs).
+static inline void nk_zero_block(float *d, int8_t *qb, int16_t *bs, int64_t b) {
+    d[b] = 0;
+    memset(qb, 0, NK_QK);
+    memset(bs + b * 16, 0, 32);
+}
+
 static void nk_prepare_scalar(const float *x, int64_t cols, uint8_t *out) {
     const int64_t nb = cols / NK_QK;
     int8_t *q = (int8_t *)out;
@@ -98,12 +105,7 @@ static void nk_prepare_scalar(const float *x, int64_t cols, uint8_t *out) {
             float ax = fabsf(xb[j]);
             if (ax > amax) { amax = ax; max = xb[j]; }
         }
-        if (!amax) {   // ggml leaves bsums unset here; zero is what any use of them needs
-            d[b] = 0;
-            memset(qb, 0, NK_QK);
-            memset(bs + b * 16, 0, 32);
-            continue;
-        }
+        if (!amax) { nk_zero_block(d, qb, bs, b); continue; }
         const float iscale = -127.f / max;
         for (int j = 0; j < NK_QK; j++) {
             float p = iscale * xb[j];
@@ -322,12 +324,7 @@ TA static void nk_prepare_avx2(const float *x, int64_t cols, uint8_t *out) {
             mx = _mm256_max_ps(mx, _mm256_and_ps(_mm256_andnot_ps(sign, v), _mm256_cmp_ps(v, v, _CMP_ORD_Q)));
         }
         const float amax = hmax256(mx);
-        if (!amax) {
-            d[b] = 0;
-            memset(qb, 0, NK_QK);
-            memset(bs + b * 16, 0, 32);
-            continue;
-        }
+        if (!amax) { nk_zero_block(d, qb, bs, b); continue; }
         float max = 0;
         const __m256 am = _mm256_set1_ps(amax);
         for (int j = 0; j < NK_QK; j += 8) {
@@ -1564,12 +1561,7 @@ static void nk_prepare_neon(const float *x, int64_t cols, uint8_t *out) {
             mx = vmaxq_f32(mx, vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(vabsq_f32(v)), vceqq_f32(v, v))));
         }
         const float amax = vmaxvq_f32(mx);
-        if (!amax) {
-            d[b] = 0;
-            memset(qb, 0, NK_QK);
-            memset(bs + b * 16, 0, 32);
-            continue;
-        }
+        if (!amax) { nk_zero_block(d, qb, bs, b); continue; }
         float max = 0;
         for (int j = 0; j < NK_QK; j++) if (fabsf(xb[j]) == amax) { max = xb[j]; break; }
         const float iscale = -127.f / max;

@@ -55,6 +55,18 @@ static inline int8_t q8_round(float v) {
     return (int8_t)(v < 0 ? -r : r);
 }
 
+// Block b's scale and aux word: dh = ggml's f16 d as f32; q8_1 types: s = f16(sum * d) as f32, else the offset
+// correction -off * sum. Each level rounds to f16 with its own instruction (the same bits) and passes them here.
+static inline void put_block_scales(int dtype, uint8_t *out, int64_t b, float dh, float s, int32_t sum) {
+    memcpy(out + x_pos(b), &dh, 4);
+    if (is_q81(dtype)) {
+        memcpy(out + x_pos(b) + 32, &s, 4);
+    } else {
+        const int32_t c = -weight_offset(dtype) * sum;
+        memcpy(out + x_pos(b) + 32, &c, 4);
+    }
+}
+
 static void legacy_prepare_scalar(int dtype, const float *x, int64_t cols, uint8_t *out, size_t xs) {
     memset(out, 0, xs);
     const int64_t nb = cols / 32;
@@ -73,14 +85,8 @@ static void legacy_prepare_scalar(int dtype, const float *x, int64_t cols, uint8
             out[x_q(b, i)] = (uint8_t)v;
             sum += v;
         }
-        memcpy(out + x_pos(b), &dh, 4);
-        if (q81) {
-            float s = pk_f16_to_f32(pk_f32_to_f16((float)sum * d));   // ggml: f16(sum * d), the f32 d
-            memcpy(out + x_pos(b) + 32, &s, 4);
-        } else {
-            int32_t c = -weight_offset(dtype) * sum;
-            memcpy(out + x_pos(b) + 32, &c, 4);
-        }
+        // ggml: s = f16(sum * d), the f32 d
+        put_block_scales(dtype, out, b, dh, q81 ? pk_f16_to_f32(pk_f32_to_f16((float)sum * d)) : 0, sum);
     }
 }
 
@@ -159,15 +165,7 @@ TQ static void legacy_prepare_avx2(int dtype, const float *x, int64_t cols, uint
         const __m256i q = pk_q8_block32(x + b * 32, &d, &sum);
         _mm_storeu_si128((__m128i *)(out + x_q(b, 0)), _mm256_castsi256_si128(q));
         _mm_storeu_si128((__m128i *)(out + x_q(b, 16)), _mm256_extracti128_si256(q, 1));
-        const float dh = pk_f16_round(d);   // ggml stores d as f16
-        memcpy(out + x_pos(b), &dh, 4);
-        if (q81) {
-            const float s = pk_f16_round((float)sum * d);   // ggml: f16(sum * d), the f32 d
-            memcpy(out + x_pos(b) + 32, &s, 4);
-        } else {
-            const int32_t c = -weight_offset(dtype) * sum;
-            memcpy(out + x_pos(b) + 32, &c, 4);
-        }
+        put_block_scales(dtype, out, b, pk_f16_round(d), q81 ? pk_f16_round((float)sum * d) : 0, sum);
     }
 }
 
@@ -673,15 +671,7 @@ static void legacy_prepare_neon(int dtype, const float *x, int64_t cols, uint8_t
         vst1q_s8((int8_t *)(out + x_q(b, 0)), vcombine_s8(q8[0], q8[1]));
         vst1q_s8((int8_t *)(out + x_q(b, 16)), vcombine_s8(q8[2], q8[3]));
         const int32_t sum = vaddvq_s32(s4);
-        const float dh = f16_round_neon(d);   // ggml stores d as f16
-        memcpy(out + x_pos(b), &dh, 4);
-        if (q81) {
-            const float sx = f16_round_neon((float)sum * d);   // ggml: f16(sum * d), the f32 d
-            memcpy(out + x_pos(b) + 32, &sx, 4);
-        } else {
-            const int32_t c = -weight_offset(dtype) * sum;
-            memcpy(out + x_pos(b) + 32, &c, 4);
-        }
+        put_block_scales(dtype, out, b, f16_round_neon(d), q81 ? f16_round_neon((float)sum * d) : 0, sum);
     }
 }
 
