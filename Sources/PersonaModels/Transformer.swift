@@ -253,7 +253,7 @@ public final class TransformerModel: @unchecked Sendable {
         let window = c.slidingLayers[l] ? c.slidingWindow : nil
         let scale = c.attnScale, softcap = c.attnLogitSoftcap
         let att = ws.att, attStride = ws.contextCapacity, ctxOut = ws.ctx
-        var row = 0
+        var row = 0, queued = 0
         for s in seqs {
             // append to this sequence's cache, then attend over it
             let p0 = s.cache.count, n = s.tokens.count
@@ -266,6 +266,14 @@ public final class TransformerModel: @unchecked Sendable {
                 // a long context: by position chunk over the threads, all heads of a chunk together
                 decodeAttention(q: q + row * qDim, kc: kc, vc: vc, lo: lastLo, count: p0 + 1 - lastLo, chunks: chunks,
                                 out: ctxOut + row * qDim)
+                row += n
+                continue
+            }
+            if n == 1, seqs.count > 1, p0 + 1 - lastLo <= BatchedAttentionJob.maxPositions {
+                // one token of a batched decode step: its heads join the other sequences' in one loop, below
+                ws.queries[queued] = SequenceQuery(q: q + row * qDim, kc: kc + lastLo * kvDim, vc: vc + lastLo * kvDim,
+                                                   out: ctxOut + row * qDim, count: p0 + 1 - lastLo)
+                queued += 1
                 row += n
                 continue
             }
@@ -288,6 +296,17 @@ public final class TransformerModel: @unchecked Sendable {
                 }
             }
             row += n
+        }
+        if queued > 0 {
+            // every (sequence, head) of a batched step as one task list: one hand-off per layer instead of one per
+            // sequence, and as many tasks as the threads can share evenly
+            var job = BatchedAttentionJob(queries: ws.queries, heads: c.numHeads, group: group, kvDim: kvDim, hd: hd,
+                                          scale: scale, softcap: softcap ?? 0)
+            withUnsafeMutablePointer(to: &job) { p in
+                ThreadPool.shared.parallelFor(queued * c.numHeads, context: UnsafeMutableRawPointer(p)) { ctx, i in
+                    ctx!.assumingMemoryBound(to: BatchedAttentionJob.self).pointee.run(Int(i))
+                }
+            }
         }
         Ops.matmul(w.wo, ctxOut, T: T, out, precision: passPrecision)
     }
@@ -418,6 +437,31 @@ private struct AttentionJob {
     var scale, softcap: Float                                    // softcap 0: none
 }
 
+/// A decoding sequence's one query for the shared head loop of a batched step: keys and values from its first
+/// attended position (after a sliding window's start), `count` positions.
+struct SequenceQuery {
+    var q, kc, vc, out: UnsafeMutablePointer<Float>
+    var count: Int
+}
+
+private struct BatchedAttentionJob {
+    /// Contexts up to this many positions go through the shared loop (longer ones are chunked by position): the
+    /// scores of one head then fit a stack buffer, so the tasks of different sequences need no shared scratch.
+    static let maxPositions = 512
+    var queries: UnsafeMutablePointer<SequenceQuery>
+    var heads, group, kvDim, hd: Int
+    var scale, softcap: Float
+
+    /// Task i: head i % heads of sequence i / heads, as the one-sequence head loop computes it.
+    func run(_ i: Int) {
+        let s = queries[i / heads], head = i % heads, kvh = head / group
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: Self.maxPositions) { scores in
+            pk_attention_head(s.q + head * hd, s.kc + kvh * hd, Int64(kvDim), s.vc + kvh * hd, Int64(kvDim), Int64(s.count),
+                              Int64(hd), scale, softcap, scores.baseAddress!, s.out + head * hd)
+        }
+    }
+}
+
 private struct DecodeAttentionJob {
     var q, kc, vc, scores, m, l, o: UnsafeMutablePointer<Float>
     var count, chunks, heads, group, kvDim, hd, attStride: Int
@@ -437,6 +481,8 @@ struct Workspace {
     private(set) var contextCapacity = 0
     private var storage: UnsafeMutablePointer<Float>? = nil
     var x, h, q, k, v, ctx, attnOut, mlpOut, gate, up, logits, att, cos, sin, attPartial: UnsafeMutablePointer<Float>
+    /// One entry per token of the pass (a batched step has a token per sequence): the shared attention loop's queries.
+    var queries = UnsafeMutablePointer<SequenceQuery>.allocate(capacity: 1)
     /// The most position chunks one decode step's attention is split into (`attPartial` holds their partials).
     static let attentionChunks = 16
 
@@ -454,6 +500,7 @@ struct Workspace {
     mutating func release() {
         storage?.deallocate()
         storage = nil
+        queries.deallocate()
         logits.deallocate()
         logitRows = 0
     }
@@ -486,6 +533,10 @@ struct Workspace {
         (x, h, q, k, v, ctx, attnOut, mlpOut, gate, up) = (ptrs[0], ptrs[1], ptrs[2], ptrs[3], ptrs[4], ptrs[5], ptrs[6], ptrs[7], ptrs[8], ptrs[9])
         (att, cos, sin, attPartial) = (ptrs[11], ptrs[12], ptrs[13], ptrs[14])
         storage = base
+        if T > tokens {
+            queries.deallocate()
+            queries = UnsafeMutablePointer<SequenceQuery>.allocate(capacity: T)
+        }
         tokens = T
         contextCapacity = C
     }
