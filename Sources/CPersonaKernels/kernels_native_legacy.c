@@ -637,7 +637,6 @@ static legacy_fn tiles_vnni(int ty) {
 #include <arm_neon.h>
 
 static inline float f16_round_neon(float v) { __fp16 h = (__fp16)v; return (float)h; }   // fcvt: to nearest even
-static inline float f16_neon(const uint8_t *p) { __fp16 h; memcpy(&h, p, 2); return (float)h; }   // f16p without the call
 
 // legacy_prepare_scalar's bytes from 8 vectors a block: vrndaq rounds half away from zero as roundf; a NaN makes
 // the scale NaN (as the portable code's flag does) and converts to 0.
@@ -686,13 +685,13 @@ static inline __attribute__((always_inline)) void legacy_dots_neon(int ty, const
         const uint8_t *blk = w + b * bs;
         int8x16_t a0, a1;
         pk_legacy_levels_neon(ty, blk, &a0, &a1);
-        const float dw = f16_neon(blk);
+        const float dw = pk_f16_at_neon(blk);
         for (int t = 0; t < nt; t++) {
             const uint8_t *xq = xt[t] + x_q(b, 0);   // elements 0..15 here, 16..31 at + 32
             const int32x4_t acc = pk_dot16_neon(pk_dot16_neon(vdupq_n_s32(0), a0, vld1q_s8((const int8_t *)xq)), a1, vld1q_s8((const int8_t *)(xq + 32)));
             const int32_t sumi = vaddvq_s32(acc);
             sumf[t] += (float)sumi * (dw * xd_at(xt[t], b));
-            if (is_q81(ty)) sumf[t] += f16_neon(blk + 2) * xs_at(xt[t], b);
+            if (is_q81(ty)) sumf[t] += pk_f16_at_neon(blk + 2) * xs_at(xt[t], b);
         }
     }
     for (int t = 0; t < nt; t++) out[t] = sumf[t];

@@ -9,7 +9,6 @@
 #include <math.h>
 
 // One f16 scale to f32 (fcvt; __fp16 is always available on aarch64).
-static inline float f16_at(const uint8_t *p) { __fp16 h; memcpy(&h, p, 2); return (float)h; }
 
 static inline float32x4_t bf16x4(const uint16_t *p) { return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16)); }
 static inline float32x4_t f16x4(const uint16_t *p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
@@ -104,7 +103,7 @@ static void dequant_bf16_neon(const void *row, int64_t cols, float *out) {
 static void dequant_q8_0_neon(const void *row, int64_t cols, float *out) {
     const uint8_t *p = (const uint8_t *)row;
     for (int64_t b = 0; b < cols / 32; b++, p += 34) {
-        float d = f16_at(p);
+        float d = pk_f16_at_neon(p);
         for (int h = 0; h < 2; h++) {
             float32x4_t f0, f1, f2, f3;
             I8X16_TO_F32(vld1q_s8((const int8_t *)(p + 2 + 16 * h)), f0, f1, f2, f3);
@@ -153,11 +152,11 @@ static inline void dequant_legacy_neon(int ty, const void *row, int64_t cols, fl
     const size_t bs = ty == PK_Q4_1 ? 20 : ty == PK_Q5_0 ? 22 : ty == PK_Q5_1 ? 24 : 18;
     const uint8_t *p = (const uint8_t *)row;
     for (int64_t b = 0; b < cols / 32; b++, p += bs, out += 32) {
-        const float d = f16_at(p);
+        const float d = pk_f16_at_neon(p);
         int8x16_t a0, a1;
         pk_legacy_levels_neon(ty, p, &a0, &a1);
         if (ty == PK_Q4_1 || ty == PK_Q5_1) {   // codes 0..31: the same bytes read unsigned
-            const float m = f16_at(p + 2);
+            const float m = pk_f16_at_neon(p + 2);
             st16_mul_add_u8(out, vreinterpretq_u8_s8(a0), d, m); st16_mul_add_u8(out + 16, vreinterpretq_u8_s8(a1), d, m);
         } else {
             st16_mul_s8(out, a0, d); st16_mul_s8(out + 16, a1, d);
@@ -177,7 +176,7 @@ static inline void dequant_k45_neon(int five, const void *row, int64_t cols, flo
     const uint8x16_t m4 = vdupq_n_u8(0x0F), one = vdupq_n_u8(1);
     const uint8_t *p = (const uint8_t *)row;
     for (int64_t b = 0; b < cols / 256; b++, p += bb, out += 256) {
-        const float d = f16_at(p), dmin = f16_at(p + 2);
+        const float d = pk_f16_at_neon(p), dmin = pk_f16_at_neon(p + 2);
         const uint8_t *q = p + (five ? 48 : 16), *qh = p + 16;
         for (int sub = 0; sub < 8; sub++) {
             uint8_t sc, m;
@@ -203,7 +202,7 @@ static void dequant_q5_K_neon(const void *r, int64_t c, float *o) { dequant_k45_
 static void dequant_q6_K_neon(const void *row, int64_t cols, float *out) {
     const uint8_t *p = (const uint8_t *)row;
     for (int64_t b = 0; b < cols / 256; b++, p += 210) {
-        const float d = f16_at(p + 208);
+        const float d = pk_f16_at_neon(p + 208);
         const int8_t *sc = (const int8_t *)(p + 192);
         for (int n = 0; n < 2; n++) {
             const uint8_t *ql = p + 64 * n, *qh = p + 128 + 32 * n;
@@ -223,7 +222,7 @@ static void dequant_q2_K_neon(const void *row, int64_t cols, float *out) {
     const uint8x16_t m3 = vdupq_n_u8(3);
     const uint8_t *p = (const uint8_t *)row;
     for (int64_t b = 0; b < cols / 256; b++, p += 84, out += 256) {
-        const float d = f16_at(p + 80), dmin = f16_at(p + 82);
+        const float d = pk_f16_at_neon(p + 80), dmin = pk_f16_at_neon(p + 82);
         for (int g = 0; g < 2; g++)
             for (int s = 0; s < 4; s++)
                 for (int h = 0; h < 2; h++) {
@@ -242,7 +241,7 @@ static void dequant_q3_K_neon(const void *row, int64_t cols, float *out) {
     const uint8_t *p = (const uint8_t *)row;
     for (int64_t b = 0; b < cols / 256; b++, p += 110, out += 256) {
         const uint8_t *hm = p, *q = p + 32, *sc = p + 96;
-        const float d = f16_at(p + 108);
+        const float d = pk_f16_at_neon(p + 108);
         for (int g = 0; g < 2; g++)
             for (int s = 0; s < 4; s++)
                 for (int h = 0; h < 2; h++) {
@@ -262,7 +261,7 @@ static void dequant_iq4_xs_neon(const void *row, int64_t cols, float *out) {
     const uint8x16_t m4 = vdupq_n_u8(0x0F);
     const uint8_t *p = (const uint8_t *)row;
     for (int64_t b = 0; b < cols / 256; b++, p += 136, out += 256) {
-        const float d = f16_at(p);
+        const float d = pk_f16_at_neon(p);
         for (int sub = 0; sub < 8; sub++) {
             const float dl = d * (float)pk_iq4xs_scale(p, sub);
             const uint8x16_t r = vld1q_u8(p + 8 + 16 * sub);
@@ -326,10 +325,10 @@ static void matvec_q8_0_neon(const uint8_t *W, size_t rb, int64_t cols, const fl
         float32x4_t a0 = vdupq_n_f32(0), a1 = a0;
         int64_t b = 0;
         for (; b + 2 <= nb; b += 2, p += 68) {
-            a0 = vfmaq_n_f32(a0, q8_block_neon(p + 2, x + b * 32), f16_at(p));
-            a1 = vfmaq_n_f32(a1, q8_block_neon(p + 36, x + b * 32 + 32), f16_at(p + 34));
+            a0 = vfmaq_n_f32(a0, q8_block_neon(p + 2, x + b * 32), pk_f16_at_neon(p));
+            a1 = vfmaq_n_f32(a1, q8_block_neon(p + 36, x + b * 32 + 32), pk_f16_at_neon(p + 34));
         }
-        if (b < nb) a0 = vfmaq_n_f32(a0, q8_block_neon(p + 2, x + b * 32), f16_at(p));
+        if (b < nb) a0 = vfmaq_n_f32(a0, q8_block_neon(p + 2, x + b * 32), pk_f16_at_neon(p));
         y[r] = vaddvq_f32(vaddq_f32(a0, a1));
     }
 }
@@ -364,7 +363,7 @@ static inline void q4k_scales_neon(const uint8_t *p, float ds[8], float32x4_t dm
     uint8x16_t b;
     memcpy(&b, u, 16);
     const uint16x8_t sc = vmovl_u8(vget_low_u8(b)), mn = vmovl_high_u8(b);
-    const float d = f16_at(p), dmin = f16_at(p + 2);
+    const float d = pk_f16_at_neon(p), dmin = pk_f16_at_neon(p + 2);
     vst1q_f32(ds, vmulq_n_f32(vcvtq_f32_u32(vmovl_u16(vget_low_u16(sc))), d));
     vst1q_f32(ds + 4, vmulq_n_f32(vcvtq_f32_u32(vmovl_high_u16(sc)), d));
     dm[0] = vmulq_n_f32(vcvtq_f32_u32(vmovl_u16(vget_low_u16(mn))), dmin);
@@ -435,7 +434,7 @@ static void matvec_iq4_xs_neon(const uint8_t *W, size_t rb, int64_t cols, const 
         const uint8_t *p = W + (size_t)r * rb;
         float32x4_t acc0 = vdupq_n_f32(0), acc1 = acc0;
         for (int64_t b = 0; b < nb; b++, p += 136) {
-            const float d = f16_at(p);
+            const float d = pk_f16_at_neon(p);
             const float *xb = x + 256 * b;
             for (int sub = 0; sub < 8; sub++) {
                 const float dl = d * (float)pk_iq4xs_scale(p, sub);
@@ -468,8 +467,8 @@ static inline __attribute__((always_inline)) void matvec_legacy_neon(int ty, con
             pk_legacy_levels_neon(ty, p, &a0, &a1);
             const float *xb = x + 32 * b;
             const float32x4_t s = vaddq_f32(dot16_s8(a0, xb), dot16_s8(a1, xb + 16));
-            if (b & 1) acc1 = vfmaq_n_f32(acc1, s, f16_at(p)); else acc0 = vfmaq_n_f32(acc0, s, f16_at(p));
-            if (min) mins += f16_at(p + 2) * (sxs ? sxs[b] : sum32_neon(xb));
+            if (b & 1) acc1 = vfmaq_n_f32(acc1, s, pk_f16_at_neon(p)); else acc0 = vfmaq_n_f32(acc0, s, pk_f16_at_neon(p));
+            if (min) mins += pk_f16_at_neon(p + 2) * (sxs ? sxs[b] : sum32_neon(xb));
         }
         y[r] = vaddvq_f32(vaddq_f32(acc0, acc1)) + mins;
     }
@@ -490,7 +489,7 @@ static void matvec_q6_K_neon(const uint8_t *W, size_t rb, int64_t cols, const fl
         const uint8_t *p = W + (size_t)r * rb;
         float32x4_t acc0 = vdupq_n_f32(0), acc1 = acc0;
         for (int64_t b = 0; b < nb; b++, p += 210) {
-            const float d = f16_at(p + 208);
+            const float d = pk_f16_at_neon(p + 208);
             const int8_t *sc = (const int8_t *)(p + 192);
             for (int n = 0; n < 2; n++) {
                 const uint8_t *ql = p + 64 * n, *qh = p + 128 + 32 * n;
@@ -524,7 +523,7 @@ static void matvec_q2_K_neon(const uint8_t *W, size_t rb, int64_t cols, const fl
         const uint8_t *p = W + (size_t)r * rb;
         float32x4_t acc0 = vdupq_n_f32(0), acc1 = acc0, macc = acc0;
         for (int64_t b = 0; b < nb; b++, p += 84) {
-            const float d = f16_at(p + 80), dmin = f16_at(p + 82);
+            const float d = pk_f16_at_neon(p + 80), dmin = pk_f16_at_neon(p + 82);
             const float *xb = x + 256 * b;
             float own[16];
             const float *sx = sxs ? sxs + 16 * b : own;
@@ -582,7 +581,7 @@ static void matvec_q3_K_neon(const uint8_t *W, size_t rb, int64_t cols, const fl
         float32x4_t acc0 = vdupq_n_f32(0), acc1 = acc0;
         for (int64_t b = 0; b < nb; b++, p += 110) {
             float dl[16];
-            q3k_scales_neon(p + 96, f16_at(p + 108), dl);
+            q3k_scales_neon(p + 96, pk_f16_at_neon(p + 108), dl);
             const float *xb = x + 256 * b;
             const uint8x16_t hm0 = vld1q_u8(p), hm1 = vld1q_u8(p + 16);
             for (int g = 0; g < 2; g++) {
@@ -828,7 +827,7 @@ static inline __attribute__((always_inline)) void q8n_row(const uint8_t *w, cons
     }
     for (; b < nb; b++) {
         const uint8_t *p = w + b * 34;
-        float dw = f16_at(p);
+        float dw = pk_f16_at_neon(p);
         int8x16_t w0 = vld1q_s8((const int8_t *)(p + 2)), w1 = vld1q_s8((const int8_t *)(p + 18));
         for (int j = 0; j < nt; j++) tail[j] += (float)vaddvq_s32(q8n_block(w0, w1, qx[j] + b * 32)) * (dw * dx[j][b]);
     }

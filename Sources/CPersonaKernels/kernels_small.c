@@ -40,12 +40,7 @@ TS static void NAME(const uint8_t *W, size_t rb, int64_t cols, const float *X, i
 }
 
 // The blocked types, 32 weights (34 / 18 / 20 bytes) a block, converted to 4 vectors of elements 0-7, 8-15, 16-23,
-// 24-31 as the GEMM converts them: q8_0 with its f16 scale folded in; q4_0 / q4_1 by pk_q4_*_block (pk_x86.h).
-TS static inline void pk_q8_0_block(const uint8_t *p, __m256 w[4]) {
-    uint16_t dh; memcpy(&dh, p, 2);
-    const __m256 d = _mm256_set1_ps(_cvtsh_ss(dh));
-    for (int k = 0; k < 4; k++) w[k] = _mm256_mul_ps(d, i8x8(p + 2 + 8 * k));
-}
+// 24-31 as the GEMM converts them (pk_q8_0_block, pk_q4_*_block: pk_x86.h).
 
 #define SMALL_B32(NAME, NT, U, TYPE, BYTES)                                                                    \
 TS static void NAME(const uint8_t *W, size_t rb, int64_t cols, const float *X, int64_t ldx,                    \
@@ -122,20 +117,19 @@ static inline void nb_int8(int8x16_t a, int8x16_t b, float32x4_t d, float32x4_t 
         w[2 * k + 1] = vmulq_f32(d, vcvtq_f32_s32(vmovl_s16(vget_high_s16(h[k]))));
     }
 }
-static inline float32x4_t nb_scale(const uint8_t *p) { __fp16 h; memcpy(&h, p, 2); return vdupq_n_f32((float)h); }
 static inline void nb_q8_0(const uint8_t *p, float32x4_t w[8]) {
-    nb_int8(vld1q_s8((const int8_t *)(p + 2)), vld1q_s8((const int8_t *)(p + 18)), nb_scale(p), w);
+    nb_int8(vld1q_s8((const int8_t *)(p + 2)), vld1q_s8((const int8_t *)(p + 18)), vdupq_n_f32(pk_f16_at_neon(p)), w);
 }
-static inline void nb_q4_0(const uint8_t *p, float32x4_t w[8]) {
-    const uint8x16_t q = vld1q_u8(p + 2);
-    const int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(q, vdupq_n_u8(15))), vdupq_n_s8(8));
-    const int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(q, 4)), vdupq_n_s8(8));
-    nb_int8(lo, hi, nb_scale(p), w);   // d * (q - 8): the difference is exact
+static inline void nb_q4_0(const uint8_t *p, float32x4_t w[8]) {   // d * (q - 8): the difference is exact
+    int8x16_t a0, a1;
+    pk_legacy_levels_neon(PK_Q4_0, p, &a0, &a1);
+    nb_int8(a0, a1, vdupq_n_f32(pk_f16_at_neon(p)), w);
 }
 static inline void nb_q4_1(const uint8_t *p, float32x4_t w[8]) {
-    const uint8x16_t q = vld1q_u8(p + 4);
-    nb_int8(vreinterpretq_s8_u8(vandq_u8(q, vdupq_n_u8(15))), vreinterpretq_s8_u8(vshrq_n_u8(q, 4)), nb_scale(p), w);
-    const float32x4_t m = nb_scale(p + 2);
+    int8x16_t a0, a1;
+    pk_legacy_levels_neon(PK_Q4_1, p, &a0, &a1);   // codes 0..15
+    nb_int8(a0, a1, vdupq_n_f32(pk_f16_at_neon(p)), w);
+    const float32x4_t m = vdupq_n_f32(pk_f16_at_neon(p + 2));
     for (int k = 0; k < 8; k++) w[k] = vaddq_f32(w[k], m);
 }
 

@@ -497,18 +497,11 @@ T256 static void dequant_bf16_256(const void *row, int64_t cols, float *out) {
     for (; i < cols; i++) out[i] = pk_bf16_to_f32(h[i]);
 }
 
-T256 static void dequant_q8_0_256(const void *row, int64_t cols, float *out) {
-    const uint8_t *p = (const uint8_t *)row;
-    for (int64_t b = 0; b < cols / 32; b++, p += 34) {
-        __m256 d = _mm256_set1_ps(f16_scalar(p));
-        for (int k = 0; k < 4; k++) _mm256_storeu_ps(out + b * 32 + 8 * k, _mm256_mul_ps(d, i8x8(p + 2 + 8 * k)));
-    }
-}
-
-// q4_0 / q4_1 (pk_x86.h) for the prompt and batch GEMM; their matrix-vector products go through the exact kernels
-// (kernels_x86_exact256.c), small batches through kernels_small.c. Without these the GEMM took the scalar fallback:
-// SmolLM2 Q4_1 at T = 16 ran at 37 GFLOP/s against 77 for q8_0, one core.
-#define Q4_DEQUANT_256(TYPE, BYTES)                                                                         \
+// q8_0 / q4_0 / q4_1 blocks (pk_x86.h, shared with the small-batch kernels) for the prompt and batch GEMM; the
+// q4 types' matrix-vector products go through the exact kernels (kernels_x86_exact256.c), small batches through
+// kernels_small.c. Without q4 here the GEMM took the scalar fallback: SmolLM2 Q4_1 at T = 16 ran at 37 GFLOP/s
+// against 77 for q8_0, one core.
+#define B32_DEQUANT_256(TYPE, BYTES)                                                                        \
 T256 static void dequant_##TYPE##_256(const void *row, int64_t cols, float *out) {                          \
     const uint8_t *p = (const uint8_t *)row;                                                                \
     for (int64_t b = 0; b < cols / 32; b++, p += BYTES) {                                                   \
@@ -517,8 +510,9 @@ T256 static void dequant_##TYPE##_256(const void *row, int64_t cols, float *out)
         for (int k = 0; k < 4; k++) _mm256_storeu_ps(out + b * 32 + 8 * k, w[k]);                           \
     }                                                                                                       \
 }
-Q4_DEQUANT_256(q4_0, 18)
-Q4_DEQUANT_256(q4_1, 20)
+B32_DEQUANT_256(q8_0, 34)
+B32_DEQUANT_256(q4_0, 18)
+B32_DEQUANT_256(q4_1, 20)
 
 // Matrix-vector: one row at a time, so each thread reads one sequential stream (the hardware prefetcher's best
 // case: measured 16 -> 28 GB/s for f32 on one Zen 4 core against 4 rows side by side); 4 accumulators hide the

@@ -121,6 +121,9 @@ static inline int pk_iq4xs_scale(const uint8_t *blk, int j) {
 
 #if defined(__aarch64__)
 #include <arm_neon.h>
+/* The f16 at p (unaligned) as f32: one fcvt instead of a call to pk_f16_to_f32. */
+static inline float pk_f16_at_neon(const uint8_t *p) { __fp16 h; memcpy(&h, p, 2); return (float)h; }
+
 /* acc + the 16 products a * b in int32 lanes, for the native kernels of kernels_native_legacy.c and
    kernels_native_k.c: sdot with the dot-product extension, else vmull + vpadal (the lanes differ by path; their sum
    does not). */

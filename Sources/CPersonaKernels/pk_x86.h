@@ -92,6 +92,12 @@ T256 static inline __m256i pk_q8_block32(const float *xb, float *d, int32_t *sum
 /* f32 -> f16 -> f32, rounding to nearest even as ggml's GGML_FP32_TO_FP16. */
 T256 static inline float pk_f16_round(float v) { return _cvtsh_ss(_cvtss_sh(v, _MM_FROUND_TO_NEAREST_INT)); }
 T256 static inline __m256 i8x8(const uint8_t *p) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p))); }
+/* A q8_0 block of 32 as d * q, the same 4 vectors (dequant_q8_0_256 and the small-batch kernels). */
+T256 static inline void pk_q8_0_block(const uint8_t *p, __m256 w[4]) {
+    uint16_t dh; memcpy(&dh, p, 2);
+    const __m256 d = _mm256_set1_ps(_cvtsh_ss(dh));
+    for (int k = 0; k < 4; k++) w[k] = _mm256_mul_ps(d, i8x8(p + 2 + 8 * k));
+}
 
 /* The exact decode kernels' software prefetch of the row stream (kernels_x86_exact*.c, rows one at a time):
    `lines` cache lines ~3 KB ahead of p (from memory: +5-10% at 4864 columns, +40% at 8192 before those rows were
