@@ -269,15 +269,15 @@ public final class TransformerModel: @unchecked Sendable {
                 row += n
                 continue
             }
-            if n == 1, seqs.count > 1, p0 + 1 - lastLo <= BatchedAttentionJob.maxPositions {
-                // one token of a batched decode step: its heads join the other sequences' in one loop, below
+            if n == 1, p0 + 1 - lastLo <= StepAttentionJob.maxPositions {
+                // a decode step's token (one sequence or many): its heads join every sequence's in one loop, below
                 ws.queries[queued] = SequenceQuery(q: q + row * qDim, kc: kc + lastLo * kvDim, vc: vc + lastLo * kvDim,
                                                    out: ctxOut + row * qDim, count: p0 + 1 - lastLo)
                 queued += 1
                 row += n
                 continue
             }
-            // one task per head; the job travels by pointer so the decode step allocates nothing
+            // a prompt's tokens: one task per head; the job travels by pointer so nothing is allocated
             var job = AttentionJob(q: q + row * qDim, kc: kc, vc: vc, scores: att, out: ctxOut + row * qDim, attStride: attStride,
                                    T: n, p0: p0, qDim: qDim, kvDim: kvDim, hd: hd, group: group, window: window ?? 0,
                                    scale: scale, softcap: softcap ?? 0)
@@ -298,13 +298,13 @@ public final class TransformerModel: @unchecked Sendable {
             row += n
         }
         if queued > 0 {
-            // every (sequence, head) of a batched step as one task list: one hand-off per layer instead of one per
-            // sequence, and as many tasks as the threads can share evenly
-            var job = BatchedAttentionJob(queries: ws.queries, heads: c.numHeads, group: group, kvDim: kvDim, hd: hd,
+            // every (sequence, head) of the step as one task list: one hand-off per layer however many sequences
+            // decode, and as many tasks as the threads can share evenly
+            var job = StepAttentionJob(queries: ws.queries, heads: c.numHeads, group: group, kvDim: kvDim, hd: hd,
                                           scale: scale, softcap: softcap ?? 0)
             withUnsafeMutablePointer(to: &job) { p in
                 ThreadPool.shared.parallelFor(queued * c.numHeads, context: UnsafeMutableRawPointer(p)) { ctx, i in
-                    ctx!.assumingMemoryBound(to: BatchedAttentionJob.self).pointee.run(Int(i))
+                    ctx!.assumingMemoryBound(to: StepAttentionJob.self).pointee.run(Int(i))
                 }
             }
         }
@@ -437,14 +437,14 @@ private struct AttentionJob {
     var scale, softcap: Float                                    // softcap 0: none
 }
 
-/// A decoding sequence's one query for the shared head loop of a batched step: keys and values from its first
+/// A decoding sequence's one query for the shared head loop of a decode step: keys and values from its first
 /// attended position (after a sliding window's start), `count` positions.
 struct SequenceQuery {
     var q, kc, vc, out: UnsafeMutablePointer<Float>
     var count: Int
 }
 
-private struct BatchedAttentionJob {
+private struct StepAttentionJob {
     /// Contexts up to this many positions go through the shared loop (longer ones are chunked by position): the
     /// scores of one head then fit a stack buffer, so the tasks of different sequences need no shared scratch.
     static let maxPositions = 512
@@ -452,7 +452,7 @@ private struct BatchedAttentionJob {
     var heads, group, kvDim, hd: Int
     var scale, softcap: Float
 
-    /// Task i: head i % heads of sequence i / heads, as the one-sequence head loop computes it.
+    /// Task i: head i % heads of sequence i / heads, with the kernel and arguments of the prompt's head loop.
     func run(_ i: Int) {
         let s = queries[i / heads], head = i % heads, kvh = head / group
         withUnsafeTemporaryAllocation(of: Float.self, capacity: Self.maxPositions) { scores in
