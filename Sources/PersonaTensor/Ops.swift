@@ -8,62 +8,96 @@ public enum Ops {
     /// thread so that a thread that gets preempted on a shared machine leaves its chunks to the others.
     /// `precision` `.native` rounds the activations as llama.cpp does for bf16 and every quantised type (see
     /// `MatmulPrecision`); f32 and f16 compute as `.exact`. `.exact` at T == 1 lays x out once per call for the
-    /// AVX-512 quantised kernels (`matvecExactPrepared`). Allocates nothing once the calling thread's scratch has grown to the largest
-    /// T x cols it has seen.
+    /// AVX-512 quantised kernels (`MatmulJob.prepare`). Allocates nothing once the calling thread's scratch has grown
+    /// to the largest T x cols it has seen.
     public static func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, T: Int, _ y: UnsafeMutablePointer<Float>,
                               precision: MatmulPrecision = .exact, pool: ThreadPool = .shared) {
-        if precision == .native, T > 0, matmulNative(w, x, T: T, y, pool: pool) { return }
-        if T == 1, matvecExactPrepared(w, x, y, pool: pool) { return }
-        let rows = w.rows
-        let per = matmulChunkRows(rows: rows, threads: pool.threads)
-        let chunks = (rows + per - 1) / per
-        var job = MatmulJob(code: w.dtype.kernelCode, data: w.data, cols: Int64(w.cols), x: x, T: Int64(T), y: y,
-                            rows: Int64(rows), per: Int64(per))
-        if chunks <= 1 {
-            pk_matmul_rows(job.code, job.data, job.cols, x, job.cols, job.T, y, job.rows, 0, job.rows)
+        var job = MatmulJob(code: w.dtype.kernelCode, cols: w.cols, x: x, T: T, precision: precision, pool: pool)
+        job.add(w, y, threads: pool.threads)
+        job.run(pool)
+    }
+
+    /// `y_i = W_i x` for two or three matrices that read the same x (q / k / v, gate / up). When they share a type
+    /// and a width, one hand-off to the pool runs all their row chunks, and x is rounded (`.native`) or laid out
+    /// (`.exact` at T == 1) once instead of once per matrix: a decode step of a small model is made of many small
+    /// products, and each hand-off and each rounding of x cost about as much as a few hundred rows. Each row range is
+    /// computed by the same kernel as `matmul` with the same chunks, so the results are the same bits. Matrices of
+    /// different types or widths go one by one through `matmul`.
+    public static func matmul(_ w0: WeightMatrix, _ y0: UnsafeMutablePointer<Float>, _ w1: WeightMatrix,
+                              _ y1: UnsafeMutablePointer<Float>, _ w2: WeightMatrix? = nil, _ y2: UnsafeMutablePointer<Float>? = nil,
+                              x: UnsafePointer<Float>, T: Int, precision: MatmulPrecision = .exact, pool: ThreadPool = .shared) {
+        let code = w0.dtype.kernelCode, cols = w0.cols
+        func same(_ w: WeightMatrix?) -> Bool { w.map { $0.dtype.kernelCode == code && $0.cols == cols } ?? true }
+        guard same(w1), same(w2), (w2 == nil) == (y2 == nil) else {
+            matmul(w0, x, T: T, y0, precision: precision, pool: pool)
+            matmul(w1, x, T: T, y1, precision: precision, pool: pool)
+            if let w2, let y2 { matmul(w2, x, T: T, y2, precision: precision, pool: pool) }
             return
         }
-        withUnsafeMutablePointer(to: &job) { p in
-            pool.parallelFor(chunks, context: UnsafeMutableRawPointer(p)) { ctx, c in
-                let j = ctx!.assumingMemoryBound(to: MatmulJob.self).pointee
-                let r0 = c * j.per, r1 = min(j.rows, r0 + j.per)
-                pk_matmul_rows(j.code, j.data, j.cols, j.x, j.cols, j.T, j.y, j.rows, r0, r1)
-            }
-        }
+        var job = MatmulJob(code: code, cols: cols, x: x, T: T, precision: precision, pool: pool)
+        job.add(w0, y0, threads: pool.threads)
+        job.add(w1, y1, threads: pool.threads)
+        if let w2, let y2 { job.add(w2, y2, threads: pool.threads) }
+        job.run(pool)
     }
 
+    /// One to three matrices of one type and width on one x, their row chunks numbered one after another. Plain
+    /// fields, no arrays: the decode step allocates nothing.
     struct MatmulJob {
-        var code: Int32, data: UnsafeRawPointer, cols: Int64, x: UnsafePointer<Float>, T: Int64
-        var y: UnsafeMutablePointer<Float>, rows: Int64, per: Int64
-    }
+        /// `.native`: x rounded once per call into the calling thread's scratch (C, `pk_thread_scratch`), then every
+        /// row chunk reads it. Once per call rather than once per chunk, because for a prompt the rounding costs
+        /// about as much per chunk as the integer / bf16 dot products it feeds; per thread, because models on
+        /// different threads may multiply at the same time (pool workers only read the caller's buffer, and a
+        /// matmul never runs another matmul inside its tasks). `.exactPrepared`: T == 1 for the quantised types
+        /// whose SIMD level reads x in an order of its own, x laid out once the same way (`pk_exact_prepare`).
+        /// `.rows`: `pk_matmul_rows` on x as it is: the other cases, and where a type has no such kernel or the
+        /// scratch cannot be allocated.
+        enum Mode { case rows, native, exactPrepared }
+        struct Part { var data: UnsafeRawPointer, y: UnsafeMutablePointer<Float>, rows: Int64, per: Int64, end: Int64 }
+        var mode = Mode.rows, code: Int32, cols: Int64, x: UnsafePointer<Float>, xp: UnsafeRawPointer? = nil, T: Int64
+        var p0: Part? = nil, p1: Part? = nil, p2: Part? = nil
+        var chunks: Int64 { (p2 ?? p1 ?? p0)?.end ?? 0 }
 
-    /// The `.native` path: x rounded once per call into the calling thread's scratch (C, `pk_thread_scratch`),
-    /// then every row chunk reads it. Once per call rather than once per chunk, because for a prompt the rounding
-    /// costs about as much per chunk as the integer / bf16 dot products it feeds; per thread, because models on
-    /// different threads may multiply at the same time (pool workers only read the caller's buffer, and a matmul
-    /// never runs another matmul inside its tasks). Returns false when the type has no native form or the scratch
-    /// cannot be allocated; the caller then computes `.exact`.
-    static func matmulNative(_ w: WeightMatrix, _ x: UnsafePointer<Float>, T: Int, _ y: UnsafeMutablePointer<Float>,
-                             pool: ThreadPool) -> Bool {
-        let code = w.dtype.kernelCode
-        guard pk_native_supported(code) != 0, let xn = nativePrepared(code, cols: w.cols, x, T: T, pool: pool) else { return false }
-        let rows = w.rows
-        let per = matmulChunkRows(rows: rows, threads: pool.threads)
-        let chunks = (rows + per - 1) / per
-        if chunks <= 1 {
-            pk_matmul_rows_native(code, w.data, Int64(w.cols), xn, Int64(T), y, Int64(rows), 0, Int64(rows))
-            return true
-        }
-        var job = NativeJob(code: code, data: w.data, cols: Int64(w.cols), xn: xn, T: Int64(T), y: y,
-                            rows: Int64(rows), per: Int64(per))
-        withUnsafeMutablePointer(to: &job) { p in
-            pool.parallelFor(chunks, context: UnsafeMutableRawPointer(p)) { ctx, c in
-                let j = ctx!.assumingMemoryBound(to: NativeJob.self).pointee
-                let r0 = Int64(c) * j.per, r1 = min(j.rows, r0 + j.per)
-                pk_matmul_rows_native(j.code, j.data, j.cols, j.xn, j.T, j.y, j.rows, r0, r1)
+        /// Picks the kernels and prepares x for them.
+        init(code: Int32, cols: Int, x: UnsafePointer<Float>, T: Int, precision: MatmulPrecision, pool: ThreadPool) {
+            self.code = code
+            self.cols = Int64(cols)
+            self.x = x
+            self.T = Int64(T)
+            if precision == .native, T > 0, pk_native_supported(code) != 0,
+               let xn = Ops.nativePrepared(code, cols: cols, x, T: T, pool: pool) {
+                (mode, xp) = (.native, UnsafeRawPointer(xn))
+            } else if T == 1, let prepared = Ops.exactPrepared(code, cols: cols, x) {
+                (mode, xp) = (.exactPrepared, UnsafeRawPointer(prepared))
             }
         }
-        return true
+
+        mutating func add(_ w: WeightMatrix, _ out: UnsafeMutablePointer<Float>, threads: Int) {
+            let per = Int64(Ops.matmulChunkRows(rows: w.rows, threads: threads)), rows = Int64(w.rows)
+            let part = Part(data: w.data, y: out, rows: rows, per: per, end: chunks + (rows + per - 1) / per)
+            if p0 == nil { p0 = part } else if p1 == nil { p1 = part } else { p2 = part }
+        }
+
+        /// Every chunk on the pool (inline when there is one).
+        mutating func run(_ pool: ThreadPool) {
+            let n = Int(chunks)
+            withUnsafeMutablePointer(to: &self) { p in
+                pool.parallelFor(n, context: UnsafeMutableRawPointer(p)) { ctx, c in
+                    ctx!.assumingMemoryBound(to: MatmulJob.self).pointee.run(chunk: c)
+                }
+            }
+        }
+
+        func run(chunk c: Int64) {
+            let (part, start) = c < p0!.end ? (p0!, 0) : c < p1!.end ? (p1!, p0!.end) : (p2!, p1!.end)
+            let r0 = (c - start) * part.per, r1 = min(part.rows, r0 + part.per)
+            switch mode {
+            case .rows: pk_matmul_rows(code, part.data, cols, x, cols, T, part.y, part.rows, r0, r1)
+            case .native: pk_matmul_rows_native(code, part.data, cols, xp!, T, part.y, part.rows, r0, r1)
+            case .exactPrepared:
+                pk_matvec_exact_prepared(code, part.data, cols, xp!.assumingMemoryBound(to: Float.self), part.y, r0, r1)
+            }
+        }
     }
 
     /// x rounded for the native kernels of type `code` into the calling thread's scratch (a long prompt's tokens
@@ -89,30 +123,8 @@ public enum Ops {
         return xn
     }
 
-    /// `.exact` at T == 1 for the quantised types whose SIMD level reads x in an order of its own (AVX-512):
-    /// x is laid out once per call into the calling thread's exact-kernel scratch (C, `pk_exact_prepare`), then
-    /// every row chunk reads it, as `matmulNative` does with its rounded activations. Returns false where there is
-    /// no such kernel or no memory; the caller then runs `pk_matmul_rows`.
-    static func matvecExactPrepared(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                                    pool: ThreadPool) -> Bool {
-        let code = w.dtype.kernelCode
-        guard let xp = exactPrepared(code, cols: w.cols, x) else { return false }
-        let rows = w.rows
-        let per = matmulChunkRows(rows: rows, threads: pool.threads)
-        let chunks = (rows + per - 1) / per
-        if chunks <= 1 {
-            pk_matvec_exact_prepared(code, w.data, Int64(w.cols), xp, y, 0, Int64(rows))
-            return true
-        }
-        var job = ExactJob(code: code, data: w.data, cols: Int64(w.cols), xp: xp, y: y, rows: Int64(rows), per: Int64(per))
-        withUnsafeMutablePointer(to: &job) { p in
-            pool.parallelFor(chunks, context: UnsafeMutableRawPointer(p)) { ctx, c in
-                let j = ctx!.assumingMemoryBound(to: ExactJob.self).pointee
-                let r0 = Int64(c) * j.per, r1 = min(j.rows, r0 + j.per)
-                pk_matvec_exact_prepared(j.code, j.data, j.cols, j.xp, j.y, r0, r1)
-            }
-        }
-        return true
+    struct PrepareJob {
+        var code: Int32, cols: Int64, x: UnsafePointer<Float>, xn: UnsafeMutableRawPointer, T: Int64, tokenChunks: Int64
     }
 
     /// x laid out for the exact T == 1 kernels of type `code` in the calling thread's scratch; nil where there are
@@ -124,83 +136,6 @@ public enum Ops {
         let xp = raw.assumingMemoryBound(to: Float.self)
         pk_exact_prepare(code, x, Int64(cols), xp)
         return xp
-    }
-
-    struct ExactJob {
-        var code: Int32, data: UnsafeRawPointer, cols: Int64, xp: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>
-        var rows: Int64, per: Int64
-    }
-
-    struct NativeJob {
-        var code: Int32, data: UnsafeRawPointer, cols: Int64, xn: UnsafeMutableRawPointer
-        var T: Int64, y: UnsafeMutablePointer<Float>, rows: Int64, per: Int64
-    }
-
-    struct PrepareJob {
-        var code: Int32, cols: Int64, x: UnsafePointer<Float>, xn: UnsafeMutableRawPointer, T: Int64, tokenChunks: Int64
-    }
-
-    /// `y_i = W_i x` for two or three matrices that read the same x (q / k / v, gate / up). When they share a type
-    /// and a width, one hand-off to the pool runs all their row chunks, and x is rounded (`.native`) or laid out
-    /// (`.exact` at T == 1) once instead of once per matrix: a decode step of a small model is made of many small
-    /// products, and each hand-off and each rounding of x cost about as much as a few hundred rows. Each row range is
-    /// computed by the same kernel as `matmul` with the same chunks, so the results are the same bits. Matrices of
-    /// different types or widths go one by one through `matmul`.
-    public static func matmul(_ w0: WeightMatrix, _ y0: UnsafeMutablePointer<Float>, _ w1: WeightMatrix,
-                              _ y1: UnsafeMutablePointer<Float>, _ w2: WeightMatrix? = nil, _ y2: UnsafeMutablePointer<Float>? = nil,
-                              x: UnsafePointer<Float>, T: Int, precision: MatmulPrecision = .exact, pool: ThreadPool = .shared) {
-        let code = w0.dtype.kernelCode, cols = w0.cols
-        func same(_ w: WeightMatrix?) -> Bool { w.map { $0.dtype.kernelCode == code && $0.cols == cols } ?? true }
-        guard T > 0, same(w1), same(w2), (w2 == nil) == (y2 == nil) else {
-            matmul(w0, x, T: T, y0, precision: precision, pool: pool)
-            matmul(w1, x, T: T, y1, precision: precision, pool: pool)
-            if let w2, let y2 { matmul(w2, x, T: T, y2, precision: precision, pool: pool) }
-            return
-        }
-        var job = GroupJob(mode: .rows, code: code, cols: Int64(cols), x: x, xp: nil, T: Int64(T))
-        if precision == .native, pk_native_supported(code) != 0, let xn = nativePrepared(code, cols: cols, x, T: T, pool: pool) {
-            job.mode = .native
-            job.xp = UnsafeRawPointer(xn)
-        } else if T == 1, let xp = exactPrepared(code, cols: cols, x) {
-            job.mode = .exactPrepared
-            job.xp = UnsafeRawPointer(xp)
-        }
-        job.add(w0, y0, threads: pool.threads)
-        job.add(w1, y1, threads: pool.threads)
-        if let w2, let y2 { job.add(w2, y2, threads: pool.threads) }
-        let chunks = Int(job.chunks)
-        withUnsafeMutablePointer(to: &job) { p in
-            pool.parallelFor(chunks, context: UnsafeMutableRawPointer(p)) { ctx, c in
-                ctx!.assumingMemoryBound(to: GroupJob.self).pointee.run(chunk: c)
-            }
-        }
-    }
-
-    /// Up to three matrices of one type and width on one x, their row chunks numbered one after another. Plain
-    /// fields, no arrays: the decode step allocates nothing.
-    struct GroupJob {
-        enum Mode { case rows, native, exactPrepared }
-        struct Part { var data: UnsafeRawPointer, y: UnsafeMutablePointer<Float>, rows: Int64, per: Int64, end: Int64 }
-        var mode: Mode, code: Int32, cols: Int64, x: UnsafePointer<Float>, xp: UnsafeRawPointer?, T: Int64
-        var p0: Part? = nil, p1: Part? = nil, p2: Part? = nil
-        var chunks: Int64 { (p2 ?? p1 ?? p0)?.end ?? 0 }
-
-        mutating func add(_ w: WeightMatrix, _ out: UnsafeMutablePointer<Float>, threads: Int) {
-            let per = Int64(Ops.matmulChunkRows(rows: w.rows, threads: threads)), rows = Int64(w.rows)
-            let part = Part(data: w.data, y: out, rows: rows, per: per, end: chunks + (rows + per - 1) / per)
-            if p0 == nil { p0 = part } else if p1 == nil { p1 = part } else { p2 = part }
-        }
-
-        func run(chunk c: Int64) {
-            let (part, start) = c < p0!.end ? (p0!, 0) : c < p1!.end ? (p1!, p0!.end) : (p2!, p1!.end)
-            let r0 = (c - start) * part.per, r1 = min(part.rows, r0 + part.per)
-            switch mode {
-            case .rows: pk_matmul_rows(code, part.data, cols, x, cols, T, part.y, part.rows, r0, r1)
-            case .native: pk_matmul_rows_native(code, part.data, cols, xp!, T, part.y, part.rows, r0, r1)
-            case .exactPrepared:
-                pk_matvec_exact_prepared(code, part.data, cols, xp!.assumingMemoryBound(to: Float.self), part.y, r0, r1)
-            }
-        }
     }
 
     /// Rows per task: about 8 tasks per thread, at least 64 rows, a multiple of 16.
