@@ -530,6 +530,22 @@ void pk_attention_head(const float *q, const float *K, int64_t ldk, const float 
     attention_portable(q, 1, 1, K, ldk, V, ldv, n, hd, scale, softcap, scores, 0, &m, &l, out, 1);
 }
 
+/* A GQA group through the multi-head loop with H = group: per head the same operations in the same order as
+   pk_attention_head (scores, max, exp, sum, the division, the weighted sum), so the same bits, while each K / V
+   tile is read once for the group's heads instead of once per head. Same n >= 16 rule as pk_attention_head. */
+void pk_attention_group(const float *q, int64_t G, const float *K, int64_t ldk, const float *V, int64_t ldv,
+                        int64_t n, int64_t hd, float scale, float softcap, float *scores, int64_t lds, float *out) {
+    const pk_ops *o = ops();
+    if (G > PK_ATTENTION_GROUP_MAX) {
+        for (int64_t h = 0; h < G; h++)
+            pk_attention_head(q + h * hd, K, ldk, V, ldv, n, hd, scale, softcap, scores + h * lds, out + h * hd);
+        return;
+    }
+    float m[PK_ATTENTION_GROUP_MAX], l[PK_ATTENTION_GROUP_MAX];
+    if (n >= 16 && o->attention && o->attention(q, G, G, K, ldk, V, ldv, n, hd, scale, softcap, scores, lds, m, l, out, 1)) return;
+    attention_portable(q, G, G, K, ldk, V, ldv, n, hd, scale, softcap, scores, lds, m, l, out, 1);
+}
+
 void pk_attention_partial(const float *q, int64_t H, int64_t group, const float *K, const float *V, int64_t ldkv,
                           int64_t n, int64_t hd, float scale, float softcap, float *scores, int64_t lds,
                           float *m, float *l, float *o) {

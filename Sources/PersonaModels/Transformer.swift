@@ -298,12 +298,14 @@ public final class TransformerModel: @unchecked Sendable {
             row += n
         }
         if queued > 0 {
-            // every (sequence, head) of the step as one task list: one hand-off per layer however many sequences
-            // decode, and as many tasks as the threads can share evenly
-            var job = StepAttentionJob(queries: ws.queries, heads: c.numHeads, group: group, kvDim: kvDim, hd: hd,
-                                          scale: scale, softcap: softcap ?? 0)
+            // every (sequence, KV head's query heads) of the step as one task list: one hand-off per layer however
+            // many sequences decode, each K / V row read once per task, and enough tasks for the threads to share
+            let (part, parts) = StepAttentionJob.parts(sequences: queued, kvHeads: c.numKVHeads, group: group,
+                                                       threads: ThreadPool.shared.threads)
+            var job = StepAttentionJob(queries: ws.queries, kvHeads: c.numKVHeads, group: group, part: part, parts: parts,
+                                       kvDim: kvDim, hd: hd, scale: scale, softcap: softcap ?? 0)
             withUnsafeMutablePointer(to: &job) { p in
-                ThreadPool.shared.parallelFor(queued * c.numHeads, context: UnsafeMutableRawPointer(p)) { ctx, i in
+                ThreadPool.shared.parallelFor(queued * c.numKVHeads * parts, context: UnsafeMutableRawPointer(p)) { ctx, i in
                     ctx!.assumingMemoryBound(to: StepAttentionJob.self).pointee.run(Int(i))
                 }
             }
@@ -446,19 +448,35 @@ struct SequenceQuery {
 
 private struct StepAttentionJob {
     /// Contexts up to this many positions go through the shared loop (longer ones are chunked by position): the
-    /// scores of one head then fit a stack buffer, so the tasks of different sequences need no shared scratch.
+    /// scores of one task's heads then fit a stack buffer, so the tasks of different sequences need no shared scratch.
     static let maxPositions = 512
     var queries: UnsafeMutablePointer<SequenceQuery>
-    var heads, group, kvDim, hd: Int
+    /// Each KV head's `group` query heads are split into `parts` tasks of up to `part` heads.
+    var kvHeads, group, part, parts, kvDim, hd: Int
     var scale, softcap: Float
 
-    /// Task i: head i % heads of sequence i / heads, with the kernel and arguments of the prompt's head loop.
+    /// Task i: part i % parts of KV head (i / parts) % kvHeads of sequence i / (parts kvHeads), its query heads
+    /// together (pk_attention_group: the K / V rows read once for them, each head's result the bits of
+    /// pk_attention_head's, the prompt's head loop).
     func run(_ i: Int) {
-        let s = queries[i / heads], head = i % heads, kvh = head / group
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: Self.maxPositions) { scores in
-            pk_attention_head(s.q + head * hd, s.kc + kvh * hd, Int64(kvDim), s.vc + kvh * hd, Int64(kvDim), Int64(s.count),
-                              Int64(hd), scale, softcap, scores.baseAddress!, s.out + head * hd)
+        let perSequence = kvHeads * parts
+        let s = queries[i / perSequence], kvh = (i % perSequence) / parts, p = i % parts
+        let first = kvh * group + p * part, count = min(part, group - p * part)
+        guard count > 0 else { return }
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: Int(PK_ATTENTION_GROUP_MAX) * Self.maxPositions) { scores in
+            pk_attention_group(s.q + first * hd, Int64(count), s.kc + kvh * hd, Int64(kvDim), s.vc + kvh * hd, Int64(kvDim),
+                               Int64(s.count), Int64(hd), scale, softcap, scores.baseAddress!, Int64(Self.maxPositions),
+                               s.out + first * hd)
         }
+    }
+
+    /// Whole groups (up to PK_ATTENTION_GROUP_MAX heads) when the step has enough of them to share among the
+    /// threads, else smaller parts: one sequence of SmolLM2 (3 KV heads of 3) on 2 threads runs its 9 heads as 9 tasks.
+    static func parts(sequences: Int, kvHeads: Int, group: Int, threads: Int) -> (part: Int, parts: Int) {
+        var parts = (group + Int(PK_ATTENTION_GROUP_MAX) - 1) / Int(PK_ATTENTION_GROUP_MAX)
+        while parts < group, sequences * kvHeads * parts < 4 * threads { parts += 1 }
+        let part = (group + parts - 1) / parts
+        return (part, (group + part - 1) / part)
     }
 }
 

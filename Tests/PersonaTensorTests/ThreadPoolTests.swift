@@ -159,6 +159,42 @@ final class AttentionKernelTests: XCTestCase {
         }
     }
 
+    /// pk_attention_group equals pk_attention_head run head by head, bit for bit, at every level: group sizes of
+    /// real models (1-8), a 16-head group, a 17-head one (past PK_ATTENTION_GROUP_MAX, head by head), lengths on both
+    /// sides of the 16-position tile rule and of a tile's end, head sizes of the SIMD loops and an odd one
+    /// (portable), soft-capping, and the group's key / value head at a column of wider rows.
+    func testAttentionGroupEqualsHeadByHead() {
+        var rng = TestRNG(14)
+        SIMDLevels.each { level in
+            for (n, hd, G, cap) in [(1, 64, 3, Float(0)), (15, 64, 3, 0), (16, 64, 3, 0), (17, 64, 2, 0), (250, 64, 3, 0),
+                                    (512, 64, 7, 0), (100, 128, 4, 0), (33, 256, 2, 30), (47, 67, 3, 0), (40, 64, 16, 0),
+                                    (40, 64, 17, 0), (64, 128, 8, 50), (31, 64, 1, 0)] {
+                let ld = 3 * hd + 5, column = hd + 1   // the group's KV head in the middle of each row
+                let q = (0..<(G * hd)).map { _ in rng.normal() * 2 }
+                let K = (0..<(n * ld)).map { _ in rng.normal() }, V = (0..<(n * ld)).map { _ in rng.normal() }
+                let scale = 1 / Float(hd).squareRoot(), lds = n + 3
+                var want = [Float](repeating: .nan, count: G * hd), got = [Float](repeating: .nan, count: G * hd)
+                var scores = [Float](repeating: .nan, count: G * lds)
+                K.withUnsafeBufferPointer { kp in V.withUnsafeBufferPointer { vp in
+                    let k = kp.baseAddress! + column, v = vp.baseAddress! + column
+                    want.withUnsafeMutableBufferPointer { w in
+                        for h in 0..<G {
+                            var s = [Float](repeating: .nan, count: n)
+                            pk_attention_head(Array(q[(h * hd)..<((h + 1) * hd)]), k, Int64(ld), v, Int64(ld), Int64(n), Int64(hd),
+                                              scale, cap, &s, w.baseAddress! + h * hd)
+                        }
+                    }
+                    pk_attention_group(q, Int64(G), k, Int64(ld), v, Int64(ld), Int64(n), Int64(hd), scale, cap, &scores,
+                                       Int64(lds), &got)
+                } }
+                for i in 0..<(G * hd) where want[i].bitPattern != got[i].bitPattern {
+                    XCTFail("\(level) n \(n) hd \(hd) G \(G) cap \(cap): head \(i / hd) element \(i % hd) \(got[i]) != \(want[i])")
+                    break
+                }
+            }
+        }
+    }
+
     func testReadSum() {
         let n = 4096
         let p = UnsafeMutablePointer<UInt32>.allocate(capacity: n)

@@ -116,6 +116,13 @@ uint64_t pk_read_sum(const void *p, size_t bytes);
 void pk_attention_head(const float *q, const float *K, int64_t ldk, const float *V, int64_t ldv,
                        int64_t n, int64_t hd, float scale, float softcap, float *scores, float *out);
 
+/* G query heads that share one key/value head (q + h * hd, out + h * hd for h < G; K, V at that head's column):
+   for each head exactly what pk_attention_head writes, bit for bit, with each K / V row read once for the group.
+   `scores` has G rows of lds >= n floats. Up to PK_ATTENTION_GROUP_MAX heads at once (more go one by one). */
+#define PK_ATTENTION_GROUP_MAX 16
+void pk_attention_group(const float *q, int64_t G, const float *K, int64_t ldk, const float *V, int64_t ldv,
+                        int64_t n, int64_t hd, float scale, float softcap, float *scores, int64_t lds, float *out);
+
 /* Decode attention by position chunk: each K/V row is read once, whole, for all query heads (a head's own slice of
    a row is a strided stream that one core reads at a third of its bandwidth), and the chunks of a long context go
    to different threads (long contexts are bound by reading the cache).
