@@ -319,6 +319,7 @@ void pk_native_q8_avx2(const uint8_t *W, size_t rb, int64_t cols, const uint8_t 
         int nr = r1 - r < 8 ? (int)(r1 - r) : 8;
         for (int64_t b0 = 0; b0 < nb; b0 += Q8_KB8) {
             int nbk = nb - b0 < Q8_KB8 ? (int)(nb - b0) : Q8_KB8;
+            pk_prefetch_next_tile(W, rb, 34, nb, Q8_KB8, 8, r, r1, b0);
             q8_pack8(W, rb, r, nr, b0, nbk, pk);
             for (int64_t t = 0; t < T; t += Q8_NT8) {
                 int nt = T - t < Q8_NT8 ? (int)(T - t) : Q8_NT8;
@@ -397,6 +398,7 @@ void pk_native_q8_vnni(const uint8_t *W, size_t rb, int64_t cols, const uint8_t 
         int nr = r1 - r < 16 ? (int)(r1 - r) : 16;
         for (int64_t b0 = 0; b0 < nb; b0 += Q8_KB) {
             int nbk = nb - b0 < Q8_KB ? (int)(nb - b0) : Q8_KB;
+            pk_prefetch_next_tile(W, rb, 34, nb, Q8_KB, 16, r, r1, b0);
             q8_pack16(W, rb, r, nr, b0, nbk, pk);
             for (int64_t t = 0; t < T; t += 8) {
                 int nt = T - t < 8 ? (int)(T - t) : 8;

@@ -1281,6 +1281,7 @@ TGT static void NAME(const uint8_t *W, size_t rb, int64_t cols, const uint8_t *x
         const int nr = r1 - r < ROWS ? (int)(r1 - r) : ROWS;                                                  \
         for (int64_t b0 = 0; b0 < nb; b0 += NK_KB) {                                                          \
             const int nbk = nb - b0 < NK_KB ? (int)(nb - b0) : NK_KB;                                         \
+            pk_prefetch_next_tile(W, rb, (int64_t)pk_block_bytes(DT), nb, NK_KB, ROWS, r, r1, b0);           \
             PACK(DT, W, rb, r, nr, b0, nbk, tl);                                                              \
             for (int64_t t = 0; t < T; t += TT) {                                                             \
                 const int nt = T - t < TT ? (int)(T - t) : TT;                                                \

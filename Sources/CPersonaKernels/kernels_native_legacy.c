@@ -494,6 +494,7 @@ TQ static void tiles8_##SUF(const uint8_t *W, size_t rb, int64_t cols, const uin
         const int nr = r1 - r < 8 ? (int)(r1 - r) : 8;                                                        \
         for (int64_t b0 = 0; b0 < nb; b0 += LG_KB8) {                                                         \
             const int nbk = nb - b0 < LG_KB8 ? (int)(nb - b0) : LG_KB8;                                       \
+            pk_prefetch_next_tile(W, rb, block_bytes(TY), nb, LG_KB8, 8, r, r1, b0);                          \
             lg_pack8(TY, W, rb, r, nr, b0, nbk, pk);                                                          \
             for (int64_t t = 0; t < T; t += NT8) {                                                            \
                 const int nt = T - t < NT8 ? (int)(T - t) : NT8;                                              \
@@ -606,6 +607,7 @@ TV static void NAME(const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn
         int nr = r1 - r < 16 ? (int)(r1 - r) : 16;                                                            \
         for (int64_t b0 = 0; b0 < nb; b0 += LG_KB) {                                                          \
             int nbk = nb - b0 < LG_KB ? (int)(nb - b0) : LG_KB;                                               \
+            pk_prefetch_next_tile(W, rb, block_bytes(TY), nb, LG_KB, 16, r, r1, b0);                          \
             lg_pack16(TY, W, rb, r, nr, b0, nbk, pk);                                                         \
             for (int64_t t = 0; t < T; t += 8) {                                                              \
                 int nt = T - t < 8 ? (int)(T - t) : 8;                                                        \

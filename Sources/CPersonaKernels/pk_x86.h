@@ -125,6 +125,22 @@ static inline void pk_prefetch_ahead(const void *p, int lines) {
 static inline void pk_prefetch_span(const uint8_t *f, int bytes) {
     for (int i = 0; i < bytes; i += 64) _mm_prefetch((const char *)f + i, _MM_HINT_T0);
 }
+/* The packed tile GEMMs (T > 1) read R rows x KB blocks of `bs` bytes, pack them, then run every token over the
+   pack. The R short row streams are read at memory latency, not bandwidth, while nothing else runs (the pack was 20%
+   of a 20-sequence SmolLM2 Q4_1 extraction, its time on the loads), so the chunk after (r, b0) - the next KB
+   blocks of the same rows, or the next rows' first ones - is asked for before the current one is used. */
+static inline void pk_prefetch_next_tile(const uint8_t *W, size_t rb, int64_t bs, int64_t nb, int KB, int R,
+                                         int64_t r, int64_t r1, int64_t b0) {
+    if (b0 + KB < nb) b0 += KB;
+    else if (r + R < r1) { r += R; b0 = 0; }
+    else return;
+    const int nr = r1 - r < R ? (int)(r1 - r) : R;
+    const int64_t bytes = (nb - b0 < KB ? nb - b0 : KB) * bs;
+    for (int i = 0; i < nr; i++) {
+        const uintptr_t a = (uintptr_t)(W + (size_t)(r + i) * rb + b0 * bs), e = a + (uintptr_t)bytes;
+        for (uintptr_t l = a & ~(uintptr_t)63; l < e; l += 64) _mm_prefetch((const char *)l, _MM_HINT_T1);
+    }
+}
 /* A row's result from its NACC accumulators, summed in order. */
 __attribute__((target("avx512f"))) static inline float pk_sum_accumulators(const __m512 *a, int n) {
     __m512 s = a[0];
