@@ -50,7 +50,7 @@ let package = Package(
         .testTarget(name: "PersonaTensorTests", dependencies: ["PersonaTensor", "PersonaTestSupport"]),
         .testTarget(name: "PersonaFormatsTests", dependencies: ["PersonaFormats", "PersonaHash", "PersonaTestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PersonaTokenizersTests", dependencies: ["PersonaTokenizers", "PersonaTestSupport"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "PersonaModelsTests", dependencies: ["PersonaModels", "PersonaGeneration", "PersonaTestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "PersonaModelsTests", dependencies: ["PersonaModels", "PersonaGeneration", "PersonaHash", "PersonaTestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PersonaHubTests", dependencies: ["PersonaHub", "PersonaHash", "PersonaTestSupport"]),
         .testTarget(name: "PersonaRunsTests", dependencies: ["PersonaRuns", "PersonaTestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PersonaCoreTests", dependencies: ["PersonaCore", "PersonaResources", "PersonaTestSupport"], resources: [.copy("Fixtures")]),

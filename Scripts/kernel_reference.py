@@ -87,6 +87,32 @@ out.append('    static let q8Input = "%s"' % hexfloats(x))
 out.append('    static let q8Output = "%s"' % hexbytes(q8))
 out.append('    static let bf16Input = "%s"' % hexfloats(edge))
 out.append('    static let bf16Output = "%s"' % bf.astype(">u2").tobytes().hex())
+
+# The importance-matrix lattice types, from a generator of their own so that the cases above keep their bytes.
+# Random bytes are valid blocks of these types; only the f16 scale (IQ1_M: spread over the top nibbles of its
+# four scale words) is set to a moderate value, of either sign, and one block per type has extreme bytes.
+iq_rng = np.random.default_rng(20261206)
+iq_cases = []
+for name, qtype, nblocks in [("iq2_xxs", Q.IQ2_XXS, 3), ("iq2_xs", Q.IQ2_XS, 3), ("iq2_s", Q.IQ2_S, 3), ("iq3_xxs", Q.IQ3_XXS, 3),
+                             ("iq3_s", Q.IQ3_S, 3), ("iq1_s", Q.IQ1_S, 3), ("iq1_m", Q.IQ1_M, 3)]:
+    block, size = gguf.GGML_QUANT_SIZES[qtype]
+    raw = iq_rng.integers(0, 256, size=(nblocks, size), dtype=np.uint8)
+    raw[1, :] = 0xFF   # every index, sign and scale field at its largest
+    for b in range(nblocks):
+        d = f16_bytes([iq_rng.uniform(-0.02, 0.02)]).view(np.uint16)[0]
+        if qtype == Q.IQ1_M:
+            for w in range(4):
+                raw[b, 49 + 2 * w] = (raw[b, 49 + 2 * w] & 0x0F) | (((int(d) >> (4 * w)) & 0xF) << 4)
+        else:
+            raw[b, 0:2] = np.array([d], dtype=np.uint16).view(np.uint8)
+    deq = quants.dequantize(raw.reshape(-1), qtype).reshape(-1)
+    assert deq.size == nblocks * block and np.all(np.isfinite(deq))
+    iq_cases.append((name, hexbytes(raw.reshape(-1)), hexfloats(deq)))
+out.append("    /// The IQ1 / IQ2 / IQ3 types: (dtype, block bytes, values dequantised by gguf-py)")
+out.append("    static let dequantLattice: [(String, String, String)] = [")
+for name, b, f in iq_cases:
+    out.append('        ("%s", "%s",\n         "%s"),' % (name, b, f))
+out.append("    ]")
 out.append("}")
 path = os.path.join(os.path.dirname(__file__), "..", "Tests", "PersonaTensorTests", "GGUFPyReference.swift")
 with open(path, "w") as fh:

@@ -65,6 +65,8 @@ static const struct { int64_t elements; size_t bytes; } block_geometry[PK_NTYPES
     [PK_Q8_0] = {32, 34},   [PK_Q4_0] = {32, 18},   [PK_Q4_1] = {32, 20},   [PK_Q5_0] = {32, 22}, [PK_Q5_1] = {32, 24},
     [PK_Q2_K] = {256, 84},  [PK_Q3_K] = {256, 110}, [PK_Q4_K] = {256, 144}, [PK_Q5_K] = {256, 176},
     [PK_Q6_K] = {256, 210}, [PK_IQ4_NL] = {32, 18}, [PK_IQ4_XS] = {256, 136},
+    [PK_IQ2_XXS] = {256, 66}, [PK_IQ2_XS] = {256, 74}, [PK_IQ2_S] = {256, 82}, [PK_IQ3_XXS] = {256, 98},
+    [PK_IQ3_S] = {256, 110}, [PK_IQ1_S] = {256, 50}, [PK_IQ1_M] = {256, 56},
 };
 
 int64_t pk_block_elements(int dtype) { return dtype >= 0 && dtype < PK_NTYPES ? block_geometry[dtype].elements : 0; }
@@ -249,6 +251,7 @@ void pk_dequant_row_scalar(int dtype, const void *row, int64_t cols, float *out)
         }
         return;
     default:
+        if (pk_iq_dequant_scalar(dtype, p, cols, out)) return;
         for (int64_t i = 0; i < cols; i++) out[i] = NAN;
     }
 }

@@ -411,7 +411,10 @@ T512 static int attention_512(const float *q, int64_t H, int64_t group, const fl
     .dot = dot_512, .axpy = axpy_512, .gemm = gemm_512, .read_sum = read_sum_512, .attention = attention_512,   \
     .silu_mul = silu_mul_512, .gelu_tanh_mul = gelu_tanh_mul_512,                                           \
     .dequant = { [PK_F16] = dequant_f16_512, [PK_BF16] = dequant_bf16_512, [PK_Q8_0] = dequant_q8_0_512,   \
-                 [PK_Q4_0] = dequant_q4_0_512, [PK_Q4_1] = dequant_q4_1_512, PK_X86_QUANT_FNS(dequant, 512) },   \
+                 [PK_Q4_0] = dequant_q4_0_512, [PK_Q4_1] = dequant_q4_1_512, PK_X86_QUANT_FNS(dequant, 512),    \
+                 [PK_IQ2_XXS] = pk_dequant_iq2_xxs_512, [PK_IQ2_XS] = pk_dequant_iq2_xs_512, [PK_IQ2_S] = pk_dequant_iq2_s_512, \
+                 [PK_IQ3_XXS] = pk_dequant_iq3_xxs_512, [PK_IQ3_S] = pk_dequant_iq3_s_512, [PK_IQ1_S] = pk_dequant_iq1_s_512, \
+                 [PK_IQ1_M] = pk_dequant_iq1_m_512 },                                                        \
     .matvec = { [PK_F32] = matvec_f32_256, [PK_F16] = matvec_f16_256, [PK_BF16] = matvec_bf16_256, [PK_Q8_0] = matvec_q8_0_512, \
                 [PK_Q4_0] = matvec_q4_0_512, [PK_Q4_1] = matvec_q4_1_512, PK_X86_QUANT_FNS(matvec, 512) },   \
     .exact = { [PK_Q4_0] = &pk_exact512_q4_0, [PK_Q4_1] = &pk_exact512_q4_1, [PK_Q5_0] = &pk_exact512_q5_0,       \

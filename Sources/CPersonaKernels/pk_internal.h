@@ -5,9 +5,21 @@
 #include <string.h>
 #include <math.h>
 
-#define PK_NTYPES 15
+#define PK_NTYPES 22
 /* Widest row the kernels convert at once on the stack; wider rows are processed in column chunks. */
 #define PK_MAX_COLS_STACK 16384
+
+/* kernels_iq.c: the IQ1 / IQ2 / IQ3 types widened to f32 as gguf-py does; 0 for any other type. */
+int pk_iq_dequant_scalar(int dtype, const uint8_t *p, int64_t cols, float *out);
+#if defined(__x86_64__)
+void pk_dequant_iq2_xxs_512(const void *row, int64_t cols, float *out);
+void pk_dequant_iq2_xs_512(const void *row, int64_t cols, float *out);
+void pk_dequant_iq2_s_512(const void *row, int64_t cols, float *out);
+void pk_dequant_iq3_xxs_512(const void *row, int64_t cols, float *out);
+void pk_dequant_iq3_s_512(const void *row, int64_t cols, float *out);
+void pk_dequant_iq1_s_512(const void *row, int64_t cols, float *out);
+void pk_dequant_iq1_m_512(const void *row, int64_t cols, float *out);
+#endif
 
 /* Converts `cols` elements (a multiple of the block size) of one row to f32. */
 typedef void (*pk_dequant_fn)(const void *row, int64_t cols, float *out);

@@ -94,10 +94,22 @@ extension TransformerModel {
         case .q6_k: fields = ([208], 2e-5)
         case .iq4_nl: fields = ([0], 3e-4)
         case .iq4_xs: fields = ([0], 2e-5)
+        case .iq2_xxs, .iq2_xs, .iq2_s: fields = ([0], 1e-4)
+        case .iq3_xxs, .iq3_s: fields = ([0], 5e-5)
+        case .iq1_s, .iq1_m: fields = ([0], 1e-3)
         default: fields = ([0], 1e-3)
         }
         let h = pk_f32_to_f16(fields.1)
         for b in stride(from: 0, to: bytes, by: dtype.blockBytes) {
+            if dtype == .iq1_m {
+                // IQ1_M keeps its f16 scale in the top nibbles of its four 16-bit scale words (bytes 48-55)
+                for w in 0..<4 {
+                    let o = b + 48 + 2 * w + 1   // the word's high byte: its top nibble is d's nibble w
+                    let hi = (dst.load(fromByteOffset: o, as: UInt8.self) & 0x0F) | UInt8(truncatingIfNeeded: ((h >> (4 * w)) & 0xF) << 4)
+                    dst.storeBytes(of: hi, toByteOffset: o, as: UInt8.self)
+                }
+                continue
+            }
             for o in fields.0 { dst.storeBytes(of: h, toByteOffset: b + o, as: UInt16.self) }
         }
     }
@@ -291,13 +303,13 @@ public struct SyntheticTypes: Sendable {
         case "q3_k_m", "q3_k_s", "q3_k_l": base = .q3_k; mix = true
         default:
             if n.hasSuffix("_pure"), let t = DType(rawValue: String(n.dropLast(5))) { base = t; mix = false }
-            else if let t = DType(rawValue: n) { base = t; mix = ![.f32, .f16, .bf16].contains(t) }
+            else if let t = DType(rawValue: n) { base = t; mix = ![.f32, .f16, .bf16].contains(t) && !t.isLattice }
             else { return nil }
         }
         self.name = n
     }
 
-    public static let names = "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs (as llama-quantize writes that file type; q3_k, q4_k, q5_k are its _M mixes), q3_k_s, q3_k_m, q3_k_l, q4_k_m, q4_k_s, q5_k_m, q5_k_s, or <type>_pure (every matrix in <type>)"
+    public static let names = "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs (as llama-quantize writes that file type; q3_k, q4_k, q5_k are its _M mixes), iq2_xxs, iq2_xs, iq2_s, iq3_xxs, iq3_s, iq1_s, iq1_m (every matrix in that type, random blocks; exact precision), q3_k_s, q3_k_m, q3_k_l, q4_k_m, q4_k_s, q5_k_m, q5_k_s, or <type>_pure (every matrix in <type>)"
 
     func type(_ role: Role, layer: Int, layers n: Int, cols: Int, gqa: Int) -> DType {
         guard mix else { return base }

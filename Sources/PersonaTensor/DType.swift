@@ -4,6 +4,9 @@ import CPersonaKernels
 /// kernels convert per row / per tile while computing.
 public enum DType: String, Sendable, CaseIterable, Codable {
     case f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs
+    /// The importance-matrix lattice types (llama.cpp's IQ1_S / IQ1_M / IQ2_* / IQ3_* files): read and run in exact
+    /// precision only (rows widened to f32 as gguf-py does; no native kernels, no quantiser).
+    case iq2_xxs, iq2_xs, iq2_s, iq3_xxs, iq3_s, iq1_s, iq1_m
 
     /// Code passed to the C kernels (`PK_*` in kernels.h), which also own the block geometry.
     public var kernelCode: Int32 {
@@ -23,8 +26,18 @@ public enum DType: String, Sendable, CaseIterable, Codable {
         case .q6_k: return Int32(PK_Q6_K)
         case .iq4_nl: return Int32(PK_IQ4_NL)
         case .iq4_xs: return Int32(PK_IQ4_XS)
+        case .iq2_xxs: return Int32(PK_IQ2_XXS)
+        case .iq2_xs: return Int32(PK_IQ2_XS)
+        case .iq2_s: return Int32(PK_IQ2_S)
+        case .iq3_xxs: return Int32(PK_IQ3_XXS)
+        case .iq3_s: return Int32(PK_IQ3_S)
+        case .iq1_s: return Int32(PK_IQ1_S)
+        case .iq1_m: return Int32(PK_IQ1_M)
         }
     }
+
+    /// The importance-matrix lattice types (IQ1 / IQ2 / IQ3), which run in exact precision only.
+    public var isLattice: Bool { [.iq2_xxs, .iq2_xs, .iq2_s, .iq3_xxs, .iq3_s, .iq1_s, .iq1_m].contains(self) }
 
     /// Elements per quantisation block (1 for plain floats).
     public var blockSize: Int { Int(pk_block_elements(kernelCode)) }
@@ -54,7 +67,14 @@ public enum DType: String, Sendable, CaseIterable, Codable {
         case .q4_k: return 12
         case .q5_k: return 13
         case .q6_k: return 14
+        case .iq2_xxs: return 16
+        case .iq2_xs: return 17
+        case .iq3_xxs: return 18
+        case .iq1_s: return 19
         case .iq4_nl: return 20
+        case .iq3_s: return 21
+        case .iq2_s: return 22
+        case .iq1_m: return 29
         case .iq4_xs: return 23
         case .bf16: return 30
         }

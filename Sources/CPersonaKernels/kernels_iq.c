@@ -1,0 +1,287 @@
+// The importance-matrix types of ggml (IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ1_S, IQ1_M): each group of 8 (or 4)
+// weights is an index into a fixed lattice grid (iq_grids.h, from gguf-py), with signs, a per-sub-block scale and
+// (IQ1) a shift. Read here in their stored form and widened to f32 per row, with gguf-py's f32 operations in its
+// order, so every value is bit-identical to `gguf.quants.dequantize`: the scale first (d * (0.5 + s) * 0.25 for
+// IQ2, d * (0.5 + s) * 0.5 for IQ3_XXS, d * (1 + 2 s) for IQ3_S, d * (2 s + 1) for IQ1), then times the grid value,
+// the sign a multiplication by +-1 (IQ1: times grid + delta). They run through the generic paths (convert rows, then
+// f32 dot products or the f32 GEMM), so exact precision only; there are no native kernels for them.
+#include "pk_internal.h"
+#include "iq_grids.h"
+#include <pthread.h>
+
+static uint8_t iq2xxs_grid[256][8], iq2xs_grid[512][8], iq2s_grid[1024][8], iq3xxs_grid[256][4], iq3s_grid[512][4];
+static int8_t iq1s_grid[2048][8];
+
+static void unpack2(const uint8_t *packed, int entries, const int map[3], int8_t *out) {
+    for (int i = 0; i < entries * 2; i++)   // 2 bytes per entry of 8
+        for (int s = 0; s < 4; s++) out[i * 4 + s] = (int8_t)map[(packed[i] >> (2 * s)) & 3];
+}
+static void unpack3(const uint8_t *packed, int entries, const int map[8], uint8_t *out) {
+    for (int i = 0; i < entries * 2; i++)   // 2 bytes per entry of 4
+        for (int s = 0; s < 2; s++) out[i * 2 + s] = (uint8_t)map[(packed[i] >> (4 * s)) & 7];
+}
+static void init_grids(void) {
+    static const int m2[3] = {8, 25, 43}, m1[3] = {-1, 0, 1};
+    static const int m3xxs[8] = {4, 12, 20, 28, 36, 44, 52, 62}, m3s[8] = {1, 3, 5, 7, 9, 11, 13, 15};
+    unpack2(pk_iq2xxs_packed, 256, m2, (int8_t *)iq2xxs_grid);
+    unpack2(pk_iq2xs_packed, 512, m2, (int8_t *)iq2xs_grid);
+    unpack2(pk_iq2s_packed, 1024, m2, (int8_t *)iq2s_grid);
+    unpack2(pk_iq1s_packed, 2048, m1, (int8_t *)iq1s_grid);
+    unpack3(pk_iq3xxs_packed, 256, m3xxs, (uint8_t *)iq3xxs_grid);
+    unpack3(pk_iq3s_packed, 512, m3s, (uint8_t *)iq3s_grid);
+}
+static pthread_once_t grids_once = PTHREAD_ONCE_INIT;
+
+static inline uint16_t u16_at(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+static inline uint32_t u32_at(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+
+// 8 values: db * grid[j], negated where sign bit j is set (gguf-py: (db * grid) * (+-1)).
+static inline void put8(float *y, float db, const uint8_t *g, unsigned signs) {
+    for (int j = 0; j < 8; j++) { const float v = db * (float)g[j]; y[j] = (signs >> j) & 1 ? -v : v; }
+}
+
+int pk_iq_dequant_scalar(int dtype, const uint8_t *p, int64_t cols, float *out) {
+    pthread_once(&grids_once, init_grids);
+    const int64_t nb = cols / 256;
+    switch (dtype) {
+    case PK_IQ2_XXS:   // { f16 d; u32 q[16] }: per 32 weights a pair: 4 grid bytes, then 4 x 7 sign bits + 4-bit scale
+        for (int64_t b = 0; b < nb; b++, p += 66) {
+            const float d = pk_f16_to_f32(u16_at(p));
+            for (int g = 0; g < 8; g++) {
+                const uint8_t *idx = p + 2 + 8 * g;
+                const uint32_t aux = u32_at(idx + 4);
+                const float db = d * (0.5f + (float)(aux >> 28)) * 0.25f;
+                for (int k = 0; k < 4; k++)
+                    put8(out + b * 256 + 32 * g + 8 * k, db, iq2xxs_grid[idx[k]], pk_iq2_ksigns[(aux >> (7 * k)) & 127]);
+            }
+        }
+        return 1;
+    case PK_IQ2_XS:   // { f16 d; u16 qs[32] (9-bit grid index | 7-bit sign index); u8 scales[8] (2 x 4 bits) }
+        for (int64_t b = 0; b < nb; b++, p += 74) {
+            const float d = pk_f16_to_f32(u16_at(p));
+            for (int s = 0; s < 16; s++) {
+                const float db = d * (0.5f + (float)((p[66 + s / 2] >> (4 * (s % 2))) & 15)) * 0.25f;
+                for (int k = 0; k < 2; k++) {
+                    const uint16_t q = u16_at(p + 2 + 2 * (2 * s + k));
+                    put8(out + b * 256 + 16 * s + 8 * k, db, iq2xs_grid[q & 511], pk_iq2_ksigns[q >> 9]);
+                }
+            }
+        }
+        return 1;
+    case PK_IQ2_S:   // { f16 d; u8 qs[32]; u8 signs[32]; u8 qh[8] (4 x 2 high index bits); u8 scales[8] }
+        for (int64_t b = 0; b < nb; b++, p += 82) {
+            const float d = pk_f16_to_f32(u16_at(p));
+            const uint8_t *qs = p + 2, *sg = p + 34, *qh = p + 66, *sc = p + 74;
+            for (int s = 0; s < 16; s++) {
+                const float db = d * (0.5f + (float)((sc[s / 2] >> (4 * (s % 2))) & 15)) * 0.25f;
+                for (int k = 0; k < 2; k++) {
+                    const int i = 2 * s + k;
+                    put8(out + b * 256 + 8 * i, db, iq2s_grid[qs[i] | (((qh[i / 4] >> (2 * (i % 4))) & 3) << 8)], sg[i]);
+                }
+            }
+        }
+        return 1;
+    case PK_IQ3_XXS:   // { f16 d; u8 qs[64] (grid indices, 4 weights each); u32 aux[8] (4 x 7 sign bits + 4-bit scale) }
+        for (int64_t b = 0; b < nb; b++, p += 98) {
+            const float d = pk_f16_to_f32(u16_at(p));
+            for (int g = 0; g < 8; g++) {
+                const uint32_t aux = u32_at(p + 66 + 4 * g);
+                const float db = d * (0.5f + (float)(aux >> 28)) * 0.5f;
+                for (int k = 0; k < 4; k++) {
+                    const unsigned signs = pk_iq2_ksigns[(aux >> (7 * k)) & 127];
+                    const uint8_t *g1 = iq3xxs_grid[p[2 + 8 * g + 2 * k]], *g2 = iq3xxs_grid[p[2 + 8 * g + 2 * k + 1]];
+                    uint8_t v[8] = {g1[0], g1[1], g1[2], g1[3], g2[0], g2[1], g2[2], g2[3]};
+                    put8(out + b * 256 + 32 * g + 8 * k, db, v, signs);
+                }
+            }
+        }
+        return 1;
+    case PK_IQ3_S:   // { f16 d; u8 qs[64]; u8 qh[8] (a 9th index bit each); u8 signs[32]; u8 scales[4] (2 x 4 bits) }
+        for (int64_t b = 0; b < nb; b++, p += 110) {
+            const float d = pk_f16_to_f32(u16_at(p));
+            const uint8_t *qs = p + 2, *qh = p + 66, *sg = p + 74, *sc = p + 106;
+            for (int s = 0; s < 8; s++) {
+                const float db = d * (float)(1 + 2 * ((sc[s / 2] >> (4 * (s % 2))) & 15));
+                for (int k = 0; k < 4; k++) {
+                    const int i = 8 * s + 2 * k;   // two grid entries of 4 make 8 weights
+                    const uint8_t *g1 = iq3s_grid[qs[i] | (((qh[i / 8] >> (i % 8)) & 1) << 8)];
+                    const uint8_t *g2 = iq3s_grid[qs[i + 1] | (((qh[(i + 1) / 8] >> ((i + 1) % 8)) & 1) << 8)];
+                    uint8_t v[8] = {g1[0], g1[1], g1[2], g1[3], g2[0], g2[1], g2[2], g2[3]};
+                    put8(out + b * 256 + 32 * s + 8 * k, db, v, sg[4 * s + k]);
+                }
+            }
+        }
+        return 1;
+    case PK_IQ1_S:   // { f16 d; u8 qs[32]; u16 qh[8] (4 x 3 high index bits, 3-bit scale, delta sign) }
+        for (int64_t b = 0; b < nb; b++, p += 50) {
+            const float d = pk_f16_to_f32(u16_at(p));
+            for (int g = 0; g < 8; g++) {
+                const uint16_t qh = u16_at(p + 34 + 2 * g);
+                const float dl = d * (float)(2 * ((qh >> 12) & 7) + 1), delta = qh & 0x8000 ? -0.125f : 0.125f;
+                for (int k = 0; k < 4; k++) {
+                    const int8_t *gr = iq1s_grid[p[2 + 4 * g + k] | (((qh >> (3 * k)) & 7) << 8)];
+                    for (int j = 0; j < 8; j++) out[b * 256 + 32 * g + 8 * k + j] = dl * ((float)gr[j] + delta);
+                }
+            }
+        }
+        return 1;
+    case PK_IQ1_M:   // { u8 qs[32]; u8 qh[16] (2 x (3 index bits, delta sign)); u16 scales[4] (4 x 3 bits + f16 d's nibbles) }
+        for (int64_t b = 0; b < nb; b++, p += 56) {
+            const uint8_t *qs = p, *qh = p + 32, *sc = p + 48;
+            const uint16_t s0 = u16_at(sc), s1 = u16_at(sc + 2), s2 = u16_at(sc + 4), s3 = u16_at(sc + 6);
+            const float d = pk_f16_to_f32((uint16_t)((s0 >> 12) | ((s1 >> 8) & 0x00F0) | ((s2 >> 4) & 0x0F00) | (s3 & 0xF000)));
+            for (int i = 0; i < 32; i++) {   // 8 weights each; scale per 16, i.e. per two of them
+                const int sidx = i / 2;
+                const float dl = d * (float)(2 * ((u16_at(sc + 2 * (sidx / 4)) >> (3 * (sidx % 4))) & 7) + 1);
+                const int nib = (qh[i / 2] >> (4 * (i % 2))) & 15;
+                const float delta = nib & 8 ? -0.125f : 0.125f;
+                const int8_t *gr = iq1s_grid[qs[i] | ((nib & 7) << 8)];
+                for (int j = 0; j < 8; j++) out[b * 256 + 8 * i + j] = dl * ((float)gr[j] + delta);
+            }
+        }
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+// MARK: AVX-512
+// The same f32 operations 16 at a time (the scale computed as above, in scalar f32, then broadcast; a sign applied by
+// flipping the sign bit, which is what a multiplication by -1 does), so the same bits as the portable code: the
+// kernel tests compare every level with gguf-py. They feed the generic matrix paths (a row converted, then dotted).
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define TIQ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+
+static inline uint64_t g8(const uint8_t *e) { uint64_t v; memcpy(&v, e, 8); return v; }
+static inline uint64_t g4x2(const uint8_t *a, const uint8_t *b) { return (uint64_t)u32_at(a) | (uint64_t)u32_at(b) << 32; }
+
+// 16 values: db * (two 8-byte grid entries), negated where bit j of `neg` is set.
+TIQ static inline void put16(float *y, float db, uint64_t lo, uint64_t hi, unsigned neg) {
+    const __m512 v = _mm512_mul_ps(_mm512_set1_ps(db), _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_set_epi64x((long long)hi, (long long)lo))));
+    const __m512i b = _mm512_castps_si512(v);
+    _mm512_storeu_ps(y, _mm512_castsi512_ps(_mm512_mask_xor_epi32(b, (__mmask16)neg, b, _mm512_set1_epi32(INT32_MIN))));
+}
+// 16 IQ1 values: dl * (grid + delta), delta per 8.
+TIQ static inline void put16_iq1(float *y, float dl, const int8_t *lo, const int8_t *hi, float d0, float d1) {
+    const __m512 g = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_set_epi64x((long long)g8((const uint8_t *)hi), (long long)g8((const uint8_t *)lo))));
+    const __m512 delta = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(d0), _mm512_set1_ps(d1));
+    _mm512_storeu_ps(y, _mm512_mul_ps(_mm512_set1_ps(dl), _mm512_add_ps(g, delta)));
+}
+
+TIQ void pk_dequant_iq2_xxs_512(const void *row, int64_t cols, float *out) {
+    pthread_once(&grids_once, init_grids);
+    const uint8_t *p = (const uint8_t *)row;
+    for (int64_t b = 0; b < cols / 256; b++, p += 66) {
+        const float d = pk_f16_to_f32(u16_at(p));
+        for (int g = 0; g < 8; g++) {
+            const uint8_t *idx = p + 2 + 8 * g;
+            const uint32_t aux = u32_at(idx + 4);
+            const float db = d * (0.5f + (float)(aux >> 28)) * 0.25f;
+            float *y = out + b * 256 + 32 * g;
+            for (int k = 0; k < 4; k += 2)
+                put16(y + 8 * k, db, g8(iq2xxs_grid[idx[k]]), g8(iq2xxs_grid[idx[k + 1]]),
+                      pk_iq2_ksigns[(aux >> (7 * k)) & 127] | (unsigned)pk_iq2_ksigns[(aux >> (7 * k + 7)) & 127] << 8);
+        }
+    }
+}
+
+TIQ void pk_dequant_iq2_xs_512(const void *row, int64_t cols, float *out) {
+    pthread_once(&grids_once, init_grids);
+    const uint8_t *p = (const uint8_t *)row;
+    for (int64_t b = 0; b < cols / 256; b++, p += 74) {
+        const float d = pk_f16_to_f32(u16_at(p));
+        for (int s = 0; s < 16; s++) {
+            const float db = d * (0.5f + (float)((p[66 + s / 2] >> (4 * (s % 2))) & 15)) * 0.25f;
+            const uint16_t q0 = u16_at(p + 2 + 4 * s), q1 = u16_at(p + 4 + 4 * s);
+            put16(out + b * 256 + 16 * s, db, g8(iq2xs_grid[q0 & 511]), g8(iq2xs_grid[q1 & 511]),
+                  pk_iq2_ksigns[q0 >> 9] | (unsigned)pk_iq2_ksigns[q1 >> 9] << 8);
+        }
+    }
+}
+
+TIQ void pk_dequant_iq2_s_512(const void *row, int64_t cols, float *out) {
+    pthread_once(&grids_once, init_grids);
+    const uint8_t *p = (const uint8_t *)row;
+    for (int64_t b = 0; b < cols / 256; b++, p += 82) {
+        const float d = pk_f16_to_f32(u16_at(p));
+        const uint8_t *qs = p + 2, *sg = p + 34, *qh = p + 66, *sc = p + 74;
+        for (int s = 0; s < 16; s++) {
+            const float db = d * (0.5f + (float)((sc[s / 2] >> (4 * (s % 2))) & 15)) * 0.25f;
+            const int i = 2 * s, hb = qh[i / 4] >> (2 * (i % 4));   // i % 4 is 0 or 2: both indices' high bits
+            put16(out + b * 256 + 16 * s, db, g8(iq2s_grid[qs[i] | ((hb & 3) << 8)]), g8(iq2s_grid[qs[i + 1] | (((hb >> 2) & 3) << 8)]),
+                  u16_at(sg + i));
+        }
+    }
+}
+
+TIQ void pk_dequant_iq3_xxs_512(const void *row, int64_t cols, float *out) {
+    pthread_once(&grids_once, init_grids);
+    const uint8_t *p = (const uint8_t *)row;
+    for (int64_t b = 0; b < cols / 256; b++, p += 98) {
+        const float d = pk_f16_to_f32(u16_at(p));
+        for (int g = 0; g < 8; g++) {
+            const uint32_t aux = u32_at(p + 66 + 4 * g);
+            const float db = d * (0.5f + (float)(aux >> 28)) * 0.5f;
+            const uint8_t *q = p + 2 + 8 * g;
+            float *y = out + b * 256 + 32 * g;
+            for (int k = 0; k < 4; k += 2)
+                put16(y + 8 * k, db, g4x2(iq3xxs_grid[q[2 * k]], iq3xxs_grid[q[2 * k + 1]]),
+                      g4x2(iq3xxs_grid[q[2 * k + 2]], iq3xxs_grid[q[2 * k + 3]]),
+                      pk_iq2_ksigns[(aux >> (7 * k)) & 127] | (unsigned)pk_iq2_ksigns[(aux >> (7 * k + 7)) & 127] << 8);
+        }
+    }
+}
+
+TIQ void pk_dequant_iq3_s_512(const void *row, int64_t cols, float *out) {
+    pthread_once(&grids_once, init_grids);
+    const uint8_t *p = (const uint8_t *)row;
+    for (int64_t b = 0; b < cols / 256; b++, p += 110) {
+        const float d = pk_f16_to_f32(u16_at(p));
+        const uint8_t *qs = p + 2, *qh = p + 66, *sg = p + 74, *sc = p + 106;
+        for (int s = 0; s < 8; s++) {
+            const float db = d * (float)(1 + 2 * ((sc[s / 2] >> (4 * (s % 2))) & 15));
+            const unsigned h = qh[s];   // the 9th bits of this group's 8 indices
+            const uint8_t *q = qs + 8 * s;
+            float *y = out + b * 256 + 32 * s;
+            for (int k = 0; k < 8; k += 4)
+                put16(y + 4 * k, db, g4x2(iq3s_grid[q[k] | ((h >> k) & 1) << 8], iq3s_grid[q[k + 1] | ((h >> (k + 1)) & 1) << 8]),
+                      g4x2(iq3s_grid[q[k + 2] | ((h >> (k + 2)) & 1) << 8], iq3s_grid[q[k + 3] | ((h >> (k + 3)) & 1) << 8]),
+                      u16_at(sg + 4 * s + k / 2));
+        }
+    }
+}
+
+TIQ void pk_dequant_iq1_s_512(const void *row, int64_t cols, float *out) {
+    pthread_once(&grids_once, init_grids);
+    const uint8_t *p = (const uint8_t *)row;
+    for (int64_t b = 0; b < cols / 256; b++, p += 50) {
+        const float d = pk_f16_to_f32(u16_at(p));
+        for (int g = 0; g < 8; g++) {
+            const uint16_t qh = u16_at(p + 34 + 2 * g);
+            const float dl = d * (float)(2 * ((qh >> 12) & 7) + 1), delta = qh & 0x8000 ? -0.125f : 0.125f;
+            const uint8_t *q = p + 2 + 4 * g;
+            float *y = out + b * 256 + 32 * g;
+            for (int k = 0; k < 4; k += 2)
+                put16_iq1(y + 8 * k, dl, iq1s_grid[q[k] | (((qh >> (3 * k)) & 7) << 8)],
+                          iq1s_grid[q[k + 1] | (((qh >> (3 * k + 3)) & 7) << 8)], delta, delta);
+        }
+    }
+}
+
+TIQ void pk_dequant_iq1_m_512(const void *row, int64_t cols, float *out) {
+    pthread_once(&grids_once, init_grids);
+    const uint8_t *p = (const uint8_t *)row;
+    for (int64_t b = 0; b < cols / 256; b++, p += 56) {
+        const uint8_t *qs = p, *qh = p + 32, *sc = p + 48;
+        const uint16_t s0 = u16_at(sc), s1 = u16_at(sc + 2), s2 = u16_at(sc + 4), s3 = u16_at(sc + 6);
+        const float d = pk_f16_to_f32((uint16_t)((s0 >> 12) | ((s1 >> 8) & 0x00F0) | ((s2 >> 4) & 0x0F00) | (s3 & 0xF000)));
+        for (int m = 0; m < 16; m++) {   // weights 16m..16m+15: indices 2m, 2m+1, one scale, qh byte m
+            const float dl = d * (float)(2 * ((u16_at(sc + 2 * (m / 4)) >> (3 * (m % 4))) & 7) + 1);
+            const int h = qh[m];
+            put16_iq1(out + b * 256 + 16 * m, dl, iq1s_grid[qs[2 * m] | ((h & 7) << 8)], iq1s_grid[qs[2 * m + 1] | (((h >> 4) & 7) << 8)],
+                      h & 8 ? -0.125f : 0.125f, h & 0x80 ? -0.125f : 0.125f);
+        }
+    }
+}
+#endif
