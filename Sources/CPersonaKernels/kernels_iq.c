@@ -146,142 +146,128 @@ int pk_iq_dequant_scalar(int dtype, const uint8_t *p, int64_t cols, float *out) 
 }
 
 // MARK: AVX-512
-// The same f32 operations 16 at a time (the scale computed as above, in scalar f32, then broadcast; a sign applied by
-// flipping the sign bit, which is what a multiplication by -1 does), so the same bits as the portable code: the
-// kernel tests compare every level with gguf-py. They feed the generic matrix paths (a row converted, then dotted).
+// The same f32 operations 16 at a time (each scale computed as above, in scalar f32, then broadcast; a sign applied
+// by flipping the sign bit, which is what a multiplication by -1 does), so the same values as the portable code: the
+// kernel tests compare every level with gguf-py. One decoder per type gives the 32 values of group g (weights
+// 32g..32g+31) of a block in two registers; the widening stores them, the matrix-vector product (T == 1) multiplies
+// them into its sums at once instead of through a row buffer. (Building the grid indices in vector registers and
+// fetching a group's entries with one gather was slower on Zen 4, whose gathers are microcoded; docs/quantization.md.)
 #if defined(__x86_64__)
 #include <immintrin.h>
-#define TIQ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+#define TIQ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,f16c")))
+#define IQ_INL inline __attribute__((always_inline))
 
-static inline uint64_t g8(const uint8_t *e) { uint64_t v; memcpy(&v, e, 8); return v; }
-static inline uint64_t g4x2(const uint8_t *a, const uint8_t *b) { return (uint64_t)u32_at(a) | (uint64_t)u32_at(b) << 32; }
+static IQ_INL uint64_t g8(const void *e) { uint64_t v; memcpy(&v, e, 8); return v; }
+static IQ_INL uint64_t g4x2(const uint8_t *a, const uint8_t *b) { return (uint64_t)u32_at(a) | (uint64_t)u32_at(b) << 32; }
+TIQ static IQ_INL float f16_at(const uint8_t *p) { return _cvtsh_ss(u16_at(p)); }   // exact, as pk_f16_to_f32
 
 // 16 values: db * (two 8-byte grid entries), negated where bit j of `neg` is set.
-TIQ static inline void put16(float *y, float db, uint64_t lo, uint64_t hi, unsigned neg) {
-    const __m512 v = _mm512_mul_ps(_mm512_set1_ps(db), _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_set_epi64x((long long)hi, (long long)lo))));
-    const __m512i b = _mm512_castps_si512(v);
-    _mm512_storeu_ps(y, _mm512_castsi512_ps(_mm512_mask_xor_epi32(b, (__mmask16)neg, b, _mm512_set1_epi32(INT32_MIN))));
+TIQ static IQ_INL __m512 v16(float db, uint64_t lo, uint64_t hi, unsigned neg) {
+    const __m512i v = _mm512_castps_si512(_mm512_mul_ps(_mm512_set1_ps(db), _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_set_epi64x((long long)hi, (long long)lo)))));
+    return _mm512_castsi512_ps(_mm512_mask_xor_epi32(v, (__mmask16)neg, v, _mm512_set1_epi32(INT32_MIN)));
 }
 // 16 IQ1 values: dl * (grid + delta), delta per 8.
-TIQ static inline void put16_iq1(float *y, float dl, const int8_t *lo, const int8_t *hi, float d0, float d1) {
-    const __m512 g = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_set_epi64x((long long)g8((const uint8_t *)hi), (long long)g8((const uint8_t *)lo))));
-    const __m512 delta = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(d0), _mm512_set1_ps(d1));
-    _mm512_storeu_ps(y, _mm512_mul_ps(_mm512_set1_ps(dl), _mm512_add_ps(g, delta)));
+TIQ static IQ_INL __m512 v16_iq1(float dl, const int8_t *lo, const int8_t *hi, float d0, float d1) {
+    const __m512 g = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_set_epi64x((long long)g8(hi), (long long)g8(lo))));
+    return _mm512_mul_ps(_mm512_set1_ps(dl), _mm512_add_ps(g, _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(d0), _mm512_set1_ps(d1))));
+}
+static IQ_INL unsigned ks2(uint32_t aux, int k) {   // sign bytes of chunks k, k + 1 from 7-bit fields of aux
+    return pk_iq2_ksigns[(aux >> (7 * k)) & 127] | (unsigned)pk_iq2_ksigns[(aux >> (7 * k + 7)) & 127] << 8;
 }
 
-TIQ void pk_dequant_iq2_xxs_512(const void *row, int64_t cols, float *out) {
-    pthread_once(&grids_once, init_grids);
-    const uint8_t *p = (const uint8_t *)row;
-    for (int64_t b = 0; b < cols / 256; b++, p += 66) {
-        const float d = pk_f16_to_f32(u16_at(p));
-        for (int g = 0; g < 8; g++) {
-            const uint8_t *idx = p + 2 + 8 * g;
-            const uint32_t aux = u32_at(idx + 4);
-            const float db = d * (0.5f + (float)(aux >> 28)) * 0.25f;
-            float *y = out + b * 256 + 32 * g;
-            for (int k = 0; k < 4; k += 2)
-                put16(y + 8 * k, db, g8(iq2xxs_grid[idx[k]]), g8(iq2xxs_grid[idx[k + 1]]),
-                      pk_iq2_ksigns[(aux >> (7 * k)) & 127] | (unsigned)pk_iq2_ksigns[(aux >> (7 * k + 7)) & 127] << 8);
-        }
+TIQ static IQ_INL void grp_iq2_xxs(const uint8_t *p, int g, __m512 v[2]) {
+    const uint8_t *idx = p + 2 + 8 * g;
+    const uint32_t aux = u32_at(idx + 4);
+    const float db = f16_at(p) * (0.5f + (float)(aux >> 28)) * 0.25f;
+    for (int k = 0; k < 2; k++)
+        v[k] = v16(db, g8(iq2xxs_grid[idx[2 * k]]), g8(iq2xxs_grid[idx[2 * k + 1]]), ks2(aux, 2 * k));
+}
+TIQ static IQ_INL void grp_iq2_xs(const uint8_t *p, int g, __m512 v[2]) {
+    const float d = f16_at(p);
+    for (int k = 0; k < 2; k++) {   // sub-block s = 2g + k: 16 weights, one scale nibble
+        const int s = 2 * g + k;
+        const float db = d * (0.5f + (float)((p[66 + s / 2] >> (4 * (s % 2))) & 15)) * 0.25f;
+        const uint16_t q0 = u16_at(p + 2 + 4 * s), q1 = u16_at(p + 4 + 4 * s);
+        v[k] = v16(db, g8(iq2xs_grid[q0 & 511]), g8(iq2xs_grid[q1 & 511]), pk_iq2_ksigns[q0 >> 9] | (unsigned)pk_iq2_ksigns[q1 >> 9] << 8);
+    }
+}
+TIQ static IQ_INL void grp_iq2_s(const uint8_t *p, int g, __m512 v[2]) {
+    const float d = f16_at(p);
+    const uint8_t *qs = p + 2, *sg = p + 34, *qh = p + 66, *sc = p + 74;
+    for (int k = 0; k < 2; k++) {
+        const int s = 2 * g + k, i = 2 * s, hb = qh[i / 4] >> (2 * (i % 4));   // i % 4 is 0 or 2: both indices' high bits
+        const float db = d * (0.5f + (float)((sc[s / 2] >> (4 * (s % 2))) & 15)) * 0.25f;
+        v[k] = v16(db, g8(iq2s_grid[qs[i] | ((hb & 3) << 8)]), g8(iq2s_grid[qs[i + 1] | (((hb >> 2) & 3) << 8)]), u16_at(sg + i));
+    }
+}
+TIQ static IQ_INL void grp_iq3_xxs(const uint8_t *p, int g, __m512 v[2]) {
+    const uint32_t aux = u32_at(p + 66 + 4 * g);
+    const float db = f16_at(p) * (0.5f + (float)(aux >> 28)) * 0.5f;
+    const uint8_t *q = p + 2 + 8 * g;
+    for (int k = 0; k < 2; k++)
+        v[k] = v16(db, g4x2(iq3xxs_grid[q[4 * k]], iq3xxs_grid[q[4 * k + 1]]), g4x2(iq3xxs_grid[q[4 * k + 2]], iq3xxs_grid[q[4 * k + 3]]),
+                   ks2(aux, 2 * k));
+}
+TIQ static IQ_INL void grp_iq3_s(const uint8_t *p, int g, __m512 v[2]) {
+    const uint8_t *qs = p + 2 + 8 * g, *sg = p + 74 + 4 * g, *sc = p + 106;
+    const float db = f16_at(p) * (float)(1 + 2 * ((sc[g / 2] >> (4 * (g % 2))) & 15));
+    const unsigned h = p[66 + g];   // the 9th bits of this group's 8 indices
+    for (int k = 0; k < 2; k++) {
+        const int e = 4 * k;
+        v[k] = v16(db, g4x2(iq3s_grid[qs[e] | ((h >> e) & 1) << 8], iq3s_grid[qs[e + 1] | ((h >> (e + 1)) & 1) << 8]),
+                   g4x2(iq3s_grid[qs[e + 2] | ((h >> (e + 2)) & 1) << 8], iq3s_grid[qs[e + 3] | ((h >> (e + 3)) & 1) << 8]), u16_at(sg + 2 * k));
+    }
+}
+TIQ static IQ_INL void grp_iq1_s(const uint8_t *p, int g, __m512 v[2]) {
+    const uint16_t qh = u16_at(p + 34 + 2 * g);
+    const float dl = f16_at(p) * (float)(2 * ((qh >> 12) & 7) + 1), delta = qh & 0x8000 ? -0.125f : 0.125f;
+    const uint8_t *q = p + 2 + 4 * g;
+    for (int k = 0; k < 2; k++)
+        v[k] = v16_iq1(dl, iq1s_grid[q[2 * k] | (((qh >> (6 * k)) & 7) << 8)], iq1s_grid[q[2 * k + 1] | (((qh >> (6 * k + 3)) & 7) << 8)],
+                       delta, delta);
+}
+TIQ static IQ_INL void grp_iq1_m(const uint8_t *p, int g, __m512 v[2]) {
+    const uint8_t *qs = p, *qh = p + 32, *sc = p + 48;
+    const uint16_t s0 = u16_at(sc), s1 = u16_at(sc + 2), s2 = u16_at(sc + 4), s3 = u16_at(sc + 6);
+    const float d = _cvtsh_ss((uint16_t)((s0 >> 12) | ((s1 >> 8) & 0x00F0) | ((s2 >> 4) & 0x0F00) | (s3 & 0xF000)));
+    for (int k = 0; k < 2; k++) {   // weights 16m..16m+15: indices 2m, 2m+1, one scale, qh byte m
+        const int m = 2 * g + k, h = qh[m];
+        const float dl = d * (float)(2 * ((u16_at(sc + 2 * (m / 4)) >> (3 * (m % 4))) & 7) + 1);
+        v[k] = v16_iq1(dl, iq1s_grid[qs[2 * m] | ((h & 7) << 8)], iq1s_grid[qs[2 * m + 1] | (((h >> 4) & 7) << 8)],
+                       h & 8 ? -0.125f : 0.125f, h & 0x80 ? -0.125f : 0.125f);
     }
 }
 
-TIQ void pk_dequant_iq2_xs_512(const void *row, int64_t cols, float *out) {
-    pthread_once(&grids_once, init_grids);
-    const uint8_t *p = (const uint8_t *)row;
-    for (int64_t b = 0; b < cols / 256; b++, p += 74) {
-        const float d = pk_f16_to_f32(u16_at(p));
-        for (int s = 0; s < 16; s++) {
-            const float db = d * (0.5f + (float)((p[66 + s / 2] >> (4 * (s % 2))) & 15)) * 0.25f;
-            const uint16_t q0 = u16_at(p + 2 + 4 * s), q1 = u16_at(p + 4 + 4 * s);
-            put16(out + b * 256 + 16 * s, db, g8(iq2xs_grid[q0 & 511]), g8(iq2xs_grid[q1 & 511]),
-                  pk_iq2_ksigns[q0 >> 9] | (unsigned)pk_iq2_ksigns[q1 >> 9] << 8);
-        }
-    }
+// The widening (pk_dequant_row at the AVX-512 levels) and the product with one x (pk_matmul_rows at T == 1): 4
+// accumulators per row, summed in a fixed order, so a row's result does not depend on the rows beside it.
+#define IQ_512(T, BYTES)                                                                                        \
+TIQ void pk_dequant_##T##_512(const void *row, int64_t cols, float *out) {                                   \
+    pthread_once(&grids_once, init_grids);                                                                    \
+    const uint8_t *p = (const uint8_t *)row;                                                                  \
+    for (int64_t b = 0; b < cols / 256; b++, p += BYTES)                                                      \
+        for (int g = 0; g < 8; g++) {                                                                         \
+            __m512 v[2];                                                                                      \
+            grp_##T(p, g, v);                                                                                 \
+            _mm512_storeu_ps(out + b * 256 + 32 * g, v[0]);                                                   \
+            _mm512_storeu_ps(out + b * 256 + 32 * g + 16, v[1]);                                              \
+        }                                                                                                     \
+}                                                                                                             \
+TIQ void pk_matvec_##T##_512(const uint8_t *W, size_t rb, int64_t cols, const float *x, float *y, int64_t r0, int64_t r1) { \
+    pthread_once(&grids_once, init_grids);                                                                    \
+    for (int64_t r = r0; r < r1; r++) {                                                                       \
+        const uint8_t *p = W + (size_t)r * rb;                                                                \
+        __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};   \
+        for (int64_t b = 0; b < cols / 256; b++, p += BYTES)                                                  \
+            for (int g = 0; g < 8; g++) {                                                                     \
+                __m512 v[2];                                                                                  \
+                grp_##T(p, g, v);                                                                             \
+                const float *xg = x + b * 256 + 32 * g;                                                       \
+                a[g & 2] = _mm512_fmadd_ps(v[0], _mm512_loadu_ps(xg), a[g & 2]);                              \
+                a[(g & 2) + 1] = _mm512_fmadd_ps(v[1], _mm512_loadu_ps(xg + 16), a[(g & 2) + 1]);             \
+            }                                                                                                 \
+        y[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3])));     \
+    }                                                                                                         \
 }
-
-TIQ void pk_dequant_iq2_s_512(const void *row, int64_t cols, float *out) {
-    pthread_once(&grids_once, init_grids);
-    const uint8_t *p = (const uint8_t *)row;
-    for (int64_t b = 0; b < cols / 256; b++, p += 82) {
-        const float d = pk_f16_to_f32(u16_at(p));
-        const uint8_t *qs = p + 2, *sg = p + 34, *qh = p + 66, *sc = p + 74;
-        for (int s = 0; s < 16; s++) {
-            const float db = d * (0.5f + (float)((sc[s / 2] >> (4 * (s % 2))) & 15)) * 0.25f;
-            const int i = 2 * s, hb = qh[i / 4] >> (2 * (i % 4));   // i % 4 is 0 or 2: both indices' high bits
-            put16(out + b * 256 + 16 * s, db, g8(iq2s_grid[qs[i] | ((hb & 3) << 8)]), g8(iq2s_grid[qs[i + 1] | (((hb >> 2) & 3) << 8)]),
-                  u16_at(sg + i));
-        }
-    }
-}
-
-TIQ void pk_dequant_iq3_xxs_512(const void *row, int64_t cols, float *out) {
-    pthread_once(&grids_once, init_grids);
-    const uint8_t *p = (const uint8_t *)row;
-    for (int64_t b = 0; b < cols / 256; b++, p += 98) {
-        const float d = pk_f16_to_f32(u16_at(p));
-        for (int g = 0; g < 8; g++) {
-            const uint32_t aux = u32_at(p + 66 + 4 * g);
-            const float db = d * (0.5f + (float)(aux >> 28)) * 0.5f;
-            const uint8_t *q = p + 2 + 8 * g;
-            float *y = out + b * 256 + 32 * g;
-            for (int k = 0; k < 4; k += 2)
-                put16(y + 8 * k, db, g4x2(iq3xxs_grid[q[2 * k]], iq3xxs_grid[q[2 * k + 1]]),
-                      g4x2(iq3xxs_grid[q[2 * k + 2]], iq3xxs_grid[q[2 * k + 3]]),
-                      pk_iq2_ksigns[(aux >> (7 * k)) & 127] | (unsigned)pk_iq2_ksigns[(aux >> (7 * k + 7)) & 127] << 8);
-        }
-    }
-}
-
-TIQ void pk_dequant_iq3_s_512(const void *row, int64_t cols, float *out) {
-    pthread_once(&grids_once, init_grids);
-    const uint8_t *p = (const uint8_t *)row;
-    for (int64_t b = 0; b < cols / 256; b++, p += 110) {
-        const float d = pk_f16_to_f32(u16_at(p));
-        const uint8_t *qs = p + 2, *qh = p + 66, *sg = p + 74, *sc = p + 106;
-        for (int s = 0; s < 8; s++) {
-            const float db = d * (float)(1 + 2 * ((sc[s / 2] >> (4 * (s % 2))) & 15));
-            const unsigned h = qh[s];   // the 9th bits of this group's 8 indices
-            const uint8_t *q = qs + 8 * s;
-            float *y = out + b * 256 + 32 * s;
-            for (int k = 0; k < 8; k += 4)
-                put16(y + 4 * k, db, g4x2(iq3s_grid[q[k] | ((h >> k) & 1) << 8], iq3s_grid[q[k + 1] | ((h >> (k + 1)) & 1) << 8]),
-                      g4x2(iq3s_grid[q[k + 2] | ((h >> (k + 2)) & 1) << 8], iq3s_grid[q[k + 3] | ((h >> (k + 3)) & 1) << 8]),
-                      u16_at(sg + 4 * s + k / 2));
-        }
-    }
-}
-
-TIQ void pk_dequant_iq1_s_512(const void *row, int64_t cols, float *out) {
-    pthread_once(&grids_once, init_grids);
-    const uint8_t *p = (const uint8_t *)row;
-    for (int64_t b = 0; b < cols / 256; b++, p += 50) {
-        const float d = pk_f16_to_f32(u16_at(p));
-        for (int g = 0; g < 8; g++) {
-            const uint16_t qh = u16_at(p + 34 + 2 * g);
-            const float dl = d * (float)(2 * ((qh >> 12) & 7) + 1), delta = qh & 0x8000 ? -0.125f : 0.125f;
-            const uint8_t *q = p + 2 + 4 * g;
-            float *y = out + b * 256 + 32 * g;
-            for (int k = 0; k < 4; k += 2)
-                put16_iq1(y + 8 * k, dl, iq1s_grid[q[k] | (((qh >> (3 * k)) & 7) << 8)],
-                          iq1s_grid[q[k + 1] | (((qh >> (3 * k + 3)) & 7) << 8)], delta, delta);
-        }
-    }
-}
-
-TIQ void pk_dequant_iq1_m_512(const void *row, int64_t cols, float *out) {
-    pthread_once(&grids_once, init_grids);
-    const uint8_t *p = (const uint8_t *)row;
-    for (int64_t b = 0; b < cols / 256; b++, p += 56) {
-        const uint8_t *qs = p, *qh = p + 32, *sc = p + 48;
-        const uint16_t s0 = u16_at(sc), s1 = u16_at(sc + 2), s2 = u16_at(sc + 4), s3 = u16_at(sc + 6);
-        const float d = pk_f16_to_f32((uint16_t)((s0 >> 12) | ((s1 >> 8) & 0x00F0) | ((s2 >> 4) & 0x0F00) | (s3 & 0xF000)));
-        for (int m = 0; m < 16; m++) {   // weights 16m..16m+15: indices 2m, 2m+1, one scale, qh byte m
-            const float dl = d * (float)(2 * ((u16_at(sc + 2 * (m / 4)) >> (3 * (m % 4))) & 7) + 1);
-            const int h = qh[m];
-            put16_iq1(out + b * 256 + 16 * m, dl, iq1s_grid[qs[2 * m] | ((h & 7) << 8)], iq1s_grid[qs[2 * m + 1] | (((h >> 4) & 7) << 8)],
-                      h & 8 ? -0.125f : 0.125f, h & 0x80 ? -0.125f : 0.125f);
-        }
-    }
-}
+IQ_512(iq2_xxs, 66) IQ_512(iq2_xs, 74) IQ_512(iq2_s, 82) IQ_512(iq3_xxs, 98) IQ_512(iq3_s, 110) IQ_512(iq1_s, 50)
+IQ_512(iq1_m, 56)
 #endif

@@ -416,7 +416,10 @@ T512 static int attention_512(const float *q, int64_t H, int64_t group, const fl
                  [PK_IQ3_XXS] = pk_dequant_iq3_xxs_512, [PK_IQ3_S] = pk_dequant_iq3_s_512, [PK_IQ1_S] = pk_dequant_iq1_s_512, \
                  [PK_IQ1_M] = pk_dequant_iq1_m_512 },                                                        \
     .matvec = { [PK_F32] = matvec_f32_256, [PK_F16] = matvec_f16_256, [PK_BF16] = matvec_bf16_256, [PK_Q8_0] = matvec_q8_0_512, \
-                [PK_Q4_0] = matvec_q4_0_512, [PK_Q4_1] = matvec_q4_1_512, PK_X86_QUANT_FNS(matvec, 512) },   \
+                [PK_Q4_0] = matvec_q4_0_512, [PK_Q4_1] = matvec_q4_1_512, PK_X86_QUANT_FNS(matvec, 512),    \
+                [PK_IQ2_XXS] = pk_matvec_iq2_xxs_512, [PK_IQ2_XS] = pk_matvec_iq2_xs_512, [PK_IQ2_S] = pk_matvec_iq2_s_512, \
+                [PK_IQ3_XXS] = pk_matvec_iq3_xxs_512, [PK_IQ3_S] = pk_matvec_iq3_s_512, [PK_IQ1_S] = pk_matvec_iq1_s_512, \
+                [PK_IQ1_M] = pk_matvec_iq1_m_512 },                                                         \
     .exact = { [PK_Q4_0] = &pk_exact512_q4_0, [PK_Q4_1] = &pk_exact512_q4_1, [PK_Q5_0] = &pk_exact512_q5_0,       \
                [PK_Q5_1] = &pk_exact512_q5_1, [PK_IQ4_NL] = &pk_exact512_iq4_nl, [PK_Q8_0] = &pk_exact512_q8_0,    \
                [PK_Q4_K] = &pk_exact512_q4_K, [PK_Q5_K] = &pk_exact512_q5_K, [PK_Q6_K] = &pk_exact512_q6_K,       \

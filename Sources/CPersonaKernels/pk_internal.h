@@ -19,6 +19,9 @@ void pk_dequant_iq3_xxs_512(const void *row, int64_t cols, float *out);
 void pk_dequant_iq3_s_512(const void *row, int64_t cols, float *out);
 void pk_dequant_iq1_s_512(const void *row, int64_t cols, float *out);
 void pk_dequant_iq1_m_512(const void *row, int64_t cols, float *out);
+#define PK_IQ_MATVEC_512(T) void pk_matvec_##T##_512(const uint8_t *W, size_t rb, int64_t cols, const float *x, float *y, int64_t r0, int64_t r1);
+PK_IQ_MATVEC_512(iq2_xxs) PK_IQ_MATVEC_512(iq2_xs) PK_IQ_MATVEC_512(iq2_s) PK_IQ_MATVEC_512(iq3_xxs) PK_IQ_MATVEC_512(iq3_s)
+PK_IQ_MATVEC_512(iq1_s) PK_IQ_MATVEC_512(iq1_m)
 #endif
 
 /* Converts `cols` elements (a multiple of the block size) of one row to f32. */
