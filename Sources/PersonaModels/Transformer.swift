@@ -461,8 +461,7 @@ private struct StepAttentionJob {
     func run(_ i: Int) {
         let perSequence = kvHeads * parts
         let s = queries[i / perSequence], kvh = (i % perSequence) / parts, p = i % parts
-        let first = kvh * group + p * part, count = min(part, group - p * part)
-        guard count > 0 else { return }
+        let first = kvh * group + p * part, count = min(part, group - p * part)   // >= 1: parts = ceil(group / part)
         withUnsafeTemporaryAllocation(of: Float.self, capacity: Int(PK_ATTENTION_GROUP_MAX) * Self.maxPositions) { scores in
             pk_attention_group(s.q + first * hd, Int64(count), s.kc + kvh * hd, Int64(kvDim), s.vc + kvh * hd, Int64(kvDim),
                                Int64(s.count), Int64(hd), scale, softcap, scores.baseAddress!, Int64(Self.maxPositions),
