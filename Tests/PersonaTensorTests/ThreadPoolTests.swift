@@ -191,6 +191,14 @@ final class AttentionKernelTests: XCTestCase {
                     XCTFail("\(level) n \(n) hd \(hd) G \(G) cap \(cap): head \(i / hd) element \(i % hd) \(got[i]) != \(want[i])")
                     break
                 }
+                // and against the Double softmax-attention, with testAttentionHeadMatchesNaive's bound
+                for h in 0..<G {
+                    let ref = Self.naive(q[(h * hd)..<((h + 1) * hd)], K, V, ld: ld, column: column, n: n, hd: hd, scale: scale, cap: cap)
+                    for i in 0..<hd {
+                        XCTAssertEqual(Double(got[h * hd + i]), ref[i], accuracy: 2e-5 * (1 + abs(ref[i])) * Double(hd).squareRoot(),
+                                       "\(level) n \(n) hd \(hd) G \(G) head \(h) i \(i)")
+                    }
+                }
             }
         }
     }
