@@ -4,8 +4,9 @@
 // order, so every value is bit-identical to `gguf.quants.dequantize`: the scale first (d * (0.5 + s) * 0.25 for
 // IQ2, d * (0.5 + s) * 0.5 for IQ3_XXS, d * (1 + 2 s) for IQ3_S, d * (2 s + 1) for IQ1), then times the grid value,
 // the sign a multiplication by +-1 (IQ1: times grid + delta). They run through the generic paths (convert rows, then
-// f32 dot products or the f32 GEMM; AVX-512 also a fused T == 1 product), so exact precision only; there are no
-// native kernels for them. One decoder per type reads the block layout for every level (`iq_half` below).
+// f32 dot products or the f32 GEMM; AVX-512 also a fused T == 1 product). Native precision (below, "MARK: native")
+// is ggml_vec_dot_<type>_q8_K's arithmetic. One decoder per type reads the block layout for every level and both
+// precisions (`iq_half` below).
 #include "pk_internal.h"
 #include "iq_grids.h"
 #include <pthread.h>
@@ -40,16 +41,22 @@ static inline uint64_t g4x2(const uint8_t *a, const uint8_t *b) { return (uint64
 
 // Half a group (16 weights) as a block stores it, what every level widens: the scale; 16 grid values as two 8-byte
 // entries (unsigned for IQ2 / IQ3, -1 / 0 / 1 for IQ1); for IQ2 / IQ3 which values are negated (bit j), for IQ1 the
-// shift of each 8. Value j is scale * grid_j, negated where bit j is set, or scale * (grid_j + shift).
-typedef struct { float scale; uint64_t lo, hi; unsigned neg; float d0, d1; } iq_half;
+// shift of each 8. Value j is scale * grid_j, negated where bit j is set, or scale * (grid_j + shift). `ls` is the
+// integer 2 s + 1 of the stored scale field s that every type's scale is d times (times 1/8 for IQ2, 1/4 for
+// IQ3_XXS), what the native dot products multiply by.
+typedef struct { float scale; int ls; uint64_t lo, hi; unsigned neg, dneg; float d0, d1; } iq_half;   // dneg: IQ1 shifts' signs (bit 0: lo, 1: hi)
 #define IQ_INL inline __attribute__((always_inline))
 
 static IQ_INL unsigned ks2(uint32_t aux, int k) {   // sign bytes of chunks k, k + 1 from 7-bit fields of aux
     return pk_iq2_ksigns[(aux >> (7 * k)) & 127] | (unsigned)pk_iq2_ksigns[(aux >> (7 * k + 7)) & 127] << 8;
 }
-static IQ_INL void set2(iq_half *h, float scale, uint64_t lo, uint64_t hi, unsigned neg) { h->scale = scale; h->lo = lo; h->hi = hi; h->neg = neg; }
-static IQ_INL void set1(iq_half *h, float scale, const int8_t *lo, const int8_t *hi, float d0, float d1) {
-    h->scale = scale; h->lo = g8(lo); h->hi = g8(hi); h->d0 = d0; h->d1 = d1;
+static IQ_INL void set2(iq_half *h, float scale, unsigned s, uint64_t lo, uint64_t hi, unsigned neg) {
+    h->scale = scale; h->ls = (int)(2 * s + 1); h->lo = lo; h->hi = hi; h->neg = neg;
+}
+static IQ_INL void set1(iq_half *h, float scale, unsigned s, const int8_t *lo, const int8_t *hi, unsigned n0, unsigned n1) {
+    h->scale = scale; h->ls = (int)(2 * s + 1); h->lo = g8(lo); h->hi = g8(hi);
+    h->dneg = (n0 ? 1u : 0u) | (n1 ? 2u : 0u);
+    h->d0 = n0 ? -0.125f : 0.125f; h->d1 = n1 ? -0.125f : 0.125f;
 }
 
 // The f16 bits of a block's d (IQ1_M spreads them over the top nibbles of its four scale words).
@@ -64,22 +71,24 @@ static IQ_INL void grp_iq2_xxs(const uint8_t *p, float d, int g, iq_half h[2]) {
     const uint8_t *idx = p + 2 + 8 * g;
     const uint32_t aux = u32_at(idx + 4);
     const float db = d * (0.5f + (float)(aux >> 28)) * 0.25f;
-    for (int k = 0; k < 2; k++) set2(&h[k], db, g8(iq2xxs_grid[idx[2 * k]]), g8(iq2xxs_grid[idx[2 * k + 1]]), ks2(aux, 2 * k));
+    for (int k = 0; k < 2; k++) set2(&h[k], db, aux >> 28, g8(iq2xxs_grid[idx[2 * k]]), g8(iq2xxs_grid[idx[2 * k + 1]]), ks2(aux, 2 * k));
 }
 static IQ_INL void grp_iq2_xs(const uint8_t *p, float d, int g, iq_half h[2]) {   // { f16 d; u16 qs[32] (9-bit index | 7-bit sign index); u8 scales[8] }
     for (int k = 0; k < 2; k++) {   // sub-block s = 2g + k: 16 weights, one scale nibble
         const int s = 2 * g + k;
-        const float db = d * (0.5f + (float)((p[66 + s / 2] >> (4 * (s % 2))) & 15)) * 0.25f;
+        const unsigned sc = (p[66 + s / 2] >> (4 * (s % 2))) & 15;
+        const float db = d * (0.5f + (float)sc) * 0.25f;
         const uint16_t q0 = u16_at(p + 2 + 4 * s), q1 = u16_at(p + 4 + 4 * s);
-        set2(&h[k], db, g8(iq2xs_grid[q0 & 511]), g8(iq2xs_grid[q1 & 511]), pk_iq2_ksigns[q0 >> 9] | (unsigned)pk_iq2_ksigns[q1 >> 9] << 8);
+        set2(&h[k], db, sc, g8(iq2xs_grid[q0 & 511]), g8(iq2xs_grid[q1 & 511]), pk_iq2_ksigns[q0 >> 9] | (unsigned)pk_iq2_ksigns[q1 >> 9] << 8);
     }
 }
 static IQ_INL void grp_iq2_s(const uint8_t *p, float d, int g, iq_half h[2]) {   // { f16 d; u8 qs[32]; u8 signs[32]; u8 qh[8] (4 x 2 high bits); u8 scales[8] }
     const uint8_t *qs = p + 2, *sg = p + 34, *qh = p + 66, *sc = p + 74;
     for (int k = 0; k < 2; k++) {
         const int s = 2 * g + k, i = 2 * s, hb = qh[i / 4] >> (2 * (i % 4));   // i % 4 is 0 or 2: both indices' high bits
-        const float db = d * (0.5f + (float)((sc[s / 2] >> (4 * (s % 2))) & 15)) * 0.25f;
-        set2(&h[k], db, g8(iq2s_grid[qs[i] | ((hb & 3) << 8)]), g8(iq2s_grid[qs[i + 1] | (((hb >> 2) & 3) << 8)]), u16_at(sg + i));
+        const unsigned f = (sc[s / 2] >> (4 * (s % 2))) & 15;
+        const float db = d * (0.5f + (float)f) * 0.25f;
+        set2(&h[k], db, f, g8(iq2s_grid[qs[i] | ((hb & 3) << 8)]), g8(iq2s_grid[qs[i + 1] | (((hb >> 2) & 3) << 8)]), u16_at(sg + i));
     }
 }
 static IQ_INL void grp_iq3_xxs(const uint8_t *p, float d, int g, iq_half h[2]) {   // { f16 d; u8 qs[64] (4 weights each); u32 aux[8] (4 x 7 sign bits + 4-bit scale) }
@@ -87,33 +96,37 @@ static IQ_INL void grp_iq3_xxs(const uint8_t *p, float d, int g, iq_half h[2]) {
     const float db = d * (0.5f + (float)(aux >> 28)) * 0.5f;
     const uint8_t *q = p + 2 + 8 * g;
     for (int k = 0; k < 2; k++)
-        set2(&h[k], db, g4x2(iq3xxs_grid[q[4 * k]], iq3xxs_grid[q[4 * k + 1]]), g4x2(iq3xxs_grid[q[4 * k + 2]], iq3xxs_grid[q[4 * k + 3]]),
+        set2(&h[k], db, aux >> 28, g4x2(iq3xxs_grid[q[4 * k]], iq3xxs_grid[q[4 * k + 1]]), g4x2(iq3xxs_grid[q[4 * k + 2]], iq3xxs_grid[q[4 * k + 3]]),
              ks2(aux, 2 * k));
 }
 static IQ_INL void grp_iq3_s(const uint8_t *p, float d, int g, iq_half h[2]) {   // { f16 d; u8 qs[64]; u8 qh[8] (9th index bits); u8 signs[32]; u8 scales[4] }
     const uint8_t *qs = p + 2 + 8 * g, *sg = p + 74 + 4 * g, *sc = p + 106;
-    const float db = d * (float)(1 + 2 * ((sc[g / 2] >> (4 * (g % 2))) & 15));
+    const unsigned f = (sc[g / 2] >> (4 * (g % 2))) & 15;
+    const float db = d * (float)(1 + 2 * f);
     const unsigned hb = p[66 + g];   // the 9th bits of this group's 8 indices
     for (int k = 0; k < 2; k++) {
         const int e = 4 * k;
-        set2(&h[k], db, g4x2(iq3s_grid[qs[e] | ((hb >> e) & 1) << 8], iq3s_grid[qs[e + 1] | ((hb >> (e + 1)) & 1) << 8]),
+        set2(&h[k], db, f, g4x2(iq3s_grid[qs[e] | ((hb >> e) & 1) << 8], iq3s_grid[qs[e + 1] | ((hb >> (e + 1)) & 1) << 8]),
              g4x2(iq3s_grid[qs[e + 2] | ((hb >> (e + 2)) & 1) << 8], iq3s_grid[qs[e + 3] | ((hb >> (e + 3)) & 1) << 8]), u16_at(sg + 2 * k));
     }
 }
 static IQ_INL void grp_iq1_s(const uint8_t *p, float d, int g, iq_half h[2]) {   // { f16 d; u8 qs[32]; u16 qh[8] (4 x 3 index bits, 3-bit scale, delta sign) }
     const uint16_t qh = u16_at(p + 34 + 2 * g);
-    const float dl = d * (float)(2 * ((qh >> 12) & 7) + 1), delta = qh & 0x8000 ? -0.125f : 0.125f;
+    const unsigned f = (qh >> 12) & 7;
+    const float dl = d * (float)(2 * f + 1);
+    const unsigned neg = qh & 0x8000;
     const uint8_t *q = p + 2 + 4 * g;
     for (int k = 0; k < 2; k++)
-        set1(&h[k], dl, iq1s_grid[q[2 * k] | (((qh >> (6 * k)) & 7) << 8)], iq1s_grid[q[2 * k + 1] | (((qh >> (6 * k + 3)) & 7) << 8)], delta, delta);
+        set1(&h[k], dl, f, iq1s_grid[q[2 * k] | (((qh >> (6 * k)) & 7) << 8)], iq1s_grid[q[2 * k + 1] | (((qh >> (6 * k + 3)) & 7) << 8)], neg, neg);
 }
 static IQ_INL void grp_iq1_m(const uint8_t *p, float d, int g, iq_half h[2]) {   // { u8 qs[32]; u8 qh[16] (2 x (3 index bits, delta sign)); u16 scales[4] }
     const uint8_t *qs = p, *qh = p + 32, *sc = p + 48;
     for (int k = 0; k < 2; k++) {   // weights 16m..16m+15: indices 2m, 2m+1, one 3-bit scale, qh byte m
         const int m = 2 * g + k, b = qh[m];
-        const float dl = d * (float)(2 * ((u16_at(sc + 2 * (m / 4)) >> (3 * (m % 4))) & 7) + 1);
-        set1(&h[k], dl, iq1s_grid[qs[2 * m] | ((b & 7) << 8)], iq1s_grid[qs[2 * m + 1] | (((b >> 4) & 7) << 8)],
-             b & 8 ? -0.125f : 0.125f, b & 0x80 ? -0.125f : 0.125f);
+        const unsigned f = (u16_at(sc + 2 * (m / 4)) >> (3 * (m % 4))) & 7;
+        const float dl = d * (float)(2 * f + 1);
+        set1(&h[k], dl, f, iq1s_grid[qs[2 * m] | ((b & 7) << 8)], iq1s_grid[qs[2 * m + 1] | (((b >> 4) & 7) << 8)],
+             b & 8, b & 0x80);
     }
 }
 
@@ -214,3 +227,291 @@ TIQ void pk_matvec_##T##_512(const uint8_t *W, size_t rb, int64_t cols, const fl
 }
 IQ_TYPES(IQ_512)
 #endif
+
+// MARK: native precision
+// ggml_vec_dot_<type>_q8_K's arithmetic on the token's block_q8_K (kernels_native_k.c prepares it): per super-block
+// the exact integer sum I = sum over halves of ls * sum(grid * sign * q8), then in f32, as ggml's generic code
+// orders it: sumf += (d_w d_x) I, and at the end sumf / 8 (IQ2), sumf / 4 (IQ3_XXS). IQ1: ggml adds
+// (d_w d_x) (I + I1 / 8) with I1 = sum of ls * shift sign * sum(q8) (shifts +-1/8); here I' = 8 I + I1 (the values
+// 8 (grid + shift), |I'| < 256 * 15 * 9 * 127 < 2^24), so (float) I' / 8 = I + I1 / 8 exactly, and ggml's sumf
+// equals ours divided by 8 at the end (a power of two: the same roundings). Separate statements (and
+// -ffp-contract=off): no FMA, so every level gives the same bits, also kernels_native_k.c's VNNI tiles, which
+// read the blocks through pk_iq_block_u8.
+// A row is first decoded, 16 super-blocks at a time, by the portable decoders above (the grid lookups are scalar
+// loads at every level) into the form every level reads: per 32 weights 32 unsigned bytes (IQ1: |value|), 32 sign
+// bits (IQ1: the -1 values), the two halves' ls and (IQ1) 32 shift-sign bits; then every token of the call runs
+// against the decoded chunk, so a prompt decodes each row once.
+enum { IQN_CHUNK = 16 };   // super-blocks decoded at once: 4 KiB of values, in L1 beside a token's 4 KiB of q8
+
+typedef struct {
+    uint8_t grid[IQN_CHUNK * 256] __attribute__((aligned(64)));
+    uint32_t neg[IQN_CHUNK * 8], dneg[IQN_CHUNK * 8];
+    int16_t ls[IQN_CHUNK * 16];
+    float dw[IQN_CHUNK];
+} iqn_rows;
+
+// The sign bits (bit 7) of the 8 bytes of v as an 8-bit mask: the top bits gathered into the top byte by one
+// multiplication (no two partial products meet in one bit position).
+static IQ_INL unsigned top_bits8(uint64_t v) { return (unsigned)(((v & 0x8080808080808080ULL) * 0x0002040810204081ULL) >> 56); }
+
+#define IQ_NDECODE(T, BYTES, IQ1, IQ1M)                                                                       \
+static void ndecode_##T(const uint8_t *p, int64_t nbc, iqn_rows *o) {                                        \
+    for (int64_t b = 0; b < nbc; b++, p += BYTES) {                                                           \
+        o->dw[b] = pk_f16_to_f32(d_bits(IQ1M, p));                                                            \
+        for (int g = 0; g < 8; g++) {                                                                         \
+            iq_half h[2];                                                                                     \
+            grp_##T(p, 0.f, g, h);                                                                            \
+            const int64_t G = b * 8 + g;                                                                      \
+            uint64_t e[4] = {h[0].lo, h[0].hi, h[1].lo, h[1].hi};                                             \
+            if (IQ1) {   /* -1 / 0 / 1: magnitude 1 where the byte is not 0, sign bit where it is -1 */      \
+                o->neg[G] = top_bits8(e[0]) | top_bits8(e[1]) << 8 | top_bits8(e[2]) << 16 | top_bits8(e[3]) << 24; \
+                for (int i = 0; i < 4; i++) e[i] &= 0x0101010101010101ULL;                                    \
+                o->dneg[G] = (h[0].dneg & 1 ? 0xFFu : 0) | (h[0].dneg & 2 ? 0xFF00u : 0) |                    \
+                             (h[1].dneg & 1 ? 0xFF0000u : 0) | (h[1].dneg & 2 ? 0xFF000000u : 0);             \
+            } else {                                                                                          \
+                o->neg[G] = (h[0].neg & 0xFFFF) | (h[1].neg & 0xFFFF) << 16;                                  \
+            }                                                                                                 \
+            memcpy(o->grid + 32 * G, e, 32);                                                                  \
+            o->ls[2 * G] = (int16_t)h[0].ls; o->ls[2 * G + 1] = (int16_t)h[1].ls;                             \
+        }                                                                                                     \
+    }                                                                                                         \
+}
+IQ_TYPES(IQ_NDECODE)
+
+// Integer sums of nbc decoded super-blocks against q8 (the token's values from the chunk's first column):
+// isum[b] = I, isum1[b] = I1 (IQ1). The reference for every level.
+static void ndot_portable(const iqn_rows *o, int64_t nbc, const int8_t *q8, int iq1, int32_t *isum, int32_t *isum1) {
+    for (int64_t b = 0; b < nbc; b++) {
+        int32_t s = 0, s1 = 0;
+        for (int64_t G = 8 * b; G < 8 * b + 8; G++)
+            for (int k = 0; k < 2; k++) {
+                int32_t t = 0, t1 = 0;
+                for (int j = 16 * k; j < 16 * k + 16; j++) {
+                    const int32_t v = o->grid[32 * G + j] * q8[32 * G + j];
+                    t += (o->neg[G] >> j) & 1 ? -v : v;
+                    if (iq1) t1 += (o->dneg[G] >> j) & 1 ? -q8[32 * G + j] : q8[32 * G + j];
+                }
+                s += o->ls[2 * G + k] * t;
+                s1 += o->ls[2 * G + k] * t1;
+            }
+        isum[b] = s; isum1[b] = s1;
+    }
+}
+
+#if defined(__x86_64__)
+#define TIQ2 __attribute__((target("avx2,f16c")))
+#define TIQ5 __attribute__((target("avx2,avx512f,avx512bw,avx512vl")))
+// 32 values per step: q8 negated where the sign bit is set, maddubs with the unsigned values (<= 62, |q8| <= 127:
+// pair sums < 2^15), madd with the halves' ls (low 128-bit lane the first half, high lane the second) into int32.
+// AVX2 spreads the 32 bits over the bytes (shuffle, and, compare); AVX-512BW negates under the mask.
+#define IQ_NDOT_X86(NAME, TGT, NEGATE)                                                                        \
+TGT static IQ_INL int32_t NAME##_hsum(__m256i v) {                                                            \
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));                    \
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));                                                         \
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));                                                         \
+    return _mm_cvtsi128_si32(s);                                                                              \
+}                                                                                                             \
+TGT static void NAME(const iqn_rows *o, int64_t nbc, const int8_t *q8, int iq1, int32_t *isum, int32_t *isum1) { \
+    const __m256i ones = _mm256_set1_epi8(1);                                                                 \
+    for (int64_t b = 0; b < nbc; b++) {                                                                       \
+        __m256i acc = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();                                  \
+        for (int64_t G = 8 * b; G < 8 * b + 8; G++) {                                                         \
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(q8 + 32 * G));                             \
+            const __m256i l = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16(o->ls[2 * G])),   \
+                                                      _mm_set1_epi16(o->ls[2 * G + 1]), 1);                   \
+            const __m256i p = _mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)(o->grid + 32 * G)), NEGATE(q, o->neg[G])); \
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, l));                                             \
+            if (iq1) acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(_mm256_maddubs_epi16(ones, NEGATE(q, o->dneg[G])), l)); \
+        }                                                                                                     \
+        isum[b] = NAME##_hsum(acc); isum1[b] = iq1 ? NAME##_hsum(acc1) : 0;                                   \
+    }                                                                                                         \
+}
+TIQ2 static IQ_INL __m256i iqn_negate_avx2(__m256i q, uint32_t bits) {
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                            2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i sel = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    const __m256i m = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), spread), sel), sel);
+    return _mm256_sub_epi8(_mm256_xor_si256(q, m), m);
+}
+TIQ5 static IQ_INL __m256i iqn_negate_avx512(__m256i q, uint32_t bits) {
+    return _mm256_mask_sub_epi8(q, (__mmask32)bits, _mm256_setzero_si256(), q);
+}
+IQ_NDOT_X86(ndot_avx2, TIQ2, iqn_negate_avx2)
+IQ_NDOT_X86(ndot_avx512, TIQ5, iqn_negate_avx512)
+
+// One row against one token, decoding each group into registers (no decoded chunk in memory): the integers of
+// ndot_* and the f32 epilogue of pk_native_iq_matmul, so the same bits. IQ1 takes the values 8 (grid + shift) =
+// 8 g +- 1 at once (one byte shuffle from g's low 2 bits and the shift's sign), whose sum is 8 I + I1.
+#define IQ_NROW(SFX, TGT, NEGATE, HSUM)                                                                       \
+TGT static IQ_INL float nrow_##SFX(const uint8_t *p, int64_t nb, const int8_t *q8, const float *dx, const int type, \
+                                   const int bytes, const int iq1, const int iq1m) {                          \
+    const __m256i lsidx = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,                    \
+                                           2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);                   \
+    const __m256i v8 = _mm256_setr_epi8(1, 9, 0, -7, -1, 7, 0, -9, 0, 0, 0, 0, 0, 0, 0, 0,                    \
+                                        1, 9, 0, -7, -1, 7, 0, -9, 0, 0, 0, 0, 0, 0, 0, 0);                   \
+    const __m256i sel = _mm256_setr_epi64x(1, 2, 4, 8), three = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4); \
+    float s = 0.f;                                                                                            \
+    for (int64_t b = 0; b < nb; b++, p += bytes, q8 += 256) {                                                 \
+        __m256i acc = _mm256_setzero_si256();                                                                 \
+        for (int g = 0; g < 8; g++) {                                                                         \
+            iq_half h[2];                                                                                     \
+            switch (type) {                                                                                   \
+            case PK_IQ2_XXS: grp_iq2_xxs(p, 0.f, g, h); break;                                                \
+            case PK_IQ2_XS: grp_iq2_xs(p, 0.f, g, h); break;                                                  \
+            case PK_IQ2_S: grp_iq2_s(p, 0.f, g, h); break;                                                    \
+            case PK_IQ3_XXS: grp_iq3_xxs(p, 0.f, g, h); break;                                                \
+            case PK_IQ3_S: grp_iq3_s(p, 0.f, g, h); break;                                                    \
+            case PK_IQ1_S: grp_iq1_s(p, 0.f, g, h); break;                                                    \
+            default: grp_iq1_m(p, 0.f, g, h); break;                                                          \
+            }                                                                                                 \
+            const __m256i gv = _mm256_set_epi64x((long long)h[1].hi, (long long)h[1].lo, (long long)h[0].hi, (long long)h[0].lo); \
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(q8 + 32 * g));                             \
+            const __m256i l = _mm256_shuffle_epi8(_mm256_set1_epi32(h[0].ls | h[1].ls << 16), lsidx);         \
+            __m256i pg;                                                                                       \
+            if (iq1) {                                                                                        \
+                const __m256i dm = _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x((long long)(h[0].dneg | h[1].dneg << 2)), sel), sel); \
+                const __m256i v = _mm256_shuffle_epi8(v8, _mm256_or_si256(_mm256_and_si256(gv, three), _mm256_and_si256(dm, four))); \
+                pg = _mm256_maddubs_epi16(_mm256_abs_epi8(v), _mm256_sign_epi8(q, v));                        \
+            } else {                                                                                          \
+                pg = _mm256_maddubs_epi16(gv, NEGATE(q, (h[0].neg & 0xFFFF) | (h[1].neg & 0xFFFF) << 16));    \
+            }                                                                                                 \
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pg, l));                                            \
+        }                                                                                                     \
+        const float d = _cvtsh_ss(d_bits(iq1m, p)) * dx[b];   /* exact, as pk_f16_to_f32 */                  \
+        const float pr = d * (float)HSUM(acc);                                                                \
+        s = s + pr;                                                                                           \
+    }                                                                                                         \
+    return s;                                                                                                 \
+}
+IQ_NROW(avx2, TIQ2, iqn_negate_avx2, ndot_avx2_hsum)
+IQ_NROW(avx512, TIQ5, iqn_negate_avx512, ndot_avx512_hsum)
+enum { PK_IQ_ID_iq2_xxs = PK_IQ2_XXS, PK_IQ_ID_iq2_xs = PK_IQ2_XS, PK_IQ_ID_iq2_s = PK_IQ2_S, PK_IQ_ID_iq3_xxs = PK_IQ3_XXS,
+       PK_IQ_ID_iq3_s = PK_IQ3_S, PK_IQ_ID_iq1_s = PK_IQ1_S, PK_IQ_ID_iq1_m = PK_IQ1_M };
+#define IQ_NROW_TYPE(T, BYTES, IQ1, IQ1M)                                                                     \
+TIQ2 static float nrow_##T##_avx2(const uint8_t *p, int64_t nb, const int8_t *q8, const float *dx) {         \
+    return nrow_avx2(p, nb, q8, dx, PK_IQ_ID_##T, BYTES, IQ1, IQ1M);                                          \
+}                                                                                                             \
+TIQ5 static float nrow_##T##_512(const uint8_t *p, int64_t nb, const int8_t *q8, const float *dx) {          \
+    return nrow_avx512(p, nb, q8, dx, PK_IQ_ID_##T, BYTES, IQ1, IQ1M);                                        \
+}
+IQ_TYPES(IQ_NROW_TYPE)
+#endif
+
+int pk_iq_native_handles(int dtype) { return dtype >= PK_IQ2_XXS && dtype <= PK_IQ1_M; }
+float pk_iq_native_factor(int dtype) { return dtype == PK_IQ3_XXS ? 0.25f : dtype == PK_IQ3_S ? 1.f : 0.125f; }
+void pk_iq_init(void) { pthread_once(&grids_once, init_grids); }
+
+// 8 values v = +-g (bit j of `neg` set: -g), g <= 62, as the bytes 64 + v: no byte carries into the next, since
+// 64 + g <= 126 and 64 - g >= 2. The bits spread to whole bytes: bit j of the byte broadcast, tested, and the
+// byte's high bit (set exactly where the tested bit is) widened to 0xFF.
+static IQ_INL uint64_t u8_signed(uint64_t g, unsigned neg) {
+    const uint64_t t = ((uint64_t)(neg & 0xFF) * 0x0101010101010101ULL) & 0x8040201008040201ULL;
+    const uint64_t hi = (((t & 0x7F7F7F7F7F7F7F7FULL) + 0x7F7F7F7F7F7F7F7FULL) | t) & 0x8080808080808080ULL;
+    const uint64_t m = (hi >> 7) * 0xFF;
+    return ((0x4040404040404040ULL + g) & ~m) | ((0x4040404040404040ULL - g) & m);
+}
+// IQ1: 8 grid values -1 / 0 / 1 (int8) with shift sign +-1 as the bytes 64 + 8 g + shift (55 .. 73): c = g + 1
+// (0, 1, 2; the low 2 bits of g plus 1, mod 4) times 8, plus 56 + shift.
+static IQ_INL uint64_t u8_iq1(uint64_t g, unsigned shift_negative) {
+    const uint64_t c = ((g & 0x0303030303030303ULL) + 0x0101010101010101ULL) & 0x0303030303030303ULL;
+    return (shift_negative ? 0x3737373737373737ULL : 0x3939393939393939ULL) + (c << 3);
+}
+
+#define IQ_U8(T, BYTES, IQ1, IQ1M)                                                                            \
+static void u8_##T(const uint8_t *p, uint8_t *u, int32_t *ls, uint16_t *dbits) {                             \
+    *dbits = d_bits(IQ1M, p);                                                                                 \
+    for (int g = 0; g < 8; g++) {                                                                             \
+        iq_half h[2];                                                                                         \
+        grp_##T(p, 0.f, g, h);                                                                                \
+        for (int k = 0; k < 2; k++) {                                                                         \
+            uint64_t e[2];                                                                                    \
+            if (IQ1) { e[0] = u8_iq1(h[k].lo, h[k].dneg & 1); e[1] = u8_iq1(h[k].hi, h[k].dneg & 2); }       \
+            else { e[0] = u8_signed(h[k].lo, h[k].neg); e[1] = u8_signed(h[k].hi, h[k].neg >> 8); }          \
+            memcpy(u + 32 * g + 16 * k, e, 16);                                                               \
+            ls[2 * g + k] = h[k].ls;                                                                          \
+        }                                                                                                     \
+    }                                                                                                         \
+}
+IQ_TYPES(IQ_U8)
+
+void pk_iq_block_u8(int dtype, const uint8_t *blk, uint8_t *u, int32_t *ls, uint16_t *dbits) {
+    switch (dtype) {
+    case PK_IQ2_XXS: u8_iq2_xxs(blk, u, ls, dbits); break;
+    case PK_IQ2_XS: u8_iq2_xs(blk, u, ls, dbits); break;
+    case PK_IQ2_S: u8_iq2_s(blk, u, ls, dbits); break;
+    case PK_IQ3_XXS: u8_iq3_xxs(blk, u, ls, dbits); break;
+    case PK_IQ3_S: u8_iq3_s(blk, u, ls, dbits); break;
+    case PK_IQ1_S: u8_iq1_s(blk, u, ls, dbits); break;
+    default: u8_iq1_m(blk, u, ls, dbits); break;
+    }
+}
+
+void pk_native_iq_matmul(int dtype, const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,
+                         float *Y, int64_t ldy, int64_t r0, int64_t r1) {
+    if (!pk_iq_native_handles(dtype) || cols <= 0 || cols % 256 || r0 >= r1 || T <= 0) return;
+    pthread_once(&grids_once, init_grids);
+    void (*decode)(const uint8_t *, int64_t, iqn_rows *);
+    size_t bytes;
+    switch (dtype) {
+    case PK_IQ2_XXS: decode = ndecode_iq2_xxs; bytes = 66; break;
+    case PK_IQ2_XS: decode = ndecode_iq2_xs; bytes = 74; break;
+    case PK_IQ2_S: decode = ndecode_iq2_s; bytes = 82; break;
+    case PK_IQ3_XXS: decode = ndecode_iq3_xxs; bytes = 98; break;
+    case PK_IQ3_S: decode = ndecode_iq3_s; bytes = 110; break;
+    case PK_IQ1_S: decode = ndecode_iq1_s; bytes = 50; break;
+    default: decode = ndecode_iq1_m; bytes = 56; break;
+    }
+    const int iq1 = dtype == PK_IQ1_S || dtype == PK_IQ1_M;
+    const float factor = pk_iq_native_factor(dtype);
+    void (*dot)(const iqn_rows *, int64_t, const int8_t *, int, int32_t *, int32_t *) = ndot_portable;
+#if defined(__x86_64__)
+    const char *lv = pk_ops_current()->name;
+    if (strcmp(lv, "avx2") == 0) dot = ndot_avx2;
+    else if (strncmp(lv, "avx512", 6) == 0) dot = ndot_avx512;
+#endif
+    const int64_t nb = cols / 256;
+#if defined(__x86_64__)
+    if (dot != ndot_portable && T <= 2) {   // a token or two (decode steps): groups decoded into registers, per token
+        float (*row)(const uint8_t *, int64_t, const int8_t *, const float *);
+        const int w = dot == ndot_avx512;
+        switch (dtype) {
+        case PK_IQ2_XXS: row = w ? nrow_iq2_xxs_512 : nrow_iq2_xxs_avx2; break;
+        case PK_IQ2_XS: row = w ? nrow_iq2_xs_512 : nrow_iq2_xs_avx2; break;
+        case PK_IQ2_S: row = w ? nrow_iq2_s_512 : nrow_iq2_s_avx2; break;
+        case PK_IQ3_XXS: row = w ? nrow_iq3_xxs_512 : nrow_iq3_xxs_avx2; break;
+        case PK_IQ3_S: row = w ? nrow_iq3_s_512 : nrow_iq3_s_avx2; break;
+        case PK_IQ1_S: row = w ? nrow_iq1_s_512 : nrow_iq1_s_avx2; break;
+        default: row = w ? nrow_iq1_m_512 : nrow_iq1_m_avx2; break;
+        }
+        for (int64_t r = r0; r < r1; r++)
+            for (int64_t t = 0; t < T; t++) {
+                const uint8_t *xt = xn + (size_t)t * xs;
+                const float v = row(W + (size_t)r * rb, nb, (const int8_t *)xt, (const float *)(xt + cols));
+                Y[t * ldy + r] = factor * v;
+            }
+        return;
+    }
+#endif
+    iqn_rows dec;
+    int32_t isum[IQN_CHUNK], isum1[IQN_CHUNK];
+    for (int64_t r = r0; r < r1; r++) {
+        for (int64_t b0 = 0; b0 < nb; b0 += IQN_CHUNK) {
+            const int64_t nbc = nb - b0 < IQN_CHUNK ? nb - b0 : IQN_CHUNK;
+            decode(W + (size_t)r * rb + (size_t)b0 * bytes, nbc, &dec);
+            for (int64_t t = 0; t < T; t++) {
+                const uint8_t *xt = xn + (size_t)t * xs;
+                const float *dx = (const float *)(xt + cols) + b0;
+                dot(&dec, nbc, (const int8_t *)xt + b0 * 256, iq1, isum, isum1);
+                float s = b0 ? Y[t * ldy + r] : 0.f;   // the sum carries over chunks in Y: the same operations in order
+                for (int64_t b = 0; b < nbc; b++) {
+                    const float d = dec.dw[b] * dx[b];
+                    const float p = d * (float)(iq1 ? 8 * isum[b] + isum1[b] : isum[b]);
+                    s = s + p;
+                }
+                Y[t * ldy + r] = s;
+            }
+        }
+        if (factor != 1.f)
+            for (int64_t t = 0; t < T; t++) Y[t * ldy + r] = factor * Y[t * ldy + r];
+    }
+}

@@ -3,7 +3,8 @@
 // is dotted with ggml_vec_dot_<type>_q8_K's arithmetic: exact integer sums per super-block (sub-block scales and
 // mins applied in integers), then f32 d_w * d_x times those sums, accumulated in f32. Every level computes the
 // same integers per super-block, reduced to one int32 per super-block before any f32 arithmetic, and then the same
-// f32 operations in the same order (no FMA): every level returns identical bits.
+// f32 operations in the same order (no FMA): every level returns identical bits. The lattice types (IQ2_XXS ..
+// IQ1_M) use the same prepared tokens; their dot products are in kernels_iq.c beside their block decoders.
 //
 // Prepared token (pk_native_k_x_stride bytes, a multiple of 64; nb = cols / 256 super-blocks):
 //   int8  q[cols]                  at 0            (64-byte aligned when the buffer is; loads are unaligned-safe)
@@ -38,9 +39,12 @@ enum { NK_QK = 256 };
 static inline int64_t nk_round(int64_t n, int64_t a) { return (n + a - 1) & ~(a - 1); }
 static inline int64_t nk_bsum_off(int64_t cols) { return cols + nk_round(cols / NK_QK * 4, 32); }
 
+// The lattice types IQ2_XXS .. IQ1_M (their dot products and block decoding are in kernels_iq.c)
+#define NK_LAT(dtype) ((dtype) >= PK_IQ2_XXS && (dtype) <= PK_IQ1_M)
+
 static int nk_handles(int dtype) {
     return dtype == PK_Q2_K || dtype == PK_Q3_K || dtype == PK_Q4_K || dtype == PK_Q5_K || dtype == PK_Q6_K ||
-           dtype == PK_IQ4_XS;
+           dtype == PK_IQ4_XS || pk_iq_native_handles(dtype);
 }
 
 size_t pk_native_k_x_stride(int dtype, int64_t cols) {
@@ -1054,7 +1058,7 @@ typedef struct {
 // 121 / 137)). Settable (as
 // a macro of the dtype) to test the tiles at small T.
 #ifndef NK_TILE_T
-#define NK_TILE_T(dtype) ((dtype) == PK_IQ4_XS ? 3 : 5)
+#define NK_TILE_T(dtype) ((dtype) == PK_IQ4_XS || NK_LAT(dtype) ? 3 : 5)
 #endif
 // AVX2 (the 8-row tiles below; one core, 2048 x 2048, rows / tiles in GOP/s): T = 2 tiles lose for q5_K, q6_K,
 // q2_K, iq4_xs (0.77-0.96x), T = 3 they win for all (q4_K 68 / 95, q6_K 56 / 81, iq4_xs 56 / 61), T = 128 2.3-3.6x
@@ -1090,9 +1094,12 @@ TV static NK_INL void nk_tr16(const uint8_t *src, size_t stride, uint8_t (*q)[64
 
 // One super-block of one row: 256 unsigned values in element order to u, scales (and mins) to s, the f16 d
 // (and dmin) to h.
+// The lattice types (kernels_iq.c decodes them): as q6_K, values + 64 with a scale per 16.
 TV static NK_INL void nk_tile_row(int dtype, const uint8_t *w, uint8_t *u, int32_t *s, uint16_t *h) {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
-    if (dtype == PK_Q4_K || dtype == PK_Q5_K) {
+    if (NK_LAT(dtype)) {
+        pk_iq_block_u8(dtype, w, u, s, h);
+    } else if (dtype == PK_Q4_K || dtype == PK_Q5_K) {
         const int five = dtype == PK_Q5_K;
         const uint8_t *q = w + (five ? 48 : 16);
         const __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(w + 16)) : _mm256_setzero_si256();
@@ -1162,7 +1169,7 @@ TV static NK_INL void nk_tile_row(int dtype, const uint8_t *w, uint8_t *u, int32
 // Super-blocks b0 .. b0 + nbk of rows r .. r + nr (nr <= 16) into tiles; rows past nr are zero.
 TV static NK_INL void nk_tile_pack(int dtype, const uint8_t *W, size_t rb, int64_t r, int nr, int64_t b0, int nbk, nk_tile *out) {
     const size_t bb = dtype == PK_Q4_K ? 144 : dtype == PK_Q5_K ? 176 : dtype == PK_Q6_K ? 210 : dtype == PK_Q2_K ? 84 :
-                      dtype == PK_Q3_K ? 110 : 136;
+                      dtype == PK_Q3_K ? 110 : dtype == PK_IQ4_XS ? 136 : pk_block_bytes(dtype);
     uint8_t u[16][256] __attribute__((aligned(64)));
     int32_t s[16][16] __attribute__((aligned(64)));
     uint16_t h[2][16] __attribute__((aligned(32)));
@@ -1202,7 +1209,8 @@ static inline int32_t nk_rd32(const void *p) { int32_t v; memcpy(&v, p, 4); retu
 // unless `first` (each row's sum runs over the super-blocks in order, as on the other paths).
 TV static NK_INL void nk_tile_micro(const int dtype, const int nt, const nk_tile *tl, int nbk, int64_t b0, const nk_tok *x,
                                     float *y, int64_t ldy, int nr, int first) {
-    const int q6 = dtype == PK_Q6_K, q2 = dtype == PK_Q2_K, mins = dtype == PK_Q4_K || dtype == PK_Q5_K || q2;
+    const int q6 = dtype == PK_Q6_K || NK_LAT(dtype), q2 = dtype == PK_Q2_K, mins = dtype == PK_Q4_K || dtype == PK_Q5_K || q2;
+    const int off_shift = NK_LAT(dtype) ? 6 : 5;   // the values' offset, 64 or 32
     const int ps = q2 || dtype == PK_Q3_K;   // scales applied in the tile's values
     const int nsub = q6 ? 16 : 8, gps = q6 ? 4 : 8;   // sub-blocks, groups of 4 values per sub-block
     const __mmask16 m = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1u);
@@ -1212,13 +1220,13 @@ TV static NK_INL void nk_tile_micro(const int dtype, const int nt, const nk_tile
         const nk_tile *p = tl + bi;
         const int64_t b = b0 + bi;
         __m512i is[NK_TT], im[NK_TT];
-        // q6_K / iq4_xs: -32 bs_j per sub-block of 16, -128 (bs_2j + bs_2j+1) per sub-block of 32 (the start of
-        // each sub-block's sum, broadcast from memory)
+        // q6_K / iq4_xs / lattice: -32 (-64) bs_j per sub-block of 16, -128 (bs_2j + bs_2j+1) per sub-block of 32
+        // (the start of each sub-block's sum, broadcast from memory)
         int32_t off[NK_TT][16] __attribute__((aligned(64)));
         if (q6)
             for (int k = 0; k < nt; k++)
                 _mm512_store_si512((__m512i *)off[k], _mm512_slli_epi32(_mm512_sub_epi32(_mm512_setzero_si512(),
-                                   _mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)(x[k].bs + b * 16)))), 5));
+                                   _mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)(x[k].bs + b * 16)))), off_shift));
         else if (!mins)
             for (int k = 0; k < nt; k++)
                 _mm256_store_si256((__m256i *)off[k], _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(x[k].bs + b * 16)),
@@ -1300,6 +1308,11 @@ TGT static void NAME(const uint8_t *W, size_t rb, int64_t cols, const uint8_t *x
                 }                                                                                             \
             }                                                                                                 \
         }                                                                                                     \
+        if (NK_LAT(DT)) {   /* the lattice types' final 1/8 or 1/4 (kernels_iq.c) */                          \
+            const float f = pk_iq_native_factor(DT);                                                          \
+            for (int64_t t = 0; t < T; t++)                                                                   \
+                for (int i = 0; i < nr; i++) Y[t * ldy + r + i] = f * Y[t * ldy + r + i];                     \
+        }                                                                                                     \
     }                                                                                                         \
 }
 #define NK_TILES(NAME, DT) NK_TILES_LOOP(NAME, TV, nk_tile, 16, nk_tile_pack, nk_tile_micro, NK_TT, DT)
@@ -1309,6 +1322,13 @@ NK_TILES(q6k_tiles_vnni, PK_Q6_K)
 NK_TILES(iq4xs_tiles_vnni, PK_IQ4_XS)
 NK_TILES(q2k_tiles_vnni, PK_Q2_K)
 NK_TILES(q3k_tiles_vnni, PK_Q3_K)
+NK_TILES(iq2xxs_tiles_vnni, PK_IQ2_XXS)
+NK_TILES(iq2xs_tiles_vnni, PK_IQ2_XS)
+NK_TILES(iq2s_tiles_vnni, PK_IQ2_S)
+NK_TILES(iq3xxs_tiles_vnni, PK_IQ3_XXS)
+NK_TILES(iq3s_tiles_vnni, PK_IQ3_S)
+NK_TILES(iq1s_tiles_vnni, PK_IQ1_S)
+NK_TILES(iq1m_tiles_vnni, PK_IQ1_M)
 
 typedef void (*nk_tiles_fn)(const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,
                             float *Y, int64_t ldy, int64_t r0, int64_t r1);
@@ -1320,6 +1340,13 @@ static nk_tiles_fn nk_tiles_vnni(int dtype) {
     case PK_IQ4_XS: return iq4xs_tiles_vnni;
     case PK_Q2_K: return q2k_tiles_vnni;
     case PK_Q3_K: return q3k_tiles_vnni;
+    case PK_IQ2_XXS: return iq2xxs_tiles_vnni;
+    case PK_IQ2_XS: return iq2xs_tiles_vnni;
+    case PK_IQ2_S: return iq2s_tiles_vnni;
+    case PK_IQ3_XXS: return iq3xxs_tiles_vnni;
+    case PK_IQ3_S: return iq3s_tiles_vnni;
+    case PK_IQ1_S: return iq1s_tiles_vnni;
+    case PK_IQ1_M: return iq1m_tiles_vnni;
     }
     return NULL;
 }
@@ -1416,7 +1443,7 @@ TA static NK_INL void nk_tile8_row(int dtype, const uint8_t *w, uint8_t *u, int8
 // Super-blocks b0 .. b0 + nbk of rows r .. r + nr (nr <= 8) into tiles; rows past nr are zero.
 TA static NK_INL void nk_tile8_pack(int dtype, const uint8_t *W, size_t rb, int64_t r, int nr, int64_t b0, int nbk, nk_tile8 *out) {
     const size_t bb = dtype == PK_Q4_K ? 144 : dtype == PK_Q5_K ? 176 : dtype == PK_Q6_K ? 210 : dtype == PK_Q2_K ? 84 :
-                      dtype == PK_Q3_K ? 110 : 136;
+                      dtype == PK_Q3_K ? 110 : dtype == PK_IQ4_XS ? 136 : pk_block_bytes(dtype);
     const int iq = dtype == PK_IQ4_XS;
     uint8_t u[8][256] __attribute__((aligned(32)));
     int8_t sv[8][256] __attribute__((aligned(32)));
@@ -1787,6 +1814,11 @@ void pk_native_k_matmul(int dtype, const uint8_t *W, size_t rb, int64_t cols, co
 #if defined(__x86_64__)
     const char *lv = pk_ops_current()->name;
     int vnni = strcmp(lv, "avx512vnni") == 0 || strcmp(lv, "avx512bf16") == 0;
+    if (NK_LAT(dtype)) {   // kernels_iq.c, but the VNNI tiles for several tokens
+        if (vnni && T >= NK_TILE_T(dtype)) { pk_iq_init(); nk_tiles_vnni(dtype)(W, rb, cols, xn, xs, T, Y, ldy, r0, r1); }
+        else pk_native_iq_matmul(dtype, W, rb, cols, xn, xs, T, Y, ldy, r0, r1);
+        return;
+    }
     int avx2 = strcmp(lv, "avx2") == 0 || strcmp(lv, "avx512") == 0;
     if (vnni && T >= NK_TILE_T(dtype) && nk_tiles_vnni(dtype)) { nk_tiles_vnni(dtype)(W, rb, cols, xn, xs, T, Y, ldy, r0, r1); return; }
     if (vnni && T == 1 && (dtype == PK_Q4_K || dtype == PK_Q5_K)) {
@@ -1805,6 +1837,8 @@ void pk_native_k_matmul(int dtype, const uint8_t *W, size_t rb, int64_t cols, co
     if (avx2 && T >= NK_TILE_T_AVX2(dtype)) { nk_tiles_avx2(dtype)(W, rb, cols, xn, xs, T, Y, ldy, r0, r1); return; }
     nk_mt_fn f = (vnni || avx2) ? nk_simd_fn(dtype, vnni) : NULL;
     if (f) { nk_matmul_simd(f, W, rb, cols, xn, xs, T, Y, ldy, r0, r1); return; }
+#else
+    if (pk_iq_native_handles(dtype)) { pk_native_iq_matmul(dtype, W, rb, cols, xn, xs, T, Y, ldy, r0, r1); return; }
 #endif
 #if defined(__aarch64__)
     if (nk_neon_handles(dtype) && strcmp(pk_ops_current()->name, "neon") == 0) {

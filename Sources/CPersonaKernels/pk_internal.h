@@ -192,7 +192,8 @@ static inline int8x16_t pk_q6_levels_neon(uint8x16_t l0, uint8x16_t l1, uint8x16
 
 /* Native precision of the other quantised types, one file per family (kernels_native.c dispatches to them):
    kernels_native_legacy.c: q4_0, q5_0, iq4_nl with q8_0 activations, q4_1, q5_1 with q8_1 activations;
-   kernels_native_k.c: q2_K, q3_K, q4_K, q5_K, q6_K, iq4_xs with q8_K activations.
+   kernels_native_k.c: q2_K, q3_K, q4_K, q5_K, q6_K, iq4_xs with q8_K activations (and the lattice types, whose
+   dot products are in kernels_iq.c).
    x_stride: bytes one prepared token takes (a multiple of 64), 0 if the family does not handle `dtype` / `cols`.
    prepare: one token's f32 activations -> its prepared form (identical bits at every SIMD level).
    matmul: Y[t*ldy + r] for t < T, r in [r0, r1) from T prepared tokens `xs` bytes apart; W rows `rb` bytes apart. */
@@ -204,6 +205,19 @@ size_t pk_native_k_x_stride(int dtype, int64_t cols);
 void pk_native_k_prepare(int dtype, const float *x, int64_t cols, uint8_t *out);
 void pk_native_k_matmul(int dtype, const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,
                         float *Y, int64_t ldy, int64_t r0, int64_t r1);
+
+/* kernels_iq.c: native precision of the lattice types (IQ2_XXS .. IQ1_M) on kernels_native_k.c's block_q8_K tokens. */
+int pk_iq_native_handles(int dtype);
+/* What a row's f32 sum is multiplied by at the end: 1/8 (IQ2, IQ1), 1/4 (IQ3_XXS), 1 (IQ3_S). */
+float pk_iq_native_factor(int dtype);
+/* The grids, once per process; before pk_iq_block_u8. */
+void pk_iq_init(void);
+/* One super-block as the VNNI tiles read it: u[256] the values as bytes 64 + v (v = grid * sign; IQ1: 8 (grid +
+   shift)), ls[16] each half's integer scale 2 s + 1, *dbits the f16 d. The block's share of a row's product:
+   d * sum_h ls_h (sum_j u_j q_j - 64 bsum_h), times pk_iq_native_factor at the end. */
+void pk_iq_block_u8(int dtype, const uint8_t *blk, uint8_t *u, int32_t *ls, uint16_t *dbits);
+void pk_native_iq_matmul(int dtype, const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,
+                         float *Y, int64_t ldy, int64_t r0, int64_t r1);
 
 /* Exact T == 1 kernels that read x in an order of their own (AVX-512; kernels_x86_exact32.c for the blocks of 32,
    kernels_x86_exactk.c for q4_K, q5_K, q6_K, iq4_xs, kernels_x86_exactk23.c for q2_K, q3_K). The activations are

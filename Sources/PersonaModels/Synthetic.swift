@@ -309,7 +309,7 @@ public struct SyntheticTypes: Sendable {
         self.name = n
     }
 
-    public static let names = "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs (as llama-quantize writes that file type; q3_k, q4_k, q5_k are its _M mixes), iq2_xxs, iq2_xs, iq2_s, iq3_xxs, iq3_s, iq1_s, iq1_m (every matrix in that type, random blocks; exact precision), q3_k_s, q3_k_m, q3_k_l, q4_k_m, q4_k_s, q5_k_m, q5_k_s, or <type>_pure (every matrix in <type>)"
+    public static let names = "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs (as llama-quantize writes that file type; q3_k, q4_k, q5_k are its _M mixes), iq2_xxs, iq2_xs, iq2_s, iq3_xxs, iq3_s, iq1_s, iq1_m (every matrix in that type, random blocks), q3_k_s, q3_k_m, q3_k_l, q4_k_m, q4_k_s, q5_k_m, q5_k_s, or <type>_pure (every matrix in <type>)"
 
     func type(_ role: Role, layer: Int, layers n: Int, cols: Int, gqa: Int) -> DType {
         guard mix else { return base }

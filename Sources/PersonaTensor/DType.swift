@@ -5,7 +5,8 @@ import CPersonaKernels
 public enum DType: String, Sendable, CaseIterable, Codable {
     case f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs
     /// The importance-matrix lattice types (llama.cpp's IQ1_S / IQ1_M / IQ2_* / IQ3_* files): read and run in exact
-    /// precision only (rows widened to f32 as gguf-py does; no native kernels, no quantiser).
+    /// precision (rows widened to f32 as gguf-py does) and native precision (q8_K activations, ggml's integer dot
+    /// products); no quantiser.
     case iq2_xxs, iq2_xs, iq2_s, iq3_xxs, iq3_s, iq1_s, iq1_m
 
     /// Code passed to the C kernels (`PK_*` in kernels.h), which also own the block geometry.
@@ -36,7 +37,7 @@ public enum DType: String, Sendable, CaseIterable, Codable {
         }
     }
 
-    /// The importance-matrix lattice types (IQ1 / IQ2 / IQ3), which run in exact precision only.
+    /// The importance-matrix lattice types (IQ1 / IQ2 / IQ3), which `persona convert` cannot write.
     public var isLattice: Bool { [.iq2_xxs, .iq2_xs, .iq2_s, .iq3_xxs, .iq3_s, .iq1_s, .iq1_m].contains(self) }
 
     /// Elements per quantisation block (1 for plain floats).

@@ -7,7 +7,7 @@ import PersonaTensor
 
 /// `--precision exact|native` for commands that run the model (generate, trace, monitor, extract, serve).
 struct PrecisionOption: ParsableArguments {
-    @Option(help: "Matrix-product precision: exact (f32 activations; matches transformers in f32, the default) or native (activations rounded as llama.cpp does - bf16 for bf16 weights, int8 blocks (q8_0 / q8_1 / q8_K) for every quantised type - for faster prefill / decode; f32, f16 and the IQ1 / IQ2 / IQ3 lattice types compute as exact).")
+    @Option(help: "Matrix-product precision: exact (f32 activations; matches transformers in f32, the default) or native (activations rounded as llama.cpp does - bf16 for bf16 weights, int8 blocks (q8_0 / q8_1 / q8_K) for every quantised type - for faster prefill / decode; f32 and f16 compute as exact).")
     var precision: String = "exact"
 
     var value: MatmulPrecision { MatmulPrecision(rawValue: precision) ?? .exact }
