@@ -53,4 +53,26 @@ final class LatticeModelTests: XCTestCase {
         }
         XCTAssertTrue(types.contains("iq3_s"))
     }
+
+    /// Native precision (q8_K activations, ggml's integer dot products) against llama.cpp's own logits on a file of
+    /// every lattice type (Scripts/make_lattice_native_fixtures.py: the IQ3_S file above with its IQ3_S matrices
+    /// replaced by random blocks of the type; llama.cpp's quantizer cannot write the others without an importance
+    /// matrix, but llama.cpp runs them). The prompt at once (our VNNI tiles, or the decoded chunks) and one token at a
+    /// time (the per-row kernels), with QuantizedModelTests' rule: every position within f32 noise of llama.cpp except
+    /// at most one per file and path (an activation rounded to the other side of a half: llama.cpp's x86 q8_K rounding
+    /// differs from ggml's reference one, which ours is), and every position at least 100x closer to llama.cpp than
+    /// the exact (f32) result of the same weights is. Where llama.cpp's own two paths disagree beyond noise (IQ3_S,
+    /// position 4: its batch and its token-by-token logits are 0.32 apart, one rounding flipped in its batch path),
+    /// ours must be within noise of one of llama.cpp's two paths there (ours give the same bits both ways).
+    func testNativePrecisionMatchesLlamaCppEveryLatticeType() throws {
+        let ids = [1, 403, 407, 261, 378, 17, 200, 511]
+        for type in ["iq2_xxs", "iq2_xs", "iq2_s", "iq3_xxs", "iq3_s", "iq1_s", "iq1_m"] {
+            let url = folder.appendingPathComponent("lattice_\(type).gguf")
+            XCTAssertEqual(try GGUFFile(url: url).tensor("blk.0.attn_q.weight")?.dtype.rawValue, type)
+            let exactNet = try ModelLoader.loadNetwork(path: url.path)
+            let exact = Array(try exactNet.forward(ids, cache: exactNet.makeCache(), logits: .all))
+            try assertNativeMatchesLlamaCpp(type, model: url, ids: ids,
+                                            llamaCpp: folder.appendingPathComponent("lattice_\(type).llamacpp.safetensors"), f32Result: exact)
+        }
+    }
 }

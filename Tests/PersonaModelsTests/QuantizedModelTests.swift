@@ -58,32 +58,12 @@ final class QuantizedModelTests: XCTestCase {
         XCTAssertEqual(files.count, 12)
         for name in files {
             let url = folder.appendingPathComponent(name)
-            let lc = try SafetensorsFile(url: folder.appendingPathComponent(name.replacingOccurrences(of: ".gguf", with: ".llamacpp.safetensors")))
             let tf = try SafetensorsFile(url: folder.appendingPathComponent(name.replacingOccurrences(of: ".gguf", with: ".reference.safetensors")))
-            func values(_ f: SafetensorsFile, _ t: String) -> [Float] {
-                let x = f.tensor(t)!
-                return Array(UnsafeBufferPointer(start: x.data.assumingMemoryBound(to: Float.self), count: x.elementCount))
-            }
-            let batchRef = values(lc, "logits_batch"), stepRef = values(lc, "logits_step"), f32Result = values(tf, "logits")
-            let vocab = batchRef.count / ids.count
-            let net = try ModelLoader.loadNetwork(path: url.path)
-            net.precision = .native
-            let batch = Array(try net.forward(ids, cache: net.makeCache(), logits: .all))
-            let cache = net.makeCache()
-            var step: [Float] = []
-            for id in ids { step += Array(try net.forward([id], cache: cache, logits: .last)) }
-            let noise = 2e-5 * max(1, batchRef.map(abs).max()!)
-            let f32Distance = maxAbsDiff(f32Result, batchRef)
-            XCTAssertGreaterThan(f32Distance, 100 * noise, "\(name): the f32 result should be far from llama.cpp's, or this test shows nothing")
-            for (path, ours, ref) in [("prompt at once", batch, batchRef), ("token by token", step, stepRef)] {
-                XCTAssertEqual(ours.count, ref.count)
-                let perPosition = (0..<ids.count).map { p in maxAbsDiff(Array(ours[p * vocab ..< (p + 1) * vocab]), Array(ref[p * vocab ..< (p + 1) * vocab])) }
-                let flipped = perPosition.indices.filter { perPosition[$0] > noise }
-                XCTAssertLessThanOrEqual(flipped.count, 1, "\(name) \(path): positions beyond f32 noise \(noise): \(flipped.map { "\($0): \(perPosition[$0])" })")
-                for p in perPosition.indices {
-                    XCTAssertLessThanOrEqual(perPosition[p], f32Distance / 100, "\(name) \(path) position \(p)")
-                }
-            }
+            let logits = tf.tensor("logits")!
+            let f32Result = Array(UnsafeBufferPointer(start: logits.data.assumingMemoryBound(to: Float.self), count: logits.elementCount))
+            try assertNativeMatchesLlamaCpp(name, model: url, ids: ids,
+                                            llamaCpp: folder.appendingPathComponent(name.replacingOccurrences(of: ".gguf", with: ".llamacpp.safetensors")),
+                                            f32Result: f32Result)
         }
     }
 }
