@@ -440,10 +440,14 @@ static const char *nq_name(int dt) {
     case PK_Q8_0: return "q8_0"; case PK_Q4_0: return "q4_0"; case PK_Q4_1: return "q4_1"; case PK_Q5_0: return "q5_0"; case PK_Q5_1: return "q5_1";
     case PK_IQ4_NL: return "iq4_nl"; case PK_Q2_K: return "q2_K"; case PK_Q3_K: return "q3_K"; case PK_Q4_K: return "q4_K";
     case PK_Q5_K: return "q5_K"; case PK_Q6_K: return "q6_K"; case PK_IQ4_XS: return "iq4_xs";
+    case PK_IQ2_XXS: return "iq2_xxs"; case PK_IQ2_XS: return "iq2_xs"; case PK_IQ2_S: return "iq2_s";
+    case PK_IQ3_XXS: return "iq3_xxs"; case PK_IQ3_S: return "iq3_s"; case PK_IQ1_S: return "iq1_s"; case PK_IQ1_M: return "iq1_m";
     }
     return "?";
 }
-static int nq_is_k(int dt) { return dt == PK_Q2_K || dt == PK_Q3_K || dt == PK_Q4_K || dt == PK_Q5_K || dt == PK_Q6_K || dt == PK_IQ4_XS; }
+// The lattice types (kernels_iq.c): q8_K tokens as the K types, the f16 d at 0 (IQ1_M: in its scale words' top nibbles).
+static int nq_lat(int dt) { return dt >= PK_IQ2_XXS && dt <= PK_IQ1_M; }
+static int nq_is_k(int dt) { return dt == PK_Q2_K || dt == PK_Q3_K || dt == PK_Q4_K || dt == PK_Q5_K || dt == PK_Q6_K || dt == PK_IQ4_XS || nq_lat(dt); }
 static int nq_q81(int dt) { return dt == PK_Q4_1 || dt == PK_Q5_1; }
 // Offsets of the f16 d and of the f16 dmin / m (-1: none) in a block.
 static int nq_d_at(int dt) { return dt == PK_Q2_K ? 80 : dt == PK_Q3_K ? 108 : dt == PK_Q6_K ? 208 : 0; }
@@ -488,7 +492,10 @@ static uint8_t *nq_random_rows(int dt, int64_t rows, int64_t cols) {
     for (size_t i = 0; i < bb * nblk; i++) w[i] = (uint8_t)next_u64();
     for (size_t b = 0; b < nblk; b++) {
         uint8_t *p = w + b * bb;
-        if (nq_is_k(dt)) {
+        if (dt == PK_IQ1_M) {
+            const uint16_t h = f16_bits((uniform() * 2 - 1) * 0.01);
+            for (int j = 0; j < 4; j++) p[49 + 2 * j] = (uint8_t)((p[49 + 2 * j] & 0x0F) | ((h >> (4 * j)) & 0xF) << 4);
+        } else if (nq_is_k(dt)) {
             put_f16(p + nq_d_at(dt), (uniform() * 2 - 1) * 0.01);
             if (nq_m_at(dt) >= 0) put_f16(p + nq_m_at(dt), uniform() * 0.01);
         } else {
@@ -546,6 +553,7 @@ static void check_native_quant(int dt, int64_t rows, int64_t cols, int64_t T) {
                     xd[c] = (double)d * (int8_t)xt[c];
                 }
                 for (int64_t c = 0; c < cols; c++) { s += wf[c] * xd[c]; size += (fabs(wa[c]) + fabs(wm[c])) * fabs(xd[c]); }
+                if (dt == PK_IQ1_S || dt == PK_IQ1_M) size *= 9.0 / 7.0;   // grid and shift parts apart (LatticeTypeTests)
                 tol[t * rows + r] = (2 * nb + 24) * EPS / 2 * size + 1e-30;
             } else {
                 // NativeLegacyKernelTests.swift's bound: (8 nb + 18) u size + u sum |w x|, size counting the codes'
@@ -659,6 +667,7 @@ static void test_native_quant(void) {
     for (int a = 0; a < 3; a++) for (int c = 0; c < 6; c++) {
         for (int i = 0; i < 5; i++) for (int b = 0; b < 4; b++) check_native_quant(legacy[i], rowsl[a], lc[b], Ts[c]);
         for (int i = 0; i < 6; i++) for (int b = 0; b < 2; b++) check_native_quant(kq[i], rowsl[a], kc[b], Ts[c]);
+        for (int dt = PK_IQ2_XXS; dt <= PK_IQ1_M; dt++) check_native_quant(dt, rowsl[a], 768, Ts[c]);
     }
 }
 
