@@ -237,95 +237,118 @@ IQ_TYPES(IQ_512)
 // equals ours divided by 8 at the end (a power of two: the same roundings). Separate statements (and
 // -ffp-contract=off): no FMA, so every level gives the same bits, also kernels_native_k.c's VNNI tiles, which
 // read the blocks through pk_iq_block_u8.
-// A row is first decoded, 16 super-blocks at a time, by the portable decoders above (the grid lookups are scalar
-// loads at every level) into the form every level reads: per 32 weights 32 unsigned bytes (IQ1: |value|), 32 sign
-// bits (IQ1: the -1 values), the two halves' ls and (IQ1) 32 shift-sign bits; then every token of the call runs
-// against the decoded chunk, so a prompt decodes each row once.
-enum { IQN_CHUNK = 16 };   // super-blocks decoded at once: 4 KiB of values, in L1 beside a token's 4 KiB of q8
+// Three forms (pk_native_iq_matmul): one or two tokens decode each group into registers (nrow_*, x86); more tokens
+// (or the portable level) decode a row 16 super-blocks at a time into signed bytes v (grid * sign; IQ1: 8 g +- 1)
+// and each half's ls, then run every token against the chunk (ndot_*), so a prompt decodes each row once; the VNNI
+// levels take prompts to kernels_native_k.c's tiles instead.
+enum { IQN_CHUNK = 16 };   // super-blocks decoded at once: 4 KiB of v (and 4 KiB of |v|), beside a token's 4 KiB of q8
 
 typedef struct {
-    uint8_t grid[IQN_CHUNK * 256] __attribute__((aligned(64)));
-    uint32_t neg[IQN_CHUNK * 8], dneg[IQN_CHUNK * 8];
-    int16_t ls[IQN_CHUNK * 16];
+    int8_t v[IQN_CHUNK * 256] __attribute__((aligned(64)));
+    uint8_t av[IQN_CHUNK * 256] __attribute__((aligned(64)));   // |v|, for the x86 sign trick (ndot_x86)
+    int16_t ls[IQN_CHUNK * 16][8] __attribute__((aligned(64)));   // half h's ls, 8 times (the madd operand)
     float dw[IQN_CHUNK];
 } iqn_rows;
 
-// The sign bits (bit 7) of the 8 bytes of v as an 8-bit mask: the top bits gathered into the top byte by one
-// multiplication (no two partial products meet in one bit position).
-static IQ_INL unsigned top_bits8(uint64_t v) { return (unsigned)(((v & 0x8080808080808080ULL) * 0x0002040810204081ULL) >> 56); }
+// 8 grid values g (1..62: never 0) negated where bit j of `neg` is set, as signed bytes: the bits spread to whole
+// bytes (bit j of the byte broadcast and tested; the byte's high bit, set exactly where the tested bit is, widened
+// to 0xFF), then (g ^ m) + (m & 1) per byte, which cannot carry: 255 - g + 1 <= 255.
+static IQ_INL uint64_t sv_signed(uint64_t g, unsigned neg) {
+    const uint64_t t = ((uint64_t)(neg & 0xFF) * 0x0101010101010101ULL) & 0x8040201008040201ULL;
+    const uint64_t hi = (((t & 0x7F7F7F7F7F7F7F7FULL) + 0x7F7F7F7F7F7F7F7FULL) | t) & 0x8080808080808080ULL;
+    const uint64_t m = (hi >> 7) * 0xFF;
+    return (g ^ m) + (m & 0x0101010101010101ULL);
+}
+// IQ1: 8 grid values -1 / 0 / 1 (int8) and the shift's sign as the bytes 8 g + 1 or 8 g - 1: 8 g per byte by a
+// shift within the byte, then a byte-wise addition of +1 or -1 (0xFF) with the carries kept inside each byte.
+static IQ_INL uint64_t sv_iq1(uint64_t g, unsigned shift_negative) {
+    const uint64_t a = (g << 3) & 0xF8F8F8F8F8F8F8F8ULL;
+    const uint64_t b = shift_negative ? 0xFFFFFFFFFFFFFFFFULL : 0x0101010101010101ULL;
+    return ((a & 0x7F7F7F7F7F7F7F7FULL) + (b & 0x7F7F7F7F7F7F7F7FULL)) ^ ((a ^ b) & 0x8080808080808080ULL);
+}
 
-#define IQ_NDECODE(T, BYTES, IQ1, IQ1M)                                                                       \
-static void ndecode_##T(const uint8_t *p, int64_t nbc, iqn_rows *o) {                                        \
-    for (int64_t b = 0; b < nbc; b++, p += BYTES) {                                                           \
-        o->dw[b] = pk_f16_to_f32(d_bits(IQ1M, p));                                                            \
-        for (int g = 0; g < 8; g++) {                                                                         \
-            iq_half h[2];                                                                                     \
-            grp_##T(p, 0.f, g, h);                                                                            \
-            const int64_t G = b * 8 + g;                                                                      \
-            uint64_t e[4] = {h[0].lo, h[0].hi, h[1].lo, h[1].hi};                                             \
-            if (IQ1) {   /* -1 / 0 / 1: magnitude 1 where the byte is not 0, sign bit where it is -1 */      \
-                o->neg[G] = top_bits8(e[0]) | top_bits8(e[1]) << 8 | top_bits8(e[2]) << 16 | top_bits8(e[3]) << 24; \
-                for (int i = 0; i < 4; i++) e[i] &= 0x0101010101010101ULL;                                    \
-                o->dneg[G] = (h[0].dneg & 1 ? 0xFFu : 0) | (h[0].dneg & 2 ? 0xFF00u : 0) |                    \
-                             (h[1].dneg & 1 ? 0xFF0000u : 0) | (h[1].dneg & 2 ? 0xFF000000u : 0);             \
-            } else {                                                                                          \
-                o->neg[G] = (h[0].neg & 0xFFFF) | (h[1].neg & 0xFFFF) << 16;                                  \
-            }                                                                                                 \
-            memcpy(o->grid + 32 * G, e, 32);                                                                  \
-            o->ls[2 * G] = (int16_t)h[0].ls; o->ls[2 * G + 1] = (int16_t)h[1].ls;                             \
+// One super-block as signed values v[256], its 16 halves' ls and the f16 bits of d.
+#define IQ_SV(T, BYTES, IQ1, IQ1M)                                                                            \
+static void sv_##T(const uint8_t *p, int8_t *v, int32_t *ls, uint16_t *dbits) {                              \
+    *dbits = d_bits(IQ1M, p);                                                                                 \
+    for (int g = 0; g < 8; g++) {                                                                             \
+        iq_half h[2];                                                                                         \
+        grp_##T(p, 0.f, g, h);                                                                                \
+        for (int k = 0; k < 2; k++) {                                                                         \
+            uint64_t e[2];                                                                                    \
+            if (IQ1) { e[0] = sv_iq1(h[k].lo, h[k].dneg & 1); e[1] = sv_iq1(h[k].hi, h[k].dneg & 2); }       \
+            else { e[0] = sv_signed(h[k].lo, h[k].neg); e[1] = sv_signed(h[k].hi, h[k].neg >> 8); }          \
+            memcpy(v + 32 * g + 16 * k, e, 16);                                                               \
+            ls[2 * g + k] = h[k].ls;                                                                          \
         }                                                                                                     \
     }                                                                                                         \
 }
-IQ_TYPES(IQ_NDECODE)
+IQ_TYPES(IQ_SV)
 
-// Integer sums of nbc decoded super-blocks against q8 (the token's values from the chunk's first column):
-// isum[b] = I, isum1[b] = I1 (IQ1). The reference for every level.
-static void ndot_portable(const iqn_rows *o, int64_t nbc, const int8_t *q8, int iq1, int32_t *isum, int32_t *isum1) {
+static void iq_block_sv(int dtype, const uint8_t *blk, int8_t *v, int32_t *ls, uint16_t *dbits) {
+    switch (dtype) {
+    case PK_IQ2_XXS: sv_iq2_xxs(blk, v, ls, dbits); break;
+    case PK_IQ2_XS: sv_iq2_xs(blk, v, ls, dbits); break;
+    case PK_IQ2_S: sv_iq2_s(blk, v, ls, dbits); break;
+    case PK_IQ3_XXS: sv_iq3_xxs(blk, v, ls, dbits); break;
+    case PK_IQ3_S: sv_iq3_s(blk, v, ls, dbits); break;
+    case PK_IQ1_S: sv_iq1_s(blk, v, ls, dbits); break;
+    default: sv_iq1_m(blk, v, ls, dbits); break;
+    }
+}
+
+// nbc super-blocks of a row (bytes per block `bytes`) into o: v, ls, d, and |v| when `abs`.
+static void ndecode(int dtype, const uint8_t *p, size_t bytes, int64_t nbc, iqn_rows *o, int abs) {
+    for (int64_t b = 0; b < nbc; b++, p += bytes) {
+        int32_t ls[16];
+        uint16_t h;
+        iq_block_sv(dtype, p, o->v + 256 * b, ls, &h);
+        o->dw[b] = pk_f16_to_f32(h);
+        for (int j = 0; j < 16; j++) for (int i = 0; i < 8; i++) o->ls[16 * b + j][i] = (int16_t)ls[j];
+        if (abs) for (int j = 0; j < 256; j++) o->av[256 * b + j] = (uint8_t)(o->v[256 * b + j] < 0 ? -o->v[256 * b + j] : o->v[256 * b + j]);
+    }
+}
+
+// isum[b] = the exact integer of super-block b of the chunk against q8 (the token's values from the chunk's first
+// column). The reference for every level.
+static void ndot_portable(const iqn_rows *o, int64_t nbc, const int8_t *q8, int32_t *isum) {
     for (int64_t b = 0; b < nbc; b++) {
-        int32_t s = 0, s1 = 0;
-        for (int64_t G = 8 * b; G < 8 * b + 8; G++)
-            for (int k = 0; k < 2; k++) {
-                int32_t t = 0, t1 = 0;
-                for (int j = 16 * k; j < 16 * k + 16; j++) {
-                    const int32_t v = o->grid[32 * G + j] * q8[32 * G + j];
-                    t += (o->neg[G] >> j) & 1 ? -v : v;
-                    if (iq1) t1 += (o->dneg[G] >> j) & 1 ? -q8[32 * G + j] : q8[32 * G + j];
-                }
-                s += o->ls[2 * G + k] * t;
-                s1 += o->ls[2 * G + k] * t1;
-            }
-        isum[b] = s; isum1[b] = s1;
+        int32_t s = 0;
+        for (int j = 0; j < 16; j++) {
+            int32_t t = 0;
+            for (int i = 0; i < 16; i++) t += o->v[256 * b + 16 * j + i] * q8[256 * b + 16 * j + i];
+            s += o->ls[16 * b + j][0] * t;
+        }
+        isum[b] = s;
     }
 }
 
 #if defined(__x86_64__)
 #define TIQ2 __attribute__((target("avx2,f16c")))
 #define TIQ5 __attribute__((target("avx2,avx512f,avx512bw,avx512vl")))
-// 32 values per step: q8 negated where the sign bit is set, maddubs with the unsigned values (<= 62, |q8| <= 127:
-// pair sums < 2^15), madd with the halves' ls (low 128-bit lane the first half, high lane the second) into int32.
-// AVX2 spreads the 32 bits over the bytes (shuffle, and, compare); AVX-512BW negates under the mask.
-#define IQ_NDOT_X86(NAME, TGT, NEGATE)                                                                        \
-TGT static IQ_INL int32_t NAME##_hsum(__m256i v) {                                                            \
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));                    \
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));                                                         \
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));                                                         \
-    return _mm_cvtsi128_si32(s);                                                                              \
-}                                                                                                             \
-TGT static void NAME(const iqn_rows *o, int64_t nbc, const int8_t *q8, int iq1, int32_t *isum, int32_t *isum1) { \
-    const __m256i ones = _mm256_set1_epi8(1);                                                                 \
-    for (int64_t b = 0; b < nbc; b++) {                                                                       \
-        __m256i acc = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();                                  \
-        for (int64_t G = 8 * b; G < 8 * b + 8; G++) {                                                         \
-            const __m256i q = _mm256_loadu_si256((const __m256i *)(q8 + 32 * G));                             \
-            const __m256i l = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16(o->ls[2 * G])),   \
-                                                      _mm_set1_epi16(o->ls[2 * G + 1]), 1);                   \
-            const __m256i p = _mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)(o->grid + 32 * G)), NEGATE(q, o->neg[G])); \
-            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, l));                                             \
-            if (iq1) acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(_mm256_maddubs_epi16(ones, NEGATE(q, o->dneg[G])), l)); \
-        }                                                                                                     \
-        isum[b] = NAME##_hsum(acc); isum1[b] = iq1 ? NAME##_hsum(acc1) : 0;                                   \
-    }                                                                                                         \
+TIQ2 static IQ_INL int32_t iqn_hsum(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
 }
+// The same integers 32 values per step: maddubs(|v|, q with v's sign) (|v| <= 62, |q| <= 127: pair sums < 2^15),
+// madd with the halves' ls (low 128-bit lane the first half, high lane the second) into int32.
+TIQ2 static void ndot_x86(const iqn_rows *o, int64_t nbc, const int8_t *q8, int32_t *isum) {
+    for (int64_t b = 0; b < nbc; b++) {
+        __m256i acc = _mm256_setzero_si256();
+        for (int64_t G = 8 * b; G < 8 * b + 8; G++) {
+            const __m256i v = _mm256_load_si256((const __m256i *)(o->v + 32 * G));
+            const __m256i q = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(q8 + 32 * G)), v);
+            const __m256i p = _mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)(o->av + 32 * G)), q);
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_load_si256((const __m256i *)o->ls[2 * G])));
+        }
+        isum[b] = iqn_hsum(acc);
+    }
+}
+
+// The T <= 2 form: q negated under the groups' sign bits, AVX2 by spreading the bits to bytes, AVX-512BW by a
+// masked subtract.
 TIQ2 static IQ_INL __m256i iqn_negate_avx2(__m256i q, uint32_t bits) {
     const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
                                             2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
@@ -336,8 +359,7 @@ TIQ2 static IQ_INL __m256i iqn_negate_avx2(__m256i q, uint32_t bits) {
 TIQ5 static IQ_INL __m256i iqn_negate_avx512(__m256i q, uint32_t bits) {
     return _mm256_mask_sub_epi8(q, (__mmask32)bits, _mm256_setzero_si256(), q);
 }
-IQ_NDOT_X86(ndot_avx2, TIQ2, iqn_negate_avx2)
-IQ_NDOT_X86(ndot_avx512, TIQ5, iqn_negate_avx512)
+
 
 // One row against one token, decoding each group into registers (no decoded chunk in memory): the integers of
 // ndot_* and the f32 epilogue of pk_native_iq_matmul, so the same bits. IQ1 takes the values 8 (grid + shift) =
@@ -383,8 +405,8 @@ TGT static IQ_INL float nrow_##SFX(const uint8_t *p, int64_t nb, const int8_t *q
     }                                                                                                         \
     return s;                                                                                                 \
 }
-IQ_NROW(avx2, TIQ2, iqn_negate_avx2, ndot_avx2_hsum)
-IQ_NROW(avx512, TIQ5, iqn_negate_avx512, ndot_avx512_hsum)
+IQ_NROW(avx2, TIQ2, iqn_negate_avx2, iqn_hsum)
+IQ_NROW(avx512, TIQ5, iqn_negate_avx512, iqn_hsum)
 enum { PK_IQ_ID_iq2_xxs = PK_IQ2_XXS, PK_IQ_ID_iq2_xs = PK_IQ2_XS, PK_IQ_ID_iq2_s = PK_IQ2_S, PK_IQ_ID_iq3_xxs = PK_IQ3_XXS,
        PK_IQ_ID_iq3_s = PK_IQ3_S, PK_IQ_ID_iq1_s = PK_IQ1_S, PK_IQ_ID_iq1_m = PK_IQ1_M };
 #define IQ_NROW_TYPE(T, BYTES, IQ1, IQ1M)                                                                     \
@@ -401,117 +423,65 @@ int pk_iq_native_handles(int dtype) { return dtype >= PK_IQ2_XXS && dtype <= PK_
 float pk_iq_native_factor(int dtype) { return dtype == PK_IQ3_XXS ? 0.25f : dtype == PK_IQ3_S ? 1.f : 0.125f; }
 void pk_iq_init(void) { pthread_once(&grids_once, init_grids); }
 
-// 8 values v = +-g (bit j of `neg` set: -g), g <= 62, as the bytes 64 + v: no byte carries into the next, since
-// 64 + g <= 126 and 64 - g >= 2. The bits spread to whole bytes: bit j of the byte broadcast, tested, and the
-// byte's high bit (set exactly where the tested bit is) widened to 0xFF.
-static IQ_INL uint64_t u8_signed(uint64_t g, unsigned neg) {
-    const uint64_t t = ((uint64_t)(neg & 0xFF) * 0x0101010101010101ULL) & 0x8040201008040201ULL;
-    const uint64_t hi = (((t & 0x7F7F7F7F7F7F7F7FULL) + 0x7F7F7F7F7F7F7F7FULL) | t) & 0x8080808080808080ULL;
-    const uint64_t m = (hi >> 7) * 0xFF;
-    return ((0x4040404040404040ULL + g) & ~m) | ((0x4040404040404040ULL - g) & m);
-}
-// IQ1: 8 grid values -1 / 0 / 1 (int8) with shift sign +-1 as the bytes 64 + 8 g + shift (55 .. 73): c = g + 1
-// (0, 1, 2; the low 2 bits of g plus 1, mod 4) times 8, plus 56 + shift.
-static IQ_INL uint64_t u8_iq1(uint64_t g, unsigned shift_negative) {
-    const uint64_t c = ((g & 0x0303030303030303ULL) + 0x0101010101010101ULL) & 0x0303030303030303ULL;
-    return (shift_negative ? 0x3737373737373737ULL : 0x3939393939393939ULL) + (c << 3);
-}
-
-#define IQ_U8(T, BYTES, IQ1, IQ1M)                                                                            \
-static void u8_##T(const uint8_t *p, uint8_t *u, int32_t *ls, uint16_t *dbits) {                             \
-    *dbits = d_bits(IQ1M, p);                                                                                 \
-    for (int g = 0; g < 8; g++) {                                                                             \
-        iq_half h[2];                                                                                         \
-        grp_##T(p, 0.f, g, h);                                                                                \
-        for (int k = 0; k < 2; k++) {                                                                         \
-            uint64_t e[2];                                                                                    \
-            if (IQ1) { e[0] = u8_iq1(h[k].lo, h[k].dneg & 1); e[1] = u8_iq1(h[k].hi, h[k].dneg & 2); }       \
-            else { e[0] = u8_signed(h[k].lo, h[k].neg); e[1] = u8_signed(h[k].hi, h[k].neg >> 8); }          \
-            memcpy(u + 32 * g + 16 * k, e, 16);                                                               \
-            ls[2 * g + k] = h[k].ls;                                                                          \
-        }                                                                                                     \
-    }                                                                                                         \
-}
-IQ_TYPES(IQ_U8)
-
 void pk_iq_block_u8(int dtype, const uint8_t *blk, uint8_t *u, int32_t *ls, uint16_t *dbits) {
-    switch (dtype) {
-    case PK_IQ2_XXS: u8_iq2_xxs(blk, u, ls, dbits); break;
-    case PK_IQ2_XS: u8_iq2_xs(blk, u, ls, dbits); break;
-    case PK_IQ2_S: u8_iq2_s(blk, u, ls, dbits); break;
-    case PK_IQ3_XXS: u8_iq3_xxs(blk, u, ls, dbits); break;
-    case PK_IQ3_S: u8_iq3_s(blk, u, ls, dbits); break;
-    case PK_IQ1_S: u8_iq1_s(blk, u, ls, dbits); break;
-    default: u8_iq1_m(blk, u, ls, dbits); break;
-    }
+    int8_t v[256];
+    iq_block_sv(dtype, blk, v, ls, dbits);
+    for (int j = 0; j < 256; j++) u[j] = (uint8_t)(v[j] + 64);   // |v| <= 62
 }
 
 void pk_native_iq_matmul(int dtype, const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,
                          float *Y, int64_t ldy, int64_t r0, int64_t r1) {
     if (!pk_iq_native_handles(dtype) || cols <= 0 || cols % 256 || r0 >= r1 || T <= 0) return;
     pthread_once(&grids_once, init_grids);
-    void (*decode)(const uint8_t *, int64_t, iqn_rows *);
-    size_t bytes;
-    switch (dtype) {
-    case PK_IQ2_XXS: decode = ndecode_iq2_xxs; bytes = 66; break;
-    case PK_IQ2_XS: decode = ndecode_iq2_xs; bytes = 74; break;
-    case PK_IQ2_S: decode = ndecode_iq2_s; bytes = 82; break;
-    case PK_IQ3_XXS: decode = ndecode_iq3_xxs; bytes = 98; break;
-    case PK_IQ3_S: decode = ndecode_iq3_s; bytes = 110; break;
-    case PK_IQ1_S: decode = ndecode_iq1_s; bytes = 50; break;
-    default: decode = ndecode_iq1_m; bytes = 56; break;
-    }
-    const int iq1 = dtype == PK_IQ1_S || dtype == PK_IQ1_M;
+    const size_t bytes = pk_block_bytes(dtype);
     const float factor = pk_iq_native_factor(dtype);
-    void (*dot)(const iqn_rows *, int64_t, const int8_t *, int, int32_t *, int32_t *) = ndot_portable;
+    const int64_t nb = cols / 256;
+    void (*dot)(const iqn_rows *, int64_t, const int8_t *, int32_t *) = ndot_portable;
 #if defined(__x86_64__)
     const char *lv = pk_ops_current()->name;
-    if (strcmp(lv, "avx2") == 0) dot = ndot_avx2;
-    else if (strncmp(lv, "avx512", 6) == 0) dot = ndot_avx512;
-#endif
-    const int64_t nb = cols / 256;
-#if defined(__x86_64__)
-    if (dot != ndot_portable && T <= 2) {   // a token or two (decode steps): groups decoded into registers, per token
-        float (*row)(const uint8_t *, int64_t, const int8_t *, const float *);
-        const int w = dot == ndot_avx512;
-        switch (dtype) {
-        case PK_IQ2_XXS: row = w ? nrow_iq2_xxs_512 : nrow_iq2_xxs_avx2; break;
-        case PK_IQ2_XS: row = w ? nrow_iq2_xs_512 : nrow_iq2_xs_avx2; break;
-        case PK_IQ2_S: row = w ? nrow_iq2_s_512 : nrow_iq2_s_avx2; break;
-        case PK_IQ3_XXS: row = w ? nrow_iq3_xxs_512 : nrow_iq3_xxs_avx2; break;
-        case PK_IQ3_S: row = w ? nrow_iq3_s_512 : nrow_iq3_s_avx2; break;
-        case PK_IQ1_S: row = w ? nrow_iq1_s_512 : nrow_iq1_s_avx2; break;
-        default: row = w ? nrow_iq1_m_512 : nrow_iq1_m_avx2; break;
-        }
-        for (int64_t r = r0; r < r1; r++)
-            for (int64_t t = 0; t < T; t++) {
-                const uint8_t *xt = xn + (size_t)t * xs;
-                const float v = row(W + (size_t)r * rb, nb, (const int8_t *)xt, (const float *)(xt + cols));
-                Y[t * ldy + r] = factor * v;
+    const int x512 = strncmp(lv, "avx512", 6) == 0;
+    if (x512 || strcmp(lv, "avx2") == 0) {
+        if (T <= 2) {   // a token or two (decode steps): groups decoded into registers, per token
+            float (*row)(const uint8_t *, int64_t, const int8_t *, const float *);
+            switch (dtype) {
+            case PK_IQ2_XXS: row = x512 ? nrow_iq2_xxs_512 : nrow_iq2_xxs_avx2; break;
+            case PK_IQ2_XS: row = x512 ? nrow_iq2_xs_512 : nrow_iq2_xs_avx2; break;
+            case PK_IQ2_S: row = x512 ? nrow_iq2_s_512 : nrow_iq2_s_avx2; break;
+            case PK_IQ3_XXS: row = x512 ? nrow_iq3_xxs_512 : nrow_iq3_xxs_avx2; break;
+            case PK_IQ3_S: row = x512 ? nrow_iq3_s_512 : nrow_iq3_s_avx2; break;
+            case PK_IQ1_S: row = x512 ? nrow_iq1_s_512 : nrow_iq1_s_avx2; break;
+            default: row = x512 ? nrow_iq1_m_512 : nrow_iq1_m_avx2; break;
             }
-        return;
+            for (int64_t r = r0; r < r1; r++)
+                for (int64_t t = 0; t < T; t++) {
+                    const uint8_t *xt = xn + (size_t)t * xs;
+                    const float v = row(W + (size_t)r * rb, nb, (const int8_t *)xt, (const float *)(xt + cols));
+                    Y[t * ldy + r] = factor * v;
+                }
+            return;
+        }
+        dot = ndot_x86;
     }
 #endif
     iqn_rows dec;
-    int32_t isum[IQN_CHUNK], isum1[IQN_CHUNK];
+    int32_t isum[IQN_CHUNK];
     for (int64_t r = r0; r < r1; r++) {
         for (int64_t b0 = 0; b0 < nb; b0 += IQN_CHUNK) {
             const int64_t nbc = nb - b0 < IQN_CHUNK ? nb - b0 : IQN_CHUNK;
-            decode(W + (size_t)r * rb + (size_t)b0 * bytes, nbc, &dec);
+            ndecode(dtype, W + (size_t)r * rb + (size_t)b0 * bytes, bytes, nbc, &dec, dot != ndot_portable);
             for (int64_t t = 0; t < T; t++) {
                 const uint8_t *xt = xn + (size_t)t * xs;
                 const float *dx = (const float *)(xt + cols) + b0;
-                dot(&dec, nbc, (const int8_t *)xt + b0 * 256, iq1, isum, isum1);
+                dot(&dec, nbc, (const int8_t *)xt + b0 * 256, isum);
                 float s = b0 ? Y[t * ldy + r] : 0.f;   // the sum carries over chunks in Y: the same operations in order
                 for (int64_t b = 0; b < nbc; b++) {
                     const float d = dec.dw[b] * dx[b];
-                    const float p = d * (float)(iq1 ? 8 * isum[b] + isum1[b] : isum[b]);
+                    const float p = d * (float)isum[b];
                     s = s + p;
                 }
                 Y[t * ldy + r] = s;
             }
         }
-        if (factor != 1.f)
-            for (int64_t t = 0; t < T; t++) Y[t * ldy + r] = factor * Y[t * ldy + r];
+        for (int64_t t = 0; t < T; t++) Y[t * ldy + r] = factor * Y[t * ldy + r];
     }
 }
