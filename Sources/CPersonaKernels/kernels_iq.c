@@ -74,21 +74,24 @@ static IQ_INL void grp_iq2_xxs(const uint8_t *p, float d, int g, iq_half h[2]) {
     for (int k = 0; k < 2; k++) set2(&h[k], db, aux >> 28, g8(iq2xxs_grid[idx[2 * k]]), g8(iq2xxs_grid[idx[2 * k + 1]]), ks2(aux, 2 * k));
 }
 static IQ_INL void grp_iq2_xs(const uint8_t *p, float d, int g, iq_half h[2]) {   // { f16 d; u16 qs[32] (9-bit index | 7-bit sign index); u8 scales[8] }
-    for (int k = 0; k < 2; k++) {   // sub-block s = 2g + k: 16 weights, one scale nibble
-        const int s = 2 * g + k;
-        const unsigned sc = (p[66 + s / 2] >> (4 * (s % 2))) & 15;
+    const unsigned scb = p[66 + g];   // the two sub-blocks' scale nibbles
+    const uint8_t *q = p + 2 + 8 * g;
+    for (int k = 0; k < 2; k++) {   // sub-block 2g + k: 16 weights, one scale nibble
+        const unsigned sc = (scb >> (4 * k)) & 15;
         const float db = d * (0.5f + (float)sc) * 0.25f;
-        const uint16_t q0 = u16_at(p + 2 + 4 * s), q1 = u16_at(p + 4 + 4 * s);
+        const uint16_t q0 = u16_at(q + 4 * k), q1 = u16_at(q + 4 * k + 2);
         set2(&h[k], db, sc, g8(iq2xs_grid[q0 & 511]), g8(iq2xs_grid[q1 & 511]), pk_iq2_ksigns[q0 >> 9] | (unsigned)pk_iq2_ksigns[q1 >> 9] << 8);
     }
 }
 static IQ_INL void grp_iq2_s(const uint8_t *p, float d, int g, iq_half h[2]) {   // { f16 d; u8 qs[32]; u8 signs[32]; u8 qh[8] (4 x 2 high bits); u8 scales[8] }
-    const uint8_t *qs = p + 2, *sg = p + 34, *qh = p + 66, *sc = p + 74;
+    // half k = sub-block 2g + k: indices 4g + 2k, 4g + 2k + 1 (their high bits: 4 bits of qh[g]), scale nibble k of
+    // scales[g], sign bytes 4g + 2k, 4g + 2k + 1
+    const unsigned qhb = p[66 + g], scb = p[74 + g];
+    const uint8_t *qs = p + 2 + 4 * g, *sg = p + 34 + 4 * g;
     for (int k = 0; k < 2; k++) {
-        const int s = 2 * g + k, i = 2 * s, hb = qh[i / 4] >> (2 * (i % 4));   // i % 4 is 0 or 2: both indices' high bits
-        const unsigned f = (sc[s / 2] >> (4 * (s % 2))) & 15;
+        const unsigned hb = qhb >> (4 * k), f = (scb >> (4 * k)) & 15;
         const float db = d * (0.5f + (float)f) * 0.25f;
-        set2(&h[k], db, f, g8(iq2s_grid[qs[i] | ((hb & 3) << 8)]), g8(iq2s_grid[qs[i + 1] | (((hb >> 2) & 3) << 8)]), u16_at(sg + i));
+        set2(&h[k], db, f, g8(iq2s_grid[qs[2 * k] | ((hb & 3) << 8)]), g8(iq2s_grid[qs[2 * k + 1] | (((hb >> 2) & 3) << 8)]), u16_at(sg + 2 * k));
     }
 }
 static IQ_INL void grp_iq3_xxs(const uint8_t *p, float d, int g, iq_half h[2]) {   // { f16 d; u8 qs[64] (4 weights each); u32 aux[8] (4 x 7 sign bits + 4-bit scale) }
@@ -120,12 +123,13 @@ static IQ_INL void grp_iq1_s(const uint8_t *p, float d, int g, iq_half h[2]) {  
         set1(&h[k], dl, f, iq1s_grid[q[2 * k] | (((qh >> (6 * k)) & 7) << 8)], iq1s_grid[q[2 * k + 1] | (((qh >> (6 * k + 3)) & 7) << 8)], neg, neg);
 }
 static IQ_INL void grp_iq1_m(const uint8_t *p, float d, int g, iq_half h[2]) {   // { u8 qs[32]; u8 qh[16] (2 x (3 index bits, delta sign)); u16 scales[4] }
-    const uint8_t *qs = p, *qh = p + 32, *sc = p + 48;
-    for (int k = 0; k < 2; k++) {   // weights 16m..16m+15: indices 2m, 2m+1, one 3-bit scale, qh byte m
-        const int m = 2 * g + k, b = qh[m];
-        const unsigned f = (u16_at(sc + 2 * (m / 4)) >> (3 * (m % 4))) & 7;
+    // half k = weights 16m..16m+15 (m = 2g + k): indices 2m, 2m+1, qh byte m, the 3-bit scale m of the scale words
+    const unsigned sc6 = (unsigned)(u16_at(p + 48 + 2 * (g / 2)) >> (6 * (g % 2))), qh2 = u16_at(p + 32 + 2 * g);
+    const uint8_t *qs = p + 4 * g;
+    for (int k = 0; k < 2; k++) {
+        const unsigned b = (qh2 >> (8 * k)) & 0xFF, f = (sc6 >> (3 * k)) & 7;
         const float dl = d * (float)(2 * f + 1);
-        set1(&h[k], dl, f, iq1s_grid[qs[2 * m] | ((b & 7) << 8)], iq1s_grid[qs[2 * m + 1] | (((b >> 4) & 7) << 8)],
+        set1(&h[k], dl, f, iq1s_grid[qs[2 * k] | ((b & 7) << 8)], iq1s_grid[qs[2 * k + 1] | (((b >> 4) & 7) << 8)],
              b & 8, b & 0x80);
     }
 }
