@@ -134,9 +134,12 @@ static IQ_INL void grp_iq1_m(const uint8_t *p, float d, int g, iq_half h[2]) {  
     }
 }
 
-// The types: name, block bytes, IQ1 (values grid + shift), IQ1_M (d in the scale words).
-#define IQ_TYPES(X) X(iq2_xxs, 66, 0, 0) X(iq2_xs, 74, 0, 0) X(iq2_s, 82, 0, 0) X(iq3_xxs, 98, 0, 0) X(iq3_s, 110, 0, 0) \
-                    X(iq1_s, 50, 1, 0) X(iq1_m, 56, 1, 1)
+// The types: name, block bytes, IQ1 (values grid + shift), IQ1_M (d in the scale words), PK code. Per-type function
+// tables are indexed by code - PK_IQ2_XXS (IQ_AT).
+#define IQ_TYPES(X) X(iq2_xxs, 66, 0, 0, PK_IQ2_XXS) X(iq2_xs, 74, 0, 0, PK_IQ2_XS) X(iq2_s, 82, 0, 0, PK_IQ2_S) \
+                    X(iq3_xxs, 98, 0, 0, PK_IQ3_XXS) X(iq3_s, 110, 0, 0, PK_IQ3_S) X(iq1_s, 50, 1, 0, PK_IQ1_S)     \
+                    X(iq1_m, 56, 1, 1, PK_IQ1_M)
+#define IQ_AT(CODE) [(CODE) - PK_IQ2_XXS]
 
 // Portable widening: gguf-py's operations, one value at a time.
 static IQ_INL void widen_half(const iq_half *h, int iq1, float *y) {
@@ -147,7 +150,7 @@ static IQ_INL void widen_half(const iq_half *h, int iq1, float *y) {
         y[j] = (h->neg >> j) & 1 ? -v : v;
     }
 }
-#define IQ_PORTABLE(T, BYTES, IQ1, IQ1M)                                                                      \
+#define IQ_PORTABLE(T, BYTES, IQ1, IQ1M, C)                                                                   \
 static void widen_##T(const uint8_t *p, int64_t cols, float *out) {                                          \
     for (int64_t b = 0; b < cols / 256; b++, p += BYTES) {                                                    \
         const float d = pk_f16_to_f32(d_bits(IQ1M, p));                                                       \
@@ -161,18 +164,14 @@ static void widen_##T(const uint8_t *p, int64_t cols, float *out) {             
 }
 IQ_TYPES(IQ_PORTABLE)
 
+#define IQ_WIDEN_FN(T, BYTES, IQ1, IQ1M, CODE) IQ_AT(CODE) = widen_##T,
+static void (*const widen_fns[])(const uint8_t *, int64_t, float *) = { IQ_TYPES(IQ_WIDEN_FN) };
+
 int pk_iq_dequant_scalar(int dtype, const uint8_t *p, int64_t cols, float *out) {
+    if (!PK_IS_LATTICE(dtype)) return 0;
     pthread_once(&grids_once, init_grids);
-    switch (dtype) {
-    case PK_IQ2_XXS: widen_iq2_xxs(p, cols, out); return 1;
-    case PK_IQ2_XS: widen_iq2_xs(p, cols, out); return 1;
-    case PK_IQ2_S: widen_iq2_s(p, cols, out); return 1;
-    case PK_IQ3_XXS: widen_iq3_xxs(p, cols, out); return 1;
-    case PK_IQ3_S: widen_iq3_s(p, cols, out); return 1;
-    case PK_IQ1_S: widen_iq1_s(p, cols, out); return 1;
-    case PK_IQ1_M: widen_iq1_m(p, cols, out); return 1;
-    default: return 0;
-    }
+    widen_fns[dtype - PK_IQ2_XXS](p, cols, out);
+    return 1;
 }
 
 // MARK: AVX-512
@@ -197,7 +196,7 @@ TIQ static IQ_INL __m512 v16(const iq_half *h, int iq1) {
 
 // The widening (pk_dequant_row at the AVX-512 levels) and the product with one x (pk_matmul_rows at T == 1): 4
 // accumulators per row, summed in a fixed order, so a row's result does not depend on the rows beside it.
-#define IQ_512(T, BYTES, IQ1, IQ1M)                                                                           \
+#define IQ_512(T, BYTES, IQ1, IQ1M, C)                                                                        \
 TIQ void pk_dequant_##T##_512(const void *row, int64_t cols, float *out) {                                   \
     pthread_once(&grids_once, init_grids);                                                                    \
     const uint8_t *p = (const uint8_t *)row;                                                                  \
@@ -272,7 +271,7 @@ static IQ_INL uint64_t sv_iq1(uint64_t g, unsigned shift_negative) {
 }
 
 // One super-block as signed values v[256], its 16 halves' ls and the f16 bits of d.
-#define IQ_SV(T, BYTES, IQ1, IQ1M)                                                                            \
+#define IQ_SV(T, BYTES, IQ1, IQ1M, C)                                                                         \
 static void sv_##T(const uint8_t *p, int8_t *v, int32_t *ls, uint16_t *dbits) {                              \
     *dbits = d_bits(IQ1M, p);                                                                                 \
     for (int g = 0; g < 8; g++) {                                                                             \
@@ -289,16 +288,10 @@ static void sv_##T(const uint8_t *p, int8_t *v, int32_t *ls, uint16_t *dbits) { 
 }
 IQ_TYPES(IQ_SV)
 
+#define IQ_SV_FN(T, BYTES, IQ1, IQ1M, CODE) IQ_AT(CODE) = sv_##T,
+static void (*const sv_fns[])(const uint8_t *, int8_t *, int32_t *, uint16_t *) = { IQ_TYPES(IQ_SV_FN) };
 static void iq_block_sv(int dtype, const uint8_t *blk, int8_t *v, int32_t *ls, uint16_t *dbits) {
-    switch (dtype) {
-    case PK_IQ2_XXS: sv_iq2_xxs(blk, v, ls, dbits); break;
-    case PK_IQ2_XS: sv_iq2_xs(blk, v, ls, dbits); break;
-    case PK_IQ2_S: sv_iq2_s(blk, v, ls, dbits); break;
-    case PK_IQ3_XXS: sv_iq3_xxs(blk, v, ls, dbits); break;
-    case PK_IQ3_S: sv_iq3_s(blk, v, ls, dbits); break;
-    case PK_IQ1_S: sv_iq1_s(blk, v, ls, dbits); break;
-    default: sv_iq1_m(blk, v, ls, dbits); break;
-    }
+    sv_fns[dtype - PK_IQ2_XXS](blk, v, ls, dbits);
 }
 
 // nbc super-blocks of a row (bytes per block `bytes`) into o: v, ls, d, and |v| when `abs`.
@@ -368,33 +361,24 @@ TIQ5 static IQ_INL __m256i iqn_negate_avx512(__m256i q, uint32_t bits) {
 // One row against one token, decoding each group into registers (no decoded chunk in memory): the integers of
 // ndot_* and the f32 epilogue of pk_native_iq_matmul, so the same bits. IQ1 takes the values 8 (grid + shift) =
 // 8 g +- 1 at once (one byte shuffle from g's low 2 bits and the shift's sign), whose sum is 8 I + I1.
-#define IQ_NROW(SFX, TGT, NEGATE, HSUM)                                                                       \
-TGT static IQ_INL float nrow_##SFX(const uint8_t *p, int64_t nb, const int8_t *q8, const float *dx, const int type, \
-                                   const int bytes, const int iq1, const int iq1m) {                          \
+#define IQ_NROW(T, BYTES, IQ1, IQ1M, SFX, TGT, NEGATE)                                                        \
+TGT static float nrow_##T##_##SFX(const uint8_t *p, int64_t nb, const int8_t *q8, const float *dx) {          \
     const __m256i lsidx = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,                    \
                                            2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);                   \
     const __m256i v8 = _mm256_setr_epi8(1, 9, 0, -7, -1, 7, 0, -9, 0, 0, 0, 0, 0, 0, 0, 0,                    \
                                         1, 9, 0, -7, -1, 7, 0, -9, 0, 0, 0, 0, 0, 0, 0, 0);                   \
     const __m256i sel = _mm256_setr_epi64x(1, 2, 4, 8), three = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4); \
     float s = 0.f;                                                                                            \
-    for (int64_t b = 0; b < nb; b++, p += bytes, q8 += 256) {                                                 \
+    for (int64_t b = 0; b < nb; b++, p += BYTES, q8 += 256) {                                                 \
         __m256i acc = _mm256_setzero_si256();                                                                 \
         for (int g = 0; g < 8; g++) {                                                                         \
             iq_half h[2];                                                                                     \
-            switch (type) {                                                                                   \
-            case PK_IQ2_XXS: grp_iq2_xxs(p, 0.f, g, h); break;                                                \
-            case PK_IQ2_XS: grp_iq2_xs(p, 0.f, g, h); break;                                                  \
-            case PK_IQ2_S: grp_iq2_s(p, 0.f, g, h); break;                                                    \
-            case PK_IQ3_XXS: grp_iq3_xxs(p, 0.f, g, h); break;                                                \
-            case PK_IQ3_S: grp_iq3_s(p, 0.f, g, h); break;                                                    \
-            case PK_IQ1_S: grp_iq1_s(p, 0.f, g, h); break;                                                    \
-            default: grp_iq1_m(p, 0.f, g, h); break;                                                          \
-            }                                                                                                 \
+            grp_##T(p, 0.f, g, h);                                                                            \
             const __m256i gv = _mm256_set_epi64x((long long)h[1].hi, (long long)h[1].lo, (long long)h[0].hi, (long long)h[0].lo); \
             const __m256i q = _mm256_loadu_si256((const __m256i *)(q8 + 32 * g));                             \
             const __m256i l = _mm256_shuffle_epi8(_mm256_set1_epi32(h[0].ls | h[1].ls << 16), lsidx);         \
             __m256i pg;                                                                                       \
-            if (iq1) {                                                                                        \
+            if (IQ1) {                                                                                        \
                 const __m256i dm = _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x((long long)(h[0].dneg | h[1].dneg << 2)), sel), sel); \
                 const __m256i v = _mm256_shuffle_epi8(v8, _mm256_or_si256(_mm256_and_si256(gv, three), _mm256_and_si256(dm, four))); \
                 pg = _mm256_maddubs_epi16(_mm256_abs_epi8(v), _mm256_sign_epi8(q, v));                        \
@@ -403,31 +387,24 @@ TGT static IQ_INL float nrow_##SFX(const uint8_t *p, int64_t nb, const int8_t *q
             }                                                                                                 \
             acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pg, l));                                            \
         }                                                                                                     \
-        const float d = _cvtsh_ss(d_bits(iq1m, p)) * dx[b];   /* exact, as pk_f16_to_f32 */                  \
-        const float pr = d * (float)HSUM(acc);                                                                \
+        const float d = _cvtsh_ss(d_bits(IQ1M, p)) * dx[b];   /* exact, as pk_f16_to_f32 */                  \
+        const float pr = d * (float)iqn_hsum(acc);                                                           \
         s = s + pr;                                                                                           \
     }                                                                                                         \
     return s;                                                                                                 \
 }
-IQ_NROW(avx2, TIQ2, iqn_negate_avx2, iqn_hsum)
-IQ_NROW(avx512, TIQ5, iqn_negate_avx512, iqn_hsum)
-enum { PK_IQ_ID_iq2_xxs = PK_IQ2_XXS, PK_IQ_ID_iq2_xs = PK_IQ2_XS, PK_IQ_ID_iq2_s = PK_IQ2_S, PK_IQ_ID_iq3_xxs = PK_IQ3_XXS,
-       PK_IQ_ID_iq3_s = PK_IQ3_S, PK_IQ_ID_iq1_s = PK_IQ1_S, PK_IQ_ID_iq1_m = PK_IQ1_M };
-#define IQ_NROW_TYPE(T, BYTES, IQ1, IQ1M)                                                                     \
-TIQ2 static float nrow_##T##_avx2(const uint8_t *p, int64_t nb, const int8_t *q8, const float *dx) {         \
-    return nrow_avx2(p, nb, q8, dx, PK_IQ_ID_##T, BYTES, IQ1, IQ1M);                                          \
-}                                                                                                             \
-TIQ5 static float nrow_##T##_512(const uint8_t *p, int64_t nb, const int8_t *q8, const float *dx) {          \
-    return nrow_avx512(p, nb, q8, dx, PK_IQ_ID_##T, BYTES, IQ1, IQ1M);                                        \
-}
-IQ_TYPES(IQ_NROW_TYPE)
+#define IQ_NROW_AVX2(T, BYTES, IQ1, IQ1M, C) IQ_NROW(T, BYTES, IQ1, IQ1M, avx2, TIQ2, iqn_negate_avx2)
+#define IQ_NROW_512(T, BYTES, IQ1, IQ1M, C) IQ_NROW(T, BYTES, IQ1, IQ1M, 512, TIQ5, iqn_negate_avx512)
+IQ_TYPES(IQ_NROW_AVX2)
+IQ_TYPES(IQ_NROW_512)
+typedef float (*iqn_row_fn)(const uint8_t *, int64_t, const int8_t *, const float *);
+#define IQ_NROW_FNS(T, BYTES, IQ1, IQ1M, CODE) IQ_AT(CODE) = {nrow_##T##_avx2, nrow_##T##_512},
+static const iqn_row_fn nrow_fns[][2] = { IQ_TYPES(IQ_NROW_FNS) };   // [type][AVX-512BW]
 #endif
 
-int pk_iq_native_handles(int dtype) { return dtype >= PK_IQ2_XXS && dtype <= PK_IQ1_M; }
 float pk_iq_native_factor(int dtype) { return dtype == PK_IQ3_XXS ? 0.25f : dtype == PK_IQ3_S ? 1.f : 0.125f; }
-void pk_iq_init(void) { pthread_once(&grids_once, init_grids); }
-
 void pk_iq_block_u8(int dtype, const uint8_t *blk, uint8_t *u, int32_t *ls, uint16_t *dbits) {
+    pthread_once(&grids_once, init_grids);
     int8_t v[256];
     iq_block_sv(dtype, blk, v, ls, dbits);
     for (int j = 0; j < 256; j++) u[j] = (uint8_t)(v[j] + 64);   // |v| <= 62
@@ -435,7 +412,7 @@ void pk_iq_block_u8(int dtype, const uint8_t *blk, uint8_t *u, int32_t *ls, uint
 
 void pk_native_iq_matmul(int dtype, const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,
                          float *Y, int64_t ldy, int64_t r0, int64_t r1) {
-    if (!pk_iq_native_handles(dtype) || cols <= 0 || cols % 256 || r0 >= r1 || T <= 0) return;
+    if (!PK_IS_LATTICE(dtype) || cols <= 0 || cols % 256 || r0 >= r1 || T <= 0) return;
     pthread_once(&grids_once, init_grids);
     const size_t bytes = pk_block_bytes(dtype);
     const float factor = pk_iq_native_factor(dtype);
@@ -446,16 +423,7 @@ void pk_native_iq_matmul(int dtype, const uint8_t *W, size_t rb, int64_t cols, c
     const int x512 = strncmp(lv, "avx512", 6) == 0;
     if (x512 || strcmp(lv, "avx2") == 0) {
         if (T <= 2) {   // a token or two (decode steps): groups decoded into registers, per token
-            float (*row)(const uint8_t *, int64_t, const int8_t *, const float *);
-            switch (dtype) {
-            case PK_IQ2_XXS: row = x512 ? nrow_iq2_xxs_512 : nrow_iq2_xxs_avx2; break;
-            case PK_IQ2_XS: row = x512 ? nrow_iq2_xs_512 : nrow_iq2_xs_avx2; break;
-            case PK_IQ2_S: row = x512 ? nrow_iq2_s_512 : nrow_iq2_s_avx2; break;
-            case PK_IQ3_XXS: row = x512 ? nrow_iq3_xxs_512 : nrow_iq3_xxs_avx2; break;
-            case PK_IQ3_S: row = x512 ? nrow_iq3_s_512 : nrow_iq3_s_avx2; break;
-            case PK_IQ1_S: row = x512 ? nrow_iq1_s_512 : nrow_iq1_s_avx2; break;
-            default: row = x512 ? nrow_iq1_m_512 : nrow_iq1_m_avx2; break;
-            }
+            const iqn_row_fn row = nrow_fns[dtype - PK_IQ2_XXS][x512];
             for (int64_t r = r0; r < r1; r++)
                 for (int64_t t = 0; t < T; t++) {
                     const uint8_t *xt = xn + (size_t)t * xs;

@@ -40,11 +40,11 @@ static inline int64_t nk_round(int64_t n, int64_t a) { return (n + a - 1) & ~(a 
 static inline int64_t nk_bsum_off(int64_t cols) { return cols + nk_round(cols / NK_QK * 4, 32); }
 
 // The lattice types IQ2_XXS .. IQ1_M (their dot products and block decoding are in kernels_iq.c)
-#define NK_LAT(dtype) ((dtype) >= PK_IQ2_XXS && (dtype) <= PK_IQ1_M)
+#define NK_LAT(dtype) PK_IS_LATTICE(dtype)
 
 static int nk_handles(int dtype) {
     return dtype == PK_Q2_K || dtype == PK_Q3_K || dtype == PK_Q4_K || dtype == PK_Q5_K || dtype == PK_Q6_K ||
-           dtype == PK_IQ4_XS || pk_iq_native_handles(dtype);
+           dtype == PK_IQ4_XS || NK_LAT(dtype);
 }
 
 size_t pk_native_k_x_stride(int dtype, int64_t cols) {
@@ -1168,8 +1168,7 @@ TV static NK_INL void nk_tile_row(int dtype, const uint8_t *w, uint8_t *u, int32
 
 // Super-blocks b0 .. b0 + nbk of rows r .. r + nr (nr <= 16) into tiles; rows past nr are zero.
 TV static NK_INL void nk_tile_pack(int dtype, const uint8_t *W, size_t rb, int64_t r, int nr, int64_t b0, int nbk, nk_tile *out) {
-    const size_t bb = dtype == PK_Q4_K ? 144 : dtype == PK_Q5_K ? 176 : dtype == PK_Q6_K ? 210 : dtype == PK_Q2_K ? 84 :
-                      dtype == PK_Q3_K ? 110 : dtype == PK_IQ4_XS ? 136 : pk_block_bytes(dtype);
+    const size_t bb = pk_block_bytes(dtype);
     uint8_t u[16][256] __attribute__((aligned(64)));
     int32_t s[16][16] __attribute__((aligned(64)));
     uint16_t h[2][16] __attribute__((aligned(32)));
@@ -1442,8 +1441,7 @@ TA static NK_INL void nk_tile8_row(int dtype, const uint8_t *w, uint8_t *u, int8
 
 // Super-blocks b0 .. b0 + nbk of rows r .. r + nr (nr <= 8) into tiles; rows past nr are zero.
 TA static NK_INL void nk_tile8_pack(int dtype, const uint8_t *W, size_t rb, int64_t r, int nr, int64_t b0, int nbk, nk_tile8 *out) {
-    const size_t bb = dtype == PK_Q4_K ? 144 : dtype == PK_Q5_K ? 176 : dtype == PK_Q6_K ? 210 : dtype == PK_Q2_K ? 84 :
-                      dtype == PK_Q3_K ? 110 : dtype == PK_IQ4_XS ? 136 : pk_block_bytes(dtype);
+    const size_t bb = pk_block_bytes(dtype);
     const int iq = dtype == PK_IQ4_XS;
     uint8_t u[8][256] __attribute__((aligned(32)));
     int8_t sv[8][256] __attribute__((aligned(32)));
@@ -1815,7 +1813,7 @@ void pk_native_k_matmul(int dtype, const uint8_t *W, size_t rb, int64_t cols, co
     const char *lv = pk_ops_current()->name;
     int vnni = strcmp(lv, "avx512vnni") == 0 || strcmp(lv, "avx512bf16") == 0;
     if (NK_LAT(dtype)) {   // kernels_iq.c, but the VNNI tiles for several tokens
-        if (vnni && T >= NK_TILE_T(dtype)) { pk_iq_init(); nk_tiles_vnni(dtype)(W, rb, cols, xn, xs, T, Y, ldy, r0, r1); }
+        if (vnni && T >= NK_TILE_T(dtype)) nk_tiles_vnni(dtype)(W, rb, cols, xn, xs, T, Y, ldy, r0, r1);
         else pk_native_iq_matmul(dtype, W, rb, cols, xn, xs, T, Y, ldy, r0, r1);
         return;
     }
@@ -1838,7 +1836,7 @@ void pk_native_k_matmul(int dtype, const uint8_t *W, size_t rb, int64_t cols, co
     nk_mt_fn f = (vnni || avx2) ? nk_simd_fn(dtype, vnni) : NULL;
     if (f) { nk_matmul_simd(f, W, rb, cols, xn, xs, T, Y, ldy, r0, r1); return; }
 #else
-    if (pk_iq_native_handles(dtype)) { pk_native_iq_matmul(dtype, W, rb, cols, xn, xs, T, Y, ldy, r0, r1); return; }
+    if (NK_LAT(dtype)) { pk_native_iq_matmul(dtype, W, rb, cols, xn, xs, T, Y, ldy, r0, r1); return; }
 #endif
 #if defined(__aarch64__)
     if (nk_neon_handles(dtype) && strcmp(pk_ops_current()->name, "neon") == 0) {

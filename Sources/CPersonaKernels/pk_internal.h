@@ -6,6 +6,8 @@
 #include <math.h>
 
 #define PK_NTYPES 22
+/* The importance-matrix lattice types (kernels_iq.c). */
+#define PK_IS_LATTICE(dtype) ((dtype) >= PK_IQ2_XXS && (dtype) <= PK_IQ1_M)
 /* Widest row the kernels convert at once on the stack; wider rows are processed in column chunks. */
 #define PK_MAX_COLS_STACK 16384
 
@@ -207,11 +209,8 @@ void pk_native_k_matmul(int dtype, const uint8_t *W, size_t rb, int64_t cols, co
                         float *Y, int64_t ldy, int64_t r0, int64_t r1);
 
 /* kernels_iq.c: native precision of the lattice types (IQ2_XXS .. IQ1_M) on kernels_native_k.c's block_q8_K tokens. */
-int pk_iq_native_handles(int dtype);
 /* What a row's f32 sum is multiplied by at the end: 1/8 (IQ2, IQ1), 1/4 (IQ3_XXS), 1 (IQ3_S). */
 float pk_iq_native_factor(int dtype);
-/* The grids, once per process; before pk_iq_block_u8. */
-void pk_iq_init(void);
 /* One super-block as the VNNI tiles read it: u[256] the values as bytes 64 + v (v = grid * sign; IQ1: 8 (grid +
    shift)), ls[16] each half's integer scale 2 s + 1, *dbits the f16 d. The block's share of a row's product:
    d * sum_h ls_h (sum_j u_j q_j - 64 bsum_h), times pk_iq_native_factor at the end. */
