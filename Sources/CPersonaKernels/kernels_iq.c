@@ -13,6 +13,7 @@
 
 static uint8_t iq2xxs_grid[256][8], iq2xs_grid[512][8], iq2s_grid[1024][8], iq3xxs_grid[256][4], iq3s_grid[512][4];
 static int8_t iq1s_grid[2048][8];
+static uint8_t iq1w_grid[4096][8];   // IQ1's values as w = v + 9 = 8 (g + 1) + (shift > 0 ? 2 : 0), the shift's sign bit 11 of the index (the x86 T <= 2 form)
 
 static void unpack2(const uint8_t *packed, int entries, const int map[3], int8_t *out) {
     for (int i = 0; i < entries * 2; i++)   // 2 bytes per entry of 8
@@ -31,6 +32,7 @@ static void init_grids(void) {
     unpack2(pk_iq1s_packed, 2048, m1, (int8_t *)iq1s_grid);
     unpack3(pk_iq3xxs_packed, 256, m3xxs, (uint8_t *)iq3xxs_grid);
     unpack3(pk_iq3s_packed, 512, m3s, (uint8_t *)iq3s_grid);
+    for (int i = 0; i < 4096; i++) for (int j = 0; j < 8; j++) iq1w_grid[i][j] = (uint8_t)(8 * (iq1s_grid[i & 2047][j] + 1) + (i & 2048 ? 0 : 2));
 }
 static pthread_once_t grids_once = PTHREAD_ONCE_INIT;
 
@@ -344,8 +346,168 @@ TIQ2 static void ndot_x86(const iqn_rows *o, int64_t nbc, const int8_t *q8, int3
     }
 }
 
-// The T <= 2 form: q negated under the groups' sign bits, AVX2 by spreading the bits to bytes, AVX-512BW by a
-// masked subtract.
+// The T <= 2 form: one row against one token, each group of 32 weights decoded into registers (no decoded chunk in
+// memory), the integers of ndot_* and the f32 epilogue of pk_native_iq_matmul, so the same bits. Decode steps are
+// bound by the instructions per group here, not by memory (a 1B model's IQ2 decode reads 5-8 GB/s), so the fields
+// a block keeps in odd places (sign fields and their parity bits, 9- and 10-bit grid indices, 3- and 4-bit scales,
+// IQ1's shift signs) are unpacked for the whole super-block at once in vector registers (pro_*, AVX2 operations,
+// so both levels share them), and each group then needs only its grid loads, the negation (AVX-512BW: one masked
+// subtract; AVX2: the sign bits spread to bytes) and maddubs / madd. IQ1 takes the unsigned values
+// w = v + 9 = 8 (g + 1) + (shift > 0 ? 2 : 0) from one table indexed by the grid index and the shift's sign, whose
+// products exceed those of v = 8 g +- 1 by 9 sum(q) per 16: taken back per super-block as 9 sum_h ls_h bsum_h, so
+// the integer is 8 I + I1. (A 2048-entry table and an OR of the shift per entry: IQ1_M 10% slower, IQ1_S the same.)
+typedef struct {
+    uint16_t idx[64];   // grid indices with their high bits, in entry order (the types that split them)
+    uint32_t neg[8];    // group g's 32 negation bits (sign bytes of ggml's ksigns form: 7 stored bits + parity)
+    uint32_t lsw[8];    // group g's two ls as int16 (first half | second half << 16); IQ1: the 16 halves' ls in order
+} iqn_pro;
+
+TIQ2 static IQ_INL __m256i iqn_parity(__m256i t) {   // bytes < 128: bit 7 set to the parity of the low 7 bits
+    __m256i p = _mm256_xor_si256(t, _mm256_srli_epi32(t, 4));   // bit 0 of each byte folds its own bits only
+    p = _mm256_xor_si256(p, _mm256_srli_epi32(p, 2));
+    p = _mm256_xor_si256(p, _mm256_srli_epi32(p, 1));
+    return _mm256_or_si256(t, _mm256_slli_epi32(_mm256_and_si256(p, _mm256_set1_epi8(1)), 7));
+}
+// IQ2_XXS / IQ3_XXS: 8 words of 4 x 7 sign bits and a 4-bit scale (one per group) -> negation bytes and ls pairs.
+TIQ2 static IQ_INL void pro_aux(__m256i aux, iqn_pro *o) {
+    __m256i t = _mm256_and_si256(aux, _mm256_set1_epi32(0x7F));
+    t = _mm256_or_si256(t, _mm256_and_si256(_mm256_slli_epi32(aux, 1), _mm256_set1_epi32(0x7F00)));
+    t = _mm256_or_si256(t, _mm256_and_si256(_mm256_slli_epi32(aux, 2), _mm256_set1_epi32(0x7F0000)));
+    t = _mm256_or_si256(t, _mm256_and_si256(_mm256_slli_epi32(aux, 3), _mm256_set1_epi32(0x7F000000)));
+    _mm256_storeu_si256((__m256i *)o->neg, iqn_parity(t));
+    const __m256i l = _mm256_add_epi32(_mm256_slli_epi32(_mm256_srli_epi32(aux, 28), 1), _mm256_set1_epi32(1));
+    _mm256_storeu_si256((__m256i *)o->lsw, _mm256_or_si256(l, _mm256_slli_epi32(l, 16)));
+}
+// IQ2_XS / IQ2_S: 8 bytes of two scale nibbles (one byte per group) -> ls pairs.
+TIQ2 static IQ_INL void pro_nibble_ls(const uint8_t *sc, iqn_pro *o) {
+    const __m256i x = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)sc)), one = _mm256_set1_epi32(1);
+    const __m256i lo = _mm256_add_epi32(_mm256_slli_epi32(_mm256_and_si256(x, _mm256_set1_epi32(15)), 1), one);
+    const __m256i hi = _mm256_add_epi32(_mm256_slli_epi32(_mm256_srli_epi32(x, 4), 1), one);
+    _mm256_storeu_si256((__m256i *)o->lsw, _mm256_or_si256(lo, _mm256_slli_epi32(hi, 16)));
+}
+TIQ2 static IQ_INL void pro_iq2_xxs(const uint8_t *p, iqn_pro *o) {   // the aux words: odd dwords of p + 2
+    const __m256 a = _mm256_loadu_ps((const float *)(p + 2)), b = _mm256_loadu_ps((const float *)(p + 34));
+    pro_aux(_mm256_permute4x64_epi64(_mm256_castps_si256(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1))), _MM_SHUFFLE(3, 1, 2, 0)), o);
+}
+TIQ2 static IQ_INL void pro_iq2_xs(const uint8_t *p, iqn_pro *o) {   // qs: 9-bit index | 7 sign bits << 9
+    const __m256i a = _mm256_loadu_si256((const __m256i *)(p + 2)), b = _mm256_loadu_si256((const __m256i *)(p + 34));
+    const __m256i m = _mm256_set1_epi16(511);
+    _mm256_storeu_si256((__m256i *)o->idx, _mm256_and_si256(a, m));
+    _mm256_storeu_si256((__m256i *)(o->idx + 16), _mm256_and_si256(b, m));
+    const __m256i s = _mm256_packus_epi16(_mm256_srli_epi16(a, 9), _mm256_srli_epi16(b, 9));   // lanes interleave a, b
+    _mm256_storeu_si256((__m256i *)o->neg, iqn_parity(_mm256_permute4x64_epi64(s, _MM_SHUFFLE(3, 1, 2, 0))));
+    pro_nibble_ls(p + 66, o);
+}
+TIQ2 static IQ_INL void pro_iq2_s(const uint8_t *p, iqn_pro *o) {   // index e: qs[e] | (qh[e / 4] >> 2 (e % 4) & 3) << 8
+    const __m256i qh = _mm256_set1_epi64x((long long)g8(p + 66));
+    const __m256i sh = _mm256_setr_epi8(0, -1, 0, -1, 0, -1, 0, -1, 1, -1, 1, -1, 1, -1, 1, -1,
+                                        2, -1, 2, -1, 2, -1, 2, -1, 3, -1, 3, -1, 3, -1, 3, -1);
+    const __m256i mul = _mm256_setr_epi16(256, 64, 16, 4, 256, 64, 16, 4, 256, 64, 16, 4, 256, 64, 16, 4);
+    for (int c = 0; c < 2; c++) {
+        const __m256i h = _mm256_shuffle_epi8(_mm256_srli_epi64(qh, 32 * c), sh);
+        const __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(p + 2 + 16 * c)));
+        _mm256_storeu_si256((__m256i *)(o->idx + 16 * c), _mm256_or_si256(v, _mm256_and_si256(_mm256_mullo_epi16(h, mul), _mm256_set1_epi16(0x300))));
+    }
+    pro_nibble_ls(p + 74, o);
+}
+TIQ2 static IQ_INL void pro_iq3_xxs(const uint8_t *p, iqn_pro *o) { pro_aux(_mm256_loadu_si256((const __m256i *)(p + 66)), o); }
+TIQ2 static IQ_INL void pro_iq3_s(const uint8_t *p, iqn_pro *o) {   // index e: qs[e] | (qh[e / 8] >> (e % 8) & 1) << 8
+    const __m256i qh = _mm256_set1_epi64x((long long)g8(p + 66));
+    const __m256i sh = _mm256_setr_epi8(0, -1, 0, -1, 0, -1, 0, -1, 0, -1, 0, -1, 0, -1, 0, -1,
+                                        1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1);
+    const __m256i mul = _mm256_setr_epi16(256, 128, 64, 32, 16, 8, 4, 2, 256, 128, 64, 32, 16, 8, 4, 2);
+    for (int c = 0; c < 4; c++) {
+        const __m256i h = _mm256_shuffle_epi8(_mm256_srli_epi64(qh, 16 * c), sh);
+        const __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(p + 2 + 16 * c)));
+        _mm256_storeu_si256((__m256i *)(o->idx + 16 * c), _mm256_or_si256(v, _mm256_and_si256(_mm256_mullo_epi16(h, mul), _mm256_set1_epi16(0x100))));
+    }
+    const __m256i f = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)u32_at(p + 106)), _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28)),
+                                       _mm256_set1_epi32(15));
+    const __m256i l = _mm256_add_epi32(_mm256_slli_epi32(f, 1), _mm256_set1_epi32(1));
+    _mm256_storeu_si256((__m256i *)o->lsw, _mm256_or_si256(l, _mm256_slli_epi32(l, 16)));
+}
+TIQ2 static IQ_INL void pro_iq1_s(const uint8_t *p, iqn_pro *o) {   // index e: qs[e] | (qh[e / 4] >> 3 (e % 4) & 7) << 8 | sign << 11
+    const __m256i qh = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(p + 34)));
+    const __m256i lo = _mm256_setr_epi16(256, 32, 4, 0, 256, 32, 4, 0, 256, 32, 4, 0, 256, 32, 4, 0);
+    const __m256i hi = _mm256_setr_epi16(0, 0, 0, -32768, 0, 0, 0, -32768, 0, 0, 0, -32768, 0, 0, 0, -32768);   // >> 1
+    for (int c = 0; c < 2; c++) {   // word e of chunk c <- qh word 4 c + e / 4
+        const __m256i sh = _mm256_add_epi8(_mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3,
+                                                            4, 5, 4, 5, 4, 5, 4, 5, 6, 7, 6, 7, 6, 7, 6, 7), _mm256_set1_epi8((char)(8 * c)));
+        const __m256i h = _mm256_shuffle_epi8(qh, sh);
+        const __m256i f = _mm256_or_si256(_mm256_and_si256(_mm256_or_si256(_mm256_mullo_epi16(h, lo), _mm256_mulhi_epu16(h, hi)), _mm256_set1_epi16(0x700)),
+                                          _mm256_srli_epi16(_mm256_and_si256(h, _mm256_set1_epi16(-32768)), 4));
+        const __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(p + 2 + 16 * c)));
+        _mm256_storeu_si256((__m256i *)(o->idx + 16 * c), _mm256_or_si256(v, f));
+    }
+    const __m256i x = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p + 34)));
+    const __m256i l = _mm256_add_epi32(_mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(x, 12), _mm256_set1_epi32(7)), 1), _mm256_set1_epi32(1));
+    _mm256_storeu_si256((__m256i *)o->lsw, _mm256_or_si256(l, _mm256_slli_epi32(l, 16)));
+}
+TIQ2 static IQ_INL void pro_iq1_m(const uint8_t *p, iqn_pro *o) {   // index e: qs[e] | (qh[e / 2] >> 4 (e % 2) & 15) << 8 (with the sign)
+    const __m128i q = _mm_loadu_si128((const __m128i *)(p + 32));
+    const __m256i qh = _mm256_broadcastsi128_si256(q);
+    const __m256i mul = _mm256_setr_epi16(256, 16, 256, 16, 256, 16, 256, 16, 256, 16, 256, 16, 256, 16, 256, 16);
+    for (int c = 0; c < 2; c++) {   // word e of chunk c <- qh byte 8 c + e / 2
+        const __m256i sh = _mm256_add_epi8(_mm256_setr_epi8(0, -1, 0, -1, 1, -1, 1, -1, 2, -1, 2, -1, 3, -1, 3, -1,
+                                                            4, -1, 4, -1, 5, -1, 5, -1, 6, -1, 6, -1, 7, -1, 7, -1),
+                                           _mm256_setr_epi8(8 * c, 0, 8 * c, 0, 8 * c, 0, 8 * c, 0, 8 * c, 0, 8 * c, 0, 8 * c, 0, 8 * c, 0,
+                                                            8 * c, 0, 8 * c, 0, 8 * c, 0, 8 * c, 0, 8 * c, 0, 8 * c, 0, 8 * c, 0, 8 * c, 0));
+        const __m256i h = _mm256_and_si256(_mm256_mullo_epi16(_mm256_shuffle_epi8(qh, sh), mul), _mm256_set1_epi16(0xF00));
+        const __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(p + 16 * c)));
+        _mm256_storeu_si256((__m256i *)(o->idx + 16 * c), _mm256_or_si256(v, h));
+    }
+    // ls of half m: scale word m / 4 >> 3 (m % 4) & 7
+    const __m256i w = _mm256_shuffle_epi8(_mm256_set1_epi64x((long long)g8(p + 48)),
+                                          _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3,
+                                                           4, 5, 4, 5, 4, 5, 4, 5, 6, 7, 6, 7, 6, 7, 6, 7));
+    const __m256i f = _mm256_or_si256(_mm256_mullo_epi16(w, _mm256_setr_epi16(1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0)),
+                                      _mm256_mulhi_epu16(w, _mm256_setr_epi16(0, 8192, 1024, 128, 0, 8192, 1024, 128, 0, 8192, 1024, 128, 0, 8192, 1024, 128)));
+    _mm256_storeu_si256((__m256i *)o->lsw, _mm256_add_epi16(_mm256_slli_epi16(_mm256_and_si256(f, _mm256_set1_epi16(7)), 1), _mm256_set1_epi16(1)));
+}
+
+// Group g's 32 values as bytes (IQ2 / IQ3: unsigned grid values, IQ1: w) and its negation bits.
+TIQ2 static IQ_INL __m256i gv4(const uint8_t (*G)[8], unsigned a, unsigned b, unsigned c, unsigned d) {
+    return _mm256_set_epi64x((long long)g8(G[d]), (long long)g8(G[c]), (long long)g8(G[b]), (long long)g8(G[a]));
+}
+TIQ2 static IQ_INL __m256i gv8(const uint8_t (*G)[4], const unsigned i[8]) {
+    return _mm256_setr_epi32((int)u32_at(G[i[0]]), (int)u32_at(G[i[1]]), (int)u32_at(G[i[2]]), (int)u32_at(G[i[3]]),
+                             (int)u32_at(G[i[4]]), (int)u32_at(G[i[5]]), (int)u32_at(G[i[6]]), (int)u32_at(G[i[7]]));
+}
+TIQ2 static IQ_INL __m256i gval_iq2_xxs(const uint8_t *p, const iqn_pro *o, int g, uint32_t *neg) {
+    const uint8_t *ix = p + 2 + 8 * g;
+    *neg = o->neg[g];
+    return gv4(iq2xxs_grid, ix[0], ix[1], ix[2], ix[3]);
+}
+TIQ2 static IQ_INL __m256i gval_iq2_xs(const uint8_t *p, const iqn_pro *o, int g, uint32_t *neg) {
+    (void)p; *neg = o->neg[g];
+    const uint16_t *ix = o->idx + 4 * g;
+    return gv4(iq2xs_grid, ix[0], ix[1], ix[2], ix[3]);
+}
+TIQ2 static IQ_INL __m256i gval_iq2_s(const uint8_t *p, const iqn_pro *o, int g, uint32_t *neg) {
+    *neg = u32_at(p + 34 + 4 * g);
+    const uint16_t *ix = o->idx + 4 * g;
+    return gv4(iq2s_grid, ix[0], ix[1], ix[2], ix[3]);
+}
+TIQ2 static IQ_INL __m256i gval_iq3_xxs(const uint8_t *p, const iqn_pro *o, int g, uint32_t *neg) {
+    const uint8_t *q = p + 2 + 8 * g;
+    *neg = o->neg[g];
+    const unsigned i[8] = {q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7]};
+    return gv8(iq3xxs_grid, i);
+}
+TIQ2 static IQ_INL __m256i gval_iq3_s(const uint8_t *p, const iqn_pro *o, int g, uint32_t *neg) {
+    *neg = u32_at(p + 74 + 4 * g);
+    const uint16_t *q = o->idx + 8 * g;
+    const unsigned i[8] = {q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7]};
+    return gv8(iq3s_grid, i);
+}
+TIQ2 static IQ_INL __m256i gval_iq1_s(const uint8_t *p, const iqn_pro *o, int g, uint32_t *neg) {
+    (void)p; *neg = 0;
+    const uint16_t *ix = o->idx + 4 * g;   // with the shift's sign as bit 11
+    return gv4(iq1w_grid, ix[0], ix[1], ix[2], ix[3]);
+}
+TIQ2 static IQ_INL __m256i gval_iq1_m(const uint8_t *p, const iqn_pro *o, int g, uint32_t *neg) { return gval_iq1_s(p, o, g, neg); }
+
+// q negated under the groups' sign bits: AVX2 by spreading the bits to bytes, AVX-512BW by a masked subtract.
 TIQ2 static IQ_INL __m256i iqn_negate_avx2(__m256i q, uint32_t bits) {
     const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
                                             2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
@@ -357,35 +519,27 @@ TIQ5 static IQ_INL __m256i iqn_negate_avx512(__m256i q, uint32_t bits) {
     return _mm256_mask_sub_epi8(q, (__mmask32)bits, _mm256_setzero_si256(), q);
 }
 
-
-// One row against one token, decoding each group into registers (no decoded chunk in memory): the integers of
-// ndot_* and the f32 epilogue of pk_native_iq_matmul, so the same bits. IQ1 takes the values 8 (grid + shift) =
-// 8 g +- 1 at once (one byte shuffle from g's low 2 bits and the shift's sign), whose sum is 8 I + I1.
 #define IQ_NROW(T, BYTES, IQ1, IQ1M, SFX, TGT, NEGATE)                                                        \
-TGT static float nrow_##T##_##SFX(const uint8_t *p, int64_t nb, const int8_t *q8, const float *dx) {          \
+TGT static float nrow_##T##_##SFX(const uint8_t *p, int64_t nb, const int8_t *q8, const float *dx, const int16_t *bs) { \
     const __m256i lsidx = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,                    \
                                            2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);                   \
-    const __m256i v8 = _mm256_setr_epi8(1, 9, 0, -7, -1, 7, 0, -9, 0, 0, 0, 0, 0, 0, 0, 0,                    \
-                                        1, 9, 0, -7, -1, 7, 0, -9, 0, 0, 0, 0, 0, 0, 0, 0);                   \
-    const __m256i sel = _mm256_setr_epi64x(1, 2, 4, 8), three = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4); \
     float s = 0.f;                                                                                            \
-    for (int64_t b = 0; b < nb; b++, p += BYTES, q8 += 256) {                                                 \
+    for (int64_t b = 0; b < nb; b++, p += BYTES, q8 += 256, bs += 16) {                                       \
+        iqn_pro o;                                                                                            \
+        pro_##T(p, &o);                                                                                       \
         __m256i acc = _mm256_setzero_si256();                                                                 \
+        _Pragma("clang loop unroll(full)")                                                                    \
         for (int g = 0; g < 8; g++) {                                                                         \
-            iq_half h[2];                                                                                     \
-            grp_##T(p, 0.f, g, h);                                                                            \
-            const __m256i gv = _mm256_set_epi64x((long long)h[1].hi, (long long)h[1].lo, (long long)h[0].hi, (long long)h[0].lo); \
-            const __m256i q = _mm256_loadu_si256((const __m256i *)(q8 + 32 * g));                             \
-            const __m256i l = _mm256_shuffle_epi8(_mm256_set1_epi32(h[0].ls | h[1].ls << 16), lsidx);         \
-            __m256i pg;                                                                                       \
-            if (IQ1) {                                                                                        \
-                const __m256i dm = _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x((long long)(h[0].dneg | h[1].dneg << 2)), sel), sel); \
-                const __m256i v = _mm256_shuffle_epi8(v8, _mm256_or_si256(_mm256_and_si256(gv, three), _mm256_and_si256(dm, four))); \
-                pg = _mm256_maddubs_epi16(_mm256_abs_epi8(v), _mm256_sign_epi8(q, v));                        \
-            } else {                                                                                          \
-                pg = _mm256_maddubs_epi16(gv, NEGATE(q, (h[0].neg & 0xFFFF) | (h[1].neg & 0xFFFF) << 16));    \
-            }                                                                                                 \
-            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pg, l));                                            \
+            uint32_t neg;                                                                                     \
+            const __m256i v = gval_##T(p, &o, g, &neg);                                                       \
+            __m256i q = _mm256_loadu_si256((const __m256i *)(q8 + 32 * g));                                   \
+            if (!IQ1) q = NEGATE(q, neg);                                                                     \
+            const __m256i l = _mm256_shuffle_epi8(_mm256_set1_epi32((int)o.lsw[g]), lsidx);                   \
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(v, q), l));                    \
+        }                                                                                                     \
+        if (IQ1) {   /* minus 9 sum_h ls_h bsum_h: the + 9 that w carries */                                   \
+            const __m256i c = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)o.lsw), _mm256_loadu_si256((const __m256i *)bs)); \
+            acc = _mm256_sub_epi32(acc, _mm256_add_epi32(_mm256_slli_epi32(c, 3), c));                        \
         }                                                                                                     \
         const float d = _cvtsh_ss(d_bits(IQ1M, p)) * dx[b];   /* exact, as pk_f16_to_f32 */                  \
         const float pr = d * (float)iqn_hsum(acc);                                                           \
@@ -397,7 +551,7 @@ TGT static float nrow_##T##_##SFX(const uint8_t *p, int64_t nb, const int8_t *q8
 #define IQ_NROW_512(T, BYTES, IQ1, IQ1M, C) IQ_NROW(T, BYTES, IQ1, IQ1M, 512, TIQ5, iqn_negate_avx512)
 IQ_TYPES(IQ_NROW_AVX2)
 IQ_TYPES(IQ_NROW_512)
-typedef float (*iqn_row_fn)(const uint8_t *, int64_t, const int8_t *, const float *);
+typedef float (*iqn_row_fn)(const uint8_t *, int64_t, const int8_t *, const float *, const int16_t *);
 #define IQ_NROW_FNS(T, BYTES, IQ1, IQ1M, CODE) IQ_AT(CODE) = {nrow_##T##_avx2, nrow_##T##_512},
 static const iqn_row_fn nrow_fns[][2] = { IQ_TYPES(IQ_NROW_FNS) };   // [type][AVX-512BW]
 #endif
@@ -427,7 +581,8 @@ void pk_native_iq_matmul(int dtype, const uint8_t *W, size_t rb, int64_t cols, c
             for (int64_t r = r0; r < r1; r++)
                 for (int64_t t = 0; t < T; t++) {
                     const uint8_t *xt = xn + (size_t)t * xs;
-                    const float v = row(W + (size_t)r * rb, nb, (const int8_t *)xt, (const float *)(xt + cols));
+                    const float v = row(W + (size_t)r * rb, nb, (const int8_t *)xt, (const float *)(xt + cols),
+                                        (const int16_t *)(xt + pk_q8k_bsum_off(cols)));
                     Y[t * ldy + r] = factor * v;
                 }
             return;

@@ -37,7 +37,7 @@
 enum { NK_QK = 256 };
 
 static inline int64_t nk_round(int64_t n, int64_t a) { return (n + a - 1) & ~(a - 1); }
-static inline int64_t nk_bsum_off(int64_t cols) { return cols + nk_round(cols / NK_QK * 4, 32); }
+static inline int64_t nk_bsum_off(int64_t cols) { return pk_q8k_bsum_off(cols); }
 
 // The lattice types IQ2_XXS .. IQ1_M (their dot products and block decoding are in kernels_iq.c)
 #define NK_LAT(dtype) PK_IS_LATTICE(dtype)

@@ -204,6 +204,8 @@ void pk_native_legacy_prepare(int dtype, const float *x, int64_t cols, uint8_t *
 void pk_native_legacy_matmul(int dtype, const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,
                              float *Y, int64_t ldy, int64_t r0, int64_t r1);
 size_t pk_native_k_x_stride(int dtype, int64_t cols);
+/* Where a prepared block_q8_K token's int16 bsums[nb][16] start (after int8 q[cols] and float d[nb]). */
+static inline int64_t pk_q8k_bsum_off(int64_t cols) { return cols + ((cols / 256 * 4 + 31) & ~(int64_t)31); }
 void pk_native_k_prepare(int dtype, const float *x, int64_t cols, uint8_t *out);
 void pk_native_k_matmul(int dtype, const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,
                         float *Y, int64_t ldy, int64_t r0, int64_t r1);
