@@ -398,17 +398,24 @@ static void matvec_generic(const pk_ops *o, int dtype, const uint8_t *W, size_t 
     }
 }
 
-/* Column chunk of the converted weight tile: 4 rows x PK_KC floats (16 KiB) stay in L1/L2 while
-   every input of the batch passes over them. */
+/* Column chunk of the converted weights: PK_KC floats per row. Rows are converted PK_RB at a time (256 KiB, held in
+   L2 in a per-thread scratch), then each group of 4 inputs passes over them 4 rows at a time, its 16 KiB of x
+   staying in L1. (Before: 4 rows at a time, every input of the batch passing over them, so a 1024-token prompt's
+   4 MiB of x chunks came from L3 for every 4 rows.) Each output sums the same chunks in the same order through the
+   same kernel either way: the same bits. */
 #define PK_KC 1024
+enum { PK_RB = 64 };
 
 static void gemm_driver(const pk_ops *o, int dtype, const uint8_t *W, size_t rb, int64_t cols,
                         const float *X, int64_t ldx, int64_t T, float *Y, int64_t ldy, int64_t r0, int64_t r1) {
     float wbuf[4 * PK_KC] __attribute__((aligned(64)));
+    float *wb = dtype == PK_F32 || T <= 4 ? NULL : (float *)pk_thread_scratch_slot(PK_SCRATCH_GEMM, (size_t)PK_RB * PK_KC * sizeof(float));
+    const int64_t rbk = wb ? PK_RB : 4;   // rows converted together
+    if (!wb) wb = wbuf;
     int64_t kc = dtype == PK_F32 ? cols : PK_KC;
     if (kc <= 0) kc = 1;
-    for (int64_t r = r0; r < r1; r += 4) {
-        int nr = r1 - r < 4 ? (int)(r1 - r) : 4;
+    for (int64_t r = r0; r < r1; r += rbk) {
+        const int64_t rn = r1 - r < rbk ? r1 - r : rbk;
         for (int64_t k0 = 0; k0 < cols; k0 += kc) {
             int64_t kn = cols - k0 < kc ? cols - k0 : kc;
             const float *w;
@@ -417,14 +424,17 @@ static void gemm_driver(const pk_ops *o, int dtype, const uint8_t *W, size_t rb,
                 w = (const float *)(W + (size_t)r * rb) + k0;
                 ldw = (int64_t)(rb / 4);
             } else {
-                for (int i = 0; i < nr; i++)
-                    dequant_with(o, dtype, W + (size_t)(r + i) * rb + pk_row_bytes(dtype, k0), kn, wbuf + i * PK_KC);
-                w = wbuf;
+                for (int64_t i = 0; i < rn; i++)
+                    dequant_with(o, dtype, W + (size_t)(r + i) * rb + pk_row_bytes(dtype, k0), kn, wb + i * PK_KC);
+                w = wb;
                 ldw = PK_KC;
             }
             for (int64_t t = 0; t < T; t += 4) {
                 int nt = T - t < 4 ? (int)(T - t) : 4;
-                o->gemm(w, ldw, nr, X + t * ldx + k0, ldx, nt, kn, Y + t * ldy + r, ldy, k0 > 0);
+                for (int64_t i = 0; i < rn; i += 4) {
+                    int nr = rn - i < 4 ? (int)(rn - i) : 4;
+                    o->gemm(w + i * ldw, ldw, nr, X + t * ldx + k0, ldx, nt, kn, Y + t * ldy + r + i, ldy, k0 > 0);
+                }
             }
         }
     }

@@ -188,6 +188,18 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// The prompt GEMM converts rows 64 at a time in column chunks of 1024 floats (kernels.c, gemm_driver): more
+    /// than one row block with a rest that is not a multiple of 4 (134 rows; the odd range 3..<132 another split),
+    /// and more than one column chunk with a short last one (2304 columns).
+    func testMatmulAcrossRowBlocksAndColumnChunks() {
+        var rng = TestRNG(11)
+        SIMDLevels.each { level in
+            for (name, code) in Self.dtypes where ["f16", "q8_0", "q4_k"].contains(name) {
+                checkMatmul(name, code: code, rows: 134, cols: 2304, T: 6, rng: &rng, level: level)
+            }
+        }
+    }
+
     /// Every SIMD level's dequantisation equals the portable one bit for bit on arbitrary bytes, the f16 scale
     /// fields included: zero, subnormal, largest finite, inf and NaN (any NaN counts as equal to any NaN).
     func testDequantBitExactOnArbitraryBytes() {

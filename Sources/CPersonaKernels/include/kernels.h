@@ -62,8 +62,9 @@ void pk_matmul_rows_native(int dtype, const void *W, int64_t cols, const void *x
    that has warmed it up allocates nothing. */
 void *pk_thread_scratch(size_t bytes);
 /* The same with one buffer per use, so that one use never overwrites another's live data:
-   PK_SCRATCH_NATIVE (pk_thread_scratch's), PK_SCRATCH_EXACT (the exact kernels' laid-out activations). */
-enum { PK_SCRATCH_NATIVE = 0, PK_SCRATCH_EXACT = 1, PK_SCRATCH_SLOTS = 2 };
+   PK_SCRATCH_NATIVE (pk_thread_scratch's), PK_SCRATCH_EXACT (the exact kernels' laid-out activations),
+   PK_SCRATCH_GEMM (the converted weight rows of the exact prompt GEMM). */
+enum { PK_SCRATCH_NATIVE = 0, PK_SCRATCH_EXACT = 1, PK_SCRATCH_GEMM = 2, PK_SCRATCH_SLOTS = 3 };
 void *pk_thread_scratch_slot(int slot, size_t bytes);
 
 /* Exact precision at T == 1 for the quantised types whose current SIMD level has a kernel that reads x in an
