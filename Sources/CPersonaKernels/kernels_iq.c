@@ -322,6 +322,22 @@ static void ndot_portable(const iqn_rows *o, int64_t nbc, const int8_t *q8, int3
     }
 }
 
+#if defined(__aarch64__)
+#include <arm_neon.h>
+// The same integers on NEON: each half's 16 v times its 16 q (sdot, or vmull + vpadal without the dot-product
+// extension; |v q| <= 62 * 127, so a pair fits int16), times the half's ls.
+static void ndot_neon(const iqn_rows *o, int64_t nbc, const int8_t *q8, int32_t *isum) {
+    for (int64_t b = 0; b < nbc; b++) {
+        int32x4_t acc = vdupq_n_s32(0);
+        for (int j = 0; j < 16; j++) {
+            const int32x4_t t = pk_dot16_neon(vdupq_n_s32(0), vld1q_s8(o->v + 256 * b + 16 * j), vld1q_s8(q8 + 256 * b + 16 * j));
+            acc = vmlaq_n_s32(acc, t, o->ls[16 * b + j][0]);
+        }
+        isum[b] = vaddvq_s32(acc);
+    }
+}
+#endif
+
 #if defined(__x86_64__)
 #define TIQ2 __attribute__((target("avx2,f16c")))
 #define TIQ5 __attribute__((target("avx2,avx512f,avx512bw,avx512vl")))
@@ -572,8 +588,12 @@ void pk_native_iq_matmul(int dtype, const uint8_t *W, size_t rb, int64_t cols, c
     const float factor = pk_iq_native_factor(dtype);
     const int64_t nb = cols / 256;
     void (*dot)(const iqn_rows *, int64_t, const int8_t *, int32_t *) = ndot_portable;
-#if defined(__x86_64__)
+    int abs_values = 0;   // ndot_x86 reads |v| too
     const char *lv = pk_ops_current()->name;
+#if defined(__aarch64__)
+    if (strcmp(lv, "neon") == 0) dot = ndot_neon;
+#endif
+#if defined(__x86_64__)
     const int x512 = strncmp(lv, "avx512", 6) == 0;
     if (x512 || strcmp(lv, "avx2") == 0) {
         if (T <= 2) {   // a token or two (decode steps): groups decoded into registers, per token
@@ -588,6 +608,7 @@ void pk_native_iq_matmul(int dtype, const uint8_t *W, size_t rb, int64_t cols, c
             return;
         }
         dot = ndot_x86;
+        abs_values = 1;
     }
 #endif
     iqn_rows dec;
@@ -595,7 +616,7 @@ void pk_native_iq_matmul(int dtype, const uint8_t *W, size_t rb, int64_t cols, c
     for (int64_t r = r0; r < r1; r++) {
         for (int64_t b0 = 0; b0 < nb; b0 += IQN_CHUNK) {
             const int64_t nbc = nb - b0 < IQN_CHUNK ? nb - b0 : IQN_CHUNK;
-            ndecode(dtype, W + (size_t)r * rb + (size_t)b0 * bytes, bytes, nbc, &dec, dot != ndot_portable);
+            ndecode(dtype, W + (size_t)r * rb + (size_t)b0 * bytes, bytes, nbc, &dec, abs_values);
             for (int64_t t = 0; t < T; t++) {
                 const uint8_t *xt = xn + (size_t)t * xs;
                 const float *dx = (const float *)(xt + cols) + b0;
