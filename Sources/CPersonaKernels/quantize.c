@@ -182,9 +182,64 @@ static void quantize_q6_k(const float *x, int64_t nb, uint8_t *o) {
     }
 }
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define TQ512 __attribute__((target("avx512f")))
+// make_qkx2_quants' trial scales 16 at a time, one per lane. Each lane runs its trial's operations in the scalar
+// loop's order (the sums over i run sequentially within the lane; separate multiplies and adds), so every lane
+// computes the scalar loop's numbers bit for bit. The trials are not independent: a trial that beats the best
+// error replaces `min`, which the later trials' levels and scales use. So this returns the first lane that beats
+// *best_error (-1 if none), and the caller restarts after it with the new min: the scalar loop's sequence.
+TQ512 static int qkx2_trials_512(int n, int nmax, const float *x, const float *weights, float min, float max, float sum_w,
+                                 float sum_x, float rmin, float rdelta, int is0, int count, int use_mad,
+                                 float *best_error, float *best_scale, float *best_min) {
+    const __mmask16 live = (__mmask16)((1u << count) - 1);
+    const __m512 is = _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_set1_epi32(is0),
+                                                          _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)));
+    const __m512 iscale = _mm512_div_ps(_mm512_add_ps(_mm512_add_ps(_mm512_set1_ps(rmin), _mm512_mul_ps(_mm512_set1_ps(rdelta), is)),
+                                                      _mm512_set1_ps((float)nmax)),
+                                        _mm512_set1_ps(max - min));
+    const __m512i top = _mm512_set1_epi32(nmax), zero = _mm512_setzero_si512();
+    __m512 lf[32], sl = _mm512_setzero_ps(), sl2 = sl, sxl = sl;
+    for (int i = 0; i < n; i++) {   // nearest_int, clamped to [0, nmax]
+        const __m512 t = _mm512_add_ps(_mm512_mul_ps(iscale, _mm512_set1_ps(x[i] - min)), _mm512_set1_ps(12582912.f));
+        __m512i l = _mm512_sub_epi32(_mm512_and_si512(_mm512_castps_si512(t), _mm512_set1_epi32(0x007fffff)), _mm512_set1_epi32(0x00400000));
+        l = _mm512_min_epi32(_mm512_max_epi32(l, zero), top);
+        lf[i] = _mm512_cvtepi32_ps(l);
+        const __m512 wl = _mm512_mul_ps(_mm512_set1_ps(weights[i]), lf[i]);
+        sl = _mm512_add_ps(sl, wl);
+        sl2 = _mm512_add_ps(sl2, _mm512_mul_ps(wl, lf[i]));
+        sxl = _mm512_add_ps(sxl, _mm512_mul_ps(wl, _mm512_set1_ps(x[i])));
+    }
+    const __m512 sw = _mm512_set1_ps(sum_w), sx = _mm512_set1_ps(sum_x);
+    const __m512 D = _mm512_sub_ps(_mm512_mul_ps(sw, sl2), _mm512_mul_ps(sl, sl));
+    const __mmask16 valid = _mm512_mask_cmp_ps_mask(live, D, _mm512_setzero_ps(), _CMP_GT_OQ);
+    if (!valid) return -1;
+    __m512 scale = _mm512_div_ps(_mm512_sub_ps(_mm512_mul_ps(sw, sxl), _mm512_mul_ps(sx, sl)), D);
+    __m512 mn = _mm512_div_ps(_mm512_sub_ps(_mm512_mul_ps(sl2, sx), _mm512_mul_ps(sl, sxl)), D);
+    const __mmask16 pos = _mm512_cmp_ps_mask(mn, _mm512_setzero_ps(), _CMP_GT_OQ);
+    scale = _mm512_mask_div_ps(scale, pos, sxl, sl2);
+    mn = _mm512_mask_mov_ps(mn, pos, _mm512_setzero_ps());
+    __m512 err = _mm512_setzero_ps();
+    for (int i = 0; i < n; i++) {
+        __m512 diff = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(scale, lf[i]), mn), _mm512_set1_ps(x[i]));
+        diff = use_mad ? _mm512_abs_ps(diff) : _mm512_mul_ps(diff, diff);
+        err = _mm512_add_ps(err, _mm512_mul_ps(_mm512_set1_ps(weights[i]), diff));
+    }
+    const __mmask16 better = _mm512_mask_cmp_ps_mask(valid, err, _mm512_set1_ps(*best_error), _CMP_LT_OQ);
+    if (!better) return -1;
+    float e[16], sc[16], m[16];
+    _mm512_storeu_ps(e, err); _mm512_storeu_ps(sc, scale); _mm512_storeu_ps(m, mn);
+    const int k = __builtin_ctz(better);
+    *best_error = e[k]; *best_scale = sc[k]; *best_min = m[k];
+    return k;
+}
+#endif
+
 // ggml's make_qkx2_quants: levels [0, nmax] with a scale and a (negative) min for n values, the weighted error
 // of each of nstep + 1 trial scales refit by least squares (use_mad: absolute error, else squared). Returns the
-// scale and writes -min to *the_min.
+// scale and writes -min to *the_min. At the AVX-512 levels the trials run 16 at a time (qkx2_trials_512), the
+// same numbers in the same sequence, so the same bytes as llama.cpp's quantizer.
 static float make_qkx2_quants(int n, int nmax, const float *x, const float *weights, uint8_t *L, float *the_min,
                               uint8_t *Laux, float rmin, float rdelta, int nstep, int use_mad) {
     float min = x[0], max = x[0];
@@ -213,6 +268,27 @@ static float make_qkx2_quants(int n, int nmax, const float *x, const float *weig
         diff = use_mad ? fabsf(diff) : diff * diff;
         best_error += weights[i] * diff;
     }
+#if defined(__x86_64__)
+    if (n <= 32 && strncmp(pk_ops_current()->name, "avx512", 6) == 0) {
+        for (int is0 = 0; is0 <= nstep;) {
+            float e = best_error, sc, mn;
+            const int k = qkx2_trials_512(n, nmax, x, weights, min, max, sum_w, sum_x, rmin, rdelta, is0,
+                                          nstep + 1 - is0 < 16 ? nstep + 1 - is0 : 16, use_mad, &e, &sc, &mn);
+            if (k < 0) { is0 += 16; continue; }
+            iscale = (rmin + rdelta * (is0 + k) + nmax) / (max - min);   // that trial's levels, with the min it ran with
+            for (int i = 0; i < n; i++) {
+                int l = nearest_int(iscale * (x[i] - min));
+                L[i] = (uint8_t)(l < 0 ? 0 : (l > nmax ? nmax : l));
+            }
+            best_error = e;
+            scale = sc;
+            min = mn;
+            is0 += k + 1;
+        }
+        *the_min = -min;
+        return scale;
+    }
+#endif
     for (int is = 0; is <= nstep; is++) {
         iscale = (rmin + rdelta * is + nmax) / (max - min);
         float sum_l = 0, sum_l2 = 0, sum_xl = 0;

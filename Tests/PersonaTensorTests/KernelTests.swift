@@ -424,6 +424,45 @@ final class ConversionTests: XCTestCase {
         XCTAssertEqual(out, [UInt8](hex: GGUFPyReference.q8Output), "q8_0 vs gguf-py")
     }
 
+    /// q2_K / q4_K / q5_K quantisation runs make_qkx2_quants' trial scales 16 at a time at the AVX-512 levels
+    /// (quantize.c): the same bytes as the portable loop at every level, on rows where trials keep beating the best
+    /// error (normal values), on flat and tiny rows, rows with zeros and exact ties, and all-positive rows (a min
+    /// clamped to 0). GGUFQuantizerTests checks the default level's bytes against llama.cpp's quantizer.
+    func testQuantizeKTypesSameBytesEveryLevel() {
+        var rng = TestRNG(12)
+        let cols = 2048
+        var rows = [[Float]]()
+        for mode in 0..<6 {
+            rows.append((0..<cols).map { i in
+                switch mode {
+                case 0: return rng.normal()
+                case 1: return rng.normal() * 1e-4
+                case 2: return i % 5 == 0 ? 0 : rng.normal()
+                case 3: return abs(rng.normal()) + 0.5
+                case 4: return Float(Int(rng.normal() * 2))
+                default: return (i / 32) % 3 == 0 ? 0.25 : rng.normal() * 4
+                }
+            })
+        }
+        for (name, code) in [("q2_k", Int32(10)), ("q4_k", Int32(5)), ("q5_k", Int32(12))] {
+            let bytes = Int(pk_row_bytes(code, Int64(cols)))
+            var want = [[UInt8]]()
+            XCTAssertEqual(pk_simd_set_level("scalar"), 0)
+            for x in rows {
+                var out = [UInt8](repeating: 0, count: bytes)
+                XCTAssertEqual(pk_quantize_row(code, x, Int64(cols), &out), 0)
+                want.append(out)
+            }
+            SIMDLevels.each { level in
+                for (m, x) in rows.enumerated() {
+                    var out = [UInt8](repeating: 0, count: bytes)
+                    XCTAssertEqual(pk_quantize_row(code, x, Int64(cols), &out), 0)
+                    XCTAssertEqual(out, want[m], "\(level) \(name) row mode \(m)")
+                }
+            }
+        }
+    }
+
     func testWeightMatrixRoundTrip() {
         var rng = TestRNG(6)
         let rows = 3, cols = 64
