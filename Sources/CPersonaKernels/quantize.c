@@ -98,6 +98,37 @@ static void quantize_affine(const float *x, int64_t nb, uint8_t *o, int bits) {
     }
 }
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define TQ512 __attribute__((target("avx512f")))
+// make_qx_quants' 18 trial scales (is = -9..9 but 0), 16 lanes at a time: each lane's sums over the n values in
+// the scalar loop's order, so sumlx[t] and suml2[t] are the scalar loop's for trial t. (Unlike make_qkx2_quants'
+// trials these do not depend on each other; only the choice among them does, made in order by the caller.)
+TQ512 static void qx_trials_512(int n, int nmax, const float *x, float max, float *sumlx, float *suml2) {
+    const __m512i lo = _mm512_set1_epi32(-nmax), hi = _mm512_set1_epi32(nmax - 1);
+    for (int t0 = 0; t0 < 18; t0 += 16) {
+        const __m512i t = _mm512_add_epi32(_mm512_set1_epi32(t0), _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+        const __m512i is = _mm512_add_epi32(_mm512_sub_epi32(t, _mm512_set1_epi32(9)),   // trial t: is = t - 9, + 1 from t = 9 on
+                                            _mm512_maskz_set1_epi32(_mm512_cmpge_epi32_mask(t, _mm512_set1_epi32(9)), 1));
+        const __m512 a = _mm512_add_ps(_mm512_set1_ps((float)nmax), _mm512_mul_ps(_mm512_set1_ps(0.1f), _mm512_cvtepi32_ps(is)));
+        const __m512 iscale = _mm512_div_ps(_mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(a), _mm512_set1_epi32((int)0x80000000u))),
+                                            _mm512_set1_ps(max));
+        __m512 slx = _mm512_setzero_ps(), sl2 = slx;
+        for (int i = 0; i < n; i++) {
+            const __m512 v = _mm512_add_ps(_mm512_mul_ps(iscale, _mm512_set1_ps(x[i])), _mm512_set1_ps(12582912.f));
+            __m512i l = _mm512_sub_epi32(_mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x007fffff)), _mm512_set1_epi32(0x00400000));
+            const __m512 lf = _mm512_cvtepi32_ps(_mm512_min_epi32(_mm512_max_epi32(l, lo), hi));
+            const float w = x[i] * x[i], wx = w * x[i];
+            slx = _mm512_add_ps(slx, _mm512_mul_ps(_mm512_set1_ps(wx), lf));
+            sl2 = _mm512_add_ps(sl2, _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(w), lf), lf));
+        }
+        float a16[16], b16[16];
+        _mm512_storeu_ps(a16, slx); _mm512_storeu_ps(b16, sl2);
+        for (int k = 0; k < 16 && t0 + k < 18; k++) { sumlx[t0 + k] = a16[k]; suml2[t0 + k] = b16[k]; }
+    }
+}
+#endif
+
 // ggml's make_qx_quants with rmse_type 1 (weights x^2), no importance matrix: a symmetric scale for n values on
 // levels [-nmax, nmax - 1], refined over 18 trial scales by the weighted least-squares fit. L gets level + nmax.
 static float make_qx_quants(int n, int nmax, const float *x, int8_t *L) {
@@ -116,6 +147,25 @@ static float make_qx_quants(int n, int nmax, const float *x, int8_t *L) {
     }
     float scale = suml2 != 0 ? sumlx / suml2 : 0.0f;
     float best = scale * sumlx;
+#if defined(__x86_64__)
+    if (strncmp(pk_ops_current()->name, "avx512", 6) == 0) {   // the trials' sums 16 at a time, then the same choice
+        float tlx[18], tl2[18];
+        qx_trials_512(n, nmax, x, max, tlx, tl2);
+        for (int t = 0; t < 18; t++) {
+            const int is = t < 9 ? t - 9 : t - 8;
+            if (tl2[t] > 0 && tlx[t] * tlx[t] > best * tl2[t]) {
+                iscale = -(nmax + 0.1f * is) / max;
+                for (int i = 0; i < n; i++) {
+                    int l = nearest_int(iscale * x[i]);
+                    L[i] = (int8_t)(nmax + (l < -nmax ? -nmax : (l > nmax - 1 ? nmax - 1 : l)));
+                }
+                scale = tlx[t] / tl2[t];
+                best = scale * tlx[t];
+            }
+        }
+        return scale;
+    }
+#endif
     for (int is = -9; is <= 9; is++) {
         if (is == 0) continue;
         iscale = -(nmax + 0.1f * is) / max;
@@ -183,8 +233,6 @@ static void quantize_q6_k(const float *x, int64_t nb, uint8_t *o) {
 }
 
 #if defined(__x86_64__)
-#include <immintrin.h>
-#define TQ512 __attribute__((target("avx512f")))
 // make_qkx2_quants' trial scales 16 at a time, one per lane. Each lane runs its trial's operations in the scalar
 // loop's order (the sums over i run sequentially within the lane; separate multiplies and adds), so every lane
 // computes the scalar loop's numbers bit for bit. The trials are not independent: a trial that beats the best
