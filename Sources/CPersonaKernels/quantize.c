@@ -620,6 +620,39 @@ static inline int best_index_int8(int n, const int8_t *val, float x) {
     return x - val[mu - 1] < val[mu] - x ? mu - 1 : mu;
 }
 
+#if defined(__x86_64__)
+// quantize_iq4_impl's 15 trial scales in 15 lanes: per value (in order) best_index_int8 of id * x by a binary
+// search over the 16 levels (vpermps), then each lane's sums in the scalar loop's order: the scalar loop's sums
+// for every trial. The choice among the trials is made in order by the caller.
+TQ512 static void iq4_trials_512(const float *xb, const float *weight, const int8_t *values, float max, int ntry,
+                                 float *sumqx, float *sumq2) {
+    float tv[16];
+    for (int k = 0; k < 16; k++) tv[k] = values[k];
+    const __m512 table = _mm512_loadu_ps(tv);
+    const __m512i itry = _mm512_add_epi32(_mm512_set1_epi32(-ntry), _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    const __m512 id = _mm512_div_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(itry, _mm512_set1_epi32(values[0]))), _mm512_set1_ps(max));
+    __m512 sqx = _mm512_setzero_ps(), sq2 = sqx;
+    for (int j = 0; j < 32; j++) {
+        const __m512 al = _mm512_mul_ps(id, _mm512_set1_ps(xb[j]));
+        __m512i ml = _mm512_setzero_si512();   // the largest index whose level is <= al (0 if none)
+        for (int step = 8; step >= 1; step /= 2) {
+            const __m512i cand = _mm512_add_epi32(ml, _mm512_set1_epi32(step));
+            ml = _mm512_mask_mov_epi32(ml, _mm512_cmp_ps_mask(al, _mm512_permutexvar_ps(cand, table), _CMP_GE_OQ), cand);
+        }
+        const __m512i mu = _mm512_min_epi32(_mm512_add_epi32(ml, _mm512_set1_epi32(1)), _mm512_set1_epi32(15));
+        const __m512 vml = _mm512_permutexvar_ps(ml, table), vmu = _mm512_permutexvar_ps(mu, table);
+        // the nearer of the two, the lower on ties; at or below level 0 (ml 0, mu 1) and at or above level 15
+        // (ml = mu = 15) this gives best_index_int8's 0 and 15 as well
+        const __m512i l = _mm512_mask_mov_epi32(mu, _mm512_cmp_ps_mask(_mm512_sub_ps(al, vml), _mm512_sub_ps(vmu, al), _CMP_LT_OQ), ml);
+        const __m512 q = _mm512_permutexvar_ps(l, table), wq = _mm512_mul_ps(_mm512_set1_ps(weight[j]), q);
+        sqx = _mm512_add_ps(sqx, _mm512_mul_ps(wq, _mm512_set1_ps(xb[j])));
+        sq2 = _mm512_add_ps(sq2, _mm512_mul_ps(wq, q));
+    }
+    _mm512_storeu_ps(sumqx, sqx);
+    _mm512_storeu_ps(sumq2, sq2);
+}
+#endif
+
 // ggml's quantize_row_iq4_nl_impl as quantize_iq4_nl / quantize_iq4_xs call it without an importance matrix
 // (weights x^2, ntry 7): per 32 values the scale of the non-linear levels that best fits after trying 15 scales
 // around max / values[0]; for iq4_xs (super-block 256) those 8 scales quantised to 6 bits against the largest
@@ -661,6 +694,18 @@ static void quantize_iq4_impl(int super_block_size, const float *x, uint8_t *dh,
         }
         d = sumqx / sumq2;
         float best = d * sumqx;
+#if defined(__x86_64__)
+        if (strncmp(pk_ops_current()->name, "avx512", 6) == 0) {   // the trials' sums in lanes, the same choice
+            float tqx[16], tq2[16];
+            iq4_trials_512(xb, weight, values, max, ntry, tqx, tq2);
+            for (int t = 0; t <= 2 * ntry; t++)
+                if (tq2[t] > 0 && tqx[t] * tqx[t] > best * tq2[t]) { d = tqx[t] / tq2[t]; best = d * tqx[t]; }
+            scales[ib] = d;
+            float abs_d = fabsf(d);
+            if (abs_d > amax_scale) { amax_scale = abs_d; max_scale = d; }
+            continue;
+        }
+#endif
         for (int itry = -ntry; itry <= ntry; itry++) {
             id = (itry + values[0]) / max;
             sumqx = sumq2 = 0;

@@ -425,7 +425,8 @@ final class ConversionTests: XCTestCase {
     }
 
     /// q2_K / q4_K / q5_K quantisation runs make_qkx2_quants' trial scales 16 at a time at the AVX-512 levels, q6_K
-    /// make_qx_quants' (quantize.c): the same bytes as the portable loops at every level, on rows where trials keep beating the best
+    /// make_qx_quants', iq4_nl / iq4_xs their 15 trial scales (quantize.c): the same bytes as the portable loops at
+    /// every level, on rows where trials keep beating the best
     /// error (normal values), on flat and tiny rows, rows with zeros and exact ties, and all-positive rows (a min
     /// clamped to 0). GGUFQuantizerTests checks the default level's bytes against llama.cpp's quantizer.
     func testQuantizeKTypesSameBytesEveryLevel() {
@@ -444,7 +445,7 @@ final class ConversionTests: XCTestCase {
                 }
             })
         }
-        for (name, code) in [("q2_k", Int32(10)), ("q4_k", Int32(5)), ("q5_k", Int32(12)), ("q6_k", Int32(6))] {
+        for (name, code) in [("q2_k", Int32(10)), ("q4_k", Int32(5)), ("q5_k", Int32(12)), ("q6_k", Int32(6)), ("iq4_nl", Int32(13)), ("iq4_xs", Int32(14))] {
             let bytes = Int(pk_row_bytes(code, Int64(cols)))
             var want = [[UInt8]]()
             XCTAssertEqual(pk_simd_set_level("scalar"), 0)
