@@ -621,30 +621,38 @@ static inline int best_index_int8(int n, const int8_t *val, float x) {
 }
 
 #if defined(__x86_64__)
-// quantize_iq4_impl's 15 trial scales in 15 lanes: per value (in order) best_index_int8 of id * x by a binary
-// search over the 16 levels (vpermps), then each lane's sums in the scalar loop's order: the scalar loop's sums
-// for every trial. The choice among the trials is made in order by the caller.
+// best_index_int8(16, values, al) per lane: the largest level index whose level is <= al (0 if none) by a binary
+// search over the 16 levels (vpermps), then the nearer of it and the next, the lower on ties. At or below level 0
+// (0 and 1) and at or above level 15 (15 and 15) this gives best_index_int8's 0 and 15 as well.
+TQ512 static inline __m512i iq4_nearest_512(__m512 al, __m512 table) {
+    __m512i ml = _mm512_setzero_si512();
+    for (int step = 8; step >= 1; step /= 2) {
+        const __m512i cand = _mm512_add_epi32(ml, _mm512_set1_epi32(step));
+        ml = _mm512_mask_mov_epi32(ml, _mm512_cmp_ps_mask(al, _mm512_permutexvar_ps(cand, table), _CMP_GE_OQ), cand);
+    }
+    const __m512i mu = _mm512_min_epi32(_mm512_add_epi32(ml, _mm512_set1_epi32(1)), _mm512_set1_epi32(15));
+    const __m512 vml = _mm512_permutexvar_ps(ml, table), vmu = _mm512_permutexvar_ps(mu, table);
+    return _mm512_mask_mov_epi32(mu, _mm512_cmp_ps_mask(_mm512_sub_ps(al, vml), _mm512_sub_ps(vmu, al), _CMP_LT_OQ), ml);
+}
+TQ512 static __m512 iq4_table_512(const int8_t *values) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)values))); }
+// L[j] = best_index_int8(16, values, s * x[j]) for n (a multiple of 16) values, 16 at a time.
+TQ512 static void iq4_indices_512(const int8_t *values, float s, const float *x, int n, uint8_t *L) {
+    const __m512 table = iq4_table_512(values);
+    for (int j = 0; j < n; j += 16)
+        _mm_storeu_si128((__m128i *)(L + j), _mm512_cvtepi32_epi8(iq4_nearest_512(_mm512_mul_ps(_mm512_set1_ps(s), _mm512_loadu_ps(x + j)), table)));
+}
+// quantize_iq4_impl's 15 trial scales in 15 lanes: per value (in order) the nearest level of id * x, then each
+// lane's sums in the scalar loop's order: the scalar loop's sums for every trial. The choice among the trials is
+// made in order by the caller.
 TQ512 static void iq4_trials_512(const float *xb, const float *weight, const int8_t *values, float max, int ntry,
                                  float *sumqx, float *sumq2) {
-    float tv[16];
-    for (int k = 0; k < 16; k++) tv[k] = values[k];
-    const __m512 table = _mm512_loadu_ps(tv);
+    const __m512 table = iq4_table_512(values);
     const __m512i itry = _mm512_add_epi32(_mm512_set1_epi32(-ntry), _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
     const __m512 id = _mm512_div_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(itry, _mm512_set1_epi32(values[0]))), _mm512_set1_ps(max));
     __m512 sqx = _mm512_setzero_ps(), sq2 = sqx;
     for (int j = 0; j < 32; j++) {
-        const __m512 al = _mm512_mul_ps(id, _mm512_set1_ps(xb[j]));
-        __m512i ml = _mm512_setzero_si512();   // the largest index whose level is <= al (0 if none)
-        for (int step = 8; step >= 1; step /= 2) {
-            const __m512i cand = _mm512_add_epi32(ml, _mm512_set1_epi32(step));
-            ml = _mm512_mask_mov_epi32(ml, _mm512_cmp_ps_mask(al, _mm512_permutexvar_ps(cand, table), _CMP_GE_OQ), cand);
-        }
-        const __m512i mu = _mm512_min_epi32(_mm512_add_epi32(ml, _mm512_set1_epi32(1)), _mm512_set1_epi32(15));
-        const __m512 vml = _mm512_permutexvar_ps(ml, table), vmu = _mm512_permutexvar_ps(mu, table);
-        // the nearer of the two, the lower on ties; at or below level 0 (ml 0, mu 1) and at or above level 15
-        // (ml = mu = 15) this gives best_index_int8's 0 and 15 as well
-        const __m512i l = _mm512_mask_mov_epi32(mu, _mm512_cmp_ps_mask(_mm512_sub_ps(al, vml), _mm512_sub_ps(vmu, al), _CMP_LT_OQ), ml);
-        const __m512 q = _mm512_permutexvar_ps(l, table), wq = _mm512_mul_ps(_mm512_set1_ps(weight[j]), q);
+        const __m512 q = _mm512_permutexvar_ps(iq4_nearest_512(_mm512_mul_ps(id, _mm512_set1_ps(xb[j])), table), table);
+        const __m512 wq = _mm512_mul_ps(_mm512_set1_ps(weight[j]), q);
         sqx = _mm512_add_ps(sqx, _mm512_mul_ps(wq, _mm512_set1_ps(xb[j])));
         sq2 = _mm512_add_ps(sq2, _mm512_mul_ps(wq, q));
     }
@@ -652,6 +660,14 @@ TQ512 static void iq4_trials_512(const float *xb, const float *weight, const int
     _mm512_storeu_ps(sumq2, sq2);
 }
 #endif
+
+// L[j] = best_index_int8(16, values, s * x[j]) for n values (n a multiple of 16 at the AVX-512 levels).
+static void iq4_indices(const int8_t *values, float s, const float *x, int n, uint8_t *L) {
+#if defined(__x86_64__)
+    if (n % 16 == 0 && strncmp(pk_ops_current()->name, "avx512", 6) == 0) { iq4_indices_512(values, s, x, n, L); return; }
+#endif
+    for (int j = 0; j < n; j++) L[j] = (uint8_t)best_index_int8(16, values, s * x[j]);
+}
 
 // ggml's quantize_row_iq4_nl_impl as quantize_iq4_nl / quantize_iq4_xs call it without an importance matrix
 // (weights x^2, ntry 7): per 32 values the scale of the non-linear levels that best fits after trying 15 scales
@@ -683,11 +699,9 @@ static void quantize_iq4_impl(int super_block_size, const float *x, uint8_t *dh,
         float d = -max / values[0];
         float id = 1 / d;
         float sumqx = 0, sumq2 = 0;
+        iq4_indices(values, id, xb, block_size, Lb);
         for (int j = 0; j < block_size; j++) {
-            float al = id * xb[j];
-            int l = best_index_int8(16, values, al);
-            Lb[j] = (uint8_t)l;
-            float q = values[l];
+            float q = values[Lb[j]];
             float w = weight[j];
             sumqx += w * q * xb[j];
             sumq2 += w * q * q;
@@ -736,7 +750,7 @@ static void quantize_iq4_impl(int super_block_size, const float *x, uint8_t *dh,
             float idl = dl ? 1 / dl : 0.f;
             uint8_t *Lb = L + ib * block_size;
             const float *xb = x + ib * block_size;
-            for (int j = 0; j < block_size; j++) Lb[j] = (uint8_t)best_index_int8(16, values, idl * xb[j]);
+            iq4_indices(values, idl, xb, block_size, Lb);
             l += 32;
             uint8_t l_l = (uint8_t)(l & 0xf), l_h = (uint8_t)(l >> 4);
             if (ib % 2 == 0) scales_l[ib / 2] = l_l;
@@ -747,7 +761,7 @@ static void quantize_iq4_impl(int super_block_size, const float *x, uint8_t *dh,
     } else {
         put16(dh, pk_f32_to_f16(scales[0]));
         float id = scales[0] ? 1 / scales[0] : 0;
-        for (int j = 0; j < super_block_size; j++) L[j] = (uint8_t)best_index_int8(16, values, id * x[j]);
+        iq4_indices(values, id, x, super_block_size, L);
     }
     for (int i = 0; i < super_block_size / 32; i++)
         for (int j = 0; j < 16; j++) q4[16 * i + j] = (uint8_t)(L[32 * i + j] | (L[32 * i + 16 + j] << 4));
