@@ -243,7 +243,7 @@ IQ_TYPES(IQ_512)
 // -ffp-contract=off): no FMA, so every level gives the same bits, also kernels_native_k.c's VNNI tiles, which
 // read the blocks through pk_iq_block_u8.
 // Three forms (pk_native_iq_matmul): one or two tokens decode each group into registers (nrow_*, x86); more tokens
-// (or the portable level) decode a row 16 super-blocks at a time into signed bytes v (grid * sign; IQ1: 8 g +- 1)
+// (and any T at the portable and NEON levels) decode a row 16 super-blocks at a time into signed bytes v (grid * sign; IQ1: 8 g +- 1)
 // and each half's ls, then run every token against the chunk (ndot_*), so a prompt decodes each row once; the VNNI
 // levels take prompts to kernels_native_k.c's tiles instead.
 enum { IQN_CHUNK = 16 };   // super-blocks decoded at once: 4 KiB of v (and 4 KiB of |v|), beside a token's 4 KiB of q8

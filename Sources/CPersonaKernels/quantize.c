@@ -2,6 +2,8 @@
 // quantize_row_<type>_ref, what `llama-quantize` runs when no importance matrix is given), written so that the
 // output is the same bytes. Every operation is rounded where ggml's C rounds it: no contraction into FMAs
 // (llama.cpp's build keeps these as separate multiplies and adds; checked against its output by the tests).
+// At the AVX-512 levels the scale searches (make_qkx2_quants, make_qx_quants, the IQ4 trials) run their trials in
+// vector lanes, each lane doing one trial's operations in ggml's order, so the bytes are the same at every level.
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
 #elif defined(__GNUC__)
