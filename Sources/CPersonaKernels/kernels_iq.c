@@ -13,7 +13,9 @@
 
 static uint8_t iq2xxs_grid[256][8], iq2xs_grid[512][8], iq2s_grid[1024][8], iq3xxs_grid[256][4], iq3s_grid[512][4];
 static int8_t iq1s_grid[2048][8];
+#if defined(__x86_64__)
 static uint8_t iq1w_grid[4096][8];   // IQ1's values as w = v + 9 = 8 (g + 1) + (shift > 0 ? 2 : 0), the shift's sign bit 11 of the index (the x86 T <= 2 form)
+#endif
 
 static void unpack2(const uint8_t *packed, int entries, const int map[3], int8_t *out) {
     for (int i = 0; i < entries * 2; i++)   // 2 bytes per entry of 8
@@ -32,7 +34,9 @@ static void init_grids(void) {
     unpack2(pk_iq1s_packed, 2048, m1, (int8_t *)iq1s_grid);
     unpack3(pk_iq3xxs_packed, 256, m3xxs, (uint8_t *)iq3xxs_grid);
     unpack3(pk_iq3s_packed, 512, m3s, (uint8_t *)iq3s_grid);
+#if defined(__x86_64__)
     for (int i = 0; i < 4096; i++) for (int j = 0; j < 8; j++) iq1w_grid[i][j] = (uint8_t)(8 * (iq1s_grid[i & 2047][j] + 1) + (i & 2048 ? 0 : 2));
+#endif
 }
 static pthread_once_t grids_once = PTHREAD_ONCE_INIT;
 
@@ -414,29 +418,31 @@ TIQ2 static IQ_INL void pro_iq2_xs(const uint8_t *p, iqn_pro *o) {   // qs: 9-bi
     _mm256_storeu_si256((__m256i *)o->neg, iqn_parity(_mm256_permute4x64_epi64(s, _MM_SHUFFLE(3, 1, 2, 0))));
     pro_nibble_ls(p + 66, o);
 }
-TIQ2 static IQ_INL void pro_iq2_s(const uint8_t *p, iqn_pro *o) {   // index e: qs[e] | (qh[e / 4] >> 2 (e % 4) & 3) << 8
-    const __m256i qh = _mm256_set1_epi64x((long long)g8(p + 66));
-    const __m256i sh = _mm256_setr_epi8(0, -1, 0, -1, 0, -1, 0, -1, 1, -1, 1, -1, 1, -1, 1, -1,
-                                        2, -1, 2, -1, 2, -1, 2, -1, 3, -1, 3, -1, 3, -1, 3, -1);
-    const __m256i mul = _mm256_setr_epi16(256, 64, 16, 4, 256, 64, 16, 4, 256, 64, 16, 4, 256, 64, 16, 4);
-    for (int c = 0; c < 2; c++) {
-        const __m256i h = _mm256_shuffle_epi8(_mm256_srli_epi64(qh, 32 * c), sh);
-        const __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(p + 2 + 16 * c)));
-        _mm256_storeu_si256((__m256i *)(o->idx + 16 * c), _mm256_or_si256(v, _mm256_and_si256(_mm256_mullo_epi16(h, mul), _mm256_set1_epi16(0x300))));
+// IQ2_S / IQ3_S: `chunks` x 16 grid indices qs[e] | high bits << 8, the high bits packed in the block's 8 qh bytes:
+// word e of chunk c takes the qh byte `sh` picks once qh is shifted right by c * `step` bits, times `mul` (the
+// left shift that puts its field at bit 8), masked to the field.
+TIQ2 static IQ_INL void pro_high_indices(const uint8_t *qs, const uint8_t *qh8, int chunks, int step, __m256i sh, __m256i mul,
+                                         __m256i field, uint16_t *idx) {
+    const __m256i qh = _mm256_set1_epi64x((long long)g8(qh8));
+    for (int c = 0; c < chunks; c++) {
+        const __m256i h = _mm256_shuffle_epi8(_mm256_srli_epi64(qh, step * c), sh);
+        const __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(qs + 16 * c)));
+        _mm256_storeu_si256((__m256i *)(idx + 16 * c), _mm256_or_si256(v, _mm256_and_si256(_mm256_mullo_epi16(h, mul), field)));
     }
+}
+TIQ2 static IQ_INL void pro_iq2_s(const uint8_t *p, iqn_pro *o) {   // index e: qs[e] | (qh[e / 4] >> 2 (e % 4) & 3) << 8
+    pro_high_indices(p + 2, p + 66, 2, 32,
+                     _mm256_setr_epi8(0, -1, 0, -1, 0, -1, 0, -1, 1, -1, 1, -1, 1, -1, 1, -1,
+                                      2, -1, 2, -1, 2, -1, 2, -1, 3, -1, 3, -1, 3, -1, 3, -1),
+                     _mm256_setr_epi16(256, 64, 16, 4, 256, 64, 16, 4, 256, 64, 16, 4, 256, 64, 16, 4), _mm256_set1_epi16(0x300), o->idx);
     pro_nibble_ls(p + 74, o);
 }
 TIQ2 static IQ_INL void pro_iq3_xxs(const uint8_t *p, iqn_pro *o) { pro_aux(_mm256_loadu_si256((const __m256i *)(p + 66)), o); }
 TIQ2 static IQ_INL void pro_iq3_s(const uint8_t *p, iqn_pro *o) {   // index e: qs[e] | (qh[e / 8] >> (e % 8) & 1) << 8
-    const __m256i qh = _mm256_set1_epi64x((long long)g8(p + 66));
-    const __m256i sh = _mm256_setr_epi8(0, -1, 0, -1, 0, -1, 0, -1, 0, -1, 0, -1, 0, -1, 0, -1,
-                                        1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1);
-    const __m256i mul = _mm256_setr_epi16(256, 128, 64, 32, 16, 8, 4, 2, 256, 128, 64, 32, 16, 8, 4, 2);
-    for (int c = 0; c < 4; c++) {
-        const __m256i h = _mm256_shuffle_epi8(_mm256_srli_epi64(qh, 16 * c), sh);
-        const __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(p + 2 + 16 * c)));
-        _mm256_storeu_si256((__m256i *)(o->idx + 16 * c), _mm256_or_si256(v, _mm256_and_si256(_mm256_mullo_epi16(h, mul), _mm256_set1_epi16(0x100))));
-    }
+    pro_high_indices(p + 2, p + 66, 4, 16,
+                     _mm256_setr_epi8(0, -1, 0, -1, 0, -1, 0, -1, 0, -1, 0, -1, 0, -1, 0, -1,
+                                      1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1),
+                     _mm256_setr_epi16(256, 128, 64, 32, 16, 8, 4, 2, 256, 128, 64, 32, 16, 8, 4, 2), _mm256_set1_epi16(0x100), o->idx);
     const __m256i f = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)u32_at(p + 106)), _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28)),
                                        _mm256_set1_epi32(15));
     const __m256i l = _mm256_add_epi32(_mm256_slli_epi32(f, 1), _mm256_set1_epi32(1));
@@ -594,7 +600,7 @@ void pk_native_iq_matmul(int dtype, const uint8_t *W, size_t rb, int64_t cols, c
     if (strcmp(lv, "neon") == 0) dot = ndot_neon;
 #endif
 #if defined(__x86_64__)
-    const int x512 = strncmp(lv, "avx512", 6) == 0;
+    const int x512 = pk_level_avx512(lv);
     if (x512 || strcmp(lv, "avx2") == 0) {
         if (T <= 2) {   // a token or two (decode steps): groups decoded into registers, per token
             const iqn_row_fn row = nrow_fns[dtype - PK_IQ2_XXS][x512];

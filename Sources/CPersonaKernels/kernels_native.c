@@ -168,7 +168,7 @@ void pk_native_prepare(int dtype, const float *X, int64_t ldx, int64_t cols, voi
         } else {
 #if defined(__x86_64__)
             if (o->native_bf16) { bf16x_round_u16_512(x, cols, (uint16_t *)out); continue; }
-            if (strncmp(o->name, "avx512", 6) == 0) { bf16x_round_f32_512(x, cols, (float *)out); continue; }
+            if (pk_level_avx512(o->name)) { bf16x_round_f32_512(x, cols, (float *)out); continue; }
 #endif
             bf16x_round_f32_scalar(x, cols, (float *)out);
         }

@@ -103,6 +103,8 @@ extern const pk_ops pk_ops_neon;
 
 /* The pk_ops table in use (kernels.c). */
 const pk_ops *pk_ops_current(void);
+/* Whether a level name is one of the AVX-512 levels (avx512, avx512vnni, avx512bf16). */
+static inline int pk_level_avx512(const char *name) { return strncmp(name, "avx512", 6) == 0; }
 
 extern const int8_t pk_iq4nl_values[16];
 

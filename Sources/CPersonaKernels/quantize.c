@@ -100,9 +100,22 @@ static void quantize_affine(const float *x, int64_t nb, uint8_t *o, int bits) {
     }
 }
 
+// make_qx_quants' levels for a scale: L[i] = nmax + nearest_int(iscale x[i]) clamped to [-nmax, nmax - 1].
+static void qx_levels(int n, int nmax, float iscale, const float *x, int8_t *L) {
+    for (int i = 0; i < n; i++) {
+        int l = nearest_int(iscale * x[i]);
+        L[i] = (int8_t)(nmax + (l < -nmax ? -nmax : (l > nmax - 1 ? nmax - 1 : l)));
+    }
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define TQ512 __attribute__((target("avx512f")))
+// nearest_int per lane: the same addition of 1.5 * 2^23 and the same bits.
+TQ512 static inline __m512i nearest_int_512(__m512 v) {
+    const __m512 t = _mm512_add_ps(v, _mm512_set1_ps(12582912.f));
+    return _mm512_sub_epi32(_mm512_and_si512(_mm512_castps_si512(t), _mm512_set1_epi32(0x007fffff)), _mm512_set1_epi32(0x00400000));
+}
 // make_qx_quants' 18 trial scales (is = -9..9 but 0), 16 lanes at a time: each lane's sums over the n values in
 // the scalar loop's order, so sumlx[t] and suml2[t] are the scalar loop's for trial t. (Unlike make_qkx2_quants'
 // trials these do not depend on each other; only the choice among them does, made in order by the caller.)
@@ -117,8 +130,7 @@ TQ512 static void qx_trials_512(int n, int nmax, const float *x, float max, floa
                                             _mm512_set1_ps(max));
         __m512 slx = _mm512_setzero_ps(), sl2 = slx;
         for (int i = 0; i < n; i++) {
-            const __m512 v = _mm512_add_ps(_mm512_mul_ps(iscale, _mm512_set1_ps(x[i])), _mm512_set1_ps(12582912.f));
-            __m512i l = _mm512_sub_epi32(_mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x007fffff)), _mm512_set1_epi32(0x00400000));
+            const __m512i l = nearest_int_512(_mm512_mul_ps(iscale, _mm512_set1_ps(x[i])));
             const __m512 lf = _mm512_cvtepi32_ps(_mm512_min_epi32(_mm512_max_epi32(l, lo), hi));
             const float w = x[i] * x[i], wx = w * x[i];
             slx = _mm512_add_ps(slx, _mm512_mul_ps(_mm512_set1_ps(wx), lf));
@@ -150,17 +162,13 @@ static float make_qx_quants(int n, int nmax, const float *x, int8_t *L) {
     float scale = suml2 != 0 ? sumlx / suml2 : 0.0f;
     float best = scale * sumlx;
 #if defined(__x86_64__)
-    if (strncmp(pk_ops_current()->name, "avx512", 6) == 0) {   // the trials' sums 16 at a time, then the same choice
+    if (pk_level_avx512(pk_ops_current()->name)) {   // the trials' sums 16 at a time, then the same choice
         float tlx[18], tl2[18];
         qx_trials_512(n, nmax, x, max, tlx, tl2);
         for (int t = 0; t < 18; t++) {
             const int is = t < 9 ? t - 9 : t - 8;
             if (tl2[t] > 0 && tlx[t] * tlx[t] > best * tl2[t]) {
-                iscale = -(nmax + 0.1f * is) / max;
-                for (int i = 0; i < n; i++) {
-                    int l = nearest_int(iscale * x[i]);
-                    L[i] = (int8_t)(nmax + (l < -nmax ? -nmax : (l > nmax - 1 ? nmax - 1 : l)));
-                }
+                qx_levels(n, nmax, -(nmax + 0.1f * is) / max, x, L);
                 scale = tlx[t] / tl2[t];
                 best = scale * tlx[t];
             }
@@ -180,10 +188,7 @@ static float make_qx_quants(int n, int nmax, const float *x, int8_t *L) {
             suml2 += w * l * l;
         }
         if (suml2 > 0 && sumlx * sumlx > best * suml2) {
-            for (int i = 0; i < n; i++) {
-                int l = nearest_int(iscale * x[i]);
-                L[i] = (int8_t)(nmax + (l < -nmax ? -nmax : (l > nmax - 1 ? nmax - 1 : l)));
-            }
+            qx_levels(n, nmax, iscale, x, L);
             scale = sumlx / suml2;
             best = scale * sumlx;
         }
@@ -252,10 +257,8 @@ TQ512 static int qkx2_trials_512(int n, int nmax, const float *x, const float *w
     const __m512i top = _mm512_set1_epi32(nmax), zero = _mm512_setzero_si512();
     __m512 lf[32], sl = _mm512_setzero_ps(), sl2 = sl, sxl = sl;
     for (int i = 0; i < n; i++) {   // nearest_int, clamped to [0, nmax]
-        const __m512 t = _mm512_add_ps(_mm512_mul_ps(iscale, _mm512_set1_ps(x[i] - min)), _mm512_set1_ps(12582912.f));
-        __m512i l = _mm512_sub_epi32(_mm512_and_si512(_mm512_castps_si512(t), _mm512_set1_epi32(0x007fffff)), _mm512_set1_epi32(0x00400000));
-        l = _mm512_min_epi32(_mm512_max_epi32(l, zero), top);
-        lf[i] = _mm512_cvtepi32_ps(l);
+        const __m512i l = nearest_int_512(_mm512_mul_ps(iscale, _mm512_set1_ps(x[i] - min)));
+        lf[i] = _mm512_cvtepi32_ps(_mm512_min_epi32(_mm512_max_epi32(l, zero), top));
         const __m512 wl = _mm512_mul_ps(_mm512_set1_ps(weights[i]), lf[i]);
         sl = _mm512_add_ps(sl, wl);
         sl2 = _mm512_add_ps(sl2, _mm512_mul_ps(wl, lf[i]));
@@ -286,6 +289,14 @@ TQ512 static int qkx2_trials_512(int n, int nmax, const float *x, const float *w
 }
 #endif
 
+// make_qkx2_quants' levels for a scale and min: L[i] = nearest_int(iscale (x[i] - min)) clamped to [0, nmax].
+static void qkx_levels(int n, int nmax, float iscale, float min, const float *x, uint8_t *L) {
+    for (int i = 0; i < n; i++) {
+        int l = nearest_int(iscale * (x[i] - min));
+        L[i] = (uint8_t)(l < 0 ? 0 : (l > nmax ? nmax : l));
+    }
+}
+
 // ggml's make_qkx2_quants: levels [0, nmax] with a scale and a (negative) min for n values, the weighted error
 // of each of nstep + 1 trial scales refit by least squares (use_mad: absolute error, else squared). Returns the
 // scale and writes -min to *the_min. At the AVX-512 levels the trials run 16 at a time (qkx2_trials_512), the
@@ -311,25 +322,20 @@ static float make_qkx2_quants(int n, int nmax, const float *x, const float *weig
     float iscale = nmax / (max - min);
     float scale = 1 / iscale;
     float best_error = 0;
+    qkx_levels(n, nmax, iscale, min, x, L);
     for (int i = 0; i < n; i++) {
-        int l = nearest_int(iscale * (x[i] - min));
-        L[i] = (uint8_t)(l < 0 ? 0 : (l > nmax ? nmax : l));
         float diff = scale * L[i] + min - x[i];
         diff = use_mad ? fabsf(diff) : diff * diff;
         best_error += weights[i] * diff;
     }
 #if defined(__x86_64__)
-    if (n <= 32 && strncmp(pk_ops_current()->name, "avx512", 6) == 0) {
+    if (n <= 32 && pk_level_avx512(pk_ops_current()->name)) {
         for (int is0 = 0; is0 <= nstep;) {
             float e = best_error, sc, mn;
             const int k = qkx2_trials_512(n, nmax, x, weights, min, max, sum_w, sum_x, rmin, rdelta, is0,
                                           nstep + 1 - is0 < 16 ? nstep + 1 - is0 : 16, use_mad, &e, &sc, &mn);
             if (k < 0) { is0 += 16; continue; }
-            iscale = (rmin + rdelta * (is0 + k) + nmax) / (max - min);   // that trial's levels, with the min it ran with
-            for (int i = 0; i < n; i++) {
-                int l = nearest_int(iscale * (x[i] - min));
-                L[i] = (uint8_t)(l < 0 ? 0 : (l > nmax ? nmax : l));
-            }
+            qkx_levels(n, nmax, (rmin + rdelta * (is0 + k) + nmax) / (max - min), min, x, L);   // with the min it ran with
             best_error = e;
             scale = sc;
             min = mn;
@@ -666,7 +672,7 @@ TQ512 static void iq4_trials_512(const float *xb, const float *weight, const int
 // L[j] = best_index_int8(16, values, s * x[j]) for n values (n a multiple of 16 at the AVX-512 levels).
 static void iq4_indices(const int8_t *values, float s, const float *x, int n, uint8_t *L) {
 #if defined(__x86_64__)
-    if (n % 16 == 0 && strncmp(pk_ops_current()->name, "avx512", 6) == 0) { iq4_indices_512(values, s, x, n, L); return; }
+    if (n % 16 == 0 && pk_level_avx512(pk_ops_current()->name)) { iq4_indices_512(values, s, x, n, L); return; }
 #endif
     for (int j = 0; j < n; j++) L[j] = (uint8_t)best_index_int8(16, values, s * x[j]);
 }
@@ -711,7 +717,7 @@ static void quantize_iq4_impl(int super_block_size, const float *x, uint8_t *dh,
         d = sumqx / sumq2;
         float best = d * sumqx;
 #if defined(__x86_64__)
-        if (strncmp(pk_ops_current()->name, "avx512", 6) == 0) {   // the trials' sums in lanes, the same choice
+        if (pk_level_avx512(pk_ops_current()->name)) {   // the trials' sums in lanes, the same choice
             float tqx[16], tq2[16];
             iq4_trials_512(xb, weight, values, max, ntry, tqx, tq2);
             for (int t = 0; t <= 2 * ntry; t++)

@@ -168,7 +168,7 @@ double pk_softmax_weights(const float *x, int64_t n, float shift, float t, float
     if (n <= 0) return 0;
     const char *level = pk_ops_current()->name;
 #if defined(__x86_64__)
-    if (!strncmp(level, "avx512", 6)) return weights_512(x, n, shift, t, cut, out);
+    if (pk_level_avx512(level)) return weights_512(x, n, shift, t, cut, out);
     if (!strcmp(level, "avx2")) return weights_256(x, n, shift, t, cut, out);
 #endif
 #if defined(__aarch64__)
