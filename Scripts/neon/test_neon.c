@@ -761,6 +761,36 @@ static void test_attention(void) {
     }
 }
 
+// A prompt's causal attention (pk_attention_causal: blocks of positions x heads through the tile loop) equals
+// pk_attention_head for each position and head over that position's rows, bit for bit: across the 16-row rule,
+// partial blocks, the head sizes of the tile loop and an odd one, soft-capping and a sliding window.
+static void test_attention_causal(void) {
+    const struct { int64_t n0, P, hd, G, window; float cap; } cases[] = {
+        {1, 40, 64, 3, 0, 0}, {60, 21, 128, 7, 0, 0}, {1, 35, 256, 2, 0, 30}, {2, 40, 67, 3, 0, 0}, {1, 50, 64, 4, 24, 0}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const int64_t n0 = cases[c].n0, P = cases[c].P, hd = cases[c].hd, G = cases[c].G, w = cases[c].window;
+        const int64_t rows = n0 + P - 1, ld = 2 * G * hd + 3, ldq = G * hd + 5;
+        const float cap = cases[c].cap, scale = 1.0f / sqrtf((float)hd);
+        float *q = malloc(4 * (size_t)(P * ldq)), *K = malloc(4 * (size_t)(rows * ld)), *V = malloc(4 * (size_t)(rows * ld));
+        float *want = malloc(4 * (size_t)(P * ldq)), *got = malloc(4 * (size_t)(P * ldq)), *scores = malloc(4 * (size_t)rows);
+        for (int64_t i = 0; i < P * ldq; i++) { q[i] = normal() * 2; want[i] = got[i] = 0; }
+        for (int64_t i = 0; i < rows * ld; i++) { K[i] = normal() * 2; V[i] = normal(); }
+        for (int64_t t = 0; t < P; t++) {
+            const int64_t n = n0 + t, lo = w > 0 && n > w ? n - w : 0;
+            for (int64_t h = 0; h < G; h++)
+                pk_attention_head(q + t * ldq + h * hd, K + lo * ld + 1, ld, V + lo * ld + 1, ld, n - lo, hd, scale, cap,
+                                  scores, want + t * ldq + h * hd);
+        }
+        checks++;
+        if (pk_attention_causal(q, ldq, P, G, K + 1, ld, V + 1, ld, n0, w, hd, scale, cap, got, ldq) != 0)
+            FAIL("attention_causal case %zu: returned an error", c);
+        else if (memcmp(want, got, 4 * (size_t)(P * ldq)) != 0)
+            FAIL("attention_causal n0 %lld P %lld hd %lld G %lld window %lld: not pk_attention_head's bits",
+                 (long long)n0, (long long)P, (long long)hd, (long long)G, (long long)w);
+        free(q); free(K); free(V); free(want); free(got); free(scores);
+    }
+}
+
 // Decode attention by position chunk: pk_attention_partial over each chunk (query heads sharing key/value heads
 // of whole rows), then pk_attention_merge, against the double softmax-attention of each head over all positions.
 // The bound: test_attention's for the chunk's own softmax, plus the merge (an exp of each chunk's max offset, the
@@ -938,6 +968,7 @@ int main(void) {
     test_exact_quant();
     test_attention();
     test_attention_chunks();
+    test_attention_causal();
     test_activations();
     test_softmax_weights();
     test_read_sum();

@@ -696,84 +696,93 @@ static inline float32x4_t hsum4x4(float32x4_t a, float32x4_t b, float32x4_t c, f
 }
 
 static inline __attribute__((always_inline)) void attention_neon_nc(
-        const int NC, const float *q, int64_t H, int64_t group, const float *K, int64_t ldk, const float *V, int64_t ldv,
-        int64_t n, float scale, float softcap, float *scores, int64_t lds, float *m, float *l, float *o, int normalise) {
-    const int64_t hd = 4 * NC;
-    for (int64_t h = 0; h < H; h++) m[h] = -INFINITY;
-    for (int64_t j = 0; j < n; j += 8) {
-        const int mm = n - j < 8 ? (int)(n - j) : 8;
-        for (int64_t h = 0; h < H; h++) {
-            const float *kc = K + (h / group) * hd, *qh = q + h * hd;
-            float32x4_t acc[8];
-            for (int p = 0; p < 8; p++) {
-                const float *kr = kc + (j + (p < mm ? p : 0)) * ldk;   // past the end: row j again, not stored
-                float32x4_t a0 = vmulq_f32(vld1q_f32(qh), vld1q_f32(kr)), a1 = vmulq_f32(vld1q_f32(qh + 4), vld1q_f32(kr + 4));
-                for (int c = 2; c < NC; c += 2) {
-                    a0 = vfmaq_f32(a0, vld1q_f32(qh + 4 * c), vld1q_f32(kr + 4 * c));
-                    a1 = vfmaq_f32(a1, vld1q_f32(qh + 4 * c + 4), vld1q_f32(kr + 4 * c + 4));
+        const int NC, const float *q, int64_t ldq, int64_t P, int64_t H, int64_t group, const float *K, int64_t ldk,
+        const float *V, int64_t ldv, int64_t n, float scale, float softcap, float *scores, int64_t lds, float *m, float *l,
+        float *o, int64_t ldo, int normalise) {
+    const int64_t hd = 4 * NC, N = n + P - 1;
+    for (int64_t r = 0; r < P * H; r++) m[r] = -INFINITY;
+    for (int64_t j = 0; j < N; j += 8) {
+        for (int64_t t = j < n ? 0 : j - n + 1; t < P; t++) {
+            const int mm = n + t - j < 8 ? (int)(n + t - j) : 8;
+            for (int64_t h = 0; h < H; h++) {
+                const int64_t r = t * H + h;
+                const float *kc = K + (h / group) * hd, *qh = q + t * ldq + h * hd;
+                float32x4_t acc[8];
+                for (int p = 0; p < 8; p++) {
+                    const float *kr = kc + (j + (p < mm ? p : 0)) * ldk;   // past the end: row j again, not stored
+                    float32x4_t a0 = vmulq_f32(vld1q_f32(qh), vld1q_f32(kr)), a1 = vmulq_f32(vld1q_f32(qh + 4), vld1q_f32(kr + 4));
+                    for (int c = 2; c < NC; c += 2) {
+                        a0 = vfmaq_f32(a0, vld1q_f32(qh + 4 * c), vld1q_f32(kr + 4 * c));
+                        a1 = vfmaq_f32(a1, vld1q_f32(qh + 4 * c + 4), vld1q_f32(kr + 4 * c + 4));
+                    }
+                    acc[p] = vaddq_f32(a0, a1);
                 }
-                acc[p] = vaddq_f32(a0, a1);
-            }
-            float sc[8];
-            vst1q_f32(sc, vmulq_n_f32(hsum4x4(acc[0], acc[1], acc[2], acc[3]), scale));
-            vst1q_f32(sc + 4, vmulq_n_f32(hsum4x4(acc[4], acc[5], acc[6], acc[7]), scale));
-            float *s = scores + h * lds + j;
-            for (int p = 0; p < mm; p++) {
-                s[p] = sc[p];
-                if (sc[p] > m[h]) m[h] = sc[p];
-            }
-        }
-    }
-    for (int64_t h = 0; h < H; h++) {
-        float *s = scores + h * lds;
-        if (softcap > 0) m[h] = pk_softcap_scores(s, n, softcap);
-        const float32x4_t mv = vdupq_n_f32(m[h]);
-        float32x4_t sum = vdupq_n_f32(0);
-        int64_t j = 0;
-        for (; j + 4 <= n; j += 4) {
-            const float32x4_t e = exp_neon(vsubq_f32(vld1q_f32(s + j), mv));
-            vst1q_f32(s + j, e);
-            sum = vaddq_f32(sum, e);
-        }
-        float tail = 0;
-        if (j < n) {   // the last n % 4 through a copy padded with the max, so each weight gets the same exp
-            float t[4] = {m[h], m[h], m[h], m[h]};
-            for (int64_t i = j; i < n; i++) t[i - j] = s[i];
-            vst1q_f32(t, exp_neon(vsubq_f32(vld1q_f32(t), mv)));
-            for (int64_t i = j; i < n; i++) { s[i] = t[i - j]; tail += t[i - j]; }
-        }
-        l[h] = vaddvq_f32(sum) + tail;
-        if (normalise) {   // the weights divided by their sum first, as the portable loop does
-            const float inv = 1.0f / l[h];
-            for (int64_t i = 0; i < n; i++) s[i] *= inv;
-        }
-        memset(o + h * hd, 0, (size_t)hd * sizeof(float));
-    }
-    for (int64_t j = 0; j < n; j += 8) {
-        const int mm = n - j < 8 ? (int)(n - j) : 8;
-        for (int64_t h = 0; h < H; h++) {
-            const float *s = scores + h * lds + j, *vc = V + (h / group) * hd;
-            for (int c0 = 0; c0 < NC; c0 += 16) {
-                float *oh = o + h * hd + 4 * c0;
-                float32x4_t acc[16];
-                for (int c = 0; c < 16; c++) acc[c] = vld1q_f32(oh + 4 * c);
+                float sc[8];
+                vst1q_f32(sc, vmulq_n_f32(hsum4x4(acc[0], acc[1], acc[2], acc[3]), scale));
+                vst1q_f32(sc + 4, vmulq_n_f32(hsum4x4(acc[4], acc[5], acc[6], acc[7]), scale));
+                float *s = scores + r * lds + j;
                 for (int p = 0; p < mm; p++) {
-                    const float *vr = vc + (j + p) * ldv + 4 * c0;
-                    for (int c = 0; c < 16; c++) acc[c] = vfmaq_n_f32(acc[c], vld1q_f32(vr + 4 * c), s[p]);
+                    s[p] = sc[p];
+                    if (sc[p] > m[r]) m[r] = sc[p];
                 }
-                for (int c = 0; c < 16; c++) vst1q_f32(oh + 4 * c, acc[c]);
+            }
+        }
+    }
+    for (int64_t t = 0; t < P; t++)
+        for (int64_t h = 0; h < H; h++) {
+            const int64_t r = t * H + h, nt = n + t;
+            float *s = scores + r * lds;
+            if (softcap > 0) m[r] = pk_softcap_scores(s, nt, softcap);
+            const float32x4_t mv = vdupq_n_f32(m[r]);
+            float32x4_t sum = vdupq_n_f32(0);
+            int64_t j = 0;
+            for (; j + 4 <= nt; j += 4) {
+                const float32x4_t e = exp_neon(vsubq_f32(vld1q_f32(s + j), mv));
+                vst1q_f32(s + j, e);
+                sum = vaddq_f32(sum, e);
+            }
+            float tail = 0;
+            if (j < nt) {   // the last nt % 4 through a copy padded with the max, so each weight gets the same exp
+                float tp[4] = {m[r], m[r], m[r], m[r]};
+                for (int64_t i = j; i < nt; i++) tp[i - j] = s[i];
+                vst1q_f32(tp, exp_neon(vsubq_f32(vld1q_f32(tp), mv)));
+                for (int64_t i = j; i < nt; i++) { s[i] = tp[i - j]; tail += tp[i - j]; }
+            }
+            l[r] = vaddvq_f32(sum) + tail;
+            if (normalise) {   // the weights divided by their sum first, as the portable loop does
+                const float inv = 1.0f / l[r];
+                for (int64_t i = 0; i < nt; i++) s[i] *= inv;
+            }
+            memset(o + t * ldo + h * hd, 0, (size_t)hd * sizeof(float));
+        }
+    for (int64_t j = 0; j < N; j += 8) {
+        for (int64_t t = j < n ? 0 : j - n + 1; t < P; t++) {
+            const int mm = n + t - j < 8 ? (int)(n + t - j) : 8;
+            for (int64_t h = 0; h < H; h++) {
+                const float *s = scores + (t * H + h) * lds + j, *vc = V + (h / group) * hd;
+                for (int c0 = 0; c0 < NC; c0 += 16) {
+                    float *oh = o + t * ldo + h * hd + 4 * c0;
+                    float32x4_t acc[16];
+                    for (int c = 0; c < 16; c++) acc[c] = vld1q_f32(oh + 4 * c);
+                    for (int p = 0; p < mm; p++) {
+                        const float *vr = vc + (j + p) * ldv + 4 * c0;
+                        for (int c = 0; c < 16; c++) acc[c] = vfmaq_n_f32(acc[c], vld1q_f32(vr + 4 * c), s[p]);
+                    }
+                    for (int c = 0; c < 16; c++) vst1q_f32(oh + 4 * c, acc[c]);
+                }
             }
         }
     }
 }
 
-// Head sizes 64, 128, 256, as the x86 levels; one head gets its own copy with H = group = 1 as constants.
+// Head sizes 64, 128, 256, as the x86 levels; one query gets its own copy with P = H = group = 1 as constants.
 #define ATTENTION_NEON_NC(NC)                                                                                    \
-    (H == 1 && group == 1 ? attention_neon_nc(NC, q, 1, 1, K, ldk, V, ldv, n, scale, softcap, scores, lds, m, l, o, normalise) \
-                          : attention_neon_nc(NC, q, H, group, K, ldk, V, ldv, n, scale, softcap, scores, lds, m, l, o, normalise))
-static int attention_neon(const float *q, int64_t H, int64_t group, const float *K, int64_t ldk, const float *V,
-                          int64_t ldv, int64_t n, int64_t hd, float scale, float softcap, float *scores, int64_t lds,
-                          float *m, float *l, float *o, int normalise) {
+    (P == 1 && H == 1 && group == 1                                                                              \
+         ? attention_neon_nc(NC, q, 0, 1, 1, 1, K, ldk, V, ldv, n, scale, softcap, scores, lds, m, l, o, 0, normalise) \
+         : attention_neon_nc(NC, q, ldq, P, H, group, K, ldk, V, ldv, n, scale, softcap, scores, lds, m, l, o, ldo, normalise))
+static int attention_neon(const float *q, int64_t ldq, int64_t P, int64_t H, int64_t group, const float *K, int64_t ldk,
+                          const float *V, int64_t ldv, int64_t n, int64_t hd, float scale, float softcap, float *scores,
+                          int64_t lds, float *m, float *l, float *o, int64_t ldo, int normalise) {
     switch (hd) {
     case 64: ATTENTION_NEON_NC(16); return 1;
     case 128: ATTENTION_NEON_NC(32); return 1;

@@ -313,7 +313,8 @@ ACT_MUL_512(gelu_tanh_mul_512, gelu_tanh_512)
 // without) for head sizes of 16 x NC floats. The portable loop makes a dot call and an axpy call per position and
 // head, each reducing or storing a 64-float vector, and an expf: ~2.5x the work of the matrix products on SmolLM2
 // at 3000 positions. Here 16 positions at a time: the tile's K rows (then V rows) are read from memory once, whole,
-// and used from L1 for every head; one product vector per position and head, then hsum16; the exps 16 at a time
+// and used from L1 for every head and, for a prompt's block of P query positions (pk_attention_causal; position t
+// reads n + t rows), for every position; one product vector per position and head, then hsum16; the exps 16 at a time
 // (exp_512); the weighted sum of V in NC registers across the tile. The sums run in another order than the
 // portable loop, so the results agree up to f32 rounding.
 
@@ -328,63 +329,103 @@ static inline __attribute__((always_inline)) void attention_prefetch_tile(const 
 }
 
 T512 static inline __attribute__((always_inline)) void attention_512_nc(
-        const int NC, const float *q, int64_t H, int64_t group, const float *K, int64_t ldk, const float *V, int64_t ldv,
-        int64_t n, float scale, float softcap, float *scores, int64_t lds, float *m, float *l, float *o, int normalise) {
-    // the key/value heads read, side by side, prefetched; not for one head (pk_attention_head, prefill), whose rows
-    // were read at the same speed without and 30% slower with it from cache (9 heads x 1024 / 3000 positions)
-    const int64_t hd = 16 * NC, width = H == 1 ? 0 : ((H - 1) / group + 1) * hd;
-    for (int64_t h = 0; h < H; h++) m[h] = -INFINITY;
-    for (int64_t j = 0; j < n; j += 16) {
-        const int mm = n - j < 16 ? (int)(n - j) : 16;
-        attention_prefetch_tile(K, ldk, width, j + PK_ATT_AHEAD, n);
-        for (int64_t h = 0; h < H; h++) {
-            const float *kc = K + (h / group) * hd;
-            __m512 qv[16], acc[16];
-            for (int c = 0; c < NC; c++) qv[c] = _mm512_loadu_ps(q + h * hd + 16 * c);
-            for (int p = 0; p < 16; p++) {
-                const float *kr = kc + (j + (p < mm ? p : 0)) * ldk;   // past the end: row j again, not stored
-                __m512 a = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kr));
-                for (int c = 1; c < NC; c++) a = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kr + 16 * c), a);
-                acc[p] = a;
-            }
-            const __m512 sc = _mm512_mul_ps(hsum16(acc), _mm512_set1_ps(scale));
-            _mm512_mask_storeu_ps(scores + h * lds + j, tail16(mm), sc);
-            const float tm = _mm512_mask_reduce_max_ps(tail16(mm), sc);
-            if (tm > m[h]) m[h] = tm;
-        }
-    }
-    for (int64_t h = 0; h < H; h++) {
-        float *s = scores + h * lds;
-        if (softcap > 0) m[h] = pk_softcap_scores(s, n, softcap);
-        __m512 sum = _mm512_setzero_ps();
-        for (int64_t j = 0; j < n; j += 16) {
-            const __mmask16 k = tail16(n - j < 16 ? n - j : 16);
-            __m512 e = _mm512_maskz_mov_ps(k, exp_512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + j), _mm512_set1_ps(m[h]))));
-            _mm512_mask_storeu_ps(s + j, k, e);
-            sum = _mm512_add_ps(sum, e);
-        }
-        l[h] = _mm512_reduce_add_ps(sum);
-        if (normalise) {   // the weights divided by their sum first, as the portable loop does
-            const __m512 inv = _mm512_set1_ps(1.0f / l[h]);
-            for (int64_t j = 0; j < n; j += 16) {
-                const __mmask16 k = tail16(n - j < 16 ? n - j : 16);
-                _mm512_mask_storeu_ps(s + j, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, s + j), inv));
+        const int NC, const float *q, int64_t ldq, int64_t P, int64_t H, int64_t group, const float *K, int64_t ldk,
+        const float *V, int64_t ldv, int64_t n, float scale, float softcap, float *scores, int64_t lds, float *m, float *l,
+        float *o, int64_t ldo, int normalise) {
+    // the key/value heads read, side by side, prefetched; not for one query (pk_attention_head), whose rows were
+    // read at the same speed without and 30% slower with it from cache (9 heads x 1024 / 3000 positions)
+    const int64_t hd = 16 * NC, width = H * P == 1 ? 0 : ((H - 1) / group + 1) * hd, N = n + P - 1;
+    for (int64_t r = 0; r < P * H; r++) m[r] = -INFINITY;
+    for (int64_t j = 0; j < N; j += 16) {
+        attention_prefetch_tile(K, ldk, width, j + PK_ATT_AHEAD, N);
+        for (int64_t t = j < n ? 0 : j - n + 1; t < P; t++) {   // position t reads rows < n + t: from t = j - n + 1 on
+            const int mm = n + t - j < 16 ? (int)(n + t - j) : 16;
+            for (int64_t h = 0; h < H; h++) {
+                const int64_t r = t * H + h;
+                const float *kc = K + (h / group) * hd, *qh = q + t * ldq + h * hd;
+                __m512 qv[16], acc[16];
+                for (int c = 0; c < NC; c++) qv[c] = _mm512_loadu_ps(qh + 16 * c);
+                for (int p = 0; p < 16; p++) {
+                    const float *kr = kc + (j + (p < mm ? p : 0)) * ldk;   // past the end: row j again, not stored
+                    __m512 a = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kr));
+                    for (int c = 1; c < NC; c++) a = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kr + 16 * c), a);
+                    acc[p] = a;
+                }
+                const __m512 sc = _mm512_mul_ps(hsum16(acc), _mm512_set1_ps(scale));
+                _mm512_mask_storeu_ps(scores + r * lds + j, tail16(mm), sc);
+                const float tm = _mm512_mask_reduce_max_ps(tail16(mm), sc);
+                if (tm > m[r]) m[r] = tm;
             }
         }
-        for (int c = 0; c < NC; c++) _mm512_storeu_ps(o + h * hd + 16 * c, _mm512_setzero_ps());
     }
-    for (int64_t j = 0; j < n; j += 16) {
-        const int mm = n - j < 16 ? (int)(n - j) : 16;
-        attention_prefetch_tile(V, ldv, width, j + PK_ATT_AHEAD, n);
+    for (int64_t t = 0; t < P; t++)
         for (int64_t h = 0; h < H; h++) {
-            float *oh = o + h * hd;
-            const float *s = scores + h * lds + j, *vc = V + (h / group) * hd;
+            const int64_t r = t * H + h, nt = n + t;
+            float *s = scores + r * lds;
+            if (softcap > 0) m[r] = pk_softcap_scores(s, nt, softcap);
+            __m512 sum = _mm512_setzero_ps();
+            for (int64_t j = 0; j < nt; j += 16) {
+                const __mmask16 k = tail16(nt - j < 16 ? nt - j : 16);
+                __m512 e = _mm512_maskz_mov_ps(k, exp_512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + j), _mm512_set1_ps(m[r]))));
+                _mm512_mask_storeu_ps(s + j, k, e);
+                sum = _mm512_add_ps(sum, e);
+            }
+            l[r] = _mm512_reduce_add_ps(sum);
+            if (normalise) {   // the weights divided by their sum first, as the portable loop does
+                const __m512 inv = _mm512_set1_ps(1.0f / l[r]);
+                for (int64_t j = 0; j < nt; j += 16) {
+                    const __mmask16 k = tail16(nt - j < 16 ? nt - j : 16);
+                    _mm512_mask_storeu_ps(s + j, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, s + j), inv));
+                }
+            }
+            for (int c = 0; c < NC; c++) _mm512_storeu_ps(o + t * ldo + h * hd + 16 * c, _mm512_setzero_ps());
+        }
+    // the weighted sums two queries at a time where they read the same V rows (up to 128 floats a head, so both
+    // accumulators and the row stay in registers): each V load serves both, and 2 NC FMA chains run side by side
+    // (NC chains of 16 dependent FMAs kept one query's loop at about half the FMA rate); each query's chain is
+    // the same operations in the same order as alone
+    for (int64_t j = 0; j < N; j += 16) {
+        attention_prefetch_tile(V, ldv, width, j + PK_ATT_AHEAD, N);
+        int64_t t = j < n ? 0 : j - n + 1, h = 0;
+        while (t < P) {
+            const int64_t t2 = h + 1 < H ? t : t + 1, h2 = h + 1 < H ? h + 1 : 0;
+            const int mm = n + t - j < 16 ? (int)(n + t - j) : 16;
+            float *oh = o + t * ldo + h * hd;
+            const float *s = scores + (t * H + h) * lds + j, *vc = V + (h / group) * hd;
             __m512 acc[16];
             for (int c = 0; c < NC; c++) acc[c] = _mm512_loadu_ps(oh + 16 * c);
-            for (int p = 0; p < mm; p++) {
-                const __m512 pj = _mm512_set1_ps(s[p]);
-                const float *vr = vc + (j + p) * ldv;
-                for (int c = 0; c < NC; c++) acc[c] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vr + 16 * c), acc[c]);
+            if (NC <= 8 && t2 < P && h2 / group == h / group) {
+                const int mm2 = n + t2 - j < 16 ? (int)(n + t2 - j) : 16;   // >= mm: t2 >= t
+                float *oh2 = o + t2 * ldo + h2 * hd;
+                const float *s2 = scores + (t2 * H + h2) * lds + j;
+                __m512 acc2[8];
+                for (int c = 0; c < NC; c++) acc2[c] = _mm512_loadu_ps(oh2 + 16 * c);
+                int p = 0;
+                for (; p < mm; p++) {
+                    const __m512 pj = _mm512_set1_ps(s[p]), pj2 = _mm512_set1_ps(s2[p]);
+                    const float *vr = vc + (j + p) * ldv;
+                    for (int c = 0; c < NC; c++) {
+                        const __m512 v = _mm512_loadu_ps(vr + 16 * c);
+                        acc[c] = _mm512_fmadd_ps(pj, v, acc[c]);
+                        acc2[c] = _mm512_fmadd_ps(pj2, v, acc2[c]);
+                    }
+                }
+                for (; p < mm2; p++) {
+                    const __m512 pj2 = _mm512_set1_ps(s2[p]);
+                    const float *vr = vc + (j + p) * ldv;
+                    for (int c = 0; c < NC; c++) acc2[c] = _mm512_fmadd_ps(pj2, _mm512_loadu_ps(vr + 16 * c), acc2[c]);
+                }
+                for (int c = 0; c < NC; c++) _mm512_storeu_ps(oh2 + 16 * c, acc2[c]);
+                t = h2 + 1 < H ? t2 : t2 + 1;
+                h = h2 + 1 < H ? h2 + 1 : 0;
+            } else {
+                for (int p = 0; p < mm; p++) {
+                    const __m512 pj = _mm512_set1_ps(s[p]);
+                    const float *vr = vc + (j + p) * ldv;
+                    for (int c = 0; c < NC; c++) acc[c] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vr + 16 * c), acc[c]);
+                }
+                t = t2;
+                h = h2;
             }
             for (int c = 0; c < NC; c++) _mm512_storeu_ps(oh + 16 * c, acc[c]);
         }
@@ -392,13 +433,14 @@ T512 static inline __attribute__((always_inline)) void attention_512_nc(
 }
 
 // Head sizes 64, 128, 256 (every architecture here but odd test shapes); 0 means "not handled, use the portable loop".
-// One head (pk_attention_head) gets its own inlined copy with H = group = 1 as constants.
+// One query (pk_attention_head) gets its own inlined copy with P = H = group = 1 as constants.
 #define ATTENTION_512_NC(NC)                                                                                     \
-    (H == 1 && group == 1 ? attention_512_nc(NC, q, 1, 1, K, ldk, V, ldv, n, scale, softcap, scores, lds, m, l, o, normalise) \
-                          : attention_512_nc(NC, q, H, group, K, ldk, V, ldv, n, scale, softcap, scores, lds, m, l, o, normalise))
-T512 static int attention_512(const float *q, int64_t H, int64_t group, const float *K, int64_t ldk, const float *V,
-                              int64_t ldv, int64_t n, int64_t hd, float scale, float softcap, float *scores, int64_t lds,
-                              float *m, float *l, float *o, int normalise) {
+    (P == 1 && H == 1 && group == 1                                                                              \
+         ? attention_512_nc(NC, q, 0, 1, 1, 1, K, ldk, V, ldv, n, scale, softcap, scores, lds, m, l, o, 0, normalise) \
+         : attention_512_nc(NC, q, ldq, P, H, group, K, ldk, V, ldv, n, scale, softcap, scores, lds, m, l, o, ldo, normalise))
+T512 static int attention_512(const float *q, int64_t ldq, int64_t P, int64_t H, int64_t group, const float *K, int64_t ldk,
+                              const float *V, int64_t ldv, int64_t n, int64_t hd, float scale, float softcap, float *scores,
+                              int64_t lds, float *m, float *l, float *o, int64_t ldo, int normalise) {
     switch (hd) {
     case 64: ATTENTION_512_NC(4); return 1;
     case 128: ATTENTION_512_NC(8); return 1;
@@ -667,65 +709,73 @@ T256 static void gelu_tanh_mul_256(float *g, const float *u, int64_t n) {
 // do not hold a 128-float head beside the products), the weighted sum of V over 64 columns at a time.
 
 T256 static inline __attribute__((always_inline)) void attention_256_nc(
-        const int NC, const float *q, int64_t H, int64_t group, const float *K, int64_t ldk, const float *V, int64_t ldv,
-        int64_t n, float scale, float softcap, float *scores, int64_t lds, float *m, float *l, float *o, int normalise) {
-    const int64_t hd = 8 * NC, width = H == 1 ? 0 : ((H - 1) / group + 1) * hd;
-    for (int64_t h = 0; h < H; h++) m[h] = -INFINITY;
-    for (int64_t j = 0; j < n; j += 8) {
-        const int mm = n - j < 8 ? (int)(n - j) : 8;
-        const __m256i tail = tail8(mm);
-        if (j % 16 == 0) attention_prefetch_tile(K, ldk, width, j + PK_ATT_AHEAD, n);
-        for (int64_t h = 0; h < H; h++) {
-            const float *kc = K + (h / group) * hd, *qh = q + h * hd;
-            __m256 acc[8];
-            for (int p = 0; p < 8; p++) {
-                const float *kr = kc + (j + (p < mm ? p : 0)) * ldk;   // past the end: row j again, not stored
-                __m256 a = _mm256_mul_ps(_mm256_loadu_ps(qh), _mm256_loadu_ps(kr));
-                for (int c = 1; c < NC; c++) a = _mm256_fmadd_ps(_mm256_loadu_ps(qh + 8 * c), _mm256_loadu_ps(kr + 8 * c), a);
-                acc[p] = a;
-            }
-            const __m256 sc = _mm256_mul_ps(hsum8x8(acc), _mm256_set1_ps(scale));
-            _mm256_maskstore_ps(scores + h * lds + j, tail, sc);
-            const float tm = hmax256(_mm256_blendv_ps(_mm256_set1_ps(-INFINITY), sc, _mm256_castsi256_ps(tail)));
-            if (tm > m[h]) m[h] = tm;
-        }
-    }
-    for (int64_t h = 0; h < H; h++) {
-        float *s = scores + h * lds;
-        if (softcap > 0) m[h] = pk_softcap_scores(s, n, softcap);
-        __m256 sum = _mm256_setzero_ps();
-        for (int64_t j = 0; j < n; j += 8) {
-            const __m256i k = tail8(n - j < 8 ? n - j : 8);
-            __m256 e = _mm256_and_ps(exp_256(_mm256_sub_ps(_mm256_maskload_ps(s + j, k), _mm256_set1_ps(m[h]))),
-                                     _mm256_castsi256_ps(k));
-            _mm256_maskstore_ps(s + j, k, e);
-            sum = _mm256_add_ps(sum, e);
-        }
-        l[h] = hsum256(sum);
-        if (normalise) {   // the weights divided by their sum first, as the portable loop does
-            const __m256 inv = _mm256_set1_ps(1.0f / l[h]);
-            for (int64_t j = 0; j < n; j += 8) {
-                const __m256i k = tail8(n - j < 8 ? n - j : 8);
-                _mm256_maskstore_ps(s + j, k, _mm256_mul_ps(_mm256_maskload_ps(s + j, k), inv));
-            }
-        }
-        for (int c = 0; c < NC; c++) _mm256_storeu_ps(o + h * hd + 8 * c, _mm256_setzero_ps());
-    }
-    for (int64_t j = 0; j < n; j += 8) {
-        const int mm = n - j < 8 ? (int)(n - j) : 8;
-        if (j % 16 == 0) attention_prefetch_tile(V, ldv, width, j + PK_ATT_AHEAD, n);
-        for (int64_t h = 0; h < H; h++) {
-            const float *s = scores + h * lds + j, *vc = V + (h / group) * hd;
-            for (int c0 = 0; c0 < NC; c0 += 8) {
-                float *oh = o + h * hd + 8 * c0;
+        const int NC, const float *q, int64_t ldq, int64_t P, int64_t H, int64_t group, const float *K, int64_t ldk,
+        const float *V, int64_t ldv, int64_t n, float scale, float softcap, float *scores, int64_t lds, float *m, float *l,
+        float *o, int64_t ldo, int normalise) {
+    const int64_t hd = 8 * NC, width = H * P == 1 ? 0 : ((H - 1) / group + 1) * hd, N = n + P - 1;
+    for (int64_t r = 0; r < P * H; r++) m[r] = -INFINITY;
+    for (int64_t j = 0; j < N; j += 8) {
+        if (j % 16 == 0) attention_prefetch_tile(K, ldk, width, j + PK_ATT_AHEAD, N);
+        for (int64_t t = j < n ? 0 : j - n + 1; t < P; t++) {
+            const int mm = n + t - j < 8 ? (int)(n + t - j) : 8;
+            const __m256i tail = tail8(mm);
+            for (int64_t h = 0; h < H; h++) {
+                const int64_t r = t * H + h;
+                const float *kc = K + (h / group) * hd, *qh = q + t * ldq + h * hd;
                 __m256 acc[8];
-                for (int c = 0; c < 8; c++) acc[c] = _mm256_loadu_ps(oh + 8 * c);
-                for (int p = 0; p < mm; p++) {
-                    const __m256 pj = _mm256_set1_ps(s[p]);
-                    const float *vr = vc + (j + p) * ldv + 8 * c0;
-                    for (int c = 0; c < 8; c++) acc[c] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vr + 8 * c), acc[c]);
+                for (int p = 0; p < 8; p++) {
+                    const float *kr = kc + (j + (p < mm ? p : 0)) * ldk;   // past the end: row j again, not stored
+                    __m256 a = _mm256_mul_ps(_mm256_loadu_ps(qh), _mm256_loadu_ps(kr));
+                    for (int c = 1; c < NC; c++) a = _mm256_fmadd_ps(_mm256_loadu_ps(qh + 8 * c), _mm256_loadu_ps(kr + 8 * c), a);
+                    acc[p] = a;
                 }
-                for (int c = 0; c < 8; c++) _mm256_storeu_ps(oh + 8 * c, acc[c]);
+                const __m256 sc = _mm256_mul_ps(hsum8x8(acc), _mm256_set1_ps(scale));
+                _mm256_maskstore_ps(scores + r * lds + j, tail, sc);
+                const float tm = hmax256(_mm256_blendv_ps(_mm256_set1_ps(-INFINITY), sc, _mm256_castsi256_ps(tail)));
+                if (tm > m[r]) m[r] = tm;
+            }
+        }
+    }
+    for (int64_t t = 0; t < P; t++)
+        for (int64_t h = 0; h < H; h++) {
+            const int64_t r = t * H + h, nt = n + t;
+            float *s = scores + r * lds;
+            if (softcap > 0) m[r] = pk_softcap_scores(s, nt, softcap);
+            __m256 sum = _mm256_setzero_ps();
+            for (int64_t j = 0; j < nt; j += 8) {
+                const __m256i k = tail8(nt - j < 8 ? nt - j : 8);
+                __m256 e = _mm256_and_ps(exp_256(_mm256_sub_ps(_mm256_maskload_ps(s + j, k), _mm256_set1_ps(m[r]))),
+                                         _mm256_castsi256_ps(k));
+                _mm256_maskstore_ps(s + j, k, e);
+                sum = _mm256_add_ps(sum, e);
+            }
+            l[r] = hsum256(sum);
+            if (normalise) {   // the weights divided by their sum first, as the portable loop does
+                const __m256 inv = _mm256_set1_ps(1.0f / l[r]);
+                for (int64_t j = 0; j < nt; j += 8) {
+                    const __m256i k = tail8(nt - j < 8 ? nt - j : 8);
+                    _mm256_maskstore_ps(s + j, k, _mm256_mul_ps(_mm256_maskload_ps(s + j, k), inv));
+                }
+            }
+            for (int c = 0; c < NC; c++) _mm256_storeu_ps(o + t * ldo + h * hd + 8 * c, _mm256_setzero_ps());
+        }
+    for (int64_t j = 0; j < N; j += 8) {
+        if (j % 16 == 0) attention_prefetch_tile(V, ldv, width, j + PK_ATT_AHEAD, N);
+        for (int64_t t = j < n ? 0 : j - n + 1; t < P; t++) {
+            const int mm = n + t - j < 8 ? (int)(n + t - j) : 8;
+            for (int64_t h = 0; h < H; h++) {
+                const float *s = scores + (t * H + h) * lds + j, *vc = V + (h / group) * hd;
+                for (int c0 = 0; c0 < NC; c0 += 8) {
+                    float *oh = o + t * ldo + h * hd + 8 * c0;
+                    __m256 acc[8];
+                    for (int c = 0; c < 8; c++) acc[c] = _mm256_loadu_ps(oh + 8 * c);
+                    for (int p = 0; p < mm; p++) {
+                        const __m256 pj = _mm256_set1_ps(s[p]);
+                        const float *vr = vc + (j + p) * ldv + 8 * c0;
+                        for (int c = 0; c < 8; c++) acc[c] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vr + 8 * c), acc[c]);
+                    }
+                    for (int c = 0; c < 8; c++) _mm256_storeu_ps(oh + 8 * c, acc[c]);
+                }
             }
         }
     }
@@ -733,11 +783,12 @@ T256 static inline __attribute__((always_inline)) void attention_256_nc(
 
 // Head sizes 64, 128, 256, as attention_512.
 #define ATTENTION_256_NC(NC)                                                                                     \
-    (H == 1 && group == 1 ? attention_256_nc(NC, q, 1, 1, K, ldk, V, ldv, n, scale, softcap, scores, lds, m, l, o, normalise) \
-                          : attention_256_nc(NC, q, H, group, K, ldk, V, ldv, n, scale, softcap, scores, lds, m, l, o, normalise))
-T256 static int attention_256(const float *q, int64_t H, int64_t group, const float *K, int64_t ldk, const float *V,
-                              int64_t ldv, int64_t n, int64_t hd, float scale, float softcap, float *scores, int64_t lds,
-                              float *m, float *l, float *o, int normalise) {
+    (P == 1 && H == 1 && group == 1                                                                              \
+         ? attention_256_nc(NC, q, 0, 1, 1, 1, K, ldk, V, ldv, n, scale, softcap, scores, lds, m, l, o, 0, normalise) \
+         : attention_256_nc(NC, q, ldq, P, H, group, K, ldk, V, ldv, n, scale, softcap, scores, lds, m, l, o, ldo, normalise))
+T256 static int attention_256(const float *q, int64_t ldq, int64_t P, int64_t H, int64_t group, const float *K, int64_t ldk,
+                              const float *V, int64_t ldv, int64_t n, int64_t hd, float scale, float softcap, float *scores,
+                              int64_t lds, float *m, float *l, float *o, int64_t ldo, int normalise) {
     switch (hd) {
     case 64: ATTENTION_256_NC(8); return 1;
     case 128: ATTENTION_256_NC(16); return 1;

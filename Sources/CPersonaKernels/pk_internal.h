@@ -52,9 +52,9 @@ typedef struct {
     void (*gelu_tanh_mul)(float *g, const float *u, int64_t n);
     /* the attention loop (attention_portable in kernels.c) for the head sizes it handles (returns 1), else 0;
        NULL: the portable loop */
-    int (*attention)(const float *q, int64_t H, int64_t group, const float *K, int64_t ldk, const float *V, int64_t ldv,
-                     int64_t n, int64_t hd, float scale, float softcap, float *scores, int64_t lds,
-                     float *m, float *l, float *o, int normalise);
+    int (*attention)(const float *q, int64_t ldq, int64_t P, int64_t H, int64_t group, const float *K, int64_t ldk,
+                     const float *V, int64_t ldv, int64_t n, int64_t hd, float scale, float softcap, float *scores,
+                     int64_t lds, float *m, float *l, float *o, int64_t ldo, int normalise);
     pk_native_fn native_q8;             /* NULL: the portable one */
     pk_native_fn native_bf16;           /* NULL: bf16-rounded f32 activations through the exact kernels */
     const struct pk_exact_kernel *exact[PK_NTYPES];   /* T == 1 on laid-out activations; NULL: matvec */

@@ -252,7 +252,7 @@ public final class TransformerModel: @unchecked Sendable {
         let group = c.numHeads / c.numKVHeads
         let window = c.slidingLayers[l] ? c.slidingWindow : nil
         let scale = c.attnScale, softcap = c.attnLogitSoftcap
-        let att = ws.att, attStride = ws.contextCapacity, ctxOut = ws.ctx
+        let ctxOut = ws.ctx
         var row = 0, queued = 0
         for s in seqs {
             // append to this sequence's cache, then attend over it
@@ -277,22 +277,17 @@ public final class TransformerModel: @unchecked Sendable {
                 row += n
                 continue
             }
-            // a prompt's tokens: one task per head; the job travels by pointer so nothing is allocated
-            var job = AttentionJob(q: q + row * qDim, kc: kc, vc: vc, scores: att, out: ctxOut + row * qDim, attStride: attStride,
-                                   T: n, p0: p0, qDim: qDim, kvDim: kvDim, hd: hd, group: group, window: window ?? 0,
-                                   scale: scale, softcap: softcap ?? 0)
+            // a prompt's tokens: one task per (KV head, run of positions), the latest runs (the most rows) first;
+            // the job travels by pointer so nothing is allocated
+            let spanLength = AttentionJob.spanLength(positions: n, kvHeads: c.numKVHeads, group: group,
+                                                     threads: ThreadPool.shared.threads)
+            let spans = (n + spanLength - 1) / spanLength
+            var job = AttentionJob(q: q + row * qDim, kc: kc, vc: vc, out: ctxOut + row * qDim, T: n, p0: p0, qDim: qDim,
+                                   kvDim: kvDim, hd: hd, group: group, kvHeads: c.numKVHeads, span: spanLength, spans: spans,
+                                   window: window ?? 0, scale: scale, softcap: softcap ?? 0)
             withUnsafeMutablePointer(to: &job) { p in
-                ThreadPool.shared.parallelFor(c.numHeads, context: UnsafeMutableRawPointer(p)) { ctx, head in
-                    let j = ctx!.assumingMemoryBound(to: AttentionJob.self).pointee
-                    let head = Int(head), kvh = head / j.group
-                    for t in 0..<j.T {
-                        let pos = j.p0 + t
-                        let lo = j.window > 0 ? max(0, pos - j.window + 1) : 0
-                        // scores, softmax and the weighted sum of values over positions lo...pos (C kernel, SIMD dots)
-                        pk_attention_head(j.q + t * j.qDim + head * j.hd, j.kc + lo * j.kvDim + kvh * j.hd, Int64(j.kvDim),
-                                          j.vc + lo * j.kvDim + kvh * j.hd, Int64(j.kvDim), Int64(pos - lo + 1), Int64(j.hd),
-                                          j.scale, j.softcap, j.scores + head * j.attStride, j.out + t * j.qDim + head * j.hd)
-                    }
+                ThreadPool.shared.parallelFor(c.numKVHeads * spans, context: UnsafeMutableRawPointer(p)) { ctx, i in
+                    ctx!.assumingMemoryBound(to: AttentionJob.self).pointee.run(Int(i))
                 }
             }
             row += n
@@ -434,9 +429,41 @@ public struct BatchSequence: @unchecked Sendable {
 
 /// What an attention task needs (passed by pointer to the pool: no closure context to allocate).
 private struct AttentionJob {
-    var q, kc, vc, scores, out: UnsafeMutablePointer<Float>
-    var attStride, T, p0, qDim, kvDim, hd, group, window: Int   // window 0: none
-    var scale, softcap: Float                                    // softcap 0: none
+    var q, kc, vc, out: UnsafeMutablePointer<Float>
+    var T, p0, qDim, kvDim, hd, group, kvHeads, span, spans, window: Int   // window 0: none
+    var scale, softcap: Float                                            // softcap 0: none
+
+    /// Task i: KV head i % kvHeads, positions of run spans - 1 - i / kvHeads, its query heads together
+    /// (pk_attention_causal: each query the bits of pk_attention_head over its rows, as a decode step's).
+    func run(_ i: Int) {
+        let kvh = i % kvHeads, t0 = (spans - 1 - i / kvHeads) * span, t1 = min(T, t0 + span)
+        let h0 = kvh * group
+        let qt = q + t0 * qDim + h0 * hd, ot = out + t0 * qDim + h0 * hd
+        if pk_attention_causal(qt, Int64(qDim), Int64(t1 - t0), Int64(group), kc + kvh * hd, Int64(kvDim), vc + kvh * hd,
+                               Int64(kvDim), Int64(p0 + t0 + 1), Int64(window), Int64(hd), scale, softcap, ot, Int64(qDim)) == 0 {
+            return
+        }
+        // no scratch for the scores (out of memory): head by head, the same bits, through one row allocated here
+        let rows = p0 + t1
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: rows) { s in
+            for t in t0..<t1 {
+                let pos = p0 + t, lo = window > 0 ? max(0, pos - window + 1) : 0
+                for h in h0..<(h0 + group) {
+                    pk_attention_head(q + t * qDim + h * hd, kc + lo * kvDim + kvh * hd, Int64(kvDim), vc + lo * kvDim + kvh * hd,
+                                      Int64(kvDim), Int64(pos - lo + 1), Int64(hd), scale, softcap, s.baseAddress!,
+                                      out + t * qDim + h * hd)
+                }
+            }
+        }
+    }
+
+    /// Positions per task: whole blocks of the kernel's multi-query loop (PK_ATTENTION_GROUP_MAX / group positions),
+    /// up to 64, and small enough that the threads get about 4 tasks each.
+    static func spanLength(positions: Int, kvHeads: Int, group: Int, threads: Int) -> Int {
+        let block = max(1, Int(PK_ATTENTION_GROUP_MAX) / group)
+        let wanted = min(64, (positions * kvHeads + 4 * threads - 1) / (4 * threads))
+        return max(block, (wanted + block - 1) / block * block)
+    }
 }
 
 /// A decoding sequence's one query for the shared head loop of a decode step: keys and values from its first

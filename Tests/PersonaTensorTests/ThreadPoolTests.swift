@@ -203,6 +203,57 @@ final class AttentionKernelTests: XCTestCase {
         }
     }
 
+    /// pk_attention_causal (a prompt's positions for one KV head's query heads, blocks of queries sharing each K / V
+    /// tile) equals pk_attention_head run for each position and head over that position's rows, bit for bit, at
+    /// every level: prompts that start under and past the 16-row rule, appended to a cache (n0 > 1), block sizes
+    /// 16 / G with a partial last block, G = 16 (one position a block) and 17 (head by head), the SIMD head sizes and
+    /// an odd one, soft-capping, and sliding windows that start past row 0 inside the prompt.
+    func testAttentionCausalEqualsHeadByHead() {
+        var rng = TestRNG(15)
+        SIMDLevels.each { level in
+            for (n0, P, hd, G, window, cap) in [(1, 40, 64, 3, 0, Float(0)), (200, 37, 64, 7, 0, 0), (5, 60, 128, 4, 0, 50),
+                                                (1, 33, 256, 2, 0, 0), (1, 50, 64, 1, 0, 0), (10, 40, 67, 3, 0, 0),
+                                                (1, 70, 64, 3, 20, 0), (1, 45, 64, 16, 0, 0), (30, 20, 64, 17, 0, 0),
+                                                (3, 90, 128, 5, 40, 30), (100, 9, 64, 2, 64, 0)] {
+                let rows = n0 + P - 1
+                let ld = 3 * hd + 5, column = hd + 1   // the KV head in the middle of each row
+                let ldq = G * hd + 7, ldo = G * hd + 3
+                let q = (0..<(P * ldq)).map { _ in rng.normal() * 2 }
+                let K = (0..<(rows * ld)).map { _ in rng.normal() }, V = (0..<(rows * ld)).map { _ in rng.normal() }
+                let scale = 1 / Float(hd).squareRoot()
+                var want = [Float](repeating: .nan, count: P * ldo), got = want
+                K.withUnsafeBufferPointer { kp in V.withUnsafeBufferPointer { vp in
+                    let k = kp.baseAddress! + column, v = vp.baseAddress! + column
+                    want.withUnsafeMutableBufferPointer { w in
+                        for t in 0..<P {
+                            let n = n0 + t, lo = window > 0 ? max(0, n - window) : 0
+                            for h in 0..<G {
+                                var s = [Float](repeating: .nan, count: n)
+                                pk_attention_head(Array(q[(t * ldq + h * hd)..<(t * ldq + (h + 1) * hd)]), k + lo * ld, Int64(ld),
+                                                  v + lo * ld, Int64(ld), Int64(n - lo), Int64(hd), scale, cap, &s,
+                                                  w.baseAddress! + t * ldo + h * hd)
+                            }
+                        }
+                    }
+                    XCTAssertEqual(pk_attention_causal(q, Int64(ldq), Int64(P), Int64(G), k, Int64(ld), v, Int64(ld), Int64(n0),
+                                                       Int64(window), Int64(hd), scale, cap, &got, Int64(ldo)), 0)
+                } }
+                for t in 0..<P {
+                    for i in 0..<(G * hd) where want[t * ldo + i].bitPattern != got[t * ldo + i].bitPattern {
+                        XCTFail("\(level) n0 \(n0) P \(P) hd \(hd) G \(G) window \(window): position \(t) head \(i / hd) " +
+                                "element \(i % hd) \(got[t * ldo + i]) != \(want[t * ldo + i])")
+                        return
+                    }
+                    // the gaps between positions' outputs untouched
+                    for i in (G * hd)..<ldo where !got[t * ldo + i].isNaN {
+                        XCTFail("\(level) n0 \(n0) P \(P) G \(G): position \(t) wrote past its heads at \(i)")
+                        return
+                    }
+                }
+            }
+        }
+    }
+
     func testReadSum() {
         let n = 4096
         let p = UnsafeMutablePointer<UInt32>.allocate(capacity: n)

@@ -63,8 +63,9 @@ void pk_matmul_rows_native(int dtype, const void *W, int64_t cols, const void *x
 void *pk_thread_scratch(size_t bytes);
 /* The same with one buffer per use, so that one use never overwrites another's live data:
    PK_SCRATCH_NATIVE (pk_thread_scratch's), PK_SCRATCH_EXACT (the exact kernels' laid-out activations),
-   PK_SCRATCH_GEMM (the converted weight rows of the exact prompt GEMM). */
-enum { PK_SCRATCH_NATIVE = 0, PK_SCRATCH_EXACT = 1, PK_SCRATCH_GEMM = 2, PK_SCRATCH_SLOTS = 3 };
+   PK_SCRATCH_GEMM (the converted weight rows of the exact prompt GEMM), PK_SCRATCH_ATTENTION (the scores of
+   pk_attention_causal's queries). */
+enum { PK_SCRATCH_NATIVE = 0, PK_SCRATCH_EXACT = 1, PK_SCRATCH_GEMM = 2, PK_SCRATCH_ATTENTION = 3, PK_SCRATCH_SLOTS = 4 };
 void *pk_thread_scratch_slot(int slot, size_t bytes);
 
 /* Exact precision at T == 1 for the quantised types whose current SIMD level has a kernel that reads x in an
@@ -124,6 +125,16 @@ void pk_attention_head(const float *q, const float *K, int64_t ldk, const float 
 #define PK_ATTENTION_GROUP_MAX 16
 void pk_attention_group(const float *q, int64_t G, const float *K, int64_t ldk, const float *V, int64_t ldv,
                         int64_t n, int64_t hd, float scale, float softcap, float *scores, int64_t lds, float *out);
+
+/* A prompt's causal attention for the G query heads that share one key/value head, P consecutive positions:
+   position t's heads at q + t * ldq + h * hd (h < G) attend rows [lo, n0 + t) of K, V (at that head's column),
+   lo = max(0, n0 + t - window) (window 0: lo = 0), and write out + t * ldo + h * hd: each exactly what
+   pk_attention_head writes for its rows, bit for bit, with each K / V tile read once for a block of queries.
+   Scores go to a per-thread scratch (PK_SCRATCH_ATTENTION, 64 (n0 + P) bytes or G times that past 16 heads).
+   Returns 0, or -1 (nothing written) if that scratch cannot be had. */
+int pk_attention_causal(const float *q, int64_t ldq, int64_t P, int64_t G, const float *K, int64_t ldk, const float *V,
+                        int64_t ldv, int64_t n0, int64_t window, int64_t hd, float scale, float softcap, float *out,
+                        int64_t ldo);
 
 /* Decode attention by position chunk: each K/V row is read once, whole, for all query heads (a head's own slice of
    a row is a strided stream that one core reads at a third of its bandwidth), and the chunks of a long context go
