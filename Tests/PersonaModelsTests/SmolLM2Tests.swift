@@ -1,6 +1,7 @@
 import Foundation
 import PersonaGeneration
 import PersonaModels
+import PersonaTensor
 import XCTest
 @testable import PersonaTestSupport
 
@@ -59,6 +60,31 @@ final class SmolLM2Tests: XCTestCase {
         let full = Array(try net.forward(ids, cache: net.makeCache(capacity: ids.count), logits: .last))
         let d = maxAbsDiff(last, full), scale = full.map(abs).max() ?? 1
         XCTAssertLessThanOrEqual(d, 2e-5 * max(scale, 1), "max |diff| \(d), max |logit| \(scale)")
+    }
+
+    /// A prompt's attention goes by blocks of query positions (pk_attention_causal), each query with the operations
+    /// of one head alone, and the prompt paths of the matrix products compute each token alone. So a prompt fed in
+    /// two parts (the second appended to a cache, as the server's prefix reuse does, its blocks starting mid-tile)
+    /// gives the logits of one pass, bit for bit, in both precisions. Parts of 4 tokens or fewer take the decode
+    /// kernels (other sums, other bits), so both parts here are longer.
+    func testPromptInPartsEqualsOnePassBitForBit() throws {
+        let net = try ModelLoader.loadNetwork(path: model().path)
+        let ids = (0..<300).map { ($0 * 7919) % 40000 + 100 }
+        for precision in [MatmulPrecision.exact, .native] {
+            net.precision = precision
+            let whole = Array(try net.forward(ids, cache: net.makeCache(capacity: ids.count), logits: .all))
+            for split in [37, 250] {
+                let cache = net.makeCache(capacity: ids.count)
+                let first = Array(try net.forward(Array(ids.prefix(split)), cache: cache, logits: .all))
+                let second = Array(try net.forward(Array(ids.dropFirst(split)), cache: cache, logits: .all))
+                let parts = first + second
+                XCTAssertEqual(parts.count, whole.count)
+                if let i = parts.indices.first(where: { parts[$0].bitPattern != whole[$0].bitPattern }) {
+                    let V = net.config.vocabSize
+                    XCTFail("\(precision), split at \(split): position \(i / V) logit \(i % V) \(parts[i]) != \(whole[i])")
+                }
+            }
+        }
     }
 
     /// The user's path: the GGUF's chat template and tokenizer, then greedy decoding with the KV cache, against
