@@ -244,6 +244,18 @@ final class AttentionKernelTests: XCTestCase {
                                 "element \(i % hd) \(got[t * ldo + i]) != \(want[t * ldo + i])")
                         return
                     }
+                    // and against the Double softmax-attention over the position's rows, with
+                    // testAttentionHeadMatchesNaive's bound
+                    let n = n0 + t, lo = window > 0 ? max(0, n - window) : 0
+                    let Kw = Array(K[(lo * ld)...]), Vw = Array(V[(lo * ld)...])
+                    for h in 0..<G {
+                        let ref = Self.naive(q[(t * ldq + h * hd)..<(t * ldq + (h + 1) * hd)], Kw, Vw, ld: ld, column: column,
+                                             n: n - lo, hd: hd, scale: scale, cap: cap)
+                        for i in 0..<hd {
+                            XCTAssertEqual(Double(got[t * ldo + h * hd + i]), ref[i], accuracy: 2e-5 * (1 + abs(ref[i])) * Double(hd).squareRoot(),
+                                           "\(level) n0 \(n0) P \(P) hd \(hd) G \(G) window \(window): position \(t) head \(h) i \(i)")
+                        }
+                    }
                     // the gaps between positions' outputs untouched
                     for i in (G * hd)..<ldo where !got[t * ldo + i].isNaN {
                         XCTFail("\(level) n0 \(n0) P \(P) G \(G): position \(t) wrote past its heads at \(i)")
