@@ -748,7 +748,7 @@ static void test_attention(void) {
         for (int64_t i = 0; i < hd; i++) q[i] = normal() * 2;
         for (int64_t i = 0; i < n * ldk; i++) K[i] = normal() * 2;
         for (int64_t i = 0; i < n * ldv; i++) V[i] = normal();
-        pk_attention_head(q, K, ldk, V, ldv, n, hd, scale, softcap, scores, out);
+        pk_attention_head(q, K, ldk, V, ldv, PK_F32, n, hd, scale, softcap, scores, out);
         double *s = malloc(8 * (size_t)n), sum;
         const double rel = reference_weights(q, K, ldk, n, hd, scale, softcap, s, &sum);
         char what[80]; snprintf(what, sizeof what, "attention n %lld hd %lld softcap %g", (long long)n, (long long)hd, softcap);
@@ -778,16 +778,60 @@ static void test_attention_causal(void) {
         for (int64_t t = 0; t < P; t++) {
             const int64_t n = n0 + t, lo = w > 0 && n > w ? n - w : 0;
             for (int64_t h = 0; h < G; h++)
-                pk_attention_head(q + t * ldq + h * hd, K + lo * ld + 1, ld, V + lo * ld + 1, ld, n - lo, hd, scale, cap,
+                pk_attention_head(q + t * ldq + h * hd, K + lo * ld + 1, ld, V + lo * ld + 1, ld, PK_F32, n - lo, hd, scale, cap,
                                   scores, want + t * ldq + h * hd);
         }
         checks++;
-        if (pk_attention_causal(q, ldq, P, G, K + 1, ld, V + 1, ld, n0, w, hd, scale, cap, got, ldq) != 0)
+        if (pk_attention_causal(q, ldq, P, G, K + 1, ld, V + 1, ld, PK_F32, n0, w, hd, scale, cap, got, ldq) != 0)
             FAIL("attention_causal case %zu: returned an error", c);
         else if (memcmp(want, got, 4 * (size_t)(P * ldq)) != 0)
             FAIL("attention_causal n0 %lld P %lld hd %lld G %lld window %lld: not pk_attention_head's bits",
                  (long long)n0, (long long)P, (long long)hd, (long long)G, (long long)w);
         free(q); free(K); free(V); free(want); free(got); free(scores);
+    }
+}
+
+// An f16 KV cache: pk_attention_causal and pk_attention_partial reading f16 K / V (the NEON loop widening them as it
+// loads) give the bits they give reading f32 K / V holding the same values; pk_f32_to_f16_row (fcvtn) equals
+// pk_f32_to_f16 value by value.
+static void test_attention_f16(void) {
+    const struct { int64_t n0, P, hd, G, window; } cases[] = {{1, 40, 64, 3, 0}, {60, 21, 128, 7, 0}, {1, 35, 256, 2, 0},
+                                                              {2, 40, 67, 3, 0}, {1, 50, 64, 4, 24}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const int64_t n0 = cases[c].n0, P = cases[c].P, hd = cases[c].hd, G = cases[c].G, w = cases[c].window;
+        const int64_t rows = n0 + P - 1, ld = 2 * G * hd + 3, ldq = G * hd;
+        const float scale = 1.0f / sqrtf((float)hd);
+        float *q = malloc(4 * (size_t)(P * ldq)), *K = malloc(4 * (size_t)(rows * ld)), *V = malloc(4 * (size_t)(rows * ld));
+        uint16_t *Kh = malloc(2 * (size_t)(rows * ld)), *Vh = malloc(2 * (size_t)(rows * ld));
+        float *want = malloc(4 * (size_t)(P * ldq)), *got = malloc(4 * (size_t)(P * ldq));
+        for (int64_t i = 0; i < P * ldq; i++) q[i] = normal() * 2;
+        for (int64_t i = 0; i < rows * ld; i++) {
+            Kh[i] = pk_f32_to_f16((float)normal() * 2); Vh[i] = pk_f32_to_f16((float)normal());
+            K[i] = pk_f16_to_f32(Kh[i]); V[i] = pk_f16_to_f32(Vh[i]);
+        }
+        checks++;
+        if (pk_attention_causal(q, ldq, P, G, K + 1, ld, V + 1, ld, PK_F32, n0, w, hd, scale, 0, want, ldq) != 0 ||
+            pk_attention_causal(q, ldq, P, G, Kh + 1, ld, Vh + 1, ld, PK_F16, n0, w, hd, scale, 0, got, ldq) != 0)
+            FAIL("attention_f16 case %zu: returned an error", c);
+        else if (memcmp(want, got, 4 * (size_t)(P * ldq)) != 0)
+            FAIL("attention_f16 causal n0 %lld P %lld hd %lld G %lld: f16 not the f32 bits", (long long)n0, (long long)P,
+                 (long long)hd, (long long)G);
+        // one decode query over all rows (G heads of the first KV head), unnormalised partials
+        float *s = malloc(4 * (size_t)(G * rows)), m1[16], l1[16], m2[16], l2[16];
+        pk_attention_partial(q, G, G, K, V, ld, PK_F32, rows, hd, scale, 0, s, rows, m1, l1, want);
+        pk_attention_partial(q, G, G, Kh, Vh, ld, PK_F16, rows, hd, scale, 0, s, rows, m2, l2, got);
+        checks++;
+        if (memcmp(want, got, 4 * (size_t)(G * hd)) != 0 || memcmp(l1, l2, 4 * (size_t)G) != 0)
+            FAIL("attention_f16 partial rows %lld hd %lld G %lld: f16 not the f32 bits", (long long)rows, (long long)hd, (long long)G);
+        free(q); free(K); free(V); free(Kh); free(Vh); free(want); free(got); free(s);
+    }
+    float x[1000]; uint16_t h[1000];
+    for (int i = 0; i < 1000; i++) x[i] = (float)normal() * ldexpf(1, i % 48 - 30);
+    x[0] = 65520; x[1] = 65519.996f; x[2] = 2.9802322e-8f; x[3] = 1 + 1.0f / 4096; x[4] = -0.0f;
+    pk_f32_to_f16_row(x + 1, h + 1, 999);
+    for (int i = 1; i < 1000; i++) {
+        checks++;
+        if (h[i] != pk_f32_to_f16(x[i])) { FAIL("f32_to_f16_row: %g -> 0x%x, want 0x%x", x[i], h[i], pk_f32_to_f16(x[i])); break; }
     }
 }
 
@@ -810,7 +854,7 @@ static void test_attention_chunks(void) {
         for (int64_t i = 0; i < n * ld; i++) { K[i] = normal() * 2; V[i] = normal(); }
         for (int64_t c = 0; c < C; c++) {
             const int64_t a = c * per < n ? c * per : n, b = a + per < n ? a + per : n;
-            pk_attention_partial(q, H, group, K + a * ld, V + a * ld, ld, b - a, hd, scale, cap, scores + a, n,
+            pk_attention_partial(q, H, group, K + a * ld, V + a * ld, ld, PK_F32, b - a, hd, scale, cap, scores + a, n,
                                  m + c * H, l + c * H, o + c * H * hd);
         }
         pk_attention_merge(C, H, hd, m, l, o, out);
@@ -969,6 +1013,7 @@ int main(void) {
     test_attention();
     test_attention_chunks();
     test_attention_causal();
+    test_attention_f16();
     test_activations();
     test_softmax_weights();
     test_read_sum();

@@ -506,23 +506,43 @@ void pk_quantize_row_q8_0(const float *x, int64_t cols, void *out) {
 
 // MARK: attention
 
+/* Element `i` of a K / V array of type kv (PK_F32 or PK_F16) as a pointer, and a row of hd of them as f32. */
+static inline const void *kv_at(const void *X, int kv, int64_t i) {
+    return (const char *)X + i * (kv == PK_F16 ? 2 : 4);
+}
+static inline const float *kv_row(const void *X, int kv, int64_t i, int64_t hd, float *tmp) {
+    if (kv != PK_F16) return (const float *)X + i;
+    const uint16_t *h = (const uint16_t *)X + i;
+    for (int64_t c = 0; c < hd; c++) tmp[c] = pk_f16_to_f32(h[c]);
+    return tmp;
+}
+
+void pk_f32_to_f16_row(const float *x, uint16_t *out, int64_t n) {
+    const pk_ops *o = ops();
+    if (o->to_f16) o->to_f16(x, out, n);
+    else for (int64_t i = 0; i < n; i++) out[i] = pk_f32_to_f16(x[i]);
+}
+
 /* The attention loop at the portable level: P consecutive query positions of H query heads each, head h of
    position t at q + t * ldq + h * hd, reading key/value head h / group at column (h / group) * hd of the rows
-   K + j * ldk, V + j * ldv, positions j < n + t (a prompt's causal rows; P = 1: one position, n rows). Query
-   (t, h) is row r = t * H + h of scores (lds floats apart), m and l, its output at o + t * ldo + h * hd. With
-   `normalise` (pk_attention_head) the weights are divided by their sum before the weighted sum; without
-   (pk_attention_partial) the sum goes to l[r] and the weighted sum stays unnormalised for pk_attention_merge. */
-static void attention_portable(const float *q, int64_t ldq, int64_t P, int64_t H, int64_t group, const float *K,
-                               int64_t ldk, const float *V, int64_t ldv, int64_t n, int64_t hd, float scale, float softcap,
-                               float *scores, int64_t lds, float *m, float *l, float *o, int64_t ldo, int normalise) {
+   K + j * ldk, V + j * ldv (elements of type kv), positions j < n + t (a prompt's causal rows; P = 1: one
+   position, n rows). Query (t, h) is row r = t * H + h of scores (lds floats apart), m and l, its output at
+   o + t * ldo + h * hd. With `normalise` (pk_attention_head) the weights are divided by their sum before the
+   weighted sum; without (pk_attention_partial) the sum goes to l[r] and the weighted sum stays unnormalised for
+   pk_attention_merge. An f16 row is widened into a stack row first, then goes through the same dot / axpy. */
+static void attention_portable(const float *q, int64_t ldq, int64_t P, int64_t H, int64_t group, const void *K,
+                               int64_t ldk, const void *V, int64_t ldv, int kv, int64_t n, int64_t hd, float scale,
+                               float softcap, float *scores, int64_t lds, float *m, float *l, float *o, int64_t ldo,
+                               int normalise) {
     const pk_ops *ops_ = ops();
+    float tmp[kv == PK_F16 ? hd : 1];
     for (int64_t t = 0; t < P; t++)
         for (int64_t h = 0; h < H; h++) {
             const int64_t col = (h / group) * hd, r = t * H + h, nt = n + t;
             const float *qh = q + t * ldq + h * hd;
             float *s = scores + r * lds, *oh = o + t * ldo + h * hd, mx = -INFINITY;
             for (int64_t j = 0; j < nt; j++) {
-                float x = ops_->dot(qh, K + j * ldk + col, hd) * scale;
+                float x = ops_->dot(qh, kv_row(K, kv, j * ldk + col, hd, tmp), hd) * scale;
                 if (softcap > 0) x = tanhf(x / softcap) * softcap;
                 s[j] = x;
                 if (x > mx) mx = x;
@@ -533,42 +553,44 @@ static void attention_portable(const float *q, int64_t ldq, int64_t P, int64_t H
             l[r] = sum;
             const float inv = normalise ? 1.0f / sum : 1.0f;
             memset(oh, 0, (size_t)hd * sizeof(float));
-            for (int64_t j = 0; j < nt; j++) ops_->axpy(normalise ? s[j] * inv : s[j], V + j * ldv + col, oh, hd);
+            for (int64_t j = 0; j < nt; j++)
+                ops_->axpy(normalise ? s[j] * inv : s[j], kv_row(V, kv, j * ldv + col, hd, tmp), oh, hd);
         }
 }
 
 /* Queries through the level's loop (where it handles hd) or the portable one. */
-static void attention_run(const float *q, int64_t ldq, int64_t P, int64_t H, int64_t group, const float *K, int64_t ldk,
-                          const float *V, int64_t ldv, int64_t n, int64_t hd, float scale, float softcap, float *scores,
-                          int64_t lds, float *m, float *l, float *o, int64_t ldo, int normalise) {
+static void attention_run(const float *q, int64_t ldq, int64_t P, int64_t H, int64_t group, const void *K, int64_t ldk,
+                          const void *V, int64_t ldv, int kv, int64_t n, int64_t hd, float scale, float softcap,
+                          float *scores, int64_t lds, float *m, float *l, float *o, int64_t ldo, int normalise) {
     const pk_ops *ops_ = ops();
     if (ops_->attention &&
-        ops_->attention(q, ldq, P, H, group, K, ldk, V, ldv, n, hd, scale, softcap, scores, lds, m, l, o, ldo, normalise)) return;
-    attention_portable(q, ldq, P, H, group, K, ldk, V, ldv, n, hd, scale, softcap, scores, lds, m, l, o, ldo, normalise);
+        ops_->attention(q, ldq, P, H, group, K, ldk, V, ldv, kv, n, hd, scale, softcap, scores, lds, m, l, o, ldo,
+                        normalise)) return;
+    attention_portable(q, ldq, P, H, group, K, ldk, V, ldv, kv, n, hd, scale, softcap, scores, lds, m, l, o, ldo, normalise);
 }
 
-void pk_attention_head(const float *q, const float *K, int64_t ldk, const float *V, int64_t ldv,
+void pk_attention_head(const float *q, const void *K, int64_t ldk, const void *V, int64_t ldv, int kv,
                        int64_t n, int64_t hd, float scale, float softcap, float *scores, float *out) {
     float m, l;
     // under 16 positions a 16-row tile is mostly padding: the loop below (also what the llama.cpp comparisons of
     // QuantizedModelTests run on their 8-token sequences, so they measure the matrix kernels alone)
-    if (n >= 16) attention_run(q, 0, 1, 1, 1, K, ldk, V, ldv, n, hd, scale, softcap, scores, 0, &m, &l, out, 0, 1);
-    else attention_portable(q, 0, 1, 1, 1, K, ldk, V, ldv, n, hd, scale, softcap, scores, 0, &m, &l, out, 0, 1);
+    if (n >= 16) attention_run(q, 0, 1, 1, 1, K, ldk, V, ldv, kv, n, hd, scale, softcap, scores, 0, &m, &l, out, 0, 1);
+    else attention_portable(q, 0, 1, 1, 1, K, ldk, V, ldv, kv, n, hd, scale, softcap, scores, 0, &m, &l, out, 0, 1);
 }
 
 /* A GQA group through the multi-head loop with H = group: per head the same operations in the same order as
    pk_attention_head (scores, max, exp, sum, the division, the weighted sum), so the same bits, while each K / V
    tile is read once for the group's heads instead of once per head. Same n >= 16 rule as pk_attention_head. */
-void pk_attention_group(const float *q, int64_t G, const float *K, int64_t ldk, const float *V, int64_t ldv,
+void pk_attention_group(const float *q, int64_t G, const void *K, int64_t ldk, const void *V, int64_t ldv, int kv,
                         int64_t n, int64_t hd, float scale, float softcap, float *scores, int64_t lds, float *out) {
     if (G > PK_ATTENTION_GROUP_MAX) {
         for (int64_t h = 0; h < G; h++)
-            pk_attention_head(q + h * hd, K, ldk, V, ldv, n, hd, scale, softcap, scores + h * lds, out + h * hd);
+            pk_attention_head(q + h * hd, K, ldk, V, ldv, kv, n, hd, scale, softcap, scores + h * lds, out + h * hd);
         return;
     }
     float m[PK_ATTENTION_GROUP_MAX], l[PK_ATTENTION_GROUP_MAX];
-    if (n >= 16) attention_run(q, 0, 1, G, G, K, ldk, V, ldv, n, hd, scale, softcap, scores, lds, m, l, out, 0, 1);
-    else attention_portable(q, 0, 1, G, G, K, ldk, V, ldv, n, hd, scale, softcap, scores, lds, m, l, out, 0, 1);
+    if (n >= 16) attention_run(q, 0, 1, G, G, K, ldk, V, ldv, kv, n, hd, scale, softcap, scores, lds, m, l, out, 0, 1);
+    else attention_portable(q, 0, 1, G, G, K, ldk, V, ldv, kv, n, hd, scale, softcap, scores, lds, m, l, out, 0, 1);
 }
 
 /* A prompt's positions in blocks of PK_ATTENTION_GROUP_MAX / G (at least 1) through the multi-query loop: per
@@ -576,9 +598,29 @@ void pk_attention_group(const float *q, int64_t G, const float *K, int64_t ldk, 
    memory once for the block's queries instead of once per query (the prompt loop read a head's rows once per
    position, from L2 or L3, at ~30 cycles per query and row). Positions under 16 rows, and positions whose window
    starts past row 0, go one at a time through pk_attention_group (the bits of pk_attention_head, its n >= 16 rule). */
-int pk_attention_causal(const float *q, int64_t ldq, int64_t P, int64_t G, const float *K, int64_t ldk, const float *V,
-                        int64_t ldv, int64_t n0, int64_t window, int64_t hd, float scale, float softcap, float *out,
-                        int64_t ldo) {
+int pk_attention_causal(const float *q, int64_t ldq, int64_t P, int64_t G, const void *K, int64_t ldk, const void *V,
+                        int64_t ldv, int kv, int64_t n0, int64_t window, int64_t hd, float scale, float softcap,
+                        float *out, int64_t ldo) {
+    if (kv == PK_F16 && P > 1) {
+        // a prompt's queries use each K / V tile up to 16 times: widening its f16 rows once, here, costs under 2% of
+        // the products, where widening them as they are loaded (a conversion beside every FMA) made a 3000-token
+        // prefill 10-20% slower than with an f32 cache; decode steps (P = 1) read the f16 rows directly instead,
+        // half the bytes from memory. Widening is exact, so the same bits either way.
+        // rows lo.. are read (a window starting past row 0 at the first position): widened from lo, the positions
+        // renumbered from there, which keeps each position's rows and so its operations
+        const int64_t rows = n0 + P - 1, lo = window > 0 && n0 - window > 0 ? n0 - window : 0, nr = rows - lo;
+        float *wk = (float *)pk_thread_scratch_slot(PK_SCRATCH_KV, (size_t)(2 * nr * hd) * sizeof(float));
+        if (wk) {
+            float *wv = wk + nr * hd;
+            const pk_dequant_fn widen = ops()->dequant[PK_F16];
+            for (int64_t j = 0; j < nr; j++) {
+                const uint16_t *kr = (const uint16_t *)K + (lo + j) * ldk, *vr = (const uint16_t *)V + (lo + j) * ldv;
+                if (widen) { widen(kr, hd, wk + j * hd); widen(vr, hd, wv + j * hd); }
+                else for (int64_t c = 0; c < hd; c++) { wk[j * hd + c] = pk_f16_to_f32(kr[c]); wv[j * hd + c] = pk_f16_to_f32(vr[c]); }
+            }
+            return pk_attention_causal(q, ldq, P, G, wk, hd, wv, hd, PK_F32, n0 - lo, window, hd, scale, softcap, out, ldo);
+        }
+    }
     const int64_t block = G > PK_ATTENTION_GROUP_MAX ? 1 : PK_ATTENTION_GROUP_MAX / G;
     const int64_t rows = block * G, lds = (n0 + P + 15) / 16 * 16;   // lds: the longest row, to whole tiles
     float *scores = (float *)pk_thread_scratch_slot(PK_SCRATCH_ATTENTION, (size_t)(rows * lds) * sizeof(float));
@@ -587,26 +629,26 @@ int pk_attention_causal(const float *q, int64_t ldq, int64_t P, int64_t G, const
     int64_t full = P, t = 0;   // positions t < full attend from row 0
     if (window > 0) full = window - n0 + 1 < 0 ? 0 : (window - n0 + 1 > P ? P : window - n0 + 1);
     for (; t < full && (n0 + t < 16 || G > PK_ATTENTION_GROUP_MAX); t++)
-        pk_attention_group(q + t * ldq, G, K, ldk, V, ldv, n0 + t, hd, scale, softcap, scores, lds, out + t * ldo);
+        pk_attention_group(q + t * ldq, G, K, ldk, V, ldv, kv, n0 + t, hd, scale, softcap, scores, lds, out + t * ldo);
     while (t < full) {
         const int64_t b = full - t < block ? full - t : block;
-        attention_run(q + t * ldq, ldq, b, G, G, K, ldk, V, ldv, n0 + t, hd, scale, softcap, scores, lds, m, l,
+        attention_run(q + t * ldq, ldq, b, G, G, K, ldk, V, ldv, kv, n0 + t, hd, scale, softcap, scores, lds, m, l,
                       out + t * ldo, ldo, 1);
         t += b;
     }
     for (; t < P; t++) {
         const int64_t lo = n0 + t - window;
-        pk_attention_group(q + t * ldq, G, K + lo * ldk, ldk, V + lo * ldv, ldv, window, hd, scale, softcap, scores, lds,
-                           out + t * ldo);
+        pk_attention_group(q + t * ldq, G, kv_at(K, kv, lo * ldk), ldk, kv_at(V, kv, lo * ldv), ldv, kv, window, hd,
+                           scale, softcap, scores, lds, out + t * ldo);
     }
     return 0;
 }
 
-void pk_attention_partial(const float *q, int64_t H, int64_t group, const float *K, const float *V, int64_t ldkv,
-                          int64_t n, int64_t hd, float scale, float softcap, float *scores, int64_t lds,
+void pk_attention_partial(const float *q, int64_t H, int64_t group, const void *K, const void *V, int64_t ldkv,
+                          int kv, int64_t n, int64_t hd, float scale, float softcap, float *scores, int64_t lds,
                           float *m, float *l, float *o) {
-    if (n > 0) attention_run(q, 0, 1, H, group, K, ldkv, V, ldkv, n, hd, scale, softcap, scores, lds, m, l, o, 0, 0);
-    else attention_portable(q, 0, 1, H, group, K, ldkv, V, ldkv, n, hd, scale, softcap, scores, lds, m, l, o, 0, 0);
+    if (n > 0) attention_run(q, 0, 1, H, group, K, ldkv, V, ldkv, kv, n, hd, scale, softcap, scores, lds, m, l, o, 0, 0);
+    else attention_portable(q, 0, 1, H, group, K, ldkv, V, ldkv, kv, n, hd, scale, softcap, scores, lds, m, l, o, 0, 0);
 }
 
 void pk_attention_merge(int64_t C, int64_t H, int64_t hd, const float *m, const float *l, const float *o, float *out) {

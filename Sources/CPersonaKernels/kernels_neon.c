@@ -695,9 +695,20 @@ static inline float32x4_t hsum4x4(float32x4_t a, float32x4_t b, float32x4_t c, f
     return vpaddq_f32(vpaddq_f32(a, b), vpaddq_f32(c, d));
 }
 
+// Elements i.. of a K / V array as f32 (an f16 cache widened exactly as it is loaded; F16 is a constant per copy).
+#define KV_LOAD_NEON(F16, X, i) ((F16) ? vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)(X) + (i)))) \
+                                       : vld1q_f32((const float *)(X) + (i)))
+
+// An f16 KV cache's rows (pk_f32_to_f16_row): fcvtn rounds to nearest even (the FPCR default), as pk_f32_to_f16.
+static void to_f16_neon(const float *x, uint16_t *out, int64_t n) {
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) vst1_u16(out + i, vreinterpret_u16_f16(vcvt_f16_f32(vld1q_f32(x + i))));
+    for (; i < n; i++) out[i] = pk_f32_to_f16(x[i]);
+}
+
 static inline __attribute__((always_inline)) void attention_neon_nc(
-        const int NC, const float *q, int64_t ldq, int64_t P, int64_t H, int64_t group, const float *K, int64_t ldk,
-        const float *V, int64_t ldv, int64_t n, float scale, float softcap, float *scores, int64_t lds, float *m, float *l,
+        const int NC, const int F16, const float *q, int64_t ldq, int64_t P, int64_t H, int64_t group, const void *K,
+        int64_t ldk, const void *V, int64_t ldv, int64_t n, float scale, float softcap, float *scores, int64_t lds, float *m, float *l,
         float *o, int64_t ldo, int normalise) {
     const int64_t hd = 4 * NC, N = n + P - 1;
     for (int64_t r = 0; r < P * H; r++) m[r] = -INFINITY;
@@ -705,15 +716,16 @@ static inline __attribute__((always_inline)) void attention_neon_nc(
         for (int64_t t = j < n ? 0 : j - n + 1; t < P; t++) {
             const int mm = n + t - j < 8 ? (int)(n + t - j) : 8;
             for (int64_t h = 0; h < H; h++) {
-                const int64_t r = t * H + h;
-                const float *kc = K + (h / group) * hd, *qh = q + t * ldq + h * hd;
+                const int64_t r = t * H + h, kc = (h / group) * hd;
+                const float *qh = q + t * ldq + h * hd;
                 float32x4_t acc[8];
                 for (int p = 0; p < 8; p++) {
-                    const float *kr = kc + (j + (p < mm ? p : 0)) * ldk;   // past the end: row j again, not stored
-                    float32x4_t a0 = vmulq_f32(vld1q_f32(qh), vld1q_f32(kr)), a1 = vmulq_f32(vld1q_f32(qh + 4), vld1q_f32(kr + 4));
+                    const int64_t kr = kc + (j + (p < mm ? p : 0)) * ldk;   // past the end: row j again, not stored
+                    float32x4_t a0 = vmulq_f32(vld1q_f32(qh), KV_LOAD_NEON(F16, K, kr)),
+                                a1 = vmulq_f32(vld1q_f32(qh + 4), KV_LOAD_NEON(F16, K, kr + 4));
                     for (int c = 2; c < NC; c += 2) {
-                        a0 = vfmaq_f32(a0, vld1q_f32(qh + 4 * c), vld1q_f32(kr + 4 * c));
-                        a1 = vfmaq_f32(a1, vld1q_f32(qh + 4 * c + 4), vld1q_f32(kr + 4 * c + 4));
+                        a0 = vfmaq_f32(a0, vld1q_f32(qh + 4 * c), KV_LOAD_NEON(F16, K, kr + 4 * c));
+                        a1 = vfmaq_f32(a1, vld1q_f32(qh + 4 * c + 4), KV_LOAD_NEON(F16, K, kr + 4 * c + 4));
                     }
                     acc[p] = vaddq_f32(a0, a1);
                 }
@@ -759,14 +771,15 @@ static inline __attribute__((always_inline)) void attention_neon_nc(
         for (int64_t t = j < n ? 0 : j - n + 1; t < P; t++) {
             const int mm = n + t - j < 8 ? (int)(n + t - j) : 8;
             for (int64_t h = 0; h < H; h++) {
-                const float *s = scores + (t * H + h) * lds + j, *vc = V + (h / group) * hd;
+                const float *s = scores + (t * H + h) * lds + j;
+                const int64_t vc = (h / group) * hd;
                 for (int c0 = 0; c0 < NC; c0 += 16) {
                     float *oh = o + t * ldo + h * hd + 4 * c0;
                     float32x4_t acc[16];
                     for (int c = 0; c < 16; c++) acc[c] = vld1q_f32(oh + 4 * c);
                     for (int p = 0; p < mm; p++) {
-                        const float *vr = vc + (j + p) * ldv + 4 * c0;
-                        for (int c = 0; c < 16; c++) acc[c] = vfmaq_n_f32(acc[c], vld1q_f32(vr + 4 * c), s[p]);
+                        const int64_t vr = vc + (j + p) * ldv + 4 * c0;
+                        for (int c = 0; c < 16; c++) acc[c] = vfmaq_n_f32(acc[c], KV_LOAD_NEON(F16, V, vr + 4 * c), s[p]);
                     }
                     for (int c = 0; c < 16; c++) vst1q_f32(oh + 4 * c, acc[c]);
                 }
@@ -775,18 +788,14 @@ static inline __attribute__((always_inline)) void attention_neon_nc(
     }
 }
 
-// Head sizes 64, 128, 256, as the x86 levels; one query gets its own copy with P = H = group = 1 as constants.
-#define ATTENTION_NEON_NC(NC)                                                                                    \
-    (P == 1 && H == 1 && group == 1                                                                              \
-         ? attention_neon_nc(NC, q, 0, 1, 1, 1, K, ldk, V, ldv, n, scale, softcap, scores, lds, m, l, o, 0, normalise) \
-         : attention_neon_nc(NC, q, ldq, P, H, group, K, ldk, V, ldv, n, scale, softcap, scores, lds, m, l, o, ldo, normalise))
-static int attention_neon(const float *q, int64_t ldq, int64_t P, int64_t H, int64_t group, const float *K, int64_t ldk,
-                          const float *V, int64_t ldv, int64_t n, int64_t hd, float scale, float softcap, float *scores,
-                          int64_t lds, float *m, float *l, float *o, int64_t ldo, int normalise) {
+// Head sizes 64, 128, 256, as the x86 levels (PK_ATTENTION_NC: copies for one query and for f16, pk_internal.h).
+static int attention_neon(const float *q, int64_t ldq, int64_t P, int64_t H, int64_t group, const void *K, int64_t ldk,
+                          const void *V, int64_t ldv, int kv, int64_t n, int64_t hd, float scale, float softcap,
+                          float *scores, int64_t lds, float *m, float *l, float *o, int64_t ldo, int normalise) {
     switch (hd) {
-    case 64: ATTENTION_NEON_NC(16); return 1;
-    case 128: ATTENTION_NEON_NC(32); return 1;
-    case 256: ATTENTION_NEON_NC(64); return 1;
+    case 64: PK_ATTENTION_NC(attention_neon_nc, 16); return 1;
+    case 128: PK_ATTENTION_NC(attention_neon_nc, 32); return 1;
+    case 256: PK_ATTENTION_NC(attention_neon_nc, 64); return 1;
     default: return 0;
     }
 }
@@ -859,7 +868,7 @@ static void native_q8_neon(const uint8_t *W, size_t rb, int64_t cols, const uint
 // the bf16-rounded f32 activations go through the exact kernels above, which gives the promised products.
 const pk_ops pk_ops_neon = {
     .name = "neon", .dot = dot_neon, .axpy = axpy_neon, .gemm = gemm_neon, .read_sum = read_sum_neon,
-    .attention = attention_neon,
+    .attention = attention_neon, .to_f16 = to_f16_neon,
     .silu_mul = silu_mul_neon, .gelu_tanh_mul = gelu_tanh_mul_neon,
     .dequant = { [PK_F16] = dequant_f16_neon, [PK_BF16] = dequant_bf16_neon, [PK_Q8_0] = dequant_q8_0_neon,
                  [PK_Q4_0] = dequant_q4_0_neon, [PK_Q4_1] = dequant_q4_1_neon, [PK_Q5_0] = dequant_q5_0_neon,

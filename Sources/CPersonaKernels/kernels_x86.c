@@ -309,6 +309,16 @@ T512 static void NAME(float *g, const float *u, int64_t n) {                    
 ACT_MUL_512(silu_mul_512, silu_512)
 ACT_MUL_512(gelu_tanh_mul_512, gelu_tanh_512)
 
+// An f16 KV cache's rows (pk_f32_to_f16_row): F16C's rounding to nearest even, subnormals kept, as pk_f32_to_f16.
+#define TO_F16_FN(NAME, ATTR, W, LOAD, CVT, STORE, ITYPE)                                                    \
+ATTR static void NAME(const float *x, uint16_t *out, int64_t n) {                                          \
+    int64_t i = 0;                                                                                          \
+    for (; i + W <= n; i += W) STORE((ITYPE *)(out + i), CVT(LOAD(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)); \
+    for (; i < n; i++) out[i] = pk_f32_to_f16(x[i]);                                                        \
+}
+TO_F16_FN(to_f16_512, T512, 16, _mm512_loadu_ps, _mm512_cvtps_ph, _mm256_storeu_si256, __m256i)
+TO_F16_FN(to_f16_256, T256, 8, _mm256_loadu_ps, _mm256_cvtps_ph, _mm_storeu_si128, __m128i)
+
 // The attention loop (attention_portable in kernels.c: pk_attention_head with `normalise`, pk_attention_partial
 // without) for head sizes of 16 x NC floats. The portable loop makes a dot call and an axpy call per position and
 // head, each reducing or storing a 64-float vector, and an expf: ~2.5x the work of the matrix products on SmolLM2
@@ -322,33 +332,41 @@ ACT_MUL_512(gelu_tanh_mul_512, gelu_tanh_512)
 // positions of SmolLM2 from memory, one core, 30 layers, all heads: 19.4 ms a token without, 18.6 into L1, 13.1
 // into L2.
 #define PK_ATT_AHEAD 32
-static inline __attribute__((always_inline)) void attention_prefetch_tile(const float *X, int64_t ld, int64_t width,
-                                                                           int64_t j, int64_t n) {
+static inline __attribute__((always_inline)) void attention_prefetch_tile(const void *X, int64_t ld, int64_t width,
+                                                                           int64_t j, int64_t n, int F16) {
+    const int es = F16 ? 2 : 4;
     for (int p = 0; p < 16 && j + p < n; p++)
-        for (int64_t c = 0; c < width; c += 16) _mm_prefetch((const char *)(X + (j + p) * ld + c), _MM_HINT_T1);
+        for (int64_t c = 0; c < width; c += 64 / es) _mm_prefetch((const char *)X + ((j + p) * ld + c) * es, _MM_HINT_T1);
 }
 
+// Elements i.. of a K / V array as f32: an f16 cache (F16, a constant in each copy of the loops) widened exactly
+// as it is loaded, so each copy runs the f32 loop's operations on the same values.
+#define KV_LOAD512(F16, X, i) ((F16) ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)(X) + (i)))) \
+                                     : _mm512_loadu_ps((const float *)(X) + (i)))
+#define KV_LOAD256(F16, X, i) ((F16) ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)(X) + (i)))) \
+                                     : _mm256_loadu_ps((const float *)(X) + (i)))
+
 T512 static inline __attribute__((always_inline)) void attention_512_nc(
-        const int NC, const float *q, int64_t ldq, int64_t P, int64_t H, int64_t group, const float *K, int64_t ldk,
-        const float *V, int64_t ldv, int64_t n, float scale, float softcap, float *scores, int64_t lds, float *m, float *l,
+        const int NC, const int F16, const float *q, int64_t ldq, int64_t P, int64_t H, int64_t group, const void *K,
+        int64_t ldk, const void *V, int64_t ldv, int64_t n, float scale, float softcap, float *scores, int64_t lds, float *m, float *l,
         float *o, int64_t ldo, int normalise) {
     // the key/value heads read, side by side, prefetched; not for one query (pk_attention_head), whose rows were
     // read at the same speed without and 30% slower with it from cache (9 heads x 1024 / 3000 positions)
     const int64_t hd = 16 * NC, width = H * P == 1 ? 0 : ((H - 1) / group + 1) * hd, N = n + P - 1;
     for (int64_t r = 0; r < P * H; r++) m[r] = -INFINITY;
     for (int64_t j = 0; j < N; j += 16) {
-        attention_prefetch_tile(K, ldk, width, j + PK_ATT_AHEAD, N);
+        attention_prefetch_tile(K, ldk, width, j + PK_ATT_AHEAD, N, F16);
         for (int64_t t = j < n ? 0 : j - n + 1; t < P; t++) {   // position t reads rows < n + t: from t = j - n + 1 on
             const int mm = n + t - j < 16 ? (int)(n + t - j) : 16;
             for (int64_t h = 0; h < H; h++) {
-                const int64_t r = t * H + h;
-                const float *kc = K + (h / group) * hd, *qh = q + t * ldq + h * hd;
+                const int64_t r = t * H + h, kc = (h / group) * hd;
+                const float *qh = q + t * ldq + h * hd;
                 __m512 qv[16], acc[16];
                 for (int c = 0; c < NC; c++) qv[c] = _mm512_loadu_ps(qh + 16 * c);
                 for (int p = 0; p < 16; p++) {
-                    const float *kr = kc + (j + (p < mm ? p : 0)) * ldk;   // past the end: row j again, not stored
-                    __m512 a = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kr));
-                    for (int c = 1; c < NC; c++) a = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kr + 16 * c), a);
+                    const int64_t kr = kc + (j + (p < mm ? p : 0)) * ldk;   // past the end: row j again, not stored
+                    __m512 a = _mm512_mul_ps(qv[0], KV_LOAD512(F16, K, kr));
+                    for (int c = 1; c < NC; c++) a = _mm512_fmadd_ps(qv[c], KV_LOAD512(F16, K, kr + 16 * c), a);
                     acc[p] = a;
                 }
                 const __m512 sc = _mm512_mul_ps(hsum16(acc), _mm512_set1_ps(scale));
@@ -385,13 +403,14 @@ T512 static inline __attribute__((always_inline)) void attention_512_nc(
     // (NC chains of 16 dependent FMAs kept one query's loop at about half the FMA rate); each query's chain is
     // the same operations in the same order as alone
     for (int64_t j = 0; j < N; j += 16) {
-        attention_prefetch_tile(V, ldv, width, j + PK_ATT_AHEAD, N);
+        attention_prefetch_tile(V, ldv, width, j + PK_ATT_AHEAD, N, F16);
         int64_t t = j < n ? 0 : j - n + 1, h = 0;
         while (t < P) {
             const int64_t t2 = h + 1 < H ? t : t + 1, h2 = h + 1 < H ? h + 1 : 0;
             const int mm = n + t - j < 16 ? (int)(n + t - j) : 16;
             float *oh = o + t * ldo + h * hd;
-            const float *s = scores + (t * H + h) * lds + j, *vc = V + (h / group) * hd;
+            const float *s = scores + (t * H + h) * lds + j;
+            const int64_t vc = (h / group) * hd;
             __m512 acc[16];
             for (int c = 0; c < NC; c++) acc[c] = _mm512_loadu_ps(oh + 16 * c);
             if (NC <= 8 && t2 < P && h2 / group == h / group) {
@@ -403,17 +422,17 @@ T512 static inline __attribute__((always_inline)) void attention_512_nc(
                 int p = 0;
                 for (; p < mm; p++) {
                     const __m512 pj = _mm512_set1_ps(s[p]), pj2 = _mm512_set1_ps(s2[p]);
-                    const float *vr = vc + (j + p) * ldv;
+                    const int64_t vr = vc + (j + p) * ldv;
                     for (int c = 0; c < NC; c++) {
-                        const __m512 v = _mm512_loadu_ps(vr + 16 * c);
+                        const __m512 v = KV_LOAD512(F16, V, vr + 16 * c);
                         acc[c] = _mm512_fmadd_ps(pj, v, acc[c]);
                         acc2[c] = _mm512_fmadd_ps(pj2, v, acc2[c]);
                     }
                 }
                 for (; p < mm2; p++) {
                     const __m512 pj2 = _mm512_set1_ps(s2[p]);
-                    const float *vr = vc + (j + p) * ldv;
-                    for (int c = 0; c < NC; c++) acc2[c] = _mm512_fmadd_ps(pj2, _mm512_loadu_ps(vr + 16 * c), acc2[c]);
+                    const int64_t vr = vc + (j + p) * ldv;
+                    for (int c = 0; c < NC; c++) acc2[c] = _mm512_fmadd_ps(pj2, KV_LOAD512(F16, V, vr + 16 * c), acc2[c]);
                 }
                 for (int c = 0; c < NC; c++) _mm512_storeu_ps(oh2 + 16 * c, acc2[c]);
                 t = h2 + 1 < H ? t2 : t2 + 1;
@@ -421,8 +440,8 @@ T512 static inline __attribute__((always_inline)) void attention_512_nc(
             } else {
                 for (int p = 0; p < mm; p++) {
                     const __m512 pj = _mm512_set1_ps(s[p]);
-                    const float *vr = vc + (j + p) * ldv;
-                    for (int c = 0; c < NC; c++) acc[c] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vr + 16 * c), acc[c]);
+                    const int64_t vr = vc + (j + p) * ldv;
+                    for (int c = 0; c < NC; c++) acc[c] = _mm512_fmadd_ps(pj, KV_LOAD512(F16, V, vr + 16 * c), acc[c]);
                 }
                 t = t2;
                 h = h2;
@@ -433,25 +452,21 @@ T512 static inline __attribute__((always_inline)) void attention_512_nc(
 }
 
 // Head sizes 64, 128, 256 (every architecture here but odd test shapes); 0 means "not handled, use the portable loop".
-// One query (pk_attention_head) gets its own inlined copy with P = H = group = 1 as constants.
-#define ATTENTION_512_NC(NC)                                                                                     \
-    (P == 1 && H == 1 && group == 1                                                                              \
-         ? attention_512_nc(NC, q, 0, 1, 1, 1, K, ldk, V, ldv, n, scale, softcap, scores, lds, m, l, o, 0, normalise) \
-         : attention_512_nc(NC, q, ldq, P, H, group, K, ldk, V, ldv, n, scale, softcap, scores, lds, m, l, o, ldo, normalise))
-T512 static int attention_512(const float *q, int64_t ldq, int64_t P, int64_t H, int64_t group, const float *K, int64_t ldk,
-                              const float *V, int64_t ldv, int64_t n, int64_t hd, float scale, float softcap, float *scores,
-                              int64_t lds, float *m, float *l, float *o, int64_t ldo, int normalise) {
+// (PK_ATTENTION_NC, pk_internal.h: one copy per head size for one query, one for many, each in f32 and f16.)
+T512 static int attention_512(const float *q, int64_t ldq, int64_t P, int64_t H, int64_t group, const void *K, int64_t ldk,
+                              const void *V, int64_t ldv, int kv, int64_t n, int64_t hd, float scale, float softcap,
+                              float *scores, int64_t lds, float *m, float *l, float *o, int64_t ldo, int normalise) {
     switch (hd) {
-    case 64: ATTENTION_512_NC(4); return 1;
-    case 128: ATTENTION_512_NC(8); return 1;
-    case 256: ATTENTION_512_NC(16); return 1;
+    case 64: PK_ATTENTION_NC(attention_512_nc, 4); return 1;
+    case 128: PK_ATTENTION_NC(attention_512_nc, 8); return 1;
+    case 256: PK_ATTENTION_NC(attention_512_nc, 16); return 1;
     default: return 0;
     }
 }
 
 #define PK_OPS_AVX512_COMMON                                                                                \
     .dot = dot_512, .axpy = axpy_512, .gemm = gemm_512, .read_sum = read_sum_512, .attention = attention_512,   \
-    .silu_mul = silu_mul_512, .gelu_tanh_mul = gelu_tanh_mul_512,                                           \
+    .to_f16 = to_f16_512, .silu_mul = silu_mul_512, .gelu_tanh_mul = gelu_tanh_mul_512,                                           \
     .dequant = { [PK_F16] = dequant_f16_512, [PK_BF16] = dequant_bf16_512, [PK_Q8_0] = dequant_q8_0_512,   \
                  [PK_Q4_0] = dequant_q4_0_512, [PK_Q4_1] = dequant_q4_1_512, PK_X86_QUANT_FNS(dequant, 512),    \
                  [PK_IQ2_XXS] = pk_dequant_iq2_xxs_512, [PK_IQ2_XS] = pk_dequant_iq2_xs_512, [PK_IQ2_S] = pk_dequant_iq2_s_512, \
@@ -709,24 +724,24 @@ T256 static void gelu_tanh_mul_256(float *g, const float *u, int64_t n) {
 // do not hold a 128-float head beside the products), the weighted sum of V over 64 columns at a time.
 
 T256 static inline __attribute__((always_inline)) void attention_256_nc(
-        const int NC, const float *q, int64_t ldq, int64_t P, int64_t H, int64_t group, const float *K, int64_t ldk,
-        const float *V, int64_t ldv, int64_t n, float scale, float softcap, float *scores, int64_t lds, float *m, float *l,
+        const int NC, const int F16, const float *q, int64_t ldq, int64_t P, int64_t H, int64_t group, const void *K,
+        int64_t ldk, const void *V, int64_t ldv, int64_t n, float scale, float softcap, float *scores, int64_t lds, float *m, float *l,
         float *o, int64_t ldo, int normalise) {
     const int64_t hd = 8 * NC, width = H * P == 1 ? 0 : ((H - 1) / group + 1) * hd, N = n + P - 1;
     for (int64_t r = 0; r < P * H; r++) m[r] = -INFINITY;
     for (int64_t j = 0; j < N; j += 8) {
-        if (j % 16 == 0) attention_prefetch_tile(K, ldk, width, j + PK_ATT_AHEAD, N);
+        if (j % 16 == 0) attention_prefetch_tile(K, ldk, width, j + PK_ATT_AHEAD, N, F16);
         for (int64_t t = j < n ? 0 : j - n + 1; t < P; t++) {
             const int mm = n + t - j < 8 ? (int)(n + t - j) : 8;
             const __m256i tail = tail8(mm);
             for (int64_t h = 0; h < H; h++) {
-                const int64_t r = t * H + h;
-                const float *kc = K + (h / group) * hd, *qh = q + t * ldq + h * hd;
+                const int64_t r = t * H + h, kc = (h / group) * hd;
+                const float *qh = q + t * ldq + h * hd;
                 __m256 acc[8];
                 for (int p = 0; p < 8; p++) {
-                    const float *kr = kc + (j + (p < mm ? p : 0)) * ldk;   // past the end: row j again, not stored
-                    __m256 a = _mm256_mul_ps(_mm256_loadu_ps(qh), _mm256_loadu_ps(kr));
-                    for (int c = 1; c < NC; c++) a = _mm256_fmadd_ps(_mm256_loadu_ps(qh + 8 * c), _mm256_loadu_ps(kr + 8 * c), a);
+                    const int64_t kr = kc + (j + (p < mm ? p : 0)) * ldk;   // past the end: row j again, not stored
+                    __m256 a = _mm256_mul_ps(_mm256_loadu_ps(qh), KV_LOAD256(F16, K, kr));
+                    for (int c = 1; c < NC; c++) a = _mm256_fmadd_ps(_mm256_loadu_ps(qh + 8 * c), KV_LOAD256(F16, K, kr + 8 * c), a);
                     acc[p] = a;
                 }
                 const __m256 sc = _mm256_mul_ps(hsum8x8(acc), _mm256_set1_ps(scale));
@@ -775,12 +790,13 @@ T256 static inline __attribute__((always_inline)) void attention_256_nc(
     // as attention_512_nc, two queries at a time where they read the same V rows, here 32 columns at a time (their
     // 8 accumulators, the 4 row vectors and 2 weights in 16 ymm registers): 6 loads per 8 FMAs instead of 9
     for (int64_t j = 0; j < N; j += 8) {
-        if (j % 16 == 0) attention_prefetch_tile(V, ldv, width, j + PK_ATT_AHEAD, N);
+        if (j % 16 == 0) attention_prefetch_tile(V, ldv, width, j + PK_ATT_AHEAD, N, F16);
         int64_t t = j < n ? 0 : j - n + 1, h = 0;
         while (t < P) {
             const int64_t t2 = h + 1 < H ? t : t + 1, h2 = h + 1 < H ? h + 1 : 0;
             const int mm = n + t - j < 8 ? (int)(n + t - j) : 8;
-            const float *s = scores + (t * H + h) * lds + j, *vc = V + (h / group) * hd;
+            const float *s = scores + (t * H + h) * lds + j;
+            const int64_t vc = (h / group) * hd;
             if (t2 < P && h2 / group == h / group) {
                 const int mm2 = n + t2 - j < 8 ? (int)(n + t2 - j) : 8;   // >= mm: t2 >= t
                 const float *s2 = scores + (t2 * H + h2) * lds + j;
@@ -791,17 +807,17 @@ T256 static inline __attribute__((always_inline)) void attention_256_nc(
                     int p = 0;
                     for (; p < mm; p++) {
                         const __m256 pj = _mm256_set1_ps(s[p]), pj2 = _mm256_set1_ps(s2[p]);
-                        const float *vr = vc + (j + p) * ldv + 8 * c0;
+                        const int64_t vr = vc + (j + p) * ldv + 8 * c0;
                         for (int c = 0; c < 4; c++) {
-                            const __m256 v = _mm256_loadu_ps(vr + 8 * c);
+                            const __m256 v = KV_LOAD256(F16, V, vr + 8 * c);
                             acc[c] = _mm256_fmadd_ps(pj, v, acc[c]);
                             acc2[c] = _mm256_fmadd_ps(pj2, v, acc2[c]);
                         }
                     }
                     for (; p < mm2; p++) {
                         const __m256 pj2 = _mm256_set1_ps(s2[p]);
-                        const float *vr = vc + (j + p) * ldv + 8 * c0;
-                        for (int c = 0; c < 4; c++) acc2[c] = _mm256_fmadd_ps(pj2, _mm256_loadu_ps(vr + 8 * c), acc2[c]);
+                        const int64_t vr = vc + (j + p) * ldv + 8 * c0;
+                        for (int c = 0; c < 4; c++) acc2[c] = _mm256_fmadd_ps(pj2, KV_LOAD256(F16, V, vr + 8 * c), acc2[c]);
                     }
                     for (int c = 0; c < 4; c++) { _mm256_storeu_ps(oh + 8 * c, acc[c]); _mm256_storeu_ps(oh2 + 8 * c, acc2[c]); }
                 }
@@ -815,8 +831,8 @@ T256 static inline __attribute__((always_inline)) void attention_256_nc(
                 for (int c = 0; c < 8; c++) acc[c] = _mm256_loadu_ps(oh + 8 * c);
                 for (int p = 0; p < mm; p++) {
                     const __m256 pj = _mm256_set1_ps(s[p]);
-                    const float *vr = vc + (j + p) * ldv + 8 * c0;
-                    for (int c = 0; c < 8; c++) acc[c] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vr + 8 * c), acc[c]);
+                    const int64_t vr = vc + (j + p) * ldv + 8 * c0;
+                    for (int c = 0; c < 8; c++) acc[c] = _mm256_fmadd_ps(pj, KV_LOAD256(F16, V, vr + 8 * c), acc[c]);
                 }
                 for (int c = 0; c < 8; c++) _mm256_storeu_ps(oh + 8 * c, acc[c]);
             }
@@ -827,23 +843,20 @@ T256 static inline __attribute__((always_inline)) void attention_256_nc(
 }
 
 // Head sizes 64, 128, 256, as attention_512.
-#define ATTENTION_256_NC(NC)                                                                                     \
-    (P == 1 && H == 1 && group == 1                                                                              \
-         ? attention_256_nc(NC, q, 0, 1, 1, 1, K, ldk, V, ldv, n, scale, softcap, scores, lds, m, l, o, 0, normalise) \
-         : attention_256_nc(NC, q, ldq, P, H, group, K, ldk, V, ldv, n, scale, softcap, scores, lds, m, l, o, ldo, normalise))
-T256 static int attention_256(const float *q, int64_t ldq, int64_t P, int64_t H, int64_t group, const float *K, int64_t ldk,
-                              const float *V, int64_t ldv, int64_t n, int64_t hd, float scale, float softcap, float *scores,
-                              int64_t lds, float *m, float *l, float *o, int64_t ldo, int normalise) {
+T256 static int attention_256(const float *q, int64_t ldq, int64_t P, int64_t H, int64_t group, const void *K, int64_t ldk,
+                              const void *V, int64_t ldv, int kv, int64_t n, int64_t hd, float scale, float softcap,
+                              float *scores, int64_t lds, float *m, float *l, float *o, int64_t ldo, int normalise) {
     switch (hd) {
-    case 64: ATTENTION_256_NC(8); return 1;
-    case 128: ATTENTION_256_NC(16); return 1;
-    case 256: ATTENTION_256_NC(32); return 1;
+    case 64: PK_ATTENTION_NC(attention_256_nc, 8); return 1;
+    case 128: PK_ATTENTION_NC(attention_256_nc, 16); return 1;
+    case 256: PK_ATTENTION_NC(attention_256_nc, 32); return 1;
     default: return 0;
     }
 }
 
 const pk_ops pk_ops_avx2 = {
     .name = "avx2", .dot = dot_256, .axpy = axpy_256, .gemm = gemm_256, .read_sum = read_sum_256, .attention = attention_256,
+    .to_f16 = to_f16_256,
     .silu_mul = silu_mul_256, .gelu_tanh_mul = gelu_tanh_mul_256,
     .dequant = { [PK_F16] = dequant_f16_256, [PK_BF16] = dequant_bf16_256, [PK_Q8_0] = dequant_q8_0_256,
                  [PK_Q4_0] = dequant_q4_0_256, [PK_Q4_1] = dequant_q4_1_256, PK_X86_QUANT_FNS(dequant, 256) },

@@ -50,15 +50,25 @@ typedef struct {
     uint64_t (*read_sum)(const void *, size_t);
     void (*silu_mul)(float *g, const float *u, int64_t n);
     void (*gelu_tanh_mul)(float *g, const float *u, int64_t n);
+    void (*to_f16)(const float *x, uint16_t *out, int64_t n);   /* NULL: pk_f32_to_f16 per value */
     /* the attention loop (attention_portable in kernels.c) for the head sizes it handles (returns 1), else 0;
        NULL: the portable loop */
-    int (*attention)(const float *q, int64_t ldq, int64_t P, int64_t H, int64_t group, const float *K, int64_t ldk,
-                     const float *V, int64_t ldv, int64_t n, int64_t hd, float scale, float softcap, float *scores,
+    int (*attention)(const float *q, int64_t ldq, int64_t P, int64_t H, int64_t group, const void *K, int64_t ldk,
+                     const void *V, int64_t ldv, int kv, int64_t n, int64_t hd, float scale, float softcap, float *scores,
                      int64_t lds, float *m, float *l, float *o, int64_t ldo, int normalise);
     pk_native_fn native_q8;             /* NULL: the portable one */
     pk_native_fn native_bf16;           /* NULL: bf16-rounded f32 activations through the exact kernels */
     const struct pk_exact_kernel *exact[PK_NTYPES];   /* T == 1 on laid-out activations; NULL: matvec */
 } pk_ops;
+
+/* A level's attention dispatch (attention_512 / attention_256 / attention_neon) calls its tile loop FN with NC
+   vectors a head: one query (pk_attention_head) gets its own inlined copy with P = H = group = 1 as constants, and
+   an f16 cache (kv == PK_F16) its own copies. Expects the ops->attention parameters in scope. */
+#define PK_ATTENTION_NC_CALL(FN, NC, F16)                                                                          \
+    (P == 1 && H == 1 && group == 1                                                                              \
+         ? FN(NC, F16, q, 0, 1, 1, 1, K, ldk, V, ldv, n, scale, softcap, scores, lds, m, l, o, 0, normalise)    \
+         : FN(NC, F16, q, ldq, P, H, group, K, ldk, V, ldv, n, scale, softcap, scores, lds, m, l, o, ldo, normalise))
+#define PK_ATTENTION_NC(FN, NC) (kv == PK_F16 ? PK_ATTENTION_NC_CALL(FN, NC, 1) : PK_ATTENTION_NC_CALL(FN, NC, 0))
 
 /* The attention kernels' soft-capping of a head's n scores, softcap * tanh(s / softcap) in place (Gemma-2), after
    the tile loop found the raw maximum; returns the new maximum. */

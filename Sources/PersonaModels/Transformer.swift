@@ -35,8 +35,17 @@ public final class TransformerModel: @unchecked Sendable {
 
     deinit { ws.release() }
 
+    /// How the caches `makeCache` makes store keys and values: `.f32` (the default) or `.f16`, as llama.cpp's.
+    /// A cache keeps the type it was made with.
+    public var kvCacheType: KVCacheType {
+        get { lock.lock(); defer { lock.unlock() }; return requestedCacheType }
+        set { lock.lock(); requestedCacheType = newValue; lock.unlock() }
+    }
+    private var requestedCacheType: KVCacheType = .f32
+
     public func makeCache(capacity: Int? = nil) -> KVCache {
-        KVCache(numLayers: config.numLayers, kvDim: config.kvDim, capacity: min(capacity ?? config.maxPositions, config.maxPositions))
+        KVCache(numLayers: config.numLayers, kvDim: config.kvDim, capacity: min(capacity ?? config.maxPositions, config.maxPositions),
+                type: kvCacheType)
     }
 
     /// Runs `tokens` at positions cache.count ..< cache.count + tokens.count, appending to the cache.
@@ -257,22 +266,24 @@ public final class TransformerModel: @unchecked Sendable {
         for s in seqs {
             // append to this sequence's cache, then attend over it
             let p0 = s.cache.count, n = s.tokens.count
-            let kc = s.cache.keys[l], vc = s.cache.values[l]
-            (kc + p0 * kvDim).update(from: k + row * kvDim, count: n * kvDim)
-            (vc + p0 * kvDim).update(from: v + row * kvDim, count: n * kvDim)
+            let cache = s.cache, kv = cache.type.kernelCode
+            let kc = cache.keys[l], vc = cache.values[l]
+            cache.write(kc, at: p0 * kvDim, from: k + row * kvDim, count: n * kvDim)
+            cache.write(vc, at: p0 * kvDim, from: v + row * kvDim, count: n * kvDim)
             let lastLo = window.map { max(0, p0 + n - $0) } ?? 0
             let chunks = min(Workspace.attentionChunks, (p0 + n - lastLo) / 256, 2 * ThreadPool.shared.threads)
             if n == 1, chunks >= 2 {
                 // a long context: by position chunk over the threads, all heads of a chunk together
-                decodeAttention(q: q + row * qDim, kc: kc, vc: vc, lo: lastLo, count: p0 + 1 - lastLo, chunks: chunks,
-                                out: ctxOut + row * qDim)
+                decodeAttention(q: q + row * qDim, kc: cache.element(kc, lastLo * kvDim), vc: cache.element(vc, lastLo * kvDim),
+                                kv: cache.type, count: p0 + 1 - lastLo, chunks: chunks, out: ctxOut + row * qDim)
                 row += n
                 continue
             }
             if n == 1, p0 + 1 - lastLo <= StepAttentionJob.maxPositions {
                 // a decode step's token (one sequence or many): its heads join every sequence's in one loop, below
-                ws.queries[queued] = SequenceQuery(q: q + row * qDim, kc: kc + lastLo * kvDim, vc: vc + lastLo * kvDim,
-                                                   out: ctxOut + row * qDim, count: p0 + 1 - lastLo)
+                ws.queries[queued] = SequenceQuery(q: q + row * qDim, kc: cache.element(kc, lastLo * kvDim),
+                                                   vc: cache.element(vc, lastLo * kvDim), kv: kv, out: ctxOut + row * qDim,
+                                                   count: p0 + 1 - lastLo)
                 queued += 1
                 row += n
                 continue
@@ -282,7 +293,7 @@ public final class TransformerModel: @unchecked Sendable {
             let spanLength = AttentionJob.spanLength(positions: n, kvHeads: c.numKVHeads, group: group,
                                                      threads: ThreadPool.shared.threads)
             let spans = (n + spanLength - 1) / spanLength
-            var job = AttentionJob(q: q + row * qDim, kc: kc, vc: vc, out: ctxOut + row * qDim, T: n, p0: p0, qDim: qDim,
+            var job = AttentionJob(q: q + row * qDim, kc: kc, vc: vc, kv: cache.type, out: ctxOut + row * qDim, T: n, p0: p0, qDim: qDim,
                                    kvDim: kvDim, hd: hd, group: group, kvHeads: c.numKVHeads, span: spanLength, spans: spans,
                                    window: window ?? 0, scale: scale, softcap: softcap ?? 0)
             withUnsafeMutablePointer(to: &job) { p in
@@ -312,20 +323,22 @@ public final class TransformerModel: @unchecked Sendable {
     /// reading its K / V rows once for every head (pk_attention_partial), then merged (pk_attention_merge). A long
     /// context is bound by reading the cache: per head, a head's slice of each row is a strided stream a core reads
     /// at a fraction of its bandwidth, and one head per task leaves the rows of a KV head to be read `group` times.
-    private func decodeAttention(q: UnsafeMutablePointer<Float>, kc: UnsafeMutablePointer<Float>, vc: UnsafeMutablePointer<Float>,
-                                 lo: Int, count: Int, chunks: Int, out: UnsafeMutablePointer<Float>) {
+    /// `kc`, `vc`: the cache's rows from the first attended position.
+    private func decodeAttention(q: UnsafeMutablePointer<Float>, kc: UnsafeMutableRawPointer, vc: UnsafeMutableRawPointer,
+                                 kv: KVCacheType, count: Int, chunks: Int, out: UnsafeMutablePointer<Float>) {
         let c = config, H = c.numHeads, hd = c.headDim
         let m = ws.attPartial, l = m + Workspace.attentionChunks * H, o = l + Workspace.attentionChunks * H
-        var job = DecodeAttentionJob(q: q, kc: kc + lo * c.kvDim, vc: vc + lo * c.kvDim, scores: ws.att + lo, m: m, l: l, o: o,
-                                     count: count, chunks: chunks, heads: H, group: H / c.numKVHeads, kvDim: c.kvDim, hd: hd,
-                                     attStride: ws.contextCapacity, scale: c.attnScale, softcap: c.attnLogitSoftcap ?? 0)
+        var job = DecodeAttentionJob(q: q, kc: kc, vc: vc, scores: ws.att, m: m, l: l, o: o, count: count, chunks: chunks,
+                                     heads: H, group: H / c.numKVHeads, kvDim: c.kvDim, hd: hd, elementSize: kv.elementSize,
+                                     kv: kv.kernelCode, attStride: ws.contextCapacity, scale: c.attnScale,
+                                     softcap: c.attnLogitSoftcap ?? 0)
         withUnsafeMutablePointer(to: &job) { p in
             ThreadPool.shared.parallelFor(chunks, context: UnsafeMutableRawPointer(p)) { ctx, chunk in
                 let j = ctx!.assumingMemoryBound(to: DecodeAttentionJob.self).pointee
                 let chunk = Int(chunk), per = (j.count + j.chunks - 1) / j.chunks
                 let a = chunk * per, b = min(j.count, a + per)
-                pk_attention_partial(j.q, Int64(j.heads), Int64(j.group), j.kc + a * j.kvDim, j.vc + a * j.kvDim, Int64(j.kvDim),
-                                     Int64(b - a), Int64(j.hd), j.scale, j.softcap, j.scores + a, Int64(j.attStride),
+                pk_attention_partial(j.q, Int64(j.heads), Int64(j.group), j.kc + a * j.kvDim * j.elementSize,
+                                     j.vc + a * j.kvDim * j.elementSize, Int64(j.kvDim), j.kv, Int64(b - a), Int64(j.hd), j.scale, j.softcap, j.scores + a, Int64(j.attStride),
                                      j.m + chunk * j.heads, j.l + chunk * j.heads, j.o + chunk * j.heads * j.hd)
             }
         }
@@ -429,7 +442,10 @@ public struct BatchSequence: @unchecked Sendable {
 
 /// What an attention task needs (passed by pointer to the pool: no closure context to allocate).
 private struct AttentionJob {
-    var q, kc, vc, out: UnsafeMutablePointer<Float>
+    var q: UnsafeMutablePointer<Float>
+    var kc, vc: UnsafeMutableRawPointer   // the layer's cache rows from position 0
+    var kv: KVCacheType
+    var out: UnsafeMutablePointer<Float>
     var T, p0, qDim, kvDim, hd, group, kvHeads, span, spans, window: Int   // window 0: none
     var scale, softcap: Float                                            // softcap 0: none
 
@@ -439,8 +455,9 @@ private struct AttentionJob {
         let kvh = i % kvHeads, t0 = (spans - 1 - i / kvHeads) * span, t1 = min(T, t0 + span)
         let h0 = kvh * group
         let qt = q + t0 * qDim + h0 * hd, ot = out + t0 * qDim + h0 * hd
-        if pk_attention_causal(qt, Int64(qDim), Int64(t1 - t0), Int64(group), kc + kvh * hd, Int64(kvDim), vc + kvh * hd,
-                               Int64(kvDim), Int64(p0 + t0 + 1), Int64(window), Int64(hd), scale, softcap, ot, Int64(qDim)) == 0 {
+        let es = kv.elementSize
+        if pk_attention_causal(qt, Int64(qDim), Int64(t1 - t0), Int64(group), kc + kvh * hd * es, Int64(kvDim), vc + kvh * hd * es,
+                               Int64(kvDim), kv.kernelCode, Int64(p0 + t0 + 1), Int64(window), Int64(hd), scale, softcap, ot, Int64(qDim)) == 0 {
             return
         }
         // no scratch for the scores (out of memory): head by head, the same bits, through one row allocated here
@@ -449,8 +466,8 @@ private struct AttentionJob {
             for t in t0..<t1 {
                 let pos = p0 + t, lo = window > 0 ? max(0, pos - window + 1) : 0
                 for h in h0..<(h0 + group) {
-                    pk_attention_head(q + t * qDim + h * hd, kc + lo * kvDim + kvh * hd, Int64(kvDim), vc + lo * kvDim + kvh * hd,
-                                      Int64(kvDim), Int64(pos - lo + 1), Int64(hd), scale, softcap, s.baseAddress!,
+                    pk_attention_head(q + t * qDim + h * hd, kc + (lo * kvDim + kvh * hd) * es, Int64(kvDim),
+                                      vc + (lo * kvDim + kvh * hd) * es, Int64(kvDim), kv.kernelCode, Int64(pos - lo + 1), Int64(hd), scale, softcap, s.baseAddress!,
                                       out + t * qDim + h * hd)
                 }
             }
@@ -469,7 +486,10 @@ private struct AttentionJob {
 /// A decoding sequence's one query for the shared head loop of a decode step: keys and values from its first
 /// attended position (after a sliding window's start), `count` positions.
 struct SequenceQuery {
-    var q, kc, vc, out: UnsafeMutablePointer<Float>
+    var q: UnsafeMutablePointer<Float>
+    var kc, vc: UnsafeMutableRawPointer
+    var kv: Int32   // the cache's element type (PK_F32 / PK_F16)
+    var out: UnsafeMutablePointer<Float>
     var count: Int
 }
 
@@ -490,8 +510,9 @@ private struct StepAttentionJob {
         let s = queries[i / perSequence], kvh = (i % perSequence) / parts, p = i % parts
         let first = kvh * group + p * part, count = min(part, group - p * part)   // >= 1: parts = ceil(group / part)
         withUnsafeTemporaryAllocation(of: Float.self, capacity: Int(PK_ATTENTION_GROUP_MAX) * Self.maxPositions) { scores in
-            pk_attention_group(s.q + first * hd, Int64(count), s.kc + kvh * hd, Int64(kvDim), s.vc + kvh * hd, Int64(kvDim),
-                               Int64(s.count), Int64(hd), scale, softcap, scores.baseAddress!, Int64(Self.maxPositions),
+            let es = s.kv == Int32(PK_F16) ? 2 : 4
+            pk_attention_group(s.q + first * hd, Int64(count), s.kc + kvh * hd * es, Int64(kvDim), s.vc + kvh * hd * es,
+                               Int64(kvDim), s.kv, Int64(s.count), Int64(hd), scale, softcap, scores.baseAddress!, Int64(Self.maxPositions),
                                s.out + first * hd)
         }
     }
@@ -507,8 +528,12 @@ private struct StepAttentionJob {
 }
 
 private struct DecodeAttentionJob {
-    var q, kc, vc, scores, m, l, o: UnsafeMutablePointer<Float>
-    var count, chunks, heads, group, kvDim, hd, attStride: Int
+    var q: UnsafeMutablePointer<Float>
+    var kc, vc: UnsafeMutableRawPointer
+    var scores, m, l, o: UnsafeMutablePointer<Float>
+    var count, chunks, heads, group, kvDim, hd, elementSize: Int
+    var kv: Int32
+    var attStride: Int
     var scale, softcap: Float                                    // softcap 0: none
 }
 

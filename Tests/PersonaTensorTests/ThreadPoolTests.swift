@@ -81,6 +81,8 @@ final class ThreadPoolTests: XCTestCase {
     }
 }
 
+private let f32 = Int32(PK_F32), f16 = Int32(PK_F16)
+
 final class AttentionKernelTests: XCTestCase {
     /// Softmax attention in Double: the query against rows j < n of K / V at columns [column, column + hd).
     static func naive(_ q: ArraySlice<Float>, _ K: [Float], _ V: [Float], ld: Int, column: Int, n: Int, hd: Int,
@@ -108,7 +110,7 @@ final class AttentionKernelTests: XCTestCase {
                 let K = (0..<(n * ld)).map { _ in rng.normal() }, V = (0..<(n * ld)).map { _ in rng.normal() }
                 let scale = 1 / Float(hd).squareRoot()
                 var scores = [Float](repeating: 0, count: n), out = [Float](repeating: .nan, count: hd)
-                pk_attention_head(q, K, Int64(ld), V, Int64(ld), Int64(n), Int64(hd), scale, cap, &scores, &out)
+                pk_attention_head(q, K, Int64(ld), V, Int64(ld), f32, Int64(n), Int64(hd), scale, cap, &scores, &out)
                 let want = Self.naive(q[...], K, V, ld: ld, column: 0, n: n, hd: hd, scale: scale, cap: cap)
                 for i in 0..<hd {
                     // scores carry f32 rounding of length-hd dots (|q.k| <~ 4 sqrt(hd)) through exp: ~1e-5 relative
@@ -140,7 +142,7 @@ final class AttentionKernelTests: XCTestCase {
                     K.withUnsafeBufferPointer { kp in V.withUnsafeBufferPointer { vp in scores.withUnsafeMutableBufferPointer { sp in
                         m.withUnsafeMutableBufferPointer { mp in l.withUnsafeMutableBufferPointer { lp in o.withUnsafeMutableBufferPointer { op in
                             pk_attention_partial(q, Int64(H), Int64(group), kp.baseAddress! + a * ld, vp.baseAddress! + a * ld, Int64(ld),
-                                                 Int64(b - a), Int64(hd), scale, cap, sp.baseAddress! + a, Int64(n),
+                                                 f32, Int64(b - a), Int64(hd), scale, cap, sp.baseAddress! + a, Int64(n),
                                                  mp.baseAddress! + c * H, lp.baseAddress! + c * H, op.baseAddress! + c * H * hd)
                         } } }
                     } } }
@@ -180,11 +182,11 @@ final class AttentionKernelTests: XCTestCase {
                     want.withUnsafeMutableBufferPointer { w in
                         for h in 0..<G {
                             var s = [Float](repeating: .nan, count: n)
-                            pk_attention_head(Array(q[(h * hd)..<((h + 1) * hd)]), k, Int64(ld), v, Int64(ld), Int64(n), Int64(hd),
+                            pk_attention_head(Array(q[(h * hd)..<((h + 1) * hd)]), k, Int64(ld), v, Int64(ld), f32, Int64(n), Int64(hd),
                                               scale, cap, &s, w.baseAddress! + h * hd)
                         }
                     }
-                    pk_attention_group(q, Int64(G), k, Int64(ld), v, Int64(ld), Int64(n), Int64(hd), scale, cap, &scores,
+                    pk_attention_group(q, Int64(G), k, Int64(ld), v, Int64(ld), f32, Int64(n), Int64(hd), scale, cap, &scores,
                                        Int64(lds), &got)
                 } }
                 for i in 0..<(G * hd) where want[i].bitPattern != got[i].bitPattern {
@@ -230,12 +232,12 @@ final class AttentionKernelTests: XCTestCase {
                             for h in 0..<G {
                                 var s = [Float](repeating: .nan, count: n)
                                 pk_attention_head(Array(q[(t * ldq + h * hd)..<(t * ldq + (h + 1) * hd)]), k + lo * ld, Int64(ld),
-                                                  v + lo * ld, Int64(ld), Int64(n - lo), Int64(hd), scale, cap, &s,
+                                                  v + lo * ld, Int64(ld), f32, Int64(n - lo), Int64(hd), scale, cap, &s,
                                                   w.baseAddress! + t * ldo + h * hd)
                             }
                         }
                     }
-                    XCTAssertEqual(pk_attention_causal(q, Int64(ldq), Int64(P), Int64(G), k, Int64(ld), v, Int64(ld), Int64(n0),
+                    XCTAssertEqual(pk_attention_causal(q, Int64(ldq), Int64(P), Int64(G), k, Int64(ld), v, Int64(ld), f32, Int64(n0),
                                                        Int64(window), Int64(hd), scale, cap, &got, Int64(ldo)), 0)
                 } }
                 for t in 0..<P {
@@ -261,6 +263,93 @@ final class AttentionKernelTests: XCTestCase {
                         XCTFail("\(level) n0 \(n0) P \(P) G \(G): position \(t) wrote past its heads at \(i)")
                         return
                     }
+                }
+            }
+        }
+    }
+
+    /// An f16 KV cache: every attention entry point (pk_attention_head, _group, _causal, _partial) reading f16 K / V
+    /// gives, bit for bit at every level, what it gives reading f32 K / V that hold the same values widened (the
+    /// kernels widen exactly as they load, then run the f32 loop's operations): the SIMD head sizes and an odd one
+    /// (portable), under and past the 16-row rule, grouped heads at a column of wider rows, a window, soft-capping.
+    /// The f32 side is what the Double-reference tests above check.
+    func testF16CacheEqualsF32CacheOfTheSameValues() {
+        var rng = TestRNG(16)
+        SIMDLevels.each { level in
+            for (n, hd, G, window, cap) in [(1, 64, 3, 0, Float(0)), (15, 64, 3, 0, 0), (40, 64, 3, 0, 0), (300, 64, 7, 0, 0),
+                                            (70, 128, 4, 20, 30), (33, 256, 2, 0, 0), (47, 67, 3, 0, 0), (64, 128, 1, 0, 0)] {
+                let ld = 3 * hd + 5, column = hd + 1, P = min(n, 37), n0 = n - P + 1
+                let q = (0..<(P * G * hd)).map { _ in rng.normal() * 2 }
+                let halfK = (0..<(n * ld)).map { _ in pk_f32_to_f16(rng.normal()) }
+                let halfV = (0..<(n * ld)).map { _ in pk_f32_to_f16(rng.normal()) }
+                let K = halfK.map { pk_f16_to_f32($0) }, V = halfV.map { pk_f16_to_f32($0) }
+                let scale = 1 / Float(hd).squareRoot()
+                // each entry point run on both caches; `run` gets the K / V base pointers (at the column) and the type
+                func compare(_ what: String, count: Int, _ run: (UnsafeRawPointer, UnsafeRawPointer, Int32, UnsafeMutablePointer<Float>) -> Void) {
+                    var want = [Float](repeating: .nan, count: count), got = want
+                    K.withUnsafeBufferPointer { kp in V.withUnsafeBufferPointer { vp in
+                        run(kp.baseAddress! + column, vp.baseAddress! + column, f32, &want)
+                    } }
+                    halfK.withUnsafeBufferPointer { kp in halfV.withUnsafeBufferPointer { vp in
+                        run(kp.baseAddress! + column, vp.baseAddress! + column, f16, &got)
+                    } }
+                    XCTAssertFalse(want.allSatisfy(\.isNaN), "\(level) \(what): nothing written")
+                    for i in 0..<count where want[i].bitPattern != got[i].bitPattern {
+                        XCTFail("\(level) \(what) n \(n) hd \(hd) G \(G) window \(window): element \(i) f16 \(got[i]) != f32 \(want[i])")
+                        return
+                    }
+                }
+                compare("head", count: hd) { k, v, kv, out in
+                    var s = [Float](repeating: 0, count: n)
+                    pk_attention_head(q, k, Int64(ld), v, Int64(ld), kv, Int64(n), Int64(hd), scale, cap, &s, out)
+                }
+                compare("group", count: G * hd) { k, v, kv, out in
+                    var s = [Float](repeating: 0, count: G * n)
+                    pk_attention_group(q, Int64(G), k, Int64(ld), v, Int64(ld), kv, Int64(n), Int64(hd), scale, cap, &s, Int64(n), out)
+                }
+                compare("causal", count: P * G * hd) { k, v, kv, out in
+                    XCTAssertEqual(pk_attention_causal(q, Int64(G * hd), Int64(P), Int64(G), k, Int64(ld), v, Int64(ld), kv,
+                                                       Int64(n0), Int64(window), Int64(hd), scale, cap, out, Int64(G * hd)), 0)
+                }
+                compare("partial + merge", count: G * hd) { k, v, kv, out in
+                    // two chunks of the rows, the second's pointers offset in elements of the cache's type
+                    let a = n / 2, es = kv == f16 ? 2 : 4
+                    var s = [Float](repeating: 0, count: G * n), m = [Float](repeating: 0, count: 2 * G), l = m
+                    var o = [Float](repeating: 0, count: 2 * G * hd)
+                    s.withUnsafeMutableBufferPointer { sp in m.withUnsafeMutableBufferPointer { mp in
+                        l.withUnsafeMutableBufferPointer { lp in o.withUnsafeMutableBufferPointer { op in
+                            for (c, lo, hi) in [(0, 0, a), (1, a, n)] {
+                                pk_attention_partial(q, Int64(G), Int64(G), k + lo * ld * es, v + lo * ld * es, Int64(ld), kv,
+                                                     Int64(hi - lo), Int64(hd), scale, cap, sp.baseAddress! + lo, Int64(n),
+                                                     mp.baseAddress! + c * G, lp.baseAddress! + c * G, op.baseAddress! + c * G * hd)
+                            }
+                        } }
+                    } }
+                    pk_attention_merge(a > 0 ? 2 : 1, Int64(G), Int64(hd), a > 0 ? m : Array(m[G...]), a > 0 ? l : Array(l[G...]),
+                                       a > 0 ? o : Array(o[(G * hd)...]), out)
+                }
+            }
+        }
+    }
+
+    /// pk_f32_to_f16_row (the f16 cache's writes; F16C / NEON conversion at the SIMD levels) equals pk_f32_to_f16
+    /// value by value at every level: round to nearest even at ties, subnormals, the overflow edge, zeros, infinities.
+    func testF32ToF16RowEqualsScalarConversion() {
+        var rng = TestRNG(17)
+        var x: [Float] = [0, -0, 1, -1, 65504, 65519.996, 65520, -65520, 1e6, .infinity, -.infinity, 6.1e-5, 6.0e-8,
+                          2.98e-8, 2.9802322e-8, 5.9604645e-8, 1e-10, -3e-6, 1 + 1.0 / 2048, 1 + 3.0 / 2048, 1 + 1.0 / 4096]
+        for e in -30...17 { for _ in 0..<40 { x.append(rng.normal() * Float(sign: .plus, exponent: e, significand: 1)) } }
+        for i in 0..<200 { x.append(Float(bitPattern: 0x3380_0000 &+ UInt32(i) &* 0x1000)) }   // across the subnormal ties
+        let want = x.map { pk_f32_to_f16($0) }
+        SIMDLevels.each { level in
+            for start in [0, 3] {   // whole vectors and a scalar tail, from an unaligned start
+                var got = [UInt16](repeating: 0xFFFF, count: x.count)
+                x.withUnsafeBufferPointer { xp in got.withUnsafeMutableBufferPointer { gp in
+                    pk_f32_to_f16_row(xp.baseAddress! + start, gp.baseAddress! + start, Int64(x.count - start))
+                } }
+                for i in start..<x.count where got[i] != want[i] {
+                    XCTFail("\(level): \(x[i]) (0x\(String(x[i].bitPattern, radix: 16))) -> 0x\(String(got[i], radix: 16)), want 0x\(String(want[i], radix: 16))")
+                    break
                 }
             }
         }

@@ -64,8 +64,9 @@ void *pk_thread_scratch(size_t bytes);
 /* The same with one buffer per use, so that one use never overwrites another's live data:
    PK_SCRATCH_NATIVE (pk_thread_scratch's), PK_SCRATCH_EXACT (the exact kernels' laid-out activations),
    PK_SCRATCH_GEMM (the converted weight rows of the exact prompt GEMM), PK_SCRATCH_ATTENTION (the scores of
-   pk_attention_causal's queries). */
-enum { PK_SCRATCH_NATIVE = 0, PK_SCRATCH_EXACT = 1, PK_SCRATCH_GEMM = 2, PK_SCRATCH_ATTENTION = 3, PK_SCRATCH_SLOTS = 4 };
+   pk_attention_causal's queries), PK_SCRATCH_KV (pk_attention_causal's f16 rows widened to f32). */
+enum { PK_SCRATCH_NATIVE = 0, PK_SCRATCH_EXACT = 1, PK_SCRATCH_GEMM = 2, PK_SCRATCH_ATTENTION = 3, PK_SCRATCH_KV = 4,
+       PK_SCRATCH_SLOTS = 5 };
 void *pk_thread_scratch_slot(int slot, size_t bytes);
 
 /* Exact precision at T == 1 for the quantised types whose current SIMD level has a kernel that reads x in an
@@ -113,17 +114,24 @@ int pk_simd_set_level(const char *name);
 /* Sum of 4-byte words of `bytes` bytes at p (bytes multiple of 64): a read-bandwidth probe. */
 uint64_t pk_read_sum(const void *p, size_t bytes);
 
+/* The attention functions below read keys and values of element type `kv`: PK_F32, or PK_F16 (an f16 KV cache,
+   as llama.cpp keeps by default: half the bytes to read, each element widened exactly to f32 as it is loaded, so
+   the results are those of an f32 cache holding the same f16-rounded values, bit for bit). K, V and the strides
+   ldk, ldv, ldkv count elements of that type. pk_f32_to_f16_row writes such a cache row: n values rounded to
+   nearest even, as pk_f32_to_f16 (and F16C / NEON's conversion) rounds them. */
+void pk_f32_to_f16_row(const float *x, uint16_t *out, int64_t n);
+
 /* One attention head, one query, over keys/values at positions [0, n):
    scores[j] = (q . k_j) * scale (then cap * tanh(s / cap) when softcap > 0), softmax over j,
    out[0, hd) = sum_j p_j v_j.  k_j = K + j * ldk, v_j = V + j * ldv.  `scores` has room for n floats. */
-void pk_attention_head(const float *q, const float *K, int64_t ldk, const float *V, int64_t ldv,
+void pk_attention_head(const float *q, const void *K, int64_t ldk, const void *V, int64_t ldv, int kv,
                        int64_t n, int64_t hd, float scale, float softcap, float *scores, float *out);
 
 /* G query heads that share one key/value head (q + h * hd, out + h * hd for h < G; K, V at that head's column):
    for each head exactly what pk_attention_head writes, bit for bit, with each K / V row read once for the group.
    `scores` has G rows of lds >= n floats. Up to PK_ATTENTION_GROUP_MAX heads at once (more go one by one). */
 #define PK_ATTENTION_GROUP_MAX 16
-void pk_attention_group(const float *q, int64_t G, const float *K, int64_t ldk, const float *V, int64_t ldv,
+void pk_attention_group(const float *q, int64_t G, const void *K, int64_t ldk, const void *V, int64_t ldv, int kv,
                         int64_t n, int64_t hd, float scale, float softcap, float *scores, int64_t lds, float *out);
 
 /* A prompt's causal attention for the G query heads that share one key/value head, P consecutive positions:
@@ -131,9 +139,11 @@ void pk_attention_group(const float *q, int64_t G, const float *K, int64_t ldk, 
    lo = max(0, n0 + t - window) (window 0: lo = 0), and write out + t * ldo + h * hd: each exactly what
    pk_attention_head writes for its rows, bit for bit, with each K / V tile read once for a block of queries.
    Scores go to a per-thread scratch (PK_SCRATCH_ATTENTION, 64 (n0 + P) bytes or G times that past 16 heads).
-   Returns 0, or -1 (nothing written) if that scratch cannot be had. */
-int pk_attention_causal(const float *q, int64_t ldq, int64_t P, int64_t G, const float *K, int64_t ldk, const float *V,
-                        int64_t ldv, int64_t n0, int64_t window, int64_t hd, float scale, float softcap, float *out,
+   With an f16 cache and P > 1 the rows read are first widened into another (PK_SCRATCH_KV, 8 hd (n0 + P) bytes;
+   without it they are widened as loaded, the same bits). Returns 0, or -1 (nothing written) if the scores'
+   scratch cannot be had. */
+int pk_attention_causal(const float *q, int64_t ldq, int64_t P, int64_t G, const void *K, int64_t ldk, const void *V,
+                        int64_t ldv, int kv, int64_t n0, int64_t window, int64_t hd, float scale, float softcap, float *out,
                         int64_t ldo);
 
 /* Decode attention by position chunk: each K/V row is read once, whole, for all query heads (a head's own slice of
@@ -145,8 +155,8 @@ int pk_attention_causal(const float *q, int64_t ldq, int64_t P, int64_t G, const
    l[h] = sum_j exp(s_j - m[h]), o[h * hd, +hd) = sum_j exp(s_j - m[h]) v_j (not normalised).
    pk_attention_merge: C partials of H heads, partial c of head h at index c * H + h of m / l and at
    o + (c * H + h) * hd, into out + h * hd: sum_c exp(m_c - M) o_c / sum_c exp(m_c - M) l_c, M = max_c m_c. */
-void pk_attention_partial(const float *q, int64_t H, int64_t group, const float *K, const float *V, int64_t ldkv,
-                          int64_t n, int64_t hd, float scale, float softcap, float *scores, int64_t lds,
+void pk_attention_partial(const float *q, int64_t H, int64_t group, const void *K, const void *V, int64_t ldkv,
+                          int kv, int64_t n, int64_t hd, float scale, float softcap, float *scores, int64_t lds,
                           float *m, float *l, float *o);
 void pk_attention_merge(int64_t C, int64_t H, int64_t hd, const float *m, const float *l, const float *o, float *out);
 
