@@ -159,6 +159,8 @@ def main():
                    help="matrix-product precision of ours: exact (f32 activations), native (rounded like llama.cpp), or both")
     p.add_argument("--transformers", action="store_true", help="also time transformers (bf16) per config")
     p.add_argument("--markdown", help="also write the table (markdown) to this file")
+    p.add_argument("--kv-cache", choices=["f32", "f16"], default="f32",
+                   help="our KV cache type (llama.cpp runs with its default, f16)")
     p.add_argument("--simd", help="PERSONA_SIMD level for ours (e.g. avx2 to compare with an AVX2 llama.cpp build)")
     p.add_argument("--llama-bench", help="time llama.cpp with this llama-bench binary instead of llama-cpp-python")
     p.add_argument("--gguf")
@@ -184,7 +186,7 @@ def main():
                     for i, prec in enumerate(precisions):
                         # the first run writes the GGUF; later ones load it (same bytes, no second write)
                         src = ["--config", config, "--dtype", dtype, "--dump-gguf", gguf] if i == 0 else ["--model", gguf]
-                        cmd = [args.persona, "bench", *src, "--precision", prec, "--threads", str(args.threads),
+                        cmd = [args.persona, "bench", *src, "--precision", prec, "--kv-cache", args.kv_cache, "--threads", str(args.threads),
                                "--prompt-tokens", str(args.prompt_tokens), "--decode-tokens", str(args.decode_tokens),
                                "--repeats", str(args.repeats), "--seed", str(args.seed), "--json"]
                         env = dict(os.environ, PERSONA_SIMD=args.simd) if args.simd else None
@@ -218,7 +220,7 @@ def main():
     lines = [f"Machine: {first.get('cpu', '?')}, {args.threads} threads, SIMD {first.get('simd', '?')}, "
              f"measured bandwidth {first.get('bandwidth_gb_s', 0):.1f} GB/s; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
              f"llama.cpp: {('llama-bench ' + args.llama_bench) if args.llama_bench else 'llama-cpp-python'}. "
-             f"Prompt {args.prompt_tokens} tokens, decode {args.decode_tokens} tokens, best of {args.repeats} repeats x {args.rounds} rounds.",
+             f"Prompt {args.prompt_tokens} tokens, decode {args.decode_tokens} tokens, best of {args.repeats} repeats x {args.rounds} rounds, our KV cache {args.kv_cache} (llama.cpp: f16).",
              "",
              "| model | dtype | precision (ours) | prefill ours | prefill llama.cpp | ratio | decode ours | monitored, 8 traits x all layers (overhead) | steered (overhead) | decode llama.cpp | ratio | bandwidth-bound tok/s | ours / bound | peak RSS ours / llama.cpp (MiB) | load ours (s) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]

@@ -41,6 +41,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Matrix-product precision: exact (f32 activations, the default) or native (activations rounded like llama.cpp: bf16 for bf16 weights, int8 blocks (q8_0 / q8_1 / q8_K) for the quantised types; faster, ~0.4% / 2^-8 per activation).")
     var precision: String = "exact"
 
+    @Option(name: .customLong("kv-cache"), help: "KV cache element type: f32 (the default) or f16 (as llama.cpp's default cache).")
+    var kvCache: String = "f32"
+
     @Option(help: "Also measure decoding N sequences at once (one batched forward pass per step, as extraction and batch monitoring do); 0 skips it.")
     var batch: Int = 0
 
@@ -54,6 +57,7 @@ struct Bench: ParsableCommand {
         if repeats < 1 { throw ValidationError("--repeats must be at least 1") }
         if batch < 0 || batch > 256 { throw ValidationError("--batch must be in 0...256") }
         if MatmulPrecision(rawValue: precision) == nil { throw ValidationError("--precision must be exact or native (got '\(precision)')") }
+        if KVCacheType(rawValue: kvCache) == nil { throw ValidationError("--kv-cache must be f32 or f16 (got '\(kvCache)')") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
         if dumpGGUF != nil && config == nil { throw ValidationError("--dump-gguf needs --config (it writes synthetic weights)") }
     }
@@ -100,6 +104,8 @@ struct Bench: ParsableCommand {
         }
         net.precision = MatmulPrecision(rawValue: precision) ?? .exact
         report.precision = net.precision.rawValue
+        net.kvCacheType = KVCacheType(rawValue: kvCache) ?? .f32
+        report.kvCacheType = net.kvCacheType.rawValue
         let c = net.config
         report.architecture = c.architecture
         report.dtype = config != nil ? SyntheticTypes(name: dtype)!.name : net.weightType.rawValue
@@ -200,6 +206,7 @@ struct BenchReport: Codable {
     var source = "", architecture = "", dtype = "", cpu = "", simd = "", build = "", date = "", loadKind = ""
     var weightTypes = ""
     var precision = "exact"
+    var kvCacheType = "f32"
     var threads = 1, promptTokens = 0, decodeTokens = 0
     var weightBytesPerToken = 0, weightBytesTotal = 0, kvCacheBytes = 0, peakRSSBytes = 0
     var loadSeconds = 0.0, prefillTokensPerSecond = 0.0
@@ -216,7 +223,7 @@ struct BenchReport: Codable {
 
     func jsonText() -> String {
         var d: [String: Any] = [
-            "source": source, "architecture": architecture, "dtype": dtype, "weight_types": weightTypes, "precision": precision, "cpu": cpu, "simd": simd, "build": build,
+            "source": source, "architecture": architecture, "dtype": dtype, "weight_types": weightTypes, "precision": precision, "kv_cache_type": kvCacheType, "cpu": cpu, "simd": simd, "build": build,
             "date": date, "threads": threads, "prompt_tokens": promptTokens, "decode_tokens": decodeTokens,
             "weight_bytes_per_token": weightBytesPerToken, "weight_bytes_total": weightBytesTotal,
             "kv_cache_bytes": kvCacheBytes, "peak_rss_bytes": peakRSSBytes, "load_seconds": loadSeconds, "load_kind": loadKind,
@@ -249,7 +256,7 @@ struct BenchReport: Codable {
         ] : []) + [
             ("memory bandwidth", "\(f(bandwidthBytesPerSecond / 1e9, 2)) GB/s (streaming the weights, \(threads) threads, best of the probes between decode runs)"),
             ("bandwidth bound", "\(f(bandwidthBoundTokensPerSecond, 2)) tok/s (\(mib(weightBytesPerToken)) of weights per token); decode reaches \(f(bandwidthRatio * 100, 0))%"),
-            ("peak RSS", "\(mib(peakRSSBytes)) (weights \(mib(weightBytesTotal)) + KV cache \(mib(kvCacheBytes)))"),
+            ("peak RSS", "\(mib(peakRSSBytes)) (weights \(mib(weightBytesTotal)) + KV cache \(mib(kvCacheBytes)), \(kvCacheType))"),
         ]
         let w = rows.map(\.0.count).max() ?? 0
         return rows.map { $0.0.padding(toLength: w, withPad: " ", startingAt: 0) + "  " + $0.1 }.joined(separator: "\n")

@@ -88,7 +88,7 @@ struct EvaluateSteering: AsyncParsableCommand {
 
     func run() async throws {
         let loaded = try ModelLoader.load(path: modelOption.resolvedPath())
-        loaded.model.precision = precisionOption.value
+        precisionOption.apply(to: loaded.model)
         let L = loaded.config.numLayers
         let all = try VectorFiles.load(URL(fileURLWithPath: vectors), numLayers: L)
         let v = try TraitSelection.find(trait, in: all, option: "--trait")
@@ -182,7 +182,7 @@ struct EvaluateMonitor: AsyncParsableCommand {
 
     func run() async throws {
         let loaded = try ModelLoader.load(path: modelOption.resolvedPath())
-        loaded.model.precision = precisionOption.value
+        precisionOption.apply(to: loaded.model)
         let L = loaded.config.numLayers
         let v = try TraitSelection.find(trait, in: try VectorFiles.load(URL(fileURLWithPath: vectors), numLayers: L), option: "--trait")
         let def = try traitFile.map { try TraitDefinition.load(URL(fileURLWithPath: $0)) } ?? BuiltinTraits.resolve(v.trait)

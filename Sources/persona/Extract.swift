@@ -152,7 +152,7 @@ struct ExtractRun: AsyncParsableCommand {
     func run() async throws {
         let jobs = try plan()
         let loaded = try ModelLoader.load(path: modelOption.resolvedPath())
-        loaded.model.precision = precisionOption.value
+        precisionOption.apply(to: loaded.model)
         for (k, job) in jobs.enumerated() {
             if jobs.count > 1 { note("trait \(k + 1) of \(jobs.count): \(job.definition.name) -> \(job.folder.path)") }
             try await extract(job, loaded: loaded)

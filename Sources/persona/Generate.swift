@@ -12,8 +12,18 @@ struct PrecisionOption: ParsableArguments {
 
     var value: MatmulPrecision { MatmulPrecision(rawValue: precision) ?? .exact }
 
+    @Option(name: .customLong("kv-cache"), help: "How the KV cache keeps keys and values: f32 (as computed, the default) or f16 (rounded to f16 as they are written, as llama.cpp's default cache: half the memory, and half the bytes a long context's attention reads each token; outputs move by that rounding).")
+    var kvCache: String = "f32"
+
     func validate() throws {
         if MatmulPrecision(rawValue: precision) == nil { throw ValidationError("--precision must be exact or native (got '\(precision)')") }
+        if KVCacheType(rawValue: kvCache) == nil { throw ValidationError("--kv-cache must be f32 or f16 (got '\(kvCache)')") }
+    }
+
+    /// Sets the model's precision and the type of the caches it makes from here on.
+    func apply(to model: TransformerModel) {
+        model.precision = value
+        model.kvCacheType = KVCacheType(rawValue: kvCache) ?? .f32
     }
 }
 
@@ -65,7 +75,7 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         let loaded = try ModelLoader.load(path: modelOption.resolvedPath())
-        loaded.model.precision = precisionOption.value
+        precisionOption.apply(to: loaded.model)
         let gen = Generator(loaded)
         let ids = try gen.promptIds(for: prompt, system: system, raw: raw)
         let options = GenerationOptions(maxTokens: maxTokens, sampling: sampling.parameters, stopStrings: stop, stopAtEOS: !ignoreEOS)

@@ -93,7 +93,7 @@ struct MonitorRun: ParsableCommand {
         let out = share.count > 1 ? MonitorShards.path(self.out, share) : self.out
         try OutputFile.checkWritable(out, option: "--out")
         let loaded = try ModelLoader.load(path: modelOption.resolvedPath())
-        loaded.model.precision = precisionOption.value
+        precisionOption.apply(to: loaded.model)
         let vectors = try vectorOptions.load(numLayers: loaded.config.numLayers)
         let session = try MonitorSession(loaded: loaded, vectors: vectors)
         let (specs, condition) = try steering.parsed()

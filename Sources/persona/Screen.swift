@@ -32,7 +32,7 @@ struct Screen: ParsableCommand {
 
     func run() throws {
         let loaded = try ModelLoader.load(path: modelOption.resolvedPath())
-        loaded.model.precision = precisionOption.value
+        precisionOption.apply(to: loaded.model)
         let all = try vectorOptions.load(numLayers: loaded.config.numLayers)
         let vectors = try TraitSelection.select(vectorOptions.selected, from: all, option: "--traits")
         let samples = try ScreenSample.load(URL(fileURLWithPath: data))

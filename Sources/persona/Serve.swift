@@ -57,7 +57,7 @@ struct Serve: AsyncParsableCommand {
         var backend: EngineBackend? = nil
         if let model {
             let loaded = try ModelLoader.load(path: ModelReference.resolve(model).path)
-            loaded.model.precision = precisionOption.value
+            precisionOption.apply(to: loaded.model)
             let vs = try vectors.map { try VectorFiles.load(URL(fileURLWithPath: $0), numLayers: loaded.config.numLayers) } ?? []
             backend = try EngineBackend(loaded: loaded, vectors: vs, maxBatch: maxConcurrent)
             note("model \(loaded.name) (\(loaded.config.architecture), \(loaded.config.numLayers) layers); traits: \(TraitSelection.available(vs))")

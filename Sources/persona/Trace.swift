@@ -42,7 +42,7 @@ struct Trace: ParsableCommand {
             model = loaded.model
         }
         if tokens.isEmpty { throw ValidationError("no tokens to trace") }
-        model.precision = precisionOption.value
+        precisionOption.apply(to: model)
         let result = try HiddenStateTrace.run(model: model, tokens: tokens)
         var tensors: [(name: String, dtype: DType, shape: [Int], data: Data)] = []
         for (i, h) in result.hiddenStates.enumerated() {
