@@ -96,12 +96,12 @@ def write_mixed(dst, f32_reader, quant_reader, take):
                else (np.asarray(t.data), None))
 
 
-def llama_logits(path, ids, one_by_one=False):
+def llama_logits(path, ids, one_by_one=False, kv_type=0):
     import llama_cpp
-    # f32 K/V cache (type 0): llama.cpp's default f16 cache is a rounding of its own that we do not model
+    # f32 K/V cache (type 0) unless asked: llama.cpp's default f16 cache (type 1) is compared in its own rows
     batch = 1 if one_by_one else 128
     llm = llama_cpp.Llama(str(path), n_ctx=128, n_batch=batch, n_ubatch=batch, logits_all=True, verbose=False,
-                          type_k=0, type_v=0, n_threads=2)
+                          type_k=kv_type, type_v=kv_type, n_threads=2)
     if one_by_one:
         for t in ids:
             llm.eval([t])
@@ -112,11 +112,11 @@ def llama_logits(path, ids, one_by_one=False):
     return out
 
 
-def ours(persona, path, ids, precision, tmp):
+def ours(persona, path, ids, precision, tmp, kv_cache="f32"):
     from safetensors.numpy import load_file
     out = Path(tmp) / "trace.safetensors"
     subprocess.run([persona, "trace", "--model", str(path), "--ids", ",".join(map(str, ids)), "--out", str(out),
-                    "--precision", precision], check=True, stdout=subprocess.DEVNULL)
+                    "--precision", precision, "--kv-cache", kv_cache], check=True, stdout=subprocess.DEVNULL)
     return load_file(str(out))["logits"].astype(np.float64)
 
 
@@ -164,6 +164,12 @@ def main():
         row("Q4_1 file (llama.cpp: its F32 copy)", "exact", ours(args.persona, SMOL, ids, "exact", tmp), lf32,
             "every position, prompt at once")
         row("F32 copy (both)", "exact", ours(args.persona, f32, ids, "exact", tmp), lf32, "")
+        # llama.cpp's default f16 K/V cache against ours (--kv-cache f16) and against our f32 cache
+        lf16 = llama_logits(f32, ids, kv_type=1)
+        row("F32 copy, llama.cpp f16 K/V cache", "exact, f16 cache", ours(args.persona, f32, ids, "exact", tmp, "f16"),
+            lf16, "")
+        row("F32 copy, llama.cpp f16 K/V cache", "exact, f32 cache", ours(args.persona, f32, ids, "exact", tmp), lf16, "")
+        row("F32 copy, llama.cpp f16 vs its f32 K/V cache", "-", lf16, lf32, "llama.cpp against itself")
         lq = llama_logits(SMOL, ids)
         own = diff(lq, llama_logits(SMOL, ids, one_by_one=True))[0]
         row("Q4_1 file, all 30 layers", "native", ours(args.persona, SMOL, ids, "native", tmp), lq,
