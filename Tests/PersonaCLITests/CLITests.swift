@@ -122,6 +122,48 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(missing.stderr.contains("persona pull"), missing.stderr)
     }
 
+    /// `--kv-cache f16` through the binary on the real SmolLM2: generate still answers the chat question
+    /// (transformers' greedy answer, Paris), monitor's scores stay within the f16 rounding of keys and values of the
+    /// f32 cache's (the same text), bench reports the type and half the cache bytes, and an unknown type is refused
+    /// naming the flag.
+    func testKVCacheF16ThroughTheBinary() throws {
+        let smol = try Repository.smolLM2.path
+        let q = "What is the capital of France?"
+        let g = try run(["generate", "--model", smol, "--prompt", q, "--max-tokens", "12", "--temperature", "0", "--kv-cache", "f16"])
+        XCTAssertEqual(g.status, 0, g.stderr)
+        XCTAssertTrue(g.stdout.contains("Paris"), g.stdout)
+        let dir = try Repository.temporaryDirectory("kv16")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var runs: [String: [String: Any]] = [:]
+        for kv in ["f32", "f16"] {
+            let out = dir.appendingPathComponent("\(kv).json").path
+            let r = try run(["monitor", "--model", smol, "--vectors", Repository.root.appendingPathComponent("examples/vectors/smollm2").path,
+                             "--traits", "evil", "--prompt", q, "--max-tokens", "16", "--temperature", "0", "--kv-cache", kv, "--out", out])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            runs[kv] = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out))) as? [String: Any]
+        }
+        XCTAssertEqual(runs["f16"]?["response"] as? String, runs["f32"]?["response"] as? String)
+        let a = ((runs["f32"]?["trait_scores"] as? [String: Any])?["evil"] as? [NSNumber])?.map(\.doubleValue) ?? []
+        let b = ((runs["f16"]?["trait_scores"] as? [String: Any])?["evil"] as? [NSNumber])?.map(\.doubleValue) ?? []
+        XCTAssertEqual(a.count, b.count)
+        XCTAssertFalse(a.isEmpty)
+        XCTAssertNotEqual(a, b, "the f16 cache's rounding is in effect")
+        // scores are residual projections of size ~100: the cache's 2^-11 rounding moves them by far less than 1%
+        for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: 1e-3 * max(abs(x), 10)) }
+        var bytes: [String: Int] = [:]
+        for kv in ["f32", "f16"] {
+            let r = try run(["bench", "--model", smol, "--prompt-tokens", "8", "--decode-tokens", "2", "--repeats", "1", "--kv-cache", kv, "--json"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let j = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+            XCTAssertEqual(j["kv_cache_type"] as? String, kv)
+            bytes[kv] = j["kv_cache_bytes"] as? Int
+        }
+        XCTAssertEqual(bytes["f16"].map { $0 * 2 }, bytes["f32"])
+        let bad = try run(["generate", "--model", smol, "--prompt", q, "--kv-cache", "q8_0"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("--kv-cache must be f32 or f16"), bad.stderr)
+    }
+
     /// `persona bench --json` reports every measurement, the batched decode included, for both precisions.
     func testBenchReportsBatchedDecode() throws {
         for precision in ["exact", "native"] {
