@@ -266,7 +266,7 @@ public final class TransformerModel: @unchecked Sendable {
         for s in seqs {
             // append to this sequence's cache, then attend over it
             let p0 = s.cache.count, n = s.tokens.count
-            let cache = s.cache, kv = cache.type.kernelCode
+            let cache = s.cache
             let kc = cache.keys[l], vc = cache.values[l]
             cache.write(kc, at: p0 * kvDim, from: k + row * kvDim, count: n * kvDim)
             cache.write(vc, at: p0 * kvDim, from: v + row * kvDim, count: n * kvDim)
@@ -282,7 +282,7 @@ public final class TransformerModel: @unchecked Sendable {
             if n == 1, p0 + 1 - lastLo <= StepAttentionJob.maxPositions {
                 // a decode step's token (one sequence or many): its heads join every sequence's in one loop, below
                 ws.queries[queued] = SequenceQuery(q: q + row * qDim, kc: cache.element(kc, lastLo * kvDim),
-                                                   vc: cache.element(vc, lastLo * kvDim), kv: kv, out: ctxOut + row * qDim,
+                                                   vc: cache.element(vc, lastLo * kvDim), kv: cache.type, out: ctxOut + row * qDim,
                                                    count: p0 + 1 - lastLo)
                 queued += 1
                 row += n
@@ -293,7 +293,8 @@ public final class TransformerModel: @unchecked Sendable {
             let spanLength = AttentionJob.spanLength(positions: n, kvHeads: c.numKVHeads, group: group,
                                                      threads: ThreadPool.shared.threads)
             let spans = (n + spanLength - 1) / spanLength
-            var job = AttentionJob(q: q + row * qDim, kc: kc, vc: vc, kv: cache.type, out: ctxOut + row * qDim, T: n, p0: p0, qDim: qDim,
+            var job = AttentionJob(q: q + row * qDim, kc: kc, vc: vc, kv: cache.type, out: ctxOut + row * qDim, T: n, p0: p0,
+                                   qDim: qDim,
                                    kvDim: kvDim, hd: hd, group: group, kvHeads: c.numKVHeads, span: spanLength, spans: spans,
                                    window: window ?? 0, scale: scale, softcap: softcap ?? 0)
             withUnsafeMutablePointer(to: &job) { p in
@@ -338,8 +339,8 @@ public final class TransformerModel: @unchecked Sendable {
                 let chunk = Int(chunk), per = (j.count + j.chunks - 1) / j.chunks
                 let a = chunk * per, b = min(j.count, a + per)
                 pk_attention_partial(j.q, Int64(j.heads), Int64(j.group), j.kc + a * j.kvDim * j.elementSize,
-                                     j.vc + a * j.kvDim * j.elementSize, Int64(j.kvDim), j.kv, Int64(b - a), Int64(j.hd), j.scale, j.softcap, j.scores + a, Int64(j.attStride),
-                                     j.m + chunk * j.heads, j.l + chunk * j.heads, j.o + chunk * j.heads * j.hd)
+                                     j.vc + a * j.kvDim * j.elementSize, Int64(j.kvDim), j.kv, Int64(b - a), Int64(j.hd),
+                                     j.scale, j.softcap, j.scores + a, Int64(j.attStride), j.m + chunk * j.heads, j.l + chunk * j.heads, j.o + chunk * j.heads * j.hd)
             }
         }
         pk_attention_merge(Int64(chunks), Int64(H), Int64(hd), m, l, o, out)
@@ -456,8 +457,9 @@ private struct AttentionJob {
         let h0 = kvh * group
         let qt = q + t0 * qDim + h0 * hd, ot = out + t0 * qDim + h0 * hd
         let es = kv.elementSize
-        if pk_attention_causal(qt, Int64(qDim), Int64(t1 - t0), Int64(group), kc + kvh * hd * es, Int64(kvDim), vc + kvh * hd * es,
-                               Int64(kvDim), kv.kernelCode, Int64(p0 + t0 + 1), Int64(window), Int64(hd), scale, softcap, ot, Int64(qDim)) == 0 {
+        if pk_attention_causal(qt, Int64(qDim), Int64(t1 - t0), Int64(group), kc + kvh * hd * es, Int64(kvDim),
+                               vc + kvh * hd * es, Int64(kvDim), kv.kernelCode, Int64(p0 + t0 + 1), Int64(window), Int64(hd),
+                               scale, softcap, ot, Int64(qDim)) == 0 {
             return
         }
         // no scratch for the scores (out of memory): head by head, the same bits, through one row allocated here
@@ -467,8 +469,8 @@ private struct AttentionJob {
                 let pos = p0 + t, lo = window > 0 ? max(0, pos - window + 1) : 0
                 for h in h0..<(h0 + group) {
                     pk_attention_head(q + t * qDim + h * hd, kc + (lo * kvDim + kvh * hd) * es, Int64(kvDim),
-                                      vc + (lo * kvDim + kvh * hd) * es, Int64(kvDim), kv.kernelCode, Int64(pos - lo + 1), Int64(hd), scale, softcap, s.baseAddress!,
-                                      out + t * qDim + h * hd)
+                                      vc + (lo * kvDim + kvh * hd) * es, Int64(kvDim), kv.kernelCode, Int64(pos - lo + 1),
+                                      Int64(hd), scale, softcap, s.baseAddress!, out + t * qDim + h * hd)
                 }
             }
         }
@@ -488,7 +490,7 @@ private struct AttentionJob {
 struct SequenceQuery {
     var q: UnsafeMutablePointer<Float>
     var kc, vc: UnsafeMutableRawPointer
-    var kv: Int32   // the cache's element type (PK_F32 / PK_F16)
+    var kv: KVCacheType
     var out: UnsafeMutablePointer<Float>
     var count: Int
 }
@@ -510,9 +512,9 @@ private struct StepAttentionJob {
         let s = queries[i / perSequence], kvh = (i % perSequence) / parts, p = i % parts
         let first = kvh * group + p * part, count = min(part, group - p * part)   // >= 1: parts = ceil(group / part)
         withUnsafeTemporaryAllocation(of: Float.self, capacity: Int(PK_ATTENTION_GROUP_MAX) * Self.maxPositions) { scores in
-            let es = s.kv == Int32(PK_F16) ? 2 : 4
+            let es = s.kv.elementSize
             pk_attention_group(s.q + first * hd, Int64(count), s.kc + kvh * hd * es, Int64(kvDim), s.vc + kvh * hd * es,
-                               Int64(kvDim), s.kv, Int64(s.count), Int64(hd), scale, softcap, scores.baseAddress!, Int64(Self.maxPositions),
+                               Int64(kvDim), s.kv.kernelCode, Int64(s.count), Int64(hd), scale, softcap, scores.baseAddress!, Int64(Self.maxPositions),
                                s.out + first * hd)
         }
     }
