@@ -512,8 +512,7 @@ static inline const void *kv_at(const void *X, int kv, int64_t i) {
 }
 static inline const float *kv_row(const void *X, int kv, int64_t i, int64_t hd, float *tmp) {
     if (kv != PK_F16) return (const float *)X + i;
-    const uint16_t *h = (const uint16_t *)X + i;
-    for (int64_t c = 0; c < hd; c++) tmp[c] = pk_f16_to_f32(h[c]);
+    dequant_with(ops(), PK_F16, (const uint16_t *)X + i, hd, tmp);
     return tmp;
 }
 
@@ -612,11 +611,9 @@ int pk_attention_causal(const float *q, int64_t ldq, int64_t P, int64_t G, const
         float *wk = (float *)pk_thread_scratch_slot(PK_SCRATCH_KV, (size_t)(2 * nr * hd) * sizeof(float));
         if (wk) {
             float *wv = wk + nr * hd;
-            const pk_dequant_fn widen = ops()->dequant[PK_F16];
             for (int64_t j = 0; j < nr; j++) {
-                const uint16_t *kr = (const uint16_t *)K + (lo + j) * ldk, *vr = (const uint16_t *)V + (lo + j) * ldv;
-                if (widen) { widen(kr, hd, wk + j * hd); widen(vr, hd, wv + j * hd); }
-                else for (int64_t c = 0; c < hd; c++) { wk[j * hd + c] = pk_f16_to_f32(kr[c]); wv[j * hd + c] = pk_f16_to_f32(vr[c]); }
+                kv_row(K, kv, (lo + j) * ldk, hd, wk + j * hd);
+                kv_row(V, kv, (lo + j) * ldv, hd, wv + j * hd);
             }
             return pk_attention_causal(q, ldq, P, G, wk, hd, wv, hd, PK_F32, n0 - lo, window, hd, scale, softcap, out, ldo);
         }

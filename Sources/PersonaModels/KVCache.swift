@@ -53,8 +53,8 @@ public final class KVCache: @unchecked Sendable {
     /// Writes `count` values from `source` at element `index` of a layer's keys or values, rounding to f16 for `.f16`.
     @inline(__always) func write(_ base: UnsafeMutableRawPointer, at index: Int, from source: UnsafePointer<Float>, count: Int) {
         switch type {
-        case .f32: (base + index * 4).assumingMemoryBound(to: Float.self).update(from: source, count: count)
-        case .f16: pk_f32_to_f16_row(source, (base + index * 2).assumingMemoryBound(to: UInt16.self), Int64(count))
+        case .f32: element(base, index).assumingMemoryBound(to: Float.self).update(from: source, count: count)
+        case .f16: pk_f32_to_f16_row(source, element(base, index).assumingMemoryBound(to: UInt16.self), Int64(count))
         }
     }
 }

@@ -330,16 +330,16 @@ public final class TransformerModel: @unchecked Sendable {
         let c = config, H = c.numHeads, hd = c.headDim
         let m = ws.attPartial, l = m + Workspace.attentionChunks * H, o = l + Workspace.attentionChunks * H
         var job = DecodeAttentionJob(q: q, kc: kc, vc: vc, scores: ws.att, m: m, l: l, o: o, count: count, chunks: chunks,
-                                     heads: H, group: H / c.numKVHeads, kvDim: c.kvDim, hd: hd, elementSize: kv.elementSize,
-                                     kv: kv.kernelCode, attStride: ws.contextCapacity, scale: c.attnScale,
+                                     heads: H, group: H / c.numKVHeads, kvDim: c.kvDim, hd: hd, kv: kv,
+                                     attStride: ws.contextCapacity, scale: c.attnScale,
                                      softcap: c.attnLogitSoftcap ?? 0)
         withUnsafeMutablePointer(to: &job) { p in
             ThreadPool.shared.parallelFor(chunks, context: UnsafeMutableRawPointer(p)) { ctx, chunk in
                 let j = ctx!.assumingMemoryBound(to: DecodeAttentionJob.self).pointee
                 let chunk = Int(chunk), per = (j.count + j.chunks - 1) / j.chunks
                 let a = chunk * per, b = min(j.count, a + per)
-                pk_attention_partial(j.q, Int64(j.heads), Int64(j.group), j.kc + a * j.kvDim * j.elementSize,
-                                     j.vc + a * j.kvDim * j.elementSize, Int64(j.kvDim), j.kv, Int64(b - a), Int64(j.hd),
+                pk_attention_partial(j.q, Int64(j.heads), Int64(j.group), j.kc + a * j.kvDim * j.kv.elementSize,
+                                     j.vc + a * j.kvDim * j.kv.elementSize, Int64(j.kvDim), j.kv.kernelCode, Int64(b - a), Int64(j.hd),
                                      j.scale, j.softcap, j.scores + a, Int64(j.attStride), j.m + chunk * j.heads, j.l + chunk * j.heads, j.o + chunk * j.heads * j.hd)
             }
         }
@@ -533,8 +533,8 @@ private struct DecodeAttentionJob {
     var q: UnsafeMutablePointer<Float>
     var kc, vc: UnsafeMutableRawPointer
     var scores, m, l, o: UnsafeMutablePointer<Float>
-    var count, chunks, heads, group, kvDim, hd, elementSize: Int
-    var kv: Int32
+    var count, chunks, heads, group, kvDim, hd: Int
+    var kv: KVCacheType
     var attStride: Int
     var scale, softcap: Float                                    // softcap 0: none
 }

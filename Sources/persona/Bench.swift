@@ -38,11 +38,7 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("dump-gguf"), help: "Write the synthetic weights as GGUF (llama / qwen2 shapes) and benchmark the model loaded back from it.")
     var dumpGGUF: String?
 
-    @Option(help: "Matrix-product precision: exact (f32 activations, the default) or native (activations rounded like llama.cpp: bf16 for bf16 weights, int8 blocks (q8_0 / q8_1 / q8_K) for the quantised types; faster, ~0.4% / 2^-8 per activation).")
-    var precision: String = "exact"
-
-    @Option(name: .customLong("kv-cache"), help: "KV cache element type: f32 (the default) or f16 (as llama.cpp's default cache).")
-    var kvCache: String = "f32"
+    @OptionGroup var precisionOption: PrecisionOption
 
     @Option(help: "Also measure decoding N sequences at once (one batched forward pass per step, as extraction and batch monitoring do); 0 skips it.")
     var batch: Int = 0
@@ -56,8 +52,6 @@ struct Bench: ParsableCommand {
         if promptTokens < 1 || decodeTokens < 1 { throw ValidationError("--prompt-tokens and --decode-tokens must be at least 1") }
         if repeats < 1 { throw ValidationError("--repeats must be at least 1") }
         if batch < 0 || batch > 256 { throw ValidationError("--batch must be in 0...256") }
-        if MatmulPrecision(rawValue: precision) == nil { throw ValidationError("--precision must be exact or native (got '\(precision)')") }
-        if KVCacheType(rawValue: kvCache) == nil { throw ValidationError("--kv-cache must be f32 or f16 (got '\(kvCache)')") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
         if dumpGGUF != nil && config == nil { throw ValidationError("--dump-gguf needs --config (it writes synthetic weights)") }
     }
@@ -102,9 +96,8 @@ struct Bench: ParsableCommand {
             report.loadKind = "from disk / page cache"
             report.source = model!
         }
-        net.precision = MatmulPrecision(rawValue: precision) ?? .exact
+        precisionOption.apply(to: net)
         report.precision = net.precision.rawValue
-        net.kvCacheType = KVCacheType(rawValue: kvCache) ?? .f32
         report.kvCacheType = net.kvCacheType.rawValue
         let c = net.config
         report.architecture = c.architecture
