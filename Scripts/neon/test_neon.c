@@ -460,7 +460,8 @@ static void put_f16(uint8_t *p, double v) { uint16_t h = f16_bits(v); memcpy(p, 
 // scale.
 static void test_dequant_bits(void) {
     static const int types[] = {PK_Q8_0, PK_Q4_0, PK_Q4_1, PK_Q5_0, PK_Q5_1, PK_IQ4_NL, PK_Q2_K, PK_Q3_K, PK_Q4_K,
-                                PK_Q5_K, PK_Q6_K, PK_IQ4_XS};
+                                PK_Q5_K, PK_Q6_K, PK_IQ4_XS, PK_IQ2_XXS, PK_IQ2_XS, PK_IQ2_S, PK_IQ3_XXS, PK_IQ3_S,
+                                PK_IQ1_S, PK_IQ1_M};   // lattice: d at 0 but IQ1_M's (random there)
     static const uint16_t special[3] = {0x7BFF, 0x0400, 0x0001};
     for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
         const int dt = types[t], f16[2] = {nq_d_at(dt), nq_m_at(dt)}, nf = f16[1] >= 0 ? 2 : 1;
@@ -654,8 +655,9 @@ static void check_exact_quant(int dt, int64_t rows, int64_t cols, int64_t T) {
 }
 
 static void test_exact_quant(void) {
-    const int types[] = {PK_Q4_0, PK_Q4_1, PK_Q5_0, PK_Q5_1, PK_IQ4_NL, PK_Q2_K, PK_Q3_K, PK_Q4_K, PK_Q5_K, PK_Q6_K, PK_IQ4_XS};
-    for (int i = 0; i < 11; i++)
+    const int types[] = {PK_Q4_0, PK_Q4_1, PK_Q5_0, PK_Q5_1, PK_IQ4_NL, PK_Q2_K, PK_Q3_K, PK_Q4_K, PK_Q5_K, PK_Q6_K, PK_IQ4_XS,
+                         PK_IQ2_XXS, PK_IQ2_XS, PK_IQ2_S, PK_IQ3_XXS, PK_IQ3_S, PK_IQ1_S, PK_IQ1_M};
+    for (int i = 0; i < (int)(sizeof types / sizeof *types); i++)
         for (int64_t rows = 1; rows <= 7; rows += 6)
             for (int64_t T = 1; T <= 3; T += 2) check_exact_quant(types[i], rows, nq_is_k(types[i]) ? 768 : 288, T);
 }

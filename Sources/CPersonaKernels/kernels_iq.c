@@ -4,9 +4,9 @@
 // order, so every value is bit-identical to `gguf.quants.dequantize`: the scale first (d * (0.5 + s) * 0.25 for
 // IQ2, d * (0.5 + s) * 0.5 for IQ3_XXS, d * (1 + 2 s) for IQ3_S, d * (2 s + 1) for IQ1), then times the grid value,
 // the sign a multiplication by +-1 (IQ1: times grid + delta). They run through the generic paths (convert rows, then
-// f32 dot products or the f32 GEMM; AVX-512 also a fused T == 1 product). Native precision (below, "MARK: native")
-// is ggml_vec_dot_<type>_q8_K's arithmetic. One decoder per type reads the block layout for every level and both
-// precisions (`iq_half` below).
+// f32 dot products or the f32 GEMM; x86 also a fused T == 1 product, "MARK: exact precision, x86"). Native precision
+// ("MARK: native") is ggml_vec_dot_<type>_q8_K's arithmetic. The portable code reads a block through one decoder
+// per type (`iq_half` below); x86 through the native form's vector unpacking (pro_*, gval_*) in both precisions.
 #include "pk_internal.h"
 #include "iq_grids.h"
 #include <pthread.h>
@@ -180,63 +180,6 @@ int pk_iq_dequant_scalar(int dtype, const uint8_t *p, int64_t cols, float *out) 
     return 1;
 }
 
-// MARK: AVX-512
-// The same f32 operations 16 at a time (a sign applied by flipping the sign bit, which is what a multiplication by -1
-// does), so the same values as the portable code: the kernel tests compare every level with gguf-py. The widening
-// stores a group's values; the matrix-vector product (T == 1) multiplies them into its sums at once instead of
-// through a row buffer. (Building the grid indices in vector registers and fetching a group's entries with one
-// gather was slower on Zen 4, whose gathers are microcoded; docs/quantization.md.)
-#if defined(__x86_64__)
-#include <immintrin.h>
-#define TIQ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,f16c")))
-
-TIQ static IQ_INL __m512 v16(const iq_half *h, int iq1) {
-    const __m128i g = _mm_set_epi64x((long long)h->hi, (long long)h->lo);
-    if (iq1) {
-        const __m512 delta = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(h->d0), _mm512_set1_ps(h->d1));
-        return _mm512_mul_ps(_mm512_set1_ps(h->scale), _mm512_add_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(g)), delta));
-    }
-    const __m512i v = _mm512_castps_si512(_mm512_mul_ps(_mm512_set1_ps(h->scale), _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(g))));
-    return _mm512_castsi512_ps(_mm512_mask_xor_epi32(v, (__mmask16)h->neg, v, _mm512_set1_epi32(INT32_MIN)));
-}
-
-// The widening (pk_dequant_row at the AVX-512 levels) and the product with one x (pk_matmul_rows at T == 1): 4
-// accumulators per row, summed in a fixed order, so a row's result does not depend on the rows beside it.
-#define IQ_512(T, BYTES, IQ1, IQ1M, C)                                                                        \
-TIQ void pk_dequant_##T##_512(const void *row, int64_t cols, float *out) {                                   \
-    pthread_once(&grids_once, init_grids);                                                                    \
-    const uint8_t *p = (const uint8_t *)row;                                                                  \
-    for (int64_t b = 0; b < cols / 256; b++, p += BYTES) {                                                    \
-        const float d = _cvtsh_ss(d_bits(IQ1M, p));   /* exact, as pk_f16_to_f32 */                          \
-        for (int g = 0; g < 8; g++) {                                                                         \
-            iq_half h[2];                                                                                     \
-            grp_##T(p, d, g, h);                                                                              \
-            _mm512_storeu_ps(out + b * 256 + 32 * g, v16(&h[0], IQ1));                                        \
-            _mm512_storeu_ps(out + b * 256 + 32 * g + 16, v16(&h[1], IQ1));                                   \
-        }                                                                                                     \
-    }                                                                                                         \
-}                                                                                                             \
-TIQ void pk_matvec_##T##_512(const uint8_t *W, size_t rb, int64_t cols, const float *x, float *y, int64_t r0, int64_t r1) { \
-    pthread_once(&grids_once, init_grids);                                                                    \
-    for (int64_t r = r0; r < r1; r++) {                                                                       \
-        const uint8_t *p = W + (size_t)r * rb;                                                                \
-        __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};   \
-        for (int64_t b = 0; b < cols / 256; b++, p += BYTES) {                                                \
-            const float d = _cvtsh_ss(d_bits(IQ1M, p));                                                       \
-            for (int g = 0; g < 8; g++) {                                                                     \
-                iq_half h[2];                                                                                 \
-                grp_##T(p, d, g, h);                                                                          \
-                const float *xg = x + b * 256 + 32 * g;                                                       \
-                a[g & 2] = _mm512_fmadd_ps(v16(&h[0], IQ1), _mm512_loadu_ps(xg), a[g & 2]);                   \
-                a[(g & 2) + 1] = _mm512_fmadd_ps(v16(&h[1], IQ1), _mm512_loadu_ps(xg + 16), a[(g & 2) + 1]);  \
-            }                                                                                                 \
-        }                                                                                                     \
-        y[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3])));     \
-    }                                                                                                         \
-}
-IQ_TYPES(IQ_512)
-#endif
-
 // MARK: native precision
 // ggml_vec_dot_<type>_q8_K's arithmetic on the token's block_q8_K (kernels_native_k.c prepares it): per super-block
 // the exact integer sum I = sum over halves of ls * sum(grid * sign * q8), then in f32, as ggml's generic code
@@ -340,9 +283,73 @@ static void ndot_neon(const iqn_rows *o, int64_t nbc, const int8_t *q8, int32_t 
         isum[b] = vaddvq_s32(acc);
     }
 }
+
+// Exact precision on NEON: a super-block decoded by sv_* (the native form's signed values v and ls), then gguf-py's
+// f32 operations 4 at a time, as the x86 kernels ("MARK: exact precision, x86"): the half's scale from ls (0.5 + s =
+// ls / 2; IQ1: (d ls) / 8, exact) times v, -(s g) = s (-g) and IQ1's s (g + delta) = (s / 8) (8 g +- 1) exactly, so
+// every value is the portable widening's. Checked under qemu by Scripts/neon/test_neon.c, untimed.
+static IQ_INL void iqx_scales_neon(int code, float d, const int32_t *ls, float sc[16]) {
+    for (int h = 0; h < 16; h++) {
+        const float l = (float)ls[h];
+        if (code == PK_IQ3_S) sc[h] = d * l;
+        else if (code == PK_IQ1_S || code == PK_IQ1_M) sc[h] = d * l * 0.125f;
+        else sc[h] = d * (l * 0.5f) * (code == PK_IQ3_XXS ? 0.5f : 0.25f);
+    }
+}
+// The 16 values of half h of v as f32 weights, 4 vectors.
+static IQ_INL void iqx_w_neon(const int8_t *v, float scale, float32x4_t w[4]) {
+    const int8x16_t b = vld1q_s8(v);
+    const int16x8_t lo = vmovl_s8(vget_low_s8(b)), hi = vmovl_high_s8(b);
+    w[0] = vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(lo))), scale);
+    w[1] = vmulq_n_f32(vcvtq_f32_s32(vmovl_high_s16(lo)), scale);
+    w[2] = vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(hi))), scale);
+    w[3] = vmulq_n_f32(vcvtq_f32_s32(vmovl_high_s16(hi)), scale);
+}
+// Block p decoded: v[256] and the 16 halves' f32 scales sc.
+#define IQX_BLOCK_NEON(T, C)                                                                                  \
+    int32_t ls[16];                                                                                           \
+    uint16_t db;                                                                                              \
+    sv_##T(p, v, ls, &db);                                                                                    \
+    iqx_scales_neon(C, pk_f16_to_f32(db), ls, sc);
+#define IQ_XNEON(T, BYTES, IQ1, IQ1M, C)                                                                      \
+void pk_dequant_##T##_neon(const void *row, int64_t cols, float *out) {                                       \
+    pthread_once(&grids_once, init_grids);                                                                    \
+    const uint8_t *p = (const uint8_t *)row;                                                                  \
+    int8_t v[256];                                                                                            \
+    float sc[16];                                                                                             \
+    for (int64_t b = 0; b < cols / 256; b++, p += BYTES, out += 256) {                                        \
+        IQX_BLOCK_NEON(T, C)                                                                                  \
+        for (int h = 0; h < 16; h++) {                                                                        \
+            float32x4_t w[4];                                                                                 \
+            iqx_w_neon(v + 16 * h, sc[h], w);                                                                 \
+            for (int k = 0; k < 4; k++) vst1q_f32(out + 16 * h + 4 * k, w[k]);                                \
+        }                                                                                                     \
+    }                                                                                                         \
+}                                                                                                             \
+void pk_matvec_##T##_neon(const uint8_t *W, size_t rb, int64_t cols, const float *x, float *y, int64_t r0, int64_t r1) {\
+    pthread_once(&grids_once, init_grids);                                                                    \
+    int8_t v[256];                                                                                            \
+    float sc[16];                                                                                             \
+    for (int64_t r = r0; r < r1; r++) {                                                                       \
+        const uint8_t *p = W + (size_t)r * rb;                                                                \
+        float32x4_t a[4] = {vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0)};                  \
+        for (int64_t b = 0; b < cols / 256; b++, p += BYTES) {                                                \
+            IQX_BLOCK_NEON(T, C)                                                                              \
+            for (int h = 0; h < 16; h++) {                                                                    \
+                float32x4_t w[4];                                                                             \
+                iqx_w_neon(v + 16 * h, sc[h], w);                                                             \
+                const float *xh = x + b * 256 + 16 * h;                                                       \
+                for (int k = 0; k < 4; k++) a[k] = vfmaq_f32(a[k], w[k], vld1q_f32(xh + 4 * k));              \
+            }                                                                                                 \
+        }                                                                                                     \
+        y[r] = vaddvq_f32(vaddq_f32(vaddq_f32(a[0], a[1]), vaddq_f32(a[2], a[3])));                           \
+    }                                                                                                         \
+}
+IQ_TYPES(IQ_XNEON)
 #endif
 
 #if defined(__x86_64__)
+#include <immintrin.h>
 #define TIQ2 __attribute__((target("avx2,f16c")))
 #define TIQ5 __attribute__((target("avx2,avx512f,avx512bw,avx512vl")))
 TIQ2 static IQ_INL int32_t iqn_hsum(__m256i v) {
@@ -576,6 +583,131 @@ IQ_TYPES(IQ_NROW_512)
 typedef float (*iqn_row_fn)(const uint8_t *, int64_t, const int8_t *, const float *, const int16_t *);
 #define IQ_NROW_FNS(T, BYTES, IQ1, IQ1M, CODE) IQ_AT(CODE) = {nrow_##T##_avx2, nrow_##T##_512},
 static const iqn_row_fn nrow_fns[][2] = { IQ_TYPES(IQ_NROW_FNS) };   // [type][AVX-512BW]
+
+// MARK: exact precision, x86
+// The widening (pk_dequant_row) and the product with one x (pk_matmul_rows at T == 1) read a super-block through
+// the native form's decoder (pro_*, then each group's grid bytes and negation bits by gval_*), then gguf-py's f32
+// operations 16 (AVX2: 8) at a time: the half's scale (gguf-py's: d (0.5 + s) 0.25 for IQ2, d (0.5 + s) 0.5 for
+// IQ3_XXS, d (2 s + 1) for IQ3_S and IQ1; 0.5 + s = ls / 2 exactly) times the grid value, the sign a flip of the
+// sign bit (what a multiplication by -1 does); IQ1's grid + shift is v / 8 exactly, v = 8 g +- 1 = w - 9 from the
+// native table. So every value is the portable widening's, bit for bit (the kernel tests compare every level with
+// gguf-py). Decoding a group field by field in scalar code (the first form) cost 50-60 instructions per 32 weights;
+// this one about 20 (docs/quantization.md).
+TIQ2 static IQ_INL void iqx_scales(int code, float d, const iqn_pro *o, float sc[16]) {
+    const __m256i l = _mm256_loadu_si256((const __m256i *)o->lsw);   // 16 x int16, half order
+    const __m256 vd = _mm256_set1_ps(d), half = _mm256_set1_ps(0.5f);
+    for (int k = 0; k < 2; k++) {
+        const __m256 ls = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(k ? _mm256_extracti128_si256(l, 1) : _mm256_castsi256_si128(l)));
+        __m256 s;
+        if (code == PK_IQ3_S) s = _mm256_mul_ps(vd, ls);
+        // IQ1: (d ls) / 8, exact (d ls >= 2^-24), so (d ls / 8) v = (d ls) (v / 8) rounded once, as gguf-py's
+        else if (code == PK_IQ1_S || code == PK_IQ1_M) s = _mm256_mul_ps(_mm256_mul_ps(vd, ls), _mm256_set1_ps(0.125f));
+        else s = _mm256_mul_ps(_mm256_mul_ps(vd, _mm256_mul_ps(ls, half)), _mm256_set1_ps(code == PK_IQ3_XXS ? 0.5f : 0.25f));
+        _mm256_storeu_ps(sc + 8 * k, s);
+    }
+}
+#define TIQ __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq")))
+#define TIQ2F __attribute__((target("avx2,fma,f16c")))
+// Half h (0, 1) of a group's signed values as 16 f32 weights: scale * value, and -(scale g) = scale (-g) exactly.
+TIQ static IQ_INL __m512 iqx_w512(__m256i v, int h, float scale) {
+    const __m128i b = h ? _mm256_extracti128_si256(v, 1) : _mm256_castsi256_si128(v);
+    return _mm512_mul_ps(_mm512_set1_ps(scale), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b)));
+}
+// Part k (0-3: weights 8k..8k+7) of a group's signed values as 8 f32 weights.
+TIQ2F static IQ_INL __m256 iqx_w256(__m256i v, int k, float scale) {
+    const __m128i h = k & 2 ? _mm256_extracti128_si256(v, 1) : _mm256_castsi256_si128(v);
+    return _mm256_mul_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(k & 1 ? _mm_unpackhi_epi64(h, h) : h)));
+}
+// Group g of block p as 32 signed bytes: the grid values negated under the sign bits (g <= 62), IQ1's v = w - 9.
+// IQ1_S keeps a group's fields together (one qh word: 4 x 3 index bits, the scale, the shift's sign), so it reads
+// them in scalar code, as its first form did, from the 16 KiB grid of g (iq1w_grid, twice the size, and pro_iq1_s
+// measured 8% slower): v = 8 g by a shift within 16-bit lanes (the bits crossing into the next byte masked off),
+// then + 1 or - 1 (0xFF) in every byte.
+TIQ2 static IQ_INL __m256i iqx_iq1_s(const uint8_t *p, int g) {
+    const unsigned qh = u16_at(p + 34 + 2 * g);
+    const uint8_t *q = p + 2 + 4 * g;
+    const __m256i gv = gv4((const uint8_t (*)[8])iq1s_grid, q[0] | (qh & 7) << 8, q[1] | (qh >> 3 & 7) << 8,
+                           q[2] | (qh >> 6 & 7) << 8, q[3] | (qh >> 9 & 7) << 8);
+    return _mm256_add_epi8(_mm256_and_si256(_mm256_slli_epi16(gv, 3), _mm256_set1_epi8((char)0xF8)),
+                           _mm256_set1_epi8(qh & 0x8000 ? -1 : 1));
+}
+#define IQX_GROUP(T, IQ1, C, NEGATE)                                                                             \
+    uint32_t neg;                                                                                             \
+    __m256i v = C == PK_IQ1_S ? iqx_iq1_s(p, g) : gval_##T(p, &o, g, &neg);                                   \
+    if (C != PK_IQ1_S) v = IQ1 ? _mm256_sub_epi8(v, _mm256_set1_epi8(9)) : NEGATE(v, neg);
+#define IQX_SC(C, g, h) sc[(C) == PK_IQ1_S ? (g) : 2 * (g) + (h)]   /* half h of group g's scale */
+#define IQX_BLOCK(T, IQ1M, C)                                                                                 \
+    iqn_pro o;                                                                                                \
+    float sc[16];                                                                                             \
+    const float d = _cvtsh_ss(d_bits(IQ1M, p));   /* exact, as pk_f16_to_f32 */                              \
+    if (C == PK_IQ1_S) {   /* one scale per group, sc[g]: (d (2 f + 1)) / 8, f bits 12-14 of qh word g */      \
+        const __m256i f = _mm256_and_si256(_mm256_srli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p + 34))), 12), _mm256_set1_epi32(7)); \
+        const __m256 ls = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_slli_epi32(f, 1), _mm256_set1_epi32(1)));   \
+        _mm256_storeu_ps(sc, _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(d), ls), _mm256_set1_ps(0.125f)));    \
+    } else {                                                                                                  \
+        pro_##T(p, &o);                                                                                       \
+        iqx_scales(C, d, &o, sc);                                                                             \
+    }
+// Group g of block p times x into the row's accumulators. The groups' loop is unrolled for the IQ3 types only:
+// for the others the compiler then vectorised the groups' index arithmetic into slower code (measured, Zen 4).
+#define IQX_FMA512(T, IQ1, C)                                                                                 \
+    IQX_GROUP(T, IQ1, C, iqn_negate_avx512)                                                                   \
+    const float *xg = x + b * 256 + 32 * g;                                                                   \
+    a[g & 2] = _mm512_fmadd_ps(iqx_w512(v, 0, IQX_SC(C, g, 0)), _mm512_loadu_ps(xg), a[g & 2]);               \
+    a[(g & 2) + 1] = _mm512_fmadd_ps(iqx_w512(v, 1, IQX_SC(C, g, 1)), _mm512_loadu_ps(xg + 16), a[(g & 2) + 1]);
+#define IQX_FMA256(T, IQ1, C)                                                                                 \
+    IQX_GROUP(T, IQ1, C, iqn_negate_avx2)                                                                     \
+    const float *xg = x + b * 256 + 32 * g;                                                                   \
+    for (int k = 0; k < 4; k++) a[k] = _mm256_fmadd_ps(iqx_w256(v, k, IQX_SC(C, g, k / 2)), _mm256_loadu_ps(xg + 8 * k), a[k]);
+// The widening and the product at either width W (512: AVX-512, 256: AVX2): 4 accumulators of type VT per row, summed
+// in a fixed order (REDUCE), so a row's result does not depend on the rows beside it. AVX2's accumulator k takes
+// weights 8k..8k+7 of every group.
+#define IQ_XROWS(T, BYTES, IQ1, IQ1M, C, W, TGT, VT, ZERO, STORE, FMA, REDUCE)                                \
+TGT void pk_dequant_##T##_##W(const void *row, int64_t cols, float *out) {                                    \
+    pthread_once(&grids_once, init_grids);                                                                    \
+    const uint8_t *p = (const uint8_t *)row;                                                                  \
+    for (int64_t b = 0; b < cols / 256; b++, p += BYTES, out += 256) {                                        \
+        IQX_BLOCK(T, IQ1M, C)                                                                                 \
+        for (int g = 0; g < 8; g++) { STORE(T, IQ1, C) }                                                      \
+    }                                                                                                         \
+}                                                                                                             \
+TGT void pk_matvec_##T##_##W(const uint8_t *W_, size_t rb, int64_t cols, const float *x, float *y, int64_t r0, int64_t r1) {\
+    pthread_once(&grids_once, init_grids);                                                                    \
+    for (int64_t r = r0; r < r1; r++) {                                                                       \
+        const uint8_t *p = W_ + (size_t)r * rb;                                                               \
+        VT a[4] = {ZERO, ZERO, ZERO, ZERO};                                                                   \
+        for (int64_t b = 0; b < cols / 256; b++, p += BYTES) {                                                \
+            IQX_BLOCK(T, IQ1M, C)                                                                             \
+            if (C == PK_IQ3_XXS || C == PK_IQ3_S) {                                                           \
+                _Pragma("clang loop unroll(full)")                                                            \
+                for (int g = 0; g < 8; g++) { FMA(T, IQ1, C) }                                                \
+            } else {                                                                                          \
+                for (int g = 0; g < 8; g++) { FMA(T, IQ1, C) }                                                \
+            }                                                                                                 \
+        }                                                                                                     \
+        y[r] = REDUCE(a);                                                                                     \
+    }                                                                                                         \
+}
+#define IQX_STORE512(T, IQ1, C)                                                                               \
+    IQX_GROUP(T, IQ1, C, iqn_negate_avx512)                                                                   \
+    _mm512_storeu_ps(out + 32 * g, iqx_w512(v, 0, IQX_SC(C, g, 0)));                                          \
+    _mm512_storeu_ps(out + 32 * g + 16, iqx_w512(v, 1, IQX_SC(C, g, 1)));
+#define IQX_STORE256(T, IQ1, C)                                                                               \
+    IQX_GROUP(T, IQ1, C, iqn_negate_avx2)                                                                     \
+    for (int k = 0; k < 4; k++) _mm256_storeu_ps(out + 32 * g + 8 * k, iqx_w256(v, k, IQX_SC(C, g, k / 2)));
+#define IQX_REDUCE512(a) _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3])))
+#define IQX_REDUCE256(a) iqx_hsum256(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])))
+TIQ2F static IQ_INL float iqx_hsum256(__m256 v) {
+    const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
+}
+#define IQ_X512(T, BYTES, IQ1, IQ1M, C) \
+    IQ_XROWS(T, BYTES, IQ1, IQ1M, C, 512, TIQ, __m512, _mm512_setzero_ps(), IQX_STORE512, IQX_FMA512, IQX_REDUCE512)
+#define IQ_X256(T, BYTES, IQ1, IQ1M, C) \
+    IQ_XROWS(T, BYTES, IQ1, IQ1M, C, 256, TIQ2F, __m256, _mm256_setzero_ps(), IQX_STORE256, IQX_FMA256, IQX_REDUCE256)
+IQ_TYPES(IQ_X512)
+IQ_TYPES(IQ_X256)
 #endif
 
 float pk_iq_native_factor(int dtype) { return dtype == PK_IQ3_XXS ? 0.25f : dtype == PK_IQ3_S ? 1.f : 0.125f; }

@@ -866,6 +866,11 @@ static void native_q8_neon(const uint8_t *W, size_t rb, int64_t cols, const uint
 
 // native_bf16 stays NULL: the BF16 extension's BFDOT does not round like IEEE f32 (and Apple M1 lacks it), so
 // the bf16-rounded f32 activations go through the exact kernels above, which gives the promised products.
+// kernels_iq.c
+#define PK_NEON_IQ_FNS(F)                                                                                   \
+    [PK_IQ2_XXS] = pk_##F##_iq2_xxs_neon, [PK_IQ2_XS] = pk_##F##_iq2_xs_neon, [PK_IQ2_S] = pk_##F##_iq2_s_neon, \
+    [PK_IQ3_XXS] = pk_##F##_iq3_xxs_neon, [PK_IQ3_S] = pk_##F##_iq3_s_neon, [PK_IQ1_S] = pk_##F##_iq1_s_neon,  \
+    [PK_IQ1_M] = pk_##F##_iq1_m_neon
 const pk_ops pk_ops_neon = {
     .name = "neon", .dot = dot_neon, .axpy = axpy_neon, .gemm = gemm_neon, .read_sum = read_sum_neon,
     .attention = attention_neon, .to_f16 = to_f16_neon,
@@ -874,12 +879,13 @@ const pk_ops pk_ops_neon = {
                  [PK_Q4_0] = dequant_q4_0_neon, [PK_Q4_1] = dequant_q4_1_neon, [PK_Q5_0] = dequant_q5_0_neon,
                  [PK_Q5_1] = dequant_q5_1_neon, [PK_IQ4_NL] = dequant_iq4_nl_neon, [PK_Q2_K] = dequant_q2_K_neon,
                  [PK_Q3_K] = dequant_q3_K_neon, [PK_Q4_K] = dequant_q4_K_neon, [PK_Q5_K] = dequant_q5_K_neon,
-                 [PK_Q6_K] = dequant_q6_K_neon, [PK_IQ4_XS] = dequant_iq4_xs_neon },
+                 [PK_Q6_K] = dequant_q6_K_neon, [PK_IQ4_XS] = dequant_iq4_xs_neon, PK_NEON_IQ_FNS(dequant) },
     .matvec = { [PK_F32] = matvec_f32_neon, [PK_F16] = matvec_f16_neon, [PK_BF16] = matvec_bf16_neon, [PK_Q8_0] = matvec_q8_0_neon,
                 [PK_Q2_K] = matvec_q2_K_neon, [PK_Q3_K] = matvec_q3_K_neon,
                 [PK_Q4_K] = matvec_q4_K_neon, [PK_Q5_K] = matvec_q5_K_neon, [PK_Q6_K] = matvec_q6_K_neon,
                 [PK_Q4_0] = matvec_q4_0_neon, [PK_Q4_1] = matvec_q4_1_neon, [PK_Q5_0] = matvec_q5_0_neon,
-                [PK_Q5_1] = matvec_q5_1_neon, [PK_IQ4_NL] = matvec_iq4_nl_neon, [PK_IQ4_XS] = matvec_iq4_xs_neon },
+                [PK_Q5_1] = matvec_q5_1_neon, [PK_IQ4_NL] = matvec_iq4_nl_neon, [PK_IQ4_XS] = matvec_iq4_xs_neon,
+                PK_NEON_IQ_FNS(matvec) },
     .native_q8 = native_q8_neon,
 };
 

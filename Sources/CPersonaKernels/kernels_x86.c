@@ -469,19 +469,20 @@ T512 static int attention_512(const float *q, int64_t ldq, int64_t P, int64_t H,
     .to_f16 = to_f16_512, .silu_mul = silu_mul_512, .gelu_tanh_mul = gelu_tanh_mul_512,                                           \
     .dequant = { [PK_F16] = dequant_f16_512, [PK_BF16] = dequant_bf16_512, [PK_Q8_0] = dequant_q8_0_512,   \
                  [PK_Q4_0] = dequant_q4_0_512, [PK_Q4_1] = dequant_q4_1_512, PK_X86_QUANT_FNS(dequant, 512),    \
-                 [PK_IQ2_XXS] = pk_dequant_iq2_xxs_512, [PK_IQ2_XS] = pk_dequant_iq2_xs_512, [PK_IQ2_S] = pk_dequant_iq2_s_512, \
-                 [PK_IQ3_XXS] = pk_dequant_iq3_xxs_512, [PK_IQ3_S] = pk_dequant_iq3_s_512, [PK_IQ1_S] = pk_dequant_iq1_s_512, \
-                 [PK_IQ1_M] = pk_dequant_iq1_m_512 },                                                        \
+                 PK_X86_IQ_FNS(dequant, 512) },                                                             \
     .matvec = { [PK_F32] = matvec_f32_256, [PK_F16] = matvec_f16_256, [PK_BF16] = matvec_bf16_256, [PK_Q8_0] = matvec_q8_0_512, \
                 [PK_Q4_0] = matvec_q4_0_512, [PK_Q4_1] = matvec_q4_1_512, PK_X86_QUANT_FNS(matvec, 512),    \
-                [PK_IQ2_XXS] = pk_matvec_iq2_xxs_512, [PK_IQ2_XS] = pk_matvec_iq2_xs_512, [PK_IQ2_S] = pk_matvec_iq2_s_512, \
-                [PK_IQ3_XXS] = pk_matvec_iq3_xxs_512, [PK_IQ3_S] = pk_matvec_iq3_s_512, [PK_IQ1_S] = pk_matvec_iq1_s_512, \
-                [PK_IQ1_M] = pk_matvec_iq1_m_512 },                                                         \
+                PK_X86_IQ_FNS(matvec, 512) },                                                               \
     .exact = { [PK_Q4_0] = &pk_exact512_q4_0, [PK_Q4_1] = &pk_exact512_q4_1, [PK_Q5_0] = &pk_exact512_q5_0,       \
                [PK_Q5_1] = &pk_exact512_q5_1, [PK_IQ4_NL] = &pk_exact512_iq4_nl, [PK_Q8_0] = &pk_exact512_q8_0,    \
                [PK_Q4_K] = &pk_exact512_q4_K, [PK_Q5_K] = &pk_exact512_q5_K, [PK_Q6_K] = &pk_exact512_q6_K,       \
                [PK_IQ4_XS] = &pk_exact512_iq4_xs, [PK_Q2_K] = &pk_exact512_q2_K, [PK_Q3_K] = &pk_exact512_q3_K }
 
+// kernels_iq.c
+#define PK_X86_IQ_FNS(F, W)                                                                                 \
+    [PK_IQ2_XXS] = pk_##F##_iq2_xxs_##W, [PK_IQ2_XS] = pk_##F##_iq2_xs_##W, [PK_IQ2_S] = pk_##F##_iq2_s_##W, \
+    [PK_IQ3_XXS] = pk_##F##_iq3_xxs_##W, [PK_IQ3_S] = pk_##F##_iq3_s_##W, [PK_IQ1_S] = pk_##F##_iq1_s_##W,  \
+    [PK_IQ1_M] = pk_##F##_iq1_m_##W
 // kernels_x86_quant.c
 #define PK_X86_QUANT_FNS(F, W)                                                                              \
     [PK_Q5_0] = pk_##F##_q5_0_##W, [PK_Q5_1] = pk_##F##_q5_1_##W, [PK_IQ4_NL] = pk_##F##_iq4_nl_##W,        \
@@ -859,9 +860,10 @@ const pk_ops pk_ops_avx2 = {
     .to_f16 = to_f16_256,
     .silu_mul = silu_mul_256, .gelu_tanh_mul = gelu_tanh_mul_256,
     .dequant = { [PK_F16] = dequant_f16_256, [PK_BF16] = dequant_bf16_256, [PK_Q8_0] = dequant_q8_0_256,
-                 [PK_Q4_0] = dequant_q4_0_256, [PK_Q4_1] = dequant_q4_1_256, PK_X86_QUANT_FNS(dequant, 256) },
+                 [PK_Q4_0] = dequant_q4_0_256, [PK_Q4_1] = dequant_q4_1_256, PK_X86_QUANT_FNS(dequant, 256),
+                 PK_X86_IQ_FNS(dequant, 256) },
     .matvec = { [PK_F32] = matvec_f32_256, [PK_F16] = matvec_f16_256, [PK_BF16] = matvec_bf16_256, [PK_Q8_0] = matvec_q8_0_256,
-                PK_X86_QUANT_FNS(matvec, 256) },
+                PK_X86_QUANT_FNS(matvec, 256), PK_X86_IQ_FNS(matvec, 256) },
     .native_q8 = pk_native_q8_avx2,
     // kernels_x86_exact256.c; q8_0 and iq4_nl measured no faster that way than matvec_q8_0_256 / pk_matvec_iq4_nl_256
     .exact = { [PK_Q4_0] = &pk_exact256_q4_0, [PK_Q4_1] = &pk_exact256_q4_1, [PK_Q5_0] = &pk_exact256_q5_0,

@@ -13,17 +13,17 @@
 
 /* kernels_iq.c: the IQ1 / IQ2 / IQ3 types widened to f32 as gguf-py does; 0 for any other type. */
 int pk_iq_dequant_scalar(int dtype, const uint8_t *p, int64_t cols, float *out);
+// kernels_iq.c: the lattice types' exact widening and T == 1 product at the AVX-512 (512), AVX2 (256) and NEON levels.
+#define PK_IQ_EXACT(T, W) void pk_dequant_##T##_##W(const void *row, int64_t cols, float *out); \
+    void pk_matvec_##T##_##W(const uint8_t *W_, size_t rb, int64_t cols, const float *x, float *y, int64_t r0, int64_t r1);
+#define PK_IQ_EXACT_ALL(W) PK_IQ_EXACT(iq2_xxs, W) PK_IQ_EXACT(iq2_xs, W) PK_IQ_EXACT(iq2_s, W) \
+    PK_IQ_EXACT(iq3_xxs, W) PK_IQ_EXACT(iq3_s, W) PK_IQ_EXACT(iq1_s, W) PK_IQ_EXACT(iq1_m, W)
 #if defined(__x86_64__)
-void pk_dequant_iq2_xxs_512(const void *row, int64_t cols, float *out);
-void pk_dequant_iq2_xs_512(const void *row, int64_t cols, float *out);
-void pk_dequant_iq2_s_512(const void *row, int64_t cols, float *out);
-void pk_dequant_iq3_xxs_512(const void *row, int64_t cols, float *out);
-void pk_dequant_iq3_s_512(const void *row, int64_t cols, float *out);
-void pk_dequant_iq1_s_512(const void *row, int64_t cols, float *out);
-void pk_dequant_iq1_m_512(const void *row, int64_t cols, float *out);
-#define PK_IQ_MATVEC_512(T) void pk_matvec_##T##_512(const uint8_t *W, size_t rb, int64_t cols, const float *x, float *y, int64_t r0, int64_t r1);
-PK_IQ_MATVEC_512(iq2_xxs) PK_IQ_MATVEC_512(iq2_xs) PK_IQ_MATVEC_512(iq2_s) PK_IQ_MATVEC_512(iq3_xxs) PK_IQ_MATVEC_512(iq3_s)
-PK_IQ_MATVEC_512(iq1_s) PK_IQ_MATVEC_512(iq1_m)
+PK_IQ_EXACT_ALL(512)
+PK_IQ_EXACT_ALL(256)
+#endif
+#if defined(__aarch64__)
+PK_IQ_EXACT_ALL(neon)
 #endif
 
 /* Converts `cols` elements (a multiple of the block size) of one row to f32. */
