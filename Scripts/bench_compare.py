@@ -208,7 +208,7 @@ def main():
                     # overheads from the best plain / monitored / steered speeds of all rounds
                     o["monitor_overhead"] = o["decode_tok_s"] / o["decode_monitored_tok_s"] - 1
                     o["steer_overhead"] = o["decode_tok_s"] / o["decode_steered_tok_s"] - 1
-                    o["bandwidth_bound_tok_s"] = o["bandwidth_gb_s"] * 1e9 / o["weight_bytes_per_token"]
+                    o["bandwidth_bound_tok_s"] = o["bandwidth_gb_s"] * 1e9 / (o["weight_bytes_per_token"] + o.get("kv_bytes_per_token", 0))
                     o["bandwidth_ratio"] = o["decode_tok_s"] / o["bandwidth_bound_tok_s"]
                 rows.append((name, dtype, prec, o, theirs, tf))
             print(f"done {name} {dtype}", file=sys.stderr)

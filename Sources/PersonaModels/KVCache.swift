@@ -8,7 +8,7 @@ import PersonaTensor
 public enum KVCacheType: String, Sendable, CaseIterable {
     case f32, f16
 
-    var elementSize: Int { self == .f16 ? 2 : 4 }
+    public var elementSize: Int { self == .f16 ? 2 : 4 }
     var kernelCode: Int32 { self == .f16 ? Int32(PK_F16) : Int32(PK_F32) }
 }
 

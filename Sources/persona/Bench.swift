@@ -113,6 +113,8 @@ struct Bench: ParsableCommand {
         let capacity = min(c.maxPositions, promptTokens + decodeTokens + 1)
         let cache = net.makeCache(capacity: capacity)
         report.kvCacheBytes = cache.byteCount
+        report.kvBytesPerToken = BenchReport.kvBytesPerDecodeStep(config: c, elementSize: net.kvCacheType.elementSize,
+                                                                  promptTokens: promptTokens, decodeTokens: decodeTokens)
 
         // prefill: the whole prompt in one batched forward
         var best = Double.infinity
@@ -202,14 +204,31 @@ struct BenchReport: Codable {
     var kvCacheType = "f32"
     var threads = 1, promptTokens = 0, decodeTokens = 0
     var weightBytesPerToken = 0, weightBytesTotal = 0, kvCacheBytes = 0, peakRSSBytes = 0
+    /// Key and value bytes one timed decode step reads, the mean over the steps (each attends to every position so
+    /// far, a sliding-window layer to its window).
+    var kvBytesPerToken = 0
     var loadSeconds = 0.0, prefillTokensPerSecond = 0.0
     var decodePlain = 0.0, decodeMonitored = 0.0, decodeSteered = 0.0
     var bandwidthBytesPerSecond = 0.0
     /// Sequences decoded at once in the batched measurement (0: not measured) and their summed tokens per second.
     var batch = 0, decodeBatched = 0.0
 
-    /// Decode speed if every weight byte were read once per token at the measured bandwidth.
-    var bandwidthBoundTokensPerSecond: Double { bandwidthBytesPerSecond / Double(max(weightBytesPerToken, 1)) }
+    /// Decode speed if every weight byte and the cached keys and values attended to were read once per token at the
+    /// measured bandwidth.
+    var bandwidthBoundTokensPerSecond: Double { bandwidthBytesPerSecond / Double(max(weightBytesPerToken + kvBytesPerToken, 1)) }
+
+    /// The mean over decode steps promptTokens ..< promptTokens + decodeTokens of the cached key and value bytes a
+    /// step reads: step p attends to positions 0 ... p, a sliding-window layer to the last `slidingWindow` of them.
+    static func kvBytesPerDecodeStep(config c: ModelConfig, elementSize: Int, promptTokens: Int, decodeTokens: Int) -> Int {
+        guard decodeTokens > 0 else { return 0 }
+        var rows = 0
+        for p in promptTokens ..< promptTokens + decodeTokens {
+            for l in 0 ..< c.numLayers {
+                rows += c.slidingLayers[l] ? min(p + 1, c.slidingWindow ?? p + 1) : p + 1
+            }
+        }
+        return 2 * c.numKVHeads * c.headDim * elementSize * rows / decodeTokens
+    }
     var bandwidthRatio: Double { decodePlain / max(bandwidthBoundTokensPerSecond, 1e-9) }
     var monitorOverhead: Double { decodePlain / max(decodeMonitored, 1e-9) - 1 }
     var steerOverhead: Double { decodePlain / max(decodeSteered, 1e-9) - 1 }
@@ -219,7 +238,7 @@ struct BenchReport: Codable {
             "source": source, "architecture": architecture, "dtype": dtype, "weight_types": weightTypes, "precision": precision, "kv_cache_type": kvCacheType, "cpu": cpu, "simd": simd, "build": build,
             "date": date, "threads": threads, "prompt_tokens": promptTokens, "decode_tokens": decodeTokens,
             "weight_bytes_per_token": weightBytesPerToken, "weight_bytes_total": weightBytesTotal,
-            "kv_cache_bytes": kvCacheBytes, "peak_rss_bytes": peakRSSBytes, "load_seconds": loadSeconds, "load_kind": loadKind,
+            "kv_cache_bytes": kvCacheBytes, "kv_bytes_per_token": kvBytesPerToken, "peak_rss_bytes": peakRSSBytes, "load_seconds": loadSeconds, "load_kind": loadKind,
             "prefill_tok_s": prefillTokensPerSecond, "decode_tok_s": decodePlain, "decode_monitored_tok_s": decodeMonitored,
             "decode_steered_tok_s": decodeSteered, "bandwidth_gb_s": bandwidthBytesPerSecond / 1e9,
             "bandwidth_bound_tok_s": bandwidthBoundTokensPerSecond, "bandwidth_ratio": bandwidthRatio,
@@ -248,7 +267,7 @@ struct BenchReport: Codable {
             ("decode batched", "\(f(decodeBatched, 2)) tok/s summed over \(batch) sequences (\(f(decodeBatched / max(decodePlain, 1e-9), 2))x one sequence)"),
         ] : []) + [
             ("memory bandwidth", "\(f(bandwidthBytesPerSecond / 1e9, 2)) GB/s (streaming the weights, \(threads) threads, best of the probes between decode runs)"),
-            ("bandwidth bound", "\(f(bandwidthBoundTokensPerSecond, 2)) tok/s (\(mib(weightBytesPerToken)) of weights per token); decode reaches \(f(bandwidthRatio * 100, 0))%"),
+            ("bandwidth bound", "\(f(bandwidthBoundTokensPerSecond, 2)) tok/s (\(mib(weightBytesPerToken)) of weights + \(f(Double(kvBytesPerToken) / 1_048_576, 1)) MiB of KV cache per token); decode reaches \(f(bandwidthRatio * 100, 0))%"),
             ("peak RSS", "\(mib(peakRSSBytes)) (weights \(mib(weightBytesTotal)) + KV cache \(mib(kvCacheBytes)), \(kvCacheType))"),
         ]
         let w = rows.map(\.0.count).max() ?? 0

@@ -124,8 +124,8 @@ final class CLITests: XCTestCase {
 
     /// `--kv-cache f16` through the binary on the real SmolLM2: generate still answers the chat question
     /// (transformers' greedy answer, Paris), monitor's scores stay within the f16 rounding of keys and values of the
-    /// f32 cache's (the same text), bench reports the type and half the cache bytes, and an unknown type is refused
-    /// naming the flag.
+    /// f32 cache's (the same text), bench reports the type, half the cache bytes and the bandwidth bound with the
+    /// cache bytes a decode step reads, and an unknown type is refused naming the flag.
     func testKVCacheF16ThroughTheBinary() throws {
         let smol = try Repository.smolLM2.path
         let q = "What is the capital of France?"
@@ -157,11 +157,31 @@ final class CLITests: XCTestCase {
             let j = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
             XCTAssertEqual(j["kv_cache_type"] as? String, kv)
             bytes[kv] = j["kv_cache_bytes"] as? Int
+            // The bound counts the keys and values the two decode steps read: SmolLM2-135M has 30 layers of 3 KV
+            // heads of 64; steps at positions 8 and 9 attend to 9 and 10 rows, K and V each.
+            let element = kv == "f32" ? 4 : 2
+            XCTAssertEqual(j["kv_bytes_per_token"] as? Int, 30 * 2 * 3 * 64 * element * (9 + 10) / 2)
+            let bound = try XCTUnwrap(j["bandwidth_gb_s"] as? Double) * 1e9
+                / Double(try XCTUnwrap(j["weight_bytes_per_token"] as? Int) + (j["kv_bytes_per_token"] as? Int ?? 0))
+            XCTAssertEqual(try XCTUnwrap(j["bandwidth_bound_tok_s"] as? Double), bound, accuracy: 1e-9 * bound)
         }
         XCTAssertEqual(bytes["f16"].map { $0 * 2 }, bytes["f32"])
         let bad = try run(["generate", "--model", smol, "--prompt", q, "--kv-cache", "q8_0"])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stderr.contains("--kv-cache must be f32 or f16"), bad.stderr)
+    }
+
+    /// The bench's bandwidth bound counts the cached keys and values a decode step reads, a sliding-window layer
+    /// only its window: the Gemma-2 fixture's shape (3 layers, sliding / full / sliding, window 6, 2 KV heads of 16)
+    /// with an 8-token prompt and 4 steps: the full layer reads 9 + 10 + 11 + 12 rows, each sliding one 6 per step.
+    func testBenchBoundCountsTheKVCacheASlidingWindowReads() throws {
+        let config = TestPaths.repoRoot.appendingPathComponent("Tests/PersonaModelsTests/Fixtures/gemma2/config.json").path
+        let r = try run(["bench", "--config", config, "--dtype", "f32", "--prompt-tokens", "8", "--decode-tokens", "4",
+                         "--repeats", "1", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let j = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let rowBytes = 2 * 2 * 16 * 4   // K and V, 2 heads of 16, f32
+        XCTAssertEqual(j["kv_bytes_per_token"] as? Int, rowBytes * ((9 + 10 + 11 + 12) + 2 * 4 * 6) / 4)
     }
 
     /// `persona bench --json` reports every measurement, the batched decode included, for both precisions.
