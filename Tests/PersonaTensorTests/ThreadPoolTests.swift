@@ -272,7 +272,8 @@ final class AttentionKernelTests: XCTestCase {
     /// gives, bit for bit at every level, what it gives reading f32 K / V that hold the same values widened (the
     /// kernels widen exactly as they load, then run the f32 loop's operations): the SIMD head sizes and an odd one
     /// (portable), under and past the 16-row rule, grouped heads at a column of wider rows, a window, soft-capping.
-    /// The f32 side is what the Double-reference tests above check.
+    /// The f32 side is what the Double-reference tests above check; the grouped f16 result is also checked against
+    /// the Double softmax-attention directly.
     func testF16CacheEqualsF32CacheOfTheSameValues() {
         var rng = TestRNG(16)
         SIMDLevels.each { level in
@@ -306,6 +307,21 @@ final class AttentionKernelTests: XCTestCase {
                 compare("group", count: G * hd) { k, v, kv, out in
                     var s = [Float](repeating: 0, count: G * n)
                     pk_attention_group(q, Int64(G), k, Int64(ld), v, Int64(ld), kv, Int64(n), Int64(hd), scale, cap, &s, Int64(n), out)
+                }
+                // and the f16 side directly against the Double softmax-attention over the widened values, with
+                // testAttentionHeadMatchesNaive's bound doubled for this test's queries of twice the scale (the
+                // scores' f32 rounding grows with |q . k|)
+                var grouped = [Float](repeating: .nan, count: G * hd), gs = [Float](repeating: 0, count: G * n)
+                halfK.withUnsafeBufferPointer { kp in halfV.withUnsafeBufferPointer { vp in
+                    pk_attention_group(q, Int64(G), kp.baseAddress! + column, Int64(ld), vp.baseAddress! + column, Int64(ld), f16,
+                                       Int64(n), Int64(hd), scale, cap, &gs, Int64(n), &grouped)
+                } }
+                for h in 0..<G {
+                    let ref = Self.naive(q[(h * hd)..<((h + 1) * hd)], K, V, ld: ld, column: column, n: n, hd: hd, scale: scale, cap: cap)
+                    for i in 0..<hd where !(abs(Double(grouped[h * hd + i]) - ref[i]) <= 4e-5 * (1 + abs(ref[i])) * Double(hd).squareRoot()) {
+                        XCTFail("\(level) f16 n \(n) hd \(hd) G \(G) head \(h) i \(i): \(grouped[h * hd + i]) vs Double \(ref[i])")
+                        break
+                    }
                 }
                 compare("causal", count: P * G * hd) { k, v, kv, out in
                     XCTAssertEqual(pk_attention_causal(q, Int64(G * hd), Int64(P), Int64(G), k, Int64(ld), v, Int64(ld), kv,
