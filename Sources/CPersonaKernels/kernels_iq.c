@@ -14,7 +14,7 @@
 static uint8_t iq2xxs_grid[256][8], iq2xs_grid[512][8], iq2s_grid[1024][8], iq3xxs_grid[256][4], iq3s_grid[512][4];
 static int8_t iq1s_grid[2048][8];
 #if defined(__x86_64__)
-static uint8_t iq1w_grid[4096][8];   // IQ1's values as w = v + 9 = 8 (g + 1) + (shift > 0 ? 2 : 0), the shift's sign bit 11 of the index (the x86 T <= 2 form)
+static uint8_t iq1w_grid[4096][8];   // IQ1's values as w = v + 9 = 8 (g + 1) + (shift > 0 ? 2 : 0), the shift's sign bit 11 of the index (x86: the native T <= 2 form, exact IQ1_M)
 #endif
 
 static void unpack2(const uint8_t *packed, int entries, const int map[3], int8_t *out) {
