@@ -588,10 +588,10 @@ static const iqn_row_fn nrow_fns[][2] = { IQ_TYPES(IQ_NROW_FNS) };   // [type][A
 // The widening (pk_dequant_row) and the product with one x (pk_matmul_rows at T == 1) read a super-block through
 // the native form's decoder (pro_*, then each group's grid bytes and negation bits by gval_*), then gguf-py's f32
 // operations 16 (AVX2: 8) at a time: the half's scale (gguf-py's: d (0.5 + s) 0.25 for IQ2, d (0.5 + s) 0.5 for
-// IQ3_XXS, d (2 s + 1) for IQ3_S and IQ1; 0.5 + s = ls / 2 exactly) times the grid value, the sign a flip of the
-// sign bit (what a multiplication by -1 does); IQ1's grid + shift is v / 8 exactly, v = 8 g +- 1 = w - 9 from the
-// native table. So every value is the portable widening's, bit for bit (the kernel tests compare every level with
-// gguf-py). Decoding a group field by field in scalar code (the first form) cost 50-60 instructions per 32 weights;
+// IQ3_XXS, d (2 s + 1) for IQ3_S and IQ1; 0.5 + s = ls / 2 exactly) times the grid value negated in the bytes
+// (-(s g) = s (-g) exactly); IQ1_M's grid + shift is v / 8 exactly, v = 8 g +- 1 = w - 9 from the native table;
+// IQ1_S adds the shift in f32 as gguf-py does. So every value is the portable widening's, bit for bit (the kernel
+// tests compare every level with gguf-py). Decoding a group field by field in scalar code (the first form) cost 50-60 instructions per 32 weights;
 // this one about 20 (docs/quantization.md).
 TIQ2 static IQ_INL void iqx_scales(int code, float d, const iqn_pro *o, float sc[16]) {
     const __m256i l = _mm256_loadu_si256((const __m256i *)o->lsw);   // 16 x int16, half order
@@ -600,7 +600,7 @@ TIQ2 static IQ_INL void iqx_scales(int code, float d, const iqn_pro *o, float sc
         const __m256 ls = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(k ? _mm256_extracti128_si256(l, 1) : _mm256_castsi256_si128(l)));
         __m256 s;
         if (code == PK_IQ3_S) s = _mm256_mul_ps(vd, ls);
-        // IQ1: (d ls) / 8, exact (d ls >= 2^-24), so (d ls / 8) v = (d ls) (v / 8) rounded once, as gguf-py's
+        // IQ1_M: (d ls) / 8, exact (d ls >= 2^-24), so (d ls / 8) v = (d ls) (v / 8) rounded once, as gguf-py's
         else if (code == PK_IQ1_S || code == PK_IQ1_M) s = _mm256_mul_ps(_mm256_mul_ps(vd, ls), _mm256_set1_ps(0.125f));
         else s = _mm256_mul_ps(_mm256_mul_ps(vd, _mm256_mul_ps(ls, half)), _mm256_set1_ps(code == PK_IQ3_XXS ? 0.5f : 0.25f));
         _mm256_storeu_ps(sc + 8 * k, s);
@@ -608,29 +608,32 @@ TIQ2 static IQ_INL void iqx_scales(int code, float d, const iqn_pro *o, float sc
 }
 #define TIQ __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq")))
 #define TIQ2F __attribute__((target("avx2,fma,f16c")))
-// Half h (0, 1) of a group's signed values as 16 f32 weights: scale * value, and -(scale g) = scale (-g) exactly.
-TIQ static IQ_INL __m512 iqx_w512(__m256i v, int h, float scale) {
+// Half h (0, 1) of a group's signed values as 16 f32 weights: scale * value, and -(scale g) = scale (-g) exactly;
+// IQ1_S (iq1s) scale * (g + delta).
+TIQ static IQ_INL __m512 iqx_w512(__m256i v, int h, float scale, int iq1s, float delta) {
     const __m128i b = h ? _mm256_extracti128_si256(v, 1) : _mm256_castsi256_si128(v);
-    return _mm512_mul_ps(_mm512_set1_ps(scale), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b)));
+    const __m512 f = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b));
+    return _mm512_mul_ps(_mm512_set1_ps(scale), iq1s ? _mm512_add_ps(f, _mm512_set1_ps(delta)) : f);
 }
 // Part k (0-3: weights 8k..8k+7) of a group's signed values as 8 f32 weights.
-TIQ2F static IQ_INL __m256 iqx_w256(__m256i v, int k, float scale) {
+TIQ2F static IQ_INL __m256 iqx_w256(__m256i v, int k, float scale, int iq1s, float delta) {
     const __m128i h = k & 2 ? _mm256_extracti128_si256(v, 1) : _mm256_castsi256_si128(v);
-    return _mm256_mul_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(k & 1 ? _mm_unpackhi_epi64(h, h) : h)));
+    const __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(k & 1 ? _mm_unpackhi_epi64(h, h) : h));
+    return _mm256_mul_ps(_mm256_set1_ps(scale), iq1s ? _mm256_add_ps(f, _mm256_set1_ps(delta)) : f);
 }
-// Group g of block p as 32 signed bytes: the grid values negated under the sign bits (g <= 62), IQ1's v = w - 9.
+// Group g of block p as 32 signed bytes: the grid values negated under the sign bits (g <= 62), IQ1_M's
+// v = w - 9 = 8 g +- 1, IQ1_S's g.
 // IQ1_S keeps a group's fields together (one qh word: 4 x 3 index bits, the scale, the shift's sign), so it reads
-// them in scalar code, as its first form did, from the 16 KiB grid of g (iq1w_grid, twice the size, and pro_iq1_s
-// measured 8% slower): v = 8 g by a shift within 16-bit lanes (the bits crossing into the next byte masked off),
-// then + 1 or - 1 (0xFF) in every byte.
+// them in scalar code, as its first form did, takes g from the 16 KiB grid and adds the shift in f32 as gguf-py does,
+// scale (g + delta) with scale = d (2 f + 1): through pro_iq1_s, or with 8 g +- 1 made in bytes, it measured 6-8%
+// slower.
 TIQ2 static IQ_INL __m256i iqx_iq1_s(const uint8_t *p, int g) {
     const unsigned qh = u16_at(p + 34 + 2 * g);
     const uint8_t *q = p + 2 + 4 * g;
-    const __m256i gv = gv4((const uint8_t (*)[8])iq1s_grid, q[0] | (qh & 7) << 8, q[1] | (qh >> 3 & 7) << 8,
-                           q[2] | (qh >> 6 & 7) << 8, q[3] | (qh >> 9 & 7) << 8);
-    return _mm256_add_epi8(_mm256_and_si256(_mm256_slli_epi16(gv, 3), _mm256_set1_epi8((char)0xF8)),
-                           _mm256_set1_epi8(qh & 0x8000 ? -1 : 1));
+    return gv4((const uint8_t (*)[8])iq1s_grid, q[0] | (qh & 7) << 8, q[1] | (qh >> 3 & 7) << 8, q[2] | (qh >> 6 & 7) << 8,
+               q[3] | (qh >> 9 & 7) << 8);
 }
+#define IQX_DELTA(C, g) ((C) == PK_IQ1_S ? (u16_at(p + 34 + 2 * (g)) & 0x8000 ? -0.125f : 0.125f) : 0.f)
 #define IQX_GROUP(T, IQ1, C, NEGATE)                                                                             \
     uint32_t neg;                                                                                             \
     __m256i v = C == PK_IQ1_S ? iqx_iq1_s(p, g) : gval_##T(p, &o, g, &neg);                                   \
@@ -640,10 +643,10 @@ TIQ2 static IQ_INL __m256i iqx_iq1_s(const uint8_t *p, int g) {
     iqn_pro o;                                                                                                \
     float sc[16];                                                                                             \
     const float d = _cvtsh_ss(d_bits(IQ1M, p));   /* exact, as pk_f16_to_f32 */                              \
-    if (C == PK_IQ1_S) {   /* one scale per group, sc[g]: (d (2 f + 1)) / 8, f bits 12-14 of qh word g */      \
+    if (C == PK_IQ1_S) {   /* one scale per group, sc[g]: d (2 f + 1), f bits 12-14 of qh word g */            \
         const __m256i f = _mm256_and_si256(_mm256_srli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p + 34))), 12), _mm256_set1_epi32(7)); \
         const __m256 ls = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_slli_epi32(f, 1), _mm256_set1_epi32(1)));   \
-        _mm256_storeu_ps(sc, _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(d), ls), _mm256_set1_ps(0.125f)));    \
+        _mm256_storeu_ps(sc, _mm256_mul_ps(_mm256_set1_ps(d), ls));                                           \
     } else {                                                                                                  \
         pro_##T(p, &o);                                                                                       \
         iqx_scales(C, d, &o, sc);                                                                             \
@@ -653,12 +656,12 @@ TIQ2 static IQ_INL __m256i iqx_iq1_s(const uint8_t *p, int g) {
 #define IQX_FMA512(T, IQ1, C)                                                                                 \
     IQX_GROUP(T, IQ1, C, iqn_negate_avx512)                                                                   \
     const float *xg = x + b * 256 + 32 * g;                                                                   \
-    a[g & 2] = _mm512_fmadd_ps(iqx_w512(v, 0, IQX_SC(C, g, 0)), _mm512_loadu_ps(xg), a[g & 2]);               \
-    a[(g & 2) + 1] = _mm512_fmadd_ps(iqx_w512(v, 1, IQX_SC(C, g, 1)), _mm512_loadu_ps(xg + 16), a[(g & 2) + 1]);
+    a[g & 2] = _mm512_fmadd_ps(iqx_w512(v, 0, IQX_SC(C, g, 0), C == PK_IQ1_S, IQX_DELTA(C, g)), _mm512_loadu_ps(xg), a[g & 2]);               \
+    a[(g & 2) + 1] = _mm512_fmadd_ps(iqx_w512(v, 1, IQX_SC(C, g, 1), C == PK_IQ1_S, IQX_DELTA(C, g)), _mm512_loadu_ps(xg + 16), a[(g & 2) + 1]);
 #define IQX_FMA256(T, IQ1, C)                                                                                 \
     IQX_GROUP(T, IQ1, C, iqn_negate_avx2)                                                                     \
     const float *xg = x + b * 256 + 32 * g;                                                                   \
-    for (int k = 0; k < 4; k++) a[k] = _mm256_fmadd_ps(iqx_w256(v, k, IQX_SC(C, g, k / 2)), _mm256_loadu_ps(xg + 8 * k), a[k]);
+    for (int k = 0; k < 4; k++) a[k] = _mm256_fmadd_ps(iqx_w256(v, k, IQX_SC(C, g, k / 2), C == PK_IQ1_S, IQX_DELTA(C, g)), _mm256_loadu_ps(xg + 8 * k), a[k]);
 // The widening and the product at either width W (512: AVX-512, 256: AVX2): 4 accumulators of type VT per row, summed
 // in a fixed order (REDUCE), so a row's result does not depend on the rows beside it. AVX2's accumulator k takes
 // weights 8k..8k+7 of every group.
@@ -690,11 +693,11 @@ TGT void pk_matvec_##T##_##W(const uint8_t *W_, size_t rb, int64_t cols, const f
 }
 #define IQX_STORE512(T, IQ1, C)                                                                               \
     IQX_GROUP(T, IQ1, C, iqn_negate_avx512)                                                                   \
-    _mm512_storeu_ps(out + 32 * g, iqx_w512(v, 0, IQX_SC(C, g, 0)));                                          \
-    _mm512_storeu_ps(out + 32 * g + 16, iqx_w512(v, 1, IQX_SC(C, g, 1)));
+    _mm512_storeu_ps(out + 32 * g, iqx_w512(v, 0, IQX_SC(C, g, 0), C == PK_IQ1_S, IQX_DELTA(C, g)));                                          \
+    _mm512_storeu_ps(out + 32 * g + 16, iqx_w512(v, 1, IQX_SC(C, g, 1), C == PK_IQ1_S, IQX_DELTA(C, g)));
 #define IQX_STORE256(T, IQ1, C)                                                                               \
     IQX_GROUP(T, IQ1, C, iqn_negate_avx2)                                                                     \
-    for (int k = 0; k < 4; k++) _mm256_storeu_ps(out + 32 * g + 8 * k, iqx_w256(v, k, IQX_SC(C, g, k / 2)));
+    for (int k = 0; k < 4; k++) _mm256_storeu_ps(out + 32 * g + 8 * k, iqx_w256(v, k, IQX_SC(C, g, k / 2), C == PK_IQ1_S, IQX_DELTA(C, g)));
 #define IQX_REDUCE512(a) _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3])))
 #define IQX_REDUCE256(a) iqx_hsum256(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])))
 TIQ2F static IQ_INL float iqx_hsum256(__m256 v) {
