@@ -591,8 +591,8 @@ static const iqn_row_fn nrow_fns[][2] = { IQ_TYPES(IQ_NROW_FNS) };   // [type][A
 // IQ3_XXS, d (2 s + 1) for IQ3_S and IQ1; 0.5 + s = ls / 2 exactly) times the grid value negated in the bytes
 // (-(s g) = s (-g) exactly); IQ1_M's grid + shift is v / 8 exactly, v = 8 g +- 1 = w - 9 from the native table;
 // IQ1_S adds the shift in f32 as gguf-py does. So every value is the portable widening's, bit for bit (the kernel
-// tests compare every level with gguf-py). Decoding a group field by field in scalar code (the first form) cost 50-60 instructions per 32 weights;
-// this one about 20 (docs/quantization.md).
+// tests compare every level with gguf-py). Decoding a group field by field in scalar code (the first form) cost
+// 50-60 instructions per 32 weights; this one about 20 (docs/quantization.md).
 TIQ2 static IQ_INL void iqx_scales(int code, float d, const iqn_pro *o, float sc[16]) {
     const __m256i l = _mm256_loadu_si256((const __m256i *)o->lsw);   // 16 x int16, half order
     const __m256 vd = _mm256_set1_ps(d), half = _mm256_set1_ps(0.5f);
@@ -601,7 +601,8 @@ TIQ2 static IQ_INL void iqx_scales(int code, float d, const iqn_pro *o, float sc
         __m256 s;
         if (code == PK_IQ3_S) s = _mm256_mul_ps(vd, ls);
         // IQ1_M: (d ls) / 8, exact (d ls >= 2^-24), so (d ls / 8) v = (d ls) (v / 8) rounded once, as gguf-py's
-        else if (code == PK_IQ1_S || code == PK_IQ1_M) s = _mm256_mul_ps(_mm256_mul_ps(vd, ls), _mm256_set1_ps(0.125f));
+        // (IQ1_S makes its scales in IQX_BLOCK)
+        else if (code == PK_IQ1_M) s = _mm256_mul_ps(_mm256_mul_ps(vd, ls), _mm256_set1_ps(0.125f));
         else s = _mm256_mul_ps(_mm256_mul_ps(vd, _mm256_mul_ps(ls, half)), _mm256_set1_ps(code == PK_IQ3_XXS ? 0.5f : 0.25f));
         _mm256_storeu_ps(sc + 8 * k, s);
     }
@@ -627,16 +628,17 @@ TIQ2F static IQ_INL __m256 iqx_w256(__m256i v, int k, float scale, int iq1s, flo
 // them in scalar code, as its first form did, takes g from the 16 KiB grid and adds the shift in f32 as gguf-py does,
 // scale (g + delta) with scale = d (2 f + 1): through pro_iq1_s, or with 8 g +- 1 made in bytes, it measured 6-8%
 // slower.
-TIQ2 static IQ_INL __m256i iqx_iq1_s(const uint8_t *p, int g) {
-    const unsigned qh = u16_at(p + 34 + 2 * g);
+TIQ2 static IQ_INL __m256i iqx_iq1_s(const uint8_t *p, int g, unsigned qh) {   // qh: the group's word
     const uint8_t *q = p + 2 + 4 * g;
     return gv4((const uint8_t (*)[8])iq1s_grid, q[0] | (qh & 7) << 8, q[1] | (qh >> 3 & 7) << 8, q[2] | (qh >> 6 & 7) << 8,
                q[3] | (qh >> 9 & 7) << 8);
 }
-#define IQX_DELTA(C, g) ((C) == PK_IQ1_S ? (u16_at(p + 34 + 2 * (g)) & 0x8000 ? -0.125f : 0.125f) : 0.f)
-#define IQX_GROUP(T, IQ1, C, NEGATE)                                                                             \
+// The group's bytes v as above, and delta: IQ1_S's shift (its qh word read once), 0 for the other types.
+#define IQX_GROUP(T, IQ1, C, NEGATE)                                                                          \
     uint32_t neg;                                                                                             \
-    __m256i v = C == PK_IQ1_S ? iqx_iq1_s(p, g) : gval_##T(p, &o, g, &neg);                                   \
+    const unsigned qh1 = C == PK_IQ1_S ? u16_at(p + 34 + 2 * g) : 0;                                          \
+    const float delta = C == PK_IQ1_S ? (qh1 & 0x8000 ? -0.125f : 0.125f) : 0.f;                              \
+    __m256i v = C == PK_IQ1_S ? iqx_iq1_s(p, g, qh1) : gval_##T(p, &o, g, &neg);                              \
     if (C != PK_IQ1_S) v = IQ1 ? _mm256_sub_epi8(v, _mm256_set1_epi8(9)) : NEGATE(v, neg);
 #define IQX_SC(C, g, h) sc[(C) == PK_IQ1_S ? (g) : 2 * (g) + (h)]   /* half h of group g's scale */
 #define IQX_BLOCK(T, IQ1M, C)                                                                                 \
@@ -656,12 +658,12 @@ TIQ2 static IQ_INL __m256i iqx_iq1_s(const uint8_t *p, int g) {
 #define IQX_FMA512(T, IQ1, C)                                                                                 \
     IQX_GROUP(T, IQ1, C, iqn_negate_avx512)                                                                   \
     const float *xg = x + b * 256 + 32 * g;                                                                   \
-    a[g & 2] = _mm512_fmadd_ps(iqx_w512(v, 0, IQX_SC(C, g, 0), C == PK_IQ1_S, IQX_DELTA(C, g)), _mm512_loadu_ps(xg), a[g & 2]);               \
-    a[(g & 2) + 1] = _mm512_fmadd_ps(iqx_w512(v, 1, IQX_SC(C, g, 1), C == PK_IQ1_S, IQX_DELTA(C, g)), _mm512_loadu_ps(xg + 16), a[(g & 2) + 1]);
+    a[g & 2] = _mm512_fmadd_ps(iqx_w512(v, 0, IQX_SC(C, g, 0), C == PK_IQ1_S, delta), _mm512_loadu_ps(xg), a[g & 2]); \
+    a[(g & 2) + 1] = _mm512_fmadd_ps(iqx_w512(v, 1, IQX_SC(C, g, 1), C == PK_IQ1_S, delta), _mm512_loadu_ps(xg + 16), a[(g & 2) + 1]);
 #define IQX_FMA256(T, IQ1, C)                                                                                 \
     IQX_GROUP(T, IQ1, C, iqn_negate_avx2)                                                                     \
     const float *xg = x + b * 256 + 32 * g;                                                                   \
-    for (int k = 0; k < 4; k++) a[k] = _mm256_fmadd_ps(iqx_w256(v, k, IQX_SC(C, g, k / 2), C == PK_IQ1_S, IQX_DELTA(C, g)), _mm256_loadu_ps(xg + 8 * k), a[k]);
+    for (int k = 0; k < 4; k++) a[k] = _mm256_fmadd_ps(iqx_w256(v, k, IQX_SC(C, g, k / 2), C == PK_IQ1_S, delta), _mm256_loadu_ps(xg + 8 * k), a[k]);
 // The widening and the product at either width W (512: AVX-512, 256: AVX2): 4 accumulators of type VT per row, summed
 // in a fixed order (REDUCE), so a row's result does not depend on the rows beside it. AVX2's accumulator k takes
 // weights 8k..8k+7 of every group.
@@ -693,11 +695,11 @@ TGT void pk_matvec_##T##_##W(const uint8_t *W_, size_t rb, int64_t cols, const f
 }
 #define IQX_STORE512(T, IQ1, C)                                                                               \
     IQX_GROUP(T, IQ1, C, iqn_negate_avx512)                                                                   \
-    _mm512_storeu_ps(out + 32 * g, iqx_w512(v, 0, IQX_SC(C, g, 0), C == PK_IQ1_S, IQX_DELTA(C, g)));                                          \
-    _mm512_storeu_ps(out + 32 * g + 16, iqx_w512(v, 1, IQX_SC(C, g, 1), C == PK_IQ1_S, IQX_DELTA(C, g)));
+    _mm512_storeu_ps(out + 32 * g, iqx_w512(v, 0, IQX_SC(C, g, 0), C == PK_IQ1_S, delta)); \
+    _mm512_storeu_ps(out + 32 * g + 16, iqx_w512(v, 1, IQX_SC(C, g, 1), C == PK_IQ1_S, delta));
 #define IQX_STORE256(T, IQ1, C)                                                                               \
     IQX_GROUP(T, IQ1, C, iqn_negate_avx2)                                                                     \
-    for (int k = 0; k < 4; k++) _mm256_storeu_ps(out + 32 * g + 8 * k, iqx_w256(v, k, IQX_SC(C, g, k / 2), C == PK_IQ1_S, IQX_DELTA(C, g)));
+    for (int k = 0; k < 4; k++) _mm256_storeu_ps(out + 32 * g + 8 * k, iqx_w256(v, k, IQX_SC(C, g, k / 2), C == PK_IQ1_S, delta));
 #define IQX_REDUCE512(a) _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3])))
 #define IQX_REDUCE256(a) iqx_hsum256(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])))
 TIQ2F static IQ_INL float iqx_hsum256(__m256 v) {

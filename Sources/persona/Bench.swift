@@ -217,6 +217,10 @@ struct BenchReport: Codable {
     /// measured bandwidth.
     var bandwidthBoundTokensPerSecond: Double { bandwidthBytesPerSecond / Double(max(weightBytesPerToken + kvBytesPerToken, 1)) }
 
+    var bandwidthRatio: Double { decodePlain / max(bandwidthBoundTokensPerSecond, 1e-9) }
+    var monitorOverhead: Double { decodePlain / max(decodeMonitored, 1e-9) - 1 }
+    var steerOverhead: Double { decodePlain / max(decodeSteered, 1e-9) - 1 }
+
     /// The mean over decode steps promptTokens ..< promptTokens + decodeTokens of the cached key and value bytes a
     /// step reads: step p attends to positions 0 ... p, a sliding-window layer to the last `slidingWindow` of them.
     static func kvBytesPerDecodeStep(config c: ModelConfig, elementSize: Int, promptTokens: Int, decodeTokens: Int) -> Int {
@@ -227,11 +231,8 @@ struct BenchReport: Codable {
                 rows += c.slidingLayers[l] ? min(p + 1, c.slidingWindow ?? p + 1) : p + 1
             }
         }
-        return 2 * c.numKVHeads * c.headDim * elementSize * rows / decodeTokens
+        return 2 * c.kvDim * elementSize * rows / decodeTokens
     }
-    var bandwidthRatio: Double { decodePlain / max(bandwidthBoundTokensPerSecond, 1e-9) }
-    var monitorOverhead: Double { decodePlain / max(decodeMonitored, 1e-9) - 1 }
-    var steerOverhead: Double { decodePlain / max(decodeSteered, 1e-9) - 1 }
 
     func jsonText() -> String {
         var d: [String: Any] = [
