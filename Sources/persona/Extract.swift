@@ -65,7 +65,8 @@ struct ExtractRun: AsyncParsableCommand {
         abstract: "Run (or resume) an extraction; the default, so `persona extract --model ...` works.",
         discussion: """
         Everything goes to the --out run folder and a rerun with the same settings resumes where it stopped \
-        (responses.jsonl and judgments.jsonl are written ahead, row by row). Vectors are HF hidden-state rows \
+        (responses.jsonl and judgments.jsonl are written ahead, row by row). A rerun may change --threshold and \
+        --coherence-threshold only: it filters the same answers again, generating and judging nothing twice. Vectors are HF hidden-state rows \
         0...L (row l = output of block l-1), positive = the trait's 'positive' statement.
 
         Several traits (--trait a,b or all) go to OUT/<trait>, one after another. With --shard i/N only sums.json \
@@ -173,6 +174,9 @@ struct ExtractRun: AsyncParsableCommand {
         opts.shard = job.shard
         let folder = job.folder
         let run = try ExtractionRun(folder: folder, trait: def, options: opts, loaded: loaded)
+        if run.refiltered {
+            note("\(folder.path) ran other --threshold / --coherence-threshold before: its answers and judgments are kept and filtered again with these (the old sums and vectors are replaced)")
+        }
         if run.raw { note("\(loaded.name) has no chat template: prompts are raw text \"{instruction}\\n\\n{question}\" after BOS") }
 
         let total = ExtractionRun.sets.reduce(0) { $0 + 2 * run.units($1).count }

@@ -119,6 +119,36 @@ final class EvaluateCLITests: BinaryTestCase {
         XCTAssertEqual(generated, 0)
     }
 
+    /// Through the binary: a rerun that changes only the thresholds filters the same answers again (nothing is
+    /// generated twice); one that changes anything else is refused with the fields that differ.
+    func testExtractRerunWithOtherThresholdsOrOtherSettings() throws {
+        let model = try Repository.stories260K.path
+        let out = dir.appendingPathComponent("refilter").path
+        let settings = ["extract", "--model", model, "--trait", "evil", "--judge", "none", "--questions", "1", "--eval-count", "1",
+                        "--max-tokens", "4", "--out", out]
+        let first = try persona(settings)
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let responses = URL(fileURLWithPath: out).appendingPathComponent("responses.jsonl")
+        let rows = try String(contentsOf: responses, encoding: .utf8)
+        let vectors = try Data(contentsOf: URL(fileURLWithPath: out).appendingPathComponent("vectors.safetensors"))
+
+        let other = try persona(settings + ["--max-tokens", "5", "--seed", "3"])
+        XCTAssertNotEqual(other.status, 0)
+        XCTAssertTrue(other.stderr.contains("options.maxTokens: 4 / 5") && other.stderr.contains("options.seed: 0 / 3"), other.stderr)
+
+        let refiltered = try persona(settings + ["--threshold", "70", "--coherence-threshold", "60"])
+        XCTAssertEqual(refiltered.status, 0, refiltered.stderr)
+        XCTAssertTrue(refiltered.stderr.contains("ran other --threshold / --coherence-threshold before"), refiltered.stderr)
+        XCTAssertTrue(refiltered.stderr.contains("resuming: 20 of 20 responses"), refiltered.stderr)
+        XCTAssertEqual(try String(contentsOf: responses, encoding: .utf8), rows, "nothing generated again")
+        let meta = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out).appendingPathComponent("run.json"))) as? [String: Any]
+        let opts = try XCTUnwrap(meta?["options"] as? [String: Any])
+        XCTAssertEqual(opts["threshold"] as? Double, 70)
+        XCTAssertEqual(opts["coherenceThreshold"] as? Double, 60)
+        // Without a judge the thresholds filter nothing, so the vectors come back byte for byte.
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: out).appendingPathComponent("vectors.safetensors")), vectors)
+    }
+
     func testSweepJudgedByPersonaServe() throws {
         let model = try Repository.smolLM2.path
         let binary = try Subprocess.personaBinary(besides: Self.self)

@@ -288,6 +288,55 @@ final class ExtractionTests: XCTestCase {
         XCTAssertEqual(reopened.filter(.extract, judged: true).report, rep)
     }
 
+    /// A rerun may change the thresholds alone: the same answers and judgments are filtered again (nothing is
+    /// generated twice) and the old thresholds' outputs go; any other change is refused, naming each field.
+    func testRerunMayChangeOnlyTheThresholds() throws {
+        let loaded = try ModelLoader.load(path: Self.storiesPath)
+        let trait = try storyTrait()
+        let dir = tempFolder("refilter"); defer { try? FileManager.default.removeItem(at: dir) }
+        let opts = options(questions: 1, eval: 0, maxTokens: 4)
+        let run = try ExtractionRun(folder: dir, trait: trait, options: opts, loaded: loaded)
+        XCTAssertFalse(run.refiltered)
+        let total = try run.generate()
+        for p in run.pairs(.extract) {
+            let t = 60 + 8 * Double(p.unit.instructionIndex)   // 60, 68, 76, 84, 92
+            try run.record(JudgmentRecord(key: p.pos!.key, trait: t, coherence: 90, judge: "hand"))
+            try run.record(JudgmentRecord(key: p.neg!.key, trait: 5, coherence: 90, judge: "hand"))
+        }
+        XCTAssertEqual(try run.accumulateAndSave(judged: true).reports[0].kept, 5)
+        let sums = dir.appendingPathComponent("sums.json"), settings = dir.appendingPathComponent("run.json")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: sums.path))
+        let before = try Data(contentsOf: settings)
+
+        // Other options: refused, each differing field named (run.json's value first), nothing touched.
+        var other = opts; other.maxTokens = 5; other.seed = 8
+        XCTAssertThrowsError(try ExtractionRun(folder: dir, trait: trait, options: other, loaded: loaded)) { e in
+            let m = "\(e)"
+            XCTAssertTrue(m.contains("options.maxTokens: 4 / 5") && m.contains("options.seed: 7 / 8"), m)
+            XCTAssertFalse(m.contains("threshold"), m)
+        }
+        var otherTrait = trait; otherTrait.questions[0] = "Then it rained."
+        XCTAssertThrowsError(try ExtractionRun(folder: dir, trait: otherTrait, options: opts, loaded: loaded)) { e in
+            XCTAssertTrue("\(e)".contains("traitDefinition.questions[0]: \"One day, they went to the park.\" / \"Then it rained.\""), "\(e)")
+        }
+        var thresholdsAndMore = opts; thresholdsAndMore.threshold = 80; thresholdsAndMore.maxTokens = 5
+        XCTAssertThrowsError(try ExtractionRun(folder: dir, trait: trait, options: thresholdsAndMore, loaded: loaded))
+        XCTAssertEqual(try Data(contentsOf: settings), before)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: sums.path))
+
+        // Thresholds alone: adopted, the old sums removed, the same answers filtered again.
+        var stricter = opts; stricter.threshold = 75; stricter.coherenceThreshold = 60
+        let rerun = try ExtractionRun(folder: dir, trait: trait, options: stricter, loaded: loaded)
+        XCTAssertTrue(rerun.refiltered)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: sums.path), "the old thresholds' sums are not left beside the new run.json")
+        XCTAssertEqual(rerun.responses, run.responses)
+        XCTAssertEqual(try rerun.generate(), 0, "nothing generated again (of \(total))")
+        XCTAssertEqual(rerun.filter(.extract, judged: true).kept.map { $0.pos.instructionIndex }, [2, 3, 4])
+        XCTAssertEqual(try rerun.accumulateAndSave(judged: true).reports[0].kept, 3)
+        XCTAssertEqual(try ExtractionRun.open(folder: dir, loaded: loaded).options, stricter)
+        XCTAssertFalse(try ExtractionRun(folder: dir, trait: trait, options: stricter, loaded: loaded).refiltered)
+    }
+
     /// A judge that scores nothing stops the run with the counts and what to do, not only "see filter.json".
     func testNoScoreAtAllSaysWhy() throws {
         let loaded = try ModelLoader.load(path: Self.storiesPath)
@@ -372,10 +421,10 @@ final class ExtractionTests: XCTestCase {
 final class LengthJudge: Judge, @unchecked Sendable {
     private let lock = NSLock()
     private var _calls = 0
-    var calls: Int { lock.lock(); defer { lock.unlock() }; return _calls }
+    var calls: Int { lock.withLock { _calls } }
     var name: String { "length" }
     func score(prompt: String) async throws -> Double? {
-        lock.lock(); _calls += 1; lock.unlock()
+        lock.withLock { _calls += 1 }
         if prompt.hasPrefix("How happy") {
             guard let a = prompt.range(of: "ANSWER<"), let b = prompt.range(of: ">END") else { return nil }
             return Double(min(100, prompt[a.upperBound..<b.lowerBound].count))

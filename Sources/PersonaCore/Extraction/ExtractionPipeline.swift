@@ -40,7 +40,8 @@ extension ExtractionRun {
                 why += "\nThe judge scored none of them: a score needs a quarter of the judge's next-token probability on the"
                     + " numbers 0-100, and this judge put it elsewhere (small models open with words). Judge with a stronger"
                     + " model (--judge openai, or --judge local --judge-model PATH), or keep every pair with --judge none;"
-                    + " the answers in responses.jsonl are kept and will not be generated again."
+                    + " rerun with the other settings as they were (run.json; only the thresholds may change): the answers"
+                    + " in responses.jsonl are kept and will not be generated again."
             }
             throw VectorError(why)
         }

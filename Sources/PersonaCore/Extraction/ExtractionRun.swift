@@ -199,15 +199,21 @@ public final class ExtractionRun {
     private let judgmentsLog: AppendLog<JudgmentRecord>
     public private(set) var responses: [String: ResponseRecord] = [:]
     public private(set) var judgments: [String: JudgmentRecord] = [:]
+    /// The folder ran other thresholds before (and nothing else different): its answers are filtered again.
+    public let refiltered: Bool
 
     public init(folder: URL, trait: TraitDefinition, options: ExtractionOptions, loaded: LoadedModel) throws {
         self.folder = folder
         self.trait = trait
         self.options = options
         self.loaded = loaded
-        try RunFolder.open(folder, settingsFile: "run.json",
-                           settings: RunMeta(trait: trait.name, model: loaded.name, options: options, traitDefinition: trait),
-                           mismatch: "a run with different settings (trait, model, options or trait file)")
+        // The thresholds only filter what was generated and judged, so a rerun may change them: it filters the
+        // same answers again (the old thresholds' sums and vectors are removed, not left beside the new run.json).
+        refiltered = try RunFolder.open(folder, settingsFile: "run.json",
+                                        settings: RunMeta(trait: trait.name, model: loaded.name, options: options, traitDefinition: trait),
+                                        mismatch: "a run with different settings (trait, model, options or trait file)",
+                                        identity: { var m = $0; m.options.threshold = 0; m.options.coherenceThreshold = 0; return m },
+                                        derived: ["sums.json", "vectors.safetensors", "layer_report.json", "filter.json"])
         responsesLog = AppendLog(folder.appendingPathComponent("responses.jsonl"))
         judgmentsLog = AppendLog(folder.appendingPathComponent("judgments.jsonl"))
         for r in try responsesLog.readAll() { responses[r.key] = r }

@@ -91,17 +91,68 @@ enum ShardedLogs {
 /// A resumable run folder: created if absent, its settings file written on the first run and compared on every
 /// later one, so a rerun resumes only what it started.
 enum RunFolder {
-    /// `mismatch` ends the error when the folder holds other settings.
-    static func open<S: Codable & Equatable>(_ folder: URL, settingsFile: String, settings: S, mismatch: String) throws {
+    /// `mismatch` ends the error when the folder holds other settings. `identity` maps settings to the part
+    /// that decides what the folder's logs hold; settings that differ only elsewhere (a filter applied
+    /// afterwards) are adopted: the file is rewritten and the `derived` files made under the old ones are
+    /// removed, so nothing stale is read as the new settings' result. Returns whether settings were adopted.
+    @discardableResult
+    static func open<S: Codable & Equatable>(_ folder: URL, settingsFile: String, settings: S, mismatch: String,
+                                             identity: ((S) -> S)? = nil, derived: [String] = []) throws -> Bool {
         do { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) } catch {
             throw VectorError("\(folder.path): cannot create the folder (\(error.localizedDescription))")
         }
         let file = folder.appendingPathComponent(settingsFile)
-        guard let data = try? Data(contentsOf: file) else { return try ExtractionRun.writeJSON(settings, to: file) }
+        guard let data = try? Data(contentsOf: file) else {
+            try ExtractionRun.writeJSON(settings, to: file)
+            return false
+        }
         guard let old = try? JSONDecoder().decode(S.self, from: data) else {
             throw VectorError("\(file.path): unreadable run settings; use a new --out folder")
         }
-        guard old == settings else { throw VectorError("\(folder.path) holds \(mismatch); use a new --out folder or the same settings to resume") }
+        if old == settings { return false }
+        if let identity, identity(old) == identity(settings) {
+            for name in derived { try? FileManager.default.removeItem(at: folder.appendingPathComponent(name)) }
+            try ExtractionRun.writeJSON(settings, to: file)
+            return true
+        }
+        let diff = differences(old, settings)
+        let listed = diff.prefix(6).joined(separator: "\n  ") + (diff.count > 6 ? "\n  (\(diff.count - 6) more)" : "")
+        throw VectorError("\(folder.path) holds \(mismatch); use a new --out folder or the same settings to resume."
+                          + (diff.isEmpty ? "" : "\n\(settingsFile) there / this command:\n  \(listed)"))
+    }
+
+    /// The leaves where two settings' JSON differ, as "path: old / new" (long strings cut).
+    static func differences<S: Encodable>(_ a: S, _ b: S) -> [String] {
+        let enc = JSONEncoder()
+        enc.outputFormatting = .sortedKeys
+        guard let da = try? enc.encode(a), let db = try? enc.encode(b),
+              let ja = try? JSONSerialization.jsonObject(with: da, options: .fragmentsAllowed),
+              let jb = try? JSONSerialization.jsonObject(with: db, options: .fragmentsAllowed) else { return [] }
+        var out: [String] = []
+        func show(_ v: Any?) -> String {
+            guard let v, !(v is NSNull) else { return "(none)" }
+            guard let d = try? JSONSerialization.data(withJSONObject: v, options: [.fragmentsAllowed, .sortedKeys, .withoutEscapingSlashes]),
+                  let t = String(data: d, encoding: .utf8) else { return "\(v)" }
+            return t.count > 48 ? String(t.prefix(45)) + "..." : t
+        }
+        func walk(_ x: Any?, _ y: Any?, _ path: String) {
+            if let dx = x as? [String: Any], let dy = y as? [String: Any] {
+                for k in Set(dx.keys).union(dy.keys).sorted() { walk(dx[k], dy[k], path.isEmpty ? k : "\(path).\(k)") }
+            } else if let ax = x as? [Any], let ay = y as? [Any], ax.count == ay.count {
+                for i in ax.indices { walk(ax[i], ay[i], "\(path)[\(i)]") }
+            } else if show(x) != show(y) || !same(x, y) {
+                out.append("\(path): \(show(x)) / \(show(y))")
+            }
+        }
+        func same(_ x: Any?, _ y: Any?) -> Bool {
+            switch (x, y) {
+            case (nil, nil): return true
+            case let (x as NSObject, y as NSObject): return x.isEqual(y)
+            default: return false
+            }
+        }
+        walk(ja, jb, "")
+        return out
     }
 }
 
