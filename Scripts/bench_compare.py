@@ -16,6 +16,10 @@ samples); `--simd LEVEL` runs ours at that SIMD level (PERSONA_SIMD: avx2, avx51
         -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DLLAMA_CURL=OFF \
         && cmake --build b --target llama-bench -j
     /work/V/bin/python Scripts/bench_compare.py --simd avx2 --llama-bench llama.cpp/b/bin/llama-bench ...
+or, without a llama.cpp checkout, llama-cpp-python built for AVX2 in a venv of its own, running this script:
+    python3 -m venv V2 && CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF" \
+        V2/bin/pip install numpy gguf==0.19.0 llama-cpp-python==0.3.36
+    V2/bin/python Scripts/bench_compare.py --simd avx2 ...
 
 Run by hand, not in CI (needs a release build and llama-cpp-python):
     swift build -c release --product persona

@@ -189,15 +189,14 @@ int pk_iq_dequant_scalar(int dtype, const uint8_t *p, int64_t cols, float *out) 
 // equals ours divided by 8 at the end (a power of two: the same roundings). Separate statements (and
 // -ffp-contract=off): no FMA, so every level gives the same bits, also kernels_native_k.c's VNNI tiles, which
 // read the blocks through pk_iq_block_u8.
-// Three forms (pk_native_iq_matmul): one or two tokens decode each group into registers (nrow_*, x86); more tokens
-// (and any T at the portable and NEON levels) decode a row 16 super-blocks at a time into signed bytes v (grid * sign; IQ1: 8 g +- 1)
-// and each half's ls, then run every token against the chunk (ndot_*), so a prompt decodes each row once; the VNNI
-// levels take prompts to kernels_native_k.c's tiles instead.
-enum { IQN_CHUNK = 16 };   // super-blocks decoded at once: 4 KiB of v (and 4 KiB of |v|), beside a token's 4 KiB of q8
+// Three forms: on x86 one or two tokens decode each group into registers (nrow_*), and prompts go to
+// kernels_native_k.c's tiles (16 rows with VNNI, 8 with AVX2), which read blocks through pk_iq_block_u8; the portable
+// and NEON levels decode a row 16 super-blocks at a time into signed bytes v (grid * sign; IQ1: 8 g +- 1) and each
+// half's ls, then run every token against the chunk (ndot_*), so a prompt decodes each row once.
+enum { IQN_CHUNK = 16 };   // super-blocks decoded at once: 4 KiB of v, beside a token's 4 KiB of q8
 
 typedef struct {
     int8_t v[IQN_CHUNK * 256] __attribute__((aligned(64)));
-    uint8_t av[IQN_CHUNK * 256] __attribute__((aligned(64)));   // |v|, for the x86 sign trick (ndot_x86)
     int16_t ls[IQN_CHUNK * 16][8] __attribute__((aligned(64)));   // half h's ls, 8 times (the madd operand)
     float dw[IQN_CHUNK];
 } iqn_rows;
@@ -243,15 +242,14 @@ static void iq_block_sv(int dtype, const uint8_t *blk, int8_t *v, int32_t *ls, u
     sv_fns[dtype - PK_IQ2_XXS](blk, v, ls, dbits);
 }
 
-// nbc super-blocks of a row (bytes per block `bytes`) into o: v, ls, d, and |v| when `abs`.
-static void ndecode(int dtype, const uint8_t *p, size_t bytes, int64_t nbc, iqn_rows *o, int abs) {
+// nbc super-blocks of a row (bytes per block `bytes`) into o: v, ls, d.
+static void ndecode(int dtype, const uint8_t *p, size_t bytes, int64_t nbc, iqn_rows *o) {
     for (int64_t b = 0; b < nbc; b++, p += bytes) {
         int32_t ls[16];
         uint16_t h;
         iq_block_sv(dtype, p, o->v + 256 * b, ls, &h);
         o->dw[b] = pk_f16_to_f32(h);
         for (int j = 0; j < 16; j++) for (int i = 0; i < 8; i++) o->ls[16 * b + j][i] = (int16_t)ls[j];
-        if (abs) for (int j = 0; j < 256; j++) o->av[256 * b + j] = (uint8_t)(o->v[256 * b + j] < 0 ? -o->v[256 * b + j] : o->v[256 * b + j]);
     }
 }
 
@@ -358,21 +356,6 @@ TIQ2 static IQ_INL int32_t iqn_hsum(__m256i v) {
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
     return _mm_cvtsi128_si32(s);
 }
-// The same integers 32 values per step: maddubs(|v|, q with v's sign) (|v| <= 62, |q| <= 127: pair sums < 2^15),
-// madd with the halves' ls (low 128-bit lane the first half, high lane the second) into int32.
-TIQ2 static void ndot_x86(const iqn_rows *o, int64_t nbc, const int8_t *q8, int32_t *isum) {
-    for (int64_t b = 0; b < nbc; b++) {
-        __m256i acc = _mm256_setzero_si256();
-        for (int64_t G = 8 * b; G < 8 * b + 8; G++) {
-            const __m256i v = _mm256_load_si256((const __m256i *)(o->v + 32 * G));
-            const __m256i q = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(q8 + 32 * G)), v);
-            const __m256i p = _mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)(o->av + 32 * G)), q);
-            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_load_si256((const __m256i *)o->ls[2 * G])));
-        }
-        isum[b] = iqn_hsum(acc);
-    }
-}
-
 // The T <= 2 form: one row against one token, each group of 32 weights decoded into registers (no decoded chunk in
 // memory), the integers of ndot_* and the f32 epilogue of pk_native_iq_matmul, so the same bits. Decode steps are
 // bound by the instructions per group here, not by memory (a 1B model's IQ2 decode reads 5-8 GB/s), so the fields
@@ -731,7 +714,6 @@ void pk_native_iq_matmul(int dtype, const uint8_t *W, size_t rb, int64_t cols, c
     const float factor = pk_iq_native_factor(dtype);
     const int64_t nb = cols / 256;
     void (*dot)(const iqn_rows *, int64_t, const int8_t *, int32_t *) = ndot_portable;
-    int abs_values = 0;   // ndot_x86 reads |v| too
     const char *lv = pk_ops_current()->name;
 #if defined(__aarch64__)
     if (strcmp(lv, "neon") == 0) dot = ndot_neon;
@@ -739,19 +721,16 @@ void pk_native_iq_matmul(int dtype, const uint8_t *W, size_t rb, int64_t cols, c
 #if defined(__x86_64__)
     const int x512 = pk_level_avx512(lv);
     if (x512 || strcmp(lv, "avx2") == 0) {
-        if (T <= 2) {   // a token or two (decode steps): groups decoded into registers, per token
-            const iqn_row_fn row = nrow_fns[dtype - PK_IQ2_XXS][x512];
-            for (int64_t r = r0; r < r1; r++)
-                for (int64_t t = 0; t < T; t++) {
-                    const uint8_t *xt = xn + (size_t)t * xs;
-                    const float v = row(W + (size_t)r * rb, nb, (const int8_t *)xt, (const float *)(xt + cols),
-                                        (const int16_t *)(xt + pk_q8k_bsum_off(cols)));
-                    Y[t * ldy + r] = factor * v;
-                }
-            return;
-        }
-        dot = ndot_x86;
-        abs_values = 1;
+        // groups decoded into registers, per token (the decode steps: kernels_native_k.c tiles prompts)
+        const iqn_row_fn row = nrow_fns[dtype - PK_IQ2_XXS][x512];
+        for (int64_t r = r0; r < r1; r++)
+            for (int64_t t = 0; t < T; t++) {
+                const uint8_t *xt = xn + (size_t)t * xs;
+                const float v = row(W + (size_t)r * rb, nb, (const int8_t *)xt, (const float *)(xt + cols),
+                                    (const int16_t *)(xt + pk_q8k_bsum_off(cols)));
+                Y[t * ldy + r] = factor * v;
+            }
+        return;
     }
 #endif
     iqn_rows dec;
@@ -759,7 +738,7 @@ void pk_native_iq_matmul(int dtype, const uint8_t *W, size_t rb, int64_t cols, c
     for (int64_t r = r0; r < r1; r++) {
         for (int64_t b0 = 0; b0 < nb; b0 += IQN_CHUNK) {
             const int64_t nbc = nb - b0 < IQN_CHUNK ? nb - b0 : IQN_CHUNK;
-            ndecode(dtype, W + (size_t)r * rb + (size_t)b0 * bytes, bytes, nbc, &dec, abs_values);
+            ndecode(dtype, W + (size_t)r * rb + (size_t)b0 * bytes, bytes, nbc, &dec);
             for (int64_t t = 0; t < T; t++) {
                 const uint8_t *xt = xn + (size_t)t * xs;
                 const float *dx = (const float *)(xt + cols) + b0;

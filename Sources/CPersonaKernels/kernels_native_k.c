@@ -1356,7 +1356,8 @@ static nk_tiles_fn nk_tiles_vnni(int dtype) {
 // groups <= 8 * 2 * 15 * 128 = 30720; q5_K <= 31, 4 groups <= 31744; q6_K <= 63, 2 groups <= 32256; q2_K <= 3 and
 // q3_K v + 4 <= 7, a sub-block's 4 groups <= 7168), then vpmaddwd with the rows' int16 scale pairs (s, s) gives
 // int32 row sums. iq4_xs levels are signed (|v| <= 127): ggml's sign trick, one group per vpmaddwd (<= 32512).
-// Offsets (q6_K + 32, q3_K + 4) and the mins of q4_K / q5_K / q2_K go through the token's bsums as int16 pairs per
+// The lattice types as q6_K with values + 64 (<= 126): one group per vpmaddwd (<= 2 * 126 * 127 = 32004).
+// Offsets (q6_K + 32, q3_K + 4, lattice + 64) and the mins of q4_K / q5_K / q2_K go through the token's bsums as int16 pairs per
 // row (vpmaddwd). Each super-block gives the same exact int32 per row as every other path, then the same f32
 // operations in the same order, 8 rows per vector: the same bits as the other levels.
 typedef struct {
@@ -1379,7 +1380,11 @@ TA static NK_INL void nk_tr8(const uint8_t *src, size_t stride, uint8_t (*q)[32]
 // (16 for q6_K / q2_K / q3_K, else 8), the pair values to m (see nk_tile8.mn), the f16 d (and dmin) to h.
 TA static NK_INL void nk_tile8_row(int dtype, const uint8_t *w, uint8_t *u, int8_t *sv, int16_t *s, int16_t *m, uint16_t *h) {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
-    if (dtype == PK_Q4_K || dtype == PK_Q5_K) {
+    if (NK_LAT(dtype)) {   // values + 64 (kernels_iq.c decodes them), as q6_K's codes + 32 with a scale per 16
+        int32_t ls[16];
+        pk_iq_block_u8(dtype, w, u, ls, h);
+        for (int j = 0; j < 16; j++) s[j] = m[j] = (int16_t)ls[j];
+    } else if (dtype == PK_Q4_K || dtype == PK_Q5_K) {
         const int five = dtype == PK_Q5_K;
         const uint8_t *q = w + (five ? 48 : 16);
         const __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(w + 16)) : _mm256_setzero_si256();
@@ -1472,11 +1477,11 @@ TA static NK_INL void nk_tile8_pack(int dtype, const uint8_t *W, size_t rb, int6
 // unless `first`.
 TA static NK_INL void nk_tile8_micro(const int dtype, const int nt, const nk_tile8 *tl, int nbk, int64_t b0, const nk_tok *x,
                                      float *y, int64_t ldy, int nr, int first) {
-    const int q6 = dtype == PK_Q6_K, q2 = dtype == PK_Q2_K, q3 = dtype == PK_Q3_K, iq = dtype == PK_IQ4_XS;
+    const int q6 = dtype == PK_Q6_K, q2 = dtype == PK_Q2_K, q3 = dtype == PK_Q3_K, iq = dtype == PK_IQ4_XS, lat = NK_LAT(dtype);
     const int mins = dtype == PK_Q4_K || dtype == PK_Q5_K || q2;
-    const int nsub = (q6 || q2 || q3) ? 16 : 8, gps = 64 / nsub;
+    const int nsub = (q6 || q2 || q3 || lat) ? 16 : 8, gps = 64 / nsub;
     // groups summed in int16 before a vpmaddwd (the bounds above)
-    const int run = dtype == PK_Q4_K ? 8 : dtype == PK_Q5_K ? 4 : q6 ? 2 : iq ? 1 : 4;
+    const int run = dtype == PK_Q4_K ? 8 : dtype == PK_Q5_K ? 4 : q6 ? 2 : (iq || lat) ? 1 : 4;
     const __m256i rm = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     __m256 f[NK_TT2];
     for (int k = 0; k < nt; k++) f[k] = first ? _mm256_setzero_ps() : _mm256_maskload_ps(y + k * ldy, rm);
@@ -1502,7 +1507,7 @@ TA static NK_INL void nk_tile8_micro(const int dtype, const int nt, const nk_til
                 for (int k = 0; k < nt; k++) is[k] = _mm256_add_epi32(is[k], _mm256_madd_epi16(t[k], s));
             }
         }
-        if (mins || q6 || q3) {   // the token's bsum pairs (2j, 2j + 1) times each row's pair j
+        if (mins || q6 || q3 || lat) {   // the token's bsum pairs (2j, 2j + 1) times each row's pair j
             for (int k = 0; k < nt; k++) im[k] = _mm256_setzero_si256();
             for (int j = 0; j < 8; j++) {
                 const __m256i mn = _mm256_load_si256((const __m256i *)p->mn[j]);
@@ -1511,6 +1516,7 @@ TA static NK_INL void nk_tile8_micro(const int dtype, const int nt, const nk_til
             // offsets: q6_K codes carry + 32, q3_K + 4
             if (q6) for (int k = 0; k < nt; k++) is[k] = _mm256_sub_epi32(is[k], _mm256_slli_epi32(im[k], 5));
             if (q3) for (int k = 0; k < nt; k++) is[k] = _mm256_sub_epi32(is[k], _mm256_slli_epi32(im[k], 2));
+            if (lat) for (int k = 0; k < nt; k++) is[k] = _mm256_sub_epi32(is[k], _mm256_slli_epi32(im[k], 6));
         }
         const __m256 dw = _mm256_load_ps(p->d), dmw = _mm256_load_ps(p->dm);
         for (int k = 0; k < nt; k++) {
@@ -1538,6 +1544,13 @@ NK_TILES8(q6k_tiles_avx2, PK_Q6_K)
 NK_TILES8(iq4xs_tiles_avx2, PK_IQ4_XS)
 NK_TILES8(q2k_tiles_avx2, PK_Q2_K)
 NK_TILES8(q3k_tiles_avx2, PK_Q3_K)
+NK_TILES8(iq2xxs_tiles_avx2, PK_IQ2_XXS)
+NK_TILES8(iq2xs_tiles_avx2, PK_IQ2_XS)
+NK_TILES8(iq2s_tiles_avx2, PK_IQ2_S)
+NK_TILES8(iq3xxs_tiles_avx2, PK_IQ3_XXS)
+NK_TILES8(iq3s_tiles_avx2, PK_IQ3_S)
+NK_TILES8(iq1s_tiles_avx2, PK_IQ1_S)
+NK_TILES8(iq1m_tiles_avx2, PK_IQ1_M)
 
 static nk_tiles_fn nk_tiles_avx2(int dtype) {
     switch (dtype) {
@@ -1547,6 +1560,13 @@ static nk_tiles_fn nk_tiles_avx2(int dtype) {
     case PK_IQ4_XS: return iq4xs_tiles_avx2;
     case PK_Q2_K: return q2k_tiles_avx2;
     case PK_Q3_K: return q3k_tiles_avx2;
+    case PK_IQ2_XXS: return iq2xxs_tiles_avx2;
+    case PK_IQ2_XS: return iq2xs_tiles_avx2;
+    case PK_IQ2_S: return iq2s_tiles_avx2;
+    case PK_IQ3_XXS: return iq3xxs_tiles_avx2;
+    case PK_IQ3_S: return iq3s_tiles_avx2;
+    case PK_IQ1_S: return iq1s_tiles_avx2;
+    case PK_IQ1_M: return iq1m_tiles_avx2;
     }
     return NULL;
 }
@@ -1812,12 +1832,13 @@ void pk_native_k_matmul(int dtype, const uint8_t *W, size_t rb, int64_t cols, co
 #if defined(__x86_64__)
     const char *lv = pk_ops_current()->name;
     int vnni = strcmp(lv, "avx512vnni") == 0 || strcmp(lv, "avx512bf16") == 0;
-    if (NK_LAT(dtype)) {   // kernels_iq.c, but the VNNI tiles for several tokens
+    int avx2 = strcmp(lv, "avx2") == 0 || strcmp(lv, "avx512") == 0;
+    if (NK_LAT(dtype)) {   // kernels_iq.c, but the tiles for several tokens
         if (vnni && T >= NK_TILE_T(dtype)) nk_tiles_vnni(dtype)(W, rb, cols, xn, xs, T, Y, ldy, r0, r1);
+        else if (avx2 && T >= NK_TILE_T_AVX2(dtype)) nk_tiles_avx2(dtype)(W, rb, cols, xn, xs, T, Y, ldy, r0, r1);
         else pk_native_iq_matmul(dtype, W, rb, cols, xn, xs, T, Y, ldy, r0, r1);
         return;
     }
-    int avx2 = strcmp(lv, "avx2") == 0 || strcmp(lv, "avx512") == 0;
     if (vnni && T >= NK_TILE_T(dtype) && nk_tiles_vnni(dtype)) { nk_tiles_vnni(dtype)(W, rb, cols, xn, xs, T, Y, ldy, r0, r1); return; }
     if (vnni && T == 1 && (dtype == PK_Q4_K || dtype == PK_Q5_K)) {
         const nk_tok x = nk_token(xn, cols);
