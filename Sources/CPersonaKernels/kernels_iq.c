@@ -523,8 +523,9 @@ TIQ2 static IQ_INL __m256i gval_iq1_m(const uint8_t *p, const iqn_pro *o, int g,
 // each to extract (`vpextrw`). The empty asm keeps them scalar: clang's SLP vectorizer otherwise packs the four
 // chains into vectors and extracts them again. One row of 2048 against one token, ms per 1024 rows, AVX2 / AVX-512:
 // IQ2_XS 0.197 -> 0.142 / 0.129 -> 0.115, IQ2_S 0.185 -> 0.167 / (0.129 -> 0.134: not at AVX-512), IQ1_M 0.144 ->
-// 0.131 / 0.132 -> 0.120 (ggml's AVX2 build 0.137, 0.130, 0.138). The exact kernels keep gval_* (scalar indices made their AVX-512 form 2-8%
-// slower); IQ2_XXS / IQ3_XXS read whole index bytes already; IQ3_S (8 indices a group) and IQ1_S were slower so.
+// 0.131 / 0.132 -> 0.120 (ggml's AVX2 build 0.137, 0.130, 0.138). The exact kernels keep gval_* (scalar indices
+// made their AVX-512 form 2-18% slower); IQ2_XXS / IQ3_XXS read whole index bytes already; IQ3_S (8 indices a
+// group) and IQ1_S were slower so.
 TIQ2 static IQ_INL __m256i gv4s(const uint8_t (*G)[8], unsigned a, unsigned b, unsigned c, unsigned d) {
     __asm__("" : "+r"(a), "+r"(b), "+r"(c), "+r"(d));
     return gv4(G, a, b, c, d);
