@@ -1477,11 +1477,12 @@ TA static NK_INL void nk_tile8_pack(int dtype, const uint8_t *W, size_t rb, int6
 // unless `first`.
 TA static NK_INL void nk_tile8_micro(const int dtype, const int nt, const nk_tile8 *tl, int nbk, int64_t b0, const nk_tok *x,
                                      float *y, int64_t ldy, int nr, int first) {
-    const int q6 = dtype == PK_Q6_K, q2 = dtype == PK_Q2_K, q3 = dtype == PK_Q3_K, iq = dtype == PK_IQ4_XS, lat = NK_LAT(dtype);
+    const int lat = NK_LAT(dtype), q6 = dtype == PK_Q6_K || lat, q2 = dtype == PK_Q2_K, q3 = dtype == PK_Q3_K, iq = dtype == PK_IQ4_XS;
     const int mins = dtype == PK_Q4_K || dtype == PK_Q5_K || q2;
-    const int nsub = (q6 || q2 || q3 || lat) ? 16 : 8, gps = 64 / nsub;
+    const int off_shift = lat ? 6 : 5;   // q6_K's codes carry + 32, the lattice values + 64
+    const int nsub = (q6 || q2 || q3) ? 16 : 8, gps = 64 / nsub;
     // groups summed in int16 before a vpmaddwd (the bounds above)
-    const int run = dtype == PK_Q4_K ? 8 : dtype == PK_Q5_K ? 4 : q6 ? 2 : (iq || lat) ? 1 : 4;
+    const int run = dtype == PK_Q4_K ? 8 : dtype == PK_Q5_K ? 4 : (iq || lat) ? 1 : q6 ? 2 : 4;
     const __m256i rm = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     __m256 f[NK_TT2];
     for (int k = 0; k < nt; k++) f[k] = first ? _mm256_setzero_ps() : _mm256_maskload_ps(y + k * ldy, rm);
@@ -1507,16 +1508,15 @@ TA static NK_INL void nk_tile8_micro(const int dtype, const int nt, const nk_til
                 for (int k = 0; k < nt; k++) is[k] = _mm256_add_epi32(is[k], _mm256_madd_epi16(t[k], s));
             }
         }
-        if (mins || q6 || q3 || lat) {   // the token's bsum pairs (2j, 2j + 1) times each row's pair j
+        if (mins || q6 || q3) {   // the token's bsum pairs (2j, 2j + 1) times each row's pair j
             for (int k = 0; k < nt; k++) im[k] = _mm256_setzero_si256();
             for (int j = 0; j < 8; j++) {
                 const __m256i mn = _mm256_load_si256((const __m256i *)p->mn[j]);
                 for (int k = 0; k < nt; k++) im[k] = _mm256_add_epi32(im[k], _mm256_madd_epi16(mn, _mm256_set1_epi32(nk_rd32(x[k].bs + b * 16 + 2 * j))));
             }
-            // offsets: q6_K codes carry + 32, q3_K + 4
-            if (q6) for (int k = 0; k < nt; k++) is[k] = _mm256_sub_epi32(is[k], _mm256_slli_epi32(im[k], 5));
+            // offsets: q6_K codes carry + 32, the lattice values + 64, q3_K + 4
+            if (q6) for (int k = 0; k < nt; k++) is[k] = _mm256_sub_epi32(is[k], _mm256_slli_epi32(im[k], off_shift));
             if (q3) for (int k = 0; k < nt; k++) is[k] = _mm256_sub_epi32(is[k], _mm256_slli_epi32(im[k], 2));
-            if (lat) for (int k = 0; k < nt; k++) is[k] = _mm256_sub_epi32(is[k], _mm256_slli_epi32(im[k], 6));
         }
         const __m256 dw = _mm256_load_ps(p->d), dmw = _mm256_load_ps(p->dm);
         for (int k = 0; k < nt; k++) {

@@ -129,26 +129,21 @@ enum RunFolder {
               let ja = try? JSONSerialization.jsonObject(with: da, options: .fragmentsAllowed),
               let jb = try? JSONSerialization.jsonObject(with: db, options: .fragmentsAllowed) else { return [] }
         var out: [String] = []
-        func show(_ v: Any?) -> String {
+        func json(_ v: Any?) -> String {
             guard let v, !(v is NSNull) else { return "(none)" }
             guard let d = try? JSONSerialization.data(withJSONObject: v, options: [.fragmentsAllowed, .sortedKeys, .withoutEscapingSlashes]),
                   let t = String(data: d, encoding: .utf8) else { return "\(v)" }
-            return t.count > 48 ? String(t.prefix(45)) + "..." : t
+            return t
         }
+        func show(_ t: String) -> String { t.count > 48 ? String(t.prefix(45)) + "..." : t }
         func walk(_ x: Any?, _ y: Any?, _ path: String) {
             if let dx = x as? [String: Any], let dy = y as? [String: Any] {
                 for k in Set(dx.keys).union(dy.keys).sorted() { walk(dx[k], dy[k], path.isEmpty ? k : "\(path).\(k)") }
             } else if let ax = x as? [Any], let ay = y as? [Any], ax.count == ay.count {
                 for i in ax.indices { walk(ax[i], ay[i], "\(path)[\(i)]") }
-            } else if show(x) != show(y) || !same(x, y) {
-                out.append("\(path): \(show(x)) / \(show(y))")
-            }
-        }
-        func same(_ x: Any?, _ y: Any?) -> Bool {
-            switch (x, y) {
-            case (nil, nil): return true
-            case let (x as NSObject, y as NSObject): return x.isEqual(y)
-            default: return false
+            } else {
+                let a = json(x), b = json(y)
+                if a != b { out.append("\(path): \(show(a)) / \(show(b))") }
             }
         }
         walk(ja, jb, "")
