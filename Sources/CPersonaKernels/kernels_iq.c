@@ -438,7 +438,7 @@ TIQ2 static IQ_INL void pro_iq3_s(const uint8_t *p, iqn_pro *o) {   // index e: 
     const __m256i l = _mm256_add_epi32(_mm256_slli_epi32(f, 1), _mm256_set1_epi32(1));
     _mm256_storeu_si256((__m256i *)o->lsw, _mm256_or_si256(l, _mm256_slli_epi32(l, 16)));
 }
-TIQ2 static IQ_INL void pro_iq1_s(const uint8_t *p, iqn_pro *o) {   // index e: qs[e] | (qh[e / 4] >> 3 (e % 4) & 7) << 8 | sign << 11
+TIQ2 static IQ_INL void pro_iq1_s(const uint8_t *p, iqn_pro *o) {   // index e: qs[e] | (qh[e / 4] >> 3 (e % 4) & 7) << 8
     const __m256i qh = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(p + 34)));
     const __m256i lo = _mm256_setr_epi16(256, 32, 4, 0, 256, 32, 4, 0, 256, 32, 4, 0, 256, 32, 4, 0);
     const __m256i hi = _mm256_setr_epi16(0, 0, 0, -32768, 0, 0, 0, -32768, 0, 0, 0, -32768, 0, 0, 0, -32768);   // >> 1
@@ -446,8 +446,7 @@ TIQ2 static IQ_INL void pro_iq1_s(const uint8_t *p, iqn_pro *o) {   // index e: 
         const __m256i sh = _mm256_add_epi8(_mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3,
                                                             4, 5, 4, 5, 4, 5, 4, 5, 6, 7, 6, 7, 6, 7, 6, 7), _mm256_set1_epi8((char)(8 * c)));
         const __m256i h = _mm256_shuffle_epi8(qh, sh);
-        const __m256i f = _mm256_or_si256(_mm256_and_si256(_mm256_or_si256(_mm256_mullo_epi16(h, lo), _mm256_mulhi_epu16(h, hi)), _mm256_set1_epi16(0x700)),
-                                          _mm256_srli_epi16(_mm256_and_si256(h, _mm256_set1_epi16(-32768)), 4));
+        const __m256i f = _mm256_and_si256(_mm256_or_si256(_mm256_mullo_epi16(h, lo), _mm256_mulhi_epu16(h, hi)), _mm256_set1_epi16(0x700));
         const __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(p + 2 + 16 * c)));
         _mm256_storeu_si256((__m256i *)(o->idx + 16 * c), _mm256_or_si256(v, f));
     }
@@ -512,12 +511,19 @@ TIQ2 static IQ_INL __m256i gval_iq3_s(const uint8_t *p, const iqn_pro *o, int g,
     const unsigned i[8] = {q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7]};
     return gv8(iq3s_grid, i);
 }
+// IQ1_S: w' = 8 (g + 1), the table's half with the sign bit set: its shift's sign is the whole group's, so the
+// shift goes into the per-block correction with the 9 (IQ_NROW) and the grid read is 16 KiB, not 32 (AVX2 0.144
+// -> 0.133, AVX-512 0.138 -> 0.129 ms per 1024 rows)
 TIQ2 static IQ_INL __m256i gval_iq1_s(const uint8_t *p, const iqn_pro *o, int g, uint32_t *neg) {
+    (void)p; *neg = 0;
+    const uint16_t *ix = o->idx + 4 * g;
+    return gv4(iq1w_grid + 2048, ix[0], ix[1], ix[2], ix[3]);
+}
+TIQ2 static IQ_INL __m256i gval_iq1_m(const uint8_t *p, const iqn_pro *o, int g, uint32_t *neg) {
     (void)p; *neg = 0;
     const uint16_t *ix = o->idx + 4 * g;   // with the shift's sign as bit 11
     return gv4(iq1w_grid, ix[0], ix[1], ix[2], ix[3]);
 }
-TIQ2 static IQ_INL __m256i gval_iq1_m(const uint8_t *p, const iqn_pro *o, int g, uint32_t *neg) { return gval_iq1_s(p, o, g, neg); }
 // The native T <= 2 rows put some types' indices together in scalar registers from the block's bytes instead
 // (gvaln_*): there the scalar ports are otherwise idle, where indices unpacked in vectors cost two vector operations
 // each to extract (`vpextrw`). The empty asm keeps them scalar: clang's SLP vectorizer otherwise packs the four
@@ -526,9 +532,9 @@ TIQ2 static IQ_INL __m256i gval_iq1_m(const uint8_t *p, const iqn_pro *o, int g,
 // 0.131 / 0.132 -> 0.120 (ggml's AVX2 build 0.137, 0.130, 0.138). The exact kernels keep gval_* (scalar indices
 // made their AVX-512 form 2-18% slower); IQ2_XXS / IQ3_XXS read whole index bytes already; IQ3_S (8 indices a
 // group) and IQ1_S were slower so.
-TIQ2 static IQ_INL __m256i gv4s(const uint8_t (*G)[8], unsigned a, unsigned b, unsigned c, unsigned d) {
+TIQ2 static IQ_INL __m256i gv4s(const uint8_t (*G)[8], size_t a, size_t b, size_t c, size_t d) {
     __asm__("" : "+r"(a), "+r"(b), "+r"(c), "+r"(d));
-    return gv4(G, a, b, c, d);
+    return _mm256_set_epi64x((long long)g8(G[d]), (long long)g8(G[c]), (long long)g8(G[b]), (long long)g8(G[a]));
 }
 TIQ2 static IQ_INL __m256i gvaln_iq2_xs(const uint8_t *p, const iqn_pro *o, int g, uint32_t *neg) {
     *neg = o->neg[g];
@@ -572,27 +578,67 @@ TIQ5 static IQ_INL __m256i iqn_negate_avx512(__m256i q, uint32_t bits) {
     return _mm256_mask_sub_epi8(q, (__mmask32)bits, _mm256_setzero_si256(), q);
 }
 
+// Group g's two ls as 8 + 8 int16 for madd. AVX2: the block's 16 ls put once in two lanes (first halves | second
+// halves), then one in-lane byte shuffle per group; the broadcast of lsw[g] and a shuffle (clang makes it four
+// shuffles) cost 0.148 against 0.135 ms per 1024 IQ2_S rows. AVX-512 keeps the broadcast: IQ3_S and IQ1_S were 3%
+// slower with the per-block step.
+TIQ2 static IQ_INL __m256i iqn_ls_avx2(const iqn_pro *o) {
+    const __m256i lo_hi = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15,
+                                           0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
+    return _mm256_permute4x64_epi64(_mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)o->lsw), lo_hi), _MM_SHUFFLE(3, 1, 2, 0));
+}
+TIQ2 static IQ_INL __m256i iqn_lsg_avx2(__m256i lsv, const iqn_pro *o, int g) {
+    (void)o; return _mm256_shuffle_epi8(lsv, _mm256_set1_epi16((short)(0x0100 + 0x0202 * g)));
+}
+TIQ2 static IQ_INL __m256i iqn_ls_512(const iqn_pro *o) { (void)o; return _mm256_setzero_si256(); }
+TIQ2 static IQ_INL __m256i iqn_lsg_512(__m256i lsv, const iqn_pro *o, int g) {
+    (void)lsv;
+    return _mm256_shuffle_epi8(_mm256_set1_epi32((int)o->lsw[g]), _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,
+                                                                                  2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3));
+}
+// Groups per unrolled iteration: all 8, but at AVX2 IQ2_XXS, IQ2_S, IQ3_S and IQ1_M run 4 (clang's schedule of the
+// full unroll spills there: IQ2_S 0.148 -> 0.135, IQ3_S 0.213 -> 0.206 ms per 1024 rows)
+#define IQ_DO_PRAGMA(x) _Pragma(#x)
+#define IQ_UNROLL(n) IQ_DO_PRAGMA(clang loop unroll_count(n))
+#define UNR_avx2_iq2_xxs 4
+#define UNR_avx2_iq2_xs 8
+#define UNR_avx2_iq2_s 4
+#define UNR_avx2_iq3_xxs 8
+#define UNR_avx2_iq3_s 4
+#define UNR_avx2_iq1_s 8
+#define UNR_avx2_iq1_m 4
+#define UNR_512_iq2_xxs 8
+#define UNR_512_iq2_xs 8
+#define UNR_512_iq2_s 8
+#define UNR_512_iq3_xxs 8
+#define UNR_512_iq3_s 8
+#define UNR_512_iq1_s 8
+#define UNR_512_iq1_m 8
 #define IQ_NROW(T, BYTES, IQ1, IQ1M, SFX, TGT, NEGATE, GV)                                                      \
 TGT static float nrow_##T##_##SFX(const uint8_t *p, int64_t nb, const int8_t *q8, const float *dx, const int16_t *bs) { \
-    const __m256i lsidx = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,                    \
-                                           2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);                   \
     float s = 0.f;                                                                                            \
     for (int64_t b = 0; b < nb; b++, p += BYTES, q8 += 256, bs += 16) {                                       \
         iqn_pro o;                                                                                            \
         pro_##T(p, &o);                                                                                       \
+        const __m256i lsv = iqn_ls_##SFX(&o);                                                                 \
         __m256i acc = _mm256_setzero_si256();                                                                 \
-        _Pragma("clang loop unroll(full)")                                                                    \
+        IQ_UNROLL(UNR_##SFX##_##T)                                                                            \
         for (int g = 0; g < 8; g++) {                                                                         \
             uint32_t neg;                                                                                     \
             const __m256i v = GV##T(p, &o, g, &neg);                                                          \
             __m256i q = _mm256_loadu_si256((const __m256i *)(q8 + 32 * g));                                   \
             if (!IQ1) q = NEGATE(q, neg);                                                                     \
-            const __m256i l = _mm256_shuffle_epi8(_mm256_set1_epi32((int)o.lsw[g]), lsidx);                   \
+            const __m256i l = iqn_lsg_##SFX(lsv, &o, g);                                                     \
             acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(v, q), l));                    \
         }                                                                                                     \
-        if (IQ1) {   /* minus 9 sum_h ls_h bsum_h: the + 9 that w carries */                                   \
+        if (IQ1M) {   /* minus 9 sum_h ls_h bsum_h: the + 9 that w carries */                                  \
             const __m256i c = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)o.lsw), _mm256_loadu_si256((const __m256i *)bs)); \
             acc = _mm256_sub_epi32(acc, _mm256_add_epi32(_mm256_slli_epi32(c, 3), c));                        \
+        } else if (IQ1) {   /* IQ1_S: v = w' - 9 + (shift > 0 ? 2 : 0), so minus (7 or 9) ls_h bsum_h */         \
+            const __m256i neg16 = _mm256_cvtepi16_epi32(_mm_srai_epi16(_mm_loadu_si128((const __m128i *)(p + 34)), 15)); \
+            const __m256i f = _mm256_sub_epi16(_mm256_set1_epi16(7), _mm256_add_epi16(neg16, neg16));          \
+            const __m256i lf = _mm256_mullo_epi16(_mm256_loadu_si256((const __m256i *)o.lsw), f);              \
+            acc = _mm256_sub_epi32(acc, _mm256_madd_epi16(lf, _mm256_loadu_si256((const __m256i *)bs)));        \
         }                                                                                                     \
         const float d = _cvtsh_ss(d_bits(IQ1M, p)) * dx[b];   /* exact, as pk_f16_to_f32 */                  \
         const float pr = d * (float)iqn_hsum(acc);                                                           \
