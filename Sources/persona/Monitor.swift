@@ -111,6 +111,10 @@ struct MonitorRun: ParsableCommand {
         }
         let mine = texts.indices.filter { share.owns($0) }.count
         let progress = Progress(total: mine, label: "prompts", enabled: mine > 1 && !jsonLines)
+        // One prompt without the live view (stdout a file or a pipe): its tokens' progress and a summary on stderr,
+        // so a long generation is not silent and the scores' gist shows without opening the JSON.
+        let quiet = prompt != nil && !jsonLines && !live.enabled
+        let tokenProgress = Progress(total: maxTokens, label: "tokens", enabled: quiet)
         var todo: [Int] = []
         if share.count > 1 && !jsonLines {
             note("shard \(share): \(texts.indices.filter { share.owns($0) }.count) of \(texts.count) prompts -> \(out)")
@@ -141,12 +145,17 @@ struct MonitorRun: ParsableCommand {
                                "text": tok.event.display, "logprob": Double(tok.event.logprob), "scores": tok.scores])
             }
             live.token(tok)
+            tokenProgress.step()
         }
         func finished(_ i: Int, _ run: RunDocument) throws {
             var doc = run
             if !items[i].tags.isEmpty { doc.metadata["tags"] = .array(items[i].tags.map { .string($0) }) }
             if share.count > 1 { doc.metadata["prompt_index"] = JSONValue(exactly: Int64(i)); doc.metadata["shard"] = .string(share.description) }
             live.end(doc)
+            if quiet {
+                tokenProgress.finish()
+                note(MonitorSummary.line(doc))
+            }
             if jsonLines { printJSONLine(["event": "done", "prompt_index": i, "run_id": doc.id, "num_tokens": doc.tokens.count]) }
             try journal?.append(index: i, prompt: texts[i], run: doc)   // written ahead the moment it is done
             docs[i] = doc
@@ -168,6 +177,17 @@ struct MonitorRun: ParsableCommand {
         try OutputFile.write(data, to: out, option: "--out")
         journal?.finish()
         if !jsonLines { note("wrote \(all.count) run\(all.count == 1 ? "" : "s") to \(out)") }
+    }
+}
+
+/// `persona monitor`'s one-line summary of a run on stderr when no live view shows it.
+enum MonitorSummary {
+    /// "24 tokens, 131.0 tok/s, finish: stop; mean score: evil -47.1, refusal +3.2" (each trait at its row).
+    static func line(_ doc: RunDocument) -> String {
+        let tps = doc.metadata["tokens_per_s"]?.doubleValue.map { String(format: ", %.1f tok/s", $0) } ?? ""
+        let finish = doc.metadata["finish_reason"]?.stringValue.map { ", finish: \($0)" } ?? ""
+        let means = doc.traitNames.compactMap { t in doc.stats?[t].map { "\(t) " + String(format: "%+.1f", $0.mean) } }
+        return "\(doc.tokens.count) tokens\(tps)\(finish)" + (means.isEmpty ? "" : "; mean score: " + means.joined(separator: ", "))
     }
 }
 

@@ -32,6 +32,13 @@ final class Progress {
         draw(final: false)
     }
 
+    /// Ends the line of work that stopped short of `total` (generation that stopped early): the last count, and
+    /// on a terminal the line break the in-place line is still waiting for.
+    func finish() {
+        guard enabled, done < total else { return }
+        draw(final: true)
+    }
+
     /// Sets the count done so far (work that completes in batches reports its running total).
     func update(_ count: Int, extra: String = "") {
         guard count != done || count == 0 else { return }

@@ -124,7 +124,8 @@ final class CLITests: XCTestCase {
 
     /// `--kv-cache f16` through the binary on the real SmolLM2: generate still answers the chat question
     /// (transformers' greedy answer, Paris), monitor's scores stay within the f16 rounding of keys and values of the
-    /// f32 cache's (the same text), bench reports the type, half the cache bytes and the bandwidth bound with the
+    /// f32 cache's (the same text; with stdout a pipe, monitor's summary line on stderr gives each run's token count
+    /// and mean score as the file has them), bench reports the type, half the cache bytes and the bandwidth bound with the
     /// cache bytes a decode step reads, and an unknown type is refused naming the flag.
     func testKVCacheF16ThroughTheBinary() throws {
         let smol = try Repository.smolLM2.path
@@ -141,6 +142,13 @@ final class CLITests: XCTestCase {
                              "--traits", "evil", "--prompt", q, "--max-tokens", "16", "--temperature", "0", "--kv-cache", kv, "--out", out])
             XCTAssertEqual(r.status, 0, r.stderr)
             runs[kv] = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out))) as? [String: Any]
+            // stdout is a pipe here, so no live view: the run's summary goes to stderr, stdout stays empty
+            XCTAssertEqual(r.stdout, "")
+            let evil = ((runs[kv]?["trait_scores"] as? [String: Any])?["evil"] as? [NSNumber])?.map(\.doubleValue) ?? []
+            let finish = try XCTUnwrap((runs[kv]?["metadata"] as? [String: Any])?["finish_reason"] as? String)
+            XCTAssertTrue(r.stderr.contains("\n\(evil.count) tokens, "), r.stderr)
+            XCTAssertTrue(r.stderr.contains(" tok/s, finish: \(finish); mean score: evil "
+                + String(format: "%+.1f", evil.reduce(0, +) / Double(max(evil.count, 1))) + "\n"), r.stderr)
         }
         XCTAssertEqual(runs["f16"]?["response"] as? String, runs["f32"]?["response"] as? String)
         let a = ((runs["f32"]?["trait_scores"] as? [String: Any])?["evil"] as? [NSNumber])?.map(\.doubleValue) ?? []
