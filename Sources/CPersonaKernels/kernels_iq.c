@@ -723,10 +723,12 @@ TIQ2 static IQ_INL __m256i iqx_iq1_s(const uint8_t *p, int g, unsigned qh) {   /
         pro_##T(p, &o);                                                                                       \
         iqx_scales(C, d, &o, sc);                                                                             \
     }
-// Group g of block p times x into the row's accumulators. The groups' loop is unrolled for the IQ3 types only:
-// for the others the compiler then vectorised the groups' index arithmetic into slower code (measured, Zen 4);
-// at AVX2 (16 ymm registers) by 2 only, since the full unroll spilled there (unroll 2 for every type: the others
-// unchanged, IQ1_S 0.155 -> 0.335 ms per 1024 rows), and IQ3_S by 4 at AVX-512 (IQ3_XXS: full 0.255, by 4 0.267).
+// Group g of block p times x into the row's accumulators. How far the groups' loop unrolls, measured per type
+// (Zen 4, ms per 1024 rows of 2048): AVX-512 by 4 (IQ2_XS 0.228 -> 0.204, IQ2_S 0.224 -> 0.199, IQ1_S 0.214 ->
+// 0.179, IQ1_M 0.230 -> 0.204 against no unroll; IQ3_S 0.281 -> 0.249 against the full one, which spilled), but
+// IQ3_XXS fully (0.255, by 4 0.267); at AVX2 (16 ymm registers) the IQ3 types by 2 (the full unroll spilled: IQ3_S
+// 0.312 -> 0.280) and the others not at all (by 2 or 4: unchanged, but IQ1_S 0.155 -> 0.30-0.34). A full unroll of
+// the other types let clang vectorise their per-group index arithmetic into slower code.
 #define IQX_FMA512(T, IQ1, C)                                                                                 \
     IQX_GROUP(T, IQ1, C, iqn_negate_avx512)                                                                   \
     const float *xg = x + b * 256 + 32 * g;                                                                   \
@@ -758,11 +760,11 @@ TGT void pk_matvec_##T##_##W(const uint8_t *W_, size_t rb, int64_t cols, const f
             if ((C == PK_IQ3_XXS || C == PK_IQ3_S) && W == 256) {   /* full: spills (IQ3_S 0.312 -> 0.280 ms) */ \
                 _Pragma("clang loop unroll_count(2)")                                                         \
                 for (int g = 0; g < 8; g++) { FMA(T, IQ1, C) }                                                \
-            } else if (C == PK_IQ3_S) {   /* AVX-512: by 4 (full: 0.281 -> 0.249 ms) */                        \
-                _Pragma("clang loop unroll_count(4)")                                                         \
-                for (int g = 0; g < 8; g++) { FMA(T, IQ1, C) }                                                \
             } else if (C == PK_IQ3_XXS) {                                                                     \
                 _Pragma("clang loop unroll(full)")                                                            \
+                for (int g = 0; g < 8; g++) { FMA(T, IQ1, C) }                                                \
+            } else if (W == 512) {   /* by 4: IQ3_S 0.281 -> 0.249 (full), IQ2_S 0.224 -> 0.199 (none) */     \
+                _Pragma("clang loop unroll_count(4)")                                                         \
                 for (int g = 0; g < 8; g++) { FMA(T, IQ1, C) }                                                \
             } else {                                                                                          \
                 for (int g = 0; g < 8; g++) { FMA(T, IQ1, C) }                                                \
