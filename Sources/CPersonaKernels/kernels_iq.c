@@ -532,6 +532,8 @@ TIQ2 static IQ_INL __m256i gval_iq1_m(const uint8_t *p, const iqn_pro *o, int g,
 // 0.131 / 0.132 -> 0.120 (ggml's AVX2 build 0.137, 0.130, 0.138). The exact kernels keep gval_* (scalar indices
 // made their AVX-512 form 2-18% slower); IQ2_XXS / IQ3_XXS read whole index bytes already; IQ3_S (8 indices a
 // group) and IQ1_S were slower so.
+// gv4's loads with 64-bit indices (through gv4's unsigned ones each index took a zero-extension again; gv4 itself
+// keeps them: 64-bit there changed the exact kernels' code)
 TIQ2 static IQ_INL __m256i gv4s(const uint8_t (*G)[8], size_t a, size_t b, size_t c, size_t d) {
     __asm__("" : "+r"(a), "+r"(b), "+r"(c), "+r"(d));
     return _mm256_set_epi64x((long long)g8(G[d]), (long long)g8(G[c]), (long long)g8(G[b]), (long long)g8(G[a]));
@@ -723,12 +725,26 @@ TIQ2 static IQ_INL __m256i iqx_iq1_s(const uint8_t *p, int g, unsigned qh) {   /
         pro_##T(p, &o);                                                                                       \
         iqx_scales(C, d, &o, sc);                                                                             \
     }
-// Group g of block p times x into the row's accumulators. How far the groups' loop unrolls, measured per type
-// (Zen 4, ms per 1024 rows of 2048): AVX-512 by 4 (IQ2_XS 0.228 -> 0.204, IQ2_S 0.224 -> 0.199, IQ1_S 0.214 ->
+// Group g of block p times x into the row's accumulators. How far the groups' loop unrolls (UNRX_<width>_<type>,
+// groups per iteration; 1: not unrolled), measured per type (Zen 4, ms per 1024 rows of 2048): AVX-512 by 4 (IQ2_XS 0.228 -> 0.204, IQ2_S 0.224 -> 0.199, IQ1_S 0.214 ->
 // 0.179, IQ1_M 0.230 -> 0.204 against no unroll; IQ3_S 0.281 -> 0.249 against the full one, which spilled), but
 // IQ3_XXS fully (0.255, by 4 0.267); at AVX2 (16 ymm registers) the IQ3 types by 2 (the full unroll spilled: IQ3_S
 // 0.312 -> 0.280) and the others not at all (by 2 or 4: unchanged, but IQ1_S 0.155 -> 0.30-0.34). A full unroll of
 // the other types let clang vectorise their per-group index arithmetic into slower code.
+#define UNRX_512_iq2_xxs 4
+#define UNRX_512_iq2_xs 4
+#define UNRX_512_iq2_s 4
+#define UNRX_512_iq3_xxs 8
+#define UNRX_512_iq3_s 4
+#define UNRX_512_iq1_s 4
+#define UNRX_512_iq1_m 4
+#define UNRX_256_iq2_xxs 1
+#define UNRX_256_iq2_xs 1
+#define UNRX_256_iq2_s 1
+#define UNRX_256_iq3_xxs 2
+#define UNRX_256_iq3_s 2
+#define UNRX_256_iq1_s 1
+#define UNRX_256_iq1_m 1
 #define IQX_FMA512(T, IQ1, C)                                                                                 \
     IQX_GROUP(T, IQ1, C, iqn_negate_avx512)                                                                   \
     const float *xg = x + b * 256 + 32 * g;                                                                   \
@@ -757,18 +773,8 @@ TGT void pk_matvec_##T##_##W(const uint8_t *W_, size_t rb, int64_t cols, const f
         VT a[4] = {ZERO, ZERO, ZERO, ZERO};                                                                   \
         for (int64_t b = 0; b < cols / 256; b++, p += BYTES) {                                                \
             IQX_BLOCK(T, IQ1M, C)                                                                             \
-            if ((C == PK_IQ3_XXS || C == PK_IQ3_S) && W == 256) {   /* full: spills (IQ3_S 0.312 -> 0.280 ms) */ \
-                _Pragma("clang loop unroll_count(2)")                                                         \
-                for (int g = 0; g < 8; g++) { FMA(T, IQ1, C) }                                                \
-            } else if (C == PK_IQ3_XXS) {                                                                     \
-                _Pragma("clang loop unroll(full)")                                                            \
-                for (int g = 0; g < 8; g++) { FMA(T, IQ1, C) }                                                \
-            } else if (W == 512) {   /* by 4: IQ3_S 0.281 -> 0.249 (full), IQ2_S 0.224 -> 0.199 (none) */     \
-                _Pragma("clang loop unroll_count(4)")                                                         \
-                for (int g = 0; g < 8; g++) { FMA(T, IQ1, C) }                                                \
-            } else {                                                                                          \
-                for (int g = 0; g < 8; g++) { FMA(T, IQ1, C) }                                                \
-            }                                                                                                 \
+            IQ_UNROLL(UNRX_##W##_##T)                                                                         \
+            for (int g = 0; g < 8; g++) { FMA(T, IQ1, C) }                                                    \
         }                                                                                                     \
         y[r] = REDUCE(a);                                                                                     \
     }                                                                                                         \
