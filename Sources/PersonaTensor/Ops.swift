@@ -7,7 +7,7 @@ public enum Ops {
     /// Rows are split into chunks of a multiple of 16 rows (64-byte lines of y, whole 4-row tiles), several per
     /// thread so that a thread that gets preempted on a shared machine leaves its chunks to the others.
     /// `precision` `.native` rounds the activations as llama.cpp does for bf16 and every quantised type (see
-    /// `MatmulPrecision`); f32 and f16 compute as `.exact`. `.exact` at T == 1 lays x out once per call for the
+    /// `MatmulPrecision`), and to f16 for f16 weights; f32 computes as `.exact`. `.exact` at T == 1 lays x out once per call for the
     /// AVX-512 quantised kernels (`MatmulJob.prepare`). Allocates nothing once the calling thread's scratch has grown
     /// to the largest T x cols it has seen.
     public static func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, T: Int, _ y: UnsafeMutablePointer<Float>,

@@ -8,7 +8,8 @@ public enum MatmulPrecision: String, Sendable, CaseIterable {
     /// (int8 per 32 values: q8_0 for q8_0, q4_0, q5_0, iq4_nl; q8_1, with its block sum, for q4_1, q5_1; q8_K, one
     /// f32 scale per 256 values, for q2_K..q6_K and iq4_xs) with exact integer block sums (VNNI / AVX2).
     /// The IQ1 / IQ2 / IQ3 lattice types take q8_K too, with ggml's integer dot products over their grids.
-    /// f32 and f16 compute as `.exact`.
+    /// f16 weights: activations rounded to f16 (nearest even) and multiplied in f32, as ggml's f16 products do on
+    /// x86 (F16C; no faster instruction on these CPUs, so this is for agreement, not speed). f32 computes as `.exact`.
     ///
     /// Numerics, the same on every CPU up to the order of f32 sums (CPUs without VNNI / AVX512-BF16 run slower
     /// code with the same rounding): q8_0 - each token's activations are quantised per 32 values exactly as

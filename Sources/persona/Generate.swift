@@ -8,7 +8,7 @@ import PersonaTensor
 /// `--precision exact|native` and `--kv-cache f32|f16` for the commands that run the model (generate, trace, monitor,
 /// extract, evaluate, screen, serve, bench).
 struct PrecisionOption: ParsableArguments {
-    @Option(help: "Matrix-product precision: exact (f32 activations; matches transformers in f32, the default) or native (activations rounded as llama.cpp does - bf16 for bf16 weights, int8 blocks (q8_0 / q8_1 / q8_K) for every quantised type - for faster prefill / decode; f32 and f16 compute as exact).")
+    @Option(help: "Matrix-product precision: exact (f32 activations; matches transformers in f32, the default) or native (activations rounded as llama.cpp does - bf16 for bf16 weights, int8 blocks (q8_0 / q8_1 / q8_K) for every quantised type - for faster prefill / decode, and f16 for f16 weights, as ggml does; f32 computes as exact).")
     var precision: String = "exact"
 
     var value: MatmulPrecision { MatmulPrecision(rawValue: precision) ?? .exact }

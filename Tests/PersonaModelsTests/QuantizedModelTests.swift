@@ -66,4 +66,22 @@ final class QuantizedModelTests: XCTestCase {
                                             f32Result: f32Result)
         }
     }
+
+    /// F16 weights in native precision: ggml multiplies them with the activations rounded to f16 (its vec_dot_type
+    /// for F16; F16C, products and sums in f32 on x86), and so must we (Scripts/make_llamacpp_f16_logits.py: llama.cpp
+    /// on llama2-f16.gguf, 8 ids, both paths). The f32 result is llama.cpp's own on the file's F32 copy (gguf-py),
+    /// which our exact precision must equal to f32 noise: that is the computation native precision leaves.
+    func testNativeF16MatchesLlamaCpp() throws {
+        let fixtures = TestPaths.fixtures, model = fixtures.appendingPathComponent("llama2-f16.gguf")
+        let meta = try JSONSerialization.jsonObject(with: Data(contentsOf: fixtures.appendingPathComponent("llama2-f16.reference.json"))) as! [String: Any]
+        let ids = Array((meta["input_ids"] as! [NSNumber]).map(\.intValue).prefix(8))
+        let url = fixtures.appendingPathComponent("llama2-f16.llamacpp.safetensors")
+        let lc = try SafetensorsFile(url: url)
+        let f32 = lc.tensor("logits_f32_copy")!
+        let f32Result = Array(UnsafeBufferPointer(start: f32.data.assumingMemoryBound(to: Float.self), count: f32.elementCount))
+        let net = try ModelLoader.loadNetwork(path: model.path)
+        let exact = Array(try net.forward(ids, cache: net.makeCache(), logits: .all))
+        XCTAssertLessThanOrEqual(maxAbsDiff(exact, f32Result), 2e-5 * max(1, f32Result.map(abs).max()!), "exact against llama.cpp's F32 copy")
+        try assertNativeMatchesLlamaCpp("llama2-f16", model: model, ids: ids, llamaCpp: url, f32Result: f32Result, separation: 10)
+    }
 }

@@ -204,18 +204,28 @@ final class NativeKernelTests: XCTestCase {
         }
     }
 
-    /// Types without a native form compute exactly as `.exact`.
-    func testNativeOtherTypesAreExact() {
+    /// f32 weights compute as `.exact`; f16 weights as `.exact` on the activations rounded to f16 (nearest even), as
+    /// ggml's f16 products take them, bit for bit, for a decode step and a prompt.
+    func testNativeF32IsExactAndF16RoundsActivations() {
         var rng = TestRNG(15)
-        let rows = 40, cols = 96, T = 3
+        let rows = 40, cols = 96
         let v = (0..<(rows * cols)).map { _ in rng.normal() }
-        let x = (0..<(T * cols)).map { _ in rng.normal() }
-        for dt in [DType.f32, .f16] {
-            let m = WeightMatrix.from(v, rows: rows, cols: cols, dtype: dt)
-            var ye = [Float](repeating: 0, count: T * rows), yn = ye
-            Ops.matmul(m, x, T: T, &ye, precision: .exact)
-            Ops.matmul(m, x, T: T, &yn, precision: .native)
-            XCTAssertEqual(ye, yn, "\(dt)")
+        for T in [1, 3] {
+            let x = (0..<(T * cols)).map { _ in rng.normal() }
+            let rounded = x.map { pk_f16_to_f32(pk_f32_to_f16($0)) }
+            for dt in [DType.f32, .f16] {
+                let m = WeightMatrix.from(v, rows: rows, cols: cols, dtype: dt)
+                var ye = [Float](repeating: 0, count: T * rows), yn = ye, yr = ye
+                Ops.matmul(m, x, T: T, &ye, precision: .exact)
+                Ops.matmul(m, x, T: T, &yn, precision: .native)
+                Ops.matmul(m, rounded, T: T, &yr, precision: .exact)
+                if dt == .f32 {
+                    XCTAssertEqual(ye, yn, "f32 T \(T)")
+                } else {
+                    XCTAssertEqual(yn, yr, "f16 T \(T): native is exact on the f16-rounded activations")
+                    XCTAssertNotEqual(ye, yn, "f16 T \(T): the rounding is applied")
+                }
+            }
         }
         XCTAssertEqual(pk_native_supported(0), 0)
         XCTAssertEqual(pk_native_x_stride(Self.q8, 33), 0, "q8_0 needs whole blocks")

@@ -34,12 +34,13 @@ void pk_matmul_rows(int dtype, const void *W, int64_t cols,
    q8_0 weights: each token's activations quantised to q8_0 per 32 values exactly as ggml's quantize_row_q8_0
    (d = amax / 127 kept as f16, q = round-half-away(x / d)), then an exact integer dot per block times
    d_w * d_x, summed in f32. bf16 weights: activations rounded to bf16 (round to nearest even, pk_f32_to_bf16),
-   products exact, summed in f32. Every SIMD level gives these numerics up to f32 summation order (the AVX-512
+   products exact, summed in f32. f16 weights: activations rounded to f16 (nearest even, pk_f32_to_f16_row) through
+   the exact f16 kernels (ggml's f16 products on x86). Every SIMD level gives these numerics up to f32 summation order (the AVX-512
    BF16 instruction also treats bf16 subnormals, |v| < 2^-126, as zero); levels without VNNI / BF16 are slower,
    not different. Use: pk_native_prepare once per input, then pk_matmul_rows_native per row range (any threads).
    The SIMD level must not change in between. */
 
-/* 1 if `dtype` has a native form (PK_Q8_0, PK_BF16), else 0. */
+/* 1 if `dtype` has a native form (PK_Q8_0, PK_BF16, PK_F16, the quantised types), else 0. */
 int pk_native_supported(int dtype);
 
 /* Bytes one token's prepared activations take (a multiple of 64); 0 if `dtype` has no native form or `cols` is
