@@ -50,7 +50,8 @@ ALL7 = ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_
 CASES = [("Q4_0", "Q4_0", ALL7), ("Q4_1", "Q4_1", ALL7), ("Q5_0", "Q5_0", ALL7), ("Q5_1", "Q5_1", ALL7),
          ("Q8_0", "Q8_0", ALL7), ("IQ4_NL", "IQ4_NL", ALL7),
          ("Q2_K", "Q2_K", ["ffn_down"]), ("Q3_K", "Q3_K_S", ["ffn_down"]), ("Q4_K", "Q4_K_S", ["ffn_down"]),
-         ("Q5_K", "Q5_K_S", ["ffn_down"]), ("Q6_K", "Q6_K", ["ffn_down"]), ("IQ4_XS", "IQ4_XS", ["ffn_down"])]
+         ("Q5_K", "Q5_K_S", ["ffn_down"]), ("Q6_K", "Q6_K", ["ffn_down"]), ("IQ4_XS", "IQ4_XS", ["ffn_down"]),
+         ("F16", "F16", ALL7)]   # ggml rounds the activations of f16 weights to f16; native must, exact must not
 
 
 def write_gguf(dst, reader, tensor):
@@ -179,6 +180,17 @@ def main():
         whole = ours(args.persona, SMOL, ids, "native", tmp)
         row("Q4_1 file, ours against ours", "native", ours(args.persona, SMOL, ids[:1], "native", tmp), whole[:1],
             "position 0: first token alone (decode kernels) vs in the prompt (prompt tiles)")
+        # an F16 copy (2-D tensors rounded to f16 by numpy, nearest even; norms F32): ggml multiplies f16 weights with
+        # the activations rounded to f16, which our native precision does and exact does not
+        f16 = tmp / "f16.gguf"
+        write_gguf(f16, gguf.GGUFReader(str(f32)), lambda t: (
+            (np.asarray(t.data).astype(np.float16) if len(t.shape) == 2 else np.asarray(t.data)), None))
+        l16 = llama_logits(f16, ids)
+        own = diff(l16, llama_logits(f16, ids, one_by_one=True))[0]
+        for precision in ("native", "exact"):
+            row("F16 copy", precision, ours(args.persona, f16, ids, precision, tmp), l16, "prompt at once", own)
+            row("F16 copy", precision, ours(args.persona, f16, ids[:1], precision, tmp), l16[:1], "first token alone (T = 1)")
+        f16.unlink()
         f32r = gguf.GGUFReader(str(f32))
         for name, ftype, mats in CASES:
             qf = tmp / f"pure-{name}.gguf"
@@ -196,6 +208,9 @@ def main():
                 f"prompt at once ({len(ids)} tokens)", own)
             row(f"block {LAYER} {what} in {name}", "native", ours(args.persona, mixed, ids[:1], "native", tmp), ref[:1],
                 "first token alone (T = 1)")
+            if name == "F16":
+                row(f"block {LAYER} {what} in {name}", "exact", ours(args.persona, mixed, ids, "exact", tmp), ref,
+                    "prompt at once: f32 activations, not llama.cpp's")
             mixed.unlink()
             qf.unlink()
         if args.json:
