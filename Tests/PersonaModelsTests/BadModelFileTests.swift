@@ -157,20 +157,24 @@ final class PrecisionChangeTests: XCTestCase {
 
         // At block 0's output, another thread asks for native precision; the pass must finish in exact.
         let changed = DispatchSemaphore(value: 0)
-        let flags = NSLock()
-        var hookDone = false, setReturnedDuringPass = false
+        // shared with the setter's thread: a class under its lock (captured vars are not Sendable)
+        final class Flags: @unchecked Sendable {
+            let lock = NSLock()
+            var hookDone = false, setReturnedDuringPass = false
+        }
+        let flags = Flags()
         let hooks = HookSet([Intervention(.residPost(0), positions: .last, .custom { _, _, _ in
             DispatchQueue.global().async {
                 net.precision = .native
-                flags.lock(); setReturnedDuringPass = !hookDone; flags.unlock()
+                flags.lock.withLock { flags.setReturnedDuringPass = !flags.hookDone }
                 changed.signal()
             }
             Thread.sleep(forTimeInterval: 0.2)   // time for the setter to return if nothing held it back
-            flags.lock(); hookDone = true; flags.unlock()
+            flags.lock.withLock { flags.hookDone = true }
         })])
         let during = Array(try net.forward(ids, cache: net.makeCache(capacity: 16), hooks: hooks, logits: .all))
         changed.wait()
-        XCTAssertFalse(setReturnedDuringPass, "the setter returned while the pass was running")
+        XCTAssertFalse(flags.lock.withLock { flags.setReturnedDuringPass }, "the setter returned while the pass was running")
         XCTAssertEqual(during, exact, "the pass switched precision halfway")
         XCTAssertEqual(net.precision, .native, "the change took effect after the pass")
     }
