@@ -31,7 +31,8 @@ size_t pk_native_x_stride(int dtype, int64_t cols) {
         return s ? s : pk_native_k_x_stride(dtype, cols);
     }
     if (dtype == PK_Q8_0) return cols % 32 ? 0 : (size_t)round64(cols / 32 * 8 + cols);
-    if (dtype == PK_BF16 || dtype == PK_F16) return (size_t)round64(cols * 4);   // room for the f32 form
+    if (dtype == PK_BF16) return (size_t)round64(cols * 4);   // room for the f32 form
+    if (dtype == PK_F16) return (size_t)round64(cols * 6);    // the rounded values as f32, then their f16 bits
     return 0;
 }
 
@@ -100,14 +101,12 @@ static void q8x_quantize_scalar(const float *x, int64_t cols, uint8_t *out) {
 }
 
 /* ggml's f16 activations (its vec_dot_type for f16 weights): x rounded to f16, nearest even, as pk_f32_to_f16_row
-   rounds it (F16C / NEON at the SIMD levels, the same bits), kept as f32 for the exact f16 kernels. */
-static void f16x_round_f32(const float *x, int64_t cols, float *out) {
-    uint16_t h[256];
-    for (int64_t i = 0; i < cols; i += 256) {
-        const int64_t n = cols - i < 256 ? cols - i : 256;
-        pk_f32_to_f16_row(x + i, h, n);
-        pk_dequant_row(PK_F16, h, n, out + i);
-    }
+   rounds it (F16C / NEON at the SIMD levels, the same bits): the bits at out + 4 cols (the decode rows read them,
+   ops->native_f16), the values as f32 at out (the exact f16 kernels read them for prompts). */
+static void f16x_round(const float *x, int64_t cols, uint8_t *out) {
+    uint16_t *h = (uint16_t *)(out + (size_t)cols * 4);
+    pk_f32_to_f16_row(x, h, cols);
+    pk_dequant_row(PK_F16, h, cols, (float *)out);
 }
 
 static void bf16x_round_f32_scalar(const float *x, int64_t cols, float *out) {
@@ -171,7 +170,7 @@ void pk_native_prepare(int dtype, const float *X, int64_t ldx, int64_t cols, voi
         uint8_t *out = (uint8_t *)xn + (size_t)t * xs;
         if (pk_native_legacy_x_stride(dtype, cols)) { pk_native_legacy_prepare(dtype, x, cols, out); continue; }
         if (pk_native_k_x_stride(dtype, cols)) { pk_native_k_prepare(dtype, x, cols, out); continue; }
-        if (dtype == PK_F16) { f16x_round_f32(x, cols, (float *)out); continue; }
+        if (dtype == PK_F16) { f16x_round(x, cols, out); continue; }
         if (dtype == PK_Q8_0) {
 #if defined(__x86_64__)
             if (simd) { q8x_quantize_avx2(x, cols, out); continue; }
@@ -532,8 +531,9 @@ void pk_matmul_rows_native(int dtype, const void *W, int64_t cols, const void *x
         pk_native_k_matmul(dtype, (const uint8_t *)W, rb, cols, (const uint8_t *)xn, xs, T, Y, ldy, r0, r1);
     } else if (dtype == PK_Q8_0) {
         (o->native_q8 ? o->native_q8 : native_q8_scalar)((const uint8_t *)W, rb, cols, (const uint8_t *)xn, xs, T, Y, ldy, r0, r1);
-    } else if (dtype == PK_F16) {   // the f16-rounded f32 activations through the exact kernels, as ggml: f16 products
-        pk_matmul_rows(PK_F16, W, cols, (const float *)xn, (int64_t)(xs / 4), T, Y, ldy, r0, r1);
+    } else if (dtype == PK_F16) {   // f16 products as ggml's: the f16 x rows for a decode step, else the exact kernels
+        if (T == 1 && o->native_f16) o->native_f16((const uint8_t *)W, rb, cols, (const uint8_t *)xn, xs, T, Y, ldy, r0, r1);
+        else pk_matmul_rows(PK_F16, W, cols, (const float *)xn, (int64_t)(xs / 4), T, Y, ldy, r0, r1);
     } else if (o->native_bf16) {
         o->native_bf16((const uint8_t *)W, rb, cols, (const uint8_t *)xn, xs, T, Y, ldy, r0, r1);
     } else {   // the bf16-rounded f32 activations through the exact kernels: same products, same sums
