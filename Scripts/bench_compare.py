@@ -5,7 +5,7 @@ For each config x dtype: `persona bench --config C --dtype D --dump-gguf F --jso
 the model's shape, writes them as GGUF and benchmarks the model loaded back from that file; then llama.cpp loads
 the same GGUF (same bytes, same threads) in a separate process and is timed the same way: prefill of N random
 token ids in one batch, then M single-token decode steps (greedy), best of R repeats. `--precision exact|native|both`
-runs ours with f32 activations (the default), with llama.cpp-style rounded activations (q8_0 int8 blocks / bf16),
+runs ours with f32 activations (the default), with llama.cpp-style rounded activations (int8 blocks / bf16 / f16),
 or both (one table row each, against the same llama.cpp run; the second of ours loads the dumped GGUF). Optionally transformers
 (--transformers) decodes the same shape in bf16 with random weights (not identical values; speed only).
 

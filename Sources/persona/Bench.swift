@@ -257,7 +257,7 @@ struct BenchReport: Codable {
         let rows: [(String, String)] = [
             ("model", "\(source) [\(architecture), \(dtype)]"),
             ("weight types", weightTypes),
-            ("precision", precision == "native" ? "native (activations rounded as llama.cpp: q8_0 int8 blocks / bf16)" : "exact (f32 activations)"),
+            ("precision", precision == "native" ? "native (activations rounded as llama.cpp: int8 blocks / bf16 / f16)" : "exact (f32 activations)"),
             ("machine", "\(cpu), \(threads) threads, \(simd), \(build) build, \(date)"),
             ("load", "\(f(loadSeconds, 3)) s (\(loadKind))"),
             ("prefill", "\(f(prefillTokensPerSecond)) tok/s (\(promptTokens) tokens)"),

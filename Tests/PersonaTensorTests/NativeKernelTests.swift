@@ -3,7 +3,7 @@ import Foundation
 import PersonaTensor
 import XCTest
 
-/// `.native` precision: activations rounded as llama.cpp does (q8_0 per block, bf16), checked against a reference
+/// `.native` precision: activations rounded as llama.cpp does (q8_0 per block, bf16, f16), checked against a reference
 /// written here that rounds the same way (ggml's quantize_row_q8_0 via `referenceQuantizeQ8_0`, bf16 by
 /// `Float.rounded`), with exact products in Double. Tolerances are worst-case f32 summation bounds.
 final class NativeKernelTests: XCTestCase {
