@@ -31,8 +31,8 @@ size_t pk_native_x_stride(int dtype, int64_t cols) {
         return s ? s : pk_native_k_x_stride(dtype, cols);
     }
     if (dtype == PK_Q8_0) return cols % 32 ? 0 : (size_t)round64(cols / 32 * 8 + cols);
-    if (dtype == PK_BF16) return (size_t)round64(cols * 4);   // room for the f32 form
-    if (dtype == PK_F16) return (size_t)round64(cols * 6);    // the rounded values as f32, then their f16 bits
+    // bf16 / f16: the rounded values as f32 (AVX512-BF16: bf16), then their 16-bit form (pk_native_prepare)
+    if (dtype == PK_BF16 || dtype == PK_F16) return (size_t)round64(cols * 6);
     return 0;
 }
 
@@ -176,12 +176,20 @@ void pk_native_prepare(int dtype, const float *X, int64_t ldx, int64_t cols, voi
             if (simd) { q8x_quantize_avx2(x, cols, out); continue; }
 #endif
             q8x_quantize_scalar(x, cols, out);
-        } else {
+        } else {   // bf16
 #if defined(__x86_64__)
             if (o->native_bf16) { bf16x_round_u16_512(x, cols, (uint16_t *)out); continue; }
-            if (pk_level_avx512(o->name)) { bf16x_round_f32_512(x, cols, (float *)out); continue; }
-#endif
+            if (pk_level_avx512(o->name)) bf16x_round_f32_512(x, cols, (float *)out);
+            else bf16x_round_f32_scalar(x, cols, (float *)out);
+#else
             bf16x_round_f32_scalar(x, cols, (float *)out);
+#endif
+            // the bits of the rounded values for the decode rows (native_bf16x): exact, they are bf16 already
+            if (o->native_bf16x) {
+                const uint32_t *f = (const uint32_t *)out;
+                uint16_t *h = (uint16_t *)(out + (size_t)cols * 4);
+                for (int64_t i = 0; i < cols; i++) h[i] = (uint16_t)(f[i] >> 16);
+            }
         }
     }
     (void)simd;
@@ -536,6 +544,8 @@ void pk_matmul_rows_native(int dtype, const void *W, int64_t cols, const void *x
         else pk_matmul_rows(PK_F16, W, cols, (const float *)xn, (int64_t)(xs / 4), T, Y, ldy, r0, r1);
     } else if (o->native_bf16) {
         o->native_bf16((const uint8_t *)W, rb, cols, (const uint8_t *)xn, xs, T, Y, ldy, r0, r1);
+    } else if (T == 1 && o->native_bf16x) {   // as the f16 decode rows: the bf16 x, half the L1 of the f32 copy
+        o->native_bf16x((const uint8_t *)W, rb, cols, (const uint8_t *)xn, xs, T, Y, ldy, r0, r1);
     } else {   // the bf16-rounded f32 activations through the exact kernels: same products, same sums
         pk_matmul_rows(PK_BF16, W, cols, (const float *)xn, (int64_t)(xs / 4), T, Y, ldy, r0, r1);
     }

@@ -470,33 +470,37 @@ T512 static int attention_512(const float *q, int64_t ldq, int64_t P, int64_t H,
 // Llama-3.2-1B shape the down projection's x is 8192 wide, 32 KiB in f32, all of Zen 4's L1, and the streamed
 // weights keep evicting it; as f16 it takes 16 KiB. Those 16 products went from 24-25 to 14-17 ms a token (a
 // standalone copy of both loops, 2 threads, the mapped file); the 2048-wide ones run the same either way.
-T512 static void native_f16_512(const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,
-                                float *Y, int64_t ldy, int64_t r0, int64_t r1) {
-    (void)xs; (void)T; (void)ldy;
-    const uint16_t *x = (const uint16_t *)(xn + (size_t)cols * 4);
-    const int64_t cv = cols & ~(int64_t)63, c16 = cols & ~(int64_t)15;
-    for (int64_t r = r0; r < r1; r++) {
-        const uint16_t *w = (const uint16_t *)(W + (size_t)r * rb);
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        int64_t c = 0;
-        for (; c < cv; c += 64) {
-            a0 = _mm512_fmadd_ps(f16x16(w + c), f16x16(x + c), a0);
-            a1 = _mm512_fmadd_ps(f16x16(w + c + 16), f16x16(x + c + 16), a1);
-            a2 = _mm512_fmadd_ps(f16x16(w + c + 32), f16x16(x + c + 32), a2);
-            a3 = _mm512_fmadd_ps(f16x16(w + c + 48), f16x16(x + c + 48), a3);
-        }
-        for (; c < c16; c += 16) a0 = _mm512_fmadd_ps(f16x16(w + c), f16x16(x + c), a0);
-        if (c < cols) {
-            const __mmask16 m = tail16(cols - c);
-            a1 = _mm512_fmadd_ps(f16x16_mask(w + c, m), f16x16_mask(x + c, m), a1);
-        }
-        Y[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-    }
+// The same for bf16 weights at the levels without AVX512-BF16 (x rounded to bf16, its bits widened by a shift).
+#define NATIVE_X16_512(NAME, LOAD, LOADM)                                                                   \
+T512 static void NAME(const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,  \
+                      float *Y, int64_t ldy, int64_t r0, int64_t r1) {                                      \
+    (void)xs; (void)T; (void)ldy;                                                                           \
+    const uint16_t *x = (const uint16_t *)(xn + (size_t)cols * 4);                                          \
+    const int64_t cv = cols & ~(int64_t)63, c16 = cols & ~(int64_t)15;                                      \
+    for (int64_t r = r0; r < r1; r++) {                                                                     \
+        const uint16_t *w = (const uint16_t *)(W + (size_t)r * rb);                                         \
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                         \
+        int64_t c = 0;                                                                                      \
+        for (; c < cv; c += 64) {                                                                           \
+            a0 = _mm512_fmadd_ps(LOAD(w + c), LOAD(x + c), a0);                                             \
+            a1 = _mm512_fmadd_ps(LOAD(w + c + 16), LOAD(x + c + 16), a1);                                   \
+            a2 = _mm512_fmadd_ps(LOAD(w + c + 32), LOAD(x + c + 32), a2);                                   \
+            a3 = _mm512_fmadd_ps(LOAD(w + c + 48), LOAD(x + c + 48), a3);                                   \
+        }                                                                                                   \
+        for (; c < c16; c += 16) a0 = _mm512_fmadd_ps(LOAD(w + c), LOAD(x + c), a0);                        \
+        if (c < cols) {                                                                                     \
+            const __mmask16 m = tail16(cols - c);                                                           \
+            a1 = _mm512_fmadd_ps(LOADM(w + c, m), LOADM(x + c, m), a1);                                     \
+        }                                                                                                   \
+        Y[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));          \
+    }                                                                                                       \
 }
+NATIVE_X16_512(native_f16_512, f16x16, f16x16_mask)
+NATIVE_X16_512(native_bf16x_512, bf16x16, bf16x16_mask)
 
 #define PK_OPS_AVX512_COMMON                                                                                \
     .dot = dot_512, .axpy = axpy_512, .gemm = gemm_512, .read_sum = read_sum_512, .attention = attention_512,   \
-    .to_f16 = to_f16_512, .native_f16 = native_f16_512, .silu_mul = silu_mul_512, .gelu_tanh_mul = gelu_tanh_mul_512,                                           \
+    .to_f16 = to_f16_512, .native_f16 = native_f16_512, .native_bf16x = native_bf16x_512, .silu_mul = silu_mul_512, .gelu_tanh_mul = gelu_tanh_mul_512,                                           \
     .dequant = { [PK_F16] = dequant_f16_512, [PK_BF16] = dequant_bf16_512, [PK_Q8_0] = dequant_q8_0_512,   \
                  [PK_Q4_0] = dequant_q4_0_512, [PK_Q4_1] = dequant_q4_1_512, PK_X86_QUANT_FNS(dequant, 512),    \
                  PK_X86_IQ_FNS(dequant, 512) },                                                             \
@@ -885,32 +889,35 @@ T256 static int attention_256(const float *q, int64_t ldq, int64_t P, int64_t H,
     }
 }
 
-// native_f16_512 in 8-float vectors (the f16 x halves the activation's L1 footprint here too).
-T256 static void native_f16_256(const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,
-                                float *Y, int64_t ldy, int64_t r0, int64_t r1) {
-    (void)xs; (void)T; (void)ldy;
-    const uint16_t *x = (const uint16_t *)(xn + (size_t)cols * 4);
-    const int64_t cv = cols & ~(int64_t)31, c8 = cols & ~(int64_t)7;
-    for (int64_t r = r0; r < r1; r++) {
-        const uint16_t *w = (const uint16_t *)(W + (size_t)r * rb);
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        int64_t c = 0;
-        for (; c < cv; c += 32) {
-            a0 = _mm256_fmadd_ps(f16x8(w + c), f16x8(x + c), a0);
-            a1 = _mm256_fmadd_ps(f16x8(w + c + 8), f16x8(x + c + 8), a1);
-            a2 = _mm256_fmadd_ps(f16x8(w + c + 16), f16x8(x + c + 16), a2);
-            a3 = _mm256_fmadd_ps(f16x8(w + c + 24), f16x8(x + c + 24), a3);
-        }
-        for (; c < c8; c += 8) a0 = _mm256_fmadd_ps(f16x8(w + c), f16x8(x + c), a0);
-        float s = hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-        for (; c < cols; c++) s += pk_f16_to_f32(w[c]) * pk_f16_to_f32(x[c]);
-        Y[r] = s;
-    }
+// native_f16_512 / native_bf16x_512 in 8-float vectors (the 16-bit x halves the activation's L1 footprint here too).
+#define NATIVE_X16_256(NAME, LOAD, CONV)                                                                    \
+T256 static void NAME(const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,  \
+                      float *Y, int64_t ldy, int64_t r0, int64_t r1) {                                      \
+    (void)xs; (void)T; (void)ldy;                                                                           \
+    const uint16_t *x = (const uint16_t *)(xn + (size_t)cols * 4);                                          \
+    const int64_t cv = cols & ~(int64_t)31, c8 = cols & ~(int64_t)7;                                        \
+    for (int64_t r = r0; r < r1; r++) {                                                                     \
+        const uint16_t *w = (const uint16_t *)(W + (size_t)r * rb);                                         \
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                         \
+        int64_t c = 0;                                                                                      \
+        for (; c < cv; c += 32) {                                                                           \
+            a0 = _mm256_fmadd_ps(LOAD(w + c), LOAD(x + c), a0);                                             \
+            a1 = _mm256_fmadd_ps(LOAD(w + c + 8), LOAD(x + c + 8), a1);                                     \
+            a2 = _mm256_fmadd_ps(LOAD(w + c + 16), LOAD(x + c + 16), a2);                                   \
+            a3 = _mm256_fmadd_ps(LOAD(w + c + 24), LOAD(x + c + 24), a3);                                   \
+        }                                                                                                   \
+        for (; c < c8; c += 8) a0 = _mm256_fmadd_ps(LOAD(w + c), LOAD(x + c), a0);                          \
+        float s = hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));                     \
+        for (; c < cols; c++) s += CONV(w[c]) * CONV(x[c]);                                                 \
+        Y[r] = s;                                                                                           \
+    }                                                                                                       \
 }
+NATIVE_X16_256(native_f16_256, f16x8, pk_f16_to_f32)
+NATIVE_X16_256(native_bf16x_256, bf16x8, pk_bf16_to_f32)
 
 const pk_ops pk_ops_avx2 = {
     .name = "avx2", .dot = dot_256, .axpy = axpy_256, .gemm = gemm_256, .read_sum = read_sum_256, .attention = attention_256,
-    .to_f16 = to_f16_256, .native_f16 = native_f16_256,
+    .to_f16 = to_f16_256, .native_f16 = native_f16_256, .native_bf16x = native_bf16x_256,
     .silu_mul = silu_mul_256, .gelu_tanh_mul = gelu_tanh_mul_256,
     .dequant = { [PK_F16] = dequant_f16_256, [PK_BF16] = dequant_bf16_256, [PK_Q8_0] = dequant_q8_0_256,
                  [PK_Q4_0] = dequant_q4_0_256, [PK_Q4_1] = dequant_q4_1_256, PK_X86_QUANT_FNS(dequant, 256),

@@ -59,6 +59,7 @@ typedef struct {
     pk_native_fn native_q8;             /* NULL: the portable one */
     pk_native_fn native_bf16;           /* NULL: bf16-rounded f32 activations through the exact kernels */
     pk_native_fn native_f16;            /* T == 1 on the f16 bits of the prepared x; NULL: the exact f16 rows */
+    pk_native_fn native_bf16x;          /* without native_bf16, T == 1 on the bf16 bits of the prepared x */
     const struct pk_exact_kernel *exact[PK_NTYPES];   /* T == 1 on laid-out activations; NULL: matvec */
 } pk_ops;
 
