@@ -83,10 +83,10 @@ def write_gguf(dst, reader, tensor):
     w.close()
 
 
-def write_f32(dst):
-    """SMOL with every tensor dequantised by gguf-py."""
+def write_f32(dst, src=SMOL):
+    """src (SMOL unless given) with every tensor dequantised by gguf-py."""
     import gguf
-    write_gguf(dst, gguf.GGUFReader(str(SMOL)), lambda t: (
+    write_gguf(dst, gguf.GGUFReader(str(src)), lambda t: (
         gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32).reshape([int(x) for x in reversed(t.shape)]), None))
 
 

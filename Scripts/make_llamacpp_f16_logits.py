@@ -28,7 +28,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "Scripts"))
-from check_llamacpp_logits import llama_logits, write_gguf  # noqa: E402
+from check_llamacpp_logits import llama_logits, write_f32  # noqa: E402
 from make_convert_fixtures import versions  # noqa: E402  (the llama-cpp-python / gguf / numpy pins)
 
 FIXTURES = REPO / "Tests" / "PersonaModelsTests" / "Fixtures"
@@ -40,15 +40,13 @@ def main():
     ap.add_argument("--any-version", action="store_true")
     a = ap.parse_args()
     found = versions(a.any_version)
-    import gguf
     from safetensors.numpy import save_file
     ids = json.loads((FIXTURES / "llama2-f16.reference.json").read_text())["input_ids"][:8]
     batch = llama_logits(MODEL, ids)
     step = llama_logits(MODEL, ids, one_by_one=True)
     with tempfile.TemporaryDirectory() as tmp:
         f32 = Path(tmp) / "f32.gguf"
-        write_gguf(f32, gguf.GGUFReader(str(MODEL)), lambda t: (
-            gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32).reshape([int(x) for x in reversed(t.shape)]), None))
+        write_f32(f32, MODEL)
         f32_copy = llama_logits(f32, ids)
     out = FIXTURES / "llama2-f16.llamacpp.safetensors"
     save_file({"logits_batch": batch.astype(np.float32), "logits_step": step.astype(np.float32),

@@ -104,7 +104,7 @@ static void q8x_quantize_scalar(const float *x, int64_t cols, uint8_t *out) {
    rounds it (F16C / NEON at the SIMD levels, the same bits): the bits at out + 4 cols (the decode rows read them,
    ops->native_f16), the values as f32 at out (the exact f16 kernels read them for prompts). */
 static void f16x_round(const float *x, int64_t cols, uint8_t *out) {
-    uint16_t *h = (uint16_t *)(out + (size_t)cols * 4);
+    uint16_t *h = (uint16_t *)pk_native_x16(out, cols);
     pk_f32_to_f16_row(x, h, cols);
     pk_dequant_row(PK_F16, h, cols, (float *)out);
 }
@@ -187,7 +187,7 @@ void pk_native_prepare(int dtype, const float *X, int64_t ldx, int64_t cols, voi
             // the bits of the rounded values for the decode rows (native_bf16x): exact, they are bf16 already
             if (o->native_bf16x) {
                 const uint32_t *f = (const uint32_t *)out;
-                uint16_t *h = (uint16_t *)(out + (size_t)cols * 4);
+                uint16_t *h = (uint16_t *)pk_native_x16(out, cols);
                 for (int64_t i = 0; i < cols; i++) h[i] = (uint16_t)(f[i] >> 16);
             }
         }

@@ -468,14 +468,14 @@ T512 static int attention_512(const float *q, int64_t ldq, int64_t P, int64_t H,
 // copy), so both operands are loaded as f16 and widened exactly, as ggml's vec_dot_f16 does. Same products as the
 // exact f16 rows on the rounded f32 x, summed in another order. The point is the activation's size: on the
 // Llama-3.2-1B shape the down projection's x is 8192 wide, 32 KiB in f32, all of Zen 4's L1, and the streamed
-// weights keep evicting it; as f16 it takes 16 KiB. Those 16 products went from 24-25 to 14-17 ms a token (a
+// weights keep evicting it; as f16 it takes 16 KiB. Those 16 products went from 24-26 to 14-17 ms a token (a
 // standalone copy of both loops, 2 threads, the mapped file); the 2048-wide ones run the same either way.
 // The same for bf16 weights at the levels without AVX512-BF16 (x rounded to bf16, its bits widened by a shift).
 #define NATIVE_X16_512(NAME, LOAD, LOADM)                                                                   \
 T512 static void NAME(const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,  \
                       float *Y, int64_t ldy, int64_t r0, int64_t r1) {                                      \
     (void)xs; (void)T; (void)ldy;                                                                           \
-    const uint16_t *x = (const uint16_t *)(xn + (size_t)cols * 4);                                          \
+    const uint16_t *x = pk_native_x16(xn, cols);                                                            \
     const int64_t cv = cols & ~(int64_t)63, c16 = cols & ~(int64_t)15;                                      \
     for (int64_t r = r0; r < r1; r++) {                                                                     \
         const uint16_t *w = (const uint16_t *)(W + (size_t)r * rb);                                         \
@@ -894,7 +894,7 @@ T256 static int attention_256(const float *q, int64_t ldq, int64_t P, int64_t H,
 T256 static void NAME(const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,  \
                       float *Y, int64_t ldy, int64_t r0, int64_t r1) {                                      \
     (void)xs; (void)T; (void)ldy;                                                                           \
-    const uint16_t *x = (const uint16_t *)(xn + (size_t)cols * 4);                                          \
+    const uint16_t *x = pk_native_x16(xn, cols);                                                            \
     const int64_t cv = cols & ~(int64_t)31, c8 = cols & ~(int64_t)7;                                        \
     for (int64_t r = r0; r < r1; r++) {                                                                     \
         const uint16_t *w = (const uint16_t *)(W + (size_t)r * rb);                                         \

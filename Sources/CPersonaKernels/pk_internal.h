@@ -37,6 +37,10 @@ typedef void (*pk_gemm_fn)(const float *w, int64_t ldw, int nr, const float *x, 
 
 /* Native precision (kernels_native.c): Y[t*ldy + r] for t < T, r in [r0, r1), from activations that
    pk_native_prepare wrote, `xs` bytes per token. */
+/* Native bf16 / f16 activations of `cols` values (pk_native_prepare): the rounded values as f32 first, then their
+   16-bit form here (the decode rows, ops->native_f16 / native_bf16x, read it). */
+static inline const uint16_t *pk_native_x16(const uint8_t *xn, int64_t cols) { return (const uint16_t *)(xn + (size_t)cols * 4); }
+
 typedef void (*pk_native_fn)(const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,
                              float *Y, int64_t ldy, int64_t r0, int64_t r1);
 
