@@ -259,6 +259,33 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// f32 / f16 / bf16 rows of 6144 columns or more (x from 24 KiB) run PK_EXACT_WIDE_ROWS at a time over column
+    /// chunks (MATVEC_256, kernels_x86.c): against the double reference for a group of 8, a partial group, a last
+    /// chunk shorter than the others and both tails (8 and scalar); and a row alone, or a range starting at an odd
+    /// row, gives the same bits as inside a group. 6143 is the last width of the row-at-a-time loop.
+    func testMatvecWideDenseRows() {
+        var rng = TestRNG(17)
+        SIMDLevels.each { level in
+            for (name, code) in Self.dtypes where ["f32", "f16", "bf16"].contains(name) {
+                for cols in [6143, 6144 + 11, 8192 + 32 * 5 + 8 + 3] {
+                    checkMatmul(name, code: code, rows: 19, cols: cols, T: 1, rng: &rng, level: level)
+                    let rows = 21
+                    let w = Self.randomRows(name, rows: rows, cols: cols, rng: &rng)
+                    let x = (0..<cols).map { _ in rng.normal() }
+                    var yAll = [Float](repeating: 0, count: rows), yOne = yAll
+                    pk_matmul_rows(code, w, Int64(cols), x, Int64(cols), 1, &yAll, Int64(rows), 0, Int64(rows))
+                    for r in 0..<rows {
+                        let r1 = r % 3 == 0 ? r + 1 : min(rows, r + 5)
+                        var part = [Float](repeating: 0, count: rows)
+                        pk_matmul_rows(code, w, Int64(cols), x, Int64(cols), 1, &part, Int64(rows), Int64(r), Int64(r1))
+                        yOne[r] = part[r]
+                    }
+                    XCTAssertEqual(yOne.map(\.bitPattern), yAll.map(\.bitPattern), "\(level) \(name) cols \(cols), rows apart")
+                }
+            }
+        }
+    }
+
     /// T == 1 on q2_K / q3_K (the exact kernels on laid-out x at AVX-512 and AVX2) with extreme f16 scales: zero,
     /// the f16 maximum, subnormal and tiny ones mixed with ordinary ones, block by block; all rows and an odd range.
     func testExactK23ExtremeScales() {
