@@ -686,19 +686,47 @@ T256 static inline __m256 q8_block_256(const uint8_t *p, const float *x) {
     return _mm256_fmadd_ps(i8x8(p + 26), _mm256_loadu_ps(x + 24), s);
 }
 
+// Blocks b0..b1 of one q8_0 row into a[0], a[1] (pairs, then an odd last block), prefetching f along if set.
+T256 static inline void q8_0_span_256(const uint8_t *p0, const float *x, int64_t b0, int64_t b1, __m256 a[2],
+                                      const uint8_t *f) {
+    __m256 a0 = a[0], a1 = a[1];
+    int64_t b = b0;
+    p0 += b0 * 34;
+    for (; b + 2 <= b1; b += 2, p0 += 68) {
+        if (f) { pk_prefetch_span(f, 68); f += 68; }
+        a0 = _mm256_fmadd_ps(q8_block_256(p0, x + b * 32), f16_bcast8(p0), a0);
+        a1 = _mm256_fmadd_ps(q8_block_256(p0 + 34, x + b * 32 + 32), f16_bcast8(p0 + 34), a1);
+    }
+    if (b < b1) a0 = _mm256_fmadd_ps(q8_block_256(p0, x + b * 32), f16_bcast8(p0), a0);
+    a[0] = a0; a[1] = a1;
+}
+
+// One row at a time, or for rows wider than PK_EXACT_WIDE_32 (x above 16 KiB, as the AVX-512 levels' laid-out
+// q8_0 kernel, kernels_x86_exact32.c) 8 rows over 2048-column chunks with the next rows prefetched, as MATVEC_256
+// (the same bits: chunks hold whole pairs, the odd block stays last). AVX2 level, kernel_rows_bench, two threads,
+// from memory, 128 MiB, old -> new GB/s (2026-12-07): 4864 columns 13.5-15.5 -> 22.6-24.8, 5632 14.8-17.7 ->
+// 24.3-26.2, 6144 15.2-17.8 -> 25.0-28.6, 8192 15.1-15.4 -> 22.5-31.1 (65536 x 2048, one at a time: 31.8).
 T256 static void matvec_q8_0_256(const uint8_t *W, size_t rb, int64_t cols, const float *x, float *y, int64_t r0, int64_t r1) {
-    int64_t nb = cols / 32;
-    int64_t r = r0;
-    for (; r < r1; r++) {
-        const uint8_t *p0 = W + (size_t)r * rb;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0;
-        int64_t b = 0;
-        for (; b + 2 <= nb; b += 2, p0 += 68) {
-            a0 = _mm256_fmadd_ps(q8_block_256(p0, x + b * 32), f16_bcast8(p0), a0);
-            a1 = _mm256_fmadd_ps(q8_block_256(p0 + 34, x + b * 32 + 32), f16_bcast8(p0 + 34), a1);
+    const int64_t nb = cols / 32;
+    if (cols <= PK_EXACT_WIDE_32) {
+        for (int64_t r = r0; r < r1; r++) {
+            __m256 a[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+            q8_0_span_256(W + (size_t)r * rb, x, 0, nb, a, NULL);
+            y[r] = hsum256(_mm256_add_ps(a[0], a[1]));
         }
-        if (b < nb) a0 = _mm256_fmadd_ps(q8_block_256(p0, x + b * 32), f16_bcast8(p0), a0);
-        y[r] = hsum256(_mm256_add_ps(a0, a1));
+        return;
+    }
+    const int64_t ch = PK_EXACT_WIDE_COLS / 32;
+    for (int64_t r = r0; r < r1; r += PK_EXACT_WIDE_ROWS) {
+        const int nr = r1 - r < PK_EXACT_WIDE_ROWS ? (int)(r1 - r) : PK_EXACT_WIDE_ROWS;
+        __m256 t[PK_EXACT_WIDE_ROWS][2];
+        for (int i = 0; i < nr; i++) t[i][0] = t[i][1] = _mm256_setzero_ps();
+        const uint8_t *f = W + (size_t)(r + PK_EXACT_WIDE_ROWS) * rb;   // the next group, in file order
+        for (int64_t b0 = 0; b0 < nb; b0 += ch) {
+            const int64_t b1 = nb - b0 < ch ? nb : b0 + ch;
+            for (int i = 0; i < nr; i++, f += (b1 - b0) * 34) q8_0_span_256(W + (size_t)(r + i) * rb, x, b0, b1, t[i], f);
+        }
+        for (int i = 0; i < nr; i++) y[r + i] = hsum256(_mm256_add_ps(t[i][0], t[i][1]));
     }
 }
 
