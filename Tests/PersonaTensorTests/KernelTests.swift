@@ -259,6 +259,19 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// y = W x at T == 1 with each row r computed in a pk_matmul_rows call of its own: alone (r % 3 == 0) or at
+    /// the start of a range of up to 5 rows, so it never shares a group of the wide-row paths with the rows before.
+    static func rowsApart(_ code: Int32, _ w: [UInt8], _ x: [Float], rows: Int, cols: Int) -> [Float] {
+        var y = [Float](repeating: 0, count: rows)
+        for r in 0..<rows {
+            let r1 = r % 3 == 0 ? r + 1 : min(rows, r + 5)
+            var part = [Float](repeating: 0, count: rows)
+            pk_matmul_rows(code, w, Int64(cols), x, Int64(cols), 1, &part, Int64(rows), Int64(r), Int64(r1))
+            y[r] = part[r]
+        }
+        return y
+    }
+
     /// f32 / f16 / bf16 rows of 6144 columns or more (x from 24 KiB) run PK_EXACT_WIDE_ROWS at a time over column
     /// chunks (MATVEC_256, kernels_x86.c): against the double reference for a group of 8, a partial group, a last
     /// chunk shorter than the others and both tails (8 and scalar); and a row alone, or a range starting at an odd
@@ -272,14 +285,9 @@ final class KernelTests: XCTestCase {
                     let rows = 21
                     let w = Self.randomRows(name, rows: rows, cols: cols, rng: &rng)
                     let x = (0..<cols).map { _ in rng.normal() }
-                    var yAll = [Float](repeating: 0, count: rows), yOne = yAll
+                    var yAll = [Float](repeating: 0, count: rows)
                     pk_matmul_rows(code, w, Int64(cols), x, Int64(cols), 1, &yAll, Int64(rows), 0, Int64(rows))
-                    for r in 0..<rows {
-                        let r1 = r % 3 == 0 ? r + 1 : min(rows, r + 5)
-                        var part = [Float](repeating: 0, count: rows)
-                        pk_matmul_rows(code, w, Int64(cols), x, Int64(cols), 1, &part, Int64(rows), Int64(r), Int64(r1))
-                        yOne[r] = part[r]
-                    }
+                    let yOne = Self.rowsApart(code, w, x, rows: rows, cols: cols)
                     XCTAssertEqual(yOne.map(\.bitPattern), yAll.map(\.bitPattern), "\(level) \(name) cols \(cols), rows apart")
                 }
             }
@@ -336,13 +344,7 @@ final class KernelTests: XCTestCase {
                     XCTAssertEqual(yOps.map(\.bitPattern), yRows.map(\.bitPattern), "\(level) \(name) cols \(cols)")
                     // wide rows run in groups of 8 (pk_x86.h PK_EXACT_ROWS): a row alone, or starting a range at an
                     // odd row, gives the same bits as inside a group
-                    var yOne = [Float](repeating: 0, count: rows)
-                    for r in 0..<rows {
-                        let r1 = r % 3 == 0 ? r + 1 : min(rows, r + 5)
-                        var part = [Float](repeating: 0, count: rows)
-                        pk_matmul_rows(code, w, Int64(cols), x, Int64(cols), 1, &part, Int64(rows), Int64(r), Int64(r1))
-                        yOne[r] = part[r]
-                    }
+                    let yOne = Self.rowsApart(code, w, x, rows: rows, cols: cols)
                     XCTAssertEqual(yOne.map(\.bitPattern), yRows.map(\.bitPattern), "\(level) \(name) cols \(cols), rows apart")
                 }
             }
