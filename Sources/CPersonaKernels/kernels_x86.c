@@ -620,15 +620,16 @@ B32_DEQUANT_256(q4_1, 20)
 // PK_EXACT_WIDE_COLS columns at a time, so a chunk of x stays in L1 for all of them, with the next group of
 // rows prefetched in file order (one contiguous run, so the memory stream stays sequential). Each row keeps its
 // four accumulators across chunks and adds its products in the same order as in the row-at-a-time loop, so the
-// bits do not depend on which rows share a group.
+// bits do not depend on which rows share a group. The row loop is PK_ROWS_256 (pk_x86.h), shared with q8_0.
 // From 6144 columns on (x from 24 KiB): f16 rows, two threads, from memory, 24 matrices of 896 rows, ms old -> new
 // (2026-12-07): 4160 columns 4.8-5.2 -> 6.5-6.7 (so narrower rows stay one at a time), 4864 6.5-7.5 -> 7.5-8.0,
 // 5632 8.6-8.7 -> 8.7-8.9, 6144 10.6 -> 9.7, 8192 15.7-16.2 -> 13.4-13.9, 14336 26.6-26.9 -> 22.6-22.8; the 16
 // down projections (8192 x 2048) of a Llama-3.2-1B decode step 22-23 -> 16.5-18.3 ms.
 #define MATVEC_WIDE_COLS 6144
 #define MATVEC_256(NAME, ELEM_T, LOAD, CONV)                                                                   \
-T256 static inline void NAME##_span(const ELEM_T *w0, const float *x, int64_t c0, int64_t c1, __m256 a[4],   \
+T256 static inline void NAME##_span(const uint8_t *row, const float *x, int64_t c0, int64_t c1, __m256 a[4],  \
                                     const uint8_t *f) {                                                        \
+    const ELEM_T *w0 = (const ELEM_T *)row;                                                                    \
     __m256 a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];                                                         \
     for (int64_t c = c0; c < c1; c += 32) {                                                                    \
         if (f) { pk_prefetch_span(f, 32 * sizeof(ELEM_T)); f += 32 * sizeof(ELEM_T); }                        \
@@ -639,7 +640,8 @@ T256 static inline void NAME##_span(const ELEM_T *w0, const float *x, int64_t c0
     }                                                                                                          \
     a[0] = a0; a[1] = a1; a[2] = a2; a[3] = a3;                                                                \
 }                                                                                                              \
-T256 static inline float NAME##_tail(const ELEM_T *w0, const float *x, int64_t cols, __m256 a[4]) {           \
+T256 static inline float NAME##_tail(const uint8_t *row, const float *x, int64_t cols, __m256 a[4]) {         \
+    const ELEM_T *w0 = (const ELEM_T *)row;                                                                    \
     const int64_t c32 = cols & ~(int64_t)31, cv = cols & ~(int64_t)7;                                         \
     for (int64_t c = c32; c < cv; c += 8) a[0] = _mm256_fmadd_ps(LOAD(w0 + c), _mm256_loadu_ps(x + c), a[0]); \
     float s = hsum256(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])));                   \
@@ -647,30 +649,8 @@ T256 static inline float NAME##_tail(const ELEM_T *w0, const float *x, int64_t c
     return s;                                                                                                  \
 }                                                                                                              \
 T256 static void NAME(const uint8_t *W, size_t rb, int64_t cols, const float *x, float *y, int64_t r0, int64_t r1) { \
-    const int64_t c32 = cols & ~(int64_t)31;                                                                   \
-    if (cols < MATVEC_WIDE_COLS) {                                                                             \
-        for (int64_t r = r0; r < r1; r++) {                                                                    \
-            const ELEM_T *w0 = (const ELEM_T *)(W + (size_t)r * rb);                                           \
-            __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()}; \
-            NAME##_span(w0, x, 0, c32, a, NULL);                                                               \
-            y[r] = NAME##_tail(w0, x, cols, a);                                                                \
-        }                                                                                                      \
-        return;                                                                                                \
-    }                                                                                                          \
-    for (int64_t r = r0; r < r1; r += PK_EXACT_WIDE_ROWS) {                                                    \
-        const int nr = r1 - r < PK_EXACT_WIDE_ROWS ? (int)(r1 - r) : PK_EXACT_WIDE_ROWS;                       \
-        __m256 t[PK_EXACT_WIDE_ROWS][4];                                                                       \
-        for (int i = 0; i < nr; i++) for (int k = 0; k < 4; k++) t[i][k] = _mm256_setzero_ps();               \
-        const uint8_t *f = W + (size_t)(r + PK_EXACT_WIDE_ROWS) * rb;   /* the next group, in file order */     \
-        for (int64_t c0 = 0; c0 < c32; c0 += PK_EXACT_WIDE_COLS) {                                             \
-            const int64_t c1 = c32 - c0 < PK_EXACT_WIDE_COLS ? c32 : c0 + PK_EXACT_WIDE_COLS;                  \
-            for (int i = 0; i < nr; i++) {                                                                     \
-                NAME##_span((const ELEM_T *)(W + (size_t)(r + i) * rb), x, c0, c1, t[i], f);                   \
-                f += (c1 - c0) * sizeof(ELEM_T);                                                               \
-            }                                                                                                  \
-        }                                                                                                      \
-        for (int i = 0; i < nr; i++) y[r + i] = NAME##_tail((const ELEM_T *)(W + (size_t)(r + i) * rb), x, cols, t[i]); \
-    }                                                                                                          \
+    PK_ROWS_256(4, cols & ~(int64_t)31, PK_EXACT_WIDE_COLS, sizeof(ELEM_T), cols >= MATVEC_WIDE_COLS, NAME##_span, \
+                NAME##_tail);                                                                                  \
 }
 
 #define LOAD_F32_256(p) _mm256_loadu_ps(p)
@@ -701,33 +681,18 @@ T256 static inline void q8_0_span_256(const uint8_t *p0, const float *x, int64_t
     a[0] = a0; a[1] = a1;
 }
 
-// One row at a time, or for rows wider than PK_EXACT_WIDE_32 (x above 16 KiB, as the AVX-512 levels' laid-out
-// q8_0 kernel, kernels_x86_exact32.c) 8 rows over 2048-column chunks with the next rows prefetched, as MATVEC_256
-// (the same bits: chunks hold whole pairs, the odd block stays last). AVX2 level, kernel_rows_bench, two threads,
-// from memory, 128 MiB, old -> new GB/s (2026-12-07): 4864 columns 13.5-15.5 -> 22.6-24.8, 5632 14.8-17.7 ->
-// 24.3-26.2, 6144 15.2-17.8 -> 25.0-28.6, 8192 15.1-15.4 -> 22.5-31.1 (65536 x 2048, one at a time: 31.8).
+T256 static inline float q8_0_finish_256(const uint8_t *row, const float *x, int64_t cols, __m256 a[2]) {
+    (void)row; (void)x; (void)cols;
+    return hsum256(_mm256_add_ps(a[0], a[1]));
+}
+
+// One row at a time, or for rows wider than PK_EXACT_WIDE_32 (x above 16 KiB, as the AVX-512 levels' laid-out q8_0
+// kernel, kernels_x86_exact32.c) 8 rows over 2048-column chunks with the next rows prefetched, by PK_ROWS_256 as
+// MATVEC_256 (the same bits: chunks hold whole pairs, the odd block stays last). AVX2 level, kernel_rows_bench, two
+// threads, from memory, 128 MiB, old -> new GB/s (2026-12-07): 4864 columns 13.5-15.5 -> 22.6-24.8, 5632 14.8-17.7
+// -> 24.3-26.2, 6144 15.2-17.8 -> 25.0-28.6, 8192 15.1-15.4 -> 22.5-31.1 (65536 x 2048, one at a time: 31.8).
 T256 static void matvec_q8_0_256(const uint8_t *W, size_t rb, int64_t cols, const float *x, float *y, int64_t r0, int64_t r1) {
-    const int64_t nb = cols / 32;
-    if (cols <= PK_EXACT_WIDE_32) {
-        for (int64_t r = r0; r < r1; r++) {
-            __m256 a[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-            q8_0_span_256(W + (size_t)r * rb, x, 0, nb, a, NULL);
-            y[r] = hsum256(_mm256_add_ps(a[0], a[1]));
-        }
-        return;
-    }
-    const int64_t ch = PK_EXACT_WIDE_COLS / 32;
-    for (int64_t r = r0; r < r1; r += PK_EXACT_WIDE_ROWS) {
-        const int nr = r1 - r < PK_EXACT_WIDE_ROWS ? (int)(r1 - r) : PK_EXACT_WIDE_ROWS;
-        __m256 t[PK_EXACT_WIDE_ROWS][2];
-        for (int i = 0; i < nr; i++) t[i][0] = t[i][1] = _mm256_setzero_ps();
-        const uint8_t *f = W + (size_t)(r + PK_EXACT_WIDE_ROWS) * rb;   // the next group, in file order
-        for (int64_t b0 = 0; b0 < nb; b0 += ch) {
-            const int64_t b1 = nb - b0 < ch ? nb : b0 + ch;
-            for (int i = 0; i < nr; i++, f += (b1 - b0) * 34) q8_0_span_256(W + (size_t)(r + i) * rb, x, b0, b1, t[i], f);
-        }
-        for (int i = 0; i < nr; i++) y[r + i] = hsum256(_mm256_add_ps(t[i][0], t[i][1]));
-    }
+    PK_ROWS_256(2, cols / 32, PK_EXACT_WIDE_COLS / 32, 34, cols > PK_EXACT_WIDE_32, q8_0_span_256, q8_0_finish_256);
 }
 
 // v[p] -> lane p = sum of v[p]'s 8 lanes (as hsum16: pairs of lanes, then 64-bit pairs, then the 128-bit halves).
