@@ -351,6 +351,63 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// Every matrix product path reads only the bytes of the rows it is given. W is placed to end right before a
+    /// page that may not be read, as a tensor at the end of a memory-mapped file can: a kernel that loads a whole
+    /// vector where fewer bytes remain (a partial group of blocks, a row's tail) faults. The generic rows (T = 1 and
+    /// a prompt tile), the exact laid-out path and the native path, every type, every SIMD level, short rows and
+    /// every partial group; results equal the same calls on the bytes in an ordinary array.
+    func testMatmulReadsOnlyItsRows() {
+        var rng = TestRNG(21)
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        SIMDLevels.each { level in
+            for (name, code) in Self.dtypes {
+                let bs = Self.blockSize(name)
+                let colsList = bs == 1 ? [1, 7, 33, 8192 + 5] : bs == 32 ? [32, 64, 96, 160, 2080, 8192 + 96] : [256, 768, 8192 + 256]
+                for cols in colsList {
+                    let rows = 5, T = 5
+                    let w = Self.randomRows(name, rows: rows, cols: cols, rng: &rng)
+                    let x = (0..<(T * cols)).map { _ in rng.normal() }
+                    let mapped = (w.count + page - 1) / page * page + page
+                    guard let base = mmap(nil, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+                          base != MAP_FAILED else { return XCTFail("mmap") }
+                    defer { munmap(base, mapped) }
+                    XCTAssertEqual(mprotect(base + (mapped - page), page, PROT_NONE), 0)
+                    let edge = UnsafeMutableRawPointer(base + (mapped - page - w.count))
+                    w.withUnsafeBytes { edge.copyMemory(from: $0.baseAddress!, byteCount: w.count) }
+                    let what = "\(level) \(name) cols \(cols)"
+                    for t in [1, T] {
+                        var yEdge = [Float](repeating: 0, count: t * rows), yArray = yEdge
+                        pk_matmul_rows(code, edge, Int64(cols), x, Int64(cols), Int64(t), &yEdge, Int64(rows), 0, Int64(rows))
+                        pk_matmul_rows(code, w, Int64(cols), x, Int64(cols), Int64(t), &yArray, Int64(rows), 0, Int64(rows))
+                        XCTAssertEqual(yEdge.map(\.bitPattern), yArray.map(\.bitPattern), "\(what) T \(t)")
+                    }
+                    let nf = pk_exact_x_floats(code, Int64(cols))
+                    if nf > 0 {
+                        let xp = UnsafeMutablePointer<Float>(OpaquePointer(aligned_alloc(64, (Int(nf) * 4 + 63) / 64 * 64)!))
+                        defer { free(xp) }
+                        pk_exact_prepare(code, x, Int64(cols), xp)
+                        var yEdge = [Float](repeating: 0, count: rows), yArray = yEdge
+                        pk_matvec_exact_prepared(code, edge, Int64(cols), xp, &yEdge, 0, Int64(rows))
+                        pk_matvec_exact_prepared(code, w, Int64(cols), xp, &yArray, 0, Int64(rows))
+                        XCTAssertEqual(yEdge.map(\.bitPattern), yArray.map(\.bitPattern), "\(what) exact laid-out")
+                    }
+                    let stride = pk_native_x_stride(code, Int64(cols))
+                    if stride > 0 {
+                        let xn = aligned_alloc(64, T * stride)!
+                        defer { free(xn) }
+                        pk_native_prepare(code, x, Int64(cols), Int64(cols), xn, 0, Int64(T))
+                        for t in [1, T] {
+                            var yEdge = [Float](repeating: 0, count: t * rows), yArray = yEdge
+                            pk_matmul_rows_native(code, edge, Int64(cols), xn, Int64(t), &yEdge, Int64(rows), 0, Int64(rows))
+                            pk_matmul_rows_native(code, w, Int64(cols), xn, Int64(t), &yArray, Int64(rows), 0, Int64(rows))
+                            XCTAssertEqual(yEdge.map(\.bitPattern), yArray.map(\.bitPattern), "\(what) native T \(t)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     func testDotAndAxpyOddLengths() {
         var rng = TestRNG(4)
         SIMDLevels.each { level in
