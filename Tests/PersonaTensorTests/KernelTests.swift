@@ -355,17 +355,21 @@ final class KernelTests: XCTestCase {
     /// page that may not be read, as a tensor at the end of a memory-mapped file can: a kernel that loads a whole
     /// vector where fewer bytes remain (a partial group of blocks, a row's tail) faults. The generic rows (T = 1 and
     /// a prompt tile), the exact laid-out path and the native path, every type, every SIMD level, short rows and
-    /// every partial group; results equal the same calls on the bytes in an ordinary array.
+    /// every partial group, the lattice types too; results equal the same calls on the bytes in an ordinary array.
     func testMatmulReadsOnlyItsRows() {
         var rng = TestRNG(21)
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        // the types of this file, then the lattice types (LatticeTypeTests' valid random rows)
+        let types: [(String, Int32, Int)] = Self.dtypes.map { ($0.0, $0.1, Self.blockSize($0.0)) }
+            + LatticeTypeTests.types.map { ($0.0, $0.1.kernelCode, 256) }
         SIMDLevels.each { level in
-            for (name, code) in Self.dtypes {
-                let bs = Self.blockSize(name)
+            for (name, code, bs) in types {
                 let colsList = bs == 1 ? [1, 7, 33, 8192 + 5] : bs == 32 ? [32, 64, 96, 160, 2080, 8192 + 96] : [256, 768, 8192 + 256]
                 for cols in colsList {
                     let rows = 5, T = 5
-                    let w = Self.randomRows(name, rows: rows, cols: cols, rng: &rng)
+                    let lattice = LatticeTypeTests.types.first { $0.0 == name }?.1
+                    let w = lattice.map { LatticeTypeTests.randomRows($0, rows: rows, cols: cols, rng: &rng) }
+                        ?? Self.randomRows(name, rows: rows, cols: cols, rng: &rng)
                     let x = (0..<(T * cols)).map { _ in rng.normal() }
                     let mapped = (w.count + page - 1) / page * page + page
                     guard let base = mmap(nil, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
