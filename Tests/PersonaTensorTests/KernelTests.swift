@@ -351,11 +351,12 @@ final class KernelTests: XCTestCase {
         }
     }
 
-    /// Every matrix product path reads only the bytes of the rows it is given. W is placed to end right before a
-    /// page that may not be read, as a tensor at the end of a memory-mapped file can: a kernel that loads a whole
-    /// vector where fewer bytes remain (a partial group of blocks, a row's tail) faults. The generic rows (T = 1 and
-    /// a prompt tile), the exact laid-out path and the native path, every type, every SIMD level, short rows and
-    /// every partial group, the lattice types too; results equal the same calls on the bytes in an ordinary array.
+    /// Every matrix product path reads only the bytes of the rows it is given. W is placed to end right before a page
+    /// that may not be read, as a tensor at the end of a memory-mapped file can: a kernel that loads a whole vector
+    /// where fewer bytes remain (a partial group of blocks, a row's tail) faults. The last row widened alone, the
+    /// generic rows (T = 1 and a prompt tile), the exact laid-out path and the native path, every type, every SIMD
+    /// level, short rows and every partial group, the lattice types too; results equal the same calls on the bytes in
+    /// an ordinary array.
     func testMatmulReadsOnlyItsRows() {
         var rng = TestRNG(21)
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
@@ -379,6 +380,12 @@ final class KernelTests: XCTestCase {
                     let edge = UnsafeMutableRawPointer(base + (mapped - page - w.count))
                     w.withUnsafeBytes { edge.copyMemory(from: $0.baseAddress!, byteCount: w.count) }
                     let what = "\(level) \(name) cols \(cols)"
+                    // the last row widened alone (an embedding lookup, a tile's conversion)
+                    let rb = w.count / rows
+                    var rowEdge = [Float](repeating: 0, count: cols), rowArray = rowEdge
+                    pk_dequant_row(code, edge + (rows - 1) * rb, Int64(cols), &rowEdge)
+                    w.withUnsafeBytes { pk_dequant_row(code, $0.baseAddress! + (rows - 1) * rb, Int64(cols), &rowArray) }
+                    XCTAssertEqual(rowEdge.map(\.bitPattern), rowArray.map(\.bitPattern), "\(what) last row widened")
                     for t in [1, T] {
                         var yEdge = [Float](repeating: 0, count: t * rows), yArray = yEdge
                         pk_matmul_rows(code, edge, Int64(cols), x, Int64(cols), Int64(t), &yEdge, Int64(rows), 0, Int64(rows))
