@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 static const double EPS = FLT_EPSILON;   // 2^-23; unit roundoff is EPS / 2
 static long checks = 0, failures = 0;
@@ -996,6 +998,64 @@ static void test_first_nonfinite(void) {
     }
 }
 
+// Every matrix product path reads only the bytes of the rows it is given: the matrix ends right before a page that
+// may not be read (as a tensor at the end of a memory-mapped file can), so a load of a whole vector where fewer bytes
+// remain faults. The last row widened alone, the generic rows (T = 1 and a tile), the laid-out exact path where the
+// level has one and the native path; results equal the same calls on the bytes in an ordinary buffer.
+static void test_reads_only_rows(void) {
+    const size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    for (int dt = PK_F32; dt <= PK_IQ1_M; dt++) {
+        const int64_t qk = pk_block_elements(dt);
+        const int64_t c1[] = {7, 33, 0}, c32[] = {32, 96, 160, 0}, c256[] = {256, 768, 0};
+        const int64_t *cl = qk == 1 ? c1 : qk == 32 ? c32 : c256;
+        for (; *cl; cl++) {
+            const int64_t cols = *cl, rows = 3, T = 3;
+            uint8_t *w = dt <= PK_BF16 ? random_rows(dt, rows, cols) : nq_random_rows(dt, rows, cols);
+            const size_t rb = pk_row_bytes(dt, cols), bytes = rb * (size_t)rows, mapped = (bytes + pg - 1) / pg * pg + pg;
+            uint8_t *base = mmap(NULL, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (base == MAP_FAILED || mprotect(base + mapped - pg, pg, PROT_NONE)) { printf("FAIL mmap\n"); failures++; return; }
+            uint8_t *edge = base + mapped - pg - bytes;
+            memcpy(edge, w, bytes);
+            float *x = malloc(4 * (size_t)(T * cols)), *a = malloc(4 * (size_t)(T * rows + cols)), *b = malloc(4 * (size_t)(T * rows + cols));
+            for (int64_t i = 0; i < T * cols; i++) x[i] = normal();
+            char what[96];
+            snprintf(what, sizeof what, "reads only its rows: type %d cols %lld", dt, (long long)cols);
+            #define SAME(n, label) do { checks++; if (memcmp(a, b, 4 * (size_t)(n))) { printf("FAIL %s %s\n", what, label); failures++; } } while (0)
+            pk_dequant_row(dt, edge + rb * (size_t)(rows - 1), cols, a);
+            pk_dequant_row(dt, w + rb * (size_t)(rows - 1), cols, b);
+            SAME(cols, "last row widened");
+            for (int64_t t = 1; t <= T; t += T - 1) {
+                pk_matmul_rows(dt, edge, cols, x, cols, t, a, rows, 0, rows);
+                pk_matmul_rows(dt, w, cols, x, cols, t, b, rows, 0, rows);
+                SAME(t * rows, t == 1 ? "rows T 1" : "rows T 3");
+            }
+            const int64_t nf = pk_exact_x_floats(dt, cols);
+            if (nf > 0) {
+                float *xp = aligned_alloc(64, ((size_t)nf * 4 + 63) / 64 * 64);
+                pk_exact_prepare(dt, x, cols, xp);
+                pk_matvec_exact_prepared(dt, edge, cols, xp, a, 0, rows);
+                pk_matvec_exact_prepared(dt, w, cols, xp, b, 0, rows);
+                SAME(rows, "exact laid-out");
+                free(xp);
+            }
+            const size_t st = pk_native_x_stride(dt, cols);
+            if (st > 0) {
+                void *xn = aligned_alloc(64, st * (size_t)T);
+                pk_native_prepare(dt, x, cols, cols, xn, 0, T);
+                for (int64_t t = 1; t <= T; t += T - 1) {
+                    pk_matmul_rows_native(dt, edge, cols, xn, t, a, rows, 0, rows);
+                    pk_matmul_rows_native(dt, w, cols, xn, t, b, rows, 0, rows);
+                    SAME(t * rows, t == 1 ? "native T 1" : "native T 3");
+                }
+                free(xn);
+            }
+            #undef SAME
+            free(x); free(a); free(b); free(w);
+            munmap(base, mapped);
+        }
+    }
+}
+
 int main(void) {
     const char *want = getenv("PERSONA_SIMD");
 #if defined(__aarch64__)
@@ -1020,6 +1080,7 @@ int main(void) {
     test_softmax_weights();
     test_read_sum();
     test_first_nonfinite();
+    test_reads_only_rows();
     test_pool();
     for (int k = 0; k < NCAT && cat_name[k][0]; k++)
         printf("  worst error/tolerance %-14s %.3g  (%s)\n", cat_name[k], cat_worst[k], cat_what[k]);
