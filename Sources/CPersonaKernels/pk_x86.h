@@ -199,34 +199,36 @@ __attribute__((target("avx512f"))) static inline float pk_sum_accumulators(const
 
 /* The same row loop for the 256-bit matvecs (AVX2 level) whose step is SPAN(row, x, u0, u1, acc, f): units
    u0..u1 of one row (elements or blocks, UB bytes each, N of them) into NACC __m256 accumulators, prefetching from
-   f on when f is set; FINISH(row, x, cols, acc) gives y. Rows go one at a time unless WIDE, then PK_EXACT_WIDE_ROWS rows over
-   CH units at a time with the next group prefetched in file order, as PK_EXACT_ROWS: the same operations in the
-   same order for each row either way, so the bits do not depend on the grouping. Expands inside a matvec
-   (W, rb, cols, x, y, r0, r1) compiled for AVX2. */
-#define PK_ROWS_256(NACC, N, CH, UB, WIDE, SPAN, FINISH)                                                             \
-    do {                                                                                                           \
-        if (!(WIDE)) {                                                                                             \
-            for (int64_t r_ = r0; r_ < r1; r_++) {                                                                 \
-                const uint8_t *w_ = W + (size_t)r_ * rb;                                                           \
-                __m256 a_[NACC];                                                                                   \
-                for (int k_ = 0; k_ < (NACC); k_++) a_[k_] = _mm256_setzero_ps();                                  \
-                SPAN(w_, x, 0, (N), a_, (const uint8_t *)NULL);                                                             \
-                y[r_] = FINISH(w_, x, cols, a_);                                                                         \
-            }                                                                                                      \
-            break;                                                                                                 \
-        }                                                                                                          \
-        for (int64_t r_ = r0; r_ < r1; r_ += PK_EXACT_WIDE_ROWS) {                                                 \
-            const int nr_ = r1 - r_ < PK_EXACT_WIDE_ROWS ? (int)(r1 - r_) : PK_EXACT_WIDE_ROWS;                    \
-            __m256 t_[PK_EXACT_WIDE_ROWS][NACC];                                                                   \
-            for (int i_ = 0; i_ < nr_; i_++) for (int k_ = 0; k_ < (NACC); k_++) t_[i_][k_] = _mm256_setzero_ps(); \
+   f on when f is set; FINISH(row, x, cols, acc) gives y. Rows go one at a time unless WIDE, then
+   PK_EXACT_WIDE_ROWS rows over CH units at a time with the next group prefetched in file order, as PK_EXACT_ROWS:
+   the same operations in the same order for each row either way, so the bits do not depend on the grouping.
+   Expands inside a matvec (W, rb, cols, x, y, r0, r1) compiled for AVX2. */
+#define PK_ROWS_256(NACC, N, CH, UB, WIDE, SPAN, FINISH)                                                       \
+    do {                                                                                                       \
+        if (!(WIDE)) {                                                                                         \
+            for (int64_t r_ = r0; r_ < r1; r_++) {                                                             \
+                const uint8_t *w_ = W + (size_t)r_ * rb;                                                       \
+                __m256 a_[NACC];                                                                               \
+                for (int k_ = 0; k_ < (NACC); k_++) a_[k_] = _mm256_setzero_ps();                              \
+                SPAN(w_, x, 0, (N), a_, (const uint8_t *)NULL);                                                \
+                y[r_] = FINISH(w_, x, cols, a_);                                                               \
+            }                                                                                                  \
+            break;                                                                                             \
+        }                                                                                                      \
+        for (int64_t r_ = r0; r_ < r1; r_ += PK_EXACT_WIDE_ROWS) {                                             \
+            const int nr_ = r1 - r_ < PK_EXACT_WIDE_ROWS ? (int)(r1 - r_) : PK_EXACT_WIDE_ROWS;                \
+            __m256 t_[PK_EXACT_WIDE_ROWS][NACC];                                                               \
+            for (int i_ = 0; i_ < nr_; i_++)                                                                   \
+                for (int k_ = 0; k_ < (NACC); k_++) t_[i_][k_] = _mm256_setzero_ps();                          \
             const uint8_t *f_ = W + (size_t)(r_ + PK_EXACT_WIDE_ROWS) * rb;   /* the next group, in file order */ \
-            for (int64_t u0_ = 0; u0_ < (N); u0_ += (CH)) {                                                        \
-                const int64_t u1_ = (N) - u0_ < (CH) ? (N) : u0_ + (CH);                                           \
-                for (int i_ = 0; i_ < nr_; i_++, f_ += (u1_ - u0_) * (UB))                                         \
-                    SPAN(W + (size_t)(r_ + i_) * rb, x, u0_, u1_, t_[i_], f_);                                     \
-            }                                                                                                      \
-            for (int i_ = 0; i_ < nr_; i_++) y[r_ + i_] = FINISH(W + (size_t)(r_ + i_) * rb, x, cols, t_[i_]);              \
-        }                                                                                                          \
+            for (int64_t u0_ = 0; u0_ < (N); u0_ += (CH)) {                                                    \
+                const int64_t u1_ = (N) - u0_ < (CH) ? (N) : u0_ + (CH);                                       \
+                for (int i_ = 0; i_ < nr_; i_++, f_ += (u1_ - u0_) * (UB))                                     \
+                    SPAN(W + (size_t)(r_ + i_) * rb, x, u0_, u1_, t_[i_], f_);                                 \
+            }                                                                                                  \
+            for (int i_ = 0; i_ < nr_; i_++)                                                                   \
+                y[r_ + i_] = FINISH(W + (size_t)(r_ + i_) * rb, x, cols, t_[i_]);                              \
+        }                                                                                                      \
     } while (0)
 
 /* Exact conversions of a bit field of every dword lane to f32, in place (the decode kernels on laid-out x,

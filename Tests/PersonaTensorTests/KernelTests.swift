@@ -361,14 +361,13 @@ final class KernelTests: XCTestCase {
         var rng = TestRNG(21)
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         // the types of this file, then the lattice types (LatticeTypeTests' valid random rows)
-        let types: [(String, Int32, Int)] = Self.dtypes.map { ($0.0, $0.1, Self.blockSize($0.0)) }
-            + LatticeTypeTests.types.map { ($0.0, $0.1.kernelCode, 256) }
+        let types: [(String, Int32, Int, DType?)] = Self.dtypes.map { ($0.0, $0.1, Self.blockSize($0.0), nil) }
+            + LatticeTypeTests.types.map { ($0.0, $0.1.kernelCode, 256, $0.1) }
         SIMDLevels.each { level in
-            for (name, code, bs) in types {
+            for (name, code, bs, lattice) in types {
                 let colsList = bs == 1 ? [1, 7, 33, 8192 + 5] : bs == 32 ? [32, 64, 96, 160, 2080, 8192 + 96] : [256, 768, 8192 + 256]
                 for cols in colsList {
                     let rows = 5, T = 5
-                    let lattice = LatticeTypeTests.types.first { $0.0 == name }?.1
                     let w = lattice.map { LatticeTypeTests.randomRows($0, rows: rows, cols: cols, rng: &rng) }
                         ?? Self.randomRows(name, rows: rows, cols: cols, rng: &rng)
                     let x = (0..<(T * cols)).map { _ in rng.normal() }
