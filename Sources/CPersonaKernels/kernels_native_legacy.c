@@ -582,12 +582,7 @@ TV static void lg_micro_##Q81##_##NT(const lg_pack_blk *pk, int nbk, const uint8
             if (Q81) { float s; memcpy(&s, xt + po + 32, 4); f[j] = _mm512_fmadd_ps(mw, _mm512_set1_ps(s), f[j]); } \
         }                                                                                                     \
     }                                                                                                         \
-    __mmask16 m = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1u);                                           \
-    for (int j = 0; j < NT; j++) {                                                                            \
-        float *o = y + j * ldy;                                                                               \
-        __m512 v = accumulate ? _mm512_add_ps(f[j], _mm512_maskz_loadu_ps(m, o)) : f[j];                      \
-        _mm512_mask_storeu_ps(o, m, v);                                                                       \
-    }                                                                                                         \
+    for (int j = 0; j < NT; j++) pk_store16_rows(y + j * ldy, f[j], nr, accumulate);                       \
 }
 #define LG_MICROS(Q81) LG_MICRO(1, Q81) LG_MICRO(2, Q81) LG_MICRO(3, Q81) LG_MICRO(4, Q81) LG_MICRO(5, Q81) \
                        LG_MICRO(6, Q81) LG_MICRO(7, Q81) LG_MICRO(8, Q81)

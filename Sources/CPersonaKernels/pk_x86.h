@@ -317,6 +317,12 @@ __attribute__((target("avx2"))) static inline void pk_store8_rows(float *o, __m2
     _mm256_maskstore_ps(o, m, accumulate ? _mm256_add_ps(f, _mm256_maskload_ps(o, m)) : f);
 }
 
+/* The 16 row sums of an AVX-512 tile to o[0..nr) (nr <= 16), added to what is there if `accumulate`. */
+__attribute__((target("avx512f"))) static inline void pk_store16_rows(float *o, __m512 f, int nr, int accumulate) {
+    const __mmask16 m = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1u);
+    _mm512_mask_storeu_ps(o, m, accumulate ? _mm512_add_ps(f, _mm512_maskz_loadu_ps(m, o)) : f);
+}
+
 /* The 16-row tiles of the VNNI prompt kernels: z[j] holds 8 dwords of row j in its low half and of row j + 8 in its
    high half; out[g] receives dword g of rows 0..7 | of rows 8..15 (an 8 x 8 dword transpose inside each half), so one
    vpdpbusd against 4 broadcast activation bytes gives 16 row sums. */
