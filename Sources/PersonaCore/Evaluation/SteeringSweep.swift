@@ -57,13 +57,6 @@ public struct SweepSample: Codable, Sendable, Equatable {
     public static func key(question: Int, cell: SweepCell) -> String { "q\(question)/r\(cell.row)/c\(cell.coef)" }
 }
 
-public struct SweepJudgment: Codable, Sendable, Equatable {
-    public var key: String
-    public var trait: Double?
-    public var coherence: Double?
-    public var judge: String
-}
-
 /// Per-cell means over the questions.
 public struct SweepCellSummary: Codable, Sendable, Equatable {
     public var row: Int
@@ -127,9 +120,9 @@ public final class SteeringSweep {
     /// This process's part of a job array (the questions with index % count == index); `.whole` otherwise.
     public let shard: Shard
     private let samplesLog: AppendLog<SweepSample>
-    private let judgmentsLog: AppendLog<SweepJudgment>
+    private let judgmentsLog: AppendLog<JudgmentRecord>
     public private(set) var samples: [String: SweepSample] = [:]
-    public private(set) var judgments: [String: SweepJudgment] = [:]
+    public private(set) var judgments: [String: JudgmentRecord] = [:]
 
     /// `traitName` is how the vector is named among the session's vectors (`trait` or `trait@method`).
     public init(folder: URL, settings: SweepSettings, definition: TraitDefinition, session: MonitorSession, traitName: String,
@@ -149,7 +142,7 @@ public final class SteeringSweep {
             if s.repetition == nil { s.repetition = Self.repetition(session.loaded.tokenizer.tokenizer.encode(s.answer, addSpecialTokens: false)) }
             samples[s.key] = s
         }
-        for j in try ShardedLogs.readAll(folder, "judgments") as [SweepJudgment] { judgments[j.key] = j }
+        for j in try ShardedLogs.readAll(folder, "judgments") as [JudgmentRecord] { judgments[j.key] = j }
     }
 
     public var totalSamples: Int { settings.questions.count * settings.cells.count }
@@ -237,7 +230,7 @@ public final class SteeringSweep {
             let cp = try JudgePrompt.fill(coherencePrompt, question: question, answer: s.answer)
             return {
                 let (t, c) = try await JudgingQueue.traitAndCoherence(judge, traitPrompt: tp, coherencePrompt: cp)
-                return SweepJudgment(key: s.key, trait: t, coherence: c, judge: judge.name)
+                return JudgmentRecord(key: s.key, trait: t, coherence: c, judge: judge.name)
             }
         }, record: { j in
             try judgmentsLog.append(j)

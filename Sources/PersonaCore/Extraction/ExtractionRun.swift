@@ -137,7 +137,8 @@ public struct ResponseRecord: Codable, Sendable, Equatable {
     }
 }
 
-/// Judge scores of one response (nil = no usable score).
+/// Judge scores of one response (nil = no usable score): a line of an extraction's or a steering sweep's
+/// judgments.jsonl.
 public struct JudgmentRecord: Codable, Sendable, Equatable {
     public var key: String
     public var trait: Double?
