@@ -45,6 +45,15 @@ enum Repository {
         return u
     }
 
+    /// Fixtures/`name` among a test target's resources (pass its `Bundle.module`); skips the calling test when the
+    /// bundle or the file is missing.
+    static func fixture(_ name: String, in bundle: Bundle) throws -> URL {
+        guard let base = bundle.resourceURL else { throw XCTSkip("no resource bundle") }
+        let u = base.appendingPathComponent("Fixtures").appendingPathComponent(name)
+        guard FileManager.default.fileExists(atPath: u.path) else { throw XCTSkip("fixture \(name) missing") }
+        return u
+    }
+
     static var stories260K: URL { get throws { try requireShared("models/stories260K/stories260K.gguf") } }
     static var smolLM2: URL { get throws { try requireShared("models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf") } }
 
