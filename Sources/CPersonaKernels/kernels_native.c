@@ -397,7 +397,7 @@ TV static void q8_micro_##NT(const q8_pack_blk *pk, int nbk, const uint8_t *x, s
             f[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(a0, a1)), _mm512_mul_ps(dw, _mm512_set1_ps(dx)), f[j]); \
         }                                                                                                     \
     }                                                                                                         \
-    for (int j = 0; j < NT; j++) pk_store16_rows(y + j * ldy, f[j], nr, accumulate);                       \
+    for (int j = 0; j < NT; j++) pk_store16_rows(y + j * ldy, f[j], nr, accumulate);                          \
 }
 Q8_MICRO(1) Q8_MICRO(2) Q8_MICRO(3) Q8_MICRO(4) Q8_MICRO(5) Q8_MICRO(6) Q8_MICRO(7) Q8_MICRO(8)
 typedef void (*q8_micro_fn)(const q8_pack_blk *, int, const uint8_t *, size_t, int64_t, int64_t, float *, int64_t, int, int);

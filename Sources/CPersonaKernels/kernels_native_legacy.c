@@ -582,7 +582,7 @@ TV static void lg_micro_##Q81##_##NT(const lg_pack_blk *pk, int nbk, const uint8
             if (Q81) { float s; memcpy(&s, xt + po + 32, 4); f[j] = _mm512_fmadd_ps(mw, _mm512_set1_ps(s), f[j]); } \
         }                                                                                                     \
     }                                                                                                         \
-    for (int j = 0; j < NT; j++) pk_store16_rows(y + j * ldy, f[j], nr, accumulate);                       \
+    for (int j = 0; j < NT; j++) pk_store16_rows(y + j * ldy, f[j], nr, accumulate);                          \
 }
 #define LG_MICROS(Q81) LG_MICRO(1, Q81) LG_MICRO(2, Q81) LG_MICRO(3, Q81) LG_MICRO(4, Q81) LG_MICRO(5, Q81) \
                        LG_MICRO(6, Q81) LG_MICRO(7, Q81) LG_MICRO(8, Q81)
