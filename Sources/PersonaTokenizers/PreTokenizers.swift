@@ -85,7 +85,22 @@ func scalarMatches(_ s: String, _ pred: (Unicode.Scalar) -> Bool) -> [Range<Stri
 
 func regexMatches(_ re: NSRegularExpression, _ s: String) -> [Range<String.Index>] {
     let ns = s as NSString
-    return re.matches(in: s, options: [], range: NSRange(location: 0, length: ns.length)).compactMap { Range($0.range, in: s) }
+    return stringRanges(re.matches(in: s, options: [], range: NSRange(location: 0, length: ns.length)).map(\.range), in: s)
+}
+
+/// Ascending, non-overlapping UTF-16 ranges of `s` as its indices. Not `Range(_:in:)`: that gives nil for a bound
+/// inside a grapheme cluster (between "\r" and "\n", a letter and its combining mark), where HF, which works on
+/// Rust chars, splits; a dropped match then merged its text with its neighbours' ("a\r\nb" became one piece).
+func stringRanges(_ ranges: [NSRange], in s: String) -> [Range<String.Index>] {
+    let u = s.utf16
+    var at = u.startIndex, offset = 0
+    return ranges.map { r in
+        let lo = u.index(at, offsetBy: r.location - offset)
+        let hi = u.index(lo, offsetBy: r.length)
+        at = hi
+        offset = r.location + r.length
+        return lo..<hi
+    }
 }
 
 func isRustWhitespace(_ u: Unicode.Scalar) -> Bool { u.properties.isWhitespace }
@@ -169,7 +184,7 @@ struct SplitPreTokenizer: PreTokenizer {
     func preTokenize(_ pieces: [Piece]) -> [Piece] {
         pieces.flatMap { p in
             let ns = p.text as NSString
-            let m = pattern.matches(in: ns).compactMap { Range($0, in: p.text) }
+            let m = stringRanges(pattern.matches(in: ns), in: p.text)
             return splitPiece(p, matches: m, behavior: behavior, invert: invert)
         }
     }

@@ -36,4 +36,24 @@ final class GGUFVocabTests: XCTestCase {
     func testGPT2() throws { try runSuite("gpt-2") }
     func testDeepseekLLM() throws { try runSuite("deepseek-llm") }
     func testGemma4() throws { try runSuite("gemma-4") }
+
+    /// Real vocabularies on texts whose regex splits fall inside a Swift Character ("\r" | "\n", a Thai or
+    /// Arabic letter | its vowel sign), against transformers' conversion of the same GGUF
+    /// (Scripts/make_gguf_script_fixtures.py; llama.cpp agrees on every case).
+    func testSplitsInsideGraphemeClusters() throws {
+        struct Golden: Decodable {
+            struct Vocabulary: Decodable { let name: String; let gguf: String; let cases: [Case] }
+            struct Case: Decodable { let text: String; let ids: [Int] }
+            let vocabularies: [Vocabulary]
+        }
+        let golden = try JSONDecoder().decode(Golden.self, from: Data(contentsOf: try fixtureURL("gguf_scripts").appendingPathComponent("golden.json")))
+        XCTAssertEqual(golden.vocabularies.map(\.name), ["qwen2", "gpt-2", "llama-bpe", "smollm2"])
+        for v in golden.vocabularies {
+            let tok = try TokenizerBundle.load(gguf: try GGUFFile(url: try requireShared(v.gguf))).tokenizer
+            XCTAssertGreaterThanOrEqual(v.cases.count, 19)
+            for c in v.cases {
+                XCTAssertEqual(tok.encode(c.text, addSpecialTokens: false), c.ids, "\(v.name): \(c.text.debugDescription)")
+            }
+        }
+    }
 }

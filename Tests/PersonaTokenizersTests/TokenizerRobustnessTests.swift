@@ -4,6 +4,21 @@ import PersonaFormats
 @testable import PersonaTokenizers
 
 final class TokenizerRobustnessTests: XCTestCase {
+    /// tokenizer.json's `ByteLevel` with `use_regex` splits at scalars inside a Swift Character, as HF does. Expected
+    /// pieces: `tokenizers` 0.23.3, `pre_tokenizers.ByteLevel(add_prefix_space=False).pre_tokenize_str(text)`.
+    func testByteLevelRegexSplitsInsideGraphemeClusters() throws {
+        let pre = try ByteLevelPreTokenizer(addPrefixSpace: false, useRegex: true)
+        let cases: [(String, [String])] = [
+            ("a\r\nb", ["a", "č", "Ċ", "b"]),
+            ("ก่อน ที่", ["à¸ģ", "à¹Ī", "à¸Ńà¸Ļ", "Ġà¸Ĺ", "à¸µà¹Ī"]),
+            ("e\u{301}x \u{301}y", ["e", "Ìģ", "x", "ĠÌģ", "y"]),
+        ]
+        for (text, want) in cases {
+            let got = pre.preTokenize([Piece(text: text, atStart: true)]).map(\.text)
+            XCTAssertTrue(got.elementsEqual(want) { $0.utf8.elementsEqual($1.utf8) }, "\(text.debugDescription): \(got) want \(want)")
+        }
+    }
+
     func testDisplayString() {
         XCTAssertEqual(displayString(forTokenBytes: Array("héllo".utf8)), "héllo")
         // First two bytes of "€" (E2 82 AC): incomplete, shown as hex.
