@@ -2,7 +2,7 @@
 """Reference renderings for PersonaTokenizers' ChatTemplate (Swift Jinja subset).
 
 Run by hand (not in CI):  /work/V/bin/python Scripts/make_template_fixtures.py
-Generated with: Python 3.11.7, transformers 5.24.0, jinja2 3.1.6 (also recorded in each fixture's "meta").
+Generated with: Python 3.11.7, transformers 5.25.0, jinja2 3.1.6 (also recorded in each fixture's "meta").
 
 Expected strings come from transformers' own chat-template path
 (transformers.utils.chat_template_utils.render_jinja_template, which compiles with _compile_jinja_template:
@@ -293,6 +293,7 @@ SNIPPETS = [
     ("filter_misc", "{{ [3, 1, 2]|sort }} {{ [3, 1, 2]|sort(reverse=true) }} {{ ['b', 'A', 'c']|sort }} {{ [1, 2, 2, 1]|unique|list }} {{ [1, 2, 3]|sum }} {{ [1, 5, 3]|max }} {{ [4, 2, 9]|min }} {{ -3|abs }} {{ 2.567|round(2) }} {{ 2.5|round }} {{ [1, 2, 3]|reverse|list }} {{ 'abc'|reverse }}", {}),
     ("filter_escape_safe", "{{ '<a href=\"x\">&\\'</a>'|e }} {{ '<b>'|escape }} {{ '<b>'|safe }}", {}),
     ("filter_indent", "{{ 'a\\nb\\n\\nc'|indent(2) }}|{{ 'a\\nb'|indent(2, true) }}|{{ 'a\\n\\nb\\n'|indent(width='> ', blank=true) }}", {}),
+    ("filter_indent_line_breaks", "{{ t|indent(2) }}|{{ t|indent(3, blank=true) }}|{{ t.splitlines() }}", {"t": "a\r\nb\rc\u2028d\r\n\r\ne"}),
     ("filter_format", "{{ '%s-%d-%r'|format('a', 3, 'q') }} {{ '%s and %s' % ('x', 'y') }} {{ '%.2f' % 3.14159 }}", {}),
     ("filter_dictsort_batch_center", "{{ {'b': 1, 'a': 2}|dictsort }} {{ [1, 2, 3, 4, 5]|batch(2)|list }} [{{ 'ab'|center(6) }}] {{ 'one two, three'|wordcount }}", {}),
     ("unknown_filter_error", "line one\n{{ 'x'|nosuchfilter }}", {}),

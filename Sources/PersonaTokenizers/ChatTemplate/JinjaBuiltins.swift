@@ -330,8 +330,7 @@ extension JinjaInterpreter {
             let first = a.get(1, "first")?.truthy ?? false
             let blank = a.get(2, "blank")?.truthy ?? false
             // jinja2 do_indent, including its trailing-newline quirk.
-            var lines = (pyStr(v) + "\n").components(separatedBy: "\n")
-            lines.removeLast()
+            var lines = pySplitLines(pyStr(v) + "\n", keepEnds: false)
             var rv: String
             if blank {
                 rv = lines.joined(separator: "\n" + ind)
@@ -539,22 +538,7 @@ extension JinjaInterpreter {
                 }
             case "splitlines":
                 return m { _, a in
-                    let keep = a.get(0, "keepends")?.truthy ?? false
-                    var res: [String] = []
-                    var cur = String.UnicodeScalarView()
-                    let u = Array(s.unicodeScalars)
-                    var i = 0
-                    while i < u.count {
-                        let c = u[i]
-                        if [0x0A, 0x0B, 0x0C, 0x0D, 0x1C, 0x1D, 0x1E, 0x85, 0x2028, 0x2029].contains(c.value) {
-                            if keep { cur.append(c) }
-                            if c == "\r", i + 1 < u.count, u[i + 1] == "\n" { if keep { cur.append("\n") }; i += 1 }
-                            res.append(String(cur)); cur = String.UnicodeScalarView()
-                        } else { cur.append(c) }
-                        i += 1
-                    }
-                    if !cur.isEmpty { res.append(String(cur)) }
-                    return .list(res.map { .string($0) })
+                    .list(pySplitLines(s, keepEnds: a.get(0, "keepends")?.truthy ?? false).map { .string($0) })
                 }
             case "replace":
                 return m { i, a in
@@ -880,4 +864,24 @@ func pyStrftime(_ fmt: String, _ date: Date, _ interp: JinjaInterpreter) throws 
         }
     }
     return out
+}
+
+/// Python's str.splitlines: breaks at \n, \r, \r\n and the other Unicode line boundaries, scalar by scalar (a Swift
+/// Character holds "\r\n" as one, so Foundation's line splitting would not see its "\n").
+func pySplitLines(_ s: String, keepEnds: Bool) -> [String] {
+    var res: [String] = []
+    var cur = String.UnicodeScalarView()
+    let u = Array(s.unicodeScalars)
+    var i = 0
+    while i < u.count {
+        let c = u[i]
+        if [0x0A, 0x0B, 0x0C, 0x0D, 0x1C, 0x1D, 0x1E, 0x85, 0x2028, 0x2029].contains(c.value) {
+            if keepEnds { cur.append(c) }
+            if c == "\r", i + 1 < u.count, u[i + 1] == "\n" { if keepEnds { cur.append("\n") }; i += 1 }
+            res.append(String(cur)); cur = String.UnicodeScalarView()
+        } else { cur.append(c) }
+        i += 1
+    }
+    if !cur.isEmpty { res.append(String(cur)) }
+    return res
 }
