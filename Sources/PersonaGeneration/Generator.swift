@@ -244,11 +244,11 @@ struct SequenceState {
             // only the unreleased tail is searched: a stop string beginning before it would have been held back
             let from = text.utf8.index(text.startIndex, offsetBy: releasedUTF8)
             let tail = text[from...]
-            if let cut = options.stopStrings.compactMap({ tail.range(of: $0)?.lowerBound }).min() {
+            if let cut = options.stopStrings.compactMap({ tail.range(of: $0, options: .literal)?.lowerBound }).min() {
                 end = cut
                 stopped = true
             } else {
-                end = text.index(end, offsetBy: -StopStrings.pendingSuffix(of: tail, stops: options.stopStrings))
+                end = text.unicodeScalars.index(end, offsetBy: -StopStrings.pendingSuffix(of: tail, stops: options.stopStrings))
             }
             released = from < end ? String(text[from..<end]) : ""
         }
@@ -281,14 +281,18 @@ struct SequenceState {
 
 /// Stop-string matching shared by everything that streams generated text.
 public enum StopStrings {
-    /// The length in characters of the longest end of `text` that is the start of some stop string (and not a whole
-    /// one): text that must be held back while streaming, since the next token may complete a stop string there.
+    /// The length in Unicode scalars of the longest end of `text` that is the start of some stop string (and not a
+    /// whole one): text that must be held back while streaming, since the next token may complete a stop string there.
+    /// Scalars, as stop strings match (a literal search): in Characters a text ending in "\r" does not end with the
+    /// "\r\n" that a stop "\r\nUser:" begins with, and the stop was missed once the "\r" had been released.
     public static func pendingSuffix(of text: some StringProtocol, stops: [String]) -> Int {
+        let t = text.unicodeScalars
         var best = 0
         for s in stops {
-            var k = s.count - 1
+            let u = Array(s.unicodeScalars)
+            var k = u.count - 1
             while k > best {
-                if text.hasSuffix(s.prefix(k)) { best = k; break }
+                if t.suffix(k).elementsEqual(u.prefix(k)) { best = k; break }
                 k -= 1
             }
         }

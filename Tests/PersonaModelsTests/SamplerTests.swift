@@ -1,5 +1,5 @@
 import Foundation
-import PersonaGeneration
+@testable import PersonaGeneration
 import PersonaModels
 import XCTest
 import PersonaTensor
@@ -192,13 +192,38 @@ final class SamplerTests: XCTestCase {
         }
     }
 
+    /// A stop that begins with "\r" is found when the "\r" and the "\n" come as separate tokens: the "\r" is held
+    /// back although, as a Swift Character, the text's "\r" is not the stop's first Character "\r\n".
+    func testStopStringStartingInsideACharacter() throws {
+        let loaded = try ModelLoader.load(path: TestPaths.stories260K.path)
+        let tok = loaded.tokenizer.tokenizer
+        let words = tok.encode("Once upon a time", addSpecialTokens: false)
+        let script = words + [try XCTUnwrap(tok.tokenId("<0x0D>")), try XCTUnwrap(tok.tokenId("<0x0A>"))] + tok.encode("Lily", addSpecialTokens: false)
+        var state = SequenceState(promptIds: [1], options: GenerationOptions(maxTokens: 40, stopStrings: ["\r\n Lily"]), loaded: loaded)
+        var logits = [Float](repeating: 0, count: loaded.model.config.vocabSize), scratch = logits
+        var released = "", steps = 0
+        for id in script {
+            logits.indices.forEach { logits[$0] = $0 == id ? 10 : 0 }
+            let next = logits.withUnsafeBufferPointer { l in state.step(logits: l, scratch: &scratch, cacheFull: false) { released += $0.released; return true } }
+            steps += 1
+            if next == nil { break }
+        }
+        XCTAssertEqual(steps, script.count, "the stop ends it at its last token")
+        XCTAssertEqual(state.finish, .stop)
+        XCTAssertEqual(state.text, "Once upon a time")
+        XCTAssertFalse(released.unicodeScalars.contains("\r"), "the stop's \\r was released: \(released.debugDescription)")
+    }
+
     func testPendingSuffix() {
         XCTAssertEqual(StopStrings.pendingSuffix(of: "a little", stops: ["little boy"]), 6)
         XCTAssertEqual(StopStrings.pendingSuffix(of: "a little ", stops: ["little boy"]), 7)
         XCTAssertEqual(StopStrings.pendingSuffix(of: "a lit", stops: ["xyz", "lite", "t"]), 3)   // longest over the stops
         XCTAssertEqual(StopStrings.pendingSuffix(of: "abc", stops: ["c"]), 0)                     // a whole stop is not pending
         XCTAssertEqual(StopStrings.pendingSuffix(of: "ab", stops: ["abcdef"]), 2)                  // the whole text
-        XCTAssertEqual(StopStrings.pendingSuffix(of: "x café", stops: ["é!"]), 1)                  // characters, not bytes
+        XCTAssertEqual(StopStrings.pendingSuffix(of: "x café", stops: ["é!"]), 1)                  // scalars, not bytes
+        XCTAssertEqual(StopStrings.pendingSuffix(of: "line\r", stops: ["\r\nUser:"]), 1)           // nor Characters
+        XCTAssertEqual(StopStrings.pendingSuffix(of: "x cafe", stops: ["e\u{301}!"]), 1)
+        XCTAssertEqual(StopStrings.pendingSuffix(of: "x cafe\u{301}", stops: ["\u{301}!"]), 1)
         XCTAssertEqual(StopStrings.pendingSuffix(of: "", stops: ["ab"]), 0)
     }
 }
