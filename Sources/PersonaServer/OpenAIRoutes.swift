@@ -234,8 +234,9 @@ struct OpenAIRoutes: Sendable {
                             try await writer.write(SSE.data(ctx.chunk(delta: ["content": .string(piece)], token: t, finish: nil,
                                                                       persona: ctx.tokenPersona(t))))
                         case .done(let run, let reason):
-                            if run.response.count > sent.count, run.response.hasPrefix(sent) {
-                                let rest = String(run.response.dropFirst(sent.count))
+                            // In bytes: sent may end inside a Character of the response ("\r" of "\r\n").
+                            if run.response.utf8.count > sent.utf8.count, run.response.utf8.starts(with: sent.utf8) {
+                                let rest = String(decoding: run.response.utf8.dropFirst(sent.utf8.count), as: UTF8.self)
                                 try await writer.write(SSE.data(ctx.chunk(delta: ["content": .string(rest)], token: nil, finish: nil, persona: nil)))
                             }
                             let finished = try await api.finish(run, save: gen.save)

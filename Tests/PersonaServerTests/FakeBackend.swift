@@ -10,6 +10,8 @@ final class FakeBackend: GenerationBackend, @unchecked Sendable {
                   TraitInfo(name: "sad", layer: 3, hookPoint: "blocks.2.hook_resid_post", norm: 2)]
     static let words = [" Once", " upon", " a", " time", " there", " was", " a", " cat", ".", " The", " end", "!"]
 
+    /// Text the run's response has after the streamed tokens (as a held-back stop-string prefix is at max tokens).
+    var responseTail = ""
     /// Pause before each token (to test cancellation).
     var tokenDelayNanos: UInt64 = 0
     /// When set, generation waits until it is opened.
@@ -68,7 +70,7 @@ final class FakeBackend: GenerationBackend, @unchecked Sendable {
                     return
                 }
                 var run = RunDocument(model: ModelRef(id: self.modelInfo.id, architecture: "llama", numLayers: 4, hiddenSize: 8),
-                                      prompt: r.messages?.last?.content ?? r.prompt, response: tokens.joined(),
+                                      prompt: r.messages?.last?.content ?? r.prompt, response: tokens.joined() + self.responseTail,
                                       tokens: tokens, tokenIds: ids, traitScores: scores,
                                       layers: Dictionary(uniqueKeysWithValues: self.traits.filter { names.contains($0.name) }.map { ($0.name, $0.layer) }))
                 run.promptTokens = ["<s>", "Hi"]

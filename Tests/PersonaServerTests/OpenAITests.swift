@@ -176,6 +176,25 @@ final class OpenAITests: XCTestCase {
         }
     }
 
+    /// Text the stream held back is sent after the tokens, even when it continues the last streamed Character
+    /// (a combining mark after " a", the "\n" of a "\r\n"): the deltas add up to the response.
+    func testStreamedContentEndsWithTheHeldBackText() async throws {
+        for tail in ["\u{301}", "\u{301}!", "?"] {
+            let backend = FakeBackend()
+            backend.responseTail = tail
+            try await makeApp(backend: backend).test(.router) { client in
+                let r = try await client.execute(uri: "/v1/chat/completions", method: .post, headers: jsonHeaders, body: chat("""
+                    {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3, "stream": true}
+                    """))
+                XCTAssertEqual(r.status, .ok)
+                let chunks = try parseSSE(text(r.body)).dropLast().map { try jsonObject($0.data) }
+                let content = chunks.compactMap { (($0["choices"] as? [[String: Any]])?.first?["delta"] as? [String: Any])?["content"] as? String }
+                XCTAssertTrue(content.joined().unicodeScalars.elementsEqual((" Once upon a" + tail).unicodeScalars),
+                              "\(tail.debugDescription): \(content)")
+            }
+        }
+    }
+
     func testCompletions() async throws {
         let backend = FakeBackend()
         try await makeApp(backend: backend).test(.router) { client in
