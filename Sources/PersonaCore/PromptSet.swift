@@ -50,7 +50,7 @@ public enum PromptSet {
     static func jsonLines(_ data: Data, source: String) throws -> [PromptItem] {
         guard let text = String(data: data, encoding: .utf8) else { throw VectorError("\(source): not UTF-8") }
         var out: [PromptItem] = []
-        for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
+        for (n, line) in fileLines(text).enumerated() {
             let t = line.trimmingCharacters(in: .whitespaces)
             if t.isEmpty { continue }
             guard let obj = try? JSONSerialization.jsonObject(with: Data(t.utf8), options: [.fragmentsAllowed]) else {
@@ -107,5 +107,16 @@ public enum CSV {
             return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
         }
         return s
+    }
+}
+
+/// A text file's lines as Python iterates them: split at "\n", with the "\r" of a Windows line end dropped. Not
+/// `String.split(separator: "\n")`: "\r\n" is one Character there, so a Windows JSONL file read as one line.
+/// Nor `isNewline`, which also splits at U+2028 / U+0085, which JSON strings may hold unescaped.
+func fileLines(_ text: String) -> [String] {
+    text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+        var s = String.UnicodeScalarView(line)
+        if s.last == "\r" { s.removeLast() }
+        return String(s)
     }
 }

@@ -26,6 +26,10 @@ final class PromptSetTests: XCTestCase {
         XCTAssertEqual(try PromptSet.load(file("set.jsonl", "\"a\"\n\n{\"text\": \"b, with a comma\"}\n")).map(\.prompt), ["a", "b, with a comma"])
         XCTAssertEqual(try PromptSet.load(file("set.csv", "id,prompt\n1,\"Say \"\"hi\"\", then stop\"\n2,\n3,second\n")).map(\.prompt),
                        ["Say \"hi\", then stop", "second"])
+        // JSON lines written on Windows: "\r\n" ends each line (one Character in Swift, never equal to "\n")
+        XCTAssertEqual(try PromptSet.load(file("crlf.jsonl", "{\"prompt\": \"a\"}\r\n\r\n\"b\\r\"\r\n")).map(\.prompt), ["a", "b\r"])
+        // a raw U+2028 inside a JSON string is not a line break (Python's file iteration agrees)
+        XCTAssertEqual(try PromptSet.load(file("ls.jsonl", "\"a\u{2028}b\"\n")).map(\.prompt), ["a\u{2028}b"])
         // plain text: one prompt per non-blank line, CRLF and surrounding spaces dropped
         XCTAssertEqual(try PromptSet.load(file("set.txt", "What is 2+2?\r\n\n   \n  Tell me a story. \nlast")).map(\.prompt),
                        ["What is 2+2?", "Tell me a story.", "last"])
@@ -40,6 +44,8 @@ final class PromptSetTests: XCTestCase {
         XCTAssertTrue(m.contains("p.json: not valid JSON") && m.contains(".txt"), m)
         m = try message("p.jsonl", "\"ok\"\n{broken\n")
         XCTAssertTrue(m.contains("p.jsonl: line 2 is not valid JSON"), m)
+        m = try message("p.jsonl", "\"ok\"\r\n\r\n{broken\r\n")   // the file's own line number, blank lines counted
+        XCTAssertTrue(m.contains("p.jsonl: line 3 is not valid JSON"), m)
         m = try message("p.csv", "id,answer\n1,x\n")
         XCTAssertTrue(m.contains("p.csv: no prompt, question or text column"), m)
         m = try message("p.txt", "\n  \n")
@@ -47,6 +53,10 @@ final class PromptSetTests: XCTestCase {
         m = try message("p.json", "[1, 2]")
         XCTAssertTrue(m.contains("unexpected value"), m)
         let missing = dir.appendingPathComponent("none.txt")
+        // `persona screen` data, written on Windows
+        let screen = try ScreenSample.load(file("data.jsonl", "{\"prompt\": \"Hi\", \"response\": \"Hello.\"}\r\n{\"messages\": [{\"role\": \"user\", \"content\": \"Q\"}, {\"role\": \"assistant\", \"content\": \"A\"}]}\r\n"))
+        XCTAssertEqual(screen.map(\.response), ["Hello.", "A"])
+        XCTAssertEqual(screen.first?.line, "{\"prompt\": \"Hi\", \"response\": \"Hello.\"}")
         XCTAssertThrowsError(try PromptSet.load(missing)) { XCTAssertTrue("\($0)".contains("none.txt: cannot read prompt set"), "\($0)") }
     }
 }

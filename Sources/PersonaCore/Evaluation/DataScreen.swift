@@ -18,7 +18,7 @@ public struct ScreenSample: Sendable, Equatable {
             throw VectorError("\(url.path): cannot read (\(error.localizedDescription))")
         }
         var out: [ScreenSample] = []
-        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (i, raw) in fileLines(text).enumerated() {
             let line = raw.trimmingCharacters(in: .whitespaces)
             if line.isEmpty { continue }
             guard let obj = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else {
