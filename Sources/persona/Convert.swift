@@ -26,7 +26,7 @@ struct Convert: ParsableCommand {
     @Option(help: "runs | pertoken | csv | vectors | control-vector | gguf (default: from the input).") var to: String?
     @Option(name: .customLong("num-layers"), help: "Model depth L, for vector files that do not say it.") var numLayers: Int?
     @Option(name: .customLong("model-hint"), help: "controlvector.model_hint for --to control-vector.") var modelHint: String = "llama"
-    @Option(help: "Coefficient folded into a control vector.") var coef: Float = 1
+    @Option(parsing: .unconditional, help: "Coefficient folded into a control vector (may be negative: --coef -2).") var coef: Float = 1
     @Option(help: "HF rows to export as control-vector directions (default 2...L-1).") var rows: String?
     @Option(help: "--to control-vector: the trait to export, trait or trait@method (default: the file's only trait, its response_avg).")
     var trait: String?

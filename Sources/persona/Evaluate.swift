@@ -33,7 +33,7 @@ struct EvaluateSteering: AsyncParsableCommand {
     var traitFile: String?
     @Option(help: "HF hidden-state rows to steer at: 8,12,16, a range 6-24, or auto (7 rows spread over the middle 60%).")
     var rows: String = "auto"
-    @Option(help: "Coefficients (the vector, unnormalised, times coef); 0 is always run as the baseline.")
+    @Option(parsing: .unconditional, help: "Coefficients (the vector, unnormalised, times coef; negative ones too: --coefs -4,-2,2,4); 0 is always run as the baseline.")
     var coefs: String = "1,2,3,4,6"
     @Option(help: "Use only the first N eval questions.") var questions: Int?
     @Option(name: .customLong("max-tokens")) var maxTokens: Int = 64

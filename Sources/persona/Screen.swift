@@ -21,7 +21,7 @@ struct Screen: ParsableCommand {
     @Option(help: "The data set (JSON lines).") var data: String
     @Option(name: .customLong("max-tokens"), help: "Longest own answer generated per sample.") var maxTokens: Int = 128
     @Option(name: .customLong("flag-top"), help: "Flag this fraction of samples per trait, highest differences first (rounded up: at least one).") var flagTop: Double = 0.1
-    @Option(name: .customLong("flag-above"), help: "Flag every sample whose difference is above this (replaces --flag-top).") var flagAbove: Double?
+    @Option(name: .customLong("flag-above"), parsing: .unconditional, help: "Flag every sample whose difference is above this, which may be negative (replaces --flag-top).") var flagAbove: Double?
     @Option(name: .customLong("batch-size")) var batchSize: Int = 16
     @Option(help: "Output folder.") var out: String
 

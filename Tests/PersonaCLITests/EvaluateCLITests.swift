@@ -33,7 +33,7 @@ final class EvaluateCLITests: BinaryTestCase {
         defer { judge.stop() }
         let out = dir.appendingPathComponent("sweep")
         let r = try persona(["evaluate", "steering", "--model", model, "--vectors", vectors.path, "--trait", "evil",
-                             "--questions", "2", "--rows", "12,18", "--coefs", "2,4", "--max-tokens", "12",
+                             "--questions", "2", "--rows", "12,18", "--coefs", "-2,4", "--max-tokens", "12",
                              "--judge", "openai", "--judge-base-url", judge.baseURL.absoluteString, "--judge-model", "double",
                              "--coherence-threshold", "70", "--write-vector", "--out", out.path])
         XCTAssertEqual(r.status, 0, r.stderr)
@@ -76,7 +76,7 @@ final class EvaluateCLITests: BinaryTestCase {
 
         // A rerun resumes: nothing is generated or judged again.
         let again = try persona(["evaluate", "steering", "--model", model, "--vectors", vectors.path, "--trait", "evil",
-                                 "--questions", "2", "--rows", "12,18", "--coefs", "2,4", "--max-tokens", "12",
+                                 "--questions", "2", "--rows", "12,18", "--coefs", "-2,4", "--max-tokens", "12",
                                  "--judge", "openai", "--judge-base-url", judge.baseURL.absoluteString, "--judge-model", "double", "--out", out.path])
         XCTAssertEqual(again.status, 0, again.stderr)
         XCTAssertTrue(again.stderr.contains("resuming: 10 of 10"), again.stderr)
@@ -245,5 +245,10 @@ final class EvaluateCLITests: BinaryTestCase {
         XCTAssertEqual(Set(flagged), Set([lines[1], lines[3], lines[5]]), "flagged rows are copied as read")
         let again = try persona(args)
         XCTAssertTrue(again.stderr.contains("resuming: 6 of 6"), again.stderr)
+        // a negative threshold is a value, not an option (every difference is above this one)
+        let all = try persona(args.filter { $0 != "--flag-top" && $0 != "0.5" } + ["--flag-above", "-1e9"])
+        XCTAssertEqual(all.status, 0, all.stderr)
+        let flaggedAll = try String(contentsOf: out.appendingPathComponent("flagged.jsonl"), encoding: .utf8).split(separator: "\n").map(String.init)
+        XCTAssertEqual(Set(flaggedAll), Set(lines))
     }
 }

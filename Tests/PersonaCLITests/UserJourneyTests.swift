@@ -114,6 +114,12 @@ final class UserJourneyTests: XCTestCase {
         XCTAssertEqual(a.count, b.count)
         XCTAssertFalse(a.isEmpty)
         for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: 1e-5 * max(1, abs(x)), "control vector scores at row \(row)") }
+        // a negative coefficient is a value, not an option: the file holds -2 v at the exported rows
+        try persona(["convert", evilFile, "--to", "control-vector", "--coef", "-2", "--rows", row, "--out", path("evil-neg.gguf")])
+        let original = try XCTUnwrap(VectorFiles.load(URL(fileURLWithPath: evilFile)).first { $0.method == "response_avg" })
+        let negated = try XCTUnwrap(VectorFiles.load(URL(fileURLWithPath: path("evil-neg.gguf"))).first)
+        XCTAssertEqual(negated.rows[Int(row)!].count, original.rows[Int(row)!].count)
+        for (x, y) in zip(negated.rows[Int(row)!], original.rows[Int(row)!]) { XCTAssertEqual(x, -2 * y) }
         // another method by name; a folder of two traits needs --trait
         try persona(["convert", evilFile, "--to", "control-vector", "--trait", "evil@prompt_avg", "--out", path("evil-prompt.gguf")])
         XCTAssertEqual(try VectorFiles.load(URL(fileURLWithPath: path("evil-prompt.gguf"))).first?.method, "prompt_avg")
