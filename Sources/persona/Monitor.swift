@@ -141,8 +141,11 @@ struct MonitorRun: ParsableCommand {
         }
         func streamed(_ i: Int, _ tok: MonitoredToken) {
             if jsonLines {
+                // text: the token shown on its own (bytes of a split character as <0xNN>, as the run's tokens);
+                // piece: what it adds to the response, so that a reader can print the pieces as they come.
                 printJSONLine(["event": "token", "prompt_index": i, "index": tok.event.index, "id": tok.event.id,
-                               "text": tok.event.display, "logprob": Double(tok.event.logprob), "scores": tok.scores])
+                               "text": tok.event.display, "piece": tok.event.released, "logprob": Double(tok.event.logprob),
+                               "scores": tok.scores])
             }
             live.token(tok)
             tokenProgress.step()
@@ -156,7 +159,7 @@ struct MonitorRun: ParsableCommand {
                 tokenProgress.finish()
                 note(MonitorSummary.line(doc))
             }
-            if jsonLines { printJSONLine(["event": "done", "prompt_index": i, "run_id": doc.id, "num_tokens": doc.tokens.count]) }
+            if jsonLines { printJSONLine(["event": "done", "prompt_index": i, "run_id": doc.id, "num_tokens": doc.tokens.count, "response": doc.response]) }
             try journal?.append(index: i, prompt: texts[i], run: doc)   // written ahead the moment it is done
             docs[i] = doc
             progress.step()

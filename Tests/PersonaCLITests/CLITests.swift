@@ -22,6 +22,27 @@ final class CLITests: XCTestCase {
         XCTAssertEqual("Once upon a time" + r.stdout, expected)
     }
 
+    /// `monitor --json-lines`: one JSON object per line; each token's `text` is the run's token (split characters as
+    /// <0xNN>), its `piece` what it adds to the response, and `done` carries the response the pieces add up to.
+    func testMonitorJSONLinesPiecesAddUpToTheResponse() throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("jl-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: out) }
+        // a prompt SmolLM2 answers with Thai: characters split over byte tokens
+        let r = try run(["monitor", "--model", try Repository.smolLM2.path, "--vectors", Repository.root.appendingPathComponent("examples/vectors/smollm2").path,
+                         "--traits", "evil", "--prompt", "Translate to Thai and Chinese: good morning, friend", "--max-tokens", "24",
+                         "--json-lines", "--out", out.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let events = try r.stdout.split(separator: "\n").map { try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+        let tokens = events.filter { $0["event"] as? String == "token" }, done = try XCTUnwrap(events.last)
+        let run = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: out)) as? [String: Any])
+        XCTAssertEqual(done["event"] as? String, "done")
+        XCTAssertEqual(tokens.count, 24)
+        XCTAssertEqual(tokens.compactMap { $0["text"] as? String }, run["tokens"] as? [String])
+        XCTAssertTrue(tokens.contains { ($0["text"] as? String)?.hasPrefix("<0x") == true }, "the answer has a split character")
+        XCTAssertEqual(tokens.compactMap { $0["piece"] as? String }.joined(), run["response"] as? String)
+        XCTAssertEqual(done["response"] as? String, run["response"] as? String)
+    }
+
     func testTraceWritesHiddenStatesAndLogitsMatchingTransformers() throws {
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("trace-\(UUID().uuidString).safetensors")
         defer { try? FileManager.default.removeItem(at: out) }
