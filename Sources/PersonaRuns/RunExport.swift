@@ -64,12 +64,13 @@ public enum RunExport {
 
     static func number(_ x: Double) -> String { x.isFinite ? "\(x)" : "" }
 
-    /// Quotes a field when it holds a comma, quote or line break; neutralises spreadsheet formulas.
+    /// Quotes a field when it holds a comma, quote or line break; neutralises spreadsheet formulas. Scalar by
+    /// scalar: "\r\n", or a quote with a combining mark after it, is one Character that equals none of them.
     static func csvField(_ s: String) -> String {
         var v = s
-        if let f = v.first, "=+-@".contains(f), Double(v) == nil { v = "'" + v }
-        if v.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) {
-            return "\"" + v.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        if let f = v.unicodeScalars.first, "=+-@".unicodeScalars.contains(f), Double(v) == nil { v = "'" + v }
+        if v.unicodeScalars.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) {
+            return "\"" + v.replacingOccurrences(of: "\"", with: "\"\"", options: .literal) + "\""
         }
         return v
     }

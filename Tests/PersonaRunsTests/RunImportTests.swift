@@ -159,5 +159,12 @@ final class RunImportTests: XCTestCase {
         run.logprobs = [-0.5, -1, -2]
         XCTAssertEqual(RunExport.csv(run), "index,token,token_id,logprob,a,z\r\n0,\"a,b\",5,-0.5,0.5,1.0\r\n"
                        + "1,\"say \"\"hi\"\"\",6,-1.0,-0.5,2.0\r\n2,'=1+1,7,-2.0,0.0,3.0\r\n")
+        // Each of these is one Swift Character that equals none of "\r", "\n", "\"" or "=": RFC 4180 quoting (and
+        // the formula guard) must still see them.
+        var odd = RunDocument(id: "r", prompt: "p", response: "x", tokens: ["\r\n", "\"\u{301}", "=\u{301}1"], tokenIds: [1, 2, 3],
+                              traitScores: ["a": [1, 2, 3]])
+        odd.logprobs = [-1, -1, -1]
+        XCTAssertEqual(RunExport.csv(odd), "index,token,token_id,logprob,a\r\n0,\"\r\n\",1,-1.0,1.0\r\n"
+                       + "1,\"\"\"\u{301}\",2,-1.0,2.0\r\n2,'=\u{301}1,3,-1.0,3.0\r\n")
     }
 }
