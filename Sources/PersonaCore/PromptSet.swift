@@ -1,4 +1,5 @@
 import Foundation
+import PersonaRuns
 
 /// A prompt from a prompt-set file, with where it came from.
 public struct PromptItem: Sendable, Equatable {
@@ -101,13 +102,8 @@ public enum CSV {
         return rows
     }
 
-    /// Quotes a field when needed.
-    public static func escape(_ s: String) -> String {
-        if s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) {
-            return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-        }
-        return s
-    }
+    /// Quotes a field when needed (RFC 4180).
+    public static func escape(_ s: String) -> String { RunExport.csvQuoted(s) }
 }
 
 /// A text file's lines as Python iterates them: split at "\n", with the "\r" of a Windows line end dropped. Not

@@ -64,14 +64,19 @@ public enum RunExport {
 
     static func number(_ x: Double) -> String { x.isFinite ? "\(x)" : "" }
 
-    /// Quotes a field when it holds a comma, quote or line break; neutralises spreadsheet formulas. Scalar by
-    /// scalar: "\r\n", or a quote with a combining mark after it, is one Character that equals none of them.
+    /// `csvQuoted`, with spreadsheet formulas neutralised (a token may start with "=").
     static func csvField(_ s: String) -> String {
         var v = s
         if let f = v.unicodeScalars.first, "=+-@".unicodeScalars.contains(f), Double(v) == nil { v = "'" + v }
-        if v.unicodeScalars.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) {
-            return "\"" + v.replacingOccurrences(of: "\"", with: "\"\"", options: .literal) + "\""
+        return csvQuoted(v)
+    }
+
+    /// An RFC 4180 field: quoted, quotes doubled, when it holds a comma, quote or line break. Scalar by scalar:
+    /// "\r\n", or a quote with a combining mark after it, is one Character that equals none of them.
+    public static func csvQuoted(_ s: String) -> String {
+        if s.unicodeScalars.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) {
+            return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"", options: .literal) + "\""
         }
-        return v
+        return s
     }
 }

@@ -35,6 +35,19 @@ final class PromptSetTests: XCTestCase {
                        ["What is 2+2?", "Tell me a story.", "last"])
     }
 
+    /// Extraction's CSVs (pos.csv, eval_*.csv) hold model answers: a field with "\r\n" or a quote before a combining
+    /// mark (each one Swift Character) is quoted as RFC 4180 asks and reads back whole.
+    func testCSVFieldsWithLineBreaksRoundTrip() {
+        for field in ["line one\r\nline two", "a \"\u{301} b", "\r", "plain", "x,y"] {
+            let row = [field, "next"].map(CSV.escape).joined(separator: ",")
+            let back = CSV.parse(row + "\r\n")
+            XCTAssertEqual(back.count, 1, field.debugDescription)
+            XCTAssertTrue(back.first?.first?.unicodeScalars.elementsEqual(field.unicodeScalars) == true, "\(field.debugDescription): \(back)")
+            XCTAssertEqual(back.first?.last, "next")
+        }
+        XCTAssertEqual(CSV.escape("say \"hi\""), "\"say \"\"hi\"\"\"")
+    }
+
     func testErrorsNameTheFileAndLine() throws {
         func message(_ name: String, _ text: String) throws -> String {
             let u = try file(name, text)
