@@ -36,8 +36,9 @@ public final class SafetensorsModel: TensorStore {
             var map = [String: String]()
             for (tensor, f) in wm {
                 guard let fn = f as? String else { throw FormatError(file: ipath, "weight_map '\(tensor)' is not a string") }
-                // Shards live in the folder itself: no paths, so an index cannot point outside it.
-                guard !fn.isEmpty, !fn.contains("/"), !fn.contains("\\"), fn != ".", fn != ".." else {
+                // Shards live in the folder itself: no paths, so an index cannot point outside it. Scalars, not
+                // Characters: "/" followed by a combining mark is one Character, but still a separator to the OS.
+                guard !fn.isEmpty, !fn.unicodeScalars.contains("/"), !fn.unicodeScalars.contains("\\"), fn != ".", fn != ".." else {
                     throw FormatError(file: ipath, "weight_map '\(tensor)': shard name '\(fn)' must be a plain file name")
                 }
                 map[tensor] = fn

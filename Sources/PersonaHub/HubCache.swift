@@ -117,7 +117,7 @@ public struct HubCache: Sendable {
             throw HubError(.io, "\(url.path): not a safetensors index (no weight_map object)")
         }
         let names = Set(map.values.compactMap { $0 as? String })
-        for n in names where n.isEmpty || n.hasPrefix("/") || n.split(separator: "/").contains("..") {
+        for n in names where n.isEmpty || n.unicodeScalars.first == "/" || HubID.pathComponents(n).contains("..") {
             throw HubError(.io, "\(url.path): weight_map names an unsafe path '\(n)'")
         }
         return names.sorted()

@@ -250,7 +250,7 @@ public final class HubClient: @unchecked Sendable {
                 throw HubError(.http, "\(repo)/\(file): the Hub sent no ETag; cannot name the cached blob")
             }
             let etag = HubClient.normalizeETag(raw)
-            guard !etag.isEmpty, !etag.contains("/"), etag != ".", etag != ".." else {
+            guard !etag.isEmpty, !etag.unicodeScalars.contains("/"), etag != ".", etag != ".." else {
                 throw HubError(.http, "\(repo)/\(file): invalid ETag '\(raw)'")
             }
             let size = (r.value(forHTTPHeaderField: "X-Linked-Size") ?? r.value(forHTTPHeaderField: "Content-Length")).flatMap { Int64($0) }
@@ -393,7 +393,7 @@ public final class HubClient: @unchecked Sendable {
     /// Writes `refs/<revision>` (the commit, no newline, as huggingface_hub does) atomically.
     func writeRef(repo: String, revision: String, commit: String) throws {
         let ref = cache.repoFolder(repo).appendingPathComponent("refs").appendingPathComponent(revision)
-        guard !revision.split(separator: "/").contains("..") else { throw HubError(.invalidID, "invalid revision '\(revision)'") }
+        guard !HubID.pathComponents(revision).contains("..") else { throw HubError(.invalidID, "invalid revision '\(revision)'") }
         do {
             try FileManager.default.createDirectory(at: ref.deletingLastPathComponent(), withIntermediateDirectories: true)
             try Data(commit.utf8).write(to: ref, options: .atomic)

@@ -23,12 +23,18 @@ public struct HubID: Sendable, Equatable, CustomStringConvertible {
             rev = String(s[s.index(after: at)...])
             if rev.isEmpty { return nil }
         }
-        let parts = body.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        let parts = HubID.pathComponents(String(body))
         guard parts.count >= 2, parts.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." }),
               HubID.validName(parts[0]), HubID.validName(parts[1]) else { return nil }
         repo = parts[0] + "/" + parts[1]
         file = parts.count > 2 ? parts[2...].joined(separator: "/") : nil
         revision = rev
+    }
+
+    /// `s` split at every "/" scalar (empty parts kept). Not `String.split`: a "/" followed by a combining mark is
+    /// one Character there, so "a/../\u{301}x" would not show its ".." although the file system sees it.
+    static func pathComponents(_ s: String) -> [String] {
+        s.unicodeScalars.split(separator: "/", omittingEmptySubsequences: false).map { String($0) }
     }
 
     /// Hub names: letters, digits, `-`, `_`, `.`; not starting with `.` or `-`.

@@ -106,8 +106,9 @@ enum Ustar {
             let sizeText = field(124, 12).trimmingCharacters(in: .whitespaces)
             guard let size = Int(sizeText, radix: 8), size >= 0 else { throw Failure(description: "bad size in entry '\(name)'") }
             let path = prefix.isEmpty ? name : prefix + "/" + name
-            let parts = path.split(separator: "/").filter { $0 != "." }
-            guard !parts.isEmpty, !parts.contains(".."), !path.hasPrefix("/") else {
+            // split at "/" scalars: "/" and a combining mark after it are one Character, one path separator
+            let parts = path.unicodeScalars.split(separator: "/").map { String($0) }.filter { $0 != "." }
+            guard !parts.isEmpty, !parts.contains(".."), path.unicodeScalars.first != "/" else {
                 throw Failure(description: "unsafe path '\(path)' in the embedded archive")
             }
             let target = parts.reduce(root) { $0.appendingPathComponent(String($1)) }

@@ -68,6 +68,10 @@ final class ResourceLocatorTests: XCTestCase {
         let archive = try tar(["--transform", "s,^,../,", "victim"])
         let out = dir.appendingPathComponent("unpacked")
         XCTAssertThrowsError(try Ustar.extract(archive, into: out)) { XCTAssertTrue("\($0)".contains("unsafe path"), "\($0)") }
+        // "/" with a combining mark after it is one Swift Character, still a separator on disk
+        let marked = try tar(["--transform", "s,^,../\u{301},", "victim"])
+        XCTAssertThrowsError(try Ustar.extract(marked, into: out)) { XCTAssertTrue("\($0)".contains("unsafe path"), "\($0)") }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("\u{301}victim").path))
     }
 
     func testShippedTraitsAreFound() throws {

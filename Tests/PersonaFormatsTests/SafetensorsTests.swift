@@ -80,6 +80,9 @@ final class SafetensorsTests: XCTestCase {
         // Path traversal in a shard name.
         dirs.append(try folder(index: good.replacingOccurrences(of: "\"model.layers.1.w\": \"\(s2)\"", with: "\"model.layers.1.w\": \"../\(s2)\"")))
         assertFormatError(try SafetensorsModel(directory: dirs.last!), mentions: ["plain file name"])
+        // ... also with a combining mark after the "/" (one Swift Character with it, still a separator)
+        dirs.append(try folder(index: good.replacingOccurrences(of: "\"model.layers.1.w\": \"\(s2)\"", with: "\"model.layers.1.w\": \"../\u{301}\(s2)\"")))
+        assertFormatError(try SafetensorsModel(directory: dirs.last!), mentions: ["plain file name"])
         // Not JSON / no weight_map.
         dirs.append(try folder(index: "{\"weight_map\": [1,2"))
         assertFormatError(try SafetensorsModel(directory: dirs.last!), mentions: ["index.json"])

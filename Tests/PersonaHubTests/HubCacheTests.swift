@@ -119,6 +119,23 @@ final class HubCacheTests: XCTestCase {
         XCTAssertEqual(HubID(parsing: "a/b/sub/x.gguf@refs/pr/3"), HubID(repo: "a/b", file: "sub/x.gguf", revision: "refs/pr/3"))
         XCTAssertEqual(HubID(parsing: "a/b")?.cacheFolderName, "models--a--b")
         for bad in ["gpt2", "a/", "/a/b", "a/b@", "a/../b", "a b/c", "a//b"] { XCTAssertNil(HubID(parsing: bad), bad) }
+        // "/" then a combining mark: one Swift Character, but the file system still sees "..", "\u{301}x"
+        XCTAssertNil(HubID(parsing: "a/b/../\u{301}x.gguf"))
+        XCTAssertEqual(HubID.pathComponents("../\u{301}x"), ["..", "\u{301}x"])
+    }
+
+    func testShardNamesLeavingTheSnapshotAreRefused() throws {
+        let index = FileManager.default.temporaryDirectory.appendingPathComponent("index-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: index) }
+        for bad in ["../x.safetensors", "../\u{301}x.safetensors", "/\u{301}x.safetensors"] {
+            let json = try JSONSerialization.data(withJSONObject: ["weight_map": ["w": bad]])
+            try json.write(to: index)
+            XCTAssertThrowsError(try HubCache.shardNames(indexAt: index), bad.debugDescription) {
+                XCTAssertTrue("\($0)".contains("unsafe path"), "\($0)")
+            }
+        }
+        try JSONSerialization.data(withJSONObject: ["weight_map": ["w": "sub/x.safetensors"]]).write(to: index)
+        XCTAssertEqual(try HubCache.shardNames(indexAt: index), ["sub/x.safetensors"])
     }
 
     func testListingAndSummary() throws {
