@@ -130,9 +130,14 @@ struct ClusterSlurm: ParsableCommand {
         throw ValidationError("cannot tell where this persona binary is; pass --persona PATH")
     }
 
+    /// One shell word. Scalar by scalar and literal: "'" followed by a combining mark is one Character that is not
+    /// "'", and was left unescaped inside the quotes, ending them early.
     static func shellQuoted(_ s: String) -> String {
-        if !s.isEmpty, s.allSatisfy({ $0.isLetter || $0.isNumber || "-_./=:,@+%".contains($0) }) { return s }
-        return "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
+        let plain = "-_./=:,@+%".unicodeScalars
+        if !s.isEmpty, s.unicodeScalars.allSatisfy({ ($0.isASCII && $0.properties.isAlphabetic) || ("0"..."9").contains($0) || plain.contains($0) }) {
+            return s
+        }
+        return "'" + s.replacingOccurrences(of: "'", with: "'\\''", options: .literal) + "'"
     }
 }
 

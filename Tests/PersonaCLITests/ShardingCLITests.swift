@@ -15,6 +15,27 @@ final class ShardingCLITests: XCTestCase {
                            environment: Subprocess.environment(merging: env, droppingPrefix: "SLURM_"))
     }
 
+    /// `cluster slurm --dry-run`: the task's exec line gives every argument to the binary unchanged, whatever quotes,
+    /// shell syntax or combining marks it holds (a stand-in binary prints its arguments one per line).
+    func testClusterScriptPassesArgumentsVerbatim() throws {
+        let printer = dir.appendingPathComponent("print-args")
+        try "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done\n".write(to: printer, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: printer.path)
+        let nasty = ["it'\u{301}s; touch \(dir.path)/pwned", "$(touch \(dir.path)/pwned2) `id` \"q\" \\", "café", "a b"]
+        let out = dir.appendingPathComponent("cl")
+        let r = try persona(["cluster", "slurm", "--model", "m.gguf", "--traits", "evil", "--out", out.path, "--persona", printer.path,
+                             "--dry-run", "--", "--judge-model", nasty[0], "--judge-base-url", nasty[1], "--system", nasty[2], nasty[3]])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let script = try String(contentsOf: out.appendingPathComponent("slurm/extract.sbatch"), encoding: .utf8)
+        let exec = try XCTUnwrap(script.split(separator: "\n").first { $0.hasPrefix("exec ") })
+        let shell = try Subprocess.run(URL(fileURLWithPath: "/bin/sh"), ["-c", String(exec)])
+        XCTAssertEqual(shell.status, 0, shell.stderr)
+        let args = shell.stdout.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
+        XCTAssertEqual(Array(args.suffix(7)).map { Array($0.unicodeScalars) },
+                       (["--judge-model", nasty[0], "--judge-base-url", nasty[1], "--system", nasty[2], nasty[3]]).map { Array($0.unicodeScalars) })
+        for f in ["pwned", "pwned2"] { XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent(f).path), f) }
+    }
+
     func testExtractSharesFromTheEnvironmentMergeToTheSingleRun() throws {
         let model = try Repository.stories260K.path
         let settings = ["--model", model, "--trait", "evil,refusal", "--judge", "none", "--questions", "3", "--eval-count", "2", "--max-tokens", "8"]
