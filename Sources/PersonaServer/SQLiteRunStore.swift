@@ -142,13 +142,14 @@ public final class SQLiteRunStore: RunStore {
         try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM runs") ?? 0 }
     }
 
-    /// Escapes LIKE wildcards so user text matches literally.
+    /// Escapes LIKE wildcards so user text matches literally. Per scalar: "%" with a combining mark after it is one
+    /// Character, not "%", but SQLite still reads a wildcard.
     static func escapeLike(_ s: String) -> String {
-        var out = ""
-        for c in s {
+        var out = String.UnicodeScalarView()
+        for c in s.unicodeScalars {
             if c == "\\" || c == "%" || c == "_" { out.append("\\") }
             out.append(c)
         }
-        return out
+        return String(out)
     }
 }

@@ -318,7 +318,10 @@ enum SweepReport {
         let panelW = cw * Double(coefs.count)
         let width = max(720, left + 2 * panelW + gap + 20), height = top + ch * Double(rows.count) + 40
         let maxEffect = max(1e-9, s.cells.compactMap { $0.effect.map(abs) }.max() ?? 1)
-        func esc(_ t: String) -> String { t.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;") }
+        // literal: "<" with a combining mark after it is one Character, and a Character-level replace skips it
+        func esc(_ t: String) -> String {
+            t.replacingOccurrences(of: "&", with: "&amp;", options: .literal).replacingOccurrences(of: "<", with: "&lt;", options: .literal)
+        }
         func diverging(_ x: Double) -> String {
             let t = max(-1, min(1, x / maxEffect))
             let (r, g, b) = t >= 0 ? (255.0, 255 * (1 - t), 255 * (1 - t)) : (255 * (1 + t), 255 * (1 + t), 255.0)

@@ -49,6 +49,17 @@ final class StoreTests: XCTestCase {
         }
         let total = try await sql.search(RunQuery(limit: 2)).total
         XCTAssertEqual(total, 4)
+        // "_" with a combining mark after it is one Swift Character, still a LIKE wildcard unless escaped
+        let accented = run("e", "cafe\u{301}", created: "2026-01-05T00:00:00Z", happy: [1])
+        try await sql.save([accented])
+        try await mem.save([accented])
+        for q in [RunQuery(text: "_\u{301}"), RunQuery(text: "%\u{301}")] {
+            let s = try await sql.search(q), m = try await mem.search(q)
+            XCTAssertEqual(s.runs.map(\.id), [], "\(q)")
+            XCTAssertEqual(m.runs.map(\.id), [], "\(q)")
+        }
+        _ = try await sql.delete(id: "e")
+        _ = await mem.delete(id: "e")
         let summary = try await sql.search(RunQuery(text: "happy")).runs.first
         XCTAssertEqual(summary?.maxScores, ["happy": 2, "sad": 0])
         XCTAssertEqual(summary?.traits, ["happy", "sad"])
