@@ -159,7 +159,7 @@ public final class MonitorSession: @unchecked Sendable {
             ?? gen.promptIds(for: request.prompt, system: request.system, raw: request.raw)
         var options = request.options
         options.processFinalToken = true
-        let capacity = promptIds.count + options.maxTokens + 1
+        let capacity = options.positions(prompt: promptIds.count, contextLength: config.maxPositions)
         let monitor = try TraitMonitor(vectors: selected, layers: request.layers, numLayers: config.numLayers,
                                        hiddenSize: config.hiddenSize, capacity: capacity)
         let steer = try Steering.interventions(request.steering, vectors: vectors, numLayers: config.numLayers,

@@ -140,6 +140,6 @@ extension LoadedModel {
 
     /// KV cache positions a request can fill: prompt, new tokens and (processFinalToken) the last one run again.
     func cacheCapacity(_ promptIds: [Int], _ options: GenerationOptions) -> Int {
-        min(model.config.maxPositions, promptIds.count + options.maxTokens + (options.processFinalToken ? 1 : 0))
+        options.positions(prompt: promptIds.count, contextLength: model.config.maxPositions)
     }
 }

@@ -62,6 +62,13 @@ public struct GenerationOptions: Sendable {
         self.stopAtEOS = stopAtEOS
         self.topLogprobs = topLogprobs
     }
+
+    /// Sequence positions a request can fill: the prompt, at most `maxTokens` new tokens (and the last one run
+    /// again), never past the context. Bounded first, so a huge `maxTokens` neither overflows nor sizes a buffer
+    /// for tokens the cache cannot hold.
+    public func positions(prompt: Int, contextLength: Int) -> Int {
+        min(contextLength, prompt + min(max(0, maxTokens), contextLength) + (processFinalToken ? 1 : 0))
+    }
 }
 
 /// Runs prefill + decode with a KV cache. Interventions in `hooks` apply to every forward pass
@@ -219,7 +226,7 @@ struct SequenceState {
         tokenizer = loaded.tokenizer.tokenizer
         sampler = Sampler(options.sampling)
         history = promptIds
-        history.reserveCapacity(promptIds.count + options.maxTokens)
+        history.reserveCapacity(options.positions(prompt: promptIds.count, contextLength: loaded.config.maxPositions))
         detokenizer = StreamingDetokenizer(tokenizer: tokenizer, context: promptIds)
     }
 

@@ -43,6 +43,20 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(done["response"] as? String, run["response"] as? String)
     }
 
+    /// A --max-tokens far past the context (up to Int.max) generates until the context is full: no overflow, and no
+    /// buffer sized for tokens the cache cannot hold (100000000000 asked for 800 GB and aborted before).
+    func testMaxTokensPastTheContextStopsAtTheContext() throws {
+        for n in ["100000000000", String(Int.max)] {
+            let r = try run(["generate", "--model", stories, "--prompt", "Once upon a time", "--raw", "--max-tokens", n,
+                             "--ignore-eos", "--verbose"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(r.stderr.contains("finish: length"), r.stderr)
+            // stories260K's context is 2048: the prompt (5 ids with BOS) and 2043 new tokens fill it, and the
+            // last position's logits give one more
+            XCTAssertTrue(r.stderr.contains("5 prompt tokens, 2044 generated"), r.stderr)
+        }
+    }
+
     func testTraceWritesHiddenStatesAndLogitsMatchingTransformers() throws {
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("trace-\(UUID().uuidString).safetensors")
         defer { try? FileManager.default.removeItem(at: out) }
