@@ -18,6 +18,7 @@ Checks (each one prints PASS/FAIL; exit status 1 if any failed):
     the current-token highlight follow, and the snapshot bars change;
   * a decision point is listed, and clicking it moves the cursor to its token;
   * the file input accepts layer_comparison.json's object-of-lists format;
+  * a run whose characters are split over byte tokens (<0xNN>) shows the characters in the response view;
   * with --steer-trait T --steer-coef C (needs --generate and a server with trait vectors): the Steering panel
     lists every trait of GET /api/traits, moving T's slider to C and generating again sends the steering (the saved
     run records it), changes the generated text and T's curve, and shifts T's mean score in the sign of C.
@@ -383,6 +384,18 @@ def main():
             d.send_keys("#file-input", os.path.abspath(a.layers_file))
             more = d.wait("return document.querySelectorAll('[data-testid=run-item][data-source=file]').length > arguments[0]", 10, before + n_entries)
             c.check("file input loads layer_comparison.json", bool(more), d.js(STATE_JS))
+
+        # A run whose answer has characters split over byte tokens (<0xNN> in its tokens): the response view
+        # shows the characters, each on the token that completes it, and the tokens before it as partial.
+        split_run = {"schema": "personascope.run/1", "id": "split-chars", "prompt": "Say hello in Thai",
+                     "response": "Thai: \u0e01\u0e25!", "trait_scores": {"evil": [0, 1, 2, 3, 4, 5, 6, 7, 8]},
+                     "tokens": ["Th", "ai", ":", " ", "<0xE0><0xB8>", "<0x81>", "<0xE0><0xB8>", "<0xA5>", "!"]}
+        d.js(DROP_JS, "split-chars.json", json.dumps(split_run))
+        shown = d.wait("var t = document.querySelectorAll('#token-view [data-testid=token]');"
+                       "return t.length == 9 ? Array.from(t).map(function (e) { return [e.textContent, e.classList.contains('partial')]; }) : null;", 10)
+        ok = bool(shown) and "".join(x[0] for x in shown) == split_run["response"] and [x[1] for x in shown] == [False] * 4 + [True, False, True, False, False]
+        c.check("characters split over byte tokens read as text", ok, shown)
+        shot("05b-split-characters")
 
         if a.sweep:
             with open(a.sweep) as f:

@@ -399,13 +399,17 @@
     const alerts = opts.alerts || new Set();
     const dps = opts.dps || new Set();
     for (let i = 0; i < run.tokens.length; i++) {
-      const p = tokenParts(run.tokens[i], state.showWs);
+      // the text the token adds (a split character whole on the token that completes it), not its byte codes
+      const piece = run.pieces && run.pieces[i] != null ? run.pieces[i] : run.tokens[i];
+      const partial = piece === "" && run.tokens[i] !== "";
+      const p = tokenParts(piece, state.showWs);
       const v = x ? x[i] : NaN;
       const tn = x ? (v - scale.c) / scale.a : NaN;
       const span = h("span", {
-        class: "tok" + (p.text === "" ? " empty" : "") + (alerts.has(i) ? " alert" : "") + (opts.notes && opts.notes[i] ? " has-note" : "") + (dps.has(i) ? " dp" : ""),
+        class: "tok" + (partial ? " partial" : p.text === "" ? " empty" : "") + (alerts.has(i) ? " alert" : "") + (opts.notes && opts.notes[i] ? " has-note" : "") + (dps.has(i) ? " dp" : ""),
         "data-index": i, "data-testid": "token",
-        title: "#" + (i + 1) + (x ? "  " + trait + " " + fmt(v) : "") + (opts.notes && opts.notes[i] ? "\nnote: " + opts.notes[i] : ""),
+        title: "#" + (i + 1) + (piece !== run.tokens[i] ? " " + run.tokens[i] + (partial ? " (part of the next character)" : "") : "")
+          + (x ? "  " + trait + " " + fmt(v) : "") + (opts.notes && opts.notes[i] ? "\nnote: " + opts.notes[i] : ""),
       });
       if (x) { span.style.background = PS.diverging(tn); span.style.color = PS.textOn(tn); }
       // Keep whitespace glyphs dim so the words stay readable.
@@ -970,6 +974,9 @@
         token(d) {
           const i = run.tokens.length;
           run.tokens.push(d.text != null ? String(d.text) : "");
+          // the server sends `piece` where the response text differs from the token's display form
+          if (!run.pieces) run.pieces = run.tokens.slice(0, i);
+          run.pieces.push(d.piece != null ? String(d.piece) : run.tokens[i]);
           run.tokenIds.push(d.id);
           run.logprobs.push(Number.isFinite(d.logprob) ? d.logprob : NaN);
           run.topK.push(Array.isArray(d.top_k) ? d.top_k.map((c) => ({ id: c.id, text: c.text != null ? String(c.text) : String(c.token || ""), logprob: c.logprob })) : []);
@@ -979,7 +986,7 @@
           }
           for (const t of run.traits) run.scores[t].push(Number.isFinite(sc[t]) ? sc[t] : NaN);
           if (!state.heatTrait || run.traits.indexOf(state.heatTrait) < 0) state.heatTrait = run.traits[0] || null;
-          run.response += run.tokens[i];
+          run.response += run.pieces[i];
           state.gen.count++;
           if (state.gen.count === 1 || state.gen.count % 10 === 0) liveStatus("Generating… " + state.gen.count + " tokens");
           redraw();

@@ -25,6 +25,32 @@
   }
 
   /**
+   * What each token adds to the text, or null when that is the token itself. A run's tokens are each shown on
+   * their own, so the bytes of a character split across tokens (Thai, CJK, an emoji in a byte-level vocabulary)
+   * are spelled <0xNN> and an answer would read as byte codes. Here the bytes are put back together in order: a
+   * token that only starts a character adds "", the one that completes it adds the whole character (as the CLI's
+   * live view prints it). A literal "<0xNN>" in a token's own text would be read as a byte too; no vocabulary we
+   * know has one outside its byte tokens, which mean that byte.
+   */
+  function tokenPieces(tokens) {
+    const escape = /<0x[0-9A-Fa-f]{2}>/;
+    if (!tokens.some((t) => escape.test(t)) || typeof TextDecoder === "undefined") return null;
+    const dec = new TextDecoder("utf-8"), enc = new TextEncoder();
+    const out = tokens.map((t) => {
+      const bytes = [];
+      for (const part of t.split(/(<0x[0-9A-Fa-f]{2}>)/)) {
+        if (!part) continue;
+        const m = /^<0x([0-9A-Fa-f]{2})>$/.exec(part);
+        if (m) bytes.push(parseInt(m[1], 16)); else for (const b of enc.encode(part)) bytes.push(b);
+      }
+      return dec.decode(new Uint8Array(bytes), { stream: true });
+    });
+    const rest = dec.decode();   // bytes left incomplete at the end: U+FFFD, on the last token
+    if (rest && out.length) out[out.length - 1] += rest;
+    return out;
+  }
+
+  /**
    * Turns one entry into the internal run shape. Throws an Error naming the problem for
    * entries that cannot be shown. `origin` is a label such as the file name.
    */
@@ -96,6 +122,7 @@
       promptText: typeof e.prompt_text === "string" ? e.prompt_text : null,
       response: typeof e.response === "string" ? e.response : tokens.join(""),
       tokens,
+      pieces: tokenPieces(tokens),
       tokenIds: Array.isArray(e.token_ids) ? e.token_ids : null,
       promptTokens: Array.isArray(e.prompt_tokens) ? e.prompt_tokens.map(String) : null,
       promptScores: isPlainObject(e.prompt_scores) ? e.prompt_scores : null,
@@ -347,7 +374,7 @@
   }
 
   Object.assign(PS, {
-    IMPORTED_CONVENTION, isNum, normalizeRun, parseRunFile, looksLikeRun, trailingAverage, stats,
+    IMPORTED_CONVENTION, isNum, normalizeRun, tokenPieces, parseRunFile, looksLikeRun, trailingAverage, stats,
     pearson, correlations, decisionPoints, runToCSV, runToDocument, runToPertoken, matchesFilter,
     maxScores, storageKey, localId,
   });
