@@ -132,6 +132,9 @@ extension LoadedModel {
         try options.sampling.validate()
         guard !promptIds.isEmpty else { throw GenerationError("\(label) is empty (no tokens)") }
         guard options.maxTokens >= 0 else { throw GenerationError("max tokens must be >= 0, got \(options.maxTokens)") }
+        if let id = options.sampling.logitBias.keys.first(where: { $0 >= model.config.vocabSize }) {
+            throw GenerationError("logit bias: token id \(id) is outside the vocabulary (0..<\(model.config.vocabSize))")
+        }
         let maxPos = model.config.maxPositions
         guard promptIds.count < maxPos else {
             throw GenerationError("\(label) has \(promptIds.count) tokens; the model's context length is \(maxPos)")

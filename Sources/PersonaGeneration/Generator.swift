@@ -235,7 +235,7 @@ struct SequenceState {
         guard produced < options.maxTokens else { return nil }
         scratch.withUnsafeMutableBufferPointer { s in _ = s.initialize(from: logits) }
         let (logprob, alts) = Generator.logprobs(logits, top: options.topLogprobs)
-        let id = scratch.withUnsafeMutableBufferPointer { sampler.sample($0, history: history) }
+        let id = scratch.withUnsafeMutableBufferPointer { sampler.sample($0, history: history, promptLength: promptIds.count) }
         history.append(id)
         let isEOS = eos.contains(id)
         let piece = isEOS ? "" : detokenizer.append(id)

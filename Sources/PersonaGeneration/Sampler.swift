@@ -8,14 +8,24 @@ public struct SamplingParameters: Sendable, Equatable {
     public var topP: Float = 1          // 1 = off
     public var minP: Float = 0          // 0 = off
     public var repetitionPenalty: Float = 1  // 1 = off (HF/CTRL style: divide positive logits, multiply negative)
+    /// OpenAI's penalties: logit[j] -= count[j] * frequencyPenalty + (count[j] > 0 ? presencePenalty : 0), count[j]
+    /// being how often j was generated so far (the prompt does not count). 0 = off; -2...2.
+    public var frequencyPenalty: Float = 0
+    public var presencePenalty: Float = 0
+    /// OpenAI's logit_bias: added to a token's logit before sampling (-100...100; 100 all but forces it).
+    public var logitBias: [Int: Float] = [:]
     public var seed: UInt64 = 0
 
-    public init(temperature: Float = 0, topK: Int = 0, topP: Float = 1, minP: Float = 0, repetitionPenalty: Float = 1, seed: UInt64 = 0) {
+    public init(temperature: Float = 0, topK: Int = 0, topP: Float = 1, minP: Float = 0, repetitionPenalty: Float = 1,
+                frequencyPenalty: Float = 0, presencePenalty: Float = 0, logitBias: [Int: Float] = [:], seed: UInt64 = 0) {
         self.temperature = temperature
         self.topK = topK
         self.topP = topP
         self.minP = minP
         self.repetitionPenalty = repetitionPenalty
+        self.frequencyPenalty = frequencyPenalty
+        self.presencePenalty = presencePenalty
+        self.logitBias = logitBias
         self.seed = seed
     }
 
@@ -26,6 +36,12 @@ public struct SamplingParameters: Sendable, Equatable {
         if !(topP > 0 && topP <= 1) { throw GenerationError("top-p must be in (0, 1], got \(topP)") }
         if !(minP >= 0 && minP < 1) { throw GenerationError("min-p must be in [0, 1), got \(minP)") }
         if !(repetitionPenalty > 0 && repetitionPenalty.isFinite) { throw GenerationError("repetition penalty must be > 0, got \(repetitionPenalty)") }
+        if !(frequencyPenalty >= -2 && frequencyPenalty <= 2) { throw GenerationError("frequency penalty must be in [-2, 2], got \(frequencyPenalty)") }
+        if !(presencePenalty >= -2 && presencePenalty <= 2) { throw GenerationError("presence penalty must be in [-2, 2], got \(presencePenalty)") }
+        for (id, b) in logitBias.sorted(by: { $0.key < $1.key }) {
+            if id < 0 { throw GenerationError("logit bias: token id \(id) is negative") }
+            if !(b >= -100 && b <= 100) { throw GenerationError("logit bias for token \(id) must be in [-100, 100], got \(b)") }
+        }
     }
 }
 
@@ -72,16 +88,19 @@ public struct Sampler {
     private var indices: [Int32] = []
     private var probs: [Float] = []
     private var seen: [Bool] = []
+    private var counts: [Int32] = []
 
     public init(_ parameters: SamplingParameters) {
         self.parameters = parameters
         rng = SeededRandom(seed: parameters.seed)
     }
 
-    /// `logits` is modified in place (penalty, temperature). `history` is used by the repetition penalty.
-    public mutating func sample(_ logits: UnsafeMutableBufferPointer<Float>, history: [Int]) -> Int {
+    /// `logits` is modified in place (bias, penalties, temperature). `history` is used by the repetition penalty;
+    /// its entries from `promptLength` on (the generated ones) by the frequency and presence penalties.
+    public mutating func sample(_ logits: UnsafeMutableBufferPointer<Float>, history: [Int], promptLength: Int = 0) -> Int {
         let p = parameters
         let n = logits.count
+        for (id, b) in p.logitBias where id >= 0 && id < n { logits[id] += b }
         if p.repetitionPenalty != 1 {
             // each id once, however often it occurs (a reused mask instead of a Set per step)
             if seen.count != n { seen = [Bool](repeating: false, count: n) }
@@ -91,6 +110,15 @@ public struct Sampler {
                 logits[id] = l > 0 ? l / p.repetitionPenalty : l * p.repetitionPenalty
             }
             for id in history where id >= 0 && id < n { seen[id] = false }
+        }
+        if p.frequencyPenalty != 0 || p.presencePenalty != 0 {
+            if counts.count != n { counts = [Int32](repeating: 0, count: n) }
+            let generated = history[min(max(0, promptLength), history.count)...]
+            for id in generated where id >= 0 && id < n { counts[id] += 1 }
+            for id in generated where id >= 0 && id < n && counts[id] > 0 {
+                logits[id] -= Float(counts[id]) * p.frequencyPenalty + p.presencePenalty
+                counts[id] = 0
+            }
         }
         if p.temperature == 0 { return Sampler.argmax(UnsafeBufferPointer(logits)) }
         if probs.count != n { probs = [Float](repeating: 0, count: n) }

@@ -161,6 +161,13 @@ struct APIRoutes: Sendable {
         if let k = r.topK { guard k >= 0 else { throw bad("top_k: must be >= 0") } }
         if let m = r.minP { guard m.isFinite, m >= 0, m <= 1 else { throw bad("min_p: must be from 0 to 1") } }
         if let t = r.topLogprobs { guard t >= 0, t <= 20 else { throw bad("top_logprobs: must be from 0 to 20") } }
+        if let f = r.frequencyPenalty { guard f.isFinite, f >= -2, f <= 2 else { throw bad("frequency_penalty: must be from -2 to 2") } }
+        if let f = r.presencePenalty { guard f.isFinite, f >= -2, f <= 2 else { throw bad("presence_penalty: must be from -2 to 2") } }
+        let bias = try r.logitBiasIds()
+        guard bias.count <= 300 else { throw bad("logit_bias: at most 300 tokens") }
+        for (id, b) in bias.sorted(by: { $0.key < $1.key }) where !(b.isFinite && b >= -100 && b <= 100) {
+            throw bad("logit_bias: the bias for token \(id) must be from -100 to 100")
+        }
         if let s = r.stop {
             guard s.count <= 16 else { throw bad("stop: at most 16 sequences") }
             guard s.allSatisfy({ !$0.isEmpty && $0.count <= 200 }) else { throw bad("stop: each sequence must be 1-200 characters") }

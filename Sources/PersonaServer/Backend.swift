@@ -61,6 +61,10 @@ public struct GenerationRequest: Codable, Sendable, Equatable {
     public var topK: Int?
     public var minP: Double?
     public var seed: UInt64?
+    /// OpenAI's penalties on tokens already generated (-2...2) and logit bias (token id as text -> -100...100).
+    public var frequencyPenalty: Double?
+    public var presencePenalty: Double?
+    public var logitBias: [String: Double]?
     /// Skip the chat template.
     public var raw: Bool
     /// Stop sequences (text); generation ends before the first one produced.
@@ -81,9 +85,22 @@ public struct GenerationRequest: Codable, Sendable, Equatable {
         self.steer = steer; self.traits = traits; self.topLogprobs = topLogprobs; self.save = save
     }
 
+    /// `logitBias` with integer token ids; a key that is not one is an error naming it.
+    public func logitBiasIds() throws -> [Int: Double] {
+        var out: [Int: Double] = [:]
+        for (k, v) in logitBias ?? [:] {
+            guard let id = Int(k.trimmingCharacters(in: .whitespaces)), id >= 0 else {
+                throw APIError.badRequest("logit_bias: key \"\(k.prefix(40))\" is not a token id")
+            }
+            out[id] = v
+        }
+        return out
+    }
+
     enum CodingKeys: String, CodingKey, CaseIterable {
         case prompt, messages, temperature, seed, raw, stop, steer, traits, save
         case maxTokens = "max_tokens", topP = "top_p", topK = "top_k", minP = "min_p", topLogprobs = "top_logprobs"
+        case frequencyPenalty = "frequency_penalty", presencePenalty = "presence_penalty", logitBias = "logit_bias"
     }
 
     /// Unknown fields are refused (`max_new_tokens` would otherwise be dropped for the default 64).
@@ -98,6 +115,9 @@ public struct GenerationRequest: Codable, Sendable, Equatable {
         topK = try c.decodeIfPresent(Int.self, forKey: .topK)
         minP = try c.decodeIfPresent(Double.self, forKey: .minP)
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed)
+        frequencyPenalty = try c.decodeIfPresent(Double.self, forKey: .frequencyPenalty)
+        presencePenalty = try c.decodeIfPresent(Double.self, forKey: .presencePenalty)
+        logitBias = try c.decodeIfPresent([String: Double].self, forKey: .logitBias)
         raw = try c.decodeIfPresent(Bool.self, forKey: .raw) ?? false
         if let one = try? c.decodeIfPresent(String.self, forKey: .stop) {
             stop = [one]

@@ -36,6 +36,10 @@ struct OpenAIRoutes: Sendable {
         var temperature: Double?
         var topP: Double?
         var seed: Int64?
+        var frequencyPenalty: Double?
+        var presencePenalty: Double?
+        var logitBias: [String: Double]?
+        var responseFormat: ResponseFormat?
         var stop: StopField?
         var logprobs: LogprobsField?
         var topLogprobs: Int?
@@ -51,6 +55,8 @@ struct OpenAIRoutes: Sendable {
             case model, messages, prompt, temperature, seed, stop, logprobs, stream, n, echo, persona
             case maxTokens = "max_tokens", maxCompletionTokens = "max_completion_tokens", topP = "top_p"
             case topLogprobs = "top_logprobs", streamOptions = "stream_options"
+            case frequencyPenalty = "frequency_penalty", presencePenalty = "presence_penalty", logitBias = "logit_bias"
+            case responseFormat = "response_format"
         }
 
         init(from decoder: Decoder) throws {
@@ -63,6 +69,10 @@ struct OpenAIRoutes: Sendable {
             temperature = try c.decodeIfPresent(Double.self, forKey: .temperature)
             topP = try c.decodeIfPresent(Double.self, forKey: .topP)
             seed = try c.decodeIfPresent(Int64.self, forKey: .seed)
+            frequencyPenalty = try c.decodeIfPresent(Double.self, forKey: .frequencyPenalty)
+            presencePenalty = try c.decodeIfPresent(Double.self, forKey: .presencePenalty)
+            logitBias = try c.decodeIfPresent([String: Double].self, forKey: .logitBias)
+            responseFormat = try c.decodeIfPresent(ResponseFormat.self, forKey: .responseFormat)
             stop = try c.decodeIfPresent(StopField.self, forKey: .stop)
             logprobs = try c.decodeIfPresent(LogprobsField.self, forKey: .logprobs)
             topLogprobs = try c.decodeIfPresent(Int.self, forKey: .topLogprobs)
@@ -83,6 +93,10 @@ struct OpenAIRoutes: Sendable {
             return inner ?? outer
         }
     }
+
+    /// Only `{"type": "text"}`: there is no constrained decoding, and an answer that ignored a JSON format asked
+    /// for would be a silent wrong answer.
+    struct ResponseFormat: Decodable { var type: String }
 
     struct StreamOptions: Decodable {
         var includeUsage: Bool?
@@ -176,6 +190,9 @@ struct OpenAIRoutes: Sendable {
     func generationRequest(_ b: Body, chat: Bool) throws -> (GenerationRequest, wantLogprobs: Bool, topLogprobs: Int) {
         if let n = b.n, n != 1 { throw APIError.badRequest("n: only n=1 is supported") }
         if b.echo == true { throw APIError.badRequest("echo: not supported") }
+        if let f = b.responseFormat, f.type != "text" {
+            throw APIError.badRequest("response_format: \"\(f.type.prefix(40))\" is not supported (no constrained decoding); only \"text\"")
+        }
         var topLogprobs = 0
         var wantLogprobs = false
         if chat {
@@ -202,6 +219,9 @@ struct OpenAIRoutes: Sendable {
                                   steer: try b.option(.steer, \.steer) ?? [], traits: try b.option(.traits, \.traits),
                                   topLogprobs: wantLogprobs ? topLogprobs : 0, save: try b.option(.save, \.save) ?? false)
         if r.stop?.isEmpty == true { r.stop = nil }
+        r.frequencyPenalty = b.frequencyPenalty
+        r.presencePenalty = b.presencePenalty
+        r.logitBias = b.logitBias
         return (r, wantLogprobs, topLogprobs)
     }
 

@@ -34,6 +34,9 @@ final class EngineBackend: GenerationBackend, @unchecked Sendable {
         if let p = r.topP { sampling.topP = Float(p) }
         if let k = r.topK { sampling.topK = k }
         if let m = r.minP { sampling.minP = Float(m) }
+        if let f = r.frequencyPenalty { sampling.frequencyPenalty = Float(f) }
+        if let f = r.presencePenalty { sampling.presencePenalty = Float(f) }
+        sampling.logitBias = try r.logitBiasIds().mapValues { Float($0) }
         var m = MonitorRequest(prompt: r.prompt, options: GenerationOptions(
             maxTokens: r.maxTokens, sampling: sampling, stopStrings: r.stop ?? [], topLogprobs: r.topLogprobs ?? 5))
         m.raw = r.raw

@@ -154,5 +154,24 @@ final class UserJourneyTests: XCTestCase {
         let body = try JSONSerialization.jsonObject(with: data) as? [String: Any]
         let text = ((body?["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String
         XCTAssertEqual(text, try run("steer2.0.json")["response"] as? String, "the API's steered text equals the CLI's")
+
+        // logit_bias reaches the sampler: +100 on one of the plain answer's tokens makes it every token, -100 on the
+        // plain answer's first token makes the answer start otherwise
+        let ids = try XCTUnwrap(plain["token_ids"] as? [Int]), toks = try XCTUnwrap(plain["tokens"] as? [String])
+        func chat(_ extra: [String: Any]) async throws -> String {
+            var r = URLRequest(url: baseURL.appendingPathComponent("v1/chat/completions"))
+            r.httpMethod = "POST"
+            r.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            r.httpBody = try JSONSerialization.data(withJSONObject: ["messages": [["role": "user", "content": Self.question]], "temperature": 0,
+                                                                     "max_tokens": 4].merging(extra) { $1 })
+            let (d, resp) = try await URLSession.shared.data(for: r)
+            XCTAssertEqual((resp as? HTTPURLResponse)?.statusCode, 200, String(decoding: d, as: UTF8.self))
+            let o = try JSONSerialization.jsonObject(with: d) as? [String: Any]
+            return ((o?["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String ?? ""
+        }
+        let forced = try await chat(["logit_bias": [String(ids[2]): 100]])
+        XCTAssertEqual(forced, String(repeating: toks[2], count: 4), "token \(ids[2]) \(toks[2].debugDescription) forced")
+        let unplain = try await chat(["logit_bias": [String(ids[0]): -100]])
+        XCTAssertFalse(unplain.hasPrefix(toks[0]), "\(unplain.debugDescription) still starts with \(toks[0].debugDescription)")
     }
 }

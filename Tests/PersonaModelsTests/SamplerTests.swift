@@ -214,6 +214,33 @@ final class SamplerTests: XCTestCase {
         XCTAssertFalse(released.unicodeScalars.contains("\r"), "the stop's \\r was released: \(released.debugDescription)")
     }
 
+    /// OpenAI's frequency / presence penalties and logit_bias, greedy on hand-made logits: the penalties count only
+    /// the generated ids (history from promptLength on), the bias is added before anything else.
+    func testOpenAIPenaltiesAndLogitBias() throws {
+        func pick(_ p: SamplingParameters, history: [Int], promptLength: Int) -> Int {
+            var s = Sampler(p)
+            var l: [Float] = [2.0, 1.9, 0.0]
+            return l.withUnsafeMutableBufferPointer { s.sample($0, history: history, promptLength: promptLength) }
+        }
+        // id 0 generated twice: 2.0 - 2 x 0.1 = 1.8 < 1.9; 2.0 - 2 x 0.04 = 1.92 > 1.9
+        XCTAssertEqual(pick(SamplingParameters(frequencyPenalty: 0.1), history: [7, 0, 0], promptLength: 1), 1)
+        XCTAssertEqual(pick(SamplingParameters(frequencyPenalty: 0.04), history: [7, 0, 0], promptLength: 1), 0)
+        // presence counts once: 2.0 - 0.15 = 1.85; 2.0 - 0.05 = 1.95
+        XCTAssertEqual(pick(SamplingParameters(presencePenalty: 0.15), history: [7, 0, 0], promptLength: 1), 1)
+        XCTAssertEqual(pick(SamplingParameters(presencePenalty: 0.05), history: [7, 0, 0], promptLength: 1), 0)
+        // the prompt's ids do not count
+        XCTAssertEqual(pick(SamplingParameters(frequencyPenalty: 2, presencePenalty: 2), history: [0, 0], promptLength: 2), 0)
+        // a negative penalty favours what was said: 1.9 + 0.2 > 2.0
+        XCTAssertEqual(pick(SamplingParameters(presencePenalty: -0.2), history: [1], promptLength: 0), 1)
+        // bias: 0.0 + 2.5 > 2.0; -100 removes the best
+        XCTAssertEqual(pick(SamplingParameters(logitBias: [2: 2.5]), history: [], promptLength: 0), 2)
+        XCTAssertEqual(pick(SamplingParameters(logitBias: [0: -100]), history: [], promptLength: 0), 1)
+        for (p, msg) in [(SamplingParameters(frequencyPenalty: 2.5), "frequency penalty"), (SamplingParameters(presencePenalty: .nan), "presence penalty"),
+                         (SamplingParameters(logitBias: [3: 101]), "logit bias for token 3"), (SamplingParameters(logitBias: [-1: 1]), "token id -1")] {
+            XCTAssertThrowsError(try p.validate()) { XCTAssertTrue("\($0)".contains(msg), "\($0)") }
+        }
+    }
+
     func testPendingSuffix() {
         XCTAssertEqual(StopStrings.pendingSuffix(of: "a little", stops: ["little boy"]), 6)
         XCTAssertEqual(StopStrings.pendingSuffix(of: "a little ", stops: ["little boy"]), 7)

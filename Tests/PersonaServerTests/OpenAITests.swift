@@ -195,6 +195,37 @@ final class OpenAITests: XCTestCase {
         }
     }
 
+    /// frequency_penalty, presence_penalty and logit_bias reach the backend (OpenAI's ranges checked); a
+    /// response_format other than text is refused rather than ignored.
+    func testPenaltiesLogitBiasAndResponseFormat() async throws {
+        let backend = FakeBackend()
+        try await makeApp(backend: backend).test(.router) { client in
+            let ok = try await client.execute(uri: "/v1/chat/completions", method: .post, headers: jsonHeaders, body: chat("""
+                {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2, "frequency_penalty": 0.5,
+                 "presence_penalty": -0.25, "logit_bias": {"50": -100, " 7": 3.5}, "response_format": {"type": "text"}}
+                """))
+            XCTAssertEqual(ok.status, .ok, text(ok.body))
+            let r = try XCTUnwrap(backend.requests.last)
+            XCTAssertEqual(r.frequencyPenalty, 0.5)
+            XCTAssertEqual(r.presencePenalty, -0.25)
+            XCTAssertEqual(try r.logitBiasIds(), [50: -100, 7: 3.5])
+            let refused: [(String, String)] = [
+                (#""response_format": {"type": "json_object"}"#, "response_format"),
+                (#""frequency_penalty": 2.5"#, "frequency_penalty"),
+                (#""presence_penalty": -3"#, "presence_penalty"),
+                (#""logit_bias": {"abc": 1}"#, "is not a token id"),
+                (#""logit_bias": {"5": 101}"#, "token 5 must be from -100 to 100"),
+            ]
+            for (field, message) in refused {
+                let bad = try await client.execute(uri: "/v1/chat/completions", method: .post, headers: jsonHeaders, body: chat("""
+                    {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2, \(field)}
+                    """))
+                XCTAssertEqual(bad.status, .badRequest, field)
+                XCTAssertTrue(text(bad.body).contains(message), text(bad.body))
+            }
+        }
+    }
+
     func testCompletions() async throws {
         let backend = FakeBackend()
         try await makeApp(backend: backend).test(.router) { client in
