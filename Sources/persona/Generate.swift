@@ -45,10 +45,15 @@ struct SamplingOptions: ParsableArguments {
     @Option(name: .customLong("top-p"), help: "Nucleus sampling mass (1 = off).") var topP: Float = 1
     @Option(name: .customLong("min-p"), help: "Drop tokens below min-p x p(max) (0 = off).") var minP: Float = 0
     @Option(name: .customLong("repetition-penalty"), help: "CTRL-style repetition penalty (1 = off).") var repetitionPenalty: Float = 1
+    @Option(name: .customLong("frequency-penalty"), parsing: .unconditional,
+            help: "OpenAI's: minus this times the times a token was generated so far, -2 to 2 (0 = off).") var frequencyPenalty: Float = 0
+    @Option(name: .customLong("presence-penalty"), parsing: .unconditional,
+            help: "OpenAI's: minus this for each token generated so far, -2 to 2 (0 = off).") var presencePenalty: Float = 0
     @Option(help: "Random seed for sampling.") var seed: UInt64 = 0
 
     var parameters: SamplingParameters {
-        SamplingParameters(temperature: temperature, topK: topK, topP: topP, minP: minP, repetitionPenalty: repetitionPenalty, seed: seed)
+        SamplingParameters(temperature: temperature, topK: topK, topP: topP, minP: minP, repetitionPenalty: repetitionPenalty,
+                           frequencyPenalty: frequencyPenalty, presencePenalty: presencePenalty, seed: seed)
     }
 
     func validate() throws {

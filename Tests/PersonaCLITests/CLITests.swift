@@ -57,6 +57,19 @@ final class CLITests: XCTestCase {
         }
     }
 
+    /// --frequency-penalty / --presence-penalty (negative values too) reach greedy decoding on stories260K, whose
+    /// plain answer says "Lily" and "she" again; out of range is a one-line error.
+    func testOpenAIPenaltiesThroughTheBinary() throws {
+        let base = ["generate", "--model", try stories, "--prompt", "Once upon a time", "--max-tokens", "40"]
+        let plain = try run(base), freq = try run(base + ["--frequency-penalty", "2"]), pres = try run(base + ["--presence-penalty", "-2"])
+        for r in [plain, freq, pres] { XCTAssertEqual(r.status, 0, r.stderr) }
+        XCTAssertNotEqual(freq.stdout, plain.stdout)
+        XCTAssertNotEqual(pres.stdout, plain.stdout)
+        let bad = try run(base + ["--frequency-penalty", "3"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("frequency penalty must be in [-2, 2]"), bad.stderr)
+    }
+
     func testTraceWritesHiddenStatesAndLogitsMatchingTransformers() throws {
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("trace-\(UUID().uuidString).safetensors")
         defer { try? FileManager.default.removeItem(at: out) }
