@@ -255,8 +255,8 @@ struct APIRoutes: Sendable {
                 }
             } catch {
                 // The client may be gone (write failed); then this write fails too and we just stop.
-                let message = (error as? RunError)?.message ?? "generation failed: \(error)"
-                try? await writer.write(SSE.event("error", ["error": ["message": message, "type": "server_error"]]))
+                let message = (error as? RunError)?.message ?? "generation failed: " + ((error as? APIError)?.message ?? "\(error)")
+                try? await writer.write(SSE.event("error", ["error": ["message": message, "type": (error as? APIError)?.type ?? "server_error"]]))
             }
             try? await writer.finish(nil)
         }

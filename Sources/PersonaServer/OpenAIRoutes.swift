@@ -269,7 +269,8 @@ struct OpenAIRoutes: Sendable {
                     }
                 } catch {
                     try? await writer.write(SSE.data(JSONValue.object(["error": .object([
-                        "message": .string("generation failed: \(error)"), "type": "server_error"])])))
+                        "message": .string("generation failed: " + ((error as? APIError)?.message ?? "\(error)")),
+                        "type": .string((error as? APIError)?.type ?? "server_error")])])))
                 }
                 try? await writer.write(SSE.doneMarker)
                 try? await writer.finish(nil)

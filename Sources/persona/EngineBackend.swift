@@ -79,6 +79,10 @@ final class EngineBackend: GenerationBackend, @unchecked Sendable {
                 return !cancelled.isCancelled
             }, onFinish: { result in
                 switch result {
+                case .failure(let error as GenerationError):
+                    // what the request asked for cannot be run (a prompt past the context, a bias outside the
+                    // vocabulary, steering that overflows): the client's error, with its message, not a 500
+                    continuation.finish(throwing: APIError(.badRequest, error.message))
                 case .failure(let error):
                     continuation.finish(throwing: error)
                 case .success(let (doc, finish)):

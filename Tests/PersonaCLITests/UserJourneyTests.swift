@@ -173,5 +173,17 @@ final class UserJourneyTests: XCTestCase {
         XCTAssertEqual(forced, String(repeating: toks[2], count: 4), "token \(ids[2]) \(toks[2].debugDescription) forced")
         let unplain = try await chat(["logit_bias": [String(ids[0]): -100]])
         XCTAssertFalse(unplain.hasPrefix(toks[0]), "\(unplain.debugDescription) still starts with \(toks[0].debugDescription)")
+
+        // what the model cannot run is the request's error (400, saying why), not a 500 "internal error"
+        for (messages, extra, needle) in [([["role": "user", "content": String(repeating: "word ", count: 9000)]], [String: Any](), "context length"),
+                                          ([["role": "user", "content": "Hi"]], ["logit_bias": ["999999": 1]], "outside the vocabulary")] {
+            var r = URLRequest(url: baseURL.appendingPathComponent("v1/chat/completions"))
+            r.httpMethod = "POST"
+            r.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            r.httpBody = try JSONSerialization.data(withJSONObject: ["messages": messages, "max_tokens": 4].merging(extra) { $1 })
+            let (d, resp) = try await URLSession.shared.data(for: r)
+            XCTAssertEqual((resp as? HTTPURLResponse)?.statusCode, 400, needle)
+            XCTAssertTrue(String(decoding: d, as: UTF8.self).contains(needle), String(decoding: d, as: UTF8.self))
+        }
     }
 }
