@@ -31,6 +31,13 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
     }
 
     static func badRequest(_ m: String) -> APIError { APIError(.badRequest, m) }
+
+    /// What a stream's error event says when generation fails part way: an APIError's own message and type (a
+    /// request the model cannot run is the client's error), anything else as a server error.
+    static func streamFailure(_ error: Error) -> (message: String, type: String) {
+        if let e = error as? APIError { return ("generation failed: " + e.message, e.type) }
+        return ("generation failed: \(error)", "server_error")
+    }
     static func notFound(_ m: String) -> APIError { APIError(.notFound, m) }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {

@@ -255,8 +255,9 @@ struct APIRoutes: Sendable {
                 }
             } catch {
                 // The client may be gone (write failed); then this write fails too and we just stop.
-                let message = (error as? RunError)?.message ?? "generation failed: " + ((error as? APIError)?.message ?? "\(error)")
-                try? await writer.write(SSE.event("error", ["error": ["message": message, "type": (error as? APIError)?.type ?? "server_error"]]))
+                let failure = APIError.streamFailure(error)
+                let message = (error as? RunError)?.message ?? failure.message
+                try? await writer.write(SSE.event("error", ["error": ["message": message, "type": failure.type]]))
             }
             try? await writer.finish(nil)
         }

@@ -268,9 +268,9 @@ struct OpenAIRoutes: Sendable {
                         }
                     }
                 } catch {
+                    let failure = APIError.streamFailure(error)
                     try? await writer.write(SSE.data(JSONValue.object(["error": .object([
-                        "message": .string("generation failed: " + ((error as? APIError)?.message ?? "\(error)")),
-                        "type": .string((error as? APIError)?.type ?? "server_error")])])))
+                        "message": .string(failure.message), "type": .string(failure.type)])])))
                 }
                 try? await writer.write(SSE.doneMarker)
                 try? await writer.finish(nil)
