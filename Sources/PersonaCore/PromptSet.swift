@@ -109,7 +109,7 @@ public enum CSV {
 /// A text file's lines as Python iterates them: split at "\n", with the "\r" of a Windows line end dropped. Not
 /// `String.split(separator: "\n")`: "\r\n" is one Character there, so a Windows JSONL file read as one line.
 /// Nor `isNewline`, which also splits at U+2028 / U+0085, which JSON strings may hold unescaped.
-func fileLines(_ text: String) -> [String] {
+public func fileLines(_ text: String) -> [String] {
     text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).map { line in
         var s = String.UnicodeScalarView(line)
         if s.last == "\r" { s.removeLast() }

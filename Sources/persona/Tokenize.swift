@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PersonaCore
 import PersonaModels
 import PersonaTokenizers
 
@@ -28,7 +29,7 @@ struct Tokenize: ParsableCommand {
             input = text!
         }
         if bench {
-            let lines = input.split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
+            let lines = fileLines(input).filter { !$0.isEmpty }
             let bytes = lines.reduce(0) { $0 + $1.utf8.count }
             var tokens = 0
             let start = Date()

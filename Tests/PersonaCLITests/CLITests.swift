@@ -95,6 +95,33 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(ids, [1, 403, 407, 261, 378])  // transformers' GGUF tokenizer gives the same
     }
 
+    /// `tokenize --bench` encodes line by line; a Windows (CRLF) file has as many lines as a Unix one,
+    /// so both give the same byte and token counts (Swift's "\r\n" is one Character, not a line break).
+    func testTokenizeBenchSplitsCRLFLinesLikeLF() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bench-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let lines = ["Once upon a time", "there was a cat", "", "The end"]
+        var counts: [[String: Double]] = []
+        for (name, sep) in [("lf.txt", "\n"), ("crlf.txt", "\r\n")] {
+            let f = dir.appendingPathComponent(name)
+            try Data(lines.joined(separator: sep).utf8).write(to: f)
+            let r = try run(["tokenize", "--model", stories, "--file", f.path, "--bench"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            counts.append(try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Double]))
+        }
+        let bytes = lines.reduce(0) { $0 + $1.utf8.count }
+        var tokens = 0
+        for l in lines where !l.isEmpty {
+            let r = try run(["tokenize", "--model", stories, "--text", l])
+            tokens += try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [Int]).count
+        }
+        for c in counts {
+            XCTAssertEqual(c["bytes"], Double(bytes))
+            XCTAssertEqual(c["tokens"], Double(tokens))
+        }
+    }
+
     /// `--messages -` and `--messages /dev/stdin` read standard input; the render equals transformers' (fixture).
     func testChatTemplateReadsMessagesFromStandardInput() throws {
         let ref = try ArchitectureFixtures.reference("llama")
