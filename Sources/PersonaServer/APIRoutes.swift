@@ -200,6 +200,12 @@ struct APIRoutes: Sendable {
             for t in (r.traits ?? []) + r.steer.map(\.trait) where !known.contains(t) {
                 throw bad("unknown trait \"\(t.prefix(60))\"; loaded: \(known.sorted().joined(separator: ", "))")
             }
+            // a hidden-state row is 0 (embeddings) to the layer count (the last block's output); checked here so
+            // the client gets a 400 before the stream, not an error event naming the CLI's --steer
+            let rows = b.modelInfo.layers
+            for (i, s) in r.steer.enumerated() {
+                if let l = s.layer, l > rows { throw bad("steer[\(i)].layer: row \(l) is out of range (0 to \(rows))") }
+            }
             for (i, t) in conditionTraits where !known.contains(t) {
                 throw bad("steer[\(i)].when: unknown trait \"\(t.prefix(60))\"; loaded: \(known.sorted().joined(separator: ", "))")
             }

@@ -33,7 +33,7 @@ public struct APISteer: Codable, Sendable, Equatable {
         try decoder.rejectUnknownFields(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         trait = try c.decode(String.self, forKey: .trait)
-        layer = try c.decodeIfPresent(Int.self, forKey: .layer)
+        layer = try c.integer(Int.self, forKey: .layer)
         positions = try c.decodeIfPresent(String.self, forKey: .positions) ?? "all"
         mode = try c.decodeIfPresent(String.self, forKey: .mode) ?? "add"
         when = try c.decodeIfPresent(String.self, forKey: .when)
@@ -109,12 +109,12 @@ public struct GenerationRequest: Codable, Sendable, Equatable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         prompt = try c.decodeIfPresent(String.self, forKey: .prompt) ?? ""
         messages = try c.decodeIfPresent([APIMessage].self, forKey: .messages)
-        maxTokens = try c.decodeIfPresent(Int.self, forKey: .maxTokens) ?? 64
+        maxTokens = try c.integer(Int.self, forKey: .maxTokens) ?? 64
         temperature = try c.decodeIfPresent(Double.self, forKey: .temperature) ?? 1
         topP = try c.decodeIfPresent(Double.self, forKey: .topP)
-        topK = try c.decodeIfPresent(Int.self, forKey: .topK)
+        topK = try c.integer(Int.self, forKey: .topK)
         minP = try c.decodeIfPresent(Double.self, forKey: .minP)
-        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed)
+        seed = try c.seed(forKey: .seed)
         frequencyPenalty = try c.decodeIfPresent(Double.self, forKey: .frequencyPenalty)
         presencePenalty = try c.decodeIfPresent(Double.self, forKey: .presencePenalty)
         logitBias = try c.decodeIfPresent([String: Double].self, forKey: .logitBias)
@@ -126,7 +126,7 @@ public struct GenerationRequest: Codable, Sendable, Equatable {
         }
         steer = try c.decodeIfPresent([APISteer].self, forKey: .steer) ?? []
         traits = try c.decodeIfPresent([String].self, forKey: .traits)
-        topLogprobs = try c.decodeIfPresent(Int.self, forKey: .topLogprobs)
+        topLogprobs = try c.integer(Int.self, forKey: .topLogprobs)
         save = try c.decodeIfPresent(Bool.self, forKey: .save) ?? true
     }
 }

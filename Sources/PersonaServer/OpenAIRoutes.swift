@@ -35,7 +35,7 @@ struct OpenAIRoutes: Sendable {
         var maxCompletionTokens: Int?
         var temperature: Double?
         var topP: Double?
-        var seed: Int64?
+        var seed: UInt64?
         var frequencyPenalty: Double?
         var presencePenalty: Double?
         var logitBias: [String: Double]?
@@ -64,21 +64,21 @@ struct OpenAIRoutes: Sendable {
             model = try c.decodeIfPresent(String.self, forKey: .model)
             messages = try c.decodeIfPresent([Message].self, forKey: .messages)
             prompt = try c.decodeIfPresent(PromptField.self, forKey: .prompt)
-            maxTokens = try c.decodeIfPresent(Int.self, forKey: .maxTokens)
-            maxCompletionTokens = try c.decodeIfPresent(Int.self, forKey: .maxCompletionTokens)
+            maxTokens = try c.integer(Int.self, forKey: .maxTokens)
+            maxCompletionTokens = try c.integer(Int.self, forKey: .maxCompletionTokens)
             temperature = try c.decodeIfPresent(Double.self, forKey: .temperature)
             topP = try c.decodeIfPresent(Double.self, forKey: .topP)
-            seed = try c.decodeIfPresent(Int64.self, forKey: .seed)
+            seed = try c.seed(forKey: .seed)
             frequencyPenalty = try c.decodeIfPresent(Double.self, forKey: .frequencyPenalty)
             presencePenalty = try c.decodeIfPresent(Double.self, forKey: .presencePenalty)
             logitBias = try c.decodeIfPresent([String: Double].self, forKey: .logitBias)
             responseFormat = try c.decodeIfPresent(ResponseFormat.self, forKey: .responseFormat)
             stop = try c.decodeIfPresent(StopField.self, forKey: .stop)
             logprobs = try c.decodeIfPresent(LogprobsField.self, forKey: .logprobs)
-            topLogprobs = try c.decodeIfPresent(Int.self, forKey: .topLogprobs)
+            topLogprobs = try c.integer(Int.self, forKey: .topLogprobs)
             stream = try c.decodeIfPresent(Bool.self, forKey: .stream)
             streamOptions = try c.decodeIfPresent(StreamOptions.self, forKey: .streamOptions)
-            n = try c.decodeIfPresent(Int.self, forKey: .n)
+            n = try c.integer(Int.self, forKey: .n)
             echo = try c.decodeIfPresent(Bool.self, forKey: .echo)
             persona = try c.decodeIfPresent(PersonaOptions.self, forKey: .persona)
             topLevel = try PersonaOptions(fields: decoder)
@@ -123,7 +123,7 @@ struct OpenAIRoutes: Sendable {
             steer = try c.decodeIfPresent([APISteer].self, forKey: .steer)
             traits = try c.decodeIfPresent([String].self, forKey: .traits)
             save = try c.decodeIfPresent(Bool.self, forKey: .save)
-            topK = try c.decodeIfPresent(Int.self, forKey: .topK)
+            topK = try c.integer(Int.self, forKey: .topK)
             minP = try c.decodeIfPresent(Double.self, forKey: .minP)
         }
     }
@@ -180,8 +180,12 @@ struct OpenAIRoutes: Sendable {
         init(from decoder: Decoder) throws {
             let c = try decoder.singleValueContainer()
             if c.decodeNil() { enabled = false; count = nil } else if let b = try? c.decode(Bool.self) { enabled = b; count = nil } else {
-                let n = try c.decode(Int.self)
-                enabled = true; count = n
+                do { count = try c.decode(Int.self) } catch let e as DecodingError {
+                    throw e
+                } catch {  // 1.5, 1e30: Linux's decoder would call this "not valid JSON" (see `integer(_:forKey:)`)
+                    throw FieldError(path: dottedPath(decoder.codingPath), message: "must be true, false or an integer")
+                }
+                enabled = true
             }
         }
     }
@@ -215,7 +219,7 @@ struct OpenAIRoutes: Sendable {
         var r = GenerationRequest(prompt: prompt, messages: chat ? messages : nil, maxTokens: maxTokens,
                                   temperature: b.temperature ?? 1, topP: b.topP, topK: try b.option(.topK, \.topK),
                                   minP: try b.option(.minP, \.minP),
-                                  seed: b.seed.map { UInt64(bitPattern: $0) }, raw: !chat, stop: b.stop?.values,
+                                  seed: b.seed, raw: !chat, stop: b.stop?.values,
                                   steer: try b.option(.steer, \.steer) ?? [], traits: try b.option(.traits, \.traits),
                                   topLogprobs: wantLogprobs ? topLogprobs : 0, save: try b.option(.save, \.save) ?? false)
         if r.stop?.isEmpty == true { r.stop = nil }

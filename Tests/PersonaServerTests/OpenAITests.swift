@@ -276,6 +276,23 @@ final class OpenAITests: XCTestCase {
         }
     }
 
+    /// A seed is any 64-bit integer on both APIs: -5 and its two's complement 2^64 - 5 reach the model as the same
+    /// seed, so the same sample. /api/generate used to refuse -5 as "not valid JSON"; the OpenAI routes refused 2^64 - 5.
+    func testSeedsAreAny64BitInteger() async throws {
+        let backend = FakeBackend()
+        try await makeApp(backend: backend).test(.router) { client in
+            for seed in ["-5", "18446744073709551611"] {
+                for (uri, req) in [("/v1/chat/completions", #"{"messages": [{"role": "user", "content": "x"}], "max_tokens": 1, "seed": \#(seed)}"#),
+                                   ("/v1/completions", #"{"prompt": "x", "max_tokens": 1, "seed": \#(seed)}"#),
+                                   ("/api/generate", #"{"prompt": "x", "max_tokens": 1, "seed": \#(seed)}"#)] {
+                    let r = try await client.execute(uri: uri, method: .post, headers: jsonHeaders, body: body(req))
+                    XCTAssertEqual(r.status, .ok, "\(uri) \(seed): \(text(r.body))")
+                }
+            }
+            XCTAssertEqual(backend.requests.map(\.seed), Array(repeating: UInt64.max - 4, count: 6))
+        }
+    }
+
     func testBadRequests() async throws {
         try await makeApp().test(.router) { client in
             let cases: [(String, String, String)] = [
@@ -294,6 +311,11 @@ final class OpenAITests: XCTestCase {
                 ("/v1/chat/completions", #"{"messages": [{"role": "user", "content": "x"}], "persona": {"steer": [{"trait": "happy", "coefficient": 2}]}}"#,
                  "persona.steer[0].coefficient: unknown field"),
                 ("/v1/chat/completions", #"{"messages": [{"role": "user", "content": "x"}], "top_k": 5, "persona": {"top_k": 6}}"#, "top_k: given at the top level and in persona"),
+                // valid JSON with a number that is not the field's integer: Foundation says "not valid JSON", no field
+                ("/v1/chat/completions", #"{"messages": [{"role": "user", "content": "x"}], "max_tokens": 2.5}"#, "max_tokens: must be an integer, not 2.5"),
+                ("/v1/chat/completions", #"{"messages": [{"role": "user", "content": "x"}], "persona": {"top_k": 0.5}}"#, "persona.top_k: must be an integer"),
+                ("/v1/completions", #"{"prompt": "a", "logprobs": 1.5}"#, "logprobs: must be true, false or an integer"),
+                ("/v1/completions", #"{"prompt": "a", "n": 1e30}"#, "n: 1e+30 is out of range"),
             ]
             for (uri, req, prefix) in cases {
                 let m = try assertErrorShape(try await client.execute(uri: uri, method: .post, body: body(req)), .badRequest)
