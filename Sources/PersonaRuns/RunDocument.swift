@@ -95,13 +95,46 @@ public struct RunDocument: Codable, Sendable, Equatable {
         case decisionPoints = "decision_points"
     }
 
+    /// Where in an all-integer value ([Int], [String: Int]) the first number that is not an Int is, and that number.
+    /// Nil for values with other numbers in them (scores, logprobs), where it could not tell which was meant.
+    static func firstNonInteger(_ v: JSONValue) -> ([CodingKey], String)? {
+        func isInt(_ d: Double) -> Bool { d == d.rounded() && abs(d) < 9.2e18 }
+        switch v {
+        case .number(let d): return isInt(d) ? nil : ([], "\(d)")
+        case .integer: return nil
+        case .array(let a):
+            guard a.allSatisfy({ if case .number = $0 { return true }; if case .integer = $0 { return true }; return false }) else { return nil }
+            for (i, x) in a.enumerated() { if let (p, n) = firstNonInteger(x) { return ([IndexKey(i)] + p, n) } }
+        case .object(let o):
+            guard o.values.allSatisfy({ if case .number = $0 { return true }; if case .integer = $0 { return true }; return false }) else { return nil }
+            for k in o.keys.sorted() { if let (p, n) = firstNonInteger(o[k]!) { return ([AnyKey(k)] + p, n) } }
+        default: break
+        }
+        return nil
+    }
+
+    struct IndexKey: CodingKey {
+        var intValue: Int?
+        var stringValue: String { "\(intValue!)" }
+        init(_ i: Int) { intValue = i }
+        init?(stringValue: String) { nil }
+        init?(intValue: Int) { self.intValue = intValue }
+    }
+
     /// Encoder `userInfo` key: false omits the `projections` copy of `trait_scores` when encoding.
     public static let writeProjectionsKey = CodingUserInfoKey(rawValue: "personascope.writeProjections")!
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: AnyKey.self)
         func opt<T: Decodable>(_ k: Key, _ t: T.Type) throws -> T? {
-            try c.decodeIfPresent(T.self, forKey: AnyKey(k.rawValue))
+            let key = AnyKey(k.rawValue)
+            do { return try c.decodeIfPresent(T.self, forKey: key) } catch let e as DecodingError { throw e } catch {
+                // Linux's JSONDecoder throws an internal error for a number that is not the field's integer (1.5, 1e30)
+                // and reports it as a pathless "The given data was not valid JSON"; say where it is instead
+                let (path, n) = (try? c.decode(JSONValue.self, forKey: key)).flatMap(Self.firstNonInteger) ?? ([], nil)
+                throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [key] + path,
+                    debugDescription: n.map { "\($0) is not an integer" } ?? "a number in it is not an integer (ids, indexes and layers are)"))
+            }
         }
         schema = try opt(.schema, String.self) ?? RunDocument.currentSchema
         id = try opt(.id, String.self) ?? UUID().uuidString.lowercased()

@@ -40,6 +40,9 @@ extension RunDocument {
         if let p = promptTokens, let pids = promptTokenIds, p.count != pids.count {
             throw RunError("prompt_token_ids has \(pids.count) values but prompt_tokens has \(p.count)")
         }
+        for (name, ids) in [("token_ids", tokenIds), ("prompt_token_ids", promptTokenIds)] {
+            if let i = ids?.firstIndex(where: { $0 < 0 }) { throw RunError("\(name)[\(i)] is \(ids![i]); a token id must be >= 0") }
+        }
         for (trait, xs) in traitScores.sorted(by: { $0.key < $1.key }) {
             if trait.isEmpty { throw RunError("trait_scores: empty trait name") }
             try checkSeries(xs, n, "trait_scores.\(trait)")

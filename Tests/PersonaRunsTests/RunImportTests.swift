@@ -151,6 +151,13 @@ final class RunImportTests: XCTestCase {
                        "f.json layer_1[0]: trait_scores.evil has 2 values but tokens has 1")
         XCTAssertTrue(err("{}").contains("not a run file"))
         XCTAssertEqual(try RunImport.load(data: Data("[]".utf8)), [])
+        // valid JSON with a number that is not an integer where one belongs: Linux's decoder said "not valid JSON"
+        let run = #"{"tokens": ["a", "b"], "trait_scores": {"evil": [1, 2]}, "#
+        XCTAssertEqual(err(run + #""token_ids": [3, 1.5]}"#), "f.json: token_ids[1]: 1.5 is not an integer")
+        XCTAssertEqual(err(run + #""layers": {"evil": 1e30}}"#), "f.json: layers.evil: 1e+30 is not an integer")
+        XCTAssertEqual(err(run + #""top_k": [[{"id": 2.5, "token": "a", "logprob": -1}], []]}"#),
+                       "f.json: top_k: a number in it is not an integer (ids, indexes and layers are)")
+        XCTAssertEqual(err(run + #""token_ids": [3, -1]}"#), "f.json: token_ids[1] is -1; a token id must be >= 0")
     }
 
     func testCSV() {
