@@ -184,7 +184,8 @@ struct APIRoutes: Sendable {
         var conditionTraits: [(index: Int, trait: String)] = []   // each `when`'s trait, parsed once
         for (i, s) in r.steer.enumerated() {
             guard !s.trait.isEmpty else { throw bad("steer[\(i)].trait: must not be empty") }
-            guard s.coef.isFinite else { throw bad("steer[\(i)].coef: must be a finite number") }
+            // the vectors are Float: 1e308 is a finite Double but infinite once applied, and failed mid-stream
+            guard Float(s.coef).isFinite else { throw bad("steer[\(i)].coef: must be a finite number (at most 3.4e38 in size)") }
             guard SteeringRecord.validPositions.contains(s.positions) else { throw bad("steer[\(i)].positions: must be all, prompt or response") }
             guard SteeringRecord.validModes.contains(s.mode) else { throw bad("steer[\(i)].mode: must be add or ablate") }
             if let l = s.layer { guard l >= 0 else { throw bad("steer[\(i)].layer: must be >= 0") } }

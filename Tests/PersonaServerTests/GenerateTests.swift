@@ -97,6 +97,7 @@ final class GenerateTests: XCTestCase {
                 // the fake model has 4 layers, so hidden-state rows 0-4; row 5 used to fail mid-stream as well
                 (#"{"prompt": "x", "steer": [{"trait": "happy", "coef": 1, "layer": 5}]}"#, "steer[0].layer: row 5 is out of range (0 to 4)"),
                 // valid JSON whose number is not the field's integer used to be "not valid JSON", with no field named
+                (#"{"prompt": "x", "steer": [{"trait": "happy", "coef": 1e300}]}"#, "steer[0].coef: must be a finite number"),
                 (#"{"prompt": "x", "max_tokens": 2.5}"#, "max_tokens: must be an integer, not 2.5"),
                 (#"{"prompt": "x", "top_k": 1e30}"#, "top_k: 1e+30 is out of range"),
                 (#"{"prompt": "x", "seed": 1e20}"#, "seed: must be a 64-bit integer"),
