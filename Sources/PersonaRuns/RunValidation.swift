@@ -24,6 +24,15 @@ extension RunDocument {
     }
 
     /// Checks the document is internally consistent; throws a `RunError` naming the first bad field.
+    /// A run id: 1-200 ASCII letters, digits, '-', '_', '.' (ours are UUIDs). The API looks runs up by id in a URL
+    /// path and refuses anything else there, so an imported run with another id (say "a/b") used to be listed
+    /// but could never be opened, exported or deleted.
+    public static func isValidID(_ id: String) -> Bool {
+        !id.isEmpty && id.utf8.count <= 200 && id.utf8.allSatisfy { b in
+            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) || b == 0x2d || b == 0x5f || b == 0x2e
+        }
+    }
+
     public func validate() throws {
         guard let v = RunDocument.schemaVersion(schema) else {
             throw RunError("schema: \"\(schema)\" is not a run document schema (expected \"\(RunDocument.currentSchema)\")")
@@ -31,8 +40,9 @@ extension RunDocument {
         guard v <= RunDocument.currentVersion else {
             throw RunError("schema: \"\(schema)\" is newer than this version understands (\(RunDocument.currentSchema))")
         }
-        if id.isEmpty { throw RunError("id: must not be empty") }
-        if id.count > 200 { throw RunError("id: longer than 200 characters") }
+        if !RunDocument.isValidID(id) {
+            throw RunError("id: \"\(id.prefix(60))\" is not 1-200 ASCII letters, digits, '-', '_' or '.'")
+        }
         let n = tokens.count
         if let ids = tokenIds, ids.count != n {
             throw RunError("token_ids has \(ids.count) values but tokens has \(n)")

@@ -76,9 +76,7 @@ struct APIRoutes: Sendable {
 
     /// Run ids are ours (uuid) or imported (uuid-shaped); anything else cannot name a stored run.
     static func runID(_ ctx: BasicRequestContext) throws -> String {
-        guard let id = ctx.parameters.get("id"), !id.isEmpty, id.count <= 200,
-              id.unicodeScalars.allSatisfy({ CharacterSet.alphanumerics.contains($0) && $0.isASCII || "-_.".unicodeScalars.contains($0) })
-        else { throw APIError.badRequest("id: a run id is 1-200 ASCII letters, digits, '-', '_' or '.'") }
+        guard let id = ctx.parameters.get("id"), RunDocument.isValidID(id) else { throw APIError.badRequest("id: a run id is 1-200 ASCII letters, digits, '-', '_' or '.'") }
         return id
     }
 

@@ -63,6 +63,7 @@ struct Traits: ParsableCommand {
         @Argument(help: "Trait name.") var name: String
         @Option(help: "Output file (default NAME.json).") var out: String?
         func run() throws {
+            if let p = TraitDefinition.nameProblem(name) { throw ValidationError("<name> \"\(name.prefix(60))\" \(p)") }
             let path = out ?? "\(name).json"
             guard !FileManager.default.fileExists(atPath: path) else { throw ValidationError("\(path) exists; not overwriting") }
             let enc = JSONEncoder()

@@ -140,6 +140,32 @@ final class SecurityCLITests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(t0), 60, "it should refuse before generating 4000 tokens")
     }
 
+    /// A trait file whose "name" is a path ("../escaped") is refused before extraction: with several traits,
+    /// `extract` writes OUT/NAME/, and it used to write its vectors and CSVs beside --out, not in it. `traits new`
+    /// refuses such a name too (it gave a raw Foundation error for "a/b" and wrote ".json" for "").
+    func testTraitNamedLikeAPathWritesNothingOutsideOut() throws {
+        let d = try tempDir()
+        let show = try run(["traits", "show", "evil", "--json"])
+        XCTAssertEqual(show.status, 0, show.output)
+        var trait = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(show.output.utf8)) as? [String: Any])
+        trait["name"] = "../escaped"
+        let file = d.appendingPathComponent("bad.json")
+        try JSONSerialization.data(withJSONObject: trait).write(to: file)
+        let out = d.appendingPathComponent("out")
+        let r = try run(["extract", "--model", try stories, "--trait", "\(file.path),refusal", "--judge", "none", "--questions", "1",
+                         "--eval-count", "1", "--max-tokens", "4", "--out", out.path])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.output.contains(#"name "../escaped" must not hold /"#), r.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: d.appendingPathComponent("escaped").path), "wrote outside --out")
+        for name in ["a/b", "", ".."] {
+            let n = try run(["traits", "new", name, "--out", d.appendingPathComponent("new.json").path])
+            XCTAssertNotEqual(n.status, 0, name)
+            XCTAssertTrue(n.output.contains("<name> \"\(name)\""), n.output)
+            XCTAssertFalse(n.output.contains("Domain="), n.output)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: d.appendingPathComponent("new.json").path))
+    }
+
     func testServeRunsInReadOnlyFolder() throws {
         let ro = try readOnlyDir()
         for runs in [ro.path, ro.appendingPathComponent("sub").path] {

@@ -115,6 +115,20 @@ final class TraitDefinitionTests: XCTestCase {
         XCTAssertEqual(errors.count, 4, "\(errors)")
     }
 
+    /// A name is a folder and file name (`extract` writes OUT/NAME/ for several traits): one path component.
+    func testNameMustBeOnePathComponent() {
+        var t = filledTemplate()
+        for bad in ["", "  ", ".", "..", "../escaped", "a/b", "a\\b", "/\u{301}x", "tab\there", String(repeating: "x", count: 201)] {
+            t.name = bad
+            XCTAssertEqual(t.validate().errors.count, 1, "\(bad.debugDescription): \(t.validate().errors)")
+            XCTAssertNotNil(TraitDefinition.nameProblem(bad), bad.debugDescription)
+        }
+        for good in ["evil", "café", "my trait", "..x", "x.y", "🙂"] {
+            t.name = good
+            XCTAssertEqual(t.validate().errors, [], good)
+        }
+    }
+
     func filledTemplate() -> TraitDefinition {
         var t = TraitDefinition.template(name: "x")
         t.instruction = t.instruction.indices.map { InstructionPair(pos: "Be x, answer \($0).", neg: "Do not be x, answer \($0).") }

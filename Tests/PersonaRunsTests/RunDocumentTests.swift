@@ -92,7 +92,11 @@ final class RunDocumentTests: XCTestCase {
         XCTAssertEqual(message { $0.correlations = Correlations(traits: ["a"], matrix: [[1, 0]]) },
                        "correlations.matrix[0] has 2 values but correlations.traits has 1")
         XCTAssertEqual(message { $0.layers = ["happy": -1] }, "layers.happy is -1; a hidden-state row must be >= 0")
-        XCTAssertEqual(message { $0.id = "" }, "id: must not be empty")
+        XCTAssertEqual(message { $0.id = "" }, #"id: "" is not 1-200 ASCII letters, digits, '-', '_' or '.'"#)
+        // the API cannot name such a run in its URLs, so it used to be listed yet never opened, exported or deleted
+        XCTAssertEqual(message { $0.id = "../../x" }, #"id: "../../x" is not 1-200 ASCII letters, digits, '-', '_' or '.'"#)
+        XCTAssertEqual(message { $0.id = "caf\u{e9}" }, #"id: "café" is not 1-200 ASCII letters, digits, '-', '_' or '.'"#)
+        XCTAssertEqual(message { $0.tokenIds = [1, -2] }, "token_ids[1] is -2; a token id must be >= 0")
         XCTAssertEqual(message { $0.schema = "personascope.run/2" },
                        "schema: \"personascope.run/2\" is newer than this version understands (personascope.run/1)")
         XCTAssertEqual(message { $0.schema = "other/1" },

@@ -88,9 +88,22 @@ public struct TraitDefinition: Codable, Sendable, Equatable {
     }
 
     /// Problems that make a trait unusable (errors) or deviate from the method's sizes (warnings).
+    /// Why `name` cannot be a trait's name, or nil. A name becomes a folder (`extract --trait a.json,b.json` writes
+    /// OUT/NAME/) and a file name, so it must be one path component: a trait file named "../x" used to make
+    /// extract write outside --out. Checked per Unicode scalar ("/" followed by a combining mark is one Character).
+    public static func nameProblem(_ name: String) -> String? {
+        if name.trimmingCharacters(in: .whitespaces).isEmpty { return "is empty" }
+        if name == "." || name == ".." { return "is not a usable folder name" }
+        if name.unicodeScalars.contains(where: { $0 == "/" || $0 == "\\" || $0.value < 0x20 || $0.value == 0x7f }) {
+            return "must not hold / or \\ or control characters (it names a folder and files)"
+        }
+        if name.utf8.count > 200 { return "is longer than 200 bytes" }
+        return nil
+    }
+
     public func validate() -> (errors: [String], warnings: [String]) {
         var errors: [String] = [], warnings: [String] = []
-        if name.trimmingCharacters(in: .whitespaces).isEmpty { errors.append("name is empty") }
+        if let p = Self.nameProblem(name) { errors.append("name \"\(name.prefix(60))\" \(p)") }
         if instruction.isEmpty { errors.append("instruction: no pos/neg pairs") }
         for (i, p) in instruction.enumerated() {
             if p.pos.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { errors.append("instruction[\(i)].pos is empty") }
