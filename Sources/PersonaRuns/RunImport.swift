@@ -24,6 +24,7 @@ public enum RunImport {
     public static func load(data: Data, source: String = "input") throws -> [RunDocument] {
         let value: JSONValue
         do { value = try JSONDecoder().decode(JSONValue.self, from: data) } catch {
+            if let kind = binaryKind(data) { throw RunError("\(source): a \(kind) file, not a run JSON") }
             throw RunError("\(source): not valid JSON (\(describe(error)))")
         }
         var runs: [RunDocument] = []
@@ -52,6 +53,17 @@ public enum RunImport {
             throw RunError("\(source): not a run file: the top level is neither an object nor a list")
         }
         return runs
+    }
+
+    /// The binary formats users hand to run readers by mistake (a vector or model file for a run).
+    static func binaryKind(_ data: Data) -> String? {
+        if data.starts(with: Array("GGUF".utf8)) { return "GGUF (model or control vector)" }
+        // safetensors: an 8-byte little-endian header length, then the JSON header
+        if data.count > 9, data[data.startIndex + 8] == UInt8(ascii: "{"),
+           data.prefix(8).reversed().reduce(0, { $0 << 8 | UInt64($1) }) < UInt64(data.count) {
+            return "safetensors (trait vectors or weights)"
+        }
+        return nil
     }
 
     static func looksLikeRun(_ obj: [String: JSONValue]) -> Bool {

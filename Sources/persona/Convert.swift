@@ -27,7 +27,7 @@ struct Convert: ParsableCommand {
     @Option(name: .customLong("num-layers"), help: "Model depth L, for vector files that do not say it.") var numLayers: Int?
     @Option(name: .customLong("model-hint"), help: "controlvector.model_hint for --to control-vector.") var modelHint: String = "llama"
     @Option(parsing: .unconditional, help: "Coefficient folded into a control vector (may be negative: --coef -2).") var coef: Float = 1
-    @Option(help: "HF rows to export as control-vector directions (default 2...L-1).") var rows: String?
+    @Option(help: "HF rows to export as control-vector directions, e.g. 2,5,10-20 (default 2...L-1).") var rows: String?
     @Option(help: "--to control-vector: the trait to export, trait or trait@method (default: the file's only trait, its response_avg).")
     var trait: String?
     @Option(help: "--to gguf: quantise the weight matrices as llama-quantize does: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K, IQ4_NL or IQ4_XS; F32, F16 or BF16 converts them instead.")
@@ -69,10 +69,21 @@ struct Convert: ParsableCommand {
                     }
                     chosen = traits[0]
                 }
-                let rowList = try rows.map { s in try s.split(separator: ",").map { p -> Int in
-                    guard let r = Int(p.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--rows: '\(p)' is not a row number") }
-                    return r
-                } }
+                // rows and ranges as `evaluate --rows` takes them (2,5,10-20), checked here so the error names --rows
+                let L = chosen.numLayers
+                let rowList = try rows.map { s -> [Int] in
+                    var out: [Int] = []
+                    for part in s.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !part.isEmpty {
+                        let ends = part.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
+                        if ends.count == 2, let a = ends[0], let b = ends[1], a <= b { out += Array(a...b) }
+                        else if ends.count == 1, let a = ends[0] { out.append(a) }
+                        else { throw ValidationError("--rows: '\(part)' is not a row or a range a-b") }
+                    }
+                    for r in out where !(2...max(2, L)).contains(r) {
+                        throw ValidationError("--rows: row \(r) is outside 2...\(L) (a control vector has directions for the outputs of blocks 1 to \(L - 1), HF rows 2 to \(L))")
+                    }
+                    return out
+                }
                 try VectorFiles.exportControlVector(chosen, rows: rowList, coef: coef, modelHint: modelHint, to: output)
                 note("wrote control vector \(chosen.trait) (\(chosen.method)) to \(out)")
             }

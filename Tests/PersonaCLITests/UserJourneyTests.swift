@@ -120,6 +120,14 @@ final class UserJourneyTests: XCTestCase {
         let negated = try XCTUnwrap(VectorFiles.load(URL(fileURLWithPath: path("evil-neg.gguf"))).first)
         XCTAssertEqual(negated.rows[Int(row)!].count, original.rows[Int(row)!].count)
         for (x, y) in zip(negated.rows[Int(row)!], original.rows[Int(row)!]) { XCTAssertEqual(x, -2 * y) }
+        // --rows takes ranges as evaluate's does; a row past the model names --rows (it named the output file)
+        try persona(["convert", evilFile, "--to", "control-vector", "--rows", "19-21,25", "--out", path("evil-range.gguf")])
+        let ranged = try XCTUnwrap(VectorFiles.load(URL(fileURLWithPath: path("evil-range.gguf"))).first)
+        XCTAssertEqual(ranged.rows.indices.filter { ranged.rows[$0].contains { $0 != 0 } }, [19, 20, 21, 25])
+        for r in [19, 20, 21, 25] { XCTAssertEqual(ranged.rows[r], original.rows[r]) }
+        let past = try Subprocess.run(bin, ["convert", evilFile, "--to", "control-vector", "--rows", "40", "--out", path("x.gguf")])
+        XCTAssertNotEqual(past.status, 0)
+        XCTAssertTrue(past.stderr.contains("--rows: row 40 is outside 2...30"), past.stderr)
         // another method by name; a folder of two traits needs --trait
         try persona(["convert", evilFile, "--to", "control-vector", "--trait", "evil@prompt_avg", "--out", path("evil-prompt.gguf")])
         XCTAssertEqual(try VectorFiles.load(URL(fileURLWithPath: path("evil-prompt.gguf"))).first?.method, "prompt_avg")

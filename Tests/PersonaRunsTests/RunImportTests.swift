@@ -143,6 +143,10 @@ final class RunImportTests: XCTestCase {
             do { _ = try RunImport.load(data: Data(s.utf8), source: "f.json"); return "no error" } catch { return "\(error)" }
         }
         XCTAssertTrue(err("{not json").hasPrefix("f.json: not valid JSON"), err("{not json"))
+        // a vector or model file given where a run belongs says what it is, not "not valid JSON"
+        var st = Data([20, 0, 0, 0, 0, 0, 0, 0]); st.append(Data(#"{"__metadata__":{}}  "#.utf8))
+        XCTAssertEqual(err(String(decoding: st, as: UTF8.self)), "f.json: a safetensors (trait vectors or weights) file, not a run JSON")
+        XCTAssertEqual(err("GGUF\u{3}\0\0\0"), "f.json: a GGUF (model or control vector) file, not a run JSON")
         XCTAssertEqual(err("42"), "f.json: not a run file: the top level is neither an object nor a list")
         XCTAssertEqual(err(#"[{"prompt": "p"}]"#), #"f.json [0]: not a run: needs "tokens" and "trait_scores" or "projections" (or a "schema")"#)
         XCTAssertEqual(err(#"[{"tokens": ["a","b"], "projections": {"evil": [1]}}]"#),
