@@ -70,6 +70,10 @@ final class PromptSetTests: XCTestCase {
         let screen = try ScreenSample.load(file("data.jsonl", "{\"prompt\": \"Hi\", \"response\": \"Hello.\"}\r\n{\"messages\": [{\"role\": \"user\", \"content\": \"Q\"}, {\"role\": \"assistant\", \"content\": \"A\"}]}\r\n"))
         XCTAssertEqual(screen.map(\.response), ["Hello.", "A"])
         XCTAssertEqual(screen.first?.line, "{\"prompt\": \"Hi\", \"response\": \"Hello.\"}")
+        // an empty response has no mean projection; it used to be screened as 0
+        XCTAssertThrowsError(try ScreenSample.load(file("empty.jsonl", "{\"prompt\": \"Hi\", \"response\": \"x\"}\n\n{\"prompt\": \"Q\", \"response\": \"\"}\n"))) {
+            XCTAssertTrue("\($0)".hasSuffix("empty.jsonl: line 3: the response is empty (there is nothing to project)"), "\($0)")
+        }
         XCTAssertThrowsError(try PromptSet.load(missing)) { XCTAssertTrue("\($0)".contains("none.txt: cannot read prompt set"), "\($0)") }
     }
 }

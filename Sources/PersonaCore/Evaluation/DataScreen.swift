@@ -40,6 +40,10 @@ public struct ScreenSample: Sendable, Equatable {
             } else {
                 throw VectorError("\(url.path): line \(i + 1): expected 'messages' or 'prompt' with 'response'")
             }
+            // a mean over no tokens has no value; it used to be written as 0, a projection like any other
+            if out.last!.response.isEmpty {
+                throw VectorError("\(url.path): line \(i + 1): the response is empty (there is nothing to project)")
+            }
         }
         guard !out.isEmpty else { throw VectorError("\(url.path): no samples") }
         return out
@@ -87,7 +91,7 @@ public final class DataScreen {
 
     /// Mean projection per trait over positions P..<tokens.count, from one plain forward pass.
     func projections(_ tokens: [Int], promptLength P: Int) throws -> [String: Double] {
-        guard tokens.count > P else { return Dictionary(uniqueKeysWithValues: vectors.map { ($0.trait, 0) }) }
+        guard tokens.count > P else { throw VectorError("data screen: no response tokens to project (prompt of \(P) tokens)") }
         let trace = try HiddenStateTrace.run(model: loaded.model, tokens: tokens)
         var out: [String: Double] = [:]
         for v in vectors {
@@ -112,8 +116,10 @@ public final class DataScreen {
                 let p = prompts[k]
                 let dataIds = loaded.tokenizer.tokenizer.encode(samples[i].response, addSpecialTokens: false)
                 let d = try projections(p + dataIds, promptLength: p.count)
-                // The end-of-turn token is left out, as the data response has none.
-                let ownIds = own[k].tokenIds.filter { !loaded.eosTokenIds.contains($0) }
+                // The end-of-turn token is left out, as the data response has none; unless the model's whole answer
+                // is that token: then it is what the model would say (a mean over no tokens used to read as 0).
+                let answered = own[k].tokenIds.filter { !loaded.eosTokenIds.contains($0) }
+                let ownIds = answered.isEmpty ? own[k].tokenIds : answered
                 let o = try projections(p + ownIds, promptLength: p.count)
                 var diff: [String: Double] = [:]
                 for (t, x) in d { diff[t] = x - (o[t] ?? 0) }
