@@ -69,7 +69,9 @@ struct Models: ParsableCommand {
                 return row
             }
         } else {
-            row.note = "no config.json or .gguf"
+            // a config.json that does not say its model_type (or is not JSON) is not "no config.json"
+            let hasConfig = FileManager.default.fileExists(atPath: snap.appendingPathComponent("config.json").path)
+            row.note = hasConfig ? "config.json has no model_type (or is not a JSON object)" : "no config.json or .gguf"
             return row
         }
         if m.incompleteBytes > 0 { row.note = "a partial download is pending; persona pull \(m.repo) finishes it" }

@@ -122,6 +122,25 @@ final class CLITests: XCTestCase {
         }
     }
 
+    /// `models` says why a cached snapshot does not run: a config.json without model_type is not "no config.json".
+    func testModelsSaysWhyASnapshotDoesNotRun() throws {
+        let home = FileManager.default.temporaryDirectory.appendingPathComponent("hf-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: home) }
+        let snaps = home.appendingPathComponent("hub/models--org--noType/snapshots/abc")
+        try FileManager.default.createDirectory(at: snaps, withIntermediateDirectories: true)
+        try Data(#"{"architectures": ["LlamaForCausalLM"]}"#.utf8).write(to: snaps.appendingPathComponent("config.json"))
+        let empty = home.appendingPathComponent("hub/models--org--empty/snapshots/abc")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        let r = try run(["models", "--json"], environment: ["HF_HOME": home.path, "HF_HUB_CACHE": home.appendingPathComponent("hub").path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        var notes: [String: String] = [:]
+        for line in r.stdout.split(separator: "\n") {
+            let o = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            notes[o["id"] as? String ?? "?"] = o["note"] as? String
+        }
+        XCTAssertEqual(notes, ["org/noType": "config.json has no model_type (or is not a JSON object)", "org/empty": "no config.json or .gguf"])
+    }
+
     /// `--messages -` and `--messages /dev/stdin` read standard input; the render equals transformers' (fixture).
     func testChatTemplateReadsMessagesFromStandardInput() throws {
         let ref = try ArchitectureFixtures.reference("llama")
