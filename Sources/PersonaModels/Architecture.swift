@@ -91,6 +91,11 @@ func readRope(_ j: JSONConfig, into c: inout ModelConfig) throws {
     switch type {
     case "default", "linear" where ((s["factor"] as? NSNumber)?.doubleValue ?? 1) == 1:
         return
+    case "linear":
+        guard let f = (s["factor"] as? NSNumber)?.doubleValue, f.isFinite, f > 0 else {
+            throw ModelError("\(j.source): rope scaling linear needs a positive 'factor'")
+        }
+        c.ropeLinearFactor = f
     case "llama3":
         func num(_ k: String) throws -> Double {
             guard let v = (s[k] as? NSNumber)?.doubleValue else { throw ModelError("\(j.source): rope scaling llama3 needs '\(k)'") }
@@ -100,7 +105,7 @@ func readRope(_ j: JSONConfig, into c: inout ModelConfig) throws {
                                           highFreqFactor: try num("high_freq_factor"),
                                           originalMaxPositions: try num("original_max_position_embeddings"))
     default:
-        throw ModelError("\(j.source): unsupported rope scaling type '\(type)' (supported: default, llama3)")
+        throw ModelError("\(j.source): unsupported rope scaling type '\(type)' (supported: default, linear, llama3)")
     }
 }
 
@@ -114,6 +119,25 @@ struct GGUFConfig {
         guard let v = file.metadata["\(arch).\(key)"]?.int else { throw ModelError("\(source): missing metadata '\(arch).\(key)'") }
         return v
     }
+    /// llama.cpp's RoPE scaling keys: `rope.scaling.factor` (or the older `rope.scale_linear`) makes freq_scale =
+    /// 1 / factor, and `rope.scaling.type` (default linear) says how it is applied. Linear is position interpolation;
+    /// yarn and longrope add more than a scale, so they are refused rather than run as plain RoPE (they used to be
+    /// ignored: a file with a scaling factor silently ran unscaled, every position's rotation wrong).
+    func readRopeScaling(_ c: inout ModelConfig) throws {
+        let type = file.metadata["\(arch).rope.scaling.type"]?.string ?? "linear"
+        let factor = optDouble("rope.scaling.factor") ?? optDouble("rope.scale_linear") ?? 0
+        if type == "none" || factor == 0 || factor == 1 { return }
+        guard factor.isFinite, factor > 0 else { throw ModelError("\(source): invalid metadata: \(arch).rope.scaling.factor \(factor)") }
+        guard type == "linear" else {
+            throw ModelError("\(source): unsupported rope scaling type '\(type)' (factor \(factor)); supported: none, linear")
+        }
+        // ggml multiplies cos and sin by it (mscale): not plain linear scaling
+        if let a = optDouble("rope.scaling.attn_factor"), a != 1 {
+            throw ModelError("\(source): unsupported metadata: \(arch).rope.scaling.attn_factor \(a) with linear rope scaling")
+        }
+        c.ropeLinearFactor = factor
+    }
+
     func optInt(_ key: String) -> Int? { file.metadata["\(arch).\(key)"]?.int }
     func optDouble(_ key: String) -> Double? { file.metadata["\(arch).\(key)"]?.double }
 
@@ -136,6 +160,7 @@ struct GGUFConfig {
             rmsNormEps: Float(optDouble("attention.layer_norm_rms_epsilon") ?? 1e-5))
         c.maxPositions = optInt("context_length") ?? 2048
         c.ropeTheta = optDouble("rope.freq_base") ?? 10000
+        try readRopeScaling(&c)
         c.tieWordEmbeddings = file.tensor("output.weight") == nil
         c.bosTokenId = file.metadata["tokenizer.ggml.bos_token_id"]?.int
         c.eosTokenIds = [file.metadata["tokenizer.ggml.eos_token_id"]?.int, file.metadata["tokenizer.ggml.eot_token_id"]?.int].compactMap { $0 }

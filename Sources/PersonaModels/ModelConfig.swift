@@ -28,6 +28,9 @@ public struct ModelConfig: Sendable {
     public var rmsNormEps: Float
     public var ropeTheta: Double = 10000
     public var ropeScaling: Llama3RopeScaling? = nil
+    /// Linear RoPE scaling ("position interpolation"): every frequency divided by this factor, so position p turns
+    /// as p / factor did. transformers' rope_type "linear"; llama.cpp's rope.scaling.factor (freq_scale = 1 / it).
+    public var ropeLinearFactor: Double = 1
     public var ropeStyle: RopeStyle = .halfRotation
     public var maxPositions: Int = 2048
     public var tieWordEmbeddings = false

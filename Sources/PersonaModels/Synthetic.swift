@@ -204,6 +204,10 @@ extension TransformerModel {
         g.set("\(arch).rope.dimension_count", .uint32(UInt32(c.headDim)))
         g.set("\(arch).attention.layer_norm_rms_epsilon", .float32(c.rmsNormEps))
         g.set("\(arch).rope.freq_base", .float32(Float(c.ropeTheta)))
+        if c.ropeLinearFactor != 1 {   // as convert_hf_to_gguf.py writes rope_scaling linear
+            g.set("\(arch).rope.scaling.type", .string("linear"))
+            g.set("\(arch).rope.scaling.factor", .float32(Float(c.ropeLinearFactor)))
+        }
         g.set("\(arch).vocab_size", .uint32(UInt32(c.vocabSize)))
         if arch == "gemma2" {
             if let v = c.attnLogitSoftcap { g.set("gemma2.attn_logit_softcapping", .float32(v)) }

@@ -391,6 +391,7 @@ public final class TransformerModel: @unchecked Sendable {
         if let factors, factors.count == half {
             inv = zip(inv, factors).map { $0 / $1 }
         }
+        if c.ropeLinearFactor != 1 { inv = inv.map { $0 / Float(c.ropeLinearFactor) } }
         return inv
     }
 

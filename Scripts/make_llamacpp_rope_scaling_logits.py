@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""llama.cpp's logits for linear RoPE scaling (RopeScalingTests).
+
+Run BY HAND (never in CI; it needs llama-cpp-python, which builds llama.cpp from source), from the repository root:
+
+    /work/V/bin/python Scripts/make_llamacpp_rope_scaling_logits.py
+
+Pinned environment it was run with (checked at start; pass --any-version to override):
+    llama-cpp-python 0.3.36 / gguf 0.19.0 / numpy 2.4.6
+
+Tests/PersonaModelsTests/Fixtures/llama2-f32.gguf is copied with two more keys, llama.rope.scaling.type = "linear"
+and llama.rope.scaling.factor = 4 (what convert_hf_to_gguf.py writes for a config's rope_scaling {"type": "linear",
+"factor": 4}); llama.cpp runs the first 16 ids of llama2-f32.reference.json on the copy and on the file as it is,
+in one batch with an f32 K/V cache and 2 threads (Scripts/check_llamacpp_logits.py's llama_logits):
+  logits_linear4  [16, vocab]  the copy: every RoPE frequency scaled by 1/4 (llama.cpp's freq_scale),
+  logits_plain    [16, vocab]  the original: no scaling (shows how far apart the two are),
+written as float32 to Fixtures/llama2-f32.rope-linear.llamacpp.safetensors. The test writes the same copy itself
+(the 400 KB GGUF is not committed twice).
+"""
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "Scripts"))
+from check_llamacpp_logits import llama_logits  # noqa: E402
+from make_convert_fixtures import versions  # noqa: E402  (the llama-cpp-python / gguf / numpy pins)
+
+FIXTURES = REPO / "Tests" / "PersonaModelsTests" / "Fixtures"
+MODEL = FIXTURES / "llama2-f32.gguf"
+FACTOR = 4.0
+
+
+def with_linear_scaling(src, dst, factor):
+    """src's metadata and tensors, unchanged, plus llama.rope.scaling.{type,factor}."""
+    import gguf
+    r = gguf.GGUFReader(str(src))
+    w = gguf.GGUFWriter(str(dst), "llama")
+    for key, f in r.fields.items():
+        if key.startswith("GGUF.") or key == "general.architecture":
+            continue
+        t = f.types[0]
+        if t == gguf.GGUFValueType.ARRAY:
+            sub = f.types[1]
+            if sub == gguf.GGUFValueType.STRING:
+                val = [bytes(f.parts[i]).decode("utf-8", "surrogateescape") for i in f.data]
+            else:
+                val = [f.parts[i].tolist()[0] for i in f.data]
+            w.add_key_value(key, val, t, sub_type=sub)
+        elif t == gguf.GGUFValueType.STRING:
+            w.add_key_value(key, bytes(f.parts[f.data[0]]).decode("utf-8"), t)
+        else:
+            w.add_key_value(key, f.parts[f.data[0]].tolist()[0], t)
+    w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+    w.add_rope_scaling_factor(factor)
+    for t in r.tensors:
+        w.add_tensor(t.name, np.asarray(t.data), raw_dtype=t.tensor_type)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--any-version", action="store_true")
+    a = ap.parse_args()
+    found = versions(a.any_version)
+    from safetensors.numpy import save_file
+    ids = json.loads((FIXTURES / "llama2-f32.reference.json").read_text())["input_ids"][:16]
+    with tempfile.TemporaryDirectory() as tmp:
+        scaled = Path(tmp) / "linear.gguf"
+        with_linear_scaling(MODEL, scaled, FACTOR)
+        linear = llama_logits(scaled, ids)
+    plain = llama_logits(MODEL, ids)
+    out = FIXTURES / "llama2-f32.rope-linear.llamacpp.safetensors"
+    save_file({"logits_linear4": linear.astype(np.float32), "logits_plain": plain.astype(np.float32)}, str(out),
+              metadata={"generator": f"Scripts/make_llamacpp_rope_scaling_logits.py, llama-cpp-python {found['llama_cpp_python']}",
+                        "factor": str(FACTOR)})
+    print(f"ids {ids}: linear x{FACTOR} vs plain max |diff| {np.abs(linear - plain).max():.3g}")
+
+
+if __name__ == "__main__":
+    main()
