@@ -76,6 +76,14 @@ func baseConfig(_ j: JSONConfig, architecture: String) throws -> ModelConfig {
     return c
 }
 
+/// The SwiGLU blocks (Llama, Mistral, Qwen2, Qwen3) compute silu; a config naming another `hidden_act` would have
+/// run as silu without a word, so it is refused.
+func requireSiLU(_ j: JSONConfig) throws {
+    if let a = j.optString("hidden_act"), a != "silu", a != "swish" {
+        throw ModelError("\(j.source): unsupported hidden_act '\(a)' for \(j.optString("model_type") ?? "this architecture") (its MLP is SwiGLU: silu)")
+    }
+}
+
 /// RoPE base and scaling: top-level `rope_theta` + `rope_scaling` (older) or `rope_parameters` (newer transformers).
 func readRope(_ j: JSONConfig, into c: inout ModelConfig) throws {
     var params = j.optDict("rope_parameters")
@@ -161,6 +169,15 @@ struct GGUFConfig {
         c.maxPositions = optInt("context_length") ?? 2048
         c.ropeTheta = optDouble("rope.freq_base") ?? 10000
         try readRopeScaling(&c)
+        // what these blocks do not compute is refused by name (a mixture-of-experts file in the llama architecture,
+        // as Mixtral's are, used to stop at "unexpected tensor 'blk.0.ffn_gate_inp.weight'"; a partial rotary
+        // dimension would have rotated the whole head)
+        if let e = optInt("expert_count"), e > 0 {
+            throw ModelError("\(source): a mixture-of-experts model (\(arch).expert_count \(e)) is not supported")
+        }
+        if let r = optInt("rope.dimension_count"), r != c.headDim {
+            throw ModelError("\(source): unsupported metadata: \(arch).rope.dimension_count \(r) is not the head size \(c.headDim) (partial rotary)")
+        }
         c.tieWordEmbeddings = file.tensor("output.weight") == nil
         c.bosTokenId = file.metadata["tokenizer.ggml.bos_token_id"]?.int
         c.eosTokenIds = [file.metadata["tokenizer.ggml.eos_token_id"]?.int, file.metadata["tokenizer.ggml.eot_token_id"]?.int].compactMap { $0 }

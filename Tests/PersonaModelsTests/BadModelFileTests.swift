@@ -67,6 +67,14 @@ final class BadModelFileTests: XCTestCase {
         expectError(["unexpected tensor"])
     }
 
+    /// Settings that change the math and are not implemented are refused by name; they used to run as if absent.
+    func testUnsupportedActivationAndRopeScaling() throws {
+        try editConfig { $0["hidden_act"] = "gelu" }
+        expectError(["config.json", "unsupported hidden_act 'gelu'"])
+        try editConfig { $0["hidden_act"] = "silu"; $0["rope_scaling"] = ["rope_type": "dynamic", "factor": 2.0] }
+        expectError(["config.json", "unsupported rope scaling type 'dynamic'"])
+    }
+
     func testNotAGGUF() throws {
         let url = tmp.appendingPathComponent("x.gguf")
         try Data("definitely not gguf".utf8).write(to: url)

@@ -88,6 +88,14 @@ final class RopeScalingTests: XCTestCase {
         XCTAssertThrowsError(try ModelLoader.loadNetwork(path: yarn.path)) {
             XCTAssertTrue("\($0)".contains("unsupported rope scaling type 'yarn'"), "\($0)")
         }
+        let moe = try ggufCopy(["llama.expert_count": .uint32(8)])
+        XCTAssertThrowsError(try ModelLoader.loadNetwork(path: moe.path)) {
+            XCTAssertTrue("\($0)".contains("a mixture-of-experts model (llama.expert_count 8) is not supported"), "\($0)")
+        }
+        let partial = try ggufCopy(["llama.rope.dimension_count": .uint32(8)])
+        XCTAssertThrowsError(try ModelLoader.loadNetwork(path: partial.path)) {
+            XCTAssertTrue("\($0)".contains("llama.rope.dimension_count 8 is not the head size 16"), "\($0)")
+        }
         let attn = try ggufCopy(["llama.rope.scaling.factor": .float32(4), "llama.rope.scaling.attn_factor": .float32(0.5)])
         XCTAssertThrowsError(try ModelLoader.loadNetwork(path: attn.path)) {
             XCTAssertTrue("\($0)".contains("rope.scaling.attn_factor"), "\($0)")

@@ -5,6 +5,7 @@ enum LlamaArchitecture: Architecture {
 
     static func config(hf j: JSONConfig) throws -> ModelConfig {
         var c = try baseConfig(j, architecture: "llama")
+        try requireSiLU(j)
         c.attentionBias = j.optBool("attention_bias") ?? false
         return c
     }
@@ -24,6 +25,7 @@ enum MistralArchitecture: Architecture {
 
     static func config(hf j: JSONConfig) throws -> ModelConfig {
         var c = try baseConfig(j, architecture: "mistral")
+        try requireSiLU(j)
         if let w = j.optInt("sliding_window"), w > 0 {
             c.slidingWindow = w
             c.slidingLayers = Array(repeating: true, count: c.numLayers)

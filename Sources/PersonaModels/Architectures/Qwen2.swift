@@ -5,6 +5,7 @@ enum Qwen2Architecture: Architecture {
 
     static func config(hf j: JSONConfig) throws -> ModelConfig {
         var c = try baseConfig(j, architecture: "qwen2")
+        try requireSiLU(j)
         c.attentionBias = true
         // Qwen2 ships use_sliding_window=false in practice; honour it when set.
         if j.optBool("use_sliding_window") == true, let w = j.optInt("sliding_window"), w > 0 {

@@ -5,6 +5,7 @@ enum Qwen3Architecture: Architecture {
 
     static func config(hf j: JSONConfig) throws -> ModelConfig {
         var c = try baseConfig(j, architecture: "qwen3")
+        try requireSiLU(j)
         c.qkNorm = true
         c.attentionBias = j.optBool("attention_bias") ?? false
         return c
