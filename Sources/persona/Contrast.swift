@@ -24,6 +24,8 @@ struct Contrast: ParsableCommand {
     func validate() throws {
         if !(holdout >= 0 && holdout < 1) { throw ValidationError("--holdout must be in [0, 1)") }
         if reportPath != nil && holdout == 0 { throw ValidationError("--report needs held-out texts: a --holdout above 0") }
+        // the same rule as a trait file's name: vector folders and extract's output name files after traits
+        if let p = TraitDefinition.nameProblem(trait) { throw ValidationError("--trait \"\(trait.prefix(60))\" \(p)") }
     }
 
     static func lines(_ path: String) throws -> [String] {

@@ -59,5 +59,10 @@ final class ContrastCLITests: BinaryTestCase {
         let none = try contrast(first: 2, name: "none", ["--holdout", "0"]).run
         XCTAssertEqual(none.status, 64)
         XCTAssertTrue(none.stderr.contains("--report needs held-out texts"), none.stderr)
+        // a trait name is one path component, as a trait file's (vector folders name files after traits)
+        let slash = try persona(["contrast", "--model", try Repository.stories260K.path, "--positive", try stories("happy", first: 2).path,
+                                 "--negative", try stories("sad", first: 2).path, "--trait", "a/b", "--out", dir.appendingPathComponent("s.safetensors").path])
+        XCTAssertEqual(slash.status, 64)
+        XCTAssertTrue(slash.stderr.contains(#"--trait "a/b" must not hold /"#), slash.stderr)
     }
 }
