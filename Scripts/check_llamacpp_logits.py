@@ -54,9 +54,9 @@ CASES = [("Q4_0", "Q4_0", ALL7), ("Q4_1", "Q4_1", ALL7), ("Q5_0", "Q5_0", ALL7),
          ("F16", "F16", ALL7)]   # ggml rounds the activations of f16 weights to f16; native must, exact must not
 
 
-def write_gguf(dst, reader, tensor):
+def write_gguf(dst, reader, tensor, extra=None):
     """A GGUF with reader's metadata (file type 0, all F32) and, per tensor of reader, tensor(t) = (array, raw_dtype
-    or None for F32)."""
+    or None for F32); extra(writer), when given, adds metadata after reader's."""
     import gguf
     w = gguf.GGUFWriter(str(dst), "llama")
     for key, f in reader.fields.items():
@@ -74,6 +74,8 @@ def write_gguf(dst, reader, tensor):
             w.add_key_value(key, bytes(f.parts[f.data[0]]).decode("utf-8"), t)
         else:
             w.add_key_value(key, 0 if key == "general.file_type" else f.parts[f.data[0]].tolist()[0], t)
+    if extra:
+        extra(w)
     for t in reader.tensors:
         array, raw = tensor(t)
         w.add_tensor(t.name, array, raw_dtype=raw)

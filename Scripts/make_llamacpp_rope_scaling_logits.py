@@ -27,7 +27,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "Scripts"))
-from check_llamacpp_logits import llama_logits  # noqa: E402
+from check_llamacpp_logits import llama_logits, write_gguf  # noqa: E402
 from make_convert_fixtures import versions  # noqa: E402  (the llama-cpp-python / gguf / numpy pins)
 
 FIXTURES = REPO / "Tests" / "PersonaModelsTests" / "Fixtures"
@@ -36,33 +36,13 @@ FACTOR = 4.0
 
 
 def with_linear_scaling(src, dst, factor):
-    """src's metadata and tensors, unchanged, plus llama.rope.scaling.{type,factor}."""
+    """src's metadata and tensors, unchanged (an F32 file: file type 0 stays), plus llama.rope.scaling.{type,factor}."""
     import gguf
-    r = gguf.GGUFReader(str(src))
-    w = gguf.GGUFWriter(str(dst), "llama")
-    for key, f in r.fields.items():
-        if key.startswith("GGUF.") or key == "general.architecture":
-            continue
-        t = f.types[0]
-        if t == gguf.GGUFValueType.ARRAY:
-            sub = f.types[1]
-            if sub == gguf.GGUFValueType.STRING:
-                val = [bytes(f.parts[i]).decode("utf-8", "surrogateescape") for i in f.data]
-            else:
-                val = [f.parts[i].tolist()[0] for i in f.data]
-            w.add_key_value(key, val, t, sub_type=sub)
-        elif t == gguf.GGUFValueType.STRING:
-            w.add_key_value(key, bytes(f.parts[f.data[0]]).decode("utf-8"), t)
-        else:
-            w.add_key_value(key, f.parts[f.data[0]].tolist()[0], t)
-    w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
-    w.add_rope_scaling_factor(factor)
-    for t in r.tensors:
-        w.add_tensor(t.name, np.asarray(t.data), raw_dtype=t.tensor_type)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+
+    def scaling(w):
+        w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        w.add_rope_scaling_factor(factor)
+    write_gguf(dst, gguf.GGUFReader(str(src)), lambda t: (np.asarray(t.data), None), extra=scaling)
 
 
 def main():
