@@ -206,6 +206,39 @@ final class JudgeHTTPTests: XCTestCase {
         XCTAssertNotEqual(JudgeCache.key(model: "a", prompt: "bc"), JudgeCache.key(model: "ab", prompt: "c"))
     }
 
+    /// The same prompt asked for at the same time is one request (two samples with the same answer). It used to be
+    /// one request per caller when they overlapped and one in all when they did not, so the count hung on timing;
+    /// without a cache too. A failure reaches every caller waiting on it.
+    func testSamePromptAtOnceIsOneRequest() async throws {
+        let server = try TinyHTTPServer { _, _ in .init(body: self.good, delay: 0.2) }
+        defer { server.stop() }
+        var cfg = OpenAIJudge.Configuration(baseURL: server.baseURL, model: "m")
+        cfg.concurrency = 4
+        let judge = OpenAIJudge(cfg)
+        try await withThrowingTaskGroup(of: Double?.self) { g in
+            for i in 0..<8 { g.addTask { try await judge.score(prompt: i % 2 == 0 ? "same" : "other") } }
+            for try await s in g { XCTAssertEqual(s!, 86, accuracy: 1e-9) }
+        }
+        XCTAssertEqual(server.requests.count, 2)
+        XCTAssertEqual(judge.counters.requests, 2)
+        XCTAssertEqual(judge.counters.cacheHits, 6)
+        // after the fetch, the same prompt is fetched again (no cache here): nothing is kept but the cache
+        _ = try await judge.score(prompt: "same")
+        XCTAssertEqual(server.requests.count, 3)
+
+        let bad = try TinyHTTPServer { _, _ in .init(status: 401, body: "{\"error\":\"bad key\"}", delay: 0.2) }
+        defer { bad.stop() }
+        let failing = OpenAIJudge(OpenAIJudge.Configuration(baseURL: bad.baseURL, model: "m"))
+        let outcomes = await withTaskGroup(of: Bool.self) { g -> [Bool] in
+            for _ in 0..<3 { g.addTask { (try? await failing.score(prompt: "p")) == nil } }
+            var all: [Bool] = []
+            for await f in g { all.append(f) }
+            return all
+        }
+        XCTAssertEqual(outcomes, [true, true, true], "every caller sees the failure")
+        XCTAssertEqual(bad.requests.count, 1)
+    }
+
     func testConcurrencyLimit() async throws {
         let server = try TinyHTTPServer { _, _ in .init(body: self.good, delay: 0.1) }
         defer { server.stop() }

@@ -57,6 +57,23 @@ actor AsyncLimiter {
     }
 }
 
+/// One request per key at a time: callers asking for a key already being fetched wait for that fetch. Two samples
+/// with the same answer give the same judge prompt (steering at two rows often leaves an answer unchanged); both
+/// used to be sent when judged at the same time, and one when judged in turn (the second hit the cache), so the
+/// number of requests, and what a paid judge costs, depended on timing.
+actor InFlightRequests<Value: Sendable> {
+    private var running: [String: Task<Value, Error>] = [:]
+
+    /// The value for `key`, and whether it came from another caller's fetch.
+    func value(_ key: String, _ fetch: @escaping @Sendable () async throws -> Value) async throws -> (Value, shared: Bool) {
+        if let t = running[key] { return (try await t.value, true) }
+        let t = Task { try await fetch() }
+        running[key] = t
+        defer { running[key] = nil }
+        return (try await t.value, false)
+    }
+}
+
 /// Counts requests and cache hits (for reports and tests).
 public final class JudgeCounters: @unchecked Sendable {
     private let lock = NSLock()
@@ -116,6 +133,7 @@ public final class OpenAIJudge: Judge, @unchecked Sendable {
     public let counters = JudgeCounters()
     private let limiter: AsyncLimiter
     private let session: HTTPSession
+    private let inFlight = InFlightRequests<Double?>()
 
     public init(_ configuration: Configuration, cache: JudgeCache? = nil) {
         self.configuration = configuration
@@ -131,13 +149,22 @@ public final class OpenAIJudge: Judge, @unchecked Sendable {
             counters.add(cacheHits: 1)
             return cached
         }
-        await limiter.acquire()
-        let result: Result<(score: Double?, cacheable: Bool), Error>
-        do { result = .success(try await requestWithRetries(prompt)) } catch { result = .failure(error) }
-        await limiter.release()
-        let r = try result.get()
-        if r.cacheable { try? cache?.store(model: configuration.model, prompt: prompt, score: r.score) }
-        return r.score
+        let (score, shared) = try await inFlight.value(JudgeCache.key(model: configuration.model, prompt: prompt)) { [self] in
+            // looked up again: a fetch of this prompt may have finished, and been cached, since the lookup above
+            if let cached = cache?.lookup(model: configuration.model, prompt: prompt) {
+                counters.add(cacheHits: 1)
+                return cached
+            }
+            await limiter.acquire()
+            let result: Result<(score: Double?, cacheable: Bool), Error>
+            do { result = .success(try await requestWithRetries(prompt)) } catch { result = .failure(error) }
+            await limiter.release()
+            let r = try result.get()
+            if r.cacheable { try? cache?.store(model: configuration.model, prompt: prompt, score: r.score) }
+            return r.score
+        }
+        if shared { counters.add(cacheHits: 1) }
+        return score
     }
 
     /// One scoring request before the work starts, not cached and not retried, so that a wrong URL, key or model
