@@ -72,13 +72,7 @@ struct Convert: ParsableCommand {
                 // rows and ranges as `evaluate --rows` takes them (2,5,10-20), checked here so the error names --rows
                 let L = chosen.numLayers
                 let rowList = try rows.map { s -> [Int] in
-                    var out: [Int] = []
-                    for part in s.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !part.isEmpty {
-                        let ends = part.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
-                        if ends.count == 2, let a = ends[0], let b = ends[1], a <= b { out += Array(a...b) }
-                        else if ends.count == 1, let a = ends[0] { out.append(a) }
-                        else { throw ValidationError("--rows: '\(part)' is not a row or a range a-b") }
-                    }
+                    let out = try parseRowList(s)
                     for r in out where !(2...max(2, L)).contains(r) {
                         throw ValidationError("--rows: row \(r) is outside 2...\(L) (a control vector has directions for the outputs of blocks 1 to \(L - 1), HF rows 2 to \(L))")
                     }

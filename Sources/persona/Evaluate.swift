@@ -75,13 +75,7 @@ struct EvaluateSteering: AsyncParsableCommand {
             let lo = max(1, Int((Double(L) * 0.2).rounded())), hi = min(L, Int((Double(L) * 0.8).rounded()))
             return Array(Set((0..<7).map { lo + Int((Double(hi - lo) * Double($0) / 6).rounded()) })).sorted()
         }
-        var out: [Int] = []
-        for part in rows.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !part.isEmpty {
-            let ends = part.split(separator: "-").map { Int($0) }
-            if ends.count == 2, let a = ends[0], let b = ends[1], a <= b { out += Array(a...b) }
-            else if ends.count == 1, let a = ends[0] { out.append(a) }
-            else { throw ValidationError("--rows: '\(part)' is not a row or a range a-b") }
-        }
+        let out = try parseRowList(rows)
         for r in out where !(1...L).contains(r) { throw ValidationError("--rows: row \(r) is outside 1...\(L)") }
         return Array(Set(out)).sorted()
     }
@@ -381,4 +375,18 @@ enum SweepReport {
         }
         throw ValidationError("--write-vector: no PersonaScope .safetensors file under \(url.path) holds \(v.trait)@\(v.method) (convert other formats first: persona convert)")
     }
+}
+
+/// `--rows` as `evaluate` and `convert --to control-vector` take it: rows and ranges, "2,5,10-20", in the order given
+/// (each command checks the range its rows must fall in).
+func parseRowList(_ text: String) throws -> [Int] {
+    var out: [Int] = []
+    for part in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !part.isEmpty {
+        // empty pieces kept, so "-3" and "5-" are refused rather than read as 3 and 5
+        let ends = part.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
+        if ends.count == 2, let a = ends[0], let b = ends[1], a <= b { out += Array(a...b) }
+        else if ends.count == 1, let a = ends[0] { out.append(a) }
+        else { throw ValidationError("--rows: '\(part)' is not a row or a range a-b") }
+    }
+    return out
 }

@@ -128,6 +128,10 @@ final class UserJourneyTests: XCTestCase {
         let past = try Subprocess.run(bin, ["convert", evilFile, "--to", "control-vector", "--rows", "40", "--out", path("x.gguf")])
         XCTAssertNotEqual(past.status, 0)
         XCTAssertTrue(past.stderr.contains("--rows: row 40 is outside 2...30"), past.stderr)
+        // one parser with evaluate's --rows: a range with an end missing is refused, not read as its one number
+        let open = try Subprocess.run(bin, ["convert", evilFile, "--to", "control-vector", "--rows=5-", "--out", path("x.gguf")])
+        XCTAssertNotEqual(open.status, 0)
+        XCTAssertTrue(open.stderr.contains("--rows: '5-' is not a row or a range a-b"), open.stderr)
         // another method by name; a folder of two traits needs --trait
         try persona(["convert", evilFile, "--to", "control-vector", "--trait", "evil@prompt_avg", "--out", path("evil-prompt.gguf")])
         XCTAssertEqual(try VectorFiles.load(URL(fileURLWithPath: path("evil-prompt.gguf"))).first?.method, "prompt_avg")
