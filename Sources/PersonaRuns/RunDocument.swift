@@ -99,14 +99,17 @@ public struct RunDocument: Codable, Sendable, Equatable {
     /// Nil for values with other numbers in them (scores, logprobs), where it could not tell which was meant.
     static func firstNonInteger(_ v: JSONValue) -> ([CodingKey], String)? {
         func isInt(_ d: Double) -> Bool { d == d.rounded() && abs(d) < 9.2e18 }
+        func isNumber(_ x: JSONValue) -> Bool {
+            switch x { case .number, .integer: return true; default: return false }
+        }
         switch v {
         case .number(let d): return isInt(d) ? nil : ([], "\(d)")
         case .integer: return nil
         case .array(let a):
-            guard a.allSatisfy({ if case .number = $0 { return true }; if case .integer = $0 { return true }; return false }) else { return nil }
+            guard a.allSatisfy(isNumber) else { return nil }
             for (i, x) in a.enumerated() { if let (p, n) = firstNonInteger(x) { return ([IndexKey(i)] + p, n) } }
         case .object(let o):
-            guard o.values.allSatisfy({ if case .number = $0 { return true }; if case .integer = $0 { return true }; return false }) else { return nil }
+            guard o.values.allSatisfy(isNumber) else { return nil }
             for k in o.keys.sorted() { if let (p, n) = firstNonInteger(o[k]!) { return ([AnyKey(k)] + p, n) } }
         default: break
         }

@@ -23,7 +23,6 @@ extension RunDocument {
         return v
     }
 
-    /// Checks the document is internally consistent; throws a `RunError` naming the first bad field.
     /// A run id: 1-200 ASCII letters, digits, '-', '_', '.' (ours are UUIDs). The API looks runs up by id in a URL
     /// path and refuses anything else there, so an imported run with another id (say "a/b") used to be listed
     /// but could never be opened, exported or deleted.
@@ -33,6 +32,7 @@ extension RunDocument {
         }
     }
 
+    /// Checks the document is internally consistent; throws a `RunError` naming the first bad field.
     public func validate() throws {
         guard let v = RunDocument.schemaVersion(schema) else {
             throw RunError("schema: \"\(schema)\" is not a run document schema (expected \"\(RunDocument.currentSchema)\")")

@@ -145,12 +145,8 @@ public final class OpenAIJudge: Judge, @unchecked Sendable {
     public var name: String { configuration.model }
 
     public func score(prompt: String) async throws -> Double? {
-        if let cached = cache?.lookup(model: configuration.model, prompt: prompt) {
-            counters.add(cacheHits: 1)
-            return cached
-        }
+        // the cache is read inside the in-flight fetch, so a caller arriving just after a fetch finished finds its score
         let (score, shared) = try await inFlight.value(JudgeCache.key(model: configuration.model, prompt: prompt)) { [self] in
-            // looked up again: a fetch of this prompt may have finished, and been cached, since the lookup above
             if let cached = cache?.lookup(model: configuration.model, prompt: prompt) {
                 counters.add(cacheHits: 1)
                 return cached

@@ -87,7 +87,6 @@ public struct TraitDefinition: Codable, Sendable, Equatable {
         return t
     }
 
-    /// Problems that make a trait unusable (errors) or deviate from the method's sizes (warnings).
     /// Why `name` cannot be a trait's name, or nil. A name becomes a folder (`extract --trait a.json,b.json` writes
     /// OUT/NAME/) and a file name, so it must be one path component: a trait file named "../x" used to make
     /// extract write outside --out. Checked per Unicode scalar ("/" followed by a combining mark is one Character).
@@ -101,6 +100,7 @@ public struct TraitDefinition: Codable, Sendable, Equatable {
         return nil
     }
 
+    /// Problems that make a trait unusable (errors) or deviate from the method's sizes (warnings).
     public func validate() -> (errors: [String], warnings: [String]) {
         var errors: [String] = [], warnings: [String] = []
         if let p = Self.nameProblem(name) { errors.append("name \"\(name.prefix(60))\" \(p)") }
