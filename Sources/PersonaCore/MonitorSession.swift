@@ -19,6 +19,9 @@ public struct MonitorRequest: Sendable {
     public var condition: SteeringCondition? = nil
     /// Also record scores for the prompt tokens.
     public var includePrompt = false
+    /// The model input as token ids, fed as given (no template, no BOS added): replaces `prompt`, `messages`
+    /// and `raw` for building it; `prompt` is still what the run document records.
+    public var promptIds: [Int]? = nil
 
     public init(prompt: String, options: GenerationOptions = GenerationOptions(maxTokens: 64)) {
         self.prompt = prompt
@@ -31,6 +34,15 @@ public struct MonitoredToken: Sendable {
     public let event: TokenEvent
     /// Score per trait at the trait's primary row.
     public let scores: [String: Double]
+}
+
+/// The prompt as the prefill pass saw it, for prompt scoring (`GenerationOptions.promptLogprobs`).
+public struct MonitoredPrompt: Sendable {
+    public let ids: [Int]
+    /// Positions 1..<ids.count: each token's logprob given those before it.
+    public let logprobs: [PromptTokenLogprob]
+    /// Per trait, the score at every prompt position (as `RunDocument.promptScores`).
+    public let scores: [String: [Double]]
 }
 
 /// Generation with per-token monitoring and optional steering in one pass, producing a run document.
@@ -83,13 +95,17 @@ public final class MonitorSession: @unchecked Sendable {
     /// forward passes with whatever else the scheduler runs. Callbacks come on the scheduler's thread: `onToken`
     /// gets each scored token (one behind the sampler, as in `run`) and returns false to stop; `onFinish` is
     /// called once with the document or the error (bad requests included).
+    /// With `options.promptLogprobs` set, `onPrompt` gets the scored prompt after the prefill pass, before any token.
     public func submit(_ request: MonitorRequest, to scheduler: BatchScheduler,
+                       onPrompt: ((MonitoredPrompt) -> Void)? = nil,
                        onToken: @escaping (MonitoredToken) -> Bool,
                        onFinish: @escaping (Result<(document: RunDocument, finish: FinishReason), Error>) -> Void) {
         let p: Prepared
         do { p = try prepare(request) } catch { onFinish(.failure(error)); return }
         let started = Date()
-        scheduler.submit(promptIds: p.promptIds, options: p.options, hooks: p.hooks, onToken: { ev in
+        scheduler.submit(promptIds: p.promptIds, options: p.options, hooks: p.hooks, onPrompt: onPrompt.map { onPrompt in
+            { logprobs in onPrompt(MonitoredPrompt(ids: p.promptIds, logprobs: logprobs, scores: p.promptScores())) }
+        }, onToken: { ev in
             p.sampled(ev, emit: onToken)
         }, onFinish: { [self] result in
             do {
@@ -130,6 +146,16 @@ public final class MonitorSession: @unchecked Sendable {
             return !stopped
         }
 
+        /// Every trait's score at each prompt position (valid once the prompt has been run).
+        func promptScores() -> [String: [Double]] {
+            var out: [String: [Double]] = [:]
+            for trait in monitor.traits {
+                guard let main = monitor.primaryProbe(trait: trait) else { continue }
+                out[trait] = (0..<promptIds.count).map { Double(monitor.projection(probe: main, position: $0)) }
+            }
+            return out
+        }
+
         /// Emits the last token once generation has ended.
         func flush(emit: (MonitoredToken) throws -> Bool) rethrows {
             if let prev = pending { try send(prev, emit) }
@@ -155,8 +181,11 @@ public final class MonitorSession: @unchecked Sendable {
         let config = loaded.config
         let selected = try TraitSelection.select(request.traits, from: vectors, option: "--traits")
         let gen = Generator(loaded)
-        let promptIds = try request.messages.map { try gen.promptIds(messages: $0, raw: request.raw) }
+        let promptIds = try request.promptIds ?? request.messages.map { try gen.promptIds(messages: $0, raw: request.raw) }
             ?? gen.promptIds(for: request.prompt, system: request.system, raw: request.raw)
+        if let bad = promptIds.first(where: { $0 < 0 || $0 >= config.vocabSize }) {
+            throw GenerationError("prompt token id \(bad) is outside the vocabulary (0..<\(config.vocabSize))")
+        }
         var options = request.options
         options.processFinalToken = true
         let capacity = options.positions(prompt: promptIds.count, contextLength: config.maxPositions)

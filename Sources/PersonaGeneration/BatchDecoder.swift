@@ -16,15 +16,20 @@ final class BatchDecoder {
         var input: [Int]
         /// Only the final token's own state is wanted (processFinalToken): no sampling after this step.
         var finalOnly = false
+        let onPrompt: (([PromptTokenLogprob]) throws -> Void)?
         let onToken: (TokenEvent) throws -> Bool
         let onFinish: (Result<GenerationResult, Error>) throws -> Void
         let admitted = Date()
         var prefilled = false
+        /// This step's pass is the prefill of a prompt to score.
+        var scoresPrompt: Bool { !prefilled && options.promptLogprobs != nil }
         var prefillSeconds = 0.0
         var decodeStart = Date()
 
         init(promptIds: [Int], options: GenerationOptions, hooks: HookSet, cache: KVCache, state: SequenceState,
+             onPrompt: (([PromptTokenLogprob]) throws -> Void)?,
              onToken: @escaping (TokenEvent) throws -> Bool, onFinish: @escaping (Result<GenerationResult, Error>) throws -> Void) {
+            self.onPrompt = onPrompt
             self.options = options
             self.hooks = hooks
             self.cache = cache
@@ -49,12 +54,13 @@ final class BatchDecoder {
     /// Adds a sequence; its prompt runs in the next step. Throws, adding nothing, if the request is invalid
     /// (`label` names the prompt in the message).
     func admit(promptIds: [Int], options: GenerationOptions, hooks: HookSet, label: String,
+               onPrompt: (([PromptTokenLogprob]) throws -> Void)? = nil,
                onToken: @escaping (TokenEvent) throws -> Bool, onFinish: @escaping (Result<GenerationResult, Error>) throws -> Void) throws {
         try loaded.checkRequest(promptIds, options, label: label)
         running.append(Sequence(promptIds: promptIds, options: options, hooks: hooks,
                                 cache: loaded.model.makeCache(capacity: loaded.cacheCapacity(promptIds, options)),
                                 state: SequenceState(promptIds: promptIds, options: options, loaded: loaded),
-                                onToken: onToken, onFinish: onFinish))
+                                onPrompt: onPrompt, onToken: onToken, onFinish: onFinish))
     }
 
     /// One forward pass for every running sequence, then sampling; finished sequences are reported and dropped.
@@ -65,12 +71,19 @@ final class BatchDecoder {
         let model = loaded.model
         let V = model.config.vocabSize
         var still: [Sequence] = []
+        // a prompt to score needs every position's logits; the other sequences read their last row of those
+        let all = running.contains(where: \.scoresPrompt)
         do {
             // sampled under the model's lock: no other pass can overwrite the logits meanwhile
-            try model.forward(batch: running.map { BatchSequence(tokens: $0.input, cache: $0.cache, hooks: $0.hooks) }, logits: .last) { logits in
+            try model.forward(batch: running.map { BatchSequence(tokens: $0.input, cache: $0.cache, hooks: $0.hooks) }, logits: all ? .all : .last) { logits in
                 do {
-                    for (row, s) in running.enumerated() where try consume(s, logits: UnsafeBufferPointer(rebasing: logits[(row * V)..<((row + 1) * V)])) {
-                        still.append(s)
+                    var start = 0   // the sequence's first logits row
+                    for s in running {
+                        let n = all ? s.input.count : 1
+                        if try consume(s, logits: UnsafeBufferPointer(rebasing: logits[(start * V)..<((start + n) * V)])) {
+                            still.append(s)
+                        }
+                        start += n
                     }
                 } catch {
                     throw SamplingFailure(underlying: error)   // not the pass: no rerun
@@ -83,7 +96,7 @@ final class BatchDecoder {
             var still: [Sequence] = []
             for s in running {
                 do {
-                    if try consume(s, logits: try model.forward(s.input, cache: s.cache, hooks: s.hooks, logits: .last)) { still.append(s) }
+                    if try consume(s, logits: try model.forward(s.input, cache: s.cache, hooks: s.hooks, logits: s.scoresPrompt ? .all : .last)) { still.append(s) }
                 } catch {
                     try s.onFinish(.failure(error))
                 }
@@ -94,8 +107,15 @@ final class BatchDecoder {
         running = still
     }
 
-    /// Samples the sequence's next token from its logits row; false once it is finished (and reported).
-    private func consume(_ s: Sequence, logits: UnsafeBufferPointer<Float>) throws -> Bool {
+    /// Samples the sequence's next token from its logits row (the last of `logits`, which holds every input
+    /// position's row when the prompt is scored); false once it is finished (and reported).
+    private func consume(_ s: Sequence, logits rows: UnsafeBufferPointer<Float>) throws -> Bool {
+        let V = loaded.model.config.vocabSize
+        if s.scoresPrompt, let top = s.options.promptLogprobs {
+            s.state.scorePrompt(rows, vocab: V, top: top)
+            try s.onPrompt?(s.state.promptLogprobs ?? [])
+        }
+        let logits = UnsafeBufferPointer(rebasing: rows[(rows.count - V)...])
         if !s.prefilled {
             s.prefilled = true
             s.prefillSeconds = Date().timeIntervalSince(s.admitted)
@@ -132,6 +152,7 @@ extension LoadedModel {
         try options.sampling.validate()
         guard !promptIds.isEmpty else { throw GenerationError("\(label) is empty (no tokens)") }
         guard options.maxTokens >= 0 else { throw GenerationError("max tokens must be >= 0, got \(options.maxTokens)") }
+        if let k = options.promptLogprobs, k < 0 { throw GenerationError("prompt logprobs: alternatives must be >= 0, got \(k)") }
         if let id = options.sampling.logitBias.keys.first(where: { $0 >= model.config.vocabSize }) {
             throw GenerationError("logit bias: token id \(id) is outside the vocabulary (0..<\(model.config.vocabSize))")
         }

@@ -19,6 +19,7 @@ public final class BatchScheduler: @unchecked Sendable {
         let promptIds: [Int]
         let options: GenerationOptions
         let hooks: HookSet
+        let onPrompt: (([PromptTokenLogprob]) -> Void)?
         let onToken: (TokenEvent) -> Bool
         let onFinish: (Result<GenerationResult, Error>) -> Void
     }
@@ -35,9 +36,11 @@ public final class BatchScheduler: @unchecked Sendable {
 
     /// Queues a generation. Bad input (empty prompt, context too long, invalid sampling) is reported through
     /// `onFinish` like any other failure.
+    /// `onPrompt` gets the scored prompt after the prefill pass when `options.promptLogprobs` asks for it.
     public func submit(promptIds: [Int], options: GenerationOptions, hooks: HookSet = HookSet(),
+                       onPrompt: (([PromptTokenLogprob]) -> Void)? = nil,
                        onToken: @escaping (TokenEvent) -> Bool, onFinish: @escaping (Result<GenerationResult, Error>) -> Void) {
-        let job = Job(promptIds: promptIds, options: options, hooks: hooks, onToken: onToken, onFinish: onFinish)
+        let job = Job(promptIds: promptIds, options: options, hooks: hooks, onPrompt: onPrompt, onToken: onToken, onFinish: onFinish)
         condition.lock()
         if stopping {
             condition.unlock()
@@ -77,7 +80,7 @@ public final class BatchScheduler: @unchecked Sendable {
             for job in admitted {
                 do {
                     try decoder.admit(promptIds: job.promptIds, options: job.options, hooks: job.hooks, label: "the prompt",
-                                      onToken: job.onToken, onFinish: job.onFinish)
+                                      onPrompt: job.onPrompt, onToken: job.onToken, onFinish: job.onFinish)
                 } catch {
                     job.onFinish(.failure(error))   // a bad request, reported like any other failure
                 }

@@ -27,6 +27,17 @@ public struct TokenEvent: Sendable {
 
 public enum FinishReason: String, Sendable, Codable { case eos, stop, length }
 
+/// log p(prompt token | the prompt tokens before it), under the model as it runs (with its hooks and steering):
+/// prompt scoring, what OpenAI's `echo` with `logprobs` reports. The first token has none.
+public struct PromptTokenLogprob: Sendable {
+    /// Position in the prompt (1 or more).
+    public let position: Int
+    public let id: Int
+    public let logprob: Float
+    /// The most likely tokens at this position: (id, logprob), best first.
+    public let topAlternatives: [(id: Int, logprob: Float)]
+}
+
 public struct GenerationResult: Sendable {
     public let promptIds: [Int]
     public let tokens: [TokenEvent]
@@ -37,6 +48,8 @@ public struct GenerationResult: Sendable {
     public let finishReason: FinishReason
     public let prefillSeconds: Double
     public let decodeSeconds: Double
+    /// Positions 1..<prompt length, when `GenerationOptions.promptLogprobs` asked for them.
+    public var promptLogprobs: [PromptTokenLogprob]? = nil
     public var tokenIds: [Int] { tokens.map(\.id) }
     /// Decode speed (tokens after the first / decode time).
     public var tokensPerSecond: Double { decodeSeconds > 0 ? Double(max(0, tokens.count - 1)) / decodeSeconds : 0 }
@@ -52,6 +65,9 @@ public struct GenerationOptions: Sendable {
     /// Also run the last generated token through the model (no logits) so hooks see its own hidden state.
     /// Monitoring needs it: every token's score is the state at that token's position.
     public var processFinalToken = false
+    /// Also score the prompt: each prompt token's logprob given those before it, with this many alternatives
+    /// (nil: not scored). The prefill pass then computes logits at every prompt position ([prompt, vocab] floats).
+    public var promptLogprobs: Int? = nil
 
     public init(maxTokens: Int = 128, sampling: SamplingParameters = SamplingParameters(), stopStrings: [String] = [],
                 stopAtEOS: Bool = true, topLogprobs: Int = 0, processFinalToken: Bool = false) {
@@ -218,6 +234,8 @@ struct SequenceState {
     var produced = 0
     /// The last emitted token, until it has been run through the model.
     var pending: Int? = nil
+    /// Set by the prefill pass when the options ask for prompt scoring.
+    var promptLogprobs: [PromptTokenLogprob]? = nil
 
     init(promptIds: [Int], options: GenerationOptions, loaded: LoadedModel) {
         self.promptIds = promptIds
@@ -228,6 +246,19 @@ struct SequenceState {
         history = promptIds
         history.reserveCapacity(options.positions(prompt: promptIds.count, contextLength: loaded.config.maxPositions))
         detokenizer = StreamingDetokenizer(tokenizer: tokenizer, context: promptIds)
+    }
+
+    /// Scores the prompt from the prefill pass's logits, one row per prompt position (the last row predicts the
+    /// first new token and is not a prompt token's).
+    mutating func scorePrompt(_ logits: UnsafeBufferPointer<Float>, vocab V: Int, top: Int) {
+        var out: [PromptTokenLogprob] = []
+        out.reserveCapacity(max(0, promptIds.count - 1))
+        for p in 1..<max(1, promptIds.count) {
+            let row = UnsafeBufferPointer(rebasing: logits[((p - 1) * V)..<(p * V)])
+            let (logprob, alts) = Generator.logprobs(row, top: top)
+            out.append(PromptTokenLogprob(position: p, id: promptIds[p], logprob: logprob(promptIds[p]), topAlternatives: alts))
+        }
+        promptLogprobs = out
     }
 
     mutating func step(logits: UnsafeBufferPointer<Float>, scratch: inout [Float], cacheFull: Bool,
@@ -282,7 +313,8 @@ struct SequenceState {
         if !stopped { text += detokenizer.flush() }   // text held back for an incomplete UTF-8 sequence
         let unreleased = String(text.utf8.dropFirst(min(releasedUTF8, text.utf8.count)))!
         return GenerationResult(promptIds: promptIds, tokens: events, text: text, unreleased: unreleased,
-                                finishReason: finish, prefillSeconds: prefillSeconds, decodeSeconds: decodeSeconds)
+                                finishReason: finish, prefillSeconds: prefillSeconds, decodeSeconds: decodeSeconds,
+                                promptLogprobs: promptLogprobs)
     }
 }
 

@@ -579,8 +579,11 @@ struct Workspace {
 
     /// Logits are sized by the rows asked for (all tokens, or one per sequence), not by the tokens of the pass:
     /// a long prompt or a batched prefill needs no `[T, vocab]` buffer unless all logits are wanted.
+    /// A buffer left large by an all-positions pass (prompt scoring, a trace) is given back when a later pass
+    /// needs far less, so that one long scored prompt does not hold hundreds of MB in a server for good.
     mutating func ensureLogits(rows: Int) {
-        if rows <= logitRows { return }
+        let large = logitRows * config.vocabSize * MemoryLayout<Float>.size > 64 << 20
+        if rows <= logitRows && !(large && rows * 4 < logitRows) { return }
         if logitRows > 0 { logits.deallocate() }
         logits = UnsafeMutablePointer<Float>.allocate(capacity: rows * config.vocabSize)
         logitRows = rows

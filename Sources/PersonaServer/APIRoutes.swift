@@ -151,8 +151,10 @@ struct APIRoutes: Sendable {
     /// Checks a request against the server's limits; throws 400 naming the parameter.
     func validate(_ r: GenerationRequest) throws {
         func bad(_ m: String) -> APIError { APIError.badRequest(m) }
-        guard r.maxTokens >= 1, r.maxTokens <= config.maxTokensPerRequest else {
-            throw bad("max_tokens: \(r.maxTokens) must be from 1 to \(config.maxTokensPerRequest)")
+        // 0 new tokens only scores the prompt (echo)
+        let least = r.promptLogprobs == nil ? 1 : 0
+        guard r.maxTokens >= least, r.maxTokens <= config.maxTokensPerRequest else {
+            throw bad("max_tokens: \(r.maxTokens) must be from \(least) to \(config.maxTokensPerRequest)")
         }
         guard r.temperature.isFinite, r.temperature >= 0, r.temperature <= 10 else { throw bad("temperature: must be from 0 to 10") }
         if let p = r.topP { guard p.isFinite, p > 0, p <= 1 else { throw bad("top_p: must be in (0, 1]") } }
@@ -175,6 +177,14 @@ struct APIRoutes: Sendable {
             let roles: Set<String> = ["system", "developer", "user", "assistant", "tool"]
             for (i, msg) in m.enumerated() where !roles.contains(msg.role) {
                 throw bad("messages[\(i)].role: \"\(msg.role.prefix(40))\" is not one of system, developer, user, assistant, tool")
+            }
+        } else if let ids = r.promptIds {
+            guard !ids.isEmpty else { throw bad("prompt: a token list must not be empty") }
+            guard ids.count < backend?.modelInfo.contextLength ?? Int.max else {
+                throw bad("prompt: \(ids.count) tokens; the model's context length is \(backend!.modelInfo.contextLength)")
+            }
+            if let i = ids.firstIndex(where: { $0 < 0 || $0 >= backend?.modelInfo.vocabSize ?? Int.max }) {
+                throw bad("prompt: token id \(ids[i]) at index \(i) is outside the vocabulary (0..<\(backend?.modelInfo.vocabSize ?? 0))")
             }
         } else if r.prompt.isEmpty {
             throw bad("prompt: must not be empty (or give messages)")
@@ -251,6 +261,7 @@ struct APIRoutes: Sendable {
             do {
                 for try await event in stream {
                     switch event {
+                    case .prompt: break   // /api/generate does not ask for it
                     case .token(let t):
                         try await writer.write(SSE.event("token", t))
                     case .done(let run, let reason):

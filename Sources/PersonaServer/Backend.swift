@@ -76,6 +76,12 @@ public struct GenerationRequest: Codable, Sendable, Equatable {
     public var topLogprobs: Int?
     /// Store the finished run (the server reads this; backends may ignore it).
     public var save: Bool
+    /// The model input as token ids (OpenAI completions' token prompts), fed as given: no template, no BOS added.
+    /// Not a field of `/api/generate`.
+    public var promptIds: [Int]? = nil
+    /// Score the prompt (OpenAI's `echo`): the stream begins with `.prompt`, each prompt token's logprob given
+    /// those before it with this many alternatives. Not a field of `/api/generate`.
+    public var promptLogprobs: Int? = nil
 
     public init(prompt: String, messages: [APIMessage]? = nil, maxTokens: Int = 64, temperature: Double = 1, topP: Double? = nil,
                 topK: Int? = nil, minP: Double? = nil, seed: UInt64? = nil, raw: Bool = false, stop: [String]? = nil,
@@ -167,8 +173,20 @@ public struct StreamedToken: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey { case index, id, text, bytes, piece, logprob, scores; case topK = "top_k" }
 }
 
-/// What a generation stream yields: tokens as they are produced, then the finished run.
+/// The prompt as the model saw it, scored (requests with `promptLogprobs`).
+public struct ScoredPrompt: Sendable, Equatable {
+    /// The prompt tokens decoded (special tokens kept).
+    public var text: String
+    /// Token i at index i: its logprob given the tokens before it (nil for the first), alternatives, and its
+    /// trait scores.
+    public var tokens: [StreamedToken]
+    public init(text: String, tokens: [StreamedToken]) { self.text = text; self.tokens = tokens }
+}
+
+/// What a generation stream yields: the scored prompt (only when asked for), tokens as they are produced, then
+/// the finished run.
 public enum GenerationEvent: Sendable {
+    case prompt(ScoredPrompt)
     case token(StreamedToken)
     /// The finished run; `finishReason` is "stop" (end of text or a stop sequence), "length" (max tokens) or "cancelled".
     case done(RunDocument, finishReason: String)
@@ -181,10 +199,13 @@ public struct ModelInfo: Codable, Sendable, Equatable {
     public var layers: Int
     public var hidden: Int
     public var contextLength: Int
-    public init(id: String, architecture: String, layers: Int, hidden: Int, contextLength: Int) {
+    /// Token ids are 0..<vocabSize (nil: not known, ids are checked when the request runs).
+    public var vocabSize: Int?
+    public init(id: String, architecture: String, layers: Int, hidden: Int, contextLength: Int, vocabSize: Int? = nil) {
         self.id = id; self.architecture = architecture; self.layers = layers; self.hidden = hidden; self.contextLength = contextLength
+        self.vocabSize = vocabSize
     }
-    enum CodingKeys: String, CodingKey { case id, architecture, layers, hidden; case contextLength = "context_length" }
+    enum CodingKeys: String, CodingKey { case id, architecture, layers, hidden; case contextLength = "context_length", vocabSize = "vocab_size" }
 }
 
 /// A loaded trait vector.

@@ -152,18 +152,31 @@ struct OpenAIRoutes: Sendable {
         }
     }
 
+    /// OpenAI's four forms: a string, a list of strings, a list of token ids, a list of token-id lists. Each
+    /// prompt is one choice; token ids are fed as given (no BOS added).
     struct PromptField: Decodable {
-        var text: String
+        enum Prompt: Equatable { case text(String), ids([Int]) }
+        var prompts: [Prompt]
         init(from decoder: Decoder) throws {
             let c = try decoder.singleValueContainer()
-            if let s = try? c.decode(String.self) { text = s; return }
-            let list = try c.decode([String].self)
-            guard list.count == 1 else {
-                throw DecodingError.dataCorruptedError(in: c, debugDescription: "only one prompt per request is supported")
+            if let s = try? c.decode(String.self) {
+                prompts = [.text(s)]
+            } else if let list = try? c.decode([String].self) {
+                prompts = list.map { .text($0) }
+            } else if let ids = try? c.decode([Int].self) {
+                prompts = [.ids(ids)]
+            } else if let lists = try? c.decode([[Int]].self) {
+                prompts = lists.map { .ids($0) }
+            } else {
+                throw FieldError(path: dottedPath(decoder.codingPath),
+                                 message: "must be a string, a list of strings, a list of token ids or a list of token-id lists")
             }
-            text = list[0]
+            guard !prompts.isEmpty else { throw FieldError(path: dottedPath(decoder.codingPath), message: "must not be an empty list") }
         }
     }
+
+    /// Most prompts one completions request may carry (they run one after another in the request's slot).
+    static let maxPrompts = 64
 
     struct StopField: Decodable {
         var values: [String]
@@ -190,15 +203,26 @@ struct OpenAIRoutes: Sendable {
         }
     }
 
-    /// Maps an OpenAI request onto a generation request; throws 400 naming the parameter.
-    func generationRequest(_ b: Body, chat: Bool) throws -> (GenerationRequest, wantLogprobs: Bool, topLogprobs: Int) {
+    /// What a request asks for: one generation per prompt (chat: one), and how to report them.
+    struct Plan {
+        var requests: [GenerationRequest]
+        /// For echo: what each choice's text begins with, when it is the prompt as given (nil: the decoded tokens).
+        var echoTexts: [String?]
+        var wantLogprobs: Bool
+        var echo: Bool
+    }
+
+    /// Maps an OpenAI request onto generation requests; throws 400 naming the parameter.
+    func plan(_ b: Body, chat: Bool) throws -> Plan {
         if let n = b.n, n != 1 { throw APIError.badRequest("n: only n=1 is supported") }
-        if b.echo == true { throw APIError.badRequest("echo: not supported") }
+        let echo = b.echo ?? false
+        if echo && chat { throw APIError.badRequest("echo: only /v1/completions takes echo") }
         if let f = b.responseFormat, f.type != "text" {
             throw APIError.badRequest("response_format: \"\(f.type.prefix(40))\" is not supported (no constrained decoding); only \"text\"")
         }
         var topLogprobs = 0
         var wantLogprobs = false
+        var prompts: [PromptField.Prompt] = [.text("")]
         if chat {
             guard let msgs = b.messages, !msgs.isEmpty else { throw APIError.badRequest("messages: required and must not be empty") }
             if let lp = b.logprobs, lp.count != nil { throw APIError.badRequest("logprobs: must be a boolean for chat completions") }
@@ -207,7 +231,10 @@ struct OpenAIRoutes: Sendable {
             if topLogprobs > 0 && !wantLogprobs { throw APIError.badRequest("top_logprobs: requires logprobs=true") }
         } else {
             guard let p = b.prompt else { throw APIError.badRequest("prompt: required") }
-            _ = p
+            guard p.prompts.count <= Self.maxPrompts else {
+                throw APIError.badRequest("prompt: \(p.prompts.count) prompts; at most \(Self.maxPrompts) per request")
+            }
+            prompts = p.prompts
             wantLogprobs = b.logprobs?.enabled ?? false
             if let lp = b.logprobs, lp.count == nil, lp.enabled { throw APIError.badRequest("logprobs: must be an integer for completions") }
             topLogprobs = b.logprobs?.count ?? 0
@@ -215,18 +242,41 @@ struct OpenAIRoutes: Sendable {
         guard (0...20).contains(topLogprobs) else { throw APIError.badRequest("top_logprobs: must be from 0 to 20") }
         let maxTokens = b.maxCompletionTokens ?? b.maxTokens ?? (chat ? min(256, api.config.maxTokensPerRequest) : 16)
         let messages = b.messages?.map { APIMessage(role: $0.role, content: $0.content) }
-        let prompt = chat ? (messages?.last(where: { $0.role == "user" })?.content ?? messages?.last?.content ?? "") : (b.prompt?.text ?? "")
-        var r = GenerationRequest(prompt: prompt, messages: chat ? messages : nil, maxTokens: maxTokens,
-                                  temperature: b.temperature ?? 1, topP: b.topP, topK: try b.option(.topK, \.topK),
-                                  minP: try b.option(.minP, \.minP),
-                                  seed: b.seed, raw: !chat, stop: b.stop?.values,
-                                  steer: try b.option(.steer, \.steer) ?? [], traits: try b.option(.traits, \.traits),
-                                  topLogprobs: wantLogprobs ? topLogprobs : 0, save: try b.option(.save, \.save) ?? false)
-        if r.stop?.isEmpty == true { r.stop = nil }
-        r.frequencyPenalty = b.frequencyPenalty
-        r.presencePenalty = b.presencePenalty
-        r.logitBias = b.logitBias
-        return (r, wantLogprobs, topLogprobs)
+        var requests: [GenerationRequest] = []
+        var echoTexts: [String?] = []
+        for p in prompts {
+            var text = "", ids: [Int]? = nil
+            switch p {
+            case .text(let t): text = t
+            case .ids(let i): ids = i
+            }
+            let prompt = chat ? (messages?.last(where: { $0.role == "user" })?.content ?? messages?.last?.content ?? "") : text
+            var r = GenerationRequest(prompt: prompt, messages: chat ? messages : nil, maxTokens: maxTokens,
+                                      temperature: b.temperature ?? 1, topP: b.topP, topK: try b.option(.topK, \.topK),
+                                      minP: try b.option(.minP, \.minP),
+                                      seed: b.seed, raw: !chat, stop: b.stop?.values,
+                                      steer: try b.option(.steer, \.steer) ?? api.config.defaultSteer, traits: try b.option(.traits, \.traits),
+                                      topLogprobs: wantLogprobs ? topLogprobs : 0, save: try b.option(.save, \.save) ?? false)
+            if r.stop?.isEmpty == true { r.stop = nil }
+            r.frequencyPenalty = b.frequencyPenalty
+            r.presencePenalty = b.presencePenalty
+            r.logitBias = b.logitBias
+            r.promptIds = ids
+            // echo scores the prompt (the alternatives only when logprobs were asked for)
+            if echo { r.promptLogprobs = wantLogprobs ? topLogprobs : 0 }
+            requests.append(r)
+            echoTexts.append(ids == nil ? text : nil)
+        }
+        return Plan(requests: requests, echoTexts: echoTexts, wantLogprobs: wantLogprobs, echo: echo)
+    }
+
+    /// Checks every request; with several prompts an error names the one it is about (`prompt[2]: ...`).
+    func validate(_ plan: Plan) throws {
+        for (i, r) in plan.requests.enumerated() {
+            do { try api.validate(r) } catch let e as APIError where plan.requests.count > 1 && e.message.hasPrefix("prompt: ") {
+                throw APIError.badRequest("prompt[\(i)]: " + e.message.dropFirst("prompt: ".count))
+            }
+        }
     }
 
     // MARK: response
@@ -234,42 +284,48 @@ struct OpenAIRoutes: Sendable {
     func completions(_ req: Request, chat: Bool) async throws -> Response {
         let backend = try api.requireBackend()
         let body = try await api.decodeJSON(Body.self, req)
-        let (gen, wantLogprobs, _) = try generationRequest(body, chat: chat)
-        try api.validate(gen)
+        let plan = try plan(body, chat: chat)
+        try validate(plan)
         let slot = try await api.acquireSlot()
         let ctx = ResponseContext(id: (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: ""),
                                   created: Int(Date().timeIntervalSince1970), model: backend.modelInfo.id, chat: chat,
-                                  logprobs: wantLogprobs, layers: Dictionary(backend.traits.map { ($0.name, $0.layer) }, uniquingKeysWith: { a, _ in a }))
-        let stream = backend.generate(gen)
+                                  logprobs: plan.wantLogprobs, layers: Dictionary(backend.traits.map { ($0.name, $0.layer) }, uniquingKeysWith: { a, _ in a }))
+        // several prompts run one after another in this request's slot, each its own choice
         if body.stream == true {
             let includeUsage = body.streamOptions?.includeUsage ?? false
             let responseBody = ResponseBody { writer in
                 defer { slot.release() }
                 do {
-                    if chat { try await writer.write(SSE.data(ctx.chunk(delta: ["role": "assistant", "content": ""], token: nil, finish: nil, persona: nil))) }
-                    // The content deltas add up to the non-streamed content: each token's final piece of the
-                    // response (not its display text, which spells a split character as bytes), then the rest.
-                    var sent = ""
-                    for try await event in stream {
-                        switch event {
-                        case .token(let t):
-                            let piece = t.piece ?? t.text
-                            sent += piece
-                            try await writer.write(SSE.data(ctx.chunk(delta: ["content": .string(piece)], token: t, finish: nil,
-                                                                      persona: ctx.tokenPersona(t))))
-                        case .done(let run, let reason):
-                            // In bytes: sent may end inside a Character of the response ("\r" of "\r\n").
-                            if run.response.utf8.count > sent.utf8.count, run.response.utf8.starts(with: sent.utf8) {
-                                let rest = String(decoding: run.response.utf8.dropFirst(sent.utf8.count), as: UTF8.self)
-                                try await writer.write(SSE.data(ctx.chunk(delta: ["content": .string(rest)], token: nil, finish: nil, persona: nil)))
-                            }
-                            let finished = try await api.finish(run, save: gen.save)
-                            try await writer.write(SSE.data(ctx.chunk(delta: [:], token: nil, finish: ctx.finishReason(reason),
-                                                                      persona: ctx.runPersona(finished, saved: gen.save))))
-                            if includeUsage {
-                                try await writer.write(SSE.data(ctx.usageChunk(finished)))
+                    var runs: [RunDocument] = []
+                    for (index, gen) in plan.requests.enumerated() {
+                        if chat { try await writer.write(SSE.data(ctx.chunk(index: index, delta: ["role": "assistant", "content": ""], token: nil, finish: nil, persona: nil))) }
+                        // The content deltas add up to the non-streamed content: each token's final piece of the
+                        // response (not its display text, which spells a split character as bytes), then the rest.
+                        var sent = ""
+                        for try await event in backend.generate(gen) {
+                            switch event {
+                            case .prompt(let p):
+                                try await writer.write(SSE.data(ctx.echoChunk(index: index, text: plan.echoTexts[index] ?? p.text, prompt: p)))
+                            case .token(let t):
+                                let piece = t.piece ?? t.text
+                                sent += piece
+                                try await writer.write(SSE.data(ctx.chunk(index: index, delta: ["content": .string(piece)], token: t, finish: nil,
+                                                                          persona: ctx.tokenPersona(t))))
+                            case .done(let run, let reason):
+                                // In bytes: sent may end inside a Character of the response ("\r" of "\r\n").
+                                if run.response.utf8.count > sent.utf8.count, run.response.utf8.starts(with: sent.utf8) {
+                                    let rest = String(decoding: run.response.utf8.dropFirst(sent.utf8.count), as: UTF8.self)
+                                    try await writer.write(SSE.data(ctx.chunk(index: index, delta: ["content": .string(rest)], token: nil, finish: nil, persona: nil)))
+                                }
+                                let finished = try await api.finish(run, save: gen.save)
+                                runs.append(finished)
+                                try await writer.write(SSE.data(ctx.chunk(index: index, delta: [:], token: nil, finish: ctx.finishReason(reason),
+                                                                          persona: ctx.runPersona(finished, saved: gen.save))))
                             }
                         }
+                    }
+                    if includeUsage {
+                        try await writer.write(SSE.data(ctx.usageChunk(runs)))
                     }
                 } catch {
                     let failure = APIError.streamFailure(error)
@@ -283,17 +339,29 @@ struct OpenAIRoutes: Sendable {
         }
 
         defer { slot.release() }
-        var tokens: [StreamedToken] = []
-        var result: (RunDocument, String)?
-        for try await event in stream {
-            switch event {
-            case .token(let t): tokens.append(t)
-            case .done(let run, let reason): result = (run, reason)
+        var choices: [JSONValue] = []
+        var runs: [RunDocument] = []
+        for (index, gen) in plan.requests.enumerated() {
+            var tokens: [StreamedToken] = []
+            var prompt: ScoredPrompt?
+            var result: (RunDocument, String)?
+            for try await event in backend.generate(gen) {
+                switch event {
+                case .prompt(let p): prompt = p
+                case .token(let t): tokens.append(t)
+                case .done(let run, let reason): result = (run, reason)
+                }
             }
+            guard let (run, reason) = result else { throw APIError(.internalServerError, "generation ended without a result") }
+            if plan.echo && prompt == nil { throw APIError(.internalServerError, "echo: the backend did not score the prompt") }
+            let finished = try await api.finish(run, save: gen.save)
+            runs.append(finished)
+            choices.append(ctx.choice(index: index, finished, tokens: tokens, reason: reason, saved: gen.save,
+                                      echo: prompt.map { (plan.echoTexts[index] ?? $0.text, $0) }))
         }
-        guard let (run, reason) = result else { throw APIError(.internalServerError, "generation ended without a result") }
-        let finished = try await api.finish(run, save: gen.save)
-        return try jsonResponse(ctx.full(finished, tokens: tokens, reason: reason, saved: gen.save), sortedKeys: false)
+        var o = ctx.envelope(choices, object: chat ? "chat.completion" : "text_completion")
+        o["usage"] = ctx.usage(runs)
+        return try jsonResponse(JSONValue.object(o), sortedKeys: false)
     }
 
     /// Builds the JSON bodies of one response.
@@ -322,20 +390,37 @@ struct OpenAIRoutes: Sendable {
         }
 
         /// Completions format: parallel lists `tokens`, `token_logprobs`, `top_logprobs` (token -> logprob maps), `text_offset`.
+        /// A token without a logprob (an echoed prompt's first) has null in both.
         func completionLogprobs(_ ts: [StreamedToken], startOffset: Int = 0) -> JSONValue {
             var offsets: [JSONValue] = []
             var off = startOffset
             for t in ts { offsets.append(.number(Double(off))); off += t.text.utf8.count }
             return .object([
                 "tokens": .array(ts.map { .string($0.text) }),
-                "token_logprobs": .array(ts.map { .number($0.logprob ?? 0) }),
+                "token_logprobs": .array(ts.map { $0.logprob.map { .number($0) } ?? .null }),
                 "top_logprobs": .array(ts.map { t in
+                    guard t.logprob != nil else { return .null }
                     var m: [String: JSONValue] = [:]
                     for alt in t.topK where m[alt.text] == nil { m[alt.text] = .number(alt.logprob) }
                     return .object(m)
                 }),
                 "text_offset": .array(offsets),
             ])
+        }
+
+        /// The echoed prompt's trait scores, per prompt token.
+        func promptPersona(_ p: ScoredPrompt) -> JSONValue {
+            var scores: [String: [JSONValue]] = [:]
+            for t in p.tokens { for (trait, v) in t.scores { scores[trait, default: []].append(.number(v)) } }
+            return .object(["prompt_trait_scores": .object(scores.mapValues { .array($0) })])
+        }
+
+        /// The first chunk of an echoing stream: the prompt, with its logprobs when asked for.
+        func echoChunk(index: Int, text: String, prompt: ScoredPrompt) -> JSONValue {
+            let choice: [String: JSONValue] = ["index": .number(Double(index)), "finish_reason": .null, "text": .string(text),
+                                               "logprobs": logprobs ? completionLogprobs(prompt.tokens) : .null,
+                                               "persona": promptPersona(prompt)]
+            return .object(envelope([.object(choice)], object: "text_completion"))
         }
 
         func tokenPersona(_ t: StreamedToken) -> JSONValue {
@@ -362,9 +447,10 @@ struct OpenAIRoutes: Sendable {
             return .object(o)
         }
 
-        func usage(_ run: RunDocument) -> JSONValue {
-            let p = run.promptTokenIds?.count ?? run.promptTokens?.count ?? 0
-            let c = run.tokens.count
+        /// Summed over the request's prompts.
+        func usage(_ runs: [RunDocument]) -> JSONValue {
+            let p = runs.reduce(0) { $0 + ($1.promptTokenIds?.count ?? $1.promptTokens?.count ?? 0) }
+            let c = runs.reduce(0) { $0 + $1.tokens.count }
             return .object(["prompt_tokens": .number(Double(p)), "completion_tokens": .number(Double(c)), "total_tokens": .number(Double(p + c))])
         }
 
@@ -373,22 +459,27 @@ struct OpenAIRoutes: Sendable {
              "system_fingerprint": "personascope", "choices": .array(choices)]
         }
 
-        func full(_ run: RunDocument, tokens: [StreamedToken], reason: String, saved: Bool) -> JSONValue {
-            var choice: [String: JSONValue] = ["index": 0, "finish_reason": .string(finishReason(reason)), "persona": runPersona(run, saved: saved)]
+        /// One choice of a non-streamed response; `echo` puts the prompt (text, scored tokens) before the answer.
+        func choice(index: Int, _ run: RunDocument, tokens: [StreamedToken], reason: String, saved: Bool,
+                    echo: (text: String, prompt: ScoredPrompt)?) -> JSONValue {
+            var persona = runPersona(run, saved: saved)
+            if let echo, case .object(var o) = persona, case .object(let extra) = promptPersona(echo.prompt) {
+                o.merge(extra) { a, _ in a }
+                persona = .object(o)
+            }
+            var choice: [String: JSONValue] = ["index": .number(Double(index)), "finish_reason": .string(finishReason(reason)), "persona": persona]
             if chat {
                 choice["message"] = .object(["role": "assistant", "content": .string(run.response), "refusal": .null])
                 choice["logprobs"] = logprobs ? .object(["content": .array(tokens.map(chatLogprob)), "refusal": .null]) : .null
             } else {
-                choice["text"] = .string(run.response)
-                choice["logprobs"] = logprobs ? completionLogprobs(tokens) : .null
+                choice["text"] = .string((echo?.text ?? "") + run.response)
+                choice["logprobs"] = logprobs ? completionLogprobs((echo?.prompt.tokens ?? []) + tokens) : .null
             }
-            var o = envelope([.object(choice)], object: chat ? "chat.completion" : "text_completion")
-            o["usage"] = usage(run)
-            return .object(o)
+            return .object(choice)
         }
 
-        func chunk(delta: [String: JSONValue], token: StreamedToken?, finish: String?, persona: JSONValue?) -> JSONValue {
-            var choice: [String: JSONValue] = ["index": 0, "finish_reason": finish.map { .string($0) } ?? .null]
+        func chunk(index: Int, delta: [String: JSONValue], token: StreamedToken?, finish: String?, persona: JSONValue?) -> JSONValue {
+            var choice: [String: JSONValue] = ["index": .number(Double(index)), "finish_reason": finish.map { .string($0) } ?? .null]
             if let persona { choice["persona"] = persona }
             if chat {
                 choice["delta"] = .object(delta)
@@ -400,9 +491,9 @@ struct OpenAIRoutes: Sendable {
             return .object(envelope([.object(choice)], object: chat ? "chat.completion.chunk" : "text_completion"))
         }
 
-        func usageChunk(_ run: RunDocument) -> JSONValue {
+        func usageChunk(_ runs: [RunDocument]) -> JSONValue {
             var o = envelope([], object: chat ? "chat.completion.chunk" : "text_completion")
-            o["usage"] = usage(run)
+            o["usage"] = usage(runs)
             return .object(o)
         }
     }

@@ -22,6 +22,9 @@ public struct ServerConfig: Sendable {
     public var dashboardDirectory: URL?
     /// Largest `limit` for GET /api/runs.
     public var maxPageSize: Int
+    /// Steering for /v1 requests that give none of their own (`serve --steer`): for clients that cannot send a
+    /// `persona` object, such as a benchmark harness. Not applied to /api/generate (the dashboard steers itself).
+    public var defaultSteer: [APISteer] = []
 
     public init(host: String = "127.0.0.1", port: Int = 8000, apiKey: String? = nil, maxBodyBytes: Int = 8 << 20,
                 maxTokensPerRequest: Int = 4096, maxConcurrentGenerations: Int = 1, maxQueuedGenerations: Int = 4,

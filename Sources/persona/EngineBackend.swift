@@ -20,12 +20,23 @@ final class EngineBackend: GenerationBackend, @unchecked Sendable {
         scheduler = BatchScheduler(loaded: loaded, maxBatch: maxBatch)
         let c = loaded.config
         modelInfo = ModelInfo(id: loaded.name, architecture: c.architecture, layers: c.numLayers, hidden: c.hiddenSize,
-                              contextLength: c.maxPositions)
+                              contextLength: c.maxPositions, vocabSize: c.vocabSize)
         traits = TraitSelection.defaults(vectors).map { v in
             let row = v.defaultRow
             let steer = Steering.rows(SteeringSpec(trait: v.trait, coef: 1), v)
             return TraitInfo(name: v.trait, layer: row, hookPoint: v.hookPoint(row: row)?.name ?? "", norm: Double(v.norms[row]),
                              steeringLayer: steer.count == 1 ? steer[0] : nil, steeringCoef: v.steeringCoef.map(Double.init))
+        }
+    }
+
+    /// `serve --steer` specs as API steering, checked against the loaded vectors and model now (`trait:auto`
+    /// resolved to the vector's measured row and coefficient), so that no request fails on them later.
+    func steering(parsing texts: [String]) throws -> [APISteer] {
+        try texts.map { text in
+            let spec = try SteeringSpec(parsing: text)
+            let s = try spec.resolved(for: try TraitSelection.find(spec.trait, in: session.vectors, option: "--steer"))
+            _ = try Steering.interventions([s], vectors: session.vectors, numLayers: session.loaded.config.numLayers, promptLength: 1)
+            return APISteer(trait: s.trait, coef: Double(s.coef), layer: s.row, positions: s.positions.rawValue, mode: s.mode.rawValue)
         }
     }
 
@@ -40,6 +51,11 @@ final class EngineBackend: GenerationBackend, @unchecked Sendable {
         var m = MonitorRequest(prompt: r.prompt, options: GenerationOptions(
             maxTokens: r.maxTokens, sampling: sampling, stopStrings: r.stop ?? [], topLogprobs: r.topLogprobs ?? 5))
         m.raw = r.raw
+        m.options.promptLogprobs = r.promptLogprobs
+        if let ids = r.promptIds {
+            m.promptIds = ids
+            if r.prompt.isEmpty { m.prompt = session.loaded.tokenizer.tokenizer.decode(ids, skipSpecialTokens: false) }
+        }
         if let msgs = r.messages, !msgs.isEmpty {
             m.messages = msgs.map { ChatMessage(role: $0.role, content: $0.content) }
             if r.prompt.isEmpty { m.prompt = msgs.last { $0.role == "user" }?.content ?? msgs.last!.content }
@@ -66,7 +82,21 @@ final class EngineBackend: GenerationBackend, @unchecked Sendable {
             let req: MonitorRequest
             do { req = try monitorRequest(request) } catch { continuation.finish(throwing: error); return }
             let tokenizer = session.loaded.tokenizer.tokenizer
-            session.submit(req, to: scheduler, onToken: { tok in
+            session.submit(req, to: scheduler, onPrompt: { prompt in
+                var tokens: [StreamedToken] = []
+                for (i, id) in prompt.ids.enumerated() {
+                    let bytes = tokenizer.tokenBytes(id), text = displayString(forTokenBytes: bytes)
+                    let lp = i > 0 ? prompt.logprobs[i - 1] : nil
+                    tokens.append(StreamedToken(
+                        index: i, id: id, text: text, bytes: Array(text.utf8) == bytes ? nil : bytes,
+                        logprob: lp.map { Double($0.logprob) },
+                        topK: lp?.topAlternatives.map { alt in
+                            TokenAlternative(id: alt.id, text: displayString(forTokenBytes: tokenizer.tokenBytes(alt.id)), logprob: Double(alt.logprob))
+                        } ?? [],
+                        scores: prompt.scores.compactMapValues { $0.indices.contains(i) ? $0[i] : nil }))
+                }
+                continuation.yield(.prompt(ScoredPrompt(text: tokenizer.decode(prompt.ids, skipSpecialTokens: false), tokens: tokens)))
+            }, onToken: { tok in
                 let ev = tok.event
                 let bytes = tokenizer.tokenBytes(ev.id)
                 continuation.yield(.token(StreamedToken(

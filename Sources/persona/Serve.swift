@@ -26,6 +26,8 @@ struct Serve: AsyncParsableCommand {
     var apiKey: String?
     @Flag(name: .customLong("insecure-no-auth"), help: "Allow a non-loopback --host without an API key.") var insecureNoAuth = false
     @Flag(name: .customLong("no-examples"), help: "Do not add the bundled example runs to an empty store.") var noExamples = false
+    @Option(name: .customLong("steer"), help: "Steering for every /v1 request that gives none of its own (a benchmark harness that cannot send 'persona'): trait:coef[@layer][:all|prompt|response], trait:ablate or trait:auto; repeatable.")
+    var steer: [String] = []
     @Option(name: .customLong("max-concurrent"), help: "Generations running at once, batched into shared forward passes (queue behind them, 429 past the queue).")
     var maxConcurrent: Int = 4
 
@@ -59,8 +61,19 @@ struct Serve: AsyncParsableCommand {
             let loaded = try ModelLoader.load(path: ModelReference.resolve(model).path)
             precisionOption.apply(to: loaded.model)
             let vs = try vectors.map { try VectorFiles.load(URL(fileURLWithPath: $0), numLayers: loaded.config.numLayers) } ?? []
-            backend = try EngineBackend(loaded: loaded, vectors: vs, maxBatch: maxConcurrent)
+            let b = try EngineBackend(loaded: loaded, vectors: vs, maxBatch: maxConcurrent)
+            backend = b
             note("model \(loaded.name) (\(loaded.config.architecture), \(loaded.config.numLayers) layers); traits: \(TraitSelection.available(vs))")
+            if !steer.isEmpty {
+                do { config.defaultSteer = try b.steering(parsing: steer) } catch let e as VectorError {
+                    throw ValidationError(e.message.hasPrefix("--steer") ? e.message : "--steer: \(e.message)")
+                }
+                note("/v1 requests without steering of their own are steered: " + config.defaultSteer.map {
+                    "\($0.trait):\($0.mode == "ablate" ? "ablate" : String($0.coef))\($0.layer.map { "@\($0)" } ?? ""):\($0.positions)"
+                }.joined(separator: ", "))
+            }
+        } else if !steer.isEmpty {
+            throw ValidationError("--steer needs --model (and --vectors holding the traits)")
         }
         let store = try SQLiteRunStore(path: dir.appendingPathComponent("runs.sqlite").path)
         if !noExamples, try await store.count() == 0 {

@@ -61,6 +61,72 @@ final class BatchSchedulerTests: XCTestCase {
         scheduler.shutdown()
     }
 
+    /// Prompt scoring (OpenAI's echo): each prompt token's logprob given those before it equals transformers'
+    /// log-softmax at that position, also when the scored prefill shares its pass with a sequence already
+    /// decoding (which then reads its own row of the all-positions logits and gets the tokens it gets alone).
+    func testPromptLogprobsMatchTransformersInAMixedBatch() throws {
+        let ref = try Reference(safetensors: TestPaths.fixtures.appendingPathComponent("stories260K.reference.safetensors"),
+                                json: TestPaths.fixtures.appendingPathComponent("stories260K.reference.json"))
+        let ids = ref.ints("input_ids")
+        let (shape, logits) = try ref.floats("logits")
+        let V = shape[1]
+        func logSoftmax(_ row: Int) -> [Double] {
+            let r = logits[(row * V)..<((row + 1) * V)].map(Double.init)
+            let m = r.max()!, lse = m + Foundation.log(r.reduce(0) { $0 + Foundation.exp($1 - m) })
+            return r.map { $0 - lse }
+        }
+        func check(_ got: [PromptTokenLogprob], _ what: String) {
+            XCTAssertEqual(got.map(\.position), Array(1..<ids.count), what)
+            for t in got {
+                let expected = logSoftmax(t.position - 1)
+                XCTAssertEqual(t.id, ids[t.position], what)
+                XCTAssertEqual(Double(t.logprob), expected[t.id], accuracy: 2e-4, "\(what): position \(t.position)")
+                let best = expected.indices.max { expected[$0] < expected[$1] }!
+                XCTAssertEqual(t.topAlternatives.count, 3, what)
+                XCTAssertEqual(t.topAlternatives.first?.id, best, "\(what): position \(t.position)")
+                XCTAssertEqual(Double(t.topAlternatives.first?.logprob ?? 0), expected[best], accuracy: 2e-4, what)
+            }
+        }
+
+        let loaded = try load()
+        var scored = GenerationOptions(maxTokens: 0)
+        scored.promptLogprobs = 3
+        // alone, through the generator: no new tokens, only the score
+        let alone = try Generator(loaded).generate(promptIds: ids, options: scored)
+        XCTAssertTrue(alone.tokens.isEmpty)
+        check(try XCTUnwrap(alone.promptLogprobs), "generator")
+        XCTAssertNil(try Generator(loaded).generate(promptIds: ids, options: GenerationOptions(maxTokens: 2)).promptLogprobs)
+
+        // joining a batch that is already decoding
+        let other = loaded.tokenizer.tokenizer.encode("The little dog", addSpecialTokens: true)
+        let otherOptions = GenerationOptions(maxTokens: 24, stopAtEOS: false)
+        let scheduler = BatchScheduler(loaded: loaded, maxBatch: 4)
+        let results = Box([Int: Result<GenerationResult, Error>]())
+        let prompts = Box([[PromptTokenLogprob]]())
+        let tokensBeforePrompt = Box(0)
+        let done = DispatchSemaphore(value: 0), decoding = DispatchSemaphore(value: 0)
+        scheduler.submit(promptIds: other, options: otherOptions, onToken: { ev in
+            if ev.index == 2 { decoding.signal() }
+            return true
+        }, onFinish: { r in results.with { $0[0] = r }; done.signal() })
+        XCTAssertEqual(decoding.wait(timeout: .now() + 30), .success)
+        scored.maxTokens = 2
+        scheduler.submit(promptIds: ids, options: scored, onPrompt: { p in prompts.with { $0.append(p) } }, onToken: { _ in
+            if prompts.with({ $0.isEmpty }) { tokensBeforePrompt.with { $0 += 1 } }
+            return true
+        }, onFinish: { r in results.with { $0[1] = r }; done.signal() })
+        for _ in 0..<2 { XCTAssertEqual(done.wait(timeout: .now() + 60), .success) }
+        scheduler.shutdown()
+        XCTAssertEqual(prompts.with { $0.count }, 1, "onPrompt is called once")
+        XCTAssertEqual(tokensBeforePrompt.with { $0 }, 0, "the prompt comes before the tokens")
+        check(prompts.with { $0[0] }, "scheduler onPrompt")
+        let batched = try XCTUnwrap(results.with { $0[1] }).get()
+        check(try XCTUnwrap(batched.promptLogprobs), "scheduler result")
+        XCTAssertEqual(batched.tokens.count, 2)
+        XCTAssertEqual(try XCTUnwrap(results.with { $0[0] }).get().tokenIds,
+                       try Generator(loaded).generate(promptIds: other, options: otherOptions).tokenIds)
+    }
+
     func testStopBadAndFailingRequestsAffectOnlyThemselves() throws {
         let loaded = try load()
         let gen = Generator(loaded)

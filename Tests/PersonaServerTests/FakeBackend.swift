@@ -5,7 +5,7 @@ import PersonaRuns
 /// TEST DOUBLE: a deterministic `GenerationBackend` with no model behind it. It emits a fixed word cycle with
 /// made-up scores and log-probabilities, so server behaviour can be checked exactly.
 final class FakeBackend: GenerationBackend, @unchecked Sendable {
-    let modelInfo = ModelInfo(id: "fake-model", architecture: "llama", layers: 4, hidden: 8, contextLength: 512)
+    let modelInfo = ModelInfo(id: "fake-model", architecture: "llama", layers: 4, hidden: 8, contextLength: 512, vocabSize: 100)
     let traits = [TraitInfo(name: "happy", layer: 2, hookPoint: "blocks.1.hook_resid_post", norm: 1.5),
                   TraitInfo(name: "sad", layer: 3, hookPoint: "blocks.2.hook_resid_post", norm: 2)]
     static let words = [" Once", " upon", " a", " time", " there", " was", " a", " cat", ".", " The", " end", "!"]
@@ -49,6 +49,16 @@ final class FakeBackend: GenerationBackend, @unchecked Sendable {
                 var tokens: [String] = [], ids: [Int] = [], lps: [Double] = []
                 var scores: [String: [Double]] = Dictionary(uniqueKeysWithValues: names.map { ($0, []) })
                 var reason = "length"
+                // the prompt: the given ids, else "<s>" "Hi"; token i has logprob -0.5 i and happy score i
+                let promptIds = r.promptIds ?? [1, 2]
+                let promptTexts = r.promptIds.map { $0.map { "t\($0)" } } ?? ["<s>", "Hi"]
+                if let top = r.promptLogprobs {
+                    cont.yield(.prompt(ScoredPrompt(text: promptTexts.joined(), tokens: promptIds.indices.map { i in
+                        StreamedToken(index: i, id: promptIds[i], text: promptTexts[i], logprob: i == 0 ? nil : -0.5 * Double(i),
+                                      topK: i == 0 ? [] : (0..<top).map { TokenAlternative(id: 50 + $0, text: "p\($0)", logprob: -0.25 - Double($0)) },
+                                      scores: Dictionary(uniqueKeysWithValues: names.map { ($0, Double(i)) }))
+                    })))
+                }
                 do {
                     for i in 0..<r.maxTokens {
                         try Task.checkCancellation()
@@ -73,8 +83,8 @@ final class FakeBackend: GenerationBackend, @unchecked Sendable {
                                       prompt: r.messages?.last?.content ?? r.prompt, response: tokens.joined() + self.responseTail,
                                       tokens: tokens, tokenIds: ids, traitScores: scores,
                                       layers: Dictionary(uniqueKeysWithValues: self.traits.filter { names.contains($0.name) }.map { ($0.name, $0.layer) }))
-                run.promptTokens = ["<s>", "Hi"]
-                run.promptTokenIds = [1, 2]
+                run.promptTokens = promptTexts
+                run.promptTokenIds = promptIds
                 run.logprobs = lps
                 run.steering = r.steer.isEmpty ? nil : r.steer.map(\.record)
                 cont.yield(.done(run, finishReason: reason))

@@ -276,6 +276,66 @@ final class OpenAITests: XCTestCase {
         }
     }
 
+    /// Several prompts (token ids here) are one choice each, in order; `echo` puts each prompt before its answer,
+    /// with null for the first token's logprob (nothing comes before it), the prompt's trait scores in `persona`,
+    /// and usage summed over the prompts. Without logprobs the prompt is still echoed but not asked for alternatives.
+    func testCompletionsEchoAndSeveralPrompts() async throws {
+        let backend = FakeBackend()
+        try await makeApp(backend: backend).test(.router) { client in
+            let r = try await client.execute(uri: "/v1/completions", method: .post, headers: jsonHeaders,
+                                             body: body(#"{"prompt": [[5, 6, 7], [8]], "max_tokens": 1, "logprobs": 1, "echo": true}"#))
+            XCTAssertEqual(r.status, .ok, text(r.body))
+            let o = try json(r.body)
+            checkEnvelope(o, object: "text_completion", idPrefix: "cmpl-")
+            let choices = try XCTUnwrap(o["choices"] as? [[String: Any]])
+            XCTAssertEqual(choices.map { $0["index"] as? Int }, [0, 1])
+            XCTAssertEqual(choices.map { $0["text"] as? String }, ["t5t6t7 Once", "t8 Once"])
+            let lp = try XCTUnwrap(choices[0]["logprobs"] as? [String: Any])
+            XCTAssertEqual(lp["tokens"] as? [String], ["t5", "t6", "t7", " Once"])
+            let values = try XCTUnwrap(lp["token_logprobs"] as? [Any])
+            XCTAssertTrue(values[0] is NSNull)
+            XCTAssertEqual(values.dropFirst().map { $0 as? Double }, [-0.5, -1.0, -0.1])
+            let top = try XCTUnwrap(lp["top_logprobs"] as? [Any])
+            XCTAssertTrue(top[0] is NSNull)
+            XCTAssertEqual(top[1] as? [String: Double], ["p0": -0.25])
+            XCTAssertEqual(lp["text_offset"] as? [Int], [0, 2, 4, 6])
+            let persona = try XCTUnwrap(choices[0]["persona"] as? [String: Any])
+            XCTAssertEqual((persona["prompt_trait_scores"] as? [String: [Double]])?["happy"], [0, 1, 2])
+            XCTAssertEqual((persona["trait_scores"] as? [String: [Double]])?["happy"]?.count, 1)
+            let usage = try XCTUnwrap(o["usage"] as? [String: Int])
+            XCTAssertEqual(usage, ["prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6])
+            XCTAssertEqual(backend.requests.map(\.promptIds), [[5, 6, 7], [8]])
+            XCTAssertEqual(backend.requests.map(\.promptLogprobs), [1, 1])
+            XCTAssertEqual(backend.requests.map(\.raw), [true, true])
+
+            // a text prompt is echoed as given; no logprobs asked: none reported, no alternatives computed
+            let plain = try json(try await client.execute(uri: "/v1/completions", method: .post,
+                                                          body: body(#"{"prompt": "Hi", "max_tokens": 0, "echo": true}"#)).body)
+            let pc = try XCTUnwrap((plain["choices"] as? [[String: Any]])?.first)
+            XCTAssertEqual(pc["text"] as? String, "Hi")
+            XCTAssertTrue(pc["logprobs"] is NSNull)
+            XCTAssertEqual(backend.requests.last?.promptLogprobs, 0)
+            XCTAssertEqual(backend.requests.last?.maxTokens, 0)
+            // without echo nothing is scored
+            _ = try await client.execute(uri: "/v1/completions", method: .post, body: body(#"{"prompt": ["a", "b"], "max_tokens": 1}"#))
+            XCTAssertEqual(backend.requests.suffix(2).map(\.promptLogprobs), [nil, nil])
+            XCTAssertEqual(backend.requests.suffix(2).map(\.prompt), ["a", "b"])
+
+            // streamed: per prompt, the echo chunk, the tokens, the finish chunk; then the summed usage
+            let s = try await client.execute(uri: "/v1/completions", method: .post, body: body(
+                #"{"prompt": ["a", "b"], "max_tokens": 1, "logprobs": 0, "echo": true, "stream": true, "stream_options": {"include_usage": true}}"#))
+            let events = parseSSE(text(s.body))
+            XCTAssertEqual(events.last?.data, "[DONE]")
+            let chunks = try events.dropLast().map { try jsonObject($0.data) }
+            let firsts = chunks.map { ($0["choices"] as? [[String: Any]])?.first }
+            XCTAssertEqual(firsts.map { $0?["index"] as? Int }, [0, 0, 0, 1, 1, 1, nil])
+            XCTAssertEqual(firsts.map { $0?["text"] as? String }, ["a", " Once", "", "b", " Once", "", nil])
+            let echoed = try XCTUnwrap(firsts[3]?["logprobs"] as? [String: Any])
+            XCTAssertEqual(echoed["tokens"] as? [String], ["<s>", "Hi"])
+            XCTAssertEqual((chunks.last?["usage"] as? [String: Int])?["prompt_tokens"], 4)
+        }
+    }
+
     /// A seed is any 64-bit integer on both APIs: -5 and its two's complement 2^64 - 5 reach the model as the same
     /// seed, so the same sample. /api/generate used to refuse -5 as "not valid JSON"; the OpenAI routes refused 2^64 - 5.
     func testSeedsAreAny64BitInteger() async throws {
@@ -304,7 +364,16 @@ final class OpenAITests: XCTestCase {
                 ("/v1/chat/completions", #"{"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}"#, "malformed JSON request"),
                 ("/v1/chat/completions", #"{"messages": "#, "malformed JSON request"),
                 ("/v1/completions", #"{"max_tokens": 3}"#, "prompt:"),
-                ("/v1/completions", #"{"prompt": ["a", "b"]}"#, "malformed JSON request"),
+                ("/v1/completions", #"{"prompt": []}"#, "prompt: must not be an empty list"),
+                ("/v1/completions", #"{"prompt": [1.5]}"#, "prompt: must be a string, a list of strings, a list of token ids or a list of token-id lists"),
+                ("/v1/completions", #"{"prompt": [[1], ["a"]]}"#, "prompt: must be a string"),
+                ("/v1/completions", #"{"prompt": [[]]}"#, "prompt: a token list must not be empty"),
+                ("/v1/completions", #"{"prompt": ["a", ""]}"#, "prompt[1]: must not be empty"),
+                ("/v1/completions", #"{"prompt": [[1], [1, 100]]}"#, "prompt[1]: token id 100 at index 1 is outside the vocabulary (0..<100)"),
+                ("/v1/completions", #"{"prompt": [\#(Array(repeating: "1", count: 600).joined(separator: ","))]}"#, "prompt: 600 tokens; the model's context length is 512"),
+                ("/v1/completions", #"{"prompt": [\#(Array(repeating: "\"a\"", count: 65).joined(separator: ","))]}"#, "prompt: 65 prompts; at most 64 per request"),
+                ("/v1/completions", #"{"prompt": "a", "max_tokens": 0}"#, "max_tokens: 0 must be from 1"),
+                ("/v1/chat/completions", #"{"messages": [{"role": "user", "content": "x"}], "echo": true}"#, "echo: only /v1/completions takes echo"),
                 ("/v1/completions", #"{"prompt": "a", "logprobs": 50}"#, "top_logprobs:"),
                 ("/v1/completions", #"{"prompt": "a", "temperature": "hot"}"#, "malformed JSON request: temperature"),
                 ("/v1/chat/completions", #"{"messages": [{"role": "user", "content": "x"}], "persona": {"steering": []}}"#, "persona.steering: unknown field"),
