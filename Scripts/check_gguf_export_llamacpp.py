@@ -10,7 +10,7 @@ Pinned environment it was run with (checked at start; pass --any-version to over
     llama-cpp-python 0.3.36 (its vendored llama.cpp: convert_hf_to_gguf.py and gguf-py) / transformers 5.25.0 /
     torch 2.15.0
 
-For each fixture folder (Tests/PersonaModelsTests/Fixtures/<arch>, bf16 weights; Gemma-2 with
+For each fixture folder (Tests/PersonaModelsTests/Fixtures/<arch>, bf16 weights; Gemma-2 and Gemma-3 with
 query_pre_attn_scalar set to head_dim, the one value a GGUF can carry):
   1. `persona convert <folder> --to gguf` (ours) and `convert_hf_to_gguf.py <folder> --outtype bf16` (llama.cpp's;
      the fixtures' tiny tokenizers are not in its pre-tokenizer table and Gemma's converter wants a
@@ -31,7 +31,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "Tests" / "PersonaModelsTests" / "Fixtures"
-ARCHS = ["llama", "llama2", "mistral", "qwen2", "qwen3", "gemma", "gemma2"]
+ARCHS = ["llama", "llama2", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3"]
 PINNED = {"llama_cpp_python": "0.3.36", "transformers": "5.25.0", "torch": "2.15.0"}
 
 # convert_hf_to_gguf.py with the vocabulary step replaced (see above), run as a child process
@@ -43,7 +43,7 @@ for mod in (base, gemma):
     for cls in vars(mod).values():
         if isinstance(cls, type) and "get_vocab_base_pre" in vars(cls):
             cls.get_vocab_base_pre = lambda self, tok: "gpt-2"
-        if isinstance(cls, type) and cls.__name__ in ("GemmaModel", "Gemma2Model"):
+        if isinstance(cls, type) and cls.__name__ in ("GemmaModel", "Gemma2Model", "Gemma3Model"):
             cls.set_vocab = lambda self: self._set_vocab_gpt2()
 import convert_hf_to_gguf
 sys.argv = ["convert_hf_to_gguf.py"] + sys.argv[2:]
@@ -89,7 +89,7 @@ def main():
         for arch in ARCHS:
             folder = Path(tmp) / arch
             shutil.copytree(FIXTURES / arch, folder, ignore=shutil.ignore_patterns("reference*"))
-            if arch == "gemma2":
+            if arch in ("gemma2", "gemma3"):
                 cfg = json.loads((folder / "config.json").read_text())
                 cfg["query_pre_attn_scalar"] = cfg["head_dim"]
                 (folder / "config.json").write_text(json.dumps(cfg))

@@ -11,7 +11,7 @@ Pinned environment it was run with (checked at start; pass --any-version to over
     (accelerate only because transformers' GGUF loader requires it; installed with pip --no-deps)
 
 What it writes (Tests/PersonaModelsTests/Fixtures/, described in README.md there):
-  * one folder per architecture (llama, llama2, mistral, qwen2, qwen3, gemma, gemma2) holding a tiny
+  * one folder per architecture (llama, llama2, mistral, qwen2, qwen3, gemma, gemma2, gemma3) holding a tiny
     random model saved by transformers as bf16 safetensors, its config.json, generation_config.json,
     a tiny byte-level BPE tokenizer (tokenizer.json + tokenizer_config.json with a chat template),
     and reference.safetensors + reference.json with transformers' outputs;
@@ -204,6 +204,17 @@ MODELS = {
                             hidden_activation="gelu_pytorch_tanh", query_pre_attn_scalar=24,
                             attn_logit_softcapping=50.0, final_logit_softcapping=30.0, sliding_window=6,
                             rope_parameters=dict(rope_type="default", rope_theta=10000.0))),
+    # Gemma-3 (text): Gemma-2's sandwich norms plus q_norm/k_norm ((1 + w), before RoPE), no soft-capping, and RoPE
+    # per layer type: sliding layers base 1e4 unscaled, full-attention layers base 1e6 with linear factor 8 (as the
+    # 4B-27B checkpoints have it); 6 layers, the 6th full attention (the default pattern). config.json is rewritten
+    # in the Hub's layout (rope_theta, rope_scaling, rope_local_base_freq, sliding_window_pattern; no layer_types).
+    # Run with transformers 5.25 (--any-version; the other fixtures keep their pins).
+    "gemma3": dict(arch="Gemma3ForCausalLM", family="gemma", seed=123, layers=6, legacy_rope="gemma3",
+                   init=dict(embed=0.15, linear=0.3, post_norm_offset=1.0),
+                   cfg=dict(tie_word_embeddings=True, rms_norm_eps=1e-6, head_dim=16,
+                            hidden_activation="gelu_pytorch_tanh", query_pre_attn_scalar=24, sliding_window=6,
+                            rope_parameters={"sliding_attention": dict(rope_type="default", rope_theta=10000.0),
+                                             "full_attention": dict(rope_type="linear", factor=8.0, rope_theta=1000000.0)})),
 }
 
 # Init scales: large enough that attention is not uniform and logits are not near zero.
@@ -285,7 +296,8 @@ def make_config(name: str, spec: dict, tok):
     from transformers import AutoConfig
     fam = TOKENIZER_FAMILIES[spec["family"]]
     model_type = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral", "Qwen2ForCausalLM": "qwen2",
-                  "Qwen3ForCausalLM": "qwen3", "GemmaForCausalLM": "gemma", "Gemma2ForCausalLM": "gemma2"}[spec["arch"]]
+                  "Qwen3ForCausalLM": "qwen3", "GemmaForCausalLM": "gemma", "Gemma2ForCausalLM": "gemma2",
+                  "Gemma3ForCausalLM": "gemma3_text"}[spec["arch"]]
     kw = dict(COMMON_SHAPE)
     kw.update(copy.deepcopy(spec["cfg"]))
     kw.update(num_hidden_layers=spec["layers"], vocab_size=tok.get_vocab_size(),
@@ -327,6 +339,24 @@ def legacy_rope_layout(folder: Path) -> None:
     cfg["rope_theta"] = rp.pop("rope_theta")
     rope_type = rp.pop("rope_type")
     cfg["rope_scaling"] = None if rope_type == "default" and not rp else dict(rope_type=rope_type, **rp)
+    path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+
+
+def gemma3_hub_layout(folder: Path) -> None:
+    """Rewrite a Gemma-3 config.json as the Hub's checkpoints have it: rope_theta / rope_scaling for the full-attention
+    layers, rope_local_base_freq for the sliding ones, sliding_window_pattern instead of layer_types."""
+    path = folder / "config.json"
+    cfg = json.loads(path.read_text())
+    rp = cfg.pop("rope_parameters")
+    full, local = dict(rp["full_attention"]), rp["sliding_attention"]
+    cfg["rope_theta"] = full.pop("rope_theta")
+    cfg["rope_local_base_freq"] = local["rope_theta"]
+    rope_type = full.pop("rope_type")
+    cfg["rope_scaling"] = None if rope_type == "default" else dict(rope_type=rope_type, **full)
+    types = cfg.pop("layer_types")
+    pattern = cfg.pop("_sliding_window_pattern")
+    assert types == ["sliding_attention" if (i + 1) % pattern else "full_attention" for i in range(len(types))], types
+    cfg["sliding_window_pattern"] = pattern
     path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
 
 
@@ -484,17 +514,26 @@ def make_model_fixture(name: str, spec: dict, tokenizers_by_family: dict, versio
     write_tokenizer(tok, fam_name, folder)
     check_tokenizer(folder, tok, fam_name)
 
-    rope_before = dict(load_f32(folder).config.rope_parameters)
-    if spec.get("legacy_rope"):
+    before = load_f32(folder).config
+    rope_before, types_before = dict(before.rope_parameters), getattr(before, "layer_types", None)
+    if spec.get("legacy_rope") == "gemma3":
+        gemma3_hub_layout(folder)
+    elif spec.get("legacy_rope"):
         legacy_rope_layout(folder)
     # References always come from the files as written: reload (bf16 -> f32 is exact).
     model = load_f32(folder)
     assert dict(model.config.rope_parameters) == rope_before, (name, model.config.rope_parameters, rope_before)
+    assert getattr(model.config, "layer_types", None) == types_before, (name, model.config.layer_types, types_before)
     assert model.config.vocab_size == tok.get_vocab_size()
     if name == "gemma2":
         lt = list(model.config.layer_types)
         assert lt == ["sliding_attention", "full_attention", "sliding_attention"], lt
         assert model.config.sliding_window == 6
+    if name == "gemma3":
+        assert list(model.config.layer_types) == ["sliding_attention"] * 5 + ["full_attention"], model.config.layer_types
+        assert model.config.sliding_window == 6 and model.config.final_logit_softcapping is None
+        rp = model.config.rope_parameters
+        assert rp["sliding_attention"]["rope_theta"] == 1e4 and rp["full_attention"]["factor"] == 8.0, rp
     gemma_scale = float(config.hidden_size) ** 0.5 if name.startswith("gemma") else None
 
     ids = fixed_input_ids(spec["seed"], config.bos_token_id, len(fam["specials"]), config.vocab_size)
@@ -503,7 +542,7 @@ def make_model_fixture(name: str, spec: dict, tokenizers_by_family: dict, versio
     assert margin > MIN_GREEDY_MARGIN, f"{name}: greedy top1-top2 gap {margin} too small; change the seed"
     from transformers import AutoTokenizer
     text = text_generation(model, AutoTokenizer.from_pretrained(str(folder)), gen_eos)
-    if name == "gemma2":
+    if name in ("gemma2", "gemma3"):
         assert T_INPUT > 2 * config.sliding_window
 
     meta = {

@@ -17,7 +17,7 @@ public struct Llama3RopeScaling: Sendable, Equatable {
 
 /// Everything the shared transformer forward needs, whatever file it came from.
 public struct ModelConfig: Sendable {
-    public var architecture: String            // registry key: llama, mistral, qwen2, qwen3, gemma, gemma2
+    public var architecture: String            // registry key: llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3
     public var vocabSize: Int
     public var hiddenSize: Int
     public var intermediateSize: Int
@@ -31,6 +31,9 @@ public struct ModelConfig: Sendable {
     /// Linear RoPE scaling ("position interpolation"): every frequency divided by this factor, so position p turns
     /// as p / factor did. transformers' rope_type "linear"; llama.cpp's rope.scaling.factor (freq_scale = 1 / it).
     public var ropeLinearFactor: Double = 1
+    /// RoPE base of the sliding-window layers when they have their own, unscaled (Gemma-3's local layers: 1e4);
+    /// nil when every layer turns with `ropeTheta` and its scaling.
+    public var slidingRopeTheta: Double? = nil
     public var ropeStyle: RopeStyle = .halfRotation
     public var maxPositions: Int = 2048
     public var tieWordEmbeddings = false

@@ -144,7 +144,7 @@ extension TransformerModel {
     public func writeBenchmarkGGUF(to url: URL) throws { try writeGGUF(to: url) }
 
     /// Writes the weights, in their stored types, as a GGUF with llama.cpp's tensor names and metadata, as its
-    /// converter (convert_hf_to_gguf.py) writes them: llama and mistral -> `llama`, qwen2, qwen3, gemma, gemma2.
+    /// converter (convert_hf_to_gguf.py) writes them: llama and mistral -> `llama`, qwen2, qwen3, gemma, gemma2, gemma3.
     /// Q/K rows are permuted for the `llama` architecture when the model uses HF's rotate_half RoPE, so that
     /// llama.cpp's interleaved RoPE computes the same thing; Llama-3 RoPE scaling becomes the `rope_freqs` tensor;
     /// Gemma's norm weights are stored as (1 + w), in f32. What a GGUF cannot say is refused with the reason (a
@@ -164,15 +164,16 @@ extension TransformerModel {
     /// permuted Q/K and f32 vectors into buffers of their own. The content keeps this model alive.
     public func ggufContent(name: String, tokenizer: [(String, GGUFValue)]?, path: String = "model") throws -> (GGUFContent, [String]) {
         let c = config
-        let archs = ["llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma": "gemma", "gemma2": "gemma2"]
+        let archs = ["llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma": "gemma", "gemma2": "gemma2",
+                     "gemma3": "gemma3"]
         guard let arch = archs[c.architecture] else {
             throw ModelError("GGUF export: architecture \(c.architecture) is not supported (\(archs.keys.sorted().joined(separator: ", ")))")
         }
         var caveats: [String] = []
-        if let w = c.slidingWindow, arch != "gemma2" {
+        if let w = c.slidingWindow, !arch.hasPrefix("gemma") {
             caveats.append("sliding_window \(w) is not written: GGUF \(arch) has no sliding window (llama.cpp's converter drops it too), so the file attends to the whole context and differs from the folder past \(w) tokens")
         }
-        if arch == "gemma" || arch == "gemma2" {
+        if arch.hasPrefix("gemma") {
             guard c.activation == .geluTanh else {
                 throw ModelError("GGUF export: this Gemma uses the \(c.activation.rawValue) activation; GGUF gemma always uses the tanh GELU")
             }
@@ -188,6 +189,17 @@ extension TransformerModel {
             let evenSlide = (0..<c.numLayers).map { c.slidingWindow != nil && $0 % 2 == 0 }
             guard c.slidingLayers == evenSlide else {
                 throw ModelError("GGUF export: layer_types cannot be written: GGUF gemma2 slides on the even layers only")
+            }
+        }
+        if arch == "gemma3" {
+            // llama.cpp reads a gemma3 file with a fixed layout; what differs from it cannot be written
+            let inferred: Float = c.numLayers == 62 ? 1 / Float(c.hiddenSize / c.numHeads).squareRoot() : 1 / Float(c.headDim).squareRoot()
+            guard abs(c.attnScale - inferred) <= 1e-6 * inferred else {
+                let given = String(format: "%g", 1 / (c.attnScale * c.attnScale)), assumed = String(format: "%g", 1 / (inferred * inferred))
+                throw ModelError("GGUF export: query_pre_attn_scalar \(given) cannot be written: GGUF gemma3 has no such key and llama.cpp assumes \(assumed) for this size")
+            }
+            guard c.attnLogitSoftcap == nil else {
+                throw ModelError("GGUF export: attn_logit_softcapping cannot be written: llama.cpp applies none for gemma3")
             }
         }
         var g = GGUFContent(sourcePath: path)
@@ -213,6 +225,15 @@ extension TransformerModel {
             if let v = c.attnLogitSoftcap { g.set("gemma2.attn_logit_softcapping", .float32(v)) }
             if let v = c.finalLogitSoftcap { g.set("gemma2.final_logit_softcapping", .float32(v)) }
             if let w = c.slidingWindow { g.set("gemma2.attention.sliding_window", .uint32(UInt32(w))) }
+        }
+        if arch == "gemma3" {
+            // the window, which layers slide (as a list, which llama.cpp reads before any default) and their RoPE base
+            if let w = c.slidingWindow, c.slidingLayers.contains(true) {
+                g.set("gemma3.attention.sliding_window", .uint32(UInt32(w)))
+                g.set("gemma3.attention.sliding_window_pattern", .array(c.slidingLayers.map { .bool($0) }))
+                g.set("gemma3.rope.freq_base_swa", .float32(Float(c.slidingRopeTheta ?? c.ropeTheta)))
+            }
+            if let v = c.finalLogitSoftcap { g.set("gemma3.final_logit_softcapping", .float32(v)) }
         }
         if let tokenizer { for (k, v) in tokenizer { g.set(k, v) } } else { g.set("tokenizer.ggml.model", .string("none")) }
 

@@ -14,6 +14,8 @@ public final class TransformerModel: @unchecked Sendable {
     public let config: ModelConfig
     let weights: ModelWeights
     let invFreq: [Float]
+    /// The sliding-window layers' own frequencies (`ModelConfig.slidingRopeTheta`), nil when they share `invFreq`.
+    let slidingInvFreq: [Float]?
     private var ws: Workspace
     /// How matrix products treat activations (`.exact`: f32, the default; `.native`: llama.cpp-style int8 / bf16).
     /// A change made while a forward pass runs (on another thread) waits for it: a pass uses one precision.
@@ -30,6 +32,11 @@ public final class TransformerModel: @unchecked Sendable {
         self.config = config
         self.weights = weights
         self.invFreq = TransformerModel.ropeInverseFrequencies(config, factors: weights.ropeFreqFactors)
+        self.slidingInvFreq = config.slidingRopeTheta.map { theta in
+            var plain = config
+            (plain.ropeTheta, plain.ropeScaling, plain.ropeLinearFactor) = (theta, nil, 1)
+            return TransformerModel.ropeInverseFrequencies(plain, factors: nil)
+        }
         self.ws = Workspace(config: config, tokens: 1, contextCapacity: 1)
     }
 
@@ -255,8 +262,9 @@ public final class TransformerModel: @unchecked Sendable {
             Ops.rmsNorm(q, weight: qn, offset: c.normOffset, eps: c.rmsNormEps, n: hd, T: T * c.numHeads, out: q)
             Ops.rmsNorm(k, weight: kn, offset: c.normOffset, eps: c.rmsNormEps, n: hd, T: T * c.numKVHeads, out: k)
         }
-        applyRope(q, heads: c.numHeads, count: T)
-        applyRope(k, heads: c.numKVHeads, count: T)
+        let local = slidingInvFreq != nil && c.slidingLayers[l]
+        applyRope(q, heads: c.numHeads, count: T, local: local)
+        applyRope(k, heads: c.numKVHeads, count: T, local: local)
 
         let group = c.numHeads / c.numKVHeads
         let window = c.slidingLayers[l] ? c.slidingWindow : nil
@@ -395,28 +403,33 @@ public final class TransformerModel: @unchecked Sendable {
         return inv
     }
 
-    /// cos/sin for every row of the pass, each at its own sequence's position.
+    /// cos/sin for every row of the pass, each at its own sequence's position (and the sliding layers' own, if any).
     private func ropeTables(_ seqs: UnsafeBufferPointer<BatchSequence>) {
         let half = config.headDim / 2
-        var row = 0
-        for s in seqs {
-            for t in 0..<s.tokens.count {
-                let pos = Float(s.cache.count + t)
-                for i in 0..<half {
-                    let a = pos * invFreq[i]
-                    ws.cos[row * half + i] = Foundation.cos(a)
-                    ws.sin[row * half + i] = Foundation.sin(a)
+        func fill(_ freq: [Float], _ cos: UnsafeMutablePointer<Float>, _ sin: UnsafeMutablePointer<Float>) {
+            var row = 0
+            for s in seqs {
+                for t in 0..<s.tokens.count {
+                    let pos = Float(s.cache.count + t)
+                    for i in 0..<half {
+                        let a = pos * freq[i]
+                        cos[row * half + i] = Foundation.cos(a)
+                        sin[row * half + i] = Foundation.sin(a)
+                    }
+                    row += 1
                 }
-                row += 1
             }
         }
+        fill(invFreq, ws.cos, ws.sin)
+        if let local = slidingInvFreq { fill(local, ws.cosLocal, ws.sinLocal) }
     }
 
-    private func applyRope(_ x: UnsafeMutablePointer<Float>, heads: Int, count T: Int) {
+    private func applyRope(_ x: UnsafeMutablePointer<Float>, heads: Int, count T: Int, local: Bool) {
         let hd = config.headDim, half = hd / 2
         let interleaved = config.ropeStyle == .interleaved
+        let (cos, sin) = local ? (ws.cosLocal, ws.sinLocal) : (ws.cos, ws.sin)
         for t in 0..<T {
-            let cs = ws.cos + t * half, sn = ws.sin + t * half
+            let cs = cos + t * half, sn = sin + t * half
             for hh in 0..<heads {
                 let p = x + (t * heads + hh) * hd
                 for i in 0..<half {
@@ -553,6 +566,8 @@ struct Workspace {
     private(set) var contextCapacity = 0
     private var storage: UnsafeMutablePointer<Float>? = nil
     var x, h, q, k, v, ctx, attnOut, mlpOut, gate, up, logits, att, cos, sin, attPartial: UnsafeMutablePointer<Float>
+    /// The sliding layers' RoPE tables (`ModelConfig.slidingRopeTheta`; empty otherwise).
+    var cosLocal, sinLocal: UnsafeMutablePointer<Float>
     /// One entry per token of the pass (a batched step has a token per sequence): the shared attention loop's queries.
     var queries = UnsafeMutablePointer<SequenceQuery>.allocate(capacity: 1)
     /// The most position chunks one decode step's attention is split into (`attPartial` holds their partials).
@@ -563,6 +578,7 @@ struct Workspace {
         let dummy = UnsafeMutablePointer<Float>.allocate(capacity: 1)
         (x, h, q, k, v, ctx, attnOut, mlpOut, gate, up, logits, att, cos, sin, attPartial) =
             (dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy)
+        (cosLocal, sinLocal) = (dummy, dummy)
         storage = dummy
         ensure(tokens: tokens, contextCapacity: contextCapacity)
         ensureLogits(rows: 1)
@@ -598,6 +614,7 @@ struct Workspace {
                      T * c.hiddenSize, T * c.hiddenSize, T * c.intermediateSize, T * c.intermediateSize,
                      16, c.numHeads * C, T * c.headDim / 2, T * c.headDim / 2,
                      Workspace.attentionChunks * c.numHeads * (c.headDim + 2)]
+            + Array(repeating: c.slidingRopeTheta == nil ? 0 : T * c.headDim / 2, count: 2)
         // 16-float alignment per buffer
         let padded = sizes.map { ($0 + 15) / 16 * 16 }
         storage?.deallocate()
@@ -607,6 +624,7 @@ struct Workspace {
         for s in padded { ptrs.append(base + off); off += s }
         (x, h, q, k, v, ctx, attnOut, mlpOut, gate, up) = (ptrs[0], ptrs[1], ptrs[2], ptrs[3], ptrs[4], ptrs[5], ptrs[6], ptrs[7], ptrs[8], ptrs[9])
         (att, cos, sin, attPartial) = (ptrs[11], ptrs[12], ptrs[13], ptrs[14])
+        (cosLocal, sinLocal) = (ptrs[15], ptrs[16])
         storage = base
         if T > tokens {
             queries.deallocate()

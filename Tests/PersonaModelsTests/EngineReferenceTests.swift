@@ -157,23 +157,10 @@ final class EngineReferenceTests: XCTestCase {
         }
     }
 
-    /// A copy of fixture `arch` (its references left out) in a new temporary folder, config.json changed by `edit`.
-    func editedFixture(_ arch: String, edit: (inout [String: Any]) -> Void) throws -> URL {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("persona-\(arch)-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        for f in try FileManager.default.contentsOfDirectory(atPath: fixture(arch).path) where !f.hasPrefix("reference") {
-            try FileManager.default.copyItem(at: fixture(arch).appendingPathComponent(f), to: dir.appendingPathComponent(f))
-        }
-        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("config.json"))) as! [String: Any]
-        edit(&config)
-        try JSONSerialization.data(withJSONObject: config).write(to: dir.appendingPathComponent("config.json"))
-        return dir
-    }
-
     /// A Mistral sliding window has no GGUF key (llama.cpp's converter drops it too): the file is written, and the
     /// caveat says what differs.
     func testMistralSlidingWindowIsACaveat() throws {
-        let dir = try editedFixture("mistral") { $0["sliding_window"] = 4096 }
+        let dir = try ArchitectureFixtures.edited("mistral") { $0["sliding_window"] = 4096 }
         defer { try? FileManager.default.removeItem(at: dir) }
         let out = dir.appendingPathComponent("m.gguf")
         let caveats = try ModelLoader.loadNetwork(path: dir.path).writeGGUF(to: out)
@@ -195,7 +182,7 @@ final class EngineReferenceTests: XCTestCase {
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: out.path))
         // the same folder with query_pre_attn_scalar = head_dim
-        let dir = try editedFixture("gemma2") { config in
+        let dir = try ArchitectureFixtures.edited("gemma2") { config in
             XCTAssertEqual(config["head_dim"] as? Int, 16)
             config["query_pre_attn_scalar"] = 16
         }

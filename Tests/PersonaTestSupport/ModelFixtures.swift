@@ -25,13 +25,27 @@ struct Reference {
 
 /// The tiny random models of every architecture and their transformers references (Fixtures/<arch>).
 enum ArchitectureFixtures {
-    static let names = ["llama", "llama2", "mistral", "qwen2", "qwen3", "gemma", "gemma2"]
+    static let names = ["llama", "llama2", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3"]
 
     static func url(_ name: String) -> URL { Repository.modelFixtures.appendingPathComponent(name) }
 
     static func reference(_ arch: String) throws -> Reference {
         try Reference(safetensors: url(arch).appendingPathComponent("reference.safetensors"),
                       json: url(arch).appendingPathComponent("reference.json"))
+    }
+
+    /// A copy of fixture `arch` (its references left out) in a new temporary folder, config.json changed by `edit`;
+    /// the caller removes it.
+    static func edited(_ arch: String, edit: (inout [String: Any]) -> Void) throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("persona-\(arch)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        for f in try FileManager.default.contentsOfDirectory(atPath: url(arch).path) where !f.hasPrefix("reference") {
+            try FileManager.default.copyItem(at: url(arch).appendingPathComponent(f), to: dir.appendingPathComponent(f))
+        }
+        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("config.json"))) as! [String: Any]
+        edit(&config)
+        try JSONSerialization.data(withJSONObject: config).write(to: dir.appendingPathComponent("config.json"))
+        return dir
     }
 
     /// Runs `body` for every architecture, reporting each failure separately.

@@ -1,0 +1,67 @@
+import Foundation
+
+/// Gemma-3 (text): Gemma-2's sandwich norms and query_pre_attn_scalar, plus per-head q/k RMSNorm ((1 + w), before
+/// RoPE), no soft-capping by default, five sliding-window layers to one full-attention layer, and RoPE per layer
+/// type: the sliding layers turn with base 1e4 and no scaling, the full-attention layers with `rope_theta` (1e6)
+/// and its scaling (linear 8 for the 4B-27B checkpoints).
+enum Gemma3Architecture: Architecture {
+    static let hfModelTypes = ["gemma3_text"]
+    static let ggufArchitectures = ["gemma3"]
+
+    static func config(hf j: JSONConfig) throws -> ModelConfig {
+        var c = try GemmaArchitecture.config(hf: j)   // the full-attention RoPE entry, as readRope takes it
+        c.architecture = "gemma3"
+        c.sandwichNorms = true
+        c.qkNorm = true
+        c.attnLogitSoftcap = j.optDouble("attn_logit_softcapping").map(Float.init)
+        c.finalLogitSoftcap = j.optDouble("final_logit_softcapping").map(Float.init)
+        c.attnScale = Float(1 / (j.optDouble("query_pre_attn_scalar") ?? 256).squareRoot())
+        c.slidingWindow = j.optInt("sliding_window")
+        if let types = j.dict["layer_types"] as? [String] {
+            c.slidingLayers = types.map { $0 == "sliding_attention" }
+        } else {
+            // the reference's default: every sliding_window_pattern-th layer attends fully
+            let pattern = j.optInt("sliding_window_pattern") ?? j.optInt("_sliding_window_pattern") ?? 6
+            guard pattern > 0 else { throw ModelError("\(j.source): invalid config: sliding_window_pattern \(pattern)") }
+            c.slidingLayers = (0..<c.numLayers).map { ($0 + 1) % pattern != 0 }
+        }
+        if c.slidingWindow == nil { c.slidingLayers = Array(repeating: false, count: c.numLayers) }
+        // the sliding layers' RoPE: rope_parameters.sliding_attention, or the older rope_local_base_freq
+        let local = (j.optDict("rope_parameters")?["sliding_attention"] as? [String: Any])
+        if let type = local?["rope_type"] as? String, type != "default" {
+            throw ModelError("\(j.source): unsupported rope_parameters.sliding_attention.rope_type '\(type)' (supported: default)")
+        }
+        c.slidingRopeTheta = (local?["rope_theta"] as? NSNumber)?.doubleValue ?? j.optDouble("rope_local_base_freq") ?? 10000
+        return c
+    }
+
+    static func config(gguf g: GGUFConfig) throws -> ModelConfig {
+        var c = try GemmaArchitecture.config(gguf: g)
+        c.architecture = "gemma3"
+        c.sandwichNorms = true
+        c.qkNorm = true
+        // as llama.cpp reads a gemma3 file: no window (or 0) means none; the pattern is a per-layer list, or every
+        // n-th layer full (n from the file, else 6; 0: every layer slides); the sliding layers turn with
+        // rope.freq_base_swa (else 1e4), unscaled; the final soft-cap when the file has one
+        if let window = g.optInt("attention.sliding_window"), window > 0 {
+            c.slidingWindow = window
+            let key = "gemma3.attention.sliding_window_pattern"
+            if let list = g.file.metadata[key]?.array {
+                guard list.count == c.numLayers, list.allSatisfy({ $0.bool != nil }) else {
+                    throw ModelError("\(g.source): invalid metadata: \(key) has \(list.count) entries, expected \(c.numLayers) booleans")
+                }
+                c.slidingLayers = list.map { $0.bool! }
+            } else {
+                let n = g.optInt("attention.sliding_window_pattern") ?? 6
+                guard n >= 0 else { throw ModelError("\(g.source): invalid metadata: \(key) \(n)") }
+                c.slidingLayers = (0..<c.numLayers).map { n == 0 || $0 % n < n - 1 }
+            }
+            c.slidingRopeTheta = g.optDouble("rope.freq_base_swa") ?? 10000
+        }
+        if let cap = g.optDouble("final_logit_softcapping"), cap != 0 { c.finalLogitSoftcap = Float(cap) }
+        // no query_pre_attn_scalar key: llama.cpp infers it from the size as gemma_pytorch's configs give it,
+        // hidden / heads for the 27B model (62 blocks), head_dim for the others
+        if c.numLayers == 62 { c.attnScale = 1 / (Float(c.hiddenSize / c.numHeads)).squareRoot() }
+        return c
+    }
+}
