@@ -11,7 +11,7 @@ Pinned environment it was run with (checked at start; pass --any-version to over
     (accelerate only because transformers' GGUF loader requires it; installed with pip --no-deps)
 
 What it writes (Tests/PersonaModelsTests/Fixtures/, described in README.md there):
-  * one folder per architecture (llama, llama2, mistral, qwen2, qwen3, gemma, gemma2, gemma3) holding a tiny
+  * one folder per architecture (llama, llama2, mistral, qwen2, qwen3, gemma, gemma2, gemma3, smollm3) holding a tiny
     random model saved by transformers as bf16 safetensors, its config.json, generation_config.json,
     a tiny byte-level BPE tokenizer (tokenizer.json + tokenizer_config.json with a chat template),
     and reference.safetensors + reference.json with transformers' outputs;
@@ -215,6 +215,11 @@ MODELS = {
                             hidden_activation="gelu_pytorch_tanh", query_pre_attn_scalar=24, sliding_window=6,
                             rope_parameters={"sliding_attention": dict(rope_type="default", rope_theta=10000.0),
                                              "full_attention": dict(rope_type="linear", factor=8.0, rope_theta=1000000.0)})),
+    # SmolLM3: the Llama block with no RoPE on every 4th layer (no_rope_layers [1, 1, 1, 0], written explicitly as the
+    # Hub's config has it), theta 5e6, tied; the Hub's top-level rope_theta layout. transformers 5.25 (--any-version).
+    "smollm3": dict(arch="SmolLM3ForCausalLM", family="llama3", seed=131, layers=4, legacy_rope=True,
+                    cfg=dict(tie_word_embeddings=True, rms_norm_eps=1e-6, no_rope_layer_interval=4,
+                             rope_parameters=dict(rope_type="default", rope_theta=5000000.0))),
 }
 
 # Init scales: large enough that attention is not uniform and logits are not near zero.
@@ -297,7 +302,7 @@ def make_config(name: str, spec: dict, tok):
     fam = TOKENIZER_FAMILIES[spec["family"]]
     model_type = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral", "Qwen2ForCausalLM": "qwen2",
                   "Qwen3ForCausalLM": "qwen3", "GemmaForCausalLM": "gemma", "Gemma2ForCausalLM": "gemma2",
-                  "Gemma3ForCausalLM": "gemma3_text"}[spec["arch"]]
+                  "Gemma3ForCausalLM": "gemma3_text", "SmolLM3ForCausalLM": "smollm3"}[spec["arch"]]
     kw = dict(COMMON_SHAPE)
     kw.update(copy.deepcopy(spec["cfg"]))
     kw.update(num_hidden_layers=spec["layers"], vocab_size=tok.get_vocab_size(),
@@ -544,6 +549,8 @@ def make_model_fixture(name: str, spec: dict, tokenizers_by_family: dict, versio
     text = text_generation(model, AutoTokenizer.from_pretrained(str(folder)), gen_eos)
     if name in ("gemma2", "gemma3"):
         assert T_INPUT > 2 * config.sliding_window
+    if name == "smollm3":
+        assert list(model.config.no_rope_layers) == [1, 1, 1, 0], model.config.no_rope_layers
 
     meta = {
         "fixture": name,

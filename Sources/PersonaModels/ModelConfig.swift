@@ -17,7 +17,7 @@ public struct Llama3RopeScaling: Sendable, Equatable {
 
 /// Everything the shared transformer forward needs, whatever file it came from.
 public struct ModelConfig: Sendable {
-    public var architecture: String            // registry key: llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3
+    public var architecture: String            // registry key: llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3, smollm3
     public var vocabSize: Int
     public var hiddenSize: Int
     public var intermediateSize: Int
@@ -53,6 +53,8 @@ public struct ModelConfig: Sendable {
     public var slidingWindow: Int? = nil
     /// Per layer: true if the layer uses the sliding window.
     public var slidingLayers: [Bool] = []
+    /// Per layer: true if the layer applies no RoPE (SmolLM3's NoPE layers); empty: every layer does.
+    public var noRopeLayers: [Bool] = []
     public var bosTokenId: Int? = nil
     public var eosTokenIds: [Int] = []
 
@@ -90,6 +92,7 @@ public struct ModelConfig: Sendable {
         try need(maxPositions > 0, "max_position_embeddings \(maxPositions)")
         try need(rmsNormEps > 0 && rmsNormEps.isFinite, "rms_norm_eps \(rmsNormEps)")
         try need(slidingLayers.count == numLayers, "layer_types has \(slidingLayers.count) entries, expected \(numLayers)")
+        try need(noRopeLayers.isEmpty || noRopeLayers.count == numLayers, "no_rope_layers has \(noRopeLayers.count) entries, expected \(numLayers)")
     }
 }
 

@@ -144,8 +144,8 @@ extension TransformerModel {
     public func writeBenchmarkGGUF(to url: URL) throws { try writeGGUF(to: url) }
 
     /// Writes the weights, in their stored types, as a GGUF with llama.cpp's tensor names and metadata, as its
-    /// converter (convert_hf_to_gguf.py) writes them: llama and mistral -> `llama`, qwen2, qwen3, gemma, gemma2, gemma3.
-    /// Q/K rows are permuted for the `llama` architecture when the model uses HF's rotate_half RoPE, so that
+    /// converter (convert_hf_to_gguf.py) writes them: llama and mistral -> `llama`, qwen2, qwen3, gemma, gemma2, gemma3,
+    /// smollm3. Q/K rows are permuted for the `llama` and `smollm3` architectures when the model uses HF's rotate_half RoPE, so that
     /// llama.cpp's interleaved RoPE computes the same thing; Llama-3 RoPE scaling becomes the `rope_freqs` tensor;
     /// Gemma's norm weights are stored as (1 + w), in f32. What a GGUF cannot say is refused with the reason (a
     /// Gemma-2 query_pre_attn_scalar or sliding-window layout other than the ones llama.cpp infers), or, where
@@ -165,7 +165,7 @@ extension TransformerModel {
     public func ggufContent(name: String, tokenizer: [(String, GGUFValue)]?, path: String = "model") throws -> (GGUFContent, [String]) {
         let c = config
         let archs = ["llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma": "gemma", "gemma2": "gemma2",
-                     "gemma3": "gemma3"]
+                     "gemma3": "gemma3", "smollm3": "smollm3"]
         guard let arch = archs[c.architecture] else {
             throw ModelError("GGUF export: architecture \(c.architecture) is not supported (\(archs.keys.sorted().joined(separator: ", ")))")
         }
@@ -190,6 +190,9 @@ extension TransformerModel {
             guard c.slidingLayers == evenSlide else {
                 throw ModelError("GGUF export: layer_types cannot be written: GGUF gemma2 slides on the even layers only")
             }
+        }
+        if arch == "smollm3", c.noRopeLayers != (0..<c.numLayers).map({ ($0 + 1) % 4 == 0 }) {
+            throw ModelError("GGUF export: no_rope_layers cannot be written: llama.cpp skips RoPE on every 4th smollm3 layer, from no key")
         }
         if arch == "gemma3" {
             // llama.cpp reads a gemma3 file with a fixed layout; what differs from it cannot be written
@@ -241,7 +244,7 @@ extension TransformerModel {
         func raw(_ m: WeightMatrix) -> () -> GGUFContent.TensorBytes {
             { GGUFContent.TensorBytes(data: m.data, count: m.byteCount, owner: m.owner ?? self) }
         }
-        let permute = arch == "llama" && c.ropeStyle == .halfRotation
+        let permute = (arch == "llama" || arch == "smollm3") && c.ropeStyle == .halfRotation   // llama.cpp's LlamaModel converter
         // rotate_half pairs (i, i + d/2) -> interleaved pairs (2i, 2i + 1): within each head, row j*half + i moves to 2i + j.
         // Made when the tensor is written (or quantised), so one permuted copy is held at a time.
         func qk(_ m: WeightMatrix, heads: Int) -> () -> GGUFContent.TensorBytes {

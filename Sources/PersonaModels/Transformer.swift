@@ -262,9 +262,11 @@ public final class TransformerModel: @unchecked Sendable {
             Ops.rmsNorm(q, weight: qn, offset: c.normOffset, eps: c.rmsNormEps, n: hd, T: T * c.numHeads, out: q)
             Ops.rmsNorm(k, weight: kn, offset: c.normOffset, eps: c.rmsNormEps, n: hd, T: T * c.numKVHeads, out: k)
         }
-        let local = slidingInvFreq != nil && c.slidingLayers[l]
-        applyRope(q, heads: c.numHeads, count: T, local: local)
-        applyRope(k, heads: c.numKVHeads, count: T, local: local)
+        if c.noRopeLayers.isEmpty || !c.noRopeLayers[l] {   // SmolLM3's NoPE layers attend without positions
+            let local = slidingInvFreq != nil && c.slidingLayers[l]
+            applyRope(q, heads: c.numHeads, count: T, local: local)
+            applyRope(k, heads: c.numKVHeads, count: T, local: local)
+        }
 
         let group = c.numHeads / c.numKVHeads
         let window = c.slidingLayers[l] ? c.slidingWindow : nil

@@ -117,14 +117,14 @@ final class EngineReferenceTests: XCTestCase {
     /// Gemma's norms as 1 + w). By hand, Scripts/check_gguf_export_llamacpp.py compares these files with llama.cpp's
     /// own converter's (the same tensors) and runs them in llama.cpp.
     func testGGUFExportReproducesTransformers() throws {
-        for arch in ["llama", "llama2", "qwen2", "qwen3", "mistral", "gemma"] {
+        for arch in ["llama", "llama2", "qwen2", "qwen3", "mistral", "gemma", "smollm3"] {
             let out = FileManager.default.temporaryDirectory.appendingPathComponent("persona-export-\(arch)-\(UUID().uuidString).gguf")
             defer { try? FileManager.default.removeItem(at: out) }
             let net = try ModelLoader.loadNetwork(path: fixture(arch).path)
             let caveats = try net.writeGGUF(to: out, tokenizer: try GGUFTokenizerExport.metadata(directory: fixture(arch), vocabSize: net.config.vocabSize))
             XCTAssertEqual(caveats, [], arch)
             let model = try ModelLoader.loadNetwork(path: out.path)
-            XCTAssertEqual(model.config.ropeStyle, ["llama", "llama2", "mistral"].contains(arch) ? .interleaved : .halfRotation, arch)
+            XCTAssertEqual(model.config.ropeStyle, ["llama", "llama2", "mistral", "smollm3"].contains(arch) ? .interleaved : .halfRotation, arch)
             let ref = try reference(arch)
             try checkHiddenStates(model: model, ref: ref, label: "\(arch) exported to GGUF")
             // the embedded tokenizer and chat template give transformers' prompt ids
@@ -154,6 +154,36 @@ final class EngineReferenceTests: XCTestCase {
                 try GGUFQuantizer(fileType: type).quantize(try GGUFFile(url: written), to: viaFile)
                 XCTAssertEqual(try Data(contentsOf: direct), try Data(contentsOf: viaFile), "\(arch) \(type.rawValue)")
             }
+        }
+    }
+
+    /// SmolLM3's NoPE layers: the config's list, or every `no_rope_layer_interval`-th layer when there is none; a
+    /// GGUF can only say "every 4th" (llama.cpp's rule), so another list is refused for export, and a model
+    /// without them is another model (the reference would not match).
+    func testSmolLM3NoRopeLayers() throws {
+        let hub = try ModelLoader.loadNetwork(path: fixture("smollm3").path)
+        XCTAssertEqual(hub.config.noRopeLayers, [false, false, false, true])
+        let ids = try reference("smollm3").ints("input_ids")
+        func logits(_ m: TransformerModel) throws -> [Float] { Array(try m.forward(ids, cache: m.makeCache(), logits: .all)) }
+        let interval = try ArchitectureFixtures.edited("smollm3") { $0.removeValue(forKey: "no_rope_layers") }
+        defer { try? FileManager.default.removeItem(at: interval) }
+        let fromInterval = try ModelLoader.loadNetwork(path: interval.path)
+        XCTAssertEqual(fromInterval.config.noRopeLayers, hub.config.noRopeLayers)
+        XCTAssertEqual(try logits(fromInterval), try logits(hub))
+        let everyLayer = try ArchitectureFixtures.edited("smollm3") { $0["no_rope_layers"] = [1, 1, 1, 1] }
+        defer { try? FileManager.default.removeItem(at: everyLayer) }
+        let withRope = try ModelLoader.loadNetwork(path: everyLayer.path)
+        XCTAssertGreaterThan(maxAbsDiff(try logits(withRope), try reference("smollm3").floats("logits").values), 0.1)
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("persona-smollm3-\(UUID().uuidString).gguf")
+        defer { try? FileManager.default.removeItem(at: out) }
+        XCTAssertThrowsError(try withRope.writeGGUF(to: out)) { e in
+            XCTAssertTrue("\(e)".contains("no_rope_layers cannot be written"), "\(e)")
+        }
+        for (bad, message) in [(["no_rope_layers": [1, 1, 0]], "no_rope_layers must be 4 entries of 0 or 1"),
+                               (["mlp_bias": true], "unsupported mlp_bias"), (["use_sliding_window": true], "unsupported use_sliding_window")] {
+            let dir = try ArchitectureFixtures.edited("smollm3") { c in for (k, v) in bad { c[k] = v } }
+            defer { try? FileManager.default.removeItem(at: dir) }
+            XCTAssertThrowsError(try ModelLoader.loadNetwork(path: dir.path)) { e in XCTAssertTrue("\(e)".contains(message), "\(e)") }
         }
     }
 
