@@ -21,17 +21,9 @@ final class Gemma3Tests: XCTestCase {
 
     var ids: [Int] { get throws { try ArchitectureFixtures.reference("gemma3").ints("input_ids") } }
 
-    /// `src` rewritten without the metadata keys `dropping`.
+    /// `src` rewritten without the metadata keys `dropping` (removed after the test).
     func copy(_ src: URL, dropping: Set<String>) throws -> URL {
-        let file = try GGUFFile(url: src)
-        var w = GGUFWriter()
-        for k in file.metadataKeys where !dropping.contains(k) { w.set(k, file.metadata[k]!) }
-        for n in file.tensorNamesInFileOrder {
-            let t = file.tensor(n)!
-            try w.addTensor(name: n, dtype: t.dtype, shape: t.shape, data: Data(bytes: t.data, count: t.byteCount))
-        }
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("persona-gemma3-\(UUID().uuidString).gguf")
-        try w.write(to: url)
+        let url = try ggufCopy(of: src, dropping: dropping)
         addTeardownBlock { try? FileManager.default.removeItem(at: url) }
         return url
     }

@@ -23,16 +23,7 @@ final class RopeScalingTests: XCTestCase {
 
     /// The F32 fixture rewritten with `extra` metadata (what the script gave llama.cpp).
     func ggufCopy(_ extra: [String: GGUFValue]) throws -> URL {
-        let src = try GGUFFile(url: TestPaths.fixtures.appendingPathComponent("llama2-f32.gguf"))
-        var w = GGUFWriter()
-        for k in src.metadataKeys { w.set(k, src.metadata[k]!) }
-        for (k, v) in extra { w.set(k, v) }
-        for n in src.tensorNamesInFileOrder {
-            let t = src.tensor(n)!
-            try w.addTensor(name: n, dtype: t.dtype, shape: t.shape, data: Data(bytes: t.data, count: t.byteCount))
-        }
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("rope-\(UUID().uuidString).gguf")
-        try w.write(to: url)
+        let url = try PersonaTestSupport.ggufCopy(of: TestPaths.fixtures.appendingPathComponent("llama2-f32.gguf"), setting: extra)
         addTeardownBlock { try? FileManager.default.removeItem(at: url) }
         return url
     }

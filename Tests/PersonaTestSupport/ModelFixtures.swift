@@ -56,6 +56,22 @@ enum ArchitectureFixtures {
     }
 }
 
+/// A GGUF file rewritten with metadata keys changed: `dropping` left out, `setting` added or replaced; tensors as
+/// they are. Written to a new temporary file, which the caller removes.
+func ggufCopy(of src: URL, dropping: Set<String> = [], setting: [String: GGUFValue] = [:]) throws -> URL {
+    let file = try GGUFFile(url: src)
+    var w = GGUFWriter()
+    for k in file.metadataKeys where !dropping.contains(k) { w.set(k, file.metadata[k]!) }
+    for (k, v) in setting { w.set(k, v) }
+    for n in file.tensorNamesInFileOrder {
+        let t = file.tensor(n)!
+        try w.addTensor(name: n, dtype: t.dtype, shape: t.shape, data: Data(bytes: t.data, count: t.byteCount))
+    }
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("persona-copy-\(UUID().uuidString).gguf")
+    try w.write(to: url)
+    return url
+}
+
 func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
     precondition(a.count == b.count, "length \(a.count) vs \(b.count)")
     var m: Float = 0
