@@ -394,7 +394,7 @@ struct OpenAIRoutes: Sendable {
         func completionLogprobs(_ ts: [StreamedToken], startOffset: Int = 0) -> JSONValue {
             var offsets: [JSONValue] = []
             var off = startOffset
-            for t in ts { offsets.append(.number(Double(off))); off += t.text.utf8.count }
+            for t in ts { offsets.append(.number(Double(off))); off += ResponseContext.bytes(t).count }   // the token's bytes, not its display text
             return .object([
                 "tokens": .array(ts.map { .string($0.text) }),
                 "token_logprobs": .array(ts.map { $0.logprob.map { .number($0) } ?? .null }),

@@ -101,6 +101,16 @@ final class PromptScoringCLITests: BinaryTestCase {
                 for (a, b) in zip(e, values) { XCTAssertEqual(a, b, accuracy: 1e-3 * max(1, abs(b)), "\(trait) \(steer ?? "")") }
             }
         }
+        // text_offset counts each token's bytes, so a character split over byte tokens keeps the offsets in the text
+        let split = "Caf\u{e9} \u{1F600} h\u{e9}llo"
+        let echoed = try choices(try await post(server.base, ["prompt": split, "max_tokens": 0, "logprobs": 0, "echo": true]))[0]
+        let lp = try XCTUnwrap(echoed["logprobs"] as? [String: Any])
+        let offsets = try XCTUnwrap(lp["text_offset"] as? [Int]), tokens = try XCTUnwrap(lp["tokens"] as? [String])
+        XCTAssertTrue(tokens.contains { $0.hasPrefix("<0x") }, "the emoji no longer splits over byte tokens: \(tokens)")
+        XCTAssertEqual(offsets.first, 0)
+        XCTAssertEqual(zip(offsets, offsets.dropFirst()).filter { $0 >= $1 }.count, 0, "\(offsets)")
+        XCTAssertEqual(offsets.last! + tokens.last!.utf8.count, split.utf8.count, "\(tokens) \(offsets)")
+
         // steering acts on the prompt too, so it changes how likely the prompt's own words are
         let shift = zip(scored[0].dropFirst(), scored[1].dropFirst()).map { abs(($0 ?? 0) - ($1 ?? 0)) }.max() ?? 0
         XCTAssertGreaterThan(shift, 0.05, "steering evil:4 left the prompt's logprobs as they were")
