@@ -11,7 +11,8 @@ Pinned environment it was run with (checked at start; pass --any-version to over
     torch 2.15.0
 
 For each fixture folder (Tests/PersonaModelsTests/Fixtures/<arch>, bf16 weights; Gemma-2 and Gemma-3 with
-query_pre_attn_scalar set to head_dim, the one value a GGUF can carry):
+query_pre_attn_scalar set to head_dim, the one value a GGUF can carry; Phi-3 without its sliding window, which
+llama.cpp does not apply):
   1. `persona convert <folder> --to gguf` (ours) and `convert_hf_to_gguf.py <folder> --outtype bf16` (llama.cpp's;
      the fixtures' tiny tokenizers are not in its pre-tokenizer table and Gemma's converter wants a
      SentencePiece model, so the vocabulary step is replaced by its plain GPT-2 BPE one: tokenizer metadata is not
@@ -31,19 +32,19 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "Tests" / "PersonaModelsTests" / "Fixtures"
-ARCHS = ["llama", "llama2", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "smollm3"]
+ARCHS = ["llama", "llama2", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "smollm3", "phi3"]
 PINNED = {"llama_cpp_python": "0.3.36", "transformers": "5.25.0", "torch": "2.15.0"}
 
 # convert_hf_to_gguf.py with the vocabulary step replaced (see above), run as a child process
 CONVERT = """
 import sys
 sys.path.insert(0, sys.argv[1] + "/gguf-py"); sys.path.insert(0, sys.argv[1])
-import conversion.base as base, conversion.gemma as gemma
-for mod in (base, gemma):
+import conversion.base as base, conversion.gemma as gemma, conversion.phi as phi
+for mod in (base, gemma, phi):
     for cls in vars(mod).values():
         if isinstance(cls, type) and "get_vocab_base_pre" in vars(cls):
             cls.get_vocab_base_pre = lambda self, tok: "gpt-2"
-        if isinstance(cls, type) and cls.__name__ in ("GemmaModel", "Gemma2Model", "Gemma3Model"):
+        if isinstance(cls, type) and cls.__name__ in ("GemmaModel", "Gemma2Model", "Gemma3Model", "Phi3MiniModel"):
             cls.set_vocab = lambda self: self._set_vocab_gpt2()
 import convert_hf_to_gguf
 sys.argv = ["convert_hf_to_gguf.py"] + sys.argv[2:]
@@ -87,11 +88,16 @@ def main():
     failures = 0
     with tempfile.TemporaryDirectory() as tmp:
         for arch in ARCHS:
-            folder = Path(tmp) / arch
+            # not named after the architecture: llama.cpp treats a model named "phi3..." as having Phi-3's special
+            # tokens, which the fixtures' tiny vocabulary lacks
+            folder = Path(tmp) / f"fixture-{ARCHS.index(arch)}"
             shutil.copytree(FIXTURES / arch, folder, ignore=shutil.ignore_patterns("reference*"))
-            if arch in ("gemma2", "gemma3"):
+            if arch in ("gemma2", "gemma3", "phi3"):
                 cfg = json.loads((folder / "config.json").read_text())
-                cfg["query_pre_attn_scalar"] = cfg["head_dim"]
+                if arch == "phi3":
+                    cfg["sliding_window"] = None   # llama.cpp runs phi3 without it; transformers must too, to compare
+                else:
+                    cfg["query_pre_attn_scalar"] = cfg["head_dim"]
                 (folder / "config.json").write_text(json.dumps(cfg))
             ours, theirs = Path(tmp) / f"{arch}-ours.gguf", Path(tmp) / f"{arch}-llamacpp.gguf"
             subprocess.run([a.persona, "convert", str(folder), "--to", "gguf", "--out", str(ours)], check=True, capture_output=True)

@@ -11,7 +11,7 @@ Pinned environment it was run with (checked at start; pass --any-version to over
     (accelerate only because transformers' GGUF loader requires it; installed with pip --no-deps)
 
 What it writes (Tests/PersonaModelsTests/Fixtures/, described in README.md there):
-  * one folder per architecture (llama, llama2, mistral, qwen2, qwen3, gemma, gemma2, gemma3, smollm3) holding a tiny
+  * one folder per architecture (llama, llama2, mistral, qwen2, qwen3, gemma, gemma2, gemma3, smollm3, phi3) holding a tiny
     random model saved by transformers as bf16 safetensors, its config.json, generation_config.json,
     a tiny byte-level BPE tokenizer (tokenizer.json + tokenizer_config.json with a chat template),
     and reference.safetensors + reference.json with transformers' outputs;
@@ -220,6 +220,12 @@ MODELS = {
     "smollm3": dict(arch="SmolLM3ForCausalLM", family="llama3", seed=131, layers=4, legacy_rope=True,
                     cfg=dict(tie_word_embeddings=True, rms_norm_eps=1e-6, no_rope_layer_interval=4,
                              rope_parameters=dict(rope_type="default", rope_theta=5000000.0))),
+    # Phi-3 (mini 4k): q|k|v in one qkv_proj and gate|up in one gate_up_proj, untied, and a sliding window (6 here,
+    # 2047 in Phi-3-mini-4k) on every layer; the Hub's top-level rope_theta layout. transformers 5.25 (--any-version).
+    "phi3": dict(arch="Phi3ForCausalLM", family="llama2", seed=141, layers=2, legacy_rope=True,
+                 cfg=dict(tie_word_embeddings=False, rms_norm_eps=1e-5, sliding_window=6,
+                          original_max_position_embeddings=256,
+                          rope_parameters=dict(rope_type="default", rope_theta=10000.0))),
 }
 
 # Init scales: large enough that attention is not uniform and logits are not near zero.
@@ -302,7 +308,7 @@ def make_config(name: str, spec: dict, tok):
     fam = TOKENIZER_FAMILIES[spec["family"]]
     model_type = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral", "Qwen2ForCausalLM": "qwen2",
                   "Qwen3ForCausalLM": "qwen3", "GemmaForCausalLM": "gemma", "Gemma2ForCausalLM": "gemma2",
-                  "Gemma3ForCausalLM": "gemma3_text", "SmolLM3ForCausalLM": "smollm3"}[spec["arch"]]
+                  "Gemma3ForCausalLM": "gemma3_text", "SmolLM3ForCausalLM": "smollm3", "Phi3ForCausalLM": "phi3"}[spec["arch"]]
     kw = dict(COMMON_SHAPE)
     kw.update(copy.deepcopy(spec["cfg"]))
     kw.update(num_hidden_layers=spec["layers"], vocab_size=tok.get_vocab_size(),
@@ -343,6 +349,8 @@ def legacy_rope_layout(folder: Path) -> None:
     rp = cfg.pop("rope_parameters")
     cfg["rope_theta"] = rp.pop("rope_theta")
     rope_type = rp.pop("rope_type")
+    if rp.get("partial_rotary_factor") == 1.0:
+        rp.pop("partial_rotary_factor")   # Phi-3's default, which the Hub's configs leave out
     cfg["rope_scaling"] = None if rope_type == "default" and not rp else dict(rope_type=rope_type, **rp)
     path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
 
@@ -547,7 +555,7 @@ def make_model_fixture(name: str, spec: dict, tokenizers_by_family: dict, versio
     assert margin > MIN_GREEDY_MARGIN, f"{name}: greedy top1-top2 gap {margin} too small; change the seed"
     from transformers import AutoTokenizer
     text = text_generation(model, AutoTokenizer.from_pretrained(str(folder)), gen_eos)
-    if name in ("gemma2", "gemma3"):
+    if name in ("gemma2", "gemma3", "phi3"):
         assert T_INPUT > 2 * config.sliding_window
     if name == "smollm3":
         assert list(model.config.no_rope_layers) == [1, 1, 1, 0], model.config.no_rope_layers

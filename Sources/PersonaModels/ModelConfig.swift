@@ -17,7 +17,7 @@ public struct Llama3RopeScaling: Sendable, Equatable {
 
 /// Everything the shared transformer forward needs, whatever file it came from.
 public struct ModelConfig: Sendable {
-    public var architecture: String            // registry key: llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3, smollm3
+    public var architecture: String            // registry key: llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3, smollm3, phi3
     public var vocabSize: Int
     public var hiddenSize: Int
     public var intermediateSize: Int
@@ -53,6 +53,8 @@ public struct ModelConfig: Sendable {
     public var slidingWindow: Int? = nil
     /// Per layer: true if the layer uses the sliding window.
     public var slidingLayers: [Bool] = []
+    /// Phi-3: q, k, v stored as one matrix (rows q | k | v), gate and up as one (rows gate | up).
+    public var fusedProjections = false
     /// Per layer: true if the layer applies no RoPE (SmolLM3's NoPE layers); empty: every layer does.
     public var noRopeLayers: [Bool] = []
     public var bosTokenId: Int? = nil

@@ -145,7 +145,7 @@ extension TransformerModel {
 
     /// Writes the weights, in their stored types, as a GGUF with llama.cpp's tensor names and metadata, as its
     /// converter (convert_hf_to_gguf.py) writes them: llama and mistral -> `llama`, qwen2, qwen3, gemma, gemma2, gemma3,
-    /// smollm3. Q/K rows are permuted for the `llama` and `smollm3` architectures when the model uses HF's rotate_half RoPE, so that
+    /// smollm3, phi3 (fused attn_qkv and gate|up ffn_up). Q/K rows are permuted for the `llama` and `smollm3` architectures when the model uses HF's rotate_half RoPE, so that
     /// llama.cpp's interleaved RoPE computes the same thing; Llama-3 RoPE scaling becomes the `rope_freqs` tensor;
     /// Gemma's norm weights are stored as (1 + w), in f32. What a GGUF cannot say is refused with the reason (a
     /// Gemma-2 query_pre_attn_scalar or sliding-window layout other than the ones llama.cpp infers), or, where
@@ -165,12 +165,14 @@ extension TransformerModel {
     public func ggufContent(name: String, tokenizer: [(String, GGUFValue)]?, path: String = "model") throws -> (GGUFContent, [String]) {
         let c = config
         let archs = ["llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma": "gemma", "gemma2": "gemma2",
-                     "gemma3": "gemma3", "smollm3": "smollm3"]
+                     "gemma3": "gemma3", "smollm3": "smollm3", "phi3": "phi3"]
         guard let arch = archs[c.architecture] else {
             throw ModelError("GGUF export: architecture \(c.architecture) is not supported (\(archs.keys.sorted().joined(separator: ", ")))")
         }
         var caveats: [String] = []
-        if let w = c.slidingWindow, !arch.hasPrefix("gemma") {
+        if let w = c.slidingWindow, arch == "phi3" {
+            caveats.append("sliding_window \(w) is written but llama.cpp runs phi3 files without it (and so does this reader, to match), so the file attends to the whole context and differs from the folder past \(w) tokens")
+        } else if let w = c.slidingWindow, !arch.hasPrefix("gemma") {
             caveats.append("sliding_window \(w) is not written: GGUF \(arch) has no sliding window (llama.cpp's converter drops it too), so the file attends to the whole context and differs from the folder past \(w) tokens")
         }
         if arch.hasPrefix("gemma") {
@@ -238,6 +240,7 @@ extension TransformerModel {
             }
             if let v = c.finalLogitSoftcap { g.set("gemma3.final_logit_softcapping", .float32(v)) }
         }
+        if arch == "phi3" { g.set("phi3.attention.sliding_window", .uint32(UInt32(c.slidingWindow ?? 0))) }   // 0: none, as its converter writes
         if let tokenizer { for (k, v) in tokenizer { g.set(k, v) } } else { g.set("tokenizer.ggml.model", .string("none")) }
 
         // weights without an owner of their own live as long as this model
@@ -259,6 +262,18 @@ extension TransformerModel {
                 }
             }
         }
+        // matrices of one type stacked by rows into one tensor, made when it is written
+        func stacked(_ ms: [WeightMatrix]) throws -> () -> GGUFContent.TensorBytes {
+            guard Set(ms.map(\.dtype)).count == 1 else {
+                throw ModelError("GGUF export: the matrices of a fused tensor have different types (\(ms.map { "\($0.dtype)" }.joined(separator: ", ")))")
+            }
+            return {
+                GGUFContent.TensorBytes(count: ms.reduce(0) { $0 + $1.byteCount }) { dst in
+                    var off = 0
+                    for m in ms { dst.advanced(by: off).copyMemory(from: m.data, byteCount: m.byteCount); off += m.byteCount }
+                }
+            }
+        }
         // norm weights as the file's reader applies them: Gemma's (1 + w) stored whole, in f32 (as llama.cpp's converter)
         func norm(_ v: [Float]) -> [Float] { c.normOffset == 0 ? v : v.map { $0 + c.normOffset } }
         if let s = c.ropeScaling {
@@ -272,10 +287,21 @@ extension TransformerModel {
         for (l, w) in weights.layers.enumerated() {
             let p = "blk.\(l)."
             try g.addTensor(name: p + "attn_norm.weight", shape: [c.hiddenSize], floats: norm(w.attnNorm))
-            try g.addTensor(name: p + "attn_q.weight", dtype: w.wq.dtype, shape: [w.wq.rows, w.wq.cols], make: qk(w.wq, heads: c.numHeads))
-            try g.addTensor(name: p + "attn_k.weight", dtype: w.wk.dtype, shape: [w.wk.rows, w.wk.cols], make: qk(w.wk, heads: c.numKVHeads))
-            for (n, m) in [("attn_v", w.wv), ("attn_output", w.wo), ("ffn_gate", w.gate), ("ffn_up", w.up), ("ffn_down", w.down)] {
-                try g.addTensor(name: p + n + ".weight", dtype: m.dtype, shape: [m.rows, m.cols], make: raw(m))
+            if c.fusedProjections {
+                // Phi-3: one attn_qkv (rows q | k | v) and one ffn_up (rows gate | up), as llama.cpp's converter keeps them
+                try g.addTensor(name: p + "attn_qkv.weight", dtype: w.wq.dtype, shape: [w.wq.rows + w.wk.rows + w.wv.rows, c.hiddenSize],
+                                make: try stacked([w.wq, w.wk, w.wv]))
+                try g.addTensor(name: p + "ffn_up.weight", dtype: w.gate.dtype, shape: [w.gate.rows + w.up.rows, c.hiddenSize],
+                                make: try stacked([w.gate, w.up]))
+                for (n, m) in [("attn_output", w.wo), ("ffn_down", w.down)] {
+                    try g.addTensor(name: p + n + ".weight", dtype: m.dtype, shape: [m.rows, m.cols], make: raw(m))
+                }
+            } else {
+                try g.addTensor(name: p + "attn_q.weight", dtype: w.wq.dtype, shape: [w.wq.rows, w.wq.cols], make: qk(w.wq, heads: c.numHeads))
+                try g.addTensor(name: p + "attn_k.weight", dtype: w.wk.dtype, shape: [w.wk.rows, w.wk.cols], make: qk(w.wk, heads: c.numKVHeads))
+                for (n, m) in [("attn_v", w.wv), ("attn_output", w.wo), ("ffn_gate", w.gate), ("ffn_up", w.up), ("ffn_down", w.down)] {
+                    try g.addTensor(name: p + n + ".weight", dtype: m.dtype, shape: [m.rows, m.cols], make: raw(m))
+                }
             }
             for (n, b) in [("attn_q", w.bq), ("attn_k", w.bk), ("attn_v", w.bv)] {
                 if let b { try g.addTensor(name: p + n + ".bias", shape: [b.count], floats: b) }

@@ -43,6 +43,7 @@ enum TensorNaming {
                 "ffn_norm_llama": "post_attention_layernorm.weight", "ffn_norm_gemma2": "pre_feedforward_layernorm.weight",
                 "post_ffn_norm": "post_feedforward_layernorm.weight", "gate": "mlp.gate_proj.weight",
                 "up": "mlp.up_proj.weight", "down": "mlp.down_proj.weight",
+                "qkv": "self_attn.qkv_proj.weight", "gate_up": "mlp.gate_up_proj.weight",
             ]
             let n = hf[part]!
             return layer.map { "model.layers.\($0).\(n)" } ?? n
@@ -54,10 +55,19 @@ enum TensorNaming {
                 "q_norm": "attn_q_norm.weight", "k_norm": "attn_k_norm.weight", "post_attn_norm": "post_attention_norm.weight",
                 "ffn_norm_llama": "ffn_norm.weight", "ffn_norm_gemma2": "ffn_norm.weight", "post_ffn_norm": "post_ffw_norm.weight",
                 "gate": "ffn_gate.weight", "up": "ffn_up.weight", "down": "ffn_down.weight",
+                "qkv": "attn_qkv.weight", "gate_up": "ffn_up.weight",
             ]
             let n = g[part]!
             return layer.map { "blk.\($0).\(n)" } ?? n
         }
+    }
+}
+
+extension WeightMatrix {
+    /// Rows `r` of this matrix, sharing its storage.
+    func rows(_ r: Range<Int>) -> WeightMatrix {
+        precondition(r.lowerBound >= 0 && r.upperBound <= rows, "rows \(r) out of 0..<\(rows)")
+        return WeightMatrix(data: data + r.lowerBound * rowBytes, dtype: dtype, rows: r.count, cols: cols, owner: owner)
     }
 }
 
@@ -114,9 +124,21 @@ func loadWeights(_ c: ModelConfig, reader r: WeightReader, naming n: TensorNamin
     for l in 0..<c.numLayers {
         func m(_ p: String, _ rows: Int, _ cols: Int) throws -> WeightMatrix { try r.matrix(n.name(p, layer: l), rows: rows, cols: cols) }
         func v(_ p: String, _ count: Int) throws -> [Float] { try r.vector(n.name(p, layer: l), count: count) }
+        var (wq, wk, wv): (WeightMatrix, WeightMatrix, WeightMatrix)
+        var (gate, up): (WeightMatrix, WeightMatrix)
+        if c.fusedProjections {
+            // row ranges of the one stored matrix (Phi-3): q | k | v, and gate | up
+            let qkv = try m("qkv", c.qDim + 2 * c.kvDim, D)
+            (wq, wk, wv) = (qkv.rows(0..<c.qDim), qkv.rows(c.qDim..<(c.qDim + c.kvDim)), qkv.rows((c.qDim + c.kvDim)..<qkv.rows))
+            let gateUp = try m("gate_up", 2 * F, D)
+            (gate, up) = (gateUp.rows(0..<F), gateUp.rows(F..<(2 * F)))
+        } else {
+            (wq, wk, wv) = (try m("q", c.qDim, D), try m("k", c.kvDim, D), try m("v", c.kvDim, D))
+            (gate, up) = (try m("gate", F, D), try m("up", F, D))
+        }
         let lw = LayerWeights(
             attnNorm: try v("attn_norm", D),
-            wq: try m("q", c.qDim, D), wk: try m("k", c.kvDim, D), wv: try m("v", c.kvDim, D), wo: try m("o", D, c.qDim),
+            wq: wq, wk: wk, wv: wv, wo: try m("o", D, c.qDim),
             bq: c.attentionBias ? try v("q_bias", c.qDim) : nil,
             bk: c.attentionBias ? try v("k_bias", c.kvDim) : nil,
             bv: c.attentionBias ? try v("v_bias", c.kvDim) : nil,
@@ -125,7 +147,7 @@ func loadWeights(_ c: ModelConfig, reader r: WeightReader, naming n: TensorNamin
             postAttnNorm: c.sandwichNorms ? try v("post_attn_norm", D) : nil,
             ffnNorm: try v(c.sandwichNorms ? "ffn_norm_gemma2" : "ffn_norm_llama", D),
             postFFNorm: c.sandwichNorms ? try v("post_ffn_norm", D) : nil,
-            gate: try m("gate", F, D), up: try m("up", F, D), down: try m("down", D, F))
+            gate: gate, up: up, down: try m("down", D, F))
         layers.append(lw)
     }
     let embed = try r.matrix(n.name("embed"), rows: c.vocabSize, cols: D)

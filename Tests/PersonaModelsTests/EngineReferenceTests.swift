@@ -187,6 +187,43 @@ final class EngineReferenceTests: XCTestCase {
         }
     }
 
+    /// Phi-3's fused projections (qkv_proj, gate_up_proj) are row ranges of one stored matrix; its GGUF keeps them
+    /// fused (attn_qkv, a gate|up ffn_up). llama.cpp runs phi3 files without the sliding window it writes, and so
+    /// does our reader: the export says so, and reads back as the folder without its window. LongRoPE and partial
+    /// rotary are refused by name.
+    func testPhi3FusedProjectionsAndGGUF() throws {
+        let folder = try ModelLoader.loadNetwork(path: fixture("phi3").path)
+        XCTAssertTrue(folder.config.fusedProjections)
+        XCTAssertEqual(folder.config.slidingWindow, 6)
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("persona-phi3-\(UUID().uuidString).gguf")
+        defer { try? FileManager.default.removeItem(at: out) }
+        let caveats = try folder.writeGGUF(to: out)
+        XCTAssertEqual(caveats.count, 1)
+        XCTAssertTrue(caveats.first?.contains("llama.cpp runs phi3 files without it") == true, "\(caveats)")
+        let file = try GGUFFile(url: out)
+        XCTAssertEqual(file.tensor("blk.0.attn_qkv.weight")?.shape, [folder.config.qDim + 2 * folder.config.kvDim, 64])
+        XCTAssertEqual(file.tensor("blk.0.ffn_up.weight")?.shape, [2 * folder.config.intermediateSize, 64])
+        XCTAssertNil(file.tensor("blk.0.ffn_gate.weight"))
+        let gguf = try ModelLoader.loadNetwork(path: out.path)
+        XCTAssertNil(gguf.config.slidingWindow)
+        let windowless = try ArchitectureFixtures.edited("phi3") { $0["sliding_window"] = NSNull() }
+        defer { try? FileManager.default.removeItem(at: windowless) }
+        let ids = try reference("phi3").ints("input_ids")
+        func logits(_ m: TransformerModel) throws -> [Float] { Array(try m.forward(ids, cache: m.makeCache(), logits: .all)) }
+        let plain = try logits(try ModelLoader.loadNetwork(path: windowless.path))
+        XCTAssertLessThanOrEqual(maxAbsDiff(try logits(gguf), plain), 1e-5)
+        // the window matters over these 16 tokens, so the reference is not matched without it
+        XCTAssertGreaterThan(maxAbsDiff(plain, try reference("phi3").floats("logits").values), 0.01)
+        let partial = try ArchitectureFixtures.edited("phi3") { $0["partial_rotary_factor"] = 0.75 }
+        defer { try? FileManager.default.removeItem(at: partial) }
+        XCTAssertThrowsError(try ModelLoader.loadNetwork(path: partial.path)) { e in XCTAssertTrue("\(e)".contains("partial_rotary_factor 0.75"), "\(e)") }
+        let longrope = try ArchitectureFixtures.edited("phi3") {
+            $0["rope_scaling"] = ["type": "longrope", "short_factor": [1.0], "long_factor": [2.0]]
+        }
+        defer { try? FileManager.default.removeItem(at: longrope) }
+        XCTAssertThrowsError(try ModelLoader.loadNetwork(path: longrope.path)) { e in XCTAssertTrue("\(e)".contains("'longrope'"), "\(e)") }
+    }
+
     /// A Mistral sliding window has no GGUF key (llama.cpp's converter drops it too): the file is written, and the
     /// caveat says what differs.
     func testMistralSlidingWindowIsACaveat() throws {
