@@ -11,7 +11,7 @@ Pinned environment it was run with (checked at start; pass --any-version to over
     (accelerate only because transformers' GGUF loader requires it; installed with pip --no-deps)
 
 What it writes (Tests/PersonaModelsTests/Fixtures/, described in README.md there):
-  * one folder per architecture (llama, llama2, mistral, qwen2, qwen3, gemma, gemma2, gemma3, smollm3, phi3) holding a tiny
+  * one folder per architecture (llama, llama2, mistral, qwen2, qwen3, gemma, gemma2, gemma3, smollm3, phi3, phi3_longrope) holding a tiny
     random model saved by transformers as bf16 safetensors, its config.json, generation_config.json,
     a tiny byte-level BPE tokenizer (tokenizer.json + tokenizer_config.json with a chat template),
     and reference.safetensors + reference.json with transformers' outputs;
@@ -226,6 +226,13 @@ MODELS = {
                  cfg=dict(tie_word_embeddings=False, rms_norm_eps=1e-5, sliding_window=6,
                           original_max_position_embeddings=256,
                           rope_parameters=dict(rope_type="default", rope_theta=10000.0))),
+    # Phi-3.5 style LongRoPE: per-frequency short / long factors, original_max_position_embeddings 64 of 256, so the
+    # attention factor is sqrt(1 + ln 4 / ln 64); the 16 input ids stay within 64, where the short factors hold.
+    "phi3_longrope": dict(arch="Phi3ForCausalLM", family="llama2", seed=151, layers=2, legacy_rope=True,
+                          cfg=dict(tie_word_embeddings=False, rms_norm_eps=1e-5, original_max_position_embeddings=64,
+                                   rope_parameters=dict(rope_type="longrope", rope_theta=10000.0, original_max_position_embeddings=64,
+                                                        short_factor=[1.0, 1.1, 1.3, 1.6, 2.0, 2.6, 3.3, 4.0],
+                                                        long_factor=[1.0, 1.5, 2.5, 4.0, 6.0, 9.0, 12.0, 16.0]))),
 }
 
 # Init scales: large enough that attention is not uniform and logits are not near zero.
@@ -557,6 +564,10 @@ def make_model_fixture(name: str, spec: dict, tokenizers_by_family: dict, versio
     text = text_generation(model, AutoTokenizer.from_pretrained(str(folder)), gen_eos)
     if name in ("gemma2", "gemma3", "phi3"):
         assert T_INPUT > 2 * config.sliding_window
+    if name == "phi3_longrope":
+        assert model.config.rope_parameters["rope_type"] == "longrope", model.config.rope_parameters
+        assert T_INPUT <= model.config.rope_parameters["original_max_position_embeddings"] == 64
+        assert abs(model.model.rotary_emb.attention_scaling - (1 + np.log(4) / np.log(64)) ** 0.5) < 1e-6
     if name == "smollm3":
         assert list(model.config.no_rope_layers) == [1, 1, 1, 0], model.config.no_rope_layers
 

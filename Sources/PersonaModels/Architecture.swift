@@ -115,8 +115,26 @@ func readRope(_ j: JSONConfig, into c: inout ModelConfig) throws {
         c.ropeScaling = Llama3RopeScaling(factor: try num("factor"), lowFreqFactor: try num("low_freq_factor"),
                                           highFreqFactor: try num("high_freq_factor"),
                                           originalMaxPositions: try num("original_max_position_embeddings"))
+    case "longrope", "su":
+        // transformers' _compute_longrope_parameters, for positions up to original_max_position_embeddings
+        guard let orig = (s["original_max_position_embeddings"] as? NSNumber)?.intValue ?? j.optInt("original_max_position_embeddings"), orig > 0 else {
+            throw ModelError("\(j.source): rope scaling longrope needs 'original_max_position_embeddings'")
+        }
+        func factors(_ k: String) throws -> [Double] {
+            guard let list = s[k] as? [Any], list.count == c.headDim / 2,
+                  case let v = list.compactMap({ ($0 as? NSNumber)?.doubleValue }), v.count == list.count, v.allSatisfy({ $0.isFinite && $0 > 0 }) else {
+                throw ModelError("\(j.source): rope scaling longrope needs '\(k)': \(c.headDim / 2) positive numbers (head_dim / 2)")
+            }
+            return v
+        }
+        let factor = (s["factor"] as? NSNumber)?.doubleValue ?? Double(c.maxPositions) / Double(orig)
+        let attention = (s["attention_factor"] as? NSNumber)?.doubleValue
+            ?? (factor <= 1 ? 1 : (1 + Foundation.log(factor) / Foundation.log(Double(orig))).squareRoot())
+        c.longRope = LongRope(shortFactors: try factors("short_factor"), longFactors: try factors("long_factor"),
+                              attentionFactor: attention, originalMaxPositions: orig)
+        c.maxPositions = min(c.maxPositions, orig)
     default:
-        throw ModelError("\(j.source): unsupported rope scaling type '\(type)' (supported: default, linear, llama3)")
+        throw ModelError("\(j.source): unsupported rope scaling type '\(type)' (supported: default, linear, llama3, longrope)")
     }
 }
 

@@ -15,6 +15,16 @@ public struct Llama3RopeScaling: Sendable, Equatable {
     public var originalMaxPositions: Double
 }
 
+/// LongRoPE (Phi-3.5, the 128k Phi-3 models): frequency i divided by a factor of its own, and cos / sin multiplied by
+/// `attentionFactor`. The short factors hold up to `originalMaxPositions`; past it transformers switches every position
+/// to the long factors (and llama.cpp chooses by context size), so these models run up to there (see readRope).
+public struct LongRope: Sendable, Equatable {
+    public var shortFactors: [Double]
+    public var longFactors: [Double]
+    public var attentionFactor: Double
+    public var originalMaxPositions: Int
+}
+
 /// Everything the shared transformer forward needs, whatever file it came from.
 public struct ModelConfig: Sendable {
     public var architecture: String            // registry key: llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3, smollm3, phi3
@@ -31,6 +41,7 @@ public struct ModelConfig: Sendable {
     /// Linear RoPE scaling ("position interpolation"): every frequency divided by this factor, so position p turns
     /// as p / factor did. transformers' rope_type "linear"; llama.cpp's rope.scaling.factor (freq_scale = 1 / it).
     public var ropeLinearFactor: Double = 1
+    public var longRope: LongRope? = nil
     /// RoPE base of the sliding-window layers when they have their own, unscaled (Gemma-3's local layers: 1e4);
     /// nil when every layer turns with `ropeTheta` and its scaling.
     public var slidingRopeTheta: Double? = nil

@@ -193,6 +193,9 @@ extension TransformerModel {
                 throw ModelError("GGUF export: layer_types cannot be written: GGUF gemma2 slides on the even layers only")
             }
         }
+        if c.longRope != nil, arch != "phi3" {
+            throw ModelError("GGUF export: LongRoPE cannot be written for \(arch): llama.cpp reads its factors for phi3 only")
+        }
         if arch == "smollm3", c.noRopeLayers != (0..<c.numLayers).map({ ($0 + 1) % 4 == 0 }) {
             throw ModelError("GGUF export: no_rope_layers cannot be written: llama.cpp skips RoPE on every 4th smollm3 layer, from no key")
         }
@@ -241,6 +244,10 @@ extension TransformerModel {
             if let v = c.finalLogitSoftcap { g.set("gemma3.final_logit_softcapping", .float32(v)) }
         }
         if arch == "phi3" { g.set("phi3.attention.sliding_window", .uint32(UInt32(c.slidingWindow ?? 0))) }   // 0: none, as its converter writes
+        if let lr = c.longRope {   // as its converter writes LongRoPE: the multiplier and original context as keys
+            g.set("phi3.rope.scaling.attn_factor", .float32(Float(lr.attentionFactor)))
+            g.set("phi3.rope.scaling.original_context_length", .uint32(UInt32(lr.originalMaxPositions)))
+        }
         if let tokenizer { for (k, v) in tokenizer { g.set(k, v) } } else { g.set("tokenizer.ggml.model", .string("none")) }
 
         // weights without an owner of their own live as long as this model
@@ -276,6 +283,10 @@ extension TransformerModel {
         }
         // norm weights as the file's reader applies them: Gemma's (1 + w) stored whole, in f32 (as llama.cpp's converter)
         func norm(_ v: [Float]) -> [Float] { c.normOffset == 0 ? v : v.map { $0 + c.normOffset } }
+        if let lr = c.longRope {
+            try g.addTensor(name: "rope_factors_long.weight", shape: [c.headDim / 2], floats: lr.longFactors.map(Float.init))
+            try g.addTensor(name: "rope_factors_short.weight", shape: [c.headDim / 2], floats: lr.shortFactors.map(Float.init))
+        }
         if let s = c.ropeScaling {
             try g.addTensor(name: "rope_freqs.weight", shape: [c.headDim / 2], floats: Self.llama3RopeFactors(c, s))
         }

@@ -31,7 +31,7 @@ public final class TransformerModel: @unchecked Sendable {
     init(config: ModelConfig, weights: ModelWeights) {
         self.config = config
         self.weights = weights
-        self.invFreq = TransformerModel.ropeInverseFrequencies(config, factors: weights.ropeFreqFactors)
+        self.invFreq = TransformerModel.ropeInverseFrequencies(config, factors: weights.ropeFreqFactors ?? config.longRope?.shortFactors.map(Float.init))
         self.slidingInvFreq = config.slidingRopeTheta.map { theta in
             var plain = config
             (plain.ropeTheta, plain.ropeScaling, plain.ropeLinearFactor) = (theta, nil, 1)
@@ -408,7 +408,7 @@ public final class TransformerModel: @unchecked Sendable {
     /// cos/sin for every row of the pass, each at its own sequence's position (and the sliding layers' own, if any).
     private func ropeTables(_ seqs: UnsafeBufferPointer<BatchSequence>) {
         let half = config.headDim / 2
-        func fill(_ freq: [Float], _ cos: UnsafeMutablePointer<Float>, _ sin: UnsafeMutablePointer<Float>) {
+        func fill(_ freq: [Float], _ cos: UnsafeMutablePointer<Float>, _ sin: UnsafeMutablePointer<Float>, scale: Float) {
             var row = 0
             for s in seqs {
                 for t in 0..<s.tokens.count {
@@ -418,12 +418,15 @@ public final class TransformerModel: @unchecked Sendable {
                         cos[row * half + i] = Foundation.cos(a)
                         sin[row * half + i] = Foundation.sin(a)
                     }
+                    if scale != 1 {   // LongRoPE's attention factor scales cos and sin (so q and k)
+                        for i in 0..<half { cos[row * half + i] *= scale; sin[row * half + i] *= scale }
+                    }
                     row += 1
                 }
             }
         }
-        fill(invFreq, ws.cos, ws.sin)
-        if let local = slidingInvFreq { fill(local, ws.cosLocal, ws.sinLocal) }
+        fill(invFreq, ws.cos, ws.sin, scale: Float(config.longRope?.attentionFactor ?? 1))
+        if let local = slidingInvFreq { fill(local, ws.cosLocal, ws.sinLocal, scale: 1) }
     }
 
     private func applyRope(_ x: UnsafeMutablePointer<Float>, heads: Int, count T: Int, local: Bool) {

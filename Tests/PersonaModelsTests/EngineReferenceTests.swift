@@ -221,7 +221,42 @@ final class EngineReferenceTests: XCTestCase {
             $0["rope_scaling"] = ["type": "longrope", "short_factor": [1.0], "long_factor": [2.0]]
         }
         defer { try? FileManager.default.removeItem(at: longrope) }
-        XCTAssertThrowsError(try ModelLoader.loadNetwork(path: longrope.path)) { e in XCTAssertTrue("\(e)".contains("'longrope'"), "\(e)") }
+        XCTAssertThrowsError(try ModelLoader.loadNetwork(path: longrope.path)) { e in
+            XCTAssertTrue("\(e)".contains("longrope needs 'short_factor': 8 positive numbers"), "\(e)")
+        }
+    }
+
+    /// LongRoPE (the `phi3_longrope` fixture, which EngineReferenceTests' every-architecture checks compare with
+    /// transformers): short factors and the attention factor sqrt(1 + ln 4 / ln 64); the context stops at the original
+    /// 64 positions, past which transformers would switch to the long factors; a GGUF export carries the factors as
+    /// llama.cpp's converter writes them and reads back the same.
+    func testLongRopeShortFactorsUpToTheOriginalContext() throws {
+        let folder = try ModelLoader.loadNetwork(path: fixture("phi3_longrope").path)
+        let lr = try XCTUnwrap(folder.config.longRope)
+        XCTAssertEqual(lr.originalMaxPositions, 64)
+        XCTAssertEqual(lr.attentionFactor, (1 + Foundation.log(4.0) / Foundation.log(64.0)).squareRoot(), accuracy: 1e-12)
+        XCTAssertEqual(folder.config.maxPositions, 64)
+        XCTAssertThrowsError(try folder.forward(Array(repeating: 5, count: 65), cache: folder.makeCache(capacity: 65), logits: .last))
+        // without the attention factor (or with the long factors) it is another model
+        let ids = try reference("phi3_longrope").ints("input_ids")
+        func logits(_ m: TransformerModel) throws -> [Float] { Array(try m.forward(ids, cache: m.makeCache(), logits: .all)) }
+        let unscaled = try ArchitectureFixtures.edited("phi3_longrope") { c in
+            var s = c["rope_scaling"] as! [String: Any]; s["attention_factor"] = 1.0; c["rope_scaling"] = s
+        }
+        defer { try? FileManager.default.removeItem(at: unscaled) }
+        XCTAssertGreaterThan(maxAbsDiff(try logits(try ModelLoader.loadNetwork(path: unscaled.path)), try logits(folder)), 0.01)
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("persona-longrope-\(UUID().uuidString).gguf")
+        defer { try? FileManager.default.removeItem(at: out) }
+        XCTAssertEqual(try folder.writeGGUF(to: out), [])
+        let file = try GGUFFile(url: out)
+        XCTAssertEqual(file.tensor("rope_factors_short.weight")?.shape, [8])
+        XCTAssertEqual(file.metadata["phi3.rope.scaling.original_context_length"]?.int, 64)
+        let gguf = try ModelLoader.loadNetwork(path: out.path)
+        // stored as F32, as llama.cpp's converter stores them
+        XCTAssertEqual(gguf.config.longRope?.shortFactors.map(Float.init), lr.shortFactors.map(Float.init))
+        XCTAssertEqual(gguf.config.longRope?.longFactors.map(Float.init), lr.longFactors.map(Float.init))
+        XCTAssertEqual(gguf.config.longRope?.attentionFactor ?? 0, lr.attentionFactor, accuracy: 1e-6)
+        XCTAssertLessThanOrEqual(maxAbsDiff(try logits(gguf), try logits(folder)), 1e-5)
     }
 
     /// A Mistral sliding window has no GGUF key (llama.cpp's converter drops it too): the file is written, and the
