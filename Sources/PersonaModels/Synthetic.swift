@@ -180,14 +180,15 @@ extension TransformerModel {
                 throw ModelError("GGUF export: this Gemma uses the \(c.activation.rawValue) activation; GGUF gemma always uses the tanh GELU")
             }
         }
-        if arch == "gemma2" {
-            // llama.cpp (and our reader) take these from the size alone: say so rather than write a different model
-            let inferred: Float = c.numLayers == 46 ? 1 / (Float(c.hiddenSize) / Float(c.numHeads)).rounded(.down).squareRoot()
-                                                    : 1 / Float(c.headDim).squareRoot()
+        if arch == "gemma2" || arch == "gemma3" {
+            // llama.cpp (and our reader) take the scale from the size alone: say so rather than write a different model
+            let inferred = Gemma2Architecture.llamaCppAttnScale(c, largeModelLayers: arch == "gemma2" ? 46 : 62)
             guard abs(c.attnScale - inferred) <= 1e-6 * inferred else {
                 let given = String(format: "%g", 1 / (c.attnScale * c.attnScale)), assumed = String(format: "%g", 1 / (inferred * inferred))
-                throw ModelError("GGUF export: query_pre_attn_scalar \(given) cannot be written: GGUF gemma2 has no such key and llama.cpp assumes \(assumed) for this size")
+                throw ModelError("GGUF export: query_pre_attn_scalar \(given) cannot be written: GGUF \(arch) has no such key and llama.cpp assumes \(assumed) for this size")
             }
+        }
+        if arch == "gemma2" {
             let evenSlide = (0..<c.numLayers).map { c.slidingWindow != nil && $0 % 2 == 0 }
             guard c.slidingLayers == evenSlide else {
                 throw ModelError("GGUF export: layer_types cannot be written: GGUF gemma2 slides on the even layers only")
@@ -200,12 +201,6 @@ extension TransformerModel {
             throw ModelError("GGUF export: no_rope_layers cannot be written: llama.cpp skips RoPE on every 4th smollm3 layer, from no key")
         }
         if arch == "gemma3" {
-            // llama.cpp reads a gemma3 file with a fixed layout; what differs from it cannot be written
-            let inferred: Float = c.numLayers == 62 ? 1 / Float(c.hiddenSize / c.numHeads).squareRoot() : 1 / Float(c.headDim).squareRoot()
-            guard abs(c.attnScale - inferred) <= 1e-6 * inferred else {
-                let given = String(format: "%g", 1 / (c.attnScale * c.attnScale)), assumed = String(format: "%g", 1 / (inferred * inferred))
-                throw ModelError("GGUF export: query_pre_attn_scalar \(given) cannot be written: GGUF gemma3 has no such key and llama.cpp assumes \(assumed) for this size")
-            }
             guard c.attnLogitSoftcap == nil else {
                 throw ModelError("GGUF export: attn_logit_softcapping cannot be written: llama.cpp applies none for gemma3")
             }

@@ -11,15 +11,27 @@ enum Gemma2Architecture: Architecture {
         c.attnLogitSoftcap = j.optDouble("attn_logit_softcapping").map(Float.init)
         c.finalLogitSoftcap = j.optDouble("final_logit_softcapping").map(Float.init)
         if let s = j.optDouble("query_pre_attn_scalar") { c.attnScale = Float(1 / s.squareRoot()) }
+        // Reference default: even layers (0, 2, ...) slide.
+        readSlidingLayers(j, into: &c) { $0 % 2 == 0 }
+        return c
+    }
+
+    /// `sliding_window` and which layers use it: `layer_types`, else `byDefault(layer)`; none without a window.
+    static func readSlidingLayers(_ j: JSONConfig, into c: inout ModelConfig, byDefault: (Int) -> Bool) {
         c.slidingWindow = j.optInt("sliding_window")
         if let types = j.dict["layer_types"] as? [String] {
             c.slidingLayers = types.map { $0 == "sliding_attention" }
         } else {
-            // Reference default: even layers (0, 2, ...) slide.
-            c.slidingLayers = (0..<c.numLayers).map { $0 % 2 == 0 }
+            c.slidingLayers = (0..<c.numLayers).map(byDefault)
         }
         if c.slidingWindow == nil { c.slidingLayers = Array(repeating: false, count: c.numLayers) }
-        return c
+    }
+
+    /// The attention scale llama.cpp assumes for a gemma2 / gemma3 GGUF, which has no query_pre_attn_scalar key: it
+    /// infers it from the size as gemma_pytorch's configs give it, 1 / sqrt(hidden / heads) for the 27B model
+    /// (`largeModelLayers` blocks: 46 for Gemma-2, 62 for Gemma-3), 1 / sqrt(head_dim) for the others.
+    static func llamaCppAttnScale(_ c: ModelConfig, largeModelLayers: Int) -> Float {
+        c.numLayers == largeModelLayers ? 1 / Float(c.hiddenSize / c.numHeads).squareRoot() : 1 / Float(c.headDim).squareRoot()
     }
 
     static func config(gguf g: GGUFConfig) throws -> ModelConfig {
@@ -30,9 +42,8 @@ enum Gemma2Architecture: Architecture {
         c.finalLogitSoftcap = g.optDouble("final_logit_softcapping").map(Float.init)
         c.slidingWindow = g.optInt("attention.sliding_window")
         c.slidingLayers = (0..<c.numLayers).map { c.slidingWindow != nil && $0 % 2 == 0 }
-        // GGUF has no query_pre_attn_scalar; llama.cpp infers it from the size as gemma_pytorch's configs give it:
-        // hidden / heads for the 27B model (46 blocks: 4608 / 32 = 144, head_dim 128), head_dim for the others.
-        if c.numLayers == 46 { c.attnScale = 1 / (Float(c.hiddenSize) / Float(c.numHeads)).rounded(.down).squareRoot() }
+        // GGUF has no query_pre_attn_scalar (27B: 4608 / 32 = 144, head_dim 128)
+        c.attnScale = llamaCppAttnScale(c, largeModelLayers: 46)
         return c
     }
 }

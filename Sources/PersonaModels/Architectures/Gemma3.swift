@@ -16,16 +16,10 @@ enum Gemma3Architecture: Architecture {
         c.attnLogitSoftcap = j.optDouble("attn_logit_softcapping").map(Float.init)
         c.finalLogitSoftcap = j.optDouble("final_logit_softcapping").map(Float.init)
         c.attnScale = Float(1 / (j.optDouble("query_pre_attn_scalar") ?? 256).squareRoot())
-        c.slidingWindow = j.optInt("sliding_window")
-        if let types = j.dict["layer_types"] as? [String] {
-            c.slidingLayers = types.map { $0 == "sliding_attention" }
-        } else {
-            // the reference's default: every sliding_window_pattern-th layer attends fully
-            let pattern = j.optInt("sliding_window_pattern") ?? j.optInt("_sliding_window_pattern") ?? 6
-            guard pattern > 0 else { throw ModelError("\(j.source): invalid config: sliding_window_pattern \(pattern)") }
-            c.slidingLayers = (0..<c.numLayers).map { ($0 + 1) % pattern != 0 }
-        }
-        if c.slidingWindow == nil { c.slidingLayers = Array(repeating: false, count: c.numLayers) }
+        // the reference's default: every sliding_window_pattern-th layer attends fully
+        let pattern = j.optInt("sliding_window_pattern") ?? j.optInt("_sliding_window_pattern") ?? 6
+        guard pattern > 0 else { throw ModelError("\(j.source): invalid config: sliding_window_pattern \(pattern)") }
+        Gemma2Architecture.readSlidingLayers(j, into: &c) { ($0 + 1) % pattern != 0 }
         // the sliding layers' RoPE: rope_parameters.sliding_attention, or the older rope_local_base_freq
         let local = (j.optDict("rope_parameters")?["sliding_attention"] as? [String: Any])
         if let type = local?["rope_type"] as? String, type != "default" {
@@ -59,9 +53,7 @@ enum Gemma3Architecture: Architecture {
             c.slidingRopeTheta = g.optDouble("rope.freq_base_swa") ?? 10000
         }
         if let cap = g.optDouble("final_logit_softcapping"), cap != 0 { c.finalLogitSoftcap = Float(cap) }
-        // no query_pre_attn_scalar key: llama.cpp infers it from the size as gemma_pytorch's configs give it,
-        // hidden / heads for the 27B model (62 blocks), head_dim for the others
-        if c.numLayers == 62 { c.attnScale = 1 / (Float(c.hiddenSize / c.numHeads)).squareRoot() }
+        c.attnScale = Gemma2Architecture.llamaCppAttnScale(c, largeModelLayers: 62)   // no query_pre_attn_scalar key
         return c
     }
 }
