@@ -150,6 +150,16 @@ public final class TraitMonitor: @unchecked Sendable {
     }
 
     public func projection(probe: Int, position: Int) -> Float { projections[probe * capacity + position] }
+
+    /// Every trait's score (its primary probe's projection) at each of `positions`.
+    public func scores(positions: Range<Int>) -> [String: [Double]] {
+        var out: [String: [Double]] = [:]
+        for trait in traits {
+            guard let main = primaryProbe(trait: trait) else { continue }
+            out[trait] = positions.map { Double(projection(probe: main, position: $0)) }
+        }
+        return out
+    }
     public func cosine(probe: Int, position: Int) -> Float { cosines[probe * capacity + position] }
     public func residualNorm(probe: Int, position: Int) -> Float { norms[probe * capacity + position] }
     public func hasPosition(_ p: Int) -> Bool { p >= 0 && p < capacity && seen[p] }

@@ -147,14 +147,7 @@ public final class MonitorSession: @unchecked Sendable {
         }
 
         /// Every trait's score at each prompt position (valid once the prompt has been run).
-        func promptScores() -> [String: [Double]] {
-            var out: [String: [Double]] = [:]
-            for trait in monitor.traits {
-                guard let main = monitor.primaryProbe(trait: trait) else { continue }
-                out[trait] = (0..<promptIds.count).map { Double(monitor.projection(probe: main, position: $0)) }
-            }
-            return out
-        }
+        func promptScores() -> [String: [Double]] { monitor.scores(positions: 0..<promptIds.count) }
 
         /// Emits the last token once generation has ended.
         func flush(emit: (MonitoredToken) throws -> Bool) rethrows {
@@ -206,7 +199,6 @@ public final class MonitorSession: @unchecked Sendable {
         var hooks: [String: String] = [:]
         var cosine: [String: [Double]] = [:]
         var perLayer: [String: [[Double]]] = [:]
-        var promptScores: [String: [Double]] = [:]
         for trait in monitor.traits {
             let main = monitor.primaryProbe(trait: trait)!
             let probe = monitor.probes[main]
@@ -214,9 +206,6 @@ public final class MonitorSession: @unchecked Sendable {
             cosine[trait] = positions.map { Double(monitor.cosine(probe: main, position: $0)) }
             layers[trait] = probe.row
             hooks[trait] = probe.point.name
-            if request.includePrompt {
-                promptScores[trait] = (0..<promptIds.count).map { Double(monitor.projection(probe: main, position: $0)) }
-            }
             if case .all = request.layers {
                 perLayer[trait] = (0...config.numLayers).map { row in
                     let i = monitor.probes.firstIndex { $0.trait == trait && $0.row == row }!
@@ -243,7 +232,7 @@ public final class MonitorSession: @unchecked Sendable {
         }
         doc.promptTokenIds = promptIds
         doc.promptTokens = promptIds.map { displayString(forTokenBytes: tok.tokenBytes($0)) }
-        if request.includePrompt { doc.promptScores = promptScores }
+        if request.includePrompt { doc.promptScores = monitor.scores(positions: 0..<promptIds.count) }
         if !perLayer.isEmpty { doc.perLayer = perLayer }
         if !request.steering.isEmpty {
             doc.steering = request.steering.map { given in

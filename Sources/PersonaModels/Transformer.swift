@@ -413,13 +413,10 @@ public final class TransformerModel: @unchecked Sendable {
             for s in seqs {
                 for t in 0..<s.tokens.count {
                     let pos = Float(s.cache.count + t)
-                    for i in 0..<half {
+                    for i in 0..<half {   // LongRoPE's attention factor scales cos and sin (so q and k); else 1, exact
                         let a = pos * freq[i]
-                        cos[row * half + i] = Foundation.cos(a)
-                        sin[row * half + i] = Foundation.sin(a)
-                    }
-                    if scale != 1 {   // LongRoPE's attention factor scales cos and sin (so q and k)
-                        for i in 0..<half { cos[row * half + i] *= scale; sin[row * half + i] *= scale }
+                        cos[row * half + i] = Foundation.cos(a) * scale
+                        sin[row * half + i] = Foundation.sin(a) * scale
                     }
                     row += 1
                 }

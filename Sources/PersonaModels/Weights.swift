@@ -124,8 +124,8 @@ func loadWeights(_ c: ModelConfig, reader r: WeightReader, naming n: TensorNamin
     for l in 0..<c.numLayers {
         func m(_ p: String, _ rows: Int, _ cols: Int) throws -> WeightMatrix { try r.matrix(n.name(p, layer: l), rows: rows, cols: cols) }
         func v(_ p: String, _ count: Int) throws -> [Float] { try r.vector(n.name(p, layer: l), count: count) }
-        var (wq, wk, wv): (WeightMatrix, WeightMatrix, WeightMatrix)
-        var (gate, up): (WeightMatrix, WeightMatrix)
+        let (wq, wk, wv): (WeightMatrix, WeightMatrix, WeightMatrix)
+        let (gate, up): (WeightMatrix, WeightMatrix)
         if c.fusedProjections {
             // row ranges of the one stored matrix (Phi-3): q | k | v, and gate | up
             let qkv = try m("qkv", c.qDim + 2 * c.kvDim, D)

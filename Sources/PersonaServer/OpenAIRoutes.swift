@@ -222,7 +222,7 @@ struct OpenAIRoutes: Sendable {
         }
         var topLogprobs = 0
         var wantLogprobs = false
-        var prompts: [PromptField.Prompt] = [.text("")]
+        var prompts: [PromptField.Prompt] = []
         if chat {
             guard let msgs = b.messages, !msgs.isEmpty else { throw APIError.badRequest("messages: required and must not be empty") }
             if let lp = b.logprobs, lp.count != nil { throw APIError.badRequest("logprobs: must be a boolean for chat completions") }
@@ -242,30 +242,30 @@ struct OpenAIRoutes: Sendable {
         guard (0...20).contains(topLogprobs) else { throw APIError.badRequest("top_logprobs: must be from 0 to 20") }
         let maxTokens = b.maxCompletionTokens ?? b.maxTokens ?? (chat ? min(256, api.config.maxTokensPerRequest) : 16)
         let messages = b.messages?.map { APIMessage(role: $0.role, content: $0.content) }
+        let chatPrompt = messages?.last(where: { $0.role == "user" })?.content ?? messages?.last?.content ?? ""
+        var base = GenerationRequest(prompt: chatPrompt, messages: chat ? messages : nil, maxTokens: maxTokens,
+                                     temperature: b.temperature ?? 1, topP: b.topP, topK: try b.option(.topK, \.topK),
+                                     minP: try b.option(.minP, \.minP),
+                                     seed: b.seed, raw: !chat, stop: b.stop?.values,
+                                     steer: try b.option(.steer, \.steer) ?? api.config.defaultSteer, traits: try b.option(.traits, \.traits),
+                                     topLogprobs: wantLogprobs ? topLogprobs : 0, save: try b.option(.save, \.save) ?? false)
+        if base.stop?.isEmpty == true { base.stop = nil }
+        base.frequencyPenalty = b.frequencyPenalty
+        base.presencePenalty = b.presencePenalty
+        base.logitBias = b.logitBias
+        // echo scores the prompt (the alternatives only when logprobs were asked for)
+        if echo { base.promptLogprobs = wantLogprobs ? topLogprobs : 0 }
+        if chat { return Plan(requests: [base], echoTexts: [nil], wantLogprobs: wantLogprobs, echo: echo) }
         var requests: [GenerationRequest] = []
         var echoTexts: [String?] = []
         for p in prompts {
-            var text = "", ids: [Int]? = nil
+            var r = base
             switch p {
-            case .text(let t): text = t
-            case .ids(let i): ids = i
+            case .text(let t): (r.prompt, r.promptIds) = (t, nil)
+            case .ids(let i): (r.prompt, r.promptIds) = ("", i)
             }
-            let prompt = chat ? (messages?.last(where: { $0.role == "user" })?.content ?? messages?.last?.content ?? "") : text
-            var r = GenerationRequest(prompt: prompt, messages: chat ? messages : nil, maxTokens: maxTokens,
-                                      temperature: b.temperature ?? 1, topP: b.topP, topK: try b.option(.topK, \.topK),
-                                      minP: try b.option(.minP, \.minP),
-                                      seed: b.seed, raw: !chat, stop: b.stop?.values,
-                                      steer: try b.option(.steer, \.steer) ?? api.config.defaultSteer, traits: try b.option(.traits, \.traits),
-                                      topLogprobs: wantLogprobs ? topLogprobs : 0, save: try b.option(.save, \.save) ?? false)
-            if r.stop?.isEmpty == true { r.stop = nil }
-            r.frequencyPenalty = b.frequencyPenalty
-            r.presencePenalty = b.presencePenalty
-            r.logitBias = b.logitBias
-            r.promptIds = ids
-            // echo scores the prompt (the alternatives only when logprobs were asked for)
-            if echo { r.promptLogprobs = wantLogprobs ? topLogprobs : 0 }
             requests.append(r)
-            echoTexts.append(ids == nil ? text : nil)
+            echoTexts.append(r.promptIds == nil ? r.prompt : nil)
         }
         return Plan(requests: requests, echoTexts: echoTexts, wantLogprobs: wantLogprobs, echo: echo)
     }

@@ -31,12 +31,12 @@ final class EngineBackend: GenerationBackend, @unchecked Sendable {
 
     /// `serve --steer` specs as API steering, checked against the loaded vectors and model now (`trait:auto`
     /// resolved to the vector's measured row and coefficient), so that no request fails on them later.
-    func steering(parsing texts: [String]) throws -> [APISteer] {
+    func steering(parsing texts: [String]) throws -> [(spec: SteeringSpec, api: APISteer)] {
         try texts.map { text in
             let spec = try SteeringSpec(parsing: text)
             let s = try spec.resolved(for: try TraitSelection.find(spec.trait, in: session.vectors, option: "--steer"))
             _ = try Steering.interventions([s], vectors: session.vectors, numLayers: session.loaded.config.numLayers, promptLength: 1)
-            return APISteer(trait: s.trait, coef: Double(s.coef), layer: s.row, positions: s.positions.rawValue, mode: s.mode.rawValue)
+            return (s, APISteer(trait: s.trait, coef: Double(s.coef), layer: s.row, positions: s.positions.rawValue, mode: s.mode.rawValue))
         }
     }
 

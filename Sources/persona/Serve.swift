@@ -65,12 +65,12 @@ struct Serve: AsyncParsableCommand {
             backend = b
             note("model \(loaded.name) (\(loaded.config.architecture), \(loaded.config.numLayers) layers); traits: \(TraitSelection.available(vs))")
             if !steer.isEmpty {
-                do { config.defaultSteer = try b.steering(parsing: steer) } catch let e as VectorError {
+                let parsed: [(spec: SteeringSpec, api: APISteer)]
+                do { parsed = try b.steering(parsing: steer) } catch let e as VectorError {
                     throw ValidationError(e.message.hasPrefix("--steer") ? e.message : "--steer: \(e.message)")
                 }
-                note("/v1 requests without steering of their own are steered: " + config.defaultSteer.map {
-                    "\($0.trait):\($0.mode == "ablate" ? "ablate" : String($0.coef))\($0.layer.map { "@\($0)" } ?? ""):\($0.positions)"
-                }.joined(separator: ", "))
+                config.defaultSteer = parsed.map(\.api)
+                note("/v1 requests without steering of their own are steered: " + parsed.map(\.spec.description).joined(separator: ", "))
             }
         } else if !steer.isEmpty {
             throw ValidationError("--steer needs --model (and --vectors holding the traits)")
