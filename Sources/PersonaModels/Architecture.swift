@@ -31,9 +31,7 @@ public enum ArchitectureRegistry {
         let j = try JSONConfig(url: url)
         guard let mt = j.optString("model_type") else { throw ModelError("\(url.path): missing 'model_type'") }
         guard let a = forHF(mt) else {
-            // the multimodal Gemma-3 folder nests the text model's config and weights under a language model
-            let hint = mt == "gemma3" ? "; a multimodal Gemma-3 folder is not read: use its GGUF (llama.cpp's converter writes the text model as gemma3) or a gemma3_text checkpoint" : ""
-            throw ModelError("\(url.path): unknown architecture model_type '\(mt)' (supported: \(supportedModelTypes.joined(separator: ", ")))\(hint)")
+            throw ModelError("\(url.path): unknown architecture model_type '\(mt)' (supported: \(supportedModelTypes.joined(separator: ", ")))")
         }
         let c = try a.config(hf: j)
         try c.validate(source: url.path)

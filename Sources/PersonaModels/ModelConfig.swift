@@ -129,10 +129,13 @@ struct JSONConfig {
         guard let obj = try? JSONSerialization.jsonObject(with: data), let d = obj as? [String: Any] else {
             throw ModelError("\(url.path): not a JSON object")
         }
-        // Multimodal wrappers keep the language model's config under text_config.
+        // Multimodal wrappers keep the language model's config under text_config; their special-token ids (the
+        // Gemma-3 wrapper's eos [1, 106]) stay at the top level, where generation reads them.
         if let text = d["text_config"] as? [String: Any], d["num_hidden_layers"] == nil {
             var merged = text
-            if merged["model_type"] == nil { merged["model_type"] = d["model_type"] }
+            for key in ["model_type", "bos_token_id", "eos_token_id", "pad_token_id"] where merged[key] == nil {
+                merged[key] = d[key]
+            }
             dict = merged
         } else {
             dict = d

@@ -51,8 +51,7 @@ public enum ModelLoader {
 
     static func loadFolder(_ url: URL) throws -> LoadedModel {
         let config = try ArchitectureRegistry.config(hfConfigAt: url.appendingPathComponent("config.json"))
-        let store = try SafetensorsModel(directory: url)
-        let reader = WeightReader(store: store, source: url.path)
+        let reader = WeightReader(store: try huggingFaceTensors(url), source: url.path)
         let weights = try loadWeights(config, reader: reader, naming: .huggingFace)
         let tok = try TokenizerBundle.load(directory: url)
         return LoadedModel(model: TransformerModel(config: config, weights: weights), tokenizer: tok, url: url,
@@ -89,7 +88,12 @@ public enum ModelLoader {
             return TransformerModel(config: config, weights: try loadWeights(config, reader: WeightReader(store: file, source: url.path), naming: .gguf))
         }
         let config = try ArchitectureRegistry.config(hfConfigAt: url.appendingPathComponent("config.json"))
+        return TransformerModel(config: config, weights: try loadWeights(config, reader: WeightReader(store: try huggingFaceTensors(url), source: url.path), naming: .huggingFace))
+    }
+
+    /// A folder's safetensors; a multimodal checkpoint's language model alone, under the causal LM's names.
+    static func huggingFaceTensors(_ url: URL) throws -> TensorStore {
         let store = try SafetensorsModel(directory: url)
-        return TransformerModel(config: config, weights: try loadWeights(config, reader: WeightReader(store: store, source: url.path), naming: .huggingFace))
+        return LanguageModelTensors.wrapping(store) ?? store
     }
 }

@@ -77,30 +77,33 @@ final class WeightReader {
     let store: TensorStore
     let source: String
     private(set) var used = Set<String>()
+    /// The name a tensor has in the file, for messages (a multimodal checkpoint's language model is renamed).
+    let stored: (String) -> String
 
     init(store: TensorStore, source: String) {
         self.store = store
         self.source = source
+        stored = (store as? LanguageModelTensors)?.storedName ?? { $0 }
     }
 
     func has(_ name: String) -> Bool { store.tensor(name) != nil }
 
     func matrix(_ name: String, rows: Int, cols: Int) throws -> WeightMatrix {
-        guard let t = store.tensor(name) else { throw ModelError("\(source): missing tensor '\(name)'") }
+        guard let t = store.tensor(name) else { throw ModelError("\(source): missing tensor '\(stored(name))'") }
         guard t.shape == [rows, cols] else {
-            throw ModelError("\(source): tensor '\(name)' has shape \(t.shape), expected [\(rows), \(cols)]")
+            throw ModelError("\(source): tensor '\(stored(name))' has shape \(t.shape), expected [\(rows), \(cols)]")
         }
         guard let rb = t.dtype.rowBytes(cols), rb * rows == t.byteCount else {
-            throw ModelError("\(source): tensor '\(name)' (\(t.dtype)) has \(t.byteCount) bytes, which does not fit shape [\(rows), \(cols)]")
+            throw ModelError("\(source): tensor '\(stored(name))' (\(t.dtype)) has \(t.byteCount) bytes, which does not fit shape [\(rows), \(cols)]")
         }
         used.insert(name)
         return WeightMatrix(data: t.data, dtype: t.dtype, rows: rows, cols: cols, owner: t.owner)
     }
 
     func vector(_ name: String, count: Int) throws -> [Float] {
-        guard let t = store.tensor(name) else { throw ModelError("\(source): missing tensor '\(name)'") }
+        guard let t = store.tensor(name) else { throw ModelError("\(source): missing tensor '\(stored(name))'") }
         guard t.shape == [count] else {
-            throw ModelError("\(source): tensor '\(name)' has shape \(t.shape), expected [\(count)]")
+            throw ModelError("\(source): tensor '\(stored(name))' has shape \(t.shape), expected [\(count)]")
         }
         used.insert(name)
         let m = WeightMatrix(data: t.data, dtype: t.dtype, rows: 1, cols: count, owner: t.owner)
@@ -113,7 +116,47 @@ final class WeightReader {
 
     /// Tensors present in the file but not consumed, minus names known to be harmless buffers.
     func unexpected(ignoring ignorable: (String) -> Bool) -> [String] {
-        store.tensorNames.filter { !used.contains($0) && !ignorable($0) }
+        store.tensorNames.filter { !used.contains($0) && !ignorable($0) }.map(stored)
+    }
+}
+
+/// The language model of a multimodal checkpoint (Gemma-3's, and LLaVA-style wrappers') under the causal LM's
+/// names. transformers 4.x saved it as `language_model.model.*` and `language_model.lm_head.weight` (the Hub's
+/// files), 5.x as `model.language_model.*` and `lm_head.weight`. The vision tower and projector are left out:
+/// PersonaScope reads and steers text.
+final class LanguageModelTensors: TensorStore {
+    let base: TensorStore
+    let prefix: String      // what stands for "model."
+    let head: String        // what stands for "lm_head.weight"
+    let tensorNames: [String]
+
+    /// The wrapper's language model, when `store` is one (it holds a prefixed embedding).
+    static func wrapping(_ store: TensorStore) -> LanguageModelTensors? {
+        for (prefix, head) in [("language_model.model.", "language_model.lm_head.weight"), ("model.language_model.", "lm_head.weight")]
+        where store.tensor(prefix + "embed_tokens.weight") != nil {
+            return LanguageModelTensors(base: store, prefix: prefix, head: head)
+        }
+        return nil
+    }
+
+    private init(base: TensorStore, prefix: String, head: String) {
+        self.base = base
+        self.prefix = prefix
+        self.head = head
+        tensorNames = base.tensorNames.compactMap { name in
+            if name == head { return "lm_head.weight" }
+            return name.hasPrefix(prefix) ? "model." + name.dropFirst(prefix.count) : nil
+        }.sorted()
+    }
+
+    func storedName(_ name: String) -> String {
+        if name == "lm_head.weight" { return head }
+        return name.hasPrefix("model.") ? prefix + name.dropFirst("model.".count) : name
+    }
+
+    func tensor(_ name: String) -> TensorInfo? {
+        guard name == "lm_head.weight" || name.hasPrefix("model.") else { return nil }
+        return base.tensor(storedName(name))
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import PersonaFormats
 import PersonaModels
+import PersonaTensor
 import XCTest
 @testable import PersonaTestSupport
 
@@ -67,10 +68,68 @@ final class Gemma3Tests: XCTestCase {
         XCTAssertThrowsError(try ModelLoader.loadNetwork(path: scaled.path)) { e in
             XCTAssertTrue("\(e)".contains("rope_parameters.sliding_attention.rope_type 'linear'"), "\(e)")
         }
-        // the multimodal folder is named, with what to use instead
-        let multimodal = try folder { c in c["model_type"] = "gemma3" }
-        XCTAssertThrowsError(try ModelLoader.loadNetwork(path: multimodal.path)) { e in
-            XCTAssertTrue("\(e)".contains("a multimodal Gemma-3 folder is not read"), "\(e)")
+    }
+
+    /// A copy of the multimodal fixture with its tensors renamed by `rename` (nil drops one) and its config edited.
+    func multimodalCopy(rename: (String) -> String? = { $0 }, edit: (inout [String: Any]) -> Void = { _ in }) throws -> URL {
+        let dir = try ArchitectureFixtures.edited("gemma3_multimodal", edit: edit)
+        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        let file = try SafetensorsFile(url: ArchitectureFixtures.url("gemma3_multimodal").appendingPathComponent("model.safetensors"))
+        let tensors = file.tensorNames.compactMap { n -> (name: String, dtype: DType, shape: [Int], data: Data)? in
+            let t = file.tensor(n)!
+            return rename(n).map { ($0, t.dtype, t.shape, Data(bytes: t.data, count: t.byteCount)) }
+        }
+        try SafetensorsWriter.write(tensors, metadata: ["format": "pt"], to: dir.appendingPathComponent("model.safetensors"))
+        return dir
+    }
+
+    /// The Hub's multimodal Gemma-3 folders (4B and up; Scripts/make_gemma3_multimodal_fixture.py writes one with the
+    /// gemma3 fixture's language model and a tiny vision tower): a sparse text_config that leaves the rest to
+    /// Gemma3TextConfig's defaults, eos ids at the top level, tensors under language_model.model. Read as the
+    /// language model, it gives transformers' Gemma3ForConditionalGeneration hidden states and logits on text.
+    func testMultimodalCheckpointIsItsLanguageModel() throws {
+        let url = ArchitectureFixtures.url("gemma3_multimodal")
+        let loaded = try ModelLoader.load(path: url.path)
+        let c = loaded.config
+        XCTAssertEqual(c.architecture, "gemma3")
+        XCTAssertEqual(c.rmsNormEps, 1e-6)
+        XCTAssertTrue(c.tieWordEmbeddings)
+        XCTAssertEqual(c.ropeTheta, 1_000_000)
+        XCTAssertEqual(c.slidingRopeTheta, 10000)
+        XCTAssertEqual(c.slidingLayers, [true, true, true, true, true, false])
+        XCTAssertEqual(c.eosTokenIds, [1, 5], "the wrapper's top-level eos_token_id")
+        let ref = try ArchitectureFixtures.reference("gemma3_multimodal")
+        let ids = ref.ints("input_ids")
+        let trace = try HiddenStateTrace.run(model: loaded.model, tokens: ids)
+        for (i, h) in trace.hiddenStates.enumerated() {
+            let d = maxAbsDiff(h, try ref.floats("hidden_states.\(i)").values)
+            XCTAssertLessThanOrEqual(d, 1e-4, "hidden_states.\(i)")
+        }
+        XCTAssertLessThanOrEqual(maxAbsDiff(trace.logits, try ref.floats("logits").values), 1e-4)
+        XCTAssertNotNil(loaded.tokenizer.chatTemplate)
+
+        // transformers 5 saves the same model as model.language_model.* and model.vision_tower.*
+        let v5 = try multimodalCopy(rename: { n in
+            for (old, new) in [("language_model.model.", "model.language_model."), ("vision_tower.vision_model.", "model.vision_tower."),
+                               ("multi_modal_projector.", "model.multi_modal_projector.")] where n.hasPrefix(old) {
+                return new + n.dropFirst(old.count)
+            }
+            return n
+        })
+        XCTAssertEqual(try logits(try ModelLoader.loadNetwork(path: v5.path), ids), try logits(loaded.model, ids))
+
+        // a tensor of the language model missing is named as the file has it; an embedding model is refused
+        let broken = try multimodalCopy(rename: { $0 == "language_model.model.layers.2.mlp.up_proj.weight" ? nil : $0 })
+        XCTAssertThrowsError(try ModelLoader.loadNetwork(path: broken.path)) { e in
+            XCTAssertTrue("\(e)".contains("missing tensor 'language_model.model.layers.2.mlp.up_proj.weight'"), "\(e)")
+        }
+        let bidirectional = try multimodalCopy(edit: { c in
+            var text = c["text_config"] as! [String: Any]
+            text["use_bidirectional_attention"] = true
+            c["text_config"] = text
+        })
+        XCTAssertThrowsError(try ModelLoader.loadNetwork(path: bidirectional.path)) { e in
+            XCTAssertTrue("\(e)".contains("use_bidirectional_attention"), "\(e)")
         }
     }
 

@@ -4,11 +4,29 @@ import Foundation
 /// RoPE), no soft-capping by default, five sliding-window layers to one full-attention layer, and RoPE per layer
 /// type: the sliding layers turn with base 1e4 and no scaling, the full-attention layers with `rope_theta` (1e6)
 /// and its scaling (linear 8 for the 4B-27B checkpoints).
+///
+/// The multimodal checkpoints (Gemma3ForConditionalGeneration, 4B and up) are read as their language model: the
+/// config's `text_config` (JSONConfig), the tensors under `language_model.model.` (ModelLoader); the vision tower is
+/// not used.
 enum Gemma3Architecture: Architecture {
-    static let hfModelTypes = ["gemma3_text"]
+    /// `gemma3` is the multimodal wrapper, when its text_config does not name its own model_type.
+    static let hfModelTypes = ["gemma3_text", "gemma3"]
     static let ggufArchitectures = ["gemma3"]
 
-    static func config(hf j: JSONConfig) throws -> ModelConfig {
+    /// Gemma3TextConfig's defaults (transformers), which the Hub's multimodal configs rely on: their text_config
+    /// names only hidden_size, intermediate_size, num_hidden_layers, rope_scaling and sliding_window.
+    static let textDefaults: [String: Any] = [
+        "vocab_size": 262_208, "hidden_size": 2304, "intermediate_size": 9216, "num_hidden_layers": 26,
+        "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256, "max_position_embeddings": 131_072,
+        "rms_norm_eps": 1e-6, "rope_theta": 1_000_000.0, "query_pre_attn_scalar": 256, "sliding_window": 4096,
+        "tie_word_embeddings": true, "bos_token_id": 2, "eos_token_id": 1, "pad_token_id": 0,
+    ]
+
+    static func config(hf given: JSONConfig) throws -> ModelConfig {
+        let j = JSONConfig(dict: textDefaults.merging(given.dict) { _, own in own }, source: given.source)
+        if j.optBool("use_bidirectional_attention") == true {
+            throw ModelError("\(j.source): use_bidirectional_attention is set (an embedding model such as EmbeddingGemma): only causal language models are supported")
+        }
         var c = try GemmaArchitecture.config(hf: j)   // the full-attention RoPE entry, as readRope takes it
         c.architecture = "gemma3"
         c.sandwichNorms = true

@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Writes Tests/PersonaModelsTests/Fixtures/gemma3_multimodal/: the `gemma3` fixture's language model inside a
+Gemma3ForConditionalGeneration (a tiny SigLIP vision tower and projector beside it), laid out as the Hub's multimodal
+Gemma-3 checkpoints are (google/gemma-3-4b-it and larger):
+
+  * config.json: model_type "gemma3", a `text_config` that leaves out every key whose value is Gemma3TextConfig's
+    default (the Hub's text_config names only hidden_size, intermediate_size, num_hidden_layers, rope_scaling and
+    sliding_window), eos_token_id at the top level;
+  * model.safetensors: tensor names as transformers 4.50 saved them (language_model.model.*, vision_tower.vision_model.*,
+    multi_modal_projector.*; no lm_head, it is tied);
+  * reference.safetensors / reference.json: hidden states and logits of that folder as transformers loads it
+    (Gemma3ForConditionalGeneration, f32, eager), on the gemma3 fixture's input ids, text only.
+
+The script checks that transformers reads the folder with no missing or unexpected tensor, and that its logits equal
+the gemma3 (Gemma3ForCausalLM) fixture's reference: the wrapper runs the same language model on text.
+
+Run from the repository root with torch, transformers 5.25, safetensors and numpy:
+    /path/to/venv/bin/python Scripts/make_gemma3_multimodal_fixture.py
+"""
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.numpy import load_file, save_file
+from safetensors.torch import load_file as torch_load_file, save_file as torch_save_file
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "Tests/PersonaModelsTests/Fixtures"
+SRC = FIXTURES / "gemma3"
+OUT = FIXTURES / "gemma3_multimodal"
+PINNED = "5.25.0"
+
+
+def sparse_text_config(src: dict) -> dict:
+    """The gemma3 fixture's config.json without the keys a Hub text_config leaves to Gemma3TextConfig's defaults."""
+    from transformers import Gemma3TextConfig
+    defaults = Gemma3TextConfig().to_dict()
+    text = {}
+    for k, v in src.items():
+        if k in ("architectures", "dtype", "transformers_version", "initializer_range", "use_cache",
+                 "attention_dropout", "bos_token_id", "eos_token_id", "pad_token_id"):
+            continue
+        # rope_theta, rope_local_base_freq and sliding_window_pattern are not attributes of a v5 config: their
+        # defaults (1e6, 1e4, 6) are in Gemma3TextConfig's rope_parameters / layer_types code
+        legacy_defaults = {"rope_theta": 1_000_000.0, "rope_local_base_freq": 10_000.0, "sliding_window_pattern": 6}
+        if k in legacy_defaults and v == legacy_defaults[k]:
+            continue
+        if k in defaults and defaults[k] == v and k not in ("hidden_size", "intermediate_size", "num_hidden_layers", "model_type"):
+            continue
+        text[k] = v
+    return text
+
+
+def main() -> None:
+    import transformers
+    from transformers import Gemma3Config, Gemma3ForCausalLM, Gemma3ForConditionalGeneration
+    assert transformers.__version__ == PINNED, f"transformers {transformers.__version__}, pinned {PINNED}"
+    src_cfg = json.loads((SRC / "config.json").read_text())
+    gen = json.loads((SRC / "generation_config.json").read_text())
+    text = sparse_text_config(src_cfg)
+    for k in ("tie_word_embeddings", "rms_norm_eps", "hidden_activation", "attention_bias"):
+        assert k not in text, (k, text)
+    config = {
+        "architectures": ["Gemma3ForConditionalGeneration"],
+        "model_type": "gemma3",
+        "boi_token_index": 4, "eoi_token_index": 5, "image_token_index": src_cfg["vocab_size"] - 1,
+        "eos_token_id": gen["eos_token_id"],
+        "mm_tokens_per_image": 4,
+        "text_config": text,
+        "vision_config": {"model_type": "siglip_vision_model", "hidden_size": 16, "intermediate_size": 32,
+                          "num_hidden_layers": 1, "num_attention_heads": 2, "image_size": 28, "patch_size": 14,
+                          "vision_use_head": False},
+        "torch_dtype": "bfloat16",
+        "transformers_version": "4.50.0.dev0",
+    }
+
+    causal = Gemma3ForCausalLM.from_pretrained(str(SRC), dtype=torch.float32, attn_implementation="eager")
+    torch.manual_seed(7)
+    mm = Gemma3ForConditionalGeneration(Gemma3Config(**{k: v for k, v in config.items()
+                                                        if k not in ("architectures", "torch_dtype", "transformers_version")}))
+    missing, unexpected = mm.model.language_model.load_state_dict(
+        {k.removeprefix("model."): v for k, v in causal.state_dict().items() if k != "lm_head.weight"}, strict=True)
+    assert not missing and not unexpected
+
+    with tempfile.TemporaryDirectory() as tmp:
+        mm.to(torch.bfloat16).save_pretrained(tmp, safe_serialization=True)
+        saved = torch_load_file(str(Path(tmp) / "model.safetensors"))
+    hub = {}
+    for k, v in saved.items():
+        if k == "lm_head.weight":
+            continue   # tied to the embedding; the Hub's files do not hold it
+        for new, old in (("model.language_model.", "language_model.model."), ("model.vision_tower.", "vision_tower.vision_model."),
+                         ("model.multi_modal_projector.", "multi_modal_projector.")):
+            if k.startswith(new):
+                k = old + k[len(new):]
+                break
+        else:
+            assert k.startswith("language_model.") or k.startswith("vision_tower.") or \
+                k.startswith("multi_modal_projector."), k
+        hub[k] = v
+    assert "language_model.model.embed_tokens.weight" in hub and "language_model.lm_head.weight" not in hub
+
+    if OUT.exists():
+        shutil.rmtree(OUT)
+    OUT.mkdir()
+    torch_save_file(hub, str(OUT / "model.safetensors"), metadata={"format": "pt"})
+    (OUT / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    for name in ("tokenizer.json", "tokenizer_config.json", "generation_config.json"):
+        shutil.copy(SRC / name, OUT / name)
+
+    model, info = Gemma3ForConditionalGeneration.from_pretrained(str(OUT), dtype=torch.float32,
+                                                                 attn_implementation="eager", output_loading_info=True)
+    assert not any(info[k] for k in ("missing_keys", "unexpected_keys", "mismatched_keys")), info
+    model.eval()
+    tc = model.config.text_config
+    assert tc.rms_norm_eps == 1e-6 and tc.tie_word_embeddings and tc.query_pre_attn_scalar == 24
+    assert list(tc.layer_types) == ["sliding_attention"] * 5 + ["full_attention"], tc.layer_types
+    ref = json.loads((SRC / "reference.json").read_text())
+    ids = ref["input_ids"]
+    with torch.no_grad():
+        out = model(input_ids=torch.tensor([ids]), output_hidden_states=True, use_cache=False)
+    L = tc.num_hidden_layers
+    assert len(out.hidden_states) == L + 1
+    tensors = {f"hidden_states.{i}": out.hidden_states[i][0].float().contiguous().numpy() for i in range(L + 1)}
+    tensors["logits"] = out.logits[0].float().contiguous().numpy()
+    causal_ref = load_file(str(SRC / "reference.safetensors"))
+    d = float(np.abs(tensors["logits"] - causal_ref["logits"]).max())
+    assert d < 1e-5, f"the wrapper's logits differ from Gemma3ForCausalLM's by {d}"
+    save_file(tensors, str(OUT / "reference.safetensors"), metadata={"generator": "Scripts/make_gemma3_multimodal_fixture.py"})
+    meta = {"fixture": "gemma3_multimodal", "architecture": "Gemma3ForConditionalGeneration",
+            "generator": "Scripts/make_gemma3_multimodal_fixture.py",
+            "versions": {"transformers": transformers.__version__, "torch": torch.__version__.split("+")[0]},
+            "input_ids": ids, "logits_max_abs_diff_from_gemma3_fixture": d,
+            "tensors": sorted(tensors, key=lambda k: (k != "logits", k)), "tolerance_abs": 1e-4}
+    (OUT / "reference.json").write_text(json.dumps(meta, indent=1) + "\n")
+    print(f"wrote {OUT}: {len(hub)} tensors, logits vs gemma3 fixture max |diff| {d:.2e}")
+
+
+if __name__ == "__main__":
+    main()
