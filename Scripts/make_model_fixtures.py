@@ -11,7 +11,8 @@ Pinned environment it was run with (checked at start; pass --any-version to over
     (accelerate only because transformers' GGUF loader requires it; installed with pip --no-deps)
 
 What it writes (Tests/PersonaModelsTests/Fixtures/, described in README.md there):
-  * one folder per architecture (llama, llama2, mistral, qwen2, qwen3, gemma, gemma2, gemma3, smollm3, phi3, phi3_longrope) holding a tiny
+  * one folder per architecture (llama, llama2, mistral, qwen2, qwen3, gemma, gemma2, gemma3, smollm3, phi3, phi3_longrope,
+    phi4_mini) holding a tiny
     random model saved by transformers as bf16 safetensors, its config.json, generation_config.json,
     a tiny byte-level BPE tokenizer (tokenizer.json + tokenizer_config.json with a chat template),
     and reference.safetensors + reference.json with transformers' outputs;
@@ -233,6 +234,15 @@ MODELS = {
                                    rope_parameters=dict(rope_type="longrope", rope_theta=10000.0, original_max_position_embeddings=64,
                                                         short_factor=[1.0, 1.1, 1.3, 1.6, 2.0, 2.6, 3.3, 4.0],
                                                         long_factor=[1.0, 1.5, 2.5, 4.0, 6.0, 9.0, 12.0, 16.0]))),
+    # Phi-4-mini: partial rotary (RoPE on the first 3/4 of each head: 12 of 16 here, 96 of 128 there), LongRoPE
+    # factors for those 12 dimensions only, tied embeddings; the Hub's layout (top-level partial_rotary_factor,
+    # rope_scaling of type longrope). The 16 input ids stay within the original 64 positions.
+    "phi4_mini": dict(arch="Phi3ForCausalLM", family="llama2", seed=161, layers=2, legacy_rope=True,
+                      cfg=dict(tie_word_embeddings=True, rms_norm_eps=1e-5, original_max_position_embeddings=64,
+                               rope_parameters=dict(rope_type="longrope", rope_theta=10000.0, original_max_position_embeddings=64,
+                                                    partial_rotary_factor=0.75,
+                                                    short_factor=[1.0, 1.2, 1.5, 2.0, 2.8, 4.0],
+                                                    long_factor=[1.0, 2.0, 4.0, 7.0, 11.0, 16.0]))),
 }
 
 # Init scales: large enough that attention is not uniform and logits are not near zero.
@@ -358,6 +368,8 @@ def legacy_rope_layout(folder: Path) -> None:
     rope_type = rp.pop("rope_type")
     if rp.get("partial_rotary_factor") == 1.0:
         rp.pop("partial_rotary_factor")   # Phi-3's default, which the Hub's configs leave out
+    elif "partial_rotary_factor" in rp:
+        cfg["partial_rotary_factor"] = rp.pop("partial_rotary_factor")   # Phi-4-mini's config has it at the top level
     cfg["rope_scaling"] = None if rope_type == "default" and not rp else dict(rope_type=rope_type, **rp)
     path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
 
@@ -564,6 +576,10 @@ def make_model_fixture(name: str, spec: dict, tokenizers_by_family: dict, versio
     text = text_generation(model, AutoTokenizer.from_pretrained(str(folder)), gen_eos)
     if name in ("gemma2", "gemma3", "phi3"):
         assert T_INPUT > 2 * config.sliding_window
+    if name == "phi4_mini":
+        assert model.config.rope_parameters["partial_rotary_factor"] == 0.75, model.config.rope_parameters
+        assert model.model.rotary_emb.inv_freq.numel() == 6 and config.hidden_size // config.num_attention_heads == 16
+        assert json.loads((folder / "config.json").read_text())["partial_rotary_factor"] == 0.75
     if name == "phi3_longrope":
         assert model.config.rope_parameters["rope_type"] == "longrope", model.config.rope_parameters
         assert T_INPUT <= model.config.rope_parameters["original_max_position_embeddings"] == 64

@@ -74,6 +74,10 @@ func baseConfig(_ j: JSONConfig, architecture: String) throws -> ModelConfig {
     c.bosTokenId = j.optInt("bos_token_id")
     c.eosTokenIds = j.intList("eos_token_id")
     try readRope(j, into: &c)
+    // of these families only Phi-3's attention (Phi-4-mini) splits the head; transformers' others turn all of it
+    if let r = c.partialRotaryDim, architecture != "phi3" {
+        throw ModelError("\(j.source): unsupported partial_rotary_factor for \(architecture) (RoPE on \(r) of \(c.headDim) dimensions)")
+    }
     return c
 }
 
@@ -94,6 +98,16 @@ func readRope(_ j: JSONConfig, into c: inout ModelConfig) throws {
     }
     let theta = (params?["rope_theta"] as? NSNumber)?.doubleValue ?? j.optDouble("rope_theta") ?? 10000
     c.ropeTheta = theta
+    // partial rotary: in rope_parameters (transformers 5), rope_scaling, or at the top level (the Hub's configs)
+    let partial = (params?["partial_rotary_factor"] as? NSNumber)?.doubleValue
+        ?? (j.optDict("rope_scaling")?["partial_rotary_factor"] as? NSNumber)?.doubleValue ?? j.optDouble("partial_rotary_factor") ?? 1
+    if partial != 1 {
+        let dim = Int(Double(c.headDim) * partial)   // transformers: int(head_dim * factor)
+        guard partial > 0, partial < 1, dim > 0, dim % 2 == 0 else {
+            throw ModelError("\(j.source): invalid partial_rotary_factor \(partial) (head_dim \(c.headDim) x it must be a positive even number below head_dim)")
+        }
+        c.partialRotaryDim = dim
+    }
     let scaling = j.optDict("rope_scaling") ?? params
     guard let s = scaling else { return }
     let type = (s["rope_type"] as? String) ?? (s["type"] as? String) ?? "default"
@@ -119,9 +133,9 @@ func readRope(_ j: JSONConfig, into c: inout ModelConfig) throws {
             throw ModelError("\(j.source): rope scaling longrope needs 'original_max_position_embeddings'")
         }
         func factors(_ k: String) throws -> [Double] {
-            guard let list = s[k] as? [Any], list.count == c.headDim / 2,
+            guard let list = s[k] as? [Any], list.count == c.ropeDim / 2,
                   case let v = list.compactMap({ ($0 as? NSNumber)?.doubleValue }), v.count == list.count, v.allSatisfy({ $0.isFinite && $0 > 0 }) else {
-                throw ModelError("\(j.source): rope scaling longrope needs '\(k)': \(c.headDim / 2) positive numbers (head_dim / 2)")
+                throw ModelError("\(j.source): rope scaling longrope needs '\(k)': \(c.ropeDim / 2) positive numbers (the rotary dimension / 2)")
             }
             return v
         }
@@ -129,7 +143,7 @@ func readRope(_ j: JSONConfig, into c: inout ModelConfig) throws {
         let attention = (s["attention_factor"] as? NSNumber)?.doubleValue
             ?? (factor <= 1 ? 1 : (1 + Foundation.log(factor) / Foundation.log(Double(orig))).squareRoot())
         c.longRope = LongRope(shortFactors: try factors("short_factor"), longFactors: try factors("long_factor"),
-                              attentionFactor: attention, originalMaxPositions: orig)
+                              attentionFactor: attention, originalMaxPositions: orig, fullMaxPositions: c.maxPositions)
         c.maxPositions = min(c.maxPositions, orig)
     default:
         throw ModelError("\(j.source): unsupported rope scaling type '\(type)' (supported: default, linear, llama3, longrope)")
@@ -189,13 +203,18 @@ struct GGUFConfig {
         c.ropeTheta = optDouble("rope.freq_base") ?? 10000
         try readRopeScaling(&c)
         // what these blocks do not compute is refused by name (a mixture-of-experts file in the llama architecture,
-        // as Mixtral's are, used to stop at "unexpected tensor 'blk.0.ffn_gate_inp.weight'"; a partial rotary
-        // dimension would have rotated the whole head)
+        // as Mixtral's are, used to stop at "unexpected tensor 'blk.0.ffn_gate_inp.weight'")
         if let e = optInt("expert_count"), e > 0 {
             throw ModelError("\(source): a mixture-of-experts model (\(arch).expert_count \(e)) is not supported")
         }
-        if let r = optInt("rope.dimension_count"), r != c.headDim {
-            throw ModelError("\(source): unsupported metadata: \(arch).rope.dimension_count \(r) is not the head size \(c.headDim) (partial rotary)")
+        if let r = optInt("rope.dimension_count"), r != c.headDim {   // partial rotary: ggml turns the first r
+            guard arch != "llama" else {   // as llama.cpp ("invalid n_rot")
+                throw ModelError("\(source): unsupported metadata: \(arch).rope.dimension_count \(r) is not the head size \(c.headDim) (llama.cpp refuses partial rotary in a llama file)")
+            }
+            guard r > 0, r < c.headDim, r % 2 == 0 else {
+                throw ModelError("\(source): invalid metadata: \(arch).rope.dimension_count \(r) (head size \(c.headDim))")
+            }
+            c.partialRotaryDim = r
         }
         c.tieWordEmbeddings = file.tensor("output.weight") == nil
         c.bosTokenId = file.metadata["tokenizer.ggml.bos_token_id"]?.int

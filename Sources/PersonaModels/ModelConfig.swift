@@ -23,6 +23,9 @@ public struct LongRope: Sendable, Equatable {
     public var longFactors: [Double]
     public var attentionFactor: Double
     public var originalMaxPositions: Int
+    /// The model's whole context (max_position_embeddings, context_length), kept for export: `ModelConfig.maxPositions`
+    /// stops at the original one.
+    public var fullMaxPositions: Int
 }
 
 /// Everything the shared transformer forward needs, whatever file it came from.
@@ -46,6 +49,10 @@ public struct ModelConfig: Sendable {
     /// nil when every layer turns with `ropeTheta` and its scaling.
     public var slidingRopeTheta: Double? = nil
     public var ropeStyle: RopeStyle = .halfRotation
+    /// Partial rotary (Phi-4-mini: 96 of 128): RoPE turns the first `partialRotaryDim` dimensions of each head and
+    /// passes the rest through; nil turns the whole head. transformers' `partial_rotary_factor` (head_dim x factor,
+    /// truncated), llama.cpp's `rope.dimension_count`.
+    public var partialRotaryDim: Int? = nil
     public var maxPositions: Int = 2048
     public var tieWordEmbeddings = false
     public var attentionBias = false
@@ -89,6 +96,8 @@ public struct ModelConfig: Sendable {
 
     public var qDim: Int { numHeads * headDim }
     public var kvDim: Int { numKVHeads * headDim }
+    /// The dimensions of each head RoPE turns.
+    public var ropeDim: Int { partialRotaryDim ?? headDim }
 
     /// Checks the numbers are usable; errors name the field and the file.
     public func validate(source: String) throws {
@@ -105,6 +114,9 @@ public struct ModelConfig: Sendable {
         try need(maxPositions > 0, "max_position_embeddings \(maxPositions)")
         try need(rmsNormEps > 0 && rmsNormEps.isFinite, "rms_norm_eps \(rmsNormEps)")
         try need(slidingLayers.count == numLayers, "layer_types has \(slidingLayers.count) entries, expected \(numLayers)")
+        if let r = partialRotaryDim {
+            try need(r > 0 && r % 2 == 0 && r <= headDim, "the rotary dimension \(r) must be even and within head_dim \(headDim)")
+        }
         try need(noRopeLayers.isEmpty || noRopeLayers.count == numLayers, "no_rope_layers has \(noRopeLayers.count) entries, expected \(numLayers)")
     }
 }

@@ -208,7 +208,7 @@ extension TransformerModel {
         var g = GGUFContent(sourcePath: path)
         g.set("general.architecture", .string(arch))
         g.set("general.name", .string(name))
-        g.set("\(arch).context_length", .uint32(UInt32(c.maxPositions)))
+        g.set("\(arch).context_length", .uint32(UInt32(c.longRope?.fullMaxPositions ?? c.maxPositions)))
         g.set("\(arch).embedding_length", .uint32(UInt32(c.hiddenSize)))
         g.set("\(arch).feed_forward_length", .uint32(UInt32(c.intermediateSize)))
         g.set("\(arch).block_count", .uint32(UInt32(c.numLayers)))
@@ -216,7 +216,7 @@ extension TransformerModel {
         g.set("\(arch).attention.head_count_kv", .uint32(UInt32(c.numKVHeads)))
         g.set("\(arch).attention.key_length", .uint32(UInt32(c.headDim)))
         g.set("\(arch).attention.value_length", .uint32(UInt32(c.headDim)))
-        g.set("\(arch).rope.dimension_count", .uint32(UInt32(c.headDim)))
+        g.set("\(arch).rope.dimension_count", .uint32(UInt32(c.ropeDim)))
         g.set("\(arch).attention.layer_norm_rms_epsilon", .float32(c.rmsNormEps))
         g.set("\(arch).rope.freq_base", .float32(Float(c.ropeTheta)))
         if c.ropeLinearFactor != 1 {   // as convert_hf_to_gguf.py writes rope_scaling linear
@@ -250,6 +250,9 @@ extension TransformerModel {
             { GGUFContent.TensorBytes(data: m.data, count: m.byteCount, owner: m.owner ?? self) }
         }
         let permute = (arch == "llama" || arch == "smollm3") && c.ropeStyle == .halfRotation   // llama.cpp's LlamaModel converter
+        if permute, let r = c.partialRotaryDim {
+            throw ModelError("GGUF export: a \(arch) model turning \(r) of \(c.headDim) dimensions cannot be written in llama.cpp's interleaved layout")
+        }
         // rotate_half pairs (i, i + d/2) -> interleaved pairs (2i, 2i + 1): within each head, row j*half + i moves to 2i + j.
         // Made when the tensor is written (or quantised), so one permuted copy is held at a time.
         func qk(_ m: WeightMatrix, heads: Int) -> () -> GGUFContent.TensorBytes {
@@ -279,11 +282,11 @@ extension TransformerModel {
         // norm weights as the file's reader applies them: Gemma's (1 + w) stored whole, in f32 (as llama.cpp's converter)
         func norm(_ v: [Float]) -> [Float] { c.normOffset == 0 ? v : v.map { $0 + c.normOffset } }
         if let lr = c.longRope {
-            try g.addTensor(name: "rope_factors_long.weight", shape: [c.headDim / 2], floats: lr.longFactors.map(Float.init))
-            try g.addTensor(name: "rope_factors_short.weight", shape: [c.headDim / 2], floats: lr.shortFactors.map(Float.init))
+            try g.addTensor(name: "rope_factors_long.weight", shape: [c.ropeDim / 2], floats: lr.longFactors.map(Float.init))
+            try g.addTensor(name: "rope_factors_short.weight", shape: [c.ropeDim / 2], floats: lr.shortFactors.map(Float.init))
         }
         if let s = c.ropeScaling {
-            try g.addTensor(name: "rope_freqs.weight", shape: [c.headDim / 2], floats: Self.llama3RopeFactors(c, s))
+            try g.addTensor(name: "rope_freqs.weight", shape: [c.ropeDim / 2], floats: Self.llama3RopeFactors(c, s))
         }
         try g.addTensor(name: "token_embd.weight", dtype: weights.embed.dtype, shape: [c.vocabSize, c.hiddenSize], make: raw(weights.embed))
         try g.addTensor(name: "output_norm.weight", shape: [c.hiddenSize], floats: norm(weights.finalNorm))
@@ -327,8 +330,8 @@ extension TransformerModel {
     /// divides each base frequency by it, which is ropeInverseFrequencies' scaling.
     static func llama3RopeFactors(_ c: ModelConfig, _ s: Llama3RopeScaling) -> [Float] {
         let lowWavelen = s.originalMaxPositions / s.lowFreqFactor, highWavelen = s.originalMaxPositions / s.highFreqFactor
-        return (0..<(c.headDim / 2)).map { i -> Float in
-            let f = 1 / Float(pow(c.ropeTheta, Double(2 * i) / Double(c.headDim)))
+        return (0..<(c.ropeDim / 2)).map { i -> Float in
+            let f = 1 / Float(pow(c.ropeTheta, Double(2 * i) / Double(c.ropeDim)))
             let wavelen = 2 * Double.pi / Double(f)
             if wavelen < highWavelen { return 1 }
             if wavelen > lowWavelen { return Float(s.factor) }

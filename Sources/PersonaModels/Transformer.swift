@@ -382,9 +382,9 @@ public final class TransformerModel: @unchecked Sendable {
     // MARK: RoPE
 
     static func ropeInverseFrequencies(_ c: ModelConfig, factors: [Float]?) -> [Float] {
-        let half = c.headDim / 2
+        let half = c.ropeDim / 2
         var inv = (0..<half).map { i -> Float in
-            1 / Float(pow(c.ropeTheta, Double(2 * i) / Double(c.headDim)))
+            1 / Float(pow(c.ropeTheta, Double(2 * i) / Double(c.ropeDim)))
         }
         if let s = c.ropeScaling {
             // Llama-3: long wavelengths divided by factor, short kept, smooth blend between.
@@ -407,7 +407,7 @@ public final class TransformerModel: @unchecked Sendable {
 
     /// cos/sin for every row of the pass, each at its own sequence's position (and the sliding layers' own, if any).
     private func ropeTables(_ seqs: UnsafeBufferPointer<BatchSequence>) {
-        let half = config.headDim / 2
+        let half = config.ropeDim / 2
         func fill(_ freq: [Float], _ cos: UnsafeMutablePointer<Float>, _ sin: UnsafeMutablePointer<Float>, scale: Float) {
             var row = 0
             for s in seqs {
@@ -426,8 +426,9 @@ public final class TransformerModel: @unchecked Sendable {
         if let local = slidingInvFreq { fill(local, ws.cosLocal, ws.sinLocal, scale: 1) }
     }
 
+    /// Turns the first ropeDim dimensions of each head (all of it unless partial rotary); the rest pass through.
     private func applyRope(_ x: UnsafeMutablePointer<Float>, heads: Int, count T: Int, local: Bool) {
-        let hd = config.headDim, half = hd / 2
+        let hd = config.headDim, half = config.ropeDim / 2
         let interleaved = config.ropeStyle == .interleaved
         let (cos, sin) = local ? (ws.cosLocal, ws.sinLocal) : (ws.cos, ws.sin)
         for t in 0..<T {

@@ -203,9 +203,9 @@ func loadWeights(_ c: ModelConfig, reader r: WeightReader, naming n: TensorNamin
         lmHead = try r.matrix(n.name("lm_head"), rows: c.vocabSize, cols: D)
     }
     var factors: [Float]? = nil
-    if n == .gguf, r.has("rope_freqs.weight") { factors = try r.vector("rope_freqs.weight", count: c.headDim / 2) }
+    if n == .gguf, r.has("rope_freqs.weight") { factors = try r.vector("rope_freqs.weight", count: c.ropeDim / 2) }
     if n == .gguf, c.longRope != nil {   // read into the config already (Phi3Architecture)
-        for name in ["rope_factors_long.weight", "rope_factors_short.weight"] { _ = try r.vector(name, count: c.headDim / 2) }
+        for name in ["rope_factors_long.weight", "rope_factors_short.weight"] { _ = try r.vector(name, count: c.ropeDim / 2) }
     }
     let extra = r.unexpected { name in
         name.hasSuffix("rotary_emb.inv_freq") || name.hasSuffix(".attn_rot_embd")

@@ -189,8 +189,8 @@ final class EngineReferenceTests: XCTestCase {
 
     /// Phi-3's fused projections (qkv_proj, gate_up_proj) are row ranges of one stored matrix; its GGUF keeps them
     /// fused (attn_qkv, a gate|up ffn_up). llama.cpp runs phi3 files without the sliding window it writes, and so
-    /// does our reader: the export says so, and reads back as the folder without its window. LongRoPE and partial
-    /// rotary are refused by name.
+    /// does our reader: the export says so, and reads back as the folder without its window. LongRoPE factors of the
+    /// wrong count are refused by name.
     func testPhi3FusedProjectionsAndGGUF() throws {
         let folder = try ModelLoader.loadNetwork(path: fixture("phi3").path)
         XCTAssertTrue(folder.config.fusedProjections)
@@ -214,9 +214,6 @@ final class EngineReferenceTests: XCTestCase {
         XCTAssertLessThanOrEqual(maxAbsDiff(try logits(gguf), plain), 1e-5)
         // the window matters over these 16 tokens, so the reference is not matched without it
         XCTAssertGreaterThan(maxAbsDiff(plain, try reference("phi3").floats("logits").values), 0.01)
-        let partial = try ArchitectureFixtures.edited("phi3") { $0["partial_rotary_factor"] = 0.75 }
-        defer { try? FileManager.default.removeItem(at: partial) }
-        XCTAssertThrowsError(try ModelLoader.loadNetwork(path: partial.path)) { e in XCTAssertTrue("\(e)".contains("partial_rotary_factor 0.75"), "\(e)") }
         let longrope = try ArchitectureFixtures.edited("phi3") {
             $0["rope_scaling"] = ["type": "longrope", "short_factor": [1.0], "long_factor": [2.0]]
         }
@@ -251,12 +248,43 @@ final class EngineReferenceTests: XCTestCase {
         let file = try GGUFFile(url: out)
         XCTAssertEqual(file.tensor("rope_factors_short.weight")?.shape, [8])
         XCTAssertEqual(file.metadata["phi3.rope.scaling.original_context_length"]?.int, 64)
+        XCTAssertEqual(file.metadata["phi3.context_length"]?.int, 256, "the whole context, as llama.cpp's converter writes it")
         let gguf = try ModelLoader.loadNetwork(path: out.path)
         // stored as F32, as llama.cpp's converter stores them
         XCTAssertEqual(gguf.config.longRope?.shortFactors.map(Float.init), lr.shortFactors.map(Float.init))
         XCTAssertEqual(gguf.config.longRope?.longFactors.map(Float.init), lr.longFactors.map(Float.init))
         XCTAssertEqual(gguf.config.longRope?.attentionFactor ?? 0, lr.attentionFactor, accuracy: 1e-6)
         XCTAssertLessThanOrEqual(maxAbsDiff(try logits(gguf), try logits(folder)), 1e-5)
+    }
+
+    /// Partial rotary (the `phi4_mini` fixture, which the every-architecture checks compare with transformers): RoPE
+    /// on the first 12 of 16 dimensions, LongRoPE factors for those 12; the GGUF export writes rope.dimension_count 12
+    /// and 6 factors, as llama.cpp's converter does, and reads back the same. What no reference runs is refused.
+    func testPartialRotary() throws {
+        let folder = try ModelLoader.loadNetwork(path: fixture("phi4_mini").path)
+        XCTAssertEqual(folder.config.partialRotaryDim, 12)
+        XCTAssertEqual(folder.config.longRope?.shortFactors.count, 6)
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("persona-phi4-\(UUID().uuidString).gguf")
+        defer { try? FileManager.default.removeItem(at: out) }
+        XCTAssertEqual(try folder.writeGGUF(to: out), [])
+        let file = try GGUFFile(url: out)
+        XCTAssertEqual(file.metadata["phi3.rope.dimension_count"]?.int, 12)
+        XCTAssertEqual(file.tensor("rope_factors_long.weight")?.shape, [6])
+        let gguf = try ModelLoader.loadNetwork(path: out.path)
+        XCTAssertEqual(gguf.config.partialRotaryDim, 12)
+        try checkHiddenStates(model: gguf, ref: try reference("phi4_mini"), label: "phi4_mini exported to GGUF")
+        // 16 x 0.7 = 11.2: transformers would turn 11 dimensions, which has no pairs; a Llama block turns the whole head
+        for (arch, factor, message) in [("phi4_mini", 0.7, "invalid partial_rotary_factor 0.7"),
+                                        ("llama2", 0.5, "unsupported partial_rotary_factor for llama")] {
+            let dir = try ArchitectureFixtures.edited(arch) { $0["partial_rotary_factor"] = factor }
+            defer { try? FileManager.default.removeItem(at: dir) }
+            XCTAssertThrowsError(try ModelLoader.loadNetwork(path: dir.path)) { e in XCTAssertTrue("\(e)".contains(message), "\(e)") }
+        }
+        let odd = try ggufCopy(of: out, setting: ["phi3.rope.dimension_count": .uint32(13)])
+        defer { try? FileManager.default.removeItem(at: odd) }
+        XCTAssertThrowsError(try ModelLoader.loadNetwork(path: odd.path)) { e in
+            XCTAssertTrue("\(e)".contains("invalid metadata: phi3.rope.dimension_count 13"), "\(e)")
+        }
     }
 
     /// A Mistral sliding window has no GGUF key (llama.cpp's converter drops it too): the file is written, and the

@@ -4,8 +4,8 @@ import PersonaFormats
 /// Phi-3 / Phi-3.5: the Llama block with the query, key and value projections in one matrix (`qkv_proj`, rows
 /// q | k | v) and the gate and up projections in one (`gate_up_proj`, rows gate | up), read as row ranges of the
 /// stored tensors (no copy). A sliding window, when the config has one, covers every layer. LongRoPE (Phi-3.5, the
-/// 128k variants) runs with its short factors, up to the original context (see `LongRope`); partial rotary
-/// (Phi-4-mini) is refused by name.
+/// 128k variants) runs with its short factors, up to the original context (see `LongRope`). Phi-4-mini turns only
+/// the first 3/4 of each head (`partial_rotary_factor`, `ModelConfig.partialRotaryDim`).
 enum Phi3Architecture: Architecture {
     static let hfModelTypes = ["phi3"]
     static let ggufArchitectures = ["phi3"]
@@ -15,11 +15,6 @@ enum Phi3Architecture: Architecture {
         try requireSiLU(j)
         c.fusedProjections = true
         if j.optBool("attention_bias") == true { throw ModelError("\(j.source): unsupported attention_bias true for phi3") }
-        let partial = ["rope_parameters", "rope_scaling"].lazy.compactMap { (j.optDict($0)?["partial_rotary_factor"] as? NSNumber)?.doubleValue }.first
-            ?? j.optDouble("partial_rotary_factor") ?? 1
-        guard partial == 1 else {
-            throw ModelError("\(j.source): unsupported partial_rotary_factor \(partial) (RoPE on part of each head); only 1 is supported")
-        }
         if let w = j.optInt("sliding_window"), w > 0 {
             c.slidingWindow = w
             c.slidingLayers = Array(repeating: true, count: c.numLayers)
@@ -39,14 +34,15 @@ enum Phi3Architecture: Architecture {
                 throw ModelError("\(g.source): LongRoPE needs metadata 'phi3.rope.scaling.original_context_length'")
             }
             func factors(_ t: TensorInfo, _ name: String) throws -> [Double] {
-                guard t.dtype == .f32, t.shape == [c.headDim / 2] else {
-                    throw ModelError("\(g.source): tensor '\(name)' must be F32 [\(c.headDim / 2)], not \(t.dtype) \(t.shape)")
+                guard t.dtype == .f32, t.shape == [c.ropeDim / 2] else {
+                    throw ModelError("\(g.source): tensor '\(name)' must be F32 [\(c.ropeDim / 2)], not \(t.dtype) \(t.shape)")
                 }
-                return UnsafeBufferPointer(start: t.data.assumingMemoryBound(to: Float.self), count: c.headDim / 2).map(Double.init)
+                return UnsafeBufferPointer(start: t.data.assumingMemoryBound(to: Float.self), count: c.ropeDim / 2).map(Double.init)
             }
             c.longRope = LongRope(shortFactors: try factors(short, "rope_factors_short.weight"),
                                   longFactors: try factors(long, "rope_factors_long.weight"),
-                                  attentionFactor: g.optDouble("rope.scaling.attn_factor") ?? 1, originalMaxPositions: orig)
+                                  attentionFactor: g.optDouble("rope.scaling.attn_factor") ?? 1, originalMaxPositions: orig,
+                                  fullMaxPositions: c.maxPositions)
             c.maxPositions = min(c.maxPositions, orig)
         }
         return c
