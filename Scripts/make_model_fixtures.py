@@ -12,7 +12,7 @@ Pinned environment it was run with (checked at start; pass --any-version to over
 
 What it writes (Tests/PersonaModelsTests/Fixtures/, described in README.md there):
   * one folder per architecture (llama, llama2, mistral, qwen2, qwen3, gemma, gemma2, gemma3, smollm3, phi3, phi3_longrope,
-    phi4_mini) holding a tiny
+    phi4_mini, olmo2) holding a tiny
     random model saved by transformers as bf16 safetensors, its config.json, generation_config.json,
     a tiny byte-level BPE tokenizer (tokenizer.json + tokenizer_config.json with a chat template),
     and reference.safetensors + reference.json with transformers' outputs;
@@ -243,6 +243,12 @@ MODELS = {
                                                     partial_rotary_factor=0.75,
                                                     short_factor=[1.0, 1.2, 1.5, 2.0, 2.8, 4.0],
                                                     long_factor=[1.0, 2.0, 4.0, 7.0, 11.0, 16.0]))),
+    # OLMo-2: the Llama block with post norms only (post_attention_layernorm, post_feedforward_layernorm on what each
+    # sublayer adds; none before) and q_norm / k_norm over all heads of a token (64 and 32 wide here); untied, theta
+    # 5e5, the Hub's top-level rope_theta layout; qwen2 tokenizer family (no BOS, as OLMo-2's). transformers 5.25.
+    "olmo2": dict(arch="Olmo2ForCausalLM", family="qwen2", seed=171, layers=3, legacy_rope=True,
+                  cfg=dict(tie_word_embeddings=False, rms_norm_eps=1e-6, attention_bias=False,
+                           rope_parameters=dict(rope_type="default", rope_theta=500000.0))),
 }
 
 # Init scales: large enough that attention is not uniform and logits are not near zero.
@@ -325,7 +331,8 @@ def make_config(name: str, spec: dict, tok):
     fam = TOKENIZER_FAMILIES[spec["family"]]
     model_type = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral", "Qwen2ForCausalLM": "qwen2",
                   "Qwen3ForCausalLM": "qwen3", "GemmaForCausalLM": "gemma", "Gemma2ForCausalLM": "gemma2",
-                  "Gemma3ForCausalLM": "gemma3_text", "SmolLM3ForCausalLM": "smollm3", "Phi3ForCausalLM": "phi3"}[spec["arch"]]
+                  "Gemma3ForCausalLM": "gemma3_text", "SmolLM3ForCausalLM": "smollm3", "Phi3ForCausalLM": "phi3",
+                  "Olmo2ForCausalLM": "olmo2"}[spec["arch"]]
     kw = dict(COMMON_SHAPE)
     kw.update(copy.deepcopy(spec["cfg"]))
     kw.update(num_hidden_layers=spec["layers"], vocab_size=tok.get_vocab_size(),
@@ -576,6 +583,10 @@ def make_model_fixture(name: str, spec: dict, tokenizers_by_family: dict, versio
     text = text_generation(model, AutoTokenizer.from_pretrained(str(folder)), gen_eos)
     if name in ("gemma2", "gemma3", "phi3"):
         assert T_INPUT > 2 * config.sliding_window
+    if name == "olmo2":
+        layer = model.model.layers[0]
+        assert not hasattr(layer, "input_layernorm") and layer.self_attn.q_norm.weight.numel() == 64
+        assert layer.self_attn.k_norm.weight.numel() == 32
     if name == "phi4_mini":
         assert model.config.rope_parameters["partial_rotary_factor"] == 0.75, model.config.rope_parameters
         assert model.model.rotary_emb.inv_freq.numel() == 6 and config.hidden_size // config.num_attention_heads == 16

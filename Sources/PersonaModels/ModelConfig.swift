@@ -28,9 +28,15 @@ public struct LongRope: Sendable, Equatable {
     public var fullMaxPositions: Int
 }
 
+/// Where a block's RMSNorms sit: `pre` before attention and the MLP (Llama); `sandwich` before and after each
+/// (Gemma-2, Gemma-3); `post` only after each, on what it adds to the residual, which enters them unnormalised (OLMo-2).
+public enum NormPlacement: Sendable {
+    case pre, sandwich, post
+}
+
 /// Everything the shared transformer forward needs, whatever file it came from.
 public struct ModelConfig: Sendable {
-    public var architecture: String            // registry key: llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3, smollm3, phi3
+    public var architecture: String            // registry key: llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3, smollm3, phi3, olmo2
     public var vocabSize: Int
     public var hiddenSize: Int
     public var intermediateSize: Int
@@ -57,13 +63,15 @@ public struct ModelConfig: Sendable {
     public var tieWordEmbeddings = false
     public var attentionBias = false
     public var qkNorm = false
+    /// The q / k RMSNorm spans all heads of a token (OLMo-2: weights of qDim and kvDim), not each head (Qwen3, Gemma-3).
+    public var qkNormAcrossHeads = false
     /// RMSNorm multiplies by (normOffset + w): 1 for Gemma's HF weights, 0 otherwise.
     public var normOffset: Float = 0
     /// Embeddings are multiplied by this (Gemma: sqrt(hidden)).
     public var embedScale: Float = 1
     public var activation: Activation = .silu
-    /// Gemma-2 sandwich norms: post-attention and post-feed-forward norms.
-    public var sandwichNorms = false
+    /// Where a block's RMSNorms sit (see NormPlacement).
+    public var norms: NormPlacement = .pre
     public var attnLogitSoftcap: Float? = nil
     public var finalLogitSoftcap: Float? = nil
     /// Attention scores are scaled by attnScale (default 1/sqrt(headDim)).

@@ -33,17 +33,17 @@ extension TransformerModel {
         var layers: [LayerWeights] = []
         for i in 0..<c.numLayers {
             layers.append(LayerWeights(
-                attnNorm: vector(D, around: one, spread: 0),
+                attnNorm: c.norms == .post ? nil : vector(D, around: one, spread: 0),
                 wq: try matrix(c.qDim, D, .attnQ, i), wk: try matrix(c.kvDim, D, .attnK, i), wv: try matrix(c.kvDim, D, .attnV, i),
                 wo: try matrix(D, c.qDim, .attnOutput, i),
                 bq: c.attentionBias ? vector(c.qDim, around: 0, spread: 0.02) : nil,
                 bk: c.attentionBias ? vector(c.kvDim, around: 0, spread: 0.02) : nil,
                 bv: c.attentionBias ? vector(c.kvDim, around: 0, spread: 0.02) : nil,
-                qNorm: c.qkNorm ? vector(c.headDim, around: one, spread: 0) : nil,
-                kNorm: c.qkNorm ? vector(c.headDim, around: one, spread: 0) : nil,
-                postAttnNorm: c.sandwichNorms ? vector(D, around: one, spread: 0) : nil,
-                ffnNorm: vector(D, around: one, spread: 0),
-                postFFNorm: c.sandwichNorms ? vector(D, around: one, spread: 0) : nil,
+                qNorm: c.qkNorm ? vector(c.qkNormAcrossHeads ? c.qDim : c.headDim, around: one, spread: 0) : nil,
+                kNorm: c.qkNorm ? vector(c.qkNormAcrossHeads ? c.kvDim : c.headDim, around: one, spread: 0) : nil,
+                postAttnNorm: c.norms == .pre ? nil : vector(D, around: one, spread: 0),
+                ffnNorm: c.norms == .post ? nil : vector(D, around: one, spread: 0),
+                postFFNorm: c.norms == .pre ? nil : vector(D, around: one, spread: 0),
                 gate: try matrix(F, D, .ffnGate, i), up: try matrix(F, D, .ffnUp, i), down: try matrix(D, F, .ffnDown, i)))
         }
         let embed = try matrix(c.vocabSize, D, c.tieWordEmbeddings ? .output : .tokenEmbedding)
@@ -145,7 +145,7 @@ extension TransformerModel {
 
     /// Writes the weights, in their stored types, as a GGUF with llama.cpp's tensor names and metadata, as its
     /// converter (convert_hf_to_gguf.py) writes them: llama and mistral -> `llama`, qwen2, qwen3, gemma, gemma2, gemma3,
-    /// smollm3, phi3 (fused attn_qkv and gate|up ffn_up). Q/K rows are permuted for the `llama` and `smollm3` architectures when the model uses HF's rotate_half RoPE, so that
+    /// smollm3, phi3 (fused attn_qkv and gate|up ffn_up), olmo2. Q/K rows are permuted for the `llama` and `smollm3` architectures when the model uses HF's rotate_half RoPE, so that
     /// llama.cpp's interleaved RoPE computes the same thing; Llama-3 RoPE scaling becomes the `rope_freqs` tensor;
     /// Gemma's norm weights are stored as (1 + w), in f32. What a GGUF cannot say is refused with the reason (a
     /// Gemma-2 query_pre_attn_scalar or sliding-window layout other than the ones llama.cpp infers), or, where
@@ -165,7 +165,7 @@ extension TransformerModel {
     public func ggufContent(name: String, tokenizer: [(String, GGUFValue)]?, path: String = "model") throws -> (GGUFContent, [String]) {
         let c = config
         let archs = ["llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma": "gemma", "gemma2": "gemma2",
-                     "gemma3": "gemma3", "smollm3": "smollm3", "phi3": "phi3"]
+                     "gemma3": "gemma3", "smollm3": "smollm3", "phi3": "phi3", "olmo2": "olmo2"]
         guard let arch = archs[c.architecture] else {
             throw ModelError("GGUF export: architecture \(c.architecture) is not supported (\(archs.keys.sorted().joined(separator: ", ")))")
         }
@@ -295,7 +295,7 @@ extension TransformerModel {
         }
         for (l, w) in weights.layers.enumerated() {
             let p = "blk.\(l)."
-            try g.addTensor(name: p + "attn_norm.weight", shape: [c.hiddenSize], floats: norm(w.attnNorm))
+            if let v = w.attnNorm { try g.addTensor(name: p + "attn_norm.weight", shape: [v.count], floats: norm(v)) }
             if c.fusedProjections {
                 // Phi-3: one attn_qkv (rows q | k | v) and one ffn_up (rows gate | up), as llama.cpp's converter keeps them
                 try g.addTensor(name: p + "attn_qkv.weight", dtype: w.wq.dtype, shape: [w.wq.rows + w.wk.rows + w.wv.rows, c.hiddenSize],
@@ -319,7 +319,7 @@ extension TransformerModel {
                 if let v { try g.addTensor(name: p + n + ".weight", shape: [v.count], floats: norm(v)) }
             }
             if let v = w.postAttnNorm { try g.addTensor(name: p + "post_attention_norm.weight", shape: [v.count], floats: norm(v)) }
-            try g.addTensor(name: p + "ffn_norm.weight", shape: [c.hiddenSize], floats: norm(w.ffnNorm))
+            if let v = w.ffnNorm { try g.addTensor(name: p + "ffn_norm.weight", shape: [v.count], floats: norm(v)) }
             if let v = w.postFFNorm { try g.addTensor(name: p + "post_ffw_norm.weight", shape: [v.count], floats: norm(v)) }
         }
         return (g, caveats)

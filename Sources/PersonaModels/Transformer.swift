@@ -143,9 +143,9 @@ public final class TransformerModel: @unchecked Sendable {
             let w = weights.layers[l]
             eachSequence(seqs, x) { s, p, n in s.hooks.apply(.residPre(l), p, start: s.cache.count, count: n, dim: D) }
 
-            // attention
-            Ops.rmsNorm(x, weight: w.attnNorm, offset: c.normOffset, eps: c.rmsNormEps, n: D, T: T, out: h)
-            attention(layer: l, w: w, input: h, seqs: seqs, count: T, out: ws.attnOut)
+            // attention (on the residual itself when the block normalises only outputs)
+            if let n = w.attnNorm { Ops.rmsNorm(x, weight: n, offset: c.normOffset, eps: c.rmsNormEps, n: D, T: T, out: h) }
+            attention(layer: l, w: w, input: w.attnNorm == nil ? x : h, seqs: seqs, count: T, out: ws.attnOut)
             if let pn = w.postAttnNorm {
                 Ops.rmsNorm(ws.attnOut, weight: pn, offset: c.normOffset, eps: c.rmsNormEps, n: D, T: T, out: ws.attnOut)
             }
@@ -154,8 +154,8 @@ public final class TransformerModel: @unchecked Sendable {
             eachSequence(seqs, x) { s, p, n in s.hooks.apply(.residMid(l), p, start: s.cache.count, count: n, dim: D) }
 
             // feed-forward: down(act(gate h) * up h)
-            Ops.rmsNorm(x, weight: w.ffnNorm, offset: c.normOffset, eps: c.rmsNormEps, n: D, T: T, out: h)
-            mlp(w: w, input: h, count: T, out: ws.mlpOut)
+            if let n = w.ffnNorm { Ops.rmsNorm(x, weight: n, offset: c.normOffset, eps: c.rmsNormEps, n: D, T: T, out: h) }
+            mlp(w: w, input: w.ffnNorm == nil ? x : h, count: T, out: ws.mlpOut)
             if let pn = w.postFFNorm {
                 Ops.rmsNorm(ws.mlpOut, weight: pn, offset: c.normOffset, eps: c.rmsNormEps, n: D, T: T, out: ws.mlpOut)
             }
@@ -257,7 +257,11 @@ public final class TransformerModel: @unchecked Sendable {
         if let b = w.bq { Ops.addBias(q, b, n: qDim, T: T) }
         if let b = w.bk { Ops.addBias(k, b, n: kvDim, T: T) }
         if let b = w.bv { Ops.addBias(v, b, n: kvDim, T: T) }
-        if let qn = w.qNorm, let kn = w.kNorm {
+        if let qn = w.qNorm, let kn = w.kNorm, c.qkNormAcrossHeads {
+            // RMSNorm over all of a token's queries, and over its keys (OLMo-2), before RoPE
+            Ops.rmsNorm(q, weight: qn, offset: c.normOffset, eps: c.rmsNormEps, n: qDim, T: T, out: q)
+            Ops.rmsNorm(k, weight: kn, offset: c.normOffset, eps: c.rmsNormEps, n: kvDim, T: T, out: k)
+        } else if let qn = w.qNorm, let kn = w.kNorm {
             // per-head RMSNorm (Qwen3), before RoPE
             Ops.rmsNorm(q, weight: qn, offset: c.normOffset, eps: c.rmsNormEps, n: hd, T: T * c.numHeads, out: q)
             Ops.rmsNorm(k, weight: kn, offset: c.normOffset, eps: c.rmsNormEps, n: hd, T: T * c.numKVHeads, out: k)

@@ -4,15 +4,15 @@ import PersonaTensor
 
 /// Weights of one decoder block. Shapes in [rows, cols] = [out, in] (PyTorch Linear convention).
 struct LayerWeights {
-    var attnNorm: [Float]            // (hidden)
+    var attnNorm: [Float]?           // (hidden); nil: post norms only (OLMo-2)
     var wq: WeightMatrix             // (heads * headDim, hidden)
     var wk: WeightMatrix             // (kvHeads * headDim, hidden)
     var wv: WeightMatrix             // (kvHeads * headDim, hidden)
     var wo: WeightMatrix             // (hidden, heads * headDim)
     var bq: [Float]?, bk: [Float]?, bv: [Float]?
-    var qNorm: [Float]?, kNorm: [Float]?   // (headDim), Qwen3
+    var qNorm: [Float]?, kNorm: [Float]?   // (headDim), Qwen3; (qDim), (kvDim) across heads, OLMo-2
     var postAttnNorm: [Float]?       // (hidden), Gemma-2
-    var ffnNorm: [Float]             // (hidden)
+    var ffnNorm: [Float]?            // (hidden); nil: post norms only
     var postFFNorm: [Float]?         // (hidden), Gemma-2
     var gate: WeightMatrix           // (intermediate, hidden)
     var up: WeightMatrix             // (intermediate, hidden)
@@ -180,16 +180,16 @@ func loadWeights(_ c: ModelConfig, reader r: WeightReader, naming n: TensorNamin
             (gate, up) = (try m("gate", F, D), try m("up", F, D))
         }
         let lw = LayerWeights(
-            attnNorm: try v("attn_norm", D),
+            attnNorm: c.norms == .post ? nil : try v("attn_norm", D),
             wq: wq, wk: wk, wv: wv, wo: try m("o", D, c.qDim),
             bq: c.attentionBias ? try v("q_bias", c.qDim) : nil,
             bk: c.attentionBias ? try v("k_bias", c.kvDim) : nil,
             bv: c.attentionBias ? try v("v_bias", c.kvDim) : nil,
-            qNorm: c.qkNorm ? try v("q_norm", c.headDim) : nil,
-            kNorm: c.qkNorm ? try v("k_norm", c.headDim) : nil,
-            postAttnNorm: c.sandwichNorms ? try v("post_attn_norm", D) : nil,
-            ffnNorm: try v(c.sandwichNorms ? "ffn_norm_gemma2" : "ffn_norm_llama", D),
-            postFFNorm: c.sandwichNorms ? try v("post_ffn_norm", D) : nil,
+            qNorm: c.qkNorm ? try v("q_norm", c.qkNormAcrossHeads ? c.qDim : c.headDim) : nil,
+            kNorm: c.qkNorm ? try v("k_norm", c.qkNormAcrossHeads ? c.kvDim : c.headDim) : nil,
+            postAttnNorm: c.norms == .pre ? nil : try v("post_attn_norm", D),
+            ffnNorm: c.norms == .post ? nil : try v(c.norms == .sandwich ? "ffn_norm_gemma2" : "ffn_norm_llama", D),
+            postFFNorm: c.norms == .pre ? nil : try v("post_ffn_norm", D),
             gate: gate, up: up, down: try m("down", D, F))
         layers.append(lw)
     }

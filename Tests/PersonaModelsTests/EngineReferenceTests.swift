@@ -117,7 +117,7 @@ final class EngineReferenceTests: XCTestCase {
     /// Gemma's norms as 1 + w). By hand, Scripts/check_gguf_export_llamacpp.py compares these files with llama.cpp's
     /// own converter's (the same tensors) and runs them in llama.cpp.
     func testGGUFExportReproducesTransformers() throws {
-        for arch in ["llama", "llama2", "qwen2", "qwen3", "mistral", "gemma", "smollm3"] {
+        for arch in ["llama", "llama2", "qwen2", "qwen3", "mistral", "gemma", "smollm3", "olmo2"] {
             let out = FileManager.default.temporaryDirectory.appendingPathComponent("persona-export-\(arch)-\(UUID().uuidString).gguf")
             defer { try? FileManager.default.removeItem(at: out) }
             let net = try ModelLoader.loadNetwork(path: fixture(arch).path)
@@ -284,6 +284,29 @@ final class EngineReferenceTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: odd) }
         XCTAssertThrowsError(try ModelLoader.loadNetwork(path: odd.path)) { e in
             XCTAssertTrue("\(e)".contains("invalid metadata: phi3.rope.dimension_count 13"), "\(e)")
+        }
+    }
+
+    /// OLMo-2 (the `olmo2` fixture, which the every-architecture checks and the GGUF export check compare with
+    /// transformers): post norms only and all-heads q / k norms, as the GGUF's tensors say; an olmo2 GGUF with a
+    /// sliding window is OLMo-3, refused by name rather than run without its windows.
+    func testOLMo2PostNormsAndOLMo3Refused() throws {
+        let folder = try ModelLoader.loadNetwork(path: fixture("olmo2").path)
+        XCTAssertEqual(folder.config.norms, .post)
+        XCTAssertTrue(folder.config.qkNormAcrossHeads)
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("persona-olmo2-\(UUID().uuidString).gguf")
+        defer { try? FileManager.default.removeItem(at: out) }
+        XCTAssertEqual(try folder.writeGGUF(to: out), [])
+        let file = try GGUFFile(url: out)
+        XCTAssertNil(file.tensor("blk.0.attn_norm.weight"))
+        XCTAssertNil(file.tensor("blk.0.ffn_norm.weight"))
+        XCTAssertEqual(file.tensor("blk.0.attn_q_norm.weight")?.shape, [64])
+        XCTAssertEqual(file.tensor("blk.0.attn_k_norm.weight")?.shape, [32])
+        XCTAssertEqual(file.tensor("blk.0.post_ffw_norm.weight")?.shape, [64])
+        let olmo3 = try ggufCopy(of: out, setting: ["olmo2.attention.sliding_window": .uint32(4096)])
+        defer { try? FileManager.default.removeItem(at: olmo3) }
+        XCTAssertThrowsError(try ModelLoader.loadNetwork(path: olmo3.path)) { e in
+            XCTAssertTrue("\(e)".contains("olmo2.attention.sliding_window 4096 (OLMo-3's sliding layers)"), "\(e)")
         }
     }
 

@@ -7,7 +7,7 @@ enum Gemma2Architecture: Architecture {
     static func config(hf j: JSONConfig) throws -> ModelConfig {
         var c = try GemmaArchitecture.config(hf: j)
         c.architecture = "gemma2"
-        c.sandwichNorms = true
+        c.norms = .sandwich
         c.attnLogitSoftcap = j.optDouble("attn_logit_softcapping").map(Float.init)
         c.finalLogitSoftcap = j.optDouble("final_logit_softcapping").map(Float.init)
         if let s = j.optDouble("query_pre_attn_scalar") { c.attnScale = Float(1 / s.squareRoot()) }
@@ -37,7 +37,7 @@ enum Gemma2Architecture: Architecture {
     static func config(gguf g: GGUFConfig) throws -> ModelConfig {
         var c = try GemmaArchitecture.config(gguf: g)
         c.architecture = "gemma2"
-        c.sandwichNorms = true
+        c.norms = .sandwich
         c.attnLogitSoftcap = g.optDouble("attn_logit_softcapping").map(Float.init)
         c.finalLogitSoftcap = g.optDouble("final_logit_softcapping").map(Float.init)
         c.slidingWindow = g.optInt("attention.sliding_window")

@@ -29,7 +29,7 @@ enum Gemma3Architecture: Architecture {
         }
         var c = try GemmaArchitecture.config(hf: j)   // the full-attention RoPE entry, as readRope takes it
         c.architecture = "gemma3"
-        c.sandwichNorms = true
+        c.norms = .sandwich
         c.qkNorm = true
         c.attnLogitSoftcap = j.optDouble("attn_logit_softcapping").map(Float.init)
         c.finalLogitSoftcap = j.optDouble("final_logit_softcapping").map(Float.init)
@@ -50,7 +50,7 @@ enum Gemma3Architecture: Architecture {
     static func config(gguf g: GGUFConfig) throws -> ModelConfig {
         var c = try GemmaArchitecture.config(gguf: g)
         c.architecture = "gemma3"
-        c.sandwichNorms = true
+        c.norms = .sandwich
         c.qkNorm = true
         // as llama.cpp reads a gemma3 file: no window (or 0) means none; the pattern is a per-layer list, or every
         // n-th layer full (n from the file, else 6; 0: every layer slides); the sliding layers turn with
