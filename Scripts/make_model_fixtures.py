@@ -12,7 +12,7 @@ Pinned environment it was run with (checked at start; pass --any-version to over
 
 What it writes (Tests/PersonaModelsTests/Fixtures/, described in README.md there):
   * one folder per architecture (llama, llama2, mistral, qwen2, qwen3, gemma, gemma2, gemma3, smollm3, phi3, phi3_longrope,
-    phi4_mini, olmo2) holding a tiny
+    phi4_mini, olmo2, qwen2_yarn) holding a tiny
     random model saved by transformers as bf16 safetensors, its config.json, generation_config.json,
     a tiny byte-level BPE tokenizer (tokenizer.json + tokenizer_config.json with a chat template),
     and reference.safetensors + reference.json with transformers' outputs;
@@ -249,6 +249,13 @@ MODELS = {
     "olmo2": dict(arch="Olmo2ForCausalLM", family="qwen2", seed=171, layers=3, legacy_rope=True,
                   cfg=dict(tie_word_embeddings=False, rms_norm_eps=1e-6, attention_bias=False,
                            rope_parameters=dict(rope_type="default", rope_theta=500000.0))),
+    # YaRN as Qwen2.5's model cards tell users to enable it (rope_scaling {factor 4, original_max_position_embeddings,
+    # yarn}): static, so every position turns with the blended frequencies and cos / sin times 0.1 ln 4 + 1; theta 1e4
+    # and an original context of 64 put the ramp over frequency pairs 0-3 of 8. transformers 5.25.
+    "qwen2_yarn": dict(arch="Qwen2ForCausalLM", family="qwen2", seed=181, layers=2, legacy_rope=True,
+                       cfg=dict(tie_word_embeddings=True, rms_norm_eps=1e-6, use_sliding_window=False,
+                                rope_parameters=dict(rope_type="yarn", rope_theta=10000.0, factor=4.0,
+                                                     original_max_position_embeddings=64))),
 }
 
 # Init scales: large enough that attention is not uniform and logits are not near zero.
@@ -583,6 +590,9 @@ def make_model_fixture(name: str, spec: dict, tokenizers_by_family: dict, versio
     text = text_generation(model, AutoTokenizer.from_pretrained(str(folder)), gen_eos)
     if name in ("gemma2", "gemma3", "phi3"):
         assert T_INPUT > 2 * config.sliding_window
+    if name == "qwen2_yarn":
+        assert abs(model.model.rotary_emb.attention_scaling - (0.1 * np.log(4) + 1)) < 1e-6
+        assert json.loads((folder / "config.json").read_text())["rope_scaling"]["rope_type"] == "yarn"
     if name == "olmo2":
         layer = model.model.layers[0]
         assert not hasattr(layer, "input_layernorm") and layer.self_attn.q_norm.weight.numel() == 64

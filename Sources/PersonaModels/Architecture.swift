@@ -145,8 +145,26 @@ func readRope(_ j: JSONConfig, into c: inout ModelConfig) throws {
         c.longRope = LongRope(shortFactors: try factors("short_factor"), longFactors: try factors("long_factor"),
                               attentionFactor: attention, originalMaxPositions: orig, fullMaxPositions: c.maxPositions)
         c.maxPositions = min(c.maxPositions, orig)
+    case "yarn":
+        // transformers' _compute_yarn_parameters; the original context: the config's top-level value first (as
+        // standardize_rope_params), then the scaling's own, then max_position_embeddings
+        let orig = j.optInt("original_max_position_embeddings") ?? (s["original_max_position_embeddings"] as? NSNumber)?.intValue ?? c.maxPositions
+        func num(_ k: String) -> Double? { (s[k] as? NSNumber)?.doubleValue }
+        let factor = num("factor") ?? Double(c.maxPositions) / Double(orig)
+        guard orig > 0, factor.isFinite, factor >= 1 else {
+            throw ModelError("\(j.source): rope scaling yarn needs 'factor' >= 1 and a positive original_max_position_embeddings")
+        }
+        var attention = num("attention_factor")
+        if attention == nil, let m = num("mscale"), let all = num("mscale_all_dim"), m != 0, all != 0 {
+            attention = YarnRope.defaultAttentionFactor(factor, mscale: m) / YarnRope.defaultAttentionFactor(factor, mscale: all)
+        }
+        // transformers takes a falsy beta as the default
+        c.yarn = YarnRope(factor: factor, originalMaxPositions: orig, betaFast: num("beta_fast").flatMap { $0 == 0 ? nil : $0 } ?? 32,
+                          betaSlow: num("beta_slow").flatMap { $0 == 0 ? nil : $0 } ?? 1,
+                          attentionFactor: attention ?? YarnRope.defaultAttentionFactor(factor),
+                          truncate: (s["truncate"] as? Bool) ?? true)
     default:
-        throw ModelError("\(j.source): unsupported rope scaling type '\(type)' (supported: default, linear, llama3, longrope)")
+        throw ModelError("\(j.source): unsupported rope scaling type '\(type)' (supported: default, linear, llama3, longrope, yarn)")
     }
 }
 
@@ -169,8 +187,23 @@ struct GGUFConfig {
         let factor = optDouble("rope.scaling.factor") ?? optDouble("rope.scale_linear") ?? 0
         if type == "none" || factor == 0 || factor == 1 { return }
         guard factor.isFinite, factor > 0 else { throw ModelError("\(source): invalid metadata: \(arch).rope.scaling.factor \(factor)") }
+        if type == "yarn" {
+            // as llama.cpp runs it: betas 32 / 1 and the attention factor 0.1 ln(factor) + 1 (times rope.scaling.attn_factor)
+            // whatever the yarn_* keys say (it reads none of them), so a file whose keys say otherwise is refused
+            guard factor >= 1 else { throw ModelError("\(source): invalid metadata: \(arch).rope.scaling.factor \(factor) for yarn (must be >= 1)") }
+            let standard = YarnRope.defaultAttentionFactor(factor)
+            for (key, value) in [("yarn_beta_fast", 32.0), ("yarn_beta_slow", 1.0), ("yarn_ext_factor", 1.0), ("yarn_log_multiplier", 0), ("yarn_attn_factor", standard)] {
+                if let v = optDouble("rope.scaling.\(key)"), abs(v - value) > 1e-5 * max(1, value), !(key == "yarn_ext_factor" && v < 0) {
+                    throw ModelError("\(source): unsupported metadata: \(arch).rope.scaling.\(key) \(v) (llama.cpp runs yarn with \(value) whatever the file says)")
+                }
+            }
+            let orig = optInt("rope.scaling.original_context_length") ?? c.maxPositions
+            guard orig > 0 else { throw ModelError("\(source): invalid metadata: \(arch).rope.scaling.original_context_length \(orig)") }
+            c.yarn = YarnRope(factor: factor, originalMaxPositions: orig, attentionFactor: standard * (optDouble("rope.scaling.attn_factor") ?? 1))
+            return
+        }
         guard type == "linear" else {
-            throw ModelError("\(source): unsupported rope scaling type '\(type)' (factor \(factor)); supported: none, linear")
+            throw ModelError("\(source): unsupported rope scaling type '\(type)' (factor \(factor)); supported: none, linear, yarn")
         }
         // ggml multiplies cos and sin by it (mscale): not plain linear scaling
         if let a = optDouble("rope.scaling.attn_factor"), a != 1 {

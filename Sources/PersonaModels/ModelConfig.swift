@@ -15,6 +15,37 @@ public struct Llama3RopeScaling: Sendable, Equatable {
     public var originalMaxPositions: Double
 }
 
+/// YaRN (Qwen2.5 / Qwen3 long context, OLMo-3): each frequency between its extrapolated value (kept, fast
+/// rotations) and its interpolated one (divided by `factor`, slow rotations), by a linear ramp over the dimensions
+/// whose wavelength the original context holds between `betaSlow` and `betaFast` turns; cos and sin multiplied by
+/// `attentionFactor`. Static: the same at every position, as transformers and llama.cpp compute it.
+public struct YarnRope: Sendable, Equatable {
+    public var factor: Double
+    public var originalMaxPositions: Int
+    public var betaFast: Double = 32
+    public var betaSlow: Double = 1
+    public var attentionFactor: Double
+    /// The ramp's ends rounded outwards to whole dimensions (transformers' `truncate`, llama.cpp always).
+    public var truncate = true
+
+    /// The paper's default attention factor, 0.1 ln(factor) + 1 (llama.cpp's, whatever the file says).
+    public static func defaultAttentionFactor(_ factor: Double, mscale: Double = 1) -> Double {
+        factor <= 1 ? 1 : 0.1 * mscale * Foundation.log(factor) + 1
+    }
+
+    /// Per frequency pair i < dim / 2: the share of the extrapolated (unscaled) frequency.
+    func extrapolationShare(dim: Int, base: Double) -> [Double] {
+        func correction(_ turns: Double) -> Double {
+            Double(dim) * Foundation.log(Double(originalMaxPositions) / (turns * 2 * Double.pi)) / (2 * Foundation.log(base))
+        }
+        var (low, high) = (correction(betaFast), correction(betaSlow))
+        if truncate { (low, high) = (low.rounded(.down), high.rounded(.up)) }
+        (low, high) = (max(low, 0), min(high, Double(dim - 1)))
+        if low == high { high += 0.001 }
+        return (0..<(dim / 2)).map { 1 - min(1, max(0, (Double($0) - low) / (high - low))) }
+    }
+}
+
 /// LongRoPE (Phi-3.5, the 128k Phi-3 models): frequency i divided by a factor of its own, and cos / sin multiplied by
 /// `attentionFactor`. The short factors hold up to `originalMaxPositions`; past it transformers switches every position
 /// to the long factors (and llama.cpp chooses by context size), so these models run up to there (see readRope).
@@ -51,6 +82,7 @@ public struct ModelConfig: Sendable {
     /// as p / factor did. transformers' rope_type "linear"; llama.cpp's rope.scaling.factor (freq_scale = 1 / it).
     public var ropeLinearFactor: Double = 1
     public var longRope: LongRope? = nil
+    public var yarn: YarnRope? = nil
     /// RoPE base of the sliding-window layers when they have their own, unscaled (Gemma-3's local layers: 1e4);
     /// nil when every layer turns with `ropeTheta` and its scaling.
     public var slidingRopeTheta: Double? = nil

@@ -194,6 +194,9 @@ extension TransformerModel {
                 throw ModelError("GGUF export: layer_types cannot be written: GGUF gemma2 slides on the even layers only")
             }
         }
+        if let y = c.yarn, y.betaFast != 32 || y.betaSlow != 1 || !y.truncate {
+            throw ModelError("GGUF export: yarn with beta_fast \(y.betaFast), beta_slow \(y.betaSlow)\(y.truncate ? "" : ", truncate false") cannot be written: llama.cpp runs yarn with 32, 1 and whole-dimension ramp ends")
+        }
         if c.longRope != nil, arch != "phi3" {
             throw ModelError("GGUF export: LongRoPE cannot be written for \(arch): llama.cpp reads its factors for phi3 only")
         }
@@ -239,6 +242,15 @@ extension TransformerModel {
             if let v = c.finalLogitSoftcap { g.set("gemma3.final_logit_softcapping", .float32(v)) }
         }
         if arch == "phi3" { g.set("phi3.attention.sliding_window", .uint32(UInt32(c.slidingWindow ?? 0))) }   // 0: none, as its converter writes
+        if let y = c.yarn {   // as its converter writes yarn; an attention factor of another value as llama.cpp's multiplier
+            g.set("\(arch).rope.scaling.type", .string("yarn"))
+            g.set("\(arch).rope.scaling.factor", .float32(Float(y.factor)))
+            g.set("\(arch).rope.scaling.original_context_length", .uint32(UInt32(y.originalMaxPositions)))
+            let standard = YarnRope.defaultAttentionFactor(y.factor)
+            if abs(y.attentionFactor - standard) > 1e-6 * standard {
+                g.set("\(arch).rope.scaling.attn_factor", .float32(Float(y.attentionFactor / standard)))
+            }
+        }
         if let lr = c.longRope {   // as its converter writes LongRoPE: the multiplier and original context as keys
             g.set("phi3.rope.scaling.attn_factor", .float32(Float(lr.attentionFactor)))
             g.set("phi3.rope.scaling.original_context_length", .uint32(UInt32(lr.originalMaxPositions)))

@@ -34,7 +34,7 @@ public final class TransformerModel: @unchecked Sendable {
         self.invFreq = TransformerModel.ropeInverseFrequencies(config, factors: weights.ropeFreqFactors ?? config.longRope?.shortFactors.map(Float.init))
         self.slidingInvFreq = config.slidingRopeTheta.map { theta in
             var plain = config
-            (plain.ropeTheta, plain.ropeScaling, plain.ropeLinearFactor) = (theta, nil, 1)
+            (plain.ropeTheta, plain.ropeScaling, plain.ropeLinearFactor, plain.yarn) = (theta, nil, 1, nil)
             return TransformerModel.ropeInverseFrequencies(plain, factors: nil)
         }
         self.ws = Workspace(config: config, tokens: 1, contextCapacity: 1)
@@ -402,6 +402,11 @@ public final class TransformerModel: @unchecked Sendable {
                 return (1 - smooth) * f / Float(s.factor) + smooth * f
             }
         }
+        if let y = c.yarn {
+            // transformers' _compute_yarn_parameters: interpolated * (1 - share) + extrapolated * share, in f32
+            let share = y.extrapolationShare(dim: c.ropeDim, base: c.ropeTheta)
+            inv = zip(inv, share).map { f, s in f / Float(y.factor) * (1 - Float(s)) + f * Float(s) }
+        }
         if let factors, factors.count == half {
             inv = zip(inv, factors).map { $0 / $1 }
         }
@@ -426,7 +431,7 @@ public final class TransformerModel: @unchecked Sendable {
                 }
             }
         }
-        fill(invFreq, ws.cos, ws.sin, scale: Float(config.longRope?.attentionFactor ?? 1))
+        fill(invFreq, ws.cos, ws.sin, scale: Float(config.longRope?.attentionFactor ?? config.yarn?.attentionFactor ?? 1))
         if let local = slidingInvFreq { fill(local, ws.cosLocal, ws.sinLocal, scale: 1) }
     }
 

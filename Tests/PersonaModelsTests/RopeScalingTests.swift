@@ -10,7 +10,7 @@ import XCTest
 final class RopeScalingTests: XCTestCase {
     let factor = 4.0
 
-    func reference() throws -> (ids: [Int], linear: [Float], plain: [Float]) {
+    func reference() throws -> (ids: [Int], linear: [Float], plain: [Float], yarn: [Float]) {
         let st = try SafetensorsFile(url: TestPaths.fixtures.appendingPathComponent("llama2-f32.rope-linear.llamacpp.safetensors"))
         func floats(_ n: String) throws -> [Float] {
             let t = try XCTUnwrap(st.tensor(n))
@@ -18,7 +18,7 @@ final class RopeScalingTests: XCTestCase {
         }
         let meta = try JSONSerialization.jsonObject(with: Data(contentsOf: TestPaths.fixtures.appendingPathComponent("llama2-f32.reference.json"))) as! [String: Any]
         let ids = Array((meta["input_ids"] as! [NSNumber]).map(\.intValue).prefix(16))
-        return (ids, try floats("logits_linear4"), try floats("logits_plain"))
+        return (ids, try floats("logits_linear4"), try floats("logits_plain"), try floats("logits_yarn4"))
     }
 
     /// The F32 fixture rewritten with `extra` metadata (what the script gave llama.cpp).
@@ -50,6 +50,35 @@ final class RopeScalingTests: XCTestCase {
         XCTAssertLessThanOrEqual(maxAbsDiff(try logits(plain, ref.ids), ref.plain), 2e-5 * scale)
     }
 
+    /// YaRN (factor 4, original context 64 of the fixture's 256; the `qwen2_yarn` fixture checks it against
+    /// transformers): llama.cpp's logits on the GGUF with the converter's keys, and the same weights as a Hugging Face
+    /// folder with rope_scaling yarn give them too, so the two readings of YaRN agree.
+    func testYarnMatchesLlamaCpp() throws {
+        let ref = try reference()
+        let scale = max(1, ref.yarn.map(abs).max()!)
+        XCTAssertGreaterThan(maxAbsDiff(ref.yarn, ref.plain), 1)
+        XCTAssertGreaterThan(maxAbsDiff(ref.yarn, ref.linear), 1)
+        let yarn = try ggufCopy(["llama.rope.scaling.type": .string("yarn"), "llama.rope.scaling.factor": .float32(Float(factor)),
+                                 "llama.rope.scaling.original_context_length": .uint32(64)])
+        XCTAssertLessThanOrEqual(maxAbsDiff(try logits(yarn.path, ref.ids), ref.yarn), 2e-5 * scale)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rope-yarn-\(UUID().uuidString)")
+        try FileManager.default.copyItem(at: ArchitectureFixtures.url("llama2"), to: dir)
+        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        let configURL = dir.appendingPathComponent("config.json")
+        var config = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as? [String: Any])
+        config["rope_scaling"] = ["type": "yarn", "factor": factor, "original_max_position_embeddings": 64]
+        try JSONSerialization.data(withJSONObject: config).write(to: configURL)
+        XCTAssertLessThanOrEqual(maxAbsDiff(try logits(dir.path, ref.ids), ref.yarn), 2e-5 * scale)
+        // and its export carries it as the converter writes it
+        let gguf = dir.appendingPathComponent("exported.gguf")
+        try ModelLoader.loadNetwork(path: dir.path).writeGGUF(to: gguf)
+        let meta = try GGUFFile(url: gguf).metadata
+        XCTAssertEqual(meta["llama.rope.scaling.type"]?.string, "yarn")
+        XCTAssertEqual(meta["llama.rope.scaling.original_context_length"]?.int, 64)
+        XCTAssertNil(meta["llama.rope.scaling.attn_factor"])
+        XCTAssertLessThanOrEqual(maxAbsDiff(try logits(gguf.path, ref.ids), ref.yarn), 2e-5 * scale)
+    }
+
     /// The same weights as a Hugging Face folder with rope_scaling {"rope_type": "linear", "factor": 4}: transformers
     /// divides every inverse frequency by the factor, as llama.cpp's freq_scale does.
     func testHFConfigLinearScalingMatchesLlamaCpp() throws {
@@ -73,11 +102,20 @@ final class RopeScalingTests: XCTestCase {
         XCTAssertLessThanOrEqual(maxAbsDiff(try logits(gguf.path, ref.ids), ref.linear), 2e-5 * max(1, ref.linear.map(abs).max()!))
     }
 
-    /// Scalings that are more than a factor are refused by name, not run as plain RoPE.
+    /// Scalings that are more than a factor are refused by name, not run as plain RoPE; so is a yarn file whose
+    /// yarn_* keys ask for what llama.cpp does not do (it reads none of them).
     func testOtherScalingTypesAreRefused() throws {
+        let longrope = try ggufCopy(["llama.rope.scaling.type": .string("longrope"), "llama.rope.scaling.factor": .float32(4)])
+        XCTAssertThrowsError(try ModelLoader.loadNetwork(path: longrope.path)) {
+            XCTAssertTrue("\($0)".contains("unsupported rope scaling type 'longrope'"), "\($0)")
+        }
         let yarn = try ggufCopy(["llama.rope.scaling.type": .string("yarn"), "llama.rope.scaling.factor": .float32(4)])
-        XCTAssertThrowsError(try ModelLoader.loadNetwork(path: yarn.path)) {
-            XCTAssertTrue("\($0)".contains("unsupported rope scaling type 'yarn'"), "\($0)")
+        let y = try XCTUnwrap(try ModelLoader.loadNetwork(path: yarn.path).config.yarn)
+        XCTAssertEqual(y.attentionFactor, 0.1 * Foundation.log(4.0) + 1, accuracy: 1e-6)
+        let beta = try ggufCopy(["llama.rope.scaling.type": .string("yarn"), "llama.rope.scaling.factor": .float32(4),
+                                 "llama.rope.scaling.yarn_beta_fast": .float32(8)])
+        XCTAssertThrowsError(try ModelLoader.loadNetwork(path: beta.path)) {
+            XCTAssertTrue("\($0)".contains("llama.rope.scaling.yarn_beta_fast 8.0 (llama.cpp runs yarn with 32.0"), "\($0)")
         }
         let moe = try ggufCopy(["llama.expert_count": .uint32(8)])
         XCTAssertThrowsError(try ModelLoader.loadNetwork(path: moe.path)) {
