@@ -12,7 +12,7 @@ Pinned environment it was run with (checked at start; pass --any-version to over
 
 What it writes (Tests/PersonaModelsTests/Fixtures/, described in README.md there):
   * one folder per architecture (llama, llama2, mistral, qwen2, qwen3, gemma, gemma2, gemma3, smollm3, phi3, phi3_longrope,
-    phi4_mini, olmo2, qwen2_yarn) holding a tiny
+    phi4_mini, olmo2, qwen2_yarn, olmo3) holding a tiny
     random model saved by transformers as bf16 safetensors, its config.json, generation_config.json,
     a tiny byte-level BPE tokenizer (tokenizer.json + tokenizer_config.json with a chat template),
     and reference.safetensors + reference.json with transformers' outputs;
@@ -256,6 +256,15 @@ MODELS = {
                        cfg=dict(tie_word_embeddings=True, rms_norm_eps=1e-6, use_sliding_window=False,
                                 rope_parameters=dict(rope_type="yarn", rope_theta=10000.0, factor=4.0,
                                                      original_max_position_embeddings=64))),
+    # OLMo-3: OLMo-2's block with sliding_window 6 on layers 0-2 and full attention on layer 3 (the default pattern,
+    # written as layer_types), the sliding layers' RoPE unscaled and the full layer's YaRN (factor 4, original 64), as
+    # the long-context checkpoints have it; the Hub's layout (top-level rope_theta 5e5 and rope_scaling for the full
+    # layers). transformers 5.25.
+    "olmo3": dict(arch="Olmo3ForCausalLM", family="qwen2", seed=193, layers=4, legacy_rope="olmo3",
+                  cfg=dict(tie_word_embeddings=False, rms_norm_eps=1e-6, attention_bias=False, sliding_window=6,
+                           rope_parameters={"sliding_attention": dict(rope_type="default", rope_theta=500000.0),
+                                            "full_attention": dict(rope_type="yarn", rope_theta=500000.0, factor=4.0,
+                                                                   original_max_position_embeddings=64)})),
 }
 
 # Init scales: large enough that attention is not uniform and logits are not near zero.
@@ -339,7 +348,7 @@ def make_config(name: str, spec: dict, tok):
     model_type = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral", "Qwen2ForCausalLM": "qwen2",
                   "Qwen3ForCausalLM": "qwen3", "GemmaForCausalLM": "gemma", "Gemma2ForCausalLM": "gemma2",
                   "Gemma3ForCausalLM": "gemma3_text", "SmolLM3ForCausalLM": "smollm3", "Phi3ForCausalLM": "phi3",
-                  "Olmo2ForCausalLM": "olmo2"}[spec["arch"]]
+                  "Olmo2ForCausalLM": "olmo2", "Olmo3ForCausalLM": "olmo3"}[spec["arch"]]
     kw = dict(COMMON_SHAPE)
     kw.update(copy.deepcopy(spec["cfg"]))
     kw.update(num_hidden_layers=spec["layers"], vocab_size=tok.get_vocab_size(),
@@ -403,6 +412,20 @@ def gemma3_hub_layout(folder: Path) -> None:
     pattern = cfg.pop("_sliding_window_pattern")
     assert types == ["sliding_attention" if (i + 1) % pattern else "full_attention" for i in range(len(types))], types
     cfg["sliding_window_pattern"] = pattern
+    path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+
+
+def olmo3_hub_layout(folder: Path) -> None:
+    """Rewrite an OLMo-3 config.json as the Hub's checkpoints have it: top-level rope_theta, rope_scaling for the
+    full-attention layers (the sliding ones take rope_theta unscaled), layer_types kept."""
+    path = folder / "config.json"
+    cfg = json.loads(path.read_text())
+    rp = cfg.pop("rope_parameters")
+    full, local = dict(rp["full_attention"]), rp["sliding_attention"]
+    cfg["rope_theta"] = full.pop("rope_theta")
+    assert local == {"rope_type": "default", "rope_theta": cfg["rope_theta"]}, local
+    rope_type = full.pop("rope_type")
+    cfg["rope_scaling"] = None if rope_type == "default" else dict(rope_type=rope_type, **full)
     path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
 
 
@@ -564,6 +587,8 @@ def make_model_fixture(name: str, spec: dict, tokenizers_by_family: dict, versio
     rope_before, types_before = dict(before.rope_parameters), getattr(before, "layer_types", None)
     if spec.get("legacy_rope") == "gemma3":
         gemma3_hub_layout(folder)
+    elif spec.get("legacy_rope") == "olmo3":
+        olmo3_hub_layout(folder)
     elif spec.get("legacy_rope"):
         legacy_rope_layout(folder)
     # References always come from the files as written: reload (bf16 -> f32 is exact).
@@ -588,7 +613,12 @@ def make_model_fixture(name: str, spec: dict, tokenizers_by_family: dict, versio
     assert margin > MIN_GREEDY_MARGIN, f"{name}: greedy top1-top2 gap {margin} too small; change the seed"
     from transformers import AutoTokenizer
     text = text_generation(model, AutoTokenizer.from_pretrained(str(folder)), gen_eos)
-    if name in ("gemma2", "gemma3", "phi3"):
+    if name == "olmo3":
+        assert list(model.config.layer_types) == ["sliding_attention"] * 3 + ["full_attention"], model.config.layer_types
+        rp = model.config.rope_parameters
+        assert rp["full_attention"]["rope_type"] == "yarn" and rp["sliding_attention"]["rope_type"] == "default", rp
+        assert "layer_types" in json.loads((folder / "config.json").read_text())
+    if name in ("gemma2", "gemma3", "phi3", "olmo3"):
         assert T_INPUT > 2 * config.sliding_window
     if name == "qwen2_yarn":
         assert abs(model.model.rotary_emb.attention_scaling - (0.1 * np.log(4) + 1)) < 1e-6

@@ -212,6 +212,27 @@ struct GGUFConfig {
         c.ropeLinearFactor = factor
     }
 
+    /// The sliding window as llama.cpp reads it for gemma3 and olmo2: none without `attention.sliding_window` (or 0);
+    /// which layers slide from `attention.sliding_window_pattern`, a per-layer list of booleans or every n-th layer
+    /// full (n from the file, else `every`; 0: every layer slides); the sliding layers' RoPE base from
+    /// `rope.freq_base_swa`, else `defaultBase`, unscaled.
+    func readSlidingWindow(_ c: inout ModelConfig, every: Int, defaultBase: Double) throws {
+        guard let window = optInt("attention.sliding_window"), window > 0 else { return }
+        c.slidingWindow = window
+        let key = "\(arch).attention.sliding_window_pattern"
+        if let list = file.metadata[key]?.array {
+            guard list.count == c.numLayers, list.allSatisfy({ $0.bool != nil }) else {
+                throw ModelError("\(source): invalid metadata: \(key) has \(list.count) entries, expected \(c.numLayers) booleans")
+            }
+            c.slidingLayers = list.map { $0.bool! }
+        } else {
+            let n = optInt("attention.sliding_window_pattern") ?? every
+            guard n >= 0 else { throw ModelError("\(source): invalid metadata: \(key) \(n)") }
+            c.slidingLayers = (0..<c.numLayers).map { n == 0 || $0 % n < n - 1 }
+        }
+        c.slidingRopeTheta = optDouble("rope.freq_base_swa") ?? defaultBase
+    }
+
     func optInt(_ key: String) -> Int? { file.metadata["\(arch).\(key)"]?.int }
     func optDouble(_ key: String) -> Double? { file.metadata["\(arch).\(key)"]?.double }
 

@@ -145,7 +145,7 @@ extension TransformerModel {
 
     /// Writes the weights, in their stored types, as a GGUF with llama.cpp's tensor names and metadata, as its
     /// converter (convert_hf_to_gguf.py) writes them: llama and mistral -> `llama`, qwen2, qwen3, gemma, gemma2, gemma3,
-    /// smollm3, phi3 (fused attn_qkv and gate|up ffn_up), olmo2. Q/K rows are permuted for the `llama` and `smollm3` architectures when the model uses HF's rotate_half RoPE, so that
+    /// smollm3, phi3 (fused attn_qkv and gate|up ffn_up), olmo2 and olmo3 -> `olmo2`. Q/K rows are permuted for the `llama` and `smollm3` architectures when the model uses HF's rotate_half RoPE, so that
     /// llama.cpp's interleaved RoPE computes the same thing; Llama-3 RoPE scaling becomes the `rope_freqs` tensor;
     /// Gemma's norm weights are stored as (1 + w), in f32. What a GGUF cannot say is refused with the reason (a
     /// Gemma-2 query_pre_attn_scalar or sliding-window layout other than the ones llama.cpp infers), or, where
@@ -165,14 +165,14 @@ extension TransformerModel {
     public func ggufContent(name: String, tokenizer: [(String, GGUFValue)]?, path: String = "model") throws -> (GGUFContent, [String]) {
         let c = config
         let archs = ["llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma": "gemma", "gemma2": "gemma2",
-                     "gemma3": "gemma3", "smollm3": "smollm3", "phi3": "phi3", "olmo2": "olmo2"]
+                     "gemma3": "gemma3", "smollm3": "smollm3", "phi3": "phi3", "olmo2": "olmo2", "olmo3": "olmo2"]
         guard let arch = archs[c.architecture] else {
             throw ModelError("GGUF export: architecture \(c.architecture) is not supported (\(archs.keys.sorted().joined(separator: ", ")))")
         }
         var caveats: [String] = []
         if let w = c.slidingWindow, arch == "phi3" {
             caveats.append("sliding_window \(w) is written but llama.cpp runs phi3 files without it (and so does this reader, to match), so the file attends to the whole context and differs from the folder past \(w) tokens")
-        } else if let w = c.slidingWindow, !arch.hasPrefix("gemma") {
+        } else if let w = c.slidingWindow, !arch.hasPrefix("gemma"), arch != "olmo2" {
             caveats.append("sliding_window \(w) is not written: GGUF \(arch) has no sliding window (llama.cpp's converter drops it too), so the file attends to the whole context and differs from the folder past \(w) tokens")
         }
         if arch.hasPrefix("gemma") {
@@ -240,6 +240,11 @@ extension TransformerModel {
                 g.set("gemma3.rope.freq_base_swa", .float32(Float(c.slidingRopeTheta ?? c.ropeTheta)))
             }
             if let v = c.finalLogitSoftcap { g.set("gemma3.final_logit_softcapping", .float32(v)) }
+        }
+        if arch == "olmo2", let w = c.slidingWindow, c.slidingLayers.contains(true) {   // OLMo-3, as its converter writes it
+            g.set("olmo2.attention.sliding_window", .uint32(UInt32(w)))
+            g.set("olmo2.attention.sliding_window_pattern", .array(c.slidingLayers.map { .bool($0) }))
+            if let base = c.slidingRopeTheta, base != c.ropeTheta { g.set("olmo2.rope.freq_base_swa", .float32(Float(base))) }
         }
         if arch == "phi3" { g.set("phi3.attention.sliding_window", .uint32(UInt32(c.slidingWindow ?? 0))) }   // 0: none, as its converter writes
         if let y = c.yarn {   // as its converter writes yarn; an attention factor of another value as llama.cpp's multiplier

@@ -117,7 +117,7 @@ final class EngineReferenceTests: XCTestCase {
     /// Gemma's norms as 1 + w). By hand, Scripts/check_gguf_export_llamacpp.py compares these files with llama.cpp's
     /// own converter's (the same tensors) and runs them in llama.cpp.
     func testGGUFExportReproducesTransformers() throws {
-        for arch in ["llama", "llama2", "qwen2", "qwen3", "mistral", "gemma", "smollm3", "olmo2", "qwen2_yarn"] {
+        for arch in ["llama", "llama2", "qwen2", "qwen3", "mistral", "gemma", "smollm3", "olmo2", "qwen2_yarn", "olmo3"] {
             let out = FileManager.default.temporaryDirectory.appendingPathComponent("persona-export-\(arch)-\(UUID().uuidString).gguf")
             defer { try? FileManager.default.removeItem(at: out) }
             let net = try ModelLoader.loadNetwork(path: fixture(arch).path)
@@ -288,9 +288,10 @@ final class EngineReferenceTests: XCTestCase {
     }
 
     /// OLMo-2 (the `olmo2` fixture, which the every-architecture checks and the GGUF export check compare with
-    /// transformers): post norms only and all-heads q / k norms, as the GGUF's tensors say; an olmo2 GGUF with a
-    /// sliding window is OLMo-3, refused by name rather than run without its windows.
-    func testOLMo2PostNormsAndOLMo3Refused() throws {
+    /// transformers): post norms only and all-heads q / k norms, as the GGUF's tensors say. OLMo-3 (the `olmo3`
+    /// fixture) is the same block with sliding layers, written as olmo2 with a window and a per-layer pattern, which
+    /// llama.cpp reads as every 4th layer full when the file gives no list.
+    func testOLMo2PostNormsAndOLMo3SlidingLayers() throws {
         let folder = try ModelLoader.loadNetwork(path: fixture("olmo2").path)
         XCTAssertEqual(folder.config.norms, .post)
         XCTAssertTrue(folder.config.qkNormAcrossHeads)
@@ -303,10 +304,34 @@ final class EngineReferenceTests: XCTestCase {
         XCTAssertEqual(file.tensor("blk.0.attn_q_norm.weight")?.shape, [64])
         XCTAssertEqual(file.tensor("blk.0.attn_k_norm.weight")?.shape, [32])
         XCTAssertEqual(file.tensor("blk.0.post_ffw_norm.weight")?.shape, [64])
-        let olmo3 = try ggufCopy(of: out, setting: ["olmo2.attention.sliding_window": .uint32(4096)])
-        defer { try? FileManager.default.removeItem(at: olmo3) }
-        XCTAssertThrowsError(try ModelLoader.loadNetwork(path: olmo3.path)) { e in
-            XCTAssertTrue("\(e)".contains("olmo2.attention.sliding_window 4096 (OLMo-3's sliding layers)"), "\(e)")
+        let windowed = try ggufCopy(of: out, setting: ["olmo2.attention.sliding_window": .uint32(4096)])
+        defer { try? FileManager.default.removeItem(at: windowed) }
+        let w = try ModelLoader.loadNetwork(path: windowed.path).config
+        XCTAssertEqual(w.architecture, "olmo3")
+        XCTAssertEqual(w.slidingLayers, [true, true, true], "every 4th layer full: none of 3")
+        XCTAssertEqual(w.slidingRopeTheta, w.ropeTheta)
+
+        let olmo3 = try ModelLoader.loadNetwork(path: fixture("olmo3").path)
+        XCTAssertEqual(olmo3.config.slidingLayers, [true, true, true, false])
+        XCTAssertEqual(olmo3.config.slidingWindow, 6)
+        XCTAssertEqual(olmo3.config.yarn?.factor, 4)
+        let out3 = FileManager.default.temporaryDirectory.appendingPathComponent("persona-olmo3-\(UUID().uuidString).gguf")
+        defer { try? FileManager.default.removeItem(at: out3) }
+        XCTAssertEqual(try olmo3.writeGGUF(to: out3), [])
+        let meta = try GGUFFile(url: out3).metadata
+        XCTAssertEqual(meta["general.architecture"]?.string, "olmo2")
+        XCTAssertEqual(meta["olmo2.attention.sliding_window_pattern"]?.array?.compactMap(\.bool), [true, true, true, false])
+        // the window and the YaRN on the full layer only both matter over these 16 tokens
+        let ids = try reference("olmo3").ints("input_ids")
+        func logits(_ path: String) throws -> [Float] {
+            let m = try ModelLoader.loadNetwork(path: path)
+            return Array(try m.forward(ids, cache: m.makeCache(), logits: .all))
+        }
+        let want = try reference("olmo3").floats("logits").values
+        for edit in [{ (c: inout [String: Any]) in c["sliding_window"] = NSNull() }, { c in c["rope_scaling"] = NSNull() }] {
+            let dir = try ArchitectureFixtures.edited("olmo3", edit: edit)
+            defer { try? FileManager.default.removeItem(at: dir) }
+            XCTAssertGreaterThan(maxAbsDiff(try logits(dir.path), want), 0.01)
         }
     }
 

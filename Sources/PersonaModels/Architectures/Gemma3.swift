@@ -55,21 +55,7 @@ enum Gemma3Architecture: Architecture {
         // as llama.cpp reads a gemma3 file: no window (or 0) means none; the pattern is a per-layer list, or every
         // n-th layer full (n from the file, else 6; 0: every layer slides); the sliding layers turn with
         // rope.freq_base_swa (else 1e4), unscaled; the final soft-cap when the file has one
-        if let window = g.optInt("attention.sliding_window"), window > 0 {
-            c.slidingWindow = window
-            let key = "gemma3.attention.sliding_window_pattern"
-            if let list = g.file.metadata[key]?.array {
-                guard list.count == c.numLayers, list.allSatisfy({ $0.bool != nil }) else {
-                    throw ModelError("\(g.source): invalid metadata: \(key) has \(list.count) entries, expected \(c.numLayers) booleans")
-                }
-                c.slidingLayers = list.map { $0.bool! }
-            } else {
-                let n = g.optInt("attention.sliding_window_pattern") ?? 6
-                guard n >= 0 else { throw ModelError("\(g.source): invalid metadata: \(key) \(n)") }
-                c.slidingLayers = (0..<c.numLayers).map { n == 0 || $0 % n < n - 1 }
-            }
-            c.slidingRopeTheta = g.optDouble("rope.freq_base_swa") ?? 10000
-        }
+        try g.readSlidingWindow(&c, every: 6, defaultBase: 10000)
         if let cap = g.optDouble("final_logit_softcapping"), cap != 0 { c.finalLogitSoftcap = Float(cap) }
         c.attnScale = Gemma2Architecture.llamaCppAttnScale(c, largeModelLayers: 62)   // no query_pre_attn_scalar key
         return c

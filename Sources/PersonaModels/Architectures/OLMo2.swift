@@ -4,29 +4,44 @@ import Foundation
 /// MLP read the residual unnormalised; what each returns is RMS-normalised (post_attention_layernorm,
 /// post_feedforward_layernorm) before it is added back; queries and keys are RMS-normalised over all heads of a token
 /// (q_norm of qDim, k_norm of kvDim), before RoPE. Untied, no biases.
+///
+/// OLMo-3 is the same block with a sliding window on three layers of every four (`layer_types`) and RoPE per layer
+/// type: the sliding layers turn unscaled, the full-attention ones with the config's scaling (YaRN for the long-context
+/// checkpoints). llama.cpp writes both as `olmo2`.
 enum OLMo2Architecture: Architecture {
-    static let hfModelTypes = ["olmo2"]
+    static let hfModelTypes = ["olmo2", "olmo3"]
     static let ggufArchitectures = ["olmo2"]
 
     static func config(hf j: JSONConfig) throws -> ModelConfig {
-        var c = try baseConfig(j, architecture: "olmo2")
+        let olmo3 = j.optString("model_type") == "olmo3"
+        var c = try baseConfig(j, architecture: olmo3 ? "olmo3" : "olmo2")   // the full-attention RoPE entry
         try requireSiLU(j)
-        if j.optBool("attention_bias") == true { throw ModelError("\(j.source): unsupported attention_bias true for olmo2") }
+        if j.optBool("attention_bias") == true { throw ModelError("\(j.source): unsupported attention_bias true for olmo") }
         c.norms = .post
         c.qkNorm = true
         c.qkNormAcrossHeads = true
+        if olmo3 {
+            Gemma2Architecture.readSlidingLayers(j, into: &c) { ($0 + 1) % 4 != 0 }   // transformers' default pattern
+            let local = j.optDict("rope_parameters")?["sliding_attention"] as? [String: Any]
+            if let type = local?["rope_type"] as? String, type != "default" {
+                throw ModelError("\(j.source): unsupported rope_parameters.sliding_attention.rope_type '\(type)' (supported: default)")
+            }
+            if c.slidingWindow != nil {
+                c.slidingRopeTheta = (local?["rope_theta"] as? NSNumber)?.doubleValue ?? j.optDouble("rope_theta") ?? 500_000
+            }
+        }
         return c
     }
 
     static func config(gguf g: GGUFConfig) throws -> ModelConfig {
         var c = try g.base(architecture: "olmo2")
-        // an OLMo-3 file (written as olmo2 with a window on 3 of every 4 layers) is not this model
-        if let w = g.optInt("attention.sliding_window"), w > 0 {
-            throw ModelError("\(g.source): unsupported metadata: olmo2.attention.sliding_window \(w) (OLMo-3's sliding layers)")
-        }
         c.norms = .post
         c.qkNorm = true
         c.qkNormAcrossHeads = true
+        // OLMo-3, as llama.cpp reads it: a window makes every 4th layer full unless the file lists them; the sliding
+        // layers turn with rope.freq_base_swa (else the base), unscaled
+        try g.readSlidingWindow(&c, every: 4, defaultBase: c.ropeTheta)
+        if c.slidingWindow != nil { c.architecture = "olmo3" }
         return c
     }
 }
