@@ -12,7 +12,7 @@ Pinned environment it was run with (checked at start; pass --any-version to over
 
 What it writes (Tests/PersonaModelsTests/Fixtures/, described in README.md there):
   * one folder per architecture (llama, llama2, mistral, qwen2, qwen3, gemma, gemma2, gemma3, smollm3, phi3, phi3_longrope,
-    phi4_mini, olmo2, qwen2_yarn, olmo3) holding a tiny
+    phi4_mini, olmo2, qwen2_yarn, olmo3, granite) holding a tiny
     random model saved by transformers as bf16 safetensors, its config.json, generation_config.json,
     a tiny byte-level BPE tokenizer (tokenizer.json + tokenizer_config.json with a chat template),
     and reference.safetensors + reference.json with transformers' outputs;
@@ -265,6 +265,14 @@ MODELS = {
                            rope_parameters={"sliding_attention": dict(rope_type="default", rope_theta=500000.0),
                                             "full_attention": dict(rope_type="yarn", rope_theta=500000.0, factor=4.0,
                                                                    original_max_position_embeddings=64)})),
+    # Granite 3.x: the Llama block with muP multipliers (embedding 3, attention 0.125 in place of 1/sqrt(16), residual
+    # 0.5, logits divided by 2.5; granite-3.3-2b has 12, 1/64, 0.22, 8 and ties, which on random weights makes the
+    # embedding swamp the blocks and greedy repeat one token), untied; the Hub's top-level rope_theta layout.
+    # transformers 5.25.
+    "granite": dict(arch="GraniteForCausalLM", family="llama2", seed=201, layers=2, legacy_rope=True,
+                    cfg=dict(tie_word_embeddings=False, rms_norm_eps=1e-5, attention_bias=False,
+                             embedding_multiplier=3.0, attention_multiplier=0.125, residual_multiplier=0.5,
+                             logits_scaling=2.5, rope_parameters=dict(rope_type="default", rope_theta=10000.0))),
 }
 
 # Init scales: large enough that attention is not uniform and logits are not near zero.
@@ -348,7 +356,7 @@ def make_config(name: str, spec: dict, tok):
     model_type = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral", "Qwen2ForCausalLM": "qwen2",
                   "Qwen3ForCausalLM": "qwen3", "GemmaForCausalLM": "gemma", "Gemma2ForCausalLM": "gemma2",
                   "Gemma3ForCausalLM": "gemma3_text", "SmolLM3ForCausalLM": "smollm3", "Phi3ForCausalLM": "phi3",
-                  "Olmo2ForCausalLM": "olmo2", "Olmo3ForCausalLM": "olmo3"}[spec["arch"]]
+                  "Olmo2ForCausalLM": "olmo2", "Olmo3ForCausalLM": "olmo3", "GraniteForCausalLM": "granite"}[spec["arch"]]
     kw = dict(COMMON_SHAPE)
     kw.update(copy.deepcopy(spec["cfg"]))
     kw.update(num_hidden_layers=spec["layers"], vocab_size=tok.get_vocab_size(),
@@ -463,7 +471,7 @@ def forward_reference(model, ids: list[int], gemma_scale: float | None) -> tuple
     # L = last block output after the final norm
     assert torch.equal(hs[L][0], model.model.norm(captured["pre_norm"])[0]), "hidden_states[L] is not final-normed"
     logits = out.logits[0]
-    raw = model.lm_head(hs[L])[0]
+    raw = model.lm_head(hs[L])[0] / getattr(model.config, "logits_scaling", 1.0)   # Granite divides
     cap = getattr(model.config, "final_logit_softcapping", None)
     expect = raw if cap is None else torch.tanh(raw / cap) * cap
     assert torch.allclose(logits, expect, atol=1e-6, rtol=0), "logits are not lm_head(hidden_states[L]) (+softcap)"
@@ -606,6 +614,8 @@ def make_model_fixture(name: str, spec: dict, tokenizers_by_family: dict, versio
         rp = model.config.rope_parameters
         assert rp["sliding_attention"]["rope_theta"] == 1e4 and rp["full_attention"]["factor"] == 8.0, rp
     gemma_scale = float(config.hidden_size) ** 0.5 if name.startswith("gemma") else None
+    if name == "granite":
+        gemma_scale = config.embedding_multiplier   # the same check: hidden_states[0] is the scaled embedding
 
     ids = fixed_input_ids(spec["seed"], config.bos_token_id, len(fam["specials"]), config.vocab_size)
     tensors, stats = forward_reference(model, ids, gemma_scale)

@@ -17,7 +17,7 @@ public enum ArchitectureRegistry {
     static let all: [Architecture.Type] = [
         LlamaArchitecture.self, MistralArchitecture.self, Qwen2Architecture.self, Qwen3Architecture.self,
         GemmaArchitecture.self, Gemma2Architecture.self, Gemma3Architecture.self, SmolLM3Architecture.self,
-        Phi3Architecture.self, OLMo2Architecture.self,
+        Phi3Architecture.self, OLMo2Architecture.self, GraniteArchitecture.self,
     ]
 
     public static var supportedModelTypes: [String] { all.flatMap { $0.hfModelTypes }.sorted() }

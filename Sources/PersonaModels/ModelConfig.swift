@@ -67,7 +67,7 @@ public enum NormPlacement: Sendable {
 
 /// Everything the shared transformer forward needs, whatever file it came from.
 public struct ModelConfig: Sendable {
-    public var architecture: String            // registry key: llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3, smollm3, phi3, olmo2
+    public var architecture: String            // registry key: llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3, smollm3, phi3, olmo2, olmo3, granite
     public var vocabSize: Int
     public var hiddenSize: Int
     public var intermediateSize: Int
@@ -99,8 +99,12 @@ public struct ModelConfig: Sendable {
     public var qkNormAcrossHeads = false
     /// RMSNorm multiplies by (normOffset + w): 1 for Gemma's HF weights, 0 otherwise.
     public var normOffset: Float = 0
-    /// Embeddings are multiplied by this (Gemma: sqrt(hidden)).
+    /// Embeddings are multiplied by this (Gemma: sqrt(hidden); Granite: embedding_multiplier).
     public var embedScale: Float = 1
+    /// What attention and the MLP add to the residual is multiplied by this (Granite's residual_multiplier).
+    public var residualScale: Float = 1
+    /// Logits are divided by this (Granite's logits_scaling).
+    public var logitScale: Float = 1
     public var activation: Activation = .silu
     /// Where a block's RMSNorms sit (see NormPlacement).
     public var norms: NormPlacement = .pre

@@ -145,7 +145,7 @@ extension TransformerModel {
 
     /// Writes the weights, in their stored types, as a GGUF with llama.cpp's tensor names and metadata, as its
     /// converter (convert_hf_to_gguf.py) writes them: llama and mistral -> `llama`, qwen2, qwen3, gemma, gemma2, gemma3,
-    /// smollm3, phi3 (fused attn_qkv and gate|up ffn_up), olmo2 and olmo3 -> `olmo2`. Q/K rows are permuted for the `llama` and `smollm3` architectures when the model uses HF's rotate_half RoPE, so that
+    /// smollm3, phi3 (fused attn_qkv and gate|up ffn_up), olmo2 and olmo3 -> `olmo2`, granite. Q/K rows are permuted for the `llama`, `smollm3` and `granite` architectures when the model uses HF's rotate_half RoPE, so that
     /// llama.cpp's interleaved RoPE computes the same thing; Llama-3 RoPE scaling becomes the `rope_freqs` tensor;
     /// Gemma's norm weights are stored as (1 + w), in f32. What a GGUF cannot say is refused with the reason (a
     /// Gemma-2 query_pre_attn_scalar or sliding-window layout other than the ones llama.cpp infers), or, where
@@ -165,7 +165,7 @@ extension TransformerModel {
     public func ggufContent(name: String, tokenizer: [(String, GGUFValue)]?, path: String = "model") throws -> (GGUFContent, [String]) {
         let c = config
         let archs = ["llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma": "gemma", "gemma2": "gemma2",
-                     "gemma3": "gemma3", "smollm3": "smollm3", "phi3": "phi3", "olmo2": "olmo2", "olmo3": "olmo2"]
+                     "gemma3": "gemma3", "smollm3": "smollm3", "phi3": "phi3", "olmo2": "olmo2", "olmo3": "olmo2", "granite": "granite"]
         guard let arch = archs[c.architecture] else {
             throw ModelError("GGUF export: architecture \(c.architecture) is not supported (\(archs.keys.sorted().joined(separator: ", ")))")
         }
@@ -246,6 +246,12 @@ extension TransformerModel {
             g.set("olmo2.attention.sliding_window_pattern", .array(c.slidingLayers.map { .bool($0) }))
             if let base = c.slidingRopeTheta, base != c.ropeTheta { g.set("olmo2.rope.freq_base_swa", .float32(Float(base))) }
         }
+        if arch == "granite" {   // its four multipliers, as its converter writes them
+            g.set("granite.embedding_scale", .float32(c.embedScale))
+            g.set("granite.attention.scale", .float32(c.attnScale))
+            g.set("granite.residual_scale", .float32(c.residualScale))
+            g.set("granite.logit_scale", .float32(c.logitScale))
+        }
         if arch == "phi3" { g.set("phi3.attention.sliding_window", .uint32(UInt32(c.slidingWindow ?? 0))) }   // 0: none, as its converter writes
         if let y = c.yarn {   // as its converter writes yarn; an attention factor of another value as llama.cpp's multiplier
             g.set("\(arch).rope.scaling.type", .string("yarn"))
@@ -266,7 +272,7 @@ extension TransformerModel {
         func raw(_ m: WeightMatrix) -> () -> GGUFContent.TensorBytes {
             { GGUFContent.TensorBytes(data: m.data, count: m.byteCount, owner: m.owner ?? self) }
         }
-        let permute = (arch == "llama" || arch == "smollm3") && c.ropeStyle == .halfRotation   // llama.cpp's LlamaModel converter
+        let permute = ["llama", "smollm3", "granite"].contains(arch) && c.ropeStyle == .halfRotation   // llama.cpp's LlamaModel converter
         if permute, let r = c.partialRotaryDim {
             throw ModelError("GGUF export: a \(arch) model turning \(r) of \(c.headDim) dimensions cannot be written in llama.cpp's interleaved layout")
         }

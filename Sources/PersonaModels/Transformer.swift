@@ -149,6 +149,7 @@ public final class TransformerModel: @unchecked Sendable {
             if let pn = w.postAttnNorm {
                 Ops.rmsNorm(ws.attnOut, weight: pn, offset: c.normOffset, eps: c.rmsNormEps, n: D, T: T, out: ws.attnOut)
             }
+            if c.residualScale != 1 { for i in 0..<(T * D) { ws.attnOut[i] *= c.residualScale } }
             eachSequence(seqs, ws.attnOut) { s, p, n in s.hooks.apply(.attnOut(l), p, start: s.cache.count, count: n, dim: D) }
             Ops.add(x, ws.attnOut, count: T * D)  // residual connection
             eachSequence(seqs, x) { s, p, n in s.hooks.apply(.residMid(l), p, start: s.cache.count, count: n, dim: D) }
@@ -159,6 +160,7 @@ public final class TransformerModel: @unchecked Sendable {
             if let pn = w.postFFNorm {
                 Ops.rmsNorm(ws.mlpOut, weight: pn, offset: c.normOffset, eps: c.rmsNormEps, n: D, T: T, out: ws.mlpOut)
             }
+            if c.residualScale != 1 { for i in 0..<(T * D) { ws.mlpOut[i] *= c.residualScale } }
             eachSequence(seqs, ws.mlpOut) { s, p, n in s.hooks.apply(.mlpOut(l), p, start: s.cache.count, count: n, dim: D) }
             Ops.add(x, ws.mlpOut, count: T * D)   // residual connection
             eachSequence(seqs, x) { s, p, n in s.hooks.apply(.residPost(l), p, start: s.cache.count, count: n, dim: D) }
@@ -187,7 +189,7 @@ public final class TransformerModel: @unchecked Sendable {
                 last = ws.attnOut
             }
             Ops.matmul(weights.lmHead, last, T: B, ws.logits, precision: passPrecision)
-            softcapLogits(ws.logits, count: B * c.vocabSize)
+            finishLogits(ws.logits, count: B * c.vocabSize)
             for (b, s) in seqs.enumerated() {
                 try checkFinite(ws.logits + b * c.vocabSize, count: 1, dim: c.vocabSize, start: s.cache.count - 1,
                                 sequence: B > 1 ? b : nil) { "the logits (final norm or lm_head)" }
@@ -195,7 +197,7 @@ public final class TransformerModel: @unchecked Sendable {
             return UnsafeBufferPointer(start: ws.logits, count: B * c.vocabSize)
         case .all:
             Ops.matmul(weights.lmHead, h, T: T, ws.logits, precision: passPrecision)
-            softcapLogits(ws.logits, count: T * c.vocabSize)
+            finishLogits(ws.logits, count: T * c.vocabSize)
             var row = 0
             for (b, s) in seqs.enumerated() {
                 let n = s.tokens.count
@@ -242,7 +244,9 @@ public final class TransformerModel: @unchecked Sendable {
                          + " (a NaN/Inf or overflowing weight there, or an intervention at that point that overflowed)")
     }
 
-    private func softcapLogits(_ p: UnsafeMutablePointer<Float>, count: Int) {
+    /// Granite's logit scaling, then Gemma-2's soft-capping (no model has both).
+    private func finishLogits(_ p: UnsafeMutablePointer<Float>, count: Int) {
+        if config.logitScale != 1 { for i in 0..<count { p[i] /= config.logitScale } }
         guard let cap = config.finalLogitSoftcap else { return }
         for i in 0..<count { p[i] = Foundation.tanh(p[i] / cap) * cap }
     }

@@ -117,14 +117,14 @@ final class EngineReferenceTests: XCTestCase {
     /// Gemma's norms as 1 + w). By hand, Scripts/check_gguf_export_llamacpp.py compares these files with llama.cpp's
     /// own converter's (the same tensors) and runs them in llama.cpp.
     func testGGUFExportReproducesTransformers() throws {
-        for arch in ["llama", "llama2", "qwen2", "qwen3", "mistral", "gemma", "smollm3", "olmo2", "qwen2_yarn", "olmo3"] {
+        for arch in ["llama", "llama2", "qwen2", "qwen3", "mistral", "gemma", "smollm3", "olmo2", "qwen2_yarn", "olmo3", "granite"] {
             let out = FileManager.default.temporaryDirectory.appendingPathComponent("persona-export-\(arch)-\(UUID().uuidString).gguf")
             defer { try? FileManager.default.removeItem(at: out) }
             let net = try ModelLoader.loadNetwork(path: fixture(arch).path)
             let caveats = try net.writeGGUF(to: out, tokenizer: try GGUFTokenizerExport.metadata(directory: fixture(arch), vocabSize: net.config.vocabSize))
             XCTAssertEqual(caveats, [], arch)
             let model = try ModelLoader.loadNetwork(path: out.path)
-            XCTAssertEqual(model.config.ropeStyle, ["llama", "llama2", "mistral", "smollm3"].contains(arch) ? .interleaved : .halfRotation, arch)
+            XCTAssertEqual(model.config.ropeStyle, ["llama", "llama2", "mistral", "smollm3", "granite"].contains(arch) ? .interleaved : .halfRotation, arch)
             let ref = try reference(arch)
             try checkHiddenStates(model: model, ref: ref, label: "\(arch) exported to GGUF")
             // the embedded tokenizer and chat template give transformers' prompt ids
@@ -332,6 +332,34 @@ final class EngineReferenceTests: XCTestCase {
             let dir = try ArchitectureFixtures.edited("olmo3", edit: edit)
             defer { try? FileManager.default.removeItem(at: dir) }
             XCTAssertGreaterThan(maxAbsDiff(try logits(dir.path), want), 0.01)
+        }
+    }
+
+    /// Granite's four multipliers (the `granite` fixture, which the every-architecture checks compare with
+    /// transformers): each one moves the logits, and its GGUF carries them as llama.cpp's converter writes them; a
+    /// granite file without granite.logit_scale is refused, as llama.cpp refuses it.
+    func testGraniteMultipliers() throws {
+        let folder = try ModelLoader.loadNetwork(path: fixture("granite").path)
+        let c = folder.config
+        XCTAssertEqual([c.embedScale, c.attnScale, c.residualScale, c.logitScale], [3, 0.125, 0.5, 2.5])
+        let ids = try reference("granite").ints("input_ids")
+        func logits(_ m: TransformerModel) throws -> [Float] { Array(try m.forward(ids, cache: m.makeCache(), logits: .all)) }
+        let want = try logits(folder)
+        for key in ["embedding_multiplier", "attention_multiplier", "residual_multiplier", "logits_scaling"] {
+            let dir = try ArchitectureFixtures.edited("granite") { $0.removeValue(forKey: key) }
+            defer { try? FileManager.default.removeItem(at: dir) }
+            XCTAssertGreaterThan(maxAbsDiff(try logits(try ModelLoader.loadNetwork(path: dir.path)), want), 0.01, key)
+        }
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("persona-granite-\(UUID().uuidString).gguf")
+        defer { try? FileManager.default.removeItem(at: out) }
+        XCTAssertEqual(try folder.writeGGUF(to: out), [])
+        let meta = try GGUFFile(url: out).metadata
+        XCTAssertEqual(meta["granite.residual_scale"]?.double, 0.5)
+        XCTAssertEqual(meta["granite.logit_scale"]?.double, 2.5)
+        let bare = try ggufCopy(of: out, dropping: ["granite.logit_scale"])
+        defer { try? FileManager.default.removeItem(at: bare) }
+        XCTAssertThrowsError(try ModelLoader.loadNetwork(path: bare.path)) { e in
+            XCTAssertTrue("\(e)".contains("missing metadata 'granite.logit_scale'"), "\(e)")
         }
     }
 
