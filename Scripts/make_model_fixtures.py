@@ -12,7 +12,7 @@ Pinned environment it was run with (checked at start; pass --any-version to over
 
 What it writes (Tests/PersonaModelsTests/Fixtures/, described in README.md there):
   * one folder per architecture (llama, llama2, mistral, qwen2, qwen3, gemma, gemma2, gemma3, smollm3, phi3, phi3_longrope,
-    phi4_mini, olmo2, qwen2_yarn, olmo3, granite) holding a tiny
+    phi4_mini, olmo2, qwen2_yarn, olmo3, granite, qwen3_moe, mixtral) holding a tiny
     random model saved by transformers as bf16 safetensors, its config.json, generation_config.json,
     a tiny byte-level BPE tokenizer (tokenizer.json + tokenizer_config.json with a chat template),
     and reference.safetensors + reference.json with transformers' outputs;
@@ -273,6 +273,20 @@ MODELS = {
                     cfg=dict(tie_word_embeddings=False, rms_norm_eps=1e-5, attention_bias=False,
                              embedding_multiplier=3.0, attention_multiplier=0.125, residual_multiplier=0.5,
                              logits_scaling=2.5, rope_parameters=dict(rope_type="default", rope_theta=10000.0))),
+    # Qwen3-MoE: Qwen3's attention with a mixture of 4 experts (moe_intermediate_size 32), 2 per token, renormalised
+    # (norm_topk_prob, as Qwen3-30B-A3B), on every layer; saved by transformers with the Hub's per-expert tensor names
+    # (mlp.experts.{e}.gate_proj ...) and top-level rope_theta layout. transformers 5.25.
+    "qwen3_moe": dict(arch="Qwen3MoeForCausalLM", family="qwen3", seed=211, layers=2, legacy_rope=True,
+                      cfg=dict(tie_word_embeddings=False, rms_norm_eps=1e-6, head_dim=16, attention_bias=False,
+                               num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, norm_topk_prob=True,
+                               decoder_sparse_step=1, mlp_only_layers=[], use_sliding_window=False,
+                               rope_parameters=dict(rope_type="default", rope_theta=1000000.0))),
+    # Mixtral: Mistral's block with a mixture of 4 experts of intermediate_size 32, 2 per token (always renormalised);
+    # saved by transformers in the Hub's layout (block_sparse_moe.experts.{e}.w1 / w2 / w3). transformers 5.25.
+    "mixtral": dict(arch="MixtralForCausalLM", family="mistral", seed=221, layers=2, legacy_rope=True,
+                    cfg=dict(tie_word_embeddings=False, rms_norm_eps=1e-5, sliding_window=None, intermediate_size=32,
+                             num_local_experts=4, num_experts_per_tok=2,
+                             rope_parameters=dict(rope_type="default", rope_theta=1000000.0))),
 }
 
 # Init scales: large enough that attention is not uniform and logits are not near zero.
@@ -356,7 +370,8 @@ def make_config(name: str, spec: dict, tok):
     model_type = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral", "Qwen2ForCausalLM": "qwen2",
                   "Qwen3ForCausalLM": "qwen3", "GemmaForCausalLM": "gemma", "Gemma2ForCausalLM": "gemma2",
                   "Gemma3ForCausalLM": "gemma3_text", "SmolLM3ForCausalLM": "smollm3", "Phi3ForCausalLM": "phi3",
-                  "Olmo2ForCausalLM": "olmo2", "Olmo3ForCausalLM": "olmo3", "GraniteForCausalLM": "granite"}[spec["arch"]]
+                  "Olmo2ForCausalLM": "olmo2", "Olmo3ForCausalLM": "olmo3", "GraniteForCausalLM": "granite",
+                  "Qwen3MoeForCausalLM": "qwen3_moe", "MixtralForCausalLM": "mixtral"}[spec["arch"]]
     kw = dict(COMMON_SHAPE)
     kw.update(copy.deepcopy(spec["cfg"]))
     kw.update(num_hidden_layers=spec["layers"], vocab_size=tok.get_vocab_size(),
@@ -385,6 +400,8 @@ def randomize(model, gemma_norm: bool, seed: int, init: dict | None = None) -> N
             elif pname.endswith(".bias"):
                 p.copy_(STD_BIAS * torch.randn(p.shape, generator=g))
             elif pname.endswith(".weight") and p.dim() == 2:
+                p.copy_(std_linear * torch.randn(p.shape, generator=g))
+            elif pname.endswith(("experts.gate_up_proj", "experts.down_proj")) and p.dim() == 3:   # stacked experts
                 p.copy_(std_linear * torch.randn(p.shape, generator=g))
             else:
                 raise RuntimeError(f"no init rule for parameter {pname}")

@@ -17,7 +17,8 @@ public enum ArchitectureRegistry {
     static let all: [Architecture.Type] = [
         LlamaArchitecture.self, MistralArchitecture.self, Qwen2Architecture.self, Qwen3Architecture.self,
         GemmaArchitecture.self, Gemma2Architecture.self, Gemma3Architecture.self, SmolLM3Architecture.self,
-        Phi3Architecture.self, OLMo2Architecture.self, GraniteArchitecture.self,
+        Phi3Architecture.self, OLMo2Architecture.self, GraniteArchitecture.self, Qwen3MoEArchitecture.self,
+        MixtralArchitecture.self,
     ]
 
     public static var supportedModelTypes: [String] { all.flatMap { $0.hfModelTypes }.sorted() }
@@ -256,10 +257,14 @@ struct GGUFConfig {
         c.maxPositions = optInt("context_length") ?? 2048
         c.ropeTheta = optDouble("rope.freq_base") ?? 10000
         try readRopeScaling(&c)
-        // what these blocks do not compute is refused by name (a mixture-of-experts file in the llama architecture,
-        // as Mixtral's are, used to stop at "unexpected tensor 'blk.0.ffn_gate_inp.weight'")
+        // a mixture of experts (Mixtral's llama files, qwen3moe) as llama.cpp builds it: every layer, the chosen
+        // weights renormalised, experts as wide as expert_feed_forward_length (else the MLP's width)
         if let e = optInt("expert_count"), e > 0 {
-            throw ModelError("\(source): a mixture-of-experts model (\(arch).expert_count \(e)) is not supported")
+            guard let k = optInt("expert_used_count"), k > 0, k <= e else {
+                throw ModelError("\(source): a mixture of experts needs \(arch).expert_used_count between 1 and \(arch).expert_count \(e)")
+            }
+            c.moe = MixtureOfExperts(experts: e, perToken: k, intermediateSize: optInt("expert_feed_forward_length") ?? c.intermediateSize,
+                                     normalizeTopK: true, layers: Array(repeating: true, count: c.numLayers))
         }
         if let r = optInt("rope.dimension_count"), r != c.headDim {   // partial rotary: ggml turns the first r
             guard arch != "llama" else {   // as llama.cpp ("invalid n_rot")

@@ -46,6 +46,19 @@ public struct YarnRope: Sendable, Equatable {
     }
 }
 
+/// A mixture-of-experts MLP (Qwen3-MoE, Mixtral): a router (a linear map to one logit per expert) picks, per token,
+/// the `perToken` experts of highest softmax probability; the MLP's output is their SwiGLU outputs weighted by those
+/// probabilities (renormalised to sum to 1 when `normalizeTopK`).
+public struct MixtureOfExperts: Sendable, Equatable {
+    public var experts: Int
+    public var perToken: Int
+    /// Each expert's intermediate size (Qwen3-MoE's moe_intermediate_size; Mixtral's intermediate_size).
+    public var intermediateSize: Int
+    public var normalizeTopK: Bool
+    /// Per layer: true where the MLP is the mixture, false where it is dense (Qwen3-MoE's mlp_only_layers).
+    public var layers: [Bool]
+}
+
 /// LongRoPE (Phi-3.5, the 128k Phi-3 models): frequency i divided by a factor of its own, and cos / sin multiplied by
 /// `attentionFactor`. The short factors hold up to `originalMaxPositions`; past it transformers switches every position
 /// to the long factors (and llama.cpp chooses by context size), so these models run up to there (see readRope).
@@ -83,6 +96,7 @@ public struct ModelConfig: Sendable {
     public var ropeLinearFactor: Double = 1
     public var longRope: LongRope? = nil
     public var yarn: YarnRope? = nil
+    public var moe: MixtureOfExperts? = nil
     /// RoPE base of the sliding-window layers when they have their own, unscaled (Gemma-3's local layers: 1e4);
     /// nil when every layer turns with `ropeTheta` and its scaling.
     public var slidingRopeTheta: Double? = nil
@@ -158,6 +172,12 @@ public struct ModelConfig: Sendable {
         try need(maxPositions > 0, "max_position_embeddings \(maxPositions)")
         try need(rmsNormEps > 0 && rmsNormEps.isFinite, "rms_norm_eps \(rmsNormEps)")
         try need(slidingLayers.count == numLayers, "layer_types has \(slidingLayers.count) entries, expected \(numLayers)")
+        if let m = moe {
+            try need(m.experts > 0 && m.experts <= 4096 && m.perToken > 0 && m.perToken <= m.experts,
+                     "num_experts \(m.experts) / num_experts_per_tok \(m.perToken)")
+            try need(m.intermediateSize > 0 && m.intermediateSize < 1 << 20, "moe_intermediate_size \(m.intermediateSize)")
+            try need(m.layers.count == numLayers, "the mixture's layers have \(m.layers.count) entries, expected \(numLayers)")
+        }
         if let r = partialRotaryDim {
             try need(r > 0 && r % 2 == 0 && r <= headDim, "the rotary dimension \(r) must be even and within head_dim \(headDim)")
         }

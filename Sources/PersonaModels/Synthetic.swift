@@ -164,6 +164,9 @@ extension TransformerModel {
     /// permuted Q/K and f32 vectors into buffers of their own. The content keeps this model alive.
     public func ggufContent(name: String, tokenizer: [(String, GGUFValue)]?, path: String = "model") throws -> (GGUFContent, [String]) {
         let c = config
+        if let m = c.moe {   // decided 2026-12-07: mixtures are read (folders and GGUF), not written
+            throw ModelError("GGUF export: a mixture of experts (\(m.experts) experts) cannot be written; llama.cpp's converter makes its GGUF")
+        }
         let archs = ["llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma": "gemma", "gemma2": "gemma2",
                      "gemma3": "gemma3", "smollm3": "smollm3", "phi3": "phi3", "olmo2": "olmo2", "olmo3": "olmo2", "granite": "granite"]
         guard let arch = archs[c.architecture] else {

@@ -156,7 +156,11 @@ public final class TransformerModel: @unchecked Sendable {
 
             // feed-forward: down(act(gate h) * up h)
             if let n = w.ffnNorm { Ops.rmsNorm(x, weight: n, offset: c.normOffset, eps: c.rmsNormEps, n: D, T: T, out: h) }
-            mlp(w: w, input: w.ffnNorm == nil ? x : h, count: T, out: ws.mlpOut)
+            if w.experts != nil {
+                mixture(w: w, input: w.ffnNorm == nil ? x : h, count: T, out: ws.mlpOut)
+            } else {
+                mlp(w: w, input: w.ffnNorm == nil ? x : h, count: T, out: ws.mlpOut)
+            }
             if let pn = w.postFFNorm {
                 Ops.rmsNorm(ws.mlpOut, weight: pn, offset: c.normOffset, eps: c.rmsNormEps, n: D, T: T, out: ws.mlpOut)
             }
@@ -370,8 +374,65 @@ public final class TransformerModel: @unchecked Sendable {
         let F = config.intermediateSize
         let g = ws.gate, u = ws.up
         Ops.matmul(w.gate, g, w.up, u, x: h, T: T, precision: passPrecision)
-        // act(gate) * up: SIMD kernels, in 16-aligned chunks over the pool
-        let n = T * F, chunk = 8192
+        activate(count: T * F)
+        Ops.matmul(w.down, g, T: T, out, precision: passPrecision)
+    }
+
+    /// A mixture-of-experts MLP: route each token to its experts, run each chosen expert once on the rows that chose
+    /// it (gathered), and add its outputs back weighted, in ascending expert order as transformers does. Nothing is
+    /// allocated: the routing tables live in the workspace.
+    private func mixture(w: LayerWeights, input h: UnsafeMutablePointer<Float>, count T: Int, out: UnsafeMutablePointer<Float>) {
+        let moe = config.moe!, E = moe.experts, K = moe.perToken, D = config.hiddenSize, Fe = moe.intermediateSize
+        let logits = ws.moeLogits, chosen = ws.moeChosen, weight = ws.moeWeight, counts = ws.moeCounts, order = ws.moeOrder
+        Ops.matmul(w.router!, h, T: T, logits, precision: passPrecision)
+        for e in 0...E { counts[e] = 0 }
+        for t in 0..<T {
+            // softmax over the experts (f32, as the reference), then the K most probable, largest first
+            let p = logits + t * E
+            var mx = -Float.infinity
+            for e in 0..<E { mx = max(mx, p[e]) }
+            var sum: Float = 0
+            for e in 0..<E { p[e] = Foundation.exp(p[e] - mx); sum += p[e] }
+            var picked: Float = 0
+            for j in 0..<K {
+                var best = -1
+                for e in 0..<E where p[e] >= 0 && (best < 0 || p[e] > p[best]) { best = e }
+                chosen[t * K + j] = Int32(best)
+                weight[t * K + j] = p[best] / sum
+                picked += p[best] / sum
+                p[best] = -1   // taken
+                counts[best + 1] += 1
+            }
+            if moe.normalizeTopK { for j in 0..<K { weight[t * K + j] /= picked } }
+        }
+        // rows grouped by expert (a counting sort): order holds t * K + j
+        for e in 0..<E { counts[e + 1] += counts[e] }
+        for e in 0..<E { ws.moeFill[e] = counts[e] }
+        for i in 0..<(T * K) {
+            let e = Int(chosen[i])
+            order[Int(ws.moeFill[e])] = Int32(i)
+            ws.moeFill[e] += 1
+        }
+        out.update(repeating: 0, count: T * D)
+        let xin = ws.moeIn, xout = ws.moeOut
+        for e in 0..<E {
+            let lo = Int(counts[e]), n = Int(counts[e + 1]) - lo
+            guard n > 0, let ex = w.experts?[e] else { continue }
+            for r in 0..<n { (xin + r * D).update(from: h + Int(order[lo + r]) / K * D, count: D) }
+            Ops.matmul(ex.gate, ws.gate, ex.up, ws.up, x: xin, T: n, precision: passPrecision)
+            activate(count: n * Fe)
+            Ops.matmul(ex.down, ws.gate, T: n, xout, precision: passPrecision)
+            for r in 0..<n {
+                let i = Int(order[lo + r]), dst = out + i / K * D, src = xout + r * D, a = weight[i]
+                for d in 0..<D { dst[d] += a * src[d] }
+            }
+        }
+    }
+
+    /// ws.gate[i] = act(ws.gate[i]) * ws.up[i] for i < n: SIMD kernels, in 16-aligned chunks over the pool.
+    private func activate(count n: Int) {
+        let g = ws.gate, u = ws.up
+        let chunk = 8192
         var job = ActivationJob(g: g, u: u, n: n, chunk: chunk, activation: config.activation)
         withUnsafeMutablePointer(to: &job) { p in
             ThreadPool.shared.parallelFor((n + chunk - 1) / chunk, context: UnsafeMutableRawPointer(p)) { ctx, c in
@@ -384,7 +445,6 @@ public final class TransformerModel: @unchecked Sendable {
                 }
             }
         }
-        Ops.matmul(w.down, g, T: T, out, precision: passPrecision)
     }
 
     // MARK: RoPE
@@ -582,6 +642,12 @@ struct Workspace {
     private(set) var contextCapacity = 0
     private var storage: UnsafeMutablePointer<Float>? = nil
     var x, h, q, k, v, ctx, attnOut, mlpOut, gate, up, logits, att, cos, sin, attPartial: UnsafeMutablePointer<Float>
+    /// A mixture of experts' routing (`ModelConfig.moe`; empty otherwise): router logits [T, E], chosen weights
+    /// [T, K], the gathered rows of one expert and its outputs [T, D]; chosen experts and the rows grouped by expert
+    /// [T, K], and per-expert counts (E + 1) and fill positions (E).
+    var moeLogits, moeWeight, moeIn, moeOut: UnsafeMutablePointer<Float>
+    var moeChosen = UnsafeMutablePointer<Int32>.allocate(capacity: 1), moeOrder = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+    var moeCounts = UnsafeMutablePointer<Int32>.allocate(capacity: 1), moeFill = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
     /// The sliding layers' RoPE tables (`ModelConfig.slidingRopeTheta`; empty otherwise).
     var cosLocal, sinLocal: UnsafeMutablePointer<Float>
     /// One entry per token of the pass (a batched step has a token per sequence): the shared attention loop's queries.
@@ -595,6 +661,7 @@ struct Workspace {
         (x, h, q, k, v, ctx, attnOut, mlpOut, gate, up, logits, att, cos, sin, attPartial) =
             (dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy, dummy)
         (cosLocal, sinLocal) = (dummy, dummy)
+        (moeLogits, moeWeight, moeIn, moeOut) = (dummy, dummy, dummy, dummy)
         storage = dummy
         ensure(tokens: tokens, contextCapacity: contextCapacity)
         ensureLogits(rows: 1)
@@ -605,6 +672,7 @@ struct Workspace {
         storage?.deallocate()
         storage = nil
         queries.deallocate()
+        for p in [moeChosen, moeOrder, moeCounts, moeFill] { p.deallocate() }
         logits.deallocate()
         logitRows = 0
     }
@@ -626,11 +694,13 @@ struct Workspace {
         if T <= tokens && C <= contextCapacity { return }
         let T = max(T, tokens), C = max(C, contextCapacity)
         let c = config
+        let ffn = max(c.intermediateSize, c.moe?.intermediateSize ?? 0)   // gate / up: the dense MLP's or an expert's
         let sizes = [T * c.hiddenSize, T * c.hiddenSize, T * c.qDim, T * c.kvDim, T * c.kvDim, T * c.qDim,
-                     T * c.hiddenSize, T * c.hiddenSize, T * c.intermediateSize, T * c.intermediateSize,
+                     T * c.hiddenSize, T * c.hiddenSize, T * ffn, T * ffn,
                      16, c.numHeads * C, T * c.headDim / 2, T * c.headDim / 2,
                      Workspace.attentionChunks * c.numHeads * (c.headDim + 2)]
             + Array(repeating: c.slidingRopeTheta == nil ? 0 : T * c.headDim / 2, count: 2)
+            + (c.moe.map { m in [T * m.experts, T * m.perToken, T * c.hiddenSize, T * c.hiddenSize] } ?? [0, 0, 0, 0])
         // 16-float alignment per buffer
         let padded = sizes.map { ($0 + 15) / 16 * 16 }
         storage?.deallocate()
@@ -641,10 +711,16 @@ struct Workspace {
         (x, h, q, k, v, ctx, attnOut, mlpOut, gate, up) = (ptrs[0], ptrs[1], ptrs[2], ptrs[3], ptrs[4], ptrs[5], ptrs[6], ptrs[7], ptrs[8], ptrs[9])
         (att, cos, sin, attPartial) = (ptrs[11], ptrs[12], ptrs[13], ptrs[14])
         (cosLocal, sinLocal) = (ptrs[15], ptrs[16])
+        (moeLogits, moeWeight, moeIn, moeOut) = (ptrs[17], ptrs[18], ptrs[19], ptrs[20])
         storage = base
         if T > tokens {
             queries.deallocate()
             queries = UnsafeMutablePointer<SequenceQuery>.allocate(capacity: T)
+            if let m = c.moe {
+                for p in [moeChosen, moeOrder, moeCounts, moeFill] { p.deallocate() }
+                (moeChosen, moeOrder) = (.allocate(capacity: T * m.perToken), .allocate(capacity: T * m.perToken))
+                (moeCounts, moeFill) = (.allocate(capacity: m.experts + 1), .allocate(capacity: m.experts))
+            }
         }
         tokens = T
         contextCapacity = C

@@ -17,6 +17,14 @@ struct LayerWeights {
     var gate: WeightMatrix           // (intermediate, hidden)
     var up: WeightMatrix             // (intermediate, hidden)
     var down: WeightMatrix           // (hidden, intermediate)
+    /// A mixture-of-experts layer: the router (experts, hidden) and each expert's SwiGLU; gate / up / down above are
+    /// then expert 0's, unused.
+    var router: WeightMatrix? = nil
+    var experts: [ExpertWeights]? = nil
+}
+
+struct ExpertWeights {
+    var gate, up, down: WeightMatrix   // (moe intermediate, hidden) x 2, (hidden, moe intermediate)
 }
 
 struct ModelWeights {
@@ -100,6 +108,19 @@ final class WeightReader {
         return WeightMatrix(data: t.data, dtype: t.dtype, rows: rows, cols: cols, owner: t.owner)
     }
 
+    /// A 3-D tensor [n, rows, cols] (stacked experts) as one matrix of n * rows rows; the caller slices it by rows.
+    func stacked(_ name: String, count n: Int, rows: Int, cols: Int) throws -> WeightMatrix {
+        guard let t = store.tensor(name) else { throw ModelError("\(source): missing tensor '\(stored(name))'") }
+        guard t.shape == [n, rows, cols] else {
+            throw ModelError("\(source): tensor '\(stored(name))' has shape \(t.shape), expected [\(n), \(rows), \(cols)]")
+        }
+        guard let rb = t.dtype.rowBytes(cols), rb * rows * n == t.byteCount else {
+            throw ModelError("\(source): tensor '\(stored(name))' (\(t.dtype)) has \(t.byteCount) bytes, which does not fit shape [\(n), \(rows), \(cols)]")
+        }
+        used.insert(name)
+        return WeightMatrix(data: t.data, dtype: t.dtype, rows: n * rows, cols: cols, owner: t.owner)
+    }
+
     func vector(_ name: String, count: Int) throws -> [Float] {
         guard let t = store.tensor(name) else { throw ModelError("\(source): missing tensor '\(stored(name))'") }
         guard t.shape == [count] else {
@@ -162,6 +183,46 @@ final class LanguageModelTensors: TensorStore {
 
 func loadWeights(_ c: ModelConfig, reader r: WeightReader, naming n: TensorNaming) throws -> ModelWeights {
     let D = c.hiddenSize, F = c.intermediateSize
+    // Mixtral's Hub files keep the mixture under block_sparse_moe (w1 gate, w3 up, w2 down), Qwen3-MoE's under mlp
+    let hfMoePrefix = c.architecture == "mixtral" && r.has("model.layers.0.block_sparse_moe.gate.weight") ? "block_sparse_moe" : "mlp"
+    /// The router (read as gate above) and the experts of layer l: per-expert tensors (the Hub's), the stacked ones
+    /// transformers 5 saves (gate_up_proj [E, 2F, D], down_proj [E, D, F]), or GGUF's ffn_*_exps.
+    func withExperts(_ lw: LayerWeights, layer l: Int) throws -> LayerWeights {
+        let moe = c.moe!, E = moe.experts, Fe = moe.intermediateSize
+        var lw = lw
+        lw.router = lw.gate
+        var experts: [ExpertWeights] = []
+        if n == .gguf {
+            let g = try r.stacked("blk.\(l).ffn_gate_exps.weight", count: E, rows: Fe, cols: D)
+            let u = try r.stacked("blk.\(l).ffn_up_exps.weight", count: E, rows: Fe, cols: D)
+            let d = try r.stacked("blk.\(l).ffn_down_exps.weight", count: E, rows: D, cols: Fe)
+            for e in 0..<E {
+                experts.append(ExpertWeights(gate: g.rows(e * Fe ..< (e + 1) * Fe), up: u.rows(e * Fe ..< (e + 1) * Fe),
+                                             down: d.rows(e * D ..< (e + 1) * D)))
+            }
+        } else {
+            let p = "model.layers.\(l).\(hfMoePrefix).experts."
+            if r.has(p + "gate_up_proj") {
+                let gu = try r.stacked(p + "gate_up_proj", count: E, rows: 2 * Fe, cols: D)
+                let d = try r.stacked(p + "down_proj", count: E, rows: D, cols: Fe)
+                for e in 0..<E {
+                    let b = e * 2 * Fe
+                    experts.append(ExpertWeights(gate: gu.rows(b ..< b + Fe), up: gu.rows(b + Fe ..< b + 2 * Fe),
+                                                 down: d.rows(e * D ..< (e + 1) * D)))
+                }
+            } else {
+                let (gn, un, dn) = hfMoePrefix == "block_sparse_moe" ? ("w1", "w3", "w2") : ("gate_proj", "up_proj", "down_proj")
+                for e in 0..<E {
+                    experts.append(ExpertWeights(gate: try r.matrix(p + "\(e).\(gn).weight", rows: Fe, cols: D),
+                                                 up: try r.matrix(p + "\(e).\(un).weight", rows: Fe, cols: D),
+                                                 down: try r.matrix(p + "\(e).\(dn).weight", rows: D, cols: Fe)))
+                }
+            }
+        }
+        lw.experts = experts
+        (lw.gate, lw.up, lw.down) = (experts[0].gate, experts[0].up, experts[0].down)
+        return lw
+    }
     var layers: [LayerWeights] = []
     layers.reserveCapacity(c.numLayers)
     for l in 0..<c.numLayers {
@@ -169,7 +230,12 @@ func loadWeights(_ c: ModelConfig, reader r: WeightReader, naming n: TensorNamin
         func v(_ p: String, _ count: Int) throws -> [Float] { try r.vector(n.name(p, layer: l), count: count) }
         let (wq, wk, wv): (WeightMatrix, WeightMatrix, WeightMatrix)
         let (gate, up): (WeightMatrix, WeightMatrix)
-        if c.fusedProjections {
+        if let moe = c.moe, moe.layers[l] {
+            (wq, wk, wv) = (try m("q", c.qDim, D), try m("k", c.kvDim, D), try m("v", c.kvDim, D))
+            let router = try r.matrix(n == .gguf ? "blk.\(l).ffn_gate_inp.weight" : "model.layers.\(l).\(hfMoePrefix).gate.weight",
+                                      rows: moe.experts, cols: D)
+            (gate, up) = (router, router)   // placeholders: the experts are read below
+        } else if c.fusedProjections {
             // row ranges of the one stored matrix (Phi-3): q | k | v, and gate | up
             let qkv = try m("qkv", c.qDim + 2 * c.kvDim, D)
             (wq, wk, wv) = (qkv.rows(0..<c.qDim), qkv.rows(c.qDim..<(c.qDim + c.kvDim)), qkv.rows((c.qDim + c.kvDim)..<qkv.rows))
@@ -190,8 +256,8 @@ func loadWeights(_ c: ModelConfig, reader r: WeightReader, naming n: TensorNamin
             postAttnNorm: c.norms == .pre ? nil : try v("post_attn_norm", D),
             ffnNorm: c.norms == .post ? nil : try v(c.norms == .sandwich ? "ffn_norm_gemma2" : "ffn_norm_llama", D),
             postFFNorm: c.norms == .pre ? nil : try v("post_ffn_norm", D),
-            gate: gate, up: up, down: try m("down", D, F))
-        layers.append(lw)
+            gate: gate, up: up, down: c.moe?.layers[l] == true ? gate : try m("down", D, F))
+        layers.append(c.moe?.layers[l] == true ? try withExperts(lw, layer: l) : lw)
     }
     let embed = try r.matrix(n.name("embed"), rows: c.vocabSize, cols: D)
     let finalNorm = try r.vector(n.name("final_norm"), count: D)

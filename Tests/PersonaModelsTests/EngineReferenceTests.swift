@@ -2,6 +2,7 @@ import Foundation
 import PersonaFormats
 import PersonaGeneration
 import PersonaModels
+import PersonaTensor
 import PersonaTokenizers
 import XCTest
 @testable import PersonaTestSupport
@@ -360,6 +361,57 @@ final class EngineReferenceTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: bare) }
         XCTAssertThrowsError(try ModelLoader.loadNetwork(path: bare.path)) { e in
             XCTAssertTrue("\(e)".contains("missing metadata 'granite.logit_scale'"), "\(e)")
+        }
+    }
+
+    /// Mixtures of experts (the `qwen3_moe` and `mixtral` fixtures, which the every-architecture checks compare with
+    /// transformers; by hand, Scripts/check_gguf_export_llamacpp.py runs llama.cpp's own GGUFs of them): the stacked
+    /// layout transformers 5 can save is the same model; renormalising the chosen weights matters; mlp_only_layers
+    /// keep a dense MLP; export refuses rather than write a dense model.
+    func testMixtureOfExperts() throws {
+        let folder = try ModelLoader.loadNetwork(path: fixture("qwen3_moe").path)
+        let moe = try XCTUnwrap(folder.config.moe)
+        XCTAssertEqual([moe.experts, moe.perToken, moe.intermediateSize], [4, 2, 32])
+        XCTAssertTrue(moe.normalizeTopK)
+        let ids = try reference("qwen3_moe").ints("input_ids")
+        func logits(_ m: TransformerModel) throws -> [Float] { Array(try m.forward(ids, cache: m.makeCache(), logits: .all)) }
+        let want = try logits(folder)
+        // experts stacked as gate_up_proj [E, 2F, D] and down_proj [E, D, F]
+        let dir = try ArchitectureFixtures.edited("qwen3_moe") { _ in }
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = try SafetensorsFile(url: fixture("qwen3_moe").appendingPathComponent("model.safetensors"))
+        var tensors: [(name: String, dtype: DType, shape: [Int], data: Data)] = []
+        func bytes(_ n: String) -> Data { let t = file.tensor(n)!; return Data(bytes: t.data, count: t.byteCount) }
+        for n in file.tensorNames where !n.contains(".experts.") {
+            let t = file.tensor(n)!
+            tensors.append((n, t.dtype, t.shape, bytes(n)))
+        }
+        for l in 0..<2 {
+            let p = "model.layers.\(l).mlp.experts."
+            var gateUp = Data(), down = Data()
+            for e in 0..<4 {
+                gateUp += bytes(p + "\(e).gate_proj.weight") + bytes(p + "\(e).up_proj.weight")
+                down += bytes(p + "\(e).down_proj.weight")
+            }
+            tensors.append((p + "gate_up_proj", .bf16, [4, 64, 64], gateUp))
+            tensors.append((p + "down_proj", .bf16, [4, 64, 32], down))
+        }
+        try SafetensorsWriter.write(tensors, metadata: ["format": "pt"], to: dir.appendingPathComponent("model.safetensors"))
+        XCTAssertEqual(try logits(try ModelLoader.loadNetwork(path: dir.path)), want)
+        // without renormalising, another model
+        let raw = try ArchitectureFixtures.edited("qwen3_moe") { $0["norm_topk_prob"] = false }
+        defer { try? FileManager.default.removeItem(at: raw) }
+        XCTAssertGreaterThan(maxAbsDiff(try logits(try ModelLoader.loadNetwork(path: raw.path)), want), 0.01)
+        // a dense layer wants its dense MLP, named as the file would have it
+        let dense = try ArchitectureFixtures.edited("qwen3_moe") { $0["mlp_only_layers"] = [1] }
+        defer { try? FileManager.default.removeItem(at: dense) }
+        XCTAssertThrowsError(try ModelLoader.loadNetwork(path: dense.path)) { e in
+            XCTAssertTrue("\(e)".contains("missing tensor 'model.layers.1.mlp.gate_proj.weight'"), "\(e)")
+        }
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("persona-moe-\(UUID().uuidString).gguf")
+        defer { try? FileManager.default.removeItem(at: out) }
+        XCTAssertThrowsError(try ModelLoader.loadNetwork(path: fixture("mixtral").path).writeGGUF(to: out)) { e in
+            XCTAssertTrue("\(e)".contains("a mixture of experts (4 experts) cannot be written"), "\(e)")
         }
     }
 

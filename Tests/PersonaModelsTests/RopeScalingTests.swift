@@ -119,7 +119,12 @@ final class RopeScalingTests: XCTestCase {
         }
         let moe = try ggufCopy(["llama.expert_count": .uint32(8)])
         XCTAssertThrowsError(try ModelLoader.loadNetwork(path: moe.path)) {
-            XCTAssertTrue("\($0)".contains("a mixture-of-experts model (llama.expert_count 8) is not supported"), "\($0)")
+            XCTAssertTrue("\($0)".contains("a mixture of experts needs llama.expert_used_count between 1 and llama.expert_count 8"), "\($0)")
+        }
+        // a mixture (Mixtral's llama files) without its experts' tensors: named, not run as a dense model
+        let experts = try ggufCopy(["llama.expert_count": .uint32(8), "llama.expert_used_count": .uint32(2)])
+        XCTAssertThrowsError(try ModelLoader.loadNetwork(path: experts.path)) {
+            XCTAssertTrue("\($0)".contains("missing tensor 'blk.0.ffn_gate_inp.weight'"), "\($0)")
         }
         let partial = try ggufCopy(["llama.rope.dimension_count": .uint32(8)])
         XCTAssertThrowsError(try ModelLoader.loadNetwork(path: partial.path)) {

@@ -1,0 +1,52 @@
+import Foundation
+
+/// Qwen3-MoE (Qwen3-30B-A3B, 235B-A22B): Qwen3's attention (per-head q / k norms) with a mixture of experts in place of
+/// the MLP: `num_experts` SwiGLU experts of `moe_intermediate_size`, `num_experts_per_tok` per token, their weights
+/// renormalised when `norm_topk_prob`; layers in `mlp_only_layers` (or off the `decoder_sparse_step`) keep a dense MLP
+/// of `intermediate_size`. llama.cpp's qwen3moe makes every layer a mixture and always renormalises.
+enum Qwen3MoEArchitecture: Architecture {
+    static let hfModelTypes = ["qwen3_moe"]
+    static let ggufArchitectures = ["qwen3moe"]
+
+    static func config(hf j: JSONConfig) throws -> ModelConfig {
+        var c = try Qwen3Architecture.config(hf: j)
+        c.architecture = "qwen3_moe"
+        // the Hub's configs say num_experts, transformers 5 writes num_local_experts
+        let experts = try j.optInt("num_experts") ?? j.int("num_local_experts"), step = j.optInt("decoder_sparse_step") ?? 1
+        guard experts > 0, step > 0 else { throw ModelError("\(j.source): invalid config: num_experts \(experts), decoder_sparse_step \(step)") }
+        let dense = Set(j.intList("mlp_only_layers"))
+        c.moe = MixtureOfExperts(experts: experts, perToken: try j.int("num_experts_per_tok"),
+                                 intermediateSize: try j.int("moe_intermediate_size"),
+                                 normalizeTopK: j.optBool("norm_topk_prob") ?? false,
+                                 layers: (0..<c.numLayers).map { !dense.contains($0) && ($0 + 1) % step == 0 })
+        return c
+    }
+
+    static func config(gguf g: GGUFConfig) throws -> ModelConfig {
+        var c = try Qwen3Architecture.config(gguf: g)   // the mixture from expert_* keys (GGUFConfig.base)
+        c.architecture = "qwen3_moe"
+        guard var moe = c.moe else { throw ModelError("\(g.source): missing metadata 'qwen3moe.expert_count'") }
+        if g.optInt("expert_feed_forward_length") == nil { moe.intermediateSize = c.intermediateSize / moe.perToken }   // as llama.cpp
+        c.moe = moe
+        return c
+    }
+}
+
+/// Mixtral (8x7B, 8x22B): Mistral's block with a mixture of `num_local_experts` SwiGLU experts of `intermediate_size`,
+/// `num_experts_per_tok` per token, their weights always renormalised. The Hub's files keep it under
+/// block_sparse_moe (w1 gate, w3 up, w2 down); llama.cpp writes it as `llama` with ffn_*_exps.
+enum MixtralArchitecture: Architecture {
+    static let hfModelTypes = ["mixtral"]
+    static let ggufArchitectures: [String] = []   // llama files with expert_count (LlamaArchitecture)
+
+    static func config(hf j: JSONConfig) throws -> ModelConfig {
+        var c = try MistralArchitecture.config(hf: j)
+        c.architecture = "mixtral"
+        c.moe = MixtureOfExperts(experts: try j.int("num_local_experts"), perToken: try j.int("num_experts_per_tok"),
+                                 intermediateSize: c.intermediateSize, normalizeTopK: true,
+                                 layers: Array(repeating: true, count: c.numLayers))
+        return c
+    }
+
+    static func config(gguf g: GGUFConfig) throws -> ModelConfig { try LlamaArchitecture.config(gguf: g) }
+}
