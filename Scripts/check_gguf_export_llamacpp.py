@@ -26,7 +26,7 @@ Result (2026-12-07, AMD EPYC Zen 4): every fixture writes the same tensors as ll
 file is within RMS 0.008-0.022 of transformers (its bf16 rounding), e.g. phi3_longrope 0.013, phi4_mini 0.022, olmo2 0.010, qwen2_yarn
 0.016 (same rope.scaling keys as its converter), olmo3 0.009 (same sliding-window keys),
 granite 0.003 (same multiplier keys).
-Mixtures of experts (qwen3_moe, mixtral) are not exported: our engine runs llama.cpp's own file of them instead,
+Mixtures of experts (qwen3_moe, mixtral, olmoe) are not exported: our engine runs llama.cpp's own file of them instead,
 within 5e-6 of transformers (llama.cpp itself: RMS 0.009-0.010).
 """
 import argparse
@@ -42,9 +42,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "Tests" / "PersonaModelsTests" / "Fixtures"
 ARCHS = ["llama", "llama2", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "smollm3", "phi3", "phi3_longrope",
-         "phi4_mini", "olmo2", "qwen2_yarn", "olmo3", "granite", "qwen3_moe", "mixtral"]
+         "phi4_mini", "olmo2", "qwen2_yarn", "olmo3", "granite", "qwen3_moe", "mixtral", "olmoe"]
 # mixtures of experts are read, not written: llama.cpp's converter makes the file, and our engine runs it
-READ_ONLY = {"qwen3_moe", "mixtral"}
+READ_ONLY = {"qwen3_moe", "mixtral", "olmoe"}
 PINNED = {"llama_cpp_python": "0.3.36", "transformers": "5.25.0", "torch": "2.15.0"}
 
 # convert_hf_to_gguf.py with the vocabulary step replaced (see above), run as a child process

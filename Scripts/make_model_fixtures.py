@@ -12,7 +12,7 @@ Pinned environment it was run with (checked at start; pass --any-version to over
 
 What it writes (Tests/PersonaModelsTests/Fixtures/, described in README.md there):
   * one folder per architecture (llama, llama2, mistral, qwen2, qwen3, gemma, gemma2, gemma3, smollm3, phi3, phi3_longrope,
-    phi4_mini, olmo2, qwen2_yarn, olmo3, granite, qwen3_moe, mixtral) holding a tiny
+    phi4_mini, olmo2, qwen2_yarn, olmo3, granite, qwen3_moe, mixtral, olmoe) holding a tiny
     random model saved by transformers as bf16 safetensors, its config.json, generation_config.json,
     a tiny byte-level BPE tokenizer (tokenizer.json + tokenizer_config.json with a chat template),
     and reference.safetensors + reference.json with transformers' outputs;
@@ -287,6 +287,14 @@ MODELS = {
                     cfg=dict(tie_word_embeddings=False, rms_norm_eps=1e-5, sliding_window=None, intermediate_size=32,
                              num_local_experts=4, num_experts_per_tok=2,
                              rope_parameters=dict(rope_type="default", rope_theta=1000000.0))),
+    # OLMoE: pre-norms, q / k norms over all heads of a token (64 wide each: no GQA, as OLMoE-1B-7B, and llama.cpp's
+    # olmoe reads k_norm as wide as the model), a mixture of 4 experts of intermediate_size 32, 2 per token, not
+    # renormalised (norm_topk_prob false, as OLMoE-1B-7B); untied, the Hub's top-level rope_theta layout; qwen2
+    # tokenizer family. transformers 5.25.
+    "olmoe": dict(arch="OlmoeForCausalLM", family="qwen2", seed=231, layers=2, legacy_rope=True,
+                  cfg=dict(tie_word_embeddings=False, rms_norm_eps=1e-5, attention_bias=False, clip_qkv=None, num_key_value_heads=4,
+                           intermediate_size=32, num_experts=4, num_experts_per_tok=2, norm_topk_prob=False,
+                           rope_parameters=dict(rope_type="default", rope_theta=10000.0))),
 }
 
 # Init scales: large enough that attention is not uniform and logits are not near zero.
@@ -371,7 +379,7 @@ def make_config(name: str, spec: dict, tok):
                   "Qwen3ForCausalLM": "qwen3", "GemmaForCausalLM": "gemma", "Gemma2ForCausalLM": "gemma2",
                   "Gemma3ForCausalLM": "gemma3_text", "SmolLM3ForCausalLM": "smollm3", "Phi3ForCausalLM": "phi3",
                   "Olmo2ForCausalLM": "olmo2", "Olmo3ForCausalLM": "olmo3", "GraniteForCausalLM": "granite",
-                  "Qwen3MoeForCausalLM": "qwen3_moe", "MixtralForCausalLM": "mixtral"}[spec["arch"]]
+                  "Qwen3MoeForCausalLM": "qwen3_moe", "MixtralForCausalLM": "mixtral", "OlmoeForCausalLM": "olmoe"}[spec["arch"]]
     kw = dict(COMMON_SHAPE)
     kw.update(copy.deepcopy(spec["cfg"]))
     kw.update(num_hidden_layers=spec["layers"], vocab_size=tok.get_vocab_size(),

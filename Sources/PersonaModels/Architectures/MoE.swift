@@ -50,3 +50,36 @@ enum MixtralArchitecture: Architecture {
 
     static func config(gguf g: GGUFConfig) throws -> ModelConfig { try LlamaArchitecture.config(gguf: g) }
 }
+
+/// OLMoE (AI2's fully open mixture, 1B-7B): the Llama block with q / k RMS-normalised over all heads of a token (as
+/// OLMo-2, but with pre-norms) and a mixture of `num_experts` SwiGLU experts of `intermediate_size` on every layer,
+/// `num_experts_per_tok` per token, not renormalised unless `norm_topk_prob` (llama.cpp's olmoe never is).
+enum OLMoEArchitecture: Architecture {
+    static let hfModelTypes = ["olmoe"]
+    static let ggufArchitectures = ["olmoe"]
+
+    static func config(hf j: JSONConfig) throws -> ModelConfig {
+        var c = try baseConfig(j, architecture: "olmoe")
+        try requireSiLU(j)
+        if j.optBool("attention_bias") == true { throw ModelError("\(j.source): unsupported attention_bias true for olmoe") }
+        if let clip = j.optDouble("clip_qkv") {
+            throw ModelError("\(j.source): unsupported clip_qkv \(clip) (queries, keys and values clamped)")
+        }
+        c.qkNorm = true
+        c.qkNormAcrossHeads = true
+        c.moe = MixtureOfExperts(experts: try j.int("num_experts"), perToken: try j.int("num_experts_per_tok"),
+                                 intermediateSize: c.intermediateSize, normalizeTopK: j.optBool("norm_topk_prob") ?? false,
+                                 layers: Array(repeating: true, count: c.numLayers))
+        return c
+    }
+
+    static func config(gguf g: GGUFConfig) throws -> ModelConfig {
+        var c = try g.base(architecture: "olmoe")
+        guard var moe = c.moe else { throw ModelError("\(g.source): missing metadata 'olmoe.expert_count'") }
+        moe.normalizeTopK = false   // as llama.cpp builds olmoe
+        c.moe = moe
+        c.qkNorm = true
+        c.qkNormAcrossHeads = true
+        return c
+    }
+}
