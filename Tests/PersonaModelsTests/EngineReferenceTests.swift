@@ -415,6 +415,18 @@ final class EngineReferenceTests: XCTestCase {
         }
     }
 
+    /// Mistral Small 3.x's folders are Mistral3ForConditionalGeneration: the text model's config under text_config and
+    /// its tensors under language_model (Scripts/make_multimodal_fixtures.py wraps the `mistral` fixture with a tiny
+    /// Pixtral tower, in the Hub's layout; transformers' Mistral3ForConditionalGeneration gives its reference). Read as
+    /// the language model, with its own untied head.
+    func testMistral3MultimodalFolderIsItsLanguageModel() throws {
+        let loaded = try ModelLoader.load(path: fixture("mistral3_multimodal").path)
+        XCTAssertEqual(loaded.config.architecture, "mistral")
+        XCTAssertFalse(loaded.config.tieWordEmbeddings)
+        try checkHiddenStates(model: loaded.model, ref: try reference("mistral3_multimodal"), label: "mistral3_multimodal")
+        XCTAssertNotNil(loaded.tokenizer.chatTemplate)
+    }
+
     /// A Mistral sliding window has no GGUF key (llama.cpp's converter drops it too): the file is written, and the
     /// caveat says what differs.
     func testMistralSlidingWindowIsACaveat() throws {

@@ -83,7 +83,7 @@ final class Gemma3Tests: XCTestCase {
         return dir
     }
 
-    /// The Hub's multimodal Gemma-3 folders (4B and up; Scripts/make_gemma3_multimodal_fixture.py writes one with the
+    /// The Hub's multimodal Gemma-3 folders (4B and up; Scripts/make_multimodal_fixtures.py writes one with the
     /// gemma3 fixture's language model and a tiny vision tower): a sparse text_config that leaves the rest to
     /// Gemma3TextConfig's defaults, eos ids at the top level, tensors under language_model.model. Read as the
     /// language model, it gives transformers' Gemma3ForConditionalGeneration hidden states and logits on text.

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Writes Tests/PersonaModelsTests/Fixtures/gemma3_multimodal/: the `gemma3` fixture's language model inside a
-Gemma3ForConditionalGeneration (a tiny SigLIP vision tower and projector beside it), laid out as the Hub's multimodal
-Gemma-3 checkpoints are (google/gemma-3-4b-it and larger):
+"""Writes the multimodal fixtures of Tests/PersonaModelsTests/Fixtures: an architecture fixture's language model inside
+its multimodal wrapper, with a tiny vision tower and projector beside it, laid out as the Hub's checkpoints are.
+
+gemma3_multimodal: the `gemma3` fixture inside a Gemma3ForConditionalGeneration (SigLIP tower), as
+google/gemma-3-4b-it and larger:
 
   * config.json: model_type "gemma3", a `text_config` that leaves out every key whose value is Gemma3TextConfig's
     default (the Hub's text_config names only hidden_size, intermediate_size, num_hidden_layers, rope_scaling and
@@ -11,11 +13,16 @@ Gemma-3 checkpoints are (google/gemma-3-4b-it and larger):
   * reference.safetensors / reference.json: hidden states and logits of that folder as transformers loads it
     (Gemma3ForConditionalGeneration, f32, eager), on the gemma3 fixture's input ids, text only.
 
-The script checks that transformers reads the folder with no missing or unexpected tensor, and that its logits equal
-the gemma3 (Gemma3ForCausalLM) fixture's reference: the wrapper runs the same language model on text.
+mistral3_multimodal: the `mistral` fixture inside a Mistral3ForConditionalGeneration (Pixtral tower), as
+mistralai/Mistral-Small-3.1-24B-Instruct-2503 and its successors: model_type "mistral3", the text model's config under
+text_config (model_type "mistral"), tensors language_model.model.*, language_model.lm_head.weight (untied),
+vision_tower.*, multi_modal_projector.*.
+
+For each, the script checks that transformers reads the folder with no missing or unexpected tensor, and that its
+logits equal the wrapped fixture's (the ForCausalLM) reference: the wrapper runs the same language model on text.
 
 Run from the repository root with torch, transformers 5.25, safetensors and numpy:
-    /path/to/venv/bin/python Scripts/make_gemma3_multimodal_fixture.py
+    /path/to/venv/bin/python Scripts/make_multimodal_fixtures.py
 """
 import json
 import shutil
@@ -54,7 +61,7 @@ def sparse_text_config(src: dict) -> dict:
     return text
 
 
-def main() -> None:
+def make_gemma3() -> None:
     import transformers
     from transformers import Gemma3Config, Gemma3ForCausalLM, Gemma3ForConditionalGeneration
     assert transformers.__version__ == PINNED, f"transformers {transformers.__version__}, pinned {PINNED}"
@@ -129,9 +136,9 @@ def main() -> None:
     causal_ref = load_file(str(SRC / "reference.safetensors"))
     d = float(np.abs(tensors["logits"] - causal_ref["logits"]).max())
     assert d < 1e-5, f"the wrapper's logits differ from Gemma3ForCausalLM's by {d}"
-    save_file(tensors, str(OUT / "reference.safetensors"), metadata={"generator": "Scripts/make_gemma3_multimodal_fixture.py"})
+    save_file(tensors, str(OUT / "reference.safetensors"), metadata={"generator": "Scripts/make_multimodal_fixtures.py"})
     meta = {"fixture": "gemma3_multimodal", "architecture": "Gemma3ForConditionalGeneration",
-            "generator": "Scripts/make_gemma3_multimodal_fixture.py",
+            "generator": "Scripts/make_multimodal_fixtures.py",
             "versions": {"transformers": transformers.__version__, "torch": torch.__version__.split("+")[0]},
             "input_ids": ids, "logits_max_abs_diff_from_gemma3_fixture": d,
             "tensors": sorted(tensors, key=lambda k: (k != "logits", k)), "tolerance_abs": 1e-4}
@@ -139,5 +146,83 @@ def main() -> None:
     print(f"wrote {OUT}: {len(hub)} tensors, logits vs gemma3 fixture max |diff| {d:.2e}")
 
 
+def make_mistral3() -> None:
+    """The mistral fixture inside a Mistral3ForConditionalGeneration, in the Hub's 4.x tensor layout."""
+    import transformers
+    from transformers import Mistral3Config, Mistral3ForConditionalGeneration, MistralForCausalLM
+    src = FIXTURES / "mistral"
+    out = FIXTURES / "mistral3_multimodal"
+    text = {k: v for k, v in json.loads((src / "config.json").read_text()).items()
+            if k not in ("architectures", "dtype", "transformers_version")}
+    assert text["model_type"] == "mistral" and text["tie_word_embeddings"] is False
+    config = {
+        "architectures": ["Mistral3ForConditionalGeneration"],
+        "model_type": "mistral3",
+        "image_token_index": text["vocab_size"] - 1,
+        "multimodal_projector_bias": False, "projector_hidden_act": "gelu", "spatial_merge_size": 2,
+        "vision_feature_layer": -1, "tie_word_embeddings": False,
+        "text_config": text,
+        "vision_config": {"model_type": "pixtral", "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                          "num_attention_heads": 2, "head_dim": 8, "image_size": 28, "patch_size": 14},
+        "torch_dtype": "bfloat16",
+        "transformers_version": "4.50.0.dev0",
+    }
+    causal = MistralForCausalLM.from_pretrained(str(src), dtype=torch.float32, attn_implementation="eager")
+    torch.manual_seed(8)
+    mm = Mistral3ForConditionalGeneration(Mistral3Config(**{k: v for k, v in config.items()
+                                                          if k not in ("architectures", "torch_dtype", "transformers_version")}))
+    state = causal.state_dict()
+    missing, unexpected = mm.model.language_model.load_state_dict(
+        {k.removeprefix("model."): v for k, v in state.items() if k != "lm_head.weight"}, strict=True)
+    assert not missing and not unexpected
+    mm.lm_head.weight.data.copy_(state["lm_head.weight"])
+    with tempfile.TemporaryDirectory() as tmp:
+        mm.to(torch.bfloat16).save_pretrained(tmp, safe_serialization=True)
+        saved = torch_load_file(str(Path(tmp) / "model.safetensors"))
+    hub = {}
+    for k, v in saved.items():
+        for new, old in (("model.language_model.", "language_model.model."), ("lm_head.", "language_model.lm_head."),
+                         ("model.vision_tower.", "vision_tower."), ("model.multi_modal_projector.", "multi_modal_projector.")):
+            if k.startswith(new):
+                k = old + k[len(new):]
+                break
+        else:
+            assert k.startswith(("language_model.", "vision_tower.", "multi_modal_projector.")), k
+        hub[k] = v
+    assert "language_model.lm_head.weight" in hub and "language_model.model.embed_tokens.weight" in hub
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir()
+    torch_save_file(hub, str(out / "model.safetensors"), metadata={"format": "pt"})
+    (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    for name in ("tokenizer.json", "tokenizer_config.json", "generation_config.json"):
+        shutil.copy(src / name, out / name)
+    model, info = Mistral3ForConditionalGeneration.from_pretrained(str(out), dtype=torch.float32,
+                                                                   attn_implementation="eager", output_loading_info=True)
+    assert not any(info[k] for k in ("missing_keys", "unexpected_keys", "mismatched_keys")), info
+    model.eval()
+    ids = json.loads((src / "reference.json").read_text())["input_ids"]
+    with torch.no_grad():
+        o = model(input_ids=torch.tensor([ids]), output_hidden_states=True, use_cache=False)
+    L = model.config.text_config.num_hidden_layers
+    tensors = {f"hidden_states.{i}": o.hidden_states[i][0].float().contiguous().numpy() for i in range(L + 1)}
+    tensors["logits"] = o.logits[0].float().contiguous().numpy()
+    d = float(np.abs(tensors["logits"] - load_file(str(src / "reference.safetensors"))["logits"]).max())
+    assert d < 1e-5, f"the wrapper's logits differ from MistralForCausalLM's by {d}"
+    save_file(tensors, str(out / "reference.safetensors"), metadata={"generator": "Scripts/make_multimodal_fixtures.py"})
+    meta = {"fixture": "mistral3_multimodal", "architecture": "Mistral3ForConditionalGeneration",
+            "generator": "Scripts/make_multimodal_fixtures.py",
+            "versions": {"transformers": transformers.__version__, "torch": torch.__version__.split("+")[0]},
+            "input_ids": ids, "logits_max_abs_diff_from_mistral_fixture": d,
+            "tensors": sorted(tensors, key=lambda k: (k != "logits", k)), "tolerance_abs": 1e-4}
+    (out / "reference.json").write_text(json.dumps(meta, indent=1) + "\n")
+    print(f"wrote {out}: {len(hub)} tensors, logits vs mistral fixture max |diff| {d:.2e}")
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+    only = set(sys.argv[1:])
+    if not only or "gemma3" in only:
+        make_gemma3()
+    if not only or "mistral3" in only:
+        make_mistral3()
