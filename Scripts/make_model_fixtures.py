@@ -12,7 +12,7 @@ Pinned environment it was run with (checked at start; pass --any-version to over
 
 What it writes (Tests/PersonaModelsTests/Fixtures/, described in README.md there):
   * one folder per architecture (llama, llama2, mistral, qwen2, qwen3, gemma, gemma2, gemma3, smollm3, phi3, phi3_longrope,
-    phi4_mini, olmo2, qwen2_yarn, olmo3, granite, qwen3_moe, mixtral, olmoe) holding a tiny
+    phi4_mini, olmo2, qwen2_yarn, olmo3, granite, qwen3_moe, mixtral, olmoe, glm4) holding a tiny
     random model saved by transformers as bf16 safetensors, its config.json, generation_config.json,
     a tiny byte-level BPE tokenizer (tokenizer.json + tokenizer_config.json with a chat template),
     and reference.safetensors + reference.json with transformers' outputs;
@@ -295,6 +295,13 @@ MODELS = {
                   cfg=dict(tie_word_embeddings=False, rms_norm_eps=1e-5, attention_bias=False, clip_qkv=None, num_key_value_heads=4,
                            intermediate_size=32, num_experts=4, num_experts_per_tok=2, norm_topk_prob=False,
                            rope_parameters=dict(rope_type="default", rope_theta=10000.0))),
+    # GLM-4 (0414): four norms (input, post_self_attn, post_attention before the MLP, post_mlp), q / k / v biases, gate
+    # and up in one gate_up_proj, RoPE on the first half of each head (8 of 16) with interleaved pairs; untied, the
+    # Hub's layout (top-level partial_rotary_factor 0.5 and rope_theta); llama3 tokenizer family. transformers 5.25.
+    "glm4": dict(arch="Glm4ForCausalLM", family="llama3", seed=241, layers=2, legacy_rope=True,
+                 init=dict(post_norm_offset=1.0),
+                 cfg=dict(tie_word_embeddings=False, rms_norm_eps=1e-5, attention_bias=True, head_dim=16,
+                          rope_parameters=dict(rope_type="default", rope_theta=10000.0, partial_rotary_factor=0.5))),
 }
 
 # Init scales: large enough that attention is not uniform and logits are not near zero.
@@ -379,7 +386,8 @@ def make_config(name: str, spec: dict, tok):
                   "Qwen3ForCausalLM": "qwen3", "GemmaForCausalLM": "gemma", "Gemma2ForCausalLM": "gemma2",
                   "Gemma3ForCausalLM": "gemma3_text", "SmolLM3ForCausalLM": "smollm3", "Phi3ForCausalLM": "phi3",
                   "Olmo2ForCausalLM": "olmo2", "Olmo3ForCausalLM": "olmo3", "GraniteForCausalLM": "granite",
-                  "Qwen3MoeForCausalLM": "qwen3_moe", "MixtralForCausalLM": "mixtral", "OlmoeForCausalLM": "olmoe"}[spec["arch"]]
+                  "Qwen3MoeForCausalLM": "qwen3_moe", "MixtralForCausalLM": "mixtral", "OlmoeForCausalLM": "olmoe",
+                  "Glm4ForCausalLM": "glm4"}[spec["arch"]]
     kw = dict(COMMON_SHAPE)
     kw.update(copy.deepcopy(spec["cfg"]))
     kw.update(num_hidden_layers=spec["layers"], vocab_size=tok.get_vocab_size(),

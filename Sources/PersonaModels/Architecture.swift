@@ -18,7 +18,7 @@ public enum ArchitectureRegistry {
         LlamaArchitecture.self, MistralArchitecture.self, Qwen2Architecture.self, Qwen3Architecture.self,
         GemmaArchitecture.self, Gemma2Architecture.self, Gemma3Architecture.self, SmolLM3Architecture.self,
         Phi3Architecture.self, OLMo2Architecture.self, GraniteArchitecture.self, Qwen3MoEArchitecture.self,
-        MixtralArchitecture.self, OLMoEArchitecture.self,
+        MixtralArchitecture.self, OLMoEArchitecture.self, GLM4Architecture.self,
     ]
 
     public static var supportedModelTypes: [String] { all.flatMap { $0.hfModelTypes }.sorted() }
@@ -75,8 +75,8 @@ func baseConfig(_ j: JSONConfig, architecture: String) throws -> ModelConfig {
     c.bosTokenId = j.optInt("bos_token_id")
     c.eosTokenIds = j.intList("eos_token_id")
     try readRope(j, into: &c)
-    // of these families only Phi-3's attention (Phi-4-mini) splits the head; transformers' others turn all of it
-    if let r = c.partialRotaryDim, architecture != "phi3" {
+    // of these families only Phi-3's (Phi-4-mini) and GLM-4's attention split the head; the others turn all of it
+    if let r = c.partialRotaryDim, !["phi3", "glm4"].contains(architecture) {
         throw ModelError("\(j.source): unsupported partial_rotary_factor for \(architecture) (RoPE on \(r) of \(c.headDim) dimensions)")
     }
     return c

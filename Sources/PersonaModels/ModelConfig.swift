@@ -80,7 +80,7 @@ public enum NormPlacement: Sendable {
 
 /// Everything the shared transformer forward needs, whatever file it came from.
 public struct ModelConfig: Sendable {
-    public var architecture: String            // registry key: llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3, smollm3, phi3, olmo2, olmo3, granite
+    public var architecture: String            // registry key: llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3, smollm3, phi3, olmo2, olmo3, granite, glm4, ...
     public var vocabSize: Int
     public var hiddenSize: Int
     public var intermediateSize: Int
@@ -131,6 +131,8 @@ public struct ModelConfig: Sendable {
     public var slidingLayers: [Bool] = []
     /// Phi-3: q, k, v stored as one matrix (rows q | k | v), gate and up as one (rows gate | up).
     public var fusedProjections = false
+    /// GLM-4: gate and up stored as one matrix (rows gate | up), q, k, v apart.
+    public var fusedGateUp = false
     /// Per layer: true if the layer applies no RoPE (SmolLM3's NoPE layers); empty: every layer does.
     public var noRopeLayers: [Bool] = []
     public var bosTokenId: Int? = nil

@@ -145,7 +145,7 @@ extension TransformerModel {
 
     /// Writes the weights, in their stored types, as a GGUF with llama.cpp's tensor names and metadata, as its
     /// converter (convert_hf_to_gguf.py) writes them: llama and mistral -> `llama`, qwen2, qwen3, gemma, gemma2, gemma3,
-    /// smollm3, phi3 (fused attn_qkv and gate|up ffn_up), olmo2 and olmo3 -> `olmo2`, granite. Q/K rows are permuted for the `llama`, `smollm3` and `granite` architectures when the model uses HF's rotate_half RoPE, so that
+    /// smollm3, phi3 (fused attn_qkv and gate|up ffn_up), olmo2 and olmo3 -> `olmo2`, granite, glm4 (gate|up ffn_up). Q/K rows are permuted for the `llama`, `smollm3` and `granite` architectures when the model uses HF's rotate_half RoPE, so that
     /// llama.cpp's interleaved RoPE computes the same thing; Llama-3 RoPE scaling becomes the `rope_freqs` tensor;
     /// Gemma's norm weights are stored as (1 + w), in f32. What a GGUF cannot say is refused with the reason (a
     /// Gemma-2 query_pre_attn_scalar or sliding-window layout other than the ones llama.cpp infers), or, where
@@ -168,7 +168,7 @@ extension TransformerModel {
             throw ModelError("GGUF export: a mixture of experts (\(m.experts) experts) cannot be written; llama.cpp's converter makes its GGUF")
         }
         let archs = ["llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma": "gemma", "gemma2": "gemma2",
-                     "gemma3": "gemma3", "smollm3": "smollm3", "phi3": "phi3", "olmo2": "olmo2", "olmo3": "olmo2", "granite": "granite"]
+                     "gemma3": "gemma3", "smollm3": "smollm3", "phi3": "phi3", "olmo2": "olmo2", "olmo3": "olmo2", "granite": "granite", "glm4": "glm4"]
         guard let arch = archs[c.architecture] else {
             throw ModelError("GGUF export: architecture \(c.architecture) is not supported (\(archs.keys.sorted().joined(separator: ", ")))")
         }
@@ -334,7 +334,12 @@ extension TransformerModel {
             } else {
                 try g.addTensor(name: p + "attn_q.weight", dtype: w.wq.dtype, shape: [w.wq.rows, w.wq.cols], make: qk(w.wq, heads: c.numHeads))
                 try g.addTensor(name: p + "attn_k.weight", dtype: w.wk.dtype, shape: [w.wk.rows, w.wk.cols], make: qk(w.wk, heads: c.numKVHeads))
-                for (n, m) in [("attn_v", w.wv), ("attn_output", w.wo), ("ffn_gate", w.gate), ("ffn_up", w.up), ("ffn_down", w.down)] {
+                if c.fusedGateUp {   // GLM-4: one ffn_up (rows gate | up), as its converter keeps it
+                    try g.addTensor(name: p + "ffn_up.weight", dtype: w.gate.dtype, shape: [w.gate.rows + w.up.rows, c.hiddenSize],
+                                    make: try stacked([w.gate, w.up]))
+                }
+                let mlp = c.fusedGateUp ? [("ffn_down", w.down)] : [("ffn_gate", w.gate), ("ffn_up", w.up), ("ffn_down", w.down)]
+                for (n, m) in [("attn_v", w.wv), ("attn_output", w.wo)] + mlp {
                     try g.addTensor(name: p + n + ".weight", dtype: m.dtype, shape: [m.rows, m.cols], make: raw(m))
                 }
             }

@@ -227,7 +227,14 @@ func loadWeights(_ c: ModelConfig, reader r: WeightReader, naming n: TensorNamin
     layers.reserveCapacity(c.numLayers)
     for l in 0..<c.numLayers {
         func m(_ p: String, _ rows: Int, _ cols: Int) throws -> WeightMatrix { try r.matrix(n.name(p, layer: l), rows: rows, cols: cols) }
-        func v(_ p: String, _ count: Int) throws -> [Float] { try r.vector(n.name(p, layer: l), count: count) }
+        func v(_ p: String, _ count: Int) throws -> [Float] {
+            // GLM-4's sandwich: post_self_attn_layernorm after attention, post_attention_layernorm before the MLP,
+            // post_mlp_layernorm after it
+            let glm = ["post_attn_norm": "post_self_attn_layernorm.weight", "ffn_norm_gemma2": "post_attention_layernorm.weight",
+                       "post_ffn_norm": "post_mlp_layernorm.weight"]
+            if n == .huggingFace, c.architecture == "glm4", let name = glm[p] { return try r.vector("model.layers.\(l).\(name)", count: count) }
+            return try r.vector(n.name(p, layer: l), count: count)
+        }
         let (wq, wk, wv): (WeightMatrix, WeightMatrix, WeightMatrix)
         let (gate, up): (WeightMatrix, WeightMatrix)
         if let moe = c.moe, moe.layers[l] {
@@ -239,6 +246,10 @@ func loadWeights(_ c: ModelConfig, reader r: WeightReader, naming n: TensorNamin
             // row ranges of the one stored matrix (Phi-3): q | k | v, and gate | up
             let qkv = try m("qkv", c.qDim + 2 * c.kvDim, D)
             (wq, wk, wv) = (qkv.rows(0..<c.qDim), qkv.rows(c.qDim..<(c.qDim + c.kvDim)), qkv.rows((c.qDim + c.kvDim)..<qkv.rows))
+            let gateUp = try m("gate_up", 2 * F, D)
+            (gate, up) = (gateUp.rows(0..<F), gateUp.rows(F..<(2 * F)))
+        } else if c.fusedGateUp {
+            (wq, wk, wv) = (try m("q", c.qDim, D), try m("k", c.kvDim, D), try m("v", c.kvDim, D))
             let gateUp = try m("gate_up", 2 * F, D)
             (gate, up) = (gateUp.rows(0..<F), gateUp.rows(F..<(2 * F)))
         } else {

@@ -118,14 +118,14 @@ final class EngineReferenceTests: XCTestCase {
     /// Gemma's norms as 1 + w). By hand, Scripts/check_gguf_export_llamacpp.py compares these files with llama.cpp's
     /// own converter's (the same tensors) and runs them in llama.cpp.
     func testGGUFExportReproducesTransformers() throws {
-        for arch in ["llama", "llama2", "qwen2", "qwen3", "mistral", "gemma", "smollm3", "olmo2", "qwen2_yarn", "olmo3", "granite"] {
+        for arch in ["llama", "llama2", "qwen2", "qwen3", "mistral", "gemma", "smollm3", "olmo2", "qwen2_yarn", "olmo3", "granite", "glm4"] {
             let out = FileManager.default.temporaryDirectory.appendingPathComponent("persona-export-\(arch)-\(UUID().uuidString).gguf")
             defer { try? FileManager.default.removeItem(at: out) }
             let net = try ModelLoader.loadNetwork(path: fixture(arch).path)
             let caveats = try net.writeGGUF(to: out, tokenizer: try GGUFTokenizerExport.metadata(directory: fixture(arch), vocabSize: net.config.vocabSize))
             XCTAssertEqual(caveats, [], arch)
             let model = try ModelLoader.loadNetwork(path: out.path)
-            XCTAssertEqual(model.config.ropeStyle, ["llama", "llama2", "mistral", "smollm3", "granite"].contains(arch) ? .interleaved : .halfRotation, arch)
+            XCTAssertEqual(model.config.ropeStyle, ["llama", "llama2", "mistral", "smollm3", "granite", "glm4"].contains(arch) ? .interleaved : .halfRotation, arch)
             let ref = try reference(arch)
             try checkHiddenStates(model: model, ref: ref, label: "\(arch) exported to GGUF")
             // the embedded tokenizer and chat template give transformers' prompt ids
@@ -425,6 +425,28 @@ final class EngineReferenceTests: XCTestCase {
         XCTAssertFalse(loaded.config.tieWordEmbeddings)
         try checkHiddenStates(model: loaded.model, ref: try reference("mistral3_multimodal"), label: "mistral3_multimodal")
         XCTAssertNotNil(loaded.tokenizer.chatTemplate)
+    }
+
+    /// GLM-4 (the `glm4` fixture, which the every-architecture checks compare with transformers): RoPE on the first
+    /// half of each head in interleaved pairs, 0.5 when the config names no factor (transformers' default), and its
+    /// own names for the four norms; turning the whole head is another model.
+    func testGLM4HalfRotaryInterleaved() throws {
+        let c = try ModelLoader.loadNetwork(path: fixture("glm4").path).config
+        XCTAssertEqual(c.partialRotaryDim, 8)
+        XCTAssertEqual(c.ropeStyle, .interleaved)
+        XCTAssertTrue(c.fusedGateUp && c.attentionBias && c.norms == .sandwich)
+        let want = try reference("glm4").floats("logits").values
+        let ids = try reference("glm4").ints("input_ids")
+        func logits(_ dir: URL) throws -> [Float] {
+            let m = try ModelLoader.loadNetwork(path: dir.path)
+            return Array(try m.forward(ids, cache: m.makeCache(), logits: .all))
+        }
+        let unnamed = try ArchitectureFixtures.edited("glm4") { $0.removeValue(forKey: "partial_rotary_factor") }
+        defer { try? FileManager.default.removeItem(at: unnamed) }
+        XCTAssertLessThanOrEqual(maxAbsDiff(try logits(unnamed), want), tolerance)
+        let whole = try ArchitectureFixtures.edited("glm4") { $0["partial_rotary_factor"] = 1.0 }
+        defer { try? FileManager.default.removeItem(at: whole) }
+        XCTAssertGreaterThan(maxAbsDiff(try logits(whole), want), 0.01)
     }
 
     /// A Mistral sliding window has no GGUF key (llama.cpp's converter drops it too): the file is written, and the
