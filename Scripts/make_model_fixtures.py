@@ -12,7 +12,7 @@ Pinned environment it was run with (checked at start; pass --any-version to over
 
 What it writes (Tests/PersonaModelsTests/Fixtures/, described in README.md there):
   * one folder per architecture (llama, llama2, mistral, qwen2, qwen3, gemma, gemma2, gemma3, smollm3, phi3, phi3_longrope,
-    phi4_mini, olmo2, qwen2_yarn, olmo3, granite, qwen3_moe, mixtral, olmoe, glm4) holding a tiny
+    phi4_mini, olmo2, qwen2_yarn, olmo3, granite, qwen3_moe, mixtral, olmoe, glm4, cohere, cohere2) holding a tiny
     random model saved by transformers as bf16 safetensors, its config.json, generation_config.json,
     a tiny byte-level BPE tokenizer (tokenizer.json + tokenizer_config.json with a chat template),
     and reference.safetensors + reference.json with transformers' outputs;
@@ -302,6 +302,17 @@ MODELS = {
                  init=dict(post_norm_offset=1.0),
                  cfg=dict(tie_word_embeddings=False, rms_norm_eps=1e-5, attention_bias=True, head_dim=16,
                           rope_parameters=dict(rope_type="default", rope_theta=10000.0, partial_rotary_factor=0.5))),
+    # Cohere (Command-R, Aya): a parallel block on one LayerNorm (no bias), RoPE in interleaved pairs, tied, logits times
+    # logit_scale (0.5 and 0.25 here, 0.0625 in the real ones, which on random weights leaves nearly flat logits); the Hub's
+    # top-level rope_theta layout; llama3 tokenizer family. transformers 5.25.
+    "cohere": dict(arch="CohereForCausalLM", family="llama3", seed=253, layers=2, legacy_rope=True,
+                   cfg=dict(tie_word_embeddings=True, layer_norm_eps=1e-5, attention_bias=False, use_qk_norm=False,
+                            logit_scale=0.5, rope_parameters=dict(rope_type="default", rope_theta=10000.0))),
+    # Cohere2 (Command-R7B): Cohere's block with sliding_window 6 on layers 0-2 and full attention without RoPE on layer
+    # 3 (the default pattern of 4, written as layer_types). transformers 5.25.
+    "cohere2": dict(arch="Cohere2ForCausalLM", family="llama3", seed=261, layers=4, legacy_rope=True,
+                    cfg=dict(tie_word_embeddings=True, layer_norm_eps=1e-5, attention_bias=False, sliding_window=6,
+                             logit_scale=0.25, rope_parameters=dict(rope_type="default", rope_theta=10000.0))),
 }
 
 # Init scales: large enough that attention is not uniform and logits are not near zero.
@@ -387,7 +398,7 @@ def make_config(name: str, spec: dict, tok):
                   "Gemma3ForCausalLM": "gemma3_text", "SmolLM3ForCausalLM": "smollm3", "Phi3ForCausalLM": "phi3",
                   "Olmo2ForCausalLM": "olmo2", "Olmo3ForCausalLM": "olmo3", "GraniteForCausalLM": "granite",
                   "Qwen3MoeForCausalLM": "qwen3_moe", "MixtralForCausalLM": "mixtral", "OlmoeForCausalLM": "olmoe",
-                  "Glm4ForCausalLM": "glm4"}[spec["arch"]]
+                  "Glm4ForCausalLM": "glm4", "CohereForCausalLM": "cohere", "Cohere2ForCausalLM": "cohere2"}[spec["arch"]]
     kw = dict(COMMON_SHAPE)
     kw.update(copy.deepcopy(spec["cfg"]))
     kw.update(num_hidden_layers=spec["layers"], vocab_size=tok.get_vocab_size(),
@@ -505,6 +516,7 @@ def forward_reference(model, ids: list[int], gemma_scale: float | None) -> tuple
     assert torch.equal(hs[L][0], model.model.norm(captured["pre_norm"])[0]), "hidden_states[L] is not final-normed"
     logits = out.logits[0]
     raw = model.lm_head(hs[L])[0] / getattr(model.config, "logits_scaling", 1.0)   # Granite divides
+    raw = raw * getattr(model.config, "logit_scale", 1.0)   # Cohere multiplies
     cap = getattr(model.config, "final_logit_softcapping", None)
     expect = raw if cap is None else torch.tanh(raw / cap) * cap
     assert torch.allclose(logits, expect, atol=1e-6, rtol=0), "logits are not lm_head(hidden_states[L]) (+softcap)"
@@ -661,7 +673,9 @@ def make_model_fixture(name: str, spec: dict, tokenizers_by_family: dict, versio
         rp = model.config.rope_parameters
         assert rp["full_attention"]["rope_type"] == "yarn" and rp["sliding_attention"]["rope_type"] == "default", rp
         assert "layer_types" in json.loads((folder / "config.json").read_text())
-    if name in ("gemma2", "gemma3", "phi3", "olmo3"):
+    if name == "cohere2":
+        assert list(model.config.layer_types) == ["sliding_attention"] * 3 + ["full_attention"], model.config.layer_types
+    if name in ("gemma2", "gemma3", "phi3", "olmo3", "cohere2"):
         assert T_INPUT > 2 * config.sliding_window
     if name == "qwen2_yarn":
         assert abs(model.model.rotary_emb.attention_scaling - (0.1 * np.log(4) + 1)) < 1e-6

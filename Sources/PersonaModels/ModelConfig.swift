@@ -133,6 +133,10 @@ public struct ModelConfig: Sendable {
     public var fusedProjections = false
     /// GLM-4: gate and up stored as one matrix (rows gate | up), q, k, v apart.
     public var fusedGateUp = false
+    /// Cohere: the residual-stream norms are LayerNorms (mean removed, no bias), not RMSNorms; eps is rmsNormEps.
+    public var layerNorm = false
+    /// Cohere: attention and the MLP both read the block's one normalised input, and both outputs join the residual.
+    public var parallelBlock = false
     /// Per layer: true if the layer applies no RoPE (SmolLM3's NoPE layers); empty: every layer does.
     public var noRopeLayers: [Bool] = []
     public var bosTokenId: Int? = nil

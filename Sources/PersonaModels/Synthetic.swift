@@ -145,7 +145,8 @@ extension TransformerModel {
 
     /// Writes the weights, in their stored types, as a GGUF with llama.cpp's tensor names and metadata, as its
     /// converter (convert_hf_to_gguf.py) writes them: llama and mistral -> `llama`, qwen2, qwen3, gemma, gemma2, gemma3,
-    /// smollm3, phi3 (fused attn_qkv and gate|up ffn_up), olmo2 and olmo3 -> `olmo2`, granite, glm4 (gate|up ffn_up). Q/K rows are permuted for the `llama`, `smollm3` and `granite` architectures when the model uses HF's rotate_half RoPE, so that
+    /// smollm3, phi3 (fused attn_qkv and gate|up ffn_up), olmo2 and olmo3 -> `olmo2`, granite, glm4 (gate|up ffn_up),
+    /// cohere -> `command-r`, cohere2. Q/K rows are permuted for the `llama`, `smollm3` and `granite` architectures when the model uses HF's rotate_half RoPE, so that
     /// llama.cpp's interleaved RoPE computes the same thing; Llama-3 RoPE scaling becomes the `rope_freqs` tensor;
     /// Gemma's norm weights are stored as (1 + w), in f32. What a GGUF cannot say is refused with the reason (a
     /// Gemma-2 query_pre_attn_scalar or sliding-window layout other than the ones llama.cpp infers), or, where
@@ -168,14 +169,14 @@ extension TransformerModel {
             throw ModelError("GGUF export: a mixture of experts (\(m.experts) experts) cannot be written; llama.cpp's converter makes its GGUF")
         }
         let archs = ["llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma": "gemma", "gemma2": "gemma2",
-                     "gemma3": "gemma3", "smollm3": "smollm3", "phi3": "phi3", "olmo2": "olmo2", "olmo3": "olmo2", "granite": "granite", "glm4": "glm4"]
+                     "gemma3": "gemma3", "smollm3": "smollm3", "phi3": "phi3", "olmo2": "olmo2", "olmo3": "olmo2", "granite": "granite", "glm4": "glm4", "cohere": "command-r", "cohere2": "cohere2"]
         guard let arch = archs[c.architecture] else {
             throw ModelError("GGUF export: architecture \(c.architecture) is not supported (\(archs.keys.sorted().joined(separator: ", ")))")
         }
         var caveats: [String] = []
         if let w = c.slidingWindow, arch == "phi3" {
             caveats.append("sliding_window \(w) is written but llama.cpp runs phi3 files without it (and so does this reader, to match), so the file attends to the whole context and differs from the folder past \(w) tokens")
-        } else if let w = c.slidingWindow, !arch.hasPrefix("gemma"), arch != "olmo2" {
+        } else if let w = c.slidingWindow, !arch.hasPrefix("gemma"), arch != "olmo2", arch != "cohere2" {
             caveats.append("sliding_window \(w) is not written: GGUF \(arch) has no sliding window (llama.cpp's converter drops it too), so the file attends to the whole context and differs from the folder past \(w) tokens")
         }
         if arch.hasPrefix("gemma") {
@@ -200,6 +201,9 @@ extension TransformerModel {
         if let y = c.yarn, y.betaFast != 32 || y.betaSlow != 1 || !y.truncate {
             throw ModelError("GGUF export: yarn with beta_fast \(y.betaFast), beta_slow \(y.betaSlow)\(y.truncate ? "" : ", truncate false") cannot be written: llama.cpp runs yarn with 32, 1 and whole-dimension ramp ends")
         }
+        if arch == "cohere2", c.slidingWindow == nil || c.noRopeLayers != c.slidingLayers.map({ !$0 }) || c.slidingRopeTheta != nil {
+            throw ModelError("GGUF export: cohere2 without a window, or turning other layers than the sliding ones, cannot be written: llama.cpp turns exactly the sliding layers")
+        }
         if c.longRope != nil, arch != "phi3" {
             throw ModelError("GGUF export: LongRoPE cannot be written for \(arch): llama.cpp reads its factors for phi3 only")
         }
@@ -223,7 +227,7 @@ extension TransformerModel {
         g.set("\(arch).attention.key_length", .uint32(UInt32(c.headDim)))
         g.set("\(arch).attention.value_length", .uint32(UInt32(c.headDim)))
         g.set("\(arch).rope.dimension_count", .uint32(UInt32(c.ropeDim)))
-        g.set("\(arch).attention.layer_norm_rms_epsilon", .float32(c.rmsNormEps))
+        g.set("\(arch).attention.\(c.layerNorm ? "layer_norm_epsilon" : "layer_norm_rms_epsilon")", .float32(c.rmsNormEps))
         g.set("\(arch).rope.freq_base", .float32(Float(c.ropeTheta)))
         if c.ropeLinearFactor != 1 {   // as convert_hf_to_gguf.py writes rope_scaling linear
             g.set("\(arch).rope.scaling.type", .string("linear"))
@@ -248,6 +252,13 @@ extension TransformerModel {
             g.set("olmo2.attention.sliding_window", .uint32(UInt32(w)))
             g.set("olmo2.attention.sliding_window_pattern", .array(c.slidingLayers.map { .bool($0) }))
             if let base = c.slidingRopeTheta, base != c.ropeTheta { g.set("olmo2.rope.freq_base_swa", .float32(Float(base))) }
+        }
+        if arch == "command-r" || arch == "cohere2" {   // Cohere: logits times logit_scale, as its converter writes it
+            g.set("\(arch).logit_scale", .float32(1 / c.logitScale))
+        }
+        if arch == "cohere2", let w = c.slidingWindow {
+            g.set("cohere2.attention.sliding_window", .uint32(UInt32(w)))
+            g.set("cohere2.attention.sliding_window_pattern", .array(c.slidingLayers.map { .bool($0) }))
         }
         if arch == "granite" {   // its four multipliers, as its converter writes them
             g.set("granite.embedding_scale", .float32(c.embedScale))

@@ -144,26 +144,23 @@ public final class TransformerModel: @unchecked Sendable {
             eachSequence(seqs, x) { s, p, n in s.hooks.apply(.residPre(l), p, start: s.cache.count, count: n, dim: D) }
 
             // attention (on the residual itself when the block normalises only outputs)
-            if let n = w.attnNorm { Ops.rmsNorm(x, weight: n, offset: c.normOffset, eps: c.rmsNormEps, n: D, T: T, out: h) }
+            if let n = w.attnNorm { norm(x, n, T: T, out: h) }
             attention(layer: l, w: w, input: w.attnNorm == nil ? x : h, seqs: seqs, count: T, out: ws.attnOut)
-            if let pn = w.postAttnNorm {
-                Ops.rmsNorm(ws.attnOut, weight: pn, offset: c.normOffset, eps: c.rmsNormEps, n: D, T: T, out: ws.attnOut)
-            }
+            if let pn = w.postAttnNorm { norm(ws.attnOut, pn, T: T, out: ws.attnOut) }
             if c.residualScale != 1 { for i in 0..<(T * D) { ws.attnOut[i] *= c.residualScale } }
             eachSequence(seqs, ws.attnOut) { s, p, n in s.hooks.apply(.attnOut(l), p, start: s.cache.count, count: n, dim: D) }
             Ops.add(x, ws.attnOut, count: T * D)  // residual connection
             eachSequence(seqs, x) { s, p, n in s.hooks.apply(.residMid(l), p, start: s.cache.count, count: n, dim: D) }
 
-            // feed-forward: down(act(gate h) * up h)
-            if let n = w.ffnNorm { Ops.rmsNorm(x, weight: n, offset: c.normOffset, eps: c.rmsNormEps, n: D, T: T, out: h) }
+            // feed-forward: down(act(gate h) * up h), on the attention's own input in a parallel block
+            if let n = w.ffnNorm { norm(x, n, T: T, out: h) }
+            let mlpIn = c.parallelBlock || w.ffnNorm != nil ? h : x
             if w.experts != nil {
-                mixture(w: w, input: w.ffnNorm == nil ? x : h, count: T, out: ws.mlpOut)
+                mixture(w: w, input: mlpIn, count: T, out: ws.mlpOut)
             } else {
-                mlp(w: w, input: w.ffnNorm == nil ? x : h, count: T, out: ws.mlpOut)
+                mlp(w: w, input: mlpIn, count: T, out: ws.mlpOut)
             }
-            if let pn = w.postFFNorm {
-                Ops.rmsNorm(ws.mlpOut, weight: pn, offset: c.normOffset, eps: c.rmsNormEps, n: D, T: T, out: ws.mlpOut)
-            }
+            if let pn = w.postFFNorm { norm(ws.mlpOut, pn, T: T, out: ws.mlpOut) }
             if c.residualScale != 1 { for i in 0..<(T * D) { ws.mlpOut[i] *= c.residualScale } }
             eachSequence(seqs, ws.mlpOut) { s, p, n in s.hooks.apply(.mlpOut(l), p, start: s.cache.count, count: n, dim: D) }
             Ops.add(x, ws.mlpOut, count: T * D)   // residual connection
@@ -174,7 +171,7 @@ public final class TransformerModel: @unchecked Sendable {
         for s in seqs { s.cache.count += s.tokens.count }
 
         // final norm (hooks see positions already counted into the caches: subtract this pass's tokens)
-        Ops.rmsNorm(x, weight: weights.finalNorm, offset: c.normOffset, eps: c.rmsNormEps, n: D, T: T, out: h)
+        norm(x, weights.finalNorm, T: T, out: h)
         eachSequence(seqs, h) { s, p, n in s.hooks.apply(.lnFinal, p, start: s.cache.count - n, count: n, dim: D) }
         try checkFinite(seqs, h, committed: true) { "ln_final.hook_normalized" }
 
@@ -210,6 +207,17 @@ public final class TransformerModel: @unchecked Sendable {
                 row += n
             }
             return UnsafeBufferPointer(start: ws.logits, count: T * c.vocabSize)
+        }
+    }
+
+    /// A residual-stream norm over rows of hiddenSize: RMSNorm (times offset + w), or Cohere's LayerNorm.
+    @inline(__always)
+    private func norm(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, T: Int, out: UnsafeMutablePointer<Float>) {
+        let c = config
+        if c.layerNorm {
+            Ops.layerNorm(x, weight: w, eps: c.rmsNormEps, n: c.hiddenSize, T: T, out: out)
+        } else {
+            Ops.rmsNorm(x, weight: w, offset: c.normOffset, eps: c.rmsNormEps, n: c.hiddenSize, T: T, out: out)
         }
     }
 

@@ -265,7 +265,7 @@ func loadWeights(_ c: ModelConfig, reader r: WeightReader, naming n: TensorNamin
             qNorm: c.qkNorm ? try v("q_norm", c.qkNormAcrossHeads ? c.qDim : c.headDim) : nil,
             kNorm: c.qkNorm ? try v("k_norm", c.qkNormAcrossHeads ? c.kvDim : c.headDim) : nil,
             postAttnNorm: c.norms == .pre ? nil : try v("post_attn_norm", D),
-            ffnNorm: c.norms == .post ? nil : try v(c.norms == .sandwich ? "ffn_norm_gemma2" : "ffn_norm_llama", D),
+            ffnNorm: c.norms == .post || c.parallelBlock ? nil : try v(c.norms == .sandwich ? "ffn_norm_gemma2" : "ffn_norm_llama", D),
             postFFNorm: c.norms == .pre ? nil : try v("post_ffn_norm", D),
             gate: gate, up: up, down: c.moe?.layers[l] == true ? gate : try m("down", D, F))
         layers.append(c.moe?.layers[l] == true ? try withExperts(lw, layer: l) : lw)

@@ -157,6 +157,21 @@ public enum Ops {
         }
     }
 
+    /// LayerNorm without a bias (Cohere): (x - mean) / sqrt(variance + eps) * w, per row of n.
+    public static func layerNorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, eps: Float,
+                                 n: Int, T: Int, out: UnsafeMutablePointer<Float>) {
+        for t in 0..<T {
+            let xr = x + t * n, o = out + t * n
+            var sum: Float = 0
+            for i in 0..<n { sum += xr[i] }
+            let mean = sum / Float(n)
+            var ss: Float = 0
+            for i in 0..<n { let d = xr[i] - mean; ss += d * d }
+            let inv = 1 / (ss / Float(n) + eps).squareRoot()
+            for i in 0..<n { o[i] = (xr[i] - mean) * inv * weight[i] }
+        }
+    }
+
     public static func add(_ a: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, count: Int) {
         for i in 0..<count { a[i] += b[i] }
     }

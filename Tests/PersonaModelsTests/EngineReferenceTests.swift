@@ -118,14 +118,14 @@ final class EngineReferenceTests: XCTestCase {
     /// Gemma's norms as 1 + w). By hand, Scripts/check_gguf_export_llamacpp.py compares these files with llama.cpp's
     /// own converter's (the same tensors) and runs them in llama.cpp.
     func testGGUFExportReproducesTransformers() throws {
-        for arch in ["llama", "llama2", "qwen2", "qwen3", "mistral", "gemma", "smollm3", "olmo2", "qwen2_yarn", "olmo3", "granite", "glm4"] {
+        for arch in ["llama", "llama2", "qwen2", "qwen3", "mistral", "gemma", "smollm3", "olmo2", "qwen2_yarn", "olmo3", "granite", "glm4", "cohere", "cohere2"] {
             let out = FileManager.default.temporaryDirectory.appendingPathComponent("persona-export-\(arch)-\(UUID().uuidString).gguf")
             defer { try? FileManager.default.removeItem(at: out) }
             let net = try ModelLoader.loadNetwork(path: fixture(arch).path)
             let caveats = try net.writeGGUF(to: out, tokenizer: try GGUFTokenizerExport.metadata(directory: fixture(arch), vocabSize: net.config.vocabSize))
             XCTAssertEqual(caveats, [], arch)
             let model = try ModelLoader.loadNetwork(path: out.path)
-            XCTAssertEqual(model.config.ropeStyle, ["llama", "llama2", "mistral", "smollm3", "granite", "glm4"].contains(arch) ? .interleaved : .halfRotation, arch)
+            XCTAssertEqual(model.config.ropeStyle, ["llama", "llama2", "mistral", "smollm3", "granite", "glm4", "cohere", "cohere2"].contains(arch) ? .interleaved : .halfRotation, arch)
             let ref = try reference(arch)
             try checkHiddenStates(model: model, ref: ref, label: "\(arch) exported to GGUF")
             // the embedded tokenizer and chat template give transformers' prompt ids
@@ -447,6 +447,29 @@ final class EngineReferenceTests: XCTestCase {
         let whole = try ArchitectureFixtures.edited("glm4") { $0["partial_rotary_factor"] = 1.0 }
         defer { try? FileManager.default.removeItem(at: whole) }
         XCTAssertGreaterThan(maxAbsDiff(try logits(whole), want), 0.01)
+    }
+
+    /// Cohere and Cohere2 (the `cohere` and `cohere2` fixtures, which the every-architecture checks compare with
+    /// transformers): LayerNorms in a parallel block, logits times logit_scale; Cohere2 turns only its sliding layers.
+    func testCohereParallelLayerNorm() throws {
+        let c = try ModelLoader.loadNetwork(path: fixture("cohere2").path).config
+        XCTAssertTrue(c.layerNorm && c.parallelBlock)
+        XCTAssertEqual(c.slidingLayers, [true, true, true, false])
+        XCTAssertEqual(c.noRopeLayers, [false, false, false, true])
+        XCTAssertEqual(c.logitScale, 4)
+        let ids = try reference("cohere2").ints("input_ids")
+        let want = try reference("cohere2").floats("logits").values
+        func logits(_ dir: URL) throws -> [Float] {
+            let m = try ModelLoader.loadNetwork(path: dir.path)
+            return Array(try m.forward(ids, cache: m.makeCache(), logits: .all))
+        }
+        // a full layer that turned, or logits left unscaled, are other models
+        for edit in [{ (c: inout [String: Any]) in c["layer_types"] = Array(repeating: "sliding_attention", count: 4) },
+                     { c in c["logit_scale"] = 1.0 }] {
+            let dir = try ArchitectureFixtures.edited("cohere2", edit: edit)
+            defer { try? FileManager.default.removeItem(at: dir) }
+            XCTAssertGreaterThan(maxAbsDiff(try logits(dir), want), 0.01)
+        }
     }
 
     /// A Mistral sliding window has no GGUF key (llama.cpp's converter drops it too): the file is written, and the
