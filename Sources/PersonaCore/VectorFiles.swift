@@ -19,6 +19,21 @@ public enum VectorFiles {
     /// Value of the "format" metadata key of our safetensors files.
     public static let formatName = "personascope.vectors/1"
 
+    /// One line per model other than `model` that some of `vectors` say they were extracted from (their `model`
+    /// field; vectors that name none are left out). A vector of another model with the same shape loads and scores
+    /// without error, so the user is told; another quantization of the same model is fine, hence a note and not an error.
+    public static func otherModelNotes(_ vectors: [TraitVector], model: String) -> [String] {
+        var byModel: [String: [String]] = [:]
+        for v in vectors {
+            guard let m = v.model, !m.isEmpty, m.lowercased() != model.lowercased() else { continue }
+            if !(byModel[m] ?? []).contains(v.trait) { byModel[m, default: []].append(v.trait) }
+        }
+        return byModel.keys.sorted().map { m in
+            "note: \(byModel[m]!.joined(separator: ", ")) extracted from '\(m)', the model is '\(model)': fine for another "
+                + "quantization of that model; another model's vectors measure nothing"
+        }
+    }
+
     /// Value of the "convention" metadata key: how rows map to places in the model.
     public static let conventionText = """
         Hugging Face hidden-state rows: each tensor is [L+1, hidden] for a model with L blocks. \

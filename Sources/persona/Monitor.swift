@@ -95,6 +95,7 @@ struct MonitorRun: ParsableCommand {
         let loaded = try ModelLoader.load(path: modelOption.resolvedPath())
         precisionOption.apply(to: loaded.model)
         let vectors = try vectorOptions.load(numLayers: loaded.config.numLayers)
+        VectorFiles.otherModelNotes(vectors, model: loaded.name).forEach(note)
         let session = try MonitorSession(loaded: loaded, vectors: vectors)
         let (specs, condition) = try steering.parsed()
         let layerSel = try LayerSelection(parsing: layers)

@@ -23,6 +23,7 @@ struct Project: ParsableCommand {
     func run() throws {
         let loaded = try ModelLoader.load(path: modelOption.resolvedPath())
         let all = try VectorFiles.load(URL(fileURLWithPath: vectors), numLayers: loaded.config.numLayers)
+        VectorFiles.otherModelNotes(all, model: loaded.name).forEach(note)
         let forTrait = all.filter { $0.trait == trait }
         guard let v = forTrait.first(where: { $0.method == method }) ?? (forTrait.count == 1 ? forTrait.first : nil) else {
             let have = all.map { "\($0.trait)/\($0.method)" }.joined(separator: ", ")

@@ -34,6 +34,7 @@ struct Screen: ParsableCommand {
         let loaded = try ModelLoader.load(path: modelOption.resolvedPath())
         precisionOption.apply(to: loaded.model)
         let all = try vectorOptions.load(numLayers: loaded.config.numLayers)
+        VectorFiles.otherModelNotes(all, model: loaded.name).forEach(note)
         let vectors = try TraitSelection.select(vectorOptions.selected, from: all, option: "--traits")
         let samples = try ScreenSample.load(URL(fileURLWithPath: data))
         let folder = URL(fileURLWithPath: out)

@@ -61,6 +61,7 @@ struct Serve: AsyncParsableCommand {
             let loaded = try ModelLoader.load(path: ModelReference.resolve(model).path)
             precisionOption.apply(to: loaded.model)
             let vs = try vectors.map { try VectorFiles.load(URL(fileURLWithPath: $0), numLayers: loaded.config.numLayers) } ?? []
+            VectorFiles.otherModelNotes(vs, model: loaded.name).forEach(note)
             let b = try EngineBackend(loaded: loaded, vectors: vs, maxBatch: maxConcurrent)
             backend = b
             note("model \(loaded.name) (\(loaded.config.architecture), \(loaded.config.numLayers) layers); traits: \(TraitSelection.available(vs))")

@@ -116,6 +116,21 @@ final class VectorFilesTests: XCTestCase {
 
     // MARK: Our format
 
+    /// Vectors of the same shape from another model load and score without error, so the CLI prints one note per
+    /// other model they name; the model's own vectors, and vectors that name none, print nothing.
+    func testOtherModelNotes() {
+        func v(_ trait: String, _ model: String?) -> TraitVector {
+            TraitVector(trait: trait, method: "response_avg", rows: [[1, 0], [0, 1]], model: model)
+        }
+        XCTAssertEqual(VectorFiles.otherModelNotes([v("evil", "SmolLM2-135M-Instruct.Q4_1"), v("refusal", nil)],
+                                                   model: "smollm2-135m-instruct.q4_1"), [])
+        let notes = VectorFiles.otherModelNotes([v("evil", "Qwen2.5-0.5B"), v("refusal", "Qwen2.5-0.5B"), v("evil", "Qwen2.5-0.5B"),
+                                                 v("verbosity", "gemma-2-2b-it")], model: "SmolLM2-135M-Instruct.Q4_1")
+        XCTAssertEqual(notes.count, 2)
+        XCTAssertTrue(notes[0].hasPrefix("note: evil, refusal extracted from 'Qwen2.5-0.5B', the model is 'SmolLM2-135M-Instruct.Q4_1'"), notes[0])
+        XCTAssertTrue(notes[1].hasPrefix("note: verbosity extracted from 'gemma-2-2b-it'"), notes[1])
+    }
+
     func testOurFormatRoundTripIsExact() throws {
         var a = TraitVector(trait: "evil", method: "response_avg", rows: sampleRows(5, 16, seed: 7), recommendedRow: 3,
                             model: "google/gemma-2-2b-it", positiveMeaning: "more evil", samplesPositive: 87,
