@@ -37,7 +37,6 @@ from safetensors.torch import load_file as torch_load_file, save_file as torch_s
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "Tests/PersonaModelsTests/Fixtures"
 SRC = FIXTURES / "gemma3"
-OUT = FIXTURES / "gemma3_multimodal"
 PINNED = "5.25.0"
 
 
@@ -59,6 +58,67 @@ def sparse_text_config(src: dict) -> dict:
             continue
         text[k] = v
     return text
+
+
+def hub_layout(saved: dict, renames: tuple, drop_head: bool) -> dict:
+    """transformers 5's saved names (model.language_model.*, model.vision_tower.*, ...) as the Hub's 4.x files have them."""
+    hub = {}
+    for k, v in saved.items():
+        if k == "lm_head.weight" and drop_head:
+            continue   # tied to the embedding; the Hub's files do not hold it
+        for new, old in renames:
+            if k.startswith(new):
+                k = old + k[len(new):]
+                break
+        else:
+            assert k.startswith(("language_model.", "vision_tower.", "multi_modal_projector.")), k
+        hub[k] = v
+    assert "language_model.model.embed_tokens.weight" in hub
+    return hub
+
+
+def write_fixture(name: str, src: Path, config: dict, mm, renames: tuple, drop_head: bool, model_cls, check) -> None:
+    """Saves `mm` (bf16) in the Hub's layout with `config` and src's tokenizer files, reloads it with transformers
+    (no missing or unexpected tensor; `check` on its config), and writes its hidden states and logits on src's input
+    ids, which must equal src's reference logits."""
+    import transformers
+    out = FIXTURES / name
+    with tempfile.TemporaryDirectory() as tmp:
+        mm.to(torch.bfloat16).save_pretrained(tmp, safe_serialization=True)
+        hub = hub_layout(torch_load_file(str(Path(tmp) / "model.safetensors")), renames, drop_head)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir()
+    torch_save_file(hub, str(out / "model.safetensors"), metadata={"format": "pt"})
+    (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    for f in ("tokenizer.json", "tokenizer_config.json", "generation_config.json"):
+        shutil.copy(src / f, out / f)
+    model, info = model_cls.from_pretrained(str(out), dtype=torch.float32, attn_implementation="eager",
+                                            output_loading_info=True)
+    assert not any(info[k] for k in ("missing_keys", "unexpected_keys", "mismatched_keys")), info
+    model.eval()
+    check(model.config.text_config)
+    ids = json.loads((src / "reference.json").read_text())["input_ids"]
+    with torch.no_grad():
+        o = model(input_ids=torch.tensor([ids]), output_hidden_states=True, use_cache=False)
+    L = model.config.text_config.num_hidden_layers
+    assert len(o.hidden_states) == L + 1
+    tensors = {f"hidden_states.{i}": o.hidden_states[i][0].float().contiguous().numpy() for i in range(L + 1)}
+    tensors["logits"] = o.logits[0].float().contiguous().numpy()
+    d = float(np.abs(tensors["logits"] - load_file(str(src / "reference.safetensors"))["logits"]).max())
+    assert d < 1e-5, f"{name}: the wrapper's logits differ from the {src.name} fixture's by {d}"
+    save_file(tensors, str(out / "reference.safetensors"), metadata={"generator": "Scripts/make_multimodal_fixtures.py"})
+    meta = {"fixture": name, "architecture": config["architectures"][0], "generator": "Scripts/make_multimodal_fixtures.py",
+            "versions": {"transformers": transformers.__version__, "torch": torch.__version__.split("+")[0]},
+            "input_ids": ids, f"logits_max_abs_diff_from_{src.name}_fixture": d,
+            "tensors": sorted(tensors, key=lambda k: (k != "logits", k)), "tolerance_abs": 1e-4}
+    (out / "reference.json").write_text(json.dumps(meta, indent=1) + "\n")
+    print(f"wrote {out}: {len(hub)} tensors, logits vs {src.name} fixture max |diff| {d:.2e}")
+
+
+def wrapper_config(config: dict) -> dict:
+    """The keys of a written config.json that are not constructor arguments."""
+    return {k: v for k, v in config.items() if k not in ("architectures", "torch_dtype", "transformers_version")}
 
 
 def make_gemma3() -> None:
@@ -83,75 +143,26 @@ def make_gemma3() -> None:
         "torch_dtype": "bfloat16",
         "transformers_version": "4.50.0.dev0",
     }
-
     causal = Gemma3ForCausalLM.from_pretrained(str(SRC), dtype=torch.float32, attn_implementation="eager")
     torch.manual_seed(7)
-    mm = Gemma3ForConditionalGeneration(Gemma3Config(**{k: v for k, v in config.items()
-                                                        if k not in ("architectures", "torch_dtype", "transformers_version")}))
+    mm = Gemma3ForConditionalGeneration(Gemma3Config(**wrapper_config(config)))
     missing, unexpected = mm.model.language_model.load_state_dict(
         {k.removeprefix("model."): v for k, v in causal.state_dict().items() if k != "lm_head.weight"}, strict=True)
     assert not missing and not unexpected
 
-    with tempfile.TemporaryDirectory() as tmp:
-        mm.to(torch.bfloat16).save_pretrained(tmp, safe_serialization=True)
-        saved = torch_load_file(str(Path(tmp) / "model.safetensors"))
-    hub = {}
-    for k, v in saved.items():
-        if k == "lm_head.weight":
-            continue   # tied to the embedding; the Hub's files do not hold it
-        for new, old in (("model.language_model.", "language_model.model."), ("model.vision_tower.", "vision_tower.vision_model."),
-                         ("model.multi_modal_projector.", "multi_modal_projector.")):
-            if k.startswith(new):
-                k = old + k[len(new):]
-                break
-        else:
-            assert k.startswith("language_model.") or k.startswith("vision_tower.") or \
-                k.startswith("multi_modal_projector."), k
-        hub[k] = v
-    assert "language_model.model.embed_tokens.weight" in hub and "language_model.lm_head.weight" not in hub
-
-    if OUT.exists():
-        shutil.rmtree(OUT)
-    OUT.mkdir()
-    torch_save_file(hub, str(OUT / "model.safetensors"), metadata={"format": "pt"})
-    (OUT / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    for name in ("tokenizer.json", "tokenizer_config.json", "generation_config.json"):
-        shutil.copy(SRC / name, OUT / name)
-
-    model, info = Gemma3ForConditionalGeneration.from_pretrained(str(OUT), dtype=torch.float32,
-                                                                 attn_implementation="eager", output_loading_info=True)
-    assert not any(info[k] for k in ("missing_keys", "unexpected_keys", "mismatched_keys")), info
-    model.eval()
-    tc = model.config.text_config
-    assert tc.rms_norm_eps == 1e-6 and tc.tie_word_embeddings and tc.query_pre_attn_scalar == 24
-    assert list(tc.layer_types) == ["sliding_attention"] * 5 + ["full_attention"], tc.layer_types
-    ref = json.loads((SRC / "reference.json").read_text())
-    ids = ref["input_ids"]
-    with torch.no_grad():
-        out = model(input_ids=torch.tensor([ids]), output_hidden_states=True, use_cache=False)
-    L = tc.num_hidden_layers
-    assert len(out.hidden_states) == L + 1
-    tensors = {f"hidden_states.{i}": out.hidden_states[i][0].float().contiguous().numpy() for i in range(L + 1)}
-    tensors["logits"] = out.logits[0].float().contiguous().numpy()
-    causal_ref = load_file(str(SRC / "reference.safetensors"))
-    d = float(np.abs(tensors["logits"] - causal_ref["logits"]).max())
-    assert d < 1e-5, f"the wrapper's logits differ from Gemma3ForCausalLM's by {d}"
-    save_file(tensors, str(OUT / "reference.safetensors"), metadata={"generator": "Scripts/make_multimodal_fixtures.py"})
-    meta = {"fixture": "gemma3_multimodal", "architecture": "Gemma3ForConditionalGeneration",
-            "generator": "Scripts/make_multimodal_fixtures.py",
-            "versions": {"transformers": transformers.__version__, "torch": torch.__version__.split("+")[0]},
-            "input_ids": ids, "logits_max_abs_diff_from_gemma3_fixture": d,
-            "tensors": sorted(tensors, key=lambda k: (k != "logits", k)), "tolerance_abs": 1e-4}
-    (OUT / "reference.json").write_text(json.dumps(meta, indent=1) + "\n")
-    print(f"wrote {OUT}: {len(hub)} tensors, logits vs gemma3 fixture max |diff| {d:.2e}")
+    def check(tc):
+        assert tc.rms_norm_eps == 1e-6 and tc.tie_word_embeddings and tc.query_pre_attn_scalar == 24
+        assert list(tc.layer_types) == ["sliding_attention"] * 5 + ["full_attention"], tc.layer_types
+    write_fixture("gemma3_multimodal", SRC, config, mm,
+                  (("model.language_model.", "language_model.model."), ("model.vision_tower.", "vision_tower.vision_model."),
+                   ("model.multi_modal_projector.", "multi_modal_projector.")),
+                  drop_head=True, model_cls=Gemma3ForConditionalGeneration, check=check)
 
 
 def make_mistral3() -> None:
     """The mistral fixture inside a Mistral3ForConditionalGeneration, in the Hub's 4.x tensor layout."""
-    import transformers
     from transformers import Mistral3Config, Mistral3ForConditionalGeneration, MistralForCausalLM
     src = FIXTURES / "mistral"
-    out = FIXTURES / "mistral3_multimodal"
     text = {k: v for k, v in json.loads((src / "config.json").read_text()).items()
             if k not in ("architectures", "dtype", "transformers_version")}
     assert text["model_type"] == "mistral" and text["tie_word_embeddings"] is False
@@ -169,54 +180,19 @@ def make_mistral3() -> None:
     }
     causal = MistralForCausalLM.from_pretrained(str(src), dtype=torch.float32, attn_implementation="eager")
     torch.manual_seed(8)
-    mm = Mistral3ForConditionalGeneration(Mistral3Config(**{k: v for k, v in config.items()
-                                                          if k not in ("architectures", "torch_dtype", "transformers_version")}))
+    mm = Mistral3ForConditionalGeneration(Mistral3Config(**wrapper_config(config)))
     state = causal.state_dict()
     missing, unexpected = mm.model.language_model.load_state_dict(
         {k.removeprefix("model."): v for k, v in state.items() if k != "lm_head.weight"}, strict=True)
     assert not missing and not unexpected
     mm.lm_head.weight.data.copy_(state["lm_head.weight"])
-    with tempfile.TemporaryDirectory() as tmp:
-        mm.to(torch.bfloat16).save_pretrained(tmp, safe_serialization=True)
-        saved = torch_load_file(str(Path(tmp) / "model.safetensors"))
-    hub = {}
-    for k, v in saved.items():
-        for new, old in (("model.language_model.", "language_model.model."), ("lm_head.", "language_model.lm_head."),
-                         ("model.vision_tower.", "vision_tower."), ("model.multi_modal_projector.", "multi_modal_projector.")):
-            if k.startswith(new):
-                k = old + k[len(new):]
-                break
-        else:
-            assert k.startswith(("language_model.", "vision_tower.", "multi_modal_projector.")), k
-        hub[k] = v
-    assert "language_model.lm_head.weight" in hub and "language_model.model.embed_tokens.weight" in hub
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir()
-    torch_save_file(hub, str(out / "model.safetensors"), metadata={"format": "pt"})
-    (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    for name in ("tokenizer.json", "tokenizer_config.json", "generation_config.json"):
-        shutil.copy(src / name, out / name)
-    model, info = Mistral3ForConditionalGeneration.from_pretrained(str(out), dtype=torch.float32,
-                                                                   attn_implementation="eager", output_loading_info=True)
-    assert not any(info[k] for k in ("missing_keys", "unexpected_keys", "mismatched_keys")), info
-    model.eval()
-    ids = json.loads((src / "reference.json").read_text())["input_ids"]
-    with torch.no_grad():
-        o = model(input_ids=torch.tensor([ids]), output_hidden_states=True, use_cache=False)
-    L = model.config.text_config.num_hidden_layers
-    tensors = {f"hidden_states.{i}": o.hidden_states[i][0].float().contiguous().numpy() for i in range(L + 1)}
-    tensors["logits"] = o.logits[0].float().contiguous().numpy()
-    d = float(np.abs(tensors["logits"] - load_file(str(src / "reference.safetensors"))["logits"]).max())
-    assert d < 1e-5, f"the wrapper's logits differ from MistralForCausalLM's by {d}"
-    save_file(tensors, str(out / "reference.safetensors"), metadata={"generator": "Scripts/make_multimodal_fixtures.py"})
-    meta = {"fixture": "mistral3_multimodal", "architecture": "Mistral3ForConditionalGeneration",
-            "generator": "Scripts/make_multimodal_fixtures.py",
-            "versions": {"transformers": transformers.__version__, "torch": torch.__version__.split("+")[0]},
-            "input_ids": ids, "logits_max_abs_diff_from_mistral_fixture": d,
-            "tensors": sorted(tensors, key=lambda k: (k != "logits", k)), "tolerance_abs": 1e-4}
-    (out / "reference.json").write_text(json.dumps(meta, indent=1) + "\n")
-    print(f"wrote {out}: {len(hub)} tensors, logits vs mistral fixture max |diff| {d:.2e}")
+
+    def check(tc):
+        assert tc.model_type == "mistral" and not tc.tie_word_embeddings
+    write_fixture("mistral3_multimodal", src, config, mm,
+                  (("model.language_model.", "language_model.model."), ("lm_head.", "language_model.lm_head."),
+                   ("model.vision_tower.", "vision_tower."), ("model.multi_modal_projector.", "multi_modal_projector.")),
+                  drop_head=False, model_cls=Mistral3ForConditionalGeneration, check=check)
 
 
 if __name__ == "__main__":
