@@ -183,6 +183,12 @@ final class LanguageModelTensors: TensorStore {
 
 func loadWeights(_ c: ModelConfig, reader r: WeightReader, naming n: TensorNaming) throws -> ModelWeights {
     let D = c.hiddenSize, F = c.intermediateSize
+    // GLM-4's sandwich has names of its own: post_self_attn_layernorm after attention, post_attention_layernorm before
+    // the MLP, post_mlp_layernorm after it
+    let glmNorms: [String: String]? = n == .huggingFace && c.architecture == "glm4"
+        ? ["post_attn_norm": "post_self_attn_layernorm.weight", "ffn_norm_gemma2": "post_attention_layernorm.weight",
+           "post_ffn_norm": "post_mlp_layernorm.weight"]
+        : nil
     // Mixtral's Hub files keep the mixture under block_sparse_moe (w1 gate, w3 up, w2 down), Qwen3-MoE's under mlp
     let hfMoePrefix = c.architecture == "mixtral" && r.has("model.layers.0.block_sparse_moe.gate.weight") ? "block_sparse_moe" : "mlp"
     /// The router (read as gate above) and the experts of layer l: per-expert tensors (the Hub's), the stacked ones
@@ -228,11 +234,7 @@ func loadWeights(_ c: ModelConfig, reader r: WeightReader, naming n: TensorNamin
     for l in 0..<c.numLayers {
         func m(_ p: String, _ rows: Int, _ cols: Int) throws -> WeightMatrix { try r.matrix(n.name(p, layer: l), rows: rows, cols: cols) }
         func v(_ p: String, _ count: Int) throws -> [Float] {
-            // GLM-4's sandwich: post_self_attn_layernorm after attention, post_attention_layernorm before the MLP,
-            // post_mlp_layernorm after it
-            let glm = ["post_attn_norm": "post_self_attn_layernorm.weight", "ffn_norm_gemma2": "post_attention_layernorm.weight",
-                       "post_ffn_norm": "post_mlp_layernorm.weight"]
-            if n == .huggingFace, c.architecture == "glm4", let name = glm[p] { return try r.vector("model.layers.\(l).\(name)", count: count) }
+            if let name = glmNorms?[p] { return try r.vector("model.layers.\(l).\(name)", count: count) }
             return try r.vector(n.name(p, layer: l), count: count)
         }
         let (wq, wk, wv): (WeightMatrix, WeightMatrix, WeightMatrix)
