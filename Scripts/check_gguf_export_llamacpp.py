@@ -26,7 +26,7 @@ Result (2026-12-07, AMD EPYC Zen 4): every fixture writes the same tensors as ll
 file is within RMS 0.008-0.022 of transformers (its bf16 rounding), e.g. phi3_longrope 0.013, phi4_mini 0.022, olmo2 0.010, qwen2_yarn
 0.016 (same rope.scaling keys as its converter), olmo3 0.009 (same sliding-window keys),
 granite 0.003 (same multiplier keys), glm4 0.012, cohere
-0.004, cohere2 0.003.
+0.004, cohere2 0.003, ernie4_5 0.013.
 Mixtures of experts (qwen3_moe, mixtral, olmoe) are not exported: our engine runs llama.cpp's own file of them instead,
 within 5e-6 of transformers (llama.cpp itself: RMS 0.009-0.010).
 """
@@ -43,7 +43,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "Tests" / "PersonaModelsTests" / "Fixtures"
 ARCHS = ["llama", "llama2", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "smollm3", "phi3", "phi3_longrope",
-         "phi4_mini", "olmo2", "qwen2_yarn", "olmo3", "granite", "qwen3_moe", "mixtral", "olmoe", "glm4", "cohere", "cohere2"]
+         "phi4_mini", "olmo2", "qwen2_yarn", "olmo3", "granite", "qwen3_moe", "mixtral", "olmoe", "glm4", "cohere", "cohere2",
+         "ernie4_5"]
 # mixtures of experts are read, not written: llama.cpp's converter makes the file, and our engine runs it
 READ_ONLY = {"qwen3_moe", "mixtral", "olmoe"}
 PINNED = {"llama_cpp_python": "0.3.36", "transformers": "5.25.0", "torch": "2.15.0"}
@@ -52,12 +53,13 @@ PINNED = {"llama_cpp_python": "0.3.36", "transformers": "5.25.0", "torch": "2.15
 CONVERT = """
 import sys
 sys.path.insert(0, sys.argv[1] + "/gguf-py"); sys.path.insert(0, sys.argv[1])
-import conversion.base as base, conversion.gemma as gemma, conversion.phi as phi, conversion.glm as glm
-for mod in (base, gemma, phi, glm):
+import conversion.base as base, conversion.gemma as gemma, conversion.phi as phi, conversion.glm as glm, conversion.ernie as ernie
+for mod in (base, gemma, phi, glm, ernie):
     for cls in vars(mod).values():
         if isinstance(cls, type) and "get_vocab_base_pre" in vars(cls):
             cls.get_vocab_base_pre = lambda self, tok: "gpt-2"
-        if isinstance(cls, type) and cls.__name__ in ("GemmaModel", "Gemma2Model", "Gemma3Model", "Phi3MiniModel", "Glm4Model"):
+        if isinstance(cls, type) and cls.__name__ in ("GemmaModel", "Gemma2Model", "Gemma3Model", "Phi3MiniModel", "Glm4Model",
+                                                      "Ernie4_5Model"):
             cls.set_vocab = lambda self: self._set_vocab_gpt2()
 import convert_hf_to_gguf
 sys.argv = ["convert_hf_to_gguf.py"] + sys.argv[2:]

@@ -12,7 +12,7 @@ Pinned environment it was run with (checked at start; pass --any-version to over
 
 What it writes (Tests/PersonaModelsTests/Fixtures/, described in README.md there):
   * one folder per architecture (llama, llama2, mistral, qwen2, qwen3, gemma, gemma2, gemma3, smollm3, phi3, phi3_longrope,
-    phi4_mini, olmo2, qwen2_yarn, olmo3, granite, qwen3_moe, mixtral, olmoe, glm4, cohere, cohere2) holding a tiny
+    phi4_mini, olmo2, qwen2_yarn, olmo3, granite, qwen3_moe, mixtral, olmoe, glm4, cohere, cohere2, ernie4_5) holding a tiny
     random model saved by transformers as bf16 safetensors, its config.json, generation_config.json,
     a tiny byte-level BPE tokenizer (tokenizer.json + tokenizer_config.json with a chat template),
     and reference.safetensors + reference.json with transformers' outputs;
@@ -313,6 +313,11 @@ MODELS = {
     "cohere2": dict(arch="Cohere2ForCausalLM", family="llama3", seed=261, layers=4, legacy_rope=True,
                     cfg=dict(tie_word_embeddings=True, layer_norm_eps=1e-5, attention_bias=False, sliding_window=6,
                              logit_scale=0.25, rope_parameters=dict(rope_type="default", rope_theta=10000.0))),
+    # ERNIE-4.5 (dense, 0.3B): the Llama block with RoPE in interleaved pairs, tied, no biases; the Hub's top-level
+    # rope_theta layout; llama2 tokenizer family. transformers 5.25.
+    "ernie4_5": dict(arch="Ernie4_5ForCausalLM", family="llama2", seed=273, layers=2, legacy_rope=True,
+                     cfg=dict(tie_word_embeddings=True, rms_norm_eps=1e-5, use_bias=False, head_dim=16,
+                              rope_parameters=dict(rope_type="default", rope_theta=500000.0))),
 }
 
 # Init scales: large enough that attention is not uniform and logits are not near zero.
@@ -398,7 +403,8 @@ def make_config(name: str, spec: dict, tok):
                   "Gemma3ForCausalLM": "gemma3_text", "SmolLM3ForCausalLM": "smollm3", "Phi3ForCausalLM": "phi3",
                   "Olmo2ForCausalLM": "olmo2", "Olmo3ForCausalLM": "olmo3", "GraniteForCausalLM": "granite",
                   "Qwen3MoeForCausalLM": "qwen3_moe", "MixtralForCausalLM": "mixtral", "OlmoeForCausalLM": "olmoe",
-                  "Glm4ForCausalLM": "glm4", "CohereForCausalLM": "cohere", "Cohere2ForCausalLM": "cohere2"}[spec["arch"]]
+                  "Glm4ForCausalLM": "glm4", "CohereForCausalLM": "cohere", "Cohere2ForCausalLM": "cohere2",
+                  "Ernie4_5ForCausalLM": "ernie4_5"}[spec["arch"]]
     kw = dict(COMMON_SHAPE)
     kw.update(copy.deepcopy(spec["cfg"]))
     kw.update(num_hidden_layers=spec["layers"], vocab_size=tok.get_vocab_size(),

@@ -19,6 +19,7 @@ public enum ArchitectureRegistry {
         GemmaArchitecture.self, Gemma2Architecture.self, Gemma3Architecture.self, SmolLM3Architecture.self,
         Phi3Architecture.self, OLMo2Architecture.self, GraniteArchitecture.self, Qwen3MoEArchitecture.self,
         MixtralArchitecture.self, OLMoEArchitecture.self, GLM4Architecture.self, CohereArchitecture.self,
+        ErnieArchitecture.self,
     ]
 
     public static var supportedModelTypes: [String] { all.flatMap { $0.hfModelTypes }.sorted() }
