@@ -26,7 +26,8 @@ Result (2026-12-07, AMD EPYC Zen 4): every fixture writes the same tensors as ll
 file is within RMS 0.008-0.022 of transformers (its bf16 rounding), e.g. phi3_longrope 0.013, phi4_mini 0.022, olmo2 0.010, qwen2_yarn
 0.016 (same rope.scaling keys as its converter), olmo3 0.009 (same sliding-window keys),
 granite 0.003 (same multiplier keys), glm4 0.012, cohere
-0.004, cohere2 0.003, ernie4_5 0.013.
+0.004, cohere2 0.003, ernie4_5 0.013, exaone4 (without its window,
+as llama.cpp reads a window only in a 64-layer file) 0.010.
 Mixtures of experts (qwen3_moe, mixtral, olmoe) are not exported: our engine runs llama.cpp's own file of them instead,
 within 5e-6 of transformers (llama.cpp itself: RMS 0.009-0.010).
 """
@@ -44,7 +45,7 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "Tests" / "PersonaModelsTests" / "Fixtures"
 ARCHS = ["llama", "llama2", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "smollm3", "phi3", "phi3_longrope",
          "phi4_mini", "olmo2", "qwen2_yarn", "olmo3", "granite", "qwen3_moe", "mixtral", "olmoe", "glm4", "cohere", "cohere2",
-         "ernie4_5"]
+         "ernie4_5", "exaone4"]
 # mixtures of experts are read, not written: llama.cpp's converter makes the file, and our engine runs it
 READ_ONLY = {"qwen3_moe", "mixtral", "olmoe"}
 PINNED = {"llama_cpp_python": "0.3.36", "transformers": "5.25.0", "torch": "2.15.0"}
@@ -116,6 +117,12 @@ def main():
                     cfg["sliding_window"] = None   # llama.cpp runs phi3 without it; transformers must too, to compare
                 else:
                     cfg["query_pre_attn_scalar"] = cfg["head_dim"]
+                (folder / "config.json").write_text(json.dumps(cfg))
+            if arch == "exaone4":
+                # llama.cpp reads a window only in a 64-layer exaone4 file: the fixture runs without one (as the 1.2B)
+                cfg = json.loads((folder / "config.json").read_text())
+                cfg["sliding_window"] = None
+                cfg["layer_types"] = ["full_attention"] * cfg["num_hidden_layers"]   # as EXAONE-4.0-1.2B's config
                 (folder / "config.json").write_text(json.dumps(cfg))
             if arch == "cohere2":
                 # its converter reads rotary_pct, which Command-R7B's config has and transformers 5 does not write

@@ -12,7 +12,8 @@ Pinned environment it was run with (checked at start; pass --any-version to over
 
 What it writes (Tests/PersonaModelsTests/Fixtures/, described in README.md there):
   * one folder per architecture (llama, llama2, mistral, qwen2, qwen3, gemma, gemma2, gemma3, smollm3, phi3, phi3_longrope,
-    phi4_mini, olmo2, qwen2_yarn, olmo3, granite, qwen3_moe, mixtral, olmoe, glm4, cohere, cohere2, ernie4_5) holding a tiny
+    phi4_mini, olmo2, qwen2_yarn, olmo3, granite, qwen3_moe, mixtral, olmoe, glm4, cohere, cohere2, ernie4_5,
+    exaone4) holding a tiny
     random model saved by transformers as bf16 safetensors, its config.json, generation_config.json,
     a tiny byte-level BPE tokenizer (tokenizer.json + tokenizer_config.json with a chat template),
     and reference.safetensors + reference.json with transformers' outputs;
@@ -318,6 +319,12 @@ MODELS = {
     "ernie4_5": dict(arch="Ernie4_5ForCausalLM", family="llama2", seed=273, layers=2, legacy_rope=True,
                      cfg=dict(tie_word_embeddings=True, rms_norm_eps=1e-5, use_bias=False, head_dim=16,
                               rope_parameters=dict(rope_type="default", rope_theta=500000.0))),
+    # EXAONE 4.0 (32B layout): post norms only, per-head q / k norms, sliding_window 6 on layers 0-2 and full attention
+    # without RoPE on layer 3 (the default pattern of 4, written as layer_types); untied, the Hub's top-level
+    # rope_theta layout; qwen2 tokenizer family. transformers 5.25.
+    "exaone4": dict(arch="Exaone4ForCausalLM", family="qwen2", seed=291, layers=4, legacy_rope=True,
+                    cfg=dict(tie_word_embeddings=False, rms_norm_eps=1e-5, head_dim=16, sliding_window=6,
+                             sliding_window_pattern=4, rope_parameters=dict(rope_type="default", rope_theta=1000000.0))),
 }
 
 # Init scales: large enough that attention is not uniform and logits are not near zero.
@@ -404,7 +411,7 @@ def make_config(name: str, spec: dict, tok):
                   "Olmo2ForCausalLM": "olmo2", "Olmo3ForCausalLM": "olmo3", "GraniteForCausalLM": "granite",
                   "Qwen3MoeForCausalLM": "qwen3_moe", "MixtralForCausalLM": "mixtral", "OlmoeForCausalLM": "olmoe",
                   "Glm4ForCausalLM": "glm4", "CohereForCausalLM": "cohere", "Cohere2ForCausalLM": "cohere2",
-                  "Ernie4_5ForCausalLM": "ernie4_5"}[spec["arch"]]
+                  "Ernie4_5ForCausalLM": "ernie4_5", "Exaone4ForCausalLM": "exaone4"}[spec["arch"]]
     kw = dict(COMMON_SHAPE)
     kw.update(copy.deepcopy(spec["cfg"]))
     kw.update(num_hidden_layers=spec["layers"], vocab_size=tok.get_vocab_size(),
@@ -679,9 +686,9 @@ def make_model_fixture(name: str, spec: dict, tokenizers_by_family: dict, versio
         rp = model.config.rope_parameters
         assert rp["full_attention"]["rope_type"] == "yarn" and rp["sliding_attention"]["rope_type"] == "default", rp
         assert "layer_types" in json.loads((folder / "config.json").read_text())
-    if name == "cohere2":
+    if name in ("cohere2", "exaone4"):
         assert list(model.config.layer_types) == ["sliding_attention"] * 3 + ["full_attention"], model.config.layer_types
-    if name in ("gemma2", "gemma3", "phi3", "olmo3", "cohere2"):
+    if name in ("gemma2", "gemma3", "phi3", "olmo3", "cohere2", "exaone4"):
         assert T_INPUT > 2 * config.sliding_window
     if name == "qwen2_yarn":
         assert abs(model.model.rotary_emb.attention_scaling - (0.1 * np.log(4) + 1)) < 1e-6

@@ -19,7 +19,7 @@ public enum ArchitectureRegistry {
         GemmaArchitecture.self, Gemma2Architecture.self, Gemma3Architecture.self, SmolLM3Architecture.self,
         Phi3Architecture.self, OLMo2Architecture.self, GraniteArchitecture.self, Qwen3MoEArchitecture.self,
         MixtralArchitecture.self, OLMoEArchitecture.self, GLM4Architecture.self, CohereArchitecture.self,
-        ErnieArchitecture.self,
+        ErnieArchitecture.self, Exaone4Architecture.self,
     ]
 
     public static var supportedModelTypes: [String] { all.flatMap { $0.hfModelTypes }.sorted() }
@@ -218,8 +218,8 @@ struct GGUFConfig {
     /// which layers slide from `attention.sliding_window_pattern`, a per-layer list of booleans or every n-th layer
     /// full (n from the file, else `every`; 0: every layer slides); the sliding layers' RoPE base from
     /// `rope.freq_base_swa`, else `defaultBase`, unscaled.
-    func readSlidingWindow(_ c: inout ModelConfig, every: Int, defaultBase: Double) throws {
-        guard let window = optInt("attention.sliding_window"), window > 0 else { return }
+    func readSlidingWindow(_ c: inout ModelConfig, every: Int, defaultBase: Double, defaultWindow: Int? = nil) throws {
+        guard let window = optInt("attention.sliding_window") ?? defaultWindow, window > 0 else { return }
         c.slidingWindow = window
         let key = "\(arch).attention.sliding_window_pattern"
         if let list = file.metadata[key]?.array {

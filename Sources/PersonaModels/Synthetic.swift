@@ -146,7 +146,7 @@ extension TransformerModel {
     /// Writes the weights, in their stored types, as a GGUF with llama.cpp's tensor names and metadata, as its
     /// converter (convert_hf_to_gguf.py) writes them: llama and mistral -> `llama`, qwen2, qwen3, gemma, gemma2, gemma3,
     /// smollm3, phi3 (fused attn_qkv and gate|up ffn_up), olmo2 and olmo3 -> `olmo2`, granite, glm4 (gate|up ffn_up),
-    /// cohere -> `command-r`, cohere2, ernie4_5. Q/K rows are permuted for the `llama`, `smollm3` and `granite` architectures when the model uses HF's rotate_half RoPE, so that
+    /// cohere -> `command-r`, cohere2, ernie4_5, exaone4. Q/K rows are permuted for the `llama`, `smollm3` and `granite` architectures when the model uses HF's rotate_half RoPE, so that
     /// llama.cpp's interleaved RoPE computes the same thing; Llama-3 RoPE scaling becomes the `rope_freqs` tensor;
     /// Gemma's norm weights are stored as (1 + w), in f32. What a GGUF cannot say is refused with the reason (a
     /// Gemma-2 query_pre_attn_scalar or sliding-window layout other than the ones llama.cpp infers), or, where
@@ -170,14 +170,14 @@ extension TransformerModel {
         }
         let archs = ["llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma": "gemma", "gemma2": "gemma2",
                      "gemma3": "gemma3", "smollm3": "smollm3", "phi3": "phi3", "olmo2": "olmo2", "olmo3": "olmo2", "granite": "granite", "glm4": "glm4", "cohere": "command-r", "cohere2": "cohere2",
-                     "ernie4_5": "ernie4_5"]
+                     "ernie4_5": "ernie4_5", "exaone4": "exaone4"]
         guard let arch = archs[c.architecture] else {
             throw ModelError("GGUF export: architecture \(c.architecture) is not supported (\(archs.keys.sorted().joined(separator: ", ")))")
         }
         var caveats: [String] = []
         if let w = c.slidingWindow, arch == "phi3" {
             caveats.append("sliding_window \(w) is written but llama.cpp runs phi3 files without it (and so does this reader, to match), so the file attends to the whole context and differs from the folder past \(w) tokens")
-        } else if let w = c.slidingWindow, !arch.hasPrefix("gemma"), arch != "olmo2", arch != "cohere2" {
+        } else if let w = c.slidingWindow, !arch.hasPrefix("gemma"), !["olmo2", "cohere2", "exaone4"].contains(arch) {
             caveats.append("sliding_window \(w) is not written: GGUF \(arch) has no sliding window (llama.cpp's converter drops it too), so the file attends to the whole context and differs from the folder past \(w) tokens")
         }
         if arch.hasPrefix("gemma") {
@@ -201,6 +201,11 @@ extension TransformerModel {
         }
         if let y = c.yarn, y.betaFast != 32 || y.betaSlow != 1 || !y.truncate {
             throw ModelError("GGUF export: yarn with beta_fast \(y.betaFast), beta_slow \(y.betaSlow)\(y.truncate ? "" : ", truncate false") cannot be written: llama.cpp runs yarn with 32, 1 and whole-dimension ramp ends")
+        }
+        if arch == "exaone4", let w = c.slidingWindow, c.slidingLayers.contains(true) {
+            guard c.numLayers == 64, c.noRopeLayers == c.slidingLayers.map({ !$0 }) else {
+                throw ModelError("GGUF export: exaone4 with sliding_window \(w) cannot be written for \(c.numLayers) layers: llama.cpp reads a window only in a 64-layer exaone4 file")
+            }
         }
         if arch == "cohere2", c.slidingWindow == nil || c.noRopeLayers != c.slidingLayers.map({ !$0 }) || c.slidingRopeTheta != nil {
             throw ModelError("GGUF export: cohere2 without a window, or turning other layers than the sliding ones, cannot be written: llama.cpp turns exactly the sliding layers")
@@ -257,9 +262,9 @@ extension TransformerModel {
         if arch == "command-r" || arch == "cohere2" {   // Cohere: logits times logit_scale, as its converter writes it
             g.set("\(arch).logit_scale", .float32(1 / c.logitScale))
         }
-        if arch == "cohere2", let w = c.slidingWindow {
-            g.set("cohere2.attention.sliding_window", .uint32(UInt32(w)))
-            g.set("cohere2.attention.sliding_window_pattern", .array(c.slidingLayers.map { .bool($0) }))
+        if arch == "cohere2" || arch == "exaone4", let w = c.slidingWindow, c.slidingLayers.contains(true) {
+            g.set("\(arch).attention.sliding_window", .uint32(UInt32(w)))
+            g.set("\(arch).attention.sliding_window_pattern", .array(c.slidingLayers.map { .bool($0) }))
         }
         if arch == "granite" {   // its four multipliers, as its converter writes them
             g.set("granite.embedding_scale", .float32(c.embedScale))

@@ -472,6 +472,33 @@ final class EngineReferenceTests: XCTestCase {
         }
     }
 
+    /// EXAONE 4.0 (the `exaone4` fixture, which the every-architecture checks compare with transformers): its full
+    /// layer turns with no RoPE when there is a window; without one every layer turns, and only that form exports,
+    /// since llama.cpp reads a window only in a 64-layer exaone4 file.
+    func testExaone4WindowAndNoRope() throws {
+        let c = try ModelLoader.loadNetwork(path: fixture("exaone4").path).config
+        XCTAssertEqual(c.norms, .post)
+        XCTAssertEqual(c.noRopeLayers, [false, false, false, true])
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("persona-exaone4-\(UUID().uuidString).gguf")
+        defer { try? FileManager.default.removeItem(at: out) }
+        XCTAssertThrowsError(try ModelLoader.loadNetwork(path: fixture("exaone4").path).writeGGUF(to: out)) { e in
+            XCTAssertTrue("\(e)".contains("llama.cpp reads a window only in a 64-layer exaone4 file"), "\(e)")
+        }
+        let plain = try ArchitectureFixtures.edited("exaone4") { c in
+            c["sliding_window"] = NSNull()
+            c["layer_types"] = Array(repeating: "full_attention", count: 4)   // as EXAONE-4.0-1.2B's config
+        }
+        defer { try? FileManager.default.removeItem(at: plain) }
+        let folder = try ModelLoader.loadNetwork(path: plain.path)
+        XCTAssertEqual(folder.config.noRopeLayers, [])
+        XCTAssertEqual(try folder.writeGGUF(to: out), [])
+        let ids = try reference("exaone4").ints("input_ids")
+        func logits(_ m: TransformerModel) throws -> [Float] { Array(try m.forward(ids, cache: m.makeCache(), logits: .all)) }
+        let windowless = try logits(folder)
+        XCTAssertLessThanOrEqual(maxAbsDiff(try logits(try ModelLoader.loadNetwork(path: out.path)), windowless), 1e-5)
+        XCTAssertGreaterThan(maxAbsDiff(windowless, try reference("exaone4").floats("logits").values), 0.01)
+    }
+
     /// A Mistral sliding window has no GGUF key (llama.cpp's converter drops it too): the file is written, and the
     /// caveat says what differs.
     func testMistralSlidingWindowIsACaveat() throws {
