@@ -214,11 +214,14 @@ struct GGUFConfig {
         c.ropeLinearFactor = factor
     }
 
-    /// The sliding window as llama.cpp reads it for gemma3 and olmo2: none without `attention.sliding_window` (or 0);
-    /// which layers slide from `attention.sliding_window_pattern`, a per-layer list of booleans or every n-th layer
-    /// full (n from the file, else `every`; 0: every layer slides); the sliding layers' RoPE base from
-    /// `rope.freq_base_swa`, else `defaultBase`, unscaled.
-    func readSlidingWindow(_ c: inout ModelConfig, every: Int, defaultBase: Double, defaultWindow: Int? = nil) throws {
+    /// The sliding window as llama.cpp reads it for gemma3, olmo2, cohere2 and exaone4: none without
+    /// `attention.sliding_window` (or 0, unless `defaultWindow`); which layers slide from
+    /// `attention.sliding_window_pattern`, a per-layer list of booleans or every n-th layer full (n from the file, else
+    /// `every`; 0: every layer slides); the sliding layers' RoPE base from `rope.freq_base_swa`, else `defaultBase`,
+    /// unscaled. `onlySlidingLayersTurn` (cohere2, exaone4): the full layers use no RoPE and the sliding ones turn with
+    /// the model's own scaling, so they share its table unless the file gives them another base.
+    func readSlidingWindow(_ c: inout ModelConfig, every: Int, defaultBase: Double, defaultWindow: Int? = nil,
+                           onlySlidingLayersTurn: Bool = false) throws {
         guard let window = optInt("attention.sliding_window") ?? defaultWindow, window > 0 else { return }
         c.slidingWindow = window
         let key = "\(arch).attention.sliding_window_pattern"
@@ -233,6 +236,13 @@ struct GGUFConfig {
             c.slidingLayers = (0..<c.numLayers).map { n == 0 || $0 % n < n - 1 }
         }
         c.slidingRopeTheta = optDouble("rope.freq_base_swa") ?? defaultBase
+        if onlySlidingLayersTurn {
+            c.noRopeLayers = c.slidingLayers.map { !$0 }
+            if c.slidingRopeTheta == c.ropeTheta { c.slidingRopeTheta = nil }
+            if c.slidingRopeTheta != nil, c.ropeLinearFactor != 1 || c.yarn != nil {
+                throw ModelError("\(source): unsupported metadata: \(arch).rope.freq_base_swa with rope scaling (llama.cpp scales the sliding layers too)")
+            }
+        }
     }
 
     func optInt(_ key: String) -> Int? { file.metadata["\(arch).\(key)"]?.int }

@@ -245,26 +245,18 @@ extension TransformerModel {
             if let v = c.finalLogitSoftcap { g.set("gemma2.final_logit_softcapping", .float32(v)) }
             if let w = c.slidingWindow { g.set("gemma2.attention.sliding_window", .uint32(UInt32(w))) }
         }
-        if arch == "gemma3" {
-            // the window, which layers slide (as a list, which llama.cpp reads before any default) and their RoPE base
-            if let w = c.slidingWindow, c.slidingLayers.contains(true) {
-                g.set("gemma3.attention.sliding_window", .uint32(UInt32(w)))
-                g.set("gemma3.attention.sliding_window_pattern", .array(c.slidingLayers.map { .bool($0) }))
-                g.set("gemma3.rope.freq_base_swa", .float32(Float(c.slidingRopeTheta ?? c.ropeTheta)))
-            }
-            if let v = c.finalLogitSoftcap { g.set("gemma3.final_logit_softcapping", .float32(v)) }
-        }
-        if arch == "olmo2", let w = c.slidingWindow, c.slidingLayers.contains(true) {   // OLMo-3, as its converter writes it
-            g.set("olmo2.attention.sliding_window", .uint32(UInt32(w)))
-            g.set("olmo2.attention.sliding_window_pattern", .array(c.slidingLayers.map { .bool($0) }))
-            if let base = c.slidingRopeTheta, base != c.ropeTheta { g.set("olmo2.rope.freq_base_swa", .float32(Float(base))) }
-        }
-        if arch == "command-r" || arch == "cohere2" {   // Cohere: logits times logit_scale, as its converter writes it
-            g.set("\(arch).logit_scale", .float32(1 / c.logitScale))
-        }
-        if arch == "cohere2" || arch == "exaone4", let w = c.slidingWindow, c.slidingLayers.contains(true) {
+        // what GGUFConfig.readSlidingWindow reads back (gemma3, olmo2 for OLMo-3, cohere2, exaone4): the window, which
+        // layers slide (as a list, which llama.cpp reads before any default) and their RoPE base (always for gemma3,
+        // whose reader's default is 1e4, as its converter writes it; for the others when it is not the model's own)
+        if ["gemma3", "olmo2", "cohere2", "exaone4"].contains(arch), let w = c.slidingWindow, c.slidingLayers.contains(true) {
             g.set("\(arch).attention.sliding_window", .uint32(UInt32(w)))
             g.set("\(arch).attention.sliding_window_pattern", .array(c.slidingLayers.map { .bool($0) }))
+            let base = c.slidingRopeTheta ?? c.ropeTheta
+            if arch == "gemma3" || base != c.ropeTheta { g.set("\(arch).rope.freq_base_swa", .float32(Float(base))) }
+        }
+        if arch == "gemma3", let v = c.finalLogitSoftcap { g.set("gemma3.final_logit_softcapping", .float32(v)) }
+        if arch == "command-r" || arch == "cohere2" {   // Cohere: logits times logit_scale, as its converter writes it
+            g.set("\(arch).logit_scale", .float32(1 / c.logitScale))
         }
         if arch == "granite" {   // its four multipliers, as its converter writes them
             g.set("granite.embedding_scale", .float32(c.embedScale))

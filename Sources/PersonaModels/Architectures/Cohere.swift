@@ -39,13 +39,7 @@ enum CohereArchitecture: Architecture {
         c.logitScale = try scale(g.optDouble("logit_scale") ?? 1, source: g.source)   // llama.cpp: none without the key
         if two {
             guard g.optInt("attention.sliding_window") ?? 0 > 0 else { throw ModelError("\(g.source): missing metadata 'cohere2.attention.sliding_window'") }
-            try g.readSlidingWindow(&c, every: 4, defaultBase: c.ropeTheta)
-            c.noRopeLayers = c.slidingLayers.map { !$0 }
-            // llama.cpp turns the sliding layers with the model's scaling (and rope.freq_base_swa, if any)
-            if c.slidingRopeTheta == c.ropeTheta { c.slidingRopeTheta = nil }
-            if c.slidingRopeTheta != nil, c.ropeLinearFactor != 1 || c.yarn != nil {
-                throw ModelError("\(g.source): unsupported metadata: cohere2.rope.freq_base_swa with rope scaling")
-            }
+            try g.readSlidingWindow(&c, every: 4, defaultBase: c.ropeTheta, onlySlidingLayersTurn: true)
         }
         return c
     }

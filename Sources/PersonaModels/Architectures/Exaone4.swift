@@ -35,9 +35,7 @@ enum Exaone4Architecture: Architecture {
         c.norms = .post
         c.qkNorm = true
         if c.numLayers == 64 {   // llama.cpp: a window of 4096 unless the file says otherwise, every 4th layer full
-            try g.readSlidingWindow(&c, every: 4, defaultBase: c.ropeTheta, defaultWindow: 4096)
-            if c.slidingRopeTheta == c.ropeTheta { c.slidingRopeTheta = nil }   // the same table, with the scaling
-            c.noRopeLayers = c.slidingLayers.map { !$0 }
+            try g.readSlidingWindow(&c, every: 4, defaultBase: c.ropeTheta, defaultWindow: 4096, onlySlidingLayersTurn: true)
         }
         return c
     }

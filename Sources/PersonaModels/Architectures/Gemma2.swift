@@ -1,3 +1,5 @@
+import Foundation
+
 /// Gemma-2: Gemma plus sandwich norms (post-attention and post-feed-forward), attention and final
 /// logit soft-capping, query_pre_attn_scalar, and a sliding window on alternating layers.
 enum Gemma2Architecture: Architecture {
@@ -25,6 +27,16 @@ enum Gemma2Architecture: Architecture {
             c.slidingLayers = (0..<c.numLayers).map(byDefault)
         }
         if c.slidingWindow == nil { c.slidingLayers = Array(repeating: false, count: c.numLayers) }
+    }
+
+    /// The sliding layers' unscaled RoPE base (Gemma-3, OLMo-3): rope_parameters.sliding_attention's, else `otherwise`
+    /// (the older configs' key); a scaling of the sliding layers is not something this engine runs, so it is refused.
+    static func slidingRopeTheta(_ j: JSONConfig, otherwise: Double) throws -> Double {
+        let local = j.optDict("rope_parameters")?["sliding_attention"] as? [String: Any]
+        if let type = local?["rope_type"] as? String, type != "default" {
+            throw ModelError("\(j.source): unsupported rope_parameters.sliding_attention.rope_type '\(type)' (supported: default)")
+        }
+        return (local?["rope_theta"] as? NSNumber)?.doubleValue ?? otherwise
     }
 
     /// The attention scale llama.cpp assumes for a gemma2 / gemma3 GGUF, which has no query_pre_attn_scalar key: it

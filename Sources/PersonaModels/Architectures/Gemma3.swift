@@ -39,11 +39,7 @@ enum Gemma3Architecture: Architecture {
         guard pattern > 0 else { throw ModelError("\(j.source): invalid config: sliding_window_pattern \(pattern)") }
         Gemma2Architecture.readSlidingLayers(j, into: &c) { ($0 + 1) % pattern != 0 }
         // the sliding layers' RoPE: rope_parameters.sliding_attention, or the older rope_local_base_freq
-        let local = (j.optDict("rope_parameters")?["sliding_attention"] as? [String: Any])
-        if let type = local?["rope_type"] as? String, type != "default" {
-            throw ModelError("\(j.source): unsupported rope_parameters.sliding_attention.rope_type '\(type)' (supported: default)")
-        }
-        c.slidingRopeTheta = (local?["rope_theta"] as? NSNumber)?.doubleValue ?? j.optDouble("rope_local_base_freq") ?? 10000
+        c.slidingRopeTheta = try Gemma2Architecture.slidingRopeTheta(j, otherwise: j.optDouble("rope_local_base_freq") ?? 10000)
         return c
     }
 

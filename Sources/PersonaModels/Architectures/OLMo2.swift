@@ -22,13 +22,8 @@ enum OLMo2Architecture: Architecture {
         c.qkNormAcrossHeads = true
         if olmo3 {
             Gemma2Architecture.readSlidingLayers(j, into: &c) { ($0 + 1) % 4 != 0 }   // transformers' default pattern
-            let local = j.optDict("rope_parameters")?["sliding_attention"] as? [String: Any]
-            if let type = local?["rope_type"] as? String, type != "default" {
-                throw ModelError("\(j.source): unsupported rope_parameters.sliding_attention.rope_type '\(type)' (supported: default)")
-            }
-            if c.slidingWindow != nil {
-                c.slidingRopeTheta = (local?["rope_theta"] as? NSNumber)?.doubleValue ?? j.optDouble("rope_theta") ?? 500_000
-            }
+            let theta = try Gemma2Architecture.slidingRopeTheta(j, otherwise: j.optDouble("rope_theta") ?? 500_000)
+            if c.slidingWindow != nil { c.slidingRopeTheta = theta }
         }
         return c
     }
