@@ -32,6 +32,12 @@ final class EngineReferenceTests: XCTestCase {
         XCTAssertLessThanOrEqual(d, tolerance, "\(label) logits max |diff| \(d)")
     }
 
+    /// Every position's logits of `model` (or the model at `path`) on `ids`, from an empty cache.
+    func logits(_ model: TransformerModel, _ ids: [Int]) throws -> [Float] {
+        Array(try model.forward(ids, cache: model.makeCache(), logits: .all))
+    }
+    func logits(_ path: String, _ ids: [Int]) throws -> [Float] { try logits(try ModelLoader.loadNetwork(path: path), ids) }
+
     func greedy(model: TransformerModel, prompt: [Int], steps: Int) throws -> [Int] {
         let cache = model.makeCache(capacity: prompt.count + steps)
         var out: [Int] = []
@@ -165,16 +171,15 @@ final class EngineReferenceTests: XCTestCase {
         let hub = try ModelLoader.loadNetwork(path: fixture("smollm3").path)
         XCTAssertEqual(hub.config.noRopeLayers, [false, false, false, true])
         let ids = try reference("smollm3").ints("input_ids")
-        func logits(_ m: TransformerModel) throws -> [Float] { Array(try m.forward(ids, cache: m.makeCache(), logits: .all)) }
         let interval = try ArchitectureFixtures.edited("smollm3") { $0.removeValue(forKey: "no_rope_layers") }
         defer { try? FileManager.default.removeItem(at: interval) }
         let fromInterval = try ModelLoader.loadNetwork(path: interval.path)
         XCTAssertEqual(fromInterval.config.noRopeLayers, hub.config.noRopeLayers)
-        XCTAssertEqual(try logits(fromInterval), try logits(hub))
+        XCTAssertEqual(try logits(fromInterval, ids), try logits(hub, ids))
         let everyLayer = try ArchitectureFixtures.edited("smollm3") { $0["no_rope_layers"] = [1, 1, 1, 1] }
         defer { try? FileManager.default.removeItem(at: everyLayer) }
         let withRope = try ModelLoader.loadNetwork(path: everyLayer.path)
-        XCTAssertGreaterThan(maxAbsDiff(try logits(withRope), try reference("smollm3").floats("logits").values), 0.1)
+        XCTAssertGreaterThan(maxAbsDiff(try logits(withRope, ids), try reference("smollm3").floats("logits").values), 0.1)
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("persona-smollm3-\(UUID().uuidString).gguf")
         defer { try? FileManager.default.removeItem(at: out) }
         XCTAssertThrowsError(try withRope.writeGGUF(to: out)) { e in
@@ -210,9 +215,8 @@ final class EngineReferenceTests: XCTestCase {
         let windowless = try ArchitectureFixtures.edited("phi3") { $0["sliding_window"] = NSNull() }
         defer { try? FileManager.default.removeItem(at: windowless) }
         let ids = try reference("phi3").ints("input_ids")
-        func logits(_ m: TransformerModel) throws -> [Float] { Array(try m.forward(ids, cache: m.makeCache(), logits: .all)) }
-        let plain = try logits(try ModelLoader.loadNetwork(path: windowless.path))
-        XCTAssertLessThanOrEqual(maxAbsDiff(try logits(gguf), plain), 1e-5)
+        let plain = try logits(windowless.path, ids)
+        XCTAssertLessThanOrEqual(maxAbsDiff(try logits(gguf, ids), plain), 1e-5)
         // the window matters over these 16 tokens, so the reference is not matched without it
         XCTAssertGreaterThan(maxAbsDiff(plain, try reference("phi3").floats("logits").values), 0.01)
         let longrope = try ArchitectureFixtures.edited("phi3") {
@@ -237,12 +241,11 @@ final class EngineReferenceTests: XCTestCase {
         XCTAssertThrowsError(try folder.forward(Array(repeating: 5, count: 65), cache: folder.makeCache(capacity: 65), logits: .last))
         // without the attention factor (or with the long factors) it is another model
         let ids = try reference("phi3_longrope").ints("input_ids")
-        func logits(_ m: TransformerModel) throws -> [Float] { Array(try m.forward(ids, cache: m.makeCache(), logits: .all)) }
         let unscaled = try ArchitectureFixtures.edited("phi3_longrope") { c in
             var s = c["rope_scaling"] as! [String: Any]; s["attention_factor"] = 1.0; c["rope_scaling"] = s
         }
         defer { try? FileManager.default.removeItem(at: unscaled) }
-        XCTAssertGreaterThan(maxAbsDiff(try logits(try ModelLoader.loadNetwork(path: unscaled.path)), try logits(folder)), 0.01)
+        XCTAssertGreaterThan(maxAbsDiff(try logits(unscaled.path, ids), try logits(folder, ids)), 0.01)
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("persona-longrope-\(UUID().uuidString).gguf")
         defer { try? FileManager.default.removeItem(at: out) }
         XCTAssertEqual(try folder.writeGGUF(to: out), [])
@@ -255,7 +258,7 @@ final class EngineReferenceTests: XCTestCase {
         XCTAssertEqual(gguf.config.longRope?.shortFactors.map(Float.init), lr.shortFactors.map(Float.init))
         XCTAssertEqual(gguf.config.longRope?.longFactors.map(Float.init), lr.longFactors.map(Float.init))
         XCTAssertEqual(gguf.config.longRope?.attentionFactor ?? 0, lr.attentionFactor, accuracy: 1e-6)
-        XCTAssertLessThanOrEqual(maxAbsDiff(try logits(gguf), try logits(folder)), 1e-5)
+        XCTAssertLessThanOrEqual(maxAbsDiff(try logits(gguf, ids), try logits(folder, ids)), 1e-5)
     }
 
     /// Partial rotary (the `phi4_mini` fixture, which the every-architecture checks compare with transformers): RoPE
@@ -324,15 +327,11 @@ final class EngineReferenceTests: XCTestCase {
         XCTAssertEqual(meta["olmo2.attention.sliding_window_pattern"]?.array?.compactMap(\.bool), [true, true, true, false])
         // the window and the YaRN on the full layer only both matter over these 16 tokens
         let ids = try reference("olmo3").ints("input_ids")
-        func logits(_ path: String) throws -> [Float] {
-            let m = try ModelLoader.loadNetwork(path: path)
-            return Array(try m.forward(ids, cache: m.makeCache(), logits: .all))
-        }
         let want = try reference("olmo3").floats("logits").values
         for edit in [{ (c: inout [String: Any]) in c["sliding_window"] = NSNull() }, { c in c["rope_scaling"] = NSNull() }] {
             let dir = try ArchitectureFixtures.edited("olmo3", edit: edit)
             defer { try? FileManager.default.removeItem(at: dir) }
-            XCTAssertGreaterThan(maxAbsDiff(try logits(dir.path), want), 0.01)
+            XCTAssertGreaterThan(maxAbsDiff(try logits(dir.path, ids), want), 0.01)
         }
     }
 
@@ -344,12 +343,11 @@ final class EngineReferenceTests: XCTestCase {
         let c = folder.config
         XCTAssertEqual([c.embedScale, c.attnScale, c.residualScale, c.logitScale], [3, 0.125, 0.5, 2.5])
         let ids = try reference("granite").ints("input_ids")
-        func logits(_ m: TransformerModel) throws -> [Float] { Array(try m.forward(ids, cache: m.makeCache(), logits: .all)) }
-        let want = try logits(folder)
+        let want = try logits(folder, ids)
         for key in ["embedding_multiplier", "attention_multiplier", "residual_multiplier", "logits_scaling"] {
             let dir = try ArchitectureFixtures.edited("granite") { $0.removeValue(forKey: key) }
             defer { try? FileManager.default.removeItem(at: dir) }
-            XCTAssertGreaterThan(maxAbsDiff(try logits(try ModelLoader.loadNetwork(path: dir.path)), want), 0.01, key)
+            XCTAssertGreaterThan(maxAbsDiff(try logits(dir.path, ids), want), 0.01, key)
         }
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("persona-granite-\(UUID().uuidString).gguf")
         defer { try? FileManager.default.removeItem(at: out) }
@@ -374,8 +372,7 @@ final class EngineReferenceTests: XCTestCase {
         XCTAssertEqual([moe.experts, moe.perToken, moe.intermediateSize], [4, 2, 32])
         XCTAssertTrue(moe.normalizeTopK)
         let ids = try reference("qwen3_moe").ints("input_ids")
-        func logits(_ m: TransformerModel) throws -> [Float] { Array(try m.forward(ids, cache: m.makeCache(), logits: .all)) }
-        let want = try logits(folder)
+        let want = try logits(folder, ids)
         // experts stacked as gate_up_proj [E, 2F, D] and down_proj [E, D, F]
         let dir = try ArchitectureFixtures.edited("qwen3_moe") { _ in }
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -397,11 +394,11 @@ final class EngineReferenceTests: XCTestCase {
             tensors.append((p + "down_proj", .bf16, [4, 64, 32], down))
         }
         try SafetensorsWriter.write(tensors, metadata: ["format": "pt"], to: dir.appendingPathComponent("model.safetensors"))
-        XCTAssertEqual(try logits(try ModelLoader.loadNetwork(path: dir.path)), want)
+        XCTAssertEqual(try logits(dir.path, ids), want)
         // without renormalising, another model
         let raw = try ArchitectureFixtures.edited("qwen3_moe") { $0["norm_topk_prob"] = false }
         defer { try? FileManager.default.removeItem(at: raw) }
-        XCTAssertGreaterThan(maxAbsDiff(try logits(try ModelLoader.loadNetwork(path: raw.path)), want), 0.01)
+        XCTAssertGreaterThan(maxAbsDiff(try logits(raw.path, ids), want), 0.01)
         // a dense layer wants its dense MLP, named as the file would have it
         let dense = try ArchitectureFixtures.edited("qwen3_moe") { $0["mlp_only_layers"] = [1] }
         defer { try? FileManager.default.removeItem(at: dense) }
@@ -437,16 +434,12 @@ final class EngineReferenceTests: XCTestCase {
         XCTAssertTrue(c.fusedGateUp && c.attentionBias && c.norms == .sandwich)
         let want = try reference("glm4").floats("logits").values
         let ids = try reference("glm4").ints("input_ids")
-        func logits(_ dir: URL) throws -> [Float] {
-            let m = try ModelLoader.loadNetwork(path: dir.path)
-            return Array(try m.forward(ids, cache: m.makeCache(), logits: .all))
-        }
         let unnamed = try ArchitectureFixtures.edited("glm4") { $0.removeValue(forKey: "partial_rotary_factor") }
         defer { try? FileManager.default.removeItem(at: unnamed) }
-        XCTAssertLessThanOrEqual(maxAbsDiff(try logits(unnamed), want), tolerance)
+        XCTAssertLessThanOrEqual(maxAbsDiff(try logits(unnamed.path, ids), want), tolerance)
         let whole = try ArchitectureFixtures.edited("glm4") { $0["partial_rotary_factor"] = 1.0 }
         defer { try? FileManager.default.removeItem(at: whole) }
-        XCTAssertGreaterThan(maxAbsDiff(try logits(whole), want), 0.01)
+        XCTAssertGreaterThan(maxAbsDiff(try logits(whole.path, ids), want), 0.01)
     }
 
     /// Cohere and Cohere2 (the `cohere` and `cohere2` fixtures, which the every-architecture checks compare with
@@ -459,16 +452,12 @@ final class EngineReferenceTests: XCTestCase {
         XCTAssertEqual(c.logitScale, 4)
         let ids = try reference("cohere2").ints("input_ids")
         let want = try reference("cohere2").floats("logits").values
-        func logits(_ dir: URL) throws -> [Float] {
-            let m = try ModelLoader.loadNetwork(path: dir.path)
-            return Array(try m.forward(ids, cache: m.makeCache(), logits: .all))
-        }
         // a full layer that turned, or logits left unscaled, are other models
         for edit in [{ (c: inout [String: Any]) in c["layer_types"] = Array(repeating: "sliding_attention", count: 4) },
                      { c in c["logit_scale"] = 1.0 }] {
             let dir = try ArchitectureFixtures.edited("cohere2", edit: edit)
             defer { try? FileManager.default.removeItem(at: dir) }
-            XCTAssertGreaterThan(maxAbsDiff(try logits(dir), want), 0.01)
+            XCTAssertGreaterThan(maxAbsDiff(try logits(dir.path, ids), want), 0.01)
         }
     }
 
@@ -493,9 +482,8 @@ final class EngineReferenceTests: XCTestCase {
         XCTAssertEqual(folder.config.noRopeLayers, [])
         XCTAssertEqual(try folder.writeGGUF(to: out), [])
         let ids = try reference("exaone4").ints("input_ids")
-        func logits(_ m: TransformerModel) throws -> [Float] { Array(try m.forward(ids, cache: m.makeCache(), logits: .all)) }
-        let windowless = try logits(folder)
-        XCTAssertLessThanOrEqual(maxAbsDiff(try logits(try ModelLoader.loadNetwork(path: out.path)), windowless), 1e-5)
+        let windowless = try logits(folder, ids)
+        XCTAssertLessThanOrEqual(maxAbsDiff(try logits(out.path, ids), windowless), 1e-5)
         XCTAssertGreaterThan(maxAbsDiff(windowless, try reference("exaone4").floats("logits").values), 0.01)
     }
 
