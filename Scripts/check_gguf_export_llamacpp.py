@@ -27,7 +27,8 @@ file is within RMS 0.008-0.022 of transformers (its bf16 rounding), e.g. phi3_lo
 0.016 (same rope.scaling keys as its converter), olmo3 0.009 (same sliding-window keys),
 granite 0.003 (same multiplier keys), glm4 0.012, cohere
 0.004, cohere2 0.003, ernie4_5 0.013, exaone4 (without its window,
-as llama.cpp reads a window only in a 64-layer file) 0.010.
+as llama.cpp reads a window only in a 64-layer file) 0.010, gpt2 0.010 (its converter writes feed_forward_length
+4 x n_embd whatever n_inner says: 256 where ours writes the real 128), gpt_neox 0.007.
 Mixtures of experts (qwen3_moe, mixtral, olmoe) are not exported: our engine runs llama.cpp's own file of them instead,
 within 5e-6 of transformers (llama.cpp itself: RMS 0.009-0.010).
 """
@@ -45,7 +46,7 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "Tests" / "PersonaModelsTests" / "Fixtures"
 ARCHS = ["llama", "llama2", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "smollm3", "phi3", "phi3_longrope",
          "phi4_mini", "olmo2", "qwen2_yarn", "olmo3", "granite", "qwen3_moe", "mixtral", "olmoe", "glm4", "cohere", "cohere2",
-         "ernie4_5", "exaone4"]
+         "ernie4_5", "exaone4", "gpt2", "gpt_neox"]
 # mixtures of experts are read, not written: llama.cpp's converter makes the file, and our engine runs it
 READ_ONLY = {"qwen3_moe", "mixtral", "olmoe"}
 PINNED = {"llama_cpp_python": "0.3.36", "transformers": "5.25.0", "torch": "2.15.0"}
@@ -62,6 +63,13 @@ for mod in (base, gemma, phi, glm, ernie):
         if isinstance(cls, type) and cls.__name__ in ("GemmaModel", "Gemma2Model", "Gemma3Model", "Phi3MiniModel", "Glm4Model",
                                                       "Ernie4_5Model"):
             cls.set_vocab = lambda self: self._set_vocab_gpt2()
+# with transformers 5 its hparams (AutoConfig's) hold Pythia's rotary_pct only inside rope_parameters
+import conversion.gptneox as gptneox
+neox_params = gptneox.GPTNeoXModel.set_gguf_parameters
+def set_neox_params(self):
+    self.hparams.setdefault("rotary_pct", self.hparams["rope_parameters"]["partial_rotary_factor"])
+    neox_params(self)
+gptneox.GPTNeoXModel.set_gguf_parameters = set_neox_params
 import convert_hf_to_gguf
 sys.argv = ["convert_hf_to_gguf.py"] + sys.argv[2:]
 convert_hf_to_gguf.main()
@@ -128,6 +136,12 @@ def main():
                 # its converter reads rotary_pct, which Command-R7B's config has and transformers 5 does not write
                 cfg = json.loads((folder / "config.json").read_text())
                 cfg["rotary_pct"] = 1.0
+                (folder / "config.json").write_text(json.dumps(cfg))
+            if arch == "gpt2":
+                # its converter reads n_ctx, which openai-community/gpt2's config has (= n_positions) and transformers 5
+                # does not write
+                cfg = json.loads((folder / "config.json").read_text())
+                cfg["n_ctx"] = cfg["n_positions"]
                 (folder / "config.json").write_text(json.dumps(cfg))
             if arch in ("phi3_longrope", "phi4_mini"):
                 # llama.cpp takes the long factors when its context (at least 256) exceeds the original one, transformers

@@ -13,7 +13,7 @@ Pinned environment it was run with (checked at start; pass --any-version to over
 What it writes (Tests/PersonaModelsTests/Fixtures/, described in README.md there):
   * one folder per architecture (llama, llama2, mistral, qwen2, qwen3, gemma, gemma2, gemma3, smollm3, phi3, phi3_longrope,
     phi4_mini, olmo2, qwen2_yarn, olmo3, granite, qwen3_moe, mixtral, olmoe, glm4, cohere, cohere2, ernie4_5,
-    exaone4) holding a tiny
+    exaone4, gpt2, gpt_neox) holding a tiny
     random model saved by transformers as bf16 safetensors, its config.json, generation_config.json,
     a tiny byte-level BPE tokenizer (tokenizer.json + tokenizer_config.json with a chat template),
     and reference.safetensors + reference.json with transformers' outputs;
@@ -325,6 +325,18 @@ MODELS = {
     "exaone4": dict(arch="Exaone4ForCausalLM", family="qwen2", seed=291, layers=4, legacy_rope=True,
                     cfg=dict(tie_word_embeddings=False, rms_norm_eps=1e-5, head_dim=16, sliding_window=6,
                              sliding_window_pattern=4, rope_parameters=dict(rope_type="default", rope_theta=1000000.0))),
+    # GPT-2: learned positions, LayerNorms with biases, Conv1D q|k|v with biases, a plain gelu_new MLP (n_inner 128), tied;
+    # saved as transformers saves it (transformer.h.*; Conv1D weights [in, out]); qwen2 tokenizer family (no BOS added,
+    # as GPT-2's). No key/value groups, no RoPE. transformers 5.25.
+    "gpt2": dict(arch="GPT2LMHeadModel", family="qwen2", seed=303, layers=2, drop=("num_key_value_heads", "intermediate_size"),
+                 cfg=dict(n_inner=128, activation_function="gelu_new", layer_norm_epsilon=1e-5, tie_word_embeddings=True)),
+    # GPT-NeoX (Pythia): a parallel block (x + attn(ln1 x) + mlp(ln2 x)), RoPE on the first quarter of each head (4 of
+    # 16, rotate_half), q|k|v interleaved per head, every projection with a bias, exact GELU, untied; the config in
+    # Pythia's Hub layout (rotary_pct, rotary_emb_base); llama3 tokenizer family. transformers 5.25.
+    "gpt_neox": dict(arch="GPTNeoXForCausalLM", family="llama3", seed=311, layers=2, legacy_rope="neox",
+                     drop=("num_key_value_heads",),
+                     cfg=dict(tie_word_embeddings=False, layer_norm_eps=1e-5, hidden_act="gelu", use_parallel_residual=True,
+                              rope_parameters=dict(rope_type="default", rope_theta=10000.0, partial_rotary_factor=0.25))),
 }
 
 # Init scales: large enough that attention is not uniform and logits are not near zero.
@@ -411,8 +423,11 @@ def make_config(name: str, spec: dict, tok):
                   "Olmo2ForCausalLM": "olmo2", "Olmo3ForCausalLM": "olmo3", "GraniteForCausalLM": "granite",
                   "Qwen3MoeForCausalLM": "qwen3_moe", "MixtralForCausalLM": "mixtral", "OlmoeForCausalLM": "olmoe",
                   "Glm4ForCausalLM": "glm4", "CohereForCausalLM": "cohere", "Cohere2ForCausalLM": "cohere2",
-                  "Ernie4_5ForCausalLM": "ernie4_5", "Exaone4ForCausalLM": "exaone4"}[spec["arch"]]
+                  "Ernie4_5ForCausalLM": "ernie4_5", "Exaone4ForCausalLM": "exaone4", "GPT2LMHeadModel": "gpt2",
+                  "GPTNeoXForCausalLM": "gpt_neox"}[spec["arch"]]
     kw = dict(COMMON_SHAPE)
+    for k in spec.get("drop", ()):
+        kw.pop(k)
     kw.update(copy.deepcopy(spec["cfg"]))
     kw.update(num_hidden_layers=spec["layers"], vocab_size=tok.get_vocab_size(),
               bos_token_id=tok.token_to_id(fam["config_bos"]), eos_token_id=tok.token_to_id(fam["config_eos"]),
@@ -428,12 +443,12 @@ def randomize(model, gemma_norm: bool, seed: int, init: dict | None = None) -> N
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for pname, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
-            if pname.endswith("norm.weight"):
+            if pname.endswith("norm.weight") or re.search(r"\bln_(\d|f)\.weight$", pname):
                 base = 0.0 if gemma_norm else 1.0  # Gemma RMSNorm multiplies by (1 + w)
                 if ".post_" in pname:
                     base += init.get("post_norm_offset", 0.0)
                 p.copy_(base + STD_NORM * torch.randn(p.shape, generator=g))
-            elif "embed_tokens" in pname:
+            elif "embed_tokens" in pname or pname.endswith(("wte.weight", "wpe.weight", "embed_in.weight", "embed_out.weight")):
                 p.copy_(std_embed * torch.randn(p.shape, generator=g))
             elif pname.startswith("lm_head"):
                 p.copy_(std_embed * torch.randn(p.shape, generator=g))
@@ -459,6 +474,20 @@ def legacy_rope_layout(folder: Path) -> None:
     elif "partial_rotary_factor" in rp:
         cfg["partial_rotary_factor"] = rp.pop("partial_rotary_factor")   # Phi-4-mini's config has it at the top level
     cfg["rope_scaling"] = None if rope_type == "default" and not rp else dict(rope_type=rope_type, **rp)
+    path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+
+
+def neox_hub_layout(folder: Path) -> None:
+    """Rewrite a GPT-NeoX config.json as Pythia's Hub configs have it: rotary_pct and rotary_emb_base. (The weights
+    are already in the Hub's layout: transformers 5 names the head lm_head but saves it as embed_out.weight.)"""
+    from safetensors import safe_open
+    with safe_open(str(folder / "model.safetensors"), "pt") as f:
+        assert "embed_out.weight" in f.keys() and "lm_head.weight" not in f.keys(), list(f.keys())
+    path = folder / "config.json"
+    cfg = json.loads(path.read_text())
+    rp = cfg.pop("rope_parameters")
+    assert rp["rope_type"] == "default", rp
+    cfg["rotary_pct"], cfg["rotary_emb_base"] = rp["partial_rotary_factor"], rp["rope_theta"]
     path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
 
 
@@ -507,12 +536,24 @@ def fixed_input_ids(seed: int, first_id: int, n_special: int, vocab: int) -> lis
     return [int(first_id)] + [int(x) for x in rest]
 
 
+def model_parts(model) -> dict:
+    """The blocks, embeddings, final norm and head of a causal LM, whatever its family names them."""
+    if hasattr(model, "transformer"):   # GPT-2
+        t = model.transformer
+        return dict(layers=t.h, embed=t.wte, positions=t.wpe, norm=t.ln_f, head=model.lm_head)
+    if hasattr(model, "gpt_neox"):
+        t = model.gpt_neox
+        return dict(layers=t.layers, embed=t.embed_in, norm=t.final_layer_norm, head=model.get_output_embeddings())
+    return dict(layers=model.model.layers, embed=model.model.embed_tokens, norm=model.model.norm, head=model.lm_head)
+
+
 @torch.no_grad()
 def forward_reference(model, ids: list[int], gemma_scale: float | None) -> tuple[dict, dict]:
     """hidden_states.{i} and logits as F32 numpy arrays, with checks of the conventions."""
     x = torch.tensor([ids])
     captured = {}
-    last_block = model.model.layers[-1]
+    parts = model_parts(model)
+    last_block = parts["layers"][-1]
     h = last_block.register_forward_hook(lambda mod, a, out: captured.__setitem__(
         "pre_norm", out[0] if isinstance(out, tuple) else out))
     out = model(input_ids=x, output_hidden_states=True, use_cache=False)
@@ -521,14 +562,16 @@ def forward_reference(model, ids: list[int], gemma_scale: float | None) -> tuple
     L = model.config.num_hidden_layers
     assert len(hs) == L + 1, (len(hs), L)
     # 0 = embeddings (after any scaling)
-    emb = model.model.embed_tokens.weight[x[0]]
+    emb = parts["embed"].weight[x[0]]
     if gemma_scale is not None:
         emb = emb * gemma_scale
+    if "positions" in parts:   # GPT-2: the stream starts as token + position embeddings
+        emb = emb + parts["positions"].weight[: len(ids)]
     assert torch.equal(hs[0][0], emb), "hidden_states[0] is not the (scaled) embedding"
     # L = last block output after the final norm
-    assert torch.equal(hs[L][0], model.model.norm(captured["pre_norm"])[0]), "hidden_states[L] is not final-normed"
+    assert torch.equal(hs[L][0], parts["norm"](captured["pre_norm"])[0]), "hidden_states[L] is not final-normed"
     logits = out.logits[0]
-    raw = model.lm_head(hs[L])[0] / getattr(model.config, "logits_scaling", 1.0)   # Granite divides
+    raw = parts["head"](hs[L])[0] / getattr(model.config, "logits_scaling", 1.0)   # Granite divides
     raw = raw * getattr(model.config, "logit_scale", 1.0)   # Cohere multiplies
     cap = getattr(model.config, "final_logit_softcapping", None)
     expect = raw if cap is None else torch.tanh(raw / cap) * cap
@@ -650,8 +693,10 @@ def make_model_fixture(name: str, spec: dict, tokenizers_by_family: dict, versio
     check_tokenizer(folder, tok, fam_name)
 
     before = load_f32(folder).config
-    rope_before, types_before = dict(before.rope_parameters), getattr(before, "layer_types", None)
-    if spec.get("legacy_rope") == "gemma3":
+    rope_before, types_before = dict(getattr(before, "rope_parameters", None) or {}), getattr(before, "layer_types", None)
+    if spec.get("legacy_rope") == "neox":
+        neox_hub_layout(folder)
+    elif spec.get("legacy_rope") == "gemma3":
         gemma3_hub_layout(folder)
     elif spec.get("legacy_rope") == "olmo3":
         olmo3_hub_layout(folder)
@@ -659,7 +704,8 @@ def make_model_fixture(name: str, spec: dict, tokenizers_by_family: dict, versio
         legacy_rope_layout(folder)
     # References always come from the files as written: reload (bf16 -> f32 is exact).
     model = load_f32(folder)
-    assert dict(model.config.rope_parameters) == rope_before, (name, model.config.rope_parameters, rope_before)
+    rope_after = dict(getattr(model.config, "rope_parameters", None) or {})
+    assert rope_after == rope_before, (name, rope_after, rope_before)
     assert getattr(model.config, "layer_types", None) == types_before, (name, model.config.layer_types, types_before)
     assert model.config.vocab_size == tok.get_vocab_size()
     if name == "gemma2":
@@ -707,6 +753,20 @@ def make_model_fixture(name: str, spec: dict, tokenizers_by_family: dict, versio
         assert abs(model.model.rotary_emb.attention_scaling - (1 + np.log(4) / np.log(64)) ** 0.5) < 1e-6
     if name == "smollm3":
         assert list(model.config.no_rope_layers) == [1, 1, 1, 0], model.config.no_rope_layers
+    if name == "gpt2":
+        saved = json.loads((folder / "config.json").read_text())
+        assert saved["n_inner"] == 128 and "num_key_value_heads" not in saved and "rope_parameters" not in saved, saved
+        assert tuple(model.transformer.h[0].attn.c_attn.weight.shape) == (64, 192)   # Conv1D: [in, out]
+    if name == "gpt_neox":
+        saved = json.loads((folder / "config.json").read_text())
+        assert saved["rotary_pct"] == 0.25 and "rope_parameters" not in saved, saved
+        assert model.gpt_neox.layers[0].attention.rotary_ndims == 4 and model.config.use_parallel_residual
+        # the same weights in a sequential block (use_parallel_residual false, as GPT-NeoX-20B's ancestors): logits only
+        seq = load_f32(folder, use_parallel_residual=False)
+        assert not seq.config.use_parallel_residual
+        with torch.no_grad():
+            tensors["logits_sequential"] = seq(input_ids=torch.tensor([ids]), use_cache=False).logits[0].float().contiguous().numpy()
+        assert np.abs(tensors["logits_sequential"] - tensors["logits"]).max() > 0.05
 
     meta = {
         "fixture": name,
@@ -726,8 +786,8 @@ def make_model_fixture(name: str, spec: dict, tokenizers_by_family: dict, versio
             "hidden_size": config.hidden_size,
             "vocab_size": config.vocab_size,
             "num_attention_heads": config.num_attention_heads,
-            "num_key_value_heads": config.num_key_value_heads,
-            "head_dim": getattr(config, "head_dim", config.hidden_size // config.num_attention_heads),
+            "num_key_value_heads": getattr(config, "num_key_value_heads", config.num_attention_heads),
+            "head_dim": getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads,
             "config_json_rope_layout": "legacy rope_theta/rope_scaling" if spec.get("legacy_rope") else "rope_parameters",
         },
         "tensors": sorted(tensors.keys(), key=lambda k: (k != "logits", k)),

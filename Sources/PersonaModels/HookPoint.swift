@@ -4,7 +4,7 @@
 /// `residPost(l) == residPre(l + 1)`; the Hugging Face hidden-state row `l` is
 /// `embed` for l = 0, `residPost(l - 1)` for 0 < l < L, and `lnFinal` for l = L.
 public enum HookPoint: Hashable, Sendable, CustomStringConvertible, Codable {
-    case embed                 // hook_embed: token embeddings after any scaling (Gemma: * sqrt(hidden))
+    case embed                 // hook_embed: token embeddings after any scaling (Gemma: * sqrt(hidden)); GPT-2: + positions
     case residPre(Int)         // blocks.{l}.hook_resid_pre: input of block l
     case attnOut(Int)          // blocks.{l}.hook_attn_out: attention output added to the stream
     case residMid(Int)         // blocks.{l}.hook_resid_mid: after the attention residual add

@@ -129,14 +129,25 @@ public struct ModelConfig: Sendable {
     public var slidingWindow: Int? = nil
     /// Per layer: true if the layer uses the sliding window.
     public var slidingLayers: [Bool] = []
-    /// Phi-3: q, k, v stored as one matrix (rows q | k | v), gate and up as one (rows gate | up).
+    /// Phi-3, GPT-2, GPT-NeoX: q, k, v stored as one matrix (rows q | k | v; their biases as one vector).
     public var fusedProjections = false
-    /// GLM-4: gate and up stored as one matrix (rows gate | up), q, k, v apart.
+    /// Phi-3, GLM-4: gate and up stored as one matrix (rows gate | up).
     public var fusedGateUp = false
-    /// Cohere: the residual-stream norms are LayerNorms (mean removed, no bias), not RMSNorms; eps is rmsNormEps.
+    /// Cohere, GPT-2, GPT-NeoX: the residual-stream norms are LayerNorms (mean removed), not RMSNorms; eps is rmsNormEps.
     public var layerNorm = false
+    /// GPT-2, GPT-NeoX: every norm (the LayerNorms) adds a bias.
+    public var normBias = false
     /// Cohere: attention and the MLP both read the block's one normalised input, and both outputs join the residual.
     public var parallelBlock = false
+    /// GPT-NeoX (use_parallel_residual): attention and the MLP both read the block's input, each through its own
+    /// norm, and both outputs join the residual.
+    public var parallelResidual = false
+    /// The MLP is SwiGLU-style, down(act(gate x) * up x) (every family but these); false: down(act(up x)) (GPT-2, GPT-NeoX).
+    public var gatedMLP = true
+    /// GPT-2, GPT-NeoX: the attention output and the MLP's up and down matrices add biases.
+    public var outputBias = false
+    /// GPT-2: a learned position embedding (maxPositions rows) joins the token embedding; no RoPE (noRopeLayers all set).
+    public var learnedPositions = false
     /// Per layer: true if the layer applies no RoPE (SmolLM3's NoPE layers); empty: every layer does.
     public var noRopeLayers: [Bool] = []
     public var bosTokenId: Int? = nil

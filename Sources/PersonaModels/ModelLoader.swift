@@ -51,7 +51,7 @@ public enum ModelLoader {
 
     static func loadFolder(_ url: URL) throws -> LoadedModel {
         let config = try ArchitectureRegistry.config(hfConfigAt: url.appendingPathComponent("config.json"))
-        let reader = WeightReader(store: try huggingFaceTensors(url), source: url.path)
+        let reader = WeightReader(store: try huggingFaceTensors(url, config: config), source: url.path)
         let weights = try loadWeights(config, reader: reader, naming: .huggingFace)
         let tok = try TokenizerBundle.load(directory: url)
         return LoadedModel(model: TransformerModel(config: config, weights: weights), tokenizer: tok, url: url,
@@ -88,12 +88,17 @@ public enum ModelLoader {
             return TransformerModel(config: config, weights: try loadWeights(config, reader: WeightReader(store: file, source: url.path), naming: .gguf))
         }
         let config = try ArchitectureRegistry.config(hfConfigAt: url.appendingPathComponent("config.json"))
-        return TransformerModel(config: config, weights: try loadWeights(config, reader: WeightReader(store: try huggingFaceTensors(url), source: url.path), naming: .huggingFace))
+        return TransformerModel(config: config, weights: try loadWeights(config, reader: WeightReader(store: try huggingFaceTensors(url, config: config), source: url.path), naming: .huggingFace))
     }
 
-    /// A folder's safetensors; a multimodal checkpoint's language model alone, under the causal LM's names.
-    static func huggingFaceTensors(_ url: URL) throws -> TensorStore {
+    /// A folder's safetensors; a multimodal checkpoint's language model alone, under the causal LM's names; GPT-2's
+    /// and GPT-NeoX's under the shared loader's names and layouts.
+    static func huggingFaceTensors(_ url: URL, config: ModelConfig) throws -> TensorStore {
         let store = try SafetensorsModel(directory: url)
-        return LanguageModelTensors.wrapping(store) ?? store
+        switch config.architecture {
+        case "gpt2": return ClassicTensors.gpt2(store, layers: config.numLayers)
+        case "gpt_neox": return ClassicTensors.gptNeoX(store, layers: config.numLayers, heads: config.numHeads)
+        default: return LanguageModelTensors.wrapping(store) ?? store
+        }
     }
 }

@@ -146,7 +146,7 @@ extension TransformerModel {
     /// Writes the weights, in their stored types, as a GGUF with llama.cpp's tensor names and metadata, as its
     /// converter (convert_hf_to_gguf.py) writes them: llama and mistral -> `llama`, qwen2, qwen3, gemma, gemma2, gemma3,
     /// smollm3, phi3 (fused attn_qkv and gate|up ffn_up), olmo2 and olmo3 -> `olmo2`, granite, glm4 (gate|up ffn_up),
-    /// cohere -> `command-r`, cohere2, ernie4_5, exaone4. Q/K rows are permuted for the `llama`, `smollm3` and `granite` architectures when the model uses HF's rotate_half RoPE, so that
+    /// cohere -> `command-r`, cohere2, ernie4_5, exaone4, gpt2, gpt_neox -> `gptneox` (fused attn_qkv). Q/K rows are permuted for the `llama`, `smollm3` and `granite` architectures when the model uses HF's rotate_half RoPE, so that
     /// llama.cpp's interleaved RoPE computes the same thing; Llama-3 RoPE scaling becomes the `rope_freqs` tensor;
     /// Gemma's norm weights are stored as (1 + w), in f32. What a GGUF cannot say is refused with the reason (a
     /// Gemma-2 query_pre_attn_scalar or sliding-window layout other than the ones llama.cpp infers), or, where
@@ -170,7 +170,7 @@ extension TransformerModel {
         }
         let archs = ["llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma": "gemma", "gemma2": "gemma2",
                      "gemma3": "gemma3", "smollm3": "smollm3", "phi3": "phi3", "olmo2": "olmo2", "olmo3": "olmo2", "granite": "granite", "glm4": "glm4", "cohere": "command-r", "cohere2": "cohere2",
-                     "ernie4_5": "ernie4_5", "exaone4": "exaone4"]
+                     "ernie4_5": "ernie4_5", "exaone4": "exaone4", "gpt2": "gpt2", "gpt_neox": "gptneox"]
         guard let arch = archs[c.architecture] else {
             throw ModelError("GGUF export: architecture \(c.architecture) is not supported (\(archs.keys.sorted().joined(separator: ", ")))")
         }
@@ -179,6 +179,11 @@ extension TransformerModel {
             caveats.append("sliding_window \(w) is written but llama.cpp runs phi3 files without it (and so does this reader, to match), so the file attends to the whole context and differs from the folder past \(w) tokens")
         } else if let w = c.slidingWindow, !arch.hasPrefix("gemma"), !["olmo2", "cohere2", "exaone4"].contains(arch) {
             caveats.append("sliding_window \(w) is not written: GGUF \(arch) has no sliding window (llama.cpp's converter drops it too), so the file attends to the whole context and differs from the folder past \(w) tokens")
+        }
+        // GGUF gpt2 and gptneox name no activation: their readers (ours and llama.cpp's) take GPT-2's tanh GELU and,
+        // for gptneox, ours Pythia's exact one (llama.cpp: tanh)
+        if arch == "gpt2" || arch == "gptneox", c.activation != (arch == "gpt2" ? .geluTanh : .gelu) {
+            throw ModelError("GGUF export: this \(c.architecture) model uses the \(c.activation.rawValue) activation, which GGUF \(arch) cannot say")
         }
         if arch.hasPrefix("gemma") {
             guard c.activation == .geluTanh else {
@@ -232,9 +237,12 @@ extension TransformerModel {
         g.set("\(arch).attention.head_count_kv", .uint32(UInt32(c.numKVHeads)))
         g.set("\(arch).attention.key_length", .uint32(UInt32(c.headDim)))
         g.set("\(arch).attention.value_length", .uint32(UInt32(c.headDim)))
-        g.set("\(arch).rope.dimension_count", .uint32(UInt32(c.ropeDim)))
         g.set("\(arch).attention.\(c.layerNorm ? "layer_norm_epsilon" : "layer_norm_rms_epsilon")", .float32(c.rmsNormEps))
-        g.set("\(arch).rope.freq_base", .float32(Float(c.ropeTheta)))
+        if !c.learnedPositions {   // GPT-2 turns nothing
+            g.set("\(arch).rope.dimension_count", .uint32(UInt32(c.ropeDim)))
+            g.set("\(arch).rope.freq_base", .float32(Float(c.ropeTheta)))
+        }
+        if arch == "gptneox" { g.set("gptneox.use_parallel_residual", .bool(c.parallelResidual)) }
         if c.ropeLinearFactor != 1 {   // as convert_hf_to_gguf.py writes rope_scaling linear
             g.set("\(arch).rope.scaling.type", .string("linear"))
             g.set("\(arch).rope.scaling.factor", .float32(Float(c.ropeLinearFactor)))
@@ -325,6 +333,10 @@ extension TransformerModel {
         }
         try g.addTensor(name: "token_embd.weight", dtype: weights.embed.dtype, shape: [c.vocabSize, c.hiddenSize], make: raw(weights.embed))
         try g.addTensor(name: "output_norm.weight", shape: [c.hiddenSize], floats: norm(weights.finalNorm))
+        if let b = weights.finalNormBias { try g.addTensor(name: "output_norm.bias", shape: [b.count], floats: b) }
+        if let pe = weights.positions {   // in f32, as its converter writes it (and llama-quantize leaves it)
+            try g.addTensor(name: "position_embd.weight", shape: [pe.rows, pe.cols], floats: pe.toFloatArray())
+        }
         if !c.tieWordEmbeddings {
             try g.addTensor(name: "output.weight", dtype: weights.lmHead.dtype, shape: [c.vocabSize, c.hiddenSize], make: raw(weights.lmHead))
         }
@@ -332,27 +344,30 @@ extension TransformerModel {
             let p = "blk.\(l)."
             if let v = w.attnNorm { try g.addTensor(name: p + "attn_norm.weight", shape: [v.count], floats: norm(v)) }
             if c.fusedProjections {
-                // Phi-3: one attn_qkv (rows q | k | v) and one ffn_up (rows gate | up), as llama.cpp's converter keeps them
+                // Phi-3, GPT-2, GPT-NeoX: one attn_qkv (rows q | k | v), as llama.cpp's converter keeps it
                 try g.addTensor(name: p + "attn_qkv.weight", dtype: w.wq.dtype, shape: [w.wq.rows + w.wk.rows + w.wv.rows, c.hiddenSize],
                                 make: try stacked([w.wq, w.wk, w.wv]))
-                try g.addTensor(name: p + "ffn_up.weight", dtype: w.gate.dtype, shape: [w.gate.rows + w.up.rows, c.hiddenSize],
-                                make: try stacked([w.gate, w.up]))
-                for (n, m) in [("attn_output", w.wo), ("ffn_down", w.down)] {
-                    try g.addTensor(name: p + n + ".weight", dtype: m.dtype, shape: [m.rows, m.cols], make: raw(m))
-                }
             } else {
                 try g.addTensor(name: p + "attn_q.weight", dtype: w.wq.dtype, shape: [w.wq.rows, w.wq.cols], make: qk(w.wq, heads: c.numHeads))
                 try g.addTensor(name: p + "attn_k.weight", dtype: w.wk.dtype, shape: [w.wk.rows, w.wk.cols], make: qk(w.wk, heads: c.numKVHeads))
-                if c.fusedGateUp {   // GLM-4: one ffn_up (rows gate | up), as its converter keeps it
-                    try g.addTensor(name: p + "ffn_up.weight", dtype: w.gate.dtype, shape: [w.gate.rows + w.up.rows, c.hiddenSize],
-                                    make: try stacked([w.gate, w.up]))
-                }
-                let mlp = c.fusedGateUp ? [("ffn_down", w.down)] : [("ffn_gate", w.gate), ("ffn_up", w.up), ("ffn_down", w.down)]
-                for (n, m) in [("attn_v", w.wv), ("attn_output", w.wo)] + mlp {
-                    try g.addTensor(name: p + n + ".weight", dtype: m.dtype, shape: [m.rows, m.cols], make: raw(m))
-                }
+                try g.addTensor(name: p + "attn_v.weight", dtype: w.wv.dtype, shape: [w.wv.rows, w.wv.cols], make: raw(w.wv))
             }
-            for (n, b) in [("attn_q", w.bq), ("attn_k", w.bk), ("attn_v", w.bv)] {
+            if c.fusedGateUp {   // Phi-3, GLM-4: one ffn_up (rows gate | up), as its converter keeps it
+                try g.addTensor(name: p + "ffn_up.weight", dtype: w.gate.dtype, shape: [w.gate.rows + w.up.rows, c.hiddenSize],
+                                make: try stacked([w.gate, w.up]))
+            }
+            let mlp = c.fusedGateUp ? [("ffn_down", w.down)]
+                : c.gatedMLP ? [("ffn_gate", w.gate), ("ffn_up", w.up), ("ffn_down", w.down)] : [("ffn_up", w.up), ("ffn_down", w.down)]
+            for (n, m) in [("attn_output", w.wo)] + mlp {
+                try g.addTensor(name: p + n + ".weight", dtype: m.dtype, shape: [m.rows, m.cols], make: raw(m))
+            }
+            if c.fusedProjections, let q = w.bq, let k = w.bk, let v = w.bv {
+                try g.addTensor(name: p + "attn_qkv.bias", shape: [q.count + k.count + v.count], floats: q + k + v)
+            }
+            for (n, b) in [("attn_output", w.bo), ("ffn_up", w.bUp), ("ffn_down", w.bDown), ("attn_norm", w.attnNormBias), ("ffn_norm", w.ffnNormBias)] {
+                if let b { try g.addTensor(name: p + n + ".bias", shape: [b.count], floats: b) }
+            }
+            for (n, b) in [("attn_q", w.bq), ("attn_k", w.bk), ("attn_v", w.bv)] where !c.fusedProjections {
                 if let b { try g.addTensor(name: p + n + ".bias", shape: [b.count], floats: b) }
             }
             for (n, v) in [("attn_q_norm", w.qNorm), ("attn_k_norm", w.kNorm)] {

@@ -126,12 +126,17 @@ public final class TransformerModel: @unchecked Sendable {
         ws.ensureLogits(rows: mode == .all ? T : B)
         let x = ws.x, h = ws.h
 
-        // token embeddings (Gemma scales them by sqrt(hidden))
+        // token embeddings (Gemma scales them by sqrt(hidden)), plus GPT-2's learned positions: hook_embed sees the
+        // stream's start, HF's hidden_states[0]
         var row = 0
         for s in seqs {
-            for id in s.tokens {
+            for (t, id) in s.tokens.enumerated() {
                 weights.embed.dequantizeRow(id, into: x + row * D)
                 if c.embedScale != 1 { for i in 0..<D { x[row * D + i] *= c.embedScale } }
+                if let pe = weights.positions {   // positions < maxPositions: the cache holds no more
+                    pe.dequantizeRow(s.cache.count + t, into: h)
+                    Ops.add(x + row * D, h, count: D)
+                }
                 row += 1
             }
         }
@@ -144,17 +149,20 @@ public final class TransformerModel: @unchecked Sendable {
             eachSequence(seqs, x) { s, p, n in s.hooks.apply(.residPre(l), p, start: s.cache.count, count: n, dim: D) }
 
             // attention (on the residual itself when the block normalises only outputs)
-            if let n = w.attnNorm { norm(x, n, T: T, out: h) }
+            if let n = w.attnNorm { norm(x, n, w.attnNormBias, T: T, out: h) }
             attention(layer: l, w: w, input: w.attnNorm == nil ? x : h, seqs: seqs, count: T, out: ws.attnOut)
             if let pn = w.postAttnNorm { norm(ws.attnOut, pn, T: T, out: ws.attnOut) }
             if c.residualScale != 1 { for i in 0..<(T * D) { ws.attnOut[i] *= c.residualScale } }
             eachSequence(seqs, ws.attnOut) { s, p, n in s.hooks.apply(.attnOut(l), p, start: s.cache.count, count: n, dim: D) }
+            // GPT-NeoX's parallel block: the MLP's norm reads the block's input, before attention's output joins it
+            // (h, attention's input, is free again)
+            if c.parallelResidual, let n = w.ffnNorm { norm(x, n, w.ffnNormBias, T: T, out: h) }
             Ops.add(x, ws.attnOut, count: T * D)  // residual connection
             eachSequence(seqs, x) { s, p, n in s.hooks.apply(.residMid(l), p, start: s.cache.count, count: n, dim: D) }
 
             // feed-forward: down(act(gate h) * up h), on the attention's own input in a parallel block
-            if let n = w.ffnNorm { norm(x, n, T: T, out: h) }
-            let mlpIn = c.parallelBlock || w.ffnNorm != nil ? h : x
+            if !c.parallelResidual, let n = w.ffnNorm { norm(x, n, w.ffnNormBias, T: T, out: h) }
+            let mlpIn = c.parallelBlock || c.parallelResidual || w.ffnNorm != nil ? h : x
             if w.experts != nil {
                 mixture(w: w, input: mlpIn, count: T, out: ws.mlpOut)
             } else {
@@ -171,7 +179,7 @@ public final class TransformerModel: @unchecked Sendable {
         for s in seqs { s.cache.count += s.tokens.count }
 
         // final norm (hooks see positions already counted into the caches: subtract this pass's tokens)
-        norm(x, weights.finalNorm, T: T, out: h)
+        norm(x, weights.finalNorm, weights.finalNormBias, T: T, out: h)
         eachSequence(seqs, h) { s, p, n in s.hooks.apply(.lnFinal, p, start: s.cache.count - n, count: n, dim: D) }
         try checkFinite(seqs, h, committed: true) { "ln_final.hook_normalized" }
 
@@ -210,12 +218,14 @@ public final class TransformerModel: @unchecked Sendable {
         }
     }
 
-    /// A residual-stream norm over rows of hiddenSize: RMSNorm (times offset + w), or Cohere's LayerNorm.
+    /// A residual-stream norm over rows of hiddenSize: RMSNorm (times offset + w), or a LayerNorm (Cohere's without
+    /// bias, GPT-2's and GPT-NeoX's with).
     @inline(__always)
-    private func norm(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, T: Int, out: UnsafeMutablePointer<Float>) {
+    private func norm(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: [Float]? = nil, T: Int, out: UnsafeMutablePointer<Float>) {
         let c = config
         if c.layerNorm {
             Ops.layerNorm(x, weight: w, eps: c.rmsNormEps, n: c.hiddenSize, T: T, out: out)
+            if let bias { Ops.addBias(out, bias, n: c.hiddenSize, T: T) }
         } else {
             Ops.rmsNorm(x, weight: w, offset: c.normOffset, eps: c.rmsNormEps, n: c.hiddenSize, T: T, out: out)
         }
@@ -348,6 +358,7 @@ public final class TransformerModel: @unchecked Sendable {
             }
         }
         Ops.matmul(w.wo, ctxOut, T: T, out, precision: passPrecision)
+        if let b = w.bo { Ops.addBias(out, b, n: c.hiddenSize, T: T) }
     }
 
     /// One query position over `count` cached positions from `lo`, in `chunks` position ranges run as tasks, each
@@ -381,9 +392,16 @@ public final class TransformerModel: @unchecked Sendable {
     private func mlp(w: LayerWeights, input h: UnsafeMutablePointer<Float>, count T: Int, out: UnsafeMutablePointer<Float>) {
         let F = config.intermediateSize
         let g = ws.gate, u = ws.up
-        Ops.matmul(w.gate, g, w.up, u, x: h, T: T, precision: passPrecision)
+        if config.gatedMLP {
+            Ops.matmul(w.gate, g, w.up, u, x: h, T: T, precision: passPrecision)
+        } else {
+            // GPT-2 / GPT-NeoX: down(act(up h + b) ) + b, the activation alone in gate's buffer
+            Ops.matmul(w.up, h, T: T, g, precision: passPrecision)
+            if let b = w.bUp { Ops.addBias(g, b, n: F, T: T) }
+        }
         activate(count: T * F)
         Ops.matmul(w.down, g, T: T, out, precision: passPrecision)
+        if let b = w.bDown { Ops.addBias(out, b, n: config.hiddenSize, T: T) }
     }
 
     /// A mixture-of-experts MLP: route each token to its experts, run each chosen expert once on the rows that chose
@@ -441,12 +459,18 @@ public final class TransformerModel: @unchecked Sendable {
     private func activate(count n: Int) {
         let g = ws.gate, u = ws.up
         let chunk = 8192
-        var job = ActivationJob(g: g, u: u, n: n, chunk: chunk, activation: config.activation)
+        var job = ActivationJob(g: g, u: u, n: n, chunk: chunk, activation: config.activation, gated: config.gatedMLP)
         withUnsafeMutablePointer(to: &job) { p in
             ThreadPool.shared.parallelFor((n + chunk - 1) / chunk, context: UnsafeMutableRawPointer(p)) { ctx, c in
                 let j = ctx!.assumingMemoryBound(to: ActivationJob.self).pointee
                 let i0 = Int(c) * j.chunk, m = min(j.chunk, j.n - i0)
                 switch j.activation {
+                case _ where !j.gated:   // GPT-2 / GPT-NeoX: act(g) alone
+                    switch j.activation {
+                    case .silu: for i in i0..<(i0 + m) { j.g[i] = Ops.silu(j.g[i]) }
+                    case .geluTanh: for i in i0..<(i0 + m) { j.g[i] = Ops.geluTanh(j.g[i]) }
+                    case .gelu: for i in i0..<(i0 + m) { j.g[i] = Ops.gelu(j.g[i]) }
+                    }
                 case .silu: pk_silu_mul(j.g + i0, j.u + i0, Int64(m))
                 case .geluTanh: pk_gelu_tanh_mul(j.g + i0, j.u + i0, Int64(m))
                 case .gelu: for i in i0..<(i0 + m) { j.g[i] = Ops.gelu(j.g[i]) * j.u[i] }
@@ -641,6 +665,7 @@ private struct ActivationJob {
     var g, u: UnsafeMutablePointer<Float>
     var n, chunk: Int
     var activation: Activation
+    var gated: Bool
 }
 
 /// Scratch buffers of one forward pass, grown only when a longer batch or context arrives.

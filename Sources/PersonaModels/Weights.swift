@@ -5,6 +5,7 @@ import PersonaTensor
 /// Weights of one decoder block. Shapes in [rows, cols] = [out, in] (PyTorch Linear convention).
 struct LayerWeights {
     var attnNorm: [Float]?           // (hidden); nil: post norms only (OLMo-2)
+    var attnNormBias: [Float]? = nil // (hidden), GPT-2 / GPT-NeoX LayerNorms
     var wq: WeightMatrix             // (heads * headDim, hidden)
     var wk: WeightMatrix             // (kvHeads * headDim, hidden)
     var wv: WeightMatrix             // (kvHeads * headDim, hidden)
@@ -13,10 +14,13 @@ struct LayerWeights {
     var qNorm: [Float]?, kNorm: [Float]?   // (headDim), Qwen3; (qDim), (kvDim) across heads, OLMo-2
     var postAttnNorm: [Float]?       // (hidden), Gemma-2
     var ffnNorm: [Float]?            // (hidden); nil: post norms only
+    var ffnNormBias: [Float]? = nil  // (hidden), GPT-2 / GPT-NeoX
     var postFFNorm: [Float]?         // (hidden), Gemma-2
     var gate: WeightMatrix           // (intermediate, hidden)
     var up: WeightMatrix             // (intermediate, hidden)
     var down: WeightMatrix           // (hidden, intermediate)
+    /// GPT-2 / GPT-NeoX: biases of the attention output (hidden), the up matrix (intermediate) and down (hidden).
+    var bo: [Float]? = nil, bUp: [Float]? = nil, bDown: [Float]? = nil
     /// A mixture-of-experts layer: the router (experts, hidden) and each expert's SwiGLU; gate / up / down above are
     /// then expert 0's, unused.
     var router: WeightMatrix? = nil
@@ -31,6 +35,8 @@ struct ModelWeights {
     var embed: WeightMatrix          // (vocab, hidden)
     var layers: [LayerWeights]
     var finalNorm: [Float]           // (hidden)
+    var finalNormBias: [Float]? = nil  // (hidden), GPT-2 / GPT-NeoX
+    var positions: WeightMatrix? = nil // (maxPositions, hidden), GPT-2's learned position embedding
     var lmHead: WeightMatrix         // (vocab, hidden); the embedding when tied
     var ropeFreqFactors: [Float]?    // (headDim / 2), GGUF Llama-3 rope_freqs
 }
@@ -52,6 +58,11 @@ enum TensorNaming {
                 "post_ffn_norm": "post_feedforward_layernorm.weight", "gate": "mlp.gate_proj.weight",
                 "up": "mlp.up_proj.weight", "down": "mlp.down_proj.weight",
                 "qkv": "self_attn.qkv_proj.weight", "gate_up": "mlp.gate_up_proj.weight",
+                // the names GPT-2 and GPT-NeoX checkpoints take under ClassicTensors
+                "qkv_bias": "self_attn.qkv_proj.bias", "o_bias": "self_attn.o_proj.bias", "up_bias": "mlp.up_proj.bias",
+                "down_bias": "mlp.down_proj.bias", "attn_norm_bias": "input_layernorm.bias",
+                "ffn_norm_bias": "post_attention_layernorm.bias", "final_norm_bias": "model.norm.bias",
+                "positions": "model.embed_positions.weight",
             ]
             let n = hf[part]!
             return layer.map { "model.layers.\($0).\(n)" } ?? n
@@ -64,6 +75,9 @@ enum TensorNaming {
                 "ffn_norm_llama": "ffn_norm.weight", "ffn_norm_gemma2": "ffn_norm.weight", "post_ffn_norm": "post_ffw_norm.weight",
                 "gate": "ffn_gate.weight", "up": "ffn_up.weight", "down": "ffn_down.weight",
                 "qkv": "attn_qkv.weight", "gate_up": "ffn_up.weight",
+                "qkv_bias": "attn_qkv.bias", "o_bias": "attn_output.bias", "up_bias": "ffn_up.bias",
+                "down_bias": "ffn_down.bias", "attn_norm_bias": "attn_norm.bias", "ffn_norm_bias": "ffn_norm.bias",
+                "final_norm_bias": "output_norm.bias", "positions": "position_embd.weight",
             ]
             let n = g[part]!
             return layer.map { "blk.\($0).\(n)" } ?? n
@@ -91,7 +105,7 @@ final class WeightReader {
     init(store: TensorStore, source: String) {
         self.store = store
         self.source = source
-        stored = (store as? LanguageModelTensors)?.storedName ?? { $0 }
+        stored = (store as? RenamedTensors)?.storedName ?? { $0 }
     }
 
     func has(_ name: String) -> Bool { store.tensor(name) != nil }
@@ -145,7 +159,7 @@ final class WeightReader {
 /// names. transformers 4.x saved it as `language_model.model.*` and `language_model.lm_head.weight` (the Hub's
 /// files), 5.x as `model.language_model.*` and `lm_head.weight`. The vision tower and projector are left out:
 /// PersonaScope reads and steers text.
-final class LanguageModelTensors: TensorStore {
+final class LanguageModelTensors: RenamedTensors {
     let base: TensorStore
     let prefix: String      // what stands for "model."
     let head: String        // what stands for "lm_head.weight"
@@ -238,42 +252,55 @@ func loadWeights(_ c: ModelConfig, reader r: WeightReader, naming n: TensorNamin
             return try r.vector(n.name(p, layer: l), count: count)
         }
         let (wq, wk, wv): (WeightMatrix, WeightMatrix, WeightMatrix)
+        var (bq, bk, bv): ([Float]?, [Float]?, [Float]?) = (nil, nil, nil)
+        if c.fusedProjections {
+            // row ranges of the one stored matrix (Phi-3, GPT-2, GPT-NeoX): q | k | v, and so its bias
+            let qkv = try m("qkv", c.qDim + 2 * c.kvDim, D)
+            (wq, wk, wv) = (qkv.rows(0..<c.qDim), qkv.rows(c.qDim..<(c.qDim + c.kvDim)), qkv.rows((c.qDim + c.kvDim)..<qkv.rows))
+            if c.attentionBias {
+                let b = try v("qkv_bias", c.qDim + 2 * c.kvDim)
+                (bq, bk, bv) = (Array(b[0..<c.qDim]), Array(b[c.qDim..<(c.qDim + c.kvDim)]), Array(b[(c.qDim + c.kvDim)...]))
+            }
+        } else {
+            (wq, wk, wv) = (try m("q", c.qDim, D), try m("k", c.kvDim, D), try m("v", c.kvDim, D))
+            if c.attentionBias { (bq, bk, bv) = (try v("q_bias", c.qDim), try v("k_bias", c.kvDim), try v("v_bias", c.kvDim)) }
+        }
         let (gate, up): (WeightMatrix, WeightMatrix)
         if let moe = c.moe, moe.layers[l] {
-            (wq, wk, wv) = (try m("q", c.qDim, D), try m("k", c.kvDim, D), try m("v", c.kvDim, D))
             let router = try r.matrix(n == .gguf ? "blk.\(l).ffn_gate_inp.weight" : "model.layers.\(l).\(hfMoePrefix).gate.weight",
                                       rows: moe.experts, cols: D)
             (gate, up) = (router, router)   // placeholders: the experts are read below
-        } else if c.fusedProjections {
-            // row ranges of the one stored matrix (Phi-3): q | k | v, and gate | up
-            let qkv = try m("qkv", c.qDim + 2 * c.kvDim, D)
-            (wq, wk, wv) = (qkv.rows(0..<c.qDim), qkv.rows(c.qDim..<(c.qDim + c.kvDim)), qkv.rows((c.qDim + c.kvDim)..<qkv.rows))
-            let gateUp = try m("gate_up", 2 * F, D)
-            (gate, up) = (gateUp.rows(0..<F), gateUp.rows(F..<(2 * F)))
+        } else if !c.gatedMLP {
+            let u = try m("up", F, D)
+            (gate, up) = (u, u)   // no gate: the placeholder is never read
         } else if c.fusedGateUp {
-            (wq, wk, wv) = (try m("q", c.qDim, D), try m("k", c.kvDim, D), try m("v", c.kvDim, D))
             let gateUp = try m("gate_up", 2 * F, D)
             (gate, up) = (gateUp.rows(0..<F), gateUp.rows(F..<(2 * F)))
         } else {
-            (wq, wk, wv) = (try m("q", c.qDim, D), try m("k", c.kvDim, D), try m("v", c.kvDim, D))
             (gate, up) = (try m("gate", F, D), try m("up", F, D))
         }
-        let lw = LayerWeights(
+        let ffnNorm = c.norms == .post || c.parallelBlock ? nil : try v(c.norms == .sandwich ? "ffn_norm_gemma2" : "ffn_norm_llama", D)
+        var lw = LayerWeights(
             attnNorm: c.norms == .post ? nil : try v("attn_norm", D),
             wq: wq, wk: wk, wv: wv, wo: try m("o", D, c.qDim),
-            bq: c.attentionBias ? try v("q_bias", c.qDim) : nil,
-            bk: c.attentionBias ? try v("k_bias", c.kvDim) : nil,
-            bv: c.attentionBias ? try v("v_bias", c.kvDim) : nil,
+            bq: bq, bk: bk, bv: bv,
             qNorm: c.qkNorm ? try v("q_norm", c.qkNormAcrossHeads ? c.qDim : c.headDim) : nil,
             kNorm: c.qkNorm ? try v("k_norm", c.qkNormAcrossHeads ? c.kvDim : c.headDim) : nil,
             postAttnNorm: c.norms == .pre ? nil : try v("post_attn_norm", D),
-            ffnNorm: c.norms == .post || c.parallelBlock ? nil : try v(c.norms == .sandwich ? "ffn_norm_gemma2" : "ffn_norm_llama", D),
+            ffnNorm: ffnNorm,
             postFFNorm: c.norms == .pre ? nil : try v("post_ffn_norm", D),
             gate: gate, up: up, down: c.moe?.layers[l] == true ? gate : try m("down", D, F))
+        if c.normBias {
+            lw.attnNormBias = try v("attn_norm_bias", D)
+            if ffnNorm != nil { lw.ffnNormBias = try v("ffn_norm_bias", D) }
+        }
+        if c.outputBias { (lw.bo, lw.bUp, lw.bDown) = (try v("o_bias", D), try v("up_bias", F), try v("down_bias", D)) }
         layers.append(c.moe?.layers[l] == true ? try withExperts(lw, layer: l) : lw)
     }
     let embed = try r.matrix(n.name("embed"), rows: c.vocabSize, cols: D)
     let finalNorm = try r.vector(n.name("final_norm"), count: D)
+    let finalNormBias = c.normBias ? try r.vector(n.name("final_norm_bias"), count: D) : nil
+    let positions = c.learnedPositions ? try r.matrix(n.name("positions"), rows: c.maxPositions, cols: D) : nil
     let lmHead: WeightMatrix
     if c.tieWordEmbeddings {
         lmHead = embed
@@ -292,5 +319,6 @@ func loadWeights(_ c: ModelConfig, reader r: WeightReader, naming n: TensorNamin
     if let first = extra.first {
         throw ModelError("\(r.source): unexpected tensor '\(first)'\(extra.count > 1 ? " (and \(extra.count - 1) more)" : "") for architecture \(c.architecture)")
     }
-    return ModelWeights(embed: embed, layers: layers, finalNorm: finalNorm, lmHead: lmHead, ropeFreqFactors: factors)
+    return ModelWeights(embed: embed, layers: layers, finalNorm: finalNorm, finalNormBias: finalNormBias, positions: positions,
+                        lmHead: lmHead, ropeFreqFactors: factors)
 }

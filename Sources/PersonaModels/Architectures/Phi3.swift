@@ -14,6 +14,7 @@ enum Phi3Architecture: Architecture {
         var c = try baseConfig(j, architecture: "phi3")   // longrope / su scaling: readRope
         try requireSiLU(j)
         c.fusedProjections = true
+        c.fusedGateUp = true
         if j.optBool("attention_bias") == true { throw ModelError("\(j.source): unsupported attention_bias true for phi3") }
         if let w = j.optInt("sliding_window"), w > 0 {
             c.slidingWindow = w
@@ -25,6 +26,7 @@ enum Phi3Architecture: Architecture {
     static func config(gguf g: GGUFConfig) throws -> ModelConfig {
         var c = try g.base(architecture: "phi3")
         c.fusedProjections = true
+        c.fusedGateUp = true
         // llama.cpp reads phi3.attention.sliding_window but runs without it ("Phi SWA is currently disabled")
         // LongRoPE: the factors as tensors, the multiplier and the original context as keys (its converter's layout)
         let (long, short) = (g.file.tensor("rope_factors_long.weight"), g.file.tensor("rope_factors_short.weight"))

@@ -1,0 +1,91 @@
+import Foundation
+import PersonaFormats
+import PersonaModels
+import PersonaTensor
+import XCTest
+@testable import PersonaTestSupport
+
+/// GPT-2 and GPT-NeoX (Pythia): the `gpt2` and `gpt_neox` fixtures, which the every-architecture checks compare with
+/// transformers (hidden states, logits, greedy ids, cached decode, GGUF export). These are their checkpoint layouts and
+/// switches beyond what those fixtures hold.
+final class ClassicModelTests: XCTestCase {
+    func reference(_ name: String) throws -> Reference { try ArchitectureFixtures.reference(name) }
+
+    func logits(_ path: String, _ ids: [Int]) throws -> [Float] {
+        let model = try ModelLoader.loadNetwork(path: path)
+        return Array(try model.forward(ids, cache: model.makeCache(), logits: .all))
+    }
+
+    /// The fixture `arch` copied with its model.safetensors rewritten: each tensor renamed by `rename` (nil drops
+    /// it), `extra` tensors added.
+    func rewritten(_ arch: String, rename: (String) -> String?, extra: [(String, [Int])] = []) throws -> URL {
+        let dir = try ArchitectureFixtures.edited(arch) { _ in }
+        let file = dir.appendingPathComponent("model.safetensors")
+        let src = try SafetensorsFile(url: file)
+        var tensors: [(name: String, dtype: DType, shape: [Int], data: Data)] = []
+        for n in src.tensorNames {
+            guard let to = rename(n) else { continue }
+            let t = src.tensor(n)!
+            tensors.append((to, t.dtype, t.shape, Data(t.bytes)))
+        }
+        for (n, shape) in extra { tensors.append((n, .f32, shape, Data(count: 4 * shape.reduce(1, *)))) }
+        try SafetensorsWriter.write(tensors, metadata: ["format": "pt"], to: file)
+        return dir
+    }
+
+    /// openai-community/gpt2's own files name tensors without `transformer.` and keep the attention-mask buffers:
+    /// the same model. A tensor nothing reads is named as the file has it.
+    func testGPT2HubLayout() throws {
+        let ids = try reference("gpt2").ints("input_ids")
+        let want = try reference("gpt2").floats("logits").values
+        let hub = try rewritten("gpt2", rename: { String($0.dropFirst("transformer.".count)) },
+                                extra: [("h.0.attn.bias", [1, 1, 4, 4]), ("h.1.attn.masked_bias", [])])
+        defer { try? FileManager.default.removeItem(at: hub) }
+        XCTAssertLessThanOrEqual(maxAbsDiff(try logits(hub.path, ids), want), 1e-4)
+
+        let odd = try rewritten("gpt2", rename: { $0 }, extra: [("transformer.h.0.attn.q_scale", [4])])
+        defer { try? FileManager.default.removeItem(at: odd) }
+        XCTAssertThrowsError(try ModelLoader.loadNetwork(path: odd.path)) { e in
+            XCTAssertTrue("\(e)".contains("unexpected tensor 'transformer.h.0.attn.q_scale'"), "\(e)")
+        }
+        let missing = try rewritten("gpt2", rename: { $0.hasSuffix("h.1.mlp.c_fc.bias") ? nil : $0 })
+        defer { try? FileManager.default.removeItem(at: missing) }
+        XCTAssertThrowsError(try ModelLoader.loadNetwork(path: missing.path)) { e in
+            XCTAssertTrue("\(e)".contains("missing tensor 'transformer.h.1.mlp.c_fc.bias'"), "\(e)")
+        }
+        // what GPT-2's config cannot mean here is refused by name
+        let scaled = try ArchitectureFixtures.edited("gpt2") { $0["scale_attn_by_inverse_layer_idx"] = true }
+        defer { try? FileManager.default.removeItem(at: scaled) }
+        XCTAssertThrowsError(try ModelLoader.loadNetwork(path: scaled.path)) { e in
+            XCTAssertTrue("\(e)".contains("scale_attn_by_inverse_layer_idx"), "\(e)")
+        }
+    }
+
+    /// GPT-NeoX's sequential block (use_parallel_residual false) against transformers' logits of the same weights
+    /// (reference `logits_sequential`), from the folder and through a GGUF export, which carries the flag; a
+    /// transformers-5-style head name reads the same; a GGUF without the flag is refused, as llama.cpp refuses it.
+    func testGPTNeoXSequentialBlockAndHeadName() throws {
+        let ids = try reference("gpt_neox").ints("input_ids")
+        let parallel = try ModelLoader.loadNetwork(path: ArchitectureFixtures.url("gpt_neox").path).config
+        XCTAssertTrue(parallel.parallelResidual)
+        XCTAssertEqual(parallel.ropeDim, 4)
+        let want = try reference("gpt_neox").floats("logits_sequential").values
+        let dir = try ArchitectureFixtures.edited("gpt_neox") { $0["use_parallel_residual"] = false }
+        defer { try? FileManager.default.removeItem(at: dir) }
+        XCTAssertLessThanOrEqual(maxAbsDiff(try logits(dir.path, ids), want), 1e-4)
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("persona-neox-\(UUID().uuidString).gguf")
+        defer { try? FileManager.default.removeItem(at: out) }
+        try ModelLoader.loadNetwork(path: dir.path).writeGGUF(to: out)
+        XCTAssertLessThanOrEqual(maxAbsDiff(try logits(out.path, ids), want), 1e-4)
+
+        let noFlag = try ggufCopy(of: out, dropping: ["gptneox.use_parallel_residual"])
+        defer { try? FileManager.default.removeItem(at: noFlag) }
+        XCTAssertThrowsError(try ModelLoader.loadNetwork(path: noFlag.path)) { e in
+            XCTAssertTrue("\(e)".contains("gptneox.use_parallel_residual"), "\(e)")
+        }
+
+        let lmHead = try rewritten("gpt_neox", rename: { $0 == "embed_out.weight" ? "lm_head.weight" : $0 })
+        defer { try? FileManager.default.removeItem(at: lmHead) }
+        XCTAssertLessThanOrEqual(maxAbsDiff(try logits(lmHead.path, ids), try reference("gpt_neox").floats("logits").values), 1e-4)
+    }
+}
