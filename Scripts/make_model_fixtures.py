@@ -13,7 +13,7 @@ Pinned environment it was run with (checked at start; pass --any-version to over
 What it writes (Tests/PersonaModelsTests/Fixtures/, described in README.md there):
   * one folder per architecture (llama, llama2, mistral, qwen2, qwen3, gemma, gemma2, gemma3, smollm3, phi3, phi3_longrope,
     phi4_mini, olmo2, qwen2_yarn, olmo3, granite, qwen3_moe, mixtral, olmoe, glm4, cohere, cohere2, ernie4_5,
-    exaone4, gpt2, gpt_neox) holding a tiny
+    exaone4, gpt2, gpt_neox, phi) holding a tiny
     random model saved by transformers as bf16 safetensors, its config.json, generation_config.json,
     a tiny byte-level BPE tokenizer (tokenizer.json + tokenizer_config.json with a chat template),
     and reference.safetensors + reference.json with transformers' outputs;
@@ -333,6 +333,12 @@ MODELS = {
     # GPT-NeoX (Pythia): a parallel block (x + attn(ln1 x) + mlp(ln2 x)), RoPE on the first quarter of each head (4 of
     # 16, rotate_half), q|k|v interleaved per head, every projection with a bias, exact GELU, untied; the config in
     # Pythia's Hub layout (rotary_pct, rotary_emb_base); llama3 tokenizer family. transformers 5.25.
+    # Phi-2: a parallel block on one LayerNorm with bias, q / k / v apart with biases, RoPE on the first 0.4 of each head
+    # (6 of 16, rotate_half), a plain gelu_new MLP (fc1 / fc2) with biases, final_layernorm, an output head with a bias,
+    # untied; the Hub's layout (top-level partial_rotary_factor and rope_theta); llama2 tokenizer family. transformers 5.25.
+    "phi": dict(arch="PhiForCausalLM", family="llama2", seed=321, layers=2, legacy_rope=True, drop=("num_key_value_heads",),
+                cfg=dict(tie_word_embeddings=False, layer_norm_eps=1e-5, hidden_act="gelu_new", qk_layernorm=False,
+                         rope_parameters=dict(rope_type="default", rope_theta=10000.0, partial_rotary_factor=0.4))),
     "gpt_neox": dict(arch="GPTNeoXForCausalLM", family="llama3", seed=311, layers=2, legacy_rope="neox",
                      drop=("num_key_value_heads",),
                      cfg=dict(tie_word_embeddings=False, layer_norm_eps=1e-5, hidden_act="gelu", use_parallel_residual=True,
@@ -424,7 +430,7 @@ def make_config(name: str, spec: dict, tok):
                   "Qwen3MoeForCausalLM": "qwen3_moe", "MixtralForCausalLM": "mixtral", "OlmoeForCausalLM": "olmoe",
                   "Glm4ForCausalLM": "glm4", "CohereForCausalLM": "cohere", "Cohere2ForCausalLM": "cohere2",
                   "Ernie4_5ForCausalLM": "ernie4_5", "Exaone4ForCausalLM": "exaone4", "GPT2LMHeadModel": "gpt2",
-                  "GPTNeoXForCausalLM": "gpt_neox"}[spec["arch"]]
+                  "GPTNeoXForCausalLM": "gpt_neox", "PhiForCausalLM": "phi"}[spec["arch"]]
     kw = dict(COMMON_SHAPE)
     for k in spec.get("drop", ()):
         kw.pop(k)
@@ -544,7 +550,8 @@ def model_parts(model) -> dict:
     if hasattr(model, "gpt_neox"):
         t = model.gpt_neox
         return dict(layers=t.layers, embed=t.embed_in, norm=t.final_layer_norm, head=model.get_output_embeddings())
-    return dict(layers=model.model.layers, embed=model.model.embed_tokens, norm=model.model.norm, head=model.lm_head)
+    norm = model.model.final_layernorm if hasattr(model.model, "final_layernorm") else model.model.norm   # Phi's name
+    return dict(layers=model.model.layers, embed=model.model.embed_tokens, norm=norm, head=model.lm_head)
 
 
 @torch.no_grad()
@@ -757,6 +764,10 @@ def make_model_fixture(name: str, spec: dict, tokenizers_by_family: dict, versio
         saved = json.loads((folder / "config.json").read_text())
         assert saved["n_inner"] == 128 and "num_key_value_heads" not in saved and "rope_parameters" not in saved, saved
         assert tuple(model.transformer.h[0].attn.c_attn.weight.shape) == (64, 192)   # Conv1D: [in, out]
+    if name == "phi":
+        saved = json.loads((folder / "config.json").read_text())
+        assert saved["partial_rotary_factor"] == 0.4 and model.model.layers[0].self_attn.rotary_ndims == 6, saved
+        assert model.lm_head.bias is not None and not hasattr(model.model.layers[0], "post_attention_layernorm")
     if name == "gpt_neox":
         saved = json.loads((folder / "config.json").read_text())
         assert saved["rotary_pct"] == 0.25 and "rope_parameters" not in saved, saved

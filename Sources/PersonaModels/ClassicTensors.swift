@@ -65,6 +65,21 @@ final class ClassicTensors: RenamedTensors {
         }
     }
 
+    /// Phi-1 / 1.5 / 2: Llama's names but for `self_attn.dense`, `mlp.fc1` / `fc2` and `model.final_layernorm`; nothing
+    /// to transform.
+    static func phi(_ store: TensorStore, layers: Int) -> ClassicTensors {
+        var s: [String: (String, Transform)] = [
+            "model.norm.weight": ("model.final_layernorm.weight", .none), "model.norm.bias": ("model.final_layernorm.bias", .none),
+        ]
+        for l in 0..<layers {
+            let p = "model.layers.\(l)."
+            for (o, t) in [("self_attn.o_proj", "self_attn.dense"), ("mlp.up_proj", "mlp.fc1"), ("mlp.down_proj", "mlp.fc2")] {
+                for part in [".weight", ".bias"] { s[p + o + part] = (p + t + part, .none) }
+            }
+        }
+        return ClassicTensors(base: store, sources: s) { _ in false }
+    }
+
     private init(base: TensorStore, sources: [String: (String, Transform)], buffer: (String) -> Bool) {
         self.base = base
         self.sources = sources.mapValues { (stored: $0.0, transform: $0.1) }

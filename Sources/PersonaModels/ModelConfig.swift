@@ -146,6 +146,8 @@ public struct ModelConfig: Sendable {
     public var gatedMLP = true
     /// GPT-2, GPT-NeoX: the attention output and the MLP's up and down matrices add biases.
     public var outputBias = false
+    /// Phi-1 / 1.5 / 2: the output head adds a bias to the logits.
+    public var headBias = false
     /// GPT-2: a learned position embedding (maxPositions rows) joins the token embedding; no RoPE (noRopeLayers all set).
     public var learnedPositions = false
     /// Per layer: true if the layer applies no RoPE (SmolLM3's NoPE layers); empty: every layer does.

@@ -98,6 +98,7 @@ public enum ModelLoader {
         switch config.architecture {
         case "gpt2": return ClassicTensors.gpt2(store, layers: config.numLayers)
         case "gpt_neox": return ClassicTensors.gptNeoX(store, layers: config.numLayers, heads: config.numHeads)
+        case "phi": return ClassicTensors.phi(store, layers: config.numLayers)
         default: return LanguageModelTensors.wrapping(store) ?? store
         }
     }

@@ -146,7 +146,7 @@ extension TransformerModel {
     /// Writes the weights, in their stored types, as a GGUF with llama.cpp's tensor names and metadata, as its
     /// converter (convert_hf_to_gguf.py) writes them: llama and mistral -> `llama`, qwen2, qwen3, gemma, gemma2, gemma3,
     /// smollm3, phi3 (fused attn_qkv and gate|up ffn_up), olmo2 and olmo3 -> `olmo2`, granite, glm4 (gate|up ffn_up),
-    /// cohere -> `command-r`, cohere2, ernie4_5, exaone4, gpt2, gpt_neox -> `gptneox` (fused attn_qkv). Q/K rows are permuted for the `llama`, `smollm3` and `granite` architectures when the model uses HF's rotate_half RoPE, so that
+    /// cohere -> `command-r`, cohere2, ernie4_5, exaone4, gpt2, gpt_neox -> `gptneox` (fused attn_qkv), phi -> `phi2`. Q/K rows are permuted for the `llama`, `smollm3` and `granite` architectures when the model uses HF's rotate_half RoPE, so that
     /// llama.cpp's interleaved RoPE computes the same thing; Llama-3 RoPE scaling becomes the `rope_freqs` tensor;
     /// Gemma's norm weights are stored as (1 + w), in f32. What a GGUF cannot say is refused with the reason (a
     /// Gemma-2 query_pre_attn_scalar or sliding-window layout other than the ones llama.cpp infers), or, where
@@ -170,7 +170,7 @@ extension TransformerModel {
         }
         let archs = ["llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma": "gemma", "gemma2": "gemma2",
                      "gemma3": "gemma3", "smollm3": "smollm3", "phi3": "phi3", "olmo2": "olmo2", "olmo3": "olmo2", "granite": "granite", "glm4": "glm4", "cohere": "command-r", "cohere2": "cohere2",
-                     "ernie4_5": "ernie4_5", "exaone4": "exaone4", "gpt2": "gpt2", "gpt_neox": "gptneox"]
+                     "ernie4_5": "ernie4_5", "exaone4": "exaone4", "gpt2": "gpt2", "gpt_neox": "gptneox", "phi": "phi2"]
         guard let arch = archs[c.architecture] else {
             throw ModelError("GGUF export: architecture \(c.architecture) is not supported (\(archs.keys.sorted().joined(separator: ", ")))")
         }
@@ -180,9 +180,9 @@ extension TransformerModel {
         } else if let w = c.slidingWindow, !arch.hasPrefix("gemma"), !["olmo2", "cohere2", "exaone4"].contains(arch) {
             caveats.append("sliding_window \(w) is not written: GGUF \(arch) has no sliding window (llama.cpp's converter drops it too), so the file attends to the whole context and differs from the folder past \(w) tokens")
         }
-        // GGUF gpt2 and gptneox name no activation: their readers (ours and llama.cpp's) take GPT-2's tanh GELU and,
-        // for gptneox, ours Pythia's exact one (llama.cpp: tanh)
-        if arch == "gpt2" || arch == "gptneox", c.activation != (arch == "gpt2" ? .geluTanh : .gelu) {
+        // GGUF gpt2, phi2 and gptneox name no activation: their readers (ours and llama.cpp's) take the tanh GELU
+        // (GPT-2's and Phi's gelu_new) and, for gptneox, ours Pythia's exact one (llama.cpp: tanh)
+        if ["gpt2", "phi2", "gptneox"].contains(arch), c.activation != (arch == "gptneox" ? .gelu : .geluTanh) {
             throw ModelError("GGUF export: this \(c.architecture) model uses the \(c.activation.rawValue) activation, which GGUF \(arch) cannot say")
         }
         if arch.hasPrefix("gemma") {
@@ -340,6 +340,7 @@ extension TransformerModel {
         if !c.tieWordEmbeddings {
             try g.addTensor(name: "output.weight", dtype: weights.lmHead.dtype, shape: [c.vocabSize, c.hiddenSize], make: raw(weights.lmHead))
         }
+        if let b = weights.lmHeadBias { try g.addTensor(name: "output.bias", shape: [b.count], floats: b) }
         for (l, w) in weights.layers.enumerated() {
             let p = "blk.\(l)."
             if let v = w.attnNorm { try g.addTensor(name: p + "attn_norm.weight", shape: [v.count], floats: norm(v)) }

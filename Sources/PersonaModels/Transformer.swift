@@ -266,8 +266,9 @@ public final class TransformerModel: @unchecked Sendable {
                          + " (a NaN/Inf or overflowing weight there, or an intervention at that point that overflowed)")
     }
 
-    /// Granite's logit scaling, then Gemma-2's soft-capping (no model has both).
+    /// Phi-2's head bias, Granite's logit scaling, then Gemma-2's soft-capping (no model has two of them).
     private func finishLogits(_ p: UnsafeMutablePointer<Float>, count: Int) {
+        if let b = weights.lmHeadBias { Ops.addBias(p, b, n: config.vocabSize, T: count / config.vocabSize) }
         if config.logitScale != 1 { for i in 0..<count { p[i] /= config.logitScale } }
         guard let cap = config.finalLogitSoftcap else { return }
         for i in 0..<count { p[i] = Foundation.tanh(p[i] / cap) * cap }

@@ -38,6 +38,7 @@ struct ModelWeights {
     var finalNormBias: [Float]? = nil  // (hidden), GPT-2 / GPT-NeoX
     var positions: WeightMatrix? = nil // (maxPositions, hidden), GPT-2's learned position embedding
     var lmHead: WeightMatrix         // (vocab, hidden); the embedding when tied
+    var lmHeadBias: [Float]? = nil   // (vocab), Phi-2
     var ropeFreqFactors: [Float]?    // (headDim / 2), GGUF Llama-3 rope_freqs
 }
 
@@ -62,7 +63,7 @@ enum TensorNaming {
                 "qkv_bias": "self_attn.qkv_proj.bias", "o_bias": "self_attn.o_proj.bias", "up_bias": "mlp.up_proj.bias",
                 "down_bias": "mlp.down_proj.bias", "attn_norm_bias": "input_layernorm.bias",
                 "ffn_norm_bias": "post_attention_layernorm.bias", "final_norm_bias": "model.norm.bias",
-                "positions": "model.embed_positions.weight",
+                "positions": "model.embed_positions.weight", "lm_head_bias": "lm_head.bias",
             ]
             let n = hf[part]!
             return layer.map { "model.layers.\($0).\(n)" } ?? n
@@ -77,7 +78,7 @@ enum TensorNaming {
                 "qkv": "attn_qkv.weight", "gate_up": "ffn_up.weight",
                 "qkv_bias": "attn_qkv.bias", "o_bias": "attn_output.bias", "up_bias": "ffn_up.bias",
                 "down_bias": "ffn_down.bias", "attn_norm_bias": "attn_norm.bias", "ffn_norm_bias": "ffn_norm.bias",
-                "final_norm_bias": "output_norm.bias", "positions": "position_embd.weight",
+                "final_norm_bias": "output_norm.bias", "positions": "position_embd.weight", "lm_head_bias": "output.bias",
             ]
             let n = g[part]!
             return layer.map { "blk.\($0).\(n)" } ?? n
@@ -308,6 +309,7 @@ func loadWeights(_ c: ModelConfig, reader r: WeightReader, naming n: TensorNamin
     } else {
         lmHead = try r.matrix(n.name("lm_head"), rows: c.vocabSize, cols: D)
     }
+    let lmHeadBias = c.headBias ? try r.vector(n.name("lm_head_bias"), count: c.vocabSize) : nil
     var factors: [Float]? = nil
     if n == .gguf, r.has("rope_freqs.weight") { factors = try r.vector("rope_freqs.weight", count: c.ropeDim / 2) }
     if n == .gguf, c.longRope != nil {   // read into the config already (Phi3Architecture)
@@ -320,5 +322,5 @@ func loadWeights(_ c: ModelConfig, reader r: WeightReader, naming n: TensorNamin
         throw ModelError("\(r.source): unexpected tensor '\(first)'\(extra.count > 1 ? " (and \(extra.count - 1) more)" : "") for architecture \(c.architecture)")
     }
     return ModelWeights(embed: embed, layers: layers, finalNorm: finalNorm, finalNormBias: finalNormBias, positions: positions,
-                        lmHead: lmHead, ropeFreqFactors: factors)
+                        lmHead: lmHead, lmHeadBias: lmHeadBias, ropeFreqFactors: factors)
 }

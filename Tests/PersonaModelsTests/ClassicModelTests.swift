@@ -88,4 +88,36 @@ final class ClassicModelTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: lmHead) }
         XCTAssertLessThanOrEqual(maxAbsDiff(try logits(lmHead.path, ids), try reference("gpt_neox").floats("logits").values), 1e-4)
     }
+
+    /// Phi-2 GGUFs made from the original checkpoints keep q, k, v as one attn_qkv (and one bias), which llama.cpp
+    /// reads as well as the converter's separate ones: the same model.
+    func testPhiGGUFWithFusedQKV() throws {
+        let ids = try reference("phi").ints("input_ids")
+        let want = try reference("phi").floats("logits").values
+        let split = FileManager.default.temporaryDirectory.appendingPathComponent("persona-phi-\(UUID().uuidString).gguf")
+        defer { try? FileManager.default.removeItem(at: split) }
+        try ModelLoader.loadNetwork(path: ArchitectureFixtures.url("phi").path).writeGGUF(to: split)
+        XCTAssertLessThanOrEqual(maxAbsDiff(try logits(split.path, ids), want), 1e-4)
+
+        let file = try GGUFFile(url: split)
+        var w = GGUFWriter()
+        for k in file.metadataKeys { w.set(k, file.metadata[k]!) }
+        for n in file.tensorNamesInFileOrder {
+            let t = file.tensor(n)!
+            if n.contains(".attn_k.") || n.contains(".attn_v.") { continue }
+            if n.contains(".attn_q.") {
+                let parts = ["attn_q", "attn_k", "attn_v"].map { file.tensor(n.replacingOccurrences(of: "attn_q", with: $0))! }
+                let data = parts.reduce(Data()) { $0 + Data($1.bytes) }
+                let shape = t.shape.count == 2 ? [parts.reduce(0) { $0 + $1.shape[0] }, t.shape[1]] : [parts.reduce(0) { $0 + $1.shape[0] }]
+                try w.addTensor(name: n.replacingOccurrences(of: "attn_q", with: "attn_qkv"), dtype: t.dtype, shape: shape, data: data)
+                continue
+            }
+            try w.addTensor(name: n, dtype: t.dtype, shape: t.shape, data: Data(t.bytes))
+        }
+        let fused = FileManager.default.temporaryDirectory.appendingPathComponent("persona-phi-qkv-\(UUID().uuidString).gguf")
+        defer { try? FileManager.default.removeItem(at: fused) }
+        try w.write(to: fused)
+        XCTAssertNotNil(try GGUFFile(url: fused).tensor("blk.1.attn_qkv.bias"))
+        XCTAssertLessThanOrEqual(maxAbsDiff(try logits(fused.path, ids), want), 1e-4)
+    }
 }
