@@ -28,7 +28,7 @@ file is within RMS 0.008-0.022 of transformers (its bf16 rounding), e.g. phi3_lo
 granite 0.003 (same multiplier keys), glm4 0.012, cohere
 0.004, cohere2 0.003, ernie4_5 0.013, exaone4 (without its window,
 as llama.cpp reads a window only in a 64-layer file) 0.010, gpt2 0.010 (its converter writes feed_forward_length
-4 x n_embd whatever n_inner says: 256 where ours writes the real 128; so does phi2's), gpt_neox 0.007, phi 0.007.
+4 x n_embd whatever n_inner says: 256 where ours writes the real 128; so does phi2's), gpt_neox 0.007, phi 0.007, stablelm 0.012.
 Mixtures of experts (qwen3_moe, mixtral, olmoe) are not exported: our engine runs llama.cpp's own file of them instead,
 within 5e-6 of transformers (llama.cpp itself: RMS 0.009-0.010).
 """
@@ -46,7 +46,7 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "Tests" / "PersonaModelsTests" / "Fixtures"
 ARCHS = ["llama", "llama2", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "smollm3", "phi3", "phi3_longrope",
          "phi4_mini", "olmo2", "qwen2_yarn", "olmo3", "granite", "qwen3_moe", "mixtral", "olmoe", "glm4", "cohere", "cohere2",
-         "ernie4_5", "exaone4", "gpt2", "gpt_neox", "phi"]
+         "ernie4_5", "exaone4", "gpt2", "gpt_neox", "phi", "stablelm"]
 # mixtures of experts are read, not written: llama.cpp's converter makes the file, and our engine runs it
 READ_ONLY = {"qwen3_moe", "mixtral", "olmoe"}
 PINNED = {"llama_cpp_python": "0.3.36", "transformers": "5.25.0", "torch": "2.15.0"}

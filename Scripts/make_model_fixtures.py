@@ -13,7 +13,7 @@ Pinned environment it was run with (checked at start; pass --any-version to over
 What it writes (Tests/PersonaModelsTests/Fixtures/, described in README.md there):
   * one folder per architecture (llama, llama2, mistral, qwen2, qwen3, gemma, gemma2, gemma3, smollm3, phi3, phi3_longrope,
     phi4_mini, olmo2, qwen2_yarn, olmo3, granite, qwen3_moe, mixtral, olmoe, glm4, cohere, cohere2, ernie4_5,
-    exaone4, gpt2, gpt_neox, phi) holding a tiny
+    exaone4, gpt2, gpt_neox, phi, stablelm) holding a tiny
     random model saved by transformers as bf16 safetensors, its config.json, generation_config.json,
     a tiny byte-level BPE tokenizer (tokenizer.json + tokenizer_config.json with a chat template),
     and reference.safetensors + reference.json with transformers' outputs;
@@ -339,6 +339,13 @@ MODELS = {
     "phi": dict(arch="PhiForCausalLM", family="llama2", seed=321, layers=2, legacy_rope=True, drop=("num_key_value_heads",),
                 cfg=dict(tie_word_embeddings=False, layer_norm_eps=1e-5, hidden_act="gelu_new", qk_layernorm=False,
                          rope_parameters=dict(rope_type="default", rope_theta=10000.0, partial_rotary_factor=0.4))),
+    # StableLM-2 (1.6B layout): Llama's names and SwiGLU with LayerNorms with biases, RoPE on the first quarter of each
+    # head (4 of 16, rotate_half), q / k / v biases, sequential block; untied, the Hub's layout (top-level
+    # partial_rotary_factor and rope_theta); qwen2 tokenizer family. transformers 5.25.
+    "stablelm": dict(arch="StableLmForCausalLM", family="qwen2", seed=331, layers=2, legacy_rope=True,
+                     cfg=dict(tie_word_embeddings=False, layer_norm_eps=1e-5, use_qkv_bias=True, qk_layernorm=False,
+                              use_parallel_residual=False,
+                              rope_parameters=dict(rope_type="default", rope_theta=10000.0, partial_rotary_factor=0.25))),
     "gpt_neox": dict(arch="GPTNeoXForCausalLM", family="llama3", seed=311, layers=2, legacy_rope="neox",
                      drop=("num_key_value_heads",),
                      cfg=dict(tie_word_embeddings=False, layer_norm_eps=1e-5, hidden_act="gelu", use_parallel_residual=True,
@@ -430,7 +437,8 @@ def make_config(name: str, spec: dict, tok):
                   "Qwen3MoeForCausalLM": "qwen3_moe", "MixtralForCausalLM": "mixtral", "OlmoeForCausalLM": "olmoe",
                   "Glm4ForCausalLM": "glm4", "CohereForCausalLM": "cohere", "Cohere2ForCausalLM": "cohere2",
                   "Ernie4_5ForCausalLM": "ernie4_5", "Exaone4ForCausalLM": "exaone4", "GPT2LMHeadModel": "gpt2",
-                  "GPTNeoXForCausalLM": "gpt_neox", "PhiForCausalLM": "phi"}[spec["arch"]]
+                  "GPTNeoXForCausalLM": "gpt_neox", "PhiForCausalLM": "phi",
+                  "StableLmForCausalLM": "stablelm"}[spec["arch"]]
     kw = dict(COMMON_SHAPE)
     for k in spec.get("drop", ()):
         kw.pop(k)
@@ -764,6 +772,14 @@ def make_model_fixture(name: str, spec: dict, tokenizers_by_family: dict, versio
         saved = json.loads((folder / "config.json").read_text())
         assert saved["n_inner"] == 128 and "num_key_value_heads" not in saved and "rope_parameters" not in saved, saved
         assert tuple(model.transformer.h[0].attn.c_attn.weight.shape) == (64, 192)   # Conv1D: [in, out]
+    if name == "stablelm":
+        assert model.model.layers[0].self_attn.rotary_ndims == 4 and model.model.layers[0].self_attn.q_proj.bias is not None
+        assert model.model.layers[0].post_attention_layernorm.bias is not None and not model.config.use_parallel_residual
+        # the same weights in a parallel block (use_parallel_residual true: the MLP reads the input norm): logits only
+        par = load_f32(folder, use_parallel_residual=True)
+        with torch.no_grad():
+            tensors["logits_parallel"] = par(input_ids=torch.tensor([ids]), use_cache=False).logits[0].float().contiguous().numpy()
+        assert np.abs(tensors["logits_parallel"] - tensors["logits"]).max() > 0.05
     if name == "phi":
         saved = json.loads((folder / "config.json").read_text())
         assert saved["partial_rotary_factor"] == 0.4 and model.model.layers[0].self_attn.rotary_ndims == 6, saved

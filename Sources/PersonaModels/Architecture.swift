@@ -20,7 +20,7 @@ public enum ArchitectureRegistry {
         Phi3Architecture.self, OLMo2Architecture.self, GraniteArchitecture.self, Qwen3MoEArchitecture.self,
         MixtralArchitecture.self, OLMoEArchitecture.self, GLM4Architecture.self, CohereArchitecture.self,
         ErnieArchitecture.self, Exaone4Architecture.self, GPT2Architecture.self, GPTNeoXArchitecture.self,
-        PhiArchitecture.self,
+        PhiArchitecture.self, StableLMArchitecture.self,
     ]
 
     public static var supportedModelTypes: [String] { all.flatMap { $0.hfModelTypes }.sorted() }
@@ -77,9 +77,9 @@ func baseConfig(_ j: JSONConfig, architecture: String) throws -> ModelConfig {
     c.bosTokenId = j.optInt("bos_token_id")
     c.eosTokenIds = j.intList("eos_token_id")
     try readRope(j, into: &c)
-    // of these families only Phi-3's (Phi-4-mini), GLM-4's, GPT-NeoX's and Phi-2's attention split the head; the others
-    // turn all of it
-    if let r = c.partialRotaryDim, !["phi3", "glm4", "gpt_neox", "phi"].contains(architecture) {
+    // of these families only Phi-3's (Phi-4-mini), GLM-4's, GPT-NeoX's, Phi-2's and StableLM's attention split the
+    // head; the others turn all of it
+    if let r = c.partialRotaryDim, !["phi3", "glm4", "gpt_neox", "phi", "stablelm"].contains(architecture) {
         throw ModelError("\(j.source): unsupported partial_rotary_factor for \(architecture) (RoPE on \(r) of \(c.headDim) dimensions)")
     }
     return c

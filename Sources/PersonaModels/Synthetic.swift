@@ -146,7 +146,7 @@ extension TransformerModel {
     /// Writes the weights, in their stored types, as a GGUF with llama.cpp's tensor names and metadata, as its
     /// converter (convert_hf_to_gguf.py) writes them: llama and mistral -> `llama`, qwen2, qwen3, gemma, gemma2, gemma3,
     /// smollm3, phi3 (fused attn_qkv and gate|up ffn_up), olmo2 and olmo3 -> `olmo2`, granite, glm4 (gate|up ffn_up),
-    /// cohere -> `command-r`, cohere2, ernie4_5, exaone4, gpt2, gpt_neox -> `gptneox` (fused attn_qkv), phi -> `phi2`. Q/K rows are permuted for the `llama`, `smollm3` and `granite` architectures when the model uses HF's rotate_half RoPE, so that
+    /// cohere -> `command-r`, cohere2, ernie4_5, exaone4, gpt2, gpt_neox -> `gptneox` (fused attn_qkv), phi -> `phi2`, stablelm. Q/K rows are permuted for the `llama`, `smollm3` and `granite` architectures when the model uses HF's rotate_half RoPE, so that
     /// llama.cpp's interleaved RoPE computes the same thing; Llama-3 RoPE scaling becomes the `rope_freqs` tensor;
     /// Gemma's norm weights are stored as (1 + w), in f32. What a GGUF cannot say is refused with the reason (a
     /// Gemma-2 query_pre_attn_scalar or sliding-window layout other than the ones llama.cpp infers), or, where
@@ -170,7 +170,7 @@ extension TransformerModel {
         }
         let archs = ["llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma": "gemma", "gemma2": "gemma2",
                      "gemma3": "gemma3", "smollm3": "smollm3", "phi3": "phi3", "olmo2": "olmo2", "olmo3": "olmo2", "granite": "granite", "glm4": "glm4", "cohere": "command-r", "cohere2": "cohere2",
-                     "ernie4_5": "ernie4_5", "exaone4": "exaone4", "gpt2": "gpt2", "gpt_neox": "gptneox", "phi": "phi2"]
+                     "ernie4_5": "ernie4_5", "exaone4": "exaone4", "gpt2": "gpt2", "gpt_neox": "gptneox", "phi": "phi2", "stablelm": "stablelm"]
         guard let arch = archs[c.architecture] else {
             throw ModelError("GGUF export: architecture \(c.architecture) is not supported (\(archs.keys.sorted().joined(separator: ", ")))")
         }
@@ -243,6 +243,7 @@ extension TransformerModel {
             g.set("\(arch).rope.freq_base", .float32(Float(c.ropeTheta)))
         }
         if arch == "gptneox" { g.set("gptneox.use_parallel_residual", .bool(c.parallelResidual)) }
+        if arch == "stablelm" { g.set("stablelm.use_parallel_residual", .bool(c.parallelBlock)) }   // as its converter; read from ffn_norm
         if c.ropeLinearFactor != 1 {   // as convert_hf_to_gguf.py writes rope_scaling linear
             g.set("\(arch).rope.scaling.type", .string("linear"))
             g.set("\(arch).rope.scaling.factor", .float32(Float(c.ropeLinearFactor)))

@@ -5,8 +5,8 @@ import PersonaTensor
 import XCTest
 @testable import PersonaTestSupport
 
-/// GPT-2 and GPT-NeoX (Pythia): the `gpt2` and `gpt_neox` fixtures, which the every-architecture checks compare with
-/// transformers (hidden states, logits, greedy ids, cached decode, GGUF export). These are their checkpoint layouts and
+/// GPT-2, GPT-NeoX (Pythia), Phi-2 and StableLM: the `gpt2`, `gpt_neox`, `phi` and `stablelm` fixtures, which the
+/// every-architecture checks compare with transformers (hidden states, logits, greedy ids, cached decode, GGUF export). These are their checkpoint layouts and
 /// switches beyond what those fixtures hold.
 final class ClassicModelTests: XCTestCase {
     func reference(_ name: String) throws -> Reference { try ArchitectureFixtures.reference(name) }
@@ -18,8 +18,9 @@ final class ClassicModelTests: XCTestCase {
 
     /// The fixture `arch` copied with its model.safetensors rewritten: each tensor renamed by `rename` (nil drops
     /// it), `extra` tensors added.
-    func rewritten(_ arch: String, rename: (String) -> String?, extra: [(String, [Int])] = []) throws -> URL {
-        let dir = try ArchitectureFixtures.edited(arch) { _ in }
+    func rewritten(_ arch: String, rename: (String) -> String?, extra: [(String, [Int])] = [],
+                   config: (inout [String: Any]) -> Void = { _ in }) throws -> URL {
+        let dir = try ArchitectureFixtures.edited(arch, edit: config)
         let file = dir.appendingPathComponent("model.safetensors")
         let src = try SafetensorsFile(url: file)
         var tensors: [(name: String, dtype: DType, shape: [Int], data: Data)] = []
@@ -119,5 +120,23 @@ final class ClassicModelTests: XCTestCase {
         try w.write(to: fused)
         XCTAssertNotNil(try GGUFFile(url: fused).tensor("blk.1.attn_qkv.bias"))
         XCTAssertLessThanOrEqual(maxAbsDiff(try logits(fused.path, ids), want), 1e-4)
+    }
+
+    /// StableLM's parallel form (use_parallel_residual, as StableLM-2-12B): the MLP reads the input norm and the
+    /// checkpoint has no post_attention_layernorm; against transformers' logits of the same weights (reference
+    /// `logits_parallel`), from the folder and through GGUF, where llama.cpp tells it by the missing ffn_norm.
+    func testStableLMParallelBlock() throws {
+        let ids = try reference("stablelm").ints("input_ids")
+        let want = try reference("stablelm").floats("logits_parallel").values
+        let dir = try rewritten("stablelm", rename: { $0.contains("post_attention_layernorm") ? nil : $0 },
+                                config: { $0["use_parallel_residual"] = true })
+        defer { try? FileManager.default.removeItem(at: dir) }
+        XCTAssertTrue(try ModelLoader.loadNetwork(path: dir.path).config.parallelBlock)
+        XCTAssertLessThanOrEqual(maxAbsDiff(try logits(dir.path, ids), want), 1e-4)
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("persona-stablelm-\(UUID().uuidString).gguf")
+        defer { try? FileManager.default.removeItem(at: out) }
+        try ModelLoader.loadNetwork(path: dir.path).writeGGUF(to: out)
+        XCTAssertNil(try GGUFFile(url: out).tensor("blk.0.ffn_norm.weight"))
+        XCTAssertLessThanOrEqual(maxAbsDiff(try logits(out.path, ids), want), 1e-4)
     }
 }
