@@ -28,7 +28,8 @@ file is within RMS 0.008-0.022 of transformers (its bf16 rounding), e.g. phi3_lo
 granite 0.003 (same multiplier keys), glm4 0.012, cohere
 0.004, cohere2 0.003, ernie4_5 0.013, exaone4 (without its window,
 as llama.cpp reads a window only in a 64-layer file) 0.010, gpt2 0.010 (its converter writes feed_forward_length
-4 x n_embd whatever n_inner says: 256 where ours writes the real 128; so does phi2's), gpt_neox 0.007, phi 0.007, stablelm 0.012.
+4 x n_embd whatever n_inner says: 256 where ours writes the real 128; so does phi2's), gpt_neox 0.007, phi 0.007, stablelm 0.012, olmo 0.012, starcoder2
+(without its window, which llama.cpp does not read) 0.009, nemotron 0.009.
 Mixtures of experts (qwen3_moe, mixtral, olmoe) are not exported: our engine runs llama.cpp's own file of them instead,
 within 5e-6 of transformers (llama.cpp itself: RMS 0.009-0.010).
 """
@@ -46,7 +47,7 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "Tests" / "PersonaModelsTests" / "Fixtures"
 ARCHS = ["llama", "llama2", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "smollm3", "phi3", "phi3_longrope",
          "phi4_mini", "olmo2", "qwen2_yarn", "olmo3", "granite", "qwen3_moe", "mixtral", "olmoe", "glm4", "cohere", "cohere2",
-         "ernie4_5", "exaone4", "gpt2", "gpt_neox", "phi", "stablelm"]
+         "ernie4_5", "exaone4", "gpt2", "gpt_neox", "phi", "stablelm", "olmo", "starcoder2", "nemotron"]
 # mixtures of experts are read, not written: llama.cpp's converter makes the file, and our engine runs it
 READ_ONLY = {"qwen3_moe", "mixtral", "olmoe"}
 PINNED = {"llama_cpp_python": "0.3.36", "transformers": "5.25.0", "torch": "2.15.0"}
@@ -56,12 +57,13 @@ CONVERT = """
 import sys
 sys.path.insert(0, sys.argv[1] + "/gguf-py"); sys.path.insert(0, sys.argv[1])
 import conversion.base as base, conversion.gemma as gemma, conversion.phi as phi, conversion.glm as glm, conversion.ernie as ernie
-for mod in (base, gemma, phi, glm, ernie):
+import conversion.nemotron as nemotron
+for mod in (base, gemma, phi, glm, ernie, nemotron):
     for cls in vars(mod).values():
         if isinstance(cls, type) and "get_vocab_base_pre" in vars(cls):
             cls.get_vocab_base_pre = lambda self, tok: "gpt-2"
         if isinstance(cls, type) and cls.__name__ in ("GemmaModel", "Gemma2Model", "Gemma3Model", "Phi3MiniModel", "Glm4Model",
-                                                      "Ernie4_5Model"):
+                                                      "Ernie4_5Model", "NemotronModel"):
             cls.set_vocab = lambda self: self._set_vocab_gpt2()
 # with transformers 5 its hparams (AutoConfig's) hold Pythia's rotary_pct only inside rope_parameters
 import conversion.gptneox as gptneox
@@ -119,10 +121,10 @@ def main():
             # tokens, which the fixtures' tiny vocabulary lacks
             folder = Path(tmp) / f"fixture-{ARCHS.index(arch)}"
             shutil.copytree(FIXTURES / arch, folder, ignore=shutil.ignore_patterns("reference*"))
-            if arch in ("gemma2", "gemma3", "phi3"):
+            if arch in ("gemma2", "gemma3", "phi3", "starcoder2"):
                 cfg = json.loads((folder / "config.json").read_text())
-                if arch == "phi3":
-                    cfg["sliding_window"] = None   # llama.cpp runs phi3 without it; transformers must too, to compare
+                if arch in ("phi3", "starcoder2"):
+                    cfg["sliding_window"] = None   # llama.cpp runs these without it; transformers must too, to compare
                 else:
                     cfg["query_pre_attn_scalar"] = cfg["head_dim"]
                 (folder / "config.json").write_text(json.dumps(cfg))

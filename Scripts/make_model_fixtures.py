@@ -13,7 +13,7 @@ Pinned environment it was run with (checked at start; pass --any-version to over
 What it writes (Tests/PersonaModelsTests/Fixtures/, described in README.md there):
   * one folder per architecture (llama, llama2, mistral, qwen2, qwen3, gemma, gemma2, gemma3, smollm3, phi3, phi3_longrope,
     phi4_mini, olmo2, qwen2_yarn, olmo3, granite, qwen3_moe, mixtral, olmoe, glm4, cohere, cohere2, ernie4_5,
-    exaone4, gpt2, gpt_neox, phi, stablelm) holding a tiny
+    exaone4, gpt2, gpt_neox, phi, stablelm, olmo, starcoder2, nemotron) holding a tiny
     random model saved by transformers as bf16 safetensors, its config.json, generation_config.json,
     a tiny byte-level BPE tokenizer (tokenizer.json + tokenizer_config.json with a chat template),
     and reference.safetensors + reference.json with transformers' outputs;
@@ -346,6 +346,24 @@ MODELS = {
                      cfg=dict(tie_word_embeddings=False, layer_norm_eps=1e-5, use_qkv_bias=True, qk_layernorm=False,
                               use_parallel_residual=False,
                               rope_parameters=dict(rope_type="default", rope_theta=10000.0, partial_rotary_factor=0.25))),
+    # OLMo (first generation): the Llama block with non-parametric LayerNorms and clip_qkv 1.0 (which clamps many of
+    # these random projections; the script checks it changes the logits), tied as OLMo-1B; the Hub's top-level
+    # rope_theta layout; qwen2 tokenizer family. transformers 5.25.
+    "olmo": dict(arch="OlmoForCausalLM", family="qwen2", seed=341, layers=2, legacy_rope=True,
+                 cfg=dict(tie_word_embeddings=True, attention_bias=False, clip_qkv=1.0,
+                          rope_parameters=dict(rope_type="default", rope_theta=10000.0))),
+    # StarCoder2: LayerNorms with biases, q / k / v / o with biases, a plain gelu_pytorch_tanh MLP (c_fc / c_proj) with
+    # biases, sliding_window 6 on every layer, tied; the Hub's top-level rope_theta layout; llama2 tokenizer family.
+    # transformers 5.25.
+    "starcoder2": dict(arch="Starcoder2ForCausalLM", family="llama2", seed=351, layers=2, legacy_rope=True,
+                       cfg=dict(tie_word_embeddings=True, norm_epsilon=1e-5, use_bias=True, sliding_window=6,
+                                hidden_act="gelu_pytorch_tanh", rope_parameters=dict(rope_type="default", rope_theta=100000.0))),
+    # Nemotron (Minitron): LayerNorm1P (1 + w, with bias), RoPE on the first half of each head (8 of 16, rotate_half), a
+    # plain squared-ReLU MLP, no other biases, untied; the Hub's layout (top-level partial_rotary_factor); llama3
+    # tokenizer family. transformers 5.25.
+    "nemotron": dict(arch="NemotronForCausalLM", family="llama3", seed=361, layers=2, legacy_rope=True,
+                     cfg=dict(tie_word_embeddings=False, norm_eps=1e-5, hidden_act="relu2", attention_bias=False, mlp_bias=False,
+                              rope_parameters=dict(rope_type="default", rope_theta=10000.0, partial_rotary_factor=0.5))),
     "gpt_neox": dict(arch="GPTNeoXForCausalLM", family="llama3", seed=311, layers=2, legacy_rope="neox",
                      drop=("num_key_value_heads",),
                      cfg=dict(tie_word_embeddings=False, layer_norm_eps=1e-5, hidden_act="gelu", use_parallel_residual=True,
@@ -438,7 +456,8 @@ def make_config(name: str, spec: dict, tok):
                   "Glm4ForCausalLM": "glm4", "CohereForCausalLM": "cohere", "Cohere2ForCausalLM": "cohere2",
                   "Ernie4_5ForCausalLM": "ernie4_5", "Exaone4ForCausalLM": "exaone4", "GPT2LMHeadModel": "gpt2",
                   "GPTNeoXForCausalLM": "gpt_neox", "PhiForCausalLM": "phi",
-                  "StableLmForCausalLM": "stablelm"}[spec["arch"]]
+                  "StableLmForCausalLM": "stablelm", "OlmoForCausalLM": "olmo", "Starcoder2ForCausalLM": "starcoder2",
+                  "NemotronForCausalLM": "nemotron"}[spec["arch"]]
     kw = dict(COMMON_SHAPE)
     for k in spec.get("drop", ()):
         kw.pop(k)
@@ -699,7 +718,7 @@ def make_model_fixture(name: str, spec: dict, tokenizers_by_family: dict, versio
     config = make_config(name, spec, tok)
     torch.manual_seed(spec["seed"])
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32, attn_implementation="eager")
-    randomize(model, gemma_norm=name.startswith("gemma"), seed=spec["seed"], init=spec.get("init"))
+    randomize(model, gemma_norm=name.startswith("gemma") or name == "nemotron", seed=spec["seed"], init=spec.get("init"))
     model.to(torch.bfloat16).save_pretrained(str(folder), safe_serialization=True)
     gen_eos = [tok.token_to_id(t) for t in fam["gen_eos"]]
     GenerationConfig(bos_token_id=config.bos_token_id, eos_token_id=gen_eos if len(gen_eos) > 1 else gen_eos[0],
@@ -772,6 +791,17 @@ def make_model_fixture(name: str, spec: dict, tokenizers_by_family: dict, versio
         saved = json.loads((folder / "config.json").read_text())
         assert saved["n_inner"] == 128 and "num_key_value_heads" not in saved and "rope_parameters" not in saved, saved
         assert tuple(model.transformer.h[0].attn.c_attn.weight.shape) == (64, 192)   # Conv1D: [in, out]
+    if name == "olmo":
+        assert model.config.clip_qkv == 1.0 and not any("norm" in n for n, _ in model.named_parameters())
+        unclipped = load_f32(folder, clip_qkv=None)
+        with torch.no_grad():
+            free = unclipped(input_ids=torch.tensor([ids]), use_cache=False).logits[0].float().numpy()
+        assert np.abs(free - tensors["logits"]).max() > 0.05, "clip_qkv 1.0 clamps nothing on these weights"
+    if name == "starcoder2":
+        assert model.config.sliding_window == 6 and T_INPUT > 2 * 6 and model.model.layers[0].mlp.c_fc.bias is not None
+    if name == "nemotron":
+        assert model.model.layers[0].self_attn.q_proj.bias is None and model.model.layers[0].mlp.up_proj.bias is None
+        assert json.loads((folder / "config.json").read_text())["partial_rotary_factor"] == 0.5
     if name == "stablelm":
         assert model.model.layers[0].self_attn.rotary_ndims == 4 and model.model.layers[0].self_attn.q_proj.bias is not None
         assert model.model.layers[0].post_attention_layernorm.bias is not None and not model.config.use_parallel_residual

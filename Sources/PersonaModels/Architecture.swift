@@ -20,7 +20,8 @@ public enum ArchitectureRegistry {
         Phi3Architecture.self, OLMo2Architecture.self, GraniteArchitecture.self, Qwen3MoEArchitecture.self,
         MixtralArchitecture.self, OLMoEArchitecture.self, GLM4Architecture.self, CohereArchitecture.self,
         ErnieArchitecture.self, Exaone4Architecture.self, GPT2Architecture.self, GPTNeoXArchitecture.self,
-        PhiArchitecture.self, StableLMArchitecture.self,
+        PhiArchitecture.self, StableLMArchitecture.self, OLMoArchitecture.self, StarCoder2Architecture.self,
+        NemotronArchitecture.self,
     ]
 
     public static var supportedModelTypes: [String] { all.flatMap { $0.hfModelTypes }.sorted() }
@@ -77,9 +78,9 @@ func baseConfig(_ j: JSONConfig, architecture: String) throws -> ModelConfig {
     c.bosTokenId = j.optInt("bos_token_id")
     c.eosTokenIds = j.intList("eos_token_id")
     try readRope(j, into: &c)
-    // of these families only Phi-3's (Phi-4-mini), GLM-4's, GPT-NeoX's, Phi-2's and StableLM's attention split the
-    // head; the others turn all of it
-    if let r = c.partialRotaryDim, !["phi3", "glm4", "gpt_neox", "phi", "stablelm"].contains(architecture) {
+    // of these families only Phi-3's (Phi-4-mini), GLM-4's, GPT-NeoX's, Phi-2's, StableLM's and Nemotron's attention
+    // split the head; the others turn all of it
+    if let r = c.partialRotaryDim, !["phi3", "glm4", "gpt_neox", "phi", "stablelm", "nemotron"].contains(architecture) {
         throw ModelError("\(j.source): unsupported partial_rotary_factor for \(architecture) (RoPE on \(r) of \(c.headDim) dimensions)")
     }
     return c

@@ -80,6 +80,18 @@ final class ClassicTensors: RenamedTensors {
         return ClassicTensors(base: store, sources: s) { _ in false }
     }
 
+    /// StarCoder2: Llama's names but for the MLP's `c_fc` / `c_proj`.
+    static func starCoder2(_ store: TensorStore, layers: Int) -> ClassicTensors {
+        var s: [String: (String, Transform)] = [:]
+        for l in 0..<layers {
+            let p = "model.layers.\(l)."
+            for (o, t) in [("mlp.up_proj", "mlp.c_fc"), ("mlp.down_proj", "mlp.c_proj")] {
+                for part in [".weight", ".bias"] { s[p + o + part] = (p + t + part, .none) }
+            }
+        }
+        return ClassicTensors(base: store, sources: s) { _ in false }
+    }
+
     private init(base: TensorStore, sources: [String: (String, Transform)], buffer: (String) -> Bool) {
         self.base = base
         self.sources = sources.mapValues { (stored: $0.0, transform: $0.1) }

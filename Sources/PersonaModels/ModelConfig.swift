@@ -5,7 +5,7 @@ import PersonaFormats
 /// as llama.cpp uses for GGUF `llama` weights (whose Q/K rows were permuted at conversion).
 public enum RopeStyle: String, Sendable { case halfRotation, interleaved }
 
-public enum Activation: String, Sendable { case silu, geluTanh, gelu }
+public enum Activation: String, Sendable { case silu, geluTanh, gelu, reluSquared }
 
 /// Llama-3 style RoPE frequency scaling.
 public struct Llama3RopeScaling: Sendable, Equatable {
@@ -144,8 +144,14 @@ public struct ModelConfig: Sendable {
     public var parallelResidual = false
     /// The MLP is SwiGLU-style, down(act(gate x) * up x) (every family but these); false: down(act(up x)) (GPT-2, GPT-NeoX).
     public var gatedMLP = true
-    /// GPT-2, GPT-NeoX: the attention output and the MLP's up and down matrices add biases.
-    public var outputBias = false
+    /// GPT-2, GPT-NeoX, StarCoder2: the attention output adds a bias.
+    public var attnOutputBias = false
+    /// GPT-2, GPT-NeoX, StarCoder2: the MLP's up and down matrices add biases.
+    public var mlpBias = false
+    /// OLMo-1: the LayerNorms have no weights (nor biases): non-parametric.
+    public var normWeights = true
+    /// OLMo-1: q, k and v are clamped to [-clipQKV, clipQKV] after their projections.
+    public var clipQKV: Float? = nil
     /// Phi-1 / 1.5 / 2: the output head adds a bias to the logits.
     public var headBias = false
     /// GPT-2: a learned position embedding (maxPositions rows) joins the token embedding; no RoPE (noRopeLayers all set).

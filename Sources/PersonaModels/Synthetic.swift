@@ -146,7 +146,7 @@ extension TransformerModel {
     /// Writes the weights, in their stored types, as a GGUF with llama.cpp's tensor names and metadata, as its
     /// converter (convert_hf_to_gguf.py) writes them: llama and mistral -> `llama`, qwen2, qwen3, gemma, gemma2, gemma3,
     /// smollm3, phi3 (fused attn_qkv and gate|up ffn_up), olmo2 and olmo3 -> `olmo2`, granite, glm4 (gate|up ffn_up),
-    /// cohere -> `command-r`, cohere2, ernie4_5, exaone4, gpt2, gpt_neox -> `gptneox` (fused attn_qkv), phi -> `phi2`, stablelm. Q/K rows are permuted for the `llama`, `smollm3` and `granite` architectures when the model uses HF's rotate_half RoPE, so that
+    /// cohere -> `command-r`, cohere2, ernie4_5, exaone4, gpt2, gpt_neox -> `gptneox` (fused attn_qkv), phi -> `phi2`, stablelm, olmo (no norm weights), starcoder2, nemotron (norms as 1 + w). Q/K rows are permuted for the `llama`, `smollm3`, `granite` and `olmo` architectures when the model uses HF's rotate_half RoPE, so that
     /// llama.cpp's interleaved RoPE computes the same thing; Llama-3 RoPE scaling becomes the `rope_freqs` tensor;
     /// Gemma's norm weights are stored as (1 + w), in f32. What a GGUF cannot say is refused with the reason (a
     /// Gemma-2 query_pre_attn_scalar or sliding-window layout other than the ones llama.cpp infers), or, where
@@ -170,7 +170,8 @@ extension TransformerModel {
         }
         let archs = ["llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma": "gemma", "gemma2": "gemma2",
                      "gemma3": "gemma3", "smollm3": "smollm3", "phi3": "phi3", "olmo2": "olmo2", "olmo3": "olmo2", "granite": "granite", "glm4": "glm4", "cohere": "command-r", "cohere2": "cohere2",
-                     "ernie4_5": "ernie4_5", "exaone4": "exaone4", "gpt2": "gpt2", "gpt_neox": "gptneox", "phi": "phi2", "stablelm": "stablelm"]
+                     "ernie4_5": "ernie4_5", "exaone4": "exaone4", "gpt2": "gpt2", "gpt_neox": "gptneox", "phi": "phi2", "stablelm": "stablelm",
+                     "olmo": "olmo", "starcoder2": "starcoder2", "nemotron": "nemotron"]
         guard let arch = archs[c.architecture] else {
             throw ModelError("GGUF export: architecture \(c.architecture) is not supported (\(archs.keys.sorted().joined(separator: ", ")))")
         }
@@ -182,7 +183,10 @@ extension TransformerModel {
         }
         // GGUF gpt2, phi2 and gptneox name no activation: their readers (ours and llama.cpp's) take the tanh GELU
         // (GPT-2's and Phi's gelu_new) and, for gptneox, ours Pythia's exact one (llama.cpp: tanh)
-        if ["gpt2", "phi2", "gptneox"].contains(arch), c.activation != (arch == "gptneox" ? .gelu : .geluTanh) {
+        // (and starcoder2's; nemotron: squared ReLU; olmo: SwiGLU)
+        let named: [String: Activation] = ["gpt2": .geluTanh, "phi2": .geluTanh, "gptneox": .gelu, "starcoder2": .geluTanh,
+                                           "nemotron": .reluSquared, "olmo": .silu]
+        if let want = named[arch], c.activation != want {
             throw ModelError("GGUF export: this \(c.architecture) model uses the \(c.activation.rawValue) activation, which GGUF \(arch) cannot say")
         }
         if arch.hasPrefix("gemma") {
@@ -244,6 +248,7 @@ extension TransformerModel {
         }
         if arch == "gptneox" { g.set("gptneox.use_parallel_residual", .bool(c.parallelResidual)) }
         if arch == "stablelm" { g.set("stablelm.use_parallel_residual", .bool(c.parallelBlock)) }   // as its converter; read from ffn_norm
+        if let clip = c.clipQKV { g.set("\(arch).attention.clamp_kqv", .float32(clip)) }
         if c.ropeLinearFactor != 1 {   // as convert_hf_to_gguf.py writes rope_scaling linear
             g.set("\(arch).rope.scaling.type", .string("linear"))
             g.set("\(arch).rope.scaling.factor", .float32(Float(c.ropeLinearFactor)))
@@ -293,7 +298,7 @@ extension TransformerModel {
         func raw(_ m: WeightMatrix) -> () -> GGUFContent.TensorBytes {
             { GGUFContent.TensorBytes(data: m.data, count: m.byteCount, owner: m.owner ?? self) }
         }
-        let permute = ["llama", "smollm3", "granite"].contains(arch) && c.ropeStyle == .halfRotation   // llama.cpp's LlamaModel converter
+        let permute = ["llama", "smollm3", "granite", "olmo"].contains(arch) && c.ropeStyle == .halfRotation   // llama.cpp's LlamaModel converter
         if permute, let r = c.partialRotaryDim {
             throw ModelError("GGUF export: a \(arch) model turning \(r) of \(c.headDim) dimensions cannot be written in llama.cpp's interleaved layout")
         }
@@ -333,7 +338,9 @@ extension TransformerModel {
             try g.addTensor(name: "rope_freqs.weight", shape: [c.ropeDim / 2], floats: Self.llama3RopeFactors(c, s))
         }
         try g.addTensor(name: "token_embd.weight", dtype: weights.embed.dtype, shape: [c.vocabSize, c.hiddenSize], make: raw(weights.embed))
-        try g.addTensor(name: "output_norm.weight", shape: [c.hiddenSize], floats: norm(weights.finalNorm))
+        if c.normWeights {   // OLMo-1's norms have none
+            try g.addTensor(name: "output_norm.weight", shape: [c.hiddenSize], floats: norm(weights.finalNorm))
+        }
         if let b = weights.finalNormBias { try g.addTensor(name: "output_norm.bias", shape: [b.count], floats: b) }
         if let pe = weights.positions {   // in f32, as its converter writes it (and llama-quantize leaves it)
             try g.addTensor(name: "position_embd.weight", shape: [pe.rows, pe.cols], floats: pe.toFloatArray())
@@ -344,7 +351,7 @@ extension TransformerModel {
         if let b = weights.lmHeadBias { try g.addTensor(name: "output.bias", shape: [b.count], floats: b) }
         for (l, w) in weights.layers.enumerated() {
             let p = "blk.\(l)."
-            if let v = w.attnNorm { try g.addTensor(name: p + "attn_norm.weight", shape: [v.count], floats: norm(v)) }
+            if let v = w.attnNorm, c.normWeights { try g.addTensor(name: p + "attn_norm.weight", shape: [v.count], floats: norm(v)) }
             if c.fusedProjections {
                 // Phi-3, GPT-2, GPT-NeoX: one attn_qkv (rows q | k | v), as llama.cpp's converter keeps it
                 try g.addTensor(name: p + "attn_qkv.weight", dtype: w.wq.dtype, shape: [w.wq.rows + w.wk.rows + w.wv.rows, c.hiddenSize],
@@ -376,7 +383,7 @@ extension TransformerModel {
                 if let v { try g.addTensor(name: p + n + ".weight", shape: [v.count], floats: norm(v)) }
             }
             if let v = w.postAttnNorm { try g.addTensor(name: p + "post_attention_norm.weight", shape: [v.count], floats: norm(v)) }
-            if let v = w.ffnNorm { try g.addTensor(name: p + "ffn_norm.weight", shape: [v.count], floats: norm(v)) }
+            if let v = w.ffnNorm, c.normWeights { try g.addTensor(name: p + "ffn_norm.weight", shape: [v.count], floats: norm(v)) }
             if let v = w.postFFNorm { try g.addTensor(name: p + "post_ffw_norm.weight", shape: [v.count], floats: norm(v)) }
         }
         return (g, caveats)

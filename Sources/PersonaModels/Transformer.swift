@@ -224,7 +224,7 @@ public final class TransformerModel: @unchecked Sendable {
     private func norm(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: [Float]? = nil, T: Int, out: UnsafeMutablePointer<Float>) {
         let c = config
         if c.layerNorm {
-            Ops.layerNorm(x, weight: w, eps: c.rmsNormEps, n: c.hiddenSize, T: T, out: out)
+            Ops.layerNorm(x, weight: w, offset: c.normOffset, eps: c.rmsNormEps, n: c.hiddenSize, T: T, out: out)
             if let bias { Ops.addBias(out, bias, n: c.hiddenSize, T: T) }
         } else {
             Ops.rmsNorm(x, weight: w, offset: c.normOffset, eps: c.rmsNormEps, n: c.hiddenSize, T: T, out: out)
@@ -284,6 +284,10 @@ public final class TransformerModel: @unchecked Sendable {
         if let b = w.bq { Ops.addBias(q, b, n: qDim, T: T) }
         if let b = w.bk { Ops.addBias(k, b, n: kvDim, T: T) }
         if let b = w.bv { Ops.addBias(v, b, n: kvDim, T: T) }
+        if let clip = c.clipQKV {   // OLMo-1
+            for i in 0..<(T * qDim) { q[i] = min(max(q[i], -clip), clip) }
+            for i in 0..<(T * kvDim) { k[i] = min(max(k[i], -clip), clip); v[i] = min(max(v[i], -clip), clip) }
+        }
         if let qn = w.qNorm, let kn = w.kNorm, c.qkNormAcrossHeads {
             // RMSNorm over all of a token's queries, and over its keys (OLMo-2), before RoPE
             Ops.rmsNorm(q, weight: qn, offset: c.normOffset, eps: c.rmsNormEps, n: qDim, T: T, out: q)
@@ -471,10 +475,12 @@ public final class TransformerModel: @unchecked Sendable {
                     case .silu: for i in i0..<(i0 + m) { j.g[i] = Ops.silu(j.g[i]) }
                     case .geluTanh: for i in i0..<(i0 + m) { j.g[i] = Ops.geluTanh(j.g[i]) }
                     case .gelu: for i in i0..<(i0 + m) { j.g[i] = Ops.gelu(j.g[i]) }
+                    case .reluSquared: for i in i0..<(i0 + m) { let r = max(j.g[i], 0); j.g[i] = r * r }
                     }
                 case .silu: pk_silu_mul(j.g + i0, j.u + i0, Int64(m))
                 case .geluTanh: pk_gelu_tanh_mul(j.g + i0, j.u + i0, Int64(m))
                 case .gelu: for i in i0..<(i0 + m) { j.g[i] = Ops.gelu(j.g[i]) * j.u[i] }
+                case .reluSquared: for i in i0..<(i0 + m) { let r = max(j.g[i], 0); j.g[i] = r * r * j.u[i] }
                 }
             }
         }

@@ -249,6 +249,8 @@ func loadWeights(_ c: ModelConfig, reader r: WeightReader, naming n: TensorNamin
     for l in 0..<c.numLayers {
         func m(_ p: String, _ rows: Int, _ cols: Int) throws -> WeightMatrix { try r.matrix(n.name(p, layer: l), rows: rows, cols: cols) }
         func v(_ p: String, _ count: Int) throws -> [Float] {
+            // OLMo-1's LayerNorms have no weights: ones, multiplied through as any norm's
+            if !c.normWeights, ["attn_norm", "ffn_norm_llama"].contains(p) { return [Float](repeating: 1, count: count) }
             if let name = glmNorms?[p] { return try r.vector("model.layers.\(l).\(name)", count: count) }
             return try r.vector(n.name(p, layer: l), count: count)
         }
@@ -295,11 +297,12 @@ func loadWeights(_ c: ModelConfig, reader r: WeightReader, naming n: TensorNamin
             lw.attnNormBias = try v("attn_norm_bias", D)
             if ffnNorm != nil { lw.ffnNormBias = try v("ffn_norm_bias", D) }
         }
-        if c.outputBias { (lw.bo, lw.bUp, lw.bDown) = (try v("o_bias", D), try v("up_bias", F), try v("down_bias", D)) }
+        if c.attnOutputBias { lw.bo = try v("o_bias", D) }
+        if c.mlpBias { (lw.bUp, lw.bDown) = (try v("up_bias", F), try v("down_bias", D)) }
         layers.append(c.moe?.layers[l] == true ? try withExperts(lw, layer: l) : lw)
     }
     let embed = try r.matrix(n.name("embed"), rows: c.vocabSize, cols: D)
-    let finalNorm = try r.vector(n.name("final_norm"), count: D)
+    let finalNorm = c.normWeights ? try r.vector(n.name("final_norm"), count: D) : [Float](repeating: 1, count: D)
     let finalNormBias = c.normBias ? try r.vector(n.name("final_norm_bias"), count: D) : nil
     let positions = c.learnedPositions ? try r.matrix(n.name("positions"), rows: c.maxPositions, cols: D) : nil
     let lmHead: WeightMatrix

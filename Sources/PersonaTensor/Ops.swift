@@ -158,7 +158,8 @@ public enum Ops {
     }
 
     /// LayerNorm without a bias (Cohere): (x - mean) / sqrt(variance + eps) * w, per row of n.
-    public static func layerNorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, eps: Float,
+    /// LayerNorm without bias, times (offset + w) (Nemotron's LayerNorm1P: 1; else 0).
+    public static func layerNorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, offset: Float = 0, eps: Float,
                                  n: Int, T: Int, out: UnsafeMutablePointer<Float>) {
         for t in 0..<T {
             let xr = x + t * n, o = out + t * n
@@ -168,7 +169,7 @@ public enum Ops {
             var ss: Float = 0
             for i in 0..<n { let d = xr[i] - mean; ss += d * d }
             let inv = 1 / (ss / Float(n) + eps).squareRoot()
-            for i in 0..<n { o[i] = (xr[i] - mean) * inv * weight[i] }
+            for i in 0..<n { o[i] = (xr[i] - mean) * inv * (offset + weight[i]) }
         }
     }
 

@@ -5,7 +5,7 @@ import PersonaTensor
 import XCTest
 @testable import PersonaTestSupport
 
-/// GPT-2, GPT-NeoX (Pythia), Phi-2 and StableLM: the `gpt2`, `gpt_neox`, `phi` and `stablelm` fixtures, which the
+/// GPT-2, GPT-NeoX (Pythia), Phi-2, StableLM, OLMo-1, StarCoder2 and Nemotron: their fixtures, which the
 /// every-architecture checks compare with transformers (hidden states, logits, greedy ids, cached decode, GGUF export). These are their checkpoint layouts and
 /// switches beyond what those fixtures hold.
 final class ClassicModelTests: XCTestCase {
@@ -138,5 +138,42 @@ final class ClassicModelTests: XCTestCase {
         try ModelLoader.loadNetwork(path: dir.path).writeGGUF(to: out)
         XCTAssertNil(try GGUFFile(url: out).tensor("blk.0.ffn_norm.weight"))
         XCTAssertLessThanOrEqual(maxAbsDiff(try logits(out.path, ids), want), 1e-4)
+    }
+
+    /// StarCoder2's sliding window (6 here, 4096 in the real ones) cannot be written: GGUF starcoder2 has none and
+    /// llama.cpp reads none. The export says so, and is the same model up to the window.
+    func testStarCoder2ExportWithoutItsWindow() throws {
+        let ref = try reference("starcoder2")
+        let ids = ref.ints("input_ids"), want = try ref.floats("logits").values
+        let net = try ModelLoader.loadNetwork(path: ArchitectureFixtures.url("starcoder2").path)
+        XCTAssertEqual(net.config.slidingWindow, 6)
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("persona-starcoder2-\(UUID().uuidString).gguf")
+        defer { try? FileManager.default.removeItem(at: out) }
+        let caveats = try net.writeGGUF(to: out)
+        XCTAssertEqual(caveats.count, 1)
+        XCTAssertTrue(caveats.first?.contains("sliding_window 6 is not written") == true, "\(caveats)")
+        let got = try logits(out.path, ids), V = net.config.vocabSize
+        XCTAssertNil(try ModelLoader.loadNetwork(path: out.path).config.slidingWindow)
+        XCTAssertLessThanOrEqual(maxAbsDiff(Array(got[0 ..< 6 * V]), Array(want[0 ..< 6 * V])), 1e-4)
+        XCTAssertGreaterThan(maxAbsDiff(Array(got[6 * V ..< ids.count * V]), Array(want[6 * V ..< ids.count * V])), 0.01)
+    }
+
+    /// OLMo-1's clip_qkv clamps (the fixture's 1.0 is checked to matter by its script) and goes into GGUF as
+    /// attention.clamp_kqv, as llama.cpp's converter writes it; its norms have no weights in either.
+    func testOLMoClipAndNonParametricNorms() throws {
+        let ref = try reference("olmo")
+        let net = try ModelLoader.loadNetwork(path: ArchitectureFixtures.url("olmo").path)
+        XCTAssertEqual(net.config.clipQKV, 1)
+        XCTAssertFalse(net.config.normWeights)
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("persona-olmo-\(UUID().uuidString).gguf")
+        defer { try? FileManager.default.removeItem(at: out) }
+        try net.writeGGUF(to: out)
+        let file = try GGUFFile(url: out)
+        XCTAssertEqual(file.metadata["olmo.attention.clamp_kqv"]?.double, 1)
+        XCTAssertFalse(file.tensorNamesInFileOrder.contains { $0.contains("norm") })
+        let unclipped = try ArchitectureFixtures.edited("olmo") { $0["clip_qkv"] = NSNull() }
+        defer { try? FileManager.default.removeItem(at: unclipped) }
+        XCTAssertNil(try ModelLoader.loadNetwork(path: unclipped.path).config.clipQKV)
+        XCTAssertGreaterThan(maxAbsDiff(try logits(unclipped.path, ref.ints("input_ids")), try ref.floats("logits").values), 0.05)
     }
 }

@@ -43,7 +43,8 @@ enum GPT2Architecture: Architecture {
     /// What GPT-2 and GPT-NeoX share: LayerNorms with biases, fused q / k / v and every projection with a bias, a
     /// plain MLP.
     static func classicBlock(_ c: inout ModelConfig) {
-        (c.layerNorm, c.normBias, c.fusedProjections, c.attentionBias, c.outputBias, c.gatedMLP) = (true, true, true, true, true, false)
+        (c.layerNorm, c.normBias, c.fusedProjections, c.gatedMLP) = (true, true, true, false)
+        (c.attentionBias, c.attnOutputBias, c.mlpBias) = (true, true, true)
     }
 
     private static func classic(_ c: inout ModelConfig) {
@@ -52,12 +53,13 @@ enum GPT2Architecture: Architecture {
         c.noRopeLayers = Array(repeating: true, count: c.numLayers)
     }
 
-    /// transformers' ACT2FN names of the two GELUs.
+    /// transformers' ACT2FN names of the two GELUs and squared ReLU.
     static func activation(_ name: String, source: String) throws -> Activation {
         switch name {
         case "gelu_new", "gelu_pytorch_tanh", "gelu_fast": return .geluTanh
         case "gelu": return .gelu
-        default: throw ModelError("\(source): unsupported activation '\(name)' (supported: gelu, gelu_new, gelu_pytorch_tanh)")
+        case "relu2": return .reluSquared
+        default: throw ModelError("\(source): unsupported activation '\(name)' (supported: gelu, gelu_new, gelu_pytorch_tanh, relu2)")
         }
     }
 }

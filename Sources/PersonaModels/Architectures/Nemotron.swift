@@ -1,0 +1,36 @@
+import Foundation
+
+/// Nemotron (Nemotron-Mini-4B, Minitron-4B / 8B, Nemotron-4): LayerNorm1P (times 1 + w, with bias), RoPE on the first
+/// `partial_rotary_factor` of each head (half, rotate_half pairs), a plain squared-ReLU MLP (up / down), biases where
+/// `attention_bias` / `mlp_bias`, untied. llama.cpp's converter stores the norms as 1 + w, as our export does.
+enum NemotronArchitecture: Architecture {
+    static let hfModelTypes = ["nemotron"]
+    static let ggufArchitectures = ["nemotron"]
+
+    static func config(hf given: JSONConfig) throws -> ModelConfig {
+        // transformers' NemotronConfig takes 0.5 when the config names no partial_rotary_factor
+        var d = given.dict
+        let rope = d["rope_parameters"] as? [String: Any] ?? d["rope_scaling"] as? [String: Any] ?? [:]
+        if rope["partial_rotary_factor"] == nil, d["partial_rotary_factor"] == nil { d["partial_rotary_factor"] = 0.5 }
+        let j = JSONConfig(dict: d, source: given.source)
+        var c = try baseConfig(j, architecture: "nemotron")
+        c.rmsNormEps = Float(j.optDouble("norm_eps") ?? 1e-5)
+        c.activation = try GPT2Architecture.activation(j.optString("hidden_act") ?? "relu2", source: j.source)
+        (c.layerNorm, c.normBias, c.normOffset, c.gatedMLP) = (true, true, 1, false)
+        let attention = j.optBool("attention_bias") ?? false
+        (c.attentionBias, c.attnOutputBias) = (attention, attention)
+        c.mlpBias = j.optBool("mlp_bias") ?? false
+        return c
+    }
+
+    static func config(gguf g: GGUFConfig) throws -> ModelConfig {
+        var c = try g.base(architecture: "nemotron")   // rope.dimension_count: the rotated part
+        c.rmsNormEps = Float(g.optDouble("attention.layer_norm_epsilon") ?? 1e-5)
+        c.activation = .reluSquared
+        (c.layerNorm, c.normBias, c.gatedMLP) = (true, true, false)   // norms stored as 1 + w
+        c.attentionBias = g.file.tensor("blk.0.attn_q.bias") != nil
+        c.attnOutputBias = g.file.tensor("blk.0.attn_output.bias") != nil
+        c.mlpBias = g.file.tensor("blk.0.ffn_up.bias") != nil
+        return c
+    }
+}
