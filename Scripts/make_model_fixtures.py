@@ -13,7 +13,7 @@ Pinned environment it was run with (checked at start; pass --any-version to over
 What it writes (Tests/PersonaModelsTests/Fixtures/, described in README.md there):
   * one folder per architecture (llama, llama2, mistral, qwen2, qwen3, gemma, gemma2, gemma3, smollm3, phi3, phi3_longrope,
     phi4_mini, olmo2, qwen2_yarn, olmo3, granite, qwen3_moe, mixtral, olmoe, glm4, cohere, cohere2, ernie4_5,
-    exaone4, gpt2, gpt_neox, phi, stablelm, olmo, starcoder2, nemotron) holding a tiny
+    exaone4, gpt2, gpt_neox, phi, stablelm, olmo, starcoder2, nemotron, qwen2_moe) holding a tiny
     random model saved by transformers as bf16 safetensors, its config.json, generation_config.json,
     a tiny byte-level BPE tokenizer (tokenizer.json + tokenizer_config.json with a chat template),
     and reference.safetensors + reference.json with transformers' outputs;
@@ -364,6 +364,14 @@ MODELS = {
     "nemotron": dict(arch="NemotronForCausalLM", family="llama3", seed=361, layers=2, legacy_rope=True,
                      cfg=dict(tie_word_embeddings=False, norm_eps=1e-5, hidden_act="relu2", attention_bias=False, mlp_bias=False,
                               rope_parameters=dict(rope_type="default", rope_theta=10000.0, partial_rotary_factor=0.5))),
+    # Qwen2-MoE (Qwen1.5-MoE): Qwen2's attention (q / k / v biases) with a mixture of 4 experts (moe_intermediate_size
+    # 32), 2 per token, not renormalised, and a shared expert of 48 on every token behind a sigmoid gate; untied, the
+    # Hub's per-expert names, legacy config layout; qwen2 tokenizer family. transformers 5.25.
+    "qwen2_moe": dict(arch="Qwen2MoeForCausalLM", family="qwen2", seed=379, layers=2, legacy_rope=True,
+                      cfg=dict(tie_word_embeddings=False, rms_norm_eps=1e-6, qkv_bias=True, use_sliding_window=False,
+                               num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, shared_expert_intermediate_size=48,
+                               norm_topk_prob=False, decoder_sparse_step=1, mlp_only_layers=[],
+                               rope_parameters=dict(rope_type="default", rope_theta=1000000.0))),
     "gpt_neox": dict(arch="GPTNeoXForCausalLM", family="llama3", seed=311, layers=2, legacy_rope="neox",
                      drop=("num_key_value_heads",),
                      cfg=dict(tie_word_embeddings=False, layer_norm_eps=1e-5, hidden_act="gelu", use_parallel_residual=True,
@@ -457,7 +465,7 @@ def make_config(name: str, spec: dict, tok):
                   "Ernie4_5ForCausalLM": "ernie4_5", "Exaone4ForCausalLM": "exaone4", "GPT2LMHeadModel": "gpt2",
                   "GPTNeoXForCausalLM": "gpt_neox", "PhiForCausalLM": "phi",
                   "StableLmForCausalLM": "stablelm", "OlmoForCausalLM": "olmo", "Starcoder2ForCausalLM": "starcoder2",
-                  "NemotronForCausalLM": "nemotron"}[spec["arch"]]
+                  "NemotronForCausalLM": "nemotron", "Qwen2MoeForCausalLM": "qwen2_moe"}[spec["arch"]]
     kw = dict(COMMON_SHAPE)
     for k in spec.get("drop", ()):
         kw.pop(k)
@@ -791,6 +799,12 @@ def make_model_fixture(name: str, spec: dict, tokenizers_by_family: dict, versio
         saved = json.loads((folder / "config.json").read_text())
         assert saved["n_inner"] == 128 and "num_key_value_heads" not in saved and "rope_parameters" not in saved, saved
         assert tuple(model.transformer.h[0].attn.c_attn.weight.shape) == (64, 192)   # Conv1D: [in, out]
+    if name == "qwen2_moe":
+        block = model.model.layers[0].mlp
+        assert block.shared_expert.gate_proj.weight.shape[0] == 48 and tuple(block.shared_expert_gate.weight.shape) == (1, 64)
+        from safetensors import safe_open
+        with safe_open(str(folder / "model.safetensors"), "pt") as f:
+            assert "model.layers.0.mlp.experts.3.down_proj.weight" in f.keys(), sorted(f.keys())[:20]
     if name == "olmo":
         assert model.config.clip_qkv == 1.0 and not any("norm" in n for n, _ in model.named_parameters())
         unclipped = load_f32(folder, clip_qkv=None)

@@ -57,6 +57,9 @@ public struct MixtureOfExperts: Sendable, Equatable {
     public var normalizeTopK: Bool
     /// Per layer: true where the MLP is the mixture, false where it is dense (Qwen3-MoE's mlp_only_layers).
     public var layers: [Bool]
+    /// Qwen2-MoE: a shared SwiGLU expert of this width that every token runs, its output weighted by
+    /// sigmoid(shared gate . x) and added to the routed experts'; nil: none.
+    public var sharedIntermediateSize: Int? = nil
 }
 
 /// LongRoPE (Phi-3.5, the 128k Phi-3 models): frequency i divided by a factor of its own, and cos / sin multiplied by
@@ -202,6 +205,7 @@ public struct ModelConfig: Sendable {
                      "num_experts \(m.experts) / num_experts_per_tok \(m.perToken)")
             try need(m.intermediateSize > 0 && m.intermediateSize < 1 << 20, "moe_intermediate_size \(m.intermediateSize)")
             try need(m.layers.count == numLayers, "the mixture's layers have \(m.layers.count) entries, expected \(numLayers)")
+            if let s = m.sharedIntermediateSize { try need(s > 0 && s < 1 << 20, "shared_expert_intermediate_size \(s)") }
         }
         if let r = partialRotaryDim {
             try need(r > 0 && r % 2 == 0 && r <= headDim, "the rotary dimension \(r) must be even and within head_dim \(headDim)")

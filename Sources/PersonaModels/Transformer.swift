@@ -458,6 +458,18 @@ public final class TransformerModel: @unchecked Sendable {
                 for d in 0..<D { dst[d] += a * src[d] }
             }
         }
+        if let sh = w.shared, let sg = w.sharedGate, let Fs = moe.sharedIntermediateSize {
+            // Qwen2-MoE's shared expert on every row, weighted by sigmoid(gate . x), added after the routed ones
+            Ops.matmul(sh.gate, ws.gate, sh.up, ws.up, x: h, T: T, precision: passPrecision)
+            activate(count: T * Fs)
+            Ops.matmul(sh.down, ws.gate, T: T, xout, precision: passPrecision)
+            for t in 0..<T {
+                var z: Float = 0
+                for d in 0..<D { z += sg[d] * h[t * D + d] }
+                let a = 1 / (1 + Foundation.exp(-z)), dst = out + t * D, src = xout + t * D
+                for d in 0..<D { dst[d] += a * src[d] }
+            }
+        }
     }
 
     /// ws.gate[i] = act(ws.gate[i]) * ws.up[i] for i < n: SIMD kernels, in 16-aligned chunks over the pool.
@@ -734,7 +746,8 @@ struct Workspace {
         if T <= tokens && C <= contextCapacity { return }
         let T = max(T, tokens), C = max(C, contextCapacity)
         let c = config
-        let ffn = max(c.intermediateSize, c.moe?.intermediateSize ?? 0)   // gate / up: the dense MLP's or an expert's
+        // gate / up: the dense MLP's, an expert's or the shared expert's
+        let ffn = max(c.intermediateSize, c.moe?.intermediateSize ?? 0, c.moe?.sharedIntermediateSize ?? 0)
         let sizes = [T * c.hiddenSize, T * c.hiddenSize, T * c.qDim, T * c.kvDim, T * c.kvDim, T * c.qDim,
                      T * c.hiddenSize, T * c.hiddenSize, T * ffn, T * ffn,
                      16, c.numHeads * C, T * c.headDim / 2, T * c.headDim / 2,

@@ -25,6 +25,9 @@ struct LayerWeights {
     /// then expert 0's, unused.
     var router: WeightMatrix? = nil
     var experts: [ExpertWeights]? = nil
+    /// Qwen2-MoE's shared expert and its gate (hidden).
+    var shared: ExpertWeights? = nil
+    var sharedGate: [Float]? = nil
 }
 
 struct ExpertWeights {
@@ -242,6 +245,18 @@ func loadWeights(_ c: ModelConfig, reader r: WeightReader, naming n: TensorNamin
         }
         lw.experts = experts
         (lw.gate, lw.up, lw.down) = (experts[0].gate, experts[0].up, experts[0].down)
+        if let Fs = moe.sharedIntermediateSize {   // Qwen2-MoE: HF mlp.shared_expert.*, GGUF ffn_*_shexp
+            let hf = "model.layers.\(l).mlp.shared_expert", g = "blk.\(l).ffn_"
+            func m(_ hfName: String, _ gguf: String, _ rows: Int, _ cols: Int) throws -> WeightMatrix {
+                try r.matrix(n == .gguf ? g + gguf + "_shexp.weight" : "\(hf).\(hfName).weight", rows: rows, cols: cols)
+            }
+            lw.shared = ExpertWeights(gate: try m("gate_proj", "gate", Fs, D), up: try m("up_proj", "up", Fs, D),
+                                      down: try m("down_proj", "down", D, Fs))
+            // [1, hidden] (HF; llama.cpp's converter too), or [hidden] (which ggml takes as the same)
+            let name = n == .gguf ? "blk.\(l).ffn_gate_inp_shexp.weight" : "\(hf)_gate.weight"
+            lw.sharedGate = r.store.tensor(name)?.shape == [D] ? try r.vector(name, count: D)
+                : try r.matrix(name, rows: 1, cols: D).rowArray(0)
+        }
         return lw
     }
     var layers: [LayerWeights] = []

@@ -366,6 +366,51 @@ final class EngineReferenceTests: XCTestCase {
     /// transformers; by hand, Scripts/check_gguf_export_llamacpp.py runs llama.cpp's own GGUFs of them): the stacked
     /// layout transformers 5 can save is the same model; renormalising the chosen weights matters; mlp_only_layers
     /// keep a dense MLP; export refuses rather than write a dense model.
+    /// Qwen2-MoE's shared expert (the `qwen2_moe` fixture matches transformers with the every-architecture tests) from
+    /// a GGUF laid out as llama.cpp's qwen2moe (stacked ffn_*_exps, ffn_*_shexp, the shared gate as [hidden]): the
+    /// same logits. llama.cpp's own converter's file of the fixture is checked by hand (check_gguf_export_llamacpp.py).
+    func testQwen2MoESharedExpertFromGGUF() throws {
+        let src = try SafetensorsFile(url: fixture("qwen2_moe").appendingPathComponent("model.safetensors"))
+        func t(_ n: String) -> TensorInfo { src.tensor(n)! }
+        func bytes(_ n: String) -> Data { Data(t(n).bytes) }
+        var w = GGUFWriter()
+        w.set("general.architecture", .string("qwen2moe"))
+        for (k, v) in [("context_length", 256), ("embedding_length", 64), ("feed_forward_length", 128), ("block_count", 2),
+                       ("attention.head_count", 4), ("attention.head_count_kv", 2), ("expert_count", 4), ("expert_used_count", 2),
+                       ("expert_feed_forward_length", 32), ("expert_shared_feed_forward_length", 48), ("vocab_size", 384)] {
+            w.set("qwen2moe.\(k)", .uint32(UInt32(v)))
+        }
+        w.set("qwen2moe.attention.layer_norm_rms_epsilon", .float32(1e-6))
+        w.set("qwen2moe.rope.freq_base", .float32(1e6))
+        func add(_ name: String, _ from: String) throws { try w.addTensor(name: name, dtype: t(from).dtype, shape: t(from).shape, data: bytes(from)) }
+        try add("token_embd.weight", "model.embed_tokens.weight")
+        try add("output_norm.weight", "model.norm.weight")
+        try add("output.weight", "lm_head.weight")
+        for l in 0..<2 {
+            let p = "model.layers.\(l).", b = "blk.\(l)."
+            for (g, h) in [("attn_norm", "input_layernorm"), ("ffn_norm", "post_attention_layernorm"), ("attn_q", "self_attn.q_proj"),
+                           ("attn_k", "self_attn.k_proj"), ("attn_v", "self_attn.v_proj"), ("attn_output", "self_attn.o_proj"),
+                           ("ffn_gate_inp", "mlp.gate"), ("ffn_gate_shexp", "mlp.shared_expert.gate_proj"),
+                           ("ffn_up_shexp", "mlp.shared_expert.up_proj"), ("ffn_down_shexp", "mlp.shared_expert.down_proj")] {
+                try add(b + g + ".weight", p + h + ".weight")
+            }
+            for q in ["q", "k", "v"] { try add(b + "attn_\(q).bias", p + "self_attn.\(q)_proj.bias") }
+            let gate = t(p + "mlp.shared_expert_gate.weight")
+            try w.addTensor(name: b + "ffn_gate_inp_shexp.weight", dtype: gate.dtype, shape: [64], data: Data(gate.bytes))
+            for (g, h, shape) in [("ffn_gate_exps", "gate_proj", [4, 32, 64]), ("ffn_up_exps", "up_proj", [4, 32, 64]), ("ffn_down_exps", "down_proj", [4, 64, 32])] {
+                let data = (0..<4).reduce(Data()) { $0 + bytes(p + "mlp.experts.\($1).\(h).weight") }
+                try w.addTensor(name: b + g + ".weight", dtype: .bf16, shape: shape, data: data)
+            }
+        }
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("persona-qwen2moe-\(UUID().uuidString).gguf")
+        defer { try? FileManager.default.removeItem(at: out) }
+        try w.write(to: out)
+        let model = try ModelLoader.loadNetwork(path: out.path)
+        XCTAssertEqual(model.config.moe?.sharedIntermediateSize, 48)
+        let ref = try reference("qwen2_moe")
+        XCTAssertLessThanOrEqual(maxAbsDiff(try logits(model, ref.ints("input_ids")), try ref.floats("logits").values), 1e-4)
+    }
+
     func testMixtureOfExperts() throws {
         let folder = try ModelLoader.loadNetwork(path: fixture("qwen3_moe").path)
         let moe = try XCTUnwrap(folder.config.moe)

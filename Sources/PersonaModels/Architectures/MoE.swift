@@ -83,3 +83,36 @@ enum OLMoEArchitecture: Architecture {
         return c
     }
 }
+
+/// Qwen2-MoE (Qwen1.5-MoE-A2.7B, Qwen2-57B-A14B): Qwen2's attention (q / k / v biases) with Qwen3-MoE's mixture plus
+/// a shared SwiGLU expert of `shared_expert_intermediate_size` on every token, weighted by sigmoid(shared_expert_gate . x).
+/// llama.cpp's qwen2moe makes every layer a mixture and never renormalises.
+enum Qwen2MoEArchitecture: Architecture {
+    static let hfModelTypes = ["qwen2_moe"]
+    static let ggufArchitectures = ["qwen2moe"]
+
+    static func config(hf j: JSONConfig) throws -> ModelConfig {
+        var c = try Qwen2Architecture.config(hf: j)
+        c.architecture = "qwen2_moe"
+        c.attentionBias = j.optBool("qkv_bias") ?? true
+        let experts = try j.optInt("num_experts") ?? j.int("num_local_experts"), step = j.optInt("decoder_sparse_step") ?? 1
+        guard experts > 0, step > 0 else { throw ModelError("\(j.source): invalid config: num_experts \(experts), decoder_sparse_step \(step)") }
+        let dense = Set(j.intList("mlp_only_layers"))
+        c.moe = MixtureOfExperts(experts: experts, perToken: try j.int("num_experts_per_tok"),
+                                 intermediateSize: try j.int("moe_intermediate_size"),
+                                 normalizeTopK: j.optBool("norm_topk_prob") ?? false,
+                                 layers: (0..<c.numLayers).map { !dense.contains($0) && ($0 + 1) % step == 0 },
+                                 sharedIntermediateSize: try j.int("shared_expert_intermediate_size"))
+        return c
+    }
+
+    static func config(gguf g: GGUFConfig) throws -> ModelConfig {
+        var c = try Qwen2Architecture.config(gguf: g)
+        c.architecture = "qwen2_moe"
+        guard var moe = c.moe else { throw ModelError("\(g.source): missing metadata 'qwen2moe.expert_count'") }
+        moe.normalizeTopK = false   // as llama.cpp builds qwen2moe
+        moe.sharedIntermediateSize = g.optInt("expert_shared_feed_forward_length") ?? c.intermediateSize   // as llama.cpp
+        c.moe = moe
+        return c
+    }
+}
