@@ -13,7 +13,7 @@ Pinned environment it was run with (checked at start; pass --any-version to over
 What it writes (Tests/PersonaModelsTests/Fixtures/, described in README.md there):
   * one folder per architecture (llama, llama2, mistral, qwen2, qwen3, gemma, gemma2, gemma3, smollm3, phi3, phi3_longrope,
     phi4_mini, olmo2, qwen2_yarn, olmo3, granite, qwen3_moe, mixtral, olmoe, glm4, cohere, cohere2, ernie4_5,
-    exaone4, gpt2, gpt_neox, phi, stablelm, olmo, starcoder2, nemotron, qwen2_moe) holding a tiny
+    exaone4, gpt2, gpt_neox, phi, stablelm, olmo, starcoder2, nemotron, qwen2_moe, granitemoe) holding a tiny
     random model saved by transformers as bf16 safetensors, its config.json, generation_config.json,
     a tiny byte-level BPE tokenizer (tokenizer.json + tokenizer_config.json with a chat template),
     and reference.safetensors + reference.json with transformers' outputs;
@@ -372,6 +372,14 @@ MODELS = {
                                num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, shared_expert_intermediate_size=48,
                                norm_topk_prob=False, decoder_sparse_step=1, mlp_only_layers=[],
                                rope_parameters=dict(rope_type="default", rope_theta=1000000.0))),
+    # GraniteMoE (granite-3.x-1b-a400m): Granite's four multipliers with a mixture of 4 experts (intermediate_size 32),
+    # 2 per token, the top-2 logits softmaxed among themselves, untied (tied, these random weights only repeat a token); legacy config layout; llama2
+    # tokenizer family. transformers 5.25.
+    "granitemoe": dict(arch="GraniteMoeForCausalLM", family="llama2", seed=381, layers=2, legacy_rope=True,
+                       cfg=dict(tie_word_embeddings=False, rms_norm_eps=1e-6, attention_bias=False, intermediate_size=32,
+                                num_local_experts=4, num_experts_per_tok=2,
+                                embedding_multiplier=3.0, attention_multiplier=0.125, residual_multiplier=0.5,
+                                logits_scaling=2.5, rope_parameters=dict(rope_type="default", rope_theta=10000.0))),
     "gpt_neox": dict(arch="GPTNeoXForCausalLM", family="llama3", seed=311, layers=2, legacy_rope="neox",
                      drop=("num_key_value_heads",),
                      cfg=dict(tie_word_embeddings=False, layer_norm_eps=1e-5, hidden_act="gelu", use_parallel_residual=True,
@@ -465,7 +473,8 @@ def make_config(name: str, spec: dict, tok):
                   "Ernie4_5ForCausalLM": "ernie4_5", "Exaone4ForCausalLM": "exaone4", "GPT2LMHeadModel": "gpt2",
                   "GPTNeoXForCausalLM": "gpt_neox", "PhiForCausalLM": "phi",
                   "StableLmForCausalLM": "stablelm", "OlmoForCausalLM": "olmo", "Starcoder2ForCausalLM": "starcoder2",
-                  "NemotronForCausalLM": "nemotron", "Qwen2MoeForCausalLM": "qwen2_moe"}[spec["arch"]]
+                  "NemotronForCausalLM": "nemotron", "Qwen2MoeForCausalLM": "qwen2_moe",
+                  "GraniteMoeForCausalLM": "granitemoe"}[spec["arch"]]
     kw = dict(COMMON_SHAPE)
     for k in spec.get("drop", ()):
         kw.pop(k)
@@ -760,7 +769,7 @@ def make_model_fixture(name: str, spec: dict, tokenizers_by_family: dict, versio
         rp = model.config.rope_parameters
         assert rp["sliding_attention"]["rope_theta"] == 1e4 and rp["full_attention"]["factor"] == 8.0, rp
     gemma_scale = float(config.hidden_size) ** 0.5 if name.startswith("gemma") else None
-    if name == "granite":
+    if name in ("granite", "granitemoe"):
         gemma_scale = config.embedding_multiplier   # the same check: hidden_states[0] is the scaled embedding
 
     ids = fixed_input_ids(spec["seed"], config.bos_token_id, len(fam["specials"]), config.vocab_size)

@@ -226,9 +226,13 @@ func loadWeights(_ c: ModelConfig, reader r: WeightReader, naming n: TensorNamin
             }
         } else {
             let p = "model.layers.\(l).\(hfMoePrefix).experts."
-            if r.has(p + "gate_up_proj") {
-                let gu = try r.stacked(p + "gate_up_proj", count: E, rows: 2 * Fe, cols: D)
-                let d = try r.stacked(p + "down_proj", count: E, rows: D, cols: Fe)
+            // GraniteMoE's Hub files: block_sparse_moe.input_linear [E, 2F, D] (gate | up) and output_linear [E, D, F]
+            let granite = "model.layers.\(l).block_sparse_moe."
+            let (gateUp, down) = c.architecture == "granitemoe" ? (granite + "input_linear.weight", granite + "output_linear.weight")
+                : (p + "gate_up_proj", p + "down_proj")
+            if r.has(gateUp) {
+                let gu = try r.stacked(gateUp, count: E, rows: 2 * Fe, cols: D)
+                let d = try r.stacked(down, count: E, rows: D, cols: Fe)
                 for e in 0..<E {
                     let b = e * 2 * Fe
                     experts.append(ExpertWeights(gate: gu.rows(b ..< b + Fe), up: gu.rows(b + Fe ..< b + 2 * Fe),
@@ -285,7 +289,9 @@ func loadWeights(_ c: ModelConfig, reader r: WeightReader, naming n: TensorNamin
         }
         let (gate, up): (WeightMatrix, WeightMatrix)
         if let moe = c.moe, moe.layers[l] {
-            let router = try r.matrix(n == .gguf ? "blk.\(l).ffn_gate_inp.weight" : "model.layers.\(l).\(hfMoePrefix).gate.weight",
+            let router = try r.matrix(n == .gguf ? "blk.\(l).ffn_gate_inp.weight"
+                                      : c.architecture == "granitemoe" ? "model.layers.\(l).block_sparse_moe.router.layer.weight"
+                                      : "model.layers.\(l).\(hfMoePrefix).gate.weight",
                                       rows: moe.experts, cols: D)
             (gate, up) = (router, router)   // placeholders: the experts are read below
         } else if !c.gatedMLP {
