@@ -13,7 +13,8 @@ Pinned environment it was run with (checked at start; pass --any-version to over
 What it writes (Tests/PersonaModelsTests/Fixtures/, described in README.md there):
   * one folder per architecture (llama, llama2, mistral, qwen2, qwen3, gemma, gemma2, gemma3, smollm3, phi3, phi3_longrope,
     phi4_mini, olmo2, qwen2_yarn, olmo3, granite, qwen3_moe, mixtral, olmoe, glm4, cohere, cohere2, ernie4_5,
-    exaone4, gpt2, gpt_neox, phi, stablelm, olmo, starcoder2, nemotron, qwen2_moe, granitemoe) holding a tiny
+    exaone4, gpt2, gpt_neox, phi, stablelm, olmo, starcoder2, nemotron, qwen2_moe, granitemoe, arcee, seed_oss) holding a
+    tiny
     random model saved by transformers as bf16 safetensors, its config.json, generation_config.json,
     a tiny byte-level BPE tokenizer (tokenizer.json + tokenizer_config.json with a chat template),
     and reference.safetensors + reference.json with transformers' outputs;
@@ -380,6 +381,17 @@ MODELS = {
                                 num_local_experts=4, num_experts_per_tok=2,
                                 embedding_multiplier=3.0, attention_multiplier=0.125, residual_multiplier=0.5,
                                 logits_scaling=2.5, rope_parameters=dict(rope_type="default", rope_theta=10000.0))),
+    # Arcee (AFM-4.5B): the Llama block with a plain squared-ReLU MLP (up / down), untied; legacy config layout; llama3
+    # tokenizer family. transformers 5.25.
+    "arcee": dict(arch="ArceeForCausalLM", family="llama3", seed=391, layers=2, legacy_rope=True,
+                  cfg=dict(tie_word_embeddings=False, rms_norm_eps=1e-5, hidden_act="relu2", attention_bias=False, mlp_bias=False,
+                           rope_parameters=dict(rope_type="default", rope_theta=10000.0))),
+    # Seed-OSS: the Llama block with q / k / v biases and an attention-output bias (attention_out_bias true here; false
+    # in Seed-OSS-36B), head_dim 32 of hidden 64 / 4 heads; untied, legacy config layout; qwen2 tokenizer family.
+    # transformers 5.25.
+    "seed_oss": dict(arch="SeedOssForCausalLM", family="qwen2", seed=401, layers=2, legacy_rope=True,
+                     cfg=dict(tie_word_embeddings=False, rms_norm_eps=1e-6, attention_bias=True, attention_out_bias=True,
+                              mlp_bias=False, head_dim=32, rope_parameters=dict(rope_type="default", rope_theta=10000000.0))),
     "gpt_neox": dict(arch="GPTNeoXForCausalLM", family="llama3", seed=311, layers=2, legacy_rope="neox",
                      drop=("num_key_value_heads",),
                      cfg=dict(tie_word_embeddings=False, layer_norm_eps=1e-5, hidden_act="gelu", use_parallel_residual=True,
@@ -474,7 +486,8 @@ def make_config(name: str, spec: dict, tok):
                   "GPTNeoXForCausalLM": "gpt_neox", "PhiForCausalLM": "phi",
                   "StableLmForCausalLM": "stablelm", "OlmoForCausalLM": "olmo", "Starcoder2ForCausalLM": "starcoder2",
                   "NemotronForCausalLM": "nemotron", "Qwen2MoeForCausalLM": "qwen2_moe",
-                  "GraniteMoeForCausalLM": "granitemoe"}[spec["arch"]]
+                  "GraniteMoeForCausalLM": "granitemoe", "ArceeForCausalLM": "arcee",
+                  "SeedOssForCausalLM": "seed_oss"}[spec["arch"]]
     kw = dict(COMMON_SHAPE)
     for k in spec.get("drop", ()):
         kw.pop(k)

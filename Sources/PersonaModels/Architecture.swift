@@ -21,7 +21,7 @@ public enum ArchitectureRegistry {
         MixtralArchitecture.self, OLMoEArchitecture.self, GLM4Architecture.self, CohereArchitecture.self,
         ErnieArchitecture.self, Exaone4Architecture.self, GPT2Architecture.self, GPTNeoXArchitecture.self,
         PhiArchitecture.self, StableLMArchitecture.self, OLMoArchitecture.self, StarCoder2Architecture.self,
-        NemotronArchitecture.self, Qwen2MoEArchitecture.self,
+        NemotronArchitecture.self, Qwen2MoEArchitecture.self, ArceeArchitecture.self, SeedOSSArchitecture.self,
     ]
 
     public static var supportedModelTypes: [String] { all.flatMap { $0.hfModelTypes }.sorted() }

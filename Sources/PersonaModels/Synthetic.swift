@@ -146,7 +146,7 @@ extension TransformerModel {
     /// Writes the weights, in their stored types, as a GGUF with llama.cpp's tensor names and metadata, as its
     /// converter (convert_hf_to_gguf.py) writes them: llama and mistral -> `llama`, qwen2, qwen3, gemma, gemma2, gemma3,
     /// smollm3, phi3 (fused attn_qkv and gate|up ffn_up), olmo2 and olmo3 -> `olmo2`, granite, glm4 (gate|up ffn_up),
-    /// cohere -> `command-r`, cohere2, ernie4_5, exaone4, gpt2, gpt_neox -> `gptneox` (fused attn_qkv), phi -> `phi2`, stablelm, olmo (no norm weights), starcoder2, nemotron (norms as 1 + w). Q/K rows are permuted for the `llama`, `smollm3`, `granite` and `olmo` architectures when the model uses HF's rotate_half RoPE, so that
+    /// cohere -> `command-r`, cohere2, ernie4_5, exaone4, gpt2, gpt_neox -> `gptneox` (fused attn_qkv), phi -> `phi2`, stablelm, olmo (no norm weights), starcoder2, nemotron (norms as 1 + w), arcee, seed_oss. Q/K rows are permuted for the `llama`, `smollm3`, `granite`, `olmo` and `arcee` architectures when the model uses HF's rotate_half RoPE, so that
     /// llama.cpp's interleaved RoPE computes the same thing; Llama-3 RoPE scaling becomes the `rope_freqs` tensor;
     /// Gemma's norm weights are stored as (1 + w), in f32. What a GGUF cannot say is refused with the reason (a
     /// Gemma-2 query_pre_attn_scalar or sliding-window layout other than the ones llama.cpp infers), or, where
@@ -171,7 +171,7 @@ extension TransformerModel {
         let archs = ["llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma": "gemma", "gemma2": "gemma2",
                      "gemma3": "gemma3", "smollm3": "smollm3", "phi3": "phi3", "olmo2": "olmo2", "olmo3": "olmo2", "granite": "granite", "glm4": "glm4", "cohere": "command-r", "cohere2": "cohere2",
                      "ernie4_5": "ernie4_5", "exaone4": "exaone4", "gpt2": "gpt2", "gpt_neox": "gptneox", "phi": "phi2", "stablelm": "stablelm",
-                     "olmo": "olmo", "starcoder2": "starcoder2", "nemotron": "nemotron"]
+                     "olmo": "olmo", "starcoder2": "starcoder2", "nemotron": "nemotron", "arcee": "arcee", "seed_oss": "seed_oss"]
         guard let arch = archs[c.architecture] else {
             throw ModelError("GGUF export: architecture \(c.architecture) is not supported (\(archs.keys.sorted().joined(separator: ", ")))")
         }
@@ -181,11 +181,14 @@ extension TransformerModel {
         } else if let w = c.slidingWindow, !arch.hasPrefix("gemma"), !["olmo2", "cohere2", "exaone4"].contains(arch) {
             caveats.append("sliding_window \(w) is not written: GGUF \(arch) has no sliding window (llama.cpp's converter drops it too), so the file attends to the whole context and differs from the folder past \(w) tokens")
         }
+        if arch == "seed_oss", c.attnOutputBias {   // Seed-OSS-36B has none, and llama.cpp's seed_oss reads none
+            throw ModelError("GGUF export: attention_out_bias cannot be written for seed_oss: llama.cpp's seed_oss has no attention-output bias")
+        }
         // GGUF gpt2, phi2 and gptneox name no activation: their readers (ours and llama.cpp's) take the tanh GELU
         // (GPT-2's and Phi's gelu_new) and, for gptneox, ours Pythia's exact one (llama.cpp: tanh)
         // (and starcoder2's; nemotron: squared ReLU; olmo: SwiGLU)
         let named: [String: Activation] = ["gpt2": .geluTanh, "phi2": .geluTanh, "gptneox": .gelu, "starcoder2": .geluTanh,
-                                           "nemotron": .reluSquared, "olmo": .silu]
+                                           "nemotron": .reluSquared, "olmo": .silu, "arcee": .reluSquared]
         if let want = named[arch], c.activation != want {
             throw ModelError("GGUF export: this \(c.architecture) model uses the \(c.activation.rawValue) activation, which GGUF \(arch) cannot say")
         }
@@ -298,7 +301,7 @@ extension TransformerModel {
         func raw(_ m: WeightMatrix) -> () -> GGUFContent.TensorBytes {
             { GGUFContent.TensorBytes(data: m.data, count: m.byteCount, owner: m.owner ?? self) }
         }
-        let permute = ["llama", "smollm3", "granite", "olmo"].contains(arch) && c.ropeStyle == .halfRotation   // llama.cpp's LlamaModel converter
+        let permute = ["llama", "smollm3", "granite", "olmo", "arcee"].contains(arch) && c.ropeStyle == .halfRotation   // llama.cpp's LlamaModel converter
         if permute, let r = c.partialRotaryDim {
             throw ModelError("GGUF export: a \(arch) model turning \(r) of \(c.headDim) dimensions cannot be written in llama.cpp's interleaved layout")
         }
@@ -383,7 +386,9 @@ extension TransformerModel {
                 if let v { try g.addTensor(name: p + n + ".weight", shape: [v.count], floats: norm(v)) }
             }
             if let v = w.postAttnNorm { try g.addTensor(name: p + "post_attention_norm.weight", shape: [v.count], floats: norm(v)) }
-            if let v = w.ffnNorm, c.normWeights { try g.addTensor(name: p + "ffn_norm.weight", shape: [v.count], floats: norm(v)) }
+            if let v = w.ffnNorm, c.normWeights {   // seed_oss: llama.cpp's name for it
+                try g.addTensor(name: p + (arch == "seed_oss" ? "post_attention_norm" : "ffn_norm") + ".weight", shape: [v.count], floats: norm(v))
+            }
             if let v = w.postFFNorm { try g.addTensor(name: p + "post_ffw_norm.weight", shape: [v.count], floats: norm(v)) }
         }
         return (g, caveats)

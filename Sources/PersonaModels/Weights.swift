@@ -203,6 +203,8 @@ func loadWeights(_ c: ModelConfig, reader r: WeightReader, naming n: TensorNamin
     let D = c.hiddenSize, F = c.intermediateSize
     // GLM-4's sandwich has names of its own: post_self_attn_layernorm after attention, post_attention_layernorm before
     // the MLP, post_mlp_layernorm after it
+    // llama.cpp's seed_oss names the MLP's norm post_attention_norm
+    let seedNorms: [String: String]? = n == .gguf && c.architecture == "seed_oss" ? ["ffn_norm_llama": "post_attention_norm.weight"] : nil
     let glmNorms: [String: String]? = n == .huggingFace && c.architecture == "glm4"
         ? ["post_attn_norm": "post_self_attn_layernorm.weight", "ffn_norm_gemma2": "post_attention_layernorm.weight",
            "post_ffn_norm": "post_mlp_layernorm.weight"]
@@ -271,6 +273,7 @@ func loadWeights(_ c: ModelConfig, reader r: WeightReader, naming n: TensorNamin
             // OLMo-1's LayerNorms have no weights: ones, multiplied through as any norm's
             if !c.normWeights, ["attn_norm", "ffn_norm_llama"].contains(p) { return [Float](repeating: 1, count: count) }
             if let name = glmNorms?[p] { return try r.vector("model.layers.\(l).\(name)", count: count) }
+            if let name = seedNorms?[p] { return try r.vector("blk.\(l).\(name)", count: count) }
             return try r.vector(n.name(p, layer: l), count: count)
         }
         let (wq, wk, wv): (WeightMatrix, WeightMatrix, WeightMatrix)

@@ -176,4 +176,21 @@ final class ClassicModelTests: XCTestCase {
         XCTAssertNil(try ModelLoader.loadNetwork(path: unclipped.path).config.clipQKV)
         XCTAssertGreaterThan(maxAbsDiff(try logits(unclipped.path, ref.ints("input_ids")), try ref.floats("logits").values), 0.05)
     }
+
+    /// Seed-OSS with an attention-output bias (the fixture's; Seed-OSS-36B has none) matches transformers, but llama.cpp's
+    /// seed_oss reads no such tensor, so export refuses it by name; without it the export is the same model.
+    func testSeedOSSOutputBiasExport() throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("persona-seed-\(UUID().uuidString).gguf")
+        defer { try? FileManager.default.removeItem(at: out) }
+        XCTAssertThrowsError(try ModelLoader.loadNetwork(path: ArchitectureFixtures.url("seed_oss").path).writeGGUF(to: out)) { e in
+            XCTAssertTrue("\(e)".contains("attention_out_bias cannot be written for seed_oss"), "\(e)")
+        }
+        let plain = try rewritten("seed_oss", rename: { $0.hasSuffix("o_proj.bias") ? nil : $0 },
+                                  config: { $0["attention_out_bias"] = false })
+        defer { try? FileManager.default.removeItem(at: plain) }
+        let ids = try reference("seed_oss").ints("input_ids")
+        try ModelLoader.loadNetwork(path: plain.path).writeGGUF(to: out)
+        XCTAssertNotNil(try GGUFFile(url: out).tensor("blk.0.post_attention_norm.weight"))
+        XCTAssertEqual(try logits(out.path, ids), try logits(plain.path, ids))
+    }
 }

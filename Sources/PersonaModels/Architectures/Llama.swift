@@ -6,7 +6,8 @@ enum LlamaArchitecture: Architecture {
     static func config(hf j: JSONConfig) throws -> ModelConfig {
         var c = try baseConfig(j, architecture: "llama")
         try requireSiLU(j)
-        c.attentionBias = j.optBool("attention_bias") ?? false
+        let bias = j.optBool("attention_bias") ?? false   // transformers: on q, k, v and o
+        (c.attentionBias, c.attnOutputBias) = (bias, bias)
         return c
     }
 
