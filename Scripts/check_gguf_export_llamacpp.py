@@ -30,7 +30,7 @@ granite 0.003 (same multiplier keys), glm4 0.012, cohere
 as llama.cpp reads a window only in a 64-layer file) 0.010, gpt2 0.010 (its converter writes feed_forward_length
 4 x n_embd whatever n_inner says: 256 where ours writes the real 128; so does phi2's), gpt_neox 0.007, phi 0.007, stablelm 0.012, olmo 0.012, starcoder2
 (without its window, which llama.cpp does not read) 0.009, nemotron 0.009, arcee 0.010,
-seed_oss (without its attention-output bias, which llama.cpp's seed_oss lacks, as Seed-OSS-36B does) 0.016.
+ministral3 0.014 (same yarn and temperature keys as its converter), seed_oss (without its attention-output bias, which llama.cpp's seed_oss lacks, as Seed-OSS-36B does) 0.016.
 Mixtures of experts (qwen3_moe, mixtral, olmoe, qwen2_moe, granitemoe) are not exported: our engine runs llama.cpp's own file of them
 instead, within 5e-6 of transformers (qwen2_moe 6.2e-6; llama.cpp itself: RMS 0.009-0.010).
 """
@@ -48,7 +48,7 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "Tests" / "PersonaModelsTests" / "Fixtures"
 ARCHS = ["llama", "llama2", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "smollm3", "phi3", "phi3_longrope",
          "phi4_mini", "olmo2", "qwen2_yarn", "olmo3", "granite", "qwen3_moe", "mixtral", "olmoe", "glm4", "cohere", "cohere2",
-         "ernie4_5", "exaone4", "gpt2", "gpt_neox", "phi", "stablelm", "olmo", "starcoder2", "nemotron", "qwen2_moe", "granitemoe", "arcee", "seed_oss"]
+         "ernie4_5", "exaone4", "gpt2", "gpt_neox", "phi", "stablelm", "olmo", "starcoder2", "nemotron", "qwen2_moe", "granitemoe", "arcee", "seed_oss", "ministral3"]
 # mixtures of experts are read, not written: llama.cpp's converter makes the file, and our engine runs it
 READ_ONLY = {"qwen3_moe", "mixtral", "olmoe", "qwen2_moe", "granitemoe"}
 PINNED = {"llama_cpp_python": "0.3.36", "transformers": "5.25.0", "torch": "2.15.0"}

@@ -13,7 +13,8 @@ Pinned environment it was run with (checked at start; pass --any-version to over
 What it writes (Tests/PersonaModelsTests/Fixtures/, described in README.md there):
   * one folder per architecture (llama, llama2, mistral, qwen2, qwen3, gemma, gemma2, gemma3, smollm3, phi3, phi3_longrope,
     phi4_mini, olmo2, qwen2_yarn, olmo3, granite, qwen3_moe, mixtral, olmoe, glm4, cohere, cohere2, ernie4_5,
-    exaone4, gpt2, gpt_neox, phi, stablelm, olmo, starcoder2, nemotron, qwen2_moe, granitemoe, arcee, seed_oss) holding a
+    exaone4, gpt2, gpt_neox, phi, stablelm, olmo, starcoder2, nemotron, qwen2_moe, granitemoe, arcee, seed_oss, ministral3)
+    holding a
     tiny
     random model saved by transformers as bf16 safetensors, its config.json, generation_config.json,
     a tiny byte-level BPE tokenizer (tokenizer.json + tokenizer_config.json with a chat template),
@@ -392,6 +393,15 @@ MODELS = {
     "seed_oss": dict(arch="SeedOssForCausalLM", family="qwen2", seed=401, layers=2, legacy_rope=True,
                      cfg=dict(tie_word_embeddings=False, rms_norm_eps=1e-6, attention_bias=True, attention_out_bias=True,
                               mlp_bias=False, head_dim=32, rope_parameters=dict(rope_type="default", rope_theta=10000000.0))),
+    # Ministral 3: Mistral's block with YaRN (factor 16 over an original context of 8, mscale = mscale_all_dim = 1, so
+    # cos / sin unscaled) and the Llama-4 query temperature (llama_4_scaling_beta 0.1: queries times 1 + 0.1 ln(1 +
+    # floor(pos / 8)), so positions 8+ differ), head_dim 16, untied; rope_parameters layout (as the Hub's text_config);
+    # mistral tokenizer family. transformers 5.25.
+    "ministral3": dict(arch="Ministral3ForCausalLM", family="mistral", seed=411, layers=2,
+                       cfg=dict(tie_word_embeddings=False, rms_norm_eps=1e-5, head_dim=16, sliding_window=None,
+                                rope_parameters=dict(rope_type="yarn", rope_theta=1000000.0, factor=16.0,
+                                                     original_max_position_embeddings=8, beta_fast=32.0, beta_slow=1.0,
+                                                     mscale=1.0, mscale_all_dim=1.0, llama_4_scaling_beta=0.1))),
     "gpt_neox": dict(arch="GPTNeoXForCausalLM", family="llama3", seed=311, layers=2, legacy_rope="neox",
                      drop=("num_key_value_heads",),
                      cfg=dict(tie_word_embeddings=False, layer_norm_eps=1e-5, hidden_act="gelu", use_parallel_residual=True,
@@ -487,7 +497,7 @@ def make_config(name: str, spec: dict, tok):
                   "StableLmForCausalLM": "stablelm", "OlmoForCausalLM": "olmo", "Starcoder2ForCausalLM": "starcoder2",
                   "NemotronForCausalLM": "nemotron", "Qwen2MoeForCausalLM": "qwen2_moe",
                   "GraniteMoeForCausalLM": "granitemoe", "ArceeForCausalLM": "arcee",
-                  "SeedOssForCausalLM": "seed_oss"}[spec["arch"]]
+                  "SeedOssForCausalLM": "seed_oss", "Ministral3ForCausalLM": "ministral3"}[spec["arch"]]
     kw = dict(COMMON_SHAPE)
     for k in spec.get("drop", ()):
         kw.pop(k)
@@ -827,6 +837,14 @@ def make_model_fixture(name: str, spec: dict, tokenizers_by_family: dict, versio
         from safetensors import safe_open
         with safe_open(str(folder / "model.safetensors"), "pt") as f:
             assert "model.layers.0.mlp.experts.3.down_proj.weight" in f.keys(), sorted(f.keys())[:20]
+    if name == "ministral3":
+        rp = model.config.rope_parameters
+        assert rp["rope_type"] == "yarn" and rp["llama_4_scaling_beta"] == 0.1 and rp["original_max_position_embeddings"] == 8, rp
+        assert abs(model.model.rotary_emb.attention_scaling - 1.0) < 1e-9
+        cold = load_f32(folder, rope_parameters={**rp, "llama_4_scaling_beta": 0.0})
+        with torch.no_grad():
+            flat = cold(input_ids=torch.tensor([ids]), use_cache=False).logits[0].float().numpy()
+        assert np.abs(flat[:8] - tensors["logits"][:8]).max() == 0 and np.abs(flat[8:] - tensors["logits"][8:]).max() > 0.01
     if name == "olmo":
         assert model.config.clip_qkv == 1.0 and not any("norm" in n for n, _ in model.named_parameters())
         unclipped = load_f32(folder, clip_qkv=None)

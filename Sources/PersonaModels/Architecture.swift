@@ -20,7 +20,7 @@ public enum ArchitectureRegistry {
         Phi3Architecture.self, OLMo2Architecture.self, GraniteArchitecture.self, Qwen3MoEArchitecture.self,
         MixtralArchitecture.self, OLMoEArchitecture.self, GLM4Architecture.self, CohereArchitecture.self,
         ErnieArchitecture.self, Exaone4Architecture.self, GPT2Architecture.self, GPTNeoXArchitecture.self,
-        PhiArchitecture.self, StableLMArchitecture.self, OLMoArchitecture.self, StarCoder2Architecture.self,
+        PhiArchitecture.self, StableLMArchitecture.self, Ministral3Architecture.self, OLMoArchitecture.self, StarCoder2Architecture.self,
         NemotronArchitecture.self, Qwen2MoEArchitecture.self, ArceeArchitecture.self, SeedOSSArchitecture.self,
     ]
 
@@ -176,6 +176,9 @@ func readRope(_ j: JSONConfig, into c: inout ModelConfig) throws {
 /// Typed access to GGUF metadata for `{arch}.*` keys.
 struct GGUFConfig {
     let file: GGUFFile
+    /// llama.cpp reads `rope.scaling.yarn_beta_fast` / `yarn_beta_slow` / `yarn_log_multiplier` for this architecture
+    /// (mistral3); elsewhere it reads none, so the reader refuses them when they ask for other values.
+    var yarnKeysRead = false
     var arch: String { file.architecture ?? "" }
     var source: String { file.url.path }
 
@@ -197,6 +200,23 @@ struct GGUFConfig {
             // whatever the yarn_* keys say (it reads none of them), so a file whose keys say otherwise is refused
             guard factor >= 1 else { throw ModelError("\(source): invalid metadata: \(arch).rope.scaling.factor \(factor) for yarn (must be >= 1)") }
             let standard = YarnRope.defaultAttentionFactor(factor)
+            if yarnKeysRead {
+                // llama-context.cpp: the betas as given; attention factor mscale(f, 1) / mscale(f, log_mul) when
+                // yarn_log_multiplier is set (transformers' mscale / mscale_all_dim with mscale 1), else mscale(f, 1)
+                let logMul = optDouble("rope.scaling.yarn_log_multiplier") ?? 0
+                for key in ["rope.scaling.attn_factor", "rope.scaling.yarn_attn_factor"] {
+                    if let v = optDouble(key), v != 1 { throw ModelError("\(source): unsupported metadata: \(arch).\(key) \(v) with yarn") }
+                }
+                if let v = optDouble("rope.scaling.yarn_ext_factor"), v >= 0, v != 1 {
+                    throw ModelError("\(source): unsupported metadata: \(arch).rope.scaling.yarn_ext_factor \(v)")
+                }
+                let orig = optInt("rope.scaling.original_context_length") ?? c.maxPositions
+                guard orig > 0, logMul.isFinite else { throw ModelError("\(source): invalid metadata: \(arch).rope.scaling.original_context_length \(orig)") }
+                c.yarn = YarnRope(factor: factor, originalMaxPositions: orig, betaFast: optDouble("rope.scaling.yarn_beta_fast") ?? 32,
+                                  betaSlow: optDouble("rope.scaling.yarn_beta_slow") ?? 1,
+                                  attentionFactor: logMul != 0 ? standard / YarnRope.defaultAttentionFactor(factor, mscale: logMul) : standard)
+                return
+            }
             for (key, value) in [("yarn_beta_fast", 32.0), ("yarn_beta_slow", 1.0), ("yarn_ext_factor", 1.0), ("yarn_log_multiplier", 0), ("yarn_attn_factor", standard)] {
                 if let v = optDouble("rope.scaling.\(key)"), abs(v - value) > 1e-5 * max(1, value), !(key == "yarn_ext_factor" && v < 0) {
                     throw ModelError("\(source): unsupported metadata: \(arch).rope.scaling.\(key) \(v) (llama.cpp runs yarn with \(value) whatever the file says)")

@@ -46,6 +46,23 @@ public struct YarnRope: Sendable, Equatable {
     }
 }
 
+/// Llama-4-style attention temperature (Ministral 3's llama_4_scaling_beta): each query times
+/// 1 + beta ln(1 + floor(position / originalMaxPositions)), after RoPE; 1 within the original context.
+public struct QueryTemperature: Sendable, Equatable {
+    public var beta: Double
+    public var originalMaxPositions: Int
+
+    public init(beta: Double, originalMaxPositions: Int) {
+        self.beta = beta
+        self.originalMaxPositions = originalMaxPositions
+    }
+
+    /// The factor at `position`, in f32 as transformers computes it.
+    func scale(position: Int) -> Float {
+        1 + Float(beta) * Foundation.log(1 + (Float(position) / Float(originalMaxPositions)).rounded(.down))
+    }
+}
+
 /// A mixture-of-experts MLP (Qwen3-MoE, Mixtral): a router (a linear map to one logit per expert) picks, per token,
 /// the `perToken` experts of highest softmax probability; the MLP's output is their SwiGLU outputs weighted by those
 /// probabilities (renormalised to sum to 1 when `normalizeTopK`).
@@ -99,6 +116,7 @@ public struct ModelConfig: Sendable {
     public var ropeLinearFactor: Double = 1
     public var longRope: LongRope? = nil
     public var yarn: YarnRope? = nil
+    public var queryTemperature: QueryTemperature? = nil
     public var moe: MixtureOfExperts? = nil
     /// RoPE base of the sliding-window layers when they have their own, unscaled (Gemma-3's local layers: 1e4);
     /// nil when every layer turns with `ropeTheta` and its scaling.

@@ -171,7 +171,8 @@ extension TransformerModel {
         let archs = ["llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma": "gemma", "gemma2": "gemma2",
                      "gemma3": "gemma3", "smollm3": "smollm3", "phi3": "phi3", "olmo2": "olmo2", "olmo3": "olmo2", "granite": "granite", "glm4": "glm4", "cohere": "command-r", "cohere2": "cohere2",
                      "ernie4_5": "ernie4_5", "exaone4": "exaone4", "gpt2": "gpt2", "gpt_neox": "gptneox", "phi": "phi2", "stablelm": "stablelm",
-                     "olmo": "olmo", "starcoder2": "starcoder2", "nemotron": "nemotron", "arcee": "arcee", "seed_oss": "seed_oss"]
+                     "olmo": "olmo", "starcoder2": "starcoder2", "nemotron": "nemotron", "arcee": "arcee", "seed_oss": "seed_oss",
+                     "ministral3": "mistral3"]
         guard let arch = archs[c.architecture] else {
             throw ModelError("GGUF export: architecture \(c.architecture) is not supported (\(archs.keys.sorted().joined(separator: ", ")))")
         }
@@ -211,7 +212,13 @@ extension TransformerModel {
                 throw ModelError("GGUF export: layer_types cannot be written: GGUF gemma2 slides on the even layers only")
             }
         }
-        if let y = c.yarn, y.betaFast != 32 || y.betaSlow != 1 || !y.truncate {
+        if let t = c.queryTemperature, arch != "mistral3" || c.yarn?.originalMaxPositions != t.originalMaxPositions {
+            throw ModelError("GGUF export: a query temperature cannot be written for \(arch)\(arch == "mistral3" ? " over another context than yarn's original one (llama.cpp's floor)" : "")")
+        }
+        if let y = c.yarn, !y.truncate {
+            throw ModelError("GGUF export: yarn with truncate false cannot be written: llama.cpp rounds the ramp's ends to whole dimensions")
+        }
+        if arch != "mistral3", let y = c.yarn, y.betaFast != 32 || y.betaSlow != 1 {
             throw ModelError("GGUF export: yarn with beta_fast \(y.betaFast), beta_slow \(y.betaSlow)\(y.truncate ? "" : ", truncate false") cannot be written: llama.cpp runs yarn with 32, 1 and whole-dimension ramp ends")
         }
         if arch == "exaone4", let w = c.slidingWindow, c.slidingLayers.contains(true) {
@@ -287,7 +294,16 @@ extension TransformerModel {
             g.set("\(arch).rope.scaling.factor", .float32(Float(y.factor)))
             g.set("\(arch).rope.scaling.original_context_length", .uint32(UInt32(y.originalMaxPositions)))
             let standard = YarnRope.defaultAttentionFactor(y.factor)
-            if abs(y.attentionFactor - standard) > 1e-6 * standard {
+            if arch == "mistral3" {
+                // as its converter writes Ministral 3: the betas, and mscale_all_dim as yarn_log_multiplier, the one
+                // value that makes llama.cpp's mscale(f, 1) / mscale(f, it) our attention factor
+                g.set("mistral3.rope.scaling.yarn_beta_fast", .float32(Float(y.betaFast)))
+                g.set("mistral3.rope.scaling.yarn_beta_slow", .float32(Float(y.betaSlow)))
+                if y.factor > 1 {
+                    g.set("mistral3.rope.scaling.yarn_log_multiplier", .float32(Float((standard / y.attentionFactor - 1) / (0.1 * Foundation.log(y.factor)))))
+                }
+                if let t = c.queryTemperature { g.set("mistral3.attention.temperature_scale", .float32(Float(t.beta))) }
+            } else if abs(y.attentionFactor - standard) > 1e-6 * standard {
                 g.set("\(arch).rope.scaling.attn_factor", .float32(Float(y.attentionFactor / standard)))
             }
         }
@@ -301,7 +317,7 @@ extension TransformerModel {
         func raw(_ m: WeightMatrix) -> () -> GGUFContent.TensorBytes {
             { GGUFContent.TensorBytes(data: m.data, count: m.byteCount, owner: m.owner ?? self) }
         }
-        let permute = ["llama", "smollm3", "granite", "olmo", "arcee"].contains(arch) && c.ropeStyle == .halfRotation   // llama.cpp's LlamaModel converter
+        let permute = ["llama", "smollm3", "granite", "olmo", "arcee", "mistral3"].contains(arch) && c.ropeStyle == .halfRotation   // llama.cpp's LlamaModel converter
         if permute, let r = c.partialRotaryDim {
             throw ModelError("GGUF export: a \(arch) model turning \(r) of \(c.headDim) dimensions cannot be written in llama.cpp's interleaved layout")
         }

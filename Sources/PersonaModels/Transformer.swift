@@ -302,6 +302,16 @@ public final class TransformerModel: @unchecked Sendable {
             applyRope(q, heads: c.numHeads, count: T, local: local)
             applyRope(k, heads: c.numKVHeads, count: T, local: local)
         }
+        if let temperature = c.queryTemperature {   // Ministral 3: queries warmed by position past the original context
+            var row = 0
+            for s in seqs {
+                for t in 0..<s.tokens.count {
+                    let f = temperature.scale(position: s.cache.count + t)
+                    if f != 1 { for i in 0..<qDim { q[row * qDim + i] *= f } }
+                    row += 1
+                }
+            }
+        }
 
         let group = c.numHeads / c.numKVHeads
         let window = c.slidingLayers[l] ? c.slidingWindow : nil

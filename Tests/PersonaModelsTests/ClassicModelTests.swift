@@ -193,4 +193,33 @@ final class ClassicModelTests: XCTestCase {
         XCTAssertNotNil(try GGUFFile(url: out).tensor("blk.0.post_attention_norm.weight"))
         XCTAssertEqual(try logits(out.path, ids), try logits(plain.path, ids))
     }
+
+    /// Ministral 3's query temperature: without it the same model up to the original context (8 here), another one
+    /// past it; and its Hub form, the text model inside Mistral3ForConditionalGeneration (text_config of model_type
+    /// ministral3, tensors model.language_model.*), is the same model.
+    func testMinistral3TemperatureAndWrapper() throws {
+        let ref = try reference("ministral3")
+        let ids = ref.ints("input_ids"), want = try ref.floats("logits").values, V = 384
+        let c = try ModelLoader.loadNetwork(path: ArchitectureFixtures.url("ministral3").path).config
+        XCTAssertEqual(c.queryTemperature, QueryTemperature(beta: 0.1, originalMaxPositions: 8))
+        XCTAssertEqual(c.yarn?.attentionFactor, 1)
+        let cold = try ArchitectureFixtures.edited("ministral3") { config in
+            var rope = config["rope_parameters"] as! [String: Any]
+            rope["llama_4_scaling_beta"] = 0.0
+            config["rope_parameters"] = rope
+        }
+        defer { try? FileManager.default.removeItem(at: cold) }
+        let flat = try logits(cold.path, ids)
+        XCTAssertLessThanOrEqual(maxAbsDiff(Array(flat[0 ..< 8 * V]), Array(want[0 ..< 8 * V])), 1e-4)
+        XCTAssertGreaterThan(maxAbsDiff(Array(flat[8 * V ..< ids.count * V]), Array(want[8 * V ..< ids.count * V])), 0.01)
+
+        let wrapped = try rewritten("ministral3", rename: { $0.hasPrefix("model.") ? "model.language_model." + $0.dropFirst(6) : $0 },
+                                    config: { config in
+                                        let text = config
+                                        config = ["model_type": "mistral3", "architectures": ["Mistral3ForConditionalGeneration"],
+                                                  "text_config": text, "image_token_index": 10]
+                                    })
+        defer { try? FileManager.default.removeItem(at: wrapped) }
+        XCTAssertLessThanOrEqual(maxAbsDiff(try logits(wrapped.path, ids), want), 1e-4)
+    }
 }

@@ -124,14 +124,14 @@ final class EngineReferenceTests: XCTestCase {
     /// Gemma's norms as 1 + w). By hand, Scripts/check_gguf_export_llamacpp.py compares these files with llama.cpp's
     /// own converter's (the same tensors) and runs them in llama.cpp.
     func testGGUFExportReproducesTransformers() throws {
-        for arch in ["llama", "llama2", "qwen2", "qwen3", "mistral", "gemma", "smollm3", "olmo2", "qwen2_yarn", "olmo3", "granite", "glm4", "cohere", "cohere2", "ernie4_5", "gpt2", "gpt_neox", "phi", "stablelm", "olmo", "nemotron", "arcee"] {
+        for arch in ["llama", "llama2", "qwen2", "qwen3", "mistral", "gemma", "smollm3", "olmo2", "qwen2_yarn", "olmo3", "granite", "glm4", "cohere", "cohere2", "ernie4_5", "gpt2", "gpt_neox", "phi", "stablelm", "olmo", "nemotron", "arcee", "ministral3"] {
             let out = FileManager.default.temporaryDirectory.appendingPathComponent("persona-export-\(arch)-\(UUID().uuidString).gguf")
             defer { try? FileManager.default.removeItem(at: out) }
             let net = try ModelLoader.loadNetwork(path: fixture(arch).path)
             let caveats = try net.writeGGUF(to: out, tokenizer: try GGUFTokenizerExport.metadata(directory: fixture(arch), vocabSize: net.config.vocabSize))
             XCTAssertEqual(caveats, [], arch)
             let model = try ModelLoader.loadNetwork(path: out.path)
-            XCTAssertEqual(model.config.ropeStyle, ["llama", "llama2", "mistral", "smollm3", "granite", "glm4", "cohere", "cohere2", "ernie4_5", "olmo", "arcee"].contains(arch) ? .interleaved : .halfRotation, arch)
+            XCTAssertEqual(model.config.ropeStyle, ["llama", "llama2", "mistral", "smollm3", "granite", "glm4", "cohere", "cohere2", "ernie4_5", "olmo", "arcee", "ministral3"].contains(arch) ? .interleaved : .halfRotation, arch)
             let ref = try reference(arch)
             try checkHiddenStates(model: model, ref: ref, label: "\(arch) exported to GGUF")
             // the embedded tokenizer and chat template give transformers' prompt ids
