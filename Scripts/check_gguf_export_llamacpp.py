@@ -31,7 +31,7 @@ as llama.cpp reads a window only in a 64-layer file) 0.010, gpt2 0.010 (its conv
 4 x n_embd whatever n_inner says: 256 where ours writes the real 128; so does phi2's), gpt_neox 0.007, phi 0.007, stablelm 0.012, olmo 0.012, starcoder2
 (without its window, which llama.cpp does not read) 0.009, nemotron 0.009, arcee 0.010,
 ministral3 0.014 (same yarn and temperature keys as its converter), seed_oss (without its attention-output bias, which llama.cpp's seed_oss lacks, as Seed-OSS-36B does) 0.016.
-Mixtures of experts (qwen3_moe, mixtral, olmoe, qwen2_moe, granitemoe) are not exported: our engine runs llama.cpp's own file of them
+Mixtures of experts (qwen3_moe, mixtral, olmoe, qwen2_moe, granitemoe, gpt_oss) are not exported: our engine runs llama.cpp's own file of them
 instead, within 5e-6 of transformers (qwen2_moe 6.2e-6; llama.cpp itself: RMS 0.009-0.010).
 """
 import argparse
@@ -48,9 +48,9 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "Tests" / "PersonaModelsTests" / "Fixtures"
 ARCHS = ["llama", "llama2", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "smollm3", "phi3", "phi3_longrope",
          "phi4_mini", "olmo2", "qwen2_yarn", "olmo3", "granite", "qwen3_moe", "mixtral", "olmoe", "glm4", "cohere", "cohere2",
-         "ernie4_5", "exaone4", "gpt2", "gpt_neox", "phi", "stablelm", "olmo", "starcoder2", "nemotron", "qwen2_moe", "granitemoe", "arcee", "seed_oss", "ministral3"]
+         "ernie4_5", "exaone4", "gpt2", "gpt_neox", "phi", "stablelm", "olmo", "starcoder2", "nemotron", "qwen2_moe", "granitemoe", "arcee", "seed_oss", "ministral3", "gpt_oss"]
 # mixtures of experts are read, not written: llama.cpp's converter makes the file, and our engine runs it
-READ_ONLY = {"qwen3_moe", "mixtral", "olmoe", "qwen2_moe", "granitemoe"}
+READ_ONLY = {"qwen3_moe", "mixtral", "olmoe", "qwen2_moe", "granitemoe", "gpt_oss"}
 PINNED = {"llama_cpp_python": "0.3.36", "transformers": "5.25.0", "torch": "2.15.0"}
 
 # convert_hf_to_gguf.py with the vocabulary step replaced (see above), run as a child process
@@ -139,6 +139,13 @@ def main():
                 # its converter reads rotary_pct, which Command-R7B's config has and transformers 5 does not write
                 cfg = json.loads((folder / "config.json").read_text())
                 cfg["rotary_pct"] = 1.0
+                (folder / "config.json").write_text(json.dumps(cfg))
+            if arch == "gpt_oss":
+                # llama.cpp runs gpt-oss with its own constants (swiglu limit 7) and whole-dimension yarn ramp ends: the
+                # fixture (limit 1, truncate false) with those, so that transformers computes what llama.cpp does
+                cfg = json.loads((folder / "config.json").read_text())
+                cfg["swiglu_limit"] = 7.0
+                cfg["rope_parameters"]["truncate"] = True
                 (folder / "config.json").write_text(json.dumps(cfg))
             if arch == "seed_oss":
                 # llama.cpp's seed_oss has no attention-output bias (Seed-OSS-36B has none): the fixture without it

@@ -402,6 +402,17 @@ MODELS = {
                                 rope_parameters=dict(rope_type="yarn", rope_theta=1000000.0, factor=16.0,
                                                      original_max_position_embeddings=8, beta_fast=32.0, beta_slow=1.0,
                                                      mscale=1.0, mscale_all_dim=1.0, llama_4_scaling_beta=0.1))),
+    # gpt-oss: attention with q / k / v / o biases and a learned sink logit per head, sliding_window 6 on the even
+    # layers (layer_types), YaRN (factor 4 over 16, truncate false as gpt-oss's), a mixture of 4 experts (2 per token,
+    # the top-2 router logits, with bias, softmaxed among themselves) whose SwiGLU is clamped (alpha 1.702, limit 1.0
+    # here, 7 in the real ones, which these random weights would never reach) with biases; untied; rope_parameters
+    # layout; qwen2 tokenizer family. transformers 5.25.
+    "gpt_oss": dict(arch="GptOssForCausalLM", family="qwen2", seed=421, layers=2, drop=("intermediate_size",),
+                    cfg=dict(tie_word_embeddings=False, rms_norm_eps=1e-5, head_dim=16, intermediate_size=32,
+                             num_local_experts=4, num_experts_per_tok=2, sliding_window=6, attention_bias=True,
+                             swiglu_limit=1.0, layer_types=["sliding_attention", "full_attention"],
+                             rope_parameters=dict(rope_type="yarn", rope_theta=150000.0, factor=4.0, beta_fast=32.0,
+                                                  beta_slow=1.0, truncate=False, original_max_position_embeddings=16))),
     "gpt_neox": dict(arch="GPTNeoXForCausalLM", family="llama3", seed=311, layers=2, legacy_rope="neox",
                      drop=("num_key_value_heads",),
                      cfg=dict(tie_word_embeddings=False, layer_norm_eps=1e-5, hidden_act="gelu", use_parallel_residual=True,
@@ -497,7 +508,8 @@ def make_config(name: str, spec: dict, tok):
                   "StableLmForCausalLM": "stablelm", "OlmoForCausalLM": "olmo", "Starcoder2ForCausalLM": "starcoder2",
                   "NemotronForCausalLM": "nemotron", "Qwen2MoeForCausalLM": "qwen2_moe",
                   "GraniteMoeForCausalLM": "granitemoe", "ArceeForCausalLM": "arcee",
-                  "SeedOssForCausalLM": "seed_oss", "Ministral3ForCausalLM": "ministral3"}[spec["arch"]]
+                  "SeedOssForCausalLM": "seed_oss", "Ministral3ForCausalLM": "ministral3",
+                  "GptOssForCausalLM": "gpt_oss"}[spec["arch"]]
     kw = dict(COMMON_SHAPE)
     for k in spec.get("drop", ()):
         kw.pop(k)
@@ -529,6 +541,10 @@ def randomize(model, gemma_norm: bool, seed: int, init: dict | None = None) -> N
                 p.copy_(STD_BIAS * torch.randn(p.shape, generator=g))
             elif pname.endswith(".weight") and p.dim() == 2:
                 p.copy_(std_linear * torch.randn(p.shape, generator=g))
+            elif pname.endswith(("experts.gate_up_proj_bias", "experts.down_proj_bias")):   # gpt-oss's expert biases
+                p.copy_(STD_BIAS * torch.randn(p.shape, generator=g))
+            elif pname.endswith("self_attn.sinks"):   # gpt-oss: one sink logit per head, on the scale of the scores
+                p.copy_(torch.randn(p.shape, generator=g))
             elif pname.endswith(("experts.gate_up_proj", "experts.down_proj")) and p.dim() == 3:   # stacked experts
                 p.copy_(std_linear * torch.randn(p.shape, generator=g))
             else:
@@ -845,6 +861,15 @@ def make_model_fixture(name: str, spec: dict, tokenizers_by_family: dict, versio
         with torch.no_grad():
             flat = cold(input_ids=torch.tensor([ids]), use_cache=False).logits[0].float().numpy()
         assert np.abs(flat[:8] - tensors["logits"][:8]).max() == 0 and np.abs(flat[8:] - tensors["logits"][8:]).max() > 0.01
+    if name == "gpt_oss":
+        assert list(model.config.layer_types) == ["sliding_attention", "full_attention"] and model.config.sliding_window == 6
+        assert model.config.rope_parameters["truncate"] is False
+        # the clamp, the sinks and the router's bias all move the logits (so the reference checks each)
+        for change in (dict(swiglu_limit=7.0),):
+            other = load_f32(folder, **change)
+            with torch.no_grad():
+                moved = other(input_ids=torch.tensor([ids]), use_cache=False).logits[0].float().numpy()
+            assert np.abs(moved - tensors["logits"]).max() > 0.05, change
     if name == "olmo":
         assert model.config.clip_qkv == 1.0 and not any("norm" in n for n, _ in model.named_parameters())
         unclipped = load_f32(folder, clip_qkv=None)

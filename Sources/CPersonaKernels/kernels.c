@@ -557,6 +557,24 @@ static void attention_portable(const float *q, int64_t ldq, int64_t P, int64_t H
         }
 }
 
+float pk_attention_lse(const float *q, const void *K, int64_t ldk, int kv, int64_t n, int64_t hd, float scale,
+                       float softcap) {
+    const pk_ops *ops_ = ops();
+    float tmp[kv == PK_F16 ? hd : 1], mx = -INFINITY;
+    for (int64_t j = 0; j < n; j++) {   // the scores twice (max, then the sum) rather than a buffer: n is unbounded
+        float x = ops_->dot(q, kv_row(K, kv, j * ldk, hd, tmp), hd) * scale;
+        if (softcap > 0) x = tanhf(x / softcap) * softcap;
+        if (x > mx) mx = x;
+    }
+    float sum = 0;
+    for (int64_t j = 0; j < n; j++) {
+        float x = ops_->dot(q, kv_row(K, kv, j * ldk, hd, tmp), hd) * scale;
+        if (softcap > 0) x = tanhf(x / softcap) * softcap;
+        sum += expf(x - mx);
+    }
+    return mx + logf(sum);
+}
+
 /* Queries through the level's loop (where it handles hd) or the portable one. */
 static void attention_run(const float *q, int64_t ldq, int64_t P, int64_t H, int64_t group, const void *K, int64_t ldk,
                           const void *V, int64_t ldv, int kv, int64_t n, int64_t hd, float scale, float softcap,

@@ -22,6 +22,7 @@ public enum ArchitectureRegistry {
         ErnieArchitecture.self, Exaone4Architecture.self, GPT2Architecture.self, GPTNeoXArchitecture.self,
         PhiArchitecture.self, StableLMArchitecture.self, Ministral3Architecture.self, OLMoArchitecture.self, StarCoder2Architecture.self,
         NemotronArchitecture.self, Qwen2MoEArchitecture.self, ArceeArchitecture.self, SeedOSSArchitecture.self,
+        GptOssArchitecture.self,
     ]
 
     public static var supportedModelTypes: [String] { all.flatMap { $0.hfModelTypes }.sorted() }

@@ -14,7 +14,7 @@ protocol RenamedTensors: TensorStore {
 /// both). Those are copies made once at load; everything else stays mapped. Stored tensors nothing maps (other
 /// than the attention-mask and RoPE buffers older checkpoints keep) keep their names, so strict loading names them.
 final class ClassicTensors: RenamedTensors {
-    enum Transform { case none, transpose, perHeadQKV(heads: Int) }
+    enum Transform { case none, transpose, perHeadQKV(heads: Int), stackedTranspose, interleavedGateUp, interleavedGateUpBias }
     let base: TensorStore
     let tensorNames: [String]
     private let sources: [String: (stored: String, transform: Transform)]
@@ -80,6 +80,23 @@ final class ClassicTensors: RenamedTensors {
         return ClassicTensors(base: store, sources: s) { _ in false }
     }
 
+    /// gpt-oss (its BF16 checkpoints; the Hub's MXFP4 ones are refused by its config reader): the router as the
+    /// mixture's `mlp.gate`, and the experts in the loader's stacked layout: gate_up_proj [E, D, 2F] with gate and up in
+    /// alternate columns becomes [E, 2F, D] (each expert's gate rows, then its up rows), down_proj [E, F, D] becomes
+    /// [E, D, F], and gate_up_proj_bias is regrouped the same way; copies in the stored type, made once at load.
+    static func gptOss(_ store: TensorStore, layers: Int) -> ClassicTensors {
+        var s: [String: (String, Transform)] = [:]
+        for l in 0..<layers {
+            let p = "model.layers.\(l).mlp."
+            s[p + "gate.weight"] = (p + "router.weight", .none)
+            s[p + "gate.bias"] = (p + "router.bias", .none)
+            s[p + "experts.gate_up_proj"] = (p + "experts.gate_up_proj", .interleavedGateUp)
+            s[p + "experts.down_proj"] = (p + "experts.down_proj", .stackedTranspose)
+            s[p + "experts.gate_up_proj_bias"] = (p + "experts.gate_up_proj_bias", .interleavedGateUpBias)
+        }
+        return ClassicTensors(base: store, sources: s) { _ in false }
+    }
+
     /// StarCoder2: Llama's names but for the MLP's `c_fc` / `c_proj`.
     static func starCoder2(_ store: TensorStore, layers: Int) -> ClassicTensors {
         var s: [String: (String, Transform)] = [:]
@@ -133,6 +150,31 @@ final class ClassicTensors: RenamedTensors {
             }
             if size == 4 { move(UInt32.self) } else { move(UInt16.self) }
             return TensorInfo(name: name, dtype: t.dtype, shape: [m, n], data: out.pointer, byteCount: t.byteCount, owner: out)
+        case .stackedTranspose, .interleavedGateUp, .interleavedGateUpBias:
+            // [E, a, b] -> [E, b, a] (interleaved: output row r < b / 2 takes input column 2r, row b / 2 + r column 2r + 1);
+            // a bias [E, 2F]: per expert, the even entries then the odd ones
+            let bias: Bool
+            if case .interleavedGateUpBias = transform { bias = true } else { bias = false }
+            guard t.shape.count == (bias ? 2 : 3), [.f32, .f16, .bf16].contains(t.dtype), let size = t.dtype.rowBytes(1),
+                  size * t.shape.reduce(1, *) == t.byteCount else { return nil }
+            let (E, a, b) = bias ? (t.shape[0], 1, t.shape[1]) : (t.shape[0], t.shape[1], t.shape[2])
+            if case .stackedTranspose = transform {} else if b % 2 != 0 { return nil }
+            let interleaved: Bool
+            if case .stackedTranspose = transform { interleaved = false } else { interleaved = true }
+            let out = OwnedBytes(count: t.byteCount)
+            func move<T>(_: T.Type) {
+                let src = t.data.assumingMemoryBound(to: T.self), dst = out.pointer.assumingMemoryBound(to: T.self)
+                for e in 0..<E {
+                    let s = src + e * a * b, d = dst + e * a * b
+                    for r in 0..<b {
+                        let col = interleaved ? (r < b / 2 ? 2 * r : 2 * (r - b / 2) + 1) : r
+                        for i in 0..<a { d[r * a + i] = s[i * b + col] }
+                    }
+                }
+            }
+            if size == 4 { move(UInt32.self) } else { move(UInt16.self) }
+            return TensorInfo(name: name, dtype: t.dtype, shape: bias ? t.shape : [E, b, a], data: out.pointer,
+                              byteCount: t.byteCount, owner: out)
         case .perHeadQKV(let heads):
             // rows (or a bias's entries) [heads, 3, d] -> [3, heads, d]
             let rows = t.shape[0], inner = t.shape.count == 2 ? t.shape[1] : 1

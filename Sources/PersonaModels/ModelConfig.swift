@@ -5,7 +5,7 @@ import PersonaFormats
 /// as llama.cpp uses for GGUF `llama` weights (whose Q/K rows were permuted at conversion).
 public enum RopeStyle: String, Sendable { case halfRotation, interleaved }
 
-public enum Activation: String, Sendable { case silu, geluTanh, gelu, reluSquared }
+public enum Activation: String, Sendable { case silu, geluTanh, gelu, reluSquared, swigluOAI }
 
 /// Llama-3 style RoPE frequency scaling.
 public struct Llama3RopeScaling: Sendable, Equatable {
@@ -74,6 +74,9 @@ public struct MixtureOfExperts: Sendable, Equatable {
     public var normalizeTopK: Bool
     /// Per layer: true where the MLP is the mixture, false where it is dense (Qwen3-MoE's mlp_only_layers).
     public var layers: [Bool]
+    /// gpt-oss: the router adds a bias to its logits, and each expert's gate, up and down add biases.
+    public var routerBias = false
+    public var expertBias = false
     /// Qwen2-MoE: a shared SwiGLU expert of this width that every token runs, its output weighted by
     /// sigmoid(shared gate . x) and added to the routed experts'; nil: none.
     public var sharedIntermediateSize: Int? = nil
@@ -173,6 +176,13 @@ public struct ModelConfig: Sendable {
     public var normWeights = true
     /// OLMo-1: q, k and v are clamped to [-clipQKV, clipQKV] after their projections.
     public var clipQKV: Float? = nil
+    /// gpt-oss: each query head has a learned sink logit, a key every query sees whose value is zero (the softmax's
+    /// denominator gains exp(sink)).
+    public var attentionSinks = false
+    /// gpt-oss's clamped SwiGLU (Activation.swigluOAI): gate clamped above at `swigluLimit`, up to +-it, then
+    /// gate sigmoid(alpha gate) (up + 1).
+    public var swigluAlpha: Float = 1.702
+    public var swigluLimit: Float = 7
     /// Phi-1 / 1.5 / 2: the output head adds a bias to the logits.
     public var headBias = false
     /// GPT-2: a learned position embedding (maxPositions rows) joins the token embedding; no RoPE (noRopeLayers all set).

@@ -100,6 +100,7 @@ public enum ModelLoader {
         case "gpt_neox": return ClassicTensors.gptNeoX(store, layers: config.numLayers, heads: config.numHeads)
         case "phi": return ClassicTensors.phi(store, layers: config.numLayers)
         case "starcoder2": return ClassicTensors.starCoder2(store, layers: config.numLayers)
+        case "gpt_oss": return ClassicTensors.gptOss(store, layers: config.numLayers)
         default: return LanguageModelTensors.wrapping(store) ?? store
         }
     }

@@ -372,8 +372,32 @@ public final class TransformerModel: @unchecked Sendable {
                 }
             }
         }
+        if let sinks = w.sinks { applySinks(sinks, layer: l, seqs: seqs) }
         Ops.matmul(w.wo, ctxOut, T: T, out, precision: passPrecision)
         if let b = w.bo { Ops.addBias(out, b, n: c.hiddenSize, T: T) }
+    }
+
+    /// gpt-oss's attention sinks, on the attention's normalised outputs (ws.ctx): with a sink logit s beside the
+    /// scores, the softmax's denominator gains exp(s), so each head's output is scaled by 1 / (1 + exp(s - lse)), lse
+    /// the log-sum-exp of its scores (pk_attention_lse: the scores again, an extra pass over the keys).
+    private func applySinks(_ sinks: [Float], layer l: Int, seqs: UnsafeBufferPointer<BatchSequence>) {
+        let c = config, hd = c.headDim, qDim = c.qDim, kvDim = c.kvDim, group = c.numHeads / c.numKVHeads
+        let window = c.slidingLayers[l] ? c.slidingWindow : nil
+        var row = 0
+        for s in seqs {
+            let kc = s.cache.keys[l]
+            for t in 0..<s.tokens.count {
+                let pos = s.cache.count + t, lo = window.map { max(0, pos + 1 - $0) } ?? 0
+                for h in 0..<c.numHeads {
+                    let lse = pk_attention_lse(ws.q + row * qDim + h * hd, s.cache.element(kc, lo * kvDim + (h / group) * hd),
+                                               Int64(kvDim), s.cache.type.kernelCode, Int64(pos + 1 - lo), Int64(hd),
+                                               c.attnScale, c.attnLogitSoftcap ?? 0)
+                    let f = 1 / (1 + Foundation.exp(sinks[h] - lse)), o = ws.ctx + row * qDim + h * hd
+                    for i in 0..<hd { o[i] *= f }
+                }
+                row += 1
+            }
+        }
     }
 
     /// One query position over `count` cached positions from `lo`, in `chunks` position ranges run as tasks, each
@@ -426,6 +450,7 @@ public final class TransformerModel: @unchecked Sendable {
         let moe = config.moe!, E = moe.experts, K = moe.perToken, D = config.hiddenSize, Fe = moe.intermediateSize
         let logits = ws.moeLogits, chosen = ws.moeChosen, weight = ws.moeWeight, counts = ws.moeCounts, order = ws.moeOrder
         Ops.matmul(w.router!, h, T: T, logits, precision: passPrecision)
+        if let b = w.routerBias { Ops.addBias(logits, b, n: E, T: T) }
         for e in 0...E { counts[e] = 0 }
         for t in 0..<T {
             // softmax over the experts (f32, as the reference), then the K most probable, largest first
@@ -461,8 +486,11 @@ public final class TransformerModel: @unchecked Sendable {
             guard n > 0, let ex = w.experts?[e] else { continue }
             for r in 0..<n { (xin + r * D).update(from: h + Int(order[lo + r]) / K * D, count: D) }
             Ops.matmul(ex.gate, ws.gate, ex.up, ws.up, x: xin, T: n, precision: passPrecision)
+            if let b = ex.gateBias { Ops.addBias(ws.gate, b, n: Fe, T: n) }
+            if let b = ex.upBias { Ops.addBias(ws.up, b, n: Fe, T: n) }
             activate(count: n * Fe)
             Ops.matmul(ex.down, ws.gate, T: n, xout, precision: passPrecision)
+            if let b = ex.downBias { Ops.addBias(xout, b, n: D, T: n) }
             for r in 0..<n {
                 let i = Int(order[lo + r]), dst = out + i / K * D, src = xout + r * D, a = weight[i]
                 for d in 0..<D { dst[d] += a * src[d] }
@@ -486,7 +514,8 @@ public final class TransformerModel: @unchecked Sendable {
     private func activate(count n: Int) {
         let g = ws.gate, u = ws.up
         let chunk = 8192
-        var job = ActivationJob(g: g, u: u, n: n, chunk: chunk, activation: config.activation, gated: config.gatedMLP)
+        var job = ActivationJob(g: g, u: u, n: n, chunk: chunk, activation: config.activation, gated: config.gatedMLP,
+                                alpha: config.swigluAlpha, limit: config.swigluLimit)
         withUnsafeMutablePointer(to: &job) { p in
             ThreadPool.shared.parallelFor((n + chunk - 1) / chunk, context: UnsafeMutableRawPointer(p)) { ctx, c in
                 let j = ctx!.assumingMemoryBound(to: ActivationJob.self).pointee
@@ -498,11 +527,17 @@ public final class TransformerModel: @unchecked Sendable {
                     case .geluTanh: for i in i0..<(i0 + m) { j.g[i] = Ops.geluTanh(j.g[i]) }
                     case .gelu: for i in i0..<(i0 + m) { j.g[i] = Ops.gelu(j.g[i]) }
                     case .reluSquared: for i in i0..<(i0 + m) { let r = max(j.g[i], 0); j.g[i] = r * r }
+                    case .swigluOAI: break   // gated only (gpt-oss's experts)
                     }
                 case .silu: pk_silu_mul(j.g + i0, j.u + i0, Int64(m))
                 case .geluTanh: pk_gelu_tanh_mul(j.g + i0, j.u + i0, Int64(m))
                 case .gelu: for i in i0..<(i0 + m) { j.g[i] = Ops.gelu(j.g[i]) * j.u[i] }
                 case .reluSquared: for i in i0..<(i0 + m) { let r = max(j.g[i], 0); j.g[i] = r * r * j.u[i] }
+                case .swigluOAI:   // gpt-oss: gate sigmoid(alpha gate) (up + 1), both clamped
+                    for i in i0..<(i0 + m) {
+                        let g = min(j.g[i], j.limit), u = min(max(j.u[i], -j.limit), j.limit)
+                        j.g[i] = g / (1 + Foundation.exp(-j.alpha * g)) * (u + 1)
+                    }
                 }
             }
         }
@@ -695,6 +730,7 @@ private struct ActivationJob {
     var n, chunk: Int
     var activation: Activation
     var gated: Bool
+    var alpha, limit: Float
 }
 
 /// Scratch buffers of one forward pass, grown only when a longer batch or context arrives.

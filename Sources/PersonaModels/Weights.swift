@@ -25,6 +25,9 @@ struct LayerWeights {
     /// then expert 0's, unused.
     var router: WeightMatrix? = nil
     var experts: [ExpertWeights]? = nil
+    /// gpt-oss: each head's sink logit (heads); the router's bias (experts).
+    var sinks: [Float]? = nil
+    var routerBias: [Float]? = nil
     /// Qwen2-MoE's shared expert and its gate (hidden).
     var shared: ExpertWeights? = nil
     var sharedGate: [Float]? = nil
@@ -32,6 +35,7 @@ struct LayerWeights {
 
 struct ExpertWeights {
     var gate, up, down: WeightMatrix   // (moe intermediate, hidden) x 2, (hidden, moe intermediate)
+    var gateBias: [Float]? = nil, upBias: [Float]? = nil, downBias: [Float]? = nil   // gpt-oss
 }
 
 struct ModelWeights {
@@ -204,7 +208,7 @@ func loadWeights(_ c: ModelConfig, reader r: WeightReader, naming n: TensorNamin
     // GLM-4's sandwich has names of its own: post_self_attn_layernorm after attention, post_attention_layernorm before
     // the MLP, post_mlp_layernorm after it
     // llama.cpp's seed_oss names the MLP's norm post_attention_norm
-    let seedNorms: [String: String]? = n == .gguf && c.architecture == "seed_oss" ? ["ffn_norm_llama": "post_attention_norm.weight"] : nil
+    let seedNorms: [String: String]? = n == .gguf && ["seed_oss", "gpt_oss"].contains(c.architecture) ? ["ffn_norm_llama": "post_attention_norm.weight"] : nil
     let glmNorms: [String: String]? = n == .huggingFace && c.architecture == "glm4"
         ? ["post_attn_norm": "post_self_attn_layernorm.weight", "ffn_norm_gemma2": "post_attention_layernorm.weight",
            "post_ffn_norm": "post_mlp_layernorm.weight"]
@@ -248,6 +252,27 @@ func loadWeights(_ c: ModelConfig, reader r: WeightReader, naming n: TensorNamin
                                                  down: try r.matrix(p + "\(e).\(dn).weight", rows: D, cols: Fe)))
                 }
             }
+        }
+        if moe.expertBias {
+            // gpt-oss: HF gate_up_proj_bias [E, 2F] (gate | up per expert, as ClassicTensors regroups it) and
+            // down_proj_bias [E, D]; GGUF ffn_{gate,up,down}_exps.bias
+            func rows(_ name: String, _ count: Int, _ width: Int) throws -> [[Float]] {
+                let m = try r.matrix(name, rows: count, cols: width)
+                return (0..<count).map { m.rowArray($0) }
+            }
+            let (gb, ub, db): ([[Float]], [[Float]], [[Float]])
+            if n == .gguf {
+                (gb, ub, db) = (try rows("blk.\(l).ffn_gate_exps.bias", E, Fe), try rows("blk.\(l).ffn_up_exps.bias", E, Fe),
+                                try rows("blk.\(l).ffn_down_exps.bias", E, D))
+            } else {
+                let p = "model.layers.\(l).mlp.experts."
+                let gu = try rows(p + "gate_up_proj_bias", E, 2 * Fe)
+                (gb, ub, db) = (gu.map { Array($0[0..<Fe]) }, gu.map { Array($0[Fe...]) }, try rows(p + "down_proj_bias", E, D))
+            }
+            for e in 0..<E { (experts[e].gateBias, experts[e].upBias, experts[e].downBias) = (gb[e], ub[e], db[e]) }
+        }
+        if moe.routerBias {
+            lw.routerBias = try r.vector(n == .gguf ? "blk.\(l).ffn_gate_inp.bias" : "model.layers.\(l).mlp.gate.bias", count: E)
         }
         lw.experts = experts
         (lw.gate, lw.up, lw.down) = (experts[0].gate, experts[0].up, experts[0].down)
@@ -322,6 +347,9 @@ func loadWeights(_ c: ModelConfig, reader r: WeightReader, naming n: TensorNamin
             if ffnNorm != nil { lw.ffnNormBias = try v("ffn_norm_bias", D) }
         }
         if c.attnOutputBias { lw.bo = try v("o_bias", D) }
+        if c.attentionSinks {
+            lw.sinks = try r.vector(n == .gguf ? "blk.\(l).attn_sinks.weight" : "model.layers.\(l).self_attn.sinks", count: c.numHeads)
+        }
         if c.mlpBias { (lw.bUp, lw.bDown) = (try v("up_bias", F), try v("down_bias", D)) }
         layers.append(c.moe?.layers[l] == true ? try withExperts(lw, layer: l) : lw)
     }

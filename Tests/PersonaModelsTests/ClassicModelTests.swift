@@ -222,4 +222,97 @@ final class ClassicModelTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: wrapped) }
         XCTAssertLessThanOrEqual(maxAbsDiff(try logits(wrapped.path, ids), want), 1e-4)
     }
+
+    /// gpt-oss's attention sinks and router bias each matter (the fixture matches transformers with them through the
+    /// every-architecture tests; its script checks its clamp matters); the Hub's MXFP4 checkpoints are refused by name.
+    func testGptOssSinksRouterBiasAndMXFP4() throws {
+        let ref = try reference("gpt_oss")
+        let ids = ref.ints("input_ids"), want = try ref.floats("logits").values
+        let c = try ModelLoader.loadNetwork(path: ArchitectureFixtures.url("gpt_oss").path).config
+        XCTAssertTrue(c.attentionSinks && c.moe?.routerBias == true && c.moe?.expertBias == true)
+        XCTAssertEqual(c.slidingLayers, [true, false])
+        XCTAssertEqual(c.yarn?.truncate, false)
+        for part in ["self_attn.sinks", "mlp.router.bias"] {
+            // the part zeroed (a zero sink is still a sink: it moves the logits as well)
+            let dir = try ArchitectureFixtures.edited("gpt_oss") { _ in }
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let file = dir.appendingPathComponent("model.safetensors"), src = try SafetensorsFile(url: file)
+            let tensors = src.tensorNames.map { n -> (name: String, dtype: DType, shape: [Int], data: Data) in
+                let t = src.tensor(n)!
+                return (n, t.dtype, t.shape, n.hasSuffix(part) ? Data(count: t.byteCount) : Data(t.bytes))
+            }
+            try SafetensorsWriter.write(tensors, metadata: ["format": "pt"], to: file)
+            XCTAssertGreaterThan(maxAbsDiff(try logits(dir.path, ids), want), 0.01, part)
+        }
+        let hub = try ArchitectureFixtures.edited("gpt_oss") { $0["quantization_config"] = ["quant_method": "mxfp4"] }
+        defer { try? FileManager.default.removeItem(at: hub) }
+        XCTAssertThrowsError(try ModelLoader.loadNetwork(path: hub.path)) { e in
+            XCTAssertTrue("\(e)".contains("unsupported quantization_config 'mxfp4'"), "\(e)")
+        }
+    }
+
+    /// A gpt-oss GGUF in llama.cpp's layout (gate and up experts apart, [E, F, D]; their biases; attn_sinks; the MLP's
+    /// norm as post_attention_norm; the window every other layer) is the folder's model as llama.cpp runs it: swiglu
+    /// limit 7 and yarn's ramp ends rounded, which the folder is edited to. (llama.cpp's own converter's file of the
+    /// fixture is checked by hand: Scripts/check_gguf_export_llamacpp.py.)
+    func testGptOssFromGGUFInLlamaCppLayout() throws {
+        let src = try SafetensorsFile(url: ArchitectureFixtures.url("gpt_oss").appendingPathComponent("model.safetensors"))
+        func t(_ n: String) -> TensorInfo { src.tensor(n)! }
+        func halves(_ n: String) -> [UInt16] { Array(UnsafeBufferPointer(start: t(n).data.assumingMemoryBound(to: UInt16.self), count: t(n).elementCount)) }
+        func data(_ v: [UInt16]) -> Data { v.withUnsafeBufferPointer { Data(buffer: $0) } }
+        let (E, D, F) = (4, 64, 32)
+        var w = GGUFWriter()
+        w.set("general.architecture", .string("gpt-oss"))
+        for (k, v) in [("context_length", 256), ("embedding_length", D), ("feed_forward_length", F), ("block_count", 2),
+                       ("attention.head_count", 4), ("attention.head_count_kv", 2), ("attention.key_length", 16),
+                       ("attention.value_length", 16), ("expert_count", E), ("expert_used_count", 2),
+                       ("expert_feed_forward_length", F), ("attention.sliding_window", 6), ("rope.scaling.original_context_length", 16)] {
+            w.set("gpt-oss.\(k)", .uint32(UInt32(v)))
+        }
+        w.set("gpt-oss.attention.layer_norm_rms_epsilon", .float32(1e-5))
+        w.set("gpt-oss.rope.freq_base", .float32(150000))
+        w.set("gpt-oss.rope.scaling.type", .string("yarn"))
+        w.set("gpt-oss.rope.scaling.factor", .float32(4))
+        func add(_ name: String, _ from: String) throws { try w.addTensor(name: name, dtype: t(from).dtype, shape: t(from).shape, data: Data(t(from).bytes)) }
+        try add("token_embd.weight", "model.embed_tokens.weight")
+        try add("output_norm.weight", "model.norm.weight")
+        try add("output.weight", "lm_head.weight")
+        for l in 0..<2 {
+            let p = "model.layers.\(l).", b = "blk.\(l)."
+            for (g, h) in [("attn_norm.weight", "input_layernorm.weight"), ("post_attention_norm.weight", "post_attention_layernorm.weight"),
+                           ("attn_sinks.weight", "self_attn.sinks"), ("ffn_gate_inp.weight", "mlp.router.weight"), ("ffn_gate_inp.bias", "mlp.router.bias")]
+                + ["q", "k", "v", "o"].flatMap { x in [("attn_\(x == "o" ? "output" : x).weight", "self_attn.\(x)_proj.weight"),
+                                                       ("attn_\(x == "o" ? "output" : x).bias", "self_attn.\(x)_proj.bias")] } {
+                try add(b + g, p + h)
+            }
+            // [E, D, 2F] with gate / up in alternate columns -> gate [E, F, D] and up [E, F, D]; down [E, F, D] -> [E, D, F]
+            let gu = halves(p + "mlp.experts.gate_up_proj"), gub = halves(p + "mlp.experts.gate_up_proj_bias"), dn = halves(p + "mlp.experts.down_proj")
+            var gate = [UInt16](), up = [UInt16](), down = [UInt16](), gateB = [UInt16](), upB = [UInt16]()
+            for e in 0..<E {
+                for f in 0..<F { for d in 0..<D { gate.append(gu[(e * D + d) * 2 * F + 2 * f]); up.append(gu[(e * D + d) * 2 * F + 2 * f + 1]) } }
+                for d in 0..<D { for f in 0..<F { down.append(dn[(e * F + f) * D + d]) } }
+                for f in 0..<F { gateB.append(gub[e * 2 * F + 2 * f]); upB.append(gub[e * 2 * F + 2 * f + 1]) }
+            }
+            try w.addTensor(name: b + "ffn_gate_exps.weight", dtype: .bf16, shape: [E, F, D], data: data(gate))
+            try w.addTensor(name: b + "ffn_up_exps.weight", dtype: .bf16, shape: [E, F, D], data: data(up))
+            try w.addTensor(name: b + "ffn_down_exps.weight", dtype: .bf16, shape: [E, D, F], data: data(down))
+            try w.addTensor(name: b + "ffn_gate_exps.bias", dtype: .bf16, shape: [E, F], data: data(gateB))
+            try w.addTensor(name: b + "ffn_up_exps.bias", dtype: .bf16, shape: [E, F], data: data(upB))
+            try add(b + "ffn_down_exps.bias", p + "mlp.experts.down_proj_bias")
+        }
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("persona-gptoss-\(UUID().uuidString).gguf")
+        defer { try? FileManager.default.removeItem(at: out) }
+        try w.write(to: out)
+        let asLlamaCpp = try ArchitectureFixtures.edited("gpt_oss") { config in
+            config["swiglu_limit"] = 7.0
+            var rope = config["rope_parameters"] as! [String: Any]
+            rope["truncate"] = true
+            config["rope_parameters"] = rope
+        }
+        defer { try? FileManager.default.removeItem(at: asLlamaCpp) }
+        let ids = try reference("gpt_oss").ints("input_ids")
+        let model = try ModelLoader.loadNetwork(path: out.path)
+        XCTAssertEqual(model.config.slidingLayers, [true, false])
+        XCTAssertLessThanOrEqual(maxAbsDiff(try logits(out.path, ids), try logits(asLlamaCpp.path, ids)), 1e-5)
+    }
 }

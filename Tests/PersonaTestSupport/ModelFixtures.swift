@@ -25,7 +25,7 @@ struct Reference {
 
 /// The tiny random models of every architecture and their transformers references (Fixtures/<arch>).
 enum ArchitectureFixtures {
-    static let names = ["llama", "llama2", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "smollm3", "phi3", "phi3_longrope", "phi4_mini", "olmo2", "qwen2_yarn", "olmo3", "granite", "qwen3_moe", "mixtral", "olmoe", "glm4", "cohere", "cohere2", "ernie4_5", "exaone4", "gpt2", "gpt_neox", "phi", "stablelm", "olmo", "starcoder2", "nemotron", "qwen2_moe", "granitemoe", "arcee", "seed_oss", "ministral3"]
+    static let names = ["llama", "llama2", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "smollm3", "phi3", "phi3_longrope", "phi4_mini", "olmo2", "qwen2_yarn", "olmo3", "granite", "qwen3_moe", "mixtral", "olmoe", "glm4", "cohere", "cohere2", "ernie4_5", "exaone4", "gpt2", "gpt_neox", "phi", "stablelm", "olmo", "starcoder2", "nemotron", "qwen2_moe", "granitemoe", "arcee", "seed_oss", "ministral3", "gpt_oss"]
 
     static func url(_ name: String) -> URL { Repository.modelFixtures.appendingPathComponent(name) }
 

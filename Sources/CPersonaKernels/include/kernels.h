@@ -128,6 +128,11 @@ void pk_f32_to_f16_row(const float *x, uint16_t *out, int64_t n);
 void pk_attention_head(const float *q, const void *K, int64_t ldk, const void *V, int64_t ldv, int kv,
                        int64_t n, int64_t hd, float scale, float softcap, float *scores, float *out);
 
+/* log sum_j exp(s_j) over the scores pk_attention_head computes for q over positions [0, n) (gpt-oss's attention
+   sinks: a head's output times 1 / (1 + exp(sink - this)) is the softmax with the sink's logit beside the scores). */
+float pk_attention_lse(const float *q, const void *K, int64_t ldk, int kv, int64_t n, int64_t hd, float scale,
+                       float softcap);
+
 /* G query heads that share one key/value head (q + h * hd, out + h * hd for h < G; K, V at that head's column):
    for each head exactly what pk_attention_head writes, bit for bit, with each K / V row read once for the group.
    `scores` has G rows of lds >= n floats. Up to PK_ATTENTION_GROUP_MAX heads at once (more go one by one). */
