@@ -58,7 +58,8 @@ def write_gguf(dst, reader, tensor, extra=None):
     """A GGUF with reader's metadata (file type 0, all F32) and, per tensor of reader, tensor(t) = (array, raw_dtype
     or None for F32); extra(writer), when given, adds metadata after reader's."""
     import gguf
-    w = gguf.GGUFWriter(str(dst), "llama")
+    arch = bytes(reader.fields["general.architecture"].parts[-1]).decode("utf-8")   # llama for SmolLM2
+    w = gguf.GGUFWriter(str(dst), arch)
     for key, f in reader.fields.items():
         if key.startswith("GGUF.") or key == "general.architecture":
             continue

@@ -113,6 +113,17 @@ out.append("    static let dequantLattice: [(String, String, String)] = [")
 for name, b, f in iq_cases:
     out.append('        ("%s", "%s",\n         "%s"),' % (name, b, f))
 out.append("    ]")
+# MXFP4 (gpt-oss's experts), from a generator of its own: random nibbles, E8M0 scales around 2^-6 with the subnormal
+# encodings 0 and 1 and a large one (254 would overflow f32 for the largest values, in ggml as in gguf-py).
+mx_rng = np.random.default_rng(20261207)
+raw = mx_rng.integers(0, 256, size=(6, 17), dtype=np.uint8)
+raw[:, 0] = [0, 1, 120, 127, 133, 200]
+deq = quants.dequantize(raw.reshape(-1), Q.MXFP4).reshape(-1)
+assert deq.size == 6 * 32 and np.all(np.isfinite(deq))
+out.append("    /// MXFP4: (dtype, block bytes, values dequantised by gguf-py)")
+out.append('    static let dequantMXFP4: [(String, String, String)] = [')
+out.append('        ("mxfp4", "%s",\n         "%s"),' % (hexbytes(raw.reshape(-1)), hexfloats(deq)))
+out.append("    ]")
 out.append("}")
 path = os.path.join(os.path.dirname(__file__), "..", "Tests", "PersonaTensorTests", "GGUFPyReference.swift")
 with open(path, "w") as fh:

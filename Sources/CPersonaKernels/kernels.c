@@ -66,7 +66,7 @@ static const struct { int64_t elements; size_t bytes; } block_geometry[PK_NTYPES
     [PK_Q2_K] = {256, 84},  [PK_Q3_K] = {256, 110}, [PK_Q4_K] = {256, 144}, [PK_Q5_K] = {256, 176},
     [PK_Q6_K] = {256, 210}, [PK_IQ4_NL] = {32, 18}, [PK_IQ4_XS] = {256, 136},
     [PK_IQ2_XXS] = {256, 66}, [PK_IQ2_XS] = {256, 74}, [PK_IQ2_S] = {256, 82}, [PK_IQ3_XXS] = {256, 98},
-    [PK_IQ3_S] = {256, 110}, [PK_IQ1_S] = {256, 50}, [PK_IQ1_M] = {256, 56},
+    [PK_IQ3_S] = {256, 110}, [PK_IQ1_S] = {256, 50}, [PK_IQ1_M] = {256, 56}, [PK_MXFP4] = {32, 17},
 };
 
 int64_t pk_block_elements(int dtype) { return dtype >= 0 && dtype < PK_NTYPES ? block_geometry[dtype].elements : 0; }
@@ -81,6 +81,7 @@ static inline uint16_t rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); re
 
 // ggml's kvalues_iq4nl: the 16 levels of IQ4_NL / IQ4_XS
 const int8_t pk_iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+const int8_t pk_mxfp4_values[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
 
 
 void pk_dequant_row_scalar(int dtype, const void *row, int64_t cols, float *out) {
@@ -183,6 +184,19 @@ void pk_dequant_row_scalar(int dtype, const void *row, int64_t cols, float *out)
             }
         }
         return;
+    case PK_MXFP4: {
+        // { uint8 e (E8M0); uint8 qs[16] }: nibbles as q4_0, each an FP4 (E2M1) value doubled, times 2^(e - 128) (half
+        // the E8M0 scale, ggml's GGML_E8M0_TO_FP32_HALF: e < 2 gives the subnormals 2^-128, 2^-127)
+        for (int64_t b = 0; b < cols / 32; b++) {
+            const uint8_t *blk = p + b * 17, *q = blk + 1;
+            const float d = pk_e8m0_half(blk[0]);
+            for (int i = 0; i < 16; i++) {
+                out[b * 32 + i] = d * (float)pk_mxfp4_values[q[i] & 0xF];
+                out[b * 32 + i + 16] = d * (float)pk_mxfp4_values[q[i] >> 4];
+            }
+        }
+        return;
+    }
     case PK_IQ4_NL:
         // { f16 d; uint8 qs[16] }: nibbles as q4_0, each an index into a non-linear table
         for (int64_t b = 0; b < cols / 32; b++) {

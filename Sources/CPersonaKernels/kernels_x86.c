@@ -520,6 +520,7 @@ NATIVE_X16_512(native_bf16x_512, bf16x16, bf16x16_mask)
 // kernels_x86_quant.c
 #define PK_X86_QUANT_FNS(F, W)                                                                              \
     [PK_Q5_0] = pk_##F##_q5_0_##W, [PK_Q5_1] = pk_##F##_q5_1_##W, [PK_IQ4_NL] = pk_##F##_iq4_nl_##W,        \
+    [PK_MXFP4] = pk_##F##_mxfp4_##W,                                                                        \
     [PK_Q2_K] = pk_##F##_q2_K_##W, [PK_Q3_K] = pk_##F##_q3_K_##W, [PK_Q4_K] = pk_##F##_q4_K_##W,            \
     [PK_Q5_K] = pk_##F##_q5_K_##W, [PK_Q6_K] = pk_##F##_q6_K_##W, [PK_IQ4_XS] = pk_##F##_iq4_xs_##W
 

@@ -84,6 +84,16 @@ TQ static inline void iq4_nl_block(const uint8_t *blk, __m512 *w) {
     w[1] = _mm512_permutexvar_ps(_mm512_srli_epi32(b, 4), t);
 }
 
+// mxfp4 { uint8 e (E8M0); uint8 qs[16] }: w = 2^(e - 128) * value[nibble], iq4_nl's layout with its own table and
+// scale; every product is exact (a power of two times a small integer), so the bits of the reference.
+TQ static inline void mxfp4_block(const uint8_t *blk, __m512 *w) {
+    __m512 t = _mm512_mul_ps(_mm512_set1_ps(pk_e8m0_half(blk[0])),
+                             _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)pk_mxfp4_values))));
+    __m512i b = u8x16(blk + 1);
+    w[0] = _mm512_permutexvar_ps(b, t);
+    w[1] = _mm512_permutexvar_ps(_mm512_srli_epi32(b, 4), t);
+}
+
 // =====================================================================================================
 // MARK: blocks of 256
 
@@ -296,6 +306,7 @@ QUANT_KERNELS_512(q4_K, 256, 144)
 QUANT_KERNELS_512(q5_K, 256, 176)
 QUANT_KERNELS_512(q6_K, 256, 210)
 QUANT_KERNELS_512(iq4_xs, 256, 136)
+QUANT_KERNELS_512(mxfp4, 32, 17)
 
 // =====================================================================================================
 // MARK: AVX2
@@ -352,6 +363,11 @@ TQ2 static inline void q5_1_dec(const uint8_t *blk, qblock *o) {
     st32(o->q, _mm256_or_si256(lo4(_mm256_setr_m128i(q, _mm_srli_epi16(q, 4))), qh_bytes(rd32(blk + 4))));
 }
 TQ2 static inline void iq4_nl_dec(const uint8_t *blk, qblock *o) { o->sc[0] = f16s(blk); st32(o->q, iq4_bytes(blk + 2)); }
+TQ2 static inline void mxfp4_dec(const uint8_t *blk, qblock *o) {
+    __m128i q = _mm_loadu_si128((const __m128i *)(blk + 1)), lv = _mm_loadu_si128((const __m128i *)pk_mxfp4_values), m = _mm_set1_epi8(0x0F);
+    o->sc[0] = pk_e8m0_half(blk[0]);
+    st32(o->q, _mm256_setr_m128i(_mm_shuffle_epi8(lv, _mm_and_si128(q, m)), _mm_shuffle_epi8(lv, _mm_and_si128(_mm_srli_epi16(q, 4), m))));
+}
 
 TQ2 static inline void q4_K_dec(const uint8_t *blk, qblock *o) {
     k4_scales8(blk, o);
@@ -485,4 +501,5 @@ QUANT_KERNELS_256(q4_K, 256, 144, 32, MINUS)
 QUANT_KERNELS_256(q5_K, 256, 176, 32, MINUS)
 QUANT_KERNELS_256(q6_K, 256, 210, 16, PLAIN)
 QUANT_KERNELS_256(iq4_xs, 256, 136, 32, PLAIN)
+QUANT_KERNELS_256(mxfp4, 32, 17, 32, PLAIN)
 #endif

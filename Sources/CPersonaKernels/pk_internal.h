@@ -5,7 +5,7 @@
 #include <string.h>
 #include <math.h>
 
-#define PK_NTYPES 22
+#define PK_NTYPES 23
 /* The importance-matrix lattice types (kernels_iq.c). */
 #define PK_IS_LATTICE(dtype) ((dtype) >= PK_IQ2_XXS && (dtype) <= PK_IQ1_M)
 /* Widest row the kernels convert at once on the stack; wider rows are processed in column chunks. */
@@ -109,6 +109,7 @@ void pk_native_q8_vnni(const uint8_t *W, size_t rb, int64_t cols, const uint8_t 
     void pk_matvec_##TYPE##_256(const uint8_t *W, size_t rb, int64_t cols, const float *x, float *y, int64_t r0, int64_t r1);
 PK_X86_QUANT_DECL(q5_0) PK_X86_QUANT_DECL(q5_1) PK_X86_QUANT_DECL(iq4_nl) PK_X86_QUANT_DECL(q2_K) PK_X86_QUANT_DECL(q3_K)
 PK_X86_QUANT_DECL(q4_K) PK_X86_QUANT_DECL(q5_K) PK_X86_QUANT_DECL(q6_K) PK_X86_QUANT_DECL(iq4_xs)
+PK_X86_QUANT_DECL(mxfp4)
 #undef PK_X86_QUANT_DECL
 void pk_native_bf16_avx512bf16(const uint8_t *W, size_t rb, int64_t cols, const uint8_t *xn, size_t xs, int64_t T,
                                float *Y, int64_t ldy, int64_t r0, int64_t r1);
@@ -123,6 +124,14 @@ const pk_ops *pk_ops_current(void);
 static inline int pk_level_avx512(const char *name) { return strncmp(name, "avx512", 6) == 0; }
 
 extern const int8_t pk_iq4nl_values[16];
+/* MXFP4's 16 E2M1 values, doubled (ggml's kvalues_mxfp4), and its E8M0 scale halved to match: 2^(e - 128). */
+extern const int8_t pk_mxfp4_values[16];
+static inline float pk_e8m0_half(uint8_t e) {
+    const uint32_t bits = e < 2 ? 0x00200000u << e : (uint32_t)(e - 1) << 23;
+    float d;
+    memcpy(&d, &bits, sizeof d);
+    return d;
+}
 
 /* q4_K / q5_K: sub-block j's 6-bit scale and min from the 12 packed bytes (ggml's get_scale_min_k4). */
 static inline void pk_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {

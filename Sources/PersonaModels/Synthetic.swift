@@ -101,6 +101,10 @@ extension TransformerModel {
         }
         let h = pk_f32_to_f16(fields.1)
         for b in stride(from: 0, to: bytes, by: dtype.blockBytes) {
+            if dtype == .mxfp4 {   // its one scale byte, E8M0: 2^(e - 128) * up to 12 ~ 0.02
+                dst.storeBytes(of: UInt8(121), toByteOffset: b, as: UInt8.self)
+                continue
+            }
             if dtype == .iq1_m {
                 // IQ1_M keeps its f16 scale in the top nibbles of its four 16-bit scale words (bytes 48-55)
                 for w in 0..<4 {
@@ -451,13 +455,13 @@ public struct SyntheticTypes: Sendable {
         case "q3_k_m", "q3_k_s", "q3_k_l": base = .q3_k; mix = true
         default:
             if n.hasSuffix("_pure"), let t = DType(rawValue: String(n.dropLast(5))) { base = t; mix = false }
-            else if let t = DType(rawValue: n) { base = t; mix = ![.f32, .f16, .bf16].contains(t) && !t.isLattice }
+            else if let t = DType(rawValue: n) { base = t; mix = ![.f32, .f16, .bf16, .mxfp4].contains(t) && !t.isLattice }
             else { return nil }
         }
         self.name = n
     }
 
-    public static let names = "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs (as llama-quantize writes that file type; q3_k, q4_k, q5_k are its _M mixes), iq2_xxs, iq2_xs, iq2_s, iq3_xxs, iq3_s, iq1_s, iq1_m (every matrix in that type, random blocks), q3_k_s, q3_k_m, q3_k_l, q4_k_m, q4_k_s, q5_k_m, q5_k_s, or <type>_pure (every matrix in <type>)"
+    public static let names = "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs (as llama-quantize writes that file type; q3_k, q4_k, q5_k are its _M mixes), iq2_xxs, iq2_xs, iq2_s, iq3_xxs, iq3_s, iq1_s, iq1_m, mxfp4 (every matrix in that type, random blocks), q3_k_s, q3_k_m, q3_k_l, q4_k_m, q4_k_s, q5_k_m, q5_k_s, or <type>_pure (every matrix in <type>)"
 
     func type(_ role: Role, layer: Int, layers n: Int, cols: Int, gqa: Int) -> DType {
         guard mix else { return base }

@@ -8,6 +8,9 @@ public enum DType: String, Sendable, CaseIterable, Codable {
     /// precision (rows widened to f32 as gguf-py does) and native precision (q8_K activations, ggml's integer dot
     /// products); no quantiser.
     case iq2_xxs, iq2_xs, iq2_s, iq3_xxs, iq3_s, iq1_s, iq1_m
+    /// gpt-oss's experts (OCP microscaling FP4: blocks of 32 E2M1 values with one E8M0 scale): read and run in exact
+    /// precision (rows widened to f32 as gguf-py does; native precision computes as exact); no quantiser.
+    case mxfp4
 
     /// Code passed to the C kernels (`PK_*` in kernels.h), which also own the block geometry.
     public var kernelCode: Int32 {
@@ -34,6 +37,7 @@ public enum DType: String, Sendable, CaseIterable, Codable {
         case .iq3_s: return Int32(PK_IQ3_S)
         case .iq1_s: return Int32(PK_IQ1_S)
         case .iq1_m: return Int32(PK_IQ1_M)
+        case .mxfp4: return Int32(PK_MXFP4)
         }
     }
 
@@ -76,6 +80,7 @@ public enum DType: String, Sendable, CaseIterable, Codable {
         case .iq3_s: return 21
         case .iq2_s: return 22
         case .iq1_m: return 29
+        case .mxfp4: return 39
         case .iq4_xs: return 23
         case .bf16: return 30
         }

@@ -103,8 +103,8 @@ final class HostileInputTests: XCTestCase {
     }
 
     func testGGUFTensorErrors() throws {
-        // Unknown GGML type (39 = MXFP4, not read): names the number, the tensor and what is supported.
-        assertFormatError(try gguf(validGGUF(type: 39)), mentions: ["'w'", "GGML type 39", "iq4_xs=23", "iq1_m=29"])
+        // Unknown GGML type (77: none): names the number, the tensor and what is supported.
+        assertFormatError(try gguf(validGGUF(type: 77)), mentions: ["'w'", "GGML type 77", "iq4_xs=23", "iq1_m=29", "mxfp4=39"])
         // Quantised inner dimension not a multiple of the block size (q8_0 = 8, block 32).
         assertFormatError(try gguf(validGGUF(ne: [48, 2], type: 8)), mentions: ["'w'", "block size 32"])
         // Data beyond the end of the file.

@@ -315,4 +315,19 @@ final class ClassicModelTests: XCTestCase {
         XCTAssertEqual(model.config.slidingLayers, [true, false])
         XCTAssertLessThanOrEqual(maxAbsDiff(try logits(out.path, ids), try logits(asLlamaCpp.path, ids)), 1e-5)
     }
+
+    /// gpt-oss as llama.cpp makes its GGUFs: the experts MXFP4, the other matrices Q8_0 (llama.cpp's converter and
+    /// quantizer, Scripts/make_mxfp4_fixture.py). In exact precision our engine gives, from the file as stored, what
+    /// llama.cpp computes for the same weights widened to f32 by gguf-py.
+    func testGptOssMXFP4FromLlamaCppsQuantizer() throws {
+        let dir = ArchitectureFixtures.url("quant")
+        let file = try GGUFFile(url: dir.appendingPathComponent("gpt_oss_mxfp4.gguf"))
+        XCTAssertEqual(file.tensor("blk.0.ffn_gate_exps.weight")?.dtype, .mxfp4)
+        XCTAssertEqual(file.tensor("blk.1.ffn_down_exps.weight")?.dtype, .mxfp4)
+        let ref = try SafetensorsFile(url: dir.appendingPathComponent("gpt_oss_mxfp4.reference.safetensors"))
+        let t = try XCTUnwrap(ref.tensor("logits"))
+        let want = Array(UnsafeBufferPointer(start: t.data.assumingMemoryBound(to: Float.self), count: t.elementCount))
+        let ids = try reference("gpt_oss").ints("input_ids")
+        XCTAssertLessThanOrEqual(maxAbsDiff(try logits(dir.appendingPathComponent("gpt_oss_mxfp4.gguf").path, ids), want), 1e-4)
+    }
 }

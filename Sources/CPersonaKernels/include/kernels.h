@@ -6,7 +6,8 @@
 /* dtype codes, same order as Swift's DType.kernelCode */
 enum { PK_F32 = 0, PK_F16 = 1, PK_BF16 = 2, PK_Q8_0 = 3, PK_Q4_0 = 4, PK_Q4_K = 5, PK_Q6_K = 6, PK_Q4_1 = 7,
        PK_Q5_0 = 8, PK_Q5_1 = 9, PK_Q2_K = 10, PK_Q3_K = 11, PK_Q5_K = 12, PK_IQ4_NL = 13, PK_IQ4_XS = 14,
-       PK_IQ2_XXS = 15, PK_IQ2_XS = 16, PK_IQ2_S = 17, PK_IQ3_XXS = 18, PK_IQ3_S = 19, PK_IQ1_S = 20, PK_IQ1_M = 21 };
+       PK_IQ2_XXS = 15, PK_IQ2_XS = 16, PK_IQ2_S = 17, PK_IQ3_XXS = 18, PK_IQ3_S = 19, PK_IQ1_S = 20, PK_IQ1_M = 21,
+       PK_MXFP4 = 22 };
 
 /* Elements per block and bytes per block of `dtype` (1 and the element size for plain floats); 0 if unknown. */
 int64_t pk_block_elements(int dtype);
