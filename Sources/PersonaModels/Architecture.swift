@@ -87,6 +87,26 @@ func baseConfig(_ j: JSONConfig, architecture: String) throws -> ModelConfig {
     return c
 }
 
+extension JSONConfig {
+    /// The config with `partial_rotary_factor` set to `factor` where it names none (at the top level, in
+    /// rope_parameters or in rope_scaling): the default transformers' config class of the family sets.
+    func withPartialRotary(default factor: Double) -> JSONConfig {
+        let named = ["rope_parameters", "rope_scaling"].contains { (dict[$0] as? [String: Any])?["partial_rotary_factor"] != nil }
+        guard !named, dict["partial_rotary_factor"] == nil else { return self }
+        var d = dict
+        d["partial_rotary_factor"] = factor
+        return JSONConfig(dict: d, source: source)
+    }
+}
+
+/// Mistral, Phi-3, StarCoder2: `sliding_window`, when positive, on every layer.
+func readSlidingWindowOnEveryLayer(_ j: JSONConfig, into c: inout ModelConfig) {
+    if let w = j.optInt("sliding_window"), w > 0 {
+        c.slidingWindow = w
+        c.slidingLayers = Array(repeating: true, count: c.numLayers)
+    }
+}
+
 /// The SwiGLU blocks (Llama, Mistral, Qwen2, Qwen3) compute silu; a config naming another `hidden_act` would have
 /// run as silu without a word, so it is refused.
 func requireSiLU(_ j: JSONConfig) throws {

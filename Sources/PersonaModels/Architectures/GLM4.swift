@@ -9,11 +9,7 @@ enum GLM4Architecture: Architecture {
     static let ggufArchitectures = ["glm4"]
 
     static func config(hf given: JSONConfig) throws -> ModelConfig {
-        // transformers' Glm4Config sets partial_rotary_factor 0.5 when the config has none
-        var d = given.dict
-        let rope = (d["rope_parameters"] as? [String: Any])?["partial_rotary_factor"] ?? (d["rope_scaling"] as? [String: Any])?["partial_rotary_factor"]
-        if rope == nil, d["partial_rotary_factor"] == nil { d["partial_rotary_factor"] = 0.5 }
-        let j = JSONConfig(dict: d, source: given.source)
+        let j = given.withPartialRotary(default: 0.5)   // transformers' Glm4Config default
         var c = try baseConfig(j, architecture: "glm4")
         try requireSiLU(j)
         c.attentionBias = j.optBool("attention_bias") ?? true

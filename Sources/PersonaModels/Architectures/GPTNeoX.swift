@@ -12,9 +12,9 @@ enum GPTNeoXArchitecture: Architecture {
         // Pythia's configs name rotary_pct and rotary_emb_base; transformers 5 keeps them in rope_parameters
         var d = given.dict
         let rope = d["rope_parameters"] as? [String: Any] ?? d["rope_scaling"] as? [String: Any] ?? [:]
-        if rope["partial_rotary_factor"] == nil, d["partial_rotary_factor"] == nil { d["partial_rotary_factor"] = d["rotary_pct"] ?? 0.25 }
         if rope["rope_theta"] == nil, d["rope_theta"] == nil { d["rope_theta"] = d["rotary_emb_base"] ?? 10000 }
         let j = JSONConfig(dict: d, source: given.source)
+            .withPartialRotary(default: (d["rotary_pct"] as? NSNumber)?.doubleValue ?? 0.25)
         var c = try baseConfig(j, architecture: "gpt_neox")
         if j.optBool("attention_bias") == false { throw ModelError("\(j.source): unsupported attention_bias false for gpt_neox") }
         c.rmsNormEps = Float(j.optDouble("layer_norm_eps") ?? 1e-5)

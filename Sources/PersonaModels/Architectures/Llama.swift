@@ -27,10 +27,7 @@ enum MistralArchitecture: Architecture {
     static func config(hf j: JSONConfig) throws -> ModelConfig {
         var c = try baseConfig(j, architecture: "mistral")
         try requireSiLU(j)
-        if let w = j.optInt("sliding_window"), w > 0 {
-            c.slidingWindow = w
-            c.slidingLayers = Array(repeating: true, count: c.numLayers)
-        }
+        readSlidingWindowOnEveryLayer(j, into: &c)
         return c
     }
 

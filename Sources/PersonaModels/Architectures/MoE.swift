@@ -11,15 +11,21 @@ enum Qwen3MoEArchitecture: Architecture {
     static func config(hf j: JSONConfig) throws -> ModelConfig {
         var c = try Qwen3Architecture.config(hf: j)
         c.architecture = "qwen3_moe"
-        // the Hub's configs say num_experts, transformers 5 writes num_local_experts
+        c.moe = try qwenMixture(j, layers: c.numLayers)
+        return c
+    }
+
+    /// Qwen's mixture keys (Qwen3-MoE, Qwen2-MoE): num_experts (the Hub's; transformers 5 writes num_local_experts),
+    /// num_experts_per_tok, moe_intermediate_size, norm_topk_prob, and the dense layers of mlp_only_layers or off
+    /// decoder_sparse_step.
+    static func qwenMixture(_ j: JSONConfig, layers: Int) throws -> MixtureOfExperts {
         let experts = try j.optInt("num_experts") ?? j.int("num_local_experts"), step = j.optInt("decoder_sparse_step") ?? 1
         guard experts > 0, step > 0 else { throw ModelError("\(j.source): invalid config: num_experts \(experts), decoder_sparse_step \(step)") }
         let dense = Set(j.intList("mlp_only_layers"))
-        c.moe = MixtureOfExperts(experts: experts, perToken: try j.int("num_experts_per_tok"),
-                                 intermediateSize: try j.int("moe_intermediate_size"),
-                                 normalizeTopK: j.optBool("norm_topk_prob") ?? false,
-                                 layers: (0..<c.numLayers).map { !dense.contains($0) && ($0 + 1) % step == 0 })
-        return c
+        return MixtureOfExperts(experts: experts, perToken: try j.int("num_experts_per_tok"),
+                                intermediateSize: try j.int("moe_intermediate_size"),
+                                normalizeTopK: j.optBool("norm_topk_prob") ?? false,
+                                layers: (0..<layers).map { !dense.contains($0) && ($0 + 1) % step == 0 })
     }
 
     static func config(gguf g: GGUFConfig) throws -> ModelConfig {
@@ -95,14 +101,8 @@ enum Qwen2MoEArchitecture: Architecture {
         var c = try Qwen2Architecture.config(hf: j)
         c.architecture = "qwen2_moe"
         c.attentionBias = j.optBool("qkv_bias") ?? true
-        let experts = try j.optInt("num_experts") ?? j.int("num_local_experts"), step = j.optInt("decoder_sparse_step") ?? 1
-        guard experts > 0, step > 0 else { throw ModelError("\(j.source): invalid config: num_experts \(experts), decoder_sparse_step \(step)") }
-        let dense = Set(j.intList("mlp_only_layers"))
-        c.moe = MixtureOfExperts(experts: experts, perToken: try j.int("num_experts_per_tok"),
-                                 intermediateSize: try j.int("moe_intermediate_size"),
-                                 normalizeTopK: j.optBool("norm_topk_prob") ?? false,
-                                 layers: (0..<c.numLayers).map { !dense.contains($0) && ($0 + 1) % step == 0 },
-                                 sharedIntermediateSize: try j.int("shared_expert_intermediate_size"))
+        c.moe = try Qwen3MoEArchitecture.qwenMixture(j, layers: c.numLayers)
+        c.moe?.sharedIntermediateSize = try j.int("shared_expert_intermediate_size")
         return c
     }
 

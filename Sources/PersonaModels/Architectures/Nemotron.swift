@@ -8,11 +8,7 @@ enum NemotronArchitecture: Architecture {
     static let ggufArchitectures = ["nemotron"]
 
     static func config(hf given: JSONConfig) throws -> ModelConfig {
-        // transformers' NemotronConfig takes 0.5 when the config names no partial_rotary_factor
-        var d = given.dict
-        let rope = d["rope_parameters"] as? [String: Any] ?? d["rope_scaling"] as? [String: Any] ?? [:]
-        if rope["partial_rotary_factor"] == nil, d["partial_rotary_factor"] == nil { d["partial_rotary_factor"] = 0.5 }
-        let j = JSONConfig(dict: d, source: given.source)
+        let j = given.withPartialRotary(default: 0.5)   // transformers' NemotronConfig default
         var c = try baseConfig(j, architecture: "nemotron")
         c.rmsNormEps = Float(j.optDouble("norm_eps") ?? 1e-5)
         c.activation = try GPT2Architecture.activation(j.optString("hidden_act") ?? "relu2", source: j.source)

@@ -9,11 +9,7 @@ enum PhiArchitecture: Architecture {
     static let ggufArchitectures = ["phi2"]
 
     static func config(hf given: JSONConfig) throws -> ModelConfig {
-        // transformers' PhiConfig takes 0.5 when the config names no partial_rotary_factor
-        var d = given.dict
-        let rope = d["rope_parameters"] as? [String: Any] ?? d["rope_scaling"] as? [String: Any] ?? [:]
-        if rope["partial_rotary_factor"] == nil, d["partial_rotary_factor"] == nil { d["partial_rotary_factor"] = 0.5 }
-        let j = JSONConfig(dict: d, source: given.source)
+        let j = given.withPartialRotary(default: 0.5)   // transformers' PhiConfig default
         var c = try baseConfig(j, architecture: "phi")
         if j.optBool("qk_layernorm") == true { throw ModelError("\(j.source): unsupported qk_layernorm true for phi") }
         c.rmsNormEps = Float(j.optDouble("layer_norm_eps") ?? 1e-5)

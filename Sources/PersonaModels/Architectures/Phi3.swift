@@ -16,10 +16,7 @@ enum Phi3Architecture: Architecture {
         c.fusedProjections = true
         c.fusedGateUp = true
         if j.optBool("attention_bias") == true { throw ModelError("\(j.source): unsupported attention_bias true for phi3") }
-        if let w = j.optInt("sliding_window"), w > 0 {
-            c.slidingWindow = w
-            c.slidingLayers = Array(repeating: true, count: c.numLayers)
-        }
+        readSlidingWindowOnEveryLayer(j, into: &c)
         return c
     }
 

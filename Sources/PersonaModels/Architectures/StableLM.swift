@@ -8,11 +8,7 @@ enum StableLMArchitecture: Architecture {
     static let ggufArchitectures = ["stablelm"]
 
     static func config(hf given: JSONConfig) throws -> ModelConfig {
-        // transformers' StableLmConfig takes 0.25 when the config names no partial_rotary_factor
-        var d = given.dict
-        let rope = d["rope_parameters"] as? [String: Any] ?? d["rope_scaling"] as? [String: Any] ?? [:]
-        if rope["partial_rotary_factor"] == nil, d["partial_rotary_factor"] == nil { d["partial_rotary_factor"] = 0.25 }
-        let j = JSONConfig(dict: d, source: given.source)
+        let j = given.withPartialRotary(default: 0.25)   // transformers' StableLmConfig default
         var c = try baseConfig(j, architecture: "stablelm")
         try requireSiLU(j)
         if j.optBool("qk_layernorm") == true {

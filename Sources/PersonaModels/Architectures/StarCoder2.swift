@@ -15,10 +15,7 @@ enum StarCoder2Architecture: Architecture {
         (c.layerNorm, c.normBias, c.gatedMLP) = (true, true, false)
         let bias = j.optBool("use_bias") ?? true
         (c.attentionBias, c.attnOutputBias, c.mlpBias) = (bias, bias, bias)
-        if let w = j.optInt("sliding_window"), w > 0 {
-            c.slidingWindow = w
-            c.slidingLayers = Array(repeating: true, count: c.numLayers)
-        }
+        readSlidingWindowOnEveryLayer(j, into: &c)
         return c
     }
 
