@@ -99,6 +99,9 @@ enum GGUFTokenizer {
 
     static let gpt2Regex = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
     static let llama3Regex = #"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+    /// o200k's (gpt-oss, Llama-4): the regex of their tokenizer.json, as HF tokenizers runs it. (llama.cpp runs an
+    /// ASCII-case rewrite of it, which differs on non-ASCII lowercase letters; the model's own regex is followed here.)
+    static let gpt4oRegex = #"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
     static let qwen2Regex = #"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
 
     /// llama.cpp's pre-tokenizer table (src/llama-vocab.cpp), for the names we support.
@@ -106,6 +109,7 @@ enum GGUFTokenizer {
         var m: [String: BPEPre] = [:]
         for k in ["llama3", "llama-v3", "llama-bpe", "falcon3"] { m[k] = BPEPre(regexes: [llama3Regex], ignoreMerges: true, addBos: true) }
         for k in ["dbrx", "smaug-bpe"] { m[k] = BPEPre(regexes: [llama3Regex]) }
+        for k in ["gpt-4o", "llama4", "kanana2", "talkie"] { m[k] = BPEPre(regexes: [gpt4oRegex]) }
         for k in ["qwen2", "stablelm2", "deepseek-r1-qwen", "hunyuan"] { m[k] = BPEPre(regexes: [qwen2Regex]) }
         for k in ["gpt-2", "gpt2", "mpt", "olmo", "jais", "phi-2"] { m[k] = BPEPre(regexes: [gpt2Regex]) }
         for k in ["smollm", "refact", "command-r", "starcoder", "codeshell", "exaone"] { m[k] = BPEPre(regexes: [#"\p{N}"#, gpt2Regex]) }

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import PersonaFormats
 @testable import PersonaTokenizers
+@testable import PersonaTestSupport
 
 /// llama.cpp's tokenizer test suite (ggml-vocab-*.gguf with .inp texts and .out ids made by
 /// Hugging Face `AutoTokenizer.encode(text, add_special_tokens=False)`), read from ../shared.
@@ -36,6 +37,31 @@ final class GGUFVocabTests: XCTestCase {
     func testGPT2() throws { try runSuite("gpt-2") }
     func testDeepseekLLM() throws { try runSuite("deepseek-llm") }
     func testGemma4() throws { try runSuite("gemma-4") }
+
+    /// The o200k pre-tokenizer (GGUF pre "gpt-4o": gpt-oss, Llama-4) on the suite's texts with the qwen2 test
+    /// vocabulary's BPE: HF tokenizers' ids for the same chain (Scripts/make_gpt4o_pre_reference.py).
+    func testGPT4OPreTokenizer() throws {
+        let src = try requireShared("reference/llama.cpp-vocab/ggml-vocab-qwen2.gguf")
+        let gguf = try ggufCopy(of: src, setting: ["tokenizer.ggml.pre": .string("gpt-4o")])
+        defer { try? FileManager.default.removeItem(at: gguf) }
+        let inp = try String(contentsOf: URL(fileURLWithPath: src.path + ".inp"), encoding: .utf8)
+        var texts = inp.components(separatedBy: "\n__ggml_vocab_test__\n")
+        if texts.last == "" { texts.removeLast() }
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: try fixtureURL("gguf_gpt4o").appendingPathComponent("expected.json"))) as! [String: Any]
+        texts += json["extra"] as! [String]   // texts of ours on which o200k's splits differ from qwen2's
+        let expected = (json["ids"] as! [[NSNumber]]).map { $0.map(\.intValue) }
+        XCTAssertEqual(texts.count, expected.count)
+        let tok = try TokenizerBundle.load(gguf: try GGUFFile(url: gguf)).tokenizer
+        var differ = 0
+        for (i, text) in texts.enumerated() where tok.encode(text, addSpecialTokens: false) != expected[i] {
+            differ += 1
+            XCTFail("case \(i) \(text.debugDescription.prefix(60)): got \(tok.encode(text, addSpecialTokens: false)) want \(expected[i])")
+        }
+        XCTAssertEqual(differ, 0)
+        // the regex differs from qwen2's on these texts: the check is not the qwen2 suite again
+        let qwen2 = try TokenizerBundle.load(gguf: try GGUFFile(url: src)).tokenizer
+        XCTAssertTrue(texts.indices.contains { qwen2.encode(texts[$0], addSpecialTokens: false) != expected[$0] })
+    }
 
     /// Real vocabularies on texts whose regex splits fall inside a Swift Character ("\r" | "\n", a Thai or
     /// Arabic letter | its vowel sign), against transformers' conversion of the same GGUF
