@@ -289,6 +289,14 @@ struct GGUFConfig {
         }
     }
 
+    /// The biases llama.cpp loads only where the file has them (TENSOR_NOT_REQUIRED), told by layer 0's tensors: q / k /
+    /// v's (attn_q.bias), the attention output's and, for a plain MLP (`mlp`), up's and down's (ffn_up.bias).
+    func readOptionalBiases(_ c: inout ModelConfig, mlp: Bool) {
+        c.attentionBias = file.tensor("blk.0.attn_q.bias") != nil
+        c.attnOutputBias = file.tensor("blk.0.attn_output.bias") != nil
+        if mlp { c.mlpBias = file.tensor("blk.0.ffn_up.bias") != nil }
+    }
+
     func optInt(_ key: String) -> Int? { file.metadata["\(arch).\(key)"]?.int }
     func optDouble(_ key: String) -> Double? { file.metadata["\(arch).\(key)"]?.double }
 

@@ -238,6 +238,9 @@ public struct ModelConfig: Sendable {
         if let r = partialRotaryDim {
             try need(r > 0 && r % 2 == 0 && r <= headDim, "the rotary dimension \(r) must be even and within head_dim \(headDim)")
         }
+        // the forward pass adds up / down biases and runs gpt-oss's clamped SwiGLU on these MLP forms only
+        try need(!mlpBias || !gatedMLP, "MLP biases on a gated (SwiGLU) MLP are not supported")
+        try need(activation != .swigluOAI || gatedMLP, "the clamped SwiGLU needs a gated MLP")
         try need(noRopeLayers.isEmpty || noRopeLayers.count == numLayers, "no_rope_layers has \(noRopeLayers.count) entries, expected \(numLayers)")
     }
 }

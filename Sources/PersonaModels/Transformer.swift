@@ -527,7 +527,7 @@ public final class TransformerModel: @unchecked Sendable {
                     case .geluTanh: for i in i0..<(i0 + m) { j.g[i] = Ops.geluTanh(j.g[i]) }
                     case .gelu: for i in i0..<(i0 + m) { j.g[i] = Ops.gelu(j.g[i]) }
                     case .reluSquared: for i in i0..<(i0 + m) { let r = max(j.g[i], 0); j.g[i] = r * r }
-                    case .swigluOAI: break   // gated only (gpt-oss's experts)
+                    case .swigluOAI: break   // gated only: ModelConfig.validate refuses it on a plain MLP
                     }
                 case .silu: pk_silu_mul(j.g + i0, j.u + i0, Int64(m))
                 case .geluTanh: pk_gelu_tanh_mul(j.g + i0, j.u + i0, Int64(m))

@@ -205,13 +205,15 @@ final class LanguageModelTensors: RenamedTensors {
 
 func loadWeights(_ c: ModelConfig, reader r: WeightReader, naming n: TensorNaming) throws -> ModelWeights {
     let D = c.hiddenSize, F = c.intermediateSize
-    // GLM-4's sandwich has names of its own: post_self_attn_layernorm after attention, post_attention_layernorm before
-    // the MLP, post_mlp_layernorm after it
-    // llama.cpp's seed_oss names the MLP's norm post_attention_norm
-    let seedNorms: [String: String]? = n == .gguf && ["seed_oss", "gpt_oss"].contains(c.architecture) ? ["ffn_norm_llama": "post_attention_norm.weight"] : nil
-    let glmNorms: [String: String]? = n == .huggingFace && c.architecture == "glm4"
-        ? ["post_attn_norm": "post_self_attn_layernorm.weight", "ffn_norm_gemma2": "post_attention_layernorm.weight",
-           "post_ffn_norm": "post_mlp_layernorm.weight"]
+    // Per-layer norm names of an architecture's own, in place of the naming's: GLM-4's HF sandwich
+    // (post_self_attn_layernorm after attention, post_attention_layernorm before the MLP, post_mlp_layernorm after it);
+    // llama.cpp's seed_oss and gpt-oss name the MLP's norm post_attention_norm
+    let layerPrefix = { (l: Int) in n == .gguf ? "blk.\(l)." : "model.layers.\(l)." }
+    let ownNorms: [String: String]? =
+        n == .huggingFace && c.architecture == "glm4"
+            ? ["post_attn_norm": "post_self_attn_layernorm.weight", "ffn_norm_gemma2": "post_attention_layernorm.weight",
+               "post_ffn_norm": "post_mlp_layernorm.weight"]
+        : n == .gguf && ["seed_oss", "gpt_oss"].contains(c.architecture) ? ["ffn_norm_llama": "post_attention_norm.weight"]
         : nil
     // Mixtral's Hub files keep the mixture under block_sparse_moe (w1 gate, w3 up, w2 down), Qwen3-MoE's under mlp
     let hfMoePrefix = c.architecture == "mixtral" && r.has("model.layers.0.block_sparse_moe.gate.weight") ? "block_sparse_moe" : "mlp"
@@ -297,8 +299,7 @@ func loadWeights(_ c: ModelConfig, reader r: WeightReader, naming n: TensorNamin
         func v(_ p: String, _ count: Int) throws -> [Float] {
             // OLMo-1's LayerNorms have no weights: ones, multiplied through as any norm's
             if !c.normWeights, ["attn_norm", "ffn_norm_llama"].contains(p) { return [Float](repeating: 1, count: count) }
-            if let name = glmNorms?[p] { return try r.vector("model.layers.\(l).\(name)", count: count) }
-            if let name = seedNorms?[p] { return try r.vector("blk.\(l).\(name)", count: count) }
+            if let name = ownNorms?[p] { return try r.vector(layerPrefix(l) + name, count: count) }
             return try r.vector(n.name(p, layer: l), count: count)
         }
         let (wq, wk, wv): (WeightMatrix, WeightMatrix, WeightMatrix)

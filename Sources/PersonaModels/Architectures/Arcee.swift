@@ -41,8 +41,7 @@ enum SeedOSSArchitecture: Architecture {
 
     static func config(gguf g: GGUFConfig) throws -> ModelConfig {
         var c = try g.base(architecture: "seed_oss")
-        c.attentionBias = g.file.tensor("blk.0.attn_q.bias") != nil
-        c.attnOutputBias = g.file.tensor("blk.0.attn_output.bias") != nil
+        g.readOptionalBiases(&c, mlp: false)
         return c
     }
 }

@@ -24,9 +24,7 @@ enum NemotronArchitecture: Architecture {
         c.rmsNormEps = Float(g.optDouble("attention.layer_norm_epsilon") ?? 1e-5)
         c.activation = .reluSquared
         (c.layerNorm, c.normBias, c.gatedMLP) = (true, true, false)   // norms stored as 1 + w
-        c.attentionBias = g.file.tensor("blk.0.attn_q.bias") != nil
-        c.attnOutputBias = g.file.tensor("blk.0.attn_output.bias") != nil
-        c.mlpBias = g.file.tensor("blk.0.ffn_up.bias") != nil
+        g.readOptionalBiases(&c, mlp: true)
         return c
     }
 }

@@ -25,9 +25,7 @@ enum StarCoder2Architecture: Architecture {
         c.rmsNormEps = Float(g.optDouble("attention.layer_norm_epsilon") ?? 1e-5)
         c.activation = .geluTanh
         (c.layerNorm, c.normBias, c.gatedMLP) = (true, true, false)
-        c.attentionBias = g.file.tensor("blk.0.attn_q.bias") != nil
-        c.attnOutputBias = g.file.tensor("blk.0.attn_output.bias") != nil
-        c.mlpBias = g.file.tensor("blk.0.ffn_up.bias") != nil
+        g.readOptionalBiases(&c, mlp: true)
         return c
     }
 }
